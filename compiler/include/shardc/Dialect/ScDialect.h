@@ -1,0 +1,18 @@
+// The sc dialect's C++ declarations: dialect class and the generated op classes.
+// Include this (not the .inc files) wherever sc ops are built or matched.
+#pragma once
+
+#include "mlir/Bytecode/BytecodeOpInterface.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/Dialect.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+#include "mlir/IR/OpDefinition.h"
+#include "mlir/IR/OpImplementation.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+
+#include "shardc/Dialect/ScDialect.h.inc"
+
+#define GET_OP_CLASSES
+#include "shardc/Dialect/ScOps.h.inc"

@@ -1,0 +1,24 @@
+// Locations of imported ops: the ONNX node name, the PyTorch module path and the source
+// file, packed into one MLIR location, and read back for located error messages.
+#pragma once
+
+#include "mlir/IR/Location.h"
+#include <string>
+
+namespace shardc {
+
+struct OnnxLocInfo {
+  std::string file;       // model file (may be empty)
+  std::string nodeName;   // ONNX node name, e.g. node_linear
+  std::string modulePath; // e.g. m.model.layers.0.self_attn.q_proj (may be empty)
+};
+
+// loc("node_linear"("m.model.layers.0.self_attn.q_proj"(file:idx:0)))
+mlir::Location makeOnnxLoc(mlir::MLIRContext *ctx, const OnnxLocInfo &info, unsigned nodeIndex);
+OnnxLocInfo readOnnxLoc(mlir::Location loc);
+// "node 'node_linear' (m.model.layers.0.self_attn.q_proj)" for messages.
+std::string describeLoc(mlir::Location loc);
+// The module path alone (empty when unknown).
+std::string modulePathOf(mlir::Location loc);
+
+} // namespace shardc

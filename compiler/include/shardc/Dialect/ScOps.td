@@ -1,0 +1,330 @@
+// The sc dialect: ONNX's tensor ops with static shapes in their types and shape operands
+// folded to attributes, plus the semantic ops that raising produces (linear, attention…).
+#ifndef SHARDC_SC_OPS
+#define SHARDC_SC_OPS
+
+include "mlir/IR/OpBase.td"
+include "mlir/IR/AttrTypeBase.td"
+include "mlir/IR/BuiltinAttributes.td"
+include "mlir/IR/CommonAttrConstraints.td"
+include "mlir/IR/CommonTypeConstraints.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+
+def Sc_Dialect : Dialect {
+  let name = "sc";
+  let cppNamespace = "::shardc::sc";
+  let hasConstantMaterializer = 1;
+  let summary = "shardc's tensor dialect: ONNX ops with static shapes and semantic ops";
+  let description = [{
+    Every value is a statically shaped ranked tensor. Weights are `sc.param` references
+    (file, offset, dtype, transform), never dense attributes. Locations carry the ONNX node
+    name and the PyTorch module path.
+  }];
+}
+
+def Sc_Tensor : RankedTensorOf<[AnyType]>;
+
+class Sc_Op<string mnemonic, list<Trait> traits = []>
+    : Op<Sc_Dialect, mnemonic, !listconcat(traits, [Pure])> {
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Sources
+//===----------------------------------------------------------------------===//
+
+def Sc_ParamOp : Op<Sc_Dialect, "param", [Pure]> {
+  let summary = "a reference to a parameter's bytes in a weight file";
+  let description = [{
+    `name` is the parameter's module path (`m.model.layers.0.self_attn.q_proj.weight`).
+    The bytes are `file` at `offset`, stored in the result type's layout; `transform`
+    says how that layout relates to the PyTorch parameter (`none`, `transpose`).
+    `onnx_name` is the initializer's name in the graph; `tied` lists further module paths
+    that share this storage (tied embeddings).
+  }];
+  let arguments = (ins StrAttr:$name, StrAttr:$file, I64Attr:$offset,
+                       StrAttr:$transform, StrAttr:$onnx_name, StrArrayAttr:$tied);
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "$name attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
+def Sc_ConstantOp : Op<Sc_Dialect, "constant", [Pure, ConstantLike]> {
+  let summary = "a small constant (masks, shapes, scalars)";
+  let arguments = (ins ElementsAttr:$value);
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "attr-dict $value `:` type($result)";
+  let hasFolder = 1;
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Elementwise
+//===----------------------------------------------------------------------===//
+
+class Sc_BinaryOp<string mnemonic> : Sc_Op<mnemonic> {
+  let arguments = (ins Sc_Tensor:$lhs, Sc_Tensor:$rhs);
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "$lhs `,` $rhs attr-dict `:` functional-type(operands, results)";
+}
+def Sc_AddOp : Sc_BinaryOp<"add">;
+def Sc_SubOp : Sc_BinaryOp<"sub">;
+def Sc_MulOp : Sc_BinaryOp<"mul">;
+def Sc_DivOp : Sc_BinaryOp<"div">;
+def Sc_PowOp : Sc_BinaryOp<"pow">;
+def Sc_EqualOp : Sc_BinaryOp<"equal">;
+
+def Sc_WhereOp : Sc_Op<"where"> {
+  let arguments = (ins Sc_Tensor:$condition, Sc_Tensor:$lhs, Sc_Tensor:$rhs);
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "$condition `,` $lhs `,` $rhs attr-dict `:` functional-type(operands, results)";
+}
+
+class Sc_UnaryOp<string mnemonic> : Sc_Op<mnemonic> {
+  let arguments = (ins Sc_Tensor:$input);
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
+}
+def Sc_NegOp : Sc_UnaryOp<"neg">;
+def Sc_SqrtOp : Sc_UnaryOp<"sqrt">;
+def Sc_ReciprocalOp : Sc_UnaryOp<"reciprocal">;
+def Sc_ExpOp : Sc_UnaryOp<"exp">;
+def Sc_LogOp : Sc_UnaryOp<"log">;
+def Sc_TanhOp : Sc_UnaryOp<"tanh">;
+def Sc_SigmoidOp : Sc_UnaryOp<"sigmoid">;
+def Sc_ErfOp : Sc_UnaryOp<"erf">;
+def Sc_CosOp : Sc_UnaryOp<"cos">;
+def Sc_SinOp : Sc_UnaryOp<"sin">;
+def Sc_IsNaNOp : Sc_UnaryOp<"isnan">;
+def Sc_SiluOp : Sc_UnaryOp<"silu"> {
+  let summary = "x * sigmoid(x) (raised from Sigmoid + Mul)";
+}
+def Sc_CastOp : Sc_UnaryOp<"cast"> {
+  let summary = "element type conversion to the result's element type";
+}
+def Sc_GeluOp : Sc_Op<"gelu"> {
+  let summary = "GELU, exact (erf) or tanh approximation";
+  let arguments = (ins Sc_Tensor:$input, DefaultValuedStrAttr<StrAttr, "none">:$approximate);
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
+}
+
+//===----------------------------------------------------------------------===//
+// Contractions and normalisations
+//===----------------------------------------------------------------------===//
+
+def Sc_MatMulOp : Sc_Op<"matmul"> {
+  let summary = "ONNX MatMul (batched, broadcasting batch dims)";
+  let arguments = (ins Sc_Tensor:$lhs, Sc_Tensor:$rhs);
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "$lhs `,` $rhs attr-dict `:` functional-type(operands, results)";
+}
+
+def Sc_GemmOp : Sc_Op<"gemm"> {
+  let summary = "ONNX Gemm: alpha * op(A) op(B) + beta * C";
+  let arguments = (ins Sc_Tensor:$a, Sc_Tensor:$b, Optional<Sc_Tensor>:$c,
+                   DefaultValuedAttr<F32Attr, "1.0">:$alpha, DefaultValuedAttr<F32Attr, "1.0">:$beta,
+                   DefaultValuedAttr<BoolAttr, "false">:$trans_a, DefaultValuedAttr<BoolAttr, "false">:$trans_b);
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "$a `,` $b (`,` $c^)? attr-dict `:` functional-type(operands, results)";
+}
+
+def Sc_LinearOp : Sc_Op<"linear"> {
+  let summary = "y = x W (+ b): a torch.nn.Linear";
+  let description = [{
+    `weight` is [K, N] as the exporter folded it, or [N, K] (PyTorch's layout) when
+    `transpose_weight` is set. `bias`, when present, is [N].
+  }];
+  let arguments = (ins Sc_Tensor:$input, Sc_Tensor:$weight, Optional<Sc_Tensor>:$bias,
+                   DefaultValuedAttr<BoolAttr, "false">:$transpose_weight);
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "$input `,` $weight (`,` $bias^)? attr-dict `:` functional-type(operands, results)";
+}
+
+def Sc_EmbeddingOp : Sc_Op<"embedding"> {
+  let summary = "rows of a [V, H] table selected by integer ids";
+  let arguments = (ins Sc_Tensor:$table, Sc_Tensor:$ids);
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "$table `,` $ids attr-dict `:` functional-type(operands, results)";
+}
+
+def Sc_SoftmaxOp : Sc_Op<"softmax"> {
+  let arguments = (ins Sc_Tensor:$input, DefaultValuedAttr<I64Attr, "-1">:$axis);
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
+}
+def Sc_LogSoftmaxOp : Sc_Op<"log_softmax"> {
+  let arguments = (ins Sc_Tensor:$input, DefaultValuedAttr<I64Attr, "-1">:$axis);
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
+}
+
+def Sc_LayerNormOp : Sc_Op<"layer_norm"> {
+  let summary = "ONNX LayerNormalization (statistics over dims axis..rank-1)";
+  let arguments = (ins Sc_Tensor:$input, Sc_Tensor:$scale, Optional<Sc_Tensor>:$bias,
+                   DefaultValuedAttr<I64Attr, "-1">:$axis, DefaultValuedAttr<F32Attr, "1.0e-5">:$epsilon);
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "$input `,` $scale (`,` $bias^)? attr-dict `:` functional-type(operands, results)";
+}
+
+def Sc_RmsNormOp : Sc_Op<"rms_norm"> {
+  let summary = "RMSNorm: x / sqrt(mean(x^2) + epsilon) * scale";
+  let arguments = (ins Sc_Tensor:$input, Sc_Tensor:$scale,
+                   DefaultValuedAttr<I64Attr, "-1">:$axis, DefaultValuedAttr<F32Attr, "1.0e-5">:$epsilon);
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "$input `,` $scale attr-dict `:` functional-type(operands, results)";
+}
+
+def Sc_RotaryOp : Sc_Op<"rotary"> {
+  let summary = "rotary position embedding, rotate-half form: x*cos + rotate_half(x)*sin";
+  let arguments = (ins Sc_Tensor:$input, Sc_Tensor:$cos, Sc_Tensor:$sin);
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "$input `,` $cos `,` $sin attr-dict `:` functional-type(operands, results)";
+}
+
+def Sc_AttentionOp : Sc_Op<"attention"> {
+  let summary = "scaled dot-product attention [B, H, S, D], GQA by head ratio";
+  let description = [{
+    softmax(q kᵀ · scale + mask, with −inf above the diagonal when `causal`) · v.
+    `q` has Hq heads, `k`/`v` Hkv heads with Hq a multiple of Hkv. `mask`, when present,
+    is additive and broadcasts to [B, Hq, S, T].
+  }];
+  let arguments = (ins Sc_Tensor:$query, Sc_Tensor:$key, Sc_Tensor:$value,
+                   Optional<Sc_Tensor>:$mask, F32Attr:$scale,
+                   DefaultValuedAttr<BoolAttr, "false">:$causal);
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "$query `,` $key `,` $value (`mask` $mask^)? attr-dict `:` functional-type(operands, results)";
+}
+
+def Sc_RotaryEmbeddingOp : Sc_Op<"rotary_embedding"> {
+  let summary = "ONNX RotaryEmbedding (opset 23) with explicit position ids";
+  let arguments = (ins Sc_Tensor:$input, Sc_Tensor:$cos_cache, Sc_Tensor:$sin_cache,
+                   Optional<Sc_Tensor>:$position_ids,
+                   DefaultValuedAttr<BoolAttr, "false">:$interleaved,
+                   DefaultValuedAttr<I64Attr, "0">:$rotary_embedding_dim,
+                   DefaultValuedAttr<I64Attr, "0">:$num_heads);
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "$input `,` $cos_cache `,` $sin_cache (`positions` $position_ids^)? attr-dict `:` functional-type(operands, results)";
+}
+
+//===----------------------------------------------------------------------===//
+// Reductions
+//===----------------------------------------------------------------------===//
+
+class Sc_ReduceOp<string mnemonic> : Sc_Op<mnemonic> {
+  let arguments = (ins Sc_Tensor:$input, DenseI64ArrayAttr:$axes,
+                   DefaultValuedAttr<BoolAttr, "true">:$keepdims);
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
+}
+def Sc_ReduceMeanOp : Sc_ReduceOp<"reduce_mean">;
+def Sc_ReduceSumOp : Sc_ReduceOp<"reduce_sum">;
+def Sc_ReduceMaxOp : Sc_ReduceOp<"reduce_max">;
+
+//===----------------------------------------------------------------------===//
+// Data movement
+//===----------------------------------------------------------------------===//
+
+def Sc_ReshapeOp : Sc_UnaryOp<"reshape"> {
+  let summary = "reshape to the result type (the shape operand folded at import)";
+}
+def Sc_UnsqueezeOp : Sc_Op<"unsqueeze"> {
+  let arguments = (ins Sc_Tensor:$input, DenseI64ArrayAttr:$axes);
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
+}
+def Sc_SqueezeOp : Sc_Op<"squeeze"> {
+  let arguments = (ins Sc_Tensor:$input, DenseI64ArrayAttr:$axes);
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
+}
+def Sc_ExpandOp : Sc_UnaryOp<"expand"> {
+  let summary = "broadcast to the result type (the shape operand folded at import)";
+}
+def Sc_TransposeOp : Sc_Op<"transpose"> {
+  let arguments = (ins Sc_Tensor:$input, DenseI64ArrayAttr:$perm);
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
+}
+def Sc_SliceOp : Sc_Op<"slice"> {
+  let summary = "strided slice; one normalised start and step per dim";
+  let arguments = (ins Sc_Tensor:$input, DenseI64ArrayAttr:$starts, DenseI64ArrayAttr:$steps);
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
+}
+def Sc_ConcatOp : Sc_Op<"concat"> {
+  let arguments = (ins Variadic<Sc_Tensor>:$inputs, I64Attr:$axis);
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "$inputs attr-dict `:` functional-type(operands, results)";
+}
+def Sc_SplitOp : Sc_Op<"split"> {
+  let summary = "split along an axis; sizes are the results' extents";
+  let arguments = (ins Sc_Tensor:$input, I64Attr:$axis);
+  let results = (outs Variadic<Sc_Tensor>:$results);
+  let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
+}
+def Sc_GatherOp : Sc_Op<"gather"> {
+  let arguments = (ins Sc_Tensor:$data, Sc_Tensor:$indices, I64Attr:$axis);
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "$data `,` $indices attr-dict `:` functional-type(operands, results)";
+}
+def Sc_GatherElementsOp : Sc_Op<"gather_elements"> {
+  let arguments = (ins Sc_Tensor:$data, Sc_Tensor:$indices, I64Attr:$axis);
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "$data `,` $indices attr-dict `:` functional-type(operands, results)";
+}
+def Sc_TriluOp : Sc_Op<"trilu"> {
+  let arguments = (ins Sc_Tensor:$input, BoolAttr:$upper, DefaultValuedAttr<I64Attr, "0">:$k);
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
+}
+
+//===----------------------------------------------------------------------===//
+// Shape computations (folded to constants at import when shapes are static)
+//===----------------------------------------------------------------------===//
+
+def Sc_ShapeOp : Sc_Op<"shape"> {
+  let arguments = (ins Sc_Tensor:$input, DefaultValuedAttr<I64Attr, "0">:$start,
+                   OptionalAttr<I64Attr>:$end);
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
+  let hasFolder = 1;
+}
+def Sc_ConstantOfShapeOp : Sc_Op<"constant_of_shape"> {
+  let summary = "a tensor of the result type filled with one value";
+  let arguments = (ins TypedAttrInterface:$value);
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "attr-dict `:` type($result)";
+  let hasFolder = 1;
+}
+def Sc_RangeOp : Sc_Op<"range"> {
+  let arguments = (ins Sc_Tensor:$start, Sc_Tensor:$limit, Sc_Tensor:$delta);
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "$start `,` $limit `,` $delta attr-dict `:` functional-type(operands, results)";
+}
+
+//===----------------------------------------------------------------------===//
+// Structure
+//===----------------------------------------------------------------------===//
+
+def Sc_LayerOp : Op<Sc_Dialect, "layer", [SingleBlockImplicitTerminator<"YieldOp">,
+                                          RecursiveMemoryEffects]> {
+  let summary = "a decoder/encoder layer kept as a unit for FSDP grouping";
+  let description = [{
+    The region holds the ops of one module (`path`, e.g. `m.model.layers.3`); it may use
+    values from above; its results are the values the rest of the program uses.
+  }];
+  let arguments = (ins StrAttr:$path);
+  let results = (outs Variadic<Sc_Tensor>:$results);
+  let regions = (region SizedRegion<1>:$body);
+  let assemblyFormat = "$path attr-dict-with-keyword (`->` type($results)^)? $body";
+  let hasVerifier = 1;
+}
+
+def Sc_YieldOp : Op<Sc_Dialect, "yield", [Pure, Terminator, HasParent<"LayerOp">]> {
+  let arguments = (ins Variadic<Sc_Tensor>:$values);
+  let builders = [OpBuilder<(ins), [{ build($_builder, $_state, mlir::ValueRange()); }]>];
+  let assemblyFormat = "($values^ `:` type($values))? attr-dict";
+}
+
+#endif // SHARDC_SC_OPS

@@ -1,0 +1,22 @@
+// Registers the sc dialect and its ops, and materialises folded constants as sc.constant.
+#include "shardc/Dialect/ScDialect.h"
+
+using namespace mlir;
+using namespace shardc::sc;
+
+#include "shardc/Dialect/ScDialect.cpp.inc"
+
+void ScDialect::initialize() {
+  addOperations<
+#define GET_OP_LIST
+#include "shardc/Dialect/ScOps.cpp.inc"
+      >();
+}
+
+Operation *ScDialect::materializeConstant(OpBuilder &builder, Attribute value, Type type,
+                                          Location loc) {
+  auto elements = dyn_cast<ElementsAttr>(value);
+  if (!elements || elements.getType() != type)
+    return nullptr;
+  return ConstantOp::create(builder, loc, type, elements);
+}

@@ -1,0 +1,51 @@
+// Packs ONNX node name + module path + file into nested NameLocs and unpacks them.
+// The nesting keeps `--mlir-print-debuginfo` output readable and FileCheck-able.
+#include "shardc/Dialect/ScLocation.h"
+
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/MLIRContext.h"
+
+using namespace mlir;
+
+namespace shardc {
+
+Location makeOnnxLoc(MLIRContext *ctx, const OnnxLocInfo &info, unsigned nodeIndex) {
+  Location inner = FileLineColLoc::get(ctx, info.file.empty() ? "<onnx>" : info.file, nodeIndex, 0);
+  if (!info.modulePath.empty())
+    inner = NameLoc::get(StringAttr::get(ctx, info.modulePath), inner);
+  return NameLoc::get(StringAttr::get(ctx, info.nodeName.empty() ? "<unnamed>" : info.nodeName), inner);
+}
+
+OnnxLocInfo readOnnxLoc(Location loc) {
+  OnnxLocInfo info;
+  if (auto fused = dyn_cast<FusedLoc>(loc))
+    if (!fused.getLocations().empty())
+      loc = fused.getLocations().front();
+  if (auto name = dyn_cast<NameLoc>(loc)) {
+    info.nodeName = name.getName().str();
+    Location child = name.getChildLoc();
+    if (auto path = dyn_cast<NameLoc>(child)) {
+      info.modulePath = path.getName().str();
+      child = path.getChildLoc();
+    }
+    if (auto file = dyn_cast<FileLineColLoc>(child))
+      info.file = file.getFilename().str();
+  } else if (auto file = dyn_cast<FileLineColLoc>(loc)) {
+    info.file = file.getFilename().str();
+  }
+  return info;
+}
+
+std::string describeLoc(Location loc) {
+  OnnxLocInfo info = readOnnxLoc(loc);
+  std::string s;
+  if (!info.nodeName.empty())
+    s = "node '" + info.nodeName + "'";
+  if (!info.modulePath.empty())
+    s += (s.empty() ? "" : " ") + std::string("(") + info.modulePath + ")";
+  return s.empty() ? "<unknown location>" : s;
+}
+
+std::string modulePathOf(Location loc) { return readOnnxLoc(loc).modulePath; }
+
+} // namespace shardc
