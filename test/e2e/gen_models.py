@@ -1,0 +1,853 @@
+#!/usr/bin/env python3
+# Writes small transformer ONNX models shaped the way PyTorch 2.11's dynamo exporter writes them
+# (opset 20, IR 10, decomposed attention, module paths in node metadata_props) for shardc's e2e tests.
+"""Synthetic exporter-style models for shardc's end-to-end tests.
+
+No torch here, so the graphs are written with onnx.helper, imitating what
+`torch.onnx.export(..., dynamo=True)` produces for Hugging Face classes (studied on
+/work/shared/models/llama_tiny.onnx and qwen2_tiny.onnx):
+
+* Linear -> MatMul with an anonymous, already-transposed initializer `val_N` (value_info
+  metadata `pkg.onnxscript.optimizer.folded_from` names the parameter), bias -> Add.
+* SDPA -> Q and K each scaled by d^-0.25, K transposed through Reshape/Transpose/Reshape,
+  additive mask, Softmax, IsNaN/Where guard, MatMul with V.
+* Every node carries `namespace`, `pkg.torch.onnx.name_scopes`,
+  `pkg.torch.onnx.class_hierarchy` (and `pkg.torch.onnx.fx_node`) giving its module path.
+
+Usage:
+  gen_models.py --out DIR [--family F] [--list]
+  gen_models.py --out DIR --family llama --layers 32 --hidden 1024 --external-data   # bench model
+"""
+import argparse
+import contextlib
+import math
+import os
+import sys
+import zlib
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 20
+IR_VERSION = 10
+F32_MIN = float(np.finfo(np.float32).min)
+INT64_MAX = 9223372036854775807
+
+# ---------------------------------------------------------------------------------------------
+# Model zoo. Kept small (hidden <= 256, <= 4 layers) so the whole e2e suite runs in seconds on
+# CPU; sizes vary head counts, non-power-of-two widths, GQA ratios and batch sizes on purpose.
+# ---------------------------------------------------------------------------------------------
+LLAMA_HF = "transformers.models.llama.modeling_llama"
+MISTRAL_HF = "transformers.models.mistral.modeling_mistral"
+QWEN2_HF = "transformers.models.qwen2.modeling_qwen2"
+
+MODELS = {
+    # Llama / Mistral / Qwen2 decoders: RMSNorm, rotary, SiLU MLP, causal mask, GQA.
+    "llama_s": dict(family="llama", vocab=256, hidden=64, layers=2, heads=4, kv_heads=2,
+                    intermediate=128, batch=2, seq=16),
+    "llama_m": dict(family="llama", vocab=512, hidden=128, layers=3, heads=8, kv_heads=2,
+                    intermediate=352, batch=2, seq=32),
+    # llama_tiny's configuration: check_models.py compares its structure with the real export.
+    "llama_l": dict(family="llama", vocab=512, hidden=256, layers=4, heads=8, kv_heads=4,
+                    intermediate=512, batch=2, seq=64),
+    # kv_heads == heads: the exporter then writes no Unsqueeze/Expand for repeat_kv.
+    "llama_mha": dict(family="llama", vocab=256, hidden=128, layers=2, heads=4, kv_heads=4,
+                      intermediate=256, batch=2, seq=16),
+    # Batch variants for data-parallel tests.
+    "llama_s_b4": dict(family="llama", vocab=256, hidden=64, layers=2, heads=4, kv_heads=2,
+                       intermediate=128, batch=4, seq=16),
+    "llama_s_b8": dict(family="llama", vocab=256, hidden=64, layers=2, heads=4, kv_heads=2,
+                       intermediate=128, batch=8, seq=16),
+    # Weights in one external file next to the .onnx (onnx.save save_as_external_data).
+    "llama_s_ext": dict(family="llama", vocab=256, hidden=64, layers=2, heads=4, kv_heads=2,
+                        intermediate=128, batch=2, seq=16, external_data=True),
+    # Mistral: explicit head_dim, so q_proj's width (heads*head_dim=128) differs from hidden (96).
+    "mistral_s": dict(family="llama", variant="mistral", vocab=384, hidden=96, layers=2, heads=4,
+                      kv_heads=2, head_dim=32, intermediate=256, batch=2, seq=16,
+                      rope_theta=1e6, rms_eps=1e-5),
+    # Qwen2: q/k/v biases and tied embeddings (Gather and Transpose+MatMul share one weight).
+    "qwen2_s": dict(family="llama", variant="qwen2", vocab=256, hidden=64, layers=2, heads=4,
+                    kv_heads=1, intermediate=160, batch=2, seq=16, rope_theta=1e6),
+
+    # GPT-2: Conv1D (Gemm or MatMul+Add), fused QKV Split, LayerNorm, tanh-GELU, learned
+    # positions, tied lm_head.
+    "gpt2_s": dict(family="gpt2", vocab=256, hidden=64, layers=2, heads=4, batch=2, seq=16,
+                   conv1d="gemm"),
+    "gpt2_m": dict(family="gpt2", vocab=512, hidden=128, layers=3, heads=4, batch=2, seq=32,
+                   conv1d="matmul"),
+    "gpt2_l": dict(family="gpt2", vocab=512, hidden=256, layers=2, heads=8, batch=2, seq=64,
+                   conv1d="gemm"),
+    "gpt2_s_b4": dict(family="gpt2", vocab=256, hidden=64, layers=2, heads=4, batch=4, seq=16,
+                      conv1d="gemm"),
+    "gpt2_s_b8": dict(family="gpt2", vocab=256, hidden=64, layers=2, heads=4, batch=8, seq=16,
+                      conv1d="matmul"),
+
+    # BERT encoder: biases everywhere, erf-GELU, LayerNorm, padding mask from attention_mask.
+    "bert_s": dict(family="bert", vocab=256, hidden=64, layers=2, heads=4, intermediate=256,
+                   batch=2, seq=16),
+    "bert_m": dict(family="bert", vocab=512, hidden=128, layers=2, heads=4, intermediate=512,
+                   batch=4, seq=32),
+    "bert_l": dict(family="bert", vocab=512, hidden=256, layers=2, heads=4, intermediate=1024,
+                   batch=2, seq=64),
+    # Linear as Reshape -> Gemm(transB=1) on the named [out, in] weight -> Reshape, the way the
+    # TorchScript exporter writes nn.Linear.
+    "bert_s_gemm": dict(family="bert", vocab=256, hidden=64, layers=2, heads=4, intermediate=256,
+                        batch=2, seq=16, linear="gemm"),
+}
+
+FAMILIES = ("llama", "gpt2", "bert")
+
+
+# ---------------------------------------------------------------------------------------------
+# Graph builder: naming and metadata as the exporter does them.
+# ---------------------------------------------------------------------------------------------
+class ExportGraph:
+    """Accumulates nodes and initializers, naming them the exporter's way.
+
+    A node either produces the value of an FX node (named `node_<fx>`, output `<fx>`) or is an
+    intermediate of that FX node's decomposition (`node_<Op>_<n>`, output `val_<n>`); both carry
+    the module stack in their metadata."""
+
+    def __init__(self, root_scopes, param_prefix):
+        self.nodes = []
+        self.initializers = []
+        self.init_value_info = []  # (name, TensorProto, [(key, value)]) for value_info metadata
+        self.inputs = []
+        self.outputs = []
+        self.scopes = list(root_scopes)  # [(module path, class qualname)], outermost first
+        self.param_prefix = param_prefix
+        self._val = 0
+        self._fx_count = {}
+        self._small_consts = {}
+
+    # -- naming --------------------------------------------------------------------------------
+    def _next_val(self):
+        self._val += 1
+        return self._val
+
+    def fx(self, base):
+        """A fresh FX node name, numbered the way torch.fx numbers them (mul, mul_1, ...)."""
+        n = self._fx_count.get(base, 0)
+        self._fx_count[base] = n + 1
+        return base if n == 0 else f"{base}_{n}"
+
+    def path(self, rel):
+        """Module path of a submodule given relative to the model root."""
+        root = self.param_prefix
+        return f"{root}.{rel}" if root else rel
+
+    @contextlib.contextmanager
+    def module(self, rel, cls):
+        self.scopes.append((self.path(rel), cls))
+        try:
+            yield
+        finally:
+            self.scopes.pop()
+
+    # -- values --------------------------------------------------------------------------------
+    def param(self, rel_name, array):
+        """A parameter kept under its state-dict name (norm weights, biases, embeddings)."""
+        name = self.path(rel_name)
+        t = numpy_helper.from_array(np.ascontiguousarray(array), name)
+        self.initializers.append(t)
+        fx_name = "p_" + name.replace(".", "_")
+        self.init_value_info.append((name, t, [
+            ("pkg.torch.export.graph_signature.InputSpec.kind", "PARAMETER"),
+            ("pkg.torch.export.graph_signature.InputSpec.persistent", "None"),
+            ("pkg.torch.onnx.original_node_name", fx_name)]))
+        return name
+
+    def folded(self, array, folded_from, name=None):
+        """A constant the exporter's optimizer folded (a transposed Linear weight, the rotary
+        tables, a mask): anonymous unless a name is given, provenance in value_info metadata."""
+        name = name or f"val_{self._next_val()}"
+        t = numpy_helper.from_array(np.ascontiguousarray(array), name)
+        self.initializers.append(t)
+        self.init_value_info.append((name, t, [
+            ("pkg.onnxscript.optimizer.folded_from", repr(sorted(folded_from)))]))
+        return name
+
+    def const(self, value, dtype):
+        """A small constant (shape, axis, scalar), shared by every user as the exporter does."""
+        arr = np.array(value, dtype=dtype)
+        key = (arr.dtype.str, arr.shape, arr.tobytes())
+        if key not in self._small_consts:
+            name = f"val_{self._next_val()}"
+            self.initializers.append(numpy_helper.from_array(arr, name))
+            self._small_consts[key] = name
+        return self._small_consts[key]
+
+    def i64(self, value):
+        return self.const(value, np.int64)
+
+    def f32(self, value):
+        return self.const(value, np.float32)
+
+    # -- nodes ---------------------------------------------------------------------------------
+    def op(self, op_type, inputs, fx, aten, final=True, outputs=None, **attrs):
+        """Adds one node. `fx` is the FX node it implements; `final` marks the node whose output
+        is that FX node's value (the others are its decomposition)."""
+        if outputs is None:
+            if final:
+                outputs, name = [fx], f"node_{fx}"
+            else:
+                n = self._next_val()
+                outputs, name = [f"val_{n}"], f"node_{op_type}_{n}"
+        else:
+            name = f"node_{fx}"
+        node = helper.make_node(op_type, list(inputs), list(outputs), name=name, **attrs)
+        stack = self.scopes + [(fx, aten)]
+        args = ", ".join("%" + i for i in inputs if i)
+        for key, value in (
+                ("namespace", "/".join(f"{p}: {c}" for p, c in stack)),
+                ("pkg.torch.onnx.class_hierarchy", repr([c for _, c in stack])),
+                ("pkg.torch.onnx.fx_node",
+                 f"%{fx} : [num_users=1] = call_function[target=torch.ops.{aten}]"
+                 f"(args = ({args}), kwargs = {{}})"),
+                ("pkg.torch.onnx.name_scopes", repr([p for p, _ in stack]))):
+            entry = node.metadata_props.add()
+            entry.key, entry.value = key, value
+        self.nodes.append(node)
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    def add_input(self, name, elem_type, shape):
+        vi = helper.make_tensor_value_info(name, elem_type, shape)
+        for k, v in (("pkg.torch.export.graph_signature.InputSpec.kind", "USER_INPUT"),
+                     ("pkg.torch.export.graph_signature.InputSpec.persistent", "None"),
+                     ("pkg.torch.onnx.original_node_name", name)):
+            e = vi.metadata_props.add()
+            e.key, e.value = k, v
+        self.inputs.append(vi)
+        return name
+
+    def set_output(self, value, new_name, elem_type, shape):
+        """Renames the last node's output to the user-facing name (the exporter's output_names)."""
+        producer = next(n for n in reversed(self.nodes) if value in n.output)
+        producer.output[list(producer.output).index(value)] = new_name
+        vi = helper.make_tensor_value_info(new_name, elem_type, shape)
+        for k, v in (("pkg.torch.export.graph_signature.OutputSpec.kind", "USER_OUTPUT"),
+                     ("pkg.torch.onnx.original_node_name", value)):
+            e = vi.metadata_props.add()
+            e.key, e.value = k, v
+        self.outputs.append(vi)
+
+    def model(self):
+        graph = helper.make_graph(self.nodes, "main_graph", self.inputs, self.outputs,
+                                  initializer=self.initializers)
+        m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              producer_name="pytorch", producer_version="2.11.0")
+        m.ir_version = IR_VERSION
+        m.doc_string = ("synthetic: shardc test/e2e/gen_models.py, imitating "
+                        "torch.onnx.export(dynamo=True)")
+        return m
+
+
+# ---------------------------------------------------------------------------------------------
+# Building blocks shared by the families.
+# ---------------------------------------------------------------------------------------------
+class Weights:
+    """Deterministic weights in PyTorch's canonical layouts ([out, in] for Linear), drawn
+    like torch's default init (uniform +-1/sqrt(fan_in)) so that attention is far from uniform
+    and a wrong mask or scale shows in the outputs. `override(name, shape)` may supply real
+    weights instead (check_models.py loads the shared exports' weights through it)."""
+
+    def __init__(self, seed, override=None):
+        self.rng = np.random.default_rng(seed)
+        self.override = override
+
+    def _get(self, name, shape, draw):
+        if self.override is not None:
+            w = self.override(name, shape)
+            if w is not None:
+                assert tuple(w.shape) == tuple(shape), (name, w.shape, shape)
+                return w.astype(np.float32)
+        return draw().astype(np.float32)
+
+    def linear(self, name, out_f, in_f):
+        b = 1.0 / math.sqrt(in_f)
+        return self._get(name, (out_f, in_f), lambda: self.rng.uniform(-b, b, (out_f, in_f)))
+
+    def bias(self, name, n, fan_in):
+        b = 1.0 / math.sqrt(fan_in)
+        return self._get(name, (n,), lambda: self.rng.uniform(-b, b, (n,)))
+
+    def embedding(self, name, rows, dim):
+        # std 1/sqrt(dim) keeps tied logits O(1), so an absolute tolerance stays meaningful.
+        return self._get(name, (rows, dim),
+                         lambda: self.rng.standard_normal((rows, dim)) / math.sqrt(dim))
+
+    def norm_weight(self, name, n):
+        return self._get(name, (n,), lambda: 1.0 + 0.1 * self.rng.standard_normal((n,)))
+
+    def norm_bias(self, name, n):
+        return self._get(name, (n,), lambda: 0.1 * self.rng.standard_normal((n,)))
+
+
+def linear(g, w, x, rel, out_f, in_f, bias=False):
+    """nn.Linear as the dynamo exporter writes it: MatMul with the folded transposed weight,
+    then Add of the named bias (the Add then carries the `linear` FX name)."""
+    weight_name = g.path(rel + ".weight")
+    wt = g.folded(w.linear(weight_name, out_f, in_f).T, [weight_name])
+    with g.module(rel, "torch.nn.modules.linear.Linear"):
+        fx = g.fx("linear")
+        if not bias:
+            return g.op("MatMul", [x, wt], fx, "aten.linear.default")
+        b = g.param(rel + ".bias", w.bias(g.path(rel + ".bias"), out_f, in_f))
+        mm = g.op("MatMul", [x, wt], fx, "aten.linear.default", final=False)
+        return g.op("Add", [mm, b], fx, "aten.linear.default")
+
+
+def linear_gemm(g, w, x, rel, out_f, in_f, lead):
+    """nn.Linear the TorchScript way: flatten to 2-D, Gemm(transB=1) on the named [out, in]
+    weight with the bias as C, restore the leading dims."""
+    with g.module(rel, "torch.nn.modules.linear.Linear"):
+        wn = g.param(rel + ".weight", w.linear(g.path(rel + ".weight"), out_f, in_f))
+        bn = g.param(rel + ".bias", w.bias(g.path(rel + ".bias"), out_f, in_f))
+        fx = g.fx("view")
+        x2 = g.op("Reshape", [x, g.i64([-1, in_f])], fx, "aten.view.default", allowzero=1)
+        fx = g.fx("addmm")
+        y = g.op("Gemm", [x2, wn, bn], fx, "aten.addmm.default", alpha=1.0, beta=1.0, transB=1)
+        fx = g.fx("view")
+        return g.op("Reshape", [y, g.i64(list(lead) + [out_f])], fx, "aten.view.default",
+                    allowzero=1)
+
+
+def conv1d(g, w, x, rel, out_f, in_f, lead, style):
+    """HF GPT-2's Conv1D: weight stored [in, out] (used as is, no transpose), bias [out];
+    forward is addmm(bias, x.view(-1, in), weight).view(..., out)."""
+    with g.module(rel, "transformers.pytorch_utils.Conv1D"):
+        # Conv1D keeps the transposed layout; draw as [out, in] and store [in, out].
+        wn = g.param(rel + ".weight", w.linear(g.path(rel + ".weight"), out_f, in_f).T)
+        bn = g.param(rel + ".bias", w.bias(g.path(rel + ".bias"), out_f, in_f))
+        if style == "gemm":
+            fx = g.fx("view")
+            x2 = g.op("Reshape", [x, g.i64([-1, in_f])], fx, "aten.view.default", allowzero=1)
+            fx = g.fx("addmm")
+            y = g.op("Gemm", [x2, wn, bn], fx, "aten.addmm.default", alpha=1.0, beta=1.0)
+            fx = g.fx("view")
+            return g.op("Reshape", [y, g.i64(list(lead) + [out_f])], fx, "aten.view.default",
+                        allowzero=1)
+        # The optimizer folds view/addmm/view on 3-D inputs into MatMul + Add.
+        fx = g.fx("addmm")
+        mm = g.op("MatMul", [x, wn], fx, "aten.addmm.default", final=False)
+        return g.op("Add", [mm, bn], fx, "aten.addmm.default")
+
+
+def rms_norm(g, w, x, rel, cls, hidden, eps):
+    """HF RMSNorm: x * rsqrt(mean(x^2) + eps) * weight, rsqrt spelled Sqrt + Reciprocal."""
+    with g.module(rel, cls):
+        weight = g.param(rel + ".weight", w.norm_weight(g.path(rel + ".weight"), hidden))
+        fx = g.fx("pow")
+        p = g.op("Pow", [x, g.f32(2.0)], fx, "aten.pow.Tensor_Scalar")
+        fx = g.fx("mean")
+        m = g.op("ReduceMean", [p, g.i64([-1])], fx, "aten.mean.dim", keepdims=1,
+                 noop_with_empty_axes=0)
+        fx = g.fx("add")
+        a = g.op("Add", [m, g.f32(eps)], fx, "aten.add.Tensor")
+        fx = g.fx("rsqrt")
+        s = g.op("Sqrt", [a], fx, "aten.rsqrt.default", final=False)
+        r = g.op("Reciprocal", [s], fx, "aten.rsqrt.default")
+        fx = g.fx("mul")
+        y = g.op("Mul", [x, r], fx, "aten.mul.Tensor")
+        fx = g.fx("mul")
+        return g.op("Mul", [weight, y], fx, "aten.mul.Tensor")
+
+
+def layer_norm(g, w, x, rel, hidden, eps):
+    with g.module(rel, "torch.nn.modules.normalization.LayerNorm"):
+        weight = g.param(rel + ".weight", w.norm_weight(g.path(rel + ".weight"), hidden))
+        bias = g.param(rel + ".bias", w.norm_bias(g.path(rel + ".bias"), hidden))
+        fx = g.fx("layer_norm")
+        return g.op("LayerNormalization", [x, weight, bias], fx, "aten.layer_norm.default",
+                    axis=-1, epsilon=float(eps))
+
+
+def split_heads(g, x, batch, seq, head_dim):
+    """x.view(B, S, -1, d).transpose(1, 2)."""
+    fx = g.fx("view")
+    v = g.op("Reshape", [x, g.i64([batch, seq, -1, head_dim])], fx, "aten.view.default",
+             allowzero=1)
+    fx = g.fx("transpose")
+    return g.op("Transpose", [v], fx, "aten.transpose.int", perm=[0, 2, 1, 3])
+
+
+def merge_heads(g, x, batch, seq):
+    """o.transpose(1, 2).reshape(B, S, -1)."""
+    fx = g.fx("transpose")
+    t = g.op("Transpose", [x], fx, "aten.transpose.int", perm=[0, 2, 1, 3])
+    fx = g.fx("view")
+    return g.op("Reshape", [t, g.i64([batch, seq, -1])], fx, "aten.view.default", allowzero=1)
+
+
+def sdpa(g, q, k, v, mask, batch, heads, seq, head_dim, kv_seq=None):
+    """onnxscript's decomposition of aten.scaled_dot_product_attention after constant folding:
+    sqrt(scale) applied to Q and to K^T separately (for fp16 range), K^T through a 3-D
+    Transpose, additive mask, Softmax, NaN guard (rows masked entirely), MatMul with V.
+    `k` is either [B, H, T, d] or the GQA-expanded [B, Hkv, rep, T, d]."""
+    kv_seq = kv_seq or seq
+    fx = g.fx("scaled_dot_product_attention")
+    aten = "aten.scaled_dot_product_attention.default"
+    k3 = g.op("Reshape", [k, g.i64([batch * heads, kv_seq, head_dim])], fx, aten, final=False)
+    kt3 = g.op("Transpose", [k3], fx, aten, final=False, perm=[0, 2, 1])
+    kt = g.op("Reshape", [kt3, g.i64([batch, heads, head_dim, kv_seq])], fx, aten, final=False,
+              allowzero=0)
+    scale = g.f32(float(np.float32(head_dim ** -0.5)) ** 0.5)
+    qs = g.op("Mul", [q, scale], fx, aten, final=False)
+    ks = g.op("Mul", [kt, scale], fx, aten, final=False)
+    s = g.op("MatMul", [qs, ks], fx, aten, final=False)
+    if mask is not None:
+        s = g.op("Add", [s, mask], fx, aten, final=False)
+    p = g.op("Softmax", [s], fx, aten, final=False, axis=-1)
+    nan = g.op("IsNaN", [p], fx, aten, final=False)
+    p = g.op("Where", [nan, g.f32(0.0), p], fx, aten, final=False)
+    return g.op("MatMul", [p, v], fx, aten)
+
+
+def causal_mask(g, batch, seq):
+    """The folded result of HF's create_causal_mask: 0 on and below the diagonal, the float32
+    minimum above, [B, 1, S, S]. The exporter writes one copy per layer."""
+    m = np.triu(np.full((seq, seq), F32_MIN, np.float32), k=1)
+    m = np.broadcast_to(m, (batch, 1, seq, seq)).copy()
+    return g.folded(m, ["arange", "cat", "expand", "new_ones", "sub", "unsqueeze", "val_0"])
+
+
+def rotary_tables(head_dim, seq, theta):
+    """HF default RoPE in float32: inv_freq = 1/theta^(2i/d), emb = cat(freqs, freqs)."""
+    exponents = np.arange(0, head_dim, 2, dtype=np.int64).astype(np.float32) / np.float32(head_dim)
+    inv_freq = (np.float32(1.0) / np.power(np.float32(theta), exponents)).astype(np.float32)
+    freqs = np.arange(seq, dtype=np.float32)[:, None] * inv_freq[None, :]
+    emb = np.concatenate([freqs, freqs], axis=-1).astype(np.float32)
+    return (np.cos(emb).astype(np.float32)[None, None],
+            np.sin(emb).astype(np.float32)[None, None])
+
+
+def apply_rotary(g, x, cos, sin, head_dim):
+    """x*cos + rotate_half(x)*sin, rotate_half = cat(-x[..., d/2:], x[..., :d/2])."""
+    half = head_dim // 2
+    fx = g.fx("mul")
+    xc = g.op("Mul", [x, cos], fx, "aten.mul.Tensor")
+    fx = g.fx("slice")
+    lo = g.op("Slice", [x, g.i64([0]), g.i64([half]), g.i64([3]), g.i64([1])], fx,
+              "aten.slice.Tensor")
+    fx = g.fx("slice")
+    hi = g.op("Slice", [x, g.i64([half]), g.i64([INT64_MAX]), g.i64([3]), g.i64([1])], fx,
+              "aten.slice.Tensor")
+    fx = g.fx("neg")
+    n = g.op("Neg", [hi], fx, "aten.neg.default")
+    fx = g.fx("cat")
+    c = g.op("Concat", [n, lo], fx, "aten.cat.default", axis=-1)
+    fx = g.fx("mul")
+    cs = g.op("Mul", [c, sin], fx, "aten.mul.Tensor")
+    fx = g.fx("add")
+    return g.op("Add", [xc, cs], fx, "aten.add.Tensor")
+
+
+def root_scopes(cls, wrap):
+    """The module stack above the model. `wrap` reproduces the shared exports, which wrapped
+    the HF model in `__main__.Wrap` as attribute `m` (module paths then start with `m.`)."""
+    if wrap:
+        return [("", "__main__.Wrap"), ("m", cls)], "m"
+    return [("", cls)], ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Families.
+# ---------------------------------------------------------------------------------------------
+def build_llama(cfg, weights, wrap=False):
+    variant = cfg.get("variant", "llama")
+    hf, prefix = {"llama": (LLAMA_HF, "Llama"), "mistral": (MISTRAL_HF, "Mistral"),
+                  "qwen2": (QWEN2_HF, "Qwen2")}[variant]
+    B, S, V, H = cfg["batch"], cfg["seq"], cfg["vocab"], cfg["hidden"]
+    nh, nkv, inter = cfg["heads"], cfg["kv_heads"], cfg["intermediate"]
+    d = cfg.get("head_dim", H // nh)
+    rep = nh // nkv
+    eps = cfg.get("rms_eps", 1e-6)
+    qkv_bias = variant == "qwen2"
+    tied = cfg.get("tied", variant == "qwen2")
+    assert nh % nkv == 0 and d % 2 == 0
+
+    scopes, pre = root_scopes(f"{hf}.{prefix}ForCausalLM", wrap)
+    g = ExportGraph(scopes, pre)
+    w = weights
+    ids = g.add_input("input_ids", TensorProto.INT64, [B, S])
+    cos_np, sin_np = rotary_tables(d, S, cfg.get("rope_theta", 10000.0))
+    rope_src = ["_to_copy", "arange", "cat_1", "expand_2", "matmul", "transpose", "unsqueeze",
+                g.path("model.rotary_emb.inv_freq")]
+
+    # A tied model keeps the weight under lm_head's name (as the Qwen2 export does).
+    embed_rel = "lm_head.weight" if tied else "model.embed_tokens.weight"
+    embed = g.param(embed_rel, w.embedding(g.path(embed_rel), V, H))
+    with g.module("model", f"{hf}.{prefix}Model"):
+        with g.module("model.embed_tokens", "torch.nn.modules.sparse.Embedding"):
+            fx = g.fx("embedding")
+            x = g.op("Gather", [embed, ids], fx, "aten.embedding.default", axis=0)
+        for i in range(cfg["layers"]):
+            L = f"model.layers.{i}"
+            with g.module(L, f"{hf}.{prefix}DecoderLayer"):
+                h = rms_norm(g, w, x, f"{L}.input_layernorm", f"{hf}.{prefix}RMSNorm", H, eps)
+                A = f"{L}.self_attn"
+                with g.module(A, f"{hf}.{prefix}Attention"):
+                    q = linear(g, w, h, f"{A}.q_proj", nh * d, H, bias=qkv_bias)
+                    q = split_heads(g, q, B, S, d)
+                    k = linear(g, w, h, f"{A}.k_proj", nkv * d, H, bias=qkv_bias)
+                    k = split_heads(g, k, B, S, d)
+                    v = linear(g, w, h, f"{A}.v_proj", nkv * d, H, bias=qkv_bias)
+                    v = split_heads(g, v, B, S, d)
+                    cos = g.folded(cos_np, rope_src + ["cos"], name=g.fx("unsqueeze"))
+                    sin = g.folded(sin_np, rope_src + ["sin"], name=g.fx("unsqueeze"))
+                    q = apply_rotary(g, q, cos, sin, d)
+                    k = apply_rotary(g, k, cos, sin, d)
+                    if rep > 1:
+                        # repeat_kv: [B, kv, S, d] -> [B, kv, rep, S, d] -> [B, heads, S, d];
+                        # the optimizer merged K's final view into SDPA's first Reshape.
+                        fx = g.fx("unsqueeze")
+                        ku = g.op("Unsqueeze", [k, g.i64([2])], fx, "aten.unsqueeze.default")
+                        fx = g.fx("expand")
+                        k = g.op("Expand", [ku, g.i64([B, nkv, rep, S, d])], fx,
+                                 "aten.expand.default")
+                        fx = g.fx("unsqueeze")
+                        vu = g.op("Unsqueeze", [v, g.i64([2])], fx, "aten.unsqueeze.default")
+                        fx = g.fx("expand")
+                        ve = g.op("Expand", [vu, g.i64([B, nkv, rep, S, d])], fx,
+                                  "aten.expand.default")
+                        fx = g.fx("_unsafe_view")
+                        v = g.op("Reshape", [ve, g.i64([B, nh, S, d])], fx,
+                                 "aten._unsafe_view.default", allowzero=1)
+                    o = sdpa(g, q, k, v, causal_mask(g, B, S), B, nh, S, d)
+                    o = merge_heads(g, o, B, S)
+                    o = linear(g, w, o, f"{A}.o_proj", H, nh * d)
+                fx = g.fx("add")
+                x = g.op("Add", [x, o], fx, "aten.add.Tensor")
+                h = rms_norm(g, w, x, f"{L}.post_attention_layernorm",
+                             f"{hf}.{prefix}RMSNorm", H, eps)
+                M = f"{L}.mlp"
+                with g.module(M, f"{hf}.{prefix}MLP"):
+                    gate = linear(g, w, h, f"{M}.gate_proj", inter, H)
+                    with g.module(f"{M}.act_fn", "transformers.activations.SiLUActivation"):
+                        fx = g.fx("silu")
+                        sg = g.op("Sigmoid", [gate], fx, "aten.silu.default", final=False)
+                        act = g.op("Mul", [gate, sg], fx, "aten.silu.default")
+                    up = linear(g, w, h, f"{M}.up_proj", inter, H)
+                    fx = g.fx("mul")
+                    m = g.op("Mul", [act, up], fx, "aten.mul.Tensor")
+                    m = linear(g, w, m, f"{M}.down_proj", H, inter)
+                fx = g.fx("add")
+                x = g.op("Add", [x, m], fx, "aten.add.Tensor")
+        x = rms_norm(g, w, x, "model.norm", f"{hf}.{prefix}RMSNorm", H, eps)
+    if tied:
+        with g.module("lm_head", "torch.nn.modules.linear.Linear"):
+            fx = g.fx("linear")
+            wt = g.op("Transpose", [embed], fx, "aten.linear.default", final=False, perm=[1, 0])
+            y = g.op("MatMul", [x, wt], fx, "aten.linear.default")
+    else:
+        y = linear(g, w, x, "lm_head", V, H)
+    g.set_output(y, "output", TensorProto.FLOAT, [B, S, V])
+    return g
+
+
+def build_gpt2(cfg, weights, wrap=False):
+    hf = "transformers.models.gpt2.modeling_gpt2"
+    B, S, V, H, nh = cfg["batch"], cfg["seq"], cfg["vocab"], cfg["hidden"], cfg["heads"]
+    d = H // nh
+    inter = cfg.get("intermediate", 4 * H)
+    eps = 1e-5
+    style = cfg.get("conv1d", "gemm")
+    scopes, pre = root_scopes(f"{hf}.GPT2LMHeadModel", wrap)
+    g = ExportGraph(scopes, pre)
+    w = weights
+    ids = g.add_input("input_ids", TensorProto.INT64, [B, S])
+    wte = g.param("transformer.wte.weight", w.embedding(g.path("transformer.wte.weight"), V, H))
+    # Positions are arange(S) folded to a constant; the table stays a Gather (learned).
+    wpe_rows = max(S, cfg.get("positions", 2 * S))
+    with g.module("transformer", f"{hf}.GPT2Model"):
+        with g.module("transformer.wte", "torch.nn.modules.sparse.Embedding"):
+            fx = g.fx("embedding")
+            tok = g.op("Gather", [wte, ids], fx, "aten.embedding.default", axis=0)
+        pos_ids = g.folded(np.arange(S, dtype=np.int64)[None, :], ["arange", "unsqueeze"])
+        with g.module("transformer.wpe", "torch.nn.modules.sparse.Embedding"):
+            wpe = g.param("transformer.wpe.weight",
+                          w.embedding(g.path("transformer.wpe.weight"), wpe_rows, H))
+            fx = g.fx("embedding")
+            pos = g.op("Gather", [wpe, pos_ids], fx, "aten.embedding.default", axis=0)
+        fx = g.fx("add")
+        x = g.op("Add", [tok, pos], fx, "aten.add.Tensor")
+        for i in range(cfg["layers"]):
+            L = f"transformer.h.{i}"
+            with g.module(L, f"{hf}.GPT2Block"):
+                h = layer_norm(g, w, x, f"{L}.ln_1", H, eps)
+                A = f"{L}.attn"
+                with g.module(A, f"{hf}.GPT2Attention"):
+                    qkv = conv1d(g, w, h, f"{A}.c_attn", 3 * H, H, (B, S), style)
+                    fx = g.fx("split")
+                    outs = [g.fx("getitem") for _ in range(3)]
+                    q, k, v = g.op("Split", [qkv, g.i64([H, H, H])], fx, "aten.split.Tensor",
+                                   outputs=outs, axis=2)
+                    q = split_heads(g, q, B, S, d)
+                    k = split_heads(g, k, B, S, d)
+                    v = split_heads(g, v, B, S, d)
+                    o = sdpa(g, q, k, v, causal_mask(g, B, S), B, nh, S, d)
+                    o = merge_heads(g, o, B, S)
+                    o = conv1d(g, w, o, f"{A}.c_proj", H, H, (B, S), style)
+                fx = g.fx("add")
+                x = g.op("Add", [o, x], fx, "aten.add.Tensor")
+                h = layer_norm(g, w, x, f"{L}.ln_2", H, eps)
+                M = f"{L}.mlp"
+                with g.module(M, f"{hf}.GPT2MLP"):
+                    f = conv1d(g, w, h, f"{M}.c_fc", inter, H, (B, S), style)
+                    with g.module(f"{M}.act", "transformers.activations.NewGELUActivation"):
+                        f = tanh_gelu(g, f)
+                    f = conv1d(g, w, f, f"{M}.c_proj", H, inter, (B, S), style)
+                fx = g.fx("add")
+                x = g.op("Add", [x, f], fx, "aten.add.Tensor")
+        x = layer_norm(g, w, x, "transformer.ln_f", H, eps)
+    with g.module("lm_head", "torch.nn.modules.linear.Linear"):
+        # Tied: the very initializer the Gather reads, transposed in the graph.
+        fx = g.fx("linear")
+        wt = g.op("Transpose", [wte], fx, "aten.linear.default", final=False, perm=[1, 0])
+        y = g.op("MatMul", [x, wt], fx, "aten.linear.default")
+    g.set_output(y, "output", TensorProto.FLOAT, [B, S, V])
+    return g
+
+
+def tanh_gelu(g, x):
+    """NewGELUActivation: 0.5*x*(1 + tanh(sqrt(2/pi)*(x + 0.044715*x^3))), one FX op each."""
+    fx = g.fx("mul")
+    half = g.op("Mul", [g.f32(0.5), x], fx, "aten.mul.Tensor")
+    fx = g.fx("pow")
+    cube = g.op("Pow", [x, g.f32(3.0)], fx, "aten.pow.Tensor_Scalar")
+    fx = g.fx("mul")
+    c = g.op("Mul", [g.f32(0.044715), cube], fx, "aten.mul.Tensor")
+    fx = g.fx("add")
+    inner = g.op("Add", [x, c], fx, "aten.add.Tensor")
+    fx = g.fx("mul")
+    inner = g.op("Mul", [g.f32(math.sqrt(2.0 / math.pi)), inner], fx, "aten.mul.Tensor")
+    fx = g.fx("tanh")
+    t = g.op("Tanh", [inner], fx, "aten.tanh.default")
+    fx = g.fx("add")
+    one_plus = g.op("Add", [t, g.f32(1.0)], fx, "aten.add.Tensor")
+    fx = g.fx("mul")
+    return g.op("Mul", [half, one_plus], fx, "aten.mul.Tensor")
+
+
+def erf_gelu(g, x):
+    """GELUActivation (exact): x * 0.5 * (1 + erf(x / sqrt(2)))."""
+    fx = g.fx("mul")
+    half = g.op("Mul", [x, g.f32(0.5)], fx, "aten.mul.Tensor")
+    fx = g.fx("div")
+    s = g.op("Div", [x, g.f32(math.sqrt(2.0))], fx, "aten.div.Tensor")
+    fx = g.fx("erf")
+    e = g.op("Erf", [s], fx, "aten.erf.default")
+    fx = g.fx("add")
+    a = g.op("Add", [e, g.f32(1.0)], fx, "aten.add.Tensor")
+    fx = g.fx("mul")
+    return g.op("Mul", [half, a], fx, "aten.mul.Tensor")
+
+
+def build_bert(cfg, weights, wrap=False):
+    hf = "transformers.models.bert.modeling_bert"
+    B, S, V, H, nh = cfg["batch"], cfg["seq"], cfg["vocab"], cfg["hidden"], cfg["heads"]
+    d = H // nh
+    inter = cfg["intermediate"]
+    eps = 1e-12
+    gemm = cfg.get("linear", "matmul") == "gemm"
+    scopes, pre = root_scopes(f"{hf}.BertModel", wrap)
+    g = ExportGraph(scopes, pre)
+    w = weights
+
+    def dense(x, rel, out_f, in_f):
+        if gemm:
+            return linear_gemm(g, w, x, rel, out_f, in_f, (B, S))
+        return linear(g, w, x, rel, out_f, in_f, bias=True)
+
+    ids = g.add_input("input_ids", TensorProto.INT64, [B, S])
+    am = g.add_input("attention_mask", TensorProto.INT64, [B, S])
+    E = "embeddings"
+    with g.module(E, f"{hf}.BertEmbeddings"):
+        with g.module(f"{E}.word_embeddings", "torch.nn.modules.sparse.Embedding"):
+            wt = g.param(f"{E}.word_embeddings.weight",
+                         w.embedding(g.path(f"{E}.word_embeddings.weight"), V, H))
+            fx = g.fx("embedding")
+            x = g.op("Gather", [wt, ids], fx, "aten.embedding.default", axis=0)
+        # token_type_ids default to the registered zeros buffer, folded to a constant.
+        tt_ids = g.folded(np.zeros((B, S), np.int64), ["expand", "slice", "token_type_ids"])
+        with g.module(f"{E}.token_type_embeddings", "torch.nn.modules.sparse.Embedding"):
+            tt = g.param(f"{E}.token_type_embeddings.weight",
+                         w.embedding(g.path(f"{E}.token_type_embeddings.weight"), 2, H))
+            fx = g.fx("embedding")
+            t = g.op("Gather", [tt, tt_ids], fx, "aten.embedding.default", axis=0)
+        fx = g.fx("add")
+        x = g.op("Add", [x, t], fx, "aten.add.Tensor")
+        pos_ids = g.folded(np.arange(S, dtype=np.int64)[None, :], ["position_ids", "slice"])
+        with g.module(f"{E}.position_embeddings", "torch.nn.modules.sparse.Embedding"):
+            pe = g.param(f"{E}.position_embeddings.weight",
+                         w.embedding(g.path(f"{E}.position_embeddings.weight"), 2 * S, H))
+            fx = g.fx("embedding")
+            p = g.op("Gather", [pe, pos_ids], fx, "aten.embedding.default", axis=0)
+        fx = g.fx("add")
+        x = g.op("Add", [x, p], fx, "aten.add.Tensor")
+        x = layer_norm(g, w, x, f"{E}.LayerNorm", H, eps)
+
+    # Extended padding mask: (1 - mask) * finfo.min, [B, 1, 1, S], added to every layer's scores.
+    fx = g.fx("_to_copy")
+    mf = g.op("Cast", [am], fx, "aten._to_copy.default", to=TensorProto.FLOAT)
+    fx = g.fx("rsub")
+    inv = g.op("Sub", [g.f32(1.0), mf], fx, "aten.rsub.Scalar")
+    fx = g.fx("mul")
+    neg = g.op("Mul", [inv, g.f32(F32_MIN)], fx, "aten.mul.Tensor")
+    fx = g.fx("unsqueeze")
+    mask = g.op("Unsqueeze", [neg, g.i64([1, 2])], fx, "aten.unsqueeze.default")
+
+    with g.module("encoder", f"{hf}.BertEncoder"):
+        for i in range(cfg["layers"]):
+            L = f"encoder.layer.{i}"
+            with g.module(L, f"{hf}.BertLayer"):
+                with g.module(f"{L}.attention", f"{hf}.BertAttention"):
+                    A = f"{L}.attention.self"
+                    with g.module(A, f"{hf}.BertSelfAttention"):
+                        q = split_heads(g, dense(x, f"{A}.query", H, H), B, S, d)
+                        k = split_heads(g, dense(x, f"{A}.key", H, H), B, S, d)
+                        v = split_heads(g, dense(x, f"{A}.value", H, H), B, S, d)
+                        o = sdpa(g, q, k, v, mask, B, nh, S, d)
+                        o = merge_heads(g, o, B, S)
+                    O = f"{L}.attention.output"
+                    with g.module(O, f"{hf}.BertSelfOutput"):
+                        o = dense(o, f"{O}.dense", H, H)
+                        fx = g.fx("add")
+                        o = g.op("Add", [o, x], fx, "aten.add.Tensor")
+                        x = layer_norm(g, w, o, f"{O}.LayerNorm", H, eps)
+                I = f"{L}.intermediate"
+                with g.module(I, f"{hf}.BertIntermediate"):
+                    f = dense(x, f"{I}.dense", inter, H)
+                    with g.module(f"{I}.intermediate_act_fn",
+                                  "transformers.activations.GELUActivation"):
+                        f = erf_gelu(g, f)
+                O = f"{L}.output"
+                with g.module(O, f"{hf}.BertOutput"):
+                    f = dense(f, f"{O}.dense", H, inter)
+                    fx = g.fx("add")
+                    f = g.op("Add", [f, x], fx, "aten.add.Tensor")
+                    x = layer_norm(g, w, f, f"{O}.LayerNorm", H, eps)
+    g.set_output(x, "output", TensorProto.FLOAT, [B, S, H])
+    return g
+
+
+BUILDERS = {"llama": build_llama, "gpt2": build_gpt2, "bert": build_bert}
+
+
+def build(name, cfg, override=None, wrap=False):
+    """The ExportGraph of one model; weights seeded by the model's name."""
+    return BUILDERS[cfg["family"]](cfg, Weights(zlib.crc32(name.encode()), override), wrap=wrap)
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing.
+# ---------------------------------------------------------------------------------------------
+def save(g, path, external_data):
+    """Writes the model; with external_data every tensor above 1 KiB goes to one
+    `<name>.onnx.data` file beside it. value_info is filled as the exporter does: parameters
+    and folded constants first, with their provenance metadata, then every other value."""
+    model = g.model()
+    path = os.path.abspath(path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if external_data:
+        location = os.path.basename(path) + ".data"
+        data_path = os.path.join(os.path.dirname(path), location)
+        if os.path.exists(data_path):
+            os.remove(data_path)  # onnx.save appends to an existing data file
+        # Saving first moves the weights out of the proto (raw_data is cleared), so that shape
+        # inference, which serialises the model, stays under protobuf's 2 GiB limit.
+        onnx.save(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
+                  location=location, size_threshold=1024)
+    model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    params = []
+    for name, t, meta in g.init_value_info:
+        vi = helper.make_tensor_value_info(name, t.data_type, list(t.dims))
+        for k, v in meta:
+            e = vi.metadata_props.add()
+            e.key, e.value = k, v
+        params.append(vi)
+    inferred = list(model.graph.value_info)
+    del model.graph.value_info[:]
+    model.graph.value_info.extend(params + inferred)
+    onnx.save(model, path)
+    onnx.checker.check_model(path, full_check=True)
+    return path
+
+
+def generate(name, cfg, out_dir, override=None, wrap=False):
+    return save(build(name, cfg, override, wrap), os.path.join(out_dir, name + ".onnx"),
+                cfg.get("external_data", False))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", help="directory to write <model>.onnx files into")
+    ap.add_argument("--family", choices=FAMILIES, help="only this family")
+    ap.add_argument("--model", action="append", help="only these models (repeatable)")
+    ap.add_argument("--list", action="store_true", help="print the model names and exit")
+    bench = ap.add_argument_group("custom size (writes one model, e.g. the benchmark's)")
+    bench.add_argument("--layers", type=int)
+    bench.add_argument("--hidden", type=int)
+    bench.add_argument("--heads", type=int)
+    bench.add_argument("--kv-heads", type=int)
+    bench.add_argument("--intermediate", type=int)
+    bench.add_argument("--vocab", type=int)
+    bench.add_argument("--batch", type=int)
+    bench.add_argument("--seq", type=int)
+    bench.add_argument("--external-data", action="store_true")
+    bench.add_argument("--name", help="model name for a custom size (default derived)")
+    args = ap.parse_args(argv)
+
+    custom = any(v is not None for v in (args.layers, args.hidden, args.heads, args.kv_heads,
+                                         args.intermediate, args.vocab, args.batch, args.seq))
+    if custom:
+        if not args.family:
+            ap.error("a custom size needs --family")
+        cfg = custom_config(args)
+        name = args.name or "{}_{}l_{}h".format(args.family, cfg["layers"], cfg["hidden"])
+        models = {name: cfg}
+    else:
+        models = {n: c for n, c in MODELS.items()
+                  if (not args.family or c["family"] == args.family)
+                  and (not args.model or n in args.model)}
+        if args.model and len(models) != len(set(args.model)):
+            ap.error("unknown model(s): " + ", ".join(sorted(set(args.model) - set(models))))
+        if args.external_data:
+            models = {n: dict(c, external_data=True) for n, c in models.items()}
+    if args.list:
+        for n in models:
+            print(n)
+        return 0
+    if not args.out:
+        ap.error("--out is required unless --list")
+    for n, c in models.items():
+        path = generate(n, c, args.out)
+        print(f"wrote {path}")
+    return 0
+
+
+def custom_config(args):
+    """Sizes for a one-off model; defaults follow the Llama-2/TinyLlama shape ratios."""
+    fam = args.family
+    hidden = args.hidden or 256
+    heads = args.heads or max(1, hidden // 64)
+    cfg = dict(family=fam, hidden=hidden, heads=heads, layers=args.layers or 2,
+               vocab=args.vocab or (32000 if hidden >= 1024 else 512),
+               batch=args.batch or 2, seq=args.seq or (128 if hidden >= 1024 else 32),
+               external_data=args.external_data)
+    if fam == "llama":
+        cfg["kv_heads"] = args.kv_heads or max(1, heads // 2)
+        # 8/3 * hidden rounded up to a multiple of 256, as Llama sizes its MLP.
+        cfg["intermediate"] = args.intermediate or int(math.ceil(8 * hidden / 3 / 256) * 256)
+    elif fam == "bert":
+        cfg["intermediate"] = args.intermediate or 4 * hidden
+    else:
+        cfg["intermediate"] = args.intermediate or 4 * hidden
+        cfg["conv1d"] = "gemm"
+    return cfg
+
+
+if __name__ == "__main__":
+    sys.exit(main())
