@@ -1,0 +1,373 @@
+// Elementwise kernels: broadcasting binary arithmetic, comparisons and select, unary math,
+// cast and copy. Arithmetic runs natively in f32/f64/i32/i64; 16-bit floats go through f32.
+#include "CpuKernels.h"
+#include "DTypeDispatch.h"
+#include "Float32Compute.h"
+#include "KernelChecks.h"
+#include "StridedLoops.h"
+
+#include <cmath>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+namespace shardc::rt::cpu {
+
+namespace {
+
+// Integer arithmetic wraps (two's complement) instead of being undefined on overflow.
+template <typename T, bool = std::is_integral_v<T>> struct WrappingOf { using type = T; };
+template <typename T> struct WrappingOf<T, true> { using type = std::make_unsigned_t<T>; };
+template <typename T> using Wrapping = typename WrappingOf<T>::type;
+
+struct Add {
+  template <typename T> T operator()(T a, T b) const { return T(Wrapping<T>(a) + Wrapping<T>(b)); }
+};
+struct Sub {
+  template <typename T> T operator()(T a, T b) const { return T(Wrapping<T>(a) - Wrapping<T>(b)); }
+};
+struct Mul {
+  template <typename T> T operator()(T a, T b) const { return T(Wrapping<T>(a) * Wrapping<T>(b)); }
+};
+struct Div {
+  // Integer division truncates toward zero (C++ and onnxruntime); zero divisors are rejected
+  // before the loop, and MIN / -1 wraps instead of trapping.
+  template <typename T> T operator()(T a, T b) const {
+    if constexpr (std::is_integral_v<T>) {
+      if (b == -1)
+        return T(Wrapping<T>(0) - Wrapping<T>(a));
+    }
+    return a / b;
+  }
+};
+struct Pow {
+  template <typename T> T operator()(T a, T b) const { return std::pow(a, b); }
+};
+template <typename T> T sigmoidOf(T x) {
+  // Never exponentiates a positive number, so large |x| cannot overflow to inf/inf.
+  if (x >= T(0))
+    return T(1) / (T(1) + std::exp(-x));
+  T e = std::exp(x);
+  return e / (T(1) + e);
+}
+struct SiluMul {
+  template <typename T> T operator()(T gate, T up) const { return gate * sigmoidOf(gate) * up; }
+};
+
+template <typename T, typename Op>
+void binaryLoop(const TensorView &a, const TensorView &b, const TensorView &y, Op op) {
+  const T *pa = a.as<T>();
+  const T *pb = b.as<T>();
+  T *py = y.as<T>();
+  forEachRow<3>(y.shape, {contiguousStrides(y.shape), broadcastStrides(a.shape, y.shape),
+                          broadcastStrides(b.shape, y.shape)},
+                {0, 0, 0},
+                [&](const std::array<int64_t, 3> &off, int64_t n, const std::array<int64_t, 3> &st) {
+                  T *out = py + off[0];
+                  const T *x0 = pa + off[1];
+                  const T *x1 = pb + off[2];
+                  // The common layouts get loops the compiler can vectorise.
+                  if (st[1] == 1 && st[2] == 1) {
+                    for (int64_t i = 0; i < n; ++i)
+                      out[i] = op(x0[i], x1[i]);
+                  } else if (st[1] == 1 && st[2] == 0) {
+                    const T s = *x1;
+                    for (int64_t i = 0; i < n; ++i)
+                      out[i] = op(x0[i], s);
+                  } else {
+                    for (int64_t i = 0; i < n; ++i)
+                      out[i] = op(x0[i * st[1]], x1[i * st[2]]);
+                  }
+                });
+}
+
+std::string checkBroadcast(const char *op, const TensorView &a, const TensorView &b,
+                           const TensorView &y) {
+  auto shape = broadcastShapes(a.shape, b.shape);
+  if (!shape)
+    return std::string(op) + ": shapes do not broadcast: " + shapeString(a.shape) + " and " +
+           shapeString(b.shape);
+  if (*shape != y.shape)
+    return std::string(op) + ": output has shape " + shapeString(y.shape) + ", broadcast gives " +
+           shapeString(*shape);
+  return "";
+}
+
+template <typename T> bool hasZero(const TensorView &t) {
+  const T *p = t.as<T>();
+  for (int64_t i = 0, n = t.numel(); i < n; ++i)
+    if (p[i] == 0)
+      return true;
+  return false;
+}
+
+template <bool AllowInt, typename Op>
+std::string binaryKernel(const char *name, const KernelArgs &args, Op op) {
+  if (auto e = expectArity(name, args, 2, 2, 1, 1); !e.empty())
+    return e;
+  const TensorView &a = args.in[0], &b = args.in[1], &y = args.out[0];
+  if (auto e = expectSameDType(name, {{"a", &a}, {"b", &b}, {"y", &y}}); !e.empty())
+    return e;
+  if (auto e = checkBroadcast(name, a, b, y); !e.empty())
+    return e;
+  switch (y.dtype) {
+  case DType::F32: binaryLoop<float>(a, b, y, op); return "";
+  case DType::F64: binaryLoop<double>(a, b, y, op); return "";
+  case DType::I64:
+  case DType::I32:
+    if constexpr (AllowInt) {
+      if constexpr (std::is_same_v<Op, Div>) {
+        if (y.dtype == DType::I64 ? hasZero<int64_t>(b) : hasZero<int32_t>(b))
+          return std::string(name) + ": integer division by zero";
+      }
+      if (y.dtype == DType::I64)
+        binaryLoop<int64_t>(a, b, y, op);
+      else
+        binaryLoop<int32_t>(a, b, y, op);
+      return "";
+    }
+    break;
+  default: break;
+  }
+  return unsupportedDType(name, y.dtype);
+}
+
+template <typename T, typename Fn> void unaryLoop(const TensorView &x, const TensorView &y, Fn fn) {
+  const T *px = x.as<T>();
+  T *py = y.as<T>();
+  for (int64_t i = 0, n = y.numel(); i < n; ++i)
+    py[i] = fn(px[i]);
+}
+
+// Fn is a generic lambda applied per element in the tensor's own precision (f32 or f64; and
+// i32/i64 when AllowInt).
+template <bool AllowInt = false, typename Fn>
+std::string unaryKernel(const char *name, const KernelArgs &args, Fn fn) {
+  if (auto e = expectArity(name, args, 1, 1, 1, 1); !e.empty())
+    return e;
+  const TensorView &x = args.in[0], &y = args.out[0];
+  if (auto e = expectSameDType(name, {{"x", &x}, {"y", &y}}); !e.empty())
+    return e;
+  if (auto e = expectShape(name, "y", y, x.shape); !e.empty())
+    return e;
+  switch (y.dtype) {
+  case DType::F32: unaryLoop<float>(x, y, fn); return "";
+  case DType::F64: unaryLoop<double>(x, y, fn); return "";
+  case DType::I64:
+    if constexpr (AllowInt) {
+      unaryLoop<int64_t>(x, y, fn);
+      return "";
+    }
+    break;
+  case DType::I32:
+    if constexpr (AllowInt) {
+      unaryLoop<int32_t>(x, y, fn);
+      return "";
+    }
+    break;
+  default: break;
+  }
+  return unsupportedDType(name, y.dtype);
+}
+
+} // namespace
+
+std::string addKernel(const KernelArgs &args) { return binaryKernel<true>("add", args, Add{}); }
+std::string subKernel(const KernelArgs &args) { return binaryKernel<true>("sub", args, Sub{}); }
+std::string mulKernel(const KernelArgs &args) { return binaryKernel<true>("mul", args, Mul{}); }
+std::string divKernel(const KernelArgs &args) { return binaryKernel<true>("div", args, Div{}); }
+std::string siluMulKernel(const KernelArgs &args) {
+  return binaryKernel<false>("silu_mul", args, SiluMul{});
+}
+
+std::string powKernel(const KernelArgs &args) {
+  // ONNX Pow lets the exponent have its own (numeric) dtype; bring it to the base's first.
+  if (auto e = expectArity("pow", args, 2, 2, 1, 1); !e.empty())
+    return e;
+  const TensorView &a = args.in[0], &b = args.in[1];
+  if (b.dtype == a.dtype || !isFloat(a.dtype))
+    return binaryKernel<false>("pow", args, Pow{});
+  std::vector<uint8_t> converted(static_cast<size_t>(b.numel()) * dtypeSize(a.dtype) + 1);
+  TensorView exponent{converted.data(), a.dtype, b.shape};
+  castElements(b, exponent);
+  KernelArgs sameDType{{a, exponent}, args.out, args.attrs};
+  return binaryKernel<false>("pow", sameDType, Pow{});
+}
+
+std::string equalKernel(const KernelArgs &args) {
+  if (auto e = expectArity("equal", args, 2, 2, 1, 1); !e.empty())
+    return e;
+  const TensorView &a = args.in[0], &b = args.in[1], &y = args.out[0];
+  if (auto e = expectSameDType("equal", {{"a", &a}, {"b", &b}}); !e.empty())
+    return e;
+  if (y.dtype != DType::Bool)
+    return "equal: output must be bool, not " + std::string(dtypeName(y.dtype));
+  if (auto e = checkBroadcast("equal", a, b, y); !e.empty())
+    return e;
+  dispatchDType(a.dtype, [&](auto d) {
+    using E = Elem<decltype(d)::value>;
+    using S = typename E::Storage;
+    const S *pa = a.as<S>();
+    const S *pb = b.as<S>();
+    uint8_t *py = y.as<uint8_t>();
+    // Compare decoded values so that +0 == -0 and NaN != NaN for every float dtype.
+    forEachRow<3>(y.shape, {contiguousStrides(y.shape), broadcastStrides(a.shape, y.shape),
+                            broadcastStrides(b.shape, y.shape)},
+                  {0, 0, 0},
+                  [&](const std::array<int64_t, 3> &off, int64_t n, const std::array<int64_t, 3> &st) {
+                    for (int64_t i = 0; i < n; ++i)
+                      py[off[0] + i] =
+                          E::load(pa[off[1] + i * st[1]]) == E::load(pb[off[2] + i * st[2]]);
+                  });
+  });
+  return "";
+}
+
+std::string whereKernel(const KernelArgs &args) {
+  if (auto e = expectArity("where", args, 3, 3, 1, 1); !e.empty())
+    return e;
+  const TensorView &c = args.in[0], &a = args.in[1], &b = args.in[2], &y = args.out[0];
+  if (c.dtype != DType::Bool)
+    return "where: condition must be bool, not " + std::string(dtypeName(c.dtype));
+  if (auto e = expectSameDType("where", {{"a", &a}, {"b", &b}, {"y", &y}}); !e.empty())
+    return e;
+  auto ab = broadcastShapes(a.shape, b.shape);
+  auto all = ab ? broadcastShapes(c.shape, *ab) : std::nullopt;
+  if (!all)
+    return "where: shapes do not broadcast: " + shapeString(c.shape) + ", " + shapeString(a.shape) +
+           ", " + shapeString(b.shape);
+  if (*all != y.shape)
+    return "where: output has shape " + shapeString(y.shape) + ", broadcast gives " +
+           shapeString(*all);
+  auto select = [&](auto word) {
+    using W = decltype(word);
+    const uint8_t *pc = c.as<uint8_t>();
+    const W *pa = a.as<W>();
+    const W *pb = b.as<W>();
+    W *py = y.as<W>();
+    forEachRow<4>(y.shape, {contiguousStrides(y.shape), broadcastStrides(c.shape, y.shape),
+                            broadcastStrides(a.shape, y.shape), broadcastStrides(b.shape, y.shape)},
+                  {0, 0, 0, 0},
+                  [&](const std::array<int64_t, 4> &off, int64_t n, const std::array<int64_t, 4> &st) {
+                    for (int64_t i = 0; i < n; ++i)
+                      py[off[0] + i] = pc[off[1] + i * st[1]] ? pa[off[2] + i * st[2]]
+                                                              : pb[off[3] + i * st[3]];
+                  });
+  };
+  switch (dtypeSize(y.dtype)) {
+  case 1: select(uint8_t{}); break;
+  case 2: select(uint16_t{}); break;
+  case 4: select(uint32_t{}); break;
+  default: select(uint64_t{}); break;
+  }
+  return "";
+}
+
+std::string negKernel(const KernelArgs &args) {
+  return unaryKernel<true>("neg", args, [](auto x) {
+    using T = decltype(x);
+    if constexpr (std::is_integral_v<T>)
+      return T(Wrapping<T>(0) - Wrapping<T>(x));
+    else
+      return -x; // keeps -0.0 for 0.0, unlike 0 - x
+  });
+}
+std::string sqrtKernel(const KernelArgs &args) {
+  return unaryKernel("sqrt", args, [](auto x) { return std::sqrt(x); });
+}
+std::string reciprocalKernel(const KernelArgs &args) {
+  return unaryKernel("reciprocal", args, [](auto x) { return decltype(x)(1) / x; });
+}
+std::string expKernel(const KernelArgs &args) {
+  return unaryKernel("exp", args, [](auto x) { return std::exp(x); });
+}
+std::string logKernel(const KernelArgs &args) {
+  return unaryKernel("log", args, [](auto x) { return std::log(x); });
+}
+std::string tanhKernel(const KernelArgs &args) {
+  return unaryKernel("tanh", args, [](auto x) { return std::tanh(x); });
+}
+std::string sigmoidKernel(const KernelArgs &args) {
+  return unaryKernel("sigmoid", args, [](auto x) { return sigmoidOf(x); });
+}
+std::string erfKernel(const KernelArgs &args) {
+  return unaryKernel("erf", args, [](auto x) { return std::erf(x); });
+}
+std::string cosKernel(const KernelArgs &args) {
+  return unaryKernel("cos", args, [](auto x) { return std::cos(x); });
+}
+std::string sinKernel(const KernelArgs &args) {
+  return unaryKernel("sin", args, [](auto x) { return std::sin(x); });
+}
+std::string siluKernel(const KernelArgs &args) {
+  return unaryKernel("silu", args, [](auto x) { return x * sigmoidOf(x); });
+}
+
+std::string geluKernel(const KernelArgs &args) {
+  std::string approximate = args.attrs ? args.attrs->getString("approximate", "none") : "none";
+  if (approximate == "none")
+    return unaryKernel("gelu", args, [](auto x) {
+      using T = decltype(x);
+      return T(0.5) * x * (T(1) + std::erf(x * T(0.70710678118654752440)));
+    });
+  if (approximate == "tanh")
+    return unaryKernel("gelu", args, [](auto x) {
+      using T = decltype(x);
+      const T k = T(0.79788456080286535588); // sqrt(2 / pi)
+      return T(0.5) * x * (T(1) + std::tanh(k * (x + T(0.044715) * x * x * x)));
+    });
+  return "gelu: approximate must be \"none\" or \"tanh\", not \"" + approximate + "\"";
+}
+
+std::string isnanKernel(const KernelArgs &args) {
+  if (auto e = expectArity("isnan", args, 1, 1, 1, 1); !e.empty())
+    return e;
+  const TensorView &x = args.in[0], &y = args.out[0];
+  if (y.dtype != DType::Bool)
+    return "isnan: output must be bool, not " + std::string(dtypeName(y.dtype));
+  if (auto e = expectShape("isnan", "y", y, x.shape); !e.empty())
+    return e;
+  dispatchDType(x.dtype, [&](auto d) {
+    using E = Elem<decltype(d)::value>;
+    const auto *px = x.as<typename E::Storage>();
+    uint8_t *py = y.as<uint8_t>();
+    for (int64_t i = 0, n = x.numel(); i < n; ++i) {
+      if constexpr (std::is_same_v<decltype(E::load(px[i])), double>)
+        py[i] = std::isnan(E::load(px[i]));
+      else
+        py[i] = 0; // integers are never NaN
+    }
+  });
+  return "";
+}
+
+std::string castKernel(const KernelArgs &args) {
+  if (auto e = expectArity("cast", args, 1, 1, 1, 1); !e.empty())
+    return e;
+  const TensorView &x = args.in[0], &y = args.out[0];
+  if (auto e = expectShape("cast", "y", y, x.shape); !e.empty())
+    return e;
+  if (x.dtype == y.dtype) {
+    if (x.data != y.data)
+      std::memmove(y.data, x.data, y.bytes());
+    return "";
+  }
+  castElements(x, y);
+  return "";
+}
+
+std::string copyKernel(const KernelArgs &args) {
+  if (auto e = expectArity("copy", args, 1, 1, 1, 1); !e.empty())
+    return e;
+  const TensorView &x = args.in[0], &y = args.out[0];
+  if (auto e = expectSameDType("copy", {{"x", &x}, {"y", &y}}); !e.empty())
+    return e;
+  if (x.numel() != y.numel())
+    return "copy: element counts differ: " + shapeString(x.shape) + " -> " + shapeString(y.shape);
+  // The memory plan may place a reshape's output on its input: then there is nothing to do.
+  if (x.data != y.data)
+    std::memmove(y.data, x.data, y.bytes());
+  return "";
+}
+
+} // namespace shardc::rt::cpu
