@@ -5,7 +5,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 pkgs=(llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools
       libprotobuf-dev protobuf-compiler libopenblas-dev libgtest-dev
-      libopenmpi-dev openmpi-bin python3-venv ninja-build cmake g++ ccache)
+      libopenmpi-dev openmpi-bin zlib1g-dev python3-venv ninja-build cmake g++ ccache)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

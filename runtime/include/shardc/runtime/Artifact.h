@@ -1,0 +1,94 @@
+// The .shardc artifact in memory (docs/artifact-format.md): header checks, the decoded and
+// validated manifest, the constant blob, and the writer that produces the same bytes.
+#pragma once
+
+#include "shardc/runtime/Kernel.h"
+#include "shardc/runtime/MemoryBlock.h"
+#include "shardc/runtime/Tensor.h"
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace shardc::rt {
+
+constexpr uint32_t kArtifactFormatVersion = 1;
+constexpr size_t kArtifactHeaderBytes = 48;
+constexpr char kArtifactMagic[8] = {'S', 'H', 'A', 'R', 'D', 'C', '\0', '\0'};
+
+// FNV-1a 64 (offset basis 0xcbf29ce484222325, prime 0x100000001b3), the artifact checksum.
+uint64_t fnv1a64(const void *data, size_t size);
+
+struct Mesh {
+  int64_t dpReplicate = 1, dpShard = 1, cp = 1, tp = 1;
+};
+
+struct WeightFile {
+  std::string path; // as recorded; see Artifact::resolveWeightPath
+  uint64_t size = 0;
+};
+
+enum class Storage : uint8_t { Arena, Weight, Constant };
+
+struct BufferDesc {
+  int64_t id = 0;
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  Storage storage = Storage::Arena;
+  uint64_t offset = 0;     // Arena: byte offset in the arena
+  int64_t file = 0;        // Weight: index into Artifact::weightFiles
+  uint64_t fileOffset = 0; // Weight: byte offset in that file
+  std::string transform;   // Weight: informational ("none", "transpose")
+  uint64_t blobOffset = 0; // Constant: byte offset in the blob
+  uint64_t bytes = 0;      // product(shape) * dtypeSize(dtype), checked against overflow at load
+};
+
+struct IoBinding {
+  std::string name;
+  int64_t buffer = 0;
+};
+
+struct Step {
+  std::string op;
+  std::vector<int64_t> in, out;
+  Attrs attrs;
+  std::string loc;
+};
+
+struct Artifact {
+  std::string path; // the file it was loaded from, for messages and for weight paths
+  std::string producer, source;
+  Mesh mesh;
+  int64_t worldSize = 1;
+  std::vector<WeightFile> weightFiles;
+  uint64_t arenaBytes = 0;
+  std::vector<BufferDesc> buffers; // buffers[i].id == i
+  std::vector<IoBinding> inputs, outputs;
+  std::vector<Step> steps;
+  MemoryBlock blob; // 64-byte aligned host copy of the blob section
+
+  // weightFiles[file].path, resolved against the artifact's directory when relative.
+  std::string resolveWeightPath(int64_t file) const;
+  // Where a constant buffer's bytes live in the blob.
+  const uint8_t *constantData(const BufferDesc &b) const { return blob.data() + b.blobOffset; }
+};
+
+// Reads and validates `path`: header, lengths against the file size, both checksums, the
+// manifest's structure and every cross-reference (buffer ids, arena/blob/weight-file ranges,
+// step operands), so that binding and execution never index out of range. Kernel
+// availability is the backend's business (Executor::create checks it before allocating).
+// Returns "" or a one-line error that starts with the file name.
+[[nodiscard]] std::string loadArtifact(const std::string &path, Artifact &out);
+// The same for bytes already in memory; `path` names them in errors and anchors weight paths.
+[[nodiscard]] std::string parseArtifact(std::string_view bytes, const std::string &path,
+                                        Artifact &out);
+
+// The artifact file's bytes: header (magic, version, lengths, checksums), manifest, blob.
+std::string encodeArtifact(std::string_view manifestJson, std::string_view blob);
+// Writes encodeArtifact's bytes to `path`; returns "" or a one-line error.
+[[nodiscard]] std::string writeArtifact(const std::string &path, std::string_view manifestJson,
+                                        std::string_view blob);
+
+} // namespace shardc::rt

@@ -1,0 +1,549 @@
+// Loading, validating and writing .shardc artifacts (docs/artifact-format.md).
+// Everything the executor later indexes is range-checked here, before any large allocation.
+#include "shardc/runtime/Artifact.h"
+
+#include "shardc/runtime/Json.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <limits>
+#include <set>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace shardc::rt {
+
+uint64_t fnv1a64(const void *data, size_t size) {
+  const auto *p = static_cast<const uint8_t *>(data);
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (size_t i = 0; i < size; ++i) {
+    h ^= p[i];
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+std::string Artifact::resolveWeightPath(int64_t file) const {
+  const std::string &recorded = weightFiles[static_cast<size_t>(file)].path;
+  if (recorded.empty() || recorded[0] == '/')
+    return recorded;
+  size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos)
+    return recorded;
+  return path.substr(0, slash + 1) + recorded;
+}
+
+namespace {
+
+uint64_t readU64(const char *p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i)
+    v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
+uint32_t readU32(const char *p) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i)
+    v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
+void appendU64(std::string &out, uint64_t v) {
+  for (int i = 0; i < 8; ++i)
+    out += static_cast<char>((v >> (8 * i)) & 0xff);
+}
+
+void appendU32(std::string &out, uint32_t v) {
+  for (int i = 0; i < 4; ++i)
+    out += static_cast<char>((v >> (8 * i)) & 0xff);
+}
+
+bool isAligned(uint64_t offset) { return offset % MemoryBlock::kAlignment == 0; }
+
+// Decodes the manifest JSON into an Artifact, naming the JSON path of whatever is wrong
+// ("buffers[3].shape: ..."). Each read* returns false after recording the first error.
+class ManifestDecoder {
+public:
+  explicit ManifestDecoder(Artifact &a) : a_(a) {}
+
+  std::string decode(const JsonValue &root, uint64_t blobSize) {
+    blobSize_ = blobSize;
+    if (!decodeRoot(root))
+      return error_;
+    return "";
+  }
+
+private:
+  Artifact &a_;
+  uint64_t blobSize_ = 0;
+  std::string error_;
+
+  bool fail(const std::string &where, const std::string &message) {
+    error_ = where.empty() ? message : where + ": " + message;
+    return false;
+  }
+
+  static std::string join(const std::string &where, const std::string &key) {
+    return where.empty() ? key : where + "." + key;
+  }
+  static std::string index(const std::string &where, size_t i) {
+    return where + "[" + std::to_string(i) + "]";
+  }
+
+  const JsonValue *member(const JsonValue &obj, const char *key, const std::string &where,
+                          bool required) {
+    const JsonValue *v = obj.find(key);
+    if (!v && required)
+      fail(where, std::string("missing required key \"") + key + "\"");
+    return v;
+  }
+
+  bool expectKind(const JsonValue &v, JsonValue::Kind kind, const std::string &where) {
+    if (v.kind() == kind)
+      return true;
+    return fail(where, std::string("expected ") + jsonKindName(kind) + ", found " +
+                           jsonKindName(v.kind()));
+  }
+
+  // An integer member in [min, max]; an absent optional one leaves `out` unchanged.
+  bool readInt(const JsonValue &obj, const char *key, const std::string &where, int64_t &out,
+               bool required, int64_t min = 0,
+               int64_t max = std::numeric_limits<int64_t>::max()) {
+    const JsonValue *v = member(obj, key, where, required);
+    if (!v)
+      return !required;
+    std::string at = join(where, key);
+    if (!expectKind(*v, JsonValue::Kind::Int, at))
+      return false;
+    if (v->asInt() < min || v->asInt() > max)
+      return fail(at, std::to_string(v->asInt()) + " is out of range [" + std::to_string(min) +
+                          ", " + std::to_string(max) + "]");
+    out = v->asInt();
+    return true;
+  }
+
+  bool readU64(const JsonValue &obj, const char *key, const std::string &where, uint64_t &out,
+               bool required) {
+    int64_t v = static_cast<int64_t>(out);
+    if (!readInt(obj, key, where, v, required))
+      return false;
+    out = static_cast<uint64_t>(v);
+    return true;
+  }
+
+  bool readString(const JsonValue &obj, const char *key, const std::string &where,
+                  std::string &out, bool required) {
+    const JsonValue *v = member(obj, key, where, required);
+    if (!v)
+      return !required;
+    if (!expectKind(*v, JsonValue::Kind::String, join(where, key)))
+      return false;
+    out = v->asString();
+    return true;
+  }
+
+  const JsonValue *readArray(const JsonValue &obj, const char *key, const std::string &where) {
+    const JsonValue *v = member(obj, key, where, true);
+    if (!v || !expectKind(*v, JsonValue::Kind::Array, join(where, key)))
+      return nullptr;
+    return v;
+  }
+
+  bool readBufferIds(const JsonValue &obj, const char *key, const std::string &where,
+                     std::vector<int64_t> &out) {
+    const JsonValue *arr = readArray(obj, key, where);
+    if (!arr)
+      return false;
+    std::string at = join(where, key);
+    for (size_t i = 0; i < arr->asArray().size(); ++i) {
+      const JsonValue &id = arr->asArray()[i];
+      if (!expectKind(id, JsonValue::Kind::Int, index(at, i)))
+        return false;
+      if (id.asInt() < 0 || id.asInt() >= static_cast<int64_t>(a_.buffers.size()))
+        return fail(index(at, i), "buffer id " + std::to_string(id.asInt()) +
+                                      " is out of range (the manifest has " +
+                                      std::to_string(a_.buffers.size()) + " buffers)");
+      out.push_back(id.asInt());
+    }
+    return true;
+  }
+
+  bool decodeRoot(const JsonValue &root) {
+    if (!expectKind(root, JsonValue::Kind::Object, "manifest"))
+      return false;
+    int64_t version = 0;
+    if (!readInt(root, "format_version", "", version, true))
+      return false;
+    if (version != kArtifactFormatVersion)
+      return fail("format_version", std::to_string(version) +
+                                        " disagrees with the header's version " +
+                                        std::to_string(kArtifactFormatVersion));
+    if (!readString(root, "producer", "", a_.producer, false) ||
+        !readString(root, "source", "", a_.source, false))
+      return false;
+    if (const JsonValue *mesh = member(root, "mesh", "", false)) {
+      if (!expectKind(*mesh, JsonValue::Kind::Object, "mesh") ||
+          !readInt(*mesh, "dp_replicate", "mesh", a_.mesh.dpReplicate, false, 1) ||
+          !readInt(*mesh, "dp_shard", "mesh", a_.mesh.dpShard, false, 1) ||
+          !readInt(*mesh, "cp", "mesh", a_.mesh.cp, false, 1) ||
+          !readInt(*mesh, "tp", "mesh", a_.mesh.tp, false, 1))
+        return false;
+    }
+    // Each axis is at most a few thousand; the bound keeps the product from overflowing.
+    constexpr int64_t kMaxWorld = 1 << 20;
+    if (!readInt(root, "world_size", "", a_.worldSize, false, 1, kMaxWorld))
+      return false;
+    const Mesh &m = a_.mesh;
+    if (m.dpReplicate > kMaxWorld || m.dpShard > kMaxWorld || m.cp > kMaxWorld ||
+        m.tp > kMaxWorld || m.dpReplicate * m.dpShard > kMaxWorld ||
+        m.dpReplicate * m.dpShard * m.cp > kMaxWorld ||
+        m.dpReplicate * m.dpShard * m.cp * m.tp != a_.worldSize)
+      return fail("world_size", std::to_string(a_.worldSize) +
+                                    " is not the product of the mesh axes");
+    return decodeWeightFiles(root) && readU64(root, "arena_bytes", "", a_.arenaBytes, true) &&
+           decodeBuffers(root) && decodeBindings(root, "inputs", a_.inputs) &&
+           decodeBindings(root, "outputs", a_.outputs) && decodeSteps(root);
+  }
+
+  bool decodeWeightFiles(const JsonValue &root) {
+    const JsonValue *files = member(root, "weight_files", "", false);
+    if (!files)
+      return true;
+    if (!expectKind(*files, JsonValue::Kind::Array, "weight_files"))
+      return false;
+    for (size_t i = 0; i < files->asArray().size(); ++i) {
+      std::string at = index("weight_files", i);
+      const JsonValue &f = files->asArray()[i];
+      WeightFile wf;
+      if (!expectKind(f, JsonValue::Kind::Object, at) || !readString(f, "path", at, wf.path, true) ||
+          !readU64(f, "size", at, wf.size, true))
+        return false;
+      if (wf.path.empty())
+        return fail(join(at, "path"), "empty path");
+      a_.weightFiles.push_back(std::move(wf));
+    }
+    return true;
+  }
+
+  bool decodeShape(const JsonValue &b, const std::string &at, BufferDesc &buf) {
+    const JsonValue *shape = readArray(b, "shape", at);
+    if (!shape)
+      return false;
+    std::string shapeAt = join(at, "shape");
+    uint64_t elements = 1;
+    for (size_t i = 0; i < shape->asArray().size(); ++i) {
+      const JsonValue &d = shape->asArray()[i];
+      if (!expectKind(d, JsonValue::Kind::Int, index(shapeAt, i)))
+        return false;
+      if (d.asInt() < 0)
+        return fail(index(shapeAt, i), "negative dimension " + std::to_string(d.asInt()));
+      buf.shape.push_back(d.asInt());
+      // Bound the element count before multiplying so that it cannot wrap.
+      uint64_t dim = static_cast<uint64_t>(d.asInt());
+      if (dim != 0 && elements > (uint64_t(1) << 56) / dim)
+        return fail(shapeAt, "the buffer is implausibly large");
+      elements *= dim;
+    }
+    buf.bytes = elements * dtypeSize(buf.dtype);
+    return true;
+  }
+
+  bool decodeBuffers(const JsonValue &root) {
+    const JsonValue *buffers = readArray(root, "buffers", "");
+    if (!buffers)
+      return false;
+    const auto &items = buffers->asArray();
+    a_.buffers.resize(items.size());
+    std::vector<bool> seen(items.size(), false);
+    for (size_t i = 0; i < items.size(); ++i) {
+      std::string at = index("buffers", i);
+      const JsonValue &b = items[i];
+      if (!expectKind(b, JsonValue::Kind::Object, at))
+        return false;
+      int64_t id = 0;
+      if (!readInt(b, "id", at, id, true))
+        return false;
+      if (id >= static_cast<int64_t>(items.size()))
+        return fail(join(at, "id"), "buffer id " + std::to_string(id) +
+                                        " is out of range (the manifest has " +
+                                        std::to_string(items.size()) + " buffers)");
+      if (seen[static_cast<size_t>(id)])
+        return fail(join(at, "id"), "duplicate buffer id " + std::to_string(id));
+      seen[static_cast<size_t>(id)] = true;
+      BufferDesc &buf = a_.buffers[static_cast<size_t>(id)];
+      buf.id = id;
+      std::string dtype, storage;
+      if (!readString(b, "name", at, buf.name, false) || !readString(b, "dtype", at, dtype, true))
+        return false;
+      std::optional<DType> dt = parseDType(dtype);
+      if (!dt)
+        return fail(join(at, "dtype"), "unknown dtype \"" + dtype + "\"");
+      buf.dtype = *dt;
+      if (!decodeShape(b, at, buf))
+        return false;
+      if (const JsonValue *bytes = b.find("bytes")) {
+        if (!expectKind(*bytes, JsonValue::Kind::Int, join(at, "bytes")))
+          return false;
+        if (static_cast<uint64_t>(bytes->asInt()) != buf.bytes)
+          return fail(join(at, "bytes"), std::to_string(bytes->asInt()) + " disagrees with " +
+                                             dtype + " " + shapeString(buf.shape) + " (" +
+                                             std::to_string(buf.bytes) + " bytes)");
+      }
+      if (!readString(b, "storage", at, storage, true) || !decodeStorage(b, at, storage, buf))
+        return false;
+    }
+    return true;
+  }
+
+  bool decodeStorage(const JsonValue &b, const std::string &at, const std::string &storage,
+                     BufferDesc &buf) {
+    if (storage == "arena") {
+      buf.storage = Storage::Arena;
+      if (!readU64(b, "offset", at, buf.offset, true))
+        return false;
+      if (!isAligned(buf.offset))
+        return fail(join(at, "offset"), std::to_string(buf.offset) + " is not 64-byte aligned");
+      if (buf.offset > a_.arenaBytes || buf.bytes > a_.arenaBytes - buf.offset)
+        return fail(at, "arena range [" + std::to_string(buf.offset) + ", " +
+                            std::to_string(buf.offset + buf.bytes) +
+                            ") overflows arena_bytes " + std::to_string(a_.arenaBytes));
+      return true;
+    }
+    if (storage == "weight") {
+      buf.storage = Storage::Weight;
+      buf.transform = "none";
+      if (!readInt(b, "file", at, buf.file, true) ||
+          !readU64(b, "file_offset", at, buf.fileOffset, true) ||
+          !readString(b, "transform", at, buf.transform, false))
+        return false;
+      if (buf.file >= static_cast<int64_t>(a_.weightFiles.size()))
+        return fail(join(at, "file"), "weight file index " + std::to_string(buf.file) +
+                                          " is out of range (the manifest has " +
+                                          std::to_string(a_.weightFiles.size()) +
+                                          " weight files)");
+      uint64_t fileSize = a_.weightFiles[static_cast<size_t>(buf.file)].size;
+      if (buf.fileOffset > fileSize || buf.bytes > fileSize - buf.fileOffset)
+        return fail(at, "weight range [" + std::to_string(buf.fileOffset) + ", " +
+                            std::to_string(buf.fileOffset + buf.bytes) +
+                            ") lies beyond the end of weight file " + std::to_string(buf.file) +
+                            " (" + std::to_string(fileSize) + " bytes)");
+      return true;
+    }
+    if (storage == "constant") {
+      buf.storage = Storage::Constant;
+      if (!readU64(b, "blob_offset", at, buf.blobOffset, true))
+        return false;
+      if (!isAligned(buf.blobOffset))
+        return fail(join(at, "blob_offset"),
+                    std::to_string(buf.blobOffset) + " is not 64-byte aligned");
+      if (buf.blobOffset > blobSize_ || buf.bytes > blobSize_ - buf.blobOffset)
+        return fail(at, "blob range [" + std::to_string(buf.blobOffset) + ", " +
+                            std::to_string(buf.blobOffset + buf.bytes) +
+                            ") lies beyond the blob (" + std::to_string(blobSize_) + " bytes)");
+      return true;
+    }
+    return fail(join(at, "storage"),
+                "unknown storage \"" + storage + "\" (expected arena, weight or constant)");
+  }
+
+  bool decodeBindings(const JsonValue &root, const char *key, std::vector<IoBinding> &out) {
+    const JsonValue *items = readArray(root, key, "");
+    if (!items)
+      return false;
+    std::set<std::string> names;
+    for (size_t i = 0; i < items->asArray().size(); ++i) {
+      std::string at = index(key, i);
+      const JsonValue &item = items->asArray()[i];
+      IoBinding binding;
+      if (!expectKind(item, JsonValue::Kind::Object, at) ||
+          !readString(item, "name", at, binding.name, true) ||
+          !readInt(item, "buffer", at, binding.buffer, true))
+        return false;
+      if (binding.buffer >= static_cast<int64_t>(a_.buffers.size()))
+        return fail(join(at, "buffer"), "buffer id " + std::to_string(binding.buffer) +
+                                            " is out of range (the manifest has " +
+                                            std::to_string(a_.buffers.size()) + " buffers)");
+      if (a_.buffers[static_cast<size_t>(binding.buffer)].storage != Storage::Arena)
+        return fail(join(at, "buffer"), "buffer " + std::to_string(binding.buffer) +
+                                            " is not an arena buffer");
+      if (!names.insert(binding.name).second)
+        return fail(join(at, "name"), "duplicate name \"" + binding.name + "\"");
+      out.push_back(std::move(binding));
+    }
+    return true;
+  }
+
+  bool decodeAttr(const JsonValue &v, const std::string &at, AttrValue &out) {
+    switch (v.kind()) {
+    case JsonValue::Kind::Bool: out = v.asBool(); return true;
+    case JsonValue::Kind::Int: out = v.asInt(); return true;
+    case JsonValue::Kind::Double: out = v.asDouble(); return true;
+    case JsonValue::Kind::String: out = v.asString(); return true;
+    case JsonValue::Kind::Array: {
+      bool integral = true;
+      for (const JsonValue &item : v.asArray()) {
+        if (!item.isNumber())
+          return fail(at, "an attribute array must hold numbers only");
+        integral = integral && item.isInt();
+      }
+      if (integral) {
+        std::vector<int64_t> ints;
+        for (const JsonValue &item : v.asArray())
+          ints.push_back(item.asInt());
+        out = std::move(ints);
+      } else {
+        std::vector<double> doubles;
+        for (const JsonValue &item : v.asArray())
+          doubles.push_back(item.asDouble());
+        out = std::move(doubles);
+      }
+      return true;
+    }
+    default:
+      return fail(at, std::string("unsupported attribute value (") + jsonKindName(v.kind()) +
+                          "); expected a boolean, number, string or array of numbers");
+    }
+  }
+
+  bool decodeSteps(const JsonValue &root) {
+    const JsonValue *steps = readArray(root, "steps", "");
+    if (!steps)
+      return false;
+    for (size_t i = 0; i < steps->asArray().size(); ++i) {
+      std::string at = index("steps", i);
+      const JsonValue &s = steps->asArray()[i];
+      Step step;
+      if (!expectKind(s, JsonValue::Kind::Object, at) || !readString(s, "op", at, step.op, true) ||
+          !readString(s, "loc", at, step.loc, false) || !readBufferIds(s, "in", at, step.in) ||
+          !readBufferIds(s, "out", at, step.out))
+        return false;
+      for (size_t k = 0; k < step.out.size(); ++k)
+        if (a_.buffers[static_cast<size_t>(step.out[k])].storage != Storage::Arena)
+          return fail(index(join(at, "out"), k),
+                      "step '" + step.op + "' writes buffer " + std::to_string(step.out[k]) +
+                          ", which is not an arena buffer");
+      if (const JsonValue *attrs = member(s, "attrs", at, false)) {
+        std::string attrsAt = join(at, "attrs");
+        if (!expectKind(*attrs, JsonValue::Kind::Object, attrsAt))
+          return false;
+        for (const auto &kv : attrs->asObject()) {
+          AttrValue value;
+          if (!decodeAttr(kv.second, join(attrsAt, kv.first), value))
+            return false;
+          step.attrs.set(kv.first, std::move(value));
+        }
+      }
+      a_.steps.push_back(std::move(step));
+    }
+    return true;
+  }
+};
+
+} // namespace
+
+std::string parseArtifact(std::string_view bytes, const std::string &path, Artifact &out) {
+  out = Artifact();
+  out.path = path;
+  const std::string where = path + ": ";
+  if (bytes.size() < kArtifactHeaderBytes)
+    return where + "file is " + std::to_string(bytes.size()) +
+           " bytes, shorter than the 48-byte artifact header (file truncated?)";
+  const char *p = bytes.data();
+  if (std::memcmp(p, kArtifactMagic, sizeof kArtifactMagic) != 0)
+    return where + "not a shardc artifact (bad magic)";
+  uint32_t version = readU32(p + 8);
+  if (version != kArtifactFormatVersion)
+    return where + "artifact format version " + std::to_string(version) +
+           ", this runtime reads version " + std::to_string(kArtifactFormatVersion);
+  if (readU32(p + 12) != 0)
+    return where + "reserved header field is not zero (file corrupt)";
+  uint64_t manifestLen = readU64(p + 16), blobLen = readU64(p + 24);
+  uint64_t available = bytes.size() - kArtifactHeaderBytes;
+  if (manifestLen > available || blobLen > available - manifestLen ||
+      manifestLen + blobLen != available)
+    return where + "file is " + std::to_string(bytes.size()) +
+           " bytes but its header describes a 48-byte header, a " + std::to_string(manifestLen) +
+           "-byte manifest and a " + std::to_string(blobLen) +
+           "-byte blob (file truncated or corrupt)";
+  std::string_view manifest = bytes.substr(kArtifactHeaderBytes, manifestLen);
+  std::string_view blob = bytes.substr(kArtifactHeaderBytes + manifestLen, blobLen);
+  if (fnv1a64(manifest.data(), manifest.size()) != readU64(p + 32))
+    return where + "checksum mismatch in manifest (file corrupt or truncated)";
+  if (fnv1a64(blob.data(), blob.size()) != readU64(p + 40))
+    return where + "checksum mismatch in blob (file corrupt or truncated)";
+
+  JsonValue root;
+  if (std::string err = parseJson(manifest, root); !err.empty())
+    return where + "manifest: " + err;
+  if (std::string err = ManifestDecoder(out).decode(root, blobLen); !err.empty())
+    return where + "manifest: " + err;
+  out.blob = MemoryBlock::allocateHost(blob.size());
+  if (!out.blob)
+    return where + "cannot allocate " + std::to_string(blob.size()) + " bytes for the blob";
+  std::memcpy(out.blob.data(), blob.data(), blob.size());
+  return "";
+}
+
+std::string loadArtifact(const std::string &path, Artifact &out) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return path + ": cannot open: " + std::strerror(errno);
+  std::string bytes;
+  std::string err;
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    err = path + ": cannot stat: " + std::strerror(errno);
+  } else if (!S_ISREG(st.st_mode)) {
+    err = path + ": not a regular file";
+  } else {
+    bytes.resize(static_cast<size_t>(st.st_size));
+    size_t done = 0;
+    while (done < bytes.size()) {
+      ssize_t n = ::pread(fd, bytes.data() + done, bytes.size() - done, static_cast<off_t>(done));
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0) {
+        err = path + ": read failed: " + (n < 0 ? std::strerror(errno) : "unexpected end of file");
+        break;
+      }
+      done += static_cast<size_t>(n);
+    }
+  }
+  ::close(fd);
+  if (!err.empty())
+    return err;
+  return parseArtifact(bytes, path, out);
+}
+
+std::string encodeArtifact(std::string_view manifestJson, std::string_view blob) {
+  std::string out;
+  out.reserve(kArtifactHeaderBytes + manifestJson.size() + blob.size());
+  out.append(kArtifactMagic, sizeof kArtifactMagic);
+  appendU32(out, kArtifactFormatVersion);
+  appendU32(out, 0);
+  appendU64(out, manifestJson.size());
+  appendU64(out, blob.size());
+  appendU64(out, fnv1a64(manifestJson.data(), manifestJson.size()));
+  appendU64(out, fnv1a64(blob.data(), blob.size()));
+  out.append(manifestJson);
+  out.append(blob);
+  return out;
+}
+
+std::string writeArtifact(const std::string &path, std::string_view manifestJson,
+                          std::string_view blob) {
+  std::string bytes = encodeArtifact(manifestJson, blob);
+  std::FILE *f = std::fopen(path.c_str(), "wb");
+  if (!f)
+    return path + ": cannot create: " + std::strerror(errno);
+  bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
+  ok = (std::fclose(f) == 0) && ok;
+  if (!ok)
+    return path + ": write failed: " + std::strerror(errno);
+  return "";
+}
+
+} // namespace shardc::rt
