@@ -1,1 +1,477 @@
-// placeholder
+// Lowers a func of sc ops to the artifact's step list: buffers per SSA value (arena, weight
+// or constant), a step per op with its kernel name and attributes, then the memory plan,
+// the JSON manifest, the constant blob, and the checksummed header.
+#include "shardc/Artifact/ArtifactEmitter.h"
+
+#include "shardc/Artifact/MemoryPlan.h"
+#include "shardc/Dialect/ScDialect.h"
+#include "shardc/Dialect/ScLocation.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "llvm/ADT/TypeSwitch.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/raw_ostream.h"
+
+using namespace mlir;
+
+namespace shardc {
+
+namespace {
+
+uint64_t fnv1a(llvm::StringRef bytes) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : bytes) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+std::optional<std::string> dtypeName(Type t) {
+  if (t.isF32()) return "f32";
+  if (t.isF16()) return "f16";
+  if (t.isBF16()) return "bf16";
+  if (t.isF64()) return "f64";
+  if (t.isInteger(1)) return "bool";
+  if (auto it = dyn_cast<IntegerType>(t)) {
+    if (it.getWidth() == 64) return "i64";
+    if (it.getWidth() == 32) return "i32";
+    if (it.getWidth() == 8) return it.isUnsigned() ? "u8" : "i8";
+  }
+  return std::nullopt;
+}
+
+int64_t elementBytes(Type t) { return t.isInteger(1) ? 1 : (t.getIntOrFloatBitWidth() + 7) / 8; }
+
+struct Buffer {
+  std::string name, dtype, storage; // storage: arena | weight | constant
+  SmallVector<int64_t> shape;
+  int64_t bytes = 0;
+  int64_t firstStep = -1, lastStep = -1;
+  // weight
+  int64_t file = -1, fileOffset = 0;
+  std::string transform;
+  // constant
+  int64_t blobOffset = 0;
+  int64_t arenaOffset = 0;
+};
+
+struct Step {
+  std::string op, loc;
+  SmallVector<int64_t> in, out;
+  llvm::json::Object attrs;
+};
+
+class Emitter {
+public:
+  llvm::Error run(ModuleOp module, llvm::StringRef outPath, EmitStats &stats);
+
+private:
+  llvm::Error fail(Operation *op, const llvm::Twine &msg) {
+    return llvm::createStringError(llvm::inconvertibleErrorCode(), "%s",
+                                   (describeLoc(op->getLoc()) + ": " + msg).str().c_str());
+  }
+  llvm::Expected<int64_t> bufferFor(Value v);
+  llvm::Expected<int64_t> newBuffer(Value v, llvm::StringRef storage, llvm::StringRef name);
+  llvm::Error emitOp(Operation *op);
+  llvm::Error emitBlock(Block &block);
+  void addStep(Operation *op, llvm::StringRef kind, ValueRange ins, ValueRange outs, llvm::json::Object attrs = {});
+
+  std::vector<Buffer> buffers;
+  llvm::DenseMap<Value, int64_t> ids;
+  std::vector<Step> steps;
+  std::string blob;
+  std::vector<std::pair<std::string, uint64_t>> weightFiles;
+  llvm::StringMap<int64_t> weightFileIds;
+  llvm::Error pending = llvm::Error::success();
+};
+
+llvm::Expected<int64_t> Emitter::newBuffer(Value v, llvm::StringRef storage, llvm::StringRef name) {
+  auto type = cast<RankedTensorType>(v.getType());
+  auto dt = dtypeName(type.getElementType());
+  Operation *where = v.getDefiningOp() ? v.getDefiningOp() : v.getParentBlock()->getParentOp();
+  if (!dt) {
+    std::string t;
+    llvm::raw_string_ostream(t) << type.getElementType();
+    return fail(where, "element type " + t + " has no runtime dtype");
+  }
+  Buffer b;
+  b.name = name.str();
+  b.dtype = *dt;
+  b.storage = storage.str();
+  b.shape.assign(type.getShape().begin(), type.getShape().end());
+  b.bytes = type.getNumElements() * elementBytes(type.getElementType());
+  buffers.push_back(std::move(b));
+  ids[v] = buffers.size() - 1;
+  return (int64_t)buffers.size() - 1;
+}
+
+llvm::Expected<int64_t> Emitter::bufferFor(Value v) {
+  auto it = ids.find(v);
+  if (it != ids.end())
+    return it->second;
+  Operation *def = v.getDefiningOp();
+  if (auto p = dyn_cast_if_present<sc::ParamOp>(def)) {
+    auto id = newBuffer(v, "weight", p.getName());
+    if (!id)
+      return id.takeError();
+    llvm::SmallString<256> path(p.getFile());
+    llvm::sys::fs::make_absolute(path);
+    auto [fit, inserted] = weightFileIds.try_emplace(path, (int64_t)weightFiles.size());
+    if (inserted) {
+      uint64_t size = 0;
+      if (llvm::sys::fs::file_size(path, size))
+        return fail(def, "weight file '" + path + "' of parameter '" + p.getName() + "' is missing");
+      weightFiles.push_back({std::string(path), size});
+    }
+    Buffer &b = buffers[*id];
+    b.file = fit->second;
+    b.fileOffset = p.getOffset();
+    b.transform = p.getTransform().str();
+    if (uint64_t(b.fileOffset + b.bytes) > weightFiles[b.file].second)
+      return fail(def, "parameter '" + p.getName() + "' reads past the end of its weight file");
+    return id;
+  }
+  if (auto c = dyn_cast_if_present<sc::ConstantOp>(def)) {
+    auto id = newBuffer(v, "constant", "");
+    if (!id)
+      return id.takeError();
+    auto dense = dyn_cast<DenseElementsAttr>(c.getValue());
+    if (!dense)
+      return fail(def, "constant is not a dense elements attribute");
+    Buffer &b = buffers[*id];
+    blob.resize((blob.size() + 63) / 64 * 64, '\0');
+    b.blobOffset = blob.size();
+    Type et = dense.getElementType();
+    int64_t n = dense.getNumElements();
+    if (et.isInteger(1)) {
+      for (bool x : dense.getValues<bool>())
+        blob.push_back(x ? 1 : 0);
+    } else {
+      ArrayRef<char> raw = dense.getRawData();
+      int64_t w = elementBytes(et);
+      if (dense.isSplat())
+        for (int64_t i = 0; i < n; ++i)
+          blob.append(raw.data(), w);
+      else
+        blob.append(raw.data(), raw.size());
+    }
+    if ((int64_t)blob.size() - b.blobOffset != b.bytes)
+      return fail(def, "constant data size differs from its type");
+    return id;
+  }
+  return fail(def ? def : v.getParentBlock()->getParentOp(), "value has no buffer (used before definition?)");
+}
+
+void Emitter::addStep(Operation *op, llvm::StringRef kind, ValueRange ins, ValueRange outs, llvm::json::Object attrs) {
+  if (pending)
+    return;
+  Step s;
+  s.op = kind.str();
+  OnnxLocInfo li = readOnnxLoc(op->getLoc());
+  s.loc = li.nodeName + (li.modulePath.empty() ? "" : " @ " + li.modulePath);
+  int64_t index = steps.size();
+  for (Value v : ins) {
+    auto id = bufferFor(v);
+    if (!id) {
+      pending = id.takeError();
+      return;
+    }
+    s.in.push_back(*id);
+    Buffer &b = buffers[*id];
+    if (b.storage == "arena")
+      b.lastStep = std::max(b.lastStep, index);
+  }
+  for (Value v : outs) {
+    auto id = newBuffer(v, "arena", "");
+    if (!id) {
+      pending = id.takeError();
+      return;
+    }
+    s.out.push_back(*id);
+    buffers[*id].firstStep = index;
+    buffers[*id].lastStep = std::max(buffers[*id].lastStep, index);
+  }
+  s.attrs = std::move(attrs);
+  steps.push_back(std::move(s));
+}
+
+llvm::json::Array ints(ArrayRef<int64_t> v) {
+  llvm::json::Array a;
+  for (int64_t x : v)
+    a.push_back(x);
+  return a;
+}
+
+llvm::Error Emitter::emitOp(Operation *op) {
+  using llvm::json::Object;
+  auto same = [&](llvm::StringRef kind, Object attrs = {}) {
+    addStep(op, kind, op->getOperands(), op->getResults(), std::move(attrs));
+  };
+  bool handled = llvm::TypeSwitch<Operation *, bool>(op)
+      .Case<sc::ParamOp, sc::ConstantOp>([](auto) { return true; }) // buffers made on first use
+      .Case<sc::AddOp>([&](auto) { same("add"); return true; })
+      .Case<sc::SubOp>([&](auto) { same("sub"); return true; })
+      .Case<sc::MulOp>([&](auto) { same("mul"); return true; })
+      .Case<sc::DivOp>([&](auto) { same("div"); return true; })
+      .Case<sc::PowOp>([&](auto) { same("pow"); return true; })
+      .Case<sc::EqualOp>([&](auto) { same("equal"); return true; })
+      .Case<sc::WhereOp>([&](auto) { same("where"); return true; })
+      .Case<sc::NegOp>([&](auto) { same("neg"); return true; })
+      .Case<sc::SqrtOp>([&](auto) { same("sqrt"); return true; })
+      .Case<sc::ReciprocalOp>([&](auto) { same("reciprocal"); return true; })
+      .Case<sc::ExpOp>([&](auto) { same("exp"); return true; })
+      .Case<sc::LogOp>([&](auto) { same("log"); return true; })
+      .Case<sc::TanhOp>([&](auto) { same("tanh"); return true; })
+      .Case<sc::SigmoidOp>([&](auto) { same("sigmoid"); return true; })
+      .Case<sc::ErfOp>([&](auto) { same("erf"); return true; })
+      .Case<sc::CosOp>([&](auto) { same("cos"); return true; })
+      .Case<sc::SinOp>([&](auto) { same("sin"); return true; })
+      .Case<sc::IsNaNOp>([&](auto) { same("isnan"); return true; })
+      .Case<sc::SiluOp>([&](auto) { same("silu"); return true; })
+      .Case<sc::CastOp>([&](auto) { same("cast"); return true; })
+      .Case<sc::GeluOp>([&](sc::GeluOp g) { same("gelu", Object{{"approximate", g.getApproximate().str()}}); return true; })
+      .Case<sc::MatMulOp>([&](auto) { same("matmul"); return true; })
+      .Case<sc::GemmOp>([&](sc::GemmOp g) {
+        same("gemm", Object{{"alpha", g.getAlpha().convertToDouble()}, {"beta", g.getBeta().convertToDouble()},
+                            {"trans_a", g.getTransA()}, {"trans_b", g.getTransB()}});
+        return true;
+      })
+      .Case<sc::LinearOp>([&](sc::LinearOp l) { same("linear", Object{{"transpose_w", l.getTransposeWeight()}}); return true; })
+      .Case<sc::EmbeddingOp>([&](auto) { same("embedding"); return true; })
+      .Case<sc::SoftmaxOp>([&](sc::SoftmaxOp s) { same("softmax", Object{{"axis", s.getAxis()}}); return true; })
+      .Case<sc::LogSoftmaxOp>([&](sc::LogSoftmaxOp s) { same("log_softmax", Object{{"axis", s.getAxis()}}); return true; })
+      .Case<sc::LayerNormOp>([&](sc::LayerNormOp l) {
+        same("layer_norm", Object{{"axis", l.getAxis()}, {"epsilon", l.getEpsilon().convertToDouble()}});
+        return true;
+      })
+      .Case<sc::RmsNormOp>([&](sc::RmsNormOp l) {
+        same("rms_norm", Object{{"axis", l.getAxis()}, {"epsilon", l.getEpsilon().convertToDouble()}});
+        return true;
+      })
+      .Case<sc::RotaryOp>([&](auto) { same("rotary"); return true; })
+      .Case<sc::AttentionOp>([&](sc::AttentionOp a) {
+        same("attention", Object{{"scale", a.getScale().convertToDouble()}, {"causal", a.getCausal()}});
+        return true;
+      })
+      .Case<sc::ReduceMeanOp, sc::ReduceSumOp, sc::ReduceMaxOp>([&](auto r) {
+        llvm::StringRef kind = isa<sc::ReduceMeanOp>(op) ? "reduce_mean" : isa<sc::ReduceSumOp>(op) ? "reduce_sum" : "reduce_max";
+        same(kind, Object{{"axes", ints(r.getAxes())}, {"keepdims", r.getKeepdims()}});
+        return true;
+      })
+      .Case<sc::ReshapeOp, sc::UnsqueezeOp, sc::SqueezeOp>([&](auto) { same("copy"); return true; })
+      .Case<sc::ExpandOp>([&](auto) { same("expand"); return true; })
+      .Case<sc::TransposeOp>([&](sc::TransposeOp t) { same("transpose", Object{{"perm", ints(t.getPerm())}}); return true; })
+      .Case<sc::SliceOp>([&](sc::SliceOp s) {
+        same("slice", Object{{"starts", ints(s.getStarts())}, {"steps", ints(s.getSteps())}});
+        return true;
+      })
+      .Case<sc::ConcatOp>([&](sc::ConcatOp c) {
+        int64_t axis = c.getAxis() < 0 ? c.getAxis() + cast<RankedTensorType>(c.getType()).getRank() : c.getAxis();
+        same("concat", Object{{"axis", axis}});
+        return true;
+      })
+      .Case<sc::SplitOp>([&](sc::SplitOp s) {
+        int64_t axis = s.getAxis() < 0 ? s.getAxis() + cast<RankedTensorType>(s.getInput().getType()).getRank() : s.getAxis();
+        same("split", Object{{"axis", axis}});
+        return true;
+      })
+      .Case<sc::GatherOp>([&](sc::GatherOp g) { same("gather", Object{{"axis", g.getAxis()}}); return true; })
+      .Case<sc::GatherElementsOp>([&](sc::GatherElementsOp g) { same("gather_elements", Object{{"axis", g.getAxis()}}); return true; })
+      .Case<sc::TriluOp>([&](sc::TriluOp t) { same("trilu", Object{{"upper", t.getUpper()}, {"k", t.getK()}}); return true; })
+      .Default([](Operation *) { return false; });
+  if (pending)
+    return std::move(pending);
+  if (handled)
+    return llvm::Error::success();
+  if (auto layer = dyn_cast<sc::LayerOp>(op)) {
+    Block &body = layer.getBody().front();
+    if (auto err = emitBlock(body))
+      return err;
+    auto yield = cast<sc::YieldOp>(body.getTerminator());
+    for (auto [res, val] : llvm::zip(layer.getResults(), yield.getValues())) {
+      auto id = bufferFor(val);
+      if (!id)
+        return id.takeError();
+      ids[res] = *id; // a layer's results are its yielded buffers
+    }
+    return llvm::Error::success();
+  }
+  return fail(op, "op '" + op->getName().getStringRef() + "' has no kernel in the CPU backend yet");
+}
+
+llvm::Error Emitter::emitBlock(Block &block) {
+  for (Operation &op : block.without_terminator())
+    if (auto err = emitOp(&op))
+      return err;
+  return llvm::Error::success();
+}
+
+llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &stats) {
+  func::FuncOp func;
+  for (auto f : module.getOps<func::FuncOp>()) {
+    if (func)
+      return llvm::createStringError(llvm::inconvertibleErrorCode(), "the module has more than one function");
+    func = f;
+  }
+  if (!func || func.getBody().empty())
+    return llvm::createStringError(llvm::inconvertibleErrorCode(), "the module has no function body");
+
+  llvm::json::Array inputs, outputs;
+  Block &entry = func.getBody().front();
+  for (auto [i, arg] : llvm::enumerate(entry.getArguments())) {
+    auto name = func.getArgAttrOfType<StringAttr>(i, "sc.name");
+    std::string n = name ? name.str() : "input" + std::to_string(i);
+    auto id = newBuffer(arg, "arena", n);
+    if (!id)
+      return id.takeError();
+    buffers[*id].firstStep = -1;
+    buffers[*id].lastStep = -1;
+    inputs.push_back(llvm::json::Object{{"name", n}, {"buffer", *id}});
+  }
+  if (auto err = emitBlock(entry))
+    return err;
+  auto ret = cast<func::ReturnOp>(entry.getTerminator());
+  for (auto [i, v] : llvm::enumerate(ret.getOperands())) {
+    auto name = func.getResultAttrOfType<StringAttr>(i, "sc.name");
+    std::string n = name ? name.str() : "output" + std::to_string(i);
+    auto idOr = bufferFor(v);
+    if (!idOr)
+      return idOr.takeError();
+    int64_t id = *idOr;
+    // Outputs must live in the arena; copy weights, constants and inputs returned as-is.
+    bool isArg = isa<BlockArgument>(v);
+    if (buffers[id].storage != "arena" || isArg) {
+      Value src = v;
+      Step s;
+      s.op = "copy";
+      s.loc = "output " + n;
+      s.in.push_back(id);
+      auto copyId = newBuffer(src, "arena", n);
+      if (!copyId)
+        return copyId.takeError();
+      s.out.push_back(*copyId);
+      buffers[*copyId].firstStep = steps.size();
+      if (buffers[id].storage == "arena")
+        buffers[id].lastStep = std::max<int64_t>(buffers[id].lastStep, steps.size());
+      steps.push_back(std::move(s));
+      id = *copyId;
+    }
+    if (buffers[id].name.empty())
+      buffers[id].name = n;
+    outputs.push_back(llvm::json::Object{{"name", n}, {"buffer", id}});
+    buffers[id].lastStep = INT64_MAX / 4; // outputs stay live to the end
+  }
+  int64_t numSteps = steps.size();
+
+  // Memory plan over arena buffers.
+  std::vector<BufferLifetime> lifetimes;
+  std::vector<size_t> arenaIds;
+  for (auto [i, b] : llvm::enumerate(buffers)) {
+    if (b.storage != "arena")
+      continue;
+    int64_t last = b.lastStep == INT64_MAX / 4 ? numSteps : std::max(b.lastStep, b.firstStep);
+    lifetimes.push_back({b.bytes, b.firstStep, last});
+    arenaIds.push_back(i);
+  }
+  MemoryPlan plan = planMemory(lifetimes);
+  for (auto [k, i] : llvm::enumerate(arenaIds))
+    buffers[i].arenaOffset = plan.offsets[k];
+
+  // Manifest.
+  std::string manifest;
+  llvm::raw_string_ostream os(manifest);
+  llvm::json::OStream j(os);
+  auto source = module->getAttrOfType<StringAttr>("sc.source");
+  j.object([&] {
+    j.attribute("format_version", (int64_t)kArtifactFormatVersion);
+    j.attribute("producer", "shardc " SHARDC_VERSION);
+    j.attribute("source", source ? source.str() : std::string());
+    j.attributeObject("mesh", [&] {
+      j.attribute("dp_replicate", 1);
+      j.attribute("dp_shard", 1);
+      j.attribute("cp", 1);
+      j.attribute("tp", 1);
+    });
+    j.attribute("world_size", 1);
+    j.attributeArray("weight_files", [&] {
+      for (auto &[p, size] : weightFiles)
+        j.object([&] {
+          j.attribute("path", p);
+          j.attribute("size", (int64_t)size);
+        });
+    });
+    j.attribute("arena_bytes", plan.arenaBytes);
+    j.attributeArray("buffers", [&] {
+      for (auto [i, b] : llvm::enumerate(buffers))
+        j.object([&] {
+          j.attribute("id", (int64_t)i);
+          j.attribute("name", b.name);
+          j.attribute("dtype", b.dtype);
+          j.attribute("shape", ints(b.shape));
+          j.attribute("storage", b.storage);
+          if (b.storage == "arena")
+            j.attribute("offset", b.arenaOffset);
+          else if (b.storage == "weight") {
+            j.attribute("file", b.file);
+            j.attribute("file_offset", b.fileOffset);
+            j.attribute("transform", b.transform);
+          } else
+            j.attribute("blob_offset", b.blobOffset);
+        });
+    });
+    j.attribute("inputs", std::move(inputs));
+    j.attribute("outputs", std::move(outputs));
+    j.attributeArray("steps", [&] {
+      for (Step &s : steps)
+        j.object([&] {
+          j.attribute("op", s.op);
+          j.attribute("in", ints(s.in));
+          j.attribute("out", ints(s.out));
+          j.attribute("attrs", std::move(s.attrs));
+          j.attribute("loc", s.loc);
+        });
+    });
+  });
+  os.flush();
+
+  std::error_code ec;
+  llvm::raw_fd_ostream out(outPath, ec, llvm::sys::fs::OF_None);
+  if (ec)
+    return llvm::createStringError(ec, "cannot write %s: %s", outPath.str().c_str(), ec.message().c_str());
+  auto u32 = [&](uint32_t v) { out.write(reinterpret_cast<const char *>(&v), 4); };
+  auto u64 = [&](uint64_t v) { out.write(reinterpret_cast<const char *>(&v), 8); };
+  out.write("SHARDC\0\0", 8);
+  u32(kArtifactFormatVersion);
+  u32(0);
+  u64(manifest.size());
+  u64(blob.size());
+  u64(fnv1a(manifest));
+  u64(fnv1a(blob));
+  out << manifest;
+  out.write(blob.data(), blob.size());
+  out.close();
+  if (out.has_error())
+    return llvm::createStringError(out.error(), "cannot write %s", outPath.str().c_str());
+
+  stats.steps = numSteps;
+  stats.buffers = buffers.size();
+  stats.arenaBytes = plan.arenaBytes;
+  stats.naiveArenaBytes = plan.naiveBytes;
+  stats.constantBytes = blob.size();
+  for (const Buffer &b : buffers)
+    if (b.storage == "weight")
+      stats.weightBytes += b.bytes;
+  return llvm::Error::success();
+}
+
+} // namespace
+
+llvm::Error emitArtifact(ModuleOp module, llvm::StringRef outPath, EmitStats &stats) {
+  Emitter e;
+  return e.run(module, outPath, stats);
+}
+
+} // namespace shardc

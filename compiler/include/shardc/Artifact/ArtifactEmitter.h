@@ -1,0 +1,26 @@
+// Emits the .shardc artifact (docs/artifact-format.md) from a single-rank program of sc ops:
+// one step per op, buffers for every value, the memory plan, weights as file references.
+#pragma once
+
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/Support/Error.h"
+
+#include <string>
+
+namespace shardc {
+
+inline constexpr uint32_t kArtifactFormatVersion = 1;
+
+struct EmitStats {
+  int64_t steps = 0;
+  int64_t buffers = 0;
+  int64_t arenaBytes = 0;     // peak, from the memory plan
+  int64_t naiveArenaBytes = 0; // without reuse
+  int64_t weightBytes = 0;
+  int64_t constantBytes = 0;
+};
+
+// Writes the artifact to `outPath`. Errors name the op's ONNX node and module path.
+llvm::Error emitArtifact(mlir::ModuleOp module, llvm::StringRef outPath, EmitStats &stats);
+
+} // namespace shardc

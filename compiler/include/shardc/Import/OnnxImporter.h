@@ -1,0 +1,37 @@
+// Imports an ONNX model (as PyTorch's exporters write it) into a func.func of sc ops with
+// static shapes, shape operands folded to attributes and weights as sc.param references.
+#pragma once
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/OwningOpRef.h"
+#include "llvm/Support/Error.h"
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace shardc {
+
+struct ImportOptions {
+  // `--input-shape name=2x64`: binds the symbolic dims of a graph input.
+  std::map<std::string, std::vector<int64_t>> inputShapes;
+  // Initializers up to this many bytes that are not module parameters become sc.constant.
+  int64_t maxConstantBytes = 64 * 1024;
+};
+
+// Errors are one line: "<file>: node '<name>' (<module path>): <what is wrong>".
+llvm::Expected<mlir::OwningOpRef<mlir::ModuleOp>>
+importOnnxFile(mlir::MLIRContext &ctx, llvm::StringRef path, const ImportOptions &options);
+
+// Parses "name=2x64" into options; false with a message on a malformed spec.
+bool parseInputShapeSpec(llvm::StringRef spec, ImportOptions &options, std::string &error);
+
+// A human-readable summary for `shardc inspect`: IR/opset, inputs and outputs (with
+// symbolic dims), module paths, op counts and unsupported ops with their first node. Works
+// on models the importer cannot convert.
+llvm::Expected<std::string> summarizeOnnxFile(llvm::StringRef path);
+
+// The ONNX ops the importer converts (for `shardc inspect` and docs).
+std::vector<std::string> supportedOnnxOps();
+
+} // namespace shardc

@@ -1,0 +1,35 @@
+// The named pipelines of shardc (raise, compile) and the registration of every pass with
+// shardc-opt, so that `shardc compile --dump-pass-pipeline` output replays in shardc-opt.
+#include "shardc/Passes/Passes.h"
+
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Transforms/Passes.h"
+
+namespace shardc {
+
+void buildRaisePipeline(mlir::OpPassManager &pm) {
+  auto &fn = pm.nest<mlir::func::FuncOp>();
+  fn.addPass(mlir::createCanonicalizerPass());
+  fn.addPass(createScRaiseLinear());
+  fn.addPass(createScRaiseNorms());
+  fn.addPass(createScRaiseActivations());
+  fn.addPass(createScRaiseRotary());
+  fn.addPass(createScRaiseAttention());
+  fn.addPass(mlir::createCanonicalizerPass());
+  fn.addPass(mlir::createCSEPass());
+}
+
+void buildCompilePipeline(mlir::OpPassManager &pm) {
+  buildRaisePipeline(pm);
+  pm.nest<mlir::func::FuncOp>().addPass(createScGroupLayers());
+}
+
+void registerAllShardcPasses() {
+  registerShardcPasses();
+  mlir::PassPipelineRegistration<>("sc-raise", "raise exporter patterns to semantic sc ops",
+                                   buildRaisePipeline);
+  mlir::PassPipelineRegistration<>("sc-compile", "the single-rank compile pipeline (raise, group layers)",
+                                   buildCompilePipeline);
+}
+
+} // namespace shardc

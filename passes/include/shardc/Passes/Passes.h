@@ -1,0 +1,23 @@
+// Declarations of shardc's passes and the pipelines built from them.
+#pragma once
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Pass/Pass.h"
+#include "mlir/Pass/PassManager.h"
+
+namespace shardc {
+
+#define GEN_PASS_DECL
+#include "shardc/Passes/Passes.h.inc"
+
+#define GEN_PASS_REGISTRATION
+#include "shardc/Passes/Passes.h.inc"
+
+// Raising: linear, norms, activations, rotary, attention, then canonicalisation.
+void buildRaisePipeline(mlir::OpPassManager &pm);
+// The whole single-rank pipeline up to the artifact's IR (raise, group layers).
+void buildCompilePipeline(mlir::OpPassManager &pm);
+// Registers passes and named pipelines (`sc-raise`, `sc-compile`) with shardc-opt.
+void registerAllShardcPasses();
+
+} // namespace shardc

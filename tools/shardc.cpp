@@ -1,0 +1,237 @@
+// shardc: the compiler driver. Subcommands: inspect (what is in an ONNX file), import
+// (sc MLIR as imported), compile (ONNX -> .shardc artifact through the pass pipeline).
+#include "shardc/Artifact/ArtifactEmitter.h"
+#include "shardc/Dialect/ScDialect.h"
+#include "shardc/Dialect/ScLocation.h"
+#include "shardc/Import/OnnxImporter.h"
+#include "shardc/Passes/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/AsmState.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/Verifier.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Support/Timing.h"
+#include "mlir/Transforms/Passes.h"
+#include "llvm/ADT/StringSet.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <chrono>
+
+namespace cl = llvm::cl;
+using namespace mlir;
+using shardc::ImportOptions;
+
+namespace {
+
+cl::OptionCategory cat("shardc options");
+cl::opt<std::string> inputFile(cl::Positional, cl::desc("<model.onnx>"), cl::cat(cat));
+cl::opt<std::string> outputFile("o", cl::desc("output artifact (compile)"), cl::value_desc("file"), cl::cat(cat));
+cl::list<std::string> inputShapes("input-shape", cl::desc("bind symbolic input dims: name=2x64"), cl::cat(cat));
+cl::opt<bool> dumpPipeline("dump-pass-pipeline", cl::desc("print the pass pipeline (replayable with shardc-opt)"), cl::cat(cat));
+cl::opt<bool> timing("timing", cl::desc("print the time of each step and pass"), cl::cat(cat));
+cl::opt<bool> reportUnraised("report-unraised", cl::desc("list primitive ops left after raising"), cl::cat(cat));
+cl::opt<std::string> emitMlir("emit-mlir", cl::desc("also write the final IR to this file"), cl::value_desc("file"), cl::cat(cat));
+cl::opt<bool> raise("raise", cl::desc("import: run the raising pipeline before printing"), cl::cat(cat));
+cl::opt<bool> debugInfo("debug-info", cl::desc("import: print locations"), cl::cat(cat));
+cl::opt<bool> quiet("quiet", cl::desc("compile: no progress output"), cl::cat(cat));
+
+int usage() {
+  llvm::errs() << "usage: shardc <command> [options]\n"
+                  "commands:\n"
+                  "  inspect  <model.onnx>               module paths, parameters, inputs, unsupported ops\n"
+                  "  import   <model.onnx> [--raise]     print the sc MLIR (weights are references)\n"
+                  "  compile  <model.onnx> -o <m.shardc> compile to an artifact for shardc-run\n"
+                  "  --version\n"
+                  "run 'shardc <command> --help' for options\n";
+  return 2;
+}
+
+int error(const llvm::Twine &msg) {
+  llvm::errs() << "shardc: error: " << msg << "\n";
+  return 1;
+}
+
+FailureOr<OwningOpRef<ModuleOp>> importModel(MLIRContext &ctx) {
+  ImportOptions opts;
+  for (const std::string &spec : inputShapes) {
+    std::string err;
+    if (!shardc::parseInputShapeSpec(spec, opts, err)) {
+      error(err);
+      return failure();
+    }
+  }
+  auto module = shardc::importOnnxFile(ctx, inputFile, opts);
+  if (!module) {
+    error(llvm::toString(module.takeError()));
+    return failure();
+  }
+  return std::move(*module);
+}
+
+// Diagnostics from passes: one line each, with the ONNX node and module path.
+void installDiagnostics(MLIRContext &ctx) {
+  ctx.getDiagEngine().registerHandler([](Diagnostic &d) {
+    const char *sev = d.getSeverity() == DiagnosticSeverity::Error     ? "error"
+                      : d.getSeverity() == DiagnosticSeverity::Warning ? "warning"
+                                                                        : "remark";
+    llvm::errs() << "shardc: " << sev << ": " << shardc::describeLoc(d.getLocation()) << ": " << d.str() << "\n";
+    for (Diagnostic &note : d.getNotes())
+      llvm::errs() << "  note: " << note.str() << "\n";
+    return success();
+  });
+}
+
+int runInspect(MLIRContext &ctx) {
+  auto summary = shardc::summarizeOnnxFile(inputFile);
+  if (!summary)
+    return error(llvm::toString(summary.takeError()));
+  llvm::outs() << *summary;
+  // Parameters as the importer names them (anonymous folded weights get module paths).
+  ImportOptions opts;
+  for (const std::string &spec : inputShapes) {
+    std::string err;
+    if (!shardc::parseInputShapeSpec(spec, opts, err))
+      return error(err);
+  }
+  auto module = shardc::importOnnxFile(ctx, inputFile, opts);
+  if (!module) {
+    llvm::outs() << "import: failed: " << llvm::toString(module.takeError()) << "\n";
+    return 1;
+  }
+  llvm::outs() << "parameters (as imported):\n";
+  int64_t total = 0;
+  (*module)->walk([&](shardc::sc::ParamOp p) {
+    auto t = cast<RankedTensorType>(p.getType());
+    std::string shape;
+    for (auto [i, d] : llvm::enumerate(t.getShape()))
+      shape += (i ? "x" : "") + std::to_string(d);
+    llvm::outs() << "  " << p.getName() << "  " << shape << " " << t.getElementType();
+    if (p.getTransform() != "none")
+      llvm::outs() << "  stored " << p.getTransform() << "d";
+    if (p.getOnnxName() != p.getName())
+      llvm::outs() << "  (onnx: " << p.getOnnxName() << ")";
+    for (auto tied : p.getTied().getAsValueRange<StringAttr>())
+      llvm::outs() << "  tied: " << tied;
+    llvm::outs() << "\n";
+    total += t.getNumElements();
+  });
+  llvm::outs() << "  total: " << total << " parameters\n";
+  return 0;
+}
+
+int runImport(MLIRContext &ctx) {
+  auto module = importModel(ctx);
+  if (failed(module))
+    return 1;
+  if (raise) {
+    PassManager pm(&ctx);
+    shardc::buildRaisePipeline(pm);
+    if (failed(pm.run(**module)))
+      return 1;
+  }
+  OpPrintingFlags flags;
+  flags.elideLargeElementsAttrs(16);
+  if (debugInfo)
+    flags.enableDebugInfo(true, /*prettyForm=*/false);
+  (*module)->print(llvm::outs(), flags);
+  llvm::outs() << "\n";
+  return 0;
+}
+
+int runCompile(MLIRContext &ctx) {
+  if (outputFile.empty())
+    return error("compile needs -o <file.shardc>");
+  DefaultTimingManager tm;
+  tm.setEnabled(timing);
+  TimingScope root = tm.getRootScope();
+  auto t0 = std::chrono::steady_clock::now();
+  auto progress = [&](const llvm::Twine &msg) {
+    if (!quiet)
+      llvm::errs() << llvm::format("[shardc %6.2fs] ", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count())
+                   << msg << "\n";
+  };
+  progress("importing " + inputFile);
+  TimingScope importTimer = root.nest("import");
+  auto module = importModel(ctx);
+  importTimer.stop();
+  if (failed(module))
+    return 1;
+  PassManager pm(&ctx);
+  pm.enableTiming(root);
+  shardc::buildCompilePipeline(pm);
+  if (reportUnraised)
+    pm.nest<func::FuncOp>().addPass(shardc::createScReportUnraised());
+  if (dumpPipeline) {
+    llvm::errs() << "pass pipeline: ";
+    pm.printAsTextualPipeline(llvm::errs());
+    llvm::errs() << "\n";
+  }
+  progress("running passes");
+  if (failed(pm.run(**module)))
+    return error("compilation failed");
+  if (!emitMlir.empty()) {
+    std::error_code ec;
+    llvm::raw_fd_ostream os(emitMlir, ec);
+    if (ec)
+      return error("cannot write " + emitMlir + ": " + ec.message());
+    OpPrintingFlags flags;
+    flags.enableDebugInfo(true, false);
+    (*module)->print(os, flags);
+  }
+  progress("emitting " + outputFile);
+  TimingScope emitTimer = root.nest("emit artifact");
+  shardc::EmitStats stats;
+  if (auto err = shardc::emitArtifact(**module, outputFile, stats))
+    return error(llvm::toString(std::move(err)));
+  emitTimer.stop();
+  progress(llvm::formatv("wrote {0}: {1} steps, {2} buffers, arena {3} bytes (without reuse {4}), weights {5} bytes by reference, constants {6} bytes",
+                         outputFile, stats.steps, stats.buffers, stats.arenaBytes, stats.naiveArenaBytes, stats.weightBytes,
+                         stats.constantBytes)
+               .str());
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM init(argc, argv);
+  if (argc < 2)
+    return usage();
+  std::string cmd = argv[1];
+  if (cmd == "--version" || cmd == "-version") {
+    llvm::outs() << "shardc " << SHARDC_VERSION << " (artifact format " << shardc::kArtifactFormatVersion << ", LLVM/MLIR "
+                 << LLVM_VERSION_STRING << ")\n";
+    return 0;
+  }
+  if (cmd == "--help" || cmd == "-h" || cmd == "help")
+    return usage(), 0;
+  if (cmd != "inspect" && cmd != "import" && cmd != "compile")
+    return error("unknown command '" + cmd + "'"), usage();
+  registerMLIRContextCLOptions();
+  registerPassManagerCLOptions();
+  registerAsmPrinterCLOptions();
+  std::vector<const char *> args{argv[0]};
+  for (int i = 2; i < argc; ++i)
+    args.push_back(argv[i]);
+  std::string overview = "shardc " + cmd;
+  if (!cl::ParseCommandLineOptions(args.size(), args.data(), overview, &llvm::errs()))
+    return 2;
+  if (inputFile.empty())
+    return error(cmd + " needs a model file");
+  DialectRegistry registry;
+  registry.insert<shardc::sc::ScDialect, func::FuncDialect>();
+  MLIRContext ctx(registry);
+  ctx.loadAllAvailableDialects();
+  installDiagnostics(ctx);
+  if (cmd == "inspect")
+    return runInspect(ctx);
+  if (cmd == "import")
+    return runImport(ctx);
+  return runCompile(ctx);
+}
