@@ -1503,11 +1503,12 @@ llvm::Expected<std::string> summarizeOnnxFile(llvm::StringRef path) {
     inits.insert(t.name());
     initBytes += t.raw_data().size();
   }
+  MLIRContext typeCtx;
   auto printValue = [&](const onnx::ValueInfoProto &vi) {
     os << "  " << vi.name() << ": ";
     const auto &tt = vi.type().tensor_type();
     std::string dt = "?";
-    if (auto et = elementTypeOf(&*std::make_unique<MLIRContext>(), tt.elem_type())) {
+    if (auto et = elementTypeOf(&typeCtx, tt.elem_type())) {
       llvm::raw_string_ostream ds(dt);
       dt.clear();
       ds << *et;
