@@ -112,7 +112,7 @@ class ExportGraph:
     def __init__(self, root_scopes, param_prefix):
         self.nodes = []
         self.initializers = []
-        self.init_value_info = []  # (name, TensorProto, [(key, value)]) for value_info metadata
+        self.init_value_info = []  # (name, elem type, dims, [(key, value)]) for value_info
         self.inputs = []
         self.outputs = []
         self.scopes = list(root_scopes)  # [(module path, class qualname)], outermost first
@@ -152,7 +152,7 @@ class ExportGraph:
         t = numpy_helper.from_array(np.ascontiguousarray(array), name)
         self.initializers.append(t)
         fx_name = "p_" + name.replace(".", "_")
-        self.init_value_info.append((name, t, [
+        self.init_value_info.append((name, t.data_type, list(t.dims), [
             ("pkg.torch.export.graph_signature.InputSpec.kind", "PARAMETER"),
             ("pkg.torch.export.graph_signature.InputSpec.persistent", "None"),
             ("pkg.torch.onnx.original_node_name", fx_name)]))
@@ -164,7 +164,7 @@ class ExportGraph:
         name = name or f"val_{self._next_val()}"
         t = numpy_helper.from_array(np.ascontiguousarray(array), name)
         self.initializers.append(t)
-        self.init_value_info.append((name, t, [
+        self.init_value_info.append((name, t.data_type, list(t.dims), [
             ("pkg.onnxscript.optimizer.folded_from", repr(sorted(folded_from)))]))
         return name
 
@@ -198,6 +198,8 @@ class ExportGraph:
             name = f"node_{fx}"
         node = helper.make_node(op_type, list(inputs), list(outputs), name=name, **attrs)
         stack = self.scopes + [(fx, aten)]
+        # fx_node is informational (num_users is not tracked); the module path lives in the
+        # other three keys, the ones the importer reads.
         args = ", ".join("%" + i for i in inputs if i)
         for key, value in (
                 ("namespace", "/".join(f"{p}: {c}" for p, c in stack)),
@@ -233,8 +235,12 @@ class ExportGraph:
         self.outputs.append(vi)
 
     def model(self):
+        """The ModelProto. Hands the initializers over (protobuf copies them into the graph),
+        so that a large model is not held twice; call once."""
+        inits, self.initializers = self.initializers, None
         graph = helper.make_graph(self.nodes, "main_graph", self.inputs, self.outputs,
-                                  initializer=self.initializers)
+                                  initializer=inits)
+        del inits
         m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name="pytorch", producer_version="2.11.0")
         m.ir_version = IR_VERSION
@@ -761,8 +767,8 @@ def save(g, path, external_data):
                   location=location, size_threshold=1024)
     model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
     params = []
-    for name, t, meta in g.init_value_info:
-        vi = helper.make_tensor_value_info(name, t.data_type, list(t.dims))
+    for name, elem_type, dims, meta in g.init_value_info:
+        vi = helper.make_tensor_value_info(name, elem_type, dims)
         for k, v in meta:
             e = vi.metadata_props.add()
             e.key, e.value = k, v
