@@ -23,6 +23,7 @@ from onnx import numpy_helper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gen_models  # noqa: E402
+import run_e2e  # noqa: E402  (its input maker: ids within the vocabulary, padded masks)
 
 try:
     import onnxruntime as ort
@@ -59,16 +60,8 @@ def check_runs(path):
     missing = [n.name for n in m.graph.node if not keys <= {p.key for p in n.metadata_props}]
     if missing:
         problems.append(f"{len(missing)} nodes lack module metadata, e.g. {missing[0]}")
-    rng = np.random.default_rng(0)
     sess = session(path)
-    feeds = {}
-    for i in sess.get_inputs():
-        if "mask" in i.name:
-            mask = np.ones(i.shape, np.int64)
-            mask[1:, -(i.shape[1] // 4):] = 0
-            feeds[i.name] = mask
-        else:
-            feeds[i.name] = rng.integers(0, 64, i.shape, dtype=np.int64)
+    feeds = run_e2e.make_inputs(m, seed=0)
     for o, meta in zip(sess.run(None, feeds), sess.get_outputs()):
         if not np.isfinite(o).all():
             problems.append(f"output {meta.name} not finite")
