@@ -2,6 +2,7 @@
 // Everything the executor later indexes is range-checked here, before any large allocation.
 #include "shardc/runtime/Artifact.h"
 
+#include "FileRead.h"
 #include "shardc/runtime/Json.h"
 
 #include <cerrno>
@@ -125,7 +126,7 @@ private:
     return true;
   }
 
-  bool readU64(const JsonValue &obj, const char *key, const std::string &where, uint64_t &out,
+  bool readUnsigned(const JsonValue &obj, const char *key, const std::string &where, uint64_t &out,
                bool required) {
     int64_t v = static_cast<int64_t>(out);
     if (!readInt(obj, key, where, v, required))
@@ -203,7 +204,7 @@ private:
         m.dpReplicate * m.dpShard * m.cp * m.tp != a_.worldSize)
       return fail("world_size", std::to_string(a_.worldSize) +
                                     " is not the product of the mesh axes");
-    return decodeWeightFiles(root) && readU64(root, "arena_bytes", "", a_.arenaBytes, true) &&
+    return decodeWeightFiles(root) && readUnsigned(root, "arena_bytes", "", a_.arenaBytes, true) &&
            decodeBuffers(root) && decodeBindings(root, "inputs", a_.inputs) &&
            decodeBindings(root, "outputs", a_.outputs) && decodeSteps(root);
   }
@@ -219,7 +220,7 @@ private:
       const JsonValue &f = files->asArray()[i];
       WeightFile wf;
       if (!expectKind(f, JsonValue::Kind::Object, at) || !readString(f, "path", at, wf.path, true) ||
-          !readU64(f, "size", at, wf.size, true))
+          !readUnsigned(f, "size", at, wf.size, true))
         return false;
       if (wf.path.empty())
         return fail(join(at, "path"), "empty path");
@@ -302,7 +303,7 @@ private:
                      BufferDesc &buf) {
     if (storage == "arena") {
       buf.storage = Storage::Arena;
-      if (!readU64(b, "offset", at, buf.offset, true))
+      if (!readUnsigned(b, "offset", at, buf.offset, true))
         return false;
       if (!isAligned(buf.offset))
         return fail(join(at, "offset"), std::to_string(buf.offset) + " is not 64-byte aligned");
@@ -316,7 +317,7 @@ private:
       buf.storage = Storage::Weight;
       buf.transform = "none";
       if (!readInt(b, "file", at, buf.file, true) ||
-          !readU64(b, "file_offset", at, buf.fileOffset, true) ||
+          !readUnsigned(b, "file_offset", at, buf.fileOffset, true) ||
           !readString(b, "transform", at, buf.transform, false))
         return false;
       if (buf.file >= static_cast<int64_t>(a_.weightFiles.size()))
@@ -334,7 +335,7 @@ private:
     }
     if (storage == "constant") {
       buf.storage = Storage::Constant;
-      if (!readU64(b, "blob_offset", at, buf.blobOffset, true))
+      if (!readUnsigned(b, "blob_offset", at, buf.blobOffset, true))
         return false;
       if (!isAligned(buf.blobOffset))
         return fail(join(at, "blob_offset"),
@@ -442,14 +443,15 @@ private:
   }
 };
 
-} // namespace
+struct ArtifactHeader {
+  uint64_t manifestBytes = 0, blobBytes = 0, manifestChecksum = 0, blobChecksum = 0;
+};
 
-std::string parseArtifact(std::string_view bytes, const std::string &path, Artifact &out) {
-  out = Artifact();
-  out.path = path;
-  const std::string where = path + ": ";
-  if (bytes.size() < kArtifactHeaderBytes)
-    return where + "file is " + std::to_string(bytes.size()) +
+// Checks the 48-byte header against the file's size; `where` is "path: ".
+std::string readHeader(std::string_view bytes, uint64_t fileSize, const std::string &where,
+                       ArtifactHeader &h) {
+  if (fileSize < kArtifactHeaderBytes)
+    return where + "file is " + std::to_string(fileSize) +
            " bytes, shorter than the 48-byte artifact header (file truncated?)";
   const char *p = bytes.data();
   if (std::memcmp(p, kArtifactMagic, sizeof kArtifactMagic) != 0)
@@ -460,62 +462,96 @@ std::string parseArtifact(std::string_view bytes, const std::string &path, Artif
            ", this runtime reads version " + std::to_string(kArtifactFormatVersion);
   if (readU32(p + 12) != 0)
     return where + "reserved header field is not zero (file corrupt)";
-  uint64_t manifestLen = readU64(p + 16), blobLen = readU64(p + 24);
-  uint64_t available = bytes.size() - kArtifactHeaderBytes;
-  if (manifestLen > available || blobLen > available - manifestLen ||
-      manifestLen + blobLen != available)
-    return where + "file is " + std::to_string(bytes.size()) +
-           " bytes but its header describes a 48-byte header, a " + std::to_string(manifestLen) +
-           "-byte manifest and a " + std::to_string(blobLen) +
-           "-byte blob (file truncated or corrupt)";
-  std::string_view manifest = bytes.substr(kArtifactHeaderBytes, manifestLen);
-  std::string_view blob = bytes.substr(kArtifactHeaderBytes + manifestLen, blobLen);
-  if (fnv1a64(manifest.data(), manifest.size()) != readU64(p + 32))
-    return where + "checksum mismatch in manifest (file corrupt or truncated)";
-  if (fnv1a64(blob.data(), blob.size()) != readU64(p + 40))
-    return where + "checksum mismatch in blob (file corrupt or truncated)";
-
-  JsonValue root;
-  if (std::string err = parseJson(manifest, root); !err.empty())
-    return where + "manifest: " + err;
-  if (std::string err = ManifestDecoder(out).decode(root, blobLen); !err.empty())
-    return where + "manifest: " + err;
-  out.blob = MemoryBlock::allocateHost(blob.size());
-  if (!out.blob)
-    return where + "cannot allocate " + std::to_string(blob.size()) + " bytes for the blob";
-  std::memcpy(out.blob.data(), blob.data(), blob.size());
+  h.manifestBytes = readU64(p + 16);
+  h.blobBytes = readU64(p + 24);
+  h.manifestChecksum = readU64(p + 32);
+  h.blobChecksum = readU64(p + 40);
+  uint64_t available = fileSize - kArtifactHeaderBytes;
+  if (h.manifestBytes > available || h.blobBytes != available - h.manifestBytes)
+    return where + "file is " + std::to_string(fileSize) +
+           " bytes but its header describes a 48-byte header, a " +
+           std::to_string(h.manifestBytes) + "-byte manifest and a " +
+           std::to_string(h.blobBytes) + "-byte blob (file truncated or corrupt)";
   return "";
 }
 
+// Verifies both checksums, then decodes and validates the manifest into `out`, which already
+// holds the path and the blob.
+std::string decodeArtifact(std::string_view manifest, const ArtifactHeader &h, Artifact &out) {
+  const std::string where = out.path + ": ";
+  if (fnv1a64(manifest.data(), manifest.size()) != h.manifestChecksum)
+    return where + "checksum mismatch in manifest (file corrupt or truncated)";
+  if (fnv1a64(out.blob.data(), out.blob.size()) != h.blobChecksum)
+    return where + "checksum mismatch in blob (file corrupt or truncated)";
+  JsonValue root;
+  if (std::string err = parseJson(manifest, root); !err.empty())
+    return where + "manifest: " + err;
+  if (std::string err = ManifestDecoder(out).decode(root, out.blob.size()); !err.empty())
+    return where + "manifest: " + err;
+  return "";
+}
+
+std::string allocateBlob(uint64_t bytes, const std::string &where, Artifact &out) {
+  out.blob = MemoryBlock::allocateHost(bytes);
+  if (!out.blob)
+    return where + "cannot allocate " + std::to_string(bytes) + " bytes for the blob";
+  return "";
+}
+
+
+} // namespace
+
+std::string parseArtifact(std::string_view bytes, const std::string &path, Artifact &out) {
+  out = Artifact();
+  out.path = path;
+  const std::string where = path + ": ";
+  ArtifactHeader h;
+  if (std::string err = readHeader(bytes, bytes.size(), where, h); !err.empty())
+    return err;
+  if (std::string err = allocateBlob(h.blobBytes, where, out); !err.empty())
+    return err;
+  std::memcpy(out.blob.data(), bytes.data() + kArtifactHeaderBytes + h.manifestBytes, h.blobBytes);
+  return decodeArtifact(bytes.substr(kArtifactHeaderBytes, h.manifestBytes), h, out);
+}
+
 std::string loadArtifact(const std::string &path, Artifact &out) {
+  out = Artifact();
+  out.path = path;
+  const std::string where = path + ": ";
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0)
-    return path + ": cannot open: " + std::strerror(errno);
-  std::string bytes;
-  std::string err;
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    err = path + ": cannot stat: " + std::strerror(errno);
-  } else if (!S_ISREG(st.st_mode)) {
-    err = path + ": not a regular file";
-  } else {
-    bytes.resize(static_cast<size_t>(st.st_size));
-    size_t done = 0;
-    while (done < bytes.size()) {
-      ssize_t n = ::pread(fd, bytes.data() + done, bytes.size() - done, static_cast<off_t>(done));
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0) {
-        err = path + ": read failed: " + (n < 0 ? std::strerror(errno) : "unexpected end of file");
-        break;
-      }
-      done += static_cast<size_t>(n);
-    }
-  }
+    return where + "cannot open: " + std::strerror(errno);
+  // Read the header, the manifest and the blob each straight to where it is kept.
+  auto loadFrom = [&]() -> std::string {
+    struct stat st;
+    if (::fstat(fd, &st) != 0)
+      return where + "cannot stat: " + std::strerror(errno);
+    if (!S_ISREG(st.st_mode))
+      return where + "not a regular file";
+    uint64_t fileSize = static_cast<uint64_t>(st.st_size);
+    char header[kArtifactHeaderBytes] = {};
+    if (fileSize >= kArtifactHeaderBytes)
+      if (std::string err = preadFully(fd, header, sizeof header, 0); !err.empty())
+        return where + "read failed: " + err;
+    ArtifactHeader h;
+    if (std::string err = readHeader(std::string_view(header, sizeof header), fileSize, where, h);
+        !err.empty())
+      return err;
+    std::string manifest(h.manifestBytes, '\0');
+    if (std::string err = preadFully(fd, manifest.data(), h.manifestBytes, kArtifactHeaderBytes);
+        !err.empty())
+      return where + "read failed: " + err;
+    if (std::string err = allocateBlob(h.blobBytes, where, out); !err.empty())
+      return err;
+    if (std::string err = preadFully(fd, out.blob.data(), h.blobBytes,
+                                     kArtifactHeaderBytes + h.manifestBytes);
+        !err.empty())
+      return where + "read failed: " + err;
+    return decodeArtifact(manifest, h, out);
+  };
+  std::string err = loadFrom();
   ::close(fd);
-  if (!err.empty())
-    return err;
-  return parseArtifact(bytes, path, out);
+  return err;
 }
 
 std::string encodeArtifact(std::string_view manifestJson, std::string_view blob) {

@@ -2,6 +2,8 @@
 // allocation, weight binding with pread, input checks, and step errors located by index and loc.
 #include "shardc/runtime/Executor.h"
 
+#include "FileRead.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -31,23 +33,6 @@ std::string typeString(DType dtype, const std::vector<int64_t> &shape) {
   return std::string(dtypeName(dtype)) + " " + shapeString(shape);
 }
 
-// Reads exactly `bytes` at `offset`, retrying short reads; "" or the reason it failed.
-std::string preadFully(int fd, void *dst, uint64_t bytes, uint64_t offset) {
-  auto *p = static_cast<uint8_t *>(dst);
-  while (bytes > 0) {
-    ssize_t n = ::pread(fd, p, bytes, static_cast<off_t>(offset));
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      return std::strerror(errno);
-    if (n == 0)
-      return "unexpected end of file";
-    p += n;
-    bytes -= static_cast<uint64_t>(n);
-    offset += static_cast<uint64_t>(n);
-  }
-  return "";
-}
 
 } // namespace
 
@@ -213,7 +198,7 @@ std::string Executor::copyInputs(const std::vector<HostTensor> &inputs) {
         int64_t w = v;
         std::memcpy(dst + 8 * i, &w, 8);
       }
-    } else {
+    } else if (!t.data.empty()) {
       std::memcpy(dst, t.data.data(), t.data.size());
     }
   }

@@ -395,6 +395,23 @@ TEST(Artifact, WriteAndLoadFile) {
   EXPECT_EQ(a.resolveWeightPath(0), dir.file("w.bin"));
   std::string missing = dir.file("absent.shardc");
   EXPECT_EQ(loadArtifact(missing, a), missing + ": cannot open: No such file or directory");
+
+  // The file path reads header, manifest and blob separately: the same checks apply.
+  std::string good = encodeArtifact(kManifest, validBlob());
+  std::string cut = dir.file("cut.shardc");
+  writeFile(cut, good.substr(0, good.size() - 8));
+  EXPECT_EQ(loadArtifact(cut, a).rfind(cut + ": file is " + std::to_string(good.size() - 8) +
+                                           " bytes but its header describes",
+                                       0),
+            0u);
+  writeFile(cut, good.substr(0, 10));
+  EXPECT_EQ(loadArtifact(cut, a), cut + ": file is 10 bytes, shorter than the 48-byte artifact "
+                                        "header (file truncated?)");
+  std::string flipped = good;
+  flipped[flipped.size() - 3] ^= 1;
+  writeFile(cut, flipped);
+  EXPECT_EQ(loadArtifact(cut, a), cut + ": checksum mismatch in blob (file corrupt or truncated)");
+  EXPECT_EQ(loadArtifact(dir.file(""), a), dir.file("") + ": not a regular file");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -470,7 +487,8 @@ const unsigned char kNumpySavezCompressed[] = {
 
 template <typename T> std::vector<T> valuesOf(const HostTensor &t) {
   std::vector<T> v(t.data.size() / sizeof(T));
-  std::memcpy(v.data(), t.data.data(), v.size() * sizeof(T));
+  if (!v.empty())
+    std::memcpy(v.data(), t.data.data(), v.size() * sizeof(T));
   return v;
 }
 
@@ -482,7 +500,8 @@ HostTensor makeTensor(std::string name, DType dtype, std::vector<int64_t> shape,
   t.dtype = dtype;
   t.shape = std::move(shape);
   t.data.resize(values.size() * sizeof(T));
-  std::memcpy(t.data.data(), values.data(), t.data.size());
+  if (!values.empty())
+    std::memcpy(t.data.data(), values.data(), t.data.size());
   return t;
 }
 

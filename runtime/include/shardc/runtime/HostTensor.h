@@ -22,7 +22,6 @@ struct HostTensor {
       n *= d;
     return n;
   }
-  TensorView view() { return TensorView{data.data(), dtype, shape}; }
 };
 
 } // namespace shardc::rt
