@@ -33,7 +33,6 @@ std::string typeString(DType dtype, const std::vector<int64_t> &shape) {
   return std::string(dtypeName(dtype)) + " " + shapeString(shape);
 }
 
-
 } // namespace
 
 std::string Executor::stepPrefix(size_t index) const {
@@ -59,18 +58,20 @@ std::string Executor::create(const Artifact &artifact, Backend &backend,
              artifact.steps[i].op + "'";
   }
   ex->views_.resize(artifact.buffers.size());
-  for (const BufferDesc &b : artifact.buffers) {
+  for (const BufferDesc &b : artifact.buffers)
     ex->views_[static_cast<size_t>(b.id)] = TensorView{nullptr, b.dtype, b.shape};
-    if (b.storage == Storage::Arena)
-      ex->arenaPeakBytes_ = std::max(ex->arenaPeakBytes_, b.offset + b.bytes);
-    else if (b.storage == Storage::Constant)
-      ex->views_[static_cast<size_t>(b.id)].data = const_cast<uint8_t *>(artifact.constantData(b));
-  }
   if (std::string err = ex->allocateStorage(); !err.empty())
     return err;
-  for (const BufferDesc &b : artifact.buffers)
-    if (b.storage == Storage::Arena)
-      ex->views_[static_cast<size_t>(b.id)].data = ex->arena_.data() + b.offset;
+  // allocateStorage placed the weights; arena buffers and constants sit at recorded offsets.
+  for (const BufferDesc &b : artifact.buffers) {
+    TensorView &view = ex->views_[static_cast<size_t>(b.id)];
+    if (b.storage == Storage::Arena) {
+      view.data = ex->arena_.data() + b.offset;
+      ex->arenaPeakBytes_ = std::max(ex->arenaPeakBytes_, b.offset + b.bytes);
+    } else if (b.storage == Storage::Constant) {
+      view.data = const_cast<uint8_t *>(artifact.constantData(b));
+    }
+  }
 
   for (size_t i = 0; i < artifact.steps.size(); ++i) {
     const Step &step = artifact.steps[i];
