@@ -44,11 +44,8 @@ struct Pow {
   template <typename T> T operator()(T a, T b) const { return std::pow(a, b); }
 };
 template <typename T> T sigmoidOf(T x) {
-  // Never exponentiates a positive number, so large |x| cannot overflow to inf/inf.
-  if (x >= T(0))
-    return T(1) / (T(1) + std::exp(-x));
-  T e = std::exp(x);
-  return e / (T(1) + e);
+  // Branch-free on purpose: for very negative x, exp(-x) is inf and 1/inf is the right 0.
+  return T(1) / (T(1) + std::exp(-x));
 }
 struct SiluMul {
   template <typename T> T operator()(T gate, T up) const { return gate * sigmoidOf(gate) * up; }
