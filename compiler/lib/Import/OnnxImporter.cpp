@@ -271,7 +271,8 @@ public:
   Importer(MLIRContext &ctx, llvm::StringRef path, const ImportOptions &opts)
       : ctx(ctx), builder(&ctx), path(path.str()), opts(opts) {}
 
-  llvm::Expected<OwningOpRef<ModuleOp>> run();
+  // `bytes` is the model file's content; `path` names it in messages and weight references.
+  llvm::Expected<OwningOpRef<ModuleOp>> run(llvm::MemoryBufferRef bytes);
 
   // Set by converters: a one-line message; the importer adds file, node and module.
   std::string error;
@@ -301,8 +302,23 @@ public:
   Value foldIfConstant(Operation *op);
 
 private:
+  // Names in a corrupt model can hold any bytes; errors stay one printable line.
   llvm::Error makeError(const llvm::Twine &msg) {
-    return llvm::createStringError(llvm::inconvertibleErrorCode(), "%s", msg.str().c_str());
+    std::string text;
+    for (unsigned char c : msg.str()) {
+      if (c < 0x20 || c >= 0x7f) {
+        char esc[8];
+        snprintf(esc, sizeof esc, "\\x%02x", c);
+        text += esc;
+      } else {
+        text += (char)c;
+      }
+      if (text.size() > 400) {
+        text += "...";
+        break;
+      }
+    }
+    return llvm::createStringError(llvm::inconvertibleErrorCode(), "%s", text.c_str());
   }
   LogicalResult importInitializer(const onnx::TensorProto &t);
   Value materializeInitializer(llvm::StringRef name);
@@ -312,9 +328,12 @@ private:
   llvm::StringMap<Value> values;
   llvm::StringMap<const onnx::TensorProto *> initializers;
   llvm::StringMap<std::pair<uint64_t, uint64_t>> rawOffsets;
+  // Initializers that a Linear's MatMul/Gemm uses as its weight (directly or through a
+  // Transpose): parameters whatever their size, so raising sees an sc.param.
+  llvm::StringSet<> linearWeights;
   llvm::DenseMap<Attribute, Value> constants; // dedup by content (attributes are uniqued)
   Block *entry = nullptr;
-  std::unique_ptr<llvm::MemoryBuffer> file;
+  llvm::MemoryBufferRef file;
   std::string modelDir;
   int64_t opset = 0;
 };
@@ -462,7 +481,7 @@ Value Importer::materializeInitializer(llvm::StringRef name) {
     }
   auto type = RankedTensorType::get(shape, *et);
   int64_t bytes = type.getNumElements() * byteWidth(*et);
-  bool param = looksLikeModuleParam(name) || bytes > opts.maxConstantBytes;
+  bool param = looksLikeModuleParam(name) || bytes > opts.maxConstantBytes || linearWeights.contains(name);
   if (!param) {
     auto data = tensorData(t, type);
     if (failed(data))
@@ -565,11 +584,8 @@ void Importer::attributeParams(NodeCtx &n) {
 
 std::vector<std::pair<std::string, Converter>> &registry();
 
-llvm::Expected<OwningOpRef<ModuleOp>> Importer::run() {
-  auto bufOr = llvm::MemoryBuffer::getFile(path, /*IsText=*/false, /*RequiresNullTerminator=*/false);
-  if (!bufOr)
-    return makeError(path + ": cannot open: " + bufOr.getError().message());
-  file = std::move(*bufOr);
+llvm::Expected<OwningOpRef<ModuleOp>> Importer::run(llvm::MemoryBufferRef bytes) {
+  file = bytes;
   modelDir = llvm::sys::path::parent_path(path).str();
   if (modelDir.empty())
     modelDir = ".";
@@ -577,7 +593,7 @@ llvm::Expected<OwningOpRef<ModuleOp>> Importer::run() {
   onnx::ModelProto model;
   {
     google::protobuf::io::CodedInputStream cis(
-        reinterpret_cast<const uint8_t *>(file->getBufferStart()), (int)std::min<size_t>(file->getBufferSize(), INT32_MAX));
+        reinterpret_cast<const uint8_t *>(file.getBufferStart()), (int)std::min<size_t>(file.getBufferSize(), INT32_MAX));
     cis.SetTotalBytesLimit(INT32_MAX);
     if (!model.ParseFromCodedStream(&cis) || !cis.ConsumedEntireMessage())
       return makeError(path + ": not a valid ONNX model (protobuf parse failed; truncated or corrupt file?)");
@@ -594,11 +610,25 @@ llvm::Expected<OwningOpRef<ModuleOp>> Importer::run() {
   if (opset < kMinOpset || opset > kMaxOpset)
     return makeError(path + ": opset " + llvm::Twine(opset) + " is not supported (supported: " + llvm::Twine(kMinOpset) +
                      " to " + llvm::Twine(kMaxOpset) + "); re-export with a supported opset_version");
-  locateRawData(reinterpret_cast<const uint8_t *>(file->getBufferStart()), file->getBufferSize(), rawOffsets);
+  locateRawData(reinterpret_cast<const uint8_t *>(file.getBufferStart()), file.getBufferSize(), rawOffsets);
 
   const onnx::GraphProto &graph = model.graph();
   for (const auto &t : graph.initializer())
     initializers[t.name()] = &t;
+  {
+    llvm::StringMap<std::string> transposeInput;
+    for (const auto &node : graph.node())
+      if (node.op_type() == "Transpose" && node.input_size() == 1 && node.output_size() == 1)
+        transposeInput[node.output(0)] = node.input(0);
+    for (const auto &node : graph.node()) {
+      llvm::StringRef cls(moduleOf(node).cls);
+      if ((node.op_type() != "MatMul" && node.op_type() != "Gemm") || node.input_size() < 2 ||
+          !(cls.ends_with(".Linear") || cls.ends_with("Conv1D")))
+        continue;
+      auto t = transposeInput.find(node.input(1));
+      linearWeights.insert(t == transposeInput.end() ? node.input(1) : t->second);
+    }
+  }
 
   // Function signature: graph inputs that are not initializers.
   SmallVector<Type> argTypes;
@@ -1453,9 +1483,18 @@ std::vector<std::pair<std::string, Converter>> &registry() {
 
 llvm::Expected<OwningOpRef<ModuleOp>> importOnnxFile(MLIRContext &ctx, llvm::StringRef path,
                                                      const ImportOptions &options) {
+  auto bufOr = llvm::MemoryBuffer::getFile(path, /*IsText=*/false, /*RequiresNullTerminator=*/false);
+  if (!bufOr)
+    return llvm::createStringError(llvm::inconvertibleErrorCode(), "%s: cannot open: %s", path.str().c_str(),
+                                   bufOr.getError().message().c_str());
+  return importOnnxBuffer(ctx, (*bufOr)->getMemBufferRef(), path, options);
+}
+
+llvm::Expected<OwningOpRef<ModuleOp>> importOnnxBuffer(MLIRContext &ctx, llvm::MemoryBufferRef bytes,
+                                                       llvm::StringRef path, const ImportOptions &options) {
   ctx.loadDialect<sc::ScDialect, func::FuncDialect>();
   Importer importer(ctx, path, options);
-  return importer.run();
+  return importer.run(bytes);
 }
 
 bool parseInputShapeSpec(llvm::StringRef spec, ImportOptions &options, std::string &error) {

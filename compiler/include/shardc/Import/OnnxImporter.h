@@ -5,6 +5,7 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/OwningOpRef.h"
 #include "llvm/Support/Error.h"
+#include "llvm/Support/MemoryBuffer.h"
 
 #include <map>
 #include <string>
@@ -22,6 +23,12 @@ struct ImportOptions {
 // Errors are one line: "<file>: node '<name>' (<module path>): <what is wrong>".
 llvm::Expected<mlir::OwningOpRef<mlir::ModuleOp>>
 importOnnxFile(mlir::MLIRContext &ctx, llvm::StringRef path, const ImportOptions &options);
+
+// The same on bytes already in memory (the mutation tests); `path` locates external data
+// and names the file in messages and sc.param references.
+llvm::Expected<mlir::OwningOpRef<mlir::ModuleOp>>
+importOnnxBuffer(mlir::MLIRContext &ctx, llvm::MemoryBufferRef bytes, llvm::StringRef path,
+                 const ImportOptions &options);
 
 // Parses "name=2x64" into options; false with a message on a malformed spec.
 bool parseInputShapeSpec(llvm::StringRef spec, ImportOptions &options, std::string &error);
