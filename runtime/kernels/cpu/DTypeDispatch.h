@@ -88,7 +88,4 @@ template <typename Fn> decltype(auto) dispatchDType(DType t, Fn &&fn) {
   return fn(DTypeConstant<DType::Bool>{});
 }
 
-// The C++ type that holds one element of `D` for arithmetic kernels (f32, f64, i32, i64).
-template <DType D> using Native = typename Elem<D>::Storage;
-
 } // namespace shardc::rt::cpu

@@ -102,9 +102,11 @@ std::string sliceKernel(const KernelArgs &args) {
   return "";
 }
 
+namespace {
+
 // Concat and split are the same walk: for every outer index, the parts' slabs follow each
 // other along `axis` in the whole. `parts` and `whole` come from the kernel's in/out lists.
-static std::string checkParts(const char *op, const std::vector<TensorView> &parts,
+std::string checkParts(const char *op, const std::vector<TensorView> &parts,
                               const TensorView &whole, int64_t axisAttr, int64_t &axis) {
   if (parts.empty())
     return std::string(op) + ": no parts";
@@ -133,7 +135,7 @@ static std::string checkParts(const char *op, const std::vector<TensorView> &par
 }
 
 template <bool Gather>
-static void moveParts(const std::vector<TensorView> &parts, const TensorView &whole, int64_t axis) {
+void moveParts(const std::vector<TensorView> &parts, const TensorView &whole, int64_t axis) {
   const int64_t outer = productOf(whole.shape, 0, axis);
   const size_t innerBytes =
       static_cast<size_t>(productOf(whole.shape, axis + 1, whole.shape.size())) * dtypeSize(whole.dtype);
@@ -150,6 +152,8 @@ static void moveParts(const std::vector<TensorView> &parts, const TensorView &wh
     }
   }
 }
+
+} // namespace
 
 std::string concatKernel(const KernelArgs &args) {
   if (auto e = expectArity("concat", args, 1, SIZE_MAX, 1, 1); !e.empty())

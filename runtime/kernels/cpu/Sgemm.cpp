@@ -1,5 +1,5 @@
 // The only file that includes cblas.h, so the BLAS vendor (OpenBLAS today) stays a
-// one-file concern of the CPU backend.
+// one-file concern of the CPU backend. Dims pass as int, which every cblas.h accepts.
 #include "Sgemm.h"
 
 #include <cblas.h>
@@ -19,10 +19,10 @@ void sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alph
     return;
   }
   cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-              static_cast<blasint>(M), static_cast<blasint>(N), static_cast<blasint>(K), alpha, A,
-              static_cast<blasint>(std::max<int64_t>(lda, 1)), B,
-              static_cast<blasint>(std::max<int64_t>(ldb, 1)), beta, C,
-              static_cast<blasint>(std::max<int64_t>(ldc, 1)));
+              static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), alpha, A,
+              static_cast<int>(std::max<int64_t>(lda, 1)), B,
+              static_cast<int>(std::max<int64_t>(ldb, 1)), beta, C,
+              static_cast<int>(std::max<int64_t>(ldc, 1)));
 }
 
 } // namespace shardc::rt::cpu
