@@ -31,7 +31,7 @@ namespace shardc {
 
 namespace {
 
-constexpr int64_t kMinOpset = 13, kMaxOpset = 23, kMinIr = 3, kMaxIr = 11;
+constexpr int64_t kMinOpset = 13, kMaxOpset = 25, kMinIr = 3, kMaxIr = 12;
 
 //===----------------------------------------------------------------------===//
 // Wire-level scan: where each initializer's raw_data lies in the model file, so weights can
@@ -1392,6 +1392,8 @@ LogicalResult convertAttention(NodeCtx &n) {
     return n.im.fail("only the 4-D [batch, heads, seq, head_dim] form of Attention is supported");
   if (n.in(4) || n.in(5) || n.node.output_size() > 1)
     return n.im.fail("Attention with past key/value (KV cache) is not supported");
+  if (n.in(6))
+    return n.im.fail("Attention with nonpad_kv_seqlen (opset 24) is not supported");
   if (n.floatAttr("softcap", 0.0f) != 0.0f)
     return n.im.fail("Attention softcap is not supported");
   if (n.intAttr("qk_matmul_output_mode", 0) != 0)
