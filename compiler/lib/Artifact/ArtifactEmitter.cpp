@@ -198,6 +198,14 @@ void Emitter::addStep(Operation *op, llvm::StringRef kind, ValueRange ins, Value
   steps.push_back(std::move(s));
 }
 
+// I64Attr accessors return uint64_t; axes are signed and normalised against the rank of the
+// op's first operand so the runtime only sees non-negative axes.
+int64_t axisOf(Operation *op, uint64_t raw) {
+  int64_t axis = static_cast<int64_t>(raw);
+  int64_t rank = cast<RankedTensorType>(op->getOperand(0).getType()).getRank();
+  return axis < 0 ? axis + rank : axis;
+}
+
 llvm::json::Array ints(ArrayRef<int64_t> v) {
   llvm::json::Array a;
   for (int64_t x : v)
@@ -241,14 +249,14 @@ llvm::Error Emitter::emitOp(Operation *op) {
       })
       .Case<sc::LinearOp>([&](sc::LinearOp l) { same("linear", Object{{"transpose_w", l.getTransposeWeight()}}); return true; })
       .Case<sc::EmbeddingOp>([&](auto) { same("embedding"); return true; })
-      .Case<sc::SoftmaxOp>([&](sc::SoftmaxOp s) { same("softmax", Object{{"axis", s.getAxis()}}); return true; })
-      .Case<sc::LogSoftmaxOp>([&](sc::LogSoftmaxOp s) { same("log_softmax", Object{{"axis", s.getAxis()}}); return true; })
+      .Case<sc::SoftmaxOp>([&](sc::SoftmaxOp s) { same("softmax", Object{{"axis", axisOf(op, s.getAxis())}}); return true; })
+      .Case<sc::LogSoftmaxOp>([&](sc::LogSoftmaxOp s) { same("log_softmax", Object{{"axis", axisOf(op, s.getAxis())}}); return true; })
       .Case<sc::LayerNormOp>([&](sc::LayerNormOp l) {
-        same("layer_norm", Object{{"axis", l.getAxis()}, {"epsilon", l.getEpsilon().convertToDouble()}});
+        same("layer_norm", Object{{"axis", axisOf(op, l.getAxis())}, {"epsilon", l.getEpsilon().convertToDouble()}});
         return true;
       })
       .Case<sc::RmsNormOp>([&](sc::RmsNormOp l) {
-        same("rms_norm", Object{{"axis", l.getAxis()}, {"epsilon", l.getEpsilon().convertToDouble()}});
+        same("rms_norm", Object{{"axis", axisOf(op, l.getAxis())}, {"epsilon", l.getEpsilon().convertToDouble()}});
         return true;
       })
       .Case<sc::RotaryOp>([&](auto) { same("rotary"); return true; })
@@ -269,18 +277,16 @@ llvm::Error Emitter::emitOp(Operation *op) {
         return true;
       })
       .Case<sc::ConcatOp>([&](sc::ConcatOp c) {
-        int64_t axis = c.getAxis() < 0 ? c.getAxis() + cast<RankedTensorType>(c.getType()).getRank() : c.getAxis();
-        same("concat", Object{{"axis", axis}});
+        same("concat", Object{{"axis", axisOf(op, c.getAxis())}});
         return true;
       })
       .Case<sc::SplitOp>([&](sc::SplitOp s) {
-        int64_t axis = s.getAxis() < 0 ? s.getAxis() + cast<RankedTensorType>(s.getInput().getType()).getRank() : s.getAxis();
-        same("split", Object{{"axis", axis}});
+        same("split", Object{{"axis", axisOf(op, s.getAxis())}});
         return true;
       })
-      .Case<sc::GatherOp>([&](sc::GatherOp g) { same("gather", Object{{"axis", g.getAxis()}}); return true; })
-      .Case<sc::GatherElementsOp>([&](sc::GatherElementsOp g) { same("gather_elements", Object{{"axis", g.getAxis()}}); return true; })
-      .Case<sc::TriluOp>([&](sc::TriluOp t) { same("trilu", Object{{"upper", t.getUpper()}, {"k", t.getK()}}); return true; })
+      .Case<sc::GatherOp>([&](sc::GatherOp g) { same("gather", Object{{"axis", axisOf(op, g.getAxis())}}); return true; })
+      .Case<sc::GatherElementsOp>([&](sc::GatherElementsOp g) { same("gather_elements", Object{{"axis", axisOf(op, g.getAxis())}}); return true; })
+      .Case<sc::TriluOp>([&](sc::TriluOp t) { same("trilu", Object{{"upper", t.getUpper()}, {"k", static_cast<int64_t>(t.getK())}}); return true; })
       .Default([](Operation *) { return false; });
   if (pending)
     return std::move(pending);
