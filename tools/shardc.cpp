@@ -39,6 +39,7 @@ cl::opt<bool> reportUnraised("report-unraised", cl::desc("list primitive ops lef
 cl::opt<std::string> emitMlir("emit-mlir", cl::desc("also write the final IR to this file"), cl::value_desc("file"), cl::cat(cat));
 cl::opt<bool> raise("raise", cl::desc("import: run the raising pipeline before printing"), cl::cat(cat));
 cl::opt<bool> debugInfo("debug-info", cl::desc("import: print locations"), cl::cat(cat));
+cl::opt<bool> elideConstants("elide-constants", cl::desc("import: elide constants over 16 elements (the output then no longer parses)"), cl::cat(cat));
 cl::opt<bool> quiet("quiet", cl::desc("compile: no progress output"), cl::cat(cat));
 
 int usage() {
@@ -130,13 +131,14 @@ int runImport(MLIRContext &ctx) {
   if (failed(module))
     return 1;
   if (raise) {
-    PassManager pm(&ctx);
+    PassManager pm(&ctx, ModuleOp::getOperationName());
     shardc::buildRaisePipeline(pm);
     if (failed(pm.run(**module)))
       return 1;
   }
   OpPrintingFlags flags;
-  flags.elideLargeElementsAttrs(16);
+  if (elideConstants)
+    flags.elideLargeElementsAttrs(16);
   if (debugInfo)
     flags.enableDebugInfo(true, /*prettyForm=*/false);
   (*module)->print(llvm::outs(), flags);
@@ -162,7 +164,9 @@ int runCompile(MLIRContext &ctx) {
   importTimer.stop();
   if (failed(module))
     return 1;
-  PassManager pm(&ctx);
+  // Anchored on builtin.module so that --dump-pass-pipeline replays in shardc-opt as
+  // --pass-pipeline='<printed pipeline>'.
+  PassManager pm(&ctx, ModuleOp::getOperationName());
   pm.enableTiming(root);
   shardc::buildCompilePipeline(pm);
   if (reportUnraised)
