@@ -137,8 +137,8 @@ LogicalResult verifyNormScale(Operation *op, Value in, Value scale, int64_t axis
 //===----------------------------------------------------------------------===//
 
 LogicalResult ParamOp::verify() {
-  if (getOffset() < 0)
-    return emitOpError() << "negative file offset " << getOffset();
+  if (getOffsetAttr().getInt() < 0) // I64Attr reads back as uint64_t
+    return emitOpError() << "negative file offset " << getOffsetAttr().getInt();
   if (getTransform() != "none" && getTransform() != "transpose")
     return emitOpError() << "unknown transform '" << getTransform()
                          << "' (expected none or transpose)";

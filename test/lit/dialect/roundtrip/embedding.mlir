@@ -1,0 +1,9 @@
+// RUN: shardc-opt --verify-roundtrip %s | FileCheck %s
+// RUN: shardc-opt --mlir-print-op-generic %s | shardc-opt | FileCheck %s
+
+// CHECK-LABEL: func @embedding
+// CHECK: sc.embedding %arg0, %arg1
+func.func @embedding(%t: tensor<32x8xf32>, %i: tensor<2x4xi64>) -> tensor<2x4x8xf32> {
+  %0 = sc.embedding %t, %i : (tensor<32x8xf32>, tensor<2x4xi64>) -> tensor<2x4x8xf32>
+  return %0 : tensor<2x4x8xf32>
+}

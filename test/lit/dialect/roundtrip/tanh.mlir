@@ -1,0 +1,9 @@
+// RUN: shardc-opt --verify-roundtrip %s | FileCheck %s
+// RUN: shardc-opt --mlir-print-op-generic %s | shardc-opt | FileCheck %s
+
+// CHECK-LABEL: func @tanh
+// CHECK: sc.tanh %arg0
+func.func @tanh(%x: tensor<4x8xf32>) -> tensor<4x8xf32> {
+  %0 = sc.tanh %x : (tensor<4x8xf32>) -> tensor<4x8xf32>
+  return %0 : tensor<4x8xf32>
+}
