@@ -32,9 +32,9 @@ func.func @gate_unchanged(%x: tensor<4x16xf32>, %y: tensor<4x16xf32>) -> tensor<
 // CHECK: %[[G:.*]] = sc.gelu %[[X]] : (tensor<4x16xf32>) -> tensor<4x16xf32>
 // CHECK: return %[[G]]
 func.func @gelu_erf(%x: tensor<4x16xf32>) -> tensor<4x16xf32> {
-  %half = sc.constant dense<0.5> : tensor<f32> : tensor<f32>
-  %one = sc.constant dense<1.0> : tensor<f32> : tensor<f32>
-  %sqrt2 = sc.constant dense<1.41421354> : tensor<f32> : tensor<f32>
+  %half = sc.constant dense<0.5> : tensor<f32>
+  %one = sc.constant dense<1.0> : tensor<f32>
+  %sqrt2 = sc.constant dense<1.41421354> : tensor<f32>
   %0 = sc.div %x, %sqrt2 : (tensor<4x16xf32>, tensor<f32>) -> tensor<4x16xf32>
   %1 = sc.erf %0 : (tensor<4x16xf32>) -> tensor<4x16xf32>
   %2 = sc.add %1, %one : (tensor<4x16xf32>, tensor<f32>) -> tensor<4x16xf32>
@@ -50,9 +50,9 @@ func.func @gelu_erf(%x: tensor<4x16xf32>) -> tensor<4x16xf32> {
 // CHECK: sc.gelu %{{.*}} : (tensor<4x16xf32>)
 // CHECK-NOT: approximate
 func.func @gelu_erf_other_association(%x: tensor<4x16xf32>) -> tensor<4x16xf32> {
-  %half = sc.constant dense<0.5> : tensor<f32> : tensor<f32>
-  %one = sc.constant dense<1.0> : tensor<f32> : tensor<f32>
-  %inv = sc.constant dense<0.707106769> : tensor<f32> : tensor<f32>
+  %half = sc.constant dense<0.5> : tensor<f32>
+  %one = sc.constant dense<1.0> : tensor<f32>
+  %inv = sc.constant dense<0.707106769> : tensor<f32>
   %0 = sc.mul %x, %inv : (tensor<4x16xf32>, tensor<f32>) -> tensor<4x16xf32>
   %1 = sc.erf %0 : (tensor<4x16xf32>) -> tensor<4x16xf32>
   %2 = sc.add %one, %1 : (tensor<f32>, tensor<4x16xf32>) -> tensor<4x16xf32>
@@ -68,11 +68,11 @@ func.func @gelu_erf_other_association(%x: tensor<4x16xf32>) -> tensor<4x16xf32> 
 // CHECK: sc.gelu %{{.*}} {approximate = "tanh"}
 // CHECK-NOT: sc.tanh
 func.func @gelu_tanh(%x: tensor<4x16xf32>) -> tensor<4x16xf32> {
-  %half = sc.constant dense<0.5> : tensor<f32> : tensor<f32>
-  %one = sc.constant dense<1.0> : tensor<f32> : tensor<f32>
-  %three = sc.constant dense<3.0> : tensor<f32> : tensor<f32>
-  %c = sc.constant dense<0.044715> : tensor<f32> : tensor<f32>
-  %k = sc.constant dense<0.797884583> : tensor<f32> : tensor<f32>
+  %half = sc.constant dense<0.5> : tensor<f32>
+  %one = sc.constant dense<1.0> : tensor<f32>
+  %three = sc.constant dense<3.0> : tensor<f32>
+  %c = sc.constant dense<0.044715> : tensor<f32>
+  %k = sc.constant dense<0.797884583> : tensor<f32>
   %0 = sc.pow %x, %three : (tensor<4x16xf32>, tensor<f32>) -> tensor<4x16xf32>
   %1 = sc.mul %c, %0 : (tensor<f32>, tensor<4x16xf32>) -> tensor<4x16xf32>
   %2 = sc.add %x, %1 : (tensor<4x16xf32>, tensor<4x16xf32>) -> tensor<4x16xf32>
@@ -91,9 +91,9 @@ func.func @gelu_tanh(%x: tensor<4x16xf32>) -> tensor<4x16xf32> {
 // CHECK-NOT: sc.gelu
 // CHECK: sc.erf
 func.func @gelu_wrong_constant_unchanged(%x: tensor<4x16xf32>) -> tensor<4x16xf32> {
-  %half = sc.constant dense<0.5> : tensor<f32> : tensor<f32>
-  %one = sc.constant dense<1.0> : tensor<f32> : tensor<f32>
-  %two = sc.constant dense<2.0> : tensor<f32> : tensor<f32>
+  %half = sc.constant dense<0.5> : tensor<f32>
+  %one = sc.constant dense<1.0> : tensor<f32>
+  %two = sc.constant dense<2.0> : tensor<f32>
   %0 = sc.div %x, %two : (tensor<4x16xf32>, tensor<f32>) -> tensor<4x16xf32>
   %1 = sc.erf %0 : (tensor<4x16xf32>) -> tensor<4x16xf32>
   %2 = sc.add %1, %one : (tensor<4x16xf32>, tensor<f32>) -> tensor<4x16xf32>
@@ -109,9 +109,9 @@ func.func @gelu_wrong_constant_unchanged(%x: tensor<4x16xf32>) -> tensor<4x16xf3
 // CHECK-NOT: sc.gelu
 // CHECK: return
 func.func @gelu_wrong_coefficient_unchanged(%x: tensor<4x16xf32>) -> tensor<4x16xf32> {
-  %q = sc.constant dense<0.25> : tensor<f32> : tensor<f32>
-  %one = sc.constant dense<1.0> : tensor<f32> : tensor<f32>
-  %sqrt2 = sc.constant dense<1.41421354> : tensor<f32> : tensor<f32>
+  %q = sc.constant dense<0.25> : tensor<f32>
+  %one = sc.constant dense<1.0> : tensor<f32>
+  %sqrt2 = sc.constant dense<1.41421354> : tensor<f32>
   %0 = sc.div %x, %sqrt2 : (tensor<4x16xf32>, tensor<f32>) -> tensor<4x16xf32>
   %1 = sc.erf %0 : (tensor<4x16xf32>) -> tensor<4x16xf32>
   %2 = sc.add %1, %one : (tensor<4x16xf32>, tensor<f32>) -> tensor<4x16xf32>

@@ -9,9 +9,9 @@
 // CHECK-NOT: sc.softmax
 // CHECK: return %[[A]]
 func.func @exporter_gqa_causal(%q: tensor<1x8x4x16xf32>, %k: tensor<1x4x4x16xf32>, %v: tensor<1x4x4x16xf32>) -> tensor<1x8x4x16xf32> {
-  %s = sc.constant dense<0.5> : tensor<f32> : tensor<f32>
-  %zero = sc.constant dense<0.0> : tensor<f32> : tensor<f32>
-  %mask = sc.constant dense<[[[[0.0, -3.40282347E+38, -3.40282347E+38, -3.40282347E+38], [0.0, 0.0, -3.40282347E+38, -3.40282347E+38], [0.0, 0.0, 0.0, -3.40282347E+38], [0.0, 0.0, 0.0, 0.0]]]]> : tensor<1x1x4x4xf32> : tensor<1x1x4x4xf32>
+  %s = sc.constant dense<0.5> : tensor<f32>
+  %zero = sc.constant dense<0.0> : tensor<f32>
+  %mask = sc.constant dense<[[[[0.0, -3.40282347E+38, -3.40282347E+38, -3.40282347E+38], [0.0, 0.0, -3.40282347E+38, -3.40282347E+38], [0.0, 0.0, 0.0, -3.40282347E+38], [0.0, 0.0, 0.0, 0.0]]]]> : tensor<1x1x4x4xf32>
   %k0 = sc.unsqueeze %k {axes = array<i64: 2>} : (tensor<1x4x4x16xf32>) -> tensor<1x4x1x4x16xf32>
   %k1 = sc.expand %k0 : (tensor<1x4x1x4x16xf32>) -> tensor<1x4x2x4x16xf32>
   %k2 = sc.reshape %k1 : (tensor<1x4x2x4x16xf32>) -> tensor<8x4x16xf32>
@@ -39,8 +39,8 @@ func.func @exporter_gqa_causal(%q: tensor<1x8x4x16xf32>, %k: tensor<1x4x4x16xf32
 // CHECK-SAME: (%[[Q:.*]]: tensor<2x2x4x16xf32>, %[[K:.*]]: tensor<2x2x4x16xf32>, %[[V:.*]]: tensor<2x2x4x8xf32>)
 // CHECK: sc.attention %[[Q]], %[[K]], %[[V]] {causal = true, scale = 2.500000e-01 : f32}
 func.func @mha_transpose_div_inf_mask(%q: tensor<2x2x4x16xf32>, %k: tensor<2x2x4x16xf32>, %v: tensor<2x2x4x8xf32>) -> tensor<2x2x4x8xf32> {
-  %d = sc.constant dense<4.0> : tensor<f32> : tensor<f32>
-  %mask = sc.constant dense<[[[[0.0, 0xFF800000, 0xFF800000, 0xFF800000], [0.0, 0.0, 0xFF800000, 0xFF800000], [0.0, 0.0, 0.0, 0xFF800000], [0.0, 0.0, 0.0, 0.0]]]]> : tensor<1x1x4x4xf32> : tensor<1x1x4x4xf32>
+  %d = sc.constant dense<4.0> : tensor<f32>
+  %mask = sc.constant dense<[[[[0.0, 0xFF800000, 0xFF800000, 0xFF800000], [0.0, 0.0, 0xFF800000, 0xFF800000], [0.0, 0.0, 0.0, 0xFF800000], [0.0, 0.0, 0.0, 0.0]]]]> : tensor<1x1x4x4xf32>
   %kt = sc.transpose %k {perm = array<i64: 0, 1, 3, 2>} : (tensor<2x2x4x16xf32>) -> tensor<2x2x16x4xf32>
   %sc = sc.matmul %q, %kt : (tensor<2x2x4x16xf32>, tensor<2x2x16x4xf32>) -> tensor<2x2x4x4xf32>
   %sd = sc.div %sc, %d : (tensor<2x2x4x4xf32>, tensor<f32>) -> tensor<2x2x4x4xf32>
@@ -72,7 +72,7 @@ func.func @padding_mask_kept(%q: tensor<2x2x4x16xf32>, %k: tensor<2x2x4x16xf32>,
 // CHECK: %[[M:.*]] = sc.constant
 // CHECK: sc.attention %{{.*}}, %{{.*}}, %{{.*}} mask %[[M]] {scale = 1.000000e+00 : f32}
 func.func @almost_causal_mask_kept(%q: tensor<1x2x4x16xf32>, %k: tensor<1x2x4x16xf32>, %v: tensor<1x2x4x16xf32>) -> tensor<1x2x4x16xf32> {
-  %mask = sc.constant dense<[[[[0.0, -3.40282347E+38, -3.40282347E+38, 0.0], [0.0, 0.0, -3.40282347E+38, -3.40282347E+38], [0.0, 0.0, 0.0, -3.40282347E+38], [0.0, 0.0, 0.0, 0.0]]]]> : tensor<1x1x4x4xf32> : tensor<1x1x4x4xf32>
+  %mask = sc.constant dense<[[[[0.0, -3.40282347E+38, -3.40282347E+38, 0.0], [0.0, 0.0, -3.40282347E+38, -3.40282347E+38], [0.0, 0.0, 0.0, -3.40282347E+38], [0.0, 0.0, 0.0, 0.0]]]]> : tensor<1x1x4x4xf32>
   %kt = sc.transpose %k {perm = array<i64: 0, 1, 3, 2>} : (tensor<1x2x4x16xf32>) -> tensor<1x2x16x4xf32>
   %sc = sc.matmul %q, %kt : (tensor<1x2x4x16xf32>, tensor<1x2x16x4xf32>) -> tensor<1x2x4x4xf32>
   %m = sc.add %sc, %mask : (tensor<1x2x4x4xf32>, tensor<1x1x4x4xf32>) -> tensor<1x2x4x4xf32>
@@ -116,7 +116,7 @@ func.func @wrong_key_transpose_unchanged(%q: tensor<1x4x4x4xf32>, %k: tensor<1x4
 // CHECK-NOT: sc.attention
 // CHECK: sc.where
 func.func @guard_wrong_value_unchanged(%q: tensor<1x2x4x16xf32>, %k: tensor<1x2x4x16xf32>, %v: tensor<1x2x4x16xf32>) -> tensor<1x2x4x16xf32> {
-  %one = sc.constant dense<1.0> : tensor<f32> : tensor<f32>
+  %one = sc.constant dense<1.0> : tensor<f32>
   %kt = sc.transpose %k {perm = array<i64: 0, 1, 3, 2>} : (tensor<1x2x4x16xf32>) -> tensor<1x2x16x4xf32>
   %sc = sc.matmul %q, %kt : (tensor<1x2x4x16xf32>, tensor<1x2x16x4xf32>) -> tensor<1x2x4x4xf32>
   %p = sc.softmax %sc {axis = 3 : i64} : (tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>

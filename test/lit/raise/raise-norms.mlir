@@ -8,8 +8,8 @@
 // CHECK: return %[[Y]]
 func.func @exporter_rms_norm(%x: tensor<2x8x16xf32>) -> tensor<2x8x16xf32> {
   %s = sc.param "norm.weight" {file = "m.onnx", offset = 0 : i64, onnx_name = "s", tied = [], transform = "none"} : tensor<16xf32>
-  %two = sc.constant dense<2.0> : tensor<f32> : tensor<f32>
-  %eps = sc.constant dense<1.0e-6> : tensor<f32> : tensor<f32>
+  %two = sc.constant dense<2.0> : tensor<f32>
+  %eps = sc.constant dense<1.0e-6> : tensor<f32>
   %0 = sc.pow %x, %two : (tensor<2x8x16xf32>, tensor<f32>) -> tensor<2x8x16xf32>
   %1 = sc.reduce_mean %0 {axes = array<i64: 2>} : (tensor<2x8x16xf32>) -> tensor<2x8x1xf32>
   %2 = sc.add %1, %eps : (tensor<2x8x1xf32>, tensor<f32>) -> tensor<2x8x1xf32>
@@ -28,8 +28,8 @@ func.func @exporter_rms_norm(%x: tensor<2x8x16xf32>) -> tensor<2x8x16xf32> {
 // CHECK-NOT: sc.div
 // CHECK: return
 func.func @swapped_orders_and_division(%x: tensor<4x16xf32>, %s: tensor<16xf32>) -> tensor<4x16xf32> {
-  %two = sc.constant dense<2.0> : tensor<f32> : tensor<f32>
-  %eps = sc.constant dense<1.0e-5> : tensor<f32> : tensor<f32>
+  %two = sc.constant dense<2.0> : tensor<f32>
+  %eps = sc.constant dense<1.0e-5> : tensor<f32>
   %0 = sc.pow %x, %two : (tensor<4x16xf32>, tensor<f32>) -> tensor<4x16xf32>
   %1 = sc.reduce_mean %0 {axes = array<i64: 1>} : (tensor<4x16xf32>) -> tensor<4x1xf32>
   %2 = sc.add %eps, %1 : (tensor<f32>, tensor<4x1xf32>) -> tensor<4x1xf32>
@@ -45,8 +45,8 @@ func.func @swapped_orders_and_division(%x: tensor<4x16xf32>, %s: tensor<16xf32>)
 // CHECK-LABEL: func @reciprocal_first
 // CHECK: sc.rms_norm
 func.func @reciprocal_first(%x: tensor<4x16xf32>, %s: tensor<16xf32>) -> tensor<4x16xf32> {
-  %two = sc.constant dense<2.0> : tensor<f32> : tensor<f32>
-  %eps = sc.constant dense<1.0e-5> : tensor<f32> : tensor<f32>
+  %two = sc.constant dense<2.0> : tensor<f32>
+  %eps = sc.constant dense<1.0e-5> : tensor<f32>
   %0 = sc.pow %x, %two : (tensor<4x16xf32>, tensor<f32>) -> tensor<4x16xf32>
   %1 = sc.reduce_mean %0 {axes = array<i64: 1>} : (tensor<4x16xf32>) -> tensor<4x1xf32>
   %2 = sc.add %1, %eps : (tensor<4x1xf32>, tensor<f32>) -> tensor<4x1xf32>
@@ -64,8 +64,8 @@ func.func @reciprocal_first(%x: tensor<4x16xf32>, %s: tensor<16xf32>) -> tensor<
 // CHECK-NOT: sc.rms_norm
 // CHECK: sc.reduce_mean
 func.func @wrong_axis_unchanged(%x: tensor<16x16xf32>, %s: tensor<16xf32>) -> tensor<16x16xf32> {
-  %two = sc.constant dense<2.0> : tensor<f32> : tensor<f32>
-  %eps = sc.constant dense<1.0e-5> : tensor<f32> : tensor<f32>
+  %two = sc.constant dense<2.0> : tensor<f32>
+  %eps = sc.constant dense<1.0e-5> : tensor<f32>
   %0 = sc.pow %x, %two : (tensor<16x16xf32>, tensor<f32>) -> tensor<16x16xf32>
   %1 = sc.reduce_mean %0 {axes = array<i64: 0>} : (tensor<16x16xf32>) -> tensor<1x16xf32>
   %2 = sc.add %1, %eps : (tensor<1x16xf32>, tensor<f32>) -> tensor<1x16xf32>
@@ -83,9 +83,9 @@ func.func @wrong_axis_unchanged(%x: tensor<16x16xf32>, %s: tensor<16xf32>) -> te
 // CHECK-NOT: sc.rms_norm
 // CHECK: return
 func.func @wrong_exponent_or_tensor_unchanged(%x: tensor<4x16xf32>, %y: tensor<4x16xf32>, %s: tensor<16xf32>) -> (tensor<4x16xf32>, tensor<4x16xf32>) {
-  %two = sc.constant dense<2.0> : tensor<f32> : tensor<f32>
-  %three = sc.constant dense<3.0> : tensor<f32> : tensor<f32>
-  %eps = sc.constant dense<1.0e-5> : tensor<f32> : tensor<f32>
+  %two = sc.constant dense<2.0> : tensor<f32>
+  %three = sc.constant dense<3.0> : tensor<f32>
+  %eps = sc.constant dense<1.0e-5> : tensor<f32>
   %0 = sc.pow %x, %three : (tensor<4x16xf32>, tensor<f32>) -> tensor<4x16xf32>
   %1 = sc.reduce_mean %0 {axes = array<i64: 1>} : (tensor<4x16xf32>) -> tensor<4x1xf32>
   %2 = sc.add %1, %eps : (tensor<4x1xf32>, tensor<f32>) -> tensor<4x1xf32>

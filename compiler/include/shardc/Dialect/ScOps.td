@@ -49,11 +49,12 @@ def Sc_ParamOp : Op<Sc_Dialect, "param", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Sc_ConstantOp : Op<Sc_Dialect, "constant", [Pure, ConstantLike]> {
+def Sc_ConstantOp : Op<Sc_Dialect, "constant",
+    [Pure, ConstantLike, AllTypesMatch<["value", "result"]>]> {
   let summary = "a small constant (masks, shapes, scalars)";
   let arguments = (ins ElementsAttr:$value);
   let results = (outs Sc_Tensor:$result);
-  let assemblyFormat = "attr-dict $value `:` type($result)";
+  let assemblyFormat = "attr-dict $value";
   let hasFolder = 1;
   let hasVerifier = 1;
 }
