@@ -621,7 +621,8 @@ llvm::Expected<OwningOpRef<ModuleOp>> Importer::run(llvm::MemoryBufferRef bytes)
       if (node.op_type() == "Transpose" && node.input_size() == 1 && node.output_size() == 1)
         transposeInput[node.output(0)] = node.input(0);
     for (const auto &node : graph.node()) {
-      llvm::StringRef cls(moduleOf(node).cls);
+      ModuleInfo module = moduleOf(node);
+      llvm::StringRef cls(module.cls);
       if ((node.op_type() != "MatMul" && node.op_type() != "Gemm") || node.input_size() < 2 ||
           !(cls.ends_with(".Linear") || cls.ends_with("Conv1D")))
         continue;
