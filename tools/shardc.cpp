@@ -167,6 +167,8 @@ int runCompile(MLIRContext &ctx) {
   // Anchored on builtin.module so that --dump-pass-pipeline replays in shardc-opt as
   // --pass-pipeline='<printed pipeline>'.
   PassManager pm(&ctx, ModuleOp::getOperationName());
+  if (failed(applyPassManagerCLOptions(pm)))
+    return error("invalid pass manager options");
   pm.enableTiming(root);
   shardc::buildCompilePipeline(pm);
   if (reportUnraised)

@@ -2,7 +2,7 @@
 // Everything the executor later indexes is range-checked here, before any large allocation.
 #include "shardc/runtime/Artifact.h"
 
-#include "FileRead.h"
+#include "FileIO.h"
 #include "shardc/runtime/Json.h"
 
 #include <cerrno>
@@ -572,14 +572,7 @@ std::string encodeArtifact(std::string_view manifestJson, std::string_view blob)
 std::string writeArtifact(const std::string &path, std::string_view manifestJson,
                           std::string_view blob) {
   std::string bytes = encodeArtifact(manifestJson, blob);
-  std::FILE *f = std::fopen(path.c_str(), "wb");
-  if (!f)
-    return path + ": cannot create: " + std::strerror(errno);
-  bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
-  ok = (std::fclose(f) == 0) && ok;
-  if (!ok)
-    return path + ": write failed: " + std::strerror(errno);
-  return "";
+  return writeWholeFile(path, bytes);
 }
 
 } // namespace shardc::rt

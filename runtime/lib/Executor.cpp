@@ -2,7 +2,7 @@
 // allocation, weight binding with pread, input checks, and step errors located by index and loc.
 #include "shardc/runtime/Executor.h"
 
-#include "FileRead.h"
+#include "FileIO.h"
 
 #include <algorithm>
 #include <cerrno>

@@ -1,6 +1,7 @@
 // .npz reading (zip central directory, zip64, stored/deflated members, .npy headers) and
 // writing (stored members, deterministic timestamps) behind Npz.h. zlib does CRC32 and inflate.
 #include "shardc/runtime/Npz.h"
+#include "FileIO.h"
 
 #include <cerrno>
 #include <cstdio>
@@ -511,14 +512,7 @@ std::string writeNpz(const std::string &path, const std::vector<HostTensor> &ten
   std::string bytes;
   if (std::string err = encodeNpz(tensors, bytes); !err.empty())
     return path + ": " + err;
-  std::FILE *f = std::fopen(path.c_str(), "wb");
-  if (!f)
-    return path + ": cannot create: " + std::strerror(errno);
-  bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
-  ok = (std::fclose(f) == 0) && ok;
-  if (!ok)
-    return path + ": write failed: " + std::strerror(errno);
-  return "";
+  return writeWholeFile(path, bytes);
 }
 
 } // namespace shardc::rt

@@ -1,6 +1,7 @@
 // Shape verification for every sc op (ONNX semantics with static shapes) and the folders
 // that turn shape computations into constants.
 #include "shardc/Dialect/ScDialect.h"
+#include "shardc/Dialect/ScShapes.h"
 
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/Diagnostics.h"
@@ -24,20 +25,6 @@ std::string shapeStr(ArrayRef<int64_t> shape) {
   for (auto [i, d] : llvm::enumerate(shape))
     s += (i ? "x" : "") + std::to_string(d);
   return s + "]";
-}
-
-// Numpy broadcasting of two shapes; false when they are incompatible.
-bool broadcastShapes(ArrayRef<int64_t> a, ArrayRef<int64_t> b, SmallVectorImpl<int64_t> &out) {
-  size_t rank = std::max(a.size(), b.size());
-  out.assign(rank, 1);
-  for (size_t i = 0; i < rank; ++i) {
-    int64_t da = i < rank - a.size() ? 1 : a[i - (rank - a.size())];
-    int64_t db = i < rank - b.size() ? 1 : b[i - (rank - b.size())];
-    if (da != db && da != 1 && db != 1)
-      return false;
-    out[i] = da == 1 ? db : da;
-  }
-  return true;
 }
 
 LogicalResult verifyBroadcast(Operation *op, ValueRange operands, Value result) {

@@ -5,6 +5,7 @@
 
 #include "shardc/Dialect/ScDialect.h"
 #include "shardc/Dialect/ScLocation.h"
+#include "shardc/Dialect/ScShapes.h"
 #include "shardc/Import/ConstantEvaluator.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -147,18 +148,7 @@ std::string shapeStr(ArrayRef<int64_t> s) {
   return r.empty() ? "scalar" : r;
 }
 
-bool broadcast(ArrayRef<int64_t> a, ArrayRef<int64_t> b, SmallVectorImpl<int64_t> &out) {
-  size_t rank = std::max(a.size(), b.size());
-  out.assign(rank, 1);
-  for (size_t i = 0; i < rank; ++i) {
-    int64_t da = i < rank - a.size() ? 1 : a[i - (rank - a.size())];
-    int64_t db = i < rank - b.size() ? 1 : b[i - (rank - b.size())];
-    if (da != db && da != 1 && db != 1)
-      return false;
-    out[i] = da == 1 ? db : da;
-  }
-  return true;
-}
+using sc::broadcastShapes;
 
 // The deepest module path and class of a node, from the dynamo exporter's metadata_props or
 // a TorchScript-style node name ("/blocks.0/attn/MatMul").
@@ -778,7 +768,7 @@ template <typename OpTy> Converter binary(bool boolResult = false) {
     if (failed(needInputs(n, 2)))
       return failure();
     SmallVector<int64_t> shape;
-    if (!broadcast(n.shape(0), n.shape(1), shape))
+    if (!broadcastShapes(n.shape(0), n.shape(1), shape))
       return n.im.fail("shapes " + shapeStr(n.shape(0)) + " and " + shapeStr(n.shape(1)) + " do not broadcast");
     Value lhs = n.in(0), rhs = n.in(1);
     if (n.elem(0) != n.elem(1) && !std::is_same_v<OpTy, sc::PowOp>)
@@ -861,7 +851,7 @@ LogicalResult convertMatMul(NodeCtx &n) {
   if (ka != kb)
     return n.im.fail("contracting dims differ: " + shapeStr(a) + " . " + shapeStr(b));
   SmallVector<int64_t> batch;
-  if (!broadcast(a.size() > 2 ? a.drop_back(2) : ArrayRef<int64_t>(), b.size() > 2 ? b.drop_back(2) : ArrayRef<int64_t>(), batch))
+  if (!broadcastShapes(a.size() > 2 ? a.drop_back(2) : ArrayRef<int64_t>(), b.size() > 2 ? b.drop_back(2) : ArrayRef<int64_t>(), batch))
     return n.im.fail("batch dims do not broadcast: " + shapeStr(a) + " . " + shapeStr(b));
   SmallVector<int64_t> out(batch);
   if (a.size() >= 2) out.push_back(a[a.size() - 2]);
@@ -1079,7 +1069,7 @@ LogicalResult convertExpand(NodeCtx &n) {
   if (failed(shape))
     return failure();
   SmallVector<int64_t> out;
-  if (!broadcast(n.shape(0), *shape, out))
+  if (!broadcastShapes(n.shape(0), *shape, out))
     return n.im.fail("cannot expand " + shapeStr(n.shape(0)) + " to " + shapeStr(*shape));
   if (ArrayRef<int64_t>(out) == n.shape(0)) {
     n.results.push_back(n.in(0));
@@ -1191,7 +1181,7 @@ LogicalResult convertWhere(NodeCtx &n) {
   if (failed(needInputs(n, 3)))
     return failure();
   SmallVector<int64_t> s1, s2;
-  if (!broadcast(n.shape(0), n.shape(1), s1) || !broadcast(s1, n.shape(2), s2))
+  if (!broadcastShapes(n.shape(0), n.shape(1), s1) || !broadcastShapes(s1, n.shape(2), s2))
     return n.im.fail("Where operand shapes do not broadcast");
   if (!n.elem(0).isInteger(1))
     return n.im.fail("Where condition must be bool");

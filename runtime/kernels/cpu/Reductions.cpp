@@ -45,9 +45,11 @@ std::string softmaxLike(const char *name, const KernelArgs &args, bool logarithm
         sum += e;
       }
       if (logarithm) {
-        const float logSum = maxValue + static_cast<float>(std::log(sum));
+        // (x - max) - log(sum): folding max into the log first loses the low bits of
+        // x - max when |x| is large (ONNX's test_logsoftmax_large_number).
+        const float logSum = static_cast<float>(std::log(sum));
         for (int64_t j = 0; j < n; ++j)
-          out[j * inner] = in[j * inner] - logSum;
+          out[j * inner] = (in[j * inner] - maxValue) - logSum;
       } else {
         const float inv = static_cast<float>(1.0 / sum);
         for (int64_t j = 0; j < n; ++j)

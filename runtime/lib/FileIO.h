@@ -1,11 +1,13 @@
-// Positioned whole reads from a file descriptor, shared by the artifact loader (header,
-// manifest, blob) and the executor (weight ranges). Internal to runtime/lib.
+// Whole-file I/O shared by runtime/lib: positioned reads (artifact loader, executor weight
+// ranges) and writing a file in one piece (artifact writer, npz writer).
 #pragma once
 
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <string>
+#include <string_view>
 #include <unistd.h>
 
 namespace shardc::rt {
@@ -26,6 +28,18 @@ inline std::string preadFully(int fd, void *dst, uint64_t size, uint64_t offset)
     size -= static_cast<uint64_t>(n);
     offset += static_cast<uint64_t>(n);
   }
+  return "";
+}
+
+// Creates or truncates `path` and writes `bytes`; returns "" or "<path>: <reason>".
+inline std::string writeWholeFile(const std::string &path, std::string_view bytes) {
+  std::FILE *f = std::fopen(path.c_str(), "wb");
+  if (!f)
+    return path + ": cannot create: " + std::strerror(errno);
+  bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
+  ok = (std::fclose(f) == 0) && ok;
+  if (!ok)
+    return path + ": write failed: " + std::strerror(errno);
   return "";
 }
 
