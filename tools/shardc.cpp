@@ -5,6 +5,7 @@
 #include "shardc/Dialect/ScLocation.h"
 #include "shardc/Import/OnnxImporter.h"
 #include "shardc/Passes/Passes.h"
+#include "shardc/Plan/Plan.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/AsmState.h"
@@ -41,6 +42,10 @@ cl::opt<bool> raise("raise", cl::desc("import: run the raising pipeline before p
 cl::opt<bool> debugInfo("debug-info", cl::desc("import: print locations"), cl::cat(cat));
 cl::opt<bool> elideConstants("elide-constants", cl::desc("import: elide constants over 16 elements (the output then no longer parses)"), cl::cat(cat));
 cl::opt<bool> quiet("quiet", cl::desc("compile: no progress output"), cl::cat(cat));
+cl::opt<std::string> planPath("plan", cl::desc("plan YAML (docs/plan.md); default: the auto plan"), cl::value_desc("file"), cl::cat(cat));
+cl::opt<std::string> meshSpec("mesh", cl::desc("mesh axes overriding the plan's: tp=2,dp_shard=2"), cl::value_desc("axis=n,..."), cl::cat(cat));
+cl::opt<bool> printPlan("print", cl::desc("plan: print the chosen plan as YAML"), cl::cat(cat));
+cl::opt<int64_t> nproc("nproc", cl::desc("world size: infers dp_shard: -1 and checks the mesh"), cl::init(0), cl::cat(cat));
 
 int usage() {
   llvm::errs() << "usage: shardc <command> [options]\n"
@@ -48,6 +53,7 @@ int usage() {
                   "  inspect  <model.onnx>               module paths, parameters, inputs, unsupported ops\n"
                   "  import   <model.onnx> [--raise]     print the sc MLIR (weights are references)\n"
                   "  compile  <model.onnx> -o <m.shardc> compile to an artifact for shardc-run\n"
+                  "  plan     <model.onnx> [--plan p.yaml] [--mesh tp=2] [--print]  check the plan, print it\n"
                   "  --version\n"
                   "run 'shardc <command> --help' for options\n";
   return 2;
@@ -146,6 +152,24 @@ int runImport(MLIRContext &ctx) {
   return 0;
 }
 
+// The plan resolved for this model: errors, or a summary; --print writes it as YAML.
+int runPlan(MLIRContext &ctx) {
+  auto module = importModel(ctx);
+  if (failed(module))
+    return 1;
+  std::optional<int64_t> worldSize;
+  if (nproc > 0)
+    worldSize = nproc;
+  auto plan = shardc::choosePlan(**module, planPath, meshSpec, worldSize);
+  if (!plan)
+    return error(llvm::toString(plan.takeError()));
+  if (printPlan)
+    llvm::outs() << shardc::printPlanYaml(*plan, plan->resolved);
+  else
+    llvm::outs() << "plan: mesh " << plan->mesh.str() << ", " << plan->resolved.size() << " modules tensor-parallel\n";
+  return 0;
+}
+
 int runCompile(MLIRContext &ctx) {
   if (outputFile.empty())
     return error("compile needs -o <file.shardc>");
@@ -217,7 +241,7 @@ int main(int argc, char **argv) {
   }
   if (cmd == "--help" || cmd == "-h" || cmd == "help")
     return usage(), 0;
-  if (cmd != "inspect" && cmd != "import" && cmd != "compile")
+  if (cmd != "inspect" && cmd != "import" && cmd != "compile" && cmd != "plan")
     return error("unknown command '" + cmd + "'"), usage();
   registerMLIRContextCLOptions();
   registerPassManagerCLOptions();
@@ -239,5 +263,7 @@ int main(int argc, char **argv) {
     return runInspect(ctx);
   if (cmd == "import")
     return runImport(ctx);
+  if (cmd == "plan")
+    return runPlan(ctx);
   return runCompile(ctx);
 }

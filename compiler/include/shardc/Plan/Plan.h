@@ -1,0 +1,156 @@
+// The parallelization plan: mesh, tensor-parallel plan, mixed precision and FSDP options,
+// parsed from YAML (FSDP2/NeMo vocabulary), matched against module paths, kept in the IR.
+#pragma once
+
+#include "mlir/IR/BuiltinAttributes.h"
+#include "llvm/ADT/ArrayRef.h"
+#include "llvm/ADT/StringRef.h"
+#include "llvm/Support/Error.h"
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace mlir {
+class MLIRContext;
+class ModuleOp;
+} // namespace mlir
+
+namespace shardc {
+
+// The device mesh. `axes` always holds the four supported axes in this order, outermost
+// first: dp_replicate, dp_shard, cp, tp (size 1 when unused). dp_shard may be -1 until
+// resolveMesh() infers it from the world size.
+struct Mesh {
+  std::vector<std::pair<std::string, int64_t>> axes{{"dp_replicate", 1}, {"dp_shard", 1}, {"cp", 1}, {"tp", 1}};
+  // Size of a named axis; 1 for a name that is not an axis.
+  int64_t size(llvm::StringRef axis) const;
+  // Product of the axis sizes (-1 while dp_shard is still -1).
+  int64_t worldSize() const;
+  bool isResolved() const { return worldSize() > 0; }
+  // "dp_replicate=1,dp_shard=2,cp=1,tp=2" (the --mesh syntax).
+  std::string str() const;
+};
+
+// Hugging Face / DTensor tensor-parallel styles (base_model_tp_plan vocabulary).
+enum class TpStyle {
+  Colwise,          // Linear weight Shard(0) (out features); output sharded on the last dim
+  Rowwise,          // Linear weight Shard(1) (in features); output Partial -> Replicate (SP: Shard(seq))
+  ColwiseRep,       // colwise, output all-gathered to Replicate (HF lm_head)
+  RowwiseRep,       // rowwise, input Replicate (sliced locally), output Replicate
+  PackedColwise,    // colwise over a fused [q;k;v] weight: each packed part sharded (GPT-2 c_attn)
+  EmbeddingRowwise, // Embedding table Shard(0) (vocab rows); output Partial -> Replicate
+  SequenceParallel, // norms/dropout on Shard(seq) activations; replicated weight
+  Replicate,        // explicitly unsharded
+};
+llvm::StringRef stringifyTpStyle(TpStyle style);
+std::optional<TpStyle> parseTpStyle(llvm::StringRef name); // exact names as in the YAML
+llvm::ArrayRef<llvm::StringRef> allTpStyleNames();
+
+// Which dimension of the parameter's storage a style shards, in PyTorch's Linear layout
+// [out, in] (an Embedding's [vocab, dim] counts as [out, in], as for a tied lm_head).
+// Tied parameters must agree on this.
+enum class StorageSplit { None, Out, OutPacked, In };
+StorageSplit storageSplitOf(TpStyle style);
+
+enum class DType { BF16, FP16, FP32 };
+llvm::StringRef stringifyDType(DType d); // bf16 | fp16 | fp32
+
+// FSDP2 MixedPrecisionPolicy; NeMo AutoModel's default.
+struct MixedPrecision {
+  DType paramDtype = DType::BF16;  // compute and FSDP all-gather dtype
+  DType reduceDtype = DType::FP32; // gradient reductions
+  DType outputDtype = DType::BF16; // model outputs
+};
+
+enum class Mode { Inference, Train };
+
+enum class ModelFamily { Unknown, Llama /* Llama, Qwen2, Mistral */, GPT2, Bert };
+llvm::StringRef stringifyModelFamily(ModelFamily f);
+
+struct Plan {
+  Mesh mesh;
+  // Glob -> style in file order (tpAuto false); see docs/plan.md for glob matching.
+  std::vector<std::pair<std::string, TpStyle>> tpPlan;
+  // "file:line:col" of each tpPlan entry ("" when not from a file), for located errors.
+  std::vector<std::string> tpPlanLocs;
+  bool tpAuto = false; // `tp_plan: auto`: the built-in plan of the detected family
+  bool sequenceParallel = false;
+  MixedPrecision mp;
+  bool reshardAfterForward = true;
+  bool activationCheckpointing = false;
+  Mode mode = Mode::Inference;
+  // NeMo FSDP2Config options: defer the gradient reduce-scatter to the last micro-batch
+  // (no effect without gradient accumulation) and prefetch the next layer's all-gather.
+  bool deferFsdpGradSync = false;
+  bool fsdpPrefetch = true;
+  // Module path -> style once resolved (resolveTpPlan), carried through sc.plan so that a
+  // pass run on printed IR without locations still knows it. Empty until resolved.
+  std::map<std::string, TpStyle> resolved;
+
+  // The style of one module: `resolved` when filled, else the first matching glob of
+  // tpPlan (auto plans must be resolved first). None: the module is not TP-sharded.
+  std::optional<TpStyle> styleFor(llvm::StringRef modulePath) const;
+};
+
+// All defaults with this mesh and `tp_plan: auto`.
+Plan defaultPlan(const Mesh &mesh = Mesh());
+
+// Parses a plan. Errors are one line: "<name>:<line>:<col>: <message>", with "did you mean
+// 'X'?" for misspelt keys and styles. With a world size, the mesh is resolved and checked
+// (resolveMesh); without, dp_shard may stay -1.
+llvm::Expected<Plan> parsePlanText(llvm::StringRef text, llvm::StringRef name,
+                                   std::optional<int64_t> worldSize = std::nullopt);
+llvm::Expected<Plan> parsePlanFile(llvm::StringRef path, std::optional<int64_t> worldSize);
+
+// `--mesh tp=2,dp_shard=2`: sets the named axes, leaves the others as the file has them.
+llvm::Error applyMeshOverride(Plan &plan, llvm::StringRef spec);
+
+// Infers dp_shard = -1 from the world size and checks that the product equals it. Without
+// a world size the product is the world size (an error while dp_shard is -1).
+llvm::Error resolveMesh(Mesh &mesh, std::optional<int64_t> worldSize);
+
+// Module paths of an imported model: from op locations (modulePathOf) and sc.param names
+// (the owning module of each parameter and of its tied names). Sorted, unique.
+std::vector<std::string> collectModulePaths(mlir::ModuleOp module);
+// The family whose module names appear in the paths (Unknown when none does).
+ModelFamily detectModelFamily(llvm::ArrayRef<std::string> modulePaths);
+// The built-in plan of a family (`tp_plan: auto`), norms included with sequence parallel.
+std::vector<std::pair<std::string, TpStyle>> autoTpPlan(ModelFamily family, bool sequenceParallel);
+
+// Whether a glob matches a module path: its components match the path's last components
+// ('*' is one whole component, or any run of characters inside one).
+bool globMatches(llvm::StringRef glob, llvm::StringRef modulePath);
+
+// Module path -> style for every module the plan shards. Errors: a glob of the file that
+// matches nothing (with the nearest paths), two globs giving one module different styles,
+// `auto` for a model of no known family while tp > 1.
+llvm::Expected<std::map<std::string, TpStyle>>
+resolveTpPlan(const Plan &plan, llvm::ArrayRef<std::string> modulePaths, ModelFamily family);
+
+// A tied parameter has one storage: the styles of the modules using it (plan.styleFor)
+// must shard it the same way. `param` names it in the message.
+llvm::Error checkTiedParam(const Plan &plan, llvm::StringRef param, llvm::ArrayRef<std::string> modulePaths);
+// The same for every sc.param with `tied` names in the module.
+llvm::Error checkTiedParams(const Plan &plan, mlir::ModuleOp module);
+
+// What `shardc plan` does, for any driver: the plan file (or defaultPlan() when `planPath`
+// is empty), the `--mesh` override (when not empty), the mesh resolved against the world
+// size, `auto` expanded to the family's globs (tpAuto false afterwards when the family is
+// known), `resolved` filled for the model's module paths and tied parameters checked.
+llvm::Expected<Plan> choosePlan(mlir::ModuleOp module, llvm::StringRef planPath, llvm::StringRef meshSpec,
+                                std::optional<int64_t> worldSize);
+
+// The plan as YAML that parsePlanText reads back; `resolved` (may be empty) is appended
+// as comments, one module per line.
+std::string printPlanYaml(const Plan &plan, const std::map<std::string, TpStyle> &resolved);
+
+// The plan as the `sc.plan` module attribute and back (see docs/plan.md for the schema).
+inline constexpr llvm::StringLiteral kPlanAttrName = "sc.plan";
+mlir::DictionaryAttr planToAttr(mlir::MLIRContext *ctx, const Plan &plan);
+llvm::Expected<Plan> planFromAttr(mlir::DictionaryAttr attr);
+
+} // namespace shardc
