@@ -19,8 +19,17 @@ void buildRaisePipeline(mlir::OpPassManager &pm) {
   fn.addPass(mlir::createCSEPass());
 }
 
-void buildCompilePipeline(mlir::OpPassManager &pm) {
+void buildShardingPipeline(mlir::OpPassManager &pm) {
+  pm.addPass(createScApplyPlan());
+  pm.addPass(createScPropagateSharding());
+  pm.addPass(createScInsertReshards());
+  pm.addPass(createScPartition());
+}
+
+void buildCompilePipeline(mlir::OpPassManager &pm, bool sharded) {
   buildRaisePipeline(pm);
+  if (sharded)
+    buildShardingPipeline(pm);
   pm.nest<mlir::func::FuncOp>().addPass(createScGroupLayers());
 }
 
@@ -29,7 +38,9 @@ void registerAllShardcPasses() {
   mlir::PassPipelineRegistration<>("sc-raise", "raise exporter patterns to semantic sc ops",
                                    buildRaisePipeline);
   mlir::PassPipelineRegistration<>("sc-compile", "the single-rank compile pipeline (raise, group layers)",
-                                   buildCompilePipeline);
+                                   [](mlir::OpPassManager &pm) { buildCompilePipeline(pm, false); });
+  mlir::PassPipelineRegistration<>("sc-shard", "apply-plan, propagate-sharding, insert-reshards, partition",
+                                   buildShardingPipeline);
 }
 
 } // namespace shardc

@@ -6,6 +6,7 @@
 #include "shardc/Artifact/MemoryPlan.h"
 #include "shardc/Dialect/ScDialect.h"
 #include "shardc/Dialect/ScLocation.h"
+#include "shardc/Sharding/Sharding.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "llvm/ADT/TypeSwitch.h"
@@ -56,7 +57,28 @@ struct Buffer {
   // constant
   int64_t blobOffset = 0;
   int64_t arenaOffset = 0;
+  // Sharded weights and inputs: this rank's chunk of a tensor of globalShape.
+  SmallVector<int64_t> globalShape;
+  SmallVector<std::pair<int64_t, SmallVector<std::string, 2>>> shard; // (dim, axes)
 };
+
+// Records the shard spec of a sharded parameter or input on its buffer.
+void recordShard(Buffer &b, Value v, ArrayRef<int64_t> globalShape) {
+  auto s = getSharding(v);
+  if (!s || s->isReplicated())
+    return;
+  b.globalShape.assign(globalShape.begin(), globalShape.end());
+  for (auto [d, axes] : llvm::enumerate(s->dims))
+    if (!axes.empty())
+      b.shard.push_back({(int64_t)d, axes});
+}
+
+int64_t bytesOf(ArrayRef<int64_t> shape, Type et) {
+  int64_t n = 1;
+  for (int64_t d : shape)
+    n *= d;
+  return n * (et.isInteger(1) ? 1 : (et.getIntOrFloatBitWidth() + 7) / 8);
+}
 
 struct Step {
   std::string op, loc;
@@ -130,7 +152,12 @@ llvm::Expected<int64_t> Emitter::bufferFor(Value v) {
     b.file = fit->second;
     b.fileOffset = p.getOffset();
     b.transform = p.getTransform().str();
-    if (uint64_t(b.fileOffset + b.bytes) > weightFiles[b.file].second)
+    int64_t globalBytes = b.bytes;
+    if (auto g = p->getAttrOfType<DenseI64ArrayAttr>("sc.global_shape")) {
+      recordShard(b, p, g.asArrayRef());
+      globalBytes = bytesOf(g.asArrayRef(), cast<RankedTensorType>(p.getType()).getElementType());
+    }
+    if (uint64_t(b.fileOffset + globalBytes) > weightFiles[b.file].second)
       return fail(def, "parameter '" + p.getName() + "' reads past the end of its weight file");
     return id;
   }
@@ -204,6 +231,13 @@ int64_t axisOf(Operation *op, uint64_t raw) {
   int64_t axis = static_cast<int64_t>(raw);
   int64_t rank = cast<RankedTensorType>(op->getOperand(0).getType()).getRank();
   return axis < 0 ? axis + rank : axis;
+}
+
+llvm::json::Array strings(ArrayAttr names) {
+  llvm::json::Array a;
+  for (auto n : names.getAsValueRange<StringAttr>())
+    a.push_back(n.str());
+  return a;
 }
 
 llvm::json::Array ints(ArrayRef<int64_t> v) {
@@ -286,6 +320,28 @@ llvm::Error Emitter::emitOp(Operation *op) {
       })
       .Case<sc::GatherOp>([&](sc::GatherOp g) { same("gather", Object{{"axis", axisOf(op, g.getAxis())}}); return true; })
       .Case<sc::GatherElementsOp>([&](sc::GatherElementsOp g) { same("gather_elements", Object{{"axis", axisOf(op, g.getAxis())}}); return true; })
+      .Case<sc::AllReduceOp>([&](sc::AllReduceOp c) {
+        same("all_reduce", Object{{"axes", strings(c.getAxes())}, {"reduce", c.getReduce().str()}});
+        return true;
+      })
+      .Case<sc::AllGatherOp>([&](sc::AllGatherOp c) {
+        same("all_gather", Object{{"axes", strings(c.getAxes())}, {"dim", axisOf(op, c.getDim())}});
+        return true;
+      })
+      .Case<sc::ReduceScatterOp>([&](sc::ReduceScatterOp c) {
+        same("reduce_scatter", Object{{"axes", strings(c.getAxes())}, {"dim", axisOf(op, c.getDim())},
+                                      {"reduce", c.getReduce().str()}});
+        return true;
+      })
+      .Case<sc::AllToAllOp>([&](sc::AllToAllOp c) {
+        same("all_to_all", Object{{"axes", strings(c.getAxes())}, {"split_dim", axisOf(op, c.getSplitDim())},
+                                  {"concat_dim", axisOf(op, c.getConcatDim())}});
+        return true;
+      })
+      .Case<sc::ShardSliceOp>([&](sc::ShardSliceOp c) {
+        same("shard_slice", Object{{"axes", strings(c.getAxes())}, {"dim", axisOf(op, c.getDim())}});
+        return true;
+      })
       .Case<sc::TriluOp>([&](sc::TriluOp t) { same("trilu", Object{{"upper", t.getUpper()}, {"k", static_cast<int64_t>(t.getK())}}); return true; })
       .Default([](Operation *) { return false; });
   if (pending)
@@ -325,6 +381,8 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
   if (!func || func.getBody().empty())
     return llvm::createStringError(llvm::inconvertibleErrorCode(), "the module has no function body");
 
+  MeshShape mesh = MeshShape::fromModule(module).value_or(
+      MeshShape{{{"dp_replicate", 1}, {"dp_shard", 1}, {"cp", 1}, {"tp", 1}}});
   llvm::json::Array inputs, outputs;
   Block &entry = func.getBody().front();
   for (auto [i, arg] : llvm::enumerate(entry.getArguments())) {
@@ -333,6 +391,8 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
     auto id = newBuffer(arg, "arena", n);
     if (!id)
       return id.takeError();
+    if (auto g = func.getArgAttrOfType<DenseI64ArrayAttr>(i, "sc.global_shape"))
+      recordShard(buffers[*id], arg, g.asArrayRef());
     buffers[*id].firstStep = -1;
     buffers[*id].lastStep = -1;
     inputs.push_back(llvm::json::Object{{"name", n}, {"buffer", *id}});
@@ -396,12 +456,14 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
     j.attribute("producer", "shardc " SHARDC_VERSION);
     j.attribute("source", source ? source.str() : std::string());
     j.attributeObject("mesh", [&] {
-      j.attribute("dp_replicate", 1);
-      j.attribute("dp_shard", 1);
-      j.attribute("cp", 1);
-      j.attribute("tp", 1);
+      for (auto &[name, size] : mesh.axes)
+        j.attribute(name, size);
     });
-    j.attribute("world_size", 1);
+    j.attributeArray("mesh_axes", [&] {
+      for (auto &[name, size] : mesh.axes)
+        j.value(llvm::json::Array{name, size});
+    });
+    j.attribute("world_size", mesh.worldSize());
     j.attributeArray("weight_files", [&] {
       for (auto &[p, size] : weightFiles)
         j.object([&] {
@@ -426,6 +488,19 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
             j.attribute("transform", b.transform);
           } else
             j.attribute("blob_offset", b.blobOffset);
+          if (!b.shard.empty()) {
+            j.attribute("global_shape", ints(b.globalShape));
+            j.attributeArray("shard", [&] {
+              for (auto &[dim, axes] : b.shard)
+                j.object([&] {
+                  j.attribute("dim", dim);
+                  llvm::json::Array names;
+                  for (auto &a : axes)
+                    names.push_back(a);
+                  j.attribute("axes", std::move(names));
+                });
+            });
+          }
         });
     });
     j.attribute("inputs", std::move(inputs));

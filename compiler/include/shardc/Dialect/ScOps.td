@@ -305,6 +305,39 @@ def Sc_RangeOp : Sc_Op<"range"> {
 }
 
 //===----------------------------------------------------------------------===//
+// Collectives over mesh axes (inserted by sc-insert-reshards; types become local after
+// sc-partition). `axes` name mesh axes, outermost first; the group is every rank that
+// agrees on the other axes.
+//===----------------------------------------------------------------------===//
+
+class Sc_CollectiveOp<string mnemonic> : Op<Sc_Dialect, mnemonic, []> {
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
+}
+def Sc_AllReduceOp : Sc_CollectiveOp<"all_reduce"> {
+  let summary = "Partial -> Replicate over `axes` (sum or max)";
+  let arguments = (ins Sc_Tensor:$input, StrArrayAttr:$axes,
+                   DefaultValuedStrAttr<StrAttr, "sum">:$reduce);
+}
+def Sc_AllGatherOp : Sc_CollectiveOp<"all_gather"> {
+  let summary = "Shard(dim) -> Replicate over `axes`: concat along dim in group order";
+  let arguments = (ins Sc_Tensor:$input, StrArrayAttr:$axes, I64Attr:$dim);
+}
+def Sc_ReduceScatterOp : Sc_CollectiveOp<"reduce_scatter"> {
+  let summary = "Partial -> Shard(dim) over `axes`";
+  let arguments = (ins Sc_Tensor:$input, StrArrayAttr:$axes, I64Attr:$dim,
+                   DefaultValuedStrAttr<StrAttr, "sum">:$reduce);
+}
+def Sc_AllToAllOp : Sc_CollectiveOp<"all_to_all"> {
+  let summary = "Shard(concat_dim) -> Shard(split_dim) over `axes`";
+  let arguments = (ins Sc_Tensor:$input, StrArrayAttr:$axes, I64Attr:$split_dim, I64Attr:$concat_dim);
+}
+def Sc_ShardSliceOp : Sc_CollectiveOp<"shard_slice"> {
+  let summary = "Replicate -> Shard(dim) over `axes`: the local chunk, no communication";
+  let arguments = (ins Sc_Tensor:$input, StrArrayAttr:$axes, I64Attr:$dim);
+}
+
+//===----------------------------------------------------------------------===//
 // Structure
 //===----------------------------------------------------------------------===//
 

@@ -15,8 +15,10 @@ namespace shardc {
 
 // Raising: linear, norms, activations, rotary, attention, then canonicalisation.
 void buildRaisePipeline(mlir::OpPassManager &pm);
-// The whole single-rank pipeline up to the artifact's IR (raise, group layers).
-void buildCompilePipeline(mlir::OpPassManager &pm);
+// Sharding: apply-plan, propagate-sharding, insert-reshards, partition (needs sc.mesh).
+void buildShardingPipeline(mlir::OpPassManager &pm);
+// The whole pipeline up to the artifact's IR: raise, [sharding,] group layers.
+void buildCompilePipeline(mlir::OpPassManager &pm, bool sharded);
 // Registers passes and named pipelines (`sc-raise`, `sc-compile`) with shardc-opt.
 void registerAllShardcPasses();
 

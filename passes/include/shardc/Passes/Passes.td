@@ -62,4 +62,49 @@ def ScReportUnraised : Pass<"sc-report-unraised", "mlir::func::FuncOp"> {
   }];
 }
 
+def ScApplyPlan : Pass<"sc-apply-plan", "mlir::ModuleOp"> {
+  let summary = "seeds shardings from the mesh and tensor-parallel styles recorded on the module";
+  let description = [{
+    Reads `sc.mesh` (axes outermost first) and `sc.tp_styles` (module path -> style, as
+    resolved from the plan by `shardc compile --plan`) and seeds, as DTensor's
+    parallelize_module would: colwise linears shard the weight's output features (and the
+    bias) over `tp`, rowwise linears the input features; graph inputs are split on the batch
+    dim over the data-parallel axes (dp_replicate, dp_shard). Refuses, with an error at the
+    op, attention whose query or kv heads do not divide `tp`, features that do not divide,
+    and styles not implemented yet (colwise_rep, rowwise_rep, packed_colwise,
+    embedding_rowwise, sequence_parallel).
+  }];
+}
+
+def ScPropagateSharding : Pass<"sc-propagate-sharding", "mlir::ModuleOp"> {
+  let summary = "gives every value a sharding from the seeds, through each op's sharding rule";
+  let description = [{
+    Walks the program in order; for each op it assigns the mesh axes of its operands' dims
+    to the op's factors (ShardingRules.cpp), projects them onto the results (a sharded
+    reduction factor makes the result Partial) and records, as `sc.operand_shardings`, the
+    sharding each operand must have. Partial values flow only where the rule allows
+    (add(Partial, Partial), mul by a replicated value, data movement).
+    Option `explain` emits a remark per sharded op saying why.
+  }];
+  let options = [Option<"explain", "explain", "bool", "false", "emit a remark per sharded op">];
+}
+
+def ScInsertReshards : Pass<"sc-insert-reshards", "mlir::ModuleOp"> {
+  let summary = "inserts the collectives that turn each value's sharding into what its users need";
+  let description = [{
+    Partial -> Replicate: all_reduce; Partial -> Shard(d) on the same axes: reduce_scatter;
+    Shard(a) -> Shard(b) on the same axes: all_to_all; Shard -> Replicate: all_gather;
+    Replicate -> Shard: shard_slice (local). Function results are made replicated.
+  }];
+}
+
+def ScPartition : Pass<"sc-partition", "mlir::ModuleOp"> {
+  let summary = "rewrites the global program into the per-rank SPMD program (local shapes)";
+  let description = [{
+    Every value's type becomes its local shape under its sharding; parameters and graph
+    inputs keep their global shape in `sc.global_shape` so the artifact can bind each rank's
+    slice. Refuses dims that do not divide over their axes.
+  }];
+}
+
 #endif // SHARDC_PASSES

@@ -1,0 +1,187 @@
+// Sharding values: construction, attribute round trip, local shapes and DTensor printing.
+// Stored as plain dictionary attributes so any stage of the pipeline reparses from .mlir.
+#include "shardc/Sharding/Sharding.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/ADT/STLExtras.h"
+
+using namespace mlir;
+
+namespace shardc {
+
+int64_t MeshShape::size(llvm::StringRef axis) const {
+  for (auto &[name, n] : axes)
+    if (name == axis)
+      return n;
+  return 1;
+}
+
+int64_t MeshShape::product(llvm::ArrayRef<std::string> names) const {
+  int64_t p = 1;
+  for (const std::string &a : names)
+    p *= size(a);
+  return p;
+}
+
+int64_t MeshShape::worldSize() const {
+  int64_t p = 1;
+  for (auto &[name, n] : axes)
+    p *= n;
+  return p;
+}
+
+ArrayAttr MeshShape::toAttr(MLIRContext *ctx) const {
+  Builder b(ctx);
+  SmallVector<Attribute> entries;
+  for (auto &[name, n] : axes)
+    entries.push_back(b.getArrayAttr({b.getStringAttr(name), b.getI64IntegerAttr(n)}));
+  return b.getArrayAttr(entries);
+}
+
+std::optional<MeshShape> MeshShape::fromModule(Operation *module) {
+  auto attr = module->getAttrOfType<ArrayAttr>("sc.mesh");
+  if (!attr)
+    return std::nullopt;
+  MeshShape mesh;
+  for (Attribute a : attr) {
+    auto pair = dyn_cast<ArrayAttr>(a);
+    if (!pair || pair.size() != 2)
+      return std::nullopt;
+    auto name = dyn_cast<StringAttr>(pair[0]);
+    auto size = dyn_cast<IntegerAttr>(pair[1]);
+    if (!name || !size || size.getInt() < 1)
+      return std::nullopt;
+    mesh.axes.push_back({name.str(), size.getInt()});
+  }
+  return mesh;
+}
+
+Sharding Sharding::replicated(int64_t rank) {
+  Sharding s;
+  s.dims.resize(rank);
+  return s;
+}
+
+bool Sharding::isReplicated() const {
+  return partial.empty() && llvm::all_of(dims, [](auto &d) { return d.empty(); });
+}
+
+SmallVector<std::string> Sharding::usedAxes() const {
+  SmallVector<std::string> out;
+  for (auto &d : dims)
+    out.append(d.begin(), d.end());
+  out.append(partial.begin(), partial.end());
+  return out;
+}
+
+std::optional<SmallVector<int64_t>> Sharding::localShape(ArrayRef<int64_t> global, const MeshShape &mesh) const {
+  if (global.size() != dims.size())
+    return std::nullopt;
+  SmallVector<int64_t> local(global);
+  for (auto [i, axes] : llvm::enumerate(dims)) {
+    int64_t parts = mesh.product(axes);
+    if (parts == 0 || local[i] % parts != 0)
+      return std::nullopt;
+    local[i] /= parts;
+  }
+  return local;
+}
+
+DictionaryAttr Sharding::toAttr(MLIRContext *ctx) const {
+  Builder b(ctx);
+  SmallVector<Attribute> dimAttrs;
+  for (auto &d : dims) {
+    SmallVector<StringRef> names(d.begin(), d.end());
+    dimAttrs.push_back(b.getStrArrayAttr(names));
+  }
+  SmallVector<NamedAttribute> fields{b.getNamedAttr("dims", b.getArrayAttr(dimAttrs))};
+  if (!partial.empty()) {
+    SmallVector<StringRef> names(partial.begin(), partial.end());
+    fields.push_back(b.getNamedAttr("partial", b.getStrArrayAttr(names)));
+    fields.push_back(b.getNamedAttr("reduce", b.getStringAttr(reduce)));
+  }
+  return b.getDictionaryAttr(fields);
+}
+
+std::optional<Sharding> Sharding::fromAttr(Attribute attr) {
+  auto dict = dyn_cast_if_present<DictionaryAttr>(attr);
+  if (!dict)
+    return std::nullopt;
+  auto dimsAttr = dict.getAs<ArrayAttr>("dims");
+  if (!dimsAttr)
+    return std::nullopt;
+  Sharding s;
+  for (Attribute d : dimsAttr) {
+    auto arr = dyn_cast<ArrayAttr>(d);
+    if (!arr)
+      return std::nullopt;
+    SmallVector<std::string, 2> axes;
+    for (Attribute a : arr) {
+      auto str = dyn_cast<StringAttr>(a);
+      if (!str)
+        return std::nullopt;
+      axes.push_back(str.str());
+    }
+    s.dims.push_back(axes);
+  }
+  if (auto p = dict.getAs<ArrayAttr>("partial"))
+    for (Attribute a : p)
+      if (auto str = dyn_cast<StringAttr>(a))
+        s.partial.push_back(str.str());
+  if (auto r = dict.getAs<StringAttr>("reduce"))
+    s.reduce = r.str();
+  return s;
+}
+
+std::string Sharding::toDTensorString(const MeshShape &mesh) const {
+  std::string out = "[";
+  bool first = true;
+  for (auto &[axis, size] : mesh.axes) {
+    if (size == 1)
+      continue;
+    std::string placement = "Replicate";
+    for (auto [d, axes] : llvm::enumerate(dims))
+      if (llvm::is_contained(axes, axis))
+        placement = "Shard(" + std::to_string(d) + ")";
+    if (llvm::is_contained(partial, axis))
+      placement = "Partial(" + reduce + ")";
+    out += (first ? "" : ", ") + axis + ": " + placement;
+    first = false;
+  }
+  return out + "]";
+}
+
+std::optional<Sharding> getSharding(Value v) {
+  if (auto arg = dyn_cast<BlockArgument>(v)) {
+    if (auto func = dyn_cast<func::FuncOp>(arg.getOwner()->getParentOp()))
+      return Sharding::fromAttr(func.getArgAttr(arg.getArgNumber(), kShardingAttr));
+    return std::nullopt;
+  }
+  Operation *op = v.getDefiningOp();
+  auto arr = op->getAttrOfType<ArrayAttr>(kShardingAttr);
+  unsigned idx = cast<OpResult>(v).getResultNumber();
+  if (!arr || idx >= arr.size())
+    return std::nullopt;
+  return Sharding::fromAttr(arr[idx]);
+}
+
+void setSharding(Value v, const Sharding &s) {
+  MLIRContext *ctx = v.getContext();
+  if (auto arg = dyn_cast<BlockArgument>(v)) {
+    if (auto func = dyn_cast<func::FuncOp>(arg.getOwner()->getParentOp()))
+      func.setArgAttr(arg.getArgNumber(), kShardingAttr, s.toAttr(ctx));
+    return;
+  }
+  Operation *op = v.getDefiningOp();
+  SmallVector<Attribute> entries;
+  if (auto arr = op->getAttrOfType<ArrayAttr>(kShardingAttr))
+    entries.assign(arr.begin(), arr.end());
+  while (entries.size() < op->getNumResults())
+    entries.push_back(Sharding::replicated(cast<RankedTensorType>(op->getResult(entries.size()).getType()).getRank()).toAttr(ctx));
+  entries[cast<OpResult>(v).getResultNumber()] = s.toAttr(ctx);
+  op->setAttr(kShardingAttr, ArrayAttr::get(ctx, entries));
+}
+
+} // namespace shardc

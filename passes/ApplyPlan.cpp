@@ -1,0 +1,126 @@
+// sc-apply-plan: turns the mesh and the resolved tensor-parallel styles recorded on the module
+// into sharding seeds on parameters and graph inputs (DTensor parallelize_module semantics).
+#include "shardc/Dialect/ScDialect.h"
+#include "shardc/Dialect/ScLocation.h"
+#include "shardc/Passes/Passes.h"
+#include "shardc/Sharding/Sharding.h"
+
+namespace shardc {
+#define GEN_PASS_DEF_SCAPPLYPLAN
+#include "shardc/Passes/Passes.h.inc"
+
+namespace {
+
+using namespace mlir;
+
+SmallVector<std::string, 2> activeAxes(const MeshShape &mesh, ArrayRef<StringRef> names) {
+  SmallVector<std::string, 2> out;
+  for (StringRef n : names)
+    if (mesh.size(n) > 1)
+      out.push_back(n.str());
+  return out;
+}
+
+struct ScApplyPlanPass : impl::ScApplyPlanBase<ScApplyPlanPass> {
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    auto mesh = MeshShape::fromModule(module);
+    if (!mesh) {
+      module.emitError() << "sc-apply-plan needs the module attribute sc.mesh "
+                            "(e.g. sc.mesh = [[\"dp_shard\", 2], [\"tp\", 2]])";
+      return signalPassFailure();
+    }
+    auto styles = module->getAttrOfType<DictionaryAttr>("sc.tp_styles");
+    SmallVector<std::string, 2> tp = activeAxes(*mesh, {"tp"});
+    SmallVector<std::string, 2> dp = activeAxes(*mesh, {"dp_replicate", "dp_shard"});
+    int64_t tpSize = mesh->product(tp), dpSize = mesh->product(dp);
+    if (mesh->size("cp") > 1) {
+      module.emitError() << "context parallelism (cp = " << mesh->size("cp") << ") is not implemented yet";
+      return signalPassFailure();
+    }
+    bool failed = false;
+
+    module.walk([&](func::FuncOp func) {
+      // Batch over data parallel: every input of rank >= 1 is split on dim 0.
+      for (BlockArgument arg : func.getArguments()) {
+        auto type = cast<RankedTensorType>(arg.getType());
+        Sharding s = Sharding::replicated(type.getRank());
+        if (!dp.empty() && type.getRank() >= 1) {
+          if (type.getDimSize(0) % dpSize != 0) {
+            func.emitError() << "input " << arg.getArgNumber() << " has batch " << type.getDimSize(0)
+                             << ", which does not divide over the data-parallel axes (" << dpSize << " ranks)";
+            failed = true;
+            continue;
+          }
+          s.dims[0] = dp;
+        }
+        setSharding(arg, s);
+      }
+    });
+
+    if (!tp.empty()) {
+      module.walk([&](sc::AttentionOp att) {
+        auto q = cast<RankedTensorType>(att.getQuery().getType());
+        auto k = cast<RankedTensorType>(att.getKey().getType());
+        if (q.getDimSize(1) % tpSize != 0 || k.getDimSize(1) % tpSize != 0) {
+          att.emitError() << "attention with " << q.getDimSize(1) << " query heads and " << k.getDimSize(1)
+                          << " key/value heads cannot be split over tp = " << tpSize
+                          << " (both must divide; kv heads fewer than tp are not supported yet)";
+          failed = true;
+        }
+      });
+    }
+
+    module.walk([&](sc::LinearOp lin) {
+      std::string path = modulePathOf(lin->getLoc());
+      StringRef style;
+      if (styles)
+        if (auto st = styles.getAs<StringAttr>(path))
+          style = st.getValue();
+      if (style.empty() || style == "replicate" || tp.empty())
+        return;
+      if (style != "colwise" && style != "rowwise") {
+        lin.emitError() << "tensor-parallel style '" << style << "' of " << path << " is not implemented yet";
+        failed = true;
+        return;
+      }
+      auto w = lin.getWeight().getDefiningOp<sc::ParamOp>();
+      if (!w) {
+        lin.emitError() << path << " is " << style << " but its weight is not a parameter";
+        failed = true;
+        return;
+      }
+      bool col = style == "colwise";
+      // Stored layout: [N, K] when transpose_weight (PyTorch's), else [K, N].
+      int64_t outDim = lin.getTransposeWeight() ? 0 : 1, inDim = 1 - outDim;
+      int64_t dim = col ? outDim : inDim;
+      auto wt = cast<RankedTensorType>(w.getType());
+      if (wt.getDimSize(dim) % tpSize != 0) {
+        lin.emitError() << path << " (" << style << "): " << (col ? "output" : "input") << " features "
+                        << wt.getDimSize(dim) << " do not divide over tp = " << tpSize;
+        failed = true;
+        return;
+      }
+      auto seed = [&](Value v, int64_t d) {
+        Sharding s = Sharding::replicated(cast<RankedTensorType>(v.getType()).getRank());
+        s.dims[d] = tp;
+        if (auto existing = getSharding(v); existing && *existing != s) {
+          lin.emitError() << "parameter " << w.getName() << " is used by modules with different tensor-parallel "
+                          << "styles; a tied parameter has one storage sharding";
+          failed = true;
+          return;
+        }
+        setSharding(v, s);
+      };
+      seed(w, dim);
+      if (col && lin.getBias())
+        if (lin.getBias().getDefiningOp<sc::ParamOp>())
+          seed(lin.getBias(), 0);
+    });
+    if (failed)
+      signalPassFailure();
+  }
+};
+
+} // namespace
+} // namespace shardc
