@@ -51,7 +51,7 @@ struct ScPartitionPass : impl::ScPartitionBase<ScPartitionPass> {
         for (Value r : op->getResults())
           localize(r, op);
       });
-      SmallVector<Type> args(func.getArgumentTypes());
+      SmallVector<Type> args(func.getBody().front().getArgumentTypes());
       SmallVector<Type> results;
       func.walk([&](func::ReturnOp ret) {
         for (Value v : ret.getOperands())
