@@ -160,13 +160,25 @@ int runPlan(MLIRContext &ctx) {
   std::optional<int64_t> worldSize;
   if (nproc > 0)
     worldSize = nproc;
-  auto plan = shardc::choosePlan(**module, planPath, meshSpec, worldSize);
+  auto chosen = shardc::choosePlan(**module, planPath, meshSpec, worldSize);
+  if (!chosen)
+    return error(llvm::toString(chosen.takeError()));
+  // Printed from sc.plan as a pass reads it, so every run checks that attribute's round trip.
+  (**module)->setAttr(shardc::kPlanAttrName, shardc::planToAttr(&ctx, *chosen));
+  auto plan = shardc::planFromAttr((**module)->getAttrOfType<DictionaryAttr>(shardc::kPlanAttrName));
   if (!plan)
     return error(llvm::toString(plan.takeError()));
   if (printPlan)
     llvm::outs() << shardc::printPlanYaml(*plan, plan->resolved);
   else
     llvm::outs() << "plan: mesh " << plan->mesh.str() << ", " << plan->resolved.size() << " modules tensor-parallel\n";
+  if (!emitMlir.empty()) {
+    std::error_code ec;
+    llvm::raw_fd_ostream os(emitMlir, ec);
+    if (ec)
+      return error("cannot write " + emitMlir + ": " + ec.message());
+    (**module)->print(os);
+  }
   return 0;
 }
 

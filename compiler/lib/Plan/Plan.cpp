@@ -36,7 +36,8 @@ constexpr int64_t kMaxAxisSize = 1 << 20; // keeps products far from overflow
 
 llvm::Error err(const llvm::Twine &msg) { return llvm::createStringError(llvm::inconvertibleErrorCode(), msg); }
 
-// " (did you mean 'X'?)" for the nearest candidate within a third of the word, else "".
+// "; did you mean 'X'?" for the nearest candidate within half the word's length, else "".
+// (Half: "training" -> "train" is 3 edits; a wrong suggestion costs little next to none.)
 std::string didYouMean(StringRef word, llvm::ArrayRef<StringRef> candidates) {
   unsigned best = ~0u;
   StringRef bestName;
@@ -45,7 +46,7 @@ std::string didYouMean(StringRef word, llvm::ArrayRef<StringRef> candidates) {
     if (d < best)
       best = d, bestName = c;
   }
-  unsigned limit = std::max<unsigned>(2, word.size() / 3);
+  unsigned limit = std::max<unsigned>(2, word.size() / 2);
   if (bestName.empty() || best > limit)
     return "";
   return ("; did you mean '" + bestName + "'?").str();
@@ -507,8 +508,9 @@ KeyLocs prePass(StringRef text, StringRef name) {
         }
       } else if (auto *s = llvm::dyn_cast<llvm::yaml::ScalarNode>(v)) {
         llvm::SmallString<16> vs;
-        if (s->getValue(vs) != "auto" && out.error.empty())
-          out.error = locOf(sm, name, v) + ": " + key + " is '" + vs.str().str() +
+        StringRef value = s->getValue(vs);
+        if (value != "auto" && out.error.empty())
+          out.error = locOf(sm, name, v) + ": " + key + " is '" + value.str() +
                       "'; expected 'auto' or a map from module glob to style";
       } else if (out.error.empty()) {
         out.error = locOf(sm, name, v) + ": " + key + " must be 'auto' or a map from module glob to style";
@@ -593,9 +595,10 @@ llvm::Expected<Plan> parsePlanText(StringRef text, StringRef name, std::optional
       return err(at(key) + llvm::toString(std::move(e)));
     setAxis(plan.mesh, s.axis, *v);
   }
+  plan.meshLoc = locs.loc.count("mesh") ? locs.loc["mesh"] : name.str();
   if (worldSize || plan.mesh.isResolved())
     if (auto e = resolveMesh(plan.mesh, worldSize))
-      return err(at("mesh") + llvm::toString(std::move(e)));
+      return err(plan.meshLoc + ": " + llvm::toString(std::move(e)));
 
   // The TP plan: absent means auto (NeMo and HF use the model's plan by default).
   if (raw.tpPlan && raw.customTpPlan)
@@ -875,8 +878,10 @@ llvm::Expected<Plan> choosePlan(ModuleOp module, StringRef planPath, StringRef m
   if (!meshSpec.empty())
     if (auto e = applyMeshOverride(plan, meshSpec))
       return std::move(e);
-  if (auto e = resolveMesh(plan.mesh, worldSize))
-    return err((planPath.empty() ? std::string() : planPath.str() + ": ") + llvm::toString(std::move(e)));
+  if (auto e = resolveMesh(plan.mesh, worldSize)) {
+    std::string where = !meshSpec.empty() ? "--mesh " + meshSpec.str() : plan.meshLoc;
+    return err((where.empty() ? "" : where + ": ") + llvm::toString(std::move(e)));
+  }
   std::vector<std::string> paths = collectModulePaths(module);
   ModelFamily family = detectModelFamily(paths);
   auto resolved = resolveTpPlan(plan, paths, family);

@@ -77,6 +77,7 @@ struct Plan {
   std::vector<std::pair<std::string, TpStyle>> tpPlan;
   // "file:line:col" of each tpPlan entry ("" when not from a file), for located errors.
   std::vector<std::string> tpPlanLocs;
+  std::string meshLoc; // "file:line:col" of `mesh:` (the file name alone when absent)
   bool tpAuto = false; // `tp_plan: auto`: the built-in plan of the detected family
   bool sequenceParallel = false;
   MixedPrecision mp;
