@@ -513,7 +513,7 @@ KeyLocs prePass(StringRef text, StringRef name) {
           out.error = locOf(sm, name, v) + ": " + key + " is '" + value.str() +
                       "'; expected 'auto' or a map from module glob to style";
       } else if (out.error.empty()) {
-        out.error = locOf(sm, name, v) + ": " + key + " must be 'auto' or a map from module glob to style";
+        out.error = out.loc[key] + ": " + key + " must be 'auto' or a map from module glob to style";
       }
     } else if (key == "mesh" || key == "mp_policy") {
       if (auto *m = llvm::dyn_cast<llvm::yaml::MappingNode>(v))
