@@ -6,6 +6,8 @@
 #include "shardc/Import/OnnxImporter.h"
 #include "shardc/Passes/Passes.h"
 #include "shardc/Plan/Plan.h"
+#include "shardc/Sharding/Sharding.h"
+#include "ShardcReport.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/AsmState.h"
@@ -53,6 +55,7 @@ int usage() {
                   "  inspect  <model.onnx>               module paths, parameters, inputs, unsupported ops\n"
                   "  import   <model.onnx> [--raise]     print the sc MLIR (weights are references)\n"
                   "  compile  <model.onnx> -o <m.shardc> compile to an artifact for shardc-run\n"
+                  "  report   <m.shardc> [--json]        per-rank parameters, arena, every collective\n"
                   "  plan     <model.onnx> [--plan p.yaml] [--mesh tp=2] [--print]  check the plan, print it\n"
                   "  --version\n"
                   "run 'shardc <command> --help' for options\n";
@@ -202,11 +205,31 @@ int runCompile(MLIRContext &ctx) {
     return 1;
   // Anchored on builtin.module so that --dump-pass-pipeline replays in shardc-opt as
   // --pass-pipeline='<printed pipeline>'.
+  // A plan or a mesh makes the program sharded: the resolved plan is recorded on the module
+  // (sc.mesh, sc.tp_styles, sc.plan) so every later stage is reproducible from the IR.
+  if (!planPath.empty() || !meshSpec.empty()) {
+    std::optional<int64_t> worldSize;
+    if (nproc > 0)
+      worldSize = nproc;
+    auto plan = shardc::choosePlan(**module, planPath, meshSpec, worldSize);
+    if (!plan)
+      return error(llvm::toString(plan.takeError()));
+    shardc::MeshShape mesh;
+    mesh.axes = plan->mesh.axes;
+    Builder b(&ctx);
+    SmallVector<NamedAttribute> styles;
+    for (auto &[path, style] : plan->resolved)
+      styles.push_back(b.getNamedAttr(path, b.getStringAttr(shardc::stringifyTpStyle(style))));
+    (**module)->setAttr("sc.mesh", mesh.toAttr(&ctx));
+    (**module)->setAttr("sc.tp_styles", b.getDictionaryAttr(styles));
+    progress("plan: mesh " + plan->mesh.str() + ", " + std::to_string(plan->resolved.size()) +
+             " modules tensor-parallel");
+  }
   PassManager pm(&ctx, ModuleOp::getOperationName());
   if (failed(applyPassManagerCLOptions(pm)))
     return error("invalid pass manager options");
   pm.enableTiming(root);
-  shardc::buildCompilePipeline(pm);
+  shardc::buildCompilePipeline(pm, /*sharded=*/(**module)->hasAttr("sc.mesh"));
   if (reportUnraised)
     pm.nest<func::FuncOp>().addPass(shardc::createScReportUnraised());
   if (dumpPipeline) {
@@ -253,6 +276,23 @@ int main(int argc, char **argv) {
   }
   if (cmd == "--help" || cmd == "-h" || cmd == "help")
     return usage(), 0;
+  if (cmd == "report") {
+    // report reads artifacts only: no MLIR options.
+    bool json = false;
+    std::string path;
+    for (int i = 2; i < argc; ++i) {
+      llvm::StringRef a(argv[i]);
+      if (a == "--json")
+        json = true;
+      else if (a.starts_with("-"))
+        return error("report: unknown option '" + a + "' (usage: shardc report m.shardc [--json])");
+      else
+        path = a.str();
+    }
+    if (path.empty())
+      return error("report needs an artifact: shardc report m.shardc [--json]");
+    return shardc::runReport(path, json);
+  }
   if (cmd != "inspect" && cmd != "import" && cmd != "compile" && cmd != "plan")
     return error("unknown command '" + cmd + "'"), usage();
   registerMLIRContextCLOptions();
