@@ -171,6 +171,9 @@ def main():
     ap.add_argument("--launcher", default="",
                     help="command prefix for shardc-run, e.g. 'mpirun -np 2'")
     ap.add_argument("--timeout", type=float, default=600, help="seconds per tool invocation")
+    ap.add_argument("--against-unsharded", action="store_true",
+                    help="also compile and run the model unsharded (no --compile-arg, one rank) "
+                         "and compare the sharded outputs with it")
     args = ap.parse_args()
 
     if bool(args.reference) != bool(args.ref_prefix):
@@ -234,6 +237,23 @@ def main():
     print(f"ran {label} in {secs:.1f}s")
     got = np.load(out_npz)
 
+    unsharded = None
+    if args.against_unsharded:
+        base_art = os.path.join(wd, "unsharded.shardc")
+        base_npz = os.path.join(wd, "unsharded_outputs.npz")
+        for stale in (base_art, base_npz):
+            if os.path.exists(stale):
+                os.remove(stale)
+        ok, tail, _ = run_cmd([args.shardc, "compile", os.path.abspath(args.model), "-o", base_art, "--quiet"],
+                              os.path.join(wd, "unsharded_compile.log"), args.timeout)
+        if ok:
+            ok, tail, _ = run_cmd([args.shardc_run, base_art, "--inputs", in_npz, "--outputs", base_npz],
+                                  os.path.join(wd, "unsharded_run.log"), args.timeout)
+        if not ok or not os.path.exists(base_npz):
+            print(f"FAIL {label}: the unsharded program failed:\n{tail}")
+            return 1
+        unsharded = np.load(base_npz)
+
     failures = 0
     for name in out_names:
         want = ort_outs[name]
@@ -250,6 +270,15 @@ def main():
             continue
         ok &= res[2]
         parts.append("shardc vs onnxruntime " + describe("shardc", g, "onnxruntime", want, res))
+        if unsharded is not None:
+            u = unsharded[name]
+            res = compare(g, u, args.atol, args.rtol)
+            if res is None:
+                print(f"FAIL {name}: sharded shape {list(g.shape)}, unsharded {list(u.shape)}")
+                failures += 1
+                continue
+            ok &= res[2]
+            parts.append("sharded vs unsharded " + describe("sharded", g, "unsharded", u, res))
         if ref is not None:
             key = f"{args.ref_prefix}__{name}"
             r = ref[key]
