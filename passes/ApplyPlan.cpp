@@ -118,7 +118,33 @@ struct ScApplyPlanPass : impl::ScApplyPlanBase<ScApplyPlanPass> {
           seed(lin.getBias(), 0);
     });
     if (failed)
-      signalPassFailure();
+      return signalPassFailure();
+
+    // FSDP: parameter storage is additionally split over dp_shard (x cp) on PyTorch's dim 0,
+    // as the innermost axis so that an all-gather over it rebuilds the compute chunk (the
+    // order DTensor's strided shard expresses).
+    SmallVector<std::string, 2> fsdp = activeAxes(*mesh, {"dp_shard", "cp"});
+    if (fsdp.empty())
+      return;
+    int64_t fsdpSize = mesh->product(fsdp);
+    module.walk([&](sc::ParamOp p) {
+      auto type = cast<RankedTensorType>(p.getType());
+      if (type.getRank() == 0)
+        return;
+      Sharding compute = getSharding(p).value_or(Sharding::replicated(type.getRank()));
+      int64_t dim = p.getTransform() == "transpose" ? 1 : 0;
+      int64_t chunk = type.getDimSize(dim) / std::max<int64_t>(1, mesh->product(compute.dims[dim]));
+      if (chunk % fsdpSize != 0) {
+        p.emitRemark() << "parameter " << p.getName() << " stays replicated over " << fsdp.front()
+                       << ": its dim " << dim << " chunk of " << chunk << " does not divide by " << fsdpSize
+                       << " (uneven FSDP shards are not supported yet)";
+        return;
+      }
+      Sharding storage = compute;
+      storage.dims[dim].append(fsdp.begin(), fsdp.end());
+      setSharding(p, compute);
+      p->setAttr("sc.storage_sharding", storage.toAttr(p.getContext()));
+    });
   }
 };
 

@@ -71,6 +71,15 @@ Value planReshard(OpBuilder &b, Location loc, Value v, const Sharding &want) {
   for (size_t d = 0; d < cur.dims.size(); ++d) {
     if (cur.dims[d] == want.dims[d])
       continue;
+    // Wanted axes a prefix of the current ones: gather only the inner axes (FSDP storage
+    // [tp, dp_shard] -> compute [tp] is one all-gather over dp_shard).
+    if (want.dims[d].size() < cur.dims[d].size() &&
+        std::equal(want.dims[d].begin(), want.dims[d].end(), cur.dims[d].begin())) {
+      SmallVector<std::string, 2> inner(cur.dims[d].begin() + want.dims[d].size(), cur.dims[d].end());
+      cur.dims[d] = want.dims[d];
+      emit(sc::AllGatherOp::create(b, loc, type, v, axesAttr(b, inner), b.getI64IntegerAttr(d)));
+      continue;
+    }
     if (!cur.dims[d].empty()) {
       SmallVector<std::string, 2> axes = cur.dims[d];
       cur.dims[d].clear();
@@ -85,7 +94,33 @@ Value planReshard(OpBuilder &b, Location loc, Value v, const Sharding &want) {
 }
 
 struct ScInsertReshardsPass : impl::ScInsertReshardsBase<ScInsertReshardsPass> {
+  // FSDP: a parameter is stored as its storage sharding and all-gathered to its compute
+  // sharding right before its first use, so the gathered copy lives only while used.
+  void gatherStoredParams() {
+    getOperation().walk([&](sc::ParamOp p) {
+      auto storage = Sharding::fromAttr(p->getAttr("sc.storage_sharding"));
+      if (!storage || p->use_empty())
+        return;
+      Sharding compute = shardingOf(p);
+      setSharding(p, *storage);
+      Operation *first = nullptr;
+      for (Operation *user : p->getUsers())
+        if (!first || user->isBeforeInBlock(first))
+          first = user;
+      OpBuilder b(first);
+      Value gathered = planReshard(b, p.getLoc(), p, compute);
+      if (gathered == p.getResult())
+        return;
+      // The chain's first op reads the stored parameter; every other user reads the gathered one.
+      Operation *firstOfChain = gathered.getDefiningOp();
+      while (firstOfChain->getOperand(0) != p.getResult())
+        firstOfChain = firstOfChain->getOperand(0).getDefiningOp();
+      p.getResult().replaceAllUsesExcept(gathered, firstOfChain);
+    });
+  }
+
   void runOnOperation() override {
+    gatherStoredParams();
     std::map<std::pair<void *, std::string>, Value> cache; // (value, wanted sharding) -> resharded
     SmallVector<std::pair<Operation *, ArrayAttr>> work;
     getOperation().walk([&](Operation *op) {
