@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <algorithm>
 #include <cstring>
 #include <fcntl.h>
 #include <limits>
@@ -24,6 +25,14 @@ uint64_t fnv1a64(const void *data, size_t size) {
     h *= 0x100000001b3ull;
   }
   return h;
+}
+
+std::vector<int64_t> chunkStart(const BufferDesc &b, const DeviceMesh &mesh, int64_t rank) {
+  std::vector<int64_t> start(b.shape.size(), 0);
+  for (const ShardDim &sd : b.shard)
+    start[static_cast<size_t>(sd.dim)] =
+        mesh.groupIndex(rank, sd.axes) * b.shape[static_cast<size_t>(sd.dim)];
+  return start;
 }
 
 std::string Artifact::resolveWeightPath(int64_t file) const {
@@ -194,19 +203,72 @@ private:
         return false;
     }
     // Each axis is at most a few thousand; the bound keeps the product from overflowing.
-    constexpr int64_t kMaxWorld = 1 << 20;
-    if (!readInt(root, "world_size", "", a_.worldSize, false, 1, kMaxWorld))
+    if (!readInt(root, "world_size", "", a_.worldSize, false, 1, kMaxWorld) || !decodeMeshAxes(root))
       return false;
-    const Mesh &m = a_.mesh;
-    if (m.dpReplicate > kMaxWorld || m.dpShard > kMaxWorld || m.cp > kMaxWorld ||
-        m.tp > kMaxWorld || m.dpReplicate * m.dpShard > kMaxWorld ||
-        m.dpReplicate * m.dpShard * m.cp > kMaxWorld ||
-        m.dpReplicate * m.dpShard * m.cp * m.tp != a_.worldSize)
+    if (a_.deviceMesh.worldSize() != a_.worldSize)
       return fail("world_size", std::to_string(a_.worldSize) +
                                     " is not the product of the mesh axes");
     return decodeWeightFiles(root) && readUnsigned(root, "arena_bytes", "", a_.arenaBytes, true) &&
            decodeBuffers(root) && decodeBindings(root, "inputs", a_.inputs) &&
            decodeBindings(root, "outputs", a_.outputs) && decodeSteps(root);
+  }
+
+  static constexpr int64_t kMaxWorld = 1 << 20;
+
+  // `mesh_axes` ([[name, size], ...], outermost first) when present, else the `mesh` object's
+  // four axes in their standard order. Both present must agree.
+  bool decodeMeshAxes(const JsonValue &root) {
+    const Mesh m = a_.mesh;
+    std::vector<MeshAxis> axes = {{"dp_replicate", m.dpReplicate}, {"dp_shard", m.dpShard},
+                                  {"cp", m.cp}, {"tp", m.tp}};
+    if (const JsonValue *list = member(root, "mesh_axes", "", false)) {
+      if (!expectKind(*list, JsonValue::Kind::Array, "mesh_axes"))
+        return false;
+      axes.clear();
+      for (size_t i = 0; i < list->asArray().size(); ++i) {
+        std::string at = index("mesh_axes", i);
+        const JsonValue &pair = list->asArray()[i];
+        if (!pair.isArray() || pair.asArray().size() != 2 || !pair.asArray()[0].isString() ||
+            !pair.asArray()[1].isInt())
+          return fail(at, "expected a [name, size] pair");
+        MeshAxis axis{pair.asArray()[0].asString(), pair.asArray()[1].asInt()};
+        if (axis.name.empty())
+          return fail(at, "empty axis name");
+        if (axis.size < 1 || axis.size > kMaxWorld)
+          return fail(at, "axis size " + std::to_string(axis.size) + " is out of range [1, " +
+                              std::to_string(kMaxWorld) + "]");
+        for (const MeshAxis &seen : axes)
+          if (seen.name == axis.name)
+            return fail(at, "axis '" + axis.name + "' is listed twice");
+        const JsonValue *recorded = root.find("mesh") ? root.find("mesh")->find(axis.name) : nullptr;
+        if (recorded && recorded->isInt() && recorded->asInt() != axis.size)
+          return fail(at, "axis '" + axis.name + "' has size " + std::to_string(axis.size) +
+                              " but mesh." + axis.name + " is " +
+                              std::to_string(recorded->asInt()));
+        axes.push_back(std::move(axis));
+      }
+    }
+    if (const JsonValue *mesh = root.find("mesh"))
+      for (const auto &[name, size] : mesh->asObject())
+        if (size.isInt() && size.asInt() > 1 &&
+            std::none_of(axes.begin(), axes.end(), [&](const MeshAxis &a) { return a.name == name; }))
+          return fail("mesh_axes", "lacks axis '" + name + "' of mesh (size " +
+                                       std::to_string(size.asInt()) + ")");
+    int64_t product = 1;
+    for (const MeshAxis &axis : axes) {
+      if (product > kMaxWorld / axis.size)
+        return fail("world_size", std::to_string(a_.worldSize) +
+                                      " is not the product of the mesh axes");
+      product *= axis.size;
+    }
+    a_.deviceMesh = DeviceMesh(std::move(axes));
+    for (const MeshAxis &axis : a_.deviceMesh.axes()) {
+      if (axis.name == "dp_replicate") a_.mesh.dpReplicate = axis.size;
+      if (axis.name == "dp_shard") a_.mesh.dpShard = axis.size;
+      if (axis.name == "cp") a_.mesh.cp = axis.size;
+      if (axis.name == "tp") a_.mesh.tp = axis.size;
+    }
+    return true;
   }
 
   bool decodeWeightFiles(const JsonValue &root) {
@@ -252,6 +314,89 @@ private:
     return true;
   }
 
+  // `shard` and `global_shape` (docs/artifact-format.md, multi-rank artifacts): every split
+  // dim divides evenly and `shape` is exactly the chunk.
+  bool decodeShard(const JsonValue &b, const std::string &at, BufferDesc &buf) {
+    buf.globalShape = buf.shape;
+    buf.globalBytes = buf.bytes;
+    const JsonValue *shard = b.find("shard");
+    const JsonValue *global = b.find("global_shape");
+    if (!shard && !global)
+      return true;
+    if (!shard)
+      return fail(at, "global_shape without shard");
+    if (!global)
+      return fail(at, "missing required key \"global_shape\" (needed with shard)");
+    std::string globalAt = join(at, "global_shape"), shardAt = join(at, "shard");
+    if (!expectKind(*global, JsonValue::Kind::Array, globalAt) ||
+        !expectKind(*shard, JsonValue::Kind::Array, shardAt))
+      return false;
+    if (global->asArray().size() != buf.shape.size())
+      return fail(globalAt, "has " + std::to_string(global->asArray().size()) +
+                                " dims, shape has " + std::to_string(buf.shape.size()));
+    std::vector<int64_t> globalShape;
+    uint64_t elements = 1;
+    for (size_t i = 0; i < global->asArray().size(); ++i) {
+      const JsonValue &d = global->asArray()[i];
+      if (!expectKind(d, JsonValue::Kind::Int, index(globalAt, i)))
+        return false;
+      if (d.asInt() < 0)
+        return fail(index(globalAt, i), "negative dimension " + std::to_string(d.asInt()));
+      uint64_t dim = static_cast<uint64_t>(d.asInt());
+      if (dim != 0 && elements > (uint64_t(1) << 56) / dim)
+        return fail(globalAt, "the tensor is implausibly large");
+      elements *= dim;
+      globalShape.push_back(d.asInt());
+    }
+    std::vector<int64_t> parts(buf.shape.size(), 1);
+    std::vector<std::string> usedAxes;
+    for (size_t i = 0; i < shard->asArray().size(); ++i) {
+      std::string entryAt = index(shardAt, i);
+      const JsonValue &entry = shard->asArray()[i];
+      ShardDim sd;
+      if (!expectKind(entry, JsonValue::Kind::Object, entryAt) ||
+          !readInt(entry, "dim", entryAt, sd.dim, true, 0,
+                   static_cast<int64_t>(buf.shape.size()) - 1))
+        return false;
+      const JsonValue *axes = readArray(entry, "axes", entryAt);
+      if (!axes)
+        return false;
+      for (size_t k = 0; k < axes->asArray().size(); ++k) {
+        if (!expectKind(axes->asArray()[k], JsonValue::Kind::String, index(join(entryAt, "axes"), k)))
+          return false;
+        sd.axes.push_back(axes->asArray()[k].asString());
+      }
+      if (std::string err = a_.deviceMesh.checkAxes(sd.axes); !err.empty())
+        return fail(join(entryAt, "axes"), err);
+      for (const std::string &axis : sd.axes) {
+        for (const std::string &used : usedAxes)
+          if (used == axis)
+            return fail(join(entryAt, "axes"), "mesh axis '" + axis + "' splits two dims");
+        usedAxes.push_back(axis);
+      }
+      size_t d = static_cast<size_t>(sd.dim);
+      if (parts[d] != 1 || std::any_of(buf.shard.begin(), buf.shard.end(),
+                                       [&](const ShardDim &o) { return o.dim == sd.dim; }))
+        return fail(join(entryAt, "dim"), "dim " + std::to_string(sd.dim) +
+                                              " is listed twice (list all its axes in one entry)");
+      parts[d] = a_.deviceMesh.groupSize(sd.axes);
+      buf.shard.push_back(std::move(sd));
+    }
+    for (size_t d = 0; d < buf.shape.size(); ++d) {
+      if (globalShape[d] % parts[d] != 0)
+        return fail(index(globalAt, d), std::to_string(globalShape[d]) +
+                                            " does not divide into " + std::to_string(parts[d]) +
+                                            " equal chunks");
+      if (buf.shape[d] * parts[d] != globalShape[d])
+        return fail(index(join(at, "shape"), d),
+                    std::to_string(buf.shape[d]) + " is not global_shape[" + std::to_string(d) +
+                        "] " + std::to_string(globalShape[d]) + " / " + std::to_string(parts[d]));
+    }
+    buf.globalShape = std::move(globalShape);
+    buf.globalBytes = elements * dtypeSize(buf.dtype);
+    return true;
+  }
+
   bool decodeBuffers(const JsonValue &root) {
     const JsonValue *buffers = readArray(root, "buffers", "");
     if (!buffers)
@@ -283,7 +428,7 @@ private:
       if (!dt)
         return fail(join(at, "dtype"), "unknown dtype \"" + dtype + "\"");
       buf.dtype = *dt;
-      if (!decodeShape(b, at, buf))
+      if (!decodeShape(b, at, buf) || !decodeShard(b, at, buf))
         return false;
       if (const JsonValue *bytes = b.find("bytes")) {
         if (!expectKind(*bytes, JsonValue::Kind::Int, join(at, "bytes")))
@@ -326,15 +471,17 @@ private:
                                           std::to_string(a_.weightFiles.size()) +
                                           " weight files)");
       uint64_t fileSize = a_.weightFiles[static_cast<size_t>(buf.file)].size;
-      if (buf.fileOffset > fileSize || buf.bytes > fileSize - buf.fileOffset)
+      if (buf.fileOffset > fileSize || buf.globalBytes > fileSize - buf.fileOffset)
         return fail(at, "weight range [" + std::to_string(buf.fileOffset) + ", " +
-                            std::to_string(buf.fileOffset + buf.bytes) +
+                            std::to_string(buf.fileOffset + buf.globalBytes) +
                             ") lies beyond the end of weight file " + std::to_string(buf.file) +
                             " (" + std::to_string(fileSize) + " bytes)");
       return true;
     }
     if (storage == "constant") {
       buf.storage = Storage::Constant;
+      if (buf.sharded())
+        return fail(join(at, "shard"), "a constant cannot be sharded (the compiler slices it)");
       if (!readUnsigned(b, "blob_offset", at, buf.blobOffset, true))
         return false;
       if (!isAligned(buf.blobOffset))
@@ -370,6 +517,10 @@ private:
       if (a_.buffers[static_cast<size_t>(binding.buffer)].storage != Storage::Arena)
         return fail(join(at, "buffer"), "buffer " + std::to_string(binding.buffer) +
                                             " is not an arena buffer");
+      if (std::string(key) == "outputs" && a_.buffers[static_cast<size_t>(binding.buffer)].sharded())
+        return fail(join(at, "buffer"), "buffer " + std::to_string(binding.buffer) +
+                                            " is sharded; outputs must be replicated (end the "
+                                            "program with an all_gather)");
       if (!names.insert(binding.name).second)
         return fail(join(at, "name"), "duplicate name \"" + binding.name + "\"");
       out.push_back(std::move(binding));
@@ -384,10 +535,19 @@ private:
     case JsonValue::Kind::Double: out = v.asDouble(); return true;
     case JsonValue::Kind::String: out = v.asString(); return true;
     case JsonValue::Kind::Array: {
-      bool integral = true;
+      bool integral = true, strings = !v.asArray().empty();
+      for (const JsonValue &item : v.asArray())
+        strings = strings && item.isString();
+      if (strings) { // mesh axis names of collective steps
+        std::vector<std::string> names;
+        for (const JsonValue &item : v.asArray())
+          names.push_back(item.asString());
+        out = std::move(names);
+        return true;
+      }
       for (const JsonValue &item : v.asArray()) {
         if (!item.isNumber())
-          return fail(at, "an attribute array must hold numbers only");
+          return fail(at, "an attribute array must hold numbers only or strings only");
         integral = integral && item.isInt();
       }
       if (integral) {
@@ -405,7 +565,7 @@ private:
     }
     default:
       return fail(at, std::string("unsupported attribute value (") + jsonKindName(v.kind()) +
-                          "); expected a boolean, number, string or array of numbers");
+                          "); expected a boolean, number, string or array of numbers or strings");
     }
   }
 

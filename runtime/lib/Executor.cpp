@@ -1,8 +1,10 @@
-// The step-list executor behind Executor.h: kernel resolution and validation before any
-// allocation, weight binding with pread, input checks, and step errors located by index and loc.
+// The step-list executor behind Executor.h: kernel and collective resolution and validation
+// before any allocation, weight chunks bound with pread, input checks and chunking, and step
+// errors located by index and loc.
 #include "shardc/runtime/Executor.h"
 
 #include "FileIO.h"
+#include "shardc/comm/LocalCommunicator.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -45,23 +47,38 @@ std::string Executor::stepPrefix(size_t index) const {
 
 std::string Executor::create(const Artifact &artifact, Backend &backend,
                              std::unique_ptr<Executor> &out) {
-  std::unique_ptr<Executor> ex(new Executor(artifact, backend));
   if (artifact.worldSize != 1)
-    return "the artifact is compiled for " + std::to_string(artifact.worldSize) +
-           " ranks; this runtime runs single-rank artifacts only";
-  // Everything that can be checked is checked before the arena and weights are allocated.
-  ex->steps_.resize(artifact.steps.size());
-  for (size_t i = 0; i < artifact.steps.size(); ++i) {
-    ex->steps_[i].kernel = backend.lookupKernel(artifact.steps[i].op);
-    if (!ex->steps_[i].kernel)
-      return ex->stepPrefix(i) + "the " + backend.name() + " backend has no kernel for op '" +
-             artifact.steps[i].op + "'";
-  }
+    return "the artifact is compiled for " + std::to_string(artifact.worldSize) + " ranks (" +
+           artifact.deviceMesh.describe() + "); run it with a communicator of as many ranks "
+           "(shardc-run: mpirun -np " + std::to_string(artifact.worldSize) + ", --nproc " +
+           std::to_string(artifact.worldSize) + " or --threads " +
+           std::to_string(artifact.worldSize) + ")";
+  auto self = std::make_unique<LocalCommunicator>(
+      std::make_shared<LocalWorld>(artifact.deviceMesh), 0);
+  if (std::string err = create(artifact, backend, *self, out); !err.empty())
+    return err;
+  out->ownComm_ = std::move(self);
+  return "";
+}
+
+std::string Executor::create(const Artifact &artifact, Backend &backend, Communicator &comm,
+                             std::unique_ptr<Executor> &out) {
+  if (comm.mesh() != artifact.deviceMesh)
+    return "the communicator's mesh (" + comm.mesh().describe() + ") differs from the "
+           "artifact's (" + artifact.deviceMesh.describe() + ")";
+  std::unique_ptr<Executor> ex(new Executor(artifact, backend, comm));
   ex->views_.resize(artifact.buffers.size());
   for (const BufferDesc &b : artifact.buffers)
     ex->views_[static_cast<size_t>(b.id)] = TensorView{nullptr, b.dtype, b.shape};
+  // Everything that can be checked is checked before the arena and weights are allocated.
+  uint64_t scratchBytes = 0;
+  if (std::string err = ex->prepareSteps(scratchBytes); !err.empty())
+    return err;
   if (std::string err = ex->allocateStorage(); !err.empty())
     return err;
+  ex->scratch_ = MemoryBlock::allocateHost(scratchBytes);
+  if (!ex->scratch_)
+    return "cannot allocate " + std::to_string(scratchBytes) + " bytes of collective scratch";
   // allocateStorage placed the weights; arena buffers and constants sit at recorded offsets.
   for (const BufferDesc &b : artifact.buffers) {
     TensorView &view = ex->views_[static_cast<size_t>(b.id)];
@@ -75,14 +92,60 @@ std::string Executor::create(const Artifact &artifact, Backend &backend,
 
   for (size_t i = 0; i < artifact.steps.size(); ++i) {
     const Step &step = artifact.steps[i];
-    KernelArgs &args = ex->steps_[i].args;
+    PreparedStep &prepared = ex->steps_[i];
+    KernelArgs &args = prepared.args;
     for (int64_t id : step.in)
       args.in.push_back(ex->views_[static_cast<size_t>(id)]);
     for (int64_t id : step.out)
       args.out.push_back(ex->views_[static_cast<size_t>(id)]);
     args.attrs = &step.attrs;
+    if (prepared.collective) {
+      prepared.collectiveArgs.in = args.in[0];
+      prepared.collectiveArgs.out = args.out[0];
+      prepared.collectiveArgs.attrs = &step.attrs;
+      prepared.collectiveArgs.comm = &comm;
+      prepared.collectiveArgs.scratch = ex->scratch_.data();
+    }
   }
   out = std::move(ex);
+  return "";
+}
+
+std::string Executor::prepareSteps(uint64_t &scratchBytes) {
+  steps_.resize(artifact_.steps.size());
+  std::vector<std::vector<std::string>> axesOf(artifact_.steps.size());
+  for (size_t i = 0; i < artifact_.steps.size(); ++i) {
+    const Step &step = artifact_.steps[i];
+    PreparedStep &prepared = steps_[i];
+    prepared.collective = lookupCollectiveKernel(step.op);
+    if (!prepared.collective) {
+      prepared.kernel = backend_.lookupKernel(step.op);
+      if (!prepared.kernel)
+        return stepPrefix(i) + "the " + backend_.name() + " backend has no kernel for op '" +
+               step.op + "'";
+      continue;
+    }
+    if (step.in.size() != 1 || step.out.size() != 1)
+      return stepPrefix(i) + "a collective step takes one input and one output, not " +
+             std::to_string(step.in.size()) + " and " + std::to_string(step.out.size());
+    std::string err;
+    axesOf[i] = collectiveAxes(step.attrs, err);
+    if (err.empty())
+      err = artifact_.deviceMesh.checkAxes(axesOf[i]);
+    uint64_t scratch = 0;
+    if (err.empty())
+      err = prepared.collective->check(views_[static_cast<size_t>(step.in[0])],
+                                       views_[static_cast<size_t>(step.out[0])], step.attrs,
+                                       artifact_.deviceMesh.groupSize(axesOf[i]), scratch);
+    if (!err.empty())
+      return stepPrefix(i) + err;
+    scratchBytes = std::max(scratchBytes, scratch);
+  }
+  // Every rank runs this same loop over the same steps, so groups are made in one order.
+  for (size_t i = 0; i < steps_.size(); ++i)
+    if (steps_[i].collective)
+      if (std::string err = comm_->group(axesOf[i], steps_[i].collectiveArgs.group); !err.empty())
+        return stepPrefix(i) + err;
   return "";
 }
 
@@ -112,13 +175,21 @@ std::string Executor::allocateStorage() {
              std::to_string(recorded) + " (was it replaced after compiling?)";
   }
 
-  // Buffers naming the same bytes (tied embeddings) share one copy.
-  using Range = std::tuple<int64_t, uint64_t, uint64_t>; // file, offset, bytes
-  std::map<Range, uint64_t> placement;                   // range -> offset in weights_
+  // Buffers naming the same bytes (tied embeddings) share one copy; a sharded buffer names its
+  // chunk of the global tensor (an unsharded one has an empty start, global shape and shape).
+  using Chunk = std::tuple<std::vector<int64_t>, std::vector<int64_t>, std::vector<int64_t>>;
+  using Range = std::tuple<int64_t, uint64_t, uint64_t, size_t, Chunk>; // file, offset, bytes
+  std::map<Range, uint64_t> placement; // range -> offset in weights_
+  auto rangeOf = [&](const BufferDesc &b) {
+    Chunk chunk;
+    if (b.sharded())
+      chunk = Chunk{b.globalShape, chunkStart(b, artifact_.deviceMesh, comm_->rank()), b.shape};
+    return Range{b.file, b.fileOffset, b.bytes, b.sharded() ? dtypeSize(b.dtype) : 0, chunk};
+  };
   uint64_t total = 0;
   for (const BufferDesc &b : artifact_.buffers)
     if (b.storage == Storage::Weight) {
-      auto inserted = placement.emplace(Range{b.file, b.fileOffset, b.bytes}, total);
+      auto inserted = placement.emplace(rangeOf(b), total);
       if (inserted.second)
         total = alignUp(total + b.bytes);
     }
@@ -131,18 +202,27 @@ std::string Executor::allocateStorage() {
     return "cannot allocate " + std::to_string(total) + " bytes for the weights";
 
   for (const auto &[range, offset] : placement) {
-    auto [file, fileOffset, bytes] = range;
-    if (std::string err = preadFully(files[static_cast<size_t>(file)].fd, weights_.data() + offset,
-                                     bytes, fileOffset);
-        !err.empty())
-      return "weight file '" + artifact_.resolveWeightPath(file) + "': reading " +
-             std::to_string(bytes) + " bytes at offset " + std::to_string(fileOffset) +
-             " failed: " + err;
+    const auto &[file, fileOffset, bytes, elemSize, chunk] = range;
+    int fd = files[static_cast<size_t>(file)].fd;
+    uint8_t *dst = weights_.data() + offset;
+    const auto &[globalShape, start, shape] = chunk;
+    std::string err;
+    auto read = [&](uint64_t at, uint64_t to, uint64_t n) {
+      if (err.empty())
+        if (std::string e = preadFully(fd, dst + to, n, fileOffset + at); !e.empty())
+          err = "reading " + std::to_string(n) + " bytes at offset " +
+                std::to_string(fileOffset + at) + " failed: " + e;
+    };
+    if (elemSize == 0) // unsharded: one run
+      read(0, 0, bytes);
+    else // one pread per contiguous run of the rank's chunk
+      forEachChunkRun(globalShape, start, shape, elemSize, read);
+    if (!err.empty())
+      return "weight file '" + artifact_.resolveWeightPath(file) + "': " + err;
   }
   for (const BufferDesc &b : artifact_.buffers)
     if (b.storage == Storage::Weight)
-      views_[static_cast<size_t>(b.id)].data =
-          weights_.data() + placement.at(Range{b.file, b.fileOffset, b.bytes});
+      views_[static_cast<size_t>(b.id)].data = weights_.data() + placement.at(rangeOf(b));
   return "";
 }
 
@@ -173,8 +253,8 @@ std::string checkInputs(const Artifact &artifact, const std::vector<HostTensor> 
     const HostTensor &t =
         *std::find_if(inputs.begin(), inputs.end(), [&](const HostTensor &x) { return x.name == in.name; });
     bool widenI32 = b.dtype == DType::I64 && t.dtype == DType::I32;
-    if ((t.dtype != b.dtype && !widenI32) || t.shape != b.shape)
-      return "input '" + in.name + "': expected " + typeString(b.dtype, b.shape) + ", given " +
+    if ((t.dtype != b.dtype && !widenI32) || t.shape != b.globalShape)
+      return "input '" + in.name + "': expected " + typeString(b.dtype, b.globalShape) + ", given " +
              typeString(t.dtype, t.shape);
     if (t.data.size() != static_cast<uint64_t>(t.numel()) * dtypeSize(t.dtype))
       return "input '" + in.name + "': holds " + std::to_string(t.data.size()) + " bytes, " +
@@ -192,16 +272,21 @@ std::string Executor::copyInputs(const std::vector<HostTensor> &inputs) {
     const HostTensor &t =
         *std::find_if(inputs.begin(), inputs.end(), [&](const HostTensor &x) { return x.name == in.name; });
     uint8_t *dst = arena_.data() + b.offset;
-    if (t.dtype != b.dtype) { // checkInputs allows only i32 given for i64
-      for (int64_t i = 0; i < t.numel(); ++i) {
-        int32_t v;
-        std::memcpy(&v, t.data.data() + 4 * i, 4);
-        int64_t w = v;
-        std::memcpy(dst + 8 * i, &w, 8);
+    // Element offsets of the rank's chunk (the whole tensor when unsharded), then bytes.
+    std::vector<int64_t> start = chunkStart(b, artifact_.deviceMesh, comm_->rank());
+    size_t from = dtypeSize(t.dtype), to = dtypeSize(b.dtype);
+    forEachChunkRun(b.globalShape, start, b.shape, 1, [&](uint64_t at, uint64_t into, uint64_t n) {
+      if (t.dtype == b.dtype) { // checkInputs allows only i32 given for i64 otherwise
+        std::memcpy(dst + into * to, t.data.data() + at * from, n * to);
+        return;
       }
-    } else if (!t.data.empty()) {
-      std::memcpy(dst, t.data.data(), t.data.size());
-    }
+      for (uint64_t i = 0; i < n; ++i) {
+        int32_t v;
+        std::memcpy(&v, t.data.data() + (at + i) * 4, 4);
+        int64_t w = v;
+        std::memcpy(dst + (into + i) * 8, &w, 8);
+      }
+    });
   }
   return "";
 }
@@ -211,11 +296,15 @@ std::string Executor::run(const std::vector<HostTensor> &inputs, std::vector<Hos
   if (std::string err = copyInputs(inputs); !err.empty())
     return err;
   for (size_t i = 0; i < steps_.size(); ++i) {
+    if (beforeStep_)
+      if (std::string err = beforeStep_(i); !err.empty())
+        return err;
     std::string err;
     // Kernels report errors as strings; an exception (bad_alloc in a scratch buffer) must still
     // end as a located error rather than an abort.
     try {
-      err = steps_[i].kernel(steps_[i].args);
+      const PreparedStep &step = steps_[i];
+      err = step.collective ? step.collective->run(step.collectiveArgs) : step.kernel(step.args);
     } catch (const std::exception &e) {
       err = std::string("kernel threw: ") + e.what();
     }

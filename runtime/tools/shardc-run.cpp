@@ -1,17 +1,31 @@
 // shardc-run: loads a .shardc artifact, reads inputs from an .npz, runs it on the CPU backend
-// and writes the outputs to an .npz. Every failure is one "shardc-run: error: ..." line, exit 1.
+// as one or many ranks (MPI processes, or threads in this process) and writes the outputs to
+// an .npz. Every failure is one "shardc-run: error: ..." line and a non-zero exit on every rank.
+#include "shardc/comm/LocalCommunicator.h"
 #include "shardc/runtime/Artifact.h"
 #include "shardc/runtime/Executor.h"
 #include "shardc/runtime/Npz.h"
+#ifdef SHARDC_HAVE_MPI
+#include "shardc/comm/MpiCommunicator.h"
+#endif
 
+#include <atomic>
+#include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <mutex>
 #include <string>
+#include <thread>
+#include <unistd.h>
 #include <variant>
 
 #ifndef SHARDC_VERSION
 #error "SHARDC_VERSION must be defined by the build"
+#endif
+#ifndef SHARDC_MPIEXEC
+#define SHARDC_MPIEXEC ""
 #endif
 
 using namespace shardc::rt;
@@ -20,16 +34,29 @@ namespace {
 
 constexpr const char *kUsage =
     "usage: shardc-run MODEL.shardc [--inputs IN.npz] [--outputs OUT.npz] [--print-steps]\n"
-    "                  [--verbose] [--version]\n"
-    "  --inputs IN.npz    one array per artifact input, named as the input\n"
-    "  --outputs OUT.npz  where to write the outputs (f16/bf16 are written as f32);\n"
+    "                  [--verbose] [--version] [--nproc N | --threads N] [--launcher L]\n"
+    "                  [--collective-timeout DURATION] [--all-ranks]\n"
+    "  --inputs IN.npz    one array per artifact input, named as the input (sharded inputs\n"
+    "                     are given whole; each rank takes its chunk)\n"
+    "  --outputs OUT.npz  where rank 0 writes the outputs (f16/bf16 are written as f32);\n"
     "                     without it, their names, dtypes and shapes are printed\n"
     "  --print-steps      print the step list before running\n"
-    "  --verbose          print arena, weight and step figures on stderr\n";
+    "  --verbose          print arena, weight and step figures on stderr\n"
+    "  --nproc N          run N ranks as processes: re-runs itself under mpirun -np N\n"
+    "  --threads N        run N ranks as threads of this process (local communicator)\n"
+    "  --launcher L       with --nproc: mpirun (default) or threads\n"
+    "  --collective-timeout D  fail a collective that waits longer than D (10s, 500ms, 2m;\n"
+    "                     default 300s, or $SHARDC_COLLECTIVE_TIMEOUT)\n"
+    "  --all-ranks        every rank prints, lines prefixed [rN axis=i]; else rank 0 only\n"
+    "Under mpirun (mpirun -np N shardc-run ...) each process is one rank. N must equal the\n"
+    "artifact's world size. See docs/runtime.md.\n";
 
 struct Options {
-  std::string model, inputs, outputs;
-  bool printSteps = false, verbose = false, version = false, help = false;
+  std::string model, inputs, outputs, launcher;
+  bool printSteps = false, verbose = false, version = false, help = false, allRanks = false;
+  int64_t nproc = 0, threads = 0;
+  std::chrono::milliseconds timeout{300000};
+  std::vector<std::string> forwarded; // the arguments a re-run under mpirun gets
 };
 
 int fail(const std::string &message) {
@@ -38,24 +65,71 @@ int fail(const std::string &message) {
 }
 
 std::string parseOptions(int argc, char **argv, Options &o) {
+  if (const char *env = std::getenv("SHARDC_COLLECTIVE_TIMEOUT"); env && *env) {
+    auto t = parseDuration(env);
+    if (!t)
+      return "SHARDC_COLLECTIVE_TIMEOUT='" + std::string(env) +
+             "' is not a duration (e.g. 10s, 500ms, 2m)";
+    o.timeout = *t;
+  }
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
-    auto value = [&](const char *flag, std::string &out) -> std::string {
+    bool forward = true;
+    auto value = [&](const char *flag, std::string &out, const char *what) -> std::string {
       std::string prefix = std::string(flag) + "=";
       if (arg.rfind(prefix, 0) == 0) {
         out = arg.substr(prefix.size());
       } else if (i + 1 < argc) {
         out = argv[++i];
+        if (forward)
+          o.forwarded.push_back(arg);
+        arg = out;
       } else {
-        return std::string(flag) + " needs a file name";
+        return std::string(flag) + " needs " + what;
       }
-      return out.empty() ? std::string(flag) + " needs a file name" : "";
+      return out.empty() ? std::string(flag) + " needs " + what : "";
     };
-    std::string err;
-    if (arg == "--inputs" || arg.rfind("--inputs=", 0) == 0)
-      err = value("--inputs", o.inputs);
-    else if (arg == "--outputs" || arg.rfind("--outputs=", 0) == 0)
-      err = value("--outputs", o.outputs);
+    auto is = [&](const char *flag) {
+      return arg == flag || arg.rfind(std::string(flag) + "=", 0) == 0;
+    };
+    auto count = [&](const char *flag, int64_t &out) -> std::string {
+      std::string text;
+      if (std::string err = value(flag, text, "a rank count"); !err.empty())
+        return err;
+      char *end = nullptr;
+      long long n = std::strtoll(text.c_str(), &end, 10);
+      if (*end != '\0' || n < 1 || n > (1 << 20))
+        return std::string(flag) + " needs a rank count >= 1, not '" + text + "'";
+      out = n;
+      return "";
+    };
+    std::string err, text;
+    if (is("--nproc") || is("--launcher")) {
+      forward = false; // the re-run under mpirun is already the N processes
+    }
+    if (is("--inputs"))
+      err = value("--inputs", o.inputs, "a file name");
+    else if (is("--outputs"))
+      err = value("--outputs", o.outputs, "a file name");
+    else if (is("--nproc"))
+      err = count("--nproc", o.nproc);
+    else if (is("--threads"))
+      err = count("--threads", o.threads);
+    else if (is("--launcher")) {
+      err = value("--launcher", o.launcher, "mpirun or threads");
+      if (err.empty() && o.launcher != "mpirun" && o.launcher != "threads")
+        err = "--launcher must be mpirun or threads, not '" + o.launcher + "'";
+    } else if (is("--collective-timeout")) {
+      err = value("--collective-timeout", text, "a duration");
+      if (err.empty()) {
+        auto t = parseDuration(text);
+        if (!t)
+          err = "--collective-timeout '" + text + "' is not a duration (e.g. 10s, 500ms, 2m)";
+        else
+          o.timeout = *t;
+      }
+    } else if (arg == "--all-ranks")
+      o.allRanks = true;
     else if (arg == "--print-steps")
       o.printSteps = true;
     else if (arg == "--verbose" || arg == "-v")
@@ -72,9 +146,17 @@ std::string parseOptions(int argc, char **argv, Options &o) {
       err = "more than one model given ('" + o.model + "', '" + arg + "')";
     if (!err.empty())
       return err;
+    if (forward)
+      o.forwarded.push_back(arg);
   }
   if (o.model.empty() && !o.version && !o.help)
     return "no model given (see --help)";
+  if (o.nproc && o.threads)
+    return "give --nproc or --threads, not both";
+  if (!o.launcher.empty() && !o.nproc)
+    return "--launcher goes with --nproc";
+  if (o.nproc && o.launcher == "threads")
+    std::swap(o.nproc, o.threads);
   return "";
 }
 
@@ -120,6 +202,374 @@ void printSteps(const Artifact &a) {
   }
 }
 
+// How one rank speaks: rank 0 only, unless --all-ranks, where each line is prefixed.
+struct RankOutput {
+  bool speaks = true;
+  std::string prefix; // "[r3 tp=1] " with --all-ranks on several ranks
+
+  RankOutput(const Options &o, const DeviceMesh &mesh, int64_t rank) {
+    speaks = rank == 0 || o.allRanks;
+    if (o.allRanks && mesh.worldSize() > 1) {
+      std::string coords = mesh.describeRank(rank);
+      prefix = "[r" + std::to_string(rank) + (coords.empty() ? "" : " " + coords) + "] ";
+    }
+  }
+  void out(const std::string &line) const {
+    if (speaks)
+      std::printf("%s%s\n", prefix.c_str(), line.c_str());
+  }
+  void err(const std::string &line) const {
+    if (speaks)
+      std::fprintf(stderr, "%sshardc-run: %s\n", prefix.c_str(), line.c_str());
+  }
+};
+
+// The rank -> mesh coordinates map, printed by rank 0 at start.
+void printRankMap(const Artifact &a, const char *launcher) {
+  const DeviceMesh &mesh = a.deviceMesh;
+  std::fprintf(stderr, "shardc-run: %lld ranks (%s), mesh %s\n",
+               static_cast<long long>(mesh.worldSize()), launcher, mesh.describe().c_str());
+  for (int64_t r = 0; r < mesh.worldSize(); ++r) {
+    std::vector<int64_t> c = mesh.coords(r);
+    std::string coords;
+    for (size_t i = 0; i < c.size(); ++i)
+      coords += (i ? " " : "") + mesh.axes()[i].name + "=" + std::to_string(c[i]);
+    std::fprintf(stderr, "shardc-run: rank %lld: %s\n", static_cast<long long>(r), coords.c_str());
+  }
+  std::fflush(stderr);
+}
+
+// SHARDC_TEST_EXIT_AT_STEP=R:S, a test-only hook: rank R disappears just before step S
+// without telling its peers (a process _exits with status 3; a thread stops), so that the
+// timeout and dead-peer paths can be tested. Returns -1s when unset.
+std::string testExitAtStep(int64_t &rank, int64_t &step) {
+  rank = step = -1;
+  const char *env = std::getenv("SHARDC_TEST_EXIT_AT_STEP");
+  if (!env || !*env)
+    return "";
+  long long r = -1, s = -1;
+  char tail = 0;
+  if (std::sscanf(env, "%lld:%lld%c", &r, &s, &tail) != 2 || r < 0 || s < 0)
+    return "SHARDC_TEST_EXIT_AT_STEP='" + std::string(env) + "' is not RANK:STEP";
+  rank = r;
+  step = s;
+  return "";
+}
+
+constexpr const char *kStoppedByHook = "stopped by SHARDC_TEST_EXIT_AT_STEP";
+
+// Whether every rank got through a setup phase: each reports `failed`; returns the lowest
+// failed rank or -1, or a one-line error when the ranks could not agree in time.
+std::string agreeOnSetup(Communicator &comm, bool failed, int64_t &firstFailed) {
+  firstFailed = -1;
+  std::vector<std::string> all;
+  for (const MeshAxis &axis : comm.mesh().axes())
+    all.push_back(axis.name);
+  const CommGroup *world = nullptr;
+  if (std::string err = comm.group(all, world); !err.empty())
+    return err;
+  // Weight loading takes a while and differs between ranks: wait longer than for a step.
+  auto stepTimeout = comm.timeout();
+  comm.setTimeout(std::max(stepTimeout, std::chrono::milliseconds(120000)));
+  int32_t mine = failed ? 1 : 0;
+  std::vector<int32_t> flags(static_cast<size_t>(comm.worldSize()), 0);
+  std::string err = comm.allGather(*world, &mine, flags.data(), 1, DType::I32);
+  comm.setTimeout(stepTimeout);
+  if (!err.empty())
+    return "setup: " + err;
+  for (size_t r = 0; r < flags.size() && firstFailed < 0; ++r)
+    if (flags[r])
+      firstFailed = static_cast<int64_t>(r);
+  return "";
+}
+
+std::string withRank(int64_t rank, int64_t worldSize, const std::string &err) {
+  return worldSize > 1 && rank != 0 ? "rank " + std::to_string(rank) + ": " + err : err;
+}
+
+// One error line: "shardc-run: error: rank 3: ..." or, with --all-ranks, "[r3 tp=1] shardc-run:
+// error: ...".
+void printRankError(const Options &o, const DeviceMesh &mesh, int64_t rank, const std::string &err) {
+  RankOutput say(o, mesh, rank);
+  say.speaks = true;
+  say.err("error: " + (o.allRanks ? err : withRank(rank, mesh.worldSize(), err)));
+}
+
+// What one rank does once the artifact and inputs are loaded: bind its chunks, agree with the
+// others that every rank could, run, and hand back the outputs.
+struct RankRun {
+  enum class Phase { Done, Setup, Run } failedIn = Phase::Done;
+  std::string error;       // this rank's own error ("" when only another rank failed setup)
+  int64_t firstFailed = -1; // Setup: the lowest rank that failed
+  bool stopped = false;    // the test hook took this rank away
+  std::vector<HostTensor> outputs;
+  uint64_t arenaPeak = 0, weightBytes = 0;
+};
+
+RankRun runRank(const Options &o, const Artifact &artifact, const std::vector<HostTensor> &inputs,
+                Communicator &comm, bool processExitsAtHook) {
+  RankRun result;
+  CpuBackend backend;
+  std::unique_ptr<Executor> executor;
+  std::string err = Executor::create(artifact, backend, comm, executor);
+  if (!err.empty())
+    err = o.model + ": " + err;
+  if (std::string agreeErr = agreeOnSetup(comm, !err.empty(), result.firstFailed);
+      !agreeErr.empty()) {
+    result.failedIn = RankRun::Phase::Setup;
+    result.error = err.empty() ? agreeErr : err;
+    result.firstFailed = comm.rank();
+    return result;
+  }
+  if (result.firstFailed >= 0) {
+    result.failedIn = RankRun::Phase::Setup;
+    result.error = err;
+    return result;
+  }
+  int64_t exitRank, exitStep;
+  (void)testExitAtStep(exitRank, exitStep); // validated in runMain
+  if (exitRank == comm.rank())
+    executor->setBeforeStep([&comm, exitStep, processExitsAtHook](size_t step) -> std::string {
+      if (static_cast<int64_t>(step) != exitStep)
+        return "";
+      if (processExitsAtHook) {
+        std::fprintf(stderr,
+                     "shardc-run: rank %lld: SHARDC_TEST_EXIT_AT_STEP: exiting before step "
+                     "%lld (test hook)\n",
+                     static_cast<long long>(comm.rank()), static_cast<long long>(exitStep));
+        std::fflush(stderr);
+        ::_exit(3);
+      }
+      return kStoppedByHook;
+    });
+  err = executor->run(inputs, result.outputs);
+  if (err == kStoppedByHook) {
+    result.stopped = true;
+  } else if (!err.empty()) {
+    result.failedIn = RankRun::Phase::Run;
+    result.error = o.model + ": " + err;
+  }
+  result.arenaPeak = executor->arenaPeakBytes();
+  result.weightBytes = executor->weightBytes();
+  return result;
+}
+
+// Rank 0's part after a successful run: figures, then the outputs written or listed.
+int finishRank0(const Options &o, const Artifact &artifact, RankRun &run, const RankOutput &say) {
+  if (o.verbose)
+    say.err(o.model + ": " + std::to_string(artifact.steps.size()) + " steps, arena peak " +
+            std::to_string(run.arenaPeak) + " of " + std::to_string(artifact.arenaBytes) +
+            " bytes, weights " + std::to_string(run.weightBytes) + " bytes, blob " +
+            std::to_string(artifact.blob.size()) + " bytes");
+  if (o.outputs.empty()) {
+    for (const HostTensor &t : run.outputs)
+      say.out(t.name + ": " + dtypeName(t.dtype) + " " + shapeString(t.shape));
+    return 0;
+  }
+  for (HostTensor &t : run.outputs)
+    t = widenToF32(t);
+  if (std::string err = writeNpz(o.outputs, run.outputs); !err.empty())
+    return fail(err);
+  return 0;
+}
+
+// Loads the artifact and the inputs and checks them: what every rank needs before binding.
+std::string loadShared(const Options &o, Artifact &artifact, std::vector<HostTensor> &inputs) {
+  if (std::string err = loadArtifact(o.model, artifact); !err.empty())
+    return err;
+  // Read the inputs before binding weights: a wrong input file should fail fast.
+  if (!o.inputs.empty())
+    if (std::string err = readNpz(o.inputs, inputs); !err.empty())
+      return err;
+  if (std::string err = checkInputs(artifact, inputs); !err.empty())
+    return (o.inputs.empty() ? std::string("no --inputs given") : o.inputs) + ": " + err;
+  return "";
+}
+
+std::string worldMismatch(const Artifact &a, int64_t ranks, const std::string &how) {
+  return a.path + ": the artifact is compiled for " + std::to_string(a.worldSize) +
+         " ranks (mesh " + a.deviceMesh.describe() + "), " + how + " " + std::to_string(ranks);
+}
+
+// N ranks as threads of this process, meeting through a LocalWorld.
+int runThreads(const Options &o, int64_t ranks) {
+  Artifact artifact;
+  std::vector<HostTensor> inputs;
+  if (std::string err = loadShared(o, artifact, inputs); !err.empty())
+    return fail(err);
+  if (artifact.worldSize != ranks) {
+    if (ranks == 1)
+      return fail(o.model + ": the artifact is compiled for " + std::to_string(artifact.worldSize) +
+                  " ranks (mesh " + artifact.deviceMesh.describe() + "): run it with mpirun -np " +
+                  std::to_string(artifact.worldSize) + ", --nproc " +
+                  std::to_string(artifact.worldSize) + " or --threads " +
+                  std::to_string(artifact.worldSize));
+    return fail(worldMismatch(artifact, ranks, "--threads gives"));
+  }
+  if (o.printSteps)
+    printSteps(artifact);
+  if (ranks > 1)
+    printRankMap(artifact, "threads");
+  auto world = std::make_shared<LocalWorld>(artifact.deviceMesh);
+  std::vector<RankRun> runs(static_cast<size_t>(ranks));
+  std::vector<std::thread> threads;
+  for (int64_t r = 0; r < ranks; ++r)
+    threads.emplace_back([&, r] {
+      LocalCommunicator comm(world, r);
+      comm.setTimeout(o.timeout);
+      RankRun &run = runs[static_cast<size_t>(r)];
+      try {
+        run = runRank(o, artifact, inputs, comm, false);
+      } catch (const std::exception &e) {
+        run.failedIn = RankRun::Phase::Run;
+        run.error = e.what();
+      }
+      // Peers waiting for this rank stop waiting, naming it and its error.
+      if (run.failedIn == RankRun::Phase::Run)
+        comm.abort(run.error);
+    });
+  for (std::thread &t : threads)
+    t.join();
+
+  bool failed = false;
+  for (int64_t r = 0; r < ranks; ++r) {
+    const RankRun &run = runs[static_cast<size_t>(r)];
+    failed = failed || run.stopped || run.failedIn != RankRun::Phase::Done;
+    if (o.allRanks && !run.error.empty())
+      printRankError(o, artifact.deviceMesh, r, run.error);
+  }
+  if (!failed)
+    return finishRank0(o, artifact, runs[0], RankOutput(o, artifact.deviceMesh, 0));
+  if (o.allRanks)
+    return 1;
+  // One line: the setup failure of the lowest failed rank, else the first run failure the
+  // world recorded (its consequences on other ranks name it), else a timeout.
+  const RankRun &first = runs[0];
+  if (first.failedIn == RankRun::Phase::Setup && first.firstFailed >= 0) {
+    const RankRun &culprit = runs[static_cast<size_t>(first.firstFailed)];
+    return fail(withRank(first.firstFailed, ranks, culprit.error));
+  }
+  std::string rootCause = world->failure(); // "rank R failed: ..."
+  if (!rootCause.empty()) {
+    size_t cut = rootCause.find(" failed: ");
+    int64_t culprit = std::atoll(rootCause.c_str() + 5);
+    return fail(withRank(culprit, ranks, rootCause.substr(cut + 9)));
+  }
+  for (int64_t r = 0; r < ranks; ++r)
+    if (!runs[static_cast<size_t>(r)].error.empty())
+      return fail(withRank(r, ranks, runs[static_cast<size_t>(r)].error));
+  return fail("a rank was stopped by SHARDC_TEST_EXIT_AT_STEP");
+}
+
+#ifdef SHARDC_HAVE_MPI
+// This process is one rank of an MPI job. Every error ends every rank non-zero: setup errors
+// are agreed on (the lowest failed rank prints), run errors print and MPI_Abort the job.
+int runMpiRank(const Options &o) {
+  int64_t rank = 0, size = 1;
+  if (std::string err = initMpi(rank, size); !err.empty())
+    return fail(err);
+  auto finish = [&](int code) {
+    std::fflush(stdout);
+    std::fflush(stderr);
+    finalizeMpi(o.timeout);
+    return code;
+  };
+  Artifact artifact;
+  std::vector<HostTensor> inputs;
+  std::string err = loadShared(o, artifact, inputs);
+  if (err.empty() && artifact.worldSize != size)
+    err = worldMismatch(artifact, size, "the MPI job has");
+  // Ranks that could not read the artifact agree on failure over a one-axis mesh; its
+  // all-axes group is the same MPI group as the artifact mesh's.
+  DeviceMesh mesh = err.empty() ? artifact.deviceMesh : DeviceMesh({{"world", size}});
+  std::unique_ptr<MpiCommunicator> comm;
+  if (std::string e = MpiCommunicator::create(mesh, comm); !e.empty()) {
+    fail(withRank(rank, size, e));
+    abortMpi(1);
+  }
+  comm->setTimeout(o.timeout);
+  int64_t firstFailed = -1;
+  if (std::string e = agreeOnSetup(*comm, !err.empty(), firstFailed); !e.empty()) {
+    printRankError(o, mesh, rank, err.empty() ? e : err);
+    abortMpi(1);
+  }
+  if (firstFailed >= 0) {
+    if (!err.empty() && (rank == firstFailed || o.allRanks))
+      printRankError(o, mesh, rank, err);
+    return finish(1);
+  }
+  if (rank == 0) {
+    if (o.printSteps)
+      printSteps(artifact);
+    if (size > 1)
+      printRankMap(artifact, "mpi");
+  }
+  RankRun run = runRank(o, artifact, inputs, *comm, true);
+  if (run.failedIn == RankRun::Phase::Setup) {
+    if (!run.error.empty() && (rank == run.firstFailed || o.allRanks))
+      printRankError(o, mesh, rank, run.error);
+    return finish(1);
+  }
+  if (run.failedIn == RankRun::Phase::Run) {
+    // Peers are (or will be) waiting in a collective for this rank: end the job.
+    printRankError(o, mesh, rank, run.error);
+    abortMpi(1);
+  }
+  int code = rank == 0 ? finishRank0(o, artifact, run, RankOutput(o, mesh, rank)) : 0;
+  return finish(code);
+}
+#endif
+
+
+// --nproc N: this same command, N times, under mpirun.
+int relaunchUnderMpirun(const Options &o, char **argv) {
+  std::string mpirun;
+  if (const char *env = std::getenv("SHARDC_MPIRUN"); env && *env)
+    mpirun = env;
+  for (const char *name : {"mpirun", "mpiexec"}) {
+    if (!mpirun.empty())
+      break;
+    const char *path = std::getenv("PATH");
+    std::string dirs = path ? path : "/usr/bin:/bin";
+    for (size_t at = 0; at <= dirs.size() && mpirun.empty();) {
+      size_t colon = dirs.find(':', at);
+      if (colon == std::string::npos)
+        colon = dirs.size();
+      std::string candidate = dirs.substr(at, colon - at) + "/" + name;
+      if (colon > at && ::access(candidate.c_str(), X_OK) == 0)
+        mpirun = candidate;
+      at = colon + 1;
+    }
+  }
+  if (mpirun.empty() && *SHARDC_MPIEXEC)
+    mpirun = SHARDC_MPIEXEC;
+  if (mpirun.empty())
+    return fail("--nproc: mpirun not found on PATH (set SHARDC_MPIRUN, or use --threads " +
+                std::to_string(o.nproc) + ")");
+  char self[PATH_MAX];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  std::string exe = n > 0 ? std::string(self, static_cast<size_t>(n)) : argv[0];
+  // Local runs: let root run, put N ranks on few cores, let idle ranks yield, and keep
+  // OpenBLAS from starting a thread pool per rank. Values already set are kept.
+  for (auto [name, value] : {std::pair{"OMPI_ALLOW_RUN_AS_ROOT", "1"},
+                             {"OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1"},
+                             {"OMPI_MCA_rmaps_base_oversubscribe", "1"},
+                             {"OMPI_MCA_hwloc_base_binding_policy", "none"},
+                             {"OMPI_MCA_mpi_yield_when_idle", "1"},
+                             {"OPENBLAS_NUM_THREADS", "1"}})
+    ::setenv(name, value, 0);
+  std::vector<std::string> args = {mpirun, "-np", std::to_string(o.nproc), exe};
+  args.insert(args.end(), o.forwarded.begin(), o.forwarded.end());
+  std::vector<char *> cargs;
+  for (std::string &a : args)
+    cargs.push_back(a.data());
+  cargs.push_back(nullptr);
+  std::fflush(stdout);
+  std::fflush(stderr);
+  ::execv(mpirun.c_str(), cargs.data());
+  return fail("--nproc: cannot run " + mpirun + ": " + std::strerror(errno));
+}
+
 int runMain(int argc, char **argv) {
   Options o;
   if (std::string err = parseOptions(argc, argv, o); !err.empty())
@@ -132,47 +582,22 @@ int runMain(int argc, char **argv) {
     std::printf("shardc-run %s (artifact format %u)\n", SHARDC_VERSION, kArtifactFormatVersion);
     return 0;
   }
-
-  Artifact artifact;
-  if (std::string err = loadArtifact(o.model, artifact); !err.empty())
+  int64_t exitRank, exitStep;
+  if (std::string err = testExitAtStep(exitRank, exitStep); !err.empty())
     return fail(err);
-  if (o.printSteps)
-    printSteps(artifact);
-
-  // Read the inputs before binding weights: a wrong input file should fail fast.
-  std::vector<HostTensor> inputs;
-  if (!o.inputs.empty())
-    if (std::string err = readNpz(o.inputs, inputs); !err.empty())
-      return fail(err);
-  if (std::string err = checkInputs(artifact, inputs); !err.empty())
-    return fail((o.inputs.empty() ? std::string("no --inputs given") : o.inputs) + ": " + err);
-
-  CpuBackend backend;
-  std::unique_ptr<Executor> executor;
-  if (std::string err = Executor::create(artifact, backend, executor); !err.empty())
-    return fail(o.model + ": " + err);
-  std::vector<HostTensor> outputs;
-  if (std::string err = executor->run(inputs, outputs); !err.empty())
-    return fail(o.model + ": " + err);
-  if (o.verbose)
-    std::fprintf(stderr,
-                 "shardc-run: %s: %zu steps, arena peak %llu of %llu bytes, weights %llu bytes, "
-                 "blob %zu bytes\n",
-                 o.model.c_str(), artifact.steps.size(),
-                 static_cast<unsigned long long>(executor->arenaPeakBytes()),
-                 static_cast<unsigned long long>(artifact.arenaBytes),
-                 static_cast<unsigned long long>(executor->weightBytes()), artifact.blob.size());
-
-  if (o.outputs.empty()) {
-    for (const HostTensor &t : outputs)
-      std::printf("%s: %s %s\n", t.name.c_str(), dtypeName(t.dtype), shapeString(t.shape).c_str());
-    return 0;
+#ifdef SHARDC_HAVE_MPI
+  if (launchedByMpi()) {
+    if (o.threads)
+      return fail("--threads runs ranks in one process; under mpirun each process is a rank");
+    return runMpiRank(o); // an --nproc that reached here is the re-run's own: ignore it
   }
-  for (HostTensor &t : outputs)
-    t = widenToF32(t);
-  if (std::string err = writeNpz(o.outputs, outputs); !err.empty())
-    return fail(err);
-  return 0;
+  if (o.nproc)
+    return relaunchUnderMpirun(o, argv);
+#else
+  if (o.nproc)
+    return fail("this shardc-run is built without MPI: use --threads " + std::to_string(o.nproc));
+#endif
+  return runThreads(o, o.threads ? o.threads : 1);
 }
 
 } // namespace

@@ -353,12 +353,13 @@ TEST(Artifact, ManifestValidationErrors) {
               "steps[0].out[0]: step 'add' writes buffer 1, which is not an arena buffer");
   expectError(
       [](JsonValue &m) {
-        *stepAt(m, 1).find("attrs")->find("s") = JsonValue(JsonValue::Array{JsonValue("a")});
+        *stepAt(m, 1).find("attrs")->find("s") =
+            JsonValue(JsonValue::Array{JsonValue(1), JsonValue("a")});
       },
-      "steps[1].attrs.s: an attribute array must hold numbers only");
+      "steps[1].attrs.s: an attribute array must hold numbers only or strings only");
   expectError([](JsonValue &m) { *stepAt(m, 1).find("attrs")->find("s") = JsonValue(nullptr); },
               "steps[1].attrs.s: unsupported attribute value (null); expected a boolean, number, "
-              "string or array of numbers");
+              "string or array of numbers or strings");
   expectError([](JsonValue &m) { *m.find("steps") = JsonValue(JsonValue::Object{}); },
               "steps: expected an array, found an object");
 }
@@ -922,7 +923,7 @@ TEST(Executor, InputChecks) {
   EXPECT_EQ(checkInputs(a, {ids, scale}), "");
 }
 
-TEST(Executor, RefusesMultiRankArtifacts) {
+TEST(Executor, SingleRankCreateRefusesMultiRankArtifacts) {
   Artifact a;
   std::string manifest = R"({"format_version": 1, "mesh": {"tp": 2}, "world_size": 2,
     "arena_bytes": 0, "buffers": [], "inputs": [], "outputs": [], "steps": []})";
@@ -930,8 +931,11 @@ TEST(Executor, RefusesMultiRankArtifacts) {
   EXPECT_EQ(a.mesh.tp, 2);
   CpuBackend cpu;
   std::unique_ptr<Executor> ex;
+  // Multi-rank execution takes a communicator (MultiRankTest.cpp).
   EXPECT_EQ(Executor::create(a, cpu, ex),
-            "the artifact is compiled for 2 ranks; this runtime runs single-rank artifacts only");
+            "the artifact is compiled for 2 ranks (dp_replicate=1 dp_shard=1 cp=1 tp=2); run it "
+            "with a communicator of as many ranks (shardc-run: mpirun -np 2, --nproc 2 or "
+            "--threads 2)");
 }
 
 } // namespace

@@ -2,6 +2,7 @@
 // validated manifest, the constant blob, and the writer that produces the same bytes.
 #pragma once
 
+#include "shardc/comm/DeviceMesh.h"
 #include "shardc/runtime/Kernel.h"
 #include "shardc/runtime/MemoryBlock.h"
 #include "shardc/runtime/Tensor.h"
@@ -31,6 +32,13 @@ struct WeightFile {
 
 enum class Storage : uint8_t { Arena, Weight, Constant };
 
+// One entry of a buffer's "shard" list: `dim` of the global tensor is split into
+// product(sizes of `axes`) equal chunks; a rank holds the one at its index in the group.
+struct ShardDim {
+  int64_t dim = 0;
+  std::vector<std::string> axes;
+};
+
 struct BufferDesc {
   int64_t id = 0;
   std::string name;
@@ -43,7 +51,54 @@ struct BufferDesc {
   std::string transform;   // Weight: informational ("none", "transpose")
   uint64_t blobOffset = 0; // Constant: byte offset in the blob
   uint64_t bytes = 0;      // product(shape) * dtypeSize(dtype), checked against overflow at load
+  // Sharded buffers: `shape` is the rank's chunk of a tensor of `globalShape`. Unsharded
+  // ones have globalShape == shape and an empty `shard`.
+  std::vector<ShardDim> shard;
+  std::vector<int64_t> globalShape;
+  uint64_t globalBytes = 0;
+  bool sharded() const { return globalShape != shape; }
 };
+
+// Where `rank`'s chunk of `b` starts in the global tensor, one index per dim.
+std::vector<int64_t> chunkStart(const BufferDesc &b, const DeviceMesh &mesh, int64_t rank);
+// The chunk of a dense tensor of `globalShape` that starts at `start` and has `shape`, as
+// contiguous runs: calls run(global byte offset, chunk byte offset, bytes) in order, one call
+// per run (a run covers the innermost split dim and every dim inside it).
+template <typename Run>
+void forEachChunkRun(const std::vector<int64_t> &globalShape, const std::vector<int64_t> &start,
+                     const std::vector<int64_t> &shape, size_t elemSize, Run run) {
+  size_t rank = shape.size();
+  size_t split = 0; // dims [split, rank) are whole after the innermost split dim
+  for (size_t d = 0; d < rank; ++d)
+    if (shape[d] != globalShape[d])
+      split = d;
+  uint64_t runElems = 1, globalStride = 1;
+  std::vector<uint64_t> stride(rank, 1); // global strides in elements
+  for (size_t d = rank; d-- > 0;) {
+    stride[d] = globalStride;
+    globalStride *= static_cast<uint64_t>(globalShape[d]);
+    if (d >= split)
+      runElems *= static_cast<uint64_t>(shape[d]);
+  }
+  uint64_t runs = 1;
+  for (size_t d = 0; d < split; ++d)
+    runs *= static_cast<uint64_t>(shape[d]);
+  if (runElems == 0 || runs == 0)
+    return;
+  std::vector<int64_t> index(split, 0); // position among the runs, over dims [0, split)
+  for (uint64_t r = 0; r < runs; ++r) {
+    uint64_t at = rank ? static_cast<uint64_t>(start[split]) * stride[split] : 0;
+    for (size_t d = 0; d < split; ++d)
+      at += static_cast<uint64_t>(start[d] + index[d]) * stride[d];
+    run(at * elemSize, r * runElems * elemSize, runElems * elemSize);
+    for (size_t d = split; d-- > 0;) {
+      if (++index[d] < shape[d])
+        break;
+      index[d] = 0;
+    }
+  }
+}
+
 
 struct IoBinding {
   std::string name;
@@ -60,7 +115,8 @@ struct Step {
 struct Artifact {
   std::string path; // the file it was loaded from, for messages and for weight paths
   std::string producer, source;
-  Mesh mesh;
+  Mesh mesh;            // the four standard axes, for readers
+  DeviceMesh deviceMesh; // every axis in manifest order (mesh_axes, else the four above)
   int64_t worldSize = 1;
   std::vector<WeightFile> weightFiles;
   uint64_t arenaBytes = 0;

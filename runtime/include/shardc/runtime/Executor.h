@@ -1,11 +1,15 @@
-// Runs an artifact's step list on one backend: one arena, weights bound by reference, constants
-// in the blob, inputs copied in and outputs copied out. Shared by every backend.
+// Runs an artifact's step list on one backend as one rank: one arena, weights bound by
+// reference (only the rank's chunk), constants in the blob, inputs copied in (only the rank's
+// chunk), outputs copied out; collective steps go through a Communicator. Shared by backends.
 #pragma once
 
+#include "shardc/comm/CollectiveKernels.h"
+#include "shardc/comm/Communicator.h"
 #include "shardc/runtime/Artifact.h"
 #include "shardc/runtime/Backend.h"
 #include "shardc/runtime/HostTensor.h"
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,7 +17,8 @@
 namespace shardc::rt {
 
 // Whether `inputs` fit the artifact: each input exactly once by name and no extras, dtype and
-// shape as recorded (i32 given for i64 is accepted and widened by Executor::run). Returns ""
+// shape as recorded (i32 given for i64 is accepted and widened by Executor::run; a sharded
+// input is given whole, in its global shape, and each rank takes its chunk). Returns ""
 // or one line naming the inputs at fault, e.g. "input 'input_ids': expected i64 2x64, given
 // i64 2x65". Needs no executor, so callers can check before binding weights.
 [[nodiscard]] std::string checkInputs(const Artifact &artifact, const std::vector<HostTensor> &inputs);
@@ -23,15 +28,29 @@ public:
   // Checks that `backend` has a kernel for every step (naming the op and the step's loc when
   // not), then allocates the arena and binds weights (reading only the referenced bytes of
   // each weight file, after checking it exists with the recorded size) and constants.
-  // `artifact` and `backend` must outlive the executor.
+  // `artifact` and `backend` must outlive the executor. This form runs single-rank artifacts
+  // (collective steps on groups of one are allowed).
   [[nodiscard]] static std::string create(const Artifact &artifact, Backend &backend,
                                           std::unique_ptr<Executor> &out);
+  // One rank of a multi-rank artifact: `comm` must have the artifact's mesh; its rank picks
+  // the weight and input chunks. Collective steps are checked against their group's size, and
+  // their groups are made in step order (collectively, for MPI) before weights are read.
+  // `comm` must outlive the executor.
+  [[nodiscard]] static std::string create(const Artifact &artifact, Backend &backend,
+                                          Communicator &comm, std::unique_ptr<Executor> &out);
 
   // Copies `inputs` into the arena (after checkInputs), runs every step
   // in order and returns the outputs in manifest order. Errors in a step start with
   // "step N (op @ loc): ". Not reentrant: one arena serves every run.
   [[nodiscard]] std::string run(const std::vector<HostTensor> &inputs,
                                 std::vector<HostTensor> &outputs);
+
+  int64_t rank() const { return comm_->rank(); }
+  Communicator &communicator() const { return *comm_; }
+
+  // Test hook (shardc-run's SHARDC_TEST_EXIT_AT_STEP): called before each step with its index;
+  // a non-empty result stops run() with that error before the step starts.
+  void setBeforeStep(std::function<std::string(size_t)> hook) { beforeStep_ = std::move(hook); }
 
   // The arena's high-water mark: the end of its furthest buffer (<= arena_bytes).
   uint64_t arenaPeakBytes() const { return arenaPeakBytes_; }
@@ -42,9 +61,14 @@ private:
   struct PreparedStep {
     KernelFn kernel = nullptr;
     KernelArgs args;
+    const CollectiveKernel *collective = nullptr; // instead of `kernel`
+    CollectiveArgs collectiveArgs;
   };
 
-  Executor(const Artifact &artifact, Backend &backend) : artifact_(artifact), backend_(backend) {}
+  Executor(const Artifact &artifact, Backend &backend, Communicator &comm)
+      : artifact_(artifact), backend_(backend), comm_(&comm) {}
+  // Resolves kernels and collectives and checks collective shapes, then makes the groups.
+  std::string prepareSteps(uint64_t &scratchBytes);
   // Checks the weight files, then allocates the arena and the weights and reads them in.
   std::string allocateStorage();
   std::string copyInputs(const std::vector<HostTensor> &inputs);
@@ -52,7 +76,11 @@ private:
 
   const Artifact &artifact_;
   Backend &backend_;
+  Communicator *comm_;
+  std::unique_ptr<Communicator> ownComm_; // the one-rank communicator of the first create()
+  std::function<std::string(size_t)> beforeStep_;
   MemoryBlock arena_;
+  MemoryBlock scratch_; // collective packing, shared by the steps (they run one at a time)
   MemoryBlock weights_;
   std::vector<TensorView> views_; // by buffer id
   std::vector<PreparedStep> steps_;

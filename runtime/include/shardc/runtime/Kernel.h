@@ -16,7 +16,7 @@ namespace shardc::rt {
 
 // A step attribute, decoded from the manifest's JSON once at load.
 using AttrValue = std::variant<bool, int64_t, double, std::string, std::vector<int64_t>,
-                               std::vector<double>>;
+                               std::vector<double>, std::vector<std::string>>;
 
 class Attrs {
 public:

@@ -1,0 +1,299 @@
+// Collective steps as the manifest describes them, mapped onto the communicator's contiguous
+// collectives: a dim other than the outermost is packed into chunks first and unpacked after.
+#include "shardc/comm/CollectiveKernels.h"
+
+#include <cstring>
+
+namespace shardc::rt {
+
+namespace {
+
+int64_t product(const std::vector<int64_t> &shape, size_t from, size_t to) {
+  int64_t n = 1;
+  for (size_t i = from; i < to; ++i)
+    n *= shape[i];
+  return n;
+}
+
+std::string typeString(const TensorView &t) {
+  return std::string(dtypeName(t.dtype)) + " " + shapeString(t.shape);
+}
+
+// A dim attribute, negative counted from the end, checked against `rank`.
+bool readDim(const Attrs &attrs, const char *key, int64_t rank, int64_t &dim, std::string &err) {
+  if (!attrs.has(key)) {
+    err = std::string("missing attribute '") + key + "'";
+    return false;
+  }
+  dim = attrs.getInt(key);
+  if (dim < -rank || dim >= rank) {
+    err = std::string("attribute '") + key + "' = " + std::to_string(dim) +
+          " is out of range for rank " + std::to_string(rank);
+    return false;
+  }
+  if (dim < 0)
+    dim += rank;
+  return true;
+}
+
+bool readReduce(const Attrs &attrs, DType dtype, ReduceOp &op, std::string &err) {
+  std::string name = attrs.getString("reduce", "sum");
+  auto parsed = parseReduceOp(name);
+  if (!parsed) {
+    err = "unknown reduce '" + name + "' (expected sum or max)";
+    return false;
+  }
+  if (!isReducible(dtype)) {
+    err = std::string("cannot reduce ") + dtypeName(dtype) + " (f32, f64, bf16, f16, i64, i32)";
+    return false;
+  }
+  op = *parsed;
+  return true;
+}
+
+std::string sameDType(const TensorView &in, const TensorView &out) {
+  if (in.dtype != out.dtype)
+    return "input is " + typeString(in) + " but output is " + typeString(out);
+  return "";
+}
+
+// `in` with dim `dim` multiplied by `num` and divided by `den`.
+std::vector<int64_t> scaledShape(std::vector<int64_t> shape, int64_t dim, int64_t num,
+                                 int64_t den) {
+  shape[static_cast<size_t>(dim)] = shape[static_cast<size_t>(dim)] * num / den;
+  return shape;
+}
+
+std::string expectShape(const TensorView &out, const std::vector<int64_t> &want,
+                        const TensorView &in, int64_t groupSize) {
+  if (out.shape == want)
+    return "";
+  return "output is " + typeString(out) + ", expected " + shapeString(want) + " from input " +
+         typeString(in) + " on a group of " + std::to_string(groupSize);
+}
+
+std::string divides(const TensorView &in, int64_t dim, int64_t groupSize) {
+  if (in.shape[static_cast<size_t>(dim)] % groupSize == 0)
+    return "";
+  return "dim " + std::to_string(dim) + " of input " + typeString(in) +
+         " does not divide into " + std::to_string(groupSize) + " equal chunks";
+}
+
+// --- all_reduce --------------------------------------------------------------------------
+
+std::string checkAllReduce(const TensorView &in, const TensorView &out, const Attrs &attrs,
+                           int64_t groupSize, uint64_t &scratch) {
+  std::string err = sameDType(in, out);
+  ReduceOp op;
+  if (err.empty() && !readReduce(attrs, in.dtype, op, err))
+    return err;
+  if (err.empty())
+    err = expectShape(out, in.shape, in, groupSize);
+  scratch = 0;
+  return err;
+}
+
+std::string runAllReduce(const CollectiveArgs &a) {
+  ReduceOp op = *parseReduceOp(a.attrs->getString("reduce", "sum"));
+  return a.comm->allReduce(*a.group, a.in.data, a.out.data, a.in.numel(), a.in.dtype, op);
+}
+
+// --- all_gather --------------------------------------------------------------------------
+
+std::string checkAllGather(const TensorView &in, const TensorView &out, const Attrs &attrs,
+                           int64_t groupSize, uint64_t &scratch) {
+  std::string err = sameDType(in, out);
+  int64_t dim = 0;
+  if (err.empty() && !readDim(attrs, "dim", in.rank(), dim, err))
+    return err;
+  if (err.empty())
+    err = expectShape(out, scaledShape(in.shape, dim, groupSize, 1), in, groupSize);
+  // Gathering along the outermost non-trivial dim is the communicator's own layout.
+  scratch = product(in.shape, 0, static_cast<size_t>(dim)) == 1
+                ? 0
+                : static_cast<uint64_t>(groupSize) * in.bytes();
+  return err;
+}
+
+std::string runAllGather(const CollectiveArgs &a) {
+  int64_t dim = a.attrs->getInt("dim");
+  if (dim < 0)
+    dim += a.in.rank();
+  int64_t g = a.group->size();
+  if (product(a.in.shape, 0, static_cast<size_t>(dim)) == 1)
+    return a.comm->allGather(*a.group, a.in.data, a.out.data, a.in.numel(), a.in.dtype);
+  if (std::string err = a.comm->allGather(*a.group, a.in.data, a.scratch, a.in.numel(), a.in.dtype);
+      !err.empty())
+    return err;
+  for (int64_t j = 0; j < g; ++j)
+    insertChunk(a.scratch + static_cast<size_t>(j) * a.in.bytes(), a.out.shape, dim, g, j,
+                dtypeSize(a.in.dtype), static_cast<uint8_t *>(a.out.data));
+  return "";
+}
+
+// --- reduce_scatter ----------------------------------------------------------------------
+
+std::string checkReduceScatter(const TensorView &in, const TensorView &out, const Attrs &attrs,
+                               int64_t groupSize, uint64_t &scratch) {
+  std::string err = sameDType(in, out);
+  int64_t dim = 0;
+  ReduceOp op;
+  if (err.empty() && (!readDim(attrs, "dim", in.rank(), dim, err) ||
+                      !readReduce(attrs, in.dtype, op, err)))
+    return err;
+  if (err.empty())
+    err = divides(in, dim, groupSize);
+  if (err.empty())
+    err = expectShape(out, scaledShape(in.shape, dim, 1, groupSize), in, groupSize);
+  scratch = product(in.shape, 0, static_cast<size_t>(dim)) == 1 ? 0 : in.bytes();
+  return err;
+}
+
+std::string runReduceScatter(const CollectiveArgs &a) {
+  int64_t dim = a.attrs->getInt("dim");
+  if (dim < 0)
+    dim += a.in.rank();
+  ReduceOp op = *parseReduceOp(a.attrs->getString("reduce", "sum"));
+  int64_t g = a.group->size();
+  const void *chunks = a.in.data;
+  if (product(a.in.shape, 0, static_cast<size_t>(dim)) != 1) {
+    for (int64_t j = 0; j < g; ++j)
+      extractChunk(static_cast<const uint8_t *>(a.in.data), a.in.shape, dim, g, j,
+                   dtypeSize(a.in.dtype), a.scratch + static_cast<size_t>(j) * a.out.bytes());
+    chunks = a.scratch;
+  }
+  return a.comm->reduceScatter(*a.group, chunks, a.out.data, a.out.numel(), a.in.dtype, op);
+}
+
+// --- all_to_all --------------------------------------------------------------------------
+
+std::string checkAllToAll(const TensorView &in, const TensorView &out, const Attrs &attrs,
+                          int64_t groupSize, uint64_t &scratch) {
+  std::string err = sameDType(in, out);
+  int64_t split = 0, concat = 0;
+  if (err.empty() && (!readDim(attrs, "split_dim", in.rank(), split, err) ||
+                      !readDim(attrs, "concat_dim", in.rank(), concat, err)))
+    return err;
+  if (err.empty())
+    err = divides(in, split, groupSize);
+  if (err.empty())
+    err = expectShape(out, scaledShape(scaledShape(in.shape, split, 1, groupSize), concat, groupSize, 1),
+                      in, groupSize);
+  scratch = 2 * in.bytes(); // packed chunks to send, chunks received
+  return err;
+}
+
+std::string runAllToAll(const CollectiveArgs &a) {
+  int64_t split = a.attrs->getInt("split_dim"), concat = a.attrs->getInt("concat_dim");
+  if (split < 0)
+    split += a.in.rank();
+  if (concat < 0)
+    concat += a.in.rank();
+  int64_t g = a.group->size();
+  size_t elem = dtypeSize(a.in.dtype), chunkBytes = a.in.bytes() / static_cast<size_t>(g);
+  uint8_t *send = a.scratch, *recv = a.scratch + a.in.bytes();
+  for (int64_t j = 0; j < g; ++j)
+    extractChunk(static_cast<const uint8_t *>(a.in.data), a.in.shape, split, g, j, elem,
+                 send + static_cast<size_t>(j) * chunkBytes);
+  if (std::string err = a.comm->allToAll(*a.group, send, recv, a.in.numel() / g, a.in.dtype);
+      !err.empty())
+    return err;
+  for (int64_t j = 0; j < g; ++j)
+    insertChunk(recv + static_cast<size_t>(j) * chunkBytes, a.out.shape, concat, g, j, elem,
+                static_cast<uint8_t *>(a.out.data));
+  return "";
+}
+
+// --- shard_slice -------------------------------------------------------------------------
+
+std::string checkShardSlice(const TensorView &in, const TensorView &out, const Attrs &attrs,
+                            int64_t groupSize, uint64_t &scratch) {
+  std::string err = sameDType(in, out);
+  int64_t dim = 0;
+  if (err.empty() && !readDim(attrs, "dim", in.rank(), dim, err))
+    return err;
+  if (err.empty())
+    err = divides(in, dim, groupSize);
+  if (err.empty())
+    err = expectShape(out, scaledShape(in.shape, dim, 1, groupSize), in, groupSize);
+  scratch = 0;
+  return err;
+}
+
+std::string runShardSlice(const CollectiveArgs &a) {
+  int64_t dim = a.attrs->getInt("dim");
+  if (dim < 0)
+    dim += a.in.rank();
+  extractChunk(static_cast<const uint8_t *>(a.in.data), a.in.shape, dim, a.group->size(),
+               a.group->index, dtypeSize(a.in.dtype), static_cast<uint8_t *>(a.out.data));
+  return "";
+}
+
+const CollectiveKernel kKernels[] = {
+    {"all_reduce", checkAllReduce, runAllReduce},
+    {"all_gather", checkAllGather, runAllGather},
+    {"reduce_scatter", checkReduceScatter, runReduceScatter},
+    {"all_to_all", checkAllToAll, runAllToAll},
+    {"shard_slice", checkShardSlice, runShardSlice},
+};
+
+} // namespace
+
+const CollectiveKernel *lookupCollectiveKernel(std::string_view op) {
+  for (const CollectiveKernel &k : kKernels)
+    if (op == k.op)
+      return &k;
+  return nullptr;
+}
+
+std::vector<std::string> collectiveKernelNames() {
+  std::vector<std::string> names;
+  for (const CollectiveKernel &k : kKernels)
+    names.push_back(k.op);
+  return names;
+}
+
+std::vector<std::string> collectiveAxes(const Attrs &attrs, std::string &error) {
+  auto it = attrs.all().find("axes");
+  if (it == attrs.all().end()) {
+    error = "missing attribute 'axes'";
+    return {};
+  }
+  if (auto *names = std::get_if<std::vector<std::string>>(&it->second))
+    return *names;
+  if (auto *name = std::get_if<std::string>(&it->second))
+    return {*name};
+  // An empty JSON array decodes as a number list: a group of one rank.
+  if (auto *ints = std::get_if<std::vector<int64_t>>(&it->second); ints && ints->empty())
+    return {};
+  error = "attribute 'axes' must be a list of mesh axis names";
+  return {};
+}
+
+void extractChunk(const uint8_t *src, const std::vector<int64_t> &shape, int64_t dim,
+                  int64_t parts, int64_t index, size_t elemSize, uint8_t *dst) {
+  size_t d = static_cast<size_t>(dim);
+  int64_t outer = product(shape, 0, d), inner = product(shape, d + 1, shape.size());
+  int64_t chunk = shape[d] / parts;
+  size_t run = static_cast<size_t>(chunk * inner) * elemSize;
+  if (run == 0)
+    return;
+  for (int64_t o = 0; o < outer; ++o)
+    std::memcpy(dst + static_cast<size_t>(o) * run,
+                src + static_cast<size_t>((o * shape[d] + index * chunk) * inner) * elemSize, run);
+}
+
+void insertChunk(const uint8_t *src, const std::vector<int64_t> &shape, int64_t dim,
+                 int64_t parts, int64_t index, size_t elemSize, uint8_t *dst) {
+  size_t d = static_cast<size_t>(dim);
+  int64_t outer = product(shape, 0, d), inner = product(shape, d + 1, shape.size());
+  int64_t chunk = shape[d] / parts;
+  size_t run = static_cast<size_t>(chunk * inner) * elemSize;
+  if (run == 0)
+    return;
+  for (int64_t o = 0; o < outer; ++o)
+    std::memcpy(dst + static_cast<size_t>((o * shape[d] + index * chunk) * inner) * elemSize,
+                src + static_cast<size_t>(o) * run, run);
+}
+
+} // namespace shardc::rt

@@ -1,0 +1,622 @@
+// Unit tests of multi-rank execution on the local communicator: mesh arithmetic, every
+// collective on 1-D and 2-D meshes against serial references, shard specs (weights, inputs),
+// an end-to-end TP artifact, and timeouts that name the missing rank and the step.
+#include "TpMlpArtifact.h"
+
+#include "shardc/comm/CollectiveKernels.h"
+#include "shardc/comm/LocalCommunicator.h"
+#include "shardc/runtime/Artifact.h"
+#include "shardc/runtime/Executor.h"
+#include "shardc/runtime/Json.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <unistd.h>
+
+using namespace shardc::rt;
+
+namespace {
+
+DeviceMesh mesh2d(int64_t dp, int64_t tp) {
+  return DeviceMesh({{"dp_replicate", 1}, {"dp_shard", dp}, {"cp", 1}, {"tp", tp}});
+}
+
+// Runs fn(comm) on one thread per rank of `mesh`; returns each rank's error ("" when fine).
+std::vector<std::string> onRanks(const DeviceMesh &mesh,
+                                 const std::function<std::string(LocalCommunicator &)> &fn,
+                                 std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+  auto world = std::make_shared<LocalWorld>(mesh);
+  std::vector<std::string> errors(static_cast<size_t>(mesh.worldSize()));
+  std::vector<std::thread> threads;
+  for (int64_t r = 0; r < mesh.worldSize(); ++r)
+    threads.emplace_back([&, r] {
+      LocalCommunicator comm(world, r);
+      comm.setTimeout(timeout);
+      errors[static_cast<size_t>(r)] = fn(comm);
+    });
+  for (auto &t : threads)
+    t.join();
+  return errors;
+}
+
+void expectAllOk(const std::vector<std::string> &errors) {
+  for (size_t r = 0; r < errors.size(); ++r)
+    EXPECT_EQ(errors[r], "") << "rank " << r;
+}
+
+// A value that differs per rank and element and whose float sums depend on order.
+float valueOf(int64_t rank, int64_t i) {
+  return static_cast<float>(std::pow(10.0, double((rank * 3 + i) % 7) - 3)) *
+         ((rank + i) % 3 == 0 ? -1.0f : 1.0f);
+}
+
+// ---------------------------------------------------------------------------------------
+// Mesh arithmetic
+
+TEST(DeviceMesh, CoordinatesGroupsAndIndexOrder) {
+  DeviceMesh m = mesh2d(2, 2);
+  EXPECT_EQ(m.worldSize(), 4);
+  EXPECT_EQ(m.coords(3), (std::vector<int64_t>{0, 1, 0, 1})); // dp_shard 1, tp 1 (the doc's example)
+  EXPECT_EQ(m.coords(2), (std::vector<int64_t>{0, 1, 0, 0}));
+  EXPECT_EQ(m.rankOf({0, 1, 0, 1}), 3);
+  EXPECT_EQ(m.groupRanks(2, {"tp"}), (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(m.groupRanks(3, {"dp_shard"}), (std::vector<int64_t>{1, 3}));
+  EXPECT_EQ(m.groupRanks(1, {"dp_shard", "tp"}), (std::vector<int64_t>{0, 1, 2, 3}));
+  // The order of `axes` is the order of the group index: tp outermost here.
+  EXPECT_EQ(m.groupRanks(1, {"tp", "dp_shard"}), (std::vector<int64_t>{0, 2, 1, 3}));
+  EXPECT_EQ(m.groupIndex(1, {"tp", "dp_shard"}), 2);
+  EXPECT_EQ(m.groupIndex(1, {"dp_shard", "tp"}), 1);
+  EXPECT_EQ(m.groupRanks(2, {}), (std::vector<int64_t>{2}));
+  EXPECT_EQ(m.describeRank(3), "dp_shard=1 tp=1");
+  EXPECT_EQ(m.checkAxes({"tp", "ep"}),
+            "unknown mesh axis 'ep' (the mesh has dp_replicate, dp_shard, cp, tp)");
+  EXPECT_EQ(m.checkAxes({"tp", "tp"}), "mesh axis 'tp' is listed twice");
+}
+
+TEST(Communicator, ParsesDurations) {
+  EXPECT_EQ(parseDuration("10s")->count(), 10000);
+  EXPECT_EQ(parseDuration("500ms")->count(), 500);
+  EXPECT_EQ(parseDuration("2m")->count(), 120000);
+  EXPECT_EQ(parseDuration("1.5")->count(), 1500);
+  EXPECT_FALSE(parseDuration("ten"));
+  EXPECT_FALSE(parseDuration("0s"));
+  EXPECT_FALSE(parseDuration("5x"));
+  EXPECT_EQ(formatDuration(std::chrono::milliseconds(2000)), "2s");
+  EXPECT_EQ(formatDuration(std::chrono::milliseconds(1500)), "1.5s");
+  EXPECT_EQ(formatDuration(std::chrono::milliseconds(250)), "250ms");
+}
+
+// ---------------------------------------------------------------------------------------
+// Collectives on the local communicator, against serial references
+
+struct GroupCase {
+  DeviceMesh mesh;
+  std::vector<std::string> axes;
+};
+
+std::vector<GroupCase> groupCases() {
+  return {{mesh2d(1, 4), {"tp"}},         {mesh2d(2, 3), {"tp"}},
+          {mesh2d(2, 3), {"dp_shard"}},   {mesh2d(2, 3), {"dp_shard", "tp"}},
+          {mesh2d(2, 3), {"tp", "dp_shard"}}, {mesh2d(2, 2), {}}};
+}
+
+TEST(LocalCommunicator, AllReduceSumAndMaxInGroupIndexOrder) {
+  for (const GroupCase &c : groupCases()) {
+    constexpr int64_t count = 13;
+    expectAllOk(onRanks(c.mesh, [&](LocalCommunicator &comm) -> std::string {
+      const CommGroup *g = nullptr;
+      if (std::string err = comm.group(c.axes, g); !err.empty())
+        return err;
+      std::vector<float> in(count), sum(count), max(count);
+      for (int64_t i = 0; i < count; ++i)
+        in[i] = valueOf(comm.rank(), i);
+      if (std::string err = comm.allReduce(*g, in.data(), sum.data(), count, DType::F32, ReduceOp::Sum);
+          !err.empty())
+        return err;
+      if (std::string err = comm.allReduce(*g, in.data(), max.data(), count, DType::F32, ReduceOp::Max);
+          !err.empty())
+        return err;
+      for (int64_t i = 0; i < count; ++i) {
+        float s = valueOf(g->ranks[0], i), m = s; // serial, in group-index order
+        for (size_t j = 1; j < g->ranks.size(); ++j) {
+          s += valueOf(g->ranks[j], i);
+          m = std::max(m, valueOf(g->ranks[j], i));
+        }
+        if (std::memcmp(&s, &sum[i], 4) != 0 || m != max[i])
+          return "element " + std::to_string(i) + ": sum " + std::to_string(sum[i]) + " vs " +
+                 std::to_string(s) + ", max " + std::to_string(max[i]) + " vs " + std::to_string(m);
+      }
+      // In place, as a planner that reuses bytes may ask.
+      if (std::string err = comm.allReduce(*g, in.data(), in.data(), count, DType::F32, ReduceOp::Sum);
+          !err.empty())
+        return err;
+      return std::memcmp(in.data(), sum.data(), count * 4) == 0 ? "" : "in-place sum differs";
+    }));
+  }
+}
+
+TEST(LocalCommunicator, AllReduceHalfTypesInF32AndInt64) {
+  expectAllOk(onRanks(mesh2d(1, 4), [&](LocalCommunicator &comm) -> std::string {
+    const CommGroup *g = nullptr;
+    if (std::string err = comm.group({"tp"}, g); !err.empty())
+      return err;
+    // bf16: 256 + 1 + 1 + 1 would lose every 1 if rounded per step; reduced in f32 it is 259,
+    // which rounds once to 260 in bf16 (8 bits of mantissa).
+    uint16_t bf = f32ToBf16(comm.rank() == 0 ? 256.0f : 1.0f), bfOut = 0;
+    uint16_t hf = f32ToF16(comm.rank() == 0 ? 2048.0f : 1.0f), hfOut = 0;
+    int64_t big = (int64_t(1) << 40) + comm.rank(), bigOut = 0;
+    std::string err = comm.allReduce(*g, &bf, &bfOut, 1, DType::BF16, ReduceOp::Sum);
+    if (err.empty())
+      err = comm.allReduce(*g, &hf, &hfOut, 1, DType::F16, ReduceOp::Sum);
+    if (err.empty())
+      err = comm.allReduce(*g, &big, &bigOut, 1, DType::I64, ReduceOp::Sum);
+    if (!err.empty())
+      return err;
+    if (bf16ToF32(bfOut) != 260.0f)
+      return "bf16 sum " + std::to_string(bf16ToF32(bfOut));
+    if (f16ToF32(hfOut) != 2052.0f) // 2051 rounds to even in f16 (spacing 2)
+      return "f16 sum " + std::to_string(f16ToF32(hfOut));
+    if (bigOut != 4 * (int64_t(1) << 40) + 6)
+      return "i64 sum " + std::to_string(bigOut);
+    uint8_t u = 1, uo = 0;
+    err = comm.allReduce(*g, &u, &uo, 1, DType::U8, ReduceOp::Sum);
+    return err == "all_reduce of u8 is not supported (f32, f64, bf16, f16, i64, i32)" ? "" : err;
+  }));
+}
+
+TEST(LocalCommunicator, AllGatherReduceScatterAllToAllAndBarrier) {
+  for (const GroupCase &c : groupCases()) {
+    constexpr int64_t count = 3;
+    expectAllOk(onRanks(c.mesh, [&](LocalCommunicator &comm) -> std::string {
+      const CommGroup *g = nullptr;
+      if (std::string err = comm.group(c.axes, g); !err.empty())
+        return err;
+      const int64_t n = g->size();
+      if (g->ranks != c.mesh.groupRanks(comm.rank(), c.axes) || g->ranks[g->index] != comm.rank())
+        return "wrong group membership";
+      // all_gather: chunk j is member j's input.
+      std::vector<int64_t> mine(count), gathered(n * count);
+      for (int64_t i = 0; i < count; ++i)
+        mine[i] = comm.rank() * 100 + i;
+      if (std::string err = comm.allGather(*g, mine.data(), gathered.data(), count, DType::I64);
+          !err.empty())
+        return err;
+      for (int64_t j = 0; j < n; ++j)
+        for (int64_t i = 0; i < count; ++i)
+          if (gathered[j * count + i] != g->ranks[j] * 100 + i)
+            return "all_gather chunk " + std::to_string(j);
+      // reduce_scatter: chunk `index` of the sum; all_to_all: chunk j from member j.
+      std::vector<float> in(n * count), scattered(count), exchanged(n * count);
+      for (int64_t i = 0; i < n * count; ++i)
+        in[i] = valueOf(comm.rank(), i);
+      if (std::string err = comm.reduceScatter(*g, in.data(), scattered.data(), count, DType::F32,
+                                               ReduceOp::Sum);
+          !err.empty())
+        return err;
+      for (int64_t i = 0; i < count; ++i) {
+        float s = valueOf(g->ranks[0], g->index * count + i);
+        for (int64_t j = 1; j < n; ++j)
+          s += valueOf(g->ranks[j], g->index * count + i);
+        if (std::memcmp(&s, &scattered[i], 4) != 0)
+          return "reduce_scatter element " + std::to_string(i);
+      }
+      if (std::string err = comm.allToAll(*g, in.data(), exchanged.data(), count, DType::F32);
+          !err.empty())
+        return err;
+      for (int64_t j = 0; j < n; ++j)
+        for (int64_t i = 0; i < count; ++i)
+          if (exchanged[j * count + i] != valueOf(g->ranks[j], g->index * count + i))
+            return "all_to_all chunk " + std::to_string(j);
+      return comm.barrier(*g);
+    }));
+  }
+}
+
+// The step kinds on dims other than the outermost (pack and unpack around the collective).
+TEST(CollectiveKernels, StepsAlongInnerDims) {
+  DeviceMesh mesh = mesh2d(1, 2);
+  auto run = [&](const char *op, const Attrs &attrs, std::vector<int64_t> inShape,
+                 std::vector<int64_t> outShape) {
+    std::vector<std::vector<float>> outs(2);
+    expectAllOk(onRanks(mesh, [&](LocalCommunicator &comm) -> std::string {
+      const CommGroup *g = nullptr;
+      if (std::string err = comm.group({"tp"}, g); !err.empty())
+        return err;
+      TensorView in{nullptr, DType::F32, inShape}, out{nullptr, DType::F32, outShape};
+      std::vector<float> x(static_cast<size_t>(in.numel()));
+      for (size_t i = 0; i < x.size(); ++i)
+        x[i] = static_cast<float>(comm.rank() * 100 + static_cast<int64_t>(i));
+      std::vector<float> &y = outs[static_cast<size_t>(comm.rank())];
+      y.assign(static_cast<size_t>(out.numel()), -1);
+      in.data = x.data();
+      out.data = y.data();
+      const CollectiveKernel *k = lookupCollectiveKernel(op);
+      uint64_t scratchBytes = 0;
+      if (std::string err = k->check(in, out, attrs, 2, scratchBytes); !err.empty())
+        return err;
+      MemoryBlock scratch = MemoryBlock::allocateHost(scratchBytes);
+      return k->run(CollectiveArgs{in, out, &attrs, &comm, g, scratch.data()});
+    }));
+    return outs;
+  };
+  Attrs dim1;
+  dim1.set("dim", int64_t(1));
+  // x [2, 2] per rank: rank r holds r*100 + {0, 1, 2, 3}.
+  auto gathered = run("all_gather", dim1, {2, 2}, {2, 4});
+  EXPECT_EQ(gathered[0], (std::vector<float>{0, 1, 100, 101, 2, 3, 102, 103}));
+  EXPECT_EQ(gathered[1], gathered[0]);
+  auto scattered = run("reduce_scatter", dim1, {2, 2}, {2, 1});
+  EXPECT_EQ(scattered[0], (std::vector<float>{100, 104})); // column 0 of x0 + x1
+  EXPECT_EQ(scattered[1], (std::vector<float>{102, 106}));
+  auto sliced = run("shard_slice", dim1, {2, 2}, {2, 1});
+  EXPECT_EQ(sliced[0], (std::vector<float>{0, 2}));
+  EXPECT_EQ(sliced[1], (std::vector<float>{101, 103}));
+  Attrs a2a;
+  a2a.set("split_dim", int64_t(1));
+  a2a.set("concat_dim", int64_t(0));
+  // Split columns, concatenate rows: rank j gets column j of every rank, stacked by rank.
+  auto exchanged = run("all_to_all", a2a, {2, 2}, {4, 1});
+  EXPECT_EQ(exchanged[0], (std::vector<float>{0, 2, 100, 102}));
+  EXPECT_EQ(exchanged[1], (std::vector<float>{1, 3, 101, 103}));
+}
+
+TEST(LocalCommunicator, TimeoutNamesTheMissingRank) {
+  auto start = std::chrono::steady_clock::now();
+  auto errors = onRanks(
+      mesh2d(1, 4),
+      [&](LocalCommunicator &comm) -> std::string {
+        const CommGroup *g = nullptr;
+        if (std::string err = comm.group({"tp"}, g); !err.empty())
+          return err;
+        if (comm.rank() == 3)
+          return "absent"; // never enters the collective
+        float x = 1, y = 0;
+        return comm.allReduce(*g, &x, &y, 1, DType::F32, ReduceOp::Sum);
+      },
+      std::chrono::milliseconds(300));
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  for (int r = 0; r < 3; ++r)
+    EXPECT_EQ(errors[r], "timed out after 300ms on group [tp] (ranks 0,1,2,3): rank 3 did not arrive");
+  EXPECT_LT(seconds, 0.6);
+}
+
+TEST(LocalCommunicator, AbortWakesWaitingPeers) {
+  auto errors = onRanks(mesh2d(1, 3), [&](LocalCommunicator &comm) -> std::string {
+    const CommGroup *g = nullptr;
+    if (std::string err = comm.group({"tp"}, g); !err.empty())
+      return err;
+    if (comm.rank() == 1) {
+      comm.abort("step 2 (matmul): bad shape");
+      return "aborted";
+    }
+    return comm.barrier(*g);
+  });
+  EXPECT_EQ(errors[0], "rank 1 failed: step 2 (matmul): bad shape");
+  EXPECT_EQ(errors[2], "rank 1 failed: step 2 (matmul): bad shape");
+}
+
+TEST(LocalCommunicator, MismatchedCollectivesAreReported) {
+  auto errors = onRanks(mesh2d(1, 2), [&](LocalCommunicator &comm) -> std::string {
+    const CommGroup *g = nullptr;
+    if (std::string err = comm.group({"tp"}, g); !err.empty())
+      return err;
+    float x[2] = {1, 2}, y[4];
+    return comm.rank() == 0 ? comm.allGather(*g, x, y, 2, DType::F32)
+                            : comm.allReduce(*g, x, y, 2, DType::F32, ReduceOp::Sum);
+  });
+  // Whichever arrives second names both calls; the other learns it through the failure.
+  std::string both = errors[0] + " | " + errors[1];
+  EXPECT_NE(both.find("collective mismatch on group [tp] (ranks 0,1)"), std::string::npos) << both;
+}
+
+// ---------------------------------------------------------------------------------------
+// Shard specs: loading, weight chunks, input chunks
+
+class TempDir {
+public:
+  TempDir() {
+    const char *base = std::getenv("TMPDIR");
+    std::string pattern = std::string(base && *base ? base : "/tmp") + "/shardc-mr-XXXXXX";
+    if (!mkdtemp(pattern.data()))
+      throw std::runtime_error("mkdtemp failed");
+    path_ = pattern;
+  }
+  ~TempDir() { std::system(("rm -rf '" + path_ + "'").c_str()); }
+  std::string file(const std::string &name) const { return path_ + "/" + name; }
+  const std::string &path() const { return path_; }
+
+private:
+  std::string path_;
+};
+
+void writeFile(const std::string &path, const std::string &bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+// A global [R, C] f32 weight holding 0, 1, 2, ... row-major, after 8 bytes of padding.
+std::string weightBytes(int64_t rows, int64_t cols) {
+  std::string bytes(8, '\0');
+  for (int64_t i = 0; i < rows * cols; ++i) {
+    float v = static_cast<float>(i);
+    bytes.append(reinterpret_cast<const char *>(&v), 4);
+  }
+  return bytes;
+}
+
+// An artifact that copies its rank's chunk of weight w (global 4x8, split per `shardJson`) and
+// of input x (global 4x8, same split) to two outputs.
+std::string chunkManifest(const DeviceMesh &mesh, const std::string &shardJson,
+                          const std::vector<int64_t> &local) {
+  std::string axes, meshObj;
+  for (const MeshAxis &a : mesh.axes()) {
+    axes += std::string(axes.empty() ? "" : ", ") + "[\"" + a.name + "\", " +
+            std::to_string(a.size) + "]";
+    meshObj += std::string(meshObj.empty() ? "" : ", ") + "\"" + a.name + "\": " +
+               std::to_string(a.size);
+  }
+  std::string shape = "[" + std::to_string(local[0]) + ", " + std::to_string(local[1]) + "]";
+  return R"({"format_version": 1, "mesh": {)" + meshObj + R"(}, "mesh_axes": [)" + axes +
+         R"(], "world_size": )" + std::to_string(mesh.worldSize()) +
+         R"(, "weight_files": [{"path": "w.bin", "size": 136}], "arena_bytes": 512,
+    "buffers": [
+      {"id": 0, "dtype": "f32", "shape": )" + shape + R"(, "storage": "weight", "file": 0,
+       "file_offset": 8, "shard": )" + shardJson + R"(, "global_shape": [4, 8]},
+      {"id": 1, "dtype": "f32", "shape": )" + shape + R"(, "storage": "arena", "offset": 0},
+      {"id": 2, "dtype": "f32", "shape": )" + shape + R"(, "storage": "arena", "offset": 128,
+       "shard": )" + shardJson + R"(, "global_shape": [4, 8]},
+      {"id": 3, "dtype": "f32", "shape": )" + shape + R"(, "storage": "arena", "offset": 256}],
+    "inputs": [{"name": "x", "buffer": 2}],
+    "outputs": [{"name": "w_chunk", "buffer": 1}, {"name": "x_chunk", "buffer": 3}],
+    "steps": [{"op": "copy", "in": [0], "out": [1]}, {"op": "copy", "in": [2], "out": [3]}]})";
+}
+
+// Every rank's (weight chunk, input chunk), from executors made one after another.
+std::vector<std::vector<float>> chunksOf(const DeviceMesh &mesh, const std::string &shardJson,
+                                         const std::vector<int64_t> &local) {
+  TempDir dir;
+  writeFile(dir.file("w.bin"), weightBytes(4, 8));
+  Artifact a;
+  std::string manifest = chunkManifest(mesh, shardJson, local);
+  EXPECT_EQ(parseArtifact(encodeArtifact(manifest, ""), dir.file("m.shardc"), a), "");
+  HostTensor x;
+  x.name = "x";
+  x.shape = {4, 8};
+  for (int i = 0; i < 32; ++i) {
+    float v = 1000.0f + static_cast<float>(i);
+    x.data.insert(x.data.end(), reinterpret_cast<uint8_t *>(&v), reinterpret_cast<uint8_t *>(&v) + 4);
+  }
+  auto world = std::make_shared<LocalWorld>(mesh);
+  std::vector<std::vector<float>> chunks;
+  for (int64_t r = 0; r < mesh.worldSize(); ++r) {
+    LocalCommunicator comm(world, r);
+    CpuBackend cpu;
+    std::unique_ptr<Executor> ex;
+    EXPECT_EQ(Executor::create(a, cpu, comm, ex), "");
+    if (!ex)
+      return {};
+    std::vector<HostTensor> outputs;
+    EXPECT_EQ(ex->run({x}, outputs), "");
+    const float *w = reinterpret_cast<const float *>(outputs[0].data.data());
+    const float *xi = reinterpret_cast<const float *>(outputs[1].data.data());
+    std::vector<float> both(w, w + outputs[0].numel());
+    for (int64_t i = 0; i < outputs[1].numel(); ++i) // input chunk, less the 1000 offset
+      EXPECT_EQ(xi[i] - 1000.0f, both[static_cast<size_t>(i)]) << "rank " << r << " element " << i;
+    chunks.push_back(both);
+  }
+  return chunks;
+}
+
+TEST(ShardSpecs, WeightAndInputChunksAlongDim0) {
+  auto chunks = chunksOf(mesh2d(1, 2), R"([{"dim": 0, "axes": ["tp"]}])", {2, 8});
+  ASSERT_EQ(chunks.size(), 2u);
+  EXPECT_EQ(chunks[1], (std::vector<float>{16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28,
+                                           29, 30, 31}));
+}
+
+TEST(ShardSpecs, WeightAndInputChunksAlongDim1) {
+  auto chunks = chunksOf(mesh2d(1, 4), R"([{"dim": 1, "axes": ["tp"]}])", {4, 2});
+  ASSERT_EQ(chunks.size(), 4u);
+  EXPECT_EQ(chunks[2], (std::vector<float>{4, 5, 12, 13, 20, 21, 28, 29})); // one pread per row
+}
+
+TEST(ShardSpecs, TwoAxesOnOneDimFollowTheirListedOrder) {
+  // [dp_shard, tp] on dim 1: dp_shard is outer, so rank (dp 1, tp 0) = rank 2 takes chunk 2.
+  auto chunks = chunksOf(mesh2d(2, 2), R"([{"dim": 1, "axes": ["dp_shard", "tp"]}])", {4, 2});
+  ASSERT_EQ(chunks.size(), 4u);
+  EXPECT_EQ(chunks[2], (std::vector<float>{4, 5, 12, 13, 20, 21, 28, 29}));
+  EXPECT_EQ(chunks[1], (std::vector<float>{2, 3, 10, 11, 18, 19, 26, 27}));
+  // [tp, dp_shard]: tp outer, so rank 2 (dp 1, tp 0) takes chunk 1 and rank 1 chunk 2.
+  auto swapped = chunksOf(mesh2d(2, 2), R"([{"dim": 1, "axes": ["tp", "dp_shard"]}])", {4, 2});
+  ASSERT_EQ(swapped.size(), 4u);
+  EXPECT_EQ(swapped[2], chunks[1]);
+  EXPECT_EQ(swapped[1], chunks[2]);
+}
+
+TEST(ShardSpecs, BothDimsSplit) {
+  auto chunks = chunksOf(mesh2d(2, 2),
+                         R"([{"dim": 0, "axes": ["dp_shard"]}, {"dim": 1, "axes": ["tp"]}])", {2, 4});
+  ASSERT_EQ(chunks.size(), 4u);
+  EXPECT_EQ(chunks[3], (std::vector<float>{20, 21, 22, 23, 28, 29, 30, 31}));
+  EXPECT_EQ(chunks[1], (std::vector<float>{4, 5, 6, 7, 12, 13, 14, 15}));
+}
+
+TEST(ShardSpecs, ManifestValidation) {
+  auto loadError = [](const std::string &manifest) {
+    Artifact a;
+    return parseArtifact(encodeArtifact(manifest, ""), "m.shardc", a);
+  };
+  DeviceMesh m = mesh2d(1, 3);
+  EXPECT_EQ(loadError(chunkManifest(m, R"([{"dim": 1, "axes": ["tp"]}])", {4, 3})),
+            "m.shardc: manifest: buffers[0].global_shape[1]: 8 does not divide into 3 equal chunks");
+  DeviceMesh m2 = mesh2d(1, 2);
+  EXPECT_EQ(loadError(chunkManifest(m2, R"([{"dim": 1, "axes": ["tp"]}])", {4, 8})),
+            "m.shardc: manifest: buffers[0].shape[1]: 8 is not global_shape[1] 8 / 2");
+  EXPECT_EQ(loadError(chunkManifest(m2, R"([{"dim": 1, "axes": ["ep"]}])", {4, 4})),
+            "m.shardc: manifest: buffers[0].shard[0].axes: unknown mesh axis 'ep' (the mesh has "
+            "dp_replicate, dp_shard, cp, tp)");
+  EXPECT_EQ(loadError(chunkManifest(m2, R"([{"dim": 1, "axes": ["tp"]}, {"dim": 1, "axes": []}])",
+                                    {4, 4})),
+            "m.shardc: manifest: buffers[0].shard[1].dim: dim 1 is listed twice (list all its "
+            "axes in one entry)");
+  EXPECT_EQ(loadError(chunkManifest(m2, R"([{"dim": 2, "axes": ["tp"]}])", {4, 4})),
+            "m.shardc: manifest: buffers[0].shard[0].dim: 2 is out of range [0, 1]");
+  std::string sharedOut = chunkManifest(m2, R"([{"dim": 1, "axes": ["tp"]}])", {4, 4});
+  sharedOut.replace(sharedOut.find("\"buffer\": 3"), 11, "\"buffer\": 2");
+  EXPECT_EQ(loadError(sharedOut),
+            "m.shardc: manifest: outputs[1].buffer: buffer 2 is sharded; outputs must be "
+            "replicated (end the program with an all_gather)");
+  std::string disagree = chunkManifest(m2, R"([{"dim": 1, "axes": ["tp"]}])", {4, 4});
+  disagree.replace(disagree.find("\"tp\": 2"), 7, "\"tp\": 4");
+  EXPECT_EQ(loadError(disagree),
+            "m.shardc: manifest: mesh_axes[3]: axis 'tp' has size 2 but mesh.tp is 4");
+  // A weight range is checked against the global tensor.
+  std::string tooBig = chunkManifest(m2, R"([{"dim": 1, "axes": ["tp"]}])", {4, 4});
+  tooBig.replace(tooBig.find("\"file_offset\": 8"), 16, "\"file_offset\": 16");
+  EXPECT_EQ(loadError(tooBig),
+            "m.shardc: manifest: buffers[0]: weight range [16, 144) lies beyond the end of "
+            "weight file 0 (136 bytes)");
+  // A sharded input is given whole.
+  Artifact a;
+  ASSERT_EQ(parseArtifact(encodeArtifact(chunkManifest(m2, R"([{"dim": 1, "axes": ["tp"]}])", {4, 4}), ""),
+                          "m.shardc", a),
+            "");
+  HostTensor chunk;
+  chunk.name = "x";
+  chunk.shape = {4, 4};
+  chunk.data.resize(64);
+  EXPECT_EQ(checkInputs(a, {chunk}), "input 'x': expected f32 4x8, given f32 4x4");
+}
+
+// ---------------------------------------------------------------------------------------
+// The executor: collective steps, end to end
+
+struct TpRun {
+  std::vector<std::string> errors;
+  std::vector<std::vector<HostTensor>> outputs;
+};
+
+TpRun runTpMlp(int64_t dp, int64_t tp, int64_t absentRank = -1,
+               std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+  fixtures::TpMlpArtifact t = fixtures::makeTpMlpArtifact(dp, tp);
+  TempDir dir;
+  writeFile(dir.file("w.bin"), t.weights);
+  Artifact a;
+  EXPECT_EQ(parseArtifact(encodeArtifact(t.manifest, ""), dir.file("m.shardc"), a), "");
+  TpRun result;
+  result.outputs.resize(static_cast<size_t>(dp * tp));
+  result.errors = onRanks(
+      a.deviceMesh,
+      [&](LocalCommunicator &comm) -> std::string {
+        CpuBackend cpu;
+        std::unique_ptr<Executor> ex;
+        if (std::string err = Executor::create(a, cpu, comm, ex); !err.empty())
+          return err;
+        if (comm.rank() == absentRank)
+          return "absent"; // bound its weights, then never runs
+        std::string err = ex->run(t.inputs, result.outputs[static_cast<size_t>(comm.rank())]);
+        if (!err.empty())
+          comm.abort(err);
+        return err;
+      },
+      timeout);
+  return result;
+}
+
+TEST(MultiRankExecutor, TensorParallelMlpMatchesTheUnshardedComputation) {
+  fixtures::TpMlpArtifact reference = fixtures::makeTpMlpArtifact(1, 1);
+  TpRun single = runTpMlp(1, 1);
+  ASSERT_EQ(single.errors[0], "");
+  EXPECT_EQ(fixtures::compareTensors(single.outputs[0], reference.expected, 1e-5), "");
+  for (auto [dp, tp] : {std::pair{1, 2}, {2, 2}, {1, 4}, {4, 1}, {2, 4}}) {
+    TpRun sharded = runTpMlp(dp, tp);
+    for (int64_t r = 0; r < dp * tp; ++r) {
+      ASSERT_EQ(sharded.errors[static_cast<size_t>(r)], "") << dp << "x" << tp << " rank " << r;
+      EXPECT_EQ(fixtures::compareTensors(sharded.outputs[static_cast<size_t>(r)], single.outputs[0],
+                                        1e-5),
+                "")
+          << dp << "x" << tp << " rank " << r;
+      // Every rank holds the same bytes: the reductions ran in one order everywhere.
+      EXPECT_EQ(sharded.outputs[static_cast<size_t>(r)][0].data, sharded.outputs[0][0].data);
+    }
+    // And a second sharded run reproduces the first bit for bit.
+    EXPECT_EQ(runTpMlp(dp, tp).outputs[0][0].data, sharded.outputs[0][0].data);
+  }
+}
+
+TEST(MultiRankExecutor, SingleRankCreateRefusesShardedArtifacts) {
+  fixtures::TpMlpArtifact t = fixtures::makeTpMlpArtifact(1, 2);
+  Artifact a;
+  ASSERT_EQ(parseArtifact(encodeArtifact(t.manifest, ""), "tp.shardc", a), "");
+  CpuBackend cpu;
+  std::unique_ptr<Executor> ex;
+  EXPECT_EQ(Executor::create(a, cpu, ex),
+            "the artifact is compiled for 2 ranks (dp_replicate=1 dp_shard=1 cp=1 tp=2); run it "
+            "with a communicator of as many ranks (shardc-run: mpirun -np 2, --nproc 2 or "
+            "--threads 2)");
+  auto world = std::make_shared<LocalWorld>(mesh2d(2, 1));
+  LocalCommunicator other(world, 0);
+  EXPECT_EQ(Executor::create(a, cpu, other, ex),
+            "the communicator's mesh (dp_replicate=1 dp_shard=2 cp=1 tp=1) differs from the "
+            "artifact's (dp_replicate=1 dp_shard=1 cp=1 tp=2)");
+}
+
+TEST(MultiRankExecutor, CollectiveStepsAreCheckedBeforeAllocating) {
+  fixtures::TpMlpArtifact t = fixtures::makeTpMlpArtifact(1, 2);
+  auto errorOf = [&](const std::function<void(JsonValue &)> &edit) {
+    JsonValue m;
+    EXPECT_EQ(parseJson(t.manifest, m), "");
+    edit(m);
+    Artifact a;
+    EXPECT_EQ(parseArtifact(encodeArtifact(writeJson(m), ""), "tp.shardc", a), "");
+    auto world = std::make_shared<LocalWorld>(a.deviceMesh);
+    LocalCommunicator comm(world, 0);
+    CpuBackend cpu;
+    std::unique_ptr<Executor> ex;
+    return Executor::create(a, cpu, comm, ex);
+  };
+  auto step = [](JsonValue &m, size_t i) -> JsonValue & { return m.find("steps")->asArray()[i]; };
+  EXPECT_EQ(errorOf([&](JsonValue &m) {
+              *step(m, 3).find("attrs")->find("axes") = JsonValue(JsonValue::Array{JsonValue("ep")});
+            }),
+            "step 3 (all_reduce @ reshard @ m.mlp.down): unknown mesh axis 'ep' (the mesh has "
+            "dp_replicate, dp_shard, cp, tp)");
+  EXPECT_EQ(errorOf([&](JsonValue &m) {
+              *step(m, 3).find("attrs")->find("reduce") = JsonValue("mean");
+            }),
+            "step 3 (all_reduce @ reshard @ m.mlp.down): unknown reduce 'mean' (expected sum or "
+            "max)");
+  EXPECT_EQ(errorOf([&](JsonValue &m) {
+              *step(m, 5).find("attrs")->find("axes") = JsonValue(JsonValue::Array{JsonValue("tp")});
+            }),
+            "step 5 (all_gather @ output @ m): output is f32 4x5, expected 8x5 from input f32 4x5 "
+            "on a group of 2");
+  EXPECT_EQ(errorOf([&](JsonValue &m) { step(m, 5).find("attrs")->asObject().clear(); }),
+            "step 5 (all_gather @ output @ m): missing attribute 'axes'");
+}
+
+TEST(MultiRankExecutor, TimeoutNamesTheAbsentRankAndTheStep) {
+  // Four ranks on one tp group; rank 3 never enters step 3 (the all_reduce).
+  auto start = std::chrono::steady_clock::now();
+  TpRun run = runTpMlp(1, 4, /*absentRank=*/3, std::chrono::milliseconds(500));
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  for (int r = 0; r < 3; ++r) {
+    const std::string &err = run.errors[static_cast<size_t>(r)];
+    EXPECT_NE(err.find("step 3 (all_reduce @ reshard @ m.mlp.down)"), std::string::npos) << err;
+    EXPECT_NE(err.find("rank 3 did not arrive"), std::string::npos) << err;
+  }
+  EXPECT_LT(seconds, 1.0); // within 2x the timeout
+}
+
+} // namespace

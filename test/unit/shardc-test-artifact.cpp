@@ -1,0 +1,36 @@
+// Test helper for the multi-process tests (test/unit/mpi_run_test.sh): writes the TP MLP
+// artifact with its inputs and expected outputs, and compares output .npz files.
+#include "TpMlpArtifact.h"
+
+#include "shardc/runtime/Npz.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+using namespace shardc::rt;
+
+int main(int argc, char **argv) {
+  std::string mode = argc > 1 ? argv[1] : "";
+  if (mode == "write" && argc == 5) {
+    std::string err = fixtures::writeTpMlpArtifact(argv[2], std::atoll(argv[3]), std::atoll(argv[4]));
+    if (!err.empty())
+      std::fprintf(stderr, "shardc-test-artifact: error: %s\n", err.c_str());
+    return err.empty() ? 0 : 1;
+  }
+  if (mode == "compare" && argc == 4) {
+    std::vector<HostTensor> got, want;
+    std::string err = readNpz(argv[2], got);
+    if (err.empty())
+      err = readNpz(argv[3], want);
+    if (err.empty())
+      err = fixtures::compareTensors(got, want, 1e-5);
+    if (!err.empty())
+      std::fprintf(stderr, "shardc-test-artifact: %s differs from %s: %s\n", argv[2], argv[3],
+                   err.c_str());
+    return err.empty() ? 0 : 1;
+  }
+  std::fprintf(stderr, "usage: shardc-test-artifact write DIR DP_SHARD TP\n"
+                       "       shardc-test-artifact compare GOT.npz WANT.npz\n");
+  return 2;
+}
