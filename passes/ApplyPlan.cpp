@@ -116,6 +116,18 @@ struct ScApplyPlanPass : impl::ScApplyPlanBase<ScApplyPlanPass> {
       if (col && lin.getBias())
         if (lin.getBias().getDefiningOp<sc::ParamOp>())
           seed(lin.getBias(), 0);
+      // A rowwise linear's partial sums are reduced before its bias is added (as in
+      // Megatron): split the bias into an add after the matmul, where Partial cannot flow.
+      if (!col && lin.getBias()) {
+        OpBuilder b(lin);
+        b.setInsertionPointAfter(lin);
+        Value bias = lin.getBias();
+        auto noBias = sc::LinearOp::create(b, lin.getLoc(), lin.getType(), lin.getInput(), lin.getWeight(), Value(),
+                                           lin.getTransposeWeightAttr());
+        auto add = sc::AddOp::create(b, lin.getLoc(), lin.getType(), noBias, bias);
+        lin.replaceAllUsesWith(add.getResult());
+        lin.erase();
+      }
     });
     if (failed)
       return signalPassFailure();
