@@ -134,11 +134,24 @@ void abortMpi(int code) {
 }
 
 struct MpiCommunicator::State {
-  std::vector<MPI_Comm> comms;      // by CommGroup::id
-  std::map<int, int64_t> sequence;  // collectives made on each group so far
-  int64_t sentSequence = 0;         // the arrival payload; must outlive its sends
-  std::vector<int64_t> arrivals;    // one payload per member
-  std::vector<uint8_t> received, reduced;
+  // What pending requests write to or read from. After a failed collective its requests stay
+  // pending, so the buffers are abandoned (leaked) rather than freed under MPI's feet.
+  struct Buffers {
+    int64_t sentSequence = 0;      // the arrival payload
+    std::vector<int64_t> arrivals; // one payload per member
+    std::vector<uint8_t> received, reduced, gathered;
+  };
+  std::vector<MPI_Comm> comms;     // by CommGroup::id
+  std::map<int, int64_t> sequence; // collectives made on each group so far
+  std::unique_ptr<Buffers> buffers = std::make_unique<Buffers>();
+  std::string failed;              // the first failed collective: the others refuse to start
+
+  std::string fail(std::string err) {
+    (void)buffers.release();
+    buffers = std::make_unique<Buffers>();
+    failed = err;
+    return err;
+  }
 };
 
 MpiCommunicator::MpiCommunicator(DeviceMesh mesh, int64_t rank)
@@ -270,9 +283,12 @@ bool fitsInt(uint64_t bytes) { return bytes <= static_cast<uint64_t>(INT_MAX); }
 } // namespace
 
 #define SHARDC_EXCHANGE(g)                                                                    \
+  if (!state_->failed.empty())                                                                \
+    return "an earlier collective failed (" + state_->failed + ")";                           \
   MPI_Comm comm = state_->comms[static_cast<size_t>((g).id)];                                 \
-  Exchange exchange((g), comm, timeout(), ++state_->sequence[(g).id], state_->sentSequence,   \
-                    state_->arrivals);                                                        \
+  State::Buffers &buf = *state_->buffers;                                                     \
+  Exchange exchange((g), comm, timeout(), ++state_->sequence[(g).id], buf.sentSequence,       \
+                    buf.arrivals);                                                            \
   MPI_Request request = MPI_REQUEST_NULL
 
 std::string MpiCommunicator::allGather(const CommGroup &g, const void *in, void *out,
@@ -281,12 +297,12 @@ std::string MpiCommunicator::allGather(const CommGroup &g, const void *in, void 
   if (!fitsInt(bytes * static_cast<uint64_t>(g.size())))
     return tooLarge(bytes);
   SHARDC_EXCHANGE(g);
-  state_->received.resize(bytes * static_cast<uint64_t>(g.size()));
-  int rc = MPI_Iallgather(in, static_cast<int>(bytes), MPI_BYTE, state_->received.data(),
+  buf.received.resize(bytes * static_cast<uint64_t>(g.size()));
+  int rc = MPI_Iallgather(in, static_cast<int>(bytes), MPI_BYTE, buf.received.data(),
                           static_cast<int>(bytes), MPI_BYTE, comm, &request);
   if (std::string err = exchange.wait(rc, request); !err.empty())
-    return err;
-  std::memcpy(out, state_->received.data(), state_->received.size());
+    return state_->fail(err);
+  std::memcpy(out, buf.received.data(), buf.received.size());
   return "";
 }
 
@@ -296,12 +312,12 @@ std::string MpiCommunicator::allToAll(const CommGroup &g, const void *in, void *
   if (!fitsInt(bytes * static_cast<uint64_t>(g.size())))
     return tooLarge(bytes);
   SHARDC_EXCHANGE(g);
-  state_->received.resize(bytes * static_cast<uint64_t>(g.size()));
-  int rc = MPI_Ialltoall(in, static_cast<int>(bytes), MPI_BYTE, state_->received.data(),
+  buf.received.resize(bytes * static_cast<uint64_t>(g.size()));
+  int rc = MPI_Ialltoall(in, static_cast<int>(bytes), MPI_BYTE, buf.received.data(),
                          static_cast<int>(bytes), MPI_BYTE, comm, &request);
   if (std::string err = exchange.wait(rc, request); !err.empty())
-    return err;
-  std::memcpy(out, state_->received.data(), state_->received.size());
+    return state_->fail(err);
+  std::memcpy(out, buf.received.data(), buf.received.size());
   return "";
 }
 
@@ -314,14 +330,14 @@ std::string MpiCommunicator::reduceScatter(const CommGroup &g, const void *in, v
   if (!fitsInt(bytes * static_cast<uint64_t>(g.size())))
     return tooLarge(bytes);
   SHARDC_EXCHANGE(g);
-  state_->received.resize(bytes * static_cast<uint64_t>(g.size()));
-  int rc = MPI_Ialltoall(in, static_cast<int>(bytes), MPI_BYTE, state_->received.data(),
+  buf.received.resize(bytes * static_cast<uint64_t>(g.size()));
+  int rc = MPI_Ialltoall(in, static_cast<int>(bytes), MPI_BYTE, buf.received.data(),
                          static_cast<int>(bytes), MPI_BYTE, comm, &request);
   if (std::string err = exchange.wait(rc, request); !err.empty())
-    return err;
+    return state_->fail(err);
   std::vector<const void *> chunks;
   for (int64_t j = 0; j < g.size(); ++j)
-    chunks.push_back(state_->received.data() + static_cast<uint64_t>(j) * bytes);
+    chunks.push_back(buf.received.data() + static_cast<uint64_t>(j) * bytes);
   reduceInOrder(dtype, op, chunks.data(), chunks.size(), count, out);
   return "";
 }
@@ -348,24 +364,25 @@ std::string MpiCommunicator::allReduce(const CommGroup &g, const void *in, void 
     mineAt[j] = static_cast<int>(j) * share[me];
   }
   SHARDC_EXCHANGE(g);
-  state_->received.resize(static_cast<size_t>(share[me]) * n);
-  int rc = MPI_Ialltoallv(in, share.data(), offset.data(), MPI_BYTE, state_->received.data(),
+  buf.received.resize(static_cast<size_t>(share[me]) * n);
+  int rc = MPI_Ialltoallv(in, share.data(), offset.data(), MPI_BYTE, buf.received.data(),
                           mine.data(), mineAt.data(), MPI_BYTE, comm, &request);
   if (std::string err = exchange.wait(rc, request); !err.empty())
-    return err;
+    return state_->fail(err);
   std::vector<const void *> chunks;
   for (size_t j = 0; j < n; ++j)
-    chunks.push_back(state_->received.data() + j * static_cast<size_t>(share[me]));
-  state_->reduced.resize(static_cast<size_t>(share[me]));
+    chunks.push_back(buf.received.data() + j * static_cast<size_t>(share[me]));
+  buf.reduced.resize(static_cast<size_t>(share[me]));
   reduceInOrder(dtype, op, chunks.data(), n, share[me] / static_cast<int64_t>(elem),
-                state_->reduced.data());
+                buf.reduced.data());
   // The second phase reuses the handshake's deadline: one timeout per collective.
-  std::vector<uint8_t> gathered(static_cast<size_t>(count) * elem);
+  std::vector<uint8_t> &gathered = buf.gathered;
+  gathered.resize(static_cast<size_t>(count) * elem);
   request = MPI_REQUEST_NULL;
-  rc = MPI_Iallgatherv(state_->reduced.data(), share[me], MPI_BYTE, gathered.data(), share.data(),
+  rc = MPI_Iallgatherv(buf.reduced.data(), share[me], MPI_BYTE, gathered.data(), share.data(),
                        offset.data(), MPI_BYTE, comm, &request);
   if (std::string err = exchange.wait(rc, request); !err.empty())
-    return err;
+    return state_->fail(err);
   if (!gathered.empty())
     std::memcpy(out, gathered.data(), gathered.size());
   return "";
@@ -374,7 +391,9 @@ std::string MpiCommunicator::allReduce(const CommGroup &g, const void *in, void 
 std::string MpiCommunicator::barrier(const CommGroup &g) {
   SHARDC_EXCHANGE(g);
   int rc = MPI_Ibarrier(comm, &request);
-  return exchange.wait(rc, request);
+  if (std::string err = exchange.wait(rc, request); !err.empty())
+    return state_->fail(err);
+  return "";
 }
 
 void MpiCommunicator::abort(const std::string &reason) {
