@@ -103,19 +103,29 @@ struct ScInsertReshardsPass : impl::ScInsertReshardsBase<ScInsertReshardsPass> {
         return;
       Sharding compute = shardingOf(p);
       setSharding(p, *storage);
+      // Mixed precision casts the parameter first, so the gather moves param_dtype bytes.
+      Value stored = p.getResult();
+      if (p->hasOneUse())
+        if (auto cast = dyn_cast<sc::CastOp>(*p->getUsers().begin())) {
+          cast->setAttr("sc.operand_shardings", ArrayAttr::get(cast.getContext(), {storage->toAttr(cast.getContext())}));
+          setSharding(cast.getResult(), *storage);
+          stored = cast.getResult();
+        }
+      if (stored.use_empty())
+        return;
       Operation *first = nullptr;
-      for (Operation *user : p->getUsers())
+      for (Operation *user : stored.getUsers())
         if (!first || user->isBeforeInBlock(first))
           first = user;
       OpBuilder b(first);
-      Value gathered = planReshard(b, p.getLoc(), p, compute);
-      if (gathered == p.getResult())
+      Value gathered = planReshard(b, p.getLoc(), stored, compute);
+      if (gathered == stored)
         return;
-      // The chain's first op reads the stored parameter; every other user reads the gathered one.
+      // The chain's first op reads the stored value; every other user reads the gathered one.
       Operation *firstOfChain = gathered.getDefiningOp();
-      while (firstOfChain->getOperand(0) != p.getResult())
+      while (firstOfChain->getOperand(0) != stored)
         firstOfChain = firstOfChain->getOperand(0).getDefiningOp();
-      p.getResult().replaceAllUsesExcept(gathered, firstOfChain);
+      stored.replaceAllUsesExcept(gathered, firstOfChain);
     });
   }
 

@@ -21,6 +21,7 @@ void buildRaisePipeline(mlir::OpPassManager &pm) {
 
 void buildShardingPipeline(mlir::OpPassManager &pm) {
   pm.addPass(createScApplyPlan());
+  pm.addPass(createScMixedPrecision());
   pm.addPass(createScPropagateSharding());
   pm.addPass(createScInsertReshards());
   pm.addPass(createScPartition());

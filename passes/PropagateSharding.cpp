@@ -77,7 +77,9 @@ struct ScPropagateShardingPass : impl::ScPropagateShardingBase<ScPropagateShardi
       operandShardings.push_back(shardingOf(v));
     std::optional<ShardingRule> rule = getShardingRule(op);
     SmallVector<Sharding> desired;
-    if (!rule) {
+    // `sc.replicate_operands`: the op wants whole operands (e.g. the output-dtype cast,
+    // so that outputs are gathered in the compute dtype first).
+    if (!rule || op->hasAttr("sc.replicate_operands")) {
       for (Value v : op->getOperands())
         desired.push_back(Sharding::replicated(cast<RankedTensorType>(v.getType()).getRank()));
       for (Value r : op->getResults())

@@ -222,8 +222,13 @@ int runCompile(MLIRContext &ctx) {
       styles.push_back(b.getNamedAttr(path, b.getStringAttr(shardc::stringifyTpStyle(style))));
     (**module)->setAttr("sc.mesh", mesh.toAttr(&ctx));
     (**module)->setAttr("sc.tp_styles", b.getDictionaryAttr(styles));
+    (**module)->setAttr("sc.mp_policy",
+                        b.getDictionaryAttr({b.getNamedAttr("param_dtype", b.getStringAttr(shardc::stringifyDType(plan->mp.paramDtype))),
+                                             b.getNamedAttr("reduce_dtype", b.getStringAttr(shardc::stringifyDType(plan->mp.reduceDtype))),
+                                             b.getNamedAttr("output_dtype", b.getStringAttr(shardc::stringifyDType(plan->mp.outputDtype)))}));
     progress("plan: mesh " + plan->mesh.str() + ", " + std::to_string(plan->resolved.size()) +
-             " modules tensor-parallel");
+             " modules tensor-parallel, param_dtype " + shardc::stringifyDType(plan->mp.paramDtype).str() +
+             ", output_dtype " + shardc::stringifyDType(plan->mp.outputDtype).str());
   }
   PassManager pm(&ctx, ModuleOp::getOperationName());
   if (failed(applyPassManagerCLOptions(pm)))

@@ -174,6 +174,8 @@ def main():
     ap.add_argument("--against-unsharded", action="store_true",
                     help="also compile and run the model unsharded (no --compile-arg, one rank) "
                          "and compare the sharded outputs with it")
+    ap.add_argument("--unsharded-compile-arg", action="append", default=[],
+                    help="extra argument for the unsharded compile (e.g. the same plan at mesh 1)")
     args = ap.parse_args()
 
     if bool(args.reference) != bool(args.ref_prefix):
@@ -244,7 +246,8 @@ def main():
         for stale in (base_art, base_npz):
             if os.path.exists(stale):
                 os.remove(stale)
-        ok, tail, _ = run_cmd([args.shardc, "compile", os.path.abspath(args.model), "-o", base_art, "--quiet"],
+        ok, tail, _ = run_cmd([args.shardc, "compile", os.path.abspath(args.model), "-o", base_art, "--quiet"]
+                              + args.unsharded_compile_arg,
                               os.path.join(wd, "unsharded_compile.log"), args.timeout)
         if ok:
             ok, tail, _ = run_cmd([args.shardc_run, base_art, "--inputs", in_npz, "--outputs", base_npz],

@@ -76,6 +76,19 @@ def ScApplyPlan : Pass<"sc-apply-plan", "mlir::ModuleOp"> {
   }];
 }
 
+def ScMixedPrecision : Pass<"sc-mixed-precision", "mlir::ModuleOp"> {
+  let summary = "casts per the plan's mp_policy (FSDP2 MixedPrecisionPolicy semantics)";
+  let description = [{
+    Reads `sc.mp_policy = {param_dtype, output_dtype}` (bf16 | fp16 | fp32). Parameters
+    are cast to param_dtype right after they are bound (so the FSDP all-gather moves
+    param_dtype bytes), f32 inputs are cast on entry, every floating-point activation is
+    computed in param_dtype and the graph outputs are cast to output_dtype. Kernels keep
+    norm statistics, softmax and rotary arithmetic in f32, and rotary cos/sin tables stay
+    f32 (as autocast does). reduce_dtype applies to gradient reductions only, so inference
+    ignores it. Does nothing when param_dtype is fp32.
+  }];
+}
+
 def ScPropagateSharding : Pass<"sc-propagate-sharding", "mlir::ModuleOp"> {
   let summary = "gives every value a sharding from the seeds, through each op's sharding rule";
   let description = [{
