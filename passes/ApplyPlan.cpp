@@ -132,6 +132,40 @@ struct ScApplyPlanPass : impl::ScApplyPlanBase<ScApplyPlanPass> {
     if (failed)
       return signalPassFailure();
 
+    // Sequence parallel: the residual stream between TP regions is Shard(seq) over tp. It
+    // starts at the embedding's output and ends before the first replicated linear after
+    // the layers (lm_head), which gets its input all-gathered; propagation and the reshard
+    // planner derive the rest (all-gather before colwise, reduce-scatter after rowwise).
+    if (module->hasAttr("sc.sequence_parallel") && !tp.empty()) {
+      module.walk([&](sc::EmbeddingOp emb) {
+        auto t = cast<RankedTensorType>(emb.getType());
+        if (t.getRank() < 3 || t.getDimSize(1) % tpSize != 0) {
+          emb.emitError() << "sequence parallel needs the sequence length (dim 1 of " << t
+                          << ") to divide over tp = " << tpSize;
+          failed = true;
+          return;
+        }
+        OpBuilder b(emb);
+        b.setInsertionPointAfter(emb);
+        auto slice = sc::ShardSliceOp::create(b, emb.getLoc(), t, emb.getResult(), b.getStrArrayAttr({"tp"}),
+                                              b.getI64IntegerAttr(1));
+        emb.getResult().replaceAllUsesExcept(slice, slice);
+      });
+      module.walk([&](sc::LinearOp lin) {
+        std::string path = modulePathOf(lin->getLoc());
+        bool styled = styles && styles.getAs<StringAttr>(path);
+        auto t = cast<RankedTensorType>(lin.getInput().getType());
+        if (styled || t.getRank() < 3)
+          return;
+        OpBuilder b(lin);
+        auto gather = sc::AllGatherOp::create(b, lin.getLoc(), t, lin.getInput(), b.getStrArrayAttr({"tp"}),
+                                              b.getI64IntegerAttr(1));
+        lin.getInputMutable().assign(gather);
+      });
+      if (failed)
+        return signalPassFailure();
+    }
+
     // FSDP: parameter storage is additionally split over dp_shard (x cp) on PyTorch's dim 0,
     // as the innermost axis so that an all-gather over it rebuilds the compute chunk (the
     // order DTensor's strided shard expresses).

@@ -70,11 +70,45 @@ struct ScPropagateShardingPass : impl::ScPropagateShardingBase<ScPropagateShardi
     });
   }
 
+  // A parameter, or a parameter cast to the compute dtype.
+  static bool isParamLike(Value v) {
+    Operation *def = v.getDefiningOp();
+    if (auto c = dyn_cast_if_present<sc::CastOp>(def))
+      def = c.getInput().getDefiningOp();
+    return isa_and_present<sc::ParamOp>(def);
+  }
+
   void propagate(Operation *op, const MeshShape &mesh) {
     MLIRContext *ctx = op->getContext();
     SmallVector<Sharding> operandShardings;
     for (Value v : op->getOperands())
       operandShardings.push_back(shardingOf(v));
+    // Resharding ops placed by sc-apply-plan (sequence parallel) change the sharding of
+    // their operand as they say; they take it as it is.
+    if (auto slice = dyn_cast<sc::ShardSliceOp>(op)) {
+      Sharding s = operandShardings[0];
+      int64_t dim = (int64_t)slice.getDim();
+      for (auto a : slice.getAxes().getAsValueRange<StringAttr>())
+        s.dims[dim].push_back(a.str());
+      setSharding(slice.getResult(), s);
+      record(op, operandShardings);
+      return;
+    }
+    if (auto gather = dyn_cast<sc::AllGatherOp>(op)) {
+      Sharding in = operandShardings[0];
+      if (in.dims[(int64_t)gather.getDim()].empty()) {
+        // Nothing to gather on this dim after all: the op is an identity.
+        gather.getResult().replaceAllUsesWith(gather.getInput());
+        gather.erase();
+        return;
+      }
+      in.partial.clear();
+      Sharding s = in;
+      s.dims[(int64_t)gather.getDim()].clear();
+      setSharding(gather.getResult(), s);
+      record(op, {in});
+      return;
+    }
     std::optional<ShardingRule> rule = getShardingRule(op);
     SmallVector<Sharding> desired;
     // `sc.replicate_operands`: the op wants whole operands (e.g. the output-dtype cast,
@@ -94,7 +128,12 @@ struct ScPropagateShardingPass : impl::ScPropagateShardingBase<ScPropagateShardi
     SmallVector<unsigned> order;
     for (unsigned i = 0; i < op->getNumOperands(); ++i)
       order.push_back(i);
+    // Priorities: the plan's parameters first (a colwise weight keeps tp on its output
+    // features even when the activation arrives sequence-sharded), then the most-sharded.
+    auto isParam = [&](unsigned i) { return isParamLike(op->getOperand(i)); };
     llvm::stable_sort(order, [&](unsigned a, unsigned b) {
+      if (isParam(a) != isParam(b))
+        return isParam(a);
       return shardedAxisCount(operandShardings[a]) > shardedAxisCount(operandShardings[b]);
     });
     for (unsigned i : order) {

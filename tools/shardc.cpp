@@ -222,6 +222,8 @@ int runCompile(MLIRContext &ctx) {
       styles.push_back(b.getNamedAttr(path, b.getStringAttr(shardc::stringifyTpStyle(style))));
     (**module)->setAttr("sc.mesh", mesh.toAttr(&ctx));
     (**module)->setAttr("sc.tp_styles", b.getDictionaryAttr(styles));
+    if (plan->sequenceParallel)
+      (**module)->setAttr("sc.sequence_parallel", b.getUnitAttr());
     (**module)->setAttr("sc.mp_policy",
                         b.getDictionaryAttr({b.getNamedAttr("param_dtype", b.getStringAttr(shardc::stringifyDType(plan->mp.paramDtype))),
                                              b.getNamedAttr("reduce_dtype", b.getStringAttr(shardc::stringifyDType(plan->mp.reduceDtype))),

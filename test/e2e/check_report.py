@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 # Reads `shardc report --json` of Hugging Face's Llama plan and checks the collectives an
 # expert would write by hand: exactly two tp all-reduces per decoder layer in the forward
-# pass and nothing else, with bytes equal to the analytic count 2 * L * B * S * H * sizeof.
+# pass and nothing else, with bytes equal to the analytic count 2 * L * B * S * H * sizeof;
+# with --sequence-parallel two all-gathers and two reduce-scatters per layer, one all-gather
+# before lm_head and the local slice after the embedding.
 import argparse
 import json
 import subprocess
@@ -18,6 +20,7 @@ def main():
     ap.add_argument("--layers", type=int, required=True)
     ap.add_argument("--activation", required=True, help="B,S,H of one decoder layer's output")
     ap.add_argument("--dtype-bytes", type=int, default=4)
+    ap.add_argument("--sequence-parallel", action="store_true")
     args = ap.parse_args()
     art = f"{args.workdir}/report.shardc"
     subprocess.run([args.shardc, "compile", args.model, "-o", art, "--quiet", f"--plan={args.plan}",
@@ -26,19 +29,26 @@ def main():
                                        capture_output=True, text=True).stdout)
     colls = report["collectives"]
     problems = []
+    want = ({"all_gather": 2, "reduce_scatter": 2} if args.sequence_parallel else {"all_reduce": 2})
     per_layer = {}
     for c in colls:
-        if c["kind"] != "all_reduce" or c["axes"] != "tp" or c["phase"] != "forward":
+        if c["axes"] != "tp" or c["phase"] != "forward":
             problems.append(f"unexpected collective {c}")
-        per_layer[c["layer"]] = per_layer.get(c["layer"], 0) + 1
+        per_layer.setdefault(c["layer"], {}).setdefault(c["kind"], 0)
+        per_layer[c["layer"]][c["kind"]] += 1
     for layer in range(args.layers):
-        if per_layer.get(layer, 0) != 2:
-            problems.append(f"layer {layer}: {per_layer.get(layer, 0)} all-reduces, expected 2")
-    extra = sorted(set(per_layer) - set(range(args.layers)))
-    if extra:
-        problems.append(f"collectives outside the decoder layers: {extra}")
+        if per_layer.get(layer, {}) != want:
+            problems.append(f"layer {layer}: {per_layer.get(layer, {})}, expected {want}")
+    outside = per_layer.get(-1, {})
+    want_outside = {"shard_slice": 1, "all_gather": 1} if args.sequence_parallel else {}
+    if outside != want_outside:
+        problems.append(f"outside the layers: {outside}, expected {want_outside}")
     b, s, h = (int(x) for x in args.activation.split(","))
-    analytic = 2 * args.layers * b * s * h * args.dtype_bytes
+    act = b * s * h * args.dtype_bytes
+    # Payload per rank: all-reduces move the whole activation; with SP each all-gather's
+    # output and each reduce-scatter's input is the whole activation, plus the gather before
+    # lm_head and the local slice of the embedding output.
+    analytic = 2 * args.layers * act if not args.sequence_parallel else (4 * args.layers + 2) * act
     if report["collective_bytes"] != analytic:
         problems.append(f"collective bytes {report['collective_bytes']} != analytic {analytic}")
     print(f"{len(colls)} collectives, {report['collective_bytes']} bytes (analytic minimum {analytic}), "
