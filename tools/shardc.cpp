@@ -20,7 +20,10 @@
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Program.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -55,6 +58,7 @@ int usage() {
                   "  inspect  <model.onnx>               module paths, parameters, inputs, unsupported ops\n"
                   "  import   <model.onnx> [--raise]     print the sc MLIR (weights are references)\n"
                   "  compile  <model.onnx> -o <m.shardc> compile to an artifact for shardc-run\n"
+                  "  verify   <model.onnx> --nproc N [--plan p.yaml] [--mesh ...]  sharded vs unsharded vs onnxruntime\n"
                   "  report   <m.shardc> [--json]        per-rank parameters, arena, every collective\n"
                   "  plan     <model.onnx> [--plan p.yaml] [--mesh tp=2] [--print]  check the plan, print it\n"
                   "  --version\n"
@@ -269,6 +273,69 @@ int runCompile(MLIRContext &ctx) {
   return 0;
 }
 
+// `shardc verify m.onnx --plan p.yaml --nproc N`: compiles the model sharded and unsharded
+// (the same plan at mesh 1), runs both, runs onnxruntime, and compares all three on the same
+// inputs. The comparison lives in tools/shardc_verify.py (onnxruntime is a Python package);
+// this maps the documented options onto it.
+int runVerify(int argc, char **argv) {
+  std::string model, plan, mesh, inputs, atol = "1e-4", rtol = "0", seed = "1234", workdir;
+  int64_t ranks = 0;
+  for (int i = 2; i < argc; ++i) {
+    llvm::StringRef a(argv[i]);
+    auto value = [&](llvm::StringRef flag, std::string &out) {
+      if (a == flag && i + 1 < argc) {
+        out = argv[++i];
+        return true;
+      }
+      if (a.starts_with((flag + "=").str())) {
+        out = a.drop_front(flag.size() + 1).str();
+        return true;
+      }
+      return false;
+    };
+    std::string n;
+    if (value("--plan", plan) || value("--mesh", mesh) || value("--inputs", inputs) || value("--atol", atol) ||
+        value("--rtol", rtol) || value("--seed", seed) || value("--workdir", workdir))
+      continue;
+    if (value("--nproc", n)) {
+      if (llvm::StringRef(n).getAsInteger(10, ranks) || ranks < 1)
+        return error("verify: --nproc needs a positive number, got '" + n + "'");
+      continue;
+    }
+    if (a.starts_with("-"))
+      return error("verify: unknown option '" + a + "' (options: --plan --mesh --nproc --inputs --atol --rtol --seed --workdir)");
+    model = a.str();
+  }
+  if (model.empty() || ranks < 1)
+    return error("usage: shardc verify m.onnx --nproc N [--plan p.yaml] [--mesh tp=2] [--inputs x.npz] "
+                 "[--atol 1e-4] [--rtol 0] [--seed 1234] [--workdir DIR]");
+  std::string self = llvm::sys::fs::getMainExecutable(argv[0], (void *)&runVerify);
+  llvm::SmallString<256> runBin(llvm::sys::path::parent_path(self));
+  llvm::sys::path::append(runBin, "shardc-run");
+  if (workdir.empty())
+    workdir = (llvm::sys::path::stem(model) + ".verify").str();
+  std::vector<std::string> args{SHARDC_PYTHON_PATH, SHARDC_VERIFY_SCRIPT, "--shardc", self, "--shardc-run",
+                                std::string(runBin), "--model", model, "--workdir", workdir, "--atol", atol,
+                                "--rtol", rtol, "--seed", seed, "--against-unsharded",
+                                "--run-arg=--threads", "--run-arg=" + std::to_string(ranks),
+                                "--compile-arg=--nproc=" + std::to_string(ranks)};
+  if (!plan.empty()) {
+    args.push_back("--compile-arg=--plan=" + plan);
+    args.push_back("--unsharded-compile-arg=--plan=" + plan);
+  }
+  if (!mesh.empty())
+    args.push_back("--compile-arg=--mesh=" + mesh);
+  args.push_back("--unsharded-compile-arg=--mesh=dp_replicate=1,dp_shard=1,cp=1,tp=1");
+  if (!inputs.empty())
+    args.push_back("--inputs=" + inputs);
+  std::vector<llvm::StringRef> refs(args.begin(), args.end());
+  std::string msg;
+  int rc = llvm::sys::ExecuteAndWait(args[0], refs, std::nullopt, {}, 0, 0, &msg);
+  if (rc < 0)
+    return error("verify: cannot run " + args[0] + ": " + msg);
+  return rc;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -300,6 +367,8 @@ int main(int argc, char **argv) {
       return error("report needs an artifact: shardc report m.shardc [--json]");
     return shardc::runReport(path, json);
   }
+  if (cmd == "verify")
+    return runVerify(argc, argv);
   if (cmd != "inspect" && cmd != "import" && cmd != "compile" && cmd != "plan")
     return error("unknown command '" + cmd + "'"), usage();
   registerMLIRContextCLOptions();

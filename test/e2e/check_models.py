@@ -22,8 +22,9 @@ import onnx
 from onnx import numpy_helper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
 import gen_models  # noqa: E402
-import run_e2e  # noqa: E402  (its input maker: ids within the vocabulary, padded masks)
+import shardc_verify  # noqa: E402  (its input maker: ids within the vocabulary, padded masks)
 
 try:
     import onnxruntime as ort
@@ -61,7 +62,7 @@ def check_runs(path):
     if missing:
         problems.append(f"{len(missing)} nodes lack module metadata, e.g. {missing[0]}")
     sess = session(path)
-    feeds = run_e2e.make_inputs(m, seed=0)
+    feeds = shardc_verify.make_inputs(m, seed=0)
     for o, meta in zip(sess.run(None, feeds), sess.get_outputs()):
         if not np.isfinite(o).all():
             problems.append(f"output {meta.name} not finite")

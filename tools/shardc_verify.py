@@ -3,7 +3,7 @@
 # every output compared (and against a PyTorch reference npz when given); non-zero past tolerance.
 """Compile an ONNX model with shardc, run it with shardc-run, compare with onnxruntime.
 
-  run_e2e.py --shardc BIN --shardc-run BIN --model M.onnx --workdir DIR [--atol 1e-4]
+  shardc_verify.py --shardc BIN --shardc-run BIN --model M.onnx --workdir DIR [--atol 1e-4]
              [--reference REF.npz --ref-prefix NAME]
 
 Inputs are deterministic: token ids drawn within the vocabulary of the Gather table that
@@ -164,6 +164,7 @@ def main():
     ap.add_argument("--reference", help="npz with <prefix>__<input> and <prefix>__<output>")
     ap.add_argument("--ref-prefix", help="key prefix in --reference (e.g. llama_tiny)")
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--inputs", help="npz with the graph's inputs (default: random, token ids in range)")
     ap.add_argument("--compile-arg", action="append", default=[],
                     help="extra argument for `shardc compile` (repeatable, e.g. --plan=p.yaml)")
     ap.add_argument("--run-arg", action="append", default=[],
@@ -191,6 +192,12 @@ def main():
 
     model = onnx.load(args.model, load_external_data=False)
     feeds = make_inputs(model, args.seed)
+    if args.inputs:
+        given = np.load(args.inputs)
+        for name in feeds:
+            if name not in given.files:
+                fail_setup(f"{args.inputs} lacks input {name!r} (has {given.files})")
+            feeds[name] = given[name].astype(feeds[name].dtype)
     ref = None
     if args.reference:
         ref = np.load(args.reference)
