@@ -163,7 +163,8 @@ ShardingRule attentionRule(sc::AttentionOp op) {
   SmallVector<int, 2> qHeads{hkv};
   if (group > 1)
     qHeads.push_back(r.addFactor(group, false));
-  int s = r.addFactor(q[2], false), d = r.addFactor(q[3], false), t = r.addFactor(k[2], false),
+  // Queries may be split on the sequence (context parallel); keys and values stay whole.
+  int s = r.addFactor(q[2], true), d = r.addFactor(q[3], false), t = r.addFactor(k[2], false),
       dv = r.addFactor(v[3], false);
   r.operands.push_back(Dims{{b}, qHeads, {s}, {d}});
   r.operands.push_back(Dims{{b}, {hkv}, {t}, {d}});
@@ -305,6 +306,26 @@ std::optional<ShardingRule> getShardingRule(Operation *op) {
       })
       .Case<sc::ReduceMeanOp>([&](sc::ReduceMeanOp o) {
         return std::optional<ShardingRule>(reduceRule(o, o.getAxes(), o.getKeepdims(), false, "sum"));
+      })
+      .Case<sc::GatherOp>([&](sc::GatherOp g) {
+        // Data dims other than the gathered axis pass through; the indices' dims map to the
+        // result dims that replace it.
+        ShardingRule r;
+        ArrayRef<int64_t> data = shapeOf(g.getData()), idx = shapeOf(g.getIndices());
+        int64_t rank = data.size(), axis = (int64_t)g.getAxis() < 0 ? (int64_t)g.getAxis() + rank : (int64_t)g.getAxis();
+        Dims dd, id, res;
+        for (int64_t i = 0; i < rank; ++i)
+          dd.push_back({r.addFactor(data[i], i != axis)});
+        for (int64_t d : idx)
+          id.push_back({r.addFactor(d)});
+        for (int64_t i = 0; i < axis; ++i)
+          res.push_back(dd[i]);
+        res.append(id.begin(), id.end());
+        for (int64_t i = axis + 1; i < rank; ++i)
+          res.push_back(dd[i]);
+        r.operands = {dd, id};
+        r.results = {res};
+        return std::optional<ShardingRule>(r);
       })
       .Case<sc::SliceOp>([&](sc::SliceOp s) {
         ArrayRef<int64_t> in = shapeOf(s.getInput()), out = shapeOf(s.getResult());
