@@ -53,6 +53,22 @@ DenseElementsAttr permuteConstant(DenseElementsAttr attr, int64_t dim, ArrayRef<
   return DenseElementsAttr::get(type, out);
 }
 
+// Whether `v` is computed from a function argument (then it follows the permuted inputs).
+bool dependsOnArguments(Value v) {
+  SmallVector<Value> work{v};
+  llvm::DenseSet<Value> seen;
+  while (!work.empty()) {
+    Value x = work.pop_back_val();
+    if (!seen.insert(x).second)
+      continue;
+    if (isa<BlockArgument>(x))
+      return true;
+    for (Value operand : x.getDefiningOp()->getOperands())
+      work.push_back(operand);
+  }
+  return false;
+}
+
 // Context parallel: the sequence is put in the load-balanced order once, here — token and
 // mask inputs are permuted on entry, position-id constants and rotary tables at compile
 // time, causal attention gets the matching explicit mask — and the token stream is split
@@ -85,14 +101,15 @@ LogicalResult applyContextParallel(func::FuncOp func, int64_t cp) {
   for (int64_t p = 0; p < seq; ++p)
     inverse[perm[p]] = p;
   OpBuilder b(func.getContext());
-  auto indexConst = [&](ArrayRef<int64_t> idx) {
-    auto t = RankedTensorType::get({(int64_t)idx.size()}, b.getI64Type());
-    return sc::ConstantOp::create(b, func.getLoc(), t, DenseIntElementsAttr::get(t, idx));
-  };
-
-  // Inputs with a sequence dim (token ids, padding masks) are permuted on entry.
+  // The two index vectors, once, at the top of the function.
   Block &entry = func.getBody().front();
   b.setInsertionPointToStart(&entry);
+  auto indexType = RankedTensorType::get({seq}, b.getI64Type());
+  Value permIndices = sc::ConstantOp::create(b, func.getLoc(), indexType, DenseIntElementsAttr::get(indexType, ArrayRef<int64_t>(perm)));
+  Value inverseIndices = sc::ConstantOp::create(b, func.getLoc(), indexType, DenseIntElementsAttr::get(indexType, ArrayRef<int64_t>(inverse)));
+  auto indexConst = [&](ArrayRef<int64_t> idx) { return idx.data() == perm.data() ? permIndices : inverseIndices; };
+
+  // Inputs with a sequence dim (token ids, padding masks) are permuted on entry.
   for (BlockArgument arg : entry.getArguments()) {
     auto t = cast<RankedTensorType>(arg.getType());
     if (t.getRank() < 2 || t.getDimSize(1) != seq)
@@ -136,6 +153,18 @@ LogicalResult applyContextParallel(func::FuncOp func, int64_t cp) {
       if (e.getIds().getDefiningOp<sc::ConstantOp>() && ids.getRank() >= 1 && ids.getDimSize(ids.getRank() - 1) == seq)
         permuteOperand(op, 1, ids.getRank() - 1);
     } else if (auto att = dyn_cast<sc::AttentionOp>(op)) {
+      if (Value mask = att.getMask(); mask && !att.getCausal() && !dependsOnArguments(mask)) {
+        // A mask fixed at export time (a constant or parameter) is in the original order:
+        // permute its query and key dims like everything else.
+        auto t = cast<RankedTensorType>(mask.getType());
+        b.setInsertionPoint(att);
+        Value permuted = mask;
+        for (int64_t d = std::max<int64_t>(0, t.getRank() - 2); d < t.getRank(); ++d)
+          if (t.getDimSize(d) == seq)
+            permuted = sc::GatherOp::create(b, att.getLoc(), t, permuted, indexConst(perm), b.getI64IntegerAttr(d));
+        att.getMaskMutable().assign(permuted);
+        return;
+      }
       if (!att.getCausal())
         return;
       if (att.getMask()) {
@@ -335,6 +364,7 @@ struct ScApplyPlanPass : impl::ScApplyPlanBase<ScApplyPlanPass> {
     if (fsdp.empty())
       return;
     int64_t fsdpSize = mesh->product(fsdp);
+    SmallVector<std::string> unsplit;
     module.walk([&](sc::ParamOp p) {
       auto type = cast<RankedTensorType>(p.getType());
       if (type.getRank() == 0)
@@ -343,9 +373,7 @@ struct ScApplyPlanPass : impl::ScApplyPlanBase<ScApplyPlanPass> {
       int64_t dim = p.getTransform() == "transpose" ? 1 : 0;
       int64_t chunk = type.getDimSize(dim) / std::max<int64_t>(1, mesh->product(compute.dims[dim]));
       if (chunk % fsdpSize != 0) {
-        p.emitRemark() << "parameter " << p.getName() << " stays replicated over " << fsdp.front()
-                       << ": its dim " << dim << " chunk of " << chunk << " does not divide by " << fsdpSize
-                       << " (uneven FSDP shards are not supported yet)";
+        unsplit.push_back(p.getName().str());
         return;
       }
       Sharding storage = compute;
@@ -353,6 +381,15 @@ struct ScApplyPlanPass : impl::ScApplyPlanBase<ScApplyPlanPass> {
       setSharding(p, compute);
       p->setAttr("sc.storage_sharding", storage.toAttr(p.getContext()));
     });
+    if (!unsplit.empty()) {
+      auto diag = module.emitRemark() << unsplit.size() << " parameter(s) stay replicated over "
+                                      << fsdp.front() << " because dim 0 does not divide by " << fsdpSize
+                                      << " (uneven FSDP shards are not supported yet):";
+      for (size_t i = 0; i < unsplit.size() && i < 5; ++i)
+        diag << " " << unsplit[i];
+      if (unsplit.size() > 5)
+        diag << " ...";
+    }
   }
 };
 

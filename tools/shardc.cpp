@@ -386,6 +386,8 @@ int main(int argc, char **argv) {
   registry.insert<shardc::sc::ScDialect, func::FuncDialect>();
   MLIRContext ctx(registry);
   ctx.loadAllAvailableDialects();
+  // Diagnostics name the ONNX node and module path; the op's IR is noise for users.
+  ctx.printOpOnDiagnostic(false);
   installDiagnostics(ctx);
   if (cmd == "inspect")
     return runInspect(ctx);

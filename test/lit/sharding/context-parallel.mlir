@@ -20,12 +20,13 @@ module attributes {sc.mesh = [["dp_replicate", 1], ["dp_shard", 1], ["cp", 2], [
   }
 }
 
-// PLAN: sc.constant dense<[0, 1, 6, 7, 2, 3, 4, 5]> : tensor<8xi64>
-// PLAN: sc.gather %arg0, %{{.*}} {axis = 1 : i64}
+// PLAN-DAG: %[[PERM:.*]] = sc.constant dense<[0, 1, 6, 7, 2, 3, 4, 5]> : tensor<8xi64>
+// PLAN-DAG: %[[INV:.*]] = sc.constant dense<[0, 1, 4, 5, 6, 7, 2, 3]> : tensor<8xi64>
+// PLAN: sc.gather %arg0, %[[PERM]] {axis = 1 : i64}
 // PLAN: sc.constant dense<{{\[\[\[\[}}0.000000e+00{{.*}}1.000000e+00{{.*}}6.000000e+00{{.*}}7.000000e+00{{.*}}2.000000e+00
 // PLAN: sc.constant dense<{{\[\[\[\[}}0.000000e+00, 0xFF800000
 // PLAN: sc.attention {{.*}} mask %{{.*}} {scale = 5.000000e-01 : f32}
-// PLAN: sc.constant dense<[0, 1, 4, 5, 6, 7, 2, 3]> : tensor<8xi64>
+// PLAN: sc.gather %{{.*}}, %[[INV]] {axis = 1 : i64}
 
 // CHECK: sc.shard_slice %{{.*}} {axes = ["cp"], dim = 1 : i64{{.*}} -> tensor<1x4x4xf32>
 // CHECK: sc.rotary {{.*}} -> tensor<1x4x1x4xf32>

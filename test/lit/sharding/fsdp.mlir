@@ -15,7 +15,7 @@ module attributes {sc.mesh = [["dp_replicate", 1], ["dp_shard", 2], ["cp", 1], [
   }
 }
 
-// CHECK: remark: parameter odd.weight stays replicated over dp_shard
+// CHECK: remark: 1 parameter(s) stay replicated over dp_shard because dim 0 does not divide by 2 (uneven FSDP shards are not supported yet): odd.weight
 // CHECK: sc.param "blk.up.weight" {{.*}}sc.storage_sharding = {dims = {{\[}}["tp", "dp_shard"], []]}{{.*}} : tensor<8x16xf32>
 // CHECK: sc.exp
 // CHECK: %[[G:.*]] = sc.all_gather %{{.*}} {axes = ["dp_shard"], dim = 0 : i64{{.*}} : (tensor<8x16xf32>) -> tensor<16x16xf32>
