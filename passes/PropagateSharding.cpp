@@ -79,7 +79,6 @@ struct ScPropagateShardingPass : impl::ScPropagateShardingBase<ScPropagateShardi
   }
 
   void propagate(Operation *op, const MeshShape &mesh) {
-    MLIRContext *ctx = op->getContext();
     SmallVector<Sharding> operandShardings;
     for (Value v : op->getOperands())
       operandShardings.push_back(shardingOf(v));
@@ -242,7 +241,6 @@ struct ScPropagateShardingPass : impl::ScPropagateShardingBase<ScPropagateShardi
           diag << " " << s.toDTensorString(mesh);
       }
     }
-    (void)ctx;
   }
 
   void record(Operation *op, ArrayRef<Sharding> desired) {

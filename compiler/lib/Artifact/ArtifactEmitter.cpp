@@ -77,7 +77,7 @@ int64_t bytesOf(ArrayRef<int64_t> shape, Type et) {
   int64_t n = 1;
   for (int64_t d : shape)
     n *= d;
-  return n * (et.isInteger(1) ? 1 : (et.getIntOrFloatBitWidth() + 7) / 8);
+  return n * elementBytes(et);
 }
 
 struct Step {
