@@ -1,5 +1,6 @@
 // Elementwise kernels: broadcasting binary arithmetic, comparisons and select, unary math,
 // cast and copy. Arithmetic runs natively in f32/f64/i32/i64; 16-bit floats go through f32.
+#include "shardc/kernels/ActivationMath.h"
 #include "CpuKernels.h"
 #include "DTypeDispatch.h"
 #include "Float32Compute.h"
@@ -43,12 +44,11 @@ struct Div {
 struct Pow {
   template <typename T> T operator()(T a, T b) const { return std::pow(a, b); }
 };
-template <typename T> T sigmoidOf(T x) {
-  // Branch-free on purpose: for very negative x, exp(-x) is inf and 1/inf is the right 0.
-  return T(1) / (T(1) + std::exp(-x));
-}
+// Activation formulas come from ActivationMath.h, shared with the CUDA kernels.
+// (sigmoid is branch-free on purpose: for very negative x, exp(-x) is inf and 1/inf is 0.)
+using kernels::sigmoid;
 struct SiluMul {
-  template <typename T> T operator()(T gate, T up) const { return gate * sigmoidOf(gate) * up; }
+  template <typename T> T operator()(T gate, T up) const { return kernels::silu(gate) * up; }
 };
 
 template <typename T, typename Op>
@@ -285,7 +285,7 @@ std::string tanhKernel(const KernelArgs &args) {
   return unaryKernel("tanh", args, [](auto x) { return std::tanh(x); });
 }
 std::string sigmoidKernel(const KernelArgs &args) {
-  return unaryKernel("sigmoid", args, [](auto x) { return sigmoidOf(x); });
+  return unaryKernel("sigmoid", args, [](auto x) { return sigmoid(x); });
 }
 std::string erfKernel(const KernelArgs &args) {
   return unaryKernel("erf", args, [](auto x) { return std::erf(x); });
@@ -297,22 +297,15 @@ std::string sinKernel(const KernelArgs &args) {
   return unaryKernel("sin", args, [](auto x) { return std::sin(x); });
 }
 std::string siluKernel(const KernelArgs &args) {
-  return unaryKernel("silu", args, [](auto x) { return x * sigmoidOf(x); });
+  return unaryKernel("silu", args, [](auto x) { return kernels::silu(x); });
 }
 
 std::string geluKernel(const KernelArgs &args) {
   std::string approximate = args.attrs ? args.attrs->getString("approximate", "none") : "none";
   if (approximate == "none")
-    return unaryKernel("gelu", args, [](auto x) {
-      using T = decltype(x);
-      return T(0.5) * x * (T(1) + std::erf(x * T(0.70710678118654752440)));
-    });
+    return unaryKernel("gelu", args, [](auto x) { return kernels::geluErf(x); });
   if (approximate == "tanh")
-    return unaryKernel("gelu", args, [](auto x) {
-      using T = decltype(x);
-      const T k = T(0.79788456080286535588); // sqrt(2 / pi)
-      return T(0.5) * x * (T(1) + std::tanh(k * (x + T(0.044715) * x * x * x)));
-    });
+    return unaryKernel("gelu", args, [](auto x) { return kernels::geluTanh(x); });
   return "gelu: approximate must be \"none\" or \"tanh\", not \"" + approximate + "\"";
 }
 
