@@ -270,6 +270,11 @@ struct ScApplyPlanPass : impl::ScApplyPlanBase<ScApplyPlanPass> {
           style = st.getValue();
       if (style.empty() || style == "replicate" || tp.empty())
         return;
+      // *_rep styles: the same storage, plus Replicate at the module's output (rowwise's
+      // Partial output is reduced by its first consumer anyway).
+      bool rep = style == "colwise_rep" || style == "rowwise_rep";
+      if (rep)
+        style = style.drop_back(4);
       if (style != "colwise" && style != "rowwise") {
         lin.emitError() << "tensor-parallel style '" << style << "' of " << path << " is not implemented yet";
         failed = true;
@@ -307,6 +312,15 @@ struct ScApplyPlanPass : impl::ScApplyPlanBase<ScApplyPlanPass> {
       if (col && lin.getBias())
         if (lin.getBias().getDefiningOp<sc::ParamOp>())
           seed(lin.getBias(), 0);
+      if (col && rep) {
+        // colwise_rep (Hugging Face's lm_head): the output is all-gathered to Replicate.
+        OpBuilder b(lin);
+        b.setInsertionPointAfter(lin);
+        auto t = cast<RankedTensorType>(lin.getType());
+        auto gather = sc::AllGatherOp::create(b, lin.getLoc(), t, lin.getResult(), b.getStrArrayAttr({"tp"}),
+                                              b.getI64IntegerAttr(t.getRank() - 1));
+        lin.getResult().replaceAllUsesExcept(gather, gather);
+      }
       // A rowwise linear's partial sums are reduced before its bias is added (as in
       // Megatron): split the bias into an add after the matmul, where Partial cannot flow.
       if (!col && lin.getBias()) {
