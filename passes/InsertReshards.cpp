@@ -2,7 +2,9 @@
 // the sharding its user needs (recorded by sc-propagate-sharding); results of the function
 // are made replicated. One planner (planReshard) serves every use.
 #include "shardc/Dialect/ScDialect.h"
+#include "shardc/Dialect/ScLocation.h"
 #include "shardc/Passes/Passes.h"
+#include "llvm/Support/Regex.h"
 #include "shardc/Sharding/Sharding.h"
 
 #include <map>
@@ -95,37 +97,75 @@ Value planReshard(OpBuilder &b, Location loc, Value v, const Sharding &want) {
 
 struct ScInsertReshardsPass : impl::ScInsertReshardsBase<ScInsertReshardsPass> {
   // FSDP: a parameter is stored as its storage sharding and all-gathered to its compute
-  // sharding right before its first use, so the gathered copy lives only while used.
+  // sharding as one group per decoder layer, placed before the layer's first op (or, with
+  // sc.fsdp_prefetch, before the previous layer's first op, as FSDP2 prefetches the next
+  // group); the memory plan frees each gathered copy after its last use. Parameters outside
+  // the layers are gathered right before their first use.
   void gatherStoredParams() {
-    getOperation().walk([&](sc::ParamOp p) {
-      auto storage = Sharding::fromAttr(p->getAttr("sc.storage_sharding"));
-      if (!storage || p->use_empty())
-        return;
-      Sharding compute = shardingOf(p);
-      setSharding(p, *storage);
-      // Mixed precision casts the parameter first, so the gather moves param_dtype bytes.
-      Value stored = p.getResult();
-      if (p->hasOneUse())
-        if (auto cast = dyn_cast<sc::CastOp>(*p->getUsers().begin())) {
-          cast->setAttr("sc.operand_shardings", ArrayAttr::get(cast.getContext(), {storage->toAttr(cast.getContext())}));
-          setSharding(cast.getResult(), *storage);
-          stored = cast.getResult();
+    ModuleOp module = getOperation();
+    bool prefetch = module->hasAttr("sc.fsdp_prefetch");
+    static const llvm::Regex layerRe("^(.*\\.(layers|h|layer|blocks)\\.[0-9]+)(\\.|$)");
+    auto layerOf = [](StringRef path) -> std::string {
+      SmallVector<StringRef> m;
+      return layerRe.match(path, &m) ? m[1].str() : std::string();
+    };
+    module.walk([&](func::FuncOp func) {
+      // The first op of each layer, in program order.
+      std::vector<std::string> layerOrder;
+      llvm::StringMap<Operation *> layerStart;
+      for (Operation &op : func.getBody().front()) {
+        std::string layer = layerOf(modulePathOf(op.getLoc()));
+        if (!layer.empty() && !isa<sc::ParamOp, sc::ConstantOp>(op) && !layerStart.count(layer)) {
+          layerStart[layer] = &op;
+          layerOrder.push_back(layer);
         }
-      if (stored.use_empty())
-        return;
-      Operation *first = nullptr;
-      for (Operation *user : stored.getUsers())
-        if (!first || user->isBeforeInBlock(first))
-          first = user;
-      OpBuilder b(first);
-      Value gathered = planReshard(b, p.getLoc(), stored, compute);
-      if (gathered == stored)
-        return;
-      // The chain's first op reads the stored value; every other user reads the gathered one.
-      Operation *firstOfChain = gathered.getDefiningOp();
-      while (firstOfChain->getOperand(0) != stored)
-        firstOfChain = firstOfChain->getOperand(0).getDefiningOp();
-      stored.replaceAllUsesExcept(gathered, firstOfChain);
+      }
+      auto groupPoint = [&](StringRef layer) -> Operation * {
+        auto it = llvm::find(layerOrder, layer.str());
+        if (it == layerOrder.end())
+          return nullptr;
+        if (prefetch && it != layerOrder.begin())
+          --it;
+        return layerStart[*it];
+      };
+      func.walk([&](sc::ParamOp p) {
+        auto storage = Sharding::fromAttr(p->getAttr("sc.storage_sharding"));
+        if (!storage || p->use_empty())
+          return;
+        Sharding compute = shardingOf(p);
+        setSharding(p, *storage);
+        // Mixed precision casts the parameter first, so the gather moves param_dtype bytes.
+        Value stored = p.getResult();
+        if (p->hasOneUse())
+          if (auto cast = dyn_cast<sc::CastOp>(*p->getUsers().begin())) {
+            cast->setAttr("sc.operand_shardings", ArrayAttr::get(cast.getContext(), {storage->toAttr(cast.getContext())}));
+            setSharding(cast.getResult(), *storage);
+            stored = cast.getResult();
+          }
+        if (stored.use_empty())
+          return;
+        Operation *first = nullptr;
+        for (Operation *user : stored.getUsers())
+          if (!first || user->isBeforeInBlock(first))
+            first = user;
+        Operation *at = groupPoint(layerOf(p.getName()));
+        if (!at || first->isBeforeInBlock(at))
+          at = first;
+        OpBuilder b(at);
+        // Named after the parameter, placed in the module where it is issued, so the layer
+        // structure (sc-group-layers) and the report see the group where it runs.
+        OnnxLocInfo where = readOnnxLoc(at->getLoc());
+        where.nodeName = p.getName().str();
+        Location loc = makeOnnxLoc(p.getContext(), where, 0);
+        Value gathered = planReshard(b, loc, stored, compute);
+        if (gathered == stored)
+          return;
+        // The chain's first op reads the stored value; every other user reads the gathered one.
+        Operation *firstOfChain = gathered.getDefiningOp();
+        while (firstOfChain->getOperand(0) != stored)
+          firstOfChain = firstOfChain->getOperand(0).getDefiningOp();
+        stored.replaceAllUsesExcept(gathered, firstOfChain);
+      });
     });
   }
 

@@ -226,6 +226,8 @@ int runCompile(MLIRContext &ctx) {
       styles.push_back(b.getNamedAttr(path, b.getStringAttr(shardc::stringifyTpStyle(style))));
     (**module)->setAttr("sc.mesh", mesh.toAttr(&ctx));
     (**module)->setAttr("sc.tp_styles", b.getDictionaryAttr(styles));
+    if (plan->fsdpPrefetch)
+      (**module)->setAttr("sc.fsdp_prefetch", b.getUnitAttr());
     if (plan->sequenceParallel)
       (**module)->setAttr("sc.sequence_parallel", b.getUnitAttr());
     (**module)->setAttr("sc.mp_policy",
