@@ -71,8 +71,9 @@ def ScApplyPlan : Pass<"sc-apply-plan", "mlir::ModuleOp"> {
     bias) over `tp`, rowwise linears the input features; graph inputs are split on the batch
     dim over the data-parallel axes (dp_replicate, dp_shard). Refuses, with an error at the
     op, attention whose query or kv heads do not divide `tp`, features that do not divide,
-    and styles not implemented yet (packed_colwise, embedding_rowwise). colwise_rep and
-    rowwise_rep shard like colwise/rowwise and make the module's output Replicate.
+    and the style not implemented yet (embedding_rowwise). colwise_rep and rowwise_rep
+    shard like colwise/rowwise and make the module's output Replicate; packed_colwise
+    turns a fused projection followed by an even split into one colwise linear per part.
   }];
 }
 
