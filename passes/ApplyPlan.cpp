@@ -336,6 +336,24 @@ struct ScApplyPlanPass : impl::ScApplyPlanBase<ScApplyPlanPass> {
         return signalPassFailure();
     }
 
+    // embedding_rowwise (vocabulary parallel): the table's rows are split over tp.
+    if (!tp.empty() && styles)
+      module.walk([&](sc::EmbeddingOp emb) {
+        auto st = styles.getAs<StringAttr>(modulePathOf(emb->getLoc()));
+        auto table = emb.getTable().getDefiningOp<sc::ParamOp>();
+        if (!st || st.getValue() != "embedding_rowwise" || !table)
+          return;
+        auto t = cast<RankedTensorType>(table.getType());
+        if (t.getDimSize(0) % tpSize != 0) {
+          emb.emitError() << "embedding_rowwise: vocabulary " << t.getDimSize(0) << " does not divide over tp = " << tpSize;
+          failed = true;
+          return;
+        }
+        Sharding s = Sharding::replicated(2);
+        s.dims[0] = tp;
+        setSharding(table, s);
+      });
+
     module.walk([&](sc::LinearOp lin) {
       std::string path = modulePathOf(lin->getLoc());
       StringRef style;

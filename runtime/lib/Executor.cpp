@@ -99,6 +99,18 @@ std::string Executor::create(const Artifact &artifact, Backend &backend, Communi
     for (int64_t id : step.out)
       args.out.push_back(ex->views_[static_cast<size_t>(id)]);
     args.attrs = &step.attrs;
+    // A vocabulary-split embedding needs the first row this rank holds.
+    if (step.op == "embedding" && step.attrs.has("vocab_axes")) {
+      prepared.rankAttrs = step.attrs;
+      std::vector<std::string> axes;
+      if (auto it = step.attrs.all().find("vocab_axes"); it != step.attrs.all().end())
+        if (auto *names = std::get_if<std::vector<std::string>>(&it->second))
+          axes = *names;
+      int64_t index = artifact.deviceMesh.groupIndex(comm.rank(), axes);
+      int64_t localRows = artifact.buffers[static_cast<size_t>(step.in[0])].shape[0];
+      prepared.rankAttrs.set("vocab_start", index * localRows);
+      args.attrs = &prepared.rankAttrs;
+    }
     if (prepared.collective) {
       prepared.collectiveArgs.in = args.in[0];
       prepared.collectiveArgs.out = args.out[0];

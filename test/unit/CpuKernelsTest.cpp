@@ -926,6 +926,24 @@ TEST(DataMovement, EmbeddingRowsAndOutOfRangeId) {
             "embedding: id -1 is outside the vocabulary [0, 512)");
 }
 
+TEST(DataMovement, EmbeddingVocabularyParallelRows) {
+  // This rank holds rows [4, 8) of a 12-row table: its ids give rows, the others zeros.
+  Owned table = randomTensor({4, 3}, DType::F32);
+  Owned ids = tensorOf(DType::I64, {4}, {0, 5, 7, 11});
+  Owned y(DType::F32, {4, 3});
+  Attrs attrs = attrsOf({{"vocab_start", int64_t(4)}, {"vocab_size", int64_t(12)}});
+  ASSERT_EQ(runKernel("embedding", {&table, &ids}, {&y}, attrs), "");
+  for (int64_t j = 0; j < 3; ++j) {
+    EXPECT_EQ(loadValue(y, j), 0.0);
+    EXPECT_EQ(loadValue(y, 3 + j), loadValue(table, 1 * 3 + j));
+    EXPECT_EQ(loadValue(y, 6 + j), loadValue(table, 3 * 3 + j));
+    EXPECT_EQ(loadValue(y, 9 + j), 0.0);
+  }
+  Owned bad = tensorOf(DType::I64, {1}, {12}), y2(DType::F32, {1, 3});
+  EXPECT_EQ(runKernel("embedding", {&table, &bad}, {&y2}, attrs),
+            "embedding: id 12 is outside the vocabulary [0, 12)");
+}
+
 // --- normalisation ----------------------------------------------------------------------
 
 void checkNorm(bool layer, const Shape &shape, int64_t axis, const Shape &paramShape,

@@ -282,7 +282,24 @@ llvm::Error Emitter::emitOp(Operation *op) {
         return true;
       })
       .Case<sc::LinearOp>([&](sc::LinearOp l) { same("linear", Object{{"transpose_w", l.getTransposeWeight()}}); return true; })
-      .Case<sc::EmbeddingOp>([&](auto) { same("embedding"); return true; })
+      .Case<sc::EmbeddingOp>([&](sc::EmbeddingOp e) {
+        // A table split on the vocabulary: the runtime derives the rank's first row.
+        auto s = getSharding(e.getTable());
+        if (s && !s->dims.empty() && !s->dims[0].empty()) {
+          llvm::json::Array axes;
+          int64_t parts = 1;
+          auto mesh = MeshShape::fromModule(op->getParentOfType<ModuleOp>());
+          for (auto &a : s->dims[0]) {
+            axes.push_back(a);
+            parts *= mesh ? mesh->size(a) : 1;
+          }
+          int64_t localV = cast<RankedTensorType>(e.getTable().getType()).getDimSize(0);
+          same("embedding", Object{{"vocab_axes", std::move(axes)}, {"vocab_size", localV * parts}});
+        } else {
+          same("embedding");
+        }
+        return true;
+      })
       .Case<sc::SoftmaxOp>([&](sc::SoftmaxOp s) { same("softmax", Object{{"axis", axisOf(op, s.getAxis())}}); return true; })
       .Case<sc::LogSoftmaxOp>([&](sc::LogSoftmaxOp s) { same("log_softmax", Object{{"axis", axisOf(op, s.getAxis())}}); return true; })
       .Case<sc::LayerNormOp>([&](sc::LayerNormOp l) {

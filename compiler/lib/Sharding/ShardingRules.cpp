@@ -286,7 +286,9 @@ std::optional<ShardingRule> getShardingRule(Operation *op) {
       .Case<sc::EmbeddingOp>([&](sc::EmbeddingOp e) {
         ShardingRule r;
         ArrayRef<int64_t> t = shapeOf(e.getTable()), ids = shapeOf(e.getIds());
-        int v = r.addFactor(t[0], false), h = r.addFactor(t[1]);
+        // A vocabulary-split table (embedding_rowwise, or a tied colwise lm_head) gives each
+        // rank the rows it holds and zeros elsewhere: a Partial(sum) result.
+        int v = r.addFactor(t[0], true, true), h = r.addFactor(t[1]);
         Dims idd, res;
         for (int64_t d : ids) {
           int f = r.addFactor(d);

@@ -322,13 +322,30 @@ std::string embeddingKernel(const KernelArgs &args) {
   if (auto e = expectShape("embedding", "y", y, expected); !e.empty())
     return e;
   const int64_t count = ids.numel();
+  const size_t rowBytes = static_cast<size_t>(hidden) * dtypeSize(table.dtype);
+  // Vocabulary parallel: this rank holds rows [start, start + vocab) of a vocab_size table;
+  // other ids give zero rows (the partial sums are all-reduced by the program).
+  if (args.attrs && args.attrs->has("vocab_start")) {
+    const int64_t start = args.attrs->getInt("vocab_start"), total = args.attrs->getInt("vocab_size");
+    for (int64_t j = 0; j < count; ++j) {
+      const int64_t id = indexAt(ids, j);
+      if (id < 0 || id >= total)
+        return "embedding: id " + std::to_string(id) + " is outside the vocabulary [0, " +
+               std::to_string(total) + ")";
+      uint8_t *dst = mutableBytesOf(y) + j * rowBytes;
+      if (id >= start && id < start + vocab)
+        std::memcpy(dst, bytesOf(table) + (id - start) * rowBytes, rowBytes);
+      else
+        std::memset(dst, 0, rowBytes);
+    }
+    return "";
+  }
   for (int64_t j = 0; j < count; ++j) {
     const int64_t id = indexAt(ids, j);
     if (id < 0 || id >= vocab)
       return "embedding: id " + std::to_string(id) + " is outside the vocabulary [0, " +
              std::to_string(vocab) + ")";
   }
-  const size_t rowBytes = static_cast<size_t>(hidden) * dtypeSize(table.dtype);
   for (int64_t j = 0; j < count; ++j)
     std::memcpy(mutableBytesOf(y) + j * rowBytes, bytesOf(table) + indexAt(ids, j) * rowBytes,
                 rowBytes);

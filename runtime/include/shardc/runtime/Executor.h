@@ -63,6 +63,7 @@ private:
     KernelArgs args;
     const CollectiveKernel *collective = nullptr; // instead of `kernel`
     CollectiveArgs collectiveArgs;
+    Attrs rankAttrs; // the step's attributes completed for this rank (vocab-split embedding)
   };
 
   Executor(const Artifact &artifact, Backend &backend, Communicator &comm)
