@@ -282,6 +282,7 @@ int runCompile(MLIRContext &ctx) {
 int runVerify(int argc, char **argv) {
   std::string model, plan, mesh, inputs, atol = "1e-4", rtol = "0", seed = "1234", workdir;
   int64_t ranks = 0;
+  bool bisect = false;
   for (int i = 2; i < argc; ++i) {
     llvm::StringRef a(argv[i]);
     auto value = [&](llvm::StringRef flag, std::string &out) {
@@ -304,13 +305,18 @@ int runVerify(int argc, char **argv) {
         return error("verify: --nproc needs a positive number, got '" + n + "'");
       continue;
     }
+    if (a == "--bisect") {
+      bisect = true;
+      continue;
+    }
     if (a.starts_with("-"))
-      return error("verify: unknown option '" + a + "' (options: --plan --mesh --nproc --inputs --atol --rtol --seed --workdir)");
+      return error("verify: unknown option '" + a +
+                   "' (options: --plan --mesh --nproc --inputs --atol --rtol --seed --workdir --bisect)");
     model = a.str();
   }
   if (model.empty() || ranks < 1)
     return error("usage: shardc verify m.onnx --nproc N [--plan p.yaml] [--mesh tp=2] [--inputs x.npz] "
-                 "[--atol 1e-4] [--rtol 0] [--seed 1234] [--workdir DIR]");
+                 "[--atol 1e-4] [--rtol 0] [--seed 1234] [--workdir DIR] [--bisect]");
   std::string self = llvm::sys::fs::getMainExecutable(argv[0], (void *)&runVerify);
   llvm::SmallString<256> runBin(llvm::sys::path::parent_path(self));
   llvm::sys::path::append(runBin, "shardc-run");
@@ -330,6 +336,8 @@ int runVerify(int argc, char **argv) {
   args.push_back("--unsharded-compile-arg=--mesh=dp_replicate=1,dp_shard=1,cp=1,tp=1");
   if (!inputs.empty())
     args.push_back("--inputs=" + inputs);
+  if (bisect)
+    args.push_back("--bisect");
   std::vector<llvm::StringRef> refs(args.begin(), args.end());
   std::string msg;
   int rc = llvm::sys::ExecuteAndWait(args[0], refs, std::nullopt, {}, 0, 0, &msg);

@@ -152,6 +152,85 @@ def describe(name_a, a, name_b, b, res):
             f"{name_b} {float(np.asarray(b)[idx]):.7g})")
 
 
+def module_outputs(model):
+    """(module path, output tensor) per module in program order: the output of the module's
+    last node, with module paths from the exporter's pkg.torch.onnx.name_scopes."""
+    import ast
+    last = {}
+    for i, node in enumerate(model.graph.node):
+        for p in node.metadata_props:
+            if p.key == "pkg.torch.onnx.name_scopes":
+                try:
+                    scopes = ast.literal_eval(p.value)
+                except (ValueError, SyntaxError):
+                    continue
+                if len(scopes) >= 2 and scopes[-2] and node.output:
+                    last[scopes[-2]] = (i, node.output[0])
+    return [(path, out) for path, (i, out) in sorted(last.items(), key=lambda kv: kv[1][0])]
+
+
+def bisect(args, model_path, feeds, wd):
+    """Finds the first module (in program order) whose output differs between the sharded and
+    the unsharded program: each probe cuts the model at a module's output
+    (onnx.utils.Extractor), compiles and runs both, and compares."""
+    import onnx.utils
+    full = onnx.load(model_path)
+    cands = module_outputs(full)
+    if not cands:
+        print("bisect: the model has no module paths (pkg.torch.onnx.name_scopes)")
+        return
+    extractor = onnx.utils.Extractor(full)
+    input_names = [i.name for i in full.graph.input if i.name in feeds]
+    cache = {}
+
+    def diverges(k):
+        if k in cache:
+            return cache[k]
+        path, out = cands[k]
+        pdir = os.path.join(wd, f"bisect_{k}")
+        os.makedirs(pdir, exist_ok=True)
+        sub = extractor.extract_model(input_names, [out])
+        sub_path = os.path.join(pdir, "sub.onnx")
+        onnx.save(sub, sub_path)
+        sub_inputs = {i.name for i in sub.graph.input}
+        npz = os.path.join(pdir, "inputs.npz")
+        np.savez(npz, **{n: v for n, v in feeds.items() if n in sub_inputs})
+        results = {}
+        for tag, cargs, rargs in (("sharded", args.compile_arg, args.run_arg),
+                                  ("unsharded", args.unsharded_compile_arg, [])):
+            art, outp = os.path.join(pdir, f"{tag}.shardc"), os.path.join(pdir, f"{tag}.npz")
+            ok, tail, _ = run_cmd([args.shardc, "compile", sub_path, "-o", art, "--quiet"] + cargs,
+                                  os.path.join(pdir, f"{tag}_compile.log"), args.timeout)
+            if ok:
+                ok, tail, _ = run_cmd([args.shardc_run, art, "--inputs", npz, "--outputs", outp] + rargs,
+                                      os.path.join(pdir, f"{tag}_run.log"), args.timeout)
+            if not ok:
+                print(f"bisect: {path}: the {tag} program failed ({pdir}):\n{tail}")
+                cache[k] = None
+                return None
+            results[tag] = np.load(outp)[out]
+        res = compare(results["sharded"], results["unsharded"], args.atol, args.rtol)
+        cache[k] = res is None or not res[2]
+        err = "shape mismatch" if res is None else f"max|err| {res[0]:.3e}"
+        print(f"bisect: {path} ({out}): {'DIVERGES' if cache[k] else 'matches'} ({err})")
+        return cache[k]
+
+    lo, hi = 0, len(cands) - 1
+    if not diverges(hi):
+        print("bisect: the last module's output matches; the divergence is after it")
+        return
+    while lo < hi:
+        mid = (lo + hi) // 2
+        d = diverges(mid)
+        if d is None:
+            return
+        if d:
+            hi = mid
+        else:
+            lo = mid + 1
+    print(f"bisect: first diverging module: {cands[lo][0]} (output {cands[lo][1]})")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -175,6 +254,8 @@ def main():
     ap.add_argument("--against-unsharded", action="store_true",
                     help="also compile and run the model unsharded (no --compile-arg, one rank) "
                          "and compare the sharded outputs with it")
+    ap.add_argument("--bisect", action="store_true",
+                    help="when sharded and unsharded differ, find the first diverging module")
     ap.add_argument("--unsharded-compile-arg", action="append", default=[],
                     help="extra argument for the unsharded compile (e.g. the same plan at mesh 1)")
     args = ap.parse_args()
@@ -303,6 +384,8 @@ def main():
         failures += not ok
         print(f"{'PASS' if ok else 'FAIL'} {name} {list(want.shape)}: " + "; ".join(parts) +
               f" (atol {args.atol:g}" + (f", rtol {args.rtol:g})" if args.rtol else ")"))
+    if failures and args.bisect and args.against_unsharded:
+        bisect(args, os.path.abspath(args.model), feeds, wd)
     extra = sorted(set(got.files) - set(out_names))
     if extra:
         print(f"note: shardc-run also wrote {extra}, which the model does not output")

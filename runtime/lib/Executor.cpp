@@ -322,6 +322,8 @@ std::string Executor::run(const std::vector<HostTensor> &inputs, std::vector<Hos
     }
     if (!err.empty())
       return stepPrefix(i) + err;
+    if (afterStep_)
+      afterStep_(i, steps_[i].collective ? std::vector<TensorView>{steps_[i].collectiveArgs.out} : steps_[i].args.out);
   }
   for (const IoBinding &o : artifact_.outputs) {
     const BufferDesc &b = artifact_.buffers[static_cast<size_t>(o.buffer)];

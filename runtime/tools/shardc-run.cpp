@@ -10,6 +10,7 @@
 #endif
 
 #include <atomic>
+#include <cctype>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
@@ -342,6 +343,24 @@ RankRun runRank(const Options &o, const Artifact &artifact, const std::vector<Ho
       }
       return kStoppedByHook;
     });
+  // SHARDC_TEST_PERTURB_MODULE=path, a test-only hook for `shardc verify --bisect`: in a
+  // sharded run (world size > 1), every f32 output of a step whose location names `path`
+  // gets +0.5 on its first element, a deliberate divergence for the bisection to find.
+  if (const char *perturb = std::getenv("SHARDC_TEST_PERTURB_MODULE"); perturb && *perturb && comm.worldSize() > 1) {
+    std::string module = perturb;
+    executor->setAfterStep([&art = artifact, module](size_t step, const std::vector<TensorView> &outs) {
+      const std::string &loc = art.steps[step].loc;
+      size_t at = loc.find(module);
+      // The module and its submodules, not a longer name that starts with it (layers.1 vs
+      // layers.10).
+      if (at == std::string::npos ||
+          (at + module.size() < loc.size() && std::isdigit(static_cast<unsigned char>(loc[at + module.size()]))))
+        return;
+      for (const TensorView &t : outs)
+        if (t.dtype == DType::F32 && t.numel() > 0)
+          t.as<float>()[0] += 0.5f;
+    });
+  }
   err = executor->run(inputs, result.outputs);
   if (err == kStoppedByHook) {
     result.stopped = true;

@@ -51,6 +51,9 @@ public:
   // Test hook (shardc-run's SHARDC_TEST_EXIT_AT_STEP): called before each step with its index;
   // a non-empty result stops run() with that error before the step starts.
   void setBeforeStep(std::function<std::string(size_t)> hook) { beforeStep_ = std::move(hook); }
+  // Test hook (shardc-run's SHARDC_TEST_PERTURB_MODULE): called after each step with its
+  // index and output views, which it may modify.
+  void setAfterStep(std::function<void(size_t, const std::vector<TensorView> &)> hook) { afterStep_ = std::move(hook); }
 
   // The arena's high-water mark: the end of its furthest buffer (<= arena_bytes).
   uint64_t arenaPeakBytes() const { return arenaPeakBytes_; }
@@ -80,6 +83,7 @@ private:
   Communicator *comm_;
   std::unique_ptr<Communicator> ownComm_; // the one-rank communicator of the first create()
   std::function<std::string(size_t)> beforeStep_;
+  std::function<void(size_t, const std::vector<TensorView> &)> afterStep_;
   MemoryBlock arena_;
   MemoryBlock scratch_; // collective packing, shared by the steps (they run one at a time)
   MemoryBlock weights_;
