@@ -461,12 +461,12 @@ Value Importer::materializeInitializer(llvm::StringRef name) {
   SmallVector<int64_t> shape(t.dims().begin(), t.dims().end());
   auto et = elementTypeOf(&ctx, t.data_type());
   if (!et) {
-    fail("initializer '" + name + "' has unsupported element type " + std::to_string(t.data_type()));
+    (void)fail("initializer '" + name + "' has unsupported element type " + std::to_string(t.data_type()));
     return {};
   }
   for (int64_t d : shape)
     if (d < 0 || d > (int64_t(1) << 40)) {
-      fail("initializer '" + name + "' has an invalid dim " + std::to_string(d));
+      (void)fail("initializer '" + name + "' has an invalid dim " + std::to_string(d));
       return {};
     }
   auto type = RankedTensorType::get(shape, *et);
@@ -492,27 +492,27 @@ Value Importer::materializeInitializer(llvm::StringRef name) {
     llvm::sys::path::append(p, loc);
     uint64_t size = 0;
     if (loc.empty() || llvm::sys::fs::file_size(p, size)) {
-      fail("external-data file '" + std::string(p) + "' of initializer '" + name + "' is missing");
+      (void)fail("external-data file '" + std::string(p) + "' of initializer '" + name + "' is missing");
       return {};
     }
     if (len >= 0 && len != bytes) {
-      fail("initializer '" + name + "' declares " + std::to_string(len) + " external bytes, its shape needs " +
+      (void)fail("initializer '" + name + "' declares " + std::to_string(len) + " external bytes, its shape needs " +
            std::to_string(bytes));
       return {};
     }
     if (offset < 0 || uint64_t(offset + bytes) > size) {
-      fail("external-data file '" + std::string(p) + "' is too short for initializer '" + name + "'");
+      (void)fail("external-data file '" + std::string(p) + "' is too short for initializer '" + name + "'");
       return {};
     }
     file = std::string(p);
   } else {
     auto it = rawOffsets.find(name);
     if (it == rawOffsets.end()) {
-      fail("parameter '" + name + "' is not stored as raw bytes; re-export with raw_data or external data");
+      (void)fail("parameter '" + name + "' is not stored as raw bytes; re-export with raw_data or external data");
       return {};
     }
     if ((int64_t)it->second.second != bytes) {
-      fail("initializer '" + name + "' has " + std::to_string(it->second.second) + " bytes, its shape " +
+      (void)fail("initializer '" + name + "' has " + std::to_string(it->second.second) + " bytes, its shape " +
            shapeStr(shape) + " needs " + std::to_string(bytes));
       return {};
     }

@@ -1,0 +1,22 @@
+// The larger rewrites of sc-apply-plan, each in its own file: the context-parallel
+// sequence order and the unpacking of packed_colwise projections.
+#pragma once
+
+#include "shardc/Dialect/ScDialect.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+
+#include <string>
+
+namespace shardc {
+
+// Context parallel over `cp` ranks: the load-balanced sequence order applied once (inputs,
+// position ids, rotary tables, masks), the token stream split over cp after the embedding,
+// outputs put back in order. Errors at the op that prevents it.
+mlir::LogicalResult applyContextParallel(mlir::func::FuncOp func, int64_t cp);
+
+// packed_colwise: `split(reshape?(linear(x, W, b)))` into equal parts becomes one colwise
+// linear per part over column blocks of W (and b), each sliced locally over `tp`.
+mlir::LogicalResult unpackColwise(sc::LinearOp lin, llvm::ArrayRef<std::string> tp, int64_t tpSize);
+
+} // namespace shardc
