@@ -354,22 +354,22 @@ def main():
             failures += 1
             continue
         g = got[name]
-        res = compare(g, want, args.atol, args.rtol)
-        if res is None:
-            print(f"FAIL {name}: shardc shape {list(g.shape)}, onnxruntime {list(want.shape)}")
+        # The sharded output against onnxruntime and, when run, the unsharded program.
+        against = [("onnxruntime", "shardc", want)]
+        if unsharded is not None:
+            against.append(("unsharded", "sharded", unsharded[name]))
+        shape_mismatch = False
+        for other, mine, b in against:
+            res = compare(g, b, args.atol, args.rtol)
+            if res is None:
+                print(f"FAIL {name}: {mine} shape {list(g.shape)}, {other} {list(b.shape)}")
+                shape_mismatch = True
+                break
+            ok &= res[2]
+            parts.append(f"{mine} vs {other} " + describe(mine, g, other, b, res))
+        if shape_mismatch:
             failures += 1
             continue
-        ok &= res[2]
-        parts.append("shardc vs onnxruntime " + describe("shardc", g, "onnxruntime", want, res))
-        if unsharded is not None:
-            u = unsharded[name]
-            res = compare(g, u, args.atol, args.rtol)
-            if res is None:
-                print(f"FAIL {name}: sharded shape {list(g.shape)}, unsharded {list(u.shape)}")
-                failures += 1
-                continue
-            ok &= res[2]
-            parts.append("sharded vs unsharded " + describe("sharded", g, "unsharded", u, res))
         if ref is not None:
             key = f"{args.ref_prefix}__{name}"
             r = ref[key]
