@@ -270,30 +270,36 @@ std::vector<std::string> collectiveAxes(const Attrs &attrs, std::string &error) 
   return {};
 }
 
-void extractChunk(const uint8_t *src, const std::vector<int64_t> &shape, int64_t dim,
-                  int64_t parts, int64_t index, size_t elemSize, uint8_t *dst) {
+namespace {
+// Copies chunk `index` of `parts` along `dim` of a tensor of `shape` between the strided
+// tensor and a contiguous buffer: out of the tensor (extract) or into it (insert).
+void copyChunk(const uint8_t *src, uint8_t *dst, const std::vector<int64_t> &shape, int64_t dim,
+               int64_t parts, int64_t index, size_t elemSize, bool extract) {
   size_t d = static_cast<size_t>(dim);
   int64_t outer = product(shape, 0, d), inner = product(shape, d + 1, shape.size());
   int64_t chunk = shape[d] / parts;
   size_t run = static_cast<size_t>(chunk * inner) * elemSize;
   if (run == 0)
     return;
-  for (int64_t o = 0; o < outer; ++o)
-    std::memcpy(dst + static_cast<size_t>(o) * run,
-                src + static_cast<size_t>((o * shape[d] + index * chunk) * inner) * elemSize, run);
+  for (int64_t o = 0; o < outer; ++o) {
+    size_t strided = static_cast<size_t>((o * shape[d] + index * chunk) * inner) * elemSize;
+    size_t packed = static_cast<size_t>(o) * run;
+    if (extract)
+      std::memcpy(dst + packed, src + strided, run);
+    else
+      std::memcpy(dst + strided, src + packed, run);
+  }
+}
+} // namespace
+
+void extractChunk(const uint8_t *src, const std::vector<int64_t> &shape, int64_t dim,
+                  int64_t parts, int64_t index, size_t elemSize, uint8_t *dst) {
+  copyChunk(src, dst, shape, dim, parts, index, elemSize, /*extract=*/true);
 }
 
 void insertChunk(const uint8_t *src, const std::vector<int64_t> &shape, int64_t dim,
                  int64_t parts, int64_t index, size_t elemSize, uint8_t *dst) {
-  size_t d = static_cast<size_t>(dim);
-  int64_t outer = product(shape, 0, d), inner = product(shape, d + 1, shape.size());
-  int64_t chunk = shape[d] / parts;
-  size_t run = static_cast<size_t>(chunk * inner) * elemSize;
-  if (run == 0)
-    return;
-  for (int64_t o = 0; o < outer; ++o)
-    std::memcpy(dst + static_cast<size_t>((o * shape[d] + index * chunk) * inner) * elemSize,
-                src + static_cast<size_t>(o) * run, run);
+  copyChunk(src, dst, shape, dim, parts, index, elemSize, /*extract=*/false);
 }
 
 } // namespace shardc::rt

@@ -1,6 +1,7 @@
 // Unit tests of multi-rank execution on the local communicator: mesh arithmetic, every
 // collective on 1-D and 2-D meshes against serial references, shard specs (weights, inputs),
 // an end-to-end TP artifact, and timeouts that name the missing rank and the step.
+#include "TempDir.h"
 #include "TpMlpArtifact.h"
 
 #include "shardc/comm/CollectiveKernels.h"
@@ -322,22 +323,6 @@ TEST(LocalCommunicator, MismatchedCollectivesAreReported) {
 // ---------------------------------------------------------------------------------------
 // Shard specs: loading, weight chunks, input chunks
 
-class TempDir {
-public:
-  TempDir() {
-    const char *base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base && *base ? base : "/tmp") + "/shardc-mr-XXXXXX";
-    if (!mkdtemp(pattern.data()))
-      throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() { std::system(("rm -rf '" + path_ + "'").c_str()); }
-  std::string file(const std::string &name) const { return path_ + "/" + name; }
-  const std::string &path() const { return path_; }
-
-private:
-  std::string path_;
-};
 
 void writeFile(const std::string &path, const std::string &bytes) {
   std::ofstream out(path, std::ios::binary);

@@ -1,5 +1,6 @@
 // Unit tests of the runtime core: JSON, the artifact loader and writer, npz I/O and the
 // executor (on the CPU backend for numbers, on test backends for error paths).
+#include "TempDir.h"
 #include "shardc/runtime/Artifact.h"
 #include "shardc/runtime/Executor.h"
 #include "shardc/runtime/Json.h"
@@ -364,21 +365,6 @@ TEST(Artifact, ManifestValidationErrors) {
               "steps: expected an array, found an object");
 }
 
-class TempDir {
-public:
-  TempDir() {
-    const char *base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base && *base ? base : "/tmp") + "/shardc-rt-XXXXXX";
-    if (!mkdtemp(pattern.data()))
-      throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() { std::system(("rm -rf '" + path_ + "'").c_str()); }
-  std::string file(const std::string &name) const { return path_ + "/" + name; }
-
-private:
-  std::string path_;
-};
 
 void writeFile(const std::string &path, const std::string &bytes) {
   std::ofstream out(path, std::ios::binary);
