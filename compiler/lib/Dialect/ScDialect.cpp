@@ -5,6 +5,7 @@ using namespace mlir;
 using namespace shardc::sc;
 
 #include "shardc/Dialect/ScDialect.cpp.inc"
+#include "shardc/Dialect/ScShardingInterface.cpp.inc"
 
 void ScDialect::initialize() {
   addOperations<

@@ -12,7 +12,12 @@
 #include "mlir/IR/OpImplementation.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
+#include "shardc/Dialect/ScShardingRule.h"
+
+#include <optional>
+
 #include "shardc/Dialect/ScDialect.h.inc"
+#include "shardc/Dialect/ScShardingInterface.h.inc"
 
 #define GET_OP_CLASSES
 #include "shardc/Dialect/ScOps.h.inc"

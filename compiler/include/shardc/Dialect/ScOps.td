@@ -9,6 +9,7 @@ include "mlir/IR/BuiltinAttributes.td"
 include "mlir/IR/CommonAttrConstraints.td"
 include "mlir/IR/CommonTypeConstraints.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
+include "ScShardingInterface.td"
 
 def Sc_Dialect : Dialect {
   let name = "sc";
@@ -24,8 +25,11 @@ def Sc_Dialect : Dialect {
 
 def Sc_Tensor : RankedTensorOf<[AnyType]>;
 
+// Every tensor op defines its sharding rule (lib/Dialect/ScShardingRules.cpp).
+defvar Sc_HasShardingRule = DeclareOpInterfaceMethods<Sc_ShardingRuleOpInterface>;
+
 class Sc_Op<string mnemonic, list<Trait> traits = []>
-    : Op<Sc_Dialect, mnemonic, !listconcat(traits, [Pure])> {
+    : Op<Sc_Dialect, mnemonic, !listconcat(traits, [Pure, Sc_HasShardingRule])> {
   let hasVerifier = 1;
 }
 
@@ -33,7 +37,7 @@ class Sc_Op<string mnemonic, list<Trait> traits = []>
 // Sources
 //===----------------------------------------------------------------------===//
 
-def Sc_ParamOp : Op<Sc_Dialect, "param", [Pure]> {
+def Sc_ParamOp : Op<Sc_Dialect, "param", [Pure, Sc_HasShardingRule]> {
   let summary = "a reference to a parameter's bytes in a weight file";
   let description = [{
     `name` is the parameter's module path (`m.model.layers.0.self_attn.q_proj.weight`).
@@ -50,7 +54,7 @@ def Sc_ParamOp : Op<Sc_Dialect, "param", [Pure]> {
 }
 
 def Sc_ConstantOp : Op<Sc_Dialect, "constant",
-    [Pure, ConstantLike, AllTypesMatch<["value", "result"]>]> {
+    [Pure, ConstantLike, AllTypesMatch<["value", "result"]>, Sc_HasShardingRule]> {
   let summary = "a small constant (masks, shapes, scalars)";
   let arguments = (ins ElementsAttr:$value);
   let results = (outs Sc_Tensor:$result);
@@ -310,7 +314,7 @@ def Sc_RangeOp : Sc_Op<"range"> {
 // agrees on the other axes.
 //===----------------------------------------------------------------------===//
 
-class Sc_CollectiveOp<string mnemonic> : Op<Sc_Dialect, mnemonic, []> {
+class Sc_CollectiveOp<string mnemonic> : Op<Sc_Dialect, mnemonic, [Sc_HasShardingRule]> {
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
 }
