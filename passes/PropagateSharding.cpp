@@ -1,11 +1,17 @@
-// sc-propagate-sharding: one walk in program order; each op's rule decides its factor
-// shardings from its operands, the result shardings follow, and the operand shardings the op
-// needs are recorded for sc-insert-reshards.
+// sc-propagate-sharding: a whole-function fixpoint over the ops' sharding rules
+// (ShardingRuleOpInterface). Each value's sharding carries the priority of the seed it came
+// from: the plan (parameters and the plan's own reshards) before the batch (inputs split
+// over data parallel) before the rest. Forward sweeps give results the shardings their
+// operands and the rule imply; backward sweeps refine an unseeded operand that only one op
+// reads to the sharding that op wants, when its producer can compute it that way. Sweeps
+// repeat until nothing changes; then each op records the operand shardings it needs, for
+// sc-insert-reshards.
 #include "shardc/Dialect/ScDialect.h"
 #include "shardc/Passes/Passes.h"
 #include "shardc/Sharding/Sharding.h"
 #include "shardc/Sharding/ShardingRules.h"
 
+#include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/StringSet.h"
 
 namespace shardc {
@@ -17,11 +23,11 @@ namespace {
 using namespace mlir;
 using PF = ShardingRule::PartialFlow;
 
-Sharding shardingOf(Value v) {
-  if (auto s = getSharding(v))
-    return *s;
-  return Sharding::replicated(cast<RankedTensorType>(v.getType()).getRank());
-}
+// Where a value's sharding came from; lower wins.
+enum Priority : int { kPlan = 0, kBatch = 1, kDerived = 2, kNone = 3 };
+constexpr int kMaxSweeps = 16;
+
+int64_t rankOf(Value v) { return cast<RankedTensorType>(v.getType()).getRank(); }
 
 int64_t shardedAxisCount(const Sharding &s) {
   int64_t n = 0;
@@ -49,109 +55,207 @@ Sharding project(const ShardingRule &rule, ArrayRef<SmallVector<int, 2>> dims,
   return s;
 }
 
+// A parameter, or a parameter cast to the compute dtype (its sharding is the plan's).
+bool isParamLike(Value v) {
+  Operation *def = v.getDefiningOp();
+  if (auto c = dyn_cast_if_present<sc::CastOp>(def))
+    def = c.getInput().getDefiningOp();
+  return isa_and_present<sc::ParamOp>(def);
+}
+
+// `to` shards every dim `from` shards the same way, and at least one more.
+bool strictlyRefines(const Sharding &to, const Sharding &from) {
+  if (to.dims.size() != from.dims.size() || from.hasPartial() || to.hasPartial())
+    return false;
+  bool more = false;
+  for (auto [t, f] : llvm::zip(to.dims, from.dims)) {
+    if (f.empty())
+      more |= !t.empty();
+    else if (t != f)
+      return false;
+  }
+  return more;
+}
+
+struct Decision {
+  SmallVector<Sharding> results, operands;
+  int priority = kNone; // of the best source that sharded a factor
+};
+
 struct ScPropagateShardingPass : impl::ScPropagateShardingBase<ScPropagateShardingPass> {
   using Base::Base;
 
+  const MeshShape *mesh = nullptr;
+  DenseMap<Value, int> priority;
+  DenseSet<Value> fixed; // seeds and sources: never refined backward
+
+  Sharding shardingOf(Value v) const {
+    if (auto s = getSharding(v))
+      return *s;
+    return Sharding::replicated(rankOf(v));
+  }
+  int priorityOf(Value v) const {
+    auto it = priority.find(v);
+    return it == priority.end() ? kNone : it->second;
+  }
+
   void runOnOperation() override {
-    auto mesh = MeshShape::fromModule(getOperation());
-    if (!mesh) {
+    auto meshShape = MeshShape::fromModule(getOperation());
+    if (!meshShape) {
       getOperation().emitError() << "sc-propagate-sharding needs sc.mesh (run sc-apply-plan first)";
       return signalPassFailure();
     }
-    getOperation().walk([&](Operation *op) {
-      if (isa<func::FuncOp, ModuleOp>(op) || op->getNumResults() == 0)
+    mesh = &*meshShape;
+    getOperation().walk([&](func::FuncOp func) { propagateFunction(func); });
+  }
+
+  void propagateFunction(func::FuncOp func) {
+    // Seeds: the plan's parameter shardings and reshards, the batch split of the inputs.
+    for (BlockArgument arg : func.getArguments()) {
+      fixed.insert(arg);
+      if (auto s = getSharding(arg); s && !s->isReplicated())
+        priority[arg] = kBatch;
+    }
+    SmallVector<Operation *> ops;
+    func.walk([&](Operation *op) {
+      if (op == func.getOperation() || op->getNumResults() == 0)
         return;
       if (isa<sc::ParamOp, sc::ConstantOp>(op)) {
-        if (!getSharding(op->getResult(0)))
-          setSharding(op->getResult(0), Sharding::replicated(cast<RankedTensorType>(op->getResult(0).getType()).getRank()));
+        Value r = op->getResult(0);
+        if (!getSharding(r))
+          setSharding(r, Sharding::replicated(rankOf(r)));
+        fixed.insert(r);
+        priority[r] = shardingOf(r).isReplicated() ? kNone : kPlan;
         return;
       }
-      propagate(op, *mesh);
+      ops.push_back(op);
     });
+    // The plan's own reshards (sequence-parallel gathers and slices) keep their transition.
+    SmallVector<Operation *> ruled;
+    for (Operation *op : ops) {
+      if (isa<sc::ShardSliceOp, sc::AllGatherOp>(op)) {
+        if (!applyPlanReshard(op))
+          continue; // an identity gather, erased
+        fixed.insert(op->getResult(0));
+        priority[op->getResult(0)] = kPlan;
+        continue;
+      }
+      ruled.push_back(op);
+      if (isParamLike(op->getResult(0)))
+        fixed.insert(op->getResult(0));
+      forward(op);
+    }
+
+    int sweeps = 1;
+    for (bool changed = true; changed && sweeps < kMaxSweeps; ++sweeps) {
+      changed = false;
+      for (Operation *op : llvm::reverse(ruled))
+        changed |= backward(op);
+      for (Operation *op : ruled)
+        changed |= forward(op);
+      if (!changed)
+        break;
+    }
+    if (sweeps >= kMaxSweeps)
+      func.emitWarning() << "sc-propagate-sharding: no fixpoint after " << kMaxSweeps
+                         << " sweeps; the last shardings are used";
+
+    for (Operation *op : ruled) {
+      Decision d = decide(op);
+      record(op, d.operands);
+      if (explain)
+        explainOp(op, d);
+    }
   }
 
-  // A parameter, or a parameter cast to the compute dtype.
-  static bool isParamLike(Value v) {
-    Operation *def = v.getDefiningOp();
-    if (auto c = dyn_cast_if_present<sc::CastOp>(def))
-      def = c.getInput().getDefiningOp();
-    return isa_and_present<sc::ParamOp>(def);
+  // shard_slice adds its axes to a dim; all_gather clears one (an all_gather of a dim that
+  // is not sharded is an identity and goes away). Returns false when `op` was erased.
+  bool applyPlanReshard(Operation *op) {
+    Sharding in = shardingOf(op->getOperand(0));
+    if (auto slice = dyn_cast<sc::ShardSliceOp>(op)) {
+      Sharding s = in;
+      for (auto a : slice.getAxes().getAsValueRange<StringAttr>())
+        s.dims[slice.getDim()].push_back(a.str());
+      setSharding(slice.getResult(), s);
+      record(op, {in});
+      return true;
+    }
+    auto gather = cast<sc::AllGatherOp>(op);
+    if (in.dims[gather.getDim()].empty()) {
+      gather.getResult().replaceAllUsesWith(gather.getInput());
+      gather.erase();
+      return false;
+    }
+    in.partial.clear();
+    Sharding s = in;
+    s.dims[gather.getDim()].clear();
+    setSharding(gather.getResult(), s);
+    record(op, {in});
+    return true;
   }
 
-  void propagate(Operation *op, const MeshShape &mesh) {
+  // The factor shardings of `op` from its operands and results, best source first, and what
+  // they make of every operand and result.
+  Decision decide(Operation *op) const {
+    Decision d;
     SmallVector<Sharding> operandShardings;
     for (Value v : op->getOperands())
       operandShardings.push_back(shardingOf(v));
-    // Resharding ops placed by sc-apply-plan (sequence parallel) change the sharding of
-    // their operand as they say; they take it as it is.
-    if (auto slice = dyn_cast<sc::ShardSliceOp>(op)) {
-      Sharding s = operandShardings[0];
-      int64_t dim = (int64_t)slice.getDim();
-      for (auto a : slice.getAxes().getAsValueRange<StringAttr>())
-        s.dims[dim].push_back(a.str());
-      setSharding(slice.getResult(), s);
-      record(op, operandShardings);
-      return;
-    }
-    if (auto gather = dyn_cast<sc::AllGatherOp>(op)) {
-      Sharding in = operandShardings[0];
-      if (in.dims[(int64_t)gather.getDim()].empty()) {
-        // Nothing to gather on this dim after all: the op is an identity.
-        gather.getResult().replaceAllUsesWith(gather.getInput());
-        gather.erase();
-        return;
-      }
-      in.partial.clear();
-      Sharding s = in;
-      s.dims[(int64_t)gather.getDim()].clear();
-      setSharding(gather.getResult(), s);
-      record(op, {in});
-      return;
-    }
     std::optional<ShardingRule> rule = getShardingRule(op);
-    SmallVector<Sharding> desired;
-    // `sc.replicate_operands`: the op wants whole operands (e.g. the output-dtype cast,
-    // so that outputs are gathered in the compute dtype first).
+    // `sc.replicate_operands`: the op wants whole operands (e.g. the output-dtype cast, so
+    // that outputs are gathered in the compute dtype first).
     if (!rule || op->hasAttr("sc.replicate_operands")) {
       for (Value v : op->getOperands())
-        desired.push_back(Sharding::replicated(cast<RankedTensorType>(v.getType()).getRank()));
+        d.operands.push_back(Sharding::replicated(rankOf(v)));
       for (Value r : op->getResults())
-        setSharding(r, Sharding::replicated(cast<RankedTensorType>(r.getType()).getRank()));
-      record(op, desired);
-      return;
+        d.results.push_back(Sharding::replicated(rankOf(r)));
+      return d;
     }
 
-    // 1. Factor shardings from the operands, most-sharded operand first.
-    SmallVector<SmallVector<std::string, 2>> factorAxes(rule->factors.size());
-    llvm::StringSet<> used;
-    SmallVector<unsigned> order;
-    for (unsigned i = 0; i < op->getNumOperands(); ++i)
-      order.push_back(i);
-    // Priorities: the plan's parameters first (a colwise weight keeps tp on its output
-    // features even when the activation arrives sequence-sharded), then the most-sharded.
-    auto isParam = [&](unsigned i) { return isParamLike(op->getOperand(i)); };
-    llvm::stable_sort(order, [&](unsigned a, unsigned b) {
-      if (isParam(a) != isParam(b))
-        return isParam(a);
-      return shardedAxisCount(operandShardings[a]) > shardedAxisCount(operandShardings[b]);
+    // 1. Sources: operands, then results (a refinement a user asked for), by priority; at
+    // equal priority parameters first (a colwise weight keeps tp on its output features
+    // even when the activation arrives sequence-sharded), then the most sharded.
+    struct Source {
+      Sharding sharding;
+      ArrayRef<SmallVector<int, 2>> dims;
+      int priority;
+      bool param;
+    };
+    SmallVector<Source> sources;
+    for (auto [i, v] : llvm::enumerate(op->getOperands()))
+      sources.push_back({operandShardings[i], rule->operands[i], priorityOf(v), isParamLike(v)});
+    for (auto [i, r] : llvm::enumerate(op->getResults()))
+      if (getSharding(r) && priorityOf(r) < kNone) {
+        Sharding s = shardingOf(r);
+        s.partial.clear();
+        sources.push_back({s, rule->results[i], priorityOf(r), false});
+      }
+    llvm::stable_sort(sources, [](const Source &a, const Source &b) {
+      if (a.priority != b.priority)
+        return a.priority < b.priority;
+      if (a.param != b.param)
+        return a.param;
+      return shardedAxisCount(a.sharding) > shardedAxisCount(b.sharding);
     });
-    for (unsigned i : order) {
-      const Sharding &s = operandShardings[i];
-      for (auto [d, axes] : llvm::enumerate(s.dims)) {
-        if (axes.empty() || d >= rule->operands[i].size())
+    SmallVector<SmallVector<std::string, 2>> factorAxes(rule->factors.size());
+    SmallVector<int> factorPriority(rule->factors.size(), kNone);
+    llvm::StringSet<> used;
+    for (const Source &src : sources)
+      for (auto [dim, axes] : llvm::enumerate(src.sharding.dims)) {
+        if (axes.empty() || dim >= src.dims.size())
           continue;
-        int f = majorFactor(*rule, rule->operands[i][d]);
+        int f = majorFactor(*rule, src.dims[dim]);
         if (f < 0 || !rule->factors[f].shardable || !factorAxes[f].empty())
           continue;
-        if (rule->factors[f].size % mesh.product(axes) != 0)
+        if (rule->factors[f].size % mesh->product(axes) != 0)
           continue;
         if (llvm::any_of(axes, [&](const std::string &a) { return used.contains(a); }))
           continue;
         factorAxes[f] = axes;
+        factorPriority[f] = src.priority;
         for (auto &a : axes)
           used.insert(a);
       }
-    }
     // A factor that is the minor part of a compound dim somewhere cannot stay sharded: its
     // chunks would not be contiguous there.
     auto dropNonMajor = [&](ArrayRef<SmallVector<SmallVector<int, 2>>> tensors) {
@@ -163,11 +267,14 @@ struct ScPropagateShardingPass : impl::ScPropagateShardingBase<ScPropagateShardi
               for (auto &a : factorAxes[f])
                 used.erase(a);
               factorAxes[f].clear();
+              factorPriority[f] = kNone;
             }
         }
     };
     dropNonMajor(rule->operands);
     dropNonMajor(rule->results);
+    for (int p : factorPriority)
+      d.priority = std::min(d.priority, p);
 
     // 2. Partial operands: flow through where the rule allows, otherwise reduce first.
     SmallVector<std::string, 2> flowing;
@@ -202,6 +309,7 @@ struct ScPropagateShardingPass : impl::ScPropagateShardingBase<ScPropagateShardi
       if (allowed && llvm::none_of(first.partial, [&](const std::string &a) { return used.contains(a); })) {
         flowing = first.partial;
         flowingKind = first.reduce;
+        d.priority = std::min(d.priority, priorityOf(op->getOperand(partialOperands.front())));
       }
     }
 
@@ -210,7 +318,7 @@ struct ScPropagateShardingPass : impl::ScPropagateShardingBase<ScPropagateShardi
     for (auto [f, factor] : llvm::enumerate(rule->factors))
       if (factor.reduction && !factorAxes[f].empty())
         reduced.append(factorAxes[f].begin(), factorAxes[f].end());
-    for (auto [i, r] : llvm::enumerate(op->getResults())) {
+    for (unsigned i = 0; i < op->getNumResults(); ++i) {
       Sharding s = project(*rule, rule->results[i], factorAxes);
       s.partial = flowing;
       s.reduce = flowingKind;
@@ -218,29 +326,78 @@ struct ScPropagateShardingPass : impl::ScPropagateShardingBase<ScPropagateShardi
         s.partial.append(reduced.begin(), reduced.end());
         s.reduce = rule->reductionKind;
       }
-      setSharding(r, s);
+      d.results.push_back(s);
     }
-    for (auto [i, v] : llvm::enumerate(op->getOperands())) {
+    for (unsigned i = 0; i < op->getNumOperands(); ++i) {
       Sharding s = project(*rule, rule->operands[i], factorAxes);
       if (!flowing.empty() && operandShardings[i].hasPartial()) {
         s.partial = flowing;
         s.reduce = flowingKind;
       }
-      desired.push_back(s);
+      d.operands.push_back(s);
     }
-    record(op, desired);
+    return d;
+  }
 
-    if (explain) {
-      bool any = llvm::any_of(op->getResults(), [](Value r) { return !shardingOf(r).isReplicated(); });
-      if (any) {
-        auto diag = op->emitRemark() << "sharding: results";
-        for (Value r : op->getResults())
-          diag << " " << shardingOf(r).toDTensorString(mesh);
-        diag << " from operands";
-        for (const Sharding &s : operandShardings)
-          diag << " " << s.toDTensorString(mesh);
-      }
+  // Results take the op's decision. Returns whether any changed.
+  bool forward(Operation *op) {
+    Decision d = decide(op);
+    bool changed = false;
+    for (auto [i, r] : llvm::enumerate(op->getResults())) {
+      int p = d.results[i].isReplicated() ? kNone : std::max<int>(d.priority, kPlan);
+      if (getSharding(r) && shardingOf(r) == d.results[i] && priorityOf(r) == p)
+        continue;
+      if (getSharding(r) && shardingOf(r) == d.results[i] && p == kNone)
+        continue;
+      setSharding(r, d.results[i]);
+      priority[r] = p;
+      changed = true;
     }
+    return changed;
+  }
+
+  // An operand that only `op` reads, and that no seed fixed, is refined to the sharding `op`
+  // wants when its producer, asked for it, computes exactly that: the producer then works
+  // on its share instead of the whole tensor being computed and sliced afterwards.
+  bool backward(Operation *op) {
+    Decision d = decide(op);
+    if (d.priority >= kNone)
+      return false;
+    bool changed = false;
+    for (auto [i, v] : llvm::enumerate(op->getOperands())) {
+      Operation *producer = v.getDefiningOp();
+      if (!producer || fixed.contains(v) || !v.hasOneUse() || !getShardingRule(producer))
+        continue;
+      Sharding want = d.operands[i];
+      want.partial.clear();
+      Sharding have = shardingOf(v);
+      if (!strictlyRefines(want, have))
+        continue;
+      int oldPriority = priorityOf(v);
+      setSharding(v, want);
+      priority[v] = d.priority;
+      Decision again = decide(producer);
+      if (again.results[cast<OpResult>(v).getResultNumber()] == want) {
+        changed = true;
+        continue;
+      }
+      setSharding(v, have);
+      priority[v] = oldPriority;
+    }
+    return changed;
+  }
+
+  void explainOp(Operation *op, const Decision &d) {
+    if (llvm::all_of(d.results, [](const Sharding &s) { return s.isReplicated(); }))
+      return;
+    static const char *const kNames[] = {"plan", "batch", "derived", "none"};
+    auto diag = op->emitRemark() << "sharding: results";
+    for (Value r : op->getResults())
+      diag << " " << shardingOf(r).toDTensorString(*mesh);
+    diag << " from operands";
+    for (Value v : op->getOperands())
+      diag << " " << shardingOf(v).toDTensorString(*mesh);
+    diag << " (priority: " << kNames[d.priority] << ")";
   }
 
   void record(Operation *op, ArrayRef<Sharding> desired) {
