@@ -62,17 +62,28 @@ struct ScApplyPlanPass : impl::ScApplyPlanBase<ScApplyPlanPass> {
       }
     });
 
+    // Heads split over tp: query heads must divide; kv heads must divide, or be fewer than
+    // tp and divide it (then they are replicated, each rank taking the one it needs).
+    llvm::SmallPtrSet<Operation *, 8> kvReplicated;
     if (!tp.empty()) {
+      SmallVector<sc::AttentionOp> fewKv;
       module.walk([&](sc::AttentionOp att) {
-        auto q = cast<RankedTensorType>(att.getQuery().getType());
-        auto k = cast<RankedTensorType>(att.getKey().getType());
-        if (q.getDimSize(1) % tpSize != 0 || k.getDimSize(1) % tpSize != 0) {
-          att.emitError() << "attention with " << q.getDimSize(1) << " query heads and " << k.getDimSize(1)
-                          << " key/value heads cannot be split over tp = " << tpSize
-                          << " (both must divide; kv heads fewer than tp are not supported yet)";
+        int64_t q = cast<RankedTensorType>(att.getQuery().getType()).getDimSize(1);
+        int64_t k = cast<RankedTensorType>(att.getKey().getType()).getDimSize(1);
+        if (q % tpSize != 0) {
+          att.emitError() << "attention with " << q << " query heads cannot be split over tp = " << tpSize
+                          << " (the heads must divide)";
           failed = true;
+        } else if (k % tpSize != 0 && tpSize % k != 0) {
+          att.emitError() << "attention with " << k << " key/value heads cannot be split over tp = " << tpSize
+                          << " (kv heads must divide tp or be divisible by it)";
+          failed = true;
+        } else if (k % tpSize != 0) {
+          fewKv.push_back(att);
         }
       });
+      for (sc::AttentionOp att : fewKv)
+        (void)replicateKvHeads(att, tpSize, kvReplicated);
     }
 
     // packed_colwise first: a fused projection (GPT-2's c_attn) becomes one linear per
@@ -115,6 +126,8 @@ struct ScApplyPlanPass : impl::ScApplyPlanBase<ScApplyPlanPass> {
         if (auto st = styles.getAs<StringAttr>(path))
           style = st.getValue();
       if (style.empty() || style == "replicate" || style == "packed_colwise" || tp.empty())
+        return;
+      if (kvReplicated.contains(lin))
         return;
       // *_rep styles: the same storage, plus Replicate at the module's output (rowwise's
       // Partial output is reduced by its first consumer anyway).

@@ -1,10 +1,11 @@
 // The larger rewrites of sc-apply-plan, each in its own file: the context-parallel
-// sequence order and the unpacking of packed_colwise projections.
+// sequence order, the unpacking of packed_colwise projections, kv-head replication.
 #pragma once
 
 #include "shardc/Dialect/ScDialect.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "llvm/ADT/SmallPtrSet.h"
 
 #include <string>
 
@@ -18,5 +19,11 @@ mlir::LogicalResult applyContextParallel(mlir::func::FuncOp func, int64_t cp);
 // packed_colwise: `split(reshape?(linear(x, W, b)))` into equal parts becomes one colwise
 // linear per part over column blocks of W (and b), each sliced locally over `tp`.
 mlir::LogicalResult unpackColwise(sc::LinearOp lin, llvm::ArrayRef<std::string> tp, int64_t tpSize);
+
+// kv heads fewer than tp (tp a multiple of them): each kv head repeated tp / kv_heads times
+// before `att`; the key and value projections feeding it are added to `replicated` (they
+// keep whole weights instead of their colwise split).
+mlir::LogicalResult replicateKvHeads(sc::AttentionOp att, int64_t tpSize,
+                                     llvm::SmallPtrSetImpl<mlir::Operation *> &replicated);
 
 } // namespace shardc

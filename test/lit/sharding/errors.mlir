@@ -21,8 +21,18 @@ module attributes {sc.mesh = [["dp_replicate", 1], ["dp_shard", 3], ["cp", 1], [
 
 module attributes {sc.mesh = [["dp_replicate", 1], ["dp_shard", 1], ["cp", 1], ["tp", 4]]} {
   func.func @main(%q: tensor<1x2x8x4xf32>, %k: tensor<1x2x8x4xf32>) -> tensor<1x2x8x4xf32> {
-    // expected-error @+1 {{attention with 2 query heads and 2 key/value heads cannot be split over tp = 4}}
+    // expected-error @+1 {{attention with 2 query heads cannot be split over tp = 4 (the heads must divide)}}
     %a = sc.attention %q, %k, %k {scale = 0.5 : f32} : (tensor<1x2x8x4xf32>, tensor<1x2x8x4xf32>, tensor<1x2x8x4xf32>) -> tensor<1x2x8x4xf32>
     return %a : tensor<1x2x8x4xf32>
+  }
+}
+
+// -----
+
+module attributes {sc.mesh = [["dp_replicate", 1], ["dp_shard", 1], ["cp", 1], ["tp", 4]]} {
+  func.func @main(%q: tensor<1x12x8x4xf32>, %k: tensor<1x6x8x4xf32>) -> tensor<1x12x8x4xf32> {
+    // expected-error @+1 {{attention with 6 key/value heads cannot be split over tp = 4 (kv heads must divide tp or be divisible by it)}}
+    %a = sc.attention %q, %k, %k {scale = 0.5 : f32} : (tensor<1x12x8x4xf32>, tensor<1x6x8x4xf32>, tensor<1x6x8x4xf32>) -> tensor<1x12x8x4xf32>
+    return %a : tensor<1x12x8x4xf32>
   }
 }
