@@ -108,12 +108,10 @@ struct ScApplyPlanPass : impl::ScApplyPlanBase<ScApplyPlanPass> {
         auto table = emb.getTable().getDefiningOp<sc::ParamOp>();
         if (!st || st.getValue() != "embedding_rowwise" || !table)
           return;
-        auto t = cast<RankedTensorType>(table.getType());
-        if (t.getDimSize(0) % tpSize != 0) {
-          emb.emitError() << "embedding_rowwise: vocabulary " << t.getDimSize(0) << " does not divide over tp = " << tpSize;
-          failed = true;
-          return;
-        }
+        // An uneven vocabulary is padded to equal shards (torch.chunk sizes rounded up).
+        int64_t vocab = cast<RankedTensorType>(table.getType()).getDimSize(0);
+        if (vocab % tpSize != 0)
+          table = padParameter(table, 0, llvm::divideCeil(vocab, tpSize) * tpSize);
         Sharding s = Sharding::replicated(2);
         s.dims[0] = tp;
         setSharding(table, s);
@@ -150,6 +148,12 @@ struct ScApplyPlanPass : impl::ScApplyPlanBase<ScApplyPlanPass> {
       int64_t outDim = lin.getTransposeWeight() ? 0 : 1, inDim = 1 - outDim;
       int64_t dim = col ? outDim : inDim;
       auto wt = cast<RankedTensorType>(w.getType());
+      // Uneven output features of a bias-free colwise linear (an lm_head over a vocabulary
+      // that does not divide): padded, and the padded logits trimmed after the linear.
+      if (col && !lin.getBias() && wt.getDimSize(dim) % tpSize != 0) {
+        w = padParameter(w, dim, llvm::divideCeil(wt.getDimSize(dim), tpSize) * tpSize);
+        wt = cast<RankedTensorType>(w.getType());
+      }
       if (wt.getDimSize(dim) % tpSize != 0) {
         lin.emitError() << path << " (" << style << "): " << (col ? "output" : "input") << " features "
                         << wt.getDimSize(dim) << " do not divide over tp = " << tpSize;
@@ -238,26 +242,35 @@ struct ScApplyPlanPass : impl::ScApplyPlanBase<ScApplyPlanPass> {
       return;
     int64_t fsdpSize = mesh->product(fsdp);
     SmallVector<std::string> unsplit;
-    module.walk([&](sc::ParamOp p) {
+    SmallVector<sc::ParamOp> params;
+    module.walk([&](sc::ParamOp p) { params.push_back(p); });
+    for (sc::ParamOp p : params) {
       auto type = cast<RankedTensorType>(p.getType());
       if (type.getRank() == 0)
-        return;
+        continue;
       Sharding compute = getSharding(p).value_or(Sharding::replicated(type.getRank()));
       int64_t dim = p.getTransform() == "transpose" ? 1 : 0;
       int64_t chunk = type.getDimSize(dim) / std::max<int64_t>(1, mesh->product(compute.dims[dim]));
       if (chunk % fsdpSize != 0) {
-        unsplit.push_back(p.getName().str());
-        return;
+        // Uneven FSDP shards: padded to equal chunks (torch.chunk sizes rounded up), unless
+        // tp already splits that dim (its chunks would hold padding in the middle) or the dim
+        // is smaller than the shard count (most ranks would store only zeros).
+        if (!compute.dims[dim].empty() || type.getDimSize(dim) < fsdpSize) {
+          unsplit.push_back(p.getName().str());
+          continue;
+        }
+        p = padParameter(p, dim, llvm::divideCeil(type.getDimSize(dim), fsdpSize) * fsdpSize);
+        type = cast<RankedTensorType>(p.getType());
       }
       Sharding storage = compute;
       storage.dims[dim].append(fsdp.begin(), fsdp.end());
       setSharding(p, compute);
       p->setAttr("sc.storage_sharding", storage.toAttr(p.getContext()));
-    });
+    }
     if (!unsplit.empty()) {
       auto diag = module.emitRemark() << unsplit.size() << " parameter(s) stay replicated over "
-                                      << fsdp.front() << " because dim 0 does not divide by " << fsdpSize
-                                      << " (uneven FSDP shards are not supported yet):";
+                                      << fsdp.front() << " because dim 0 (or its tensor-parallel chunk) is split "
+                                      << "over tp or smaller than " << fsdpSize << " and does not divide:";
       for (size_t i = 0; i < unsplit.size() && i < 5; ++i)
         diag << " " << unsplit[i];
       if (unsplit.size() > 5)

@@ -26,4 +26,10 @@ mlir::LogicalResult unpackColwise(sc::LinearOp lin, llvm::ArrayRef<std::string> 
 mlir::LogicalResult replicateKvHeads(sc::AttentionOp att, int64_t tpSize,
                                      llvm::SmallPtrSetImpl<mlir::Operation *> &replicated);
 
+// Uneven shards: dim `dim` of `p` padded with zeros to `size` (sc.file_shape records the
+// file's shape); embeddings and linears whose output features are padded use the padded
+// tensor (the linear's output is trimmed after it), other users read a slice. Returns the
+// padded parameter, which replaces `p`.
+sc::ParamOp padParameter(sc::ParamOp p, int64_t dim, int64_t size);
+
 } // namespace shardc

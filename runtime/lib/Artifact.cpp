@@ -314,6 +314,30 @@ private:
     return true;
   }
 
+  // `file_shape` of a weight padded for even shards: the same rank as global_shape, no dim
+  // larger.
+  bool decodeFileShape(const JsonValue &b, const std::string &at, BufferDesc &buf) {
+    const JsonValue *fs = b.find("file_shape");
+    if (!fs)
+      return true;
+    std::string fsAt = join(at, "file_shape");
+    if (!expectKind(*fs, JsonValue::Kind::Array, fsAt))
+      return false;
+    if (fs->asArray().size() != buf.globalShape.size())
+      return fail(fsAt, "has " + std::to_string(fs->asArray().size()) + " dims, global_shape has " +
+                            std::to_string(buf.globalShape.size()));
+    for (size_t i = 0; i < fs->asArray().size(); ++i) {
+      const JsonValue &d = fs->asArray()[i];
+      if (!expectKind(d, JsonValue::Kind::Int, index(fsAt, i)))
+        return false;
+      if (d.asInt() < 0 || d.asInt() > buf.globalShape[i])
+        return fail(index(fsAt, i), "dimension " + std::to_string(d.asInt()) + " is outside [0, " +
+                                        std::to_string(buf.globalShape[i]) + "] (global_shape)");
+      buf.fileShape.push_back(d.asInt());
+    }
+    return true;
+  }
+
   // `shard` and `global_shape` (docs/artifact-format.md, multi-rank artifacts): every split
   // dim divides evenly and `shape` is exactly the chunk.
   bool decodeShard(const JsonValue &b, const std::string &at, BufferDesc &buf) {
@@ -470,10 +494,18 @@ private:
                                           " is out of range (the manifest has " +
                                           std::to_string(a_.weightFiles.size()) +
                                           " weight files)");
+      if (!decodeFileShape(b, at, buf))
+        return false;
+      uint64_t fileBytes = buf.globalBytes;
+      if (buf.padded()) {
+        fileBytes = dtypeSize(buf.dtype);
+        for (int64_t d : buf.fileShape)
+          fileBytes *= static_cast<uint64_t>(d);
+      }
       uint64_t fileSize = a_.weightFiles[static_cast<size_t>(buf.file)].size;
-      if (buf.fileOffset > fileSize || buf.globalBytes > fileSize - buf.fileOffset)
+      if (buf.fileOffset > fileSize || fileBytes > fileSize - buf.fileOffset)
         return fail(at, "weight range [" + std::to_string(buf.fileOffset) + ", " +
-                            std::to_string(buf.fileOffset + buf.globalBytes) +
+                            std::to_string(buf.fileOffset + fileBytes) +
                             ") lies beyond the end of weight file " + std::to_string(buf.file) +
                             " (" + std::to_string(fileSize) + " bytes)");
       return true;

@@ -59,6 +59,10 @@ MODELS = {
                        intermediate=128, batch=4, seq=16),
     "llama_s_b8": dict(family="llama", vocab=256, hidden=64, layers=2, heads=4, kv_heads=2,
                        intermediate=128, batch=8, seq=16),
+    # Uneven shards (torch.chunk style, padded): vocabulary 251 over tp 2 or dp_shard 4, MLP
+    # width 90 over dp_shard 4.
+    "llama_odd_b4": dict(family="llama", vocab=251, hidden=64, layers=2, heads=4, kv_heads=2,
+                         intermediate=90, batch=4, seq=16),
     # Weights in one external file next to the .onnx (onnx.save save_as_external_data).
     "llama_s_ext": dict(family="llama", vocab=256, hidden=64, layers=2, heads=4, kv_heads=2,
                         intermediate=128, batch=2, seq=16, external_data=True),

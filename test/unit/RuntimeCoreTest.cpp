@@ -13,6 +13,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <tuple>
 #include <stdexcept>
 #include <unistd.h>
 
@@ -180,6 +181,26 @@ std::string loadError(const std::string &bytes) {
 
 std::string manifestError(const std::function<void(JsonValue &)> &edit) {
   return loadError(encodeArtifact(editedManifest(edit), validBlob()));
+}
+
+// A weight padded for even shards: only the part of a rank's chunk inside the file's shape is
+// read, row by row, into the chunk's own layout.
+TEST(Artifact, PaddedChunkRuns) {
+  using Run = std::tuple<uint64_t, uint64_t, uint64_t>;
+  auto runs = [](std::vector<int64_t> file, std::vector<int64_t> start, std::vector<int64_t> shape) {
+    std::vector<Run> out;
+    shardc::rt::forEachPaddedRun(file, start, shape, 4,
+                                 [&](uint64_t from, uint64_t to, uint64_t n) { out.emplace_back(from, to, n); });
+    return out;
+  };
+  // File [3, 5] padded to [4, 6]; the last rank's rows [2, 4) of 6 columns: one row of 5.
+  EXPECT_EQ(runs({3, 5}, {2, 0}, {2, 6}), (std::vector<Run>{{40, 0, 20}}));
+  // Rows [0, 2), columns [3, 6): two rows of the 2 columns inside the file.
+  EXPECT_EQ(runs({3, 5}, {0, 3}, {2, 3}), (std::vector<Run>{{12, 0, 8}, {32, 12, 8}}));
+  // A chunk entirely in the padding reads nothing.
+  EXPECT_TRUE(runs({3, 5}, {4, 0}, {2, 6}).empty());
+  // Rank 1: torch.chunk of 10 rows over 4 ranks is 3, 3, 3, 1; rank 3's chunk of 3 holds 1.
+  EXPECT_EQ(runs({10}, {9}, {3}), (std::vector<Run>{{36, 0, 4}}));
 }
 
 TEST(Artifact, Fnv1a64KnownValues) {

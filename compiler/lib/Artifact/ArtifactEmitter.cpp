@@ -60,6 +60,8 @@ struct Buffer {
   // Sharded weights and inputs: this rank's chunk of a tensor of globalShape.
   SmallVector<int64_t> globalShape;
   SmallVector<std::pair<int64_t, SmallVector<std::string, 2>>> shard; // (dim, axes)
+  // Weights padded for even shards: the shape of the bytes in the file.
+  SmallVector<int64_t> fileShape;
 };
 
 // Records the shard spec of a sharded parameter or input on its buffer.
@@ -156,6 +158,10 @@ llvm::Expected<int64_t> Emitter::bufferFor(Value v) {
     if (auto g = p->getAttrOfType<DenseI64ArrayAttr>("sc.global_shape")) {
       recordShard(b, p, g.asArrayRef());
       globalBytes = bytesOf(g.asArrayRef(), cast<RankedTensorType>(p.getType()).getElementType());
+    }
+    if (auto fs = p->getAttrOfType<DenseI64ArrayAttr>("sc.file_shape")) {
+      b.fileShape.assign(fs.asArrayRef().begin(), fs.asArrayRef().end());
+      globalBytes = bytesOf(fs.asArrayRef(), cast<RankedTensorType>(p.getType()).getElementType());
     }
     if (uint64_t(b.fileOffset + globalBytes) > weightFiles[b.file].second)
       return fail(def, "parameter '" + p.getName() + "' reads past the end of its weight file");
@@ -503,6 +509,8 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
             j.attribute("file", b.file);
             j.attribute("file_offset", b.fileOffset);
             j.attribute("transform", b.transform);
+            if (!b.fileShape.empty())
+              j.attribute("file_shape", ints(b.fileShape));
           } else
             j.attribute("blob_offset", b.blobOffset);
           if (!b.shard.empty()) {

@@ -7,6 +7,7 @@
 #include "shardc/runtime/MemoryBlock.h"
 #include "shardc/runtime/Tensor.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -56,8 +57,54 @@ struct BufferDesc {
   std::vector<ShardDim> shard;
   std::vector<int64_t> globalShape;
   uint64_t globalBytes = 0;
+  // Weight buffers padded for even shards (torch.chunk sizes rounded up): the shape of the
+  // bytes in the file, each dim <= globalShape's; elements past it read as zero. Empty when
+  // the file holds the whole global tensor.
+  std::vector<int64_t> fileShape;
   bool sharded() const { return globalShape != shape; }
+  bool padded() const { return !fileShape.empty() && fileShape != globalShape; }
 };
+
+// The part of a chunk (at `start`, of `shape`) that lies inside a tensor of `fileShape` whose
+// padded global tensor is larger, as runs: calls run(file byte offset, chunk byte offset,
+// bytes) for each innermost row of the part; the rest of the chunk is padding (zeros).
+template <typename Run>
+void forEachPaddedRun(const std::vector<int64_t> &fileShape, const std::vector<int64_t> &start,
+                      const std::vector<int64_t> &shape, size_t elemSize, Run run) {
+  size_t rank = shape.size();
+  if (rank == 0) {
+    run(0, 0, elemSize);
+    return;
+  }
+  std::vector<int64_t> valid(rank);
+  for (size_t d = 0; d < rank; ++d) {
+    valid[d] = std::max<int64_t>(0, std::min<int64_t>(shape[d], fileShape[d] - start[d]));
+    if (valid[d] == 0)
+      return;
+  }
+  std::vector<uint64_t> fileStride(rank, 1), chunkStride(rank, 1);
+  for (size_t d = rank - 1; d-- > 0;) {
+    fileStride[d] = fileStride[d + 1] * static_cast<uint64_t>(fileShape[d + 1]);
+    chunkStride[d] = chunkStride[d + 1] * static_cast<uint64_t>(shape[d + 1]);
+  }
+  std::vector<int64_t> index(rank - 1, 0); // over the valid part's outer dims
+  while (true) {
+    uint64_t from = static_cast<uint64_t>(start[rank - 1]), to = 0;
+    for (size_t d = 0; d + 1 < rank; ++d) {
+      from += static_cast<uint64_t>(start[d] + index[d]) * fileStride[d];
+      to += static_cast<uint64_t>(index[d]) * chunkStride[d];
+    }
+    run(from * elemSize, to * elemSize, static_cast<uint64_t>(valid[rank - 1]) * elemSize);
+    size_t d = rank - 1;
+    while (d-- > 0) {
+      if (++index[d] < valid[d])
+        break;
+      index[d] = 0;
+    }
+    if (d == static_cast<size_t>(-1))
+      return;
+  }
+}
 
 // Where `rank`'s chunk of `b` starts in the global tensor, one index per dim.
 std::vector<int64_t> chunkStart(const BufferDesc &b, const DeviceMesh &mesh, int64_t rank);
