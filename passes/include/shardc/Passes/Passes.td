@@ -93,12 +93,14 @@ def ScMixedPrecision : Pass<"sc-mixed-precision", "mlir::ModuleOp"> {
 def ScPropagateSharding : Pass<"sc-propagate-sharding", "mlir::ModuleOp"> {
   let summary = "gives every value a sharding from the seeds, through each op's sharding rule";
   let description = [{
-    Walks the program in order; for each op it assigns the mesh axes of its operands' dims
-    to the op's factors (ShardingRules.cpp), projects them onto the results (a sharded
-    reduction factor makes the result Partial) and records, as `sc.operand_shardings`, the
-    sharding each operand must have. Partial values flow only where the rule allows
-    (add(Partial, Partial), mul by a replicated value, data movement).
-    Option `explain` emits a remark per sharded op saying why.
+    A whole-function fixpoint over each op's ShardingRuleOpInterface rule. Values carry
+    the priority of their seed (plan > batch > derived); an op's factors take the axes of
+    its operands and results in that order, forward sweeps project them onto results (a
+    sharded reduction factor makes the result Partial), backward sweeps refine a value only
+    this op reads when its producer can compute that sharding. At the fixpoint each op
+    records, as `sc.operand_shardings`, the sharding each operand must have. Partial values
+    flow only where the rule allows (add(Partial, Partial), mul by a replicated value, data
+    movement). Option `explain` emits a remark per sharded op saying why.
   }];
   let options = [Option<"explain", "explain", "bool", "false", "emit a remark per sharded op">];
 }
