@@ -64,3 +64,48 @@ module attributes {sc.mesh = [["tp", 2]]} {
     return %y, %z : tensor<4x8xf32>, tensor<4x8xf32>
   }
 }
+
+// -----
+
+module attributes {sc.mesh = [["dp_shard", 2], ["tp", 2]]} {
+  // The planner searches for the cheapest sequence (wire bytes, then steps): adding an inner
+  // axis to a sharded dim is a local slice, not a gather and a re-slice.
+  // CHECK-LABEL: @refine_inner
+  // CHECK-NEXT: %[[S:.*]] = sc.shard_slice %arg0 {axes = ["dp_shard"], dim = 0 : i64
+  // CHECK-NEXT: sc.exp %[[S]]
+  func.func @refine_inner(%x: tensor<8x4xf32> {sc.sharding = {dims = [["tp"], []]}}) -> tensor<8x4xf32> {
+    %y = sc.exp %x {sc.operand_shardings = [{dims = [["tp", "dp_shard"], []]}], sc.sharding = [{dims = [["tp", "dp_shard"], []]}]} : (tensor<8x4xf32>) -> tensor<8x4xf32>
+    %z = sc.neg %y {sc.operand_shardings = [{dims = [["tp", "dp_shard"], []]}], sc.sharding = [{dims = [["tp", "dp_shard"], []]}]} : (tensor<8x4xf32>) -> tensor<8x4xf32>
+    return %z : tensor<8x4xf32>
+  }
+}
+
+// -----
+
+module attributes {sc.mesh = [["dp_shard", 2], ["tp", 2]]} {
+  // The inner axis of a two-axis dim moves to another dim in one all_to_all; the outer axis
+  // stays.
+  // CHECK-LABEL: @move_inner
+  // CHECK-NEXT: %[[A:.*]] = sc.all_to_all %arg0 {axes = ["tp"], concat_dim = 0 : i64, {{.*}}split_dim = 1 : i64}
+  // CHECK-NEXT: sc.exp %[[A]]
+  func.func @move_inner(%x: tensor<8x4xf32> {sc.sharding = {dims = [["dp_shard", "tp"], []]}}) -> tensor<8x4xf32> {
+    %y = sc.exp %x {sc.operand_shardings = [{dims = [["dp_shard"], ["tp"]]}], sc.sharding = [{dims = [["dp_shard"], ["tp"]]}]} : (tensor<8x4xf32>) -> tensor<8x4xf32>
+    %z = sc.neg %y {sc.operand_shardings = [{dims = [["dp_shard"], ["tp"]]}], sc.sharding = [{dims = [["dp_shard"], ["tp"]]}]} : (tensor<8x4xf32>) -> tensor<8x4xf32>
+    return %z : tensor<8x4xf32>
+  }
+}
+
+// -----
+
+module attributes {sc.mesh = [["dp_shard", 2], ["tp", 2]]} {
+  // Partial over tp, wanted Shard over (dp_shard, tp) on dim 0 where dp_shard already
+  // splits it: one reduce_scatter appends tp.
+  // CHECK-LABEL: @scatter_inner
+  // CHECK-NEXT: %[[R:.*]] = sc.reduce_scatter %arg0 {axes = ["tp"], dim = 0 : i64
+  // CHECK-NEXT: sc.exp %[[R]]
+  func.func @scatter_inner(%x: tensor<8x4xf32> {sc.sharding = {dims = [["dp_shard"], []], partial = ["tp"], reduce = "sum"}}) -> tensor<8x4xf32> {
+    %y = sc.exp %x {sc.operand_shardings = [{dims = [["dp_shard", "tp"], []]}], sc.sharding = [{dims = [["dp_shard", "tp"], []]}]} : (tensor<8x4xf32>) -> tensor<8x4xf32>
+    %z = sc.neg %y {sc.operand_shardings = [{dims = [["dp_shard", "tp"], []]}], sc.sharding = [{dims = [["dp_shard", "tp"], []]}]} : (tensor<8x4xf32>) -> tensor<8x4xf32>
+    return %z : tensor<8x4xf32>
+  }
+}
