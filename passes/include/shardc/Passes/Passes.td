@@ -62,6 +62,17 @@ def ScReportUnraised : Pass<"sc-report-unraised", "mlir::func::FuncOp"> {
   }];
 }
 
+def ScPrintShardingRules : Pass<"sc-print-sharding-rules", "mlir::func::FuncOp"> {
+  let summary = "emits each op's sharding rule as a remark (for tests and plan debugging)";
+  let description = [{
+    For every op with a ShardingRuleOpInterface rule, a remark in factor notation:
+    `(i, j, k), (l, k) -> (i, j, l) reduction={k}`: one letter per factor, a compound dim
+    as `j*k`, a broadcast dim as `1`; then the reduction factors, the factors that must
+    stay whole, the reduction kind and how Partial operands may flow. Ops without a rule
+    say `whole tensors`.
+  }];
+}
+
 def ScApplyPlan : Pass<"sc-apply-plan", "mlir::ModuleOp"> {
   let summary = "seeds shardings from the mesh and tensor-parallel styles recorded on the module";
   let description = [{
