@@ -11,10 +11,25 @@ namespace shardc {
 
 using namespace mlir;
 
+// A parameter that is block `index` of `count` along `dim` of `p`: a view of the same stored
+// bytes (sc.file_shape, sc.file_start), so that it can be sharded, and read, on its own.
+static sc::ParamOp partOf(OpBuilder &b, sc::ParamOp p, int64_t dim, int64_t index, int64_t count) {
+  auto t = cast<RankedTensorType>(p.getType());
+  SmallVector<int64_t> shape(t.getShape()), start(t.getRank(), 0);
+  shape[dim] = count;
+  start[dim] = index * count;
+  auto part = cast<sc::ParamOp>(b.clone(*p));
+  part.getResult().setType(RankedTensorType::get(shape, t.getElementType()));
+  part.setName((p.getName() + ".part" + llvm::Twine(index)).str());
+  part->setAttr("sc.file_shape", b.getDenseI64ArrayAttr(t.getShape()));
+  part->setAttr("sc.file_start", b.getDenseI64ArrayAttr(start));
+  return part;
+}
+
 // packed_colwise: `split(reshape?(linear(x, W, b)))` into k equal parts along the last dim
 // becomes k linears over column blocks of W (and b), each block split over tp on its output
-// features. The fused weight stays whole in storage (its blocks are not contiguous); the
-// compute and activations are sharded as for colwise.
+// features. A parameter W (or b) becomes k parameters viewing its blocks, each stored split
+// over tp like a colwise weight; any other W is sliced and then split locally.
 LogicalResult unpackColwise(sc::LinearOp lin, ArrayRef<std::string> tp, int64_t tpSize) {
   std::string path = modulePathOf(lin->getLoc());
   Operation *user = lin->hasOneUse() ? *lin->getUsers().begin() : nullptr;
@@ -39,6 +54,15 @@ LogicalResult unpackColwise(sc::LinearOp lin, ArrayRef<std::string> tp, int64_t 
   bool transposed = lin.getTransposeWeight();
   int64_t outDim = transposed ? 0 : 1;
   auto sliceOf = [&](Value v, int64_t dim, int64_t index, int64_t count) -> Value {
+    if (auto p = v.getDefiningOp<sc::ParamOp>()) {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPoint(p);
+      sc::ParamOp part = partOf(b, p, dim, index, count);
+      Sharding s = Sharding::replicated(cast<RankedTensorType>(part.getType()).getRank());
+      s.dims[dim].assign(tp.begin(), tp.end());
+      setSharding(part, s);
+      return part;
+    }
     auto t = cast<RankedTensorType>(v.getType());
     SmallVector<int64_t> shape(t.getShape()), starts(t.getRank(), 0), steps(t.getRank(), 1);
     shape[dim] = count;
@@ -66,7 +90,11 @@ LogicalResult unpackColwise(sc::LinearOp lin, ArrayRef<std::string> tp, int64_t 
   split.erase();
   if (reshape)
     reshape.erase();
+  Value w = lin.getWeight(), bias = lin.getBias();
   lin.erase();
+  for (Value v : {w, bias})
+    if (auto p = dyn_cast_if_present<sc::ParamOp>(v ? v.getDefiningOp() : nullptr); p && p->use_empty())
+      p.erase();
   return success();
 }
 

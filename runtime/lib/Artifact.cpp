@@ -314,27 +314,41 @@ private:
     return true;
   }
 
-  // `file_shape` of a weight padded for even shards: the same rank as global_shape, no dim
-  // larger.
+  // A weight that views the stored tensor: `file_shape` (the stored tensor's shape) and
+  // optional `file_start` (where the global tensor starts in it), both of global_shape's rank.
+  // The view may run past the stored tensor (padding), not start past it.
+  bool decodeIntList(const JsonValue &v, const std::string &at, size_t rank, std::vector<int64_t> &out) {
+    if (!expectKind(v, JsonValue::Kind::Array, at))
+      return false;
+    if (v.asArray().size() != rank)
+      return fail(at, "has " + std::to_string(v.asArray().size()) + " dims, global_shape has " +
+                          std::to_string(rank));
+    for (size_t i = 0; i < rank; ++i) {
+      const JsonValue &d = v.asArray()[i];
+      if (!expectKind(d, JsonValue::Kind::Int, index(at, i)))
+        return false;
+      if (d.asInt() < 0)
+        return fail(index(at, i), "negative dimension " + std::to_string(d.asInt()));
+      out.push_back(d.asInt());
+    }
+    return true;
+  }
   bool decodeFileShape(const JsonValue &b, const std::string &at, BufferDesc &buf) {
     const JsonValue *fs = b.find("file_shape");
+    const JsonValue *st = b.find("file_start");
+    if (!fs && st)
+      return fail(at, "file_start without file_shape");
     if (!fs)
       return true;
-    std::string fsAt = join(at, "file_shape");
-    if (!expectKind(*fs, JsonValue::Kind::Array, fsAt))
+    size_t rank = buf.globalShape.size();
+    if (!decodeIntList(*fs, join(at, "file_shape"), rank, buf.fileShape) ||
+        (st && !decodeIntList(*st, join(at, "file_start"), rank, buf.fileStart)))
       return false;
-    if (fs->asArray().size() != buf.globalShape.size())
-      return fail(fsAt, "has " + std::to_string(fs->asArray().size()) + " dims, global_shape has " +
-                            std::to_string(buf.globalShape.size()));
-    for (size_t i = 0; i < fs->asArray().size(); ++i) {
-      const JsonValue &d = fs->asArray()[i];
-      if (!expectKind(d, JsonValue::Kind::Int, index(fsAt, i)))
-        return false;
-      if (d.asInt() < 0 || d.asInt() > buf.globalShape[i])
-        return fail(index(fsAt, i), "dimension " + std::to_string(d.asInt()) + " is outside [0, " +
-                                        std::to_string(buf.globalShape[i]) + "] (global_shape)");
-      buf.fileShape.push_back(d.asInt());
-    }
+    for (size_t i = 0; i < rank; ++i)
+      if (!buf.fileStart.empty() && buf.fileStart[i] >= std::max<int64_t>(1, buf.fileShape[i]))
+        return fail(index(join(at, "file_start"), i),
+                    "start " + std::to_string(buf.fileStart[i]) + " lies outside the stored dim of " +
+                        std::to_string(buf.fileShape[i]));
     return true;
   }
 
@@ -497,7 +511,7 @@ private:
       if (!decodeFileShape(b, at, buf))
         return false;
       uint64_t fileBytes = buf.globalBytes;
-      if (buf.padded()) {
+      if (buf.viewed()) {
         fileBytes = dtypeSize(buf.dtype);
         for (int64_t d : buf.fileShape)
           fileBytes *= static_cast<uint64_t>(d);

@@ -189,17 +189,18 @@ std::string Executor::allocateStorage() {
 
   // Buffers naming the same bytes (tied embeddings) share one copy; a sharded buffer names its
   // chunk of the global tensor (an unsharded one has an empty start, global shape and shape).
-  // A padded weight's chunk also names the file's shape (the part past it reads as zeros).
+  // A viewed weight's chunk also names the stored tensor's shape and the view's start.
   using Chunk = std::tuple<std::vector<int64_t>, std::vector<int64_t>, std::vector<int64_t>,
-                           std::vector<int64_t>>; // global shape, start, shape, file shape
+                           std::vector<int64_t>, std::vector<int64_t>>; // global shape, start,
+                                                                      // shape, file shape, file start
   using Range = std::tuple<int64_t, uint64_t, uint64_t, size_t, Chunk>; // file, offset, bytes
   std::map<Range, uint64_t> placement; // range -> offset in weights_
   auto rangeOf = [&](const BufferDesc &b) {
     Chunk chunk;
-    bool split = b.sharded() || b.padded();
+    bool split = b.sharded() || b.viewed();
     if (split)
       chunk = Chunk{b.globalShape, chunkStart(b, artifact_.deviceMesh, comm_->rank()), b.shape,
-                    b.padded() ? b.fileShape : std::vector<int64_t>{}};
+                    b.viewed() ? b.fileShape : std::vector<int64_t>{}, b.fileStart};
     return Range{b.file, b.fileOffset, b.bytes, split ? dtypeSize(b.dtype) : 0, chunk};
   };
   uint64_t total = 0;
@@ -221,7 +222,7 @@ std::string Executor::allocateStorage() {
     const auto &[file, fileOffset, bytes, elemSize, chunk] = range;
     int fd = files[static_cast<size_t>(file)].fd;
     uint8_t *dst = weights_.data() + offset;
-    const auto &[globalShape, start, shape, fileShape] = chunk;
+    const auto &[globalShape, start, shape, fileShape, fileStart] = chunk;
     std::string err;
     auto read = [&](uint64_t at, uint64_t to, uint64_t n) {
       if (err.empty())
@@ -231,8 +232,8 @@ std::string Executor::allocateStorage() {
     };
     if (elemSize == 0) // unsharded: one run
       read(0, 0, bytes);
-    else if (!fileShape.empty()) // padded: the rows inside the file; the rest stays zero
-      forEachPaddedRun(fileShape, start, shape, elemSize, read);
+    else if (!fileShape.empty()) // a view: the rows inside the stored tensor; the rest stays zero
+      forEachViewRun(fileShape, fileStart, start, shape, elemSize, read);
     else // one pread per contiguous run of the rank's chunk
       forEachChunkRun(globalShape, start, shape, elemSize, read);
     if (!err.empty())

@@ -189,8 +189,8 @@ TEST(Artifact, PaddedChunkRuns) {
   using Run = std::tuple<uint64_t, uint64_t, uint64_t>;
   auto runs = [](std::vector<int64_t> file, std::vector<int64_t> start, std::vector<int64_t> shape) {
     std::vector<Run> out;
-    shardc::rt::forEachPaddedRun(file, start, shape, 4,
-                                 [&](uint64_t from, uint64_t to, uint64_t n) { out.emplace_back(from, to, n); });
+    shardc::rt::forEachViewRun(file, {}, start, shape, 4,
+                               [&](uint64_t from, uint64_t to, uint64_t n) { out.emplace_back(from, to, n); });
     return out;
   };
   // File [3, 5] padded to [4, 6]; the last rank's rows [2, 4) of 6 columns: one row of 5.
@@ -201,6 +201,16 @@ TEST(Artifact, PaddedChunkRuns) {
   EXPECT_TRUE(runs({3, 5}, {4, 0}, {2, 6}).empty());
   // Rank 1: torch.chunk of 10 rows over 4 ranks is 3, 3, 3, 1; rank 3's chunk of 3 holds 1.
   EXPECT_EQ(runs({10}, {9}, {3}), (std::vector<Run>{{36, 0, 4}}));
+}
+
+// One part of a packed projection: the global tensor is columns [4, 6) of a stored [2, 6];
+// a rank's chunk of it (its column 1) is one element per row.
+TEST(Artifact, ViewChunkRuns) {
+  using Run = std::tuple<uint64_t, uint64_t, uint64_t>;
+  std::vector<Run> out;
+  shardc::rt::forEachViewRun({2, 6}, {0, 4}, {0, 1}, {2, 1}, 4,
+                             [&](uint64_t from, uint64_t to, uint64_t n) { out.emplace_back(from, to, n); });
+  EXPECT_EQ(out, (std::vector<Run>{{20, 0, 4}, {44, 4, 4}}));
 }
 
 TEST(Artifact, Fnv1a64KnownValues) {

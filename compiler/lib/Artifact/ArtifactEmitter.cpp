@@ -60,8 +60,9 @@ struct Buffer {
   // Sharded weights and inputs: this rank's chunk of a tensor of globalShape.
   SmallVector<int64_t> globalShape;
   SmallVector<std::pair<int64_t, SmallVector<std::string, 2>>> shard; // (dim, axes)
-  // Weights padded for even shards: the shape of the bytes in the file.
-  SmallVector<int64_t> fileShape;
+  // Weights that view the stored tensor (padding, packed parts): its shape, and where this
+  // weight starts in it.
+  SmallVector<int64_t> fileShape, fileStart;
 };
 
 // Records the shard spec of a sharded parameter or input on its buffer.
@@ -161,6 +162,8 @@ llvm::Expected<int64_t> Emitter::bufferFor(Value v) {
     }
     if (auto fs = p->getAttrOfType<DenseI64ArrayAttr>("sc.file_shape")) {
       b.fileShape.assign(fs.asArrayRef().begin(), fs.asArrayRef().end());
+      if (auto st = p->getAttrOfType<DenseI64ArrayAttr>("sc.file_start"))
+        b.fileStart.assign(st.asArrayRef().begin(), st.asArrayRef().end());
       globalBytes = bytesOf(fs.asArrayRef(), cast<RankedTensorType>(p.getType()).getElementType());
     }
     if (uint64_t(b.fileOffset + globalBytes) > weightFiles[b.file].second)
@@ -511,6 +514,8 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
             j.attribute("transform", b.transform);
             if (!b.fileShape.empty())
               j.attribute("file_shape", ints(b.fileShape));
+            if (!b.fileStart.empty())
+              j.attribute("file_start", ints(b.fileStart));
           } else
             j.attribute("blob_offset", b.blobOffset);
           if (!b.shard.empty()) {

@@ -57,27 +57,32 @@ struct BufferDesc {
   std::vector<ShardDim> shard;
   std::vector<int64_t> globalShape;
   uint64_t globalBytes = 0;
-  // Weight buffers padded for even shards (torch.chunk sizes rounded up): the shape of the
-  // bytes in the file, each dim <= globalShape's; elements past it read as zero. Empty when
-  // the file holds the whole global tensor.
-  std::vector<int64_t> fileShape;
+  // Weight buffers that are a view of the tensor stored in the file: `fileShape` is the
+  // stored tensor's shape and `fileStart` where this buffer's global tensor starts in it
+  // (one part of a packed projection); global elements past the stored tensor read as zero
+  // (padding for even shards, torch.chunk sizes rounded up). Both empty: the file holds
+  // exactly the global tensor.
+  std::vector<int64_t> fileShape, fileStart;
   bool sharded() const { return globalShape != shape; }
-  bool padded() const { return !fileShape.empty() && fileShape != globalShape; }
+  bool viewed() const { return !fileShape.empty() && (fileShape != globalShape || !fileStart.empty()); }
 };
 
-// The part of a chunk (at `start`, of `shape`) that lies inside a tensor of `fileShape` whose
-// padded global tensor is larger, as runs: calls run(file byte offset, chunk byte offset,
-// bytes) for each innermost row of the part; the rest of the chunk is padding (zeros).
+// A chunk (at `start`, of `shape`) of a global tensor that is the view starting at
+// `fileStart` (empty: at 0) of a stored tensor of `fileShape`, as runs: calls run(file byte
+// offset, chunk byte offset, bytes) for each innermost row of the part inside the stored
+// tensor; the rest of the chunk is padding (zeros).
 template <typename Run>
-void forEachPaddedRun(const std::vector<int64_t> &fileShape, const std::vector<int64_t> &start,
-                      const std::vector<int64_t> &shape, size_t elemSize, Run run) {
+void forEachViewRun(const std::vector<int64_t> &fileShape, const std::vector<int64_t> &fileStart,
+                    const std::vector<int64_t> &chunkStart, const std::vector<int64_t> &shape,
+                    size_t elemSize, Run run) {
   size_t rank = shape.size();
   if (rank == 0) {
     run(0, 0, elemSize);
     return;
   }
-  std::vector<int64_t> valid(rank);
+  std::vector<int64_t> start(rank), valid(rank);
   for (size_t d = 0; d < rank; ++d) {
+    start[d] = chunkStart[d] + (fileStart.empty() ? 0 : fileStart[d]);
     valid[d] = std::max<int64_t>(0, std::min<int64_t>(shape[d], fileShape[d] - start[d]));
     if (valid[d] == 0)
       return;
