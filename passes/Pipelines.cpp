@@ -27,18 +27,20 @@ void buildShardingPipeline(mlir::OpPassManager &pm) {
   pm.addPass(createScPartition());
 }
 
-void buildCompilePipeline(mlir::OpPassManager &pm, bool sharded) {
+void buildCompilePipeline(mlir::OpPassManager &pm, bool sharded, bool fuse) {
   buildRaisePipeline(pm);
   if (sharded)
     buildShardingPipeline(pm);
   pm.nest<mlir::func::FuncOp>().addPass(createScGroupLayers());
+  if (fuse)
+    pm.nest<mlir::func::FuncOp>().addPass(createScFuseElementwise());
 }
 
 void registerAllShardcPasses() {
   registerShardcPasses();
   mlir::PassPipelineRegistration<>("sc-raise", "raise exporter patterns to semantic sc ops",
                                    buildRaisePipeline);
-  mlir::PassPipelineRegistration<>("sc-compile", "the single-rank compile pipeline (raise, group layers)",
+  mlir::PassPipelineRegistration<>("sc-compile", "the single-rank compile pipeline (raise, group layers, fuse)",
                                    [](mlir::OpPassManager &pm) { buildCompilePipeline(pm, false); });
   mlir::PassPipelineRegistration<>("sc-shard", "apply-plan, propagate-sharding, insert-reshards, partition",
                                    buildShardingPipeline);

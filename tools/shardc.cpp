@@ -47,6 +47,8 @@ cl::opt<bool> raise("raise", cl::desc("import: run the raising pipeline before p
 cl::opt<bool> debugInfo("debug-info", cl::desc("import: print locations"), cl::cat(cat));
 cl::opt<bool> elideConstants("elide-constants", cl::desc("import: elide constants over 16 elements (the output then no longer parses)"), cl::cat(cat));
 cl::opt<bool> quiet("quiet", cl::desc("compile: no progress output"), cl::cat(cat));
+cl::opt<bool> noFuse("no-fuse", cl::desc("compile: run elementwise ops as library kernels, one step each, "
+                                         "instead of generated fused kernels"), cl::cat(cat));
 cl::opt<std::string> planPath("plan", cl::desc("plan YAML (docs/plan.md); default: the auto plan"), cl::value_desc("file"), cl::cat(cat));
 cl::opt<std::string> meshSpec("mesh", cl::desc("mesh axes overriding the plan's: tp=2,dp_shard=2"), cl::value_desc("axis=n,..."), cl::cat(cat));
 cl::opt<bool> printPlan("print", cl::desc("plan: print the chosen plan as YAML"), cl::cat(cat));
@@ -242,7 +244,7 @@ int runCompile(MLIRContext &ctx) {
   if (failed(applyPassManagerCLOptions(pm)))
     return error("invalid pass manager options");
   pm.enableTiming(root);
-  shardc::buildCompilePipeline(pm, /*sharded=*/(**module)->hasAttr("sc.mesh"));
+  shardc::buildCompilePipeline(pm, /*sharded=*/(**module)->hasAttr("sc.mesh"), /*fuse=*/!noFuse);
   if (reportUnraised)
     pm.nest<func::FuncOp>().addPass(shardc::createScReportUnraised());
   if (dumpPipeline) {
@@ -268,9 +270,9 @@ int runCompile(MLIRContext &ctx) {
   if (auto err = shardc::emitArtifact(**module, outputFile, stats))
     return error(llvm::toString(std::move(err)));
   emitTimer.stop();
-  progress(llvm::formatv("wrote {0}: {1} steps, {2} buffers, arena {3} bytes (without reuse {4}), weights {5} bytes by reference, constants {6} bytes",
+  progress(llvm::formatv("wrote {0}: {1} steps, {2} buffers, arena {3} bytes (without reuse {4}), weights {5} bytes by reference, blob {6} bytes, {7} fused kernels",
                          outputFile, stats.steps, stats.buffers, stats.arenaBytes, stats.naiveArenaBytes, stats.weightBytes,
-                         stats.constantBytes)
+                         stats.constantBytes, stats.fusedKernels)
                .str());
   return 0;
 }

@@ -210,7 +210,41 @@ private:
                                     " is not the product of the mesh axes");
     return decodeWeightFiles(root) && readUnsigned(root, "arena_bytes", "", a_.arenaBytes, true) &&
            decodeBuffers(root) && decodeBindings(root, "inputs", a_.inputs) &&
-           decodeBindings(root, "outputs", a_.outputs) && decodeSteps(root);
+           decodeBindings(root, "outputs", a_.outputs) && decodeKernels(root) && decodeSteps(root);
+  }
+
+  // `kernels`: {source_offset, source_bytes, objects: [{target, offset, bytes}]}, blob ranges.
+  bool decodeKernels(const JsonValue &root) {
+    const JsonValue *k = member(root, "kernels", "", false);
+    if (!k)
+      return true;
+    if (!expectKind(*k, JsonValue::Kind::Object, "kernels"))
+      return false;
+    auto inBlob = [&](uint64_t offset, uint64_t bytes, const std::string &at) {
+      if (offset > blobSize_ || bytes > blobSize_ - offset)
+        return fail(at, "range [" + std::to_string(offset) + ", " + std::to_string(offset + bytes) +
+                            ") lies beyond the blob (" + std::to_string(blobSize_) + " bytes)");
+      return true;
+    };
+    KernelModule &m = a_.kernels;
+    if (!readUnsigned(*k, "source_offset", "kernels", m.sourceOffset, true) ||
+        !readUnsigned(*k, "source_bytes", "kernels", m.sourceBytes, true) ||
+        !inBlob(m.sourceOffset, m.sourceBytes, "kernels"))
+      return false;
+    const JsonValue *objects = readArray(*k, "objects", "kernels");
+    if (!objects)
+      return false;
+    for (size_t i = 0; i < objects->asArray().size(); ++i) {
+      std::string at = index("kernels.objects", i);
+      const JsonValue &o = objects->asArray()[i];
+      KernelObject obj;
+      if (!expectKind(o, JsonValue::Kind::Object, at) || !readString(o, "target", at, obj.target, true) ||
+          !readUnsigned(o, "offset", at, obj.offset, true) || !readUnsigned(o, "bytes", at, obj.bytes, true) ||
+          !inBlob(obj.offset, obj.bytes, at))
+        return false;
+      m.objects.push_back(std::move(obj));
+    }
+    return true;
   }
 
   static constexpr int64_t kMaxWorld = 1 << 20;

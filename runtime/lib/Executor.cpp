@@ -71,6 +71,8 @@ std::string Executor::create(const Artifact &artifact, Backend &backend, Communi
   for (const BufferDesc &b : artifact.buffers)
     ex->views_[static_cast<size_t>(b.id)] = TensorView{nullptr, b.dtype, b.shape};
   // Everything that can be checked is checked before the arena and weights are allocated.
+  if (std::string err = backend.loadKernels(artifact); !err.empty())
+    return err;
   uint64_t scratchBytes = 0;
   if (std::string err = ex->prepareSteps(scratchBytes); !err.empty())
     return err;
@@ -111,6 +113,12 @@ std::string Executor::create(const Artifact &artifact, Backend &backend, Communi
       prepared.rankAttrs.set("vocab_start", index * localRows);
       args.attrs = &prepared.rankAttrs;
     }
+    if (prepared.fused) {
+      for (const TensorView &v : args.in)
+        prepared.fusedArgs.push_back(v.data);
+      for (const TensorView &v : args.out)
+        prepared.fusedArgs.push_back(v.data);
+    }
     if (prepared.collective) {
       prepared.collectiveArgs.in = args.in[0];
       prepared.collectiveArgs.out = args.out[0];
@@ -130,6 +138,14 @@ std::string Executor::prepareSteps(uint64_t &scratchBytes) {
     const Step &step = artifact_.steps[i];
     PreparedStep &prepared = steps_[i];
     prepared.collective = lookupCollectiveKernel(step.op);
+    if (step.op == "fused") {
+      std::string name = step.attrs.getString("kernel");
+      prepared.fused = backend_.lookupFused(name);
+      if (!prepared.fused)
+        return stepPrefix(i) + "the " + backend_.name() + " backend has no fused kernel '" + name +
+               "' (the artifact's kernel module does not define it)";
+      continue;
+    }
     if (!prepared.collective) {
       prepared.kernel = backend_.lookupKernel(step.op);
       if (!prepared.kernel)
@@ -323,7 +339,10 @@ std::string Executor::run(const std::vector<HostTensor> &inputs, std::vector<Hos
     // end as a located error rather than an abort.
     try {
       const PreparedStep &step = steps_[i];
-      err = step.collective ? step.collective->run(step.collectiveArgs) : step.kernel(step.args);
+      if (step.fused)
+        step.fused(step.fusedArgs.data());
+      else
+        err = step.collective ? step.collective->run(step.collectiveArgs) : step.kernel(step.args);
     } catch (const std::exception &e) {
       err = std::string("kernel threw: ") + e.what();
     }

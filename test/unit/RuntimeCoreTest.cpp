@@ -769,6 +769,8 @@ public:
   static inline std::string failure;
 
   const char *name() const override { return "test"; }
+  std::string loadKernels(const Artifact &) override { return ""; }
+  FusedKernelFn lookupFused(std::string_view) const override { return nullptr; }
   KernelFn lookupKernel(std::string_view op) const override {
     if (op == "record")
       return [](const KernelArgs &a) -> std::string {

@@ -4,11 +4,13 @@
 #include "shardc/Artifact/ArtifactEmitter.h"
 
 #include "shardc/Artifact/MemoryPlan.h"
+#include "shardc/Codegen/FusedKernels.h"
 #include "shardc/Dialect/ScDialect.h"
 #include "shardc/Dialect/ScLocation.h"
 #include "shardc/Sharding/Sharding.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "llvm/ADT/StringSet.h"
 #include "llvm/ADT/TypeSwitch.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/JSON.h"
@@ -111,6 +113,9 @@ private:
   std::vector<std::pair<std::string, uint64_t>> weightFiles;
   llvm::StringMap<int64_t> weightFileIds;
   llvm::Error pending = llvm::Error::success();
+  // Generated fused kernels, in first-use order, each once.
+  std::vector<FusedKernelSource> kernels;
+  llvm::StringSet<> kernelNames;
 };
 
 llvm::Expected<int64_t> Emitter::newBuffer(Value v, llvm::StringRef storage, llvm::StringRef name) {
@@ -263,6 +268,17 @@ llvm::Error Emitter::emitOp(Operation *op) {
   };
   bool handled = llvm::TypeSwitch<Operation *, bool>(op)
       .Case<sc::ParamOp, sc::ConstantOp>([](auto) { return true; }) // buffers made on first use
+      .Case<sc::FusedOp>([&](sc::FusedOp f) {
+        auto src = generateFusedKernel(f);
+        if (!src) {
+          pending = src.takeError();
+          return true;
+        }
+        if (kernelNames.insert(src->name).second)
+          kernels.push_back(*src);
+        same("fused", Object{{"kernel", src->name}});
+        return true;
+      })
       .Case<sc::AddOp>([&](auto) { same("add"); return true; })
       .Case<sc::SubOp>([&](auto) { same("sub"); return true; })
       .Case<sc::MulOp>([&](auto) { same("mul"); return true; })
@@ -472,6 +488,30 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
   for (auto [k, i] : llvm::enumerate(arenaIds))
     buffers[i].arenaOffset = plan.offsets[k];
 
+  // Fused kernels: one module source (prelude and kernels) for every backend, and the CPU
+  // shared object built from it, both in the blob.
+  struct BlobRange {
+    int64_t offset = 0, bytes = 0;
+  };
+  auto appendBlob = [&](llvm::StringRef bytes) {
+    blob.resize((blob.size() + 63) / 64 * 64, '\0');
+    BlobRange r{(int64_t)blob.size(), (int64_t)bytes.size()};
+    blob.append(bytes.data(), bytes.size());
+    return r;
+  };
+  BlobRange kernelSource, kernelObject;
+  if (!kernels.empty()) {
+    std::string source = fusedKernelPrelude().str();
+    for (const FusedKernelSource &k : kernels)
+      source += "\n" + k.text;
+    auto object = buildCpuKernelObject(source);
+    if (!object)
+      return object.takeError();
+    kernelSource = appendBlob(source);
+    kernelObject = appendBlob(*object);
+    stats.fusedKernels = kernels.size();
+  }
+
   // Manifest.
   std::string manifest;
   llvm::raw_string_ostream os(manifest);
@@ -533,6 +573,18 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
           }
         });
     });
+    if (!kernels.empty())
+      j.attributeObject("kernels", [&] {
+        j.attribute("source_offset", kernelSource.offset);
+        j.attribute("source_bytes", kernelSource.bytes);
+        j.attributeArray("objects", [&] {
+          j.object([&] {
+            j.attribute("target", cpuKernelTarget());
+            j.attribute("offset", kernelObject.offset);
+            j.attribute("bytes", kernelObject.bytes);
+          });
+        });
+      });
     j.attribute("inputs", std::move(inputs));
     j.attribute("outputs", std::move(outputs));
     j.attributeArray("steps", [&] {

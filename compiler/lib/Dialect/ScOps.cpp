@@ -549,5 +549,25 @@ LogicalResult LayerOp::verify() {
   return success();
 }
 
+LogicalResult FusedOp::verify() {
+  Block &body = getBody().front();
+  if (body.getNumArguments() != getInputs().size())
+    return emitOpError() << "has " << body.getNumArguments() << " block arguments for " << getInputs().size()
+                         << " inputs";
+  for (auto [arg, in] : llvm::zip(body.getArguments(), getInputs()))
+    if (arg.getType() != in.getType())
+      return emitOpError() << "block argument type " << arg.getType() << " differs from its input's " << in.getType();
+  auto yield = cast<FusedYieldOp>(body.getTerminator());
+  if (yield.getValues().getTypes() != getResultTypes())
+    return emitOpError() << "yielded types differ from the result types";
+  if (getNumResults() == 0)
+    return emitOpError() << "has no results";
+  ArrayRef<int64_t> shape = cast<RankedTensorType>(getResult(0).getType()).getShape();
+  for (Type t : getResultTypes())
+    if (cast<RankedTensorType>(t).getShape() != shape)
+      return emitOpError() << "results differ in shape; a fused kernel computes one shape";
+  return success();
+}
+
 #define GET_OP_CLASSES
 #include "shardc/Dialect/ScOps.cpp.inc"

@@ -429,5 +429,8 @@ Rule ReduceScatterOp::getShardingRule() { return std::nullopt; }
 Rule AllToAllOp::getShardingRule() { return std::nullopt; }
 Rule ShardSliceOp::getShardingRule() { return std::nullopt; }
 
+// Fused kernels are formed on the partitioned, per-rank program: nothing is left to shard.
+Rule FusedOp::getShardingRule() { return std::nullopt; }
+
 } // namespace sc
 } // namespace shardc

@@ -18,6 +18,7 @@ struct EmitStats {
   int64_t naiveArenaBytes = 0; // without reuse
   int64_t weightBytes = 0;
   int64_t constantBytes = 0;
+  int64_t fusedKernels = 0; // distinct generated kernels
 };
 
 // Writes the artifact to `outPath`. Errors name the op's ONNX node and module path.

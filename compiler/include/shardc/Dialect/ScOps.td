@@ -345,6 +345,29 @@ def Sc_ShardSliceOp : Sc_CollectiveOp<"shard_slice"> {
 // Structure
 //===----------------------------------------------------------------------===//
 
+def Sc_FusedOp : Op<Sc_Dialect, "fused", [IsolatedFromAbove, Pure, Sc_HasShardingRule,
+                                          SingleBlockImplicitTerminator<"FusedYieldOp">]> {
+  let summary = "an elementwise region compiled into one generated kernel";
+  let description = [{
+    Formed by sc-fuse-elementwise on the per-rank program: the body computes the results
+    elementwise from the block arguments (one per input, broadcast to the results' shape)
+    and yields them. The artifact emitter turns each distinct body into one kernel source
+    that builds for the CPU (host compiler) and for CUDA (NVRTC), so the CPU tests run the
+    code the GPU runs.
+  }];
+  let arguments = (ins Variadic<Sc_Tensor>:$inputs);
+  let results = (outs Variadic<Sc_Tensor>:$results);
+  let regions = (region SizedRegion<1>:$body);
+  let assemblyFormat = "$inputs attr-dict `:` functional-type($inputs, $results) $body";
+  let hasVerifier = 1;
+}
+
+def Sc_FusedYieldOp : Op<Sc_Dialect, "fused_yield", [Pure, Terminator, HasParent<"FusedOp">]> {
+  let arguments = (ins Variadic<Sc_Tensor>:$values);
+  let builders = [OpBuilder<(ins), [{ build($_builder, $_state, mlir::ValueRange()); }]>];
+  let assemblyFormat = "($values^ `:` type($values))? attr-dict";
+}
+
 def Sc_LayerOp : Op<Sc_Dialect, "layer", [SingleBlockImplicitTerminator<"YieldOp">,
                                           RecursiveMemoryEffects]> {
   let summary = "a decoder/encoder layer kept as a unit for FSDP grouping";

@@ -18,7 +18,8 @@ void buildRaisePipeline(mlir::OpPassManager &pm);
 // Sharding: apply-plan, propagate-sharding, insert-reshards, partition (needs sc.mesh).
 void buildShardingPipeline(mlir::OpPassManager &pm);
 // The whole pipeline up to the artifact's IR: raise, [sharding,] group layers.
-void buildCompilePipeline(mlir::OpPassManager &pm, bool sharded);
+// raise, [sharding], group layers, [fuse elementwise ops into generated kernels].
+void buildCompilePipeline(mlir::OpPassManager &pm, bool sharded, bool fuse = true);
 // Registers passes and named pipelines (`sc-raise`, `sc-compile`) with shardc-opt.
 void registerAllShardcPasses();
 

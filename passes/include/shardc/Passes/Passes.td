@@ -73,6 +73,19 @@ def ScPrintShardingRules : Pass<"sc-print-sharding-rules", "mlir::func::FuncOp">
   }];
 }
 
+def ScFuseElementwise : Pass<"sc-fuse-elementwise", "mlir::func::FuncOp"> {
+  let summary = "groups elementwise ops into sc.fused regions, one generated kernel each";
+  let description = [{
+    Walks each block from its end: an elementwise op on float tensors (add, sub, mul, div,
+    pow, neg, exp, log, sqrt, reciprocal, tanh, sigmoid, erf, cos, sin, silu, gelu, cast)
+    starts a group, which absorbs the producers of its operands that are elementwise, of
+    the same shape, and read only inside the group. Splat constants are cloned into the
+    region. Each group, a single op included, becomes one sc.fused op whose body the
+    artifact emitter compiles into a kernel for the CPU and for CUDA. Run on the per-rank
+    program, after partitioning.
+  }];
+}
+
 def ScApplyPlan : Pass<"sc-apply-plan", "mlir::ModuleOp"> {
   let summary = "seeds shardings from the mesh and tensor-parallel styles recorded on the module";
   let description = [{

@@ -164,6 +164,18 @@ struct Step {
   std::string loc;
 };
 
+// Generated fused kernels: one source for every backend (the CUDA backend compiles it with
+// NVRTC) and prebuilt objects per CPU target, all in the blob.
+struct KernelObject {
+  std::string target; // "x86_64-linux"
+  uint64_t offset = 0, bytes = 0;
+};
+struct KernelModule {
+  uint64_t sourceOffset = 0, sourceBytes = 0;
+  std::vector<KernelObject> objects;
+  bool empty() const { return sourceBytes == 0; }
+};
+
 struct Artifact {
   std::string path; // the file it was loaded from, for messages and for weight paths
   std::string producer, source;
@@ -176,11 +188,15 @@ struct Artifact {
   std::vector<IoBinding> inputs, outputs;
   std::vector<Step> steps;
   MemoryBlock blob; // 64-byte aligned host copy of the blob section
+  KernelModule kernels;
 
   // weightFiles[file].path, resolved against the artifact's directory when relative.
   std::string resolveWeightPath(int64_t file) const;
   // Where a constant buffer's bytes live in the blob.
   const uint8_t *constantData(const BufferDesc &b) const { return blob.data() + b.blobOffset; }
+  std::string_view kernelSource() const {
+    return {reinterpret_cast<const char *>(blob.data()) + kernels.sourceOffset, kernels.sourceBytes};
+  }
 };
 
 // Reads and validates `path`: header, lengths against the file size, both checksums, the

@@ -64,6 +64,8 @@ private:
   struct PreparedStep {
     KernelFn kernel = nullptr;
     KernelArgs args;
+    FusedKernelFn fused = nullptr;  // a generated kernel, instead of `kernel`
+    std::vector<void *> fusedArgs; // its inputs' then outputs' data
     const CollectiveKernel *collective = nullptr; // instead of `kernel`
     CollectiveArgs collectiveArgs;
     Attrs rankAttrs; // the step's attributes completed for this rank (vocab-split embedding)

@@ -1,0 +1,112 @@
+// The prelude of every generated fused kernel: one text that the host C++ compiler (CPU
+// backend) and NVRTC (CUDA backend) both build. Only launch geometry differs between the two:
+// SC_LOOP is a plain loop on the CPU and a grid-stride loop on the GPU. No header is needed
+// under NVRTC; the math is its built-in float functions.
+//
+// Scalars are computed in f32. bf16/f16 values are loaded into f32 and rounded back (round to
+// nearest even) after every op whose result type is bf16/f16, as the CPU library kernels do,
+// so a fused chain gives the same bits as the ops run one by one. The conversions and the
+// activation formulas here match runtime/lib/Tensor.cpp and ActivationMath.h; a unit test
+// checks that they do.
+#ifndef SHARDC_FUSED_PRELUDE_H
+#define SHARDC_FUSED_PRELUDE_H
+
+#if defined(__CUDACC__)
+#define SC_FN static __device__ __forceinline__
+#define SC_KERNEL extern "C" __global__ void
+#define SC_LOOP(i, n)                                                                      \
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (long long)(n); \
+       i += (long long)gridDim.x * blockDim.x)
+SC_FN float sc_bits_to_f32(unsigned int u) { return __uint_as_float(u); }
+SC_FN unsigned int sc_f32_to_bits(float f) { return __float_as_uint(f); }
+SC_FN float sc_exp(float x) { return expf(x); }
+SC_FN float sc_log(float x) { return logf(x); }
+SC_FN float sc_sqrt(float x) { return sqrtf(x); }
+SC_FN float sc_tanh(float x) { return tanhf(x); }
+SC_FN float sc_erf(float x) { return erff(x); }
+SC_FN float sc_cos(float x) { return cosf(x); }
+SC_FN float sc_sin(float x) { return sinf(x); }
+SC_FN float sc_pow(float a, float b) { return powf(a, b); }
+#else
+#include <cmath>
+#include <cstring>
+#define SC_FN static inline
+#define SC_KERNEL static void
+#define SC_LOOP(i, n) for (long long i = 0; i < (long long)(n); ++i)
+SC_FN float sc_bits_to_f32(unsigned int u) {
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+SC_FN unsigned int sc_f32_to_bits(float f) {
+  unsigned int u;
+  std::memcpy(&u, &f, sizeof u);
+  return u;
+}
+SC_FN float sc_exp(float x) { return std::exp(x); }
+SC_FN float sc_log(float x) { return std::log(x); }
+SC_FN float sc_sqrt(float x) { return std::sqrt(x); }
+SC_FN float sc_tanh(float x) { return std::tanh(x); }
+SC_FN float sc_erf(float x) { return std::erf(x); }
+SC_FN float sc_cos(float x) { return std::cos(x); }
+SC_FN float sc_sin(float x) { return std::sin(x); }
+SC_FN float sc_pow(float a, float b) { return std::pow(a, b); }
+#endif
+
+// bf16: the top half of an f32.
+SC_FN float sc_from_bf16(unsigned short h) { return sc_bits_to_f32((unsigned int)h << 16); }
+SC_FN unsigned short sc_to_bf16(float f) {
+  unsigned int u = sc_f32_to_bits(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) // NaN: keep the sign, quiet
+    return (unsigned short)((u >> 16) | 0x0040u);
+  u += 0x7fffu + ((u >> 16) & 1u); // ties to even; a carry rounds into the exponent
+  return (unsigned short)(u >> 16);
+}
+
+// f16 (IEEE binary16), subnormals included.
+SC_FN float sc_from_f16(unsigned short h) {
+  unsigned int sign = (unsigned int)(h & 0x8000u) << 16;
+  unsigned int e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+  if (e == 0x1fu)
+    return sc_bits_to_f32(sign | 0x7f800000u | (m << 13));
+  if (e != 0)
+    return sc_bits_to_f32(sign | ((e + 112u) << 23) | (m << 13));
+  if (m == 0)
+    return sc_bits_to_f32(sign);
+  float magnitude = (float)m * sc_bits_to_f32(0x33800000u); // m * 2^-24, exact
+  return sc_bits_to_f32(sign | sc_f32_to_bits(magnitude));
+}
+SC_FN unsigned short sc_to_f16(float f) {
+  unsigned int u = sc_f32_to_bits(f);
+  unsigned short sign = (unsigned short)((u >> 16) & 0x8000u);
+  unsigned int a = u & 0x7fffffffu;
+  if (a > 0x7f800000u)
+    return (unsigned short)(sign | 0x7e00u | ((a >> 13) & 0x3ffu));
+  if (a >= 0x477ff000u) // rounds past 65504
+    return (unsigned short)(sign | 0x7c00u);
+  if (a >= 0x38800000u) { // normal
+    unsigned int r = a + 0xfffu + ((a >> 13) & 1u);
+    return (unsigned short)(sign | ((r - 0x38000000u) >> 13));
+  }
+  unsigned int shift = 126u - (a >> 23); // subnormal
+  if (shift > 24u)
+    return sign;
+  unsigned int m = (a & 0x7fffffu) | 0x800000u;
+  unsigned int q = m >> shift, rest = m & ((1u << shift) - 1u), half = 1u << (shift - 1u);
+  if (rest > half || (rest == half && (q & 1u)))
+    ++q;
+  return (unsigned short)(sign | q);
+}
+SC_FN float sc_round_bf16(float f) { return sc_from_bf16(sc_to_bf16(f)); }
+SC_FN float sc_round_f16(float f) { return sc_from_f16(sc_to_f16(f)); }
+
+// Activations, as ActivationMath.h writes them.
+SC_FN float sc_sigmoid(float x) { return 1.0f / (1.0f + sc_exp(-x)); }
+SC_FN float sc_silu(float x) { return x * sc_sigmoid(x); }
+SC_FN float sc_gelu_erf(float x) { return 0.5f * x * (1.0f + sc_erf(x * 0.70710678118654752440f)); }
+SC_FN float sc_gelu_tanh(float x) {
+  const float k = 0.79788456080286535588f;
+  return 0.5f * x * (1.0f + sc_tanh(k * (x + 0.044715f * x * x * x)));
+}
+
+#endif // SHARDC_FUSED_PRELUDE_H
