@@ -47,6 +47,8 @@ cl::opt<bool> raise("raise", cl::desc("import: run the raising pipeline before p
 cl::opt<bool> debugInfo("debug-info", cl::desc("import: print locations"), cl::cat(cat));
 cl::opt<bool> elideConstants("elide-constants", cl::desc("import: elide constants over 16 elements (the output then no longer parses)"), cl::cat(cat));
 cl::opt<bool> quiet("quiet", cl::desc("compile: no progress output"), cl::cat(cat));
+cl::opt<std::string> kernelSourceFile("kernel-source", cl::desc("compile: also write the generated kernels' source (what NVRTC builds on a GPU) to this file"),
+                                      cl::value_desc("file"), cl::cat(cat));
 cl::opt<bool> noFuse("no-fuse", cl::desc("compile: run elementwise ops as library kernels, one step each, "
                                          "instead of generated fused kernels"), cl::cat(cat));
 cl::opt<std::string> planPath("plan", cl::desc("plan YAML (docs/plan.md); default: the auto plan"), cl::value_desc("file"), cl::cat(cat));
@@ -270,6 +272,13 @@ int runCompile(MLIRContext &ctx) {
   if (auto err = shardc::emitArtifact(**module, outputFile, stats))
     return error(llvm::toString(std::move(err)));
   emitTimer.stop();
+  if (!kernelSourceFile.empty()) {
+    std::error_code ec;
+    llvm::raw_fd_ostream os(kernelSourceFile, ec);
+    if (ec)
+      return error("cannot write " + kernelSourceFile + ": " + ec.message());
+    os << stats.kernelSource;
+  }
   progress(llvm::formatv("wrote {0}: {1} steps, {2} buffers, arena {3} bytes (without reuse {4}), weights {5} bytes by reference, blob {6} bytes, {7} fused kernels",
                          outputFile, stats.steps, stats.buffers, stats.arenaBytes, stats.naiveArenaBytes, stats.weightBytes,
                          stats.constantBytes, stats.fusedKernels)

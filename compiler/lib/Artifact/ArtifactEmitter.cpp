@@ -510,6 +510,7 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
     kernelSource = appendBlob(source);
     kernelObject = appendBlob(*object);
     stats.fusedKernels = kernels.size();
+    stats.kernelSource = source;
   }
 
   // Manifest.

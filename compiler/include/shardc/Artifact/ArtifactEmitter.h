@@ -19,6 +19,7 @@ struct EmitStats {
   int64_t weightBytes = 0;
   int64_t constantBytes = 0;
   int64_t fusedKernels = 0; // distinct generated kernels
+  std::string kernelSource; // their module source (prelude and kernels), "" without any
 };
 
 // Writes the artifact to `outPath`. Errors name the op's ONNX node and module path.

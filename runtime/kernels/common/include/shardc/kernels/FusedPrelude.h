@@ -12,7 +12,7 @@
 #define SHARDC_FUSED_PRELUDE_H
 
 #if defined(__CUDACC__)
-#define SC_FN static __device__ __forceinline__
+#define SC_FN __device__ __forceinline__
 #define SC_KERNEL extern "C" __global__ void
 #define SC_LOOP(i, n)                                                                      \
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (long long)(n); \
