@@ -11,6 +11,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <map>
+#include <set>
 
 namespace shardc {
 
@@ -88,6 +89,32 @@ int runReport(llvm::StringRef path, bool json) {
     else if (s.op == "all_to_all") c.wireBytes = uint64_t(f * in.bytes);
     collectives.push_back(c);
   }
+  // Kernel launches per decoder layer: every step that is not a collective (copies and
+  // local slices included, as they are launches on a GPU), and of them the generated ones.
+  std::map<int64_t, std::pair<int64_t, int64_t>> kernelsPerLayer; // layer -> (kernels, fused)
+  std::set<std::string> distinctFused;
+  for (const rt::Step &s : art.steps) {
+    if (s.op == "all_reduce" || s.op == "all_gather" || s.op == "reduce_scatter" || s.op == "all_to_all")
+      continue;
+    auto &entry = kernelsPerLayer[layerOf(s.loc)];
+    entry.first++;
+    if (s.op == "fused") {
+      entry.second++;
+      distinctFused.insert(s.attrs.getString("kernel"));
+    }
+  }
+  int64_t layers = 0, outsideKernels = 0, minKernels = INT64_MAX, maxKernels = 0, minFused = INT64_MAX;
+  for (auto &[layer, counts] : kernelsPerLayer) {
+    if (layer < 0) {
+      outsideKernels = counts.first;
+      continue;
+    }
+    ++layers;
+    minKernels = std::min(minKernels, counts.first);
+    maxKernels = std::max(maxKernels, counts.first);
+    minFused = std::min(minFused, counts.second);
+  }
+
   uint64_t totalBytes = 0, totalWire = 0;
   std::map<std::string, int64_t> counts;
   for (const Collective &c : collectives) {
@@ -112,6 +139,18 @@ int runReport(llvm::StringRef path, bool json) {
                                                             {"steps", (int64_t)art.steps.size()}}},
                             {"global_parameter_bytes", (int64_t)globalParamBytes},
                             {"collectives", std::move(list)},
+                            {"kernels", [&] {
+                               llvm::json::Array perLayer, fusedPerLayer;
+                               for (auto &[layer, counts] : kernelsPerLayer)
+                                 if (layer >= 0) {
+                                   perLayer.push_back(counts.first);
+                                   fusedPerLayer.push_back(counts.second);
+                                 }
+                               return llvm::json::Object{{"per_layer", std::move(perLayer)},
+                                                         {"fused_per_layer", std::move(fusedPerLayer)},
+                                                         {"outside_layers", outsideKernels},
+                                                         {"distinct_fused", (int64_t)distinctFused.size()}};
+                             }()},
                             {"collective_bytes", (int64_t)totalBytes},
                             {"ring_wire_bytes", (int64_t)totalWire}};
     llvm::outs() << llvm::formatv("{0:2}", llvm::json::Value(std::move(root))) << "\n";
@@ -126,6 +165,14 @@ int runReport(llvm::StringRef path, bool json) {
   for (auto &[kind, n] : counts)
     llvm::outs() << ", " << n << " " << kind;
   llvm::outs() << "; payload " << totalBytes << " bytes, ring wire " << totalWire << " bytes per rank\n";
+  if (layers > 0)
+    llvm::outs() << "kernels: " << (minKernels == maxKernels ? std::to_string(minKernels)
+                                                             : std::to_string(minKernels) + "-" + std::to_string(maxKernels))
+                 << " per layer over " << layers << " layers (at least " << minFused << " of them generated), "
+                 << outsideKernels << " outside the layers; " << distinctFused.size() << " distinct generated kernels\n";
+  else
+    llvm::outs() << "kernels: " << outsideKernels << " (no decoder layers found); " << distinctFused.size()
+                 << " distinct generated kernels\n";
   for (const Collective &c : collectives)
     llvm::outs() << llvm::formatv("  forward layer {0,3} {1,-15} axes {2,-20} {3,-5} {4,10} bytes  wire {5,10}  {6}\n",
                                   c.layer < 0 ? std::string("-") : std::to_string(c.layer), c.kind, c.axes, c.dtype,
