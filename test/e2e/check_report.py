@@ -22,7 +22,9 @@ def main():
     ap.add_argument("--dtype-bytes", type=int, default=4)
     ap.add_argument("--sequence-parallel", action="store_true")
     args = ap.parse_args()
-    art = f"{args.workdir}/report.shardc"
+    # One file per configuration: the report tests run in parallel in one directory.
+    tag = args.mesh.replace(",", "_").replace("=", "") + ("_sp" if args.sequence_parallel else "")
+    art = f"{args.workdir}/report.{tag}.shardc"
     subprocess.run([args.shardc, "compile", args.model, "-o", art, "--quiet", f"--plan={args.plan}",
                     f"--mesh={args.mesh}"], check=True)
     report = json.loads(subprocess.run([args.shardc, "report", art, "--json"], check=True,

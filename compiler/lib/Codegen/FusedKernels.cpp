@@ -249,9 +249,14 @@ llvm::Expected<std::string> buildCpuKernelObject(StringRef source) {
   if (auto cached = llvm::MemoryBuffer::getFile(object, /*IsText=*/false))
     return (*cached)->getBuffer().str();
 
+  // Concurrent compiles of the same module (parallel tests) must not share files: each
+  // builds under its own names and the first rename wins (the objects are identical).
+  std::string unique = std::to_string(llvm::sys::Process::getProcessId()) + "-" +
+                       llvm::utohexstr(llvm::xxh3_64bits(std::to_string((uintptr_t)&source) +
+                                                         std::to_string(llvm::sys::Process::GetRandomNumber())));
   llvm::SmallString<256> cpp(dir), tmp(dir);
-  llvm::sys::path::append(cpp, "cpu-" + key + ".cpp");
-  llvm::sys::path::append(tmp, "cpu-" + key + ".so.tmp" + std::to_string(llvm::sys::Process::getProcessId()));
+  llvm::sys::path::append(cpp, "cpu-" + key + "." + unique + ".cpp");
+  llvm::sys::path::append(tmp, "cpu-" + key + "." + unique + ".so.tmp");
   {
     std::error_code ec;
     llvm::raw_fd_ostream os(cpp, ec);
@@ -264,7 +269,7 @@ llvm::Expected<std::string> buildCpuKernelObject(StringRef source) {
     args.push_back(f);
   args.append({"-o", tmp, cpp});
   llvm::SmallString<256> log(dir);
-  llvm::sys::path::append(log, "cpu-" + key + ".log");
+  llvm::sys::path::append(log, "cpu-" + key + "." + unique + ".log");
   std::optional<StringRef> redirects[] = {std::nullopt, StringRef(log), StringRef(log)};
   std::string message;
   int rc = llvm::sys::ExecuteAndWait(compiler, args, std::nullopt, redirects, 0, 0, &message);
@@ -273,6 +278,8 @@ llvm::Expected<std::string> buildCpuKernelObject(StringRef source) {
     std::string first = text ? (*text)->getBuffer().split('\n').first.str() : message;
     return err(compiler + " failed (exit " + std::to_string(rc) + ") on " + cpp + ": " + first);
   }
+  llvm::sys::fs::remove(log);
+  llvm::sys::fs::remove(cpp);
   if (auto ec = llvm::sys::fs::rename(tmp, object))
     return err("cannot place " + object + ": " + ec.message());
   auto built = llvm::MemoryBuffer::getFile(object, /*IsText=*/false);
