@@ -19,15 +19,36 @@ bool isFloatTensor(Type t) {
   return rt && (rt.getElementType().isF32() || rt.getElementType().isBF16() || rt.getElementType().isF16());
 }
 
-bool isFusible(Operation *op) {
-  if (!isa<sc::AddOp, sc::SubOp, sc::MulOp, sc::DivOp, sc::PowOp, sc::NegOp, sc::ExpOp, sc::LogOp, sc::SqrtOp,
-           sc::ReciprocalOp, sc::TanhOp, sc::SigmoidOp, sc::ErfOp, sc::CosOp, sc::SinOp, sc::SiluOp, sc::GeluOp,
-           sc::CastOp>(op))
-    return false;
+ArrayRef<int64_t> shapeOf(Value v) { return cast<RankedTensorType>(v.getType()).getShape(); }
+
+bool floatTypes(Operation *op) {
   return llvm::all_of(op->getOperandTypes(), isFloatTensor) && llvm::all_of(op->getResultTypes(), isFloatTensor);
 }
 
-ArrayRef<int64_t> shapeOf(Value v) { return cast<RankedTensorType>(v.getType()).getShape(); }
+// A normalisation over the last dim only, with its scale (and bias) one row of that dim: the
+// kernel becomes a row kernel (statistics per row, then the elementwise chain).
+bool isRowOp(Operation *op) {
+  if (!isa<sc::RmsNormOp, sc::LayerNormOp>(op) || !floatTypes(op))
+    return false;
+  int64_t rank = shapeOf(op->getResult(0)).size();
+  int64_t axis = isa<sc::RmsNormOp>(op) ? (int64_t)cast<sc::RmsNormOp>(op).getAxis()
+                                        : (int64_t)cast<sc::LayerNormOp>(op).getAxis();
+  if (rank < 1 || (axis < 0 ? axis + rank : axis) != rank - 1)
+    return false;
+  int64_t c = shapeOf(op->getResult(0)).back();
+  return llvm::all_of(op->getOperands().drop_front(), [&](Value v) {
+    return shapeOf(v).size() == 1 && shapeOf(v)[0] == c;
+  });
+}
+
+bool isElementwise(Operation *op) {
+  return isa<sc::AddOp, sc::SubOp, sc::MulOp, sc::DivOp, sc::PowOp, sc::NegOp, sc::ExpOp, sc::LogOp, sc::SqrtOp,
+             sc::ReciprocalOp, sc::TanhOp, sc::SigmoidOp, sc::ErfOp, sc::CosOp, sc::SinOp, sc::SiluOp, sc::GeluOp,
+             sc::CastOp>(op) &&
+         floatTypes(op);
+}
+
+bool isFusible(Operation *op) { return isElementwise(op) || isRowOp(op); }
 
 // A splat float constant: cloned into the region, where it becomes a literal.
 bool isSplatConstant(Value v) {
@@ -60,16 +81,24 @@ struct ScFuseElementwisePass : impl::ScFuseElementwiseBase<ScFuseElementwisePass
       SmallVector<Operation *> work{&op};
       group.insert(&op);
       grouped.insert(&op);
+      bool hasRowOp = isRowOp(&op);
       while (!work.empty()) {
         Operation *x = work.pop_back_val();
-        for (Value v : x->getOperands()) {
+        // A row op's scale and bias stay inputs; only its normalised operand may be fused.
+        auto operands = isRowOp(x) ? x->getOperands().take_front(1) : x->getOperands();
+        for (Value v : operands) {
           Operation *p = v.getDefiningOp();
           if (!p || p->getBlock() != &block || grouped.contains(p) || !isFusible(p) ||
-              shapeOf(p->getResult(0)) != shape)
+              shapeOf(p->getResult(0)) != shape || (isRowOp(p) && hasRowOp))
             continue;
-          // Only values read inside the group stay inside it.
-          if (!llvm::all_of(p->getUsers(), [&](Operation *u) { return group.contains(u); }))
+          // A value read outside the group too becomes one more output of the kernel (the
+          // residual stream before a norm), provided those readers come after the kernel.
+          bool outsideAfter = llvm::all_of(p->getUsers(), [&](Operation *u) {
+            return group.contains(u) || (u->getBlock() == &block && op.isBeforeInBlock(u));
+          });
+          if (!outsideAfter)
             continue;
+          hasRowOp |= isRowOp(p);
           group.insert(p);
           grouped.insert(p);
           work.push_back(p);
@@ -81,7 +110,8 @@ struct ScFuseElementwisePass : impl::ScFuseElementwiseBase<ScFuseElementwisePass
       materialize(g);
   }
 
-  // `members[0]` is the group's root: its result is the only one read outside.
+  // `members[0]` is the group's root, the last of them in the block; its result and any
+  // member result read outside the group are the kernel's outputs.
   void materialize(SmallVector<Operation *> &members) {
     Operation *root = members.front();
     llvm::sort(members, [](Operation *a, Operation *b) { return a->isBeforeInBlock(b); });
@@ -91,8 +121,15 @@ struct ScFuseElementwisePass : impl::ScFuseElementwiseBase<ScFuseElementwisePass
       for (Value v : m->getOperands())
         if (!inGroup.contains(v.getDefiningOp()) && !isSplatConstant(v))
           inputs.insert(v);
+    SmallVector<Value> outputs{root->getResult(0)};
+    for (Operation *m : members)
+      if (m != root && llvm::any_of(m->getUsers(), [&](Operation *u) { return !inGroup.contains(u); }))
+        outputs.push_back(m->getResult(0));
+    SmallVector<Type> outputTypes;
+    for (Value v : outputs)
+      outputTypes.push_back(v.getType());
     OpBuilder b(root);
-    auto fused = sc::FusedOp::create(b, root->getLoc(), root->getResultTypes(), inputs.getArrayRef());
+    auto fused = sc::FusedOp::create(b, root->getLoc(), outputTypes, inputs.getArrayRef());
     Block *body = new Block();
     fused.getBody().push_back(body);
     IRMapping map;
@@ -105,8 +142,12 @@ struct ScFuseElementwisePass : impl::ScFuseElementwiseBase<ScFuseElementwisePass
           map.map(v, inner.clone(*v.getDefiningOp())->getResult(0));
       inner.clone(*m, map);
     }
-    sc::FusedYieldOp::create(inner, root->getLoc(), ValueRange{map.lookup(root->getResult(0))});
-    root->getResult(0).replaceAllUsesWith(fused.getResult(0));
+    SmallVector<Value> yielded;
+    for (Value v : outputs)
+      yielded.push_back(map.lookup(v));
+    sc::FusedYieldOp::create(inner, root->getLoc(), yielded);
+    for (auto [k, v] : llvm::enumerate(outputs))
+      v.replaceUsesWithIf(fused.getResult(k), [&](OpOperand &use) { return !inGroup.contains(use.getOwner()); });
     for (Operation *m : llvm::reverse(members))
       m->erase();
   }

@@ -276,7 +276,7 @@ llvm::Error Emitter::emitOp(Operation *op) {
         }
         if (kernelNames.insert(src->name).second)
           kernels.push_back(*src);
-        same("fused", Object{{"kernel", src->name}});
+        same("fused", Object{{"kernel", src->name}, {"launch", src->launch}, {"count", src->count}});
         return true;
       })
       .Case<sc::AddOp>([&](auto) { same("add"); return true; })

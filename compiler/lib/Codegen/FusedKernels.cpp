@@ -106,6 +106,104 @@ StringRef cpuKernelTarget() {
 #endif
 }
 
+namespace {
+
+// Emits the kernel's per-element code: loads of the inputs an op reads, then the ops, each
+// rounded to its result type. One instance per pass over the elements (a row kernel runs
+// its prologue again in the final pass rather than keeping a row in registers).
+class ElementEmitter {
+public:
+  ElementEmitter(Block &body, ArrayRef<int64_t> outShape, llvm::raw_ostream &os, std::string indent)
+      : body_(body), outShape_(outShape), os_(os), indent_(std::move(indent)) {}
+
+  // `rowExpr` gives the expression of the row op (with the row's statistics in scope).
+  llvm::Error emit(llvm::function_ref<bool(Operation *)> include,
+                   llvm::function_ref<std::string(Operation *)> rowExpr = {}) {
+    for (Operation &inner : body_.without_terminator()) {
+      if (!include(&inner))
+        continue;
+      for (Value v : inner.getOperands())
+        if (auto arg = dyn_cast<BlockArgument>(v); arg && !names_.count(v))
+          load(arg);
+      std::string expr;
+      if (rowExpr && isa<sc::RmsNormOp, sc::LayerNormOp>(inner)) {
+        expr = rowExpr(&inner);
+      } else if (auto e = elementExpr(&inner)) {
+        expr = *e;
+      } else {
+        return failAt(&inner, "op '" + inner.getName().getStringRef() + "' cannot be fused");
+      }
+      Type elt = cast<RankedTensorType>(inner.getResult(0).getType()).getElementType();
+      if (elt.isBF16())
+        expr = "sc_round_bf16(" + expr + ")";
+      else if (elt.isF16())
+        expr = "sc_round_f16(" + expr + ")";
+      std::string v = "t" + std::to_string(counter_++);
+      os_ << indent_ << "float " << v << " = " << expr << ";\n";
+      names_[inner.getResult(0)] = v;
+    }
+    return llvm::Error::success();
+  }
+  std::string name(Value v) const { return names_.lookup(v); }
+  void load(BlockArgument arg) {
+    if (names_.count(arg))
+      return;
+    auto t = cast<RankedTensorType>(arg.getType());
+    std::string v = "x" + std::to_string(arg.getArgNumber());
+    os_ << indent_ << "float " << v << " = "
+        << loadExpr(t.getElementType(), "in" + std::to_string(arg.getArgNumber()),
+                    broadcastIndex(t.getShape(), outShape_))
+        << ";\n";
+    names_[arg] = v;
+  }
+
+private:
+  std::optional<std::string> elementExpr(Operation *inner) {
+    auto arg = [&](unsigned i) { return names_.lookup(inner->getOperand(i)); };
+    return llvm::TypeSwitch<Operation *, std::optional<std::string>>(inner)
+        .Case<sc::ConstantOp>([&](sc::ConstantOp c) -> std::optional<std::string> {
+          auto dense = cast<DenseElementsAttr>(c.getValue());
+          return floatLiteral(dense.getSplatValue<APFloat>().convertToFloat());
+        })
+        .Case<sc::AddOp>([&](auto) { return arg(0) + " + " + arg(1); })
+        .Case<sc::SubOp>([&](auto) { return arg(0) + " - " + arg(1); })
+        .Case<sc::MulOp>([&](auto) { return arg(0) + " * " + arg(1); })
+        .Case<sc::DivOp>([&](auto) { return arg(0) + " / " + arg(1); })
+        .Case<sc::PowOp>([&](auto) { return "sc_pow(" + arg(0) + ", " + arg(1) + ")"; })
+        .Case<sc::NegOp>([&](auto) { return "-" + arg(0); })
+        .Case<sc::ExpOp>([&](auto) { return "sc_exp(" + arg(0) + ")"; })
+        .Case<sc::LogOp>([&](auto) { return "sc_log(" + arg(0) + ")"; })
+        .Case<sc::SqrtOp>([&](auto) { return "sc_sqrt(" + arg(0) + ")"; })
+        .Case<sc::ReciprocalOp>([&](auto) { return "1.0f / " + arg(0); })
+        .Case<sc::TanhOp>([&](auto) { return "sc_tanh(" + arg(0) + ")"; })
+        .Case<sc::SigmoidOp>([&](auto) { return "sc_sigmoid(" + arg(0) + ")"; })
+        .Case<sc::ErfOp>([&](auto) { return "sc_erf(" + arg(0) + ")"; })
+        .Case<sc::CosOp>([&](auto) { return "sc_cos(" + arg(0) + ")"; })
+        .Case<sc::SinOp>([&](auto) { return "sc_sin(" + arg(0) + ")"; })
+        .Case<sc::SiluOp>([&](auto) { return "sc_silu(" + arg(0) + ")"; })
+        .Case<sc::GeluOp>([&](sc::GeluOp g) {
+          return std::string(g.getApproximate() == "tanh" ? "sc_gelu_tanh(" : "sc_gelu_erf(") + arg(0) + ")";
+        })
+        .Case<sc::CastOp>([&](auto) { return arg(0); })
+        .Default([](Operation *) { return std::nullopt; });
+  }
+
+  Block &body_;
+  ArrayRef<int64_t> outShape_;
+  llvm::raw_ostream &os_;
+  std::string indent_;
+  llvm::DenseMap<Value, std::string> names_;
+  int counter_ = 0;
+};
+
+std::string doubleLiteral(double d) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%a", d);
+  return buf;
+}
+
+} // namespace
+
 llvm::Expected<FusedKernelSource> generateFusedKernel(sc::FusedOp op) {
   Block &body = op.getBody().front();
   ArrayRef<int64_t> outShape = cast<RankedTensorType>(op.getResult(0).getType()).getShape();
@@ -113,22 +211,15 @@ llvm::Expected<FusedKernelSource> generateFusedKernel(sc::FusedOp op) {
   for (int64_t d : outShape)
     numel *= d;
 
-  std::string params, loop;
-  llvm::raw_string_ostream ps(params), ls(loop);
-  llvm::DenseMap<Value, std::string> names;
+  std::string params;
+  llvm::raw_string_ostream ps(params);
   SmallVector<std::string> casts; // host entry: one cast per argument
   for (auto [j, arg] : llvm::enumerate(body.getArguments())) {
-    auto t = cast<RankedTensorType>(arg.getType());
-    auto st = storageType(t.getElementType());
+    auto st = storageType(cast<RankedTensorType>(arg.getType()).getElementType());
     if (!st)
       return failAt(op, "fused kernel input of unsupported type");
-    std::string ptr = "in" + std::to_string(j);
-    ps << (j ? ", " : "") << "const " << *st << " *__restrict__ " << ptr;
+    ps << (j ? ", " : "") << "const " << *st << " *__restrict__ in" << j;
     casts.push_back("(const " + st->str() + " *)a[" + std::to_string(j) + "]");
-    std::string v = "x" + std::to_string(j);
-    ls << "    float " << v << " = " << loadExpr(t.getElementType(), ptr, broadcastIndex(t.getShape(), outShape))
-       << ";\n";
-    names[arg] = v;
   }
   size_t nin = body.getNumArguments();
   for (auto [k, t] : llvm::enumerate(op.getResultTypes())) {
@@ -138,69 +229,115 @@ llvm::Expected<FusedKernelSource> generateFusedKernel(sc::FusedOp op) {
     ps << ", " << *st << " *__restrict__ out" << k;
     casts.push_back("(" + st->str() + " *)a[" + std::to_string(nin + k) + "]");
   }
-
-  int counter = 0;
-  for (Operation &inner : body.without_terminator()) {
-    auto arg = [&](unsigned i) { return names.lookup(inner.getOperand(i)); };
-    std::string expr;
-    bool ok = true;
-    llvm::TypeSwitch<Operation *>(&inner)
-        .Case<sc::ConstantOp>([&](sc::ConstantOp c) {
-          auto dense = cast<DenseElementsAttr>(c.getValue());
-          expr = floatLiteral(dense.getSplatValue<APFloat>().convertToFloat());
-        })
-        .Case<sc::AddOp>([&](auto) { expr = arg(0) + " + " + arg(1); })
-        .Case<sc::SubOp>([&](auto) { expr = arg(0) + " - " + arg(1); })
-        .Case<sc::MulOp>([&](auto) { expr = arg(0) + " * " + arg(1); })
-        .Case<sc::DivOp>([&](auto) { expr = arg(0) + " / " + arg(1); })
-        .Case<sc::PowOp>([&](auto) { expr = "sc_pow(" + arg(0) + ", " + arg(1) + ")"; })
-        .Case<sc::NegOp>([&](auto) { expr = "-" + arg(0); })
-        .Case<sc::ExpOp>([&](auto) { expr = "sc_exp(" + arg(0) + ")"; })
-        .Case<sc::LogOp>([&](auto) { expr = "sc_log(" + arg(0) + ")"; })
-        .Case<sc::SqrtOp>([&](auto) { expr = "sc_sqrt(" + arg(0) + ")"; })
-        .Case<sc::ReciprocalOp>([&](auto) { expr = "1.0f / " + arg(0); })
-        .Case<sc::TanhOp>([&](auto) { expr = "sc_tanh(" + arg(0) + ")"; })
-        .Case<sc::SigmoidOp>([&](auto) { expr = "sc_sigmoid(" + arg(0) + ")"; })
-        .Case<sc::ErfOp>([&](auto) { expr = "sc_erf(" + arg(0) + ")"; })
-        .Case<sc::CosOp>([&](auto) { expr = "sc_cos(" + arg(0) + ")"; })
-        .Case<sc::SinOp>([&](auto) { expr = "sc_sin(" + arg(0) + ")"; })
-        .Case<sc::SiluOp>([&](auto) { expr = "sc_silu(" + arg(0) + ")"; })
-        .Case<sc::GeluOp>([&](sc::GeluOp g) {
-          expr = (g.getApproximate() == "tanh" ? "sc_gelu_tanh(" : "sc_gelu_erf(") + arg(0) + ")";
-        })
-        .Case<sc::CastOp>([&](auto) { expr = arg(0); })
-        .Default([&](Operation *) { ok = false; });
-    if (!ok)
-      return failAt(&inner, "op '" + inner.getName().getStringRef() + "' cannot be fused");
-    Type elt = cast<RankedTensorType>(inner.getResult(0).getType()).getElementType();
-    if (elt.isBF16())
-      expr = "sc_round_bf16(" + expr + ")";
-    else if (elt.isF16())
-      expr = "sc_round_f16(" + expr + ")";
-    std::string v = "t" + std::to_string(counter++);
-    ls << "    float " << v << " = " << expr << ";\n";
-    names[inner.getResult(0)] = v;
-  }
-  auto yield = cast<sc::FusedYieldOp>(body.getTerminator());
-  for (auto [k, v] : llvm::enumerate(yield.getValues())) {
-    Type elt = cast<RankedTensorType>(v.getType()).getElementType();
-    ls << "    out" << k << "[i] = " << storeExpr(elt, names.lookup(v)) << ";\n";
-  }
   ps.flush();
+  auto yield = cast<sc::FusedYieldOp>(body.getTerminator());
+  auto stores = [&](ElementEmitter &e, llvm::raw_ostream &os, const std::string &indent) {
+    for (auto [k, v] : llvm::enumerate(yield.getValues())) {
+      Type elt = cast<RankedTensorType>(v.getType()).getElementType();
+      os << indent << "out" << k << "[i] = " << storeExpr(elt, e.name(v)) << ";\n";
+    }
+  };
+
+  Operation *row = nullptr;
+  for (Operation &inner : body.without_terminator())
+    if (isa<sc::RmsNormOp, sc::LayerNormOp>(inner)) {
+      if (row)
+        return failAt(op, "a fused kernel holds at most one normalisation");
+      row = &inner;
+    }
+
+  std::string loop;
+  llvm::raw_string_ostream ls(loop);
+  FusedKernelSource src;
+  if (!row) {
+    ls << "  SC_LOOP(i, " << numel << "LL) {\n";
+    ElementEmitter e(body, outShape, ls, "    ");
+    if (auto err = e.emit([](Operation *) { return true; }))
+      return std::move(err);
+    stores(e, ls, "    ");
+    ls << "  }\n";
+    src.launch = "elements";
+    src.count = numel;
+  } else {
+    // A row kernel: per row of C elements, the statistics of the normalised operand (as the
+    // library kernels compute them: double sums, in element order on the CPU), then the
+    // whole chain with the normalisation applied. The prologue (what the norm reads) is
+    // computed again in each pass.
+    int64_t c = outShape.back(), rows = numel / std::max<int64_t>(c, 1);
+    llvm::DenseSet<Operation *> prologue;
+    SmallVector<Value> work{row->getOperand(0)};
+    while (!work.empty()) {
+      Operation *d = work.pop_back_val().getDefiningOp();
+      if (d && d->getBlock() == &body && prologue.insert(d).second)
+        for (Value v : d->getOperands())
+          work.push_back(v);
+    }
+    auto inPrologue = [&](Operation *o) { return prologue.contains(o); };
+    double epsilon = isa<sc::RmsNormOp>(row) ? (double)cast<sc::RmsNormOp>(row).getEpsilon().convertToFloat()
+                                            : (double)cast<sc::LayerNormOp>(row).getEpsilon().convertToFloat();
+    std::string cs = std::to_string(c) + "LL";
+    auto pass = [&](llvm::function_ref<void(ElementEmitter &)> body_) -> llvm::Error {
+      ls << "    SC_COLS(j, " << cs << ") {\n      long long i = r * " << cs << " + j;\n";
+      ElementEmitter e(body, outShape, ls, "      ");
+      if (auto err = e.emit(inPrologue))
+        return err;
+      if (auto arg = dyn_cast<BlockArgument>(row->getOperand(0)))
+        e.load(arg);
+      body_(e);
+      ls << "    }\n";
+      return llvm::Error::success();
+    };
+    ls << "  SC_ROWS(r, " << rows << "LL) {\n";
+    auto xName = [&](ElementEmitter &e) { return e.name(row->getOperand(0)); };
+    if (isa<sc::RmsNormOp>(row)) {
+      ls << "    double sum_sq = 0.0;\n";
+      if (auto err = pass([&](ElementEmitter &e) {
+            ls << "      sum_sq += (double)" << xName(e) << " * " << xName(e) << ";\n";
+          }))
+        return std::move(err);
+      ls << "    sum_sq = sc_row_sum(sum_sq);\n"
+         << "    float inv = (float)(1.0 / sc_sqrt_d(sum_sq / " << c << ".0 + " << doubleLiteral(epsilon) << "));\n";
+    } else {
+      ls << "    double sum = 0.0, sum_sq = 0.0;\n";
+      if (auto err = pass([&](ElementEmitter &e) { ls << "      sum += " << xName(e) << ";\n"; }))
+        return std::move(err);
+      ls << "    sum = sc_row_sum(sum);\n    double mean = sum / " << c << ".0;\n";
+      if (auto err = pass([&](ElementEmitter &e) {
+            ls << "      sum_sq += (" << xName(e) << " - mean) * (" << xName(e) << " - mean);\n";
+          }))
+        return std::move(err);
+      ls << "    sum_sq = sc_row_sum(sum_sq);\n"
+         << "    float m = (float)mean, inv = (float)(1.0 / sc_sqrt_d(sum_sq / " << c << ".0 + "
+         << doubleLiteral(epsilon) << "));\n";
+    }
+    ls << "    SC_COLS(j, " << cs << ") {\n      long long i = r * " << cs << " + j;\n";
+    ElementEmitter e(body, outShape, ls, "      ");
+    auto rowExpr = [&](Operation *n) -> std::string {
+      std::string xv = e.name(n->getOperand(0)), sv = e.name(n->getOperand(1));
+      if (isa<sc::RmsNormOp>(n))
+        return xv + " * inv * " + sv;
+      std::string bias = n->getNumOperands() > 2 ? e.name(n->getOperand(2)) : std::string("0.0f");
+      return "(" + xv + " - m) * inv * " + sv + " + " + bias;
+    };
+    if (auto err = e.emit([](Operation *) { return true; }, rowExpr))
+      return std::move(err);
+    stores(e, ls, "      ");
+    ls << "    }\n  }\n";
+    src.launch = "rows";
+    src.count = rows;
+  }
   ls.flush();
 
   // The text with a placeholder name; the name is its hash, so equal bodies share a kernel.
   auto textWith = [&](StringRef name) {
     std::string t;
     llvm::raw_string_ostream os(t);
-    os << "SC_KERNEL " << name << "(" << params << ") {\n  SC_LOOP(i, " << numel << "LL) {\n"
-       << loop << "  }\n}\n"
+    os << "SC_KERNEL " << name << "(" << params << ") {\n" << loop << "}\n"
        << "#if !defined(__CUDACC__)\nextern \"C\" __attribute__((visibility(\"default\"))) void " << name
        << "_host(void *const *a) { " << name << "(" << llvm::join(casts, ", ") << "); }\n#endif\n";
     return t;
   };
   std::string hashed = textWith("@NAME@");
-  FusedKernelSource src;
   src.name = "sc_fused_" + llvm::utohexstr(llvm::xxh3_64bits(hashed), /*LowerCase=*/true);
   src.text = textWith(src.name);
   return src;

@@ -1,6 +1,7 @@
-// sc-fuse-elementwise: an elementwise op starts a group that absorbs the producers of its
-// operands when they are elementwise, of its shape, and read only inside the group; splat
-// constants are cloned in; everything else is a kernel boundary.
+// sc-fuse-elementwise: an elementwise op (or a normalisation over the last dim) starts a group
+// that absorbs the producers of its operands when they are fusible, of its shape, and read
+// only inside the group or after it (then they are extra outputs); at most one norm per
+// group; splat constants are cloned in; everything else is a kernel boundary.
 // RUN: shardc-opt --sc-fuse-elementwise %s | FileCheck %s
 
 // SwiGLU: silu(gate) * up is one kernel; the residual add is another (its operand comes
@@ -24,23 +25,65 @@ func.func @swiglu(%gate: tensor<2x8xf32>, %up: tensor<2x8xf32>, %x: tensor<2x4xf
   return %r : tensor<2x4xf32>
 }
 
-// A value also read outside stays a boundary (exp feeds the group and the return); a scalar
-// splat constant becomes part of the kernel; a broadcast [8] input is an input like others.
-// CHECK-LABEL: func.func @boundaries
-// CHECK: %[[E:.*]] = sc.fused %arg0 : (tensor<2x8xf32>) -> tensor<2x8xf32>
-// CHECK: sc.exp
-// CHECK: sc.fused %[[E]], %arg1 : (tensor<2x8xf32>, tensor<8xf32>) -> tensor<2x8xf32>
+// A value also read after the kernel becomes one more output of it (exp feeds the chain and
+// the return); a scalar splat constant becomes part of the kernel; a broadcast [8] input is
+// an input like others.
+// CHECK-LABEL: func.func @extra_output
+// CHECK: %[[F:.*]]:2 = sc.fused %arg0, %arg1 : (tensor<2x8xf32>, tensor<8xf32>) -> (tensor<2x8xf32>, tensor<2x8xf32>)
 // CHECK-NEXT: ^bb0
+// CHECK-NEXT: %[[E:.*]] = sc.exp
 // CHECK-NEXT: sc.constant dense<2.000000e+00> : tensor<f32>
 // CHECK-NEXT: sc.mul
-// CHECK-NEXT: sc.add
-// CHECK-NEXT: sc.fused_yield
-func.func @boundaries(%a: tensor<2x8xf32>, %b: tensor<8xf32>) -> (tensor<2x8xf32>, tensor<2x8xf32>) {
+// CHECK-NEXT: %[[R:.*]] = sc.add
+// CHECK-NEXT: sc.fused_yield %[[R]], %[[E]]
+// CHECK: return %[[F]]#0, %[[F]]#1
+func.func @extra_output(%a: tensor<2x8xf32>, %b: tensor<8xf32>) -> (tensor<2x8xf32>, tensor<2x8xf32>) {
   %two = sc.constant dense<2.0> : tensor<f32>
   %e = sc.exp %a : (tensor<2x8xf32>) -> tensor<2x8xf32>
   %m = sc.mul %e, %two : (tensor<2x8xf32>, tensor<f32>) -> tensor<2x8xf32>
   %r = sc.add %m, %b : (tensor<2x8xf32>, tensor<8xf32>) -> tensor<2x8xf32>
   return %r, %e : tensor<2x8xf32>, tensor<2x8xf32>
+}
+
+// A value read before the kernel would run stays a boundary: the linear needs exp first.
+// CHECK-LABEL: func.func @boundary
+// CHECK: %[[E:.*]] = sc.fused %arg0 : (tensor<2x8xf32>) -> tensor<2x8xf32>
+// CHECK-NEXT: ^bb0
+// CHECK-NEXT: sc.exp
+// CHECK: sc.linear %[[E]]
+// CHECK: sc.fused %[[E]], %{{.*}} : (tensor<2x8xf32>, tensor<2x8xf32>) -> tensor<2x8xf32>
+func.func @boundary(%a: tensor<2x8xf32>, %w: tensor<8x8xf32>) -> tensor<2x8xf32> {
+  %e = sc.exp %a : (tensor<2x8xf32>) -> tensor<2x8xf32>
+  %l = sc.linear %e, %w {transpose_weight = true} : (tensor<2x8xf32>, tensor<8x8xf32>) -> tensor<2x8xf32>
+  %r = sc.add %e, %l : (tensor<2x8xf32>, tensor<2x8xf32>) -> tensor<2x8xf32>
+  return %r : tensor<2x8xf32>
+}
+
+// The residual add before an RMSNorm over the last dim: one row kernel with two outputs,
+// the normalised rows and the residual stream read again later. The scale stays an input.
+// CHECK-LABEL: func.func @add_rms_norm
+// CHECK: %[[F:.*]]:2 = sc.fused %arg0, %arg1, %arg2 : (tensor<2x4x8xf32>, tensor<2x4x8xf32>, tensor<8xf32>)
+// CHECK-NEXT: ^bb0
+// CHECK-NEXT: %[[A:.*]] = sc.add
+// CHECK-NEXT: %[[N:.*]] = sc.rms_norm %[[A]]
+// CHECK-NEXT: sc.fused_yield %[[N]], %[[A]]
+// CHECK: sc.linear %[[F]]#0
+// CHECK: sc.fused %[[F]]#1
+func.func @add_rms_norm(%x: tensor<2x4x8xf32>, %y: tensor<2x4x8xf32>, %s: tensor<8xf32>, %w: tensor<8x8xf32>) -> tensor<2x4x8xf32> {
+  %a = sc.add %x, %y : (tensor<2x4x8xf32>, tensor<2x4x8xf32>) -> tensor<2x4x8xf32>
+  %n = sc.rms_norm %a, %s {axis = -1 : i64, epsilon = 1.0e-6 : f32} : (tensor<2x4x8xf32>, tensor<8xf32>) -> tensor<2x4x8xf32>
+  %l = sc.linear %n, %w {transpose_weight = true} : (tensor<2x4x8xf32>, tensor<8x8xf32>) -> tensor<2x4x8xf32>
+  %r = sc.add %a, %l : (tensor<2x4x8xf32>, tensor<2x4x8xf32>) -> tensor<2x4x8xf32>
+  return %r : tensor<2x4x8xf32>
+}
+
+// A norm over more than the last dim is a library kernel.
+// CHECK-LABEL: func.func @norm_two_dims
+// CHECK-NOT: sc.fused
+// CHECK: sc.layer_norm
+func.func @norm_two_dims(%x: tensor<2x4x8xf32>, %s: tensor<4x8xf32>) -> tensor<2x4x8xf32> {
+  %n = sc.layer_norm %x, %s {axis = 1 : i64} : (tensor<2x4x8xf32>, tensor<4x8xf32>) -> tensor<2x4x8xf32>
+  return %n : tensor<2x4x8xf32>
 }
 
 // Mixed precision: the casts join the chain; integer and boolean ops do not fuse.

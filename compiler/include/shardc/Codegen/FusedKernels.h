@@ -14,6 +14,10 @@ namespace shardc {
 struct FusedKernelSource {
   std::string name; // sc_fused_<hash of the text>: equal bodies share a kernel
   std::string text; // the kernel and, for the CPU, its `<name>_host(void *const *args)` entry
+  // How a GPU launches it: "elements" (a grid-stride loop over `count` elements) or "rows"
+  // (one block per row, `count` rows, threads over the row).
+  std::string launch = "elements";
+  int64_t count = 0;
 };
 
 // The kernel computing `op`'s results: one element per iteration of SC_LOOP, inputs read at

@@ -3,6 +3,10 @@
 // SC_LOOP is a plain loop on the CPU and a grid-stride loop on the GPU. No header is needed
 // under NVRTC; the math is its built-in float functions.
 //
+// Elementwise kernels loop over elements (SC_LOOP); row kernels (a normalisation with the
+// elementwise ops around it) loop over rows (SC_ROWS) and, per row, over its elements
+// (SC_COLS), with the row's statistics summed in double.
+//
 // Scalars are computed in f32. bf16/f16 values are loaded into f32 and rounded back (round to
 // nearest even) after every op whose result type is bf16/f16, as the CPU library kernels do,
 // so a fused chain gives the same bits as the ops run one by one. The conversions and the
@@ -27,6 +31,29 @@ SC_FN float sc_erf(float x) { return erff(x); }
 SC_FN float sc_cos(float x) { return cosf(x); }
 SC_FN float sc_sin(float x) { return sinf(x); }
 SC_FN float sc_pow(float a, float b) { return powf(a, b); }
+SC_FN double sc_sqrt_d(double x) { return sqrt(x); }
+// Row kernels: one block per row, its threads striding over the row; sc_row_sum is a block
+// reduction that every thread of the block calls (blockDim a multiple of 32, at most 1024).
+#define SC_ROWS(r, n) for (long long r = blockIdx.x; r < (long long)(n); r += gridDim.x)
+#define SC_COLS(j, n) for (long long j = threadIdx.x; j < (long long)(n); j += blockDim.x)
+SC_FN double sc_row_sum(double v) {
+  __shared__ double partial[32];
+  for (int o = 16; o > 0; o >>= 1)
+    v += __shfl_down_sync(0xffffffffu, v, o);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = (blockDim.x + 31) >> 5;
+  __syncthreads(); // the previous row's result may still be being read
+  if (lane == 0)
+    partial[warp] = v;
+  __syncthreads();
+  v = (int)threadIdx.x < warps ? partial[threadIdx.x] : 0.0;
+  if (warp == 0)
+    for (int o = 16; o > 0; o >>= 1)
+      v += __shfl_down_sync(0xffffffffu, v, o);
+  if (threadIdx.x == 0)
+    partial[0] = v;
+  __syncthreads();
+  return partial[0];
+}
 #else
 #include <cmath>
 #include <cstring>
@@ -51,6 +78,11 @@ SC_FN float sc_erf(float x) { return std::erf(x); }
 SC_FN float sc_cos(float x) { return std::cos(x); }
 SC_FN float sc_sin(float x) { return std::sin(x); }
 SC_FN float sc_pow(float a, float b) { return std::pow(a, b); }
+SC_FN double sc_sqrt_d(double x) { return std::sqrt(x); }
+// Row kernels: rows in order, each row's elements in order (the library kernels' order).
+#define SC_ROWS(r, n) for (long long r = 0; r < (long long)(n); ++r)
+#define SC_COLS(j, n) for (long long j = 0; j < (long long)(n); ++j)
+SC_FN double sc_row_sum(double v) { return v; }
 #endif
 
 // bf16: the top half of an f32.
