@@ -279,9 +279,9 @@ int runCompile(MLIRContext &ctx) {
       return error("cannot write " + kernelSourceFile + ": " + ec.message());
     os << stats.kernelSource;
   }
-  progress(llvm::formatv("wrote {0}: {1} steps, {2} buffers, arena {3} bytes (without reuse {4}), weights {5} bytes by reference, blob {6} bytes, {7} fused kernels",
-                         outputFile, stats.steps, stats.buffers, stats.arenaBytes, stats.naiveArenaBytes, stats.weightBytes,
-                         stats.constantBytes, stats.fusedKernels)
+  progress(llvm::formatv("wrote {0}: {1} steps (+{2} at load, {3} persistent bytes), {4} buffers, arena {5} bytes (without reuse {6}), weights {7} bytes by reference, blob {8} bytes, {9} fused kernels",
+                         outputFile, stats.steps, stats.loadSteps, stats.persistentBytes, stats.buffers, stats.arenaBytes,
+                         stats.naiveArenaBytes, stats.weightBytes, stats.constantBytes, stats.fusedKernels)
                .str());
   return 0;
 }

@@ -209,8 +209,10 @@ private:
       return fail("world_size", std::to_string(a_.worldSize) +
                                     " is not the product of the mesh axes");
     return decodeWeightFiles(root) && readUnsigned(root, "arena_bytes", "", a_.arenaBytes, true) &&
+           readUnsigned(root, "persistent_bytes", "", a_.persistentBytes, false) &&
            decodeBuffers(root) && decodeBindings(root, "inputs", a_.inputs) &&
-           decodeBindings(root, "outputs", a_.outputs) && decodeKernels(root) && decodeSteps(root);
+           decodeBindings(root, "outputs", a_.outputs) && decodeKernels(root) &&
+           decodeSteps(root, "load_steps", false, a_.loadSteps) && decodeSteps(root, "steps", true, a_.steps);
   }
 
   // `kernels`: {source_offset, source_bytes, objects: [{target, offset, bytes}]}, blob ranges.
@@ -530,6 +532,18 @@ private:
                             ") overflows arena_bytes " + std::to_string(a_.arenaBytes));
       return true;
     }
+    if (storage == "persistent") {
+      buf.storage = Storage::Persistent;
+      if (!readUnsigned(b, "offset", at, buf.offset, true))
+        return false;
+      if (!isAligned(buf.offset))
+        return fail(join(at, "offset"), std::to_string(buf.offset) + " is not 64-byte aligned");
+      if (buf.offset > a_.persistentBytes || buf.bytes > a_.persistentBytes - buf.offset)
+        return fail(at, "persistent range [" + std::to_string(buf.offset) + ", " +
+                            std::to_string(buf.offset + buf.bytes) + ") overflows persistent_bytes " +
+                            std::to_string(a_.persistentBytes));
+      return true;
+    }
     if (storage == "weight") {
       buf.storage = Storage::Weight;
       buf.transform = "none";
@@ -649,23 +663,35 @@ private:
     }
   }
 
-  bool decodeSteps(const JsonValue &root) {
-    const JsonValue *steps = readArray(root, "steps", "");
+  // `steps` (required) write arena buffers; `load_steps` (optional) read only weights,
+  // constants and persistent buffers, and write persistent buffers.
+  bool decodeSteps(const JsonValue &root, const char *key, bool required, std::vector<Step> &out) {
+    if (!required && !root.find(key))
+      return true;
+    const JsonValue *steps = readArray(root, key, "");
     if (!steps)
       return false;
+    bool load = !required;
     for (size_t i = 0; i < steps->asArray().size(); ++i) {
-      std::string at = index("steps", i);
+      std::string at = index(key, i);
       const JsonValue &s = steps->asArray()[i];
       Step step;
       if (!expectKind(s, JsonValue::Kind::Object, at) || !readString(s, "op", at, step.op, true) ||
           !readString(s, "loc", at, step.loc, false) || !readBufferIds(s, "in", at, step.in) ||
           !readBufferIds(s, "out", at, step.out))
         return false;
+      Storage writes = load ? Storage::Persistent : Storage::Arena;
       for (size_t k = 0; k < step.out.size(); ++k)
-        if (a_.buffers[static_cast<size_t>(step.out[k])].storage != Storage::Arena)
+        if (a_.buffers[static_cast<size_t>(step.out[k])].storage != writes)
           return fail(index(join(at, "out"), k),
-                      "step '" + step.op + "' writes buffer " + std::to_string(step.out[k]) +
-                          ", which is not an arena buffer");
+                      "step '" + step.op + "' writes buffer " + std::to_string(step.out[k]) + ", which is not " +
+                          (load ? "a persistent" : "an arena") + " buffer");
+      if (load)
+        for (size_t k = 0; k < step.in.size(); ++k)
+          if (a_.buffers[static_cast<size_t>(step.in[k])].storage == Storage::Arena)
+            return fail(index(join(at, "in"), k), "load step '" + step.op + "' reads arena buffer " +
+                                                      std::to_string(step.in[k]) +
+                                                      " (load steps read weights, constants and persistent buffers)");
       if (const JsonValue *attrs = member(s, "attrs", at, false)) {
         std::string attrsAt = join(at, "attrs");
         if (!expectKind(*attrs, JsonValue::Kind::Object, attrsAt))
@@ -677,7 +703,7 @@ private:
           step.attrs.set(kv.first, std::move(value));
         }
       }
-      a_.steps.push_back(std::move(step));
+      out.push_back(std::move(step));
     }
     return true;
   }

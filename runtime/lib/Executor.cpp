@@ -81,20 +81,25 @@ std::string Executor::create(const Artifact &artifact, Backend &backend, Communi
   ex->scratch_ = MemoryBlock::allocateHost(scratchBytes);
   if (!ex->scratch_)
     return "cannot allocate " + std::to_string(scratchBytes) + " bytes of collective scratch";
-  // allocateStorage placed the weights; arena buffers and constants sit at recorded offsets.
+  // allocateStorage placed the weights; arena, persistent and constant buffers sit at
+  // recorded offsets.
   for (const BufferDesc &b : artifact.buffers) {
     TensorView &view = ex->views_[static_cast<size_t>(b.id)];
     if (b.storage == Storage::Arena) {
       view.data = ex->arena_.data() + b.offset;
       ex->arenaPeakBytes_ = std::max(ex->arenaPeakBytes_, b.offset + b.bytes);
+    } else if (b.storage == Storage::Persistent) {
+      view.data = ex->persistent_.data() + b.offset;
     } else if (b.storage == Storage::Constant) {
       view.data = const_cast<uint8_t *>(artifact.constantData(b));
     }
   }
 
-  for (size_t i = 0; i < artifact.steps.size(); ++i) {
-    const Step &step = artifact.steps[i];
-    PreparedStep &prepared = ex->steps_[i];
+  for (size_t i = 0; i < artifact.loadSteps.size() + artifact.steps.size(); ++i) {
+    bool load = i < artifact.loadSteps.size();
+    size_t k = load ? i : i - artifact.loadSteps.size();
+    const Step &step = load ? artifact.loadSteps[k] : artifact.steps[k];
+    PreparedStep &prepared = load ? ex->loadSteps_[k] : ex->steps_[k];
     KernelArgs &args = prepared.args;
     for (int64_t id : step.in)
       args.in.push_back(ex->views_[static_cast<size_t>(id)]);
@@ -127,34 +132,83 @@ std::string Executor::create(const Artifact &artifact, Backend &backend, Communi
       prepared.collectiveArgs.scratch = ex->scratch_.data();
     }
   }
+  if (std::string err = ex->runLoadSteps(); !err.empty())
+    return err;
   out = std::move(ex);
   return "";
 }
 
+std::string Executor::runLoadSteps() {
+  for (size_t i = 0; i < loadSteps_.size(); ++i) {
+    PreparedStep &step = loadSteps_[i];
+    std::string err;
+    try {
+      if (step.fused)
+        step.fused(step.fusedArgs.data());
+      else
+        err = step.collective ? step.collective->run(step.collectiveArgs) : step.kernel(step.args);
+    } catch (const std::exception &e) {
+      err = e.what();
+    }
+    if (!err.empty())
+      return "load step " + std::to_string(i) + " (" + artifact_.loadSteps[i].op + " @ " +
+             artifact_.loadSteps[i].loc + "): " + err;
+  }
+  // The weights only the load steps read (parameters cast to param_dtype) are not needed
+  // any more: the persistent copies serve every run.
+  bool weightsRead = false;
+  for (const Step &s : artifact_.steps)
+    for (int64_t id : s.in)
+      weightsRead |= artifact_.buffers[static_cast<size_t>(id)].storage == Storage::Weight;
+  if (!loadSteps_.empty() && !weightsRead) {
+    weights_ = MemoryBlock();
+    for (const BufferDesc &b : artifact_.buffers)
+      if (b.storage == Storage::Weight)
+        views_[static_cast<size_t>(b.id)].data = nullptr;
+  }
+  return "";
+}
+
 std::string Executor::prepareSteps(uint64_t &scratchBytes) {
+  // Load steps first, then the run's steps, resolved the same way. Load steps compute on
+  // weights and constants: the only "collective" among them is the local shard_slice.
+  loadSteps_.resize(artifact_.loadSteps.size());
   steps_.resize(artifact_.steps.size());
-  std::vector<std::vector<std::string>> axesOf(artifact_.steps.size());
-  for (size_t i = 0; i < artifact_.steps.size(); ++i) {
-    const Step &step = artifact_.steps[i];
-    PreparedStep &prepared = steps_[i];
+  size_t total = loadSteps_.size() + steps_.size();
+  std::vector<std::vector<std::string>> axesOf(total);
+  auto at = [&](size_t i) -> std::pair<const Step &, PreparedStep &> {
+    if (i < loadSteps_.size())
+      return {artifact_.loadSteps[i], loadSteps_[i]};
+    return {artifact_.steps[i - loadSteps_.size()], steps_[i - loadSteps_.size()]};
+  };
+  auto prefix = [&](size_t i) {
+    if (i < loadSteps_.size()) {
+      const Step &s = artifact_.loadSteps[i];
+      return "load step " + std::to_string(i) + " (" + s.op + " @ " + s.loc + "): ";
+    }
+    return stepPrefix(i - loadSteps_.size());
+  };
+  for (size_t i = 0; i < total; ++i) {
+    auto [step, prepared] = at(i);
     prepared.collective = lookupCollectiveKernel(step.op);
     if (step.op == "fused") {
       std::string name = step.attrs.getString("kernel");
       prepared.fused = backend_.lookupFused(name);
       if (!prepared.fused)
-        return stepPrefix(i) + "the " + backend_.name() + " backend has no fused kernel '" + name +
+        return prefix(i) + "the " + backend_.name() + " backend has no fused kernel '" + name +
                "' (the artifact's kernel module does not define it)";
       continue;
     }
     if (!prepared.collective) {
       prepared.kernel = backend_.lookupKernel(step.op);
       if (!prepared.kernel)
-        return stepPrefix(i) + "the " + backend_.name() + " backend has no kernel for op '" +
-               step.op + "'";
+        return prefix(i) + "the " + backend_.name() + " backend has no kernel for op '" + step.op + "'";
       continue;
     }
+    if (i < loadSteps_.size() && step.op != "shard_slice")
+      return prefix(i) + "a collective that communicates cannot run at load";
     if (step.in.size() != 1 || step.out.size() != 1)
-      return stepPrefix(i) + "a collective step takes one input and one output, not " +
+      return prefix(i) + "a collective step takes one input and one output, not " +
              std::to_string(step.in.size()) + " and " + std::to_string(step.out.size());
     std::string err;
     axesOf[i] = collectiveAxes(step.attrs, err);
@@ -166,14 +220,17 @@ std::string Executor::prepareSteps(uint64_t &scratchBytes) {
                                        views_[static_cast<size_t>(step.out[0])], step.attrs,
                                        artifact_.deviceMesh.groupSize(axesOf[i]), scratch);
     if (!err.empty())
-      return stepPrefix(i) + err;
+      return prefix(i) + err;
     scratchBytes = std::max(scratchBytes, scratch);
   }
   // Every rank runs this same loop over the same steps, so groups are made in one order.
-  for (size_t i = 0; i < steps_.size(); ++i)
-    if (steps_[i].collective)
-      if (std::string err = comm_->group(axesOf[i], steps_[i].collectiveArgs.group); !err.empty())
-        return stepPrefix(i) + err;
+  for (size_t i = 0; i < total; ++i) {
+    auto [step, prepared] = at(i);
+    (void)step;
+    if (prepared.collective)
+      if (std::string err = comm_->group(axesOf[i], prepared.collectiveArgs.group); !err.empty())
+        return prefix(i) + err;
+  }
   return "";
 }
 
@@ -230,6 +287,9 @@ std::string Executor::allocateStorage() {
   arena_ = backend_.allocate(artifact_.arenaBytes);
   if (!arena_)
     return "cannot allocate the " + std::to_string(artifact_.arenaBytes) + "-byte arena";
+  persistent_ = backend_.allocate(artifact_.persistentBytes);
+  if (!persistent_ && artifact_.persistentBytes)
+    return "cannot allocate the " + std::to_string(artifact_.persistentBytes) + "-byte persistent block";
   weights_ = backend_.allocate(total);
   if (!weights_)
     return "cannot allocate " + std::to_string(total) + " bytes for the weights";

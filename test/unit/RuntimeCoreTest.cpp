@@ -761,6 +761,57 @@ TEST(Executor, AddThenMatmulOnCpu) {
   EXPECT_EQ(valuesOf<float>(outputs[0]), (std::vector<float>{220, 280, 490, 640}));
 }
 
+// Load steps: the weight is negated once when the executor is made, into a persistent
+// buffer that every run reads; no run step reads the weight, so its bytes are released.
+constexpr const char *kLoadManifest = R"({
+  "format_version": 1, "producer": "unit test", "source": "none.onnx",
+  "mesh": {"dp_replicate": 1, "dp_shard": 1, "cp": 1, "tp": 1}, "world_size": 1,
+  "weight_files": [{"path": "w.bin", "size": 36}],
+  "arena_bytes": 128, "persistent_bytes": 64,
+  "buffers": [
+    {"id": 0, "name": "x", "dtype": "f32", "shape": [2, 3], "storage": "arena", "offset": 0},
+    {"id": 1, "name": "w", "dtype": "f32", "shape": [3, 2], "storage": "weight",
+     "file": 0, "file_offset": 12, "transform": "none"},
+    {"id": 2, "name": "nw", "dtype": "f32", "shape": [3, 2], "storage": "persistent", "offset": 0},
+    {"id": 3, "name": "y", "dtype": "f32", "shape": [2, 2], "storage": "arena", "offset": 64}
+  ],
+  "inputs": [{"name": "x", "buffer": 0}],
+  "outputs": [{"name": "y", "buffer": 3}],
+  "load_steps": [{"op": "neg", "in": [1], "out": [2], "attrs": {}, "loc": "node_cast @ m.w"}],
+  "steps": [{"op": "matmul", "in": [0, 2], "out": [3], "attrs": {}, "loc": "node_mm @ m"}]
+})";
+
+TEST(Executor, LoadStepsRunOnceIntoPersistentBuffers) {
+  auto d = artifactOnDisk(kLoadManifest);
+  ASSERT_EQ(d->artifact.loadSteps.size(), 1u);
+  CpuBackend cpu;
+  std::unique_ptr<Executor> ex;
+  ASSERT_EQ(Executor::create(d->artifact, cpu, ex), "");
+  EXPECT_EQ(ex->weightBytes(), 0u); // only the load step read it
+  EXPECT_EQ(ex->persistentBytes(), 64u);
+  std::vector<HostTensor> outputs;
+  for (int run = 0; run < 2; ++run) {
+    ASSERT_EQ(ex->run({makeTensor<float>("x", DType::F32, {2, 3}, {1, 0, 0, 0, 1, 1})}, outputs), "");
+    EXPECT_EQ(valuesOf<float>(outputs[0]), (std::vector<float>{-1, -2, -8, -10}));
+  }
+}
+
+TEST(Artifact, LoadStepsReadOnlyWeightsAndWritePersistentBuffers) {
+  auto edited = [](const std::function<void(JsonValue &)> &edit) {
+    JsonValue m;
+    EXPECT_EQ(parseJson(kLoadManifest, m), "");
+    edit(m);
+    return loadError(encodeArtifact(writeJson(m), validBlob()));
+  };
+  EXPECT_EQ(edited([](JsonValue &m) { m.find("load_steps")->asArray()[0].find("in")->asArray()[0] = JsonValue(int64_t(0)); }),
+            "m.shardc: manifest: load_steps[0].in[0]: load step 'neg' reads arena buffer 0 (load steps read "
+            "weights, constants and persistent buffers)");
+  EXPECT_EQ(edited([](JsonValue &m) { m.find("load_steps")->asArray()[0].find("out")->asArray()[0] = JsonValue(int64_t(3)); }),
+            "m.shardc: manifest: load_steps[0].out[0]: step 'neg' writes buffer 3, which is not a persistent buffer");
+  EXPECT_EQ(edited([](JsonValue &m) { *m.find("persistent_bytes") = JsonValue(int64_t(16)); }),
+            "m.shardc: manifest: buffers[2]: persistent range [0, 24) overflows persistent_bytes 16");
+}
+
 // A backend whose kernels record what they were given, so the executor's own work (binding,
 // error locations) is tested independently of the CPU kernels.
 class RecordingBackend final : public Backend {

@@ -472,6 +472,46 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
     outputs.push_back(llvm::json::Object{{"name", n}, {"buffer", id}});
     buffers[id].lastStep = INT64_MAX / 4; // outputs stay live to the end
   }
+  // Load steps: what computes on weights and constants alone (parameters cast to
+  // param_dtype, the packed views' copies) runs once when the artifact is loaded, into a
+  // persistent block, instead of in every run. Collectives stay in the run (an FSDP gather
+  // moves the cast shard), and so does anything writing a graph output.
+  std::vector<Step> loadSteps;
+  // Buffer lifetimes are step indices before the split (only their order matters); outputs
+  // live past the last of them.
+  const int64_t lifetimeEnd = steps.size();
+  {
+    llvm::DenseSet<int64_t> outputIds;
+    for (const llvm::json::Value &o : outputs)
+      if (auto id = o.getAsObject()->getInteger("buffer"))
+        outputIds.insert(*id);
+    std::vector<Step> run;
+    for (Step &s : steps) {
+      bool collective = s.op == "all_reduce" || s.op == "all_gather" || s.op == "reduce_scatter" ||
+                        s.op == "all_to_all";
+      bool fromWeights = llvm::all_of(s.in, [&](int64_t id) {
+        const std::string &st = buffers[id].storage;
+        return st == "weight" || st == "constant" || st == "persistent";
+      });
+      bool writesOutput = llvm::any_of(s.out, [&](int64_t id) { return outputIds.contains(id); });
+      if (collective || !fromWeights || writesOutput || s.in.empty()) {
+        run.push_back(std::move(s));
+        continue;
+      }
+      for (int64_t id : s.out)
+        buffers[id].storage = "persistent";
+      loadSteps.push_back(std::move(s));
+    }
+    steps = std::move(run);
+  }
+  int64_t persistentBytes = 0;
+  for (Buffer &b : buffers)
+    if (b.storage == "persistent") {
+      b.arenaOffset = persistentBytes;
+      persistentBytes += (b.bytes + 63) / 64 * 64;
+    }
+  stats.loadSteps = loadSteps.size();
+  stats.persistentBytes = persistentBytes;
   int64_t numSteps = steps.size();
 
   // Memory plan over arena buffers.
@@ -480,7 +520,7 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
   for (auto [i, b] : llvm::enumerate(buffers)) {
     if (b.storage != "arena")
       continue;
-    int64_t last = b.lastStep == INT64_MAX / 4 ? numSteps : std::max(b.lastStep, b.firstStep);
+    int64_t last = b.lastStep == INT64_MAX / 4 ? lifetimeEnd : std::max(b.lastStep, b.firstStep);
     lifetimes.push_back({b.bytes, b.firstStep, last});
     arenaIds.push_back(i);
   }
@@ -539,6 +579,8 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
         });
     });
     j.attribute("arena_bytes", plan.arenaBytes);
+    if (persistentBytes)
+      j.attribute("persistent_bytes", persistentBytes);
     j.attributeArray("buffers", [&] {
       for (auto [i, b] : llvm::enumerate(buffers))
         j.object([&] {
@@ -547,7 +589,7 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
           j.attribute("dtype", b.dtype);
           j.attribute("shape", ints(b.shape));
           j.attribute("storage", b.storage);
-          if (b.storage == "arena")
+          if (b.storage == "arena" || b.storage == "persistent")
             j.attribute("offset", b.arenaOffset);
           else if (b.storage == "weight") {
             j.attribute("file", b.file);
@@ -588,8 +630,8 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
       });
     j.attribute("inputs", std::move(inputs));
     j.attribute("outputs", std::move(outputs));
-    j.attributeArray("steps", [&] {
-      for (Step &s : steps)
+    auto writeSteps = [&](std::vector<Step> &list) {
+      for (Step &s : list)
         j.object([&] {
           j.attribute("op", s.op);
           j.attribute("in", ints(s.in));
@@ -597,7 +639,10 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
           j.attribute("attrs", std::move(s.attrs));
           j.attribute("loc", s.loc);
         });
-    });
+    };
+    if (!loadSteps.empty())
+      j.attributeArray("load_steps", [&] { writeSteps(loadSteps); });
+    j.attributeArray("steps", [&] { writeSteps(steps); });
   });
   os.flush();
 

@@ -19,6 +19,8 @@ struct EmitStats {
   int64_t weightBytes = 0;
   int64_t constantBytes = 0;
   int64_t fusedKernels = 0; // distinct generated kernels
+  int64_t loadSteps = 0;       // run once at load (weights and constants only)
+  int64_t persistentBytes = 0; // what they write
   std::string kernelSource; // their module source (prelude and kernels), "" without any
 };
 

@@ -31,7 +31,8 @@ struct WeightFile {
   uint64_t size = 0;
 };
 
-enum class Storage : uint8_t { Arena, Weight, Constant };
+// Persistent: written once by the load steps (from weights and constants), read by every run.
+enum class Storage : uint8_t { Arena, Weight, Constant, Persistent };
 
 // One entry of a buffer's "shard" list: `dim` of the global tensor is split into
 // product(sizes of `axes`) equal chunks; a rank holds the one at its index in the group.
@@ -184,9 +185,13 @@ struct Artifact {
   int64_t worldSize = 1;
   std::vector<WeightFile> weightFiles;
   uint64_t arenaBytes = 0;
+  uint64_t persistentBytes = 0; // the block the load steps write
   std::vector<BufferDesc> buffers; // buffers[i].id == i
   std::vector<IoBinding> inputs, outputs;
   std::vector<Step> steps;
+  // Run once when the artifact is loaded, on weights and constants only (parameter casts
+  // and the like); they write persistent buffers.
+  std::vector<Step> loadSteps;
   MemoryBlock blob; // 64-byte aligned host copy of the blob section
   KernelModule kernels;
 

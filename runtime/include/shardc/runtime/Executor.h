@@ -58,7 +58,10 @@ public:
   // The arena's high-water mark: the end of its furthest buffer (<= arena_bytes).
   uint64_t arenaPeakBytes() const { return arenaPeakBytes_; }
   // Bytes held for weights (ranges that several buffers share are held once).
+  // (0 once the load steps made persistent copies of every weight the run reads.)
   uint64_t weightBytes() const { return weights_.size(); }
+  // Bytes of the persistent block the load steps wrote (parameters in param_dtype, ...).
+  uint64_t persistentBytes() const { return artifact_.persistentBytes; }
 
 private:
   struct PreparedStep {
@@ -78,6 +81,8 @@ private:
   // Checks the weight files, then allocates the arena and the weights and reads them in.
   std::string allocateStorage();
   std::string copyInputs(const std::vector<HostTensor> &inputs);
+  // Runs the load steps once, then drops the weights nothing else reads.
+  std::string runLoadSteps();
   std::string stepPrefix(size_t index) const;
 
   const Artifact &artifact_;
@@ -89,6 +94,8 @@ private:
   MemoryBlock arena_;
   MemoryBlock scratch_; // collective packing, shared by the steps (they run one at a time)
   MemoryBlock weights_;
+  MemoryBlock persistent_; // written by the load steps
+  std::vector<PreparedStep> loadSteps_;
   std::vector<TensorView> views_; // by buffer id
   std::vector<PreparedStep> steps_;
   uint64_t arenaPeakBytes_ = 0;
