@@ -48,7 +48,29 @@ bool isElementwise(Operation *op) {
          floatTypes(op);
 }
 
-bool isFusible(Operation *op) { return isElementwise(op) || isRowOp(op); }
+// Data movement: inside a kernel it is index arithmetic on the loads of a kernel input
+// (a view), never a materialised tensor; so its operand must be an input or another view.
+bool isIndexOp(Operation *op) {
+  return isa<sc::TransposeOp, sc::ReshapeOp, sc::SqueezeOp, sc::UnsqueezeOp, sc::SliceOp, sc::ExpandOp>(op) &&
+         floatTypes(op);
+}
+
+// Rotate-half rotary reads its input at the partner position d +- D/2: the input must be a
+// view too.
+bool isRotary(Operation *op) { return isa<sc::RotaryOp>(op) && floatTypes(op); }
+
+bool isFusible(Operation *op) { return isElementwise(op) || isRowOp(op) || isIndexOp(op) || isRotary(op); }
+
+// `shape` broadcasts (right-aligned, 1s stretch) to `to`.
+bool broadcastsTo(ArrayRef<int64_t> shape, ArrayRef<int64_t> to) {
+  if (shape.size() > to.size())
+    return false;
+  int64_t off = to.size() - shape.size();
+  for (size_t k = 0; k < shape.size(); ++k)
+    if (shape[k] != 1 && shape[k] != to[off + k])
+      return false;
+  return true;
+}
 
 // A splat float constant: cloned into the region, where it becomes a literal.
 bool isSplatConstant(Value v) {
@@ -62,6 +84,7 @@ bool isSplatConstant(Value v) {
 struct ScFuseElementwisePass : impl::ScFuseElementwiseBase<ScFuseElementwisePass> {
   void runOnOperation() override {
     SmallVector<Block *> blocks;
+    // (Groups: see fuseBlock.)
     getOperation().walk([&](Block *b) {
       if (!isa<sc::FusedOp>(b->getParentOp()))
         blocks.push_back(b);
@@ -86,10 +109,25 @@ struct ScFuseElementwisePass : impl::ScFuseElementwiseBase<ScFuseElementwisePass
         Operation *x = work.pop_back_val();
         // A row op's scale and bias stay inputs; only its normalised operand may be fused.
         auto operands = isRowOp(x) ? x->getOperands().take_front(1) : x->getOperands();
-        for (Value v : operands) {
+        for (auto [k, v] : llvm::enumerate(operands)) {
           Operation *p = v.getDefiningOp();
-          if (!p || p->getBlock() != &block || grouped.contains(p) || !isFusible(p) ||
-              shapeOf(p->getResult(0)) != shape || (isRowOp(p) && hasRowOp))
+          if (!p || p->getBlock() != &block || grouped.contains(p) || !isFusible(p) || (isRowOp(p) && hasRowOp))
+            continue;
+          // What an index op or rotary's input reads must be a view; views are read inside
+          // the group only, at any shape an index op takes or that broadcasts to the group's.
+          bool needsView = isIndexOp(x) || (isRotary(x) && k == 0);
+          if (needsView && !isIndexOp(p))
+            continue;
+          if (isIndexOp(p)) {
+            if (!(isIndexOp(x) || broadcastsTo(shapeOf(p->getResult(0)), shape)) ||
+                !llvm::all_of(p->getUsers(), [&](Operation *u) { return group.contains(u); }))
+              continue;
+            group.insert(p);
+            grouped.insert(p);
+            work.push_back(p);
+            continue;
+          }
+          if (shapeOf(p->getResult(0)) != shape)
             continue;
           // A value read outside the group too becomes one more output of the kernel (the
           // residual stream before a norm), provided those readers come after the kernel.

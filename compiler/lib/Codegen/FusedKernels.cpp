@@ -12,6 +12,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <cmath>
+#include <map>
 #include <cstdio>
 
 using namespace mlir;
@@ -65,33 +66,6 @@ std::string floatLiteral(float f) {
   return buf;
 }
 
-// The offset of output element `i` in an input of `in` broadcast (right-aligned) to `out`.
-std::string broadcastIndex(ArrayRef<int64_t> in, ArrayRef<int64_t> out) {
-  int64_t inNumel = 1, outNumel = 1;
-  for (int64_t d : in)
-    inNumel *= d;
-  for (int64_t d : out)
-    outNumel *= d;
-  if (inNumel == outNumel)
-    return "i"; // same elements in the same order (leading 1s only)
-  if (inNumel == 1)
-    return "0";
-  std::vector<int64_t> outStride(out.size(), 1), inStride(in.size(), 1);
-  for (int64_t d = (int64_t)out.size() - 2; d >= 0; --d)
-    outStride[d] = outStride[d + 1] * out[d + 1];
-  for (int64_t d = (int64_t)in.size() - 2; d >= 0; --d)
-    inStride[d] = inStride[d + 1] * in[d + 1];
-  SmallVector<std::string> terms;
-  int64_t off = out.size() - in.size();
-  for (size_t d = 0; d < in.size(); ++d) {
-    if (in[d] == 1)
-      continue;
-    std::string coord = "(i / " + std::to_string(outStride[d + off]) + "LL % " + std::to_string(out[d + off]) + "LL)";
-    terms.push_back(inStride[d] == 1 ? coord : coord + " * " + std::to_string(inStride[d]) + "LL");
-  }
-  return "(" + llvm::join(terms, " + ") + ")";
-}
-
 } // namespace
 
 StringRef fusedKernelPrelude() { return kFusedPreludeText; }
@@ -108,26 +82,47 @@ StringRef cpuKernelTarget() {
 
 namespace {
 
-// Emits the kernel's per-element code: loads of the inputs an op reads, then the ops, each
-// rounded to its result type. One instance per pass over the elements (a row kernel runs
-// its prologue again in the final pass rather than keeping a row in registers).
+// Emits the kernel's per-element code. Values of the region are of two kinds:
+//  - views: a block argument, or a data-movement op (transpose, reshape, slice, expand) of a
+//    view; they are never materialised, but loaded at whatever coordinates a reader needs
+//    (the index arithmetic composes through the chain);
+//  - computed values: every other op, evaluated at the current element and rounded to its
+//    result type.
+// One instance per pass over the elements (a row kernel runs its prologue again in the final
+// pass rather than keeping a row in registers).
 class ElementEmitter {
 public:
   ElementEmitter(Block &body, ArrayRef<int64_t> outShape, llvm::raw_ostream &os, std::string indent)
-      : body_(body), outShape_(outShape), os_(os), indent_(std::move(indent)) {}
+      : body_(body), outShape_(outShape), os_(os), indent_(std::move(indent)) {
+    // The current element's coordinates in the output, from its linear index i.
+    int64_t stride = 1;
+    coords_.resize(outShape.size());
+    for (int64_t d = (int64_t)outShape.size() - 1; d >= 0; --d) {
+      std::string c = stride == 1 ? "i" : "(i / " + std::to_string(stride) + "LL)";
+      coords_[d] = d == 0 ? c : "(" + c + " % " + std::to_string(outShape[d]) + "LL)";
+      stride *= outShape[d];
+    }
+  }
+
+  static bool isView(Value v) {
+    if (isa<BlockArgument>(v))
+      return true;
+    Operation *d = v.getDefiningOp();
+    return isa_and_present<sc::TransposeOp, sc::ReshapeOp, sc::SqueezeOp, sc::UnsqueezeOp, sc::SliceOp,
+                           sc::ExpandOp>(d);
+  }
 
   // `rowExpr` gives the expression of the row op (with the row's statistics in scope).
   llvm::Error emit(llvm::function_ref<bool(Operation *)> include,
                    llvm::function_ref<std::string(Operation *)> rowExpr = {}) {
     for (Operation &inner : body_.without_terminator()) {
-      if (!include(&inner))
+      if (!include(&inner) || isView(inner.getResult(0)))
         continue;
-      for (Value v : inner.getOperands())
-        if (auto arg = dyn_cast<BlockArgument>(v); arg && !names_.count(v))
-          load(arg);
       std::string expr;
       if (rowExpr && isa<sc::RmsNormOp, sc::LayerNormOp>(inner)) {
         expr = rowExpr(&inner);
+      } else if (auto rot = dyn_cast<sc::RotaryOp>(inner)) {
+        expr = rotaryExpr(rot);
       } else if (auto e = elementExpr(&inner)) {
         expr = *e;
       } else {
@@ -144,22 +139,109 @@ public:
     }
     return llvm::Error::success();
   }
-  std::string name(Value v) const { return names_.lookup(v); }
-  void load(BlockArgument arg) {
-    if (names_.count(arg))
-      return;
-    auto t = cast<RankedTensorType>(arg.getType());
-    std::string v = "x" + std::to_string(arg.getArgNumber());
-    os_ << indent_ << "float " << v << " = "
-        << loadExpr(t.getElementType(), "in" + std::to_string(arg.getArgNumber()),
-                    broadcastIndex(t.getShape(), outShape_))
-        << ";\n";
-    names_[arg] = v;
+
+  // `v` at the current element: a computed value's name, or a view loaded at the output
+  // coordinates (right-aligned, broadcast dims at 0).
+  std::string name(Value v) {
+    if (!isView(v))
+      return names_.lookup(v);
+    return loadAt(v, aligned(cast<RankedTensorType>(v.getType()).getShape()));
   }
 
 private:
+  SmallVector<std::string> aligned(ArrayRef<int64_t> shape) const {
+    SmallVector<std::string> c(shape.size(), "0");
+    int64_t off = (int64_t)outShape_.size() - (int64_t)shape.size();
+    for (size_t k = 0; k < shape.size(); ++k)
+      if (shape[k] != 1 && off + (int64_t)k >= 0)
+        c[k] = coords_[off + k];
+    return c;
+  }
+
+  static SmallVector<int64_t> stridesOf(ArrayRef<int64_t> shape) {
+    SmallVector<int64_t> st(shape.size(), 1);
+    for (int64_t d = (int64_t)shape.size() - 2; d >= 0; --d)
+      st[d] = st[d + 1] * shape[d + 1];
+    return st;
+  }
+
+  // Input `arg` at element `offset`, loaded once per distinct offset expression.
+  std::string loadOffset(BlockArgument arg, const std::string &offset) {
+    std::string key = std::to_string(arg.getArgNumber()) + "@" + offset;
+    auto it = loads_.find(key);
+    if (it != loads_.end())
+      return it->second;
+    std::string name = "x" + std::to_string(loads_.size());
+    os_ << indent_ << "float " << name << " = "
+        << loadExpr(cast<RankedTensorType>(arg.getType()).getElementType(), "in" + std::to_string(arg.getArgNumber()),
+                    "(" + offset + ")")
+        << ";\n";
+    loads_[key] = name;
+    return name;
+  }
+
+  // The view `v` at coordinates `c` (one expression per dim of v), as a float.
+  std::string loadAt(Value v, SmallVector<std::string> c) {
+    auto type = cast<RankedTensorType>(v.getType());
+    ArrayRef<int64_t> shape = type.getShape();
+    if (auto arg = dyn_cast<BlockArgument>(v)) {
+      SmallVector<int64_t> st = stridesOf(shape);
+      SmallVector<std::string> terms;
+      for (size_t k = 0; k < shape.size(); ++k)
+        if (shape[k] != 1)
+          terms.push_back(st[k] == 1 ? c[k] : c[k] + " * " + std::to_string(st[k]) + "LL");
+      return loadOffset(arg, terms.empty() ? "0" : llvm::join(terms, " + "));
+    }
+    Operation *d = v.getDefiningOp();
+    Value src = d->getOperand(0);
+    ArrayRef<int64_t> srcShape = cast<RankedTensorType>(src.getType()).getShape();
+    SmallVector<std::string> u(srcShape.size(), "0");
+    if (auto t = dyn_cast<sc::TransposeOp>(d)) {
+      for (auto [k, p] : llvm::enumerate(t.getPerm()))
+        u[p] = c[k];
+    } else if (auto sl = dyn_cast<sc::SliceOp>(d)) {
+      for (size_t k = 0; k < srcShape.size(); ++k) {
+        int64_t start = sl.getStarts()[k], step = sl.getSteps()[k];
+        std::string scaled = step == 1 ? c[k] : "(" + c[k] + " * " + std::to_string(step) + "LL)";
+        u[k] = start == 0 ? scaled : "(" + std::to_string(start) + "LL + " + scaled + ")";
+      }
+    } else if (isa<sc::ExpandOp>(d)) {
+      int64_t off = (int64_t)shape.size() - (int64_t)srcShape.size();
+      for (size_t k = 0; k < srcShape.size(); ++k)
+        u[k] = srcShape[k] == 1 ? "0" : c[off + k];
+    } else { // reshape, squeeze, unsqueeze: the same elements in the same order
+      SmallVector<int64_t> st = stridesOf(shape), su = stridesOf(srcShape);
+      SmallVector<std::string> terms;
+      for (size_t k = 0; k < shape.size(); ++k)
+        if (shape[k] != 1)
+          terms.push_back(st[k] == 1 ? c[k] : c[k] + " * " + std::to_string(st[k]) + "LL");
+      std::string linear = terms.empty() ? "0" : "(" + llvm::join(terms, " + ") + ")";
+      if (auto arg = dyn_cast<BlockArgument>(src)) // contiguous: the linear index is the offset
+        return loadOffset(arg, linear);
+      for (size_t k = 0; k < srcShape.size(); ++k)
+        if (srcShape[k] != 1)
+          u[k] = "(" + linear + " / " + std::to_string(su[k]) + "LL % " + std::to_string(srcShape[k]) + "LL)";
+    }
+    return loadAt(src, u);
+  }
+
+  // Rotate-half rotary: y[d] = x[d] c[d] - x[d + h] s[d] in the first half, x[d] c[d] +
+  // x[d - h] s[d] in the second, as the library kernel computes it.
+  std::string rotaryExpr(sc::RotaryOp rot) {
+    ArrayRef<int64_t> xs = cast<RankedTensorType>(rot.getInput().getType()).getShape();
+    int64_t half = xs.back() / 2;
+    SmallVector<std::string> here = aligned(xs), other = here;
+    std::string d = here.back();
+    other.back() = "(" + d + " < " + std::to_string(half) + "LL ? " + d + " + " + std::to_string(half) + "LL : " +
+                   d + " - " + std::to_string(half) + "LL)";
+    std::string x = loadAt(rot.getInput(), here), partner = loadAt(rot.getInput(), other);
+    std::string c = name(rot.getCos()), sn = name(rot.getSin());
+    return "(" + d + " < " + std::to_string(half) + "LL ? " + x + " * " + c + " - " + partner + " * " + sn + " : " +
+           x + " * " + c + " + " + partner + " * " + sn + ")";
+  }
+
   std::optional<std::string> elementExpr(Operation *inner) {
-    auto arg = [&](unsigned i) { return names_.lookup(inner->getOperand(i)); };
+    auto arg = [&](unsigned i) { return name(inner->getOperand(i)); };
     return llvm::TypeSwitch<Operation *, std::optional<std::string>>(inner)
         .Case<sc::ConstantOp>([&](sc::ConstantOp c) -> std::optional<std::string> {
           auto dense = cast<DenseElementsAttr>(c.getValue());
@@ -192,7 +274,9 @@ private:
   ArrayRef<int64_t> outShape_;
   llvm::raw_ostream &os_;
   std::string indent_;
+  SmallVector<std::string> coords_;
   llvm::DenseMap<Value, std::string> names_;
+  std::map<std::string, std::string> loads_; // "arg@offset" -> variable
   int counter_ = 0;
 };
 
@@ -234,7 +318,8 @@ llvm::Expected<FusedKernelSource> generateFusedKernel(sc::FusedOp op) {
   auto stores = [&](ElementEmitter &e, llvm::raw_ostream &os, const std::string &indent) {
     for (auto [k, v] : llvm::enumerate(yield.getValues())) {
       Type elt = cast<RankedTensorType>(v.getType()).getElementType();
-      os << indent << "out" << k << "[i] = " << storeExpr(elt, e.name(v)) << ";\n";
+      std::string value = e.name(v); // may emit a load first
+      os << indent << "out" << k << "[i] = " << storeExpr(elt, value) << ";\n";
     }
   };
 
@@ -281,29 +366,34 @@ llvm::Expected<FusedKernelSource> generateFusedKernel(sc::FusedOp op) {
       ElementEmitter e(body, outShape, ls, "      ");
       if (auto err = e.emit(inPrologue))
         return err;
-      if (auto arg = dyn_cast<BlockArgument>(row->getOperand(0)))
-        e.load(arg);
       body_(e);
       ls << "    }\n";
       return llvm::Error::success();
     };
     ls << "  SC_ROWS(r, " << rows << "LL) {\n";
+    // The normalised operand inside a pass (a view's load is emitted on the first call, so
+    // take the name before writing a statement that uses it).
     auto xName = [&](ElementEmitter &e) { return e.name(row->getOperand(0)); };
     if (isa<sc::RmsNormOp>(row)) {
       ls << "    double sum_sq = 0.0;\n";
       if (auto err = pass([&](ElementEmitter &e) {
-            ls << "      sum_sq += (double)" << xName(e) << " * " << xName(e) << ";\n";
+            std::string x = xName(e);
+            ls << "      sum_sq += (double)" << x << " * " << x << ";\n";
           }))
         return std::move(err);
       ls << "    sum_sq = sc_row_sum(sum_sq);\n"
          << "    float inv = (float)(1.0 / sc_sqrt_d(sum_sq / " << c << ".0 + " << doubleLiteral(epsilon) << "));\n";
     } else {
       ls << "    double sum = 0.0, sum_sq = 0.0;\n";
-      if (auto err = pass([&](ElementEmitter &e) { ls << "      sum += " << xName(e) << ";\n"; }))
+      if (auto err = pass([&](ElementEmitter &e) {
+            std::string x = xName(e);
+            ls << "      sum += " << x << ";\n";
+          }))
         return std::move(err);
       ls << "    sum = sc_row_sum(sum);\n    double mean = sum / " << c << ".0;\n";
       if (auto err = pass([&](ElementEmitter &e) {
-            ls << "      sum_sq += (" << xName(e) << " - mean) * (" << xName(e) << " - mean);\n";
+            std::string x = xName(e);
+            ls << "      sum_sq += (" << x << " - mean) * (" << x << " - mean);\n";
           }))
         return std::move(err);
       ls << "    sum_sq = sc_row_sum(sum_sq);\n"

@@ -109,3 +109,36 @@ func.func @shapes(%a: tensor<2x8xf32>, %b: tensor<8xf32>) -> tensor<2x8xf32> {
   %r = sc.add %a, %x : (tensor<2x8xf32>, tensor<8xf32>) -> tensor<2x8xf32>
   return %r : tensor<2x8xf32>
 }
+
+// Data movement is index arithmetic on a kernel input: the head split (reshape, transpose)
+// and rotary of a projection are one kernel reading the linear's output in place; the
+// value projection's split is a copy kernel of its own; a view of a computed value is not
+// formed (the transpose after the exp materialises the exp).
+// CHECK-LABEL: func.func @views
+// CHECK: %[[Q:.*]] = sc.fused %arg0, %arg1, %arg2 : (tensor<1x4x16xf32>, tensor<4x8xf32>, tensor<4x8xf32>) -> tensor<1x2x4x8xf32>
+// CHECK-NEXT: ^bb0
+// CHECK-NEXT: sc.reshape
+// CHECK-NEXT: sc.transpose
+// CHECK-NEXT: sc.rotary
+// CHECK-NEXT: sc.fused_yield
+// CHECK: %[[V:.*]] = sc.fused %arg0 : (tensor<1x4x16xf32>) -> tensor<1x2x4x8xf32>
+// CHECK-NEXT: ^bb0
+// CHECK-NEXT: sc.reshape
+// CHECK-NEXT: sc.transpose
+// CHECK-NEXT: sc.fused_yield
+// CHECK: %[[E:.*]] = sc.fused %arg0 : (tensor<1x4x16xf32>) -> tensor<1x4x16xf32>
+// CHECK-NEXT: ^bb0
+// CHECK-NEXT: sc.exp
+// CHECK: sc.fused %[[E]] : (tensor<1x4x16xf32>) -> tensor<1x16x4xf32>
+// CHECK-NEXT: ^bb0
+// CHECK-NEXT: sc.transpose
+func.func @views(%x: tensor<1x4x16xf32>, %cos: tensor<4x8xf32>, %sin: tensor<4x8xf32>) -> (tensor<1x2x4x8xf32>, tensor<1x2x4x8xf32>, tensor<1x16x4xf32>) {
+  %r = sc.reshape %x : (tensor<1x4x16xf32>) -> tensor<1x4x2x8xf32>
+  %t = sc.transpose %r {perm = array<i64: 0, 2, 1, 3>} : (tensor<1x4x2x8xf32>) -> tensor<1x2x4x8xf32>
+  %q = sc.rotary %t, %cos, %sin : (tensor<1x2x4x8xf32>, tensor<4x8xf32>, tensor<4x8xf32>) -> tensor<1x2x4x8xf32>
+  %r2 = sc.reshape %x : (tensor<1x4x16xf32>) -> tensor<1x4x2x8xf32>
+  %v = sc.transpose %r2 {perm = array<i64: 0, 2, 1, 3>} : (tensor<1x4x2x8xf32>) -> tensor<1x2x4x8xf32>
+  %e = sc.exp %x : (tensor<1x4x16xf32>) -> tensor<1x4x16xf32>
+  %et = sc.transpose %e {perm = array<i64: 0, 2, 1>} : (tensor<1x4x16xf32>) -> tensor<1x16x4xf32>
+  return %q, %v, %et : tensor<1x2x4x8xf32>, tensor<1x2x4x8xf32>, tensor<1x16x4xf32>
+}
