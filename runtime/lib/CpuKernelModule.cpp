@@ -61,11 +61,36 @@ std::string CpuBackend::loadKernels(const Artifact &artifact) {
   return "";
 }
 
-FusedKernelFn CpuBackend::lookupFused(std::string_view name) const {
+namespace {
+
+// A kernel of the loaded object: its `<name>_host(void *const *args)` entry, run in place.
+class CpuFusedKernel final : public FusedKernel {
+public:
+  using Entry = void (*)(void *const *args);
+  explicit CpuFusedKernel(Entry entry) : entry_(entry) {}
+  std::string run(void *const *args, std::string_view, int64_t) const override {
+    entry_(args);
+    return "";
+  }
+
+private:
+  Entry entry_;
+};
+
+} // namespace
+
+const FusedKernel *CpuBackend::lookupFused(std::string_view name) const {
   if (!module_)
     return nullptr;
+  if (auto it = fused_.find(name); it != fused_.end())
+    return it->second.get();
   std::string symbol = std::string(name) + "_host";
-  return reinterpret_cast<FusedKernelFn>(dlsym(module_, symbol.c_str()));
+  auto entry = reinterpret_cast<CpuFusedKernel::Entry>(dlsym(module_, symbol.c_str()));
+  if (!entry)
+    return nullptr;
+  auto &slot = fused_[std::string(name)];
+  slot = std::make_unique<CpuFusedKernel>(entry);
+  return slot.get();
 }
 
 } // namespace shardc::rt

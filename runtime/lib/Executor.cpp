@@ -90,9 +90,27 @@ std::string Executor::create(const Artifact &artifact, Backend &backend, Communi
       ex->arenaPeakBytes_ = std::max(ex->arenaPeakBytes_, b.offset + b.bytes);
     } else if (b.storage == Storage::Persistent) {
       view.data = ex->persistent_.data() + b.offset;
-    } else if (b.storage == Storage::Constant) {
+    } else if (b.storage == Storage::Constant && backend.hostAddressable()) {
       view.data = const_cast<uint8_t *>(artifact.constantData(b));
     }
+  }
+  // A device backend gets its own copy of the constants.
+  if (!backend.hostAddressable()) {
+    uint64_t total = 0;
+    for (const BufferDesc &b : artifact.buffers)
+      if (b.storage == Storage::Constant)
+        total += (b.bytes + 63) / 64 * 64;
+    ex->constants_ = backend.allocate(total);
+    if (!ex->constants_)
+      return "cannot allocate " + std::to_string(total) + " bytes for the constants";
+    uint64_t at = 0;
+    for (const BufferDesc &b : artifact.buffers)
+      if (b.storage == Storage::Constant) {
+        if (std::string err = backend.copyIn(ex->constants_.data() + at, artifact.constantData(b), b.bytes); !err.empty())
+          return "constant '" + b.name + "': " + err;
+        ex->views_[static_cast<size_t>(b.id)].data = ex->constants_.data() + at;
+        at += (b.bytes + 63) / 64 * 64;
+      }
   }
 
   for (size_t i = 0; i < artifact.loadSteps.size() + artifact.steps.size(); ++i) {
@@ -143,10 +161,7 @@ std::string Executor::runLoadSteps() {
     PreparedStep &step = loadSteps_[i];
     std::string err;
     try {
-      if (step.fused)
-        step.fused(step.fusedArgs.data());
-      else
-        err = step.collective ? step.collective->run(step.collectiveArgs) : step.kernel(step.args);
+      err = runStep(step);
     } catch (const std::exception &e) {
       err = e.what();
     }
@@ -197,6 +212,8 @@ std::string Executor::prepareSteps(uint64_t &scratchBytes) {
       if (!prepared.fused)
         return prefix(i) + "the " + backend_.name() + " backend has no fused kernel '" + name +
                "' (the artifact's kernel module does not define it)";
+      prepared.fusedLaunch = step.attrs.getString("launch", "elements");
+      prepared.fusedCount = step.attrs.getInt("count", 0);
       continue;
     }
     if (!prepared.collective) {
@@ -294,10 +311,15 @@ std::string Executor::allocateStorage() {
   if (!weights_)
     return "cannot allocate " + std::to_string(total) + " bytes for the weights";
 
+  std::vector<uint8_t> staging; // one weight range on the host, for a device backend
   for (const auto &[range, offset] : placement) {
     const auto &[file, fileOffset, bytes, elemSize, chunk] = range;
     int fd = files[static_cast<size_t>(file)].fd;
     uint8_t *dst = weights_.data() + offset;
+    if (!backend_.hostAddressable()) {
+      staging.assign(bytes, 0);
+      dst = staging.data();
+    }
     const auto &[globalShape, start, shape, fileShape, fileStart] = chunk;
     std::string err;
     auto read = [&](uint64_t at, uint64_t to, uint64_t n) {
@@ -314,6 +336,9 @@ std::string Executor::allocateStorage() {
       forEachChunkRun(globalShape, start, shape, elemSize, read);
     if (!err.empty())
       return "weight file '" + artifact_.resolveWeightPath(file) + "': " + err;
+    if (!backend_.hostAddressable())
+      if (std::string e = backend_.copyIn(weights_.data() + offset, staging.data(), bytes); !e.empty())
+        return "weight file '" + artifact_.resolveWeightPath(file) + "': " + e;
   }
   for (const BufferDesc &b : artifact_.buffers)
     if (b.storage == Storage::Weight)
@@ -366,7 +391,14 @@ std::string Executor::copyInputs(const std::vector<HostTensor> &inputs) {
     const BufferDesc &b = artifact_.buffers[static_cast<size_t>(in.buffer)];
     const HostTensor &t =
         *std::find_if(inputs.begin(), inputs.end(), [&](const HostTensor &x) { return x.name == in.name; });
+    // Written in place, or staged on the host for a backend whose memory the host cannot
+    // address.
+    std::vector<uint8_t> staging;
     uint8_t *dst = arena_.data() + b.offset;
+    if (!backend_.hostAddressable()) {
+      staging.resize(b.bytes);
+      dst = staging.data();
+    }
     // Element offsets of the rank's chunk (the whole tensor when unsharded), then bytes.
     std::vector<int64_t> start = chunkStart(b, artifact_.deviceMesh, comm_->rank());
     size_t from = dtypeSize(t.dtype), to = dtypeSize(b.dtype);
@@ -382,6 +414,9 @@ std::string Executor::copyInputs(const std::vector<HostTensor> &inputs) {
         std::memcpy(dst + (into + i) * 8, &w, 8);
       }
     });
+    if (!staging.empty())
+      if (std::string err = backend_.copyIn(arena_.data() + b.offset, staging.data(), b.bytes); !err.empty())
+        return "input '" + in.name + "': " + err;
   }
   return "";
 }
@@ -398,11 +433,7 @@ std::string Executor::run(const std::vector<HostTensor> &inputs, std::vector<Hos
     // Kernels report errors as strings; an exception (bad_alloc in a scratch buffer) must still
     // end as a located error rather than an abort.
     try {
-      const PreparedStep &step = steps_[i];
-      if (step.fused)
-        step.fused(step.fusedArgs.data());
-      else
-        err = step.collective ? step.collective->run(step.collectiveArgs) : step.kernel(step.args);
+      err = runStep(steps_[i]);
     } catch (const std::exception &e) {
       err = std::string("kernel threw: ") + e.what();
     }
@@ -411,17 +442,44 @@ std::string Executor::run(const std::vector<HostTensor> &inputs, std::vector<Hos
     if (afterStep_)
       afterStep_(i, steps_[i].collective ? std::vector<TensorView>{steps_[i].collectiveArgs.out} : steps_[i].args.out);
   }
+  if (std::string err = backend_.synchronize(); !err.empty())
+    return err;
   for (const IoBinding &o : artifact_.outputs) {
     const BufferDesc &b = artifact_.buffers[static_cast<size_t>(o.buffer)];
     HostTensor t;
     t.name = o.name;
     t.dtype = b.dtype;
     t.shape = b.shape;
-    const uint8_t *src = arena_.data() + b.offset;
-    t.data.assign(src, src + b.bytes);
+    t.data.resize(b.bytes);
+    if (std::string err = backend_.copyOut(t.data.data(), arena_.data() + b.offset, b.bytes); !err.empty())
+      return "output '" + o.name + "': " + err;
     outputs.push_back(std::move(t));
   }
   return "";
+}
+
+std::string Executor::runStep(const PreparedStep &step) {
+  if (step.fused)
+    return step.fused->run(step.fusedArgs.data(), step.fusedLaunch, step.fusedCount);
+  if (!step.collective)
+    return step.kernel(step.args);
+  if (backend_.hostAddressable() || comm_->takesDevicePointers())
+    return step.collective->run(step.collectiveArgs);
+  // A host communicator on device memory: the input comes to the host, the collective runs
+  // there, the output goes back.
+  const CollectiveArgs &args = step.collectiveArgs;
+  if (std::string err = backend_.synchronize(); !err.empty())
+    return err;
+  collectiveIn_.resize(args.in.bytes());
+  collectiveOut_.resize(args.out.bytes());
+  if (std::string err = backend_.copyOut(collectiveIn_.data(), args.in.data, args.in.bytes()); !err.empty())
+    return err;
+  CollectiveArgs host = args;
+  host.in.data = collectiveIn_.data();
+  host.out.data = collectiveOut_.data();
+  if (std::string err = step.collective->run(host); !err.empty())
+    return err;
+  return backend_.copyIn(args.out.data, collectiveOut_.data(), args.out.bytes());
 }
 
 } // namespace shardc::rt

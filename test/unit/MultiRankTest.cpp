@@ -2,6 +2,7 @@
 // collective on 1-D and 2-D meshes against serial references, shard specs (weights, inputs),
 // an end-to-end TP artifact, and timeouts that name the missing rank and the step.
 #include "TempDir.h"
+#include "DeviceSimBackend.h"
 #include "TpMlpArtifact.h"
 
 #include "shardc/comm/CollectiveKernels.h"
@@ -492,7 +493,7 @@ struct TpRun {
 };
 
 TpRun runTpMlp(int64_t dp, int64_t tp, int64_t absentRank = -1,
-               std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+               std::chrono::milliseconds timeout = std::chrono::seconds(20), bool deviceSim = false) {
   fixtures::TpMlpArtifact t = fixtures::makeTpMlpArtifact(dp, tp);
   TempDir dir;
   writeFile(dir.file("w.bin"), t.weights);
@@ -504,8 +505,10 @@ TpRun runTpMlp(int64_t dp, int64_t tp, int64_t absentRank = -1,
       a.deviceMesh,
       [&](LocalCommunicator &comm) -> std::string {
         CpuBackend cpu;
+        test_backends::DeviceSimBackend device;
+        Backend &backend = deviceSim ? static_cast<Backend &>(device) : cpu;
         std::unique_ptr<Executor> ex;
-        if (std::string err = Executor::create(a, cpu, comm, ex); !err.empty())
+        if (std::string err = Executor::create(a, backend, comm, ex); !err.empty())
           return err;
         if (comm.rank() == absentRank)
           return "absent"; // bound its weights, then never runs
@@ -516,6 +519,20 @@ TpRun runTpMlp(int64_t dp, int64_t tp, int64_t absentRank = -1,
       },
       timeout);
   return result;
+}
+
+// On device memory with a host communicator, every collective's data is staged through the
+// host, and the results are the same bits as on the CPU.
+TEST(MultiRankExecutor, HostCollectivesOnDeviceMemoryAreStaged) {
+  for (auto [dp, tp] : {std::pair{1, 2}, {2, 2}}) {
+    TpRun cpu = runTpMlp(dp, tp);
+    TpRun device = runTpMlp(dp, tp, -1, std::chrono::seconds(20), /*deviceSim=*/true);
+    for (int64_t r = 0; r < dp * tp; ++r) {
+      ASSERT_EQ(device.errors[static_cast<size_t>(r)], "") << dp << "x" << tp << " rank " << r;
+      EXPECT_EQ(device.outputs[static_cast<size_t>(r)][0].data, cpu.outputs[static_cast<size_t>(r)][0].data)
+          << dp << "x" << tp << " rank " << r;
+    }
+  }
 }
 
 TEST(MultiRankExecutor, TensorParallelMlpMatchesTheUnshardedComputation) {

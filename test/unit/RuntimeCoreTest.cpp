@@ -1,5 +1,6 @@
 // Unit tests of the runtime core: JSON, the artifact loader and writer, npz I/O and the
 // executor (on the CPU backend for numbers, on test backends for error paths).
+#include "DeviceSimBackend.h"
 #include "TempDir.h"
 #include "shardc/runtime/Artifact.h"
 #include "shardc/runtime/Executor.h"
@@ -812,6 +813,23 @@ TEST(Artifact, LoadStepsReadOnlyWeightsAndWritePersistentBuffers) {
             "m.shardc: manifest: buffers[2]: persistent range [0, 24) overflows persistent_bytes 16");
 }
 
+// A backend whose memory the host cannot address: weights, constants and inputs arrive only
+// through copyIn, outputs leave only through copyOut, and the results are the CPU's.
+TEST(Executor, DeviceMemoryIsReachedOnlyThroughCopies) {
+  auto d = artifactOnDisk(kManifest);
+  test_backends::DeviceSimBackend device;
+  std::unique_ptr<Executor> ex;
+  ASSERT_EQ(Executor::create(d->artifact, device, ex), "");
+  EXPECT_EQ(device.copiedIn.load(), 24u + 24u); // the weight, the constant
+  std::vector<HostTensor> outputs;
+  ASSERT_EQ(ex->run({makeTensor<float>("x", DType::F32, {2, 3}, {1, 2, 3, 4, 5, 6})}, outputs), "");
+  EXPECT_EQ(device.copiedIn.load(), 24u + 24u + 24u); // and the input
+  EXPECT_EQ(device.copiedOut.load(), 16u);            // the output
+  EXPECT_GE(device.synchronizations.load(), 1u);
+  EXPECT_EQ(valuesOf<float>(outputs[0]), (std::vector<float>{11 + 66 + 165, 22 + 88 + 198,
+                                                             44 + 165 + 330, 88 + 220 + 396}));
+}
+
 // A backend whose kernels record what they were given, so the executor's own work (binding,
 // error locations) is tested independently of the CPU kernels.
 class RecordingBackend final : public Backend {
@@ -821,7 +839,7 @@ public:
 
   const char *name() const override { return "test"; }
   std::string loadKernels(const Artifact &) override { return ""; }
-  FusedKernelFn lookupFused(std::string_view) const override { return nullptr; }
+  const FusedKernel *lookupFused(std::string_view) const override { return nullptr; }
   KernelFn lookupKernel(std::string_view op) const override {
     if (op == "record")
       return [](const KernelArgs &a) -> std::string {

@@ -1,11 +1,15 @@
-// What the executor needs from a device: the kernel for each op and memory those kernels can
-// address. The CPU backend is the first; a CUDA backend implements the same interface.
+// What the executor needs from a device: the kernel for each op, the artifact's generated
+// kernels, memory those kernels can address, and the copies between that memory and the
+// host. The CPU backend is the first; a CUDA backend implements the same interface.
 #pragma once
 
 #include "shardc/runtime/Kernel.h"
 #include "shardc/runtime/MemoryBlock.h"
 
 #include <cstddef>
+#include <cstring>
+#include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -13,9 +17,14 @@ namespace shardc::rt {
 
 struct Artifact;
 
-// A generated fused kernel's entry: its inputs' then its outputs' data pointers, in step
-// order. Shapes are compiled into the kernel.
-using FusedKernelFn = void (*)(void *const *args);
+// A generated fused kernel. `args` are its inputs' then its outputs' data pointers, in step
+// order (shapes are compiled into it); `launch` ("elements" or "rows") and `count` are the
+// step's launch shape, which only a GPU uses. Runs, or on a device enqueues, the kernel.
+class FusedKernel {
+public:
+  virtual ~FusedKernel() = default;
+  [[nodiscard]] virtual std::string run(void *const *args, std::string_view launch, int64_t count) const = 0;
+};
 
 class Backend {
 public:
@@ -25,15 +34,28 @@ public:
   // The kernel implementing `op`, or nullptr when this backend has none.
   virtual KernelFn lookupKernel(std::string_view op) const = 0;
   // `bytes` of zero-filled, 64-byte aligned memory for this backend's kernels; an empty block
-  // when it cannot be had. The executor fills it with host copies, so a device backend will
-  // add host<->device copy hooks at the four places Executor binds data (weights, constants,
-  // inputs, outputs).
+  // when it cannot be had.
   virtual MemoryBlock allocate(size_t bytes) = 0;
   // Makes the artifact's generated fused kernels callable (the CPU backend loads the object
   // built for its target; a CUDA backend compiles the source). "" or a one-line error.
   [[nodiscard]] virtual std::string loadKernels(const Artifact &artifact) = 0;
   // A loaded fused kernel by name, or nullptr.
-  virtual FusedKernelFn lookupFused(std::string_view name) const = 0;
+  virtual const FusedKernel *lookupFused(std::string_view name) const = 0;
+
+  // Whether the host can read and write this backend's memory directly. When it cannot (a
+  // GPU), the executor moves weights, constants, inputs, outputs and the data of host-side
+  // collectives only through copyIn/copyOut, and calls synchronize() before reading.
+  virtual bool hostAddressable() const { return true; }
+  [[nodiscard]] virtual std::string copyIn(void *device, const void *host, size_t bytes) {
+    std::memcpy(device, host, bytes);
+    return "";
+  }
+  [[nodiscard]] virtual std::string copyOut(void *host, const void *device, size_t bytes) {
+    std::memcpy(host, device, bytes);
+    return "";
+  }
+  // Waits for everything enqueued so far.
+  [[nodiscard]] virtual std::string synchronize() { return ""; }
 };
 
 class CpuBackend final : public Backend {
@@ -46,12 +68,13 @@ public:
   KernelFn lookupKernel(std::string_view op) const override { return lookupCpuKernel(op); }
   MemoryBlock allocate(size_t bytes) override { return MemoryBlock::allocateHost(bytes); }
   std::string loadKernels(const Artifact &artifact) override;
-  FusedKernelFn lookupFused(std::string_view name) const override;
+  const FusedKernel *lookupFused(std::string_view name) const override;
   // The target of kernel objects this build can load ("x86_64-linux").
   static const char *kernelTarget();
 
 private:
   void *module_ = nullptr; // dlopen handle of the artifact's kernel object
+  mutable std::map<std::string, std::unique_ptr<FusedKernel>, std::less<>> fused_;
 };
 
 } // namespace shardc::rt

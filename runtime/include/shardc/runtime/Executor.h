@@ -67,8 +67,10 @@ private:
   struct PreparedStep {
     KernelFn kernel = nullptr;
     KernelArgs args;
-    FusedKernelFn fused = nullptr;  // a generated kernel, instead of `kernel`
-    std::vector<void *> fusedArgs; // its inputs' then outputs' data
+    const FusedKernel *fused = nullptr; // a generated kernel, instead of `kernel`
+    std::vector<void *> fusedArgs;      // its inputs' then outputs' data
+    std::string fusedLaunch;            // the step's launch shape
+    int64_t fusedCount = 0;
     const CollectiveKernel *collective = nullptr; // instead of `kernel`
     CollectiveArgs collectiveArgs;
     Attrs rankAttrs; // the step's attributes completed for this rank (vocab-split embedding)
@@ -83,6 +85,11 @@ private:
   std::string copyInputs(const std::vector<HostTensor> &inputs);
   // Runs the load steps once, then drops the weights nothing else reads.
   std::string runLoadSteps();
+  // Runs (or enqueues) one prepared step.
+  std::string runStep(const PreparedStep &step);
+  // Host staging for backends whose memory the host cannot address.
+  std::string stageIn(void *device, const void *host, size_t bytes);
+  std::vector<uint8_t> collectiveIn_, collectiveOut_; // a host collective's staged data
   std::string stepPrefix(size_t index) const;
 
   const Artifact &artifact_;
@@ -95,6 +102,7 @@ private:
   MemoryBlock scratch_; // collective packing, shared by the steps (they run one at a time)
   MemoryBlock weights_;
   MemoryBlock persistent_; // written by the load steps
+  MemoryBlock constants_;  // a device backend's copy of the blob's constants
   std::vector<PreparedStep> loadSteps_;
   std::vector<TensorView> views_; // by buffer id
   std::vector<PreparedStep> steps_;

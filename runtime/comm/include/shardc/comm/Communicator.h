@@ -49,6 +49,9 @@ class Communicator {
 public:
   virtual ~Communicator();
   virtual const char *name() const = 0; // "local", "mpi"
+  // Whether collectives take device pointers (NCCL). Host communicators (local, MPI) take
+  // host memory: with a device backend the executor stages their data through the host.
+  virtual bool takesDevicePointers() const { return false; }
 
   int64_t rank() const { return rank_; }
   int64_t worldSize() const { return mesh_.worldSize(); }

@@ -37,6 +37,7 @@ public:
   // Finalizes the communicators (bounded by timeout(); aborted past it) unless aborted.
   ~NcclCommunicator() override;
   const char *name() const override { return "nccl"; }
+  bool takesDevicePointers() const override { return true; }
 
   int device() const;
   // The stream every collective and progress mark is enqueued on (default: the legacy default
