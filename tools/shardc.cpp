@@ -49,6 +49,8 @@ cl::opt<bool> elideConstants("elide-constants", cl::desc("import: elide constant
 cl::opt<bool> quiet("quiet", cl::desc("compile: no progress output"), cl::cat(cat));
 cl::opt<std::string> kernelSourceFile("kernel-source", cl::desc("compile: also write the generated kernels' source (what NVRTC builds on a GPU) to this file"),
                                       cl::value_desc("file"), cl::cat(cat));
+cl::opt<bool> relativeWeights("relative-weights", cl::desc("compile: record weight files in the artifact's directory relative to it (to move or copy the directory)"),
+                              cl::cat(cat));
 cl::opt<bool> noFuse("no-fuse", cl::desc("compile: run elementwise ops as library kernels, one step each, "
                                          "instead of generated fused kernels"), cl::cat(cat));
 cl::opt<std::string> planPath("plan", cl::desc("plan YAML (docs/plan.md); default: the auto plan"), cl::value_desc("file"), cl::cat(cat));
@@ -269,7 +271,9 @@ int runCompile(MLIRContext &ctx) {
   progress("emitting " + outputFile);
   TimingScope emitTimer = root.nest("emit artifact");
   shardc::EmitStats stats;
-  if (auto err = shardc::emitArtifact(**module, outputFile, stats))
+  shardc::EmitOptions emitOptions;
+  emitOptions.relativeWeights = relativeWeights;
+  if (auto err = shardc::emitArtifact(**module, outputFile, stats, emitOptions))
     return error(llvm::toString(std::move(err)));
   emitTimer.stop();
   if (!kernelSourceFile.empty()) {

@@ -29,6 +29,10 @@
 #define SHARDC_MPIEXEC ""
 #endif
 
+#if defined(SHARDC_HAVE_CUDA)
+#include "CudaBackend.h"
+#endif
+
 using namespace shardc::rt;
 
 namespace {
@@ -36,7 +40,7 @@ namespace {
 constexpr const char *kUsage =
     "usage: shardc-run MODEL.shardc [--inputs IN.npz] [--outputs OUT.npz] [--print-steps]\n"
     "                  [--verbose] [--version] [--nproc N | --threads N] [--launcher L]\n"
-    "                  [--collective-timeout DURATION] [--all-ranks]\n"
+    "                  [--collective-timeout DURATION] [--all-ranks] [--backend cpu|cuda]\n"
     "  --inputs IN.npz    one array per artifact input, named as the input (sharded inputs\n"
     "                     are given whole; each rank takes its chunk)\n"
     "  --outputs OUT.npz  where rank 0 writes the outputs (f16/bf16 are written as f32);\n"
@@ -49,11 +53,13 @@ constexpr const char *kUsage =
     "  --collective-timeout D  fail a collective that waits longer than D (10s, 500ms, 2m;\n"
     "                     default 300s, or $SHARDC_COLLECTIVE_TIMEOUT)\n"
     "  --all-ranks        every rank prints, lines prefixed [rN axis=i]; else rank 0 only\n"
+    "  --backend B        cpu (default) or cuda (GPU 0; in-process ranks share it, their\n"
+    "                     collectives staged through the host)\n"
     "Under mpirun (mpirun -np N shardc-run ...) each process is one rank. N must equal the\n"
     "artifact's world size. See docs/runtime.md.\n";
 
 struct Options {
-  std::string model, inputs, outputs, launcher;
+  std::string model, inputs, outputs, launcher, backend = "cpu";
   bool printSteps = false, verbose = false, version = false, help = false, allRanks = false;
   int64_t nproc = 0, threads = 0;
   std::chrono::milliseconds timeout{300000};
@@ -129,6 +135,14 @@ std::string parseOptions(int argc, char **argv, Options &o) {
         else
           o.timeout = *t;
       }
+    } else if (is("--backend")) {
+      err = value("--backend", o.backend, "cpu or cuda");
+      if (err.empty() && o.backend != "cpu" && o.backend != "cuda")
+        err = "--backend must be cpu or cuda, not '" + o.backend + "'";
+#if !defined(SHARDC_HAVE_CUDA)
+      if (err.empty() && o.backend == "cuda")
+        err = "--backend cuda: this shardc-run was built without CUDA";
+#endif
     } else if (arg == "--all-ranks")
       o.allRanks = true;
     else if (arg == "--print-steps")
@@ -310,9 +324,19 @@ struct RankRun {
 RankRun runRank(const Options &o, const Artifact &artifact, const std::vector<HostTensor> &inputs,
                 Communicator &comm, bool processExitsAtHook) {
   RankRun result;
-  CpuBackend backend;
+  CpuBackend cpu;
+  Backend *backend = &cpu;
+  std::string err;
+#if defined(SHARDC_HAVE_CUDA)
+  std::unique_ptr<shardc::cuda::CudaBackend> cuda;
+  if (o.backend == "cuda") {
+    err = shardc::cuda::CudaBackend::create(0, cuda);
+    backend = cuda.get();
+  }
+#endif
   std::unique_ptr<Executor> executor;
-  std::string err = Executor::create(artifact, backend, comm, executor);
+  if (err.empty())
+    err = Executor::create(artifact, *backend, comm, executor);
   if (!err.empty())
     err = o.model + ": " + err;
   if (std::string agreeErr = agreeOnSetup(comm, !err.empty(), result.firstFailed);

@@ -17,6 +17,8 @@
 #include "llvm/Support/Path.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <functional>
+
 using namespace mlir;
 
 namespace shardc {
@@ -94,6 +96,7 @@ struct Step {
 class Emitter {
 public:
   llvm::Error run(ModuleOp module, llvm::StringRef outPath, EmitStats &stats);
+  EmitOptions options;
 
 private:
   llvm::Error fail(Operation *op, const llvm::Twine &msg) {
@@ -113,6 +116,7 @@ private:
   std::vector<std::pair<std::string, uint64_t>> weightFiles;
   llvm::StringMap<int64_t> weightFileIds;
   llvm::Error pending = llvm::Error::success();
+  std::function<std::string(const std::string &)> recordedPath;
   // Generated fused kernels, in first-use order, each once.
   std::vector<FusedKernelSource> kernels;
   llvm::StringSet<> kernelNames;
@@ -414,6 +418,17 @@ llvm::Error Emitter::emitBlock(Block &block) {
 }
 
 llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &stats) {
+  // With relativeWeights, a weight file under the artifact's directory is recorded relative
+  // to it (the runtime resolves relative paths against the artifact's directory).
+  llvm::SmallString<256> outDir(outPath);
+  llvm::sys::fs::make_absolute(outDir);
+  llvm::sys::path::remove_filename(outDir);
+  recordedPath = [this, dir = std::string(outDir)](const std::string &p) {
+    if (!options.relativeWeights)
+      return p;
+    std::string prefix = dir.empty() || dir.back() == '/' ? dir : dir + "/";
+    return llvm::StringRef(p).starts_with(prefix) ? p.substr(prefix.size()) : p;
+  };
   func::FuncOp func;
   for (auto f : module.getOps<func::FuncOp>()) {
     if (func)
@@ -574,7 +589,7 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
     j.attributeArray("weight_files", [&] {
       for (auto &[p, size] : weightFiles)
         j.object([&] {
-          j.attribute("path", p);
+          j.attribute("path", recordedPath(p));
           j.attribute("size", (int64_t)size);
         });
     });
@@ -678,8 +693,9 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
 
 } // namespace
 
-llvm::Error emitArtifact(ModuleOp module, llvm::StringRef outPath, EmitStats &stats) {
+llvm::Error emitArtifact(ModuleOp module, llvm::StringRef outPath, EmitStats &stats, const EmitOptions &options) {
   Emitter e;
+  e.options = options;
   return e.run(module, outPath, stats);
 }
 

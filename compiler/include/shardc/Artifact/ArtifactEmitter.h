@@ -24,7 +24,14 @@ struct EmitStats {
   std::string kernelSource; // their module source (prelude and kernels), "" without any
 };
 
+struct EmitOptions {
+  // Weight files in the artifact's directory (or below it) are recorded relative to it, so
+  // the directory can be moved or copied to another machine as a whole; others stay absolute.
+  bool relativeWeights = false;
+};
+
 // Writes the artifact to `outPath`. Errors name the op's ONNX node and module path.
-llvm::Error emitArtifact(mlir::ModuleOp module, llvm::StringRef outPath, EmitStats &stats);
+llvm::Error emitArtifact(mlir::ModuleOp module, llvm::StringRef outPath, EmitStats &stats,
+                         const EmitOptions &options = {});
 
 } // namespace shardc

@@ -1,0 +1,159 @@
+// The CUDA backend's device glue (see CudaBackend.h).
+#include "CudaBackend.h"
+
+#include "shardc/cuda/NvrtcCompiler.h"
+#include "shardc/runtime/Artifact.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <vector>
+
+namespace shardc::cuda {
+
+namespace {
+
+thread_local ThreadContext context;
+
+std::string cudaText(cudaError_t rc) { return std::string(cudaGetErrorName(rc)) + ": " + cudaGetErrorString(rc); }
+
+std::string cacheDir() {
+  if (const char *d = std::getenv("SHARDC_CACHE_DIR"); d && *d)
+    return std::string(d) + "/kernels";
+  if (const char *x = std::getenv("XDG_CACHE_HOME"); x && *x)
+    return std::string(x) + "/shardc/kernels";
+  if (const char *h = std::getenv("HOME"); h && *h)
+    return std::string(h) + "/.cache/shardc/kernels";
+  return "";
+}
+
+// A generated kernel: elements -> a grid-stride loop over `count` elements; rows -> one
+// block per row.
+class CudaFusedKernel final : public rt::FusedKernel {
+public:
+  explicit CudaFusedKernel(cudaKernel_t kernel) : kernel_(kernel) {}
+  std::string run(void *const *args, std::string_view launch, int64_t count) const override {
+    const ThreadContext &ctx = threadContext();
+    constexpr unsigned kThreads = 256;
+    int64_t blocks = launch == "rows" ? count : (count + kThreads - 1) / kThreads;
+    blocks = std::clamp<int64_t>(blocks, 1, launch == "rows" ? 65535 : int64_t(ctx.smCount) * 32);
+    // cudaLaunchKernel wants the address of each argument; the arguments are the pointers.
+    std::vector<void *> params(args, args + paramCount_);
+    std::vector<void *> addresses;
+    for (void *&p : params)
+      addresses.push_back(&p);
+    cudaError_t rc = cudaLaunchKernel(reinterpret_cast<const void *>(kernel_), dim3(unsigned(blocks)),
+                                      dim3(kThreads), addresses.data(), 0, ctx.stream);
+    return rc == cudaSuccess ? "" : "launching a generated kernel: " + cudaText(rc);
+  }
+  size_t paramCount_ = 0;
+
+private:
+  cudaKernel_t kernel_;
+};
+
+} // namespace
+
+const ThreadContext &threadContext() { return context; }
+
+std::string CudaBackend::create(int device, std::unique_ptr<CudaBackend> &out) {
+  int count = 0;
+  if (cudaError_t rc = cudaGetDeviceCount(&count); rc != cudaSuccess)
+    return "no CUDA device: " + cudaText(rc);
+  if (device < 0 || device >= count)
+    return "CUDA device " + std::to_string(device) + " does not exist (" + std::to_string(count) + " visible)";
+  if (cudaError_t rc = cudaSetDevice(device); rc != cudaSuccess)
+    return "cudaSetDevice(" + std::to_string(device) + "): " + cudaText(rc);
+  cudaDeviceProp prop{};
+  if (cudaError_t rc = cudaGetDeviceProperties(&prop, device); rc != cudaSuccess)
+    return "cudaGetDeviceProperties: " + cudaText(rc);
+  std::unique_ptr<CudaBackend> b(new CudaBackend());
+  b->device_ = device;
+  b->arch_ = "sm_" + std::to_string(prop.major * 10 + prop.minor);
+  if (cudaError_t rc = cudaStreamCreateWithFlags(&context.stream, cudaStreamNonBlocking); rc != cudaSuccess)
+    return "cudaStreamCreate: " + cudaText(rc);
+  cublasHandle_t handle = nullptr;
+  if (cublasStatus_t st = cublasCreate(&handle); st != CUBLAS_STATUS_SUCCESS)
+    return std::string("cublasCreate: ") + cublasGetStatusString(st);
+  cublasSetStream(handle, context.stream);
+  context.cublas = handle;
+  context.smCount = prop.multiProcessorCount;
+  out = std::move(b);
+  return "";
+}
+
+CudaBackend::~CudaBackend() {
+  if (library_)
+    cudaLibraryUnload(library_);
+  if (context.cublas)
+    cublasDestroy(static_cast<cublasHandle_t>(context.cublas));
+  if (context.stream)
+    cudaStreamDestroy(context.stream);
+  context = ThreadContext{};
+}
+
+rt::MemoryBlock CudaBackend::allocate(size_t bytes) {
+  void *p = nullptr;
+  size_t rounded = std::max<size_t>(64, (bytes + 63) / 64 * 64);
+  if (cudaMalloc(&p, rounded) != cudaSuccess)
+    return {};
+  if (cudaMemsetAsync(p, 0, rounded, context.stream) != cudaSuccess) {
+    cudaFree(p);
+    return {};
+  }
+  return rt::MemoryBlock(p, bytes, [](void *q) { cudaFree(q); });
+}
+
+std::string CudaBackend::copyIn(void *device, const void *host, size_t bytes) {
+  // From pageable host memory the copy is staged by the driver before this returns, so the
+  // host buffer may be reused at once.
+  cudaError_t rc = cudaMemcpyAsync(device, host, bytes, cudaMemcpyHostToDevice, context.stream);
+  return rc == cudaSuccess ? "" : "copy to the GPU: " + cudaText(rc);
+}
+
+std::string CudaBackend::copyOut(void *host, const void *device, size_t bytes) {
+  cudaError_t rc = cudaMemcpyAsync(host, device, bytes, cudaMemcpyDeviceToHost, context.stream);
+  if (rc == cudaSuccess)
+    rc = cudaStreamSynchronize(context.stream);
+  return rc == cudaSuccess ? "" : "copy from the GPU: " + cudaText(rc);
+}
+
+std::string CudaBackend::synchronize() {
+  cudaError_t rc = cudaStreamSynchronize(context.stream);
+  return rc == cudaSuccess ? "" : "the GPU failed: " + cudaText(rc);
+}
+
+std::string CudaBackend::loadKernels(const rt::Artifact &artifact) {
+  if (artifact.kernels.empty() || library_)
+    return "";
+  NvrtcResult compiled;
+  if (std::string err = compileWithNvrtc(artifact.kernelSource(), arch_, cacheDir(), compiled); !err.empty())
+    return err;
+  if (cudaError_t rc = cudaLibraryLoadData(&library_, compiled.cubin.data(), nullptr, nullptr, 0, nullptr,
+                                           nullptr, 0);
+      rc != cudaSuccess)
+    return "loading the generated kernels: " + cudaText(rc);
+  // Each kernel's parameter count, from its signature in the source: one pointer per
+  // input and output.
+  std::string_view source = artifact.kernelSource();
+  for (const std::string &name : compiled.kernels) {
+    cudaKernel_t kernel = nullptr;
+    if (cudaError_t rc = cudaLibraryGetKernel(&kernel, library_, name.c_str()); rc != cudaSuccess)
+      return "generated kernel '" + name + "': " + cudaText(rc);
+    auto k = std::make_unique<CudaFusedKernel>(kernel);
+    size_t at = source.find("SC_KERNEL " + name + "(");
+    size_t end = source.find(')', at);
+    k->paramCount_ = 1 + std::count(source.begin() + at, source.begin() + end, ',');
+    fused_[name] = std::move(k);
+  }
+  return "";
+}
+
+const rt::FusedKernel *CudaBackend::lookupFused(std::string_view name) const {
+  auto it = fused_.find(name);
+  return it == fused_.end() ? nullptr : it->second.get();
+}
+
+} // namespace shardc::cuda

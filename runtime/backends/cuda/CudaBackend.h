@@ -1,0 +1,61 @@
+// The CUDA backend: device memory for the arena, weights and constants; the artifact's
+// generated kernels compiled with NVRTC at load and launched on the backend's stream; library
+// kernels (GEMMs through cuBLAS, attention, embedding, copies) on the same stream. No call
+// inside a step waits for the GPU; the executor synchronises only to read outputs and to
+// stage host collectives. Compiled in CI, run only on the GPU machines (docs/gpu-status.md).
+#pragma once
+
+#include "shardc/runtime/Backend.h"
+
+#include <cuda_runtime_api.h>
+
+#include <map>
+#include <memory>
+#include <string>
+
+namespace shardc::cuda {
+
+// The stream and cuBLAS handle of the CUDA backend made on the calling thread (each rank's
+// thread makes its own); library kernels enqueue there.
+struct ThreadContext {
+  cudaStream_t stream = nullptr;
+  void *cublas = nullptr; // cublasHandle_t
+  int smCount = 1;
+};
+const ThreadContext &threadContext();
+
+// The library kernel for `op` ("linear", "matmul", "attention", "embedding", "copy"), or
+// nullptr (LibraryKernels.cu).
+rt::KernelFn lookupCudaKernel(std::string_view op);
+
+class CudaBackend final : public rt::Backend {
+public:
+  // Makes `device` current on this thread and creates the stream and the cuBLAS handle.
+  // Fails with a one-line error when there is no usable GPU.
+  [[nodiscard]] static std::string create(int device, std::unique_ptr<CudaBackend> &out);
+  ~CudaBackend() override;
+  CudaBackend(const CudaBackend &) = delete;
+  CudaBackend &operator=(const CudaBackend &) = delete;
+
+  const char *name() const override { return "cuda"; }
+  rt::KernelFn lookupKernel(std::string_view op) const override { return lookupCudaKernel(op); }
+  rt::MemoryBlock allocate(size_t bytes) override;
+  std::string loadKernels(const rt::Artifact &artifact) override;
+  const rt::FusedKernel *lookupFused(std::string_view name) const override;
+  bool hostAddressable() const override { return false; }
+  std::string copyIn(void *device, const void *host, size_t bytes) override;
+  std::string copyOut(void *host, const void *device, size_t bytes) override;
+  std::string synchronize() override;
+
+  int device() const { return device_; }
+  const std::string &arch() const { return arch_; } // "sm_90"
+
+private:
+  CudaBackend() = default;
+  int device_ = 0;
+  std::string arch_;
+  cudaLibrary_t library_ = nullptr;
+  std::map<std::string, std::unique_ptr<rt::FusedKernel>, std::less<>> fused_;
+};
+
+} // namespace shardc::cuda

@@ -1,0 +1,341 @@
+// The CUDA backend's library kernels: the ops no generated kernel covers (for the models
+// bench/gpu checks: linear, matmul, attention, embedding, copy, cast, split). GEMMs go through
+// cuBLAS (f32 accumulation); attention is a straightforward kernel (one block per query row,
+// scores in shared memory) kept for correctness until a flash kernel or cuDNN's replaces it;
+// embedding and copies are plain. All enqueue on the calling thread's backend stream.
+#include "CudaBackend.h"
+
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+namespace shardc::cuda {
+
+namespace {
+
+using rt::DType;
+using rt::KernelArgs;
+using rt::TensorView;
+
+std::string launched(const char *op) {
+  cudaError_t rc = cudaGetLastError();
+  return rc == cudaSuccess ? "" : std::string(op) + ": " + cudaGetErrorName(rc) + ": " + cudaGetErrorString(rc);
+}
+
+std::string unsupported(const char *op, DType d) {
+  return std::string(op) + ": dtype " + rt::dtypeName(d) + " has no CUDA kernel (f32, bf16, f16 do)";
+}
+
+bool isGemmType(DType d) { return d == DType::F32 || d == DType::BF16 || d == DType::F16; }
+
+cudaDataType_t cudaType(DType d) {
+  return d == DType::F32 ? CUDA_R_32F : d == DType::BF16 ? CUDA_R_16BF : CUDA_R_16F;
+}
+
+__device__ __forceinline__ float toFloat(float x) { return x; }
+__device__ __forceinline__ float toFloat(__nv_bfloat16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ float toFloat(__half x) { return __half2float(x); }
+template <typename T> __device__ __forceinline__ T fromFloat(float x);
+template <> __device__ __forceinline__ float fromFloat<float>(float x) { return x; }
+template <> __device__ __forceinline__ __nv_bfloat16 fromFloat<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
+template <> __device__ __forceinline__ __half fromFloat<__half>(float x) { return __float2half_rn(x); }
+
+// ---- GEMMs: row-major C[M, N] = A[M, K] op(B), op(B) = B [K, N] or, transposed, B [N, K];
+// column-major cuBLAS computes C^T = op(B)^T A^T.
+std::string gemm(const char *op, bool transB, int64_t M, int64_t N, int64_t K, const void *A, int64_t strideA,
+                 const void *B, int64_t strideB, void *C, int64_t strideC, int64_t batch, DType dtype, float beta) {
+  auto handle = static_cast<cublasHandle_t>(threadContext().cublas);
+  const float alpha = 1.0f;
+  cudaDataType_t t = cudaType(dtype);
+  cublasStatus_t st = cublasGemmStridedBatchedEx(
+      handle, transB ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, int(N), int(M), int(K), &alpha, B, t,
+      int(transB ? K : N), strideB, A, t, int(K), strideA, &beta, C, t, int(N), strideC, int(batch),
+      CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+  return st == CUBLAS_STATUS_SUCCESS ? "" : std::string(op) + ": cuBLAS " + cublasGetStatusString(st);
+}
+
+template <typename T> __global__ void fillRows(const T *bias, T *y, int64_t rows, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < rows * n; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = bias[i % n];
+}
+
+unsigned gridFor(int64_t n, unsigned threads) {
+  int64_t blocks = (n + threads - 1) / threads;
+  int64_t most = int64_t(threadContext().smCount) * 32;
+  return unsigned(blocks < 1 ? 1 : blocks > most ? most : blocks);
+}
+
+std::string linearKernel(const KernelArgs &a) {
+  const TensorView &x = a.in[0], &w = a.in[1], &y = a.out[0];
+  if (!isGemmType(x.dtype) || w.dtype != x.dtype || y.dtype != x.dtype)
+    return unsupported("linear", x.dtype);
+  bool transW = a.attrs && a.attrs->getBool("transpose_w", false);
+  int64_t K = x.shape.back(), N = transW ? w.shape[0] : w.shape[1], M = x.numel() / K;
+  float beta = 0.0f;
+  if (a.in.size() > 2) { // y starts as the bias rows; the GEMM adds onto them (one rounding)
+    cudaStream_t s = threadContext().stream;
+    switch (x.dtype) {
+    case DType::F32: fillRows<<<gridFor(M * N, 256), 256, 0, s>>>(a.in[2].as<float>(), y.as<float>(), M, N); break;
+    case DType::BF16: fillRows<<<gridFor(M * N, 256), 256, 0, s>>>(a.in[2].as<__nv_bfloat16>(), y.as<__nv_bfloat16>(), M, N); break;
+    default: fillRows<<<gridFor(M * N, 256), 256, 0, s>>>(a.in[2].as<__half>(), y.as<__half>(), M, N); break;
+    }
+    if (std::string err = launched("linear bias"); !err.empty())
+      return err;
+    beta = 1.0f;
+  }
+  return gemm("linear", transW, M, N, K, x.data, 0, w.data, 0, y.data, 0, 1, x.dtype, beta);
+}
+
+std::string matmulKernel(const KernelArgs &a) {
+  const TensorView &A = a.in[0], &B = a.in[1], &y = a.out[0];
+  if (!isGemmType(A.dtype) || B.dtype != A.dtype || y.dtype != A.dtype)
+    return unsupported("matmul", A.dtype);
+  if (A.rank() < 2 || B.rank() < 2)
+    return "matmul: 1-D operands have no CUDA kernel yet";
+  int64_t M = A.shape[A.rank() - 2], K = A.shape.back(), N = B.shape.back();
+  int64_t batch = y.numel() / (M * N), batchA = A.numel() / (M * K), batchB = B.numel() / (K * N);
+  if ((batchA != batch && batchA != 1) || (batchB != batch && batchB != 1))
+    return "matmul: a batch broadcast other than all or one has no CUDA kernel yet";
+  return gemm("matmul", false, M, N, K, A.data, batchA == 1 ? 0 : M * K, B.data, batchB == 1 ? 0 : K * N, y.data,
+              M * N, batch, A.dtype, 0.0f);
+}
+
+// ---- Attention: one block per (batch, query head, query row).
+__device__ float blockReduce(float v, bool max, float *shared) {
+  for (int o = 16; o > 0; o >>= 1) {
+    float other = __shfl_down_sync(0xffffffffu, v, o);
+    v = max ? fmaxf(v, other) : v + other;
+  }
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = (blockDim.x + 31) >> 5;
+  __syncthreads();
+  if (lane == 0)
+    shared[warp] = v;
+  __syncthreads();
+  v = int(threadIdx.x) < warps ? shared[threadIdx.x] : (max ? -INFINITY : 0.0f);
+  if (warp == 0)
+    for (int o = 16; o > 0; o >>= 1) {
+      float other = __shfl_down_sync(0xffffffffu, v, o);
+      v = max ? fmaxf(v, other) : v + other;
+    }
+  if (threadIdx.x == 0)
+    shared[0] = v;
+  __syncthreads();
+  return shared[0];
+}
+
+struct AttentionDims {
+  int64_t B, Hq, Hkv, S, T, D, Dv;
+  int64_t maskStride[4]; // broadcast strides of the mask over [B, Hq, S, T]
+  int maskKind;          // 0 none, 1 bool (false: masked out), 2 additive float
+  float scale;
+  bool causal;
+};
+
+template <typename T>
+__global__ void attentionRows(const T *q, const T *k, const T *v, const void *mask, T *y, AttentionDims d) {
+  extern __shared__ float scores[]; // d.T floats, then 32 for the reductions
+  float *reduce = scores + d.T;
+  const int64_t row = blockIdx.x, i = row % d.S, h = (row / d.S) % d.Hq, b = row / (d.S * d.Hq);
+  const int64_t kvHead = h / (d.Hq / d.Hkv);
+  const T *qr = q + ((b * d.Hq + h) * d.S + i) * d.D;
+  const T *kh = k + (b * d.Hkv + kvHead) * d.T * d.D;
+  const T *vh = v + (b * d.Hkv + kvHead) * d.T * d.Dv;
+  T *yr = y + ((b * d.Hq + h) * d.S + i) * d.Dv;
+  const int64_t keys = d.causal ? (i + 1 < d.T ? i + 1 : d.T) : d.T; // upper-left aligned
+  float localMax = -INFINITY;
+  for (int64_t j = threadIdx.x; j < d.T; j += blockDim.x) {
+    float s = -INFINITY;
+    if (j < keys) {
+      float acc = 0.0f;
+      for (int64_t e = 0; e < d.D; ++e)
+        acc += toFloat(qr[e]) * toFloat(kh[j * d.D + e]);
+      s = acc * d.scale;
+      int64_t m = b * d.maskStride[0] + h * d.maskStride[1] + i * d.maskStride[2] + j * d.maskStride[3];
+      if (d.maskKind == 1 && !static_cast<const uint8_t *>(mask)[m])
+        s = -INFINITY;
+      else if (d.maskKind == 2)
+        s += static_cast<const float *>(mask)[m];
+    }
+    scores[j] = s;
+    localMax = fmaxf(localMax, s);
+  }
+  const float rowMax = blockReduce(localMax, true, reduce);
+  if (rowMax == -INFINITY) { // nothing to attend to: zeros, as the CPU kernel writes
+    for (int64_t e = threadIdx.x; e < d.Dv; e += blockDim.x)
+      yr[e] = fromFloat<T>(0.0f);
+    return;
+  }
+  float localSum = 0.0f;
+  for (int64_t j = threadIdx.x; j < d.T; j += blockDim.x) {
+    float p = scores[j] == -INFINITY ? 0.0f : expf(scores[j] - rowMax);
+    scores[j] = p;
+    localSum += p;
+  }
+  const float sum = blockReduce(localSum, false, reduce);
+  for (int64_t e = threadIdx.x; e < d.Dv; e += blockDim.x) {
+    float acc = 0.0f;
+    for (int64_t j = 0; j < keys; ++j)
+      acc += scores[j] * toFloat(vh[j * d.Dv + e]);
+    yr[e] = fromFloat<T>(acc / sum);
+  }
+}
+
+std::string attentionKernel(const KernelArgs &a) {
+  const TensorView &q = a.in[0], &k = a.in[1], &v = a.in[2], &y = a.out[0];
+  if (!isGemmType(q.dtype) || k.dtype != q.dtype || v.dtype != q.dtype || y.dtype != q.dtype)
+    return unsupported("attention", q.dtype);
+  if (q.rank() != 4 || k.rank() != 4 || v.rank() != 4)
+    return "attention: the CUDA kernel takes 4-D q, k, v";
+  AttentionDims d{q.shape[0], q.shape[1], k.shape[1], q.shape[2], k.shape[2], q.shape[3], v.shape[3], {0, 0, 0, 0}, 0,
+                  0.0f, a.attrs && a.attrs->getBool("causal", false)};
+  d.scale = float(a.attrs && a.attrs->has("scale") ? a.attrs->getFloat("scale") : 1.0 / std::sqrt(double(d.D)));
+  const void *mask = nullptr;
+  if (a.in.size() > 3) {
+    const TensorView &m = a.in[3];
+    if (m.dtype != DType::Bool && m.dtype != DType::F32)
+      return "attention: a mask of dtype " + std::string(rt::dtypeName(m.dtype)) + " has no CUDA kernel";
+    d.maskKind = m.dtype == DType::Bool ? 1 : 2;
+    mask = m.data;
+    const int64_t full[4] = {d.B, d.Hq, d.S, d.T};
+    int64_t stride = 1, off = 4 - m.rank();
+    for (int64_t e = m.rank() - 1; e >= 0; --e) {
+      d.maskStride[off + e] = m.shape[e] == 1 && full[off + e] != 1 ? 0 : stride;
+      stride *= m.shape[e];
+    }
+  }
+  size_t shared = (size_t(d.T) + 32) * sizeof(float);
+  if (shared > 48 * 1024)
+    return "attention: " + std::to_string(d.T) + " keys exceed the CUDA kernel's shared memory (flash attention is next)";
+  dim3 grid(unsigned(d.B * d.Hq * d.S)), block(128);
+  cudaStream_t s = threadContext().stream;
+  switch (q.dtype) {
+  case DType::F32: attentionRows<<<grid, block, shared, s>>>(q.as<float>(), k.as<float>(), v.as<float>(), mask, y.as<float>(), d); break;
+  case DType::BF16: attentionRows<<<grid, block, shared, s>>>(q.as<__nv_bfloat16>(), k.as<__nv_bfloat16>(), v.as<__nv_bfloat16>(), mask, y.as<__nv_bfloat16>(), d); break;
+  default: attentionRows<<<grid, block, shared, s>>>(q.as<__half>(), k.as<__half>(), v.as<__half>(), mask, y.as<__half>(), d); break;
+  }
+  return launched("attention");
+}
+
+// ---- Embedding: rows of the table by id; a vocabulary-split table gives zero rows for the
+// ids other ranks hold. Ids outside the vocabulary give zero rows too (the CPU kernel reports
+// them; a kernel on the stream cannot).
+template <typename E, typename I>
+__global__ void embeddingRows(const E *table, const I *ids, E *y, int64_t count, int64_t hidden, int64_t start,
+                              int64_t rows) {
+  for (int64_t n = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; n < count * hidden;
+       n += int64_t(gridDim.x) * blockDim.x) {
+    int64_t local = int64_t(ids[n / hidden]) - start;
+    y[n] = local >= 0 && local < rows ? table[local * hidden + n % hidden] : E(0);
+  }
+}
+
+std::string embeddingKernel(const KernelArgs &a) {
+  const TensorView &table = a.in[0], &ids = a.in[1], &y = a.out[0];
+  if (table.rank() != 2 || (ids.dtype != DType::I64 && ids.dtype != DType::I32))
+    return "embedding: the CUDA kernel takes a [V, H] table and i64/i32 ids";
+  int64_t hidden = table.shape[1], rows = table.shape[0], count = ids.numel();
+  int64_t start = a.attrs && a.attrs->has("vocab_start") ? a.attrs->getInt("vocab_start") : 0;
+  unsigned grid = gridFor(count * hidden, 256);
+  cudaStream_t s = threadContext().stream;
+  size_t es = rt::dtypeSize(table.dtype);
+  bool i64 = ids.dtype == DType::I64;
+  if (es == 4) {
+    if (i64) embeddingRows<<<grid, 256, 0, s>>>(table.as<uint32_t>(), ids.as<int64_t>(), y.as<uint32_t>(), count, hidden, start, rows);
+    else embeddingRows<<<grid, 256, 0, s>>>(table.as<uint32_t>(), ids.as<int32_t>(), y.as<uint32_t>(), count, hidden, start, rows);
+  } else if (es == 2) {
+    if (i64) embeddingRows<<<grid, 256, 0, s>>>(table.as<uint16_t>(), ids.as<int64_t>(), y.as<uint16_t>(), count, hidden, start, rows);
+    else embeddingRows<<<grid, 256, 0, s>>>(table.as<uint16_t>(), ids.as<int32_t>(), y.as<uint16_t>(), count, hidden, start, rows);
+  } else {
+    return "embedding: tables of " + std::to_string(es) + "-byte elements have no CUDA kernel";
+  }
+  return launched("embedding");
+}
+
+// ---- Cast between any two dtypes (the casts the fusion leaves: integer and boolean ones).
+__device__ __forceinline__ double loadAny(const void *p, int64_t i, DType t) {
+  switch (t) {
+  case DType::F32: return static_cast<const float *>(p)[i];
+  case DType::F64: return static_cast<const double *>(p)[i];
+  case DType::BF16: return __bfloat162float(static_cast<const __nv_bfloat16 *>(p)[i]);
+  case DType::F16: return __half2float(static_cast<const __half *>(p)[i]);
+  case DType::I64: return double(static_cast<const int64_t *>(p)[i]);
+  case DType::I32: return static_cast<const int32_t *>(p)[i];
+  case DType::I8: return static_cast<const int8_t *>(p)[i];
+  case DType::U8: return static_cast<const uint8_t *>(p)[i];
+  case DType::Bool: return static_cast<const uint8_t *>(p)[i] ? 1.0 : 0.0;
+  }
+  return 0.0;
+}
+__device__ __forceinline__ void storeAny(void *p, int64_t i, DType t, double v) {
+  switch (t) {
+  case DType::F32: static_cast<float *>(p)[i] = float(v); break;
+  case DType::F64: static_cast<double *>(p)[i] = v; break;
+  case DType::BF16: static_cast<__nv_bfloat16 *>(p)[i] = __float2bfloat16_rn(float(v)); break;
+  case DType::F16: static_cast<__half *>(p)[i] = __float2half_rn(float(v)); break;
+  case DType::I64: static_cast<int64_t *>(p)[i] = int64_t(v); break;
+  case DType::I32: static_cast<int32_t *>(p)[i] = int32_t(v); break;
+  case DType::I8: static_cast<int8_t *>(p)[i] = int8_t(v); break;
+  case DType::U8: static_cast<uint8_t *>(p)[i] = uint8_t(v); break;
+  case DType::Bool: static_cast<uint8_t *>(p)[i] = v != 0.0; break;
+  }
+}
+__global__ void castElements(const void *x, DType from, void *y, DType to, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    storeAny(y, i, to, loadAny(x, i, from));
+}
+
+std::string castKernel(const KernelArgs &a) {
+  int64_t n = a.in[0].numel();
+  castElements<<<gridFor(n, 256), 256, 0, threadContext().stream>>>(a.in[0].data, a.in[0].dtype, a.out[0].data,
+                                                                     a.out[0].dtype, n);
+  return launched("cast");
+}
+
+// ---- Split along an axis: one 2-D strided copy per part.
+std::string splitKernel(const KernelArgs &a) {
+  const TensorView &x = a.in[0];
+  int64_t axis = a.attrs ? a.attrs->getInt("axis", 0) : 0;
+  if (axis < 0)
+    axis += x.rank();
+  int64_t outer = 1, inner = int64_t(rt::dtypeSize(x.dtype));
+  for (int64_t d = 0; d < axis; ++d)
+    outer *= x.shape[d];
+  for (int64_t d = axis + 1; d < x.rank(); ++d)
+    inner *= x.shape[d];
+  int64_t offset = 0;
+  for (const TensorView &y : a.out) {
+    size_t width = size_t(y.shape[axis] * inner);
+    cudaError_t rc = cudaMemcpy2DAsync(y.data, width, static_cast<const uint8_t *>(x.data) + offset, size_t(x.shape[axis] * inner),
+                                       width, size_t(outer), cudaMemcpyDeviceToDevice, threadContext().stream);
+    if (rc != cudaSuccess)
+      return std::string("split: ") + cudaGetErrorString(rc);
+    offset += int64_t(width);
+  }
+  return "";
+}
+
+std::string copyKernel(const KernelArgs &a) {
+  cudaError_t rc = cudaMemcpyAsync(a.out[0].data, a.in[0].data, a.in[0].bytes(), cudaMemcpyDeviceToDevice,
+                                   threadContext().stream);
+  return rc == cudaSuccess ? "" : std::string("copy: ") + cudaGetErrorString(rc);
+}
+
+} // namespace
+
+rt::KernelFn lookupCudaKernel(std::string_view op) {
+  if (op == "linear") return linearKernel;
+  if (op == "matmul") return matmulKernel;
+  if (op == "attention") return attentionKernel;
+  if (op == "embedding") return embeddingKernel;
+  if (op == "copy") return copyKernel;
+  if (op == "cast") return castKernel;
+  if (op == "split") return splitKernel;
+  return nullptr;
+}
+
+} // namespace shardc::cuda
