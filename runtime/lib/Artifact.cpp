@@ -518,31 +518,30 @@ private:
     return true;
   }
 
+  // An arena or persistent buffer: a 64-byte aligned `offset` inside a block of `capacity`
+  // bytes (named `what` in errors).
+  bool decodeBlockOffset(const JsonValue &b, const std::string &at, BufferDesc &buf, uint64_t capacity,
+                         const char *what) {
+    if (!readUnsigned(b, "offset", at, buf.offset, true))
+      return false;
+    if (!isAligned(buf.offset))
+      return fail(join(at, "offset"), std::to_string(buf.offset) + " is not 64-byte aligned");
+    if (buf.offset > capacity || buf.bytes > capacity - buf.offset)
+      return fail(at, std::string(what).substr(0, std::string(what).find('_')) + " range [" +
+                          std::to_string(buf.offset) + ", " + std::to_string(buf.offset + buf.bytes) +
+                          ") overflows " + what + " " + std::to_string(capacity));
+    return true;
+  }
+
   bool decodeStorage(const JsonValue &b, const std::string &at, const std::string &storage,
                      BufferDesc &buf) {
     if (storage == "arena") {
       buf.storage = Storage::Arena;
-      if (!readUnsigned(b, "offset", at, buf.offset, true))
-        return false;
-      if (!isAligned(buf.offset))
-        return fail(join(at, "offset"), std::to_string(buf.offset) + " is not 64-byte aligned");
-      if (buf.offset > a_.arenaBytes || buf.bytes > a_.arenaBytes - buf.offset)
-        return fail(at, "arena range [" + std::to_string(buf.offset) + ", " +
-                            std::to_string(buf.offset + buf.bytes) +
-                            ") overflows arena_bytes " + std::to_string(a_.arenaBytes));
-      return true;
+      return decodeBlockOffset(b, at, buf, a_.arenaBytes, "arena_bytes");
     }
     if (storage == "persistent") {
       buf.storage = Storage::Persistent;
-      if (!readUnsigned(b, "offset", at, buf.offset, true))
-        return false;
-      if (!isAligned(buf.offset))
-        return fail(join(at, "offset"), std::to_string(buf.offset) + " is not 64-byte aligned");
-      if (buf.offset > a_.persistentBytes || buf.bytes > a_.persistentBytes - buf.offset)
-        return fail(at, "persistent range [" + std::to_string(buf.offset) + ", " +
-                            std::to_string(buf.offset + buf.bytes) + ") overflows persistent_bytes " +
-                            std::to_string(a_.persistentBytes));
-      return true;
+      return decodeBlockOffset(b, at, buf, a_.persistentBytes, "persistent_bytes");
     }
     if (storage == "weight") {
       buf.storage = Storage::Weight;

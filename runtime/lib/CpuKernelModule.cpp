@@ -3,6 +3,7 @@
 // written to disk and every rank gets its own copy.
 #include "shardc/runtime/Artifact.h"
 #include "shardc/runtime/Backend.h"
+#include "shardc/kernels/KernelTarget.h"
 
 #include <cerrno>
 #include <cstring>
@@ -12,15 +13,7 @@
 
 namespace shardc::rt {
 
-const char *CpuBackend::kernelTarget() {
-#if defined(__x86_64__)
-  return "x86_64-linux";
-#elif defined(__aarch64__)
-  return "aarch64-linux";
-#else
-  return "unknown";
-#endif
-}
+const char *CpuBackend::kernelTarget() { return kernels::hostKernelTarget(); }
 
 CpuBackend::~CpuBackend() {
   if (module_)

@@ -1,5 +1,6 @@
 // Code generation of fused elementwise kernels (see FusedKernels.h and FusedPrelude.h).
 #include "shardc/Codegen/FusedKernels.h"
+#include "shardc/kernels/KernelTarget.h"
 
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/TypeSwitch.h"
@@ -70,15 +71,7 @@ std::string floatLiteral(float f) {
 
 StringRef fusedKernelPrelude() { return kFusedPreludeText; }
 
-StringRef cpuKernelTarget() {
-#if defined(__x86_64__)
-  return "x86_64-linux";
-#elif defined(__aarch64__)
-  return "aarch64-linux";
-#else
-  return "unknown";
-#endif
-}
+StringRef cpuKernelTarget() { return kernels::hostKernelTarget(); }
 
 namespace {
 
