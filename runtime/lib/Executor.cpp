@@ -423,6 +423,7 @@ std::string Executor::copyInputs(const std::vector<HostTensor> &inputs) {
 
 std::string Executor::run(const std::vector<HostTensor> &inputs, std::vector<HostTensor> &outputs) {
   outputs.clear();
+  hostBlockingInSteps_ = 0;
   if (std::string err = copyInputs(inputs); !err.empty())
     return err;
   for (size_t i = 0; i < steps_.size(); ++i) {
@@ -466,8 +467,9 @@ std::string Executor::runStep(const PreparedStep &step) {
   if (backend_.hostAddressable() || comm_->takesDevicePointers())
     return step.collective->run(step.collectiveArgs);
   // A host communicator on device memory: the input comes to the host, the collective runs
-  // there, the output goes back.
+  // there, the output goes back. The host waits for the device here (counted).
   const CollectiveArgs &args = step.collectiveArgs;
+  ++hostBlockingInSteps_;
   if (std::string err = backend_.synchronize(); !err.empty())
     return err;
   collectiveIn_.resize(args.in.bytes());

@@ -492,6 +492,13 @@ struct TpRun {
   std::vector<std::vector<HostTensor>> outputs;
 };
 
+uint64_t collectiveSteps(const Artifact &a) {
+  uint64_t n = 0;
+  for (const Step &s : a.steps)
+    n += lookupCollectiveKernel(s.op) != nullptr;
+  return n;
+}
+
 TpRun runTpMlp(int64_t dp, int64_t tp, int64_t absentRank = -1,
                std::chrono::milliseconds timeout = std::chrono::seconds(20), bool deviceSim = false) {
   fixtures::TpMlpArtifact t = fixtures::makeTpMlpArtifact(dp, tp);
@@ -515,6 +522,9 @@ TpRun runTpMlp(int64_t dp, int64_t tp, int64_t absentRank = -1,
         std::string err = ex->run(t.inputs, result.outputs[static_cast<size_t>(comm.rank())]);
         if (!err.empty())
           comm.abort(err);
+        // On device memory each host collective waits for the device once; on the CPU never.
+        if (err.empty() && ex->hostBlockingCallsInSteps() != (deviceSim ? collectiveSteps(a) : 0))
+          return "host-blocking calls in the steps: " + std::to_string(ex->hostBlockingCallsInSteps());
         return err;
       },
       timeout);

@@ -826,6 +826,7 @@ TEST(Executor, DeviceMemoryIsReachedOnlyThroughCopies) {
   EXPECT_EQ(device.copiedIn.load(), 24u + 24u + 24u); // and the input
   EXPECT_EQ(device.copiedOut.load(), 16u);            // the output
   EXPECT_GE(device.synchronizations.load(), 1u);
+  EXPECT_EQ(ex->hostBlockingCallsInSteps(), 0u); // the steps only enqueue; outputs wait after
   EXPECT_EQ(valuesOf<float>(outputs[0]), (std::vector<float>{11 + 66 + 165, 22 + 88 + 198,
                                                              44 + 165 + 330, 88 + 220 + 396}));
 }

@@ -57,6 +57,10 @@ public:
 
   // The arena's high-water mark: the end of its furthest buffer (<= arena_bytes).
   uint64_t arenaPeakBytes() const { return arenaPeakBytes_; }
+  // How many times the last run() waited for the device between its first and last step
+  // (staged host collectives). 0 means the steps were enqueued without the host blocking,
+  // which is what lets a device backend capture the whole step as one graph.
+  uint64_t hostBlockingCallsInSteps() const { return hostBlockingInSteps_; }
   // Bytes held for weights (ranges that several buffers share are held once).
   // (0 once the load steps made persistent copies of every weight the run reads.)
   uint64_t weightBytes() const { return weights_.size(); }
@@ -107,6 +111,7 @@ private:
   std::vector<TensorView> views_; // by buffer id
   std::vector<PreparedStep> steps_;
   uint64_t arenaPeakBytes_ = 0;
+  uint64_t hostBlockingInSteps_ = 0;
 };
 
 } // namespace shardc::rt
