@@ -35,6 +35,29 @@ std::string typeString(DType dtype, const std::vector<int64_t> &shape) {
   return std::string(dtypeName(dtype)) + " " + shapeString(shape);
 }
 
+// ExecutorOptions::randomWeights: uniform values in [-0.05, 0.05) in the buffer's dtype
+// (integers stay zero), from a xorshift64* stream seeded per buffer and rank.
+void fillRandom(uint8_t *dst, const BufferDesc &b, uint64_t seed) {
+  uint64_t x = seed | 1;
+  auto next = [&x] {
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    return float(double((x * 0x2545f4914f6cdd1dull) >> 11) / double(1ull << 53) * 0.1 - 0.05);
+  };
+  int64_t n = b.bytes / std::max<size_t>(1, dtypeSize(b.dtype));
+  for (int64_t i = 0; i < n; ++i) {
+    float v = next();
+    switch (b.dtype) {
+    case DType::F32: std::memcpy(dst + i * 4, &v, 4); break;
+    case DType::BF16: { uint16_t h = f32ToBf16(v); std::memcpy(dst + i * 2, &h, 2); break; }
+    case DType::F16: { uint16_t h = f32ToF16(v); std::memcpy(dst + i * 2, &h, 2); break; }
+    case DType::F64: { double d = v; std::memcpy(dst + i * 8, &d, 8); break; }
+    default: return;
+    }
+  }
+}
+
 } // namespace
 
 std::string Executor::stepPrefix(size_t index) const {
@@ -62,11 +85,12 @@ std::string Executor::create(const Artifact &artifact, Backend &backend,
 }
 
 std::string Executor::create(const Artifact &artifact, Backend &backend, Communicator &comm,
-                             std::unique_ptr<Executor> &out) {
+                             std::unique_ptr<Executor> &out, const ExecutorOptions &options) {
   if (comm.mesh() != artifact.deviceMesh)
     return "the communicator's mesh (" + comm.mesh().describe() + ") differs from the "
            "artifact's (" + artifact.deviceMesh.describe() + ")";
   std::unique_ptr<Executor> ex(new Executor(artifact, backend, comm));
+  ex->options_ = options;
   ex->views_.resize(artifact.buffers.size());
   for (const BufferDesc &b : artifact.buffers)
     ex->views_[static_cast<size_t>(b.id)] = TensorView{nullptr, b.dtype, b.shape};
@@ -262,7 +286,7 @@ std::string Executor::allocateStorage() {
     }
   };
   std::vector<OpenFile> files(artifact_.weightFiles.size());
-  for (size_t f = 0; f < files.size(); ++f) {
+  for (size_t f = 0; f < files.size() && !options_.randomWeights; ++f) {
     std::string path = artifact_.resolveWeightPath(static_cast<int64_t>(f));
     std::string where = "weight file '" + path + "' (weight_files[" + std::to_string(f) + "])";
     files[f].fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -312,7 +336,19 @@ std::string Executor::allocateStorage() {
     return "cannot allocate " + std::to_string(total) + " bytes for the weights";
 
   std::vector<uint8_t> staging; // one weight range on the host, for a device backend
+  if (options_.randomWeights)
+    for (const BufferDesc &b : artifact_.buffers) {
+      if (b.storage != Storage::Weight)
+        continue;
+      staging.assign(b.bytes, 0);
+      fillRandom(staging.data(), b, (b.fileOffset * 0x9e3779b97f4a7c15ull) ^ (uint64_t(comm_->rank()) << 48));
+      if (std::string e = backend_.copyIn(weights_.data() + placement.at(rangeOf(b)), staging.data(), b.bytes);
+          !e.empty())
+        return "random weights: " + e;
+    }
   for (const auto &[range, offset] : placement) {
+    if (options_.randomWeights)
+      break;
     const auto &[file, fileOffset, bytes, elemSize, chunk] = range;
     int fd = files[static_cast<size_t>(file)].fd;
     uint8_t *dst = weights_.data() + offset;

@@ -41,6 +41,7 @@ constexpr const char *kUsage =
     "usage: shardc-run MODEL.shardc [--inputs IN.npz] [--outputs OUT.npz] [--print-steps]\n"
     "                  [--verbose] [--version] [--nproc N | --threads N] [--launcher L]\n"
     "                  [--collective-timeout DURATION] [--all-ranks] [--backend cpu|cuda]\n"
+    "                  [--repeat N] [--random-weights]\n"
     "  --inputs IN.npz    one array per artifact input, named as the input (sharded inputs\n"
     "                     are given whole; each rank takes its chunk)\n"
     "  --outputs OUT.npz  where rank 0 writes the outputs (f16/bf16 are written as f32);\n"
@@ -55,13 +56,17 @@ constexpr const char *kUsage =
     "  --all-ranks        every rank prints, lines prefixed [rN axis=i]; else rank 0 only\n"
     "  --backend B        cpu (default) or cuda (GPU 0; in-process ranks share it, their\n"
     "                     collectives staged through the host)\n"
+    "  --repeat N         after the first run, N timed runs; rank 0 prints mean and best ms\n"
+    "  --random-weights   fill the weights with pseudo-random values instead of reading them\n"
+    "                     (benchmarks of shapes whose weights are not at hand)\n"
     "Under mpirun (mpirun -np N shardc-run ...) each process is one rank. N must equal the\n"
     "artifact's world size. See docs/runtime.md.\n";
 
 struct Options {
   std::string model, inputs, outputs, launcher, backend = "cpu";
   bool printSteps = false, verbose = false, version = false, help = false, allRanks = false;
-  int64_t nproc = 0, threads = 0;
+  bool randomWeights = false;
+  int64_t nproc = 0, threads = 0, repeat = 0;
   std::chrono::milliseconds timeout{300000};
   std::vector<std::string> forwarded; // the arguments a re-run under mpirun gets
 };
@@ -143,6 +148,10 @@ std::string parseOptions(int argc, char **argv, Options &o) {
       if (err.empty() && o.backend == "cuda")
         err = "--backend cuda: this shardc-run was built without CUDA";
 #endif
+    } else if (is("--repeat")) {
+      err = count("--repeat", o.repeat);
+    } else if (arg == "--random-weights") {
+      o.randomWeights = true;
     } else if (arg == "--all-ranks")
       o.allRanks = true;
     else if (arg == "--print-steps")
@@ -319,6 +328,7 @@ struct RankRun {
   bool stopped = false;    // the test hook took this rank away
   std::vector<HostTensor> outputs;
   uint64_t arenaPeak = 0, weightBytes = 0;
+  double meanMs = 0, bestMs = 0; // --repeat
 };
 
 RankRun runRank(const Options &o, const Artifact &artifact, const std::vector<HostTensor> &inputs,
@@ -336,7 +346,7 @@ RankRun runRank(const Options &o, const Artifact &artifact, const std::vector<Ho
 #endif
   std::unique_ptr<Executor> executor;
   if (err.empty())
-    err = Executor::create(artifact, *backend, comm, executor);
+    err = Executor::create(artifact, *backend, comm, executor, ExecutorOptions{o.randomWeights});
   if (!err.empty())
     err = o.model + ": " + err;
   if (std::string agreeErr = agreeOnSetup(comm, !err.empty(), result.firstFailed);
@@ -386,6 +396,14 @@ RankRun runRank(const Options &o, const Artifact &artifact, const std::vector<Ho
     });
   }
   err = executor->run(inputs, result.outputs);
+  // Timed runs after the first (which binds, warms caches and compiles nothing new).
+  for (int64_t i = 0; err.empty() && i < o.repeat; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    err = executor->run(inputs, result.outputs);
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    result.meanMs += ms / double(o.repeat);
+    result.bestMs = i == 0 ? ms : std::min(result.bestMs, ms);
+  }
   if (err == kStoppedByHook) {
     result.stopped = true;
   } else if (!err.empty()) {
@@ -404,6 +422,9 @@ int finishRank0(const Options &o, const Artifact &artifact, RankRun &run, const 
             std::to_string(run.arenaPeak) + " of " + std::to_string(artifact.arenaBytes) +
             " bytes, weights " + std::to_string(run.weightBytes) + " bytes, blob " +
             std::to_string(artifact.blob.size()) + " bytes");
+  if (o.repeat > 0)
+    say.out("timing: " + std::to_string(o.repeat) + " runs after the first, mean " + std::to_string(run.meanMs) +
+            " ms, best " + std::to_string(run.bestMs) + " ms (" + o.backend + ", rank 0)");
   if (o.outputs.empty()) {
     for (const HostTensor &t : run.outputs)
       say.out(t.name + ": " + dtypeName(t.dtype) + " " + shapeString(t.shape));

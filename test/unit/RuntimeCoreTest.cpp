@@ -3,12 +3,14 @@
 #include "DeviceSimBackend.h"
 #include "TempDir.h"
 #include "shardc/runtime/Artifact.h"
+#include "shardc/comm/LocalCommunicator.h"
 #include "shardc/runtime/Executor.h"
 #include "shardc/runtime/Json.h"
 #include "shardc/runtime/Npz.h"
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -760,6 +762,29 @@ TEST(Executor, AddThenMatmulOnCpu) {
   // A second run reuses the arena.
   ASSERT_EQ(ex->run({makeTensor<float>("x", DType::F32, {2, 3}, {0, 0, 0, 0, 0, 0})}, outputs), "");
   EXPECT_EQ(valuesOf<float>(outputs[0]), (std::vector<float>{220, 280, 490, 640}));
+}
+
+// Benchmarks bind pseudo-random weights: the weight files are not even opened, and the values
+// are the same on every create.
+TEST(Executor, RandomWeightsNeedNoWeightFiles) {
+  auto d = artifactOnDisk(kManifest);
+  std::remove(d->dir.file("w.bin").c_str());
+  std::vector<std::vector<float>> results;
+  for (int i = 0; i < 2; ++i) {
+    CpuBackend cpu;
+    std::unique_ptr<Executor> ex;
+    auto self = std::make_unique<LocalCommunicator>(std::make_shared<LocalWorld>(d->artifact.deviceMesh), 0);
+    ASSERT_EQ(Executor::create(d->artifact, cpu, *self, ex, ExecutorOptions{/*randomWeights=*/true}), "");
+    std::vector<HostTensor> outputs;
+    ASSERT_EQ(ex->run({makeTensor<float>("x", DType::F32, {2, 3}, {1, 2, 3, 4, 5, 6})}, outputs), "");
+    results.push_back(valuesOf<float>(outputs[0]));
+  }
+  EXPECT_EQ(results[0], results[1]);
+  for (float v : results[0])
+    EXPECT_TRUE(std::isfinite(v) && std::abs(v) < 100.0f) << v; // |w| < 0.05
+  CpuBackend cpu;
+  std::unique_ptr<Executor> ex;
+  EXPECT_NE(Executor::create(d->artifact, cpu, ex), ""); // without the option the file is missing
 }
 
 // Load steps: the weight is negated once when the executor is made, into a persistent

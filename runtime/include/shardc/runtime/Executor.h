@@ -23,6 +23,13 @@ namespace shardc::rt {
 // i64 2x65". Needs no executor, so callers can check before binding weights.
 [[nodiscard]] std::string checkInputs(const Artifact &artifact, const std::vector<HostTensor> &inputs);
 
+struct ExecutorOptions {
+  // Benchmarks of shapes whose weights are not at hand: every weight is filled with
+  // deterministic pseudo-random values (uniform in [-0.05, 0.05), per rank and buffer) instead
+  // of being read, and the weight files are neither opened nor checked.
+  bool randomWeights = false;
+};
+
 class Executor {
 public:
   // Checks that `backend` has a kernel for every step (naming the op and the step's loc when
@@ -37,7 +44,8 @@ public:
   // their groups are made in step order (collectively, for MPI) before weights are read.
   // `comm` must outlive the executor.
   [[nodiscard]] static std::string create(const Artifact &artifact, Backend &backend,
-                                          Communicator &comm, std::unique_ptr<Executor> &out);
+                                          Communicator &comm, std::unique_ptr<Executor> &out,
+                                          const ExecutorOptions &options = {});
 
   // Copies `inputs` into the arena (after checkInputs), runs every step
   // in order and returns the outputs in manifest order. Errors in a step start with
@@ -98,6 +106,7 @@ private:
 
   const Artifact &artifact_;
   Backend &backend_;
+  ExecutorOptions options_;
   Communicator *comm_;
   std::unique_ptr<Communicator> ownComm_; // the one-rank communicator of the first create()
   std::function<std::string(size_t)> beforeStep_;
