@@ -459,26 +459,39 @@ std::string Executor::copyInputs(const std::vector<HostTensor> &inputs) {
 
 std::string Executor::run(const std::vector<HostTensor> &inputs, std::vector<HostTensor> &outputs) {
   outputs.clear();
-  hostBlockingInSteps_ = 0;
   if (std::string err = copyInputs(inputs); !err.empty())
     return err;
-  for (size_t i = 0; i < steps_.size(); ++i) {
-    if (beforeStep_)
-      if (std::string err = beforeStep_(i); !err.empty())
-        return err;
-    std::string err;
-    // Kernels report errors as strings; an exception (bad_alloc in a scratch buffer) must still
-    // end as a located error rather than an abort.
-    try {
-      err = runStep(steps_[i]);
-    } catch (const std::exception &e) {
-      err = std::string("kernel threw: ") + e.what();
+  auto steps = [this]() -> std::string {
+    hostBlockingInSteps_ = 0;
+    for (size_t i = 0; i < steps_.size(); ++i) {
+      if (beforeStep_)
+        if (std::string err = beforeStep_(i); !err.empty())
+          return err;
+      std::string err;
+      // Kernels report errors as strings; an exception (bad_alloc in a scratch buffer) must
+      // still end as a located error rather than an abort.
+      try {
+        err = runStep(steps_[i]);
+      } catch (const std::exception &e) {
+        err = std::string("kernel threw: ") + e.what();
+      }
+      if (!err.empty())
+        return stepPrefix(i) + err;
+      if (afterStep_)
+        afterStep_(i, steps_[i].collective ? std::vector<TensorView>{steps_[i].collectiveArgs.out} : steps_[i].args.out);
     }
-    if (!err.empty())
-      return stepPrefix(i) + err;
-    if (afterStep_)
-      afterStep_(i, steps_[i].collective ? std::vector<TensorView>{steps_[i].collectiveArgs.out} : steps_[i].args.out);
-  }
+    return "";
+  };
+  // A device backend may record the steps once as a graph and replay it: only when the last
+  // run enqueued them without the host waiting (no staged collective) and no test hook
+  // watches individual steps.
+  bool capturable = runs_ > 0 && lastRunBlocked_ == 0 && !beforeStep_ && !afterStep_;
+  std::string err = capturable ? backend_.runCaptured(steps) : steps();
+  if (!err.empty())
+    return err;
+  if (!capturable)
+    lastRunBlocked_ = hostBlockingInSteps_;
+  ++runs_;
   if (std::string err = backend_.synchronize(); !err.empty())
     return err;
   for (const IoBinding &o : artifact_.outputs) {

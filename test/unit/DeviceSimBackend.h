@@ -45,7 +45,13 @@ public:
     return "";
   }
 
-  std::atomic<uint64_t> copiedIn{0}, copiedOut{0}, synchronizations{0};
+  // Counts the runs the executor offers for capture, and runs them (a GPU would replay).
+  std::string runCaptured(const std::function<std::string()> &steps) override {
+    ++captured;
+    return steps();
+  }
+
+  std::atomic<uint64_t> copiedIn{0}, copiedOut{0}, synchronizations{0}, captured{0};
 
 private:
   bool onDevice(const void *p, size_t bytes) {

@@ -852,6 +852,12 @@ TEST(Executor, DeviceMemoryIsReachedOnlyThroughCopies) {
   EXPECT_EQ(device.copiedOut.load(), 16u);            // the output
   EXPECT_GE(device.synchronizations.load(), 1u);
   EXPECT_EQ(ex->hostBlockingCallsInSteps(), 0u); // the steps only enqueue; outputs wait after
+  // The first run is direct; later ones, whose steps never made the host wait, are offered
+  // for capture (a GPU backend records them once and replays).
+  EXPECT_EQ(device.captured.load(), 0u);
+  for (int i = 0; i < 2; ++i)
+    ASSERT_EQ(ex->run({makeTensor<float>("x", DType::F32, {2, 3}, {1, 2, 3, 4, 5, 6})}, outputs), "");
+  EXPECT_EQ(device.captured.load(), 2u);
   EXPECT_EQ(valuesOf<float>(outputs[0]), (std::vector<float>{11 + 66 + 165, 22 + 88 + 198,
                                                              44 + 165 + 330, 88 + 220 + 396}));
 }

@@ -78,6 +78,9 @@ std::string CudaBackend::create(int device, std::unique_ptr<CudaBackend> &out) {
   if (cublasStatus_t st = cublasCreate(&handle); st != CUBLAS_STATUS_SUCCESS)
     return std::string("cublasCreate: ") + cublasGetStatusString(st);
   cublasSetStream(handle, context.stream);
+  constexpr size_t kWorkspace = 32u << 20;
+  if (cudaMalloc(&b->cublasWorkspace_, kWorkspace) == cudaSuccess)
+    cublasSetWorkspace(handle, b->cublasWorkspace_, kWorkspace);
   context.cublas = handle;
   context.smCount = prop.multiProcessorCount;
   out = std::move(b);
@@ -85,8 +88,12 @@ std::string CudaBackend::create(int device, std::unique_ptr<CudaBackend> &out) {
 }
 
 CudaBackend::~CudaBackend() {
+  if (graph_)
+    cudaGraphExecDestroy(graph_);
   if (library_)
     cudaLibraryUnload(library_);
+  if (cublasWorkspace_)
+    cudaFree(cublasWorkspace_);
   if (context.cublas)
     cublasDestroy(static_cast<cublasHandle_t>(context.cublas));
   if (context.stream)
@@ -123,6 +130,40 @@ std::string CudaBackend::copyOut(void *host, const void *device, size_t bytes) {
 std::string CudaBackend::synchronize() {
   cudaError_t rc = cudaStreamSynchronize(context.stream);
   return rc == cudaSuccess ? "" : "the GPU failed: " + cudaText(rc);
+}
+
+std::string CudaBackend::runCaptured(const std::function<std::string()> &steps) {
+  if (graph_) {
+    cudaError_t rc = cudaGraphLaunch(graph_, context.stream);
+    return rc == cudaSuccess ? "" : "replaying the step graph: " + cudaText(rc);
+  }
+  if (captureFailed_)
+    return steps();
+  if (cudaError_t rc = cudaStreamBeginCapture(context.stream, cudaStreamCaptureModeThreadLocal); rc != cudaSuccess) {
+    captureFailed_ = true;
+    return steps();
+  }
+  std::string err = steps();
+  cudaGraph_t graph = nullptr;
+  cudaError_t rc = cudaStreamEndCapture(context.stream, &graph);
+  if (!err.empty() || rc != cudaSuccess || !graph) {
+    if (graph)
+      cudaGraphDestroy(graph);
+    cudaGetLastError(); // clear a capture error
+    if (!err.empty())
+      return err;
+    captureFailed_ = true; // something in the steps cannot be captured: run them directly
+    return steps();
+  }
+  rc = cudaGraphInstantiate(&graph_, graph, 0);
+  cudaGraphDestroy(graph);
+  if (rc != cudaSuccess) {
+    graph_ = nullptr;
+    captureFailed_ = true;
+    return steps();
+  }
+  rc = cudaGraphLaunch(graph_, context.stream);
+  return rc == cudaSuccess ? "" : "launching the step graph: " + cudaText(rc);
 }
 
 std::string CudaBackend::loadKernels(const rt::Artifact &artifact) {

@@ -46,6 +46,9 @@ public:
   std::string copyIn(void *device, const void *host, size_t bytes) override;
   std::string copyOut(void *host, const void *device, size_t bytes) override;
   std::string synchronize() override;
+  // The steps recorded once as a CUDA graph (stream capture) and replayed from then on; a
+  // sequence that cannot be captured runs as it is, every time.
+  std::string runCaptured(const std::function<std::string()> &steps) override;
 
   int device() const { return device_; }
   const std::string &arch() const { return arch_; } // "sm_90"
@@ -55,6 +58,9 @@ private:
   int device_ = 0;
   std::string arch_;
   cudaLibrary_t library_ = nullptr;
+  cudaGraphExec_t graph_ = nullptr;
+  bool captureFailed_ = false;
+  void *cublasWorkspace_ = nullptr; // fixed, so that GEMMs can be captured
   std::map<std::string, std::unique_ptr<rt::FusedKernel>, std::less<>> fused_;
 };
 

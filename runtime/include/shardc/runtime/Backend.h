@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -56,6 +57,10 @@ public:
   }
   // Waits for everything enqueued so far.
   [[nodiscard]] virtual std::string synchronize() { return ""; }
+  // Runs a step sequence that enqueues the same work every time (fixed buffers, no host
+  // waits). A GPU backend records it once as a graph (CUDA graphs) and from then on replays
+  // the graph without calling `steps`; the default calls it.
+  [[nodiscard]] virtual std::string runCaptured(const std::function<std::string()> &steps) { return steps(); }
 };
 
 class CpuBackend final : public Backend {

@@ -121,6 +121,7 @@ private:
   std::vector<PreparedStep> steps_;
   uint64_t arenaPeakBytes_ = 0;
   uint64_t hostBlockingInSteps_ = 0;
+  uint64_t runs_ = 0, lastRunBlocked_ = 0; // for Backend::runCaptured
 };
 
 } // namespace shardc::rt
