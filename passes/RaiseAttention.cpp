@@ -7,8 +7,10 @@
 
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+#include "llvm/Support/MemoryBuffer.h"
 
 #include <cmath>
+#include <cstring>
 
 using namespace mlir;
 
@@ -111,27 +113,47 @@ Value keyOfTransposed(Value kT) {
   return {};
 }
 
-// A constant additive mask that is 0 on and below the diagonal and masked out above it, the
-// same for every leading (batch, head) index.
-bool isCausalMask(Value mask) {
-  auto elems = match::constantElements(mask);
-  auto t = match::tensorTypeOf(mask);
-  if (!elems || !isa<FloatType>(elems.getElementType()) || t.getRank() < 2)
-    return false;
-  int64_t s = t.getDimSize(t.getRank() - 2), len = t.getDimSize(t.getRank() - 1);
-  if (s != len)
-    return false;
-  if (elems.isSplat())
-    return false;
-  auto values = elems.getValues<APFloat>();
-  int64_t n = t.getNumElements();
+// Whether `at(idx)` over a [.., S, S] tensor is 0 on and below the diagonal and masked out
+// above it, for every leading (batch, head) index.
+template <typename At> bool causalPattern(int64_t n, int64_t len, At at) {
   for (int64_t idx = 0; idx < n; ++idx) {
-    int64_t j = idx % len, i = (idx / len) % s;
-    double v = values[idx].convertToDouble();
+    int64_t j = idx % len, i = (idx / len) % len;
+    double v = at(idx);
     if (j <= i ? v != 0.0 : !(v <= kMaskedOut))
       return false;
   }
   return true;
+}
+
+// A constant additive causal mask: a folded constant, or (for long sequences, where the
+// exporter's folded mask is larger than constants are kept) an f32 parameter whose bytes are
+// read from its file here, once.
+bool isCausalMask(Value mask) {
+  auto t = match::tensorTypeOf(mask);
+  if (!t || t.getRank() < 2)
+    return false;
+  int64_t s = t.getDimSize(t.getRank() - 2), len = t.getDimSize(t.getRank() - 1);
+  if (s != len || s < 2)
+    return false;
+  int64_t n = t.getNumElements();
+  if (auto elems = match::constantElements(mask)) {
+    if (!isa<FloatType>(elems.getElementType()) || elems.isSplat())
+      return false;
+    auto values = elems.getValues<APFloat>();
+    return causalPattern(n, len, [&](int64_t idx) { return values[idx].convertToDouble(); });
+  }
+  auto param = mask.getDefiningOp<sc::ParamOp>();
+  if (!param || !t.getElementType().isF32())
+    return false;
+  auto bytes = llvm::MemoryBuffer::getFileSlice(param.getFile(), n * 4, param.getOffset(), /*IsVolatile=*/false);
+  if (!bytes || (*bytes)->getBufferSize() != uint64_t(n) * 4)
+    return false;
+  const char *data = (*bytes)->getBufferStart();
+  return causalPattern(n, len, [&](int64_t idx) {
+    float v;
+    std::memcpy(&v, data + idx * 4, 4);
+    return double(v);
+  });
 }
 
 // The q kᵀ matmul behind the scores, seen through a scalar multiply or divide of the

@@ -63,6 +63,10 @@ MODELS = {
     # width 90 over dp_shard 4.
     "llama_odd_b4": dict(family="llama", vocab=251, hidden=64, layers=2, heads=4, kv_heads=2,
                          intermediate=90, batch=4, seq=16),
+    # A sequence long enough (192) that the folded causal mask [2, 1, 192, 192] is stored as
+    # an initializer rather than a constant: sc-raise-attention reads it to find it causal.
+    "llama_s_long": dict(family="llama", vocab=256, hidden=64, layers=2, heads=4, kv_heads=2,
+                         intermediate=128, batch=2, seq=192),
     # Weights in one external file next to the .onnx (onnx.save save_as_external_data).
     "llama_s_ext": dict(family="llama", vocab=256, hidden=64, layers=2, heads=4, kv_heads=2,
                         intermediate=128, batch=2, seq=16, external_data=True),
