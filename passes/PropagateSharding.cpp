@@ -344,10 +344,9 @@ struct ScPropagateShardingPass : impl::ScPropagateShardingBase<ScPropagateShardi
     Decision d = decide(op);
     bool changed = false;
     for (auto [i, r] : llvm::enumerate(op->getResults())) {
-      int p = d.results[i].isReplicated() ? kNone : std::max<int>(d.priority, kPlan);
+      // A replicated result constrains nothing, so it carries no priority.
+      int p = d.results[i].isReplicated() ? kNone : d.priority;
       if (getSharding(r) && shardingOf(r) == d.results[i] && priorityOf(r) == p)
-        continue;
-      if (getSharding(r) && shardingOf(r) == d.results[i] && p == kNone)
         continue;
       setSharding(r, d.results[i]);
       priority[r] = p;
