@@ -4,6 +4,7 @@
 #include "shardc/Passes/Passes.h"
 
 #include "mlir/IR/IRMapping.h"
+#include "llvm/ADT/TypeSwitch.h"
 #include "llvm/ADT/SetVector.h"
 
 namespace shardc {
@@ -25,14 +26,16 @@ bool floatTypes(Operation *op) {
   return llvm::all_of(op->getOperandTypes(), isFloatTensor) && llvm::all_of(op->getResultTypes(), isFloatTensor);
 }
 
-// A normalisation over the last dim only, with its scale (and bias) one row of that dim: the
-// kernel becomes a row kernel (statistics per row, then the elementwise chain).
+// A normalisation or softmax over the last dim only, with its scale (and bias) one row of
+// that dim: the kernel becomes a row kernel (statistics per row, then the elementwise chain).
 bool isRowOp(Operation *op) {
-  if (!isa<sc::RmsNormOp, sc::LayerNormOp>(op) || !floatTypes(op))
+  if (!isa<sc::RmsNormOp, sc::LayerNormOp, sc::SoftmaxOp, sc::LogSoftmaxOp>(op) || !floatTypes(op))
     return false;
   int64_t rank = shapeOf(op->getResult(0)).size();
-  int64_t axis = isa<sc::RmsNormOp>(op) ? (int64_t)cast<sc::RmsNormOp>(op).getAxis()
-                                        : (int64_t)cast<sc::LayerNormOp>(op).getAxis();
+  int64_t axis = llvm::TypeSwitch<Operation *, int64_t>(op)
+                     .Case<sc::RmsNormOp, sc::LayerNormOp>([](auto n) { return (int64_t)n.getAxis(); })
+                     .Case<sc::SoftmaxOp, sc::LogSoftmaxOp>([](auto n) { return (int64_t)n.getAxis(); })
+                     .Default([](Operation *) { return int64_t(0); });
   if (rank < 1 || (axis < 0 ? axis + rank : axis) != rank - 1)
     return false;
   int64_t c = shapeOf(op->getResult(0)).back();

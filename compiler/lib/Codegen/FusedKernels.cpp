@@ -112,7 +112,7 @@ public:
       if (!include(&inner) || isView(inner.getResult(0)))
         continue;
       std::string expr;
-      if (rowExpr && isa<sc::RmsNormOp, sc::LayerNormOp>(inner)) {
+      if (rowExpr && isa<sc::RmsNormOp, sc::LayerNormOp, sc::SoftmaxOp, sc::LogSoftmaxOp>(inner)) {
         expr = rowExpr(&inner);
       } else if (auto rot = dyn_cast<sc::RotaryOp>(inner)) {
         expr = rotaryExpr(rot);
@@ -318,7 +318,7 @@ llvm::Expected<FusedKernelSource> generateFusedKernel(sc::FusedOp op) {
 
   Operation *row = nullptr;
   for (Operation &inner : body.without_terminator())
-    if (isa<sc::RmsNormOp, sc::LayerNormOp>(inner)) {
+    if (isa<sc::RmsNormOp, sc::LayerNormOp, sc::SoftmaxOp, sc::LogSoftmaxOp>(inner)) {
       if (row)
         return failAt(op, "a fused kernel holds at most one normalisation");
       row = &inner;
@@ -351,8 +351,9 @@ llvm::Expected<FusedKernelSource> generateFusedKernel(sc::FusedOp op) {
           work.push_back(v);
     }
     auto inPrologue = [&](Operation *o) { return prologue.contains(o); };
-    double epsilon = isa<sc::RmsNormOp>(row) ? (double)cast<sc::RmsNormOp>(row).getEpsilon().convertToFloat()
-                                            : (double)cast<sc::LayerNormOp>(row).getEpsilon().convertToFloat();
+    double epsilon = isa<sc::RmsNormOp>(row)     ? (double)cast<sc::RmsNormOp>(row).getEpsilon().convertToFloat()
+                     : isa<sc::LayerNormOp>(row) ? (double)cast<sc::LayerNormOp>(row).getEpsilon().convertToFloat()
+                                                 : 0.0;
     std::string cs = std::to_string(c) + "LL";
     auto pass = [&](llvm::function_ref<void(ElementEmitter &)> body_) -> llvm::Error {
       ls << "    SC_COLS(j, " << cs << ") {\n      long long i = r * " << cs << " + j;\n";
@@ -367,7 +368,25 @@ llvm::Expected<FusedKernelSource> generateFusedKernel(sc::FusedOp op) {
     // The normalised operand inside a pass (a view's load is emitted on the first call, so
     // take the name before writing a statement that uses it).
     auto xName = [&](ElementEmitter &e) { return e.name(row->getOperand(0)); };
-    if (isa<sc::RmsNormOp>(row)) {
+    if (isa<sc::SoftmaxOp, sc::LogSoftmaxOp>(row)) {
+      // As the library kernel: the row's max (ignoring NaN like std::max), then the sum of
+      // exp(x - max) in double.
+      ls << "    float row_max = sc_bits_to_f32(0xff800000u);\n";
+      if (auto err = pass([&](ElementEmitter &e) {
+            std::string x = xName(e);
+            ls << "      row_max = row_max < " << x << " ? " << x << " : row_max;\n";
+          }))
+        return std::move(err);
+      ls << "    row_max = sc_row_max(row_max);\n    double sum = 0.0;\n";
+      if (auto err = pass([&](ElementEmitter &e) {
+            std::string x = xName(e);
+            ls << "      sum += sc_exp(" << x << " - row_max);\n";
+          }))
+        return std::move(err);
+      ls << "    sum = sc_row_sum(sum);\n"
+         << (isa<sc::SoftmaxOp>(row) ? "    float inv = (float)(1.0 / sum);\n"
+                                     : "    float log_sum = (float)sc_log_d(sum);\n");
+    } else if (isa<sc::RmsNormOp>(row)) {
       ls << "    double sum_sq = 0.0;\n";
       if (auto err = pass([&](ElementEmitter &e) {
             std::string x = xName(e);
@@ -396,7 +415,12 @@ llvm::Expected<FusedKernelSource> generateFusedKernel(sc::FusedOp op) {
     ls << "    SC_COLS(j, " << cs << ") {\n      long long i = r * " << cs << " + j;\n";
     ElementEmitter e(body, outShape, ls, "      ");
     auto rowExpr = [&](Operation *n) -> std::string {
-      std::string xv = e.name(n->getOperand(0)), sv = e.name(n->getOperand(1));
+      std::string xv = e.name(n->getOperand(0));
+      if (isa<sc::SoftmaxOp>(n))
+        return "sc_exp(" + xv + " - row_max) * inv";
+      if (isa<sc::LogSoftmaxOp>(n))
+        return "(" + xv + " - row_max) - log_sum";
+      std::string sv = e.name(n->getOperand(1));
       if (isa<sc::RmsNormOp>(n))
         return xv + " * inv * " + sv;
       std::string bias = n->getNumOperands() > 2 ? e.name(n->getOperand(2)) : std::string("0.0f");

@@ -142,3 +142,20 @@ func.func @views(%x: tensor<1x4x16xf32>, %cos: tensor<4x8xf32>, %sin: tensor<4x8
   %et = sc.transpose %e {perm = array<i64: 0, 2, 1>} : (tensor<1x4x16xf32>) -> tensor<1x16x4xf32>
   return %q, %v, %et : tensor<1x2x4x8xf32>, tensor<1x2x4x8xf32>, tensor<1x16x4xf32>
 }
+
+// Softmax over the last axis is a row kernel too, with its elementwise producers; over
+// another axis it stays a library kernel.
+// CHECK-LABEL: func.func @softmax_rows
+// CHECK: sc.fused %arg0 : (tensor<2x8xf32>) -> tensor<2x8xf32>
+// CHECK-NEXT: ^bb0
+// CHECK-NEXT: sc.constant
+// CHECK-NEXT: sc.mul
+// CHECK-NEXT: sc.softmax
+// CHECK: sc.softmax {{.*}}axis = 0
+func.func @softmax_rows(%x: tensor<2x8xf32>) -> (tensor<2x8xf32>, tensor<2x8xf32>) {
+  %half = sc.constant dense<0.5> : tensor<f32>
+  %m = sc.mul %x, %half : (tensor<2x8xf32>, tensor<f32>) -> tensor<2x8xf32>
+  %s = sc.softmax %m {axis = -1 : i64} : (tensor<2x8xf32>) -> tensor<2x8xf32>
+  %t = sc.softmax %x {axis = 0 : i64} : (tensor<2x8xf32>) -> tensor<2x8xf32>
+  return %s, %t : tensor<2x8xf32>, tensor<2x8xf32>
+}

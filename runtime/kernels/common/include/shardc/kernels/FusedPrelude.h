@@ -32,6 +32,7 @@ SC_FN float sc_cos(float x) { return cosf(x); }
 SC_FN float sc_sin(float x) { return sinf(x); }
 SC_FN float sc_pow(float a, float b) { return powf(a, b); }
 SC_FN double sc_sqrt_d(double x) { return sqrt(x); }
+SC_FN double sc_log_d(double x) { return log(x); }
 // Row kernels: one block per row, its threads striding over the row; sc_row_sum is a block
 // reduction that every thread of the block calls (blockDim a multiple of 32, at most 1024).
 #define SC_ROWS(r, n) for (long long r = blockIdx.x; r < (long long)(n); r += gridDim.x)
@@ -49,6 +50,24 @@ SC_FN double sc_row_sum(double v) {
   if (warp == 0)
     for (int o = 16; o > 0; o >>= 1)
       v += __shfl_down_sync(0xffffffffu, v, o);
+  if (threadIdx.x == 0)
+    partial[0] = v;
+  __syncthreads();
+  return partial[0];
+}
+SC_FN float sc_row_max(float v) {
+  __shared__ float partial[32];
+  for (int o = 16; o > 0; o >>= 1)
+    v = fmaxf(v, __shfl_down_sync(0xffffffffu, v, o));
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = (blockDim.x + 31) >> 5;
+  __syncthreads();
+  if (lane == 0)
+    partial[warp] = v;
+  __syncthreads();
+  v = (int)threadIdx.x < warps ? partial[threadIdx.x] : sc_bits_to_f32(0xff800000u);
+  if (warp == 0)
+    for (int o = 16; o > 0; o >>= 1)
+      v = fmaxf(v, __shfl_down_sync(0xffffffffu, v, o));
   if (threadIdx.x == 0)
     partial[0] = v;
   __syncthreads();
@@ -79,10 +98,12 @@ SC_FN float sc_cos(float x) { return std::cos(x); }
 SC_FN float sc_sin(float x) { return std::sin(x); }
 SC_FN float sc_pow(float a, float b) { return std::pow(a, b); }
 SC_FN double sc_sqrt_d(double x) { return std::sqrt(x); }
+SC_FN double sc_log_d(double x) { return std::log(x); }
 // Row kernels: rows in order, each row's elements in order (the library kernels' order).
 #define SC_ROWS(r, n) for (long long r = 0; r < (long long)(n); ++r)
 #define SC_COLS(j, n) for (long long j = 0; j < (long long)(n); ++j)
 SC_FN double sc_row_sum(double v) { return v; }
+SC_FN float sc_row_max(float v) { return v; }
 #endif
 
 // bf16: the top half of an f32.
