@@ -51,10 +51,12 @@ bool isElementwise(Operation *op) {
          floatTypes(op);
 }
 
-// Data movement: inside a kernel it is index arithmetic on the loads of a kernel input
-// (a view), never a materialised tensor; so its operand must be an input or another view.
+// Data movement (transpose, reshape, slice, expand, concat): inside a kernel it is index
+// arithmetic on the loads of kernel inputs (a view), never a materialised tensor; so its
+// operands must be inputs or other views.
 bool isIndexOp(Operation *op) {
-  return isa<sc::TransposeOp, sc::ReshapeOp, sc::SqueezeOp, sc::UnsqueezeOp, sc::SliceOp, sc::ExpandOp>(op) &&
+  return isa<sc::TransposeOp, sc::ReshapeOp, sc::SqueezeOp, sc::UnsqueezeOp, sc::SliceOp, sc::ExpandOp,
+             sc::ConcatOp>(op) &&
          floatTypes(op);
 }
 

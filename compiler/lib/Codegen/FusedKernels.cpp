@@ -102,7 +102,7 @@ public:
       return true;
     Operation *d = v.getDefiningOp();
     return isa_and_present<sc::TransposeOp, sc::ReshapeOp, sc::SqueezeOp, sc::UnsqueezeOp, sc::SliceOp,
-                           sc::ExpandOp>(d);
+                           sc::ExpandOp, sc::ConcatOp>(d);
   }
 
   // `rowExpr` gives the expression of the row op (with the row's statistics in scope).
@@ -160,15 +160,16 @@ private:
 
   // Input `arg` at element `offset`, loaded once per distinct offset expression.
   std::string loadOffset(BlockArgument arg, const std::string &offset) {
+    std::string expr = loadExpr(cast<RankedTensorType>(arg.getType()).getElementType(),
+                                "in" + std::to_string(arg.getArgNumber()), "(" + offset + ")");
+    if (inline_) // a branch of a concat: loaded only when selected
+      return expr;
     std::string key = std::to_string(arg.getArgNumber()) + "@" + offset;
     auto it = loads_.find(key);
     if (it != loads_.end())
       return it->second;
     std::string name = "x" + std::to_string(loads_.size());
-    os_ << indent_ << "float " << name << " = "
-        << loadExpr(cast<RankedTensorType>(arg.getType()).getElementType(), "in" + std::to_string(arg.getArgNumber()),
-                    "(" + offset + ")")
-        << ";\n";
+    os_ << indent_ << "float " << name << " = " << expr << ";\n";
     loads_[key] = name;
     return name;
   }
@@ -186,6 +187,8 @@ private:
       return loadOffset(arg, terms.empty() ? "0" : llvm::join(terms, " + "));
     }
     Operation *d = v.getDefiningOp();
+    if (auto cat = dyn_cast<sc::ConcatOp>(d))
+      return concatAt(cat, c);
     Value src = d->getOperand(0);
     ArrayRef<int64_t> srcShape = cast<RankedTensorType>(src.getType()).getShape();
     SmallVector<std::string> u(srcShape.size(), "0");
@@ -216,6 +219,39 @@ private:
           u[k] = "(" + linear + " / " + std::to_string(su[k]) + "LL % " + std::to_string(srcShape[k]) + "LL)";
     }
     return loadAt(src, u);
+  }
+
+  // A concat at `c`: the part whose range along the axis holds c[axis], each part's load
+  // inline in its branch of the selection, so only the selected one reads memory.
+  std::string concatAt(sc::ConcatOp cat, const SmallVector<std::string> &c) {
+    int64_t rank = c.size(), axis = (int64_t)cat.getAxis() < 0 ? (int64_t)cat.getAxis() + rank : (int64_t)cat.getAxis();
+    bool wasInline = inline_;
+    inline_ = true;
+    std::string expr;
+    int64_t offset = 0;
+    SmallVector<std::string> closes;
+    for (auto [k, part] : llvm::enumerate(cat.getInputs())) {
+      int64_t size = cast<RankedTensorType>(part.getType()).getDimSize(axis);
+      SmallVector<std::string> u = c;
+      u[axis] = offset == 0 ? c[axis] : "(" + c[axis] + " - " + std::to_string(offset) + "LL)";
+      std::string load = loadAt(part, u);
+      offset += size;
+      if (k + 1 == cat.getInputs().size()) {
+        expr += load;
+      } else {
+        expr += "(" + c[axis] + " < " + std::to_string(offset) + "LL ? " + load + " : ";
+        closes.push_back(")");
+      }
+    }
+    for (auto &cl : closes)
+      expr += cl;
+    inline_ = wasInline;
+    if (inline_)
+      return expr;
+    std::string name = "x" + std::to_string(loads_.size());
+    os_ << indent_ << "float " << name << " = " << expr << ";\n";
+    loads_["concat:" + name] = name;
+    return name;
   }
 
   // Rotate-half rotary: y[d] = x[d] c[d] - x[d + h] s[d] in the first half, x[d] c[d] +
@@ -270,6 +306,7 @@ private:
   SmallVector<std::string> coords_;
   llvm::DenseMap<Value, std::string> names_;
   std::map<std::string, std::string> loads_; // "arg@offset" -> variable
+  bool inline_ = false;                      // loads as expressions (inside a concat)
   int counter_ = 0;
 };
 

@@ -159,3 +159,16 @@ func.func @softmax_rows(%x: tensor<2x8xf32>) -> (tensor<2x8xf32>, tensor<2x8xf32
   %t = sc.softmax %x {axis = 0 : i64} : (tensor<2x8xf32>) -> tensor<2x8xf32>
   return %s, %t : tensor<2x8xf32>, tensor<2x8xf32>
 }
+
+// Concat is a view too: each output element reads the one input whose range holds it (the
+// FSDP bucket's flat parameter is built by one such kernel, at load).
+// CHECK-LABEL: func.func @concat_view
+// CHECK: sc.fused %arg0, %arg1 : (tensor<2x4xf32>, tensor<3x4xf32>) -> tensor<1x20xf32>
+// CHECK-NEXT: ^bb0
+// CHECK-NEXT: sc.concat
+// CHECK-NEXT: sc.reshape
+func.func @concat_view(%a: tensor<2x4xf32>, %b: tensor<3x4xf32>) -> tensor<1x20xf32> {
+  %c = sc.concat %a, %b {axis = 0 : i64} : (tensor<2x4xf32>, tensor<3x4xf32>) -> tensor<5x4xf32>
+  %r = sc.reshape %c : (tensor<5x4xf32>) -> tensor<1x20xf32>
+  return %r : tensor<1x20xf32>
+}
