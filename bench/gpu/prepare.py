@@ -22,10 +22,12 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 from shardc_verify import make_inputs  # noqa: E402
 
 PLANS = os.path.join(ROOT, "test", "e2e", "plans")
-# model, where it lives, plan, tp (in-process ranks sharing the GPU)
+# model, where it lives, plan, mesh, ranks (in-process ranks share the GPU)
 CELLS = [
-    ("llama_tiny", "shared", "fp32", 1), ("llama_tiny", "shared", "bf16", 1), ("llama_tiny", "shared", "bf16", 2),
-    ("qwen2_tiny", "shared", "bf16", 1), ("gpt2_s", "generated", "fp32", 1), ("bert_m", "generated", "fp32", 1),
+    ("llama_tiny", "shared", "fp32", "tp=1", 1), ("llama_tiny", "shared", "bf16", "tp=1", 1),
+    ("llama_tiny", "shared", "bf16", "tp=2", 2), ("llama_tiny", "shared", "bf16", "dp_shard=2", 2),
+    ("llama_tiny", "shared", "fp32", "cp=2,tp=2", 4), ("qwen2_tiny", "shared", "bf16", "tp=1", 1),
+    ("gpt2_s", "generated", "fp32", "tp=1", 1), ("bert_m", "generated", "fp32", "tp=1", 1),
 ]
 
 
@@ -43,7 +45,7 @@ def main():
     shardc, shardc_run = os.path.join(args.build, "bin", "shardc"), os.path.join(args.build, "bin", "shardc-run")
     shutil.rmtree(args.out, ignore_errors=True)
     cells = []
-    for model, where, plan, tp in CELLS:
+    for model, where, plan, mesh, ranks in CELLS:
         src = (os.path.join(ROOT, "..", "shared", "models", model + ".onnx") if where == "shared"
                else os.path.join(args.build, "test", "e2e", "models", model + ".onnx"))
         mdir = os.path.join(args.out, model)
@@ -57,15 +59,15 @@ def main():
             sess = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
             names = [o.name for o in m.graph.output]
             np.savez(os.path.join(mdir, "ort.npz"), **dict(zip(names, sess.run(names, feeds))))
-        name = f"{plan}.tp{tp}"
+        name = f"{plan}.{mesh.replace('=', '').replace(',', '_')}"
         art = os.path.join(mdir, name + ".shardc")
         run([shardc, "compile", onnx_path, "-o", art, "--quiet", "--relative-weights",
-             f"--plan={os.path.join(PLANS, plan + '.yaml')}", f"--mesh=tp={tp}"])
+             f"--plan={os.path.join(PLANS, plan + '.yaml')}", f"--mesh={mesh}"])
         run([shardc_run, art, "--inputs", os.path.join(mdir, "inputs.npz"), "--outputs",
-             os.path.join(mdir, name + ".cpu.npz"), "--threads", str(tp)])
+             os.path.join(mdir, name + ".cpu.npz"), "--threads", str(ranks)])
         cells.append({"model": model, "artifact": f"{model}/{name}.shardc", "inputs": f"{model}/inputs.npz",
                       "cpu": f"{model}/{name}.cpu.npz", "ort": f"{model}/ort.npz", "precision": plan,
-                      "ranks": tp})
+                      "ranks": ranks})
     with open(os.path.join(args.out, "cells.json"), "w") as f:
         json.dump(cells, f, indent=1)
     size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(args.out) for f in fs)

@@ -1,5 +1,5 @@
 // The CUDA backend's library kernels: the ops no generated kernel covers (for the models
-// bench/gpu checks: linear, matmul, attention, embedding, copy, cast, split). GEMMs go through
+// bench/gpu checks: linear, matmul, attention, embedding, gather, copy, cast, split). GEMMs go through
 // cuBLAS (f32 accumulation); attention is a straightforward kernel (one block per query row,
 // scores in shared memory) kept for correctness until a flash kernel or cuDNN's replaces it;
 // embedding and copies are plain. All enqueue on the calling thread's backend stream.
@@ -319,6 +319,54 @@ std::string splitKernel(const KernelArgs &a) {
   return "";
 }
 
+// ---- Gather along an axis: out[o, j, i] = data[o, idx[j], i] (negative ids count from the
+// end, as ONNX says; ids out of range give zeros, where the CPU kernel reports them).
+template <typename E, typename I>
+__global__ void gatherRows(const E *data, const I *idx, E *y, int64_t outer, int64_t axisLen, int64_t count,
+                           int64_t inner) {
+  for (int64_t n = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; n < outer * count * inner;
+       n += int64_t(gridDim.x) * blockDim.x) {
+    int64_t i = n % inner, j = (n / inner) % count, o = n / (inner * count);
+    int64_t id = int64_t(idx[j]);
+    if (id < 0)
+      id += axisLen;
+    y[n] = id >= 0 && id < axisLen ? data[(o * axisLen + id) * inner + i] : E(0);
+  }
+}
+
+template <typename E>
+std::string gatherAs(const KernelArgs &a, int64_t outer, int64_t axisLen, int64_t count, int64_t inner) {
+  const TensorView &data = a.in[0], &idx = a.in[1], &y = a.out[0];
+  unsigned grid = gridFor(outer * count * inner, 256);
+  cudaStream_t s = threadContext().stream;
+  if (idx.dtype == DType::I64)
+    gatherRows<<<grid, 256, 0, s>>>(data.as<E>(), idx.as<int64_t>(), y.as<E>(), outer, axisLen, count, inner);
+  else
+    gatherRows<<<grid, 256, 0, s>>>(data.as<E>(), idx.as<int32_t>(), y.as<E>(), outer, axisLen, count, inner);
+  return launched("gather");
+}
+
+std::string gatherKernel(const KernelArgs &a) {
+  const TensorView &data = a.in[0], &idx = a.in[1];
+  if (idx.dtype != DType::I64 && idx.dtype != DType::I32)
+    return "gather: the CUDA kernel takes i64/i32 indices";
+  int64_t axis = a.attrs ? a.attrs->getInt("axis", 0) : 0;
+  if (axis < 0)
+    axis += data.rank();
+  int64_t outer = 1, inner = 1;
+  for (int64_t d = 0; d < axis; ++d)
+    outer *= data.shape[d];
+  for (int64_t d = axis + 1; d < data.rank(); ++d)
+    inner *= data.shape[d];
+  switch (rt::dtypeSize(data.dtype)) {
+  case 1: return gatherAs<uint8_t>(a, outer, data.shape[axis], idx.numel(), inner);
+  case 2: return gatherAs<uint16_t>(a, outer, data.shape[axis], idx.numel(), inner);
+  case 4: return gatherAs<uint32_t>(a, outer, data.shape[axis], idx.numel(), inner);
+  case 8: return gatherAs<uint64_t>(a, outer, data.shape[axis], idx.numel(), inner);
+  default: return "gather: unsupported element size";
+  }
+}
+
 std::string copyKernel(const KernelArgs &a) {
   cudaError_t rc = cudaMemcpyAsync(a.out[0].data, a.in[0].data, a.in[0].bytes(), cudaMemcpyDeviceToDevice,
                                    threadContext().stream);
@@ -335,6 +383,7 @@ rt::KernelFn lookupCudaKernel(std::string_view op) {
   if (op == "copy") return copyKernel;
   if (op == "cast") return castKernel;
   if (op == "split") return splitKernel;
+  if (op == "gather") return gatherKernel;
   return nullptr;
 }
 
