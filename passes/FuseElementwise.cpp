@@ -1,6 +1,7 @@
 // sc-fuse-elementwise: elementwise ops grouped into sc.fused regions, each compiled into one
 // generated kernel (lib/Codegen/FusedKernels.cpp) for the CPU and for CUDA.
 #include "shardc/Dialect/ScDialect.h"
+#include "shardc/Dialect/ScShapes.h"
 #include "shardc/Passes/Passes.h"
 
 #include "mlir/IR/IRMapping.h"
@@ -66,15 +67,10 @@ bool isRotary(Operation *op) { return isa<sc::RotaryOp>(op) && floatTypes(op); }
 
 bool isFusible(Operation *op) { return isElementwise(op) || isRowOp(op) || isIndexOp(op) || isRotary(op); }
 
-// `shape` broadcasts (right-aligned, 1s stretch) to `to`.
+// `shape` broadcasts (right-aligned, 1s stretch) to `to` without growing it.
 bool broadcastsTo(ArrayRef<int64_t> shape, ArrayRef<int64_t> to) {
-  if (shape.size() > to.size())
-    return false;
-  int64_t off = to.size() - shape.size();
-  for (size_t k = 0; k < shape.size(); ++k)
-    if (shape[k] != 1 && shape[k] != to[off + k])
-      return false;
-  return true;
+  SmallVector<int64_t> joined;
+  return sc::broadcastShapes(shape, to, joined) && ArrayRef<int64_t>(joined) == to;
 }
 
 // A splat float constant: cloned into the region, where it becomes a literal.
