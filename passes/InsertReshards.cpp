@@ -4,7 +4,6 @@
 #include "shardc/Dialect/ScDialect.h"
 #include "shardc/Dialect/ScLocation.h"
 #include "shardc/Passes/Passes.h"
-#include "llvm/ADT/MapVector.h"
 #include "llvm/Support/Regex.h"
 #include "shardc/Sharding/Sharding.h"
 
@@ -289,102 +288,16 @@ struct ScInsertReshardsPass : impl::ScInsertReshardsBase<ScInsertReshardsPass> {
         while (firstOfChain->getOperand(0) != stored)
           firstOfChain = firstOfChain->getOperand(0).getDefiningOp();
         stored.replaceAllUsesExcept(gathered, firstOfChain);
-        if (auto g = dyn_cast<sc::AllGatherOp>(gathered.getDefiningOp()); g && g.getInput() == stored)
-          groups[{at, g.getAxes(), getElementTypeOrSelf(stored.getType())}].push_back(g);
+        // Gathers issued at one point form an FSDP group; sc-bucket-fsdp-gathers merges them.
+        if (auto g = dyn_cast<sc::AllGatherOp>(gathered.getDefiningOp()); g && g.getInput() == stored) {
+          auto [it, inserted] = groupIds.try_emplace(at, (int64_t)groupIds.size());
+          (void)inserted;
+          g->setAttr("sc.fsdp_group", b.getI64IntegerAttr(it->second));
+        }
       });
-      for (auto &entry : groups)
-        bucket(entry.second);
-      groups.clear();
     });
   }
-
-  // FSDP buckets: the gathers of one group point (a decoder layer's parameters), same axes
-  // and dtype, become one all_gather, as FSDP2 gathers a layer's flat parameter: each
-  // member's shard is laid out rank-major ([G, n]: rank r's chunk in row r), the members are
-  // concatenated along the row, one all_gather moves them, and each member is cut back out.
-  // Members must be split on one dim by exactly the gathered axes (no tensor-parallel split),
-  // so that their rank-major layout is a plain Shard(0); the others keep their own gather.
-  llvm::MapVector<std::tuple<Operation *, Attribute, Type>, SmallVector<sc::AllGatherOp>> groups; // insertion order: deterministic
-
-  void bucket(ArrayRef<sc::AllGatherOp> gathers) {
-    SmallVector<sc::AllGatherOp> members;
-    for (sc::AllGatherOp g : gathers) {
-      Sharding s = shardingOf(g.getInput());
-      int64_t d = g.getDim();
-      bool only = !s.hasPartial();
-      for (auto [k, axes] : llvm::enumerate(s.dims))
-        only &= (int64_t)k == d ? llvm::equal(axes, shardingAxes(g)) : axes.empty();
-      if (only)
-        members.push_back(g);
-    }
-    if (members.size() < 2)
-      return;
-    SmallVector<std::string, 2> axes = shardingAxes(members.front());
-    int64_t G = mesh->product(axes);
-    Operation *at = members.back()->getNextNode(); // the gathers sit together before it
-    OpBuilder b(at);
-    Location loc = members.front().getLoc();
-    auto typed = [&](Value v, const Sharding &s) {
-      setSharding(v, s);
-      return v;
-    };
-    auto shardRows = [&](int64_t rank, int64_t dim) {
-      Sharding s = Sharding::replicated(rank);
-      s.dims[dim].assign(axes.begin(), axes.end());
-      return s;
-    };
-    Type elt = getElementTypeOrSelf(members.front().getType());
-    auto tensor = [&](ArrayRef<int64_t> shape) { return RankedTensorType::get(shape, elt); };
-    struct Layout { int64_t d, P, c, Q, n; };
-    SmallVector<Layout> layouts;
-    SmallVector<Value> rows;
-    int64_t total = 0;
-    for (sc::AllGatherOp g : members) {
-      ArrayRef<int64_t> shape = cast<RankedTensorType>(g.getType()).getShape();
-      int64_t d = g.getDim(), P = 1, Q = 1;
-      for (int64_t k = 0; k < d; ++k)
-        P *= shape[k];
-      for (int64_t k = d + 1; k < (int64_t)shape.size(); ++k)
-        Q *= shape[k];
-      Layout l{d, P, shape[d] / G, Q, P * (shape[d] / G) * Q};
-      Value v = g.getInput();
-      if (d > 0) { // [P, G, c, Q] -> [G, P, c, Q]
-        v = typed(sc::ReshapeOp::create(b, loc, tensor({P, G, l.c, Q}), v), shardRows(4, 1));
-        v = typed(sc::TransposeOp::create(b, loc, tensor({G, P, l.c, Q}), v, b.getDenseI64ArrayAttr({1, 0, 2, 3})),
-                  shardRows(4, 0));
-      }
-      rows.push_back(typed(sc::ReshapeOp::create(b, loc, tensor({G, l.n}), v), shardRows(2, 0)));
-      layouts.push_back(l);
-      total += l.n;
-    }
-    Value flat = typed(sc::ConcatOp::create(b, loc, tensor({G, total}), rows, b.getI64IntegerAttr(1)), shardRows(2, 0));
-    Value all = typed(sc::AllGatherOp::create(b, loc, tensor({G, total}), flat, members.front().getAxesAttr(),
-                                              b.getI64IntegerAttr(0)),
-                      Sharding::replicated(2));
-    int64_t offset = 0;
-    for (auto [g, l] : llvm::zip(members, layouts)) {
-      Value v = typed(sc::SliceOp::create(b, loc, tensor({G, l.n}), all, b.getDenseI64ArrayAttr({0, offset}),
-                                          b.getDenseI64ArrayAttr({1, 1})),
-                      Sharding::replicated(2));
-      offset += l.n;
-      if (l.d > 0) {
-        v = typed(sc::ReshapeOp::create(b, loc, tensor({G, l.P, l.c, l.Q}), v), Sharding::replicated(4));
-        v = typed(sc::TransposeOp::create(b, loc, tensor({l.P, G, l.c, l.Q}), v, b.getDenseI64ArrayAttr({1, 0, 2, 3})),
-                  Sharding::replicated(4));
-      }
-      auto type = cast<RankedTensorType>(g.getType());
-      v = typed(sc::ReshapeOp::create(b, loc, type, v), shardingOf(g.getResult()));
-      g.getResult().replaceAllUsesWith(v);
-      g.erase();
-    }
-  }
-
-  static SmallVector<std::string, 2> shardingAxes(sc::AllGatherOp g) {
-    SmallVector<std::string, 2> axes;
-    for (auto a : g.getAxes().getAsValueRange<StringAttr>())
-      axes.push_back(a.str());
-    return axes;
-  }
+  llvm::DenseMap<Operation *, int64_t> groupIds;
 
   void runOnOperation() override {
     mesh = MeshShape::fromModule(getOperation());

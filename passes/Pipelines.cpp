@@ -25,6 +25,7 @@ void buildShardingPipeline(mlir::OpPassManager &pm) {
   pm.addPass(createScPropagateSharding());
   pm.addPass(createScInsertReshards());
   pm.addPass(createScPartition());
+  pm.nest<mlir::func::FuncOp>().addPass(createScBucketFsdpGathers());
 }
 
 void buildCompilePipeline(mlir::OpPassManager &pm, bool sharded, bool fuse) {

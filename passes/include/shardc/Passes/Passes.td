@@ -147,4 +147,16 @@ def ScPartition : Pass<"sc-partition", "mlir::ModuleOp"> {
   }];
 }
 
+def ScBucketFsdpGathers : Pass<"sc-bucket-fsdp-gathers", "mlir::func::FuncOp"> {
+  let summary = "merges each FSDP group's parameter all-gathers into one (FSDP2's flat parameter)";
+  let description = [{
+    On the per-rank program, after sc-partition: the all_gathers sc-insert-reshards issued
+    at one point (`sc.fsdp_group`, a decoder layer's parameters) with the same axes and
+    dtype become one. Each shard is laid out as one row ([1, n]; a transpose first for a
+    shard split on a dim other than 0), the rows are concatenated, one all_gather moves
+    them ([G, N]), and each parameter is cut back out (slice, then the inverse layout).
+    The layout ops are views, so sc-fuse-elementwise makes the concat one kernel.
+  }];
+}
+
 #endif // SHARDC_PASSES
