@@ -4,6 +4,7 @@
 // scores in shared memory) kept for correctness until a flash kernel or cuDNN's replaces it;
 // embedding and copies are plain. All enqueue on the calling thread's backend stream.
 #include "CudaBackend.h"
+#include "shardc/cuda/CublasLtGemm.h"
 
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
@@ -12,6 +13,8 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <memory>
 #include <string>
 
 namespace shardc::cuda {
@@ -70,10 +73,52 @@ unsigned gridFor(int64_t n, unsigned threads) {
   return unsigned(blocks < 1 ? 1 : blocks > most ? most : blocks);
 }
 
+// The thread's cuBLASLt GEMMs (algorithm cache, fixed workspace), made on first use.
+std::string ltGemm(CublasLtGemm *&out) {
+  thread_local std::unique_ptr<CublasLtGemm> gemm;
+  if (!gemm)
+    if (std::string err = CublasLtGemm::create(gemm); !err.empty())
+      return err;
+  out = gemm.get();
+  return "";
+}
+
+// linear through cuBLASLt: the plan (GemmPlan.h, tested on the CPU) puts the bias in the
+// epilogue, so the result is rounded once. SHARDC_GEMM=cublas selects the cuBLAS path below
+// (to tell the two apart when a result is off).
+std::string linearLt(const KernelArgs &a) {
+  const TensorView &x = a.in[0], &w = a.in[1], &y = a.out[0];
+  bool transW = a.attrs && a.attrs->getBool("transpose_w", false);
+  kernels::GemmProblem problem;
+  if (std::string err = kernels::linearProblem(x.shape, w.shape, transW,
+                                               a.in.size() > 2 ? kernels::GemmEpilogue::Bias : kernels::GemmEpilogue::None,
+                                               x.dtype, problem);
+      !err.empty())
+    return "linear: " + err;
+  kernels::GemmPlan plan;
+  if (std::string err = kernels::planGemm(problem, plan); !err.empty())
+    return "linear: " + err;
+  CublasLtGemm *gemm = nullptr;
+  if (std::string err = ltGemm(gemm); !err.empty())
+    return "linear: " + err;
+  return gemm->run(plan, x.data, w.data, a.in.size() > 2 ? a.in[2].data : nullptr, nullptr, y.data,
+                   threadContext().stream);
+}
+
+bool useCublas() {
+  static const bool cublas = [] {
+    const char *v = std::getenv("SHARDC_GEMM");
+    return v && std::string(v) == "cublas";
+  }();
+  return cublas;
+}
+
 std::string linearKernel(const KernelArgs &a) {
   const TensorView &x = a.in[0], &w = a.in[1], &y = a.out[0];
   if (!isGemmType(x.dtype) || w.dtype != x.dtype || y.dtype != x.dtype)
     return unsupported("linear", x.dtype);
+  if (!useCublas())
+    return linearLt(a);
   bool transW = a.attrs && a.attrs->getBool("transpose_w", false);
   int64_t K = x.shape.back(), N = transW ? w.shape[0] : w.shape[1], M = x.numel() / K;
   float beta = 0.0f;

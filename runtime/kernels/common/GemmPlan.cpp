@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <iterator>
 #include <limits>
+#include <utility>
 
 namespace shardc::kernels {
 
@@ -79,12 +80,15 @@ std::string planGemm(const GemmProblem &p, GemmPlan &out) {
   if (bias && p.bias != p.d)
     return std::string("gemm: the bias is ") + typeName(p.bias) + " but D is " + typeName(p.d) +
            "; cuBLASLt's bias has D's type";
-  if (p.batch > std::numeric_limits<int32_t>::max())
+  const int64_t int32Max = std::numeric_limits<int32_t>::max();
+  if (p.batch > int32Max)
     return "gemm: batch " + num(p.batch) + " exceeds cuBLASLt's int32 batch count";
+  if (p.M > int32Max || p.N > int32Max || p.K > int32Max) // cuBLASLt's rows and cols, in practice
+    return "gemm: M=" + num(p.M) + " N=" + num(p.N) + " K=" + num(p.K) + " exceed cuBLASLt's int32 dims";
   if (p.lda < 0 || p.ldb < 0 || p.ldc < 0 || p.strideA < 0 || p.strideB < 0 || p.strideC < 0)
     return "gemm: negative leading dim or batch stride";
   if (p.M == 0 || p.N == 0 || p.batch == 0) {
-    out.empty = true;
+    out.empty = out.valid = true;
     return "";
   }
   if (p.K == 0)
@@ -94,11 +98,11 @@ std::string planGemm(const GemmProblem &p, GemmPlan &out) {
   const int64_t rowA = p.transposeA ? p.M : p.K, rowB = p.transposeB ? p.K : p.N;
   const int64_t lda = p.lda ? p.lda : rowA, ldb = p.ldb ? p.ldb : rowB, ldc = p.ldc ? p.ldc : p.N;
   if (lda < rowA)
-    return "gemm: lda=" + num(lda) + " is shorter than A's rows (" + num(rowA) + ")";
+    return "gemm: lda=" + num(lda) + " is shorter than A's row length (" + num(rowA) + ")";
   if (ldb < rowB)
-    return "gemm: ldb=" + num(ldb) + " is shorter than B's rows (" + num(rowB) + ")";
+    return "gemm: ldb=" + num(ldb) + " is shorter than B's row length (" + num(rowB) + ")";
   if (ldc < p.N)
-    return "gemm: ldc=" + num(ldc) + " is shorter than D's rows (" + num(p.N) + ")";
+    return "gemm: ldc=" + num(ldc) + " is shorter than D's row length (" + num(p.N) + ")";
   const int64_t spanD = (p.M - 1) * ldc + p.N;
   if (p.batch > 1 && p.strideC < spanD)
     return "gemm: strideC=" + num(p.strideC) + " makes the batch's outputs overlap (each D spans " +
@@ -142,7 +146,26 @@ std::string planGemm(const GemmProblem &p, GemmPlan &out) {
       warnUnaligned(out.warnings, "strideB", p.strideB, p.b);
     warnUnaligned(out.warnings, "strideC", p.strideC, p.d);
   }
+  out.valid = true;
   return "";
+}
+
+std::string describeGemm(const GemmProblem &p) {
+  std::string s = std::string(typeName(p.a)) + " M=" + num(p.M) + " N=" + num(p.N) + " K=" + num(p.K);
+  if (p.batch != 1)
+    s += " batch=" + num(p.batch);
+  if (p.transposeA)
+    s += " transA";
+  if (p.transposeB)
+    s += " transB";
+  s += std::string(" -> ") + typeName(p.d);
+  if (p.epilogue == GemmEpilogue::Bias)
+    s += ", bias";
+  else if (p.epilogue == GemmEpilogue::GeluTanhBias)
+    s += ", bias+gelu";
+  if (p.precision == GemmPrecision::F32AllowTF32)
+    s += ", tf32";
+  return s;
 }
 
 std::string linearProblem(const std::vector<int64_t> &xShape, const std::vector<int64_t> &wShape,
@@ -195,7 +218,7 @@ std::string matmulProblems(const std::vector<int64_t> &aShape, const std::vector
     const int64_t db = fromEnd < batchB.size() ? batchB[batchB.size() - 1 - fromEnd] : 1;
     if (da != db && da != 1 && db != 1)
       return "matmul: batch dims do not broadcast: " + shapeText(aShape) + " · " + shapeText(bShape);
-    const int64_t size = std::max(da, db);
+    const int64_t size = da == 1 ? db : da; // not max: a 0 broadcasts against 1
     dims[i] = {size, da == 1 ? 0 : strideA, db == 1 ? 0 : strideB, strideC};
     strideA *= da;
     strideB *= db;

@@ -63,6 +63,7 @@ struct LtLayout {
 
 struct GemmPlan {
   GemmProblem problem;   // what was planned, as given
+  bool valid = false;    // planGemm accepted it
   bool empty = false;    // M, N or batch is 0: nothing to launch
   GemmOperand first = GemmOperand::B;  // cuBLASLt's A
   GemmOperand second = GemmOperand::A; // cuBLASLt's B
@@ -85,6 +86,9 @@ struct GemmPlan {
 // types, bf16 output from f32 inputs, TF32 for 16-bit inputs, a bias of another type than D,
 // overlapping outputs, leading dims shorter than a row, ...).
 [[nodiscard]] std::string planGemm(const GemmProblem &p, GemmPlan &out);
+
+// "bf16 M=4 N=3 K=5 batch=2 transB -> bf16, bias+gelu": the problem, for messages.
+std::string describeGemm(const GemmProblem &p);
 
 // A runtime `linear`: x [..., K] times the 2-D weight w ([K, N], or [N, K] transposed) plus an
 // optional bias [N], every operand of `dtype`. The leading dims of x fold into M (one GEMM).
