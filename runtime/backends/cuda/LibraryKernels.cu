@@ -136,10 +136,35 @@ std::string linearKernel(const KernelArgs &a) {
   return gemm("linear", transW, M, N, K, x.data, 0, w.data, 0, y.data, 0, 1, x.dtype, beta);
 }
 
+// matmul through cuBLASLt: any numpy batch broadcast, as one strided-batched GEMM per launch
+// offset (matmulProblems, tested on the CPU).
+std::string matmulLt(const KernelArgs &a) {
+  const TensorView &A = a.in[0], &B = a.in[1], &y = a.out[0];
+  kernels::MatmulGemms gemms;
+  if (std::string err = kernels::matmulProblems(A.shape, B.shape, A.dtype, gemms); !err.empty())
+    return "matmul: " + err;
+  kernels::GemmPlan plan;
+  if (std::string err = kernels::planGemm(gemms.problem, plan); !err.empty())
+    return "matmul: " + err;
+  CublasLtGemm *gemm = nullptr;
+  if (std::string err = ltGemm(gemm); !err.empty())
+    return "matmul: " + err;
+  size_t es = rt::dtypeSize(A.dtype);
+  for (const kernels::MatmulLaunch &l : gemms.launches)
+    if (std::string err = gemm->run(plan, static_cast<const uint8_t *>(A.data) + l.offsetA * es,
+                                    static_cast<const uint8_t *>(B.data) + l.offsetB * es, nullptr, nullptr,
+                                    static_cast<uint8_t *>(y.data) + l.offsetC * es, threadContext().stream);
+        !err.empty())
+      return "matmul: " + err;
+  return "";
+}
+
 std::string matmulKernel(const KernelArgs &a) {
   const TensorView &A = a.in[0], &B = a.in[1], &y = a.out[0];
   if (!isGemmType(A.dtype) || B.dtype != A.dtype || y.dtype != A.dtype)
     return unsupported("matmul", A.dtype);
+  if (!useCublas())
+    return matmulLt(a);
   if (A.rank() < 2 || B.rank() < 2)
     return "matmul: 1-D operands have no CUDA kernel yet";
   int64_t M = A.shape[A.rank() - 2], K = A.shape.back(), N = B.shape.back();
