@@ -523,8 +523,16 @@ llvm::Expected<std::string> buildCpuKernelObject(StringRef source) {
   else
     llvm::sys::path::system_temp_directory(/*ErasedOnReboot=*/true, dir);
   llvm::sys::path::append(dir, "kernels");
-  if (auto ec = llvm::sys::fs::create_directories(dir))
-    return err("cannot create the cache directory " + dir + ": " + ec.message());
+  if (auto ec = llvm::sys::fs::create_directories(dir)) {
+    // An unwritable home (a CI sandbox) must not stop a compile: build in the temp dir.
+    llvm::SmallString<256> tmp;
+    llvm::sys::path::system_temp_directory(/*ErasedOnReboot=*/true, tmp);
+    llvm::sys::path::append(tmp, "shardc-kernels");
+    if (auto ec2 = llvm::sys::fs::create_directories(tmp))
+      return err("cannot create the cache directory " + dir + " (" + ec.message() + ") or " + tmp + " (" +
+                 ec2.message() + ")");
+    dir = tmp;
+  }
   llvm::SmallString<256> object(dir);
   llvm::sys::path::append(object, "cpu-" + key + ".so");
   if (auto cached = llvm::MemoryBuffer::getFile(object, /*IsText=*/false))
