@@ -380,6 +380,17 @@ private:
     if (!decodeIntList(*fs, join(at, "file_shape"), rank, buf.fileShape) ||
         (st && !decodeIntList(*st, join(at, "file_start"), rank, buf.fileStart)))
       return false;
+    if (const JsonValue *r = b.find("file_repeat")) {
+      std::string rAt = join(at, "file_repeat");
+      if (!expectKind(*r, JsonValue::Kind::Object, rAt) || !readInt(*r, "dim", rAt, buf.repeatDim, true) ||
+          !readInt(*r, "block", rAt, buf.repeatBlock, true) || !readInt(*r, "times", rAt, buf.repeatTimes, true))
+        return false;
+      if (buf.repeatDim < 0 || buf.repeatDim >= int64_t(rank) || buf.repeatBlock < 1 || buf.repeatTimes < 1 ||
+          buf.fileShape[size_t(buf.repeatDim)] % buf.repeatBlock != 0 ||
+          buf.fileShape[size_t(buf.repeatDim)] * buf.repeatTimes != buf.globalShape[size_t(buf.repeatDim)])
+        return fail(rAt, "does not describe global dim " + std::to_string(buf.repeatDim) +
+                             " as repeated blocks of the stored one");
+    }
     for (size_t i = 0; i < rank; ++i)
       if (!buf.fileStart.empty() && buf.fileStart[i] >= std::max<int64_t>(1, buf.fileShape[i]))
         return fail(index(join(at, "file_start"), i),

@@ -312,11 +312,26 @@ std::string Executor::allocateStorage() {
   auto rangeOf = [&](const BufferDesc &b) {
     Chunk chunk;
     bool split = b.sharded() || b.viewed();
-    if (split)
-      chunk = Chunk{b.globalShape, chunkStart(b, artifact_.deviceMesh, comm_->rank()), b.shape,
-                    b.viewed() ? b.fileShape : std::vector<int64_t>{}, b.fileStart};
+    if (split) {
+      std::vector<int64_t> start = chunkStart(b, artifact_.deviceMesh, comm_->rank()), fileStart = b.fileStart;
+      if (b.repeatTimes > 0) { // the chunk lies in one repeated block: shift it onto the stored one
+        if (fileStart.empty())
+          fileStart.assign(b.shape.size(), 0);
+        size_t d = size_t(b.repeatDim);
+        int64_t s = start[d], group = b.repeatBlock * b.repeatTimes;
+        fileStart[d] += (s / group) * b.repeatBlock + s % b.repeatBlock - s;
+      }
+      chunk = Chunk{b.globalShape, start, b.shape, b.viewed() ? b.fileShape : std::vector<int64_t>{}, fileStart};
+    }
     return Range{b.file, b.fileOffset, b.bytes, split ? dtypeSize(b.dtype) : 0, chunk};
   };
+  for (const BufferDesc &b : artifact_.buffers)
+    if (b.storage == Storage::Weight && b.repeatTimes > 0) {
+      int64_t s = chunkStart(b, artifact_.deviceMesh, comm_->rank())[size_t(b.repeatDim)];
+      if (s % b.repeatBlock + b.shape[size_t(b.repeatDim)] > b.repeatBlock)
+        return "weight '" + b.name + "': this rank's chunk of dim " + std::to_string(b.repeatDim) +
+               " spans two repeated blocks of " + std::to_string(b.repeatBlock);
+    }
   uint64_t total = 0;
   for (const BufferDesc &b : artifact_.buffers)
     if (b.storage == Storage::Weight) {

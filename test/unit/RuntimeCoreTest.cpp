@@ -206,6 +206,27 @@ TEST(Artifact, PaddedChunkRuns) {
   EXPECT_EQ(runs({10}, {9}, {3}), (std::vector<Run>{{36, 0, 4}}));
 }
 
+// A repeated-block view (kv heads repeated for tensor parallelism) must describe the global
+// dim as the stored one's blocks, each repeated `times` over.
+TEST(Artifact, FileRepeatIsChecked) {
+  auto withRepeat = [](int64_t block, int64_t times) {
+    JsonValue m;
+    EXPECT_EQ(parseJson(kManifest, m), "");
+    JsonValue &w = bufferAt(m, 3); // f32 [3, 2]
+    JsonValue spec;
+    EXPECT_EQ(parseJson(R"({"file_shape": [3, 1], "file_repeat": {"dim": 1, "block": )" + std::to_string(block) +
+                            R"(, "times": )" + std::to_string(times) + "}}",
+                        spec),
+              "");
+    for (const auto &kv : spec.asObject())
+      w.asObject().push_back(kv);
+    return loadError(encodeArtifact(writeJson(m), validBlob()));
+  };
+  EXPECT_EQ(withRepeat(1, 2), "");
+  EXPECT_EQ(withRepeat(1, 3), "m.shardc: manifest: buffers[3].file_repeat: does not describe global dim 1 as "
+                              "repeated blocks of the stored one");
+}
+
 // One part of a packed projection: the global tensor is columns [4, 6) of a stored [2, 6];
 // a rank's chunk of it (its column 1) is one element per row.
 TEST(Artifact, ViewChunkRuns) {

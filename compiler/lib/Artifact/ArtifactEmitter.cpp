@@ -67,6 +67,7 @@ struct Buffer {
   // Weights that view the stored tensor (padding, packed parts): its shape, and where this
   // weight starts in it.
   SmallVector<int64_t> fileShape, fileStart;
+  SmallVector<int64_t> fileRepeat; // [dim, block, times]: dim's blocks each repeated
 };
 
 // Records the shard spec of a sharded parameter or input on its buffer.
@@ -173,6 +174,8 @@ llvm::Expected<int64_t> Emitter::bufferFor(Value v) {
       b.fileShape.assign(fs.asArrayRef().begin(), fs.asArrayRef().end());
       if (auto st = p->getAttrOfType<DenseI64ArrayAttr>("sc.file_start"))
         b.fileStart.assign(st.asArrayRef().begin(), st.asArrayRef().end());
+      if (auto r = p->getAttrOfType<DenseI64ArrayAttr>("sc.file_repeat"))
+        b.fileRepeat.assign(r.asArrayRef().begin(), r.asArrayRef().end());
       globalBytes = bytesOf(fs.asArrayRef(), cast<RankedTensorType>(p.getType()).getElementType());
     }
     if (uint64_t(b.fileOffset + globalBytes) > weightFiles[b.file].second)
@@ -614,6 +617,12 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
               j.attribute("file_shape", ints(b.fileShape));
             if (!b.fileStart.empty())
               j.attribute("file_start", ints(b.fileStart));
+            if (!b.fileRepeat.empty())
+              j.attributeObject("file_repeat", [&] {
+                j.attribute("dim", b.fileRepeat[0]);
+                j.attribute("block", b.fileRepeat[1]);
+                j.attribute("times", b.fileRepeat[2]);
+              });
           } else
             j.attribute("blob_offset", b.blobOffset);
           if (!b.shard.empty()) {

@@ -64,6 +64,10 @@ struct BufferDesc {
   // (padding for even shards, torch.chunk sizes rounded up). Both empty: the file holds
   // exactly the global tensor.
   std::vector<int64_t> fileShape, fileStart;
+  // A dim of the global tensor made of the stored dim's blocks of `block` elements, each
+  // repeated `times` over (kv heads repeated for tensor parallelism): global index g reads
+  // stored index (g / (block * times)) * block + g % block. times 0: none.
+  int64_t repeatDim = 0, repeatBlock = 0, repeatTimes = 0;
   bool sharded() const { return globalShape != shape; }
   bool viewed() const { return !fileShape.empty() && (fileShape != globalShape || !fileStart.empty()); }
 };
