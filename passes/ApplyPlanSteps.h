@@ -26,6 +26,11 @@ mlir::LogicalResult unpackColwise(sc::LinearOp lin, llvm::ArrayRef<std::string> 
 mlir::LogicalResult replicateKvHeads(sc::AttentionOp att, int64_t tpSize,
                                      llvm::SmallPtrSetImpl<mlir::Operation *> &replicated);
 
+// A clone of `p` of type `shape` that views the stored bytes of `p` (sc.file_shape records
+// their shape; the caller adds how the view maps onto them: padding, sc.file_start,
+// sc.file_repeat), inserted at `b`.
+sc::ParamOp paramView(mlir::OpBuilder &b, sc::ParamOp p, llvm::ArrayRef<int64_t> shape);
+
 // Uneven shards: dim `dim` of `p` padded with zeros to `size` (sc.file_shape records the
 // file's shape); embeddings and linears whose output features are padded use the padded
 // tensor (the linear's output is trimmed after it), other users read a slice. Returns the

@@ -113,9 +113,7 @@ sc::ParamOp repeatedParam(OpBuilder &b, sc::ParamOp p, int64_t dim, int64_t bloc
   auto t = cast<RankedTensorType>(p.getType());
   SmallVector<int64_t> shape(t.getShape());
   shape[dim] *= times;
-  auto q = cast<sc::ParamOp>(b.clone(*p));
-  q.getResult().setType(RankedTensorType::get(shape, t.getElementType()));
-  q->setAttr("sc.file_shape", b.getDenseI64ArrayAttr(t.getShape()));
+  sc::ParamOp q = paramView(b, p, shape);
   q->setAttr("sc.file_repeat", b.getDenseI64ArrayAttr({dim, block, times}));
   return q;
 }

@@ -18,10 +18,8 @@ static sc::ParamOp partOf(OpBuilder &b, sc::ParamOp p, int64_t dim, int64_t inde
   SmallVector<int64_t> shape(t.getShape()), start(t.getRank(), 0);
   shape[dim] = count;
   start[dim] = index * count;
-  auto part = cast<sc::ParamOp>(b.clone(*p));
-  part.getResult().setType(RankedTensorType::get(shape, t.getElementType()));
+  sc::ParamOp part = paramView(b, p, shape);
   part.setName((p.getName() + ".part" + llvm::Twine(index)).str());
-  part->setAttr("sc.file_shape", b.getDenseI64ArrayAttr(t.getShape()));
   part->setAttr("sc.file_start", b.getDenseI64ArrayAttr(start));
   return part;
 }

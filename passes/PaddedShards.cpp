@@ -8,14 +8,20 @@ using namespace mlir;
 
 namespace shardc {
 
+sc::ParamOp paramView(OpBuilder &b, sc::ParamOp p, ArrayRef<int64_t> shape) {
+  auto type = cast<RankedTensorType>(p.getType());
+  auto view = cast<sc::ParamOp>(b.clone(*p));
+  view.getResult().setType(RankedTensorType::get(shape, type.getElementType()));
+  view->setAttr("sc.file_shape", b.getDenseI64ArrayAttr(type.getShape()));
+  return view;
+}
+
 sc::ParamOp padParameter(sc::ParamOp p, int64_t dim, int64_t size) {
   auto type = cast<RankedTensorType>(p.getType());
   SmallVector<int64_t> shape(type.getShape());
   shape[dim] = size;
   OpBuilder b(p);
-  auto padded = cast<sc::ParamOp>(b.clone(*p));
-  padded.getResult().setType(RankedTensorType::get(shape, type.getElementType()));
-  padded->setAttr("sc.file_shape", b.getDenseI64ArrayAttr(type.getShape()));
+  sc::ParamOp padded = paramView(b, p, shape);
 
   // A slice of `v` back to the unpadded `like`.
   auto trim = [&](Value v, RankedTensorType like) {

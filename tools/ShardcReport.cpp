@@ -43,6 +43,11 @@ struct Collective {
   uint64_t wireBytes = 0; // bytes one rank sends with a ring algorithm
 };
 
+// The step kinds that move data between ranks (shard_slice is local).
+bool communicates(llvm::StringRef op) {
+  return op == "all_reduce" || op == "all_gather" || op == "reduce_scatter" || op == "all_to_all";
+}
+
 } // namespace
 
 int runReport(llvm::StringRef path, bool json) {
@@ -59,8 +64,7 @@ int runReport(llvm::StringRef path, bool json) {
     }
   std::vector<Collective> collectives;
   for (const rt::Step &s : art.steps) {
-    if (s.op != "all_reduce" && s.op != "all_gather" && s.op != "reduce_scatter" && s.op != "all_to_all" &&
-        s.op != "shard_slice")
+    if (!communicates(s.op) && s.op != "shard_slice")
       continue;
     Collective c;
     c.kind = s.op;
@@ -94,7 +98,7 @@ int runReport(llvm::StringRef path, bool json) {
   std::map<int64_t, std::pair<int64_t, int64_t>> kernelsPerLayer; // layer -> (kernels, fused)
   std::set<std::string> distinctFused;
   for (const rt::Step &s : art.steps) {
-    if (s.op == "all_reduce" || s.op == "all_gather" || s.op == "reduce_scatter" || s.op == "all_to_all")
+    if (communicates(s.op))
       continue;
     auto &entry = kernelsPerLayer[layerOf(s.loc)];
     entry.first++;

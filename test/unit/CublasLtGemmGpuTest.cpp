@@ -77,8 +77,9 @@ class CublasLtGemmGpu : public ::testing::Test {
 protected:
   void SetUp() override {
     int devices = 0;
-    if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0)
-      GTEST_SKIP() << "no CUDA device";
+    // Registered only with -DSHARDC_ENABLE_GPU_TESTS=ON, i.e. where a GPU is expected: a
+    // missing device is a failure, not a skip.
+    ASSERT_TRUE(cudaGetDeviceCount(&devices) == cudaSuccess && devices > 0) << "no CUDA device";
     ASSERT_EQ(CublasLtGemm::create(gemm), "");
     ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
   }
