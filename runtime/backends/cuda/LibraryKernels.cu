@@ -1,10 +1,11 @@
 // The CUDA backend's library kernels: the ops no generated kernel covers (for the models
 // bench/gpu checks: linear, matmul, attention, embedding, gather, copy, cast, split). GEMMs go through
-// cuBLAS (f32 accumulation); attention is a straightforward kernel (one block per query row,
-// scores in shared memory) kept for correctness until a flash kernel or cuDNN's replaces it;
-// embedding and copies are plain. All enqueue on the calling thread's backend stream.
+// cuBLAS (f32 accumulation); 16-bit attention is the flash kernel (FlashAttention.h, tensor
+// cores), other attention a straightforward kernel (one block per query row, scores in shared
+// memory); embedding and copies are plain. All enqueue on the calling thread's backend stream.
 #include "CudaBackend.h"
 #include "shardc/cuda/CublasLtGemm.h"
+#include "shardc/cuda/FlashAttention.h"
 
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
@@ -278,9 +279,34 @@ std::string attentionKernel(const KernelArgs &a) {
       stride *= m.shape[e];
     }
   }
+  // 16-bit inputs with a head dim it has an instantiation for take the flash kernel
+  // (shardc/kernels/FlashAttention.h, the source the CPU tests run through the emulator);
+  // the rest (f32, odd head dims) the one-block-per-row kernel below.
+  auto aligned4 = [](const void *ptr) { return reinterpret_cast<uintptr_t>(ptr) % 4 == 0; };
+  if (q.dtype != DType::F32 && d.D == d.Dv && kernels::flashAttentionSupportsHeadDim(d.D) &&
+      aligned4(q.data) && aligned4(k.data) && aligned4(v.data) && aligned4(y.data) &&
+      !std::getenv("SHARDC_NAIVE_ATTENTION")) {
+    kernels::FlashAttentionParams p;
+    p.q = q.data;
+    p.k = k.data;
+    p.v = v.data;
+    p.y = y.data;
+    p.mask = mask;
+    p.B = d.B;
+    p.Hq = d.Hq;
+    p.Hkv = d.Hkv;
+    p.S = d.S;
+    p.T = d.T;
+    for (int e = 0; e < 4; ++e)
+      p.maskStride[e] = d.maskStride[e];
+    p.maskKind = d.maskKind;
+    p.scale = d.scale;
+    p.causal = d.causal;
+    return cuda::launchFlashAttention(p, q.dtype == DType::BF16, int(d.D), threadContext().stream);
+  }
   size_t shared = (size_t(d.T) + 32) * sizeof(float);
   if (shared > 48 * 1024)
-    return "attention: " + std::to_string(d.T) + " keys exceed the CUDA kernel's shared memory (flash attention is next)";
+    return "attention: " + std::to_string(d.T) + " keys exceed the row kernel's shared memory (16-bit inputs of head dim 32, 64 or 128 take the flash kernel)";
   dim3 grid(unsigned(d.B * d.Hq * d.S)), block(128);
   cudaStream_t s = threadContext().stream;
   switch (q.dtype) {
