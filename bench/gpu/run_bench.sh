@@ -29,3 +29,27 @@ for line in open(path):
 print(f"shardc {name} forward: {ours:12.0f} tok/s ({ms:.2f} ms/step), ratio to the best PyTorch mode {ours / best if best else float('nan'):.3f}")
 PY
 done
+
+# Kernel anchors: the flash attention kernel and the cuBLASLt GEMM beside PyTorch's causal SDPA
+# (cuDNN) and bf16 GEMM from the bench_torch.py runs above (same device, same call).
+./build-gpu/bin/shardc-bench-kernels > "$out/kernels.jsonl" 2>"$out/kernels.err" || { echo "shardc-bench-kernels failed"; cat "$out/kernels.err"; }
+python3 - "$out" <<'PY'
+import glob, json, sys
+out = sys.argv[1]
+ours = {}
+for line in open(f"{out}/kernels.jsonl"):
+    r = json.loads(line)
+    ours[r["what"]] = r
+torch = {}
+for path in sorted(glob.glob(f"{out}/torch-*.jsonl")):
+    for line in open(path):
+        r = json.loads(line)
+        if r.get("what") in ("gemm_bf16_8192", "sdpa_fwd_causal_b4_h32_s2048_d64"):
+            torch.setdefault(r["what"], r)
+pairs = [("flash_fwd_causal_b4_h32_s2048_d64", "sdpa_fwd_causal_b4_h32_s2048_d64", "attention (causal, b4 h32 s2048 d64, bf16)"),
+         ("cublaslt_gemm_bf16_8192", "gemm_bf16_8192", "bf16 GEMM 8192^3")]
+for mine, theirs, label in pairs:
+    a, b = ours.get(mine, {}).get("tflops"), torch.get(theirs, {}).get("tflops")
+    ratio = f"{a / b:.3f}" if a and b else "n/a"
+    print(f"{label}: shardc {a if a else 'n/a'} TFLOP/s, PyTorch {round(b, 2) if b else 'n/a'} TFLOP/s, ratio {ratio}")
+PY
