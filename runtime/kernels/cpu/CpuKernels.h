@@ -61,5 +61,9 @@ std::string layerNormKernel(const KernelArgs &args);
 // Attention.cpp
 std::string rotaryKernel(const KernelArgs &args);
 std::string attentionKernel(const KernelArgs &args);
+// SHARDC_CPU_ATTENTION=simt: 16-bit attention through the CUDA flash kernel's source run by
+// the SIMT emulator (FlashAttentionSimt.cpp); an error for steps that kernel cannot take.
+bool simtAttentionRequested();
+std::string flashAttentionSimtKernel(const KernelArgs &args);
 
 } // namespace shardc::rt::cpu

@@ -9,6 +9,13 @@ namespace shardc::rt {
 
 namespace {
 
+// Attention: the f32 library kernel, or with SHARDC_CPU_ATTENTION=simt the flash kernel
+// the CUDA backend runs (16-bit inputs), through the SIMT emulator.
+std::string attentionAnyKernel(const KernelArgs &args) {
+  return cpu::simtAttentionRequested() ? cpu::flashAttentionSimtKernel(args)
+                                       : cpu::viaFloat32<cpu::attentionKernel>(args);
+}
+
 template <KernelFn Kernel> std::string guarded(const KernelArgs &args) {
   try {
     return Kernel(args);
@@ -71,7 +78,7 @@ constexpr KernelEntry kKernels[] = {
     {"rms_norm", guarded<viaFloat32<rmsNormKernel>>},
     {"layer_norm", guarded<viaFloat32<layerNormKernel>>},
     {"rotary", guarded<viaFloat32<rotaryKernel>>},
-    {"attention", guarded<viaFloat32<attentionKernel>>},
+    {"attention", guarded<attentionAnyKernel>},
     {"silu_mul", guarded<viaFloat32KeepF64<siluMulKernel>>},
 };
 
