@@ -156,6 +156,45 @@ TEST(Simt, MmaComputesTheTileProduct) {
     }
 }
 
+// ldmatrix .x4 as the PTX ISA describes it: lanes 8i..8i+7 address matrix i's rows; lane l
+// gets (l/4, 2(l%4)) and (l/4, 2(l%4)+1) of each matrix, or the transposed pair.
+TEST(Simt, LdmatrixDealsRowsAndColumns) {
+  for (bool trans : {false, true}) {
+    std::vector<uint32_t> got(32 * 4);
+    std::string err = simt::launch({1, 1, 32}, [&] {
+      SIMT_SHARED(uint16_t, tile, 4 * 8 * 16); // 4 matrices of 8 rows, rows padded to 16
+      const int lane = simt::threadIdxX();
+      for (int e = 0; e < 16; ++e) // value = matrix*100 + row*10 + col for col < 8
+        tile[lane * 16 + e] = uint16_t((lane / 8) * 100 + (lane % 8) * 10 + e);
+      simt::syncThreads();
+      uint32_t r[4];
+      if (trans)
+        simt::ldmatrixX4<true>(r, tile + lane * 16);
+      else
+        simt::ldmatrixX4<false>(r, tile + lane * 16);
+      for (int i = 0; i < 4; ++i)
+        got[size_t(lane * 4 + i)] = r[i];
+    });
+    ASSERT_EQ(err, "");
+    for (int lane = 0; lane < 32; ++lane)
+      for (int i = 0; i < 4; ++i) {
+        const int a = lane / 4, b = 2 * (lane % 4);
+        const uint32_t lo = trans ? i * 100 + b * 10 + a : i * 100 + a * 10 + b;
+        const uint32_t hi = trans ? i * 100 + (b + 1) * 10 + a : i * 100 + a * 10 + b + 1;
+        EXPECT_EQ(got[size_t(lane * 4 + i)], lo | (hi << 16)) << "trans " << trans << " lane " << lane << " i " << i;
+      }
+  }
+  // A row address outside shared memory is reported, not read.
+  std::vector<uint16_t> global(256);
+  std::string err = simt::launch({1, 1, 32}, [&] {
+    SIMT_SHARED(uint16_t, tile, 256);
+    tile[simt::threadIdxX()] = 0;
+    uint32_t r[4];
+    simt::ldmatrixX4<false>(r, global.data() + simt::threadIdxX() * 8);
+  });
+  EXPECT_NE(err.find("not in the block's shared memory"), std::string::npos) << err;
+}
+
 // ---- Flash attention through the emulator against the CPU backend's attention.
 
 uint16_t toBits(bool bf16, float f) { return bf16 ? sc_to_bf16(f) : sc_to_f16(f); }

@@ -23,7 +23,7 @@ constexpr size_t kStackBytes = 256 * 1024;
 constexpr size_t kSharedLimit = 228 * 1024; // an H100 block's shared-memory ceiling
 
 enum class Wait : uint8_t { Running, Barrier, Warp, Done };
-enum class Collective : uint8_t { None, Shuffle, MmaBf16, MmaF16 };
+enum class Collective : uint8_t { None, Shuffle, MmaBf16, MmaF16, Ldmatrix, LdmatrixTrans };
 
 struct Fiber {
   ucontext_t context;
@@ -134,6 +134,21 @@ void completeMma(WarpSlot &w, bool bf16) {
     }
 }
 
+// Each lane brought a row address (in[0..1]); matrix i's rows come from lanes 8i..8i+7.
+void completeLdmatrix(WarpSlot &w, bool trans) {
+  uint16_t m[4][8][8];
+  for (int lane = 0; lane < 32; ++lane) {
+    uint64_t address = uint64_t(w.in[size_t(lane)][0]) | (uint64_t(w.in[size_t(lane)][1]) << 32);
+    std::memcpy(m[lane / 8][lane % 8], reinterpret_cast<const void *>(uintptr_t(address)), 16);
+  }
+  for (int lane = 0; lane < 32; ++lane)
+    for (int i = 0; i < 4; ++i) {
+      const int a = lane / 4, b = 2 * (lane % 4);
+      const uint16_t lo = trans ? m[i][b][a] : m[i][a][b], hi = trans ? m[i][b + 1][a] : m[i][a][b + 1];
+      w.out[size_t(lane)][size_t(i)] = uint32_t(lo) | (uint32_t(hi) << 16);
+    }
+}
+
 // Brings this lane's part of a warp collective; returns when the warp's result is in.
 const std::array<uint32_t, 4> &warpCollective(Collective kind, const uint32_t *in, int nin,
                                               const uint32_t *acc, int nacc) {
@@ -159,6 +174,10 @@ const std::array<uint32_t, 4> &warpCollective(Collective kind, const uint32_t *i
     break;
   case Collective::MmaBf16: completeMma(w, true); break;
   case Collective::MmaF16: completeMma(w, false); break;
+  case Collective::Ldmatrix:
+  case Collective::LdmatrixTrans:
+    completeLdmatrix(w, kind == Collective::LdmatrixTrans);
+    break;
   case Collective::None: break;
   }
   for (int l = 0; l < 32; ++l) {
@@ -325,6 +344,27 @@ void mmaM16n8k16Emulated(bool bf16, float d[4], const uint32_t a[4], const uint3
   std::memcpy(acc, d, 16);
   const auto &out = warpCollective(bf16 ? Collective::MmaBf16 : Collective::MmaF16, in, 6, acc, 4);
   std::memcpy(d, out.data(), 16);
+}
+
+} // namespace shardc::simt
+
+namespace shardc::simt {
+
+void ldmatrixX4Emulated(bool trans, uint32_t r[4], const void *rowAddress) {
+  uint64_t address = uint64_t(reinterpret_cast<uintptr_t>(rowAddress));
+  Block &b = block();
+  const uint8_t *base = b.shared.data(), *row = static_cast<const uint8_t *>(rowAddress);
+  const char *bad = address % 16 != 0                                  ? "is not 16-byte aligned"
+                    : row < base || row + 16 > base + b.sharedUsed ? "is not in the block's shared memory"
+                                                                       : nullptr;
+  if (bad) { // reported; the warp reads the shared base instead of the bad address
+    if (b.error.empty())
+      b.error = "ldmatrix row address of thread " + std::to_string(b.current) + " " + bad;
+    address = uint64_t(reinterpret_cast<uintptr_t>(base));
+  }
+  const uint32_t in[2] = {uint32_t(address), uint32_t(address >> 32)};
+  const auto &out = warpCollective(trans ? Collective::LdmatrixTrans : Collective::Ldmatrix, in, 2, nullptr, 0);
+  std::memcpy(r, out.data(), 16);
 }
 
 } // namespace shardc::simt

@@ -119,20 +119,31 @@ SIMT_DEVICE void flashAttentionForward(const FlashAttentionParams &p) {
     }
     simt::syncThreads();
 
-    // Scores: s[n] is the 16 x 8 tile of keys key0 + n*8 .. +7.
+    // Scores: s[n] is the 16 x 8 tile of keys key0 + n*8 .. +7. One ldmatrix brings the B
+    // fragments of two key tiles for one k-step: matrix i holds keys (2*n2 + i/2)*8 .. +7 and
+    // head dims kk*16 + (i%2)*8 .. +7; lane l addresses row l%8 of matrix l/8.
     float s[kFlashKeys / 8][4];
     SIMT_UNROLL
-    for (int n = 0; n < kFlashKeys / 8; ++n) {
+    for (int n = 0; n < kFlashKeys / 8; ++n)
       s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
-      const uint16_t *krow = ks + (n * 8 + group) * kStride + inGroup * 2;
+    const int ldMatrix = lane / 8, ldRow = lane % 8;
+    SIMT_UNROLL
+    for (int n2 = 0; n2 < kFlashKeys / 16; ++n2) {
+      const uint16_t *krow = ks + ((2 * n2 + (ldMatrix >> 1)) * 8 + ldRow) * kStride + (ldMatrix & 1) * 8;
       SIMT_UNROLL
       for (int kk = 0; kk < D / 16; ++kk) {
-        const uint32_t kb[2] = {load2(krow + kk * 16), load2(krow + kk * 16 + 8)};
-        simt::mmaM16n8k16<Bf16>(s[n], qa[kk], kb);
+        uint32_t kb[4];
+        simt::ldmatrixX4<false>(kb, krow + kk * 16);
+        simt::mmaM16n8k16<Bf16>(s[2 * n2], qa[kk], kb);
+        simt::mmaM16n8k16<Bf16>(s[2 * n2 + 1], qa[kk], kb + 2);
       }
     }
 
     // Scale (into log2 units), masks, and the rows' maxima over this tile.
+    // Tiles inside the keys, below the block's diagonal and without a mask skip the per-element
+    // tests (rows past S compute on zero queries and are never written).
+    const bool edge = p.maskKind != 0 || key0 + kFlashKeys > p.T ||
+                      (p.causal && key0 + kFlashKeys - 1 > blockRow0);
     float tileMax[2] = {kNegInf, kNegInf};
     SIMT_UNROLL
     for (int n = 0; n < kFlashKeys / 8; ++n)
@@ -141,7 +152,8 @@ SIMT_DEVICE void flashAttentionForward(const FlashAttentionParams &p) {
         const int64_t row = e < 2 ? row0 : row1;
         const int64_t key = key0 + n * 8 + inGroup * 2 + (e & 1);
         float x = s[n][e] * scaleLog2;
-        if (key >= p.T || row >= p.S || (p.causal && key > row)) {
+        if (!edge) {
+        } else if (key >= p.T || row >= p.S || (p.causal && key > row)) {
           x = kNegInf;
         } else if (p.maskKind != 0) {
           const int64_t at = b * p.maskStride[0] + h * p.maskStride[1] + row * p.maskStride[2] +
@@ -199,15 +211,17 @@ SIMT_DEVICE void flashAttentionForward(const FlashAttentionParams &p) {
       o[n][3] *= alpha[1];
     }
 
-    // o += P·v: B fragments are two keys of one head dim each, from shared memory.
+    // o += P·v: one transposing ldmatrix brings the B fragments of two head-dim tiles for one
+    // k-step: matrix i holds keys kt*16 + (i%2)*8 .. +7 and head dims (2*n2 + i/2)*8 .. +7.
     SIMT_UNROLL
     for (int kt = 0; kt < kFlashKeys / 16; ++kt) {
-      const uint16_t *vrow = vs + (kt * 16 + inGroup * 2) * kStride + group;
+      const uint16_t *vrow = vs + (kt * 16 + (ldMatrix & 1) * 8 + ldRow) * kStride + (ldMatrix >> 1) * 8;
       SIMT_UNROLL
-      for (int n = 0; n < D / 8; ++n) {
-        const uint16_t *vc = vrow + n * 8;
-        const uint32_t vb[2] = {pack(vc[0], vc[kStride]), pack(vc[8 * kStride], vc[9 * kStride])};
-        simt::mmaM16n8k16<Bf16>(o[n], pa[kt], vb);
+      for (int n2 = 0; n2 < D / 16; ++n2) {
+        uint32_t vb[4];
+        simt::ldmatrixX4<true>(vb, vrow + n2 * 16);
+        simt::mmaM16n8k16<Bf16>(o[2 * n2], pa[kt], vb);
+        simt::mmaM16n8k16<Bf16>(o[2 * n2 + 1], pa[kt], vb + 2);
       }
     }
   }

@@ -9,7 +9,7 @@
 // barrier that some threads of a block skip, a warp collective that some lanes skip.
 //
 // Kernels use: SIMT_DEVICE functions, SIMT_SHARED(type, name, count) arrays, SIMT_UNROLL before loops of constant trip count, the index
-// functions, syncThreads(), shflXor(), mmaM16n8k16<bf16?>(). Blocks are one-dimensional
+// functions, syncThreads(), shflXor(), mmaM16n8k16<bf16?>(), ldmatrixX4<trans?>(). Blocks are one-dimensional
 // (blockDim.x threads, a multiple of 32); grids are two-dimensional.
 #pragma once
 
@@ -18,7 +18,7 @@
 #if defined(__CUDACC__)
 
 #define SIMT_DEVICE __device__ __forceinline__
-#define SIMT_SHARED(T, name, count) __shared__ T name[count]
+#define SIMT_SHARED(T, name, count) __shared__ __align__(16) T name[count]
 #define SIMT_UNROLL _Pragma("unroll")
 
 namespace shardc::simt {
@@ -45,6 +45,23 @@ SIMT_DEVICE void mmaM16n8k16(float d[4], const uint32_t a[4], const uint32_t b[2
                  "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
                  : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+// ldmatrix .x4: four 8x8 matrices of 16-bit elements from shared memory, lanes 8i..8i+7
+// giving the addresses of matrix i's rows (16 bytes each, 16-byte aligned). Lane l receives
+// in r[i] the elements (l/4, 2(l%4)) and (l/4, 2(l%4)+1) of matrix i; with Trans, the
+// elements (2(l%4), l/4) and (2(l%4)+1, l/4).
+template <bool Trans>
+SIMT_DEVICE void ldmatrixX4(uint32_t r[4], const void *rowAddress) {
+  const unsigned addr = unsigned(__cvta_generic_to_shared(rowAddress));
+  if constexpr (Trans)
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+  else
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
 }
 
 } // namespace shardc::simt
@@ -89,6 +106,12 @@ template <typename T> T *sharedArray(size_t count) {
 void mmaM16n8k16Emulated(bool bf16, float d[4], const uint32_t a[4], const uint32_t b[2]);
 template <bool Bf16> inline void mmaM16n8k16(float d[4], const uint32_t a[4], const uint32_t b[2]) {
   mmaM16n8k16Emulated(Bf16, d, a, b);
+}
+
+// ldmatrix .x4 (see the CUDA side): a warp collective on the rows' addresses.
+void ldmatrixX4Emulated(bool trans, uint32_t r[4], const void *rowAddress);
+template <bool Trans> inline void ldmatrixX4(uint32_t r[4], const void *rowAddress) {
+  ldmatrixX4Emulated(Trans, r, rowAddress);
 }
 
 // The element (row, col) of each operand that fragment element i of `lane` holds, as the PTX
