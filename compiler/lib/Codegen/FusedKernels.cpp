@@ -1,5 +1,6 @@
 // Code generation of fused elementwise kernels (see FusedKernels.h and FusedPrelude.h).
 #include "shardc/Codegen/FusedKernels.h"
+#include "shardc/Codegen/IndexExpr.h"
 #include "shardc/kernels/KernelTarget.h"
 
 #include "llvm/ADT/StringExtras.h"
@@ -91,10 +92,10 @@ public:
     int64_t stride = 1;
     coords_.resize(outShape.size());
     for (int64_t d = (int64_t)outShape.size() - 1; d >= 0; --d) {
-      std::string c = stride == 1 ? "i" : "(i / " + std::to_string(stride) + "LL)";
-      coords_[d] = d == 0 ? c : "(" + c + " % " + std::to_string(outShape[d]) + "LL)";
+      coords_[d] = codegen::IndexExpr::digit(stride, d == 0 ? 0 : outShape[d]);
       stride *= outShape[d];
     }
+    numel_ = stride;
   }
 
   static bool isView(Value v) {
@@ -142,8 +143,13 @@ public:
   }
 
 private:
-  SmallVector<std::string> aligned(ArrayRef<int64_t> shape) const {
-    SmallVector<std::string> c(shape.size(), "0");
+  using Index = codegen::IndexExpr;
+  using Coords = SmallVector<Index>;
+
+  std::string text(const Index &e) const { return e.str(numel_); }
+
+  Coords aligned(ArrayRef<int64_t> shape) const {
+    Coords c(shape.size());
     int64_t off = (int64_t)outShape_.size() - (int64_t)shape.size();
     for (size_t k = 0; k < shape.size(); ++k)
       if (shape[k] != 1 && off + (int64_t)k >= 0)
@@ -174,56 +180,54 @@ private:
     return name;
   }
 
+  // The linear index of coordinates `c` in a dense tensor of `shape`.
+  static Index linearOf(const Coords &c, ArrayRef<int64_t> shape) {
+    SmallVector<int64_t> st = stridesOf(shape);
+    Index l;
+    for (size_t k = 0; k < shape.size(); ++k)
+      if (shape[k] != 1)
+        l += c[k] * st[k];
+    return l;
+  }
+
   // The view `v` at coordinates `c` (one expression per dim of v), as a float.
-  std::string loadAt(Value v, SmallVector<std::string> c) {
+  std::string loadAt(Value v, Coords c) {
     auto type = cast<RankedTensorType>(v.getType());
     ArrayRef<int64_t> shape = type.getShape();
-    if (auto arg = dyn_cast<BlockArgument>(v)) {
-      SmallVector<int64_t> st = stridesOf(shape);
-      SmallVector<std::string> terms;
-      for (size_t k = 0; k < shape.size(); ++k)
-        if (shape[k] != 1)
-          terms.push_back(st[k] == 1 ? c[k] : c[k] + " * " + std::to_string(st[k]) + "LL");
-      return loadOffset(arg, terms.empty() ? "0" : llvm::join(terms, " + "));
-    }
+    if (auto arg = dyn_cast<BlockArgument>(v))
+      return loadOffset(arg, text(linearOf(c, shape)));
     Operation *d = v.getDefiningOp();
     if (auto cat = dyn_cast<sc::ConcatOp>(d))
       return concatAt(cat, c);
     Value src = d->getOperand(0);
     ArrayRef<int64_t> srcShape = cast<RankedTensorType>(src.getType()).getShape();
-    SmallVector<std::string> u(srcShape.size(), "0");
+    Coords u(srcShape.size());
     if (auto t = dyn_cast<sc::TransposeOp>(d)) {
       for (auto [k, p] : llvm::enumerate(t.getPerm()))
         u[p] = c[k];
     } else if (auto sl = dyn_cast<sc::SliceOp>(d)) {
-      for (size_t k = 0; k < srcShape.size(); ++k) {
-        int64_t start = sl.getStarts()[k], step = sl.getSteps()[k];
-        std::string scaled = step == 1 ? c[k] : "(" + c[k] + " * " + std::to_string(step) + "LL)";
-        u[k] = start == 0 ? scaled : "(" + std::to_string(start) + "LL + " + scaled + ")";
-      }
+      for (size_t k = 0; k < srcShape.size(); ++k)
+        u[k] = c[k] * sl.getSteps()[k] + Index::constant(sl.getStarts()[k]);
     } else if (isa<sc::ExpandOp>(d)) {
       int64_t off = (int64_t)shape.size() - (int64_t)srcShape.size();
       for (size_t k = 0; k < srcShape.size(); ++k)
-        u[k] = srcShape[k] == 1 ? "0" : c[off + k];
+        if (srcShape[k] != 1)
+          u[k] = c[off + k];
     } else { // reshape, squeeze, unsqueeze: the same elements in the same order
-      SmallVector<int64_t> st = stridesOf(shape), su = stridesOf(srcShape);
-      SmallVector<std::string> terms;
-      for (size_t k = 0; k < shape.size(); ++k)
-        if (shape[k] != 1)
-          terms.push_back(st[k] == 1 ? c[k] : c[k] + " * " + std::to_string(st[k]) + "LL");
-      std::string linear = terms.empty() ? "0" : "(" + llvm::join(terms, " + ") + ")";
+      Index linear = linearOf(c, shape);
       if (auto arg = dyn_cast<BlockArgument>(src)) // contiguous: the linear index is the offset
-        return loadOffset(arg, linear);
+        return loadOffset(arg, text(linear));
+      SmallVector<int64_t> su = stridesOf(srcShape);
       for (size_t k = 0; k < srcShape.size(); ++k)
         if (srcShape[k] != 1)
-          u[k] = "(" + linear + " / " + std::to_string(su[k]) + "LL % " + std::to_string(srcShape[k]) + "LL)";
+          u[k] = linear.cut(su[k], srcShape[k], numel_);
     }
     return loadAt(src, u);
   }
 
   // A concat at `c`: the part whose range along the axis holds c[axis], each part's load
   // inline in its branch of the selection, so only the selected one reads memory.
-  std::string concatAt(sc::ConcatOp cat, const SmallVector<std::string> &c) {
+  std::string concatAt(sc::ConcatOp cat, const Coords &c) {
     int64_t rank = c.size(), axis = (int64_t)cat.getAxis() < 0 ? (int64_t)cat.getAxis() + rank : (int64_t)cat.getAxis();
     bool wasInline = inline_;
     inline_ = true;
@@ -232,14 +236,14 @@ private:
     SmallVector<std::string> closes;
     for (auto [k, part] : llvm::enumerate(cat.getInputs())) {
       int64_t size = cast<RankedTensorType>(part.getType()).getDimSize(axis);
-      SmallVector<std::string> u = c;
-      u[axis] = offset == 0 ? c[axis] : "(" + c[axis] + " - " + std::to_string(offset) + "LL)";
+      Coords u = c;
+      u[axis] = c[axis] + Index::constant(-offset);
       std::string load = loadAt(part, u);
       offset += size;
       if (k + 1 == cat.getInputs().size()) {
         expr += load;
       } else {
-        expr += "(" + c[axis] + " < " + std::to_string(offset) + "LL ? " + load + " : ";
+        expr += "(" + text(c[axis]) + " < " + std::to_string(offset) + "LL ? " + load + " : ";
         closes.push_back(")");
       }
     }
@@ -259,10 +263,10 @@ private:
   std::string rotaryExpr(sc::RotaryOp rot) {
     ArrayRef<int64_t> xs = cast<RankedTensorType>(rot.getInput().getType()).getShape();
     int64_t half = xs.back() / 2;
-    SmallVector<std::string> here = aligned(xs), other = here;
-    std::string d = here.back();
-    other.back() = "(" + d + " < " + std::to_string(half) + "LL ? " + d + " + " + std::to_string(half) + "LL : " +
-                   d + " - " + std::to_string(half) + "LL)";
+    Coords here = aligned(xs), other = here;
+    std::string d = text(here.back());
+    other.back() = Index::opaque("(" + d + " < " + std::to_string(half) + "LL ? " + d + " + " +
+                                 std::to_string(half) + "LL : " + d + " - " + std::to_string(half) + "LL)");
     std::string x = loadAt(rot.getInput(), here), partner = loadAt(rot.getInput(), other);
     std::string c = name(rot.getCos()), sn = name(rot.getSin());
     return "(" + d + " < " + std::to_string(half) + "LL ? " + x + " * " + c + " - " + partner + " * " + sn + " : " +
@@ -303,7 +307,8 @@ private:
   ArrayRef<int64_t> outShape_;
   llvm::raw_ostream &os_;
   std::string indent_;
-  SmallVector<std::string> coords_;
+  SmallVector<codegen::IndexExpr> coords_;
+  int64_t numel_ = 1;
   llvm::DenseMap<Value, std::string> names_;
   std::map<std::string, std::string> loads_; // "arg@offset" -> variable
   bool inline_ = false;                      // loads as expressions (inside a concat)
