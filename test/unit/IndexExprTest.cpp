@@ -176,6 +176,8 @@ TEST(IndexExpr, ContiguousViewsPrintAsTheElementIndex) {
   std::vector<IndexExpr> t{u[0], u[2], u[1], u[3]}; // transpose back to [2, 4, 64, 32]
   EXPECT_EQ(linearOf(t, stored).str(2 * 64 * 128),
             "((i / 8192LL) * 8192LL + ((i / 32LL) % 4LL) * 2048LL + ((i / 128LL) % 64LL) * 32LL + (i % 32LL))");
+  EXPECT_EQ(linearOf(t, stored).str(2 * 64 * 128, /*narrow=*/true),
+            "((iu / 8192u) * 8192u + ((iu / 32u) % 4u) * 2048u + ((iu / 128u) % 64u) * 32u + (iu % 32u))");
 }
 
 TEST(IndexExpr, WhatDoesNotSimplifyStaysExact) {

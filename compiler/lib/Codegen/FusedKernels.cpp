@@ -86,8 +86,10 @@ namespace {
 // pass rather than keeping a row in registers).
 class ElementEmitter {
 public:
-  ElementEmitter(Block &body, ArrayRef<int64_t> outShape, llvm::raw_ostream &os, std::string indent)
-      : body_(body), outShape_(outShape), os_(os), indent_(std::move(indent)) {
+  // `narrow`: index arithmetic in 32 bits (`unsigned iu`, declared by the caller), when every
+  // offset the kernel computes fits.
+  ElementEmitter(Block &body, ArrayRef<int64_t> outShape, llvm::raw_ostream &os, std::string indent, bool narrow)
+      : body_(body), outShape_(outShape), os_(os), indent_(std::move(indent)), narrow_(narrow) {
     // The current element's coordinates in the output, from its linear index i.
     int64_t stride = 1;
     coords_.resize(outShape.size());
@@ -146,7 +148,8 @@ private:
   using Index = codegen::IndexExpr;
   using Coords = SmallVector<Index>;
 
-  std::string text(const Index &e) const { return e.str(numel_); }
+  std::string text(const Index &e) const { return e.str(numel_, narrow_); }
+  std::string lit(int64_t v) const { return std::to_string(v) + (narrow_ ? "u" : "LL"); }
 
   Coords aligned(ArrayRef<int64_t> shape) const {
     Coords c(shape.size());
@@ -243,7 +246,7 @@ private:
       if (k + 1 == cat.getInputs().size()) {
         expr += load;
       } else {
-        expr += "(" + text(c[axis]) + " < " + std::to_string(offset) + "LL ? " + load + " : ";
+        expr += "(" + text(c[axis]) + " < " + lit(offset) + " ? " + load + " : ";
         closes.push_back(")");
       }
     }
@@ -265,11 +268,11 @@ private:
     int64_t half = xs.back() / 2;
     Coords here = aligned(xs), other = here;
     std::string d = text(here.back());
-    other.back() = Index::opaque("(" + d + " < " + std::to_string(half) + "LL ? " + d + " + " +
-                                 std::to_string(half) + "LL : " + d + " - " + std::to_string(half) + "LL)");
+    other.back() = Index::opaque("(" + d + " < " + lit(half) + " ? " + d + " + " + lit(half) + " : " + d + " - " +
+                                 lit(half) + ")");
     std::string x = loadAt(rot.getInput(), here), partner = loadAt(rot.getInput(), other);
     std::string c = name(rot.getCos()), sn = name(rot.getSin());
-    return "(" + d + " < " + std::to_string(half) + "LL ? " + x + " * " + c + " - " + partner + " * " + sn + " : " +
+    return "(" + d + " < " + lit(half) + " ? " + x + " * " + c + " - " + partner + " * " + sn + " : " +
            x + " * " + c + " + " + partner + " * " + sn + ")";
   }
 
@@ -309,6 +312,7 @@ private:
   std::string indent_;
   SmallVector<codegen::IndexExpr> coords_;
   int64_t numel_ = 1;
+  bool narrow_ = false;
   llvm::DenseMap<Value, std::string> names_;
   std::map<std::string, std::string> loads_; // "arg@offset" -> variable
   bool inline_ = false;                      // loads as expressions (inside a concat)
@@ -366,12 +370,21 @@ llvm::Expected<FusedKernelSource> generateFusedKernel(sc::FusedOp op) {
       row = &inner;
     }
 
+  // 32-bit index arithmetic when the output and every input have fewer than 2^31 elements
+  // (every offset a kernel computes lies inside one of them).
+  bool narrow = numel < (int64_t(1) << 31);
+  for (BlockArgument arg : body.getArguments())
+    narrow = narrow && cast<RankedTensorType>(arg.getType()).getNumElements() < (int64_t(1) << 31);
+  auto indexLine = [&](const char *indent) {
+    return narrow ? std::string(indent) + "const unsigned iu = (unsigned)i;\n" + indent + "(void)iu;\n" : std::string();
+  };
+
   std::string loop;
   llvm::raw_string_ostream ls(loop);
   FusedKernelSource src;
   if (!row) {
-    ls << "  SC_LOOP(i, " << numel << "LL) {\n";
-    ElementEmitter e(body, outShape, ls, "    ");
+    ls << "  SC_LOOP(i, " << numel << "LL) {\n" << indexLine("    ");
+    ElementEmitter e(body, outShape, ls, "    ", narrow);
     if (auto err = e.emit([](Operation *) { return true; }))
       return std::move(err);
     stores(e, ls, "    ");
@@ -398,8 +411,8 @@ llvm::Expected<FusedKernelSource> generateFusedKernel(sc::FusedOp op) {
                                                  : 0.0;
     std::string cs = std::to_string(c) + "LL";
     auto pass = [&](llvm::function_ref<void(ElementEmitter &)> body_) -> llvm::Error {
-      ls << "    SC_COLS(j, " << cs << ") {\n      long long i = r * " << cs << " + j;\n";
-      ElementEmitter e(body, outShape, ls, "      ");
+      ls << "    SC_COLS(j, " << cs << ") {\n      long long i = r * " << cs << " + j;\n" << indexLine("      ");
+      ElementEmitter e(body, outShape, ls, "      ", narrow);
       if (auto err = e.emit(inPrologue))
         return err;
       body_(e);
@@ -454,8 +467,8 @@ llvm::Expected<FusedKernelSource> generateFusedKernel(sc::FusedOp op) {
          << "    float m = (float)mean, inv = (float)(1.0 / sc_sqrt_d(sum_sq / " << c << ".0 + "
          << doubleLiteral(epsilon) << "));\n";
     }
-    ls << "    SC_COLS(j, " << cs << ") {\n      long long i = r * " << cs << " + j;\n";
-    ElementEmitter e(body, outShape, ls, "      ");
+    ls << "    SC_COLS(j, " << cs << ") {\n      long long i = r * " << cs << " + j;\n" << indexLine("      ");
+    ElementEmitter e(body, outShape, ls, "      ", narrow);
     auto rowExpr = [&](Operation *n) -> std::string {
       std::string xv = e.name(n->getOperand(0));
       if (isa<sc::SoftmaxOp>(n))

@@ -15,7 +15,7 @@ int64_t valuesOf(const Digit &d, int64_t numel) {
   return d.mod ? std::min(d.mod, reach) : reach;
 }
 
-std::string ll(int64_t v) { return std::to_string(v) + "LL"; }
+std::string literal(int64_t v, bool narrow) { return std::to_string(v) + (narrow ? "u" : "LL"); }
 
 // Drops digits that are always 0, drops remainders that cannot wrap, merges digits that are
 // two places of one number, and adds up digits that differ only in their multiplier.
@@ -145,10 +145,12 @@ IndexExpr IndexExpr::cut(int64_t unit, int64_t size, int64_t numel) const {
   return out;
 }
 
-std::string IndexExpr::str(int64_t numel) const {
+std::string IndexExpr::str(int64_t numel, bool narrow) const {
+  auto ll = [narrow](int64_t v) { return literal(v, narrow); };
+  const std::string i = narrow ? "iu" : "i";
   std::vector<std::string> terms;
   for (const Digit &d : normalized(digits_, numel)) {
-    std::string t = d.div == 1 ? "i" : "(i / " + ll(d.div) + ")";
+    std::string t = d.div == 1 ? i : "(" + i + " / " + ll(d.div) + ")";
     if (d.mod)
       t = "(" + t + " % " + ll(d.mod) + ")";
     if (d.mul != 1)
@@ -160,7 +162,7 @@ std::string IndexExpr::str(int64_t numel) const {
       continue;
     std::string text = o.text;
     if (o.inner)
-      text = "(" + o.inner->str(numel) + (o.unit != 1 ? " / " + ll(o.unit) : "") + " % " + ll(o.size) + ")";
+      text = "(" + o.inner->str(numel, narrow) + (o.unit != 1 ? " / " + ll(o.unit) : "") + " % " + ll(o.size) + ")";
     terms.push_back(o.factor == 1 ? text : text + " * " + ll(o.factor));
   }
   std::string s;

@@ -48,8 +48,9 @@ public:
   IndexExpr cut(int64_t unit, int64_t size, int64_t numel) const;
 
   bool isZero() const { return digits_.empty() && constant_ == 0 && others_.empty(); }
-  // C++ text over `long long i` (a kernel's element index, 0 <= i < numel).
-  std::string str(int64_t numel) const;
+  // C++ text over `long long i` (a kernel's element index, 0 <= i < numel); `narrow`: over
+  // `unsigned iu` (the same index) in 32-bit arithmetic, for kernels whose every offset fits.
+  std::string str(int64_t numel, bool narrow = false) const;
   // The value at `i`; 0 for given text (tests use expressions without it).
   int64_t eval(int64_t i) const;
 
