@@ -240,7 +240,8 @@ kernels::FlashAttentionParams paramsFor(const Case &c, const void *q, const void
 std::string runFlash(const Case &c, const std::vector<uint16_t> &q, const std::vector<uint16_t> &k,
                      const std::vector<uint16_t> &v, const void *mask, std::vector<uint16_t> &y) {
   const kernels::FlashAttentionParams p = paramsFor(c, q.data(), k.data(), v.data(), mask, y.data());
-  simt::LaunchShape shape{int(kernels::flashAttentionGridX(c.S)), int(c.B * c.Hq), kernels::kFlashThreads};
+  simt::LaunchShape shape{int(kernels::flashAttentionGridX(c.S)), int(c.B * c.Hq), kernels::kFlashThreads,
+                          kernels::flashAttentionSharedBytes(c.D)};
   return simt::launch(shape, [&] {
     if (c.bf16) {
       if (c.D == 64) kernels::flashAttentionForward<true, 64>(p);
@@ -322,7 +323,17 @@ TEST_P(FlashAttention, MatchesTheCpuKernel) {
   }
 
   std::vector<uint16_t> y(size_t(c.B * c.Hq * c.S * c.D), 0xffff);
+  // cp.async copies landing early (at issue) with warps drifting apart must give the very
+  // same bits as late landing with interleaved warps: otherwise a wait or barrier is missing.
+  simt::setCopyLanding(simt::CopyLanding::Early);
+  simt::setSchedule(simt::Schedule::WarpByWarp);
   ASSERT_EQ(runFlash(c, qb, kb, vb, mask, y), "");
+  const std::vector<uint16_t> early = y;
+  simt::setCopyLanding(simt::CopyLanding::Late);
+  simt::setSchedule(simt::Schedule::Interleaved);
+  std::fill(y.begin(), y.end(), uint16_t(0xffff));
+  ASSERT_EQ(runFlash(c, qb, kb, vb, mask, y), "");
+  EXPECT_TRUE(early == y) << c.name << ": the result depends on when cp.async copies land";
 #ifdef SHARDC_FLASH_ON_GPU
   {
     const std::vector<uint16_t> emulated = y;

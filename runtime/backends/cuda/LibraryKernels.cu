@@ -282,9 +282,9 @@ std::string attentionKernel(const KernelArgs &a) {
   // 16-bit inputs with a head dim it has an instantiation for take the flash kernel
   // (shardc/kernels/FlashAttention.h, the source the CPU tests run through the emulator);
   // the rest (f32, odd head dims) the one-block-per-row kernel below.
-  auto aligned4 = [](const void *ptr) { return reinterpret_cast<uintptr_t>(ptr) % 4 == 0; };
+  auto aligned = [](const void *ptr, uintptr_t n) { return reinterpret_cast<uintptr_t>(ptr) % n == 0; };
   if (q.dtype != DType::F32 && d.D == d.Dv && kernels::flashAttentionSupportsHeadDim(d.D) &&
-      aligned4(q.data) && aligned4(k.data) && aligned4(v.data) && aligned4(y.data) &&
+      aligned(q.data, 4) && aligned(k.data, 16) && aligned(v.data, 16) && aligned(y.data, 4) &&
       !std::getenv("SHARDC_NAIVE_ATTENTION")) {
     kernels::FlashAttentionParams p;
     p.q = q.data;
@@ -474,7 +474,12 @@ std::string copyKernel(const KernelArgs &a) {
 rt::KernelFn lookupCudaKernel(std::string_view op) {
   if (op == "linear") return linearKernel;
   if (op == "matmul") return matmulKernel;
-  if (op == "attention") return attentionKernel;
+  if (op == "attention") {
+    // The flash kernels' shared-memory limit is a host-side setting: made here, at load,
+    // rather than by the first launch, which may be inside a stream capture.
+    (void)cuda::prepareFlashAttention();
+    return attentionKernel;
+  }
   if (op == "embedding") return embeddingKernel;
   if (op == "copy") return copyKernel;
   if (op == "cast") return castKernel;

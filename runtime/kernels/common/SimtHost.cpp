@@ -25,12 +25,29 @@ constexpr size_t kSharedLimit = 228 * 1024; // an H100 block's shared-memory cei
 enum class Wait : uint8_t { Running, Barrier, Warp, Done };
 enum class Collective : uint8_t { None, Shuffle, MmaBf16, MmaF16, Ldmatrix, LdmatrixTrans };
 
+struct AsyncCopy {
+  void *dst;
+  const void *src;
+  bool valid;
+};
+
 struct Fiber {
   ucontext_t context;
   std::unique_ptr<char[]> stack;
   Wait wait = Wait::Running;
   size_t sharedCursor = 0; // this thread's next sharedBytes() offset
+  std::vector<AsyncCopy> openGroup;                // cp.async issued since the last commit
+  std::vector<std::vector<AsyncCopy>> inFlight;    // committed groups, oldest first
 };
+
+void land(const std::vector<AsyncCopy> &group) {
+  for (const AsyncCopy &c : group) {
+    if (c.valid)
+      std::memcpy(c.dst, c.src, 16);
+    else
+      std::memset(c.dst, 0, 16);
+  }
+}
 
 // One warp's collective in flight: what each lane brought, what each gets back.
 struct WarpSlot {
@@ -55,6 +72,8 @@ struct Block {
 };
 
 thread_local Block *tlsBlock = nullptr;
+thread_local CopyLanding copyLanding = CopyLanding::Late;
+thread_local Schedule schedule = Schedule::Interleaved;
 
 Block &block() { return *tlsBlock; }
 
@@ -73,7 +92,13 @@ void suspend() {
 void fiberMain() {
   Block &b = block();
   (*b.body)();
-  b.fibers[size_t(b.current)].wait = Wait::Done;
+  Fiber &self = b.fibers[size_t(b.current)];
+  for (const auto &group : self.inFlight) // a GPU finishes them too; nobody can wait on them now
+    land(group);
+  land(self.openGroup);
+  self.inFlight.clear();
+  self.openGroup.clear();
+  self.wait = Wait::Done;
   // CUDA leaves a barrier that not every thread of the block reaches undefined (it may hang):
   // report it rather than pick a behaviour.
   if (b.barrierArrived > 0 && b.error.empty())
@@ -202,9 +227,11 @@ std::string describeStuck(const Block &b) {
 
 // Sets `f` to start at fiberMain and return to `scheduler`. Not inlined: getcontext returns
 // twice as far as the compiler knows, which would pin the launch loop's variables.
-__attribute__((noinline)) bool startFiber(Fiber &f, ucontext_t &scheduler) {
+__attribute__((noinline)) bool startFiber(Fiber &f, ucontext_t &scheduler, size_t dynamicBytes) {
   f.wait = Wait::Running;
-  f.sharedCursor = 0;
+  f.sharedCursor = dynamicBytes;
+  f.openGroup.clear();
+  f.inFlight.clear();
   if (getcontext(&f.context) != 0)
     return false;
   f.context.uc_stack.ss_sp = f.stack.get();
@@ -247,6 +274,10 @@ std::string launch(const LaunchShape &shape, const std::function<void()> &body) 
     f.stack = std::make_unique<char[]>(kStackBytes);
   b.warps.resize(size_t(shape.blockX / 32));
   b.shared.resize(kSharedLimit);
+  const size_t dynamic = (shape.dynamicShared + 15) / 16 * 16;
+  if (dynamic > kSharedLimit)
+    return "simt: " + std::to_string(shape.dynamicShared) + " bytes of dynamic shared memory exceed " +
+           std::to_string(kSharedLimit);
   tlsBlock = &b;
   std::string error;
   for (int by = 0; by < shape.gridY && error.empty(); ++by)
@@ -254,26 +285,36 @@ std::string launch(const LaunchShape &shape, const std::function<void()> &body) 
       b.bx = bx;
       b.by = by;
       b.barrierArrived = 0;
-      b.sharedUsed = 0;
+      b.sharedUsed = dynamic;
       std::fill(b.shared.begin(), b.shared.end(), 0xA5); // shared memory starts as garbage
       for (WarpSlot &w : b.warps)
         w = WarpSlot{};
       for (Fiber &f : b.fibers)
-        if (!startFiber(f, b.scheduler)) {
+        if (!startFiber(f, b.scheduler, dynamic)) {
           error = "simt: getcontext failed";
           break;
         }
-      // Round-robin over runnable threads until all return or none can run.
+      // Interleaved: round-robin over all runnable threads (warps keep within a collective of
+      // each other). WarpByWarp: a warp runs until all its threads wait at a barrier or
+      // return before the next warp starts (warps as far apart as barriers allow).
       while (error.empty() && b.error.empty()) {
         bool ran = false;
-        for (int t = 0; t < shape.blockX; ++t) {
-          if (b.fibers[size_t(t)].wait != Wait::Running)
-            continue;
-          b.current = t;
-          ran = true;
-          swapcontext(&b.scheduler, &b.fibers[size_t(t)].context);
-          if (!b.error.empty())
-            break;
+        const int warps = shape.blockX / 32;
+        for (int w = 0; w < warps && b.error.empty(); ++w) {
+          bool again = true;
+          while (again && b.error.empty()) {
+            again = false;
+            for (int t = w * 32; t < w * 32 + 32; ++t) {
+              if (b.fibers[size_t(t)].wait != Wait::Running)
+                continue;
+              b.current = t;
+              ran = true;
+              again = schedule == Schedule::WarpByWarp;
+              swapcontext(&b.scheduler, &b.fibers[size_t(t)].context);
+              if (!b.error.empty())
+                break;
+            }
+          }
         }
         if (liveThreads(b) == 0)
           break;
@@ -365,6 +406,46 @@ void ldmatrixX4Emulated(bool trans, uint32_t r[4], const void *rowAddress) {
   const uint32_t in[2] = {uint32_t(address), uint32_t(address >> 32)};
   const auto &out = warpCollective(trans ? Collective::LdmatrixTrans : Collective::Ldmatrix, in, 2, nullptr, 0);
   std::memcpy(r, out.data(), 16);
+}
+
+} // namespace shardc::simt
+
+namespace shardc::simt {
+
+void setCopyLanding(CopyLanding landing) { copyLanding = landing; }
+void setSchedule(Schedule s) { schedule = s; }
+
+void *dynamicShared() { return block().shared.data(); }
+
+void cpAsync16(void *sharedDst, const void *globalSrc, bool valid) {
+  Block &b = block();
+  const auto *dst = static_cast<const unsigned char *>(sharedDst);
+  if ((dst < b.shared.data() || dst + 16 > b.shared.data() + b.sharedUsed ||
+       reinterpret_cast<uintptr_t>(sharedDst) % 16 != 0 ||
+       (valid && reinterpret_cast<uintptr_t>(globalSrc) % 16 != 0))) {
+    if (b.error.empty())
+      b.error = "cp.async of thread " + std::to_string(b.current) +
+                ": a destination outside shared memory or an address not 16-byte aligned";
+    return;
+  }
+  if (copyLanding == CopyLanding::Early)
+    land({{sharedDst, globalSrc, valid}});
+  else
+    b.fibers[size_t(b.current)].openGroup.push_back({sharedDst, globalSrc, valid});
+}
+
+void cpAsyncCommit() {
+  Fiber &self = block().fibers[size_t(block().current)];
+  self.inFlight.push_back(std::move(self.openGroup));
+  self.openGroup.clear();
+}
+
+void cpAsyncWaitGroups(int pending) {
+  Fiber &self = block().fibers[size_t(block().current)];
+  while (self.inFlight.size() > size_t(std::max(pending, 0))) {
+    land(self.inFlight.front());
+    self.inFlight.erase(self.inFlight.begin());
+  }
 }
 
 } // namespace shardc::simt

@@ -40,6 +40,9 @@ std::string flashAttentionSimtKernel(const KernelArgs &args) {
     why = "the head dim is not 32, 64 or 128 for q, k and v alike";
   else if (args.in.size() > 3 && args.in[3].dtype != DType::Bool && args.in[3].dtype != DType::F32)
     why = "the mask is neither bool nor f32";
+  else if (reinterpret_cast<uintptr_t>(k.data) % 16 || reinterpret_cast<uintptr_t>(v.data) % 16 ||
+           reinterpret_cast<uintptr_t>(q.data) % 4 || reinterpret_cast<uintptr_t>(y.data) % 4)
+    why = "k or v is not 16-byte aligned (or q, y not 4-byte aligned)";
   if (why)
     return std::string("attention: SHARDC_CPU_ATTENTION=simt, but the flash kernel cannot take this step: ") + why +
            " (q " + shapeString(q.shape) + " " + dtypeName(q.dtype) + ")";
@@ -70,7 +73,8 @@ std::string flashAttentionSimtKernel(const KernelArgs &args) {
   }
   const bool bf16 = q.dtype == DType::BF16;
   const int d = int(q.shape[3]);
-  simt::LaunchShape shape{int(kernels::flashAttentionGridX(p.S)), int(p.B * p.Hq), kernels::kFlashThreads};
+  simt::LaunchShape shape{int(kernels::flashAttentionGridX(p.S)), int(p.B * p.Hq), kernels::kFlashThreads,
+                          kernels::flashAttentionSharedBytes(d)};
   std::string err = simt::launch(shape, [&] {
     if (d == 32) bf16 ? kernels::flashAttentionForward<true, 32>(p) : kernels::flashAttentionForward<false, 32>(p);
     else if (d == 64) bf16 ? kernels::flashAttentionForward<true, 64>(p) : kernels::flashAttentionForward<false, 64>(p);

@@ -15,13 +15,30 @@ __global__ void __launch_bounds__(kernels::kFlashThreads) flashAttentionKernel(k
 template <bool Bf16, int D>
 void launch(const kernels::FlashAttentionParams &p, cudaStream_t stream) {
   dim3 grid(unsigned(kernels::flashAttentionGridX(p.S)), unsigned(p.B * p.Hq));
-  flashAttentionKernel<Bf16, D><<<grid, kernels::kFlashThreads, 0, stream>>>(p);
+  flashAttentionKernel<Bf16, D>
+      <<<grid, kernels::kFlashThreads, kernels::flashAttentionSharedBytes(D), stream>>>(p);
+}
+
+template <bool Bf16, int D> cudaError_t allowSharedMemory() {
+  return cudaFuncSetAttribute(flashAttentionKernel<Bf16, D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                              int(kernels::flashAttentionSharedBytes(D)));
 }
 
 } // namespace
 
+std::string prepareFlashAttention() {
+  for (cudaError_t e : {allowSharedMemory<true, 32>(), allowSharedMemory<false, 32>(), allowSharedMemory<true, 64>(),
+                        allowSharedMemory<false, 64>(), allowSharedMemory<true, 128>(), allowSharedMemory<false, 128>()})
+    if (e != cudaSuccess)
+      return std::string("flash attention: cudaFuncSetAttribute: ") + cudaGetErrorString(e);
+  return "";
+}
+
 std::string launchFlashAttention(const kernels::FlashAttentionParams &p, bool bf16, int headDim,
                                  cudaStream_t stream) {
+  static const std::string prepared = prepareFlashAttention(); // before any capture: see the header
+  if (!prepared.empty())
+    return prepared;
   if (p.B * p.Hq > 65535)
     return "flash attention: " + std::to_string(p.B * p.Hq) + " (batch x heads) exceed the grid's y limit";
   switch (headDim) {

@@ -8,7 +8,8 @@
 // masks out) or additive f32. A row with nothing to attend to is zero, as on the CPU.
 //
 // A block of 4 warps takes 64 query rows of one (batch, head), 16 per warp, and walks the keys
-// in tiles of 64: the tile of k and v goes to shared memory; each warp computes its 16 x 64
+// in tiles of 64: the tiles of k and v go to shared memory by cp.async, two stages deep (the
+// next tile's copies fly while this one computes); each warp computes its 16 x 64
 // scores with mma.m16n8k16 (q's fragments stay in registers for the whole walk), applies scale
 // and masks, updates its rows' running max and sum (online softmax), rounds the probabilities
 // to the input type and multiplies them into v with the same instruction, reusing the score
@@ -41,6 +42,10 @@ constexpr int kFlashKeys = 64;               // keys per tile
 constexpr bool flashAttentionSupportsHeadDim(int64_t d) { return d == 32 || d == 64 || d == 128; }
 // The launch grid: x over query tiles, y over batch x query heads.
 inline int64_t flashAttentionGridX(int64_t S) { return (S + kFlashRows - 1) / kFlashRows; }
+// Dynamic shared memory of a launch: two stages of a k and a v tile, rows padded by 8.
+constexpr size_t flashAttentionSharedBytes(int64_t d) { return size_t(2 * 2 * kFlashKeys * (d + 8) * 2); }
+// k and v are read 16 bytes at a time: their base addresses must be 16-byte aligned (q and y
+// 4-byte aligned).
 
 namespace flash_detail {
 
@@ -71,8 +76,8 @@ SIMT_DEVICE void flashAttentionForward(const FlashAttentionParams &p) {
   constexpr float kLog2e = 1.4426950408889634f;
   constexpr float kNegInf = -__builtin_huge_valf();
 
-  SIMT_SHARED(uint16_t, ks, kFlashKeys * kStride);
-  SIMT_SHARED(uint16_t, vs, kFlashKeys * kStride);
+  // Two stages of (k tile, v tile): the next tile's copies fly while this one computes.
+  SIMT_DYNAMIC_SHARED(uint16_t, stages);
 
   const int tid = simt::threadIdxX(), warp = tid / 32, lane = tid % 32;
   const int group = lane >> 2, inGroup = lane & 3;
@@ -106,18 +111,30 @@ SIMT_DEVICE void flashAttentionForward(const FlashAttentionParams &p) {
   const float scaleLog2 = p.scale * kLog2e;
   const int64_t keyEnd =
       p.causal ? (blockRow0 + kFlashRows < p.T ? blockRow0 + kFlashRows : p.T) : p.T;
-  for (int64_t key0 = 0; key0 < keyEnd; key0 += kFlashKeys) {
-    simt::syncThreads(); // every warp is done with the previous tile
+  // Tile t's k and v rows into stage t % 2, 16 bytes per copy (keys past T zero-filled).
+  auto loadTile = [&](int64_t t) {
+    uint16_t *ks = stages + (t & 1) * 2 * kFlashKeys * kStride, *vs = ks + kFlashKeys * kStride;
     SIMT_UNROLL
-    for (int idx = tid; idx < kFlashKeys * (D / 2); idx += kFlashThreads) {
-      const int r = idx / (D / 2), c = (idx % (D / 2)) * 2;
-      const int64_t key = key0 + r;
-      const uint32_t kv = key < p.T ? load2(k + key * D + c) : 0u;
-      const uint32_t vv = key < p.T ? load2(v + key * D + c) : 0u;
-      *reinterpret_cast<uint32_t *>(ks + r * kStride + c) = kv;
-      *reinterpret_cast<uint32_t *>(vs + r * kStride + c) = vv;
+    for (int idx = tid; idx < kFlashKeys * (D / 8); idx += kFlashThreads) {
+      const int r = idx / (D / 8), c = (idx % (D / 8)) * 8;
+      const int64_t key = t * kFlashKeys + r;
+      const bool valid = key < p.T;
+      simt::cpAsync16(ks + r * kStride + c, k + (valid ? key : 0) * D + c, valid);
+      simt::cpAsync16(vs + r * kStride + c, v + (valid ? key : 0) * D + c, valid);
     }
-    simt::syncThreads();
+  };
+  const int64_t tiles = (keyEnd + kFlashKeys - 1) / kFlashKeys;
+  if (tiles > 0)
+    loadTile(0);
+  simt::cpAsyncCommit();
+  for (int64_t t = 0; t < tiles; ++t) {
+    const int64_t key0 = t * kFlashKeys;
+    if (t + 1 < tiles)
+      loadTile(t + 1); // into the stage every warp finished with (the barrier at the loop's end)
+    simt::cpAsyncCommit();
+    simt::cpAsyncWait<1>(); // this thread's copies of tile t have landed
+    simt::syncThreads();    // and everyone else's
+    const uint16_t *ks = stages + (t & 1) * 2 * kFlashKeys * kStride, *vs = ks + kFlashKeys * kStride;
 
     // Scores: s[n] is the 16 x 8 tile of keys key0 + n*8 .. +7. One ldmatrix brings the B
     // fragments of two key tiles for one k-step: matrix i holds keys (2*n2 + i/2)*8 .. +7 and
@@ -224,6 +241,7 @@ SIMT_DEVICE void flashAttentionForward(const FlashAttentionParams &p) {
         simt::mmaM16n8k16<Bf16>(o[2 * n2 + 1], pa[kt], vb + 2);
       }
     }
+    simt::syncThreads(); // every warp is done with stage t % 2 before tile t + 2 lands there
   }
 
   const float inv[2] = {l[0] > 0.0f ? 1.0f / l[0] : 0.0f, l[1] > 0.0f ? 1.0f / l[1] : 0.0f};

@@ -9,7 +9,8 @@
 // barrier that some threads of a block skip, a warp collective that some lanes skip.
 //
 // Kernels use: SIMT_DEVICE functions, SIMT_SHARED(type, name, count) arrays, SIMT_UNROLL before loops of constant trip count, the index
-// functions, syncThreads(), shflXor(), mmaM16n8k16<bf16?>(), ldmatrixX4<trans?>(). Blocks are one-dimensional
+// functions, syncThreads(), shflXor(), mmaM16n8k16<bf16?>(), ldmatrixX4<trans?>(),
+// SIMT_DYNAMIC_SHARED, cpAsync16() with cpAsyncCommit() and cpAsyncWait<N>(). Blocks are one-dimensional
 // (blockDim.x threads, a multiple of 32); grids are two-dimensional.
 #pragma once
 
@@ -47,6 +48,22 @@ SIMT_DEVICE void mmaM16n8k16(float d[4], const uint32_t a[4], const uint32_t b[2
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
+// The launch's dynamic shared memory (its size is the launch's third parameter).
+#define SIMT_DYNAMIC_SHARED(T, name)                                                       \
+  extern __shared__ __align__(16) unsigned char simt_dynamic_shared_[];                     \
+  T *name = reinterpret_cast<T *>(simt_dynamic_shared_)
+
+// cp.async: 16 bytes from global to shared memory without passing through registers, zeros
+// when !valid; completes in groups: commit closes the group of this thread's copies issued
+// since the last commit, wait<N> returns when at most N of its groups are still in flight.
+// Other threads see the bytes only after a barrier that follows the wait.
+SIMT_DEVICE void cpAsync16(void *sharedDst, const void *globalSrc, bool valid) {
+  const unsigned dst = unsigned(__cvta_generic_to_shared(sharedDst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(globalSrc), "r"(valid ? 16 : 0));
+}
+SIMT_DEVICE void cpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> SIMT_DEVICE void cpAsyncWait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
 // ldmatrix .x4: four 8x8 matrices of 16-bit elements from shared memory, lanes 8i..8i+7
 // giving the addresses of matrix i's rows (16 bytes each, 16-byte aligned). Lane l receives
 // in r[i] the elements (l/4, 2(l%4)) and (l/4, 2(l%4)+1) of matrix i; with Trans, the
@@ -75,12 +92,14 @@ SIMT_DEVICE void ldmatrixX4(uint32_t r[4], const void *rowAddress) {
 #define SIMT_DEVICE inline
 #define SIMT_SHARED(T, name, count) T *name = ::shardc::simt::sharedArray<T>(count)
 #define SIMT_UNROLL
+#define SIMT_DYNAMIC_SHARED(T, name) T *name = static_cast<T *>(::shardc::simt::dynamicShared())
 
 namespace shardc::simt {
 
 struct LaunchShape {
   int gridX = 1, gridY = 1;
-  int blockX = 32; // threads per block, a multiple of 32, at most 1024
+  int blockX = 32;          // threads per block, a multiple of 32, at most 1024
+  size_t dynamicShared = 0; // bytes of SIMT_DYNAMIC_SHARED memory
 };
 
 // Runs `body` once per thread of every block, blocks one after another, a block's threads as
@@ -100,6 +119,28 @@ void *sharedBytes(size_t bytes, size_t align);
 template <typename T> T *sharedArray(size_t count) {
   return static_cast<T *>(sharedBytes(count * sizeof(T), alignof(T) < 16 ? 16 : alignof(T)));
 }
+
+// The launch's dynamic shared memory (LaunchShape::dynamicShared bytes, 16-byte aligned).
+void *dynamicShared();
+
+// cp.async (see the CUDA side). A copy lands when a wait retires its group, not before:
+// until then the destination keeps its old bytes, so a missing wait or barrier reads stale
+// data here as it may on a GPU.
+void cpAsync16(void *sharedDst, const void *globalSrc, bool valid);
+void cpAsyncCommit();
+void cpAsyncWaitGroups(int pending);
+template <int N> inline void cpAsyncWait() { cpAsyncWaitGroups(N); }
+// When copies land on this thread's launches: Late (at the wait that retires them: catches a
+// missing wait or barrier before a read) or Early (at issue: catches a missing barrier before
+// a stage is overwritten while others still read it). Tests run kernels both ways.
+enum class CopyLanding { Late, Early };
+void setCopyLanding(CopyLanding landing);
+// How this thread's launches interleave a block's warps: Interleaved (round-robin over
+// threads) or WarpByWarp (each warp runs until it waits at a barrier, so warps drift apart as
+// far as the barriers allow: with Early landing, a stage refilled before the barrier that
+// should protect it is caught).
+enum class Schedule { Interleaved, WarpByWarp };
+void setSchedule(Schedule schedule);
 
 // The warp-wide MMA, computed once for the warp when its last lane arrives (f32 sums in k
 // order; the tensor cores' internal order may differ in the last bits).
