@@ -41,7 +41,7 @@ constexpr int kFlashKeys = 64;               // keys per tile
 // Head dims with a kernel (multiples of 16; q, k and v share it).
 constexpr bool flashAttentionSupportsHeadDim(int64_t d) { return d == 32 || d == 64 || d == 128; }
 // The launch grid: x over query tiles, y over batch x query heads.
-inline int64_t flashAttentionGridX(int64_t S) { return (S + kFlashRows - 1) / kFlashRows; }
+SIMT_HOST_DEVICE int64_t flashAttentionGridX(int64_t S) { return (S + kFlashRows - 1) / kFlashRows; }
 // Dynamic shared memory of a launch: two stages of a k and a v tile, rows padded by 8.
 constexpr size_t flashAttentionSharedBytes(int64_t d) { return size_t(2 * 2 * kFlashKeys * (d + 8) * 2); }
 // k and v are read 16 bytes at a time: their base addresses must be 16-byte aligned (q and y
@@ -83,7 +83,10 @@ SIMT_DEVICE void flashAttentionForward(const FlashAttentionParams &p) {
   const int group = lane >> 2, inGroup = lane & 3;
   const int64_t bh = simt::blockIdxY(), b = bh / p.Hq, h = bh % p.Hq;
   const int64_t kvHead = h / (p.Hq / p.Hkv);
-  const int64_t blockRow0 = int64_t(simt::blockIdxX()) * kFlashRows;
+  // Causal blocks of late rows walk the most keys: they take the first block indices, so that
+  // the longest blocks start first and short ones fill the tail of the grid.
+  const int64_t rowTile = p.causal ? flashAttentionGridX(p.S) - 1 - simt::blockIdxX() : simt::blockIdxX();
+  const int64_t blockRow0 = rowTile * kFlashRows;
   const int64_t row0 = blockRow0 + warp * 16 + group, row1 = row0 + 8; // this lane's two rows
   const uint16_t *q = static_cast<const uint16_t *>(p.q) + (b * p.Hq + h) * p.S * D;
   const uint16_t *k = static_cast<const uint16_t *>(p.k) + (b * p.Hkv + kvHead) * p.T * D;

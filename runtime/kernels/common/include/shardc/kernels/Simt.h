@@ -19,6 +19,7 @@
 #if defined(__CUDACC__)
 
 #define SIMT_DEVICE __device__ __forceinline__
+#define SIMT_HOST_DEVICE __host__ __device__ __forceinline__
 #define SIMT_SHARED(T, name, count) __shared__ __align__(16) T name[count]
 #define SIMT_UNROLL _Pragma("unroll")
 
@@ -90,6 +91,7 @@ SIMT_DEVICE void ldmatrixX4(uint32_t r[4], const void *rowAddress) {
 #include <string>
 
 #define SIMT_DEVICE inline
+#define SIMT_HOST_DEVICE inline
 #define SIMT_SHARED(T, name, count) T *name = ::shardc::simt::sharedArray<T>(count)
 #define SIMT_UNROLL
 #define SIMT_DYNAMIC_SHARED(T, name) T *name = static_cast<T *>(::shardc::simt::dynamicShared())
