@@ -4,6 +4,7 @@
 #include "ShardcReport.h"
 
 #include "shardc/runtime/Artifact.h"
+#include "shardc/runtime/StepCost.h"
 
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"
@@ -119,6 +120,11 @@ int runReport(llvm::StringRef path, bool json) {
     minFused = std::min(minFused, counts.second);
   }
 
+  // Arithmetic per step per rank (StepCost.h): GEMMs and attention.
+  uint64_t gemmFlops = 0, attentionFlops = 0;
+  for (const rt::Step &s : art.steps)
+    (s.op == "attention" ? attentionFlops : gemmFlops) += rt::stepFlops(art, s);
+
   uint64_t totalBytes = 0, totalWire = 0;
   std::map<std::string, int64_t> counts;
   for (const Collective &c : collectives) {
@@ -155,6 +161,9 @@ int runReport(llvm::StringRef path, bool json) {
                                                          {"outside_layers", outsideKernels},
                                                          {"distinct_fused", (int64_t)distinctFused.size()}};
                              }()},
+                            {"flops", llvm::json::Object{{"gemm", (int64_t)gemmFlops},
+                                                         {"attention", (int64_t)attentionFlops},
+                                                         {"total", (int64_t)(gemmFlops + attentionFlops)}}},
                             {"collective_bytes", (int64_t)totalBytes},
                             {"ring_wire_bytes", (int64_t)totalWire}};
     llvm::outs() << llvm::formatv("{0:2}", llvm::json::Value(std::move(root))) << "\n";
@@ -177,6 +186,8 @@ int runReport(llvm::StringRef path, bool json) {
   else
     llvm::outs() << "kernels: " << outsideKernels << " (no decoder layers found); " << distinctFused.size()
                  << " distinct generated kernels\n";
+  llvm::outs() << llvm::formatv("compute: {0:f3} GFLOP per step per rank ({1:f3} in GEMMs, {2:f3} in attention)\n",
+                                (gemmFlops + attentionFlops) / 1e9, gemmFlops / 1e9, attentionFlops / 1e9);
   for (const Collective &c : collectives)
     llvm::outs() << llvm::formatv("  forward layer {0,3} {1,-15} axes {2,-20} {3,-5} {4,10} bytes  wire {5,10}  {6}\n",
                                   c.layer < 0 ? std::string("-") : std::to_string(c.layer), c.kind, c.axes, c.dtype,

@@ -27,6 +27,9 @@ import sys; sys.path.insert(0, '$root/tools')
 import numpy as np, onnx
 from shardc_verify import make_inputs
 np.savez('$out/$name.inputs.npz', **make_inputs(onnx.load('$work/$name.onnx', load_external_data=False), 1234))"
-  "$root/build/bin/shardc" report "$out/$name.shardc" | sed -n 3,5p
+  "$root/build/bin/shardc" report "$out/$name.shardc" | sed -n 3,6p
+  # The step's arithmetic (GEMMs and attention) for run_bench.sh's TFLOP/s.
+  "$root/build/bin/shardc" report --json "$out/$name.shardc" |
+    "$py" -c "import json, sys; print(json.load(sys.stdin)['flops']['total'])" > "$out/$name.flops"
 done
 du -sh "$out"

@@ -16,10 +16,13 @@ for art in gpu-bundle/bench/*.shardc; do
   ms=$(grep -o 'mean [0-9.]* ms' "$out/bench-$name.txt" | awk '{print $2}')
   if [ -z "$ms" ]; then echo "shardc $name: failed"; tail -3 "$out/bench-$name.txt"; continue; fi
   python3 "$torch_bench" "$name" > "$out/torch-$name.jsonl" 2>"$out/torch-$name.err"
-  python3 - "$name" "$tokens" "$ms" "$out/torch-$name.jsonl" <<'PY'
+  flops=$(cat "gpu-bundle/bench/$name.flops" 2>/dev/null || echo 0)
+  python3 - "$name" "$tokens" "$ms" "$out/torch-$name.jsonl" "$flops" <<'PY'
 import json, sys
-name, tokens, ms, path = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+name, tokens, ms, path, flops = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 ours = tokens / (ms / 1e3)
+if flops:
+    print(f"shardc {name} forward: {flops / 1e9:.1f} GFLOP per step (GEMMs and attention), {flops / (ms / 1e3) / 1e12:.1f} TFLOP/s")
 best = 0.0
 for line in open(path):
     r = json.loads(line)

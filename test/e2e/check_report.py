@@ -21,6 +21,8 @@ def main():
     ap.add_argument("--activation", required=True, help="B,S,H of one decoder layer's output")
     ap.add_argument("--dtype-bytes", type=int, default=4)
     ap.add_argument("--sequence-parallel", action="store_true")
+    ap.add_argument("--llama-config", help="vocab,heads,kv_heads,intermediate: also check the "
+                    "report's FLOPs per rank against the analytic count")
     args = ap.parse_args()
     # One file per configuration: the report tests run in parallel in one directory.
     tag = args.mesh.replace(",", "_").replace("=", "") + ("_sp" if args.sequence_parallel else "")
@@ -53,6 +55,23 @@ def main():
     analytic = 2 * args.layers * act if not args.sequence_parallel else (4 * args.layers + 2) * act
     if report["collective_bytes"] != analytic:
         problems.append(f"collective bytes {report['collective_bytes']} != analytic {analytic}")
+    if args.llama_config:
+        # Per rank: every decoder projection and the heads are split by tp (Hugging Face's plan);
+        # lm_head may be split or whole. Attention is causal: S (S + 1) / 2 pairs, 2 (D + D) each.
+        vocab, heads, kv_heads, inter = (int(x) for x in args.llama_config.split(","))
+        tp = int(dict(kv.split("=") for kv in args.mesh.split(",")).get("tp", 1))
+        d = h // heads
+        tokens = b * s
+        layer = 2 * tokens * (2 * h * h + 2 * h * kv_heads * d + 3 * h * inter)
+        lm_head = 2 * tokens * h * vocab
+        attention = args.layers * 2 * b * heads * (s * (s + 1) // 2) * 2 * d
+        flops = report["flops"]
+        gemm_options = {args.layers * layer // tp + lm_head // f for f in (1, tp)}
+        if flops["gemm"] not in gemm_options:
+            problems.append(f"GEMM flops {flops['gemm']} not in the analytic {sorted(gemm_options)}")
+        if flops["attention"] != attention // tp:
+            problems.append(f"attention flops {flops['attention']} != analytic {attention // tp}")
+        print(f"flops per rank: {flops['gemm']} in GEMMs, {flops['attention']} in attention (analytic)")
     print(f"{len(colls)} collectives, {report['collective_bytes']} bytes (analytic minimum {analytic}), "
           f"ring wire {report['ring_wire_bytes']} bytes per rank")
     for p in problems:
