@@ -22,13 +22,27 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 from shardc_verify import make_inputs  # noqa: E402
 
 PLANS = os.path.join(ROOT, "test", "e2e", "plans")
-# model, where it lives, plan, mesh, ranks (in-process ranks share the GPU)
-CELLS = [
+# model, where it lives, plan, mesh, ranks (in-process ranks share the GPU): the unsharded
+# programs first, then every cell of the sharding matrix (test/e2e/matrix.txt).
+UNSHARDED = [
     ("llama_tiny", "shared", "fp32", "tp=1", 1), ("llama_tiny", "shared", "bf16", "tp=1", 1),
-    ("llama_tiny", "shared", "bf16", "tp=2", 2), ("llama_tiny", "shared", "bf16", "dp_shard=2", 2),
-    ("llama_tiny", "shared", "fp32", "cp=2,tp=2", 4), ("qwen2_tiny", "shared", "bf16", "tp=1", 1),
+    ("llama_tiny", "shared", "bf16", "dp_shard=2", 2), ("qwen2_tiny", "shared", "bf16", "tp=1", 1),
     ("gpt2_s", "generated", "fp32", "tp=1", 1), ("bert_m", "generated", "fp32", "tp=1", 1),
 ]
+
+
+def matrix_cells():
+    cells = []
+    with open(os.path.join(ROOT, "test", "e2e", "matrix.txt")) as f:
+        for line in f:
+            if not line.strip() or line.startswith("#"):
+                continue
+            model, mesh, ranks, plan = line.split()
+            cells.append((model, "shared" if model.endswith("_tiny") else "generated", plan, mesh, int(ranks)))
+    return cells
+
+
+CELLS = UNSHARDED + [c for c in matrix_cells() if c not in UNSHARDED]
 
 
 def run(cmd):
