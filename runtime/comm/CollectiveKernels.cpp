@@ -1,6 +1,9 @@
 // Collective steps as the manifest describes them, mapped onto the communicator's contiguous
-// collectives: a dim other than the outermost is packed into chunks first and unpacked after.
+// collectives: a dim other than the outermost is packed into chunks first and unpacked after,
+// each chunk one 2-D copy through the backend (device memory) or memcpy (host memory).
 #include "shardc/comm/CollectiveKernels.h"
+
+#include "shardc/runtime/Backend.h"
 
 #include <cstring>
 
@@ -126,8 +129,11 @@ std::string runAllGather(const CollectiveArgs &a) {
       !err.empty())
     return err;
   for (int64_t j = 0; j < g; ++j)
-    insertChunk(a.scratch + static_cast<size_t>(j) * a.in.bytes(), a.out.shape, dim, g, j,
-                dtypeSize(a.in.dtype), static_cast<uint8_t *>(a.out.data));
+    if (std::string err = insertChunk(a.scratch + static_cast<size_t>(j) * a.in.bytes(), a.out.shape,
+                                      dim, g, j, dtypeSize(a.in.dtype),
+                                      static_cast<uint8_t *>(a.out.data), a.copier);
+        !err.empty())
+      return "unpacking chunk " + std::to_string(j) + ": " + err;
   return "";
 }
 
@@ -158,8 +164,11 @@ std::string runReduceScatter(const CollectiveArgs &a) {
   const void *chunks = a.in.data;
   if (product(a.in.shape, 0, static_cast<size_t>(dim)) != 1) {
     for (int64_t j = 0; j < g; ++j)
-      extractChunk(static_cast<const uint8_t *>(a.in.data), a.in.shape, dim, g, j,
-                   dtypeSize(a.in.dtype), a.scratch + static_cast<size_t>(j) * a.out.bytes());
+      if (std::string err = extractChunk(static_cast<const uint8_t *>(a.in.data), a.in.shape, dim, g,
+                                         j, dtypeSize(a.in.dtype),
+                                         a.scratch + static_cast<size_t>(j) * a.out.bytes(), a.copier);
+          !err.empty())
+        return "packing chunk " + std::to_string(j) + ": " + err;
     chunks = a.scratch;
   }
   return a.comm->reduceScatter(*a.group, chunks, a.out.data, a.out.numel(), a.in.dtype, op);
@@ -193,14 +202,18 @@ std::string runAllToAll(const CollectiveArgs &a) {
   size_t elem = dtypeSize(a.in.dtype), chunkBytes = a.in.bytes() / static_cast<size_t>(g);
   uint8_t *send = a.scratch, *recv = a.scratch + a.in.bytes();
   for (int64_t j = 0; j < g; ++j)
-    extractChunk(static_cast<const uint8_t *>(a.in.data), a.in.shape, split, g, j, elem,
-                 send + static_cast<size_t>(j) * chunkBytes);
+    if (std::string err = extractChunk(static_cast<const uint8_t *>(a.in.data), a.in.shape, split, g,
+                                       j, elem, send + static_cast<size_t>(j) * chunkBytes, a.copier);
+        !err.empty())
+      return "packing chunk " + std::to_string(j) + ": " + err;
   if (std::string err = a.comm->allToAll(*a.group, send, recv, a.in.numel() / g, a.in.dtype);
       !err.empty())
     return err;
   for (int64_t j = 0; j < g; ++j)
-    insertChunk(recv + static_cast<size_t>(j) * chunkBytes, a.out.shape, concat, g, j, elem,
-                static_cast<uint8_t *>(a.out.data));
+    if (std::string err = insertChunk(recv + static_cast<size_t>(j) * chunkBytes, a.out.shape, concat,
+                                      g, j, elem, static_cast<uint8_t *>(a.out.data), a.copier);
+        !err.empty())
+      return "unpacking chunk " + std::to_string(j) + ": " + err;
   return "";
 }
 
@@ -224,9 +237,9 @@ std::string runShardSlice(const CollectiveArgs &a) {
   int64_t dim = a.attrs->getInt("dim");
   if (dim < 0)
     dim += a.in.rank();
-  extractChunk(static_cast<const uint8_t *>(a.in.data), a.in.shape, dim, a.group->size(),
-               a.group->index, dtypeSize(a.in.dtype), static_cast<uint8_t *>(a.out.data));
-  return "";
+  return extractChunk(static_cast<const uint8_t *>(a.in.data), a.in.shape, dim, a.group->size(),
+                      a.group->index, dtypeSize(a.in.dtype), static_cast<uint8_t *>(a.out.data),
+                      a.copier);
 }
 
 const CollectiveKernel kKernels[] = {
@@ -272,34 +285,41 @@ std::vector<std::string> collectiveAxes(const Attrs &attrs, std::string &error) 
 
 namespace {
 // Copies chunk `index` of `parts` along `dim` of a tensor of `shape` between the strided
-// tensor and a contiguous buffer: out of the tensor (extract) or into it (insert).
-void copyChunk(const uint8_t *src, uint8_t *dst, const std::vector<int64_t> &shape, int64_t dim,
-               int64_t parts, int64_t index, size_t elemSize, bool extract) {
+// tensor and a contiguous buffer: out of the tensor (extract) or into it (insert). Row o of
+// the chunk (o over the dims before `dim`) is `run` contiguous bytes, at o * (the tensor's
+// row) + index * run in the tensor and at o * run in the buffer: one 2-D copy.
+std::string copyChunk(const uint8_t *src, uint8_t *dst, const std::vector<int64_t> &shape,
+                      int64_t dim, int64_t parts, int64_t index, size_t elemSize, bool extract,
+                      Backend *copier) {
   size_t d = static_cast<size_t>(dim);
   int64_t outer = product(shape, 0, d), inner = product(shape, d + 1, shape.size());
   int64_t chunk = shape[d] / parts;
   size_t run = static_cast<size_t>(chunk * inner) * elemSize;
-  if (run == 0)
-    return;
-  for (int64_t o = 0; o < outer; ++o) {
-    size_t strided = static_cast<size_t>((o * shape[d] + index * chunk) * inner) * elemSize;
-    size_t packed = static_cast<size_t>(o) * run;
-    if (extract)
-      std::memcpy(dst + packed, src + strided, run);
-    else
-      std::memcpy(dst + strided, src + packed, run);
-  }
+  size_t row = static_cast<size_t>(shape[d] * inner) * elemSize;
+  size_t offset = static_cast<size_t>(index) * run, height = static_cast<size_t>(outer);
+  if (run == 0 || height == 0)
+    return "";
+  const uint8_t *from = extract ? src + offset : src;
+  uint8_t *to = extract ? dst : dst + offset;
+  size_t fromPitch = extract ? row : run, toPitch = extract ? run : row;
+  if (copier)
+    return copier->copy2D(to, toPitch, from, fromPitch, run, height);
+  for (size_t o = 0; o < height; ++o)
+    std::memcpy(to + o * toPitch, from + o * fromPitch, run);
+  return "";
 }
 } // namespace
 
-void extractChunk(const uint8_t *src, const std::vector<int64_t> &shape, int64_t dim,
-                  int64_t parts, int64_t index, size_t elemSize, uint8_t *dst) {
-  copyChunk(src, dst, shape, dim, parts, index, elemSize, /*extract=*/true);
+std::string extractChunk(const uint8_t *src, const std::vector<int64_t> &shape, int64_t dim,
+                         int64_t parts, int64_t index, size_t elemSize, uint8_t *dst,
+                         Backend *copier) {
+  return copyChunk(src, dst, shape, dim, parts, index, elemSize, /*extract=*/true, copier);
 }
 
-void insertChunk(const uint8_t *src, const std::vector<int64_t> &shape, int64_t dim,
-                 int64_t parts, int64_t index, size_t elemSize, uint8_t *dst) {
-  copyChunk(src, dst, shape, dim, parts, index, elemSize, /*extract=*/false);
+std::string insertChunk(const uint8_t *src, const std::vector<int64_t> &shape, int64_t dim,
+                        int64_t parts, int64_t index, size_t elemSize, uint8_t *dst,
+                        Backend *copier) {
+  return copyChunk(src, dst, shape, dim, parts, index, elemSize, /*extract=*/false, copier);
 }
 
 } // namespace shardc::rt

@@ -102,7 +102,9 @@ std::string Executor::create(const Artifact &artifact, Backend &backend, Communi
     return err;
   if (std::string err = ex->allocateStorage(); !err.empty())
     return err;
-  ex->scratch_ = MemoryBlock::allocateHost(scratchBytes);
+  // Collectives pack in device memory when the communicator takes device pointers (NCCL).
+  bool deviceCollectives = !backend.hostAddressable() && comm.takesDevicePointers();
+  ex->scratch_ = deviceCollectives ? backend.allocate(scratchBytes) : MemoryBlock::allocateHost(scratchBytes);
   if (!ex->scratch_)
     return "cannot allocate " + std::to_string(scratchBytes) + " bytes of collective scratch";
   // allocateStorage placed the weights; arena, persistent and constant buffers sit at
@@ -172,6 +174,7 @@ std::string Executor::create(const Artifact &artifact, Backend &backend, Communi
       prepared.collectiveArgs.attrs = &step.attrs;
       prepared.collectiveArgs.comm = &comm;
       prepared.collectiveArgs.scratch = ex->scratch_.data();
+      prepared.collectiveArgs.copier = &backend;
     }
   }
   if (std::string err = ex->runLoadSteps(); !err.empty())
@@ -543,6 +546,7 @@ std::string Executor::runStep(const PreparedStep &step) {
   CollectiveArgs host = args;
   host.in.data = collectiveIn_.data();
   host.out.data = collectiveOut_.data();
+  host.copier = nullptr; // host memory: memcpy
   if (std::string err = step.collective->run(host); !err.empty())
     return err;
   return backend_.copyIn(args.out.data, collectiveOut_.data(), args.out.bytes());

@@ -1,7 +1,9 @@
-// shardc-run: loads a .shardc artifact, reads inputs from an .npz, runs it on the CPU backend
-// as one or many ranks (MPI processes, or threads in this process) and writes the outputs to
-// an .npz. Every failure is one "shardc-run: error: ..." line and a non-zero exit on every rank.
+// shardc-run: loads a .shardc artifact, reads inputs from an .npz, runs it on the CPU or CUDA
+// backend as one or many ranks (MPI processes, torchrun-style processes with NCCL, or threads
+// in this process) and writes the outputs to an .npz. Every failure is one
+// "shardc-run: error: ..." line and a non-zero exit on every rank.
 #include "shardc/comm/LocalCommunicator.h"
+#include "shardc/comm/NcclBootstrap.h"
 #include "shardc/runtime/Artifact.h"
 #include "shardc/runtime/Executor.h"
 #include "shardc/runtime/Npz.h"
@@ -16,6 +18,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -32,6 +35,9 @@
 #if defined(SHARDC_HAVE_CUDA)
 #include "CudaBackend.h"
 #endif
+#if defined(SHARDC_HAVE_NCCL)
+#include "shardc/comm/NcclCommunicator.h"
+#endif
 
 using namespace shardc::rt;
 
@@ -41,7 +47,7 @@ constexpr const char *kUsage =
     "usage: shardc-run MODEL.shardc [--inputs IN.npz] [--outputs OUT.npz] [--print-steps]\n"
     "                  [--verbose] [--version] [--nproc N | --threads N] [--launcher L]\n"
     "                  [--collective-timeout DURATION] [--all-ranks] [--backend cpu|cuda]\n"
-    "                  [--repeat N] [--random-weights]\n"
+    "                  [--repeat N] [--random-weights] [--comm auto|local|mpi|nccl]\n"
     "  --inputs IN.npz    one array per artifact input, named as the input (sharded inputs\n"
     "                     are given whole; each rank takes its chunk)\n"
     "  --outputs OUT.npz  where rank 0 writes the outputs (f16/bf16 are written as f32);\n"
@@ -54,16 +60,20 @@ constexpr const char *kUsage =
     "  --collective-timeout D  fail a collective that waits longer than D (10s, 500ms, 2m;\n"
     "                     default 300s, or $SHARDC_COLLECTIVE_TIMEOUT)\n"
     "  --all-ranks        every rank prints, lines prefixed [rN axis=i]; else rank 0 only\n"
-    "  --backend B        cpu (default) or cuda (GPU 0; in-process ranks share it, their\n"
-    "                     collectives staged through the host)\n"
+    "  --backend B        cpu (default) or cuda (process ranks: the GPU of their local rank;\n"
+    "                     in-process ranks share GPU 0, collectives staged through the host)\n"
+    "  --comm C           auto (default): nccl for cuda process ranks, mpi for cpu process\n"
+    "                     ranks, local for threads; or local, mpi (host; staged through the\n"
+    "                     host with --backend cuda), nccl (--backend cuda, process ranks)\n"
     "  --repeat N         after the first run, N timed runs; rank 0 prints mean and best ms\n"
     "  --random-weights   fill the weights with pseudo-random values instead of reading them\n"
     "                     (benchmarks of shapes whose weights are not at hand)\n"
-    "Under mpirun (mpirun -np N shardc-run ...) each process is one rank. N must equal the\n"
-    "artifact's world size. See docs/runtime.md.\n";
+    "Under mpirun or srun (mpirun -np N shardc-run ...) each process is one rank; with\n"
+    "--backend cuda also under torchrun (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,\n"
+    "MASTER_PORT). N must equal the artifact's world size. See docs/runtime.md.\n";
 
 struct Options {
-  std::string model, inputs, outputs, launcher, backend = "cpu";
+  std::string model, inputs, outputs, launcher, backend = "cpu", comm = "auto";
   bool printSteps = false, verbose = false, version = false, help = false, allRanks = false;
   bool randomWeights = false;
   int64_t nproc = 0, threads = 0, repeat = 0;
@@ -148,6 +158,10 @@ std::string parseOptions(int argc, char **argv, Options &o) {
       if (err.empty() && o.backend == "cuda")
         err = "--backend cuda: this shardc-run was built without CUDA";
 #endif
+    } else if (is("--comm")) {
+      err = value("--comm", o.comm, "auto, local, mpi or nccl");
+      if (err.empty() && o.comm != "auto" && o.comm != "local" && o.comm != "mpi" && o.comm != "nccl")
+        err = "--comm must be auto, local, mpi or nccl, not '" + o.comm + "'";
     } else if (is("--repeat")) {
       err = count("--repeat", o.repeat);
     } else if (arg == "--random-weights") {
@@ -331,16 +345,27 @@ struct RankRun {
   double meanMs = 0, bestMs = 0; // --repeat
 };
 
+// How a rank runs, beyond its communicator: which GPU, a backend made by the caller, how the
+// ranks agree on setup, what follows each step.
+struct RankContext {
+  int device = 0;              // --backend cuda: the GPU, when runRank makes the backend
+  Backend *backend = nullptr;  // made by the caller (the NCCL path), else made by runRank
+  // Whether every rank got through setup (as agreeOnSetup); default: agreeOnSetup on comm.
+  std::function<std::string(bool failed, int64_t &firstFailed)> agree;
+  // Called once each step is enqueued (NCCL: the watchdog's progress mark).
+  std::function<void(size_t step)> afterStep;
+};
+
 RankRun runRank(const Options &o, const Artifact &artifact, const std::vector<HostTensor> &inputs,
-                Communicator &comm, bool processExitsAtHook) {
+                Communicator &comm, bool processExitsAtHook, const RankContext &ctx = {}) {
   RankRun result;
   CpuBackend cpu;
-  Backend *backend = &cpu;
+  Backend *backend = ctx.backend ? ctx.backend : &cpu;
   std::string err;
 #if defined(SHARDC_HAVE_CUDA)
   std::unique_ptr<shardc::cuda::CudaBackend> cuda;
-  if (o.backend == "cuda") {
-    err = shardc::cuda::CudaBackend::create(0, cuda);
+  if (o.backend == "cuda" && !ctx.backend) {
+    err = shardc::cuda::CudaBackend::create(ctx.device, cuda);
     backend = cuda.get();
   }
 #endif
@@ -349,8 +374,9 @@ RankRun runRank(const Options &o, const Artifact &artifact, const std::vector<Ho
     err = Executor::create(artifact, *backend, comm, executor, ExecutorOptions{o.randomWeights});
   if (!err.empty())
     err = o.model + ": " + err;
-  if (std::string agreeErr = agreeOnSetup(comm, !err.empty(), result.firstFailed);
-      !agreeErr.empty()) {
+  std::string agreeErr = ctx.agree ? ctx.agree(!err.empty(), result.firstFailed)
+                                   : agreeOnSetup(comm, !err.empty(), result.firstFailed);
+  if (!agreeErr.empty()) {
     result.failedIn = RankRun::Phase::Setup;
     result.error = err.empty() ? agreeErr : err;
     result.firstFailed = comm.rank();
@@ -378,11 +404,18 @@ RankRun runRank(const Options &o, const Artifact &artifact, const std::vector<Ho
       return kStoppedByHook;
     });
   // SHARDC_TEST_PERTURB_MODULE=path, a test-only hook for `shardc verify --bisect`: in a
-  // sharded run (world size > 1), every f32 output of a step whose location names `path`
-  // gets +0.5 on its first element, a deliberate divergence for the bisection to find.
-  if (const char *perturb = std::getenv("SHARDC_TEST_PERTURB_MODULE"); perturb && *perturb && comm.worldSize() > 1) {
-    std::string module = perturb;
-    executor->setAfterStep([&art = artifact, module](size_t step, const std::vector<TensorView> &outs) {
+  // sharded run (world size > 1) on host memory, every f32 output of a step whose location
+  // names `path` gets +0.5 on its first element, a deliberate divergence for the bisection.
+  std::string module;
+  if (const char *perturb = std::getenv("SHARDC_TEST_PERTURB_MODULE");
+      perturb && *perturb && comm.worldSize() > 1 && backend->hostAddressable())
+    module = perturb;
+  if (!module.empty() || ctx.afterStep)
+    executor->setAfterStep([&art = artifact, module, &ctx](size_t step, const std::vector<TensorView> &outs) {
+      if (ctx.afterStep)
+        ctx.afterStep(step);
+      if (module.empty())
+        return;
       const std::string &loc = art.steps[step].loc;
       size_t at = loc.find(module);
       // The module and its submodules, not a longer name that starts with it (layers.1 vs
@@ -394,7 +427,6 @@ RankRun runRank(const Options &o, const Artifact &artifact, const std::vector<Ho
         if (t.dtype == DType::F32 && t.numel() > 0)
           t.as<float>()[0] += 0.5f;
     });
-  }
   err = executor->run(inputs, result.outputs);
   // Timed runs after the first (which binds, warms caches and compiles nothing new).
   for (int64_t i = 0; err.empty() && i < o.repeat; ++i) {
@@ -525,6 +557,38 @@ int runThreads(const Options &o, int64_t ranks) {
   return fail("a rank was stopped by SHARDC_TEST_EXIT_AT_STEP");
 }
 
+// This process's rank among those on its node, as launchers export it (OpenMPI, MPICH/Hydra,
+// Slurm, torchrun); 0 when none is set.
+int64_t localRankFromEnv() {
+  for (const char *var : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID", "LOCAL_RANK"})
+    if (const char *v = std::getenv(var); v && *v) {
+      char *end = nullptr;
+      long long n = std::strtoll(v, &end, 10);
+      if (*end == '\0' && n >= 0)
+        return n;
+    }
+  return 0;
+}
+
+// The GPU of a process rank whose collectives go through the host (--comm mpi): its local rank
+// modulo the visible GPUs (ranks may share one). 0 when none is visible: CudaBackend::create
+// then says why.
+int stagedDevice(int64_t localRank) {
+#if defined(SHARDC_HAVE_CUDA)
+  int count = 0;
+  if (cudaGetDeviceCount(&count) == cudaSuccess && count > 0)
+    return static_cast<int>(localRank % count);
+#endif
+  (void)localRank;
+  return 0;
+}
+
+// "rank R: err" once: errors from the NCCL setup often name their rank already.
+std::string rankLine(int64_t rank, const std::string &err) {
+  std::string prefix = "rank " + std::to_string(rank) + ": ";
+  return err.rfind(prefix, 0) == 0 ? err : prefix + err;
+}
+
 #ifdef SHARDC_HAVE_MPI
 // This process is one rank of an MPI job. Every error ends every rank non-zero: setup errors
 // are agreed on (the lowest failed rank prints), run errors print and MPI_Abort the job.
@@ -568,7 +632,9 @@ int runMpiRank(const Options &o) {
     if (size > 1)
       printRankMap(artifact, "mpi");
   }
-  RankRun run = runRank(o, artifact, inputs, *comm, true);
+  RankContext ctx;
+  ctx.device = stagedDevice(localRankFromEnv());
+  RankRun run = runRank(o, artifact, inputs, *comm, true, ctx);
   if (run.failedIn == RankRun::Phase::Setup) {
     if (!run.error.empty() && (rank == run.firstFailed || o.allRanks))
       printRankError(o, mesh, rank, run.error);
@@ -581,6 +647,263 @@ int runMpiRank(const Options &o) {
   }
   int code = rank == 0 ? finishRank0(o, artifact, run, RankOutput(o, mesh, rank)) : 0;
   return finish(code);
+}
+#endif
+
+
+#if defined(SHARDC_HAVE_NCCL)
+// The GPU of an NCCL rank: its local rank, or 0 when the process sees a single GPU
+// (CUDA_VISIBLE_DEVICES set per rank, as srun and some launchers do). Ranks on one node need
+// distinct GPUs: NCCL cannot put two ranks on one device.
+std::string ncclDevice(int64_t localRank, int &device) {
+  int visible = 0;
+  if (cudaError_t rc = cudaGetDeviceCount(&visible); rc != cudaSuccess)
+    return std::string("no CUDA device: ") + cudaGetErrorName(rc) + ": " + cudaGetErrorString(rc);
+  device = visible == 1 ? 0 : static_cast<int>(localRank);
+  if (device >= visible)
+    return "no GPU for local rank " + std::to_string(localRank) + " (" + std::to_string(visible) +
+           " visible): NCCL needs one GPU per rank on a node";
+  return "";
+}
+
+// Setup agreement through NCCL when no host channel exists (torchrun-style launches): every
+// rank's flag is all-gathered through device memory on the communicator's stream, waited for
+// against the timeout (at least 2 minutes, as agreeOnSetup). On a timeout the communicator is
+// aborted and the buffers are left to the process's end (the stream may still hold them).
+std::string agreeOverNccl(NcclCommunicator &comm, bool failed, int64_t &firstFailed) {
+  firstFailed = -1;
+  std::vector<std::string> all;
+  for (const MeshAxis &axis : comm.mesh().axes())
+    all.push_back(axis.name);
+  const CommGroup *world = nullptr;
+  if (std::string err = comm.group(all, world); !err.empty())
+    return "setup: " + err;
+  size_t n = static_cast<size_t>(comm.worldSize());
+  int32_t *host = nullptr, *dev = nullptr;
+  auto cudaErr = [](const char *what, cudaError_t rc) {
+    return std::string("setup: ") + what + ": " + cudaGetErrorName(rc) + ": " + cudaGetErrorString(rc);
+  };
+  if (cudaError_t rc = cudaMallocHost(reinterpret_cast<void **>(&host), (n + 1) * sizeof(int32_t)); rc != cudaSuccess)
+    return cudaErr("cudaMallocHost", rc);
+  if (cudaError_t rc = cudaMalloc(reinterpret_cast<void **>(&dev), (n + 1) * sizeof(int32_t)); rc != cudaSuccess)
+    return cudaErr("cudaMalloc", rc);
+  cudaStream_t stream = comm.stream();
+  host[0] = failed ? 1 : 0;
+  if (cudaError_t rc = cudaMemcpyAsync(dev, host, sizeof(int32_t), cudaMemcpyHostToDevice, stream); rc != cudaSuccess)
+    return cudaErr("cudaMemcpyAsync", rc);
+  if (std::string err = comm.allGather(*world, dev, dev + 1, 1, DType::I32); !err.empty())
+    return "setup: " + err;
+  if (cudaError_t rc = cudaMemcpyAsync(host + 1, dev + 1, n * sizeof(int32_t), cudaMemcpyDeviceToHost, stream);
+      rc != cudaSuccess)
+    return cudaErr("cudaMemcpyAsync", rc);
+  auto limit = std::max(comm.timeout(), std::chrono::milliseconds(120000));
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    cudaError_t rc = cudaStreamQuery(stream);
+    if (rc == cudaSuccess)
+      break;
+    if (rc != cudaErrorNotReady)
+      return cudaErr("waiting for the setup all_gather", rc);
+    if (std::string err = comm.health(); !err.empty())
+      return "setup: " + err;
+    if (std::chrono::steady_clock::now() > deadline) {
+      std::string err = "setup: timed out after " + formatDuration(limit) +
+                        " waiting for every rank's setup (a rank failed before NCCL or died)";
+      comm.abort(err);
+      return err;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  for (size_t r = 0; r < n && firstFailed < 0; ++r)
+    if (host[r + 1])
+      firstFailed = static_cast<int64_t>(r);
+  cudaFree(dev);
+  cudaFreeHost(host);
+  return "";
+}
+
+// This process is one rank of a GPU job whose collectives go through NCCL. The bootstrap is
+// MPI's under an MPI launcher (which also carries every setup agreement), else torchrun-style
+// variables (TCP rendezvous; agreements through NCCL once it exists), else a job of one.
+// Failures before NCCL exists (bootstrap, GPU, backend, communicator) are printed by every
+// rank that had them; later setup failures by the lowest failed rank, as on the CPU; a failing
+// step prints, aborts NCCL and ends the job (MPI_Abort under MPI).
+int runNcclRank(const Options &o, bool underMpi) {
+  int64_t rank = 0, size = 1;
+  std::string launcher = underMpi ? "mpi" : "single";
+  Artifact artifact;
+  std::vector<HostTensor> inputs;
+  std::string err = loadShared(o, artifact, inputs);
+#ifdef SHARDC_HAVE_MPI
+  std::unique_ptr<MpiCommunicator> mpi;
+#endif
+  // Ends the process: the communicators and the backend go before MPI_Finalize.
+  std::unique_ptr<NcclCommunicator> nccl;
+  std::unique_ptr<shardc::cuda::CudaBackend> cuda;
+  auto finish = [&](int code) {
+    std::fflush(stdout);
+    std::fflush(stderr);
+    nccl.reset();
+    cuda.reset();
+#ifdef SHARDC_HAVE_MPI
+    if (underMpi) {
+      mpi.reset();
+      finalizeMpi(o.timeout);
+    }
+#endif
+    return code;
+  };
+  // A failure every rank may have on its own: each failing rank prints; under MPI the ranks
+  // then agree, so that all of them leave together; else this rank leaves (its peers' waits
+  // for it time out).
+  auto deviceSetup = [&](const std::string &what) -> bool {
+    if (!what.empty()) {
+      // --all-ranks prefixes the rank and its coordinates; else the line names the rank.
+      std::string line = rankLine(rank, what);
+      if (o.allRanks)
+        printRankError(o, artifact.deviceMesh, rank, line.substr(line.find(": ") + 2));
+      else
+        fail(line);
+    }
+#ifdef SHARDC_HAVE_MPI
+    if (underMpi) {
+      int64_t firstFailed = -1;
+      if (std::string e = agreeOnSetup(*mpi, !what.empty(), firstFailed); !e.empty()) {
+        if (what.empty())
+          printRankError(o, mpi->mesh(), rank, e);
+        abortMpi(1);
+      }
+      return firstFailed < 0;
+    }
+#endif
+    return what.empty();
+  };
+
+  if (underMpi) {
+#ifdef SHARDC_HAVE_MPI
+    if (std::string e = initMpi(rank, size); !e.empty())
+      return fail(e);
+    if (err.empty() && artifact.worldSize != size)
+      err = worldMismatch(artifact, size, "the MPI job has");
+    DeviceMesh mesh = err.empty() ? artifact.deviceMesh : DeviceMesh({{"world", size}});
+    if (std::string e = MpiCommunicator::create(mesh, mpi); !e.empty()) {
+      fail(withRank(rank, size, e));
+      abortMpi(1);
+    }
+    mpi->setTimeout(o.timeout);
+    int64_t firstFailed = -1;
+    if (std::string e = agreeOnSetup(*mpi, !err.empty(), firstFailed); !e.empty()) {
+      printRankError(o, mesh, rank, err.empty() ? e : err);
+      abortMpi(1);
+    }
+    if (firstFailed >= 0) {
+      if (!err.empty() && (rank == firstFailed || o.allRanks))
+        printRankError(o, mesh, rank, err);
+      return finish(1);
+    }
+#else
+    return fail("started by an MPI launcher, but this shardc-run was built without MPI");
+#endif
+  } else {
+    EnvLookup env = processEnv();
+    if (torchrunEnvPresent(env)) {
+      TorchrunEnv t;
+      if (std::string e = parseTorchrunEnv(env, t); !e.empty())
+        return fail(e);
+      rank = t.rank;
+      size = t.worldSize;
+      launcher = "torchrun";
+    }
+    if (err.empty() && artifact.worldSize != size)
+      err = launcher == "torchrun"
+                ? worldMismatch(artifact, size, "WORLD_SIZE is")
+                : o.model + ": the artifact is compiled for " + std::to_string(artifact.worldSize) +
+                      " ranks (mesh " + artifact.deviceMesh.describe() + "): launch " +
+                      std::to_string(artifact.worldSize) + " processes (mpirun -np " +
+                      std::to_string(artifact.worldSize) + ", srun, torchrun --nproc-per-node " +
+                      std::to_string(artifact.worldSize) + ")";
+    if (!err.empty())
+      return fail(withRank(rank, size, err));
+  }
+  RankOutput say(o, artifact.deviceMesh, rank);
+
+  // Bootstrap (rank 0's NCCL id to every rank), then the GPU and the backend, then NCCL.
+  NcclBootstrap boot;
+  if (std::string e = NcclCommunicator::bootstrap(o.timeout, boot); !e.empty())
+    err = "NCCL bootstrap (" + launcher + "): " + e;
+  int device = 0;
+  if (err.empty()) {
+    if (o.verbose)
+      say.err("rank " + std::to_string(boot.rank) + ": NCCL bootstrap (" + boot.launcher +
+              ") done: rank " + std::to_string(boot.rank) + " of " + std::to_string(boot.worldSize) +
+              ", local rank " + std::to_string(boot.localRank));
+    err = ncclDevice(boot.localRank, device);
+  }
+  if (err.empty())
+    err = shardc::cuda::CudaBackend::create(device, cuda);
+  if (!deviceSetup(err))
+    return finish(1);
+  NcclOptions options;
+  options.timeout = o.timeout;
+  options.device = device;
+  err = NcclCommunicator::create(artifact.deviceMesh, boot, options, nccl);
+  if (err.empty())
+    nccl->setStream(cuda->stream());
+  if (!deviceSetup(err))
+    return finish(1);
+  if (o.verbose)
+    say.err("rank " + std::to_string(rank) + ": NCCL world communicator on GPU " +
+            std::to_string(device) + " (" + cuda->arch() + ")");
+  if (rank == 0) {
+    if (o.printSteps)
+      printSteps(artifact);
+    if (size > 1)
+      printRankMap(artifact, (launcher + ", nccl").c_str());
+  }
+
+  RankContext ctx;
+  ctx.backend = cuda.get();
+#ifdef SHARDC_HAVE_MPI
+  if (underMpi)
+    ctx.agree = [&](bool failed, int64_t &firstFailed) { return agreeOnSetup(*mpi, failed, firstFailed); };
+#endif
+  if (!ctx.agree)
+    ctx.agree = [&](bool failed, int64_t &firstFailed) { return agreeOverNccl(*nccl, failed, firstFailed); };
+  // The watchdog's progress: a marker after each step, so that a stuck step is named.
+  std::vector<std::string> stepNames;
+  for (const Step &step : artifact.steps)
+    stepNames.push_back(step.loc.empty() ? step.op : step.op + " @ " + step.loc);
+  ctx.afterStep = [&](size_t step) {
+    (void)nccl->markStep(static_cast<int64_t>(step), stepNames[step]); // a failure stops NCCL: health()
+  };
+  RankRun run = runRank(o, artifact, inputs, *nccl, true, ctx);
+  if (run.failedIn == RankRun::Phase::Done && !run.stopped)
+    if (std::string e = nccl->health(); !e.empty()) {
+      run.failedIn = RankRun::Phase::Run;
+      run.error = o.model + ": " + e;
+    }
+  if (run.failedIn == RankRun::Phase::Setup) {
+    if (!run.error.empty() && (rank == run.firstFailed || o.allRanks))
+      printRankError(o, artifact.deviceMesh, rank, run.error);
+    return finish(1);
+  }
+  if (run.failedIn == RankRun::Phase::Run) {
+    // The watchdog printed its report when it fired; anything else is printed here.
+    if (nccl->watchdogReport().empty())
+      printRankError(o, artifact.deviceMesh, rank, run.error);
+    nccl->abort(run.error);
+    std::fflush(stdout);
+    std::fflush(stderr);
+#ifdef SHARDC_HAVE_MPI
+    if (underMpi)
+      abortMpi(1);
+#endif
+    // Peers waiting for this rank are stopped by their own watchdogs; nothing here may wait
+    // for a GPU that NCCL left stuck.
+    std::_Exit(1);
+  }
+  int code = rank == 0 && !run.stopped ? finishRank0(o, artifact, run, say) : 0;
+  return finish(run.stopped ? 1 : code);
 }
 #endif
 
@@ -634,6 +957,71 @@ int relaunchUnderMpirun(const Options &o, char **argv) {
   return fail("--nproc: cannot run " + mpirun + ": " + std::strerror(errno));
 }
 
+// How the ranks were started: as processes (mpirun, srun, --nproc, torchrun-style variables
+// with --backend cuda) or as threads of this process (--threads N, or a single rank).
+enum class Launch { Threads, Processes };
+
+// --comm: the communicator for `launch` ("local", "mpi" or "nccl"), or a one-line error for a
+// combination that cannot work. auto: nccl for CUDA process ranks (mpi where this build has no
+// NCCL and MPI launched them), mpi for CPU process ranks, local for threads.
+std::string resolveComm(const Options &o, Launch launch, bool underMpi, std::string &comm) {
+#if defined(SHARDC_HAVE_NCCL)
+  const bool haveNccl = true;
+#else
+  const bool haveNccl = false;
+#endif
+#ifdef SHARDC_HAVE_MPI
+  const bool haveMpi = true;
+#else
+  const bool haveMpi = false;
+#endif
+  const bool processes = launch == Launch::Processes;
+  const bool mpiLaunch = underMpi || o.nproc > 0;
+  if (o.comm == "nccl") {
+    if (o.backend != "cuda")
+      return "--comm nccl needs --backend cuda (NCCL moves GPU memory; CPU ranks use --comm mpi)";
+    if (!haveNccl)
+      return "--comm nccl: this shardc-run was built without NCCL";
+    if (o.threads)
+      return "--comm nccl cannot run ranks as threads (--threads): NCCL puts one rank on one GPU; "
+             "start one process per GPU (mpirun -np N, srun, torchrun) or use --comm local";
+  } else if (o.comm == "mpi") {
+    if (!haveMpi)
+      return "--comm mpi: this shardc-run was built without MPI";
+    if (o.threads)
+      return "--comm mpi needs ranks that are processes (mpirun -np N or --nproc N), not --threads";
+    if (!mpiLaunch)
+      return std::string("--comm mpi needs an MPI launcher (mpirun -np N, srun or --nproc N)") +
+             (processes ? "; RANK/WORLD_SIZE alone (torchrun-style) give NCCL ranks" : "");
+  } else if (o.comm == "local") {
+    if (processes)
+      return std::string("--comm local runs ranks as threads of one process (--threads N); under ") +
+             (mpiLaunch ? "mpirun" : "torchrun") + " each process is a rank";
+  } else if (!processes && o.backend == "cpu" && !o.threads) {
+    // torchrun-style variables on CPU ranks: say so rather than run every process alone.
+    EnvLookup env = processEnv();
+    TorchrunEnv t;
+    if (torchrunEnvPresent(env) && parseTorchrunEnv(env, t).empty() && t.worldSize > 1)
+      return "RANK and WORLD_SIZE=" + std::to_string(t.worldSize) +
+             " are set (a torchrun-style launch): such ranks talk through NCCL and need --backend "
+             "cuda; CPU ranks run under mpirun -np N or with --nproc N";
+  }
+  if (o.comm != "auto") {
+    comm = o.comm;
+  } else if (!processes) {
+    comm = "local";
+  } else if (o.backend == "cuda" && haveNccl) {
+    comm = "nccl";
+  } else if (mpiLaunch && haveMpi) {
+    comm = "mpi"; // CPU ranks, or CUDA ranks staged through the host where NCCL is missing
+  } else {
+    return mpiLaunch ? "ranks that are processes need MPI or NCCL: this shardc-run was built with neither"
+                     : "RANK/WORLD_SIZE are set (a torchrun-style launch), but this shardc-run was "
+                       "built without NCCL: use mpirun";
+  }
+  return "";
+}
+
 int runMain(int argc, char **argv) {
   Options o;
   if (std::string err = parseOptions(argc, argv, o); !err.empty())
@@ -650,16 +1038,31 @@ int runMain(int argc, char **argv) {
   if (std::string err = testExitAtStep(exitRank, exitStep); !err.empty())
     return fail(err);
 #ifdef SHARDC_HAVE_MPI
-  if (launchedByMpi()) {
-    if (o.threads)
-      return fail("--threads runs ranks in one process; under mpirun each process is a rank");
+  const bool underMpi = launchedByMpi();
+#else
+  const bool underMpi = false; // MPI launcher variables are the NCCL bootstrap's to judge
+#endif
+  Launch launch = underMpi || o.nproc ? Launch::Processes : Launch::Threads;
+  if (launch == Launch::Threads && o.backend == "cuda" && torchrunEnvPresent(processEnv()))
+    launch = Launch::Processes; // torchrun-style: the NCCL bootstrap reads the variables
+  if (o.threads && launch == Launch::Processes && !o.nproc)
+    return fail(std::string("--threads runs ranks in one process; under ") +
+                (underMpi ? "mpirun" : "torchrun") + " each process is a rank");
+  std::string comm;
+  if (std::string err = resolveComm(o, launch, underMpi, comm); !err.empty())
+    return fail(err);
+#ifdef SHARDC_HAVE_MPI
+  if (o.nproc && !underMpi)
+    return relaunchUnderMpirun(o, argv); // the re-run resolves --comm again, under mpirun
+  if (comm == "mpi")
     return runMpiRank(o); // an --nproc that reached here is the re-run's own: ignore it
-  }
-  if (o.nproc)
-    return relaunchUnderMpirun(o, argv);
 #else
   if (o.nproc)
     return fail("this shardc-run is built without MPI: use --threads " + std::to_string(o.nproc));
+#endif
+#if defined(SHARDC_HAVE_NCCL)
+  if (comm == "nccl")
+    return runNcclRank(o, underMpi);
 #endif
   return runThreads(o, o.threads ? o.threads : 1);
 }

@@ -40,6 +40,25 @@ public:
     copiedOut += bytes;
     return Backend::copyOut(host, device, bytes);
   }
+  // Device to device (the collective steps' packing for a device communicator): both sides
+  // must be device memory.
+  std::string copy2D(void *dst, size_t dpitch, const void *src, size_t spitch, size_t widthBytes,
+                     size_t height) override {
+    if (height && widthBytes) {
+      size_t dspan = (height - 1) * dpitch + widthBytes;
+      size_t sspan = (height - 1) * spitch + widthBytes;
+      if (!isDevice(dst, dspan) || !isDevice(src, sspan))
+        return "copy2D: a side is not device memory";
+    }
+    copied2D += widthBytes * height;
+    ++copy2DCalls;
+    return Backend::copy2D(dst, dpitch, src, spitch, widthBytes, height);
+  }
+  // Whether [p, p + bytes) lies in one block this backend allocated.
+  bool isDevice(const void *p, size_t bytes) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return onDevice(p, bytes);
+  }
   std::string synchronize() override {
     ++synchronizations;
     return "";
@@ -52,6 +71,7 @@ public:
   }
 
   std::atomic<uint64_t> copiedIn{0}, copiedOut{0}, synchronizations{0}, captured{0};
+  std::atomic<uint64_t> copied2D{0}, copy2DCalls{0};
 
 private:
   bool onDevice(const void *p, size_t bytes) {

@@ -305,6 +305,71 @@ TEST(NcclBootstrap, TorchrunRanksAllGetRankZerosBlob) {
   }
 }
 
+// Under torchrun's elastic agent (TORCHELASTIC_USE_AGENT_STORE=True) MASTER_PORT is the
+// agent's TCPStore, busy on rank 0's host for the whole run: the id goes over MASTER_PORT + 1,
+// or over SHARDC_BOOTSTRAP_PORT when set.
+TEST(TorchrunEnv, TheBootstrapPortAvoidsTorchrunsStore) {
+  Env env = torchrunEnv(1, 2, 29500);
+  TorchrunEnv t;
+  ASSERT_EQ(parseTorchrunEnv(lookupIn(env), t), "");
+  EXPECT_EQ(t.bootstrapPort, 29500);
+  env["TORCHELASTIC_USE_AGENT_STORE"] = "False";
+  ASSERT_EQ(parseTorchrunEnv(lookupIn(env), t), "");
+  EXPECT_EQ(t.bootstrapPort, 29500);
+  env["TORCHELASTIC_USE_AGENT_STORE"] = "True";
+  ASSERT_EQ(parseTorchrunEnv(lookupIn(env), t), "");
+  EXPECT_EQ(t.bootstrapPort, 29501);
+  EXPECT_EQ(t.bootstrapPortFrom, "MASTER_PORT+1");
+  env["SHARDC_BOOTSTRAP_PORT"] = "40000";
+  ASSERT_EQ(parseTorchrunEnv(lookupIn(env), t), "");
+  EXPECT_EQ(t.bootstrapPort, 40000);
+  env["SHARDC_BOOTSTRAP_PORT"] = "70000";
+  EXPECT_EQ(parseTorchrunEnv(lookupIn(env), t), "SHARDC_BOOTSTRAP_PORT=70000 is not a TCP port (1-65535)");
+  env["SHARDC_BOOTSTRAP_PORT"] = "x";
+  EXPECT_EQ(parseTorchrunEnv(lookupIn(env), t), "SHARDC_BOOTSTRAP_PORT=x is not a number");
+  env.erase("SHARDC_BOOTSTRAP_PORT");
+  env["MASTER_PORT"] = "65535";
+  EXPECT_EQ(parseTorchrunEnv(lookupIn(env), t),
+            "MASTER_PORT=65535 is torchrun's store and leaves no port above it: set "
+            "SHARDC_BOOTSTRAP_PORT");
+}
+
+TEST(NcclBootstrap, TorchrunsStoreOnMasterPortIsLeftAlone) {
+  // A listener on MASTER_PORT stands for the agent's store; the ranks meet one port above.
+  RendezvousServer store;
+  int port = 0;
+  for (int tries = 0; tries < 20 && !port; ++tries) {
+    int candidate = freePort();
+    RendezvousServer probe;
+    if (candidate < 65535 && probe.listen(candidate + 1).empty()) {
+      probe.close();
+      if (store.listen(candidate).empty())
+        port = candidate;
+    }
+  }
+  ASSERT_NE(port, 0);
+  BlobMaker make = [](std::vector<uint8_t> &blob) {
+    blob = idBlob();
+    return std::string();
+  };
+  std::vector<Env> envs = {torchrunEnv(0, 2, port), torchrunEnv(1, 2, port)};
+  for (Env &e : envs)
+    e["TORCHELASTIC_USE_AGENT_STORE"] = "True";
+  std::vector<NcclBootstrap> boots(2);
+  std::vector<std::string> errors(2);
+  std::thread peer([&] { errors[1] = bootstrapFromEnv(lookupIn(envs[1]), make, 20s, boots[1]); });
+  errors[0] = bootstrapFromEnv(lookupIn(envs[0]), make, 20s, boots[0]);
+  peer.join();
+  EXPECT_EQ(errors[0], "");
+  EXPECT_EQ(errors[1], "");
+  EXPECT_EQ(boots[1].uniqueId, idBlob());
+  // Without the agent variable rank 0 finds MASTER_PORT busy and says what to do.
+  NcclBootstrap boot;
+  EXPECT_EQ(bootstrapFromEnv(lookupIn(torchrunEnv(0, 2, port)), make, 1s, boot),
+            "rank 0 cannot listen on port " + std::to_string(port) +
+                ": Address already in use (MASTER_PORT; set SHARDC_BOOTSTRAP_PORT to a free port)");
+}
+
 TEST(NcclBootstrap, NoVariablesMeansOneProcess) {
   NcclBootstrap boot;
   Env none;

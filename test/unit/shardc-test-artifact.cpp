@@ -1,5 +1,7 @@
-// Test helper for the multi-process tests (test/unit/mpi_run_test.sh): writes the TP MLP
-// artifact with its inputs and expected outputs, and compares output .npz files.
+// Test helper for the multi-process tests (test/unit/mpi_run_test.sh, nccl_run_test.sh,
+// bench/gpu/run.sh): writes the TP MLP artifact or the collectives-only artifact with their
+// inputs and expected outputs, and compares output .npz files.
+#include "CollectivesArtifact.h"
 #include "TpMlpArtifact.h"
 
 #include "shardc/runtime/Npz.h"
@@ -18,6 +20,12 @@ int main(int argc, char **argv) {
       std::fprintf(stderr, "shardc-test-artifact: error: %s\n", err.c_str());
     return err.empty() ? 0 : 1;
   }
+  if (mode == "write-collectives" && argc == 4) {
+    std::string err = fixtures::writeCollectivesArtifact(argv[2], std::atoll(argv[3]));
+    if (!err.empty())
+      std::fprintf(stderr, "shardc-test-artifact: error: %s\n", err.c_str());
+    return err.empty() ? 0 : 1;
+  }
   if (mode == "compare" && argc == 4) {
     std::vector<HostTensor> got, want;
     std::string err = readNpz(argv[2], got);
@@ -31,6 +39,7 @@ int main(int argc, char **argv) {
     return err.empty() ? 0 : 1;
   }
   std::fprintf(stderr, "usage: shardc-test-artifact write DIR DP_SHARD TP\n"
+                       "       shardc-test-artifact write-collectives DIR TP\n"
                        "       shardc-test-artifact compare GOT.npz WANT.npz\n");
   return 2;
 }

@@ -127,6 +127,18 @@ std::string CudaBackend::copyOut(void *host, const void *device, size_t bytes) {
   return rc == cudaSuccess ? "" : "copy from the GPU: " + cudaText(rc);
 }
 
+std::string CudaBackend::copy2D(void *dst, size_t dpitch, const void *src, size_t spitch,
+                                size_t widthBytes, size_t height) {
+  if (widthBytes == 0 || height == 0)
+    return "";
+  cudaError_t rc = (height == 1 || (dpitch == widthBytes && spitch == widthBytes))
+                       ? cudaMemcpyAsync(dst, src, widthBytes * height, cudaMemcpyDeviceToDevice, context.stream)
+                       : cudaMemcpy2DAsync(dst, dpitch, src, spitch, widthBytes, height,
+                                           cudaMemcpyDeviceToDevice, context.stream);
+  return rc == cudaSuccess ? "" : "2-D copy on the GPU (" + std::to_string(height) + " rows of " +
+                                      std::to_string(widthBytes) + " bytes): " + cudaText(rc);
+}
+
 std::string CudaBackend::synchronize() {
   cudaError_t rc = cudaStreamSynchronize(context.stream);
   return rc == cudaSuccess ? "" : "the GPU failed: " + cudaText(rc);

@@ -45,12 +45,19 @@ public:
   bool hostAddressable() const override { return false; }
   std::string copyIn(void *device, const void *host, size_t bytes) override;
   std::string copyOut(void *host, const void *device, size_t bytes) override;
+  // cudaMemcpy2DAsync device to device on stream() (one cudaMemcpyAsync when the rows are
+  // contiguous): the collective steps' packing when the communicator takes device pointers.
+  std::string copy2D(void *dst, size_t dpitch, const void *src, size_t spitch, size_t widthBytes,
+                     size_t height) override;
   std::string synchronize() override;
   // The steps recorded once as a CUDA graph (stream capture) and replayed from then on; a
   // sequence that cannot be captured runs as it is, every time.
   std::string runCaptured(const std::function<std::string()> &steps) override;
 
   int device() const { return device_; }
+  // The stream this backend enqueues on (made by create() on the calling thread); a device
+  // communicator (NCCL) is given it so that collectives are ordered with the steps.
+  cudaStream_t stream() const { return threadContext().stream; }
   const std::string &arch() const { return arch_; } // "sm_90"
 
 private:

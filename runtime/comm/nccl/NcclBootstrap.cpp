@@ -80,6 +80,25 @@ std::string parseTorchrunEnv(const EnvLookup &env, TorchrunEnv &out) {
   if (port < 1 || port > 65535)
     return "MASTER_PORT=" + std::to_string(port) + " is not a TCP port (1-65535)";
   t.masterPort = static_cast<int>(port);
+  t.bootstrapPort = t.masterPort;
+  t.bootstrapPortFrom = "MASTER_PORT";
+  if (lookup(env, "SHARDC_BOOTSTRAP_PORT")) {
+    int64_t own = 0;
+    if (std::string err = envInt(env, "SHARDC_BOOTSTRAP_PORT", own); !err.empty())
+      return err;
+    if (own < 1 || own > 65535)
+      return "SHARDC_BOOTSTRAP_PORT=" + std::to_string(own) + " is not a TCP port (1-65535)";
+    t.bootstrapPort = static_cast<int>(own);
+    t.bootstrapPortFrom = "SHARDC_BOOTSTRAP_PORT";
+  } else if (const char *agent = lookup(env, "TORCHELASTIC_USE_AGENT_STORE");
+             agent && std::string_view(agent) == "True") {
+    // torchrun's agent serves its TCPStore on MASTER_PORT: take the next port.
+    if (t.masterPort == 65535)
+      return "MASTER_PORT=65535 is torchrun's store and leaves no port above it: set "
+             "SHARDC_BOOTSTRAP_PORT";
+    t.bootstrapPort = t.masterPort + 1;
+    t.bootstrapPortFrom = "MASTER_PORT+1";
+  }
   out = t;
   return "";
 }
@@ -105,8 +124,8 @@ std::string bootstrapFromEnv(const EnvLookup &env, const BlobMaker &make,
     RendezvousServer server;
     // Listen before making the blob: peers that arrive early wait in the backlog.
     if (t.worldSize > 1)
-      if (std::string err = server.listen(t.masterPort); !err.empty())
-        return err;
+      if (std::string err = server.listen(t.bootstrapPort); !err.empty())
+        return err + " (" + t.bootstrapPortFrom + "; set SHARDC_BOOTSTRAP_PORT to a free port)";
     if (std::string err = make(b.uniqueId); !err.empty()) {
       // Peers would otherwise wait out their whole timeout; tell those that come soon.
       if (t.worldSize > 1)
@@ -117,9 +136,12 @@ std::string bootstrapFromEnv(const EnvLookup &env, const BlobMaker &make,
     if (t.worldSize > 1)
       if (std::string err = server.serve(b.uniqueId, t.worldSize, timeout); !err.empty())
         return err;
-  } else if (std::string err = fetchBlob(t.masterAddr, t.masterPort, t.rank, t.worldSize,
+  } else if (std::string err = fetchBlob(t.masterAddr, t.bootstrapPort, t.rank, t.worldSize,
                                          timeout, b.uniqueId);
              !err.empty()) {
+    if (t.bootstrapPortFrom != "MASTER_PORT")
+      if (size_t at = err.find("(MASTER_ADDR:MASTER_PORT)"); at != std::string::npos)
+        err.replace(at, 25, "(MASTER_ADDR:" + t.bootstrapPortFrom + ")");
     return "rank " + std::to_string(t.rank) + ": " + err;
   }
   out = std::move(b);

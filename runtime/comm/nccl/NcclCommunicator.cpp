@@ -5,7 +5,7 @@
 
 #include "shardc/comm/ProgressWatchdog.h"
 
-#include <cuda.h>
+#include <cuda.h> // types only: driver functions are fetched through cudart at run time
 #include <cuda_runtime.h>
 #include <nccl.h>
 
@@ -83,6 +83,34 @@ bool overlaps(const void *a, size_t aBytes, const void *b, size_t bBytes) {
   return x < y + bBytes && y < x + aBytes;
 }
 
+// cuStreamWriteValue32 (its CUDA 12 ABI), fetched from the driver through cudart when a
+// communicator is made, so that nothing links libcuda: shardc-run starts on machines without
+// a driver. nullptr when the driver lacks it; the progress word is then written by a host
+// function on the stream (cudaLaunchHostFunc).
+using StreamWriteValue32 = CUresult(CUDAAPI *)(CUstream, CUdeviceptr, cuuint32_t, unsigned int);
+using GetErrorString = CUresult(CUDAAPI *)(CUresult, const char **);
+
+template <typename Fn> Fn driverEntryPoint(const char *symbol) {
+  void *fn = nullptr;
+  cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
+  if (cudaGetDriverEntryPointByVersion(symbol, &fn, 12000, cudaEnableDefault, &found) != cudaSuccess ||
+      found != cudaDriverEntryPointSuccess)
+    return nullptr;
+  return reinterpret_cast<Fn>(fn);
+}
+
+// What a host function on the stream writes when the driver entry point is missing.
+struct HostMark {
+  uint32_t *word;
+  uint32_t marker;
+};
+
+void CUDART_CB writeHostMark(void *data) {
+  auto *mark = static_cast<HostMark *>(data);
+  __atomic_store_n(mark->word, mark->marker, __ATOMIC_RELEASE);
+  delete mark;
+}
+
 ncclConfig_t nonblockingConfig() {
   ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
   config.blocking = 0;
@@ -109,6 +137,8 @@ struct NcclCommunicator::State {
   int32_t *barrierWord = nullptr;  // device word reduced by barrier()
   uint32_t *progress = nullptr;    // host-mapped progress word
   CUdeviceptr progressDevice = 0;
+  StreamWriteValue32 writeValue = nullptr; // the driver's cuStreamWriteValue32, if it has one
+  GetErrorString errorString = nullptr;
   std::unique_ptr<ProgressWatchdog> watchdog;
 
   std::string fail(std::string err) {
@@ -197,15 +227,8 @@ cudaStream_t NcclCommunicator::stream() const { return state_->stream; }
 
 std::string NcclCommunicator::create(DeviceMesh mesh, const NcclOptions &options,
                                      std::unique_ptr<NcclCommunicator> &out) {
-  BlobMaker make = [](std::vector<uint8_t> &blob) -> std::string {
-    ncclUniqueId id;
-    if (ncclResult_t rc = ncclGetUniqueId(&id); rc != ncclSuccess)
-      return "ncclGetUniqueId failed: " + ncclText(rc, nullptr);
-    blob.assign(id.internal, id.internal + sizeof id.internal);
-    return "";
-  };
   NcclBootstrap boot;
-  if (std::string err = bootstrap(make, options.timeout, boot); !err.empty())
+  if (std::string err = bootstrap(options.timeout, boot); !err.empty())
     return "NCCL bootstrap: " + err;
   return create(std::move(mesh), boot, options, out);
 }
@@ -272,6 +295,8 @@ std::string NcclCommunicator::create(DeviceMesh mesh, const NcclBootstrap &boot,
     if (cudaError_t c = cudaHostGetDevicePointer(&dev, host, 0); c != cudaSuccess)
       return who + "cudaHostGetDevicePointer of the progress word failed: " + cudaText(c);
     s.progressDevice = reinterpret_cast<CUdeviceptr>(dev);
+    s.writeValue = driverEntryPoint<StreamWriteValue32>("cuStreamWriteValue32");
+    s.errorString = driverEntryPoint<GetErrorString>("cuGetErrorString");
     State *state = &s;
     s.watchdog = std::make_unique<ProgressWatchdog>(
         boot.rank, options.timeout,
@@ -525,17 +550,46 @@ std::string NcclCommunicator::markStep(int64_t step, std::string_view name) {
     return "";
   s.watchdog->setTimeout(timeout());
   uint32_t marker = s.watchdog->enqueue(step, std::string(name));
-  CUresult rc = cuStreamWriteValue32(reinterpret_cast<CUstream>(s.stream), s.progressDevice,
-                                     marker, CU_STREAM_WRITE_VALUE_DEFAULT);
-  if (rc != CUDA_SUCCESS) {
-    const char *text = nullptr;
-    cuGetErrorString(rc, &text);
+  std::string err;
+  if (s.writeValue) {
+    // A stream memory operation: no kernel, no host round trip.
+    CUresult rc = s.writeValue(reinterpret_cast<CUstream>(s.stream), s.progressDevice, marker,
+                               CU_STREAM_WRITE_VALUE_DEFAULT);
+    if (rc != CUDA_SUCCESS) {
+      const char *text = nullptr;
+      if (s.errorString)
+        s.errorString(rc, &text);
+      err = "cuStreamWriteValue32 of the progress word failed: " +
+            (text ? std::string(text) : "CUresult " + std::to_string(static_cast<int>(rc)));
+    }
+  } else {
+    auto *mark = new HostMark{s.progress, marker};
+    if (cudaError_t rc = cudaLaunchHostFunc(s.stream, writeHostMark, mark); rc != cudaSuccess) {
+      delete mark;
+      err = "cudaLaunchHostFunc for the progress word failed: " + cudaText(rc);
+    }
+  }
+  if (!err.empty()) {
     // The marker will never come: without this the watchdog would report a false stall.
     s.watchdog.reset();
-    return s.fail("step " + std::to_string(step) + ": cuStreamWriteValue32 of the progress word "
-                "failed: " + (text ? text : "unknown error"));
+    return s.fail("step " + std::to_string(step) + ": " + err);
   }
   return "";
+}
+
+std::string NcclCommunicator::watchdogReport() const {
+  return state_->watchdog ? state_->watchdog->report() : "";
+}
+
+std::string NcclCommunicator::bootstrap(std::chrono::milliseconds timeout, NcclBootstrap &out) {
+  BlobMaker make = [](std::vector<uint8_t> &blob) -> std::string {
+    ncclUniqueId id;
+    if (ncclResult_t rc = ncclGetUniqueId(&id); rc != ncclSuccess)
+      return "ncclGetUniqueId failed: " + ncclText(rc, nullptr);
+    blob.assign(id.internal, id.internal + sizeof id.internal);
+    return "";
+  };
+  return ::shardc::rt::bootstrap(make, timeout, out);
 }
 
 } // namespace shardc::rt

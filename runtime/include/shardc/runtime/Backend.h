@@ -55,6 +55,17 @@ public:
     std::memcpy(host, device, bytes);
     return "";
   }
+  // Copies `height` rows of `widthBytes` bytes from `src` (rows `spitch` bytes apart) to `dst`
+  // (rows `dpitch` apart), both in this backend's memory, in order with the steps (a GPU
+  // enqueues it on the stream its device communicator uses). The collective steps pack and
+  // unpack their chunks with it when the communicator takes device pointers.
+  [[nodiscard]] virtual std::string copy2D(void *dst, size_t dpitch, const void *src, size_t spitch,
+                                           size_t widthBytes, size_t height) {
+    for (size_t r = 0; r < height && widthBytes; ++r)
+      std::memcpy(static_cast<char *>(dst) + r * dpitch, static_cast<const char *>(src) + r * spitch,
+                  widthBytes);
+    return "";
+  }
   // Waits for everything enqueued so far.
   [[nodiscard]] virtual std::string synchronize() { return ""; }
   // Runs a step sequence that enqueues the same work every time (fixed buffers, no host

@@ -1,6 +1,7 @@
 // The collective step kinds (all_reduce, all_gather, reduce_scatter, all_to_all, shard_slice):
 // shape checks at load, and each step as pack -> contiguous collective -> unpack. Shared by
-// every backend: a device backend swaps the host copies for its own.
+// every backend: packing goes through the backend's copy2D when one is given (device memory
+// for a communicator that takes device pointers), host memcpy otherwise.
 #pragma once
 
 #include "shardc/comm/Communicator.h"
@@ -12,12 +13,17 @@
 
 namespace shardc::rt {
 
+class Backend;
+
 struct CollectiveArgs {
   TensorView in, out;
   const Attrs *attrs = nullptr;
   Communicator *comm = nullptr;
   const CommGroup *group = nullptr;
   uint8_t *scratch = nullptr; // scratchBytes as check() reported, 64-byte aligned
+  // Moves the packed chunks (Backend::copy2D): the backend owning `in`, `out` and `scratch`.
+  // nullptr: they are host memory, copied with memcpy.
+  Backend *copier = nullptr;
 };
 
 struct CollectiveKernel {
@@ -39,9 +45,13 @@ std::vector<std::string> collectiveAxes(const Attrs &attrs, std::string &error);
 
 // Copies chunk `index` of `parts` equal chunks along `dim` of a dense tensor of `shape` to
 // contiguous `dst` (extract), or contiguous `src` into that chunk's place in `dst` (insert).
-void extractChunk(const uint8_t *src, const std::vector<int64_t> &shape, int64_t dim,
-                 int64_t parts, int64_t index, size_t elemSize, uint8_t *dst);
-void insertChunk(const uint8_t *src, const std::vector<int64_t> &shape, int64_t dim,
-                   int64_t parts, int64_t index, size_t elemSize, uint8_t *dst);
+// One 2-D copy: height = the product of the dims before `dim`, width = the chunk's bytes per
+// row, through `copier`'s copy2D (nullptr: host memcpy). "" or the copier's error.
+[[nodiscard]] std::string extractChunk(const uint8_t *src, const std::vector<int64_t> &shape,
+                                       int64_t dim, int64_t parts, int64_t index, size_t elemSize,
+                                       uint8_t *dst, Backend *copier = nullptr);
+[[nodiscard]] std::string insertChunk(const uint8_t *src, const std::vector<int64_t> &shape,
+                                      int64_t dim, int64_t parts, int64_t index, size_t elemSize,
+                                      uint8_t *dst, Backend *copier = nullptr);
 
 } // namespace shardc::rt

@@ -19,6 +19,11 @@ struct TorchrunEnv {
   int64_t rank = 0, worldSize = 1, localRank = 0;
   std::string masterAddr;
   int masterPort = 0;
+  // Where rank 0 hands out the NCCL id: SHARDC_BOOTSTRAP_PORT when set; else MASTER_PORT + 1
+  // under torchrun's elastic agent (TORCHELASTIC_USE_AGENT_STORE=True: the agent's TCPStore
+  // holds MASTER_PORT on rank 0's host for the whole run); else MASTER_PORT.
+  int bootstrapPort = 0;
+  std::string bootstrapPortFrom; // "MASTER_PORT", "MASTER_PORT+1" or "SHARDC_BOOTSTRAP_PORT"
 };
 
 // Looks a variable up; nullptr when unset (std::getenv in production, a map in tests).
@@ -29,7 +34,7 @@ EnvLookup processEnv();
 bool torchrunEnvPresent(const EnvLookup &env);
 // All five must be set and consistent. One-line errors: "RANK is not set", "WORLD_SIZE=abc is
 // not a number", "RANK=4 is not below WORLD_SIZE=4", "MASTER_PORT=70000 is not a TCP port
-// (1-65535)".
+// (1-65535)"; SHARDC_BOOTSTRAP_PORT likewise when set.
 [[nodiscard]] std::string parseTorchrunEnv(const EnvLookup &env, TorchrunEnv &out);
 
 // What the bootstrap found. `uniqueId` is the blob rank 0 made, identical on every rank.
@@ -42,8 +47,9 @@ struct NcclBootstrap {
 // Makes the blob on rank 0 (ncclGetUniqueId); "" or a one-line error.
 using BlobMaker = std::function<std::string(std::vector<uint8_t> &blob)>;
 
-// Torchrun-style: parse `env`, then rank 0 listens on MASTER_PORT and hands its blob to every
-// peer, which connects to MASTER_ADDR:MASTER_PORT with retries until `timeout`. With none of
+// Torchrun-style: parse `env`, then rank 0 listens on the bootstrap port (TorchrunEnv) and
+// hands its blob to every peer, which connects to MASTER_ADDR there with retries until
+// `timeout`. With none of
 // the five variables set the process is a job of one ("single"). If rank 0 cannot make the
 // blob its peers fail at once with its reason.
 [[nodiscard]] std::string bootstrapFromEnv(const EnvLookup &env, const BlobMaker &make,

@@ -1,7 +1,8 @@
 // Ranks as GPUs talking through NCCL. Buffers are device pointers and every collective is
 // enqueued on the communication stream and returns without waiting for the GPU. One NCCL
 // communicator per mesh-axis group, split once from the world communicator. A watchdog
-// thread aborts the communicators when the stream stops advancing. Not yet run on a GPU.
+// thread aborts the communicators when the stream stops advancing. Links cudart and NCCL,
+// never the driver (libcuda is reached through cudart). Not yet run on a GPU.
 #pragma once
 
 #include "shardc/comm/Communicator.h"
@@ -30,6 +31,9 @@ public:
   // device current and creates the world communicator. The mesh's size must be the job's.
   [[nodiscard]] static std::string create(DeviceMesh mesh, const NcclOptions &options,
                                           std::unique_ptr<NcclCommunicator> &out);
+  // The bootstrap alone (rank, size, local rank, rank 0's ncclUniqueId), as create() does it:
+  // MPI under an MPI launcher, else torchrun-style variables, else a job of one. Needs no GPU.
+  [[nodiscard]] static std::string bootstrap(std::chrono::milliseconds timeout, NcclBootstrap &out);
   // The same from a finished bootstrap, whose uniqueId holds the 128-byte ncclUniqueId.
   [[nodiscard]] static std::string create(DeviceMesh mesh, const NcclBootstrap &boot,
                                           const NcclOptions &options,
@@ -65,12 +69,15 @@ public:
   void abort(const std::string &reason) override;
 
   // Call after enqueuing step `step`'s work: the stream writes the step's marker to the
-  // progress word when it gets there. When the oldest unfinished step waits longer than
+  // progress word when it gets there (cuStreamWriteValue32, fetched from the driver at run
+  // time through cudart; a host function on the stream where the driver lacks it). When the oldest unfinished step waits longer than
   // timeout(), the watchdog prints "rank R stuck at step N (<name>) ..." and aborts.
   [[nodiscard]] std::string markStep(int64_t step, std::string_view name);
   // "" while healthy; else the first failure (a collective's error, the watchdog's report,
   // abort's reason) or an asynchronous NCCL error.
   [[nodiscard]] std::string health();
+  // The watchdog's report once it fired (it has printed it and aborted), else "".
+  std::string watchdogReport() const;
 
 protected:
   std::string createGroup(CommGroup &g) override;
