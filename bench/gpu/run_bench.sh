@@ -3,7 +3,8 @@
 # one): forward throughput of the bench artifacts (gpu-bundle/bench/, from
 # prepare_bench.sh) with random weights, beside PyTorch eager / torch.compile /
 # reduce-overhead on the same shape measured in the same run (../shared/tools/bench_torch.py).
-# Prints tokens/s and the ratio to the best PyTorch mode. Figures only; not a test.
+# Prints tokens/s, TFLOP/s, the ratio to the best PyTorch mode and the ten most expensive
+# kernels. Figures only; not a test.
 set -uo pipefail
 out=${OUT:-/tmp/gpu-out}
 mkdir -p "$out"
@@ -15,6 +16,10 @@ for art in gpu-bundle/bench/*.shardc; do
     --repeat 20 > "$out/bench-$name.txt" 2>&1
   ms=$(grep -o 'mean [0-9.]* ms' "$out/bench-$name.txt" | awk '{print $2}')
   if [ -z "$ms" ]; then echo "shardc $name: failed"; tail -3 "$out/bench-$name.txt"; continue; fi
+  # The ten most expensive kernels (a separate run: profiled steps are timed one by one, not
+  # replayed as a graph).
+  ./build-gpu/bin/shardc-run "$art" --backend cuda --random-weights --inputs "gpu-bundle/bench/$name.inputs.npz" \
+    --profile --repeat 3 2>&1 | sed -n '/^profile:/,/ms per run in steps/p' | tee "$out/profile-$name.txt"
   python3 "$torch_bench" "$name" > "$out/torch-$name.jsonl" 2>"$out/torch-$name.err"
   flops=$(cat "gpu-bundle/bench/$name.flops" 2>/dev/null || echo 0)
   python3 - "$name" "$tokens" "$ms" "$out/torch-$name.jsonl" "$flops" <<'PY'

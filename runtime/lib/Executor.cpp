@@ -479,8 +479,16 @@ std::string Executor::run(const std::vector<HostTensor> &inputs, std::vector<Hos
   outputs.clear();
   if (std::string err = copyInputs(inputs); !err.empty())
     return err;
+  if (profiling_ && !marksReady_) {
+    if (std::string err = backend_.prepareMarks(steps_.size() + 1); !err.empty())
+      return "profiling: " + err;
+    marksReady_ = true;
+  }
   auto steps = [this]() -> std::string {
     hostBlockingInSteps_ = 0;
+    if (profiling_)
+      if (std::string err = backend_.mark(0); !err.empty())
+        return "profiling: " + err;
     for (size_t i = 0; i < steps_.size(); ++i) {
       if (beforeStep_)
         if (std::string err = beforeStep_(i); !err.empty())
@@ -495,6 +503,9 @@ std::string Executor::run(const std::vector<HostTensor> &inputs, std::vector<Hos
       }
       if (!err.empty())
         return stepPrefix(i) + err;
+      if (profiling_)
+        if (std::string err = backend_.mark(i + 1); !err.empty())
+          return stepPrefix(i) + "profiling: " + err;
       if (afterStep_)
         afterStep_(i, steps_[i].collective ? std::vector<TensorView>{steps_[i].collectiveArgs.out} : steps_[i].args.out);
     }
@@ -503,7 +514,7 @@ std::string Executor::run(const std::vector<HostTensor> &inputs, std::vector<Hos
   // A device backend may record the steps once as a graph and replay it: only when the last
   // run enqueued them without the host waiting (no staged collective) and no test hook
   // watches individual steps.
-  bool capturable = runs_ > 0 && lastRunBlocked_ == 0 && !beforeStep_ && !afterStep_;
+  bool capturable = runs_ > 0 && lastRunBlocked_ == 0 && !beforeStep_ && !afterStep_ && !profiling_;
   std::string err = capturable ? backend_.runCaptured(steps) : steps();
   if (!err.empty())
     return err;
@@ -512,6 +523,12 @@ std::string Executor::run(const std::vector<HostTensor> &inputs, std::vector<Hos
   ++runs_;
   if (std::string err = backend_.synchronize(); !err.empty())
     return err;
+  if (profiling_) {
+    stepMsTotal_.resize(steps_.size(), 0.0);
+    for (size_t i = 0; i < steps_.size(); ++i)
+      stepMsTotal_[i] += backend_.elapsedMs(i, i + 1);
+    ++profiledRuns_;
+  }
   for (const IoBinding &o : artifact_.outputs) {
     const BufferDesc &b = artifact_.buffers[static_cast<size_t>(o.buffer)];
     HostTensor t;
@@ -524,6 +541,13 @@ std::string Executor::run(const std::vector<HostTensor> &inputs, std::vector<Hos
     outputs.push_back(std::move(t));
   }
   return "";
+}
+
+std::vector<double> Executor::stepMilliseconds() const {
+  std::vector<double> mean(stepMsTotal_);
+  for (double &ms : mean)
+    ms /= double(std::max<uint64_t>(profiledRuns_, 1));
+  return mean;
 }
 
 std::string Executor::runStep(const PreparedStep &step) {

@@ -4,6 +4,7 @@
 // "shardc-run: error: ..." line and a non-zero exit on every rank.
 #include "shardc/comm/LocalCommunicator.h"
 #include "shardc/comm/NcclBootstrap.h"
+#include "shardc/runtime/StepProfile.h"
 #include "shardc/runtime/Artifact.h"
 #include "shardc/runtime/Executor.h"
 #include "shardc/runtime/Npz.h"
@@ -66,6 +67,8 @@ constexpr const char *kUsage =
     "                     ranks, local for threads; or local, mpi (host; staged through the\n"
     "                     host with --backend cuda), nccl (--backend cuda, process ranks)\n"
     "  --repeat N         after the first run, N timed runs; rank 0 prints mean and best ms\n"
+    "  --profile          time every step of the runs after the first (not graph-captured);\n"
+    "                     rank 0 prints its ten most expensive kernels\n"
     "  --random-weights   fill the weights with pseudo-random values instead of reading them\n"
     "                     (benchmarks of shapes whose weights are not at hand)\n"
     "Under mpirun or srun (mpirun -np N shardc-run ...) each process is one rank; with\n"
@@ -77,6 +80,7 @@ struct Options {
   bool printSteps = false, verbose = false, version = false, help = false, allRanks = false;
   bool randomWeights = false;
   int64_t nproc = 0, threads = 0, repeat = 0;
+  bool profile = false;
   std::chrono::milliseconds timeout{300000};
   std::vector<std::string> forwarded; // the arguments a re-run under mpirun gets
 };
@@ -162,6 +166,8 @@ std::string parseOptions(int argc, char **argv, Options &o) {
       err = value("--comm", o.comm, "auto, local, mpi or nccl");
       if (err.empty() && o.comm != "auto" && o.comm != "local" && o.comm != "mpi" && o.comm != "nccl")
         err = "--comm must be auto, local, mpi or nccl, not '" + o.comm + "'";
+    } else if (is("--profile")) {
+      o.profile = true;
     } else if (is("--repeat")) {
       err = count("--repeat", o.repeat);
     } else if (arg == "--random-weights") {
@@ -343,6 +349,8 @@ struct RankRun {
   std::vector<HostTensor> outputs;
   uint64_t arenaPeak = 0, weightBytes = 0;
   double meanMs = 0, bestMs = 0; // --repeat
+  std::vector<double> stepMs;    // --profile: per step, mean over the profiled runs
+  uint64_t profiledRuns = 0;
 };
 
 // How a rank runs, beyond its communicator: which GPU, a backend made by the caller, how the
@@ -428,6 +436,11 @@ RankRun runRank(const Options &o, const Artifact &artifact, const std::vector<Ho
           t.as<float>()[0] += 0.5f;
     });
   err = executor->run(inputs, result.outputs);
+  // Profiled runs after the first: the --repeat runs, or one.
+  if (o.profile)
+    executor->setProfiling(true);
+  if (err.empty() && o.profile && o.repeat == 0)
+    err = executor->run(inputs, result.outputs);
   // Timed runs after the first (which binds, warms caches and compiles nothing new).
   for (int64_t i = 0; err.empty() && i < o.repeat; ++i) {
     auto t0 = std::chrono::steady_clock::now();
@@ -442,6 +455,8 @@ RankRun runRank(const Options &o, const Artifact &artifact, const std::vector<Ho
     result.failedIn = RankRun::Phase::Run;
     result.error = o.model + ": " + err;
   }
+  result.stepMs = executor->stepMilliseconds();
+  result.profiledRuns = executor->profiledRuns();
   result.arenaPeak = executor->arenaPeakBytes();
   result.weightBytes = executor->weightBytes();
   return result;
@@ -457,6 +472,10 @@ int finishRank0(const Options &o, const Artifact &artifact, RankRun &run, const 
   if (o.repeat > 0)
     say.out("timing: " + std::to_string(o.repeat) + " runs after the first, mean " + std::to_string(run.meanMs) +
             " ms, best " + std::to_string(run.bestMs) + " ms (" + o.backend + ", rank 0)");
+  if (o.profile && run.profiledRuns > 0)
+    say.out("profile: " + std::to_string(run.profiledRuns) + " run(s) after the first, every step timed alone (" +
+            o.backend + ", rank 0); the ten most expensive kernels:\n" +
+            formatKernelProfile(kernelProfile(artifact, run.stepMs), 10));
   if (o.outputs.empty()) {
     for (const HostTensor &t : run.outputs)
       say.out(t.name + ": " + dtypeName(t.dtype) + " " + shapeString(t.shape));

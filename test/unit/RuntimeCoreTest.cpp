@@ -7,6 +7,7 @@
 #include "shardc/runtime/Executor.h"
 #include "shardc/runtime/Json.h"
 #include "shardc/runtime/Npz.h"
+#include "shardc/runtime/StepProfile.h"
 
 #include <gtest/gtest.h>
 
@@ -881,6 +882,71 @@ TEST(Executor, DeviceMemoryIsReachedOnlyThroughCopies) {
   EXPECT_EQ(device.captured.load(), 2u);
   EXPECT_EQ(valuesOf<float>(outputs[0]), (std::vector<float>{11 + 66 + 165, 22 + 88 + 198,
                                                              44 + 165 + 330, 88 + 220 + 396}));
+}
+
+// A CPU backend whose profile marks read a fake clock: each mark is 1 ms after the last for
+// an `add`, 3 ms for a `matmul` (the step the mark follows), so the profile is exact.
+class FakeClockBackend final : public Backend {
+public:
+  const char *name() const override { return "fake-clock"; }
+  KernelFn lookupKernel(std::string_view op) const override { return lookupCpuKernel(op); }
+  MemoryBlock allocate(size_t bytes) override { return MemoryBlock::allocateHost(bytes); }
+  std::string loadKernels(const Artifact &) override { return ""; }
+  const FusedKernel *lookupFused(std::string_view) const override { return nullptr; }
+  std::string runCaptured(const std::function<std::string()> &steps) override {
+    ++captured;
+    return steps();
+  }
+  std::string prepareMarks(size_t count) override {
+    at.assign(count, -1.0);
+    return "";
+  }
+  std::string mark(size_t index) override {
+    if (index >= at.size())
+      return "no mark " + std::to_string(index);
+    at[index] = index == 0 ? 0.0 : at[index - 1] + (index == 1 ? 1.0 : 3.0);
+    ++marks;
+    return "";
+  }
+  double elapsedMs(size_t from, size_t to) const override { return at[to] - at[from]; }
+  std::vector<double> at;
+  int marks = 0, captured = 0;
+};
+
+TEST(Executor, ProfilesEveryStepOfUncapturedRuns) {
+  auto d = artifactOnDisk(kManifest);
+  FakeClockBackend clock;
+  std::unique_ptr<Executor> ex;
+  ASSERT_EQ(Executor::create(d->artifact, clock, ex), "");
+  std::vector<HostTensor> outputs;
+  auto x = makeTensor<float>("x", DType::F32, {2, 3}, {1, 2, 3, 4, 5, 6});
+  ASSERT_EQ(ex->run({x}, outputs), "");
+  EXPECT_EQ(ex->profiledRuns(), 0u);
+  ex->setProfiling(true);
+  for (int i = 0; i < 2; ++i)
+    ASSERT_EQ(ex->run({x}, outputs), "");
+  EXPECT_EQ(clock.captured, 0) << "profiled runs are not captured as graphs";
+  EXPECT_EQ(clock.marks, 2 * 3); // before the first step and after each of the two
+  EXPECT_EQ(ex->profiledRuns(), 2u);
+  EXPECT_EQ(ex->stepMilliseconds(), (std::vector<double>{1.0, 3.0}));
+  EXPECT_EQ(valuesOf<float>(outputs[0]), (std::vector<float>{11 + 66 + 165, 22 + 88 + 198,
+                                                             44 + 165 + 330, 88 + 220 + 396}));
+  // The table: matmul first (3 of 4 ms), with its arithmetic (2 M N K = 2*2*2*3).
+  std::vector<KernelProfileRow> rows = kernelProfile(d->artifact, ex->stepMilliseconds());
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].kernel, "matmul f32 2x3, 3x2 -> 2x2");
+  EXPECT_DOUBLE_EQ(rows[0].share, 0.75);
+  EXPECT_EQ(rows[0].flops, 24u);
+  EXPECT_EQ(rows[1].kernel, "add f32 2x3, 2x3 -> 2x3");
+  EXPECT_EQ(rows[1].flops, 0u);
+  std::string table = formatKernelProfile(rows, 1);
+  EXPECT_NE(table.find("75.0%"), std::string::npos) << table;
+  EXPECT_EQ(table.find("add f32"), std::string::npos) << "only the top row was asked for:\n" << table;
+  EXPECT_NE(table.find("2 kernels, 4.0000 ms per run"), std::string::npos) << table;
+  // Profiling off: runs are offered for capture again.
+  ex->setProfiling(false);
+  ASSERT_EQ(ex->run({x}, outputs), "");
+  EXPECT_EQ(clock.captured, 1);
 }
 
 // A backend whose kernels record what they were given, so the executor's own work (binding,

@@ -87,7 +87,33 @@ std::string CudaBackend::create(int device, std::unique_ptr<CudaBackend> &out) {
   return "";
 }
 
+std::string CudaBackend::prepareMarks(size_t count) {
+  for (cudaEvent_t e : marks_)
+    cudaEventDestroy(e);
+  marks_.assign(count, nullptr);
+  for (cudaEvent_t &e : marks_)
+    if (cudaError_t rc = cudaEventCreate(&e); rc != cudaSuccess)
+      return "cudaEventCreate: " + cudaText(rc);
+  return "";
+}
+
+std::string CudaBackend::mark(size_t index) {
+  if (index >= marks_.size())
+    return "mark " + std::to_string(index) + " of " + std::to_string(marks_.size());
+  cudaError_t rc = cudaEventRecord(marks_[index], context.stream);
+  return rc == cudaSuccess ? "" : "cudaEventRecord: " + cudaText(rc);
+}
+
+double CudaBackend::elapsedMs(size_t from, size_t to) const {
+  float ms = 0.0f;
+  if (from >= marks_.size() || to >= marks_.size() || cudaEventElapsedTime(&ms, marks_[from], marks_[to]) != cudaSuccess)
+    return 0.0;
+  return double(ms);
+}
+
 CudaBackend::~CudaBackend() {
+  for (cudaEvent_t e : marks_)
+    cudaEventDestroy(e);
   if (graph_)
     cudaGraphExecDestroy(graph_);
   if (library_)

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace shardc::cuda {
 
@@ -54,6 +55,12 @@ public:
   // sequence that cannot be captured runs as it is, every time.
   std::string runCaptured(const std::function<std::string()> &steps) override;
 
+  // Step profiles: one cudaEvent per mark, recorded on the stream; times read after
+  // synchronize().
+  std::string prepareMarks(size_t count) override;
+  std::string mark(size_t index) override;
+  double elapsedMs(size_t from, size_t to) const override;
+
   int device() const { return device_; }
   // The stream this backend enqueues on (made by create() on the calling thread); a device
   // communicator (NCCL) is given it so that collectives are ordered with the steps.
@@ -68,6 +75,7 @@ private:
   cudaGraphExec_t graph_ = nullptr;
   bool captureFailed_ = false;
   void *cublasWorkspace_ = nullptr; // fixed, so that GEMMs can be captured
+  std::vector<cudaEvent_t> marks_;  // step profiles
   std::map<std::string, std::unique_ptr<rt::FusedKernel>, std::less<>> fused_;
 };
 

@@ -6,6 +6,7 @@
 #include "shardc/runtime/Kernel.h"
 #include "shardc/runtime/MemoryBlock.h"
 
+#include <chrono>
 #include <cstddef>
 #include <cstring>
 #include <functional>
@@ -13,6 +14,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace shardc::rt {
 
@@ -72,6 +74,29 @@ public:
   // waits). A GPU backend records it once as a graph (CUDA graphs) and from then on replays
   // the graph without calling `steps`; the default calls it.
   [[nodiscard]] virtual std::string runCaptured(const std::function<std::string()> &steps) { return steps(); }
+
+  // Step profiles. prepareMarks(n) makes n marks; mark(i) records mark i behind the work
+  // enqueued so far (here the host clock, which suits a backend that runs kernels as they are
+  // called; a GPU records an event on its stream); after synchronize(), elapsedMs(a, b) is
+  // the time from mark a to mark b.
+  [[nodiscard]] virtual std::string prepareMarks(size_t count) {
+    hostMarks_.assign(count, {});
+    return "";
+  }
+  [[nodiscard]] virtual std::string mark(size_t index) {
+    if (index >= hostMarks_.size())
+      return "mark " + std::to_string(index) + " of " + std::to_string(hostMarks_.size());
+    hostMarks_[index] = std::chrono::steady_clock::now();
+    return "";
+  }
+  virtual double elapsedMs(size_t from, size_t to) const {
+    if (from >= hostMarks_.size() || to >= hostMarks_.size())
+      return 0.0;
+    return std::chrono::duration<double, std::milli>(hostMarks_[to] - hostMarks_[from]).count();
+  }
+
+private:
+  std::vector<std::chrono::steady_clock::time_point> hostMarks_;
 };
 
 class CpuBackend final : public Backend {

@@ -63,6 +63,13 @@ public:
   // index and output views, which it may modify.
   void setAfterStep(std::function<void(size_t, const std::vector<TensorView> &)> hook) { afterStep_ = std::move(hook); }
 
+  // Step profiles: while on, every run marks the backend before the first step and after each
+  // step (Backend::mark; the run is not captured as a graph, so each step is timed alone) and
+  // adds each step's time; stepMilliseconds() is the mean per profiled run, by step index.
+  void setProfiling(bool on) { profiling_ = on; }
+  std::vector<double> stepMilliseconds() const;
+  uint64_t profiledRuns() const { return profiledRuns_; }
+
   // The arena's high-water mark: the end of its furthest buffer (<= arena_bytes).
   uint64_t arenaPeakBytes() const { return arenaPeakBytes_; }
   // How many times the last run() waited for the device between its first and last step
@@ -122,6 +129,9 @@ private:
   uint64_t arenaPeakBytes_ = 0;
   uint64_t hostBlockingInSteps_ = 0;
   uint64_t runs_ = 0, lastRunBlocked_ = 0; // for Backend::runCaptured
+  bool profiling_ = false, marksReady_ = false;
+  std::vector<double> stepMsTotal_; // by step, summed over profiled runs
+  uint64_t profiledRuns_ = 0;
 };
 
 } // namespace shardc::rt
