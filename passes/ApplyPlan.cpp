@@ -191,7 +191,7 @@ struct ScApplyPlanPass : impl::ScApplyPlanBase<ScApplyPlanPass> {
         b.setInsertionPointAfter(lin);
         Value bias = lin.getBias();
         auto noBias = sc::LinearOp::create(b, lin.getLoc(), lin.getType(), lin.getInput(), lin.getWeight(), Value(),
-                                           lin.getTransposeWeightAttr());
+                                           lin.getTransposeWeightAttr(), lin.getEpilogueAttr());
         auto add = sc::AddOp::create(b, lin.getLoc(), lin.getType(), noBias, bias);
         lin.replaceAllUsesWith(add.getResult());
         lin.erase();

@@ -77,7 +77,7 @@ LogicalResult unpackColwise(sc::LinearOp lin, ArrayRef<std::string> tp, int64_t 
     SmallVector<int64_t> yShape(outType.getShape());
     yShape.back() = part;
     Value y = sc::LinearOp::create(b, lin.getLoc(), RankedTensorType::get(yShape, outType.getElementType()),
-                                   lin.getInput(), w, bias, lin.getTransposeWeightAttr());
+                                   lin.getInput(), w, bias, lin.getTransposeWeightAttr(), lin.getEpilogueAttr());
     if (reshape) {
       SmallVector<int64_t> rShape(splitIn.getShape());
       rShape.back() = part;

@@ -33,8 +33,10 @@ void buildCompilePipeline(mlir::OpPassManager &pm, bool sharded, bool fuse) {
   if (sharded)
     buildShardingPipeline(pm);
   pm.nest<mlir::func::FuncOp>().addPass(createScGroupLayers());
-  if (fuse)
+  if (fuse) {
+    pm.nest<mlir::func::FuncOp>().addPass(createScFuseLinearEpilogue());
     pm.nest<mlir::func::FuncOp>().addPass(createScFuseElementwise());
+  }
 }
 
 void registerAllShardcPasses() {

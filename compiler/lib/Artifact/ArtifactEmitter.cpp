@@ -313,7 +313,13 @@ llvm::Error Emitter::emitOp(Operation *op) {
                             {"trans_a", g.getTransA()}, {"trans_b", g.getTransB()}});
         return true;
       })
-      .Case<sc::LinearOp>([&](sc::LinearOp l) { same("linear", Object{{"transpose_w", l.getTransposeWeight()}}); return true; })
+      .Case<sc::LinearOp>([&](sc::LinearOp l) {
+        Object attrs{{"transpose_w", l.getTransposeWeight()}};
+        if (auto epilogue = l.getEpilogue())
+          attrs["epilogue"] = epilogue->str();
+        same("linear", std::move(attrs));
+        return true;
+      })
       .Case<sc::EmbeddingOp>([&](sc::EmbeddingOp e) {
         // A table split on the vocabulary: the runtime derives the rank's first row.
         auto s = getSharding(e.getTable());

@@ -90,10 +90,16 @@ std::string ltGemm(CublasLtGemm *&out) {
 std::string linearLt(const KernelArgs &a) {
   const TensorView &x = a.in[0], &w = a.in[1], &y = a.out[0];
   bool transW = a.attrs && a.attrs->getBool("transpose_w", false);
+  // sc-fuse-linear-epilogue's GELU (tanh) runs in cuBLASLt's epilogue, after the bias.
+  const std::string epilogue = a.attrs ? a.attrs->getString("epilogue", "") : "";
+  if (!epilogue.empty() && (epilogue != "gelu_tanh" || a.in.size() < 3))
+    return "linear: the epilogue '" + epilogue + "' (with" + (a.in.size() < 3 ? "out" : "") +
+           " a bias) has no cuBLASLt plan";
+  kernels::GemmEpilogue kind = a.in.size() < 3        ? kernels::GemmEpilogue::None
+                               : epilogue.empty()     ? kernels::GemmEpilogue::Bias
+                                                      : kernels::GemmEpilogue::GeluTanhBias;
   kernels::GemmProblem problem;
-  if (std::string err = kernels::linearProblem(x.shape, w.shape, transW,
-                                               a.in.size() > 2 ? kernels::GemmEpilogue::Bias : kernels::GemmEpilogue::None,
-                                               x.dtype, problem);
+  if (std::string err = kernels::linearProblem(x.shape, w.shape, transW, kind, x.dtype, problem);
       !err.empty())
     return "linear: " + err;
   kernels::GemmPlan plan;
@@ -118,7 +124,7 @@ std::string linearKernel(const KernelArgs &a) {
   const TensorView &x = a.in[0], &w = a.in[1], &y = a.out[0];
   if (!isGemmType(x.dtype) || w.dtype != x.dtype || y.dtype != x.dtype)
     return unsupported("linear", x.dtype);
-  if (!useCublas())
+  if (!useCublas() || (a.attrs && !a.attrs->getString("epilogue", "").empty())) // epilogues: cuBLASLt only
     return linearLt(a);
   bool transW = a.attrs && a.attrs->getBool("transpose_w", false);
   int64_t K = x.shape.back(), N = transW ? w.shape[0] : w.shape[1], M = x.numel() / K;

@@ -5,6 +5,8 @@
 #include "Sgemm.h"
 #include "StridedLoops.h"
 
+#include "shardc/kernels/ActivationMath.h"
+
 #include <algorithm>
 
 namespace shardc::rt::cpu {
@@ -109,8 +111,16 @@ std::string linearKernel(const KernelArgs &args) {
   if (bias)
     for (int64_t i = 0; i < M; ++i)
       std::copy(bias->as<float>(), bias->as<float>() + N, py + i * N);
+  // A GEMM epilogue (sc-fuse-linear-epilogue): applied to the f32 result before the caller
+  // rounds it to a 16-bit type, as cuBLASLt's epilogue does.
+  const std::string epilogue = args.attrs ? args.attrs->getString("epilogue", "") : "";
+  if (!epilogue.empty() && epilogue != "gelu_tanh")
+    return "linear: unknown epilogue '" + epilogue + "' (gelu_tanh is the one there is)";
   sgemm(false, transW, M, N, K, 1.0f, x.as<float>(), K, w.as<float>(), w.shape[1],
         bias ? 1.0f : 0.0f, py, N);
+  if (epilogue == "gelu_tanh")
+    for (int64_t i = 0; i < M * N; ++i)
+      py[i] = kernels::geluTanh(py[i]);
   return "";
 }
 

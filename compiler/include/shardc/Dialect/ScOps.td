@@ -138,10 +138,13 @@ def Sc_LinearOp : Sc_Op<"linear"> {
   let summary = "y = x W (+ b): a torch.nn.Linear";
   let description = [{
     `weight` is [K, N] as the exporter folded it, or [N, K] (PyTorch's layout) when
-    `transpose_weight` is set. `bias`, when present, is [N].
+    `transpose_weight` is set. `bias`, when present, is [N]. `epilogue` = "gelu_tanh"
+    applies the tanh GELU to x W + b before the result is rounded to its type (a GEMM
+    epilogue: sc-fuse-linear-epilogue sets it on the per-rank program).
   }];
   let arguments = (ins Sc_Tensor:$input, Sc_Tensor:$weight, Optional<Sc_Tensor>:$bias,
-                   DefaultValuedAttr<BoolAttr, "false">:$transpose_weight);
+                   DefaultValuedAttr<BoolAttr, "false">:$transpose_weight,
+                   OptionalAttr<StrAttr>:$epilogue);
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$input `,` $weight (`,` $bias^)? attr-dict `:` functional-type(operands, results)";
 }

@@ -73,6 +73,19 @@ def ScPrintShardingRules : Pass<"sc-print-sharding-rules", "mlir::func::FuncOp">
   }];
 }
 
+def ScFuseLinearEpilogue : Pass<"sc-fuse-linear-epilogue", "mlir::func::FuncOp"> {
+  let summary = "folds a tanh GELU that only reads a biased linear into the linear's epilogue";
+  let description = [{
+    `gelu(linear(x, W, b), approximate = "tanh")` where the GELU is the linear's only reader
+    becomes `linear(x, W, b) {epilogue = "gelu_tanh"}`: cuBLASLt applies it in the GEMM's
+    epilogue (CUBLASLT_EPILOGUE_GELU_BIAS), so the activation costs no pass over memory,
+    and the CPU kernel applies the same formula to the f32 result before rounding. Only
+    with a bias (cuBLASLt's GELU epilogues this backend plans take one). Run on the
+    per-rank program, after partitioning (a collective between the two keeps them apart),
+    before sc-fuse-elementwise.
+  }];
+}
+
 def ScFuseElementwise : Pass<"sc-fuse-elementwise", "mlir::func::FuncOp"> {
   let summary = "groups elementwise ops into sc.fused regions, one generated kernel each";
   let description = [{
