@@ -609,25 +609,15 @@ std::string rankLine(int64_t rank, const std::string &err) {
 }
 
 #ifdef SHARDC_HAVE_MPI
-// This process is one rank of an MPI job. Every error ends every rank non-zero: setup errors
-// are agreed on (the lowest failed rank prints), run errors print and MPI_Abort the job.
-int runMpiRank(const Options &o) {
-  int64_t rank = 0, size = 1;
-  if (std::string err = initMpi(rank, size); !err.empty())
-    return fail(err);
-  auto finish = [&](int code) {
-    std::fflush(stdout);
-    std::fflush(stderr);
-    finalizeMpi(o.timeout);
-    return code;
-  };
-  Artifact artifact;
-  std::vector<HostTensor> inputs;
-  std::string err = loadShared(o, artifact, inputs);
+// This rank's MPI communicator on the artifact's mesh once every rank of the job agreed it
+// could load the artifact (`err`: this rank's loading error, or ""). Ranks that could not
+// read it agree over a one-axis mesh, whose all-axes group is the same MPI group as the
+// artifact mesh's. nullptr when the job ends here (the lowest failed rank printed why, or
+// --all-ranks made each print): the caller finishes with status 1.
+std::unique_ptr<MpiCommunicator> joinMpiJob(const Options &o, const Artifact &artifact, int64_t rank,
+                                            int64_t size, std::string err) {
   if (err.empty() && artifact.worldSize != size)
     err = worldMismatch(artifact, size, "the MPI job has");
-  // Ranks that could not read the artifact agree on failure over a one-axis mesh; its
-  // all-axes group is the same MPI group as the artifact mesh's.
   DeviceMesh mesh = err.empty() ? artifact.deviceMesh : DeviceMesh({{"world", size}});
   std::unique_ptr<MpiCommunicator> comm;
   if (std::string e = MpiCommunicator::create(mesh, comm); !e.empty()) {
@@ -643,8 +633,32 @@ int runMpiRank(const Options &o) {
   if (firstFailed >= 0) {
     if (!err.empty() && (rank == firstFailed || o.allRanks))
       printRankError(o, mesh, rank, err);
-    return finish(1);
+    return nullptr;
   }
+  return comm;
+}
+#endif
+
+#ifdef SHARDC_HAVE_MPI
+// This process is one rank of an MPI job. Every error ends every rank non-zero: setup errors
+// are agreed on (the lowest failed rank prints), run errors print and MPI_Abort the job.
+int runMpiRank(const Options &o) {
+  int64_t rank = 0, size = 1;
+  if (std::string err = initMpi(rank, size); !err.empty())
+    return fail(err);
+  auto finish = [&](int code) {
+    std::fflush(stdout);
+    std::fflush(stderr);
+    finalizeMpi(o.timeout);
+    return code;
+  };
+  Artifact artifact;
+  std::vector<HostTensor> inputs;
+  std::string err = loadShared(o, artifact, inputs);
+  std::unique_ptr<MpiCommunicator> comm = joinMpiJob(o, artifact, rank, size, err);
+  if (!comm)
+    return finish(1);
+  const DeviceMesh &mesh = comm->mesh();
   if (rank == 0) {
     if (o.printSteps)
       printSteps(artifact);
@@ -802,24 +816,9 @@ int runNcclRank(const Options &o, bool underMpi) {
 #ifdef SHARDC_HAVE_MPI
     if (std::string e = initMpi(rank, size); !e.empty())
       return fail(e);
-    if (err.empty() && artifact.worldSize != size)
-      err = worldMismatch(artifact, size, "the MPI job has");
-    DeviceMesh mesh = err.empty() ? artifact.deviceMesh : DeviceMesh({{"world", size}});
-    if (std::string e = MpiCommunicator::create(mesh, mpi); !e.empty()) {
-      fail(withRank(rank, size, e));
-      abortMpi(1);
-    }
-    mpi->setTimeout(o.timeout);
-    int64_t firstFailed = -1;
-    if (std::string e = agreeOnSetup(*mpi, !err.empty(), firstFailed); !e.empty()) {
-      printRankError(o, mesh, rank, err.empty() ? e : err);
-      abortMpi(1);
-    }
-    if (firstFailed >= 0) {
-      if (!err.empty() && (rank == firstFailed || o.allRanks))
-        printRankError(o, mesh, rank, err);
+    mpi = joinMpiJob(o, artifact, rank, size, err);
+    if (!mpi)
       return finish(1);
-    }
 #else
     return fail("started by an MPI launcher, but this shardc-run was built without MPI");
 #endif
