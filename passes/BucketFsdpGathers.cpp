@@ -72,15 +72,34 @@ struct ScBucketFsdpGathersPass : impl::ScBucketFsdpGathersBase<ScBucketFsdpGathe
                                         b.getI64IntegerAttr(0));
     int64_t offset = 0;
     for (auto [g, l] : llvm::zip(gathers, layouts)) {
+      SmallVector<Operation *> chain;
       Value v = sc::SliceOp::create(b, loc, tensor({G, l.n}), all, b.getDenseI64ArrayAttr({0, offset}),
                                     b.getDenseI64ArrayAttr({1, 1}));
+      chain.push_back(v.getDefiningOp());
       offset += l.n;
       if (l.P > 1) {
         v = sc::ReshapeOp::create(b, loc, tensor({G, l.P, l.c, l.Q}), v);
+        chain.push_back(v.getDefiningOp());
         v = sc::TransposeOp::create(b, loc, tensor({l.P, G, l.c, l.Q}), v, b.getDenseI64ArrayAttr({1, 0, 2, 3}));
+        chain.push_back(v.getDefiningOp());
       }
       v = sc::ReshapeOp::create(b, loc, g.getType(), v);
+      chain.push_back(v.getDefiningOp());
       g.getResult().replaceAllUsesWith(v);
+      // The parameter is cut out of the bucket right before its first use, not where the
+      // gather is: with the gather prefetched a layer early (sc.fsdp_prefetch), the layer in
+      // between must not wait for it (on a GPU it runs on the communication stream).
+      Operation *first = nullptr;
+      for (Operation *user : v.getUsers()) {
+        Operation *at = v.getDefiningOp()->getBlock()->findAncestorOpInBlock(*user);
+        if (at && (!first || at->isBeforeInBlock(first)))
+          first = at;
+      }
+      if (first)
+        for (Operation *op : chain) {
+          op->moveBefore(first);
+          op->setLoc(first->getLoc()); // part of the user's layer now
+        }
     }
     for (sc::AllGatherOp g : gathers)
       g.erase();

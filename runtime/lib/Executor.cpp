@@ -179,7 +179,58 @@ std::string Executor::create(const Artifact &artifact, Backend &backend, Communi
   }
   if (std::string err = ex->runLoadSteps(); !err.empty())
     return err;
+  if (std::string err = ex->planTwoStreams(); !err.empty())
+    return err;
   out = std::move(ex);
+  return "";
+}
+
+namespace {
+
+bool communicates(const std::string &op) {
+  return op == "all_reduce" || op == "all_gather" || op == "reduce_scatter" || op == "all_to_all";
+}
+
+} // namespace
+
+std::string Executor::planTwoStreams() {
+  twoStreams_ = false;
+  if (backend_.streamCount() < 2 || !comm_->takesDevicePointers())
+    return "";
+  bool any = false;
+  std::vector<StepAccess> access(steps_.size());
+  auto range = [](const TensorView &v) {
+    auto at = reinterpret_cast<uintptr_t>(v.data);
+    return ByteRange{0, uint64_t(at), uint64_t(at + v.bytes())};
+  };
+  const ByteRange scratch{0, uint64_t(reinterpret_cast<uintptr_t>(scratch_.data())),
+                          uint64_t(reinterpret_cast<uintptr_t>(scratch_.data()) + scratch_.size())};
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    const PreparedStep &p = steps_[i];
+    StepAccess &a = access[i];
+    for (const TensorView &v : p.args.in)
+      a.reads.push_back(range(v));
+    for (const TensorView &v : p.args.out)
+      a.writes.push_back(range(v));
+    if (p.collective) {
+      a.reads.push_back(scratch);
+      a.writes.push_back(scratch);
+      if (communicates(artifact_.steps[i].op)) {
+        a.stream = 1;
+        any = true;
+      }
+    }
+  }
+  if (!any)
+    return "";
+  schedule_ = planStreams(access);
+  recordAfter_.assign(steps_.size(), false);
+  for (size_t w : schedule_.waitOn)
+    if (w != StreamSchedule::kNone)
+      recordAfter_[w] = true;
+  if (std::string err = backend_.prepareEvents(steps_.size() + 2); !err.empty())
+    return "two streams: " + err;
+  twoStreams_ = true;
   return "";
 }
 
@@ -203,6 +254,9 @@ std::string Executor::runLoadSteps() {
     for (int64_t id : s.in)
       weightsRead |= artifact_.buffers[static_cast<size_t>(id)].storage == Storage::Weight;
   if (!loadSteps_.empty() && !weightsRead) {
+    // The load steps may still be in flight on a device: they read these weights.
+    if (std::string err = backend_.synchronize(); !err.empty())
+      return "load steps: " + err;
     weights_ = MemoryBlock();
     for (const BufferDesc &b : artifact_.buffers)
       if (b.storage == Storage::Weight)
@@ -486,10 +540,34 @@ std::string Executor::run(const std::vector<HostTensor> &inputs, std::vector<Hos
   }
   auto steps = [this]() -> std::string {
     hostBlockingInSteps_ = 0;
+    // Two streams: the communication stream starts behind what the compute stream has
+    // (the inputs' copies); each step goes to its stream after its wait. A profiled run
+    // serialises the streams (each step waits for the one before it), so that each step's
+    // marks time it alone.
+    const size_t n = steps_.size(), fork = n, join = n + 1;
+    int previous = 0;
+    if (twoStreams_) {
+      if (std::string err = backend_.recordEvent(0, fork); !err.empty())
+        return "two streams: " + err;
+      if (std::string err = backend_.waitEvent(1, fork); !err.empty())
+        return "two streams: " + err;
+    }
     if (profiling_)
       if (std::string err = backend_.mark(0); !err.empty())
         return "profiling: " + err;
     for (size_t i = 0; i < steps_.size(); ++i) {
+      if (twoStreams_) {
+        const int stream = schedule_.stream[i];
+        size_t waitOn = schedule_.waitOn[i];
+        if (profiling_ && i > 0 && stream != previous)
+          waitOn = i - 1;
+        if (waitOn != StreamSchedule::kNone)
+          if (std::string err = backend_.waitEvent(stream, waitOn); !err.empty())
+            return stepPrefix(i) + "two streams: " + err;
+        if (std::string err = backend_.useStream(stream); !err.empty())
+          return stepPrefix(i) + "two streams: " + err;
+        previous = stream;
+      }
       if (beforeStep_)
         if (std::string err = beforeStep_(i); !err.empty())
           return err;
@@ -503,11 +581,24 @@ std::string Executor::run(const std::vector<HostTensor> &inputs, std::vector<Hos
       }
       if (!err.empty())
         return stepPrefix(i) + err;
+      if (twoStreams_ && (recordAfter_[i] || profiling_))
+        if (std::string err = backend_.recordEvent(schedule_.stream[i], i); !err.empty())
+          return stepPrefix(i) + "two streams: " + err;
       if (profiling_)
         if (std::string err = backend_.mark(i + 1); !err.empty())
           return stepPrefix(i) + "profiling: " + err;
       if (afterStep_)
         afterStep_(i, steps_[i].collective ? std::vector<TensorView>{steps_[i].collectiveArgs.out} : steps_[i].args.out);
+    }
+    // The compute stream (where outputs are read and captures end) takes the communication
+    // stream's work in.
+    if (twoStreams_) {
+      if (std::string err = backend_.recordEvent(1, join); !err.empty())
+        return "two streams: " + err;
+      if (std::string err = backend_.waitEvent(0, join); !err.empty())
+        return "two streams: " + err;
+      if (std::string err = backend_.useStream(0); !err.empty())
+        return "two streams: " + err;
     }
     return "";
   };

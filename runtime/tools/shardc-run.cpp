@@ -866,7 +866,7 @@ int runNcclRank(const Options &o, bool underMpi) {
   options.device = device;
   err = NcclCommunicator::create(artifact.deviceMesh, boot, options, nccl);
   if (err.empty())
-    nccl->setStream(cuda->stream());
+    nccl->setStream(cuda->communicationStream()); // the executor orders it with the compute stream
   if (!deviceSetup(err))
     return finish(1);
   if (o.verbose)

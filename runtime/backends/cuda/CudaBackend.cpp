@@ -74,6 +74,9 @@ std::string CudaBackend::create(int device, std::unique_ptr<CudaBackend> &out) {
   b->arch_ = "sm_" + std::to_string(prop.major * 10 + prop.minor);
   if (cudaError_t rc = cudaStreamCreateWithFlags(&context.stream, cudaStreamNonBlocking); rc != cudaSuccess)
     return "cudaStreamCreate: " + cudaText(rc);
+  b->streams_[0] = context.stream;
+  if (cudaError_t rc = cudaStreamCreateWithFlags(&b->streams_[1], cudaStreamNonBlocking); rc != cudaSuccess)
+    return "cudaStreamCreate (communication): " + cudaText(rc);
   cublasHandle_t handle = nullptr;
   if (cublasStatus_t st = cublasCreate(&handle); st != CUBLAS_STATUS_SUCCESS)
     return std::string("cublasCreate: ") + cublasGetStatusString(st);
@@ -85,6 +88,37 @@ std::string CudaBackend::create(int device, std::unique_ptr<CudaBackend> &out) {
   context.smCount = prop.multiProcessorCount;
   out = std::move(b);
   return "";
+}
+
+std::string CudaBackend::useStream(int stream) {
+  if (stream < 0 || stream > 1)
+    return "no stream " + std::to_string(stream);
+  context.stream = streams_[stream];
+  return "";
+}
+
+std::string CudaBackend::prepareEvents(size_t count) {
+  for (cudaEvent_t e : events_)
+    cudaEventDestroy(e);
+  events_.assign(count, nullptr);
+  for (cudaEvent_t &e : events_)
+    if (cudaError_t rc = cudaEventCreateWithFlags(&e, cudaEventDisableTiming); rc != cudaSuccess)
+      return "cudaEventCreate: " + cudaText(rc);
+  return "";
+}
+
+std::string CudaBackend::recordEvent(int stream, size_t event) {
+  if (stream < 0 || stream > 1 || event >= events_.size())
+    return "no stream " + std::to_string(stream) + " or event " + std::to_string(event);
+  cudaError_t rc = cudaEventRecord(events_[event], streams_[stream]);
+  return rc == cudaSuccess ? "" : "cudaEventRecord: " + cudaText(rc);
+}
+
+std::string CudaBackend::waitEvent(int stream, size_t event) {
+  if (stream < 0 || stream > 1 || event >= events_.size())
+    return "no stream " + std::to_string(stream) + " or event " + std::to_string(event);
+  cudaError_t rc = cudaStreamWaitEvent(streams_[stream], events_[event], 0);
+  return rc == cudaSuccess ? "" : "cudaStreamWaitEvent: " + cudaText(rc);
 }
 
 std::string CudaBackend::prepareMarks(size_t count) {
@@ -114,6 +148,11 @@ double CudaBackend::elapsedMs(size_t from, size_t to) const {
 CudaBackend::~CudaBackend() {
   for (cudaEvent_t e : marks_)
     cudaEventDestroy(e);
+  for (cudaEvent_t e : events_)
+    cudaEventDestroy(e);
+  context.stream = streams_[0];
+  if (streams_[1])
+    cudaStreamDestroy(streams_[1]);
   if (graph_)
     cudaGraphExecDestroy(graph_);
   if (library_)
@@ -166,11 +205,16 @@ std::string CudaBackend::copy2D(void *dst, size_t dpitch, const void *src, size_
 }
 
 std::string CudaBackend::synchronize() {
-  cudaError_t rc = cudaStreamSynchronize(context.stream);
+  cudaError_t rc = cudaStreamSynchronize(streams_[1] ? streams_[1] : context.stream);
+  if (rc == cudaSuccess)
+    rc = cudaStreamSynchronize(streams_[0] ? streams_[0] : context.stream);
   return rc == cudaSuccess ? "" : "the GPU failed: " + cudaText(rc);
 }
 
 std::string CudaBackend::runCaptured(const std::function<std::string()> &steps) {
+  // Captures begin and end on the compute stream; the executor forks the communication
+  // stream from it with an event and joins it back, so one graph holds both.
+  context.stream = streams_[0];
   if (graph_) {
     cudaError_t rc = cudaGraphLaunch(graph_, context.stream);
     return rc == cudaSuccess ? "" : "replaying the step graph: " + cudaText(rc);

@@ -55,15 +55,25 @@ public:
   // sequence that cannot be captured runs as it is, every time.
   std::string runCaptured(const std::function<std::string()> &steps) override;
 
-  // Step profiles: one cudaEvent per mark, recorded on the stream; times read after
+  // Two streams: compute (0, made by create(), where captures begin and end) and
+  // communication (1); library and generated kernels, copies and a device communicator's
+  // collectives go to the current one (useStream). Events are cudaEvents without timing.
+  int streamCount() const override { return 2; }
+  std::string useStream(int stream) override;
+  std::string prepareEvents(size_t count) override;
+  std::string recordEvent(int stream, size_t event) override;
+  std::string waitEvent(int stream, size_t event) override;
+  // The communication stream: a device communicator (NCCL) enqueues there.
+  cudaStream_t communicationStream() const { return streams_[1]; }
+
+  // Step profiles: one cudaEvent per mark, recorded on the current stream; times read after
   // synchronize().
   std::string prepareMarks(size_t count) override;
   std::string mark(size_t index) override;
   double elapsedMs(size_t from, size_t to) const override;
 
   int device() const { return device_; }
-  // The stream this backend enqueues on (made by create() on the calling thread); a device
-  // communicator (NCCL) is given it so that collectives are ordered with the steps.
+  // The stream this backend enqueues on now (useStream; the compute stream outside steps).
   cudaStream_t stream() const { return threadContext().stream; }
   const std::string &arch() const { return arch_; } // "sm_90"
 
@@ -76,6 +86,8 @@ private:
   bool captureFailed_ = false;
   void *cublasWorkspace_ = nullptr; // fixed, so that GEMMs can be captured
   std::vector<cudaEvent_t> marks_;  // step profiles
+  cudaStream_t streams_[2] = {nullptr, nullptr}; // compute, communication
+  std::vector<cudaEvent_t> events_;
   std::map<std::string, std::unique_ptr<rt::FusedKernel>, std::less<>> fused_;
 };
 

@@ -75,8 +75,32 @@ public:
   // the graph without calling `steps`; the default calls it.
   [[nodiscard]] virtual std::string runCaptured(const std::function<std::string()> &steps) { return steps(); }
 
+  // Streams. A backend may run steps on more than one in-order stream (a GPU: one for compute,
+  // one for communication, see StreamSchedule.h); useStream(s) sends the launches and copies
+  // that follow to stream s; prepareEvents(n) makes n events; recordEvent(s, e) marks event e
+  // at the current end of stream s, waitEvent(s, e) holds stream s until it is reached. None
+  // of them waits on the host. The default: one stream, everything in call order.
+  virtual int streamCount() const { return 1; }
+  [[nodiscard]] virtual std::string useStream(int stream) {
+    return stream == 0 ? "" : "stream " + std::to_string(stream) + " of a one-stream backend";
+  }
+  [[nodiscard]] virtual std::string prepareEvents(size_t count) {
+    (void)count;
+    return "";
+  }
+  [[nodiscard]] virtual std::string recordEvent(int stream, size_t event) {
+    (void)stream;
+    (void)event;
+    return "";
+  }
+  [[nodiscard]] virtual std::string waitEvent(int stream, size_t event) {
+    (void)stream;
+    (void)event;
+    return "";
+  }
+
   // Step profiles. prepareMarks(n) makes n marks; mark(i) records mark i behind the work
-  // enqueued so far (here the host clock, which suits a backend that runs kernels as they are
+  // enqueued so far on the current stream (here the host clock, which suits a backend that runs kernels as they are
   // called; a GPU records an event on its stream); after synchronize(), elapsedMs(a, b) is
   // the time from mark a to mark b.
   [[nodiscard]] virtual std::string prepareMarks(size_t count) {

@@ -8,6 +8,7 @@
 #include "shardc/runtime/Artifact.h"
 #include "shardc/runtime/Backend.h"
 #include "shardc/runtime/HostTensor.h"
+#include "shardc/runtime/StreamSchedule.h"
 
 #include <functional>
 #include <memory>
@@ -70,6 +71,14 @@ public:
   std::vector<double> stepMilliseconds() const;
   uint64_t profiledRuns() const { return profiledRuns_; }
 
+  // The two-stream schedule (StreamSchedule.h), planned at create when the backend has two
+  // streams and the communicator takes device pointers (NCCL); nullptr when the steps run on
+  // one stream.
+  const StreamSchedule *streamSchedule() const { return twoStreams_ ? &schedule_ : nullptr; }
+  // Test hook: plan without the waits between the streams (a test shows that a run then
+  // differs, i.e. that its waits are needed).
+  void dropStreamWaitsForTest() { std::fill(schedule_.waitOn.begin(), schedule_.waitOn.end(), StreamSchedule::kNone); }
+
   // The arena's high-water mark: the end of its furthest buffer (<= arena_bytes).
   uint64_t arenaPeakBytes() const { return arenaPeakBytes_; }
   // How many times the last run() waited for the device between its first and last step
@@ -130,6 +139,11 @@ private:
   uint64_t hostBlockingInSteps_ = 0;
   uint64_t runs_ = 0, lastRunBlocked_ = 0; // for Backend::runCaptured
   bool profiling_ = false, marksReady_ = false;
+  bool twoStreams_ = false;
+  StreamSchedule schedule_;
+  std::vector<bool> recordAfter_; // steps another stream waits for
+  // Plans schedule_ from the steps' byte ranges (after storage is bound).
+  std::string planTwoStreams();
   std::vector<double> stepMsTotal_; // by step, summed over profiled runs
   uint64_t profiledRuns_ = 0;
 };
