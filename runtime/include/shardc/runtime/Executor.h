@@ -10,6 +10,7 @@
 #include "shardc/runtime/HostTensor.h"
 #include "shardc/runtime/StreamSchedule.h"
 
+#include <algorithm>
 #include <functional>
 #include <memory>
 #include <string>
