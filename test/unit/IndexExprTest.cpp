@@ -68,7 +68,7 @@ Shape randomShapeOf(int64_t n, std::mt19937 &rng) {
 
 TEST(IndexExpr, RandomViewChainsMatchPlainEvaluation) {
   std::mt19937 rng(2024);
-  int simplified = 0, chains = 0;
+  int simplified = 0, chains = 0, vectorisable = 0;
   for (int trial = 0; trial < 3000; ++trial) {
     // The kernel's output shape; a chain of views walks back to a stored input.
     Shape out = randomShapeOf(int64_t(1) << (2 + rng() % 6), rng);
@@ -137,6 +137,21 @@ TEST(IndexExpr, RandomViewChainsMatchPlainEvaluation) {
     const IndexExpr offset = linearOf(c, shape);
     const Shape st = stridesOf(shape);
     ++chains;
+    // What vectorised kernels rely on: a Contiguous offset moves by one per lane from an
+    // aligned start, a Uniform one does not move.
+    for (int64_t lanes : {2, 4}) {
+      IndexExpr::Lanes kind = offset.lanes(numel, lanes);
+      if (kind == IndexExpr::Lanes::Other || numel % lanes != 0)
+        continue;
+      for (int64_t i = 0; i < numel; i += lanes) {
+        if (kind == IndexExpr::Lanes::Contiguous)
+          ASSERT_EQ(offset.eval(i) % lanes, 0) << offset.str(numel);
+        for (int64_t k = 1; k < lanes; ++k)
+          ASSERT_EQ(offset.eval(i + k), offset.eval(i) + (kind == IndexExpr::Lanes::Contiguous ? k : 0))
+              << "trial " << trial << " lanes " << lanes << ": " << offset.str(numel);
+      }
+      ++vectorisable;
+    }
     for (int64_t i = 0; i < numel; ++i) {
       std::vector<int64_t> x(out.size());
       int64_t rest = i;
@@ -155,6 +170,7 @@ TEST(IndexExpr, RandomViewChainsMatchPlainEvaluation) {
                   offset.str(numel).find(" / ") == std::string::npos;
   }
   EXPECT_EQ(chains, 3000);
+  EXPECT_GT(vectorisable, 500) << "too few chains exercise the lane classification";
   RecordProperty("chains_without_divisions", simplified);
 }
 

@@ -14,6 +14,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <map>
 #include <cstdio>
 
@@ -57,6 +58,9 @@ std::string storeExpr(Type t, const std::string &v) {
   return v;
 }
 
+// The prelude's name for a storage type: sc_load4_<suffix>, sc_store4_<suffix>.
+std::string typeSuffix(Type t) { return t.isBF16() ? "bf16" : t.isF16() ? "f16" : "f32"; }
+
 // A float literal that both compilers read exactly (C++17 hexadecimal floats).
 std::string floatLiteral(float f) {
   if (std::isnan(f))
@@ -88,8 +92,12 @@ class ElementEmitter {
 public:
   // `narrow`: index arithmetic in 32 bits (`unsigned iu`, declared by the caller), when every
   // offset the kernel computes fits.
-  ElementEmitter(Block &body, ArrayRef<int64_t> outShape, llvm::raw_ostream &os, std::string indent, bool narrow)
-      : body_(body), outShape_(outShape), os_(os), indent_(std::move(indent)), narrow_(narrow) {
+  // `lanes` > 1: the code computes lane `lane` of `lanes` consecutive elements (vectorised
+  // element kernels); an input read contiguously across the lanes is loaded once for all of
+  // them before the lane loop (vectorLoads()), read as v<N>[lane] inside it.
+  ElementEmitter(Block &body, ArrayRef<int64_t> outShape, llvm::raw_ostream &os, std::string indent, bool narrow,
+                 int64_t lanes = 1)
+      : body_(body), outShape_(outShape), os_(os), indent_(std::move(indent)), narrow_(narrow), lanes_(lanes) {
     // The current element's coordinates in the output, from its linear index i.
     int64_t stride = 1;
     coords_.resize(outShape.size());
@@ -99,6 +107,9 @@ public:
     }
     numel_ = stride;
   }
+
+  bool vectorFailed() const { return vectorFailed_; }
+  const std::vector<std::string> &vectorLoads() const { return vectorLoads_; }
 
   static bool isView(Value v) {
     if (isa<BlockArgument>(v))
@@ -167,10 +178,27 @@ private:
     return st;
   }
 
-  // Input `arg` at element `offset`, loaded once per distinct offset expression.
-  std::string loadOffset(BlockArgument arg, const std::string &offset) {
-    std::string expr = loadExpr(cast<RankedTensorType>(arg.getType()).getElementType(),
-                                "in" + std::to_string(arg.getArgNumber()), "(" + offset + ")");
+  // Input `arg` at element `at`, loaded once per distinct offset expression.
+  std::string loadOffset(BlockArgument arg, const Index &at) {
+    const std::string offset = text(at);
+    Type elt = cast<RankedTensorType>(arg.getType()).getElementType();
+    std::string expr = loadExpr(elt, "in" + std::to_string(arg.getArgNumber()), "(" + offset + ")");
+    if (lanes_ > 1 && !inline_) {
+      Index::Lanes kind = at.lanes(numel_, lanes_);
+      if (kind == Index::Lanes::Other) {
+        vectorFailed_ = true;
+      } else if (kind == Index::Lanes::Contiguous) {
+        std::string key = "v" + std::to_string(arg.getArgNumber()) + "@" + offset;
+        auto it = loads_.find(key);
+        if (it == loads_.end()) {
+          std::string v = "v" + std::to_string(vectorLoads_.size());
+          vectorLoads_.push_back("float " + v + "[4]; sc_load4_" + typeSuffix(elt) + "(in" +
+                                 std::to_string(arg.getArgNumber()) + " + (" + offset + "), " + v + ");");
+          it = loads_.emplace(key, v + "[lane]").first;
+        }
+        expr = it->second;
+      }
+    }
     if (inline_) // a branch of a concat: loaded only when selected
       return expr;
     std::string key = std::to_string(arg.getArgNumber()) + "@" + offset;
@@ -198,7 +226,7 @@ private:
     auto type = cast<RankedTensorType>(v.getType());
     ArrayRef<int64_t> shape = type.getShape();
     if (auto arg = dyn_cast<BlockArgument>(v))
-      return loadOffset(arg, text(linearOf(c, shape)));
+      return loadOffset(arg, linearOf(c, shape));
     Operation *d = v.getDefiningOp();
     if (auto cat = dyn_cast<sc::ConcatOp>(d))
       return concatAt(cat, c);
@@ -219,7 +247,7 @@ private:
     } else { // reshape, squeeze, unsqueeze: the same elements in the same order
       Index linear = linearOf(c, shape);
       if (auto arg = dyn_cast<BlockArgument>(src)) // contiguous: the linear index is the offset
-        return loadOffset(arg, text(linear));
+        return loadOffset(arg, linear);
       SmallVector<int64_t> su = stridesOf(srcShape);
       for (size_t k = 0; k < srcShape.size(); ++k)
         if (srcShape[k] != 1)
@@ -313,6 +341,9 @@ private:
   SmallVector<codegen::IndexExpr> coords_;
   int64_t numel_ = 1;
   bool narrow_ = false;
+  int64_t lanes_ = 1;
+  bool vectorFailed_ = false;            // a load the lanes cannot share
+  std::vector<std::string> vectorLoads_; // declarations before the lane loop
   llvm::DenseMap<Value, std::string> names_;
   std::map<std::string, std::string> loads_; // "arg@offset" -> variable
   bool inline_ = false;                      // loads as expressions (inside a concat)
@@ -382,7 +413,40 @@ llvm::Expected<FusedKernelSource> generateFusedKernel(sc::FusedOp op) {
   std::string loop;
   llvm::raw_string_ostream ls(loop);
   FusedKernelSource src;
-  if (!row) {
+  // Vectorised: four consecutive elements per iteration when every input is read either
+  // contiguously across them (one 4-wide load) or the same for all four, the lane loop's
+  // body being the scalar code; otherwise one element per iteration.
+  bool vectorised = false;
+  if (!row && numel % 4 == 0 && !std::getenv("SHARDC_NO_VECTORIZE")) {
+    std::string laneBody;
+    llvm::raw_string_ostream bs(laneBody);
+    ElementEmitter e(body, outShape, bs, "      ", narrow, /*lanes=*/4);
+    if (auto err = e.emit([](Operation *) { return true; }))
+      return std::move(err);
+    SmallVector<std::string> results;
+    for (Value v : yield.getValues())
+      results.push_back(e.name(v)); // may emit loads
+    if (!e.vectorFailed()) {
+      vectorised = true;
+      ls << "  SC_LOOP(i4, " << numel / 4 << "LL) {\n    const long long i = i4 * 4;\n" << indexLine("    ");
+      for (const std::string &decl : e.vectorLoads())
+        ls << "    " << decl << "\n";
+      for (size_t k = 0; k < results.size(); ++k)
+        ls << "    float r" << k << "[4];\n";
+      ls << "    for (int lane = 0; lane < 4; ++lane) {\n      const long long i = i4 * 4 + lane;\n"
+         << indexLine("      ") << laneBody;
+      for (size_t k = 0; k < results.size(); ++k)
+        ls << "      r" << k << "[lane] = " << results[k] << ";\n";
+      ls << "    }\n";
+      for (auto [k, v] : llvm::enumerate(yield.getValues()))
+        ls << "    sc_store4_" << typeSuffix(cast<RankedTensorType>(v.getType()).getElementType()) << "(out" << k
+           << " + i, r" << k << ");\n";
+      ls << "  }\n";
+      src.launch = "elements";
+      src.count = numel / 4;
+    }
+  }
+  if (!row && !vectorised) {
     ls << "  SC_LOOP(i, " << numel << "LL) {\n" << indexLine("    ");
     ElementEmitter e(body, outShape, ls, "    ", narrow);
     if (auto err = e.emit([](Operation *) { return true; }))
@@ -391,7 +455,7 @@ llvm::Expected<FusedKernelSource> generateFusedKernel(sc::FusedOp op) {
     ls << "  }\n";
     src.launch = "elements";
     src.count = numel;
-  } else {
+  } else if (row) {
     // A row kernel: per row of C elements, the statistics of the normalised operand (as the
     // library kernels compute them: double sums, in element order on the CPU), then the
     // whole chain with the normalisation applied. The prologue (what the norm reads) is

@@ -173,6 +173,30 @@ std::string IndexExpr::str(int64_t numel, bool narrow) const {
   return terms.size() + (constant_ != 0) > 1 ? "(" + s + ")" : s;
 }
 
+IndexExpr::Lanes IndexExpr::lanes(int64_t numel, int64_t lanes) const {
+  if (!others_.empty() || lanes <= 1)
+    return Lanes::Other;
+  const std::vector<Digit> ds = normalized(digits_, numel);
+  size_t lane = ds.size();
+  for (size_t k = 0; k < ds.size(); ++k) {
+    if (ds[k].div == 1) {
+      if (lane != ds.size())
+        return Lanes::Other;
+      lane = k;
+    } else if (ds[k].div % lanes != 0) {
+      return Lanes::Other; // (i + k) / div may differ between the lanes
+    }
+  }
+  if (lane == ds.size())
+    return Lanes::Uniform;
+  if (ds[lane].mul != 1 || (ds[lane].mod && ds[lane].mod % lanes != 0) || constant_ % lanes != 0)
+    return Lanes::Other;
+  for (size_t k = 0; k < ds.size(); ++k)
+    if (k != lane && ds[k].mul % lanes != 0)
+      return Lanes::Other; // contiguous, but the vector would not be aligned
+  return Lanes::Contiguous;
+}
+
 int64_t IndexExpr::eval(int64_t i) const {
   int64_t v = constant_;
   for (const Digit &d : digits_)

@@ -47,6 +47,13 @@ public:
   // (this / unit) % size for a non-negative index; `numel` bounds i.
   IndexExpr cut(int64_t unit, int64_t size, int64_t numel) const;
 
+  // How the expression changes over `lanes` consecutive elements i, i+1, ... from an i that
+  // is a multiple of `lanes`: Contiguous (value(i + k) = value(i) + k, and value(i) is a
+  // multiple of `lanes`: one aligned vector load), Uniform (the same value for all lanes), or
+  // Other. Judged from the digits alone (given text is Other).
+  enum class Lanes { Contiguous, Uniform, Other };
+  Lanes lanes(int64_t numel, int64_t lanes) const;
+
   bool isZero() const { return digits_.empty() && constant_ == 0 && others_.empty(); }
   // C++ text over `long long i` (a kernel's element index, 0 <= i < numel); `narrow`: over
   // `unsigned iu` (the same index) in 32-bit arithmetic, for kernels whose every offset fits.

@@ -153,6 +153,79 @@ SC_FN unsigned short sc_to_f16(float f) {
 SC_FN float sc_round_bf16(float f) { return sc_from_bf16(sc_to_bf16(f)); }
 SC_FN float sc_round_f16(float f) { return sc_from_f16(sc_to_f16(f)); }
 
+// Four consecutive elements, for vectorised element kernels (one thread, four lanes): one
+// 8-byte access (two for f32) where the address allows it on a GPU, element by element
+// otherwise and on the CPU. The values are the scalar loads' and stores', bit for bit.
+#if defined(__CUDACC__)
+SC_FN void sc_load4_u16(const unsigned short *p, unsigned short h[4]) {
+  if (((unsigned long long)p & 7ull) == 0) {
+    unsigned long long w = *(const unsigned long long *)p;
+    h[0] = (unsigned short)w; h[1] = (unsigned short)(w >> 16);
+    h[2] = (unsigned short)(w >> 32); h[3] = (unsigned short)(w >> 48);
+  } else {
+    h[0] = p[0]; h[1] = p[1]; h[2] = p[2]; h[3] = p[3];
+  }
+}
+SC_FN void sc_store4_u16(unsigned short *p, const unsigned short h[4]) {
+  if (((unsigned long long)p & 7ull) == 0) {
+    *(unsigned long long *)p = (unsigned long long)h[0] | ((unsigned long long)h[1] << 16) |
+                               ((unsigned long long)h[2] << 32) | ((unsigned long long)h[3] << 48);
+  } else {
+    p[0] = h[0]; p[1] = h[1]; p[2] = h[2]; p[3] = h[3];
+  }
+}
+SC_FN void sc_load4_f32(const float *p, float v[4]) {
+  if (((unsigned long long)p & 7ull) == 0) {
+    unsigned long long a = *(const unsigned long long *)p, b = *(const unsigned long long *)(p + 2);
+    v[0] = sc_bits_to_f32((unsigned int)a); v[1] = sc_bits_to_f32((unsigned int)(a >> 32));
+    v[2] = sc_bits_to_f32((unsigned int)b); v[3] = sc_bits_to_f32((unsigned int)(b >> 32));
+  } else {
+    v[0] = p[0]; v[1] = p[1]; v[2] = p[2]; v[3] = p[3];
+  }
+}
+SC_FN void sc_store4_f32(float *p, const float v[4]) {
+  if (((unsigned long long)p & 7ull) == 0) {
+    *(unsigned long long *)p = (unsigned long long)sc_f32_to_bits(v[0]) | ((unsigned long long)sc_f32_to_bits(v[1]) << 32);
+    *(unsigned long long *)(p + 2) = (unsigned long long)sc_f32_to_bits(v[2]) | ((unsigned long long)sc_f32_to_bits(v[3]) << 32);
+  } else {
+    p[0] = v[0]; p[1] = v[1]; p[2] = v[2]; p[3] = v[3];
+  }
+}
+#else
+SC_FN void sc_load4_u16(const unsigned short *p, unsigned short h[4]) {
+  for (int k = 0; k < 4; ++k) h[k] = p[k];
+}
+SC_FN void sc_store4_u16(unsigned short *p, const unsigned short h[4]) {
+  for (int k = 0; k < 4; ++k) p[k] = h[k];
+}
+SC_FN void sc_load4_f32(const float *p, float v[4]) {
+  for (int k = 0; k < 4; ++k) v[k] = p[k];
+}
+SC_FN void sc_store4_f32(float *p, const float v[4]) {
+  for (int k = 0; k < 4; ++k) p[k] = v[k];
+}
+#endif
+SC_FN void sc_load4_bf16(const unsigned short *p, float v[4]) {
+  unsigned short h[4];
+  sc_load4_u16(p, h);
+  for (int k = 0; k < 4; ++k) v[k] = sc_from_bf16(h[k]);
+}
+SC_FN void sc_load4_f16(const unsigned short *p, float v[4]) {
+  unsigned short h[4];
+  sc_load4_u16(p, h);
+  for (int k = 0; k < 4; ++k) v[k] = sc_from_f16(h[k]);
+}
+SC_FN void sc_store4_bf16(unsigned short *p, const float v[4]) {
+  unsigned short h[4];
+  for (int k = 0; k < 4; ++k) h[k] = sc_to_bf16(v[k]);
+  sc_store4_u16(p, h);
+}
+SC_FN void sc_store4_f16(unsigned short *p, const float v[4]) {
+  unsigned short h[4];
+  for (int k = 0; k < 4; ++k) h[k] = sc_to_f16(v[k]);
+  sc_store4_u16(p, h);
+}
+
 // Activations, as ActivationMath.h writes them.
 SC_FN float sc_sigmoid(float x) { return 1.0f / (1.0f + sc_exp(-x)); }
 SC_FN float sc_silu(float x) { return x * sc_sigmoid(x); }
