@@ -607,6 +607,8 @@ std::string Executor::run(const std::vector<HostTensor> &inputs, std::vector<Hos
   // watches individual steps.
   bool capturable = runs_ > 0 && lastRunBlocked_ == 0 && !beforeStep_ && !afterStep_ && !profiling_;
   std::string err = capturable ? backend_.runCaptured(steps) : steps();
+  if (twoStreams_ && !err.empty())
+    (void)backend_.useStream(0); // a failed step may have left the communication stream current
   if (!err.empty())
     return err;
   if (!capturable)
