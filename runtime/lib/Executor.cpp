@@ -587,6 +587,9 @@ std::string Executor::run(const std::vector<HostTensor> &inputs, std::vector<Hos
       if (profiling_)
         if (std::string err = backend_.mark(i + 1); !err.empty())
           return stepPrefix(i) + "profiling: " + err;
+      if (stepMark_)
+        if (std::string err = stepMark_(i); !err.empty())
+          return stepPrefix(i) + err;
       if (afterStep_)
         afterStep_(i, steps_[i].collective ? std::vector<TensorView>{steps_[i].collectiveArgs.out} : steps_[i].args.out);
     }
@@ -606,6 +609,9 @@ std::string Executor::run(const std::vector<HostTensor> &inputs, std::vector<Hos
   // run enqueued them without the host waiting (no staged collective) and no test hook
   // watches individual steps.
   bool capturable = runs_ > 0 && lastRunBlocked_ == 0 && !beforeStep_ && !afterStep_ && !profiling_;
+  if (beginRun_)
+    if (std::string err = beginRun_(capturable && backend_.replaysCapture()); !err.empty())
+      return err;
   std::string err = capturable ? backend_.runCaptured(steps) : steps();
   if (twoStreams_ && !err.empty())
     (void)backend_.useStream(0); // a failed step may have left the communication stream current

@@ -360,8 +360,10 @@ struct RankContext {
   Backend *backend = nullptr;  // made by the caller (the NCCL path), else made by runRank
   // Whether every rank got through setup (as agreeOnSetup); default: agreeOnSetup on comm.
   std::function<std::string(bool failed, int64_t &firstFailed)> agree;
-  // Called once each step is enqueued (NCCL: the watchdog's progress mark).
-  std::function<void(size_t step)> afterStep;
+  // The watchdog's per-step marks (NCCL), kept through CUDA-graph capture and replay
+  // (Executor::setStepMarks).
+  std::function<std::string(size_t step)> stepMark;
+  std::function<std::string(bool replay)> beginRun;
 };
 
 RankRun runRank(const Options &o, const Artifact &artifact, const std::vector<HostTensor> &inputs,
@@ -418,12 +420,10 @@ RankRun runRank(const Options &o, const Artifact &artifact, const std::vector<Ho
   if (const char *perturb = std::getenv("SHARDC_TEST_PERTURB_MODULE");
       perturb && *perturb && comm.worldSize() > 1 && backend->hostAddressable())
     module = perturb;
-  if (!module.empty() || ctx.afterStep)
-    executor->setAfterStep([&art = artifact, module, &ctx](size_t step, const std::vector<TensorView> &outs) {
-      if (ctx.afterStep)
-        ctx.afterStep(step);
-      if (module.empty())
-        return;
+  if (ctx.stepMark)
+    executor->setStepMarks(ctx.stepMark, ctx.beginRun);
+  if (!module.empty())
+    executor->setAfterStep([&art = artifact, module](size_t step, const std::vector<TensorView> &outs) {
       const std::string &loc = art.steps[step].loc;
       size_t at = loc.find(module);
       // The module and its submodules, not a longer name that starts with it (layers.1 vs
@@ -891,8 +891,16 @@ int runNcclRank(const Options &o, bool underMpi) {
   std::vector<std::string> stepNames;
   for (const Step &step : artifact.steps)
     stepNames.push_back(step.loc.empty() ? step.op : step.op + " @ " + step.loc);
-  ctx.afterStep = [&](size_t step) {
+  ctx.stepMark = [&](size_t step) -> std::string {
     (void)nccl->markStep(static_cast<int64_t>(step), stepNames[step]); // a failure stops NCCL: health()
+    return "";
+  };
+  ctx.beginRun = [&](bool replay) -> std::string {
+    if (replay)
+      nccl->expectReplay();
+    else
+      nccl->beginRun();
+    return "";
   };
   RankRun run = runRank(o, artifact, inputs, *nccl, true, ctx);
   if (run.failedIn == RankRun::Phase::Done && !run.stopped)

@@ -508,6 +508,28 @@ TEST(StallDetector, AnIdleRankIsNeverStuck) {
   EXPECT_TRUE(d.observe(1, t0 + 1h + 11s).has_value());
 }
 
+// A CUDA graph replays the same marker writes every run: each run starts again from marker
+// 1 with the word set back to 0, and a stall in the second run is still named.
+TEST(StallDetector, RunsThatStartAgainFromMarkerOne) {
+  StallDetector d(3, 5s);
+  const Clock::time_point t0 = Clock::now();
+  for (uint32_t m = 1; m <= 3; ++m)
+    d.enqueued(m, m - 1, "step " + std::to_string(m - 1), t0);
+  EXPECT_EQ(d.observe(3, t0 + 1s), std::nullopt);
+  EXPECT_EQ(d.pending(), 0u);
+  d.reset(); // the word is 0 again
+  for (uint32_t m = 1; m <= 3; ++m)
+    d.enqueued(m, m - 1, "step " + std::to_string(m - 1), t0 + 2s);
+  // Without the reset, marker 3 from the last run would count these as done.
+  EXPECT_EQ(d.observe(0, t0 + 3s), std::nullopt);
+  EXPECT_EQ(d.pending(), 3u);
+  EXPECT_EQ(d.observe(1, t0 + 4s), std::nullopt);
+  std::optional<std::string> report = d.observe(1, t0 + 9001ms);
+  ASSERT_TRUE(report.has_value());
+  EXPECT_EQ(*report, "rank 3 stuck at step 1 (step 1): not done after 5s (last done: step 0; a peer rank "
+                     "may have died or be waiting elsewhere)");
+}
+
 TEST(StallDetector, SteadyProgressNeverFires) {
   // 50 steps of 0.9s each with a 1s timeout: 45s in all, never stuck.
   StallDetector d(0, 1s);

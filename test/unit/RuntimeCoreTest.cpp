@@ -949,6 +949,53 @@ TEST(Executor, ProfilesEveryStepOfUncapturedRuns) {
   EXPECT_EQ(clock.captured, 1);
 }
 
+// A backend that records the first captured run and from then on "replays" it without
+// calling the steps, as CUDA graphs do.
+class ReplayingBackend final : public Backend {
+public:
+  const char *name() const override { return "replaying"; }
+  KernelFn lookupKernel(std::string_view op) const override { return lookupCpuKernel(op); }
+  MemoryBlock allocate(size_t bytes) override { return MemoryBlock::allocateHost(bytes); }
+  std::string loadKernels(const Artifact &) override { return ""; }
+  const FusedKernel *lookupFused(std::string_view) const override { return nullptr; }
+  std::string runCaptured(const std::function<std::string()> &steps) override {
+    if (recorded)
+      return ""; // the graph runs the steps
+    recorded = true;
+    return steps();
+  }
+  bool replaysCapture() const override { return recorded; }
+  bool recorded = false;
+};
+
+// Step marks (the NCCL watchdog's) are made in runs that enqueue steps, including the one a
+// graph is recorded from, and each run is announced as a replay or not; they leave runs
+// capturable, unlike an after-step hook.
+TEST(Executor, StepMarksSurviveGraphReplay) {
+  auto d = artifactOnDisk(kManifest);
+  ReplayingBackend backend;
+  std::unique_ptr<Executor> ex;
+  ASSERT_EQ(Executor::create(d->artifact, backend, ex), "");
+  std::vector<std::string> calls;
+  ex->setStepMarks([&](size_t step) { calls.push_back("mark " + std::to_string(step)); return std::string(); },
+                   [&](bool replay) { calls.push_back(replay ? "replay" : "run"); return std::string(); });
+  std::vector<HostTensor> outputs;
+  auto x = makeTensor<float>("x", DType::F32, {2, 3}, {1, 2, 3, 4, 5, 6});
+  for (int i = 0; i < 3; ++i)
+    ASSERT_EQ(ex->run({x}, outputs), "");
+  // Run 1 direct, run 2 recorded (marks captured), run 3 replayed (no marks from the host).
+  EXPECT_EQ(calls, (std::vector<std::string>{"run", "mark 0", "mark 1", "run", "mark 0", "mark 1", "replay"}));
+  EXPECT_TRUE(backend.recorded);
+  // A mark's error stops the run, located at its step.
+  ReplayingBackend fresh;
+  ASSERT_EQ(Executor::create(d->artifact, fresh, ex), "");
+  ex->setStepMarks([](size_t step) { return step == 1 ? std::string("progress word failed") : std::string(); },
+                   [](bool) { return std::string(); });
+  std::string err = ex->run({x}, outputs);
+  EXPECT_NE(err.find("step 1 (matmul"), std::string::npos) << err;
+  EXPECT_NE(err.find("progress word failed"), std::string::npos) << err;
+}
+
 // A backend whose kernels record what they were given, so the executor's own work (binding,
 // error locations) is tested independently of the CPU kernels.
 class RecordingBackend final : public Backend {

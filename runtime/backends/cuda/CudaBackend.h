@@ -54,6 +54,7 @@ public:
   // The steps recorded once as a CUDA graph (stream capture) and replayed from then on; a
   // sequence that cannot be captured runs as it is, every time.
   std::string runCaptured(const std::function<std::string()> &steps) override;
+  bool replaysCapture() const override { return graph_ != nullptr; }
 
   // Two streams: compute (0, made by create(), where captures begin and end) and
   // communication (1); library and generated kernels, copies and a device communicator's

@@ -108,7 +108,6 @@ struct HostMark {
 void CUDART_CB writeHostMark(void *data) {
   auto *mark = static_cast<HostMark *>(data);
   __atomic_store_n(mark->word, mark->marker, __ATOMIC_RELEASE);
-  delete mark;
 }
 
 ncclConfig_t nonblockingConfig() {
@@ -140,6 +139,10 @@ struct NcclCommunicator::State {
   StreamWriteValue32 writeValue = nullptr; // the driver's cuStreamWriteValue32, if it has one
   GetErrorString errorString = nullptr;
   std::unique_ptr<ProgressWatchdog> watchdog;
+  std::vector<std::pair<int64_t, std::string>> runMarks; // this run's markStep calls, in order
+  // Host-function marks (no driver entry point), by marker - 1: kept for the process's life,
+  // since a captured graph replays the calls that name them.
+  std::vector<std::unique_ptr<HostMark>> hostMarks;
 
   std::string fail(std::string err) {
     std::lock_guard<std::mutex> lock(mutex);
@@ -550,6 +553,7 @@ std::string NcclCommunicator::markStep(int64_t step, std::string_view name) {
     return "";
   s.watchdog->setTimeout(timeout());
   uint32_t marker = s.watchdog->enqueue(step, std::string(name));
+  s.runMarks.emplace_back(step, std::string(name));
   std::string err;
   if (s.writeValue) {
     // A stream memory operation: no kernel, no host round trip.
@@ -563,11 +567,11 @@ std::string NcclCommunicator::markStep(int64_t step, std::string_view name) {
             (text ? std::string(text) : "CUresult " + std::to_string(static_cast<int>(rc)));
     }
   } else {
-    auto *mark = new HostMark{s.progress, marker};
-    if (cudaError_t rc = cudaLaunchHostFunc(s.stream, writeHostMark, mark); rc != cudaSuccess) {
-      delete mark;
+    while (s.hostMarks.size() < marker)
+      s.hostMarks.push_back(std::make_unique<HostMark>(HostMark{s.progress, uint32_t(s.hostMarks.size() + 1)}));
+    if (cudaError_t rc = cudaLaunchHostFunc(s.stream, writeHostMark, s.hostMarks[marker - 1].get());
+        rc != cudaSuccess)
       err = "cudaLaunchHostFunc for the progress word failed: " + cudaText(rc);
-    }
   }
   if (!err.empty()) {
     // The marker will never come: without this the watchdog would report a false stall.
@@ -575,6 +579,26 @@ std::string NcclCommunicator::markStep(int64_t step, std::string_view name) {
     return s.fail("step " + std::to_string(step) + ": " + err);
   }
   return "";
+}
+
+void NcclCommunicator::beginRun() {
+  State &s = *state_;
+  if (!s.watchdog)
+    return;
+  __atomic_store_n(s.progress, 0u, __ATOMIC_RELEASE); // the stream is idle: the last run was waited for
+  s.watchdog->beginRun();
+  s.runMarks.clear();
+}
+
+void NcclCommunicator::expectReplay() {
+  State &s = *state_;
+  if (!s.watchdog)
+    return;
+  __atomic_store_n(s.progress, 0u, __ATOMIC_RELEASE);
+  s.watchdog->beginRun();
+  s.watchdog->setTimeout(timeout());
+  for (const auto &[step, name] : s.runMarks)
+    (void)s.watchdog->enqueue(step, name); // the graph writes the same markers, 1, 2, ...
 }
 
 std::string NcclCommunicator::watchdogReport() const {

@@ -58,6 +58,12 @@ uint32_t ProgressWatchdog::enqueue(int64_t step, std::string name) {
   return marker;
 }
 
+void ProgressWatchdog::beginRun() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  nextMarker_ = 0;
+  detector_.reset();
+}
+
 void ProgressWatchdog::setTimeout(std::chrono::milliseconds t) {
   std::lock_guard<std::mutex> lock(mutex_);
   detector_.setTimeout(t);

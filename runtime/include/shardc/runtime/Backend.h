@@ -74,6 +74,8 @@ public:
   // waits). A GPU backend records it once as a graph (CUDA graphs) and from then on replays
   // the graph without calling `steps`; the default calls it.
   [[nodiscard]] virtual std::string runCaptured(const std::function<std::string()> &steps) { return steps(); }
+  // Whether the next runCaptured() replays a recorded graph without calling `steps`.
+  virtual bool replaysCapture() const { return false; }
 
   // Streams. A backend may run steps on more than one in-order stream (a GPU: one for compute,
   // one for communication, see StreamSchedule.h); useStream(s) sends the launches and copies

@@ -65,6 +65,16 @@ public:
   // index and output views, which it may modify.
   void setAfterStep(std::function<void(size_t, const std::vector<TensorView> &)> hook) { afterStep_ = std::move(hook); }
 
+  // Per-step marks that survive graph capture (a device communicator's watchdog): `mark(i)`
+  // is called right after step i is enqueued, in runs that enqueue their steps (the marks a
+  // graph captures replay with it); `beginRun(replay)` before every run's steps, `replay`
+  // telling that a recorded graph will run them without calling `mark`. Unlike setAfterStep,
+  // these leave runs capturable. Either returns "" or an error that stops the run.
+  void setStepMarks(std::function<std::string(size_t)> mark, std::function<std::string(bool replay)> beginRun) {
+    stepMark_ = std::move(mark);
+    beginRun_ = std::move(beginRun);
+  }
+
   // Step profiles: while on, every run marks the backend before the first step and after each
   // step (Backend::mark; the run is not captured as a graph, so each step is timed alone) and
   // adds each step's time; stepMilliseconds() is the mean per profiled run, by step index.
@@ -141,6 +151,8 @@ private:
   uint64_t runs_ = 0, lastRunBlocked_ = 0; // for Backend::runCaptured
   bool profiling_ = false, marksReady_ = false;
   bool twoStreams_ = false;
+  std::function<std::string(size_t)> stepMark_;
+  std::function<std::string(bool)> beginRun_;
   StreamSchedule schedule_;
   std::vector<bool> recordAfter_; // steps another stream waits for
   // Plans schedule_ from the steps' byte ranges (after storage is bound).

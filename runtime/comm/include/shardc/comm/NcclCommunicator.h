@@ -73,6 +73,12 @@ public:
   // time through cudart; a host function on the stream where the driver lacks it). When the oldest unfinished step waits longer than
   // timeout(), the watchdog prints "rank R stuck at step N (<name>) ..." and aborts.
   [[nodiscard]] std::string markStep(int64_t step, std::string_view name);
+  // Runs and CUDA graphs: before each run's steps, with the stream idle, beginRun() sets the
+  // progress word back to 0 and the markers count from 1 again, so that the marks a graph
+  // captured are right on every replay; expectReplay() does the same for a run that replays
+  // the graph (no markStep calls): it expects the marks of the last run that made them.
+  void beginRun();
+  void expectReplay();
   // "" while healthy; else the first failure (a collective's error, the watchdog's report,
   // abort's reason) or an asynchronous NCCL error.
   [[nodiscard]] std::string health();

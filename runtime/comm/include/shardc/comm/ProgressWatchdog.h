@@ -36,6 +36,13 @@ public:
   // nullopt otherwise and after that.
   std::optional<std::string> observe(uint32_t value, Clock::time_point now);
 
+  // A new run whose markers start again at 1 (the word was set back to 0): nothing is
+  // pending and no step is done yet. A report already given stays given.
+  void reset() {
+    pending_.clear();
+    lastDone_ = -1;
+  }
+
   bool fired() const { return fired_; }
   size_t pending() const { return pending_.size(); }
 
@@ -69,6 +76,9 @@ public:
   // Registers step `step` (`name`), just enqueued; returns the marker the stream must write
   // to the word when the step is done.
   uint32_t enqueue(int64_t step, std::string name);
+  // Starts a run whose markers count from 1 again (the caller set the word back to 0 while
+  // the stream was idle): a CUDA graph replays the same marker writes every run.
+  void beginRun();
   void setTimeout(std::chrono::milliseconds t);
   // The report once it fired, else "".
   std::string report() const;
