@@ -296,8 +296,14 @@ private:
     int64_t half = xs.back() / 2;
     Coords here = aligned(xs), other = here;
     std::string d = text(here.back());
+    // The partner moves with the lanes when d does and the half is a whole number of lanes
+    // (four lanes never straddle it).
+    Index::Lanes partnerLanes = Index::Lanes::Other;
+    if (lanes_ > 1 && half % lanes_ == 0 && here.back().lanes(numel_, lanes_) == Index::Lanes::Contiguous)
+      partnerLanes = Index::Lanes::Contiguous;
     other.back() = Index::opaque("(" + d + " < " + lit(half) + " ? " + d + " + " + lit(half) + " : " + d + " - " +
-                                 lit(half) + ")");
+                                     lit(half) + ")",
+                                 partnerLanes, lanes_);
     std::string x = loadAt(rot.getInput(), here), partner = loadAt(rot.getInput(), other);
     std::string c = name(rot.getCos()), sn = name(rot.getSin());
     return "(" + d + " < " + lit(half) + " ? " + x + " * " + c + " - " + partner + " * " + sn + " : " +

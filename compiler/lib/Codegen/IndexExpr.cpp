@@ -66,9 +66,13 @@ IndexExpr IndexExpr::digit(int64_t div, int64_t mod, int64_t mul) {
   return e;
 }
 
-IndexExpr IndexExpr::opaque(std::string text) {
+IndexExpr IndexExpr::opaque(std::string text, Lanes lanes, int64_t laneCount) {
   IndexExpr e;
-  e.others_.push_back({std::move(text), nullptr, 1, 1, 1});
+  Other o;
+  o.text = std::move(text);
+  o.lanes = lanes;
+  o.laneCount = laneCount;
+  e.others_.push_back(std::move(o));
   return e;
 }
 
@@ -91,7 +95,11 @@ IndexExpr &IndexExpr::operator*=(int64_t factor) {
 IndexExpr IndexExpr::cut(int64_t unit, int64_t size, int64_t numel) const {
   auto naive = [&] {
     IndexExpr e;
-    e.others_.push_back({"", std::make_shared<const IndexExpr>(*this), unit, size, 1});
+    Other o;
+    o.inner = std::make_shared<const IndexExpr>(*this);
+    o.unit = unit;
+    o.size = size;
+    e.others_.push_back(std::move(o));
     return e;
   };
   if (size == 1)
@@ -174,8 +182,20 @@ std::string IndexExpr::str(int64_t numel, bool narrow) const {
 }
 
 IndexExpr::Lanes IndexExpr::lanes(int64_t numel, int64_t lanes) const {
-  if (!others_.empty() || lanes <= 1)
+  if (lanes <= 1)
     return Lanes::Other;
+  // Given text counts when its caller declared it for these lanes: a contiguous one (factor 1)
+  // is the lane term, a uniform one moves nothing.
+  int contiguousOthers = 0;
+  for (const Other &o : others_) {
+    if (o.inner || o.laneCount != lanes || o.lanes == Lanes::Other)
+      return Lanes::Other;
+    if (o.lanes == Lanes::Contiguous) {
+      if (o.factor != 1)
+        return Lanes::Other;
+      ++contiguousOthers;
+    }
+  }
   const std::vector<Digit> ds = normalized(digits_, numel);
   size_t lane = ds.size();
   for (size_t k = 0; k < ds.size(); ++k) {
@@ -187,9 +207,14 @@ IndexExpr::Lanes IndexExpr::lanes(int64_t numel, int64_t lanes) const {
       return Lanes::Other; // (i + k) / div may differ between the lanes
     }
   }
-  if (lane == ds.size())
+  const bool digitLane = lane != ds.size();
+  if (int(digitLane) + contiguousOthers > 1)
+    return Lanes::Other;
+  if (!digitLane && contiguousOthers == 0)
     return Lanes::Uniform;
-  if (ds[lane].mul != 1 || (ds[lane].mod && ds[lane].mod % lanes != 0) || constant_ % lanes != 0)
+  if (digitLane && (ds[lane].mul != 1 || (ds[lane].mod && ds[lane].mod % lanes != 0)))
+    return Lanes::Other;
+  if (constant_ % lanes != 0)
     return Lanes::Other;
   for (size_t k = 0; k < ds.size(); ++k)
     if (k != lane && ds[k].mul % lanes != 0)

@@ -37,7 +37,10 @@ public:
   // ((i / div) % mod) * mul; mod 0 for none.
   static IndexExpr digit(int64_t div, int64_t mod, int64_t mul = 1);
   // An expression the algebra does not model (must be a non-negative integer expression).
-  static IndexExpr opaque(std::string text);
+  // `lanes`: what the caller knows of it over lanes consecutive elements from a multiple of
+  // `laneCount` (see lanes()); Other when nothing is known.
+  enum class Lanes { Contiguous, Uniform, Other };
+  static IndexExpr opaque(std::string text, Lanes lanes = Lanes::Other, int64_t laneCount = 0);
 
   IndexExpr &operator+=(const IndexExpr &other);
   IndexExpr &operator*=(int64_t factor);
@@ -51,7 +54,6 @@ public:
   // is a multiple of `lanes`: Contiguous (value(i + k) = value(i) + k, and value(i) is a
   // multiple of `lanes`: one aligned vector load), Uniform (the same value for all lanes), or
   // Other. Judged from the digits alone (given text is Other).
-  enum class Lanes { Contiguous, Uniform, Other };
   Lanes lanes(int64_t numel, int64_t lanes) const;
 
   bool isZero() const { return digits_.empty() && constant_ == 0 && others_.empty(); }
@@ -66,6 +68,8 @@ private:
   // ((inner / unit) % size), times `factor`.
   struct Other {
     std::string text;
+    Lanes lanes = Lanes::Other; // given text: as the caller declared it, for laneCount lanes
+    int64_t laneCount = 0;
     std::shared_ptr<const IndexExpr> inner;
     int64_t unit = 1, size = 1;
     int64_t factor = 1;
