@@ -213,8 +213,10 @@ std::string Executor::planTwoStreams() {
     for (const TensorView &v : p.args.out)
       a.writes.push_back(range(v));
     if (p.collective) {
-      a.reads.push_back(scratch);
-      a.writes.push_back(scratch);
+      if (p.scratchBytes > 0) { // packing through the shared scratch block
+        a.reads.push_back(ByteRange{0, scratch.begin, scratch.begin + p.scratchBytes});
+        a.writes.push_back(a.reads.back());
+      }
       if (communicates(artifact_.steps[i].op)) {
         a.stream = 1;
         any = true;
@@ -319,6 +321,7 @@ std::string Executor::prepareSteps(uint64_t &scratchBytes) {
                                        artifact_.deviceMesh.groupSize(axesOf[i]), scratch);
     if (!err.empty())
       return prefix(i) + err;
+    prepared.scratchBytes = scratch;
     scratchBytes = std::max(scratchBytes, scratch);
   }
   // Every rank runs this same loop over the same steps, so groups are made in one order.

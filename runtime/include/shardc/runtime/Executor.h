@@ -112,6 +112,7 @@ private:
     int64_t fusedCount = 0;
     const CollectiveKernel *collective = nullptr; // instead of `kernel`
     CollectiveArgs collectiveArgs;
+    uint64_t scratchBytes = 0; // of the shared collective scratch this collective packs through
     Attrs rankAttrs; // the step's attributes completed for this rank (vocab-split embedding)
   };
 
