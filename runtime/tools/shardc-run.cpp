@@ -349,6 +349,7 @@ struct RankRun {
   std::vector<HostTensor> outputs;
   uint64_t arenaPeak = 0, weightBytes = 0;
   double meanMs = 0, bestMs = 0; // --repeat
+  std::string streams;           // the two-stream schedule, described ("" on one stream)
   std::vector<double> stepMs;    // --profile: per step, mean over the profiled runs
   uint64_t profiledRuns = 0;
 };
@@ -457,6 +458,8 @@ RankRun runRank(const Options &o, const Artifact &artifact, const std::vector<Ho
   }
   result.stepMs = executor->stepMilliseconds();
   result.profiledRuns = executor->profiledRuns();
+  if (const StreamSchedule *schedule = executor->streamSchedule())
+    result.streams = schedule->describe();
   result.arenaPeak = executor->arenaPeakBytes();
   result.weightBytes = executor->weightBytes();
   return result;
@@ -469,6 +472,8 @@ int finishRank0(const Options &o, const Artifact &artifact, RankRun &run, const 
             std::to_string(run.arenaPeak) + " of " + std::to_string(artifact.arenaBytes) +
             " bytes, weights " + std::to_string(run.weightBytes) + " bytes, blob " +
             std::to_string(artifact.blob.size()) + " bytes");
+  if (o.verbose && !run.streams.empty())
+    say.err(o.model + ": two streams: " + run.streams);
   if (o.repeat > 0)
     say.out("timing: " + std::to_string(o.repeat) + " runs after the first, mean " + std::to_string(run.meanMs) +
             " ms, best " + std::to_string(run.bestMs) + " ms (" + o.backend + ", rank 0)");
