@@ -1,6 +1,7 @@
 // Kernel profiles from per-step times (see StepProfile.h).
 #include "shardc/runtime/StepProfile.h"
 #include "shardc/runtime/StepCost.h"
+#include "shardc/comm/CollectiveKernels.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -24,7 +25,7 @@ std::string kernelKey(const Artifact &artifact, const Step &step) {
   std::string key = step.op;
   if (!step.in.empty())
     key += std::string(" ") + dtypeName(buffer(step.in[0]).dtype);
-  if (isCollectiveStep(step.op)) {
+  if (lookupCollectiveKernel(step.op)) {
     std::string axes;
     auto it = step.attrs.all().find("axes");
     if (it != step.attrs.all().end())
@@ -45,11 +46,6 @@ std::string kernelKey(const Artifact &artifact, const Step &step) {
 }
 
 } // namespace
-
-bool isCollectiveStep(const std::string &op) {
-  return op == "all_reduce" || op == "all_gather" || op == "reduce_scatter" || op == "all_to_all" ||
-         op == "shard_slice";
-}
 
 std::vector<KernelProfileRow> kernelProfile(const Artifact &artifact, const std::vector<double> &msPerStep) {
   std::map<std::string, KernelProfileRow> rows;

@@ -302,15 +302,20 @@ std::string testExitAtStep(int64_t &rank, int64_t &step) {
 
 constexpr const char *kStoppedByHook = "stopped by SHARDC_TEST_EXIT_AT_STEP";
 
+// The group of every rank: over all the mesh's axes.
+std::string worldGroup(Communicator &comm, const CommGroup *&world) {
+  std::vector<std::string> all;
+  for (const MeshAxis &axis : comm.mesh().axes())
+    all.push_back(axis.name);
+  return comm.group(all, world);
+}
+
 // Whether every rank got through a setup phase: each reports `failed`; returns the lowest
 // failed rank or -1, or a one-line error when the ranks could not agree in time.
 std::string agreeOnSetup(Communicator &comm, bool failed, int64_t &firstFailed) {
   firstFailed = -1;
-  std::vector<std::string> all;
-  for (const MeshAxis &axis : comm.mesh().axes())
-    all.push_back(axis.name);
   const CommGroup *world = nullptr;
-  if (std::string err = comm.group(all, world); !err.empty())
+  if (std::string err = worldGroup(comm, world); !err.empty())
     return err;
   // Weight loading takes a while and differs between ranks: wait longer than for a step.
   auto stepTimeout = comm.timeout();
@@ -710,11 +715,8 @@ std::string ncclDevice(int64_t localRank, int &device) {
 // aborted and the buffers are left to the process's end (the stream may still hold them).
 std::string agreeOverNccl(NcclCommunicator &comm, bool failed, int64_t &firstFailed) {
   firstFailed = -1;
-  std::vector<std::string> all;
-  for (const MeshAxis &axis : comm.mesh().axes())
-    all.push_back(axis.name);
   const CommGroup *world = nullptr;
-  if (std::string err = comm.group(all, world); !err.empty())
+  if (std::string err = worldGroup(comm, world); !err.empty())
     return "setup: " + err;
   size_t n = static_cast<size_t>(comm.worldSize());
   int32_t *host = nullptr, *dev = nullptr;

@@ -21,10 +21,6 @@ struct KernelProfileRow {
   std::string firstLoc; // the first step's location
 };
 
-// Whether `op` is a collective step kind (all_reduce, all_gather, reduce_scatter, all_to_all,
-// shard_slice).
-bool isCollectiveStep(const std::string &op);
-
 // `msPerStep[i]`: step i's time per run. Rows sorted by time, longest first.
 std::vector<KernelProfileRow> kernelProfile(const Artifact &artifact, const std::vector<double> &msPerStep);
 // The `top` longest rows as a table (share, ms, calls, TFLOP/s, kernel, where).
