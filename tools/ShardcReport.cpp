@@ -120,7 +120,7 @@ int runReport(llvm::StringRef path, bool json) {
     minFused = std::min(minFused, counts.second);
   }
 
-  // Arithmetic per step per rank (StepCost.h): GEMMs and attention.
+  // Arithmetic per step per rank (each op's cost, recorded by the compiler): GEMMs and attention.
   uint64_t gemmFlops = 0, attentionFlops = 0;
   for (const rt::Step &s : art.steps)
     (s.op == "attention" ? attentionFlops : gemmFlops) += rt::stepFlops(art, s);

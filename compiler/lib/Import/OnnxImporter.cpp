@@ -379,21 +379,21 @@ Value Importer::foldIfConstant(Operation *op) {
     }
   if (rt.getNumElements() > 1 << 16 || !isa<IntegerType, FloatType>(rt.getElementType()))
     return op->getResult(0);
-  SmallVector<HostTensor> operands;
+  SmallVector<DenseElementsAttr> operands;
   for (Value v : op->getOperands()) {
-    auto t = constTensor(v);
-    if (!t)
+    auto c = v.getDefiningOp<sc::ConstantOp>();
+    auto dense = c ? dyn_cast<DenseElementsAttr>(c.getValue()) : nullptr;
+    if (!dense)
       return op->getResult(0);
-    operands.push_back(*t);
+    operands.push_back(dense);
   }
   if (operands.empty())
     return op->getResult(0);
-  StringRef name = op->getName().stripDialect();
-  auto result = evaluateOnHost(name, operands, rt, op->getAttrDictionary());
-  if (!result)
+  auto result = evaluateOnHost(op, operands);
+  if (!result || result->size() != 1)
     return op->getResult(0);
   op->erase();
-  return constant(result->toAttr());
+  return constant((*result)[0]);
 }
 
 FailureOr<DenseElementsAttr> Importer::tensorData(const onnx::TensorProto &t, RankedTensorType type) {
