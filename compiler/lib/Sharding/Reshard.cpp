@@ -71,7 +71,9 @@ struct ReshardPlanner {
       }
       for (auto &a : s.partial)
         k += a + ",";
-      return k + s.reduce;
+      // The reduction kind only matters while a reduction is pending (as in Sharding's ==):
+      // an all_reduce of a max leaves a whole value like any other.
+      return s.partial.empty() ? k : k + s.reduce;
     };
     auto better = [](const Node &a, const Node &b) {
       if (std::abs(a.bytes - b.bytes) > 1e-6)
