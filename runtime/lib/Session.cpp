@@ -91,6 +91,14 @@ std::string Session::streams() const {
   return schedule ? schedule->describe() : "";
 }
 
+std::string readInputsNpz(const Artifact &artifact, const std::string &path, std::vector<HostTensor> &inputs) {
+  if (std::string err = readNpz(path, inputs); !err.empty())
+    return err;
+  if (std::string err = checkInputs(artifact, inputs); !err.empty())
+    return path + ": " + err;
+  return "";
+}
+
 std::string writeOutputsNpz(const std::string &path, const std::vector<HostTensor> &outputs) {
   std::vector<HostTensor> wide;
   wide.reserve(outputs.size());

@@ -96,10 +96,9 @@ std::string loadShared(const Options &o, Artifact &artifact, std::vector<HostTen
     return err;
   // Read the inputs before binding weights: a wrong input file should fail fast.
   if (!o.inputs.empty())
-    if (std::string err = readNpz(o.inputs, inputs); !err.empty())
-      return err;
+    return readInputsNpz(artifact, o.inputs, inputs);
   if (std::string err = checkInputs(artifact, inputs); !err.empty())
-    return (o.inputs.empty() ? std::string("no --inputs given") : o.inputs) + ": " + err;
+    return "no --inputs given: " + err;
   return "";
 }
 

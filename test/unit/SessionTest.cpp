@@ -23,7 +23,7 @@ TEST(Session, OpensAndRunsOneRank) {
   EXPECT_EQ(s->rank(), 0);
   EXPECT_EQ(s->worldSize(), 1);
   std::vector<HostTensor> inputs, expected, outputs;
-  ASSERT_EQ(readNpz(dir.file("in.npz"), inputs), "");
+  ASSERT_EQ(readInputsNpz(s->artifact(), dir.file("in.npz"), inputs), "");
   ASSERT_EQ(readNpz(dir.file("expected.npz"), expected), "");
   ASSERT_EQ(s->run(inputs, outputs), "");
   EXPECT_EQ(compareTensors(outputs, expected, 1e-5), "");
@@ -58,8 +58,11 @@ TEST(Session, OpenRefusesAShardedArtifactAndBadInputs) {
   TempDir one;
   ASSERT_EQ(writeTpMlpArtifact(one.path(), 1, 1), "");
   ASSERT_EQ(Session::open(one.file("m.shardc"), {}, s), "");
-  std::vector<HostTensor> outputs;
+  std::vector<HostTensor> outputs, wrong;
   EXPECT_NE(s->run({}, outputs), ""); // the input x is missing
+  // expected.npz holds y, not x: the file is named with the mismatch.
+  err = readInputsNpz(s->artifact(), one.file("expected.npz"), wrong);
+  EXPECT_EQ(err.rfind(one.file("expected.npz") + ": ", 0), 0u) << err;
 
   SessionOptions bad;
   bad.backend = "tpu";

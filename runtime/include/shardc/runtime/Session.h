@@ -5,7 +5,7 @@
 //   std::unique_ptr<Session> s;
 //   if (std::string err = Session::open("m.shardc", {}, s); !err.empty()) ...   // world size 1
 //   std::vector<HostTensor> inputs, outputs;
-//   readNpz("in.npz", inputs);
+//   if (std::string err = readInputsNpz(s->artifact(), "in.npz", inputs); !err.empty()) ...
 //   if (std::string err = s->run(inputs, outputs); !err.empty()) ...
 //
 // Several ranks in one process share one loaded Artifact (loadArtifact) and bind one Session
@@ -90,6 +90,10 @@ private:
   std::unique_ptr<Executor> executor_;
 };
 
+// Reads an artifact's inputs from an .npz and checks them (checkInputs) before any binding;
+// a mismatch is "PATH: input 'x': expected ...".
+[[nodiscard]] std::string readInputsNpz(const Artifact &artifact, const std::string &path,
+                                        std::vector<HostTensor> &inputs);
 // Writes `outputs` to an .npz, f16/bf16 widened to f32 (as shardc-run --outputs).
 [[nodiscard]] std::string writeOutputsNpz(const std::string &path, const std::vector<HostTensor> &outputs);
 
