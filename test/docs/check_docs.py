@@ -3,7 +3,7 @@
 
 1. every pass and pass pipeline that shardc-opt registers (`Pass<"sc-…">` in
    passes/include/shardc/Passes/Passes.td, `PassPipelineRegistration<>("sc-…")` in passes/)
-   appears as `--sc-…` in docs/cli.md;
+   appears as `--sc-…` in docs/cli.md, and every `--sc-…` the docs name is registered;
 2. every step kind the runtime has a kernel for (the CPU kernel table in
    runtime/kernels/cpu/KernelRegistry.cpp, the rows of SC_ELEMENTWISE_FORMULAS in
    FusedPrelude.h, the collectives in runtime/comm/CollectiveKernels.cpp) appears as `kind` in
@@ -105,9 +105,14 @@ def main():
     errors = []
 
     cli = read(root, "docs/cli.md")
-    for name in sorted(registered_passes(root)):
+    passes = registered_passes(root)
+    for name in sorted(passes):
         if f"`--{name}`" not in cli:
             errors.append(f"docs/cli.md: the shardc-opt table lacks `--{name}` (registered in passes/)")
+    for doc in doc_files(root):
+        text = doc.read_text(encoding="utf-8")
+        for name in sorted(set(re.findall(r"--(sc-[a-z0-9-]*[a-z0-9])", text)) - passes):
+            errors.append(f"{doc.relative_to(root)}: names `--{name}`, which no pass or pipeline registers")
 
     artifact = read(root, "docs/artifact-format.md")
     documented = set(re.findall(r"`([a-z0-9_]+)`", artifact))
