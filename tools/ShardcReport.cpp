@@ -4,6 +4,7 @@
 #include "ShardcReport.h"
 
 #include "shardc/Dialect/ScLocation.h"
+#include "shardc/comm/CollectiveKernels.h"
 #include "shardc/runtime/Artifact.h"
 #include "shardc/runtime/StepCost.h"
 
@@ -41,9 +42,7 @@ struct Collective {
 };
 
 // The step kinds that move data between ranks (shard_slice is local).
-bool communicates(llvm::StringRef op) {
-  return op == "all_reduce" || op == "all_gather" || op == "reduce_scatter" || op == "all_to_all";
-}
+bool communicates(llvm::StringRef op) { return rt::communicatesBetweenRanks(op); }
 
 } // namespace
 
