@@ -5,6 +5,7 @@
 #include "DeviceSimBackend.h"
 #include "TpMlpArtifact.h"
 
+#include "ManifestJson.h"
 #include "shardc/comm/CollectiveKernels.h"
 #include "shardc/comm/LocalCommunicator.h"
 #include "shardc/runtime/Artifact.h"
@@ -352,7 +353,7 @@ std::string chunkManifest(const DeviceMesh &mesh, const std::string &shardJson,
                std::to_string(a.size);
   }
   std::string shape = "[" + std::to_string(local[0]) + ", " + std::to_string(local[1]) + "]";
-  return R"({"format_version": 1, "mesh": {)" + meshObj + R"(}, "mesh_axes": [)" + axes +
+  return R"({"format_version": 2, "mesh": {)" + meshObj + R"(}, "mesh_axes": [)" + axes +
          R"(], "world_size": )" + std::to_string(mesh.worldSize()) +
          R"(, "weight_files": [{"path": "w.bin", "size": 136}], "arena_bytes": 512,
     "buffers": [
@@ -374,7 +375,7 @@ std::vector<std::vector<float>> chunksOf(const DeviceMesh &mesh, const std::stri
   writeFile(dir.file("w.bin"), weightBytes(4, 8));
   Artifact a;
   std::string manifest = chunkManifest(mesh, shardJson, local);
-  EXPECT_EQ(parseArtifact(encodeArtifact(manifest, ""), dir.file("m.shardc"), a), "");
+  EXPECT_EQ(parseArtifact(encodeJsonArtifact(manifest, ""), dir.file("m.shardc"), a), "");
   HostTensor x;
   x.name = "x";
   x.shape = {4, 8};
@@ -440,7 +441,7 @@ TEST(ShardSpecs, BothDimsSplit) {
 TEST(ShardSpecs, ManifestValidation) {
   auto loadError = [](const std::string &manifest) {
     Artifact a;
-    return parseArtifact(encodeArtifact(manifest, ""), "m.shardc", a);
+    return parseArtifact(encodeJsonArtifact(manifest, ""), "m.shardc", a);
   };
   DeviceMesh m = mesh2d(1, 3);
   EXPECT_EQ(loadError(chunkManifest(m, R"([{"dim": 1, "axes": ["tp"]}])", {4, 3})),
@@ -474,7 +475,7 @@ TEST(ShardSpecs, ManifestValidation) {
             "weight file 0 (136 bytes)");
   // A sharded input is given whole.
   Artifact a;
-  ASSERT_EQ(parseArtifact(encodeArtifact(chunkManifest(m2, R"([{"dim": 1, "axes": ["tp"]}])", {4, 4}), ""),
+  ASSERT_EQ(parseArtifact(encodeJsonArtifact(chunkManifest(m2, R"([{"dim": 1, "axes": ["tp"]}])", {4, 4}), ""),
                           "m.shardc", a),
             "");
   HostTensor chunk;
@@ -505,7 +506,7 @@ TpRun runTpMlp(int64_t dp, int64_t tp, int64_t absentRank = -1,
   TempDir dir;
   writeFile(dir.file("w.bin"), t.weights);
   Artifact a;
-  EXPECT_EQ(parseArtifact(encodeArtifact(t.manifest, ""), dir.file("m.shardc"), a), "");
+  EXPECT_EQ(parseArtifact(encodeJsonArtifact(t.manifest, ""), dir.file("m.shardc"), a), "");
   TpRun result;
   result.outputs.resize(static_cast<size_t>(dp * tp));
   result.errors = onRanks(
@@ -569,7 +570,7 @@ TEST(MultiRankExecutor, TensorParallelMlpMatchesTheUnshardedComputation) {
 TEST(MultiRankExecutor, SingleRankCreateRefusesShardedArtifacts) {
   fixtures::TpMlpArtifact t = fixtures::makeTpMlpArtifact(1, 2);
   Artifact a;
-  ASSERT_EQ(parseArtifact(encodeArtifact(t.manifest, ""), "tp.shardc", a), "");
+  ASSERT_EQ(parseArtifact(encodeJsonArtifact(t.manifest, ""), "tp.shardc", a), "");
   CpuBackend cpu;
   std::unique_ptr<Executor> ex;
   EXPECT_EQ(Executor::create(a, cpu, ex),
@@ -590,7 +591,7 @@ TEST(MultiRankExecutor, CollectiveStepsAreCheckedBeforeAllocating) {
     EXPECT_EQ(parseJson(t.manifest, m), "");
     edit(m);
     Artifact a;
-    EXPECT_EQ(parseArtifact(encodeArtifact(writeJson(m), ""), "tp.shardc", a), "");
+    EXPECT_EQ(parseArtifact(encodeJsonArtifact(writeJson(m), ""), "tp.shardc", a), "");
     auto world = std::make_shared<LocalWorld>(a.deviceMesh);
     LocalCommunicator comm(world, 0);
     CpuBackend cpu;

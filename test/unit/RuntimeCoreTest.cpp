@@ -2,6 +2,7 @@
 // executor (on the CPU backend for numbers, on test backends for error paths).
 #include "DeviceSimBackend.h"
 #include "TempDir.h"
+#include "ManifestJson.h"
 #include "shardc/runtime/Artifact.h"
 #include "shardc/comm/LocalCommunicator.h"
 #include "shardc/runtime/Executor.h"
@@ -134,7 +135,7 @@ std::string bytesOf(const std::vector<float> &v) {
 // A small valid artifact: y = (x + c) · w, with x an input, c a blob constant and w a weight
 // (12 bytes of padding, then 6 floats) in "w.bin" beside the artifact.
 constexpr const char *kManifest = R"({
-  "format_version": 1,
+  "format_version": 2,
   "producer": "unit test",
   "source": "none.onnx",
   "mesh": {"dp_replicate": 1, "dp_shard": 1, "cp": 1, "tp": 1},
@@ -184,7 +185,7 @@ std::string loadError(const std::string &bytes) {
 }
 
 std::string manifestError(const std::function<void(JsonValue &)> &edit) {
-  return loadError(encodeArtifact(editedManifest(edit), validBlob()));
+  return loadError(encodeJsonArtifact(editedManifest(edit), validBlob()));
 }
 
 // A weight padded for even shards: only the part of a rank's chunk inside the file's shape is
@@ -221,7 +222,7 @@ TEST(Artifact, FileRepeatIsChecked) {
               "");
     for (const auto &kv : spec.asObject())
       w.asObject().push_back(kv);
-    return loadError(encodeArtifact(writeJson(m), validBlob()));
+    return loadError(encodeJsonArtifact(writeJson(m), validBlob()));
   };
   EXPECT_EQ(withRepeat(1, 2), "");
   EXPECT_EQ(withRepeat(1, 3), "m.shardc: manifest: buffers[3].file_repeat: does not describe global dim 1 as "
@@ -245,7 +246,7 @@ TEST(Artifact, Fnv1a64KnownValues) {
 }
 
 TEST(Artifact, HeaderLayout) {
-  std::string bytes = encodeArtifact("{}", "xyz");
+  std::string bytes = encodeJsonArtifact("{}", "xyz");
   ASSERT_EQ(bytes.size(), 48u + 2 + 3);
   EXPECT_EQ(bytes.substr(0, 8), std::string("SHARDC\0\0", 8));
   auto u64 = [&](size_t at) {
@@ -267,7 +268,7 @@ TEST(Artifact, HeaderLayout) {
 
 TEST(Artifact, RoundTripDecodesManifest) {
   Artifact a;
-  ASSERT_EQ(parseArtifact(encodeArtifact(kManifest, validBlob()), "dir/m.shardc", a), "");
+  ASSERT_EQ(parseArtifact(encodeJsonArtifact(kManifest, validBlob()), "dir/m.shardc", a), "");
   EXPECT_EQ(a.producer, "unit test");
   EXPECT_EQ(a.source, "none.onnx");
   EXPECT_EQ(a.worldSize, 1);
@@ -308,7 +309,7 @@ TEST(Artifact, RoundTripDecodesManifest) {
 }
 
 TEST(Artifact, HeaderErrors) {
-  std::string good = encodeArtifact(kManifest, validBlob());
+  std::string good = encodeJsonArtifact(kManifest, validBlob());
   std::string bad = good;
   bad[0] = 'X';
   EXPECT_EQ(loadError(bad), "m.shardc: not a shardc artifact (bad magic)");
@@ -333,7 +334,7 @@ TEST(Artifact, HeaderErrors) {
 }
 
 TEST(Artifact, ChecksumErrors) {
-  std::string good = encodeArtifact(kManifest, validBlob());
+  std::string good = encodeJsonArtifact(kManifest, validBlob());
   std::string bad = good;
   bad[48 + 10] ^= 0x01;
   EXPECT_EQ(loadError(bad), "m.shardc: checksum mismatch in manifest (file corrupt or truncated)");
@@ -346,7 +347,7 @@ TEST(Artifact, ChecksumErrors) {
 }
 
 TEST(Artifact, ManifestSyntaxErrorIsLocated) {
-  EXPECT_EQ(loadError(encodeArtifact("{\n  \"format_version\": 1,,\n}", "")),
+  EXPECT_EQ(loadError(encodeJsonArtifact("{\n  \"format_version\": 2,,\n}", "")),
             "m.shardc: manifest: 2:23: expected a string key, found ','");
 }
 
@@ -431,7 +432,7 @@ void writeFile(const std::string &path, const std::string &bytes) {
 TEST(Artifact, WriteAndLoadFile) {
   TempDir dir;
   std::string path = dir.file("m.shardc");
-  ASSERT_EQ(writeArtifact(path, kManifest, validBlob()), "");
+  ASSERT_EQ(writeJsonArtifact(path, kManifest, validBlob()), "");
   Artifact a;
   ASSERT_EQ(loadArtifact(path, a), "");
   EXPECT_EQ(a.path, path);
@@ -440,7 +441,7 @@ TEST(Artifact, WriteAndLoadFile) {
   EXPECT_EQ(loadArtifact(missing, a), missing + ": cannot open: No such file or directory");
 
   // The file path reads header, manifest and blob separately: the same checks apply.
-  std::string good = encodeArtifact(kManifest, validBlob());
+  std::string good = encodeJsonArtifact(kManifest, validBlob());
   std::string cut = dir.file("cut.shardc");
   writeFile(cut, good.substr(0, good.size() - 8));
   EXPECT_EQ(loadArtifact(cut, a).rfind(cut + ": file is " + std::to_string(good.size() - 8) +
@@ -758,7 +759,7 @@ std::unique_ptr<ArtifactOnDisk> artifactOnDisk(const std::string &manifest,
   auto d = std::make_unique<ArtifactOnDisk>();
   writeFile(d->dir.file("w.bin"), weights);
   std::string path = d->dir.file("m.shardc");
-  EXPECT_EQ(writeArtifact(path, manifest, validBlob()), "");
+  EXPECT_EQ(writeJsonArtifact(path, manifest, validBlob()), "");
   EXPECT_EQ(loadArtifact(path, d->artifact), "");
   return d;
 }
@@ -812,7 +813,7 @@ TEST(Executor, RandomWeightsNeedNoWeightFiles) {
 // Load steps: the weight is negated once when the executor is made, into a persistent
 // buffer that every run reads; no run step reads the weight, so its bytes are released.
 constexpr const char *kLoadManifest = R"({
-  "format_version": 1, "producer": "unit test", "source": "none.onnx",
+  "format_version": 2, "producer": "unit test", "source": "none.onnx",
   "mesh": {"dp_replicate": 1, "dp_shard": 1, "cp": 1, "tp": 1}, "world_size": 1,
   "weight_files": [{"path": "w.bin", "size": 36}],
   "arena_bytes": 128, "persistent_bytes": 64,
@@ -849,7 +850,7 @@ TEST(Artifact, LoadStepsReadOnlyWeightsAndWritePersistentBuffers) {
     JsonValue m;
     EXPECT_EQ(parseJson(kLoadManifest, m), "");
     edit(m);
-    return loadError(encodeArtifact(writeJson(m), validBlob()));
+    return loadError(encodeJsonArtifact(writeJson(m), validBlob()));
   };
   EXPECT_EQ(edited([](JsonValue &m) { m.find("load_steps")->asArray()[0].find("in")->asArray()[0] = JsonValue(int64_t(0)); }),
             "m.shardc: manifest: load_steps[0].in[0]: load step 'neg' reads arena buffer 0 (load steps read "
@@ -1132,13 +1133,13 @@ TEST(Executor, WeightFileErrors) {
 
 TEST(Executor, InputChecks) {
   // No steps: the output is the input buffer itself, so only the copies are exercised.
-  std::string manifest = R"({"format_version": 1, "arena_bytes": 128,
+  std::string manifest = R"({"format_version": 2, "arena_bytes": 128,
     "buffers": [{"id": 0, "dtype": "i64", "shape": [2, 2], "storage": "arena", "offset": 0},
                 {"id": 1, "dtype": "f32", "shape": [], "storage": "arena", "offset": 64}],
     "inputs": [{"name": "input_ids", "buffer": 0}, {"name": "scale", "buffer": 1}],
     "outputs": [{"name": "ids_out", "buffer": 0}], "steps": []})";
   Artifact a;
-  ASSERT_EQ(parseArtifact(encodeArtifact(manifest, ""), "io.shardc", a), "");
+  ASSERT_EQ(parseArtifact(encodeJsonArtifact(manifest, ""), "io.shardc", a), "");
   RecordingBackend backend;
   std::unique_ptr<Executor> ex;
   ASSERT_EQ(Executor::create(a, backend, ex), "");
@@ -1179,9 +1180,9 @@ TEST(Executor, InputChecks) {
 
 TEST(Executor, SingleRankCreateRefusesMultiRankArtifacts) {
   Artifact a;
-  std::string manifest = R"({"format_version": 1, "mesh": {"tp": 2}, "world_size": 2,
+  std::string manifest = R"({"format_version": 2, "mesh": {"tp": 2}, "world_size": 2,
     "arena_bytes": 0, "buffers": [], "inputs": [], "outputs": [], "steps": []})";
-  ASSERT_EQ(parseArtifact(encodeArtifact(manifest, ""), "tp.shardc", a), "");
+  ASSERT_EQ(parseArtifact(encodeJsonArtifact(manifest, ""), "tp.shardc", a), "");
   EXPECT_EQ(a.mesh.tp, 2);
   CpuBackend cpu;
   std::unique_ptr<Executor> ex;
