@@ -169,9 +169,9 @@ std::string manifestFromJson(std::string_view json) {
     for (const JsonValue &pair : list->asArray())
       axes.push_back(fb::CreateMeshAxis(b, b.CreateString(pair.asArray()[0].asString()), pair.asArray()[1].asInt()));
   } else if (const JsonValue *mesh = root.find("mesh")) {
+    // The four standard axes, as the first format's "mesh" object meant them.
     for (const char *name : {"dp_replicate", "dp_shard", "cp", "tp"})
-      if (mesh->find(name))
-        axes.push_back(fb::CreateMeshAxis(b, b.CreateString(name), intOf(*mesh, name, 1)));
+      axes.push_back(fb::CreateMeshAxis(b, b.CreateString(name), intOf(*mesh, name, 1)));
   }
   std::vector<Offset<fb::WeightFile>> files;
   if (const JsonValue *list = root.find("weight_files"))

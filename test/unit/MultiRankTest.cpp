@@ -463,10 +463,14 @@ TEST(ShardSpecs, ManifestValidation) {
   EXPECT_EQ(loadError(sharedOut),
             "m.shardc: manifest: outputs[1].buffer: buffer 2 is sharded; outputs must be "
             "replicated (end the program with an all_gather)");
-  std::string disagree = chunkManifest(m2, R"([{"dim": 1, "axes": ["tp"]}])", {4, 4});
-  disagree.replace(disagree.find("\"tp\": 2"), 7, "\"tp\": 4");
-  EXPECT_EQ(loadError(disagree),
-            "m.shardc: manifest: mesh_axes[3]: axis 'tp' has size 2 but mesh.tp is 4");
+  // The manifest's mesh is one list of (name, size) axes: they cannot disagree with another
+  // spelling of the mesh, but each is checked.
+  std::string twice = chunkManifest(m2, R"([{"dim": 1, "axes": ["tp"]}])", {4, 4});
+  twice.replace(twice.find("[\"cp\", 1]"), 9, "[\"tp\", 1]");
+  EXPECT_EQ(loadError(twice), "m.shardc: manifest: mesh[3]: axis 'tp' is listed twice");
+  std::string zero = chunkManifest(m2, R"([{"dim": 1, "axes": ["tp"]}])", {4, 4});
+  zero.replace(zero.find("[\"cp\", 1]"), 9, "[\"cp\", 0]");
+  EXPECT_EQ(loadError(zero), "m.shardc: manifest: mesh[2]: axis size 0 is out of range [1, 1048576]");
   // A weight range is checked against the global tensor.
   std::string tooBig = chunkManifest(m2, R"([{"dim": 1, "axes": ["tp"]}])", {4, 4});
   tooBig.replace(tooBig.find("\"file_offset\": 8"), 16, "\"file_offset\": 16");
