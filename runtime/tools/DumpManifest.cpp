@@ -1,6 +1,7 @@
 // shardc-run --dump-manifest: the manifest of an artifact as text, through FlatBuffers'
 // mini-reflection (the names flatc --reflect-names put in artifact_generated.h). The
-// structure is verified first (the file is untrusted); the semantic checks are not needed to
+// writers store every field they set, defaults included (ForceDefaults), so the dump shows
+// them. The structure is verified first (the file is untrusted); the semantic checks are not needed to
 // print it, so an artifact the loader refuses can still be inspected.
 #include "RunCli.h"
 
@@ -32,8 +33,10 @@ int dumpManifest(const std::string &path) {
     return fail(path + ": manifest: the FlatBuffers verifier rejects it (file corrupt)");
   std::printf("// %s: format %u, %llu-byte manifest, %llu-byte blob\n", path.c_str(), h.version,
               static_cast<unsigned long long>(h.manifestBytes), static_cast<unsigned long long>(h.blobBytes));
-  std::string text = flatbuffers::FlatBufferToString(data, fb::ManifestTypeTable(), /*multi_line=*/true);
-  std::printf("%s\n", text.c_str());
+  // One field a line, indented; vectors on one line.
+  flatbuffers::ToStringVisitor text("\n", /*quotes=*/false, "  ", /*vdelimited=*/false);
+  flatbuffers::IterateFlatBuffer(data, fb::ManifestTypeTable(), &text);
+  std::printf("%s\n", text.s.c_str());
   return 0;
 }
 

@@ -164,6 +164,7 @@ std::string manifestFromJson(std::string_view json) {
   if (std::string err = parseJson(json, root); !err.empty())
     die(err);
   FlatBufferBuilder b(1024);
+  b.ForceDefaults(true); // as the emitter
   std::vector<Offset<fb::MeshAxis>> axes;
   if (const JsonValue *list = root.find("mesh_axes")) {
     for (const JsonValue &pair : list->asArray())

@@ -453,6 +453,7 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
 
   // Manifest: a FlatBuffer of runtime/schema/artifact.fbs.
   flatbuffers::FlatBufferBuilder fbb(4096);
+  fbb.ForceDefaults(true); // every field written is stored (--dump-manifest shows it)
   auto longs = [&](ArrayRef<int64_t> v) { return fbb.CreateVector(v.data(), v.size()); };
   auto source = module->getAttrOfType<StringAttr>("sc.source");
   std::vector<flatbuffers::Offset<rt::fb::MeshAxis>> meshAxes;
