@@ -5,7 +5,7 @@
 #include "shardc/runtime/Artifact.h"
 
 #include "FileIO.h"
-#include "shardc/runtime/artifact_generated.h"
+#include "shardc/runtime/ManifestSchema.h"
 
 #include <cerrno>
 #include <cstdio>
@@ -406,29 +406,56 @@ private:
     return true;
   }
 
-  bool convertAttr(const fb::Attr &attr, const std::string &at, AttrValue &out) {
-    auto longs = [](const Longs *v) { return std::vector<int64_t>(v->begin(), v->end()); };
-    switch (attr.value_type()) {
-    case fb::AttrValue::BoolValue: out = attr.value_as_BoolValue()->value(); return true;
-    case fb::AttrValue::IntValue: out = attr.value_as_IntValue()->value(); return true;
-    case fb::AttrValue::DoubleValue: out = attr.value_as_DoubleValue()->value(); return true;
-    case fb::AttrValue::StringValue: out = attr.value_as_StringValue()->value()->str(); return true;
-    case fb::AttrValue::IntsValue: out = longs(attr.value_as_IntsValue()->values()); return true;
-    case fb::AttrValue::DoublesValue: {
-      const auto *v = attr.value_as_DoublesValue()->values();
-      out = std::vector<double>(v->begin(), v->end());
+  // The step's attribute table, generically through the schema's type tables (the kind's
+  // member of StepAttrs): each field present becomes an attribute of its name; enums become
+  // their names. Fields absent stay absent (the kernel's default).
+  bool convertAttrs(const fb::Step &s, const std::string &at, Step &step) {
+    if (s.attrs_type() == fb::StepAttrs::NONE)
       return true;
+    fb::StepAttrs member;
+    const flatbuffers::TypeTable *table = stepAttrsTable(step.op, member);
+    if (s.attrs_type() != member)
+      return fail(join(at, "attrs"), std::string("a ") + fb::EnumNameStepAttrs(s.attrs_type()) +
+                                         " attribute table on a '" + step.op + "' step");
+    const auto *t = static_cast<const flatbuffers::Table *>(s.attrs());
+    for (size_t f = 0; f < table->num_elems; ++f) {
+      auto vo = flatbuffers::FieldIndexToOffset(static_cast<flatbuffers::voffset_t>(f));
+      if (!t->GetOptionalFieldOffset(vo))
+        continue;
+      const flatbuffers::TypeCode &tc = table->type_codes[f];
+      const std::string name = table->names[f];
+      if (tc.is_repeating) {
+        if (tc.base_type == flatbuffers::ET_LONG) {
+          const auto *v = t->GetPointer<const flatbuffers::Vector<int64_t> *>(vo);
+          step.attrs.set(name, std::vector<int64_t>(v->begin(), v->end()));
+        } else if (tc.base_type == flatbuffers::ET_DOUBLE) {
+          const auto *v = t->GetPointer<const flatbuffers::Vector<double> *>(vo);
+          step.attrs.set(name, std::vector<double>(v->begin(), v->end()));
+        } else {
+          std::vector<std::string> names;
+          for (const flatbuffers::String *x : *t->GetPointer<const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>> *>(vo))
+            names.push_back(x->str());
+          step.attrs.set(name, std::move(names));
+        }
+      } else if (const flatbuffers::TypeTable *e = fieldEnum(table, f)) {
+        int64_t v = t->GetField<uint8_t>(vo, 0);
+        size_t k = 0;
+        while (k < e->num_elems && (e->values ? e->values[k] : int64_t(k)) != v)
+          ++k;
+        if (k == e->num_elems)
+          return fail(join(join(at, "attrs"), name), "value " + std::to_string(v) + " is not a name of its enum");
+        step.attrs.set(name, std::string(e->names[k]));
+      } else if (tc.base_type == flatbuffers::ET_BOOL) {
+        step.attrs.set(name, t->GetField<uint8_t>(vo, 0) != 0);
+      } else if (tc.base_type == flatbuffers::ET_LONG) {
+        step.attrs.set(name, t->GetField<int64_t>(vo, 0));
+      } else if (tc.base_type == flatbuffers::ET_DOUBLE) {
+        step.attrs.set(name, t->GetField<double>(vo, 0));
+      } else {
+        step.attrs.set(name, t->GetPointer<const flatbuffers::String *>(vo)->str());
+      }
     }
-    case fb::AttrValue::StringsValue: {
-      std::vector<std::string> names;
-      for (const flatbuffers::String *s : *attr.value_as_StringsValue()->values())
-        names.push_back(s->str());
-      out = std::move(names);
-      return true;
-    }
-    default:
-      return fail(at, "attribute without a value");
-    }
+    return true;
   }
 
   // `steps` write arena buffers; `load_steps` read only weights, constants and persistent
@@ -460,16 +487,8 @@ private:
             return fail(index(join(at, "in"), k),
                         "load step '" + step.op + "' reads arena buffer " + std::to_string(step.in[k]) +
                             " (load steps read weights, constants and persistent buffers)");
-      for (size_t k = 0; k < count(s.attrs()); ++k) {
-        const fb::Attr &attr = *s.attrs()->Get(static_cast<flatbuffers::uoffset_t>(k));
-        std::string attrAt = join(join(at, "attrs"), attr.name()->str());
-        if (step.attrs.has(attr.name()->str()))
-          return fail(attrAt, "duplicate attribute");
-        AttrValue value;
-        if (!convertAttr(attr, attrAt, value))
-          return false;
-        step.attrs.set(attr.name()->str(), std::move(value));
-      }
+      if (!convertAttrs(s, at, step))
+        return false;
       out.push_back(std::move(step));
     }
     return true;

@@ -3,7 +3,7 @@
 
 #include "shardc/runtime/Artifact.h"
 #include "shardc/runtime/Json.h"
-#include "shardc/runtime/ManifestWriter.h"
+#include "shardc/runtime/ManifestSchema.h"
 
 #include <cstdio>
 #include <cstdlib>
@@ -150,8 +150,11 @@ Offset<flatbuffers::Vector<Offset<fb::Step>>> stepsOf(FlatBufferBuilder &b, cons
     if (!kind)
       die("step kind '" + strOf(j, "op") + "' is not in the schema");
     auto in = longs(b, j.find("in")), outs = longs(b, j.find("out"));
-    auto attrs = buildAttrs(b, attrsOf(j.find("attrs")));
-    out.push_back(fb::CreateStep(b, *kind, in, outs, attrs, b.CreateString(strOf(j, "loc")),
+    fb::StepAttrs attrsType;
+    Offset<void> attrs;
+    if (std::string err = buildStepAttrs(b, strOf(j, "op"), attrsOf(j.find("attrs")), attrsType, attrs); !err.empty())
+      die(err);
+    out.push_back(fb::CreateStep(b, *kind, in, outs, attrsType, attrs, b.CreateString(strOf(j, "loc")),
                                  static_cast<uint64_t>(intOf(j, "flops")), static_cast<uint64_t>(intOf(j, "bytes"))));
   }
   return b.CreateVector(out);

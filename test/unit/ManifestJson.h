@@ -2,7 +2,7 @@
 // runtime/schema/artifact.fbs; steps name their kind as "op", attributes as a JSON object,
 // the mesh as "mesh_axes": [[name, size], ...]) and this turns them into the FlatBuffers
 // manifest with the builder, so the loader's semantic checks can be tested on any values.
-// A JSON the schema cannot express (unknown step kind, dtype or storage) aborts the test.
+// A JSON the schema cannot express (unknown step kind, dtype, storage or attribute) aborts.
 #pragma once
 
 #include <string>

@@ -155,8 +155,6 @@ constexpr const char *kManifest = R"({
   "steps": [
     {"op": "add", "in": [0, 1], "out": [2], "attrs": {}, "loc": "node_add @ m.block"},
     {"op": "matmul", "in": [2, 3], "out": [4], "flops": 24,
-     "attrs": {"i": 3, "f": 0.5, "b": true, "s": "tanh", "ints": [0, -1], "floats": [1, 2.5],
-               "none": []},
      "loc": "node_mm @ m.block.proj"}
   ]
 })";
@@ -297,14 +295,8 @@ TEST(Artifact, RoundTripDecodesManifest) {
   EXPECT_EQ(mm.op, "matmul");
   EXPECT_EQ(mm.in, (std::vector<int64_t>{2, 3}));
   EXPECT_EQ(mm.loc, "node_mm @ m.block.proj");
-  const auto &attrs = mm.attrs.all();
-  EXPECT_EQ(std::get<int64_t>(attrs.at("i")), 3);
-  EXPECT_EQ(std::get<double>(attrs.at("f")), 0.5);
-  EXPECT_EQ(std::get<bool>(attrs.at("b")), true);
-  EXPECT_EQ(std::get<std::string>(attrs.at("s")), "tanh");
-  EXPECT_EQ(std::get<std::vector<int64_t>>(attrs.at("ints")), (std::vector<int64_t>{0, -1}));
-  EXPECT_EQ(std::get<std::vector<double>>(attrs.at("floats")), (std::vector<double>{1, 2.5}));
-  EXPECT_TRUE(std::get<std::vector<int64_t>>(attrs.at("none")).empty());
+  EXPECT_EQ(mm.flops, 24u);
+  EXPECT_TRUE(mm.attrs.all().empty()); // typed attributes: ManifestSchemaTest.cpp
   // Absolute weight paths are kept as they are.
   a.weightFiles[0].path = "/abs/w.bin";
   EXPECT_EQ(a.resolveWeightPath(0), "/abs/w.bin");

@@ -11,7 +11,7 @@
 #include "shardc/comm/CollectiveKernels.h"
 #include "shardc/runtime/ArtifactFormat.h"
 #include "shardc/runtime/Kernel.h"
-#include "shardc/runtime/ManifestWriter.h"
+#include "shardc/runtime/ManifestSchema.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "llvm/ADT/StringSet.h"
@@ -534,7 +534,7 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
         fbb, fbb.CreateString(cpuKernelTarget().str()), kernelObject.offset, kernelObject.bytes)};
     fbKernels = rt::fb::CreateKernels(fbb, kernelSource.offset, kernelSource.bytes, fbb.CreateVector(objects));
   }
-  // A step kind the schema lacks is an emission error naming the step.
+  // A step kind or attribute the schema lacks is an emission error naming the step.
   auto writeSteps = [&](std::vector<Step> &list)
       -> llvm::Expected<flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<rt::fb::Step>>>> {
     std::vector<flatbuffers::Offset<rt::fb::Step>> out;
@@ -544,7 +544,14 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
         return llvm::createStringError(llvm::inconvertibleErrorCode(),
                                        "step '%s' (%s): kind '%s' is not declared in runtime/schema/artifact.fbs",
                                        s.op.c_str(), s.loc.c_str(), s.op.c_str());
-      out.push_back(rt::fb::CreateStep(fbb, *kind, longs(s.in), longs(s.out), rt::buildAttrs(fbb, s.attrs),
+      // The kind's attribute table, built from the schema (an undeclared attribute or a
+      // value of the wrong type is an error naming the step).
+      rt::fb::StepAttrs attrsType;
+      flatbuffers::Offset<void> attrs;
+      if (std::string err = rt::buildStepAttrs(fbb, s.op, s.attrs, attrsType, attrs); !err.empty())
+        return llvm::createStringError(llvm::inconvertibleErrorCode(), "step '%s' (%s): %s", s.op.c_str(),
+                                       s.loc.c_str(), err.c_str());
+      out.push_back(rt::fb::CreateStep(fbb, *kind, longs(s.in), longs(s.out), attrsType, attrs,
                                        fbb.CreateString(s.loc), s.cost.flops, s.cost.bytes));
     }
     return fbb.CreateVector(out);

@@ -40,29 +40,53 @@ struct KernelObjectBuilder;
 struct Kernels;
 struct KernelsBuilder;
 
-struct BoolValue;
-struct BoolValueBuilder;
+struct GeluAttrs;
+struct GeluAttrsBuilder;
 
-struct IntValue;
-struct IntValueBuilder;
+struct GemmAttrs;
+struct GemmAttrsBuilder;
 
-struct DoubleValue;
-struct DoubleValueBuilder;
+struct LinearAttrs;
+struct LinearAttrsBuilder;
 
-struct StringValue;
-struct StringValueBuilder;
+struct EmbeddingAttrs;
+struct EmbeddingAttrsBuilder;
 
-struct IntsValue;
-struct IntsValueBuilder;
+struct AxisAttrs;
+struct AxisAttrsBuilder;
 
-struct DoublesValue;
-struct DoublesValueBuilder;
+struct NormAttrs;
+struct NormAttrsBuilder;
 
-struct StringsValue;
-struct StringsValueBuilder;
+struct AttentionAttrs;
+struct AttentionAttrsBuilder;
 
-struct Attr;
-struct AttrBuilder;
+struct ReduceAttrs;
+struct ReduceAttrsBuilder;
+
+struct TransposeAttrs;
+struct TransposeAttrsBuilder;
+
+struct SliceAttrs;
+struct SliceAttrsBuilder;
+
+struct TriluAttrs;
+struct TriluAttrsBuilder;
+
+struct AllReduceAttrs;
+struct AllReduceAttrsBuilder;
+
+struct CollectiveDimAttrs;
+struct CollectiveDimAttrsBuilder;
+
+struct ReduceScatterAttrs;
+struct ReduceScatterAttrsBuilder;
+
+struct AllToAllAttrs;
+struct AllToAllAttrsBuilder;
+
+struct FusedAttrs;
+struct FusedAttrsBuilder;
 
 struct Step;
 struct StepBuilder;
@@ -86,21 +110,37 @@ inline const flatbuffers::TypeTable *KernelObjectTypeTable();
 
 inline const flatbuffers::TypeTable *KernelsTypeTable();
 
-inline const flatbuffers::TypeTable *BoolValueTypeTable();
+inline const flatbuffers::TypeTable *GeluAttrsTypeTable();
 
-inline const flatbuffers::TypeTable *IntValueTypeTable();
+inline const flatbuffers::TypeTable *GemmAttrsTypeTable();
 
-inline const flatbuffers::TypeTable *DoubleValueTypeTable();
+inline const flatbuffers::TypeTable *LinearAttrsTypeTable();
 
-inline const flatbuffers::TypeTable *StringValueTypeTable();
+inline const flatbuffers::TypeTable *EmbeddingAttrsTypeTable();
 
-inline const flatbuffers::TypeTable *IntsValueTypeTable();
+inline const flatbuffers::TypeTable *AxisAttrsTypeTable();
 
-inline const flatbuffers::TypeTable *DoublesValueTypeTable();
+inline const flatbuffers::TypeTable *NormAttrsTypeTable();
 
-inline const flatbuffers::TypeTable *StringsValueTypeTable();
+inline const flatbuffers::TypeTable *AttentionAttrsTypeTable();
 
-inline const flatbuffers::TypeTable *AttrTypeTable();
+inline const flatbuffers::TypeTable *ReduceAttrsTypeTable();
+
+inline const flatbuffers::TypeTable *TransposeAttrsTypeTable();
+
+inline const flatbuffers::TypeTable *SliceAttrsTypeTable();
+
+inline const flatbuffers::TypeTable *TriluAttrsTypeTable();
+
+inline const flatbuffers::TypeTable *AllReduceAttrsTypeTable();
+
+inline const flatbuffers::TypeTable *CollectiveDimAttrsTypeTable();
+
+inline const flatbuffers::TypeTable *ReduceScatterAttrsTypeTable();
+
+inline const flatbuffers::TypeTable *AllToAllAttrsTypeTable();
+
+inline const flatbuffers::TypeTable *FusedAttrsTypeTable();
 
 inline const flatbuffers::TypeTable *StepTypeTable();
 
@@ -373,88 +413,227 @@ inline const char *EnumNameStepKind(StepKind e) {
   return EnumNamesStepKind()[index];
 }
 
-enum class AttrValue : uint8_t {
-  NONE = 0,
-  BoolValue = 1,
-  IntValue = 2,
-  DoubleValue = 3,
-  StringValue = 4,
-  IntsValue = 5,
-  DoublesValue = 6,
-  StringsValue = 7,
-  MIN = NONE,
-  MAX = StringsValue
+enum class GeluApproximation : uint8_t {
+  none = 0,
+  tanh = 1,
+  MIN = none,
+  MAX = tanh
 };
 
-inline const AttrValue (&EnumValuesAttrValue())[8] {
-  static const AttrValue values[] = {
-    AttrValue::NONE,
-    AttrValue::BoolValue,
-    AttrValue::IntValue,
-    AttrValue::DoubleValue,
-    AttrValue::StringValue,
-    AttrValue::IntsValue,
-    AttrValue::DoublesValue,
-    AttrValue::StringsValue
+inline const GeluApproximation (&EnumValuesGeluApproximation())[2] {
+  static const GeluApproximation values[] = {
+    GeluApproximation::none,
+    GeluApproximation::tanh
   };
   return values;
 }
 
-inline const char * const *EnumNamesAttrValue() {
-  static const char * const names[9] = {
-    "NONE",
-    "BoolValue",
-    "IntValue",
-    "DoubleValue",
-    "StringValue",
-    "IntsValue",
-    "DoublesValue",
-    "StringsValue",
+inline const char * const *EnumNamesGeluApproximation() {
+  static const char * const names[3] = {
+    "none",
+    "tanh",
     nullptr
   };
   return names;
 }
 
-inline const char *EnumNameAttrValue(AttrValue e) {
-  if (flatbuffers::IsOutRange(e, AttrValue::NONE, AttrValue::StringsValue)) return "";
+inline const char *EnumNameGeluApproximation(GeluApproximation e) {
+  if (flatbuffers::IsOutRange(e, GeluApproximation::none, GeluApproximation::tanh)) return "";
   const size_t index = static_cast<size_t>(e);
-  return EnumNamesAttrValue()[index];
+  return EnumNamesGeluApproximation()[index];
 }
 
-template<typename T> struct AttrValueTraits {
-  static const AttrValue enum_value = AttrValue::NONE;
+enum class LinearEpilogue : uint8_t {
+  gelu_tanh = 0,
+  MIN = gelu_tanh,
+  MAX = gelu_tanh
 };
 
-template<> struct AttrValueTraits<shardc::rt::fb::BoolValue> {
-  static const AttrValue enum_value = AttrValue::BoolValue;
+inline const LinearEpilogue (&EnumValuesLinearEpilogue())[1] {
+  static const LinearEpilogue values[] = {
+    LinearEpilogue::gelu_tanh
+  };
+  return values;
+}
+
+inline const char * const *EnumNamesLinearEpilogue() {
+  static const char * const names[2] = {
+    "gelu_tanh",
+    nullptr
+  };
+  return names;
+}
+
+inline const char *EnumNameLinearEpilogue(LinearEpilogue e) {
+  if (flatbuffers::IsOutRange(e, LinearEpilogue::gelu_tanh, LinearEpilogue::gelu_tanh)) return "";
+  const size_t index = static_cast<size_t>(e);
+  return EnumNamesLinearEpilogue()[index];
+}
+
+enum class ReduceOp : uint8_t {
+  sum = 0,
+  max = 1,
+  MIN = sum,
+  MAX = max
 };
 
-template<> struct AttrValueTraits<shardc::rt::fb::IntValue> {
-  static const AttrValue enum_value = AttrValue::IntValue;
+inline const ReduceOp (&EnumValuesReduceOp())[2] {
+  static const ReduceOp values[] = {
+    ReduceOp::sum,
+    ReduceOp::max
+  };
+  return values;
+}
+
+inline const char * const *EnumNamesReduceOp() {
+  static const char * const names[3] = {
+    "sum",
+    "max",
+    nullptr
+  };
+  return names;
+}
+
+inline const char *EnumNameReduceOp(ReduceOp e) {
+  if (flatbuffers::IsOutRange(e, ReduceOp::sum, ReduceOp::max)) return "";
+  const size_t index = static_cast<size_t>(e);
+  return EnumNamesReduceOp()[index];
+}
+
+enum class FusedLaunch : uint8_t {
+  elements = 0,
+  rows = 1,
+  MIN = elements,
+  MAX = rows
 };
 
-template<> struct AttrValueTraits<shardc::rt::fb::DoubleValue> {
-  static const AttrValue enum_value = AttrValue::DoubleValue;
+inline const FusedLaunch (&EnumValuesFusedLaunch())[2] {
+  static const FusedLaunch values[] = {
+    FusedLaunch::elements,
+    FusedLaunch::rows
+  };
+  return values;
+}
+
+inline const char * const *EnumNamesFusedLaunch() {
+  static const char * const names[3] = {
+    "elements",
+    "rows",
+    nullptr
+  };
+  return names;
+}
+
+inline const char *EnumNameFusedLaunch(FusedLaunch e) {
+  if (flatbuffers::IsOutRange(e, FusedLaunch::elements, FusedLaunch::rows)) return "";
+  const size_t index = static_cast<size_t>(e);
+  return EnumNamesFusedLaunch()[index];
+}
+
+enum class StepAttrs : uint8_t {
+  NONE = 0,
+  gelu = 1,
+  gemm = 2,
+  linear = 3,
+  embedding = 4,
+  softmax = 5,
+  log_softmax = 6,
+  concat = 7,
+  split = 8,
+  gather = 9,
+  gather_elements = 10,
+  rms_norm = 11,
+  layer_norm = 12,
+  attention = 13,
+  reduce_sum = 14,
+  reduce_mean = 15,
+  reduce_max = 16,
+  transpose = 17,
+  slice = 18,
+  trilu = 19,
+  all_reduce = 20,
+  all_gather = 21,
+  shard_slice = 22,
+  reduce_scatter = 23,
+  all_to_all = 24,
+  fused = 25,
+  MIN = NONE,
+  MAX = fused
 };
 
-template<> struct AttrValueTraits<shardc::rt::fb::StringValue> {
-  static const AttrValue enum_value = AttrValue::StringValue;
-};
+inline const StepAttrs (&EnumValuesStepAttrs())[26] {
+  static const StepAttrs values[] = {
+    StepAttrs::NONE,
+    StepAttrs::gelu,
+    StepAttrs::gemm,
+    StepAttrs::linear,
+    StepAttrs::embedding,
+    StepAttrs::softmax,
+    StepAttrs::log_softmax,
+    StepAttrs::concat,
+    StepAttrs::split,
+    StepAttrs::gather,
+    StepAttrs::gather_elements,
+    StepAttrs::rms_norm,
+    StepAttrs::layer_norm,
+    StepAttrs::attention,
+    StepAttrs::reduce_sum,
+    StepAttrs::reduce_mean,
+    StepAttrs::reduce_max,
+    StepAttrs::transpose,
+    StepAttrs::slice,
+    StepAttrs::trilu,
+    StepAttrs::all_reduce,
+    StepAttrs::all_gather,
+    StepAttrs::shard_slice,
+    StepAttrs::reduce_scatter,
+    StepAttrs::all_to_all,
+    StepAttrs::fused
+  };
+  return values;
+}
 
-template<> struct AttrValueTraits<shardc::rt::fb::IntsValue> {
-  static const AttrValue enum_value = AttrValue::IntsValue;
-};
+inline const char * const *EnumNamesStepAttrs() {
+  static const char * const names[27] = {
+    "NONE",
+    "gelu",
+    "gemm",
+    "linear",
+    "embedding",
+    "softmax",
+    "log_softmax",
+    "concat",
+    "split",
+    "gather",
+    "gather_elements",
+    "rms_norm",
+    "layer_norm",
+    "attention",
+    "reduce_sum",
+    "reduce_mean",
+    "reduce_max",
+    "transpose",
+    "slice",
+    "trilu",
+    "all_reduce",
+    "all_gather",
+    "shard_slice",
+    "reduce_scatter",
+    "all_to_all",
+    "fused",
+    nullptr
+  };
+  return names;
+}
 
-template<> struct AttrValueTraits<shardc::rt::fb::DoublesValue> {
-  static const AttrValue enum_value = AttrValue::DoublesValue;
-};
+inline const char *EnumNameStepAttrs(StepAttrs e) {
+  if (flatbuffers::IsOutRange(e, StepAttrs::NONE, StepAttrs::fused)) return "";
+  const size_t index = static_cast<size_t>(e);
+  return EnumNamesStepAttrs()[index];
+}
 
-template<> struct AttrValueTraits<shardc::rt::fb::StringsValue> {
-  static const AttrValue enum_value = AttrValue::StringsValue;
-};
-
-bool VerifyAttrValue(flatbuffers::Verifier &verifier, const void *obj, AttrValue type);
-bool VerifyAttrValueVector(flatbuffers::Verifier &verifier, const flatbuffers::Vector<flatbuffers::Offset<void>> *values, const flatbuffers::Vector<AttrValue> *types);
+bool VerifyStepAttrs(flatbuffers::Verifier &verifier, const void *obj, StepAttrs type);
+bool VerifyStepAttrsVector(flatbuffers::Verifier &verifier, const flatbuffers::Vector<flatbuffers::Offset<void>> *values, const flatbuffers::Vector<StepAttrs> *types);
 
 FLATBUFFERS_MANUALLY_ALIGNED_STRUCT(8) FileRepeat FLATBUFFERS_FINAL_CLASS {
  private:
@@ -1139,487 +1318,1007 @@ inline flatbuffers::Offset<Kernels> CreateKernelsDirect(
       objects__);
 }
 
-struct BoolValue FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
-  typedef BoolValueBuilder Builder;
+struct GeluAttrs FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
+  typedef GeluAttrsBuilder Builder;
   static const flatbuffers::TypeTable *MiniReflectTypeTable() {
-    return BoolValueTypeTable();
+    return GeluAttrsTypeTable();
   }
   enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
-    VT_VALUE = 4
+    VT_APPROXIMATE = 4
   };
-  bool value() const {
-    return GetField<uint8_t>(VT_VALUE, 0) != 0;
+  shardc::rt::fb::GeluApproximation approximate() const {
+    return static_cast<shardc::rt::fb::GeluApproximation>(GetField<uint8_t>(VT_APPROXIMATE, 0));
   }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
-           VerifyField<uint8_t>(verifier, VT_VALUE, 1) &&
+           VerifyField<uint8_t>(verifier, VT_APPROXIMATE, 1) &&
            verifier.EndTable();
   }
 };
 
-struct BoolValueBuilder {
-  typedef BoolValue Table;
+struct GeluAttrsBuilder {
+  typedef GeluAttrs Table;
   flatbuffers::FlatBufferBuilder &fbb_;
   flatbuffers::uoffset_t start_;
-  void add_value(bool value) {
-    fbb_.AddElement<uint8_t>(BoolValue::VT_VALUE, static_cast<uint8_t>(value), 0);
+  void add_approximate(shardc::rt::fb::GeluApproximation approximate) {
+    fbb_.AddElement<uint8_t>(GeluAttrs::VT_APPROXIMATE, static_cast<uint8_t>(approximate), 0);
   }
-  explicit BoolValueBuilder(flatbuffers::FlatBufferBuilder &_fbb)
+  explicit GeluAttrsBuilder(flatbuffers::FlatBufferBuilder &_fbb)
         : fbb_(_fbb) {
     start_ = fbb_.StartTable();
   }
-  flatbuffers::Offset<BoolValue> Finish() {
+  flatbuffers::Offset<GeluAttrs> Finish() {
     const auto end = fbb_.EndTable(start_);
-    auto o = flatbuffers::Offset<BoolValue>(end);
+    auto o = flatbuffers::Offset<GeluAttrs>(end);
     return o;
   }
 };
 
-inline flatbuffers::Offset<BoolValue> CreateBoolValue(
+inline flatbuffers::Offset<GeluAttrs> CreateGeluAttrs(
     flatbuffers::FlatBufferBuilder &_fbb,
-    bool value = false) {
-  BoolValueBuilder builder_(_fbb);
-  builder_.add_value(value);
+    shardc::rt::fb::GeluApproximation approximate = shardc::rt::fb::GeluApproximation::none) {
+  GeluAttrsBuilder builder_(_fbb);
+  builder_.add_approximate(approximate);
   return builder_.Finish();
 }
 
-struct IntValue FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
-  typedef IntValueBuilder Builder;
+struct GemmAttrs FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
+  typedef GemmAttrsBuilder Builder;
   static const flatbuffers::TypeTable *MiniReflectTypeTable() {
-    return IntValueTypeTable();
+    return GemmAttrsTypeTable();
   }
   enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
-    VT_VALUE = 4
+    VT_ALPHA = 4,
+    VT_BETA = 6,
+    VT_TRANS_A = 8,
+    VT_TRANS_B = 10
   };
-  int64_t value() const {
-    return GetField<int64_t>(VT_VALUE, 0);
+  double alpha() const {
+    return GetField<double>(VT_ALPHA, 0.0);
+  }
+  double beta() const {
+    return GetField<double>(VT_BETA, 0.0);
+  }
+  bool trans_a() const {
+    return GetField<uint8_t>(VT_TRANS_A, 0) != 0;
+  }
+  bool trans_b() const {
+    return GetField<uint8_t>(VT_TRANS_B, 0) != 0;
   }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
-           VerifyField<int64_t>(verifier, VT_VALUE, 8) &&
+           VerifyField<double>(verifier, VT_ALPHA, 8) &&
+           VerifyField<double>(verifier, VT_BETA, 8) &&
+           VerifyField<uint8_t>(verifier, VT_TRANS_A, 1) &&
+           VerifyField<uint8_t>(verifier, VT_TRANS_B, 1) &&
            verifier.EndTable();
   }
 };
 
-struct IntValueBuilder {
-  typedef IntValue Table;
+struct GemmAttrsBuilder {
+  typedef GemmAttrs Table;
   flatbuffers::FlatBufferBuilder &fbb_;
   flatbuffers::uoffset_t start_;
-  void add_value(int64_t value) {
-    fbb_.AddElement<int64_t>(IntValue::VT_VALUE, value, 0);
+  void add_alpha(double alpha) {
+    fbb_.AddElement<double>(GemmAttrs::VT_ALPHA, alpha, 0.0);
   }
-  explicit IntValueBuilder(flatbuffers::FlatBufferBuilder &_fbb)
+  void add_beta(double beta) {
+    fbb_.AddElement<double>(GemmAttrs::VT_BETA, beta, 0.0);
+  }
+  void add_trans_a(bool trans_a) {
+    fbb_.AddElement<uint8_t>(GemmAttrs::VT_TRANS_A, static_cast<uint8_t>(trans_a), 0);
+  }
+  void add_trans_b(bool trans_b) {
+    fbb_.AddElement<uint8_t>(GemmAttrs::VT_TRANS_B, static_cast<uint8_t>(trans_b), 0);
+  }
+  explicit GemmAttrsBuilder(flatbuffers::FlatBufferBuilder &_fbb)
         : fbb_(_fbb) {
     start_ = fbb_.StartTable();
   }
-  flatbuffers::Offset<IntValue> Finish() {
+  flatbuffers::Offset<GemmAttrs> Finish() {
     const auto end = fbb_.EndTable(start_);
-    auto o = flatbuffers::Offset<IntValue>(end);
+    auto o = flatbuffers::Offset<GemmAttrs>(end);
     return o;
   }
 };
 
-inline flatbuffers::Offset<IntValue> CreateIntValue(
+inline flatbuffers::Offset<GemmAttrs> CreateGemmAttrs(
     flatbuffers::FlatBufferBuilder &_fbb,
-    int64_t value = 0) {
-  IntValueBuilder builder_(_fbb);
-  builder_.add_value(value);
+    double alpha = 0.0,
+    double beta = 0.0,
+    bool trans_a = false,
+    bool trans_b = false) {
+  GemmAttrsBuilder builder_(_fbb);
+  builder_.add_beta(beta);
+  builder_.add_alpha(alpha);
+  builder_.add_trans_b(trans_b);
+  builder_.add_trans_a(trans_a);
   return builder_.Finish();
 }
 
-struct DoubleValue FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
-  typedef DoubleValueBuilder Builder;
+struct LinearAttrs FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
+  typedef LinearAttrsBuilder Builder;
   static const flatbuffers::TypeTable *MiniReflectTypeTable() {
-    return DoubleValueTypeTable();
+    return LinearAttrsTypeTable();
   }
   enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
-    VT_VALUE = 4
+    VT_TRANSPOSE_W = 4,
+    VT_EPILOGUE = 6
   };
-  double value() const {
-    return GetField<double>(VT_VALUE, 0.0);
+  bool transpose_w() const {
+    return GetField<uint8_t>(VT_TRANSPOSE_W, 0) != 0;
+  }
+  shardc::rt::fb::LinearEpilogue epilogue() const {
+    return static_cast<shardc::rt::fb::LinearEpilogue>(GetField<uint8_t>(VT_EPILOGUE, 0));
   }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
-           VerifyField<double>(verifier, VT_VALUE, 8) &&
+           VerifyField<uint8_t>(verifier, VT_TRANSPOSE_W, 1) &&
+           VerifyField<uint8_t>(verifier, VT_EPILOGUE, 1) &&
            verifier.EndTable();
   }
 };
 
-struct DoubleValueBuilder {
-  typedef DoubleValue Table;
+struct LinearAttrsBuilder {
+  typedef LinearAttrs Table;
   flatbuffers::FlatBufferBuilder &fbb_;
   flatbuffers::uoffset_t start_;
-  void add_value(double value) {
-    fbb_.AddElement<double>(DoubleValue::VT_VALUE, value, 0.0);
+  void add_transpose_w(bool transpose_w) {
+    fbb_.AddElement<uint8_t>(LinearAttrs::VT_TRANSPOSE_W, static_cast<uint8_t>(transpose_w), 0);
   }
-  explicit DoubleValueBuilder(flatbuffers::FlatBufferBuilder &_fbb)
+  void add_epilogue(shardc::rt::fb::LinearEpilogue epilogue) {
+    fbb_.AddElement<uint8_t>(LinearAttrs::VT_EPILOGUE, static_cast<uint8_t>(epilogue), 0);
+  }
+  explicit LinearAttrsBuilder(flatbuffers::FlatBufferBuilder &_fbb)
         : fbb_(_fbb) {
     start_ = fbb_.StartTable();
   }
-  flatbuffers::Offset<DoubleValue> Finish() {
+  flatbuffers::Offset<LinearAttrs> Finish() {
     const auto end = fbb_.EndTable(start_);
-    auto o = flatbuffers::Offset<DoubleValue>(end);
+    auto o = flatbuffers::Offset<LinearAttrs>(end);
     return o;
   }
 };
 
-inline flatbuffers::Offset<DoubleValue> CreateDoubleValue(
+inline flatbuffers::Offset<LinearAttrs> CreateLinearAttrs(
     flatbuffers::FlatBufferBuilder &_fbb,
-    double value = 0.0) {
-  DoubleValueBuilder builder_(_fbb);
-  builder_.add_value(value);
+    bool transpose_w = false,
+    shardc::rt::fb::LinearEpilogue epilogue = shardc::rt::fb::LinearEpilogue::gelu_tanh) {
+  LinearAttrsBuilder builder_(_fbb);
+  builder_.add_epilogue(epilogue);
+  builder_.add_transpose_w(transpose_w);
   return builder_.Finish();
 }
 
-struct StringValue FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
-  typedef StringValueBuilder Builder;
+struct EmbeddingAttrs FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
+  typedef EmbeddingAttrsBuilder Builder;
   static const flatbuffers::TypeTable *MiniReflectTypeTable() {
-    return StringValueTypeTable();
+    return EmbeddingAttrsTypeTable();
   }
   enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
-    VT_VALUE = 4
+    VT_VOCAB_AXES = 4,
+    VT_VOCAB_SIZE = 6
   };
-  const flatbuffers::String *value() const {
-    return GetPointer<const flatbuffers::String *>(VT_VALUE);
+  const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>> *vocab_axes() const {
+    return GetPointer<const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>> *>(VT_VOCAB_AXES);
+  }
+  int64_t vocab_size() const {
+    return GetField<int64_t>(VT_VOCAB_SIZE, 0);
   }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
-           VerifyOffsetRequired(verifier, VT_VALUE) &&
-           verifier.VerifyString(value()) &&
+           VerifyOffset(verifier, VT_VOCAB_AXES) &&
+           verifier.VerifyVector(vocab_axes()) &&
+           verifier.VerifyVectorOfStrings(vocab_axes()) &&
+           VerifyField<int64_t>(verifier, VT_VOCAB_SIZE, 8) &&
            verifier.EndTable();
   }
 };
 
-struct StringValueBuilder {
-  typedef StringValue Table;
+struct EmbeddingAttrsBuilder {
+  typedef EmbeddingAttrs Table;
   flatbuffers::FlatBufferBuilder &fbb_;
   flatbuffers::uoffset_t start_;
-  void add_value(flatbuffers::Offset<flatbuffers::String> value) {
-    fbb_.AddOffset(StringValue::VT_VALUE, value);
+  void add_vocab_axes(flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>> vocab_axes) {
+    fbb_.AddOffset(EmbeddingAttrs::VT_VOCAB_AXES, vocab_axes);
   }
-  explicit StringValueBuilder(flatbuffers::FlatBufferBuilder &_fbb)
+  void add_vocab_size(int64_t vocab_size) {
+    fbb_.AddElement<int64_t>(EmbeddingAttrs::VT_VOCAB_SIZE, vocab_size, 0);
+  }
+  explicit EmbeddingAttrsBuilder(flatbuffers::FlatBufferBuilder &_fbb)
         : fbb_(_fbb) {
     start_ = fbb_.StartTable();
   }
-  flatbuffers::Offset<StringValue> Finish() {
+  flatbuffers::Offset<EmbeddingAttrs> Finish() {
     const auto end = fbb_.EndTable(start_);
-    auto o = flatbuffers::Offset<StringValue>(end);
-    fbb_.Required(o, StringValue::VT_VALUE);
+    auto o = flatbuffers::Offset<EmbeddingAttrs>(end);
     return o;
   }
 };
 
-inline flatbuffers::Offset<StringValue> CreateStringValue(
+inline flatbuffers::Offset<EmbeddingAttrs> CreateEmbeddingAttrs(
     flatbuffers::FlatBufferBuilder &_fbb,
-    flatbuffers::Offset<flatbuffers::String> value = 0) {
-  StringValueBuilder builder_(_fbb);
-  builder_.add_value(value);
+    flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>> vocab_axes = 0,
+    int64_t vocab_size = 0) {
+  EmbeddingAttrsBuilder builder_(_fbb);
+  builder_.add_vocab_size(vocab_size);
+  builder_.add_vocab_axes(vocab_axes);
   return builder_.Finish();
 }
 
-inline flatbuffers::Offset<StringValue> CreateStringValueDirect(
+inline flatbuffers::Offset<EmbeddingAttrs> CreateEmbeddingAttrsDirect(
     flatbuffers::FlatBufferBuilder &_fbb,
-    const char *value = nullptr) {
-  auto value__ = value ? _fbb.CreateString(value) : 0;
-  return shardc::rt::fb::CreateStringValue(
+    const std::vector<flatbuffers::Offset<flatbuffers::String>> *vocab_axes = nullptr,
+    int64_t vocab_size = 0) {
+  auto vocab_axes__ = vocab_axes ? _fbb.CreateVector<flatbuffers::Offset<flatbuffers::String>>(*vocab_axes) : 0;
+  return shardc::rt::fb::CreateEmbeddingAttrs(
       _fbb,
-      value__);
+      vocab_axes__,
+      vocab_size);
 }
 
-struct IntsValue FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
-  typedef IntsValueBuilder Builder;
+struct AxisAttrs FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
+  typedef AxisAttrsBuilder Builder;
   static const flatbuffers::TypeTable *MiniReflectTypeTable() {
-    return IntsValueTypeTable();
+    return AxisAttrsTypeTable();
   }
   enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
-    VT_VALUES = 4
+    VT_AXIS = 4
   };
-  const flatbuffers::Vector<int64_t> *values() const {
-    return GetPointer<const flatbuffers::Vector<int64_t> *>(VT_VALUES);
+  int64_t axis() const {
+    return GetField<int64_t>(VT_AXIS, 0);
   }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
-           VerifyOffsetRequired(verifier, VT_VALUES) &&
-           verifier.VerifyVector(values()) &&
+           VerifyField<int64_t>(verifier, VT_AXIS, 8) &&
            verifier.EndTable();
   }
 };
 
-struct IntsValueBuilder {
-  typedef IntsValue Table;
+struct AxisAttrsBuilder {
+  typedef AxisAttrs Table;
   flatbuffers::FlatBufferBuilder &fbb_;
   flatbuffers::uoffset_t start_;
-  void add_values(flatbuffers::Offset<flatbuffers::Vector<int64_t>> values) {
-    fbb_.AddOffset(IntsValue::VT_VALUES, values);
+  void add_axis(int64_t axis) {
+    fbb_.AddElement<int64_t>(AxisAttrs::VT_AXIS, axis, 0);
   }
-  explicit IntsValueBuilder(flatbuffers::FlatBufferBuilder &_fbb)
+  explicit AxisAttrsBuilder(flatbuffers::FlatBufferBuilder &_fbb)
         : fbb_(_fbb) {
     start_ = fbb_.StartTable();
   }
-  flatbuffers::Offset<IntsValue> Finish() {
+  flatbuffers::Offset<AxisAttrs> Finish() {
     const auto end = fbb_.EndTable(start_);
-    auto o = flatbuffers::Offset<IntsValue>(end);
-    fbb_.Required(o, IntsValue::VT_VALUES);
+    auto o = flatbuffers::Offset<AxisAttrs>(end);
     return o;
   }
 };
 
-inline flatbuffers::Offset<IntsValue> CreateIntsValue(
+inline flatbuffers::Offset<AxisAttrs> CreateAxisAttrs(
     flatbuffers::FlatBufferBuilder &_fbb,
-    flatbuffers::Offset<flatbuffers::Vector<int64_t>> values = 0) {
-  IntsValueBuilder builder_(_fbb);
-  builder_.add_values(values);
+    int64_t axis = 0) {
+  AxisAttrsBuilder builder_(_fbb);
+  builder_.add_axis(axis);
   return builder_.Finish();
 }
 
-inline flatbuffers::Offset<IntsValue> CreateIntsValueDirect(
-    flatbuffers::FlatBufferBuilder &_fbb,
-    const std::vector<int64_t> *values = nullptr) {
-  auto values__ = values ? _fbb.CreateVector<int64_t>(*values) : 0;
-  return shardc::rt::fb::CreateIntsValue(
-      _fbb,
-      values__);
-}
-
-struct DoublesValue FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
-  typedef DoublesValueBuilder Builder;
+struct NormAttrs FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
+  typedef NormAttrsBuilder Builder;
   static const flatbuffers::TypeTable *MiniReflectTypeTable() {
-    return DoublesValueTypeTable();
+    return NormAttrsTypeTable();
   }
   enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
-    VT_VALUES = 4
+    VT_AXIS = 4,
+    VT_EPSILON = 6
   };
-  const flatbuffers::Vector<double> *values() const {
-    return GetPointer<const flatbuffers::Vector<double> *>(VT_VALUES);
+  int64_t axis() const {
+    return GetField<int64_t>(VT_AXIS, 0);
+  }
+  double epsilon() const {
+    return GetField<double>(VT_EPSILON, 0.0);
   }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
-           VerifyOffsetRequired(verifier, VT_VALUES) &&
-           verifier.VerifyVector(values()) &&
+           VerifyField<int64_t>(verifier, VT_AXIS, 8) &&
+           VerifyField<double>(verifier, VT_EPSILON, 8) &&
            verifier.EndTable();
   }
 };
 
-struct DoublesValueBuilder {
-  typedef DoublesValue Table;
+struct NormAttrsBuilder {
+  typedef NormAttrs Table;
   flatbuffers::FlatBufferBuilder &fbb_;
   flatbuffers::uoffset_t start_;
-  void add_values(flatbuffers::Offset<flatbuffers::Vector<double>> values) {
-    fbb_.AddOffset(DoublesValue::VT_VALUES, values);
+  void add_axis(int64_t axis) {
+    fbb_.AddElement<int64_t>(NormAttrs::VT_AXIS, axis, 0);
   }
-  explicit DoublesValueBuilder(flatbuffers::FlatBufferBuilder &_fbb)
+  void add_epsilon(double epsilon) {
+    fbb_.AddElement<double>(NormAttrs::VT_EPSILON, epsilon, 0.0);
+  }
+  explicit NormAttrsBuilder(flatbuffers::FlatBufferBuilder &_fbb)
         : fbb_(_fbb) {
     start_ = fbb_.StartTable();
   }
-  flatbuffers::Offset<DoublesValue> Finish() {
+  flatbuffers::Offset<NormAttrs> Finish() {
     const auto end = fbb_.EndTable(start_);
-    auto o = flatbuffers::Offset<DoublesValue>(end);
-    fbb_.Required(o, DoublesValue::VT_VALUES);
+    auto o = flatbuffers::Offset<NormAttrs>(end);
     return o;
   }
 };
 
-inline flatbuffers::Offset<DoublesValue> CreateDoublesValue(
+inline flatbuffers::Offset<NormAttrs> CreateNormAttrs(
     flatbuffers::FlatBufferBuilder &_fbb,
-    flatbuffers::Offset<flatbuffers::Vector<double>> values = 0) {
-  DoublesValueBuilder builder_(_fbb);
-  builder_.add_values(values);
+    int64_t axis = 0,
+    double epsilon = 0.0) {
+  NormAttrsBuilder builder_(_fbb);
+  builder_.add_epsilon(epsilon);
+  builder_.add_axis(axis);
   return builder_.Finish();
 }
 
-inline flatbuffers::Offset<DoublesValue> CreateDoublesValueDirect(
-    flatbuffers::FlatBufferBuilder &_fbb,
-    const std::vector<double> *values = nullptr) {
-  auto values__ = values ? _fbb.CreateVector<double>(*values) : 0;
-  return shardc::rt::fb::CreateDoublesValue(
-      _fbb,
-      values__);
-}
-
-struct StringsValue FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
-  typedef StringsValueBuilder Builder;
+struct AttentionAttrs FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
+  typedef AttentionAttrsBuilder Builder;
   static const flatbuffers::TypeTable *MiniReflectTypeTable() {
-    return StringsValueTypeTable();
+    return AttentionAttrsTypeTable();
   }
   enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
-    VT_VALUES = 4
+    VT_SCALE = 4,
+    VT_CAUSAL = 6
   };
-  const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>> *values() const {
-    return GetPointer<const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>> *>(VT_VALUES);
+  double scale() const {
+    return GetField<double>(VT_SCALE, 0.0);
+  }
+  bool causal() const {
+    return GetField<uint8_t>(VT_CAUSAL, 0) != 0;
   }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
-           VerifyOffsetRequired(verifier, VT_VALUES) &&
-           verifier.VerifyVector(values()) &&
-           verifier.VerifyVectorOfStrings(values()) &&
+           VerifyField<double>(verifier, VT_SCALE, 8) &&
+           VerifyField<uint8_t>(verifier, VT_CAUSAL, 1) &&
            verifier.EndTable();
   }
 };
 
-struct StringsValueBuilder {
-  typedef StringsValue Table;
+struct AttentionAttrsBuilder {
+  typedef AttentionAttrs Table;
   flatbuffers::FlatBufferBuilder &fbb_;
   flatbuffers::uoffset_t start_;
-  void add_values(flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>> values) {
-    fbb_.AddOffset(StringsValue::VT_VALUES, values);
+  void add_scale(double scale) {
+    fbb_.AddElement<double>(AttentionAttrs::VT_SCALE, scale, 0.0);
   }
-  explicit StringsValueBuilder(flatbuffers::FlatBufferBuilder &_fbb)
+  void add_causal(bool causal) {
+    fbb_.AddElement<uint8_t>(AttentionAttrs::VT_CAUSAL, static_cast<uint8_t>(causal), 0);
+  }
+  explicit AttentionAttrsBuilder(flatbuffers::FlatBufferBuilder &_fbb)
         : fbb_(_fbb) {
     start_ = fbb_.StartTable();
   }
-  flatbuffers::Offset<StringsValue> Finish() {
+  flatbuffers::Offset<AttentionAttrs> Finish() {
     const auto end = fbb_.EndTable(start_);
-    auto o = flatbuffers::Offset<StringsValue>(end);
-    fbb_.Required(o, StringsValue::VT_VALUES);
+    auto o = flatbuffers::Offset<AttentionAttrs>(end);
     return o;
   }
 };
 
-inline flatbuffers::Offset<StringsValue> CreateStringsValue(
+inline flatbuffers::Offset<AttentionAttrs> CreateAttentionAttrs(
     flatbuffers::FlatBufferBuilder &_fbb,
-    flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>> values = 0) {
-  StringsValueBuilder builder_(_fbb);
-  builder_.add_values(values);
+    double scale = 0.0,
+    bool causal = false) {
+  AttentionAttrsBuilder builder_(_fbb);
+  builder_.add_scale(scale);
+  builder_.add_causal(causal);
   return builder_.Finish();
 }
 
-inline flatbuffers::Offset<StringsValue> CreateStringsValueDirect(
-    flatbuffers::FlatBufferBuilder &_fbb,
-    const std::vector<flatbuffers::Offset<flatbuffers::String>> *values = nullptr) {
-  auto values__ = values ? _fbb.CreateVector<flatbuffers::Offset<flatbuffers::String>>(*values) : 0;
-  return shardc::rt::fb::CreateStringsValue(
-      _fbb,
-      values__);
-}
-
-struct Attr FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
-  typedef AttrBuilder Builder;
+struct ReduceAttrs FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
+  typedef ReduceAttrsBuilder Builder;
   static const flatbuffers::TypeTable *MiniReflectTypeTable() {
-    return AttrTypeTable();
+    return ReduceAttrsTypeTable();
   }
   enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
-    VT_NAME = 4,
-    VT_VALUE_TYPE = 6,
-    VT_VALUE = 8
+    VT_AXES = 4,
+    VT_KEEPDIMS = 6
   };
-  const flatbuffers::String *name() const {
-    return GetPointer<const flatbuffers::String *>(VT_NAME);
+  const flatbuffers::Vector<int64_t> *axes() const {
+    return GetPointer<const flatbuffers::Vector<int64_t> *>(VT_AXES);
   }
-  shardc::rt::fb::AttrValue value_type() const {
-    return static_cast<shardc::rt::fb::AttrValue>(GetField<uint8_t>(VT_VALUE_TYPE, 0));
-  }
-  const void *value() const {
-    return GetPointer<const void *>(VT_VALUE);
-  }
-  template<typename T> const T *value_as() const;
-  const shardc::rt::fb::BoolValue *value_as_BoolValue() const {
-    return value_type() == shardc::rt::fb::AttrValue::BoolValue ? static_cast<const shardc::rt::fb::BoolValue *>(value()) : nullptr;
-  }
-  const shardc::rt::fb::IntValue *value_as_IntValue() const {
-    return value_type() == shardc::rt::fb::AttrValue::IntValue ? static_cast<const shardc::rt::fb::IntValue *>(value()) : nullptr;
-  }
-  const shardc::rt::fb::DoubleValue *value_as_DoubleValue() const {
-    return value_type() == shardc::rt::fb::AttrValue::DoubleValue ? static_cast<const shardc::rt::fb::DoubleValue *>(value()) : nullptr;
-  }
-  const shardc::rt::fb::StringValue *value_as_StringValue() const {
-    return value_type() == shardc::rt::fb::AttrValue::StringValue ? static_cast<const shardc::rt::fb::StringValue *>(value()) : nullptr;
-  }
-  const shardc::rt::fb::IntsValue *value_as_IntsValue() const {
-    return value_type() == shardc::rt::fb::AttrValue::IntsValue ? static_cast<const shardc::rt::fb::IntsValue *>(value()) : nullptr;
-  }
-  const shardc::rt::fb::DoublesValue *value_as_DoublesValue() const {
-    return value_type() == shardc::rt::fb::AttrValue::DoublesValue ? static_cast<const shardc::rt::fb::DoublesValue *>(value()) : nullptr;
-  }
-  const shardc::rt::fb::StringsValue *value_as_StringsValue() const {
-    return value_type() == shardc::rt::fb::AttrValue::StringsValue ? static_cast<const shardc::rt::fb::StringsValue *>(value()) : nullptr;
+  bool keepdims() const {
+    return GetField<uint8_t>(VT_KEEPDIMS, 0) != 0;
   }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
-           VerifyOffsetRequired(verifier, VT_NAME) &&
-           verifier.VerifyString(name()) &&
-           VerifyField<uint8_t>(verifier, VT_VALUE_TYPE, 1) &&
-           VerifyOffset(verifier, VT_VALUE) &&
-           VerifyAttrValue(verifier, value(), value_type()) &&
+           VerifyOffset(verifier, VT_AXES) &&
+           verifier.VerifyVector(axes()) &&
+           VerifyField<uint8_t>(verifier, VT_KEEPDIMS, 1) &&
            verifier.EndTable();
   }
 };
 
-template<> inline const shardc::rt::fb::BoolValue *Attr::value_as<shardc::rt::fb::BoolValue>() const {
-  return value_as_BoolValue();
-}
-
-template<> inline const shardc::rt::fb::IntValue *Attr::value_as<shardc::rt::fb::IntValue>() const {
-  return value_as_IntValue();
-}
-
-template<> inline const shardc::rt::fb::DoubleValue *Attr::value_as<shardc::rt::fb::DoubleValue>() const {
-  return value_as_DoubleValue();
-}
-
-template<> inline const shardc::rt::fb::StringValue *Attr::value_as<shardc::rt::fb::StringValue>() const {
-  return value_as_StringValue();
-}
-
-template<> inline const shardc::rt::fb::IntsValue *Attr::value_as<shardc::rt::fb::IntsValue>() const {
-  return value_as_IntsValue();
-}
-
-template<> inline const shardc::rt::fb::DoublesValue *Attr::value_as<shardc::rt::fb::DoublesValue>() const {
-  return value_as_DoublesValue();
-}
-
-template<> inline const shardc::rt::fb::StringsValue *Attr::value_as<shardc::rt::fb::StringsValue>() const {
-  return value_as_StringsValue();
-}
-
-struct AttrBuilder {
-  typedef Attr Table;
+struct ReduceAttrsBuilder {
+  typedef ReduceAttrs Table;
   flatbuffers::FlatBufferBuilder &fbb_;
   flatbuffers::uoffset_t start_;
-  void add_name(flatbuffers::Offset<flatbuffers::String> name) {
-    fbb_.AddOffset(Attr::VT_NAME, name);
+  void add_axes(flatbuffers::Offset<flatbuffers::Vector<int64_t>> axes) {
+    fbb_.AddOffset(ReduceAttrs::VT_AXES, axes);
   }
-  void add_value_type(shardc::rt::fb::AttrValue value_type) {
-    fbb_.AddElement<uint8_t>(Attr::VT_VALUE_TYPE, static_cast<uint8_t>(value_type), 0);
+  void add_keepdims(bool keepdims) {
+    fbb_.AddElement<uint8_t>(ReduceAttrs::VT_KEEPDIMS, static_cast<uint8_t>(keepdims), 0);
   }
-  void add_value(flatbuffers::Offset<void> value) {
-    fbb_.AddOffset(Attr::VT_VALUE, value);
-  }
-  explicit AttrBuilder(flatbuffers::FlatBufferBuilder &_fbb)
+  explicit ReduceAttrsBuilder(flatbuffers::FlatBufferBuilder &_fbb)
         : fbb_(_fbb) {
     start_ = fbb_.StartTable();
   }
-  flatbuffers::Offset<Attr> Finish() {
+  flatbuffers::Offset<ReduceAttrs> Finish() {
     const auto end = fbb_.EndTable(start_);
-    auto o = flatbuffers::Offset<Attr>(end);
-    fbb_.Required(o, Attr::VT_NAME);
+    auto o = flatbuffers::Offset<ReduceAttrs>(end);
     return o;
   }
 };
 
-inline flatbuffers::Offset<Attr> CreateAttr(
+inline flatbuffers::Offset<ReduceAttrs> CreateReduceAttrs(
     flatbuffers::FlatBufferBuilder &_fbb,
-    flatbuffers::Offset<flatbuffers::String> name = 0,
-    shardc::rt::fb::AttrValue value_type = shardc::rt::fb::AttrValue::NONE,
-    flatbuffers::Offset<void> value = 0) {
-  AttrBuilder builder_(_fbb);
-  builder_.add_value(value);
-  builder_.add_name(name);
-  builder_.add_value_type(value_type);
+    flatbuffers::Offset<flatbuffers::Vector<int64_t>> axes = 0,
+    bool keepdims = false) {
+  ReduceAttrsBuilder builder_(_fbb);
+  builder_.add_axes(axes);
+  builder_.add_keepdims(keepdims);
   return builder_.Finish();
 }
 
-inline flatbuffers::Offset<Attr> CreateAttrDirect(
+inline flatbuffers::Offset<ReduceAttrs> CreateReduceAttrsDirect(
     flatbuffers::FlatBufferBuilder &_fbb,
-    const char *name = nullptr,
-    shardc::rt::fb::AttrValue value_type = shardc::rt::fb::AttrValue::NONE,
-    flatbuffers::Offset<void> value = 0) {
-  auto name__ = name ? _fbb.CreateString(name) : 0;
-  return shardc::rt::fb::CreateAttr(
+    const std::vector<int64_t> *axes = nullptr,
+    bool keepdims = false) {
+  auto axes__ = axes ? _fbb.CreateVector<int64_t>(*axes) : 0;
+  return shardc::rt::fb::CreateReduceAttrs(
       _fbb,
-      name__,
-      value_type,
-      value);
+      axes__,
+      keepdims);
+}
+
+struct TransposeAttrs FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
+  typedef TransposeAttrsBuilder Builder;
+  static const flatbuffers::TypeTable *MiniReflectTypeTable() {
+    return TransposeAttrsTypeTable();
+  }
+  enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
+    VT_PERM = 4
+  };
+  const flatbuffers::Vector<int64_t> *perm() const {
+    return GetPointer<const flatbuffers::Vector<int64_t> *>(VT_PERM);
+  }
+  bool Verify(flatbuffers::Verifier &verifier) const {
+    return VerifyTableStart(verifier) &&
+           VerifyOffset(verifier, VT_PERM) &&
+           verifier.VerifyVector(perm()) &&
+           verifier.EndTable();
+  }
+};
+
+struct TransposeAttrsBuilder {
+  typedef TransposeAttrs Table;
+  flatbuffers::FlatBufferBuilder &fbb_;
+  flatbuffers::uoffset_t start_;
+  void add_perm(flatbuffers::Offset<flatbuffers::Vector<int64_t>> perm) {
+    fbb_.AddOffset(TransposeAttrs::VT_PERM, perm);
+  }
+  explicit TransposeAttrsBuilder(flatbuffers::FlatBufferBuilder &_fbb)
+        : fbb_(_fbb) {
+    start_ = fbb_.StartTable();
+  }
+  flatbuffers::Offset<TransposeAttrs> Finish() {
+    const auto end = fbb_.EndTable(start_);
+    auto o = flatbuffers::Offset<TransposeAttrs>(end);
+    return o;
+  }
+};
+
+inline flatbuffers::Offset<TransposeAttrs> CreateTransposeAttrs(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    flatbuffers::Offset<flatbuffers::Vector<int64_t>> perm = 0) {
+  TransposeAttrsBuilder builder_(_fbb);
+  builder_.add_perm(perm);
+  return builder_.Finish();
+}
+
+inline flatbuffers::Offset<TransposeAttrs> CreateTransposeAttrsDirect(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    const std::vector<int64_t> *perm = nullptr) {
+  auto perm__ = perm ? _fbb.CreateVector<int64_t>(*perm) : 0;
+  return shardc::rt::fb::CreateTransposeAttrs(
+      _fbb,
+      perm__);
+}
+
+struct SliceAttrs FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
+  typedef SliceAttrsBuilder Builder;
+  static const flatbuffers::TypeTable *MiniReflectTypeTable() {
+    return SliceAttrsTypeTable();
+  }
+  enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
+    VT_STARTS = 4,
+    VT_STEPS = 6
+  };
+  const flatbuffers::Vector<int64_t> *starts() const {
+    return GetPointer<const flatbuffers::Vector<int64_t> *>(VT_STARTS);
+  }
+  const flatbuffers::Vector<int64_t> *steps() const {
+    return GetPointer<const flatbuffers::Vector<int64_t> *>(VT_STEPS);
+  }
+  bool Verify(flatbuffers::Verifier &verifier) const {
+    return VerifyTableStart(verifier) &&
+           VerifyOffset(verifier, VT_STARTS) &&
+           verifier.VerifyVector(starts()) &&
+           VerifyOffset(verifier, VT_STEPS) &&
+           verifier.VerifyVector(steps()) &&
+           verifier.EndTable();
+  }
+};
+
+struct SliceAttrsBuilder {
+  typedef SliceAttrs Table;
+  flatbuffers::FlatBufferBuilder &fbb_;
+  flatbuffers::uoffset_t start_;
+  void add_starts(flatbuffers::Offset<flatbuffers::Vector<int64_t>> starts) {
+    fbb_.AddOffset(SliceAttrs::VT_STARTS, starts);
+  }
+  void add_steps(flatbuffers::Offset<flatbuffers::Vector<int64_t>> steps) {
+    fbb_.AddOffset(SliceAttrs::VT_STEPS, steps);
+  }
+  explicit SliceAttrsBuilder(flatbuffers::FlatBufferBuilder &_fbb)
+        : fbb_(_fbb) {
+    start_ = fbb_.StartTable();
+  }
+  flatbuffers::Offset<SliceAttrs> Finish() {
+    const auto end = fbb_.EndTable(start_);
+    auto o = flatbuffers::Offset<SliceAttrs>(end);
+    return o;
+  }
+};
+
+inline flatbuffers::Offset<SliceAttrs> CreateSliceAttrs(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    flatbuffers::Offset<flatbuffers::Vector<int64_t>> starts = 0,
+    flatbuffers::Offset<flatbuffers::Vector<int64_t>> steps = 0) {
+  SliceAttrsBuilder builder_(_fbb);
+  builder_.add_steps(steps);
+  builder_.add_starts(starts);
+  return builder_.Finish();
+}
+
+inline flatbuffers::Offset<SliceAttrs> CreateSliceAttrsDirect(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    const std::vector<int64_t> *starts = nullptr,
+    const std::vector<int64_t> *steps = nullptr) {
+  auto starts__ = starts ? _fbb.CreateVector<int64_t>(*starts) : 0;
+  auto steps__ = steps ? _fbb.CreateVector<int64_t>(*steps) : 0;
+  return shardc::rt::fb::CreateSliceAttrs(
+      _fbb,
+      starts__,
+      steps__);
+}
+
+struct TriluAttrs FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
+  typedef TriluAttrsBuilder Builder;
+  static const flatbuffers::TypeTable *MiniReflectTypeTable() {
+    return TriluAttrsTypeTable();
+  }
+  enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
+    VT_UPPER = 4,
+    VT_K = 6
+  };
+  bool upper() const {
+    return GetField<uint8_t>(VT_UPPER, 0) != 0;
+  }
+  int64_t k() const {
+    return GetField<int64_t>(VT_K, 0);
+  }
+  bool Verify(flatbuffers::Verifier &verifier) const {
+    return VerifyTableStart(verifier) &&
+           VerifyField<uint8_t>(verifier, VT_UPPER, 1) &&
+           VerifyField<int64_t>(verifier, VT_K, 8) &&
+           verifier.EndTable();
+  }
+};
+
+struct TriluAttrsBuilder {
+  typedef TriluAttrs Table;
+  flatbuffers::FlatBufferBuilder &fbb_;
+  flatbuffers::uoffset_t start_;
+  void add_upper(bool upper) {
+    fbb_.AddElement<uint8_t>(TriluAttrs::VT_UPPER, static_cast<uint8_t>(upper), 0);
+  }
+  void add_k(int64_t k) {
+    fbb_.AddElement<int64_t>(TriluAttrs::VT_K, k, 0);
+  }
+  explicit TriluAttrsBuilder(flatbuffers::FlatBufferBuilder &_fbb)
+        : fbb_(_fbb) {
+    start_ = fbb_.StartTable();
+  }
+  flatbuffers::Offset<TriluAttrs> Finish() {
+    const auto end = fbb_.EndTable(start_);
+    auto o = flatbuffers::Offset<TriluAttrs>(end);
+    return o;
+  }
+};
+
+inline flatbuffers::Offset<TriluAttrs> CreateTriluAttrs(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    bool upper = false,
+    int64_t k = 0) {
+  TriluAttrsBuilder builder_(_fbb);
+  builder_.add_k(k);
+  builder_.add_upper(upper);
+  return builder_.Finish();
+}
+
+struct AllReduceAttrs FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
+  typedef AllReduceAttrsBuilder Builder;
+  static const flatbuffers::TypeTable *MiniReflectTypeTable() {
+    return AllReduceAttrsTypeTable();
+  }
+  enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
+    VT_AXES = 4,
+    VT_REDUCE = 6
+  };
+  const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>> *axes() const {
+    return GetPointer<const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>> *>(VT_AXES);
+  }
+  shardc::rt::fb::ReduceOp reduce() const {
+    return static_cast<shardc::rt::fb::ReduceOp>(GetField<uint8_t>(VT_REDUCE, 0));
+  }
+  bool Verify(flatbuffers::Verifier &verifier) const {
+    return VerifyTableStart(verifier) &&
+           VerifyOffset(verifier, VT_AXES) &&
+           verifier.VerifyVector(axes()) &&
+           verifier.VerifyVectorOfStrings(axes()) &&
+           VerifyField<uint8_t>(verifier, VT_REDUCE, 1) &&
+           verifier.EndTable();
+  }
+};
+
+struct AllReduceAttrsBuilder {
+  typedef AllReduceAttrs Table;
+  flatbuffers::FlatBufferBuilder &fbb_;
+  flatbuffers::uoffset_t start_;
+  void add_axes(flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>> axes) {
+    fbb_.AddOffset(AllReduceAttrs::VT_AXES, axes);
+  }
+  void add_reduce(shardc::rt::fb::ReduceOp reduce) {
+    fbb_.AddElement<uint8_t>(AllReduceAttrs::VT_REDUCE, static_cast<uint8_t>(reduce), 0);
+  }
+  explicit AllReduceAttrsBuilder(flatbuffers::FlatBufferBuilder &_fbb)
+        : fbb_(_fbb) {
+    start_ = fbb_.StartTable();
+  }
+  flatbuffers::Offset<AllReduceAttrs> Finish() {
+    const auto end = fbb_.EndTable(start_);
+    auto o = flatbuffers::Offset<AllReduceAttrs>(end);
+    return o;
+  }
+};
+
+inline flatbuffers::Offset<AllReduceAttrs> CreateAllReduceAttrs(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>> axes = 0,
+    shardc::rt::fb::ReduceOp reduce = shardc::rt::fb::ReduceOp::sum) {
+  AllReduceAttrsBuilder builder_(_fbb);
+  builder_.add_axes(axes);
+  builder_.add_reduce(reduce);
+  return builder_.Finish();
+}
+
+inline flatbuffers::Offset<AllReduceAttrs> CreateAllReduceAttrsDirect(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    const std::vector<flatbuffers::Offset<flatbuffers::String>> *axes = nullptr,
+    shardc::rt::fb::ReduceOp reduce = shardc::rt::fb::ReduceOp::sum) {
+  auto axes__ = axes ? _fbb.CreateVector<flatbuffers::Offset<flatbuffers::String>>(*axes) : 0;
+  return shardc::rt::fb::CreateAllReduceAttrs(
+      _fbb,
+      axes__,
+      reduce);
+}
+
+struct CollectiveDimAttrs FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
+  typedef CollectiveDimAttrsBuilder Builder;
+  static const flatbuffers::TypeTable *MiniReflectTypeTable() {
+    return CollectiveDimAttrsTypeTable();
+  }
+  enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
+    VT_AXES = 4,
+    VT_DIM = 6
+  };
+  const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>> *axes() const {
+    return GetPointer<const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>> *>(VT_AXES);
+  }
+  int64_t dim() const {
+    return GetField<int64_t>(VT_DIM, 0);
+  }
+  bool Verify(flatbuffers::Verifier &verifier) const {
+    return VerifyTableStart(verifier) &&
+           VerifyOffset(verifier, VT_AXES) &&
+           verifier.VerifyVector(axes()) &&
+           verifier.VerifyVectorOfStrings(axes()) &&
+           VerifyField<int64_t>(verifier, VT_DIM, 8) &&
+           verifier.EndTable();
+  }
+};
+
+struct CollectiveDimAttrsBuilder {
+  typedef CollectiveDimAttrs Table;
+  flatbuffers::FlatBufferBuilder &fbb_;
+  flatbuffers::uoffset_t start_;
+  void add_axes(flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>> axes) {
+    fbb_.AddOffset(CollectiveDimAttrs::VT_AXES, axes);
+  }
+  void add_dim(int64_t dim) {
+    fbb_.AddElement<int64_t>(CollectiveDimAttrs::VT_DIM, dim, 0);
+  }
+  explicit CollectiveDimAttrsBuilder(flatbuffers::FlatBufferBuilder &_fbb)
+        : fbb_(_fbb) {
+    start_ = fbb_.StartTable();
+  }
+  flatbuffers::Offset<CollectiveDimAttrs> Finish() {
+    const auto end = fbb_.EndTable(start_);
+    auto o = flatbuffers::Offset<CollectiveDimAttrs>(end);
+    return o;
+  }
+};
+
+inline flatbuffers::Offset<CollectiveDimAttrs> CreateCollectiveDimAttrs(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>> axes = 0,
+    int64_t dim = 0) {
+  CollectiveDimAttrsBuilder builder_(_fbb);
+  builder_.add_dim(dim);
+  builder_.add_axes(axes);
+  return builder_.Finish();
+}
+
+inline flatbuffers::Offset<CollectiveDimAttrs> CreateCollectiveDimAttrsDirect(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    const std::vector<flatbuffers::Offset<flatbuffers::String>> *axes = nullptr,
+    int64_t dim = 0) {
+  auto axes__ = axes ? _fbb.CreateVector<flatbuffers::Offset<flatbuffers::String>>(*axes) : 0;
+  return shardc::rt::fb::CreateCollectiveDimAttrs(
+      _fbb,
+      axes__,
+      dim);
+}
+
+struct ReduceScatterAttrs FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
+  typedef ReduceScatterAttrsBuilder Builder;
+  static const flatbuffers::TypeTable *MiniReflectTypeTable() {
+    return ReduceScatterAttrsTypeTable();
+  }
+  enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
+    VT_AXES = 4,
+    VT_DIM = 6,
+    VT_REDUCE = 8
+  };
+  const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>> *axes() const {
+    return GetPointer<const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>> *>(VT_AXES);
+  }
+  int64_t dim() const {
+    return GetField<int64_t>(VT_DIM, 0);
+  }
+  shardc::rt::fb::ReduceOp reduce() const {
+    return static_cast<shardc::rt::fb::ReduceOp>(GetField<uint8_t>(VT_REDUCE, 0));
+  }
+  bool Verify(flatbuffers::Verifier &verifier) const {
+    return VerifyTableStart(verifier) &&
+           VerifyOffset(verifier, VT_AXES) &&
+           verifier.VerifyVector(axes()) &&
+           verifier.VerifyVectorOfStrings(axes()) &&
+           VerifyField<int64_t>(verifier, VT_DIM, 8) &&
+           VerifyField<uint8_t>(verifier, VT_REDUCE, 1) &&
+           verifier.EndTable();
+  }
+};
+
+struct ReduceScatterAttrsBuilder {
+  typedef ReduceScatterAttrs Table;
+  flatbuffers::FlatBufferBuilder &fbb_;
+  flatbuffers::uoffset_t start_;
+  void add_axes(flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>> axes) {
+    fbb_.AddOffset(ReduceScatterAttrs::VT_AXES, axes);
+  }
+  void add_dim(int64_t dim) {
+    fbb_.AddElement<int64_t>(ReduceScatterAttrs::VT_DIM, dim, 0);
+  }
+  void add_reduce(shardc::rt::fb::ReduceOp reduce) {
+    fbb_.AddElement<uint8_t>(ReduceScatterAttrs::VT_REDUCE, static_cast<uint8_t>(reduce), 0);
+  }
+  explicit ReduceScatterAttrsBuilder(flatbuffers::FlatBufferBuilder &_fbb)
+        : fbb_(_fbb) {
+    start_ = fbb_.StartTable();
+  }
+  flatbuffers::Offset<ReduceScatterAttrs> Finish() {
+    const auto end = fbb_.EndTable(start_);
+    auto o = flatbuffers::Offset<ReduceScatterAttrs>(end);
+    return o;
+  }
+};
+
+inline flatbuffers::Offset<ReduceScatterAttrs> CreateReduceScatterAttrs(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>> axes = 0,
+    int64_t dim = 0,
+    shardc::rt::fb::ReduceOp reduce = shardc::rt::fb::ReduceOp::sum) {
+  ReduceScatterAttrsBuilder builder_(_fbb);
+  builder_.add_dim(dim);
+  builder_.add_axes(axes);
+  builder_.add_reduce(reduce);
+  return builder_.Finish();
+}
+
+inline flatbuffers::Offset<ReduceScatterAttrs> CreateReduceScatterAttrsDirect(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    const std::vector<flatbuffers::Offset<flatbuffers::String>> *axes = nullptr,
+    int64_t dim = 0,
+    shardc::rt::fb::ReduceOp reduce = shardc::rt::fb::ReduceOp::sum) {
+  auto axes__ = axes ? _fbb.CreateVector<flatbuffers::Offset<flatbuffers::String>>(*axes) : 0;
+  return shardc::rt::fb::CreateReduceScatterAttrs(
+      _fbb,
+      axes__,
+      dim,
+      reduce);
+}
+
+struct AllToAllAttrs FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
+  typedef AllToAllAttrsBuilder Builder;
+  static const flatbuffers::TypeTable *MiniReflectTypeTable() {
+    return AllToAllAttrsTypeTable();
+  }
+  enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
+    VT_AXES = 4,
+    VT_SPLIT_DIM = 6,
+    VT_CONCAT_DIM = 8
+  };
+  const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>> *axes() const {
+    return GetPointer<const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>> *>(VT_AXES);
+  }
+  int64_t split_dim() const {
+    return GetField<int64_t>(VT_SPLIT_DIM, 0);
+  }
+  int64_t concat_dim() const {
+    return GetField<int64_t>(VT_CONCAT_DIM, 0);
+  }
+  bool Verify(flatbuffers::Verifier &verifier) const {
+    return VerifyTableStart(verifier) &&
+           VerifyOffset(verifier, VT_AXES) &&
+           verifier.VerifyVector(axes()) &&
+           verifier.VerifyVectorOfStrings(axes()) &&
+           VerifyField<int64_t>(verifier, VT_SPLIT_DIM, 8) &&
+           VerifyField<int64_t>(verifier, VT_CONCAT_DIM, 8) &&
+           verifier.EndTable();
+  }
+};
+
+struct AllToAllAttrsBuilder {
+  typedef AllToAllAttrs Table;
+  flatbuffers::FlatBufferBuilder &fbb_;
+  flatbuffers::uoffset_t start_;
+  void add_axes(flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>> axes) {
+    fbb_.AddOffset(AllToAllAttrs::VT_AXES, axes);
+  }
+  void add_split_dim(int64_t split_dim) {
+    fbb_.AddElement<int64_t>(AllToAllAttrs::VT_SPLIT_DIM, split_dim, 0);
+  }
+  void add_concat_dim(int64_t concat_dim) {
+    fbb_.AddElement<int64_t>(AllToAllAttrs::VT_CONCAT_DIM, concat_dim, 0);
+  }
+  explicit AllToAllAttrsBuilder(flatbuffers::FlatBufferBuilder &_fbb)
+        : fbb_(_fbb) {
+    start_ = fbb_.StartTable();
+  }
+  flatbuffers::Offset<AllToAllAttrs> Finish() {
+    const auto end = fbb_.EndTable(start_);
+    auto o = flatbuffers::Offset<AllToAllAttrs>(end);
+    return o;
+  }
+};
+
+inline flatbuffers::Offset<AllToAllAttrs> CreateAllToAllAttrs(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>> axes = 0,
+    int64_t split_dim = 0,
+    int64_t concat_dim = 0) {
+  AllToAllAttrsBuilder builder_(_fbb);
+  builder_.add_concat_dim(concat_dim);
+  builder_.add_split_dim(split_dim);
+  builder_.add_axes(axes);
+  return builder_.Finish();
+}
+
+inline flatbuffers::Offset<AllToAllAttrs> CreateAllToAllAttrsDirect(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    const std::vector<flatbuffers::Offset<flatbuffers::String>> *axes = nullptr,
+    int64_t split_dim = 0,
+    int64_t concat_dim = 0) {
+  auto axes__ = axes ? _fbb.CreateVector<flatbuffers::Offset<flatbuffers::String>>(*axes) : 0;
+  return shardc::rt::fb::CreateAllToAllAttrs(
+      _fbb,
+      axes__,
+      split_dim,
+      concat_dim);
+}
+
+struct FusedAttrs FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
+  typedef FusedAttrsBuilder Builder;
+  static const flatbuffers::TypeTable *MiniReflectTypeTable() {
+    return FusedAttrsTypeTable();
+  }
+  enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
+    VT_KERNEL = 4,
+    VT_LAUNCH = 6,
+    VT_COUNT = 8
+  };
+  const flatbuffers::String *kernel() const {
+    return GetPointer<const flatbuffers::String *>(VT_KERNEL);
+  }
+  shardc::rt::fb::FusedLaunch launch() const {
+    return static_cast<shardc::rt::fb::FusedLaunch>(GetField<uint8_t>(VT_LAUNCH, 0));
+  }
+  int64_t count() const {
+    return GetField<int64_t>(VT_COUNT, 0);
+  }
+  bool Verify(flatbuffers::Verifier &verifier) const {
+    return VerifyTableStart(verifier) &&
+           VerifyOffset(verifier, VT_KERNEL) &&
+           verifier.VerifyString(kernel()) &&
+           VerifyField<uint8_t>(verifier, VT_LAUNCH, 1) &&
+           VerifyField<int64_t>(verifier, VT_COUNT, 8) &&
+           verifier.EndTable();
+  }
+};
+
+struct FusedAttrsBuilder {
+  typedef FusedAttrs Table;
+  flatbuffers::FlatBufferBuilder &fbb_;
+  flatbuffers::uoffset_t start_;
+  void add_kernel(flatbuffers::Offset<flatbuffers::String> kernel) {
+    fbb_.AddOffset(FusedAttrs::VT_KERNEL, kernel);
+  }
+  void add_launch(shardc::rt::fb::FusedLaunch launch) {
+    fbb_.AddElement<uint8_t>(FusedAttrs::VT_LAUNCH, static_cast<uint8_t>(launch), 0);
+  }
+  void add_count(int64_t count) {
+    fbb_.AddElement<int64_t>(FusedAttrs::VT_COUNT, count, 0);
+  }
+  explicit FusedAttrsBuilder(flatbuffers::FlatBufferBuilder &_fbb)
+        : fbb_(_fbb) {
+    start_ = fbb_.StartTable();
+  }
+  flatbuffers::Offset<FusedAttrs> Finish() {
+    const auto end = fbb_.EndTable(start_);
+    auto o = flatbuffers::Offset<FusedAttrs>(end);
+    return o;
+  }
+};
+
+inline flatbuffers::Offset<FusedAttrs> CreateFusedAttrs(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    flatbuffers::Offset<flatbuffers::String> kernel = 0,
+    shardc::rt::fb::FusedLaunch launch = shardc::rt::fb::FusedLaunch::elements,
+    int64_t count = 0) {
+  FusedAttrsBuilder builder_(_fbb);
+  builder_.add_count(count);
+  builder_.add_kernel(kernel);
+  builder_.add_launch(launch);
+  return builder_.Finish();
+}
+
+inline flatbuffers::Offset<FusedAttrs> CreateFusedAttrsDirect(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    const char *kernel = nullptr,
+    shardc::rt::fb::FusedLaunch launch = shardc::rt::fb::FusedLaunch::elements,
+    int64_t count = 0) {
+  auto kernel__ = kernel ? _fbb.CreateString(kernel) : 0;
+  return shardc::rt::fb::CreateFusedAttrs(
+      _fbb,
+      kernel__,
+      launch,
+      count);
 }
 
 struct Step FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
@@ -1631,10 +2330,11 @@ struct Step FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
     VT_KIND = 4,
     VT_IN = 6,
     VT_OUT = 8,
-    VT_ATTRS = 10,
-    VT_LOC = 12,
-    VT_FLOPS = 14,
-    VT_BYTES = 16
+    VT_ATTRS_TYPE = 10,
+    VT_ATTRS = 12,
+    VT_LOC = 14,
+    VT_FLOPS = 16,
+    VT_BYTES = 18
   };
   shardc::rt::fb::StepKind kind() const {
     return static_cast<shardc::rt::fb::StepKind>(GetField<uint16_t>(VT_KIND, 0));
@@ -1645,8 +2345,86 @@ struct Step FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   const flatbuffers::Vector<int64_t> *out() const {
     return GetPointer<const flatbuffers::Vector<int64_t> *>(VT_OUT);
   }
-  const flatbuffers::Vector<flatbuffers::Offset<shardc::rt::fb::Attr>> *attrs() const {
-    return GetPointer<const flatbuffers::Vector<flatbuffers::Offset<shardc::rt::fb::Attr>> *>(VT_ATTRS);
+  shardc::rt::fb::StepAttrs attrs_type() const {
+    return static_cast<shardc::rt::fb::StepAttrs>(GetField<uint8_t>(VT_ATTRS_TYPE, 0));
+  }
+  const void *attrs() const {
+    return GetPointer<const void *>(VT_ATTRS);
+  }
+  const shardc::rt::fb::GeluAttrs *attrs_as_gelu() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::gelu ? static_cast<const shardc::rt::fb::GeluAttrs *>(attrs()) : nullptr;
+  }
+  const shardc::rt::fb::GemmAttrs *attrs_as_gemm() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::gemm ? static_cast<const shardc::rt::fb::GemmAttrs *>(attrs()) : nullptr;
+  }
+  const shardc::rt::fb::LinearAttrs *attrs_as_linear() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::linear ? static_cast<const shardc::rt::fb::LinearAttrs *>(attrs()) : nullptr;
+  }
+  const shardc::rt::fb::EmbeddingAttrs *attrs_as_embedding() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::embedding ? static_cast<const shardc::rt::fb::EmbeddingAttrs *>(attrs()) : nullptr;
+  }
+  const shardc::rt::fb::AxisAttrs *attrs_as_softmax() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::softmax ? static_cast<const shardc::rt::fb::AxisAttrs *>(attrs()) : nullptr;
+  }
+  const shardc::rt::fb::AxisAttrs *attrs_as_log_softmax() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::log_softmax ? static_cast<const shardc::rt::fb::AxisAttrs *>(attrs()) : nullptr;
+  }
+  const shardc::rt::fb::AxisAttrs *attrs_as_concat() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::concat ? static_cast<const shardc::rt::fb::AxisAttrs *>(attrs()) : nullptr;
+  }
+  const shardc::rt::fb::AxisAttrs *attrs_as_split() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::split ? static_cast<const shardc::rt::fb::AxisAttrs *>(attrs()) : nullptr;
+  }
+  const shardc::rt::fb::AxisAttrs *attrs_as_gather() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::gather ? static_cast<const shardc::rt::fb::AxisAttrs *>(attrs()) : nullptr;
+  }
+  const shardc::rt::fb::AxisAttrs *attrs_as_gather_elements() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::gather_elements ? static_cast<const shardc::rt::fb::AxisAttrs *>(attrs()) : nullptr;
+  }
+  const shardc::rt::fb::NormAttrs *attrs_as_rms_norm() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::rms_norm ? static_cast<const shardc::rt::fb::NormAttrs *>(attrs()) : nullptr;
+  }
+  const shardc::rt::fb::NormAttrs *attrs_as_layer_norm() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::layer_norm ? static_cast<const shardc::rt::fb::NormAttrs *>(attrs()) : nullptr;
+  }
+  const shardc::rt::fb::AttentionAttrs *attrs_as_attention() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::attention ? static_cast<const shardc::rt::fb::AttentionAttrs *>(attrs()) : nullptr;
+  }
+  const shardc::rt::fb::ReduceAttrs *attrs_as_reduce_sum() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::reduce_sum ? static_cast<const shardc::rt::fb::ReduceAttrs *>(attrs()) : nullptr;
+  }
+  const shardc::rt::fb::ReduceAttrs *attrs_as_reduce_mean() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::reduce_mean ? static_cast<const shardc::rt::fb::ReduceAttrs *>(attrs()) : nullptr;
+  }
+  const shardc::rt::fb::ReduceAttrs *attrs_as_reduce_max() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::reduce_max ? static_cast<const shardc::rt::fb::ReduceAttrs *>(attrs()) : nullptr;
+  }
+  const shardc::rt::fb::TransposeAttrs *attrs_as_transpose() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::transpose ? static_cast<const shardc::rt::fb::TransposeAttrs *>(attrs()) : nullptr;
+  }
+  const shardc::rt::fb::SliceAttrs *attrs_as_slice() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::slice ? static_cast<const shardc::rt::fb::SliceAttrs *>(attrs()) : nullptr;
+  }
+  const shardc::rt::fb::TriluAttrs *attrs_as_trilu() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::trilu ? static_cast<const shardc::rt::fb::TriluAttrs *>(attrs()) : nullptr;
+  }
+  const shardc::rt::fb::AllReduceAttrs *attrs_as_all_reduce() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::all_reduce ? static_cast<const shardc::rt::fb::AllReduceAttrs *>(attrs()) : nullptr;
+  }
+  const shardc::rt::fb::CollectiveDimAttrs *attrs_as_all_gather() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::all_gather ? static_cast<const shardc::rt::fb::CollectiveDimAttrs *>(attrs()) : nullptr;
+  }
+  const shardc::rt::fb::CollectiveDimAttrs *attrs_as_shard_slice() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::shard_slice ? static_cast<const shardc::rt::fb::CollectiveDimAttrs *>(attrs()) : nullptr;
+  }
+  const shardc::rt::fb::ReduceScatterAttrs *attrs_as_reduce_scatter() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::reduce_scatter ? static_cast<const shardc::rt::fb::ReduceScatterAttrs *>(attrs()) : nullptr;
+  }
+  const shardc::rt::fb::AllToAllAttrs *attrs_as_all_to_all() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::all_to_all ? static_cast<const shardc::rt::fb::AllToAllAttrs *>(attrs()) : nullptr;
+  }
+  const shardc::rt::fb::FusedAttrs *attrs_as_fused() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::fused ? static_cast<const shardc::rt::fb::FusedAttrs *>(attrs()) : nullptr;
   }
   const flatbuffers::String *loc() const {
     return GetPointer<const flatbuffers::String *>(VT_LOC);
@@ -1664,9 +2442,9 @@ struct Step FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
            verifier.VerifyVector(in()) &&
            VerifyOffset(verifier, VT_OUT) &&
            verifier.VerifyVector(out()) &&
+           VerifyField<uint8_t>(verifier, VT_ATTRS_TYPE, 1) &&
            VerifyOffset(verifier, VT_ATTRS) &&
-           verifier.VerifyVector(attrs()) &&
-           verifier.VerifyVectorOfTables(attrs()) &&
+           VerifyStepAttrs(verifier, attrs(), attrs_type()) &&
            VerifyOffset(verifier, VT_LOC) &&
            verifier.VerifyString(loc()) &&
            VerifyField<uint64_t>(verifier, VT_FLOPS, 8) &&
@@ -1688,7 +2466,10 @@ struct StepBuilder {
   void add_out(flatbuffers::Offset<flatbuffers::Vector<int64_t>> out) {
     fbb_.AddOffset(Step::VT_OUT, out);
   }
-  void add_attrs(flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<shardc::rt::fb::Attr>>> attrs) {
+  void add_attrs_type(shardc::rt::fb::StepAttrs attrs_type) {
+    fbb_.AddElement<uint8_t>(Step::VT_ATTRS_TYPE, static_cast<uint8_t>(attrs_type), 0);
+  }
+  void add_attrs(flatbuffers::Offset<void> attrs) {
     fbb_.AddOffset(Step::VT_ATTRS, attrs);
   }
   void add_loc(flatbuffers::Offset<flatbuffers::String> loc) {
@@ -1716,7 +2497,8 @@ inline flatbuffers::Offset<Step> CreateStep(
     shardc::rt::fb::StepKind kind = shardc::rt::fb::StepKind::copy,
     flatbuffers::Offset<flatbuffers::Vector<int64_t>> in = 0,
     flatbuffers::Offset<flatbuffers::Vector<int64_t>> out = 0,
-    flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<shardc::rt::fb::Attr>>> attrs = 0,
+    shardc::rt::fb::StepAttrs attrs_type = shardc::rt::fb::StepAttrs::NONE,
+    flatbuffers::Offset<void> attrs = 0,
     flatbuffers::Offset<flatbuffers::String> loc = 0,
     uint64_t flops = 0,
     uint64_t bytes = 0) {
@@ -1728,6 +2510,7 @@ inline flatbuffers::Offset<Step> CreateStep(
   builder_.add_out(out);
   builder_.add_in(in);
   builder_.add_kind(kind);
+  builder_.add_attrs_type(attrs_type);
   return builder_.Finish();
 }
 
@@ -1736,20 +2519,21 @@ inline flatbuffers::Offset<Step> CreateStepDirect(
     shardc::rt::fb::StepKind kind = shardc::rt::fb::StepKind::copy,
     const std::vector<int64_t> *in = nullptr,
     const std::vector<int64_t> *out = nullptr,
-    const std::vector<flatbuffers::Offset<shardc::rt::fb::Attr>> *attrs = nullptr,
+    shardc::rt::fb::StepAttrs attrs_type = shardc::rt::fb::StepAttrs::NONE,
+    flatbuffers::Offset<void> attrs = 0,
     const char *loc = nullptr,
     uint64_t flops = 0,
     uint64_t bytes = 0) {
   auto in__ = in ? _fbb.CreateVector<int64_t>(*in) : 0;
   auto out__ = out ? _fbb.CreateVector<int64_t>(*out) : 0;
-  auto attrs__ = attrs ? _fbb.CreateVector<flatbuffers::Offset<shardc::rt::fb::Attr>>(*attrs) : 0;
   auto loc__ = loc ? _fbb.CreateString(loc) : 0;
   return shardc::rt::fb::CreateStep(
       _fbb,
       kind,
       in__,
       out__,
-      attrs__,
+      attrs_type,
+      attrs,
       loc__,
       flops,
       bytes);
@@ -1993,49 +2777,121 @@ inline flatbuffers::Offset<Manifest> CreateManifestDirect(
       steps__);
 }
 
-inline bool VerifyAttrValue(flatbuffers::Verifier &verifier, const void *obj, AttrValue type) {
+inline bool VerifyStepAttrs(flatbuffers::Verifier &verifier, const void *obj, StepAttrs type) {
   switch (type) {
-    case AttrValue::NONE: {
+    case StepAttrs::NONE: {
       return true;
     }
-    case AttrValue::BoolValue: {
-      auto ptr = reinterpret_cast<const shardc::rt::fb::BoolValue *>(obj);
+    case StepAttrs::gelu: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::GeluAttrs *>(obj);
       return verifier.VerifyTable(ptr);
     }
-    case AttrValue::IntValue: {
-      auto ptr = reinterpret_cast<const shardc::rt::fb::IntValue *>(obj);
+    case StepAttrs::gemm: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::GemmAttrs *>(obj);
       return verifier.VerifyTable(ptr);
     }
-    case AttrValue::DoubleValue: {
-      auto ptr = reinterpret_cast<const shardc::rt::fb::DoubleValue *>(obj);
+    case StepAttrs::linear: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::LinearAttrs *>(obj);
       return verifier.VerifyTable(ptr);
     }
-    case AttrValue::StringValue: {
-      auto ptr = reinterpret_cast<const shardc::rt::fb::StringValue *>(obj);
+    case StepAttrs::embedding: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::EmbeddingAttrs *>(obj);
       return verifier.VerifyTable(ptr);
     }
-    case AttrValue::IntsValue: {
-      auto ptr = reinterpret_cast<const shardc::rt::fb::IntsValue *>(obj);
+    case StepAttrs::softmax: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::AxisAttrs *>(obj);
       return verifier.VerifyTable(ptr);
     }
-    case AttrValue::DoublesValue: {
-      auto ptr = reinterpret_cast<const shardc::rt::fb::DoublesValue *>(obj);
+    case StepAttrs::log_softmax: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::AxisAttrs *>(obj);
       return verifier.VerifyTable(ptr);
     }
-    case AttrValue::StringsValue: {
-      auto ptr = reinterpret_cast<const shardc::rt::fb::StringsValue *>(obj);
+    case StepAttrs::concat: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::AxisAttrs *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
+    case StepAttrs::split: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::AxisAttrs *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
+    case StepAttrs::gather: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::AxisAttrs *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
+    case StepAttrs::gather_elements: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::AxisAttrs *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
+    case StepAttrs::rms_norm: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::NormAttrs *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
+    case StepAttrs::layer_norm: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::NormAttrs *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
+    case StepAttrs::attention: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::AttentionAttrs *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
+    case StepAttrs::reduce_sum: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::ReduceAttrs *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
+    case StepAttrs::reduce_mean: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::ReduceAttrs *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
+    case StepAttrs::reduce_max: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::ReduceAttrs *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
+    case StepAttrs::transpose: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::TransposeAttrs *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
+    case StepAttrs::slice: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::SliceAttrs *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
+    case StepAttrs::trilu: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::TriluAttrs *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
+    case StepAttrs::all_reduce: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::AllReduceAttrs *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
+    case StepAttrs::all_gather: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::CollectiveDimAttrs *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
+    case StepAttrs::shard_slice: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::CollectiveDimAttrs *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
+    case StepAttrs::reduce_scatter: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::ReduceScatterAttrs *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
+    case StepAttrs::all_to_all: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::AllToAllAttrs *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
+    case StepAttrs::fused: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::FusedAttrs *>(obj);
       return verifier.VerifyTable(ptr);
     }
     default: return true;
   }
 }
 
-inline bool VerifyAttrValueVector(flatbuffers::Verifier &verifier, const flatbuffers::Vector<flatbuffers::Offset<void>> *values, const flatbuffers::Vector<AttrValue> *types) {
+inline bool VerifyStepAttrsVector(flatbuffers::Verifier &verifier, const flatbuffers::Vector<flatbuffers::Offset<void>> *values, const flatbuffers::Vector<StepAttrs> *types) {
   if (!values || !types) return !values && !types;
   if (values->size() != types->size()) return false;
   for (flatbuffers::uoffset_t i = 0; i < values->size(); ++i) {
-    if (!VerifyAttrValue(
-        verifier,  values->Get(i), types->GetEnum<AttrValue>(i))) {
+    if (!VerifyStepAttrs(
+        verifier,  values->Get(i), types->GetEnum<StepAttrs>(i))) {
       return false;
     }
   }
@@ -2214,7 +3070,77 @@ inline const flatbuffers::TypeTable *StepKindTypeTable() {
   return &tt;
 }
 
-inline const flatbuffers::TypeTable *AttrValueTypeTable() {
+inline const flatbuffers::TypeTable *GeluApproximationTypeTable() {
+  static const flatbuffers::TypeCode type_codes[] = {
+    { flatbuffers::ET_UCHAR, 0, 0 },
+    { flatbuffers::ET_UCHAR, 0, 0 }
+  };
+  static const flatbuffers::TypeFunction type_refs[] = {
+    shardc::rt::fb::GeluApproximationTypeTable
+  };
+  static const char * const names[] = {
+    "none",
+    "tanh"
+  };
+  static const flatbuffers::TypeTable tt = {
+    flatbuffers::ST_ENUM, 2, type_codes, type_refs, nullptr, nullptr, names
+  };
+  return &tt;
+}
+
+inline const flatbuffers::TypeTable *LinearEpilogueTypeTable() {
+  static const flatbuffers::TypeCode type_codes[] = {
+    { flatbuffers::ET_UCHAR, 0, 0 }
+  };
+  static const flatbuffers::TypeFunction type_refs[] = {
+    shardc::rt::fb::LinearEpilogueTypeTable
+  };
+  static const char * const names[] = {
+    "gelu_tanh"
+  };
+  static const flatbuffers::TypeTable tt = {
+    flatbuffers::ST_ENUM, 1, type_codes, type_refs, nullptr, nullptr, names
+  };
+  return &tt;
+}
+
+inline const flatbuffers::TypeTable *ReduceOpTypeTable() {
+  static const flatbuffers::TypeCode type_codes[] = {
+    { flatbuffers::ET_UCHAR, 0, 0 },
+    { flatbuffers::ET_UCHAR, 0, 0 }
+  };
+  static const flatbuffers::TypeFunction type_refs[] = {
+    shardc::rt::fb::ReduceOpTypeTable
+  };
+  static const char * const names[] = {
+    "sum",
+    "max"
+  };
+  static const flatbuffers::TypeTable tt = {
+    flatbuffers::ST_ENUM, 2, type_codes, type_refs, nullptr, nullptr, names
+  };
+  return &tt;
+}
+
+inline const flatbuffers::TypeTable *FusedLaunchTypeTable() {
+  static const flatbuffers::TypeCode type_codes[] = {
+    { flatbuffers::ET_UCHAR, 0, 0 },
+    { flatbuffers::ET_UCHAR, 0, 0 }
+  };
+  static const flatbuffers::TypeFunction type_refs[] = {
+    shardc::rt::fb::FusedLaunchTypeTable
+  };
+  static const char * const names[] = {
+    "elements",
+    "rows"
+  };
+  static const flatbuffers::TypeTable tt = {
+    flatbuffers::ST_ENUM, 2, type_codes, type_refs, nullptr, nullptr, names
+  };
+  return &tt;
+}
+
+inline const flatbuffers::TypeTable *StepAttrsTypeTable() {
   static const flatbuffers::TypeCode type_codes[] = {
     { flatbuffers::ET_SEQUENCE, 0, -1 },
     { flatbuffers::ET_SEQUENCE, 0, 0 },
@@ -2222,30 +3148,75 @@ inline const flatbuffers::TypeTable *AttrValueTypeTable() {
     { flatbuffers::ET_SEQUENCE, 0, 2 },
     { flatbuffers::ET_SEQUENCE, 0, 3 },
     { flatbuffers::ET_SEQUENCE, 0, 4 },
+    { flatbuffers::ET_SEQUENCE, 0, 4 },
+    { flatbuffers::ET_SEQUENCE, 0, 4 },
+    { flatbuffers::ET_SEQUENCE, 0, 4 },
+    { flatbuffers::ET_SEQUENCE, 0, 4 },
+    { flatbuffers::ET_SEQUENCE, 0, 4 },
     { flatbuffers::ET_SEQUENCE, 0, 5 },
-    { flatbuffers::ET_SEQUENCE, 0, 6 }
+    { flatbuffers::ET_SEQUENCE, 0, 5 },
+    { flatbuffers::ET_SEQUENCE, 0, 6 },
+    { flatbuffers::ET_SEQUENCE, 0, 7 },
+    { flatbuffers::ET_SEQUENCE, 0, 7 },
+    { flatbuffers::ET_SEQUENCE, 0, 7 },
+    { flatbuffers::ET_SEQUENCE, 0, 8 },
+    { flatbuffers::ET_SEQUENCE, 0, 9 },
+    { flatbuffers::ET_SEQUENCE, 0, 10 },
+    { flatbuffers::ET_SEQUENCE, 0, 11 },
+    { flatbuffers::ET_SEQUENCE, 0, 12 },
+    { flatbuffers::ET_SEQUENCE, 0, 12 },
+    { flatbuffers::ET_SEQUENCE, 0, 13 },
+    { flatbuffers::ET_SEQUENCE, 0, 14 },
+    { flatbuffers::ET_SEQUENCE, 0, 15 }
   };
   static const flatbuffers::TypeFunction type_refs[] = {
-    shardc::rt::fb::BoolValueTypeTable,
-    shardc::rt::fb::IntValueTypeTable,
-    shardc::rt::fb::DoubleValueTypeTable,
-    shardc::rt::fb::StringValueTypeTable,
-    shardc::rt::fb::IntsValueTypeTable,
-    shardc::rt::fb::DoublesValueTypeTable,
-    shardc::rt::fb::StringsValueTypeTable
+    shardc::rt::fb::GeluAttrsTypeTable,
+    shardc::rt::fb::GemmAttrsTypeTable,
+    shardc::rt::fb::LinearAttrsTypeTable,
+    shardc::rt::fb::EmbeddingAttrsTypeTable,
+    shardc::rt::fb::AxisAttrsTypeTable,
+    shardc::rt::fb::NormAttrsTypeTable,
+    shardc::rt::fb::AttentionAttrsTypeTable,
+    shardc::rt::fb::ReduceAttrsTypeTable,
+    shardc::rt::fb::TransposeAttrsTypeTable,
+    shardc::rt::fb::SliceAttrsTypeTable,
+    shardc::rt::fb::TriluAttrsTypeTable,
+    shardc::rt::fb::AllReduceAttrsTypeTable,
+    shardc::rt::fb::CollectiveDimAttrsTypeTable,
+    shardc::rt::fb::ReduceScatterAttrsTypeTable,
+    shardc::rt::fb::AllToAllAttrsTypeTable,
+    shardc::rt::fb::FusedAttrsTypeTable
   };
   static const char * const names[] = {
     "NONE",
-    "BoolValue",
-    "IntValue",
-    "DoubleValue",
-    "StringValue",
-    "IntsValue",
-    "DoublesValue",
-    "StringsValue"
+    "gelu",
+    "gemm",
+    "linear",
+    "embedding",
+    "softmax",
+    "log_softmax",
+    "concat",
+    "split",
+    "gather",
+    "gather_elements",
+    "rms_norm",
+    "layer_norm",
+    "attention",
+    "reduce_sum",
+    "reduce_mean",
+    "reduce_max",
+    "transpose",
+    "slice",
+    "trilu",
+    "all_reduce",
+    "all_gather",
+    "shard_slice",
+    "reduce_scatter",
+    "all_to_all",
+    "fused"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_UNION, 8, type_codes, type_refs, nullptr, nullptr, names
+    flatbuffers::ST_UNION, 26, type_codes, type_refs, nullptr, nullptr, names
   };
   return &tt;
 }
@@ -2410,25 +3381,80 @@ inline const flatbuffers::TypeTable *KernelsTypeTable() {
   return &tt;
 }
 
-inline const flatbuffers::TypeTable *BoolValueTypeTable() {
+inline const flatbuffers::TypeTable *GeluAttrsTypeTable() {
   static const flatbuffers::TypeCode type_codes[] = {
-    { flatbuffers::ET_BOOL, 0, -1 }
+    { flatbuffers::ET_UCHAR, 0, 0 }
+  };
+  static const flatbuffers::TypeFunction type_refs[] = {
+    shardc::rt::fb::GeluApproximationTypeTable
   };
   static const char * const names[] = {
-    "value"
+    "approximate"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_TABLE, 1, type_codes, nullptr, nullptr, nullptr, names
+    flatbuffers::ST_TABLE, 1, type_codes, type_refs, nullptr, nullptr, names
   };
   return &tt;
 }
 
-inline const flatbuffers::TypeTable *IntValueTypeTable() {
+inline const flatbuffers::TypeTable *GemmAttrsTypeTable() {
+  static const flatbuffers::TypeCode type_codes[] = {
+    { flatbuffers::ET_DOUBLE, 0, -1 },
+    { flatbuffers::ET_DOUBLE, 0, -1 },
+    { flatbuffers::ET_BOOL, 0, -1 },
+    { flatbuffers::ET_BOOL, 0, -1 }
+  };
+  static const char * const names[] = {
+    "alpha",
+    "beta",
+    "trans_a",
+    "trans_b"
+  };
+  static const flatbuffers::TypeTable tt = {
+    flatbuffers::ST_TABLE, 4, type_codes, nullptr, nullptr, nullptr, names
+  };
+  return &tt;
+}
+
+inline const flatbuffers::TypeTable *LinearAttrsTypeTable() {
+  static const flatbuffers::TypeCode type_codes[] = {
+    { flatbuffers::ET_BOOL, 0, -1 },
+    { flatbuffers::ET_UCHAR, 0, 0 }
+  };
+  static const flatbuffers::TypeFunction type_refs[] = {
+    shardc::rt::fb::LinearEpilogueTypeTable
+  };
+  static const char * const names[] = {
+    "transpose_w",
+    "epilogue"
+  };
+  static const flatbuffers::TypeTable tt = {
+    flatbuffers::ST_TABLE, 2, type_codes, type_refs, nullptr, nullptr, names
+  };
+  return &tt;
+}
+
+inline const flatbuffers::TypeTable *EmbeddingAttrsTypeTable() {
+  static const flatbuffers::TypeCode type_codes[] = {
+    { flatbuffers::ET_STRING, 1, -1 },
+    { flatbuffers::ET_LONG, 0, -1 }
+  };
+  static const char * const names[] = {
+    "vocab_axes",
+    "vocab_size"
+  };
+  static const flatbuffers::TypeTable tt = {
+    flatbuffers::ST_TABLE, 2, type_codes, nullptr, nullptr, nullptr, names
+  };
+  return &tt;
+}
+
+inline const flatbuffers::TypeTable *AxisAttrsTypeTable() {
   static const flatbuffers::TypeCode type_codes[] = {
     { flatbuffers::ET_LONG, 0, -1 }
   };
   static const char * const names[] = {
-    "value"
+    "axis"
   };
   static const flatbuffers::TypeTable tt = {
     flatbuffers::ST_TABLE, 1, type_codes, nullptr, nullptr, nullptr, names
@@ -2436,38 +3462,57 @@ inline const flatbuffers::TypeTable *IntValueTypeTable() {
   return &tt;
 }
 
-inline const flatbuffers::TypeTable *DoubleValueTypeTable() {
+inline const flatbuffers::TypeTable *NormAttrsTypeTable() {
   static const flatbuffers::TypeCode type_codes[] = {
+    { flatbuffers::ET_LONG, 0, -1 },
     { flatbuffers::ET_DOUBLE, 0, -1 }
   };
   static const char * const names[] = {
-    "value"
+    "axis",
+    "epsilon"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_TABLE, 1, type_codes, nullptr, nullptr, nullptr, names
+    flatbuffers::ST_TABLE, 2, type_codes, nullptr, nullptr, nullptr, names
   };
   return &tt;
 }
 
-inline const flatbuffers::TypeTable *StringValueTypeTable() {
+inline const flatbuffers::TypeTable *AttentionAttrsTypeTable() {
   static const flatbuffers::TypeCode type_codes[] = {
-    { flatbuffers::ET_STRING, 0, -1 }
+    { flatbuffers::ET_DOUBLE, 0, -1 },
+    { flatbuffers::ET_BOOL, 0, -1 }
   };
   static const char * const names[] = {
-    "value"
+    "scale",
+    "causal"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_TABLE, 1, type_codes, nullptr, nullptr, nullptr, names
+    flatbuffers::ST_TABLE, 2, type_codes, nullptr, nullptr, nullptr, names
   };
   return &tt;
 }
 
-inline const flatbuffers::TypeTable *IntsValueTypeTable() {
+inline const flatbuffers::TypeTable *ReduceAttrsTypeTable() {
+  static const flatbuffers::TypeCode type_codes[] = {
+    { flatbuffers::ET_LONG, 1, -1 },
+    { flatbuffers::ET_BOOL, 0, -1 }
+  };
+  static const char * const names[] = {
+    "axes",
+    "keepdims"
+  };
+  static const flatbuffers::TypeTable tt = {
+    flatbuffers::ST_TABLE, 2, type_codes, nullptr, nullptr, nullptr, names
+  };
+  return &tt;
+}
+
+inline const flatbuffers::TypeTable *TransposeAttrsTypeTable() {
   static const flatbuffers::TypeCode type_codes[] = {
     { flatbuffers::ET_LONG, 1, -1 }
   };
   static const char * const names[] = {
-    "values"
+    "perm"
   };
   static const flatbuffers::TypeTable tt = {
     flatbuffers::ST_TABLE, 1, type_codes, nullptr, nullptr, nullptr, names
@@ -2475,45 +3520,119 @@ inline const flatbuffers::TypeTable *IntsValueTypeTable() {
   return &tt;
 }
 
-inline const flatbuffers::TypeTable *DoublesValueTypeTable() {
+inline const flatbuffers::TypeTable *SliceAttrsTypeTable() {
   static const flatbuffers::TypeCode type_codes[] = {
-    { flatbuffers::ET_DOUBLE, 1, -1 }
+    { flatbuffers::ET_LONG, 1, -1 },
+    { flatbuffers::ET_LONG, 1, -1 }
   };
   static const char * const names[] = {
-    "values"
+    "starts",
+    "steps"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_TABLE, 1, type_codes, nullptr, nullptr, nullptr, names
+    flatbuffers::ST_TABLE, 2, type_codes, nullptr, nullptr, nullptr, names
   };
   return &tt;
 }
 
-inline const flatbuffers::TypeTable *StringsValueTypeTable() {
+inline const flatbuffers::TypeTable *TriluAttrsTypeTable() {
   static const flatbuffers::TypeCode type_codes[] = {
-    { flatbuffers::ET_STRING, 1, -1 }
+    { flatbuffers::ET_BOOL, 0, -1 },
+    { flatbuffers::ET_LONG, 0, -1 }
   };
   static const char * const names[] = {
-    "values"
+    "upper",
+    "k"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_TABLE, 1, type_codes, nullptr, nullptr, nullptr, names
+    flatbuffers::ST_TABLE, 2, type_codes, nullptr, nullptr, nullptr, names
   };
   return &tt;
 }
 
-inline const flatbuffers::TypeTable *AttrTypeTable() {
+inline const flatbuffers::TypeTable *AllReduceAttrsTypeTable() {
   static const flatbuffers::TypeCode type_codes[] = {
-    { flatbuffers::ET_STRING, 0, -1 },
-    { flatbuffers::ET_UTYPE, 0, 0 },
-    { flatbuffers::ET_SEQUENCE, 0, 0 }
+    { flatbuffers::ET_STRING, 1, -1 },
+    { flatbuffers::ET_UCHAR, 0, 0 }
   };
   static const flatbuffers::TypeFunction type_refs[] = {
-    shardc::rt::fb::AttrValueTypeTable
+    shardc::rt::fb::ReduceOpTypeTable
   };
   static const char * const names[] = {
-    "name",
-    "value_type",
-    "value"
+    "axes",
+    "reduce"
+  };
+  static const flatbuffers::TypeTable tt = {
+    flatbuffers::ST_TABLE, 2, type_codes, type_refs, nullptr, nullptr, names
+  };
+  return &tt;
+}
+
+inline const flatbuffers::TypeTable *CollectiveDimAttrsTypeTable() {
+  static const flatbuffers::TypeCode type_codes[] = {
+    { flatbuffers::ET_STRING, 1, -1 },
+    { flatbuffers::ET_LONG, 0, -1 }
+  };
+  static const char * const names[] = {
+    "axes",
+    "dim"
+  };
+  static const flatbuffers::TypeTable tt = {
+    flatbuffers::ST_TABLE, 2, type_codes, nullptr, nullptr, nullptr, names
+  };
+  return &tt;
+}
+
+inline const flatbuffers::TypeTable *ReduceScatterAttrsTypeTable() {
+  static const flatbuffers::TypeCode type_codes[] = {
+    { flatbuffers::ET_STRING, 1, -1 },
+    { flatbuffers::ET_LONG, 0, -1 },
+    { flatbuffers::ET_UCHAR, 0, 0 }
+  };
+  static const flatbuffers::TypeFunction type_refs[] = {
+    shardc::rt::fb::ReduceOpTypeTable
+  };
+  static const char * const names[] = {
+    "axes",
+    "dim",
+    "reduce"
+  };
+  static const flatbuffers::TypeTable tt = {
+    flatbuffers::ST_TABLE, 3, type_codes, type_refs, nullptr, nullptr, names
+  };
+  return &tt;
+}
+
+inline const flatbuffers::TypeTable *AllToAllAttrsTypeTable() {
+  static const flatbuffers::TypeCode type_codes[] = {
+    { flatbuffers::ET_STRING, 1, -1 },
+    { flatbuffers::ET_LONG, 0, -1 },
+    { flatbuffers::ET_LONG, 0, -1 }
+  };
+  static const char * const names[] = {
+    "axes",
+    "split_dim",
+    "concat_dim"
+  };
+  static const flatbuffers::TypeTable tt = {
+    flatbuffers::ST_TABLE, 3, type_codes, nullptr, nullptr, nullptr, names
+  };
+  return &tt;
+}
+
+inline const flatbuffers::TypeTable *FusedAttrsTypeTable() {
+  static const flatbuffers::TypeCode type_codes[] = {
+    { flatbuffers::ET_STRING, 0, -1 },
+    { flatbuffers::ET_UCHAR, 0, 0 },
+    { flatbuffers::ET_LONG, 0, -1 }
+  };
+  static const flatbuffers::TypeFunction type_refs[] = {
+    shardc::rt::fb::FusedLaunchTypeTable
+  };
+  static const char * const names[] = {
+    "kernel",
+    "launch",
+    "count"
   };
   static const flatbuffers::TypeTable tt = {
     flatbuffers::ST_TABLE, 3, type_codes, type_refs, nullptr, nullptr, names
@@ -2526,26 +3645,28 @@ inline const flatbuffers::TypeTable *StepTypeTable() {
     { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_LONG, 1, -1 },
     { flatbuffers::ET_LONG, 1, -1 },
-    { flatbuffers::ET_SEQUENCE, 1, 1 },
+    { flatbuffers::ET_UTYPE, 0, 1 },
+    { flatbuffers::ET_SEQUENCE, 0, 1 },
     { flatbuffers::ET_STRING, 0, -1 },
     { flatbuffers::ET_ULONG, 0, -1 },
     { flatbuffers::ET_ULONG, 0, -1 }
   };
   static const flatbuffers::TypeFunction type_refs[] = {
     shardc::rt::fb::StepKindTypeTable,
-    shardc::rt::fb::AttrTypeTable
+    shardc::rt::fb::StepAttrsTypeTable
   };
   static const char * const names[] = {
     "kind",
     "in",
     "out",
+    "attrs_type",
     "attrs",
     "loc",
     "flops",
     "bytes"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_TABLE, 7, type_codes, type_refs, nullptr, nullptr, names
+    flatbuffers::ST_TABLE, 8, type_codes, type_refs, nullptr, nullptr, names
   };
   return &tt;
 }
