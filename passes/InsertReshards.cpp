@@ -4,7 +4,6 @@
 #include "shardc/Dialect/ScDialect.h"
 #include "shardc/Dialect/ScLocation.h"
 #include "shardc/Passes/Passes.h"
-#include "llvm/Support/Regex.h"
 #include "shardc/Sharding/Reshard.h"
 #include "shardc/Sharding/Sharding.h"
 
@@ -31,14 +30,14 @@ ArrayAttr axesAttr(OpBuilder &b, ArrayRef<std::string> axes) {
 
 // Builds the collectives that take `v` from its sharding to `want`, right after v's
 // definition so every user can share them.
-Value materializeReshard(OpBuilder &b, Location loc, Value v, const Sharding &want, const MeshShape &mesh) {
+FailureOr<Value> materializeReshard(OpBuilder &b, Location loc, Value v, const Sharding &want, const MeshShape &mesh) {
   Sharding cur = shardingOf(v);
   auto type = cast<RankedTensorType>(v.getType());
   llvm::Expected<SmallVector<ReshardStep>> moves =
       planReshard(cur, want, mesh, type.getShape(), type.getElementType().getIntOrFloatBitWidth() / 8);
   if (!moves) {
     emitError(loc) << llvm::toString(moves.takeError());
-    return v;
+    return failure();
   }
   for (const ReshardStep &m : *moves) {
     Operation *op = nullptr;
@@ -79,11 +78,7 @@ struct ScInsertReshardsPass : impl::ScInsertReshardsBase<ScInsertReshardsPass> {
   void gatherStoredParams() {
     ModuleOp module = getOperation();
     bool prefetch = module->hasAttr("sc.fsdp_prefetch");
-    static const llvm::Regex layerRe("^(.*\\.(layers|h|layer|blocks)\\.[0-9]+)(\\.|$)");
-    auto layerOf = [](StringRef path) -> std::string {
-      SmallVector<StringRef> m;
-      return layerRe.match(path, &m) ? m[1].str() : std::string();
-    };
+    auto layerOf = [](StringRef path) { return layerPathOf(path); };
     module.walk([&](func::FuncOp func) {
       // The first op of each layer, in program order.
       std::vector<std::string> layerOrder;
@@ -132,7 +127,12 @@ struct ScInsertReshardsPass : impl::ScInsertReshardsBase<ScInsertReshardsPass> {
         OnnxLocInfo where = readOnnxLoc(at->getLoc());
         where.nodeName = p.getName().str();
         Location loc = makeOnnxLoc(p.getContext(), where, 0);
-        Value gathered = materializeReshard(b, loc, stored, compute, *mesh);
+        FailureOr<Value> planned = materializeReshard(b, loc, stored, compute, *mesh);
+        if (failed(planned)) {
+          failedAny = true;
+          return;
+        }
+        Value gathered = *planned;
         if (gathered == stored)
           return;
         // The chain's first op reads the stored value; every other user reads the gathered one.
@@ -150,6 +150,7 @@ struct ScInsertReshardsPass : impl::ScInsertReshardsBase<ScInsertReshardsPass> {
     });
   }
   llvm::DenseMap<Operation *, int64_t> groupIds;
+  bool failedAny = false;
 
   void runOnOperation() override {
     mesh = MeshShape::fromModule(getOperation());
@@ -187,12 +188,20 @@ struct ScInsertReshardsPass : impl::ScInsertReshardsBase<ScInsertReshardsPass> {
             b.setInsertionPointAfter(def);
           else
             b.setInsertionPointToStart(cast<BlockArgument>(v).getOwner());
-          slot = materializeReshard(b, op->getLoc(), v, *want, *mesh);
+          FailureOr<Value> planned = materializeReshard(b, op->getLoc(), v, *want, *mesh);
+          if (failed(planned)) {
+            failedAny = true; // reported at the op; the pass fails once every op is seen
+            continue;
+          }
+          slot = *planned;
         }
         operand.set(slot);
       }
       op->removeAttr("sc.operand_shardings");
     }
+    // A reshard that cannot be planned is an error, not a program with a wrong layout.
+    if (failedAny)
+      signalPassFailure();
   }
 };
 

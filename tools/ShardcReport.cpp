@@ -3,12 +3,12 @@
 // through the runtime's own artifact loader so the report describes exactly what runs.
 #include "ShardcReport.h"
 
+#include "shardc/Dialect/ScLocation.h"
 #include "shardc/runtime/Artifact.h"
 #include "shardc/runtime/StepCost.h"
 
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"
-#include "llvm/Support/Regex.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <map>
@@ -19,14 +19,10 @@ namespace shardc {
 namespace {
 
 // The decoder/encoder layer a step belongs to, from its module path (-1: outside layers).
+// A step's loc is "<node> @ <module path>".
 int64_t layerOf(llvm::StringRef loc) {
-  static const llvm::Regex re("\\.(layers|h|layer|blocks)\\.([0-9]+)(\\.|$)");
-  llvm::SmallVector<llvm::StringRef> m;
-  if (!re.match(loc, &m))
-    return -1;
-  int64_t n = -1;
-  m[2].getAsInteger(10, n);
-  return n;
+  size_t at = loc.find(" @ ");
+  return at == llvm::StringRef::npos ? -1 : layerIndexOf(loc.substr(at + 3));
 }
 
 struct Collective {

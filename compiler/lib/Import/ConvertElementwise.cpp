@@ -103,6 +103,7 @@ void registerElementwiseConverters(ConverterRegistry &r) {
   r.onOp("Erf", 9, unary<sc::ErfOp>());
   r.onOp("Cos", 7, unary<sc::CosOp>());
   r.onOp("Sin", 7, unary<sc::SinOp>());
+  r.onOp("Relu", 6, unary<sc::ReluOp>());
   r.onOp("IsNaN", 9, unary<sc::IsNaNOp>(true));
   r.onOp("Gelu", 20, convertGelu);
   r.onOp("Cast", 6, convertCast);

@@ -140,6 +140,9 @@ def Sc_SigmoidOp : Sc_UnaryFormulaOp<"sigmoid">;
 def Sc_ErfOp : Sc_UnaryFormulaOp<"erf">;
 def Sc_CosOp : Sc_UnaryFormulaOp<"cos">;
 def Sc_SinOp : Sc_UnaryFormulaOp<"sin">;
+def Sc_ReluOp : Sc_UnaryFormulaOp<"relu"> {
+  let summary = "max(x, 0); NaN stays NaN";
+}
 def Sc_IsNaNOp : Sc_UnaryOp<"isnan">;
 def Sc_SiluOp : Sc_UnaryFormulaOp<"silu"> {
   let summary = "x * sigmoid(x) (raised from Sigmoid + Mul)";

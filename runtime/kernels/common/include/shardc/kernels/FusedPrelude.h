@@ -270,6 +270,7 @@ SC_FN void sc_store4_f16(unsigned short *p, const float v[4]) {
   X(erf, 1, none, sc_erf(a))                                                                  \
   X(cos, 1, none, sc_cos(a))                                                                  \
   X(sin, 1, none, sc_sin(a))                                                                  \
+  X(relu, 1, none, a < T(0) ? T(0) : a)                                                       \
   X(silu, 1, none, a * sc_op_sigmoid(a))                                                      \
   X(gelu_erf, 1, none, T(0.5) * a * (T(1) + sc_erf(a * T(0.70710678118654752440))))           \
   X(gelu_tanh, 1, none,                                                                       \
