@@ -278,19 +278,20 @@ enum class StepKind : uint16_t {
   cos = 41,
   sin = 42,
   silu = 43,
-  gelu_erf = 44,
-  gelu_tanh = 45,
-  all_reduce = 46,
-  all_gather = 47,
-  reduce_scatter = 48,
-  all_to_all = 49,
-  shard_slice = 50,
-  fused = 51,
+  relu = 44,
+  gelu_erf = 45,
+  gelu_tanh = 46,
+  all_reduce = 47,
+  all_gather = 48,
+  reduce_scatter = 49,
+  all_to_all = 50,
+  shard_slice = 51,
+  fused = 52,
   MIN = copy,
   MAX = fused
 };
 
-inline const StepKind (&EnumValuesStepKind())[52] {
+inline const StepKind (&EnumValuesStepKind())[53] {
   static const StepKind values[] = {
     StepKind::copy,
     StepKind::cast,
@@ -336,6 +337,7 @@ inline const StepKind (&EnumValuesStepKind())[52] {
     StepKind::cos,
     StepKind::sin,
     StepKind::silu,
+    StepKind::relu,
     StepKind::gelu_erf,
     StepKind::gelu_tanh,
     StepKind::all_reduce,
@@ -349,7 +351,7 @@ inline const StepKind (&EnumValuesStepKind())[52] {
 }
 
 inline const char * const *EnumNamesStepKind() {
-  static const char * const names[53] = {
+  static const char * const names[54] = {
     "copy",
     "cast",
     "equal",
@@ -394,6 +396,7 @@ inline const char * const *EnumNamesStepKind() {
     "cos",
     "sin",
     "silu",
+    "relu",
     "gelu_erf",
     "gelu_tanh",
     "all_reduce",
@@ -3005,6 +3008,7 @@ inline const flatbuffers::TypeTable *StepKindTypeTable() {
     { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 }
   };
   static const flatbuffers::TypeFunction type_refs[] = {
@@ -3055,6 +3059,7 @@ inline const flatbuffers::TypeTable *StepKindTypeTable() {
     "cos",
     "sin",
     "silu",
+    "relu",
     "gelu_erf",
     "gelu_tanh",
     "all_reduce",
@@ -3065,7 +3070,7 @@ inline const flatbuffers::TypeTable *StepKindTypeTable() {
     "fused"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_ENUM, 52, type_codes, type_refs, nullptr, nullptr, names
+    flatbuffers::ST_ENUM, 53, type_codes, type_refs, nullptr, nullptr, names
   };
   return &tt;
 }
