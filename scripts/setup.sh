@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs everything shardc needs on a fresh Debian 12 machine, idempotently:
-# Debian packages (LLVM/MLIR 22, protobuf, OpenBLAS, OpenMPI, GoogleTest) and one pinned venv.
+# Debian packages (LLVM/MLIR 22, protobuf, OpenBLAS, OpenMPI, GoogleTest, FlatBuffers 2.0.8:
+# flatc for the schema test; the build uses the headers vendored in third_party/) and one
+# pinned venv.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 pkgs=(llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools
       libprotobuf-dev protobuf-compiler libopenblas-dev libgtest-dev
-      libopenmpi-dev openmpi-bin zlib1g-dev python3-venv ninja-build cmake g++ ccache)
+      libopenmpi-dev openmpi-bin zlib1g-dev python3-venv ninja-build cmake g++ ccache
+      libflatbuffers-dev flatbuffers-compiler)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -19,14 +19,6 @@ namespace shardc {
 
 namespace {
 
-int64_t axisSize(const rt::Mesh &m, llvm::StringRef axis) {
-  if (axis == "dp_replicate") return m.dpReplicate;
-  if (axis == "dp_shard") return m.dpShard;
-  if (axis == "cp") return m.cp;
-  if (axis == "tp") return m.tp;
-  return 1;
-}
-
 // The decoder/encoder layer a step belongs to, from its module path (-1: outside layers).
 // A step's loc is "<node> @ <module path>".
 int64_t layerOf(llvm::StringRef loc) {
@@ -75,7 +67,7 @@ int runReport(llvm::StringRef path, bool json) {
     int64_t group = 1;
     for (const std::string &a : axesList) {
       axes += (axes.empty() ? "" : ",") + a;
-      group *= axisSize(art.mesh, a);
+      group *= art.deviceMesh.axisSize(a);
     }
     c.axes = axes;
     c.groupSize = group;
@@ -134,8 +126,9 @@ int runReport(llvm::StringRef path, bool json) {
                                         {"axes", c.axes}, {"group_size", c.groupSize}, {"dtype", c.dtype},
                                         {"bytes", (int64_t)c.bytes}, {"ring_wire_bytes", (int64_t)c.wireBytes},
                                         {"loc", c.loc}});
-    llvm::json::Object mesh{{"dp_replicate", art.mesh.dpReplicate}, {"dp_shard", art.mesh.dpShard},
-                            {"cp", art.mesh.cp}, {"tp", art.mesh.tp}};
+    const rt::DeviceMesh &m = art.deviceMesh;
+    llvm::json::Object mesh{{"dp_replicate", m.axisSize("dp_replicate")}, {"dp_shard", m.axisSize("dp_shard")},
+                            {"cp", m.axisSize("cp")}, {"tp", m.axisSize("tp")}};
     llvm::json::Object root{{"artifact", path.str()},
                             {"world_size", art.worldSize},
                             {"mesh", std::move(mesh)},
@@ -165,8 +158,9 @@ int runReport(llvm::StringRef path, bool json) {
     return 0;
   }
   llvm::outs() << "artifact: " << path << " (" << art.source << ")\n"
-               << "mesh: dp_replicate=" << art.mesh.dpReplicate << " dp_shard=" << art.mesh.dpShard
-               << " cp=" << art.mesh.cp << " tp=" << art.mesh.tp << ", world size " << art.worldSize << "\n"
+               << "mesh: dp_replicate=" << art.deviceMesh.axisSize("dp_replicate")
+               << " dp_shard=" << art.deviceMesh.axisSize("dp_shard") << " cp=" << art.deviceMesh.axisSize("cp")
+               << " tp=" << art.deviceMesh.axisSize("tp") << ", world size " << art.worldSize << "\n"
                << "per rank: parameters " << paramBytes << " bytes (global " << globalParamBytes << "), arena "
                << art.arenaBytes << " bytes, " << art.steps.size() << " steps\n"
                << "collectives: " << collectives.size();

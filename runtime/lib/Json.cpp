@@ -1,5 +1,5 @@
 // Strict recursive-descent JSON parser and compact writer behind Json.h.
-// Strictness matters: a manifest that only a lenient reader accepts is a compiler bug to surface.
+// Strictness matters: a test manifest that only a lenient reader accepts is a test bug to surface.
 #include "shardc/runtime/Json.h"
 
 #include <cerrno>

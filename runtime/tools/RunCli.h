@@ -31,7 +31,7 @@ using namespace shardc::rt;
 struct Options {
   std::string model, inputs, outputs, launcher, backend = "cpu", comm = "auto";
   bool printSteps = false, verbose = false, version = false, help = false, allRanks = false;
-  bool randomWeights = false;
+  bool randomWeights = false, dumpManifest = false;
   int64_t nproc = 0, threads = 0, repeat = 0;
   bool profile = false;
   std::chrono::milliseconds timeout{300000};
@@ -45,6 +45,10 @@ extern const char *const kUsage;
 int fail(const std::string &message);
 // Parses argv into `o`; "" or the error line's message.
 std::string parseOptions(int argc, char **argv, Options &o);
+
+// --- DumpManifest.cpp ---
+// --dump-manifest: prints `path`'s manifest readably; the exit status.
+int dumpManifest(const std::string &path);
 
 // --- RunOutput.cpp ---
 void printSteps(const Artifact &a);

@@ -93,6 +93,8 @@ int runMainUnchecked(int argc, char **argv, const RunHooks &hooks) {
     std::printf("shardc-run %s (artifact format %u)\n", SHARDC_VERSION, kArtifactFormatVersion);
     return 0;
   }
+  if (o.dumpManifest)
+    return dumpManifest(o.model);
   if (hooks.check)
     if (std::string err = hooks.check(); !err.empty())
       return fail(err);

@@ -9,6 +9,7 @@ namespace shardc::runcli {
 
 const char *const kUsage =
     "usage: shardc-run MODEL.shardc [--inputs IN.npz] [--outputs OUT.npz] [--print-steps]\n"
+    "                  [--dump-manifest]\n"
     "                  [--verbose] [--version] [--nproc N | --threads N] [--launcher L]\n"
     "                  [--collective-timeout DURATION] [--all-ranks] [--backend cpu|cuda]\n"
     "                  [--repeat N] [--random-weights] [--comm auto|local|mpi|nccl]\n"
@@ -17,6 +18,7 @@ const char *const kUsage =
     "  --outputs OUT.npz  where rank 0 writes the outputs (f16/bf16 are written as f32);\n"
     "                     without it, their names, dtypes and shapes are printed\n"
     "  --print-steps      print the step list before running\n"
+    "  --dump-manifest    print the artifact's manifest (FlatBuffers, as text) and exit\n"
     "  --verbose          print arena, weight and step figures on stderr\n"
     "  --nproc N          run N ranks as processes: re-runs itself under mpirun -np N\n"
     "  --threads N        run N ranks as threads of this process (local communicator)\n"
@@ -129,6 +131,8 @@ std::string parseOptions(int argc, char **argv, Options &o) {
       o.allRanks = true;
     else if (arg == "--print-steps")
       o.printSteps = true;
+    else if (arg == "--dump-manifest")
+      o.dumpManifest = true;
     else if (arg == "--verbose" || arg == "-v")
       o.verbose = true;
     else if (arg == "--version")

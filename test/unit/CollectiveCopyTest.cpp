@@ -7,6 +7,7 @@
 #include "DeviceSimBackend.h"
 #include "TpMlpArtifact.h" // compareTensors
 
+#include "ManifestJson.h"
 #include "shardc/comm/CollectiveKernels.h"
 #include "shardc/comm/LocalCommunicator.h"
 #include "shardc/runtime/Artifact.h"
@@ -232,7 +233,7 @@ TEST(CollectiveCopyHook, DeviceCommunicatorPacksInDeviceMemory) {
     SCOPED_TRACE("tp=" + std::to_string(tp));
     fixtures::CollectivesArtifact t = fixtures::makeCollectivesArtifact(tp);
     Artifact a;
-    ASSERT_EQ(parseArtifact(encodeArtifact(t.manifest, ""), "collectives.shardc", a), "");
+    ASSERT_EQ(parseArtifact(encodeJsonArtifact(t.manifest, ""), "collectives.shardc", a), "");
     auto world = std::make_shared<LocalWorld>(a.deviceMesh);
     std::vector<std::vector<HostTensor>> outputs(static_cast<size_t>(tp));
     std::vector<std::string> errors(static_cast<size_t>(tp));

@@ -2,6 +2,7 @@
 // reference of what the steps compute.
 #include "CollectivesArtifact.h"
 
+#include "ManifestJson.h"
 #include "shardc/runtime/Artifact.h"
 #include "shardc/runtime/Npz.h"
 
@@ -45,7 +46,7 @@ CollectivesArtifact makeCollectivesArtifact(int64_t T) {
            "\"}";
   };
   std::string t = std::to_string(T);
-  a.manifest = "{\n  \"format_version\": 1, \"producer\": \"unit test\", \"source\": \"collectives\",\n"
+  a.manifest = "{\n  \"format_version\": 2, \"producer\": \"unit test\", \"source\": \"collectives\",\n"
                "  \"mesh\": {\"dp_replicate\": 1, \"dp_shard\": 1, \"cp\": 1, \"tp\": " + t + "},\n"
                "  \"mesh_axes\": [[\"dp_replicate\", 1], [\"dp_shard\", 1], [\"cp\", 1], [\"tp\", " + t + "]],\n"
                "  \"world_size\": " + t + ",\n  \"weight_files\": [],\n  \"arena_bytes\": " + std::to_string(7 * slot) + ",\n"
@@ -88,7 +89,7 @@ CollectivesArtifact makeCollectivesArtifact(int64_t T) {
 
 std::string writeCollectivesArtifact(const std::string &dir, int64_t tp) {
   CollectivesArtifact a = makeCollectivesArtifact(tp);
-  if (std::string err = writeArtifact(dir + "/m.shardc", a.manifest, ""); !err.empty())
+  if (std::string err = writeJsonArtifact(dir + "/m.shardc", a.manifest, ""); !err.empty())
     return err;
   if (std::string err = writeNpz(dir + "/in.npz", a.inputs); !err.empty())
     return err;

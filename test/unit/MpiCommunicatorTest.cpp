@@ -3,6 +3,7 @@
 // executor end to end, and a timeout that names the late rank.
 #include "TpMlpArtifact.h"
 
+#include "ManifestJson.h"
 #include "shardc/comm/MpiCommunicator.h"
 #include "shardc/runtime/Artifact.h"
 #include "shardc/runtime/Executor.h"
@@ -108,7 +109,7 @@ TEST(MpiCommunicator, ShardedExecutorMatchesTheReference) {
   ASSERT_EQ(std::system(("mkdir -p " + dir).c_str()), 0);
   std::ofstream(dir + "/w.bin", std::ios::binary) << t.weights;
   Artifact a;
-  ASSERT_EQ(parseArtifact(encodeArtifact(t.manifest, ""), dir + "/m.shardc", a), "");
+  ASSERT_EQ(parseArtifact(encodeJsonArtifact(t.manifest, ""), dir + "/m.shardc", a), "");
   auto comm = communicator();
   CpuBackend cpu;
   std::unique_ptr<Executor> ex;

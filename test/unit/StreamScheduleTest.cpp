@@ -9,6 +9,7 @@
 #include "TempDir.h"
 #include "TpMlpArtifact.h"
 
+#include "ManifestJson.h"
 #include "shardc/comm/LocalCommunicator.h"
 #include "shardc/runtime/Artifact.h"
 #include "shardc/runtime/Executor.h"
@@ -155,7 +156,7 @@ TEST(StreamSchedule, TensorAndDataParallelMlpMatchesOneStreamBitForBit) {
     TempDir dir;
     std::ofstream(dir.file("w.bin"), std::ios::binary) << t.weights;
     Artifact a;
-    ASSERT_EQ(parseArtifact(encodeArtifact(t.manifest, ""), dir.file("m.shardc"), a), "");
+    ASSERT_EQ(parseArtifact(encodeJsonArtifact(t.manifest, ""), dir.file("m.shardc"), a), "");
     std::string schedule;
     EXPECT_EQ(checkArtifact(a, t.inputs, schedule), "") << dp << "x" << tp;
     EXPECT_NE(schedule.find("on the communication stream"), std::string::npos) << schedule;

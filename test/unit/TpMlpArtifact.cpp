@@ -2,6 +2,7 @@
 // serial reference. Used by the unit tests and by shardc-test-artifact (the MPI tests).
 #include "TpMlpArtifact.h"
 
+#include "ManifestJson.h"
 #include "shardc/runtime/Artifact.h"
 #include "shardc/runtime/Npz.h"
 
@@ -59,7 +60,7 @@ TpMlpArtifact makeTpMlpArtifact(int64_t dp, int64_t tp) {
   char buf[4096];
   std::snprintf(
       buf, sizeof buf, R"({
-  "format_version": 1, "producer": "unit test", "source": "tp_mlp",
+  "format_version": 2, "producer": "unit test", "source": "tp_mlp",
   "mesh": {"dp_replicate": 1, "dp_shard": %lld, "cp": 1, "tp": %lld},
   "mesh_axes": [["dp_replicate", 1], ["dp_shard", %lld], ["cp", 1], ["tp", %lld]],
   "world_size": %lld,
@@ -124,7 +125,7 @@ TpMlpArtifact makeTpMlpArtifact(int64_t dp, int64_t tp) {
 
 std::string writeTpMlpArtifact(const std::string &dir, int64_t dpShard, int64_t tp) {
   TpMlpArtifact a = makeTpMlpArtifact(dpShard, tp);
-  if (std::string err = writeArtifact(dir + "/m.shardc", a.manifest, ""); !err.empty())
+  if (std::string err = writeJsonArtifact(dir + "/m.shardc", a.manifest, ""); !err.empty())
     return err;
   std::FILE *f = std::fopen((dir + "/w.bin").c_str(), "wb");
   if (!f || std::fwrite(a.weights.data(), 1, a.weights.size(), f) != a.weights.size())

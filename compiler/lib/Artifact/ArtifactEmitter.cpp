@@ -1,6 +1,6 @@
 // Lowers a func of sc ops to the artifact's step list: buffers per SSA value (arena, weight
 // or constant), a step per op with its kernel name and attributes, then the memory plan,
-// the JSON manifest, the constant blob, and the checksummed header.
+// the FlatBuffers manifest, the constant blob, and the checksummed header.
 #include "shardc/Artifact/ArtifactEmitter.h"
 
 #include "shardc/Artifact/MemoryPlan.h"
@@ -9,13 +9,14 @@
 #include "shardc/Dialect/ScLocation.h"
 #include "shardc/Sharding/Sharding.h"
 #include "shardc/comm/CollectiveKernels.h"
+#include "shardc/runtime/ArtifactFormat.h"
 #include "shardc/runtime/Kernel.h"
+#include "shardc/runtime/ManifestSchema.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "llvm/ADT/StringSet.h"
 #include "llvm/ADT/TypeSwitch.h"
 #include "llvm/Support/FileSystem.h"
-#include "llvm/Support/JSON.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -26,15 +27,6 @@ using namespace mlir;
 namespace shardc {
 
 namespace {
-
-uint64_t fnv1a(llvm::StringRef bytes) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (unsigned char c : bytes) {
-    h ^= c;
-    h *= 0x100000001b3ull;
-  }
-  return h;
-}
 
 std::optional<std::string> dtypeName(Type t) {
   if (t.isF32()) return "f32";
@@ -96,27 +88,6 @@ struct Step {
   rt::Attrs attrs;
   OpCost cost; // the op's (StepOpInterface::getCost), recorded for reports and profiles
 };
-
-// A step's attributes as the manifest writes them.
-llvm::json::Object toJson(const rt::Attrs &attrs) {
-  llvm::json::Object o;
-  for (const auto &[key, value] : attrs.all())
-    std::visit(
-        [&, &key = key](const auto &v) {
-          using V = std::decay_t<decltype(v)>;
-          if constexpr (std::is_same_v<V, std::vector<int64_t>> || std::is_same_v<V, std::vector<double>> ||
-                        std::is_same_v<V, std::vector<std::string>>) {
-            llvm::json::Array a;
-            for (const auto &x : v)
-              a.push_back(x);
-            o[key] = std::move(a);
-          } else {
-            o[key] = v;
-          }
-        },
-        value);
-  return o;
-}
 
 class Emitter {
 public:
@@ -272,13 +243,6 @@ void Emitter::addStep(Operation *op, llvm::StringRef kind, ValueRange ins, Value
   steps.push_back(std::move(s));
 }
 
-llvm::json::Array ints(ArrayRef<int64_t> v) {
-  llvm::json::Array a;
-  for (int64_t x : v)
-    a.push_back(x);
-  return a;
-}
-
 llvm::Error Emitter::emitOp(Operation *op) {
   if (isa<sc::ParamOp, sc::ConstantOp>(op))
     return llvm::Error::success(); // buffers made on first use
@@ -360,7 +324,7 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
 
   MeshShape mesh = MeshShape::fromModule(module).value_or(
       MeshShape{{{"dp_replicate", 1}, {"dp_shard", 1}, {"cp", 1}, {"tp", 1}}});
-  llvm::json::Array inputs, outputs;
+  std::vector<std::pair<std::string, int64_t>> inputs, outputs; // (name, buffer id)
   Block &entry = func.getBody().front();
   for (auto [i, arg] : llvm::enumerate(entry.getArguments())) {
     auto name = func.getArgAttrOfType<StringAttr>(i, "sc.name");
@@ -372,7 +336,7 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
       recordShard(buffers[*id], arg, g.asArrayRef());
     buffers[*id].firstStep = -1;
     buffers[*id].lastStep = -1;
-    inputs.push_back(llvm::json::Object{{"name", n}, {"buffer", *id}});
+    inputs.push_back({n, *id});
   }
   if (auto err = emitBlock(entry))
     return err;
@@ -404,7 +368,7 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
     }
     if (buffers[id].name.empty())
       buffers[id].name = n;
-    outputs.push_back(llvm::json::Object{{"name", n}, {"buffer", id}});
+    outputs.push_back({n, id});
     buffers[id].lastStep = INT64_MAX / 4; // outputs stay live to the end
   }
   // Load steps: what computes on weights and constants alone (parameters cast to
@@ -417,9 +381,8 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
   const int64_t lifetimeEnd = steps.size();
   {
     llvm::DenseSet<int64_t> outputIds;
-    for (const llvm::json::Value &o : outputs)
-      if (auto id = o.getAsObject()->getInteger("buffer"))
-        outputIds.insert(*id);
+    for (auto &o : outputs)
+      outputIds.insert(o.second);
     std::vector<Step> run;
     for (Step &s : steps) {
       bool collective = s.op == "all_reduce" || s.op == "all_gather" || s.op == "reduce_scatter" ||
@@ -488,122 +451,135 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
     stats.kernelSource = source;
   }
 
-  // Manifest.
-  std::string manifest;
-  llvm::raw_string_ostream os(manifest);
-  llvm::json::OStream j(os);
+  // Manifest: a FlatBuffer of runtime/schema/artifact.fbs.
+  flatbuffers::FlatBufferBuilder fbb(4096);
+  fbb.ForceDefaults(true); // every field written is stored (--dump-manifest shows it)
+  auto longs = [&](ArrayRef<int64_t> v) { return fbb.CreateVector(v.data(), v.size()); };
   auto source = module->getAttrOfType<StringAttr>("sc.source");
-  j.object([&] {
-    j.attribute("format_version", (int64_t)kArtifactFormatVersion);
-    j.attribute("producer", "shardc " SHARDC_VERSION);
-    j.attribute("source", source ? source.str() : std::string());
-    j.attributeObject("mesh", [&] {
-      for (auto &[name, size] : mesh.axes)
-        j.attribute(name, size);
-    });
-    j.attributeArray("mesh_axes", [&] {
-      for (auto &[name, size] : mesh.axes)
-        j.value(llvm::json::Array{name, size});
-    });
-    j.attribute("world_size", mesh.worldSize());
-    j.attributeArray("weight_files", [&] {
-      for (auto &[p, size] : weightFiles)
-        j.object([&] {
-          j.attribute("path", recordedPath(p));
-          j.attribute("size", (int64_t)size);
-        });
-    });
-    j.attribute("arena_bytes", plan.arenaBytes);
-    if (persistentBytes)
-      j.attribute("persistent_bytes", persistentBytes);
-    j.attributeArray("buffers", [&] {
-      for (auto [i, b] : llvm::enumerate(buffers))
-        j.object([&] {
-          j.attribute("id", (int64_t)i);
-          j.attribute("name", b.name);
-          j.attribute("dtype", b.dtype);
-          j.attribute("shape", ints(b.shape));
-          j.attribute("storage", b.storage);
-          if (b.storage == "arena" || b.storage == "persistent")
-            j.attribute("offset", b.arenaOffset);
-          else if (b.storage == "weight") {
-            j.attribute("file", b.file);
-            j.attribute("file_offset", b.fileOffset);
-            j.attribute("transform", b.transform);
-            if (!b.fileShape.empty())
-              j.attribute("file_shape", ints(b.fileShape));
-            if (!b.fileStart.empty())
-              j.attribute("file_start", ints(b.fileStart));
-            if (!b.fileRepeat.empty())
-              j.attributeObject("file_repeat", [&] {
-                j.attribute("dim", b.fileRepeat[0]);
-                j.attribute("block", b.fileRepeat[1]);
-                j.attribute("times", b.fileRepeat[2]);
-              });
-          } else
-            j.attribute("blob_offset", b.blobOffset);
-          if (!b.shard.empty()) {
-            j.attribute("global_shape", ints(b.globalShape));
-            j.attributeArray("shard", [&] {
-              for (auto &[dim, axes] : b.shard)
-                j.object([&] {
-                  j.attribute("dim", dim);
-                  llvm::json::Array names;
-                  for (auto &a : axes)
-                    names.push_back(a);
-                  j.attribute("axes", std::move(names));
-                });
-            });
-          }
-        });
-    });
-    if (!kernels.empty())
-      j.attributeObject("kernels", [&] {
-        j.attribute("source_offset", kernelSource.offset);
-        j.attribute("source_bytes", kernelSource.bytes);
-        j.attributeArray("objects", [&] {
-          j.object([&] {
-            j.attribute("target", cpuKernelTarget());
-            j.attribute("offset", kernelObject.offset);
-            j.attribute("bytes", kernelObject.bytes);
-          });
-        });
-      });
-    j.attribute("inputs", std::move(inputs));
-    j.attribute("outputs", std::move(outputs));
-    auto writeSteps = [&](std::vector<Step> &list) {
-      for (Step &s : list)
-        j.object([&] {
-          j.attribute("op", s.op);
-          j.attribute("in", ints(s.in));
-          j.attribute("out", ints(s.out));
-          j.attribute("attrs", toJson(s.attrs));
-          if (s.cost.flops)
-            j.attribute("flops", (int64_t)s.cost.flops);
-          j.attribute("bytes", (int64_t)s.cost.bytes);
-          j.attribute("loc", s.loc);
-        });
-    };
-    if (!loadSteps.empty())
-      j.attributeArray("load_steps", [&] { writeSteps(loadSteps); });
-    j.attributeArray("steps", [&] { writeSteps(steps); });
-  });
-  os.flush();
+  std::vector<flatbuffers::Offset<rt::fb::MeshAxis>> meshAxes;
+  for (auto &[name, size] : mesh.axes)
+    meshAxes.push_back(rt::fb::CreateMeshAxis(fbb, fbb.CreateString(name), size));
+  std::vector<flatbuffers::Offset<rt::fb::WeightFile>> files;
+  for (auto &[p, size] : weightFiles)
+    files.push_back(rt::fb::CreateWeightFile(fbb, fbb.CreateString(recordedPath(p)), size));
+  std::vector<flatbuffers::Offset<rt::fb::Buffer>> fbBuffers;
+  for (Buffer &b : buffers) {
+    std::optional<rt::DType> dtype = rt::parseDType(b.dtype);
+    if (!dtype)
+      return llvm::createStringError(llvm::inconvertibleErrorCode(), "buffer '%s' has dtype '%s', which the runtime lacks",
+                                     b.name.c_str(), b.dtype.c_str());
+    auto name = fbb.CreateString(b.name);
+    auto shape = longs(b.shape);
+    flatbuffers::Offset<flatbuffers::String> transform;
+    flatbuffers::Offset<flatbuffers::Vector<int64_t>> fileShape, fileStart, globalShape;
+    flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<rt::fb::ShardDim>>> shard;
+    rt::fb::Storage storage = rt::fb::Storage::Constant;
+    if (b.storage == "arena")
+      storage = rt::fb::Storage::Arena;
+    else if (b.storage == "persistent")
+      storage = rt::fb::Storage::Persistent;
+    else if (b.storage == "weight") {
+      storage = rt::fb::Storage::Weight;
+      transform = fbb.CreateString(b.transform);
+      if (!b.fileShape.empty())
+        fileShape = longs(b.fileShape);
+      if (!b.fileStart.empty())
+        fileStart = longs(b.fileStart);
+    }
+    if (!b.shard.empty()) {
+      globalShape = longs(b.globalShape);
+      std::vector<flatbuffers::Offset<rt::fb::ShardDim>> dims;
+      for (auto &[dim, axes] : b.shard) {
+        std::vector<std::string> names(axes.begin(), axes.end());
+        dims.push_back(rt::fb::CreateShardDim(fbb, dim, fbb.CreateVectorOfStrings(names)));
+      }
+      shard = fbb.CreateVector(dims);
+    }
+    rt::fb::BufferBuilder bb(fbb);
+    bb.add_name(name);
+    bb.add_dtype(rt::toSchema(*dtype));
+    bb.add_shape(shape);
+    bb.add_storage(storage);
+    if (b.storage == "arena" || b.storage == "persistent")
+      bb.add_offset(b.arenaOffset);
+    else if (b.storage == "weight") {
+      bb.add_file(b.file);
+      bb.add_file_offset(b.fileOffset);
+      bb.add_transform(transform);
+      if (!fileShape.IsNull())
+        bb.add_file_shape(fileShape);
+      if (!fileStart.IsNull())
+        bb.add_file_start(fileStart);
+      rt::fb::FileRepeat repeat(b.fileRepeat.empty() ? 0 : b.fileRepeat[0], b.fileRepeat.empty() ? 0 : b.fileRepeat[1],
+                                b.fileRepeat.empty() ? 0 : b.fileRepeat[2]);
+      if (!b.fileRepeat.empty())
+        bb.add_file_repeat(&repeat);
+    } else
+      bb.add_blob_offset(b.blobOffset);
+    if (!shard.IsNull()) {
+      bb.add_global_shape(globalShape);
+      bb.add_shard(shard);
+    }
+    fbBuffers.push_back(bb.Finish());
+  }
+  auto bindings = [&](const std::vector<std::pair<std::string, int64_t>> &list) {
+    std::vector<flatbuffers::Offset<rt::fb::IoBinding>> out;
+    for (auto &[name, id] : list)
+      out.push_back(rt::fb::CreateIoBinding(fbb, fbb.CreateString(name), id));
+    return fbb.CreateVector(out);
+  };
+  flatbuffers::Offset<rt::fb::Kernels> fbKernels;
+  if (!kernels.empty()) {
+    std::vector<flatbuffers::Offset<rt::fb::KernelObject>> objects = {rt::fb::CreateKernelObject(
+        fbb, fbb.CreateString(cpuKernelTarget().str()), kernelObject.offset, kernelObject.bytes)};
+    fbKernels = rt::fb::CreateKernels(fbb, kernelSource.offset, kernelSource.bytes, fbb.CreateVector(objects));
+  }
+  // A step kind or attribute the schema lacks is an emission error naming the step.
+  auto writeSteps = [&](std::vector<Step> &list)
+      -> llvm::Expected<flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<rt::fb::Step>>>> {
+    std::vector<flatbuffers::Offset<rt::fb::Step>> out;
+    for (Step &s : list) {
+      std::optional<rt::fb::StepKind> kind = rt::stepKindByName(s.op);
+      if (!kind)
+        return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                       "step '%s' (%s): kind '%s' is not declared in runtime/schema/artifact.fbs",
+                                       s.op.c_str(), s.loc.c_str(), s.op.c_str());
+      // The kind's attribute table, built from the schema (an undeclared attribute or a
+      // value of the wrong type is an error naming the step).
+      rt::fb::StepAttrs attrsType;
+      flatbuffers::Offset<void> attrs;
+      if (std::string err = rt::buildStepAttrs(fbb, s.op, s.attrs, attrsType, attrs); !err.empty())
+        return llvm::createStringError(llvm::inconvertibleErrorCode(), "step '%s' (%s): %s", s.op.c_str(),
+                                       s.loc.c_str(), err.c_str());
+      out.push_back(rt::fb::CreateStep(fbb, *kind, longs(s.in), longs(s.out), attrsType, attrs,
+                                       fbb.CreateString(s.loc), s.cost.flops, s.cost.bytes));
+    }
+    return fbb.CreateVector(out);
+  };
+  flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<rt::fb::Step>>> fbLoadSteps;
+  if (!loadSteps.empty()) {
+    auto written = writeSteps(loadSteps);
+    if (!written)
+      return written.takeError();
+    fbLoadSteps = *written;
+  }
+  auto fbSteps = writeSteps(steps);
+  if (!fbSteps)
+    return fbSteps.takeError();
+  auto root = rt::fb::CreateManifest(
+      fbb, rt::kArtifactFormatVersion, fbb.CreateString("shardc " SHARDC_VERSION),
+      fbb.CreateString(source ? source.str() : std::string()), fbb.CreateVector(meshAxes), mesh.worldSize(),
+      fbb.CreateVector(files), plan.arenaBytes, persistentBytes, fbb.CreateVector(fbBuffers), bindings(inputs),
+      bindings(outputs), fbKernels, fbLoadSteps, *fbSteps);
+  rt::fb::FinishManifestBuffer(fbb, root);
+  std::string_view manifest(reinterpret_cast<const char *>(fbb.GetBufferPointer()), fbb.GetSize());
 
   std::error_code ec;
   llvm::raw_fd_ostream out(outPath, ec, llvm::sys::fs::OF_None);
   if (ec)
     return llvm::createStringError(ec, "cannot write %s: %s", outPath.str().c_str(), ec.message().c_str());
-  auto u32 = [&](uint32_t v) { out.write(reinterpret_cast<const char *>(&v), 4); };
-  auto u64 = [&](uint64_t v) { out.write(reinterpret_cast<const char *>(&v), 8); };
-  out.write("SHARDC\0\0", 8);
-  u32(kArtifactFormatVersion);
-  u32(0);
-  u64(manifest.size());
-  u64(blob.size());
-  u64(fnv1a(manifest));
-  u64(fnv1a(blob));
-  out << manifest;
+  out << rt::encodeArtifactHeader(manifest, blob);
+  out.write(manifest.data(), manifest.size());
   out.write(blob.data(), blob.size());
   out.close();
   if (out.has_error())

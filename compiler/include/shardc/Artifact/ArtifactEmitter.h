@@ -4,12 +4,13 @@
 
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/Support/Error.h"
+#include "shardc/runtime/ArtifactFormat.h"
 
 #include <string>
 
 namespace shardc {
 
-inline constexpr uint32_t kArtifactFormatVersion = 1;
+using rt::kArtifactFormatVersion; // one definition: shardc/runtime/ArtifactFormat.h
 
 struct EmitStats {
   int64_t steps = 0;

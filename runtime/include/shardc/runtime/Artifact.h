@@ -3,6 +3,7 @@
 #pragma once
 
 #include "shardc/comm/DeviceMesh.h"
+#include "shardc/runtime/ArtifactFormat.h"
 #include "shardc/runtime/Kernel.h"
 #include "shardc/runtime/MemoryBlock.h"
 #include "shardc/runtime/Tensor.h"
@@ -14,17 +15,6 @@
 #include <vector>
 
 namespace shardc::rt {
-
-constexpr uint32_t kArtifactFormatVersion = 1;
-constexpr size_t kArtifactHeaderBytes = 48;
-constexpr char kArtifactMagic[8] = {'S', 'H', 'A', 'R', 'D', 'C', '\0', '\0'};
-
-// FNV-1a 64 (offset basis 0xcbf29ce484222325, prime 0x100000001b3), the artifact checksum.
-uint64_t fnv1a64(const void *data, size_t size);
-
-struct Mesh {
-  int64_t dpReplicate = 1, dpShard = 1, cp = 1, tp = 1;
-};
 
 struct WeightFile {
   std::string path; // as recorded; see Artifact::resolveWeightPath
@@ -187,8 +177,7 @@ struct KernelModule {
 struct Artifact {
   std::string path; // the file it was loaded from, for messages and for weight paths
   std::string producer, source;
-  Mesh mesh;            // the four standard axes, for readers
-  DeviceMesh deviceMesh; // every axis in manifest order (mesh_axes, else the four above)
+  DeviceMesh deviceMesh; // the manifest's mesh axes, outermost first
   int64_t worldSize = 1;
   std::vector<WeightFile> weightFiles;
   uint64_t arenaBytes = 0;
@@ -212,7 +201,7 @@ struct Artifact {
 };
 
 // Reads and validates `path`: header, lengths against the file size, both checksums, the
-// manifest's structure and every cross-reference (buffer ids, arena/blob/weight-file ranges,
+// manifest's structure (the FlatBuffers verifier) and every cross-reference (buffer ids, arena/blob/weight-file ranges,
 // step operands), so that binding and execution never index out of range. Kernel
 // availability is the backend's business (Executor::create checks it before allocating).
 // Returns "" or a one-line error that starts with the file name.
@@ -221,10 +210,11 @@ struct Artifact {
 [[nodiscard]] std::string parseArtifact(std::string_view bytes, const std::string &path,
                                         Artifact &out);
 
-// The artifact file's bytes: header (magic, version, lengths, checksums), manifest, blob.
-std::string encodeArtifact(std::string_view manifestJson, std::string_view blob);
+// The artifact file's bytes: header (magic, version, lengths, checksums), manifest (a
+// finished FlatBuffer of runtime/schema/artifact.fbs), blob.
+std::string encodeArtifact(std::string_view manifest, std::string_view blob);
 // Writes encodeArtifact's bytes to `path`; returns "" or a one-line error.
-[[nodiscard]] std::string writeArtifact(const std::string &path, std::string_view manifestJson,
+[[nodiscard]] std::string writeArtifact(const std::string &path, std::string_view manifest,
                                         std::string_view blob);
 
 } // namespace shardc::rt

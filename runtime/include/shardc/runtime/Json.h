@@ -1,5 +1,5 @@
-// A small strict JSON reader and writer for the artifact manifest (RFC 8259, no extensions).
-// Errors are returned, not thrown, and carry the line:column where parsing stopped.
+// A small strict JSON reader and writer (RFC 8259, no extensions), used by the unit tests to
+// spell manifests readably (test/unit/ManifestJson.cpp); the runtime itself reads none.
 #pragma once
 
 #include <cstdint>

@@ -24,6 +24,11 @@ public:
   int64_t worldSize() const;
   // Position of `name` in axes(), or -1.
   int axisIndex(std::string_view name) const;
+  // The size of axis `name`; 1 when the mesh has no such axis.
+  int64_t axisSize(std::string_view name) const {
+    int i = axisIndex(name);
+    return i < 0 ? 1 : axes_[static_cast<size_t>(i)].size;
+  }
   // "" when every name is an axis of this mesh and none repeats; else a one-line error.
   std::string checkAxes(const std::vector<std::string> &names) const;
 
