@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# One sanitizer entry (sanitize.asan_ubsan, sanitize.tsan): builds runtime/ alone with the
+# sanitizers into BUILD/sanitize/MODE, runs its unit tests under them, then compiles a few
+# multi-rank cells with the normal shardc and runs them with the sanitized shardc-run as
+# in-process ranks (threads), checked by tools/shardc_verify.py against onnxruntime and
+# PyTorch's reference outputs. Any sanitizer report fails the entry.
+#
+#   run.sh MODE SRC BUILD SHARDC PYTHON SHARED [CXX]
+#     MODE   asan_ubsan (AddressSanitizer + UndefinedBehaviorSanitizer) or tsan (ThreadSanitizer)
+#     SRC    the source root; BUILD the main build dir; SHARDC the normally built compiler;
+#     PYTHON the venv's python; SHARED the folder holding models/llama_tiny.onnx
+#     CXX    the C++ compiler of the main build (default c++)
+#
+# CUDA is off in these builds (host sanitizers do not instrument nvcc's code, and the CPU
+# ranks are what they check); so is MPI (ranks as processes: the threads are TSan's target).
+set -euo pipefail
+mode=$1 src=$2 build=$3 shardc=$4 python=$5 shared=$6 cxx=${7:-c++}
+case "$mode" in
+  asan_ubsan) sanitize=address,undefined ;;
+  tsan) sanitize=thread ;;
+  *) echo "run.sh: unknown mode '$mode' (asan_ubsan or tsan)" >&2; exit 2 ;;
+esac
+here=$(cd "$(dirname "$0")" && pwd)
+dir=$build/sanitize/$mode
+jobs=${SHARDC_SANITIZE_JOBS:-2}
+t0=$(date +%s)
+
+# Runtime options, set here so that a finding always fails the run, whatever the caller set.
+# OpenBLAS: one thread (no pool of its own beside the rank threads).
+export OPENBLAS_NUM_THREADS=1
+export ASAN_OPTIONS="halt_on_error=1:abort_on_error=0:detect_leaks=1:detect_stack_use_after_return=1:strict_init_order=1:check_initialization_order=1:detect_invalid_pointer_pairs=0:print_summary=1"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:report_error_type=1"
+export LSAN_OPTIONS="suppressions=$here/lsan.supp:print_suppressions=0"
+export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:history_size=4:suppressions=$here/tsan.supp:print_suppressions=0"
+
+launcher=()
+if command -v ccache >/dev/null; then
+  launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+fi
+# -O1 (the sanitizers' usual level: fast to build, readable stacks), assertions kept.
+mkdir -p "$build/sanitize"
+cmake -S "$src/runtime" -B "$dir" -G Ninja -DCMAKE_CXX_COMPILER="$cxx" \
+      -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE=-O1 -DCMAKE_C_FLAGS_RELEASE=-O1 \
+      -DSHARDC_SANITIZE="$sanitize" -DSHARDC_ENABLE_CUDA=OFF -DSHARDC_ENABLE_MPI=OFF \
+      "${launcher[@]}" >"$build/sanitize/$mode.configure.log" 2>&1 ||
+  { cat "$build/sanitize/$mode.configure.log"; exit 1; }
+cmake --build "$dir" --parallel "$jobs" >"$build/sanitize/$mode.build.log" 2>&1 ||
+  { tail -50 "$build/sanitize/$mode.build.log"; exit 1; }
+t1=$(date +%s)
+echo "[sanitize.$mode] built runtime/ with -fsanitize=$sanitize in $((t1 - t0))s ($dir)"
+
+# The runtime's unit tests (the sanitized build registers exactly those).
+ctest --test-dir "$dir" --output-on-failure -j"$jobs" --timeout 600
+t2=$(date +%s)
+echo "[sanitize.$mode] unit tests in $((t2 - t1))s"
+
+# Multi-rank cells on in-process ranks: tp (all_reduce), FSDP x tp in bf16 (all_gather,
+# reduce_scatter, the 16-bit conversions), context x tensor parallel; one with --repeat and
+# --profile (the timed runs and the step profile).
+work=$dir/cells
+models=$shared/models
+failed=0
+cell() { # name model mesh ranks plan [extra shardc_verify args...]
+  local name=$1 model=$2 mesh=$3 ranks=$4 plan=$5
+  shift 5
+  local tol=(--atol 1e-4)
+  [ "$plan" = bf16 ] && tol=(--atol 5e-2 --rtol 2e-2)
+  local s=$(date +%s)
+  if "$python" "$src/tools/shardc_verify.py" --shardc "$shardc" --shardc-run "$dir/bin/shardc-run" \
+       --model "$models/$model.onnx" --reference "$models/reference_io.npz" --ref-prefix "$model" \
+       --workdir "$work/$name" "${tol[@]}" --compile-arg=--plan="$src/test/e2e/plans/$plan.yaml" \
+       --compile-arg=--mesh="$mesh" --compile-arg=--quiet --run-arg=--threads --run-arg="$ranks" "$@" \
+       >"$work/$name.log" 2>&1; then
+    echo "[sanitize.$mode] cell $name: ok in $(( $(date +%s) - s ))s"
+  else
+    failed=1
+    echo "[sanitize.$mode] cell $name: FAILED; $work/$name.log and the run's whole output:"
+    cat "$work/$name.log"
+    [ -f "$work/$name/run.log" ] && cat "$work/$name/run.log"
+  fi
+}
+mkdir -p "$work"
+cell llama_tiny.tp2 llama_tiny tp=2 2 fp32
+cell llama_tiny.tp2_dps2.bf16 llama_tiny tp=2,dp_shard=2 4 bf16
+cell llama_tiny.cp2_tp2 llama_tiny cp=2,tp=2 4 fp32 --run-arg=--repeat --run-arg=1 --run-arg=--profile
+echo "[sanitize.$mode] cells in $(( $(date +%s) - t2 ))s; total $(( $(date +%s) - t0 ))s"
+exit $failed
