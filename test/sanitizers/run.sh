@@ -98,5 +98,43 @@ cell llama_tiny.tp2_dps2.bf16 llama_tiny tp=2,dp_shard=2 4 bf16
 cell llama_tiny.cp2_tp2 llama_tiny cp=2,tp=2 4 fp32 --run-arg=--repeat --run-arg=1 --run-arg=--profile
 cell qwen2_tiny.tp2_dps2.vocab qwen2_tiny tp=2,dp_shard=2 4 fp32-vocab
 cell llama_odd_b4.tp2_dps2.vocab llama_odd_b4 tp=2,dp_shard=2 4 fp32-vocab
+
+# The runtime's own test artifacts on thread ranks (test/unit/shardc-test-artifact): the TP MLP
+# on a 2x2 mesh and the collectives-only artifact (every collective kind, 2 ranks), against their
+# expected outputs; then the dead-rank path: rank 3 of 4 stops before step 3 and the others
+# must time out on their collective and report it (LocalWorld's waits and abort).
+helper=$dir/test/unit/shardc-test-artifact
+run=$dir/bin/shardc-run
+reported() { grep -Eq "WARNING: ThreadSanitizer|ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$1"; }
+artifact() { # name command... (the command's output goes to $work/name.log)
+  local name=$1
+  shift
+  if "$@" >"$work/$name.log" 2>&1; then
+    echo "[sanitize.$mode] $name: ok"
+  else
+    failed=1
+    echo "[sanitize.$mode] $name: FAILED:"
+    cat "$work/$name.log"
+  fi
+}
+mkdir -p "$work/tp_mlp" "$work/collectives" "$work/dead_rank"
+artifact tp_mlp.write "$helper" write "$work/tp_mlp" 2 2
+artifact tp_mlp.threads4 "$run" "$work/tp_mlp/m.shardc" --inputs "$work/tp_mlp/in.npz" \
+  --outputs "$work/tp_mlp/out.npz" --threads 4
+artifact tp_mlp.compare "$helper" compare "$work/tp_mlp/out.npz" "$work/tp_mlp/expected.npz"
+artifact collectives.write "$helper" write-collectives "$work/collectives" 2
+artifact collectives.threads2 "$run" "$work/collectives/m.shardc" --inputs "$work/collectives/in.npz" \
+  --outputs "$work/collectives/out.npz" --threads 2
+artifact collectives.compare "$helper" compare "$work/collectives/out.npz" "$work/collectives/expected.npz"
+artifact dead_rank.write "$helper" write "$work/dead_rank" 1 4
+if SHARDC_TEST_EXIT_AT_STEP=3:3 "$run" "$work/dead_rank/m.shardc" --inputs "$work/dead_rank/in.npz" \
+     --threads 4 --collective-timeout 2s --all-ranks >"$work/dead_rank.log" 2>&1 ||
+   reported "$work/dead_rank.log" || ! grep -q "rank 3" "$work/dead_rank.log"; then
+  failed=1
+  echo "[sanitize.$mode] dead_rank: FAILED (expected a failure naming rank 3, no sanitizer report):"
+  cat "$work/dead_rank.log"
+else
+  echo "[sanitize.$mode] dead_rank: ok"
+fi
 echo "[sanitize.$mode] cells in $(( $(date +%s) - t2 ))s; total $(( $(date +%s) - t0 ))s"
 exit $failed
