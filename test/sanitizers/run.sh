@@ -66,8 +66,9 @@ echo "[sanitize.$mode] unit tests in $((t2 - t1))s"
 # Multi-rank cells on in-process ranks, compiled by the normal shardc: tensor parallel
 # (all_reduce), sequence parallel (reduce_scatter, all_gather), FSDP x tp in bf16 (the 16-bit
 # conversions), context x tensor parallel with --repeat and --profile (the timed runs and the
-# step profile), vocabulary parallel, and uneven shards padded (a generated model, from
-# e2e.generate). Shared exports are also compared with PyTorch's reference outputs.
+# step profile), vocabulary parallel, uneven shards padded (a generated model, from
+# e2e.generate), and bf16 attention in the SIMT emulator. Shared exports are also compared with
+# PyTorch's reference outputs.
 work=$dir/cells
 cell() { # name model mesh ranks plan [extra shardc_verify args...]
   local name=$1 model=$2 mesh=$3 ranks=$4 plan=$5
@@ -98,6 +99,9 @@ cell llama_tiny.tp2_dps2.bf16 llama_tiny tp=2,dp_shard=2 4 bf16
 cell llama_tiny.cp2_tp2 llama_tiny cp=2,tp=2 4 fp32 --run-arg=--repeat --run-arg=1 --run-arg=--profile
 cell qwen2_tiny.tp2_dps2.vocab qwen2_tiny tp=2,dp_shard=2 4 fp32-vocab
 cell llama_odd_b4.tp2_dps2.vocab llama_odd_b4 tp=2,dp_shard=2 4 fp32-vocab
+# bf16 attention on the CUDA flash kernel's source through the SIMT emulator (its threads are
+# ucontext fibers, inside each rank thread).
+SHARDC_CPU_ATTENTION=simt cell llama_tiny.tp2.bf16_simt llama_tiny tp=2 2 bf16
 
 # The runtime's own test artifacts on thread ranks (test/unit/shardc-test-artifact): the TP MLP
 # on a 2x2 mesh and the collectives-only artifact (every collective kind, 2 ranks), against their
