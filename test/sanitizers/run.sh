@@ -51,8 +51,8 @@ echo "[sanitize.$mode] built runtime/ with -fsanitize=$sanitize in $((t1 - t0))s
 
 # LeakSanitizer cannot run under ptrace-based sandboxes (it stops the process to scan it):
 # there, leaks go unchecked and everything else still runs.
-if [ "$mode" = asan_ubsan ] &&
-   "$dir/test/unit/shardc-gemm-plan-tests" --gtest_filter=-* 2>&1 | grep -q "LeakSanitizer has encountered a fatal error"; then
+probe=$("$dir/test/unit/shardc-gemm-plan-tests" --gtest_filter=-* 2>&1 || true)
+if [ "$mode" = asan_ubsan ] && [[ $probe == *"LeakSanitizer has encountered a fatal error"* ]]; then
   echo "[sanitize.$mode] LeakSanitizer does not work here (ptrace?): detect_leaks=0"
   export ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=0"
 fi
@@ -79,7 +79,8 @@ cell() { # name model mesh ranks plan [extra shardc_verify args...]
     src_model=(--model "$shared/models/$model.onnx" --reference "$shared/models/reference_io.npz"
                --ref-prefix "$model")
   fi
-  local s=$(date +%s)
+  local s
+  s=$(date +%s)
   if "$python" "$src/tools/shardc_verify.py" --shardc "$shardc" --shardc-run "$dir/bin/shardc-run" \
        "${src_model[@]}" --workdir "$work/$name" "${tol[@]}" \
        --compile-arg=--plan="$src/test/e2e/plans/$plan.yaml" --compile-arg=--mesh="$mesh" \
@@ -139,6 +140,26 @@ if SHARDC_TEST_EXIT_AT_STEP=3:3 "$run" "$work/dead_rank/m.shardc" --inputs "$wor
   cat "$work/dead_rank.log"
 else
   echo "[sanitize.$mode] dead_rank: ok"
+fi
+
+# ASan/UBSan only (one rank): ONNX's node tests for the supported ops (onnx_node_tests.py,
+# as e2e.onnx_node_tests), the edge cases of every CPU kernel (empty tensors, out-of-range
+# slices, casts). Their pass rate is e2e.onnx_node_tests' business; here no run may report.
+if [ "$mode" = asan_ubsan ]; then
+  rm -rf "$work/onnx_node_tests"
+  s=$(date +%s)
+  "$python" "$src/test/e2e/onnx_node_tests.py" --shardc "$shardc" --shardc-run "$run" \
+    --workdir "$work/onnx_node_tests" --jobs "$jobs" >"$work/onnx_node_tests.log" 2>&1 ||
+    { failed=1; echo "[sanitize.$mode] onnx_node_tests: FAILED:"; tail -20 "$work/onnx_node_tests.log"; }
+  found=$(grep -lE "runtime error:|ERROR: (AddressSanitizer|LeakSanitizer)" \
+            "$work/onnx_node_tests"/*/log.txt 2>/dev/null || true)
+  if [ -n "$found" ]; then
+    failed=1
+    echo "[sanitize.$mode] onnx_node_tests: sanitizer reports in:"
+    for f in $found; do echo "== $f"; grep -A12 -E "runtime error:|ERROR: " "$f" | head -14; done
+  else
+    echo "[sanitize.$mode] onnx_node_tests: no report ($(tail -1 "$work/onnx_node_tests.log" | cut -c1-60)) in $(( $(date +%s) - s ))s"
+  fi
 fi
 echo "[sanitize.$mode] cells in $(( $(date +%s) - t2 ))s; total $(( $(date +%s) - t0 ))s"
 exit $failed
