@@ -45,12 +45,9 @@ bool isRowOp(Operation *op) {
   });
 }
 
-bool isElementwise(Operation *op) {
-  return isa<sc::AddOp, sc::SubOp, sc::MulOp, sc::DivOp, sc::PowOp, sc::NegOp, sc::ExpOp, sc::LogOp, sc::SqrtOp,
-             sc::ReciprocalOp, sc::TanhOp, sc::SigmoidOp, sc::ErfOp, sc::CosOp, sc::SinOp, sc::SiluOp, sc::GeluOp,
-             sc::CastOp>(op) &&
-         floatTypes(op);
-}
+// A formula op (ElementwiseOpInterface: its scalar arithmetic is one prelude row) or a cast
+// (a conversion between the load and the store).
+bool isElementwise(Operation *op) { return isa<sc::ElementwiseOpInterface, sc::CastOp>(op) && floatTypes(op); }
 
 // Data movement (transpose, reshape, slice, expand, concat): inside a kernel it is index
 // arithmetic on the loads of kernel inputs (a view), never a materialised tensor; so its

@@ -17,22 +17,6 @@ namespace shardc {
 
 namespace {
 
-// The layer a module path belongs to: the prefix up to `<container>.N` where container is
-// layers, h, layer or blocks (`m.model.layers.3.mlp.up_proj` -> `m.model.layers.3`).
-std::string layerPathOf(StringRef path) {
-  SmallVector<StringRef> parts;
-  path.split(parts, '.');
-  for (size_t i = 0; i + 1 < parts.size(); ++i) {
-    if (parts[i] != "layers" && parts[i] != "h" && parts[i] != "layer" && parts[i] != "blocks")
-      continue;
-    unsigned n;
-    if (parts[i + 1].getAsInteger(10, n))
-      continue;
-    return llvm::join(ArrayRef<StringRef>(parts).take_front(i + 2), ".");
-  }
-  return "";
-}
-
 // Params and constants stay at function top; they carry no layer.
 bool isSource(Operation *op) {
   return isa<sc::ParamOp>(op) || op->hasTrait<OpTrait::ConstantLike>();

@@ -1,10 +1,10 @@
 // sc-insert-reshards: materialises, per operand, the collectives from the value's sharding to
 // the sharding its user needs (recorded by sc-propagate-sharding); results of the function
-// are made replicated. One planner (planReshard) serves every use.
+// are made replicated. One planner (planReshard, shardc/Sharding/Reshard.h) serves every use.
 #include "shardc/Dialect/ScDialect.h"
 #include "shardc/Dialect/ScLocation.h"
 #include "shardc/Passes/Passes.h"
-#include "llvm/Support/Regex.h"
+#include "shardc/Sharding/Reshard.h"
 #include "shardc/Sharding/Sharding.h"
 
 #include <map>
@@ -28,188 +28,39 @@ ArrayAttr axesAttr(OpBuilder &b, ArrayRef<std::string> axes) {
   return b.getStrArrayAttr(names);
 }
 
-// The reshard planner: a cheapest-path search over shardings. A state is a sharding; the
-// moves are the collectives, each changing the innermost axes of one dim (or the Partial
-// axes): all_reduce (Partial -> whole), reduce_scatter (Partial -> appended to a dim),
-// all_to_all (a dim's inner axes moved to another dim), all_gather (a dim's inner axes
-// dropped) and shard_slice (axes appended locally). A move costs the bytes each rank puts on
-// the wire in a ring (all_reduce 2(G-1)/G of its buffer, reduce_scatter and all_to_all
-// (G-1)/G, all_gather G-1 times its chunk, shard_slice nothing) plus one step; plans compare
-// by bytes, then steps. Slices and scatters only extend a dim toward the wanted axes, so the
-// search stays small (a few dims, a few axes).
-struct ReshardMove {
-  enum Kind { AllReduce, ReduceScatter, AllToAll, AllGather, Slice } kind;
-  SmallVector<std::string, 2> axes;
-  int64_t dim = 0, fromDim = 0;
-};
-
-struct ReshardPlanner {
-  const MeshShape &mesh;
-  ArrayRef<int64_t> shape;
-  int64_t elementBytes;
-
-  double localBytes(const Sharding &s) const {
-    double n = (double)elementBytes;
-    for (auto [d, axes] : llvm::enumerate(s.dims))
-      n *= (double)shape[d] / (double)mesh.product(axes);
-    return n;
-  }
-  bool divides(const Sharding &s, int64_t d, ArrayRef<std::string> more) const {
-    SmallVector<std::string> all(s.dims[d].begin(), s.dims[d].end());
-    all.append(more.begin(), more.end());
-    return shape[d] % mesh.product(all) == 0;
-  }
-  static bool usesAxis(const Sharding &s, StringRef a) {
-    return llvm::is_contained(s.partial, a) ||
-           llvm::any_of(s.dims, [&](auto &axes) { return llvm::is_contained(axes, a); });
-  }
-  // `cur` followed by `more` is a prefix of `want`.
-  static bool extendsToward(ArrayRef<std::string> cur, ArrayRef<std::string> more, ArrayRef<std::string> want) {
-    if (cur.size() + more.size() > want.size())
-      return false;
-    return std::equal(cur.begin(), cur.end(), want.begin()) &&
-           std::equal(more.begin(), more.end(), want.begin() + cur.size());
-  }
-
-  std::optional<SmallVector<ReshardMove>> plan(const Sharding &from, const Sharding &want) const {
-    struct Node {
-      Sharding s;
-      double bytes = 0;
-      int steps = 0;
-      SmallVector<ReshardMove> moves;
-    };
-    auto key = [](const Sharding &s) {
-      std::string k;
-      for (auto &axes : s.dims) {
-        for (auto &a : axes)
-          k += a + ",";
-        k += "|";
-      }
-      for (auto &a : s.partial)
-        k += a + ",";
-      return k + s.reduce;
-    };
-    auto better = [](const Node &a, const Node &b) {
-      if (std::abs(a.bytes - b.bytes) > 1e-6)
-        return a.bytes < b.bytes;
-      return a.steps < b.steps;
-    };
-    std::string goal = key(want);
-    std::map<std::string, Node> best;
-    std::vector<Node> open{Node{from, 0, 0, {}}};
-    best[key(from)] = open.front();
-    for (int expanded = 0; !open.empty() && expanded < 4096; ++expanded) {
-      auto it = std::min_element(open.begin(), open.end(), better);
-      Node node = *it;
-      open.erase(it);
-      std::string k = key(node.s);
-      if (better(best[k], node))
-        continue; // stale
-      if (k == goal)
-        return node.moves;
-      auto push = [&](Sharding next, double bytes, ReshardMove move) {
-        Node n{std::move(next), node.bytes + bytes, node.steps + 1, node.moves};
-        n.moves.push_back(std::move(move));
-        std::string nk = key(n.s);
-        auto found = best.find(nk);
-        if (found != best.end() && !better(n, found->second))
-          return;
-        best[nk] = n;
-        open.push_back(std::move(n));
-      };
-      const Sharding &s = node.s;
-      double here = localBytes(s);
-      bool partialWrong = s.hasPartial() && (s.partial != want.partial || s.reduce != want.reduce);
-      if (partialWrong) {
-        double g = (double)mesh.product(s.partial);
-        Sharding r = s;
-        r.partial.clear();
-        push(r, 2 * (g - 1) / g * here, {ReshardMove::AllReduce, s.partial});
-        for (size_t d = 0; d < s.dims.size(); ++d)
-          if (extendsToward(s.dims[d], s.partial, want.dims[d]) && divides(s, d, s.partial)) {
-            Sharding rs = r;
-            rs.dims[d].append(s.partial.begin(), s.partial.end());
-            push(rs, (g - 1) / g * here, {ReshardMove::ReduceScatter, s.partial, (int64_t)d});
-          }
-        continue; // a pending reduction is resolved before any dim moves
-      }
-      for (size_t d = 0; d < s.dims.size(); ++d) {
-        const auto &axes = s.dims[d];
-        // Drop the innermost k axes of dim d: all_gather, or all_to_all onto another dim.
-        for (size_t k = 1; k <= axes.size(); ++k) {
-          SmallVector<std::string, 2> inner(axes.end() - k, axes.end());
-          double g = (double)mesh.product(inner);
-          Sharding gathered = s;
-          gathered.dims[d].resize(axes.size() - k);
-          push(gathered, (g - 1) * here, {ReshardMove::AllGather, inner, (int64_t)d});
-          for (size_t e = 0; e < s.dims.size(); ++e)
-            if (e != d && extendsToward(s.dims[e], inner, want.dims[e]) && divides(gathered, e, inner)) {
-              Sharding moved = gathered;
-              moved.dims[e].append(inner.begin(), inner.end());
-              push(moved, (g - 1) / g * here, {ReshardMove::AllToAll, inner, (int64_t)e, (int64_t)d});
-            }
-        }
-        // Append the next wanted axes locally.
-        if (extendsToward(axes, {}, want.dims[d]) && axes.size() < want.dims[d].size()) {
-          for (size_t k = 1; k + axes.size() <= want.dims[d].size(); ++k) {
-            SmallVector<std::string, 2> more(want.dims[d].begin() + axes.size(), want.dims[d].begin() + axes.size() + k);
-            if (llvm::any_of(more, [&](const std::string &a) { return usesAxis(s, a); }) || !divides(s, d, more))
-              continue;
-            Sharding sliced = s;
-            sliced.dims[d].append(more.begin(), more.end());
-            push(sliced, 0, {ReshardMove::Slice, more, (int64_t)d});
-          }
-        }
-      }
-    }
-    return std::nullopt;
-  }
-};
-
 // Builds the collectives that take `v` from its sharding to `want`, right after v's
 // definition so every user can share them.
-Value planReshard(OpBuilder &b, Location loc, Value v, const Sharding &want, const MeshShape &mesh) {
+FailureOr<Value> materializeReshard(OpBuilder &b, Location loc, Value v, const Sharding &want, const MeshShape &mesh) {
   Sharding cur = shardingOf(v);
   auto type = cast<RankedTensorType>(v.getType());
-  Sharding goal = want;
-  if (!cur.hasPartial() && goal.hasPartial())
-    goal.partial.clear(); // a reduction cannot be created; the whole value serves
-  ReshardPlanner planner{mesh, type.getShape(),
-                         std::max<int64_t>(1, type.getElementType().getIntOrFloatBitWidth() / 8)};
-  std::optional<SmallVector<ReshardMove>> moves = planner.plan(cur, goal);
+  llvm::Expected<SmallVector<ReshardStep>> moves =
+      planReshard(cur, want, mesh, type.getShape(), type.getElementType().getIntOrFloatBitWidth() / 8);
   if (!moves) {
-    emitError(loc) << "no collective sequence takes " << cur.toDTensorString(mesh) << " to "
-                   << goal.toDTensorString(mesh) << " (shape does not divide)";
-    return v;
+    emitError(loc) << llvm::toString(moves.takeError());
+    return failure();
   }
-  for (const ReshardMove &m : *moves) {
+  for (const ReshardStep &m : *moves) {
     Operation *op = nullptr;
     switch (m.kind) {
-    case ReshardMove::AllReduce:
+    case ReshardStep::AllReduce:
       op = sc::AllReduceOp::create(b, loc, type, v, axesAttr(b, m.axes), b.getStringAttr(cur.reduce));
-      cur.partial.clear();
       break;
-    case ReshardMove::ReduceScatter:
+    case ReshardStep::ReduceScatter:
       op = sc::ReduceScatterOp::create(b, loc, type, v, axesAttr(b, m.axes), b.getI64IntegerAttr(m.dim),
                                        b.getStringAttr(cur.reduce));
-      cur.partial.clear();
-      cur.dims[m.dim].append(m.axes.begin(), m.axes.end());
       break;
-    case ReshardMove::AllToAll:
+    case ReshardStep::AllToAll:
       op = sc::AllToAllOp::create(b, loc, type, v, axesAttr(b, m.axes), b.getI64IntegerAttr(m.dim),
                                   b.getI64IntegerAttr(m.fromDim));
-      cur.dims[m.fromDim].resize(cur.dims[m.fromDim].size() - m.axes.size());
-      cur.dims[m.dim].append(m.axes.begin(), m.axes.end());
       break;
-    case ReshardMove::AllGather:
+    case ReshardStep::AllGather:
       op = sc::AllGatherOp::create(b, loc, type, v, axesAttr(b, m.axes), b.getI64IntegerAttr(m.dim));
-      cur.dims[m.dim].resize(cur.dims[m.dim].size() - m.axes.size());
       break;
-    case ReshardMove::Slice:
+    case ReshardStep::Slice:
       op = sc::ShardSliceOp::create(b, loc, type, v, axesAttr(b, m.axes), b.getI64IntegerAttr(m.dim));
-      cur.dims[m.dim].append(m.axes.begin(), m.axes.end());
       break;
     }
+    cur = applyReshardStep(cur, m);
     setSharding(op->getResult(0), cur);
     v = op->getResult(0);
   }
@@ -227,11 +78,7 @@ struct ScInsertReshardsPass : impl::ScInsertReshardsBase<ScInsertReshardsPass> {
   void gatherStoredParams() {
     ModuleOp module = getOperation();
     bool prefetch = module->hasAttr("sc.fsdp_prefetch");
-    static const llvm::Regex layerRe("^(.*\\.(layers|h|layer|blocks)\\.[0-9]+)(\\.|$)");
-    auto layerOf = [](StringRef path) -> std::string {
-      SmallVector<StringRef> m;
-      return layerRe.match(path, &m) ? m[1].str() : std::string();
-    };
+    auto layerOf = [](StringRef path) { return layerPathOf(path); };
     module.walk([&](func::FuncOp func) {
       // The first op of each layer, in program order.
       std::vector<std::string> layerOrder;
@@ -280,7 +127,12 @@ struct ScInsertReshardsPass : impl::ScInsertReshardsBase<ScInsertReshardsPass> {
         OnnxLocInfo where = readOnnxLoc(at->getLoc());
         where.nodeName = p.getName().str();
         Location loc = makeOnnxLoc(p.getContext(), where, 0);
-        Value gathered = planReshard(b, loc, stored, compute, *mesh);
+        FailureOr<Value> planned = materializeReshard(b, loc, stored, compute, *mesh);
+        if (failed(planned)) {
+          failedAny = true;
+          return;
+        }
+        Value gathered = *planned;
         if (gathered == stored)
           return;
         // The chain's first op reads the stored value; every other user reads the gathered one.
@@ -298,6 +150,7 @@ struct ScInsertReshardsPass : impl::ScInsertReshardsBase<ScInsertReshardsPass> {
     });
   }
   llvm::DenseMap<Operation *, int64_t> groupIds;
+  bool failedAny = false;
 
   void runOnOperation() override {
     mesh = MeshShape::fromModule(getOperation());
@@ -335,12 +188,20 @@ struct ScInsertReshardsPass : impl::ScInsertReshardsBase<ScInsertReshardsPass> {
             b.setInsertionPointAfter(def);
           else
             b.setInsertionPointToStart(cast<BlockArgument>(v).getOwner());
-          slot = planReshard(b, op->getLoc(), v, *want, *mesh);
+          FailureOr<Value> planned = materializeReshard(b, op->getLoc(), v, *want, *mesh);
+          if (failed(planned)) {
+            failedAny = true; // reported at the op; the pass fails once every op is seen
+            continue;
+          }
+          slot = *planned;
         }
         operand.set(slot);
       }
       op->removeAttr("sc.operand_shardings");
     }
+    // A reshard that cannot be planned is an error, not a program with a wrong layout.
+    if (failedAny)
+      signalPassFailure();
   }
 };
 

@@ -8,11 +8,11 @@
 // sc-insert-reshards.
 #include "shardc/Dialect/ScDialect.h"
 #include "shardc/Passes/Passes.h"
+#include "shardc/Sharding/Propagation.h"
 #include "shardc/Sharding/Sharding.h"
 #include "shardc/Sharding/ShardingRules.h"
 
 #include "llvm/ADT/DenseMap.h"
-#include "llvm/ADT/StringSet.h"
 
 namespace shardc {
 #define GEN_PASS_DEF_SCPROPAGATESHARDING
@@ -21,39 +21,9 @@ namespace shardc {
 namespace {
 
 using namespace mlir;
-using PF = ShardingRule::PartialFlow;
-
-// Where a value's sharding came from; lower wins.
-enum Priority : int { kPlan = 0, kBatch = 1, kDerived = 2, kNone = 3 };
 constexpr int kMaxSweeps = 16;
 
 int64_t rankOf(Value v) { return cast<RankedTensorType>(v.getType()).getRank(); }
-
-int64_t shardedAxisCount(const Sharding &s) {
-  int64_t n = 0;
-  for (auto &d : s.dims)
-    n += d.size();
-  return n;
-}
-
-// The first factor of a dim larger than 1: only it can be sharded contiguously.
-int majorFactor(const ShardingRule &rule, ArrayRef<int> factors) {
-  for (int f : factors)
-    if (rule.factors[f].size > 1)
-      return f;
-  return -1;
-}
-
-Sharding project(const ShardingRule &rule, ArrayRef<SmallVector<int, 2>> dims,
-                 ArrayRef<SmallVector<std::string, 2>> factorAxes) {
-  Sharding s = Sharding::replicated(dims.size());
-  for (auto [d, factors] : llvm::enumerate(dims)) {
-    int major = majorFactor(rule, factors);
-    if (major >= 0)
-      s.dims[d] = factorAxes[major];
-  }
-  return s;
-}
 
 // A parameter, or a parameter cast to the compute dtype (its sharding is the plan's).
 bool isParamLike(Value v) {
@@ -77,10 +47,7 @@ bool strictlyRefines(const Sharding &to, const Sharding &from) {
   return more;
 }
 
-struct Decision {
-  SmallVector<Sharding> results, operands;
-  int priority = kNone; // of the best source that sharded a factor
-};
+using Decision = ShardingDecision;
 
 struct ScPropagateShardingPass : impl::ScPropagateShardingBase<ScPropagateShardingPass> {
   using Base::Base;
@@ -212,131 +179,12 @@ struct ScPropagateShardingPass : impl::ScPropagateShardingBase<ScPropagateShardi
       return d;
     }
 
-    // 1. Sources: operands, then results (a refinement a user asked for), by priority; at
-    // equal priority parameters first (a colwise weight keeps tp on its output features
-    // even when the activation arrives sequence-sharded), then the most sharded.
-    struct Source {
-      Sharding sharding;
-      ArrayRef<SmallVector<int, 2>> dims;
-      int priority;
-      bool param;
-    };
-    SmallVector<Source> sources;
+    SmallVector<ShardingSource> operands, results;
     for (auto [i, v] : llvm::enumerate(op->getOperands()))
-      sources.push_back({operandShardings[i], rule->operands[i], priorityOf(v), isParamLike(v)});
-    for (auto [i, r] : llvm::enumerate(op->getResults()))
-      if (getSharding(r) && priorityOf(r) < kNone) {
-        Sharding s = shardingOf(r);
-        s.partial.clear();
-        sources.push_back({s, rule->results[i], priorityOf(r), false});
-      }
-    llvm::stable_sort(sources, [](const Source &a, const Source &b) {
-      if (a.priority != b.priority)
-        return a.priority < b.priority;
-      if (a.param != b.param)
-        return a.param;
-      return shardedAxisCount(a.sharding) > shardedAxisCount(b.sharding);
-    });
-    SmallVector<SmallVector<std::string, 2>> factorAxes(rule->factors.size());
-    SmallVector<int> factorPriority(rule->factors.size(), kNone);
-    llvm::StringSet<> used;
-    for (const Source &src : sources)
-      for (auto [dim, axes] : llvm::enumerate(src.sharding.dims)) {
-        if (axes.empty() || dim >= src.dims.size())
-          continue;
-        int f = majorFactor(*rule, src.dims[dim]);
-        if (f < 0 || !rule->factors[f].shardable || !factorAxes[f].empty())
-          continue;
-        if (rule->factors[f].size % mesh->product(axes) != 0)
-          continue;
-        if (llvm::any_of(axes, [&](const std::string &a) { return used.contains(a); }))
-          continue;
-        factorAxes[f] = axes;
-        factorPriority[f] = src.priority;
-        for (auto &a : axes)
-          used.insert(a);
-      }
-    // A factor that is the minor part of a compound dim somewhere cannot stay sharded: its
-    // chunks would not be contiguous there.
-    auto dropNonMajor = [&](ArrayRef<SmallVector<SmallVector<int, 2>>> tensors) {
-      for (auto &dims : tensors)
-        for (auto &factors : dims) {
-          int major = majorFactor(*rule, factors);
-          for (int f : factors)
-            if (f != major && rule->factors[f].size > 1 && !factorAxes[f].empty()) {
-              for (auto &a : factorAxes[f])
-                used.erase(a);
-              factorAxes[f].clear();
-              factorPriority[f] = kNone;
-            }
-        }
-    };
-    dropNonMajor(rule->operands);
-    dropNonMajor(rule->results);
-    for (int p : factorPriority)
-      d.priority = std::min(d.priority, p);
-
-    // 2. Partial operands: flow through where the rule allows, otherwise reduce first.
-    SmallVector<std::string, 2> flowing;
-    std::string flowingKind = "sum";
-    SmallVector<unsigned> partialOperands;
-    for (unsigned i = 0; i < operandShardings.size(); ++i)
-      if (operandShardings[i].hasPartial())
-        partialOperands.push_back(i);
-    if (!partialOperands.empty()) {
-      const Sharding &first = operandShardings[partialOperands.front()];
-      bool sameAxes = llvm::all_of(partialOperands, [&](unsigned i) {
-        return operandShardings[i].partial == first.partial && operandShardings[i].reduce == first.reduce;
-      });
-      bool sum = first.reduce == "sum";
-      bool allowed = false;
-      switch (rule->partialFlow) {
-      case PF::AllOperands:
-        allowed = sameAxes && sum && partialOperands.size() == op->getNumOperands();
-        break;
-      case PF::OneOperand:
-        allowed = sum && partialOperands.size() == 1;
-        break;
-      case PF::FirstOperand:
-        allowed = sum && partialOperands.size() == 1 && partialOperands.front() == 0;
-        break;
-      case PF::Unary:
-        allowed = op->getNumOperands() == 1;
-        break;
-      case PF::None:
-        break;
-      }
-      if (allowed && llvm::none_of(first.partial, [&](const std::string &a) { return used.contains(a); })) {
-        flowing = first.partial;
-        flowingKind = first.reduce;
-        d.priority = std::min(d.priority, priorityOf(op->getOperand(partialOperands.front())));
-      }
-    }
-
-    // 3. Results: projected factors, plus Partial from sharded reduction factors.
-    SmallVector<std::string, 2> reduced;
-    for (auto [f, factor] : llvm::enumerate(rule->factors))
-      if (factor.reduction && !factorAxes[f].empty())
-        reduced.append(factorAxes[f].begin(), factorAxes[f].end());
-    for (unsigned i = 0; i < op->getNumResults(); ++i) {
-      Sharding s = project(*rule, rule->results[i], factorAxes);
-      s.partial = flowing;
-      s.reduce = flowingKind;
-      if (!reduced.empty()) {
-        s.partial.append(reduced.begin(), reduced.end());
-        s.reduce = rule->reductionKind;
-      }
-      d.results.push_back(s);
-    }
-    for (unsigned i = 0; i < op->getNumOperands(); ++i) {
-      Sharding s = project(*rule, rule->operands[i], factorAxes);
-      if (!flowing.empty() && operandShardings[i].hasPartial()) {
-        s.partial = flowing;
-        s.reduce = flowingKind;
-      }
-      d.operands.push_back(s);
-    }
-    return d;
+      operands.push_back({operandShardings[i], priorityOf(v), isParamLike(v)});
+    for (Value r : op->getResults())
+      results.push_back({shardingOf(r), getSharding(r) ? priorityOf(r) : kNone, false});
+    return decideShardings(*rule, operands, results, *mesh);
   }
 
   // Results take the op's decision. Returns whether any changed.

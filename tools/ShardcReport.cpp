@@ -3,12 +3,13 @@
 // through the runtime's own artifact loader so the report describes exactly what runs.
 #include "ShardcReport.h"
 
+#include "shardc/Dialect/ScLocation.h"
+#include "shardc/comm/CollectiveKernels.h"
 #include "shardc/runtime/Artifact.h"
 #include "shardc/runtime/StepCost.h"
 
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"
-#include "llvm/Support/Regex.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <map>
@@ -27,14 +28,10 @@ int64_t axisSize(const rt::Mesh &m, llvm::StringRef axis) {
 }
 
 // The decoder/encoder layer a step belongs to, from its module path (-1: outside layers).
+// A step's loc is "<node> @ <module path>".
 int64_t layerOf(llvm::StringRef loc) {
-  static const llvm::Regex re("\\.(layers|h|layer|blocks)\\.([0-9]+)(\\.|$)");
-  llvm::SmallVector<llvm::StringRef> m;
-  if (!re.match(loc, &m))
-    return -1;
-  int64_t n = -1;
-  m[2].getAsInteger(10, n);
-  return n;
+  size_t at = loc.find(" @ ");
+  return at == llvm::StringRef::npos ? -1 : layerIndexOf(loc.substr(at + 3));
 }
 
 struct Collective {
@@ -45,9 +42,7 @@ struct Collective {
 };
 
 // The step kinds that move data between ranks (shard_slice is local).
-bool communicates(llvm::StringRef op) {
-  return op == "all_reduce" || op == "all_gather" || op == "reduce_scatter" || op == "all_to_all";
-}
+bool communicates(llvm::StringRef op) { return rt::communicatesBetweenRanks(op); }
 
 } // namespace
 
@@ -120,7 +115,7 @@ int runReport(llvm::StringRef path, bool json) {
     minFused = std::min(minFused, counts.second);
   }
 
-  // Arithmetic per step per rank (StepCost.h): GEMMs and attention.
+  // Arithmetic per step per rank (each op's cost, recorded by the compiler): GEMMs and attention.
   uint64_t gemmFlops = 0, attentionFlops = 0;
   for (const rt::Step &s : art.steps)
     (s.op == "attention" ? attentionFlops : gemmFlops) += rt::stepFlops(art, s);

@@ -28,6 +28,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <chrono>
+#include <cstdlib>
 
 namespace cl = llvm::cl;
 using namespace mlir;
@@ -56,7 +57,22 @@ cl::opt<bool> noFuse("no-fuse", cl::desc("compile: run elementwise ops as librar
 cl::opt<std::string> planPath("plan", cl::desc("plan YAML (docs/plan.md); default: the auto plan"), cl::value_desc("file"), cl::cat(cat));
 cl::opt<std::string> meshSpec("mesh", cl::desc("mesh axes overriding the plan's: tp=2,dp_shard=2"), cl::value_desc("axis=n,..."), cl::cat(cat));
 cl::opt<bool> printPlan("print", cl::desc("plan: print the chosen plan as YAML"), cl::cat(cat));
-cl::opt<int64_t> nproc("nproc", cl::desc("world size: infers dp_shard: -1 and checks the mesh"), cl::init(0), cl::cat(cat));
+cl::opt<int64_t> nproc("nproc", cl::desc("world size: infers dp_shard: -1 and checks the mesh (verify: the ranks, as threads)"),
+                       cl::init(0), cl::cat(cat));
+// verify: the comparison's own options (plan, mesh and nproc are the compiler's above).
+cl::opt<std::string> verifyInputs("inputs", cl::desc("verify: npz with the model's inputs (default: deterministic random ones)"),
+                                  cl::value_desc("file"), cl::cat(cat));
+cl::opt<std::string> verifyAtol("atol", cl::desc("verify: absolute tolerance"), cl::init("1e-4"), cl::cat(cat));
+cl::opt<std::string> verifyRtol("rtol", cl::desc("verify: relative tolerance"), cl::init("0"), cl::cat(cat));
+cl::opt<std::string> verifySeed("seed", cl::desc("verify: seed of the random inputs"), cl::init("1234"), cl::cat(cat));
+cl::opt<std::string> verifyWorkdir("workdir", cl::desc("verify: keep inputs, artifacts, outputs and logs in this directory "
+                                                       "(default: a temporary one, removed at the end)"),
+                                   cl::value_desc("dir"), cl::cat(cat));
+cl::alias verifyWorkdirAlias("work-dir", cl::desc("alias for --workdir"), cl::aliasopt(verifyWorkdir), cl::cat(cat));
+cl::opt<bool> verifyKeep("keep", cl::desc("verify: keep the temporary work directory (its path is printed)"), cl::cat(cat));
+cl::opt<bool> verifyBisect("bisect", cl::desc("verify: on a mismatch, find the first diverging module"), cl::cat(cat));
+cl::opt<std::string> verifyShardcRun("shardc-run", cl::desc("verify: the shardc-run to use (default: the one beside shardc)"),
+                                     cl::value_desc("file"), cl::Hidden, cl::cat(cat));
 
 int usage() {
   llvm::errs() << "usage: shardc <command> [options]\n"
@@ -292,70 +308,64 @@ int runCompile(MLIRContext &ctx) {
 
 // `shardc verify m.onnx --plan p.yaml --nproc N`: compiles the model sharded and unsharded
 // (the same plan at mesh 1), runs both, runs onnxruntime, and compares all three on the same
-// inputs. The comparison lives in tools/shardc_verify.py (onnxruntime is a Python package);
-// this maps the documented options onto it.
-int runVerify(int argc, char **argv) {
-  std::string model, plan, mesh, inputs, atol = "1e-4", rtol = "0", seed = "1234", workdir;
-  int64_t ranks = 0;
-  bool bisect = false;
-  for (int i = 2; i < argc; ++i) {
-    llvm::StringRef a(argv[i]);
-    auto value = [&](llvm::StringRef flag, std::string &out) {
-      if (a == flag && i + 1 < argc) {
-        out = argv[++i];
-        return true;
-      }
-      if (a.starts_with((flag + "=").str())) {
-        out = a.drop_front(flag.size() + 1).str();
-        return true;
-      }
-      return false;
-    };
-    std::string n;
-    if (value("--plan", plan) || value("--mesh", mesh) || value("--inputs", inputs) || value("--atol", atol) ||
-        value("--rtol", rtol) || value("--seed", seed) || value("--workdir", workdir))
-      continue;
-    if (value("--nproc", n)) {
-      if (llvm::StringRef(n).getAsInteger(10, ranks) || ranks < 1)
-        return error("verify: --nproc needs a positive number, got '" + n + "'");
-      continue;
-    }
-    if (a == "--bisect") {
-      bisect = true;
-      continue;
-    }
-    if (a.starts_with("-"))
-      return error("verify: unknown option '" + a +
-                   "' (options: --plan --mesh --nproc --inputs --atol --rtol --seed --workdir --bisect)");
-    model = a.str();
-  }
-  if (model.empty() || ranks < 1)
+// inputs. The comparison lives in shardc_verify.py (onnxruntime is a Python package), found
+// beside this executable as ../share/shardc/shardc_verify.py (the build tree copies it there,
+// `cmake --install` puts it there); this maps the documented options onto it.
+int runVerify(const char *argv0) {
+  if (inputFile.empty() || nproc < 1)
     return error("usage: shardc verify m.onnx --nproc N [--plan p.yaml] [--mesh tp=2] [--inputs x.npz] "
-                 "[--atol 1e-4] [--rtol 0] [--seed 1234] [--workdir DIR] [--bisect]");
-  std::string self = llvm::sys::fs::getMainExecutable(argv[0], (void *)&runVerify);
-  llvm::SmallString<256> runBin(llvm::sys::path::parent_path(self));
+                 "[--atol 1e-4] [--rtol 0] [--seed 1234] [--workdir DIR] [--keep] [--bisect]");
+  std::string self = llvm::sys::fs::getMainExecutable(argv0, (void *)&runVerify);
+  llvm::StringRef binDir = llvm::sys::path::parent_path(self);
+  llvm::SmallString<256> runBin(binDir);
   llvm::sys::path::append(runBin, "shardc-run");
-  if (workdir.empty())
-    workdir = (llvm::sys::path::stem(model) + ".verify").str();
-  std::vector<std::string> args{SHARDC_PYTHON_PATH, SHARDC_VERIFY_SCRIPT, "--shardc", self, "--shardc-run",
-                                std::string(runBin), "--model", model, "--workdir", workdir, "--atol", atol,
-                                "--rtol", rtol, "--seed", seed, "--against-unsharded",
-                                "--run-arg=--threads", "--run-arg=" + std::to_string(ranks),
-                                "--compile-arg=--nproc=" + std::to_string(ranks)};
-  if (!plan.empty()) {
-    args.push_back("--compile-arg=--plan=" + plan);
-    args.push_back("--unsharded-compile-arg=--plan=" + plan);
+  if (!verifyShardcRun.empty())
+    runBin = verifyShardcRun;
+  llvm::SmallString<256> script(llvm::sys::path::parent_path(binDir));
+  llvm::sys::path::append(script, "share", "shardc", "shardc_verify.py");
+  if (!llvm::sys::fs::exists(script))
+    return error("verify: " + script + " not found (it belongs beside this shardc, in ../share/shardc)");
+  // The project's venv (onnx, onnxruntime, numpy) as configured, else $SHARDC_PYTHON, else python3.
+  std::string python = SHARDC_PYTHON_PATH;
+  if (const char *env = std::getenv("SHARDC_PYTHON"); env && *env)
+    python = env;
+  else if (!llvm::sys::fs::can_execute(python))
+    if (auto found = llvm::sys::findProgramByName("python3"))
+      python = *found;
+  // The work directory: the one given (kept), else a fresh temporary one, removed at the end
+  // unless --keep.
+  std::string workdir = verifyWorkdir;
+  bool removeWorkdir = false;
+  if (workdir.empty()) {
+    llvm::SmallString<256> tmp;
+    if (std::error_code ec = llvm::sys::fs::createUniqueDirectory("shardc-verify", tmp))
+      return error("verify: cannot make a temporary work directory: " + ec.message());
+    workdir = std::string(tmp);
+    removeWorkdir = !verifyKeep;
+    if (verifyKeep)
+      llvm::errs() << "shardc: verify: work directory " << workdir << " (kept)\n";
   }
-  if (!mesh.empty())
-    args.push_back("--compile-arg=--mesh=" + mesh);
+  std::string ranks = std::to_string(nproc);
+  std::vector<std::string> args{python, std::string(script), "--shardc", self, "--shardc-run",
+                                std::string(runBin), "--model", inputFile, "--workdir", workdir, "--atol", verifyAtol,
+                                "--rtol", verifyRtol, "--seed", verifySeed, "--against-unsharded",
+                                "--run-arg=--threads", "--run-arg=" + ranks, "--compile-arg=--nproc=" + ranks};
+  if (!planPath.empty()) {
+    args.push_back("--compile-arg=--plan=" + planPath);
+    args.push_back("--unsharded-compile-arg=--plan=" + planPath);
+  }
+  if (!meshSpec.empty())
+    args.push_back("--compile-arg=--mesh=" + meshSpec);
   args.push_back("--unsharded-compile-arg=--mesh=dp_replicate=1,dp_shard=1,cp=1,tp=1");
-  if (!inputs.empty())
-    args.push_back("--inputs=" + inputs);
-  if (bisect)
+  if (!verifyInputs.empty())
+    args.push_back("--inputs=" + verifyInputs);
+  if (verifyBisect)
     args.push_back("--bisect");
   std::vector<llvm::StringRef> refs(args.begin(), args.end());
   std::string msg;
   int rc = llvm::sys::ExecuteAndWait(args[0], refs, std::nullopt, {}, 0, 0, &msg);
+  if (removeWorkdir)
+    (void)llvm::sys::fs::remove_directories(workdir);
   if (rc < 0)
     return error("verify: cannot run " + args[0] + ": " + msg);
   return rc;
@@ -392,9 +402,7 @@ int main(int argc, char **argv) {
       return error("report needs an artifact: shardc report m.shardc [--json]");
     return shardc::runReport(path, json);
   }
-  if (cmd == "verify")
-    return runVerify(argc, argv);
-  if (cmd != "inspect" && cmd != "import" && cmd != "compile" && cmd != "plan")
+  if (cmd != "inspect" && cmd != "import" && cmd != "compile" && cmd != "plan" && cmd != "verify")
     return error("unknown command '" + cmd + "'"), usage();
   registerMLIRContextCLOptions();
   registerPassManagerCLOptions();
@@ -403,8 +411,12 @@ int main(int argc, char **argv) {
   for (int i = 2; i < argc; ++i)
     args.push_back(argv[i]);
   std::string overview = "shardc " + cmd;
+  if (cmd == "verify") // no MLIR runs in verify: its --help lists shardc's own options only
+    cl::HideUnrelatedOptions(cat);
   if (!cl::ParseCommandLineOptions(args.size(), args.data(), overview, &llvm::errs()))
     return 2;
+  if (cmd == "verify")
+    return runVerify(argv[0]); // the comparison runs in Python: no MLIR context here
   if (inputFile.empty())
     return error(cmd + " needs a model file");
   DialectRegistry registry;

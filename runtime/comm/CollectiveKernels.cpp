@@ -247,10 +247,15 @@ const CollectiveKernel kKernels[] = {
     {"all_gather", checkAllGather, runAllGather},
     {"reduce_scatter", checkReduceScatter, runReduceScatter},
     {"all_to_all", checkAllToAll, runAllToAll},
-    {"shard_slice", checkShardSlice, runShardSlice},
+    {"shard_slice", checkShardSlice, runShardSlice, /*communicates=*/false},
 };
 
 } // namespace
+
+bool communicatesBetweenRanks(std::string_view op) {
+  const CollectiveKernel *k = lookupCollectiveKernel(op);
+  return k && k->communicates;
+}
 
 const CollectiveKernel *lookupCollectiveKernel(std::string_view op) {
   for (const CollectiveKernel &k : kKernels)

@@ -688,7 +688,8 @@ private:
       Step step;
       if (!expectKind(s, JsonValue::Kind::Object, at) || !readString(s, "op", at, step.op, true) ||
           !readString(s, "loc", at, step.loc, false) || !readBufferIds(s, "in", at, step.in) ||
-          !readBufferIds(s, "out", at, step.out))
+          !readBufferIds(s, "out", at, step.out) || !readUnsigned(s, "flops", at, step.flops, false) ||
+          !readUnsigned(s, "bytes", at, step.bytes, false))
         return false;
       Storage writes = load ? Storage::Persistent : Storage::Arena;
       for (size_t k = 0; k < step.out.size(); ++k)

@@ -3,6 +3,8 @@
 // errors located by index and loc.
 #include "shardc/runtime/Executor.h"
 
+#include "shardc/comm/CollectiveKernels.h"
+
 #include "FileIO.h"
 #include "shardc/comm/LocalCommunicator.h"
 
@@ -187,9 +189,7 @@ std::string Executor::create(const Artifact &artifact, Backend &backend, Communi
 
 namespace {
 
-bool communicates(const std::string &op) {
-  return op == "all_reduce" || op == "all_gather" || op == "reduce_scatter" || op == "all_to_all";
-}
+bool communicates(const std::string &op) { return communicatesBetweenRanks(op); }
 
 } // namespace
 

@@ -1,8 +1,8 @@
 // The fused-kernel prelude (FusedPrelude.h) compiled as host C++, as the CPU backend builds
-// generated kernels: its conversions and activations must give the bits the runtime's
-// library kernels give (runtime/lib/Tensor.cpp, ActivationMath.h), or a fused chain would
-// not match the same ops run one by one.
-#include "shardc/kernels/ActivationMath.h"
+// generated kernels: its conversions must give the bits the runtime's library kernels give
+// (runtime/lib/Tensor.cpp), or a fused chain would not match the same ops run one by one;
+// its formula table (which the library kernels instantiate too) must say what the ops mean.
+#include <cmath>
 #include "shardc/kernels/FusedPrelude.h"
 #include "shardc/runtime/Tensor.h"
 
@@ -46,13 +46,37 @@ TEST(FusedPrelude, F32ToSixteenBitMatchesRuntime) {
   }
 }
 
-TEST(FusedPrelude, ActivationsMatchLibraryKernels) {
-  for (float x = -30.0f; x <= 30.0f; x += 0.0137f) {
-    ASSERT_EQ(bits(sc_sigmoid(x)), bits(shardc::kernels::sigmoid(x))) << x;
-    ASSERT_EQ(bits(sc_silu(x)), bits(shardc::kernels::silu(x))) << x;
-    ASSERT_EQ(bits(sc_gelu_erf(x)), bits(shardc::kernels::geluErf(x))) << x;
-    ASSERT_EQ(bits(sc_gelu_tanh(x)), bits(shardc::kernels::geluTanh(x))) << x;
+// The formulas against textbook definitions written here independently, in double: a typo
+// in the table (a wrong constant, a dropped term) fails this.
+TEST(FusedPrelude, FormulasMeanWhatTheirOpsMean) {
+  const double kPi = 3.14159265358979323846;
+  auto near = [](double got, double want) { return std::fabs(got - want) <= 4e-7 * std::fmax(1.0, std::fabs(want)); };
+  for (double x = -30.0; x <= 30.0; x += 0.0137) {
+    const float xf = float(x);
+    const double xd = double(xf);
+    const double sig = 1.0 / (1.0 + std::exp(-xd));
+    ASSERT_TRUE(near(sc_op_sigmoid(xf), sig)) << x;
+    ASSERT_TRUE(near(sc_op_silu(xf), xd * sig)) << x;
+    ASSERT_TRUE(near(sc_op_gelu_erf(xf), 0.5 * xd * (1.0 + std::erf(xd / std::sqrt(2.0))))) << x;
+    ASSERT_TRUE(near(sc_op_gelu_tanh(xf),
+                     0.5 * xd * (1.0 + std::tanh(std::sqrt(2.0 / kPi) * (xd + 0.044715 * xd * xd * xd)))))
+        << x;
+    ASSERT_EQ(sc_op_neg(xd), -xd);
+    ASSERT_TRUE(near(sc_op_exp(xf / 8), std::exp(xd / 8))) << x;
+    if (xd > 0) {
+      ASSERT_TRUE(near(sc_op_log(xf), std::log(xd))) << x;
+      ASSERT_TRUE(near(sc_op_sqrt(xf), std::sqrt(xd))) << x;
+      ASSERT_TRUE(near(sc_op_reciprocal(xf), 1.0 / xd)) << x;
+      ASSERT_TRUE(near(sc_op_pow(xf, 1.5f), std::pow(xd, 1.5))) << x;
+    }
+    ASSERT_EQ(sc_op_add(xd, 2.0), xd + 2.0);
+    ASSERT_EQ(sc_op_sub(xd, 2.0), xd - 2.0);
+    ASSERT_EQ(sc_op_mul(xd, 2.0), xd * 2.0);
+    ASSERT_EQ(sc_op_div(xd, 2.0), xd / 2.0);
   }
+  // The f32 instantiation is the f32 expression (what a generated kernel computes), bit for bit.
+  for (float x = -30.0f; x <= 30.0f; x += 0.0137f)
+    ASSERT_EQ(bits(sc_op_sigmoid(x)), bits(1.0f / (1.0f + std::exp(-x)))) << x;
 }
 
 } // namespace

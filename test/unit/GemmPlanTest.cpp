@@ -71,7 +71,7 @@ void columnMajorLt(const GemmPlan &plan, ColMatrix A, ColMatrix B, ColMatrix C, 
         if (plan.usesBias())
           v += bias.at(i);
         if (plan.epilogue == LtEpilogue::GeluBias)
-          v = geluTanh(v);
+          v = sc_op_gelu_tanh(v);
         D.at(offD + bt * plan.d.batchStride + i + j * plan.d.ld) = v;
       }
 }

@@ -2,7 +2,7 @@
 // CublasLtGemmGpuTest on a GPU), in double, with the shared activation formula.
 #pragma once
 
-#include "shardc/kernels/ActivationMath.h"
+#include "shardc/kernels/FusedPrelude.h"
 #include "shardc/kernels/GemmPlan.h"
 
 #include <algorithm>
@@ -28,7 +28,7 @@ inline double applyEpilogue(GemmEpilogue e, double v, double bias) {
   if (e == GemmEpilogue::None)
     return v;
   v += bias;
-  return e == GemmEpilogue::GeluTanhBias ? shardc::kernels::geluTanh(v) : v;
+  return e == GemmEpilogue::GeluTanhBias ? sc_op_gelu_tanh(v) : v;
 }
 
 // D = epilogue(alpha · op(A) · op(B) + beta · C) over the problem's row-major storage, element

@@ -153,7 +153,7 @@ constexpr const char *kManifest = R"({
   "outputs": [{"name": "y", "buffer": 4}],
   "steps": [
     {"op": "add", "in": [0, 1], "out": [2], "attrs": {}, "loc": "node_add @ m.block"},
-    {"op": "matmul", "in": [2, 3], "out": [4],
+    {"op": "matmul", "in": [2, 3], "out": [4], "flops": 24,
      "attrs": {"i": 3, "f": 0.5, "b": true, "s": "tanh", "ints": [0, -1], "floats": [1, 2.5],
                "none": []},
      "loc": "node_mm @ m.block.proj"}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Multi-process tests of shardc-run (registered in test/unit/CMakeLists.txt): the TP MLP
-# artifact under mpirun, --nproc and --threads, and the dead-rank test (SHARDC_TEST_EXIT_AT_STEP).
+# artifact under mpirun, --nproc and --threads, and the dead-rank test (SHARDC_TEST_EXIT_AT_STEP,
+# which only the test build shardc-run-testhooks reads: kill mode is given that binary).
 set -u
 mode=$1 run=$2 helper=$3 mpirun=$4
 dir=$(mktemp -d "${TMPDIR:-/tmp}/shardc-mpi-XXXXXX")

@@ -8,6 +8,8 @@
 #include "shardc/Dialect/ScDialect.h"
 #include "shardc/Dialect/ScLocation.h"
 #include "shardc/Sharding/Sharding.h"
+#include "shardc/comm/CollectiveKernels.h"
+#include "shardc/runtime/Kernel.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "llvm/ADT/StringSet.h"
@@ -91,8 +93,30 @@ int64_t bytesOf(ArrayRef<int64_t> shape, Type et) {
 struct Step {
   std::string op, loc;
   SmallVector<int64_t> in, out;
-  llvm::json::Object attrs;
+  rt::Attrs attrs;
+  OpCost cost; // the op's (StepOpInterface::getCost), recorded for reports and profiles
 };
+
+// A step's attributes as the manifest writes them.
+llvm::json::Object toJson(const rt::Attrs &attrs) {
+  llvm::json::Object o;
+  for (const auto &[key, value] : attrs.all())
+    std::visit(
+        [&, &key = key](const auto &v) {
+          using V = std::decay_t<decltype(v)>;
+          if constexpr (std::is_same_v<V, std::vector<int64_t>> || std::is_same_v<V, std::vector<double>> ||
+                        std::is_same_v<V, std::vector<std::string>>) {
+            llvm::json::Array a;
+            for (const auto &x : v)
+              a.push_back(x);
+            o[key] = std::move(a);
+          } else {
+            o[key] = v;
+          }
+        },
+        value);
+  return o;
+}
 
 class Emitter {
 public:
@@ -108,7 +132,7 @@ private:
   llvm::Expected<int64_t> newBuffer(Value v, llvm::StringRef storage, llvm::StringRef name);
   llvm::Error emitOp(Operation *op);
   llvm::Error emitBlock(Block &block);
-  void addStep(Operation *op, llvm::StringRef kind, ValueRange ins, ValueRange outs, llvm::json::Object attrs = {});
+  void addStep(Operation *op, llvm::StringRef kind, ValueRange ins, ValueRange outs, rt::Attrs attrs, OpCost cost);
 
   std::vector<Buffer> buffers;
   llvm::DenseMap<Value, int64_t> ids;
@@ -213,7 +237,8 @@ llvm::Expected<int64_t> Emitter::bufferFor(Value v) {
   return fail(def ? def : v.getParentBlock()->getParentOp(), "value has no buffer (used before definition?)");
 }
 
-void Emitter::addStep(Operation *op, llvm::StringRef kind, ValueRange ins, ValueRange outs, llvm::json::Object attrs) {
+void Emitter::addStep(Operation *op, llvm::StringRef kind, ValueRange ins, ValueRange outs, rt::Attrs attrs,
+                      OpCost cost) {
   if (pending)
     return;
   Step s;
@@ -243,22 +268,8 @@ void Emitter::addStep(Operation *op, llvm::StringRef kind, ValueRange ins, Value
     buffers[*id].lastStep = std::max(buffers[*id].lastStep, index);
   }
   s.attrs = std::move(attrs);
+  s.cost = cost;
   steps.push_back(std::move(s));
-}
-
-// I64Attr accessors return uint64_t; axes are signed and normalised against the rank of the
-// op's first operand so the runtime only sees non-negative axes.
-int64_t axisOf(Operation *op, uint64_t raw) {
-  int64_t axis = static_cast<int64_t>(raw);
-  int64_t rank = cast<RankedTensorType>(op->getOperand(0).getType()).getRank();
-  return axis < 0 ? axis + rank : axis;
-}
-
-llvm::json::Array strings(ArrayAttr names) {
-  llvm::json::Array a;
-  for (auto n : names.getAsValueRange<StringAttr>())
-    a.push_back(n.str());
-  return a;
 }
 
 llvm::json::Array ints(ArrayRef<int64_t> v) {
@@ -269,136 +280,36 @@ llvm::json::Array ints(ArrayRef<int64_t> v) {
 }
 
 llvm::Error Emitter::emitOp(Operation *op) {
-  using llvm::json::Object;
-  auto same = [&](llvm::StringRef kind, Object attrs = {}) {
-    addStep(op, kind, op->getOperands(), op->getResults(), std::move(attrs));
-  };
-  bool handled = llvm::TypeSwitch<Operation *, bool>(op)
-      .Case<sc::ParamOp, sc::ConstantOp>([](auto) { return true; }) // buffers made on first use
-      .Case<sc::FusedOp>([&](sc::FusedOp f) {
-        auto src = generateFusedKernel(f);
-        if (!src) {
-          pending = src.takeError();
-          return true;
-        }
-        if (kernelNames.insert(src->name).second)
-          kernels.push_back(*src);
-        same("fused", Object{{"kernel", src->name}, {"launch", src->launch}, {"count", src->count}});
-        return true;
-      })
-      .Case<sc::AddOp>([&](auto) { same("add"); return true; })
-      .Case<sc::SubOp>([&](auto) { same("sub"); return true; })
-      .Case<sc::MulOp>([&](auto) { same("mul"); return true; })
-      .Case<sc::DivOp>([&](auto) { same("div"); return true; })
-      .Case<sc::PowOp>([&](auto) { same("pow"); return true; })
-      .Case<sc::EqualOp>([&](auto) { same("equal"); return true; })
-      .Case<sc::WhereOp>([&](auto) { same("where"); return true; })
-      .Case<sc::NegOp>([&](auto) { same("neg"); return true; })
-      .Case<sc::SqrtOp>([&](auto) { same("sqrt"); return true; })
-      .Case<sc::ReciprocalOp>([&](auto) { same("reciprocal"); return true; })
-      .Case<sc::ExpOp>([&](auto) { same("exp"); return true; })
-      .Case<sc::LogOp>([&](auto) { same("log"); return true; })
-      .Case<sc::TanhOp>([&](auto) { same("tanh"); return true; })
-      .Case<sc::SigmoidOp>([&](auto) { same("sigmoid"); return true; })
-      .Case<sc::ErfOp>([&](auto) { same("erf"); return true; })
-      .Case<sc::CosOp>([&](auto) { same("cos"); return true; })
-      .Case<sc::SinOp>([&](auto) { same("sin"); return true; })
-      .Case<sc::IsNaNOp>([&](auto) { same("isnan"); return true; })
-      .Case<sc::SiluOp>([&](auto) { same("silu"); return true; })
-      .Case<sc::CastOp>([&](auto) { same("cast"); return true; })
-      .Case<sc::GeluOp>([&](sc::GeluOp g) { same("gelu", Object{{"approximate", g.getApproximate().str()}}); return true; })
-      .Case<sc::MatMulOp>([&](auto) { same("matmul"); return true; })
-      .Case<sc::GemmOp>([&](sc::GemmOp g) {
-        same("gemm", Object{{"alpha", g.getAlpha().convertToDouble()}, {"beta", g.getBeta().convertToDouble()},
-                            {"trans_a", g.getTransA()}, {"trans_b", g.getTransB()}});
-        return true;
-      })
-      .Case<sc::LinearOp>([&](sc::LinearOp l) {
-        Object attrs{{"transpose_w", l.getTransposeWeight()}};
-        if (auto epilogue = l.getEpilogue())
-          attrs["epilogue"] = epilogue->str();
-        same("linear", std::move(attrs));
-        return true;
-      })
-      .Case<sc::EmbeddingOp>([&](sc::EmbeddingOp e) {
-        // A table split on the vocabulary: the runtime derives the rank's first row.
-        auto s = getSharding(e.getTable());
-        if (s && !s->dims.empty() && !s->dims[0].empty()) {
-          llvm::json::Array axes;
-          int64_t parts = 1;
-          auto mesh = MeshShape::fromModule(op->getParentOfType<ModuleOp>());
-          for (auto &a : s->dims[0]) {
-            axes.push_back(a);
-            parts *= mesh ? mesh->size(a) : 1;
-          }
-          int64_t localV = cast<RankedTensorType>(e.getTable().getType()).getDimSize(0);
-          same("embedding", Object{{"vocab_axes", std::move(axes)}, {"vocab_size", localV * parts}});
-        } else {
-          same("embedding");
-        }
-        return true;
-      })
-      .Case<sc::SoftmaxOp>([&](sc::SoftmaxOp s) { same("softmax", Object{{"axis", axisOf(op, s.getAxis())}}); return true; })
-      .Case<sc::LogSoftmaxOp>([&](sc::LogSoftmaxOp s) { same("log_softmax", Object{{"axis", axisOf(op, s.getAxis())}}); return true; })
-      .Case<sc::LayerNormOp>([&](sc::LayerNormOp l) {
-        same("layer_norm", Object{{"axis", axisOf(op, l.getAxis())}, {"epsilon", l.getEpsilon().convertToDouble()}});
-        return true;
-      })
-      .Case<sc::RmsNormOp>([&](sc::RmsNormOp l) {
-        same("rms_norm", Object{{"axis", axisOf(op, l.getAxis())}, {"epsilon", l.getEpsilon().convertToDouble()}});
-        return true;
-      })
-      .Case<sc::RotaryOp>([&](auto) { same("rotary"); return true; })
-      .Case<sc::AttentionOp>([&](sc::AttentionOp a) {
-        same("attention", Object{{"scale", a.getScale().convertToDouble()}, {"causal", a.getCausal()}});
-        return true;
-      })
-      .Case<sc::ReduceMeanOp, sc::ReduceSumOp, sc::ReduceMaxOp>([&](auto r) {
-        llvm::StringRef kind = isa<sc::ReduceMeanOp>(op) ? "reduce_mean" : isa<sc::ReduceSumOp>(op) ? "reduce_sum" : "reduce_max";
-        same(kind, Object{{"axes", ints(r.getAxes())}, {"keepdims", r.getKeepdims()}});
-        return true;
-      })
-      .Case<sc::ReshapeOp, sc::UnsqueezeOp, sc::SqueezeOp>([&](auto) { same("copy"); return true; })
-      .Case<sc::ExpandOp>([&](auto) { same("expand"); return true; })
-      .Case<sc::TransposeOp>([&](sc::TransposeOp t) { same("transpose", Object{{"perm", ints(t.getPerm())}}); return true; })
-      .Case<sc::SliceOp>([&](sc::SliceOp s) {
-        same("slice", Object{{"starts", ints(s.getStarts())}, {"steps", ints(s.getSteps())}});
-        return true;
-      })
-      .Case<sc::ConcatOp>([&](sc::ConcatOp c) {
-        same("concat", Object{{"axis", axisOf(op, c.getAxis())}});
-        return true;
-      })
-      .Case<sc::SplitOp>([&](sc::SplitOp s) {
-        same("split", Object{{"axis", axisOf(op, s.getAxis())}});
-        return true;
-      })
-      .Case<sc::GatherOp>([&](sc::GatherOp g) { same("gather", Object{{"axis", axisOf(op, g.getAxis())}}); return true; })
-      .Case<sc::GatherElementsOp>([&](sc::GatherElementsOp g) { same("gather_elements", Object{{"axis", axisOf(op, g.getAxis())}}); return true; })
-      .Case<sc::AllReduceOp>([&](sc::AllReduceOp c) {
-        same("all_reduce", Object{{"axes", strings(c.getAxes())}, {"reduce", c.getReduce().str()}});
-        return true;
-      })
-      .Case<sc::AllGatherOp>([&](sc::AllGatherOp c) {
-        same("all_gather", Object{{"axes", strings(c.getAxes())}, {"dim", axisOf(op, c.getDim())}});
-        return true;
-      })
-      .Case<sc::ReduceScatterOp>([&](sc::ReduceScatterOp c) {
-        same("reduce_scatter", Object{{"axes", strings(c.getAxes())}, {"dim", axisOf(op, c.getDim())},
-                                      {"reduce", c.getReduce().str()}});
-        return true;
-      })
-      .Case<sc::AllToAllOp>([&](sc::AllToAllOp c) {
-        same("all_to_all", Object{{"axes", strings(c.getAxes())}, {"split_dim", axisOf(op, c.getSplitDim())},
-                                  {"concat_dim", axisOf(op, c.getConcatDim())}});
-        return true;
-      })
-      .Case<sc::ShardSliceOp>([&](sc::ShardSliceOp c) {
-        same("shard_slice", Object{{"axes", strings(c.getAxes())}, {"dim", axisOf(op, c.getDim())}});
-        return true;
-      })
-      .Case<sc::TriluOp>([&](sc::TriluOp t) { same("trilu", Object{{"upper", t.getUpper()}, {"k", static_cast<int64_t>(t.getK())}}); return true; })
-      .Default([](Operation *) { return false; });
+  if (isa<sc::ParamOp, sc::ConstantOp>(op))
+    return llvm::Error::success(); // buffers made on first use
+  bool handled = false;
+  if (auto f = dyn_cast<sc::FusedOp>(op)) {
+    handled = true;
+    auto src = generateFusedKernel(f);
+    if (!src)
+      return src.takeError();
+    if (kernelNames.insert(src->name).second)
+      kernels.push_back(*src);
+    rt::Attrs attrs;
+    attrs.set("kernel", src->name);
+    attrs.set("launch", src->launch);
+    attrs.set("count", src->count);
+    // A generated kernel computes its body's arithmetic and moves only its inputs and outputs.
+    OpCost cost = defaultOpCost(op);
+    cost.flops = 0;
+    f.getBody().walk([&](sc::StepOpInterface inner) { cost.flops += inner.getCost().flops; });
+    addStep(op, "fused", op->getOperands(), op->getResults(), std::move(attrs), cost);
+  } else if (auto s = dyn_cast<sc::StepOpInterface>(op)) {
+    // The op defines its step (ScStepLowering.cpp); the runtime must have its kernel (or, for
+    // a collective, its packing).
+    StepDesc step;
+    if (failed(s.lowerToStep(step)))
+      return fail(op, "op '" + op->getName().getStringRef() + "' cannot be lowered to a step");
+    if (!rt::lookupCpuKernel(step.kind) && !rt::lookupCollectiveKernel(step.kind))
+      return fail(op, "op '" + op->getName().getStringRef() + "' has no kernel in the CPU backend yet");
+    addStep(op, step.kind, op->getOperands(), op->getResults(), std::move(step.attrs), s.getCost());
+    handled = true;
+  }
   if (pending)
     return std::move(pending);
   if (handled)
@@ -666,7 +577,10 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
           j.attribute("op", s.op);
           j.attribute("in", ints(s.in));
           j.attribute("out", ints(s.out));
-          j.attribute("attrs", std::move(s.attrs));
+          j.attribute("attrs", toJson(s.attrs));
+          if (s.cost.flops)
+            j.attribute("flops", (int64_t)s.cost.flops);
+          j.attribute("bytes", (int64_t)s.cost.bytes);
           j.attribute("loc", s.loc);
         });
     };

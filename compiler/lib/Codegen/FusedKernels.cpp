@@ -317,25 +317,14 @@ private:
           auto dense = cast<DenseElementsAttr>(c.getValue());
           return floatLiteral(dense.getSplatValue<APFloat>().convertToFloat());
         })
-        .Case<sc::AddOp>([&](auto) { return arg(0) + " + " + arg(1); })
-        .Case<sc::SubOp>([&](auto) { return arg(0) + " - " + arg(1); })
-        .Case<sc::MulOp>([&](auto) { return arg(0) + " * " + arg(1); })
-        .Case<sc::DivOp>([&](auto) { return arg(0) + " / " + arg(1); })
-        .Case<sc::PowOp>([&](auto) { return "sc_pow(" + arg(0) + ", " + arg(1) + ")"; })
-        .Case<sc::NegOp>([&](auto) { return "-" + arg(0); })
-        .Case<sc::ExpOp>([&](auto) { return "sc_exp(" + arg(0) + ")"; })
-        .Case<sc::LogOp>([&](auto) { return "sc_log(" + arg(0) + ")"; })
-        .Case<sc::SqrtOp>([&](auto) { return "sc_sqrt(" + arg(0) + ")"; })
-        .Case<sc::ReciprocalOp>([&](auto) { return "1.0f / " + arg(0); })
-        .Case<sc::TanhOp>([&](auto) { return "sc_tanh(" + arg(0) + ")"; })
-        .Case<sc::SigmoidOp>([&](auto) { return "sc_sigmoid(" + arg(0) + ")"; })
-        .Case<sc::ErfOp>([&](auto) { return "sc_erf(" + arg(0) + ")"; })
-        .Case<sc::CosOp>([&](auto) { return "sc_cos(" + arg(0) + ")"; })
-        .Case<sc::SinOp>([&](auto) { return "sc_sin(" + arg(0) + ")"; })
-        .Case<sc::SiluOp>([&](auto) { return "sc_silu(" + arg(0) + ")"; })
-        .Case<sc::GeluOp>([&](sc::GeluOp g) {
-          return std::string(g.getApproximate() == "tanh" ? "sc_gelu_tanh(" : "sc_gelu_erf(") + arg(0) + ")";
+        // A formula op calls its row of SC_ELEMENTWISE_FORMULAS (the prelude defines sc_op_<row>).
+        .Case<sc::ElementwiseOpInterface>([&](sc::ElementwiseOpInterface e) -> std::optional<std::string> {
+          std::string call = "sc_op_" + e.getFormula().str() + "(";
+          for (unsigned i = 0; i < inner->getNumOperands(); ++i)
+            call += (i ? ", " : "") + arg(i);
+          return call + ")";
         })
+        // The conversion is the load and store around it.
         .Case<sc::CastOp>([&](auto) { return arg(0); })
         .Default([](Operation *) { return std::nullopt; });
   }

@@ -6,6 +6,7 @@ using namespace shardc::sc;
 
 #include "shardc/Dialect/ScDialect.cpp.inc"
 #include "shardc/Dialect/ScShardingInterface.cpp.inc"
+#include "shardc/Dialect/ScOpInterfaces.cpp.inc"
 
 void ScDialect::initialize() {
   addOperations<

@@ -2,6 +2,8 @@
 // The nesting keeps `--mlir-print-debuginfo` output readable and FileCheck-able.
 #include "shardc/Dialect/ScLocation.h"
 
+#include "llvm/ADT/StringExtras.h"
+
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/MLIRContext.h"
 
@@ -47,5 +49,36 @@ std::string describeLoc(Location loc) {
 }
 
 std::string modulePathOf(Location loc) { return readOnnxLoc(loc).modulePath; }
+
+namespace {
+// The position of the layer index in `parts`, or 0 when the path is outside the layers.
+size_t layerIndexPart(llvm::ArrayRef<llvm::StringRef> parts) {
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    if (parts[i] != "layers" && parts[i] != "h" && parts[i] != "layer" && parts[i] != "blocks")
+      continue;
+    unsigned n;
+    if (!parts[i + 1].getAsInteger(10, n))
+      return i + 1;
+  }
+  return 0;
+}
+} // namespace
+
+std::string layerPathOf(llvm::StringRef modulePath) {
+  llvm::SmallVector<llvm::StringRef> parts;
+  modulePath.split(parts, '.');
+  size_t at = layerIndexPart(parts);
+  return at ? llvm::join(llvm::ArrayRef<llvm::StringRef>(parts).take_front(at + 1), ".") : std::string();
+}
+
+int64_t layerIndexOf(llvm::StringRef modulePath) {
+  llvm::SmallVector<llvm::StringRef> parts;
+  modulePath.split(parts, '.');
+  size_t at = layerIndexPart(parts);
+  int64_t n = -1;
+  if (at)
+    parts[at].getAsInteger(10, n);
+  return n;
+}
 
 } // namespace shardc

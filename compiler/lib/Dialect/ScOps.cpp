@@ -142,11 +142,29 @@ LogicalResult ConstantOp::verify() {
 }
 OpFoldResult ConstantOp::fold(FoldAdaptor) { return getValue(); }
 
-LogicalResult AddOp::verify() { return verifyBinary(*this, false, true); }
-LogicalResult SubOp::verify() { return verifyBinary(*this, false, true); }
-LogicalResult MulOp::verify() { return verifyBinary(*this, false, true); }
-LogicalResult DivOp::verify() { return verifyBinary(*this, false, true); }
+// Formula ops (Sc_FormulaOp) are verified by ElementwiseOpInterface.
+LogicalResult shardc::sc::verifyElementwiseFormulaOp(Operation *op) {
+  Value result = op->getResult(0), first = op->getOperand(0);
+  auto iface = cast<ElementwiseOpInterface>(op);
+  if (op->getNumOperands() == 1) {
+    if (shapeOf(first) != shapeOf(result))
+      return op->emitOpError() << "result shape " << shapeStr(shapeOf(result))
+                               << " differs from the input shape " << shapeStr(shapeOf(first));
+  } else {
+    if (iface.hasUniformOperandTypes())
+      for (Value v : op->getOperands().drop_front())
+        if (failed(verifySameElement(op, first, v, "operand")))
+          return failure();
+    if (failed(verifyBroadcast(op, op->getOperands(), result)))
+      return failure();
+  }
+  if (elemOf(result) != elemOf(first))
+    return op->emitOpError() << "result element type " << elemOf(result) << " should be " << elemOf(first);
+  return success();
+}
+
 LogicalResult PowOp::verify() { return verifyBinary(*this, false, false); }
+bool PowOp::hasUniformOperandTypes() { return false; }
 LogicalResult EqualOp::verify() { return verifyBinary(*this, true, true); }
 
 LogicalResult WhereOp::verify() {
@@ -158,18 +176,7 @@ LogicalResult WhereOp::verify() {
   return verifyBroadcast(*this, {getCondition(), getLhs(), getRhs()}, getResult());
 }
 
-LogicalResult NegOp::verify() { return verifyUnary(*this, false, false); }
-LogicalResult SqrtOp::verify() { return verifyUnary(*this, false, false); }
-LogicalResult ReciprocalOp::verify() { return verifyUnary(*this, false, false); }
-LogicalResult ExpOp::verify() { return verifyUnary(*this, false, false); }
-LogicalResult LogOp::verify() { return verifyUnary(*this, false, false); }
-LogicalResult TanhOp::verify() { return verifyUnary(*this, false, false); }
-LogicalResult SigmoidOp::verify() { return verifyUnary(*this, false, false); }
-LogicalResult ErfOp::verify() { return verifyUnary(*this, false, false); }
-LogicalResult CosOp::verify() { return verifyUnary(*this, false, false); }
-LogicalResult SinOp::verify() { return verifyUnary(*this, false, false); }
 LogicalResult IsNaNOp::verify() { return verifyUnary(*this, true, false); }
-LogicalResult SiluOp::verify() { return verifyUnary(*this, false, false); }
 LogicalResult CastOp::verify() { return verifyUnary(*this, false, true); }
 LogicalResult ReshapeOp::verify() {
   if (tensorType(getInput()).getNumElements() != tensorType(getResult()).getNumElements())
@@ -189,10 +196,9 @@ LogicalResult ExpandOp::verify() {
 LogicalResult GeluOp::verify() {
   if (getApproximate() != "none" && getApproximate() != "tanh")
     return emitOpError() << "approximate must be 'none' or 'tanh', got '" << getApproximate() << "'";
-  if (shapeOf(getInput()) != shapeOf(getResult()))
-    return emitOpError() << "result shape differs from the input shape";
-  return verifySameElement(*this, getInput(), getResult(), "result");
+  return success(); // shapes and types: ElementwiseOpInterface
 }
+StringRef GeluOp::getFormula() { return getApproximate() == "tanh" ? "gelu_tanh" : "gelu_erf"; }
 
 LogicalResult MatMulOp::verify() {
   ArrayRef<int64_t> a = shapeOf(getLhs()), b = shapeOf(getRhs());
@@ -534,6 +540,39 @@ OpFoldResult ConstantOfShapeOp::fold(FoldAdaptor) {
   if (auto f = dyn_cast<FloatAttr>(getValue()))
     return DenseElementsAttr::get(rt, f.getValue());
   return {};
+}
+
+// start + i * delta for each element of the (static) result, in its element type.
+OpFoldResult RangeOp::fold(FoldAdaptor adaptor) {
+  auto start = dyn_cast_if_present<DenseElementsAttr>(adaptor.getStart());
+  auto delta = dyn_cast_if_present<DenseElementsAttr>(adaptor.getDelta());
+  auto rt = tensorType(getResult());
+  if (!start || !delta || start.getNumElements() != 1 || delta.getNumElements() != 1)
+    return {};
+  Type et = rt.getElementType();
+  if (auto it = dyn_cast<IntegerType>(et)) {
+    if (!isa<IntegerType>(start.getElementType()) || !isa<IntegerType>(delta.getElementType()))
+      return {};
+    int64_t s0 = (*start.getValues<APInt>().begin()).getSExtValue();
+    int64_t d = (*delta.getValues<APInt>().begin()).getSExtValue();
+    SmallVector<APInt> vals;
+    for (int64_t i = 0; i < rt.getNumElements(); ++i)
+      vals.push_back(APInt(it.getWidth(), uint64_t(s0 + i * d), /*isSigned=*/true, /*implicitTrunc=*/true));
+    return DenseElementsAttr::get(rt, vals);
+  }
+  auto ft = dyn_cast<FloatType>(et);
+  if (!ft || !isa<FloatType>(start.getElementType()) || !isa<FloatType>(delta.getElementType()))
+    return {};
+  double s0 = (*start.getValues<APFloat>().begin()).convertToDouble();
+  double d = (*delta.getValues<APFloat>().begin()).convertToDouble();
+  SmallVector<APFloat> vals;
+  for (int64_t i = 0; i < rt.getNumElements(); ++i) {
+    APFloat v(s0 + d * double(i));
+    bool lost;
+    v.convert(ft.getFloatSemantics(), APFloat::rmNearestTiesToEven, &lost);
+    vals.push_back(v);
+  }
+  return DenseElementsAttr::get(rt, vals);
 }
 
 LogicalResult RangeOp::verify() {

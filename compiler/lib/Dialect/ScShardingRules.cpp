@@ -269,35 +269,25 @@ int64_t normAxis(int64_t axis, int64_t rank) { return axis < 0 ? axis + rank : a
 using PF = ShardingRule::PartialFlow;
 using Rule = std::optional<ShardingRule>;
 
+ShardingRule elementwiseShardingRule(Operation *op, ShardingRule::PartialFlow flow) {
+  return withFlow(broadcastRule(op), flow);
+}
+
 namespace sc {
 
 // Sources.
 Rule ParamOp::getShardingRule() { return sourceRule(*this); }
 Rule ConstantOp::getShardingRule() { return sourceRule(*this); }
 
-// Elementwise. Partial may flow where the op is linear in the partial operands: a sum of
-// partial sums, a product or quotient with one partial factor, a sign flip or a cast.
-Rule AddOp::getShardingRule() { return withFlow(broadcastRule(*this), PF::AllOperands); }
-Rule SubOp::getShardingRule() { return withFlow(broadcastRule(*this), PF::AllOperands); }
-Rule MulOp::getShardingRule() { return withFlow(broadcastRule(*this), PF::OneOperand); }
-Rule DivOp::getShardingRule() { return withFlow(broadcastRule(*this), PF::FirstOperand); }
-Rule NegOp::getShardingRule() { return withFlow(broadcastRule(*this), PF::Unary); }
+// Elementwise. Formula ops (Sc_FormulaOp: add, exp, silu...) take elementwiseShardingRule
+// with the Partial flow their definition states. Partial may also flow through a cast (a
+// change of type is linear) and an expand.
 Rule CastOp::getShardingRule() { return withFlow(broadcastRule(*this), PF::Unary); }
 Rule ExpandOp::getShardingRule() { return withFlow(broadcastRule(*this), PF::Unary); }
 Rule PowOp::getShardingRule() { return broadcastRule(*this); }
 Rule EqualOp::getShardingRule() { return broadcastRule(*this); }
 Rule WhereOp::getShardingRule() { return broadcastRule(*this); }
-Rule SqrtOp::getShardingRule() { return broadcastRule(*this); }
-Rule ReciprocalOp::getShardingRule() { return broadcastRule(*this); }
-Rule ExpOp::getShardingRule() { return broadcastRule(*this); }
-Rule LogOp::getShardingRule() { return broadcastRule(*this); }
-Rule TanhOp::getShardingRule() { return broadcastRule(*this); }
-Rule SigmoidOp::getShardingRule() { return broadcastRule(*this); }
-Rule ErfOp::getShardingRule() { return broadcastRule(*this); }
-Rule CosOp::getShardingRule() { return broadcastRule(*this); }
-Rule SinOp::getShardingRule() { return broadcastRule(*this); }
 Rule IsNaNOp::getShardingRule() { return broadcastRule(*this); }
-Rule SiluOp::getShardingRule() { return broadcastRule(*this); }
 Rule GeluOp::getShardingRule() { return broadcastRule(*this); }
 
 // Contractions.

@@ -4,27 +4,32 @@
 
 #include "shardc/runtime/Kernel.h"
 
+#include <exception>
+#include <string>
+#include <vector>
+
 namespace shardc::rt::cpu {
 
+// A kernel that never lets an exception (allocation failure) escape into the executor.
+template <KernelFn Kernel> std::string guarded(const KernelArgs &args) {
+  try {
+    return Kernel(args);
+  } catch (const std::exception &e) {
+    return std::string("kernel failed: ") + e.what();
+  } catch (...) {
+    return "kernel failed with an unknown exception";
+  }
+}
+
 // Elementwise.cpp
-std::string addKernel(const KernelArgs &args);
-std::string subKernel(const KernelArgs &args);
-std::string mulKernel(const KernelArgs &args);
-std::string divKernel(const KernelArgs &args);
+// Every row of SC_ELEMENTWISE_FORMULAS (FusedPrelude.h) is a kernel named by the row
+// (add, exp, gelu_tanh, ...), guarded and computing 16-bit floats in f32; nullptr for other
+// names.
+KernelFn lookupFormulaKernel(std::string_view name);
+std::vector<std::string> formulaKernelNames();
 std::string powKernel(const KernelArgs &args);
 std::string equalKernel(const KernelArgs &args);
 std::string whereKernel(const KernelArgs &args);
-std::string negKernel(const KernelArgs &args);
-std::string sqrtKernel(const KernelArgs &args);
-std::string reciprocalKernel(const KernelArgs &args);
-std::string expKernel(const KernelArgs &args);
-std::string logKernel(const KernelArgs &args);
-std::string tanhKernel(const KernelArgs &args);
-std::string sigmoidKernel(const KernelArgs &args);
-std::string erfKernel(const KernelArgs &args);
-std::string cosKernel(const KernelArgs &args);
-std::string sinKernel(const KernelArgs &args);
-std::string siluKernel(const KernelArgs &args);
 std::string geluKernel(const KernelArgs &args);
 std::string isnanKernel(const KernelArgs &args);
 std::string castKernel(const KernelArgs &args);

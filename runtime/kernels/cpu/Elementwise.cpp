@@ -1,6 +1,6 @@
 // Elementwise kernels: broadcasting binary arithmetic, comparisons and select, unary math,
 // cast and copy. Arithmetic runs natively in f32/f64/i32/i64; 16-bit floats go through f32.
-#include "shardc/kernels/ActivationMath.h"
+#include "shardc/kernels/FusedPrelude.h"
 #include "CpuKernels.h"
 #include "DTypeDispatch.h"
 #include "Float32Compute.h"
@@ -16,39 +16,54 @@ namespace shardc::rt::cpu {
 
 namespace {
 
-// Integer arithmetic wraps (two's complement) instead of being undefined on overflow.
-template <typename T, bool = std::is_integral_v<T>> struct WrappingOf { using type = T; };
-template <typename T> struct WrappingOf<T, true> { using type = std::make_unsigned_t<T>; };
-template <typename T> using Wrapping = typename WrappingOf<T>::type;
+// One functor per row of SC_ELEMENTWISE_FORMULAS (FusedPrelude.h): the formula the generated
+// kernels compute, applied here to f32 and f64 (16-bit floats go through f32), and to
+// integers as the row's `ints` column says: `wrap` computes in the unsigned type of the same
+// width (two's complement wrap-around instead of undefined overflow), `trunc` divides in the
+// signed type (C++ and onnxruntime truncate toward zero; zero divisors are rejected before
+// the loop, and MIN / -1 wraps instead of trapping).
+enum class Ints { none, wrap, trunc };
+#define SC_FORMULA_ARGS_1 a
+#define SC_FORMULA_ARGS_2 a, b
+#define SC_FORMULA_FUNCTOR(name, arity, ints, ...)                                             \
+  struct Formula_##name {                                                                      \
+    static constexpr const char *kName = #name;                                                \
+    static constexpr int kArity = arity;                                                       \
+    static constexpr Ints kInts = Ints::ints;                                                  \
+    template <typename T> static T apply(SC_FORMULA_PARAMS_##arity) {                          \
+      return sc_op_##name(SC_FORMULA_ARGS_##arity);                                            \
+    }                                                                                          \
+  };
+SC_ELEMENTWISE_FORMULAS(SC_FORMULA_FUNCTOR)
+#undef SC_FORMULA_FUNCTOR
 
-struct Add {
-  template <typename T> T operator()(T a, T b) const { return T(Wrapping<T>(a) + Wrapping<T>(b)); }
-};
-struct Sub {
-  template <typename T> T operator()(T a, T b) const { return T(Wrapping<T>(a) - Wrapping<T>(b)); }
-};
-struct Mul {
-  template <typename T> T operator()(T a, T b) const { return T(Wrapping<T>(a) * Wrapping<T>(b)); }
-};
-struct Div {
-  // Integer division truncates toward zero (C++ and onnxruntime); zero divisors are rejected
-  // before the loop, and MIN / -1 wraps instead of trapping.
+template <typename F> struct Apply {
+  static constexpr bool kCheckZero = F::kInts == Ints::trunc;
+  template <typename T> T operator()(T a) const {
+    if constexpr (std::is_integral_v<T>)
+      return T(F::apply(std::make_unsigned_t<T>(a)));
+    else
+      return F::apply(a);
+  }
   template <typename T> T operator()(T a, T b) const {
     if constexpr (std::is_integral_v<T>) {
-      if (b == -1)
-        return T(Wrapping<T>(0) - Wrapping<T>(a));
+      using U = std::make_unsigned_t<T>;
+      if constexpr (F::kInts == Ints::trunc) {
+        if (b == -1)
+          return T(U(0) - U(a));
+        return F::apply(a, b);
+      } else {
+        return T(F::apply(U(a), U(b)));
+      }
+    } else {
+      return F::apply(a, b);
     }
-    return a / b;
   }
 };
-struct Pow {
-  template <typename T> T operator()(T a, T b) const { return std::pow(a, b); }
-};
-// Activation formulas come from ActivationMath.h, shared with the CUDA kernels.
-// (sigmoid is branch-free on purpose: for very negative x, exp(-x) is inf and 1/inf is 0.)
-using kernels::sigmoid;
+
 struct SiluMul {
-  template <typename T> T operator()(T gate, T up) const { return kernels::silu(gate) * up; }
+  static constexpr bool kCheckZero = false;
+  template <typename T> T operator()(T gate, T up) const { return sc_op_mul(sc_op_silu(gate), up); }
 };
 
 template <typename T, typename Op>
@@ -113,7 +128,7 @@ std::string binaryKernel(const char *name, const KernelArgs &args, Op op) {
   case DType::I64:
   case DType::I32:
     if constexpr (AllowInt) {
-      if constexpr (std::is_same_v<Op, Div>) {
+      if constexpr (Op::kCheckZero) {
         if (y.dtype == DType::I64 ? hasZero<int64_t>(b) : hasZero<int32_t>(b))
           return std::string(name) + ": integer division by zero";
       }
@@ -167,12 +182,37 @@ std::string unaryKernel(const char *name, const KernelArgs &args, Fn fn) {
   return unsupportedDType(name, y.dtype);
 }
 
+template <typename F> std::string formulaKernel(const KernelArgs &args) {
+  if constexpr (F::kArity == 2)
+    return binaryKernel<F::kInts != Ints::none>(F::kName, args, Apply<F>{});
+  else
+    return unaryKernel<F::kInts != Ints::none>(F::kName, args, Apply<F>{});
+}
+
+struct FormulaKernel {
+  const char *name;
+  KernelFn fn;
+};
+#define SC_FORMULA_ENTRY(name, ...) {#name, guarded<viaFloat32KeepF64<formulaKernel<Formula_##name>>>},
+constexpr FormulaKernel kFormulaKernels[] = {SC_ELEMENTWISE_FORMULAS(SC_FORMULA_ENTRY)};
+#undef SC_FORMULA_ENTRY
+
 } // namespace
 
-std::string addKernel(const KernelArgs &args) { return binaryKernel<true>("add", args, Add{}); }
-std::string subKernel(const KernelArgs &args) { return binaryKernel<true>("sub", args, Sub{}); }
-std::string mulKernel(const KernelArgs &args) { return binaryKernel<true>("mul", args, Mul{}); }
-std::string divKernel(const KernelArgs &args) { return binaryKernel<true>("div", args, Div{}); }
+KernelFn lookupFormulaKernel(std::string_view name) {
+  for (const FormulaKernel &k : kFormulaKernels)
+    if (name == k.name)
+      return k.fn;
+  return nullptr;
+}
+
+std::vector<std::string> formulaKernelNames() {
+  std::vector<std::string> names;
+  for (const FormulaKernel &k : kFormulaKernels)
+    names.emplace_back(k.name);
+  return names;
+}
+
 std::string siluMulKernel(const KernelArgs &args) {
   return binaryKernel<false>("silu_mul", args, SiluMul{});
 }
@@ -183,12 +223,12 @@ std::string powKernel(const KernelArgs &args) {
     return e;
   const TensorView &a = args.in[0], &b = args.in[1];
   if (b.dtype == a.dtype || !isFloat(a.dtype))
-    return binaryKernel<false>("pow", args, Pow{});
+    return formulaKernel<Formula_pow>(args);
   std::vector<uint8_t> converted(static_cast<size_t>(b.numel()) * dtypeSize(a.dtype) + 1);
   TensorView exponent{converted.data(), a.dtype, b.shape};
   castElements(b, exponent);
   KernelArgs sameDType{{a, exponent}, args.out, args.attrs};
-  return binaryKernel<false>("pow", sameDType, Pow{});
+  return formulaKernel<Formula_pow>(sameDType);
 }
 
 std::string equalKernel(const KernelArgs &args) {
@@ -260,52 +300,12 @@ std::string whereKernel(const KernelArgs &args) {
   return "";
 }
 
-std::string negKernel(const KernelArgs &args) {
-  return unaryKernel<true>("neg", args, [](auto x) {
-    using T = decltype(x);
-    if constexpr (std::is_integral_v<T>)
-      return T(Wrapping<T>(0) - Wrapping<T>(x));
-    else
-      return -x; // keeps -0.0 for 0.0, unlike 0 - x
-  });
-}
-std::string sqrtKernel(const KernelArgs &args) {
-  return unaryKernel("sqrt", args, [](auto x) { return std::sqrt(x); });
-}
-std::string reciprocalKernel(const KernelArgs &args) {
-  return unaryKernel("reciprocal", args, [](auto x) { return decltype(x)(1) / x; });
-}
-std::string expKernel(const KernelArgs &args) {
-  return unaryKernel("exp", args, [](auto x) { return std::exp(x); });
-}
-std::string logKernel(const KernelArgs &args) {
-  return unaryKernel("log", args, [](auto x) { return std::log(x); });
-}
-std::string tanhKernel(const KernelArgs &args) {
-  return unaryKernel("tanh", args, [](auto x) { return std::tanh(x); });
-}
-std::string sigmoidKernel(const KernelArgs &args) {
-  return unaryKernel("sigmoid", args, [](auto x) { return sigmoid(x); });
-}
-std::string erfKernel(const KernelArgs &args) {
-  return unaryKernel("erf", args, [](auto x) { return std::erf(x); });
-}
-std::string cosKernel(const KernelArgs &args) {
-  return unaryKernel("cos", args, [](auto x) { return std::cos(x); });
-}
-std::string sinKernel(const KernelArgs &args) {
-  return unaryKernel("sin", args, [](auto x) { return std::sin(x); });
-}
-std::string siluKernel(const KernelArgs &args) {
-  return unaryKernel("silu", args, [](auto x) { return kernels::silu(x); });
-}
-
 std::string geluKernel(const KernelArgs &args) {
   std::string approximate = args.attrs ? args.attrs->getString("approximate", "none") : "none";
   if (approximate == "none")
-    return unaryKernel("gelu", args, [](auto x) { return kernels::geluErf(x); });
+    return unaryKernel("gelu", args, Apply<Formula_gelu_erf>{});
   if (approximate == "tanh")
-    return unaryKernel("gelu", args, [](auto x) { return kernels::geluTanh(x); });
+    return unaryKernel("gelu", args, Apply<Formula_gelu_tanh>{});
   return "gelu: approximate must be \"none\" or \"tanh\", not \"" + approximate + "\"";
 }
 

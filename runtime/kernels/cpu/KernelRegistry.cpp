@@ -1,9 +1,9 @@
-// The op-name -> CPU kernel table behind lookupCpuKernel. Each entry is wrapped so that a
-// kernel never lets an exception (allocation failure) escape into the executor.
+// The op-name -> CPU kernel table behind lookupCpuKernel. Each entry is wrapped (guarded) so
+// that a kernel never lets an exception (allocation failure) escape into the executor.
 #include "CpuKernels.h"
 #include "Float32Compute.h"
 
-#include <exception>
+#include <algorithm>
 
 namespace shardc::rt {
 
@@ -16,16 +16,6 @@ std::string attentionAnyKernel(const KernelArgs &args) {
                                        : cpu::viaFloat32<cpu::attentionKernel>(args);
 }
 
-template <KernelFn Kernel> std::string guarded(const KernelArgs &args) {
-  try {
-    return Kernel(args);
-  } catch (const std::exception &e) {
-    return std::string("kernel failed: ") + e.what();
-  } catch (...) {
-    return "kernel failed with an unknown exception";
-  }
-}
-
 struct KernelEntry {
   const char *op;
   KernelFn fn;
@@ -35,25 +25,12 @@ using namespace cpu;
 
 // viaFloat32: the kernel computes in f32 only; viaFloat32KeepF64: it also has an f64 path;
 // no wrapper: the kernel moves bytes or compares decoded values and takes every dtype.
+// The elementwise formulas (add, exp, ...) are not listed: every row of
+// SC_ELEMENTWISE_FORMULAS is a kernel (kFormulaEntries below).
 constexpr KernelEntry kKernels[] = {
-    {"add", guarded<viaFloat32KeepF64<addKernel>>},
-    {"sub", guarded<viaFloat32KeepF64<subKernel>>},
-    {"mul", guarded<viaFloat32KeepF64<mulKernel>>},
-    {"div", guarded<viaFloat32KeepF64<divKernel>>},
     {"pow", guarded<viaFloat32KeepF64<powKernel>>},
     {"equal", guarded<equalKernel>},
     {"where", guarded<whereKernel>},
-    {"neg", guarded<viaFloat32KeepF64<negKernel>>},
-    {"sqrt", guarded<viaFloat32KeepF64<sqrtKernel>>},
-    {"reciprocal", guarded<viaFloat32KeepF64<reciprocalKernel>>},
-    {"exp", guarded<viaFloat32KeepF64<expKernel>>},
-    {"log", guarded<viaFloat32KeepF64<logKernel>>},
-    {"tanh", guarded<viaFloat32KeepF64<tanhKernel>>},
-    {"sigmoid", guarded<viaFloat32KeepF64<sigmoidKernel>>},
-    {"erf", guarded<viaFloat32KeepF64<erfKernel>>},
-    {"cos", guarded<viaFloat32KeepF64<cosKernel>>},
-    {"sin", guarded<viaFloat32KeepF64<sinKernel>>},
-    {"silu", guarded<viaFloat32KeepF64<siluKernel>>},
     {"gelu", guarded<viaFloat32KeepF64<geluKernel>>},
     {"isnan", guarded<isnanKernel>},
     {"cast", guarded<castKernel>},
@@ -88,13 +65,16 @@ KernelFn lookupCpuKernel(std::string_view op) {
   for (const KernelEntry &entry : kKernels)
     if (op == entry.op)
       return entry.fn;
-  return nullptr;
+  return cpu::lookupFormulaKernel(op);
 }
 
 std::vector<std::string> cpuKernelNames() {
   std::vector<std::string> names;
   for (const KernelEntry &entry : kKernels)
     names.emplace_back(entry.op);
+  for (std::string &name : cpu::formulaKernelNames())
+    if (std::find(names.begin(), names.end(), name) == names.end())
+      names.push_back(std::move(name));
   return names;
 }
 

@@ -5,7 +5,7 @@
 #include "Sgemm.h"
 #include "StridedLoops.h"
 
-#include "shardc/kernels/ActivationMath.h"
+#include "shardc/kernels/FusedPrelude.h"
 
 #include <algorithm>
 
@@ -120,7 +120,7 @@ std::string linearKernel(const KernelArgs &args) {
         bias ? 1.0f : 0.0f, py, N);
   if (epilogue == "gelu_tanh")
     for (int64_t i = 0; i < M * N; ++i)
-      py[i] = kernels::geluTanh(py[i]);
+      py[i] = sc_op_gelu_tanh(py[i]);
   return "";
 }
 

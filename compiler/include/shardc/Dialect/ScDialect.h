@@ -13,11 +13,13 @@
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
 #include "shardc/Dialect/ScShardingRule.h"
+#include "shardc/Dialect/ScStep.h"
 
 #include <optional>
 
 #include "shardc/Dialect/ScDialect.h.inc"
 #include "shardc/Dialect/ScShardingInterface.h.inc"
+#include "shardc/Dialect/ScOpInterfaces.h.inc"
 
 #define GET_OP_CLASSES
 #include "shardc/Dialect/ScOps.h.inc"

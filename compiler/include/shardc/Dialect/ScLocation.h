@@ -21,4 +21,12 @@ std::string describeLoc(mlir::Location loc);
 // The module path alone (empty when unknown).
 std::string modulePathOf(mlir::Location loc);
 
+// The decoder/encoder layer a module path belongs to: the prefix up to `<container>.N` where
+// container is layers, h, layer or blocks (`m.model.layers.3.mlp.up_proj` ->
+// `m.model.layers.3`), empty outside the layers; and N alone (-1 outside). The one definition
+// of a layer: sc-group-layers, the FSDP groups of sc-insert-reshards and `shardc report`
+// read it.
+std::string layerPathOf(llvm::StringRef modulePath);
+int64_t layerIndexOf(llvm::StringRef modulePath);
+
 } // namespace shardc

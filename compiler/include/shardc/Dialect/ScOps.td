@@ -10,6 +10,7 @@ include "mlir/IR/CommonAttrConstraints.td"
 include "mlir/IR/CommonTypeConstraints.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 include "ScShardingInterface.td"
+include "ScOpInterfaces.td"
 
 def Sc_Dialect : Dialect {
   let name = "sc";
@@ -28,9 +29,42 @@ def Sc_Tensor : RankedTensorOf<[AnyType]>;
 // Every tensor op defines its sharding rule (lib/Dialect/ScShardingRules.cpp).
 defvar Sc_HasShardingRule = DeclareOpInterfaceMethods<Sc_ShardingRuleOpInterface>;
 
-class Sc_Op<string mnemonic, list<Trait> traits = []>
-    : Op<Sc_Dialect, mnemonic, !listconcat(traits, [Pure, Sc_HasShardingRule])> {
+// Every compute op lowers to one artifact step and has a cost (StepOpInterface): by default
+// its mnemonic with no attributes; `stepMethods` names the methods the op defines itself, in
+// lib/Dialect/ScStepLowering.cpp.
+class Sc_Op<string mnemonic, list<Trait> traits = [], list<string> stepMethods = []>
+    : Op<Sc_Dialect, mnemonic, !listconcat(traits, [Pure, Sc_HasShardingRule,
+                                 DeclareOpInterfaceMethods<Sc_StepOpInterface, stepMethods>])> {
   let hasVerifier = 1;
+}
+
+// A float elementwise op defined by its formula: the row of SC_ELEMENTWISE_FORMULAS
+// (runtime/kernels/common/include/shardc/kernels/FusedPrelude.h) named by its mnemonic. Its
+// operands broadcast numpy-style to the result and share its element type (the interface
+// verifies it), its sharding rule is the broadcast rule with `partialFlow` (where a Partial
+// operand may pass unreduced: ShardingRule::PartialFlow), and its step, cost, fused-kernel
+// body, CPU kernel and import-time folding follow from the formula. A new such op is one
+// line here, one row in the formula table and one importer registration.
+class Sc_FormulaOp<string mnemonic, string partialFlow>
+    : Op<Sc_Dialect, mnemonic, [Pure, Sc_ShardingRuleOpInterface, Sc_ElementwiseOpInterface,
+                                DeclareOpInterfaceMethods<Sc_StepOpInterface>]> {
+  let results = (outs Sc_Tensor:$result);
+  let extraClassDeclaration = [{
+    std::optional<::shardc::ShardingRule> getShardingRule() {
+      return ::shardc::elementwiseShardingRule(getOperation(),
+                                               ::shardc::ShardingRule::PartialFlow::}] # partialFlow # [{);
+    }
+  }];
+}
+class Sc_UnaryFormulaOp<string mnemonic, string partialFlow = "None">
+    : Sc_FormulaOp<mnemonic, partialFlow> {
+  let arguments = (ins Sc_Tensor:$input);
+  let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
+}
+class Sc_BinaryFormulaOp<string mnemonic, string partialFlow = "None">
+    : Sc_FormulaOp<mnemonic, partialFlow> {
+  let arguments = (ins Sc_Tensor:$lhs, Sc_Tensor:$rhs);
+  let assemblyFormat = "$lhs `,` $rhs attr-dict `:` functional-type(operands, results)";
 }
 
 //===----------------------------------------------------------------------===//
@@ -67,16 +101,21 @@ def Sc_ConstantOp : Op<Sc_Dialect, "constant",
 // Elementwise
 //===----------------------------------------------------------------------===//
 
-class Sc_BinaryOp<string mnemonic> : Sc_Op<mnemonic> {
+class Sc_BinaryOp<string mnemonic, list<Trait> traits = []> : Sc_Op<mnemonic, traits> {
   let arguments = (ins Sc_Tensor:$lhs, Sc_Tensor:$rhs);
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$lhs `,` $rhs attr-dict `:` functional-type(operands, results)";
 }
-def Sc_AddOp : Sc_BinaryOp<"add">;
-def Sc_SubOp : Sc_BinaryOp<"sub">;
-def Sc_MulOp : Sc_BinaryOp<"mul">;
-def Sc_DivOp : Sc_BinaryOp<"div">;
-def Sc_PowOp : Sc_BinaryOp<"pow">;
+// Partial flows where the op is linear in the partial operands: a sum of partial sums, a
+// product or quotient with one partial factor, a sign flip.
+def Sc_AddOp : Sc_BinaryFormulaOp<"add", "AllOperands">;
+def Sc_SubOp : Sc_BinaryFormulaOp<"sub", "AllOperands">;
+def Sc_MulOp : Sc_BinaryFormulaOp<"mul", "OneOperand">;
+def Sc_DivOp : Sc_BinaryFormulaOp<"div", "FirstOperand">;
+def Sc_PowOp : Sc_BinaryOp<"pow", [DeclareOpInterfaceMethods<Sc_ElementwiseOpInterface,
+                                                                ["hasUniformOperandTypes"]>]> {
+  let summary = "ONNX Pow (the exponent may have its own numeric type)";
+}
 def Sc_EqualOp : Sc_BinaryOp<"equal">;
 
 def Sc_WhereOp : Sc_Op<"where"> {
@@ -85,29 +124,34 @@ def Sc_WhereOp : Sc_Op<"where"> {
   let assemblyFormat = "$condition `,` $lhs `,` $rhs attr-dict `:` functional-type(operands, results)";
 }
 
-class Sc_UnaryOp<string mnemonic> : Sc_Op<mnemonic> {
+class Sc_UnaryOp<string mnemonic, list<Trait> traits = [], list<string> stepMethods = []>
+    : Sc_Op<mnemonic, traits, stepMethods> {
   let arguments = (ins Sc_Tensor:$input);
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
 }
-def Sc_NegOp : Sc_UnaryOp<"neg">;
-def Sc_SqrtOp : Sc_UnaryOp<"sqrt">;
-def Sc_ReciprocalOp : Sc_UnaryOp<"reciprocal">;
-def Sc_ExpOp : Sc_UnaryOp<"exp">;
-def Sc_LogOp : Sc_UnaryOp<"log">;
-def Sc_TanhOp : Sc_UnaryOp<"tanh">;
-def Sc_SigmoidOp : Sc_UnaryOp<"sigmoid">;
-def Sc_ErfOp : Sc_UnaryOp<"erf">;
-def Sc_CosOp : Sc_UnaryOp<"cos">;
-def Sc_SinOp : Sc_UnaryOp<"sin">;
+def Sc_NegOp : Sc_UnaryFormulaOp<"neg", "Unary">;
+def Sc_SqrtOp : Sc_UnaryFormulaOp<"sqrt">;
+def Sc_ReciprocalOp : Sc_UnaryFormulaOp<"reciprocal">;
+def Sc_ExpOp : Sc_UnaryFormulaOp<"exp">;
+def Sc_LogOp : Sc_UnaryFormulaOp<"log">;
+def Sc_TanhOp : Sc_UnaryFormulaOp<"tanh">;
+def Sc_SigmoidOp : Sc_UnaryFormulaOp<"sigmoid">;
+def Sc_ErfOp : Sc_UnaryFormulaOp<"erf">;
+def Sc_CosOp : Sc_UnaryFormulaOp<"cos">;
+def Sc_SinOp : Sc_UnaryFormulaOp<"sin">;
+def Sc_ReluOp : Sc_UnaryFormulaOp<"relu"> {
+  let summary = "max(x, 0); NaN stays NaN";
+}
 def Sc_IsNaNOp : Sc_UnaryOp<"isnan">;
-def Sc_SiluOp : Sc_UnaryOp<"silu"> {
+def Sc_SiluOp : Sc_UnaryFormulaOp<"silu"> {
   let summary = "x * sigmoid(x) (raised from Sigmoid + Mul)";
 }
 def Sc_CastOp : Sc_UnaryOp<"cast"> {
   let summary = "element type conversion to the result's element type";
 }
-def Sc_GeluOp : Sc_Op<"gelu"> {
+def Sc_GeluOp : Sc_Op<"gelu", [DeclareOpInterfaceMethods<Sc_ElementwiseOpInterface, ["getFormula"]>],
+                       ["lowerToStep"]> {
   let summary = "GELU, exact (erf) or tanh approximation";
   let arguments = (ins Sc_Tensor:$input, DefaultValuedStrAttr<StrAttr, "none">:$approximate);
   let results = (outs Sc_Tensor:$result);
@@ -118,14 +162,14 @@ def Sc_GeluOp : Sc_Op<"gelu"> {
 // Contractions and normalisations
 //===----------------------------------------------------------------------===//
 
-def Sc_MatMulOp : Sc_Op<"matmul"> {
+def Sc_MatMulOp : Sc_Op<"matmul", [], ["getCost"]> {
   let summary = "ONNX MatMul (batched, broadcasting batch dims)";
   let arguments = (ins Sc_Tensor:$lhs, Sc_Tensor:$rhs);
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$lhs `,` $rhs attr-dict `:` functional-type(operands, results)";
 }
 
-def Sc_GemmOp : Sc_Op<"gemm"> {
+def Sc_GemmOp : Sc_Op<"gemm", [], ["lowerToStep", "getCost"]> {
   let summary = "ONNX Gemm: alpha * op(A) op(B) + beta * C";
   let arguments = (ins Sc_Tensor:$a, Sc_Tensor:$b, Optional<Sc_Tensor>:$c,
                    DefaultValuedAttr<F32Attr, "1.0">:$alpha, DefaultValuedAttr<F32Attr, "1.0">:$beta,
@@ -134,7 +178,7 @@ def Sc_GemmOp : Sc_Op<"gemm"> {
   let assemblyFormat = "$a `,` $b (`,` $c^)? attr-dict `:` functional-type(operands, results)";
 }
 
-def Sc_LinearOp : Sc_Op<"linear"> {
+def Sc_LinearOp : Sc_Op<"linear", [], ["lowerToStep", "getCost"]> {
   let summary = "y = x W (+ b): a torch.nn.Linear";
   let description = [{
     `weight` is [K, N] as the exporter folded it, or [N, K] (PyTorch's layout) when
@@ -149,25 +193,25 @@ def Sc_LinearOp : Sc_Op<"linear"> {
   let assemblyFormat = "$input `,` $weight (`,` $bias^)? attr-dict `:` functional-type(operands, results)";
 }
 
-def Sc_EmbeddingOp : Sc_Op<"embedding"> {
+def Sc_EmbeddingOp : Sc_Op<"embedding", [], ["lowerToStep"]> {
   let summary = "rows of a [V, H] table selected by integer ids";
   let arguments = (ins Sc_Tensor:$table, Sc_Tensor:$ids);
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$table `,` $ids attr-dict `:` functional-type(operands, results)";
 }
 
-def Sc_SoftmaxOp : Sc_Op<"softmax"> {
+def Sc_SoftmaxOp : Sc_Op<"softmax", [], ["lowerToStep"]> {
   let arguments = (ins Sc_Tensor:$input, DefaultValuedAttr<I64Attr, "-1">:$axis);
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
 }
-def Sc_LogSoftmaxOp : Sc_Op<"log_softmax"> {
+def Sc_LogSoftmaxOp : Sc_Op<"log_softmax", [], ["lowerToStep"]> {
   let arguments = (ins Sc_Tensor:$input, DefaultValuedAttr<I64Attr, "-1">:$axis);
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
 }
 
-def Sc_LayerNormOp : Sc_Op<"layer_norm"> {
+def Sc_LayerNormOp : Sc_Op<"layer_norm", [], ["lowerToStep"]> {
   let summary = "ONNX LayerNormalization (statistics over dims axis..rank-1)";
   let arguments = (ins Sc_Tensor:$input, Sc_Tensor:$scale, Optional<Sc_Tensor>:$bias,
                    DefaultValuedAttr<I64Attr, "-1">:$axis, DefaultValuedAttr<F32Attr, "1.0e-5">:$epsilon);
@@ -175,7 +219,7 @@ def Sc_LayerNormOp : Sc_Op<"layer_norm"> {
   let assemblyFormat = "$input `,` $scale (`,` $bias^)? attr-dict `:` functional-type(operands, results)";
 }
 
-def Sc_RmsNormOp : Sc_Op<"rms_norm"> {
+def Sc_RmsNormOp : Sc_Op<"rms_norm", [], ["lowerToStep"]> {
   let summary = "RMSNorm: x / sqrt(mean(x^2) + epsilon) * scale";
   let arguments = (ins Sc_Tensor:$input, Sc_Tensor:$scale,
                    DefaultValuedAttr<I64Attr, "-1">:$axis, DefaultValuedAttr<F32Attr, "1.0e-5">:$epsilon);
@@ -190,7 +234,7 @@ def Sc_RotaryOp : Sc_Op<"rotary"> {
   let assemblyFormat = "$input `,` $cos `,` $sin attr-dict `:` functional-type(operands, results)";
 }
 
-def Sc_AttentionOp : Sc_Op<"attention"> {
+def Sc_AttentionOp : Sc_Op<"attention", [], ["lowerToStep", "getCost"]> {
   let summary = "scaled dot-product attention [B, H, S, D], GQA by head ratio";
   let description = [{
     softmax(q kᵀ · scale + mask, with −inf above the diagonal when `causal`) · v.
@@ -219,7 +263,7 @@ def Sc_RotaryEmbeddingOp : Sc_Op<"rotary_embedding"> {
 // Reductions
 //===----------------------------------------------------------------------===//
 
-class Sc_ReduceOp<string mnemonic> : Sc_Op<mnemonic> {
+class Sc_ReduceOp<string mnemonic> : Sc_Op<mnemonic, [], ["lowerToStep"]> {
   let arguments = (ins Sc_Tensor:$input, DenseI64ArrayAttr:$axes,
                    DefaultValuedAttr<BoolAttr, "true">:$keepdims);
   let results = (outs Sc_Tensor:$result);
@@ -233,15 +277,15 @@ def Sc_ReduceMaxOp : Sc_ReduceOp<"reduce_max">;
 // Data movement
 //===----------------------------------------------------------------------===//
 
-def Sc_ReshapeOp : Sc_UnaryOp<"reshape"> {
+def Sc_ReshapeOp : Sc_UnaryOp<"reshape", [], ["lowerToStep"]> {
   let summary = "reshape to the result type (the shape operand folded at import)";
 }
-def Sc_UnsqueezeOp : Sc_Op<"unsqueeze"> {
+def Sc_UnsqueezeOp : Sc_Op<"unsqueeze", [], ["lowerToStep"]> {
   let arguments = (ins Sc_Tensor:$input, DenseI64ArrayAttr:$axes);
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
 }
-def Sc_SqueezeOp : Sc_Op<"squeeze"> {
+def Sc_SqueezeOp : Sc_Op<"squeeze", [], ["lowerToStep"]> {
   let arguments = (ins Sc_Tensor:$input, DenseI64ArrayAttr:$axes);
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
@@ -249,39 +293,39 @@ def Sc_SqueezeOp : Sc_Op<"squeeze"> {
 def Sc_ExpandOp : Sc_UnaryOp<"expand"> {
   let summary = "broadcast to the result type (the shape operand folded at import)";
 }
-def Sc_TransposeOp : Sc_Op<"transpose"> {
+def Sc_TransposeOp : Sc_Op<"transpose", [], ["lowerToStep"]> {
   let arguments = (ins Sc_Tensor:$input, DenseI64ArrayAttr:$perm);
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
 }
-def Sc_SliceOp : Sc_Op<"slice"> {
+def Sc_SliceOp : Sc_Op<"slice", [], ["lowerToStep"]> {
   let summary = "strided slice; one normalised start and step per dim";
   let arguments = (ins Sc_Tensor:$input, DenseI64ArrayAttr:$starts, DenseI64ArrayAttr:$steps);
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
 }
-def Sc_ConcatOp : Sc_Op<"concat"> {
+def Sc_ConcatOp : Sc_Op<"concat", [], ["lowerToStep"]> {
   let arguments = (ins Variadic<Sc_Tensor>:$inputs, I64Attr:$axis);
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$inputs attr-dict `:` functional-type(operands, results)";
 }
-def Sc_SplitOp : Sc_Op<"split"> {
+def Sc_SplitOp : Sc_Op<"split", [], ["lowerToStep"]> {
   let summary = "split along an axis; sizes are the results' extents";
   let arguments = (ins Sc_Tensor:$input, I64Attr:$axis);
   let results = (outs Variadic<Sc_Tensor>:$results);
   let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
 }
-def Sc_GatherOp : Sc_Op<"gather"> {
+def Sc_GatherOp : Sc_Op<"gather", [], ["lowerToStep"]> {
   let arguments = (ins Sc_Tensor:$data, Sc_Tensor:$indices, I64Attr:$axis);
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$data `,` $indices attr-dict `:` functional-type(operands, results)";
 }
-def Sc_GatherElementsOp : Sc_Op<"gather_elements"> {
+def Sc_GatherElementsOp : Sc_Op<"gather_elements", [], ["lowerToStep"]> {
   let arguments = (ins Sc_Tensor:$data, Sc_Tensor:$indices, I64Attr:$axis);
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$data `,` $indices attr-dict `:` functional-type(operands, results)";
 }
-def Sc_TriluOp : Sc_Op<"trilu"> {
+def Sc_TriluOp : Sc_Op<"trilu", [], ["lowerToStep"]> {
   let arguments = (ins Sc_Tensor:$input, BoolAttr:$upper, DefaultValuedAttr<I64Attr, "0">:$k);
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
@@ -309,6 +353,7 @@ def Sc_RangeOp : Sc_Op<"range"> {
   let arguments = (ins Sc_Tensor:$start, Sc_Tensor:$limit, Sc_Tensor:$delta);
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$start `,` $limit `,` $delta attr-dict `:` functional-type(operands, results)";
+  let hasFolder = 1;
 }
 
 //===----------------------------------------------------------------------===//
@@ -317,7 +362,8 @@ def Sc_RangeOp : Sc_Op<"range"> {
 // agrees on the other axes.
 //===----------------------------------------------------------------------===//
 
-class Sc_CollectiveOp<string mnemonic> : Op<Sc_Dialect, mnemonic, [Sc_HasShardingRule]> {
+class Sc_CollectiveOp<string mnemonic>
+    : Op<Sc_Dialect, mnemonic, [Sc_HasShardingRule, DeclareOpInterfaceMethods<Sc_StepOpInterface, ["lowerToStep"]>]> {
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
 }

@@ -5,6 +5,7 @@
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "llvm/ADT/ArrayRef.h"
+#include "llvm/ADT/SmallVector.h"
 #include "llvm/ADT/StringRef.h"
 
 #include <optional>
@@ -24,9 +25,10 @@ struct HostTensor {
   std::vector<int64_t> asInts() const;
 };
 
-// Evaluates the sc op kind `opName` (e.g. "add", "gather", "concat") on constant operands
-// producing a tensor of `resultType`; nullopt when the op is not evaluated on the host.
-std::optional<HostTensor> evaluateOnHost(llvm::StringRef opName, llvm::ArrayRef<HostTensor> operands,
-                                         mlir::RankedTensorType resultType, mlir::DictionaryAttr attrs);
+// Evaluates `op` on constant operands by running its artifact step (StepOpInterface) with
+// the runtime's CPU kernel, in the operands' own element types. nullopt when the op has no
+// step or kernel, or the kernel refuses the operands (then the op is left for run time).
+std::optional<llvm::SmallVector<mlir::DenseElementsAttr>>
+evaluateOnHost(mlir::Operation *op, llvm::ArrayRef<mlir::DenseElementsAttr> operands);
 
 } // namespace shardc

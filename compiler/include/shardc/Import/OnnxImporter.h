@@ -34,11 +34,20 @@ importOnnxBuffer(mlir::MLIRContext &ctx, llvm::MemoryBufferRef bytes, llvm::Stri
 bool parseInputShapeSpec(llvm::StringRef spec, ImportOptions &options, std::string &error);
 
 // A human-readable summary for `shardc inspect`: IR/opset, inputs and outputs (with
-// symbolic dims), module paths, op counts and unsupported ops with their first node. Works
-// on models the importer cannot convert.
+// symbolic dims), module paths, op counts and unsupported ops with their first node (an op
+// the importer converts only from a later opset than the model's counts as unsupported).
+// Works on models the importer cannot convert.
 llvm::Expected<std::string> summarizeOnnxFile(llvm::StringRef path);
 
-// The ONNX ops the importer converts (for `shardc inspect` and docs).
-std::vector<std::string> supportedOnnxOps();
+// An ONNX op the importer converts and the default-domain opsets its converters apply from
+// (ascending; the largest one <= the model's opset is used).
+struct SupportedOnnxOp {
+  std::string op;
+  std::vector<int64_t> sinceVersions;
+  std::string str() const; // "ReduceMean (1+, 18+)"
+};
+
+// The ONNX ops the importer converts, sorted by name: the importer's converter registry.
+std::vector<SupportedOnnxOp> supportedOnnxOps();
 
 } // namespace shardc

@@ -167,6 +167,9 @@ struct Step {
   std::vector<int64_t> in, out;
   Attrs attrs;
   std::string loc;
+  // The op's cost as the compiler defined it (StepOpInterface::getCost): floating-point
+  // operations and bytes read plus written per run; 0 when not recorded.
+  uint64_t flops = 0, bytes = 0;
 };
 
 // Generated fused kernels: one source for every backend (the CUDA backend compiles it with

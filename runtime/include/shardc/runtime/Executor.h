@@ -58,10 +58,10 @@ public:
   int64_t rank() const { return comm_->rank(); }
   Communicator &communicator() const { return *comm_; }
 
-  // Test hook (shardc-run's SHARDC_TEST_EXIT_AT_STEP): called before each step with its index;
+  // Test hook (shardc-run-testhooks' SHARDC_TEST_EXIT_AT_STEP): called before each step with its index;
   // a non-empty result stops run() with that error before the step starts.
   void setBeforeStep(std::function<std::string(size_t)> hook) { beforeStep_ = std::move(hook); }
-  // Test hook (shardc-run's SHARDC_TEST_PERTURB_MODULE): called after each step with its
+  // Test hook (shardc-run-testhooks' SHARDC_TEST_PERTURB_MODULE): called after each step with its
   // index and output views, which it may modify.
   void setAfterStep(std::function<void(size_t, const std::vector<TensorView> &)> hook) { afterStep_ = std::move(hook); }
 

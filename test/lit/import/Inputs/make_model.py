@@ -89,8 +89,32 @@ def symbolic_dim():
     return model([helper.make_node("Sigmoid", ["x"], ["y"], name="n")], [tensor("x", ["batch", 4])], [tensor("y", ["batch", 4])], [])
 
 
+def op_too_new():
+    # Gelu exists from opset 20; at opset 18 it must be refused by name, not converted.
+    nodes = [scoped(helper.make_node("Gelu", ["x"], ["y"], name="node_gelu"), ["", "mlp", "gelu"], ["__main__.M", "__main__.Mlp", "aten.gelu"])]
+    return model(nodes, [tensor("x", [2, 4])], [tensor("y", [2, 4])], [], opset=18)
+
+
+def reduce_mean_attr_axes(opset):
+    # ReduceMean's axes are an attribute until opset 17 and an input from 18: the same node
+    # with an attribute imports at 17 and is refused at 18.
+    def make():
+        nodes = [helper.make_node("ReduceMean", ["x"], ["y"], name="node_mean", axes=[1], keepdims=0)]
+        return model(nodes, [tensor("x", [2, 4])], [tensor("y", [2])], [], opset=opset)
+    make.__name__ = f"reduce_mean_attr_axes_{opset}"
+    return make
+
+
+def reduce_mean_input_axes():
+    axes = numpy_helper.from_array(np.array([1], np.int64), "axes")
+    nodes = [helper.make_node("ReduceMean", ["x", "axes"], ["y"], name="node_mean", keepdims=0)]
+    return model(nodes, [tensor("x", [2, 4])], [tensor("y", [2])], [axes], opset=18)
+
+
 KINDS = {f.__name__: f for f in (linear_and_shapes, embedding_tied, unsupported_op, old_opset,
-                                  missing_external_data, symbolic_dim)}
+                                  missing_external_data, symbolic_dim, op_too_new,
+                                  reduce_mean_attr_axes(17), reduce_mean_attr_axes(18),
+                                  reduce_mean_input_axes)}
 
 if __name__ == "__main__":
     kind, out = sys.argv[1], sys.argv[2]

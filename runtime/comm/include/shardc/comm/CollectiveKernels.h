@@ -33,10 +33,15 @@ struct CollectiveKernel {
   std::string (*check)(const TensorView &in, const TensorView &out, const Attrs &attrs,
                        int64_t groupSize, uint64_t &scratchBytes);
   std::string (*run)(const CollectiveArgs &args);
+  // Whether the step moves data between ranks (shard_slice only takes the local chunk).
+  bool communicates = true;
 };
 
 // The collective kernel for `op`, or nullptr when `op` is not a collective step.
 const CollectiveKernel *lookupCollectiveKernel(std::string_view op);
+// A collective step that moves data between ranks (the table's `communicates`): the
+// executor's communication stream, the emitter's load steps and `shardc report` ask this.
+bool communicatesBetweenRanks(std::string_view op);
 std::vector<std::string> collectiveKernelNames();
 
 // A collective step's `axes` attribute: a list of mesh axis names (a single string is

@@ -10,8 +10,8 @@
 // Scalars are computed in f32. bf16/f16 values are loaded into f32 and rounded back (round to
 // nearest even) after every op whose result type is bf16/f16, as the CPU library kernels do,
 // so a fused chain gives the same bits as the ops run one by one. The conversions and the
-// activation formulas here match runtime/lib/Tensor.cpp and ActivationMath.h; a unit test
-// checks that they do.
+// conversions here match runtime/lib/Tensor.cpp (a unit test checks that they do), and the
+// elementwise formulas at the end are the ones every backend computes.
 #ifndef SHARDC_FUSED_PRELUDE_H
 #define SHARDC_FUSED_PRELUDE_H
 
@@ -33,6 +33,14 @@ SC_FN float sc_sin(float x) { return sinf(x); }
 SC_FN float sc_pow(float a, float b) { return powf(a, b); }
 SC_FN double sc_sqrt_d(double x) { return sqrt(x); }
 SC_FN double sc_log_d(double x) { return log(x); }
+SC_FN double sc_exp(double x) { return exp(x); }
+SC_FN double sc_log(double x) { return log(x); }
+SC_FN double sc_sqrt(double x) { return sqrt(x); }
+SC_FN double sc_tanh(double x) { return tanh(x); }
+SC_FN double sc_erf(double x) { return erf(x); }
+SC_FN double sc_cos(double x) { return cos(x); }
+SC_FN double sc_sin(double x) { return sin(x); }
+SC_FN double sc_pow(double a, double b) { return pow(a, b); }
 // Row kernels: one block per row, its threads striding over the row; sc_row_sum is a block
 // reduction that every thread of the block calls (blockDim a multiple of 32, at most 1024).
 #define SC_ROWS(r, n) for (long long r = blockIdx.x; r < (long long)(n); r += gridDim.x)
@@ -99,6 +107,14 @@ SC_FN float sc_sin(float x) { return std::sin(x); }
 SC_FN float sc_pow(float a, float b) { return std::pow(a, b); }
 SC_FN double sc_sqrt_d(double x) { return std::sqrt(x); }
 SC_FN double sc_log_d(double x) { return std::log(x); }
+SC_FN double sc_exp(double x) { return std::exp(x); }
+SC_FN double sc_log(double x) { return std::log(x); }
+SC_FN double sc_sqrt(double x) { return std::sqrt(x); }
+SC_FN double sc_tanh(double x) { return std::tanh(x); }
+SC_FN double sc_erf(double x) { return std::erf(x); }
+SC_FN double sc_cos(double x) { return std::cos(x); }
+SC_FN double sc_sin(double x) { return std::sin(x); }
+SC_FN double sc_pow(double a, double b) { return std::pow(a, b); }
 // Row kernels: rows in order, each row's elements in order (the library kernels' order).
 #define SC_ROWS(r, n) for (long long r = 0; r < (long long)(n); ++r)
 #define SC_COLS(j, n) for (long long j = 0; j < (long long)(n); ++j)
@@ -226,13 +242,46 @@ SC_FN void sc_store4_f16(unsigned short *p, const float v[4]) {
   sc_store4_u16(p, h);
 }
 
-// Activations, as ActivationMath.h writes them.
-SC_FN float sc_sigmoid(float x) { return 1.0f / (1.0f + sc_exp(-x)); }
-SC_FN float sc_silu(float x) { return x * sc_sigmoid(x); }
-SC_FN float sc_gelu_erf(float x) { return 0.5f * x * (1.0f + sc_erf(x * 0.70710678118654752440f)); }
-SC_FN float sc_gelu_tanh(float x) {
-  const float k = 0.79788456080286535588f;
-  return 0.5f * x * (1.0f + sc_tanh(k * (x + 0.044715f * x * x * x)));
-}
+// The scalar formula of every elementwise op, written once. This table is the single source
+// of an elementwise op's arithmetic: generated kernels (CPU and CUDA) call sc_op_<name>, the
+// CPU library kernels instantiate the same templates (compiler/lib constant folding runs those
+// kernels), and the compiler's ElementwiseOpInterface names the row to use. Columns:
+//   name   the formula's name (usually the sc op's mnemonic; GELU has one row per variant),
+//   arity  1 (operand a) or 2 (operands a, b),
+//   ints   how integer tensors are computed: `none` (float only), `wrap` (in the unsigned type
+//          of the same width: two's complement wrap-around), `trunc` (signed division, the
+//          divisor checked for 0 and -1 by the caller),
+//   expr   the formula over a (and b) of type T: float in generated kernels, float or double in
+//          the CPU library kernels.
+// Adding a row defines the kernel everywhere; the sc op names it (ScOps.td).
+#define SC_ELEMENTWISE_FORMULAS(X)                                                            \
+  X(add, 2, wrap, a + b)                                                                      \
+  X(sub, 2, wrap, a - b)                                                                      \
+  X(mul, 2, wrap, a * b)                                                                      \
+  X(div, 2, trunc, a / b)                                                                     \
+  X(pow, 2, none, sc_pow(a, b))                                                               \
+  X(neg, 1, wrap, -a)                                                                         \
+  X(sqrt, 1, none, sc_sqrt(a))                                                                \
+  X(reciprocal, 1, none, T(1) / a)                                                            \
+  X(exp, 1, none, sc_exp(a))                                                                  \
+  X(log, 1, none, sc_log(a))                                                                  \
+  X(tanh, 1, none, sc_tanh(a))                                                                \
+  X(sigmoid, 1, none, T(1) / (T(1) + sc_exp(-a)))                                             \
+  X(erf, 1, none, sc_erf(a))                                                                  \
+  X(cos, 1, none, sc_cos(a))                                                                  \
+  X(sin, 1, none, sc_sin(a))                                                                  \
+  X(relu, 1, none, a < T(0) ? T(0) : a)                                                       \
+  X(silu, 1, none, a * sc_op_sigmoid(a))                                                      \
+  X(gelu_erf, 1, none, T(0.5) * a * (T(1) + sc_erf(a * T(0.70710678118654752440))))           \
+  X(gelu_tanh, 1, none,                                                                       \
+    T(0.5) * a * (T(1) + sc_tanh(T(0.79788456080286535588) * (a + T(0.044715) * a * a * a)))) \
+  X(cast, 1, none, a)
+
+#define SC_FORMULA_PARAMS_1 T a
+#define SC_FORMULA_PARAMS_2 T a, T b
+#define SC_DEFINE_FORMULA(name, arity, ints, ...) \
+  template <typename T> SC_FN T sc_op_##name(SC_FORMULA_PARAMS_##arity) { return __VA_ARGS__; }
+SC_ELEMENTWISE_FORMULAS(SC_DEFINE_FORMULA)
+#undef SC_DEFINE_FORMULA
 
 #endif // SHARDC_FUSED_PRELUDE_H

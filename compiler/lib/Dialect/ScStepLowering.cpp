@@ -1,0 +1,229 @@
+// Each sc op's artifact step and cost (StepOpInterface, ScOpInterfaces.td): the ops whose step
+// is not simply their mnemonic without attributes, and whose cost is not the default. The
+// attributes are the runtime's (rt::Attrs), named as its kernels read them.
+#include "shardc/Dialect/ScDialect.h"
+#include "shardc/Sharding/Sharding.h"
+
+using namespace mlir;
+
+namespace shardc {
+
+namespace {
+
+RankedTensorType typeOf(Value v) { return cast<RankedTensorType>(v.getType()); }
+
+uint64_t bytesOf(Value v) {
+  RankedTensorType t = typeOf(v);
+  Type et = t.getElementType();
+  uint64_t width = et.isInteger(1) ? 1 : (et.getIntOrFloatBitWidth() + 7) / 8;
+  return uint64_t(t.getNumElements()) * width;
+}
+
+uint64_t trafficOf(Operation *op) {
+  uint64_t bytes = 0;
+  for (Value v : op->getOperands())
+    bytes += bytesOf(v);
+  for (Value v : op->getResults())
+    bytes += bytesOf(v);
+  return bytes;
+}
+
+// I64Attr accessors return uint64_t; axes are signed and normalised against the rank of the
+// op's first operand, so the runtime sees non-negative axes only.
+int64_t axisOf(Operation *op, uint64_t raw) {
+  int64_t axis = static_cast<int64_t>(raw);
+  int64_t rank = typeOf(op->getOperand(0)).getRank();
+  return axis < 0 ? axis + rank : axis;
+}
+
+std::vector<int64_t> ints(ArrayRef<int64_t> v) { return std::vector<int64_t>(v.begin(), v.end()); }
+
+std::vector<std::string> strings(ArrayAttr names) {
+  std::vector<std::string> out;
+  for (auto n : names.getAsValueRange<StringAttr>())
+    out.push_back(n.str());
+  return out;
+}
+
+LogicalResult lowered(StepDesc &step, StringRef kind) {
+  step.kind = kind.str();
+  return success();
+}
+
+// 2 M N K for a product whose result has `outElems` elements and contraction length `k`.
+OpCost contraction(Operation *op, int64_t k) {
+  uint64_t out = uint64_t(typeOf(op->getResult(0)).getNumElements());
+  return {2 * out * uint64_t(k), trafficOf(op)};
+}
+
+} // namespace
+
+// Elementwise ops, normalisations and data movement are bound by memory: their cost is the
+// bytes they move. Contractions and attention count their arithmetic (below).
+OpCost defaultOpCost(Operation *op) { return OpCost{0, trafficOf(op)}; }
+
+namespace sc {
+
+// Elementwise.
+LogicalResult GeluOp::lowerToStep(StepDesc &step) {
+  step.attrs.set("approximate", getApproximate().str());
+  return lowered(step, "gelu");
+}
+
+// Contractions.
+OpCost MatMulOp::getCost() { return contraction(*this, typeOf(getLhs()).getShape().back()); }
+LogicalResult GemmOp::lowerToStep(StepDesc &step) {
+  step.attrs.set("alpha", getAlpha().convertToDouble());
+  step.attrs.set("beta", getBeta().convertToDouble());
+  step.attrs.set("trans_a", getTransA());
+  step.attrs.set("trans_b", getTransB());
+  return lowered(step, "gemm");
+}
+OpCost GemmOp::getCost() {
+  ArrayRef<int64_t> a = typeOf(getA()).getShape();
+  return contraction(*this, getTransA() ? a[0] : a[1]);
+}
+LogicalResult LinearOp::lowerToStep(StepDesc &step) {
+  step.attrs.set("transpose_w", getTransposeWeight());
+  if (auto epilogue = getEpilogue())
+    step.attrs.set("epilogue", epilogue->str());
+  return lowered(step, "linear");
+}
+OpCost LinearOp::getCost() { return contraction(*this, typeOf(getInput()).getShape().back()); }
+
+// A table split on the vocabulary: the runtime derives the rank's first row from the axes.
+LogicalResult EmbeddingOp::lowerToStep(StepDesc &step) {
+  auto s = getSharding(getTable());
+  if (s && !s->dims.empty() && !s->dims[0].empty()) {
+    int64_t parts = 1;
+    auto mesh = MeshShape::fromModule(getOperation()->getParentOfType<ModuleOp>());
+    std::vector<std::string> axes;
+    for (auto &a : s->dims[0]) {
+      axes.push_back(a);
+      parts *= mesh ? mesh->size(a) : 1;
+    }
+    step.attrs.set("vocab_axes", std::move(axes));
+    step.attrs.set("vocab_size", typeOf(getTable()).getDimSize(0) * parts);
+  }
+  return lowered(step, "embedding");
+}
+
+// Normalisations.
+LogicalResult SoftmaxOp::lowerToStep(StepDesc &step) {
+  step.attrs.set("axis", axisOf(*this, getAxis()));
+  return lowered(step, "softmax");
+}
+LogicalResult LogSoftmaxOp::lowerToStep(StepDesc &step) {
+  step.attrs.set("axis", axisOf(*this, getAxis()));
+  return lowered(step, "log_softmax");
+}
+LogicalResult LayerNormOp::lowerToStep(StepDesc &step) {
+  step.attrs.set("axis", axisOf(*this, getAxis()));
+  step.attrs.set("epsilon", getEpsilon().convertToDouble());
+  return lowered(step, "layer_norm");
+}
+LogicalResult RmsNormOp::lowerToStep(StepDesc &step) {
+  step.attrs.set("axis", axisOf(*this, getAxis()));
+  step.attrs.set("epsilon", getEpsilon().convertToDouble());
+  return lowered(step, "rms_norm");
+}
+
+// Attention: 2 (D + Dv) FLOPs per query-key pair scored; a causal step scores the pairs on
+// and below the upper-left diagonal (row i sees min(i + 1, T) keys).
+LogicalResult AttentionOp::lowerToStep(StepDesc &step) {
+  step.attrs.set("scale", getScale().convertToDouble());
+  step.attrs.set("causal", getCausal());
+  return lowered(step, "attention");
+}
+OpCost AttentionOp::getCost() {
+  ArrayRef<int64_t> q = typeOf(getOperand(0)).getShape(), k = typeOf(getOperand(1)).getShape(),
+                    v = typeOf(getOperand(2)).getShape();
+  OpCost c{0, trafficOf(*this)};
+  if (q.size() != 4 || k.size() != 4 || v.size() != 4)
+    return c;
+  const int64_t S = q[2], T = k[2];
+  uint64_t pairs = uint64_t(S) * uint64_t(T);
+  if (getCausal()) {
+    const int64_t full = std::min(S, T);
+    pairs = uint64_t(full) * uint64_t(full + 1) / 2 + uint64_t(S - full) * uint64_t(T);
+  }
+  c.flops = 2 * uint64_t(q[0]) * uint64_t(q[1]) * pairs * uint64_t(q[3] + v[3]);
+  return c;
+}
+
+// Reductions.
+template <typename R> static LogicalResult lowerReduce(R op, StepDesc &step, StringRef kind) {
+  step.attrs.set("axes", ints(op.getAxes()));
+  step.attrs.set("keepdims", op.getKeepdims());
+  return lowered(step, kind);
+}
+LogicalResult ReduceMeanOp::lowerToStep(StepDesc &step) { return lowerReduce(*this, step, "reduce_mean"); }
+LogicalResult ReduceSumOp::lowerToStep(StepDesc &step) { return lowerReduce(*this, step, "reduce_sum"); }
+LogicalResult ReduceMaxOp::lowerToStep(StepDesc &step) { return lowerReduce(*this, step, "reduce_max"); }
+
+// Data movement. Reshapes of row-major data are copies (the memory plan may alias them).
+LogicalResult ReshapeOp::lowerToStep(StepDesc &step) { return lowered(step, "copy"); }
+LogicalResult UnsqueezeOp::lowerToStep(StepDesc &step) { return lowered(step, "copy"); }
+LogicalResult SqueezeOp::lowerToStep(StepDesc &step) { return lowered(step, "copy"); }
+LogicalResult TransposeOp::lowerToStep(StepDesc &step) {
+  step.attrs.set("perm", ints(getPerm()));
+  return lowered(step, "transpose");
+}
+LogicalResult SliceOp::lowerToStep(StepDesc &step) {
+  step.attrs.set("starts", ints(getStarts()));
+  step.attrs.set("steps", ints(getSteps()));
+  return lowered(step, "slice");
+}
+LogicalResult ConcatOp::lowerToStep(StepDesc &step) {
+  step.attrs.set("axis", axisOf(*this, getAxis()));
+  return lowered(step, "concat");
+}
+LogicalResult SplitOp::lowerToStep(StepDesc &step) {
+  step.attrs.set("axis", axisOf(*this, getAxis()));
+  return lowered(step, "split");
+}
+LogicalResult GatherOp::lowerToStep(StepDesc &step) {
+  step.attrs.set("axis", axisOf(*this, getAxis()));
+  return lowered(step, "gather");
+}
+LogicalResult GatherElementsOp::lowerToStep(StepDesc &step) {
+  step.attrs.set("axis", axisOf(*this, getAxis()));
+  return lowered(step, "gather_elements");
+}
+LogicalResult TriluOp::lowerToStep(StepDesc &step) {
+  step.attrs.set("upper", getUpper());
+  step.attrs.set("k", static_cast<int64_t>(getK()));
+  return lowered(step, "trilu");
+}
+
+// Collectives: the mesh axes of the group, and the dims they split or concatenate.
+LogicalResult AllReduceOp::lowerToStep(StepDesc &step) {
+  step.attrs.set("axes", strings(getAxes()));
+  step.attrs.set("reduce", getReduce().str());
+  return lowered(step, "all_reduce");
+}
+LogicalResult AllGatherOp::lowerToStep(StepDesc &step) {
+  step.attrs.set("axes", strings(getAxes()));
+  step.attrs.set("dim", axisOf(*this, getDim()));
+  return lowered(step, "all_gather");
+}
+LogicalResult ReduceScatterOp::lowerToStep(StepDesc &step) {
+  step.attrs.set("axes", strings(getAxes()));
+  step.attrs.set("dim", axisOf(*this, getDim()));
+  step.attrs.set("reduce", getReduce().str());
+  return lowered(step, "reduce_scatter");
+}
+LogicalResult AllToAllOp::lowerToStep(StepDesc &step) {
+  step.attrs.set("axes", strings(getAxes()));
+  step.attrs.set("split_dim", axisOf(*this, getSplitDim()));
+  step.attrs.set("concat_dim", axisOf(*this, getConcatDim()));
+  return lowered(step, "all_to_all");
+}
+LogicalResult ShardSliceOp::lowerToStep(StepDesc &step) {
+  step.attrs.set("axes", strings(getAxes()));
+  step.attrs.set("dim", axisOf(*this, getDim()));
+  return lowered(step, "shard_slice");
+}
+
+} // namespace sc
+} // namespace shardc

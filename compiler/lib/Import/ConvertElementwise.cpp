@@ -1,0 +1,113 @@
+// Importer converters for elementwise ONNX ops: binary arithmetic and comparison, unary
+// math, Where, Cast, Identity and Gelu.
+#include "ImporterImpl.h"
+
+#include "shardc/Dialect/ScDialect.h"
+#include "shardc/Dialect/ScShapes.h"
+
+namespace shardc::importer {
+
+namespace {
+
+using sc::broadcastShapes;
+
+template <typename OpTy> Converter binary(bool boolResult = false) {
+  return [boolResult](NodeCtx &n) -> LogicalResult {
+    if (failed(needInputs(n, 2)))
+      return failure();
+    SmallVector<int64_t> shape;
+    if (!broadcastShapes(n.shape(0), n.shape(1), shape))
+      return n.im.fail("shapes " + shapeStr(n.shape(0)) + " and " + shapeStr(n.shape(1)) + " do not broadcast");
+    Value lhs = n.in(0), rhs = n.in(1);
+    if (n.elem(0) != n.elem(1) && !std::is_same_v<OpTy, sc::PowOp>)
+      return n.im.fail("operand element types differ");
+    Type et = boolResult ? Type(n.im.builder.getI1Type()) : n.elem(0);
+    n.results.push_back(n.im.build<OpTy>(n, n.tensor(shape, et), lhs, rhs));
+    return success();
+  };
+}
+
+template <typename OpTy> Converter unary(bool boolResult = false) {
+  return [boolResult](NodeCtx &n) -> LogicalResult {
+    if (failed(needInputs(n, 1)))
+      return failure();
+    Type et = boolResult ? Type(n.im.builder.getI1Type()) : n.elem(0);
+    n.results.push_back(n.im.build<OpTy>(n, n.tensor(n.shape(0), et), n.in(0)));
+    return success();
+  };
+}
+
+LogicalResult convertWhere(NodeCtx &n) {
+  if (failed(needInputs(n, 3)))
+    return failure();
+  SmallVector<int64_t> s1, s2;
+  if (!broadcastShapes(n.shape(0), n.shape(1), s1) || !broadcastShapes(s1, n.shape(2), s2))
+    return n.im.fail("Where operand shapes do not broadcast");
+  if (!n.elem(0).isInteger(1))
+    return n.im.fail("Where condition must be bool");
+  n.results.push_back(n.im.build<sc::WhereOp>(n, n.tensor(s2, n.elem(1)), n.in(0), n.in(1), n.in(2)));
+  return success();
+}
+
+LogicalResult convertCast(NodeCtx &n) {
+  if (failed(needInputs(n, 1)))
+    return failure();
+  auto et = elementTypeOf(&n.im.ctx, n.intAttr("to", 0));
+  if (!et)
+    return n.im.fail("Cast to unsupported type " + llvm::Twine(n.intAttr("to", 0)));
+  if (*et == n.elem(0)) {
+    n.results.push_back(n.in(0));
+    return success();
+  }
+  n.results.push_back(n.im.build<sc::CastOp>(n, n.tensor(n.shape(0), *et), n.in(0)));
+  return success();
+}
+
+LogicalResult convertGelu(NodeCtx &n) {
+  if (failed(needInputs(n, 1)))
+    return failure();
+  std::string approx = n.strAttr("approximate", "none");
+  if (approx != "none" && approx != "tanh")
+    return n.im.fail("Gelu approximate='" + approx + "' is not supported");
+  n.results.push_back(sc::GeluOp::create(n.im.builder, n.loc, n.type(0), n.in(0), n.im.builder.getStringAttr(approx)));
+  return success();
+}
+
+// ONNX Attention (opset 23) in its 4-D form [B, H, S, D] without KV cache.
+LogicalResult convertIdentity(NodeCtx &n) {
+  if (failed(needInputs(n, 1)))
+    return failure();
+  n.results.push_back(n.in(0));
+  return success();
+}
+
+} // namespace
+
+void registerElementwiseConverters(ConverterRegistry &r) {
+  // Since-versions are those whose semantics the converter implements: numpy-style
+  // broadcasting (7), no consumed_inputs attribute (6), Cast's integer `to` (6).
+  r.onOp("Add", 7, binary<sc::AddOp>());
+  r.onOp("Sub", 7, binary<sc::SubOp>());
+  r.onOp("Mul", 7, binary<sc::MulOp>());
+  r.onOp("Div", 7, binary<sc::DivOp>());
+  r.onOp("Pow", 7, binary<sc::PowOp>());
+  r.onOp("Equal", 7, binary<sc::EqualOp>(true));
+  r.onOp("Where", 9, convertWhere);
+  r.onOp("Neg", 6, unary<sc::NegOp>());
+  r.onOp("Sqrt", 6, unary<sc::SqrtOp>());
+  r.onOp("Reciprocal", 6, unary<sc::ReciprocalOp>());
+  r.onOp("Exp", 6, unary<sc::ExpOp>());
+  r.onOp("Log", 6, unary<sc::LogOp>());
+  r.onOp("Tanh", 6, unary<sc::TanhOp>());
+  r.onOp("Sigmoid", 6, unary<sc::SigmoidOp>());
+  r.onOp("Erf", 9, unary<sc::ErfOp>());
+  r.onOp("Cos", 7, unary<sc::CosOp>());
+  r.onOp("Sin", 7, unary<sc::SinOp>());
+  r.onOp("Relu", 6, unary<sc::ReluOp>());
+  r.onOp("IsNaN", 9, unary<sc::IsNaNOp>(true));
+  r.onOp("Gelu", 20, convertGelu);
+  r.onOp("Cast", 6, convertCast);
+  r.onOp("Identity", 1, convertIdentity);
+}
+
+} // namespace shardc::importer

@@ -1,0 +1,212 @@
+// Importer converters for the neural-network ops: MatMul, Gemm, reductions, Softmax,
+// LogSoftmax, LayerNormalization, RMSNormalization, Attention and RotaryEmbedding.
+#include "ImporterImpl.h"
+
+#include "shardc/Dialect/ScDialect.h"
+#include "shardc/Dialect/ScShapes.h"
+
+#include <cmath>
+#include <limits>
+
+namespace shardc::importer {
+
+namespace {
+
+using sc::broadcastShapes;
+
+LogicalResult convertMatMul(NodeCtx &n) {
+  if (failed(needInputs(n, 2)))
+    return failure();
+  ArrayRef<int64_t> a = n.shape(0), b = n.shape(1);
+  if (a.empty() || b.empty())
+    return n.im.fail("MatMul operands must have rank >= 1");
+  int64_t ka = a.back(), kb = b.size() == 1 ? b[0] : b[b.size() - 2];
+  if (ka != kb)
+    return n.im.fail("contracting dims differ: " + shapeStr(a) + " . " + shapeStr(b));
+  SmallVector<int64_t> batch;
+  if (!broadcastShapes(a.size() > 2 ? a.drop_back(2) : ArrayRef<int64_t>(), b.size() > 2 ? b.drop_back(2) : ArrayRef<int64_t>(), batch))
+    return n.im.fail("batch dims do not broadcast: " + shapeStr(a) + " . " + shapeStr(b));
+  SmallVector<int64_t> out(batch);
+  if (a.size() >= 2) out.push_back(a[a.size() - 2]);
+  if (b.size() >= 2) out.push_back(b.back());
+  if (n.elem(0) != n.elem(1))
+    return n.im.fail("operand element types differ");
+  n.results.push_back(n.im.build<sc::MatMulOp>(n, n.tensor(out, n.elem(0)), n.in(0), n.in(1)));
+  return success();
+}
+
+LogicalResult convertGemm(NodeCtx &n) {
+  if (failed(needInputs(n, 2)))
+    return failure();
+  bool ta = n.intAttr("transA", 0), tb = n.intAttr("transB", 0);
+  ArrayRef<int64_t> a = n.shape(0), b = n.shape(1);
+  if (a.size() != 2 || b.size() != 2)
+    return n.im.fail("Gemm needs 2-D A and B");
+  SmallVector<int64_t> out{ta ? a[1] : a[0], tb ? b[0] : b[1]};
+  auto &bld = n.im.builder;
+  auto op = sc::GemmOp::create(bld, n.loc, n.tensor(out, n.elem(0)), n.in(0), n.in(1), n.in(2),
+                               bld.getF32FloatAttr(n.floatAttr("alpha", 1.0f)), bld.getF32FloatAttr(n.floatAttr("beta", 1.0f)),
+                               bld.getBoolAttr(ta), bld.getBoolAttr(tb));
+  n.results.push_back(op);
+  return success();
+}
+
+// Where a reduction's axes come from: an attribute until ReduceSum-13 / ReduceMean-18 /
+// ReduceMax-18, then an optional input. An empty list reduces every axis, unless
+// noop_with_empty_axes (which came with the input form) says to pass the input through.
+enum class ReduceAxes { Attribute, Input };
+
+template <typename OpTy> Converter reduce(ReduceAxes from) {
+  return [from](NodeCtx &n) -> LogicalResult {
+    if (failed(needInputs(n, 1)))
+      return failure();
+    int64_t rank = n.shape(0).size();
+    SmallVector<int64_t> axes;
+    llvm::StringRef op(n.node.op_type());
+    if (from == ReduceAxes::Input) {
+      if (n.attr("axes"))
+        return n.im.fail(op + " takes its axes as an input at opset " + llvm::Twine(n.im.opset) +
+                         ", not as an attribute");
+      if (n.in(1)) {
+        auto a = constOperand(n, 1, "reduction axes");
+        if (failed(a)) return failure();
+        axes = *a;
+      }
+    } else {
+      if (n.in(1))
+        return n.im.fail(op + " takes its axes as an attribute at opset " + llvm::Twine(n.im.opset) +
+                         ", not as an input");
+      if (auto a = n.intsAttr("axes"))
+        axes = *a;
+    }
+    if (axes.empty()) {
+      if (n.intAttr("noop_with_empty_axes", 0)) {
+        n.results.push_back(n.in(0));
+        return success();
+      }
+      for (int64_t i = 0; i < rank; ++i) axes.push_back(i);
+    }
+    for (int64_t &a : axes) {
+      a = normAxis(a, rank);
+      if (a < 0 || a >= rank)
+        return n.im.fail("reduction axis out of range");
+    }
+    llvm::sort(axes);
+    axes.erase(std::unique(axes.begin(), axes.end()), axes.end());
+    bool keep = n.intAttr("keepdims", 1);
+    SmallVector<int64_t> out;
+    for (int64_t i = 0; i < rank; ++i) {
+      if (llvm::is_contained(axes, i)) {
+        if (keep) out.push_back(1);
+      } else {
+        out.push_back(n.shape(0)[i]);
+      }
+    }
+    auto &b = n.im.builder;
+    n.results.push_back(n.im.build<OpTy>(n, n.tensor(out, n.elem(0)), n.in(0), b.getDenseI64ArrayAttr(axes), b.getBoolAttr(keep)));
+    return success();
+  };
+}
+
+template <bool log> LogicalResult convertSoftmax(NodeCtx &n) {
+  if (failed(needInputs(n, 1)))
+    return failure();
+  int64_t rank = n.shape(0).size();
+  int64_t axis = normAxis(n.intAttr("axis", -1), rank);
+  if (axis < 0 || axis >= rank)
+    return n.im.fail("softmax axis out of range");
+  auto t = n.type(0);
+  auto ax = n.im.builder.getI64IntegerAttr(axis);
+  if constexpr (log)
+    n.results.push_back(n.im.build<sc::LogSoftmaxOp>(n, t, n.in(0), ax));
+  else
+    n.results.push_back(n.im.build<sc::SoftmaxOp>(n, t, n.in(0), ax));
+  return success();
+}
+
+LogicalResult convertLayerNorm(NodeCtx &n) {
+  if (failed(needInputs(n, 2)))
+    return failure();
+  if (n.node.output_size() > 1)
+    for (int i = 1; i < n.node.output_size(); ++i)
+      if (!n.node.output(i).empty())
+        return n.im.fail("LayerNormalization's Mean/InvStdDev outputs are not supported");
+  int64_t rank = n.shape(0).size();
+  int64_t axis = normAxis(n.intAttr("axis", -1), rank);
+  auto &b = n.im.builder;
+  n.results.push_back(sc::LayerNormOp::create(b, n.loc, n.type(0), n.in(0), n.in(1), n.in(2), b.getI64IntegerAttr(axis),
+                                              b.getF32FloatAttr(n.floatAttr("epsilon", 1e-5f))));
+  return success();
+}
+
+LogicalResult convertRmsNorm(NodeCtx &n) {
+  if (failed(needInputs(n, 2)))
+    return failure();
+  int64_t rank = n.shape(0).size();
+  int64_t axis = normAxis(n.intAttr("axis", -1), rank);
+  auto &b = n.im.builder;
+  n.results.push_back(sc::RmsNormOp::create(b, n.loc, n.type(0), n.in(0), n.in(1), b.getI64IntegerAttr(axis),
+                                            b.getF32FloatAttr(n.floatAttr("epsilon", 1e-5f))));
+  return success();
+}
+
+LogicalResult convertAttention(NodeCtx &n) {
+  if (failed(needInputs(n, 3)))
+    return failure();
+  if (n.shape(0).size() != 4 || n.shape(1).size() != 4 || n.shape(2).size() != 4)
+    return n.im.fail("only the 4-D [batch, heads, seq, head_dim] form of Attention is supported");
+  if (n.in(4) || n.in(5) || n.node.output_size() > 1)
+    return n.im.fail("Attention with past key/value (KV cache) is not supported");
+  if (n.in(6))
+    return n.im.fail("Attention with nonpad_kv_seqlen (opset 24) is not supported");
+  if (n.floatAttr("softcap", 0.0f) != 0.0f)
+    return n.im.fail("Attention softcap is not supported");
+  if (n.intAttr("qk_matmul_output_mode", 0) != 0)
+    return n.im.fail("Attention qk_matmul_output_mode is not supported");
+  auto &b = n.im.builder;
+  float scale = n.floatAttr("scale", 1.0f / std::sqrt((float)n.shape(0)[3]));
+  Value mask = n.in(3);
+  if (mask && n.elem(3).isInteger(1)) {
+    // Boolean masks say where attention is allowed; as an additive mask that is 0 / -inf.
+    Value zero = n.im.floatConst(0.0, n.elem(0));
+    Value ninf = n.im.floatConst(-std::numeric_limits<double>::infinity(), n.elem(0));
+    mask = n.im.build<sc::WhereOp>(n, n.tensor(n.shape(3), n.elem(0)), mask, zero, ninf);
+  }
+  SmallVector<int64_t> out{n.shape(0)[0], n.shape(0)[1], n.shape(0)[2], n.shape(2)[3]};
+  n.results.push_back(sc::AttentionOp::create(b, n.loc, n.tensor(out, n.elem(0)), n.in(0), n.in(1), n.in(2), mask,
+                                              b.getF32FloatAttr(scale), b.getBoolAttr(n.intAttr("is_causal", 0))));
+  return success();
+}
+
+LogicalResult convertRotaryEmbedding(NodeCtx &n) {
+  if (failed(needInputs(n, 3)))
+    return failure();
+  auto &b = n.im.builder;
+  n.results.push_back(sc::RotaryEmbeddingOp::create(b, n.loc, n.type(0), n.in(0), n.in(1), n.in(2), n.in(3),
+                                                    b.getBoolAttr(n.intAttr("interleaved", 0)),
+                                                    b.getI64IntegerAttr(n.intAttr("rotary_embedding_dim", 0)),
+                                                    b.getI64IntegerAttr(n.intAttr("num_heads", 0))));
+  return success();
+}
+
+} // namespace
+
+void registerNNConverters(ConverterRegistry &r) {
+  r.onOp("MatMul", 1, convertMatMul);
+  r.onOp("Gemm", 11, convertGemm); // C optional since 11
+  r.onOp("Softmax", 13, convertSoftmax</*log=*/false>); // one axis, default -1, since 13
+  r.onOp("LogSoftmax", 13, convertSoftmax</*log=*/true>);
+  r.onOp("LayerNormalization", 17, convertLayerNorm);
+  r.onOp("RMSNormalization", 23, convertRmsNorm);
+  r.onOp("RotaryEmbedding", 23, convertRotaryEmbedding);
+  r.onOp("Attention", 23, convertAttention);
+  // The reduction axes moved from an attribute to an input: ReduceSum in opset 13, the
+  // others in 18. ReduceSum's attribute form (before 13) is below the importer's opsets.
+  r.onOp("ReduceSum", 13, reduce<sc::ReduceSumOp>(ReduceAxes::Input));
+  r.onOp("ReduceMean", 1, reduce<sc::ReduceMeanOp>(ReduceAxes::Attribute));
+  r.onOp("ReduceMean", 18, reduce<sc::ReduceMeanOp>(ReduceAxes::Input));
+  r.onOp("ReduceMax", 1, reduce<sc::ReduceMaxOp>(ReduceAxes::Attribute));
+  r.onOp("ReduceMax", 18, reduce<sc::ReduceMaxOp>(ReduceAxes::Input));
+}
+
+} // namespace shardc::importer

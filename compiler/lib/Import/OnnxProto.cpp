@@ -1,0 +1,176 @@
+// Protobuf-level helpers of the ONNX importer: where each initializer's raw_data lies in the
+// file, ONNX element types as MLIR types, and the module path and class of a node.
+#include "ImporterImpl.h"
+
+#include "llvm/ADT/StringExtras.h"
+
+namespace shardc::importer {
+
+namespace {
+
+//===----------------------------------------------------------------------===//
+// Wire-level scan: where each initializer's raw_data lies in the model file, so weights can
+// be referenced by offset instead of copied (the generated classes do not expose offsets).
+//===----------------------------------------------------------------------===//
+
+struct WireReader {
+  const uint8_t *p, *end;
+  bool ok = true;
+  uint64_t varint() {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64 && p < end; shift += 7) {
+      uint8_t b = *p++;
+      v |= uint64_t(b & 0x7f) << shift;
+      if (!(b & 0x80))
+        return v;
+    }
+    ok = false;
+    return 0;
+  }
+  // Skips a field of wire type `wt`; returns false on malformed input.
+  bool skip(unsigned wt) {
+    switch (wt) {
+    case 0: varint(); return ok;
+    case 1: if (end - p < 8) return ok = false; p += 8; return true;
+    case 5: if (end - p < 4) return ok = false; p += 4; return true;
+    case 2: {
+      uint64_t n = varint();
+      if (!ok || n > uint64_t(end - p)) return ok = false;
+      p += n;
+      return true;
+    }
+    default: return ok = false;
+    }
+  }
+};
+
+} // namespace
+
+void locateRawData(const uint8_t *base, size_t size, llvm::StringMap<std::pair<uint64_t, uint64_t>> &out) {
+  WireReader model{base, base + size};
+  while (model.ok && model.p < model.end) {
+    uint64_t tag = model.varint();
+    if (!model.ok) return;
+    if (tag == ((7u << 3) | 2)) { // graph
+      uint64_t n = model.varint();
+      if (!model.ok || n > uint64_t(model.end - model.p)) return;
+      WireReader graph{model.p, model.p + n};
+      while (graph.ok && graph.p < graph.end) {
+        uint64_t gtag = graph.varint();
+        if (!graph.ok) return;
+        if (gtag == ((5u << 3) | 2)) { // initializer
+          uint64_t tn = graph.varint();
+          if (!graph.ok || tn > uint64_t(graph.end - graph.p)) return;
+          WireReader t{graph.p, graph.p + tn};
+          std::string name;
+          std::pair<uint64_t, uint64_t> raw{0, 0};
+          bool hasRaw = false;
+          while (t.ok && t.p < t.end) {
+            uint64_t ttag = t.varint();
+            if (!t.ok) break;
+            unsigned field = ttag >> 3, wt = ttag & 7;
+            if ((field == 8 || field == 9) && wt == 2) {
+              uint64_t len = t.varint();
+              if (!t.ok || len > uint64_t(t.end - t.p)) break;
+              if (field == 8)
+                name.assign(reinterpret_cast<const char *>(t.p), len);
+              else {
+                raw = {uint64_t(t.p - base), len};
+                hasRaw = true;
+              }
+              t.p += len;
+            } else if (!t.skip(wt)) {
+              break;
+            }
+          }
+          if (hasRaw && !name.empty())
+            out[name] = raw;
+          graph.p += tn;
+        } else if (!graph.skip(gtag & 7)) {
+          return;
+        }
+      }
+      model.p += n;
+    } else if (!model.skip(tag & 7)) {
+      return;
+    }
+  }
+}
+
+std::optional<Type> elementTypeOf(MLIRContext *ctx, int32_t dt) {
+  switch (dt) {
+  case onnx::TensorProto::FLOAT: return Float32Type::get(ctx);
+  case onnx::TensorProto::DOUBLE: return Float64Type::get(ctx);
+  case onnx::TensorProto::FLOAT16: return Float16Type::get(ctx);
+  case onnx::TensorProto::BFLOAT16: return BFloat16Type::get(ctx);
+  case onnx::TensorProto::INT64: return IntegerType::get(ctx, 64);
+  case onnx::TensorProto::INT32: return IntegerType::get(ctx, 32);
+  case onnx::TensorProto::INT8: return IntegerType::get(ctx, 8);
+  case onnx::TensorProto::UINT8: return IntegerType::get(ctx, 8, IntegerType::Unsigned);
+  case onnx::TensorProto::BOOL: return IntegerType::get(ctx, 1);
+  default: return std::nullopt;
+  }
+}
+
+int64_t byteWidth(Type t) { return t.isInteger(1) ? 1 : (t.getIntOrFloatBitWidth() + 7) / 8; }
+
+std::string shapeStr(ArrayRef<int64_t> s) {
+  std::string r;
+  for (auto [i, d] : llvm::enumerate(s))
+    r += (i ? "x" : "") + std::to_string(d);
+  return r.empty() ? "scalar" : r;
+}
+
+static std::vector<std::string> parsePyList(llvm::StringRef s) {
+  std::vector<std::string> items;
+  s = s.trim();
+  if (!s.consume_front("[") || !s.consume_back("]"))
+    return items;
+  while (!s.empty()) {
+    s = s.ltrim(" ,");
+    if (s.empty())
+      break;
+    char q = s.front();
+    if (q != '\'' && q != '"')
+      break;
+    size_t close = s.find(q, 1);
+    if (close == StringRef::npos)
+      break;
+    items.push_back(s.substr(1, close - 1).str());
+    s = s.drop_front(close + 1);
+  }
+  return items;
+}
+
+
+ModuleInfo moduleOf(const onnx::NodeProto &node) {
+  ModuleInfo info;
+  for (const auto &kv : node.metadata_props()) {
+    if (kv.key() == "pkg.torch.onnx.name_scopes") {
+      auto scopes = parsePyList(kv.value());
+      // The last entry names the op itself; the one before is its deepest module.
+      if (scopes.size() >= 2)
+        info.path = scopes[scopes.size() - 2];
+    } else if (kv.key() == "pkg.torch.onnx.class_hierarchy") {
+      auto classes = parsePyList(kv.value());
+      if (classes.size() >= 2)
+        info.cls = classes[classes.size() - 2];
+    }
+  }
+  if (info.path.empty() && llvm::StringRef(node.name()).starts_with("/")) {
+    llvm::SmallVector<llvm::StringRef> parts;
+    llvm::StringRef(node.name()).drop_front().split(parts, '/');
+    if (parts.size() >= 2) {
+      parts.pop_back();
+      info.path = llvm::join(parts, ".");
+    }
+  }
+  return info;
+}
+
+bool looksLikeModuleParam(llvm::StringRef name) {
+  return name.contains('.') && !name.starts_with("onnx::") && !name.starts_with("val_") &&
+         !name.starts_with("/");
+}
+
+} // namespace shardc::importer

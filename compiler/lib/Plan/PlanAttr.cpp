@@ -1,0 +1,199 @@
+// The plan printed as YAML (shardc plan --print) and carried in the IR as the sc.plan attribute.
+#include "shardc/Plan/Plan.h"
+
+#include "PlanInternal.h"
+
+#include "shardc/Dialect/ScDialect.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/Support/FormatVariadic.h"
+
+using namespace mlir;
+using llvm::StringRef;
+
+namespace shardc {
+using namespace plan;
+
+//===----------------------------------------------------------------------===//
+// Printing and the IR attribute
+//===----------------------------------------------------------------------===//
+
+static std::string yamlQuote(StringRef s) {
+  std::string q = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\')
+      q += '\\';
+    q += c;
+  }
+  return q + "\"";
+}
+
+static StringRef yamlBool(bool b) { return b ? "true" : "false"; }
+
+std::string printPlanYaml(const Plan &plan, const std::map<std::string, TpStyle> &resolved) {
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  os << "# shardc plan (docs/plan.md); outermost mesh axis first\n";
+  os << "mesh: {";
+  for (auto [i, a] : llvm::enumerate(plan.mesh.axes))
+    os << (i ? ", " : "") << a.first << ": " << a.second;
+  os << "}";
+  if (plan.mesh.isResolved())
+    os << "   # world size " << plan.mesh.worldSize();
+  os << "\n";
+  if (plan.tpAuto) {
+    os << "tp_plan: auto\n";
+  } else if (plan.tpPlan.empty()) {
+    os << "tp_plan: {}\n";
+  } else {
+    os << "tp_plan:\n";
+    for (const auto &[glob, style] : plan.tpPlan)
+      os << "  " << yamlQuote(glob) << ": " << stringifyTpStyle(style) << "\n";
+  }
+  os << "sequence_parallel: " << yamlBool(plan.sequenceParallel) << "\n";
+  os << "mp_policy: {param_dtype: " << stringifyDType(plan.mp.paramDtype)
+     << ", reduce_dtype: " << stringifyDType(plan.mp.reduceDtype)
+     << ", output_dtype: " << stringifyDType(plan.mp.outputDtype) << "}\n";
+  os << "reshard_after_forward: " << yamlBool(plan.reshardAfterForward) << "\n";
+  os << "activation_checkpointing: " << yamlBool(plan.activationCheckpointing) << "\n";
+  os << "mode: " << stringifyMode(plan.mode) << "\n";
+  os << "defer_fsdp_grad_sync: " << yamlBool(plan.deferFsdpGradSync) << "\n";
+  os << "enable_fsdp2_prefetch: " << yamlBool(plan.fsdpPrefetch) << "\n";
+  if (!resolved.empty()) {
+    os << "# resolved: " << resolved.size() << " modules\n";
+    for (const auto &[path, style] : resolved)
+      os << "#   " << path << ": " << stringifyTpStyle(style) << "\n";
+  }
+  return s;
+}
+
+DictionaryAttr planToAttr(MLIRContext *ctx, const Plan &plan) {
+  Builder b(ctx);
+  SmallVector<Attribute> axisNames;
+  SmallVector<int64_t> shape;
+  for (const auto &[name, size] : plan.mesh.axes) {
+    axisNames.push_back(b.getStringAttr(name));
+    shape.push_back(size);
+  }
+  SmallVector<NamedAttribute> attrs{
+      b.getNamedAttr("mesh_axes", b.getArrayAttr(axisNames)),
+      b.getNamedAttr("mesh_shape", b.getDenseI64ArrayAttr(shape)),
+      b.getNamedAttr("sequence_parallel", b.getBoolAttr(plan.sequenceParallel)),
+      b.getNamedAttr("mp_policy", b.getDictionaryAttr({
+                                      b.getNamedAttr("param_dtype", b.getStringAttr(stringifyDType(plan.mp.paramDtype))),
+                                      b.getNamedAttr("reduce_dtype", b.getStringAttr(stringifyDType(plan.mp.reduceDtype))),
+                                      b.getNamedAttr("output_dtype", b.getStringAttr(stringifyDType(plan.mp.outputDtype))),
+                                  })),
+      b.getNamedAttr("reshard_after_forward", b.getBoolAttr(plan.reshardAfterForward)),
+      b.getNamedAttr("activation_checkpointing", b.getBoolAttr(plan.activationCheckpointing)),
+      b.getNamedAttr("mode", b.getStringAttr(stringifyMode(plan.mode))),
+      b.getNamedAttr("defer_fsdp_grad_sync", b.getBoolAttr(plan.deferFsdpGradSync)),
+      b.getNamedAttr("enable_fsdp2_prefetch", b.getBoolAttr(plan.fsdpPrefetch)),
+  };
+  if (plan.tpAuto) {
+    attrs.push_back(b.getNamedAttr("tp_plan", b.getStringAttr("auto")));
+  } else {
+    SmallVector<Attribute> rules;
+    for (const auto &[glob, style] : plan.tpPlan)
+      rules.push_back(b.getStrArrayAttr({glob, stringifyTpStyle(style)}));
+    attrs.push_back(b.getNamedAttr("tp_plan", b.getArrayAttr(rules)));
+  }
+  if (!plan.resolved.empty()) {
+    SmallVector<NamedAttribute> res;
+    for (const auto &[path, style] : plan.resolved)
+      res.push_back(b.getNamedAttr(path, b.getStringAttr(stringifyTpStyle(style))));
+    attrs.push_back(b.getNamedAttr("resolved", b.getDictionaryAttr(res)));
+  }
+  return b.getDictionaryAttr(attrs);
+}
+
+llvm::Expected<Plan> planFromAttr(DictionaryAttr attr) {
+  if (!attr)
+    return err("sc.plan: missing");
+  auto bad = [](const llvm::Twine &what) { return err("sc.plan: " + what); };
+  Plan plan;
+  auto names = attr.getAs<ArrayAttr>("mesh_axes");
+  auto shape = attr.getAs<DenseI64ArrayAttr>("mesh_shape");
+  if (!names || !shape || names.size() != static_cast<size_t>(shape.size()))
+    return bad("mesh_axes and mesh_shape must be an array of names and an array<i64> of the same length");
+  Mesh mesh;
+  mesh.axes.clear();
+  for (auto [n, size] : llvm::zip(names, shape.asArrayRef())) {
+    auto name = dyn_cast<StringAttr>(n);
+    if (!name || !llvm::is_contained(kAxisNames, name.getValue()))
+      return bad("unknown mesh axis in mesh_axes");
+    if (auto e = checkAxisSize(name.getValue(), size))
+      return bad(llvm::toString(std::move(e)));
+    mesh.axes.emplace_back(name.getValue().str(), size);
+  }
+  if (mesh.axes.size() != std::size(kAxisNames) ||
+      !llvm::all_of(llvm::enumerate(mesh.axes), [](auto a) { return a.value().first == kAxisNames[a.index()]; }))
+    return bad("mesh_axes must be [dp_replicate, dp_shard, cp, tp]");
+  plan.mesh = mesh;
+
+  auto getBool = [&](StringRef key, bool &out) -> llvm::Error {
+    if (auto a = attr.get(key)) {
+      auto b = dyn_cast<BoolAttr>(a);
+      if (!b)
+        return bad(key + " must be a bool");
+      out = b.getValue();
+    }
+    return llvm::Error::success();
+  };
+  for (auto [key, field] : {std::pair<StringRef, bool *>{"sequence_parallel", &plan.sequenceParallel},
+                            {"reshard_after_forward", &plan.reshardAfterForward},
+                            {"activation_checkpointing", &plan.activationCheckpointing},
+                            {"defer_fsdp_grad_sync", &plan.deferFsdpGradSync},
+                            {"enable_fsdp2_prefetch", &plan.fsdpPrefetch}})
+    if (auto e = getBool(key, *field))
+      return std::move(e);
+  if (auto mode = attr.getAs<StringAttr>("mode")) {
+    auto m = parseMode(mode.getValue());
+    if (!m)
+      return bad("unknown mode '" + mode.getValue() + "'");
+    plan.mode = *m;
+  }
+  if (auto mp = attr.getAs<DictionaryAttr>("mp_policy")) {
+    for (auto [key, field] : {std::pair<StringRef, DType *>{"param_dtype", &plan.mp.paramDtype},
+                              {"reduce_dtype", &plan.mp.reduceDtype},
+                              {"output_dtype", &plan.mp.outputDtype}}) {
+      auto s = mp.getAs<StringAttr>(key);
+      auto d = s ? parseDType(s.getValue()) : std::nullopt;
+      if (!d)
+        return bad("mp_policy." + key + " must be bf16, fp16 or fp32");
+      *field = *d;
+    }
+  }
+  Attribute tp = attr.get("tp_plan");
+  if (auto s = dyn_cast_or_null<StringAttr>(tp)) {
+    if (s.getValue() != "auto")
+      return bad("tp_plan must be \"auto\" or [[glob, style], ...]");
+    plan.tpAuto = true;
+  } else if (auto rules = dyn_cast_or_null<ArrayAttr>(tp)) {
+    for (Attribute r : rules) {
+      auto pair = dyn_cast<ArrayAttr>(r);
+      auto glob = pair && pair.size() == 2 ? dyn_cast<StringAttr>(pair[0]) : StringAttr();
+      auto style = pair && pair.size() == 2 ? dyn_cast<StringAttr>(pair[1]) : StringAttr();
+      auto st = style ? parseTpStyle(style.getValue()) : std::nullopt;
+      if (!glob || !st)
+        return bad("tp_plan entries must be [glob, style] with a known style");
+      plan.tpPlan.emplace_back(glob.getValue().str(), *st);
+    }
+  } else {
+    return bad("tp_plan must be \"auto\" or [[glob, style], ...]");
+  }
+  if (auto res = attr.getAs<DictionaryAttr>("resolved")) {
+    for (NamedAttribute na : res) {
+      auto style = dyn_cast<StringAttr>(na.getValue());
+      auto st = style ? parseTpStyle(style.getValue()) : std::nullopt;
+      if (!st)
+        return bad("resolved['" + na.getName().getValue() + "'] is not a style");
+      plan.resolved[na.getName().getValue().str()] = *st;
+    }
+  }
+  return plan;
+}
+
+} // namespace shardc

@@ -1,0 +1,73 @@
+// Helpers shared by the plan's files: names, did-you-mean, axis checks.
+#include "PlanInternal.h"
+
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/FormatVariadic.h"
+
+namespace shardc::plan {
+
+
+llvm::Error err(const llvm::Twine &msg) { return llvm::createStringError(llvm::inconvertibleErrorCode(), msg); }
+
+// "; did you mean 'X'?" for the nearest candidate within half the word's length, else "".
+// (Half: "training" -> "train" is 3 edits; a wrong suggestion costs little next to none.)
+std::string didYouMean(StringRef word, llvm::ArrayRef<StringRef> candidates) {
+  unsigned best = ~0u;
+  StringRef bestName;
+  for (StringRef c : candidates) {
+    unsigned d = word.edit_distance_insensitive(c, true, best);
+    if (d < best)
+      best = d, bestName = c;
+  }
+  unsigned limit = std::max<unsigned>(2, word.size() / 2);
+  if (bestName.empty() || best > limit)
+    return "";
+  return ("; did you mean '" + bestName + "'?").str();
+}
+
+std::string joinNames(llvm::ArrayRef<StringRef> names) { return llvm::join(names, ", "); }
+
+std::optional<DType> parseDType(StringRef s) {
+  s.consume_front("torch.");
+  if (s == "bf16" || s == "bfloat16")
+    return DType::BF16;
+  if (s == "fp16" || s == "float16" || s == "half")
+    return DType::FP16;
+  if (s == "fp32" || s == "float32" || s == "float")
+    return DType::FP32;
+  return std::nullopt;
+}
+
+std::optional<Mode> parseMode(StringRef s) {
+  if (s == "inference")
+    return Mode::Inference;
+  if (s == "train")
+    return Mode::Train;
+  return std::nullopt;
+}
+
+StringRef stringifyMode(Mode m) { return m == Mode::Train ? "train" : "inference"; }
+
+llvm::Error checkAxisSize(StringRef axis, int64_t size) {
+  if (size == -1 && axis != "dp_shard")
+    return err("mesh axis " + axis + " is -1; only dp_shard may be -1 (inferred from the world size)");
+  if (size == 0 || size < -1 || size > kMaxAxisSize)
+    return err(llvm::formatv("mesh axis {0} has size {1}; sizes are positive (dp_shard may be -1)", axis, size).str());
+  return llvm::Error::success();
+}
+
+void setAxis(Mesh &mesh, StringRef axis, int64_t size) {
+  for (auto &a : mesh.axes)
+    if (a.first == axis)
+      a.second = size;
+}
+
+std::string rejectedAxisMessage(StringRef axis) {
+  if (axis == "pp" || axis == "pp_size")
+    return "pipeline parallelism (pp) is not supported yet";
+  if (axis == "ep" || axis == "ep_size" || axis == "etp" || axis == "expert" || axis == "moe")
+    return "expert parallelism (" + axis.str() + ") is not supported yet";
+  return "";
+}
+
+} // namespace shardc::plan

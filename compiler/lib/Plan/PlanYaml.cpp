@@ -1,0 +1,431 @@
+// The plan's YAML: LLVM YAML I/O into raw structures, plus a located pre-pass that keeps what
+// YAML I/O drops (every key's position, the order of tp_plan entries), then the Plan.
+#include "shardc/Plan/Plan.h"
+
+#include "PlanInternal.h"
+
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/StringMap.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/YAMLParser.h"
+#include "llvm/Support/YAMLTraits.h"
+
+using namespace mlir;
+using llvm::StringRef;
+
+namespace shardc {
+using namespace plan;
+
+//===----------------------------------------------------------------------===//
+// YAML: raw structures read by YAML I/O
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+using TpEntries = std::vector<std::pair<std::string, TpStyle>>;
+
+struct RawMesh {
+  std::optional<int64_t> dpReplicate, dpShard, cp, tp;
+};
+struct RawMp {
+  std::optional<DType> param, reduce, output;
+  std::optional<bool> castForwardInputs;
+};
+// `tp_plan`: a scalar (auto) or a map glob -> style.
+struct RawTpPlan {
+  llvm::yaml::NodeKind kind = llvm::yaml::NodeKind::Map;
+  std::string scalar;
+  TpEntries entries;
+  std::vector<std::string> sequence; // only to report a sequence as an error
+};
+struct RawPlan {
+  std::optional<RawMesh> mesh;
+  std::optional<RawTpPlan> tpPlan, customTpPlan;
+  std::optional<bool> sequenceParallel, reshardAfterForward, activationCheckpointing, deferFsdpGradSync, prefetch,
+      useHfTpPlan;
+  std::optional<RawMp> mp;
+  std::optional<Mode> mode;
+  std::optional<std::string> offloadPolicy;
+  // NeMo FSDP2Manager sizes, aliases of the mesh axes.
+  std::optional<int64_t> tpSize, dpSize, cpSize, dpReplicateSize;
+};
+
+// Shared by the mapping traits (as the YAML I/O context) and the diagnostic handler:
+// the keys of the mapping being closed, for "did you mean", and the first error.
+struct ParseCtx {
+  llvm::SmallVector<StringRef> knownKeys;
+  StringRef where;
+  std::string scratch; // storage of a message returned by ScalarTraits::input
+  std::string firstError;
+};
+
+const StringRef kTopKeys[] = {"mesh",
+                              "tp_plan",
+                              "sequence_parallel",
+                              "mp_policy",
+                              "reshard_after_forward",
+                              "activation_checkpointing",
+                              "mode",
+                              "defer_fsdp_grad_sync",
+                              "enable_fsdp2_prefetch",
+                              "offload_policy",
+                              "custom_tp_plan",
+                              "use_hf_tp_plan",
+                              "tp_size",
+                              "dp_size",
+                              "cp_size",
+                              "dp_replicate_size"};
+const StringRef kMpKeys[] = {"param_dtype", "reduce_dtype", "output_dtype", "cast_forward_inputs"};
+
+void onYamlDiag(const llvm::SMDiagnostic &d, void *c) {
+  auto *ctx = static_cast<ParseCtx *>(c);
+  if (!ctx->firstError.empty())
+    return;
+  std::string msg = d.getMessage().str();
+  StringRef key(msg);
+  if (key.consume_front("unknown key '") && key.consume_back("'")) {
+    if (std::string r = rejectedAxisMessage(key); !r.empty())
+      msg = r;
+    else
+      msg = ("unknown key '" + key + "' in " + ctx->where + didYouMean(key, ctx->knownKeys)).str();
+  }
+  ctx->firstError = llvm::formatv("{0}:{1}:{2}: {3}", d.getFilename(), d.getLineNo(), d.getColumnNo() + 1, msg).str();
+}
+
+} // namespace
+} // namespace shardc
+
+namespace llvm::yaml {
+using namespace shardc;
+using namespace shardc::plan;
+
+template <> struct ScalarTraits<TpStyle> {
+  static void output(const TpStyle &v, void *, raw_ostream &os) { os << stringifyTpStyle(v); }
+  static StringRef input(StringRef s, void *c, TpStyle &v) {
+    if (auto st = parseTpStyle(s)) {
+      v = *st;
+      return {};
+    }
+    auto *ctx = static_cast<ParseCtx *>(c);
+    ctx->scratch =
+        "unknown style '" + s.str() + "'" + didYouMean(s, allTpStyleNames()) + " (styles: " + joinNames(allTpStyleNames()) + ")";
+    return ctx->scratch;
+  }
+  static QuotingType mustQuote(StringRef) { return QuotingType::None; }
+};
+
+template <> struct ScalarTraits<DType> {
+  static void output(const DType &v, void *, raw_ostream &os) { os << stringifyDType(v); }
+  static StringRef input(StringRef s, void *c, DType &v) {
+    if (auto d = parseDType(s)) {
+      v = *d;
+      return {};
+    }
+    auto *ctx = static_cast<ParseCtx *>(c);
+    ctx->scratch = "unknown dtype '" + s.str() + "'" + didYouMean(s, {"bf16", "fp16", "fp32"}) + " (dtypes: bf16, fp16, fp32)";
+    return ctx->scratch;
+  }
+  static QuotingType mustQuote(StringRef) { return QuotingType::None; }
+};
+
+template <> struct ScalarTraits<Mode> {
+  static void output(const Mode &v, void *, raw_ostream &os) { os << (v == Mode::Train ? "train" : "inference"); }
+  static StringRef input(StringRef s, void *c, Mode &v) {
+    if (auto m = parseMode(s)) {
+      v = *m;
+      return {};
+    }
+    auto *ctx = static_cast<ParseCtx *>(c);
+    ctx->scratch = "unknown mode '" + s.str() + "'" + didYouMean(s, {"inference", "train"}) + " (modes: inference, train)";
+    return ctx->scratch;
+  }
+  static QuotingType mustQuote(StringRef) { return QuotingType::None; }
+};
+
+// Keys are set after the members are mapped: YAML I/O checks for unknown keys when the
+// mapping closes, after nested mappings have closed (and set their own).
+template <> struct MappingTraits<RawMesh> {
+  static void mapping(IO &io, RawMesh &m) {
+    io.mapOptional("dp_replicate", m.dpReplicate);
+    io.mapOptional("dp_shard", m.dpShard);
+    io.mapOptional("cp", m.cp);
+    io.mapOptional("tp", m.tp);
+    auto *ctx = static_cast<ParseCtx *>(io.getContext());
+    ctx->knownKeys.assign(std::begin(kAxisNames), std::end(kAxisNames));
+    ctx->where = "mesh";
+  }
+};
+
+template <> struct MappingTraits<RawMp> {
+  static void mapping(IO &io, RawMp &m) {
+    io.mapOptional("param_dtype", m.param);
+    io.mapOptional("reduce_dtype", m.reduce);
+    io.mapOptional("output_dtype", m.output);
+    io.mapOptional("cast_forward_inputs", m.castForwardInputs);
+    auto *ctx = static_cast<ParseCtx *>(io.getContext());
+    ctx->knownKeys.assign(std::begin(kMpKeys), std::end(kMpKeys));
+    ctx->where = "mp_policy";
+  }
+};
+
+template <> struct CustomMappingTraits<TpEntries> {
+  static void inputOne(IO &io, StringRef key, TpEntries &entries) {
+    TpStyle style = TpStyle::Replicate;
+    io.mapRequired(key, style);
+    entries.emplace_back(key.str(), style);
+  }
+  static void output(IO &io, TpEntries &entries) {
+    for (auto &[glob, style] : entries)
+      io.mapRequired(glob, style);
+  }
+};
+
+template <> struct PolymorphicTraits<RawTpPlan> {
+  static NodeKind getKind(const RawTpPlan &p) { return p.kind; }
+  static std::string &getAsScalar(RawTpPlan &p) {
+    p.kind = NodeKind::Scalar;
+    return p.scalar;
+  }
+  static TpEntries &getAsMap(RawTpPlan &p) {
+    p.kind = NodeKind::Map;
+    return p.entries;
+  }
+  static std::vector<std::string> &getAsSequence(RawTpPlan &p) {
+    p.kind = NodeKind::Sequence;
+    return p.sequence;
+  }
+};
+
+template <> struct MappingTraits<RawPlan> {
+  static void mapping(IO &io, RawPlan &p) {
+    io.mapOptional("mesh", p.mesh);
+    io.mapOptional("tp_plan", p.tpPlan);
+    io.mapOptional("sequence_parallel", p.sequenceParallel);
+    io.mapOptional("mp_policy", p.mp);
+    io.mapOptional("reshard_after_forward", p.reshardAfterForward);
+    io.mapOptional("activation_checkpointing", p.activationCheckpointing);
+    io.mapOptional("mode", p.mode);
+    io.mapOptional("defer_fsdp_grad_sync", p.deferFsdpGradSync);
+    io.mapOptional("enable_fsdp2_prefetch", p.prefetch);
+    io.mapOptional("offload_policy", p.offloadPolicy);
+    io.mapOptional("custom_tp_plan", p.customTpPlan);
+    io.mapOptional("use_hf_tp_plan", p.useHfTpPlan);
+    io.mapOptional("tp_size", p.tpSize);
+    io.mapOptional("dp_size", p.dpSize);
+    io.mapOptional("cp_size", p.cpSize);
+    io.mapOptional("dp_replicate_size", p.dpReplicateSize);
+    auto *ctx = static_cast<ParseCtx *>(io.getContext());
+    ctx->knownKeys.assign(std::begin(kTopKeys), std::end(kTopKeys));
+    ctx->where = "the plan";
+  }
+};
+
+} // namespace llvm::yaml
+
+namespace shardc {
+
+//===----------------------------------------------------------------------===//
+// YAML: located pre-pass and assembly
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+// What YAML I/O does not keep: the position of every key (for errors found after
+// parsing) and the order of the tp_plan entries (its maps are unordered).
+struct KeyLocs {
+  llvm::StringMap<std::string> loc;              // "mesh", "mesh.tp", "tp_plan", ... -> file:line:col
+  std::vector<std::pair<std::string, std::string>> tpOrder; // (glob, file:line:col) in file order
+  std::string error;                             // a shape error found here
+};
+
+std::string locOf(llvm::SourceMgr &sm, StringRef name, llvm::yaml::Node *n) {
+  auto [line, col] = sm.getLineAndColumn(n->getSourceRange().Start);
+  return llvm::formatv("{0}:{1}:{2}", name, line, col).str();
+}
+
+bool isNullScalar(llvm::yaml::Node *n) {
+  if (llvm::isa<llvm::yaml::NullNode>(n))
+    return true;
+  auto *s = llvm::dyn_cast<llvm::yaml::ScalarNode>(n);
+  if (!s)
+    return false;
+  llvm::SmallString<16> storage;
+  StringRef v = s->getValue(storage);
+  return v == "null" || v == "~" || v == "none" || v == "None" || v.empty();
+}
+
+KeyLocs prePass(StringRef text, StringRef name) {
+  KeyLocs out;
+  llvm::SourceMgr sm;
+  sm.setDiagHandler([](const llvm::SMDiagnostic &, void *) {}); // YAML I/O reports syntax errors
+  llvm::yaml::Stream stream(llvm::MemoryBufferRef(text, name), sm);
+  auto doc = stream.begin();
+  if (doc == stream.end())
+    return out;
+  auto *top = llvm::dyn_cast_or_null<llvm::yaml::MappingNode>(doc->getRoot());
+  if (!top)
+    return out;
+  for (llvm::yaml::KeyValueNode &kv : *top) {
+    auto *k = llvm::dyn_cast_or_null<llvm::yaml::ScalarNode>(kv.getKey());
+    if (!k)
+      continue;
+    llvm::SmallString<32> ks;
+    std::string key = k->getValue(ks).str();
+    out.loc[key] = locOf(sm, name, k);
+    llvm::yaml::Node *v = kv.getValue();
+    if (!v)
+      continue;
+    if (key == "tp_plan" || key == "custom_tp_plan") {
+      if (auto *m = llvm::dyn_cast<llvm::yaml::MappingNode>(v)) {
+        for (llvm::yaml::KeyValueNode &e : *m) {
+          if (auto *g = llvm::dyn_cast_or_null<llvm::yaml::ScalarNode>(e.getKey())) {
+            llvm::SmallString<32> gs;
+            out.tpOrder.emplace_back(g->getValue(gs).str(), locOf(sm, name, g));
+          }
+          e.skip();
+        }
+      } else if (auto *s = llvm::dyn_cast<llvm::yaml::ScalarNode>(v)) {
+        llvm::SmallString<16> vs;
+        StringRef value = s->getValue(vs);
+        if (value != "auto" && out.error.empty())
+          out.error = locOf(sm, name, v) + ": " + key + " is '" + value.str() +
+                      "'; expected 'auto' or a map from module glob to style";
+      } else if (out.error.empty()) {
+        out.error = out.loc[key] + ": " + key + " must be 'auto' or a map from module glob to style";
+      }
+    } else if (key == "mesh" || key == "mp_policy") {
+      if (auto *m = llvm::dyn_cast<llvm::yaml::MappingNode>(v))
+        for (llvm::yaml::KeyValueNode &e : *m) {
+          if (auto *a = llvm::dyn_cast_or_null<llvm::yaml::ScalarNode>(e.getKey())) {
+            llvm::SmallString<32> as;
+            out.loc[key + "." + a->getValue(as).str()] = locOf(sm, name, a);
+          }
+          e.skip();
+        }
+    } else if (key == "offload_policy") {
+      if (!isNullScalar(v) && out.error.empty())
+        out.error = out.loc[key] + ": CPU offload (offload_policy) is not supported; remove it or set it to null";
+    }
+    v->skip();
+  }
+  return out;
+}
+
+// Module globs: dot-separated, non-empty components of [A-Za-z0-9_*?-].
+std::string checkGlob(StringRef glob) {
+  if (glob.empty())
+    return "empty module glob";
+  llvm::SmallVector<StringRef> parts;
+  glob.split(parts, '.');
+  for (StringRef p : parts) {
+    if (p.empty())
+      return "module glob '" + glob.str() + "' has an empty component";
+    for (char c : p)
+      if (!llvm::isAlnum(c) && c != '_' && c != '*' && c != '?' && c != '-')
+        return "module glob '" + glob.str() + "' has '" + std::string(1, c) +
+               "'; globs are module paths with '*' for a component";
+  }
+  return "";
+}
+
+} // namespace
+
+llvm::Expected<Plan> parsePlanText(StringRef text, StringRef name, std::optional<int64_t> worldSize) {
+  KeyLocs locs = prePass(text, name);
+  if (!locs.error.empty()) // shape errors YAML I/O would word less clearly
+    return err(locs.error);
+  ParseCtx ctx;
+  ctx.where = "the plan";
+  RawPlan raw;
+  {
+    llvm::yaml::Input yin(llvm::MemoryBufferRef(text, name), &ctx, onYamlDiag, &ctx);
+    yin >> raw;
+    if (yin.error()) {
+      if (ctx.firstError.empty())
+        ctx.firstError = (name + ": malformed plan").str();
+      return err(ctx.firstError);
+    }
+  }
+  auto at = [&](StringRef key) {
+    auto it = locs.loc.find(key);
+    return (it == locs.loc.end() ? name.str() : it->second) + ": ";
+  };
+
+  Plan plan = defaultPlan();
+  // The mesh: `mesh:` or NeMo's *_size keys, not both for one axis.
+  struct AxisSource {
+    StringRef axis, alias;
+    std::optional<int64_t> fromMesh, fromAlias;
+  };
+  RawMesh m = raw.mesh.value_or(RawMesh{});
+  AxisSource sources[] = {{"dp_replicate", "dp_replicate_size", m.dpReplicate, raw.dpReplicateSize},
+                          {"dp_shard", "dp_size", m.dpShard, raw.dpSize},
+                          {"cp", "cp_size", m.cp, raw.cpSize},
+                          {"tp", "tp_size", m.tp, raw.tpSize}};
+  for (const AxisSource &s : sources) {
+    if (s.fromMesh && s.fromAlias)
+      return err(at(s.alias) + s.alias + " and mesh." + s.axis + " both given; keep one");
+    std::optional<int64_t> v = s.fromMesh ? s.fromMesh : s.fromAlias;
+    if (!v)
+      continue;
+    std::string key = s.fromMesh ? ("mesh." + s.axis).str() : s.alias.str();
+    if (auto e = checkAxisSize(s.axis, *v))
+      return err(at(key) + llvm::toString(std::move(e)));
+    setAxis(plan.mesh, s.axis, *v);
+  }
+  plan.meshLoc = locs.loc.count("mesh") ? locs.loc["mesh"] : name.str();
+  if (worldSize || plan.mesh.isResolved())
+    if (auto e = resolveMesh(plan.mesh, worldSize))
+      return err(plan.meshLoc + ": " + llvm::toString(std::move(e)));
+
+  // The TP plan: absent means auto (NeMo and HF use the model's plan by default).
+  if (raw.tpPlan && raw.customTpPlan)
+    return err(at("custom_tp_plan") + "tp_plan and custom_tp_plan (its NeMo name) both given; keep one");
+  std::optional<RawTpPlan> tp = raw.tpPlan ? raw.tpPlan : raw.customTpPlan;
+  if (tp && tp->kind == llvm::yaml::NodeKind::Map) {
+    plan.tpAuto = false;
+    for (const auto &[glob, gloc] : locs.tpOrder) {
+      auto it = llvm::find_if(tp->entries, [&](const auto &e) { return e.first == glob; });
+      if (it == tp->entries.end())
+        continue;
+      if (std::string g = checkGlob(glob); !g.empty())
+        return err(gloc + ": " + g);
+      plan.tpPlan.push_back(*it);
+      plan.tpPlanLocs.push_back(gloc);
+    }
+  }
+  if (raw.useHfTpPlan) {
+    if (*raw.useHfTpPlan && tp && tp->kind == llvm::yaml::NodeKind::Map)
+      return err(at("use_hf_tp_plan") + "use_hf_tp_plan: true contradicts the tp_plan map; keep one");
+    if (!*raw.useHfTpPlan && (!tp || tp->kind != llvm::yaml::NodeKind::Map))
+      return err(at("use_hf_tp_plan") + "use_hf_tp_plan: false needs a tp_plan map (or tp_plan: auto)");
+  }
+
+  plan.sequenceParallel = raw.sequenceParallel.value_or(false);
+  if (raw.mp) {
+    plan.mp.paramDtype = raw.mp->param.value_or(plan.mp.paramDtype);
+    plan.mp.reduceDtype = raw.mp->reduce.value_or(plan.mp.reduceDtype);
+    plan.mp.outputDtype = raw.mp->output.value_or(plan.mp.outputDtype);
+    // FSDP2 casts floating inputs to param_dtype; shardc always does (the graph is typed).
+    if (raw.mp->castForwardInputs && !*raw.mp->castForwardInputs)
+      return err(at("mp_policy.cast_forward_inputs") +
+                 "cast_forward_inputs: false is not supported (inputs are always cast to param_dtype)");
+  }
+  plan.reshardAfterForward = raw.reshardAfterForward.value_or(true);
+  plan.activationCheckpointing = raw.activationCheckpointing.value_or(false);
+  plan.mode = raw.mode.value_or(Mode::Inference);
+  plan.deferFsdpGradSync = raw.deferFsdpGradSync.value_or(false);
+  plan.fsdpPrefetch = raw.prefetch.value_or(true);
+  return plan;
+}
+
+llvm::Expected<Plan> parsePlanFile(StringRef path, std::optional<int64_t> worldSize) {
+  auto buf = llvm::MemoryBuffer::getFile(path, /*IsText=*/true);
+  if (!buf)
+    return err("cannot read plan " + path + ": " + buf.getError().message());
+  return parsePlanText((*buf)->getBuffer(), path, worldSize);
+}
+
+} // namespace shardc

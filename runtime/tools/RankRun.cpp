@@ -1,0 +1,105 @@
+// One rank's run over the Session API: bind the rank's weights, agree with the other ranks
+// that every rank could, run (then --profile and --repeat runs), and collect outputs and
+// figures. The launch paths call it once per rank.
+#include "RunCli.h"
+
+#include "shardc/runtime/Npz.h"
+#include "shardc/runtime/Session.h"
+
+#include <algorithm>
+#include <memory>
+
+namespace shardc::runcli {
+
+std::string worldGroup(Communicator &comm, const CommGroup *&world) {
+  std::vector<std::string> all;
+  for (const MeshAxis &axis : comm.mesh().axes())
+    all.push_back(axis.name);
+  return comm.group(all, world);
+}
+
+// Whether every rank got through a setup phase: each reports `failed`; returns the lowest
+// failed rank or -1, or a one-line error when the ranks could not agree in time.
+std::string agreeOnSetup(Communicator &comm, bool failed, int64_t &firstFailed) {
+  firstFailed = -1;
+  const CommGroup *world = nullptr;
+  if (std::string err = worldGroup(comm, world); !err.empty())
+    return err;
+  // Weight loading takes a while and differs between ranks: wait longer than for a step.
+  auto stepTimeout = comm.timeout();
+  comm.setTimeout(std::max(stepTimeout, std::chrono::milliseconds(120000)));
+  int32_t mine = failed ? 1 : 0;
+  std::vector<int32_t> flags(static_cast<size_t>(comm.worldSize()), 0);
+  std::string err = comm.allGather(*world, &mine, flags.data(), 1, DType::I32);
+  comm.setTimeout(stepTimeout);
+  if (!err.empty())
+    return "setup: " + err;
+  for (size_t r = 0; r < flags.size() && firstFailed < 0; ++r)
+    if (flags[r])
+      firstFailed = static_cast<int64_t>(r);
+  return "";
+}
+
+RankRun runRank(const Options &o, const Artifact &artifact, const std::vector<HostTensor> &inputs,
+                Communicator &comm, bool rankIsProcess, const RankContext &ctx) {
+  RankRun result;
+  SessionOptions options;
+  options.backend = o.backend;
+  options.device = ctx.device;
+  options.randomWeights = o.randomWeights;
+  std::unique_ptr<Session> session;
+  std::string err = Session::bind(artifact, comm, options, session, ctx.backend);
+  if (!err.empty())
+    err = o.model + ": " + err;
+  std::string agreeErr = ctx.agree ? ctx.agree(!err.empty(), result.firstFailed)
+                                   : agreeOnSetup(comm, !err.empty(), result.firstFailed);
+  if (!agreeErr.empty()) {
+    result.failedIn = RankRun::Phase::Setup;
+    result.error = err.empty() ? agreeErr : err;
+    result.firstFailed = comm.rank();
+    return result;
+  }
+  if (result.firstFailed >= 0) {
+    result.failedIn = RankRun::Phase::Setup;
+    result.error = err;
+    return result;
+  }
+  if (o.hooks->onBound)
+    o.hooks->onBound(*session, rankIsProcess);
+  if (ctx.stepMark)
+    session->executor().setStepMarks(ctx.stepMark, ctx.beginRun);
+  err = session->run(inputs, result.outputs);
+  // Profiled runs after the first: the --repeat runs, or one.
+  if (o.profile)
+    session->setProfiling(true);
+  if (err.empty() && o.profile && o.repeat == 0)
+    err = session->run(inputs, result.outputs);
+  // Timed runs after the first (which binds, warms caches and compiles nothing new).
+  if (err.empty() && o.repeat > 0)
+    err = session->runTimed(inputs, result.outputs, o.repeat, result.meanMs, result.bestMs);
+  if (!o.hooks->stopError.empty() && err == o.hooks->stopError) {
+    result.stopped = true;
+  } else if (!err.empty()) {
+    result.failedIn = RankRun::Phase::Run;
+    result.error = o.model + ": " + err;
+  }
+  result.stepMs = session->stepMilliseconds();
+  result.profiledRuns = session->profiledRuns();
+  result.streams = session->streams();
+  result.arenaPeak = session->arenaPeakBytes();
+  result.weightBytes = session->weightBytes();
+  return result;
+}
+
+std::string loadShared(const Options &o, Artifact &artifact, std::vector<HostTensor> &inputs) {
+  if (std::string err = loadArtifact(o.model, artifact); !err.empty())
+    return err;
+  // Read the inputs before binding weights: a wrong input file should fail fast.
+  if (!o.inputs.empty())
+    return readInputsNpz(artifact, o.inputs, inputs);
+  if (std::string err = checkInputs(artifact, inputs); !err.empty())
+    return "no --inputs given: " + err;
+  return "";
+}
+
+} // namespace shardc::runcli

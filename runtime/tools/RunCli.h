@@ -1,0 +1,135 @@
+// shardc-run's parts, shared by its files (not installed):
+//   RunOptions.cpp   the options and --help
+//   RunOutput.cpp    what ranks print: steps, the rank map, error lines, rank 0's results
+//   RankRun.cpp      one rank's run over the Session API, setup agreement between ranks
+//   LaunchThreads.cpp, LaunchMpi.cpp, LaunchNccl.cpp   the ways ranks are started
+//   RunMain.cpp      --comm resolution and the choice of a launch path
+#pragma once
+
+#include "RunMain.h"
+
+#include "shardc/comm/Communicator.h"
+#include "shardc/runtime/Artifact.h"
+#include "shardc/runtime/Backend.h"
+#include "shardc/runtime/HostTensor.h"
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#ifdef SHARDC_HAVE_MPI
+#include "shardc/comm/MpiCommunicator.h"
+#endif
+
+namespace shardc::runcli {
+
+using namespace shardc::rt;
+
+struct Options {
+  std::string model, inputs, outputs, launcher, backend = "cpu", comm = "auto";
+  bool printSteps = false, verbose = false, version = false, help = false, allRanks = false;
+  bool randomWeights = false;
+  int64_t nproc = 0, threads = 0, repeat = 0;
+  bool profile = false;
+  std::chrono::milliseconds timeout{300000};
+  std::vector<std::string> forwarded; // the arguments a re-run under mpirun gets
+  const RunHooks *hooks = nullptr;    // never null once runMain has the options
+};
+
+extern const char *const kUsage;
+
+// "shardc-run: error: MESSAGE" on stderr; returns 1.
+int fail(const std::string &message);
+// Parses argv into `o`; "" or the error line's message.
+std::string parseOptions(int argc, char **argv, Options &o);
+
+// --- RunOutput.cpp ---
+void printSteps(const Artifact &a);
+
+// How one rank speaks: rank 0 only, unless --all-ranks, where each line is prefixed.
+struct RankOutput {
+  bool speaks = true;
+  std::string prefix; // "[r3 tp=1] " with --all-ranks on several ranks
+
+  RankOutput(const Options &o, const DeviceMesh &mesh, int64_t rank);
+  void out(const std::string &line) const;
+  void err(const std::string &line) const;
+};
+
+// The rank -> mesh coordinates map, printed by rank 0 at start.
+void printRankMap(const Artifact &a, const char *launcher);
+std::string withRank(int64_t rank, int64_t worldSize, const std::string &err);
+// One error line: "shardc-run: error: rank 3: ..." or, with --all-ranks, "[r3 tp=1] shardc-run:
+// error: ...".
+void printRankError(const Options &o, const DeviceMesh &mesh, int64_t rank, const std::string &err);
+// "rank R: err" once: errors from the NCCL setup often name their rank already.
+std::string rankLine(int64_t rank, const std::string &err);
+std::string worldMismatch(const Artifact &a, int64_t ranks, const std::string &how);
+
+// --- RankRun.cpp ---
+// The group of every rank: over all the mesh's axes.
+std::string worldGroup(Communicator &comm, const CommGroup *&world);
+// Whether every rank got through a setup phase: each reports `failed`; returns the lowest
+// failed rank or -1, or a one-line error when the ranks could not agree in time.
+std::string agreeOnSetup(Communicator &comm, bool failed, int64_t &firstFailed);
+
+// What one rank does once the artifact and inputs are loaded: bind its chunks, agree with the
+// others that every rank could, run, and hand back the outputs.
+struct RankRun {
+  enum class Phase { Done, Setup, Run } failedIn = Phase::Done;
+  std::string error;        // this rank's own error ("" when only another rank failed setup)
+  int64_t firstFailed = -1; // Setup: the lowest rank that failed
+  bool stopped = false;     // a test hook took this rank away (RunHooks::stopError)
+  std::vector<HostTensor> outputs;
+  uint64_t arenaPeak = 0, weightBytes = 0;
+  double meanMs = 0, bestMs = 0; // --repeat
+  std::string streams;           // the two-stream schedule, described ("" on one stream)
+  std::vector<double> stepMs;    // --profile: per step, mean over the profiled runs
+  uint64_t profiledRuns = 0;
+};
+
+// How a rank runs, beyond its communicator: which GPU, a backend made by the caller, how the
+// ranks agree on setup, what follows each step.
+struct RankContext {
+  int device = 0;             // --backend cuda: the GPU, when runRank makes the backend
+  Backend *backend = nullptr; // made by the caller (the NCCL path), else made by the session
+  // Whether every rank got through setup (as agreeOnSetup); default: agreeOnSetup on comm.
+  std::function<std::string(bool failed, int64_t &firstFailed)> agree;
+  // The watchdog's per-step marks (NCCL), kept through CUDA-graph capture and replay
+  // (Executor::setStepMarks).
+  std::function<std::string(size_t step)> stepMark;
+  std::function<std::string(bool replay)> beginRun;
+};
+
+// `rankIsProcess`: this rank is a whole process (a test hook may end it).
+RankRun runRank(const Options &o, const Artifact &artifact, const std::vector<HostTensor> &inputs,
+                Communicator &comm, bool rankIsProcess, const RankContext &ctx = {});
+// Rank 0's part after a successful run: figures, then the outputs written or listed.
+int finishRank0(const Options &o, const Artifact &artifact, RankRun &run, const RankOutput &say);
+// Loads the artifact and the inputs and checks them: what every rank needs before binding.
+std::string loadShared(const Options &o, Artifact &artifact, std::vector<HostTensor> &inputs);
+
+// --- the launch paths ---
+// N ranks as threads of this process, meeting through a LocalWorld (LaunchThreads.cpp).
+int runThreads(const Options &o, int64_t ranks);
+// LaunchMpi.cpp: this process's local rank (launcher variables), the GPU of a rank whose
+// collectives are staged through the host, --nproc's re-run under mpirun, and one rank of an
+// MPI job.
+int64_t localRankFromEnv();
+int stagedDevice(int64_t localRank);
+int relaunchUnderMpirun(const Options &o, char **argv);
+int runMpiRank(const Options &o);
+#ifdef SHARDC_HAVE_MPI
+// This rank's MPI communicator on the artifact's mesh once every rank of the job agreed it
+// could load the artifact (`err`: this rank's loading error, or ""); nullptr when the job ends
+// here (the caller finishes with status 1).
+std::unique_ptr<MpiCommunicator> joinMpiJob(const Options &o, const Artifact &artifact, int64_t rank,
+                                            int64_t size, std::string err);
+#endif
+// One rank of a GPU job whose collectives go through NCCL (LaunchNccl.cpp).
+int runNcclRank(const Options &o, bool underMpi);
+
+} // namespace shardc::runcli

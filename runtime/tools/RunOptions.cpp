@@ -1,0 +1,160 @@
+// shardc-run's options: --help's text and the parser (one error line per mistake).
+#include "RunCli.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+namespace shardc::runcli {
+
+const char *const kUsage =
+    "usage: shardc-run MODEL.shardc [--inputs IN.npz] [--outputs OUT.npz] [--print-steps]\n"
+    "                  [--verbose] [--version] [--nproc N | --threads N] [--launcher L]\n"
+    "                  [--collective-timeout DURATION] [--all-ranks] [--backend cpu|cuda]\n"
+    "                  [--repeat N] [--random-weights] [--comm auto|local|mpi|nccl]\n"
+    "  --inputs IN.npz    one array per artifact input, named as the input (sharded inputs\n"
+    "                     are given whole; each rank takes its chunk)\n"
+    "  --outputs OUT.npz  where rank 0 writes the outputs (f16/bf16 are written as f32);\n"
+    "                     without it, their names, dtypes and shapes are printed\n"
+    "  --print-steps      print the step list before running\n"
+    "  --verbose          print arena, weight and step figures on stderr\n"
+    "  --nproc N          run N ranks as processes: re-runs itself under mpirun -np N\n"
+    "  --threads N        run N ranks as threads of this process (local communicator)\n"
+    "  --launcher L       with --nproc: mpirun (default) or threads\n"
+    "  --collective-timeout D  fail a collective that waits longer than D (10s, 500ms, 2m;\n"
+    "                     default 300s, or $SHARDC_COLLECTIVE_TIMEOUT)\n"
+    "  --all-ranks        every rank prints, lines prefixed [rN axis=i]; else rank 0 only\n"
+    "  --backend B        cpu (default) or cuda (process ranks: the GPU of their local rank;\n"
+    "                     in-process ranks share GPU 0, collectives staged through the host)\n"
+    "  --comm C           auto (default): nccl for cuda process ranks, mpi for cpu process\n"
+    "                     ranks, local for threads; or local, mpi (host; staged through the\n"
+    "                     host with --backend cuda), nccl (--backend cuda, process ranks)\n"
+    "  --repeat N         after the first run, N timed runs; rank 0 prints mean and best ms\n"
+    "  --profile          time every step of the runs after the first (not graph-captured);\n"
+    "                     rank 0 prints its ten most expensive kernels\n"
+    "  --random-weights   fill the weights with pseudo-random values instead of reading them\n"
+    "                     (benchmarks of shapes whose weights are not at hand)\n"
+    "Under mpirun or srun (mpirun -np N shardc-run ...) each process is one rank; with\n"
+    "--backend cuda also under torchrun (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,\n"
+    "MASTER_PORT). N must equal the artifact's world size. See docs/runtime.md.\n";
+
+int fail(const std::string &message) {
+  std::fprintf(stderr, "shardc-run: error: %s\n", message.c_str());
+  return 1;
+}
+
+std::string parseOptions(int argc, char **argv, Options &o) {
+  if (const char *env = std::getenv("SHARDC_COLLECTIVE_TIMEOUT"); env && *env) {
+    auto t = parseDuration(env);
+    if (!t)
+      return "SHARDC_COLLECTIVE_TIMEOUT='" + std::string(env) +
+             "' is not a duration (e.g. 10s, 500ms, 2m)";
+    o.timeout = *t;
+  }
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    bool forward = true;
+    auto value = [&](const char *flag, std::string &out, const char *what) -> std::string {
+      std::string prefix = std::string(flag) + "=";
+      if (arg.rfind(prefix, 0) == 0) {
+        out = arg.substr(prefix.size());
+      } else if (i + 1 < argc) {
+        out = argv[++i];
+        if (forward)
+          o.forwarded.push_back(arg);
+        arg = out;
+      } else {
+        return std::string(flag) + " needs " + what;
+      }
+      return out.empty() ? std::string(flag) + " needs " + what : "";
+    };
+    auto is = [&](const char *flag) {
+      return arg == flag || arg.rfind(std::string(flag) + "=", 0) == 0;
+    };
+    auto count = [&](const char *flag, int64_t &out) -> std::string {
+      std::string text;
+      if (std::string err = value(flag, text, "a rank count"); !err.empty())
+        return err;
+      char *end = nullptr;
+      long long n = std::strtoll(text.c_str(), &end, 10);
+      if (*end != '\0' || n < 1 || n > (1 << 20))
+        return std::string(flag) + " needs a rank count >= 1, not '" + text + "'";
+      out = n;
+      return "";
+    };
+    std::string err, text;
+    if (is("--nproc") || is("--launcher")) {
+      forward = false; // the re-run under mpirun is already the N processes
+    }
+    if (is("--inputs"))
+      err = value("--inputs", o.inputs, "a file name");
+    else if (is("--outputs"))
+      err = value("--outputs", o.outputs, "a file name");
+    else if (is("--nproc"))
+      err = count("--nproc", o.nproc);
+    else if (is("--threads"))
+      err = count("--threads", o.threads);
+    else if (is("--launcher")) {
+      err = value("--launcher", o.launcher, "mpirun or threads");
+      if (err.empty() && o.launcher != "mpirun" && o.launcher != "threads")
+        err = "--launcher must be mpirun or threads, not '" + o.launcher + "'";
+    } else if (is("--collective-timeout")) {
+      err = value("--collective-timeout", text, "a duration");
+      if (err.empty()) {
+        auto t = parseDuration(text);
+        if (!t)
+          err = "--collective-timeout '" + text + "' is not a duration (e.g. 10s, 500ms, 2m)";
+        else
+          o.timeout = *t;
+      }
+    } else if (is("--backend")) {
+      err = value("--backend", o.backend, "cpu or cuda");
+      if (err.empty() && o.backend != "cpu" && o.backend != "cuda")
+        err = "--backend must be cpu or cuda, not '" + o.backend + "'";
+#if !defined(SHARDC_HAVE_CUDA)
+      if (err.empty() && o.backend == "cuda")
+        err = "--backend cuda: this shardc-run was built without CUDA";
+#endif
+    } else if (is("--comm")) {
+      err = value("--comm", o.comm, "auto, local, mpi or nccl");
+      if (err.empty() && o.comm != "auto" && o.comm != "local" && o.comm != "mpi" && o.comm != "nccl")
+        err = "--comm must be auto, local, mpi or nccl, not '" + o.comm + "'";
+    } else if (is("--profile")) {
+      o.profile = true;
+    } else if (is("--repeat")) {
+      err = count("--repeat", o.repeat);
+    } else if (arg == "--random-weights") {
+      o.randomWeights = true;
+    } else if (arg == "--all-ranks")
+      o.allRanks = true;
+    else if (arg == "--print-steps")
+      o.printSteps = true;
+    else if (arg == "--verbose" || arg == "-v")
+      o.verbose = true;
+    else if (arg == "--version")
+      o.version = true;
+    else if (arg == "--help" || arg == "-h")
+      o.help = true;
+    else if (!arg.empty() && arg[0] == '-')
+      err = "unknown option '" + arg + "' (see --help)";
+    else if (o.model.empty())
+      o.model = arg;
+    else
+      err = "more than one model given ('" + o.model + "', '" + arg + "')";
+    if (!err.empty())
+      return err;
+    if (forward)
+      o.forwarded.push_back(arg);
+  }
+  if (o.model.empty() && !o.version && !o.help)
+    return "no model given (see --help)";
+  if (o.nproc && o.threads)
+    return "give --nproc or --threads, not both";
+  if (!o.launcher.empty() && !o.nproc)
+    return "--launcher goes with --nproc";
+  if (o.nproc && o.launcher == "threads")
+    std::swap(o.nproc, o.threads);
+  return "";
+}
+
+} // namespace shardc::runcli

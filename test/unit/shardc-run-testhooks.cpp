@@ -1,0 +1,96 @@
+// shardc-run with the test-only hooks, built only with the tests (the shipped shardc-run has
+// none). The same command line (runtime/tools, library shardc_run_cli), plus:
+//
+// SHARDC_TEST_EXIT_AT_STEP=R:S: rank R disappears just before step S without telling its
+// peers (a process _exits with status 3 after one line; a thread stops), so that the timeout
+// and dead-peer paths can be tested (mpi_run_test.sh kill).
+//
+// SHARDC_TEST_PERTURB_MODULE=path, for `shardc verify --bisect`: in a sharded run (world size
+// > 1) on host memory, every f32 output of a step whose location names `path` gets +0.5 on
+// its first element, a deliberate divergence for the bisection (e2e.verify.bisect).
+#include "RunMain.h"
+
+#include "shardc/runtime/Session.h"
+
+#include <cctype>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <unistd.h>
+
+using namespace shardc::rt;
+
+namespace {
+
+constexpr const char *kStoppedByHook = "stopped by SHARDC_TEST_EXIT_AT_STEP";
+
+// SHARDC_TEST_EXIT_AT_STEP as rank and step; -1s when unset.
+std::string testExitAtStep(int64_t &rank, int64_t &step) {
+  rank = step = -1;
+  const char *env = std::getenv("SHARDC_TEST_EXIT_AT_STEP");
+  if (!env || !*env)
+    return "";
+  long long r = -1, s = -1;
+  char tail = 0;
+  if (std::sscanf(env, "%lld:%lld%c", &r, &s, &tail) != 2 || r < 0 || s < 0)
+    return "SHARDC_TEST_EXIT_AT_STEP='" + std::string(env) + "' is not RANK:STEP";
+  rank = r;
+  step = s;
+  return "";
+}
+
+void installExitAtStep(Session &session, bool rankIsProcess) {
+  int64_t exitRank, exitStep;
+  (void)testExitAtStep(exitRank, exitStep); // validated by `check`
+  if (exitRank != session.rank())
+    return;
+  int64_t rank = session.rank();
+  session.executor().setBeforeStep([rank, exitStep, rankIsProcess](size_t step) -> std::string {
+    if (static_cast<int64_t>(step) != exitStep)
+      return "";
+    if (rankIsProcess) {
+      std::fprintf(stderr,
+                   "shardc-run: rank %lld: SHARDC_TEST_EXIT_AT_STEP: exiting before step "
+                   "%lld (test hook)\n",
+                   static_cast<long long>(rank), static_cast<long long>(exitStep));
+      std::fflush(stderr);
+      ::_exit(3);
+    }
+    return kStoppedByHook;
+  });
+}
+
+void installPerturb(Session &session) {
+  const char *perturb = std::getenv("SHARDC_TEST_PERTURB_MODULE");
+  if (!perturb || !*perturb || session.worldSize() <= 1 || !session.backend().hostAddressable())
+    return;
+  std::string module = perturb;
+  session.executor().setAfterStep([&art = session.artifact(), module](size_t step, const std::vector<TensorView> &outs) {
+    const std::string &loc = art.steps[step].loc;
+    size_t at = loc.find(module);
+    // The module and its submodules, not a longer name that starts with it (layers.1 vs
+    // layers.10).
+    if (at == std::string::npos ||
+        (at + module.size() < loc.size() && std::isdigit(static_cast<unsigned char>(loc[at + module.size()]))))
+      return;
+    for (const TensorView &t : outs)
+      if (t.dtype == DType::F32 && t.numel() > 0)
+        t.as<float>()[0] += 0.5f;
+  });
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  shardc::runcli::RunHooks hooks;
+  hooks.check = [] {
+    int64_t rank, step;
+    return testExitAtStep(rank, step);
+  };
+  hooks.onBound = [](Session &session, bool rankIsProcess) {
+    installExitAtStep(session, rankIsProcess);
+    installPerturb(session);
+  };
+  hooks.stopError = kStoppedByHook;
+  return shardc::runcli::runMain(argc, argv, hooks);
+}
