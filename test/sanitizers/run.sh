@@ -114,8 +114,9 @@ SHARDC_CPU_ATTENTION=simt cell llama_tiny.tp2.bf16_simt llama_tiny tp=2 2 bf16
 
 # The runtime's own test artifacts on thread ranks (test/unit/shardc-test-artifact): the TP MLP
 # on a 2x2 mesh and the collectives-only artifact (every collective kind, 2 ranks), against their
-# expected outputs; then the dead-rank path: rank 3 of 4 stops before step 3 and the others
-# must time out on their collective and report it (LocalWorld's waits and abort).
+# expected outputs; then the dead-rank path (shardc-run-testhooks, shardc-run with the test
+# hooks): rank 3 of 4 stops before step 3 and the others must time out on their collective and
+# report it (LocalWorld's waits and abort).
 helper=$dir/test/unit/shardc-test-artifact
 run=$dir/bin/shardc-run
 reported() { grep -Eq "WARNING: ThreadSanitizer|ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$1"; }
@@ -140,8 +141,9 @@ artifact collectives.threads2 "$run" "$work/collectives/m.shardc" --inputs "$wor
   --outputs "$work/collectives/out.npz" --threads 2
 artifact collectives.compare "$helper" compare "$work/collectives/out.npz" "$work/collectives/expected.npz"
 artifact dead_rank.write "$helper" write "$work/dead_rank" 1 4
-if SHARDC_TEST_EXIT_AT_STEP=3:3 "$run" "$work/dead_rank/m.shardc" --inputs "$work/dead_rank/in.npz" \
-     --threads 4 --collective-timeout 2s --all-ranks >"$work/dead_rank.log" 2>&1 ||
+if SHARDC_TEST_EXIT_AT_STEP=3:3 "$dir/test/unit/shardc-run-testhooks" "$work/dead_rank/m.shardc" \
+     --inputs "$work/dead_rank/in.npz" --threads 4 --collective-timeout 2s --all-ranks \
+     >"$work/dead_rank.log" 2>&1 ||
    reported "$work/dead_rank.log" || ! grep -q "rank 3" "$work/dead_rank.log"; then
   failed=1
   echo "[sanitize.$mode] dead_rank: FAILED (expected a failure naming rank 3, no sanitizer report):"
