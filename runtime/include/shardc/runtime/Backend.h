@@ -49,12 +49,15 @@ public:
   // GPU), the executor moves weights, constants, inputs, outputs and the data of host-side
   // collectives only through copyIn/copyOut, and calls synchronize() before reading.
   virtual bool hostAddressable() const { return true; }
+  // Empty tensors copy nothing: their pointers may be null, which memcpy must not be given.
   [[nodiscard]] virtual std::string copyIn(void *device, const void *host, size_t bytes) {
-    std::memcpy(device, host, bytes);
+    if (bytes)
+      std::memcpy(device, host, bytes);
     return "";
   }
   [[nodiscard]] virtual std::string copyOut(void *host, const void *device, size_t bytes) {
-    std::memcpy(host, device, bytes);
+    if (bytes)
+      std::memcpy(host, device, bytes);
     return "";
   }
   // Copies `height` rows of `widthBytes` bytes from `src` (rows `spitch` bytes apart) to `dst`
