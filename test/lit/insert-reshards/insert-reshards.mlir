@@ -29,10 +29,10 @@
 #head = loc("node_h"("m.head"("t.onnx":4:0)))
 module attributes {sc.mesh = [["dp_shard", 2], ["tp", 1]]} {
   func.func @fsdp(%x: tensor<4x8xf32> {sc.sharding = {dims = [["dp_shard"], []]}}) -> tensor<4x8xf32> {
-    %a = sc.param "m.layers.0.a.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "a", sc.sharding = [{dims = [[], []]}], sc.storage_sharding = {dims = [["dp_shard"], []]}, tied = [], transform = "none"} : tensor<8x8xf32>
-    %b = sc.param "m.layers.0.b.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "b", sc.sharding = [{dims = [[], []]}], sc.storage_sharding = {dims = [[], ["dp_shard"]]}, tied = [], transform = "none"} : tensor<8x8xf32>
-    %c = sc.param "m.layers.1.c.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "c", sc.sharding = [{dims = [[], []]}], sc.storage_sharding = {dims = [["dp_shard"], []]}, tied = [], transform = "none"} : tensor<8x8xf32>
-    %h = sc.param "m.head.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "h", sc.sharding = [{dims = [[], []]}], sc.storage_sharding = {dims = [["dp_shard"], []]}, tied = [], transform = "none"} : tensor<8x8xf32>
+    %a = sc.param "m.layers.0.a.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "a", sc.sharding = [{dims = [[], []]}], sc.storage_sharding = {dims = [["dp_shard"], []]}, tied = [], transform = #sc.transform<none>} : tensor<8x8xf32>
+    %b = sc.param "m.layers.0.b.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "b", sc.sharding = [{dims = [[], []]}], sc.storage_sharding = {dims = [[], ["dp_shard"]]}, tied = [], transform = #sc.transform<none>} : tensor<8x8xf32>
+    %c = sc.param "m.layers.1.c.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "c", sc.sharding = [{dims = [[], []]}], sc.storage_sharding = {dims = [["dp_shard"], []]}, tied = [], transform = #sc.transform<none>} : tensor<8x8xf32>
+    %h = sc.param "m.head.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "h", sc.sharding = [{dims = [[], []]}], sc.storage_sharding = {dims = [["dp_shard"], []]}, tied = [], transform = #sc.transform<none>} : tensor<8x8xf32>
     %y0 = sc.linear %x, %a {transpose_weight = true, sc.operand_shardings = [{dims = [["dp_shard"], []]}, {dims = [[], []]}], sc.sharding = [{dims = [["dp_shard"], []]}]} : (tensor<4x8xf32>, tensor<8x8xf32>) -> tensor<4x8xf32> loc(#l0a)
     %y1 = sc.linear %y0, %b {transpose_weight = true, sc.operand_shardings = [{dims = [["dp_shard"], []]}, {dims = [[], []]}], sc.sharding = [{dims = [["dp_shard"], []]}]} : (tensor<4x8xf32>, tensor<8x8xf32>) -> tensor<4x8xf32> loc(#l0b)
     %y2 = sc.linear %y1, %c {transpose_weight = true, sc.operand_shardings = [{dims = [["dp_shard"], []]}, {dims = [[], []]}], sc.sharding = [{dims = [["dp_shard"], []]}]} : (tensor<4x8xf32>, tensor<8x8xf32>) -> tensor<4x8xf32> loc(#l1c)
@@ -54,8 +54,8 @@ module attributes {sc.mesh = [["dp_shard", 2], ["tp", 1]]} {
 #p1 = loc("node_c"("m.layers.1.c"("t.onnx":3:0)))
 module attributes {sc.mesh = [["dp_shard", 2]], sc.fsdp_prefetch} {
   func.func @prefetch(%x: tensor<4x8xf32>) -> tensor<4x8xf32> {
-    %a = sc.param "m.layers.0.a.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "a", sc.sharding = [{dims = [[], []]}], sc.storage_sharding = {dims = [["dp_shard"], []]}, tied = [], transform = "none"} : tensor<8x8xf32>
-    %c = sc.param "m.layers.1.c.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "c", sc.sharding = [{dims = [[], []]}], sc.storage_sharding = {dims = [["dp_shard"], []]}, tied = [], transform = "none"} : tensor<8x8xf32>
+    %a = sc.param "m.layers.0.a.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "a", sc.sharding = [{dims = [[], []]}], sc.storage_sharding = {dims = [["dp_shard"], []]}, tied = [], transform = #sc.transform<none>} : tensor<8x8xf32>
+    %c = sc.param "m.layers.1.c.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "c", sc.sharding = [{dims = [[], []]}], sc.storage_sharding = {dims = [["dp_shard"], []]}, tied = [], transform = #sc.transform<none>} : tensor<8x8xf32>
     %y0 = sc.linear %x, %a {transpose_weight = true, sc.operand_shardings = [{dims = [[], []]}, {dims = [[], []]}], sc.sharding = [{dims = [[], []]}]} : (tensor<4x8xf32>, tensor<8x8xf32>) -> tensor<4x8xf32> loc(#p0)
     %y1 = sc.linear %y0, %c {transpose_weight = true, sc.operand_shardings = [{dims = [[], []]}, {dims = [[], []]}], sc.sharding = [{dims = [[], []]}]} : (tensor<4x8xf32>, tensor<8x8xf32>) -> tensor<4x8xf32> loc(#p1)
     return %y1 : tensor<4x8xf32>
@@ -72,7 +72,7 @@ module attributes {sc.mesh = [["dp_shard", 2]], sc.fsdp_prefetch} {
 // CHECK: sc.all_gather %[[C]] {axes = ["dp_shard"], dim = 0 : i64, {{.*}} : (tensor<8xbf16>) -> tensor<8xbf16>
 module attributes {sc.mesh = [["dp_shard", 2]]} {
   func.func @cast_first(%x: tensor<8xbf16>) -> tensor<8xbf16> {
-    %p = sc.param "m.layers.0.w" {file = "w.bin", offset = 0 : i64, onnx_name = "w", sc.sharding = [{dims = [[]]}], sc.storage_sharding = {dims = [["dp_shard"]]}, tied = [], transform = "none"} : tensor<8xf32>
+    %p = sc.param "m.layers.0.w" {file = "w.bin", offset = 0 : i64, onnx_name = "w", sc.sharding = [{dims = [[]]}], sc.storage_sharding = {dims = [["dp_shard"]]}, tied = [], transform = #sc.transform<none>} : tensor<8xf32>
     %c = sc.cast %p {sc.operand_shardings = [{dims = [[]]}], sc.sharding = [{dims = [[]]}]} : (tensor<8xf32>) -> tensor<8xbf16>
     %y = sc.mul %x, %c {sc.operand_shardings = [{dims = [[]]}, {dims = [[]]}], sc.sharding = [{dims = [[]]}]} : (tensor<8xbf16>, tensor<8xbf16>) -> tensor<8xbf16>
     return %y : tensor<8xbf16>
@@ -83,7 +83,7 @@ module attributes {sc.mesh = [["dp_shard", 2]]} {
 
 // A pending max is reduced with a max all_reduce, then serves any user.
 // CHECK-LABEL: func.func @partial_max
-// CHECK: sc.all_reduce %arg0 {axes = ["tp"], reduce = "max", sc.sharding = [{dims = {{\[}}[], []]}]}
+// CHECK: sc.all_reduce %arg0 {axes = ["tp"], reduce = #sc.reduce<max>, sc.sharding = [{dims = {{\[}}[], []]}]}
 module attributes {sc.mesh = [["tp", 2]]} {
   func.func @partial_max(%x: tensor<4x8xf32> {sc.sharding = {dims = [[], []], partial = ["tp"], reduce = "max"}}) -> tensor<4x8xf32> {
     %y = sc.exp %x {sc.operand_shardings = [{dims = [[], []]}], sc.sharding = [{dims = [[], []]}]} : (tensor<4x8xf32>) -> tensor<4x8xf32>

@@ -19,8 +19,8 @@
 // EXPLAIN-NOT: sc.mul
 module attributes {sc.mesh = [["dp_shard", 1], ["tp", 2]]} {
   func.func @mlp(%x: tensor<4x8x16xf32> {sc.sharding = {dims = [[], [], []]}}) -> tensor<4x8x16xf32> {
-    %w1 = sc.param "blk.up.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "w1", sc.sharding = [{dims = [["tp"], []]}], tied = [], transform = "none"} : tensor<32x16xf32>
-    %w2 = sc.param "blk.down.weight" {file = "w.bin", offset = 2048 : i64, onnx_name = "w2", sc.sharding = [{dims = [[], ["tp"]]}], tied = [], transform = "none"} : tensor<16x32xf32>
+    %w1 = sc.param "blk.up.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "w1", sc.sharding = [{dims = [["tp"], []]}], tied = [], transform = #sc.transform<none>} : tensor<32x16xf32>
+    %w2 = sc.param "blk.down.weight" {file = "w.bin", offset = 2048 : i64, onnx_name = "w2", sc.sharding = [{dims = [[], ["tp"]]}], tied = [], transform = #sc.transform<none>} : tensor<16x32xf32>
     %h = sc.linear %x, %w1 {transpose_weight = true} : (tensor<4x8x16xf32>, tensor<32x16xf32>) -> tensor<4x8x32xf32>
     %a = sc.silu %h : (tensor<4x8x32xf32>) -> tensor<4x8x32xf32>
     %y = sc.linear %a, %w2 {transpose_weight = true} : (tensor<4x8x32xf32>, tensor<16x32xf32>) -> tensor<4x8x16xf32>
@@ -40,8 +40,8 @@ module attributes {sc.mesh = [["dp_shard", 1], ["tp", 2]]} {
 // CHECK: sc.add %[[R]], %{{.*}} {sc.operand_shardings = [{dims = {{\[}}[]]}, {dims = {{\[}}[]]}], sc.sharding = [{dims = {{\[}}[]]}]}
 module attributes {sc.mesh = [["tp", 2]]} {
   func.func @partial_flow(%a: tensor<4x8xf32>, %b: tensor<4x8xf32>) -> tensor<32xf32> {
-    %w = sc.param "p.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "w", sc.sharding = [{dims = [["tp"], []]}], tied = [], transform = "none"} : tensor<8x8xf32>
-    %bias = sc.param "p.bias" {file = "w.bin", offset = 0 : i64, onnx_name = "b", tied = [], transform = "none"} : tensor<32xf32>
+    %w = sc.param "p.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "w", sc.sharding = [{dims = [["tp"], []]}], tied = [], transform = #sc.transform<none>} : tensor<8x8xf32>
+    %bias = sc.param "p.bias" {file = "w.bin", offset = 0 : i64, onnx_name = "b", tied = [], transform = #sc.transform<none>} : tensor<32xf32>
     %ya = sc.linear %a, %w : (tensor<4x8xf32>, tensor<8x8xf32>) -> tensor<4x8xf32>
     %yb = sc.linear %b, %w : (tensor<4x8xf32>, tensor<8x8xf32>) -> tensor<4x8xf32>
     %s = sc.add %ya, %yb : (tensor<4x8xf32>, tensor<4x8xf32>) -> tensor<4x8xf32>
@@ -60,7 +60,7 @@ module attributes {sc.mesh = [["tp", 2]]} {
 // CHECK: sc.gelu {{.*}}sc.sharding = [{dims = {{\[}}["dp_shard"], [], ["tp"]]}]
 module attributes {sc.mesh = [["dp_shard", 2], ["tp", 2]]} {
   func.func @two_axes(%x: tensor<4x8x16xf32> {sc.sharding = {dims = [["dp_shard"], [], []]}}) -> tensor<4x8x32xf32> {
-    %w = sc.param "blk.up.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "w", sc.sharding = [{dims = [["tp"], []]}], tied = [], transform = "none"} : tensor<32x16xf32>
+    %w = sc.param "blk.up.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "w", sc.sharding = [{dims = [["tp"], []]}], tied = [], transform = #sc.transform<none>} : tensor<32x16xf32>
     %h = sc.linear %x, %w {transpose_weight = true} : (tensor<4x8x16xf32>, tensor<32x16xf32>) -> tensor<4x8x32xf32>
     %g = sc.gelu %h : (tensor<4x8x32xf32>) -> tensor<4x8x32xf32>
     return %g : tensor<4x8x32xf32>
@@ -77,7 +77,7 @@ module attributes {sc.mesh = [["dp_shard", 2], ["tp", 2]]} {
 // EXPLAIN: remark: sharding: results [tp: Shard(1)] from operands [tp: Shard(0)] [tp: Shard(1)] (priority: plan)
 module attributes {sc.mesh = [["tp", 2]]} {
   func.func @plan_over_batch(%x: tensor<4x8xf32> {sc.sharding = {dims = [["tp"], []]}}) -> tensor<4x8xf32> {
-    %p = sc.param "p" {file = "w.bin", offset = 0 : i64, onnx_name = "p", sc.sharding = [{dims = [[], ["tp"]]}], tied = [], transform = "none"} : tensor<4x8xf32>
+    %p = sc.param "p" {file = "w.bin", offset = 0 : i64, onnx_name = "p", sc.sharding = [{dims = [[], ["tp"]]}], tied = [], transform = #sc.transform<none>} : tensor<4x8xf32>
     %y = sc.add %x, %p : (tensor<4x8xf32>, tensor<4x8xf32>) -> tensor<4x8xf32>
     return %y : tensor<4x8xf32>
   }
@@ -99,8 +99,8 @@ module attributes {sc.mesh = [["tp", 2]]} {
 // CHECK: sc.linear %[[G]]
 module attributes {sc.mesh = [["tp", 2]]} {
   func.func @plan_reshards(%x: tensor<2x8x16xf32>) -> (tensor<2x8x32xf32>, tensor<1x8x32xf32>) {
-    %s = sc.param "norm.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "s", tied = [], transform = "none"} : tensor<16xf32>
-    %w = sc.param "up.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "w", sc.sharding = [{dims = [["tp"], []]}], tied = [], transform = "none"} : tensor<32x16xf32>
+    %s = sc.param "norm.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "s", tied = [], transform = #sc.transform<none>} : tensor<16xf32>
+    %w = sc.param "up.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "w", sc.sharding = [{dims = [["tp"], []]}], tied = [], transform = #sc.transform<none>} : tensor<32x16xf32>
     %c = sc.constant dense<0.5> : tensor<1x8x32xf32>
     %d = sc.constant dense<0.25> : tensor<1x8x32xf32>
     %sl = sc.shard_slice %x {axes = ["tp"], dim = 1 : i64} : (tensor<2x8x16xf32>) -> tensor<2x8x16xf32>

@@ -8,10 +8,10 @@
 #up = loc("node_up"("blk.up"("t.onnx":1:0)))
 #odd = loc("node_odd"("blk.odd"("t.onnx":2:0)))
 module attributes {sc.mesh = [["dp_replicate", 1], ["dp_shard", 2], ["cp", 1], ["tp", 2]],
-                   sc.tp_styles = {"blk.up" = "colwise", "blk.odd" = "colwise"}} {
+                   sc.tp_styles = {"blk.up" = #sc.tp_style<colwise>, "blk.odd" = #sc.tp_style<colwise>}} {
   func.func @main(%x: tensor<4x16xf32>) -> (tensor<4x32xf32>, tensor<4x6xf32>) {
-    %w = sc.param "blk.up.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "w", tied = [], transform = "none"} : tensor<32x16xf32>
-    %s = sc.param "blk.odd.weight" {file = "w.bin", offset = 4096 : i64, onnx_name = "s", tied = [], transform = "none"} : tensor<6x16xf32>
+    %w = sc.param "blk.up.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "w", tied = [], transform = #sc.transform<none>} : tensor<32x16xf32>
+    %s = sc.param "blk.odd.weight" {file = "w.bin", offset = 4096 : i64, onnx_name = "s", tied = [], transform = #sc.transform<none>} : tensor<6x16xf32>
     %e = sc.exp %x : (tensor<4x16xf32>) -> tensor<4x16xf32>
     %h = sc.linear %e, %w {transpose_weight = true} : (tensor<4x16xf32>, tensor<32x16xf32>) -> tensor<4x32xf32> loc(#up)
     %o = sc.linear %e, %s {transpose_weight = true} : (tensor<4x16xf32>, tensor<6x16xf32>) -> tensor<4x6xf32> loc(#odd)
