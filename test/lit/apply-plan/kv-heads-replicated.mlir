@@ -5,7 +5,7 @@
 // RUN: shardc-opt --sc-apply-plan %s 2>&1 | FileCheck %s
 
 // CHECK: t.onnx:3:0: remark: kv heads (1) fewer than tp (2): each kv head is repeated 2 times so that every rank holds the one its query heads read; replicated: m.attn.k_proj
-// CHECK: sc.param "m.attn.q_proj.weight" {{.*}}sc.sharding = [{dims = {{\[}}["tp"], []]}]{{.*}} : tensor<32x32xf32>
+// CHECK: sc.param "m.attn.q_proj.weight" {{.*}}sc.sharding = [#sc.sharding<{{\[}}[tp], []]>]{{.*}} : tensor<32x32xf32>
 // CHECK: %[[WK:.*]] = sc.param "m.attn.k_proj.weight"
 // CHECK-NOT: sc.sharding
 // CHECK-SAME: : tensor<8x32xf32>

@@ -18,7 +18,7 @@ module attributes {sc.mesh = [["dp_replicate", 1], ["dp_shard", 4], ["cp", 1], [
   }
 }
 
-// PLAN: %[[P:.*]] = sc.param "blk.w" {{.*}}sc.file_shape = array<i64: 10, 8>{{.*}}sc.storage_sharding = {dims = {{\[}}["dp_shard"], []]}{{.*}} : tensor<12x8xf32>
+// PLAN: %[[P:.*]] = sc.param "blk.w" {{.*}}sc.file_shape = array<i64: 10, 8>{{.*}}sc.storage_sharding = #sc.sharding<{{\[}}[dp_shard], []]>{{.*}} : tensor<12x8xf32>
 // PLAN: %[[G:.*]] = sc.param "blk.g" {{.*}}sc.file_shape = array<i64: 6>{{.*}} : tensor<8xf32>
 // PLAN: %[[GS:.*]] = sc.slice %[[G]] {starts = array<i64: 0>, steps = array<i64: 1>} : (tensor<8xf32>) -> tensor<6xf32>
 // PLAN: %[[Y:.*]] = sc.linear %{{.*}}, %[[P]] {{.*}} -> tensor<4x12xf32>

@@ -20,7 +20,7 @@ module attributes {sc.mesh = [["dp_replicate", 1], ["dp_shard", 2], ["cp", 1], [
 }
 
 // CHECK: remark: 1 parameter(s) stay replicated over dp_shard because dim 0 (or its tensor-parallel chunk) is split over tp or smaller than 2 and does not divide: blk.odd.weight
-// CHECK: sc.param "blk.up.weight" {{.*}}sc.storage_sharding = {dims = {{\[}}["tp", "dp_shard"], []]}{{.*}} : tensor<8x16xf32>
+// CHECK: sc.param "blk.up.weight" {{.*}}sc.storage_sharding = #sc.sharding<{{\[}}[tp, dp_shard], []]>{{.*}} : tensor<8x16xf32>
 // CHECK: sc.exp
 // CHECK: %[[G:.*]] = sc.all_gather %{{.*}} {axes = ["dp_shard"], dim = 0 : i64{{.*}} : (tensor<8x16xf32>) -> tensor<16x16xf32>
 // CHECK: sc.linear %{{.*}}, %[[G]] {{.*}} -> tensor<2x16xf32>

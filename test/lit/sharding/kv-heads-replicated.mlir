@@ -30,7 +30,7 @@ module attributes {sc.mesh = [["dp_replicate", 1], ["dp_shard", 1], ["cp", 1], [
 // CHECK-NOT: sc.all_reduce
 // The repeat is split backward onto the expand: each rank broadcasts its one copy.
 // CHECK: %[[K:.*]] = sc.reshape {{.*}} -> tensor<1x1x1x8x8xf32>
-// CHECK: %[[E:.*]] = sc.expand %[[K]] {sc.sharding = [{dims = {{\[}}[], [], ["tp"], [], []]}]} : (tensor<1x1x1x8x8xf32>) -> tensor<1x1x1x8x8xf32>
+// CHECK: %[[E:.*]] = sc.expand %[[K]] {sc.sharding = [#sc.sharding<{{\[}}[], [], [tp], [], []]>]} : (tensor<1x1x1x8x8xf32>) -> tensor<1x1x1x8x8xf32>
 // CHECK: %[[R:.*]] = sc.reshape %[[E]] {{.*}} -> tensor<1x1x8x8xf32>
 // CHECK: sc.attention {{.*}}, %[[R]], {{.*}} : (tensor<1x2x8x8xf32>, tensor<1x1x8x8xf32>, tensor<1x1x8x8xf32>) -> tensor<1x2x8x8xf32>
 // CHECK: sc.all_gather {{.*}} {axes = ["tp"], dim = 1 : i64

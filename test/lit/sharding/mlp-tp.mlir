@@ -18,11 +18,11 @@ module attributes {sc.mesh = [["dp_replicate", 1], ["dp_shard", 1], ["cp", 1], [
   }
 }
 
-// PROP: sc.param "blk.up.weight" {{.*}}sc.sharding = [{dims = {{\[}}["tp"], []]}]
-// PROP: sc.param "blk.down.weight" {{.*}}sc.sharding = [{dims = {{\[}}[], ["tp"]]}]
-// PROP: sc.linear {{.*}}sc.sharding = [{dims = {{\[}}[], [], ["tp"]]}]
-// PROP: sc.linear {{.*}}sc.sharding = [{dims = {{\[}}[], [], []], partial = ["tp"], reduce = "sum"}]
-// PROP: sc.add {{.*}}sc.operand_shardings = [{dims = {{\[}}[], [], []]}, {dims = {{\[}}[], [], []]}]
+// PROP: sc.param "blk.up.weight" {{.*}}sc.sharding = [#sc.sharding<{{\[}}[tp], []]>]
+// PROP: sc.param "blk.down.weight" {{.*}}sc.sharding = [#sc.sharding<{{\[}}[], [tp]]>]
+// PROP: sc.linear {{.*}}sc.sharding = [#sc.sharding<{{\[}}[], [], [tp]]>]
+// PROP: sc.linear {{.*}}sc.sharding = [#sc.sharding<{{\[}}[], [], []], partial = [tp: sum]>]
+// PROP: sc.add {{.*}}sc.operand_shardings = [#sc.sharding<{{\[}}[], [], []]>, #sc.sharding<{{\[}}[], [], []]>]
 
 // COLL-COUNT-1: sc.all_reduce
 // COLL-NOT: sc.all_gather

@@ -17,10 +17,10 @@ module attributes {sc.mesh = [["dp_replicate", 1], ["dp_shard", 1], ["cp", 1], [
   }
 }
 
-// CHECK: %[[W0:.*]] = sc.param "h.0.attn.c_attn.weight.part0" {{.*}}sc.file_shape = array<i64: 16, 48>, sc.file_start = array<i64: 0, 0>, sc.sharding = [{dims = {{\[}}[], ["tp"]]}]{{.*}} : tensor<16x16xf32>
+// CHECK: %[[W0:.*]] = sc.param "h.0.attn.c_attn.weight.part0" {{.*}}sc.file_shape = array<i64: 16, 48>, sc.file_start = array<i64: 0, 0>, sc.sharding = [#sc.sharding<{{\[}}[], [tp]]>]{{.*}} : tensor<16x16xf32>
 // CHECK: sc.param "h.0.attn.c_attn.weight.part1" {{.*}}sc.file_start = array<i64: 0, 16>{{.*}} : tensor<16x16xf32>
 // CHECK: sc.param "h.0.attn.c_attn.weight.part2" {{.*}}sc.file_start = array<i64: 0, 32>{{.*}} : tensor<16x16xf32>
-// CHECK: %[[B0:.*]] = sc.param "h.0.attn.c_attn.bias.part0" {{.*}}sc.file_start = array<i64: 0>, sc.sharding = [{dims = {{\[}}["tp"]]}]{{.*}} : tensor<16xf32>
+// CHECK: %[[B0:.*]] = sc.param "h.0.attn.c_attn.bias.part0" {{.*}}sc.file_start = array<i64: 0>, sc.sharding = [#sc.sharding<{{\[}}[tp]]>]{{.*}} : tensor<16xf32>
 // CHECK-NOT: sc.param "h.0.attn.c_attn.weight"
 // CHECK-NOT: sc.split
 // CHECK-NOT: sc.slice

@@ -27,9 +27,9 @@ module attributes {sc.mesh = [["dp_replicate", 1], ["dp_shard", 1], ["cp", 1], [
 // EXPLAIN: :[[@LINE-10]]:10: remark: sharding: results [tp: Shard(2)] from operands [tp: Replicate] (priority: plan)
 // EXPLAIN-NOT: sc.tanh
 
-// PROP: sc.exp {{.*}}sc.operand_shardings = [{dims = {{\[}}[], [], ["tp"]]}]{{.*}}sc.sharding = [{dims = {{\[}}[], [], ["tp"]]}]
-// PROP: sc.tanh {{.*}}sc.sharding = [{dims = {{\[}}[], [], []]}]
-// PROP: sc.add {{.*}}sc.operand_shardings = [{dims = {{\[}}[], [], ["tp"]]}, {dims = {{\[}}[], [], ["tp"]]}]
+// PROP: sc.exp {{.*}}sc.operand_shardings = [#sc.sharding<{{\[}}[], [], [tp]]>]{{.*}}sc.sharding = [#sc.sharding<{{\[}}[], [], [tp]]>]
+// PROP: sc.tanh {{.*}}sc.sharding = [#sc.sharding<{{\[}}[], [], []]>]
+// PROP: sc.add {{.*}}sc.operand_shardings = [#sc.sharding<{{\[}}[], [], [tp]]>, #sc.sharding<{{\[}}[], [], [tp]]>]
 
 // (The remark shows the operands as they are: the constant is whole, exp wants it split.)
 // The constant is sliced before the exp, which then computes 16 of the 32 features; tanh's

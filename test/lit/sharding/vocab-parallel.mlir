@@ -15,6 +15,6 @@ module attributes {sc.mesh = [["dp_replicate", 1], ["dp_shard", 1], ["cp", 1], [
 }
 
 // CHECK: %[[T:.*]] = sc.param "m.embed_tokens.weight" {{.*}}: tensor<32x16xf32>
-// CHECK: %[[E:.*]] = sc.embedding %[[T]], %arg0 {{.*}}partial = ["tp"]{{.*}} : (tensor<32x16xf32>, tensor<2x8xi64>) -> tensor<2x8x16xf32>
+// CHECK: %[[E:.*]] = sc.embedding %[[T]], %arg0 {{.*}}partial = [tp: sum]{{.*}} : (tensor<32x16xf32>, tensor<2x8xi64>) -> tensor<2x8x16xf32>
 // CHECK: %[[R:.*]] = sc.all_reduce %[[E]] {axes = ["tp"]
 // CHECK: sc.exp %[[R]]
