@@ -17,6 +17,10 @@ def Sc_Dialect : Dialect {
   let cppNamespace = "::shardc::sc";
   let hasConstantMaterializer = 1;
   let useDefaultAttributePrinterParser = 1;
+  // Every `sc.*` discardable attribute is checked (lib/Dialect/ScAttrVerifier.cpp).
+  let hasOperationAttrVerify = 1;
+  let hasRegionArgAttrVerify = 1;
+  let hasRegionResultAttrVerify = 1;
   let summary = "shardc's tensor dialect: ONNX ops with static shapes and semantic ops";
   let description = [{
     Every value is a statically shaped ranked tensor. Weights are `sc.param` references
