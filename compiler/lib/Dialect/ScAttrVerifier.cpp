@@ -27,7 +27,7 @@ StringRef scopeName(Scope s) {
 
 // A sharding of a value of type `type` (a ranked tensor when known).
 LogicalResult verifySharding(function_ref<InFlightDiagnostic()> emitError, StringRef name, Attribute attr,
-                             Type type) {
+                             Type type, Operation *module) {
   auto s = dyn_cast<ShardingAttr>(attr);
   if (!s)
     return emitError() << "'" << name << "' expects #sc.sharding attributes, got " << attr;
@@ -36,6 +36,23 @@ LogicalResult verifySharding(function_ref<InFlightDiagnostic()> emitError, Strin
                        << " dims for a value of rank " << t.getRank();
   if (llvm::any_of(s.getPartialKinds(), [&](ReduceKind k) { return k != s.getPartialKinds().front(); }))
     return emitError() << "'" << name << "': partial axes with different reduction kinds are not supported";
+  // The axes are the module's mesh axes (where the module has its mesh yet).
+  auto mesh = module ? module->getAttrOfType<ArrayAttr>("sc.mesh") : ArrayAttr();
+  if (!mesh)
+    return success();
+  auto known = [&](StringAttr axis) {
+    return llvm::any_of(mesh, [&](Attribute e) {
+      auto pair = dyn_cast<ArrayAttr>(e);
+      return pair && !pair.empty() && pair[0] == axis;
+    });
+  };
+  SmallVector<StringAttr> axes(s.getPartialAxes());
+  for (ArrayAttr d : s.getDims())
+    for (Attribute a : d)
+      axes.push_back(cast<StringAttr>(a));
+  for (StringAttr a : axes)
+    if (!known(a))
+      return emitError() << "'" << name << "': '" << a.getValue() << "' is not an axis of the module's sc.mesh";
   return success();
 }
 
@@ -48,7 +65,7 @@ LogicalResult verifyShardings(Operation *op, StringRef name, Attribute attr, Typ
     return op->emitOpError() << "'" << name << "' has " << arr.size() << " shardings for " << types.size()
                              << " values";
   for (auto [a, t] : llvm::zip(arr, types))
-    if (failed(verifySharding([&] { return op->emitOpError(); }, name, a, t)))
+    if (failed(verifySharding([&] { return op->emitOpError(); }, name, a, t, op->getParentOfType<ModuleOp>())))
       return failure();
   return success();
 }
@@ -132,7 +149,7 @@ LogicalResult verifyAttr(Operation *op, Scope scope, NamedAttribute named, Type 
     if (failed(only({Scope::Op, Scope::Arg})))
       return failure();
     if (scope == Scope::Arg)
-      return verifySharding([&] { return op->emitError(); }, name, attr, type);
+      return verifySharding([&] { return op->emitError(); }, name, attr, type, op->getParentOfType<ModuleOp>());
     return verifyShardings(op, name, attr, op->getResultTypes());
   }
   if (name == "sc.operand_shardings")
@@ -140,7 +157,8 @@ LogicalResult verifyAttr(Operation *op, Scope scope, NamedAttribute named, Type 
   if (name == "sc.storage_sharding")
     return failed(only({Scope::Op})) ? failure()
            : verifySharding([&] { return op->emitOpError(); }, name, attr,
-                            op->getNumResults() == 1 ? op->getResult(0).getType() : Type());
+                            op->getNumResults() == 1 ? op->getResult(0).getType() : Type(),
+                            op->getParentOfType<ModuleOp>());
   if (name == "sc.name")
     return failed(only({Scope::Arg, Scope::Result})) ? failure() : expect(isa<StringAttr>(attr), "a string");
   if (name == "sc.global_shape")

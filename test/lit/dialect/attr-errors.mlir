@@ -124,6 +124,15 @@ func.func @unknown_kind(%x: tensor<4xf32>) -> tensor<4xf32> {
 
 // -----
 
+module attributes {sc.mesh = [["tp", 2]]} {
+  // expected-error @below {{'sc.sharding': 'dp_shard' is not an axis of the module's sc.mesh}}
+  func.func @axis_not_in_mesh(%x: tensor<4xf32> {sc.sharding = #sc.sharding<[[dp_shard]]>}) -> tensor<4xf32> {
+    return %x : tensor<4xf32>
+  }
+}
+
+// -----
+
 // The valid forms verify.
 module attributes {sc.mesh = [["dp_shard", 2], ["tp", 2]], sc.tp_styles = {"m.x" = #sc.tp_style<colwise>},
                    sc.mp_policy = {param_dtype = "bf16", reduce_dtype = "fp32", output_dtype = "fp32"},
