@@ -22,6 +22,13 @@ SmallVector<std::string, 2> activeAxes(const MeshShape &mesh, ArrayRef<StringRef
   return out;
 }
 
+// The style the plan gives the module at `path` (sc.tp_styles: module path -> #sc.tp_style).
+std::optional<sc::TpStyle> styleOf(DictionaryAttr styles, StringRef path) {
+  if (auto st = styles ? styles.getAs<sc::TpStyleAttr>(path) : sc::TpStyleAttr())
+    return st.getValue();
+  return std::nullopt;
+}
+
 struct ScApplyPlanPass : impl::ScApplyPlanBase<ScApplyPlanPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
@@ -91,7 +98,7 @@ struct ScApplyPlanPass : impl::ScApplyPlanBase<ScApplyPlanPass> {
     if (!tp.empty() && styles) {
       SmallVector<sc::LinearOp> packed;
       module.walk([&](sc::LinearOp lin) {
-        if (auto st = styles.getAs<StringAttr>(modulePathOf(lin->getLoc())); st && st.getValue() == "packed_colwise")
+        if (styleOf(styles, modulePathOf(lin->getLoc())) == sc::TpStyle::PackedColwise)
           packed.push_back(lin);
       });
       for (sc::LinearOp lin : packed)
@@ -104,9 +111,8 @@ struct ScApplyPlanPass : impl::ScApplyPlanBase<ScApplyPlanPass> {
     // embedding_rowwise (vocabulary parallel): the table's rows are split over tp.
     if (!tp.empty() && styles)
       module.walk([&](sc::EmbeddingOp emb) {
-        auto st = styles.getAs<StringAttr>(modulePathOf(emb->getLoc()));
         auto table = emb.getTable().getDefiningOp<sc::ParamOp>();
-        if (!st || st.getValue() != "embedding_rowwise" || !table)
+        if (styleOf(styles, modulePathOf(emb->getLoc())) != sc::TpStyle::EmbeddingRowwise || !table)
           return;
         // An uneven vocabulary is padded to equal shards (torch.chunk sizes rounded up).
         int64_t vocab = cast<RankedTensorType>(table.getType()).getDimSize(0);
@@ -119,20 +125,18 @@ struct ScApplyPlanPass : impl::ScApplyPlanBase<ScApplyPlanPass> {
 
     module.walk([&](sc::LinearOp lin) {
       std::string path = modulePathOf(lin->getLoc());
-      StringRef style;
-      if (styles)
-        if (auto st = styles.getAs<StringAttr>(path))
-          style = st.getValue();
-      if (style.empty() || style == "replicate" || style == "packed_colwise" || tp.empty())
+      std::optional<sc::TpStyle> planned = styleOf(styles, path);
+      if (!planned || *planned == sc::TpStyle::Replicate || *planned == sc::TpStyle::PackedColwise || tp.empty())
         return;
       if (kvReplicated.contains(lin))
         return;
       // *_rep styles: the same storage, plus Replicate at the module's output (rowwise's
       // Partial output is reduced by its first consumer anyway).
-      bool rep = style == "colwise_rep" || style == "rowwise_rep";
+      bool rep = *planned == sc::TpStyle::ColwiseRep || *planned == sc::TpStyle::RowwiseRep;
       if (rep)
-        style = style.drop_back(4);
-      if (style != "colwise" && style != "rowwise") {
+        planned = *planned == sc::TpStyle::ColwiseRep ? sc::TpStyle::Colwise : sc::TpStyle::Rowwise;
+      StringRef style = sc::stringifyTpStyle(*planned);
+      if (*planned != sc::TpStyle::Colwise && *planned != sc::TpStyle::Rowwise) {
         lin.emitError() << "tensor-parallel style '" << style << "' of " << path << " is not implemented yet";
         failed = true;
         return;
@@ -143,7 +147,7 @@ struct ScApplyPlanPass : impl::ScApplyPlanBase<ScApplyPlanPass> {
         failed = true;
         return;
       }
-      bool col = style == "colwise";
+      bool col = *planned == sc::TpStyle::Colwise;
       // Stored layout: [N, K] when transpose_weight (PyTorch's), else [K, N].
       int64_t outDim = lin.getTransposeWeight() ? 0 : 1, inDim = 1 - outDim;
       int64_t dim = col ? outDim : inDim;
@@ -221,7 +225,7 @@ struct ScApplyPlanPass : impl::ScApplyPlanBase<ScApplyPlanPass> {
       });
       module.walk([&](sc::LinearOp lin) {
         std::string path = modulePathOf(lin->getLoc());
-        bool styled = styles && styles.getAs<StringAttr>(path);
+        bool styled = styleOf(styles, path).has_value();
         auto t = cast<RankedTensorType>(lin.getInput().getType());
         if (styled || t.getRank() < 3)
           return;
@@ -249,7 +253,7 @@ struct ScApplyPlanPass : impl::ScApplyPlanBase<ScApplyPlanPass> {
       if (type.getRank() == 0)
         continue;
       Sharding compute = getSharding(p).value_or(Sharding::replicated(type.getRank()));
-      int64_t dim = p.getTransform() == "transpose" ? 1 : 0;
+      int64_t dim = p.getTransform() == sc::ParamTransform::Transpose ? 1 : 0;
       int64_t chunk = type.getDimSize(dim) / std::max<int64_t>(1, mesh->product(compute.dims[dim]));
       if (chunk % fsdpSize != 0) {
         // Uneven FSDP shards: padded to equal chunks (torch.chunk sizes rounded up), unless

@@ -24,11 +24,11 @@ struct ScFuseLinearEpiloguePass : impl::ScFuseLinearEpilogueBase<ScFuseLinearEpi
         in = reshape.getInput();
       auto linear = in.getDefiningOp<sc::LinearOp>();
       auto elementType = [](Value v) { return cast<RankedTensorType>(v.getType()).getElementType(); };
-      if (!linear || gelu.getApproximate() != "tanh" || !linear.getBias() || linear.getEpilogue() ||
+      if (!linear || gelu.getApproximate() != sc::GeluApproximation::Tanh || !linear.getBias() || linear.getEpilogue() ||
           !linear.getResult().hasOneUse() || elementType(linear.getResult()) != elementType(gelu.getResult()) ||
           gelu.getInput().getType() != gelu.getResult().getType() || linear->getBlock() != gelu->getBlock())
         continue;
-      linear.setEpilogueAttr(StringAttr::get(linear.getContext(), "gelu_tanh"));
+      linear.setEpilogue(sc::LinearEpilogue::GeluTanh);
       gelu.getResult().replaceAllUsesWith(gelu.getInput());
       gelu.erase();
     }

@@ -39,15 +39,17 @@ FailureOr<Value> materializeReshard(OpBuilder &b, Location loc, Value v, const S
     emitError(loc) << llvm::toString(moves.takeError());
     return failure();
   }
+  // The pending reduction's kind; a Sharding read from the IR holds a valid one.
+  auto reduce = sc::ReduceKindAttr::get(b.getContext(), sc::symbolizeReduceKind(cur.reduce).value_or(sc::ReduceKind::Sum));
   for (const ReshardStep &m : *moves) {
     Operation *op = nullptr;
     switch (m.kind) {
     case ReshardStep::AllReduce:
-      op = sc::AllReduceOp::create(b, loc, type, v, axesAttr(b, m.axes), b.getStringAttr(cur.reduce));
+      op = sc::AllReduceOp::create(b, loc, type, v, axesAttr(b, m.axes), reduce);
       break;
     case ReshardStep::ReduceScatter:
       op = sc::ReduceScatterOp::create(b, loc, type, v, axesAttr(b, m.axes), b.getI64IntegerAttr(m.dim),
-                                       b.getStringAttr(cur.reduce));
+                                       reduce);
       break;
     case ReshardStep::AllToAll:
       op = sc::AllToAllOp::create(b, loc, type, v, axesAttr(b, m.axes), b.getI64IntegerAttr(m.dim),

@@ -55,10 +55,21 @@ struct ScPropagateShardingPass : impl::ScPropagateShardingBase<ScPropagateShardi
   const MeshShape *mesh = nullptr;
   DenseMap<Value, int> priority;
   DenseSet<Value> fixed; // seeds and sources: never refined backward
+  // The shardings being refined: read from the IR's attributes once, before the fixpoint,
+  // and written back once after it (no attribute round trip inside the sweeps).
+  DenseMap<Value, Sharding> current;
 
+  std::optional<Sharding> lookup(Value v) const {
+    auto it = current.find(v);
+    if (it == current.end())
+      return std::nullopt;
+    return it->second;
+  }
+  bool has(Value v) const { return current.contains(v); }
+  void assign(Value v, const Sharding &s) { current[v] = s; }
   Sharding shardingOf(Value v) const {
-    if (auto s = getSharding(v))
-      return *s;
+    if (auto it = current.find(v); it != current.end())
+      return it->second;
     return Sharding::replicated(rankOf(v));
   }
   int priorityOf(Value v) const {
@@ -77,10 +88,27 @@ struct ScPropagateShardingPass : impl::ScPropagateShardingBase<ScPropagateShardi
   }
 
   void propagateFunction(func::FuncOp func) {
+    current.clear();
+    SmallVector<Value> values(func.getArguments());
+    func.walk([&](Operation *op) {
+      if (op != func.getOperation())
+        values.append(op->result_begin(), op->result_end());
+    });
+    for (Value v : values)
+      if (auto s = getSharding(v))
+        current[v] = *s;
+    propagate(func);
+    for (Value v : values)
+      if (auto it = current.find(v); it != current.end())
+        setSharding(v, it->second);
+    current.clear();
+  }
+
+  void propagate(func::FuncOp func) {
     // Seeds: the plan's parameter shardings and reshards, the batch split of the inputs.
     for (BlockArgument arg : func.getArguments()) {
       fixed.insert(arg);
-      if (auto s = getSharding(arg); s && !s->isReplicated())
+      if (auto s = lookup(arg); s && !s->isReplicated())
         priority[arg] = kBatch;
     }
     SmallVector<Operation *> ops;
@@ -89,8 +117,8 @@ struct ScPropagateShardingPass : impl::ScPropagateShardingBase<ScPropagateShardi
         return;
       if (isa<sc::ParamOp, sc::ConstantOp>(op)) {
         Value r = op->getResult(0);
-        if (!getSharding(r))
-          setSharding(r, Sharding::replicated(rankOf(r)));
+        if (!has(r))
+          assign(r, Sharding::replicated(rankOf(r)));
         fixed.insert(r);
         priority[r] = shardingOf(r).isReplicated() ? kNone : kPlan;
         return;
@@ -143,20 +171,21 @@ struct ScPropagateShardingPass : impl::ScPropagateShardingBase<ScPropagateShardi
       Sharding s = in;
       for (auto a : slice.getAxes().getAsValueRange<StringAttr>())
         s.dims[slice.getDim()].push_back(a.str());
-      setSharding(slice.getResult(), s);
+      assign(slice.getResult(), s);
       record(op, {in});
       return true;
     }
     auto gather = cast<sc::AllGatherOp>(op);
     if (in.dims[gather.getDim()].empty()) {
       gather.getResult().replaceAllUsesWith(gather.getInput());
+      current.erase(gather.getResult());
       gather.erase();
       return false;
     }
     in.partial.clear();
     Sharding s = in;
     s.dims[gather.getDim()].clear();
-    setSharding(gather.getResult(), s);
+    assign(gather.getResult(), s);
     record(op, {in});
     return true;
   }
@@ -183,7 +212,7 @@ struct ScPropagateShardingPass : impl::ScPropagateShardingBase<ScPropagateShardi
     for (auto [i, v] : llvm::enumerate(op->getOperands()))
       operands.push_back({operandShardings[i], priorityOf(v), isParamLike(v)});
     for (Value r : op->getResults())
-      results.push_back({shardingOf(r), getSharding(r) ? priorityOf(r) : kNone, false});
+      results.push_back({shardingOf(r), has(r) ? priorityOf(r) : kNone, false});
     return decideShardings(*rule, operands, results, *mesh);
   }
 
@@ -194,9 +223,9 @@ struct ScPropagateShardingPass : impl::ScPropagateShardingBase<ScPropagateShardi
     for (auto [i, r] : llvm::enumerate(op->getResults())) {
       // A replicated result constrains nothing, so it carries no priority.
       int p = d.results[i].isReplicated() ? kNone : d.priority;
-      if (getSharding(r) && shardingOf(r) == d.results[i] && priorityOf(r) == p)
+      if (has(r) && shardingOf(r) == d.results[i] && priorityOf(r) == p)
         continue;
-      setSharding(r, d.results[i]);
+      assign(r, d.results[i]);
       priority[r] = p;
       changed = true;
     }
@@ -221,14 +250,14 @@ struct ScPropagateShardingPass : impl::ScPropagateShardingBase<ScPropagateShardi
       if (!strictlyRefines(want, have))
         continue;
       int oldPriority = priorityOf(v);
-      setSharding(v, want);
+      assign(v, want);
       priority[v] = d.priority;
       Decision again = decide(producer);
       if (again.results[cast<OpResult>(v).getResultNumber()] == want) {
         changed = true;
         continue;
       }
-      setSharding(v, have);
+      assign(v, have);
       priority[v] = oldPriority;
     }
     return changed;

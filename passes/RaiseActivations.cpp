@@ -98,14 +98,14 @@ struct ProductToGelu : OpRewritePattern<sc::MulOp> {
       Value f = onePlus(gate);
       if (!f || f.getType() != op.getType())
         continue;
-      StringRef approximate;
+      sc::GeluApproximation approximate;
       if (auto erf = f.getDefiningOp<sc::ErfOp>(); erf && isXOverSqrt2(erf.getInput(), x))
-        approximate = "none";
+        approximate = sc::GeluApproximation::None;
       else if (auto tanh = f.getDefiningOp<sc::TanhOp>(); tanh && isTanhGeluArgument(tanh.getInput(), x))
-        approximate = "tanh";
+        approximate = sc::GeluApproximation::Tanh;
       else
         continue;
-      rewriter.replaceOpWithNewOp<sc::GeluOp>(op, op.getType(), x, rewriter.getStringAttr(approximate));
+      rewriter.replaceOpWithNewOp<sc::GeluOp>(op, op.getType(), x, approximate);
       return success();
     }
     return rewriter.notifyMatchFailure(op, "no erf/tanh GELU gate");

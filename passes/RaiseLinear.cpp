@@ -60,7 +60,7 @@ struct MatMulToLinear : OpRewritePattern<sc::MatMulOp> {
     if (!linearTypesAgree(op.getLhs(), w->weight, w->transposed, op.getType()))
       return rewriter.notifyMatchFailure(op, "shapes or element types do not form a linear");
     rewriter.replaceOpWithNewOp<sc::LinearOp>(op, op.getType(), op.getLhs(), w->weight, Value(),
-                                              rewriter.getBoolAttr(w->transposed), StringAttr());
+                                              rewriter.getBoolAttr(w->transposed), sc::LinearEpilogueAttr());
     return success();
   }
 };
@@ -87,7 +87,7 @@ struct GemmToLinear : OpRewritePattern<sc::GemmOp> {
         return rewriter.notifyMatchFailure(op, "C is not a [N] parameter");
     }
     rewriter.replaceOpWithNewOp<sc::LinearOp>(op, op.getType(), op.getA(), op.getB(), bias,
-                                              rewriter.getBoolAttr(transposed), StringAttr());
+                                              rewriter.getBoolAttr(transposed), sc::LinearEpilogueAttr());
     return success();
   }
 };
@@ -113,7 +113,7 @@ struct AddBiasToLinear : OpRewritePattern<sc::AddOp> {
       return rewriter.notifyMatchFailure(op, "other operand is not a [N] bias parameter");
     rewriter.replaceOpWithNewOp<sc::LinearOp>(op, op.getType(), linear.getInput(),
                                               linear.getWeight(), bias,
-                                              linear.getTransposeWeightAttr(), StringAttr());
+                                              linear.getTransposeWeightAttr(), sc::LinearEpilogueAttr());
     return success();
   }
 };

@@ -148,8 +148,8 @@ int runInspect(MLIRContext &ctx) {
     for (auto [i, d] : llvm::enumerate(t.getShape()))
       shape += (i ? "x" : "") + std::to_string(d);
     llvm::outs() << "  " << p.getName() << "  " << shape << " " << t.getElementType();
-    if (p.getTransform() != "none")
-      llvm::outs() << "  stored " << p.getTransform() << "d";
+    if (p.getTransform() != shardc::sc::ParamTransform::None)
+      llvm::outs() << "  stored " << shardc::sc::stringifyParamTransform(p.getTransform()) << "d";
     if (p.getOnnxName() != p.getName())
       llvm::outs() << "  (onnx: " << p.getOnnxName() << ")";
     for (auto tied : p.getTied().getAsValueRange<StringAttr>())
@@ -245,7 +245,8 @@ int runCompile(MLIRContext &ctx) {
     Builder b(&ctx);
     SmallVector<NamedAttribute> styles;
     for (auto &[path, style] : plan->resolved)
-      styles.push_back(b.getNamedAttr(path, b.getStringAttr(shardc::stringifyTpStyle(style))));
+      styles.push_back(b.getNamedAttr(
+          path, shardc::sc::TpStyleAttr::get(&ctx, *shardc::sc::symbolizeTpStyle(shardc::stringifyTpStyle(style)))));
     (**module)->setAttr("sc.mesh", mesh.toAttr(&ctx));
     (**module)->setAttr("sc.tp_styles", b.getDictionaryAttr(styles));
     if (plan->fsdpPrefetch)

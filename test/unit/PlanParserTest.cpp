@@ -266,10 +266,10 @@ TEST(PlanResolve, Globs) {
 // qwen2_tiny).
 constexpr const char *kTinyLlama = R"mlir(
 func.func @main() {
-  %0 = sc.param "m.model.embed_tokens.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "e", tied = [], transform = "none"} : tensor<16x8xf32>
-  %1 = sc.param "m.model.layers.0.self_attn.q_proj.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "q", tied = [], transform = "none"} : tensor<8x8xf32>
-  %2 = sc.param "m.model.layers.0.mlp.down_proj.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "d", tied = [], transform = "none"} : tensor<8x8xf32>
-  %3 = sc.param "m.lm_head.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "e", tied = ["m.model.embed_tokens.weight"], transform = "none"} : tensor<16x8xf32>
+  %0 = sc.param "m.model.embed_tokens.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "e", tied = [], transform = #sc.transform<none>} : tensor<16x8xf32>
+  %1 = sc.param "m.model.layers.0.self_attn.q_proj.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "q", tied = [], transform = #sc.transform<none>} : tensor<8x8xf32>
+  %2 = sc.param "m.model.layers.0.mlp.down_proj.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "d", tied = [], transform = #sc.transform<none>} : tensor<8x8xf32>
+  %3 = sc.param "m.lm_head.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "e", tied = ["m.model.embed_tokens.weight"], transform = #sc.transform<none>} : tensor<16x8xf32>
   return
 }
 )mlir";

@@ -159,7 +159,7 @@ llvm::Expected<int64_t> Emitter::bufferFor(Value v) {
     Buffer &b = buffers[*id];
     b.file = fit->second;
     b.fileOffset = p.getOffset();
-    b.transform = p.getTransform().str();
+    b.transform = sc::stringifyParamTransform(p.getTransform()).str();
     int64_t globalBytes = b.bytes;
     if (auto g = p->getAttrOfType<DenseI64ArrayAttr>("sc.global_shape")) {
       recordShard(b, p, g.asArrayRef());

@@ -126,10 +126,7 @@ LogicalResult verifyNormScale(Operation *op, Value in, Value scale, int64_t axis
 LogicalResult ParamOp::verify() {
   if (getOffsetAttr().getInt() < 0) // I64Attr reads back as uint64_t
     return emitOpError() << "negative file offset " << getOffsetAttr().getInt();
-  if (getTransform() != "none" && getTransform() != "transpose")
-    return emitOpError() << "unknown transform '" << getTransform()
-                         << "' (expected none or transpose)";
-  if (getTransform() == "transpose" && tensorType(getResult()).getRank() != 2)
+  if (getTransform() == ParamTransform::Transpose && tensorType(getResult()).getRank() != 2)
     return emitOpError() << "transpose transform needs a 2-D parameter";
   return success();
 }
@@ -194,11 +191,11 @@ LogicalResult ExpandOp::verify() {
 }
 
 LogicalResult GeluOp::verify() {
-  if (getApproximate() != "none" && getApproximate() != "tanh")
-    return emitOpError() << "approximate must be 'none' or 'tanh', got '" << getApproximate() << "'";
-  return success(); // shapes and types: ElementwiseOpInterface
+  return success(); // the approximation: its enum; shapes and types: ElementwiseOpInterface
 }
-StringRef GeluOp::getFormula() { return getApproximate() == "tanh" ? "gelu_tanh" : "gelu_erf"; }
+StringRef GeluOp::getFormula() {
+  return getApproximate() == GeluApproximation::Tanh ? "gelu_tanh" : "gelu_erf";
+}
 
 LogicalResult MatMulOp::verify() {
   ArrayRef<int64_t> a = shapeOf(getLhs()), b = shapeOf(getRhs());

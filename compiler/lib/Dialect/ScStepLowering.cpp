@@ -66,7 +66,7 @@ namespace sc {
 
 // Elementwise.
 LogicalResult GeluOp::lowerToStep(StepDesc &step) {
-  step.attrs.set("approximate", getApproximate().str());
+  step.attrs.set("approximate", stringifyGeluApproximation(getApproximate()).str());
   return lowered(step, "gelu");
 }
 
@@ -86,7 +86,7 @@ OpCost GemmOp::getCost() {
 LogicalResult LinearOp::lowerToStep(StepDesc &step) {
   step.attrs.set("transpose_w", getTransposeWeight());
   if (auto epilogue = getEpilogue())
-    step.attrs.set("epilogue", epilogue->str());
+    step.attrs.set("epilogue", stringifyLinearEpilogue(*epilogue).str());
   return lowered(step, "linear");
 }
 OpCost LinearOp::getCost() { return contraction(*this, typeOf(getInput()).getShape().back()); }
@@ -199,7 +199,7 @@ LogicalResult TriluOp::lowerToStep(StepDesc &step) {
 // Collectives: the mesh axes of the group, and the dims they split or concatenate.
 LogicalResult AllReduceOp::lowerToStep(StepDesc &step) {
   step.attrs.set("axes", strings(getAxes()));
-  step.attrs.set("reduce", getReduce().str());
+  step.attrs.set("reduce", stringifyReduceKind(getReduce()).str());
   return lowered(step, "all_reduce");
 }
 LogicalResult AllGatherOp::lowerToStep(StepDesc &step) {
@@ -210,7 +210,7 @@ LogicalResult AllGatherOp::lowerToStep(StepDesc &step) {
 LogicalResult ReduceScatterOp::lowerToStep(StepDesc &step) {
   step.attrs.set("axes", strings(getAxes()));
   step.attrs.set("dim", axisOf(*this, getDim()));
-  step.attrs.set("reduce", getReduce().str());
+  step.attrs.set("reduce", stringifyReduceKind(getReduce()).str());
   return lowered(step, "reduce_scatter");
 }
 LogicalResult AllToAllOp::lowerToStep(StepDesc &step) {

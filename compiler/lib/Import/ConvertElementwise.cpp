@@ -67,9 +67,10 @@ LogicalResult convertGelu(NodeCtx &n) {
   if (failed(needInputs(n, 1)))
     return failure();
   std::string approx = n.strAttr("approximate", "none");
-  if (approx != "none" && approx != "tanh")
+  std::optional<sc::GeluApproximation> kind = sc::symbolizeGeluApproximation(approx);
+  if (!kind)
     return n.im.fail("Gelu approximate='" + approx + "' is not supported");
-  n.results.push_back(sc::GeluOp::create(n.im.builder, n.loc, n.type(0), n.in(0), n.im.builder.getStringAttr(approx)));
+  n.results.push_back(sc::GeluOp::create(n.im.builder, n.loc, n.type(0), n.in(0), *kind));
   return success();
 }
 

@@ -231,7 +231,7 @@ Value Importer::materializeInitializer(llvm::StringRef name) {
   builder.setInsertionPointToStart(entry);
   Location loc = NameLoc::get(builder.getStringAttr(name));
   return sc::ParamOp::create(builder, loc, type, builder.getStringAttr(name), builder.getStringAttr(file),
-                             builder.getI64IntegerAttr(offset), builder.getStringAttr("none"),
+                             builder.getI64IntegerAttr(offset), sc::ParamTransformAttr::get(builder.getContext(), sc::ParamTransform::None),
                              builder.getStringAttr(name), builder.getStrArrayAttr({}));
 }
 
@@ -244,7 +244,7 @@ void Importer::attributeParams(NodeCtx &n) {
   bool isLinear = cls.ends_with(".Linear") || cls.ends_with("Conv1D");
   bool isEmbedding = cls.ends_with(".Embedding");
   llvm::StringRef opType(n.node.op_type());
-  auto record = [&](sc::ParamOp p, llvm::StringRef transform) {
+  auto record = [&](sc::ParamOp p, sc::ParamTransform transform) {
     std::string want = n.module.path + ".weight";
     if (p.getName() == p.getOnnxName() && !looksLikeModuleParam(p.getName())) {
       p.setName(want);
@@ -273,12 +273,12 @@ void Importer::attributeParams(NodeCtx &n) {
       bool stored = transposedByGraph || gemmTransB;
       if (cls.ends_with("Conv1D"))
         stored = !stored; // HF Conv1D keeps [in, out]
-      record(p, stored ? "none" : "transpose");
+      record(p, stored ? sc::ParamTransform::None : sc::ParamTransform::Transpose);
     }
   }
   if (isEmbedding && opType == "Gather" && !n.inputs.empty())
     if (auto p = n.inputs[0].getDefiningOp<sc::ParamOp>())
-      record(p, "none");
+      record(p, sc::ParamTransform::None);
 }
 
 llvm::Expected<OwningOpRef<ModuleOp>> Importer::run(llvm::MemoryBufferRef bytes) {

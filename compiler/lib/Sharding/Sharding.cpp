@@ -1,6 +1,8 @@
 // Sharding values: construction, attribute round trip, local shapes and DTensor printing.
-// Stored as plain dictionary attributes so any stage of the pipeline reparses from .mlir.
+// Stored as #sc.sharding attributes so any stage of the pipeline reparses from .mlir.
 #include "shardc/Sharding/Sharding.h"
+
+#include "shardc/Dialect/ScDialect.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
@@ -89,49 +91,37 @@ std::optional<SmallVector<int64_t>> Sharding::localShape(ArrayRef<int64_t> globa
   return local;
 }
 
-DictionaryAttr Sharding::toAttr(MLIRContext *ctx) const {
+// The attribute boundary: #sc.sharding <-> the pure-data struct, converted once per read or
+// write (passes that iterate, like sc-propagate-sharding, keep the structs meanwhile).
+sc::ShardingAttr Sharding::toAttr(MLIRContext *ctx) const {
   Builder b(ctx);
-  SmallVector<Attribute> dimAttrs;
+  SmallVector<ArrayAttr> dimAttrs;
   for (auto &d : dims) {
     SmallVector<StringRef> names(d.begin(), d.end());
     dimAttrs.push_back(b.getStrArrayAttr(names));
   }
-  SmallVector<NamedAttribute> fields{b.getNamedAttr("dims", b.getArrayAttr(dimAttrs))};
-  if (!partial.empty()) {
-    SmallVector<StringRef> names(partial.begin(), partial.end());
-    fields.push_back(b.getNamedAttr("partial", b.getStrArrayAttr(names)));
-    fields.push_back(b.getNamedAttr("reduce", b.getStringAttr(reduce)));
-  }
-  return b.getDictionaryAttr(fields);
+  SmallVector<StringAttr> partialAxes;
+  for (const std::string &a : partial)
+    partialAxes.push_back(b.getStringAttr(a));
+  sc::ReduceKind kind = sc::symbolizeReduceKind(reduce).value_or(sc::ReduceKind::Sum);
+  SmallVector<sc::ReduceKind> kinds(partial.size(), kind);
+  return sc::ShardingAttr::get(ctx, dimAttrs, partialAxes, kinds);
 }
 
 std::optional<Sharding> Sharding::fromAttr(Attribute attr) {
-  auto dict = dyn_cast_if_present<DictionaryAttr>(attr);
-  if (!dict)
-    return std::nullopt;
-  auto dimsAttr = dict.getAs<ArrayAttr>("dims");
-  if (!dimsAttr)
+  auto sharding = dyn_cast_if_present<sc::ShardingAttr>(attr);
+  if (!sharding)
     return std::nullopt;
   Sharding s;
-  for (Attribute d : dimsAttr) {
-    auto arr = dyn_cast<ArrayAttr>(d);
-    if (!arr)
-      return std::nullopt;
-    SmallVector<std::string, 2> axes;
-    for (Attribute a : arr) {
-      auto str = dyn_cast<StringAttr>(a);
-      if (!str)
-        return std::nullopt;
-      axes.push_back(str.str());
-    }
-    s.dims.push_back(axes);
+  for (ArrayAttr axes : sharding.getDims()) {
+    auto names = axes.getAsValueRange<StringAttr>();
+    s.dims.emplace_back(names.begin(), names.end());
   }
-  if (auto p = dict.getAs<ArrayAttr>("partial"))
-    for (Attribute a : p)
-      if (auto str = dyn_cast<StringAttr>(a))
-        s.partial.push_back(str.str());
-  if (auto r = dict.getAs<StringAttr>("reduce"))
-    s.reduce = r.str();
+  for (StringAttr a : sharding.getPartialAxes())
+    s.partial.push_back(a.str());
+  // One kind for all partial axes (the dialect's attribute verifier rejects mixed kinds).
+  if (!sharding.getPartialKinds().empty())
+    s.reduce = sc::stringifyReduceKind(sharding.getPartialKinds().front()).str();
   return s;
 }
 

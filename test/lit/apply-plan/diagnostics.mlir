@@ -5,7 +5,7 @@
 
 module attributes {sc.mesh = [["tp", 2]], sc.sequence_parallel} {
   func.func @sp_odd_sequence(%ids: tensor<2x3xi64>) -> tensor<2x3x8xf32> {
-    %t = sc.param "m.embed.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "t", tied = [], transform = "none"} : tensor<16x8xf32>
+    %t = sc.param "m.embed.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "t", tied = [], transform = #sc.transform<none>} : tensor<16x8xf32>
     // expected-error @+1 {{sequence parallel needs the sequence length (dim 1 of 'tensor<2x3x8xf32>') to divide over tp = 2}}
     %e = sc.embedding %t, %ids : (tensor<16x8xf32>, tensor<2x3xi64>) -> tensor<2x3x8xf32>
     return %e : tensor<2x3x8xf32>

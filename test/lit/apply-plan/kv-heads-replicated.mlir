@@ -5,7 +5,7 @@
 // RUN: shardc-opt --sc-apply-plan %s 2>&1 | FileCheck %s
 
 // CHECK: t.onnx:3:0: remark: kv heads (1) fewer than tp (2): each kv head is repeated 2 times so that every rank holds the one its query heads read; replicated: m.attn.k_proj
-// CHECK: sc.param "m.attn.q_proj.weight" {{.*}}sc.sharding = [{dims = {{\[}}["tp"], []]}]{{.*}} : tensor<32x32xf32>
+// CHECK: sc.param "m.attn.q_proj.weight" {{.*}}sc.sharding = [#sc.sharding<{{\[}}[tp], []]>]{{.*}} : tensor<32x32xf32>
 // CHECK: %[[WK:.*]] = sc.param "m.attn.k_proj.weight"
 // CHECK-NOT: sc.sharding
 // CHECK-SAME: : tensor<8x32xf32>
@@ -20,10 +20,10 @@
 #k = loc("node_k"("m.attn.k_proj"("t.onnx":2:0)))
 #a = loc("node_sdpa"("m.attn"("t.onnx":3:0)))
 module attributes {sc.mesh = [["dp_replicate", 1], ["dp_shard", 1], ["cp", 1], ["tp", 2]],
-                   sc.tp_styles = {"m.attn.q_proj" = "colwise", "m.attn.k_proj" = "colwise"}} {
+                   sc.tp_styles = {"m.attn.q_proj" = #sc.tp_style<colwise>, "m.attn.k_proj" = #sc.tp_style<colwise>}} {
   func.func @main(%x: tensor<1x8x32xf32>) -> tensor<1x4x8x8xf32> {
-    %wq = sc.param "m.attn.q_proj.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "q", tied = [], transform = "none"} : tensor<32x32xf32>
-    %wk = sc.param "m.attn.k_proj.weight" {file = "w.bin", offset = 4096 : i64, onnx_name = "k", tied = [], transform = "none"} : tensor<8x32xf32>
+    %wq = sc.param "m.attn.q_proj.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "q", tied = [], transform = #sc.transform<none>} : tensor<32x32xf32>
+    %wk = sc.param "m.attn.k_proj.weight" {file = "w.bin", offset = 4096 : i64, onnx_name = "k", tied = [], transform = #sc.transform<none>} : tensor<8x32xf32>
     %q = sc.linear %x, %wq {transpose_weight = true} : (tensor<1x8x32xf32>, tensor<32x32xf32>) -> tensor<1x8x32xf32> loc(#q)
     %k = sc.linear %x, %wk {transpose_weight = true} : (tensor<1x8x32xf32>, tensor<8x32xf32>) -> tensor<1x8x8xf32> loc(#k)
     %q4 = sc.reshape %q : (tensor<1x8x32xf32>) -> tensor<1x8x4x8xf32>

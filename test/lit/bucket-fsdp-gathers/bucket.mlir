@@ -31,8 +31,8 @@
 #use_a = loc("use_a")
 module attributes {sc.mesh = [["dp_shard", 2], ["tp", 1]]} {
   func.func @dim0(%x: tensor<3x4xf32>) -> tensor<3x6xf32> {
-    %a = sc.param "l.0.a" {file = "w.bin", offset = 0 : i64, onnx_name = "a", tied = [], transform = "none"} : tensor<2x4xf32>
-    %b = sc.param "l.0.b" {file = "w.bin", offset = 64 : i64, onnx_name = "b", tied = [], transform = "none"} : tensor<3x4xf32>
+    %a = sc.param "l.0.a" {file = "w.bin", offset = 0 : i64, onnx_name = "a", tied = [], transform = #sc.transform<none>} : tensor<2x4xf32>
+    %b = sc.param "l.0.b" {file = "w.bin", offset = 64 : i64, onnx_name = "b", tied = [], transform = #sc.transform<none>} : tensor<3x4xf32>
     %ga = sc.all_gather %a {axes = ["dp_shard"], dim = 0 : i64, sc.fsdp_group = 0 : i64} : (tensor<2x4xf32>) -> tensor<4x4xf32>
     %gb = sc.all_gather %b {axes = ["dp_shard"], dim = 0 : i64, sc.fsdp_group = 0 : i64} : (tensor<3x4xf32>) -> tensor<6x4xf32>
     %x1 = sc.exp %x : (tensor<3x4xf32>) -> tensor<3x4xf32>
@@ -58,8 +58,8 @@ module attributes {sc.mesh = [["dp_shard", 2], ["tp", 1]]} {
 // CHECK-NEXT: sc.reshape {{.*}} : (tensor<2x8xf32>) -> tensor<4x4xf32>
 module attributes {sc.mesh = [["dp_shard", 2]]} {
   func.func @dim1(%x: tensor<2x4xf32>) -> tensor<2x4xf32> {
-    %a = sc.param "l.0.a" {file = "w.bin", offset = 0 : i64, onnx_name = "a", tied = [], transform = "none"} : tensor<4x3xf32>
-    %b = sc.param "l.0.b" {file = "w.bin", offset = 96 : i64, onnx_name = "b", tied = [], transform = "none"} : tensor<2x4xf32>
+    %a = sc.param "l.0.a" {file = "w.bin", offset = 0 : i64, onnx_name = "a", tied = [], transform = #sc.transform<none>} : tensor<4x3xf32>
+    %b = sc.param "l.0.b" {file = "w.bin", offset = 96 : i64, onnx_name = "b", tied = [], transform = #sc.transform<none>} : tensor<2x4xf32>
     %ga = sc.all_gather %a {axes = ["dp_shard"], dim = 1 : i64, sc.fsdp_group = 0 : i64} : (tensor<4x3xf32>) -> tensor<4x6xf32>
     %gb = sc.all_gather %b {axes = ["dp_shard"], dim = 0 : i64, sc.fsdp_group = 0 : i64} : (tensor<2x4xf32>) -> tensor<4x4xf32>
     %y = sc.linear %x, %ga : (tensor<2x4xf32>, tensor<4x6xf32>) -> tensor<2x6xf32>
@@ -84,12 +84,12 @@ module attributes {sc.mesh = [["dp_shard", 2]]} {
 // CHECK-NOT: sc.concat
 module attributes {sc.mesh = [["dp_shard", 2], ["tp", 2]]} {
   func.func @groups(%x: tensor<2x4xf32>) -> tensor<4x4xf32> {
-    %p0 = sc.param "l.0.p" {file = "w.bin", offset = 0 : i64, onnx_name = "p0", tied = [], transform = "none"} : tensor<2x4xf32>
-    %q0 = sc.param "l.0.q" {file = "w.bin", offset = 0 : i64, onnx_name = "q0", tied = [], transform = "none"} : tensor<2x4xf32>
-    %h0 = sc.param "l.0.h" {file = "w.bin", offset = 0 : i64, onnx_name = "h0", tied = [], transform = "none"} : tensor<2x4xbf16>
-    %p1 = sc.param "l.1.p" {file = "w.bin", offset = 0 : i64, onnx_name = "p1", tied = [], transform = "none"} : tensor<2x4xf32>
-    %q1 = sc.param "l.1.q" {file = "w.bin", offset = 0 : i64, onnx_name = "q1", tied = [], transform = "none"} : tensor<2x4xf32>
-    %t1 = sc.param "l.1.t" {file = "w.bin", offset = 0 : i64, onnx_name = "t1", tied = [], transform = "none"} : tensor<2x4xf32>
+    %p0 = sc.param "l.0.p" {file = "w.bin", offset = 0 : i64, onnx_name = "p0", tied = [], transform = #sc.transform<none>} : tensor<2x4xf32>
+    %q0 = sc.param "l.0.q" {file = "w.bin", offset = 0 : i64, onnx_name = "q0", tied = [], transform = #sc.transform<none>} : tensor<2x4xf32>
+    %h0 = sc.param "l.0.h" {file = "w.bin", offset = 0 : i64, onnx_name = "h0", tied = [], transform = #sc.transform<none>} : tensor<2x4xbf16>
+    %p1 = sc.param "l.1.p" {file = "w.bin", offset = 0 : i64, onnx_name = "p1", tied = [], transform = #sc.transform<none>} : tensor<2x4xf32>
+    %q1 = sc.param "l.1.q" {file = "w.bin", offset = 0 : i64, onnx_name = "q1", tied = [], transform = #sc.transform<none>} : tensor<2x4xf32>
+    %t1 = sc.param "l.1.t" {file = "w.bin", offset = 0 : i64, onnx_name = "t1", tied = [], transform = #sc.transform<none>} : tensor<2x4xf32>
     %gp0 = sc.all_gather %p0 {axes = ["dp_shard"], dim = 0 : i64, sc.fsdp_group = 0 : i64} : (tensor<2x4xf32>) -> tensor<4x4xf32>
     %gq0 = sc.all_gather %q0 {axes = ["dp_shard"], dim = 0 : i64, sc.fsdp_group = 0 : i64} : (tensor<2x4xf32>) -> tensor<4x4xf32>
     %gh0 = sc.all_gather %h0 {axes = ["dp_shard"], dim = 0 : i64, sc.fsdp_group = 0 : i64} : (tensor<2x4xbf16>) -> tensor<4x4xbf16>

@@ -2,15 +2,33 @@
 
 func.func @param_negative_offset() -> tensor<4xf32> {
   // expected-error @below {{negative file offset -1}}
-  %0 = sc.param "w" {file = "m.onnx", offset = -1 : i64, onnx_name = "w", tied = [], transform = "none"} : tensor<4xf32>
+  %0 = sc.param "w" {file = "m.onnx", offset = -1 : i64, onnx_name = "w", tied = [], transform = #sc.transform<none>} : tensor<4xf32>
   return %0 : tensor<4xf32>
 }
 
 // -----
 
 func.func @param_unknown_transform() -> tensor<4xf32> {
-  // expected-error @below {{unknown transform 'flip' (expected none or transpose)}}
-  %0 = sc.param "w" {file = "m.onnx", offset = 0 : i64, onnx_name = "w", tied = [], transform = "flip"} : tensor<4xf32>
+  // expected-error @below {{expected ::shardc::sc::ParamTransform to be one of: none, transpose}}
+  // expected-error @below {{failed to parse Sc_ParamTransformAttr parameter 'value'}}
+  %0 = sc.param "w" {file = "m.onnx", offset = 0 : i64, onnx_name = "w", tied = [], transform = #sc.transform<flip>} : tensor<4xf32>
+  return %0 : tensor<4xf32>
+}
+
+// -----
+
+func.func @param_transform_string() -> tensor<4xf32> {
+  // expected-error @below {{attribute 'transform' failed to satisfy constraint: parameter storage transform}}
+  %0 = sc.param "w" {file = "m.onnx", offset = 0 : i64, onnx_name = "w", tied = [], transform = "none"} : tensor<4xf32>
+  return %0 : tensor<4xf32>
+}
+
+// -----
+
+func.func @all_reduce_unknown_kind(%x: tensor<4xf32>) -> tensor<4xf32> {
+  // expected-error @below {{expected ::shardc::sc::ReduceKind to be one of: sum, max}}
+  // expected-error @below {{failed to parse Sc_ReduceKindAttr parameter 'value'}}
+  %0 = sc.all_reduce %x {axes = ["tp"], reduce = #sc.reduce<avg>} : (tensor<4xf32>) -> tensor<4xf32>
   return %0 : tensor<4xf32>
 }
 
@@ -18,7 +36,7 @@ func.func @param_unknown_transform() -> tensor<4xf32> {
 
 func.func @param_transpose_needs_2d() -> tensor<4xf32> {
   // expected-error @below {{transpose transform needs a 2-D parameter}}
-  %0 = sc.param "w" {file = "m.onnx", offset = 0 : i64, onnx_name = "w", tied = [], transform = "transpose"} : tensor<4xf32>
+  %0 = sc.param "w" {file = "m.onnx", offset = 0 : i64, onnx_name = "w", tied = [], transform = #sc.transform<transpose>} : tensor<4xf32>
   return %0 : tensor<4xf32>
 }
 
@@ -81,8 +99,9 @@ func.func @isnan_bool(%x: tensor<4xf32>) -> tensor<4xf32> {
 // -----
 
 func.func @gelu_approximate(%x: tensor<4xf32>) -> tensor<4xf32> {
-  // expected-error @below {{approximate must be 'none' or 'tanh', got 'fast'}}
-  %0 = sc.gelu %x {approximate = "fast"} : (tensor<4xf32>) -> tensor<4xf32>
+  // expected-error @below {{expected ::shardc::sc::GeluApproximation to be one of: none, tanh}}
+  // expected-error @below {{failed to parse Sc_GeluApproximationAttr parameter 'value'}}
+  %0 = sc.gelu %x {approximate = #sc.gelu_approximation<fast>} : (tensor<4xf32>) -> tensor<4xf32>
   return %0 : tensor<4xf32>
 }
 

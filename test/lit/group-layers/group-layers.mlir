@@ -17,7 +17,7 @@
 // CHECK: }
 // CHECK: sc.add %[[L1]], %[[N]]
 func.func @two_layers(%x: tensor<4x16xf32>, %y: tensor<4x16xf32>) -> tensor<4x16xf32> {
-  %w = sc.param "m.model.layers.0.mlp.up_proj.weight" {file = "m.onnx", offset = 0 : i64, onnx_name = "w", tied = [], transform = "none"} : tensor<16x16xf32> loc("m.model.layers.0.mlp.up_proj.weight")
+  %w = sc.param "m.model.layers.0.mlp.up_proj.weight" {file = "m.onnx", offset = 0 : i64, onnx_name = "w", tied = [], transform = #sc.transform<none>} : tensor<16x16xf32> loc("m.model.layers.0.mlp.up_proj.weight")
   %0 = sc.linear %x, %w : (tensor<4x16xf32>, tensor<16x16xf32>) -> tensor<4x16xf32> loc("n1"("m.model.layers.0.mlp.up_proj"("m.onnx":1:0)))
   %n = sc.neg %y : (tensor<4x16xf32>) -> tensor<4x16xf32> loc("n2"("m.model.rotary_emb"("m.onnx":2:0)))
   %1 = sc.add %x, %0 : (tensor<4x16xf32>, tensor<4x16xf32>) -> tensor<4x16xf32> loc("n3"("m.model.layers.0"("m.onnx":3:0)))

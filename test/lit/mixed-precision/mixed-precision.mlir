@@ -21,8 +21,8 @@
 // CHECK-NEXT: return %[[O]] : tensor<2x4x8xf32>
 module attributes {sc.mp_policy = {param_dtype = "bf16", reduce_dtype = "fp32", output_dtype = "fp32"}} {
   func.func @block(%x: tensor<2x4x8xf32>) -> tensor<2x4x8xf32> {
-    %s = sc.param "blk.norm.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "s", tied = [], transform = "none"} : tensor<8xf32>
-    %w = sc.param "blk.proj.weight" {file = "w.bin", offset = 32 : i64, onnx_name = "w", tied = [], transform = "none"} : tensor<8x8xf32>
+    %s = sc.param "blk.norm.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "s", tied = [], transform = #sc.transform<none>} : tensor<8xf32>
+    %w = sc.param "blk.proj.weight" {file = "w.bin", offset = 32 : i64, onnx_name = "w", tied = [], transform = #sc.transform<none>} : tensor<8x8xf32>
     %n = sc.rms_norm %x, %s {epsilon = 1.0e-06 : f32} : (tensor<2x4x8xf32>, tensor<8xf32>) -> tensor<2x4x8xf32>
     %l = sc.linear %n, %w {transpose_weight = true} : (tensor<2x4x8xf32>, tensor<8x8xf32>) -> tensor<2x4x8xf32>
     %h = sc.constant dense<0.5> : tensor<2x4x8xf32>
@@ -82,7 +82,7 @@ module attributes {sc.mp_policy = {param_dtype = "bf16", output_dtype = "bf16"}}
 // CHECK: sc.cast {{.*}} {sc.replicate_operands} : (tensor<2x4x8xf16>) -> tensor<2x4x8xbf16>
 module attributes {sc.mp_policy = {param_dtype = "fp16", output_dtype = "bf16"}} {
   func.func @fp16(%ids: tensor<2x4xi64>) -> tensor<2x4x8xf32> {
-    %t = sc.param "emb.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "t", tied = [], transform = "none"} : tensor<16x8xf32>
+    %t = sc.param "emb.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "t", tied = [], transform = #sc.transform<none>} : tensor<16x8xf32>
     %e = sc.embedding %t, %ids : (tensor<16x8xf32>, tensor<2x4xi64>) -> tensor<2x4x8xf32>
     return %e : tensor<2x4x8xf32>
   }
@@ -96,7 +96,7 @@ module attributes {sc.mp_policy = {param_dtype = "fp16", output_dtype = "bf16"}}
 // CHECK: return
 module attributes {sc.mp_policy = {param_dtype = "fp32", output_dtype = "bf16"}} {
   func.func @fp32(%x: tensor<4xf32>) -> tensor<4xf32> {
-    %w = sc.param "w" {file = "w.bin", offset = 0 : i64, onnx_name = "w", tied = [], transform = "none"} : tensor<4xf32>
+    %w = sc.param "w" {file = "w.bin", offset = 0 : i64, onnx_name = "w", tied = [], transform = #sc.transform<none>} : tensor<4xf32>
     %y = sc.mul %x, %w : (tensor<4xf32>, tensor<4xf32>) -> tensor<4xf32>
     return %y : tensor<4xf32>
   }

@@ -17,12 +17,12 @@
 // CHECK: return %[[R]] : tensor<4x8xf32>
 module attributes {sc.mesh = [["tp", 2]]} {
   func.func @mlp(%x: tensor<4x8xf32>) -> tensor<4x8xf32> {
-    %w1 = sc.param "mlp.up.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "w1", tied = [], transform = "none", sc.sharding = [{dims = [["tp"], []]}]} : tensor<16x8xf32>
-    %w2 = sc.param "mlp.down.weight" {file = "w.bin", offset = 512 : i64, onnx_name = "w2", tied = [], transform = "none", sc.sharding = [{dims = [[], ["tp"]]}]} : tensor<8x16xf32>
-    %h = sc.linear %x, %w1 {transpose_weight = true, sc.sharding = [{dims = [[], ["tp"]]}]} : (tensor<4x8xf32>, tensor<16x8xf32>) -> tensor<4x16xf32>
-    %a = sc.silu %h {sc.sharding = [{dims = [[], ["tp"]]}]} : (tensor<4x16xf32>) -> tensor<4x16xf32>
-    %p = sc.linear %a, %w2 {transpose_weight = true, sc.sharding = [{dims = [[], []], partial = ["tp"], reduce = "sum"}]} : (tensor<4x16xf32>, tensor<8x16xf32>) -> tensor<4x8xf32>
-    %r = sc.all_reduce %p {axes = ["tp"], reduce = "sum", sc.sharding = [{dims = [[], []]}]} : (tensor<4x8xf32>) -> tensor<4x8xf32>
+    %w1 = sc.param "mlp.up.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "w1", tied = [], transform = #sc.transform<none>, sc.sharding = [#sc.sharding<[[tp], []]>]} : tensor<16x8xf32>
+    %w2 = sc.param "mlp.down.weight" {file = "w.bin", offset = 512 : i64, onnx_name = "w2", tied = [], transform = #sc.transform<none>, sc.sharding = [#sc.sharding<[[], [tp]]>]} : tensor<8x16xf32>
+    %h = sc.linear %x, %w1 {transpose_weight = true, sc.sharding = [#sc.sharding<[[], [tp]]>]} : (tensor<4x8xf32>, tensor<16x8xf32>) -> tensor<4x16xf32>
+    %a = sc.silu %h {sc.sharding = [#sc.sharding<[[], [tp]]>]} : (tensor<4x16xf32>) -> tensor<4x16xf32>
+    %p = sc.linear %a, %w2 {transpose_weight = true, sc.sharding = [#sc.sharding<[[], []], partial = [tp: sum]>]} : (tensor<4x16xf32>, tensor<8x16xf32>) -> tensor<4x8xf32>
+    %r = sc.all_reduce %p {axes = ["tp"], reduce = #sc.reduce<sum>, sc.sharding = [#sc.sharding<[[], []]>]} : (tensor<4x8xf32>) -> tensor<4x8xf32>
     return %r : tensor<4x8xf32>
   }
 }
@@ -38,10 +38,10 @@ module attributes {sc.mesh = [["tp", 2]]} {
 // CHECK: sc.all_gather {{.*}} : (tensor<2x3x8xf32>) -> tensor<4x3x8xf32>
 // CHECK: sc.all_gather {{.*}} : (tensor<4x3x8xf32>) -> tensor<8x3x8xf32>
 module attributes {sc.mesh = [["dp_replicate", 2], ["dp_shard", 2], ["tp", 1]]} {
-  func.func @batch(%x: tensor<8x3x8xf32> {sc.sharding = {dims = [["dp_replicate", "dp_shard"], [], []]}}) -> tensor<8x3x8xf32> {
-    %e = sc.exp %x {sc.sharding = [{dims = [["dp_replicate", "dp_shard"], [], []]}]} : (tensor<8x3x8xf32>) -> tensor<8x3x8xf32>
-    %g1 = sc.all_gather %e {axes = ["dp_shard"], dim = 0 : i64, sc.sharding = [{dims = [["dp_replicate"], [], []]}]} : (tensor<8x3x8xf32>) -> tensor<8x3x8xf32>
-    %g2 = sc.all_gather %g1 {axes = ["dp_replicate"], dim = 0 : i64, sc.sharding = [{dims = [[], [], []]}]} : (tensor<8x3x8xf32>) -> tensor<8x3x8xf32>
+  func.func @batch(%x: tensor<8x3x8xf32> {sc.sharding = #sc.sharding<[[dp_replicate, dp_shard], [], []]>}) -> tensor<8x3x8xf32> {
+    %e = sc.exp %x {sc.sharding = [#sc.sharding<[[dp_replicate, dp_shard], [], []]>]} : (tensor<8x3x8xf32>) -> tensor<8x3x8xf32>
+    %g1 = sc.all_gather %e {axes = ["dp_shard"], dim = 0 : i64, sc.sharding = [#sc.sharding<[[dp_replicate], [], []]>]} : (tensor<8x3x8xf32>) -> tensor<8x3x8xf32>
+    %g2 = sc.all_gather %g1 {axes = ["dp_replicate"], dim = 0 : i64, sc.sharding = [#sc.sharding<[[], [], []]>]} : (tensor<8x3x8xf32>) -> tensor<8x3x8xf32>
     return %g2 : tensor<8x3x8xf32>
   }
 }
@@ -56,7 +56,7 @@ module attributes {sc.mesh = [["dp_replicate", 2], ["dp_shard", 2], ["tp", 1]]} 
 // CHECK: sc.exp {{.*}} : (tensor<3x5xf32>) -> tensor<3x5xf32>
 module attributes {sc.mesh = [["dp_shard", 1], ["tp", 2]]} {
   func.func @untouched(%x: tensor<3x5xf32>) -> tensor<3x5xf32> {
-    %n = sc.neg %x {sc.sharding = [{dims = [["dp_shard"], []]}]} : (tensor<3x5xf32>) -> tensor<3x5xf32>
+    %n = sc.neg %x {sc.sharding = [#sc.sharding<[[dp_shard], []]>]} : (tensor<3x5xf32>) -> tensor<3x5xf32>
     %e = sc.exp %n : (tensor<3x5xf32>) -> tensor<3x5xf32>
     return %e : tensor<3x5xf32>
   }
@@ -68,7 +68,7 @@ module attributes {sc.mesh = [["dp_shard", 1], ["tp", 2]]} {
 module attributes {sc.mesh = [["tp", 2]]} {
   func.func @odd(%x: tensor<4x6xf32>) -> tensor<4x6xf32> {
     // expected-error @+1 {{a value of shape 'tensor<3x6xf32>' cannot be split as [tp: Shard(0)]: a dim does not divide over its mesh axes}}
-    %w = sc.param "odd.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "w", tied = [], transform = "none", sc.sharding = [{dims = [["tp"], []]}]} : tensor<3x6xf32>
+    %w = sc.param "odd.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "w", tied = [], transform = #sc.transform<none>, sc.sharding = [#sc.sharding<[[tp], []]>]} : tensor<3x6xf32>
     %y = sc.exp %x : (tensor<4x6xf32>) -> tensor<4x6xf32>
     return %y : tensor<4x6xf32>
   }
@@ -79,7 +79,7 @@ module attributes {sc.mesh = [["tp", 2]]} {
 // A function argument that does not divide: the error is at the function.
 module attributes {sc.mesh = [["dp_shard", 4]]} {
   // expected-error @+1 {{a value of shape 'tensor<6x2xf32>' cannot be split as [dp_shard: Shard(0)]}}
-  func.func @odd_input(%x: tensor<6x2xf32> {sc.sharding = {dims = [["dp_shard"], []]}}) -> tensor<6x2xf32> {
+  func.func @odd_input(%x: tensor<6x2xf32> {sc.sharding = #sc.sharding<[[dp_shard], []]>}) -> tensor<6x2xf32> {
     return %x : tensor<6x2xf32>
   }
 }
@@ -90,7 +90,7 @@ module attributes {sc.mesh = [["dp_shard", 4]]} {
 // (here a linear whose weight is split on the contraction but whose input is not).
 module attributes {sc.mesh = [["tp", 2]]} {
   func.func @inconsistent(%x: tensor<4x8xf32>) -> tensor<4x6xf32> {
-    %w = sc.param "bad.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "w", tied = [], transform = "none", sc.sharding = [{dims = [["tp"], []]}]} : tensor<8x6xf32>
+    %w = sc.param "bad.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "w", tied = [], transform = #sc.transform<none>, sc.sharding = [#sc.sharding<[[tp], []]>]} : tensor<8x6xf32>
     // expected-error @+1 {{'sc.linear' op input features 8 differ from the weight's 4 (weight [4x6])}}
     %y = sc.linear %x, %w : (tensor<4x8xf32>, tensor<8x6xf32>) -> tensor<4x6xf32>
     return %y : tensor<4x6xf32>

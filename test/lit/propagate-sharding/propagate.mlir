@@ -9,18 +9,18 @@
 // contraction makes the result Partial; mul(Partial, Partial) is not linear, so it wants
 // its operands reduced (sc-insert-reshards will all_reduce there).
 // CHECK-LABEL: func.func @mlp
-// CHECK: %[[H:.*]] = sc.linear {{.*}}sc.operand_shardings = [{dims = {{\[}}[], [], []]}, {dims = {{\[}}["tp"], []]}], sc.sharding = [{dims = {{\[}}[], [], ["tp"]]}]
-// CHECK: sc.silu %[[H]] {sc.operand_shardings = [{dims = {{\[}}[], [], ["tp"]]}], sc.sharding = [{dims = {{\[}}[], [], ["tp"]]}]}
-// CHECK: sc.linear {{.*}}sc.sharding = [{dims = {{\[}}[], [], []], partial = ["tp"], reduce = "sum"}]
-// CHECK: sc.mul {{.*}}{sc.operand_shardings = [{dims = {{\[}}[], [], []]}, {dims = {{\[}}[], [], []]}], sc.sharding = [{dims = {{\[}}[], [], []]}]}
+// CHECK: %[[H:.*]] = sc.linear {{.*}}sc.operand_shardings = [#sc.sharding<{{\[}}[], [], []]>, #sc.sharding<{{\[}}[tp], []]>], sc.sharding = [#sc.sharding<{{\[}}[], [], [tp]]>]
+// CHECK: sc.silu %[[H]] {sc.operand_shardings = [#sc.sharding<{{\[}}[], [], [tp]]>], sc.sharding = [#sc.sharding<{{\[}}[], [], [tp]]>]}
+// CHECK: sc.linear {{.*}}sc.sharding = [#sc.sharding<{{\[}}[], [], []], partial = [tp: sum]>]
+// CHECK: sc.mul {{.*}}{sc.operand_shardings = [#sc.sharding<{{\[}}[], [], []]>, #sc.sharding<{{\[}}[], [], []]>], sc.sharding = [#sc.sharding<{{\[}}[], [], []]>]}
 // EXPLAIN: [[@LINE+8]]:10: remark: sharding: results [tp: Shard(2)] from operands [tp: Replicate] [tp: Shard(0)] (priority: plan)
 // EXPLAIN: [[@LINE+8]]:10: remark: sharding: results [tp: Shard(2)] from operands [tp: Shard(2)] (priority: plan)
 // EXPLAIN: [[@LINE+8]]:10: remark: sharding: results [tp: Partial(sum)] from operands [tp: Shard(2)] [tp: Shard(1)] (priority: plan)
 // EXPLAIN-NOT: sc.mul
 module attributes {sc.mesh = [["dp_shard", 1], ["tp", 2]]} {
-  func.func @mlp(%x: tensor<4x8x16xf32> {sc.sharding = {dims = [[], [], []]}}) -> tensor<4x8x16xf32> {
-    %w1 = sc.param "blk.up.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "w1", sc.sharding = [{dims = [["tp"], []]}], tied = [], transform = "none"} : tensor<32x16xf32>
-    %w2 = sc.param "blk.down.weight" {file = "w.bin", offset = 2048 : i64, onnx_name = "w2", sc.sharding = [{dims = [[], ["tp"]]}], tied = [], transform = "none"} : tensor<16x32xf32>
+  func.func @mlp(%x: tensor<4x8x16xf32> {sc.sharding = #sc.sharding<[[], [], []]>}) -> tensor<4x8x16xf32> {
+    %w1 = sc.param "blk.up.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "w1", sc.sharding = [#sc.sharding<[[tp], []]>], tied = [], transform = #sc.transform<none>} : tensor<32x16xf32>
+    %w2 = sc.param "blk.down.weight" {file = "w.bin", offset = 2048 : i64, onnx_name = "w2", sc.sharding = [#sc.sharding<[[], [tp]]>], tied = [], transform = #sc.transform<none>} : tensor<16x32xf32>
     %h = sc.linear %x, %w1 {transpose_weight = true} : (tensor<4x8x16xf32>, tensor<32x16xf32>) -> tensor<4x8x32xf32>
     %a = sc.silu %h : (tensor<4x8x32xf32>) -> tensor<4x8x32xf32>
     %y = sc.linear %a, %w2 {transpose_weight = true} : (tensor<4x8x32xf32>, tensor<16x32xf32>) -> tensor<4x8x16xf32>
@@ -35,13 +35,13 @@ module attributes {sc.mesh = [["dp_shard", 1], ["tp", 2]]} {
 // Partial flows through add(Partial, Partial) and through a reshape; an add of a replicated
 // bias must reduce first (each rank would add it once more).
 // CHECK-LABEL: func.func @partial_flow
-// CHECK: %[[S:.*]] = sc.add {{.*}}sc.operand_shardings = [{dims = {{\[}}[], []], partial = ["tp"], reduce = "sum"}, {dims = {{\[}}[], []], partial = ["tp"], reduce = "sum"}], sc.sharding = [{dims = {{\[}}[], []], partial = ["tp"], reduce = "sum"}]
-// CHECK: %[[R:.*]] = sc.reshape %[[S]] {{.*}}sc.sharding = [{dims = {{\[}}[]], partial = ["tp"], reduce = "sum"}]
-// CHECK: sc.add %[[R]], %{{.*}} {sc.operand_shardings = [{dims = {{\[}}[]]}, {dims = {{\[}}[]]}], sc.sharding = [{dims = {{\[}}[]]}]}
+// CHECK: %[[S:.*]] = sc.add {{.*}}sc.operand_shardings = [#sc.sharding<{{\[}}[], []], partial = [tp: sum]>, #sc.sharding<{{\[}}[], []], partial = [tp: sum]>], sc.sharding = [#sc.sharding<{{\[}}[], []], partial = [tp: sum]>]
+// CHECK: %[[R:.*]] = sc.reshape %[[S]] {{.*}}sc.sharding = [#sc.sharding<{{\[}}[]], partial = [tp: sum]>]
+// CHECK: sc.add %[[R]], %{{.*}} {sc.operand_shardings = [#sc.sharding<{{\[}}[]]>, #sc.sharding<{{\[}}[]]>], sc.sharding = [#sc.sharding<{{\[}}[]]>]}
 module attributes {sc.mesh = [["tp", 2]]} {
   func.func @partial_flow(%a: tensor<4x8xf32>, %b: tensor<4x8xf32>) -> tensor<32xf32> {
-    %w = sc.param "p.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "w", sc.sharding = [{dims = [["tp"], []]}], tied = [], transform = "none"} : tensor<8x8xf32>
-    %bias = sc.param "p.bias" {file = "w.bin", offset = 0 : i64, onnx_name = "b", tied = [], transform = "none"} : tensor<32xf32>
+    %w = sc.param "p.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "w", sc.sharding = [#sc.sharding<[[tp], []]>], tied = [], transform = #sc.transform<none>} : tensor<8x8xf32>
+    %bias = sc.param "p.bias" {file = "w.bin", offset = 0 : i64, onnx_name = "b", tied = [], transform = #sc.transform<none>} : tensor<32xf32>
     %ya = sc.linear %a, %w : (tensor<4x8xf32>, tensor<8x8xf32>) -> tensor<4x8xf32>
     %yb = sc.linear %b, %w : (tensor<4x8xf32>, tensor<8x8xf32>) -> tensor<4x8xf32>
     %s = sc.add %ya, %yb : (tensor<4x8xf32>, tensor<4x8xf32>) -> tensor<4x8xf32>
@@ -56,11 +56,11 @@ module attributes {sc.mesh = [["tp", 2]]} {
 // Data and tensor parallel on a 2-D mesh: the batch seed (dp_shard on the input's dim 0)
 // and the plan's colwise weight combine on the linear's result.
 // CHECK-LABEL: func.func @two_axes
-// CHECK: sc.linear {{.*}}sc.sharding = [{dims = {{\[}}["dp_shard"], [], ["tp"]]}]
-// CHECK: sc.gelu {{.*}}sc.sharding = [{dims = {{\[}}["dp_shard"], [], ["tp"]]}]
+// CHECK: sc.linear {{.*}}sc.sharding = [#sc.sharding<{{\[}}[dp_shard], [], [tp]]>]
+// CHECK: sc.gelu {{.*}}sc.sharding = [#sc.sharding<{{\[}}[dp_shard], [], [tp]]>]
 module attributes {sc.mesh = [["dp_shard", 2], ["tp", 2]]} {
-  func.func @two_axes(%x: tensor<4x8x16xf32> {sc.sharding = {dims = [["dp_shard"], [], []]}}) -> tensor<4x8x32xf32> {
-    %w = sc.param "blk.up.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "w", sc.sharding = [{dims = [["tp"], []]}], tied = [], transform = "none"} : tensor<32x16xf32>
+  func.func @two_axes(%x: tensor<4x8x16xf32> {sc.sharding = #sc.sharding<[[dp_shard], [], []]>}) -> tensor<4x8x32xf32> {
+    %w = sc.param "blk.up.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "w", sc.sharding = [#sc.sharding<[[tp], []]>], tied = [], transform = #sc.transform<none>} : tensor<32x16xf32>
     %h = sc.linear %x, %w {transpose_weight = true} : (tensor<4x8x16xf32>, tensor<32x16xf32>) -> tensor<4x8x32xf32>
     %g = sc.gelu %h : (tensor<4x8x32xf32>) -> tensor<4x8x32xf32>
     return %g : tensor<4x8x32xf32>
@@ -73,11 +73,11 @@ module attributes {sc.mesh = [["dp_shard", 2], ["tp", 2]]} {
 // over tp (the plan): tp can shard one dim only, and the plan wins, so the input is wanted
 // resharded onto dim 1.
 // CHECK-LABEL: func.func @plan_over_batch
-// CHECK: sc.add {{.*}}{sc.operand_shardings = [{dims = {{\[}}[], ["tp"]]}, {dims = {{\[}}[], ["tp"]]}], sc.sharding = [{dims = {{\[}}[], ["tp"]]}]}
+// CHECK: sc.add {{.*}}{sc.operand_shardings = [#sc.sharding<{{\[}}[], [tp]]>, #sc.sharding<{{\[}}[], [tp]]>], sc.sharding = [#sc.sharding<{{\[}}[], [tp]]>]}
 // EXPLAIN: remark: sharding: results [tp: Shard(1)] from operands [tp: Shard(0)] [tp: Shard(1)] (priority: plan)
 module attributes {sc.mesh = [["tp", 2]]} {
-  func.func @plan_over_batch(%x: tensor<4x8xf32> {sc.sharding = {dims = [["tp"], []]}}) -> tensor<4x8xf32> {
-    %p = sc.param "p" {file = "w.bin", offset = 0 : i64, onnx_name = "p", sc.sharding = [{dims = [[], ["tp"]]}], tied = [], transform = "none"} : tensor<4x8xf32>
+  func.func @plan_over_batch(%x: tensor<4x8xf32> {sc.sharding = #sc.sharding<[[tp], []]>}) -> tensor<4x8xf32> {
+    %p = sc.param "p" {file = "w.bin", offset = 0 : i64, onnx_name = "p", sc.sharding = [#sc.sharding<[[], [tp]]>], tied = [], transform = #sc.transform<none>} : tensor<4x8xf32>
     %y = sc.add %x, %p : (tensor<4x8xf32>, tensor<4x8xf32>) -> tensor<4x8xf32>
     return %y : tensor<4x8xf32>
   }
@@ -90,17 +90,17 @@ module attributes {sc.mesh = [["tp", 2]]} {
 // identity and disappears. A value one op reads is refined backward when its producer can
 // compute the share (exp of a constant), a value with two readers is not.
 // CHECK-LABEL: func.func @plan_reshards
-// CHECK: %[[SL:.*]] = sc.shard_slice %arg0 {axes = ["tp"], dim = 1 : i64, sc.operand_shardings = [{dims = {{\[}}[], [], []]}], sc.sharding = [{dims = {{\[}}[], ["tp"], []]}]}
-// CHECK: %[[N:.*]] = sc.rms_norm %[[SL]]{{.*}}sc.sharding = [{dims = {{\[}}[], ["tp"], []]}]
-// CHECK: %[[G:.*]] = sc.all_gather %[[N]] {axes = ["tp"], dim = 1 : i64, sc.operand_shardings = [{dims = {{\[}}[], ["tp"], []]}], sc.sharding = [{dims = {{\[}}[], [], []]}]}
+// CHECK: %[[SL:.*]] = sc.shard_slice %arg0 {axes = ["tp"], dim = 1 : i64, sc.operand_shardings = [#sc.sharding<{{\[}}[], [], []]>], sc.sharding = [#sc.sharding<{{\[}}[], [tp], []]>]}
+// CHECK: %[[N:.*]] = sc.rms_norm %[[SL]]{{.*}}sc.sharding = [#sc.sharding<{{\[}}[], [tp], []]>]
+// CHECK: %[[G:.*]] = sc.all_gather %[[N]] {axes = ["tp"], dim = 1 : i64, sc.operand_shardings = [#sc.sharding<{{\[}}[], [tp], []]>], sc.sharding = [#sc.sharding<{{\[}}[], [], []]>]}
 // CHECK-NOT: sc.all_gather
-// CHECK: sc.exp %{{.*}}sc.operand_shardings = [{dims = {{\[}}[], [], ["tp"]]}], sc.sharding = [{dims = {{\[}}[], [], ["tp"]]}]
-// CHECK: sc.tanh %{{.*}}sc.sharding = [{dims = {{\[}}[], [], []]}]
+// CHECK: sc.exp %{{.*}}sc.operand_shardings = [#sc.sharding<{{\[}}[], [], [tp]]>], sc.sharding = [#sc.sharding<{{\[}}[], [], [tp]]>]
+// CHECK: sc.tanh %{{.*}}sc.sharding = [#sc.sharding<{{\[}}[], [], []]>]
 // CHECK: sc.linear %[[G]]
 module attributes {sc.mesh = [["tp", 2]]} {
   func.func @plan_reshards(%x: tensor<2x8x16xf32>) -> (tensor<2x8x32xf32>, tensor<1x8x32xf32>) {
-    %s = sc.param "norm.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "s", tied = [], transform = "none"} : tensor<16xf32>
-    %w = sc.param "up.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "w", sc.sharding = [{dims = [["tp"], []]}], tied = [], transform = "none"} : tensor<32x16xf32>
+    %s = sc.param "norm.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "s", tied = [], transform = #sc.transform<none>} : tensor<16xf32>
+    %w = sc.param "up.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "w", sc.sharding = [#sc.sharding<[[tp], []]>], tied = [], transform = #sc.transform<none>} : tensor<32x16xf32>
     %c = sc.constant dense<0.5> : tensor<1x8x32xf32>
     %d = sc.constant dense<0.25> : tensor<1x8x32xf32>
     %sl = sc.shard_slice %x {axes = ["tp"], dim = 1 : i64} : (tensor<2x8x16xf32>) -> tensor<2x8x16xf32>
@@ -121,9 +121,9 @@ module attributes {sc.mesh = [["tp", 2]]} {
 // sc.replicate_operands (the output-dtype cast of sc-mixed-precision) wants whole operands
 // even where its rule would keep the sharding.
 // CHECK-LABEL: func.func @replicate_operands
-// CHECK: sc.cast {{.*}}{sc.operand_shardings = [{dims = {{\[}}[], []]}], sc.replicate_operands, sc.sharding = [{dims = {{\[}}[], []]}]}
+// CHECK: sc.cast {{.*}}{sc.operand_shardings = [#sc.sharding<{{\[}}[], []]>], sc.replicate_operands, sc.sharding = [#sc.sharding<{{\[}}[], []]>]}
 module attributes {sc.mesh = [["tp", 2]]} {
-  func.func @replicate_operands(%x: tensor<4x8xbf16> {sc.sharding = {dims = [[], ["tp"]]}}) -> tensor<4x8xf32> {
+  func.func @replicate_operands(%x: tensor<4x8xbf16> {sc.sharding = #sc.sharding<[[], [tp]]>}) -> tensor<4x8xf32> {
     %y = sc.cast %x {sc.replicate_operands} : (tensor<4x8xbf16>) -> tensor<4x8xf32>
     return %y : tensor<4x8xf32>
   }

@@ -65,7 +65,7 @@ func.func @gelu_erf_other_association(%x: tensor<4x16xf32>) -> tensor<4x16xf32> 
 
 // GELU, tanh form: 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3))).
 // CHECK-LABEL: func @gelu_tanh
-// CHECK: sc.gelu %{{.*}} {approximate = "tanh"}
+// CHECK: sc.gelu %{{.*}} {approximate = #sc.gelu_approximation<tanh>}
 // CHECK-NOT: sc.tanh
 func.func @gelu_tanh(%x: tensor<4x16xf32>) -> tensor<4x16xf32> {
   %half = sc.constant dense<0.5> : tensor<f32>

@@ -7,7 +7,7 @@
 // CHECK: %[[Y:.*]] = sc.rms_norm %[[X]], %[[S]] {epsilon = 9.99999997E-7 : f32} : (tensor<2x8x16xf32>, tensor<16xf32>) -> tensor<2x8x16xf32>
 // CHECK: return %[[Y]]
 func.func @exporter_rms_norm(%x: tensor<2x8x16xf32>) -> tensor<2x8x16xf32> {
-  %s = sc.param "norm.weight" {file = "m.onnx", offset = 0 : i64, onnx_name = "s", tied = [], transform = "none"} : tensor<16xf32>
+  %s = sc.param "norm.weight" {file = "m.onnx", offset = 0 : i64, onnx_name = "s", tied = [], transform = #sc.transform<none>} : tensor<16xf32>
   %two = sc.constant dense<2.0> : tensor<f32>
   %eps = sc.constant dense<1.0e-6> : tensor<f32>
   %0 = sc.pow %x, %two : (tensor<2x8x16xf32>, tensor<f32>) -> tensor<2x8x16xf32>

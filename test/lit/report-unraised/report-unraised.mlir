@@ -6,7 +6,7 @@
 // CHECK-COUNT-2: sc.softmax
 // CHECK: sc.matmul
 func.func @leftovers(%x: tensor<4x16xf32>, %s: tensor<4x4xf32>) -> (tensor<4x4xf32>, tensor<4x4xf32>, tensor<4x16xf32>, tensor<4x16xf32>, tensor<4x4xi1>) {
-  %w = sc.param "w" {file = "m.onnx", offset = 0 : i64, onnx_name = "w", tied = [], transform = "none"} : tensor<16x16xf32>
+  %w = sc.param "w" {file = "m.onnx", offset = 0 : i64, onnx_name = "w", tied = [], transform = #sc.transform<none>} : tensor<16x16xf32>
   // expected-remark @below {{unraised: 2 x sc.softmax in <no module path>}}
   %0 = sc.softmax %s : (tensor<4x4xf32>) -> tensor<4x4xf32>
   %1 = sc.softmax %s : (tensor<4x4xf32>) -> tensor<4x4xf32>

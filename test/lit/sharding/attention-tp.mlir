@@ -8,10 +8,10 @@
 #q = loc("node_q"("m.attn.q"("t.onnx":1:0)))
 #k = loc("node_k"("m.attn.k"("t.onnx":2:0)))
 module attributes {sc.mesh = [["dp_replicate", 1], ["dp_shard", 1], ["cp", 1], ["tp", 2]],
-                   sc.tp_styles = {"m.attn.q" = "colwise", "m.attn.k" = "colwise"}} {
+                   sc.tp_styles = {"m.attn.q" = #sc.tp_style<colwise>, "m.attn.k" = #sc.tp_style<colwise>}} {
   func.func @main(%x: tensor<1x8x32xf32>) -> tensor<1x4x8x8xf32> {
-    %wq = sc.param "m.attn.q.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "q", tied = [], transform = "none"} : tensor<32x32xf32>
-    %wk = sc.param "m.attn.k.weight" {file = "w.bin", offset = 4096 : i64, onnx_name = "k", tied = [], transform = "none"} : tensor<16x32xf32>
+    %wq = sc.param "m.attn.q.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "q", tied = [], transform = #sc.transform<none>} : tensor<32x32xf32>
+    %wk = sc.param "m.attn.k.weight" {file = "w.bin", offset = 4096 : i64, onnx_name = "k", tied = [], transform = #sc.transform<none>} : tensor<16x32xf32>
     %q = sc.linear %x, %wq {transpose_weight = true} : (tensor<1x8x32xf32>, tensor<32x32xf32>) -> tensor<1x8x32xf32> loc(#q)
     %k = sc.linear %x, %wk {transpose_weight = true} : (tensor<1x8x32xf32>, tensor<16x32xf32>) -> tensor<1x8x16xf32> loc(#k)
     %q4 = sc.reshape %q : (tensor<1x8x32xf32>) -> tensor<1x8x4x8xf32>

@@ -9,6 +9,6 @@ module attributes {sc.mesh = [["dp_replicate", 2], ["dp_shard", 2], ["cp", 1], [
   }
 }
 
-// CHECK: func.func @main(%{{.*}}: tensor<2x16xf32> {sc.global_shape = array<i64: 8, 16>, sc.sharding = {dims = {{\[}}["dp_replicate", "dp_shard"], []]}})
+// CHECK: func.func @main(%{{.*}}: tensor<2x16xf32> {sc.global_shape = array<i64: 8, 16>, sc.sharding = #sc.sharding<{{\[}}[dp_replicate, dp_shard], []]>})
 // CHECK: sc.exp {{.*}} -> tensor<2x16xf32>
 // CHECK: sc.all_gather {{.*}}{axes = ["dp_replicate", "dp_shard"], dim = 0 : i64{{.*}} -> tensor<8x16xf32>

@@ -5,7 +5,7 @@
 
 module attributes {sc.mesh = [["dp_replicate", 1], ["dp_shard", 1], ["cp", 2], ["tp", 1]]} {
   func.func @main(%q: tensor<1x1x8x4xf32>) -> tensor<1x1x8x4xf32> {
-    %m = sc.param "mask" {file = "w.bin", offset = 0 : i64, onnx_name = "m", tied = [], transform = "none"} : tensor<1x1x8x8xf32>
+    %m = sc.param "mask" {file = "w.bin", offset = 0 : i64, onnx_name = "m", tied = [], transform = #sc.transform<none>} : tensor<1x1x8x8xf32>
     %a = sc.attention %q, %q, %q mask %m {scale = 0.5 : f32} : (tensor<1x1x8x4xf32>, tensor<1x1x8x4xf32>, tensor<1x1x8x4xf32>, tensor<1x1x8x8xf32>) -> tensor<1x1x8x4xf32>
     return %a : tensor<1x1x8x4xf32>
   }

@@ -7,7 +7,7 @@
 
 module attributes {sc.mesh = [["dp_replicate", 1], ["dp_shard", 1], ["cp", 2], ["tp", 1]]} {
   func.func @main(%ids: tensor<1x8xi64>) -> tensor<1x8x4xf32> {
-    %tab = sc.param "emb" {file = "w.bin", offset = 0 : i64, onnx_name = "e", tied = [], transform = "none"} : tensor<16x4xf32>
+    %tab = sc.param "emb" {file = "w.bin", offset = 0 : i64, onnx_name = "e", tied = [], transform = #sc.transform<none>} : tensor<16x4xf32>
     %cos = sc.constant dense<[[[[0.0, 0.0, 0.0, 0.0]], [[1.0, 1.0, 1.0, 1.0]], [[2.0, 2.0, 2.0, 2.0]], [[3.0, 3.0, 3.0, 3.0]], [[4.0, 4.0, 4.0, 4.0]], [[5.0, 5.0, 5.0, 5.0]], [[6.0, 6.0, 6.0, 6.0]], [[7.0, 7.0, 7.0, 7.0]]]]> : tensor<1x8x1x4xf32>
     %x = sc.embedding %tab, %ids : (tensor<16x4xf32>, tensor<1x8xi64>) -> tensor<1x8x4xf32>
     %h = sc.reshape %x : (tensor<1x8x4xf32>) -> tensor<1x8x1x4xf32>

@@ -8,8 +8,8 @@
 #l1 = loc("node_b"("m.layers.0.b"("t.onnx":2:0)))
 module attributes {sc.mesh = [["dp_replicate", 1], ["dp_shard", 2], ["cp", 1], ["tp", 1]]} {
   func.func @main(%x: tensor<4x8xf32>) -> tensor<4x6xf32> {
-    %wa = sc.param "m.layers.0.a.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "a", tied = [], transform = "none"} : tensor<8x8xf32>
-    %wb = sc.param "m.layers.0.b.weight" {file = "w.bin", offset = 256 : i64, onnx_name = "b", tied = [], transform = "transpose"} : tensor<8x6xf32>
+    %wa = sc.param "m.layers.0.a.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "a", tied = [], transform = #sc.transform<none>} : tensor<8x8xf32>
+    %wb = sc.param "m.layers.0.b.weight" {file = "w.bin", offset = 256 : i64, onnx_name = "b", tied = [], transform = #sc.transform<transpose>} : tensor<8x6xf32>
     %h = sc.linear %x, %wa {transpose_weight = true} : (tensor<4x8xf32>, tensor<8x8xf32>) -> tensor<4x8xf32> loc(#l0)
     %y = sc.linear %h, %wb : (tensor<4x8xf32>, tensor<8x6xf32>) -> tensor<4x6xf32> loc(#l1)
     return %y : tensor<4x6xf32>

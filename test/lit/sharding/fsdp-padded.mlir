@@ -10,15 +10,15 @@
 
 module attributes {sc.mesh = [["dp_replicate", 1], ["dp_shard", 4], ["cp", 1], ["tp", 1]]} {
   func.func @main(%x: tensor<4x8xf32>, %z: tensor<4x6xf32>) -> (tensor<4x10xf32>, tensor<4x6xf32>) {
-    %w = sc.param "blk.w" {file = "w.bin", offset = 0 : i64, onnx_name = "w", tied = [], transform = "none"} : tensor<10x8xf32>
-    %g = sc.param "blk.g" {file = "w.bin", offset = 320 : i64, onnx_name = "g", tied = [], transform = "none"} : tensor<6xf32>
+    %w = sc.param "blk.w" {file = "w.bin", offset = 0 : i64, onnx_name = "w", tied = [], transform = #sc.transform<none>} : tensor<10x8xf32>
+    %g = sc.param "blk.g" {file = "w.bin", offset = 320 : i64, onnx_name = "g", tied = [], transform = #sc.transform<none>} : tensor<6xf32>
     %y = sc.linear %x, %w {transpose_weight = true} : (tensor<4x8xf32>, tensor<10x8xf32>) -> tensor<4x10xf32>
     %m = sc.mul %z, %g : (tensor<4x6xf32>, tensor<6xf32>) -> tensor<4x6xf32>
     return %y, %m : tensor<4x10xf32>, tensor<4x6xf32>
   }
 }
 
-// PLAN: %[[P:.*]] = sc.param "blk.w" {{.*}}sc.file_shape = array<i64: 10, 8>{{.*}}sc.storage_sharding = {dims = {{\[}}["dp_shard"], []]}{{.*}} : tensor<12x8xf32>
+// PLAN: %[[P:.*]] = sc.param "blk.w" {{.*}}sc.file_shape = array<i64: 10, 8>{{.*}}sc.storage_sharding = #sc.sharding<{{\[}}[dp_shard], []]>{{.*}} : tensor<12x8xf32>
 // PLAN: %[[G:.*]] = sc.param "blk.g" {{.*}}sc.file_shape = array<i64: 6>{{.*}} : tensor<8xf32>
 // PLAN: %[[GS:.*]] = sc.slice %[[G]] {starts = array<i64: 0>, steps = array<i64: 1>} : (tensor<8xf32>) -> tensor<6xf32>
 // PLAN: %[[Y:.*]] = sc.linear %{{.*}}, %[[P]] {{.*}} -> tensor<4x12xf32>
@@ -38,9 +38,9 @@ module attributes {sc.mesh = [["dp_replicate", 1], ["dp_shard", 4], ["cp", 1], [
 #emb = loc("node_emb"("m.embed"("t.onnx":1:0)))
 #head = loc("node_head"("m.lm_head"("t.onnx":2:0)))
 module attributes {sc.mesh = [["dp_replicate", 1], ["dp_shard", 1], ["cp", 1], ["tp", 4]],
-                   sc.tp_styles = {"m.embed" = "embedding_rowwise", "m.lm_head" = "colwise_rep"}} {
+                   sc.tp_styles = {"m.embed" = #sc.tp_style<embedding_rowwise>, "m.lm_head" = #sc.tp_style<colwise_rep>}} {
   func.func @main(%ids: tensor<2x3xi64>) -> tensor<2x3x10xf32> {
-    %t = sc.param "m.embed.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "t", tied = ["m.lm_head.weight"], transform = "none"} : tensor<10x8xf32>
+    %t = sc.param "m.embed.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "t", tied = ["m.lm_head.weight"], transform = #sc.transform<none>} : tensor<10x8xf32>
     %e = sc.embedding %t, %ids : (tensor<10x8xf32>, tensor<2x3xi64>) -> tensor<2x3x8xf32> loc(#emb)
     %l = sc.linear %e, %t {transpose_weight = true} : (tensor<2x3x8xf32>, tensor<10x8xf32>) -> tensor<2x3x10xf32> loc(#head)
     return %l : tensor<2x3x10xf32>

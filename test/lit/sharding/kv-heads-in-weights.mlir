@@ -11,11 +11,11 @@
 #v = loc("node_v"("m.attn.v_proj"("t.onnx":3:0)))
 #a = loc("node_sdpa"("m.attn"("t.onnx":4:0)))
 module attributes {sc.mesh = [["dp_replicate", 1], ["dp_shard", 1], ["cp", 1], ["tp", 4]],
-                   sc.tp_styles = {"m.attn.q_proj" = "colwise", "m.attn.k_proj" = "colwise", "m.attn.v_proj" = "colwise"}} {
+                   sc.tp_styles = {"m.attn.q_proj" = #sc.tp_style<colwise>, "m.attn.k_proj" = #sc.tp_style<colwise>, "m.attn.v_proj" = #sc.tp_style<colwise>}} {
   func.func @main(%x: tensor<1x8x32xf32>) -> tensor<1x4x8x8xf32> {
-    %wq = sc.param "m.attn.q_proj.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "q", tied = [], transform = "none"} : tensor<32x32xf32>
-    %wk = sc.param "m.attn.k_proj.weight" {file = "w.bin", offset = 4096 : i64, onnx_name = "k", tied = [], transform = "none"} : tensor<16x32xf32>
-    %wv = sc.param "m.attn.v_proj.weight" {file = "w.bin", offset = 6144 : i64, onnx_name = "v", tied = [], transform = "none"} : tensor<16x32xf32>
+    %wq = sc.param "m.attn.q_proj.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "q", tied = [], transform = #sc.transform<none>} : tensor<32x32xf32>
+    %wk = sc.param "m.attn.k_proj.weight" {file = "w.bin", offset = 4096 : i64, onnx_name = "k", tied = [], transform = #sc.transform<none>} : tensor<16x32xf32>
+    %wv = sc.param "m.attn.v_proj.weight" {file = "w.bin", offset = 6144 : i64, onnx_name = "v", tied = [], transform = #sc.transform<none>} : tensor<16x32xf32>
     %q = sc.linear %x, %wq {transpose_weight = true} : (tensor<1x8x32xf32>, tensor<32x32xf32>) -> tensor<1x8x32xf32> loc(#q)
     %k = sc.linear %x, %wk {transpose_weight = true} : (tensor<1x8x32xf32>, tensor<16x32xf32>) -> tensor<1x8x16xf32> loc(#k)
     %v = sc.linear %x, %wv {transpose_weight = true} : (tensor<1x8x32xf32>, tensor<16x32xf32>) -> tensor<1x8x16xf32> loc(#v)

@@ -8,10 +8,10 @@
 #k = loc("node_k"("m.attn.k_proj"("t.onnx":2:0)))
 #a = loc("node_sdpa"("m.attn"("t.onnx":3:0)))
 module attributes {sc.mesh = [["dp_replicate", 1], ["dp_shard", 1], ["cp", 1], ["tp", 2]],
-                   sc.tp_styles = {"m.attn.q_proj" = "colwise", "m.attn.k_proj" = "colwise"}} {
+                   sc.tp_styles = {"m.attn.q_proj" = #sc.tp_style<colwise>, "m.attn.k_proj" = #sc.tp_style<colwise>}} {
   func.func @main(%x: tensor<1x8x32xf32>) -> tensor<1x4x8x8xf32> {
-    %wq = sc.param "m.attn.q_proj.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "q", tied = [], transform = "none"} : tensor<32x32xf32>
-    %wk = sc.param "m.attn.k_proj.weight" {file = "w.bin", offset = 4096 : i64, onnx_name = "k", tied = [], transform = "none"} : tensor<8x32xf32>
+    %wq = sc.param "m.attn.q_proj.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "q", tied = [], transform = #sc.transform<none>} : tensor<32x32xf32>
+    %wk = sc.param "m.attn.k_proj.weight" {file = "w.bin", offset = 4096 : i64, onnx_name = "k", tied = [], transform = #sc.transform<none>} : tensor<8x32xf32>
     %q = sc.linear %x, %wq {transpose_weight = true} : (tensor<1x8x32xf32>, tensor<32x32xf32>) -> tensor<1x8x32xf32> loc(#q)
     %k = sc.linear %x, %wk {transpose_weight = true} : (tensor<1x8x32xf32>, tensor<8x32xf32>) -> tensor<1x8x8xf32> loc(#k)
     %q4 = sc.reshape %q : (tensor<1x8x32xf32>) -> tensor<1x8x4x8xf32>
@@ -30,7 +30,7 @@ module attributes {sc.mesh = [["dp_replicate", 1], ["dp_shard", 1], ["cp", 1], [
 // CHECK-NOT: sc.all_reduce
 // The repeat is split backward onto the expand: each rank broadcasts its one copy.
 // CHECK: %[[K:.*]] = sc.reshape {{.*}} -> tensor<1x1x1x8x8xf32>
-// CHECK: %[[E:.*]] = sc.expand %[[K]] {sc.sharding = [{dims = {{\[}}[], [], ["tp"], [], []]}]} : (tensor<1x1x1x8x8xf32>) -> tensor<1x1x1x8x8xf32>
+// CHECK: %[[E:.*]] = sc.expand %[[K]] {sc.sharding = [#sc.sharding<{{\[}}[], [], [tp], [], []]>]} : (tensor<1x1x1x8x8xf32>) -> tensor<1x1x1x8x8xf32>
 // CHECK: %[[R:.*]] = sc.reshape %[[E]] {{.*}} -> tensor<1x1x8x8xf32>
 // CHECK: sc.attention {{.*}}, %[[R]], {{.*}} : (tensor<1x2x8x8xf32>, tensor<1x1x8x8xf32>, tensor<1x1x8x8xf32>) -> tensor<1x2x8x8xf32>
 // CHECK: sc.all_gather {{.*}} {axes = ["tp"], dim = 1 : i64

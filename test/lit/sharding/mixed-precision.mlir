@@ -5,7 +5,7 @@
 module attributes {sc.mesh = [["dp_replicate", 1], ["dp_shard", 2], ["cp", 1], ["tp", 1]],
                    sc.mp_policy = {param_dtype = "bf16", reduce_dtype = "fp32", output_dtype = "fp32"}} {
   func.func @main(%x: tensor<2x1x4x8xf32>) -> tensor<2x1x4x8xf32> {
-    %w = sc.param "blk.w" {file = "w.bin", offset = 0 : i64, onnx_name = "w", tied = [], transform = "none"} : tensor<8xf32>
+    %w = sc.param "blk.w" {file = "w.bin", offset = 0 : i64, onnx_name = "w", tied = [], transform = #sc.transform<none>} : tensor<8xf32>
     %cos = sc.constant dense<1.0> : tensor<1x1x4x8xf32>
     %sin = sc.constant dense<0.0> : tensor<1x1x4x8xf32>
     %m = sc.mul %x, %w : (tensor<2x1x4x8xf32>, tensor<8xf32>) -> tensor<2x1x4x8xf32>

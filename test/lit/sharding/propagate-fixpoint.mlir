@@ -7,9 +7,9 @@
 
 #up = loc("node_up"("blk.up"("t.onnx":1:0)))
 module attributes {sc.mesh = [["dp_replicate", 1], ["dp_shard", 1], ["cp", 1], ["tp", 2]],
-                   sc.tp_styles = {"blk.up" = "colwise"}} {
+                   sc.tp_styles = {"blk.up" = #sc.tp_style<colwise>}} {
   func.func @main(%x: tensor<4x8x16xf32>) -> (tensor<4x8x32xf32>, tensor<1x8x32xf32>) {
-    %w = sc.param "blk.up.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "w", tied = [], transform = "none"} : tensor<32x16xf32>
+    %w = sc.param "blk.up.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "w", tied = [], transform = #sc.transform<none>} : tensor<32x16xf32>
     %c = sc.constant dense<0.5> : tensor<1x8x32xf32>
     %d = sc.constant dense<0.25> : tensor<1x8x32xf32>
     %h = sc.linear %x, %w {transpose_weight = true} : (tensor<4x8x16xf32>, tensor<32x16xf32>) -> tensor<4x8x32xf32> loc(#up)
@@ -27,9 +27,9 @@ module attributes {sc.mesh = [["dp_replicate", 1], ["dp_shard", 1], ["cp", 1], [
 // EXPLAIN: :[[@LINE-10]]:10: remark: sharding: results [tp: Shard(2)] from operands [tp: Replicate] (priority: plan)
 // EXPLAIN-NOT: sc.tanh
 
-// PROP: sc.exp {{.*}}sc.operand_shardings = [{dims = {{\[}}[], [], ["tp"]]}]{{.*}}sc.sharding = [{dims = {{\[}}[], [], ["tp"]]}]
-// PROP: sc.tanh {{.*}}sc.sharding = [{dims = {{\[}}[], [], []]}]
-// PROP: sc.add {{.*}}sc.operand_shardings = [{dims = {{\[}}[], [], ["tp"]]}, {dims = {{\[}}[], [], ["tp"]]}]
+// PROP: sc.exp {{.*}}sc.operand_shardings = [#sc.sharding<{{\[}}[], [], [tp]]>]{{.*}}sc.sharding = [#sc.sharding<{{\[}}[], [], [tp]]>]
+// PROP: sc.tanh {{.*}}sc.sharding = [#sc.sharding<{{\[}}[], [], []]>]
+// PROP: sc.add {{.*}}sc.operand_shardings = [#sc.sharding<{{\[}}[], [], [tp]]>, #sc.sharding<{{\[}}[], [], [tp]]>]
 
 // (The remark shows the operands as they are: the constant is whole, exp wants it split.)
 // The constant is sliced before the exp, which then computes 16 of the 32 features; tanh's

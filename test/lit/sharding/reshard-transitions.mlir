@@ -6,8 +6,8 @@
 module attributes {sc.mesh = [["dp_shard", 2], ["tp", 2]]} {
   // CHECK-LABEL: @shard_to_shard
   // CHECK: sc.all_to_all %arg0 {axes = ["tp"], concat_dim = 0 : i64, {{.*}}split_dim = 1 : i64}
-  func.func @shard_to_shard(%x: tensor<4x8xf32> {sc.sharding = {dims = [["tp"], []]}}) -> tensor<4x8xf32> {
-    %y = sc.exp %x {sc.operand_shardings = [{dims = [[], ["tp"]]}], sc.sharding = [{dims = [[], ["tp"]]}]} : (tensor<4x8xf32>) -> tensor<4x8xf32>
+  func.func @shard_to_shard(%x: tensor<4x8xf32> {sc.sharding = #sc.sharding<[[tp], []]>}) -> tensor<4x8xf32> {
+    %y = sc.exp %x {sc.operand_shardings = [#sc.sharding<[[], [tp]]>], sc.sharding = [#sc.sharding<[[], [tp]]>]} : (tensor<4x8xf32>) -> tensor<4x8xf32>
     return %y : tensor<4x8xf32>
   }
 }
@@ -17,8 +17,8 @@ module attributes {sc.mesh = [["dp_shard", 2], ["tp", 2]]} {
 module attributes {sc.mesh = [["dp_shard", 2], ["tp", 2]]} {
   // CHECK-LABEL: @partial_to_shard
   // CHECK: sc.reduce_scatter %arg0 {axes = ["tp"], dim = 1 : i64
-  func.func @partial_to_shard(%x: tensor<4x8xf32> {sc.sharding = {dims = [[], []], partial = ["tp"], reduce = "sum"}}) -> tensor<4x8xf32> {
-    %y = sc.exp %x {sc.operand_shardings = [{dims = [[], ["tp"]]}], sc.sharding = [{dims = [[], ["tp"]]}]} : (tensor<4x8xf32>) -> tensor<4x8xf32>
+  func.func @partial_to_shard(%x: tensor<4x8xf32> {sc.sharding = #sc.sharding<[[], []], partial = [tp: sum]>}) -> tensor<4x8xf32> {
+    %y = sc.exp %x {sc.operand_shardings = [#sc.sharding<[[], [tp]]>], sc.sharding = [#sc.sharding<[[], [tp]]>]} : (tensor<4x8xf32>) -> tensor<4x8xf32>
     return %y : tensor<4x8xf32>
   }
 }
@@ -31,8 +31,8 @@ module attributes {sc.mesh = [["dp_shard", 2], ["tp", 2]]} {
   // CHECK-LABEL: @two_axes
   // CHECK: %[[R:.*]] = sc.all_reduce %arg0 {axes = ["tp"]
   // CHECK: sc.all_gather %[[R]] {axes = ["dp_shard"], dim = 0 : i64
-  func.func @two_axes(%x: tensor<4x8xf32> {sc.sharding = {dims = [["dp_shard"], []], partial = ["tp"], reduce = "sum"}}) -> tensor<4x8xf32> {
-    %y = sc.exp %x {sc.operand_shardings = [{dims = [[], []]}], sc.sharding = [{dims = [[], []]}]} : (tensor<4x8xf32>) -> tensor<4x8xf32>
+  func.func @two_axes(%x: tensor<4x8xf32> {sc.sharding = #sc.sharding<[[dp_shard], []], partial = [tp: sum]>}) -> tensor<4x8xf32> {
+    %y = sc.exp %x {sc.operand_shardings = [#sc.sharding<[[], []]>], sc.sharding = [#sc.sharding<[[], []]>]} : (tensor<4x8xf32>) -> tensor<4x8xf32>
     return %y : tensor<4x8xf32>
   }
 }
@@ -44,9 +44,9 @@ module attributes {sc.mesh = [["dp_shard", 2], ["tp", 2]]} {
   // CHECK-LABEL: @inner_axis
   // CHECK: sc.all_gather %arg0 {axes = ["tp"], dim = 0 : i64
   // CHECK-NOT: sc.shard_slice
-  func.func @inner_axis(%x: tensor<8x4xf32> {sc.sharding = {dims = [["dp_shard", "tp"], []]}}) -> tensor<8x4xf32> {
-    %y = sc.exp %x {sc.operand_shardings = [{dims = [["dp_shard"], []]}], sc.sharding = [{dims = [["dp_shard"], []]}]} : (tensor<8x4xf32>) -> tensor<8x4xf32>
-    %z = sc.neg %y {sc.operand_shardings = [{dims = [["dp_shard"], []]}], sc.sharding = [{dims = [["dp_shard"], []]}]} : (tensor<8x4xf32>) -> tensor<8x4xf32>
+  func.func @inner_axis(%x: tensor<8x4xf32> {sc.sharding = #sc.sharding<[[dp_shard, tp], []]>}) -> tensor<8x4xf32> {
+    %y = sc.exp %x {sc.operand_shardings = [#sc.sharding<[[dp_shard], []]>], sc.sharding = [#sc.sharding<[[dp_shard], []]>]} : (tensor<8x4xf32>) -> tensor<8x4xf32>
+    %z = sc.neg %y {sc.operand_shardings = [#sc.sharding<[[dp_shard], []]>], sc.sharding = [#sc.sharding<[[dp_shard], []]>]} : (tensor<8x4xf32>) -> tensor<8x4xf32>
     return %z : tensor<8x4xf32>
   }
 }
@@ -59,8 +59,8 @@ module attributes {sc.mesh = [["tp", 2]]} {
   // CHECK-COUNT-1: sc.shard_slice
   // CHECK-NOT: sc.shard_slice
   func.func @replicate_to_shard(%x: tensor<4x8xf32>) -> (tensor<4x8xf32>, tensor<4x8xf32>) {
-    %y = sc.exp %x {sc.operand_shardings = [{dims = [[], ["tp"]]}], sc.sharding = [{dims = [[], ["tp"]]}]} : (tensor<4x8xf32>) -> tensor<4x8xf32>
-    %z = sc.neg %x {sc.operand_shardings = [{dims = [[], ["tp"]]}], sc.sharding = [{dims = [[], ["tp"]]}]} : (tensor<4x8xf32>) -> tensor<4x8xf32>
+    %y = sc.exp %x {sc.operand_shardings = [#sc.sharding<[[], [tp]]>], sc.sharding = [#sc.sharding<[[], [tp]]>]} : (tensor<4x8xf32>) -> tensor<4x8xf32>
+    %z = sc.neg %x {sc.operand_shardings = [#sc.sharding<[[], [tp]]>], sc.sharding = [#sc.sharding<[[], [tp]]>]} : (tensor<4x8xf32>) -> tensor<4x8xf32>
     return %y, %z : tensor<4x8xf32>, tensor<4x8xf32>
   }
 }
@@ -73,9 +73,9 @@ module attributes {sc.mesh = [["dp_shard", 2], ["tp", 2]]} {
   // CHECK-LABEL: @refine_inner
   // CHECK-NEXT: %[[S:.*]] = sc.shard_slice %arg0 {axes = ["dp_shard"], dim = 0 : i64
   // CHECK-NEXT: sc.exp %[[S]]
-  func.func @refine_inner(%x: tensor<8x4xf32> {sc.sharding = {dims = [["tp"], []]}}) -> tensor<8x4xf32> {
-    %y = sc.exp %x {sc.operand_shardings = [{dims = [["tp", "dp_shard"], []]}], sc.sharding = [{dims = [["tp", "dp_shard"], []]}]} : (tensor<8x4xf32>) -> tensor<8x4xf32>
-    %z = sc.neg %y {sc.operand_shardings = [{dims = [["tp", "dp_shard"], []]}], sc.sharding = [{dims = [["tp", "dp_shard"], []]}]} : (tensor<8x4xf32>) -> tensor<8x4xf32>
+  func.func @refine_inner(%x: tensor<8x4xf32> {sc.sharding = #sc.sharding<[[tp], []]>}) -> tensor<8x4xf32> {
+    %y = sc.exp %x {sc.operand_shardings = [#sc.sharding<[[tp, dp_shard], []]>], sc.sharding = [#sc.sharding<[[tp, dp_shard], []]>]} : (tensor<8x4xf32>) -> tensor<8x4xf32>
+    %z = sc.neg %y {sc.operand_shardings = [#sc.sharding<[[tp, dp_shard], []]>], sc.sharding = [#sc.sharding<[[tp, dp_shard], []]>]} : (tensor<8x4xf32>) -> tensor<8x4xf32>
     return %z : tensor<8x4xf32>
   }
 }
@@ -88,9 +88,9 @@ module attributes {sc.mesh = [["dp_shard", 2], ["tp", 2]]} {
   // CHECK-LABEL: @move_inner
   // CHECK-NEXT: %[[A:.*]] = sc.all_to_all %arg0 {axes = ["tp"], concat_dim = 0 : i64, {{.*}}split_dim = 1 : i64}
   // CHECK-NEXT: sc.exp %[[A]]
-  func.func @move_inner(%x: tensor<8x4xf32> {sc.sharding = {dims = [["dp_shard", "tp"], []]}}) -> tensor<8x4xf32> {
-    %y = sc.exp %x {sc.operand_shardings = [{dims = [["dp_shard"], ["tp"]]}], sc.sharding = [{dims = [["dp_shard"], ["tp"]]}]} : (tensor<8x4xf32>) -> tensor<8x4xf32>
-    %z = sc.neg %y {sc.operand_shardings = [{dims = [["dp_shard"], ["tp"]]}], sc.sharding = [{dims = [["dp_shard"], ["tp"]]}]} : (tensor<8x4xf32>) -> tensor<8x4xf32>
+  func.func @move_inner(%x: tensor<8x4xf32> {sc.sharding = #sc.sharding<[[dp_shard, tp], []]>}) -> tensor<8x4xf32> {
+    %y = sc.exp %x {sc.operand_shardings = [#sc.sharding<[[dp_shard], [tp]]>], sc.sharding = [#sc.sharding<[[dp_shard], [tp]]>]} : (tensor<8x4xf32>) -> tensor<8x4xf32>
+    %z = sc.neg %y {sc.operand_shardings = [#sc.sharding<[[dp_shard], [tp]]>], sc.sharding = [#sc.sharding<[[dp_shard], [tp]]>]} : (tensor<8x4xf32>) -> tensor<8x4xf32>
     return %z : tensor<8x4xf32>
   }
 }
@@ -103,9 +103,9 @@ module attributes {sc.mesh = [["dp_shard", 2], ["tp", 2]]} {
   // CHECK-LABEL: @scatter_inner
   // CHECK-NEXT: %[[R:.*]] = sc.reduce_scatter %arg0 {axes = ["tp"], dim = 0 : i64
   // CHECK-NEXT: sc.exp %[[R]]
-  func.func @scatter_inner(%x: tensor<8x4xf32> {sc.sharding = {dims = [["dp_shard"], []], partial = ["tp"], reduce = "sum"}}) -> tensor<8x4xf32> {
-    %y = sc.exp %x {sc.operand_shardings = [{dims = [["dp_shard", "tp"], []]}], sc.sharding = [{dims = [["dp_shard", "tp"], []]}]} : (tensor<8x4xf32>) -> tensor<8x4xf32>
-    %z = sc.neg %y {sc.operand_shardings = [{dims = [["dp_shard", "tp"], []]}], sc.sharding = [{dims = [["dp_shard", "tp"], []]}]} : (tensor<8x4xf32>) -> tensor<8x4xf32>
+  func.func @scatter_inner(%x: tensor<8x4xf32> {sc.sharding = #sc.sharding<[[dp_shard], []], partial = [tp: sum]>}) -> tensor<8x4xf32> {
+    %y = sc.exp %x {sc.operand_shardings = [#sc.sharding<[[dp_shard, tp], []]>], sc.sharding = [#sc.sharding<[[dp_shard, tp], []]>]} : (tensor<8x4xf32>) -> tensor<8x4xf32>
+    %z = sc.neg %y {sc.operand_shardings = [#sc.sharding<[[dp_shard, tp], []]>], sc.sharding = [#sc.sharding<[[dp_shard, tp], []]>]} : (tensor<8x4xf32>) -> tensor<8x4xf32>
     return %z : tensor<8x4xf32>
   }
 }

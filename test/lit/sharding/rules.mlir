@@ -69,7 +69,7 @@ func.func @rules(%a: tensor<2x3x4xf32>, %b: tensor<4xf32>, %m: tensor<2x4x8xf32>
   // expected-remark @+1 {{sc.layer_norm: (i, j, k), (k), (k) -> (i, j, k) whole={k} partial=none}}
   %27 = sc.layer_norm %a, %b, %b {axis = -1 : i64} : (tensor<2x3x4xf32>, tensor<4xf32>, tensor<4xf32>) -> tensor<2x3x4xf32>
   // expected-remark @+1 {{sc.param: () -> (i, j) partial=none}}
-  %28 = sc.param "p.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "p", tied = [], transform = "none"} : tensor<8x4xf32>
+  %28 = sc.param "p.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "p", tied = [], transform = #sc.transform<none>} : tensor<8x4xf32>
   // expected-remark @+1 {{sc.shard_slice: whole tensors}}
   %29 = sc.shard_slice %a {axes = ["tp"], dim = 0 : i64} : (tensor<2x3x4xf32>) -> tensor<2x3x4xf32>
   return

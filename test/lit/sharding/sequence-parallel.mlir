@@ -9,12 +9,12 @@
 #head = loc("node_head"("m.head"("t.onnx":3:0)))
 module attributes {sc.mesh = [["dp_replicate", 1], ["dp_shard", 1], ["cp", 1], ["tp", 2]],
                    sc.sequence_parallel,
-                   sc.tp_styles = {"m.layers.0.q" = "colwise", "m.layers.0.o" = "rowwise"}} {
+                   sc.tp_styles = {"m.layers.0.q" = #sc.tp_style<colwise>, "m.layers.0.o" = #sc.tp_style<rowwise>}} {
   func.func @main(%ids: tensor<2x8xi64>) -> tensor<2x8x32xf32> {
-    %tab = sc.param "m.emb.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "e", tied = [], transform = "none"} : tensor<32x16xf32>
-    %wq = sc.param "m.layers.0.q.weight" {file = "w.bin", offset = 4096 : i64, onnx_name = "q", tied = [], transform = "none"} : tensor<16x16xf32>
-    %wo = sc.param "m.layers.0.o.weight" {file = "w.bin", offset = 8192 : i64, onnx_name = "o", tied = [], transform = "none"} : tensor<16x16xf32>
-    %wh = sc.param "m.head.weight" {file = "w.bin", offset = 12288 : i64, onnx_name = "h", tied = [], transform = "none"} : tensor<32x16xf32>
+    %tab = sc.param "m.emb.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "e", tied = [], transform = #sc.transform<none>} : tensor<32x16xf32>
+    %wq = sc.param "m.layers.0.q.weight" {file = "w.bin", offset = 4096 : i64, onnx_name = "q", tied = [], transform = #sc.transform<none>} : tensor<16x16xf32>
+    %wo = sc.param "m.layers.0.o.weight" {file = "w.bin", offset = 8192 : i64, onnx_name = "o", tied = [], transform = #sc.transform<none>} : tensor<16x16xf32>
+    %wh = sc.param "m.head.weight" {file = "w.bin", offset = 12288 : i64, onnx_name = "h", tied = [], transform = #sc.transform<none>} : tensor<32x16xf32>
     %x = sc.embedding %tab, %ids : (tensor<32x16xf32>, tensor<2x8xi64>) -> tensor<2x8x16xf32>
     %h = sc.linear %x, %wq {transpose_weight = true} : (tensor<2x8x16xf32>, tensor<16x16xf32>) -> tensor<2x8x16xf32> loc(#q)
     %a = sc.silu %h : (tensor<2x8x16xf32>) -> tensor<2x8x16xf32>

@@ -1,4 +1,4 @@
-// The sc dialect's C++ declarations: dialect class and the generated op classes.
+// The sc dialect's C++ declarations: dialect class, enums, attributes and the generated op classes.
 // Include this (not the .inc files) wherever sc ops are built or matched.
 #pragma once
 
@@ -18,6 +18,9 @@
 #include <optional>
 
 #include "shardc/Dialect/ScDialect.h.inc"
+#include "shardc/Dialect/ScEnums.h.inc"
+#define GET_ATTRDEF_CLASSES
+#include "shardc/Dialect/ScAttrs.h.inc"
 #include "shardc/Dialect/ScShardingInterface.h.inc"
 #include "shardc/Dialect/ScOpInterfaces.h.inc"
 

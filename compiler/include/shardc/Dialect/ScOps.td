@@ -16,6 +16,11 @@ def Sc_Dialect : Dialect {
   let name = "sc";
   let cppNamespace = "::shardc::sc";
   let hasConstantMaterializer = 1;
+  let useDefaultAttributePrinterParser = 1;
+  // Every `sc.*` discardable attribute is checked (lib/Dialect/ScAttrVerifier.cpp).
+  let hasOperationAttrVerify = 1;
+  let hasRegionArgAttrVerify = 1;
+  let hasRegionResultAttrVerify = 1;
   let summary = "shardc's tensor dialect: ONNX ops with static shapes and semantic ops";
   let description = [{
     Every value is a statically shaped ranked tensor. Weights are `sc.param` references
@@ -23,6 +28,8 @@ def Sc_Dialect : Dialect {
     name and the PyTorch module path.
   }];
 }
+
+include "ScAttrs.td"
 
 def Sc_Tensor : RankedTensorOf<[AnyType]>;
 
@@ -81,7 +88,7 @@ def Sc_ParamOp : Op<Sc_Dialect, "param", [Pure, Sc_HasShardingRule]> {
     that share this storage (tied embeddings).
   }];
   let arguments = (ins StrAttr:$name, StrAttr:$file, I64Attr:$offset,
-                       StrAttr:$transform, StrAttr:$onnx_name, StrArrayAttr:$tied);
+                       Sc_ParamTransformAttr:$transform, StrAttr:$onnx_name, StrArrayAttr:$tied);
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$name attr-dict `:` type($result)";
   let hasVerifier = 1;
@@ -153,7 +160,7 @@ def Sc_CastOp : Sc_UnaryOp<"cast"> {
 def Sc_GeluOp : Sc_Op<"gelu", [DeclareOpInterfaceMethods<Sc_ElementwiseOpInterface, ["getFormula"]>],
                        ["lowerToStep"]> {
   let summary = "GELU, exact (erf) or tanh approximation";
-  let arguments = (ins Sc_Tensor:$input, DefaultValuedStrAttr<StrAttr, "none">:$approximate);
+  let arguments = (ins Sc_Tensor:$input, DefaultValuedAttr<Sc_GeluApproximationAttr, "::shardc::sc::GeluApproximation::None">:$approximate);
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
 }
@@ -188,7 +195,7 @@ def Sc_LinearOp : Sc_Op<"linear", [], ["lowerToStep", "getCost"]> {
   }];
   let arguments = (ins Sc_Tensor:$input, Sc_Tensor:$weight, Optional<Sc_Tensor>:$bias,
                    DefaultValuedAttr<BoolAttr, "false">:$transpose_weight,
-                   OptionalAttr<StrAttr>:$epilogue);
+                   OptionalAttr<Sc_LinearEpilogueAttr>:$epilogue);
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$input `,` $weight (`,` $bias^)? attr-dict `:` functional-type(operands, results)";
 }
@@ -370,7 +377,7 @@ class Sc_CollectiveOp<string mnemonic>
 def Sc_AllReduceOp : Sc_CollectiveOp<"all_reduce"> {
   let summary = "Partial -> Replicate over `axes` (sum or max)";
   let arguments = (ins Sc_Tensor:$input, StrArrayAttr:$axes,
-                   DefaultValuedStrAttr<StrAttr, "sum">:$reduce);
+                   DefaultValuedAttr<Sc_ReduceKindAttr, "::shardc::sc::ReduceKind::Sum">:$reduce);
 }
 def Sc_AllGatherOp : Sc_CollectiveOp<"all_gather"> {
   let summary = "Shard(dim) -> Replicate over `axes`: concat along dim in group order";
@@ -379,7 +386,7 @@ def Sc_AllGatherOp : Sc_CollectiveOp<"all_gather"> {
 def Sc_ReduceScatterOp : Sc_CollectiveOp<"reduce_scatter"> {
   let summary = "Partial -> Shard(dim) over `axes`";
   let arguments = (ins Sc_Tensor:$input, StrArrayAttr:$axes, I64Attr:$dim,
-                   DefaultValuedStrAttr<StrAttr, "sum">:$reduce);
+                   DefaultValuedAttr<Sc_ReduceKindAttr, "::shardc::sc::ReduceKind::Sum">:$reduce);
 }
 def Sc_AllToAllOp : Sc_CollectiveOp<"all_to_all"> {
   let summary = "Shard(concat_dim) -> Shard(split_dim) over `axes`";

@@ -13,6 +13,9 @@
 #include <vector>
 
 namespace shardc {
+namespace sc {
+class ShardingAttr;
+} // namespace sc
 
 // The mesh as recorded on the module (`sc.mesh = [["dp_replicate", 1], ..., ["tp", 2]]`),
 // outermost axis first.
@@ -42,14 +45,15 @@ struct Sharding {
   // The local shape of a global shape under this sharding; nullopt when a dim does not divide.
   std::optional<llvm::SmallVector<int64_t>> localShape(llvm::ArrayRef<int64_t> global, const MeshShape &mesh) const;
 
-  mlir::DictionaryAttr toAttr(mlir::MLIRContext *ctx) const;
-  static std::optional<Sharding> fromAttr(mlir::Attribute attr);
+  // The attribute form, #sc.sharding<[[axes of dim 0], ...], partial = [axis: kind, ...]>.
+  sc::ShardingAttr toAttr(mlir::MLIRContext *ctx) const;
+  static std::optional<Sharding> fromAttr(mlir::Attribute attr); // nullopt unless #sc.sharding
   // DTensor notation, one placement per mesh axis: "[tp: Shard(2), dp_shard: Replicate]".
   std::string toDTensorString(const MeshShape &mesh) const;
 };
 
-// Shardings are stored per op result as `sc.sharding = [{dims = ..., partial = ...}, ...]`
-// and on function arguments as the argument attribute `sc.sharding`.
+// Shardings are stored per op result as `sc.sharding = [#sc.sharding<...>, ...]` and on
+// function arguments as the argument attribute `sc.sharding = #sc.sharding<...>`.
 inline constexpr llvm::StringLiteral kShardingAttr = "sc.sharding";
 std::optional<Sharding> getSharding(mlir::Value v);
 void setSharding(mlir::Value v, const Sharding &s);

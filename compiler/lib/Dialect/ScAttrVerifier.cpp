@@ -1,0 +1,195 @@
+// The sc dialect's discardable attributes: every `sc.*` name that the importer, the plan and
+// the passes set on modules, ops, function arguments and results, with the attribute it must
+// hold. An unknown `sc.*` name is an error, so a misspelt or stale attribute cannot be
+// silently ignored by the pass that should have read it.
+#include "shardc/Dialect/ScDialect.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "llvm/ADT/StringSwitch.h"
+
+using namespace mlir;
+
+namespace shardc::sc {
+namespace {
+
+// Where an attribute may appear.
+enum class Scope { Module, Op, Arg, Result };
+
+StringRef scopeName(Scope s) {
+  switch (s) {
+  case Scope::Module: return "a module attribute";
+  case Scope::Op: return "an op attribute";
+  case Scope::Arg: return "a function argument attribute";
+  case Scope::Result: return "a function result attribute";
+  }
+  return "";
+}
+
+// A sharding of a value of type `type` (a ranked tensor when known).
+LogicalResult verifySharding(function_ref<InFlightDiagnostic()> emitError, StringRef name, Attribute attr,
+                             Type type, Operation *module) {
+  auto s = dyn_cast<ShardingAttr>(attr);
+  if (!s)
+    return emitError() << "'" << name << "' expects #sc.sharding attributes, got " << attr;
+  if (auto t = dyn_cast_if_present<RankedTensorType>(type); t && t.getRank() != (int64_t)s.getDims().size())
+    return emitError() << "'" << name << "': " << attr << " has " << s.getDims().size()
+                       << " dims for a value of rank " << t.getRank();
+  if (llvm::any_of(s.getPartialKinds(), [&](ReduceKind k) { return k != s.getPartialKinds().front(); }))
+    return emitError() << "'" << name << "': partial axes with different reduction kinds are not supported";
+  // The axes are the module's mesh axes (where the module has its mesh yet).
+  auto mesh = module ? module->getAttrOfType<ArrayAttr>("sc.mesh") : ArrayAttr();
+  if (!mesh)
+    return success();
+  auto known = [&](StringAttr axis) {
+    return llvm::any_of(mesh, [&](Attribute e) {
+      auto pair = dyn_cast<ArrayAttr>(e);
+      return pair && !pair.empty() && pair[0] == axis;
+    });
+  };
+  SmallVector<StringAttr> axes(s.getPartialAxes());
+  for (ArrayAttr d : s.getDims())
+    for (Attribute a : d)
+      axes.push_back(cast<StringAttr>(a));
+  for (StringAttr a : axes)
+    if (!known(a))
+      return emitError() << "'" << name << "': '" << a.getValue() << "' is not an axis of the module's sc.mesh";
+  return success();
+}
+
+// One sharding per value of `values` (an op's results or operands).
+LogicalResult verifyShardings(Operation *op, StringRef name, Attribute attr, TypeRange types) {
+  auto arr = dyn_cast<ArrayAttr>(attr);
+  if (!arr)
+    return op->emitOpError() << "'" << name << "' expects an array of #sc.sharding, got " << attr;
+  if (arr.size() != types.size())
+    return op->emitOpError() << "'" << name << "' has " << arr.size() << " shardings for " << types.size()
+                             << " values";
+  for (auto [a, t] : llvm::zip(arr, types))
+    if (failed(verifySharding([&] { return op->emitOpError(); }, name, a, t, op->getParentOfType<ModuleOp>())))
+      return failure();
+  return success();
+}
+
+LogicalResult verifyMesh(Operation *op, StringRef name, Attribute attr) {
+  auto arr = dyn_cast<ArrayAttr>(attr);
+  auto bad = [&] {
+    return op->emitError() << "'" << name << "' expects [[\"axis\", size >= 1], ...], got " << attr;
+  };
+  if (!arr)
+    return bad();
+  for (Attribute a : arr) {
+    auto pair = dyn_cast<ArrayAttr>(a);
+    if (!pair || pair.size() != 2 || !isa<StringAttr>(pair[0]) || !isa<IntegerAttr>(pair[1]) ||
+        cast<IntegerAttr>(pair[1]).getInt() < 1)
+      return bad();
+  }
+  return success();
+}
+
+LogicalResult verifyMpPolicy(Operation *op, StringRef name, Attribute attr) {
+  auto dict = dyn_cast<DictionaryAttr>(attr);
+  if (!dict)
+    return op->emitError() << "'" << name << "' expects a dictionary, got " << attr;
+  for (NamedAttribute e : dict) {
+    auto v = dyn_cast<StringAttr>(e.getValue());
+    if (!llvm::is_contained({"param_dtype", "reduce_dtype", "output_dtype"}, e.getName().getValue()))
+      return op->emitError() << "'" << name << "': unknown key '" << e.getName().getValue() << "'";
+    // The dtype names themselves are sc-mixed-precision's to check.
+    if (!v)
+      return op->emitError() << "'" << name << "': " << e.getName().getValue() << " must be a dtype name string";
+  }
+  return success();
+}
+
+LogicalResult verifyTpStyles(Operation *op, StringRef name, Attribute attr) {
+  auto dict = dyn_cast<DictionaryAttr>(attr);
+  if (!dict)
+    return op->emitError() << "'" << name << "' expects a dictionary of #sc.tp_style, got " << attr;
+  for (NamedAttribute e : dict)
+    if (!isa<TpStyleAttr>(e.getValue()))
+      return op->emitError() << "'" << name << "': the style of '" << e.getName().getValue()
+                             << "' must be a #sc.tp_style, got " << e.getValue();
+  return success();
+}
+
+// `type` is the value the attribute describes, where it describes one (arguments, results).
+LogicalResult verifyAttr(Operation *op, Scope scope, NamedAttribute named, Type type) {
+  StringRef name = named.getName().getValue();
+  Attribute attr = named.getValue();
+  auto expect = [&](bool ok, StringRef what) -> LogicalResult {
+    if (ok)
+      return success();
+    return op->emitError() << "'" << name << "' expects " << what << ", got " << attr;
+  };
+  auto only = [&](std::initializer_list<Scope> scopes) -> LogicalResult {
+    if (llvm::is_contained(scopes, scope))
+      return success();
+    return op->emitError() << "'" << name << "' is not " << scopeName(scope);
+  };
+  bool isModule = isa<ModuleOp>(op);
+  if (scope == Scope::Op && isModule)
+    scope = Scope::Module;
+
+  // Module: the resolved plan and the source model.
+  if (name == "sc.mesh")
+    return failed(only({Scope::Module})) ? failure() : verifyMesh(op, name, attr);
+  if (name == "sc.tp_styles")
+    return failed(only({Scope::Module})) ? failure() : verifyTpStyles(op, name, attr);
+  if (name == "sc.mp_policy")
+    return failed(only({Scope::Module})) ? failure() : verifyMpPolicy(op, name, attr);
+  if (name == "sc.plan")
+    return failed(only({Scope::Module})) ? failure() : expect(isa<DictionaryAttr>(attr), "a dictionary");
+  if (name == "sc.fsdp_prefetch" || name == "sc.sequence_parallel")
+    return failed(only({Scope::Module})) ? failure() : expect(isa<UnitAttr>(attr), "a unit attribute");
+  if (name == "sc.source")
+    return failed(only({Scope::Module})) ? failure() : expect(isa<StringAttr>(attr), "a string");
+
+  // Values: shardings, names and global shapes.
+  if (name == "sc.sharding") {
+    if (failed(only({Scope::Op, Scope::Arg})))
+      return failure();
+    if (scope == Scope::Arg)
+      return verifySharding([&] { return op->emitError(); }, name, attr, type, op->getParentOfType<ModuleOp>());
+    return verifyShardings(op, name, attr, op->getResultTypes());
+  }
+  if (name == "sc.operand_shardings")
+    return failed(only({Scope::Op})) ? failure() : verifyShardings(op, name, attr, op->getOperandTypes());
+  if (name == "sc.storage_sharding")
+    return failed(only({Scope::Op})) ? failure()
+           : verifySharding([&] { return op->emitOpError(); }, name, attr,
+                            op->getNumResults() == 1 ? op->getResult(0).getType() : Type(),
+                            op->getParentOfType<ModuleOp>());
+  if (name == "sc.name")
+    return failed(only({Scope::Arg, Scope::Result})) ? failure() : expect(isa<StringAttr>(attr), "a string");
+  if (name == "sc.global_shape")
+    return failed(only({Scope::Op, Scope::Arg})) ? failure()
+                                                 : expect(isa<DenseI64ArrayAttr>(attr), "an array<i64: ...>");
+
+  // Ops: parameter file views, FSDP groups, propagation hints.
+  if (name == "sc.file_shape" || name == "sc.file_start" || name == "sc.file_repeat")
+    return failed(only({Scope::Op})) ? failure() : expect(isa<DenseI64ArrayAttr>(attr), "an array<i64: ...>");
+  if (name == "sc.fsdp_group")
+    return failed(only({Scope::Op})) ? failure() : expect(isa<IntegerAttr>(attr), "an integer");
+  if (name == "sc.replicate_operands")
+    return failed(only({Scope::Op})) ? failure() : expect(isa<UnitAttr>(attr), "a unit attribute");
+
+  return op->emitError() << "unknown sc dialect attribute '" << name << "'";
+}
+
+} // namespace
+
+LogicalResult ScDialect::verifyOperationAttribute(Operation *op, NamedAttribute attr) {
+  return verifyAttr(op, Scope::Op, attr, Type());
+}
+
+LogicalResult ScDialect::verifyRegionArgAttribute(Operation *op, unsigned region, unsigned arg,
+                                                  NamedAttribute attr) {
+  Type type = op->getRegion(region).empty() ? Type() : op->getRegion(region).getArgument(arg).getType();
+  return verifyAttr(op, Scope::Arg, attr, type);
+}
+
+LogicalResult ScDialect::verifyRegionResultAttribute(Operation *op, unsigned, unsigned, NamedAttribute attr) {
+  return verifyAttr(op, Scope::Result, attr, Type());
+}
+
+} // namespace shardc::sc
