@@ -385,8 +385,7 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
       outputIds.insert(o.second);
     std::vector<Step> run;
     for (Step &s : steps) {
-      bool collective = s.op == "all_reduce" || s.op == "all_gather" || s.op == "reduce_scatter" ||
-                        s.op == "all_to_all";
+      bool collective = rt::communicatesBetweenRanks(s.op);
       bool fromWeights = llvm::all_of(s.in, [&](int64_t id) {
         const std::string &st = buffers[id].storage;
         return st == "weight" || st == "constant" || st == "persistent";
