@@ -274,8 +274,7 @@ SC_FN void sc_store4_f16(unsigned short *p, const float v[4]) {
   X(silu, 1, none, a * sc_op_sigmoid(a))                                                      \
   X(gelu_erf, 1, none, T(0.5) * a * (T(1) + sc_erf(a * T(0.70710678118654752440))))           \
   X(gelu_tanh, 1, none,                                                                       \
-    T(0.5) * a * (T(1) + sc_tanh(T(0.79788456080286535588) * (a + T(0.044715) * a * a * a)))) \
-  X(cast, 1, none, a)
+    T(0.5) * a * (T(1) + sc_tanh(T(0.79788456080286535588) * (a + T(0.044715) * a * a * a))))
 
 #define SC_FORMULA_PARAMS_1 T a
 #define SC_FORMULA_PARAMS_2 T a, T b
