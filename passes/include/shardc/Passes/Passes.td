@@ -107,10 +107,11 @@ def ScApplyPlan : Pass<"sc-apply-plan", "mlir::ModuleOp"> {
     parallelize_module would: colwise linears shard the weight's output features (and the
     bias) over `tp`, rowwise linears the input features; graph inputs are split on the batch
     dim over the data-parallel axes (dp_replicate, dp_shard). Refuses, with an error at the
-    op, attention whose query or kv heads do not divide `tp`, features that do not divide,
-    and the style not implemented yet (embedding_rowwise). colwise_rep and rowwise_rep
-    shard like colwise/rowwise and make the module's output Replicate; packed_colwise
-    turns a fused projection followed by an even split into one colwise linear per part.
+    op, attention whose query or kv heads do not divide `tp` and features that do not
+    divide. colwise_rep and rowwise_rep shard like colwise/rowwise and make the module's
+    output Replicate; packed_colwise turns a fused projection followed by an even split into
+    one colwise linear per part; embedding_rowwise splits an embedding table's rows (the
+    vocabulary) over `tp`.
   }];
 }
 
