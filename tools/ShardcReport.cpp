@@ -6,7 +6,6 @@
 #include "shardc/Dialect/ScLocation.h"
 #include "shardc/comm/CollectiveKernels.h"
 #include "shardc/runtime/Artifact.h"
-#include "shardc/runtime/StepCost.h"
 
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"
@@ -33,8 +32,6 @@ struct Collective {
   uint64_t wireBytes = 0; // bytes one rank sends with a ring algorithm
 };
 
-// The step kinds that move data between ranks (shard_slice is local).
-bool communicates(llvm::StringRef op) { return rt::communicatesBetweenRanks(op); }
 
 } // namespace
 
@@ -52,7 +49,7 @@ int runReport(llvm::StringRef path, bool json) {
     }
   std::vector<Collective> collectives;
   for (const rt::Step &s : art.steps) {
-    if (!communicates(s.op) && s.op != "shard_slice")
+    if (!rt::communicatesBetweenRanks(s.op) && s.op != "shard_slice")
       continue;
     Collective c;
     c.kind = s.op;
@@ -86,7 +83,7 @@ int runReport(llvm::StringRef path, bool json) {
   std::map<int64_t, std::pair<int64_t, int64_t>> kernelsPerLayer; // layer -> (kernels, fused)
   std::set<std::string> distinctFused;
   for (const rt::Step &s : art.steps) {
-    if (communicates(s.op))
+    if (rt::communicatesBetweenRanks(s.op))
       continue;
     auto &entry = kernelsPerLayer[layerOf(s.loc)];
     entry.first++;
@@ -110,7 +107,7 @@ int runReport(llvm::StringRef path, bool json) {
   // Arithmetic per step per rank (each op's cost, recorded by the compiler): GEMMs and attention.
   uint64_t gemmFlops = 0, attentionFlops = 0;
   for (const rt::Step &s : art.steps)
-    (s.op == "attention" ? attentionFlops : gemmFlops) += rt::stepFlops(art, s);
+    (s.op == "attention" ? attentionFlops : gemmFlops) += s.flops;
 
   uint64_t totalBytes = 0, totalWire = 0;
   std::map<std::string, int64_t> counts;

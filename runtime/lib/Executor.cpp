@@ -187,12 +187,6 @@ std::string Executor::create(const Artifact &artifact, Backend &backend, Communi
   return "";
 }
 
-namespace {
-
-bool communicates(const std::string &op) { return communicatesBetweenRanks(op); }
-
-} // namespace
-
 std::string Executor::planTwoStreams() {
   twoStreams_ = false;
   if (backend_.streamCount() < 2 || !comm_->takesDevicePointers())
@@ -217,7 +211,7 @@ std::string Executor::planTwoStreams() {
         a.reads.push_back(ByteRange{0, scratch.begin, scratch.begin + p.scratchBytes});
         a.writes.push_back(a.reads.back());
       }
-      if (communicates(artifact_.steps[i].op)) {
+      if (communicatesBetweenRanks(artifact_.steps[i].op)) {
         a.stream = 1;
         any = true;
       }

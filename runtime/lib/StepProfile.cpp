@@ -1,6 +1,5 @@
 // Kernel profiles from per-step times (see StepProfile.h).
 #include "shardc/runtime/StepProfile.h"
-#include "shardc/runtime/StepCost.h"
 #include "shardc/comm/CollectiveKernels.h"
 
 #include <algorithm>
@@ -57,7 +56,7 @@ std::vector<KernelProfileRow> kernelProfile(const Artifact &artifact, const std:
       r.firstLoc = s.loc;
     ++r.calls;
     r.ms += msPerStep[i];
-    r.flops += stepFlops(artifact, s);
+    r.flops += s.flops;
     total += msPerStep[i];
   }
   std::vector<KernelProfileRow> out;

@@ -161,6 +161,7 @@ if [ "$mode" = asan_ubsan ]; then
   "$python" "$src/test/e2e/onnx_node_tests.py" --shardc "$shardc" --shardc-run "$run" \
     --workdir "$work/onnx_node_tests" --jobs "$jobs" >"$work/onnx_node_tests.log" 2>&1 ||
     { failed=1; echo "[sanitize.$mode] onnx_node_tests: FAILED:"; tail -20 "$work/onnx_node_tests.log"; }
+  # grep exits 1 when no log has a report, which is the passing case; `found` decides.
   found=$(grep -lE "runtime error:|ERROR: (AddressSanitizer|LeakSanitizer)" \
             "$work/onnx_node_tests"/*/log.txt 2>/dev/null || true)
   if [ -n "$found" ]; then

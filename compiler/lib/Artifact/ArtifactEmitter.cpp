@@ -258,11 +258,8 @@ llvm::Error Emitter::emitOp(Operation *op) {
     attrs.set("kernel", src->name);
     attrs.set("launch", src->launch);
     attrs.set("count", src->count);
-    // A generated kernel computes its body's arithmetic and moves only its inputs and outputs.
-    OpCost cost = defaultOpCost(op);
-    cost.flops = 0;
-    f.getBody().walk([&](sc::StepOpInterface inner) { cost.flops += inner.getCost().flops; });
-    addStep(op, "fused", op->getOperands(), op->getResults(), std::move(attrs), cost);
+    // A generated kernel holds memory-bound ops only: its cost is the bytes it moves.
+    addStep(op, "fused", op->getOperands(), op->getResults(), std::move(attrs), defaultOpCost(op));
   } else if (auto s = dyn_cast<sc::StepOpInterface>(op)) {
     // The op defines its step (ScStepLowering.cpp); the runtime must have its kernel (or, for
     // a collective, its packing).

@@ -50,7 +50,7 @@ LogicalResult lowered(StepDesc &step, StringRef kind) {
   return success();
 }
 
-// 2 M N K for a product whose result has `outElems` elements and contraction length `k`.
+// 2 M N K: two FLOPs per result element and step of the contraction (length `k`).
 OpCost contraction(Operation *op, int64_t k) {
   uint64_t out = uint64_t(typeOf(op->getResult(0)).getNumElements());
   return {2 * out * uint64_t(k), trafficOf(op)};

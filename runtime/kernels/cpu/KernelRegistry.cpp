@@ -26,7 +26,7 @@ using namespace cpu;
 // viaFloat32: the kernel computes in f32 only; viaFloat32KeepF64: it also has an f64 path;
 // no wrapper: the kernel moves bytes or compares decoded values and takes every dtype.
 // The elementwise formulas (add, exp, ...) are not listed: every row of
-// SC_ELEMENTWISE_FORMULAS is a kernel (kFormulaEntries below).
+// SC_ELEMENTWISE_FORMULAS is a kernel (cpu::lookupFormulaKernel, Elementwise.cpp).
 constexpr KernelEntry kKernels[] = {
     {"pow", guarded<viaFloat32KeepF64<powKernel>>},
     {"equal", guarded<equalKernel>},

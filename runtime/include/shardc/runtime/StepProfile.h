@@ -1,7 +1,7 @@
 // Kernel profiles from per-step times (Executor::stepMilliseconds): steps grouped by what they
 // launch (a generated kernel by name; a library kernel by op, dtype and shapes; a collective by
 // op, axes and bytes), ranked by time, with their share of the step and, for GEMMs and
-// attention, their rate (StepCost.h).
+// attention, their rate (from each step's recorded FLOPs, Step::flops).
 #pragma once
 
 #include "shardc/runtime/Artifact.h"
