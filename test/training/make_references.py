@@ -120,7 +120,7 @@ def load_weights(model, info, dtype):
             onnx_name, transform, arr, m = info["params"][hits[0]]
             val = arr.T if transform == "transpose" else arr
             assert tuple(val.shape) == tuple(p.shape), (name, val.shape, p.shape)
-            p.copy_(torch.from_numpy(np.ascontiguousarray(val)).to(dtype))
+            p.copy_(torch.from_numpy(np.array(val)).to(dtype))
             used.add(hits[0])
             table.append(dict(name=name, aliases=aliases[id(p)], onnx_initializer=onnx_name,
                               onnx_transform=transform, torch_shape=list(p.shape),
