@@ -43,26 +43,19 @@ FailureOr<Value> materializeReshard(OpBuilder &b, Location loc, Value v, const S
   // The pending reduction's kind; a Sharding read from the IR holds a valid one.
   auto reduce = sc::ReduceKindAttr::get(b.getContext(), sc::symbolizeReduceKind(cur.reduce).value_or(sc::ReduceKind::Sum));
   for (const ReshardStep &m : *moves) {
-    Operation *op = nullptr;
-    switch (m.kind) {
-    case ReshardStep::AllReduce:
-      op = sc::AllReduceOp::create(b, loc, type, v, axesAttr(b, m.axes), reduce);
-      break;
-    case ReshardStep::ReduceScatter:
-      op = sc::ReduceScatterOp::create(b, loc, type, v, axesAttr(b, m.axes), b.getI64IntegerAttr(m.dim),
-                                       reduce);
-      break;
-    case ReshardStep::AllToAll:
-      op = sc::AllToAllOp::create(b, loc, type, v, axesAttr(b, m.axes), b.getI64IntegerAttr(m.dim),
-                                  b.getI64IntegerAttr(m.fromDim));
-      break;
-    case ReshardStep::AllGather:
-      op = sc::AllGatherOp::create(b, loc, type, v, axesAttr(b, m.axes), b.getI64IntegerAttr(m.dim));
-      break;
-    case ReshardStep::Slice:
-      op = sc::ShardSliceOp::create(b, loc, type, v, axesAttr(b, m.axes), b.getI64IntegerAttr(m.dim));
-      break;
-    }
+    // The op as the planner spells the step (spellingOf); its attributes are the step's.
+    const ReshardStepSpelling &spelling = spellingOf(m.kind);
+    OperationState state(loc, ("sc." + spelling.op).str());
+    state.addOperands(v);
+    state.addTypes(type);
+    state.addAttribute("axes", axesAttr(b, m.axes));
+    if (!spelling.dimAttr.empty())
+      state.addAttribute(spelling.dimAttr, b.getI64IntegerAttr(m.dim));
+    if (!spelling.fromDimAttr.empty())
+      state.addAttribute(spelling.fromDimAttr, b.getI64IntegerAttr(m.fromDim));
+    if (spelling.reduce)
+      state.addAttribute("reduce", reduce);
+    Operation *op = b.create(state);
     cur = applyReshardStep(cur, m);
     setSharding(op->getResult(0), cur);
     v = op->getResult(0);

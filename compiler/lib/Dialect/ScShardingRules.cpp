@@ -411,14 +411,6 @@ Rule ShapeOp::getShardingRule() { return std::nullopt; }
 Rule ConstantOfShapeOp::getShardingRule() { return std::nullopt; }
 Rule RangeOp::getShardingRule() { return std::nullopt; }
 
-// Collectives and shard_slice state their transition in their attributes (axes, dim);
-// sc-propagate-sharding applies it instead of a factor rule.
-Rule AllReduceOp::getShardingRule() { return std::nullopt; }
-Rule AllGatherOp::getShardingRule() { return std::nullopt; }
-Rule ReduceScatterOp::getShardingRule() { return std::nullopt; }
-Rule AllToAllOp::getShardingRule() { return std::nullopt; }
-Rule ShardSliceOp::getShardingRule() { return std::nullopt; }
-
 // Fused kernels are formed on the partitioned, per-rank program: nothing is left to shard.
 Rule FusedOp::getShardingRule() { return std::nullopt; }
 

@@ -58,6 +58,25 @@ OpCost contraction(Operation *op, int64_t k) {
 
 } // namespace
 
+LogicalResult lowerCollectiveToStep(Operation *op, StepDesc &step) {
+  step.kind = op->getName().stripDialect().str();
+  for (StringAttr name : op->getName().getAttributeNames()) {
+    std::optional<Attribute> inherent = op->getInherentAttr(name);
+    if (!inherent || !*inherent)
+      continue;
+    Attribute a = *inherent;
+    if (auto names = dyn_cast<ArrayAttr>(a))
+      step.attrs.set(name.str(), strings(names));
+    else if (auto dim = dyn_cast<IntegerAttr>(a))
+      step.attrs.set(name.str(), axisOf(op, dim.getValue().getZExtValue()));
+    else if (auto reduce = dyn_cast<sc::ReduceKindAttr>(a))
+      step.attrs.set(name.str(), sc::stringifyReduceKind(reduce.getValue()).str());
+    else
+      return op->emitOpError() << "collective attribute '" << name.getValue() << "' has no step form";
+  }
+  return success();
+}
+
 // Elementwise ops, normalisations and data movement are bound by memory: their cost is the
 // bytes they move. Contractions and attention count their arithmetic (below).
 OpCost defaultOpCost(Operation *op) { return OpCost{0, trafficOf(op)}; }
@@ -194,35 +213,6 @@ LogicalResult TriluOp::lowerToStep(StepDesc &step) {
   step.attrs.set("upper", getUpper());
   step.attrs.set("k", static_cast<int64_t>(getK()));
   return lowered(step, "trilu");
-}
-
-// Collectives: the mesh axes of the group, and the dims they split or concatenate.
-LogicalResult AllReduceOp::lowerToStep(StepDesc &step) {
-  step.attrs.set("axes", strings(getAxes()));
-  step.attrs.set("reduce", stringifyReduceKind(getReduce()).str());
-  return lowered(step, "all_reduce");
-}
-LogicalResult AllGatherOp::lowerToStep(StepDesc &step) {
-  step.attrs.set("axes", strings(getAxes()));
-  step.attrs.set("dim", axisOf(*this, getDim()));
-  return lowered(step, "all_gather");
-}
-LogicalResult ReduceScatterOp::lowerToStep(StepDesc &step) {
-  step.attrs.set("axes", strings(getAxes()));
-  step.attrs.set("dim", axisOf(*this, getDim()));
-  step.attrs.set("reduce", stringifyReduceKind(getReduce()).str());
-  return lowered(step, "reduce_scatter");
-}
-LogicalResult AllToAllOp::lowerToStep(StepDesc &step) {
-  step.attrs.set("axes", strings(getAxes()));
-  step.attrs.set("split_dim", axisOf(*this, getSplitDim()));
-  step.attrs.set("concat_dim", axisOf(*this, getConcatDim()));
-  return lowered(step, "all_to_all");
-}
-LogicalResult ShardSliceOp::lowerToStep(StepDesc &step) {
-  step.attrs.set("axes", strings(getAxes()));
-  step.attrs.set("dim", axisOf(*this, getDim()));
-  return lowered(step, "shard_slice");
 }
 
 } // namespace sc

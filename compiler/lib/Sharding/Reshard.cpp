@@ -154,20 +154,16 @@ struct ReshardPlanner {
 
 } // namespace
 
-StringRef reshardStepName(ReshardStep::Kind kind) {
-  switch (kind) {
-  case ReshardStep::AllReduce:
-    return "all_reduce";
-  case ReshardStep::ReduceScatter:
-    return "reduce_scatter";
-  case ReshardStep::AllToAll:
-    return "all_to_all";
-  case ReshardStep::AllGather:
-    return "all_gather";
-  case ReshardStep::Slice:
-    return "shard_slice";
-  }
-  return "?";
+const ReshardStepSpelling &spellingOf(ReshardStep::Kind kind) {
+  // Indexed by ReshardStep::Kind.
+  static const ReshardStepSpelling kSpellings[] = {
+      {"all_reduce", "", "", /*reduce=*/true},
+      {"reduce_scatter", "dim", "", /*reduce=*/true},
+      {"all_to_all", "split_dim", "concat_dim", /*reduce=*/false},
+      {"all_gather", "dim", "", /*reduce=*/false},
+      {"shard_slice", "dim", "", /*reduce=*/false},
+  };
+  return kSpellings[kind];
 }
 
 Sharding applyReshardStep(const Sharding &s, const ReshardStep &m) {

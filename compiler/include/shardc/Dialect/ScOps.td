@@ -369,10 +369,21 @@ def Sc_RangeOp : Sc_Op<"range"> {
 // agrees on the other axes.
 //===----------------------------------------------------------------------===//
 
+// Everything about a collective besides its semantics is generic: it is inserted after
+// propagation (no sharding rule: a value reaching one is already laid out), its step is its
+// mnemonic with its attributes (lowerCollectiveToStep), its cost the bytes it moves, and the
+// runtime's collective table (runtime/comm/CollectiveKernels.cpp) runs it. A collective the
+// reshard planner chooses is spelt in compiler/lib/Sharding/Reshard.cpp (spellingOf).
 class Sc_CollectiveOp<string mnemonic>
-    : Op<Sc_Dialect, mnemonic, [Sc_HasShardingRule, DeclareOpInterfaceMethods<Sc_StepOpInterface, ["lowerToStep"]>]> {
+    : Op<Sc_Dialect, mnemonic, [Sc_ShardingRuleOpInterface, Sc_StepOpInterface]> {
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
+  let extraClassDeclaration = [{
+    std::optional<::shardc::ShardingRule> getShardingRule() { return std::nullopt; }
+    ::mlir::LogicalResult lowerToStep(::shardc::StepDesc &step) {
+      return ::shardc::lowerCollectiveToStep(getOperation(), step);
+    }
+  }];
 }
 def Sc_AllReduceOp : Sc_CollectiveOp<"all_reduce"> {
   let summary = "Partial -> Replicate over `axes` (sum or max)";

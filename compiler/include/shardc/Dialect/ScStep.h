@@ -34,6 +34,11 @@ OpCost defaultOpCost(mlir::Operation *op);
 // The broadcast sharding rule of an elementwise op, Partial flowing as `flow` says.
 ShardingRule elementwiseShardingRule(mlir::Operation *op, ShardingRule::PartialFlow flow);
 
+// A collective's step (Sc_CollectiveOp): the kind is its mnemonic; its attributes are its
+// inherent ones by name: `axes` as strings, every integer attribute a dim (normalised to be
+// non-negative), the reduction kind by name.
+mlir::LogicalResult lowerCollectiveToStep(mlir::Operation *op, StepDesc &step);
+
 namespace sc {
 // ElementwiseOpInterface's verifier: operands broadcast to the result, element types agree.
 mlir::LogicalResult verifyElementwiseFormulaOp(mlir::Operation *op);

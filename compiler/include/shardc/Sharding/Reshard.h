@@ -27,8 +27,17 @@ struct ReshardStep {
   int64_t dim = 0, fromDim = 0;
 };
 
-// The collective's name as the sc dialect spells it ("all_gather", "shard_slice", ...).
-llvm::StringRef reshardStepName(ReshardStep::Kind kind);
+// How the sc dialect spells a step: the collective op's mnemonic ("all_gather", ...), the
+// names of its attributes that take the step's `dim` and `fromDim` (empty: it has none), and
+// whether it carries the kind of the pending reduction it resolves (`reduce`). Every
+// collective op also takes `axes`. sc-insert-reshards builds the ops from this alone, so a
+// new step kind is defined here, in the planner, and on its op.
+struct ReshardStepSpelling {
+  llvm::StringRef op, dimAttr, fromDimAttr;
+  bool reduce = false;
+};
+const ReshardStepSpelling &spellingOf(ReshardStep::Kind kind);
+inline llvm::StringRef reshardStepName(ReshardStep::Kind kind) { return spellingOf(kind).op; }
 
 // The sharding after `step` is applied to `s`.
 Sharding applyReshardStep(const Sharding &s, const ReshardStep &step);
