@@ -89,12 +89,20 @@ struct ScBucketFsdpGathersPass : impl::ScBucketFsdpGathersBase<ScBucketFsdpGathe
       // The parameter is cut out of the bucket right before its first use, not where the
       // gather is: with the gather prefetched a layer early (sc.fsdp_prefetch), the layer in
       // between must not wait for it (on a GPU it runs on the communication stream).
-      Operation *first = nullptr;
-      for (Operation *user : v.getUsers()) {
-        Operation *at = v.getDefiningOp()->getBlock()->findAncestorOpInBlock(*user);
-        if (at && (!first || at->isBeforeInBlock(first)))
-          first = at;
-      }
+      auto firstUserIn = [&](Block *block) {
+        Operation *first = nullptr;
+        for (Operation *user : v.getUsers()) {
+          Operation *at = block->findAncestorOpInBlock(*user);
+          if (at && (!first || at->isBeforeInBlock(first)))
+            first = at;
+        }
+        return first;
+      };
+      Operation *first = firstUserIn(v.getDefiningOp()->getBlock());
+      // Inside the layer that reads it, when only that layer does.
+      if (auto layer = dyn_cast_if_present<sc::LayerOp>(first);
+          layer && llvm::all_of(v.getUsers(), [&](Operation *u) { return layer->isProperAncestor(u); }))
+        first = firstUserIn(&layer.getBody().front());
       if (first)
         for (Operation *op : chain) {
           op->moveBefore(first);

@@ -65,34 +65,27 @@ FailureOr<Value> materializeReshard(OpBuilder &b, Location loc, Value v, const S
 
 struct ScInsertReshardsPass : impl::ScInsertReshardsBase<ScInsertReshardsPass> {
   // FSDP: a parameter is stored as its storage sharding and all-gathered to its compute
-  // sharding as one group per decoder layer, placed before the layer's first op (or, with
-  // sc.fsdp_prefetch, before the previous layer's first op, as FSDP2 prefetches the next
-  // group); the memory plan frees each gathered copy after its last use. Parameters outside
-  // the layers are gathered right before their first use.
+  // sharding as one group per layer (the sc.layer ops of sc-group-layers), issued right before
+  // the layer that first reads it (or, with sc.fsdp_prefetch, before the layer ahead of it, as
+  // FSDP2 prefetches the next group); the memory plan frees each gathered copy after its last
+  // use. Parameters first read outside the layers are gathered right before that use.
   std::optional<MeshShape> mesh;
 
   void gatherStoredParams() {
     ModuleOp module = getOperation();
     bool prefetch = module->hasAttr("sc.fsdp_prefetch");
-    auto layerOf = [](StringRef path) { return layerPathOf(path); };
     module.walk([&](func::FuncOp func) {
-      // The first op of each layer, in program order.
-      std::vector<std::string> layerOrder;
-      llvm::StringMap<Operation *> layerStart;
-      for (Operation &op : func.getBody().front()) {
-        std::string layer = layerOf(modulePathOf(op.getLoc()));
-        if (!layer.empty() && !isa<sc::ParamOp, sc::ConstantOp>(op) && !layerStart.count(layer)) {
-          layerStart[layer] = &op;
-          layerOrder.push_back(layer);
-        }
-      }
-      auto groupPoint = [&](StringRef layer) -> Operation * {
-        auto it = llvm::find(layerOrder, layer.str());
-        if (it == layerOrder.end())
-          return nullptr;
-        if (prefetch && it != layerOrder.begin())
+      Block &body = func.getBody().front();
+      SmallVector<sc::LayerOp> layers(body.getOps<sc::LayerOp>());
+      // Where the gathers of a parameter first read by top-level op `first` are issued.
+      auto groupPoint = [&](Operation *first) -> Operation * {
+        auto layer = dyn_cast<sc::LayerOp>(first);
+        if (!layer)
+          return first;
+        auto it = llvm::find(layers, layer);
+        if (prefetch && it != layers.begin())
           --it;
-        return layerStart[*it];
+        return *it;
       };
       func.walk([&](sc::ParamOp p) {
         auto storage = Sharding::fromAttr(p->getAttr("sc.storage_sharding"));
@@ -111,12 +104,12 @@ struct ScInsertReshardsPass : impl::ScInsertReshardsBase<ScInsertReshardsPass> {
         if (stored.use_empty())
           return;
         Operation *first = nullptr;
-        for (Operation *user : stored.getUsers())
-          if (!first || user->isBeforeInBlock(first))
-            first = user;
-        Operation *at = groupPoint(layerOf(p.getName()));
-        if (!at || first->isBeforeInBlock(at))
-          at = first;
+        for (Operation *user : stored.getUsers()) {
+          Operation *top = body.findAncestorOpInBlock(*user);
+          if (!first || top->isBeforeInBlock(first))
+            first = top;
+        }
+        Operation *at = groupPoint(first);
         OpBuilder b(at);
         // Named after the parameter, placed in the module where it is issued, so the layer
         // structure (sc-group-layers) and the report see the group where it runs.

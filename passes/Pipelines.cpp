@@ -20,7 +20,11 @@ void buildRaisePipeline(mlir::OpPassManager &pm) {
 }
 
 void buildShardingPipeline(mlir::OpPassManager &pm) {
+  // The plan's rewrites (packed projections, context parallelism, kv heads) see the flat
+  // program; the layers are found once, after them and before sharding: propagation, FSDP
+  // grouping, partitioning, fusion and the artifact keep or read them.
   pm.addPass(createScApplyPlan());
+  pm.nest<mlir::func::FuncOp>().addPass(createScGroupLayers());
   pm.addPass(createScMixedPrecision());
   pm.addPass(createScPropagateSharding());
   pm.addPass(createScInsertReshards());
@@ -32,7 +36,8 @@ void buildCompilePipeline(mlir::OpPassManager &pm, bool sharded, bool fuse) {
   buildRaisePipeline(pm);
   if (sharded)
     buildShardingPipeline(pm);
-  pm.nest<mlir::func::FuncOp>().addPass(createScGroupLayers());
+  else
+    pm.nest<mlir::func::FuncOp>().addPass(createScGroupLayers());
   if (fuse) {
     pm.nest<mlir::func::FuncOp>().addPass(createScFuseLinearEpilogue());
     pm.nest<mlir::func::FuncOp>().addPass(createScFuseElementwise());
@@ -45,8 +50,10 @@ void registerAllShardcPasses() {
                                    buildRaisePipeline);
   mlir::PassPipelineRegistration<>("sc-compile", "the single-rank compile pipeline (raise, group layers, fuse)",
                                    [](mlir::OpPassManager &pm) { buildCompilePipeline(pm, false); });
-  mlir::PassPipelineRegistration<>("sc-shard", "apply-plan, propagate-sharding, insert-reshards, partition",
-                                   buildShardingPipeline);
+  mlir::PassPipelineRegistration<>(
+      "sc-shard", "apply-plan, group-layers, mixed-precision, propagate-sharding, insert-reshards, partition, "
+                  "bucket-fsdp-gathers",
+      buildShardingPipeline);
 }
 
 } // namespace shardc

@@ -151,8 +151,10 @@ struct ScPropagateShardingPass : impl::ScPropagateShardingBase<ScPropagateShardi
 
     for (Operation *op : ruled) {
       Decision d = decide(op);
-      if (isa<sc::ShardingConstraintOp>(op))
-        continue; // sc-insert-reshards reads the operand's and the result's shardings
+      // sc-insert-reshards reads a constraint's operand and result shardings; a layer has no
+      // operands.
+      if (isa<sc::ShardingConstraintOp, sc::LayerOp>(op))
+        continue;
       record(op, d.operands);
       if (explain)
         explainOp(op, d);
@@ -175,6 +177,14 @@ struct ScPropagateShardingPass : impl::ScPropagateShardingBase<ScPropagateShardi
       d.operands.push_back(operandShardings[0]);
       d.results.push_back(applyConstraint(operandShardings[0], axes, *Sharding::fromAttr(c.getSharding())));
       d.priority = kPlan;
+      return d;
+    }
+    // A layer (sc-group-layers) passes its yielded values out unchanged.
+    if (auto layer = dyn_cast<sc::LayerOp>(op)) {
+      for (Value v : layer.getBody().front().getTerminator()->getOperands()) {
+        d.results.push_back(shardingOf(v));
+        d.priority = std::min(d.priority, priorityOf(v));
+      }
       return d;
     }
     std::optional<ShardingRule> rule = getShardingRule(op);

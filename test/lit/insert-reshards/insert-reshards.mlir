@@ -4,9 +4,9 @@
 // RUN: shardc-opt --sc-insert-reshards --split-input-file --verify-diagnostics %s | FileCheck %s
 
 // FSDP: a parameter stored as a dp_shard slice is all-gathered to its compute sharding once,
-// before its layer's first op; the gathers of one layer share an sc.fsdp_group, the next
-// layer's get another; a parameter outside the layers is gathered right before its use
-// (a group of its own).
+// right before the sc.layer (sc-group-layers) that first reads it; the gathers of one layer
+// share an sc.fsdp_group, the next layer's get another; a parameter read outside the layers
+// is gathered right before its use (a group of its own).
 // CHECK-LABEL: func.func @fsdp
 // CHECK: %[[A:.*]] = sc.param "m.layers.0.a.weight" {{.*}}sc.sharding = [#sc.sharding<{{\[}}[dp_shard], []]>]
 // CHECK: %[[B:.*]] = sc.param "m.layers.0.b.weight"
@@ -14,10 +14,12 @@
 // CHECK: %[[H:.*]] = sc.param "m.head.weight"
 // CHECK: %[[GA:.*]] = sc.all_gather %[[A]] {axes = ["dp_shard"], dim = 0 : i64, sc.fsdp_group = 0 : i64, sc.sharding = [#sc.sharding<{{\[}}[], []]>]}
 // CHECK: %[[GB:.*]] = sc.all_gather %[[B]] {axes = ["dp_shard"], dim = 1 : i64, sc.fsdp_group = 0 : i64
+// CHECK: %[[Y1:.*]] = sc.layer "m.layers.0"
 // CHECK: %[[Y0:.*]] = sc.linear %arg0, %[[GA]]
-// CHECK: %[[Y1:.*]] = sc.linear %[[Y0]], %[[GB]]
+// CHECK: sc.linear %[[Y0]], %[[GB]]
 // CHECK: %[[GC:.*]] = sc.all_gather %[[C]] {axes = ["dp_shard"], dim = 0 : i64, sc.fsdp_group = 1 : i64
-// CHECK: %[[Y2:.*]] = sc.linear %[[Y1]], %[[GC]]
+// CHECK: %[[Y2:.*]] = sc.layer "m.layers.1"
+// CHECK: sc.linear %[[Y1]], %[[GC]]
 // CHECK: %[[GH:.*]] = sc.all_gather %[[H]] {axes = ["dp_shard"], dim = 0 : i64, sc.fsdp_group = 2 : i64
 // CHECK: %[[Y3:.*]] = sc.linear %[[Y2]], %[[GH]]
 // The function's result is made whole.
@@ -33,9 +35,15 @@ module attributes {sc.mesh = [["dp_shard", 2], ["tp", 1]]} {
     %b = sc.param "m.layers.0.b.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "b", sc.sharding = [#sc.sharding<[[], []]>], sc.storage_sharding = #sc.sharding<[[], [dp_shard]]>, tied = [], transform = #sc.transform<none>} : tensor<8x8xf32>
     %c = sc.param "m.layers.1.c.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "c", sc.sharding = [#sc.sharding<[[], []]>], sc.storage_sharding = #sc.sharding<[[dp_shard], []]>, tied = [], transform = #sc.transform<none>} : tensor<8x8xf32>
     %h = sc.param "m.head.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "h", sc.sharding = [#sc.sharding<[[], []]>], sc.storage_sharding = #sc.sharding<[[dp_shard], []]>, tied = [], transform = #sc.transform<none>} : tensor<8x8xf32>
-    %y0 = sc.linear %x, %a {transpose_weight = true, sc.operand_shardings = [#sc.sharding<[[dp_shard], []]>, #sc.sharding<[[], []]>], sc.sharding = [#sc.sharding<[[dp_shard], []]>]} : (tensor<4x8xf32>, tensor<8x8xf32>) -> tensor<4x8xf32> loc(#l0a)
-    %y1 = sc.linear %y0, %b {transpose_weight = true, sc.operand_shardings = [#sc.sharding<[[dp_shard], []]>, #sc.sharding<[[], []]>], sc.sharding = [#sc.sharding<[[dp_shard], []]>]} : (tensor<4x8xf32>, tensor<8x8xf32>) -> tensor<4x8xf32> loc(#l0b)
-    %y2 = sc.linear %y1, %c {transpose_weight = true, sc.operand_shardings = [#sc.sharding<[[dp_shard], []]>, #sc.sharding<[[], []]>], sc.sharding = [#sc.sharding<[[dp_shard], []]>]} : (tensor<4x8xf32>, tensor<8x8xf32>) -> tensor<4x8xf32> loc(#l1c)
+    %y1 = sc.layer "m.layers.0" attributes {sc.sharding = [#sc.sharding<[[dp_shard], []]>]} -> tensor<4x8xf32> {
+      %y0 = sc.linear %x, %a {transpose_weight = true, sc.operand_shardings = [#sc.sharding<[[dp_shard], []]>, #sc.sharding<[[], []]>], sc.sharding = [#sc.sharding<[[dp_shard], []]>]} : (tensor<4x8xf32>, tensor<8x8xf32>) -> tensor<4x8xf32> loc(#l0a)
+      %y1i = sc.linear %y0, %b {transpose_weight = true, sc.operand_shardings = [#sc.sharding<[[dp_shard], []]>, #sc.sharding<[[], []]>], sc.sharding = [#sc.sharding<[[dp_shard], []]>]} : (tensor<4x8xf32>, tensor<8x8xf32>) -> tensor<4x8xf32> loc(#l0b)
+      sc.yield %y1i : tensor<4x8xf32>
+    } loc(#l0a)
+    %y2 = sc.layer "m.layers.1" attributes {sc.sharding = [#sc.sharding<[[dp_shard], []]>]} -> tensor<4x8xf32> {
+      %y2i = sc.linear %y1, %c {transpose_weight = true, sc.operand_shardings = [#sc.sharding<[[dp_shard], []]>, #sc.sharding<[[], []]>], sc.sharding = [#sc.sharding<[[dp_shard], []]>]} : (tensor<4x8xf32>, tensor<8x8xf32>) -> tensor<4x8xf32> loc(#l1c)
+      sc.yield %y2i : tensor<4x8xf32>
+    } loc(#l1c)
     %y3 = sc.linear %y2, %h {transpose_weight = true, sc.operand_shardings = [#sc.sharding<[[dp_shard], []]>, #sc.sharding<[[], []]>], sc.sharding = [#sc.sharding<[[dp_shard], []]>]} : (tensor<4x8xf32>, tensor<8x8xf32>) -> tensor<4x8xf32> loc(#head)
     return %y3 : tensor<4x8xf32>
   }
@@ -43,12 +51,14 @@ module attributes {sc.mesh = [["dp_shard", 2], ["tp", 1]]} {
 
 // -----
 
-// sc.fsdp_prefetch: layer 1's group is gathered before layer 0's first op (FSDP2's
-// prefetch of the next layer), layer 0's as before.
+// sc.fsdp_prefetch: layer 1's group is gathered before layer 0 (FSDP2's prefetch of the
+// next layer), layer 0's as before.
 // CHECK-LABEL: func.func @prefetch
 // CHECK: sc.all_gather %{{.*}} {axes = ["dp_shard"], dim = 0 : i64, sc.fsdp_group = 0 : i64
 // CHECK-NEXT: sc.all_gather %{{.*}} {axes = ["dp_shard"], dim = 0 : i64, sc.fsdp_group = 0 : i64
+// CHECK-NEXT: sc.layer "m.layers.0"
 // CHECK-NEXT: sc.linear
+// CHECK: sc.layer "m.layers.1"
 // CHECK-NEXT: sc.linear
 #p0 = loc("node_a"("m.layers.0.a"("t.onnx":1:0)))
 #p1 = loc("node_c"("m.layers.1.c"("t.onnx":3:0)))
@@ -56,8 +66,14 @@ module attributes {sc.mesh = [["dp_shard", 2]], sc.fsdp_prefetch} {
   func.func @prefetch(%x: tensor<4x8xf32>) -> tensor<4x8xf32> {
     %a = sc.param "m.layers.0.a.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "a", sc.sharding = [#sc.sharding<[[], []]>], sc.storage_sharding = #sc.sharding<[[dp_shard], []]>, tied = [], transform = #sc.transform<none>} : tensor<8x8xf32>
     %c = sc.param "m.layers.1.c.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "c", sc.sharding = [#sc.sharding<[[], []]>], sc.storage_sharding = #sc.sharding<[[dp_shard], []]>, tied = [], transform = #sc.transform<none>} : tensor<8x8xf32>
-    %y0 = sc.linear %x, %a {transpose_weight = true, sc.operand_shardings = [#sc.sharding<[[], []]>, #sc.sharding<[[], []]>], sc.sharding = [#sc.sharding<[[], []]>]} : (tensor<4x8xf32>, tensor<8x8xf32>) -> tensor<4x8xf32> loc(#p0)
-    %y1 = sc.linear %y0, %c {transpose_weight = true, sc.operand_shardings = [#sc.sharding<[[], []]>, #sc.sharding<[[], []]>], sc.sharding = [#sc.sharding<[[], []]>]} : (tensor<4x8xf32>, tensor<8x8xf32>) -> tensor<4x8xf32> loc(#p1)
+    %y0 = sc.layer "m.layers.0" -> tensor<4x8xf32> {
+      %y0i = sc.linear %x, %a {transpose_weight = true, sc.operand_shardings = [#sc.sharding<[[], []]>, #sc.sharding<[[], []]>], sc.sharding = [#sc.sharding<[[], []]>]} : (tensor<4x8xf32>, tensor<8x8xf32>) -> tensor<4x8xf32> loc(#p0)
+      sc.yield %y0i : tensor<4x8xf32>
+    } loc(#p0)
+    %y1 = sc.layer "m.layers.1" -> tensor<4x8xf32> {
+      %y1i = sc.linear %y0, %c {transpose_weight = true, sc.operand_shardings = [#sc.sharding<[[], []]>, #sc.sharding<[[], []]>], sc.sharding = [#sc.sharding<[[], []]>]} : (tensor<4x8xf32>, tensor<8x8xf32>) -> tensor<4x8xf32> loc(#p1)
+      sc.yield %y1i : tensor<4x8xf32>
+    } loc(#p1)
     return %y1 : tensor<4x8xf32>
   }
 }

@@ -127,3 +127,22 @@ module attributes {sc.mesh = [["tp", 2]]} {
     return %y : tensor<4x8xf32>
   }
 }
+
+// -----
+
+// A layer (sc-group-layers) passes the shardings of its yielded values out: the colwise
+// output computed inside the layer stays split after it.
+// CHECK-LABEL: func.func @through_layer
+// CHECK: sc.layer "m.layers.0" attributes {sc.sharding = [#sc.sharding<{{\[}}[], [tp]]>]}
+// CHECK: sc.exp %{{.*}}sc.sharding = [#sc.sharding<{{\[}}[], [tp]]>]
+module attributes {sc.mesh = [["tp", 2]]} {
+  func.func @through_layer(%x: tensor<4x8xf32>) -> tensor<4x16xf32> {
+    %w = sc.param "m.layers.0.up.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "w", sc.sharding = [#sc.sharding<[[tp], []]>], tied = [], transform = #sc.transform<none>} : tensor<16x8xf32>
+    %l = sc.layer "m.layers.0" -> tensor<4x16xf32> {
+      %h = sc.linear %x, %w {transpose_weight = true} : (tensor<4x8xf32>, tensor<16x8xf32>) -> tensor<4x16xf32>
+      sc.yield %h : tensor<4x16xf32>
+    }
+    %y = sc.exp %l : (tensor<4x16xf32>) -> tensor<4x16xf32>
+    return %y : tensor<4x16xf32>
+  }
+}

@@ -50,7 +50,10 @@ def ScGroupLayers : Pass<"sc-group-layers", "mlir::func::FuncOp"> {
     Ops whose module path lies under `<prefix>.layers.N` (or `h.N`, `layer.N`, `blocks.N`)
     are moved into one sc.layer per N, in program order; the layer's results are the values
     used after it. Refuses (leaves the function unchanged with a remark) when a layer's
-    ops are not contiguous in the dependence order.
+    ops are not contiguous in the dependence order. Layers are found here once: in a sharded
+    compile it runs right after sc-apply-plan (whose rewrites see the flat program), and
+    propagation (a layer passes its yielded shardings out), FSDP grouping in
+    sc-insert-reshards, partitioning, fusion and the artifact work on the regions.
   }];
 }
 
