@@ -10,9 +10,19 @@ namespace shardc {
 #define GEN_PASS_DEF_SCAPPLYPLAN
 #include "shardc/Passes/Passes.h.inc"
 
-namespace {
-
 using namespace mlir;
+
+Value constrainLayout(OpBuilder &b, Location loc, Value v, ArrayRef<std::string> axes, int64_t dim) {
+  auto type = cast<RankedTensorType>(v.getType());
+  Sharding placement = Sharding::replicated(type.getRank());
+  if (dim >= 0)
+    placement.dims[dim].assign(axes.begin(), axes.end());
+  SmallVector<StringRef> names(axes.begin(), axes.end());
+  return sc::ShardingConstraintOp::create(b, loc, type, v, b.getStrArrayAttr(names),
+                                          placement.toAttr(b.getContext()));
+}
+
+namespace {
 
 SmallVector<std::string, 2> activeAxes(const MeshShape &mesh, ArrayRef<StringRef> names) {
   SmallVector<std::string, 2> out;
@@ -183,10 +193,8 @@ struct ScApplyPlanPass : impl::ScApplyPlanBase<ScApplyPlanPass> {
         // colwise_rep (Hugging Face's lm_head): the output is all-gathered to Replicate.
         OpBuilder b(lin);
         b.setInsertionPointAfter(lin);
-        auto t = cast<RankedTensorType>(lin.getType());
-        auto gather = sc::AllGatherOp::create(b, lin.getLoc(), t, lin.getResult(), b.getStrArrayAttr({"tp"}),
-                                              b.getI64IntegerAttr(t.getRank() - 1));
-        lin.getResult().replaceAllUsesExcept(gather, gather);
+        Value whole = constrainLayout(b, lin.getLoc(), lin.getResult(), tp, -1);
+        lin.getResult().replaceAllUsesExcept(whole, whole.getDefiningOp());
       }
       // A rowwise linear's partial sums are reduced before its bias is added (as in
       // Megatron): split the bias into an add after the matmul, where Partial cannot flow.
@@ -219,9 +227,8 @@ struct ScApplyPlanPass : impl::ScApplyPlanBase<ScApplyPlanPass> {
         }
         OpBuilder b(emb);
         b.setInsertionPointAfter(emb);
-        auto slice = sc::ShardSliceOp::create(b, emb.getLoc(), t, emb.getResult(), b.getStrArrayAttr({"tp"}),
-                                              b.getI64IntegerAttr(1));
-        emb.getResult().replaceAllUsesExcept(slice, slice);
+        Value split = constrainLayout(b, emb.getLoc(), emb.getResult(), tp, 1);
+        emb.getResult().replaceAllUsesExcept(split, split.getDefiningOp());
       });
       module.walk([&](sc::LinearOp lin) {
         std::string path = modulePathOf(lin->getLoc());
@@ -230,9 +237,7 @@ struct ScApplyPlanPass : impl::ScApplyPlanBase<ScApplyPlanPass> {
         if (styled || t.getRank() < 3)
           return;
         OpBuilder b(lin);
-        auto gather = sc::AllGatherOp::create(b, lin.getLoc(), t, lin.getInput(), b.getStrArrayAttr({"tp"}),
-                                              b.getI64IntegerAttr(1));
-        lin.getInputMutable().assign(gather);
+        lin.getInputMutable().assign(constrainLayout(b, lin.getLoc(), lin.getInput(), tp, -1));
       });
       if (failed)
         return signalPassFailure();

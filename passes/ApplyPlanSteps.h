@@ -11,6 +11,12 @@
 
 namespace shardc {
 
+// `v` constrained to be split on `dim` over `axes` (dim < 0: replicated over them), the other
+// mesh axes as propagation finds them: an sc.sharding_constraint inserted at `b`, which
+// sc-insert-reshards turns into the collectives (or the local slice) that make the layout.
+mlir::Value constrainLayout(mlir::OpBuilder &b, mlir::Location loc, mlir::Value v, llvm::ArrayRef<std::string> axes,
+                            int64_t dim);
+
 // Context parallel over `cp` ranks: the load-balanced sequence order applied once (inputs,
 // position ids, rotary tables, masks), the token stream split over cp after the embedding,
 // outputs put back in order. Errors at the op that prevents it.

@@ -188,8 +188,8 @@ LogicalResult applyContextParallel(func::FuncOp func, int64_t cp) {
     if (t.getRank() < 3 || t.getDimSize(1) != seq)
       return;
     b.setInsertionPointAfter(e);
-    auto slice = sc::ShardSliceOp::create(b, e.getLoc(), t, e.getResult(), b.getStrArrayAttr({"cp"}), b.getI64IntegerAttr(1));
-    e.getResult().replaceAllUsesExcept(slice, slice);
+    Value split = constrainLayout(b, e.getLoc(), e.getResult(), {"cp"}, 1);
+    e.getResult().replaceAllUsesExcept(split, split.getDefiningOp());
   });
   // Outputs go back to the original order.
   func.walk([&](func::ReturnOp ret) {

@@ -1,5 +1,6 @@
 // sc-insert-reshards: materialises, per operand, the collectives from the value's sharding to
-// the sharding its user needs (recorded by sc-propagate-sharding); results of the function
+// the sharding its user needs (recorded by sc-propagate-sharding), and in place of each of
+// the plan's sharding constraints the collectives to its layout; results of the function
 // are made replicated. One planner (planReshard, shardc/Sharding/Reshard.h) serves every use.
 #include "shardc/Dialect/ScDialect.h"
 #include "shardc/Dialect/ScLocation.h"
@@ -151,6 +152,23 @@ struct ScInsertReshardsPass : impl::ScInsertReshardsBase<ScInsertReshardsPass> {
       });
     });
   }
+  // The plan's layout constraints: each becomes the collectives from its operand's layout to
+  // its own, at its place in the program, and goes.
+  void materializeConstraints() {
+    SmallVector<sc::ShardingConstraintOp> constraints;
+    getOperation().walk([&](sc::ShardingConstraintOp c) { constraints.push_back(c); });
+    for (sc::ShardingConstraintOp c : constraints) {
+      OpBuilder b(c);
+      FailureOr<Value> planned = materializeReshard(b, c.getLoc(), c.getInput(), shardingOf(c.getResult()), *mesh);
+      if (failed(planned)) {
+        failedAny = true;
+        continue;
+      }
+      c.getResult().replaceAllUsesWith(*planned);
+      c.erase();
+    }
+  }
+
   llvm::DenseMap<Operation *, int64_t> groupIds;
   bool failedAny = false;
 
@@ -161,6 +179,7 @@ struct ScInsertReshardsPass : impl::ScInsertReshardsBase<ScInsertReshardsPass> {
       return signalPassFailure();
     }
     gatherStoredParams();
+    materializeConstraints();
     std::map<std::pair<void *, std::string>, Value> cache; // (value, wanted sharding) -> resharded
     SmallVector<std::pair<Operation *, ArrayAttr>> work;
     getOperation().walk([&](Operation *op) {

@@ -8,6 +8,7 @@
 #include "ApplyPlanSteps.h"
 
 #include "shardc/Dialect/ScLocation.h"
+#include "shardc/Sharding/Sharding.h"
 
 using namespace mlir;
 
@@ -29,7 +30,7 @@ Value repeatHeads(OpBuilder &b, Location loc, Value kv, int64_t rep) {
 }
 
 // The linear that produces `v` through head reshapes, transposes, rotary, casts and the
-// context-parallel gathers, or null.
+// plan's layout constraints, or null.
 sc::LinearOp projectionOf(Value v) {
   for (int depth = 0; depth < 16 && v; ++depth) {
     Operation *def = v.getDefiningOp();
@@ -37,7 +38,7 @@ sc::LinearOp projectionOf(Value v) {
       return nullptr;
     if (auto lin = dyn_cast<sc::LinearOp>(def))
       return lin;
-    if (!isa<sc::ReshapeOp, sc::TransposeOp, sc::RotaryOp, sc::CastOp, sc::AllGatherOp, sc::ShardSliceOp,
+    if (!isa<sc::ReshapeOp, sc::TransposeOp, sc::RotaryOp, sc::CastOp, sc::ShardingConstraintOp,
              sc::SqueezeOp, sc::UnsqueezeOp, sc::ExpandOp>(def))
       return nullptr;
     v = def->getOperand(0);
@@ -53,7 +54,7 @@ struct HeadChain {
   SmallVector<int64_t> headDim;
 };
 
-// The chain linear -> reshape [.., kv, d] -> (transpose | rotary | cast | CP gather/slice)* ->
+// The chain linear -> reshape [.., kv, d] -> (transpose | rotary | cast | plan constraint)* ->
 // the attention's key or value, each op read once; nullopt for any other shape of graph.
 std::optional<HeadChain> headChainOf(Value operand, int64_t kv) {
   HeadChain c;
@@ -67,7 +68,7 @@ std::optional<HeadChain> headChainOf(Value operand, int64_t kv) {
       c.lin = lin;
       break;
     }
-    if (!isa<sc::ReshapeOp, sc::TransposeOp, sc::RotaryOp, sc::CastOp, sc::AllGatherOp, sc::ShardSliceOp>(def))
+    if (!isa<sc::ReshapeOp, sc::TransposeOp, sc::RotaryOp, sc::CastOp, sc::ShardingConstraintOp>(def))
       return std::nullopt;
     reversed.push_back(def);
     v = def->getOperand(0);
@@ -93,10 +94,9 @@ std::optional<HeadChain> headChainOf(Value operand, int64_t kv) {
       if (f < 0)
         return std::nullopt;
       f = llvm::find(t.getPerm(), f) - t.getPerm().begin();
-    } else if (auto g = dyn_cast<sc::AllGatherOp>(op); g && (int64_t)g.getDim() == f) {
-      return std::nullopt;
-    } else if (auto sl = dyn_cast<sc::ShardSliceOp>(op); sl && (int64_t)sl.getDim() == f) {
-      return std::nullopt;
+    } else if (auto c = dyn_cast<sc::ShardingConstraintOp>(op);
+               c && f >= 0 && !Sharding::fromAttr(c.getSharding())->dims[f].empty()) {
+      return std::nullopt; // the plan splits the head dim itself
     } else if (isa<sc::RotaryOp>(op) && f < 0) {
       return std::nullopt;
     }

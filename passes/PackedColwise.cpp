@@ -67,9 +67,7 @@ LogicalResult unpackColwise(sc::LinearOp lin, ArrayRef<std::string> tp, int64_t 
     starts[dim] = index * count;
     Value sliced = sc::SliceOp::create(b, lin.getLoc(), RankedTensorType::get(shape, t.getElementType()), v,
                                        b.getDenseI64ArrayAttr(starts), b.getDenseI64ArrayAttr(steps));
-    SmallVector<StringRef> axes(tp.begin(), tp.end());
-    return sc::ShardSliceOp::create(b, lin.getLoc(), sliced.getType(), sliced, b.getStrArrayAttr(axes),
-                                    b.getI64IntegerAttr(dim));
+    return constrainLayout(b, lin.getLoc(), sliced, tp, dim);
   };
   for (int64_t i = 0; i < parts; ++i) {
     Value w = sliceOf(lin.getWeight(), outDim, i, part);

@@ -1,6 +1,6 @@
 // sc-propagate-sharding: a whole-function fixpoint over the ops' sharding rules
 // (ShardingRuleOpInterface). Each value's sharding carries the priority of the seed it came
-// from: the plan (parameters and the plan's own reshards) before the batch (inputs split
+// from: the plan (parameters and its layout constraints) before the batch (inputs split
 // over data parallel) before the rest. Forward sweeps give results the shardings their
 // operands and the rule imply; backward sweeps refine an unseeded operand that only one op
 // reads to the sharding that op wants, when its producer can compute it that way. Sweeps
@@ -105,7 +105,7 @@ struct ScPropagateShardingPass : impl::ScPropagateShardingBase<ScPropagateShardi
   }
 
   void propagate(func::FuncOp func) {
-    // Seeds: the plan's parameter shardings and reshards, the batch split of the inputs.
+    // Seeds: the plan's parameter shardings and constraints, the batch split of the inputs.
     for (BlockArgument arg : func.getArguments()) {
       fixed.insert(arg);
       if (auto s = lookup(arg); s && !s->isReplicated())
@@ -125,18 +125,12 @@ struct ScPropagateShardingPass : impl::ScPropagateShardingBase<ScPropagateShardi
       }
       ops.push_back(op);
     });
-    // The plan's own reshards (sequence-parallel gathers and slices) keep their transition.
+    // The plan's layout constraints are seeds too: their results are fixed at the plan's
+    // priority (recomputed as their operands change, since other axes flow through them).
     SmallVector<Operation *> ruled;
     for (Operation *op : ops) {
-      if (isa<sc::ShardSliceOp, sc::AllGatherOp>(op)) {
-        if (!applyPlanReshard(op))
-          continue; // an identity gather, erased
-        fixed.insert(op->getResult(0));
-        priority[op->getResult(0)] = kPlan;
-        continue;
-      }
       ruled.push_back(op);
-      if (isParamLike(op->getResult(0)))
+      if (isParamLike(op->getResult(0)) || isa<sc::ShardingConstraintOp>(op))
         fixed.insert(op->getResult(0));
       forward(op);
     }
@@ -157,37 +151,12 @@ struct ScPropagateShardingPass : impl::ScPropagateShardingBase<ScPropagateShardi
 
     for (Operation *op : ruled) {
       Decision d = decide(op);
+      if (isa<sc::ShardingConstraintOp>(op))
+        continue; // sc-insert-reshards reads the operand's and the result's shardings
       record(op, d.operands);
       if (explain)
         explainOp(op, d);
     }
-  }
-
-  // shard_slice adds its axes to a dim; all_gather clears one (an all_gather of a dim that
-  // is not sharded is an identity and goes away). Returns false when `op` was erased.
-  bool applyPlanReshard(Operation *op) {
-    Sharding in = shardingOf(op->getOperand(0));
-    if (auto slice = dyn_cast<sc::ShardSliceOp>(op)) {
-      Sharding s = in;
-      for (auto a : slice.getAxes().getAsValueRange<StringAttr>())
-        s.dims[slice.getDim()].push_back(a.str());
-      assign(slice.getResult(), s);
-      record(op, {in});
-      return true;
-    }
-    auto gather = cast<sc::AllGatherOp>(op);
-    if (in.dims[gather.getDim()].empty()) {
-      gather.getResult().replaceAllUsesWith(gather.getInput());
-      current.erase(gather.getResult());
-      gather.erase();
-      return false;
-    }
-    in.partial.clear();
-    Sharding s = in;
-    s.dims[gather.getDim()].clear();
-    assign(gather.getResult(), s);
-    record(op, {in});
-    return true;
   }
 
   // The factor shardings of `op` from its operands and results, best source first, and what
@@ -197,6 +166,17 @@ struct ScPropagateShardingPass : impl::ScPropagateShardingBase<ScPropagateShardi
     SmallVector<Sharding> operandShardings;
     for (Value v : op->getOperands())
       operandShardings.push_back(shardingOf(v));
+    // A layout constraint: the constrained axes as the plan places them, the others as the
+    // operand has them.
+    if (auto c = dyn_cast<sc::ShardingConstraintOp>(op)) {
+      SmallVector<std::string> axes;
+      for (auto a : c.getAxes().getAsValueRange<StringAttr>())
+        axes.push_back(a.str());
+      d.operands.push_back(operandShardings[0]);
+      d.results.push_back(applyConstraint(operandShardings[0], axes, *Sharding::fromAttr(c.getSharding())));
+      d.priority = kPlan;
+      return d;
+    }
     std::optional<ShardingRule> rule = getShardingRule(op);
     // `sc.replicate_operands`: the op wants whole operands (e.g. the output-dtype cast, so
     // that outputs are gathered in the compute dtype first).

@@ -243,5 +243,20 @@ TEST_F(Propagation, NormKeepsTheLastDimWhole) {
   EXPECT_EQ(d.operands[0], S({{"dp_shard"}, {}}));
 }
 
+// A layout constraint over some axes replaces their placement (and any pending reduction
+// over them) and keeps every other axis where the operand has it.
+TEST(ShardingConstraint, ConstrainedAxesMoveOthersStay) {
+  // Sequence parallel after the embedding: tp onto the sequence, dp_shard stays on the batch.
+  EXPECT_EQ(applyConstraint(S({{"dp_shard"}, {}, {}}), {"tp"}, S({{}, {"tp"}, {}})), S({{"dp_shard"}, {"tp"}, {}}));
+  // A vocabulary-parallel embedding's partial sum: the constraint over tp ends it.
+  EXPECT_EQ(applyConstraint(S({{}, {}, {}}, {"tp"}), {"tp"}, S({{}, {"tp"}, {}})), S({{}, {"tp"}, {}}));
+  // Partial over another axis stays.
+  EXPECT_EQ(applyConstraint(S({{}, {}}, {"dp_shard"}), {"tp"}, S({{}, {}})), S({{}, {}}, {"dp_shard"}));
+  // Replicated over tp: tp leaves the dim it was on, behind cp.
+  EXPECT_EQ(applyConstraint(S({{}, {"cp", "tp"}, {}}), {"tp"}, S({{}, {}, {}})), S({{}, {"cp"}, {}}));
+  // Context parallel after sequence parallel: cp is appended (the inner axis).
+  EXPECT_EQ(applyConstraint(S({{}, {"tp"}, {}}), {"cp"}, S({{}, {"cp"}, {}})), S({{}, {"tp", "cp"}, {}}));
+}
+
 } // namespace
 } // namespace shardc

@@ -579,6 +579,26 @@ LogicalResult RangeOp::verify() {
   return success();
 }
 
+LogicalResult ShardingConstraintOp::verify() {
+  ShardingAttr s = getSharding();
+  int64_t rank = getType().getRank();
+  if ((int64_t)s.getDims().size() != rank)
+    return emitOpError() << "sharding has " << s.getDims().size() << " dims for a tensor of rank " << rank;
+  if (!s.getPartialAxes().empty())
+    return emitOpError() << "a constraint cannot ask for a pending reduction";
+  if (getAxes().empty())
+    return emitOpError() << "constrains no mesh axis";
+  llvm::SmallSet<StringRef, 4> constrained;
+  for (auto a : getAxes().getAsValueRange<StringAttr>())
+    constrained.insert(a);
+  for (ArrayAttr dim : s.getDims())
+    for (auto a : dim.getAsValueRange<StringAttr>())
+      if (!constrained.contains(a))
+        return emitOpError() << "places mesh axis '" << a << "', which it does not constrain (axes "
+                             << getAxes() << ")";
+  return success();
+}
+
 LogicalResult LayerOp::verify() {
   auto yield = cast<YieldOp>(getBody().front().getTerminator());
   if (yield.getValues().getTypes() != getResultTypes())

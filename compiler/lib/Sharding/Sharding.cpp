@@ -174,4 +174,18 @@ void setSharding(Value v, const Sharding &s) {
   op->setAttr(kShardingAttr, ArrayAttr::get(ctx, entries));
 }
 
+Sharding applyConstraint(const Sharding &in, llvm::ArrayRef<std::string> axes, const Sharding &placement) {
+  auto constrained = [&](const std::string &a) { return llvm::is_contained(axes, a); };
+  Sharding out = in;
+  for (auto [d, dimAxes] : llvm::enumerate(out.dims)) {
+    llvm::erase_if(dimAxes, constrained);
+    if (d < placement.dims.size())
+      dimAxes.append(placement.dims[d].begin(), placement.dims[d].end());
+  }
+  llvm::erase_if(out.partial, constrained);
+  if (out.partial.empty())
+    out.reduce = "sum";
+  return out;
+}
+
 } // namespace shardc

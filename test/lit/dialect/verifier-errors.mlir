@@ -354,3 +354,27 @@ func.func @layer_yield_types(%x: tensor<4xf32>) -> tensor<4xf32> {
   }
   return %0 : tensor<4xf32>
 }
+
+// -----
+
+func.func @constraint_rank(%x: tensor<4x8xf32>) -> tensor<4x8xf32> {
+  // expected-error @below {{sharding has 1 dims for a tensor of rank 2}}
+  %0 = sc.sharding_constraint %x over ["tp"] to <[[tp]]> : tensor<4x8xf32>
+  return %0 : tensor<4x8xf32>
+}
+
+// -----
+
+func.func @constraint_foreign_axis(%x: tensor<4x8xf32>) -> tensor<4x8xf32> {
+  // expected-error @below {{places mesh axis 'dp_shard', which it does not constrain (axes ["tp"])}}
+  %0 = sc.sharding_constraint %x over ["tp"] to <[[dp_shard], []]> : tensor<4x8xf32>
+  return %0 : tensor<4x8xf32>
+}
+
+// -----
+
+func.func @constraint_partial(%x: tensor<4x8xf32>) -> tensor<4x8xf32> {
+  // expected-error @below {{a constraint cannot ask for a pending reduction}}
+  %0 = sc.sharding_constraint %x over ["tp"] to <[[], []], partial = [tp: sum]> : tensor<4x8xf32>
+  return %0 : tensor<4x8xf32>
+}

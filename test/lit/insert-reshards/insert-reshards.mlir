@@ -93,6 +93,39 @@ module attributes {sc.mesh = [["tp", 2]]} {
 
 // -----
 
+// The plan's layout constraints become the collectives from the operand's layout to theirs,
+// where they stand, and go: a partial sum split over the sequence is a reduce-scatter (the
+// vocabulary-parallel embedding under sequence parallelism), the whole sequence again an
+// all-gather; a constraint that changes nothing leaves nothing.
+// CHECK-LABEL: func.func @constraints
+// CHECK: %[[RS:.*]] = sc.reduce_scatter %arg0 {axes = ["tp"], dim = 1 : i64, sc.sharding = [#sc.sharding<{{\[}}[], [tp], []]>]}
+// CHECK: %[[N:.*]] = sc.exp %[[RS]]
+// CHECK: %[[G:.*]] = sc.all_gather %[[N]] {axes = ["tp"], dim = 1 : i64, sc.sharding = [#sc.sharding<{{\[}}[], [], []]>]}
+// CHECK-NOT: sc.sharding_constraint
+// CHECK: return %[[G]]
+module attributes {sc.mesh = [["tp", 2]]} {
+  func.func @constraints(%x: tensor<2x8x16xf32> {sc.sharding = #sc.sharding<[[], [], []], partial = [tp: sum]>}) -> tensor<2x8x16xf32> {
+    %s = sc.sharding_constraint %x over ["tp"] to <[[], [tp], []]> {sc.sharding = [#sc.sharding<[[], [tp], []]>]} : tensor<2x8x16xf32>
+    %n = sc.exp %s {sc.operand_shardings = [#sc.sharding<[[], [tp], []]>], sc.sharding = [#sc.sharding<[[], [tp], []]>]} : (tensor<2x8x16xf32>) -> tensor<2x8x16xf32>
+    %g = sc.sharding_constraint %n over ["tp"] to <[[], [], []]> {sc.sharding = [#sc.sharding<[[], [], []]>]} : tensor<2x8x16xf32>
+    %k = sc.sharding_constraint %g over ["tp"] to <[[], [], []]> {sc.sharding = [#sc.sharding<[[], [], []]>]} : tensor<2x8x16xf32>
+    return %k : tensor<2x8x16xf32>
+  }
+}
+
+// -----
+
+// A constraint the planner cannot reach fails the pass at the constraint.
+module attributes {sc.mesh = [["tp", 2]]} {
+  func.func @odd_constraint(%x: tensor<3x8xf32>) -> tensor<3x8xf32> {
+    // expected-error @+1 {{no collective sequence takes [tp: Replicate] to [tp: Shard(0)] (shape does not divide)}}
+    %y = sc.sharding_constraint %x over ["tp"] to <[[tp], []]> {sc.sharding = [#sc.sharding<[[tp], []]>]} : tensor<3x8xf32>
+    return %y : tensor<3x8xf32>
+  }
+}
+
+// -----
+
 // A wanted sharding whose dim does not divide has no collective sequence.
 module attributes {sc.mesh = [["tp", 2]]} {
   func.func @odd(%x: tensor<3x8xf32>) -> tensor<3x8xf32> {

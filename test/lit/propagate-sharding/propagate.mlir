@@ -85,31 +85,30 @@ module attributes {sc.mesh = [["tp", 2]]} {
 
 // -----
 
-// The plan's own reshards keep their transition: shard_slice adds its axes (sequence
-// parallel), all_gather clears its dim; an all_gather of a dim that is not sharded is an
-// identity and disappears. A value one op reads is refined backward when its producer can
+// The plan's layout constraints are fixed seeds: a constraint over tp places tp (sequence
+// parallel) or removes it (the whole sequence before a replicated linear) and keeps the
+// other axes (dp_shard on the batch); the constraints record no operand shardings (sc-insert-reshards
+// reads both sides). A value one op reads is refined backward when its producer can
 // compute the share (exp of a constant), a value with two readers is not.
-// CHECK-LABEL: func.func @plan_reshards
-// CHECK: %[[SL:.*]] = sc.shard_slice %arg0 {axes = ["tp"], dim = 1 : i64, sc.operand_shardings = [#sc.sharding<{{\[}}[], [], []]>], sc.sharding = [#sc.sharding<{{\[}}[], [tp], []]>]}
-// CHECK: %[[N:.*]] = sc.rms_norm %[[SL]]{{.*}}sc.sharding = [#sc.sharding<{{\[}}[], [tp], []]>]
-// CHECK: %[[G:.*]] = sc.all_gather %[[N]] {axes = ["tp"], dim = 1 : i64, sc.operand_shardings = [#sc.sharding<{{\[}}[], [tp], []]>], sc.sharding = [#sc.sharding<{{\[}}[], [], []]>]}
-// CHECK-NOT: sc.all_gather
+// CHECK-LABEL: func.func @plan_constraints
+// CHECK: %[[SL:.*]] = sc.sharding_constraint %arg0 over ["tp"] to <{{\[}}[], [tp], []]> {sc.sharding = [#sc.sharding<{{\[}}[dp_shard], [tp], []]>]}
+// CHECK: %[[N:.*]] = sc.rms_norm %[[SL]]{{.*}}sc.sharding = [#sc.sharding<{{\[}}[dp_shard], [tp], []]>]
+// CHECK: %[[G:.*]] = sc.sharding_constraint %[[N]] over ["tp"] to <{{\[}}[], [], []]> {sc.sharding = [#sc.sharding<{{\[}}[dp_shard], [], []]>]}
 // CHECK: sc.exp %{{.*}}sc.operand_shardings = [#sc.sharding<{{\[}}[], [], [tp]]>], sc.sharding = [#sc.sharding<{{\[}}[], [], [tp]]>]
 // CHECK: sc.tanh %{{.*}}sc.sharding = [#sc.sharding<{{\[}}[], [], []]>]
 // CHECK: sc.linear %[[G]]
-module attributes {sc.mesh = [["tp", 2]]} {
-  func.func @plan_reshards(%x: tensor<2x8x16xf32>) -> (tensor<2x8x32xf32>, tensor<1x8x32xf32>) {
+module attributes {sc.mesh = [["dp_shard", 2], ["tp", 2]]} {
+  func.func @plan_constraints(%x: tensor<2x8x16xf32> {sc.sharding = #sc.sharding<[[dp_shard], [], []]>}) -> (tensor<2x8x32xf32>, tensor<1x8x32xf32>) {
     %s = sc.param "norm.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "s", tied = [], transform = #sc.transform<none>} : tensor<16xf32>
     %w = sc.param "up.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "w", sc.sharding = [#sc.sharding<[[tp], []]>], tied = [], transform = #sc.transform<none>} : tensor<32x16xf32>
     %c = sc.constant dense<0.5> : tensor<1x8x32xf32>
     %d = sc.constant dense<0.25> : tensor<1x8x32xf32>
-    %sl = sc.shard_slice %x {axes = ["tp"], dim = 1 : i64} : (tensor<2x8x16xf32>) -> tensor<2x8x16xf32>
+    %sl = sc.sharding_constraint %x over ["tp"] to <[[], [tp], []]> : tensor<2x8x16xf32>
     %n = sc.rms_norm %sl, %s {epsilon = 1.0e-06 : f32} : (tensor<2x8x16xf32>, tensor<16xf32>) -> tensor<2x8x16xf32>
-    %g = sc.all_gather %n {axes = ["tp"], dim = 1 : i64} : (tensor<2x8x16xf32>) -> tensor<2x8x16xf32>
-    %g2 = sc.all_gather %g {axes = ["tp"], dim = 2 : i64} : (tensor<2x8x16xf32>) -> tensor<2x8x16xf32>
+    %g = sc.sharding_constraint %n over ["tp"] to <[[], [], []]> : tensor<2x8x16xf32>
     %e = sc.exp %c : (tensor<1x8x32xf32>) -> tensor<1x8x32xf32>
     %f = sc.tanh %d : (tensor<1x8x32xf32>) -> tensor<1x8x32xf32>
-    %h = sc.linear %g2, %w {transpose_weight = true} : (tensor<2x8x16xf32>, tensor<32x16xf32>) -> tensor<2x8x32xf32>
+    %h = sc.linear %g, %w {transpose_weight = true} : (tensor<2x8x16xf32>, tensor<32x16xf32>) -> tensor<2x8x32xf32>
     %y = sc.add %h, %e : (tensor<2x8x32xf32>, tensor<1x8x32xf32>) -> tensor<2x8x32xf32>
     %z = sc.mul %y, %f : (tensor<2x8x32xf32>, tensor<1x8x32xf32>) -> tensor<2x8x32xf32>
     return %z, %f : tensor<2x8x32xf32>, tensor<1x8x32xf32>

@@ -50,7 +50,7 @@ module attributes {sc.mesh = [["dp_replicate", 1], ["dp_shard", 1], ["cp", 1], [
 // PLAN: %[[T:.*]] = sc.param "m.embed.weight" {{.*}}sc.file_shape = array<i64: 10, 8>{{.*}} : tensor<12x8xf32>
 // PLAN: sc.embedding %[[T]], %{{.*}} : (tensor<12x8xf32>, tensor<2x3xi64>) -> tensor<2x3x8xf32>
 // PLAN: %[[L:.*]] = sc.linear %{{.*}}, %[[T]] {{.*}} -> tensor<2x3x12xf32>
-// PLAN: %[[A:.*]] = sc.all_gather %[[L]] {axes = ["tp"], dim = 2 : i64}
+// PLAN: %[[A:.*]] = sc.sharding_constraint %[[L]] over ["tp"] to <{{\[}}[], [], []]>
 // PLAN: sc.slice %[[A]] {{.*}} : (tensor<2x3x12xf32>) -> tensor<2x3x10xf32>
 
 // CHECK: %[[T:.*]] = sc.param "m.embed.weight" {{.*}} : tensor<3x8xf32>

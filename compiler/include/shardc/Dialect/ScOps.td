@@ -406,6 +406,29 @@ def Sc_ShardSliceOp : Sc_CollectiveOp<"shard_slice"> {
   let arguments = (ins Sc_Tensor:$input, StrArrayAttr:$axes, I64Attr:$dim);
 }
 
+// A layout the plan fixes: no step of its own; sc-insert-reshards replaces it with the
+// collectives that produce the layout.
+def Sc_ShardingConstraintOp : Op<Sc_Dialect, "sharding_constraint", [Pure, AllTypesMatch<["input", "result"]>]> {
+  let summary = "the value's layout over `axes`, as the plan asks; other axes propagate";
+  let description = [{
+    Written by sc-apply-plan where the plan fixes a layout that propagation would not derive:
+    the sequence-parallel stream after the embedding (`over ["tp"] to [[], ["tp"], []]`), the
+    whole sequence before a replicated lm_head, a colwise_rep output made Replicate, the
+    context-parallel split of the token stream, the local share of a packed part.
+
+    `sharding` places the constrained `axes`; an axis of `axes` that `sharding` does not
+    mention is replicated over (any pending reduction over it is done). The other mesh axes
+    keep the operand's placement. sc-propagate-sharding gives the result that layout, with the
+    plan's priority; sc-insert-reshards replaces the op by the collectives planReshard finds
+    from the operand's sharding (or fails the pass) and erases it, so no constraint reaches
+    sc-partition or the artifact.
+  }];
+  let arguments = (ins Sc_Tensor:$input, StrArrayAttr:$axes, Sc_ShardingAttr:$sharding);
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "$input `over` $axes `to` $sharding attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
 //===----------------------------------------------------------------------===//
 // Structure
 //===----------------------------------------------------------------------===//

@@ -11,8 +11,8 @@
 
 namespace shardc {
 
-// Where a value's sharding came from; lower wins: the plan (parameters, the plan's own
-// reshards) before the batch (inputs split over data parallel) before the rest.
+// Where a value's sharding came from; lower wins: the plan (parameters, its layout
+// constraints) before the batch (inputs split over data parallel) before the rest.
 enum ShardingPriority : int { kPlan = 0, kBatch = 1, kDerived = 2, kNone = 3 };
 
 // An operand or result of the op as the rule sees it.

@@ -52,6 +52,11 @@ struct Sharding {
   std::string toDTensorString(const MeshShape &mesh) const;
 };
 
+// The layout of `in` after a sharding constraint (sc.sharding_constraint): the mesh axes in
+// `axes` leave every dim and the pending reduction, then take the places `placement` gives
+// them; the other axes keep theirs.
+Sharding applyConstraint(const Sharding &in, llvm::ArrayRef<std::string> axes, const Sharding &placement);
+
 // Shardings are stored per op result as `sc.sharding = [#sc.sharding<...>, ...]` and on
 // function arguments as the argument attribute `sc.sharding = #sc.sharding<...>`.
 inline constexpr llvm::StringLiteral kShardingAttr = "sc.sharding";

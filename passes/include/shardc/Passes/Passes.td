@@ -111,7 +111,9 @@ def ScApplyPlan : Pass<"sc-apply-plan", "mlir::ModuleOp"> {
     divide. colwise_rep and rowwise_rep shard like colwise/rowwise and make the module's
     output Replicate; packed_colwise turns a fused projection followed by an even split into
     one colwise linear per part; embedding_rowwise splits an embedding table's rows (the
-    vocabulary) over `tp`.
+    vocabulary) over `tp`. Where the plan fixes an activation's layout (colwise_rep outputs,
+    sequence parallelism, the context-parallel split, a packed part's share) it writes an
+    sc.sharding_constraint; it inserts no collective (sc-insert-reshards does).
   }];
 }
 
