@@ -49,7 +49,7 @@ int runReport(llvm::StringRef path, bool json) {
     }
   std::vector<Collective> collectives;
   for (const rt::Step &s : art.steps) {
-    if (!rt::communicatesBetweenRanks(s.op) && s.op != "shard_slice")
+    if (!rt::communicatesBetweenRanks(s.op))
       continue;
     Collective c;
     c.kind = s.op;

@@ -217,37 +217,11 @@ std::string runAllToAll(const CollectiveArgs &a) {
   return "";
 }
 
-// --- shard_slice -------------------------------------------------------------------------
-
-std::string checkShardSlice(const TensorView &in, const TensorView &out, const Attrs &attrs,
-                            int64_t groupSize, uint64_t &scratch) {
-  std::string err = sameDType(in, out);
-  int64_t dim = 0;
-  if (err.empty() && !readDim(attrs, "dim", in.rank(), dim, err))
-    return err;
-  if (err.empty())
-    err = divides(in, dim, groupSize);
-  if (err.empty())
-    err = expectShape(out, scaledShape(in.shape, dim, 1, groupSize), in, groupSize);
-  scratch = 0;
-  return err;
-}
-
-std::string runShardSlice(const CollectiveArgs &a) {
-  int64_t dim = a.attrs->getInt("dim");
-  if (dim < 0)
-    dim += a.in.rank();
-  return extractChunk(static_cast<const uint8_t *>(a.in.data), a.in.shape, dim, a.group->size(),
-                      a.group->index, dtypeSize(a.in.dtype), static_cast<uint8_t *>(a.out.data),
-                      a.copier);
-}
-
 const CollectiveKernel kKernels[] = {
     {"all_reduce", checkAllReduce, runAllReduce},
     {"all_gather", checkAllGather, runAllGather},
     {"reduce_scatter", checkReduceScatter, runReduceScatter},
     {"all_to_all", checkAllToAll, runAllToAll},
-    {"shard_slice", checkShardSlice, runShardSlice, /*communicates=*/false},
 };
 
 } // namespace

@@ -353,7 +353,7 @@ std::string chunkManifest(const DeviceMesh &mesh, const std::string &shardJson,
                std::to_string(a.size);
   }
   std::string shape = "[" + std::to_string(local[0]) + ", " + std::to_string(local[1]) + "]";
-  return R"({"format_version": 2, "mesh": {)" + meshObj + R"(}, "mesh_axes": [)" + axes +
+  return R"({"format_version": 3, "mesh": {)" + meshObj + R"(}, "mesh_axes": [)" + axes +
          R"(], "world_size": )" + std::to_string(mesh.worldSize()) +
          R"(, "weight_files": [{"path": "w.bin", "size": 136}], "arena_bytes": 512,
     "buffers": [

@@ -266,7 +266,7 @@ llvm::Error Emitter::emitOp(Operation *op) {
     StepDesc step;
     if (failed(s.lowerToStep(step)))
       return fail(op, "op '" + op->getName().getStringRef() + "' cannot be lowered to a step");
-    if (!rt::lookupCpuKernel(step.kind) && !rt::lookupCollectiveKernel(step.kind))
+    if (!rt::lookupCpuKernel(step.kind) && !rt::lookupCollectiveKernel(step.kind) && step.kind != rt::kProcessIndexStep)
       return fail(op, "op '" + op->getName().getStringRef() + "' has no kernel in the CPU backend yet");
     addStep(op, step.kind, op->getOperands(), op->getResults(), std::move(step.attrs), s.getCost());
     handled = true;
@@ -368,10 +368,12 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
     outputs.push_back({n, id});
     buffers[id].lastStep = INT64_MAX / 4; // outputs stay live to the end
   }
-  // Load steps: what computes on weights and constants alone (parameters cast to
-  // param_dtype, the packed views' copies) runs once when the artifact is loaded, into a
-  // persistent block, instead of in every run. Collectives stay in the run (an FSDP gather
-  // moves the cast shard), and so does anything writing a graph output.
+  // Load steps: what computes on weights, constants and the rank's process_index alone
+  // (parameters cast to param_dtype, the packed views' slices, the chunk starts) runs once
+  // when the artifact is loaded, into a persistent block, instead of in every run. A
+  // process_index is such a source itself (it reads nothing); other steps without inputs stay
+  // in the run. Collectives stay in the run (an FSDP gather moves the cast shard), and so does
+  // anything writing a graph output.
   std::vector<Step> loadSteps;
   // Buffer lifetimes are step indices before the split (only their order matters); outputs
   // live past the last of them.
@@ -388,7 +390,8 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
         return st == "weight" || st == "constant" || st == "persistent";
       });
       bool writesOutput = llvm::any_of(s.out, [&](int64_t id) { return outputIds.contains(id); });
-      if (collective || !fromWeights || writesOutput || s.in.empty()) {
+      bool source = s.op == rt::kProcessIndexStep;
+      if (collective || !fromWeights || writesOutput || (s.in.empty() && !source)) {
         run.push_back(std::move(s));
         continue;
       }
