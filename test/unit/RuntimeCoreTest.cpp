@@ -257,7 +257,7 @@ TEST(Artifact, HeaderLayout) {
   uint32_t version, reserved;
   std::memcpy(&version, bytes.data() + 8, 4);
   std::memcpy(&reserved, bytes.data() + 12, 4);
-  EXPECT_EQ(version, 2u);
+  EXPECT_EQ(version, 3u);
   EXPECT_EQ(reserved, 0u);
   EXPECT_EQ(u64(16), 2u);
   EXPECT_EQ(u64(24), 3u);
