@@ -424,6 +424,10 @@ def Sc_AllToAllOp : Sc_CollectiveOp<"all_to_all"> {
 }
 def Sc_ShardSliceOp : Sc_CollectiveOp<"shard_slice"> {
   let summary = "Replicate -> Shard(dim) over `axes`: the local chunk, no communication";
+  let description = [{
+    The chunk depends on the rank: sc-partition lowers it to sc.dynamic_slice from a start
+    computed from sc.process_index, so no step is emitted for it.
+  }];
   let arguments = (ins Sc_Tensor:$input, StrArrayAttr:$axes, I64Attr:$dim);
 }
 
