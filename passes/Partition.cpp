@@ -1,10 +1,13 @@
 // sc-partition: the global program becomes the per-rank SPMD program: every value's type is
-// its local shape; parameters and inputs remember their global shape for weight/input slicing.
+// its local shape; parameters and inputs remember their global shape for weight/input slicing;
+// the values that depend on the rank are computed in the program from sc.process_index.
 #include "shardc/Dialect/ScDialect.h"
 #include "shardc/Dialect/ScLocation.h"
 #include "shardc/Passes/Passes.h"
 #include "mlir/IR/Verifier.h"
 #include "shardc/Sharding/Sharding.h"
+
+#include <map>
 
 namespace shardc {
 #define GEN_PASS_DEF_SCPARTITION
@@ -13,6 +16,91 @@ namespace shardc {
 namespace {
 
 using namespace mlir;
+
+// The rank-dependent values of one function, made once at its top: this rank's index over a
+// list of mesh axes (sc.process_index), and the start of its chunk of a given size, looked up
+// in a constant table of the group's chunk starts (an sc.gather of an i64 scalar: a kernel
+// every backend has, where an i64 multiply has none on CUDA).
+class RankValues {
+public:
+  RankValues(func::FuncOp func, const MeshShape &mesh)
+      : b(OpBuilder::atBlockBegin(&func.getBody().front())), mesh(mesh) {}
+
+  Value chunkStart(ArrayRef<std::string> axes, int64_t chunk) {
+    std::string key = join(axes);
+    Value &start = starts[{key, chunk}];
+    if (start)
+      return start;
+    int64_t group = mesh.product(axes);
+    SmallVector<int64_t> table;
+    for (int64_t i = 0; i < group; ++i)
+      table.push_back(i * chunk);
+    auto tableType = RankedTensorType::get({group}, b.getI64Type());
+    Location loc = named("chunk_start[" + key + "] x " + std::to_string(chunk));
+    Value t = sc::ConstantOp::create(b, loc, tableType, DenseIntElementsAttr::get(tableType, ArrayRef<int64_t>(table)));
+    start = sc::GatherOp::create(b, loc, scalar(), t, processIndex(axes), b.getI64IntegerAttr(0));
+    return start;
+  }
+
+private:
+  Value processIndex(ArrayRef<std::string> axes) {
+    std::string key = join(axes);
+    Value &index = indices[key];
+    if (!index) {
+      SmallVector<StringRef> names(axes.begin(), axes.end());
+      index = sc::ProcessIndexOp::create(b, named("process_index[" + key + "]"), scalar(), b.getStrArrayAttr(names));
+    }
+    return index;
+  }
+  RankedTensorType scalar() { return RankedTensorType::get({}, b.getI64Type()); }
+  Location named(const std::string &name) { return NameLoc::get(b.getStringAttr(name)); }
+  static std::string join(ArrayRef<std::string> axes) {
+    std::string s;
+    for (const std::string &a : axes)
+      s += (s.empty() ? "" : ",") + a;
+    return s;
+  }
+
+  OpBuilder b; // at the top of the function, after what it made already
+  const MeshShape &mesh;
+  llvm::StringMap<Value> indices;
+  std::map<std::pair<std::string, int64_t>, Value> starts;
+};
+
+// Lowers the local slices (sc.shard_slice: this rank's chunk along a dim) to dynamic_slice
+// from the chunk's start, and gives a vocabulary-split embedding its first row.
+void lowerRankDependentOps(func::FuncOp func, const MeshShape &mesh) {
+  RankValues values(func, mesh);
+  SmallVector<sc::ShardSliceOp> slices;
+  func.walk([&](sc::ShardSliceOp s) { slices.push_back(s); });
+  for (sc::ShardSliceOp s : slices) {
+    auto type = cast<RankedTensorType>(s.getType());
+    int64_t dim = (int64_t)s.getDim() < 0 ? (int64_t)s.getDim() + type.getRank() : (int64_t)s.getDim();
+    SmallVector<std::string> axes(s.getAxes().getAsValueRange<StringAttr>());
+    Value start = values.chunkStart(axes, type.getDimSize(dim));
+    OpBuilder b(s);
+    auto slice = sc::DynamicSliceOp::create(b, s.getLoc(), type, s.getInput(), start, b.getI64IntegerAttr(dim));
+    if (auto sharding = s->getAttr("sc.sharding"))
+      slice->setAttr("sc.sharding", sharding);
+    s.replaceAllUsesWith(slice.getResult());
+    s.erase();
+  }
+  func.walk([&](sc::EmbeddingOp e) {
+    auto table = cast<RankedTensorType>(e.getTable().getType());
+    auto s = getSharding(e.getTable());
+    if (e.getRowStart() || !s || s->dims.empty() || s->dims[0].empty())
+      return;
+    SmallVector<std::string> axes(s->dims[0].begin(), s->dims[0].end());
+    e.getRowStartMutable().assign(values.chunkStart(axes, table.getDimSize(0)));
+    e.setVocabSize(table.getDimSize(0) * mesh.product(axes));
+    // The recorded operand shardings name the new operand too (a scalar, whole).
+    if (auto operands = e->getAttrOfType<ArrayAttr>("sc.operand_shardings")) {
+      SmallVector<Attribute> list(operands.begin(), operands.end());
+      list.push_back(Sharding::replicated(0).toAttr(e.getContext()));
+      e->setAttr("sc.operand_shardings", ArrayAttr::get(e.getContext(), list));
+    }
+  });
+}
 
 struct ScPartitionPass : impl::ScPartitionBase<ScPartitionPass> {
   void runOnOperation() override {
@@ -61,6 +149,10 @@ struct ScPartitionPass : impl::ScPartitionBase<ScPartitionPass> {
     });
     if (failed)
       return signalPassFailure();
+    getOperation().walk([&](func::FuncOp func) {
+      if (!func.getBody().empty())
+        lowerRankDependentOps(func, *mesh);
+    });
     // The per-rank program must still verify: a rule that let a dim shard inconsistently
     // shows up here rather than at run time.
     if (mlir::failed(verify(getOperation())))

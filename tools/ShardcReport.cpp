@@ -49,7 +49,8 @@ int runReport(llvm::StringRef path, bool json) {
     }
   std::vector<Collective> collectives;
   for (const rt::Step &s : art.steps) {
-    if (!rt::communicatesBetweenRanks(s.op) && s.op != "shard_slice")
+    const rt::CollectiveKernel *kernel = rt::lookupCollectiveKernel(s.op);
+    if (!kernel || !kernel->communicates)
       continue;
     Collective c;
     c.kind = s.op;
@@ -71,11 +72,7 @@ int runReport(llvm::StringRef path, bool json) {
     const rt::BufferDesc &in = art.buffers[s.in[0]], &out = art.buffers[s.out[0]];
     c.dtype = rt::dtypeName(in.dtype);
     c.bytes = std::max(in.bytes, out.bytes);
-    double f = group > 1 ? double(group - 1) / group : 0.0;
-    if (s.op == "all_reduce") c.wireBytes = uint64_t(2 * f * in.bytes);
-    else if (s.op == "all_gather") c.wireBytes = uint64_t(f * out.bytes);
-    else if (s.op == "reduce_scatter") c.wireBytes = uint64_t(f * in.bytes);
-    else if (s.op == "all_to_all") c.wireBytes = uint64_t(f * in.bytes);
+    c.wireBytes = kernel->wireBytes(in.bytes, out.bytes, group);
     collectives.push_back(c);
   }
   // Kernel launches per decoder layer: every step that is not a collective (copies and

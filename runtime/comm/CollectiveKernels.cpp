@@ -217,37 +217,18 @@ std::string runAllToAll(const CollectiveArgs &a) {
   return "";
 }
 
-// --- shard_slice -------------------------------------------------------------------------
-
-std::string checkShardSlice(const TensorView &in, const TensorView &out, const Attrs &attrs,
-                            int64_t groupSize, uint64_t &scratch) {
-  std::string err = sameDType(in, out);
-  int64_t dim = 0;
-  if (err.empty() && !readDim(attrs, "dim", in.rank(), dim, err))
-    return err;
-  if (err.empty())
-    err = divides(in, dim, groupSize);
-  if (err.empty())
-    err = expectShape(out, scaledShape(in.shape, dim, 1, groupSize), in, groupSize);
-  scratch = 0;
-  return err;
-}
-
-std::string runShardSlice(const CollectiveArgs &a) {
-  int64_t dim = a.attrs->getInt("dim");
-  if (dim < 0)
-    dim += a.in.rank();
-  return extractChunk(static_cast<const uint8_t *>(a.in.data), a.in.shape, dim, a.group->size(),
-                      a.group->index, dtypeSize(a.in.dtype), static_cast<uint8_t *>(a.out.data),
-                      a.copier);
-}
+// Ring traffic per rank: a reduce-scatter or an all-gather sends (G-1)/G of the full buffer,
+// an all-reduce both, an all-to-all the (G-1)/G of its input that leaves the rank.
+double ringShare(int64_t groupSize) { return groupSize > 1 ? double(groupSize - 1) / double(groupSize) : 0.0; }
+uint64_t allReduceWire(uint64_t in, uint64_t, int64_t g) { return uint64_t(2 * ringShare(g) * double(in)); }
+uint64_t allGatherWire(uint64_t, uint64_t out, int64_t g) { return uint64_t(ringShare(g) * double(out)); }
+uint64_t inputShareWire(uint64_t in, uint64_t, int64_t g) { return uint64_t(ringShare(g) * double(in)); }
 
 const CollectiveKernel kKernels[] = {
-    {"all_reduce", checkAllReduce, runAllReduce},
-    {"all_gather", checkAllGather, runAllGather},
-    {"reduce_scatter", checkReduceScatter, runReduceScatter},
-    {"all_to_all", checkAllToAll, runAllToAll},
-    {"shard_slice", checkShardSlice, runShardSlice, /*communicates=*/false},
+    {"all_reduce", checkAllReduce, runAllReduce, allReduceWire},
+    {"all_gather", checkAllGather, runAllGather, allGatherWire},
+    {"reduce_scatter", checkReduceScatter, runReduceScatter, inputShareWire},
+    {"all_to_all", checkAllToAll, runAllToAll, inputShareWire},
 };
 
 } // namespace

@@ -152,18 +152,6 @@ std::string Executor::create(const Artifact &artifact, Backend &backend, Communi
     for (int64_t id : step.out)
       args.out.push_back(ex->views_[static_cast<size_t>(id)]);
     args.attrs = &step.attrs;
-    // A vocabulary-split embedding needs the first row this rank holds.
-    if (step.op == "embedding" && step.attrs.has("vocab_axes")) {
-      prepared.rankAttrs = step.attrs;
-      std::vector<std::string> axes;
-      if (auto it = step.attrs.all().find("vocab_axes"); it != step.attrs.all().end())
-        if (auto *names = std::get_if<std::vector<std::string>>(&it->second))
-          axes = *names;
-      int64_t index = artifact.deviceMesh.groupIndex(comm.rank(), axes);
-      int64_t localRows = artifact.buffers[static_cast<size_t>(step.in[0])].shape[0];
-      prepared.rankAttrs.set("vocab_start", index * localRows);
-      args.attrs = &prepared.rankAttrs;
-    }
     if (prepared.fused) {
       for (const TensorView &v : args.in)
         prepared.fusedArgs.push_back(v.data);
@@ -263,7 +251,7 @@ std::string Executor::runLoadSteps() {
 
 std::string Executor::prepareSteps(uint64_t &scratchBytes) {
   // Load steps first, then the run's steps, resolved the same way. Load steps compute on
-  // weights and constants: the only "collective" among them is the local shard_slice.
+  // weights, constants and the rank's process_index: no collective runs among them.
   loadSteps_.resize(artifact_.loadSteps.size());
   steps_.resize(artifact_.steps.size());
   size_t total = loadSteps_.size() + steps_.size();
@@ -293,14 +281,19 @@ std::string Executor::prepareSteps(uint64_t &scratchBytes) {
       prepared.fusedCount = step.attrs.getInt("count", 0);
       continue;
     }
+    if (step.op == kProcessIndexStep) {
+      if (std::string err = prepareProcessIndex(step, prepared, i < loadSteps_.size()); !err.empty())
+        return prefix(i) + err;
+      continue;
+    }
     if (!prepared.collective) {
       prepared.kernel = backend_.lookupKernel(step.op);
       if (!prepared.kernel)
         return prefix(i) + "the " + backend_.name() + " backend has no kernel for op '" + step.op + "'";
       continue;
     }
-    if (i < loadSteps_.size() && step.op != "shard_slice")
-      return prefix(i) + "a collective that communicates cannot run at load";
+    if (i < loadSteps_.size())
+      return prefix(i) + "a collective cannot run at load";
     if (step.in.size() != 1 || step.out.size() != 1)
       return prefix(i) + "a collective step takes one input and one output, not " +
              std::to_string(step.in.size()) + " and " + std::to_string(step.out.size());
@@ -326,6 +319,26 @@ std::string Executor::prepareSteps(uint64_t &scratchBytes) {
       if (std::string err = comm_->group(axesOf[i], prepared.collectiveArgs.group); !err.empty())
         return prefix(i) + err;
   }
+  return "";
+}
+
+// The rank's index over the step's axes, known before anything is allocated; run() writes it.
+std::string Executor::prepareProcessIndex(const Step &step, PreparedStep &prepared, bool atLoad) {
+  if (!atLoad)
+    return "process_index must be a load step (it reads nothing; the emitter hoists it)";
+  if (!step.in.empty() || step.out.size() != 1)
+    return "process_index takes no input and one output";
+  const TensorView &out = views_[static_cast<size_t>(step.out[0])];
+  if (out.dtype != DType::I64 || out.numel() != 1)
+    return "process_index writes one i64, not " + typeString(out.dtype, out.shape);
+  std::string err;
+  std::vector<std::string> axes = collectiveAxes(step.attrs, err);
+  if (err.empty())
+    err = artifact_.deviceMesh.checkAxes(axes);
+  if (!err.empty())
+    return err;
+  prepared.processIndex = true;
+  prepared.rankIndex = artifact_.deviceMesh.groupIndex(comm_->rank(), axes);
   return "";
 }
 
@@ -647,6 +660,8 @@ std::vector<double> Executor::stepMilliseconds() const {
 }
 
 std::string Executor::runStep(const PreparedStep &step) {
+  if (step.processIndex) // the same on every backend: one i64 through the backend's copy
+    return backend_.copyIn(step.args.out[0].data, &step.rankIndex, sizeof(int64_t));
   if (step.fused)
     return step.fused->run(step.fusedArgs.data(), step.fusedLaunch, step.fusedCount);
   if (!step.collective)

@@ -57,7 +57,7 @@ def step_kinds(root):
     rows = re.search(r"#define SC_ELEMENTWISE_FORMULAS\(X\)(.*?)\n\s*\n", prelude, re.S)
     formulas = set(re.findall(r"\bX\(\s*([a-z0-9_]+)\s*,", rows.group(1) if rows else ""))
     need(formulas, "rows of SC_ELEMENTWISE_FORMULAS in FusedPrelude.h")
-    collectives = set(re.findall(r'\{\s*"([a-z0-9_]+)"\s*,\s*check\w+\s*,\s*run\w+\s*\}',
+    collectives = set(re.findall(r'\{\s*"([a-z0-9_]+)"\s*,\s*check\w+\s*,\s*run\w+\s*,\s*\w+Wire\s*[,}]',
                                  read(root, "runtime/comm/CollectiveKernels.cpp")))
     need(collectives, "collectives in CollectiveKernels.cpp's table")
     return {"KernelRegistry.cpp": cpu, "SC_ELEMENTWISE_FORMULAS": formulas,

@@ -117,8 +117,6 @@ TEST(CollectiveCopyHook, EveryStepKindMovesItsChunksThroughTheHook) {
       {"all_to_all", {{"split_dim", 2}, {"concat_dim", 1}}, {2, 3, 4}, {2, 6, 2}, 2 * 24 * 4, 0},
       {"all_to_all", {{"split_dim", 0}, {"concat_dim", 2}}, {4, 3, 2}, {2, 3, 4}, 2 * 24 * 4, 0},
       {"all_to_all", {{"split_dim", 1}, {"concat_dim", 0}}, {2, 4}, {4, 2}, 2 * 8 * 4, 0},
-      // this rank's chunk along dim 1
-      {"shard_slice", {{"dim", 1}}, {2, 4, 3}, {2, 2, 3}, 12 * 4, 2},
       // no packing at all
       {"all_reduce", {}, {2, 3}, {2, 3}, 0, 0},
       {"all_gather", {{"dim", 0}}, {2, 3}, {4, 3}, 0, 0},
@@ -179,7 +177,6 @@ TEST(CollectiveCopyHook, ACopyErrorFailsTheStep) {
                       scratch.data()};
   args.copier = &failing;
   EXPECT_EQ(lookupCollectiveKernel("reduce_scatter")->run(args), "packing chunk 0: the copy failed");
-  EXPECT_EQ(lookupCollectiveKernel("shard_slice")->run(args), "the copy failed");
 }
 
 // A communicator that takes device pointers, like NCCL's, on the local one: it checks that
@@ -263,9 +260,9 @@ TEST(CollectiveCopyHook, DeviceCommunicatorPacksInDeviceMemory) {
     for (size_t r = 0; r < static_cast<size_t>(tp); ++r) {
       ASSERT_EQ(errors[r], "") << "rank " << r;
       EXPECT_EQ(fixtures::compareTensors(outputs[r], t.expected, 0), "") << "rank " << r;
-      // shard_slice 24 floats, all_gather dim 1 (g x 24), reduce_scatter 24T, all_to_all
-      // 2 x 24: every packing byte went through copy2D on device memory.
-      const uint64_t floats = 24 + 24 * tp + 24 * tp + 48;
+      // all_gather dim 1 (g x 24), reduce_scatter 24T, all_to_all 2 x 24: every packing
+      // byte went through copy2D on device memory.
+      const uint64_t floats = 24 * tp + 24 * tp + 48;
       EXPECT_EQ(copied2D[r], floats * 4) << "rank " << r;
       EXPECT_EQ(calls[r], 5) << "rank " << r; // the 5 communicating steps, none staged
       EXPECT_EQ(synchronizations[r], 1u) << "rank " << r; // only before reading the outputs

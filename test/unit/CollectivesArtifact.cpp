@@ -35,10 +35,10 @@ CollectivesArtifact makeCollectivesArtifact(int64_t T) {
   // x and y are the largest buffers: R * W = R * T * T * c floats. Each buffer gets that much,
   // 64-byte aligned.
   const int64_t slot = (R * W * 4 + 63) / 64 * 64;
-  auto buffer = [slot](int id, const char *name, const std::string &shape) {
+  auto buffer = [slot](int id, const char *name, const std::string &shape, const std::string &extra = "") {
     return "    {\"id\": " + std::to_string(id) + ", \"name\": \"" + name +
            "\", \"dtype\": \"f32\", \"shape\": " + shape + ", \"storage\": \"arena\", \"offset\": " +
-           std::to_string(id * slot) + "}";
+           std::to_string(id * slot) + extra + "}";
   };
   auto step = [](const char *op, int in, int out, const std::string &attrs, const char *loc) {
     return "    {\"op\": \"" + std::string(op) + "\", \"in\": [" + std::to_string(in) + "], \"out\": [" +
@@ -46,24 +46,24 @@ CollectivesArtifact makeCollectivesArtifact(int64_t T) {
            "\"}";
   };
   std::string t = std::to_string(T);
-  a.manifest = "{\n  \"format_version\": 2, \"producer\": \"unit test\", \"source\": \"collectives\",\n"
+  a.manifest = "{\n  \"format_version\": 3, \"producer\": \"unit test\", \"source\": \"collectives\",\n"
                "  \"mesh\": {\"dp_replicate\": 1, \"dp_shard\": 1, \"cp\": 1, \"tp\": " + t + "},\n"
                "  \"mesh_axes\": [[\"dp_replicate\", 1], [\"dp_shard\", 1], [\"cp\", 1], [\"tp\", " + t + "]],\n"
-               "  \"world_size\": " + t + ",\n  \"weight_files\": [],\n  \"arena_bytes\": " + std::to_string(7 * slot) + ",\n"
+               "  \"world_size\": " + t + ",\n  \"weight_files\": [],\n  \"arena_bytes\": " + std::to_string(6 * slot) + ",\n"
                "  \"buffers\": [\n" +
-               buffer(0, "x", dims(R, W)) + ",\n" + buffer(1, "s", dims(R, C)) + ",\n" +
-               buffer(2, "g", dims(R, W)) + ",\n" + buffer(3, "rs", dims(R, C)) + ",\n" +
-               buffer(4, "a", dims(R * T, c)) + ",\n" + buffer(5, "ar", dims(R * T, c)) + ",\n" +
-               buffer(6, "y", dims(R * T * T, c)) + "\n  ],\n"
+               buffer(0, "x", dims(R, C), ", \"global_shape\": " + dims(R, W) +
+                                            ", \"shard\": [{\"dim\": 1, \"axes\": [\"tp\"]}]") + ",\n" +
+               buffer(1, "g", dims(R, W)) + ",\n" + buffer(2, "rs", dims(R, C)) + ",\n" +
+               buffer(3, "a", dims(R * T, c)) + ",\n" + buffer(4, "ar", dims(R * T, c)) + ",\n" +
+               buffer(5, "y", dims(R * T * T, c)) + "\n  ],\n"
                "  \"inputs\": [{\"name\": \"x\", \"buffer\": 0}],\n"
-               "  \"outputs\": [{\"name\": \"g\", \"buffer\": 2}, {\"name\": \"y\", \"buffer\": 6}],\n"
+               "  \"outputs\": [{\"name\": \"g\", \"buffer\": 1}, {\"name\": \"y\", \"buffer\": 5}],\n"
                "  \"steps\": [\n" +
-               step("shard_slice", 0, 1, ", \"dim\": 1", "slice @ m") + ",\n" +
-               step("all_gather", 1, 2, ", \"dim\": 1", "gather @ m") + ",\n" +
-               step("reduce_scatter", 2, 3, ", \"dim\": 1, \"reduce\": \"sum\"", "scatter @ m") + ",\n" +
-               step("all_to_all", 3, 4, ", \"split_dim\": 1, \"concat_dim\": 0", "exchange @ m") + ",\n" +
-               step("all_reduce", 4, 5, ", \"reduce\": \"sum\"", "reduce @ m") + ",\n" +
-               step("all_gather", 5, 6, ", \"dim\": 0", "output @ m") + "\n  ]\n}\n";
+               step("all_gather", 0, 1, ", \"dim\": 1", "gather @ m") + ",\n" +
+               step("reduce_scatter", 1, 2, ", \"dim\": 1, \"reduce\": \"sum\"", "scatter @ m") + ",\n" +
+               step("all_to_all", 2, 3, ", \"split_dim\": 1, \"concat_dim\": 0", "exchange @ m") + ",\n" +
+               step("all_reduce", 3, 4, ", \"reduce\": \"sum\"", "reduce @ m") + ",\n" +
+               step("all_gather", 4, 5, ", \"dim\": 0", "output @ m") + "\n  ]\n}\n";
 
   std::vector<float> x(static_cast<size_t>(R * W));
   for (int64_t i = 0; i < R; ++i)

@@ -12,9 +12,8 @@
 
 namespace shardc::rt::fixtures {
 
-// x [4, 6T] (replicated input) ->
-//   s  = shard_slice(x, dim 1)                 [4, 6]
-//   g  = all_gather(s, dim 1)                  [4, 6T]   (= x)
+// x [4, 6T] (an input split on dim 1 over tp: this rank's [4, 6] is bound) ->
+//   g  = all_gather(x, dim 1)                  [4, 6T]   (= x)
 //   rs = reduce_scatter(g, dim 1, sum)         [4, 6]    (= T * this rank's columns of x)
 //   a  = all_to_all(rs, split 1, concat 0)     [4T, 6/T]
 //   ar = all_reduce(a, sum)                    [4T, 6/T]

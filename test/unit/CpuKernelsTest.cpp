@@ -301,7 +301,7 @@ const std::vector<std::string> kDocumentedOps = {
     "add", "sub", "mul", "div", "pow", "equal", "where", "neg", "sqrt", "reciprocal", "exp",
     "log", "tanh", "sigmoid", "erf", "cos", "sin", "relu", "silu", "gelu", "gelu_erf", "gelu_tanh", "isnan", "cast", "copy",
     "matmul", "linear", "gemm", "softmax", "log_softmax", "reduce_sum", "reduce_mean",
-    "reduce_max", "transpose", "slice", "concat", "split", "gather", "gather_elements", "expand",
+    "reduce_max", "transpose", "slice", "dynamic_slice", "concat", "split", "gather", "gather_elements", "expand",
     "trilu", "embedding", "rms_norm", "layer_norm", "rotary", "attention", "silu_mul"};
 
 TEST(Registry, EveryDocumentedOpHasAKernel) {
@@ -927,12 +927,14 @@ TEST(DataMovement, EmbeddingRowsAndOutOfRangeId) {
 }
 
 TEST(DataMovement, EmbeddingVocabularyParallelRows) {
-  // This rank holds rows [4, 8) of a 12-row table: its ids give rows, the others zeros.
+  // This rank holds rows [4, 8) of a 12-row table (its first row is the third input, as
+  // sc-partition computes it): its ids give rows, the others zeros.
   Owned table = randomTensor({4, 3}, DType::F32);
   Owned ids = tensorOf(DType::I64, {4}, {0, 5, 7, 11});
+  Owned start = tensorOf(DType::I64, {}, {4});
   Owned y(DType::F32, {4, 3});
-  Attrs attrs = attrsOf({{"vocab_start", int64_t(4)}, {"vocab_size", int64_t(12)}});
-  ASSERT_EQ(runKernel("embedding", {&table, &ids}, {&y}, attrs), "");
+  Attrs attrs = attrsOf({{"vocab_size", int64_t(12)}});
+  ASSERT_EQ(runKernel("embedding", {&table, &ids, &start}, {&y}, attrs), "");
   for (int64_t j = 0; j < 3; ++j) {
     EXPECT_EQ(loadValue(y, j), 0.0);
     EXPECT_EQ(loadValue(y, 3 + j), loadValue(table, 1 * 3 + j));
@@ -940,8 +942,41 @@ TEST(DataMovement, EmbeddingVocabularyParallelRows) {
     EXPECT_EQ(loadValue(y, 9 + j), 0.0);
   }
   Owned bad = tensorOf(DType::I64, {1}, {12}), y2(DType::F32, {1, 3});
-  EXPECT_EQ(runKernel("embedding", {&table, &bad}, {&y2}, attrs),
+  EXPECT_EQ(runKernel("embedding", {&table, &bad, &start}, {&y2}, attrs),
             "embedding: id 12 is outside the vocabulary [0, 12)");
+  EXPECT_EQ(runKernel("embedding", {&table, &ids, &start}, {&y}),
+            "embedding: a row_start needs the attribute vocab_size");
+  Owned narrow = tensorOf(DType::I32, {}, {4});
+  EXPECT_EQ(runKernel("embedding", {&table, &ids, &narrow}, {&y}, attrs),
+            "embedding: row_start must be one i64, got i32 scalar");
+}
+
+TEST(DataMovement, DynamicSliceTakesTheChunkAtItsStart) {
+  // [2, 6, 3] sliced to 2 rows of axis 1 from start 4 (rank 2's chunk of three).
+  Owned x = randomTensor({2, 6, 3});
+  Owned start = tensorOf(DType::I64, {}, {4});
+  Owned y(DType::F32, {2, 2, 3});
+  ASSERT_EQ(runKernel("dynamic_slice", {&x, &start}, {&y}, attrsOf({{"axis", int64_t(1)}})), "");
+  for (int64_t i = 0; i < y.numel(); ++i) {
+    Shape index = unravel(i, {2, 2, 3});
+    index[1] += 4;
+    ASSERT_EQ(loadValue(y, i), loadValue(x, ravel(index, {2, 6, 3}))) << i;
+  }
+  // The last axis counted from the end, on 8-byte elements.
+  Owned w = tensorOf(DType::I64, {2, 4}, {0, 1, 2, 3, 10, 11, 12, 13}), one = tensorOf(DType::I64, {}, {1});
+  Owned v(DType::I64, {2, 2});
+  ASSERT_EQ(runKernel("dynamic_slice", {&w, &one}, {&v}, attrsOf({{"axis", int64_t(-1)}})), "");
+  EXPECT_EQ(valuesOf(v), (std::vector<double>{1, 2, 11, 12}));
+  Owned past = tensorOf(DType::I64, {}, {5});
+  EXPECT_EQ(runKernel("dynamic_slice", {&x, &past}, {&y}, attrsOf({{"axis", int64_t(1)}})),
+            "dynamic_slice: start 5 + 2 is outside [0, 6] on axis 1");
+  Owned wrongShape(DType::F32, {2, 2, 2});
+  EXPECT_EQ(runKernel("dynamic_slice", {&x, &start}, {&wrongShape}, attrsOf({{"axis", int64_t(1)}})).rfind(
+                "dynamic_slice: y", 0),
+            0u);
+  Owned twoStarts = tensorOf(DType::I64, {2}, {0, 1});
+  EXPECT_EQ(runKernel("dynamic_slice", {&x, &twoStarts}, {&y}, attrsOf({{"axis", int64_t(1)}})),
+            "dynamic_slice: start must be one i64, got i64 2");
 }
 
 // --- normalisation ----------------------------------------------------------------------

@@ -260,9 +260,6 @@ TEST(CollectiveKernels, StepsAlongInnerDims) {
   auto scattered = run("reduce_scatter", dim1, {2, 2}, {2, 1});
   EXPECT_EQ(scattered[0], (std::vector<float>{100, 104})); // column 0 of x0 + x1
   EXPECT_EQ(scattered[1], (std::vector<float>{102, 106}));
-  auto sliced = run("shard_slice", dim1, {2, 2}, {2, 1});
-  EXPECT_EQ(sliced[0], (std::vector<float>{0, 2}));
-  EXPECT_EQ(sliced[1], (std::vector<float>{101, 103}));
   Attrs a2a;
   a2a.set("split_dim", int64_t(1));
   a2a.set("concat_dim", int64_t(0));
@@ -353,7 +350,7 @@ std::string chunkManifest(const DeviceMesh &mesh, const std::string &shardJson,
                std::to_string(a.size);
   }
   std::string shape = "[" + std::to_string(local[0]) + ", " + std::to_string(local[1]) + "]";
-  return R"({"format_version": 2, "mesh": {)" + meshObj + R"(}, "mesh_axes": [)" + axes +
+  return R"({"format_version": 3, "mesh": {)" + meshObj + R"(}, "mesh_axes": [)" + axes +
          R"(], "world_size": )" + std::to_string(mesh.worldSize()) +
          R"(, "weight_files": [{"path": "w.bin", "size": 136}], "arena_bytes": 512,
     "buffers": [
@@ -428,6 +425,87 @@ TEST(ShardSpecs, TwoAxesOnOneDimFollowTheirListedOrder) {
   ASSERT_EQ(swapped.size(), 4u);
   EXPECT_EQ(swapped[2], chunks[1]);
   EXPECT_EQ(swapped[1], chunks[2]);
+}
+
+// What sc-partition makes of a local slice: at load, process_index over [tp, dp_shard] (tp
+// outer, the order listed) and the chunk's start from a constant table of starts; in the run,
+// a dynamic_slice of the replicated input x [4, 8] along dim 1 from that start.
+std::string processIndexManifest(const std::string &indexStep, bool atLoad) {
+  std::string load = indexStep + R"(, {"op": "gather", "in": [2, 1], "out": [3], "attrs": {"axis": 0}})";
+  std::string slice = R"({"op": "dynamic_slice", "in": [0, 3], "out": [4], "attrs": {"axis": 1}})";
+  // Among the run's steps the scalars are arena buffers.
+  auto scalar = [atLoad](int offset) {
+    return std::string(atLoad ? R"("storage": "persistent", "offset": )" : R"("storage": "arena", "offset": )") +
+           std::to_string(atLoad ? offset : 192 + offset);
+  };
+  return R"({"format_version": 3, "mesh_axes": [["dp_replicate", 1], ["dp_shard", 2], ["cp", 1], ["tp", 2]],
+    "world_size": 4, "weight_files": [], "arena_bytes": 320, "persistent_bytes": 128,
+    "buffers": [
+      {"id": 0, "name": "x", "dtype": "f32", "shape": [4, 8], "storage": "arena", "offset": 0},
+      {"id": 1, "dtype": "i64", "shape": [], )" + scalar(0) + R"(},
+      {"id": 2, "dtype": "i64", "shape": [4], "storage": "constant", "blob_offset": 0},
+      {"id": 3, "dtype": "i64", "shape": [], )" + scalar(64) + R"(},
+      {"id": 4, "name": "y", "dtype": "f32", "shape": [4, 2], "storage": "arena", "offset": 128}],
+    "inputs": [{"name": "x", "buffer": 0}], "outputs": [{"name": "y", "buffer": 4}],
+    "load_steps": [)" + (atLoad ? load : "") + R"(],
+    "steps": [)" + (atLoad ? slice : load + ", " + slice) + "]}";
+}
+
+TEST(ProcessIndex, ChunkStartsFollowTheListedAxes) {
+  std::string blob;
+  for (int64_t start : {0, 2, 4, 6})
+    blob.append(reinterpret_cast<const char *>(&start), 8);
+  const std::string indexStep = R"({"op": "process_index", "in": [], "out": [1], "attrs": {"axes": ["tp", "dp_shard"]}})";
+  Artifact a;
+  ASSERT_EQ(parseArtifact(encodeJsonArtifact(processIndexManifest(indexStep, true), blob), "m.shardc", a), "");
+  HostTensor x;
+  x.name = "x";
+  x.shape = {4, 8};
+  for (int i = 0; i < 32; ++i) {
+    float v = static_cast<float>(i);
+    x.data.insert(x.data.end(), reinterpret_cast<uint8_t *>(&v), reinterpret_cast<uint8_t *>(&v) + 4);
+  }
+  DeviceMesh mesh = a.deviceMesh;
+  auto world = std::make_shared<LocalWorld>(mesh);
+  for (int64_t r = 0; r < 4; ++r) {
+    SCOPED_TRACE("rank " + std::to_string(r));
+    // Rank r is (dp_shard r / 2, tp r % 2); over [tp, dp_shard] its index is tp * 2 + dp.
+    const int64_t index = (r % 2) * 2 + r / 2;
+    EXPECT_EQ(mesh.groupIndex(r, {"tp", "dp_shard"}), index);
+    LocalCommunicator comm(world, r);
+    for (bool device : {false, true}) { // a host backend, and one the host cannot address
+      CpuBackend cpu;
+      test_backends::DeviceSimBackend sim;
+      Backend &backend = device ? static_cast<Backend &>(sim) : cpu;
+      std::unique_ptr<Executor> ex;
+      ASSERT_EQ(Executor::create(a, backend, comm, ex), "");
+      std::vector<HostTensor> outputs;
+      ASSERT_EQ(ex->run({x}, outputs), "");
+      const float *y = reinterpret_cast<const float *>(outputs[0].data.data());
+      for (int64_t i = 0; i < 4; ++i)
+        for (int64_t j = 0; j < 2; ++j)
+          EXPECT_EQ(y[i * 2 + j], static_cast<float>(i * 8 + index * 2 + j)) << i << "," << j;
+    }
+  }
+  // A process_index reads nothing: it runs at load, never among the run's steps.
+  auto createError = [&](const std::string &manifest) {
+    Artifact b;
+    std::string err = parseArtifact(encodeJsonArtifact(manifest, blob), "m.shardc", b);
+    if (!err.empty())
+      return err;
+    LocalCommunicator comm(world, 0);
+    CpuBackend cpu;
+    std::unique_ptr<Executor> ex;
+    return Executor::create(b, cpu, comm, ex);
+  };
+  EXPECT_EQ(createError(processIndexManifest(indexStep, false)),
+            "step 0 (process_index): process_index must be a load step (it reads nothing; the "
+            "emitter hoists it)");
+  std::string unknownAxis = indexStep;
+  unknownAxis.replace(unknownAxis.find("\"tp\""), 4, "\"ep\"");
+  EXPECT_EQ(createError(processIndexManifest(unknownAxis, true)).rfind(
+                "load step 0 (process_index @ ): unknown mesh axis 'ep'", 0),
+            0u);
 }
 
 TEST(ShardSpecs, BothDimsSplit) {

@@ -135,7 +135,7 @@ std::string bytesOf(const std::vector<float> &v) {
 // A small valid artifact: y = (x + c) · w, with x an input, c a blob constant and w a weight
 // (12 bytes of padding, then 6 floats) in "w.bin" beside the artifact.
 constexpr const char *kManifest = R"({
-  "format_version": 2,
+  "format_version": 3,
   "producer": "unit test",
   "source": "none.onnx",
   "mesh": {"dp_replicate": 1, "dp_shard": 1, "cp": 1, "tp": 1},
@@ -257,7 +257,7 @@ TEST(Artifact, HeaderLayout) {
   uint32_t version, reserved;
   std::memcpy(&version, bytes.data() + 8, 4);
   std::memcpy(&reserved, bytes.data() + 12, 4);
-  EXPECT_EQ(version, 2u);
+  EXPECT_EQ(version, 3u);
   EXPECT_EQ(reserved, 0u);
   EXPECT_EQ(u64(16), 2u);
   EXPECT_EQ(u64(24), 3u);
@@ -308,11 +308,11 @@ TEST(Artifact, HeaderErrors) {
   bad[0] = 'X';
   EXPECT_EQ(loadError(bad), "m.shardc: not a shardc artifact (bad magic)");
   bad = good;
-  bad[8] = 3;
+  bad[8] = 4;
   EXPECT_EQ(loadError(bad),
-            "m.shardc: artifact format version 3, this runtime reads version 2 (update the runtime)");
+            "m.shardc: artifact format version 4, this runtime reads version 3 (update the runtime)");
   bad[8] = 1; // a JSON-manifest artifact of the first format
-  EXPECT_EQ(loadError(bad), "m.shardc: artifact format version 1, this runtime reads version 2 "
+  EXPECT_EQ(loadError(bad), "m.shardc: artifact format version 1, this runtime reads version 3 "
                             "(recompile the model with this shardc)");
   bad = good;
   bad[13] = 1;
@@ -395,8 +395,8 @@ TEST(Artifact, ManifestValidationErrors) {
             JsonValue(JsonValue::Array{JsonValue(int64_t(1) << 40), JsonValue(int64_t(1) << 40)});
       },
       "buffers[0].shape: the buffer is implausibly large");
-  expectError([](JsonValue &m) { *m.find("format_version") = JsonValue(3); },
-              "format_version: 3 disagrees with the header's version 2");
+  expectError([](JsonValue &m) { *m.find("format_version") = JsonValue(4); },
+              "format_version: 4 disagrees with the header's version 3");
   expectError([](JsonValue &m) { *m.find("outputs")->asArray()[0].find("buffer") = JsonValue(5); },
               "outputs[0].buffer: buffer id 5 is out of range (the manifest has 5 buffers)");
   expectError([](JsonValue &m) { *m.find("world_size") = JsonValue(2); },
@@ -798,7 +798,7 @@ TEST(Executor, RandomWeightsNeedNoWeightFiles) {
 // Load steps: the weight is negated once when the executor is made, into a persistent
 // buffer that every run reads; no run step reads the weight, so its bytes are released.
 constexpr const char *kLoadManifest = R"({
-  "format_version": 2, "producer": "unit test", "source": "none.onnx",
+  "format_version": 3, "producer": "unit test", "source": "none.onnx",
   "mesh": {"dp_replicate": 1, "dp_shard": 1, "cp": 1, "tp": 1}, "world_size": 1,
   "weight_files": [{"path": "w.bin", "size": 36}],
   "arena_bytes": 128, "persistent_bytes": 64,
@@ -1121,7 +1121,7 @@ TEST(Executor, WeightFileErrors) {
 
 TEST(Executor, InputChecks) {
   // No steps: the output is the input buffer itself, so only the copies are exercised.
-  std::string manifest = R"({"format_version": 2, "arena_bytes": 128,
+  std::string manifest = R"({"format_version": 3, "arena_bytes": 128,
     "buffers": [{"id": 0, "dtype": "i64", "shape": [2, 2], "storage": "arena", "offset": 0},
                 {"id": 1, "dtype": "f32", "shape": [], "storage": "arena", "offset": 64}],
     "inputs": [{"name": "input_ids", "buffer": 0}, {"name": "scale", "buffer": 1}],
@@ -1168,7 +1168,7 @@ TEST(Executor, InputChecks) {
 
 TEST(Executor, SingleRankCreateRefusesMultiRankArtifacts) {
   Artifact a;
-  std::string manifest = R"({"format_version": 2, "mesh": {"tp": 2}, "world_size": 2,
+  std::string manifest = R"({"format_version": 3, "mesh": {"tp": 2}, "world_size": 2,
     "arena_bytes": 0, "buffers": [], "inputs": [], "outputs": [], "steps": []})";
   ASSERT_EQ(parseArtifact(encodeJsonArtifact(manifest, ""), "tp.shardc", a), "");
   EXPECT_EQ(a.deviceMesh.axisSize("tp"), 2);

@@ -60,7 +60,7 @@ TpMlpArtifact makeTpMlpArtifact(int64_t dp, int64_t tp) {
   char buf[4096];
   std::snprintf(
       buf, sizeof buf, R"({
-  "format_version": 2, "producer": "unit test", "source": "tp_mlp",
+  "format_version": 3, "producer": "unit test", "source": "tp_mlp",
   "mesh": {"dp_replicate": 1, "dp_shard": %lld, "cp": 1, "tp": %lld},
   "mesh_axes": [["dp_replicate", 1], ["dp_shard", %lld], ["cp", 1], ["tp", %lld]],
   "world_size": %lld,

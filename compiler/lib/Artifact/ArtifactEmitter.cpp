@@ -267,7 +267,7 @@ llvm::Error Emitter::emitOp(Operation *op) {
     StepDesc step;
     if (failed(s.lowerToStep(step)))
       return fail(op, "op '" + op->getName().getStringRef() + "' cannot be lowered to a step");
-    if (!rt::lookupCpuKernel(step.kind) && !rt::lookupCollectiveKernel(step.kind))
+    if (!rt::lookupCpuKernel(step.kind) && !rt::lookupCollectiveKernel(step.kind) && step.kind != rt::kProcessIndexStep)
       return fail(op, "op '" + op->getName().getStringRef() + "' has no kernel in the CPU backend yet");
     addStep(op, step.kind, op->getOperands(), op->getResults(), std::move(step.attrs), s.getCost());
     handled = true;

@@ -275,6 +275,15 @@ LogicalResult EmbeddingOp::verify() {
   if (shapeOf(getResult()) != ArrayRef<int64_t>(want))
     return emitOpError() << "result shape " << shapeStr(shapeOf(getResult())) << " should be "
                          << shapeStr(want);
+  // A vocabulary split: the first row this rank holds and the whole table's rows, together.
+  if (bool(getRowStart()) != getVocabSize().has_value())
+    return emitOpError() << "row_start and vocab_size go together (a vocabulary-split table)";
+  if (Value start = getRowStart()) {
+    if (!shapeOf(start).empty() || !elemOf(start).isInteger(64))
+      return emitOpError() << "row_start must be an i64 scalar, got " << start.getType();
+    if (int64_t(*getVocabSize()) < t[0])
+      return emitOpError() << "vocab_size " << *getVocabSize() << " is smaller than the table's " << t[0] << " rows";
+  }
   return verifySameElement(*this, getTable(), getResult(), "result");
 }
 
@@ -494,6 +503,30 @@ LogicalResult GatherElementsOp::verify() {
     return emitOpError() << "indices rank differs from data rank";
   if (shapeOf(getResult()) != shapeOf(getIndices()))
     return emitOpError() << "result shape must equal the indices shape";
+  return success();
+}
+
+LogicalResult DynamicSliceOp::verify() {
+  ArrayRef<int64_t> in = shapeOf(getInput()), out = shapeOf(getResult());
+  if (failed(verifyAxis(*this, getAxis(), in.size())))
+    return failure();
+  if (!shapeOf(getStart()).empty() || !elemOf(getStart()).isInteger(64))
+    return emitOpError() << "start must be an i64 scalar, got " << getStart().getType();
+  int64_t axis = normAxis(getAxis(), in.size());
+  if (out.size() != in.size() || out[axis] > in[axis])
+    return emitOpError() << "result " << shapeStr(out) << " is not a slice of " << shapeStr(in) << " along axis " << axis;
+  for (size_t d = 0; d < in.size(); ++d)
+    if ((int64_t)d != axis && in[d] != out[d])
+      return emitOpError() << "result " << shapeStr(out) << " differs from the input " << shapeStr(in)
+                           << " on dim " << d << " (only axis " << axis << " is sliced)";
+  return verifySameElement(*this, getInput(), getResult(), "result");
+}
+
+LogicalResult ProcessIndexOp::verify() {
+  llvm::SmallSet<StringRef, 4> seen;
+  for (StringRef a : getAxes().getAsValueRange<StringAttr>())
+    if (!seen.insert(a).second)
+      return emitOpError() << "axis '" << a << "' is listed twice";
   return success();
 }
 

@@ -331,6 +331,8 @@ Rule EmbeddingOp::getShardingRule() {
   }
   res.push_back({h});
   r.operands = {Dims{{v}, {h}}, idd};
+  if (getRowStart()) // the vocabulary split's first row (after sc-partition): a scalar
+    r.operands.push_back(Dims{});
   r.results = {res};
   return r;
 }
@@ -411,6 +413,10 @@ Rule RotaryEmbeddingOp::getShardingRule() { return std::nullopt; }
 Rule ShapeOp::getShardingRule() { return std::nullopt; }
 Rule ConstantOfShapeOp::getShardingRule() { return std::nullopt; }
 Rule RangeOp::getShardingRule() { return std::nullopt; }
+
+// sc-partition creates these on the per-rank program: nothing is left to shard.
+Rule DynamicSliceOp::getShardingRule() { return std::nullopt; }
+Rule ProcessIndexOp::getShardingRule() { return std::nullopt; }
 
 // Fused kernels are formed on the partitioned, per-rank program: nothing is left to shard.
 Rule FusedOp::getShardingRule() { return std::nullopt; }

@@ -2,7 +2,6 @@
 // is not simply their mnemonic without attributes, and whose cost is not the default. The
 // attributes are the runtime's (rt::Attrs), named as its kernels read them.
 #include "shardc/Dialect/ScDialect.h"
-#include "shardc/Sharding/Sharding.h"
 
 using namespace mlir;
 
@@ -110,20 +109,11 @@ LogicalResult LinearOp::lowerToStep(StepDesc &step) {
 }
 OpCost LinearOp::getCost() { return contraction(*this, typeOf(getInput()).getShape().back()); }
 
-// A table split on the vocabulary: the runtime derives the rank's first row from the axes.
+// A table split on the vocabulary: its first row is the third input (sc-partition computes
+// it from sc.process_index), the whole table's rows an attribute.
 LogicalResult EmbeddingOp::lowerToStep(StepDesc &step) {
-  auto s = getSharding(getTable());
-  if (s && !s->dims.empty() && !s->dims[0].empty()) {
-    int64_t parts = 1;
-    auto mesh = MeshShape::fromModule(getOperation()->getParentOfType<ModuleOp>());
-    std::vector<std::string> axes;
-    for (auto &a : s->dims[0]) {
-      axes.push_back(a);
-      parts *= mesh ? mesh->size(a) : 1;
-    }
-    step.attrs.set("vocab_axes", std::move(axes));
-    step.attrs.set("vocab_size", typeOf(getTable()).getDimSize(0) * parts);
-  }
+  if (auto vocab = getVocabSize())
+    step.attrs.set("vocab_size", static_cast<int64_t>(*vocab));
   return lowered(step, "embedding");
 }
 
@@ -211,10 +201,20 @@ LogicalResult GatherElementsOp::lowerToStep(StepDesc &step) {
   step.attrs.set("axis", axisOf(*this, getAxis()));
   return lowered(step, "gather_elements");
 }
+LogicalResult DynamicSliceOp::lowerToStep(StepDesc &step) {
+  step.attrs.set("axis", axisOf(*this, getAxis()));
+  return lowered(step, "dynamic_slice");
+}
 LogicalResult TriluOp::lowerToStep(StepDesc &step) {
   step.attrs.set("upper", getUpper());
   step.attrs.set("k", static_cast<int64_t>(getK()));
   return lowered(step, "trilu");
+}
+
+// The rank's index in a group: the executor writes it (at load).
+LogicalResult ProcessIndexOp::lowerToStep(StepDesc &step) {
+  step.attrs.set("axes", strings(getAxes()));
+  return lowered(step, "process_index");
 }
 
 } // namespace sc

@@ -1,8 +1,9 @@
 // The CUDA backend's library kernels: the ops no generated kernel covers (for the models
-// bench/gpu checks: linear, matmul, attention, embedding, gather, copy, cast, split). GEMMs go through
-// cuBLAS (f32 accumulation); 16-bit attention is the flash kernel (FlashAttention.h, tensor
-// cores), other attention a straightforward kernel (one block per query row, scores in shared
-// memory); embedding and copies are plain. All enqueue on the calling thread's backend stream.
+// bench/gpu checks: linear, matmul, attention, embedding, gather, dynamic_slice, copy, cast,
+// split). GEMMs go through cuBLAS (f32 accumulation); 16-bit attention is the flash kernel
+// (FlashAttention.h, tensor cores), other attention a straightforward kernel (one block per
+// query row, scores in shared memory); embedding and copies are plain. All enqueue on the
+// calling thread's backend stream.
 #include "CudaBackend.h"
 #include "shardc/cuda/CublasLtGemm.h"
 #include "shardc/cuda/FlashAttention.h"
@@ -323,12 +324,14 @@ std::string attentionKernel(const KernelArgs &a) {
   return launched("attention");
 }
 
-// ---- Embedding: rows of the table by id; a vocabulary-split table gives zero rows for the
-// ids other ranks hold. Ids outside the vocabulary give zero rows too (the CPU kernel reports
-// them; a kernel on the stream cannot).
+// ---- Embedding: rows of the table by id; a vocabulary-split table (a third input: the first
+// row this rank holds, in device memory) gives zero rows for the ids other ranks hold. Ids
+// outside the vocabulary give zero rows too (the CPU kernel reports them; a kernel on the
+// stream cannot).
 template <typename E, typename I>
-__global__ void embeddingRows(const E *table, const I *ids, E *y, int64_t count, int64_t hidden, int64_t start,
-                              int64_t rows) {
+__global__ void embeddingRows(const E *table, const I *ids, E *y, int64_t count, int64_t hidden,
+                              const int64_t *rowStart, int64_t rows) {
+  const int64_t start = rowStart ? *rowStart : 0;
   for (int64_t n = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; n < count * hidden;
        n += int64_t(gridDim.x) * blockDim.x) {
     int64_t local = int64_t(ids[n / hidden]) - start;
@@ -340,8 +343,10 @@ std::string embeddingKernel(const KernelArgs &a) {
   const TensorView &table = a.in[0], &ids = a.in[1], &y = a.out[0];
   if (table.rank() != 2 || (ids.dtype != DType::I64 && ids.dtype != DType::I32))
     return "embedding: the CUDA kernel takes a [V, H] table and i64/i32 ids";
+  if (a.in.size() == 3 && (a.in[2].dtype != DType::I64 || a.in[2].numel() != 1))
+    return "embedding: row_start must be one i64";
   int64_t hidden = table.shape[1], rows = table.shape[0], count = ids.numel();
-  int64_t start = a.attrs && a.attrs->has("vocab_start") ? a.attrs->getInt("vocab_start") : 0;
+  const int64_t *start = a.in.size() == 3 ? a.in[2].as<int64_t>() : nullptr;
   unsigned grid = gridFor(count * hidden, 256);
   cudaStream_t s = threadContext().stream;
   size_t es = rt::dtypeSize(table.dtype);
@@ -356,6 +361,47 @@ std::string embeddingKernel(const KernelArgs &a) {
     return "embedding: tables of " + std::to_string(es) + "-byte elements have no CUDA kernel";
   }
   return launched("embedding");
+}
+
+// ---- Dynamic slice along an axis, the start an i64 in device memory (the rank's chunk):
+// y[o, j, i] = x[o, start + j, i]. A start that leaves the input gives zeros (the CPU kernel
+// reports it).
+template <typename E>
+__global__ void sliceRows(const E *x, const int64_t *start, E *y, int64_t outer, int64_t axisLen, int64_t length,
+                          int64_t inner) {
+  const int64_t first = *start;
+  for (int64_t n = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; n < outer * length * inner;
+       n += int64_t(gridDim.x) * blockDim.x) {
+    int64_t i = n % inner, j = (n / inner) % length, o = n / (inner * length);
+    bool inside = first >= 0 && first + length <= axisLen;
+    y[n] = inside ? x[(o * axisLen + first + j) * inner + i] : E(0);
+  }
+}
+
+std::string dynamicSliceKernel(const KernelArgs &a) {
+  const TensorView &x = a.in[0], &start = a.in[1], &y = a.out[0];
+  if (start.dtype != DType::I64 || start.numel() != 1 || y.rank() != x.rank())
+    return "dynamic_slice: the CUDA kernel takes an i64 start and a result of the input's rank";
+  int64_t axis = a.attrs ? a.attrs->getInt("axis", 0) : 0;
+  if (axis < 0)
+    axis += x.rank();
+  int64_t outer = 1, inner = 1;
+  for (int64_t d = 0; d < axis; ++d)
+    outer *= x.shape[d];
+  for (int64_t d = axis + 1; d < x.rank(); ++d)
+    inner *= x.shape[d];
+  const int64_t length = y.shape[axis], total = outer * length * inner;
+  unsigned grid = gridFor(total, 256);
+  cudaStream_t s = threadContext().stream;
+  const int64_t *first = start.as<int64_t>();
+  switch (rt::dtypeSize(x.dtype)) {
+  case 1: sliceRows<<<grid, 256, 0, s>>>(x.as<uint8_t>(), first, y.as<uint8_t>(), outer, x.shape[axis], length, inner); break;
+  case 2: sliceRows<<<grid, 256, 0, s>>>(x.as<uint16_t>(), first, y.as<uint16_t>(), outer, x.shape[axis], length, inner); break;
+  case 4: sliceRows<<<grid, 256, 0, s>>>(x.as<uint32_t>(), first, y.as<uint32_t>(), outer, x.shape[axis], length, inner); break;
+  case 8: sliceRows<<<grid, 256, 0, s>>>(x.as<uint64_t>(), first, y.as<uint64_t>(), outer, x.shape[axis], length, inner); break;
+  default: return "dynamic_slice: unsupported element size";
+  }
+  return launched("dynamic_slice");
 }
 
 // ---- Cast between any two dtypes (the casts the fusion leaves: integer and boolean ones).
@@ -490,6 +536,7 @@ rt::KernelFn lookupCudaKernel(std::string_view op) {
   if (op == "copy") return copyKernel;
   if (op == "cast") return castKernel;
   if (op == "split") return splitKernel;
+  if (op == "dynamic_slice") return dynamicSliceKernel;
   if (op == "gather") return gatherKernel;
   return nullptr;
 }

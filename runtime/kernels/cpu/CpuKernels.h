@@ -51,6 +51,7 @@ std::string reduceMaxKernel(const KernelArgs &args);
 // DataMovement.cpp (dtype-agnostic: they move bytes)
 std::string transposeKernel(const KernelArgs &args);
 std::string sliceKernel(const KernelArgs &args);
+std::string dynamicSliceKernel(const KernelArgs &args);
 std::string concatKernel(const KernelArgs &args);
 std::string splitKernel(const KernelArgs &args);
 std::string gatherKernel(const KernelArgs &args);

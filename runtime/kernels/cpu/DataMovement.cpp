@@ -102,6 +102,36 @@ std::string sliceKernel(const KernelArgs &args) {
   return "";
 }
 
+// y = x[..., start : start + y.shape[axis], ...] along `axis`, the start an i64 scalar input
+// (computed from the rank's process_index): one contiguous run per outer index.
+std::string dynamicSliceKernel(const KernelArgs &args) {
+  if (auto e = expectArity("dynamic_slice", args, 2, 2, 1, 1); !e.empty())
+    return e;
+  const TensorView &x = args.in[0], &start = args.in[1], &y = args.out[0];
+  if (auto e = expectSameDType("dynamic_slice", {{"x", &x}, {"y", &y}}); !e.empty())
+    return e;
+  if (start.dtype != DType::I64 || start.numel() != 1)
+    return "dynamic_slice: start must be one i64, got " + describe(start);
+  const int64_t axisAttr = args.attrs ? args.attrs->getInt("axis", 0) : 0;
+  auto axis = normalizeAxis(axisAttr, x.rank());
+  if (!axis)
+    return badAxis("dynamic_slice", axisAttr, x.rank());
+  std::vector<int64_t> expected = x.shape;
+  const int64_t n = x.shape[*axis], length = y.rank() == x.rank() ? y.shape[*axis] : -1;
+  expected[*axis] = length;
+  if (auto e = expectShape("dynamic_slice", "y", y, expected); !e.empty())
+    return e;
+  const int64_t first = indexAt(start, 0);
+  if (first < 0 || first + length > n)
+    return "dynamic_slice: start " + std::to_string(first) + " + " + std::to_string(length) +
+           " is outside [0, " + std::to_string(n) + "] on axis " + std::to_string(*axis);
+  const int64_t outer = productOf(x.shape, 0, *axis);
+  const size_t inner = static_cast<size_t>(productOf(x.shape, *axis + 1, x.shape.size())) * dtypeSize(x.dtype);
+  for (int64_t o = 0; o < outer; ++o)
+    std::memcpy(mutableBytesOf(y) + o * length * inner, bytesOf(x) + (o * n + first) * inner, length * inner);
+  return "";
+}
+
 namespace {
 
 // Concat and split are the same walk: for every outer index, the parts' slabs follow each
@@ -307,7 +337,7 @@ std::string triluKernel(const KernelArgs &args) {
 }
 
 std::string embeddingKernel(const KernelArgs &args) {
-  if (auto e = expectArity("embedding", args, 2, 2, 1, 1); !e.empty())
+  if (auto e = expectArity("embedding", args, 2, 3, 1, 1); !e.empty())
     return e;
   const TensorView &table = args.in[0], &ids = args.in[1], &y = args.out[0];
   if (table.rank() != 2)
@@ -323,32 +353,32 @@ std::string embeddingKernel(const KernelArgs &args) {
     return e;
   const int64_t count = ids.numel();
   const size_t rowBytes = static_cast<size_t>(hidden) * dtypeSize(table.dtype);
-  // Vocabulary parallel: this rank holds rows [start, start + vocab) of a vocab_size table;
-  // other ids give zero rows (the partial sums are all-reduced by the program).
-  if (args.attrs && args.attrs->has("vocab_start")) {
-    const int64_t start = args.attrs->getInt("vocab_start"), total = args.attrs->getInt("vocab_size");
-    for (int64_t j = 0; j < count; ++j) {
-      const int64_t id = indexAt(ids, j);
-      if (id < 0 || id >= total)
-        return "embedding: id " + std::to_string(id) + " is outside the vocabulary [0, " +
-               std::to_string(total) + ")";
-      uint8_t *dst = mutableBytesOf(y) + j * rowBytes;
-      if (id >= start && id < start + vocab)
-        std::memcpy(dst, bytesOf(table) + (id - start) * rowBytes, rowBytes);
-      else
-        std::memset(dst, 0, rowBytes);
-    }
-    return "";
+  // Vocabulary parallel: the third input is the first row this rank holds, of a vocab_size
+  // table; other ids give zero rows (the partial sums are all-reduced by the program).
+  int64_t start = 0, total = vocab;
+  if (args.in.size() == 3) {
+    const TensorView &first = args.in[2];
+    if (first.dtype != DType::I64 || first.numel() != 1)
+      return "embedding: row_start must be one i64, got " + describe(first);
+    if (!args.attrs || !args.attrs->has("vocab_size"))
+      return "embedding: a row_start needs the attribute vocab_size";
+    start = indexAt(first, 0);
+    total = args.attrs->getInt("vocab_size");
   }
   for (int64_t j = 0; j < count; ++j) {
     const int64_t id = indexAt(ids, j);
-    if (id < 0 || id >= vocab)
+    if (id < 0 || id >= total)
       return "embedding: id " + std::to_string(id) + " is outside the vocabulary [0, " +
-             std::to_string(vocab) + ")";
+             std::to_string(total) + ")";
   }
-  for (int64_t j = 0; j < count; ++j)
-    std::memcpy(mutableBytesOf(y) + j * rowBytes, bytesOf(table) + indexAt(ids, j) * rowBytes,
-                rowBytes);
+  for (int64_t j = 0; j < count; ++j) {
+    const int64_t id = indexAt(ids, j);
+    uint8_t *dst = mutableBytesOf(y) + j * rowBytes;
+    if (id >= start && id < start + vocab)
+      std::memcpy(dst, bytesOf(table) + (id - start) * rowBytes, rowBytes);
+    else
+      std::memset(dst, 0, rowBytes);
+  }
   return "";
 }
 

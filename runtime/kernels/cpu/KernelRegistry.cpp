@@ -45,6 +45,7 @@ constexpr KernelEntry kKernels[] = {
     {"reduce_max", guarded<viaFloat32KeepF64<reduceMaxKernel>>},
     {"transpose", guarded<transposeKernel>},
     {"slice", guarded<sliceKernel>},
+    {"dynamic_slice", guarded<dynamicSliceKernel>},
     {"concat", guarded<concatKernel>},
     {"split", guarded<splitKernel>},
     {"gather", guarded<gatherKernel>},

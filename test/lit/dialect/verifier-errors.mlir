@@ -378,3 +378,43 @@ func.func @constraint_partial(%x: tensor<4x8xf32>) -> tensor<4x8xf32> {
   %0 = sc.sharding_constraint %x over ["tp"] to <[[], []], partial = [tp: sum]> : tensor<4x8xf32>
   return %0 : tensor<4x8xf32>
 }
+
+// -----
+
+func.func @embedding_rows_from_without_vocab(%t: tensor<32x8xf32>, %i: tensor<4xi64>, %s: tensor<i64>) -> tensor<4x8xf32> {
+  // expected-error @below {{row_start and vocab_size go together}}
+  %0 = sc.embedding %t, %i rows_from %s : (tensor<32x8xf32>, tensor<4xi64>, tensor<i64>) -> tensor<4x8xf32>
+  return %0 : tensor<4x8xf32>
+}
+
+// -----
+
+func.func @embedding_small_vocab(%t: tensor<32x8xf32>, %i: tensor<4xi64>, %s: tensor<i64>) -> tensor<4x8xf32> {
+  // expected-error @below {{vocab_size 16 is smaller than the table's 32 rows}}
+  %0 = sc.embedding %t, %i rows_from %s {vocab_size = 16 : i64} : (tensor<32x8xf32>, tensor<4xi64>, tensor<i64>) -> tensor<4x8xf32>
+  return %0 : tensor<4x8xf32>
+}
+
+// -----
+
+func.func @dynamic_slice_start(%x: tensor<4x8xf32>, %s: tensor<1xi64>) -> tensor<4x2xf32> {
+  // expected-error @below {{start must be an i64 scalar, got 'tensor<1xi64>'}}
+  %0 = sc.dynamic_slice %x, %s {axis = 1 : i64} : (tensor<4x8xf32>, tensor<1xi64>) -> tensor<4x2xf32>
+  return %0 : tensor<4x2xf32>
+}
+
+// -----
+
+func.func @dynamic_slice_other_dim(%x: tensor<4x8xf32>, %s: tensor<i64>) -> tensor<2x2xf32> {
+  // expected-error @below {{differs from the input [4x8] on dim 0 (only axis 1 is sliced)}}
+  %0 = sc.dynamic_slice %x, %s {axis = 1 : i64} : (tensor<4x8xf32>, tensor<i64>) -> tensor<2x2xf32>
+  return %0 : tensor<2x2xf32>
+}
+
+// -----
+
+func.func @process_index_twice() -> tensor<i64> {
+  // expected-error @below {{axis 'tp' is listed twice}}
+  %0 = sc.process_index {axes = ["tp", "tp"]} : tensor<i64>
+  return %0 : tensor<i64>
+}

@@ -28,7 +28,11 @@ module attributes {sc.mesh = [["dp_replicate", 1], ["dp_shard", 1], ["cp", 2], [
 // PLAN: sc.attention {{.*}} mask %{{.*}} {scale = 5.000000e-01 : f32}
 // PLAN: sc.gather %{{.*}}, %[[INV]] {axis = 1 : i64}
 
-// CHECK: sc.shard_slice %{{.*}} {axes = ["cp"], dim = 1 : i64{{.*}} -> tensor<1x4x4xf32>
+// The rank's chunk start, once at the top: its index over cp, times the chunk (4).
+// CHECK: %[[TAB:.*]] = sc.constant dense<[0, 4]> : tensor<2xi64>
+// CHECK-NEXT: %[[PID:.*]] = sc.process_index {axes = ["cp"]} : tensor<i64>
+// CHECK-NEXT: %[[START:.*]] = sc.gather %[[TAB]], %[[PID]] {axis = 0 : i64} : (tensor<2xi64>, tensor<i64>) -> tensor<i64>
+// CHECK: sc.dynamic_slice %{{.*}}, %[[START]] {axis = 1 : i64{{.*}} -> tensor<1x4x4xf32>
 // CHECK: sc.rotary {{.*}} -> tensor<1x4x1x4xf32>
 // CHECK: %[[K:.*]] = sc.all_gather %{{.*}} {axes = ["cp"], dim = 2 : i64{{.*}} : (tensor<1x1x4x4xf32>) -> tensor<1x1x8x4xf32>
 // CHECK: sc.attention %{{.*}}, %[[K]], %[[K]] mask %{{.*}} : (tensor<1x1x4x4xf32>, tensor<1x1x8x4xf32>, tensor<1x1x8x4xf32>, tensor<1x1x4x8xf32>) -> tensor<1x1x4x4xf32>

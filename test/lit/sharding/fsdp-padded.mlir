@@ -54,7 +54,7 @@ module attributes {sc.mesh = [["dp_replicate", 1], ["dp_shard", 1], ["cp", 1], [
 // PLAN: sc.slice %[[A]] {{.*}} : (tensor<2x3x12xf32>) -> tensor<2x3x10xf32>
 
 // CHECK: %[[T:.*]] = sc.param "m.embed.weight" {{.*}} : tensor<3x8xf32>
-// CHECK: sc.embedding %[[T]], %{{.*}} : (tensor<3x8xf32>, tensor<2x3xi64>) -> tensor<2x3x8xf32>
+// CHECK: sc.embedding %[[T]], %{{.*}} rows_from %{{.*}} {{{.*}}vocab_size = 12 : i64} : (tensor<3x8xf32>, tensor<2x3xi64>, tensor<i64>) -> tensor<2x3x8xf32>
 // CHECK: sc.all_reduce
 // CHECK: %[[L:.*]] = sc.linear %{{.*}}, %[[T]] {{.*}} -> tensor<2x3x3xf32>
 // CHECK: %[[G:.*]] = sc.all_gather %[[L]] {axes = ["tp"], dim = 2 : i64{{.*}} -> tensor<2x3x12xf32>

@@ -36,7 +36,7 @@ module attributes {sc.mesh = [["dp_replicate", 1], ["dp_shard", 1], ["cp", 1], [
 // PLAN: sc.attention {{.*}} : (tensor<1x4x8x8xf32>, tensor<1x4x8x8xf32>, tensor<1x4x8x8xf32>) -> tensor<1x4x8x8xf32>
 
 // CHECK: sc.param "m.attn.k_proj.weight" {{.*}} : tensor<8x32xf32>
-// CHECK-NOT: sc.shard_slice
+// CHECK-NOT: sc.dynamic_slice
 // CHECK-NOT: sc.all_reduce
 // CHECK: sc.attention {{.*}} : (tensor<1x1x8x8xf32>, tensor<1x1x8x8xf32>, tensor<1x1x8x8xf32>) -> tensor<1x1x8x8xf32>
 // CHECK: sc.all_gather {{.*}} {axes = ["tp"], dim = 1 : i64

@@ -30,5 +30,5 @@ module attributes {sc.mesh = [["dp_replicate", 1], ["dp_shard", 1], ["cp", 1], [
 // Partitioned: every rank stores and reads only its tp chunk of each part.
 // PART: sc.param "h.0.attn.c_attn.weight.part0" {{.*}} : tensor<16x8xf32>
 // PART: sc.param "h.0.attn.c_attn.bias.part0" {{.*}} : tensor<8xf32>
-// PART-NOT: sc.shard_slice
+// PART-NOT: sc.dynamic_slice
 // PART: sc.linear {{.*}} : (tensor<8x16xf32>, tensor<16x8xf32>, tensor<8xf32>) -> tensor<8x8xf32>

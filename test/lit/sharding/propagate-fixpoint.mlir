@@ -35,7 +35,7 @@ module attributes {sc.mesh = [["dp_replicate", 1], ["dp_shard", 1], ["cp", 1], [
 // The constant is sliced before the exp, which then computes 16 of the 32 features; tanh's
 // result is sliced for the mul, since the function returns it whole.
 // CHECK: %[[C:.*]] = sc.constant {{.*}}dense<5.000000e-01> : tensor<1x8x32xf32>
-// CHECK: %[[CS:.*]] = sc.shard_slice %[[C]] {axes = ["tp"], dim = 2 : i64{{.*}} -> tensor<1x8x16xf32>
+// CHECK: %[[CS:.*]] = sc.dynamic_slice %[[C]], %{{.*}} {axis = 2 : i64{{.*}} -> tensor<1x8x16xf32>
 // CHECK: sc.exp %[[CS]] {{.*}}: (tensor<1x8x16xf32>) -> tensor<1x8x16xf32>
 // CHECK: %[[F:.*]] = sc.tanh {{.*}} -> tensor<1x8x32xf32>
-// CHECK: sc.shard_slice %[[F]] {axes = ["tp"], dim = 2 : i64
+// CHECK: sc.dynamic_slice %[[F]], %{{.*}} {axis = 2 : i64

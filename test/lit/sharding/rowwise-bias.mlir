@@ -13,7 +13,7 @@ module attributes {sc.mesh = [["dp_replicate", 1], ["dp_shard", 1], ["cp", 1], [
   }
 }
 
-// CHECK: %[[X:.*]] = sc.shard_slice %arg0 {axes = ["tp"], dim = 1 : i64{{.*}} -> tensor<4x16xf32>
+// CHECK: %[[X:.*]] = sc.dynamic_slice %arg0, %{{.*}} {axis = 1 : i64{{.*}} -> tensor<4x16xf32>
 // CHECK: %[[P:.*]] = sc.linear %[[X]], %{{[0-9]+}} {{.*}}: (tensor<4x16xf32>, tensor<16x16xf32>) -> tensor<4x16xf32>
 // CHECK: %[[R:.*]] = sc.all_reduce %[[P]] {axes = ["tp"]
 // CHECK: sc.add %[[R]], %{{[0-9]+}}

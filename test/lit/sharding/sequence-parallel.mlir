@@ -25,8 +25,12 @@ module attributes {sc.mesh = [["dp_replicate", 1], ["dp_shard", 1], ["cp", 1], [
   }
 }
 
+// The rank's chunk start, once at the top: its index over tp, times the chunk (4).
+// CHECK: %[[TAB:.*]] = sc.constant dense<[0, 4]> : tensor<2xi64>
+// CHECK-NEXT: %[[PID:.*]] = sc.process_index {axes = ["tp"]} : tensor<i64>
+// CHECK-NEXT: %[[START:.*]] = sc.gather %[[TAB]], %[[PID]] {axis = 0 : i64} : (tensor<2xi64>, tensor<i64>) -> tensor<i64>
 // CHECK: %[[E:.*]] = sc.embedding {{.*}} -> tensor<2x8x16xf32>
-// CHECK: %[[X:.*]] = sc.shard_slice %[[E]] {axes = ["tp"], dim = 1 : i64{{.*}} -> tensor<2x4x16xf32>
+// CHECK: %[[X:.*]] = sc.dynamic_slice %[[E]], %[[START]] {axis = 1 : i64{{.*}} -> tensor<2x4x16xf32>
 // CHECK: %[[XG:.*]] = sc.all_gather %[[X]] {axes = ["tp"], dim = 1 : i64{{.*}} -> tensor<2x8x16xf32>
 // CHECK: sc.linear %[[XG]], {{.*}} -> tensor<2x8x8xf32>
 // CHECK: %[[Y:.*]] = sc.linear {{.*}} : (tensor<2x8x8xf32>, tensor<16x8xf32>) -> tensor<2x8x16xf32>

@@ -1,6 +1,6 @@
 // embedding_rowwise: the table's rows are split over tp, the lookup is Partial(sum) and is
-// all-reduced before a consumer that cannot take Partial; the artifact step carries the
-// vocabulary axes so each rank knows its first row.
+// all-reduced before a consumer that cannot take Partial; sc-partition gives the lookup this
+// rank's first row (from sc.process_index) and the whole table's rows.
 // RUN: shardc-opt --sc-shard %s | FileCheck %s
 
 #emb = loc("node_emb"("m.embed_tokens"("t.onnx":1:0)))
@@ -14,7 +14,10 @@ module attributes {sc.mesh = [["dp_replicate", 1], ["dp_shard", 1], ["cp", 1], [
   }
 }
 
+// CHECK: %[[TAB:.*]] = sc.constant dense<[0, 32]> : tensor<2xi64>
+// CHECK-NEXT: %[[PID:.*]] = sc.process_index {axes = ["tp"]} : tensor<i64>
+// CHECK-NEXT: %[[START:.*]] = sc.gather %[[TAB]], %[[PID]] {axis = 0 : i64}
 // CHECK: %[[T:.*]] = sc.param "m.embed_tokens.weight" {{.*}}: tensor<32x16xf32>
-// CHECK: %[[E:.*]] = sc.embedding %[[T]], %arg0 {{.*}}partial = [tp: sum]{{.*}} : (tensor<32x16xf32>, tensor<2x8xi64>) -> tensor<2x8x16xf32>
+// CHECK: %[[E:.*]] = sc.embedding %[[T]], %arg0 rows_from %[[START]] {{.*}}partial = [tp: sum]{{.*}}vocab_size = 64 : i64} : (tensor<32x16xf32>, tensor<2x8xi64>, tensor<i64>) -> tensor<2x8x16xf32>
 // CHECK: %[[R:.*]] = sc.all_reduce %[[E]] {axes = ["tp"]
 // CHECK: sc.exp %[[R]]

@@ -202,9 +202,18 @@ def Sc_LinearOp : Sc_Op<"linear", [], ["lowerToStep", "getCost"]> {
 
 def Sc_EmbeddingOp : Sc_Op<"embedding", [], ["lowerToStep"]> {
   let summary = "rows of a [V, H] table selected by integer ids";
-  let arguments = (ins Sc_Tensor:$table, Sc_Tensor:$ids);
+  let description = [{
+    With `row_start` (an i64 scalar, set by sc-partition for a vocabulary-split table) the
+    table holds rows [row_start, row_start + V) of a `vocab_size`-row table: ids outside
+    those rows give zero rows (the program sums the ranks' partial results).
+  }];
+  let arguments = (ins Sc_Tensor:$table, Sc_Tensor:$ids, Optional<Sc_Tensor>:$row_start,
+                   OptionalAttr<I64Attr>:$vocab_size);
   let results = (outs Sc_Tensor:$result);
-  let assemblyFormat = "$table `,` $ids attr-dict `:` functional-type(operands, results)";
+  let assemblyFormat = "$table `,` $ids (`rows_from` $row_start^)? attr-dict `:` functional-type(operands, results)";
+  let builders = [OpBuilder<(ins "::mlir::Type":$result, "::mlir::Value":$table, "::mlir::Value":$ids), [{
+    build($_builder, $_state, result, table, ids, ::mlir::Value(), ::mlir::IntegerAttr());
+  }]>];
 }
 
 def Sc_SoftmaxOp : Sc_Op<"softmax", [], ["lowerToStep"]> {
@@ -341,6 +350,16 @@ def Sc_GatherElementsOp : Sc_Op<"gather_elements", [], ["lowerToStep"]> {
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$data `,` $indices attr-dict `:` functional-type(operands, results)";
 }
+def Sc_DynamicSliceOp : Sc_Op<"dynamic_slice", [], ["lowerToStep"]> {
+  let summary = "the result's extent of `input` along `axis` from a start given at run time";
+  let description = [{
+    `start` is an i64 scalar (sc-partition computes it from sc.process_index); the other
+    dims are whole. The start must leave the slice inside the input.
+  }];
+  let arguments = (ins Sc_Tensor:$input, Sc_Tensor:$start, I64Attr:$axis);
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "$input `,` $start attr-dict `:` functional-type(operands, results)";
+}
 def Sc_TriluOp : Sc_Op<"trilu", [], ["lowerToStep"]> {
   let arguments = (ins Sc_Tensor:$input, BoolAttr:$upper, DefaultValuedAttr<I64Attr, "0">:$k);
   let results = (outs Sc_Tensor:$result);
@@ -414,6 +433,10 @@ def Sc_AllToAllOp : Sc_CollectiveOp<"all_to_all"> {
 }
 def Sc_ShardSliceOp : Sc_CollectiveOp<"shard_slice"> {
   let summary = "Replicate -> Shard(dim) over `axes`: the local chunk, no communication";
+  let description = [{
+    The chunk depends on the rank: sc-partition lowers it to sc.dynamic_slice from a start
+    computed from sc.process_index, so no step is emitted for it.
+  }];
   let arguments = (ins Sc_Tensor:$input, StrArrayAttr:$axes, I64Attr:$dim);
 }
 
@@ -438,6 +461,17 @@ def Sc_ShardingConstraintOp : Op<Sc_Dialect, "sharding_constraint", [Pure, AllTy
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$input `over` $axes `to` $sharding attr-dict `:` type($result)";
   let hasVerifier = 1;
+}
+
+// This rank's index in its group over `axes`: row-major over the axes in the order listed
+// (rt::DeviceMesh::groupIndex). sc-partition creates it for the rank-dependent values of the
+// per-rank program (the start of a local slice, a vocabulary split's first row); the runtime
+// writes it once at load.
+def Sc_ProcessIndexOp : Sc_Op<"process_index", [Sc_LoadTimeSource], ["lowerToStep"]> {
+  let summary = "this rank's linear index in the group of mesh axes `axes` (i64 scalar)";
+  let arguments = (ins StrArrayAttr:$axes);
+  let results = (outs 0DTensorOf<[I64]>:$result);
+  let assemblyFormat = "attr-dict `:` type($result)";
 }
 
 //===----------------------------------------------------------------------===//

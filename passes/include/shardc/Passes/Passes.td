@@ -162,7 +162,12 @@ def ScPartition : Pass<"sc-partition", "mlir::ModuleOp"> {
   let description = [{
     Every value's type becomes its local shape under its sharding; parameters and graph
     inputs keep their global shape in `sc.global_shape` so the artifact can bind each rank's
-    slice. Refuses dims that do not divide over their axes.
+    slice. Refuses dims that do not divide over their axes. The values that depend on the
+    rank are computed in the program from `sc.process_index` (this rank's index over mesh
+    axes), made once per axes list at the top of the function: each `sc.shard_slice`
+    becomes `sc.dynamic_slice` from its chunk's start (`sc.gather` of a constant table of
+    the group's starts at the index), and a vocabulary-split `sc.embedding` gets its first
+    row the same way (`rows_from`, with `vocab_size`).
   }];
 }
 

@@ -113,13 +113,16 @@ private:
     const CollectiveKernel *collective = nullptr; // instead of `kernel`
     CollectiveArgs collectiveArgs;
     uint64_t scratchBytes = 0; // of the shared collective scratch this collective packs through
-    Attrs rankAttrs; // the step's attributes completed for this rank (vocab-split embedding)
+    bool processIndex = false; // kProcessIndexStep: writes `rankIndex` to its output
+    int64_t rankIndex = 0;
   };
 
   Executor(const Artifact &artifact, Backend &backend, Communicator &comm)
       : artifact_(artifact), backend_(backend), comm_(&comm) {}
   // Resolves kernels and collectives and checks collective shapes, then makes the groups.
   std::string prepareSteps(uint64_t &scratchBytes);
+  // A process_index step: checks it and records the rank's index (load steps only).
+  std::string prepareProcessIndex(const Step &step, PreparedStep &prepared, bool atLoad);
   // Checks the weight files, then allocates the arena and the weights and reads them in.
   std::string allocateStorage();
   std::string copyInputs(const std::vector<HostTensor> &inputs);

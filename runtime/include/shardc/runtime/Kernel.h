@@ -43,6 +43,11 @@ struct KernelArgs {
 // Returns an empty string on success, otherwise a one-line error.
 using KernelFn = std::string (*)(const KernelArgs &);
 
+// The step the executor runs itself, on every backend: it writes this rank's index in the
+// group of its mesh `axes` (rt::DeviceMesh::groupIndex) as one i64. It reads nothing, so it
+// is a load step: the emitter hoists it, the executor refuses it among the run's steps.
+inline constexpr std::string_view kProcessIndexStep = "process_index";
+
 // The CPU kernel for `op`, or nullptr when there is none.
 KernelFn lookupCpuKernel(std::string_view op);
 // Every op the CPU backend implements (for docs and tests).

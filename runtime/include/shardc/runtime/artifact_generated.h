@@ -76,6 +76,9 @@ struct TriluAttrsBuilder;
 struct AllReduceAttrs;
 struct AllReduceAttrsBuilder;
 
+struct MeshAxesAttrs;
+struct MeshAxesAttrsBuilder;
+
 struct CollectiveDimAttrs;
 struct CollectiveDimAttrsBuilder;
 
@@ -133,6 +136,8 @@ inline const flatbuffers::TypeTable *SliceAttrsTypeTable();
 inline const flatbuffers::TypeTable *TriluAttrsTypeTable();
 
 inline const flatbuffers::TypeTable *AllReduceAttrsTypeTable();
+
+inline const flatbuffers::TypeTable *MeshAxesAttrsTypeTable();
 
 inline const flatbuffers::TypeTable *CollectiveDimAttrsTypeTable();
 
@@ -241,57 +246,58 @@ enum class StepKind : uint16_t {
   isnan = 4,
   transpose = 5,
   slice = 6,
-  concat = 7,
-  split = 8,
-  gather = 9,
-  gather_elements = 10,
-  expand = 11,
-  trilu = 12,
-  embedding = 13,
-  pow = 14,
-  gelu = 15,
-  matmul = 16,
-  linear = 17,
-  gemm = 18,
-  softmax = 19,
-  log_softmax = 20,
-  reduce_sum = 21,
-  reduce_mean = 22,
-  reduce_max = 23,
-  rms_norm = 24,
-  layer_norm = 25,
-  rotary = 26,
-  attention = 27,
-  silu_mul = 28,
-  add = 29,
-  sub = 30,
-  mul = 31,
-  div = 32,
-  neg = 33,
-  sqrt = 34,
-  reciprocal = 35,
-  exp = 36,
-  log = 37,
-  tanh = 38,
-  sigmoid = 39,
-  erf = 40,
-  cos = 41,
-  sin = 42,
-  silu = 43,
-  relu = 44,
-  gelu_erf = 45,
-  gelu_tanh = 46,
-  all_reduce = 47,
-  all_gather = 48,
-  reduce_scatter = 49,
-  all_to_all = 50,
-  shard_slice = 51,
-  fused = 52,
+  dynamic_slice = 7,
+  concat = 8,
+  split = 9,
+  gather = 10,
+  gather_elements = 11,
+  expand = 12,
+  trilu = 13,
+  embedding = 14,
+  pow = 15,
+  gelu = 16,
+  matmul = 17,
+  linear = 18,
+  gemm = 19,
+  softmax = 20,
+  log_softmax = 21,
+  reduce_sum = 22,
+  reduce_mean = 23,
+  reduce_max = 24,
+  rms_norm = 25,
+  layer_norm = 26,
+  rotary = 27,
+  attention = 28,
+  silu_mul = 29,
+  add = 30,
+  sub = 31,
+  mul = 32,
+  div = 33,
+  neg = 34,
+  sqrt = 35,
+  reciprocal = 36,
+  exp = 37,
+  log = 38,
+  tanh = 39,
+  sigmoid = 40,
+  erf = 41,
+  cos = 42,
+  sin = 43,
+  silu = 44,
+  relu = 45,
+  gelu_erf = 46,
+  gelu_tanh = 47,
+  all_reduce = 48,
+  all_gather = 49,
+  reduce_scatter = 50,
+  all_to_all = 51,
+  process_index = 52,
+  fused = 53,
   MIN = copy,
   MAX = fused
 };
 
-inline const StepKind (&EnumValuesStepKind())[53] {
+inline const StepKind (&EnumValuesStepKind())[54] {
   static const StepKind values[] = {
     StepKind::copy,
     StepKind::cast,
@@ -300,6 +306,7 @@ inline const StepKind (&EnumValuesStepKind())[53] {
     StepKind::isnan,
     StepKind::transpose,
     StepKind::slice,
+    StepKind::dynamic_slice,
     StepKind::concat,
     StepKind::split,
     StepKind::gather,
@@ -344,14 +351,14 @@ inline const StepKind (&EnumValuesStepKind())[53] {
     StepKind::all_gather,
     StepKind::reduce_scatter,
     StepKind::all_to_all,
-    StepKind::shard_slice,
+    StepKind::process_index,
     StepKind::fused
   };
   return values;
 }
 
 inline const char * const *EnumNamesStepKind() {
-  static const char * const names[54] = {
+  static const char * const names[55] = {
     "copy",
     "cast",
     "equal",
@@ -359,6 +366,7 @@ inline const char * const *EnumNamesStepKind() {
     "isnan",
     "transpose",
     "slice",
+    "dynamic_slice",
     "concat",
     "split",
     "gather",
@@ -403,7 +411,7 @@ inline const char * const *EnumNamesStepKind() {
     "all_gather",
     "reduce_scatter",
     "all_to_all",
-    "shard_slice",
+    "process_index",
     "fused",
     nullptr
   };
@@ -553,18 +561,19 @@ enum class StepAttrs : uint8_t {
   reduce_max = 16,
   transpose = 17,
   slice = 18,
-  trilu = 19,
-  all_reduce = 20,
-  all_gather = 21,
-  shard_slice = 22,
+  dynamic_slice = 19,
+  trilu = 20,
+  all_reduce = 21,
+  all_gather = 22,
   reduce_scatter = 23,
   all_to_all = 24,
-  fused = 25,
+  process_index = 25,
+  fused = 26,
   MIN = NONE,
   MAX = fused
 };
 
-inline const StepAttrs (&EnumValuesStepAttrs())[26] {
+inline const StepAttrs (&EnumValuesStepAttrs())[27] {
   static const StepAttrs values[] = {
     StepAttrs::NONE,
     StepAttrs::gelu,
@@ -585,19 +594,20 @@ inline const StepAttrs (&EnumValuesStepAttrs())[26] {
     StepAttrs::reduce_max,
     StepAttrs::transpose,
     StepAttrs::slice,
+    StepAttrs::dynamic_slice,
     StepAttrs::trilu,
     StepAttrs::all_reduce,
     StepAttrs::all_gather,
-    StepAttrs::shard_slice,
     StepAttrs::reduce_scatter,
     StepAttrs::all_to_all,
+    StepAttrs::process_index,
     StepAttrs::fused
   };
   return values;
 }
 
 inline const char * const *EnumNamesStepAttrs() {
-  static const char * const names[27] = {
+  static const char * const names[28] = {
     "NONE",
     "gelu",
     "gemm",
@@ -617,12 +627,13 @@ inline const char * const *EnumNamesStepAttrs() {
     "reduce_max",
     "transpose",
     "slice",
+    "dynamic_slice",
     "trilu",
     "all_reduce",
     "all_gather",
-    "shard_slice",
     "reduce_scatter",
     "all_to_all",
+    "process_index",
     "fused",
     nullptr
   };
@@ -1499,20 +1510,13 @@ struct EmbeddingAttrs FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
     return EmbeddingAttrsTypeTable();
   }
   enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
-    VT_VOCAB_AXES = 4,
-    VT_VOCAB_SIZE = 6
+    VT_VOCAB_SIZE = 4
   };
-  const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>> *vocab_axes() const {
-    return GetPointer<const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>> *>(VT_VOCAB_AXES);
-  }
   int64_t vocab_size() const {
     return GetField<int64_t>(VT_VOCAB_SIZE, 0);
   }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
-           VerifyOffset(verifier, VT_VOCAB_AXES) &&
-           verifier.VerifyVector(vocab_axes()) &&
-           verifier.VerifyVectorOfStrings(vocab_axes()) &&
            VerifyField<int64_t>(verifier, VT_VOCAB_SIZE, 8) &&
            verifier.EndTable();
   }
@@ -1522,9 +1526,6 @@ struct EmbeddingAttrsBuilder {
   typedef EmbeddingAttrs Table;
   flatbuffers::FlatBufferBuilder &fbb_;
   flatbuffers::uoffset_t start_;
-  void add_vocab_axes(flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>> vocab_axes) {
-    fbb_.AddOffset(EmbeddingAttrs::VT_VOCAB_AXES, vocab_axes);
-  }
   void add_vocab_size(int64_t vocab_size) {
     fbb_.AddElement<int64_t>(EmbeddingAttrs::VT_VOCAB_SIZE, vocab_size, 0);
   }
@@ -1541,23 +1542,10 @@ struct EmbeddingAttrsBuilder {
 
 inline flatbuffers::Offset<EmbeddingAttrs> CreateEmbeddingAttrs(
     flatbuffers::FlatBufferBuilder &_fbb,
-    flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>> vocab_axes = 0,
     int64_t vocab_size = 0) {
   EmbeddingAttrsBuilder builder_(_fbb);
   builder_.add_vocab_size(vocab_size);
-  builder_.add_vocab_axes(vocab_axes);
   return builder_.Finish();
-}
-
-inline flatbuffers::Offset<EmbeddingAttrs> CreateEmbeddingAttrsDirect(
-    flatbuffers::FlatBufferBuilder &_fbb,
-    const std::vector<flatbuffers::Offset<flatbuffers::String>> *vocab_axes = nullptr,
-    int64_t vocab_size = 0) {
-  auto vocab_axes__ = vocab_axes ? _fbb.CreateVector<flatbuffers::Offset<flatbuffers::String>>(*vocab_axes) : 0;
-  return shardc::rt::fb::CreateEmbeddingAttrs(
-      _fbb,
-      vocab_axes__,
-      vocab_size);
 }
 
 struct AxisAttrs FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
@@ -2021,6 +2009,61 @@ inline flatbuffers::Offset<AllReduceAttrs> CreateAllReduceAttrsDirect(
       reduce);
 }
 
+struct MeshAxesAttrs FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
+  typedef MeshAxesAttrsBuilder Builder;
+  static const flatbuffers::TypeTable *MiniReflectTypeTable() {
+    return MeshAxesAttrsTypeTable();
+  }
+  enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
+    VT_AXES = 4
+  };
+  const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>> *axes() const {
+    return GetPointer<const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>> *>(VT_AXES);
+  }
+  bool Verify(flatbuffers::Verifier &verifier) const {
+    return VerifyTableStart(verifier) &&
+           VerifyOffset(verifier, VT_AXES) &&
+           verifier.VerifyVector(axes()) &&
+           verifier.VerifyVectorOfStrings(axes()) &&
+           verifier.EndTable();
+  }
+};
+
+struct MeshAxesAttrsBuilder {
+  typedef MeshAxesAttrs Table;
+  flatbuffers::FlatBufferBuilder &fbb_;
+  flatbuffers::uoffset_t start_;
+  void add_axes(flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>> axes) {
+    fbb_.AddOffset(MeshAxesAttrs::VT_AXES, axes);
+  }
+  explicit MeshAxesAttrsBuilder(flatbuffers::FlatBufferBuilder &_fbb)
+        : fbb_(_fbb) {
+    start_ = fbb_.StartTable();
+  }
+  flatbuffers::Offset<MeshAxesAttrs> Finish() {
+    const auto end = fbb_.EndTable(start_);
+    auto o = flatbuffers::Offset<MeshAxesAttrs>(end);
+    return o;
+  }
+};
+
+inline flatbuffers::Offset<MeshAxesAttrs> CreateMeshAxesAttrs(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>> axes = 0) {
+  MeshAxesAttrsBuilder builder_(_fbb);
+  builder_.add_axes(axes);
+  return builder_.Finish();
+}
+
+inline flatbuffers::Offset<MeshAxesAttrs> CreateMeshAxesAttrsDirect(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    const std::vector<flatbuffers::Offset<flatbuffers::String>> *axes = nullptr) {
+  auto axes__ = axes ? _fbb.CreateVector<flatbuffers::Offset<flatbuffers::String>>(*axes) : 0;
+  return shardc::rt::fb::CreateMeshAxesAttrs(
+      _fbb,
+      axes__);
+}
+
 struct CollectiveDimAttrs FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   typedef CollectiveDimAttrsBuilder Builder;
   static const flatbuffers::TypeTable *MiniReflectTypeTable() {
@@ -2408,6 +2451,9 @@ struct Step FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   const shardc::rt::fb::SliceAttrs *attrs_as_slice() const {
     return attrs_type() == shardc::rt::fb::StepAttrs::slice ? static_cast<const shardc::rt::fb::SliceAttrs *>(attrs()) : nullptr;
   }
+  const shardc::rt::fb::AxisAttrs *attrs_as_dynamic_slice() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::dynamic_slice ? static_cast<const shardc::rt::fb::AxisAttrs *>(attrs()) : nullptr;
+  }
   const shardc::rt::fb::TriluAttrs *attrs_as_trilu() const {
     return attrs_type() == shardc::rt::fb::StepAttrs::trilu ? static_cast<const shardc::rt::fb::TriluAttrs *>(attrs()) : nullptr;
   }
@@ -2417,14 +2463,14 @@ struct Step FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   const shardc::rt::fb::CollectiveDimAttrs *attrs_as_all_gather() const {
     return attrs_type() == shardc::rt::fb::StepAttrs::all_gather ? static_cast<const shardc::rt::fb::CollectiveDimAttrs *>(attrs()) : nullptr;
   }
-  const shardc::rt::fb::CollectiveDimAttrs *attrs_as_shard_slice() const {
-    return attrs_type() == shardc::rt::fb::StepAttrs::shard_slice ? static_cast<const shardc::rt::fb::CollectiveDimAttrs *>(attrs()) : nullptr;
-  }
   const shardc::rt::fb::ReduceScatterAttrs *attrs_as_reduce_scatter() const {
     return attrs_type() == shardc::rt::fb::StepAttrs::reduce_scatter ? static_cast<const shardc::rt::fb::ReduceScatterAttrs *>(attrs()) : nullptr;
   }
   const shardc::rt::fb::AllToAllAttrs *attrs_as_all_to_all() const {
     return attrs_type() == shardc::rt::fb::StepAttrs::all_to_all ? static_cast<const shardc::rt::fb::AllToAllAttrs *>(attrs()) : nullptr;
+  }
+  const shardc::rt::fb::MeshAxesAttrs *attrs_as_process_index() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::process_index ? static_cast<const shardc::rt::fb::MeshAxesAttrs *>(attrs()) : nullptr;
   }
   const shardc::rt::fb::FusedAttrs *attrs_as_fused() const {
     return attrs_type() == shardc::rt::fb::StepAttrs::fused ? static_cast<const shardc::rt::fb::FusedAttrs *>(attrs()) : nullptr;
@@ -2857,6 +2903,10 @@ inline bool VerifyStepAttrs(flatbuffers::Verifier &verifier, const void *obj, St
       auto ptr = reinterpret_cast<const shardc::rt::fb::SliceAttrs *>(obj);
       return verifier.VerifyTable(ptr);
     }
+    case StepAttrs::dynamic_slice: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::AxisAttrs *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
     case StepAttrs::trilu: {
       auto ptr = reinterpret_cast<const shardc::rt::fb::TriluAttrs *>(obj);
       return verifier.VerifyTable(ptr);
@@ -2869,16 +2919,16 @@ inline bool VerifyStepAttrs(flatbuffers::Verifier &verifier, const void *obj, St
       auto ptr = reinterpret_cast<const shardc::rt::fb::CollectiveDimAttrs *>(obj);
       return verifier.VerifyTable(ptr);
     }
-    case StepAttrs::shard_slice: {
-      auto ptr = reinterpret_cast<const shardc::rt::fb::CollectiveDimAttrs *>(obj);
-      return verifier.VerifyTable(ptr);
-    }
     case StepAttrs::reduce_scatter: {
       auto ptr = reinterpret_cast<const shardc::rt::fb::ReduceScatterAttrs *>(obj);
       return verifier.VerifyTable(ptr);
     }
     case StepAttrs::all_to_all: {
       auto ptr = reinterpret_cast<const shardc::rt::fb::AllToAllAttrs *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
+    case StepAttrs::process_index: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::MeshAxesAttrs *>(obj);
       return verifier.VerifyTable(ptr);
     }
     case StepAttrs::fused: {
@@ -3009,6 +3059,7 @@ inline const flatbuffers::TypeTable *StepKindTypeTable() {
     { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 }
   };
   static const flatbuffers::TypeFunction type_refs[] = {
@@ -3022,6 +3073,7 @@ inline const flatbuffers::TypeTable *StepKindTypeTable() {
     "isnan",
     "transpose",
     "slice",
+    "dynamic_slice",
     "concat",
     "split",
     "gather",
@@ -3066,11 +3118,11 @@ inline const flatbuffers::TypeTable *StepKindTypeTable() {
     "all_gather",
     "reduce_scatter",
     "all_to_all",
-    "shard_slice",
+    "process_index",
     "fused"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_ENUM, 53, type_codes, type_refs, nullptr, nullptr, names
+    flatbuffers::ST_ENUM, 54, type_codes, type_refs, nullptr, nullptr, names
   };
   return &tt;
 }
@@ -3166,13 +3218,14 @@ inline const flatbuffers::TypeTable *StepAttrsTypeTable() {
     { flatbuffers::ET_SEQUENCE, 0, 7 },
     { flatbuffers::ET_SEQUENCE, 0, 8 },
     { flatbuffers::ET_SEQUENCE, 0, 9 },
+    { flatbuffers::ET_SEQUENCE, 0, 4 },
     { flatbuffers::ET_SEQUENCE, 0, 10 },
     { flatbuffers::ET_SEQUENCE, 0, 11 },
     { flatbuffers::ET_SEQUENCE, 0, 12 },
-    { flatbuffers::ET_SEQUENCE, 0, 12 },
     { flatbuffers::ET_SEQUENCE, 0, 13 },
     { flatbuffers::ET_SEQUENCE, 0, 14 },
-    { flatbuffers::ET_SEQUENCE, 0, 15 }
+    { flatbuffers::ET_SEQUENCE, 0, 15 },
+    { flatbuffers::ET_SEQUENCE, 0, 16 }
   };
   static const flatbuffers::TypeFunction type_refs[] = {
     shardc::rt::fb::GeluAttrsTypeTable,
@@ -3190,6 +3243,7 @@ inline const flatbuffers::TypeTable *StepAttrsTypeTable() {
     shardc::rt::fb::CollectiveDimAttrsTypeTable,
     shardc::rt::fb::ReduceScatterAttrsTypeTable,
     shardc::rt::fb::AllToAllAttrsTypeTable,
+    shardc::rt::fb::MeshAxesAttrsTypeTable,
     shardc::rt::fb::FusedAttrsTypeTable
   };
   static const char * const names[] = {
@@ -3212,16 +3266,17 @@ inline const flatbuffers::TypeTable *StepAttrsTypeTable() {
     "reduce_max",
     "transpose",
     "slice",
+    "dynamic_slice",
     "trilu",
     "all_reduce",
     "all_gather",
-    "shard_slice",
     "reduce_scatter",
     "all_to_all",
+    "process_index",
     "fused"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_UNION, 26, type_codes, type_refs, nullptr, nullptr, names
+    flatbuffers::ST_UNION, 27, type_codes, type_refs, nullptr, nullptr, names
   };
   return &tt;
 }
@@ -3441,15 +3496,13 @@ inline const flatbuffers::TypeTable *LinearAttrsTypeTable() {
 
 inline const flatbuffers::TypeTable *EmbeddingAttrsTypeTable() {
   static const flatbuffers::TypeCode type_codes[] = {
-    { flatbuffers::ET_STRING, 1, -1 },
     { flatbuffers::ET_LONG, 0, -1 }
   };
   static const char * const names[] = {
-    "vocab_axes",
     "vocab_size"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_TABLE, 2, type_codes, nullptr, nullptr, nullptr, names
+    flatbuffers::ST_TABLE, 1, type_codes, nullptr, nullptr, nullptr, names
   };
   return &tt;
 }
@@ -3569,6 +3622,19 @@ inline const flatbuffers::TypeTable *AllReduceAttrsTypeTable() {
   };
   static const flatbuffers::TypeTable tt = {
     flatbuffers::ST_TABLE, 2, type_codes, type_refs, nullptr, nullptr, names
+  };
+  return &tt;
+}
+
+inline const flatbuffers::TypeTable *MeshAxesAttrsTypeTable() {
+  static const flatbuffers::TypeCode type_codes[] = {
+    { flatbuffers::ET_STRING, 1, -1 }
+  };
+  static const char * const names[] = {
+    "axes"
+  };
+  static const flatbuffers::TypeTable tt = {
+    flatbuffers::ST_TABLE, 1, type_codes, nullptr, nullptr, nullptr, names
   };
   return &tt;
 }

@@ -1,4 +1,4 @@
-// The collective step kinds (all_reduce, all_gather, reduce_scatter, all_to_all, shard_slice):
+// The collective step kinds (all_reduce, all_gather, reduce_scatter, all_to_all):
 // shape checks at load, and each step as pack -> contiguous collective -> unpack. Shared by
 // every backend: packing goes through the backend's copy2D when one is given (device memory
 // for a communicator that takes device pointers), host memcpy otherwise.
@@ -33,7 +33,10 @@ struct CollectiveKernel {
   std::string (*check)(const TensorView &in, const TensorView &out, const Attrs &attrs,
                        int64_t groupSize, uint64_t &scratchBytes);
   std::string (*run)(const CollectiveArgs &args);
-  // Whether the step moves data between ranks (shard_slice only takes the local chunk).
+  // The bytes each rank puts on the wire in a ring over `groupSize` ranks, given the step's
+  // input and output bytes (`shardc report`'s figure).
+  uint64_t (*wireBytes)(uint64_t inBytes, uint64_t outBytes, int64_t groupSize);
+  // Whether the step moves data between ranks (every collective of the table does today).
   bool communicates = true;
 };
 
