@@ -378,3 +378,35 @@ func.func @constraint_partial(%x: tensor<4x8xf32>) -> tensor<4x8xf32> {
   %0 = sc.sharding_constraint %x over ["tp"] to <[[], []], partial = [tp: sum]> : tensor<4x8xf32>
   return %0 : tensor<4x8xf32>
 }
+
+// -----
+
+func.func @token_loss_labels_shape(%x: tensor<2x8x16xf32>, %l: tensor<2x7xi64>) -> tensor<f32> {
+  // expected-error @below {{labels [2, 7] must be [B, S] of the logits [2, 8, 16]}}
+  %s:2 = sc.token_loss %x, %l : (tensor<2x8x16xf32>, tensor<2x7xi64>) -> (tensor<f32>, tensor<f32>)
+  return %s#0 : tensor<f32>
+}
+
+// -----
+
+func.func @token_loss_labels_type(%x: tensor<2x8x16xf32>, %l: tensor<2x8xi32>) -> tensor<f32> {
+  // expected-error @below {{labels must be i64, got 'i32'}}
+  %s:2 = sc.token_loss %x, %l : (tensor<2x8x16xf32>, tensor<2x8xi32>) -> (tensor<f32>, tensor<f32>)
+  return %s#0 : tensor<f32>
+}
+
+// -----
+
+func.func @token_loss_result(%x: tensor<2x8x16xbf16>, %l: tensor<2x8xi64>) -> tensor<bf16> {
+  // expected-error @below {{sum and count must be f32 scalars (tensor<f32>), got 'tensor<bf16>'}}
+  %s:2 = sc.token_loss %x, %l : (tensor<2x8x16xbf16>, tensor<2x8xi64>) -> (tensor<bf16>, tensor<bf16>)
+  return %s#0 : tensor<bf16>
+}
+
+// -----
+
+func.func @token_loss_rank(%x: tensor<16x16xf32>, %l: tensor<16xi64>) -> tensor<f32> {
+  // expected-error @below {{logits must be float [B, S, V], got [16, 16] 'f32'}}
+  %s:2 = sc.token_loss %x, %l : (tensor<16x16xf32>, tensor<16xi64>) -> (tensor<f32>, tensor<f32>)
+  return %s#0 : tensor<f32>
+}

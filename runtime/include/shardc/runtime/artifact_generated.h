@@ -287,11 +287,12 @@ enum class StepKind : uint16_t {
   all_to_all = 50,
   shard_slice = 51,
   fused = 52,
+  token_loss = 53,
   MIN = copy,
-  MAX = fused
+  MAX = token_loss
 };
 
-inline const StepKind (&EnumValuesStepKind())[53] {
+inline const StepKind (&EnumValuesStepKind())[54] {
   static const StepKind values[] = {
     StepKind::copy,
     StepKind::cast,
@@ -345,13 +346,14 @@ inline const StepKind (&EnumValuesStepKind())[53] {
     StepKind::reduce_scatter,
     StepKind::all_to_all,
     StepKind::shard_slice,
-    StepKind::fused
+    StepKind::fused,
+    StepKind::token_loss
   };
   return values;
 }
 
 inline const char * const *EnumNamesStepKind() {
-  static const char * const names[54] = {
+  static const char * const names[55] = {
     "copy",
     "cast",
     "equal",
@@ -405,13 +407,14 @@ inline const char * const *EnumNamesStepKind() {
     "all_to_all",
     "shard_slice",
     "fused",
+    "token_loss",
     nullptr
   };
   return names;
 }
 
 inline const char *EnumNameStepKind(StepKind e) {
-  if (flatbuffers::IsOutRange(e, StepKind::copy, StepKind::fused)) return "";
+  if (flatbuffers::IsOutRange(e, StepKind::copy, StepKind::token_loss)) return "";
   const size_t index = static_cast<size_t>(e);
   return EnumNamesStepKind()[index];
 }
@@ -3009,6 +3012,7 @@ inline const flatbuffers::TypeTable *StepKindTypeTable() {
     { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 }
   };
   static const flatbuffers::TypeFunction type_refs[] = {
@@ -3067,10 +3071,11 @@ inline const flatbuffers::TypeTable *StepKindTypeTable() {
     "reduce_scatter",
     "all_to_all",
     "shard_slice",
-    "fused"
+    "fused",
+    "token_loss"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_ENUM, 53, type_codes, type_refs, nullptr, nullptr, names
+    flatbuffers::ST_ENUM, 54, type_codes, type_refs, nullptr, nullptr, names
   };
   return &tt;
 }
