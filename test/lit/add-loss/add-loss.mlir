@@ -10,8 +10,8 @@
 // CHECK: %[[NEXT:.*]] = sc.slice %[[IDS]] {starts = array<i64: 0, 1>, steps = array<i64: 1, 1>} : (tensor<2x8xi64>) -> tensor<2x7xi64>
 // CHECK: %[[PAD:.*]] = sc.constant dense<-100> : tensor<2x1xi64>
 // CHECK: %[[LABELS:.*]] = sc.concat %[[NEXT]], %[[PAD]] {axis = 1 : i64} : (tensor<2x7xi64>, tensor<2x1xi64>) -> tensor<2x8xi64>
-// CHECK: %[[SUM:.*]]:2 = sc.token_loss %[[LOGITS]], %[[LABELS]] : (tensor<2x8x16xf32>, tensor<2x8xi64>) -> (tensor<f32>, tensor<f32>)
-// CHECK: %[[LOSS:.*]] = sc.div %[[SUM]]#0, %[[SUM]]#1 : (tensor<f32>, tensor<f32>) -> tensor<f32>
+// CHECK: %[[SUM:.*]], %[[COUNT:.*]] = sc.token_loss %[[LOGITS]], %[[LABELS]] : (tensor<2x8x16xf32>, tensor<2x8xi64>) -> (tensor<f32>, tensor<f32>)
+// CHECK: %[[LOSS:.*]] = sc.div %[[SUM]], %[[COUNT]] : (tensor<f32>, tensor<f32>) -> tensor<f32>
 // CHECK: return %[[LOGITS]], %[[LOSS]] : tensor<2x8x16xf32>, tensor<f32>
 module attributes {sc.train = {labels = "input_ids"}} {
   func.func @ids(%ids: tensor<2x8xi64> {sc.name = "input_ids"}) -> (tensor<2x8x16xf32> {sc.name = "logits"}) {

@@ -382,7 +382,7 @@ func.func @constraint_partial(%x: tensor<4x8xf32>) -> tensor<4x8xf32> {
 // -----
 
 func.func @token_loss_labels_shape(%x: tensor<2x8x16xf32>, %l: tensor<2x7xi64>) -> tensor<f32> {
-  // expected-error @below {{labels [2, 7] must be [B, S] of the logits [2, 8, 16]}}
+  // expected-error @below {{labels [2x7] must be [B, S] of the logits [2x8x16]}}
   %s:2 = sc.token_loss %x, %l : (tensor<2x8x16xf32>, tensor<2x7xi64>) -> (tensor<f32>, tensor<f32>)
   return %s#0 : tensor<f32>
 }
@@ -406,7 +406,7 @@ func.func @token_loss_result(%x: tensor<2x8x16xbf16>, %l: tensor<2x8xi64>) -> te
 // -----
 
 func.func @token_loss_rank(%x: tensor<16x16xf32>, %l: tensor<16xi64>) -> tensor<f32> {
-  // expected-error @below {{logits must be float [B, S, V], got [16, 16] 'f32'}}
+  // expected-error @below {{logits must be float [B, S, V], got [16x16] 'f32'}}
   %s:2 = sc.token_loss %x, %l : (tensor<16x16xf32>, tensor<16xi64>) -> (tensor<f32>, tensor<f32>)
   return %s#0 : tensor<f32>
 }
