@@ -302,7 +302,7 @@ const std::vector<std::string> kDocumentedOps = {
     "log", "tanh", "sigmoid", "erf", "cos", "sin", "relu", "silu", "gelu", "gelu_erf", "gelu_tanh", "isnan", "cast", "copy",
     "matmul", "linear", "gemm", "softmax", "log_softmax", "reduce_sum", "reduce_mean",
     "reduce_max", "transpose", "slice", "concat", "split", "gather", "gather_elements", "expand",
-    "trilu", "embedding", "rms_norm", "layer_norm", "rotary", "attention", "silu_mul"};
+    "trilu", "embedding", "rms_norm", "layer_norm", "rotary", "attention", "silu_mul", "token_loss"};
 
 TEST(Registry, EveryDocumentedOpHasAKernel) {
   std::vector<std::string> names = cpuKernelNames();
