@@ -112,6 +112,20 @@ struct ScAddLossPass : impl::ScAddLossBase<ScAddLossPass> {
         failed = true;
         return;
       }
+      // The names the pass adds must be free (the runtime binds inputs and outputs by name).
+      for (unsigned i = 0; i < func.getNumResults(); ++i)
+        if (nameOf(func, i, true) == "loss") {
+          func.emitError() << "sc-add-loss: the graph already has an output named loss";
+          failed = true;
+        }
+      for (unsigned i = 0; labelsInput && i < func.getNumArguments(); ++i)
+        if (nameOf(func, i, false) == "labels") {
+          func.emitError() << "sc-add-loss: loss: {labels: input} adds an input named labels, and the graph "
+                              "already has one";
+          failed = true;
+        }
+      if (failed)
+        return;
       Value logits = ret.getOperand(*logitsAt);
       // Node "loss", no module path, in the model's file (the logits' node's file).
       OnnxLocInfo src = logits.getDefiningOp() ? readOnnxLoc(logits.getDefiningOp()->getLoc()) : OnnxLocInfo{};

@@ -20,3 +20,12 @@ module attributes {sc.train = {labels = "input_ids"}} {
     return %y : tensor<2x8x16xf32>
   }
 }
+
+// -----
+
+// CHECK: error: sc-add-loss: the graph already has an output named loss
+module attributes {sc.train = {labels = "input_ids"}} {
+  func.func @taken(%ids: tensor<2x8xi64> {sc.name = "input_ids"}, %x: tensor<2x8x16xf32>) -> (tensor<2x8x16xf32> {sc.name = "logits"}, tensor<2x8x16xf32> {sc.name = "loss"}) {
+    return %x, %x : tensor<2x8x16xf32>, tensor<2x8x16xf32>
+  }
+}
