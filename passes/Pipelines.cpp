@@ -44,13 +44,17 @@ void buildCompilePipeline(mlir::OpPassManager &pm, bool sharded, bool fuse) {
     pm.nest<mlir::func::FuncOp>().addPass(createScFuseLinearEpilogue());
     pm.nest<mlir::func::FuncOp>().addPass(createScFuseElementwise());
   }
+  // The artifact's storage, on the final program: outputs in the arena, load steps, offsets.
+  pm.nest<mlir::func::FuncOp>().addPass(createScMaterializeOutputs());
+  pm.nest<mlir::func::FuncOp>().addPass(createScHoistLoadSteps());
+  pm.addPass(createScPlanMemory());
 }
 
 void registerAllShardcPasses() {
   registerShardcPasses();
   mlir::PassPipelineRegistration<>("sc-raise", "raise exporter patterns to semantic sc ops",
                                    buildRaisePipeline);
-  mlir::PassPipelineRegistration<>("sc-compile", "the single-rank compile pipeline (raise, group layers, fuse)",
+  mlir::PassPipelineRegistration<>("sc-compile", "the single-rank compile pipeline (raise, group layers, fuse, plan memory)",
                                    [](mlir::OpPassManager &pm) { buildCompilePipeline(pm, false); });
   mlir::PassPipelineRegistration<>(
       "sc-shard", "add-loss (train mode), apply-plan, group-layers, mixed-precision, propagate-sharding, insert-reshards, partition, "

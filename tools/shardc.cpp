@@ -246,7 +246,7 @@ int runCompile(MLIRContext &ctx) {
     SmallVector<NamedAttribute> styles;
     for (auto &[path, style] : plan->resolved)
       styles.push_back(b.getNamedAttr(
-          path, shardc::sc::TpStyleAttr::get(&ctx, *shardc::sc::symbolizeTpStyle(shardc::stringifyTpStyle(style)))));
+          path, shardc::sc::TpStyleAttr::get(&ctx, style)));
     (**module)->setAttr("sc.mesh", mesh.toAttr(&ctx));
     (**module)->setAttr("sc.tp_styles", b.getDictionaryAttr(styles));
     if (plan->fsdpPrefetch)

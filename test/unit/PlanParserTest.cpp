@@ -134,6 +134,14 @@ TEST(PlanParse, Offload) {
   EXPECT_EQ(parse("offload_policy: ~\n").mesh.worldSize(), 1);
 }
 
+TEST(PlanParse, OneDocument) {
+  EXPECT_EQ(parseError("mesh: {tp: 2}\n---\nmesh: {tp: 4}\n"),
+            "p.yaml:3:1: a plan is one YAML document; this file has several (remove the '---' separators or "
+            "split the file)");
+  EXPECT_EQ(parse("---\nmesh: {tp: 2}\n").mesh.worldSize(), 2);
+  EXPECT_EQ(parse("mesh: {tp: 2}\n---\n").mesh.worldSize(), 2);
+}
+
 TEST(PlanParse, YamlSyntaxAndShape) {
   EXPECT_EQ(parseError("mesh: {tp: 2\n"), "p.yaml:1:13: Unexpected token. Expected Key, Flow Entry, or Flow Mapping End.");
   EXPECT_EQ(parseError("mesh: [1, 2]\n"), "p.yaml:1:8: not a mapping");

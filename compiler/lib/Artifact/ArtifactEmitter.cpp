@@ -1,9 +1,9 @@
-// Lowers a func of sc ops to the artifact's step list: buffers per SSA value (arena, weight
-// or constant), a step per op with its kernel name and attributes, then the memory plan,
-// the FlatBuffers manifest, the constant blob, and the checksummed header.
+// Lowers a func of sc ops to the artifact's step list: buffers per SSA value (arena,
+// persistent, weight or constant), a step per op with its kernel name and attributes, then
+// the FlatBuffers manifest, the constant blob, and the checksummed header. Which steps run at
+// load and every buffer's offset are read from the IR (sc-hoist-load-steps, sc-plan-memory).
 #include "shardc/Artifact/ArtifactEmitter.h"
 
-#include "shardc/Artifact/MemoryPlan.h"
 #include "shardc/Codegen/FusedKernels.h"
 #include "shardc/Dialect/ScDialect.h"
 #include "shardc/Dialect/ScLocation.h"
@@ -45,16 +45,15 @@ std::optional<std::string> dtypeName(Type t) {
 int64_t elementBytes(Type t) { return t.isInteger(1) ? 1 : (t.getIntOrFloatBitWidth() + 7) / 8; }
 
 struct Buffer {
-  std::string name, dtype, storage; // storage: arena | weight | constant
+  std::string name, dtype, storage; // storage: arena | persistent | weight | constant
   SmallVector<int64_t> shape;
   int64_t bytes = 0;
-  int64_t firstStep = -1, lastStep = -1;
   // weight
   int64_t file = -1, fileOffset = 0;
   std::string transform;
   // constant
   int64_t blobOffset = 0;
-  int64_t arenaOffset = 0;
+  int64_t arenaOffset = 0; // arena and persistent: from sc-plan-memory
   // Sharded weights and inputs: this rank's chunk of a tensor of globalShape.
   SmallVector<int64_t> globalShape;
   SmallVector<std::pair<int64_t, SmallVector<std::string, 2>>> shard; // (dim, axes)
@@ -107,7 +106,7 @@ private:
 
   std::vector<Buffer> buffers;
   llvm::DenseMap<Value, int64_t> ids;
-  std::vector<Step> steps;
+  std::vector<Step> steps, loadSteps; // loadSteps: the ops marked sc.at_load
   std::string blob;
   std::vector<std::pair<std::string, uint64_t>> weightFiles;
   llvm::StringMap<int64_t> weightFileIds;
@@ -216,7 +215,6 @@ void Emitter::addStep(Operation *op, llvm::StringRef kind, ValueRange ins, Value
   s.op = kind.str();
   OnnxLocInfo li = readOnnxLoc(op->getLoc());
   s.loc = li.nodeName + (li.modulePath.empty() ? "" : " @ " + li.modulePath);
-  int64_t index = steps.size();
   for (Value v : ins) {
     auto id = bufferFor(v);
     if (!id) {
@@ -224,23 +222,26 @@ void Emitter::addStep(Operation *op, llvm::StringRef kind, ValueRange ins, Value
       return;
     }
     s.in.push_back(*id);
-    Buffer &b = buffers[*id];
-    if (b.storage == "arena")
-      b.lastStep = std::max(b.lastStep, index);
   }
-  for (Value v : outs) {
-    auto id = newBuffer(v, "arena", "");
+  // The results' offsets, in the arena or (for a load step) in the persistent block.
+  bool atLoad = sc::isAtLoad(op);
+  auto offsets = op->getAttrOfType<DenseI64ArrayAttr>(atLoad ? sc::kPersistentOffsetsAttr : sc::kArenaOffsetsAttr);
+  if (!offsets || offsets.size() != outs.size()) {
+    pending = fail(op, "op has no memory plan offsets (run sc-plan-memory last)");
+    return;
+  }
+  for (auto [v, offset] : llvm::zip(outs, offsets.asArrayRef())) {
+    auto id = newBuffer(v, atLoad ? "persistent" : "arena", "");
     if (!id) {
       pending = id.takeError();
       return;
     }
     s.out.push_back(*id);
-    buffers[*id].firstStep = index;
-    buffers[*id].lastStep = std::max(buffers[*id].lastStep, index);
+    buffers[*id].arenaOffset = offset;
   }
   s.attrs = std::move(attrs);
   s.cost = cost;
-  steps.push_back(std::move(s));
+  (atLoad ? loadSteps : steps).push_back(std::move(s));
 }
 
 llvm::Error Emitter::emitOp(Operation *op) {
@@ -319,6 +320,16 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
   if (!func || func.getBody().empty())
     return llvm::createStringError(llvm::inconvertibleErrorCode(), "the module has no function body");
 
+  auto planned = [&](StringRef name) -> std::optional<int64_t> {
+    if (auto a = module->getAttrOfType<IntegerAttr>(name))
+      return a.getInt();
+    return std::nullopt;
+  };
+  std::optional<int64_t> arenaBytes = planned(sc::kArenaBytesAttr), naiveBytes = planned(sc::kNaiveArenaBytesAttr),
+                         persistentBytes = planned(sc::kPersistentBytesAttr);
+  if (!arenaBytes || !naiveBytes || !persistentBytes)
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   "the module has no memory plan: run sc-plan-memory (the compile pipeline's last pass)");
   MeshShape mesh = MeshShape::fromModule(module).value_or(
       MeshShape{{{"dp_replicate", 1}, {"dp_shard", 1}, {"cp", 1}, {"tp", 1}}});
   std::vector<std::pair<std::string, int64_t>> inputs, outputs; // (name, buffer id)
@@ -331,8 +342,11 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
       return id.takeError();
     if (auto g = func.getArgAttrOfType<DenseI64ArrayAttr>(i, "sc.global_shape"))
       recordShard(buffers[*id], arg, g.asArrayRef());
-    buffers[*id].firstStep = -1;
-    buffers[*id].lastStep = -1;
+    auto offset = func.getArgAttrOfType<IntegerAttr>(i, sc::kArenaOffsetAttr);
+    if (!offset)
+      return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                     "input '%s' has no arena offset: run sc-plan-memory", n.c_str());
+    buffers[*id].arenaOffset = offset.getInt();
     inputs.push_back({n, *id});
   }
   if (auto err = emitBlock(entry))
@@ -345,82 +359,16 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
     if (!idOr)
       return idOr.takeError();
     int64_t id = *idOr;
-    // Outputs must live in the arena; copy weights, constants and inputs returned as-is.
-    bool isArg = isa<BlockArgument>(v);
-    if (buffers[id].storage != "arena" || isArg) {
-      Value src = v;
-      Step s;
-      s.op = "copy";
-      s.loc = "output " + n;
-      s.in.push_back(id);
-      auto copyId = newBuffer(src, "arena", n);
-      if (!copyId)
-        return copyId.takeError();
-      s.out.push_back(*copyId);
-      buffers[*copyId].firstStep = steps.size();
-      if (buffers[id].storage == "arena")
-        buffers[id].lastStep = std::max<int64_t>(buffers[id].lastStep, steps.size());
-      steps.push_back(std::move(s));
-      id = *copyId;
-    }
+    // Outputs live in the arena (sc-materialize-outputs copies the others there).
+    if (buffers[id].storage != "arena" || isa<BlockArgument>(sc::storageValue(v)))
+      return fail(ret, "output '" + n + "' is not a step result in the arena: run sc-materialize-outputs");
     if (buffers[id].name.empty())
       buffers[id].name = n;
     outputs.push_back({n, id});
-    buffers[id].lastStep = INT64_MAX / 4; // outputs stay live to the end
   }
-  // Load steps: what computes on weights and constants alone (parameters cast to
-  // param_dtype, the packed views' copies) runs once when the artifact is loaded, into a
-  // persistent block, instead of in every run. Collectives stay in the run (an FSDP gather
-  // moves the cast shard), and so does anything writing a graph output.
-  std::vector<Step> loadSteps;
-  // Buffer lifetimes are step indices before the split (only their order matters); outputs
-  // live past the last of them.
-  const int64_t lifetimeEnd = steps.size();
-  {
-    llvm::DenseSet<int64_t> outputIds;
-    for (auto &o : outputs)
-      outputIds.insert(o.second);
-    std::vector<Step> run;
-    for (Step &s : steps) {
-      bool collective = rt::communicatesBetweenRanks(s.op);
-      bool fromWeights = llvm::all_of(s.in, [&](int64_t id) {
-        const std::string &st = buffers[id].storage;
-        return st == "weight" || st == "constant" || st == "persistent";
-      });
-      bool writesOutput = llvm::any_of(s.out, [&](int64_t id) { return outputIds.contains(id); });
-      if (collective || !fromWeights || writesOutput || s.in.empty()) {
-        run.push_back(std::move(s));
-        continue;
-      }
-      for (int64_t id : s.out)
-        buffers[id].storage = "persistent";
-      loadSteps.push_back(std::move(s));
-    }
-    steps = std::move(run);
-  }
-  int64_t persistentBytes = 0;
-  for (Buffer &b : buffers)
-    if (b.storage == "persistent") {
-      b.arenaOffset = persistentBytes;
-      persistentBytes += (b.bytes + 63) / 64 * 64;
-    }
   stats.loadSteps = loadSteps.size();
-  stats.persistentBytes = persistentBytes;
+  stats.persistentBytes = *persistentBytes;
   int64_t numSteps = steps.size();
-
-  // Memory plan over arena buffers.
-  std::vector<BufferLifetime> lifetimes;
-  std::vector<size_t> arenaIds;
-  for (auto [i, b] : llvm::enumerate(buffers)) {
-    if (b.storage != "arena")
-      continue;
-    int64_t last = b.lastStep == INT64_MAX / 4 ? lifetimeEnd : std::max(b.lastStep, b.firstStep);
-    lifetimes.push_back({b.bytes, b.firstStep, last});
-    arenaIds.push_back(i);
-  }
-  MemoryPlan plan = planMemory(lifetimes);
-  for (auto [k, i] : llvm::enumerate(arenaIds))
-    buffers[i].arenaOffset = plan.offsets[k];
 
   // Fused kernels: one module source (prelude and kernels) for every backend, and the CPU
   // shared object built from it, both in the blob.
@@ -565,7 +513,7 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
   auto root = rt::fb::CreateManifest(
       fbb, rt::kArtifactFormatVersion, fbb.CreateString("shardc " SHARDC_VERSION),
       fbb.CreateString(source ? source.str() : std::string()), fbb.CreateVector(meshAxes), mesh.worldSize(),
-      fbb.CreateVector(files), plan.arenaBytes, persistentBytes, fbb.CreateVector(fbBuffers), bindings(inputs),
+      fbb.CreateVector(files), *arenaBytes, *persistentBytes, fbb.CreateVector(fbBuffers), bindings(inputs),
       bindings(outputs), fbKernels, fbLoadSteps, *fbSteps);
   rt::fb::FinishManifestBuffer(fbb, root);
   std::string_view manifest(reinterpret_cast<const char *>(fbb.GetBufferPointer()), fbb.GetSize());
@@ -583,8 +531,8 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
 
   stats.steps = numSteps;
   stats.buffers = buffers.size();
-  stats.arenaBytes = plan.arenaBytes;
-  stats.naiveArenaBytes = plan.naiveBytes;
+  stats.arenaBytes = *arenaBytes;
+  stats.naiveArenaBytes = *naiveBytes;
   stats.constantBytes = blob.size();
   for (const Buffer &b : buffers)
     if (b.storage == "weight")

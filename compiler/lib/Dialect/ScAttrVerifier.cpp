@@ -112,6 +112,36 @@ LogicalResult verifyTpStyles(Operation *op, StringRef name, Attribute attr) {
   return success();
 }
 
+// sc.at_load: a step whose operands are all known at load (or a load-time source).
+LogicalResult verifyAtLoad(Operation *op, StringRef name) {
+  if (!isStepOp(op))
+    return op->emitOpError() << "'" << name << "' is on an op that is not an artifact step";
+  if (op->getNumOperands() == 0 && !op->hasTrait<LoadTimeSource>())
+    return op->emitOpError() << "'" << name << "' is on an op without operands that is not a load-time source";
+  for (auto [i, v] : llvm::enumerate(op->getOperands()))
+    if (!isLoadTimeValue(v))
+      return op->emitOpError() << "'" << name << "': operand #" << i
+                               << " is not a parameter, a constant or a load-time result";
+  return success();
+}
+
+// sc.arena_offsets / sc.persistent_offsets: one non-negative offset per result, persistent
+// ones on load-time ops only.
+LogicalResult verifyOffsets(Operation *op, StringRef name, Attribute attr) {
+  auto offsets = dyn_cast<DenseI64ArrayAttr>(attr);
+  if (!offsets)
+    return op->emitOpError() << "'" << name << "' expects an array<i64: ...>, got " << attr;
+  if ((int64_t)offsets.size() != op->getNumResults())
+    return op->emitOpError() << "'" << name << "' has " << offsets.size() << " offsets for "
+                             << op->getNumResults() << " results";
+  if (llvm::any_of(offsets.asArrayRef(), [](int64_t o) { return o < 0; }))
+    return op->emitOpError() << "'" << name << "' has a negative offset";
+  if ((name == kPersistentOffsetsAttr) != isAtLoad(op))
+    return op->emitOpError() << "'" << name << "' is on an op " << (isAtLoad(op) ? "with" : "without")
+                             << " '" << kAtLoadAttr << "'";
+  return success();
+}
+
 // `type` is the value the attribute describes, where it describes one (arguments, results).
 LogicalResult verifyAttr(Operation *op, Scope scope, NamedAttribute named, Type type) {
   StringRef name = named.getName().getValue();
@@ -151,6 +181,10 @@ LogicalResult verifyAttr(Operation *op, Scope scope, NamedAttribute named, Type 
   }
   if (name == "sc.source")
     return failed(only({Scope::Module})) ? failure() : expect(isa<StringAttr>(attr), "a string");
+  if (name == kArenaBytesAttr || name == kNaiveArenaBytesAttr || name == kPersistentBytesAttr)
+    return failed(only({Scope::Module})) ? failure()
+                                         : expect(isa<IntegerAttr>(attr) && cast<IntegerAttr>(attr).getInt() >= 0,
+                                                  "a non-negative integer");
 
   // Values: shardings, names and global shapes.
   if (name == "sc.sharding") {
@@ -180,6 +214,19 @@ LogicalResult verifyAttr(Operation *op, Scope scope, NamedAttribute named, Type 
     return failed(only({Scope::Op})) ? failure() : expect(isa<IntegerAttr>(attr), "an integer");
   if (name == "sc.replicate_operands")
     return failed(only({Scope::Op})) ? failure() : expect(isa<UnitAttr>(attr), "a unit attribute");
+
+  // Load steps and the memory plan (ScStorage.h).
+  if (name == kAtLoadAttr) {
+    if (failed(only({Scope::Op})) || failed(expect(isa<UnitAttr>(attr), "a unit attribute")))
+      return failure();
+    return verifyAtLoad(op, name);
+  }
+  if (name == kArenaOffsetsAttr || name == kPersistentOffsetsAttr)
+    return failed(only({Scope::Op})) ? failure() : verifyOffsets(op, name, attr);
+  if (name == kArenaOffsetAttr)
+    return failed(only({Scope::Arg})) ? failure()
+                                      : expect(isa<IntegerAttr>(attr) && cast<IntegerAttr>(attr).getInt() >= 0,
+                                               "a non-negative integer");
 
   return op->emitError() << "unknown sc dialect attribute '" << name << "'";
 }

@@ -175,6 +175,7 @@ LogicalResult WhereOp::verify() {
 
 LogicalResult IsNaNOp::verify() { return verifyUnary(*this, true, false); }
 LogicalResult CastOp::verify() { return verifyUnary(*this, false, true); }
+LogicalResult CopyOp::verify() { return success(); } // AllTypesMatch (ScOps.td)
 LogicalResult ReshapeOp::verify() {
   if (tensorType(getInput()).getNumElements() != tensorType(getResult()).getNumElements())
     return emitOpError() << "cannot reshape " << shapeStr(shapeOf(getInput())) << " to "

@@ -281,9 +281,10 @@ Rule ConstantOp::getShardingRule() { return sourceRule(*this); }
 
 // Elementwise. Formula ops (Sc_FormulaOp: add, exp, silu...) take elementwiseShardingRule
 // with the Partial flow their definition states. Partial may also flow through a cast (a
-// change of type is linear) and an expand.
+// change of type is linear), an expand and a copy.
 Rule CastOp::getShardingRule() { return withFlow(broadcastRule(*this), PF::Unary); }
 Rule ExpandOp::getShardingRule() { return withFlow(broadcastRule(*this), PF::Unary); }
+Rule CopyOp::getShardingRule() { return withFlow(broadcastRule(*this), PF::Unary); }
 Rule PowOp::getShardingRule() { return broadcastRule(*this); }
 Rule EqualOp::getShardingRule() { return broadcastRule(*this); }
 Rule WhereOp::getShardingRule() { return broadcastRule(*this); }

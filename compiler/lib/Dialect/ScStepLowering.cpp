@@ -191,6 +191,8 @@ LogicalResult ReduceMaxOp::lowerToStep(StepDesc &step) { return lowerReduce(*thi
 LogicalResult ReshapeOp::lowerToStep(StepDesc &step) { return lowered(step, "copy"); }
 LogicalResult UnsqueezeOp::lowerToStep(StepDesc &step) { return lowered(step, "copy"); }
 LogicalResult SqueezeOp::lowerToStep(StepDesc &step) { return lowered(step, "copy"); }
+// A graph output's copy (sc-materialize-outputs) is not counted as work (ScOps.td).
+OpCost CopyOp::getCost() { return OpCost{}; }
 LogicalResult TransposeOp::lowerToStep(StepDesc &step) {
   step.attrs.set("perm", ints(getPerm()));
   return lowered(step, "transpose");

@@ -19,16 +19,15 @@ using namespace plan;
 // Names
 //===----------------------------------------------------------------------===//
 
-StringRef stringifyTpStyle(TpStyle style) { return kStyleNames[static_cast<int>(style)]; }
-
-std::optional<TpStyle> parseTpStyle(StringRef name) {
-  for (auto [i, n] : llvm::enumerate(kStyleNames))
-    if (n == name)
-      return static_cast<TpStyle>(i);
-  return std::nullopt;
+llvm::ArrayRef<StringRef> allTpStyleNames() {
+  static const std::vector<StringRef> names = [] {
+    std::vector<StringRef> out;
+    for (uint32_t i = 0; i <= sc::getMaxEnumValForTpStyle(); ++i)
+      out.push_back(sc::stringifyTpStyle(*sc::symbolizeTpStyle(i)));
+    return out;
+  }();
+  return names;
 }
-
-llvm::ArrayRef<StringRef> allTpStyleNames() { return kStyleNames; }
 
 StorageSplit storageSplitOf(TpStyle style) {
   switch (style) {

@@ -17,9 +17,6 @@ namespace shardc::plan {
 
 using llvm::StringRef;
 
-inline constexpr StringRef kStyleNames[] = {"colwise",         "rowwise",          "colwise_rep",
-                                            "rowwise_rep",     "packed_colwise",   "embedding_rowwise",
-                                            "sequence_parallel", "replicate"};
 inline constexpr StringRef kAxisNames[] = {"dp_replicate", "dp_shard", "cp", "tp"};
 inline constexpr int64_t kMaxAxisSize = 1 << 20; // keeps products far from overflow
 

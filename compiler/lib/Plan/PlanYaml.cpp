@@ -326,6 +326,12 @@ KeyLocs prePass(StringRef text, StringRef name) {
     }
     v->skip();
   }
+  // One plan per file: the YAML reader would silently use the first of several documents.
+  ++doc;
+  if (doc != stream.end() && out.error.empty())
+    if (llvm::yaml::Node *second = doc->getRoot(); second && !llvm::isa<llvm::yaml::NullNode>(second))
+      out.error = locOf(sm, name, second) + ": a plan is one YAML document; this file has several "
+                                            "(remove the '---' separators or split the file)";
   return out;
 }
 

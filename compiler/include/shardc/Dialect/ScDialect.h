@@ -14,6 +14,7 @@
 
 #include "shardc/Dialect/ScShardingRule.h"
 #include "shardc/Dialect/ScStep.h"
+#include "shardc/Dialect/ScStorage.h"
 
 #include <optional>
 

@@ -36,8 +36,8 @@ def Sc_ReduceKind : I32EnumAttr<"ReduceKind", "reduction kind", [
   let genSpecializedAttr = 0;
 }
 
-// The tensor-parallel styles of a plan (Hugging Face base_model_tp_plan vocabulary), in the
-// order of shardc::TpStyle (Plan.h), which converts by name.
+// The tensor-parallel styles of a plan (Hugging Face base_model_tp_plan vocabulary); the plan
+// (Plan.h) uses this enum too.
 def Sc_TpStyle : I32EnumAttr<"TpStyle", "tensor-parallel style", [
     I32EnumAttrCase<"Colwise", 0, "colwise">,
     I32EnumAttrCase<"Rowwise", 1, "rowwise">,

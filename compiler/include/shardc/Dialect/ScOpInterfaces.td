@@ -51,4 +51,12 @@ def Sc_StepOpInterface : OpInterface<"StepOpInterface"> {
   ];
 }
 
+// An op with no operands whose results depend on nothing a run provides, only on the rank
+// (a process index): sc-hoist-load-steps counts it as a load-time source like a parameter or
+// a constant, so it and what it computes with weights run once at load. Verified: no
+// operands, no side effects (lib/Dialect/ScStorage.cpp).
+def Sc_LoadTimeSource : NativeOpTrait<"LoadTimeSource"> {
+  let cppNamespace = "::shardc::sc";
+}
+
 #endif // SHARDC_SC_OP_INTERFACES

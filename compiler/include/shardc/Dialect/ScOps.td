@@ -315,6 +315,15 @@ def Sc_SqueezeOp : Sc_Op<"squeeze", [], ["lowerToStep"]> {
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
 }
+def Sc_CopyOp : Sc_UnaryOp<"copy", [AllTypesMatch<["input", "result"]>], ["getCost"]> {
+  let summary = "a copy of a value into a buffer of its own in the arena";
+  let description = [{
+    sc-materialize-outputs returns a copy of each graph output that is a parameter, a
+    constant or a function argument, because the runtime reads outputs from the arena. Its
+    step is `copy`; its cost is counted as nothing (it is the output's materialisation, not
+    the model's work), as it was when the emitter added the copy itself.
+  }];
+}
 def Sc_ExpandOp : Sc_UnaryOp<"expand"> {
   let summary = "broadcast to the result type (the shape operand folded at import)";
 }

@@ -2,6 +2,8 @@
 // parsed from YAML (FSDP2/NeMo vocabulary), matched against module paths, kept in the IR.
 #pragma once
 
+#include "shardc/Dialect/ScDialect.h"
+
 #include "mlir/IR/BuiltinAttributes.h"
 #include "llvm/ADT/ArrayRef.h"
 #include "llvm/ADT/StringRef.h"
@@ -35,19 +37,20 @@ struct Mesh {
   std::string str() const;
 };
 
-// Hugging Face / DTensor tensor-parallel styles (base_model_tp_plan vocabulary).
-enum class TpStyle {
-  Colwise,          // Linear weight Shard(0) (out features); output sharded on the last dim
-  Rowwise,          // Linear weight Shard(1) (in features); output Partial -> Replicate (SP: Shard(seq))
-  ColwiseRep,       // colwise, output all-gathered to Replicate (HF lm_head)
-  RowwiseRep,       // rowwise, input Replicate (sliced locally), output Replicate
-  PackedColwise,    // colwise over a fused [q;k;v] weight: each packed part sharded (GPT-2 c_attn)
-  EmbeddingRowwise, // Embedding table Shard(0) (vocab rows); output Partial -> Replicate
-  SequenceParallel, // norms/dropout on Shard(seq) activations; replicated weight
-  Replicate,        // explicitly unsharded
-};
-llvm::StringRef stringifyTpStyle(TpStyle style);
-std::optional<TpStyle> parseTpStyle(llvm::StringRef name); // exact names as in the YAML
+// Hugging Face / DTensor tensor-parallel styles (base_model_tp_plan vocabulary): the
+// dialect's enum (ScEnums.td, `#sc.tp_style<...>`), one definition for the plan and the IR.
+//   colwise           Linear weight Shard(0) (out features); output sharded on the last dim
+//   rowwise           Linear weight Shard(1) (in features); output Partial -> Replicate (SP: Shard(seq))
+//   colwise_rep       colwise, output all-gathered to Replicate (HF lm_head)
+//   rowwise_rep       rowwise, input Replicate (sliced locally), output Replicate
+//   packed_colwise    colwise over a fused [q;k;v] weight: each packed part sharded (GPT-2 c_attn)
+//   embedding_rowwise Embedding table Shard(0) (vocab rows); output Partial -> Replicate
+//   sequence_parallel norms/dropout on Shard(seq) activations; replicated weight
+//   replicate         explicitly unsharded
+using TpStyle = sc::TpStyle;
+using sc::stringifyTpStyle;
+// Exact names as in the YAML.
+inline std::optional<TpStyle> parseTpStyle(llvm::StringRef name) { return sc::symbolizeTpStyle(name); }
 llvm::ArrayRef<llvm::StringRef> allTpStyleNames();
 
 // Which dimension of the parameter's storage a style shards, in PyTorch's Linear layout

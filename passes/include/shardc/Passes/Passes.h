@@ -17,8 +17,9 @@ namespace shardc {
 void buildRaisePipeline(mlir::OpPassManager &pm);
 // Sharding: apply-plan, propagate-sharding, insert-reshards, partition (needs sc.mesh).
 void buildShardingPipeline(mlir::OpPassManager &pm);
-// The whole pipeline up to the artifact's IR: raise, [sharding,] group layers.
-// raise, [sharding], group layers, [fuse elementwise ops into generated kernels].
+// The whole pipeline up to the artifact's IR: raise, [sharding], group layers, [fuse
+// elementwise ops into generated kernels], then materialize outputs, hoist load steps and
+// plan memory (what the artifact emitter reads).
 void buildCompilePipeline(mlir::OpPassManager &pm, bool sharded, bool fuse = true);
 // Registers passes and named pipelines (`sc-raise`, `sc-compile`) with shardc-opt.
 void registerAllShardcPasses();

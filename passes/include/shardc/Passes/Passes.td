@@ -196,4 +196,49 @@ def ScBucketFsdpGathers : Pass<"sc-bucket-fsdp-gathers", "mlir::func::FuncOp"> {
   }];
 }
 
+def ScMaterializeOutputs : Pass<"sc-materialize-outputs", "mlir::func::FuncOp"> {
+  let summary = "copies each graph output that is a parameter, a constant or an argument (sc.copy)";
+  let description = [{
+    The runtime reads a run's outputs from the arena, so a function result whose buffer is a
+    weight (sc.param), a constant or a function argument (also through sc.layer results)
+    becomes an sc.copy of it, placed before the return in output order and located at
+    `output <name>` (the result's sc.name, else `output<i>`); its step is `copy`. Other
+    results are left as they are. Runs once after the program is final (the compile
+    pipeline's last passes: this, sc-hoist-load-steps, sc-plan-memory).
+  }];
+}
+
+def ScHoistLoadSteps : Pass<"sc-hoist-load-steps", "mlir::func::FuncOp"> {
+  let summary = "marks the steps computed from weights and constants alone as load steps (sc.at_load)";
+  let description = [{
+    In the emitter's step order (program order, sc.layer bodies inline, sc.fused as one
+    step), a step op gets the unit attribute `sc.at_load` when every operand is a
+    parameter, a constant or a result of an op already marked (through sc.layer results),
+    or, with no operands, when it is a load-time source (the Sc_LoadTimeSource trait: its
+    value depends on the rank alone). Steps that communicate between ranks (the collective
+    table's `communicatesBetweenRanks`: an FSDP all-gather moves the cast shard in every
+    run) and steps writing a function result stay in the run. The runtime runs marked steps
+    once when it loads the artifact, into a persistent block (mixed-precision casts of
+    parameters, packed views, slices of constant tables). Earlier marks are recomputed.
+  }];
+}
+
+def ScPlanMemory : Pass<"sc-plan-memory", "mlir::ModuleOp"> {
+  let summary = "assigns every step result an arena or persistent offset (the artifact's memory plan)";
+  let description = [{
+    On the final per-rank program (one function): buffer lifetimes are step indices in the
+    emitter's order, load steps and output copies included (a value lives from its defining
+    step to its last reader; function arguments from before the first step; graph outputs
+    to the end; an sc.layer's result is the buffer its body yields). Arena buffers are
+    placed largest first in the best-fitting 64-byte-aligned gap among those live at the
+    same time (compiler/lib/Artifact/MemoryPlan.cpp); results of `sc.at_load` ops are laid
+    out one after another in a persistent block. Records `sc.arena_offsets` or
+    `sc.persistent_offsets` on each step op (one per result), `sc.arena_offset` on each
+    function argument, and `sc.arena_bytes`, `sc.naive_arena_bytes` and
+    `sc.persistent_bytes` on the module; the artifact emitter reads them. Refuses a graph
+    output that is a parameter, a constant, an argument or a load-time result (run
+    sc-materialize-outputs and sc-hoist-load-steps in that order first).
+  }];
+}
+
 #endif // SHARDC_PASSES
