@@ -103,13 +103,31 @@ LogicalResult applyContextParallel(func::FuncOp func, int64_t cp) {
   Value inverseIndices = sc::ConstantOp::create(b, func.getLoc(), indexType, DenseIntElementsAttr::get(indexType, ArrayRef<int64_t>(inverse)));
   auto indexConst = [&](ArrayRef<int64_t> idx) { return idx.data() == perm.data() ? permIndices : inverseIndices; };
 
+  // A training loss's labels were shifted in the original order (sc-add-loss): the ops that
+  // compute them keep reading the inputs as given, and the shifted labels are permuted like
+  // the logits they are compared with.
+  OpBuilder::InsertPoint afterIndices = b.saveInsertionPoint();
+  llvm::DenseSet<Operation *> labelOps;
+  SmallVector<sc::TokenLossOp> losses;
+  func.walk([&](sc::TokenLossOp loss) { losses.push_back(loss); });
+  for (sc::TokenLossOp loss : losses) {
+    SmallVector<Value> work{loss.getLabels()};
+    while (!work.empty())
+      if (Operation *def = work.pop_back_val().getDefiningOp(); def && labelOps.insert(def).second)
+        work.append(def->operand_begin(), def->operand_end());
+    b.setInsertionPoint(loss);
+    auto t = cast<RankedTensorType>(loss.getLabels().getType());
+    loss.getLabelsMutable().assign(
+        sc::GatherOp::create(b, loss.getLoc(), t, loss.getLabels(), indexConst(perm), b.getI64IntegerAttr(1)));
+  }
+  b.restoreInsertionPoint(afterIndices);
   // Inputs with a sequence dim (token ids, padding masks) are permuted on entry.
   for (BlockArgument arg : entry.getArguments()) {
     auto t = cast<RankedTensorType>(arg.getType());
     if (t.getRank() < 2 || t.getDimSize(1) != seq)
       continue;
     auto g = sc::GatherOp::create(b, func.getLoc(), t, arg, indexConst(perm), b.getI64IntegerAttr(1));
-    arg.replaceAllUsesExcept(g, g);
+    arg.replaceUsesWithIf(g, [&](OpOperand &use) { return use.getOwner() != g && !labelOps.contains(use.getOwner()); });
   }
   LogicalResult result = success();
   auto permuteOperand = [&](Operation *user, unsigned operand, int64_t dim) {

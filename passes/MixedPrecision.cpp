@@ -38,6 +38,20 @@ llvm::DenseSet<Value> keptInF32(func::FuncOp func) {
   llvm::DenseSet<Value> kept;
   SmallVector<Value> work;
   func.walk([&](Operation *op) {
+    // The loss (sc.token_loss's sum and count and what is computed from them alone) stays
+    // f32, and is returned in f32 whatever output_dtype says.
+    if (isa<sc::TokenLossOp>(op)) {
+      SmallVector<Value> down(op->getResults());
+      while (!down.empty()) {
+        Value v = down.pop_back_val();
+        if (!kept.insert(v).second)
+          continue;
+        for (Operation *user : v.getUsers())
+          if (!isa<func::ReturnOp>(user))
+            down.append(user->result_begin(), user->result_end());
+      }
+      return;
+    }
     if (auto r = dyn_cast<sc::RotaryOp>(op)) {
       work.push_back(r.getCos());
       work.push_back(r.getSin());
@@ -147,7 +161,7 @@ struct ScMixedPrecisionPass : impl::ScMixedPrecisionBase<ScMixedPrecisionPass> {
         b.setInsertionPoint(ret);
         for (OpOperand &o : ret->getOpOperands()) {
           auto rt = dyn_cast<RankedTensorType>(o.get().getType());
-          if (!rt || !isa<FloatType>(rt.getElementType()) || rt.getElementType() == *output)
+          if (!rt || !isa<FloatType>(rt.getElementType()) || rt.getElementType() == *output || kept.contains(o.get()))
             continue;
           auto c = sc::CastOp::create(b, ret.getLoc(), withElement(rt, *output), o.get());
           // Gather outputs before this cast, so the collective moves param_dtype bytes.

@@ -253,6 +253,10 @@ int runCompile(MLIRContext &ctx) {
       (**module)->setAttr("sc.fsdp_prefetch", b.getUnitAttr());
     if (plan->sequenceParallel)
       (**module)->setAttr("sc.sequence_parallel", b.getUnitAttr());
+    // mode: train: sc-add-loss appends the loss (docs/training.md).
+    if (plan->mode == shardc::Mode::Train)
+      (**module)->setAttr("sc.train", b.getDictionaryAttr(b.getNamedAttr(
+                                          "labels", b.getStringAttr(plan->lossLabelsInput ? "input" : "input_ids"))));
     (**module)->setAttr("sc.mp_policy",
                         b.getDictionaryAttr({b.getNamedAttr("param_dtype", b.getStringAttr(shardc::stringifyDType(plan->mp.paramDtype))),
                                              b.getNamedAttr("reduce_dtype", b.getStringAttr(shardc::stringifyDType(plan->mp.reduceDtype))),

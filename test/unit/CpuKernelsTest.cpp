@@ -302,7 +302,7 @@ const std::vector<std::string> kDocumentedOps = {
     "log", "tanh", "sigmoid", "erf", "cos", "sin", "relu", "silu", "gelu", "gelu_erf", "gelu_tanh", "isnan", "cast", "copy",
     "matmul", "linear", "gemm", "softmax", "log_softmax", "reduce_sum", "reduce_mean",
     "reduce_max", "transpose", "slice", "dynamic_slice", "concat", "split", "gather", "gather_elements", "expand",
-    "trilu", "embedding", "rms_norm", "layer_norm", "rotary", "attention", "silu_mul"};
+    "trilu", "embedding", "rms_norm", "layer_norm", "rotary", "attention", "silu_mul", "token_loss"};
 
 TEST(Registry, EveryDocumentedOpHasAKernel) {
   std::vector<std::string> names = cpuKernelNames();
@@ -1190,3 +1190,36 @@ TEST(Attention, ShapeErrors) {
 }
 
 } // namespace
+
+// token_loss against values computed by hand: logits [1, 3, 3] with labels [2, -100, 0].
+// Row 0: logits (1, 2, 3), label 2: log(e^1 + e^2 + e^3) - 3 = log(1 + e^-1 + e^-2) = 0.40760596.
+// Row 1 is ignored (-100). Row 2: logits (0, 0, 0), label 0: log 3 = 1.09861229.
+// Sum 1.50621825, count 2.
+TEST(TokenLoss, HandComputedSumAndCount) {
+  for (DType dt : {DType::F32, DType::BF16}) {
+    Owned x = tensorOf(dt, {1, 3, 3}, {1, 2, 3, 50, -7, 9, 0, 0, 0});
+    Owned labels = tensorOf(DType::I64, {1, 3}, {2, -100, 0});
+    Owned sum(DType::F32, {}), count(DType::F32, {});
+    EXPECT_RUNS("token_loss", {&x, &labels}, {&sum, &count});
+    EXPECT_NEAR(sum.as<float>()[0], 0.40760596 + 1.09861229, 1e-6) << dtypeName(dt);
+    EXPECT_EQ(count.as<float>()[0], 2.0f) << dtypeName(dt);
+  }
+}
+
+// A large logit does not overflow: the row's max is subtracted before exp.
+TEST(TokenLoss, LargeLogitsAreStable) {
+  Owned x = tensorOf(DType::F32, {1, 1, 2}, {1000, 999});
+  Owned labels = tensorOf(DType::I64, {1, 1}, {1});
+  Owned sum(DType::F32, {}), count(DType::F32, {});
+  EXPECT_RUNS("token_loss", {&x, &labels}, {&sum, &count});
+  EXPECT_NEAR(sum.as<float>()[0], 1.31326169, 1e-6); // log(1 + e) = softplus(1)
+  EXPECT_EQ(count.as<float>()[0], 1.0f);
+}
+
+TEST(TokenLoss, LabelOutOfRangeIsAnError) {
+  Owned x = tensorOf(DType::F32, {1, 1, 2}, {0, 0});
+  Owned labels = tensorOf(DType::I64, {1, 1}, {2});
+  Owned sum(DType::F32, {}), count(DType::F32, {});
+  EXPECT_EQ(runKernel("token_loss", {&x, &labels}, {&sum, &count}),
+            "token_loss: label 2 at position 0 is outside [0, 2) and is not the ignore index -100");
+}

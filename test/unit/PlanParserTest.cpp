@@ -82,6 +82,18 @@ TEST(PlanParse, UnknownStyleDtypeMode) {
   EXPECT_EQ(parseError("sequence_parallel: maybe\n"), "p.yaml:1:20: invalid boolean");
 }
 
+TEST(PlanParse, Loss) {
+  EXPECT_FALSE(parse("mode: train\n").lossLabelsInput);
+  EXPECT_FALSE(parse("mode: train\nloss: {labels: input_ids}\n").lossLabelsInput);
+  EXPECT_TRUE(parse("mode: train\nloss: {labels: input}\n").lossLabelsInput);
+  EXPECT_EQ(parseError("mode: train\nloss: {labels: inputs}\n"),
+            "p.yaml:2:1: unknown loss labels 'inputs'; did you mean 'input'? (labels: input_ids, the shifted token "
+            "ids; input, a graph input `labels` [B, S])");
+  EXPECT_EQ(parseError("loss: {labels: input}\n"), "p.yaml:1:1: loss: needs mode: train");
+  EXPECT_EQ(parseError("mode: train\nloss: {label: input}\n"),
+            "p.yaml:2:8: unknown key 'label' in loss; did you mean 'labels'?");
+}
+
 TEST(PlanParse, CastForwardInputsFalse) {
   EXPECT_EQ(parseError("mp_policy: {cast_forward_inputs: false}\n"),
             "p.yaml:1:13: cast_forward_inputs: false is not supported (inputs are always cast to param_dtype)");
@@ -368,7 +380,7 @@ TEST_F(ChoosePlan, TiedParameters) {
 TEST(PlanRoundTrip, YamlPrintParses) {
   Plan p = parse("mesh: {dp_shard: 2, tp: 2}\ntp_plan:\n  \"layers.*.self_attn.q_proj\": colwise\n  \"*.down_proj\": rowwise\n"
                  "sequence_parallel: true\nmp_policy: {param_dtype: fp16, output_dtype: fp32}\nmode: train\n"
-                 "enable_fsdp2_prefetch: false\n");
+                 "enable_fsdp2_prefetch: false\nloss: {labels: input}\n");
   std::string yaml = printPlanYaml(p, {});
   Plan q = parse(yaml);
   EXPECT_EQ(q.mesh.str(), p.mesh.str());
@@ -377,6 +389,7 @@ TEST(PlanRoundTrip, YamlPrintParses) {
   EXPECT_EQ(q.mp.paramDtype, DType::FP16);
   EXPECT_EQ(q.mp.outputDtype, DType::FP32);
   EXPECT_EQ(q.mode, Mode::Train);
+  EXPECT_TRUE(q.lossLabelsInput);
   EXPECT_FALSE(q.fsdpPrefetch);
   EXPECT_EQ(printPlanYaml(q, {}), yaml);
 }
@@ -394,7 +407,7 @@ protected:
 constexpr const char *kMesh = "mesh_axes = [\"dp_replicate\", \"dp_shard\", \"cp\", \"tp\"], mesh_shape = array<i64: 1, 1, 1, 2>";
 
 TEST_F(PlanAttr, RoundTrip) {
-  Plan p = parse("mesh: {tp: 2}\ntp_plan: {q_proj: colwise}\nmode: train\n");
+  Plan p = parse("mesh: {tp: 2}\ntp_plan: {q_proj: colwise}\nmode: train\nloss: {labels: input}\n");
   p.resolved["m.q_proj"] = TpStyle::Colwise;
   auto back = planFromAttr(planToAttr(&ctx, p));
   ASSERT_TRUE(static_cast<bool>(back)) << llvm::toString(back.takeError());
@@ -402,6 +415,7 @@ TEST_F(PlanAttr, RoundTrip) {
   EXPECT_EQ(back->tpPlan, p.tpPlan);
   EXPECT_EQ(back->resolved, p.resolved);
   EXPECT_EQ(back->mode, Mode::Train);
+  EXPECT_TRUE(back->lossLabelsInput);
 }
 
 TEST_F(PlanAttr, Errors) {

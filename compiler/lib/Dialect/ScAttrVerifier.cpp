@@ -171,6 +171,14 @@ LogicalResult verifyAttr(Operation *op, Scope scope, NamedAttribute named, Type 
     return failed(only({Scope::Module})) ? failure() : expect(isa<DictionaryAttr>(attr), "a dictionary");
   if (name == "sc.fsdp_prefetch" || name == "sc.sequence_parallel")
     return failed(only({Scope::Module})) ? failure() : expect(isa<UnitAttr>(attr), "a unit attribute");
+  if (name == "sc.train") {
+    if (failed(only({Scope::Module})))
+      return failure();
+    auto dict = dyn_cast<DictionaryAttr>(attr);
+    auto labels = dict ? dict.getAs<StringAttr>("labels") : StringAttr();
+    return expect(dict && dict.size() == 1 && labels && (labels.getValue() == "input_ids" || labels.getValue() == "input"),
+                  "{labels = \"input_ids\" | \"input\"}");
+  }
   if (name == "sc.source")
     return failed(only({Scope::Module})) ? failure() : expect(isa<StringAttr>(attr), "a string");
   if (name == kArenaBytesAttr || name == kNaiveArenaBytesAttr || name == kPersistentBytesAttr)

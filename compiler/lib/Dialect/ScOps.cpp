@@ -287,6 +287,20 @@ LogicalResult EmbeddingOp::verify() {
   return verifySameElement(*this, getTable(), getResult(), "result");
 }
 
+LogicalResult TokenLossOp::verify() {
+  ArrayRef<int64_t> x = shapeOf(getLogits()), y = shapeOf(getLabels());
+  if (x.size() != 3 || !isa<FloatType>(elemOf(getLogits())))
+    return emitOpError() << "logits must be float [B, S, V], got " << shapeStr(x) << " " << elemOf(getLogits());
+  if (y.size() != 2 || y[0] != x[0] || y[1] != x[1])
+    return emitOpError() << "labels " << shapeStr(y) << " must be [B, S] of the logits " << shapeStr(x);
+  if (!elemOf(getLabels()).isInteger(64))
+    return emitOpError() << "labels must be i64, got " << elemOf(getLabels());
+  for (Value r : {getSum(), getCount()})
+    if (!shapeOf(r).empty() || !elemOf(r).isF32())
+      return emitOpError() << "sum and count must be f32 scalars (tensor<f32>), got " << r.getType();
+  return success();
+}
+
 LogicalResult SoftmaxOp::verify() {
   if (shapeOf(getInput()) != shapeOf(getResult()))
     return emitOpError() << "result shape differs from the input shape";

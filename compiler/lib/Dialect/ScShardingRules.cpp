@@ -350,6 +350,19 @@ static ShardingRule softmaxRule(Operation *op, int64_t axis) {
   r.factors[r.operands[0][normAxis(axis, rank)][0]].shardable = false;
   return r;
 }
+// Token loss: batch and sequence are reductions of both scalar results (sharded, they make
+// the sum and the count Partial); the vocabulary stays whole (no vocabulary-parallel loss).
+Rule TokenLossOp::getShardingRule() {
+  ShardingRule r;
+  ArrayRef<int64_t> x = shapeOf(getLogits());
+  int b = r.addFactor(x[0], true, true), s = r.addFactor(x[1], true, true), v = r.addFactor(x[2], false);
+  r.operands.push_back({{b}, {s}, {v}});
+  r.operands.push_back({{b}, {s}});
+  r.results.push_back({});
+  r.results.push_back({});
+  r.reductionKind = "sum";
+  return r;
+}
 Rule SoftmaxOp::getShardingRule() { return softmaxRule(*this, getAxis()); }
 Rule LogSoftmaxOp::getShardingRule() { return softmaxRule(*this, getAxis()); }
 Rule RotaryOp::getShardingRule() { return keepTailWhole(*this, shapeOf(getInput()).size() - 1); }

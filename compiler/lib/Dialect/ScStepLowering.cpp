@@ -160,6 +160,13 @@ OpCost AttentionOp::getCost() {
   return c;
 }
 
+// Token loss: per logit a subtraction, an exponential and an addition (logsumexp), plus the
+// max pass; the traffic is the logits read once more for the label.
+OpCost TokenLossOp::getCost() {
+  uint64_t logits = uint64_t(typeOf(getLogits()).getNumElements());
+  return {4 * logits, trafficOf(*this)};
+}
+
 // Reductions.
 template <typename R> static LogicalResult lowerReduce(R op, StepDesc &step, StringRef kind) {
   step.attrs.set("axes", ints(op.getAxes()));

@@ -59,6 +59,8 @@ std::string printPlanYaml(const Plan &plan, const std::map<std::string, TpStyle>
   os << "reshard_after_forward: " << yamlBool(plan.reshardAfterForward) << "\n";
   os << "activation_checkpointing: " << yamlBool(plan.activationCheckpointing) << "\n";
   os << "mode: " << stringifyMode(plan.mode) << "\n";
+  if (plan.lossLabelsInput)
+    os << "loss: {labels: input}\n";
   os << "defer_fsdp_grad_sync: " << yamlBool(plan.deferFsdpGradSync) << "\n";
   os << "enable_fsdp2_prefetch: " << yamlBool(plan.fsdpPrefetch) << "\n";
   if (!resolved.empty()) {
@@ -92,6 +94,8 @@ DictionaryAttr planToAttr(MLIRContext *ctx, const Plan &plan) {
       b.getNamedAttr("defer_fsdp_grad_sync", b.getBoolAttr(plan.deferFsdpGradSync)),
       b.getNamedAttr("enable_fsdp2_prefetch", b.getBoolAttr(plan.fsdpPrefetch)),
   };
+  if (plan.lossLabelsInput)
+    attrs.push_back(b.getNamedAttr("loss_labels", b.getStringAttr("input")));
   if (plan.tpAuto) {
     attrs.push_back(b.getNamedAttr("tp_plan", b.getStringAttr("auto")));
   } else {
@@ -155,6 +159,8 @@ llvm::Expected<Plan> planFromAttr(DictionaryAttr attr) {
       return bad("unknown mode '" + mode.getValue() + "'");
     plan.mode = *m;
   }
+  if (auto labels = attr.getAs<StringAttr>("loss_labels"))
+    plan.lossLabelsInput = labels.getValue() == "input";
   if (auto mp = attr.getAs<DictionaryAttr>("mp_policy")) {
     for (auto [key, field] : {std::pair<StringRef, DType *>{"param_dtype", &plan.mp.paramDtype},
                               {"reduce_dtype", &plan.mp.reduceDtype},

@@ -40,6 +40,10 @@ struct RawTpPlan {
   TpEntries entries;
   std::vector<std::string> sequence; // only to report a sequence as an error
 };
+// `loss: {labels: input_ids | input}`.
+struct RawLoss {
+  std::optional<std::string> labels;
+};
 struct RawPlan {
   std::optional<RawMesh> mesh;
   std::optional<RawTpPlan> tpPlan, customTpPlan;
@@ -47,6 +51,7 @@ struct RawPlan {
       useHfTpPlan;
   std::optional<RawMp> mp;
   std::optional<Mode> mode;
+  std::optional<RawLoss> loss;
   std::optional<std::string> offloadPolicy;
   // NeMo FSDP2Manager sizes, aliases of the mesh axes.
   std::optional<int64_t> tpSize, dpSize, cpSize, dpReplicateSize;
@@ -68,6 +73,7 @@ const StringRef kTopKeys[] = {"mesh",
                               "reshard_after_forward",
                               "activation_checkpointing",
                               "mode",
+                              "loss",
                               "defer_fsdp_grad_sync",
                               "enable_fsdp2_prefetch",
                               "offload_policy",
@@ -198,6 +204,15 @@ template <> struct PolymorphicTraits<RawTpPlan> {
   }
 };
 
+template <> struct MappingTraits<RawLoss> {
+  static void mapping(IO &io, RawLoss &l) {
+    io.mapOptional("labels", l.labels);
+    auto *ctx = static_cast<ParseCtx *>(io.getContext());
+    ctx->knownKeys.assign({"labels"});
+    ctx->where = "loss";
+  }
+};
+
 template <> struct MappingTraits<RawPlan> {
   static void mapping(IO &io, RawPlan &p) {
     io.mapOptional("mesh", p.mesh);
@@ -207,6 +222,7 @@ template <> struct MappingTraits<RawPlan> {
     io.mapOptional("reshard_after_forward", p.reshardAfterForward);
     io.mapOptional("activation_checkpointing", p.activationCheckpointing);
     io.mapOptional("mode", p.mode);
+    io.mapOptional("loss", p.loss);
     io.mapOptional("defer_fsdp_grad_sync", p.deferFsdpGradSync);
     io.mapOptional("enable_fsdp2_prefetch", p.prefetch);
     io.mapOptional("offload_policy", p.offloadPolicy);
@@ -422,6 +438,15 @@ llvm::Expected<Plan> parsePlanText(StringRef text, StringRef name, std::optional
   plan.reshardAfterForward = raw.reshardAfterForward.value_or(true);
   plan.activationCheckpointing = raw.activationCheckpointing.value_or(false);
   plan.mode = raw.mode.value_or(Mode::Inference);
+  if (raw.loss && raw.loss->labels) {
+    StringRef labels = *raw.loss->labels;
+    if (labels != "input" && labels != "input_ids")
+      return err(at("loss") + "unknown loss labels '" + labels + "'" + didYouMean(labels, {"input_ids", "input"}) +
+                 " (labels: input_ids, the shifted token ids; input, a graph input `labels` [B, S])");
+    plan.lossLabelsInput = labels == "input";
+  }
+  if (raw.loss && plan.mode != Mode::Train)
+    return err(at("loss") + "loss: needs mode: train");
   plan.deferFsdpGradSync = raw.deferFsdpGradSync.value_or(false);
   plan.fsdpPrefetch = raw.prefetch.value_or(true);
   return plan;

@@ -1,9 +1,9 @@
 // The CUDA backend's library kernels: the ops no generated kernel covers (for the models
 // bench/gpu checks: linear, matmul, attention, embedding, gather, dynamic_slice, copy, cast,
-// split). GEMMs go through cuBLAS (f32 accumulation); 16-bit attention is the flash kernel
-// (FlashAttention.h, tensor cores), other attention a straightforward kernel (one block per
-// query row, scores in shared memory); embedding and copies are plain. All enqueue on the
-// calling thread's backend stream.
+// split; and the training loss, token_loss). GEMMs go through cuBLAS (f32 accumulation);
+// 16-bit attention is the flash kernel (FlashAttention.h, tensor cores), other attention a
+// straightforward kernel (one block per query row, scores in shared memory); embedding and
+// copies are plain. All enqueue on the calling thread's backend stream.
 #include "CudaBackend.h"
 #include "shardc/cuda/CublasLtGemm.h"
 #include "shardc/cuda/FlashAttention.h"
@@ -515,6 +515,68 @@ std::string gatherKernel(const KernelArgs &a) {
   }
 }
 
+// ---- token_loss: one block per [B*S] row; max-subtracted logsumexp in f32 over the row, then
+// one thread adds the row's loss and 1 to the zeroed scalar outputs (float atomics: the order
+// of the additions, so the last bits of the sum, may vary between runs). Label -100 is ignored.
+template <typename T>
+__global__ void tokenLossRows(const T *x, const int64_t *labels, int64_t vocab, float *sum, float *count) {
+  __shared__ float red[32];
+  const int64_t row = blockIdx.x, label = labels[row];
+  if (label == -100)
+    return;
+  const T *in = x + row * vocab;
+  auto blockReduce = [&](float v, bool isMax) {
+    for (int o = 16; o > 0; o /= 2) {
+      float w = __shfl_xor_sync(0xffffffffu, v, o);
+      v = isMax ? fmaxf(v, w) : v + w;
+    }
+    if (threadIdx.x % 32 == 0)
+      red[threadIdx.x / 32] = v;
+    __syncthreads();
+    v = threadIdx.x < blockDim.x / 32 ? red[threadIdx.x] : (isMax ? -INFINITY : 0.0f);
+    for (int o = 16; o > 0; o /= 2) {
+      float w = __shfl_xor_sync(0xffffffffu, v, o);
+      v = isMax ? fmaxf(v, w) : v + w;
+    }
+    __syncthreads();
+    return v;
+  };
+  float m = -INFINITY;
+  for (int64_t j = threadIdx.x; j < vocab; j += blockDim.x)
+    m = fmaxf(m, toFloat(in[j]));
+  m = blockReduce(m, true);
+  float e = 0.0f;
+  for (int64_t j = threadIdx.x; j < vocab; j += blockDim.x)
+    e += __expf(toFloat(in[j]) - m);
+  e = blockReduce(e, false);
+  if (threadIdx.x == 0 && label >= 0 && label < vocab) {
+    atomicAdd(sum, logf(e) - (toFloat(in[label]) - m));
+    atomicAdd(count, 1.0f);
+  }
+}
+
+std::string tokenLossKernel(const KernelArgs &a) {
+  const TensorView &x = a.in[0], &labels = a.in[1];
+  if (x.rank() != 3 || labels.dtype != DType::I64 || a.out[0].dtype != DType::F32 || a.out[1].dtype != DType::F32)
+    return "token_loss: the CUDA kernel takes logits [B, S, V], i64 labels and f32 outputs";
+  cudaStream_t s = threadContext().stream;
+  for (const TensorView &y : a.out)
+    if (cudaError_t rc = cudaMemsetAsync(y.data, 0, sizeof(float), s); rc != cudaSuccess)
+      return std::string("token_loss: ") + cudaGetErrorString(rc);
+  const int64_t rows = x.shape[0] * x.shape[1], vocab = x.shape[2];
+  if (rows == 0)
+    return "";
+  float *sum = a.out[0].as<float>(), *count = a.out[1].as<float>();
+  const int64_t *pl = labels.as<int64_t>();
+  switch (x.dtype) {
+  case DType::F32: tokenLossRows<<<unsigned(rows), 256, 0, s>>>(x.as<float>(), pl, vocab, sum, count); break;
+  case DType::BF16: tokenLossRows<<<unsigned(rows), 256, 0, s>>>(x.as<__nv_bfloat16>(), pl, vocab, sum, count); break;
+  case DType::F16: tokenLossRows<<<unsigned(rows), 256, 0, s>>>(x.as<__half>(), pl, vocab, sum, count); break;
+  default: return unsupported("token_loss", x.dtype);
+  }
+  return launched("token_loss");
+}
+
 std::string copyKernel(const KernelArgs &a) {
   cudaError_t rc = cudaMemcpyAsync(a.out[0].data, a.in[0].data, a.in[0].bytes(), cudaMemcpyDeviceToDevice,
                                    threadContext().stream);
@@ -538,6 +600,7 @@ rt::KernelFn lookupCudaKernel(std::string_view op) {
   if (op == "split") return splitKernel;
   if (op == "dynamic_slice") return dynamicSliceKernel;
   if (op == "gather") return gatherKernel;
+  if (op == "token_loss") return tokenLossKernel;
   return nullptr;
 }
 

@@ -64,6 +64,9 @@ std::string embeddingKernel(const KernelArgs &args);
 std::string rmsNormKernel(const KernelArgs &args);
 std::string layerNormKernel(const KernelArgs &args);
 
+// TokenLoss.cpp: the summed token cross-entropy and label count (f32, bf16, f16 logits)
+std::string tokenLossKernel(const KernelArgs &args);
+
 // Attention.cpp
 std::string rotaryKernel(const KernelArgs &args);
 std::string attentionKernel(const KernelArgs &args);

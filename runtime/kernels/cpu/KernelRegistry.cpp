@@ -58,6 +58,7 @@ constexpr KernelEntry kKernels[] = {
     {"rotary", guarded<viaFloat32<rotaryKernel>>},
     {"attention", guarded<attentionAnyKernel>},
     {"silu_mul", guarded<viaFloat32KeepF64<siluMulKernel>>},
+    {"token_loss", guarded<tokenLossKernel>}, // reads 16-bit logits in place
 };
 
 } // namespace

@@ -145,3 +145,18 @@ module attributes {sc.mesh = [["dp_shard", 2], ["tp", 2]], sc.tp_styles = {"m.x"
     return %0 : tensor<4x8xf32>
   }
 }
+
+// -----
+
+// expected-error @below {{'sc.train' expects {labels = "input_ids" | "input"}, got {labels = "targets"}}}
+module attributes {sc.train = {labels = "targets"}} {
+}
+
+// -----
+
+module attributes {sc.train = {labels = "input"}} {
+  // expected-error @below {{'sc.train' is not}}
+  func.func @f() attributes {sc.train = {labels = "input"}} {
+    return
+  }
+}

@@ -389,6 +389,14 @@ func.func @embedding_rows_from_without_vocab(%t: tensor<32x8xf32>, %i: tensor<4x
 
 // -----
 
+func.func @token_loss_labels_shape(%x: tensor<2x8x16xf32>, %l: tensor<2x7xi64>) -> tensor<f32> {
+  // expected-error @below {{labels [2x7] must be [B, S] of the logits [2x8x16]}}
+  %s:2 = sc.token_loss %x, %l : (tensor<2x8x16xf32>, tensor<2x7xi64>) -> (tensor<f32>, tensor<f32>)
+  return %s#0 : tensor<f32>
+}
+
+// -----
+
 func.func @embedding_small_vocab(%t: tensor<32x8xf32>, %i: tensor<4xi64>, %s: tensor<i64>) -> tensor<4x8xf32> {
   // expected-error @below {{vocab_size 16 is smaller than the table's 32 rows}}
   %0 = sc.embedding %t, %i rows_from %s {vocab_size = 16 : i64} : (tensor<32x8xf32>, tensor<4xi64>, tensor<i64>) -> tensor<4x8xf32>
@@ -397,10 +405,26 @@ func.func @embedding_small_vocab(%t: tensor<32x8xf32>, %i: tensor<4xi64>, %s: te
 
 // -----
 
+func.func @token_loss_labels_type(%x: tensor<2x8x16xf32>, %l: tensor<2x8xi32>) -> tensor<f32> {
+  // expected-error @below {{labels must be i64, got 'i32'}}
+  %s:2 = sc.token_loss %x, %l : (tensor<2x8x16xf32>, tensor<2x8xi32>) -> (tensor<f32>, tensor<f32>)
+  return %s#0 : tensor<f32>
+}
+
+// -----
+
 func.func @dynamic_slice_start(%x: tensor<4x8xf32>, %s: tensor<1xi64>) -> tensor<4x2xf32> {
   // expected-error @below {{start must be an i64 scalar, got 'tensor<1xi64>'}}
   %0 = sc.dynamic_slice %x, %s {axis = 1 : i64} : (tensor<4x8xf32>, tensor<1xi64>) -> tensor<4x2xf32>
   return %0 : tensor<4x2xf32>
+}
+
+// -----
+
+func.func @token_loss_result(%x: tensor<2x8x16xbf16>, %l: tensor<2x8xi64>) -> tensor<bf16> {
+  // expected-error @below {{sum and count must be f32 scalars (tensor<f32>), got 'tensor<bf16>'}}
+  %s:2 = sc.token_loss %x, %l : (tensor<2x8x16xbf16>, tensor<2x8xi64>) -> (tensor<bf16>, tensor<bf16>)
+  return %s#0 : tensor<bf16>
 }
 
 // -----
@@ -417,4 +441,12 @@ func.func @process_index_twice() -> tensor<i64> {
   // expected-error @below {{axis 'tp' is listed twice}}
   %0 = sc.process_index {axes = ["tp", "tp"]} : tensor<i64>
   return %0 : tensor<i64>
+}
+
+// -----
+
+func.func @token_loss_rank(%x: tensor<16x16xf32>, %l: tensor<16xi64>) -> tensor<f32> {
+  // expected-error @below {{logits must be float [B, S, V], got [16x16] 'f32'}}
+  %s:2 = sc.token_loss %x, %l : (tensor<16x16xf32>, tensor<16xi64>) -> (tensor<f32>, tensor<f32>)
+  return %s#0 : tensor<f32>
 }

@@ -279,6 +279,24 @@ def Sc_RotaryEmbeddingOp : Sc_Op<"rotary_embedding"> {
 // Reductions
 //===----------------------------------------------------------------------===//
 
+def Sc_TokenLossOp : Sc_Op<"token_loss", [], ["getCost"]> {
+  let summary = "summed token cross-entropy and the count of label tokens";
+  let description = [{
+    For logits [B, S, V] (any float type) and labels [B, S] (i64, already shifted: the
+    label of position s is the token it predicts), `sum` is the sum over the positions whose
+    label is not -100 (Hugging Face's ignore index) of logsumexp(logits[b, s, :]) -
+    logits[b, s, label], and `count` the number of those positions, both f32 scalars,
+    computed in f32 with a max-subtracted logsumexp. The mean loss is sum / count; keeping
+    the two apart lets data and context parallelism reduce both (they are sums over the
+    batch and sequence: sharding those dims makes them Partial) and divide by the global
+    count of label tokens. The vocabulary dim must be whole on every rank. A label outside
+    [0, V) other than -100 is a run-time error.
+  }];
+  let arguments = (ins Sc_Tensor:$logits, Sc_Tensor:$labels);
+  let results = (outs Sc_Tensor:$sum, Sc_Tensor:$count);
+  let assemblyFormat = "$logits `,` $labels attr-dict `:` functional-type(operands, results)";
+}
+
 class Sc_ReduceOp<string mnemonic> : Sc_Op<mnemonic, [], ["lowerToStep"]> {
   let arguments = (ins Sc_Tensor:$input, DenseI64ArrayAttr:$axes,
                    DefaultValuedAttr<BoolAttr, "true">:$keepdims);

@@ -87,6 +87,9 @@ struct Plan {
   bool reshardAfterForward = true;
   bool activationCheckpointing = false;
   Mode mode = Mode::Inference;
+  // `loss: {labels: input}` (train mode): the labels come from a graph input `labels` [B, S]
+  // (ignore index -100) that shardc adds and shifts, instead of the shifted input ids.
+  bool lossLabelsInput = false;
   // NeMo FSDP2Config options: defer the gradient reduce-scatter to the last micro-batch
   // (no effect without gradient accumulation) and prefetch the next layer's all-gather.
   bool deferFsdpGradSync = false;

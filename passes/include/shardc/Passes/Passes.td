@@ -102,6 +102,24 @@ def ScFuseElementwise : Pass<"sc-fuse-elementwise", "mlir::func::FuncOp"> {
   }];
 }
 
+def ScAddLoss : Pass<"sc-add-loss", "mlir::ModuleOp"> {
+  let summary = "appends the causal-LM loss to the program of a `mode: train` plan";
+  let description = [{
+    Runs when the module has `sc.train` (set by `shardc compile` for a plan with
+    `mode: train`); otherwise does nothing. Finds the graph's int64 input `input_ids` [B, S]
+    (or its only int64 [B, S] input) and its logits: the output [B, S, V] of float type
+    (the one named `logits` when several fit). The labels are the input ids shifted by one
+    inside each sequence (labels[b, s] = ids[b, s + 1], -100 at s = S - 1), or, with
+    `sc.train = {labels = "input"}`, a new graph input `labels` [B, S] (int64, -100 =
+    ignored) shifted the same way. It appends sc.token_loss (summed cross-entropy and label
+    count, both sums over batch and sequence) and their quotient, returned as a new graph
+    output `loss` (f32 scalar) after the existing outputs, which stay. Runs before
+    sc-apply-plan, so the shift is in the original token order (context parallelism permutes
+    the shifted labels with the logits). Errors: no int64 [B, S] input, no logits-like
+    output (naming the outputs and the ONNX nodes that produce them).
+  }];
+}
+
 def ScApplyPlan : Pass<"sc-apply-plan", "mlir::ModuleOp"> {
   let summary = "seeds shardings from the mesh and tensor-parallel styles recorded on the module";
   let description = [{

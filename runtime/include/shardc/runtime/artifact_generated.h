@@ -293,11 +293,12 @@ enum class StepKind : uint16_t {
   all_to_all = 51,
   process_index = 52,
   fused = 53,
+  token_loss = 54,
   MIN = copy,
-  MAX = fused
+  MAX = token_loss
 };
 
-inline const StepKind (&EnumValuesStepKind())[54] {
+inline const StepKind (&EnumValuesStepKind())[55] {
   static const StepKind values[] = {
     StepKind::copy,
     StepKind::cast,
@@ -352,13 +353,14 @@ inline const StepKind (&EnumValuesStepKind())[54] {
     StepKind::reduce_scatter,
     StepKind::all_to_all,
     StepKind::process_index,
-    StepKind::fused
+    StepKind::fused,
+    StepKind::token_loss
   };
   return values;
 }
 
 inline const char * const *EnumNamesStepKind() {
-  static const char * const names[55] = {
+  static const char * const names[56] = {
     "copy",
     "cast",
     "equal",
@@ -413,13 +415,14 @@ inline const char * const *EnumNamesStepKind() {
     "all_to_all",
     "process_index",
     "fused",
+    "token_loss",
     nullptr
   };
   return names;
 }
 
 inline const char *EnumNameStepKind(StepKind e) {
-  if (flatbuffers::IsOutRange(e, StepKind::copy, StepKind::fused)) return "";
+  if (flatbuffers::IsOutRange(e, StepKind::copy, StepKind::token_loss)) return "";
   const size_t index = static_cast<size_t>(e);
   return EnumNamesStepKind()[index];
 }
@@ -3060,6 +3063,7 @@ inline const flatbuffers::TypeTable *StepKindTypeTable() {
     { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 }
   };
   static const flatbuffers::TypeFunction type_refs[] = {
@@ -3119,10 +3123,11 @@ inline const flatbuffers::TypeTable *StepKindTypeTable() {
     "reduce_scatter",
     "all_to_all",
     "process_index",
-    "fused"
+    "fused",
+    "token_loss"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_ENUM, 54, type_codes, type_refs, nullptr, nullptr, names
+    flatbuffers::ST_ENUM, 55, type_codes, type_refs, nullptr, nullptr, names
   };
   return &tt;
 }

@@ -1,0 +1,159 @@
+// sc-add-loss: a `mode: train` plan's causal-LM loss, appended to the forward program before
+// the plan is applied (Hugging Face's ForCausalLMLoss: shifted labels, ignore index -100,
+// summed cross-entropy divided by the count of label tokens).
+#include "shardc/Dialect/ScDialect.h"
+#include "shardc/Dialect/ScLocation.h"
+#include "shardc/Passes/Passes.h"
+
+namespace shardc {
+#define GEN_PASS_DEF_SCADDLOSS
+#include "shardc/Passes/Passes.h.inc"
+
+using namespace mlir;
+
+namespace {
+
+constexpr int64_t kIgnoreIndex = -100;
+
+std::string shapeText(RankedTensorType t) {
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  os << "[";
+  llvm::interleave(t.getShape(), os, ", ");
+  os << "] " << t.getElementType();
+  return s;
+}
+
+StringRef nameOf(func::FuncOp func, unsigned i, bool result) {
+  auto n = result ? func.getResultAttrOfType<StringAttr>(i, "sc.name") : func.getArgAttrOfType<StringAttr>(i, "sc.name");
+  return n ? n.getValue() : StringRef();
+}
+
+// The token ids: the int64 [B, S] argument named input_ids, else the only int64 [B, S] one.
+FailureOr<BlockArgument> findInputIds(func::FuncOp func) {
+  SmallVector<BlockArgument> candidates;
+  for (BlockArgument arg : func.getArguments()) {
+    auto t = cast<RankedTensorType>(arg.getType());
+    if (t.getRank() == 2 && t.getElementType().isInteger(64)) {
+      if (nameOf(func, arg.getArgNumber(), false) == "input_ids")
+        return arg;
+      candidates.push_back(arg);
+    }
+  }
+  if (candidates.size() == 1)
+    return candidates.front();
+  func.emitError() << "sc-add-loss: mode: train needs the token ids, an int64 input [B, S] named input_ids; "
+                   << (candidates.empty() ? "the graph has no int64 [B, S] input" : "several int64 [B, S] inputs, none named input_ids");
+  return failure();
+}
+
+// The logits: a float [B, S, V] return value (the one named `logits` when several fit).
+FailureOr<unsigned> findLogits(func::FuncOp func, func::ReturnOp ret, ArrayRef<int64_t> bs) {
+  SmallVector<unsigned> fits;
+  for (auto [i, v] : llvm::enumerate(ret.getOperands())) {
+    auto t = cast<RankedTensorType>(v.getType());
+    if (t.getRank() == 3 && isa<FloatType>(t.getElementType()) && t.getDimSize(0) == bs[0] && t.getDimSize(1) == bs[1]) {
+      if (nameOf(func, i, true) == "logits")
+        return i;
+      fits.push_back(i);
+    }
+  }
+  if (fits.size() == 1)
+    return fits.front();
+  InFlightDiagnostic d = func.emitError();
+  d << "sc-add-loss: mode: train needs the logits, a float output [" << bs[0] << ", " << bs[1] << ", V]"
+    << (fits.empty() ? "; the outputs are:" : ", and several fit with none named logits:");
+  for (auto [i, v] : llvm::enumerate(ret.getOperands())) {
+    d << (i ? "," : "") << " '" << nameOf(func, i, true) << "' " << shapeText(cast<RankedTensorType>(v.getType()));
+    if (Operation *def = v.getDefiningOp())
+      d << " from " << describeLoc(def->getLoc());
+  }
+  return failure();
+}
+
+// labels[b, s] = ids[b, s + 1]; the last position predicts nothing (-100).
+Value shiftLeft(OpBuilder &b, Location loc, Value ids) {
+  auto t = cast<RankedTensorType>(ids.getType());
+  int64_t B = t.getDimSize(0), S = t.getDimSize(1);
+  Type i64 = b.getI64Type();
+  Value next = sc::SliceOp::create(b, loc, RankedTensorType::get({B, S - 1}, i64), ids, b.getDenseI64ArrayAttr({0, 1}),
+                                   b.getDenseI64ArrayAttr({1, 1}));
+  auto padType = RankedTensorType::get({B, 1}, i64);
+  Value pad = sc::ConstantOp::create(b, loc, padType, DenseIntElementsAttr::get(padType, ArrayRef<int64_t>{kIgnoreIndex}));
+  return sc::ConcatOp::create(b, loc, t, ValueRange{next, pad}, b.getI64IntegerAttr(1));
+}
+
+struct ScAddLossPass : impl::ScAddLossBase<ScAddLossPass> {
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    auto train = module->getAttrOfType<DictionaryAttr>("sc.train");
+    if (!train)
+      return;
+    auto labelsFrom = train.getAs<StringAttr>("labels");
+    bool labelsInput = labelsFrom && labelsFrom.getValue() == "input";
+    bool failed = false;
+    module.walk([&](func::FuncOp func) {
+      if (func.isExternal() || failed)
+        return;
+      auto ret = cast<func::ReturnOp>(func.getBody().front().getTerminator());
+      FailureOr<BlockArgument> ids = findInputIds(func);
+      if (mlir::failed(ids)) {
+        failed = true;
+        return;
+      }
+      auto idsType = cast<RankedTensorType>(ids->getType());
+      if (idsType.getDimSize(1) < 2) {
+        func.emitError() << "sc-add-loss: a sequence of " << idsType.getDimSize(1) << " token predicts nothing";
+        failed = true;
+        return;
+      }
+      FailureOr<unsigned> logitsAt = findLogits(func, ret, idsType.getShape());
+      if (mlir::failed(logitsAt)) {
+        failed = true;
+        return;
+      }
+      // The names the pass adds must be free (the runtime binds inputs and outputs by name).
+      for (unsigned i = 0; i < func.getNumResults(); ++i)
+        if (nameOf(func, i, true) == "loss") {
+          func.emitError() << "sc-add-loss: the graph already has an output named loss";
+          failed = true;
+        }
+      for (unsigned i = 0; labelsInput && i < func.getNumArguments(); ++i)
+        if (nameOf(func, i, false) == "labels") {
+          func.emitError() << "sc-add-loss: loss: {labels: input} adds an input named labels, and the graph "
+                              "already has one";
+          failed = true;
+        }
+      if (failed)
+        return;
+      Value logits = ret.getOperand(*logitsAt);
+      // Node "loss", no module path, in the model's file (the logits' node's file).
+      OnnxLocInfo src = logits.getDefiningOp() ? readOnnxLoc(logits.getDefiningOp()->getLoc()) : OnnxLocInfo{};
+      Location loc = makeOnnxLoc(&getContext(), OnnxLocInfo{src.file, "loss", ""}, 0);
+      OpBuilder b(ret);
+      Value unshifted = *ids;
+      if (labelsInput) {
+        unsigned n = func.getNumArguments();
+        auto attrs = b.getDictionaryAttr(b.getNamedAttr("sc.name", b.getStringAttr("labels")));
+        if (mlir::failed(func.insertArgument(n, idsType, attrs, func.getLoc()))) {
+          failed = true;
+          return;
+        }
+        unshifted = func.getArgument(n);
+      }
+      Value labels = shiftLeft(b, loc, unshifted);
+      auto scalar = RankedTensorType::get({}, b.getF32Type());
+      auto loss = sc::TokenLossOp::create(b, loc, TypeRange{scalar, scalar}, logits, labels);
+      Value mean = sc::DivOp::create(b, loc, scalar, loss.getSum(), loss.getCount());
+      ret->insertOperands(ret.getNumOperands(), mean);
+      auto attrs = b.getDictionaryAttr(b.getNamedAttr("sc.name", b.getStringAttr("loss")));
+      if (mlir::failed(func.insertResult(func.getNumResults(), scalar, attrs)))
+        failed = true;
+    });
+    if (failed)
+      signalPassFailure();
+  }
+};
+
+} // namespace
+} // namespace shardc
