@@ -9,6 +9,7 @@ with NVRTC (what the CUDA backend does at load).
 """
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 
@@ -66,7 +67,14 @@ def main():
         print(f"FAIL expected at least {args.min_kernels} generated kernels")
         ok = False
     if args.shardc_nvrtc:
-        print(run([args.shardc_nvrtc, wd("fused.shardc"), "--arch", "sm_90a"]).splitlines()[0])
+        # The cubin is cached under a directory that does not exist yet (as ~/.cache/shardc/kernels
+        # on a fresh GPU machine): every missing folder must be made.
+        cache = wd(os.path.join("nvrtc-cache", "fresh", "kernels"))
+        shutil.rmtree(wd("nvrtc-cache"), ignore_errors=True)
+        print(run([args.shardc_nvrtc, wd("fused.shardc"), "--arch", "sm_90a", "--cache", cache]).splitlines()[0])
+        if not os.path.isdir(cache) or not any(f.endswith(".cubin") for f in os.listdir(cache)):
+            print(f"FAIL shardc-nvrtc wrote no cached cubin under {cache}")
+            ok = False
     sys.exit(0 if ok else 1)
 
 

@@ -69,6 +69,22 @@ template <typename T> __global__ void fillRows(const T *bias, T *y, int64_t rows
     y[i] = bias[i % n];
 }
 
+// The step's `axis` attribute (normalised) and the element counts before and after it in `t`.
+struct AxisSplit {
+  int64_t axis, outer, inner;
+};
+AxisSplit aroundAxis(const TensorView &t, const rt::Attrs *attrs) {
+  int64_t axis = attrs ? attrs->getInt("axis", 0) : 0;
+  if (axis < 0)
+    axis += t.rank();
+  AxisSplit split{axis, 1, 1};
+  for (int64_t d = 0; d < axis; ++d)
+    split.outer *= t.shape[d];
+  for (int64_t d = axis + 1; d < t.rank(); ++d)
+    split.inner *= t.shape[d];
+  return split;
+}
+
 unsigned gridFor(int64_t n, unsigned threads) {
   int64_t blocks = (n + threads - 1) / threads;
   int64_t most = int64_t(threadContext().smCount) * 32;
@@ -382,14 +398,7 @@ std::string dynamicSliceKernel(const KernelArgs &a) {
   const TensorView &x = a.in[0], &start = a.in[1], &y = a.out[0];
   if (start.dtype != DType::I64 || start.numel() != 1 || y.rank() != x.rank())
     return "dynamic_slice: the CUDA kernel takes an i64 start and a result of the input's rank";
-  int64_t axis = a.attrs ? a.attrs->getInt("axis", 0) : 0;
-  if (axis < 0)
-    axis += x.rank();
-  int64_t outer = 1, inner = 1;
-  for (int64_t d = 0; d < axis; ++d)
-    outer *= x.shape[d];
-  for (int64_t d = axis + 1; d < x.rank(); ++d)
-    inner *= x.shape[d];
+  const auto [axis, outer, inner] = aroundAxis(x, a.attrs);
   const int64_t length = y.shape[axis], total = outer * length * inner;
   unsigned grid = gridFor(total, 256);
   cudaStream_t s = threadContext().stream;
@@ -498,14 +507,7 @@ std::string gatherKernel(const KernelArgs &a) {
   const TensorView &data = a.in[0], &idx = a.in[1];
   if (idx.dtype != DType::I64 && idx.dtype != DType::I32)
     return "gather: the CUDA kernel takes i64/i32 indices";
-  int64_t axis = a.attrs ? a.attrs->getInt("axis", 0) : 0;
-  if (axis < 0)
-    axis += data.rank();
-  int64_t outer = 1, inner = 1;
-  for (int64_t d = 0; d < axis; ++d)
-    outer *= data.shape[d];
-  for (int64_t d = axis + 1; d < data.rank(); ++d)
-    inner *= data.shape[d];
+  const auto [axis, outer, inner] = aroundAxis(data, a.attrs);
   switch (rt::dtypeSize(data.dtype)) {
   case 1: return gatherAs<uint8_t>(a, outer, data.shape[axis], idx.numel(), inner);
   case 2: return gatherAs<uint16_t>(a, outer, data.shape[axis], idx.numel(), inner);

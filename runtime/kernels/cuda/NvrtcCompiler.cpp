@@ -5,9 +5,9 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
-#include <sys/stat.h>
 #include <unistd.h>
 
 namespace shardc::cuda {
@@ -113,7 +113,8 @@ std::string compileWithNvrtc(std::string_view source, const std::string &arch, c
   nvrtcDestroyProgram(&prog);
 
   if (!cachePath.empty()) {
-    ::mkdir(cacheDir.c_str(), 0755);
+    std::error_code ec; // every missing folder (~/.cache/shardc/kernels on a fresh machine)
+    std::filesystem::create_directories(cacheDir, ec);
     std::string tmp = cachePath + ".tmp" + std::to_string(::getpid());
     std::ofstream o(tmp, std::ios::binary);
     o.write(out.cubin.data(), static_cast<std::streamsize>(out.cubin.size()));
