@@ -111,8 +111,8 @@ struct ScInsertReshardsPass : impl::ScInsertReshardsBase<ScInsertReshardsPass> {
         }
         Operation *at = groupPoint(first);
         OpBuilder b(at);
-        // Named after the parameter, placed in the module where it is issued, so the layer
-        // structure (sc-group-layers) and the report see the group where it runs.
+        // Named after the parameter, placed in the module where it is issued, so that the
+        // report sees the group where it runs.
         OnnxLocInfo where = readOnnxLoc(at->getLoc());
         where.nodeName = p.getName().str();
         Location loc = makeOnnxLoc(p.getContext(), where, 0);
