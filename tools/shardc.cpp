@@ -28,6 +28,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <chrono>
+#include <set>
 #include <cstdlib>
 
 namespace cl = llvm::cl;
@@ -93,8 +94,12 @@ int error(const llvm::Twine &msg) {
   return 1;
 }
 
+// The ONNX names of the initializers the exporter marks trainable (filled by importModel).
+std::set<std::string> exporterTrainable;
+
 FailureOr<OwningOpRef<ModuleOp>> importModel(MLIRContext &ctx) {
   ImportOptions opts;
+  opts.exporterTrainable = &exporterTrainable;
   for (const std::string &spec : inputShapes) {
     std::string err;
     if (!shardc::parseInputShapeSpec(spec, opts, err)) {
@@ -254,6 +259,9 @@ int runCompile(MLIRContext &ctx) {
     if (plan->sequenceParallel)
       (**module)->setAttr("sc.sequence_parallel", b.getUnitAttr());
     // mode: train: sc-add-loss appends the loss (docs/training.md).
+    // mode: train: sc.trainable on the sc.params that train (docs/training.md).
+    if (plan->mode == shardc::Mode::Train)
+      shardc::markTrainableParams(**module, *plan, exporterTrainable);
     if (plan->mode == shardc::Mode::Train)
       (**module)->setAttr("sc.train", b.getDictionaryAttr(b.getNamedAttr(
                                           "labels", b.getStringAttr(plan->lossLabelsInput ? "input" : "input_ids"))));

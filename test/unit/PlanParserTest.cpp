@@ -445,3 +445,65 @@ TEST_F(PlanAttr, Errors) {
 
 } // namespace
 } // namespace shardc
+
+namespace shardc {
+namespace {
+
+//===-- trainable: / frozen: globs ------------------------------------------===//
+
+TEST(PlanTrainable, ParsesGlobs) {
+  Plan p = parse("mode: train\ntrainable: [\"*.q_proj\", embed_tokens]\nfrozen:\n  - \"model.layers.0\"\n");
+  EXPECT_EQ(p.trainableGlobs, (std::vector<std::string>{"*.q_proj", "embed_tokens"}));
+  EXPECT_EQ(p.frozenGlobs, (std::vector<std::string>{"model.layers.0"}));
+  Plan q = parse(printPlanYaml(p, {}));
+  EXPECT_EQ(q.trainableGlobs, p.trainableGlobs);
+  EXPECT_EQ(q.frozenGlobs, p.frozenGlobs);
+  EXPECT_TRUE(parse("mode: train\n").trainableGlobs.empty());
+}
+
+TEST(PlanTrainable, Errors) {
+  EXPECT_EQ(parseError("trainable: [q_proj]\n"), "p.yaml:1:1: trainable: needs mode: train");
+  EXPECT_EQ(parseError("mode: inference\nfrozen: [q_proj]\n"), "p.yaml:2:1: frozen: needs mode: train");
+  EXPECT_EQ(parseError("mode: train\nfrozen: [\"\"]\n"), "p.yaml:2:1: frozen: an empty glob");
+  EXPECT_NE(parseError("mode: train\nfrozn: [q_proj]\n").find("did you mean 'frozen'?"), std::string::npos);
+}
+
+TEST(PlanTrainable, GlobsMatchNamesAndModulePaths) {
+  // The parameter name, or any module path that contains it (last components, as tp_plan).
+  EXPECT_TRUE(paramGlobMatches("q_proj", "m.model.layers.0.self_attn.q_proj.weight"));
+  EXPECT_TRUE(paramGlobMatches("q_proj.weight", "m.model.layers.0.self_attn.q_proj.weight"));
+  EXPECT_TRUE(paramGlobMatches("*.weight", "m.model.norm.weight"));
+  EXPECT_TRUE(paramGlobMatches("model.layers.0", "m.model.layers.0.mlp.up_proj.weight"));
+  EXPECT_TRUE(paramGlobMatches("layers.*.self_attn", "m.model.layers.3.self_attn.k_proj.bias"));
+  EXPECT_TRUE(paramGlobMatches("*_proj.bias", "m.model.layers.3.self_attn.k_proj.bias"));
+  EXPECT_FALSE(paramGlobMatches("model.layers.1", "m.model.layers.10.mlp.up_proj.weight"));
+  EXPECT_FALSE(paramGlobMatches("q_proj", "m.model.layers.0.self_attn.k_proj.weight"));
+  EXPECT_FALSE(paramGlobMatches("*.bias", "m.model.norm.weight"));
+}
+
+TEST(PlanTrainable, FrozenWinsOverTrainable) {
+  Plan p = parse("mode: train\ntrainable: [\"model.layers.0.mlp\", rotary_emb]\nfrozen: [\"model.layers.0\"]\n");
+  std::vector<std::string> up{"m.model.layers.0.mlp.up_proj.weight"}, q{"m.model.layers.0.self_attn.q_proj.weight"},
+      other{"m.model.layers.1.mlp.up_proj.weight"}, rot{"m.model.rotary_emb.inv_freq"};
+  EXPECT_FALSE(isTrainable(p, up, /*exporterTrainable=*/true));
+  EXPECT_FALSE(isTrainable(p, q, true));
+  EXPECT_TRUE(isTrainable(p, other, true));
+  EXPECT_FALSE(isTrainable(p, other, false)); // no glob: the exporter's answer
+  EXPECT_TRUE(isTrainable(p, rot, false));    // trainable: makes a buffer train
+  // A tied parameter is frozen when any of its names matches a frozen glob.
+  Plan t = parse("mode: train\nfrozen: [embed_tokens]\n");
+  EXPECT_FALSE(isTrainable(t, {"m.lm_head.weight", "m.model.embed_tokens.weight"}, true));
+  EXPECT_TRUE(isTrainable(t, {"m.lm_head.weight"}, true));
+}
+
+TEST(PlanTrainable, AttrRoundTrip) {
+  mlir::MLIRContext ctx;
+  Plan p = parse("mode: train\ntrainable: [q_proj]\nfrozen: [embed_tokens, \"*.bias\"]\n");
+  auto back = planFromAttr(planToAttr(&ctx, p));
+  ASSERT_TRUE(static_cast<bool>(back)) << llvm::toString(back.takeError());
+  EXPECT_EQ(back->trainableGlobs, p.trainableGlobs);
+  EXPECT_EQ(back->frozenGlobs, p.frozenGlobs);
+}
+
+} // namespace
+} // namespace shardc

@@ -214,6 +214,14 @@ LogicalResult verifyAttr(Operation *op, Scope scope, NamedAttribute named, Type 
     return failed(only({Scope::Op})) ? failure() : expect(isa<IntegerAttr>(attr), "an integer");
   if (name == "sc.replicate_operands")
     return failed(only({Scope::Op})) ? failure() : expect(isa<UnitAttr>(attr), "a unit attribute");
+  // mode: train: the sc.param is a trainable parameter (docs/training.md).
+  if (name == "sc.trainable") {
+    if (failed(only({Scope::Op})) || failed(expect(isa<UnitAttr>(attr), "a unit attribute")))
+      return failure();
+    if (!isa<ParamOp>(op))
+      return op->emitError() << "'sc.trainable' is only valid on sc.param";
+    return success();
+  }
 
   // Load steps and the memory plan (ScStorage.h).
   if (name == kAtLoadAttr) {

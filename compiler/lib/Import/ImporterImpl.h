@@ -52,6 +52,17 @@ struct ModuleInfo {
 ModuleInfo moduleOf(const onnx::NodeProto &node);
 bool looksLikeModuleParam(llvm::StringRef name);
 
+// Which initializers the exporter marks trainable (docs/training.md): value_info metadata
+// `pkg.torch.export.graph_signature.InputSpec.kind = PARAMETER`, or a fold whose
+// `pkg.onnxscript.optimizer.folded_from` names a PARAMETER (looked up in the graph-level
+// `pkg.torch.export.ExportedProgram.graph_signature` or in the value_infos) and no BUFFER.
+struct TrainableInfo {
+  llvm::StringSet<> trainable;           // initializer names
+  std::vector<std::string> frozenBuffers; // BUFFER names that initializers hold or fold from
+  int64_t frozenInitializers = 0;         // initializers that hold or fold from a BUFFER
+};
+TrainableInfo classifyTrainable(const onnx::GraphProto &graph);
+
 //===----------------------------------------------------------------------===//
 // Converters and their registry
 //===----------------------------------------------------------------------===//

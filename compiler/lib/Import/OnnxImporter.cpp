@@ -312,6 +312,9 @@ llvm::Expected<OwningOpRef<ModuleOp>> Importer::run(llvm::MemoryBufferRef bytes)
   const onnx::GraphProto &graph = model.graph();
   for (const auto &t : graph.initializer())
     initializers[t.name()] = &t;
+  if (opts.exporterTrainable)
+    for (const auto &e : classifyTrainable(graph).trainable)
+      opts.exporterTrainable->insert(e.getKey().str());
   {
     llvm::StringMap<std::string> transposeInput;
     for (const auto &node : graph.node())

@@ -7,6 +7,8 @@
 
 #include <google/protobuf/io/coded_stream.h>
 
+#include <cstdio>
+
 namespace shardc {
 
 using namespace importer;
@@ -58,6 +60,25 @@ llvm::Expected<std::string> summarizeOnnxFile(llvm::StringRef path) {
   for (const auto &vi : g.output())
     printValue(vi);
   os << "initializers: " << g.initializer_size() << " (" << initBytes << " bytes inline)\n";
+  {
+    // What `mode: train` trains by default (docs/training.md); plan globs may override it.
+    TrainableInfo ti = classifyTrainable(g);
+    int64_t elems = 0;
+    for (const auto &t : g.initializer())
+      if (ti.trainable.contains(t.name())) {
+        int64_t n = 1;
+        for (int64_t d : t.dims())
+          n *= d;
+        elems += n;
+      }
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f M", elems / 1e6);
+    os << "trainable: " << ti.trainable.size() << " parameters, " << buf << " elements; frozen: "
+       << ti.frozenInitializers;
+    for (auto [i, b] : llvm::enumerate(ti.frozenBuffers))
+      os << (i ? " " : " (buffers ") << b;
+    os << (ti.frozenBuffers.empty() ? "" : ")") << "\n";
+  }
   std::map<std::string, int> opCounts, pathCounts;
   std::map<std::string, std::string> unsupported;
   // The converters in force at the model's default-domain opset, as the importer picks them.

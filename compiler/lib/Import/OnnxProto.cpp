@@ -173,4 +173,71 @@ bool looksLikeModuleParam(llvm::StringRef name) {
          !name.starts_with("/");
 }
 
+TrainableInfo classifyTrainable(const onnx::GraphProto &graph) {
+  constexpr llvm::StringLiteral kKind = "pkg.torch.export.graph_signature.InputSpec.kind";
+  constexpr llvm::StringLiteral kFolded = "pkg.onnxscript.optimizer.folded_from";
+  constexpr llvm::StringLiteral kSignature = "pkg.torch.export.ExportedProgram.graph_signature";
+  // Parameter/buffer name -> kind: the graph signature's lines
+  // `p_m_lm_head_weight: PARAMETER target='m.lm_head.weight'`, then the value_infos' own kinds.
+  llvm::StringMap<std::string> kindOf, foldedFrom;
+  for (const auto &kv : graph.metadata_props()) {
+    if (kv.key() != kSignature)
+      continue;
+    llvm::SmallVector<llvm::StringRef> lines;
+    llvm::StringRef(kv.value()).split(lines, '\n');
+    for (llvm::StringRef line : lines) {
+      auto [head, rest] = line.split("target='");
+      if (rest.empty())
+        continue;
+      auto [name, kind] = head.split(':');
+      (void)name;
+      llvm::StringRef target = rest.take_until([](char c) { return c == '\''; });
+      kindOf[target] = kind.trim().split(' ').first.str();
+    }
+  }
+  for (const auto &vi : graph.value_info())
+    for (const auto &kv : vi.metadata_props()) {
+      if (kv.key() == kKind)
+        kindOf[vi.name()] = kv.value();
+      else if (kv.key() == kFolded)
+        foldedFrom[vi.name()] = kv.value();
+    }
+  TrainableInfo info;
+  llvm::StringSet<> buffers;
+  auto noteBuffer = [&](llvm::StringRef name) {
+    if (buffers.insert(name).second)
+      info.frozenBuffers.push_back(name.str());
+  };
+  for (const auto &t : graph.initializer()) {
+    auto k = kindOf.find(t.name());
+    if (k != kindOf.end()) {
+      if (k->second == "PARAMETER")
+        info.trainable.insert(t.name());
+      else if (k->second == "BUFFER") {
+        noteBuffer(t.name());
+        ++info.frozenInitializers;
+      }
+      continue;
+    }
+    auto f = foldedFrom.find(t.name());
+    if (f == foldedFrom.end())
+      continue;
+    bool param = false, buffer = false;
+    for (const std::string &src : parsePyList(f->second)) {
+      auto sk = kindOf.find(src);
+      if (sk == kindOf.end())
+        continue;
+      param |= sk->second == "PARAMETER";
+      if (sk->second == "BUFFER") {
+        buffer = true;
+        noteBuffer(src);
+      }
+    }
+    if (param && !buffer)
+      info.trainable.insert(t.name());
+    info.frozenInitializers += buffer;
+  }
+  return info;
+}
+
 } // namespace shardc::importer

@@ -61,6 +61,14 @@ std::string printPlanYaml(const Plan &plan, const std::map<std::string, TpStyle>
   os << "mode: " << stringifyMode(plan.mode) << "\n";
   if (plan.lossLabelsInput)
     os << "loss: {labels: input}\n";
+  for (auto [key, globs] : {std::pair{"trainable", &plan.trainableGlobs}, {"frozen", &plan.frozenGlobs}}) {
+    if (globs->empty())
+      continue;
+    os << key << ":";
+    for (const std::string &g : *globs)
+      os << "\n  - " << yamlQuote(g);
+    os << "\n";
+  }
   os << "defer_fsdp_grad_sync: " << yamlBool(plan.deferFsdpGradSync) << "\n";
   os << "enable_fsdp2_prefetch: " << yamlBool(plan.fsdpPrefetch) << "\n";
   if (!resolved.empty()) {
@@ -96,6 +104,10 @@ DictionaryAttr planToAttr(MLIRContext *ctx, const Plan &plan) {
   };
   if (plan.lossLabelsInput)
     attrs.push_back(b.getNamedAttr("loss_labels", b.getStringAttr("input")));
+  if (!plan.trainableGlobs.empty())
+    attrs.push_back(b.getNamedAttr("trainable", b.getStrArrayAttr(SmallVector<StringRef>(plan.trainableGlobs.begin(), plan.trainableGlobs.end()))));
+  if (!plan.frozenGlobs.empty())
+    attrs.push_back(b.getNamedAttr("frozen", b.getStrArrayAttr(SmallVector<StringRef>(plan.frozenGlobs.begin(), plan.frozenGlobs.end()))));
   if (plan.tpAuto) {
     attrs.push_back(b.getNamedAttr("tp_plan", b.getStringAttr("auto")));
   } else {
@@ -161,6 +173,11 @@ llvm::Expected<Plan> planFromAttr(DictionaryAttr attr) {
   }
   if (auto labels = attr.getAs<StringAttr>("loss_labels"))
     plan.lossLabelsInput = labels.getValue() == "input";
+  for (auto [key, out] : {std::pair{"trainable", &plan.trainableGlobs}, {"frozen", &plan.frozenGlobs}})
+    if (auto globs = attr.getAs<ArrayAttr>(key))
+      for (Attribute g : globs)
+        if (auto s = dyn_cast<StringAttr>(g))
+          out->push_back(s.getValue().str());
   if (auto mp = attr.getAs<DictionaryAttr>("mp_policy")) {
     for (auto [key, field] : {std::pair<StringRef, DType *>{"param_dtype", &plan.mp.paramDtype},
                               {"reduce_dtype", &plan.mp.reduceDtype},

@@ -270,3 +270,45 @@ llvm::Expected<Plan> choosePlan(ModuleOp module, StringRef planPath, StringRef m
 }
 
 } // namespace shardc
+
+namespace shardc {
+
+bool paramGlobMatches(StringRef glob, StringRef paramName) {
+  // The name itself, then each module path that contains it (drop trailing components).
+  for (StringRef p = paramName; !p.empty(); p = p.rsplit('.').first) {
+    if (globMatches(glob, p))
+      return true;
+    if (!p.contains('.'))
+      break;
+  }
+  return false;
+}
+
+bool isTrainable(const Plan &plan, llvm::ArrayRef<std::string> names, bool exporterTrainable) {
+  auto any = [&](const std::vector<std::string> &globs) {
+    return llvm::any_of(globs, [&](const std::string &g) {
+      return llvm::any_of(names, [&](const std::string &n) { return paramGlobMatches(g, n); });
+    });
+  };
+  if (any(plan.frozenGlobs))
+    return false;
+  return exporterTrainable || any(plan.trainableGlobs);
+}
+
+int64_t markTrainableParams(ModuleOp module, const Plan &plan, const std::set<std::string> &exporterTrainable) {
+  int64_t count = 0;
+  module.walk([&](sc::ParamOp p) {
+    std::vector<std::string> names{p.getName().str(), p.getOnnxName().str()};
+    for (StringRef t : p.getTied().getAsValueRange<StringAttr>())
+      names.push_back(t.str());
+    if (isTrainable(plan, names, exporterTrainable.count(p.getOnnxName().str()))) {
+      p->setAttr("sc.trainable", UnitAttr::get(p.getContext()));
+      ++count;
+    } else {
+      p->removeAttr("sc.trainable");
+    }
+  });
+  return count;
+}
+
+} // namespace shardc

@@ -12,6 +12,8 @@
 #include "llvm/Support/YAMLParser.h"
 #include "llvm/Support/YAMLTraits.h"
 
+#include <tuple>
+
 using namespace mlir;
 using llvm::StringRef;
 
@@ -52,6 +54,7 @@ struct RawPlan {
   std::optional<RawMp> mp;
   std::optional<Mode> mode;
   std::optional<RawLoss> loss;
+  std::optional<std::vector<std::string>> trainable, frozen;
   std::optional<std::string> offloadPolicy;
   // NeMo FSDP2Manager sizes, aliases of the mesh axes.
   std::optional<int64_t> tpSize, dpSize, cpSize, dpReplicateSize;
@@ -74,6 +77,8 @@ const StringRef kTopKeys[] = {"mesh",
                               "activation_checkpointing",
                               "mode",
                               "loss",
+                              "trainable",
+                              "frozen",
                               "defer_fsdp_grad_sync",
                               "enable_fsdp2_prefetch",
                               "offload_policy",
@@ -223,6 +228,8 @@ template <> struct MappingTraits<RawPlan> {
     io.mapOptional("activation_checkpointing", p.activationCheckpointing);
     io.mapOptional("mode", p.mode);
     io.mapOptional("loss", p.loss);
+    io.mapOptional("trainable", p.trainable);
+    io.mapOptional("frozen", p.frozen);
     io.mapOptional("defer_fsdp_grad_sync", p.deferFsdpGradSync);
     io.mapOptional("enable_fsdp2_prefetch", p.prefetch);
     io.mapOptional("offload_policy", p.offloadPolicy);
@@ -447,6 +454,17 @@ llvm::Expected<Plan> parsePlanText(StringRef text, StringRef name, std::optional
   }
   if (raw.loss && plan.mode != Mode::Train)
     return err(at("loss") + "loss: needs mode: train");
+  for (auto [key, raw, out] : {std::tuple{"trainable", &raw.trainable, &plan.trainableGlobs},
+                                {"frozen", &raw.frozen, &plan.frozenGlobs}}) {
+    if (!*raw)
+      continue;
+    if (plan.mode != Mode::Train)
+      return err(at(key) + key + ": needs mode: train");
+    for (const std::string &g : **raw)
+      if (g.empty())
+        return err(at(key) + key + ": an empty glob");
+    *out = **raw;
+  }
   plan.deferFsdpGradSync = raw.deferFsdpGradSync.value_or(false);
   plan.fsdpPrefetch = raw.prefetch.value_or(true);
   return plan;

@@ -160,3 +160,27 @@ module attributes {sc.train = {labels = "input"}} {
     return
   }
 }
+
+// -----
+
+// sc.trainable (mode: train) is a unit attribute of sc.param only.
+func.func @trainable_on_exp(%x: tensor<4xf32>) -> tensor<4xf32> {
+  // expected-error @below {{'sc.trainable' is only valid on sc.param}}
+  %0 = sc.exp %x {sc.trainable} : (tensor<4xf32>) -> tensor<4xf32>
+  return %0 : tensor<4xf32>
+}
+
+// -----
+
+func.func @trainable_not_unit() -> tensor<4xf32> {
+  // expected-error @below {{'sc.trainable' expects a unit attribute}}
+  %0 = sc.param "w" {file = "w.bin", offset = 0 : i64, onnx_name = "w", sc.trainable = true, tied = [], transform = #sc.transform<none>} : tensor<4xf32>
+  return %0 : tensor<4xf32>
+}
+
+// -----
+
+func.func @trainable_ok() -> tensor<4xf32> {
+  %0 = sc.param "w" {file = "w.bin", offset = 0 : i64, onnx_name = "w", sc.trainable, tied = [], transform = #sc.transform<none>} : tensor<4xf32>
+  return %0 : tensor<4xf32>
+}

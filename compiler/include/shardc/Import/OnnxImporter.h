@@ -8,6 +8,7 @@
 #include "llvm/Support/MemoryBuffer.h"
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,10 @@ struct ImportOptions {
   std::map<std::string, std::vector<int64_t>> inputShapes;
   // Initializers up to this many bytes that are not module parameters become sc.constant.
   int64_t maxConstantBytes = 64 * 1024;
+  // When set, filled with the ONNX names of the initializers the exporter marks trainable
+  // (docs/training.md); the IR itself does not change. markTrainableParams (Plan.h) turns
+  // it into sc.trainable under `mode: train`.
+  std::set<std::string> *exporterTrainable = nullptr;
 };
 
 // Errors are one line: "<file>: node '<name>' (<module path>): <what is wrong>".

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <optional>
 #include <string>
 #include <utility>
@@ -90,6 +91,9 @@ struct Plan {
   // `loss: {labels: input}` (train mode): the labels come from a graph input `labels` [B, S]
   // (ignore index -100) that shardc adds and shifts, instead of the shifted input ids.
   bool lossLabelsInput = false;
+  // `trainable:` / `frozen:` (train mode): globs over parameter names and module paths that
+  // override the exporter's trainable set; frozen wins when both match (docs/plan.md).
+  std::vector<std::string> trainableGlobs, frozenGlobs;
   // NeMo FSDP2Config options: defer the gradient reduce-scatter to the last micro-batch
   // (no effect without gradient accumulation) and prefetch the next layer's all-gather.
   bool deferFsdpGradSync = false;
@@ -143,6 +147,18 @@ resolveTpPlan(const Plan &plan, llvm::ArrayRef<std::string> modulePaths, ModelFa
 llvm::Error checkTiedParam(const Plan &plan, llvm::StringRef param, llvm::ArrayRef<std::string> modulePaths);
 // The same for every sc.param with `tied` names in the module.
 llvm::Error checkTiedParams(const Plan &plan, mlir::ModuleOp module);
+
+// Whether a `trainable:`/`frozen:` glob matches a parameter: its name (or a tied name), or
+// a module path that contains it (`embed_tokens`, `model.layers.0`), by globMatches.
+bool paramGlobMatches(llvm::StringRef glob, llvm::StringRef paramName);
+// Whether a parameter trains: the exporter's answer, then `trainable:` globs make it
+// trainable and `frozen:` globs frozen (frozen wins when both match).
+bool isTrainable(const Plan &plan, llvm::ArrayRef<std::string> names, bool exporterTrainable);
+// mode: train: sets the unit attribute sc.trainable on every sc.param that trains
+// (isTrainable over its name, tied names and ONNX name; `exporterTrainable` holds the ONNX
+// names the importer reported, ImportOptions::exporterTrainable). Returns how many.
+int64_t markTrainableParams(mlir::ModuleOp module, const Plan &plan,
+                            const std::set<std::string> &exporterTrainable);
 
 // What `shardc plan` does, for any driver: the plan file (or defaultPlan() when `planPath`
 // is empty), the `--mesh` override (when not empty), the mesh resolved against the world
