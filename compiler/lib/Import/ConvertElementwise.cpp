@@ -42,8 +42,12 @@ template <typename OpTy> Converter unary(bool boolResult = false) {
 Converter floatOnly(llvm::StringRef op, Converter inner) {
   return [op = op.str(), inner](NodeCtx &n) -> LogicalResult {
     for (unsigned i = 0; i < n.inputs.size(); ++i)
-      if (n.inputs[i] && !isa<FloatType>(n.elem(i)))
-        return n.im.fail(op + " of a " + shapeStr(n.shape(i)) + " tensor of non-float element type is not supported");
+      if (n.inputs[i] && !isa<FloatType>(n.elem(i))) {
+        std::string type;
+        llvm::raw_string_ostream os(type);
+        os << n.elem(i);
+        return n.im.fail(op + " of " + type + " tensors is not supported (float only)");
+      }
     return inner(n);
   };
 }
