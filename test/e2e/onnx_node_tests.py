@@ -36,7 +36,8 @@ SUPPORTED_OPS = [
     "RMSNormalization", "RotaryEmbedding", "Attention", "ReduceMean", "ReduceSum", "ReduceMax",
     "Reshape", "Transpose", "Slice", "Split", "Concat", "Gather", "GatherElements", "Expand",
     "Unsqueeze", "Squeeze", "Where", "IsNaN", "Equal", "Cast", "Constant", "ConstantOfShape",
-    "Shape", "Range", "Trilu", "Cos", "Sin", "Relu",
+    "Shape", "Range", "Trilu", "Cos", "Sin", "Relu", "Abs", "Floor", "Ceil", "Round", "Sign",
+    "Min", "Max",
 ]
 
 # Tolerance floors for expected outputs stored in a narrow float type.

@@ -299,7 +299,7 @@ TEST(Attrs, TypedGettersConvertNeighbouringKinds) {
 // The Step kinds table of docs/artifact-format.md.
 const std::vector<std::string> kDocumentedOps = {
     "add", "sub", "mul", "div", "pow", "equal", "where", "neg", "sqrt", "reciprocal", "exp",
-    "log", "tanh", "sigmoid", "erf", "cos", "sin", "relu", "silu", "gelu", "gelu_erf", "gelu_tanh", "isnan", "cast", "copy",
+    "log", "tanh", "sigmoid", "erf", "cos", "sin", "relu", "abs", "floor", "ceil", "round", "sign", "min", "max", "silu", "gelu", "gelu_erf", "gelu_tanh", "isnan", "cast", "copy",
     "matmul", "linear", "gemm", "softmax", "log_softmax", "reduce_sum", "reduce_mean",
     "reduce_max", "transpose", "slice", "dynamic_slice", "concat", "split", "gather", "gather_elements", "expand",
     "trilu", "embedding", "rms_norm", "layer_norm", "rotary", "attention", "silu_mul", "token_loss"};

@@ -74,6 +74,40 @@ TEST(FusedPrelude, FormulasMeanWhatTheirOpsMean) {
     ASSERT_EQ(sc_op_mul(xd, 2.0), xd * 2.0);
     ASSERT_EQ(sc_op_div(xd, 2.0), xd / 2.0);
   }
+  // Abs, Floor, Ceil, Round, Sign, Min and Max against definitions by cases, in double; the
+  // grid steps through halves so that Round's ties are hit (ONNX rounds them to even).
+  auto roundHalfEven = [](double x) {
+    const double f = double(int64_t(x)); // the integral part, toward zero
+    const double frac = std::fabs(x - f), away = x < 0 ? f - 1.0 : f + 1.0;
+    if (frac == 0.5)
+      return int64_t(f) % 2 == 0 ? f : away;
+    return frac > 0.5 ? away : f;
+  };
+  for (int k = -200; k <= 200; ++k) {
+    for (double d : {0.0, 0.25, 0.49, 0.51}) {
+      const double x = k * 0.5 + d;
+      const double want_floor = double(int64_t(x)) - ((x < 0 && x != double(int64_t(x))) ? 1.0 : 0.0);
+      const double want_ceil = double(int64_t(x)) + ((x > 0 && x != double(int64_t(x))) ? 1.0 : 0.0);
+      ASSERT_EQ(sc_op_abs(x), x < 0 ? -x : x) << x;
+      ASSERT_EQ(sc_op_abs(float(x)), float(x < 0 ? -x : x)) << x;
+      ASSERT_EQ(sc_op_floor(x), want_floor) << x;
+      ASSERT_EQ(sc_op_ceil(x), want_ceil) << x;
+      ASSERT_EQ(sc_op_round(x), roundHalfEven(x)) << x;
+      ASSERT_EQ(sc_op_round(float(x)), float(roundHalfEven(x))) << x;
+      ASSERT_EQ(sc_op_sign(x), x > 0 ? 1.0 : x < 0 ? -1.0 : 0.0) << x;
+      ASSERT_EQ(sc_op_min(x, 1.25), x <= 1.25 ? x : 1.25) << x;
+      ASSERT_EQ(sc_op_max(x, 1.25), x >= 1.25 ? x : 1.25) << x;
+      ASSERT_EQ(sc_op_min(1.25, x), x <= 1.25 ? x : 1.25) << x;
+      ASSERT_EQ(sc_op_max(1.25, x), x >= 1.25 ? x : 1.25) << x;
+    }
+  }
+  // Signed zeros and NaN: |-0| is +0, Sign(NaN), Min and Max with a NaN on either side are NaN.
+  ASSERT_FALSE(std::signbit(sc_op_abs(-0.0)));
+  const double nan = std::nan("");
+  ASSERT_TRUE(std::isnan(sc_op_sign(nan)));
+  ASSERT_TRUE(std::isnan(sc_op_min(nan, 1.0)) && std::isnan(sc_op_min(1.0, nan)));
+  ASSERT_TRUE(std::isnan(sc_op_max(nan, 1.0)) && std::isnan(sc_op_max(1.0, nan)));
+  ASSERT_TRUE(std::isnan(sc_op_min(float(nan), 1.0f)) && std::isnan(sc_op_max(1.0f, float(nan))));
   // The f32 instantiation is the f32 expression (what a generated kernel computes), bit for bit.
   for (float x = -30.0f; x <= 30.0f; x += 0.0137f)
     ASSERT_EQ(bits(sc_op_sigmoid(x)), bits(1.0f / (1.0f + std::exp(-x)))) << x;

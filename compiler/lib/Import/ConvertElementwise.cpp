@@ -37,6 +37,37 @@ template <typename OpTy> Converter unary(bool boolResult = false) {
   };
 }
 
+// Ops whose formula rows are float only (integer column `none`): an integer input is refused
+// here, naming the op, rather than by the runtime kernel at run time.
+Converter floatOnly(llvm::StringRef op, Converter inner) {
+  return [op = op.str(), inner](NodeCtx &n) -> LogicalResult {
+    for (unsigned i = 0; i < n.inputs.size(); ++i)
+      if (n.inputs[i] && !isa<FloatType>(n.elem(i))) {
+        std::string type;
+        llvm::raw_string_ostream os(type);
+        os << n.elem(i);
+        return n.im.fail(op + " of " + type + " tensors is not supported (float only)");
+      }
+    return inner(n);
+  };
+}
+
+// ONNX Min/Max are variadic: one input is itself, two are the sc op; more are refused.
+template <typename OpTy> Converter variadicPair(llvm::StringRef op) {
+  return [op = op.str()](NodeCtx &n) -> LogicalResult {
+    if (n.inputs.size() > 2)
+      return n.im.fail(op + " with " + llvm::Twine(n.inputs.size()) +
+                       " inputs is not supported (at most 2)");
+    if (n.inputs.size() == 1) {
+      if (failed(needInputs(n, 1)))
+        return failure();
+      n.results.push_back(n.in(0));
+      return success();
+    }
+    return binary<OpTy>()(n);
+  };
+}
+
 LogicalResult convertWhere(NodeCtx &n) {
   if (failed(needInputs(n, 3)))
     return failure();
@@ -105,6 +136,13 @@ void registerElementwiseConverters(ConverterRegistry &r) {
   r.onOp("Cos", 7, unary<sc::CosOp>());
   r.onOp("Sin", 7, unary<sc::SinOp>());
   r.onOp("Relu", 6, unary<sc::ReluOp>());
+  r.onOp("Abs", 6, floatOnly("Abs", unary<sc::AbsOp>()));
+  r.onOp("Floor", 6, floatOnly("Floor", unary<sc::FloorOp>()));
+  r.onOp("Ceil", 6, floatOnly("Ceil", unary<sc::CeilOp>()));
+  r.onOp("Round", 11, floatOnly("Round", unary<sc::RoundOp>()));
+  r.onOp("Sign", 9, floatOnly("Sign", unary<sc::SignOp>()));
+  r.onOp("Min", 8, floatOnly("Min", variadicPair<sc::MinOp>("Min")));
+  r.onOp("Max", 8, floatOnly("Max", variadicPair<sc::MaxOp>("Max")));
   r.onOp("IsNaN", 9, unary<sc::IsNaNOp>(true));
   r.onOp("Gelu", 20, convertGelu);
   r.onOp("Cast", 6, convertCast);

@@ -123,6 +123,12 @@ def Sc_PowOp : Sc_BinaryOp<"pow", [DeclareOpInterfaceMethods<Sc_ElementwiseOpInt
                                                                 ["hasUniformOperandTypes"]>]> {
   let summary = "ONNX Pow (the exponent may have its own numeric type)";
 }
+def Sc_MinOp : Sc_BinaryFormulaOp<"min"> {
+  let summary = "elementwise minimum of two tensors (ONNX Min of two inputs); NaN propagates";
+}
+def Sc_MaxOp : Sc_BinaryFormulaOp<"max"> {
+  let summary = "elementwise maximum of two tensors (ONNX Max of two inputs); NaN propagates";
+}
 def Sc_EqualOp : Sc_BinaryOp<"equal">;
 
 def Sc_WhereOp : Sc_Op<"where"> {
@@ -149,6 +155,16 @@ def Sc_CosOp : Sc_UnaryFormulaOp<"cos">;
 def Sc_SinOp : Sc_UnaryFormulaOp<"sin">;
 def Sc_ReluOp : Sc_UnaryFormulaOp<"relu"> {
   let summary = "max(x, 0); NaN stays NaN";
+}
+// Float only (their rows' integer column is `none`: the CPU kernel refuses integer tensors).
+def Sc_AbsOp : Sc_UnaryFormulaOp<"abs">;
+def Sc_FloorOp : Sc_UnaryFormulaOp<"floor">;
+def Sc_CeilOp : Sc_UnaryFormulaOp<"ceil">;
+def Sc_RoundOp : Sc_UnaryFormulaOp<"round"> {
+  let summary = "round to the nearest integer, halves to even (ONNX Round)";
+}
+def Sc_SignOp : Sc_UnaryFormulaOp<"sign"> {
+  let summary = "-1, 0 or 1 by the input's sign; NaN stays NaN";
 }
 def Sc_IsNaNOp : Sc_UnaryOp<"isnan">;
 def Sc_SiluOp : Sc_UnaryFormulaOp<"silu"> {

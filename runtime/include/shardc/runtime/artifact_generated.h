@@ -285,20 +285,27 @@ enum class StepKind : uint16_t {
   sin = 43,
   silu = 44,
   relu = 45,
-  gelu_erf = 46,
-  gelu_tanh = 47,
-  all_reduce = 48,
-  all_gather = 49,
-  reduce_scatter = 50,
-  all_to_all = 51,
-  process_index = 52,
-  fused = 53,
-  token_loss = 54,
+  abs = 46,
+  floor = 47,
+  ceil = 48,
+  round = 49,
+  sign = 50,
+  min = 51,
+  max = 52,
+  gelu_erf = 53,
+  gelu_tanh = 54,
+  all_reduce = 55,
+  all_gather = 56,
+  reduce_scatter = 57,
+  all_to_all = 58,
+  process_index = 59,
+  fused = 60,
+  token_loss = 61,
   MIN = copy,
   MAX = token_loss
 };
 
-inline const StepKind (&EnumValuesStepKind())[55] {
+inline const StepKind (&EnumValuesStepKind())[62] {
   static const StepKind values[] = {
     StepKind::copy,
     StepKind::cast,
@@ -346,6 +353,13 @@ inline const StepKind (&EnumValuesStepKind())[55] {
     StepKind::sin,
     StepKind::silu,
     StepKind::relu,
+    StepKind::abs,
+    StepKind::floor,
+    StepKind::ceil,
+    StepKind::round,
+    StepKind::sign,
+    StepKind::min,
+    StepKind::max,
     StepKind::gelu_erf,
     StepKind::gelu_tanh,
     StepKind::all_reduce,
@@ -360,7 +374,7 @@ inline const StepKind (&EnumValuesStepKind())[55] {
 }
 
 inline const char * const *EnumNamesStepKind() {
-  static const char * const names[56] = {
+  static const char * const names[63] = {
     "copy",
     "cast",
     "equal",
@@ -407,6 +421,13 @@ inline const char * const *EnumNamesStepKind() {
     "sin",
     "silu",
     "relu",
+    "abs",
+    "floor",
+    "ceil",
+    "round",
+    "sign",
+    "min",
+    "max",
     "gelu_erf",
     "gelu_tanh",
     "all_reduce",
@@ -3064,6 +3085,13 @@ inline const flatbuffers::TypeTable *StepKindTypeTable() {
     { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 }
   };
   static const flatbuffers::TypeFunction type_refs[] = {
@@ -3116,6 +3144,13 @@ inline const flatbuffers::TypeTable *StepKindTypeTable() {
     "sin",
     "silu",
     "relu",
+    "abs",
+    "floor",
+    "ceil",
+    "round",
+    "sign",
+    "min",
+    "max",
     "gelu_erf",
     "gelu_tanh",
     "all_reduce",
@@ -3127,7 +3162,7 @@ inline const flatbuffers::TypeTable *StepKindTypeTable() {
     "token_loss"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_ENUM, 55, type_codes, type_refs, nullptr, nullptr, names
+    flatbuffers::ST_ENUM, 62, type_codes, type_refs, nullptr, nullptr, names
   };
   return &tt;
 }

@@ -111,10 +111,20 @@ def reduce_mean_input_axes():
     return model(nodes, [tensor("x", [2, 4])], [tensor("y", [2])], [axes], opset=18)
 
 
+def min_three_inputs():
+    nodes = [helper.make_node("Min", ["a", "b", "c"], ["y"], name="node_min")]
+    return model(nodes, [tensor(n, [2]) for n in "abc"], [tensor("y", [2])], [])
+
+
+def abs_int64():
+    nodes = [helper.make_node("Abs", ["x"], ["y"], name="node_abs")]
+    return model(nodes, [tensor("x", [2], TensorProto.INT64)], [tensor("y", [2], TensorProto.INT64)], [])
+
+
 KINDS = {f.__name__: f for f in (linear_and_shapes, embedding_tied, unsupported_op, old_opset,
                                   missing_external_data, symbolic_dim, op_too_new,
                                   reduce_mean_attr_axes(17), reduce_mean_attr_axes(18),
-                                  reduce_mean_input_axes)}
+                                  reduce_mean_input_axes, min_three_inputs, abs_int64)}
 
 if __name__ == "__main__":
     kind, out = sys.argv[1], sys.argv[2]

@@ -31,6 +31,10 @@ SC_FN float sc_erf(float x) { return erff(x); }
 SC_FN float sc_cos(float x) { return cosf(x); }
 SC_FN float sc_sin(float x) { return sinf(x); }
 SC_FN float sc_pow(float a, float b) { return powf(a, b); }
+SC_FN float sc_fabs(float x) { return fabsf(x); }
+SC_FN float sc_floor(float x) { return floorf(x); }
+SC_FN float sc_ceil(float x) { return ceilf(x); }
+SC_FN float sc_rint(float x) { return rintf(x); } // halves to even
 SC_FN double sc_sqrt_d(double x) { return sqrt(x); }
 SC_FN double sc_log_d(double x) { return log(x); }
 SC_FN double sc_exp(double x) { return exp(x); }
@@ -41,6 +45,10 @@ SC_FN double sc_erf(double x) { return erf(x); }
 SC_FN double sc_cos(double x) { return cos(x); }
 SC_FN double sc_sin(double x) { return sin(x); }
 SC_FN double sc_pow(double a, double b) { return pow(a, b); }
+SC_FN double sc_fabs(double x) { return fabs(x); }
+SC_FN double sc_floor(double x) { return floor(x); }
+SC_FN double sc_ceil(double x) { return ceil(x); }
+SC_FN double sc_rint(double x) { return rint(x); }
 // Row kernels: one block per row, its threads striding over the row; sc_row_sum is a block
 // reduction that every thread of the block calls (blockDim a multiple of 32, at most 1024).
 #define SC_ROWS(r, n) for (long long r = blockIdx.x; r < (long long)(n); r += gridDim.x)
@@ -105,6 +113,10 @@ SC_FN float sc_erf(float x) { return std::erf(x); }
 SC_FN float sc_cos(float x) { return std::cos(x); }
 SC_FN float sc_sin(float x) { return std::sin(x); }
 SC_FN float sc_pow(float a, float b) { return std::pow(a, b); }
+SC_FN float sc_fabs(float x) { return std::fabs(x); }
+SC_FN float sc_floor(float x) { return std::floor(x); }
+SC_FN float sc_ceil(float x) { return std::ceil(x); }
+SC_FN float sc_rint(float x) { return std::nearbyint(x); } // halves to even (default rounding)
 SC_FN double sc_sqrt_d(double x) { return std::sqrt(x); }
 SC_FN double sc_log_d(double x) { return std::log(x); }
 SC_FN double sc_exp(double x) { return std::exp(x); }
@@ -115,6 +127,10 @@ SC_FN double sc_erf(double x) { return std::erf(x); }
 SC_FN double sc_cos(double x) { return std::cos(x); }
 SC_FN double sc_sin(double x) { return std::sin(x); }
 SC_FN double sc_pow(double a, double b) { return std::pow(a, b); }
+SC_FN double sc_fabs(double x) { return std::fabs(x); }
+SC_FN double sc_floor(double x) { return std::floor(x); }
+SC_FN double sc_ceil(double x) { return std::ceil(x); }
+SC_FN double sc_rint(double x) { return std::nearbyint(x); }
 // Row kernels: rows in order, each row's elements in order (the library kernels' order).
 #define SC_ROWS(r, n) for (long long r = 0; r < (long long)(n); ++r)
 #define SC_COLS(j, n) for (long long j = 0; j < (long long)(n); ++j)
@@ -271,6 +287,13 @@ SC_FN void sc_store4_f16(unsigned short *p, const float v[4]) {
   X(cos, 1, none, sc_cos(a))                                                                  \
   X(sin, 1, none, sc_sin(a))                                                                  \
   X(relu, 1, none, a < T(0) ? T(0) : a)                                                       \
+  X(abs, 1, none, sc_fabs(a))                                                                 \
+  X(floor, 1, none, sc_floor(a))                                                              \
+  X(ceil, 1, none, sc_ceil(a))                                                                \
+  X(round, 1, none, sc_rint(a))                                                               \
+  X(sign, 1, none, a > T(0) ? T(1) : a < T(0) ? T(-1) : a)                                    \
+  X(min, 2, none, (a != a || a < b) ? a : b)                                                  \
+  X(max, 2, none, (a != a || a > b) ? a : b)                                                  \
   X(silu, 1, none, a * sc_op_sigmoid(a))                                                      \
   X(gelu_erf, 1, none, T(0.5) * a * (T(1) + sc_erf(a * T(0.70710678118654752440))))           \
   X(gelu_tanh, 1, none,                                                                       \
