@@ -50,7 +50,7 @@ int runReport(llvm::StringRef path, bool json) {
   std::vector<Collective> collectives;
   for (const rt::Step &s : art.steps) {
     const rt::CollectiveKernel *kernel = rt::lookupCollectiveKernel(s.op);
-    if (!kernel || !kernel->communicates)
+    if (!kernel)
       continue;
     Collective c;
     c.kind = s.op;

@@ -234,8 +234,7 @@ const CollectiveKernel kKernels[] = {
 } // namespace
 
 bool communicatesBetweenRanks(std::string_view op) {
-  const CollectiveKernel *k = lookupCollectiveKernel(op);
-  return k && k->communicates;
+  return lookupCollectiveKernel(op) != nullptr;
 }
 
 const CollectiveKernel *lookupCollectiveKernel(std::string_view op) {

@@ -36,14 +36,13 @@ struct CollectiveKernel {
   // The bytes each rank puts on the wire in a ring over `groupSize` ranks, given the step's
   // input and output bytes (`shardc report`'s figure).
   uint64_t (*wireBytes)(uint64_t inBytes, uint64_t outBytes, int64_t groupSize);
-  // Whether the step moves data between ranks (every collective of the table does today).
-  bool communicates = true;
 };
 
 // The collective kernel for `op`, or nullptr when `op` is not a collective step.
 const CollectiveKernel *lookupCollectiveKernel(std::string_view op);
-// A collective step that moves data between ranks (the table's `communicates`): the
-// executor's communication stream, the emitter's load steps and `shardc report` ask this.
+// A collective step, which moves data between ranks (every row of the table does; local
+// slices are sc-partition's dynamic_slice): the executor's communication stream,
+// sc-hoist-load-steps and `shardc report` ask this.
 bool communicatesBetweenRanks(std::string_view op);
 std::vector<std::string> collectiveKernelNames();
 
