@@ -21,7 +21,7 @@ std::string kernelKey(const Artifact &artifact, const Step &step) {
   if (step.op == "fused")
     return "fused " + step.attrs.getString("kernel");
   auto buffer = [&](int64_t id) -> const BufferDesc & { return artifact.buffers[size_t(id)]; };
-  std::string key = step.op;
+  std::string key = step.op == "formula" ? "formula " + step.attrs.getString("formula") : step.op;
   if (!step.in.empty())
     key += std::string(" ") + dtypeName(buffer(step.in[0]).dtype);
   if (lookupCollectiveKernel(step.op)) {

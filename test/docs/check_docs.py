@@ -4,10 +4,10 @@
 1. every pass and pass pipeline that shardc-opt registers (`Pass<"sc-…">` in
    passes/include/shardc/Passes/Passes.td, `PassPipelineRegistration<>("sc-…")` in passes/)
    appears as `--sc-…` in docs/cli.md, and every `--sc-…` the docs name is registered;
-2. every step kind the runtime has a kernel for (the CPU kernel table in
-   runtime/kernels/cpu/KernelRegistry.cpp, the rows of SC_ELEMENTWISE_FORMULAS in
-   FusedPrelude.h, the collectives in runtime/comm/CollectiveKernels.cpp) appears as `kind` in
-   docs/artifact-format.md;
+2. every step kind (the enum StepKind of runtime/schema/artifact.fbs, the CPU kernel table in
+   runtime/kernels/cpu/KernelRegistry.cpp, the collectives in runtime/comm/CollectiveKernels.cpp)
+   and every value of the `formula` kind's attribute (the rows of SC_ELEMENTWISE_FORMULAS in
+   FusedPrelude.h) appears as `kind` in docs/artifact-format.md;
 3. every repository path that README.md, CONTRIBUTING.md and docs/*.md name (in backticks or
    as a link target, e.g. `runtime/comm/CollectiveKernels.cpp`) exists, and every relative
    Markdown link points at an existing file.
@@ -60,8 +60,11 @@ def step_kinds(root):
     collectives = set(re.findall(r'\{\s*"([a-z0-9_]+)"\s*,\s*check\w+\s*,\s*run\w+\s*,\s*\w+Wire\s*[,}]',
                                  read(root, "runtime/comm/CollectiveKernels.cpp")))
     need(collectives, "collectives in CollectiveKernels.cpp's table")
-    return {"KernelRegistry.cpp": cpu, "SC_ELEMENTWISE_FORMULAS": formulas,
-            "CollectiveKernels.cpp": collectives}
+    enum = re.search(r"enum StepKind\b[^{]*\{(.*?)\}", read(root, "runtime/schema/artifact.fbs"), re.S)
+    schema = set(re.findall(r"\b([a-z][a-z0-9_]*)\b", re.sub(r"//[^\n]*", "", enum.group(1) if enum else "")))
+    need(schema, "values of enum StepKind in artifact.fbs")
+    return {"artifact.fbs StepKind": schema, "KernelRegistry.cpp": cpu,
+            "SC_ELEMENTWISE_FORMULAS": formulas, "CollectiveKernels.cpp": collectives}
 
 
 def doc_files(root):

@@ -46,7 +46,7 @@ CollectivesArtifact makeCollectivesArtifact(int64_t T) {
            "\"}";
   };
   std::string t = std::to_string(T);
-  a.manifest = "{\n  \"format_version\": 3, \"producer\": \"unit test\", \"source\": \"collectives\",\n"
+  a.manifest = "{\n  \"format_version\": 4, \"producer\": \"unit test\", \"source\": \"collectives\",\n"
                "  \"mesh\": {\"dp_replicate\": 1, \"dp_shard\": 1, \"cp\": 1, \"tp\": " + t + "},\n"
                "  \"mesh_axes\": [[\"dp_replicate\", 1], [\"dp_shard\", 1], [\"cp\", 1], [\"tp\", " + t + "]],\n"
                "  \"world_size\": " + t + ",\n  \"weight_files\": [],\n  \"arena_bytes\": " + std::to_string(6 * slot) + ",\n"

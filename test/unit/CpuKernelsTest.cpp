@@ -106,9 +106,16 @@ Owned randomInts(Shape shape, int64_t lo, int64_t hi, DType dtype = DType::I64) 
   return t;
 }
 
+// `op` is a step kind, or else a row of SC_ELEMENTWISE_FORMULAS, run as the step kind `formula`
+// naming it.
 std::string runKernel(const std::string &op, std::vector<Owned *> ins, std::vector<Owned *> outs,
                       const Attrs &attrs = Attrs()) {
-  KernelFn fn = lookupCpuKernel(op);
+  static const std::vector<std::string> rows = elementwiseFormulaNames();
+  const bool isRow = !lookupCpuKernel(op) && std::find(rows.begin(), rows.end(), op) != rows.end();
+  Attrs withRow = attrs;
+  if (isRow)
+    withRow.set("formula", op);
+  KernelFn fn = lookupCpuKernel(isRow ? "formula" : op);
   if (!fn)
     return "no kernel for " + op;
   KernelArgs args;
@@ -116,7 +123,7 @@ std::string runKernel(const std::string &op, std::vector<Owned *> ins, std::vect
     args.in.push_back(t->view);
   for (Owned *t : outs)
     args.out.push_back(t->view);
-  args.attrs = &attrs;
+  args.attrs = &withRow;
   return fn(args);
 }
 
@@ -298,8 +305,7 @@ TEST(Attrs, TypedGettersConvertNeighbouringKinds) {
 
 // The Step kinds table of docs/artifact-format.md.
 const std::vector<std::string> kDocumentedOps = {
-    "add", "sub", "mul", "div", "pow", "equal", "where", "neg", "sqrt", "reciprocal", "exp",
-    "log", "tanh", "sigmoid", "erf", "cos", "sin", "relu", "abs", "floor", "ceil", "round", "sign", "min", "max", "silu", "gelu", "gelu_erf", "gelu_tanh", "isnan", "cast", "copy",
+    "formula", "pow", "equal", "where", "isnan", "cast", "copy",
     "matmul", "linear", "gemm", "softmax", "log_softmax", "reduce_sum", "reduce_mean",
     "reduce_max", "transpose", "slice", "dynamic_slice", "concat", "split", "gather", "gather_elements", "expand",
     "trilu", "embedding", "rms_norm", "layer_norm", "rotary", "attention", "silu_mul", "token_loss"};
@@ -316,12 +322,26 @@ TEST(Registry, EveryDocumentedOpHasAKernel) {
 
 TEST(Registry, WrongArityIsAnErrorNotACrash) {
   Owned x = randomTensor({2, 3});
-  for (const std::string &op : cpuKernelNames()) {
+  std::vector<std::string> ops = cpuKernelNames(), rows = elementwiseFormulaNames();
+  ops.insert(ops.end(), rows.begin(), rows.end());
+  for (const std::string &op : ops) {
     std::string none = runKernel(op, {}, {});
     EXPECT_EQ(none.rfind(op + ": ", 0), 0u) << op << ": " << none;
     std::string noOutput = runKernel(op, {&x, &x, &x}, {});
     EXPECT_FALSE(noOutput.empty()) << op;
   }
+}
+
+TEST(Registry, FormulaStepNamesItsRow) {
+  Owned x = randomTensor({2, 3}), y(DType::F32, {2, 3});
+  EXPECT_RUNS("formula", {&x}, {&y}, attrsOf({{"formula", std::string("exp")}}));
+  EXPECT_EQ(runKernel("formula", {&x}, {&y}, attrsOf({{"formula", std::string("fast_gelu")}})),
+            "formula: 'fast_gelu' is not a row of SC_ELEMENTWISE_FORMULAS (FusedPrelude.h)");
+  EXPECT_EQ(runKernel("formula", {&x}, {&y}),
+            "formula: '' is not a row of SC_ELEMENTWISE_FORMULAS (FusedPrelude.h)");
+  // Formula rows are not step kinds of their own.
+  EXPECT_EQ(lookupCpuKernel("exp"), nullptr);
+  EXPECT_EQ(lookupCpuKernel("gelu_tanh"), nullptr);
 }
 
 // --- elementwise ------------------------------------------------------------------------
@@ -501,14 +521,12 @@ TEST(Elementwise, GeluExactAndTanh) {
     exact.push_back(0.5 * v * (1 + std::erf(v / std::sqrt(2.0))));
     tanhForm.push_back(0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v))));
   }
-  EXPECT_RUNS("gelu", {&x}, {&y});
-  expectNear(valuesOf(y), exact, 2e-6, "gelu none (default)");
-  EXPECT_RUNS("gelu", {&x}, {&y}, attrsOf({{"approximate", std::string("tanh")}}));
-  expectNear(valuesOf(y), tanhForm, 2e-6, "gelu tanh");
-  EXPECT_EQ(runKernel("gelu", {&x}, {&y}, attrsOf({{"approximate", std::string("fast")}})),
-            "gelu: approximate must be \"none\" or \"tanh\", not \"fast\"");
+  EXPECT_RUNS("gelu_erf", {&x}, {&y});
+  expectNear(valuesOf(y), exact, 2e-6, "gelu_erf");
+  EXPECT_RUNS("gelu_tanh", {&x}, {&y});
+  expectNear(valuesOf(y), tanhForm, 2e-6, "gelu_tanh");
   Owned xb = randomTensor({8}, DType::BF16, -3, 3), yb(DType::BF16, {8});
-  EXPECT_RUNS("gelu", {&xb}, {&yb});
+  EXPECT_RUNS("gelu_erf", {&xb}, {&yb});
   std::vector<double> want;
   for (double v : valuesOf(xb))
     want.push_back(bf16ToF32(f32ToBf16(static_cast<float>(0.5 * v * (1 + std::erf(v / std::sqrt(2.0)))))));

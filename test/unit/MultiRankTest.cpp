@@ -350,7 +350,7 @@ std::string chunkManifest(const DeviceMesh &mesh, const std::string &shardJson,
                std::to_string(a.size);
   }
   std::string shape = "[" + std::to_string(local[0]) + ", " + std::to_string(local[1]) + "]";
-  return R"({"format_version": 3, "mesh": {)" + meshObj + R"(}, "mesh_axes": [)" + axes +
+  return R"({"format_version": 4, "mesh": {)" + meshObj + R"(}, "mesh_axes": [)" + axes +
          R"(], "world_size": )" + std::to_string(mesh.worldSize()) +
          R"(, "weight_files": [{"path": "w.bin", "size": 136}], "arena_bytes": 512,
     "buffers": [
@@ -438,7 +438,7 @@ std::string processIndexManifest(const std::string &indexStep, bool atLoad) {
     return std::string(atLoad ? R"("storage": "persistent", "offset": )" : R"("storage": "arena", "offset": )") +
            std::to_string(atLoad ? offset : 192 + offset);
   };
-  return R"({"format_version": 3, "mesh_axes": [["dp_replicate", 1], ["dp_shard", 2], ["cp", 1], ["tp", 2]],
+  return R"({"format_version": 4, "mesh_axes": [["dp_replicate", 1], ["dp_shard", 2], ["cp", 1], ["tp", 2]],
     "world_size": 4, "weight_files": [], "arena_bytes": 320, "persistent_bytes": 128,
     "buffers": [
       {"id": 0, "name": "x", "dtype": "f32", "shape": [4, 8], "storage": "arena", "offset": 0},

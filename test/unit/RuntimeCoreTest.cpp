@@ -135,7 +135,7 @@ std::string bytesOf(const std::vector<float> &v) {
 // A small valid artifact: y = (x + c) · w, with x an input, c a blob constant and w a weight
 // (12 bytes of padding, then 6 floats) in "w.bin" beside the artifact.
 constexpr const char *kManifest = R"({
-  "format_version": 3,
+  "format_version": 4,
   "producer": "unit test",
   "source": "none.onnx",
   "mesh": {"dp_replicate": 1, "dp_shard": 1, "cp": 1, "tp": 1},
@@ -153,7 +153,7 @@ constexpr const char *kManifest = R"({
   "inputs": [{"name": "x", "buffer": 0}],
   "outputs": [{"name": "y", "buffer": 4}],
   "steps": [
-    {"op": "add", "in": [0, 1], "out": [2], "attrs": {}, "loc": "node_add @ m.block"},
+    {"op": "formula", "in": [0, 1], "out": [2], "attrs": {"formula": "add"}, "loc": "node_add @ m.block"},
     {"op": "matmul", "in": [2, 3], "out": [4], "flops": 24,
      "loc": "node_mm @ m.block.proj"}
   ]
@@ -257,7 +257,7 @@ TEST(Artifact, HeaderLayout) {
   uint32_t version, reserved;
   std::memcpy(&version, bytes.data() + 8, 4);
   std::memcpy(&reserved, bytes.data() + 12, 4);
-  EXPECT_EQ(version, 3u);
+  EXPECT_EQ(version, 4u);
   EXPECT_EQ(reserved, 0u);
   EXPECT_EQ(u64(16), 2u);
   EXPECT_EQ(u64(24), 3u);
@@ -308,11 +308,11 @@ TEST(Artifact, HeaderErrors) {
   bad[0] = 'X';
   EXPECT_EQ(loadError(bad), "m.shardc: not a shardc artifact (bad magic)");
   bad = good;
-  bad[8] = 4;
+  bad[8] = 5;
   EXPECT_EQ(loadError(bad),
-            "m.shardc: artifact format version 4, this runtime reads version 3 (update the runtime)");
+            "m.shardc: artifact format version 5, this runtime reads version 4 (update the runtime)");
   bad[8] = 1; // a JSON-manifest artifact of the first format
-  EXPECT_EQ(loadError(bad), "m.shardc: artifact format version 1, this runtime reads version 3 "
+  EXPECT_EQ(loadError(bad), "m.shardc: artifact format version 1, this runtime reads version 4 "
                             "(recompile the model with this shardc)");
   bad = good;
   bad[13] = 1;
@@ -395,8 +395,8 @@ TEST(Artifact, ManifestValidationErrors) {
             JsonValue(JsonValue::Array{JsonValue(int64_t(1) << 40), JsonValue(int64_t(1) << 40)});
       },
       "buffers[0].shape: the buffer is implausibly large");
-  expectError([](JsonValue &m) { *m.find("format_version") = JsonValue(4); },
-              "format_version: 4 disagrees with the header's version 3");
+  expectError([](JsonValue &m) { *m.find("format_version") = JsonValue(5); },
+              "format_version: 5 disagrees with the header's version 4");
   expectError([](JsonValue &m) { *m.find("outputs")->asArray()[0].find("buffer") = JsonValue(5); },
               "outputs[0].buffer: buffer id 5 is out of range (the manifest has 5 buffers)");
   expectError([](JsonValue &m) { *m.find("world_size") = JsonValue(2); },
@@ -404,7 +404,7 @@ TEST(Artifact, ManifestValidationErrors) {
   expectError([](JsonValue &m) { *m.find("inputs")->asArray()[0].find("buffer") = JsonValue(3); },
               "inputs[0].buffer: buffer 3 is not an arena buffer");
   expectError([](JsonValue &m) { stepAt(m, 0).find("out")->asArray()[0] = JsonValue(1); },
-              "steps[0].out[0]: step 'add' writes buffer 1, which is not an arena buffer");
+              "steps[0].out[0]: step 'formula' writes buffer 1, which is not an arena buffer");
 }
 
 
@@ -798,7 +798,7 @@ TEST(Executor, RandomWeightsNeedNoWeightFiles) {
 // Load steps: the weight is negated once when the executor is made, into a persistent
 // buffer that every run reads; no run step reads the weight, so its bytes are released.
 constexpr const char *kLoadManifest = R"({
-  "format_version": 3, "producer": "unit test", "source": "none.onnx",
+  "format_version": 4, "producer": "unit test", "source": "none.onnx",
   "mesh": {"dp_replicate": 1, "dp_shard": 1, "cp": 1, "tp": 1}, "world_size": 1,
   "weight_files": [{"path": "w.bin", "size": 36}],
   "arena_bytes": 128, "persistent_bytes": 64,
@@ -811,7 +811,7 @@ constexpr const char *kLoadManifest = R"({
   ],
   "inputs": [{"name": "x", "buffer": 0}],
   "outputs": [{"name": "y", "buffer": 3}],
-  "load_steps": [{"op": "neg", "in": [1], "out": [2], "attrs": {}, "loc": "node_cast @ m.w"}],
+  "load_steps": [{"op": "formula", "in": [1], "out": [2], "attrs": {"formula": "neg"}, "loc": "node_cast @ m.w"}],
   "steps": [{"op": "matmul", "in": [0, 2], "out": [3], "attrs": {}, "loc": "node_mm @ m"}]
 })";
 
@@ -838,10 +838,10 @@ TEST(Artifact, LoadStepsReadOnlyWeightsAndWritePersistentBuffers) {
     return loadError(encodeJsonArtifact(writeJson(m), validBlob()));
   };
   EXPECT_EQ(edited([](JsonValue &m) { m.find("load_steps")->asArray()[0].find("in")->asArray()[0] = JsonValue(int64_t(0)); }),
-            "m.shardc: manifest: load_steps[0].in[0]: load step 'neg' reads arena buffer 0 (load steps read "
+            "m.shardc: manifest: load_steps[0].in[0]: load step 'formula' reads arena buffer 0 (load steps read "
             "weights, constants and persistent buffers)");
   EXPECT_EQ(edited([](JsonValue &m) { m.find("load_steps")->asArray()[0].find("out")->asArray()[0] = JsonValue(int64_t(3)); }),
-            "m.shardc: manifest: load_steps[0].out[0]: step 'neg' writes buffer 3, which is not a persistent buffer");
+            "m.shardc: manifest: load_steps[0].out[0]: step 'formula' writes buffer 3, which is not a persistent buffer");
   EXPECT_EQ(edited([](JsonValue &m) { *m.find("persistent_bytes") = JsonValue(int64_t(16)); }),
             "m.shardc: manifest: buffers[2]: persistent range [0, 24) overflows persistent_bytes 16");
 }
@@ -923,7 +923,7 @@ TEST(Executor, ProfilesEveryStepOfUncapturedRuns) {
   EXPECT_EQ(rows[0].kernel, "matmul f32 2x3, 3x2 -> 2x2");
   EXPECT_DOUBLE_EQ(rows[0].share, 0.75);
   EXPECT_EQ(rows[0].flops, 24u);
-  EXPECT_EQ(rows[1].kernel, "add f32 2x3, 2x3 -> 2x3");
+  EXPECT_EQ(rows[1].kernel, "formula add f32 2x3, 2x3 -> 2x3");
   EXPECT_EQ(rows[1].flops, 0u);
   std::string table = formatKernelProfile(rows, 1);
   EXPECT_NE(table.find("75.0%"), std::string::npos) << table;
@@ -993,7 +993,7 @@ public:
   std::string loadKernels(const Artifact &) override { return ""; }
   const FusedKernel *lookupFused(std::string_view) const override { return nullptr; }
   // Steps name the schema's kinds, so this backend gives three of them its test behaviour:
-  // copy records its inputs, gelu fails, erf throws; it has no other kernel.
+  // copy records its inputs, matmul fails, softmax throws; it has no other kernel.
   KernelFn lookupKernel(std::string_view op) const override {
     if (op == "copy")
       return [](const KernelArgs &a) -> std::string {
@@ -1001,11 +1001,11 @@ public:
           seenInputs.push_back(v.data);
         return "";
       };
-    if (op == "gelu")
+    if (op == "matmul")
       return [](const KernelArgs &a) -> std::string {
         return "bad shape " + shapeString(a.in[0].shape);
       };
-    if (op == "erf")
+    if (op == "softmax")
       return [](const KernelArgs &) -> std::string { throw std::runtime_error("out of memory"); };
     return nullptr;
   }
@@ -1062,16 +1062,16 @@ TEST(Executor, StepErrorsAreLocated) {
   {
     auto d = artifactOnDisk(manifestWithSteps(
         R"([{"op": "copy", "in": [0], "out": []},
-            {"op": "gelu", "in": [0], "out": [2], "loc": "node_mm @ m.layers.3.mlp"}])"));
+            {"op": "matmul", "in": [0], "out": [2], "loc": "node_mm @ m.layers.3.mlp"}])"));
     std::unique_ptr<Executor> ex;
     ASSERT_EQ(Executor::create(d->artifact, backend, ex), "");
-    EXPECT_EQ(ex->run({x}, outputs), "step 1 (gelu @ node_mm @ m.layers.3.mlp): bad shape 2x3");
+    EXPECT_EQ(ex->run({x}, outputs), "step 1 (matmul @ node_mm @ m.layers.3.mlp): bad shape 2x3");
   }
   {
-    auto d = artifactOnDisk(manifestWithSteps(R"([{"op": "erf", "in": [], "out": []}])"));
+    auto d = artifactOnDisk(manifestWithSteps(R"([{"op": "softmax", "in": [], "out": []}])"));
     std::unique_ptr<Executor> ex;
     ASSERT_EQ(Executor::create(d->artifact, backend, ex), "");
-    EXPECT_EQ(ex->run({x}, outputs), "step 0 (erf): kernel threw: out of memory");
+    EXPECT_EQ(ex->run({x}, outputs), "step 0 (softmax): kernel threw: out of memory");
   }
   {
     auto d = artifactOnDisk(manifestWithSteps(
@@ -1121,7 +1121,7 @@ TEST(Executor, WeightFileErrors) {
 
 TEST(Executor, InputChecks) {
   // No steps: the output is the input buffer itself, so only the copies are exercised.
-  std::string manifest = R"({"format_version": 3, "arena_bytes": 128,
+  std::string manifest = R"({"format_version": 4, "arena_bytes": 128,
     "buffers": [{"id": 0, "dtype": "i64", "shape": [2, 2], "storage": "arena", "offset": 0},
                 {"id": 1, "dtype": "f32", "shape": [], "storage": "arena", "offset": 64}],
     "inputs": [{"name": "input_ids", "buffer": 0}, {"name": "scale", "buffer": 1}],
@@ -1168,7 +1168,7 @@ TEST(Executor, InputChecks) {
 
 TEST(Executor, SingleRankCreateRefusesMultiRankArtifacts) {
   Artifact a;
-  std::string manifest = R"({"format_version": 3, "mesh": {"tp": 2}, "world_size": 2,
+  std::string manifest = R"({"format_version": 4, "mesh": {"tp": 2}, "world_size": 2,
     "arena_bytes": 0, "buffers": [], "inputs": [], "outputs": [], "steps": []})";
   ASSERT_EQ(parseArtifact(encodeJsonArtifact(manifest, ""), "tp.shardc", a), "");
   EXPECT_EQ(a.deviceMesh.axisSize("tp"), 2);

@@ -60,7 +60,7 @@ TpMlpArtifact makeTpMlpArtifact(int64_t dp, int64_t tp) {
   char buf[4096];
   std::snprintf(
       buf, sizeof buf, R"({
-  "format_version": 3, "producer": "unit test", "source": "tp_mlp",
+  "format_version": 4, "producer": "unit test", "source": "tp_mlp",
   "mesh": {"dp_replicate": 1, "dp_shard": %lld, "cp": 1, "tp": %lld},
   "mesh_axes": [["dp_replicate", 1], ["dp_shard", %lld], ["cp", 1], ["tp", %lld]],
   "world_size": %lld,
@@ -88,11 +88,11 @@ TpMlpArtifact makeTpMlpArtifact(int64_t dp, int64_t tp) {
   "outputs": [{"name": "y", "buffer": 10}],
   "steps": [
     {"op": "linear", "in": [0, 1, 2], "out": [5], "attrs": {}, "loc": "fc1 @ m.mlp.up"},
-    {"op": "gelu", "in": [5], "out": [6], "attrs": {}, "loc": "act @ m.mlp"},
+    {"op": "formula", "in": [5], "out": [6], "attrs": {"formula": "gelu_erf"}, "loc": "act @ m.mlp"},
     {"op": "linear", "in": [6, 3], "out": [7], "attrs": {}, "loc": "fc2 @ m.mlp.down"},
     {"op": "all_reduce", "in": [7], "out": [8], "attrs": {"axes": ["tp"], "reduce": "sum"},
      "loc": "reshard @ m.mlp.down"},
-    {"op": "add", "in": [8, 4], "out": [9], "attrs": {}, "loc": "bias @ m.mlp.down"},
+    {"op": "formula", "in": [8, 4], "out": [9], "attrs": {"formula": "add"}, "loc": "bias @ m.mlp.down"},
     {"op": "all_gather", "in": [9], "out": [10], "attrs": {"axes": ["dp_shard"], "dim": 0},
      "loc": "output @ m"}
   ]

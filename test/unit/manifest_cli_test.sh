@@ -8,7 +8,7 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 "$fixture" write-collectives "$dir" 2
 "$run" --dump-manifest "$dir/m.shardc" > "$dir/dump.txt"
-for want in 'format_version: 3' 'name: "tp"' 'kind: all_reduce' 'storage: Arena' 'dtype: F32'; do
+for want in 'format_version: 4' 'name: "tp"' 'kind: all_reduce' 'storage: Arena' 'dtype: F32'; do
   grep -qF "$want" "$dir/dump.txt" || { echo "dump lacks '$want':"; cat "$dir/dump.txt"; exit 1; }
 done
 # The first format: version 1 in the header.
@@ -17,7 +17,7 @@ printf '\001' | dd of="$dir/old.shardc" bs=1 seek=8 conv=notrunc status=none
 for args in "$dir/old.shardc" "--dump-manifest $dir/old.shardc"; do
   if "$run" $args > "$dir/out.txt" 2> "$dir/err.txt"; then echo "old artifact accepted"; exit 1; fi
   [ "$(wc -l < "$dir/err.txt")" -eq 1 ] || { echo "not one line:"; cat "$dir/err.txt"; exit 1; }
-  grep -qF "old.shardc: artifact format version 1, this runtime reads version 3 (recompile the model with this shardc)" "$dir/err.txt" ||
+  grep -qF "old.shardc: artifact format version 1, this runtime reads version 4 (recompile the model with this shardc)" "$dir/err.txt" ||
     { echo "unexpected error:"; cat "$dir/err.txt"; exit 1; }
 done
 # A flipped manifest byte: the checksum catches it.

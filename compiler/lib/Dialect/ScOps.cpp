@@ -143,6 +143,10 @@ OpFoldResult ConstantOp::fold(FoldAdaptor) { return getValue(); }
 LogicalResult shardc::sc::verifyElementwiseFormulaOp(Operation *op) {
   Value result = op->getResult(0), first = op->getOperand(0);
   auto iface = cast<ElementwiseOpInterface>(op);
+  static const std::vector<std::string> rows = rt::elementwiseFormulaNames();
+  if (llvm::find(rows, iface.getFormula().str()) == rows.end())
+    return op->emitOpError() << "names the formula '" << iface.getFormula()
+                             << "', which is not a row of SC_ELEMENTWISE_FORMULAS (FusedPrelude.h)";
   if (op->getNumOperands() == 1) {
     if (shapeOf(first) != shapeOf(result))
       return op->emitOpError() << "result shape " << shapeStr(shapeOf(result))

@@ -57,6 +57,16 @@ OpCost contraction(Operation *op, int64_t k) {
 
 } // namespace
 
+void defaultLowerToStep(Operation *op, StepDesc &step) {
+  auto formula = dyn_cast<sc::ElementwiseOpInterface>(op);
+  if (formula && formula.hasUniformOperandTypes()) {
+    step.kind = "formula";
+    step.attrs.set("formula", formula.getFormula().str());
+    return;
+  }
+  step.kind = op->getName().stripDialect().str();
+}
+
 LogicalResult lowerCollectiveToStep(Operation *op, StepDesc &step) {
   step.kind = op->getName().stripDialect().str();
   for (StringAttr name : op->getName().getAttributeNames()) {
@@ -81,12 +91,6 @@ LogicalResult lowerCollectiveToStep(Operation *op, StepDesc &step) {
 OpCost defaultOpCost(Operation *op) { return OpCost{0, trafficOf(op)}; }
 
 namespace sc {
-
-// Elementwise.
-LogicalResult GeluOp::lowerToStep(StepDesc &step) {
-  step.attrs.set("approximate", stringifyGeluApproximation(getApproximate()).str());
-  return lowered(step, "gelu");
-}
 
 // Contractions.
 OpCost MatMulOp::getCost() { return contraction(*this, typeOf(getLhs()).getShape().back()); }

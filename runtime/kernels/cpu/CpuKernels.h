@@ -24,13 +24,13 @@ template <KernelFn Kernel> std::string guarded(const KernelArgs &args) {
 // Elementwise.cpp
 // Every row of SC_ELEMENTWISE_FORMULAS (FusedPrelude.h) is a kernel named by the row
 // (add, exp, gelu_tanh, ...), guarded and computing 16-bit floats in f32; nullptr for other
-// names.
+// names. The step kind `formula` runs the row its attribute `formula` names.
 KernelFn lookupFormulaKernel(std::string_view name);
 std::vector<std::string> formulaKernelNames();
+std::string formulaStepKernel(const KernelArgs &args);
 std::string powKernel(const KernelArgs &args);
 std::string equalKernel(const KernelArgs &args);
 std::string whereKernel(const KernelArgs &args);
-std::string geluKernel(const KernelArgs &args);
 std::string isnanKernel(const KernelArgs &args);
 std::string castKernel(const KernelArgs &args);
 std::string copyKernel(const KernelArgs &args);

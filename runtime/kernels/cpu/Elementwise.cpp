@@ -206,6 +206,14 @@ KernelFn lookupFormulaKernel(std::string_view name) {
   return nullptr;
 }
 
+std::string formulaStepKernel(const KernelArgs &args) {
+  std::string name = args.attrs ? args.attrs->getString("formula", "") : "";
+  KernelFn fn = lookupFormulaKernel(name);
+  if (!fn)
+    return "formula: '" + name + "' is not a row of SC_ELEMENTWISE_FORMULAS (FusedPrelude.h)";
+  return fn(args);
+}
+
 std::vector<std::string> formulaKernelNames() {
   std::vector<std::string> names;
   for (const FormulaKernel &k : kFormulaKernels)
@@ -298,15 +306,6 @@ std::string whereKernel(const KernelArgs &args) {
   default: select(uint64_t{}); break;
   }
   return "";
-}
-
-std::string geluKernel(const KernelArgs &args) {
-  std::string approximate = args.attrs ? args.attrs->getString("approximate", "none") : "none";
-  if (approximate == "none")
-    return unaryKernel("gelu", args, Apply<Formula_gelu_erf>{});
-  if (approximate == "tanh")
-    return unaryKernel("gelu", args, Apply<Formula_gelu_tanh>{});
-  return "gelu: approximate must be \"none\" or \"tanh\", not \"" + approximate + "\"";
 }
 
 std::string isnanKernel(const KernelArgs &args) {

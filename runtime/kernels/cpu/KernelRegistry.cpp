@@ -25,13 +25,14 @@ using namespace cpu;
 
 // viaFloat32: the kernel computes in f32 only; viaFloat32KeepF64: it also has an f64 path;
 // no wrapper: the kernel moves bytes or compares decoded values and takes every dtype.
-// The elementwise formulas (add, exp, ...) are not listed: every row of
-// SC_ELEMENTWISE_FORMULAS is a kernel (cpu::lookupFormulaKernel, Elementwise.cpp).
+// The elementwise formulas (add, exp, ...) are one kernel, `formula`, which runs the row of
+// SC_ELEMENTWISE_FORMULAS its attribute names (cpu::lookupFormulaKernel, Elementwise.cpp; each
+// row is guarded and computes 16-bit floats in f32 there).
 constexpr KernelEntry kKernels[] = {
     {"pow", guarded<viaFloat32KeepF64<powKernel>>},
     {"equal", guarded<equalKernel>},
     {"where", guarded<whereKernel>},
-    {"gelu", guarded<viaFloat32KeepF64<geluKernel>>},
+    {"formula", guarded<formulaStepKernel>},
     {"isnan", guarded<isnanKernel>},
     {"cast", guarded<castKernel>},
     {"copy", guarded<copyKernel>},
@@ -67,17 +68,16 @@ KernelFn lookupCpuKernel(std::string_view op) {
   for (const KernelEntry &entry : kKernels)
     if (op == entry.op)
       return entry.fn;
-  return cpu::lookupFormulaKernel(op);
+  return nullptr;
 }
 
 std::vector<std::string> cpuKernelNames() {
   std::vector<std::string> names;
   for (const KernelEntry &entry : kKernels)
     names.emplace_back(entry.op);
-  for (std::string &name : cpu::formulaKernelNames())
-    if (std::find(names.begin(), names.end(), name) == names.end())
-      names.push_back(std::move(name));
   return names;
 }
+
+std::vector<std::string> elementwiseFormulaNames() { return cpu::formulaKernelNames(); }
 
 } // namespace shardc::rt

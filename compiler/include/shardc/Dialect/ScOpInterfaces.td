@@ -30,9 +30,10 @@ def Sc_StepOpInterface : OpInterface<"StepOpInterface"> {
   let cppNamespace = "::shardc::sc";
   let description = [{
     How the op runs: one artifact step, a kind (the runtime kernel's name) and typed
-    attributes, over the op's operands and results. The default is the op's mnemonic with no
-    attributes; ops with attributes or another kernel name define `lowerToStep` in
-    lib/Dialect/ScStepLowering.cpp. The emitter writes the step; import-time constant folding
+    attributes, over the op's operands and results. The default (defaultLowerToStep) is the
+    kind `formula` naming the op's row for an elementwise formula op, otherwise the op's
+    mnemonic with no attributes; ops with attributes or another kernel name define
+    `lowerToStep` in lib/Dialect/ScStepLowering.cpp. The emitter writes the step; import-time constant folding
     runs the same step with the runtime's CPU kernel.
 
     `getCost` is the op's arithmetic and memory traffic per run (FLOPs, a multiply and an add
@@ -44,7 +45,7 @@ def Sc_StepOpInterface : OpInterface<"StepOpInterface"> {
   let methods = [
     InterfaceMethod<"Fills the op's step kind and attributes.",
       "::mlir::LogicalResult", "lowerToStep", (ins "::shardc::StepDesc &":$step), [{}],
-      [{ step.kind = $_op->getName().stripDialect().str(); return ::mlir::success(); }]>,
+      [{ ::shardc::defaultLowerToStep($_op.getOperation(), step); return ::mlir::success(); }]>,
     InterfaceMethod<"The op's FLOPs and bytes moved per run.",
       "::shardc::OpCost", "getCost", (ins), [{}],
       [{ return ::shardc::defaultOpCost($_op.getOperation()); }]>,

@@ -37,7 +37,8 @@ def Sc_Tensor : RankedTensorOf<[AnyType]>;
 defvar Sc_HasShardingRule = DeclareOpInterfaceMethods<Sc_ShardingRuleOpInterface>;
 
 // Every compute op lowers to one artifact step and has a cost (StepOpInterface): by default
-// its mnemonic with no attributes; `stepMethods` names the methods the op defines itself, in
+// its mnemonic with no attributes (an elementwise formula op: the step `formula` naming its
+// row); `stepMethods` names the methods the op defines itself, in
 // lib/Dialect/ScStepLowering.cpp.
 class Sc_Op<string mnemonic, list<Trait> traits = [], list<string> stepMethods = []>
     : Op<Sc_Dialect, mnemonic, !listconcat(traits, [Pure, Sc_HasShardingRule,
@@ -49,8 +50,8 @@ class Sc_Op<string mnemonic, list<Trait> traits = [], list<string> stepMethods =
 // (runtime/kernels/common/include/shardc/kernels/FusedPrelude.h) named by its mnemonic. Its
 // operands broadcast numpy-style to the result and share its element type (the interface
 // verifies it), its sharding rule is the broadcast rule with `partialFlow` (where a Partial
-// operand may pass unreduced: ShardingRule::PartialFlow), and its step, cost, fused-kernel
-// body, CPU kernel and import-time folding follow from the formula. A new such op is one
+// operand may pass unreduced: ShardingRule::PartialFlow), and its step (`formula`), cost,
+// fused-kernel body, CPU kernel and import-time folding follow from the formula. A new such op is one
 // line here, one row in the formula table and one importer registration.
 class Sc_FormulaOp<string mnemonic, string partialFlow>
     : Op<Sc_Dialect, mnemonic, [Pure, Sc_ShardingRuleOpInterface, Sc_ElementwiseOpInterface,
@@ -173,8 +174,7 @@ def Sc_SiluOp : Sc_UnaryFormulaOp<"silu"> {
 def Sc_CastOp : Sc_UnaryOp<"cast"> {
   let summary = "element type conversion to the result's element type";
 }
-def Sc_GeluOp : Sc_Op<"gelu", [DeclareOpInterfaceMethods<Sc_ElementwiseOpInterface, ["getFormula"]>],
-                       ["lowerToStep"]> {
+def Sc_GeluOp : Sc_Op<"gelu", [DeclareOpInterfaceMethods<Sc_ElementwiseOpInterface, ["getFormula"]>]> {
   let summary = "GELU, exact (erf) or tanh approximation";
   let arguments = (ins Sc_Tensor:$input, DefaultValuedAttr<Sc_GeluApproximationAttr, "::shardc::sc::GeluApproximation::None">:$approximate);
   let results = (outs Sc_Tensor:$result);

@@ -34,6 +34,11 @@ OpCost defaultOpCost(mlir::Operation *op);
 // The broadcast sharding rule of an elementwise op, Partial flowing as `flow` says.
 ShardingRule elementwiseShardingRule(mlir::Operation *op, ShardingRule::PartialFlow flow);
 
+// StepOpInterface's default: an elementwise op whose operands share one element type runs as
+// the step kind `formula` with attribute `formula` naming its row of SC_ELEMENTWISE_FORMULAS
+// (so a new formula adds no step kind); any other op as its mnemonic, with no attributes.
+void defaultLowerToStep(mlir::Operation *op, StepDesc &step);
+
 // A collective's step (Sc_CollectiveOp): the kind is its mnemonic; its attributes are its
 // inherent ones by name: `axes` as strings, every integer attribute a dim (normalised to be
 // non-negative), the reduction kind by name.

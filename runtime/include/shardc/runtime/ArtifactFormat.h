@@ -13,7 +13,7 @@ namespace shardc::rt {
 
 // 1: JSON manifest. 2: FlatBuffers manifest (runtime/schema/artifact.fbs). 3: rank-dependent
 // values computed by the steps (process_index, dynamic_slice; no shard_slice, no vocab_axes).
-constexpr uint32_t kArtifactFormatVersion = 3;
+constexpr uint32_t kArtifactFormatVersion = 4;
 constexpr size_t kArtifactHeaderBytes = 48;
 constexpr char kArtifactMagic[8] = {'S', 'H', 'A', 'R', 'D', 'C', '\0', '\0'};
 

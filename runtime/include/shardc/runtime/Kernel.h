@@ -52,5 +52,8 @@ inline constexpr std::string_view kProcessIndexStep = "process_index";
 KernelFn lookupCpuKernel(std::string_view op);
 // Every op the CPU backend implements (for docs and tests).
 std::vector<std::string> cpuKernelNames();
+// The rows of SC_ELEMENTWISE_FORMULAS (FusedPrelude.h): the values the `formula` step's
+// attribute `formula` may take (the dialect's verifier checks each formula op's row is one).
+std::vector<std::string> elementwiseFormulaNames();
 
 } // namespace shardc::rt

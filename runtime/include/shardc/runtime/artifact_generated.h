@@ -40,8 +40,8 @@ struct KernelObjectBuilder;
 struct Kernels;
 struct KernelsBuilder;
 
-struct GeluAttrs;
-struct GeluAttrsBuilder;
+struct FormulaAttrs;
+struct FormulaAttrsBuilder;
 
 struct GemmAttrs;
 struct GemmAttrsBuilder;
@@ -113,7 +113,7 @@ inline const flatbuffers::TypeTable *KernelObjectTypeTable();
 
 inline const flatbuffers::TypeTable *KernelsTypeTable();
 
-inline const flatbuffers::TypeTable *GeluAttrsTypeTable();
+inline const flatbuffers::TypeTable *FormulaAttrsTypeTable();
 
 inline const flatbuffers::TypeTable *GemmAttrsTypeTable();
 
@@ -255,57 +255,32 @@ enum class StepKind : uint16_t {
   trilu = 13,
   embedding = 14,
   pow = 15,
-  gelu = 16,
-  matmul = 17,
-  linear = 18,
-  gemm = 19,
-  softmax = 20,
-  log_softmax = 21,
-  reduce_sum = 22,
-  reduce_mean = 23,
-  reduce_max = 24,
-  rms_norm = 25,
-  layer_norm = 26,
-  rotary = 27,
-  attention = 28,
-  silu_mul = 29,
-  add = 30,
-  sub = 31,
-  mul = 32,
-  div = 33,
-  neg = 34,
-  sqrt = 35,
-  reciprocal = 36,
-  exp = 37,
-  log = 38,
-  tanh = 39,
-  sigmoid = 40,
-  erf = 41,
-  cos = 42,
-  sin = 43,
-  silu = 44,
-  relu = 45,
-  abs = 46,
-  floor = 47,
-  ceil = 48,
-  round = 49,
-  sign = 50,
-  min = 51,
-  max = 52,
-  gelu_erf = 53,
-  gelu_tanh = 54,
-  all_reduce = 55,
-  all_gather = 56,
-  reduce_scatter = 57,
-  all_to_all = 58,
-  process_index = 59,
-  fused = 60,
-  token_loss = 61,
+  matmul = 16,
+  linear = 17,
+  gemm = 18,
+  softmax = 19,
+  log_softmax = 20,
+  reduce_sum = 21,
+  reduce_mean = 22,
+  reduce_max = 23,
+  rms_norm = 24,
+  layer_norm = 25,
+  rotary = 26,
+  attention = 27,
+  silu_mul = 28,
+  formula = 29,
+  all_reduce = 30,
+  all_gather = 31,
+  reduce_scatter = 32,
+  all_to_all = 33,
+  process_index = 34,
+  fused = 35,
+  token_loss = 36,
   MIN = copy,
   MAX = token_loss
 };
 
-inline const StepKind (&EnumValuesStepKind())[62] {
+inline const StepKind (&EnumValuesStepKind())[37] {
   static const StepKind values[] = {
     StepKind::copy,
     StepKind::cast,
@@ -323,7 +298,6 @@ inline const StepKind (&EnumValuesStepKind())[62] {
     StepKind::trilu,
     StepKind::embedding,
     StepKind::pow,
-    StepKind::gelu,
     StepKind::matmul,
     StepKind::linear,
     StepKind::gemm,
@@ -337,31 +311,7 @@ inline const StepKind (&EnumValuesStepKind())[62] {
     StepKind::rotary,
     StepKind::attention,
     StepKind::silu_mul,
-    StepKind::add,
-    StepKind::sub,
-    StepKind::mul,
-    StepKind::div,
-    StepKind::neg,
-    StepKind::sqrt,
-    StepKind::reciprocal,
-    StepKind::exp,
-    StepKind::log,
-    StepKind::tanh,
-    StepKind::sigmoid,
-    StepKind::erf,
-    StepKind::cos,
-    StepKind::sin,
-    StepKind::silu,
-    StepKind::relu,
-    StepKind::abs,
-    StepKind::floor,
-    StepKind::ceil,
-    StepKind::round,
-    StepKind::sign,
-    StepKind::min,
-    StepKind::max,
-    StepKind::gelu_erf,
-    StepKind::gelu_tanh,
+    StepKind::formula,
     StepKind::all_reduce,
     StepKind::all_gather,
     StepKind::reduce_scatter,
@@ -374,7 +324,7 @@ inline const StepKind (&EnumValuesStepKind())[62] {
 }
 
 inline const char * const *EnumNamesStepKind() {
-  static const char * const names[63] = {
+  static const char * const names[38] = {
     "copy",
     "cast",
     "equal",
@@ -391,7 +341,6 @@ inline const char * const *EnumNamesStepKind() {
     "trilu",
     "embedding",
     "pow",
-    "gelu",
     "matmul",
     "linear",
     "gemm",
@@ -405,31 +354,7 @@ inline const char * const *EnumNamesStepKind() {
     "rotary",
     "attention",
     "silu_mul",
-    "add",
-    "sub",
-    "mul",
-    "div",
-    "neg",
-    "sqrt",
-    "reciprocal",
-    "exp",
-    "log",
-    "tanh",
-    "sigmoid",
-    "erf",
-    "cos",
-    "sin",
-    "silu",
-    "relu",
-    "abs",
-    "floor",
-    "ceil",
-    "round",
-    "sign",
-    "min",
-    "max",
-    "gelu_erf",
-    "gelu_tanh",
+    "formula",
     "all_reduce",
     "all_gather",
     "reduce_scatter",
@@ -446,36 +371,6 @@ inline const char *EnumNameStepKind(StepKind e) {
   if (flatbuffers::IsOutRange(e, StepKind::copy, StepKind::token_loss)) return "";
   const size_t index = static_cast<size_t>(e);
   return EnumNamesStepKind()[index];
-}
-
-enum class GeluApproximation : uint8_t {
-  none = 0,
-  tanh = 1,
-  MIN = none,
-  MAX = tanh
-};
-
-inline const GeluApproximation (&EnumValuesGeluApproximation())[2] {
-  static const GeluApproximation values[] = {
-    GeluApproximation::none,
-    GeluApproximation::tanh
-  };
-  return values;
-}
-
-inline const char * const *EnumNamesGeluApproximation() {
-  static const char * const names[3] = {
-    "none",
-    "tanh",
-    nullptr
-  };
-  return names;
-}
-
-inline const char *EnumNameGeluApproximation(GeluApproximation e) {
-  if (flatbuffers::IsOutRange(e, GeluApproximation::none, GeluApproximation::tanh)) return "";
-  const size_t index = static_cast<size_t>(e);
-  return EnumNamesGeluApproximation()[index];
 }
 
 enum class LinearEpilogue : uint8_t {
@@ -567,7 +462,7 @@ inline const char *EnumNameFusedLaunch(FusedLaunch e) {
 
 enum class StepAttrs : uint8_t {
   NONE = 0,
-  gelu = 1,
+  formula = 1,
   gemm = 2,
   linear = 3,
   embedding = 4,
@@ -600,7 +495,7 @@ enum class StepAttrs : uint8_t {
 inline const StepAttrs (&EnumValuesStepAttrs())[27] {
   static const StepAttrs values[] = {
     StepAttrs::NONE,
-    StepAttrs::gelu,
+    StepAttrs::formula,
     StepAttrs::gemm,
     StepAttrs::linear,
     StepAttrs::embedding,
@@ -633,7 +528,7 @@ inline const StepAttrs (&EnumValuesStepAttrs())[27] {
 inline const char * const *EnumNamesStepAttrs() {
   static const char * const names[28] = {
     "NONE",
-    "gelu",
+    "formula",
     "gemm",
     "linear",
     "embedding",
@@ -1356,48 +1251,59 @@ inline flatbuffers::Offset<Kernels> CreateKernelsDirect(
       objects__);
 }
 
-struct GeluAttrs FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
-  typedef GeluAttrsBuilder Builder;
+struct FormulaAttrs FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
+  typedef FormulaAttrsBuilder Builder;
   static const flatbuffers::TypeTable *MiniReflectTypeTable() {
-    return GeluAttrsTypeTable();
+    return FormulaAttrsTypeTable();
   }
   enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
-    VT_APPROXIMATE = 4
+    VT_FORMULA = 4
   };
-  shardc::rt::fb::GeluApproximation approximate() const {
-    return static_cast<shardc::rt::fb::GeluApproximation>(GetField<uint8_t>(VT_APPROXIMATE, 0));
+  const flatbuffers::String *formula() const {
+    return GetPointer<const flatbuffers::String *>(VT_FORMULA);
   }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
-           VerifyField<uint8_t>(verifier, VT_APPROXIMATE, 1) &&
+           VerifyOffsetRequired(verifier, VT_FORMULA) &&
+           verifier.VerifyString(formula()) &&
            verifier.EndTable();
   }
 };
 
-struct GeluAttrsBuilder {
-  typedef GeluAttrs Table;
+struct FormulaAttrsBuilder {
+  typedef FormulaAttrs Table;
   flatbuffers::FlatBufferBuilder &fbb_;
   flatbuffers::uoffset_t start_;
-  void add_approximate(shardc::rt::fb::GeluApproximation approximate) {
-    fbb_.AddElement<uint8_t>(GeluAttrs::VT_APPROXIMATE, static_cast<uint8_t>(approximate), 0);
+  void add_formula(flatbuffers::Offset<flatbuffers::String> formula) {
+    fbb_.AddOffset(FormulaAttrs::VT_FORMULA, formula);
   }
-  explicit GeluAttrsBuilder(flatbuffers::FlatBufferBuilder &_fbb)
+  explicit FormulaAttrsBuilder(flatbuffers::FlatBufferBuilder &_fbb)
         : fbb_(_fbb) {
     start_ = fbb_.StartTable();
   }
-  flatbuffers::Offset<GeluAttrs> Finish() {
+  flatbuffers::Offset<FormulaAttrs> Finish() {
     const auto end = fbb_.EndTable(start_);
-    auto o = flatbuffers::Offset<GeluAttrs>(end);
+    auto o = flatbuffers::Offset<FormulaAttrs>(end);
+    fbb_.Required(o, FormulaAttrs::VT_FORMULA);
     return o;
   }
 };
 
-inline flatbuffers::Offset<GeluAttrs> CreateGeluAttrs(
+inline flatbuffers::Offset<FormulaAttrs> CreateFormulaAttrs(
     flatbuffers::FlatBufferBuilder &_fbb,
-    shardc::rt::fb::GeluApproximation approximate = shardc::rt::fb::GeluApproximation::none) {
-  GeluAttrsBuilder builder_(_fbb);
-  builder_.add_approximate(approximate);
+    flatbuffers::Offset<flatbuffers::String> formula = 0) {
+  FormulaAttrsBuilder builder_(_fbb);
+  builder_.add_formula(formula);
   return builder_.Finish();
+}
+
+inline flatbuffers::Offset<FormulaAttrs> CreateFormulaAttrsDirect(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    const char *formula = nullptr) {
+  auto formula__ = formula ? _fbb.CreateString(formula) : 0;
+  return shardc::rt::fb::CreateFormulaAttrs(
+      _fbb,
+      formula__);
 }
 
 struct GemmAttrs FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
@@ -2421,8 +2327,8 @@ struct Step FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   const void *attrs() const {
     return GetPointer<const void *>(VT_ATTRS);
   }
-  const shardc::rt::fb::GeluAttrs *attrs_as_gelu() const {
-    return attrs_type() == shardc::rt::fb::StepAttrs::gelu ? static_cast<const shardc::rt::fb::GeluAttrs *>(attrs()) : nullptr;
+  const shardc::rt::fb::FormulaAttrs *attrs_as_formula() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::formula ? static_cast<const shardc::rt::fb::FormulaAttrs *>(attrs()) : nullptr;
   }
   const shardc::rt::fb::GemmAttrs *attrs_as_gemm() const {
     return attrs_type() == shardc::rt::fb::StepAttrs::gemm ? static_cast<const shardc::rt::fb::GemmAttrs *>(attrs()) : nullptr;
@@ -2855,8 +2761,8 @@ inline bool VerifyStepAttrs(flatbuffers::Verifier &verifier, const void *obj, St
     case StepAttrs::NONE: {
       return true;
     }
-    case StepAttrs::gelu: {
-      auto ptr = reinterpret_cast<const shardc::rt::fb::GeluAttrs *>(obj);
+    case StepAttrs::formula: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::FormulaAttrs *>(obj);
       return verifier.VerifyTable(ptr);
     }
     case StepAttrs::gemm: {
@@ -3067,31 +2973,6 @@ inline const flatbuffers::TypeTable *StepKindTypeTable() {
     { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 },
-    { flatbuffers::ET_USHORT, 0, 0 },
-    { flatbuffers::ET_USHORT, 0, 0 },
-    { flatbuffers::ET_USHORT, 0, 0 },
-    { flatbuffers::ET_USHORT, 0, 0 },
-    { flatbuffers::ET_USHORT, 0, 0 },
-    { flatbuffers::ET_USHORT, 0, 0 },
-    { flatbuffers::ET_USHORT, 0, 0 },
-    { flatbuffers::ET_USHORT, 0, 0 },
-    { flatbuffers::ET_USHORT, 0, 0 },
-    { flatbuffers::ET_USHORT, 0, 0 },
-    { flatbuffers::ET_USHORT, 0, 0 },
-    { flatbuffers::ET_USHORT, 0, 0 },
-    { flatbuffers::ET_USHORT, 0, 0 },
-    { flatbuffers::ET_USHORT, 0, 0 },
-    { flatbuffers::ET_USHORT, 0, 0 },
-    { flatbuffers::ET_USHORT, 0, 0 },
-    { flatbuffers::ET_USHORT, 0, 0 },
-    { flatbuffers::ET_USHORT, 0, 0 },
-    { flatbuffers::ET_USHORT, 0, 0 },
-    { flatbuffers::ET_USHORT, 0, 0 },
-    { flatbuffers::ET_USHORT, 0, 0 },
-    { flatbuffers::ET_USHORT, 0, 0 },
-    { flatbuffers::ET_USHORT, 0, 0 },
-    { flatbuffers::ET_USHORT, 0, 0 },
-    { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 }
   };
   static const flatbuffers::TypeFunction type_refs[] = {
@@ -3114,7 +2995,6 @@ inline const flatbuffers::TypeTable *StepKindTypeTable() {
     "trilu",
     "embedding",
     "pow",
-    "gelu",
     "matmul",
     "linear",
     "gemm",
@@ -3128,31 +3008,7 @@ inline const flatbuffers::TypeTable *StepKindTypeTable() {
     "rotary",
     "attention",
     "silu_mul",
-    "add",
-    "sub",
-    "mul",
-    "div",
-    "neg",
-    "sqrt",
-    "reciprocal",
-    "exp",
-    "log",
-    "tanh",
-    "sigmoid",
-    "erf",
-    "cos",
-    "sin",
-    "silu",
-    "relu",
-    "abs",
-    "floor",
-    "ceil",
-    "round",
-    "sign",
-    "min",
-    "max",
-    "gelu_erf",
-    "gelu_tanh",
+    "formula",
     "all_reduce",
     "all_gather",
     "reduce_scatter",
@@ -3162,25 +3018,7 @@ inline const flatbuffers::TypeTable *StepKindTypeTable() {
     "token_loss"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_ENUM, 62, type_codes, type_refs, nullptr, nullptr, names
-  };
-  return &tt;
-}
-
-inline const flatbuffers::TypeTable *GeluApproximationTypeTable() {
-  static const flatbuffers::TypeCode type_codes[] = {
-    { flatbuffers::ET_UCHAR, 0, 0 },
-    { flatbuffers::ET_UCHAR, 0, 0 }
-  };
-  static const flatbuffers::TypeFunction type_refs[] = {
-    shardc::rt::fb::GeluApproximationTypeTable
-  };
-  static const char * const names[] = {
-    "none",
-    "tanh"
-  };
-  static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_ENUM, 2, type_codes, type_refs, nullptr, nullptr, names
+    flatbuffers::ST_ENUM, 37, type_codes, type_refs, nullptr, nullptr, names
   };
   return &tt;
 }
@@ -3268,7 +3106,7 @@ inline const flatbuffers::TypeTable *StepAttrsTypeTable() {
     { flatbuffers::ET_SEQUENCE, 0, 16 }
   };
   static const flatbuffers::TypeFunction type_refs[] = {
-    shardc::rt::fb::GeluAttrsTypeTable,
+    shardc::rt::fb::FormulaAttrsTypeTable,
     shardc::rt::fb::GemmAttrsTypeTable,
     shardc::rt::fb::LinearAttrsTypeTable,
     shardc::rt::fb::EmbeddingAttrsTypeTable,
@@ -3288,7 +3126,7 @@ inline const flatbuffers::TypeTable *StepAttrsTypeTable() {
   };
   static const char * const names[] = {
     "NONE",
-    "gelu",
+    "formula",
     "gemm",
     "linear",
     "embedding",
@@ -3481,18 +3319,15 @@ inline const flatbuffers::TypeTable *KernelsTypeTable() {
   return &tt;
 }
 
-inline const flatbuffers::TypeTable *GeluAttrsTypeTable() {
+inline const flatbuffers::TypeTable *FormulaAttrsTypeTable() {
   static const flatbuffers::TypeCode type_codes[] = {
-    { flatbuffers::ET_UCHAR, 0, 0 }
-  };
-  static const flatbuffers::TypeFunction type_refs[] = {
-    shardc::rt::fb::GeluApproximationTypeTable
+    { flatbuffers::ET_STRING, 0, -1 }
   };
   static const char * const names[] = {
-    "approximate"
+    "formula"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_TABLE, 1, type_codes, type_refs, nullptr, nullptr, names
+    flatbuffers::ST_TABLE, 1, type_codes, nullptr, nullptr, nullptr, names
   };
   return &tt;
 }
