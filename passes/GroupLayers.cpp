@@ -39,7 +39,8 @@ struct ScGroupLayersPass : impl::ScGroupLayersBase<ScGroupLayersPass> {
     llvm::DenseMap<Operation *, StringRef> layerOf;
     SmallVector<std::string> pathStorage;
     for (Operation &op : block.without_terminator()) {
-      if (isSource(&op) || isa<sc::LayerOp>(op))
+      // The backward program (sc-autodiff) runs after every forward layer, outside them.
+      if (isSource(&op) || isa<sc::LayerOp>(op) || isBackwardLoc(op.getLoc()))
         continue;
       std::string layer = layerPathOf(modulePathOf(op.getLoc()));
       if (layer.empty())

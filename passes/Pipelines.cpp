@@ -25,6 +25,7 @@ void buildShardingPipeline(mlir::OpPassManager &pm) {
   // grouping, partitioning, fusion and the artifact keep or read them.
   // A `mode: train` plan (sc.train) appends the loss first, in the original token order.
   pm.addPass(createScAddLoss());
+  pm.addPass(createScAutodiff());
   pm.addPass(createScApplyPlan());
   pm.nest<mlir::func::FuncOp>().addPass(createScGroupLayers());
   pm.addPass(createScMixedPrecision());
@@ -57,7 +58,7 @@ void registerAllShardcPasses() {
   mlir::PassPipelineRegistration<>("sc-compile", "the single-rank compile pipeline (raise, group layers, fuse, plan memory)",
                                    [](mlir::OpPassManager &pm) { buildCompilePipeline(pm, false); });
   mlir::PassPipelineRegistration<>(
-      "sc-shard", "add-loss (train mode), apply-plan, group-layers, mixed-precision, propagate-sharding, insert-reshards, partition, "
+      "sc-shard", "add-loss and autodiff (train mode), apply-plan, group-layers, mixed-precision, propagate-sharding, insert-reshards, partition, "
                   "bucket-fsdp-gathers",
       buildShardingPipeline);
 }

@@ -50,6 +50,19 @@ std::string describeLoc(Location loc) {
 
 std::string modulePathOf(Location loc) { return readOnnxLoc(loc).modulePath; }
 
+Location makeBackwardLoc(Location forward) {
+  if (isBackwardLoc(forward))
+    return forward;
+  MLIRContext *ctx = forward.getContext();
+  return FusedLoc::get(ctx, {forward}, StringAttr::get(ctx, "backward"));
+}
+
+bool isBackwardLoc(Location loc) {
+  auto fused = dyn_cast<FusedLoc>(loc);
+  auto tag = fused ? dyn_cast_or_null<StringAttr>(fused.getMetadata()) : StringAttr();
+  return tag && tag.getValue() == "backward";
+}
+
 namespace {
 // The position of the layer index in `parts`, or 0 when the path is outside the layers.
 size_t layerIndexPart(llvm::ArrayRef<llvm::StringRef> parts) {

@@ -377,6 +377,11 @@ LogicalResult AttentionOp::verify() {
       return emitOpError() << "mask shape " << shapeStr(shapeOf(getMask()))
                            << " does not broadcast to the scores " << shapeStr(scores);
   }
+  if (Value lse = getLse()) {
+    SmallVector<int64_t> rows{q[0], q[1], q[2]};
+    if (shapeOf(lse) != ArrayRef<int64_t>(rows) || !elemOf(lse).isF32())
+      return emitOpError() << "lse must be f32 " << shapeStr(rows) << ", got " << lse.getType();
+  }
   return success();
 }
 

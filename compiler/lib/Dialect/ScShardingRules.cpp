@@ -184,6 +184,38 @@ ShardingRule attentionRule(sc::AttentionOp op) {
     r.operands.push_back(md);
   }
   r.results.push_back(Dims{{b}, qHeads, {s}, {dv}});
+  if (op.getLse())
+    r.results.push_back(Dims{{b}, qHeads, {s}});
+  return r;
+}
+
+// The backward of attention: the forward's factors, the query sequence whole (a context
+// parallel backward, where dk and dv sum over the query shards, is not written yet).
+ShardingRule attentionGradRule(sc::AttentionGradOp op) {
+  ShardingRule r;
+  ArrayRef<int64_t> q = shapeOf(op.getQuery()), k = shapeOf(op.getKey()), v = shapeOf(op.getValue());
+  int b = r.addFactor(q[0]), hkv = r.addFactor(k[1]);
+  int64_t group = q[1] / k[1];
+  SmallVector<int, 2> qHeads{hkv};
+  if (group > 1)
+    qHeads.push_back(r.addFactor(group, false));
+  int s = r.addFactor(q[2], false), d = r.addFactor(q[3], false), t = r.addFactor(k[2], false),
+      dv = r.addFactor(v[3], false);
+  Dims qd{{b}, qHeads, {s}, {d}}, kd{{b}, {hkv}, {t}, {d}}, vd{{b}, {hkv}, {t}, {dv}},
+      od{{b}, qHeads, {s}, {dv}}, ld{{b}, qHeads, {s}};
+  r.operands = {qd, kd, vd, od, ld, od};
+  if (Value mask = op.getMask()) {
+    ArrayRef<int64_t> m = shapeOf(mask);
+    Dims full{{b}, qHeads, {s}, {t}};
+    SmallVector<int64_t> scores{q[0], q[1], q[2], k[2]};
+    Dims md(m.size());
+    int64_t off = 4 - m.size();
+    for (size_t i = 0; i < m.size(); ++i)
+      if (m[i] == scores[i + off] && m[i] != 1)
+        md[i] = full[i + off];
+    r.operands.push_back(md);
+  }
+  r.results = {qd, kd, vd};
   return r;
 }
 
@@ -361,6 +393,37 @@ Rule TokenLossOp::getShardingRule() {
   r.results.push_back({});
   r.results.push_back({});
   r.reductionKind = "sum";
+  return r;
+}
+// Backward ops (sc-autodiff). The embedding's gradient sums over the ids: sharding their dims
+// (the batch) leaves a Partial(sum) table gradient, which the reshard planner reduces (FSDP's
+// gradient reduce-scatter). The vocabulary rows stay whole (a vocabulary-split gradient needs
+// sc-partition's row_start, not written yet).
+Rule AttentionGradOp::getShardingRule() { return attentionGradRule(*this); }
+Rule EmbeddingGradOp::getShardingRule() {
+  ShardingRule r;
+  ArrayRef<int64_t> t = shapeOf(getResult()), ids = shapeOf(getIds());
+  int v = r.addFactor(t[0], false), h = r.addFactor(t[1]);
+  Dims idd, dy;
+  for (int64_t d : ids) {
+    int f = r.addFactor(d, true, true);
+    idd.push_back({f});
+    dy.push_back({f});
+  }
+  dy.push_back({h});
+  r.operands = {idd, dy};
+  if (getRowStart())
+    r.operands.push_back(Dims{});
+  r.results = {Dims{{v}, {h}}};
+  r.reductionKind = "sum";
+  return r;
+}
+Rule TokenLossGradOp::getShardingRule() {
+  ShardingRule r;
+  ArrayRef<int64_t> x = shapeOf(getLogits());
+  int b = r.addFactor(x[0]), s = r.addFactor(x[1]), v = r.addFactor(x[2], false);
+  r.operands = {Dims{{b}, {s}, {v}}, Dims{{b}, {s}}, Dims{}};
+  r.results = {Dims{{b}, {s}, {v}}};
   return r;
 }
 Rule SoftmaxOp::getShardingRule() { return softmaxRule(*this, getAxis()); }

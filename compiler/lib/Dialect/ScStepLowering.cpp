@@ -164,6 +164,37 @@ OpCost AttentionOp::getCost() {
   return c;
 }
 
+// Attention's backward recomputes the scores (2 D per pair), then forms dv, dP, dq and dk
+// (2 Dv, 2 Dv, 2 D, 2 D): 2.5 times the forward's FLOPs when D = Dv.
+LogicalResult AttentionGradOp::lowerToStep(StepDesc &step) {
+  step.attrs.set("scale", getScale().convertToDouble());
+  step.attrs.set("causal", getCausal());
+  return lowered(step, "attention_grad");
+}
+OpCost AttentionGradOp::getCost() {
+  ArrayRef<int64_t> q = typeOf(getQuery()).getShape(), k = typeOf(getKey()).getShape(),
+                    v = typeOf(getValue()).getShape();
+  const int64_t S = q[2], T = k[2];
+  uint64_t pairs = uint64_t(S) * uint64_t(T);
+  if (getCausal()) {
+    const int64_t full = std::min(S, T);
+    pairs = uint64_t(full) * uint64_t(full + 1) / 2 + uint64_t(S - full) * uint64_t(T);
+  }
+  return {2 * uint64_t(q[0]) * uint64_t(q[1]) * pairs * uint64_t(3 * q[3] + 2 * v[3]), trafficOf(*this)};
+}
+LogicalResult EmbeddingGradOp::lowerToStep(StepDesc &step) {
+  if (auto vocab = getVocabSize())
+    step.attrs.set("vocab_size", static_cast<int64_t>(*vocab));
+  if (auto pad = getPaddingIdx())
+    step.attrs.set("padding_idx", static_cast<int64_t>(*pad));
+  return lowered(step, "embedding_grad");
+}
+// Per logit the softmax (max, exponential, sum, division) and the scaling.
+OpCost TokenLossGradOp::getCost() {
+  uint64_t logits = uint64_t(typeOf(getLogits()).getNumElements());
+  return {5 * logits, trafficOf(*this)};
+}
+
 // Token loss: per logit a subtraction, an exponential and an addition (logsumexp), plus the
 // max pass; the traffic is the logits read once more for the label.
 OpCost TokenLossOp::getCost() {

@@ -174,7 +174,8 @@ LogicalResult convertAttention(NodeCtx &n) {
   }
   SmallVector<int64_t> out{n.shape(0)[0], n.shape(0)[1], n.shape(0)[2], n.shape(2)[3]};
   n.results.push_back(sc::AttentionOp::create(b, n.loc, n.tensor(out, n.elem(0)), n.in(0), n.in(1), n.in(2), mask,
-                                              b.getF32FloatAttr(scale), b.getBoolAttr(n.intAttr("is_causal", 0))));
+                                              b.getF32FloatAttr(scale), b.getBoolAttr(n.intAttr("is_causal", 0)))
+                            .getResult());
   return success();
 }
 

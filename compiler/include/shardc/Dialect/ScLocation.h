@@ -21,6 +21,12 @@ std::string describeLoc(mlir::Location loc);
 // The module path alone (empty when unknown).
 std::string modulePathOf(mlir::Location loc);
 
+// The location of a backward op built by sc-autodiff for the forward op at `forward`: the same
+// node and module path (messages and profiles name them), marked as the backward's, which
+// sc-group-layers leaves outside the forward layers.
+mlir::Location makeBackwardLoc(mlir::Location forward);
+bool isBackwardLoc(mlir::Location loc);
+
 // The decoder/encoder layer a module path belongs to: the prefix up to `<container>.N` where
 // container is layers, h, layer or blocks (`m.model.layers.3.mlp.up_proj` ->
 // `m.model.layers.3`), empty outside the layers; and N alone (-1 outside). The one definition

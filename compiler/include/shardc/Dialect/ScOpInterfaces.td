@@ -52,6 +52,31 @@ def Sc_StepOpInterface : OpInterface<"StepOpInterface"> {
   ];
 }
 
+def Sc_VjpOpInterface : OpInterface<"VjpOpInterface"> {
+  let cppNamespace = "::shardc::sc";
+  let description = [{
+    The op's vector-Jacobian product (its reverse-mode derivative), read by sc-autodiff: given
+    the gradients of the loss with respect to the op's results, build the ops that compute
+    the gradients with respect to its operands. Rules live in lib/Dialect/ScVjpRules.cpp,
+    like sharding rules in ScShardingRules.cpp; they compose sc ops (which carry their own
+    sharding rules, steps and kernels), so the backward program is sharded, partitioned and
+    run like the forward one.
+  }];
+  let methods = [
+    InterfaceMethod<[{
+      `resultGrads[i]` is the gradient of result i (null: none flows back, treat as zero; at
+      least one is set). `wanted[j]` says whether operand j needs a gradient (it depends on a
+      trainable parameter; an integer operand never does). Sets `operandGrads[j]` (sized to
+      the operands, null on entry) to a value of operand j's type for each wanted operand; one
+      left null receives nothing from this op (its gradient through it is zero). Fails with a
+      diagnostic on the op when a wanted operand has a derivative the rule cannot build.
+    }], "::mlir::LogicalResult", "buildVjp",
+      (ins "::mlir::OpBuilder &":$b, "::mlir::ArrayRef<::mlir::Value>":$resultGrads,
+           "::llvm::ArrayRef<bool>":$wanted,
+           "::llvm::SmallVectorImpl<::mlir::Value> &":$operandGrads)>,
+  ];
+}
+
 // An op with no operands whose results depend on nothing a run provides, only on the rank
 // (a process index): sc-hoist-load-steps counts it as a load-time source like a parameter or
 // a constant, so it and what it computes with weights run once at load. Verified: no

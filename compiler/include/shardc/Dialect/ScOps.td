@@ -35,6 +35,8 @@ def Sc_Tensor : RankedTensorOf<[AnyType]>;
 
 // Every tensor op defines its sharding rule (lib/Dialect/ScShardingRules.cpp).
 defvar Sc_HasShardingRule = DeclareOpInterfaceMethods<Sc_ShardingRuleOpInterface>;
+// An op sc-autodiff differentiates defines its VJP rule (lib/Dialect/ScVjpRules.cpp).
+defvar Sc_HasVjp = DeclareOpInterfaceMethods<Sc_VjpOpInterface>;
 
 // Every compute op lowers to one artifact step and has a cost (StepOpInterface): by default
 // its mnemonic with no attributes (an elementwise formula op: the step `formula` naming its
@@ -53,9 +55,9 @@ class Sc_Op<string mnemonic, list<Trait> traits = [], list<string> stepMethods =
 // operand may pass unreduced: ShardingRule::PartialFlow), and its step (`formula`), cost,
 // fused-kernel body, CPU kernel and import-time folding follow from the formula. A new such op is one
 // line here, one row in the formula table and one importer registration.
-class Sc_FormulaOp<string mnemonic, string partialFlow>
-    : Op<Sc_Dialect, mnemonic, [Pure, Sc_ShardingRuleOpInterface, Sc_ElementwiseOpInterface,
-                                DeclareOpInterfaceMethods<Sc_StepOpInterface>]> {
+class Sc_FormulaOp<string mnemonic, string partialFlow, list<Trait> traits = []>
+    : Op<Sc_Dialect, mnemonic, !listconcat(traits, [Pure, Sc_ShardingRuleOpInterface, Sc_ElementwiseOpInterface,
+                                DeclareOpInterfaceMethods<Sc_StepOpInterface>])> {
   let results = (outs Sc_Tensor:$result);
   let extraClassDeclaration = [{
     std::optional<::shardc::ShardingRule> getShardingRule() {
@@ -64,13 +66,13 @@ class Sc_FormulaOp<string mnemonic, string partialFlow>
     }
   }];
 }
-class Sc_UnaryFormulaOp<string mnemonic, string partialFlow = "None">
-    : Sc_FormulaOp<mnemonic, partialFlow> {
+class Sc_UnaryFormulaOp<string mnemonic, string partialFlow = "None", list<Trait> traits = []>
+    : Sc_FormulaOp<mnemonic, partialFlow, traits> {
   let arguments = (ins Sc_Tensor:$input);
   let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
 }
-class Sc_BinaryFormulaOp<string mnemonic, string partialFlow = "None">
-    : Sc_FormulaOp<mnemonic, partialFlow> {
+class Sc_BinaryFormulaOp<string mnemonic, string partialFlow = "None", list<Trait> traits = []>
+    : Sc_FormulaOp<mnemonic, partialFlow, traits> {
   let arguments = (ins Sc_Tensor:$lhs, Sc_Tensor:$rhs);
   let assemblyFormat = "$lhs `,` $rhs attr-dict `:` functional-type(operands, results)";
 }
@@ -116,10 +118,10 @@ class Sc_BinaryOp<string mnemonic, list<Trait> traits = []> : Sc_Op<mnemonic, tr
 }
 // Partial flows where the op is linear in the partial operands: a sum of partial sums, a
 // product or quotient with one partial factor, a sign flip.
-def Sc_AddOp : Sc_BinaryFormulaOp<"add", "AllOperands">;
-def Sc_SubOp : Sc_BinaryFormulaOp<"sub", "AllOperands">;
-def Sc_MulOp : Sc_BinaryFormulaOp<"mul", "OneOperand">;
-def Sc_DivOp : Sc_BinaryFormulaOp<"div", "FirstOperand">;
+def Sc_AddOp : Sc_BinaryFormulaOp<"add", "AllOperands", [Sc_HasVjp]>;
+def Sc_SubOp : Sc_BinaryFormulaOp<"sub", "AllOperands", [Sc_HasVjp]>;
+def Sc_MulOp : Sc_BinaryFormulaOp<"mul", "OneOperand", [Sc_HasVjp]>;
+def Sc_DivOp : Sc_BinaryFormulaOp<"div", "FirstOperand", [Sc_HasVjp]>;
 def Sc_PowOp : Sc_BinaryOp<"pow", [DeclareOpInterfaceMethods<Sc_ElementwiseOpInterface,
                                                                 ["hasUniformOperandTypes"]>]> {
   let summary = "ONNX Pow (the exponent may have its own numeric type)";
@@ -144,7 +146,7 @@ class Sc_UnaryOp<string mnemonic, list<Trait> traits = [], list<string> stepMeth
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
 }
-def Sc_NegOp : Sc_UnaryFormulaOp<"neg", "Unary">;
+def Sc_NegOp : Sc_UnaryFormulaOp<"neg", "Unary", [Sc_HasVjp]>;
 def Sc_SqrtOp : Sc_UnaryFormulaOp<"sqrt">;
 def Sc_ReciprocalOp : Sc_UnaryFormulaOp<"reciprocal">;
 def Sc_ExpOp : Sc_UnaryFormulaOp<"exp">;
@@ -168,10 +170,13 @@ def Sc_SignOp : Sc_UnaryFormulaOp<"sign"> {
   let summary = "-1, 0 or 1 by the input's sign; NaN stays NaN";
 }
 def Sc_IsNaNOp : Sc_UnaryOp<"isnan">;
-def Sc_SiluOp : Sc_UnaryFormulaOp<"silu"> {
+def Sc_SiluOp : Sc_UnaryFormulaOp<"silu", "None", [Sc_HasVjp]> {
   let summary = "x * sigmoid(x) (raised from Sigmoid + Mul)";
 }
-def Sc_CastOp : Sc_UnaryOp<"cast"> {
+def Sc_SiluGradOp : Sc_BinaryFormulaOp<"silu_grad"> {
+  let summary = "g * silu'(x) for x (lhs) and g (rhs): silu's VJP";
+}
+def Sc_CastOp : Sc_UnaryOp<"cast", [Sc_HasVjp]> {
   let summary = "element type conversion to the result's element type";
 }
 def Sc_GeluOp : Sc_Op<"gelu", [DeclareOpInterfaceMethods<Sc_ElementwiseOpInterface, ["getFormula"]>]> {
@@ -201,7 +206,7 @@ def Sc_GemmOp : Sc_Op<"gemm", [], ["lowerToStep", "getCost"]> {
   let assemblyFormat = "$a `,` $b (`,` $c^)? attr-dict `:` functional-type(operands, results)";
 }
 
-def Sc_LinearOp : Sc_Op<"linear", [], ["lowerToStep", "getCost"]> {
+def Sc_LinearOp : Sc_Op<"linear", [Sc_HasVjp], ["lowerToStep", "getCost"]> {
   let summary = "y = x W (+ b): a torch.nn.Linear";
   let description = [{
     `weight` is [K, N] as the exporter folded it, or [N, K] (PyTorch's layout) when
@@ -216,7 +221,7 @@ def Sc_LinearOp : Sc_Op<"linear", [], ["lowerToStep", "getCost"]> {
   let assemblyFormat = "$input `,` $weight (`,` $bias^)? attr-dict `:` functional-type(operands, results)";
 }
 
-def Sc_EmbeddingOp : Sc_Op<"embedding", [], ["lowerToStep"]> {
+def Sc_EmbeddingOp : Sc_Op<"embedding", [Sc_HasVjp], ["lowerToStep"]> {
   let summary = "rows of a [V, H] table selected by integer ids";
   let description = [{
     With `row_start` (an i64 scalar, set by sc-partition for a vocabulary-split table) the
@@ -230,6 +235,20 @@ def Sc_EmbeddingOp : Sc_Op<"embedding", [], ["lowerToStep"]> {
   let builders = [OpBuilder<(ins "::mlir::Type":$result, "::mlir::Value":$table, "::mlir::Value":$ids), [{
     build($_builder, $_state, result, table, ids, ::mlir::Value(), ::mlir::IntegerAttr());
   }]>];
+}
+
+def Sc_EmbeddingGradOp : Sc_Op<"embedding_grad", [], ["lowerToStep"]> {
+  let summary = "the VJP of sc.embedding: dy's rows added into a zeroed [V, H] table";
+  let description = [{
+    For ids [...] and dy [..., H], result[id] += dy[row] for every id, except ids equal to
+    `padding_idx` (PyTorch's embedding padding_idx: that row gets no gradient). With
+    `row_start` (a vocabulary-split table) the result holds rows [row_start, row_start + V)
+    of a `vocab_size`-row table and ids outside them add nothing.
+  }];
+  let arguments = (ins Sc_Tensor:$ids, Sc_Tensor:$dy, Optional<Sc_Tensor>:$row_start,
+                   OptionalAttr<I64Attr>:$vocab_size, OptionalAttr<I64Attr>:$padding_idx);
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "$ids `,` $dy (`rows_from` $row_start^)? attr-dict `:` functional-type(operands, results)";
 }
 
 def Sc_SoftmaxOp : Sc_Op<"softmax", [], ["lowerToStep"]> {
@@ -251,7 +270,7 @@ def Sc_LayerNormOp : Sc_Op<"layer_norm", [], ["lowerToStep"]> {
   let assemblyFormat = "$input `,` $scale (`,` $bias^)? attr-dict `:` functional-type(operands, results)";
 }
 
-def Sc_RmsNormOp : Sc_Op<"rms_norm", [], ["lowerToStep"]> {
+def Sc_RmsNormOp : Sc_Op<"rms_norm", [Sc_HasVjp], ["lowerToStep"]> {
   let summary = "RMSNorm: x / sqrt(mean(x^2) + epsilon) * scale";
   let arguments = (ins Sc_Tensor:$input, Sc_Tensor:$scale,
                    DefaultValuedAttr<I64Attr, "-1">:$axis, DefaultValuedAttr<F32Attr, "1.0e-5">:$epsilon);
@@ -259,25 +278,47 @@ def Sc_RmsNormOp : Sc_Op<"rms_norm", [], ["lowerToStep"]> {
   let assemblyFormat = "$input `,` $scale attr-dict `:` functional-type(operands, results)";
 }
 
-def Sc_RotaryOp : Sc_Op<"rotary"> {
+def Sc_RotaryOp : Sc_Op<"rotary", [Sc_HasVjp]> {
   let summary = "rotary position embedding, rotate-half form: x*cos + rotate_half(x)*sin";
   let arguments = (ins Sc_Tensor:$input, Sc_Tensor:$cos, Sc_Tensor:$sin);
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$input `,` $cos `,` $sin attr-dict `:` functional-type(operands, results)";
 }
 
-def Sc_AttentionOp : Sc_Op<"attention", [], ["lowerToStep", "getCost"]> {
+def Sc_AttentionOp : Sc_Op<"attention", [Sc_HasVjp], ["lowerToStep", "getCost"]> {
   let summary = "scaled dot-product attention [B, H, S, D], GQA by head ratio";
   let description = [{
     softmax(q kᵀ · scale + mask, with −inf above the diagonal when `causal`) · v.
     `q` has Hq heads, `k`/`v` Hkv heads with Hq a multiple of Hkv. `mask`, when present,
-    is additive and broadcasts to [B, Hq, S, T].
+    is additive and broadcasts to [B, Hq, S, T]. The optional second result `lse`, f32
+    [B, Hq, S], is each query row's log-sum-exp of its scores (sc-autodiff asks for it: the
+    backward recomputes the probabilities from it).
   }];
   let arguments = (ins Sc_Tensor:$query, Sc_Tensor:$key, Sc_Tensor:$value,
                    Optional<Sc_Tensor>:$mask, F32Attr:$scale,
                    DefaultValuedAttr<BoolAttr, "false">:$causal);
-  let results = (outs Sc_Tensor:$result);
+  let results = (outs Sc_Tensor:$result, Optional<Sc_Tensor>:$lse);
+  let builders = [OpBuilder<(ins "::mlir::Type":$result, "::mlir::Value":$query, "::mlir::Value":$key,
+                                 "::mlir::Value":$value, "::mlir::Value":$mask, "::mlir::FloatAttr":$scale,
+                                 "::mlir::BoolAttr":$causal), [{
+    build($_builder, $_state, result, ::mlir::Type(), query, key, value, mask, scale, causal);
+  }]>];
   let assemblyFormat = "$query `,` $key `,` $value (`mask` $mask^)? attr-dict `:` functional-type(operands, results)";
+}
+
+def Sc_AttentionGradOp : Sc_Op<"attention_grad", [], ["lowerToStep", "getCost"]> {
+  let summary = "the VJP of sc.attention: dq, dk, dv from the saved result and log-sum-exp";
+  let description = [{
+    Flash-style: the probabilities are recomputed as exp(score − lse) from q, k and the
+    forward's `lse`; D = rowsum(dout ∘ out); dS = P ∘ (dout vᵀ − D); dq = scale dS k,
+    dk = scale dSᵀ q, dv = Pᵀ dout, with a kv head's dk and dv summed over its query heads.
+    `scale`, `causal` and `mask` are the forward's.
+  }];
+  let arguments = (ins Sc_Tensor:$query, Sc_Tensor:$key, Sc_Tensor:$value, Sc_Tensor:$out,
+                   Sc_Tensor:$lse, Sc_Tensor:$dout, Optional<Sc_Tensor>:$mask, F32Attr:$scale,
+                   DefaultValuedAttr<BoolAttr, "false">:$causal);
+  let results = (outs Sc_Tensor:$dquery, Sc_Tensor:$dkey, Sc_Tensor:$dvalue);
+  let assemblyFormat = "$query `,` $key `,` $value `,` $out `,` $lse `,` $dout (`mask` $mask^)? attr-dict `:` functional-type(operands, results)";
 }
 
 def Sc_RotaryEmbeddingOp : Sc_Op<"rotary_embedding"> {
@@ -295,7 +336,7 @@ def Sc_RotaryEmbeddingOp : Sc_Op<"rotary_embedding"> {
 // Reductions
 //===----------------------------------------------------------------------===//
 
-def Sc_TokenLossOp : Sc_Op<"token_loss", [], ["getCost"]> {
+def Sc_TokenLossOp : Sc_Op<"token_loss", [Sc_HasVjp], ["getCost"]> {
   let summary = "summed token cross-entropy and the count of label tokens";
   let description = [{
     For logits [B, S, V] (any float type) and labels [B, S] (i64, already shifted: the
@@ -313,6 +354,18 @@ def Sc_TokenLossOp : Sc_Op<"token_loss", [], ["getCost"]> {
   let assemblyFormat = "$logits `,` $labels attr-dict `:` functional-type(operands, results)";
 }
 
+def Sc_TokenLossGradOp : Sc_Op<"token_loss_grad", [], ["getCost"]> {
+  let summary = "the VJP of sc.token_loss's sum: dsum · (softmax(logits) − onehot(label))";
+  let description = [{
+    For logits [B, S, V], labels [B, S] (i64) and `dsum` (f32 scalar, the gradient of the
+    summed loss), each row whose label is not -100 gets dsum · (softmax(row) − onehot(label));
+    the other rows are zero. The result has the logits' type. The vocabulary stays whole.
+  }];
+  let arguments = (ins Sc_Tensor:$logits, Sc_Tensor:$labels, Sc_Tensor:$dsum);
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "$logits `,` $labels `,` $dsum attr-dict `:` functional-type(operands, results)";
+}
+
 class Sc_ReduceOp<string mnemonic> : Sc_Op<mnemonic, [], ["lowerToStep"]> {
   let arguments = (ins Sc_Tensor:$input, DenseI64ArrayAttr:$axes,
                    DefaultValuedAttr<BoolAttr, "true">:$keepdims);
@@ -327,7 +380,7 @@ def Sc_ReduceMaxOp : Sc_ReduceOp<"reduce_max">;
 // Data movement
 //===----------------------------------------------------------------------===//
 
-def Sc_ReshapeOp : Sc_UnaryOp<"reshape", [], ["lowerToStep"]> {
+def Sc_ReshapeOp : Sc_UnaryOp<"reshape", [Sc_HasVjp], ["lowerToStep"]> {
   let summary = "reshape to the result type (the shape operand folded at import)";
 }
 def Sc_UnsqueezeOp : Sc_Op<"unsqueeze", [], ["lowerToStep"]> {
@@ -352,7 +405,7 @@ def Sc_CopyOp : Sc_UnaryOp<"copy", [AllTypesMatch<["input", "result"]>], ["getCo
 def Sc_ExpandOp : Sc_UnaryOp<"expand"> {
   let summary = "broadcast to the result type (the shape operand folded at import)";
 }
-def Sc_TransposeOp : Sc_Op<"transpose", [], ["lowerToStep"]> {
+def Sc_TransposeOp : Sc_Op<"transpose", [Sc_HasVjp], ["lowerToStep"]> {
   let arguments = (ins Sc_Tensor:$input, DenseI64ArrayAttr:$perm);
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";

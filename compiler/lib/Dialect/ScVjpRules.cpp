@@ -1,0 +1,264 @@
+// Each differentiable sc op's VJP rule (VjpOpInterface, ScOpInterfaces.td): the ops that turn
+// the gradients of its results into the gradients of its operands. Rules compose sc ops, each
+// with its own sharding rule, step and kernels; the three backward computations that need
+// kernels of their own are ops too (sc.attention_grad, sc.embedding_grad, sc.token_loss_grad,
+// verified in ScGradOps.cpp). A rule builds at the builder's insertion point (sc-autodiff puts
+// it after the forward program) and gives each op the forward op's location, so errors and
+// profiles name the ONNX node and module path the gradient belongs to.
+#include "shardc/Dialect/ScDialect.h"
+
+#include "mlir/IR/BuiltinAttributes.h"
+#include "llvm/ADT/STLExtras.h"
+
+#include <numeric>
+
+using namespace mlir;
+
+namespace shardc::sc {
+namespace {
+
+RankedTensorType typeOf(Value v) { return cast<RankedTensorType>(v.getType()); }
+RankedTensorType withShape(Value like, ArrayRef<int64_t> shape) {
+  return RankedTensorType::get(shape, typeOf(like).getElementType());
+}
+
+// The gradient of an operand that was broadcast to `g`'s shape: summed over the dims the
+// broadcast added or stretched, then given the operand's shape.
+Value unbroadcast(OpBuilder &b, Location loc, Value g, RankedTensorType target) {
+  ArrayRef<int64_t> gs = typeOf(g).getShape(), ts = target.getShape();
+  if (gs == ts)
+    return g;
+  const int64_t lead = int64_t(gs.size()) - int64_t(ts.size());
+  SmallVector<int64_t> axes, kept;
+  for (int64_t i = 0; i < int64_t(gs.size()); ++i) {
+    bool summed = i < lead || (ts[i - lead] == 1 && gs[i] != 1);
+    if (summed)
+      axes.push_back(i);
+    kept.push_back(summed ? 1 : gs[i]);
+  }
+  Value r = g;
+  if (!axes.empty())
+    r = ReduceSumOp::create(b, loc, withShape(g, kept), g, b.getDenseI64ArrayAttr(axes), true);
+  if (typeOf(r).getShape() != ts)
+    r = ReshapeOp::create(b, loc, target, r);
+  return r;
+}
+
+// A scalar constant of `like`'s element type, broadcast by the elementwise ops that read it.
+Value scalar(OpBuilder &b, Location loc, Value like, double value) {
+  auto type = RankedTensorType::get({}, typeOf(like).getElementType());
+  return ConstantOp::create(b, loc, type,
+                            DenseElementsAttr::get(type, b.getFloatAttr(type.getElementType(), value)));
+}
+
+// The reduction axes [from, rank).
+SmallVector<int64_t> tailAxes(int64_t from, int64_t rank) {
+  SmallVector<int64_t> axes(rank - from);
+  std::iota(axes.begin(), axes.end(), from);
+  return axes;
+}
+
+// x [..., K] as [M, K].
+Value flatten2d(OpBuilder &b, Location loc, Value x) {
+  ArrayRef<int64_t> s = typeOf(x).getShape();
+  if (s.size() == 2)
+    return x;
+  int64_t m = 1;
+  for (int64_t d : s.drop_back())
+    m *= d;
+  return ReshapeOp::create(b, loc, withShape(x, {m, s.back()}), x);
+}
+
+Value transpose2d(OpBuilder &b, Location loc, Value x) {
+  ArrayRef<int64_t> s = typeOf(x).getShape();
+  return TransposeOp::create(b, loc, withShape(x, {s[1], s[0]}), x, b.getDenseI64ArrayAttr({1, 0}));
+}
+
+// A rule for an op whose only result gradient is `g` (the common case).
+Value onlyGrad(ArrayRef<Value> resultGrads) { return resultGrads.empty() ? Value() : resultGrads[0]; }
+
+} // namespace
+
+// Elementwise arithmetic: operands broadcast to the result, so their gradients sum back.
+LogicalResult AddOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool> wanted, SmallVectorImpl<Value> &og) {
+  Value g = onlyGrad(rg);
+  for (unsigned i = 0; i < 2; ++i)
+    if (wanted[i])
+      og[i] = unbroadcast(b, getLoc(), g, typeOf(getOperand(i)));
+  return success();
+}
+LogicalResult SubOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool> wanted, SmallVectorImpl<Value> &og) {
+  Value g = onlyGrad(rg);
+  if (wanted[0])
+    og[0] = unbroadcast(b, getLoc(), g, typeOf(getLhs()));
+  if (wanted[1])
+    og[1] = unbroadcast(b, getLoc(), NegOp::create(b, getLoc(), typeOf(g), g), typeOf(getRhs()));
+  return success();
+}
+LogicalResult MulOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool> wanted, SmallVectorImpl<Value> &og) {
+  Value g = onlyGrad(rg);
+  if (wanted[0])
+    og[0] = unbroadcast(b, getLoc(), MulOp::create(b, getLoc(), typeOf(g), g, getRhs()), typeOf(getLhs()));
+  if (wanted[1])
+    og[1] = unbroadcast(b, getLoc(), MulOp::create(b, getLoc(), typeOf(g), g, getLhs()), typeOf(getRhs()));
+  return success();
+}
+// d(a/b) = g/b for a, and -g·(a/b)/b for b.
+LogicalResult DivOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool> wanted, SmallVectorImpl<Value> &og) {
+  Value g = onlyGrad(rg);
+  Location loc = getLoc();
+  Value gOverB = DivOp::create(b, loc, typeOf(g), g, getRhs());
+  if (wanted[0])
+    og[0] = unbroadcast(b, loc, gOverB, typeOf(getLhs()));
+  if (wanted[1]) {
+    Value t = MulOp::create(b, loc, typeOf(g), gOverB, getResult());
+    Value q = DivOp::create(b, loc, typeOf(g), t, getRhs());
+    og[1] = unbroadcast(b, loc, NegOp::create(b, loc, typeOf(g), q), typeOf(getRhs()));
+  }
+  return success();
+}
+LogicalResult NegOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool>, SmallVectorImpl<Value> &og) {
+  og[0] = NegOp::create(b, getLoc(), typeOf(getInput()), onlyGrad(rg));
+  return success();
+}
+// silu'(x) = σ(x)(1 + x(1 − σ(x))): one formula row, silu_grad(x, g).
+LogicalResult SiluOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool>, SmallVectorImpl<Value> &og) {
+  og[0] = SiluGradOp::create(b, getLoc(), typeOf(getInput()), getInput(), onlyGrad(rg));
+  return success();
+}
+LogicalResult CastOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool>, SmallVectorImpl<Value> &og) {
+  og[0] = CastOp::create(b, getLoc(), typeOf(getInput()), onlyGrad(rg));
+  return success();
+}
+
+// Data movement: the inverse movement.
+LogicalResult ReshapeOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool>, SmallVectorImpl<Value> &og) {
+  og[0] = ReshapeOp::create(b, getLoc(), typeOf(getInput()), onlyGrad(rg));
+  return success();
+}
+LogicalResult TransposeOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool>, SmallVectorImpl<Value> &og) {
+  ArrayRef<int64_t> perm = getPerm();
+  SmallVector<int64_t> inverse(perm.size());
+  for (auto [i, p] : llvm::enumerate(perm))
+    inverse[p] = int64_t(i);
+  og[0] = TransposeOp::create(b, getLoc(), typeOf(getInput()), onlyGrad(rg), b.getDenseI64ArrayAttr(inverse));
+  return success();
+}
+
+// y = x·W (+ b), W [K, N], or x·Wᵀ with W [N, K] (transpose_weight):
+// dx = g·Wᵀ (resp. g·W), a linear with the other orientation; dW = x₂ᵀ·g₂ (resp. g₂ᵀ·x₂) over
+// the flattened rows; db = g summed over the rows.
+LogicalResult LinearOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool> wanted, SmallVectorImpl<Value> &og) {
+  if (getEpilogue())
+    return emitOpError() << "has a fused epilogue; sc-autodiff runs before sc-fuse-linear-epilogue";
+  Value g = onlyGrad(rg);
+  Location loc = getLoc();
+  const bool t = getTransposeWeight();
+  if (wanted[0])
+    og[0] = LinearOp::create(b, loc, typeOf(getInput()), g, getWeight(), Value(), !t, nullptr);
+  if (wanted[1]) {
+    Value x2 = flatten2d(b, loc, getInput()), g2 = flatten2d(b, loc, g);
+    og[1] = t ? MatMulOp::create(b, loc, typeOf(getWeight()), transpose2d(b, loc, g2), x2)
+              : MatMulOp::create(b, loc, typeOf(getWeight()), transpose2d(b, loc, x2), g2);
+  }
+  if (getBias() && wanted[2]) {
+    int64_t rank = typeOf(g).getRank();
+    og[2] = ReduceSumOp::create(b, loc, typeOf(getBias()), g, b.getDenseI64ArrayAttr(tailAxes(0, rank - 1)), false);
+  }
+  return success();
+}
+
+// y = x·r·scale with r = (mean(x²) + ε)^-½ over the normalised dims [axis, rank):
+// dscale = Σ g·x·r over the other dims; dx = r·(g·scale − x·r·mean(g·scale·x·r)).
+LogicalResult RmsNormOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool> wanted, SmallVectorImpl<Value> &og) {
+  Value g = onlyGrad(rg), x = getInput();
+  Location loc = getLoc();
+  RankedTensorType xt = typeOf(x);
+  const int64_t rank = xt.getRank(), axis = int64_t(getAxis()) < 0 ? int64_t(getAxis()) + rank : int64_t(getAxis());
+  SmallVector<int64_t> rowShape(xt.getShape());
+  for (int64_t i = axis; i < rank; ++i)
+    rowShape[i] = 1;
+  RankedTensorType rowT = withShape(x, rowShape);
+  auto axes = b.getDenseI64ArrayAttr(tailAxes(axis, rank));
+  Value sq = MulOp::create(b, loc, xt, x, x);
+  Value ms = ReduceMeanOp::create(b, loc, rowT, sq, axes, true);
+  Value v = AddOp::create(b, loc, rowT, ms, scalar(b, loc, x, getEpsilon().convertToDouble()));
+  Value r = ReciprocalOp::create(b, loc, rowT, SqrtOp::create(b, loc, rowT, v));
+  Value n = MulOp::create(b, loc, xt, x, r);
+  if (wanted[1])
+    og[1] = unbroadcast(b, loc, MulOp::create(b, loc, xt, g, n), typeOf(getScale()));
+  if (wanted[0]) {
+    Value gs = MulOp::create(b, loc, xt, g, getScale());
+    Value dot = ReduceMeanOp::create(b, loc, rowT, MulOp::create(b, loc, xt, gs, n), axes, true);
+    Value inner = SubOp::create(b, loc, xt, gs, MulOp::create(b, loc, xt, n, dot));
+    og[0] = MulOp::create(b, loc, xt, inner, r);
+  }
+  return success();
+}
+
+// y = x·cos + rot(x)·sin with rot(x) = [−x₂, x₁] over the last dim's halves, so
+// dx = g·cos + rotᵀ(g·sin) with rotᵀ(u) = [u₂, −u₁]. The tables are constants (no gradient).
+LogicalResult RotaryOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool> wanted, SmallVectorImpl<Value> &og) {
+  if (wanted[1] || wanted[2])
+    return emitOpError() << "has a cos/sin table that depends on a trainable parameter; sc-autodiff "
+                            "differentiates rotary tables only as constants";
+  Value g = onlyGrad(rg);
+  Location loc = getLoc();
+  RankedTensorType xt = typeOf(getInput());
+  const int64_t rank = xt.getRank(), d = xt.getShape().back(), half = d / 2;
+  Value u = MulOp::create(b, loc, xt, g, getSin());
+  SmallVector<int64_t> halfShape(xt.getShape());
+  halfShape.back() = half;
+  SmallVector<int64_t> zeros(rank, 0), ones(rank, 1), mid(rank, 0);
+  mid.back() = half;
+  RankedTensorType ht = withShape(u, halfShape);
+  Value u1 = SliceOp::create(b, loc, ht, u, b.getDenseI64ArrayAttr(zeros), b.getDenseI64ArrayAttr(ones));
+  Value u2 = SliceOp::create(b, loc, ht, u, b.getDenseI64ArrayAttr(mid), b.getDenseI64ArrayAttr(ones));
+  Value rotT = ConcatOp::create(b, loc, xt, ValueRange{u2, NegOp::create(b, loc, ht, u1)},
+                                b.getI64IntegerAttr(rank - 1));
+  og[0] = AddOp::create(b, loc, xt, MulOp::create(b, loc, xt, g, getCos()), rotT);
+  return success();
+}
+
+// The backward needs the forward's log-sum-exp: the rule rebuilds the forward op with its
+// `lse` result in place (sc-autodiff erases the old one once nothing reads it).
+LogicalResult AttentionOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool> wanted, SmallVectorImpl<Value> &og) {
+  if (getMask() && wanted[3])
+    return emitOpError() << "has a mask that depends on a trainable parameter; sc-autodiff treats masks as constants";
+  Location loc = getLoc();
+  AttentionOp forward = *this;
+  if (!getLse()) {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPoint(*this);
+    RankedTensorType q = typeOf(getQuery());
+    auto lseType = RankedTensorType::get(q.getShape().drop_back(), b.getF32Type());
+    forward = AttentionOp::create(b, loc, getResult().getType(), lseType, getQuery(), getKey(), getValue(),
+                                  getMask(), getScaleAttr(), getCausalAttr());
+    getResult().replaceAllUsesWith(forward.getResult());
+  }
+  auto grad = AttentionGradOp::create(b, loc, TypeRange{getQuery().getType(), getKey().getType(), getValue().getType()},
+                                      getQuery(), getKey(), getValue(), forward.getResult(), forward.getLse(),
+                                      onlyGrad(rg), getMask(), getScaleAttr(), getCausalAttr());
+  for (unsigned i = 0; i < 3; ++i)
+    if (wanted[i])
+      og[i] = grad.getResult(i);
+  return success();
+}
+
+LogicalResult EmbeddingOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool> wanted, SmallVectorImpl<Value> &og) {
+  if (getRowStart())
+    return emitOpError() << "is vocabulary-split already; sc-autodiff runs on the global program";
+  if (wanted[0])
+    og[0] = EmbeddingGradOp::create(b, getLoc(), typeOf(getTable()), getIds(), onlyGrad(rg), Value(),
+                                    IntegerAttr(), IntegerAttr());
+  return success();
+}
+
+// Only the sum carries a gradient (the count is a count of labels).
+LogicalResult TokenLossOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool> wanted, SmallVectorImpl<Value> &og) {
+  if (wanted[0] && rg[0])
+    og[0] = TokenLossGradOp::create(b, getLoc(), typeOf(getLogits()), getLogits(), getLabels(), rg[0]);
+  return success();
+}
+
+} // namespace shardc::sc

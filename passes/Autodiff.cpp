@@ -1,0 +1,164 @@
+// sc-autodiff: reverse-mode differentiation of a `mode: train` program. From the loss that
+// sc-add-loss returns, the gradients flow back through each op's VJP rule (VjpOpInterface,
+// lib/Dialect/ScVjpRules.cpp) to the trainable parameters (sc.trainable), whose gradients the
+// program returns. It runs on the global program, before the plan is applied, so the backward
+// ops are sharded, partitioned and fused with the forward ones.
+#include "shardc/Dialect/ScDialect.h"
+#include "shardc/Dialect/ScLocation.h"
+#include "shardc/Passes/Passes.h"
+
+#include "llvm/ADT/DenseSet.h"
+
+namespace shardc {
+#define GEN_PASS_DEF_SCAUTODIFF
+#include "shardc/Passes/Passes.h.inc"
+
+using namespace mlir;
+
+namespace {
+
+bool isFloatTensor(Value v) {
+  auto t = dyn_cast<RankedTensorType>(v.getType());
+  return t && isa<FloatType>(t.getElementType());
+}
+
+struct Differentiator {
+  func::FuncOp func;
+  func::ReturnOp ret;
+  Value loss;
+  SmallVector<sc::ParamOp> params;     // trainable, in program order
+  llvm::DenseSet<Value> active;        // depends on a trainable parameter
+  llvm::DenseSet<Value> needed;        // the loss depends on it
+  llvm::DenseMap<Value, Value> grads;  // d loss / d value, where one flows
+
+  LogicalResult findLossAndParams() {
+    for (unsigned i = 0; i < func.getNumResults(); ++i)
+      if (auto name = func.getResultAttrOfType<StringAttr>(i, "sc.name"); name && name.getValue() == "loss")
+        loss = ret.getOperand(i);
+    if (!loss)
+      return func.emitError() << "sc-autodiff: mode: train differentiates the output `loss`, which the "
+                                 "program lacks (sc-add-loss adds it)";
+    for (Operation &op : func.getBody().front()) {
+      if (op.getNumRegions() != 0)
+        return op.emitOpError() << "sc-autodiff runs on the flat program, before sc-group-layers";
+      if (auto p = dyn_cast<sc::ParamOp>(op); p && p->hasAttr("sc.trainable"))
+        params.push_back(p);
+    }
+    if (params.empty())
+      return func.emitError() << "sc-autodiff: mode: train has no trainable parameter (every sc.param is "
+                                 "frozen: check the plan's trainable:/frozen: globs)";
+    return success();
+  }
+
+  void markActiveAndNeeded() {
+    for (sc::ParamOp p : params)
+      active.insert(p.getResult());
+    for (Operation &op : func.getBody().front().without_terminator())
+      if (llvm::any_of(op.getOperands(), [&](Value v) { return active.contains(v); }))
+        for (Value r : op.getResults())
+          if (isFloatTensor(r))
+            active.insert(r);
+    needed.insert(loss);
+    for (Operation &op : llvm::reverse(func.getBody().front().without_terminator()))
+      if (llvm::any_of(op.getResults(), [&](Value v) { return needed.contains(v); }))
+        for (Value v : op.getOperands())
+          needed.insert(v);
+  }
+
+  void accumulate(OpBuilder &b, Value v, Value g) {
+    auto [it, inserted] = grads.try_emplace(v, g);
+    if (!inserted)
+      it->second = sc::AddOp::create(b, makeBackwardLoc(g.getLoc()), g.getType(), it->second, g);
+  }
+
+  LogicalResult run() {
+    if (failed(findLossAndParams()))
+      return failure();
+    markActiveAndNeeded();
+    OpBuilder b(ret);
+    auto f32 = RankedTensorType::get({}, b.getF32Type());
+    if (loss.getType() != f32)
+      return func.emitError() << "sc-autodiff: the loss must be an f32 scalar, got " << loss.getType();
+    grads[loss] = sc::ConstantOp::create(b, makeBackwardLoc(loss.getLoc()), f32,
+                                         DenseElementsAttr::get(f32, b.getF32FloatAttr(1.0f)));
+    SmallVector<Operation *> forward;
+    for (Operation &op : func.getBody().front().without_terminator())
+      forward.push_back(&op);
+    for (Operation *op : llvm::reverse(forward)) {
+      SmallVector<Value> resultGrads;
+      bool any = false;
+      for (Value r : op->getResults()) {
+        Value g = grads.lookup(r);
+        resultGrads.push_back(g);
+        any |= bool(g);
+      }
+      SmallVector<bool> wanted;
+      bool anyWanted = false;
+      for (Value v : op->getOperands()) {
+        wanted.push_back(active.contains(v) && needed.contains(v) && isFloatTensor(v));
+        anyWanted |= wanted.back();
+      }
+      if (!any || !anyWanted)
+        continue;
+      auto rule = dyn_cast<sc::VjpOpInterface>(op);
+      if (!rule)
+        return op->emitOpError() << "has no VJP rule, so sc-autodiff cannot differentiate the loss through it ("
+                                 << describeLoc(op->getLoc()) << ")";
+      Operation *before = ret->getPrevNode();
+      SmallVector<Value> operandGrads(op->getNumOperands());
+      if (failed(rule.buildVjp(b, resultGrads, wanted, operandGrads)))
+        return failure();
+      // Mark what the rule built (between `before` and the return) as the backward's.
+      for (Operation *o = before ? before->getNextNode() : &func.getBody().front().front(); o != ret.getOperation();
+           o = o->getNextNode())
+        o->setLoc(makeBackwardLoc(o->getLoc()));
+      for (auto [i, g] : llvm::enumerate(operandGrads))
+        if (g && wanted[i])
+          accumulate(b, op->getOperand(i), g);
+    }
+    return returnGradients(b);
+  }
+
+  // One output `grad.<parameter>` per trainable parameter, in the stored layout; a parameter
+  // the loss does not read gets zeros.
+  LogicalResult returnGradients(OpBuilder &b) {
+    for (sc::ParamOp p : params) {
+      Value g = grads.lookup(p.getResult());
+      auto type = cast<RankedTensorType>(p.getType());
+      if (!g)
+        g = sc::ConstantOp::create(b, makeBackwardLoc(p.getLoc()), type,
+                                   DenseElementsAttr::get(type, b.getFloatAttr(type.getElementType(), 0.0)));
+      std::string name = ("grad." + p.getName()).str();
+      for (unsigned i = 0; i < func.getNumResults(); ++i)
+        if (auto n = func.getResultAttrOfType<StringAttr>(i, "sc.name"); n && n.getValue() == name)
+          return func.emitError() << "sc-autodiff: the graph already has an output named " << name;
+      ret->insertOperands(ret.getNumOperands(), g);
+      auto attrs = b.getDictionaryAttr(b.getNamedAttr("sc.name", b.getStringAttr(name)));
+      if (failed(func.insertResult(func.getNumResults(), type, attrs)))
+        return failure();
+    }
+    // Forward ops a rule replaced (attention rebuilt with its log-sum-exp) are dead now.
+    for (Operation &op : llvm::make_early_inc_range(llvm::reverse(func.getBody().front())))
+      if (isa<sc::AttentionOp>(op) && op.use_empty())
+        op.erase();
+    return success();
+  }
+};
+
+struct ScAutodiffPass : impl::ScAutodiffBase<ScAutodiffPass> {
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    if (!module->hasAttr("sc.train"))
+      return;
+    module.walk([&](func::FuncOp func) {
+      if (func.isExternal())
+        return;
+      Differentiator d{func, cast<func::ReturnOp>(func.getBody().front().getTerminator()), Value(), {}, {}, {}, {}};
+      if (failed(d.run()))
+        signalPassFailure();
+    });
+  }
+};
+
+} // namespace
+} // namespace shardc
