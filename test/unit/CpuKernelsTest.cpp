@@ -308,7 +308,8 @@ const std::vector<std::string> kDocumentedOps = {
     "formula", "pow", "equal", "where", "isnan", "cast", "copy",
     "matmul", "linear", "gemm", "softmax", "log_softmax", "reduce_sum", "reduce_mean",
     "reduce_max", "transpose", "slice", "dynamic_slice", "concat", "split", "gather", "gather_elements", "expand",
-    "trilu", "embedding", "rms_norm", "layer_norm", "rotary", "attention", "silu_mul", "token_loss"};
+    "trilu", "embedding", "rms_norm", "layer_norm", "rotary", "attention", "silu_mul", "token_loss",
+    "attention_grad", "embedding_grad", "token_loss_grad"};
 
 TEST(Registry, EveryDocumentedOpHasAKernel) {
   std::vector<std::string> names = cpuKernelNames();

@@ -1,6 +1,7 @@
 // The CUDA backend's library kernels: the ops no generated kernel covers (for the models
 // bench/gpu checks: linear, matmul, attention, embedding, gather, dynamic_slice, copy, cast,
-// split; and the training loss, token_loss). GEMMs go through cuBLAS (f32 accumulation);
+// split; and the training loss, token_loss, and the backward kernels token_loss_grad and
+// embedding_grad; no attention_grad). GEMMs go through cuBLAS (f32 accumulation);
 // 16-bit attention is the flash kernel (FlashAttention.h, tensor cores), other attention a
 // straightforward kernel (one block per query row, scores in shared memory); embedding and
 // copies are plain. All enqueue on the calling thread's backend stream.
@@ -579,6 +580,136 @@ std::string tokenLossKernel(const KernelArgs &a) {
   return launched("token_loss");
 }
 
+// ---- token_loss_grad: one block per [B*S] row; dlogits = dsum * (softmax - onehot(label)),
+// max-subtracted in f32; rows with label -100 are zero (so are rows with a label outside
+// [0, V), which add nothing to token_loss's sum; the CPU kernel reports them).
+template <typename T>
+__global__ void tokenLossGradRows(const T *x, const int64_t *labels, const float *dsum, int64_t vocab, T *dx) {
+  __shared__ float red[32];
+  const int64_t row = blockIdx.x, label = labels[row];
+  const T *in = x + row * vocab;
+  T *out = dx + row * vocab;
+  if (label < 0 || label >= vocab) { // the whole block takes this branch
+    for (int64_t j = threadIdx.x; j < vocab; j += blockDim.x)
+      out[j] = fromFloat<T>(0.0f);
+    return;
+  }
+  float m = -INFINITY;
+  for (int64_t j = threadIdx.x; j < vocab; j += blockDim.x)
+    m = fmaxf(m, toFloat(in[j]));
+  m = blockReduce(m, true, red);
+  float e = 0.0f;
+  for (int64_t j = threadIdx.x; j < vocab; j += blockDim.x)
+    e += __expf(toFloat(in[j]) - m);
+  e = blockReduce(e, false, red);
+  const float g = *dsum, inv = 1.0f / e;
+  for (int64_t j = threadIdx.x; j < vocab; j += blockDim.x)
+    out[j] = fromFloat<T>(g * (__expf(toFloat(in[j]) - m) * inv - (j == label ? 1.0f : 0.0f)));
+}
+
+std::string tokenLossGradKernel(const KernelArgs &a) {
+  const TensorView &x = a.in[0], &labels = a.in[1], &dsum = a.in[2], &dx = a.out[0];
+  if (x.rank() != 3 || labels.dtype != DType::I64 || dsum.dtype != DType::F32 || dsum.numel() != 1 ||
+      dx.dtype != x.dtype)
+    return "token_loss_grad: the CUDA kernel takes logits [B, S, V], i64 labels, one f32 dsum and dlogits of the "
+           "logits' dtype";
+  const int64_t rows = x.shape[0] * x.shape[1], vocab = x.shape[2];
+  if (rows == 0 || vocab == 0)
+    return "";
+  cudaStream_t s = threadContext().stream;
+  const int64_t *pl = labels.as<int64_t>();
+  const float *g = dsum.as<float>();
+  switch (x.dtype) {
+  case DType::F32: tokenLossGradRows<<<unsigned(rows), 256, 0, s>>>(x.as<float>(), pl, g, vocab, dx.as<float>()); break;
+  case DType::BF16: tokenLossGradRows<<<unsigned(rows), 256, 0, s>>>(x.as<__nv_bfloat16>(), pl, g, vocab, dx.as<__nv_bfloat16>()); break;
+  case DType::F16: tokenLossGradRows<<<unsigned(rows), 256, 0, s>>>(x.as<__half>(), pl, g, vocab, dx.as<__half>()); break;
+  default: return unsupported("token_loss_grad", x.dtype);
+  }
+  return launched("token_loss_grad");
+}
+
+// ---- embedding_grad: one block per row of dtable, without atomics (deterministic): the block
+// scans the ids a tile of blockDim at a time, lists the positions holding its id in order
+// (warp ballots), and adds their dy rows into an f32 row in shared memory, written once at
+// the end. Ids outside this rank's rows, and padding_idx, add nothing (ids outside the
+// vocabulary are not reported: the CPU kernel does).
+constexpr int kEmbeddingGradThreads = 256;
+
+template <typename E, typename I>
+__global__ void embeddingGradRows(const I *ids, const E *dy, E *dtable, int64_t count, int64_t hidden,
+                                  const int64_t *rowStart, int64_t rows, int64_t padding) {
+  extern __shared__ float acc[]; // hidden floats
+  __shared__ int64_t hits[kEmbeddingGradThreads];
+  __shared__ int warpHits[kEmbeddingGradThreads / 32];
+  const int64_t start = rowStart ? *rowStart : 0;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const int64_t id = start + r;
+    for (int64_t c = threadIdx.x; c < hidden; c += blockDim.x)
+      acc[c] = 0.0f;
+    for (int64_t n0 = 0; id != padding && n0 < count; n0 += blockDim.x) {
+      const int64_t n = n0 + threadIdx.x;
+      const bool hit = n < count && int64_t(ids[n]) == id;
+      const unsigned ballot = __ballot_sync(0xffffffffu, hit);
+      if (lane == 0)
+        warpHits[warp] = __popc(ballot);
+      __syncthreads();
+      int before = 0, total = 0;
+      for (int w = 0; w < int(blockDim.x >> 5); ++w) {
+        before += w < warp ? warpHits[w] : 0;
+        total += warpHits[w];
+      }
+      if (hit)
+        hits[before + __popc(ballot & ((1u << lane) - 1u))] = n;
+      __syncthreads();
+      for (int k = 0; k < total; ++k)
+        for (int64_t c = threadIdx.x; c < hidden; c += blockDim.x)
+          acc[c] += toFloat(dy[hits[k] * hidden + c]);
+      __syncthreads();
+    }
+    for (int64_t c = threadIdx.x; c < hidden; c += blockDim.x)
+      dtable[r * hidden + c] = fromFloat<E>(acc[c]);
+    __syncthreads();
+  }
+}
+
+template <typename E> std::string embeddingGradAs(const KernelArgs &a, int64_t padding) {
+  const TensorView &ids = a.in[0], &dtable = a.out[0];
+  const int64_t rows = dtable.shape[0], hidden = dtable.shape[1];
+  const int64_t *start = a.in.size() == 3 ? a.in[2].as<int64_t>() : nullptr;
+  const size_t shared = size_t(hidden) * sizeof(float);
+  const unsigned grid = unsigned(rows < 65535 ? rows : 65535);
+  cudaStream_t s = threadContext().stream;
+  if (ids.dtype == DType::I64)
+    embeddingGradRows<<<grid, kEmbeddingGradThreads, shared, s>>>(ids.as<int64_t>(), a.in[1].as<E>(), dtable.as<E>(),
+                                                                  ids.numel(), hidden, start, rows, padding);
+  else
+    embeddingGradRows<<<grid, kEmbeddingGradThreads, shared, s>>>(ids.as<int32_t>(), a.in[1].as<E>(), dtable.as<E>(),
+                                                                  ids.numel(), hidden, start, rows, padding);
+  return launched("embedding_grad");
+}
+
+std::string embeddingGradKernel(const KernelArgs &a) {
+  const TensorView &ids = a.in[0], &dy = a.in[1], &dtable = a.out[0];
+  if (dtable.rank() != 2 || (ids.dtype != DType::I64 && ids.dtype != DType::I32) || dy.dtype != dtable.dtype ||
+      dy.numel() != ids.numel() * dtable.shape[1])
+    return "embedding_grad: the CUDA kernel takes i64/i32 ids, dy [..., H] and dtable [V, H] of dy's dtype";
+  if (a.in.size() == 3 && (a.in[2].dtype != DType::I64 || a.in[2].numel() != 1))
+    return "embedding_grad: row_start must be one i64";
+  if (size_t(dtable.shape[1]) * sizeof(float) > 48 * 1024)
+    return "embedding_grad: hidden size " + std::to_string(dtable.shape[1]) +
+           " exceeds the CUDA kernel's shared-memory row (12288 floats)";
+  if (dtable.shape[0] == 0 || dtable.shape[1] == 0)
+    return "";
+  const int64_t padding = a.attrs ? a.attrs->getInt("padding_idx", -1) : -1;
+  switch (dy.dtype) {
+  case DType::F32: return embeddingGradAs<float>(a, padding);
+  case DType::BF16: return embeddingGradAs<__nv_bfloat16>(a, padding);
+  case DType::F16: return embeddingGradAs<__half>(a, padding);
+  default: return unsupported("embedding_grad", dy.dtype);
+  }
+}
+
 std::string copyKernel(const KernelArgs &a) {
   cudaError_t rc = cudaMemcpyAsync(a.out[0].data, a.in[0].data, a.in[0].bytes(), cudaMemcpyDeviceToDevice,
                                    threadContext().stream);
@@ -603,6 +734,8 @@ rt::KernelFn lookupCudaKernel(std::string_view op) {
   if (op == "dynamic_slice") return dynamicSliceKernel;
   if (op == "gather") return gatherKernel;
   if (op == "token_loss") return tokenLossKernel;
+  if (op == "token_loss_grad") return tokenLossGradKernel;
+  if (op == "embedding_grad") return embeddingGradKernel;
   return nullptr;
 }
 

@@ -1,5 +1,7 @@
 // Attention building blocks: rotate-half rotary embedding and scaled dot-product attention
-// (GQA, additive or boolean mask, causal), computed a block of query rows at a time on sgemm.
+// (GQA, additive or boolean mask, causal), computed a block of query rows at a time on sgemm;
+// optionally also each query row's log-sum-exp of its scores, which attention_grad
+// (Gradients.cpp) recomputes the probabilities from.
 #include "CpuKernels.h"
 #include "KernelChecks.h"
 #include "Sgemm.h"
@@ -83,6 +85,13 @@ std::string checkAttention(const KernelArgs &args, AttentionShape &sh) {
            std::to_string(sh.Hkv) + " kv heads";
   if (auto e = expectShape("attention", "y", y, {sh.B, sh.Hq, sh.S, sh.Dv}); !e.empty())
     return e;
+  if (args.out.size() > 1) {
+    const TensorView &lse = args.out[1];
+    if (lse.dtype != DType::F32)
+      return "attention: lse must be f32, not " + std::string(dtypeName(lse.dtype));
+    if (auto e = expectShape("attention", "lse", lse, {sh.B, sh.Hq, sh.S}); !e.empty())
+      return e;
+  }
   if (args.in.size() > 3) {
     const TensorView &mask = args.in[3];
     if (mask.dtype != DType::F32 && mask.dtype != DType::Bool)
@@ -96,8 +105,10 @@ std::string checkAttention(const KernelArgs &args, AttentionShape &sh) {
 
 } // namespace
 
+// Outputs y and, optionally, lse [B, Hq, S] (f32): log(sum_j exp(s_ij)) of the row's scaled,
+// masked, causal scores s_ij, max-subtracted; -inf for a row with nothing to attend to.
 std::string attentionKernel(const KernelArgs &args) {
-  if (auto e = expectArity("attention", args, 3, 4, 1, 1); !e.empty())
+  if (auto e = expectArity("attention", args, 3, 4, 1, 2); !e.empty())
     return e;
   AttentionShape sh;
   if (auto e = checkAttention(args, sh); !e.empty())
@@ -113,6 +124,7 @@ std::string attentionKernel(const KernelArgs &args) {
   const int64_t group = sh.Hq / sh.Hkv;
   const float *q = args.in[0].as<float>(), *k = args.in[1].as<float>(), *v = args.in[2].as<float>();
   float *y = args.out[0].as<float>();
+  float *lse = args.out.size() > 1 ? args.out[1].as<float>() : nullptr;
   std::vector<float> scores(static_cast<size_t>(std::min(kQueryBlock, sh.S) * sh.T));
 
   for (int64_t b = 0; b < sh.B; ++b)
@@ -151,8 +163,11 @@ std::string attentionKernel(const KernelArgs &args) {
           float maxScore = negInf;
           for (int64_t j = 0; j < keys; ++j)
             maxScore = std::max(maxScore, row[j]);
+          float *lseAt = lse ? lse + (b * sh.Hq + h) * sh.S + i : nullptr;
           if (maxScore == negInf) { // nothing to attend to: the row's output is zero
             std::fill(row, row + keys, 0.0f);
+            if (lseAt)
+              *lseAt = negInf;
             continue;
           }
           double sum = 0.0;
@@ -160,6 +175,8 @@ std::string attentionKernel(const KernelArgs &args) {
             row[j] = std::exp(row[j] - maxScore);
             sum += row[j];
           }
+          if (lseAt)
+            *lseAt = static_cast<float>(maxScore + std::log(sum));
           const float inv = static_cast<float>(1.0 / sum);
           for (int64_t j = 0; j < keys; ++j)
             row[j] *= inv;

@@ -67,6 +67,12 @@ std::string layerNormKernel(const KernelArgs &args);
 // TokenLoss.cpp: the summed token cross-entropy and label count (f32, bf16, f16 logits)
 std::string tokenLossKernel(const KernelArgs &args);
 
+// Gradients.cpp: backward kernels of training (attention_grad and embedding_grad in f32 and
+// f64; token_loss_grad reads f32, bf16 or f16 logits in place)
+std::string attentionGradKernel(const KernelArgs &args);
+std::string embeddingGradKernel(const KernelArgs &args);
+std::string tokenLossGradKernel(const KernelArgs &args);
+
 // Attention.cpp
 std::string rotaryKernel(const KernelArgs &args);
 std::string attentionKernel(const KernelArgs &args);

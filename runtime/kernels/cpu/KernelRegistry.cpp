@@ -10,10 +10,13 @@ namespace shardc::rt {
 namespace {
 
 // Attention: the f32 library kernel, or with SHARDC_CPU_ATTENTION=simt the flash kernel
-// the CUDA backend runs (16-bit inputs), through the SIMT emulator.
+// the CUDA backend runs (16-bit inputs), through the SIMT emulator, which writes no lse.
 std::string attentionAnyKernel(const KernelArgs &args) {
-  return cpu::simtAttentionRequested() ? cpu::flashAttentionSimtKernel(args)
-                                       : cpu::viaFloat32<cpu::attentionKernel>(args);
+  if (!cpu::simtAttentionRequested())
+    return cpu::viaFloat32<cpu::attentionKernel>(args);
+  if (args.out.size() > 1)
+    return "attention: SHARDC_CPU_ATTENTION=simt does not write the second output lse (unset it for training)";
+  return cpu::flashAttentionSimtKernel(args);
 }
 
 struct KernelEntry {
@@ -60,6 +63,9 @@ constexpr KernelEntry kKernels[] = {
     {"attention", guarded<attentionAnyKernel>},
     {"silu_mul", guarded<viaFloat32KeepF64<siluMulKernel>>},
     {"token_loss", guarded<tokenLossKernel>}, // reads 16-bit logits in place
+    {"attention_grad", guarded<viaFloat32KeepF64<attentionGradKernel>>},
+    {"embedding_grad", guarded<viaFloat32KeepF64<embeddingGradKernel>>},
+    {"token_loss_grad", guarded<tokenLossGradKernel>}, // reads 16-bit logits in place
 };
 
 } // namespace

@@ -52,6 +52,9 @@ struct LinearAttrsBuilder;
 struct EmbeddingAttrs;
 struct EmbeddingAttrsBuilder;
 
+struct EmbeddingGradAttrs;
+struct EmbeddingGradAttrsBuilder;
+
 struct AxisAttrs;
 struct AxisAttrsBuilder;
 
@@ -120,6 +123,8 @@ inline const flatbuffers::TypeTable *GemmAttrsTypeTable();
 inline const flatbuffers::TypeTable *LinearAttrsTypeTable();
 
 inline const flatbuffers::TypeTable *EmbeddingAttrsTypeTable();
+
+inline const flatbuffers::TypeTable *EmbeddingGradAttrsTypeTable();
 
 inline const flatbuffers::TypeTable *AxisAttrsTypeTable();
 
@@ -276,11 +281,14 @@ enum class StepKind : uint16_t {
   process_index = 34,
   fused = 35,
   token_loss = 36,
+  attention_grad = 37,
+  embedding_grad = 38,
+  token_loss_grad = 39,
   MIN = copy,
-  MAX = token_loss
+  MAX = token_loss_grad
 };
 
-inline const StepKind (&EnumValuesStepKind())[37] {
+inline const StepKind (&EnumValuesStepKind())[40] {
   static const StepKind values[] = {
     StepKind::copy,
     StepKind::cast,
@@ -318,13 +326,16 @@ inline const StepKind (&EnumValuesStepKind())[37] {
     StepKind::all_to_all,
     StepKind::process_index,
     StepKind::fused,
-    StepKind::token_loss
+    StepKind::token_loss,
+    StepKind::attention_grad,
+    StepKind::embedding_grad,
+    StepKind::token_loss_grad
   };
   return values;
 }
 
 inline const char * const *EnumNamesStepKind() {
-  static const char * const names[38] = {
+  static const char * const names[41] = {
     "copy",
     "cast",
     "equal",
@@ -362,13 +373,16 @@ inline const char * const *EnumNamesStepKind() {
     "process_index",
     "fused",
     "token_loss",
+    "attention_grad",
+    "embedding_grad",
+    "token_loss_grad",
     nullptr
   };
   return names;
 }
 
 inline const char *EnumNameStepKind(StepKind e) {
-  if (flatbuffers::IsOutRange(e, StepKind::copy, StepKind::token_loss)) return "";
+  if (flatbuffers::IsOutRange(e, StepKind::copy, StepKind::token_loss_grad)) return "";
   const size_t index = static_cast<size_t>(e);
   return EnumNamesStepKind()[index];
 }
@@ -488,11 +502,13 @@ enum class StepAttrs : uint8_t {
   all_to_all = 24,
   process_index = 25,
   fused = 26,
+  attention_grad = 27,
+  embedding_grad = 28,
   MIN = NONE,
-  MAX = fused
+  MAX = embedding_grad
 };
 
-inline const StepAttrs (&EnumValuesStepAttrs())[27] {
+inline const StepAttrs (&EnumValuesStepAttrs())[29] {
   static const StepAttrs values[] = {
     StepAttrs::NONE,
     StepAttrs::formula,
@@ -520,13 +536,15 @@ inline const StepAttrs (&EnumValuesStepAttrs())[27] {
     StepAttrs::reduce_scatter,
     StepAttrs::all_to_all,
     StepAttrs::process_index,
-    StepAttrs::fused
+    StepAttrs::fused,
+    StepAttrs::attention_grad,
+    StepAttrs::embedding_grad
   };
   return values;
 }
 
 inline const char * const *EnumNamesStepAttrs() {
-  static const char * const names[28] = {
+  static const char * const names[30] = {
     "NONE",
     "formula",
     "gemm",
@@ -554,13 +572,15 @@ inline const char * const *EnumNamesStepAttrs() {
     "all_to_all",
     "process_index",
     "fused",
+    "attention_grad",
+    "embedding_grad",
     nullptr
   };
   return names;
 }
 
 inline const char *EnumNameStepAttrs(StepAttrs e) {
-  if (flatbuffers::IsOutRange(e, StepAttrs::NONE, StepAttrs::fused)) return "";
+  if (flatbuffers::IsOutRange(e, StepAttrs::NONE, StepAttrs::embedding_grad)) return "";
   const size_t index = static_cast<size_t>(e);
   return EnumNamesStepAttrs()[index];
 }
@@ -1475,6 +1495,60 @@ inline flatbuffers::Offset<EmbeddingAttrs> CreateEmbeddingAttrs(
     int64_t vocab_size = 0) {
   EmbeddingAttrsBuilder builder_(_fbb);
   builder_.add_vocab_size(vocab_size);
+  return builder_.Finish();
+}
+
+struct EmbeddingGradAttrs FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
+  typedef EmbeddingGradAttrsBuilder Builder;
+  static const flatbuffers::TypeTable *MiniReflectTypeTable() {
+    return EmbeddingGradAttrsTypeTable();
+  }
+  enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
+    VT_PADDING_IDX = 4,
+    VT_VOCAB_SIZE = 6
+  };
+  int64_t padding_idx() const {
+    return GetField<int64_t>(VT_PADDING_IDX, -1LL);
+  }
+  int64_t vocab_size() const {
+    return GetField<int64_t>(VT_VOCAB_SIZE, 0);
+  }
+  bool Verify(flatbuffers::Verifier &verifier) const {
+    return VerifyTableStart(verifier) &&
+           VerifyField<int64_t>(verifier, VT_PADDING_IDX, 8) &&
+           VerifyField<int64_t>(verifier, VT_VOCAB_SIZE, 8) &&
+           verifier.EndTable();
+  }
+};
+
+struct EmbeddingGradAttrsBuilder {
+  typedef EmbeddingGradAttrs Table;
+  flatbuffers::FlatBufferBuilder &fbb_;
+  flatbuffers::uoffset_t start_;
+  void add_padding_idx(int64_t padding_idx) {
+    fbb_.AddElement<int64_t>(EmbeddingGradAttrs::VT_PADDING_IDX, padding_idx, -1LL);
+  }
+  void add_vocab_size(int64_t vocab_size) {
+    fbb_.AddElement<int64_t>(EmbeddingGradAttrs::VT_VOCAB_SIZE, vocab_size, 0);
+  }
+  explicit EmbeddingGradAttrsBuilder(flatbuffers::FlatBufferBuilder &_fbb)
+        : fbb_(_fbb) {
+    start_ = fbb_.StartTable();
+  }
+  flatbuffers::Offset<EmbeddingGradAttrs> Finish() {
+    const auto end = fbb_.EndTable(start_);
+    auto o = flatbuffers::Offset<EmbeddingGradAttrs>(end);
+    return o;
+  }
+};
+
+inline flatbuffers::Offset<EmbeddingGradAttrs> CreateEmbeddingGradAttrs(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    int64_t padding_idx = -1LL,
+    int64_t vocab_size = 0) {
+  EmbeddingGradAttrsBuilder builder_(_fbb);
+  builder_.add_vocab_size(vocab_size);
+  builder_.add_padding_idx(padding_idx);
   return builder_.Finish();
 }
 
@@ -2405,6 +2479,12 @@ struct Step FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   const shardc::rt::fb::FusedAttrs *attrs_as_fused() const {
     return attrs_type() == shardc::rt::fb::StepAttrs::fused ? static_cast<const shardc::rt::fb::FusedAttrs *>(attrs()) : nullptr;
   }
+  const shardc::rt::fb::AttentionAttrs *attrs_as_attention_grad() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::attention_grad ? static_cast<const shardc::rt::fb::AttentionAttrs *>(attrs()) : nullptr;
+  }
+  const shardc::rt::fb::EmbeddingGradAttrs *attrs_as_embedding_grad() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::embedding_grad ? static_cast<const shardc::rt::fb::EmbeddingGradAttrs *>(attrs()) : nullptr;
+  }
   const flatbuffers::String *loc() const {
     return GetPointer<const flatbuffers::String *>(VT_LOC);
   }
@@ -2865,6 +2945,14 @@ inline bool VerifyStepAttrs(flatbuffers::Verifier &verifier, const void *obj, St
       auto ptr = reinterpret_cast<const shardc::rt::fb::FusedAttrs *>(obj);
       return verifier.VerifyTable(ptr);
     }
+    case StepAttrs::attention_grad: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::AttentionAttrs *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
+    case StepAttrs::embedding_grad: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::EmbeddingGradAttrs *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
     default: return true;
   }
 }
@@ -2973,6 +3061,9 @@ inline const flatbuffers::TypeTable *StepKindTypeTable() {
     { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 }
   };
   static const flatbuffers::TypeFunction type_refs[] = {
@@ -3015,10 +3106,13 @@ inline const flatbuffers::TypeTable *StepKindTypeTable() {
     "all_to_all",
     "process_index",
     "fused",
-    "token_loss"
+    "token_loss",
+    "attention_grad",
+    "embedding_grad",
+    "token_loss_grad"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_ENUM, 37, type_codes, type_refs, nullptr, nullptr, names
+    flatbuffers::ST_ENUM, 40, type_codes, type_refs, nullptr, nullptr, names
   };
   return &tt;
 }
@@ -3103,7 +3197,9 @@ inline const flatbuffers::TypeTable *StepAttrsTypeTable() {
     { flatbuffers::ET_SEQUENCE, 0, 13 },
     { flatbuffers::ET_SEQUENCE, 0, 14 },
     { flatbuffers::ET_SEQUENCE, 0, 15 },
-    { flatbuffers::ET_SEQUENCE, 0, 16 }
+    { flatbuffers::ET_SEQUENCE, 0, 16 },
+    { flatbuffers::ET_SEQUENCE, 0, 6 },
+    { flatbuffers::ET_SEQUENCE, 0, 17 }
   };
   static const flatbuffers::TypeFunction type_refs[] = {
     shardc::rt::fb::FormulaAttrsTypeTable,
@@ -3122,7 +3218,8 @@ inline const flatbuffers::TypeTable *StepAttrsTypeTable() {
     shardc::rt::fb::ReduceScatterAttrsTypeTable,
     shardc::rt::fb::AllToAllAttrsTypeTable,
     shardc::rt::fb::MeshAxesAttrsTypeTable,
-    shardc::rt::fb::FusedAttrsTypeTable
+    shardc::rt::fb::FusedAttrsTypeTable,
+    shardc::rt::fb::EmbeddingGradAttrsTypeTable
   };
   static const char * const names[] = {
     "NONE",
@@ -3151,10 +3248,12 @@ inline const flatbuffers::TypeTable *StepAttrsTypeTable() {
     "reduce_scatter",
     "all_to_all",
     "process_index",
-    "fused"
+    "fused",
+    "attention_grad",
+    "embedding_grad"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_UNION, 27, type_codes, type_refs, nullptr, nullptr, names
+    flatbuffers::ST_UNION, 29, type_codes, type_refs, nullptr, nullptr, names
   };
   return &tt;
 }
@@ -3378,6 +3477,21 @@ inline const flatbuffers::TypeTable *EmbeddingAttrsTypeTable() {
   };
   static const flatbuffers::TypeTable tt = {
     flatbuffers::ST_TABLE, 1, type_codes, nullptr, nullptr, nullptr, names
+  };
+  return &tt;
+}
+
+inline const flatbuffers::TypeTable *EmbeddingGradAttrsTypeTable() {
+  static const flatbuffers::TypeCode type_codes[] = {
+    { flatbuffers::ET_LONG, 0, -1 },
+    { flatbuffers::ET_LONG, 0, -1 }
+  };
+  static const char * const names[] = {
+    "padding_idx",
+    "vocab_size"
+  };
+  static const flatbuffers::TypeTable tt = {
+    flatbuffers::ST_TABLE, 2, type_codes, nullptr, nullptr, nullptr, names
   };
   return &tt;
 }
