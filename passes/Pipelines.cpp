@@ -24,9 +24,12 @@ void buildShardingPipeline(mlir::OpPassManager &pm) {
   // program; the layers are found once, after them and before sharding: propagation, FSDP
   // grouping, partitioning, fusion and the artifact keep or read them.
   // A `mode: train` plan (sc.train) appends the loss first, in the original token order.
+  // sc-autodiff then differentiates the program as the plan rewrote it (packed projections,
+  // replicated kv heads, the context-parallel order, layout constraints), so each rewrite has
+  // its backward.
   pm.addPass(createScAddLoss());
-  pm.addPass(createScAutodiff());
   pm.addPass(createScApplyPlan());
+  pm.addPass(createScAutodiff());
   pm.nest<mlir::func::FuncOp>().addPass(createScGroupLayers());
   pm.addPass(createScMixedPrecision());
   pm.addPass(createScPropagateSharding());
@@ -58,7 +61,7 @@ void registerAllShardcPasses() {
   mlir::PassPipelineRegistration<>("sc-compile", "the single-rank compile pipeline (raise, group layers, fuse, plan memory)",
                                    [](mlir::OpPassManager &pm) { buildCompilePipeline(pm, false); });
   mlir::PassPipelineRegistration<>(
-      "sc-shard", "add-loss and autodiff (train mode), apply-plan, group-layers, mixed-precision, propagate-sharding, insert-reshards, partition, "
+      "sc-shard", "add-loss (train mode), apply-plan, autodiff (train mode), group-layers, mixed-precision, propagate-sharding, insert-reshards, partition, "
                   "bucket-fsdp-gathers",
       buildShardingPipeline);
 }

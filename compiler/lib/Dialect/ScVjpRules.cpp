@@ -145,6 +145,54 @@ LogicalResult TransposeOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<b
   return success();
 }
 
+// A slice's gradient is g in place, zeros around it: one concat per sliced dim (unit steps).
+LogicalResult SliceOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool>, SmallVectorImpl<Value> &og) {
+  Location loc = getLoc();
+  ArrayRef<int64_t> in = typeOf(getInput()).getShape();
+  Value g = onlyGrad(rg);
+  for (auto [dim, start] : llvm::enumerate(getStarts())) {
+    if (getSteps()[dim] != 1)
+      return emitOpError() << "has a step of " << getSteps()[dim] << "; its VJP is written for unit steps";
+    SmallVector<int64_t> shape(typeOf(g).getShape());
+    const int64_t before = start, after = in[dim] - start - shape[dim];
+    if (before == 0 && after == 0)
+      continue;
+    SmallVector<Value> parts;
+    auto zeros = [&](int64_t n) {
+      SmallVector<int64_t> zs(shape);
+      zs[dim] = n;
+      RankedTensorType t = withShape(g, zs);
+      return ConstantOp::create(b, loc, t, DenseElementsAttr::get(t, b.getFloatAttr(t.getElementType(), 0.0)));
+    };
+    if (before)
+      parts.push_back(zeros(before));
+    parts.push_back(g);
+    if (after)
+      parts.push_back(zeros(after));
+    shape[dim] = in[dim];
+    g = ConcatOp::create(b, loc, withShape(g, shape), parts, b.getI64IntegerAttr(int64_t(dim)));
+  }
+  og[0] = g;
+  return success();
+}
+LogicalResult ConcatOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool> wanted, SmallVectorImpl<Value> &og) {
+  Value g = onlyGrad(rg);
+  const int64_t rank = typeOf(g).getRank(), axis = int64_t(getAxis()) < 0 ? int64_t(getAxis()) + rank : int64_t(getAxis());
+  SmallVector<int64_t> starts(rank, 0), ones(rank, 1);
+  for (auto [i, v] : llvm::enumerate(getInputs())) {
+    if (wanted[i])
+      og[i] = SliceOp::create(b, getLoc(), typeOf(v), g, b.getDenseI64ArrayAttr(starts), b.getDenseI64ArrayAttr(ones));
+    starts[axis] += typeOf(v).getShape()[axis];
+  }
+  return success();
+}
+// The plan's layout holds for the gradient too: Megatron's sequence-parallel all-gather
+// becomes a reduce-scatter of the gradient, a replicated output's gradient an all-reduce.
+LogicalResult ShardingConstraintOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool>, SmallVectorImpl<Value> &og) {
+  og[0] = ShardingConstraintOp::create(b, getLoc(), onlyGrad(rg).getType(), onlyGrad(rg), getAxes(), getSharding());
+  return success();
+}
+
 // y = x·W (+ b), W [K, N], or x·Wᵀ with W [N, K] (transpose_weight):
 // dx = g·Wᵀ (resp. g·W), a linear with the other orientation; dW = x₂ᵀ·g₂ (resp. g₂ᵀ·x₂) over
 // the flattened rows; db = g summed over the rows.

@@ -410,13 +410,13 @@ def Sc_TransposeOp : Sc_Op<"transpose", [Sc_HasVjp], ["lowerToStep"]> {
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
 }
-def Sc_SliceOp : Sc_Op<"slice", [], ["lowerToStep"]> {
+def Sc_SliceOp : Sc_Op<"slice", [Sc_HasVjp], ["lowerToStep"]> {
   let summary = "strided slice; one normalised start and step per dim";
   let arguments = (ins Sc_Tensor:$input, DenseI64ArrayAttr:$starts, DenseI64ArrayAttr:$steps);
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
 }
-def Sc_ConcatOp : Sc_Op<"concat", [], ["lowerToStep"]> {
+def Sc_ConcatOp : Sc_Op<"concat", [Sc_HasVjp], ["lowerToStep"]> {
   let arguments = (ins Variadic<Sc_Tensor>:$inputs, I64Attr:$axis);
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$inputs attr-dict `:` functional-type(operands, results)";
@@ -529,7 +529,7 @@ def Sc_ShardSliceOp : Sc_CollectiveOp<"shard_slice"> {
 
 // A layout the plan fixes: no step of its own; sc-insert-reshards replaces it with the
 // collectives that produce the layout.
-def Sc_ShardingConstraintOp : Op<Sc_Dialect, "sharding_constraint", [Pure, AllTypesMatch<["input", "result"]>]> {
+def Sc_ShardingConstraintOp : Op<Sc_Dialect, "sharding_constraint", [Pure, AllTypesMatch<["input", "result"]>, Sc_HasVjp]> {
   let summary = "the value's layout over `axes`, as the plan asks; other axes propagate";
   let description = [{
     Written by sc-apply-plan where the plan fixes a layout that propagation would not derive:
