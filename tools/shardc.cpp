@@ -262,9 +262,15 @@ int runCompile(MLIRContext &ctx) {
     // mode: train: sc.trainable on the sc.params that train (docs/training.md).
     if (plan->mode == shardc::Mode::Train)
       shardc::markTrainableParams(**module, *plan, exporterTrainable);
-    if (plan->mode == shardc::Mode::Train)
-      (**module)->setAttr("sc.train", b.getDictionaryAttr(b.getNamedAttr(
-                                          "labels", b.getStringAttr(plan->lossLabelsInput ? "input" : "input_ids"))));
+    if (plan->mode == shardc::Mode::Train) {
+      SmallVector<NamedAttribute> train{
+          b.getNamedAttr("labels", b.getStringAttr(plan->lossLabelsInput ? "input" : "input_ids"))};
+      if (DictionaryAttr o = shardc::optimizerAttr(b, *plan))
+        train.push_back(b.getNamedAttr("optimizer", o));
+      if (plan->maxGradNorm)
+        train.push_back(b.getNamedAttr("max_grad_norm", b.getF64FloatAttr(*plan->maxGradNorm)));
+      (**module)->setAttr("sc.train", b.getDictionaryAttr(train));
+    }
     (**module)->setAttr("sc.mp_policy",
                         b.getDictionaryAttr({b.getNamedAttr("param_dtype", b.getStringAttr(shardc::stringifyDType(plan->mp.paramDtype))),
                                              b.getNamedAttr("reduce_dtype", b.getStringAttr(shardc::stringifyDType(plan->mp.reduceDtype))),

@@ -176,8 +176,23 @@ LogicalResult verifyAttr(Operation *op, Scope scope, NamedAttribute named, Type 
       return failure();
     auto dict = dyn_cast<DictionaryAttr>(attr);
     auto labels = dict ? dict.getAs<StringAttr>("labels") : StringAttr();
-    return expect(dict && dict.size() == 1 && labels && (labels.getValue() == "input_ids" || labels.getValue() == "input"),
-                  "{labels = \"input_ids\" | \"input\"}");
+    bool ok = dict && labels && (labels.getValue() == "input_ids" || labels.getValue() == "input");
+    for (NamedAttribute a : ok ? dict.getValue() : ArrayRef<NamedAttribute>()) {
+      if (a.getName() == "labels")
+        continue;
+      if (a.getName() == "max_grad_norm") {
+        ok &= isa<FloatAttr>(a.getValue());
+      } else if (a.getName() == "optimizer") {
+        auto o = dyn_cast<DictionaryAttr>(a.getValue());
+        ok &= o && o.size() == 5;
+        for (StringRef key : {"lr", "beta1", "beta2", "eps", "weight_decay"})
+          ok &= o && bool(o.getAs<FloatAttr>(key));
+      } else {
+        ok = false;
+      }
+    }
+    return expect(ok, "{labels = \"input_ids\" | \"input\", optimizer = {lr, beta1, beta2, eps, weight_decay} "
+                      "(optional), max_grad_norm = <float> (optional)}");
   }
   if (name == "sc.source")
     return failed(only({Scope::Module})) ? failure() : expect(isa<StringAttr>(attr), "a string");

@@ -61,6 +61,11 @@ std::string printPlanYaml(const Plan &plan, const std::map<std::string, TpStyle>
   os << "mode: " << stringifyMode(plan.mode) << "\n";
   if (plan.lossLabelsInput)
     os << "loss: {labels: input}\n";
+  if (const auto &o = plan.optimizer)
+    os << "optimizer: {name: adamw, lr: " << o->lr << ", betas: [" << o->beta1 << ", " << o->beta2
+       << "], eps: " << o->eps << ", weight_decay: " << o->weightDecay << "}\n";
+  if (plan.maxGradNorm)
+    os << "max_grad_norm: " << *plan.maxGradNorm << "\n";
   for (auto [key, globs] : {std::pair{"trainable", &plan.trainableGlobs}, {"frozen", &plan.frozenGlobs}}) {
     if (globs->empty())
       continue;
@@ -77,6 +82,17 @@ std::string printPlanYaml(const Plan &plan, const std::map<std::string, TpStyle>
       os << "#   " << path << ": " << stringifyTpStyle(style) << "\n";
   }
   return s;
+}
+
+DictionaryAttr optimizerAttr(Builder &b, const Plan &plan) {
+  if (!plan.optimizer)
+    return {};
+  const Plan::AdamW &o = *plan.optimizer;
+  return b.getDictionaryAttr({b.getNamedAttr("lr", b.getF64FloatAttr(o.lr)),
+                              b.getNamedAttr("beta1", b.getF64FloatAttr(o.beta1)),
+                              b.getNamedAttr("beta2", b.getF64FloatAttr(o.beta2)),
+                              b.getNamedAttr("eps", b.getF64FloatAttr(o.eps)),
+                              b.getNamedAttr("weight_decay", b.getF64FloatAttr(o.weightDecay))});
 }
 
 DictionaryAttr planToAttr(MLIRContext *ctx, const Plan &plan) {
@@ -104,6 +120,10 @@ DictionaryAttr planToAttr(MLIRContext *ctx, const Plan &plan) {
   };
   if (plan.lossLabelsInput)
     attrs.push_back(b.getNamedAttr("loss_labels", b.getStringAttr("input")));
+  if (DictionaryAttr o = optimizerAttr(b, plan))
+    attrs.push_back(b.getNamedAttr("optimizer", o));
+  if (plan.maxGradNorm)
+    attrs.push_back(b.getNamedAttr("max_grad_norm", b.getF64FloatAttr(*plan.maxGradNorm)));
   if (!plan.trainableGlobs.empty())
     attrs.push_back(b.getNamedAttr("trainable", b.getStrArrayAttr(SmallVector<StringRef>(plan.trainableGlobs.begin(), plan.trainableGlobs.end()))));
   if (!plan.frozenGlobs.empty())
@@ -173,6 +193,19 @@ llvm::Expected<Plan> planFromAttr(DictionaryAttr attr) {
   }
   if (auto labels = attr.getAs<StringAttr>("loss_labels"))
     plan.lossLabelsInput = labels.getValue() == "input";
+  if (auto o = attr.getAs<DictionaryAttr>("optimizer")) {
+    Plan::AdamW adamw;
+    for (auto [key, field] : {std::pair<StringRef, double *>{"lr", &adamw.lr}, {"beta1", &adamw.beta1},
+                              {"beta2", &adamw.beta2}, {"eps", &adamw.eps}, {"weight_decay", &adamw.weightDecay}}) {
+      auto f = o.getAs<FloatAttr>(key);
+      if (!f)
+        return bad("optimizer." + key + " must be a float");
+      *field = f.getValueAsDouble();
+    }
+    plan.optimizer = adamw;
+  }
+  if (auto clip = attr.getAs<FloatAttr>("max_grad_norm"))
+    plan.maxGradNorm = clip.getValueAsDouble();
   for (auto [key, out] : {std::pair{"trainable", &plan.trainableGlobs}, {"frozen", &plan.frozenGlobs}})
     if (auto globs = attr.getAs<ArrayAttr>(key))
       for (Attribute g : globs)

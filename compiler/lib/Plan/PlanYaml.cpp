@@ -46,6 +46,12 @@ struct RawTpPlan {
 struct RawLoss {
   std::optional<std::string> labels;
 };
+// `optimizer: {name: adamw, lr: …, betas: [b1, b2], eps: …, weight_decay: …}`.
+struct RawOptimizer {
+  std::optional<std::string> name;
+  std::optional<double> lr, eps, weightDecay;
+  std::optional<std::vector<double>> betas;
+};
 struct RawPlan {
   std::optional<RawMesh> mesh;
   std::optional<RawTpPlan> tpPlan, customTpPlan;
@@ -54,6 +60,8 @@ struct RawPlan {
   std::optional<RawMp> mp;
   std::optional<Mode> mode;
   std::optional<RawLoss> loss;
+  std::optional<RawOptimizer> optimizer;
+  std::optional<double> maxGradNorm;
   std::optional<std::vector<std::string>> trainable, frozen;
   std::optional<std::string> offloadPolicy;
   // NeMo FSDP2Manager sizes, aliases of the mesh axes.
@@ -77,6 +85,8 @@ const StringRef kTopKeys[] = {"mesh",
                               "activation_checkpointing",
                               "mode",
                               "loss",
+                              "optimizer",
+                              "max_grad_norm",
                               "trainable",
                               "frozen",
                               "defer_fsdp_grad_sync",
@@ -218,6 +228,19 @@ template <> struct MappingTraits<RawLoss> {
   }
 };
 
+template <> struct MappingTraits<RawOptimizer> {
+  static void mapping(IO &io, RawOptimizer &o) {
+    io.mapOptional("name", o.name);
+    io.mapOptional("lr", o.lr);
+    io.mapOptional("betas", o.betas);
+    io.mapOptional("eps", o.eps);
+    io.mapOptional("weight_decay", o.weightDecay);
+    auto *ctx = static_cast<ParseCtx *>(io.getContext());
+    ctx->knownKeys.assign({"name", "lr", "betas", "eps", "weight_decay"});
+    ctx->where = "optimizer";
+  }
+};
+
 template <> struct MappingTraits<RawPlan> {
   static void mapping(IO &io, RawPlan &p) {
     io.mapOptional("mesh", p.mesh);
@@ -228,6 +251,8 @@ template <> struct MappingTraits<RawPlan> {
     io.mapOptional("activation_checkpointing", p.activationCheckpointing);
     io.mapOptional("mode", p.mode);
     io.mapOptional("loss", p.loss);
+    io.mapOptional("optimizer", p.optimizer);
+    io.mapOptional("max_grad_norm", p.maxGradNorm);
     io.mapOptional("trainable", p.trainable);
     io.mapOptional("frozen", p.frozen);
     io.mapOptional("defer_fsdp_grad_sync", p.deferFsdpGradSync);
@@ -454,6 +479,35 @@ llvm::Expected<Plan> parsePlanText(StringRef text, StringRef name, std::optional
   }
   if (raw.loss && plan.mode != Mode::Train)
     return err(at("loss") + "loss: needs mode: train");
+  if (raw.optimizer) {
+    if (plan.mode != Mode::Train)
+      return err(at("optimizer") + "optimizer: needs mode: train");
+    StringRef name = raw.optimizer->name.value_or("adamw");
+    if (name != "adamw")
+      return err(at("optimizer") + "unknown optimizer '" + name + "'" + didYouMean(name, {"adamw"}) +
+                 " (optimizers: adamw)");
+    Plan::AdamW o;
+    o.lr = raw.optimizer->lr.value_or(o.lr);
+    o.eps = raw.optimizer->eps.value_or(o.eps);
+    o.weightDecay = raw.optimizer->weightDecay.value_or(o.weightDecay);
+    if (auto &betas = raw.optimizer->betas) {
+      if (betas->size() != 2)
+        return err(at("optimizer") + "optimizer.betas: two values [beta1, beta2], got " + std::to_string(betas->size()));
+      o.beta1 = (*betas)[0];
+      o.beta2 = (*betas)[1];
+    }
+    if (!(o.lr >= 0) || !(o.eps > 0) || !(o.weightDecay >= 0) || !(o.beta1 >= 0 && o.beta1 < 1) ||
+        !(o.beta2 >= 0 && o.beta2 < 1))
+      return err(at("optimizer") + "optimizer: lr and weight_decay must be >= 0, eps > 0, betas in [0, 1)");
+    plan.optimizer = o;
+  }
+  if (raw.maxGradNorm) {
+    if (!plan.optimizer)
+      return err(at("max_grad_norm") + "max_grad_norm: needs an optimizer (it clips the gradients before the update)");
+    if (!(*raw.maxGradNorm > 0))
+      return err(at("max_grad_norm") + "max_grad_norm: must be > 0");
+    plan.maxGradNorm = *raw.maxGradNorm;
+  }
   for (auto [key, raw, out] : {std::tuple{"trainable", &raw.trainable, &plan.trainableGlobs},
                                 {"frozen", &raw.frozen, &plan.frozenGlobs}}) {
     if (!*raw)

@@ -94,6 +94,15 @@ struct Plan {
   // `trainable:` / `frozen:` (train mode): globs over parameter names and module paths that
   // override the exporter's trainable set; frozen wins when both match (docs/plan.md).
   std::vector<std::string> trainableGlobs, frozenGlobs;
+  // `optimizer:` (train mode): torch.optim.AdamW's update (decoupled weight decay, bias
+  // correction) applied in the program, the parameters and moments kept as state across runs.
+  // Absent: the program returns each trainable parameter's gradient instead.
+  struct AdamW {
+    double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay = 0.01; // PyTorch's defaults
+  };
+  std::optional<AdamW> optimizer;
+  // `max_grad_norm:` (with an optimizer): clip_grad_norm_ on the global gradient norm first.
+  std::optional<double> maxGradNorm;
   // NeMo FSDP2Config options: defer the gradient reduce-scatter to the last micro-batch
   // (no effect without gradient accumulation) and prefetch the next layer's all-gather.
   bool deferFsdpGradSync = false;
@@ -174,6 +183,9 @@ std::string printPlanYaml(const Plan &plan, const std::map<std::string, TpStyle>
 // The plan as the `sc.plan` module attribute and back (see docs/plan.md for the schema).
 inline constexpr llvm::StringLiteral kPlanAttrName = "sc.plan";
 mlir::DictionaryAttr planToAttr(mlir::MLIRContext *ctx, const Plan &plan);
+// The optimizer as sc.plan and sc.train carry it: {lr, beta1, beta2, eps, weight_decay} (f64);
+// null without one.
+mlir::DictionaryAttr optimizerAttr(mlir::Builder &b, const Plan &plan);
 llvm::Expected<Plan> planFromAttr(mlir::DictionaryAttr attr);
 
 } // namespace shardc
