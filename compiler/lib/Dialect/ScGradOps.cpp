@@ -1,6 +1,7 @@
-// Shape verification of the ops that only sc-autodiff creates: the backward ops with kernels
-// of their own (attention, embedding, token loss). Their VJP-rule callers are in
-// ScVjpRules.cpp, their sharding rules in ScShardingRules.cpp.
+// Shape verification of the ops that only training creates: the backward ops with kernels of
+// their own (attention, embedding, token loss) that sc-autodiff builds (their VJP-rule callers
+// are in ScVjpRules.cpp), and the state that sc-add-optimizer keeps across runs. Their sharding
+// rules are in ScShardingRules.cpp.
 #include "shardc/Dialect/ScDialect.h"
 
 #include "llvm/ADT/STLExtras.h"
@@ -73,6 +74,22 @@ LogicalResult TokenLossGradOp::verify() {
   if (!shapeOf(getDsum()).empty() || !elemOf(getDsum()).isF32())
     return emitOpError() << "dsum must be an f32 scalar, got " << getDsum().getType();
   return sameType(*this, getResult(), getLogits(), "result");
+}
+
+LogicalResult StateOp::verify() {
+  if (getInit() && getInit().getType() != getResult().getType())
+    return emitOpError() << "init " << getInit().getType() << " must have the state's type " << getResult().getType();
+  if (getName().empty())
+    return emitOpError() << "needs a name (checkpoints read and write states by name)";
+  return success();
+}
+
+LogicalResult AssignOp::verify() {
+  if (!getState().getDefiningOp<StateOp>())
+    return emitOpError() << "assigns to a value that is not an sc.state result";
+  if (getValue().getType() != getState().getType())
+    return emitOpError() << "value " << getValue().getType() << " must have the state's type " << getState().getType();
+  return success();
 }
 
 } // namespace shardc::sc

@@ -418,6 +418,20 @@ Rule EmbeddingGradOp::getShardingRule() {
   r.reductionKind = "sum";
   return r;
 }
+// A state initialised from a parameter takes its layout; a zero state is a source whose layout
+// its readers decide (an optimizer moment follows its parameter). An assign keeps the state's
+// layout: the value is resharded to it (FSDP's gradient reduce-scatter lands here).
+Rule StateOp::getShardingRule() {
+  return getInit() ? broadcastRule(*this) : sourceRule(*this);
+}
+Rule AssignOp::getShardingRule() {
+  ShardingRule r;
+  Dims d;
+  for (int64_t n : shapeOf(getState()))
+    d.push_back({r.addFactor(n)});
+  r.operands = {d, d};
+  return r;
+}
 Rule TokenLossGradOp::getShardingRule() {
   ShardingRule r;
   ArrayRef<int64_t> x = shapeOf(getLogits());

@@ -195,6 +195,9 @@ OpCost TokenLossGradOp::getCost() {
   return {5 * logits, trafficOf(*this)};
 }
 
+// An assign is a copy into the state's buffer (the emitter writes that buffer as its output).
+LogicalResult AssignOp::lowerToStep(StepDesc &step) { return lowered(step, "copy"); }
+
 // Token loss: per logit a subtraction, an exponential and an addition (logsumexp), plus the
 // max pass; the traffic is the logits read once more for the label.
 OpCost TokenLossOp::getCost() {

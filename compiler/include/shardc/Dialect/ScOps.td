@@ -529,6 +529,36 @@ def Sc_ShardSliceOp : Sc_CollectiveOp<"shard_slice"> {
 
 // A layout the plan fixes: no step of its own; sc-insert-reshards replaces it with the
 // collectives that produce the layout.
+// Training state (sc-add-optimizer): values that persist from run to run, stored in the
+// artifact's persistent block as State buffers (docs/artifact-format.md).
+def Sc_StateOp : Op<Sc_Dialect, "state", [Sc_HasShardingRule]> {
+  let summary = "a value kept across runs (a trained parameter, an optimizer moment, a step count)";
+  let description = [{
+    The state's value when the run starts. At load it is `init` (a load-time value: the
+    parameter it takes over; the emitter copies it once) or zeros. `sc.assign` gives it the
+    value the next run starts from. `name` identifies it in checkpoints (shardc-run
+    --save-state). Not pure: its value changes between runs, so nothing computed from it
+    runs at load.
+  }];
+  let arguments = (ins Optional<Sc_Tensor>:$init, StrAttr:$name);
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "$name (`init` $init^)? attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
+def Sc_AssignOp : Op<Sc_Dialect, "assign", [Sc_HasShardingRule,
+                                            DeclareOpInterfaceMethods<Sc_StepOpInterface, ["lowerToStep"]>]> {
+  let summary = "the value a state takes for the next run (a copy into its buffer)";
+  let description = [{
+    Writes `value` into the buffer of `state` (an sc.state result) as the run's last reads
+    of the state are done: sc-add-optimizer puts every assign after the program's other ops.
+    Its step is a `copy` into the State buffer.
+  }];
+  let arguments = (ins Sc_Tensor:$value, Sc_Tensor:$state);
+  let assemblyFormat = "$value `to` $state attr-dict `:` type($state)";
+  let hasVerifier = 1;
+}
+
 def Sc_ShardingConstraintOp : Op<Sc_Dialect, "sharding_constraint", [Pure, AllTypesMatch<["input", "result"]>, Sc_HasVjp]> {
   let summary = "the value's layout over `axes`, as the plan asks; other axes propagate";
   let description = [{
