@@ -45,7 +45,8 @@ static_assert(static_cast<int>(fb::DType::Bool) == static_cast<int>(DType::Bool)
                   static_cast<int>(fb::DType::BF16) == static_cast<int>(DType::BF16) &&
                   static_cast<int>(fb::DType::U8) == static_cast<int>(DType::U8),
               "the schema's DType must list shardc::rt::DType's values in order");
-static_assert(static_cast<int>(fb::Storage::Persistent) == static_cast<int>(Storage::Persistent),
+static_assert(static_cast<int>(fb::Storage::Persistent) == static_cast<int>(Storage::Persistent) &&
+                  static_cast<int>(fb::Storage::State) == static_cast<int>(Storage::State),
               "the schema's Storage must list shardc::rt::Storage's values in order");
 
 using Longs = flatbuffers::Vector<int64_t>;
@@ -342,6 +343,9 @@ private:
     case fb::Storage::Persistent:
       buf.storage = Storage::Persistent;
       return blockOffset(at, buf, a_.persistentBytes, "persistent_bytes");
+    case fb::Storage::State:
+      buf.storage = Storage::State;
+      return blockOffset(at, buf, a_.persistentBytes, "persistent_bytes");
     case fb::Storage::Weight: {
       buf.storage = Storage::Weight;
       buf.file = b.file();
@@ -458,8 +462,8 @@ private:
     return true;
   }
 
-  // `steps` write arena buffers; `load_steps` read only weights, constants and persistent
-  // buffers, and write persistent buffers.
+  // `steps` write arena and state buffers; `load_steps` read only weights, constants,
+  // persistent and state buffers, and write persistent and state buffers.
   bool convertSteps(const flatbuffers::Vector<flatbuffers::Offset<fb::Step>> *steps, const std::string &key,
                     bool load, std::vector<Step> &out) {
     for (size_t i = 0; i < count(steps); ++i) {
@@ -475,12 +479,14 @@ private:
       step.bytes = s.bytes();
       if (!bufferIds(s.in(), join(at, "in"), step.in) || !bufferIds(s.out(), join(at, "out"), step.out))
         return false;
-      Storage writes = load ? Storage::Persistent : Storage::Arena;
-      for (size_t k = 0; k < step.out.size(); ++k)
-        if (a_.buffers[static_cast<size_t>(step.out[k])].storage != writes)
+      for (size_t k = 0; k < step.out.size(); ++k) {
+        Storage st = a_.buffers[static_cast<size_t>(step.out[k])].storage;
+        if (st != Storage::State && st != (load ? Storage::Persistent : Storage::Arena))
           return fail(index(join(at, "out"), k), "step '" + step.op + "' writes buffer " +
                                                      std::to_string(step.out[k]) + ", which is not " +
-                                                     (load ? "a persistent" : "an arena") + " buffer");
+                                                     (load ? "a persistent or state" : "an arena or state") +
+                                                     " buffer");
+      }
       if (load)
         for (size_t k = 0; k < step.in.size(); ++k)
           if (a_.buffers[static_cast<size_t>(step.in[k])].storage == Storage::Arena)

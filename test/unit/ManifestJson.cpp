@@ -88,6 +88,7 @@ Offset<fb::Buffer> bufferOf(FlatBufferBuilder &b, const JsonValue &j) {
                    : storage == "weight"     ? fb::Storage::Weight
                    : storage == "constant"   ? fb::Storage::Constant
                    : storage == "persistent" ? fb::Storage::Persistent
+                   : storage == "state"      ? fb::Storage::State
                                              : (die("unknown storage '" + storage + "'"), fb::Storage::Arena);
   auto name = b.CreateString(strOf(j, "name"));
   auto shape = longs(b, j.find("shape"));

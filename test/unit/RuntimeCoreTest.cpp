@@ -404,7 +404,7 @@ TEST(Artifact, ManifestValidationErrors) {
   expectError([](JsonValue &m) { *m.find("inputs")->asArray()[0].find("buffer") = JsonValue(3); },
               "inputs[0].buffer: buffer 3 is not an arena buffer");
   expectError([](JsonValue &m) { stepAt(m, 0).find("out")->asArray()[0] = JsonValue(1); },
-              "steps[0].out[0]: step 'formula' writes buffer 1, which is not an arena buffer");
+              "steps[0].out[0]: step 'formula' writes buffer 1, which is not an arena or state buffer");
 }
 
 
@@ -841,7 +841,7 @@ TEST(Artifact, LoadStepsReadOnlyWeightsAndWritePersistentBuffers) {
             "m.shardc: manifest: load_steps[0].in[0]: load step 'formula' reads arena buffer 0 (load steps read "
             "weights, constants and persistent buffers)");
   EXPECT_EQ(edited([](JsonValue &m) { m.find("load_steps")->asArray()[0].find("out")->asArray()[0] = JsonValue(int64_t(3)); }),
-            "m.shardc: manifest: load_steps[0].out[0]: step 'formula' writes buffer 3, which is not a persistent buffer");
+            "m.shardc: manifest: load_steps[0].out[0]: step 'formula' writes buffer 3, which is not a persistent or state buffer");
   EXPECT_EQ(edited([](JsonValue &m) { *m.find("persistent_bytes") = JsonValue(int64_t(16)); }),
             "m.shardc: manifest: buffers[2]: persistent range [0, 24) overflows persistent_bytes 16");
 }

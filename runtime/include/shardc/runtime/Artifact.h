@@ -22,7 +22,9 @@ struct WeightFile {
 };
 
 // Persistent: written once by the load steps (from weights and constants), read by every run.
-enum class Storage : uint8_t { Arena, Weight, Constant, Persistent };
+// State: in the persistent block too, zero at load unless a load step writes it, read and
+// written by run steps and kept from run to run (training parameters, optimizer moments).
+enum class Storage : uint8_t { Arena, Weight, Constant, Persistent, State };
 
 // One entry of a buffer's "shard" list: `dim` of the global tensor is split into
 // product(sizes of `axes`) equal chunks; a rank holds the one at its index in the group.

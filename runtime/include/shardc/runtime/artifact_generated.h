@@ -212,33 +212,36 @@ enum class Storage : uint8_t {
   Weight = 1,
   Constant = 2,
   Persistent = 3,
+  State = 4,
   MIN = Arena,
-  MAX = Persistent
+  MAX = State
 };
 
-inline const Storage (&EnumValuesStorage())[4] {
+inline const Storage (&EnumValuesStorage())[5] {
   static const Storage values[] = {
     Storage::Arena,
     Storage::Weight,
     Storage::Constant,
-    Storage::Persistent
+    Storage::Persistent,
+    Storage::State
   };
   return values;
 }
 
 inline const char * const *EnumNamesStorage() {
-  static const char * const names[5] = {
+  static const char * const names[6] = {
     "Arena",
     "Weight",
     "Constant",
     "Persistent",
+    "State",
     nullptr
   };
   return names;
 }
 
 inline const char *EnumNameStorage(Storage e) {
-  if (flatbuffers::IsOutRange(e, Storage::Arena, Storage::Persistent)) return "";
+  if (flatbuffers::IsOutRange(e, Storage::Arena, Storage::State)) return "";
   const size_t index = static_cast<size_t>(e);
   return EnumNamesStorage()[index];
 }
@@ -3006,6 +3009,7 @@ inline const flatbuffers::TypeTable *StorageTypeTable() {
     { flatbuffers::ET_UCHAR, 0, 0 },
     { flatbuffers::ET_UCHAR, 0, 0 },
     { flatbuffers::ET_UCHAR, 0, 0 },
+    { flatbuffers::ET_UCHAR, 0, 0 },
     { flatbuffers::ET_UCHAR, 0, 0 }
   };
   static const flatbuffers::TypeFunction type_refs[] = {
@@ -3015,10 +3019,11 @@ inline const flatbuffers::TypeTable *StorageTypeTable() {
     "Arena",
     "Weight",
     "Constant",
-    "Persistent"
+    "Persistent",
+    "State"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_ENUM, 4, type_codes, type_refs, nullptr, nullptr, names
+    flatbuffers::ST_ENUM, 5, type_codes, type_refs, nullptr, nullptr, names
   };
   return &tt;
 }
