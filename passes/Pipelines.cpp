@@ -30,6 +30,7 @@ void buildShardingPipeline(mlir::OpPassManager &pm) {
   pm.addPass(createScAddLoss());
   pm.addPass(createScApplyPlan());
   pm.addPass(createScAutodiff());
+  pm.addPass(createScAddOptimizer());
   pm.nest<mlir::func::FuncOp>().addPass(createScGroupLayers());
   pm.addPass(createScMixedPrecision());
   pm.addPass(createScPropagateSharding());
@@ -61,7 +62,7 @@ void registerAllShardcPasses() {
   mlir::PassPipelineRegistration<>("sc-compile", "the single-rank compile pipeline (raise, group layers, fuse, plan memory)",
                                    [](mlir::OpPassManager &pm) { buildCompilePipeline(pm, false); });
   mlir::PassPipelineRegistration<>(
-      "sc-shard", "add-loss (train mode), apply-plan, autodiff (train mode), group-layers, mixed-precision, propagate-sharding, insert-reshards, partition, "
+      "sc-shard", "add-loss (train mode), apply-plan, autodiff and add-optimizer (train mode), group-layers, mixed-precision, propagate-sharding, insert-reshards, partition, "
                   "bucket-fsdp-gathers",
       buildShardingPipeline);
 }

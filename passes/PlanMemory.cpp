@@ -62,6 +62,14 @@ struct ScPlanMemoryPass : impl::ScPlanMemoryBase<ScPlanMemoryPass> {
     }
     int64_t step = 0, persistentBytes = 0;
     Builder b(module.getContext());
+    // Training state (sc.state) first in the persistent block: it outlives every run.
+    for (auto st : entry.getOps<sc::StateOp>()) {
+      auto bytes = bytesOf(st.getResult(), st);
+      if (failed(bytes))
+        return failure();
+      st->setAttr(sc::kPersistentOffsetsAttr, b.getDenseI64ArrayAttr({persistentBytes}));
+      persistentBytes += (*bytes + kAlignment - 1) / kAlignment * kAlignment;
+    }
     LogicalResult walked = sc::forEachStep(entry, [&](Operation *op) -> LogicalResult {
       for (Value v : op->getOperands()) {
         auto it = arenaIndex.find(sc::storageValue(v));

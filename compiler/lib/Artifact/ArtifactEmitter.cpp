@@ -45,7 +45,7 @@ std::optional<std::string> dtypeName(Type t) {
 int64_t elementBytes(Type t) { return t.isInteger(1) ? 1 : (t.getIntOrFloatBitWidth() + 7) / 8; }
 
 struct Buffer {
-  std::string name, dtype, storage; // storage: arena | persistent | weight | constant
+  std::string name, dtype, storage; // storage: arena | persistent | state | weight | constant
   SmallVector<int64_t> shape;
   int64_t bytes = 0;
   // weight
@@ -247,6 +247,40 @@ void Emitter::addStep(Operation *op, llvm::StringRef kind, ValueRange ins, Value
 llvm::Error Emitter::emitOp(Operation *op) {
   if (isa<sc::ParamOp, sc::ConstantOp>(op))
     return llvm::Error::success(); // buffers made on first use
+  // Training state: a State buffer in the persistent block, initialised at load by a copy of
+  // its init (or zero); an assign is a run step copying into that buffer.
+  if (auto st = dyn_cast<sc::StateOp>(op)) {
+    auto offsets = op->getAttrOfType<DenseI64ArrayAttr>(sc::kPersistentOffsetsAttr);
+    if (!offsets || offsets.size() != 1)
+      return fail(op, "state has no persistent offset (run sc-plan-memory last)");
+    auto id = newBuffer(st.getResult(), "state", st.getName());
+    if (!id)
+      return id.takeError();
+    buffers[*id].arenaOffset = offsets[0];
+    if (!st.getInit())
+      return llvm::Error::success();
+    auto from = bufferFor(st.getInit());
+    if (!from)
+      return from.takeError();
+    Step s;
+    s.op = "copy";
+    OnnxLocInfo li = readOnnxLoc(op->getLoc());
+    s.loc = li.nodeName + (li.modulePath.empty() ? "" : " @ " + li.modulePath);
+    s.in = {*from};
+    s.out = {*id};
+    loadSteps.push_back(std::move(s));
+    return llvm::Error::success();
+  }
+  if (auto as = dyn_cast<sc::AssignOp>(op)) {
+    auto state = bufferFor(as.getState());
+    if (!state)
+      return state.takeError();
+    rt::Attrs none;
+    addStep(op, "copy", as.getValue(), {}, std::move(none), defaultOpCost(op));
+    if (!pending)
+      steps.back().out = {*state};
+    return std::move(pending);
+  }
   bool handled = false;
   if (auto f = dyn_cast<sc::FusedOp>(op)) {
     handled = true;
@@ -422,6 +456,8 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
       storage = rt::fb::Storage::Arena;
     else if (b.storage == "persistent")
       storage = rt::fb::Storage::Persistent;
+    else if (b.storage == "state")
+      storage = rt::fb::Storage::State;
     else if (b.storage == "weight") {
       storage = rt::fb::Storage::Weight;
       transform = fbb.CreateString(b.transform);
@@ -444,7 +480,7 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
     bb.add_dtype(rt::toSchema(*dtype));
     bb.add_shape(shape);
     bb.add_storage(storage);
-    if (b.storage == "arena" || b.storage == "persistent")
+    if (b.storage == "arena" || b.storage == "persistent" || b.storage == "state")
       bb.add_offset(b.arenaOffset);
     else if (b.storage == "weight") {
       bb.add_file(b.file);

@@ -126,7 +126,7 @@ LogicalResult verifyAtLoad(Operation *op, StringRef name) {
 }
 
 // sc.arena_offsets / sc.persistent_offsets: one non-negative offset per result, persistent
-// ones on load-time ops only.
+// ones on load-time ops and training states only.
 LogicalResult verifyOffsets(Operation *op, StringRef name, Attribute attr) {
   auto offsets = dyn_cast<DenseI64ArrayAttr>(attr);
   if (!offsets)
@@ -136,7 +136,9 @@ LogicalResult verifyOffsets(Operation *op, StringRef name, Attribute attr) {
                              << op->getNumResults() << " results";
   if (llvm::any_of(offsets.asArrayRef(), [](int64_t o) { return o < 0; }))
     return op->emitOpError() << "'" << name << "' has a negative offset";
-  if ((name == kPersistentOffsetsAttr) != isAtLoad(op))
+  // A training state (sc.state) lives in the persistent block too, without being a load step.
+  bool persistent = isAtLoad(op) || isa<StateOp>(op);
+  if ((name == kPersistentOffsetsAttr) != persistent)
     return op->emitOpError() << "'" << name << "' is on an op " << (isAtLoad(op) ? "with" : "without")
                              << " '" << kAtLoadAttr << "'";
   return success();

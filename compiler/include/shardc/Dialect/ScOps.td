@@ -542,11 +542,11 @@ def Sc_StateOp : Op<Sc_Dialect, "state", [Sc_HasShardingRule]> {
   }];
   let arguments = (ins Optional<Sc_Tensor>:$init, StrAttr:$name);
   let results = (outs Sc_Tensor:$result);
-  let assemblyFormat = "$name (`init` $init^)? attr-dict `:` type($result)";
+  let assemblyFormat = "$name (`init` $init^)? attr-dict `:` functional-type(operands, results)";
   let hasVerifier = 1;
 }
 
-def Sc_AssignOp : Op<Sc_Dialect, "assign", [Sc_HasShardingRule,
+def Sc_AssignOp : Op<Sc_Dialect, "assign", [Sc_HasShardingRule, AllTypesMatch<["value", "state"]>,
                                             DeclareOpInterfaceMethods<Sc_StepOpInterface, ["lowerToStep"]>]> {
   let summary = "the value a state takes for the next run (a copy into its buffer)";
   let description = [{

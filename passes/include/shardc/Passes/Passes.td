@@ -136,6 +136,22 @@ def ScAutodiff : Pass<"sc-autodiff", "mlir::ModuleOp"> {
   }];
 }
 
+def ScAddOptimizer : Pass<"sc-add-optimizer", "mlir::ModuleOp"> {
+  let summary = "the optimizer step of a `mode: train` plan with `optimizer:` (AdamW), after sc-autodiff";
+  let description = [{
+    Runs when `sc.train` has an `optimizer` (and optionally `max_grad_norm`); otherwise does
+    nothing. Each trainable parameter becomes training state (`sc.state "<name>" init
+    %param`, every reader moved to it), with zero-initialised states for AdamW's moments
+    (`adamw.exp_avg.<name>`, `adamw.exp_avg_sq.<name>`) and the step count
+    (`optimizer.step`). The gradient outputs of sc-autodiff are consumed: the global
+    gradient norm (returned as `grad_norm`, before clipping), clip_grad_norm_'s factor
+    min(1, max_norm / (norm + 1e-6)), then torch.optim.AdamW's update (decoupled weight
+    decay, bias-corrected moments), and `sc.assign` of every new value to its state after
+    all other ops. Errors: a trainable parameter without a gradient output, a parameter that
+    is not f32.
+  }];
+}
+
 def ScApplyPlan : Pass<"sc-apply-plan", "mlir::ModuleOp"> {
   let summary = "seeds shardings from the mesh and tensor-parallel styles recorded on the module";
   let description = [{

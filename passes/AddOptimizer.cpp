@@ -1,0 +1,149 @@
+// sc-add-optimizer: the optimizer step of a `mode: train` plan with `optimizer:`, after
+// sc-autodiff. The trainable parameters become training state (sc.state, initialised from the
+// weights at load), AdamW's moments and the step count are state too, and the program ends by
+// assigning each state its updated value: one run is one training step, as
+// torch.optim.AdamW.step() after clip_grad_norm_.
+#include "shardc/Dialect/ScDialect.h"
+#include "shardc/Dialect/ScLocation.h"
+#include "shardc/Passes/Passes.h"
+
+#include "llvm/ADT/BitVector.h"
+
+namespace shardc {
+#define GEN_PASS_DEF_SCADDOPTIMIZER
+#include "shardc/Passes/Passes.h.inc"
+
+using namespace mlir;
+
+namespace {
+
+struct AdamW {
+  double lr, beta1, beta2, eps, weightDecay;
+};
+
+struct Builder {
+  OpBuilder &b;
+  Location loc;
+  RankedTensorType scalarType;
+
+  Value scalar(double v) {
+    return sc::ConstantOp::create(b, loc, scalarType, DenseElementsAttr::get(scalarType, b.getF32FloatAttr(float(v))));
+  }
+  Value add(Value x, Value y) { return sc::AddOp::create(b, loc, x.getType(), x, y); }
+  Value sub(Value x, Value y) { return sc::SubOp::create(b, loc, x.getType(), x, y); }
+  Value mul(Value x, Value y) { return sc::MulOp::create(b, loc, x.getType(), x, y); }
+  Value div(Value x, Value y) { return sc::DivOp::create(b, loc, x.getType(), x, y); }
+  Value sqrt(Value x) { return sc::SqrtOp::create(b, loc, x.getType(), x); }
+  Value sumOfSquares(Value g) {
+    int64_t rank = cast<RankedTensorType>(g.getType()).getRank();
+    SmallVector<int64_t> axes;
+    for (int64_t i = 0; i < rank; ++i)
+      axes.push_back(i);
+    return sc::ReduceSumOp::create(b, loc, scalarType, mul(g, g), b.getDenseI64ArrayAttr(axes), false);
+  }
+};
+
+struct ScAddOptimizerPass : impl::ScAddOptimizerBase<ScAddOptimizerPass> {
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    auto train = module->getAttrOfType<DictionaryAttr>("sc.train");
+    auto opt = train ? train.getAs<DictionaryAttr>("optimizer") : DictionaryAttr();
+    if (!opt)
+      return;
+    auto get = [&](StringRef key) { return opt.getAs<FloatAttr>(key).getValueAsDouble(); };
+    AdamW adamw{get("lr"), get("beta1"), get("beta2"), get("eps"), get("weight_decay")};
+    std::optional<double> maxNorm;
+    if (auto clip = train.getAs<FloatAttr>("max_grad_norm"))
+      maxNorm = clip.getValueAsDouble();
+    module.walk([&](func::FuncOp func) {
+      if (!func.isExternal() && failed(addOptimizer(func, adamw, maxNorm)))
+        signalPassFailure();
+    });
+  }
+
+  LogicalResult addOptimizer(func::FuncOp func, const AdamW &o, std::optional<double> maxNorm) {
+    Block &entry = func.getBody().front();
+    auto ret = cast<func::ReturnOp>(entry.getTerminator());
+    // The gradients sc-autodiff returned, by parameter name.
+    llvm::StringMap<unsigned> gradAt;
+    llvm::BitVector gradResults(func.getNumResults());
+    for (unsigned i = 0; i < func.getNumResults(); ++i)
+      if (auto n = func.getResultAttrOfType<StringAttr>(i, "sc.name"); n && n.getValue().starts_with("grad.")) {
+        gradAt[n.getValue().drop_front(5)] = i;
+        gradResults.set(i);
+      }
+    SmallVector<std::pair<sc::ParamOp, Value>> params;
+    for (auto p : entry.getOps<sc::ParamOp>())
+      if (p->hasAttr("sc.trainable")) {
+        auto it = gradAt.find(p.getName());
+        if (it == gradAt.end())
+          return p.emitOpError() << "sc-add-optimizer: trainable parameter " << p.getName()
+                                 << " has no gradient output (run sc-autodiff first)";
+        params.push_back({p, ret.getOperand(it->second)});
+      }
+    if (params.empty())
+      return func.emitError() << "sc-add-optimizer: no trainable parameter to update";
+
+    MLIRContext *ctx = func.getContext();
+    auto loc = [&](StringRef what) { return makeBackwardLoc(NameLoc::get(StringAttr::get(ctx, what))); };
+    auto f32 = RankedTensorType::get({}, Float32Type::get(ctx));
+    OpBuilder top(ctx), end(ret);
+    top.setInsertionPointToStart(&entry);
+    Builder e{end, loc("optimizer"), f32};
+
+    // The step count t (state, zero at load) and this step's t + 1.
+    auto count = sc::StateOp::create(top, loc("optimizer.step"), f32, Value(), "optimizer.step");
+    Value t = e.add(count, e.scalar(1.0));
+
+    // clip_grad_norm_: the global L2 norm (sums over shards become all-reductions), and the
+    // factor min(1, max_norm / (norm + 1e-6)).
+    Value sumsq;
+    for (auto &[p, g] : params)
+      sumsq = sumsq ? e.add(sumsq, e.sumOfSquares(g)) : e.sumOfSquares(g);
+    Value norm = e.sqrt(sumsq);
+    Value coef;
+    if (maxNorm)
+      coef = sc::MinOp::create(end, e.loc, f32, e.scalar(1.0), e.div(e.scalar(*maxNorm), e.add(norm, e.scalar(1e-6))));
+
+    // Bias corrections (PyTorch's: 1 - beta^t), the step size lr / bc1, and sqrt(bc2).
+    auto pow = [&](double base) { return sc::PowOp::create(end, e.loc, f32, e.scalar(base), t).getResult(); };
+    Value stepSize = e.div(e.scalar(o.lr), e.sub(e.scalar(1.0), pow(o.beta1)));
+    Value bc2Sqrt = e.sqrt(e.sub(e.scalar(1.0), pow(o.beta2)));
+
+    SmallVector<std::pair<Value, Value>> assigns{{t, count}};
+    for (auto &[p, grad] : params) {
+      auto type = cast<RankedTensorType>(p.getType());
+      if (!type.getElementType().isF32())
+        return p.emitOpError() << "sc-add-optimizer: AdamW keeps f32 parameters as state; " << p.getName() << " is "
+                               << type.getElementType();
+      top.setInsertionPointAfter(p);
+      Location at = loc(("adamw " + p.getName()).str());
+      auto w = sc::StateOp::create(top, at, type, p.getResult(), p.getName());
+      p.getResult().replaceAllUsesExcept(w, w);
+      auto m = sc::StateOp::create(top, at, type, Value(), ("adamw.exp_avg." + p.getName()).str());
+      auto v = sc::StateOp::create(top, at, type, Value(), ("adamw.exp_avg_sq." + p.getName()).str());
+      Builder u{end, at, f32};
+      Value g = coef ? u.mul(grad, coef) : grad;
+      Value m1 = u.add(u.mul(m, u.scalar(o.beta1)), u.mul(g, u.scalar(1.0 - o.beta1)));
+      Value v1 = u.add(u.mul(v, u.scalar(o.beta2)), u.mul(u.mul(g, g), u.scalar(1.0 - o.beta2)));
+      Value denom = u.add(u.div(u.sqrt(v1), bc2Sqrt), u.scalar(o.eps));
+      Value decayed = u.mul(w, u.scalar(1.0 - o.lr * o.weightDecay));
+      Value w1 = u.sub(decayed, u.mul(u.div(m1, denom), stepSize));
+      assigns.append({{w1, w}, {m1, m}, {v1, v}});
+    }
+    // Every read of a state is done: the assigns come last.
+    for (auto &[value, state] : assigns)
+      sc::AssignOp::create(end, value.getLoc(), value, state);
+
+    // The outputs: the gradients go (they are consumed here), the pre-clip norm comes.
+    ret->eraseOperands(gradResults);
+    if (failed(func.eraseResults(gradResults)))
+      return failure();
+    ret->insertOperands(ret.getNumOperands(), norm);
+    auto attrs = end.getDictionaryAttr(end.getNamedAttr("sc.name", end.getStringAttr("grad_norm")));
+    return func.insertResult(func.getNumResults(), f32, attrs);
+  }
+};
+
+} // namespace
+} // namespace shardc
