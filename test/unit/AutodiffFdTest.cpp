@@ -8,8 +8,8 @@
 // appends the backward; a small host interpreter evaluates the program op by op: each op's
 // artifact step (StepOpInterface) with the runtime's CPU kernel, through evaluateOnHost as
 // import-time folding does, except for the four kinds whose CPU kernels compute in f32 only
-// (linear, matmul, rms_norm, rotary): those have f64 references here, checked against the
-// f32 kernels on the way. Each grad.<param> output is compared with (L(p + h) − L(p − h)) / 2h
+// (linear, matmul, rms_norm, rotary, attention): those have f64 references here, checked
+// against the f32 kernels on the way. Each grad.<param> output is compared with (L(p + h) − L(p − h)) / 2h
 // of the forward's f64 loss (before the cast to f32), element by element.
 #include "shardc/Dialect/ScDialect.h"
 #include "shardc/Import/ConstantEvaluator.h"
@@ -118,6 +118,44 @@ Values refRotary(const Values &x, const Values &cos, const Values &sin, const st
   return y;
 }
 
+// softmax(q·kᵀ·scale + mask, −inf above the diagonal when causal)·v per (batch, query head),
+// query head h reading key/value head h / (Hq / Hkv); also each row's log-sum-exp.
+struct AttentionShape {
+  int64_t b, hq, hkv, s, t, d, dv;
+};
+std::pair<Values, Values> refAttention(const Values &q, const Values &k, const Values &v, const Values *mask,
+                                       const std::vector<int64_t> &maskShape, const AttentionShape &a, double scale,
+                                       bool causal) {
+  Values out(size_t(a.b * a.hq * a.s * a.dv), 0.0), lse(size_t(a.b * a.hq * a.s), 0.0);
+  const std::vector<int64_t> scores{a.b, a.hq, a.s, a.t};
+  for (int64_t b = 0; b < a.b; ++b)
+    for (int64_t h = 0; h < a.hq; ++h) {
+      const int64_t kh = h / (a.hq / a.hkv);
+      for (int64_t i = 0; i < a.s; ++i) {
+        Values row(size_t(a.t), -INFINITY);
+        double mx = -INFINITY;
+        for (int64_t j = 0; j < a.t && (!causal || j <= i); ++j) {
+          double acc = 0;
+          for (int64_t c = 0; c < a.d; ++c)
+            acc += q[size_t(((b * a.hq + h) * a.s + i) * a.d + c)] * k[size_t(((b * a.hkv + kh) * a.t + j) * a.d + c)];
+          row[size_t(j)] = acc * scale;
+          if (mask)
+            row[size_t(j)] += (*mask)[size_t(broadcastIndex(((b * a.hq + h) * a.s + i) * a.t + j, scores, maskShape))];
+          mx = std::max(mx, row[size_t(j)]);
+        }
+        double sum = 0;
+        for (double &x : row)
+          sum += (x = std::exp(x - mx));
+        lse[size_t((b * a.hq + h) * a.s + i)] = mx + std::log(sum);
+        for (int64_t j = 0; j < a.t; ++j)
+          for (int64_t c = 0; c < a.dv; ++c)
+            out[size_t(((b * a.hq + h) * a.s + i) * a.dv + c)] +=
+                row[size_t(j)] / sum * v[size_t(((b * a.hkv + kh) * a.t + j) * a.dv + c)];
+      }
+    }
+  return {out, lse};
+}
+
 // ---------------------------------------------------------------------------------------
 // The host interpreter.
 
@@ -163,7 +201,8 @@ private:
       return true;
     }
     if (auto reference = evaluateReference(op)) {
-      values[op->getResult(0)] = *reference;
+      for (auto [r, v] : llvm::zip(op->getResults(), *reference))
+        values[r] = v;
       return true;
     }
     std::optional<llvm::SmallVector<mlir::DenseElementsAttr>> out = evaluateOnHost(op, operandAttrs(op));
@@ -182,8 +221,9 @@ private:
   }
 
   // The f64 result of an op whose CPU kernel computes in f32, checked against that kernel.
-  std::optional<Values> evaluateReference(Operation *op) {
+  std::optional<std::vector<Values>> evaluateReference(Operation *op) {
     std::optional<Values> y;
+    std::optional<Values> lse;
     if (auto l = mlir::dyn_cast<sc::LinearOp>(op)) {
       const std::vector<int64_t> xs = shapeOf(l.getInput()), ws = shapeOf(l.getWeight());
       const bool t = l.getTransposeWeight();
@@ -204,20 +244,34 @@ private:
     } else if (auto ro = mlir::dyn_cast<sc::RotaryOp>(op)) {
       y = refRotary(values[ro.getInput()], values[ro.getCos()], values[ro.getSin()], shapeOf(ro.getInput()),
                     shapeOf(ro.getCos()), shapeOf(ro.getSin()));
+    } else if (auto at = mlir::dyn_cast<sc::AttentionOp>(op)) {
+      const std::vector<int64_t> qs = shapeOf(at.getQuery()), ks = shapeOf(at.getKey()), vs = shapeOf(at.getValue());
+      const AttentionShape a{qs[0], qs[1], ks[1], qs[2], ks[2], qs[3], vs[3]};
+      const Values *mask = at.getMask() ? &values[at.getMask()] : nullptr;
+      auto [o, l] = refAttention(values[at.getQuery()], values[at.getKey()], values[at.getValue()], mask,
+                                 at.getMask() ? shapeOf(at.getMask()) : std::vector<int64_t>{}, a,
+                                 at.getScale().convertToDouble(), at.getCausal());
+      y = o;
+      if (at.getLse())
+        lse = l;
     } else {
       return std::nullopt;
     }
+    std::vector<Values> results{*y};
+    if (lse)
+      results.push_back(*lse);
     // The runtime's f32 kernel agrees to f32 accuracy (the reference means the op).
     std::optional<llvm::SmallVector<mlir::DenseElementsAttr>> kernel = evaluateOnHost(op, operandAttrs(op));
     EXPECT_TRUE(kernel.has_value()) << op->getName().getStringRef().str() << " has no CPU kernel";
-    if (kernel) {
-      Values k = HostTensor::fromAttr((*kernel)[0])->values;
-      EXPECT_EQ(k.size(), y->size());
-      for (size_t i = 0; i < std::min(k.size(), y->size()); ++i)
-        EXPECT_NEAR(k[i], (*y)[i], 1e-5 * (1.0 + std::abs((*y)[i])))
-            << op->getName().getStringRef().str() << " element " << i;
+    for (size_t r = 0; kernel && r < results.size(); ++r) {
+      Values k = HostTensor::fromAttr((*kernel)[r])->values;
+      const Values &want = results[r];
+      EXPECT_EQ(k.size(), want.size());
+      for (size_t i = 0; i < std::min(k.size(), want.size()); ++i)
+        EXPECT_NEAR(k[i], want[i], 1e-5 * (1.0 + std::abs(want[i])))
+            << op->getName().getStringRef().str() << " result " << r << " element " << i;
     }
-    return y;
+    return results;
   }
 
   const std::map<std::string, Values> &params;
@@ -310,7 +364,8 @@ protected:
 
   // Differentiates `text` with sc-autodiff, evaluates the gradients at random parameter
   // values and compares each element with central differences of the loss.
-  void check(const std::vector<Param> &params, const std::string &body, const std::vector<int64_t> &yShape) {
+  void check(const std::vector<Param> &params, const std::string &body, const std::vector<int64_t> &yShape,
+             double rtol = 1e-6) {
     const std::string text = makeModule(params, body, yShape);
     mlir::OwningOpRef<mlir::ModuleOp> forward = parse(text), program = parse(text);
     ASSERT_TRUE(forward && program);
@@ -327,7 +382,7 @@ protected:
     auto ret = mlir::cast<mlir::func::ReturnOp>(func.getBody().front().getTerminator());
     ASSERT_EQ(func.getNumResults(), 1 + params.size());
 
-    const double h = 1e-6, rtol = 1e-6, atol = 1e-8;
+    const double h = 1e-6, atol = 1e-8;
     mlir::func::FuncOp fwd = mainOf(*forward);
     for (auto [i, p] : llvm::enumerate(params)) {
       auto name = func.getResultAttrOfType<mlir::StringAttr>(unsigned(i + 1), "sc.name");
@@ -447,6 +502,30 @@ TEST_F(AutodiffFd, TransposeReshape) {
         "    %t = sc.transpose %p0 {perm = array<i64: 2, 0, 1>} : (tensor<2x3x4xf64>) -> tensor<4x2x3xf64>\n"
         "    %y = sc.reshape %t : (tensor<4x2x3xf64>) -> tensor<4x6xf64>\n",
         {4, 6});
+}
+
+// Attention's rule end to end: the forward rebuilt with its lse, attention_grad of q, k, v,
+// out, lse and the gradient, with GQA (4 query heads on 2 key/value heads), a causal mask and
+// an additive mask. lse is f32 (attention's second result), so the backward's probabilities
+// carry f32 rounding: a tolerance of 1e-5.
+TEST_F(AutodiffFd, AttentionGqaCausalMask) {
+  check({{"q", {1, 4, 3, 2}}, {"k", {1, 2, 3, 2}}, {"v", {1, 2, 3, 2}}},
+        denseConstant("%mf", {9}, randomValues(9)) +
+            "    %m = sc.reshape %mf : (tensor<9xf64>) -> tensor<1x1x3x3xf64>\n"
+            "    %y = sc.attention %p0, %p1, %p2 mask %m {scale = 0.7 : f32, causal = true} : (tensor<1x4x3x2xf64>, "
+            "tensor<1x2x3x2xf64>, tensor<1x2x3x2xf64>, tensor<1x1x3x3xf64>) -> tensor<1x4x3x2xf64>\n",
+        {1, 4, 3, 2}, 1e-5);
+}
+
+// Only v trainable (q and k constants), no mask: the rule's other shape.
+TEST_F(AutodiffFd, AttentionValueOnly) {
+  check({{"v", {1, 2, 4, 3}}},
+        denseConstant("%qf", {16}, randomValues(16)) + denseConstant("%kf", {16}, randomValues(16)) +
+            "    %q = sc.reshape %qf : (tensor<16xf64>) -> tensor<1x2x4x2xf64>\n"
+            "    %k = sc.reshape %kf : (tensor<16xf64>) -> tensor<1x2x4x2xf64>\n"
+            "    %y = sc.attention %q, %k, %p0 {scale = 0.5 : f32} : (tensor<1x2x4x2xf64>, tensor<1x2x4x2xf64>, "
+            "tensor<1x2x4x3xf64>) -> tensor<1x2x4x3xf64>\n",
+        {1, 2, 4, 3}, 1e-5);
 }
 
 // A small SwiGLU-style block, where the rules compose and gradients accumulate: the
