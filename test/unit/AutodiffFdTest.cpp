@@ -416,6 +416,14 @@ TEST_F(AutodiffFd, RmsNormTwoDims) {
         {2, 3, 4});
 }
 
+TEST_F(AutodiffFd, RmsNormScaleBroadcast) {
+  // Normalised dims [3, 4] (axis -2), scale [4] broadcast over them: dscale sums dims 0 and 1.
+  check({{"x", {2, 3, 4}}, {"scale", {4}}},
+        "    %y = sc.rms_norm %p0, %p1 {axis = -2 : i64, epsilon = 1.0e-3 : f32} : (tensor<2x3x4xf64>, tensor<4xf64>) -> "
+        "tensor<2x3x4xf64>\n",
+        {2, 3, 4});
+}
+
 TEST_F(AutodiffFd, Rotary) {
   // cos/sin tables [S, D] broadcast over batch and heads; constants (no gradient).
   check({{"x", {1, 2, 3, 8}}},
@@ -485,6 +493,14 @@ TEST_F(AutodiffFd, Slice) {
         "    %y = sc.slice %p0 {starts = array<i64: 1, 2>, steps = array<i64: 1, 1>} : (tensor<4x6xf64>) -> "
         "tensor<2x3xf64>\n",
         {2, 3});
+}
+
+TEST_F(AutodiffFd, SliceMiddleDim) {
+  // Only dim 1 sliced (rows 1..2 of 4), the outer dims whole: one concat, zeros on both sides.
+  check({{"a", {2, 4, 3}}},
+        "    %y = sc.slice %p0 {starts = array<i64: 0, 1, 0>, steps = array<i64: 1, 1, 1>} : (tensor<2x4x3xf64>) -> "
+        "tensor<2x2x3xf64>\n",
+        {2, 2, 3});
 }
 
 TEST_F(AutodiffFd, Concat) {

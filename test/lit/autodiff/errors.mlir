@@ -171,3 +171,22 @@ module attributes {sc.train = {labels = "input_ids"}} {
     return %l : tensor<f32>
   }
 }
+
+// -----
+
+module attributes {sc.train = {labels = "input_ids"}} {
+  func.func @regions(%x: tensor<2x4xf32> {sc.name = "x"}) -> (tensor<f32> {sc.name = "loss"}) {
+    %a = sc.param "m.a" {file = "w.bin", offset = 0 : i64, onnx_name = "p", tied = [], transform = #sc.transform<none>, sc.trainable} : tensor<2x4xf32>
+    // expected-error @below {{'sc.fused' op sc-autodiff runs on the flat program, before sc-group-layers}}
+    %y = sc.fused %a : (tensor<2x4xf32>) -> tensor<2x4xf32> {
+    ^bb0(%arg1: tensor<2x4xf32>):
+      %n = sc.neg %arg1 : (tensor<2x4xf32>) -> tensor<2x4xf32>
+      sc.fused_yield %n : tensor<2x4xf32>
+    }
+    %f = sc.reshape %y : (tensor<2x4xf32>) -> tensor<1x8xf32>
+    %c = sc.constant dense<1.0> : tensor<8x1xf32>
+    %d = sc.linear %f, %c : (tensor<1x8xf32>, tensor<8x1xf32>) -> tensor<1x1xf32>
+    %l = sc.reshape %d : (tensor<1x1xf32>) -> tensor<f32>
+    return %l : tensor<f32>
+  }
+}
