@@ -455,6 +455,14 @@ TEST_F(AutodiffFd, LinearTransposedWeight2d) {
         {3, 5});
 }
 
+// A 1-D input: the bias gradient is g itself. FAILS with the rule as of 735ba66, which builds
+// a reduce_sum over no axes (tailAxes(0, 0)); the verifier accepts it with result [N], but the
+// CPU kernel (like ONNX) reads no axes as "reduce everything" and refuses the [N] output.
+TEST_F(AutodiffFd, LinearVectorInputWithBias) {
+  check({{"x", {4}}, {"w", {4, 3}}, {"b", {3}}},
+        "    %y = sc.linear %p0, %p1, %p2 : (tensor<4xf64>, tensor<4x3xf64>, tensor<3xf64>) -> tensor<3xf64>\n", {3});
+}
+
 // The two Div cases fail with the rule as of 735ba66, whose rhs gradient is −g·a/b³ (one
 // sc.div by b too many in DivOp::buildVjp); −g·a/b² = −(g/b)·(a/b) passes.
 TEST_F(AutodiffFd, DivBroadcasting) {
