@@ -552,6 +552,16 @@ TEST_F(AutodiffFd, AttentionValueOnly) {
         {1, 2, 4, 3}, 1e-5);
 }
 
+// One parameter as both key and value (and the query a function of it): attention_grad's
+// dkey and dvalue, and the query path's gradient, accumulate into one gradient.
+TEST_F(AutodiffFd, AttentionSharedKeyValue) {
+  check({{"kv", {1, 1, 3, 2}}},
+        "    %q = sc.neg %p0 : (tensor<1x1x3x2xf64>) -> tensor<1x1x3x2xf64>\n"
+        "    %y = sc.attention %q, %p0, %p0 {scale = 0.9 : f32, causal = true} : (tensor<1x1x3x2xf64>, "
+        "tensor<1x1x3x2xf64>, tensor<1x1x3x2xf64>) -> tensor<1x1x3x2xf64>\n",
+        {1, 1, 3, 2}, 1e-5);
+}
+
 // A small SwiGLU-style block, where the rules compose and gradients accumulate: the
 // normalised x feeds two linears, the gate's silu multiplies the up projection, a residual
 // adds x back (x read three times).
