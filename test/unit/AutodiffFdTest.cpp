@@ -1,16 +1,18 @@
 // The VJP rules that compose sc ops (no backward kernel of their own: rms_norm, rotary,
 // linear in both orientations with a bias, div and mul with broadcasting, silu, slice,
-// concat, ...) against central finite differences in f64 on the CPU.
+// concat, ...) against central finite differences in f64 on the CPU; also attention's rule
+// (the rebuilt forward with its lse, attention_grad's operands), whose kernels
+// GradKernelsTest checks on their own.
 //
 // Each case is a tiny f64 program: trainable parameters -> the op -> a scalar loss
 // loss = Σ op(...) ⊙ w with a constant w (written as reshape to [1, N], linear with w [N, 1],
 // reshape to a scalar, cast to the f32 scalar sc-autodiff differentiates). sc-autodiff
 // appends the backward; a small host interpreter evaluates the program op by op: each op's
 // artifact step (StepOpInterface) with the runtime's CPU kernel, through evaluateOnHost as
-// import-time folding does, except for the four kinds whose CPU kernels compute in f32 only
+// import-time folding does, except for the kinds whose CPU kernels compute in f32 only
 // (linear, matmul, rms_norm, rotary, attention): those have f64 references here, checked
-// against the f32 kernels on the way. Each grad.<param> output is compared with (L(p + h) − L(p − h)) / 2h
-// of the forward's f64 loss (before the cast to f32), element by element.
+// against the f32 kernels on the way. Each grad.<param> output is compared, element by
+// element, with (L(p + h) − L(p − h)) / 2h of the forward's f64 loss (before the cast).
 #include "shardc/Dialect/ScDialect.h"
 #include "shardc/Import/ConstantEvaluator.h"
 #include "shardc/Passes/Passes.h"
@@ -342,7 +344,10 @@ std::string makeModule(const std::vector<Param> &params, const std::string &body
 
 class AutodiffFd : public ::testing::Test {
 protected:
-  AutodiffFd() { ctx.loadDialect<sc::ScDialect, mlir::func::FuncDialect>(); }
+  AutodiffFd() {
+    ctx.loadDialect<sc::ScDialect, mlir::func::FuncDialect>();
+    rng().seed(1234); // each test's values whatever the filter
+  }
 
   mlir::OwningOpRef<mlir::ModuleOp> parse(const std::string &text) {
     auto m = mlir::parseSourceString<mlir::ModuleOp>(text, &ctx);
