@@ -1,6 +1,7 @@
 // Training state (Storage::State): buffers of the persistent block that runs read and write
 // and that keep their value from run to run; shardc-run's --steps, --save-state and
 // --load-state over them (in process, through runMain), on one rank and on two threads.
+#include "DeviceSimBackend.h"
 #include "ManifestJson.h"
 #include "RunMain.h"
 #include "TempDir.h"
@@ -181,6 +182,33 @@ TEST(TrainState, RunsReadAndWriteStateThatPersists) {
   EXPECT_EQ(values<int64_t>(named(out, "count")), std::vector<int64_t>{11});
   EXPECT_EQ(ex->writeState(2, &ten, 4), "state 'count': 4 bytes given, the buffer has 8");
   EXPECT_EQ(ex->readState(3, bytes), "buffer 3 is not a state buffer");
+}
+
+// On a backend whose memory the host cannot address, state is read and written only through
+// copyOut/copyIn (the all_gather is staged through the host here, so runs are not captured).
+TEST(TrainState, DeviceStateMovesThroughCopies) {
+  TempDir dir;
+  Artifact a;
+  ASSERT_EQ(loadArtifact(writeTrainArtifact(dir, 1), a), "");
+  test_backends::DeviceSimBackend device;
+  std::unique_ptr<Executor> ex;
+  ASSERT_EQ(Executor::create(a, device, ex), "");
+  std::vector<HostTensor> out;
+  for (int64_t run = 1; run <= 3; ++run) {
+    ASSERT_EQ(ex->run({f32("x", {4}, {1, 1, 1, 1})}, out), "");
+    EXPECT_EQ(values<int64_t>(named(out, "count")), std::vector<int64_t>{run});
+  }
+  uint64_t in = device.copiedIn.load(), outBytes = device.copiedOut.load();
+  std::vector<uint8_t> bytes;
+  ASSERT_EQ(ex->readState(5, bytes), "");
+  EXPECT_EQ(values<float>(HostTensor{"", DType::F32, {4}, bytes}), (std::vector<float>{3.5f, 1.75f, 5, 6.75f}));
+  EXPECT_EQ(device.copiedOut.load(), outBytes + 16);
+  std::vector<float> v = {1, 2, 3, 4};
+  ASSERT_EQ(ex->writeState(5, v.data(), 16), "");
+  EXPECT_EQ(device.copiedIn.load(), in + 16);
+  ASSERT_EQ(ex->run({f32("x", {4}, {1, 1, 1, 1})}, out), "");
+  EXPECT_EQ(values<float>(named(out, "v")), (std::vector<float>{2, 3, 4, 5}));
+  EXPECT_EQ(values<int64_t>(named(out, "count")), std::vector<int64_t>{4});
 }
 
 TEST(TrainState, LoaderRules) {
