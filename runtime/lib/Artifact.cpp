@@ -520,6 +520,7 @@ std::string decodeArtifact(std::string_view manifest, const ArtifactHeader &h, A
     return where + "manifest: the FlatBuffers verifier rejects it (file corrupt)";
   if (std::string err = ManifestConverter(out).convert(*fb::GetManifest(data), out.blob.size()); !err.empty())
     return where + "manifest: " + err;
+  out.manifestChecksum = h.manifestChecksum;
   return "";
 }
 

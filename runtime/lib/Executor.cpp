@@ -116,7 +116,7 @@ std::string Executor::create(const Artifact &artifact, Backend &backend, Communi
     if (b.storage == Storage::Arena) {
       view.data = ex->arena_.data() + b.offset;
       ex->arenaPeakBytes_ = std::max(ex->arenaPeakBytes_, b.offset + b.bytes);
-    } else if (b.storage == Storage::Persistent) {
+    } else if (b.storage == Storage::Persistent || b.storage == Storage::State) {
       view.data = ex->persistent_.data() + b.offset;
     } else if (b.storage == Storage::Constant && backend.hostAddressable()) {
       view.data = const_cast<uint8_t *>(artifact.constantData(b));
@@ -410,6 +410,8 @@ std::string Executor::allocateStorage() {
   arena_ = backend_.allocate(artifact_.arenaBytes);
   if (!arena_)
     return "cannot allocate the " + std::to_string(artifact_.arenaBytes) + "-byte arena";
+  // Backend::allocate zero-fills (the CUDA backend memsets on its stream, before the load
+  // steps): State buffers no load step writes start at zero.
   persistent_ = backend_.allocate(artifact_.persistentBytes);
   if (!persistent_ && artifact_.persistentBytes)
     return "cannot allocate the " + std::to_string(artifact_.persistentBytes) + "-byte persistent block";
@@ -649,6 +651,40 @@ std::string Executor::run(const std::vector<HostTensor> &inputs, std::vector<Hos
       return "output '" + o.name + "': " + err;
     outputs.push_back(std::move(t));
   }
+  return "";
+}
+
+static std::string stateBuffer(const Artifact &a, int64_t id, const BufferDesc *&out) {
+  if (id < 0 || id >= static_cast<int64_t>(a.buffers.size()) ||
+      a.buffers[static_cast<size_t>(id)].storage != Storage::State)
+    return "buffer " + std::to_string(id) + " is not a state buffer";
+  out = &a.buffers[static_cast<size_t>(id)];
+  return "";
+}
+
+std::string Executor::readState(int64_t id, std::vector<uint8_t> &bytes) {
+  const BufferDesc *b = nullptr;
+  if (std::string err = stateBuffer(artifact_, id, b); !err.empty())
+    return err;
+  if (std::string err = backend_.synchronize(); !err.empty())
+    return "state '" + b->name + "': " + err;
+  bytes.resize(b->bytes);
+  if (std::string err = backend_.copyOut(bytes.data(), persistent_.data() + b->offset, b->bytes); !err.empty())
+    return "state '" + b->name + "': " + err;
+  return "";
+}
+
+std::string Executor::writeState(int64_t id, const void *data, size_t bytes) {
+  const BufferDesc *b = nullptr;
+  if (std::string err = stateBuffer(artifact_, id, b); !err.empty())
+    return err;
+  if (bytes != b->bytes)
+    return "state '" + b->name + "': " + std::to_string(bytes) + " bytes given, the buffer has " +
+           std::to_string(b->bytes);
+  if (std::string err = backend_.copyIn(persistent_.data() + b->offset, data, bytes); !err.empty())
+    return "state '" + b->name + "': " + err;
+  if (std::string err = backend_.synchronize(); !err.empty())
+    return "state '" + b->name + "': " + err;
   return "";
 }
 

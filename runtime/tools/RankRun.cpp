@@ -1,6 +1,6 @@
-// One rank's run over the Session API: bind the rank's weights, agree with the other ranks
-// that every rank could, run (then --profile and --repeat runs), and collect outputs and
-// figures. The launch paths call it once per rank.
+// One rank's run over the Session API: bind the rank's weights (and --load-state), agree with
+// the other ranks that every rank could, run (--steps runs, then --profile and --repeat runs,
+// then --save-state), and collect outputs and figures. The launch paths call it once per rank.
 #include "RunCli.h"
 
 #include "shardc/runtime/Npz.h"
@@ -51,6 +51,10 @@ RankRun runRank(const Options &o, const Artifact &artifact, const std::vector<Ho
   std::string err = Session::bind(artifact, comm, options, session, ctx.backend);
   if (!err.empty())
     err = o.model + ": " + err;
+  // The saved training state replaces what the load steps wrote, before any run.
+  int64_t stepsDone = 0;
+  if (err.empty() && !o.loadState.empty())
+    err = loadTrainState(o, artifact, *session, stepsDone);
   std::string agreeErr = ctx.agree ? ctx.agree(!err.empty(), result.firstFailed)
                                    : agreeOnSetup(comm, !err.empty(), result.firstFailed);
   if (!agreeErr.empty()) {
@@ -68,15 +72,34 @@ RankRun runRank(const Options &o, const Artifact &artifact, const std::vector<Ho
     o.hooks->onBound(*session, rankIsProcess);
   if (ctx.stepMark)
     session->executor().setStepMarks(ctx.stepMark, ctx.beginRun);
-  err = session->run(inputs, result.outputs);
-  // Profiled runs after the first: the --repeat runs, or one.
+  // --steps: the runs in order, each with its inputs (slices of stacked ones); outputs
+  // stacked over the runs when there are several.
+  RankOutput say(o, artifact.deviceMesh, comm.rank());
+  std::vector<HostTensor> outputs;
+  for (int64_t k = 0; err.empty() && k < o.steps; ++k) {
+    err = o.steps == 1 ? session->run(inputs, result.outputs)
+                       : session->run(stepInputs(artifact, inputs, o.steps, k), outputs);
+    if (!err.empty())
+      break;
+    ++stepsDone;
+    if (o.steps > 1)
+      stackOutputs(result.outputs, outputs, o.steps, k);
+    printLoss(say, stepsDone, o.steps == 1 ? result.outputs : outputs);
+  }
+  // Profiled runs after the first: the --repeat runs, or one (only with --steps 1).
   if (o.profile)
     session->setProfiling(true);
-  if (err.empty() && o.profile && o.repeat == 0)
+  if (err.empty() && o.profile && o.repeat == 0) {
     err = session->run(inputs, result.outputs);
+    ++stepsDone;
+  }
   // Timed runs after the first (which binds, warms caches and compiles nothing new).
-  if (err.empty() && o.repeat > 0)
+  if (err.empty() && o.repeat > 0) {
     err = session->runTimed(inputs, result.outputs, o.repeat, result.meanMs, result.bestMs);
+    stepsDone += o.repeat;
+  }
+  if (err.empty() && !o.saveState.empty())
+    err = saveTrainState(o, artifact, *session, stepsDone);
   if (!o.hooks->stopError.empty() && err == o.hooks->stopError) {
     result.stopped = true;
   } else if (!err.empty()) {
@@ -95,6 +118,11 @@ std::string loadShared(const Options &o, Artifact &artifact, std::vector<HostTen
   if (std::string err = loadArtifact(o.model, artifact); !err.empty())
     return err;
   // Read the inputs before binding weights: a wrong input file should fail fast.
+  if (!o.inputs.empty() && o.steps > 1) {
+    if (std::string err = readNpz(o.inputs, inputs); !err.empty())
+      return err;
+    return checkStepInputs(artifact, o.inputs, inputs, o.steps);
+  }
   if (!o.inputs.empty())
     return readInputsNpz(artifact, o.inputs, inputs);
   if (std::string err = checkInputs(artifact, inputs); !err.empty())

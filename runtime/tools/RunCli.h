@@ -24,6 +24,10 @@
 #include "shardc/comm/MpiCommunicator.h"
 #endif
 
+namespace shardc::rt {
+class Session;
+}
+
 namespace shardc::runcli {
 
 using namespace shardc::rt;
@@ -33,6 +37,8 @@ struct Options {
   bool printSteps = false, verbose = false, version = false, help = false, allRanks = false;
   bool randomWeights = false, dumpManifest = false;
   int64_t nproc = 0, threads = 0, repeat = 0;
+  int64_t steps = 1;                  // --steps: runs in order, a training loop
+  std::string saveState, loadState;   // --save-state / --load-state DIR (TrainState.cpp)
   bool profile = false;
   std::chrono::milliseconds timeout{300000};
   std::vector<std::string> forwarded; // the arguments a re-run under mpirun gets
@@ -115,6 +121,25 @@ RankRun runRank(const Options &o, const Artifact &artifact, const std::vector<Ho
 int finishRank0(const Options &o, const Artifact &artifact, RankRun &run, const RankOutput &say);
 // Loads the artifact and the inputs and checks them: what every rank needs before binding.
 std::string loadShared(const Options &o, Artifact &artifact, std::vector<HostTensor> &inputs);
+
+// --- TrainState.cpp ---
+// --steps N > 1: checks the tensors read from `path` against the artifact's inputs, each of
+// the input's shape (every run) or [N, *shape] (run k takes slice k); "" or "PATH: ...".
+std::string checkStepInputs(const Artifact &artifact, const std::string &path,
+                            const std::vector<HostTensor> &tensors, int64_t steps);
+// Run k's inputs: stacked tensors sliced, the others as given.
+std::vector<HostTensor> stepInputs(const Artifact &artifact, const std::vector<HostTensor> &tensors,
+                                   int64_t steps, int64_t k);
+// Adds run k's outputs to `stacked` ([N, *shape] each, allocated at k == 0).
+void stackOutputs(std::vector<HostTensor> &stacked, const std::vector<HostTensor> &outputs, int64_t steps,
+                  int64_t k);
+// "step K: loss V" when `outputs` has an f32 scalar named loss.
+void printLoss(const RankOutput &say, int64_t step, const std::vector<HostTensor> &outputs);
+// --load-state: overwrites this rank's State buffers from DIR/rank<R>.npz after checking
+// DIR/state.json; `stepsDone` becomes the steps the state had run. --save-state: writes them
+// (and rank 0 writes state.json). "" or a one-line error.
+std::string loadTrainState(const Options &o, const Artifact &artifact, Session &session, int64_t &stepsDone);
+std::string saveTrainState(const Options &o, const Artifact &artifact, Session &session, int64_t stepsDone);
 
 // --- the launch paths ---
 // N ranks as threads of this process, meeting through a LocalWorld (LaunchThreads.cpp).

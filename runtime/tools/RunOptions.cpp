@@ -13,6 +13,7 @@ const char *const kUsage =
     "                  [--verbose] [--version] [--nproc N | --threads N] [--launcher L]\n"
     "                  [--collective-timeout DURATION] [--all-ranks] [--backend cpu|cuda]\n"
     "                  [--repeat N] [--random-weights] [--comm auto|local|mpi|nccl]\n"
+    "                  [--steps N] [--save-state DIR] [--load-state DIR]\n"
     "  --inputs IN.npz    one array per artifact input, named as the input (sharded inputs\n"
     "                     are given whole; each rank takes its chunk)\n"
     "  --outputs OUT.npz  where rank 0 writes the outputs (f16/bf16 are written as f32);\n"
@@ -31,6 +32,13 @@ const char *const kUsage =
     "  --comm C           auto (default): nccl for cuda process ranks, mpi for cpu process\n"
     "                     ranks, local for threads; or local, mpi (host; staged through the\n"
     "                     host with --backend cuda), nccl (--backend cuda, process ranks)\n"
+    "  --steps N          run the program N times in order (a training loop; default 1):\n"
+    "                     an input given as [N, *shape] feeds run k its slice k, one of the\n"
+    "                     input's shape feeds every run; outputs are stacked as [N, *shape]\n"
+    "                     (N > 1); an f32 scalar output `loss` is printed per run\n"
+    "  --save-state DIR   after the runs, write the state buffers (DIR/rank<R>.npz, f16/bf16\n"
+    "                     as f32) and DIR/state.json\n"
+    "  --load-state DIR   before the first run, read the state buffers --save-state wrote\n"
     "  --repeat N         after the first run, N timed runs; rank 0 prints mean and best ms\n"
     "  --profile          time every step of the runs after the first (not graph-captured);\n"
     "                     rank 0 prints its ten most expensive kernels\n"
@@ -73,14 +81,14 @@ std::string parseOptions(int argc, char **argv, Options &o) {
     auto is = [&](const char *flag) {
       return arg == flag || arg.rfind(std::string(flag) + "=", 0) == 0;
     };
-    auto count = [&](const char *flag, int64_t &out) -> std::string {
+    auto count = [&](const char *flag, int64_t &out, const char *what = "a rank count") -> std::string {
       std::string text;
-      if (std::string err = value(flag, text, "a rank count"); !err.empty())
+      if (std::string err = value(flag, text, what); !err.empty())
         return err;
       char *end = nullptr;
       long long n = std::strtoll(text.c_str(), &end, 10);
       if (*end != '\0' || n < 1 || n > (1 << 20))
-        return std::string(flag) + " needs a rank count >= 1, not '" + text + "'";
+        return std::string(flag) + " needs " + what + " >= 1, not '" + text + "'";
       out = n;
       return "";
     };
@@ -123,6 +131,12 @@ std::string parseOptions(int argc, char **argv, Options &o) {
         err = "--comm must be auto, local, mpi or nccl, not '" + o.comm + "'";
     } else if (is("--profile")) {
       o.profile = true;
+    } else if (is("--steps")) {
+      err = count("--steps", o.steps, "a step count");
+    } else if (is("--save-state")) {
+      err = value("--save-state", o.saveState, "a directory");
+    } else if (is("--load-state")) {
+      err = value("--load-state", o.loadState, "a directory");
     } else if (is("--repeat")) {
       err = count("--repeat", o.repeat);
     } else if (arg == "--random-weights") {
@@ -156,6 +170,9 @@ std::string parseOptions(int argc, char **argv, Options &o) {
     return "give --nproc or --threads, not both";
   if (!o.launcher.empty() && !o.nproc)
     return "--launcher goes with --nproc";
+  if (o.steps > 1 && (o.repeat || o.profile))
+    return "--steps " + std::to_string(o.steps) + " runs a training loop; --repeat and --profile time " +
+           "repeated runs of one step: give them without --steps";
   if (o.nproc && o.launcher == "threads")
     std::swap(o.nproc, o.threads);
   return "";

@@ -179,6 +179,8 @@ struct KernelModule {
 struct Artifact {
   std::string path; // the file it was loaded from, for messages and for weight paths
   std::string producer, source;
+  // The header's manifest checksum: the artifact's identity (shardc-run's saved state).
+  uint64_t manifestChecksum = 0;
   DeviceMesh deviceMesh; // the manifest's mesh axes, outermost first
   int64_t worldSize = 1;
   std::vector<WeightFile> weightFiles;

@@ -102,6 +102,12 @@ public:
   // Bytes of the persistent block the load steps wrote (parameters in param_dtype, ...).
   uint64_t persistentBytes() const { return artifact_.persistentBytes; }
 
+  // Training state: this rank's bytes of State buffer `id` (its local shape), copied out of or
+  // into the persistent block through the backend's copyOut/copyIn. Call between runs (after
+  // create, which ran the load steps). "" or a one-line error naming the buffer.
+  [[nodiscard]] std::string readState(int64_t id, std::vector<uint8_t> &bytes);
+  [[nodiscard]] std::string writeState(int64_t id, const void *data, size_t bytes);
+
 private:
   struct PreparedStep {
     KernelFn kernel = nullptr;
@@ -145,7 +151,7 @@ private:
   MemoryBlock arena_;
   MemoryBlock scratch_; // collective packing, shared by the steps (they run one at a time)
   MemoryBlock weights_;
-  MemoryBlock persistent_; // written by the load steps
+  MemoryBlock persistent_; // zero-filled; Persistent buffers written by the load steps, State by any
   MemoryBlock constants_;  // a device backend's copy of the blob's constants
   std::vector<PreparedStep> loadSteps_;
   std::vector<TensorView> views_; // by buffer id

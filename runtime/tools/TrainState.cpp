@@ -1,0 +1,245 @@
+// Training runs: --steps (per-run input slices, stacked outputs, the loss per run) and the
+// training state's checkpoints (--save-state, --load-state): every rank's State buffers by
+// name in DIR/rank<R>.npz (f16/bf16 widened to f32, which is exact), rank 0's DIR/state.json
+// naming the artifact, the mesh and the steps run. Format: docs/cli.md.
+#include "RunCli.h"
+
+#include "shardc/runtime/Npz.h"
+#include "shardc/runtime/Session.h"
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+namespace shardc::runcli {
+
+namespace {
+
+std::string typeText(DType t, const std::vector<int64_t> &shape) {
+  return std::string(dtypeName(t)) + " " + shapeString(shape);
+}
+
+std::vector<int64_t> stacked(int64_t steps, const std::vector<int64_t> &shape) {
+  std::vector<int64_t> s{steps};
+  s.insert(s.end(), shape.begin(), shape.end());
+  return s;
+}
+
+bool isStacked(const HostTensor &t, int64_t steps, const std::vector<int64_t> &shape) {
+  return t.shape == stacked(steps, shape);
+}
+
+std::string hex(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%016" PRIx64, v);
+  return buf;
+}
+
+std::string rankFile(const std::string &dir, int64_t rank) {
+  return (std::filesystem::path(dir) / ("rank" + std::to_string(rank) + ".npz")).string();
+}
+
+std::string stateJson(const std::string &dir) { return (std::filesystem::path(dir) / "state.json").string(); }
+
+// The raw text of `key`'s value in the flat JSON object saveTrainState writes: a number, or a
+// string without its quotes; "" when absent.
+std::string jsonField(const std::string &text, const std::string &key) {
+  size_t at = text.find("\"" + key + "\":");
+  if (at == std::string::npos)
+    return "";
+  at += key.size() + 3;
+  while (at < text.size() && text[at] == ' ')
+    ++at;
+  if (at < text.size() && text[at] == '"') {
+    size_t end = text.find('"', at + 1);
+    return end == std::string::npos ? "" : text.substr(at + 1, end - at - 1);
+  }
+  size_t end = text.find_first_of(",}\n", at);
+  return text.substr(at, end == std::string::npos ? std::string::npos : end - at);
+}
+
+// The State buffers, in manifest order.
+std::vector<const BufferDesc *> stateBuffers(const Artifact &a) {
+  std::vector<const BufferDesc *> out;
+  for (const BufferDesc &b : a.buffers)
+    if (b.storage == Storage::State)
+      out.push_back(&b);
+  return out;
+}
+
+// How a State buffer is saved: f16/bf16 as f32 (exact), every other dtype as itself.
+DType savedDType(DType t) { return t == DType::F16 || t == DType::BF16 ? DType::F32 : t; }
+
+} // namespace
+
+std::string checkStepInputs(const Artifact &artifact, const std::string &path,
+                            const std::vector<HostTensor> &tensors, int64_t steps) {
+  for (const HostTensor &t : tensors) {
+    if (t.data.size() != static_cast<uint64_t>(t.numel()) * dtypeSize(t.dtype))
+      return path + ": input '" + t.name + "': holds " + std::to_string(t.data.size()) + " bytes, " +
+             typeText(t.dtype, t.shape) + " needs " + std::to_string(t.numel() * dtypeSize(t.dtype));
+    for (const IoBinding &in : artifact.inputs) {
+      const BufferDesc &b = artifact.buffers[static_cast<size_t>(in.buffer)];
+      if (in.name == t.name && t.shape != b.globalShape && !isStacked(t, steps, b.globalShape))
+        return path + ": input '" + t.name + "': --steps " + std::to_string(steps) + " takes " +
+               shapeString(b.globalShape) + " (every run) or " + shapeString(stacked(steps, b.globalShape)) +
+               " (run k its slice k), given " + shapeString(t.shape);
+    }
+  }
+  // Names, dtypes: as for one run, on run 0's slices.
+  if (std::string err = checkInputs(artifact, stepInputs(artifact, tensors, steps, 0)); !err.empty())
+    return path + ": " + err;
+  return "";
+}
+
+std::vector<HostTensor> stepInputs(const Artifact &artifact, const std::vector<HostTensor> &tensors,
+                                   int64_t steps, int64_t k) {
+  std::vector<HostTensor> out;
+  out.reserve(tensors.size());
+  for (const HostTensor &t : tensors) {
+    // Sliced: an input given as [N, *shape] (one of the input's own shape feeds every run).
+    bool slice = false;
+    for (const IoBinding &in : artifact.inputs) {
+      const std::vector<int64_t> &shape = artifact.buffers[static_cast<size_t>(in.buffer)].globalShape;
+      slice |= in.name == t.name && t.shape != shape && isStacked(t, steps, shape);
+    }
+    if (slice) {
+      HostTensor s;
+      s.name = t.name;
+      s.dtype = t.dtype;
+      s.shape.assign(t.shape.begin() + 1, t.shape.end());
+      size_t bytes = t.data.size() / static_cast<size_t>(steps);
+      s.data.assign(t.data.begin() + static_cast<ptrdiff_t>(bytes * static_cast<size_t>(k)),
+                    t.data.begin() + static_cast<ptrdiff_t>(bytes * static_cast<size_t>(k + 1)));
+      out.push_back(std::move(s));
+    } else {
+      out.push_back(t);
+    }
+  }
+  return out;
+}
+
+void stackOutputs(std::vector<HostTensor> &all, const std::vector<HostTensor> &outputs, int64_t steps, int64_t k) {
+  if (k == 0) {
+    all.clear();
+    for (const HostTensor &t : outputs) {
+      HostTensor s{t.name, t.dtype, stacked(steps, t.shape), {}};
+      s.data.resize(t.data.size() * static_cast<size_t>(steps));
+      all.push_back(std::move(s));
+    }
+  }
+  for (size_t i = 0; i < outputs.size() && i < all.size(); ++i)
+    std::memcpy(all[i].data.data() + outputs[i].data.size() * static_cast<size_t>(k), outputs[i].data.data(),
+                outputs[i].data.size());
+}
+
+void printLoss(const RankOutput &say, int64_t step, const std::vector<HostTensor> &outputs) {
+  for (const HostTensor &t : outputs)
+    if (t.name == "loss" && t.dtype == DType::F32 && t.shape.empty() && t.data.size() == sizeof(float)) {
+      float v;
+      std::memcpy(&v, t.data.data(), sizeof v);
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "step %lld: loss %.9g", static_cast<long long>(step), static_cast<double>(v));
+      say.out(buf);
+      std::fflush(stdout);
+    }
+}
+
+std::string saveTrainState(const Options &o, const Artifact &artifact, Session &session, int64_t stepsDone) {
+  std::error_code ec;
+  std::filesystem::create_directories(o.saveState, ec);
+  if (ec)
+    return "--save-state " + o.saveState + ": cannot create the directory: " + ec.message();
+  std::vector<HostTensor> tensors;
+  std::map<std::string, int> names;
+  for (const BufferDesc *b : stateBuffers(artifact)) {
+    if (b->name.empty() || names[b->name]++)
+      return "--save-state: the artifact's state buffer " + std::to_string(b->id) + " ('" + b->name +
+             "') has no name of its own to save it by";
+    HostTensor t{b->name, b->dtype, b->shape, {}};
+    if (std::string err = session.executor().readState(b->id, t.data); !err.empty())
+      return "--save-state: " + err;
+    tensors.push_back(widenToF32(t));
+  }
+  if (std::string err = writeNpz(rankFile(o.saveState, session.rank()), tensors); !err.empty())
+    return err;
+  if (session.rank() != 0)
+    return "";
+  std::string axes;
+  for (const MeshAxis &axis : artifact.deviceMesh.axes())
+    axes += (axes.empty() ? "" : ", ") + std::string("[\"") + axis.name + "\", " + std::to_string(axis.size) + "]";
+  std::ostringstream json;
+  json << "{\n  \"format\": \"shardc-state-1\",\n"
+       << "  \"artifact\": \"" << std::filesystem::path(artifact.path).filename().string() << "\",\n"
+       << "  \"manifest_checksum\": \"" << hex(artifact.manifestChecksum) << "\",\n"
+       << "  \"world_size\": " << artifact.worldSize << ",\n"
+       << "  \"mesh\": \"" << artifact.deviceMesh.describe() << "\",\n"
+       << "  \"mesh_axes\": [" << axes << "],\n"
+       << "  \"steps\": " << stepsDone << "\n}\n";
+  std::ofstream f(stateJson(o.saveState), std::ios::binary | std::ios::trunc);
+  f << json.str();
+  f.close();
+  if (!f)
+    return stateJson(o.saveState) + ": cannot write";
+  return "";
+}
+
+std::string loadTrainState(const Options &o, const Artifact &artifact, Session &session, int64_t &stepsDone) {
+  const std::string jsonPath = stateJson(o.loadState);
+  std::ifstream f(jsonPath, std::ios::binary);
+  if (!f)
+    return jsonPath + ": cannot open (--load-state takes a directory --save-state wrote)";
+  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  if (jsonField(text, "format") != "shardc-state-1")
+    return jsonPath + ": not a shardc-run state file (format \"shardc-state-1\" expected)";
+  std::string world = jsonField(text, "world_size");
+  if (world != std::to_string(artifact.worldSize))
+    return jsonPath + ": the state was saved by " + world + " ranks (mesh " + jsonField(text, "mesh") +
+           "), this artifact runs on " + std::to_string(artifact.worldSize) + " (mesh " +
+           artifact.deviceMesh.describe() + ")";
+  std::string checksum = jsonField(text, "manifest_checksum");
+  if (checksum != hex(artifact.manifestChecksum))
+    return jsonPath + ": the state was saved from another artifact ('" + jsonField(text, "artifact") +
+           "', manifest checksum " + checksum + "; " + artifact.path + ": " + hex(artifact.manifestChecksum) + ")";
+  stepsDone = std::strtoll(jsonField(text, "steps").c_str(), nullptr, 10);
+
+  const std::string npz = rankFile(o.loadState, session.rank());
+  std::vector<HostTensor> saved;
+  if (std::string err = readNpz(npz, saved); !err.empty())
+    return err;
+  std::vector<const BufferDesc *> buffers = stateBuffers(artifact);
+  for (const HostTensor &t : saved)
+    if (std::none_of(buffers.begin(), buffers.end(), [&](const BufferDesc *b) { return b->name == t.name; }))
+      return npz + ": '" + t.name + "' is not a state buffer of " + artifact.path;
+  for (const BufferDesc *b : buffers) {
+    auto it = std::find_if(saved.begin(), saved.end(), [&](const HostTensor &t) { return t.name == b->name; });
+    if (it == saved.end())
+      return npz + ": state '" + b->name + "' is missing (" + std::to_string(saved.size()) +
+             " arrays in the file, " + std::to_string(buffers.size()) + " state buffers in " + artifact.path + ")";
+    DType want = savedDType(b->dtype);
+    if (it->dtype != want || it->shape != b->shape)
+      return npz + ": state '" + b->name + "': the artifact's is " + typeText(b->dtype, b->shape) +
+             (want != b->dtype ? " (saved as f32)" : "") + ", the file's " + typeText(it->dtype, it->shape);
+    std::vector<uint8_t> bytes = it->data;
+    if (want != b->dtype) { // f32 back to f16/bf16: exact for values saved from them
+      size_t n = static_cast<size_t>(it->numel());
+      bytes.resize(n * 2);
+      for (size_t i = 0; i < n; ++i) {
+        float v;
+        std::memcpy(&v, it->data.data() + i * 4, 4);
+        uint16_t h = b->dtype == DType::BF16 ? f32ToBf16(v) : f32ToF16(v);
+        std::memcpy(bytes.data() + i * 2, &h, 2);
+      }
+    }
+    if (std::string err = session.executor().writeState(b->id, bytes.data(), bytes.size()); !err.empty())
+      return npz + ": " + err;
+  }
+  return "";
+}
+
+} // namespace shardc::runcli
