@@ -63,6 +63,17 @@ std::string jsonField(const std::string &text, const std::string &key) {
   return text.substr(at, end == std::string::npos ? std::string::npos : end - at);
 }
 
+// `s` inside a JSON string (names are informational: only messages read them back).
+std::string jsonText(const std::string &s) {
+  std::string out;
+  for (char c : s)
+    if (c == '"' || c == '\\')
+      out += std::string("\\") + c;
+    else if (static_cast<unsigned char>(c) >= 0x20)
+      out += c;
+  return out;
+}
+
 // The State buffers, in manifest order.
 std::vector<const BufferDesc *> stateBuffers(const Artifact &a) {
   std::vector<const BufferDesc *> out;
@@ -172,13 +183,13 @@ std::string saveTrainState(const Options &o, const Artifact &artifact, Session &
     return "";
   std::string axes;
   for (const MeshAxis &axis : artifact.deviceMesh.axes())
-    axes += (axes.empty() ? "" : ", ") + std::string("[\"") + axis.name + "\", " + std::to_string(axis.size) + "]";
+    axes += (axes.empty() ? "" : ", ") + std::string("[\"") + jsonText(axis.name) + "\", " + std::to_string(axis.size) + "]";
   std::ostringstream json;
   json << "{\n  \"format\": \"shardc-state-1\",\n"
-       << "  \"artifact\": \"" << std::filesystem::path(artifact.path).filename().string() << "\",\n"
+       << "  \"artifact\": \"" << jsonText(std::filesystem::path(artifact.path).filename().string()) << "\",\n"
        << "  \"manifest_checksum\": \"" << hex(artifact.manifestChecksum) << "\",\n"
        << "  \"world_size\": " << artifact.worldSize << ",\n"
-       << "  \"mesh\": \"" << artifact.deviceMesh.describe() << "\",\n"
+       << "  \"mesh\": \"" << jsonText(artifact.deviceMesh.describe()) << "\",\n"
        << "  \"mesh_axes\": [" << axes << "],\n"
        << "  \"steps\": " << stepsDone << "\n}\n";
   std::ofstream f(stateJson(o.saveState), std::ios::binary | std::ios::trunc);
