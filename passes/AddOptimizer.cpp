@@ -6,6 +6,7 @@
 #include "shardc/Dialect/ScDialect.h"
 #include "shardc/Dialect/ScLocation.h"
 #include "shardc/Passes/Passes.h"
+#include "shardc/Sharding/Sharding.h"
 
 #include "llvm/ADT/BitVector.h"
 
@@ -85,6 +86,12 @@ struct ScAddOptimizerPass : impl::ScAddOptimizerBase<ScAddOptimizerPass> {
       return func.emitError() << "sc-add-optimizer: no trainable parameter to update";
 
     MLIRContext *ctx = func.getContext();
+    std::optional<MeshShape> mesh = MeshShape::fromModule(func->getParentOfType<ModuleOp>());
+    if (!mesh)
+      return func.emitError() << "sc-add-optimizer needs sc.mesh (run sc-apply-plan first)";
+    SmallVector<StringRef> axes;
+    for (auto &[name, size] : mesh->axes)
+      axes.push_back(name);
     auto loc = [&](StringRef what) { return makeBackwardLoc(NameLoc::get(StringAttr::get(ctx, what))); };
     auto f32 = RankedTensorType::get({}, Float32Type::get(ctx));
     OpBuilder top(ctx), end(ret);
@@ -93,6 +100,7 @@ struct ScAddOptimizerPass : impl::ScAddOptimizerBase<ScAddOptimizerPass> {
 
     // The step count t (state, zero at load) and this step's t + 1.
     auto count = sc::StateOp::create(top, loc("optimizer.step"), f32, Value(), "optimizer.step");
+    setSharding(count, Sharding::replicated(0));
     Value t = e.add(count, e.scalar(1.0));
 
     // clip_grad_norm_: the global L2 norm (sums over shards become all-reductions), and the
@@ -122,12 +130,31 @@ struct ScAddOptimizerPass : impl::ScAddOptimizerBase<ScAddOptimizerPass> {
       p.getResult().replaceAllUsesExcept(w, w);
       auto m = sc::StateOp::create(top, at, type, Value(), ("adamw.exp_avg." + p.getName()).str());
       auto v = sc::StateOp::create(top, at, type, Value(), ("adamw.exp_avg_sq." + p.getName()).str());
+      // FSDP2's layout: the state, its moments and the update live sharded as the parameter
+      // is stored (sc-apply-plan's sc.storage_sharding: tp and the FSDP axes; the weights are
+      // read already sharded, so the state's initial copy is local). The forward and backward
+      // read the state in its compute layout (sc-insert-reshards all-gathers it like a stored
+      // parameter); the update reads it, and the gradient, through layout constraints to the
+      // stored layout: the gradient is reduce-scattered there, and the stored layout does not
+      // leak into the backward's propagation.
+      Sharding compute = getSharding(p.getResult()).value_or(Sharding::replicated(type.getRank()));
+      Sharding stored = Sharding::fromAttr(p->getAttr("sc.storage_sharding")).value_or(compute);
+      p->removeAttr("sc.storage_sharding");
+      setSharding(p.getResult(), stored);
+      setSharding(w.getResult(), compute);
+      w->setAttr("sc.storage_sharding", stored.toAttr(ctx));
+      setSharding(m.getResult(), stored);
+      setSharding(v.getResult(), stored);
+      auto constrain = [&](Value x) -> Value {
+        return sc::ShardingConstraintOp::create(end, at, x.getType(), x, end.getStrArrayAttr(axes), stored.toAttr(ctx));
+      };
       Builder u{end, at, f32};
-      Value g = coef ? u.mul(grad, coef) : grad;
+      Value gs = constrain(grad), ws = constrain(w);
+      Value g = coef ? u.mul(gs, coef) : gs;
       Value m1 = u.add(u.mul(m, u.scalar(o.beta1)), u.mul(g, u.scalar(1.0 - o.beta1)));
       Value v1 = u.add(u.mul(v, u.scalar(o.beta2)), u.mul(u.mul(g, g), u.scalar(1.0 - o.beta2)));
       Value denom = u.add(u.div(u.sqrt(v1), bc2Sqrt), u.scalar(o.eps));
-      Value decayed = u.mul(w, u.scalar(1.0 - o.lr * o.weightDecay));
+      Value decayed = u.mul(ws, u.scalar(1.0 - o.lr * o.weightDecay));
       Value w1 = u.sub(decayed, u.mul(u.div(m1, denom), stepSize));
       assigns.append({{w1, w}, {m1, m}, {v1, v}});
     }

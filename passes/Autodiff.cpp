@@ -7,6 +7,7 @@
 #include "shardc/Dialect/ScLocation.h"
 #include "shardc/Passes/Passes.h"
 
+#include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "llvm/ADT/DenseSet.h"
 
 namespace shardc {
@@ -137,9 +138,10 @@ struct Differentiator {
       if (failed(func.insertResult(func.getNumResults(), type, attrs)))
         return failure();
     }
-    // Forward ops a rule replaced (attention rebuilt with its log-sum-exp) are dead now.
+    // What nothing reads now: forward ops a rule replaced (attention rebuilt with its
+    // log-sum-exp) and gradients that reach no parameter (a label count's).
     for (Operation &op : llvm::make_early_inc_range(llvm::reverse(func.getBody().front())))
-      if (isa<sc::AttentionOp>(op) && op.use_empty())
+      if (isOpTriviallyDead(&op) && !isa<sc::ParamOp>(op))
         op.erase();
     return success();
   }

@@ -87,14 +87,21 @@ struct ScInsertReshardsPass : impl::ScInsertReshardsBase<ScInsertReshardsPass> {
           --it;
         return *it;
       };
-      func.walk([&](sc::ParamOp p) {
+      // A trained parameter's state (sc-add-optimizer) is stored like a parameter: its initial
+      // copy reads the stored weight as it is, and the assign of the update writes the stored
+      // layout, so neither is a reader to gather for.
+      func.walk([&](Operation *p) {
+        if (!isa<sc::ParamOp, sc::StateOp>(p))
+          return;
         auto storage = Sharding::fromAttr(p->getAttr("sc.storage_sharding"));
         if (!storage || p->use_empty())
           return;
-        Sharding compute = shardingOf(p);
-        setSharding(p, *storage);
+        Sharding compute = shardingOf(p->getResult(0));
+        setSharding(p->getResult(0), *storage);
+        if (isa<sc::StateOp>(p))
+          p->removeAttr("sc.operand_shardings");
         // Mixed precision casts the parameter first, so the gather moves param_dtype bytes.
-        Value stored = p.getResult();
+        Value stored = p->getResult(0);
         if (p->hasOneUse())
           if (auto cast = dyn_cast<sc::CastOp>(*p->getUsers().begin())) {
             cast->setAttr("sc.operand_shardings", ArrayAttr::get(cast.getContext(), {storage->toAttr(cast.getContext())}));
@@ -105,17 +112,21 @@ struct ScInsertReshardsPass : impl::ScInsertReshardsBase<ScInsertReshardsPass> {
           return;
         Operation *first = nullptr;
         for (Operation *user : stored.getUsers()) {
+          if (isa<sc::AssignOp>(user))
+            continue;
           Operation *top = body.findAncestorOpInBlock(*user);
           if (!first || top->isBeforeInBlock(first))
             first = top;
         }
+        if (!first)
+          return;
         Operation *at = groupPoint(first);
         OpBuilder b(at);
         // Named after the parameter, placed in the module where it is issued, so that the
         // report sees the group where it runs.
         OnnxLocInfo where = readOnnxLoc(at->getLoc());
-        where.nodeName = p.getName().str();
-        Location loc = makeOnnxLoc(p.getContext(), where, 0);
+        where.nodeName = p->getAttrOfType<StringAttr>("name").getValue().str();
+        Location loc = makeOnnxLoc(p->getContext(), where, 0);
         FailureOr<Value> planned = materializeReshard(b, loc, stored, compute, *mesh);
         if (failed(planned)) {
           failedAny = true;
@@ -128,7 +139,9 @@ struct ScInsertReshardsPass : impl::ScInsertReshardsBase<ScInsertReshardsPass> {
         Operation *firstOfChain = gathered.getDefiningOp();
         while (firstOfChain->getOperand(0) != stored)
           firstOfChain = firstOfChain->getOperand(0).getDefiningOp();
-        stored.replaceAllUsesExcept(gathered, firstOfChain);
+        stored.replaceUsesWithIf(gathered, [&](OpOperand &use) {
+          return use.getOwner() != firstOfChain && !isa<sc::AssignOp>(use.getOwner());
+        });
         // Gathers issued at one point form an FSDP group; sc-bucket-fsdp-gathers merges them.
         if (auto g = dyn_cast<sc::AllGatherOp>(gathered.getDefiningOp()); g && g.getInput() == stored) {
           auto [it, inserted] = groupIds.try_emplace(at, (int64_t)groupIds.size());
@@ -166,6 +179,11 @@ struct ScInsertReshardsPass : impl::ScInsertReshardsBase<ScInsertReshardsPass> {
     }
     gatherStoredParams();
     materializeConstraints();
+    // A state keeps its layout from run to run: the value assigned to it is resharded to it.
+    getOperation().walk([&](sc::AssignOp a) {
+      Attribute layout = shardingOf(a.getState()).toAttr(a.getContext());
+      a->setAttr("sc.operand_shardings", ArrayAttr::get(a.getContext(), {layout, layout}));
+    });
     std::map<std::pair<void *, std::string>, Value> cache; // (value, wanted sharding) -> resharded
     SmallVector<std::pair<Operation *, ArrayAttr>> work;
     getOperation().walk([&](Operation *op) {

@@ -30,7 +30,8 @@ bool isParamLike(Value v) {
   Operation *def = v.getDefiningOp();
   if (auto c = dyn_cast_if_present<sc::CastOp>(def))
     def = c.getInput().getDefiningOp();
-  return isa_and_present<sc::ParamOp>(def);
+  // A training state (sc-add-optimizer) stands in for its parameter: its seed is as fixed.
+  return isa_and_present<sc::ParamOp, sc::StateOp>(def);
 }
 
 // `to` shards every dim `from` shards the same way, and at least one more.

@@ -226,11 +226,11 @@ void Emitter::addStep(Operation *op, llvm::StringRef kind, ValueRange ins, Value
   // The results' offsets, in the arena or (for a load step) in the persistent block.
   bool atLoad = sc::isAtLoad(op);
   auto offsets = op->getAttrOfType<DenseI64ArrayAttr>(atLoad ? sc::kPersistentOffsetsAttr : sc::kArenaOffsetsAttr);
-  if (!offsets || offsets.size() != outs.size()) {
+  if (!outs.empty() && (!offsets || offsets.size() != outs.size())) {
     pending = fail(op, "op has no memory plan offsets (run sc-plan-memory last)");
     return;
   }
-  for (auto [v, offset] : llvm::zip(outs, offsets.asArrayRef())) {
+  for (auto [v, offset] : llvm::zip(outs, outs.empty() ? ArrayRef<int64_t>() : offsets.asArrayRef())) {
     auto id = newBuffer(v, atLoad ? "persistent" : "arena", "");
     if (!id) {
       pending = id.takeError();

@@ -103,7 +103,7 @@ LogicalResult MulOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool> w
     og[1] = unbroadcast(b, getLoc(), MulOp::create(b, getLoc(), typeOf(g), g, getLhs()), typeOf(getRhs()));
   return success();
 }
-// d(a/b) = g/b for a, and -g·(a/b)/b for b.
+// d(a/b) = g/b for a, and −(g/b)·(a/b) = −g·a/b² for b.
 LogicalResult DivOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool> wanted, SmallVectorImpl<Value> &og) {
   Value g = onlyGrad(rg);
   Location loc = getLoc();
@@ -112,8 +112,7 @@ LogicalResult DivOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool> w
     og[0] = unbroadcast(b, loc, gOverB, typeOf(getLhs()));
   if (wanted[1]) {
     Value t = MulOp::create(b, loc, typeOf(g), gOverB, getResult());
-    Value q = DivOp::create(b, loc, typeOf(g), t, getRhs());
-    og[1] = unbroadcast(b, loc, NegOp::create(b, loc, typeOf(g), q), typeOf(getRhs()));
+    og[1] = unbroadcast(b, loc, NegOp::create(b, loc, typeOf(g), t), typeOf(getRhs()));
   }
   return success();
 }
@@ -211,7 +210,10 @@ LogicalResult LinearOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool
   }
   if (getBias() && wanted[2]) {
     int64_t rank = typeOf(g).getRank();
-    og[2] = ReduceSumOp::create(b, loc, typeOf(getBias()), g, b.getDenseI64ArrayAttr(tailAxes(0, rank - 1)), false);
+    og[2] = rank == 1 ? g
+                      : ReduceSumOp::create(b, loc, typeOf(getBias()), g, b.getDenseI64ArrayAttr(tailAxes(0, rank - 1)),
+                                            false)
+                            .getResult();
   }
   return success();
 }
