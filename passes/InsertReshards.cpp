@@ -110,9 +110,17 @@ struct ScInsertReshardsPass : impl::ScInsertReshardsBase<ScInsertReshardsPass> {
           }
         if (stored.use_empty())
           return;
+        // Readers of the stored layout itself: the assign of a state's update, and the
+        // update's own read of the state (a constraint to the stored layout).
+        auto readsStored = [&](Operation *user) {
+          if (isa<sc::AssignOp>(user))
+            return true;
+          auto c = dyn_cast<sc::ShardingConstraintOp>(user);
+          return c && Sharding::fromAttr(c.getSharding()) == *storage;
+        };
         Operation *first = nullptr;
         for (Operation *user : stored.getUsers()) {
-          if (isa<sc::AssignOp>(user))
+          if (readsStored(user))
             continue;
           Operation *top = body.findAncestorOpInBlock(*user);
           if (!first || top->isBeforeInBlock(first))
@@ -140,7 +148,7 @@ struct ScInsertReshardsPass : impl::ScInsertReshardsBase<ScInsertReshardsPass> {
         while (firstOfChain->getOperand(0) != stored)
           firstOfChain = firstOfChain->getOperand(0).getDefiningOp();
         stored.replaceUsesWithIf(gathered, [&](OpOperand &use) {
-          return use.getOwner() != firstOfChain && !isa<sc::AssignOp>(use.getOwner());
+          return use.getOwner() != firstOfChain && !readsStored(use.getOwner());
         });
         // Gathers issued at one point form an FSDP group; sc-bucket-fsdp-gathers merges them.
         if (auto g = dyn_cast<sc::AllGatherOp>(gathered.getDefiningOp()); g && g.getInput() == stored) {

@@ -116,7 +116,8 @@ struct ScPropagateShardingPass : impl::ScPropagateShardingBase<ScPropagateShardi
     func.walk([&](Operation *op) {
       if (op == func.getOperation() || op->getNumResults() == 0)
         return;
-      if (isa<sc::ParamOp, sc::ConstantOp>(op)) {
+      // Sources: parameters, constants, and training states (sc-add-optimizer seeds them).
+      if (isa<sc::ParamOp, sc::ConstantOp, sc::StateOp>(op)) {
         Value r = op->getResult(0);
         if (!has(r))
           assign(r, Sharding::replicated(rankOf(r)));

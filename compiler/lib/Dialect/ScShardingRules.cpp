@@ -418,11 +418,20 @@ Rule EmbeddingGradOp::getShardingRule() {
   r.reductionKind = "sum";
   return r;
 }
-// A state initialised from a parameter takes its layout; a zero state is a source whose layout
-// its readers decide (an optimizer moment follows its parameter). An assign keeps the state's
-// layout: the value is resharded to it (FSDP's gradient reduce-scatter lands here).
+// A state is a source: sc-add-optimizer seeds its layout (the parameter's compute layout, its
+// stored one recorded apart, like a stored parameter's), and its init, read once at load in
+// the stored layout, does not pull it there (the init's factors are its own). An assign keeps
+// the state's layout: the value is resharded to it (FSDP's gradient reduce-scatter lands
+// there).
 Rule StateOp::getShardingRule() {
-  return getInit() ? broadcastRule(*this) : sourceRule(*this);
+  ShardingRule r = sourceRule(*this);
+  if (Value init = getInit()) {
+    Dims d;
+    for (int64_t n : shapeOf(init))
+      d.push_back({r.addFactor(n)});
+    r.operands.push_back(d);
+  }
+  return r;
 }
 Rule AssignOp::getShardingRule() {
   ShardingRule r;
