@@ -91,6 +91,7 @@ llvm::DenseSet<Value> keptInF32(func::FuncOp func) {
 }
 
 struct ScMixedPrecisionPass : impl::ScMixedPrecisionBase<ScMixedPrecisionPass> {
+  using Base::Base;
   void runOnOperation() override {
     ModuleOp module = getOperation();
     MLIRContext *ctx = &getContext();
@@ -107,9 +108,15 @@ struct ScMixedPrecisionPass : impl::ScMixedPrecisionBase<ScMixedPrecisionPass> {
       module.emitError() << "sc.mp_policy dtypes must be bf16, fp16 or fp32";
       return signalPassFailure();
     }
-    if (param->isF32())
+    if (param->isF32() || module->hasAttr("sc.train") != bool(train))
       return;
     Type low = *param;
+    if (train && name("reduce_dtype") != "fp32") {
+      module.emitError() << "sc-mixed-precision: mode: train reduces gradients in fp32 (they are cast back to the "
+                            "f32 parameters before their reduction); reduce_dtype: "
+                         << name("reduce_dtype") << " is not supported yet";
+      return signalPassFailure();
+    }
 
     module.walk([&](func::FuncOp func) {
       llvm::DenseSet<Value> kept = keptInF32(func);

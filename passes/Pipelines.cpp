@@ -27,8 +27,11 @@ void buildShardingPipeline(mlir::OpPassManager &pm) {
   // sc-autodiff then differentiates the program as the plan rewrote it (packed projections,
   // replicated kv heads, the context-parallel order, layout constraints), so each rewrite has
   // its backward.
+  // Mixed precision casts a train program before it is differentiated (the backward takes the
+  // forward's dtypes), an inference program after the layers are grouped.
   pm.addPass(createScAddLoss());
   pm.addPass(createScApplyPlan());
+  pm.addPass(createScMixedPrecision(ScMixedPrecisionOptions{/*train=*/true}));
   pm.addPass(createScAutodiff());
   pm.addPass(createScAddOptimizer());
   pm.nest<mlir::func::FuncOp>().addPass(createScGroupLayers());

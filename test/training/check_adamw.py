@@ -8,7 +8,10 @@ fp64 run in test/training/references.npz. On one rank it also compares every par
 the 3 steps (the state shardc-run --save-state writes): its norm and its 48 sampled elements,
 relative L2 3e-5 (the issue's tolerance; fp32 against fp64 differs by up to 6.7e-6 here).
 With --resume it runs 2 steps, saves the state, loads it into a new process and runs the third:
-the outputs must equal the straight run bit for bit.
+the outputs must equal the straight run bit for bit. With --param-dtype bf16 (bf16 compute, f32
+parameters, moments and gradient reductions) the same fp64 run is the reference, with bf16's
+tolerances: loss 1e-3, grad norm 1e-2, all sampled parameters together 3e-3 relative L2
+(measured 1.7e-4, 1.8e-3 and 4.8e-4 at most).
     check_adamw.py --shardc B --shardc-run R --model M.onnx --name llama_tiny --mesh tp=2
                    --ranks 2 --workdir W [--resume] [--references test/training/references.npz]
 """
@@ -30,8 +33,15 @@ ap.add_argument("--mesh", default="dp_replicate=1,dp_shard=1,cp=1,tp=1")
 ap.add_argument("--ranks", type=int, default=1)
 ap.add_argument("--workdir", required=True)
 ap.add_argument("--resume", action="store_true")
+ap.add_argument("--param-dtype", choices=["fp32", "bf16"], default="fp32",
+                help="mp_policy.param_dtype; bf16 compares with looser tolerances (--rtol-*)")
 ap.add_argument("--references", default=str(pathlib.Path(__file__).with_name("references.npz")))
 args = ap.parse_args()
+# fp32 against PyTorch fp64: the issue's tolerances. bf16 compute (f32 parameters, moments and
+# gradient reductions, as FSDP2's MixedPrecisionPolicy) against the same fp64 run: bounds that
+# bf16 rounding of activations and gradients stays within, measured with margin (docs/training.md).
+tol = {"fp32": {"loss": 1e-5, "grad_norm": 1e-5, "param": 3e-5},
+       "bf16": {"loss": 1e-3, "grad_norm": 1e-2, "param": 3e-3}}[args.param_dtype]
 
 wd = pathlib.Path(args.workdir)
 if wd.exists():
@@ -43,7 +53,8 @@ hyper = meta["adamw"]
 p = args.name + "/"
 plan = wd / "plan.yaml"
 plan.write_text(
-    "tp_plan: auto\nmp_policy: {param_dtype: fp32, reduce_dtype: fp32, output_dtype: fp32}\nmode: train\n"
+    f"tp_plan: auto\nmp_policy: {{param_dtype: {args.param_dtype}, reduce_dtype: fp32, output_dtype: fp32}}\n"
+    "mode: train\n"
     f"optimizer: {{name: adamw, lr: {hyper['lr']!r}, betas: [{hyper['betas'][0]!r}, {hyper['betas'][1]!r}], "
     f"eps: {hyper['eps']!r}, weight_decay: {hyper['weight_decay']!r}}}\n"
     f"max_grad_norm: {meta['max_grad_norm']!r}\n")
@@ -67,19 +78,19 @@ run([args.shardc, "compile", args.model, "--plan", plan, "--mesh", args.mesh, "-
 print(run([args.shardc_run, artifact, "--inputs", wd / "batches.npz", "--outputs", wd / "out.npz", "--steps", "3",
            "--save-state", wd / "state"] + threads), end="")
 out = np.load(wd / "out.npz")
-label = f"{args.name} mesh {args.mesh}"
+label = f"{args.name} mesh {args.mesh} {args.param_dtype}"
 failures = []
 for key, got in (("loss", out["loss"]), ("grad_norm", out["grad_norm"])):
     want = ref[p + f"adamw_clip/{key}_fp64"]
     rel = np.abs(got.astype(np.float64) - want) / np.abs(want)
     print(f"{label}: {key} per step {np.array2string(got, precision=7)}, PyTorch fp64 "
           f"{np.array2string(want, precision=7)}, worst relative difference {rel.max():.2e}")
-    if got.shape != (3,) or not (rel <= 1e-5).all():
-        failures.append(f"{key}: relative differences {rel} (tolerance 1e-5)")
+    if got.shape != (3,) or not (rel <= tol[key]).all():
+        failures.append(f"{key}: relative differences {rel} (tolerance {tol[key]:g})")
 
 if args.ranks == 1:
     state = np.load(wd / "state" / "rank0.npz")
-    worst = 0.0
+    worst, diff_sq, ref_sq = 0.0, 0.0, 0.0
     for param in meta["models"][args.name]["params"]:
         names = ["m." + a for a in param["aliases"] if "m." + a in state.files]
         if len(names) != 1:
@@ -92,10 +103,18 @@ if args.ranks == 1:
         rel = float(np.linalg.norm(samples - want) / np.linalg.norm(want))
         rel_norm = abs(np.linalg.norm(w) - ref[key + "norm_fp64"][2]) / ref[key + "norm_fp64"][2]
         worst = max(worst, rel, rel_norm)
-        if not (rel <= 3e-5 and rel_norm <= 3e-5):
+        diff_sq += float(np.sum((samples - want) ** 2))
+        ref_sq += float(np.sum(want ** 2))
+        # bf16: a parameter whose gradient is rounding noise (a k_proj bias: softmax ignores
+        # it) moves by Adam's normalised noise, so bf16 checks all samples together instead.
+        if args.param_dtype == "fp32" and not (rel <= tol["param"] and rel_norm <= tol["param"]):
             failures.append(f"{param['name']}: after 3 steps samples relative L2 {rel:.2e}, norm {rel_norm:.2e}")
+    overall = (diff_sq / ref_sq) ** 0.5
+    if args.param_dtype == "bf16" and not overall <= tol["param"]:
+        failures.append(f"all sampled parameters after 3 steps: relative L2 {overall:.2e}")
     print(f"{label}: {len(meta['models'][args.name]['params'])} parameters after 3 steps, worst relative L2 "
-          f"{worst:.2e} (tolerance 3e-5)")
+          f"{worst:.2e}, all samples together {overall:.2e} (tolerance {tol['param']:g} "
+          f"{'per parameter' if args.param_dtype == 'fp32' else 'together'})")
 
 if args.resume:
     run([args.shardc_run, artifact, "--inputs", wd / "first2.npz", "--outputs", wd / "first2_out.npz", "--steps", "2",

@@ -256,7 +256,16 @@ LogicalResult RotaryOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool
   Location loc = getLoc();
   RankedTensorType xt = typeOf(getInput());
   const int64_t rank = xt.getRank(), d = xt.getShape().back(), half = d / 2;
-  Value u = MulOp::create(b, loc, xt, g, getSin());
+  // Mixed precision keeps the tables f32 while x is 16-bit (the kernel widens them): the
+  // gradient's arithmetic takes them in its own type.
+  auto asG = [&](Value table) -> Value {
+    Type et = typeOf(g).getElementType();
+    if (typeOf(table).getElementType() == et)
+      return table;
+    return CastOp::create(b, loc, RankedTensorType::get(typeOf(table).getShape(), et), table);
+  };
+  Value cos = asG(getCos()), sin = asG(getSin());
+  Value u = MulOp::create(b, loc, xt, g, sin);
   SmallVector<int64_t> halfShape(xt.getShape());
   halfShape.back() = half;
   SmallVector<int64_t> zeros(rank, 0), ones(rank, 1), mid(rank, 0);
@@ -266,7 +275,7 @@ LogicalResult RotaryOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool
   Value u2 = SliceOp::create(b, loc, ht, u, b.getDenseI64ArrayAttr(mid), b.getDenseI64ArrayAttr(ones));
   Value rotT = ConcatOp::create(b, loc, xt, ValueRange{u2, NegOp::create(b, loc, ht, u1)},
                                 b.getI64IntegerAttr(rank - 1));
-  og[0] = AddOp::create(b, loc, xt, MulOp::create(b, loc, xt, g, getCos()), rotT);
+  og[0] = AddOp::create(b, loc, xt, MulOp::create(b, loc, xt, g, cos), rotT);
   return success();
 }
 

@@ -178,9 +178,17 @@ def ScMixedPrecision : Pass<"sc-mixed-precision", "mlir::ModuleOp"> {
     param_dtype bytes), f32 inputs are cast on entry, every floating-point activation is
     computed in param_dtype and the graph outputs are cast to output_dtype. Kernels keep
     norm statistics, softmax and rotary arithmetic in f32, and rotary cos/sin tables stay
-    f32 (as autocast does). reduce_dtype applies to gradient reductions only, so inference
-    ignores it. Does nothing when param_dtype is fp32.
+    f32 (as autocast does). Does nothing when param_dtype is fp32.
+
+    A `mode: train` program (`sc.train`) is cast before sc-autodiff (option `train`): the
+    backward inherits the forward's dtypes, and each parameter's cast differentiates into a
+    cast of its gradient back to f32, so gradients are reduced in f32 (reduce_dtype: fp32;
+    another reduce_dtype is refused) and the optimizer updates f32 parameters. An inference
+    program is cast after sc-group-layers (the default, `train=false`); each invocation
+    leaves the other kind of program alone.
   }];
+  let options = [Option<"train", "train", "bool", "false",
+                        "cast a `mode: train` program (before sc-autodiff) instead of an inference one">];
 }
 
 def ScPropagateSharding : Pass<"sc-propagate-sharding", "mlir::ModuleOp"> {
