@@ -10,6 +10,8 @@
 
 #include "llvm/ADT/BitVector.h"
 
+#include <cmath>
+
 namespace shardc {
 #define GEN_PASS_DEF_SCADDOPTIMIZER
 #include "shardc/Passes/Passes.h.inc"
@@ -20,6 +22,10 @@ namespace {
 
 struct AdamW {
   double lr, beta1, beta2, eps, weightDecay;
+};
+struct Schedule {
+  int64_t warmup, total;
+  double minLr;
 };
 
 struct Builder {
@@ -56,13 +62,33 @@ struct ScAddOptimizerPass : impl::ScAddOptimizerBase<ScAddOptimizerPass> {
     std::optional<double> maxNorm;
     if (auto clip = train.getAs<FloatAttr>("max_grad_norm"))
       maxNorm = clip.getValueAsDouble();
+    std::optional<Schedule> schedule;
+    if (auto l = train.getAs<DictionaryAttr>("lr_scheduler"))
+      schedule = Schedule{l.getAs<IntegerAttr>("warmup_steps").getInt(), l.getAs<IntegerAttr>("total_steps").getInt(),
+                          l.getAs<FloatAttr>("min_lr").getValueAsDouble()};
     module.walk([&](func::FuncOp func) {
-      if (!func.isExternal() && failed(addOptimizer(func, adamw, maxNorm)))
+      if (!func.isExternal() && failed(addOptimizer(func, adamw, maxNorm, schedule)))
         signalPassFailure();
     });
   }
 
-  LogicalResult addOptimizer(func::FuncOp func, const AdamW &o, std::optional<double> maxNorm) {
+  // This step's lr from the step number t (from 1): linear warmup lr·t/W, then the cosine from
+  // lr to min_lr over [W, T]; min() of the two picks the branch (the warmup line lies below lr
+  // up to W, the cosine at or below lr after).
+  static Value scheduledLr(Builder &e, Value t, double lr, const Schedule &s) {
+    Value p = e.div(e.sub(t, e.scalar(double(s.warmup))), e.scalar(double(s.total - s.warmup)));
+    p = sc::MinOp::create(e.b, e.loc, e.scalarType, sc::MaxOp::create(e.b, e.loc, e.scalarType, p, e.scalar(0.0)),
+                          e.scalar(1.0));
+    Value cosine = sc::CosOp::create(e.b, e.loc, e.scalarType, e.mul(p, e.scalar(M_PI)));
+    Value decayed = e.add(e.scalar(s.minLr), e.mul(e.scalar(0.5 * (lr - s.minLr)), e.add(e.scalar(1.0), cosine)));
+    if (s.warmup == 0)
+      return decayed;
+    Value warm = e.mul(t, e.scalar(lr / double(s.warmup)));
+    return sc::MinOp::create(e.b, e.loc, e.scalarType, warm, decayed);
+  }
+
+  LogicalResult addOptimizer(func::FuncOp func, const AdamW &o, std::optional<double> maxNorm,
+                             std::optional<Schedule> schedule) {
     Block &entry = func.getBody().front();
     auto ret = cast<func::ReturnOp>(entry.getTerminator());
     // The gradients sc-autodiff returned, by parameter name.
@@ -115,7 +141,11 @@ struct ScAddOptimizerPass : impl::ScAddOptimizerBase<ScAddOptimizerPass> {
 
     // Bias corrections (PyTorch's: 1 - beta^t), the step size lr / bc1, and sqrt(bc2).
     auto pow = [&](double base) { return sc::PowOp::create(end, e.loc, f32, e.scalar(base), t).getResult(); };
-    Value stepSize = e.div(e.scalar(o.lr), e.sub(e.scalar(1.0), pow(o.beta1)));
+    Value lr = schedule ? scheduledLr(e, t, o.lr, *schedule) : e.scalar(o.lr);
+    Value stepSize = e.div(lr, e.sub(e.scalar(1.0), pow(o.beta1)));
+    // Decoupled weight decay's factor 1 − lr·wd (a constant without a schedule).
+    Value keep = schedule ? e.sub(e.scalar(1.0), e.mul(lr, e.scalar(o.weightDecay)))
+                          : e.scalar(1.0 - o.lr * o.weightDecay);
     Value bc2Sqrt = e.sqrt(e.sub(e.scalar(1.0), pow(o.beta2)));
 
     SmallVector<std::pair<Value, Value>> assigns{{t, count}};
@@ -154,7 +184,7 @@ struct ScAddOptimizerPass : impl::ScAddOptimizerBase<ScAddOptimizerPass> {
       Value m1 = u.add(u.mul(m, u.scalar(o.beta1)), u.mul(g, u.scalar(1.0 - o.beta1)));
       Value v1 = u.add(u.mul(v, u.scalar(o.beta2)), u.mul(u.mul(g, g), u.scalar(1.0 - o.beta2)));
       Value denom = u.add(u.div(u.sqrt(v1), bc2Sqrt), u.scalar(o.eps));
-      Value decayed = u.mul(ws, u.scalar(1.0 - o.lr * o.weightDecay));
+      Value decayed = u.mul(ws, keep);
       Value w1 = u.sub(decayed, u.mul(u.div(m1, denom), stepSize));
       assigns.append({{w1, w}, {m1, m}, {v1, v}});
     }
@@ -162,13 +192,18 @@ struct ScAddOptimizerPass : impl::ScAddOptimizerBase<ScAddOptimizerPass> {
     for (auto &[value, state] : assigns)
       sc::AssignOp::create(end, value.getLoc(), value, state);
 
-    // The outputs: the gradients go (they are consumed here), the pre-clip norm comes.
+    // The outputs: the gradients go (they are consumed here), the pre-clip norm and this
+    // step's lr come.
     ret->eraseOperands(gradResults);
     if (failed(func.eraseResults(gradResults)))
       return failure();
-    ret->insertOperands(ret.getNumOperands(), norm);
-    auto attrs = end.getDictionaryAttr(end.getNamedAttr("sc.name", end.getStringAttr("grad_norm")));
-    return func.insertResult(func.getNumResults(), f32, attrs);
+    for (auto [value, name] : {std::pair{norm, "grad_norm"}, {lr, "lr"}}) {
+      ret->insertOperands(ret.getNumOperands(), value);
+      auto attrs = end.getDictionaryAttr(end.getNamedAttr("sc.name", end.getStringAttr(name)));
+      if (failed(func.insertResult(func.getNumResults(), f32, attrs)))
+        return failure();
+    }
+    return success();
   }
 };
 

@@ -267,6 +267,8 @@ int runCompile(MLIRContext &ctx) {
           b.getNamedAttr("labels", b.getStringAttr(plan->lossLabelsInput ? "input" : "input_ids"))};
       if (DictionaryAttr o = shardc::optimizerAttr(b, *plan))
         train.push_back(b.getNamedAttr("optimizer", o));
+      if (DictionaryAttr l = shardc::lrSchedulerAttr(b, *plan))
+        train.push_back(b.getNamedAttr("lr_scheduler", l));
       if (plan->maxGradNorm)
         train.push_back(b.getNamedAttr("max_grad_norm", b.getF64FloatAttr(*plan->maxGradNorm)));
       (**module)->setAttr("sc.train", b.getDictionaryAttr(train));

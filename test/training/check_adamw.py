@@ -33,6 +33,10 @@ ap.add_argument("--mesh", default="dp_replicate=1,dp_shard=1,cp=1,tp=1")
 ap.add_argument("--ranks", type=int, default=1)
 ap.add_argument("--workdir", required=True)
 ap.add_argument("--resume", action="store_true")
+ap.add_argument("--lr-scheduler", metavar="W,T,MIN_LR",
+                help="add lr_scheduler {warmup_steps: W, total_steps: T, min_lr: MIN_LR}: the `lr` output per "
+                     "step is checked against the schedule's formula, and only step 1 (which the lr does not "
+                     "change) against PyTorch")
 ap.add_argument("--param-dtype", choices=["fp32", "bf16"], default="fp32",
                 help="mp_policy.param_dtype; bf16 compares with looser tolerances (--rtol-*)")
 ap.add_argument("--references", default=str(pathlib.Path(__file__).with_name("references.npz")))
@@ -58,6 +62,12 @@ plan.write_text(
     f"optimizer: {{name: adamw, lr: {hyper['lr']!r}, betas: [{hyper['betas'][0]!r}, {hyper['betas'][1]!r}], "
     f"eps: {hyper['eps']!r}, weight_decay: {hyper['weight_decay']!r}}}\n"
     f"max_grad_norm: {meta['max_grad_norm']!r}\n")
+schedule = None
+if args.lr_scheduler:
+    w_, t_, m_ = args.lr_scheduler.split(",")
+    schedule = (int(w_), int(t_), float(m_))
+    with plan.open("a") as f:
+        f.write(f"lr_scheduler: {{warmup_steps: {schedule[0]}, total_steps: {schedule[1]}, min_lr: {schedule[2]!r}}}\n")
 artifact = wd / "train.shardc"
 batches = ref[p + "adamw/input_ids"].astype(np.int64)
 np.savez(wd / "batches.npz", input_ids=batches)
@@ -80,15 +90,34 @@ print(run([args.shardc_run, artifact, "--inputs", wd / "batches.npz", "--outputs
 out = np.load(wd / "out.npz")
 label = f"{args.name} mesh {args.mesh} {args.param_dtype}"
 failures = []
-for key, got in (("loss", out["loss"]), ("grad_norm", out["grad_norm"])):
-    want = ref[p + f"adamw_clip/{key}_fp64"]
+
+
+def scheduled_lr(t):
+    """The plan's lr at step t (from 1): docs/plan.md's lr_scheduler formula, in float64."""
+    lr = hyper["lr"]
+    if schedule is None:
+        return lr
+    warmup, total, min_lr = schedule
+    progress = min(max((t - warmup) / (total - warmup), 0.0), 1.0)
+    decayed = min_lr + 0.5 * (lr - min_lr) * (1 + np.cos(np.pi * progress))
+    return min(lr * t / warmup, decayed) if warmup else decayed
+
+
+want_lr = np.array([scheduled_lr(t) for t in (1, 2, 3)])
+rel_lr = np.abs(out["lr"].astype(np.float64) - want_lr) / want_lr
+print(f"{label}: lr per step {np.array2string(out['lr'], precision=7)}, expected {np.array2string(want_lr, precision=7)}")
+if out["lr"].shape != (3,) or not (rel_lr <= 1e-6).all():
+    failures.append(f"lr: relative differences {rel_lr} from the schedule (tolerance 1e-6)")
+steps_compared = 1 if schedule else 3  # PyTorch's run used a constant lr
+for key, got in (("loss", out["loss"][:steps_compared]), ("grad_norm", out["grad_norm"][:steps_compared])):
+    want = ref[p + f"adamw_clip/{key}_fp64"][:steps_compared]
     rel = np.abs(got.astype(np.float64) - want) / np.abs(want)
     print(f"{label}: {key} per step {np.array2string(got, precision=7)}, PyTorch fp64 "
           f"{np.array2string(want, precision=7)}, worst relative difference {rel.max():.2e}")
-    if got.shape != (3,) or not (rel <= tol[key]).all():
+    if got.shape != (steps_compared,) or not (rel <= tol[key]).all():
         failures.append(f"{key}: relative differences {rel} (tolerance {tol[key]:g})")
 
-if args.ranks == 1:
+if args.ranks == 1 and schedule is None:
     state = np.load(wd / "state" / "rank0.npz")
     worst, diff_sq, ref_sq = 0.0, 0.0, 0.0
     for param in meta["models"][args.name]["params"]:

@@ -375,7 +375,7 @@ llvm::Expected<FusedKernelSource> generateFusedKernel(sc::FusedOp op) {
     auto st = storageType(cast<RankedTensorType>(t).getElementType());
     if (!st)
       return failAt(op, "fused kernel output of unsupported type");
-    ps << ", " << *st << " *__restrict__ out" << k;
+    ps << (nin + k ? ", " : "") << *st << " *__restrict__ out" << k; // a region may read nothing
     casts.push_back("(" + st->str() + " *)a[" + std::to_string(nin + k) + "]");
   }
   ps.flush();

@@ -184,6 +184,10 @@ LogicalResult verifyAttr(Operation *op, Scope scope, NamedAttribute named, Type 
         continue;
       if (a.getName() == "max_grad_norm") {
         ok &= isa<FloatAttr>(a.getValue());
+      } else if (a.getName() == "lr_scheduler") {
+        auto l = dyn_cast<DictionaryAttr>(a.getValue());
+        ok &= l && l.size() == 3 && l.getAs<IntegerAttr>("warmup_steps") && l.getAs<IntegerAttr>("total_steps") &&
+              l.getAs<FloatAttr>("min_lr");
       } else if (a.getName() == "optimizer") {
         auto o = dyn_cast<DictionaryAttr>(a.getValue());
         ok &= o && o.size() == 5;
@@ -194,7 +198,8 @@ LogicalResult verifyAttr(Operation *op, Scope scope, NamedAttribute named, Type 
       }
     }
     return expect(ok, "{labels = \"input_ids\" | \"input\", optimizer = {lr, beta1, beta2, eps, weight_decay} "
-                      "(optional), max_grad_norm = <float> (optional)}");
+                      "(optional), lr_scheduler = {warmup_steps, total_steps, min_lr} (optional), max_grad_norm = <float> "
+                      "(optional)}");
   }
   if (name == "sc.source")
     return failed(only({Scope::Module})) ? failure() : expect(isa<StringAttr>(attr), "a string");

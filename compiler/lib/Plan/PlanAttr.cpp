@@ -64,6 +64,9 @@ std::string printPlanYaml(const Plan &plan, const std::map<std::string, TpStyle>
   if (const auto &o = plan.optimizer)
     os << "optimizer: {name: adamw, lr: " << o->lr << ", betas: [" << o->beta1 << ", " << o->beta2
        << "], eps: " << o->eps << ", weight_decay: " << o->weightDecay << "}\n";
+  if (const auto &l = plan.lrScheduler)
+    os << "lr_scheduler: {warmup_steps: " << l->warmupSteps << ", total_steps: " << l->totalSteps
+       << ", min_lr: " << l->minLr << "}\n";
   if (plan.maxGradNorm)
     os << "max_grad_norm: " << *plan.maxGradNorm << "\n";
   for (auto [key, globs] : {std::pair{"trainable", &plan.trainableGlobs}, {"frozen", &plan.frozenGlobs}}) {
@@ -95,6 +98,15 @@ DictionaryAttr optimizerAttr(Builder &b, const Plan &plan) {
                               b.getNamedAttr("weight_decay", b.getF64FloatAttr(o.weightDecay))});
 }
 
+DictionaryAttr lrSchedulerAttr(Builder &b, const Plan &plan) {
+  if (!plan.lrScheduler)
+    return {};
+  const Plan::LrScheduler &l = *plan.lrScheduler;
+  return b.getDictionaryAttr({b.getNamedAttr("warmup_steps", b.getI64IntegerAttr(l.warmupSteps)),
+                              b.getNamedAttr("total_steps", b.getI64IntegerAttr(l.totalSteps)),
+                              b.getNamedAttr("min_lr", b.getF64FloatAttr(l.minLr))});
+}
+
 DictionaryAttr planToAttr(MLIRContext *ctx, const Plan &plan) {
   Builder b(ctx);
   SmallVector<Attribute> axisNames;
@@ -122,6 +134,8 @@ DictionaryAttr planToAttr(MLIRContext *ctx, const Plan &plan) {
     attrs.push_back(b.getNamedAttr("loss_labels", b.getStringAttr("input")));
   if (DictionaryAttr o = optimizerAttr(b, plan))
     attrs.push_back(b.getNamedAttr("optimizer", o));
+  if (DictionaryAttr l = lrSchedulerAttr(b, plan))
+    attrs.push_back(b.getNamedAttr("lr_scheduler", l));
   if (plan.maxGradNorm)
     attrs.push_back(b.getNamedAttr("max_grad_norm", b.getF64FloatAttr(*plan.maxGradNorm)));
   if (!plan.trainableGlobs.empty())
@@ -203,6 +217,13 @@ llvm::Expected<Plan> planFromAttr(DictionaryAttr attr) {
       *field = f.getValueAsDouble();
     }
     plan.optimizer = adamw;
+  }
+  if (auto l = attr.getAs<DictionaryAttr>("lr_scheduler")) {
+    auto w = l.getAs<IntegerAttr>("warmup_steps"), t = l.getAs<IntegerAttr>("total_steps");
+    auto m = l.getAs<FloatAttr>("min_lr");
+    if (!w || !t || !m)
+      return bad("lr_scheduler needs warmup_steps, total_steps (integers) and min_lr (float)");
+    plan.lrScheduler = Plan::LrScheduler{w.getInt(), t.getInt(), m.getValueAsDouble()};
   }
   if (auto clip = attr.getAs<FloatAttr>("max_grad_norm"))
     plan.maxGradNorm = clip.getValueAsDouble();

@@ -47,6 +47,10 @@ struct RawLoss {
   std::optional<std::string> labels;
 };
 // `optimizer: {name: adamw, lr: …, betas: [b1, b2], eps: …, weight_decay: …}`.
+struct RawScheduler {
+  std::optional<int64_t> warmupSteps, totalSteps;
+  std::optional<double> minLr;
+};
 struct RawOptimizer {
   std::optional<std::string> name;
   std::optional<double> lr, eps, weightDecay;
@@ -61,6 +65,7 @@ struct RawPlan {
   std::optional<Mode> mode;
   std::optional<RawLoss> loss;
   std::optional<RawOptimizer> optimizer;
+  std::optional<RawScheduler> lrScheduler;
   std::optional<double> maxGradNorm;
   std::optional<std::vector<std::string>> trainable, frozen;
   std::optional<std::string> offloadPolicy;
@@ -86,6 +91,7 @@ const StringRef kTopKeys[] = {"mesh",
                               "mode",
                               "loss",
                               "optimizer",
+                              "lr_scheduler",
                               "max_grad_norm",
                               "trainable",
                               "frozen",
@@ -241,6 +247,17 @@ template <> struct MappingTraits<RawOptimizer> {
   }
 };
 
+template <> struct MappingTraits<RawScheduler> {
+  static void mapping(IO &io, RawScheduler &o) {
+    io.mapOptional("warmup_steps", o.warmupSteps);
+    io.mapOptional("total_steps", o.totalSteps);
+    io.mapOptional("min_lr", o.minLr);
+    auto *ctx = static_cast<ParseCtx *>(io.getContext());
+    ctx->knownKeys.assign({"warmup_steps", "total_steps", "min_lr"});
+    ctx->where = "lr_scheduler";
+  }
+};
+
 template <> struct MappingTraits<RawPlan> {
   static void mapping(IO &io, RawPlan &p) {
     io.mapOptional("mesh", p.mesh);
@@ -252,6 +269,7 @@ template <> struct MappingTraits<RawPlan> {
     io.mapOptional("mode", p.mode);
     io.mapOptional("loss", p.loss);
     io.mapOptional("optimizer", p.optimizer);
+    io.mapOptional("lr_scheduler", p.lrScheduler);
     io.mapOptional("max_grad_norm", p.maxGradNorm);
     io.mapOptional("trainable", p.trainable);
     io.mapOptional("frozen", p.frozen);
@@ -500,6 +518,19 @@ llvm::Expected<Plan> parsePlanText(StringRef text, StringRef name, std::optional
         !(o.beta2 >= 0 && o.beta2 < 1))
       return err(at("optimizer") + "optimizer: lr and weight_decay must be >= 0, eps > 0, betas in [0, 1)");
     plan.optimizer = o;
+  }
+  if (raw.lrScheduler) {
+    if (!plan.optimizer)
+      return err(at("lr_scheduler") + "lr_scheduler: needs an optimizer (it sets the optimizer's lr per step)");
+    if (!raw.lrScheduler->totalSteps)
+      return err(at("lr_scheduler") + "lr_scheduler: needs total_steps (the step at which the cosine reaches min_lr)");
+    Plan::LrScheduler sch;
+    sch.warmupSteps = raw.lrScheduler->warmupSteps.value_or(0);
+    sch.totalSteps = *raw.lrScheduler->totalSteps;
+    sch.minLr = raw.lrScheduler->minLr.value_or(0.0);
+    if (sch.warmupSteps < 0 || sch.totalSteps <= sch.warmupSteps || !(sch.minLr >= 0) || sch.minLr > plan.optimizer->lr)
+      return err(at("lr_scheduler") + "lr_scheduler: needs 0 <= warmup_steps < total_steps and 0 <= min_lr <= lr");
+    plan.lrScheduler = sch;
   }
   if (raw.maxGradNorm) {
     if (!plan.optimizer)

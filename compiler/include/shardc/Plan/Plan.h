@@ -101,6 +101,14 @@ struct Plan {
     double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay = 0.01; // PyTorch's defaults
   };
   std::optional<AdamW> optimizer;
+  // `lr_scheduler:` (with an optimizer): linear warmup then cosine decay, by the step number t
+  // (from 1): lr·t/warmup while t <= warmup_steps, then min_lr + (lr − min_lr)(1 + cos(π p))/2
+  // with p = (t − warmup_steps)/(total_steps − warmup_steps) clamped to [0, 1].
+  struct LrScheduler {
+    int64_t warmupSteps = 0, totalSteps = 1;
+    double minLr = 0.0;
+  };
+  std::optional<LrScheduler> lrScheduler;
   // `max_grad_norm:` (with an optimizer): clip_grad_norm_ on the global gradient norm first.
   std::optional<double> maxGradNorm;
   // NeMo FSDP2Config options: defer the gradient reduce-scatter to the last micro-batch
@@ -186,6 +194,8 @@ mlir::DictionaryAttr planToAttr(mlir::MLIRContext *ctx, const Plan &plan);
 // The optimizer as sc.plan and sc.train carry it: {lr, beta1, beta2, eps, weight_decay} (f64);
 // null without one.
 mlir::DictionaryAttr optimizerAttr(mlir::Builder &b, const Plan &plan);
+// The lr schedule as sc.plan and sc.train carry it: {warmup_steps, total_steps (i64), min_lr}.
+mlir::DictionaryAttr lrSchedulerAttr(mlir::Builder &b, const Plan &plan);
 llvm::Expected<Plan> planFromAttr(mlir::DictionaryAttr attr);
 
 } // namespace shardc

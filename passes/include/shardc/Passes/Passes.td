@@ -146,9 +146,10 @@ def ScAddOptimizer : Pass<"sc-add-optimizer", "mlir::ModuleOp"> {
     (`optimizer.step`). The gradient outputs of sc-autodiff are consumed: the global
     gradient norm (returned as `grad_norm`, before clipping), clip_grad_norm_'s factor
     min(1, max_norm / (norm + 1e-6)), then torch.optim.AdamW's update (decoupled weight
-    decay, bias-corrected moments), and `sc.assign` of every new value to its state after
-    all other ops. Errors: a trainable parameter without a gradient output, a parameter that
-    is not f32.
+    decay, bias-corrected moments) with this step's lr (constant, or from `lr_scheduler`:
+    linear warmup, then cosine to min_lr; returned as `lr`), and `sc.assign` of every new
+    value to its state after all other ops. Errors: a trainable parameter without a gradient
+    output, a parameter that is not f32.
   }];
 }
 
