@@ -7,6 +7,8 @@
 #include "shardc/runtime/Session.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <memory>
 
 namespace shardc::runcli {
@@ -72,19 +74,35 @@ RankRun runRank(const Options &o, const Artifact &artifact, const std::vector<Ho
     o.hooks->onBound(*session, rankIsProcess);
   if (ctx.stepMark)
     session->executor().setStepMarks(ctx.stepMark, ctx.beginRun);
-  // --steps: the runs in order, each with its inputs (slices of stacked ones); outputs
-  // stacked over the runs when there are several.
+  // --steps: the runs in order, each with its inputs (slices of stacked ones, or --data's
+  // batch); outputs stacked over the runs when there are several.
   RankOutput say(o, artifact.deviceMesh, comm.rank());
-  std::vector<HostTensor> outputs;
+  TokenStream tokens;
+  if (err.empty() && !o.data.empty())
+    err = openTokenStream(o, artifact, tokens);
+  std::vector<HostTensor> outputs, stepIn;
+  auto loopStart = std::chrono::steady_clock::now();
   for (int64_t k = 0; err.empty() && k < o.steps; ++k) {
-    err = o.steps == 1 ? session->run(inputs, result.outputs)
-                       : session->run(stepInputs(artifact, inputs, o.steps, k), outputs);
+    if (!o.data.empty())
+      err = readTokenBatch(tokens, stepsDone, stepIn); // the data position continues a loaded state
+    else if (o.steps > 1)
+      stepIn = stepInputs(artifact, inputs, o.steps, k);
+    if (err.empty())
+      err = session->run(o.data.empty() && o.steps == 1 ? inputs : stepIn, o.steps == 1 ? result.outputs : outputs);
     if (!err.empty())
       break;
     ++stepsDone;
     if (o.steps > 1)
       stackOutputs(result.outputs, outputs, o.steps, k);
-    printLoss(say, stepsDone, o.steps == 1 ? result.outputs : outputs);
+    reportStep(say, stepsDone, o.steps == 1 ? result.outputs : outputs, result.figures);
+  }
+  if (err.empty() && !o.data.empty()) {
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - loopStart).count();
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "tokens/s: %.1f",
+                  static_cast<double>(tokens.batchTokens() * o.steps) / std::max(seconds, 1e-9));
+    say.out(buf);
+    std::fflush(stdout);
   }
   // Profiled runs after the first: the --repeat runs, or one (only with --steps 1).
   if (o.profile)
@@ -117,7 +135,12 @@ RankRun runRank(const Options &o, const Artifact &artifact, const std::vector<Ho
 std::string loadShared(const Options &o, Artifact &artifact, std::vector<HostTensor> &inputs) {
   if (std::string err = loadArtifact(o.model, artifact); !err.empty())
     return err;
-  // Read the inputs before binding weights: a wrong input file should fail fast.
+  // Read the inputs (or check the token file) before binding weights: a wrong input file
+  // should fail fast.
+  if (!o.data.empty()) {
+    TokenStream tokens;
+    return openTokenStream(o, artifact, tokens);
+  }
   if (!o.inputs.empty() && o.steps > 1) {
     if (std::string err = readNpz(o.inputs, inputs); !err.empty())
       return err;

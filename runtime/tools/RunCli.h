@@ -39,6 +39,8 @@ struct Options {
   int64_t nproc = 0, threads = 0, repeat = 0;
   int64_t steps = 1;                  // --steps: runs in order, a training loop
   std::string saveState, loadState;   // --save-state / --load-state DIR (TrainState.cpp)
+  std::string data;                   // --data FILE: int32 token ids feeding input_ids
+  std::string lossesOut;              // --losses-out FILE: rank 0's per-step figures as JSON
   bool profile = false;
   std::chrono::milliseconds timeout{300000};
   std::vector<std::string> forwarded; // the arguments a re-run under mpirun gets
@@ -86,6 +88,12 @@ std::string worldGroup(Communicator &comm, const CommGroup *&world);
 // failed rank or -1, or a one-line error when the ranks could not agree in time.
 std::string agreeOnSetup(Communicator &comm, bool failed, int64_t &firstFailed);
 
+// The per-step figures of a training loop: the f32 scalar outputs loss, grad_norm and lr of
+// each run, in order (an array stays empty when the artifact has no such output).
+struct StepFigures {
+  std::vector<double> loss, gradNorm, lr;
+};
+
 // What one rank does once the artifact and inputs are loaded: bind its chunks, agree with the
 // others that every rank could, run, and hand back the outputs.
 struct RankRun {
@@ -99,6 +107,7 @@ struct RankRun {
   std::string streams;           // the two-stream schedule, described ("" on one stream)
   std::vector<double> stepMs;    // --profile: per step, mean over the profiled runs
   uint64_t profiledRuns = 0;
+  StepFigures figures;           // --steps: loss, grad_norm, lr per run
 };
 
 // How a rank runs, beyond its communicator: which GPU, a backend made by the caller, how the
@@ -133,8 +142,26 @@ std::vector<HostTensor> stepInputs(const Artifact &artifact, const std::vector<H
 // Adds run k's outputs to `stacked` ([N, *shape] each, allocated at k == 0).
 void stackOutputs(std::vector<HostTensor> &stacked, const std::vector<HostTensor> &outputs, int64_t steps,
                   int64_t k);
-// "step K: loss V" when `outputs` has an f32 scalar named loss.
-void printLoss(const RankOutput &say, int64_t step, const std::vector<HostTensor> &outputs);
+// Adds a run's loss, grad_norm and lr (the f32 scalar outputs of those names present) to
+// `figures` and, when it has a loss, prints "step K loss X[ grad_norm G][ lr L]" (%.9g).
+void reportStep(const RankOutput &say, int64_t step, const std::vector<HostTensor> &outputs, StepFigures &figures);
+// --losses-out: {"loss": [...], "grad_norm": [...], "lr": [...]} (the arrays present); "" or
+// a one-line error.
+std::string writeLossesJson(const std::string &path, const StepFigures &figures);
+// --data FILE: raw little-endian int32 token ids feeding the artifact's one input, an i64
+// [B, S] named input_ids (the global batch: every rank reads the same tokens). Run k of the
+// state (counted across --load-state) reads tokens [k*B*S, (k+1)*B*S) modulo the file's length.
+struct TokenStream {
+  std::string path, input;    // the file; the input's name
+  std::vector<int64_t> shape; // [B, S]
+  int64_t fileTokens = 0;
+  int64_t batchTokens() const { return shape.size() == 2 ? shape[0] * shape[1] : 0; }
+};
+// Checks the artifact's inputs and the file (its size: a non-zero multiple of 4); "" or a
+// one-line error.
+std::string openTokenStream(const Options &o, const Artifact &artifact, TokenStream &stream);
+// Run k's inputs: input_ids [B, S] (i64) from the file.
+std::string readTokenBatch(const TokenStream &stream, int64_t k, std::vector<HostTensor> &inputs);
 // --load-state: overwrites this rank's State buffers from DIR/rank<R>.npz after checking
 // DIR/state.json; `stepsDone` becomes the steps the state had run. --save-state: writes them
 // (and rank 0 writes state.json). "" or a one-line error.

@@ -13,7 +13,8 @@ const char *const kUsage =
     "                  [--verbose] [--version] [--nproc N | --threads N] [--launcher L]\n"
     "                  [--collective-timeout DURATION] [--all-ranks] [--backend cpu|cuda]\n"
     "                  [--repeat N] [--random-weights] [--comm auto|local|mpi|nccl]\n"
-    "                  [--steps N] [--save-state DIR] [--load-state DIR]\n"
+    "                  [--steps N] [--data TOKENS.bin] [--losses-out LOSSES.json]\n"
+    "                  [--save-state DIR] [--load-state DIR]\n"
     "  --inputs IN.npz    one array per artifact input, named as the input (sharded inputs\n"
     "                     are given whole; each rank takes its chunk)\n"
     "  --outputs OUT.npz  where rank 0 writes the outputs (f16/bf16 are written as f32);\n"
@@ -35,7 +36,14 @@ const char *const kUsage =
     "  --steps N          run the program N times in order (a training loop; default 1):\n"
     "                     an input given as [N, *shape] feeds run k its slice k, one of the\n"
     "                     input's shape feeds every run; outputs are stacked as [N, *shape]\n"
-    "                     (N > 1); an f32 scalar output `loss` is printed per run\n"
+    "                     (N > 1); with an f32 scalar output `loss`, rank 0 prints per run\n"
+    "                     `step K loss X[ grad_norm G][ lr L]` (the outputs present)\n"
+    "  --data TOKENS.bin  raw little-endian int32 token ids feeding the artifact's one input,\n"
+    "                     i64 [B, S] input_ids: run k (counted across --load-state) reads\n"
+    "                     tokens [k*B*S, (k+1)*B*S), wrapping around at the end of the file;\n"
+    "                     rank 0 prints tokens/s after the runs (instead of --inputs)\n"
+    "  --losses-out F     rank 0 writes {\"loss\": [...], \"grad_norm\": [...]} (the outputs\n"
+    "                     present, one value per run) to F after the runs\n"
     "  --save-state DIR   after the runs, write the state buffers (DIR/rank<R>.npz, f16/bf16\n"
     "                     as f32) and DIR/state.json\n"
     "  --load-state DIR   before the first run, read the state buffers --save-state wrote\n"
@@ -133,6 +141,10 @@ std::string parseOptions(int argc, char **argv, Options &o) {
       o.profile = true;
     } else if (is("--steps")) {
       err = count("--steps", o.steps, "a step count");
+    } else if (is("--data")) {
+      err = value("--data", o.data, "a token file");
+    } else if (is("--losses-out")) {
+      err = value("--losses-out", o.lossesOut, "a file name");
     } else if (is("--save-state")) {
       err = value("--save-state", o.saveState, "a directory");
     } else if (is("--load-state")) {
@@ -173,6 +185,11 @@ std::string parseOptions(int argc, char **argv, Options &o) {
   if (o.steps > 1 && (o.repeat || o.profile))
     return "--steps " + std::to_string(o.steps) + " runs a training loop; --repeat and --profile time " +
            "repeated runs of one step: give them without --steps";
+  if (!o.data.empty() && !o.inputs.empty())
+    return "give --inputs or --data, not both (--data feeds input_ids from a token file)";
+  if (!o.data.empty() && (o.repeat || o.profile))
+    return "--data feeds a training loop (--steps); --repeat and --profile time repeated runs of one "
+           "step: give them without --data";
   if (o.nproc && o.launcher == "threads")
     std::swap(o.nproc, o.threads);
   return "";

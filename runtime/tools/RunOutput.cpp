@@ -129,6 +129,9 @@ int finishRank0(const Options &o, const Artifact &artifact, RankRun &run, const 
     say.out("profile: " + std::to_string(run.profiledRuns) + " run(s) after the first, every step timed alone (" +
             o.backend + ", rank 0); the ten most expensive kernels:\n" +
             formatKernelProfile(kernelProfile(artifact, run.stepMs), 10));
+  if (!o.lossesOut.empty())
+    if (std::string err = writeLossesJson(o.lossesOut, run.figures); !err.empty())
+      return fail(err);
   if (o.outputs.empty()) {
     for (const HostTensor &t : run.outputs)
       say.out(t.name + ": " + dtypeName(t.dtype) + " " + shapeString(t.shape));

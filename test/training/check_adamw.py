@@ -12,8 +12,12 @@ the outputs must equal the straight run bit for bit. With --param-dtype bf16 (bf
 parameters, moments and gradient reductions) the same fp64 run is the reference, with bf16's
 tolerances: loss 1e-3, grad norm 1e-2, all sampled parameters together 3e-3 relative L2
 (measured 1.7e-4, 1.8e-3 and 4.8e-4 at most).
+With --data the steps read the references' token stream instead (adamw/tokens, 320 int32
+tokens, written as tokens.bin): shardc-run --steps 3 --data tokens.bin (step 2's read wraps
+around; --resume's runs read from the data position the saved state records), and the per-step
+lines `step K loss X grad_norm G` and --losses-out's losses.json must equal the outputs.
     check_adamw.py --shardc B --shardc-run R --model M.onnx --name llama_tiny --mesh tp=2
-                   --ranks 2 --workdir W [--resume] [--references test/training/references.npz]
+                   --ranks 2 --workdir W [--resume] [--data] [--references test/training/references.npz]
 """
 import argparse
 import json
@@ -39,6 +43,8 @@ ap.add_argument("--lr-scheduler", metavar="W,T,MIN_LR",
                      "change) against PyTorch")
 ap.add_argument("--param-dtype", choices=["fp32", "bf16"], default="fp32",
                 help="mp_policy.param_dtype; bf16 compares with looser tolerances (--rtol-*)")
+ap.add_argument("--data", action="store_true",
+                help="feed the steps from adamw/tokens as tokens.bin (shardc-run --data) instead of --inputs")
 ap.add_argument("--references", default=str(pathlib.Path(__file__).with_name("references.npz")))
 args = ap.parse_args()
 # fp32 against PyTorch fp64: the issue's tolerances. bf16 compute (f32 parameters, moments and
@@ -73,6 +79,12 @@ batches = ref[p + "adamw/input_ids"].astype(np.int64)
 np.savez(wd / "batches.npz", input_ids=batches)
 np.savez(wd / "last.npz", input_ids=batches[2])
 np.savez(wd / "first2.npz", input_ids=batches[:2])
+ref[p + "adamw/tokens"].astype("<i4").tofile(wd / "tokens.bin")
+
+
+def feed(npz):
+    """The inputs of a run: the stacked batches, or (--data) the token stream."""
+    return ["--data", wd / "tokens.bin"] if args.data else ["--inputs", wd / npz]
 
 
 def run(cmd):
@@ -85,11 +97,26 @@ def run(cmd):
 
 threads = ["--threads", str(args.ranks)]
 run([args.shardc, "compile", args.model, "--plan", plan, "--mesh", args.mesh, "-o", artifact, "--quiet"])
-print(run([args.shardc_run, artifact, "--inputs", wd / "batches.npz", "--outputs", wd / "out.npz", "--steps", "3",
-           "--save-state", wd / "state"] + threads), end="")
+log = run([args.shardc_run, artifact, "--outputs", wd / "out.npz", "--steps", "3", "--save-state", wd / "state"] +
+          (["--losses-out", wd / "losses.json"] if args.data else []) + feed("batches.npz") + threads)
+print(log, end="")
 out = np.load(wd / "out.npz")
-label = f"{args.name} mesh {args.mesh} {args.param_dtype}"
+label = f"{args.name} mesh {args.mesh} {args.param_dtype}{' --data' if args.data else ''}"
 failures = []
+# --data: the per-step lines and losses.json hold the outputs' values (%.9g round-trips an f32).
+if args.data:
+    steps = [line.split() for line in log.splitlines() if line.startswith("step ")]
+    want_lines = [["step", str(k + 1), "loss", f"{out['loss'][k]:.9g}", "grad_norm", f"{out['grad_norm'][k]:.9g}",
+                   "lr", f"{out['lr'][k]:.9g}"] for k in range(3)]
+    if steps != want_lines:
+        failures.append(f"per-step lines {steps}, expected {want_lines}")
+    losses = json.loads((wd / "losses.json").read_text())
+    if sorted(losses) != ["grad_norm", "loss", "lr"] or any(
+            np.asarray(losses[k], np.float32).tobytes() != out[k].astype(np.float32).tobytes() for k in losses):
+        failures.append(f"losses.json {losses} differs from the outputs")
+    if not any(line.startswith("tokens/s: ") for line in log.splitlines()):
+        failures.append("no tokens/s line after the steps")
+
 
 
 def scheduled_lr(t):
@@ -146,10 +173,10 @@ if args.ranks == 1 and schedule is None:
           f"{'per parameter' if args.param_dtype == 'fp32' else 'together'})")
 
 if args.resume:
-    run([args.shardc_run, artifact, "--inputs", wd / "first2.npz", "--outputs", wd / "first2_out.npz", "--steps", "2",
-         "--save-state", wd / "after2"] + threads)
-    run([args.shardc_run, artifact, "--inputs", wd / "last.npz", "--outputs", wd / "resumed.npz",
-         "--load-state", wd / "after2"] + threads)
+    run([args.shardc_run, artifact, "--outputs", wd / "first2_out.npz", "--steps", "2",
+         "--save-state", wd / "after2"] + feed("first2.npz") + threads)
+    run([args.shardc_run, artifact, "--outputs", wd / "resumed.npz",
+         "--load-state", wd / "after2"] + feed("last.npz") + threads)
     resumed = np.load(wd / "resumed.npz")
     for key in ("loss", "grad_norm"):
         if resumed[key].tobytes() != out[key][2].tobytes():

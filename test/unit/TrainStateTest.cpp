@@ -246,7 +246,7 @@ TEST(TrainState, StepsSliceStackedInputsAndStackOutputs) {
   ASSERT_EQ(writeNpz(dir.file("in.npz"), {f32("x", {3, 4}, {1, 2, 3, 4, 10, 20, 30, 40, 100, 200, 300, 400})}), "");
   Ran r = shardcRun({model, "--steps", "3", "--inputs", dir.file("in.npz"), "--outputs", dir.file("out.npz")});
   ASSERT_EQ(r.status, 0) << r.err;
-  EXPECT_EQ(r.out, "step 1: loss 15\nstep 2: loss 115\nstep 3: loss 1115\n");
+  EXPECT_EQ(r.out, "step 1 loss 15\nstep 2 loss 115\nstep 3 loss 1115\n");
   std::vector<HostTensor> out;
   ASSERT_EQ(readNpz(dir.file("out.npz"), out), "");
   EXPECT_EQ(named(out, "count").shape, (std::vector<int64_t>{3}));
@@ -265,7 +265,7 @@ TEST(TrainState, StepsSliceStackedInputsAndStackOutputs) {
   EXPECT_EQ(values<float>(named(out, "v")), (std::vector<float>{1.5f, -0.25f, 3, 4.75f, 2.5f, 0.75f, 4, 5.75f}));
   r = shardcRun({model, "--inputs", dir.file("one.npz"), "--outputs", dir.file("out.npz")});
   ASSERT_EQ(r.status, 0) << r.err;
-  EXPECT_EQ(r.out, "step 1: loss 9\n");
+  EXPECT_EQ(r.out, "step 1 loss 9\n");
   ASSERT_EQ(readNpz(dir.file("out.npz"), out), "");
   EXPECT_EQ(named(out, "count").shape, (std::vector<int64_t>{}));
 
@@ -307,7 +307,7 @@ void resumeIsExact(int64_t tp) {
   r = run({"--inputs", dir.file("in1.npz"), "--load-state", dir.file("ckpt"), "--save-state", dir.file("resumed"),
            "--outputs", dir.file("o1.npz")});
   ASSERT_EQ(r.status, 0) << r.err;
-  EXPECT_EQ(log + r.out, straightLog); // "step 3: loss ..." continues the numbering
+  EXPECT_EQ(log + r.out, straightLog); // "step 3 loss ..." continues the numbering
   for (int64_t k = 0; k < tp; ++k) {
     std::string file = "/rank" + std::to_string(k) + ".npz";
     EXPECT_EQ(fileBytes(dir.file("resumed") + file), fileBytes(dir.file("straight") + file)) << file;
@@ -383,5 +383,195 @@ TEST(TrainState, LoadStateRefusals) {
   EXPECT_EQ(withEdit([](std::vector<HostTensor> &) {}), "");
   r = shardcRun({model, "--inputs", in, "--load-state", ckpt, "--outputs", dir.file("o.npz")});
   ASSERT_EQ(r.status, 0) << r.err;
-  EXPECT_EQ(r.out, "step 2: loss 25\n");
+  EXPECT_EQ(r.out, "step 2 loss 25\n");
+}
+
+// --- --data: input_ids from a token file ---
+namespace {
+
+// A step over input_ids [2, 3] (i64, split over dp): ids = all_gather(input_ids) (what the
+// ranks read, together), loss = sum(f32(ids)), grad_norm = acc += loss (f32 state).
+std::string dataManifest(int64_t dp, const std::string &input = "input_ids") {
+  std::string d = std::to_string(dp), local = "[" + std::to_string(2 / dp) + ", 3]";
+  return R"({
+  "format_version": 4, "producer": "unit test", "source": "data",
+  "mesh_axes": [["dp", )" + d + R"(]], "world_size": )" + d + R"(,
+  "weight_files": [],
+  "arena_bytes": 320, "persistent_bytes": 64,
+  "buffers": [
+    {"id": 0, "name": "input_ids", "dtype": "i64", "shape": )" + local + R"(, "storage": "arena", "offset": 0,
+     "global_shape": [2, 3], "shard": [{"dim": 0, "axes": ["dp"]}]},
+    {"id": 1, "name": "ids", "dtype": "i64", "shape": [2, 3], "storage": "arena", "offset": 64},
+    {"id": 2, "name": "idsf", "dtype": "f32", "shape": [2, 3], "storage": "arena", "offset": 128},
+    {"id": 3, "name": "loss", "dtype": "f32", "shape": [], "storage": "arena", "offset": 192},
+    {"id": 4, "name": "acc", "dtype": "f32", "shape": [], "storage": "state", "offset": 0},
+    {"id": 5, "name": "acc_new", "dtype": "f32", "shape": [], "storage": "arena", "offset": 256}
+  ],
+  "inputs": [{"name": ")" + input + R"(", "buffer": 0}],
+  "outputs": [{"name": "ids", "buffer": 1}, {"name": "loss", "buffer": 3}, {"name": "grad_norm", "buffer": 5}],
+  "load_steps": [],
+  "steps": [
+    {"op": "all_gather", "in": [0], "out": [1], "attrs": {"axes": ["dp"], "dim": 0}, "loc": "ids"},
+    {"op": "cast", "in": [1], "out": [2], "attrs": {}, "loc": "ids"},
+    {"op": "reduce_sum", "in": [2], "out": [3], "attrs": {"axes": [0, 1], "keepdims": false}, "loc": "loss"},
+    {"op": "formula", "in": [4, 3], "out": [5], "attrs": {"formula": "add"}, "loc": "acc"},
+    {"op": "copy", "in": [5], "out": [4], "attrs": {}, "loc": "acc"}
+  ]
+})";
+}
+
+std::string writeDataArtifact(const TempDir &dir, int64_t dp, const std::string &input = "input_ids") {
+  std::string path = dir.file("data" + std::to_string(dp) + input + ".shardc");
+  EXPECT_EQ(writeJsonArtifact(path, dataManifest(dp, input), ""), "");
+  return path;
+}
+
+// Token i of a file: 70000 i - 5 (the first one negative, the others over 16 bits).
+int32_t token(int64_t i) { return static_cast<int32_t>(70000 * i - 5); }
+
+std::string tokenFile(const TempDir &dir, const std::string &name, int64_t n) {
+  std::string bytes;
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t v = static_cast<uint32_t>(token(i));
+    for (int b = 0; b < 4; ++b)
+      bytes += static_cast<char>((v >> (8 * b)) & 0xff); // little-endian
+  }
+  writeFile(dir.file(name), bytes);
+  return dir.file(name);
+}
+
+// The tokens of `indices`, and the run lines they give (loss = their sum, grad_norm the
+// running sum from `acc`).
+std::vector<int64_t> tokens(const std::vector<int64_t> &indices) {
+  std::vector<int64_t> t;
+  for (int64_t i : indices)
+    t.push_back(token(i));
+  return t;
+}
+
+std::string stepLines(int64_t first, const std::vector<std::vector<int64_t>> &batches, double acc = 0) {
+  std::string out;
+  for (size_t k = 0; k < batches.size(); ++k) {
+    double loss = 0;
+    for (int64_t t : tokens(batches[k]))
+      loss += static_cast<double>(t);
+    acc += loss;
+    char buf[128];
+    std::snprintf(buf, sizeof buf, "step %lld loss %.9g grad_norm %.9g\n", static_cast<long long>(first + k), loss, acc);
+    out += buf;
+  }
+  return out;
+}
+
+// Drops the last line, which must be "tokens/s: R" with R > 0.
+std::string withoutRate(const std::string &out) {
+  size_t at = out.rfind("tokens/s: ");
+  EXPECT_NE(at, std::string::npos) << out;
+  if (at == std::string::npos)
+    return out;
+  EXPECT_TRUE(at == 0 || out[at - 1] == '\n') << out;
+  EXPECT_GT(std::strtod(out.c_str() + at + 10, nullptr), 0.0) << out;
+  EXPECT_EQ(out.back(), '\n');
+  EXPECT_EQ(out.find('\n', at), out.size() - 1) << out;
+  return out.substr(0, at);
+}
+
+} // namespace
+
+// Run k reads tokens [6k, 6k + 6) modulo the file's length: a file of 10 tokens wraps in the
+// second run, one of 4 inside every run; on one rank and on two (each takes its row).
+void dataStreamWraps(int64_t dp) {
+  TempDir dir;
+  std::string model = writeDataArtifact(dir, dp), ten = tokenFile(dir, "ten.bin", 10);
+  std::vector<std::string> ranks = dp > 1 ? std::vector<std::string>{"--threads", "2"} : std::vector<std::string>{};
+  auto run = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), model);
+    args.insert(args.end(), ranks.begin(), ranks.end());
+    return shardcRun(args);
+  };
+  std::vector<std::vector<int64_t>> batches = {{0, 1, 2, 3, 4, 5}, {6, 7, 8, 9, 0, 1}, {2, 3, 4, 5, 6, 7}};
+  Ran r = run({"--steps", "3", "--data", ten, "--outputs", dir.file("out.npz"), "--losses-out", dir.file("l.json")});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(withoutRate(r.out), stepLines(1, batches));
+  std::vector<HostTensor> out;
+  ASSERT_EQ(readNpz(dir.file("out.npz"), out), "");
+  EXPECT_EQ(named(out, "ids").shape, (std::vector<int64_t>{3, 2, 3}));
+  EXPECT_EQ(values<int64_t>(named(out, "ids")), tokens({0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3, 4, 5, 6, 7}));
+  double l1 = 0, l2 = 0, l3 = 0;
+  for (int64_t i = 0; i < 6; ++i) {
+    l1 += token(batches[0][i]);
+    l2 += token(batches[1][i]);
+    l3 += token(batches[2][i]);
+  }
+  char json[256];
+  std::snprintf(json, sizeof json, "{\"loss\": [%.9g, %.9g, %.9g],\n \"grad_norm\": [%.9g, %.9g, %.9g]}\n", l1, l2, l3,
+                l1, l1 + l2, l1 + l2 + l3);
+  EXPECT_EQ(fileBytes(dir.file("l.json")), json);
+
+  // Shorter than a batch: every run wraps (runs start at 0, 6 mod 4 = 2).
+  std::string four = tokenFile(dir, "four.bin", 4);
+  r = run({"--steps", "2", "--data", four, "--outputs", dir.file("out4.npz")});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(withoutRate(r.out), stepLines(1, {{0, 1, 2, 3, 0, 1}, {2, 3, 0, 1, 2, 3}}));
+  ASSERT_EQ(readNpz(dir.file("out4.npz"), out), "");
+  EXPECT_EQ(values<int64_t>(named(out, "ids")), tokens({0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3}));
+
+  // One run (the default): the first batch, outputs unstacked.
+  r = run({"--data", ten, "--outputs", dir.file("out1.npz")});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(withoutRate(r.out), stepLines(1, {batches[0]}));
+  ASSERT_EQ(readNpz(dir.file("out1.npz"), out), "");
+  EXPECT_EQ(named(out, "ids").shape, (std::vector<int64_t>{2, 3}));
+
+  // 2 runs, --save-state, --load-state and 1 run read what 3 runs read: the data position is
+  // the state's run count.
+  r = run({"--steps", "2", "--data", ten, "--save-state", dir.file("ckpt"), "--outputs", dir.file("o2.npz")});
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::string log = withoutRate(r.out);
+  r = run({"--data", ten, "--load-state", dir.file("ckpt"), "--outputs", dir.file("resumed.npz"), "--losses-out",
+           dir.file("r.json")});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(log + withoutRate(r.out), stepLines(1, batches));
+  ASSERT_EQ(readNpz(dir.file("resumed.npz"), out), "");
+  EXPECT_EQ(values<int64_t>(named(out, "ids")), tokens(batches[2]));
+  std::snprintf(json, sizeof json, "{\"loss\": [%.9g],\n \"grad_norm\": [%.9g]}\n", l3, l1 + l2 + l3);
+  EXPECT_EQ(fileBytes(dir.file("r.json")), json);
+}
+
+TEST(TrainState, DataStreamWrapsAndResumesOneRank) { dataStreamWraps(1); }
+TEST(TrainState, DataStreamWrapsAndResumesTwoThreads) { dataStreamWraps(2); }
+
+TEST(TrainState, DataRefusals) {
+  TempDir dir;
+  std::string model = writeDataArtifact(dir, 1), ten = tokenFile(dir, "ten.bin", 10);
+  ASSERT_EQ(writeNpz(dir.file("in.npz"), {HostTensor{"input_ids", DType::I64, {2, 3}, std::vector<uint8_t>(48)}}), "");
+  Ran r = shardcRun({model, "--data", ten, "--inputs", dir.file("in.npz")});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.err, "shardc-run: error: give --inputs or --data, not both (--data feeds input_ids from a token file)");
+  r = shardcRun({model, "--data", ten, "--repeat", "2"});
+  EXPECT_EQ(r.err, "shardc-run: error: --data feeds a training loop (--steps); --repeat and --profile time "
+                   "repeated runs of one step: give them without --data");
+  writeFile(dir.file("odd.bin"), std::string(10, '\1'));
+  r = shardcRun({model, "--data", dir.file("odd.bin")});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.err, "shardc-run: error: " + dir.file("odd.bin") +
+                       ": 10 bytes, not a multiple of 4 (--data takes raw little-endian int32 token ids)");
+  writeFile(dir.file("empty.bin"), "");
+  r = shardcRun({model, "--data", dir.file("empty.bin")});
+  EXPECT_EQ(r.err, "shardc-run: error: " + dir.file("empty.bin") +
+                       ": empty (--data takes raw little-endian int32 token ids)");
+  r = shardcRun({model, "--data", dir.file("nowhere.bin")});
+  EXPECT_EQ(r.err.rfind("shardc-run: error: " + dir.file("nowhere.bin") + ": cannot read the token file (--data): ", 0),
+            0u)
+      << r.err;
+  // The artifact must have one input, an i64 [B, S] named input_ids.
+  std::string other = writeDataArtifact(dir, 1, "tokens");
+  r = shardcRun({other, "--data", ten});
+  EXPECT_EQ(r.err, "shardc-run: error: --data " + ten + ": " + other +
+                       " needs exactly one input, an i64 [B, S] named input_ids; its inputs: tokens i64 2x3");
+  std::string train = writeTrainArtifact(dir, 1);
+  r = shardcRun({train, "--data", ten});
+  EXPECT_EQ(r.err, "shardc-run: error: --data " + ten + ": " + train +
+                       " needs exactly one input, an i64 [B, S] named input_ids; its inputs: x f32 4");
+  EXPECT_EQ(shardcRun({model, "--data"}).err, "shardc-run: error: --data needs a token file");
 }
