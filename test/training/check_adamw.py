@@ -19,23 +19,16 @@ lines `step K loss X grad_norm G` and --losses-out's losses.json must equal the 
     check_adamw.py --shardc B --shardc-run R --model M.onnx --name llama_tiny --mesh tp=2
                    --ranks 2 --workdir W [--resume] [--data] [--references test/training/references.npz]
 """
-import argparse
 import json
 import pathlib
 import shutil
-import subprocess
 import sys
 
 import numpy as np
 
-ap = argparse.ArgumentParser()
-ap.add_argument("--shardc", required=True)
-ap.add_argument("--shardc-run", required=True)
-ap.add_argument("--model", required=True)
-ap.add_argument("--name", required=True, help="the model's key prefix in the references")
-ap.add_argument("--mesh", default="dp_replicate=1,dp_shard=1,cp=1,tp=1")
-ap.add_argument("--ranks", type=int, default=1)
-ap.add_argument("--workdir", required=True)
+import harness
+
+ap = harness.arguments(__doc__)
 ap.add_argument("--resume", action="store_true")
 ap.add_argument("--lr-scheduler", metavar="W,T,MIN_LR",
                 help="add lr_scheduler {warmup_steps: W, total_steps: T, min_lr: MIN_LR}: the `lr` output per "
@@ -45,7 +38,6 @@ ap.add_argument("--param-dtype", choices=["fp32", "bf16"], default="fp32",
                 help="mp_policy.param_dtype; bf16 compares with looser tolerances (--rtol-*)")
 ap.add_argument("--data", action="store_true",
                 help="feed the steps from adamw/tokens as tokens.bin (shardc-run --data) instead of --inputs")
-ap.add_argument("--references", default=str(pathlib.Path(__file__).with_name("references.npz")))
 args = ap.parse_args()
 # fp32 against PyTorch fp64: the issue's tolerances. bf16 compute (f32 parameters, moments and
 # gradient reductions, as FSDP2's MixedPrecisionPolicy) against the same fp64 run: bounds that
@@ -87,17 +79,11 @@ def feed(npz):
     return ["--data", wd / "tokens.bin"] if args.data else ["--inputs", wd / npz]
 
 
-def run(cmd):
-    r = subprocess.run(list(map(str, cmd)), capture_output=True, text=True, timeout=280)
-    if r.returncode != 0:
-        print(f"FAIL: {' '.join(map(str, cmd))} exited {r.returncode}\n{r.stdout[-3000:]}{r.stderr[-3000:]}")
-        sys.exit(1)
-    return r.stdout
 
 
 threads = ["--threads", str(args.ranks)]
-run([args.shardc, "compile", args.model, "--plan", plan, "--mesh", args.mesh, "-o", artifact, "--quiet"])
-log = run([args.shardc_run, artifact, "--outputs", wd / "out.npz", "--steps", "3", "--save-state", wd / "state"] +
+harness.run([args.shardc, "compile", args.model, "--plan", plan, "--mesh", args.mesh, "-o", artifact, "--quiet"])
+log = harness.run([args.shardc_run, artifact, "--outputs", wd / "out.npz", "--steps", "3", "--save-state", wd / "state"] +
           (["--losses-out", wd / "losses.json"] if args.data else []) + feed("batches.npz") + threads)
 print(log, end="")
 out = np.load(wd / "out.npz")
@@ -173,9 +159,9 @@ if args.ranks == 1 and schedule is None:
           f"{'per parameter' if args.param_dtype == 'fp32' else 'together'})")
 
 if args.resume:
-    run([args.shardc_run, artifact, "--outputs", wd / "first2_out.npz", "--steps", "2",
+    harness.run([args.shardc_run, artifact, "--outputs", wd / "first2_out.npz", "--steps", "2",
          "--save-state", wd / "after2"] + feed("first2.npz") + threads)
-    run([args.shardc_run, artifact, "--outputs", wd / "resumed.npz",
+    harness.run([args.shardc_run, artifact, "--outputs", wd / "resumed.npz",
          "--load-state", wd / "after2"] + feed("last.npz") + threads)
     resumed = np.load(wd / "resumed.npz")
     for key in ("loss", "grad_norm"):

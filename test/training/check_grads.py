@@ -9,24 +9,16 @@ Relative L2 differences must stay within --rtol (3e-5: the issue's tolerance for
     check_grads.py --shardc B --shardc-run R --model M.onnx --name llama_tiny --mesh tp=2
                    --ranks 2 --workdir W [--references test/training/references.npz]
 """
-import argparse
 import json
 import pathlib
-import subprocess
 import sys
 
 import numpy as np
 
-ap = argparse.ArgumentParser()
-ap.add_argument("--shardc", required=True)
-ap.add_argument("--shardc-run", required=True)
-ap.add_argument("--model", required=True)
-ap.add_argument("--name", required=True, help="the model's key prefix in the references")
-ap.add_argument("--mesh", default="dp_replicate=1,dp_shard=1,cp=1,tp=1")
-ap.add_argument("--ranks", type=int, default=1)
-ap.add_argument("--workdir", required=True)
+import harness
+
+ap = harness.arguments(__doc__)
 ap.add_argument("--rtol", type=float, default=3e-5)
-ap.add_argument("--references", default=str(pathlib.Path(__file__).with_name("references.npz")))
 args = ap.parse_args()
 
 wd = pathlib.Path(args.workdir)
@@ -44,15 +36,10 @@ for stale in (outputs, artifact):
         stale.unlink()
 
 
-def run(cmd):
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=280)
-    if r.returncode != 0:
-        print(f"FAIL: {' '.join(map(str, cmd))} exited {r.returncode}\n{r.stdout[-3000:]}{r.stderr[-3000:]}")
-        sys.exit(1)
 
 
-run([args.shardc, "compile", args.model, "--plan", str(plan), "--mesh", args.mesh, "-o", str(artifact), "--quiet"])
-run([args.shardc_run, str(artifact), "--inputs", str(inputs), "--outputs", str(outputs), "--threads", str(args.ranks)])
+harness.run([args.shardc, "compile", args.model, "--plan", str(plan), "--mesh", args.mesh, "-o", str(artifact), "--quiet"])
+harness.run([args.shardc_run, str(artifact), "--inputs", str(inputs), "--outputs", str(outputs), "--threads", str(args.ranks)])
 out = np.load(outputs)
 label = f"{args.name} mesh {args.mesh}"
 failures = []

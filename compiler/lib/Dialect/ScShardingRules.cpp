@@ -155,68 +155,63 @@ std::optional<ShardingRule> matmulRule(sc::MatMulOp op) {
   return r;
 }
 
-ShardingRule attentionRule(sc::AttentionOp op) {
+// The factors of attention and of its backward: batch, kv heads x group (sharding the
+// kv-head factor keeps each query head with the kv head it reads, GQA), query sequence (split
+// for context parallelism in the forward only: a backward where dk and dv sum over the query
+// shards is not written yet), head dims and key length (whole).
+struct AttentionFactors {
   ShardingRule r;
-  ArrayRef<int64_t> q = shapeOf(op.getQuery()), k = shapeOf(op.getKey()), v = shapeOf(op.getValue());
-  int b = r.addFactor(q[0]);
-  // Query heads = kv heads x group: sharding the kv-head factor keeps each query head with
-  // the kv head it reads (GQA).
-  int hkv = r.addFactor(k[1]);
-  int64_t group = q[1] / k[1];
-  SmallVector<int, 2> qHeads{hkv};
-  if (group > 1)
-    qHeads.push_back(r.addFactor(group, false));
-  // Queries may be split on the sequence (context parallel); keys and values stay whole.
-  int s = r.addFactor(q[2], true), d = r.addFactor(q[3], false), t = r.addFactor(k[2], false),
-      dv = r.addFactor(v[3], false);
-  r.operands.push_back(Dims{{b}, qHeads, {s}, {d}});
-  r.operands.push_back(Dims{{b}, {hkv}, {t}, {d}});
-  r.operands.push_back(Dims{{b}, {hkv}, {t}, {dv}});
-  if (Value mask = op.getMask()) {
-    ArrayRef<int64_t> m = shapeOf(mask);
-    Dims full{{b}, qHeads, {s}, {t}};
-    SmallVector<int64_t> scores{q[0], q[1], q[2], k[2]};
-    Dims md(m.size());
-    int64_t off = 4 - m.size();
-    for (size_t i = 0; i < m.size(); ++i)
-      if (m[i] == scores[i + off] && m[i] != 1)
-        md[i] = full[i + off];
-    r.operands.push_back(md);
+  Dims q, k, v, out, rows, scores;
+  AttentionFactors(Value query, Value key, Value value, bool splitQueries) {
+    ArrayRef<int64_t> qs = shapeOf(query), ks = shapeOf(key), vs = shapeOf(value);
+    int b = r.addFactor(qs[0]), hkv = r.addFactor(ks[1]);
+    SmallVector<int, 2> heads{hkv};
+    if (qs[1] / ks[1] > 1)
+      heads.push_back(r.addFactor(qs[1] / ks[1], false));
+    int s = r.addFactor(qs[2], splitQueries), d = r.addFactor(qs[3], false), t = r.addFactor(ks[2], false),
+        dv = r.addFactor(vs[3], false);
+    q = {{b}, heads, {s}, {d}};
+    k = {{b}, {hkv}, {t}, {d}};
+    v = {{b}, {hkv}, {t}, {dv}};
+    out = {{b}, heads, {s}, {dv}};
+    rows = {{b}, heads, {s}};
+    scores = {{b}, heads, {s}, {t}};
   }
-  r.results.push_back(Dims{{b}, qHeads, {s}, {dv}});
-  if (op.getLse())
-    r.results.push_back(Dims{{b}, qHeads, {s}});
-  return r;
+  // An additive or boolean mask broadcast to the scores: its full-size dims take their factors.
+  Dims mask(Value m, ArrayRef<int64_t> scoreShape) const {
+    ArrayRef<int64_t> ms = shapeOf(m);
+    Dims md(ms.size());
+    int64_t off = 4 - ms.size();
+    for (size_t i = 0; i < ms.size(); ++i)
+      if (ms[i] == scoreShape[i + off] && ms[i] != 1)
+        md[i] = scores[i + off];
+    return md;
+  }
+};
+
+SmallVector<int64_t> scoreShape(Value query, Value key) {
+  ArrayRef<int64_t> q = shapeOf(query), k = shapeOf(key);
+  return {q[0], q[1], q[2], k[2]};
 }
 
-// The backward of attention: the forward's factors, the query sequence whole (a context
-// parallel backward, where dk and dv sum over the query shards, is not written yet).
+ShardingRule attentionRule(sc::AttentionOp op) {
+  AttentionFactors f(op.getQuery(), op.getKey(), op.getValue(), /*splitQueries=*/true);
+  f.r.operands = {f.q, f.k, f.v};
+  if (Value mask = op.getMask())
+    f.r.operands.push_back(f.mask(mask, scoreShape(op.getQuery(), op.getKey())));
+  f.r.results.push_back(f.out);
+  if (op.getLse())
+    f.r.results.push_back(f.rows);
+  return f.r;
+}
+
 ShardingRule attentionGradRule(sc::AttentionGradOp op) {
-  ShardingRule r;
-  ArrayRef<int64_t> q = shapeOf(op.getQuery()), k = shapeOf(op.getKey()), v = shapeOf(op.getValue());
-  int b = r.addFactor(q[0]), hkv = r.addFactor(k[1]);
-  int64_t group = q[1] / k[1];
-  SmallVector<int, 2> qHeads{hkv};
-  if (group > 1)
-    qHeads.push_back(r.addFactor(group, false));
-  int s = r.addFactor(q[2], false), d = r.addFactor(q[3], false), t = r.addFactor(k[2], false),
-      dv = r.addFactor(v[3], false);
-  Dims qd{{b}, qHeads, {s}, {d}}, kd{{b}, {hkv}, {t}, {d}}, vd{{b}, {hkv}, {t}, {dv}},
-      od{{b}, qHeads, {s}, {dv}}, ld{{b}, qHeads, {s}};
-  r.operands = {qd, kd, vd, od, ld, od};
-  if (Value mask = op.getMask()) {
-    ArrayRef<int64_t> m = shapeOf(mask);
-    Dims full{{b}, qHeads, {s}, {t}};
-    SmallVector<int64_t> scores{q[0], q[1], q[2], k[2]};
-    Dims md(m.size());
-    int64_t off = 4 - m.size();
-    for (size_t i = 0; i < m.size(); ++i)
-      if (m[i] == scores[i + off] && m[i] != 1)
-        md[i] = full[i + off];
-    r.operands.push_back(md);
-  }
-  r.results = {qd, kd, vd};
-  return r;
+  AttentionFactors f(op.getQuery(), op.getKey(), op.getValue(), /*splitQueries=*/false);
+  f.r.operands = {f.q, f.k, f.v, f.out, f.rows, f.out};
+  if (Value mask = op.getMask())
+    f.r.operands.push_back(f.mask(mask, scoreShape(op.getQuery(), op.getKey())));
+  f.r.results = {f.q, f.k, f.v};
+  return f.r;
 }
 
 ShardingRule transposeRule(sc::TransposeOp op) {
