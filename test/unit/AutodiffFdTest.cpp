@@ -106,6 +106,47 @@ Values refRmsNorm(const Values &x, const Values &scale, const std::vector<int64_
   return y;
 }
 
+// softmax over the last dim, max-subtracted.
+Values refSoftmax(const Values &x, int64_t inner) {
+  Values y(x.size());
+  for (size_t row = 0; row < x.size() / size_t(inner); ++row) {
+    const size_t at = row * size_t(inner);
+    double m = x[at];
+    for (int64_t j = 1; j < inner; ++j)
+      m = std::max(m, x[at + size_t(j)]);
+    double sum = 0;
+    for (int64_t j = 0; j < inner; ++j)
+      sum += std::exp(x[at + size_t(j)] - m);
+    for (int64_t j = 0; j < inner; ++j)
+      y[at + size_t(j)] = std::exp(x[at + size_t(j)] - m) / sum;
+  }
+  return y;
+}
+
+// (x − mean) / sqrt(var + ε) · scale + bias over the dims [axis, rank).
+Values refLayerNorm(const Values &x, const Values &scale, const Values *bias, const std::vector<int64_t> &xs,
+                    const std::vector<int64_t> &ss, int64_t axis, double eps) {
+  int64_t inner = 1;
+  for (size_t d = size_t(axis); d < xs.size(); ++d)
+    inner *= xs[d];
+  Values y(x.size());
+  for (size_t row = 0; row < x.size() / size_t(inner); ++row) {
+    const size_t at = row * size_t(inner);
+    double mean = 0, var = 0;
+    for (int64_t j = 0; j < inner; ++j)
+      mean += x[at + size_t(j)] / double(inner);
+    for (int64_t j = 0; j < inner; ++j)
+      var += (x[at + size_t(j)] - mean) * (x[at + size_t(j)] - mean) / double(inner);
+    const double r = 1.0 / std::sqrt(var + eps);
+    for (int64_t j = 0; j < inner; ++j) {
+      const size_t i = at + size_t(j);
+      const int64_t si = broadcastIndex(int64_t(i), xs, ss);
+      y[i] = (x[i] - mean) * r * scale[size_t(si)] + (bias ? (*bias)[size_t(si)] : 0.0);
+    }
+  }
+  return y;
+}
+
 // x·cos + rotate_half(x)·sin, rotate_half(x) = [−x₂, x₁] over the last dim's halves.
 Values refRotary(const Values &x, const Values &cos, const Values &sin, const std::vector<int64_t> &xs,
                  const std::vector<int64_t> &cs, const std::vector<int64_t> &ss) {
@@ -243,6 +284,18 @@ private:
       const int64_t axis = a < 0 ? a + int64_t(xs.size()) : a;
       y = refRmsNorm(values[r.getInput()], values[r.getScale()], xs, shapeOf(r.getScale()), axis,
                      r.getEpsilon().convertToDouble());
+    } else if (auto sm = mlir::dyn_cast<sc::SoftmaxOp>(op)) {
+      const std::vector<int64_t> xs = shapeOf(sm.getInput());
+      const int64_t a = int64_t(sm.getAxis());
+      if (a != -1 && a != int64_t(xs.size()) - 1)
+        return std::nullopt;
+      y = refSoftmax(values[sm.getInput()], xs.back());
+    } else if (auto ln = mlir::dyn_cast<sc::LayerNormOp>(op)) {
+      const std::vector<int64_t> xs = shapeOf(ln.getInput());
+      const int64_t a = int64_t(ln.getAxis());
+      const Values *bias = ln.getBias() ? &values[ln.getBias()] : nullptr;
+      y = refLayerNorm(values[ln.getInput()], values[ln.getScale()], bias, xs, shapeOf(ln.getScale()),
+                       a < 0 ? a + int64_t(xs.size()) : a, ln.getEpsilon().convertToDouble());
     } else if (auto ro = mlir::dyn_cast<sc::RotaryOp>(op)) {
       y = refRotary(values[ro.getInput()], values[ro.getCos()], values[ro.getSin()], shapeOf(ro.getInput()),
                     shapeOf(ro.getCos()), shapeOf(ro.getSin()));
@@ -498,6 +551,33 @@ TEST_F(AutodiffFd, AddSubBroadcastingAndNeg) {
 
 TEST_F(AutodiffFd, Silu) {
   check({{"x", {2, 5}, -3.0, 3.0}}, "    %y = sc.silu %p0 : (tensor<2x5xf64>) -> tensor<2x5xf64>\n", {2, 5});
+}
+
+TEST_F(AutodiffFd, GeluExactAndTanh) {
+  check({{"x", {2, 5}, -3.0, 3.0}}, "    %y = sc.gelu %p0 : (tensor<2x5xf64>) -> tensor<2x5xf64>\n", {2, 5});
+  check({{"x", {2, 5}, -3.0, 3.0}},
+        "    %y = sc.gelu %p0 {approximate = #sc.gelu_approximation<tanh>} : (tensor<2x5xf64>) -> tensor<2x5xf64>\n",
+        {2, 5});
+}
+
+TEST_F(AutodiffFd, ReduceSumAndMean) {
+  // keepdims false over two dims, then a mean with keepdims over the last (broadcast back).
+  check({{"x", {2, 3, 4}}},
+        "    %s = sc.reduce_sum %p0 {axes = array<i64: 0, 2>, keepdims = false} : (tensor<2x3x4xf64>) -> tensor<3xf64>\n"
+        "    %m = sc.reduce_mean %p0 {axes = array<i64: 2>} : (tensor<2x3x4xf64>) -> tensor<2x3x1xf64>\n"
+        "    %y = sc.add %m, %s : (tensor<2x3x1xf64>, tensor<3xf64>) -> tensor<2x3x3xf64>\n",
+        {2, 3, 3});
+}
+
+TEST_F(AutodiffFd, Softmax) {
+  check({{"x", {2, 3, 5}, -2.0, 2.0}}, "    %y = sc.softmax %p0 : (tensor<2x3x5xf64>) -> tensor<2x3x5xf64>\n", {2, 3, 5});
+}
+
+TEST_F(AutodiffFd, LayerNormWithBias) {
+  check({{"x", {2, 3, 8}}, {"scale", {8}}, {"bias", {8}}},
+        "    %y = sc.layer_norm %p0, %p1, %p2 {epsilon = 1.0e-5 : f32} : (tensor<2x3x8xf64>, tensor<8xf64>, tensor<8xf64>) -> "
+        "tensor<2x3x8xf64>\n",
+        {2, 3, 8});
 }
 
 TEST_F(AutodiffFd, Slice) {

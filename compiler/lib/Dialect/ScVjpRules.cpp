@@ -125,6 +125,14 @@ LogicalResult SiluOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool>,
   og[0] = SiluGradOp::create(b, getLoc(), typeOf(getInput()), getInput(), onlyGrad(rg));
   return success();
 }
+// GELU's derivative, exact or tanh-approximated: one formula row each, f(x, g).
+LogicalResult GeluOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool>, SmallVectorImpl<Value> &og) {
+  Type t = typeOf(getInput());
+  og[0] = getApproximate() == GeluApproximation::Tanh
+              ? GeluTanhGradOp::create(b, getLoc(), t, getInput(), onlyGrad(rg)).getResult()
+              : GeluErfGradOp::create(b, getLoc(), t, getInput(), onlyGrad(rg)).getResult();
+  return success();
+}
 LogicalResult CastOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool>, SmallVectorImpl<Value> &og) {
   og[0] = CastOp::create(b, getLoc(), typeOf(getInput()), onlyGrad(rg));
   return success();
@@ -214,6 +222,83 @@ LogicalResult LinearOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool
                       : ReduceSumOp::create(b, loc, typeOf(getBias()), g, b.getDenseI64ArrayAttr(tailAxes(0, rank - 1)),
                                             false)
                             .getResult();
+  }
+  return success();
+}
+
+// A sum's gradient is g spread back over the reduced dims (a mean's divided by their count).
+static Value spread(OpBuilder &b, Location loc, Value g, Value input, ArrayRef<int64_t> axes, bool keepdims) {
+  RankedTensorType in = typeOf(input);
+  SmallVector<int64_t> kept(in.getShape());
+  for (int64_t a : axes)
+    kept[a < 0 ? a + in.getRank() : a] = 1;
+  Value k = keepdims ? g : ReshapeOp::create(b, loc, withShape(g, kept), g).getResult();
+  if (typeOf(k).getShape() == in.getShape())
+    return k;
+  return ExpandOp::create(b, loc, withShape(g, in.getShape()), k);
+}
+static SmallVector<int64_t> reducedAxes(Value input, ArrayRef<int64_t> axes) {
+  if (!axes.empty())
+    return SmallVector<int64_t>(axes);
+  return tailAxes(0, typeOf(input).getRank()); // no axes: all dims
+}
+LogicalResult ReduceSumOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool>, SmallVectorImpl<Value> &og) {
+  og[0] = spread(b, getLoc(), onlyGrad(rg), getInput(), reducedAxes(getInput(), getAxes()), getKeepdims());
+  return success();
+}
+LogicalResult ReduceMeanOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool>, SmallVectorImpl<Value> &og) {
+  SmallVector<int64_t> axes = reducedAxes(getInput(), getAxes());
+  int64_t n = 1;
+  for (int64_t a : axes)
+    n *= typeOf(getInput()).getShape()[a < 0 ? a + typeOf(getInput()).getRank() : a];
+  Value g = onlyGrad(rg);
+  Value scaled = MulOp::create(b, getLoc(), typeOf(g), g, scalar(b, getLoc(), g, 1.0 / double(n)));
+  og[0] = spread(b, getLoc(), scaled, getInput(), axes, getKeepdims());
+  return success();
+}
+
+// y = softmax(x): dx = y·(g − Σ g·y) over the axis.
+LogicalResult SoftmaxOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool>, SmallVectorImpl<Value> &og) {
+  Value g = onlyGrad(rg), y = getResult();
+  Location loc = getLoc();
+  RankedTensorType t = typeOf(y);
+  int64_t axis = int64_t(getAxis()) < 0 ? int64_t(getAxis()) + t.getRank() : int64_t(getAxis());
+  SmallVector<int64_t> rowShape(t.getShape());
+  rowShape[axis] = 1;
+  Value dot = ReduceSumOp::create(b, loc, withShape(y, rowShape), MulOp::create(b, loc, t, g, y),
+                                  b.getDenseI64ArrayAttr({axis}), true);
+  og[0] = MulOp::create(b, loc, t, y, SubOp::create(b, loc, t, g, dot));
+  return success();
+}
+
+// y = (x − μ)·r·scale + bias with r = (var + ε)^-½ over [axis, rank): with n = (x − μ)·r and
+// gs = g·scale, dx = r·(gs − mean(gs) − n·mean(gs·n)); dscale = Σ g·n, dbias = Σ g over the
+// other dims.
+LogicalResult LayerNormOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool> wanted, SmallVectorImpl<Value> &og) {
+  Value g = onlyGrad(rg), x = getInput();
+  Location loc = getLoc();
+  RankedTensorType xt = typeOf(x);
+  const int64_t rank = xt.getRank(), axis = int64_t(getAxis()) < 0 ? int64_t(getAxis()) + rank : int64_t(getAxis());
+  SmallVector<int64_t> rowShape(xt.getShape());
+  for (int64_t i = axis; i < rank; ++i)
+    rowShape[i] = 1;
+  RankedTensorType rowT = withShape(x, rowShape);
+  auto axes = b.getDenseI64ArrayAttr(tailAxes(axis, rank));
+  auto mean = [&](Value v) { return ReduceMeanOp::create(b, loc, rowT, v, axes, true).getResult(); };
+  Value centered = SubOp::create(b, loc, xt, x, mean(x));
+  Value var = mean(MulOp::create(b, loc, xt, centered, centered));
+  Value v = AddOp::create(b, loc, rowT, var, scalar(b, loc, x, getEpsilon().convertToDouble()));
+  Value r = ReciprocalOp::create(b, loc, rowT, SqrtOp::create(b, loc, rowT, v));
+  Value n = MulOp::create(b, loc, xt, centered, r);
+  if (wanted[1])
+    og[1] = unbroadcast(b, loc, MulOp::create(b, loc, xt, g, n), typeOf(getScale()));
+  if (getBias() && wanted[2])
+    og[2] = unbroadcast(b, loc, g, typeOf(getBias()));
+  if (wanted[0]) {
+    Value gs = MulOp::create(b, loc, xt, g, getScale());
+    Value inner = SubOp::create(b, loc, xt, SubOp::create(b, loc, xt, gs, mean(gs)),
+                                MulOp::create(b, loc, xt, n, mean(MulOp::create(b, loc, xt, gs, n))));
+    og[0] = MulOp::create(b, loc, xt, inner, r);
   }
   return success();
 }
@@ -309,7 +394,7 @@ LogicalResult EmbeddingOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<b
     return emitOpError() << "is vocabulary-split already; sc-autodiff runs on the global program";
   if (wanted[0])
     og[0] = EmbeddingGradOp::create(b, getLoc(), typeOf(getTable()), getIds(), onlyGrad(rg), Value(),
-                                    IntegerAttr(), IntegerAttr());
+                                    IntegerAttr(), getPaddingIdxAttr());
   return success();
 }
 

@@ -214,7 +214,11 @@ LogicalResult convertGather(NodeCtx &n) {
   auto type = n.tensor(out, n.elem(0));
   // A Gather of a 2-D parameter along axis 0 is an embedding lookup.
   if (axis == 0 && rank == 2 && n.in(0).getDefiningOp<sc::ParamOp>()) {
-    n.results.push_back(n.im.build<sc::EmbeddingOp>(n, type, n.in(0), n.in(1)));
+    Value emb = n.im.build<sc::EmbeddingOp>(n, type, n.in(0), n.in(1));
+    if (std::optional<int64_t> padding = embeddingPaddingIdx(n.node))
+      if (auto e = emb.getDefiningOp<sc::EmbeddingOp>())
+        e.setPaddingIdx(*padding);
+    n.results.push_back(emb);
     return success();
   }
   n.results.push_back(n.im.build<sc::GatherOp>(n, type, n.in(0), n.in(1), n.im.builder.getI64IntegerAttr(axis)));

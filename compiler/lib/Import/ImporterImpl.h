@@ -50,6 +50,9 @@ struct ModuleInfo {
   std::string path, cls;
 };
 ModuleInfo moduleOf(const onnx::NodeProto &node);
+// The padding index of an embedding as the exporter recorded its aten.embedding call in the
+// node's `pkg.torch.onnx.fx_node` metadata (a third argument), if any.
+std::optional<int64_t> embeddingPaddingIdx(const onnx::NodeProto &node);
 bool looksLikeModuleParam(llvm::StringRef name);
 
 // Which initializers the exporter marks trainable (docs/training.md): value_info metadata

@@ -143,6 +143,28 @@ static std::vector<std::string> parsePyList(llvm::StringRef s) {
 }
 
 
+std::optional<int64_t> embeddingPaddingIdx(const onnx::NodeProto &node) {
+  for (const auto &kv : node.metadata_props()) {
+    if (kv.key() != "pkg.torch.onnx.fx_node")
+      continue;
+    // `... aten.embedding.default](args = (%weight, %ids, 0), kwargs = {})`: a third argument
+    // is the padding index (-1: none).
+    llvm::StringRef s(kv.value());
+    size_t at = s.find("aten.embedding.default](args = (");
+    if (at == llvm::StringRef::npos)
+      return std::nullopt;
+    s = s.drop_front(at + llvm::StringRef("aten.embedding.default](args = (").size());
+    s = s.take_until([](char c) { return c == ')'; });
+    llvm::SmallVector<llvm::StringRef> args;
+    s.split(args, ',');
+    int64_t padding;
+    if (args.size() >= 3 && !args[2].trim().getAsInteger(10, padding) && padding >= 0)
+      return padding;
+    return std::nullopt;
+  }
+  return std::nullopt;
+}
+
 ModuleInfo moduleOf(const onnx::NodeProto &node) {
   ModuleInfo info;
   for (const auto &kv : node.metadata_props()) {

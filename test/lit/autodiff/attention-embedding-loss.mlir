@@ -88,3 +88,18 @@ module attributes {sc.train = {labels = "input"}} {
     return %l : tensor<f32>
   }
 }
+
+// -----
+
+// An embedding with PyTorch's padding_idx (read by the importer from the exporter's record):
+// its gradient gives that row nothing (sc.embedding_grad's padding_idx).
+// CHECK-LABEL: func.func @embedding_padding_idx
+// CHECK: sc.embedding_grad %{{.*}}, %{{.*}} {padding_idx = 3 : i64} : (tensor<2x4xi64>, tensor<2x4x8xf32>) -> tensor<16x8xf32>
+module attributes {sc.train = {labels = "input_ids"}} {
+  func.func @embedding_padding_idx(%ids: tensor<2x4xi64> {sc.name = "input_ids"}) -> (tensor<f32> {sc.name = "loss"}) {
+    %e = sc.param "m.embed" {file = "w.bin", offset = 0 : i64, onnx_name = "p", tied = [], transform = #sc.transform<none>, sc.trainable} : tensor<16x8xf32>
+    %x = sc.embedding %e, %ids {padding_idx = 3 : i64} : (tensor<16x8xf32>, tensor<2x4xi64>) -> tensor<2x4x8xf32>
+    %s = sc.reduce_sum %x {axes = array<i64: 0, 1, 2>, keepdims = false} : (tensor<2x4x8xf32>) -> tensor<f32>
+    return %s : tensor<f32>
+  }
+}

@@ -176,10 +176,16 @@ def Sc_SiluOp : Sc_UnaryFormulaOp<"silu", "None", [Sc_HasVjp]> {
 def Sc_SiluGradOp : Sc_BinaryFormulaOp<"silu_grad"> {
   let summary = "g * silu'(x) for x (lhs) and g (rhs): silu's VJP";
 }
+def Sc_GeluErfGradOp : Sc_BinaryFormulaOp<"gelu_erf_grad"> {
+  let summary = "g * gelu'(x), exact GELU, for x (lhs) and g (rhs)";
+}
+def Sc_GeluTanhGradOp : Sc_BinaryFormulaOp<"gelu_tanh_grad"> {
+  let summary = "g * gelu'(x), tanh-approximated GELU, for x (lhs) and g (rhs)";
+}
 def Sc_CastOp : Sc_UnaryOp<"cast", [Sc_HasVjp]> {
   let summary = "element type conversion to the result's element type";
 }
-def Sc_GeluOp : Sc_Op<"gelu", [DeclareOpInterfaceMethods<Sc_ElementwiseOpInterface, ["getFormula"]>]> {
+def Sc_GeluOp : Sc_Op<"gelu", [DeclareOpInterfaceMethods<Sc_ElementwiseOpInterface, ["getFormula"]>, Sc_HasVjp]> {
   let summary = "GELU, exact (erf) or tanh approximation";
   let arguments = (ins Sc_Tensor:$input, DefaultValuedAttr<Sc_GeluApproximationAttr, "::shardc::sc::GeluApproximation::None">:$approximate);
   let results = (outs Sc_Tensor:$result);
@@ -226,14 +232,16 @@ def Sc_EmbeddingOp : Sc_Op<"embedding", [Sc_HasVjp], ["lowerToStep"]> {
   let description = [{
     With `row_start` (an i64 scalar, set by sc-partition for a vocabulary-split table) the
     table holds rows [row_start, row_start + V) of a `vocab_size`-row table: ids outside
-    those rows give zero rows (the program sums the ranks' partial results).
+    those rows give zero rows (the program sums the ranks' partial results). `padding_idx`
+    is PyTorch's (read from the exporter's record of aten.embedding): the forward ignores it,
+    the gradient of that row is zero.
   }];
   let arguments = (ins Sc_Tensor:$table, Sc_Tensor:$ids, Optional<Sc_Tensor>:$row_start,
-                   OptionalAttr<I64Attr>:$vocab_size);
+                   OptionalAttr<I64Attr>:$vocab_size, OptionalAttr<I64Attr>:$padding_idx);
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$table `,` $ids (`rows_from` $row_start^)? attr-dict `:` functional-type(operands, results)";
   let builders = [OpBuilder<(ins "::mlir::Type":$result, "::mlir::Value":$table, "::mlir::Value":$ids), [{
-    build($_builder, $_state, result, table, ids, ::mlir::Value(), ::mlir::IntegerAttr());
+    build($_builder, $_state, result, table, ids, ::mlir::Value(), ::mlir::IntegerAttr(), ::mlir::IntegerAttr());
   }]>];
 }
 
@@ -251,7 +259,7 @@ def Sc_EmbeddingGradOp : Sc_Op<"embedding_grad", [], ["lowerToStep"]> {
   let assemblyFormat = "$ids `,` $dy (`rows_from` $row_start^)? attr-dict `:` functional-type(operands, results)";
 }
 
-def Sc_SoftmaxOp : Sc_Op<"softmax", [], ["lowerToStep"]> {
+def Sc_SoftmaxOp : Sc_Op<"softmax", [Sc_HasVjp], ["lowerToStep"]> {
   let arguments = (ins Sc_Tensor:$input, DefaultValuedAttr<I64Attr, "-1">:$axis);
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
@@ -262,7 +270,7 @@ def Sc_LogSoftmaxOp : Sc_Op<"log_softmax", [], ["lowerToStep"]> {
   let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
 }
 
-def Sc_LayerNormOp : Sc_Op<"layer_norm", [], ["lowerToStep"]> {
+def Sc_LayerNormOp : Sc_Op<"layer_norm", [Sc_HasVjp], ["lowerToStep"]> {
   let summary = "ONNX LayerNormalization (statistics over dims axis..rank-1)";
   let arguments = (ins Sc_Tensor:$input, Sc_Tensor:$scale, Optional<Sc_Tensor>:$bias,
                    DefaultValuedAttr<I64Attr, "-1">:$axis, DefaultValuedAttr<F32Attr, "1.0e-5">:$epsilon);
@@ -366,14 +374,14 @@ def Sc_TokenLossGradOp : Sc_Op<"token_loss_grad", [], ["getCost"]> {
   let assemblyFormat = "$logits `,` $labels `,` $dsum attr-dict `:` functional-type(operands, results)";
 }
 
-class Sc_ReduceOp<string mnemonic> : Sc_Op<mnemonic, [], ["lowerToStep"]> {
+class Sc_ReduceOp<string mnemonic, list<Trait> traits = []> : Sc_Op<mnemonic, traits, ["lowerToStep"]> {
   let arguments = (ins Sc_Tensor:$input, DenseI64ArrayAttr:$axes,
                    DefaultValuedAttr<BoolAttr, "true">:$keepdims);
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
 }
-def Sc_ReduceMeanOp : Sc_ReduceOp<"reduce_mean">;
-def Sc_ReduceSumOp : Sc_ReduceOp<"reduce_sum">;
+def Sc_ReduceMeanOp : Sc_ReduceOp<"reduce_mean", [Sc_HasVjp]>;
+def Sc_ReduceSumOp : Sc_ReduceOp<"reduce_sum", [Sc_HasVjp]>;
 def Sc_ReduceMaxOp : Sc_ReduceOp<"reduce_max">;
 
 //===----------------------------------------------------------------------===//

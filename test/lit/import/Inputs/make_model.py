@@ -121,7 +121,29 @@ def abs_int64():
     return model(nodes, [tensor("x", [2], TensorProto.INT64)], [tensor("y", [2], TensorProto.INT64)], [])
 
 
-KINDS = {f.__name__: f for f in (linear_and_shapes, embedding_tied, unsupported_op, old_opset,
+def embedding_padding_idx():
+    # nn.Embedding(32, 8, padding_idx=0): the exporter records the aten.embedding call with its
+    # third argument in the Gather's fx_node metadata; without one, no padding index.
+    def fx(node, call):
+        entry = node.metadata_props.add()
+        entry.key, entry.value = "pkg.torch.onnx.fx_node", call
+        return node
+    nodes = [
+        fx(scoped(helper.make_node("Gather", ["embed.weight", "ids"], ["e"], name="node_embedding"),
+                  ["", "embed", "embedding"], EMB),
+           "%embedding : [num_users=1] = call_function[target=torch.ops.aten.embedding.default]"
+           "(args = (%p_embed_weight, %ids, 0), kwargs = {})"),
+        fx(scoped(helper.make_node("Gather", ["pos.weight", "ids"], ["p"], name="node_embedding_1"),
+                  ["", "pos", "embedding"], EMB),
+           "%embedding_1 : [num_users=1] = call_function[target=torch.ops.aten.embedding.default]"
+           "(args = (%p_pos_weight, %ids), kwargs = {})"),
+        helper.make_node("Add", ["e", "p"], ["y"], name="node_add"),
+    ]
+    return model(nodes, [tensor("ids", [2, 3], TensorProto.INT64)], [tensor("y", [2, 3, 8])],
+                 [weight("embed.weight", [32, 8]), weight("pos.weight", [32, 8], seed=1)])
+
+
+KINDS = {f.__name__: f for f in (linear_and_shapes, embedding_tied, embedding_padding_idx, unsupported_op, old_opset,
                                   missing_external_data, symbolic_dim, op_too_new,
                                   reduce_mean_attr_axes(17), reduce_mean_attr_axes(18),
                                   reduce_mean_input_axes, min_three_inputs, abs_int64)}

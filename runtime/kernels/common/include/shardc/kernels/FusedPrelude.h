@@ -298,7 +298,16 @@ SC_FN void sc_store4_f16(unsigned short *p, const float v[4]) {
   X(silu_grad, 2, none, b * sc_op_sigmoid(a) * (T(1) + a * (T(1) - sc_op_sigmoid(a))))         \
   X(gelu_erf, 1, none, T(0.5) * a * (T(1) + sc_erf(a * T(0.70710678118654752440))))           \
   X(gelu_tanh, 1, none,                                                                       \
-    T(0.5) * a * (T(1) + sc_tanh(T(0.79788456080286535588) * (a + T(0.044715) * a * a * a))))
+    T(0.5) * a * (T(1) + sc_tanh(T(0.79788456080286535588) * (a + T(0.044715) * a * a * a))))   \
+  X(gelu_erf_grad, 2, none,                                                                   \
+    b * (T(0.5) * (T(1) + sc_erf(a * T(0.70710678118654752440))) +                              \
+         a * T(0.39894228040143267794) * sc_exp(T(-0.5) * a * a)))                              \
+  X(gelu_tanh_grad, 2, none,                                                                  \
+    b * (T(0.5) * (T(1) + sc_tanh(T(0.79788456080286535588) * (a + T(0.044715) * a * a * a))) + \
+         T(0.5) * a *                                                                           \
+             (T(1) - sc_tanh(T(0.79788456080286535588) * (a + T(0.044715) * a * a * a)) *       \
+                         sc_tanh(T(0.79788456080286535588) * (a + T(0.044715) * a * a * a))) * \
+             T(0.79788456080286535588) * (T(1) + T(0.134145) * a * a)))
 
 #define SC_FORMULA_PARAMS_1 T a
 #define SC_FORMULA_PARAMS_2 T a, T b
