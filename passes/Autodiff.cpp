@@ -122,20 +122,89 @@ struct Differentiator {
 
   // One output `grad.<parameter>` per trainable parameter, in the stored layout; a parameter
   // the loss does not read gets zeros.
+  // Parts `<base>.part0` … `<base>.part<n-1>` of one stored weight (their sc.file_start
+  // differs in one dim) become one gradient of <base>, concatenated along that dim, where the
+  // first part stood; anything else passes through.
+  SmallVector<std::pair<std::string, Value>> joinPackedParts(OpBuilder &b,
+                                                             ArrayRef<std::pair<std::string, Value>> in) {
+    llvm::StringMap<SmallVector<std::pair<int64_t, size_t>>> groups; // base -> (part index, position)
+    for (auto [i, entry] : llvm::enumerate(in)) {
+      StringRef name(entry.first);
+      size_t at = name.rfind(".part");
+      int64_t index;
+      if (at != StringRef::npos && !name.drop_front(at + 5).getAsInteger(10, index))
+        groups[name.take_front(at)].push_back({index, i});
+    }
+    SmallVector<std::pair<std::string, Value>> out;
+    llvm::DenseSet<size_t> joined;
+    for (auto [i, entry] : llvm::enumerate(in)) {
+      if (joined.contains(i))
+        continue;
+      StringRef name(entry.first);
+      size_t at = name.rfind(".part");
+      auto it = at == StringRef::npos ? groups.end() : groups.find(name.take_front(at));
+      if (it == groups.end() || it->second.size() < 2) {
+        out.push_back(entry);
+        continue;
+      }
+      auto parts = it->second;
+      llvm::sort(parts);
+      bool whole = true;
+      for (auto [k, part] : llvm::enumerate(parts))
+        whole &= part.first == int64_t(k);
+      auto startOf = [&](size_t pos) {
+        return params[pos]->getAttrOfType<DenseI64ArrayAttr>("sc.file_start");
+      };
+      auto s1 = startOf(parts[1].second);
+      int64_t dim = -1;
+      for (int64_t d = 0; s1 && d < int64_t(s1.size()); ++d)
+        if (s1[d] != 0)
+          dim = d;
+      if (!whole || dim < 0) {
+        out.push_back(entry);
+        continue;
+      }
+      SmallVector<Value> grads;
+      auto type = cast<RankedTensorType>(in[parts[0].second].second.getType());
+      SmallVector<int64_t> shape(type.getShape());
+      shape[dim] = 0;
+      for (auto &part : parts) {
+        grads.push_back(in[part.second].second);
+        shape[dim] += cast<RankedTensorType>(in[part.second].second.getType()).getDimSize(dim);
+        joined.insert(part.second);
+      }
+      Value cat = sc::ConcatOp::create(b, makeBackwardLoc(grads.front().getLoc()),
+                                       RankedTensorType::get(shape, type.getElementType()), grads,
+                                       b.getI64IntegerAttr(dim));
+      out.push_back({it->first().str(), cat});
+    }
+    return out;
+  }
+
   LogicalResult returnGradients(OpBuilder &b) {
+    SmallVector<std::pair<std::string, Value>> outputs;
     for (sc::ParamOp p : params) {
       Value g = grads.lookup(p.getResult());
       auto type = cast<RankedTensorType>(p.getType());
       if (!g)
         g = sc::ConstantOp::create(b, makeBackwardLoc(p.getLoc()), type,
                                    DenseElementsAttr::get(type, b.getFloatAttr(type.getElementType(), 0.0)));
-      std::string name = ("grad." + p.getName()).str();
+      outputs.push_back({p.getName().str(), g});
+    }
+    // Returned to the user (no optimizer consumes them), the gradients of a packed projection's
+    // parts (sc-apply-plan's packed_colwise: `<name>.part<i>`, views of one stored weight) are
+    // concatenated back into the parameter's gradient.
+    auto train = func->getParentOfType<ModuleOp>()->getAttrOfType<DictionaryAttr>("sc.train");
+    if (!train || !train.get("optimizer"))
+      outputs = joinPackedParts(b, outputs);
+    for (auto &[param, g] : outputs) {
+      std::string name = "grad." + param;
       for (unsigned i = 0; i < func.getNumResults(); ++i)
         if (auto n = func.getResultAttrOfType<StringAttr>(i, "sc.name"); n && n.getValue() == name)
           return func.emitError() << "sc-autodiff: the graph already has an output named " << name;
       ret->insertOperands(ret.getNumOperands(), g);
       auto attrs = b.getDictionaryAttr(b.getNamedAttr("sc.name", b.getStringAttr(name)));
-      if (failed(func.insertResult(func.getNumResults(), type, attrs)))
+      if (failed(func.insertResult(func.getNumResults(), g.getType(), attrs)))
         return failure();
     }
     // What nothing reads now: forward ops a rule replaced (attention rebuilt with its

@@ -193,6 +193,22 @@ LogicalResult ConcatOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool
   }
   return success();
 }
+// A split's gradient is its parts' gradients concatenated (zeros for a part none flows to).
+LogicalResult SplitOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool>, SmallVectorImpl<Value> &og) {
+  Location loc = getLoc();
+  SmallVector<Value> parts;
+  for (auto [r, g] : llvm::zip(getResults(), rg)) {
+    if (g) {
+      parts.push_back(g);
+      continue;
+    }
+    RankedTensorType t = typeOf(r);
+    parts.push_back(ConstantOp::create(b, loc, t, DenseElementsAttr::get(t, b.getFloatAttr(t.getElementType(), 0.0))));
+  }
+  og[0] = ConcatOp::create(b, loc, typeOf(getInput()), parts, getAxisAttr());
+  return success();
+}
+
 // The plan's layout holds for the gradient too: Megatron's sequence-parallel all-gather
 // becomes a reduce-scatter of the gradient, a replicated output's gradient an all-reduce.
 LogicalResult ShardingConstraintOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool>, SmallVectorImpl<Value> &og) {

@@ -429,7 +429,7 @@ def Sc_ConcatOp : Sc_Op<"concat", [Sc_HasVjp], ["lowerToStep"]> {
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$inputs attr-dict `:` functional-type(operands, results)";
 }
-def Sc_SplitOp : Sc_Op<"split", [], ["lowerToStep"]> {
+def Sc_SplitOp : Sc_Op<"split", [Sc_HasVjp], ["lowerToStep"]> {
   let summary = "split along an axis; sizes are the results' extents";
   let arguments = (ins Sc_Tensor:$input, I64Attr:$axis);
   let results = (outs Variadic<Sc_Tensor>:$results);
