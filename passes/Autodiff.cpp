@@ -120,8 +120,6 @@ struct Differentiator {
     return returnGradients(b);
   }
 
-  // One output `grad.<parameter>` per trainable parameter, in the stored layout; a parameter
-  // the loss does not read gets zeros.
   // Parts `<base>.part0` … `<base>.part<n-1>` of one stored weight (their sc.file_start
   // differs in one dim) become one gradient of <base>, concatenated along that dim, where the
   // first part stood; anything else passes through.
@@ -181,6 +179,8 @@ struct Differentiator {
     return out;
   }
 
+  // One output `grad.<parameter>` per trainable parameter, in the stored layout; a parameter
+  // the loss does not read gets zeros.
   LogicalResult returnGradients(OpBuilder &b) {
     SmallVector<std::pair<std::string, Value>> outputs;
     for (sc::ParamOp p : params) {

@@ -123,14 +123,17 @@ def ScAddLoss : Pass<"sc-add-loss", "mlir::ModuleOp"> {
 def ScAutodiff : Pass<"sc-autodiff", "mlir::ModuleOp"> {
   let summary = "reverse-mode autodiff of a `mode: train` program: the gradients of the loss";
   let description = [{
-    Runs when the module has `sc.train`, after sc-add-loss, on the flat global program. Seeds
+    Runs when the module has `sc.train`, after sc-add-loss, sc-apply-plan and (for bf16 or
+    fp16 compute) sc-mixed-precision, on the flat global program. Seeds
     d loss = 1 at the output `loss` and walks the ops in reverse, calling each op's VJP rule
     (VjpOpInterface, lib/Dialect/ScVjpRules.cpp) for the operands that depend on a trainable
     parameter (`sc.trainable` on sc.param) and reach the loss; gradients of a value read
     several times (a residual, a tied weight) add up. The backward ops follow the forward
     program, with the forward ops' locations marked as the backward's. Each trainable
     parameter's gradient becomes a new graph output `grad.<parameter name>` in the stored
-    layout (zeros when the loss does not read it). Errors: no output `loss`, no trainable
+    layout (zeros when the loss does not read it); without an optimizer the parts of a packed
+    projection (`<name>.part<i>`) are concatenated back into `grad.<name>`. Errors: no
+    output `loss`, no trainable
     parameter, an op on a gradient path without a VJP rule (naming its ONNX node and module
     path).
   }];
