@@ -18,6 +18,10 @@
 #include <map>
 #include <sstream>
 
+#include <cerrno>
+#include <fcntl.h>
+#include <unistd.h>
+
 namespace shardc::runcli {
 
 namespace {
@@ -47,6 +51,29 @@ std::string rankFile(const std::string &dir, int64_t rank) {
 }
 
 std::string stateJson(const std::string &dir) { return (std::filesystem::path(dir) / "state.json").string(); }
+
+// Replaces `path` by the file written at `tmp` as one step: the bytes are flushed to disk
+// (fsync), then renamed over it and the directory flushed, so a process killed while saving
+// leaves either the previous file or the new one, never a torn one.
+std::string commitFile(const std::string &tmp, const std::string &path) {
+  int fd = ::open(tmp.c_str(), O_RDONLY);
+  if (fd < 0 || ::fsync(fd) != 0) {
+    if (fd >= 0)
+      ::close(fd);
+    return tmp + ": cannot flush to disk: " + std::strerror(errno);
+  }
+  ::close(fd);
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec)
+    return path + ": cannot replace it: " + ec.message();
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  if (int d = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY); d >= 0) {
+    (void)::fsync(d);
+    ::close(d);
+  }
+  return "";
+}
 
 // The raw text of `key`'s value in the flat JSON object saveTrainState writes: a number, or a
 // string without its quotes; "" when absent.
@@ -297,8 +324,11 @@ std::string saveTrainState(const Options &o, const Artifact &artifact, Session &
       return "--save-state: " + err;
     tensors.push_back(widenToF32(t));
   }
-  if (std::string err = writeNpz(rankFile(o.saveState, session.rank()), tensors); !err.empty())
+  const std::string file = rankFile(o.saveState, session.rank());
+  if (std::string err = writeNpz(file + ".tmp", tensors); !err.empty())
     return err;
+  if (std::string err = commitFile(file + ".tmp", file); !err.empty())
+    return "--save-state: " + err;
   if (session.rank() != 0)
     return "";
   std::string axes;
@@ -312,11 +342,14 @@ std::string saveTrainState(const Options &o, const Artifact &artifact, Session &
        << "  \"mesh\": \"" << jsonText(artifact.deviceMesh.describe()) << "\",\n"
        << "  \"mesh_axes\": [" << axes << "],\n"
        << "  \"steps\": " << stepsDone << "\n}\n";
-  std::ofstream f(stateJson(o.saveState), std::ios::binary | std::ios::trunc);
+  const std::string tmp = stateJson(o.saveState) + ".tmp";
+  std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
   f << json.str();
   f.close();
   if (!f)
-    return stateJson(o.saveState) + ": cannot write";
+    return tmp + ": cannot write";
+  if (std::string err = commitFile(tmp, stateJson(o.saveState)); !err.empty())
+    return "--save-state: " + err;
   return "";
 }
 
