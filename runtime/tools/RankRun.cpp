@@ -95,6 +95,9 @@ RankRun runRank(const Options &o, const Artifact &artifact, const std::vector<Ho
     if (o.steps > 1)
       stackOutputs(result.outputs, outputs, o.steps, k);
     reportStep(say, stepsDone, o.steps == 1 ? result.outputs : outputs, result.figures);
+    // --checkpoint-every K: the state after every K-th run (the last run's is saved below).
+    if (err.empty() && o.checkpointEvery > 0 && (k + 1) % o.checkpointEvery == 0 && k + 1 < o.steps)
+      err = saveTrainState(o, artifact, *session, stepsDone);
   }
   if (err.empty() && !o.data.empty()) {
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - loopStart).count();

@@ -39,6 +39,7 @@ struct Options {
   int64_t nproc = 0, threads = 0, repeat = 0;
   int64_t steps = 1;                  // --steps: runs in order, a training loop
   std::string saveState, loadState;   // --save-state / --load-state DIR (TrainState.cpp)
+  int64_t checkpointEvery = 0;        // --checkpoint-every K: also save after every K-th run
   std::string data;                   // --data FILE: int32 token ids feeding input_ids
   std::string lossesOut;              // --losses-out FILE: rank 0's per-step figures as JSON
   bool profile = false;

@@ -47,6 +47,8 @@ const char *const kUsage =
     "  --save-state DIR   after the runs, write the state buffers (DIR/rank<R>.npz, f16/bf16\n"
     "                     as f32) and DIR/state.json\n"
     "  --load-state DIR   before the first run, read the state buffers --save-state wrote\n"
+    "  --checkpoint-dir DIR, --resume DIR   the same as --save-state DIR, --load-state DIR\n"
+    "  --checkpoint-every K   also save the state (--save-state) after every K-th run\n"
     "  --repeat N         after the first run, N timed runs; rank 0 prints mean and best ms\n"
     "  --profile          time every step of the runs after the first (not graph-captured);\n"
     "                     rank 0 prints its ten most expensive kernels\n"
@@ -145,10 +147,12 @@ std::string parseOptions(int argc, char **argv, Options &o) {
       err = value("--data", o.data, "a token file");
     } else if (is("--losses-out")) {
       err = value("--losses-out", o.lossesOut, "a file name");
-    } else if (is("--save-state")) {
-      err = value("--save-state", o.saveState, "a directory");
-    } else if (is("--load-state")) {
-      err = value("--load-state", o.loadState, "a directory");
+    } else if (is("--save-state") || is("--checkpoint-dir")) {
+      err = value(is("--save-state") ? "--save-state" : "--checkpoint-dir", o.saveState, "a directory");
+    } else if (is("--load-state") || is("--resume")) {
+      err = value(is("--load-state") ? "--load-state" : "--resume", o.loadState, "a directory");
+    } else if (is("--checkpoint-every")) {
+      err = count("--checkpoint-every", o.checkpointEvery, "a step count");
     } else if (is("--repeat")) {
       err = count("--repeat", o.repeat);
     } else if (arg == "--random-weights") {
@@ -190,6 +194,8 @@ std::string parseOptions(int argc, char **argv, Options &o) {
   if (!o.data.empty() && (o.repeat || o.profile))
     return "--data feeds a training loop (--steps); --repeat and --profile time repeated runs of one "
            "step: give them without --data";
+  if (o.checkpointEvery && o.saveState.empty())
+    return "--checkpoint-every saves the state: give the directory with --checkpoint-dir (or --save-state)";
   if (o.nproc && o.launcher == "threads")
     std::swap(o.nproc, o.threads);
   return "";

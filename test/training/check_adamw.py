@@ -7,8 +7,9 @@ and compares per step the loss and the pre-clip gradient norm (relative 1e-5) wi
 fp64 run in test/training/references.npz. On one rank it also compares every parameter after
 the 3 steps (the state shardc-run --save-state writes): its norm and its 48 sampled elements,
 relative L2 3e-5 (the issue's tolerance; fp32 against fp64 differs by up to 6.7e-6 here).
-With --resume it runs 2 steps, saves the state, loads it into a new process and runs the third:
-the outputs must equal the straight run bit for bit. With --param-dtype bf16 (bf16 compute, f32
+With --resume it runs 2 steps checkpointing after each (--checkpoint-dir, --checkpoint-every 1:
+the second save replaces the first), resumes from it in a new process (--resume) and runs the
+third: the outputs must equal the straight run bit for bit. With --param-dtype bf16 (bf16 compute, f32
 parameters, moments and gradient reductions) the same fp64 run is the reference, with bf16's
 tolerances: loss 1e-3, grad norm 1e-2, all sampled parameters together 3e-3 relative L2
 (measured 1.7e-4, 1.8e-3 and 4.8e-4 at most).
@@ -160,9 +161,9 @@ if args.ranks == 1 and schedule is None:
 
 if args.resume:
     harness.run([args.shardc_run, artifact, "--outputs", wd / "first2_out.npz", "--steps", "2",
-         "--save-state", wd / "after2"] + feed("first2.npz") + threads)
+         "--checkpoint-dir", wd / "after2", "--checkpoint-every", "1"] + feed("first2.npz") + threads)
     harness.run([args.shardc_run, artifact, "--outputs", wd / "resumed.npz",
-         "--load-state", wd / "after2"] + feed("last.npz") + threads)
+         "--resume", wd / "after2"] + feed("last.npz") + threads)
     resumed = np.load(wd / "resumed.npz")
     for key in ("loss", "grad_norm"):
         if resumed[key].tobytes() != out[key][2].tobytes():
