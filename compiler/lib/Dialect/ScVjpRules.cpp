@@ -74,6 +74,36 @@ Value transpose2d(OpBuilder &b, Location loc, Value x) {
   return TransposeOp::create(b, loc, withShape(x, {s[1], s[0]}), x, b.getDenseI64ArrayAttr({1, 0}));
 }
 
+// An I64Attr axis (read back unsigned) counted from the end when negative.
+int64_t normAxis(uint64_t raw, int64_t rank) {
+  int64_t axis = int64_t(raw);
+  return axis < 0 ? axis + rank : axis;
+}
+
+// The rows a normalisation over the dims [axis, rank) of `x` works on: means over them with
+// the dims kept (shape `rowT`), and the reciprocal square root of a row statistic plus ε.
+struct NormRows {
+  OpBuilder &b;
+  Location loc;
+  RankedTensorType rowT;
+  DenseI64ArrayAttr axes;
+
+  NormRows(OpBuilder &b, Location loc, Value x, uint64_t rawAxis) : b(b), loc(loc) {
+    RankedTensorType xt = typeOf(x);
+    const int64_t rank = xt.getRank(), axis = normAxis(rawAxis, rank);
+    SmallVector<int64_t> rowShape(xt.getShape());
+    for (int64_t i = axis; i < rank; ++i)
+      rowShape[i] = 1;
+    rowT = withShape(x, rowShape);
+    axes = b.getDenseI64ArrayAttr(tailAxes(axis, rank));
+  }
+  Value mean(Value v) { return ReduceMeanOp::create(b, loc, rowT, v, axes, true); }
+  Value invSqrt(Value stat, Value like, double eps) {
+    Value v = AddOp::create(b, loc, rowT, stat, scalar(b, loc, like, eps));
+    return ReciprocalOp::create(b, loc, rowT, SqrtOp::create(b, loc, rowT, v));
+  }
+};
+
 // A rule for an op whose only result gradient is `g` (the common case).
 Value onlyGrad(ArrayRef<Value> resultGrads) { return resultGrads.empty() ? Value() : resultGrads[0]; }
 
@@ -184,7 +214,7 @@ LogicalResult SliceOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool>
 }
 LogicalResult ConcatOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool> wanted, SmallVectorImpl<Value> &og) {
   Value g = onlyGrad(rg);
-  const int64_t rank = typeOf(g).getRank(), axis = int64_t(getAxis()) < 0 ? int64_t(getAxis()) + rank : int64_t(getAxis());
+  const int64_t rank = typeOf(g).getRank(), axis = normAxis(getAxis(), rank);
   SmallVector<int64_t> starts(rank, 0), ones(rank, 1);
   for (auto [i, v] : llvm::enumerate(getInputs())) {
     if (wanted[i])
@@ -247,7 +277,7 @@ static Value spread(OpBuilder &b, Location loc, Value g, Value input, ArrayRef<i
   RankedTensorType in = typeOf(input);
   SmallVector<int64_t> kept(in.getShape());
   for (int64_t a : axes)
-    kept[a < 0 ? a + in.getRank() : a] = 1;
+    kept[normAxis(a, in.getRank())] = 1;
   Value k = keepdims ? g : ReshapeOp::create(b, loc, withShape(g, kept), g).getResult();
   if (typeOf(k).getShape() == in.getShape())
     return k;
@@ -266,7 +296,7 @@ LogicalResult ReduceMeanOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<
   SmallVector<int64_t> axes = reducedAxes(getInput(), getAxes());
   int64_t n = 1;
   for (int64_t a : axes)
-    n *= typeOf(getInput()).getShape()[a < 0 ? a + typeOf(getInput()).getRank() : a];
+    n *= typeOf(getInput()).getShape()[normAxis(a, typeOf(getInput()).getRank())];
   Value g = onlyGrad(rg);
   Value scaled = MulOp::create(b, getLoc(), typeOf(g), g, scalar(b, getLoc(), g, 1.0 / double(n)));
   og[0] = spread(b, getLoc(), scaled, getInput(), axes, getKeepdims());
@@ -278,7 +308,7 @@ LogicalResult SoftmaxOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<boo
   Value g = onlyGrad(rg), y = getResult();
   Location loc = getLoc();
   RankedTensorType t = typeOf(y);
-  int64_t axis = int64_t(getAxis()) < 0 ? int64_t(getAxis()) + t.getRank() : int64_t(getAxis());
+  int64_t axis = normAxis(getAxis(), t.getRank());
   SmallVector<int64_t> rowShape(t.getShape());
   rowShape[axis] = 1;
   Value dot = ReduceSumOp::create(b, loc, withShape(y, rowShape), MulOp::create(b, loc, t, g, y),
@@ -294,17 +324,9 @@ LogicalResult LayerNormOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<b
   Value g = onlyGrad(rg), x = getInput();
   Location loc = getLoc();
   RankedTensorType xt = typeOf(x);
-  const int64_t rank = xt.getRank(), axis = int64_t(getAxis()) < 0 ? int64_t(getAxis()) + rank : int64_t(getAxis());
-  SmallVector<int64_t> rowShape(xt.getShape());
-  for (int64_t i = axis; i < rank; ++i)
-    rowShape[i] = 1;
-  RankedTensorType rowT = withShape(x, rowShape);
-  auto axes = b.getDenseI64ArrayAttr(tailAxes(axis, rank));
-  auto mean = [&](Value v) { return ReduceMeanOp::create(b, loc, rowT, v, axes, true).getResult(); };
-  Value centered = SubOp::create(b, loc, xt, x, mean(x));
-  Value var = mean(MulOp::create(b, loc, xt, centered, centered));
-  Value v = AddOp::create(b, loc, rowT, var, scalar(b, loc, x, getEpsilon().convertToDouble()));
-  Value r = ReciprocalOp::create(b, loc, rowT, SqrtOp::create(b, loc, rowT, v));
+  NormRows rows(b, loc, x, getAxis());
+  Value centered = SubOp::create(b, loc, xt, x, rows.mean(x));
+  Value r = rows.invSqrt(rows.mean(MulOp::create(b, loc, xt, centered, centered)), x, getEpsilon().convertToDouble());
   Value n = MulOp::create(b, loc, xt, centered, r);
   if (wanted[1])
     og[1] = unbroadcast(b, loc, MulOp::create(b, loc, xt, g, n), typeOf(getScale()));
@@ -312,8 +334,8 @@ LogicalResult LayerNormOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<b
     og[2] = unbroadcast(b, loc, g, typeOf(getBias()));
   if (wanted[0]) {
     Value gs = MulOp::create(b, loc, xt, g, getScale());
-    Value inner = SubOp::create(b, loc, xt, SubOp::create(b, loc, xt, gs, mean(gs)),
-                                MulOp::create(b, loc, xt, n, mean(MulOp::create(b, loc, xt, gs, n))));
+    Value inner = SubOp::create(b, loc, xt, SubOp::create(b, loc, xt, gs, rows.mean(gs)),
+                                MulOp::create(b, loc, xt, n, rows.mean(MulOp::create(b, loc, xt, gs, n))));
     og[0] = MulOp::create(b, loc, xt, inner, r);
   }
   return success();
@@ -325,22 +347,14 @@ LogicalResult RmsNormOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<boo
   Value g = onlyGrad(rg), x = getInput();
   Location loc = getLoc();
   RankedTensorType xt = typeOf(x);
-  const int64_t rank = xt.getRank(), axis = int64_t(getAxis()) < 0 ? int64_t(getAxis()) + rank : int64_t(getAxis());
-  SmallVector<int64_t> rowShape(xt.getShape());
-  for (int64_t i = axis; i < rank; ++i)
-    rowShape[i] = 1;
-  RankedTensorType rowT = withShape(x, rowShape);
-  auto axes = b.getDenseI64ArrayAttr(tailAxes(axis, rank));
-  Value sq = MulOp::create(b, loc, xt, x, x);
-  Value ms = ReduceMeanOp::create(b, loc, rowT, sq, axes, true);
-  Value v = AddOp::create(b, loc, rowT, ms, scalar(b, loc, x, getEpsilon().convertToDouble()));
-  Value r = ReciprocalOp::create(b, loc, rowT, SqrtOp::create(b, loc, rowT, v));
+  NormRows rows(b, loc, x, getAxis());
+  Value r = rows.invSqrt(rows.mean(MulOp::create(b, loc, xt, x, x)), x, getEpsilon().convertToDouble());
   Value n = MulOp::create(b, loc, xt, x, r);
   if (wanted[1])
     og[1] = unbroadcast(b, loc, MulOp::create(b, loc, xt, g, n), typeOf(getScale()));
   if (wanted[0]) {
     Value gs = MulOp::create(b, loc, xt, g, getScale());
-    Value dot = ReduceMeanOp::create(b, loc, rowT, MulOp::create(b, loc, xt, gs, n), axes, true);
+    Value dot = rows.mean(MulOp::create(b, loc, xt, gs, n));
     Value inner = SubOp::create(b, loc, xt, gs, MulOp::create(b, loc, xt, n, dot));
     og[0] = MulOp::create(b, loc, xt, inner, r);
   }
