@@ -114,10 +114,12 @@ RankRun runRank(const Options &o, const Artifact &artifact, const std::vector<Ho
     err = session->run(inputs, result.outputs);
     ++stepsDone;
   }
-  // Timed runs after the first (which binds, warms caches and compiles nothing new).
+  // Timed runs after the first (which binds, warms caches and compiles nothing new) and the
+  // graph capture, which runTimed adds untimed when it has not happened yet.
   if (err.empty() && o.repeat > 0) {
-    err = session->runTimed(inputs, result.outputs, o.repeat, result.meanMs, result.bestMs);
-    stepsDone += o.repeat;
+    uint64_t before = session->executor().runCount();
+    err = session->runTimed(inputs, result.outputs, o.repeat, result.timedMs);
+    stepsDone += static_cast<int64_t>(session->executor().runCount() - before);
   }
   if (err.empty() && !o.saveState.empty())
     err = saveTrainState(o, artifact, *session, stepsDone);

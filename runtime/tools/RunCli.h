@@ -104,7 +104,7 @@ struct RankRun {
   bool stopped = false;     // a test hook took this rank away (RunHooks::stopError)
   std::vector<HostTensor> outputs;
   uint64_t arenaPeak = 0, weightBytes = 0;
-  double meanMs = 0, bestMs = 0; // --repeat
+  std::vector<double> timedMs;   // --repeat: each timed run
   std::string streams;           // the two-stream schedule, described ("" on one stream)
   std::vector<double> stepMs;    // --profile: per step, mean over the profiled runs
   uint64_t profiledRuns = 0;
