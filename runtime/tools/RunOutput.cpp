@@ -123,6 +123,10 @@ int finishRank0(const Options &o, const Artifact &artifact, RankRun &run, const 
             std::to_string(artifact.blob.size()) + " bytes");
   if (o.verbose && !run.streams.empty())
     say.err(o.model + ": two streams: " + run.streams);
+  if (o.checkReplay)
+    say.out(std::string("replay: the second and third runs equal the first bit for bit (") +
+            (run.replayed ? "the third replayed the graph the second recorded" : "no graph recorded: each run enqueued its steps") +
+            "; " + o.backend + ", rank 0)");
   if (o.repeat > 0 && !run.timedMs.empty()) {
     std::vector<double> ms = run.timedMs;
     std::sort(ms.begin(), ms.end());
