@@ -631,7 +631,7 @@ std::string Executor::runSteps(double *timedMs) {
         if (std::string err = backend_.mark(i + 1); !err.empty())
           return stepPrefix(i) + "profiling: " + err;
       if (stepMark_)
-        if (std::string err = stepMark_(i); !err.empty())
+        if (std::string err = stepMark_(i, twoStreams_ ? schedule_.stream[i] : 0); !err.empty())
           return stepPrefix(i) + err;
       if (afterStep_)
         afterStep_(i, steps_[i].collective ? std::vector<TensorView>{steps_[i].collectiveArgs.out} : steps_[i].args.out);

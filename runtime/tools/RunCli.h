@@ -122,7 +122,7 @@ struct RankContext {
   std::function<std::string(bool failed, int64_t &firstFailed)> agree;
   // The watchdog's per-step marks (NCCL), kept through CUDA-graph capture and replay
   // (Executor::setStepMarks).
-  std::function<std::string(size_t step)> stepMark;
+  std::function<std::string(size_t step, int stream)> stepMark;
   std::function<std::string(bool replay)> beginRun;
 };
 

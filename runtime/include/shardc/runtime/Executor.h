@@ -79,7 +79,9 @@ public:
   // graph captures replay with it); `beginRun(replay)` before every run's steps, `replay`
   // telling that a recorded graph will run them without calling `mark`. Unlike setAfterStep,
   // these leave runs capturable. Either returns "" or an error that stops the run.
-  void setStepMarks(std::function<std::string(size_t)> mark, std::function<std::string(bool replay)> beginRun) {
+  // `mark` also gets the stream the step was enqueued on (0 on a one-stream schedule), which is
+  // the backend's current stream while it is called.
+  void setStepMarks(std::function<std::string(size_t, int)> mark, std::function<std::string(bool replay)> beginRun) {
     stepMark_ = std::move(mark);
     beginRun_ = std::move(beginRun);
   }
@@ -173,7 +175,7 @@ private:
   uint64_t runs_ = 0, lastRunBlocked_ = 0; // for Backend::runCaptured
   bool profiling_ = false, marksReady_ = false;
   bool twoStreams_ = false;
-  std::function<std::string(size_t)> stepMark_;
+  std::function<std::string(size_t, int)> stepMark_;
   std::function<std::string(bool)> beginRun_;
   StreamSchedule schedule_;
   std::vector<bool> recordAfter_; // steps another stream waits for
