@@ -207,14 +207,22 @@ llvm::Expected<int64_t> Emitter::bufferFor(Value v) {
   return fail(def ? def : v.getParentBlock()->getParentOp(), "value has no buffer (used before definition?)");
 }
 
+// A step's location in the artifact: "<node> @ <module path>", and " (backward)" for the ops of
+// a training step's backward (sc-autodiff's locations), which `shardc report` and the
+// profiles tell apart.
+static std::string stepLoc(Location loc) {
+  OnnxLocInfo li = readOnnxLoc(loc);
+  return li.nodeName + (li.modulePath.empty() ? "" : " @ " + li.modulePath) +
+         (isBackwardLoc(loc) ? " (backward)" : "");
+}
+
 void Emitter::addStep(Operation *op, llvm::StringRef kind, ValueRange ins, ValueRange outs, rt::Attrs attrs,
                       OpCost cost) {
   if (pending)
     return;
   Step s;
   s.op = kind.str();
-  OnnxLocInfo li = readOnnxLoc(op->getLoc());
-  s.loc = li.nodeName + (li.modulePath.empty() ? "" : " @ " + li.modulePath);
+  s.loc = stepLoc(op->getLoc());
   for (Value v : ins) {
     auto id = bufferFor(v);
     if (!id) {
@@ -264,8 +272,7 @@ llvm::Error Emitter::emitOp(Operation *op) {
       return from.takeError();
     Step s;
     s.op = "copy";
-    OnnxLocInfo li = readOnnxLoc(op->getLoc());
-    s.loc = li.nodeName + (li.modulePath.empty() ? "" : " @ " + li.modulePath);
+    s.loc = stepLoc(op->getLoc());
     s.in = {*from};
     s.out = {*id};
     loadSteps.push_back(std::move(s));
