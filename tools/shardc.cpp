@@ -271,6 +271,8 @@ int runCompile(MLIRContext &ctx) {
         train.push_back(b.getNamedAttr("lr_scheduler", l));
       if (plan->maxGradNorm)
         train.push_back(b.getNamedAttr("max_grad_norm", b.getF64FloatAttr(*plan->maxGradNorm)));
+      train.push_back(b.getNamedAttr("reshard_after_forward",
+                                     b.getStringAttr(shardc::stringifyReshardAfterForward(plan->reshardAfterForward))));
       if (plan->activationCheckpointing != shardc::Checkpointing::None)
         train.push_back(b.getNamedAttr("activation_checkpointing",
                                        b.getStringAttr(shardc::stringifyCheckpointing(plan->activationCheckpointing))));

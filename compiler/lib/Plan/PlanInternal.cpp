@@ -48,6 +48,16 @@ std::optional<Mode> parseMode(StringRef s) {
 
 StringRef stringifyMode(Mode m) { return m == Mode::Train ? "train" : "inference"; }
 
+std::optional<ReshardAfterForward> parseReshardAfterForward(StringRef s) {
+  if (s == "auto" || s == "null")
+    return ReshardAfterForward::Auto;
+  if (s == "true")
+    return ReshardAfterForward::Always;
+  if (s == "false")
+    return ReshardAfterForward::Never;
+  return std::nullopt;
+}
+
 std::optional<Checkpointing> parseCheckpointing(StringRef s) {
   if (s == "false" || s == "none")
     return Checkpointing::None;
@@ -84,6 +94,10 @@ std::string rejectedAxisMessage(StringRef axis) {
 } // namespace shardc::plan
 
 namespace shardc {
+llvm::StringRef stringifyReshardAfterForward(ReshardAfterForward r) {
+  return r == ReshardAfterForward::Always ? "true" : r == ReshardAfterForward::Never ? "false" : "auto";
+}
+
 llvm::StringRef stringifyCheckpointing(Checkpointing c) {
   return c == Checkpointing::Full ? "full" : c == Checkpointing::Selective ? "selective" : "false";
 }

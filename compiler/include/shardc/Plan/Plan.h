@@ -77,6 +77,13 @@ enum class Mode { Inference, Train };
 enum class Checkpointing { None, Full, Selective };
 llvm::StringRef stringifyCheckpointing(Checkpointing c); // "false", "full", "selective"
 
+// `reshard_after_forward` (train), FSDP2's: true frees each layer's gathered parameters after
+// its forward and gathers them again for its backward; false keeps them; unset (`auto`) does
+// so for every decoder layer but the last. The root group (embeddings, final norm, lm_head)
+// is never resharded, as FSDP2's root.
+enum class ReshardAfterForward { Auto, Always, Never };
+llvm::StringRef stringifyReshardAfterForward(ReshardAfterForward r); // "auto", "true", "false"
+
 enum class ModelFamily { Unknown, Llama /* Llama, Qwen2, Mistral */, GPT2, Bert };
 llvm::StringRef stringifyModelFamily(ModelFamily f);
 
@@ -90,7 +97,7 @@ struct Plan {
   bool tpAuto = false; // `tp_plan: auto`: the built-in plan of the detected family
   bool sequenceParallel = false;
   MixedPrecision mp;
-  bool reshardAfterForward = true;
+  ReshardAfterForward reshardAfterForward = ReshardAfterForward::Auto;
   Checkpointing activationCheckpointing = Checkpointing::None;
   Mode mode = Mode::Inference;
   // `loss: {labels: input}` (train mode): the labels come from a graph input `labels` [B, S]
