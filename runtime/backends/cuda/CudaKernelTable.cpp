@@ -1,0 +1,224 @@
+// The table behind lookupCudaKernel and --check-backend cuda (CudaKernelTable.h): each library
+// kernel with the predicate saying which operands it takes. A launch goes through
+// dispatch<I>, which asks the predicate first, so a step the table says it cannot take fails
+// with the same words the check prints.
+#include "CudaKernelTable.h"
+
+#include "CudaBackend.h"
+#include "LibraryKernels.h"
+#include "shardc/kernels/FlashAttention.h"
+
+#include <array>
+#include <utility>
+
+namespace shardc::cuda {
+
+namespace {
+
+using rt::DType;
+using rt::KernelArgs;
+using rt::TensorView;
+
+constexpr uint32_t bit(DType d) { return 1u << unsigned(d); }
+constexpr uint32_t kFloats = bit(DType::F32) | bit(DType::BF16) | bit(DType::F16);
+constexpr uint32_t kIds = bit(DType::I64) | bit(DType::I32);
+
+std::string counts(std::string_view op, const KernelArgs &a, size_t inMin, size_t inMax, size_t outMin,
+                   size_t outMax) {
+  if (a.in.size() >= inMin && a.in.size() <= inMax && a.out.size() >= outMin && a.out.size() <= outMax)
+    return "";
+  return std::string(op) + ": " + std::to_string(a.in.size()) + " inputs and " + std::to_string(a.out.size()) +
+         " outputs (the CUDA kernel takes " + std::to_string(inMin) + (inMax > inMin ? "+" : "") + " and " +
+         std::to_string(outMin) + (outMax > outMin ? "+" : "") + ")";
+}
+
+std::string dtypeIn(std::string_view op, const char *role, const TensorView &t, uint32_t set, const char *names) {
+  if (set & bit(t.dtype))
+    return "";
+  return std::string(op) + ": " + role + " of dtype " + rt::dtypeName(t.dtype) + " (the CUDA kernel takes " +
+         names + ")";
+}
+
+std::string sameDtype(std::string_view op, const char *role, const TensorView &t, const TensorView &like) {
+  if (t.dtype == like.dtype)
+    return "";
+  return std::string(op) + ": " + role + " of dtype " + rt::dtypeName(t.dtype) + ", not " +
+         rt::dtypeName(like.dtype) + " as the first input";
+}
+
+// The first non-empty of the checks.
+template <typename... E> std::string firstOf(E &&...errors) {
+  std::string out;
+  ((out.empty() ? (void)(out = std::forward<E>(errors)) : (void)0), ...);
+  return out;
+}
+
+std::string floatsAlike(std::string_view op, const KernelArgs &a) {
+  std::string err = dtypeIn(op, "the first input", a.in[0], kFloats, "f32, bf16, f16");
+  for (size_t i = 1; i < a.in.size() && err.empty(); ++i)
+    err = sameDtype(op, "an input", a.in[i], a.in[0]);
+  for (size_t i = 0; i < a.out.size() && err.empty(); ++i)
+    err = sameDtype(op, "an output", a.out[i], a.in[0]);
+  return err;
+}
+
+std::string anyOne(std::string_view op, const KernelArgs &a) { return counts(op, a, 1, 1, 1, 1); }
+
+std::string acceptsLinear(const KernelArgs &a) {
+  if (std::string err = firstOf(counts("linear", a, 2, 3, 1, 1), floatsAlike("linear", a)); !err.empty())
+    return err;
+  const std::string epilogue = a.attrs ? a.attrs->getString("epilogue", "") : "";
+  if (!epilogue.empty() && (epilogue != "gelu_tanh" || a.in.size() < 3))
+    return "linear: the epilogue '" + epilogue + "' (with" + (a.in.size() < 3 ? "out" : "") +
+           " a bias) has no cuBLASLt plan";
+  return a.in[1].rank() == 2 ? "" : "linear: the CUDA kernel takes a 2-D weight";
+}
+
+std::string acceptsMatmul(const KernelArgs &a) {
+  return firstOf(counts("matmul", a, 2, 2, 1, 1), floatsAlike("matmul", a));
+}
+
+std::string acceptsAttention(const KernelArgs &a) {
+  if (std::string err = counts("attention", a, 3, 4, 1, 2); !err.empty())
+    return err;
+  if (a.out.size() > 1)
+    return "attention: the second output lse (training) has no CUDA kernel";
+  const TensorView &q = a.in[0], &k = a.in[1], &v = a.in[2];
+  std::string err = dtypeIn("attention", "q", q, kFloats, "f32, bf16, f16");
+  if (err.empty())
+    err = firstOf(sameDtype("attention", "k", k, q), sameDtype("attention", "v", v, q),
+                  sameDtype("attention", "y", a.out[0], q));
+  if (err.empty() && (q.rank() != 4 || k.rank() != 4 || v.rank() != 4))
+    err = "attention: the CUDA kernel takes 4-D q, k, v";
+  if (err.empty() && a.in.size() > 3)
+    err = dtypeIn("attention", "the mask", a.in[3], bit(DType::Bool) | bit(DType::F32), "bool, f32");
+  if (!err.empty())
+    return err;
+  const bool flash = q.dtype != DType::F32 && q.shape[3] == v.shape[3] &&
+                     kernels::flashAttentionSupportsHeadDim(q.shape[3]);
+  if (!flash && (k.shape[2] + 32) * 4 > 48 * 1024)
+    return "attention: " + std::to_string(k.shape[2]) +
+           " keys exceed the row kernel's shared memory (16-bit inputs of head dim 32, 64 or 128 take the "
+           "flash kernel)";
+  return "";
+}
+
+std::string acceptsEmbedding(const KernelArgs &a) {
+  if (std::string err = firstOf(counts("embedding", a, 2, 3, 1, 1),
+                                dtypeIn("embedding", "the ids", a.in[1], kIds, "i64, i32"));
+      !err.empty())
+    return err;
+  if (a.in[0].rank() != 2 || (rt::dtypeSize(a.in[0].dtype) != 2 && rt::dtypeSize(a.in[0].dtype) != 4))
+    return std::string("embedding: the CUDA kernel takes a [V, H] table of 2- or 4-byte elements, not ") +
+           rt::dtypeName(a.in[0].dtype) + " of rank " + std::to_string(a.in[0].rank());
+  if (a.in.size() == 3 && (a.in[2].dtype != DType::I64 || a.in[2].numel() != 1))
+    return "embedding: row_start must be one i64";
+  return "";
+}
+
+std::string acceptsCopy(const KernelArgs &a) { return anyOne("copy", a); }
+std::string acceptsCast(const KernelArgs &a) { return anyOne("cast", a); }
+std::string acceptsSplit(const KernelArgs &a) { return counts("split", a, 1, 1, 1, 64); }
+
+std::string acceptsDynamicSlice(const KernelArgs &a) {
+  if (std::string err = counts("dynamic_slice", a, 2, 2, 1, 1); !err.empty())
+    return err;
+  if (a.in[1].dtype != DType::I64 || a.in[1].numel() != 1 || a.out[0].rank() != a.in[0].rank())
+    return "dynamic_slice: the CUDA kernel takes an i64 start and a result of the input's rank";
+  return "";
+}
+
+std::string acceptsGather(const KernelArgs &a) {
+  return firstOf(counts("gather", a, 2, 2, 1, 1), dtypeIn("gather", "the indices", a.in[1], kIds, "i64, i32"));
+}
+
+std::string acceptsTokenLoss(const KernelArgs &a) {
+  if (std::string err = counts("token_loss", a, 2, 2, 2, 2); !err.empty())
+    return err;
+  if (a.in[0].rank() != 3 || a.in[1].dtype != DType::I64 || a.out[0].dtype != DType::F32 ||
+      a.out[1].dtype != DType::F32)
+    return "token_loss: the CUDA kernel takes logits [B, S, V], i64 labels and f32 outputs";
+  return dtypeIn("token_loss", "the logits", a.in[0], kFloats, "f32, bf16, f16");
+}
+
+std::string acceptsTokenLossGrad(const KernelArgs &a) {
+  if (std::string err = counts("token_loss_grad", a, 3, 3, 1, 1); !err.empty())
+    return err;
+  const TensorView &x = a.in[0];
+  if (x.rank() != 3 || a.in[1].dtype != DType::I64 || a.in[2].dtype != DType::F32 || a.in[2].numel() != 1 ||
+      a.out[0].dtype != x.dtype)
+    return "token_loss_grad: the CUDA kernel takes logits [B, S, V], i64 labels, one f32 dsum and dlogits of "
+           "the logits' dtype";
+  return dtypeIn("token_loss_grad", "the logits", x, kFloats, "f32, bf16, f16");
+}
+
+std::string acceptsEmbeddingGrad(const KernelArgs &a) {
+  if (std::string err = counts("embedding_grad", a, 2, 3, 1, 1); !err.empty())
+    return err;
+  const TensorView &ids = a.in[0], &dy = a.in[1], &dtable = a.out[0];
+  if (std::string err = firstOf(dtypeIn("embedding_grad", "the ids", ids, kIds, "i64, i32"),
+                                dtypeIn("embedding_grad", "dy", dy, kFloats, "f32, bf16, f16"),
+                                sameDtype("embedding_grad", "dtable", dtable, dy));
+      !err.empty())
+    return err;
+  if (dtable.rank() != 2 || dy.numel() != ids.numel() * dtable.shape[1])
+    return "embedding_grad: the CUDA kernel takes dy [..., H] and dtable [V, H]";
+  if (a.in.size() == 3 && (a.in[2].dtype != DType::I64 || a.in[2].numel() != 1))
+    return "embedding_grad: row_start must be one i64";
+  if (dtable.shape[1] * 4 > 48 * 1024)
+    return "embedding_grad: hidden size " + std::to_string(dtable.shape[1]) +
+           " exceeds the CUDA kernel's shared-memory row (12288 floats)";
+  return "";
+}
+
+constexpr CudaKernelEntry kTable[] = {
+    {"linear", lib::linearKernel, acceptsLinear, "f32 bf16 f16"},
+    {"matmul", lib::matmulKernel, acceptsMatmul, "f32 bf16 f16"},
+    {"attention", lib::attentionKernel, acceptsAttention, "f32 bf16 f16"},
+    {"embedding", lib::embeddingKernel, acceptsEmbedding, "2- and 4-byte tables, i64/i32 ids"},
+    {"copy", lib::copyKernel, acceptsCopy, "all"},
+    {"cast", lib::castKernel, acceptsCast, "all"},
+    {"split", lib::splitKernel, acceptsSplit, "all"},
+    {"dynamic_slice", lib::dynamicSliceKernel, acceptsDynamicSlice, "all"},
+    {"gather", lib::gatherKernel, acceptsGather, "all, i64/i32 indices"},
+    {"token_loss", lib::tokenLossKernel, acceptsTokenLoss, "f32 bf16 f16"},
+    {"token_loss_grad", lib::tokenLossGradKernel, acceptsTokenLossGrad, "f32 bf16 f16"},
+    {"embedding_grad", lib::embeddingGradKernel, acceptsEmbeddingGrad, "f32 bf16 f16"},
+};
+constexpr size_t kCount = sizeof(kTable) / sizeof(kTable[0]);
+
+// Entry I's launch: the predicate, then the kernel.
+template <size_t I> std::string dispatch(const KernelArgs &a) {
+  if (std::string err = kTable[I].accepts(a); !err.empty())
+    return err;
+  return kTable[I].run(a);
+}
+template <size_t... I> constexpr std::array<rt::KernelFn, sizeof...(I)> dispatchers(std::index_sequence<I...>) {
+  return {dispatch<I>...};
+}
+constexpr std::array<rt::KernelFn, kCount> kDispatch = dispatchers(std::make_index_sequence<kCount>());
+
+} // namespace
+
+const CudaKernelEntry *cudaKernelTable(size_t &count) {
+  count = kCount;
+  return kTable;
+}
+
+const CudaKernelEntry *findCudaKernel(std::string_view op) {
+  for (const CudaKernelEntry &e : kTable)
+    if (e.op == op)
+      return &e;
+  return nullptr;
+}
+
+rt::KernelFn lookupCudaKernel(std::string_view op) {
+  const CudaKernelEntry *e = findCudaKernel(op);
+  if (!e)
+    return nullptr;
+  if (op == "attention")
+    lib::prepareAttention();
+  return kDispatch[size_t(e - kTable)];
+}
+
+} // namespace shardc::cuda

@@ -1,0 +1,28 @@
+// The CUDA backend's library kernels by entry point, for the table that dispatches them
+// (CudaKernelTable.cpp). Host declarations only: no CUDA header, so plain C++ includes it.
+#pragma once
+
+#include "shardc/runtime/Kernel.h"
+
+#include <string>
+
+namespace shardc::cuda::lib {
+
+// LibraryKernels.cu
+std::string linearKernel(const rt::KernelArgs &a);
+std::string matmulKernel(const rt::KernelArgs &a);
+std::string attentionKernel(const rt::KernelArgs &a);
+std::string embeddingKernel(const rt::KernelArgs &a);
+std::string copyKernel(const rt::KernelArgs &a);
+std::string castKernel(const rt::KernelArgs &a);
+std::string splitKernel(const rt::KernelArgs &a);
+std::string dynamicSliceKernel(const rt::KernelArgs &a);
+std::string gatherKernel(const rt::KernelArgs &a);
+std::string tokenLossKernel(const rt::KernelArgs &a);
+std::string tokenLossGradKernel(const rt::KernelArgs &a);
+std::string embeddingGradKernel(const rt::KernelArgs &a);
+
+// Prepares the flash attention kernels' shared memory (host-side, before any capture).
+void prepareAttention();
+
+} // namespace shardc::cuda::lib
