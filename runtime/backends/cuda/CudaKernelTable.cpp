@@ -7,6 +7,7 @@
 #include "CudaBackend.h"
 #include "LibraryKernels.h"
 #include "shardc/kernels/FlashAttention.h"
+#include "shardc/kernels/IndexKernels.h"
 
 #include <array>
 #include <utility>
@@ -171,6 +172,32 @@ std::string acceptsEmbeddingGrad(const KernelArgs &a) {
   return "";
 }
 
+// Data movement through the strided-copy kernel: any dtype, inputs and outputs alike, rank <= 8.
+std::string movesAlike(std::string_view op, const KernelArgs &a, size_t inMax) {
+  std::string err = counts(op, a, 1, inMax, 1, 1);
+  for (size_t i = 0; i < a.in.size() && err.empty(); ++i)
+    err = sameDtype(op, "an input", a.in[i], a.in[0]);
+  if (err.empty())
+    err = sameDtype(op, "the output", a.out[0], a.in[0]);
+  if (err.empty() && (a.out[0].rank() > kernels::kIndexMaxRank || a.in[0].rank() > kernels::kIndexMaxRank))
+    err = std::string(op) + ": rank over " + std::to_string(kernels::kIndexMaxRank);
+  return err;
+}
+std::string acceptsSlice(const KernelArgs &a) { return movesAlike("slice", a, 1); }
+std::string acceptsConcat(const KernelArgs &a) { return movesAlike("concat", a, 4096); }
+std::string acceptsTranspose(const KernelArgs &a) { return movesAlike("transpose", a, 1); }
+std::string acceptsExpand(const KernelArgs &a) { return movesAlike("expand", a, 1); }
+
+std::string reduces(std::string_view op, const KernelArgs &a) {
+  std::string err = firstOf(counts(op, a, 1, 1, 1, 1), floatsAlike(op, a));
+  if (err.empty() && a.in[0].rank() > kernels::kIndexMaxRank)
+    err = std::string(op) + ": rank over " + std::to_string(kernels::kIndexMaxRank);
+  return err;
+}
+std::string acceptsReduceSum(const KernelArgs &a) { return reduces("reduce_sum", a); }
+std::string acceptsReduceMean(const KernelArgs &a) { return reduces("reduce_mean", a); }
+std::string acceptsReduceMax(const KernelArgs &a) { return reduces("reduce_max", a); }
+
 constexpr CudaKernelEntry kTable[] = {
     {"linear", lib::linearKernel, acceptsLinear, "f32 bf16 f16"},
     {"matmul", lib::matmulKernel, acceptsMatmul, "f32 bf16 f16"},
@@ -184,6 +211,13 @@ constexpr CudaKernelEntry kTable[] = {
     {"token_loss", lib::tokenLossKernel, acceptsTokenLoss, "f32 bf16 f16"},
     {"token_loss_grad", lib::tokenLossGradKernel, acceptsTokenLossGrad, "f32 bf16 f16"},
     {"embedding_grad", lib::embeddingGradKernel, acceptsEmbeddingGrad, "f32 bf16 f16"},
+    {"slice", lib::sliceKernel, acceptsSlice, "all"},
+    {"concat", lib::concatKernel, acceptsConcat, "all"},
+    {"transpose", lib::transposeKernel, acceptsTranspose, "all"},
+    {"expand", lib::expandKernel, acceptsExpand, "all"},
+    {"reduce_sum", lib::reduceSumKernel, acceptsReduceSum, "f32 bf16 f16"},
+    {"reduce_mean", lib::reduceMeanKernel, acceptsReduceMean, "f32 bf16 f16"},
+    {"reduce_max", lib::reduceMaxKernel, acceptsReduceMax, "f32 bf16 f16"},
 };
 constexpr size_t kCount = sizeof(kTable) / sizeof(kTable[0]);
 

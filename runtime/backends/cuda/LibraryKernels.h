@@ -22,6 +22,15 @@ std::string tokenLossKernel(const rt::KernelArgs &a);
 std::string tokenLossGradKernel(const rt::KernelArgs &a);
 std::string embeddingGradKernel(const rt::KernelArgs &a);
 
+// SharedKernels.cu (the SIMT kernels of shardc/kernels/IndexKernels.h)
+std::string sliceKernel(const rt::KernelArgs &a);
+std::string concatKernel(const rt::KernelArgs &a);
+std::string transposeKernel(const rt::KernelArgs &a);
+std::string expandKernel(const rt::KernelArgs &a);
+std::string reduceSumKernel(const rt::KernelArgs &a);
+std::string reduceMeanKernel(const rt::KernelArgs &a);
+std::string reduceMaxKernel(const rt::KernelArgs &a);
+
 // Prepares the flash attention kernels' shared memory (host-side, before any capture).
 void prepareAttention();
 
