@@ -6,6 +6,7 @@
 
 #include "CudaBackend.h"
 #include "LibraryKernels.h"
+#include "shardc/kernels/AttentionRows.h"
 #include "shardc/kernels/FlashAttention.h"
 #include "shardc/kernels/IndexKernels.h"
 
@@ -79,29 +80,63 @@ std::string acceptsMatmul(const KernelArgs &a) {
   return firstOf(counts("matmul", a, 2, 2, 1, 1), floatsAlike("matmul", a));
 }
 
+// q, k, v 4-D of one float dtype, GQA heads, a bool or f32 mask: what every attention kernel takes.
+std::string attentionOperands(std::string_view op, const KernelArgs &a, size_t mask) {
+  const TensorView &q = a.in[0], &k = a.in[1], &v = a.in[2];
+  std::string err = dtypeIn(op, "q", q, kFloats, "f32, bf16, f16");
+  if (err.empty())
+    err = firstOf(sameDtype(op, "k", k, q), sameDtype(op, "v", v, q));
+  if (err.empty() && (q.rank() != 4 || k.rank() != 4 || v.rank() != 4))
+    err = std::string(op) + ": the CUDA kernel takes 4-D q, k, v";
+  if (err.empty() && (k.shape[1] == 0 || q.shape[1] % k.shape[1] != 0))
+    err = std::string(op) + ": query heads are not a multiple of kv heads";
+  if (err.empty() && a.in.size() > mask)
+    err = dtypeIn(op, "the mask", a.in[mask], bit(DType::Bool) | bit(DType::F32), "bool, f32");
+  return err;
+}
+
+// The row kernels (AttentionRows.h and the library's f32 one) keep a row of scores in 48 KiB
+// of shared memory.
+std::string rowFits(std::string_view op, size_t bytes, const char *what) {
+  if (bytes <= 48 * 1024)
+    return "";
+  return std::string(op) + ": " + what + " exceed the CUDA row kernel's 48 KiB of shared memory";
+}
+
 std::string acceptsAttention(const KernelArgs &a) {
   if (std::string err = counts("attention", a, 3, 4, 1, 2); !err.empty())
     return err;
-  if (a.out.size() > 1)
-    return "attention: the second output lse (training) has no CUDA kernel";
   const TensorView &q = a.in[0], &k = a.in[1], &v = a.in[2];
-  std::string err = dtypeIn("attention", "q", q, kFloats, "f32, bf16, f16");
-  if (err.empty())
-    err = firstOf(sameDtype("attention", "k", k, q), sameDtype("attention", "v", v, q),
-                  sameDtype("attention", "y", a.out[0], q));
-  if (err.empty() && (q.rank() != 4 || k.rank() != 4 || v.rank() != 4))
-    err = "attention: the CUDA kernel takes 4-D q, k, v";
-  if (err.empty() && a.in.size() > 3)
-    err = dtypeIn("attention", "the mask", a.in[3], bit(DType::Bool) | bit(DType::F32), "bool, f32");
-  if (!err.empty())
+  if (std::string err = firstOf(attentionOperands("attention", a, 3), sameDtype("attention", "y", a.out[0], q));
+      !err.empty())
     return err;
+  if (a.out.size() > 1) { // training: the row kernel that also writes lse
+    if (a.out[1].dtype != DType::F32 || a.out[1].numel() != q.shape[0] * q.shape[1] * q.shape[2])
+      return "attention: lse must be f32 [B, Hq, S]";
+    return rowFits("attention", kernels::attentionRowsForwardShared(k.shape[2]), "the keys");
+  }
   const bool flash = q.dtype != DType::F32 && q.shape[3] == v.shape[3] &&
                      kernels::flashAttentionSupportsHeadDim(q.shape[3]);
-  if (!flash && (k.shape[2] + 32) * 4 > 48 * 1024)
-    return "attention: " + std::to_string(k.shape[2]) +
-           " keys exceed the row kernel's shared memory (16-bit inputs of head dim 32, 64 or 128 take the "
-           "flash kernel)";
-  return "";
+  return flash ? "" : rowFits("attention", size_t(k.shape[2] + 32) * 4, "the keys");
+}
+
+std::string acceptsAttentionGrad(const KernelArgs &a) {
+  if (std::string err = counts("attention_grad", a, 6, 7, 3, 3); !err.empty())
+    return err;
+  const TensorView &q = a.in[0], &k = a.in[1], &v = a.in[2];
+  std::string err = attentionOperands("attention_grad", a, 6);
+  for (size_t i : {3, 5})
+    if (err.empty())
+      err = sameDtype("attention_grad", i == 3 ? "out" : "dout", a.in[i], q);
+  for (size_t i = 0; i < 3 && err.empty(); ++i)
+    err = sameDtype("attention_grad", "a gradient", a.out[i], q);
+  if (!err.empty())
+    return err;
+  if (a.in[4].dtype != DType::F32 || a.in[4].numel() != q.shape[0] * q.shape[1] * q.shape[2])
+    return "attention_grad: lse must be f32 [B, Hq, S]";
+  return firstOf(rowFits("attention_grad", kernels::attentionRowsGradQShared(k.shape[2]), "the keys"),
+                 rowFits("attention_grad", kernels::attentionRowsGradKVShared(q.shape[2], q.shape[3], v.shape[3]),
+                         "the query rows"));
 }
 
 std::string acceptsEmbedding(const KernelArgs &a) {
@@ -201,7 +236,8 @@ std::string acceptsReduceMax(const KernelArgs &a) { return reduces("reduce_max",
 constexpr CudaKernelEntry kTable[] = {
     {"linear", lib::linearKernel, acceptsLinear, "f32 bf16 f16"},
     {"matmul", lib::matmulKernel, acceptsMatmul, "f32 bf16 f16"},
-    {"attention", lib::attentionKernel, acceptsAttention, "f32 bf16 f16"},
+    {"attention", lib::attentionWithLseKernel, acceptsAttention, "f32 bf16 f16"},
+    {"attention_grad", lib::attentionGradKernel, acceptsAttentionGrad, "f32 bf16 f16"},
     {"embedding", lib::embeddingKernel, acceptsEmbedding, "2- and 4-byte tables, i64/i32 ids"},
     {"copy", lib::copyKernel, acceptsCopy, "all"},
     {"cast", lib::castKernel, acceptsCast, "all"},

@@ -30,6 +30,10 @@ std::string expandKernel(const rt::KernelArgs &a);
 std::string reduceSumKernel(const rt::KernelArgs &a);
 std::string reduceMeanKernel(const rt::KernelArgs &a);
 std::string reduceMaxKernel(const rt::KernelArgs &a);
+// SharedKernels.cu (shardc/kernels/AttentionRows.h): attention that also writes lse (the
+// library attention otherwise), attention_grad.
+std::string attentionWithLseKernel(const rt::KernelArgs &a);
+std::string attentionGradKernel(const rt::KernelArgs &a);
 
 // Prepares the flash attention kernels' shared memory (host-side, before any capture).
 void prepareAttention();

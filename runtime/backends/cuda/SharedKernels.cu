@@ -1,13 +1,17 @@
-// The CUDA backend's launches of the SIMT kernels it shares with the CPU tests
-// (shardc/kernels/IndexKernels.h: strided copies and reductions): slice, concat, transpose,
-// expand, reduce_sum, reduce_mean, reduce_max. The plans are the header's host code, the
-// kernels its device code; the CPU tests run both through the Simt.h emulator
-// (test/unit/IndexKernelsSimtTest.cpp). What each step kind takes is CudaKernelTable.cpp's.
+// The CUDA backend's launches of the SIMT kernels it shares with the CPU tests: strided copies
+// and reductions (shardc/kernels/IndexKernels.h: slice, concat, transpose, expand, reduce_sum,
+// reduce_mean, reduce_max) and training attention (AttentionRows.h: the forward that also
+// writes lse, attention_grad). The plans are the headers' host code, the kernels their device
+// code; the CPU tests run both through the Simt.h emulator (test/unit/IndexKernelsSimtTest.cpp,
+// AttentionRowsSimtTest.cpp). What each step kind takes is CudaKernelTable.cpp's.
 #include "CudaBackend.h"
 #include "LibraryKernels.h"
+#include "shardc/kernels/AttentionRows.h"
 #include "shardc/kernels/IndexKernels.h"
 
 #include <cuda_runtime.h>
+
+#include <cmath>
 
 namespace shardc::cuda {
 
@@ -21,6 +25,16 @@ __global__ void __launch_bounds__(kernels::kIndexThreads) stridedCopyKernel(kern
 }
 __global__ void __launch_bounds__(kernels::kIndexThreads) reduceRowsKernel(kernels::ReduceParams p) {
   kernels::reduceRows(p);
+}
+
+__global__ void __launch_bounds__(kernels::kAttentionRowThreads) attentionForwardKernel(kernels::AttentionRowsParams p) {
+  kernels::attentionRowsForward(p);
+}
+__global__ void __launch_bounds__(kernels::kAttentionRowThreads) attentionGradQKernel(kernels::AttentionRowsParams p) {
+  kernels::attentionRowsGradQ(p);
+}
+__global__ void __launch_bounds__(kernels::kAttentionRowThreads) attentionGradKVKernel(kernels::AttentionRowsParams p) {
+  kernels::attentionRowsGradKV(p);
 }
 
 std::string launched(const char *op) {
@@ -66,9 +80,73 @@ std::string reduce(const char *op, const KernelArgs &a, kernels::ReduceKind kind
   return launched(op);
 }
 
+// The shapes, scale, causality and mask of an attention (or attention_grad) step; `mask`: its
+// operand index, past the inputs when there is none.
+kernels::AttentionRowsParams attentionParams(const KernelArgs &a, size_t mask) {
+  const rt::TensorView &q = a.in[0], &k = a.in[1], &v = a.in[2];
+  kernels::AttentionRowsParams p;
+  p.q = q.data;
+  p.k = k.data;
+  p.v = v.data;
+  p.B = q.shape[0], p.Hq = q.shape[1], p.Hkv = k.shape[1], p.S = q.shape[2], p.T = k.shape[2];
+  p.D = q.shape[3], p.Dv = v.shape[3];
+  p.type = q.dtype == DType::BF16 ? kernels::AttentionType::BF16
+           : q.dtype == DType::F16 ? kernels::AttentionType::F16
+                                   : kernels::AttentionType::F32;
+  p.scale = float(a.attrs && a.attrs->has("scale") ? a.attrs->getFloat("scale") : 1.0 / std::sqrt(double(p.D)));
+  p.causal = a.attrs && a.attrs->getBool("causal", false);
+  if (mask < a.in.size()) {
+    const rt::TensorView &m = a.in[mask];
+    p.mask = m.data;
+    p.maskKind = m.dtype == DType::Bool ? 1 : 2;
+    const int64_t full[4] = {p.B, p.Hq, p.S, p.T};
+    int64_t stride = 1, off = 4 - m.rank();
+    for (int64_t e = m.rank() - 1; e >= 0; --e) {
+      p.maskStride[off + e] = m.shape[size_t(e)] == 1 && full[off + e] != 1 ? 0 : stride;
+      stride *= m.shape[size_t(e)];
+    }
+  }
+  return p;
+}
+
 } // namespace
 
 namespace lib {
+
+// attention: with the second output lse (training), the row kernel that writes it; else the
+// library kernel (flash for 16-bit inputs).
+std::string attentionWithLseKernel(const KernelArgs &a) {
+  if (a.out.size() < 2)
+    return attentionKernel(a);
+  kernels::AttentionRowsParams p = attentionParams(a, 3);
+  p.y = a.out[0].data;
+  p.lse = a.out[1].as<float>();
+  const int64_t rows = p.B * p.Hq * p.S;
+  if (rows == 0)
+    return "";
+  attentionForwardKernel<<<unsigned(rows), kernels::kAttentionRowThreads, kernels::attentionRowsForwardShared(p.T),
+                           threadContext().stream>>>(p);
+  return launched("attention (with lse)");
+}
+
+std::string attentionGradKernel(const KernelArgs &a) {
+  kernels::AttentionRowsParams p = attentionParams(a, 6);
+  p.o = a.in[3].data;
+  p.lseIn = a.in[4].as<float>();
+  p.dout = a.in[5].data;
+  p.dq = a.out[0].data;
+  p.dk = a.out[1].data;
+  p.dv = a.out[2].data;
+  cudaStream_t s = threadContext().stream;
+  if (const int64_t rows = p.B * p.Hq * p.S; rows > 0)
+    attentionGradQKernel<<<unsigned(rows), kernels::kAttentionRowThreads, kernels::attentionRowsGradQShared(p.T), s>>>(p);
+  if (std::string err = launched("attention_grad (dq)"); !err.empty())
+    return err;
+  if (const int64_t keys = p.B * p.Hkv * p.T; keys > 0)
+    attentionGradKVKernel<<<unsigned(keys), kernels::kAttentionRowThreads,
+                            kernels::attentionRowsGradKVShared(p.S, p.D, p.Dv), s>>>(p);
+  return launched("attention_grad (dk, dv)");
+}
 
 std::string sliceKernel(const KernelArgs &a) {
   const rt::TensorView &x = a.in[0], &y = a.out[0];
