@@ -1,7 +1,8 @@
 // The CUDA backend's library kernels: the ops no generated kernel covers (for the models
 // bench/gpu checks: linear, matmul, attention, embedding, gather, dynamic_slice, copy, cast,
 // split; and the training loss, token_loss, and the backward kernels token_loss_grad and
-// embedding_grad; no attention_grad). GEMMs go through cuBLAS (f32 accumulation);
+// embedding_grad; attention with lse and attention_grad are SharedKernels.cu's). GEMMs go
+// through cuBLAS (f32 accumulation);
 // 16-bit attention is the flash kernel (FlashAttention.h, tensor cores), other attention a
 // straightforward kernel (one block per query row, scores in shared memory); embedding and
 // copies are plain. All enqueue on the calling thread's backend stream.
