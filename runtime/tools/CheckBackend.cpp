@@ -105,7 +105,7 @@ int checkBackend(const Options &o) {
       args.attrs = &s.attrs;
       ++library;
       const cuda::CudaKernelEntry *entry = cuda::findCudaKernel(s.op);
-      std::string reason = entry ? entry->accepts(args) : "no CUDA kernel for this step kind";
+      std::string reason = entry ? cuda::cudaKernelAccepts(*entry, args) : "no CUDA kernel for this step kind";
       if (!reason.empty())
         addGap(s.op + " " + signature(args), where, reason);
     }

@@ -2,8 +2,9 @@
 """shardc-run --check-backend cuda over every artifact the e2e tests and the GPU bundle run:
 the GPU bundle's cells (bench/gpu/prepare.py: the unsharded programs and every cell of
 test/e2e/matrix.txt, shared exports and generated families), every generated model unsharded
-with the default plan (e2e.gen.*), and the training programs of test/training (mode: train,
-fp32 and bf16 parameters). Each artifact is compiled here and checked without a GPU; the run
+with the default plan (e2e.gen.*), the training programs of test/training (mode: train,
+fp32 and bf16 parameters), and the library-kernel programs of e2e.fused.* (--no-fuse: every
+elementwise op, norm and rotary a step of its own). Each artifact is compiled here and checked without a GPU; the run
 fails when any step lacks a CUDA kernel, and prints the union of the missing step kinds.
 
   check_backend_cuda.py --shardc build/bin/shardc --shardc-run build/bin/shardc-run \
@@ -27,6 +28,10 @@ TRAIN_PLAN = ("tp_plan: auto\nmp_policy: {{param_dtype: {dtype}, reduce_dtype: f
 TRAIN = [("llama_tiny", "shared", "fp32", "tp=2"), ("qwen2_tiny", "shared", "fp32", "tp=2,dp_shard=2,cp=2"),
          ("llama_tiny", "shared", "bf16", "tp=2,dp_shard=2,cp=2"), ("gpt2_s", "generated", "fp32", "tp=2"),
          ("mistral_s", "generated", "fp32", "tp=2,dp_shard=2")]
+# (model, where, plan, mesh): e2e.fused.*'s programs compiled with --no-fuse.
+NO_FUSE = [("llama_tiny", "shared", "fp32", "tp=1"), ("llama_tiny", "shared", "bf16", "tp=2"),
+           ("qwen2_tiny", "shared", "bf16", "tp=1"), ("gpt2_s", "generated", "fp32", "tp=1"),
+           ("bert_m", "generated", "fp32", "tp=1"), ("bert_m", "generated", "bf16", "tp=1")]
 
 
 def main():
@@ -57,6 +62,9 @@ def main():
         with open(plan, "w") as f:
             f.write(TRAIN_PLAN.format(dtype=dtype))
         jobs.append((f"{model}.train-{dtype}.{mesh}", source(model, where), [f"--plan={plan}", f"--mesh={mesh}"]))
+    for model, where, plan, mesh in NO_FUSE:
+        jobs.append((f"{model}.{plan}.{mesh}.no-fuse", source(model, where),
+                     [f"--plan={os.path.join(PLANS, plan + '.yaml')}", f"--mesh={mesh}", "--no-fuse"]))
     if args.only:
         jobs = [j for j in jobs if re.search(args.only, j[0])]
 

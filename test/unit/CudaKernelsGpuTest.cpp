@@ -1,7 +1,8 @@
 // The CUDA backend's library kernels on a GPU, through its kernel table (lookupCudaKernel: the
 // entry's predicate, then the launch), against the CPU backend's kernels on the same inputs:
 // the kinds the training programs added (slice, concat, transpose, expand, reduce_*,
-// attention with lse, attention_grad) and a few of the first ones. Built wherever the CUDA
+// attention with lse, attention_grad), those --no-fuse programs added (formula, rms_norm,
+// layer_norm, rotary) and a few of the first ones. Built wherever the CUDA
 // backend is; registered only with -DSHARDC_ENABLE_GPU_TESTS=ON (the GPU machines): without a
 // GPU every case is skipped. On the CPU the SIMT sources of these kernels are checked by
 // unit.simt.cuda_shared_kernels.
@@ -161,6 +162,25 @@ TEST_F(CudaKernelsGpu, TrainingAttentionMatchesCpu) {
     compare("attention_grad", {q, k, v, y, lse, dout, mask},
             {make(dt, q.shape, 0, false), make(dt, k.shape, 0, false), make(dt, v.shape, 0, false)}, attrs,
             dt == DType::BF16 ? 1e-2 : 1e-5);
+  }
+}
+
+TEST_F(CudaKernelsGpu, UnfusedStepsMatchCpu) {
+  for (DType dt : {DType::F32, DType::BF16}) {
+    // libm and CUDA's expf/tanhf/erff may differ in the last bits; add and the norms should not.
+    const double tol = dt == DType::BF16 ? 4e-3 : 1e-6;
+    rt::Attrs add, gelu, norm;
+    add.set("formula", std::string("add"));
+    gelu.set("formula", std::string("gelu_tanh"));
+    norm.set("epsilon", 1e-6);
+    compare("formula", {make(dt, {2, 64, 256}, 16), make(dt, {256}, 17)}, {make(dt, {2, 64, 256}, 0, false)}, add, 0.0);
+    compare("formula", {make(dt, {2, 64, 256}, 18)}, {make(dt, {2, 64, 256}, 0, false)}, gelu, tol);
+    compare("rms_norm", {make(dt, {2, 64, 256}, 19), make(dt, {256}, 20)}, {make(dt, {2, 64, 256}, 0, false)}, norm,
+            tol);
+    compare("layer_norm", {make(dt, {2, 64, 256}, 21), make(dt, {256}, 22), make(dt, {256}, 23)},
+            {make(dt, {2, 64, 256}, 0, false)}, norm, tol);
+    compare("rotary", {make(dt, {2, 4, 64, 32}, 24), make(DType::F32, {64, 32}, 25), make(DType::F32, {64, 32}, 26)},
+            {make(dt, {2, 4, 64, 32}, 0, false)}, rt::Attrs(), 0.0);
   }
 }
 

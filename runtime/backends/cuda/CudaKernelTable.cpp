@@ -7,6 +7,7 @@
 #include "CudaBackend.h"
 #include "LibraryKernels.h"
 #include "shardc/kernels/AttentionRows.h"
+#include "shardc/kernels/ElementwiseKernels.h"
 #include "shardc/kernels/FlashAttention.h"
 #include "shardc/kernels/IndexKernels.h"
 
@@ -64,10 +65,9 @@ std::string floatsAlike(std::string_view op, const KernelArgs &a) {
   return err;
 }
 
-std::string anyOne(std::string_view op, const KernelArgs &a) { return counts(op, a, 1, 1, 1, 1); }
 
 std::string acceptsLinear(const KernelArgs &a) {
-  if (std::string err = firstOf(counts("linear", a, 2, 3, 1, 1), floatsAlike("linear", a)); !err.empty())
+  if (std::string err = firstOf(floatsAlike("linear", a)); !err.empty())
     return err;
   const std::string epilogue = a.attrs ? a.attrs->getString("epilogue", "") : "";
   if (!epilogue.empty() && (epilogue != "gelu_tanh" || a.in.size() < 3))
@@ -77,7 +77,7 @@ std::string acceptsLinear(const KernelArgs &a) {
 }
 
 std::string acceptsMatmul(const KernelArgs &a) {
-  return firstOf(counts("matmul", a, 2, 2, 1, 1), floatsAlike("matmul", a));
+  return firstOf(floatsAlike("matmul", a));
 }
 
 // q, k, v 4-D of one float dtype, GQA heads, a bool or f32 mask: what every attention kernel takes.
@@ -104,8 +104,6 @@ std::string rowFits(std::string_view op, size_t bytes, const char *what) {
 }
 
 std::string acceptsAttention(const KernelArgs &a) {
-  if (std::string err = counts("attention", a, 3, 4, 1, 2); !err.empty())
-    return err;
   const TensorView &q = a.in[0], &k = a.in[1], &v = a.in[2];
   if (std::string err = firstOf(attentionOperands("attention", a, 3), sameDtype("attention", "y", a.out[0], q));
       !err.empty())
@@ -121,8 +119,6 @@ std::string acceptsAttention(const KernelArgs &a) {
 }
 
 std::string acceptsAttentionGrad(const KernelArgs &a) {
-  if (std::string err = counts("attention_grad", a, 6, 7, 3, 3); !err.empty())
-    return err;
   const TensorView &q = a.in[0], &k = a.in[1], &v = a.in[2];
   std::string err = attentionOperands("attention_grad", a, 6);
   for (size_t i : {3, 5})
@@ -140,8 +136,7 @@ std::string acceptsAttentionGrad(const KernelArgs &a) {
 }
 
 std::string acceptsEmbedding(const KernelArgs &a) {
-  if (std::string err = firstOf(counts("embedding", a, 2, 3, 1, 1),
-                                dtypeIn("embedding", "the ids", a.in[1], kIds, "i64, i32"));
+  if (std::string err = firstOf(dtypeIn("embedding", "the ids", a.in[1], kIds, "i64, i32"));
       !err.empty())
     return err;
   if (a.in[0].rank() != 2 || (rt::dtypeSize(a.in[0].dtype) != 2 && rt::dtypeSize(a.in[0].dtype) != 4))
@@ -152,25 +147,21 @@ std::string acceptsEmbedding(const KernelArgs &a) {
   return "";
 }
 
-std::string acceptsCopy(const KernelArgs &a) { return anyOne("copy", a); }
-std::string acceptsCast(const KernelArgs &a) { return anyOne("cast", a); }
-std::string acceptsSplit(const KernelArgs &a) { return counts("split", a, 1, 1, 1, 64); }
+std::string acceptsCopy(const KernelArgs &) { return ""; }
+std::string acceptsCast(const KernelArgs &) { return ""; }
+std::string acceptsSplit(const KernelArgs &) { return ""; }
 
 std::string acceptsDynamicSlice(const KernelArgs &a) {
-  if (std::string err = counts("dynamic_slice", a, 2, 2, 1, 1); !err.empty())
-    return err;
   if (a.in[1].dtype != DType::I64 || a.in[1].numel() != 1 || a.out[0].rank() != a.in[0].rank())
     return "dynamic_slice: the CUDA kernel takes an i64 start and a result of the input's rank";
   return "";
 }
 
 std::string acceptsGather(const KernelArgs &a) {
-  return firstOf(counts("gather", a, 2, 2, 1, 1), dtypeIn("gather", "the indices", a.in[1], kIds, "i64, i32"));
+  return firstOf(dtypeIn("gather", "the indices", a.in[1], kIds, "i64, i32"));
 }
 
 std::string acceptsTokenLoss(const KernelArgs &a) {
-  if (std::string err = counts("token_loss", a, 2, 2, 2, 2); !err.empty())
-    return err;
   if (a.in[0].rank() != 3 || a.in[1].dtype != DType::I64 || a.out[0].dtype != DType::F32 ||
       a.out[1].dtype != DType::F32)
     return "token_loss: the CUDA kernel takes logits [B, S, V], i64 labels and f32 outputs";
@@ -178,8 +169,6 @@ std::string acceptsTokenLoss(const KernelArgs &a) {
 }
 
 std::string acceptsTokenLossGrad(const KernelArgs &a) {
-  if (std::string err = counts("token_loss_grad", a, 3, 3, 1, 1); !err.empty())
-    return err;
   const TensorView &x = a.in[0];
   if (x.rank() != 3 || a.in[1].dtype != DType::I64 || a.in[2].dtype != DType::F32 || a.in[2].numel() != 1 ||
       a.out[0].dtype != x.dtype)
@@ -189,8 +178,6 @@ std::string acceptsTokenLossGrad(const KernelArgs &a) {
 }
 
 std::string acceptsEmbeddingGrad(const KernelArgs &a) {
-  if (std::string err = counts("embedding_grad", a, 2, 3, 1, 1); !err.empty())
-    return err;
   const TensorView &ids = a.in[0], &dy = a.in[1], &dtable = a.out[0];
   if (std::string err = firstOf(dtypeIn("embedding_grad", "the ids", ids, kIds, "i64, i32"),
                                 dtypeIn("embedding_grad", "dy", dy, kFloats, "f32, bf16, f16"),
@@ -208,8 +195,8 @@ std::string acceptsEmbeddingGrad(const KernelArgs &a) {
 }
 
 // Data movement through the strided-copy kernel: any dtype, inputs and outputs alike, rank <= 8.
-std::string movesAlike(std::string_view op, const KernelArgs &a, size_t inMax) {
-  std::string err = counts(op, a, 1, inMax, 1, 1);
+std::string movesAlike(std::string_view op, const KernelArgs &a) {
+  std::string err;
   for (size_t i = 0; i < a.in.size() && err.empty(); ++i)
     err = sameDtype(op, "an input", a.in[i], a.in[0]);
   if (err.empty())
@@ -218,13 +205,13 @@ std::string movesAlike(std::string_view op, const KernelArgs &a, size_t inMax) {
     err = std::string(op) + ": rank over " + std::to_string(kernels::kIndexMaxRank);
   return err;
 }
-std::string acceptsSlice(const KernelArgs &a) { return movesAlike("slice", a, 1); }
-std::string acceptsConcat(const KernelArgs &a) { return movesAlike("concat", a, 4096); }
-std::string acceptsTranspose(const KernelArgs &a) { return movesAlike("transpose", a, 1); }
-std::string acceptsExpand(const KernelArgs &a) { return movesAlike("expand", a, 1); }
+std::string acceptsSlice(const KernelArgs &a) { return movesAlike("slice", a); }
+std::string acceptsConcat(const KernelArgs &a) { return movesAlike("concat", a); }
+std::string acceptsTranspose(const KernelArgs &a) { return movesAlike("transpose", a); }
+std::string acceptsExpand(const KernelArgs &a) { return movesAlike("expand", a); }
 
 std::string reduces(std::string_view op, const KernelArgs &a) {
-  std::string err = firstOf(counts(op, a, 1, 1, 1, 1), floatsAlike(op, a));
+  std::string err = floatsAlike(op, a);
   if (err.empty() && a.in[0].rank() > kernels::kIndexMaxRank)
     err = std::string(op) + ": rank over " + std::to_string(kernels::kIndexMaxRank);
   return err;
@@ -233,33 +220,102 @@ std::string acceptsReduceSum(const KernelArgs &a) { return reduces("reduce_sum",
 std::string acceptsReduceMean(const KernelArgs &a) { return reduces("reduce_mean", a); }
 std::string acceptsReduceMax(const KernelArgs &a) { return reduces("reduce_max", a); }
 
+// Every operand f32, bf16 or f16, each its own (the ElementwiseKernels.h kernels load each
+// operand as its dtype says).
+std::string floatsEach(std::string_view op, const KernelArgs &a, size_t outputs) {
+  std::string err;
+  for (size_t i = 0; i < a.in.size() && err.empty(); ++i)
+    err = dtypeIn(op, "an input", a.in[i], kFloats, "f32, bf16, f16");
+  for (size_t i = 0; i < outputs && err.empty(); ++i)
+    err = dtypeIn(op, "an output", a.out[i], kFloats, "f32, bf16, f16");
+  return err;
+}
+
+// The elementwise plan, made on the step's shapes (the launch makes the same).
+std::string elementwisePlan(std::string_view op, const KernelArgs &a) {
+  std::vector<std::vector<int64_t>> shapes;
+  for (const TensorView &t : a.in)
+    shapes.push_back(t.shape);
+  kernels::ElementwiseParams p;
+  std::string err = kernels::planElementwise(a.out[0].shape, shapes, p);
+  return err.empty() ? "" : std::string(op) + ": " + err;
+}
+
+std::string acceptsFormula(const KernelArgs &a) {
+  if (std::string err = firstOf(floatsEach("formula", a, 1)); !err.empty())
+    return err;
+  const std::string name = a.attrs ? a.attrs->getString("formula", "") : "";
+  kernels::FormulaId id;
+  int arity = 0;
+  if (!kernels::findFormula(name, id, arity))
+    return "formula: '" + name + "' is not a row of SC_ELEMENTWISE_FORMULAS (FusedPrelude.h)";
+  if (size_t(arity) != a.in.size())
+    return "formula: '" + name + "' takes " + std::to_string(arity) + " operands, not " + std::to_string(a.in.size());
+  return elementwisePlan("formula", a);
+}
+
+std::string acceptsRotary(const KernelArgs &a) {
+  if (std::string err = firstOf(floatsEach("rotary", a, 1)); !err.empty())
+    return err;
+  const TensorView &x = a.in[0];
+  if (x.rank() < 1 || x.shape.back() % 2 != 0 || a.out[0].shape != x.shape)
+    return "rotary: the CUDA kernel takes x with an even last dim and y of x's shape";
+  return elementwisePlan("rotary", a);
+}
+
+std::string normPlan(std::string_view op, const KernelArgs &a, bool layer) {
+  const TensorView &x = a.in[0];
+  if (a.out[0].shape != x.shape)
+    return std::string(op) + ": y must have x's shape";
+  kernels::NormParams p;
+  const int64_t axis = a.attrs ? a.attrs->getInt("axis", -1) : -1;
+  const bool bias = layer && a.in.size() > 2;
+  std::string err = kernels::planNorm(x.shape, axis, a.in[1].shape, bias ? &a.in[2].shape : nullptr, p);
+  for (size_t i = 1; i < a.out.size() && err.empty(); ++i)
+    if (a.out[i].dtype != DType::F32 || a.out[i].numel() != p.rows)
+      err = "the statistics outputs must be f32, one per row";
+  return err.empty() ? "" : std::string(op) + ": " + err;
+}
+std::string acceptsRmsNorm(const KernelArgs &a) {
+  return firstOf(floatsEach("rms_norm", a, 1), normPlan("rms_norm", a, false));
+}
+std::string acceptsLayerNorm(const KernelArgs &a) {
+  if (std::string err = firstOf(floatsEach("layer_norm", a, 1)); !err.empty())
+    return err;
+  return normPlan("layer_norm", a, true);
+}
+
 constexpr CudaKernelEntry kTable[] = {
-    {"linear", lib::linearKernel, acceptsLinear, "f32 bf16 f16"},
-    {"matmul", lib::matmulKernel, acceptsMatmul, "f32 bf16 f16"},
-    {"attention", lib::attentionWithLseKernel, acceptsAttention, "f32 bf16 f16"},
-    {"attention_grad", lib::attentionGradKernel, acceptsAttentionGrad, "f32 bf16 f16"},
-    {"embedding", lib::embeddingKernel, acceptsEmbedding, "2- and 4-byte tables, i64/i32 ids"},
-    {"copy", lib::copyKernel, acceptsCopy, "all"},
-    {"cast", lib::castKernel, acceptsCast, "all"},
-    {"split", lib::splitKernel, acceptsSplit, "all"},
-    {"dynamic_slice", lib::dynamicSliceKernel, acceptsDynamicSlice, "all"},
-    {"gather", lib::gatherKernel, acceptsGather, "all, i64/i32 indices"},
-    {"token_loss", lib::tokenLossKernel, acceptsTokenLoss, "f32 bf16 f16"},
-    {"token_loss_grad", lib::tokenLossGradKernel, acceptsTokenLossGrad, "f32 bf16 f16"},
-    {"embedding_grad", lib::embeddingGradKernel, acceptsEmbeddingGrad, "f32 bf16 f16"},
-    {"slice", lib::sliceKernel, acceptsSlice, "all"},
-    {"concat", lib::concatKernel, acceptsConcat, "all"},
-    {"transpose", lib::transposeKernel, acceptsTranspose, "all"},
-    {"expand", lib::expandKernel, acceptsExpand, "all"},
-    {"reduce_sum", lib::reduceSumKernel, acceptsReduceSum, "f32 bf16 f16"},
-    {"reduce_mean", lib::reduceMeanKernel, acceptsReduceMean, "f32 bf16 f16"},
-    {"reduce_max", lib::reduceMaxKernel, acceptsReduceMax, "f32 bf16 f16"},
+    {"linear", lib::linearKernel, acceptsLinear, "f32 bf16 f16", 2, 3, 1, 1},
+    {"matmul", lib::matmulKernel, acceptsMatmul, "f32 bf16 f16", 2, 2, 1, 1},
+    {"attention", lib::attentionWithLseKernel, acceptsAttention, "f32 bf16 f16", 3, 4, 1, 2},
+    {"attention_grad", lib::attentionGradKernel, acceptsAttentionGrad, "f32 bf16 f16", 6, 7, 3, 3},
+    {"embedding", lib::embeddingKernel, acceptsEmbedding, "2- and 4-byte tables, i64/i32 ids", 2, 3, 1, 1},
+    {"copy", lib::copyKernel, acceptsCopy, "all", 1, 1, 1, 1},
+    {"cast", lib::castKernel, acceptsCast, "all", 1, 1, 1, 1},
+    {"split", lib::splitKernel, acceptsSplit, "all", 1, 1, 1, 4096},
+    {"dynamic_slice", lib::dynamicSliceKernel, acceptsDynamicSlice, "all", 2, 2, 1, 1},
+    {"gather", lib::gatherKernel, acceptsGather, "all, i64/i32 indices", 2, 2, 1, 1},
+    {"token_loss", lib::tokenLossKernel, acceptsTokenLoss, "f32 bf16 f16", 2, 2, 2, 2},
+    {"token_loss_grad", lib::tokenLossGradKernel, acceptsTokenLossGrad, "f32 bf16 f16", 3, 3, 1, 1},
+    {"embedding_grad", lib::embeddingGradKernel, acceptsEmbeddingGrad, "f32 bf16 f16", 2, 3, 1, 1},
+    {"slice", lib::sliceKernel, acceptsSlice, "all", 1, 1, 1, 1},
+    {"concat", lib::concatKernel, acceptsConcat, "all", 1, 4096, 1, 1},
+    {"transpose", lib::transposeKernel, acceptsTranspose, "all", 1, 1, 1, 1},
+    {"expand", lib::expandKernel, acceptsExpand, "all", 1, 1, 1, 1},
+    {"reduce_sum", lib::reduceSumKernel, acceptsReduceSum, "f32 bf16 f16", 1, 1, 1, 1},
+    {"reduce_mean", lib::reduceMeanKernel, acceptsReduceMean, "f32 bf16 f16", 1, 1, 1, 1},
+    {"reduce_max", lib::reduceMaxKernel, acceptsReduceMax, "f32 bf16 f16", 1, 1, 1, 1},
+    {"formula", lib::formulaKernel, acceptsFormula, "f32 bf16 f16 (each operand its own)", 1, 2, 1, 1},
+    {"rotary", lib::rotaryKernel, acceptsRotary, "f32 bf16 f16 (each operand its own)", 3, 3, 1, 1},
+    {"rms_norm", lib::rmsNormKernel, acceptsRmsNorm, "f32 bf16 f16 (each operand its own)", 2, 2, 1, 1},
+    {"layer_norm", lib::layerNormKernel, acceptsLayerNorm, "f32 bf16 f16 (each operand its own)", 2, 3, 1, 3},
 };
 constexpr size_t kCount = sizeof(kTable) / sizeof(kTable[0]);
 
-// Entry I's launch: the predicate, then the kernel.
+// Entry I's launch: the operand counts and the predicate, then the kernel.
 template <size_t I> std::string dispatch(const KernelArgs &a) {
-  if (std::string err = kTable[I].accepts(a); !err.empty())
+  if (std::string err = cudaKernelAccepts(kTable[I], a); !err.empty())
     return err;
   return kTable[I].run(a);
 }
@@ -269,6 +325,12 @@ template <size_t... I> constexpr std::array<rt::KernelFn, sizeof...(I)> dispatch
 constexpr std::array<rt::KernelFn, kCount> kDispatch = dispatchers(std::make_index_sequence<kCount>());
 
 } // namespace
+
+std::string cudaKernelAccepts(const CudaKernelEntry &e, const KernelArgs &a) {
+  if (std::string err = counts(e.op, a, e.inMin, e.inMax, e.outMin, e.outMax); !err.empty())
+    return err;
+  return e.accepts(a);
+}
 
 const CudaKernelEntry *cudaKernelTable(size_t &count) {
   count = kCount;

@@ -17,12 +17,18 @@ namespace shardc::cuda {
 struct CudaKernelEntry {
   std::string_view op;
   rt::KernelFn run;
-  // "" when `run` takes these operands, else why not (one line). Reads only dtypes, shapes
-  // and attributes: --check-backend calls it on views without data.
+  // "" when `run` takes these operands (their counts already checked), else why not (one
+  // line). Reads only dtypes, shapes and attributes: --check-backend calls it on views
+  // without data.
   std::string (*accepts)(const rt::KernelArgs &);
   // The dtypes of the step's first operand that it takes, as docs and messages name them.
   const char *dtypes;
+  size_t inMin, inMax, outMin, outMax; // operand counts
 };
+
+// "" when entry `e`'s kernel takes the step's operands (counts, then `accepts`), else why not:
+// what every launch through the table and --check-backend ask.
+std::string cudaKernelAccepts(const CudaKernelEntry &e, const rt::KernelArgs &a);
 
 // The entry for `op`, or nullptr: the CUDA backend has no library kernel for it.
 const CudaKernelEntry *findCudaKernel(std::string_view op);

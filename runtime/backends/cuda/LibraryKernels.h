@@ -34,6 +34,11 @@ std::string reduceMaxKernel(const rt::KernelArgs &a);
 // library attention otherwise), attention_grad.
 std::string attentionWithLseKernel(const rt::KernelArgs &a);
 std::string attentionGradKernel(const rt::KernelArgs &a);
+// SharedKernels.cu (ElementwiseKernels.h): what generated kernels normally absorb.
+std::string formulaKernel(const rt::KernelArgs &a);
+std::string rotaryKernel(const rt::KernelArgs &a);
+std::string rmsNormKernel(const rt::KernelArgs &a);
+std::string layerNormKernel(const rt::KernelArgs &a);
 
 // Prepares the flash attention kernels' shared memory (host-side, before any capture).
 void prepareAttention();

@@ -1,12 +1,15 @@
 // The CUDA backend's launches of the SIMT kernels it shares with the CPU tests: strided copies
 // and reductions (shardc/kernels/IndexKernels.h: slice, concat, transpose, expand, reduce_sum,
-// reduce_mean, reduce_max) and training attention (AttentionRows.h: the forward that also
-// writes lse, attention_grad). The plans are the headers' host code, the kernels their device
+// reduce_mean, reduce_max), training attention (AttentionRows.h: the forward that also
+// writes lse, attention_grad) and the steps generated kernels normally absorb
+// (ElementwiseKernels.h: formula, rotary, rms_norm, layer_norm). The plans are the headers' host code, the kernels their device
 // code; the CPU tests run both through the Simt.h emulator (test/unit/IndexKernelsSimtTest.cpp,
-// AttentionRowsSimtTest.cpp). What each step kind takes is CudaKernelTable.cpp's.
+// AttentionRowsSimtTest.cpp, ElementwiseKernelsSimtTest.cpp). Built with --fmad=false, as NVRTC
+// builds the generated kernels: no contraction into FMAs, so the GPU rounds as the CPU does. What each step kind takes is CudaKernelTable.cpp's.
 #include "CudaBackend.h"
 #include "LibraryKernels.h"
 #include "shardc/kernels/AttentionRows.h"
+#include "shardc/kernels/ElementwiseKernels.h"
 #include "shardc/kernels/IndexKernels.h"
 
 #include <cuda_runtime.h>
@@ -35,6 +38,20 @@ __global__ void __launch_bounds__(kernels::kAttentionRowThreads) attentionGradQK
 }
 __global__ void __launch_bounds__(kernels::kAttentionRowThreads) attentionGradKVKernel(kernels::AttentionRowsParams p) {
   kernels::attentionRowsGradKV(p);
+}
+
+__global__ void __launch_bounds__(kernels::kIndexThreads) formulaKernelGlobal(kernels::ElementwiseParams p) {
+  kernels::formulaElements(p);
+}
+__global__ void __launch_bounds__(kernels::kIndexThreads) rotaryKernelGlobal(kernels::ElementwiseParams p) {
+  kernels::rotaryElements(p);
+}
+__global__ void __launch_bounds__(kernels::kIndexThreads) normRowsKernel(kernels::NormParams p) {
+  kernels::normRows(p);
+}
+
+kernels::ElemType elemType(DType d) {
+  return d == DType::BF16 ? kernels::ElemType::BF16 : d == DType::F16 ? kernels::ElemType::F16 : kernels::ElemType::F32;
 }
 
 std::string launched(const char *op) {
@@ -109,9 +126,82 @@ kernels::AttentionRowsParams attentionParams(const KernelArgs &a, size_t mask) {
   return p;
 }
 
+// An elementwise launch over y: the inputs broadcast to it, each with its own dtype.
+std::string elementwise(const char *op, const KernelArgs &a, kernels::ElementwiseParams &p, bool rotary) {
+  std::vector<std::vector<int64_t>> shapes;
+  for (const rt::TensorView &t : a.in)
+    shapes.push_back(t.shape);
+  if (std::string err = kernels::planElementwise(a.out[0].shape, shapes, p); !err.empty())
+    return std::string(op) + ": " + err;
+  for (size_t i = 0; i < a.in.size(); ++i) {
+    p.in[i].data = a.in[i].data;
+    p.in[i].type = elemType(a.in[i].dtype);
+  }
+  p.y = a.out[0].data;
+  p.yType = elemType(a.out[0].dtype);
+  const int64_t blocks = kernels::indexBlocks(p.count);
+  if (p.count == 0)
+    return "";
+  if (blocks > int64_t(0x7fffffff))
+    return std::string(op) + ": " + std::to_string(p.count) + " elements exceed one launch";
+  if (rotary)
+    rotaryKernelGlobal<<<unsigned(blocks), kernels::kIndexThreads, 0, threadContext().stream>>>(p);
+  else
+    formulaKernelGlobal<<<unsigned(blocks), kernels::kIndexThreads, 0, threadContext().stream>>>(p);
+  return launched(op);
+}
+
+std::string norm(const char *op, const KernelArgs &a, bool layer) {
+  const rt::TensorView &x = a.in[0];
+  kernels::NormParams p;
+  const int64_t axis = a.attrs ? a.attrs->getInt("axis", -1) : -1;
+  const bool bias = layer && a.in.size() > 2;
+  if (std::string err = kernels::planNorm(x.shape, axis, a.in[1].shape, bias ? &a.in[2].shape : nullptr, p);
+      !err.empty())
+    return std::string(op) + ": " + err;
+  p.layer = layer;
+  p.epsilon = a.attrs ? a.attrs->getFloat("epsilon", 1e-5) : 1e-5;
+  p.x.data = x.data;
+  p.x.type = elemType(x.dtype);
+  p.scale.data = a.in[1].data;
+  p.scale.type = elemType(a.in[1].dtype);
+  if (bias) {
+    p.bias.data = a.in[2].data;
+    p.bias.type = elemType(a.in[2].dtype);
+  }
+  p.y = a.out[0].data;
+  p.yType = elemType(a.out[0].dtype);
+  p.mean = a.out.size() > 1 ? a.out[1].as<float>() : nullptr;
+  p.invStd = a.out.size() > 2 ? a.out[2].as<float>() : nullptr;
+  if (p.rows == 0)
+    return "";
+  if (p.rows > int64_t(0x7fffffff))
+    return std::string(op) + ": " + std::to_string(p.rows) + " rows exceed one launch";
+  normRowsKernel<<<unsigned(p.rows), kernels::kIndexThreads, 0, threadContext().stream>>>(p);
+  return launched(op);
+}
+
 } // namespace
 
 namespace lib {
+
+std::string formulaKernel(const KernelArgs &a) {
+  kernels::ElementwiseParams p;
+  int arity = 0;
+  const std::string name = a.attrs ? a.attrs->getString("formula", "") : "";
+  if (!kernels::findFormula(name, p.formula, arity))
+    return "formula: '" + name + "' is not a row of SC_ELEMENTWISE_FORMULAS (FusedPrelude.h)";
+  return elementwise("formula", a, p, false);
+}
+
+std::string rotaryKernel(const KernelArgs &a) {
+  kernels::ElementwiseParams p;
+  return elementwise("rotary", a, p, true);
+}
+
+std::string rmsNormKernel(const KernelArgs &a) { return norm("rms_norm", a, false); }
+std::string layerNormKernel(const KernelArgs &a) { return norm("layer_norm", a, true); }
+
 
 // attention: with the second output lse (training), the row kernel that writes it; else the
 // library kernel (flash for 16-bit inputs).
