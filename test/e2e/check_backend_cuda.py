@@ -3,8 +3,8 @@
 the GPU bundle's cells (bench/gpu/prepare.py: the unsharded programs and every cell of
 test/e2e/matrix.txt, shared exports and generated families), every generated model unsharded
 with the default plan (e2e.gen.*), the training programs of test/training (mode: train,
-fp32 and bf16 parameters), and the library-kernel programs of e2e.fused.* (--no-fuse: every
-elementwise op, norm and rotary a step of its own). Each artifact is compiled here and checked without a GPU; the run
+fp32 and bf16 parameters), and e2e.fused.*'s programs with --no-fuse (every elementwise op, norm,
+rotary and softmax a step of its own) and its ONNX node tests both ways. Each artifact is compiled here and checked without a GPU; the run
 fails when any step lacks a CUDA kernel, and prints the union of the missing step kinds.
 
   check_backend_cuda.py --shardc build/bin/shardc --shardc-run build/bin/shardc-run \
@@ -65,6 +65,11 @@ def main():
     for model, where, plan, mesh in NO_FUSE:
         jobs.append((f"{model}.{plan}.{mesh}.no-fuse", source(model, where),
                      [f"--plan={os.path.join(PLANS, plan + '.yaml')}", f"--mesh={mesh}", "--no-fuse"]))
+    import onnx  # e2e.fused's ONNX node tests, both ways
+    nodes = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "node")
+    for node in ("test_softmax_large_number", "test_logsoftmax_large_number", "test_softmax_axis_2"):
+        for extra in ([], ["--no-fuse"]):
+            jobs.append((node + (".no-fuse" if extra else ""), os.path.join(nodes, node, "model.onnx"), extra))
     if args.only:
         jobs = [j for j in jobs if re.search(args.only, j[0])]
 

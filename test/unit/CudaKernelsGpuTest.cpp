@@ -2,7 +2,7 @@
 // entry's predicate, then the launch), against the CPU backend's kernels on the same inputs:
 // the kinds the training programs added (slice, concat, transpose, expand, reduce_*,
 // attention with lse, attention_grad), those --no-fuse programs added (formula, rms_norm,
-// layer_norm, rotary) and a few of the first ones. Built wherever the CUDA
+// layer_norm, rotary, softmax, log_softmax) and a few of the first ones. Built wherever the CUDA
 // backend is; registered only with -DSHARDC_ENABLE_GPU_TESTS=ON (the GPU machines): without a
 // GPU every case is skipped. On the CPU the SIMT sources of these kernels are checked by
 // unit.simt.cuda_shared_kernels.
@@ -179,6 +179,10 @@ TEST_F(CudaKernelsGpu, UnfusedStepsMatchCpu) {
             tol);
     compare("layer_norm", {make(dt, {2, 64, 256}, 21), make(dt, {256}, 22), make(dt, {256}, 23)},
             {make(dt, {2, 64, 256}, 0, false)}, norm, tol);
+    rt::Attrs axis1;
+    axis1.set("axis", int64_t(1));
+    compare("softmax", {make(dt, {2, 64, 256}, 27)}, {make(dt, {2, 64, 256}, 0, false)}, rt::Attrs(), tol);
+    compare("log_softmax", {make(dt, {2, 64, 256}, 28)}, {make(dt, {2, 64, 256}, 0, false)}, axis1, tol);
     compare("rotary", {make(dt, {2, 4, 64, 32}, 24), make(DType::F32, {64, 32}, 25), make(DType::F32, {64, 32}, 26)},
             {make(dt, {2, 4, 64, 32}, 0, false)}, rt::Attrs(), 0.0);
   }

@@ -1,14 +1,16 @@
 // The CUDA backend's kernels for the steps generated kernels normally absorb (formula, rotary,
-// rms_norm, layer_norm: shardc/kernels/ElementwiseKernels.h, what `shardc compile --no-fuse`
+// rms_norm, layer_norm, softmax, log_softmax: shardc/kernels/ElementwiseKernels.h, what `shardc compile --no-fuse`
 // leaves) run through the Simt.h emulator with the plans the backend makes, against the CPU
 // backend's kernels on the same tensors: bit for bit (the same formulas, the row statistics in
-// double).
+// double; softmax within one unit in the last place, see there).
 #include "shardc/kernels/ElementwiseKernels.h"
 #include "shardc/kernels/Simt.h"
 #include "shardc/runtime/Kernel.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -172,6 +174,56 @@ TEST(ElementwiseKernelsSimt, NormsMatchCpu) {
         EXPECT_EQ(gotInv.bytes, invStd.bytes) << op << " inverse std";
       }
     }
+}
+
+// Within one unit in the last place: the row sums run in double in another order than the
+// CPU's, which (rarely: many short rows of far-apart values) changes the double's last bit and
+// so a rounding to f32 or bf16.
+TEST(ElementwiseKernelsSimt, SoftmaxesMatchCpu) {
+  struct Shape {
+    std::vector<int64_t> x;
+    int64_t axis;
+  };
+  const Shape shapes[] = {{{3, 270}, -1}, {{2, 300, 3}, 1}, {{60, 3}, -1}}; // long rows; many short ones
+  for (DType dtype : {DType::F32, DType::BF16})
+    for (bool logarithm : {false, true})
+      for (const Shape &shape : shapes) {
+        Tensor x = make(dtype, shape.x, 9, -30.0f, 30.0f);
+        Tensor want = make(dtype, shape.x, 0), got = make(dtype, shape.x, 0);
+        rt::Attrs attrs;
+        attrs.set("axis", shape.axis);
+        const char *op = logarithm ? "log_softmax" : "softmax";
+        ASSERT_EQ(runCpu(op, {&x}, {&want}, attrs), "") << op;
+        kernels::SoftmaxParams p;
+        ASSERT_EQ(kernels::planSoftmax(shape.x, shape.axis, p), "");
+        p.x.data = x.bytes.data();
+        p.x.type = elemType(dtype);
+        p.y = got.bytes.data();
+        p.yType = elemType(dtype);
+        p.logarithm = logarithm;
+        ASSERT_EQ(simt::launch({int(p.outer * p.inner), 1, kernels::kIndexThreads}, [&] { kernels::softmaxRows(p); }), "");
+        // One unit in the last place, or 1e-6 absolute (log_softmax's ~0 at a row's maximum is
+        // log(1 + tiny): the double sum's last bit decides it).
+        const double ulp = dtype == DType::F32 ? 0x1p-23 : 0x1p-8;
+        size_t bad = 0, differing = 0;
+        for (int64_t i = 0; i < count(shape.x); ++i) {
+          float g = 0, w = 0;
+          if (dtype == DType::F32) {
+            std::memcpy(&g, &got.bytes[size_t(i) * 4], 4);
+            std::memcpy(&w, &want.bytes[size_t(i) * 4], 4);
+          } else {
+            uint16_t hg, hw;
+            std::memcpy(&hg, &got.bytes[size_t(i) * 2], 2);
+            std::memcpy(&hw, &want.bytes[size_t(i) * 2], 2);
+            g = rt::bf16ToF32(hg);
+            w = rt::bf16ToF32(hw);
+          }
+          differing += g != w;
+          bad += !(std::fabs(double(g) - w) <= std::max(1e-6, ulp * std::fabs(double(w))));
+        }
+        EXPECT_EQ(bad, 0u) << op << " " << rt::dtypeName(dtype) << " " << shape.x.size() << "-D";
+        EXPECT_LE(differing, size_t(count(shape.x)) / 50) << op; // rare
+      }
 }
 
 } // namespace

@@ -285,6 +285,18 @@ std::string acceptsLayerNorm(const KernelArgs &a) {
   return normPlan("layer_norm", a, true);
 }
 
+std::string softmaxPlan(std::string_view op, const KernelArgs &a) {
+  if (std::string err = floatsEach(op, a, 1); !err.empty())
+    return err;
+  if (a.out[0].shape != a.in[0].shape)
+    return std::string(op) + ": y must have x's shape";
+  kernels::SoftmaxParams p;
+  std::string err = kernels::planSoftmax(a.in[0].shape, a.attrs ? a.attrs->getInt("axis", -1) : -1, p);
+  return err.empty() ? "" : std::string(op) + ": " + err;
+}
+std::string acceptsSoftmax(const KernelArgs &a) { return softmaxPlan("softmax", a); }
+std::string acceptsLogSoftmax(const KernelArgs &a) { return softmaxPlan("log_softmax", a); }
+
 constexpr CudaKernelEntry kTable[] = {
     {"linear", lib::linearKernel, acceptsLinear, "f32 bf16 f16", 2, 3, 1, 1},
     {"matmul", lib::matmulKernel, acceptsMatmul, "f32 bf16 f16", 2, 2, 1, 1},
@@ -310,6 +322,8 @@ constexpr CudaKernelEntry kTable[] = {
     {"rotary", lib::rotaryKernel, acceptsRotary, "f32 bf16 f16 (each operand its own)", 3, 3, 1, 1},
     {"rms_norm", lib::rmsNormKernel, acceptsRmsNorm, "f32 bf16 f16 (each operand its own)", 2, 2, 1, 1},
     {"layer_norm", lib::layerNormKernel, acceptsLayerNorm, "f32 bf16 f16 (each operand its own)", 2, 3, 1, 3},
+    {"softmax", lib::softmaxKernel, acceptsSoftmax, "f32 bf16 f16 (each operand its own)", 1, 1, 1, 1},
+    {"log_softmax", lib::logSoftmaxKernel, acceptsLogSoftmax, "f32 bf16 f16 (each operand its own)", 1, 1, 1, 1},
 };
 constexpr size_t kCount = sizeof(kTable) / sizeof(kTable[0]);
 

@@ -39,6 +39,8 @@ std::string formulaKernel(const rt::KernelArgs &a);
 std::string rotaryKernel(const rt::KernelArgs &a);
 std::string rmsNormKernel(const rt::KernelArgs &a);
 std::string layerNormKernel(const rt::KernelArgs &a);
+std::string softmaxKernel(const rt::KernelArgs &a);
+std::string logSoftmaxKernel(const rt::KernelArgs &a);
 
 // Prepares the flash attention kernels' shared memory (host-side, before any capture).
 void prepareAttention();

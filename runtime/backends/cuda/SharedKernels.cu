@@ -2,7 +2,7 @@
 // and reductions (shardc/kernels/IndexKernels.h: slice, concat, transpose, expand, reduce_sum,
 // reduce_mean, reduce_max), training attention (AttentionRows.h: the forward that also
 // writes lse, attention_grad) and the steps generated kernels normally absorb
-// (ElementwiseKernels.h: formula, rotary, rms_norm, layer_norm). The plans are the headers' host code, the kernels their device
+// (ElementwiseKernels.h: formula, rotary, rms_norm, layer_norm, softmax, log_softmax). The plans are the headers' host code, the kernels their device
 // code; the CPU tests run both through the Simt.h emulator (test/unit/IndexKernelsSimtTest.cpp,
 // AttentionRowsSimtTest.cpp, ElementwiseKernelsSimtTest.cpp). Built with --fmad=false, as NVRTC
 // builds the generated kernels: no contraction into FMAs, so the GPU rounds as the CPU does. What each step kind takes is CudaKernelTable.cpp's.
@@ -48,6 +48,10 @@ __global__ void __launch_bounds__(kernels::kIndexThreads) rotaryKernelGlobal(ker
 }
 __global__ void __launch_bounds__(kernels::kIndexThreads) normRowsKernel(kernels::NormParams p) {
   kernels::normRows(p);
+}
+
+__global__ void __launch_bounds__(kernels::kIndexThreads) softmaxRowsKernel(kernels::SoftmaxParams p) {
+  kernels::softmaxRows(p);
 }
 
 kernels::ElemType elemType(DType d) {
@@ -181,9 +185,31 @@ std::string norm(const char *op, const KernelArgs &a, bool layer) {
   return launched(op);
 }
 
+std::string softmax(const char *op, const KernelArgs &a, bool logarithm) {
+  kernels::SoftmaxParams p;
+  if (std::string err = kernels::planSoftmax(a.in[0].shape, a.attrs ? a.attrs->getInt("axis", -1) : -1, p);
+      !err.empty())
+    return std::string(op) + ": " + err;
+  p.x.data = a.in[0].data;
+  p.x.type = elemType(a.in[0].dtype);
+  p.y = a.out[0].data;
+  p.yType = elemType(a.out[0].dtype);
+  p.logarithm = logarithm;
+  const int64_t rows = p.outer * p.inner;
+  if (rows == 0 || p.n == 0)
+    return "";
+  if (rows > int64_t(0x7fffffff))
+    return std::string(op) + ": " + std::to_string(rows) + " rows exceed one launch";
+  softmaxRowsKernel<<<unsigned(rows), kernels::kIndexThreads, 0, threadContext().stream>>>(p);
+  return launched(op);
+}
+
 } // namespace
 
 namespace lib {
+
+std::string softmaxKernel(const KernelArgs &a) { return softmax("softmax", a, false); }
+std::string logSoftmaxKernel(const KernelArgs &a) { return softmax("log_softmax", a, true); }
 
 std::string formulaKernel(const KernelArgs &a) {
   kernels::ElementwiseParams p;

@@ -7,6 +7,8 @@
 //     the rows every backend computes), operands broadcast to y (numpy rules), one element per
 //     thread, in f32 (16-bit values loaded into f32, y rounded once), as the CPU kernels.
 //   rotaryElements: y = x·cos + rotate_half(x)·sin, cos/sin broadcast to x, in f32.
+//   softmaxRows: softmax or log_softmax along one axis, one block per row (the max-subtracted
+//     exponentials summed in double), in f32 as the CPU kernel.
 //   normRows: rms_norm or layer_norm over the trailing dims, one block per row, the row's
 //     statistics summed in double (a tree over the block's threads), scale and bias broadcast
 //     to the normalised dims; layer_norm's optional mean and inverse-std outputs.
@@ -189,6 +191,53 @@ SIMT_DEVICE void normRows(const NormParams &p) {
   }
 }
 
+struct SoftmaxParams {
+  ElemOperand x;
+  void *y = nullptr;
+  ElemType yType = ElemType::F32;
+  int64_t outer = 0, n = 0, inner = 0; // x as [outer, n, inner], the axis in the middle
+  int logarithm = 0;
+};
+
+namespace elementwise_detail {
+SIMT_DEVICE float rowMax(float v) {
+  SIMT_SHARED(float, part, kIndexThreads);
+  const int t = simt::threadIdxX();
+  part[t] = v;
+  simt::syncThreads();
+  for (int half = kIndexThreads / 2; half > 0; half /= 2) {
+    if (t < half && part[t + half] > part[t]) // NaNs never win, as std::max on the CPU
+      part[t] = part[t + half];
+    simt::syncThreads();
+  }
+  const float out = part[0];
+  simt::syncThreads();
+  return out;
+}
+} // namespace elementwise_detail
+
+// Row blockIdxX() of outer * inner rows, kIndexThreads threads.
+SIMT_DEVICE void softmaxRows(const SoftmaxParams &p) {
+  using namespace elementwise_detail;
+  const int64_t r = simt::blockIdxX(), base = (r / p.inner) * p.n * p.inner + r % p.inner;
+  const int t = simt::threadIdxX(), threads = simt::blockDimX();
+  float localMax = -__builtin_huge_valf();
+  for (int64_t j = t; j < p.n; j += threads) {
+    const float v = load(p.x.data, base + j * p.inner, p.x.type);
+    localMax = v > localMax ? v : localMax;
+  }
+  const float maxValue = rowMax(localMax);
+  double sum = 0.0;
+  for (int64_t j = t; j < p.n; j += threads)
+    sum += sc_exp(load(p.x.data, base + j * p.inner, p.x.type) - maxValue);
+  sum = rowSum(sum);
+  const float logSum = float(sc_log(sum)), inv = float(1.0 / sum);
+  for (int64_t j = t; j < p.n; j += threads) {
+    const float v = load(p.x.data, base + j * p.inner, p.x.type);
+    store(p.y, base + j * p.inner, p.yType, p.logarithm ? (v - maxValue) - logSum : sc_exp(v - maxValue) * inv);
+  }
+}
+
 #if !defined(__CUDACC_RTC__)
 // ---- Plans (host code): "" or a one-line error.
 namespace elementwise_detail {
@@ -264,6 +313,21 @@ inline std::string planNorm(const std::vector<int64_t> &xShape, int64_t axis, co
   if (biasShape)
     if (std::string err = elementwise_detail::broadcast(*biasShape, normalized, p.bias.stride); !err.empty())
       return "bias: " + err;
+  return "";
+}
+
+// x's shape and the softmax axis (negative counts from the end).
+inline std::string planSoftmax(const std::vector<int64_t> &xShape, int64_t axis, SoftmaxParams &p) {
+  const int64_t rank = int64_t(xShape.size());
+  if (axis < 0)
+    axis += rank;
+  if (axis < 0 || axis >= rank)
+    return "axis out of range for rank " + std::to_string(rank);
+  p.outer = p.inner = 1;
+  p.n = xShape[size_t(axis)];
+  for (int64_t d = 0; d < rank; ++d)
+    if (d != axis)
+      (d < axis ? p.outer : p.inner) *= xShape[size_t(d)];
   return "";
 }
 #endif
