@@ -4,9 +4,10 @@
 // attention with lse, attention_grad), those --no-fuse programs added (formula, rms_norm,
 // layer_norm, rotary, softmax, log_softmax) and a few of the first ones. Built wherever the CUDA
 // backend is; registered only with -DSHARDC_ENABLE_GPU_TESTS=ON (the GPU machines): without a
-// GPU every case is skipped. On the CPU the SIMT sources of these kernels are checked by
+// GPU every case is skipped. CudaKernelTable.* needs no GPU and always runs. On the CPU the SIMT sources of these kernels are checked by
 // unit.simt.cuda_shared_kernels.
 #include "CudaBackend.h"
+#include "CudaKernelTable.h"
 
 #include "shardc/runtime/Kernel.h"
 
@@ -62,6 +63,16 @@ Host make(DType dtype, std::vector<int64_t> shape, unsigned seed, bool filled = 
     }
   }
   return t;
+}
+
+// Without a GPU (unit.cuda_kernel_table): every step kind the CPU backend has, the CUDA table has.
+TEST(CudaKernelTable, CoversEveryCpuKind) {
+  for (const std::string &op : rt::cpuKernelNames())
+    EXPECT_NE(cuda::findCudaKernel(op), nullptr) << op << " has a CPU kernel and no CUDA one";
+  size_t count = 0;
+  const cuda::CudaKernelEntry *table = cuda::cudaKernelTable(count);
+  for (size_t i = 0; i < count; ++i)
+    EXPECT_NE(rt::lookupCpuKernel(table[i].op), nullptr) << table[i].op << ": a CUDA kind the CPU lacks";
 }
 
 class CudaKernelsGpu : public ::testing::Test {
@@ -186,6 +197,21 @@ TEST_F(CudaKernelsGpu, UnfusedStepsMatchCpu) {
     compare("rotary", {make(dt, {2, 4, 64, 32}, 24), make(DType::F32, {64, 32}, 25), make(DType::F32, {64, 32}, 26)},
             {make(dt, {2, 4, 64, 32}, 0, false)}, rt::Attrs(), 0.0);
   }
+}
+
+TEST_F(CudaKernelsGpu, SelectionsAndGemmMatchCpu) {
+  compare("where", {make(DType::Bool, {3, 1, 64}, 29), make(DType::F32, {2, 64}, 30), make(DType::F32, {3, 2, 1}, 31)},
+          {make(DType::F32, {3, 2, 64}, 0, false)}, rt::Attrs(), 0.0);
+  compare("equal", {make(DType::I64, {3, 2, 64}, 32), make(DType::I64, {2, 64}, 33)},
+          {make(DType::Bool, {3, 2, 64}, 0, false)}, rt::Attrs(), 0.0);
+  rt::Attrs trilu;
+  trilu.set("upper", false);
+  compare("trilu", {make(DType::F32, {2, 64, 64}, 34)}, {make(DType::F32, {2, 64, 64}, 0, false)}, trilu, 0.0);
+  rt::Attrs gemm;
+  gemm.set("trans_b", true);
+  gemm.set("alpha", 0.5);
+  compare("gemm", {make(DType::F32, {64, 96}, 35), make(DType::F32, {80, 96}, 36), make(DType::F32, {80}, 37)},
+          {make(DType::F32, {64, 80}, 0, false)}, gemm, 1e-5);
 }
 
 TEST_F(CudaKernelsGpu, FirstKindsMatchCpu) {

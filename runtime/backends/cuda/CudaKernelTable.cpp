@@ -10,6 +10,7 @@
 #include "shardc/kernels/ElementwiseKernels.h"
 #include "shardc/kernels/FlashAttention.h"
 #include "shardc/kernels/IndexKernels.h"
+#include "shardc/kernels/SelectKernels.h"
 
 #include <array>
 #include <utility>
@@ -297,6 +298,87 @@ std::string softmaxPlan(std::string_view op, const KernelArgs &a) {
 std::string acceptsSoftmax(const KernelArgs &a) { return softmaxPlan("softmax", a); }
 std::string acceptsLogSoftmax(const KernelArgs &a) { return softmaxPlan("log_softmax", a); }
 
+std::string acceptsSiluMul(const KernelArgs &a) {
+  if (std::string err = floatsEach("silu_mul", a, 1); !err.empty())
+    return err;
+  return elementwisePlan("silu_mul", a);
+}
+std::string acceptsPow(const KernelArgs &a) {
+  if (std::string err = floatsEach("pow", a, 1); !err.empty())
+    return err;
+  if (a.in[1].dtype != a.in[0].dtype) // the CPU rounds the exponent to the base's dtype first
+    return std::string("pow: an exponent of dtype ") + rt::dtypeName(a.in[1].dtype) + " for a base of " +
+           rt::dtypeName(a.in[0].dtype) + " has no CUDA kernel";
+  return elementwisePlan("pow", a);
+}
+
+std::string selectPlan(std::string_view op, const KernelArgs &a) {
+  std::vector<std::vector<int64_t>> shapes;
+  for (const TensorView &t : a.in)
+    shapes.push_back(t.shape);
+  kernels::SelectParams p;
+  std::string err = kernels::planSelect(a.out[0].shape, shapes, p);
+  return err.empty() ? "" : std::string(op) + ": " + err;
+}
+std::string acceptsWhere(const KernelArgs &a) {
+  return firstOf(dtypeIn("where", "the condition", a.in[0], bit(DType::Bool), "bool"),
+                 sameDtype("where", "b", a.in[2], a.in[1]), sameDtype("where", "y", a.out[0], a.in[1]),
+                 selectPlan("where", a));
+}
+std::string acceptsEqual(const KernelArgs &a) {
+  return firstOf(sameDtype("equal", "b", a.in[1], a.in[0]), dtypeIn("equal", "y", a.out[0], bit(DType::Bool), "bool"),
+                 selectPlan("equal", a));
+}
+std::string acceptsIsnan(const KernelArgs &a) {
+  if (a.out[0].shape != a.in[0].shape)
+    return "isnan: y must have x's shape";
+  return firstOf(dtypeIn("isnan", "y", a.out[0], bit(DType::Bool), "bool"), selectPlan("isnan", a));
+}
+std::string acceptsGatherElements(const KernelArgs &a) {
+  if (std::string err = firstOf(dtypeIn("gather_elements", "the indices", a.in[1], kIds, "i64, i32"),
+                                sameDtype("gather_elements", "y", a.out[0], a.in[0]));
+      !err.empty())
+    return err;
+  if (a.out[0].shape != a.in[1].shape)
+    return "gather_elements: y must have the indices' shape";
+  kernels::GatherElementsParams p;
+  std::string err = kernels::planGatherElements(a.in[0].shape, a.in[1].shape, a.attrs ? a.attrs->getInt("axis", 0) : 0,
+                                                int(rt::dtypeSize(a.in[0].dtype)), p);
+  return err.empty() ? "" : "gather_elements: " + err;
+}
+std::string acceptsTrilu(const KernelArgs &a) {
+  if (std::string err = sameDtype("trilu", "y", a.out[0], a.in[0]); !err.empty())
+    return err;
+  if (a.out[0].shape != a.in[0].shape || a.in[0].rank() < 2)
+    return "trilu: the CUDA kernel takes x of rank >= 2 and y of its shape";
+  return "";
+}
+
+std::string acceptsGemm(const KernelArgs &a) {
+  std::string err;
+  for (const TensorView *t : {&a.in[0], &a.in[1], &a.out[0]})
+    if (err.empty())
+      err = dtypeIn("gemm", "an operand", *t, bit(DType::F32), "f32");
+  if (err.empty() && a.in.size() > 2)
+    err = dtypeIn("gemm", "C", a.in[2], bit(DType::F32), "f32");
+  if (!err.empty())
+    return err;
+  const TensorView &A = a.in[0], &B = a.in[1], &y = a.out[0];
+  const bool transA = a.attrs && a.attrs->getBool("trans_a", false);
+  const bool transB = a.attrs && a.attrs->getBool("trans_b", false);
+  if (A.rank() != 2 || B.rank() != 2 || y.rank() != 2)
+    return "gemm: the CUDA kernel takes 2-D operands";
+  if ((transA ? A.shape[0] : A.shape[1]) != (transB ? B.shape[1] : B.shape[0]) ||
+      y.shape[0] != (transA ? A.shape[1] : A.shape[0]) || y.shape[1] != (transB ? B.shape[0] : B.shape[1]))
+    return "gemm: the operands' dims do not match";
+  if (a.in.size() > 2) {
+    kernels::StridedCopyParams p;
+    if (std::string plan = kernels::planExpand(a.in[2].shape, y.shape, 4, p); !plan.empty())
+      return "gemm: C: " + plan;
+  }
+  return "";
+}
+
 constexpr CudaKernelEntry kTable[] = {
     {"linear", lib::linearKernel, acceptsLinear, "f32 bf16 f16", 2, 3, 1, 1},
     {"matmul", lib::matmulKernel, acceptsMatmul, "f32 bf16 f16", 2, 2, 1, 1},
@@ -324,6 +406,14 @@ constexpr CudaKernelEntry kTable[] = {
     {"layer_norm", lib::layerNormKernel, acceptsLayerNorm, "f32 bf16 f16 (each operand its own)", 2, 3, 1, 3},
     {"softmax", lib::softmaxKernel, acceptsSoftmax, "f32 bf16 f16 (each operand its own)", 1, 1, 1, 1},
     {"log_softmax", lib::logSoftmaxKernel, acceptsLogSoftmax, "f32 bf16 f16 (each operand its own)", 1, 1, 1, 1},
+    {"silu_mul", lib::siluMulKernel, acceptsSiluMul, "f32 bf16 f16 (each operand its own)", 2, 2, 1, 1},
+    {"pow", lib::powKernel, acceptsPow, "f32 bf16 f16 (exponent of the base's dtype)", 2, 2, 1, 1},
+    {"where", lib::whereKernel, acceptsWhere, "all, bool condition", 3, 3, 1, 1},
+    {"equal", lib::equalKernel, acceptsEqual, "all, bool result", 2, 2, 1, 1},
+    {"isnan", lib::isnanKernel, acceptsIsnan, "all, bool result", 1, 1, 1, 1},
+    {"gather_elements", lib::gatherElementsKernel, acceptsGatherElements, "all, i64/i32 indices", 2, 2, 1, 1},
+    {"trilu", lib::triluKernel, acceptsTrilu, "all", 1, 1, 1, 1},
+    {"gemm", lib::gemmKernel, acceptsGemm, "f32", 2, 3, 1, 1},
 };
 constexpr size_t kCount = sizeof(kTable) / sizeof(kTable[0]);
 

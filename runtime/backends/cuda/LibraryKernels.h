@@ -41,6 +41,15 @@ std::string rmsNormKernel(const rt::KernelArgs &a);
 std::string layerNormKernel(const rt::KernelArgs &a);
 std::string softmaxKernel(const rt::KernelArgs &a);
 std::string logSoftmaxKernel(const rt::KernelArgs &a);
+std::string siluMulKernel(const rt::KernelArgs &a);
+std::string powKernel(const rt::KernelArgs &a);
+std::string gemmKernel(const rt::KernelArgs &a);
+// SharedKernels.cu (SelectKernels.h): selections and comparisons of any dtype.
+std::string whereKernel(const rt::KernelArgs &a);
+std::string equalKernel(const rt::KernelArgs &a);
+std::string isnanKernel(const rt::KernelArgs &a);
+std::string gatherElementsKernel(const rt::KernelArgs &a);
+std::string triluKernel(const rt::KernelArgs &a);
 
 // Prepares the flash attention kernels' shared memory (host-side, before any capture).
 void prepareAttention();

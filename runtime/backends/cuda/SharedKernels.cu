@@ -2,16 +2,20 @@
 // and reductions (shardc/kernels/IndexKernels.h: slice, concat, transpose, expand, reduce_sum,
 // reduce_mean, reduce_max), training attention (AttentionRows.h: the forward that also
 // writes lse, attention_grad) and the steps generated kernels normally absorb
-// (ElementwiseKernels.h: formula, rotary, rms_norm, layer_norm, softmax, log_softmax). The plans are the headers' host code, the kernels their device
+// (ElementwiseKernels.h: formula, pow, silu_mul, rotary, rms_norm, layer_norm, softmax,
+// log_softmax), selections (SelectKernels.h: where, equal, isnan, gather_elements, trilu), and
+// ONNX gemm (cuBLAS after a strided copy of C). The plans are the headers' host code, the kernels their device
 // code; the CPU tests run both through the Simt.h emulator (test/unit/IndexKernelsSimtTest.cpp,
-// AttentionRowsSimtTest.cpp, ElementwiseKernelsSimtTest.cpp). Built with --fmad=false, as NVRTC
+// AttentionRowsSimtTest.cpp, ElementwiseKernelsSimtTest.cpp, SelectKernelsSimtTest.cpp). Built with --fmad=false, as NVRTC
 // builds the generated kernels: no contraction into FMAs, so the GPU rounds as the CPU does. What each step kind takes is CudaKernelTable.cpp's.
 #include "CudaBackend.h"
 #include "LibraryKernels.h"
 #include "shardc/kernels/AttentionRows.h"
 #include "shardc/kernels/ElementwiseKernels.h"
 #include "shardc/kernels/IndexKernels.h"
+#include "shardc/kernels/SelectKernels.h"
 
+#include <cublas_v2.h>
 #include <cuda_runtime.h>
 
 #include <cmath>
@@ -53,6 +57,21 @@ __global__ void __launch_bounds__(kernels::kIndexThreads) normRowsKernel(kernels
 __global__ void __launch_bounds__(kernels::kIndexThreads) softmaxRowsKernel(kernels::SoftmaxParams p) {
   kernels::softmaxRows(p);
 }
+
+__global__ void __launch_bounds__(kernels::kIndexThreads) selectKernelGlobal(kernels::SelectParams p) {
+  kernels::selectElements(p);
+}
+__global__ void __launch_bounds__(kernels::kIndexThreads) gatherElementsGlobal(kernels::GatherElementsParams p) {
+  kernels::gatherElements(p);
+}
+__global__ void __launch_bounds__(kernels::kIndexThreads) triluGlobal(kernels::TriluParams p) {
+  kernels::triluElements(p);
+}
+
+static_assert(int(kernels::AnyType::Bool) == int(DType::Bool) && int(kernels::AnyType::I64) == int(DType::I64) &&
+                  int(kernels::AnyType::BF16) == int(DType::BF16),
+              "kernels::AnyType follows rt::DType");
+kernels::AnyType anyType(DType d) { return kernels::AnyType(int(d)); }
 
 kernels::ElemType elemType(DType d) {
   return d == DType::BF16 ? kernels::ElemType::BF16 : d == DType::F16 ? kernels::ElemType::F16 : kernels::ElemType::F32;
@@ -204,9 +223,106 @@ std::string softmax(const char *op, const KernelArgs &a, bool logarithm) {
   return launched(op);
 }
 
+// One element per thread over `count` elements; "" or the launch's error.
+template <typename Params, typename Kernel>
+std::string perElement(const char *op, Kernel kernel, const Params &p, int64_t count) {
+  if (count == 0)
+    return "";
+  const int64_t blocks = kernels::indexBlocks(count);
+  if (blocks > int64_t(0x7fffffff))
+    return std::string(op) + ": " + std::to_string(count) + " elements exceed one launch";
+  kernel<<<unsigned(blocks), kernels::kIndexThreads, 0, threadContext().stream>>>(p);
+  return launched(op);
+}
+
+std::string select(const char *op, const KernelArgs &a, kernels::SelectOp which) {
+  kernels::SelectParams p;
+  std::vector<std::vector<int64_t>> shapes;
+  for (const rt::TensorView &t : a.in)
+    shapes.push_back(t.shape);
+  if (std::string err = kernels::planSelect(a.out[0].shape, shapes, p); !err.empty())
+    return std::string(op) + ": " + err;
+  for (size_t i = 0; i < a.in.size(); ++i) {
+    p.in[i].data = a.in[i].data;
+    p.in[i].type = anyType(a.in[i].dtype);
+  }
+  p.y = a.out[0].data;
+  p.yType = anyType(a.out[0].dtype);
+  p.op = which;
+  return perElement(op, selectKernelGlobal, p, p.count);
+}
+
 } // namespace
 
 namespace lib {
+
+std::string whereKernel(const KernelArgs &a) { return select("where", a, kernels::SelectOp::Where); }
+std::string equalKernel(const KernelArgs &a) { return select("equal", a, kernels::SelectOp::Equal); }
+std::string isnanKernel(const KernelArgs &a) { return select("isnan", a, kernels::SelectOp::IsNan); }
+
+std::string gatherElementsKernel(const KernelArgs &a) {
+  kernels::GatherElementsParams p;
+  if (std::string err = kernels::planGatherElements(a.in[0].shape, a.in[1].shape, a.attrs ? a.attrs->getInt("axis", 0) : 0,
+                                                    int(rt::dtypeSize(a.in[0].dtype)), p);
+      !err.empty())
+    return "gather_elements: " + err;
+  p.data = a.in[0].data;
+  p.indices = a.in[1].data;
+  p.indices64 = a.in[1].dtype == DType::I64;
+  p.y = a.out[0].data;
+  return perElement("gather_elements", gatherElementsGlobal, p, p.count);
+}
+
+std::string triluKernel(const KernelArgs &a) {
+  kernels::TriluParams p;
+  if (std::string err = kernels::planTrilu(a.in[0].shape, a.attrs ? a.attrs->getBool("upper", true) : true,
+                                           a.attrs ? a.attrs->getInt("k", 0) : 0, int(rt::dtypeSize(a.in[0].dtype)), p);
+      !err.empty())
+    return "trilu: " + err;
+  p.x = a.in[0].data;
+  p.y = a.out[0].data;
+  return perElement("trilu", triluGlobal, p, p.count);
+}
+
+std::string siluMulKernel(const KernelArgs &a) {
+  kernels::ElementwiseParams p;
+  p.siluMul = 1;
+  return elementwise("silu_mul", a, p, false);
+}
+
+// ONNX Gemm in f32: y = alpha op(A) op(B) + beta C, C broadcast into y by the strided copy
+// first, then one cuBLAS GEMM (column-major: y^T = op(B)^T op(A)^T) adding onto it.
+std::string gemmKernel(const KernelArgs &a) {
+  const rt::TensorView &A = a.in[0], &B = a.in[1], &y = a.out[0];
+  const float alpha = float(a.attrs ? a.attrs->getFloat("alpha", 1.0) : 1.0);
+  float beta = float(a.attrs ? a.attrs->getFloat("beta", 1.0) : 1.0);
+  const bool transA = a.attrs && a.attrs->getBool("trans_a", false);
+  const bool transB = a.attrs && a.attrs->getBool("trans_b", false);
+  const int64_t M = transA ? A.shape[1] : A.shape[0], K = transA ? A.shape[0] : A.shape[1];
+  const int64_t N = transB ? B.shape[0] : B.shape[1];
+  if (a.in.size() > 2 && beta != 0.0f) {
+    kernels::StridedCopyParams p;
+    if (std::string err = copy("gemm", kernels::planExpand(a.in[2].shape, y.shape, 4, p), p, y.data, a.in[2].data);
+        !err.empty())
+      return err;
+  } else {
+    beta = 0.0f;
+  }
+  if (M == 0 || N == 0)
+    return "";
+  auto handle = static_cast<cublasHandle_t>(threadContext().cublas);
+  cublasStatus_t st = cublasGemmEx(handle, transB ? CUBLAS_OP_T : CUBLAS_OP_N, transA ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                   int(N), int(M), int(K), &alpha, B.data, CUDA_R_32F, int(B.shape[1]), A.data,
+                                   CUDA_R_32F, int(A.shape[1]), &beta, y.data, CUDA_R_32F, int(N), CUBLAS_COMPUTE_32F,
+                                   CUBLAS_GEMM_DEFAULT);
+  return st == CUBLAS_STATUS_SUCCESS ? "" : std::string("gemm: cuBLAS ") + cublasGetStatusString(st);
+}
+
+std::string powKernel(const KernelArgs &a) {
+  kernels::ElementwiseParams p;
+  p.formula = kernels::FormulaId::pow;
+  return elementwise("pow", a, p, false);
+}
 
 std::string softmaxKernel(const KernelArgs &a) { return softmax("softmax", a, false); }
 std::string logSoftmaxKernel(const KernelArgs &a) { return softmax("log_softmax", a, true); }

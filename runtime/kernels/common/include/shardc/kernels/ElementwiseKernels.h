@@ -4,8 +4,9 @@
 // (the Simt.h emulator, against the CPU backend's kernels).
 //
 //   formulaElements: y = sc_op_<formula>(a[, b]) (FusedPrelude.h's SC_ELEMENTWISE_FORMULAS,
-//     the rows every backend computes), operands broadcast to y (numpy rules), one element per
-//     thread, in f32 (16-bit values loaded into f32, y rounded once), as the CPU kernels.
+//     the rows every backend computes; also pow and silu_mul), operands broadcast to y (numpy
+//     rules), one element per thread, in f32 (16-bit values loaded into f32, y rounded once),
+//     as the CPU kernels.
 //   rotaryElements: y = x·cos + rotate_half(x)·sin, cos/sin broadcast to x, in f32.
 //   softmaxRows: softmax or log_softmax along one axis, one block per row (the max-subtracted
 //     exponentials summed in double), in f32 as the CPU kernel.
@@ -45,6 +46,7 @@ struct ElementwiseParams {
   int rank = 0;
   int64_t shape[kIndexMaxRank] = {};
   FormulaId formula = FormulaId::add;
+  int siluMul = 0; // silu_mul: y = sc_op_mul(sc_op_silu(a), b), the formula ignored
 };
 
 namespace elementwise_detail {
@@ -94,7 +96,7 @@ SIMT_DEVICE void formulaElements(const ElementwiseParams &p) {
     return;
   const float a = load(p.in[0].data, offset(p, p.in[0], n), p.in[0].type);
   const float b = p.inputs > 1 ? load(p.in[1].data, offset(p, p.in[1], n), p.in[1].type) : 0.0f;
-  store(p.y, n, p.yType, apply(p.formula, a, b));
+  store(p.y, n, p.yType, p.siluMul ? sc_op_mul(sc_op_silu(a), b) : apply(p.formula, a, b));
 }
 
 // in[0] = x (dense, of the output's shape), in[1] = cos, in[2] = sin.
