@@ -2,10 +2,11 @@
 // entry's predicate, then the launch), against the CPU backend's kernels on the same inputs:
 // the kinds the training programs added (slice, concat, transpose, expand, reduce_*,
 // attention with lse, attention_grad), those --no-fuse programs added (formula, rms_norm,
-// layer_norm, rotary, softmax, log_softmax) and a few of the first ones. Built wherever the CUDA
-// backend is; registered only with -DSHARDC_ENABLE_GPU_TESTS=ON (the GPU machines): without a
-// GPU every case is skipped. CudaKernelTable.* needs no GPU and always runs. On the CPU the SIMT sources of these kernels are checked by
-// unit.simt.cuda_shared_kernels.
+// layer_norm, rotary, softmax, log_softmax), selections and gemm, and a few of the first ones.
+// Built wherever the CUDA backend is; registered only with -DSHARDC_ENABLE_GPU_TESTS=ON (the
+// GPU machines): without a GPU every case is skipped. CudaKernelTable.* needs no GPU and
+// always runs (unit.cuda_kernel_table). On the CPU the SIMT sources of these kernels are
+// checked by unit.simt.cuda_shared_kernels.
 #include "CudaBackend.h"
 #include "CudaKernelTable.h"
 

@@ -1,13 +1,14 @@
 // The CUDA backend's launches of the SIMT kernels it shares with the CPU tests: strided copies
 // and reductions (shardc/kernels/IndexKernels.h: slice, concat, transpose, expand, reduce_sum,
-// reduce_mean, reduce_max), training attention (AttentionRows.h: the forward that also
-// writes lse, attention_grad) and the steps generated kernels normally absorb
-// (ElementwiseKernels.h: formula, pow, silu_mul, rotary, rms_norm, layer_norm, softmax,
-// log_softmax), selections (SelectKernels.h: where, equal, isnan, gather_elements, trilu), and
-// ONNX gemm (cuBLAS after a strided copy of C). The plans are the headers' host code, the kernels their device
-// code; the CPU tests run both through the Simt.h emulator (test/unit/IndexKernelsSimtTest.cpp,
-// AttentionRowsSimtTest.cpp, ElementwiseKernelsSimtTest.cpp, SelectKernelsSimtTest.cpp). Built with --fmad=false, as NVRTC
-// builds the generated kernels: no contraction into FMAs, so the GPU rounds as the CPU does. What each step kind takes is CudaKernelTable.cpp's.
+// reduce_mean, reduce_max), training attention (AttentionRows.h: the forward that also writes
+// lse, attention_grad), the steps generated kernels normally absorb (ElementwiseKernels.h:
+// formula, pow, silu_mul, rotary, rms_norm, layer_norm, softmax, log_softmax) and selections
+// (SelectKernels.h: where, equal, isnan, gather_elements, trilu); and ONNX gemm (cuBLAS after
+// a strided copy of C). The plans are the headers' host code, the kernels their device code;
+// the CPU tests run both through the Simt.h emulator (test/unit/*KernelsSimtTest.cpp,
+// AttentionRowsSimtTest.cpp). Built with --fmad=false, as NVRTC builds the generated kernels:
+// no contraction into FMAs, so the GPU rounds as the CPU does. What each step kind takes is
+// CudaKernelTable.cpp's.
 #include "CudaBackend.h"
 #include "LibraryKernels.h"
 #include "shardc/kernels/AttentionRows.h"
