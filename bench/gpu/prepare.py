@@ -58,6 +58,29 @@ KIT_CELLS = [
     ("llama_s_b4", "fp32", "dp_replicate=2,dp_shard=2", 4),
 ]
 
+
+
+def matrix_cells():
+    """Every configuration the CPU matrix runs (test/e2e/matrix.txt), the unsharded programs and
+    the kit's cells, as (model, where, plan, mesh, ranks): what e2e.check_backend_cuda checks
+    for CUDA kernels, although the kit runs only KIT_CELLS on a GPU."""
+    cells = [("llama_tiny", "fp32", "tp=1", 1), ("llama_tiny", "bf16", "tp=1", 1), ("qwen2_tiny", "bf16", "tp=1", 1),
+             ("gpt2_s", "fp32", "tp=1", 1), ("bert_m", "fp32", "tp=1", 1)] + KIT_CELLS
+    with open(os.path.join(ROOT, "test", "e2e", "matrix.txt")) as f:
+        for line in f:
+            if line.strip() and not line.startswith("#"):
+                model, mesh, ranks, plan = line.split()
+                cells.append((model, plan, mesh, int(ranks)))
+    out = []
+    for model, plan, mesh, ranks in cells:
+        cell = (model, "shared" if model.endswith("_tiny") else "generated", plan, mesh, ranks)
+        if cell not in out:
+            out.append(cell)
+    return out
+
+
+CELLS = matrix_cells()
+
 # Bench shapes (test/e2e/gen_models.py arguments). small: the issue's small shape; 1b: the
 # Llama-1B shape of the training anchors; ci: a tiny shape that only exercises this path.
 BENCH_SHAPES = {

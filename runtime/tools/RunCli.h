@@ -37,6 +37,7 @@ struct Options {
   bool printSteps = false, verbose = false, version = false, help = false, allRanks = false;
   bool randomWeights = false, dumpManifest = false;
   bool checkReplay = false; // --check-replay: two more runs must equal the first bit for bit
+  std::string checkBackend; // --check-backend B: CheckBackend.cpp
   int64_t nproc = 0, threads = 0, repeat = 0;
   int64_t steps = 1;                  // --steps: runs in order, a training loop
   std::string saveState, loadState;   // --save-state / --load-state DIR (TrainState.cpp)
@@ -59,6 +60,11 @@ std::string parseOptions(int argc, char **argv, Options &o);
 // --- DumpManifest.cpp ---
 // --dump-manifest: prints `path`'s manifest readably; the exit status.
 int dumpManifest(const std::string &path);
+
+// --- CheckBackend.cpp ---
+// --check-backend cuda: lists the steps of o.model the CUDA backend lacks a kernel for, without
+// a GPU; exit 0 (all covered), 1 (some missing) or 2 (no answer: no CUDA in this build).
+int checkBackend(const Options &o);
 
 // --- RunOutput.cpp ---
 void printSteps(const Artifact &a);

@@ -9,7 +9,7 @@ namespace shardc::runcli {
 
 const char *const kUsage =
     "usage: shardc-run MODEL.shardc [--inputs IN.npz] [--outputs OUT.npz] [--print-steps]\n"
-    "                  [--dump-manifest]\n"
+    "                  [--dump-manifest] [--check-backend cuda]\n"
     "                  [--verbose] [--version] [--nproc N | --threads N] [--launcher L]\n"
     "                  [--collective-timeout DURATION] [--all-ranks] [--backend cpu|cuda]\n"
     "                  [--repeat N] [--random-weights] [--comm auto|local|mpi|nccl]\n"
@@ -21,6 +21,8 @@ const char *const kUsage =
     "                     without it, their names, dtypes and shapes are printed\n"
     "  --print-steps      print the step list before running\n"
     "  --dump-manifest    print the artifact's manifest (FlatBuffers, as text) and exit\n"
+    "  --check-backend cuda  list the steps (kind and dtypes), generated kernels and load\n"
+    "                     steps the CUDA backend lacks, without a GPU; exit 0 if none, else 1\n"
     "  --verbose          print arena, weight and step figures on stderr\n"
     "  --nproc N          run N ranks as processes: re-runs itself under mpirun -np N\n"
     "  --threads N        run N ranks as threads of this process (local communicator)\n"
@@ -138,6 +140,8 @@ std::string parseOptions(int argc, char **argv, Options &o) {
       if (err.empty() && o.backend == "cuda")
         err = "--backend cuda: this shardc-run was built without CUDA";
 #endif
+    } else if (is("--check-backend")) {
+      err = value("--check-backend", o.checkBackend, "a backend (cuda)");
     } else if (is("--comm")) {
       err = value("--comm", o.comm, "auto, local, mpi or nccl");
       if (err.empty() && o.comm != "auto" && o.comm != "local" && o.comm != "mpi" && o.comm != "nccl")

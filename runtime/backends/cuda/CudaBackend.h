@@ -25,8 +25,12 @@ struct ThreadContext {
 };
 const ThreadContext &threadContext();
 
-// The library kernel for `op` ("linear", "matmul", "attention", "embedding", "copy"), or
-// nullptr (LibraryKernels.cu).
+// Where NVRTC's cubins are kept: $SHARDC_CACHE_DIR/kernels, $XDG_CACHE_HOME/shardc/kernels or
+// ~/.cache/shardc/kernels ("" when none of them is set).
+std::string kernelCacheDir();
+
+// The library kernel for `op`, or nullptr: the entry of CudaKernelTable.h's table, which
+// checks the step's operands against what the kernel takes before launching it.
 rt::KernelFn lookupCudaKernel(std::string_view op);
 
 class CudaBackend final : public rt::Backend {
