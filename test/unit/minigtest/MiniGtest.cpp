@@ -272,10 +272,16 @@ int runAllTests() {
   expansions.swap(s.expansions);
   for (auto &expand : expansions)
     expand();
+  // As gtest: the tests of a suite together, suites in the order they first appear.
   std::vector<const Registered *> chosen;
-  for (const Registered &t : s.tests)
-    if (selected(s.filter, t.suite + "." + t.name))
-      chosen.push_back(&t);
+  std::vector<bool> taken(s.tests.size(), false);
+  for (size_t i = 0; i < s.tests.size(); ++i)
+    for (size_t j = i; j < s.tests.size(); ++j)
+      if (!taken[j] && s.tests[j].suite == s.tests[i].suite) {
+        taken[j] = true;
+        if (selected(s.filter, s.tests[j].suite + "." + s.tests[j].name))
+          chosen.push_back(&s.tests[j]);
+      }
   if (s.listOnly) {
     std::string suite;
     for (const Registered *t : chosen) {
