@@ -271,6 +271,9 @@ int runCompile(MLIRContext &ctx) {
         train.push_back(b.getNamedAttr("lr_scheduler", l));
       if (plan->maxGradNorm)
         train.push_back(b.getNamedAttr("max_grad_norm", b.getF64FloatAttr(*plan->maxGradNorm)));
+      if (plan->activationCheckpointing != shardc::Checkpointing::None)
+        train.push_back(b.getNamedAttr("activation_checkpointing",
+                                       b.getStringAttr(shardc::stringifyCheckpointing(plan->activationCheckpointing))));
       (**module)->setAttr("sc.train", b.getDictionaryAttr(train));
     }
     (**module)->setAttr("sc.mp_policy",

@@ -36,6 +36,7 @@ struct Options {
   std::string model, inputs, outputs, launcher, backend = "cpu", comm = "auto";
   bool printSteps = false, verbose = false, version = false, help = false, allRanks = false;
   bool randomWeights = false, dumpManifest = false;
+  bool checkReplay = false; // --check-replay: two more runs must equal the first bit for bit
   int64_t nproc = 0, threads = 0, repeat = 0;
   int64_t steps = 1;                  // --steps: runs in order, a training loop
   std::string saveState, loadState;   // --save-state / --load-state DIR (TrainState.cpp)
@@ -104,7 +105,8 @@ struct RankRun {
   bool stopped = false;     // a test hook took this rank away (RunHooks::stopError)
   std::vector<HostTensor> outputs;
   uint64_t arenaPeak = 0, weightBytes = 0;
-  double meanMs = 0, bestMs = 0; // --repeat
+  std::vector<double> timedMs;   // --repeat: each timed run
+  bool replayed = false;         // --check-replay: the backend replayed a recorded graph
   std::string streams;           // the two-stream schedule, described ("" on one stream)
   std::vector<double> stepMs;    // --profile: per step, mean over the profiled runs
   uint64_t profiledRuns = 0;
@@ -120,7 +122,7 @@ struct RankContext {
   std::function<std::string(bool failed, int64_t &firstFailed)> agree;
   // The watchdog's per-step marks (NCCL), kept through CUDA-graph capture and replay
   // (Executor::setStepMarks).
-  std::function<std::string(size_t step)> stepMark;
+  std::function<std::string(size_t step, int stream)> stepMark;
   std::function<std::string(bool replay)> beginRun;
 };
 

@@ -14,7 +14,7 @@ const char *const kUsage =
     "                  [--collective-timeout DURATION] [--all-ranks] [--backend cpu|cuda]\n"
     "                  [--repeat N] [--random-weights] [--comm auto|local|mpi|nccl]\n"
     "                  [--steps N] [--data TOKENS.bin] [--losses-out LOSSES.json]\n"
-    "                  [--save-state DIR] [--load-state DIR]\n"
+    "                  [--save-state DIR] [--load-state DIR] [--check-replay]\n"
     "  --inputs IN.npz    one array per artifact input, named as the input (sharded inputs\n"
     "                     are given whole; each rank takes its chunk)\n"
     "  --outputs OUT.npz  where rank 0 writes the outputs (f16/bf16 are written as f32);\n"
@@ -49,7 +49,10 @@ const char *const kUsage =
     "  --load-state DIR   before the first run, read the state buffers --save-state wrote\n"
     "  --checkpoint-dir DIR, --resume DIR   the same as --save-state DIR, --load-state DIR\n"
     "  --checkpoint-every K   also save the state (--save-state) after every K-th run\n"
-    "  --repeat N         after the first run, N timed runs; rank 0 prints mean and best ms\n"
+    "  --repeat N         after the first run (and the one that records a GPU graph), N runs\n"
+    "                     timed alone; rank 0 prints their median, best and mean ms\n"
+    "  --check-replay     run twice more (on a GPU: the graph capture, then a replay) and\n"
+    "                     fail unless every output equals the first run's bit for bit\n"
     "  --profile          time every step of the runs after the first (not graph-captured);\n"
     "                     rank 0 prints its ten most expensive kernels\n"
     "  --random-weights   fill the weights with pseudo-random values instead of reading them\n"
@@ -155,6 +158,8 @@ std::string parseOptions(int argc, char **argv, Options &o) {
       err = count("--checkpoint-every", o.checkpointEvery, "a step count");
     } else if (is("--repeat")) {
       err = count("--repeat", o.repeat);
+    } else if (arg == "--check-replay") {
+      o.checkReplay = true;
     } else if (arg == "--random-weights") {
       o.randomWeights = true;
     } else if (arg == "--all-ranks")
@@ -194,6 +199,9 @@ std::string parseOptions(int argc, char **argv, Options &o) {
   if (!o.data.empty() && (o.repeat || o.profile))
     return "--data feeds a training loop (--steps); --repeat and --profile time repeated runs of one "
            "step: give them without --data";
+  if (o.checkReplay && (o.steps > 1 || !o.data.empty() || o.repeat || o.profile))
+    return "--check-replay compares repeated runs of one step with the first: give it without "
+           "--steps, --data, --repeat and --profile";
   if (o.checkpointEvery && o.saveState.empty())
     return "--checkpoint-every saves the state: give the directory with --checkpoint-dir (or --save-state)";
   if (o.nproc && o.launcher == "threads")

@@ -15,6 +15,7 @@
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <unistd.h>
 
@@ -79,6 +80,24 @@ void installPerturb(Session &session) {
   });
 }
 
+// SHARDC_TEST_PERTURB_RUN=N, for shardc-run --check-replay: in run N (from 1) the lowest bit
+// of every output of the last step is flipped (any dtype), so that run differs from the others.
+void installPerturbRun(Session &session) {
+  const char *env = std::getenv("SHARDC_TEST_PERTURB_RUN");
+  if (!env || !*env || !session.backend().hostAddressable() || session.artifact().steps.empty())
+    return;
+  long target = std::strtol(env, nullptr, 10);
+  size_t last = session.artifact().steps.size() - 1;
+  auto runs = std::make_shared<long>(0);
+  session.executor().setAfterStep([target, last, runs](size_t step, const std::vector<TensorView> &outs) {
+    if (step != last || ++*runs != target)
+      return;
+    for (const TensorView &t : outs)
+      if (t.bytes() > 0)
+        t.as<unsigned char>()[0] ^= 1;
+  });
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -90,6 +109,7 @@ int main(int argc, char **argv) {
   hooks.onBound = [](Session &session, bool rankIsProcess) {
     installExitAtStep(session, rankIsProcess);
     installPerturb(session);
+    installPerturbRun(session);
   };
   hooks.stopError = kStoppedByHook;
   return shardc::runcli::runMain(argc, argv, hooks);

@@ -1,5 +1,5 @@
 // Test helper for the multi-process tests (test/unit/mpi_run_test.sh, nccl_run_test.sh,
-// bench/gpu/run.sh): writes the TP MLP artifact or the collectives-only artifact with their
+// bench/gpu/nccl_checks.sh): writes the TP MLP artifact or the collectives-only artifact with their
 // inputs and expected outputs, and compares output .npz files.
 #include "CollectivesArtifact.h"
 #include "TpMlpArtifact.h"

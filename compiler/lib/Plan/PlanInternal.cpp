@@ -48,6 +48,17 @@ std::optional<Mode> parseMode(StringRef s) {
 
 StringRef stringifyMode(Mode m) { return m == Mode::Train ? "train" : "inference"; }
 
+std::optional<Checkpointing> parseCheckpointing(StringRef s) {
+  if (s == "false" || s == "none")
+    return Checkpointing::None;
+  if (s == "true" || s == "full")
+    return Checkpointing::Full;
+  if (s == "selective")
+    return Checkpointing::Selective;
+  return std::nullopt;
+}
+
+
 llvm::Error checkAxisSize(StringRef axis, int64_t size) {
   if (size == -1 && axis != "dp_shard")
     return err("mesh axis " + axis + " is -1; only dp_shard may be -1 (inferred from the world size)");
@@ -71,3 +82,9 @@ std::string rejectedAxisMessage(StringRef axis) {
 }
 
 } // namespace shardc::plan
+
+namespace shardc {
+llvm::StringRef stringifyCheckpointing(Checkpointing c) {
+  return c == Checkpointing::Full ? "full" : c == Checkpointing::Selective ? "selective" : "false";
+}
+} // namespace shardc

@@ -145,7 +145,33 @@ double CudaBackend::elapsedMs(size_t from, size_t to) const {
   return double(ms);
 }
 
+std::string CudaBackend::timeRun(const std::function<std::string()> &launch, double &ms) {
+  ms = 0;
+  for (cudaEvent_t &e : timing_)
+    if (!e)
+      if (cudaError_t rc = cudaEventCreate(&e); rc != cudaSuccess)
+        return "cudaEventCreate: " + cudaText(rc);
+  // Runs begin and end on the compute stream (the executor joins the communication stream
+  // back into it), so two events there bracket all of the run's work.
+  if (cudaError_t rc = cudaEventRecord(timing_[0], streams_[0]); rc != cudaSuccess)
+    return "cudaEventRecord: " + cudaText(rc);
+  if (std::string err = launch(); !err.empty())
+    return err;
+  if (cudaError_t rc = cudaEventRecord(timing_[1], streams_[0]); rc != cudaSuccess)
+    return "cudaEventRecord: " + cudaText(rc);
+  if (std::string err = synchronize(); !err.empty())
+    return err;
+  float elapsed = 0.0f;
+  if (cudaError_t rc = cudaEventElapsedTime(&elapsed, timing_[0], timing_[1]); rc != cudaSuccess)
+    return "cudaEventElapsedTime: " + cudaText(rc);
+  ms = double(elapsed);
+  return "";
+}
+
 CudaBackend::~CudaBackend() {
+  for (cudaEvent_t e : timing_)
+    if (e)
+      cudaEventDestroy(e);
   for (cudaEvent_t e : marks_)
     cudaEventDestroy(e);
   for (cudaEvent_t e : events_)

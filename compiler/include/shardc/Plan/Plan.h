@@ -72,6 +72,11 @@ struct MixedPrecision {
 
 enum class Mode { Inference, Train };
 
+// `activation_checkpointing` (train): false; true or full (every layer's forward recomputed in
+// backward from its inputs); selective (GEMM and attention results kept, the rest recomputed).
+enum class Checkpointing { None, Full, Selective };
+llvm::StringRef stringifyCheckpointing(Checkpointing c); // "false", "full", "selective"
+
 enum class ModelFamily { Unknown, Llama /* Llama, Qwen2, Mistral */, GPT2, Bert };
 llvm::StringRef stringifyModelFamily(ModelFamily f);
 
@@ -86,7 +91,7 @@ struct Plan {
   bool sequenceParallel = false;
   MixedPrecision mp;
   bool reshardAfterForward = true;
-  bool activationCheckpointing = false;
+  Checkpointing activationCheckpointing = Checkpointing::None;
   Mode mode = Mode::Inference;
   // `loss: {labels: input}` (train mode): the labels come from a graph input `labels` [B, S]
   // (ignore index -100) that shardc adds and shifts, instead of the shifted input ids.
