@@ -102,12 +102,18 @@ std::vector<StateSlice> stateSlices(const Artifact &a, int64_t rank) {
       s.kind = "param"; // a repeated view (kv heads repeated over tp): not located
       s.transform = w->second->transform;
       s.global = w->second->name;
+    } else if (b.sharded()) { // a state that records its own split
+      s.global = b.name;
+      s.globalShape = b.globalShape;
+      s.offsets = chunkStart(b, a.deviceMesh, rank);
+      s.sizes = s.shape;
+      s.located = true;
     }
     out.push_back(std::move(s));
   }
   // Optimizer states follow the parameter whose name ends theirs (adamw.exp_avg.<p>).
   for (StateSlice &s : out) {
-    if (s.kind == "param")
+    if (s.kind == "param" || s.located)
       continue;
     if (s.name.rfind("optimizer.", 0) == 0 || s.name.rfind("adamw.", 0) == 0)
       s.kind = "optimizer";
