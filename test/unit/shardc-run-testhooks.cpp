@@ -98,10 +98,10 @@ int main(int argc, char **argv) {
     (void)testExitAtStep(dieRank, dieStep, "SHARDC_TEST_DIE_IN_SAVE");
     if (rank != dieRank || steps != dieStep)
       return "";
-    std::string line = "rank " + std::to_string(rank) + ": SHARDC_TEST_DIE_IN_SAVE: dying in the save after step " +
-                       std::to_string(steps) + ", its files written, before the commit (test hook)";
+    std::string line = "SHARDC_TEST_DIE_IN_SAVE: dying in the save after step " + std::to_string(steps) +
+                       ", its files written, before the commit (test hook)";
     if (rankIsProcess) {
-      std::fprintf(stderr, "shardc-run: %s\n", line.c_str());
+      std::fprintf(stderr, "shardc-run: rank %lld: %s\n", static_cast<long long>(rank), line.c_str());
       std::fflush(stderr);
       ::_exit(3);
     }
