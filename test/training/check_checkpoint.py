@@ -16,6 +16,9 @@ another mesh, and `shardc export-weights`, on a shared export trained with check
    every parameter assembled here from the rank files (numpy, by the offsets and sizes of each
    rank's metadata, transposes undone), and its names and shapes must be the Hugging Face
    state_dict's of the model as the references record them (a tied weight once).
+A model without references (--vocab V: the e2e generator's GPT-2, whose packed c_attn is split
+into parts under tp and whole on one rank) trains on 200 pseudo-random tokens below V, with the
+references' optimizer; its export is checked against the rank files only.
     check_checkpoint.py --shardc B --shardc-run R --testhooks T --model M.onnx --name llama_tiny
                         --mesh tp=2 --ranks 2 --workdir W [--to tp=2,dp_shard=2:4 ...] [--nproc]
 """
@@ -36,6 +39,7 @@ ap.add_argument("--testhooks", required=True, help="shardc-run-testhooks (SHARDC
 ap.add_argument("--to", action="append", default=[], metavar="MESH:RANKS",
                 help="resume the step-2 checkpoint on this mesh (repeatable)")
 ap.add_argument("--nproc", action="store_true", help="ranks as processes under mpirun (--nproc), not threads")
+ap.add_argument("--vocab", type=int, help="a model without references: tokens below this vocabulary size")
 args = ap.parse_args()
 
 wd = pathlib.Path(args.workdir)
@@ -52,7 +56,10 @@ plan.write_text(
     f"optimizer: {{name: adamw, lr: {hyper['lr']!r}, betas: [{hyper['betas'][0]!r}, {hyper['betas'][1]!r}], "
     f"eps: {hyper['eps']!r}, weight_decay: {hyper['weight_decay']!r}}}\n"
     f"max_grad_norm: {meta['max_grad_norm']!r}\n")
-ref[p + "adamw/tokens"].astype("<i4").tofile(wd / "tokens.bin")
+if args.vocab:
+    np.random.default_rng(11).integers(0, args.vocab, 200).astype("<i4").tofile(wd / "tokens.bin")
+else:
+    ref[p + "adamw/tokens"].astype("<i4").tofile(wd / "tokens.bin")
 label = f"{args.name} mesh {args.mesh}{' (processes)' if args.nproc else ''}"
 failures = []
 
@@ -129,7 +136,7 @@ for target in args.to:
 
 # 4. export-weights against the rank files, and the Hugging Face names.
 out = wd / "model.safetensors"
-harness.run([args.shardc, "export-weights", wd / "straight", "-o", out])
+harness.run([args.shardc, "export-weights", wd / "straight", "-o", out] + (["--strip-prefix", ""] if args.vocab else []))
 raw = out.read_bytes()
 (n,) = struct.unpack("<Q", raw[:8])
 header = json.loads(raw[8:8 + n])
@@ -154,7 +161,11 @@ for name, (a, transform) in whole.items():
     by_onnx[name] = a
 if any(np.isnan(a).any() for a in by_onnx.values()):
     failures.append("the rank files do not cover every parameter")
-params = meta["models"][args.name]["params"]
+if args.vocab:  # no references: the rank files' parameters under their own names
+    params = [{"name": g, "aliases": [g], "torch_shape": list(a.shape)} for g, a in by_onnx.items()]
+    by_onnx = {"m." + g: a for g, a in by_onnx.items()}
+else:
+    params = meta["models"][args.name]["params"]
 want_names = {q["name"]: q for q in params}
 if set(exported) != set(want_names):
     failures.append(f"exported names {sorted(set(exported) - set(want_names))} not in the model's state_dict, "
