@@ -122,7 +122,7 @@ RankRun runRank(const Options &o, const Artifact &artifact, const std::vector<Ho
     reportStep(say, stepsDone, o.steps == 1 ? result.outputs : outputs, result.figures);
     // --checkpoint-every K: the state after every K-th run (the last run's is saved below).
     if (err.empty() && o.checkpointEvery > 0 && (k + 1) % o.checkpointEvery == 0 && k + 1 < o.steps)
-      err = saveTrainState(o, artifact, *session, stepsDone);
+      err = saveTrainState(o, artifact, *session, stepsDone, rankIsProcess);
   }
   if (err.empty() && !o.data.empty()) {
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - loopStart).count();
@@ -162,7 +162,7 @@ RankRun runRank(const Options &o, const Artifact &artifact, const std::vector<Ho
     stepsDone += static_cast<int64_t>(session->executor().runCount() - before);
   }
   if (err.empty() && !o.saveState.empty())
-    err = saveTrainState(o, artifact, *session, stepsDone);
+    err = saveTrainState(o, artifact, *session, stepsDone, rankIsProcess);
   if (!o.hooks->stopError.empty() && err == o.hooks->stopError) {
     result.stopped = true;
   } else if (!err.empty()) {

@@ -2,6 +2,7 @@
 //   RunOptions.cpp   the options and --help
 //   RunOutput.cpp    what ranks print: steps, the rank map, error lines, rank 0's results
 //   RankRun.cpp      one rank's run over the Session API, setup agreement between ranks
+//   TrainState.cpp   --steps and --data; CheckpointIo.cpp --save-state and --load-state
 //   LaunchThreads.cpp, LaunchMpi.cpp, LaunchNccl.cpp   the ways ranks are started
 //   RunMain.cpp      --comm resolution and the choice of a launch path
 #pragma once
@@ -171,11 +172,15 @@ struct TokenStream {
 std::string openTokenStream(const Options &o, const Artifact &artifact, TokenStream &stream);
 // Run k's inputs: input_ids [B, S] (i64) from the file.
 std::string readTokenBatch(const TokenStream &stream, int64_t k, std::vector<HostTensor> &inputs);
-// --load-state: overwrites this rank's State buffers from DIR/rank<R>.npz after checking
-// DIR/state.json; `stepsDone` becomes the steps the state had run. --save-state: writes them
-// (and rank 0 writes state.json). "" or a one-line error.
+// --- CheckpointIo.cpp ---
+// --load-state: overwrites this rank's State buffers from the step DIR/manifest.json names (its
+// own rank file when the same artifact saved it, else resharded from the saved chunks);
+// `stepsDone` becomes the steps the state had run. --save-state: writes this rank's files into
+// a new step directory, meets the other ranks at a barrier, and rank 0 commits the step
+// (manifest.json) and prunes older ones. "" or a one-line error.
 std::string loadTrainState(const Options &o, const Artifact &artifact, Session &session, int64_t &stepsDone);
-std::string saveTrainState(const Options &o, const Artifact &artifact, Session &session, int64_t stepsDone);
+std::string saveTrainState(const Options &o, const Artifact &artifact, Session &session, int64_t stepsDone,
+                           bool rankIsProcess);
 
 // --- the launch paths ---
 // N ranks as threads of this process, meeting through a LocalWorld (LaunchThreads.cpp).
