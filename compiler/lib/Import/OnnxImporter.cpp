@@ -180,7 +180,10 @@ Value Importer::materializeInitializer(llvm::StringRef name) {
     }
   auto type = RankedTensorType::get(shape, *et);
   int64_t bytes = type.getNumElements() * byteWidth(*et);
-  bool param = looksLikeModuleParam(name) || bytes > opts.maxConstantBytes || linearWeights.contains(name);
+  // A small fold the exporter marks trainable (GPT-2's learned positions folded into
+  // `embedding_1` = wpe[arange(S)]) stays a parameter, so that it can train.
+  bool param = looksLikeModuleParam(name) || bytes > opts.maxConstantBytes || linearWeights.contains(name) ||
+               (opts.exporterTrainable && opts.exporterTrainable->count(name.str()));
   if (!param) {
     auto data = tensorData(t, type);
     if (failed(data))
