@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""Twenty training steps of llama_tiny's shape on a mesh against one rank: the same losses and the
+same final parameters. The model is test/training/models/llama_tiny_b4.onnx (llama_tiny's graph
+at a global batch of 4 x 32, so that HSDP 2x2 has a row per data-parallel rank), its parameters
+filled from ../shared/models/llama_tiny.onnx by fill_weights.py. Plan: AdamW (lr 1e-3, betas
+(0.9, 0.95), eps 1e-8, weight decay 0.1), max_grad_norm 1.0, fp32; `--sp` adds
+sequence_parallel. Data: references_10step.npz's 300-token stream as tokens.bin, read by
+shardc-run --steps 20 --data (128 tokens a step, so reads wrap around).
+
+With --reference-only it runs one rank and keeps what the mesh runs compare with in --reference
+(a directory: losses.json and the final parameters, params.npz). Otherwise it runs --mesh on
+--ranks threads, consolidates every rank's saved parameter chunks (--save-state) into whole
+tensors by the layout the artifact's manifest records for each (`shardc-run --dump-manifest`:
+global_shape, shard dims and axes, file_start/file_shape of packed parts and padding), checks
+that replicas agree, and compares: per-step losses (absolute difference within --tol, 1e-5) and
+grad norms (relative, --tol) and every parameter (max absolute difference, and relative L2
+within --param-tol, 3e-5: the issue's tolerance for parameters against PyTorch).
+    check_mesh20.py --shardc B --shardc-run R --model llama_tiny_b4.onnx --weights llama_tiny.onnx
+                    --name llama_tiny_b4 --workdir W --reference REF (--reference-only | --mesh M --ranks N [--sp])
+"""
+import json
+import pathlib
+import re
+import shutil
+import sys
+
+import numpy as np
+
+import harness
+
+HERE = pathlib.Path(__file__).parent
+ap = harness.arguments(__doc__)
+ap.set_defaults(references=str(HERE / "references_10step.npz"))
+ap.add_argument("--weights", required=True, help="the export holding the parameters (llama_tiny.onnx)")
+ap.add_argument("--reference", required=True, help="directory of the one-rank run's results")
+ap.add_argument("--reference-only", action="store_true")
+ap.add_argument("--sp", action="store_true", help="sequence_parallel: true")
+ap.add_argument("--steps", type=int, default=20)
+ap.add_argument("--tol", type=float, default=1e-5, help="losses (absolute) and grad norms (relative)")
+ap.add_argument("--param-tol", type=float, default=3e-5, help="relative L2 of every parameter")
+args = ap.parse_args()
+
+wd = pathlib.Path(args.workdir)
+if wd.exists():
+    shutil.rmtree(wd)
+wd.mkdir(parents=True)
+model = wd / "model.onnx"
+harness.run([sys.executable, HERE / "fill_weights.py", args.model, args.weights, "-o", model])
+meta = json.loads(bytes(np.load(args.references)["meta_json"]).decode())
+hyper = meta["adamw"]
+np.load(args.references)["tokens"].astype("<i4").tofile(wd / "tokens.bin")
+plan = wd / "plan.yaml"
+plan.write_text("tp_plan: auto\nmp_policy: {param_dtype: fp32, reduce_dtype: fp32, output_dtype: fp32}\n"
+                f"sequence_parallel: {'true' if args.sp else 'false'}\nmode: train\n"
+                f"optimizer: {{name: adamw, lr: {hyper['lr']!r}, betas: [{hyper['betas'][0]!r}, "
+                f"{hyper['betas'][1]!r}], eps: {hyper['eps']!r}, weight_decay: {hyper['weight_decay']!r}}}\n"
+                f"max_grad_norm: {meta['max_grad_norm']!r}\n")
+mesh, ranks = ("dp_replicate=1,dp_shard=1,cp=1,tp=1", 1) if args.reference_only else (args.mesh, args.ranks)
+artifact = wd / "train.shardc"
+harness.run([args.shardc, "compile", model, "--plan", plan, "--mesh", mesh, "-o", artifact, "--quiet"])
+harness.run([args.shardc_run, artifact, "--steps", args.steps, "--data", wd / "tokens.bin", "--threads", ranks,
+             "--save-state", wd / "state", "--losses-out", wd / "losses.json"], timeout=600)
+
+
+def manifest_layouts(path):
+    """{weight buffer name: (global_shape, [(dim, axes)], file_shape, file_start)} and the mesh
+    [(axis, size)], from the text of --dump-manifest (one `key: value` per line)."""
+    text = harness.run([args.shardc_run, path, "--dump-manifest"])
+    mesh_axes = re.findall(r'name: "(\w+)",\s*size: (\d+)', text.split("buffers:")[0])
+    layouts = {}
+    buffers = re.split(r"\n  \w+: ", text.split("\n  buffers: ")[1])[0]  # up to the next top-level key
+    for block in buffers.split("\n  }, {"):
+        fields = dict(re.findall(r"^\s{4}(\w+): (.*?),?$", block, re.M))
+        if fields.get("storage") != "Weight":
+            continue
+        if "file_repeat" in block:
+            raise SystemExit(f"FAIL: {fields['name']}: file_repeat is not consolidated by this check")
+        ints = lambda s: [int(x) for x in re.findall(r"-?\d+", s)]  # noqa: E731
+        shape = ints(fields.get("global_shape", fields["shape"]))
+        shard = [(int(d), re.findall(r'"(\w+)"', a))
+                 for d, a in re.findall(r"dim: (\d+),\s*axes: \[([^\]]*)\]", block)]
+        layouts[json.loads(fields["name"])] = (shape, shard, ints(fields.get("file_shape", str(shape))),
+                                               ints(fields.get("file_start", "0 " * len(shape))))
+    return [(a, int(s)) for a, s in mesh_axes], layouts
+
+
+def consolidate(state_dir, path):
+    """Whole parameters from the ranks' chunks; each element's replicas must agree exactly."""
+    mesh_axes, layouts = manifest_layouts(path)
+    sizes = [s for _, s in mesh_axes]
+    world = int(np.prod(sizes))
+    chunks = [dict(np.load(pathlib.Path(state_dir) / f"rank{r}.npz")) for r in range(world)]
+    whole = {}
+    for name in chunks[0]:
+        if name not in layouts:
+            continue  # moments, the step count
+        shape, shard, file_shape, file_start = layouts[name]
+        full = np.full(shape, np.nan, np.float64)
+        for r in range(world):
+            coords = dict(zip([a for a, _ in mesh_axes], np.unravel_index(r, sizes)))
+            index = [slice(None)] * len(shape)
+            for dim, axes in shard:
+                n = int(np.prod([dict(mesh_axes)[a] for a in axes]))
+                k = int(np.ravel_multi_index([coords[a] for a in axes], [dict(mesh_axes)[a] for a in axes]))
+                step = shape[dim] // n
+                index[dim] = slice(k * step, (k + 1) * step)
+            part, have = chunks[r][name].astype(np.float64), full[tuple(index)]
+            seen = ~np.isnan(have)
+            if part.shape != have.shape or (seen & (have != part)).any():
+                raise SystemExit(f"FAIL: {name}: rank {r}'s chunk {part.shape} disagrees with another replica")
+            full[tuple(index)] = part
+        keep = tuple(slice(0, min(g, f - s)) for g, f, s in zip(shape, file_shape, file_start))
+        whole[name] = full[keep]  # without the padding of uneven shards
+    return whole
+
+
+out = wd / "result"
+out.mkdir()
+shutil.copy(wd / "losses.json", out / "losses.json")
+params = consolidate(wd / "state", artifact)
+np.savez(out / "params.npz", **params)
+losses = json.loads((wd / "losses.json").read_text())
+label = f"llama_tiny_b4 {args.steps} steps mesh {mesh}{' sequence_parallel' if args.sp else ''}"
+if args.reference_only:
+    ref_dir = pathlib.Path(args.reference)
+    if ref_dir.exists():
+        shutil.rmtree(ref_dir)
+    shutil.copytree(out, ref_dir)
+    print(f"{label}: losses {np.array2string(np.array(losses['loss']), precision=7)}; "
+          f"{len(params)} parameters kept in {ref_dir}\nPASS: {label}")
+    sys.exit(0)
+
+ref_dir = pathlib.Path(args.reference)
+want_losses = json.loads((ref_dir / "losses.json").read_text())
+want = dict(np.load(ref_dir / "params.npz"))
+failures = []
+for key in ("loss", "grad_norm"):
+    got, exp = np.array(losses[key], np.float64), np.array(want_losses[key], np.float64)
+    diff = np.abs(got - exp) if got.shape == exp.shape else np.array([np.inf])
+    rel = diff / np.abs(exp)
+    print(f"{label}: {key} max absolute difference from one rank {diff.max():.2e}, relative {rel.max():.2e} "
+          f"over {len(exp)} steps")
+    # The loss within --tol absolute (the issue's 1e-5); the grad norm (2 to 9 here) relative.
+    if not ((diff if key == "loss" else rel) <= args.tol).all():
+        failures.append(f"{key}: differences {diff} exceed {args.tol:g}")
+# A packed projection's parts are parameters of their own on a mesh: joined back along the
+# dim where they add up to the one-rank parameter.
+for base in sorted({n.rsplit(".part", 1)[0] for n in params if ".part" in n}):
+    parts = sorted((n for n in params if n.startswith(base + ".part")), key=lambda n: int(n.rsplit("part", 1)[1]))
+    dims = [d for d in range(params[parts[0]].ndim) if params[parts[0]].shape[d] != want[base].shape[d]]
+    params[base] = np.concatenate([params.pop(n) for n in parts], axis=dims[0] if dims else 0)
+if sorted(params) != sorted(want):
+    failures.append(f"parameters differ: {sorted(set(params) ^ set(want))}")
+max_abs, worst_rel, worst_name = 0.0, 0.0, ""
+for name in sorted(set(params) & set(want)):
+    got, exp = params[name], want[name]
+    if got.shape != exp.shape:
+        failures.append(f"{name}: shape {got.shape}, one rank's {exp.shape}")
+        continue
+    rel = float(np.linalg.norm(got - exp) / np.linalg.norm(exp))
+    max_abs = max(max_abs, float(np.abs(got - exp).max()))
+    if rel > worst_rel:
+        worst_rel, worst_name = rel, name
+    if not rel <= args.param_tol:
+        failures.append(f"{name}: relative L2 {rel:.2e} from one rank")
+print(f"{label}: {len(want)} parameters after {args.steps} steps: max absolute difference {max_abs:.2e}, "
+      f"worst relative L2 {worst_rel:.2e} ({worst_name}; tolerance {args.param_tol:g})")
+for f in failures:
+    print("  " + f)
+print(("FAIL: " if failures else "PASS: ") + label)
+sys.exit(1 if failures else 0)
