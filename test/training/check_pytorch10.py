@@ -13,7 +13,7 @@ PyTorch's fp64 run:
     that moved most), and the relative difference of its norm. Elements whose gradient is
     zero in exact arithmetic (the references' null/: gpt2_tiny's key bias, which softmax
     ignores) train on fp32 rounding noise, in PyTorch's fp32 run too: they are left out of the
-    relative L2 and must stay within 3 lr per step of PyTorch's fp64 values;
+    relative L2 and must stay within 1e-4 of PyTorch's fp64 values (measured 2.1e-5);
   - unless --noclip, every parameter's gradient at step 1: a second artifact without the
     optimizer run on step 1's batch, its grad.<name> outputs compared the same way.
 Tolerances are the issue's; llama_tiny without clipping is run with looser ones (ctest passes
@@ -154,12 +154,13 @@ def compare(tensors, key, what, null_bound=None):
 state = dict(np.load(wd / "state" / "rank0.npz"))
 n_params = len(meta["models"][args.name]["params"])
 null_report = []
-# Adam moves an element by at most about lr a step whatever its gradient (Cauchy-Schwarz on the
-# moments: |m^/(sqrt(v^) + eps)| <= 1.01 over the first 10 steps with betas 0.9, 0.95), so two
-# runs that disagree on noise differ there by at most about 2 lr a step: bound 3 lr a step.
-worst = compare(state, f"{run}/final", f"after {steps} steps", null_bound=3 * hyper["lr"] * steps)
+# A noise-driven element moves by about lr * noise / eps a step (its gradient, ~5e-11 in fp32,
+# is far below eps = 1e-8): measured 2.1e-5 from PyTorch's fp64 values after 10 steps (PyTorch's
+# own fp32 run: 1.7e-5). Bound 1e-4 (Adam's worst case on pure noise would be ~2 lr a step).
+NULL_BOUND = 1e-4
+worst = compare(state, f"{run}/final", f"after {steps} steps", null_bound=NULL_BOUND)
 print(f"{label}: {n_params} parameters after {steps} steps, worst relative L2 {worst:.2e} (tolerance {TOL_PARAM:g})"
-      + "".join(f"\n    without the zero-gradient elements of {r} (bound {3 * hyper['lr'] * steps:g})"
+      + "".join(f"\n    zero-gradient elements (left out above) of {r} (bound {NULL_BOUND:g})"
                 for r in null_report))
 
 if not args.noclip:
