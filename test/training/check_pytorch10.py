@@ -3,8 +3,8 @@
 make_references_10step.py): compiles an export with AdamW (lr 1e-3, betas (0.9, 0.95), eps 1e-8,
 weight decay 0.1) and, unless --noclip, max_grad_norm 1.0, runs
     shardc-run A --steps 10 --data tokens.bin --save-state S --losses-out losses.json
-on the references' 300-token stream (steps 2, 4, 7 and 9 wrap around), and compares with
-PyTorch's fp64 run:
+on the references' 300-token stream (steps 3, 5, 8 and 10, counted from 1, wrap around), and
+compares with PyTorch's fp64 run:
   - the loss and the pre-clip gradient norm of every step: the loss within 1e-4 absolute, the
     norm (1 to 9 here) within 1e-4 relative (--step-tol; printed: both differences of both);
   - every trainable parameter after step 10 (the saved state, on one rank): relative L2 within
@@ -84,6 +84,9 @@ for key in ("loss", "grad_norm"):
     print(f"{label}: {key} per step {np.array2string(got, precision=7)}\n    PyTorch fp64 "
           f"{np.array2string(want, precision=7)}\n    max abs difference {diff.max():.2e}, max relative "
           f"{rel.max():.2e} (tolerance {TOL_STEP:g} {'absolute' if key == 'loss' else 'relative'})")
+    vs32 = np.abs(got - ref[f"{p}{run}/{key}_fp32"])
+    print(f"    (PyTorch fp32 against fp64: max abs {np.abs(ref[f'{p}{run}/{key}_fp32'] - want).max():.2e}; "
+          f"shardc against PyTorch fp32: max abs {vs32.max():.2e})")
     if not ((diff if key == "loss" else rel) <= TOL_STEP).all():
         failures.append(f"{key}: differences {diff} exceed {TOL_STEP:g}")
 json_losses = json.loads((wd / "losses.json").read_text())["loss"]

@@ -13,19 +13,23 @@ returning the logits, random weights with distinct values everywhere):
   - gpt2_tiny.onnx: GPT2LMHeadModel, vocab 512, hidden 64, 2 layers, 4 heads, 64 positions, no
     dropout; Conv1D c_attn (the fused q, k, v projection), learned positions, LayerNorm,
     gelu_new (tanh), wte tied to lm_head. input_ids int64 [2, 64].
-  - llama_tiny_b4.onnx: llama_tiny's config (vocab 512, hidden 256, 4 layers, 8 heads, 4 kv
-    heads), other random weights, input_ids int64 [4, 32], for the mesh tests that need a
-    global batch of 4 (HSDP 2x2); no PyTorch references (those tests compare meshes).
+  - llama_tiny_b4.onnx: llama_tiny's model and parameters (../shared/models/llama_tiny.onnx
+    loaded into it) exported at input_ids int64 [4, 32], for the mesh tests that need a global
+    batch of 4 (HSDP 2x2), with its parameters stripped (strip_params: 600 KB instead of 11 MB;
+    test/training/fill_weights.py puts llama_tiny's back at test time). No PyTorch references
+    (those tests compare meshes with one rank).
+  gpt2_tiny.io.npz beside it holds the export-time input_ids and the first 8 positions' logits
+  (the check that the ONNX weights were mapped back right).
 
 Then, for llama_tiny and qwen2_tiny (../shared/models) and gpt2_tiny, it builds the same Hugging
 Face model, loads the ONNX initializers into it (make_references.py's mapping), checks the
 forward against the ONNX file's own export-time logits (gpt2_tiny) or reference_io.npz, and runs
 10 steps of torch.optim.AdamW(lr 1e-3, betas (0.9, 0.95), eps 1e-8, weight_decay 0.1), with
 clip_grad_norm_(1.0) ("clip") and without ("noclip"), in fp64 and fp32, on a stream of 300
-tokens read as shardc-run --data reads tokens.bin: step k takes tokens [128k, 128k + 128)
-modulo 300 as the [2, 64] batch (steps 2, 4, 7 and 9 wrap around). It records the loss and the
-pre-clip global gradient norm per step, every parameter's gradient at step 1 and every
-parameter after step 10. Key layout: docs/training-references.md.
+tokens read as shardc-run --data reads tokens.bin: step k (from 0) takes tokens
+[128k, 128k + 128) modulo 300 as the [2, 64] batch (steps 3, 5, 8 and 10, counted from 1, wrap
+around). It records the loss and the pre-clip global gradient norm per step, every parameter's
+gradient at step 1 and every parameter after step 10. Key layout: docs/training-references.md.
 """
 import argparse
 import json
