@@ -21,7 +21,8 @@ struct ImportOptions {
   int64_t maxConstantBytes = 64 * 1024;
   // When set, filled with the ONNX names of the initializers the exporter marks trainable
   // (docs/training.md); those initializers are imported as sc.param even when small (not
-  // sc.constant). markTrainableParams (Plan.h) turns the set into sc.trainable under `mode: train`.
+  // sc.constant), with or without this pointer. markTrainableParams (Plan.h) turns the set
+  // into sc.trainable under `mode: train`.
   std::set<std::string> *exporterTrainable = nullptr;
 };
 
