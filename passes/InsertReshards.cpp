@@ -71,9 +71,20 @@ struct ScInsertReshardsPass : impl::ScInsertReshardsBase<ScInsertReshardsPass> {
   // use. Parameters first read outside the layers are gathered right before that use.
   std::optional<MeshShape> mesh;
 
+  // FSDP2's reshard_after_forward in a training step (sc.train's `reshard_after_forward`):
+  // "true" gathers a layer's parameters again for its backward, at the first backward op that
+  // reads one of them (with prefetch, at the backward of the layer after it, which runs
+  // first), so the forward's gathered copies die after the layer's forward; "auto" does so for
+  // every layer but the last; "false" (and programs without a backward) keep the forward's
+  // copies for the backward. The root group (parameters first read outside the layers) is
+  // never gathered again.
   void gatherStoredParams() {
     ModuleOp module = getOperation();
     bool prefetch = module->hasAttr("sc.fsdp_prefetch");
+    StringRef reshard = "false";
+    if (auto train = module->getAttrOfType<DictionaryAttr>("sc.train"))
+      if (auto r = train.getAs<StringAttr>("reshard_after_forward"))
+        reshard = r.getValue();
     module.walk([&](func::FuncOp func) {
       Block &body = func.getBody().front();
       SmallVector<sc::LayerOp> layers(body.getOps<sc::LayerOp>());
@@ -90,6 +101,24 @@ struct ScInsertReshardsPass : impl::ScInsertReshardsBase<ScInsertReshardsPass> {
       // A trained parameter's state (sc-add-optimizer) is stored like a parameter: its initial
       // copy reads the stored weight as it is, and the assign of the update writes the stored
       // layout, so neither is a reader to gather for.
+      struct Stored {
+        Operation *param;
+        Value stored;
+        Sharding compute;
+        Operation *first = nullptr, *firstBackward = nullptr; // top-level readers
+      };
+      SmallVector<Stored> all;
+      auto readsStoredOf = [](const Sharding &storage) {
+        // Readers of the stored layout itself: the assign of a state's update, and the
+        // update's own read of the state (a constraint to the stored layout).
+        return [storage](Operation *user) {
+          if (isa<sc::AssignOp>(user))
+            return true;
+          auto c = dyn_cast<sc::ShardingConstraintOp>(user);
+          return c && Sharding::fromAttr(c.getSharding()) == storage;
+        };
+      };
+      auto topOf = [&](Operation *user) { return body.findAncestorOpInBlock(*user); };
       func.walk([&](Operation *p) {
         if (!isa<sc::ParamOp, sc::StateOp>(p))
           return;
@@ -110,54 +139,94 @@ struct ScInsertReshardsPass : impl::ScInsertReshardsBase<ScInsertReshardsPass> {
           }
         if (stored.use_empty())
           return;
-        // Readers of the stored layout itself: the assign of a state's update, and the
-        // update's own read of the state (a constraint to the stored layout).
-        auto readsStored = [&](Operation *user) {
-          if (isa<sc::AssignOp>(user))
-            return true;
-          auto c = dyn_cast<sc::ShardingConstraintOp>(user);
-          return c && Sharding::fromAttr(c.getSharding()) == *storage;
-        };
-        Operation *first = nullptr;
+        Stored entry{p, stored, compute};
+        auto readsStored = readsStoredOf(*storage);
         for (Operation *user : stored.getUsers()) {
           if (readsStored(user))
             continue;
-          Operation *top = body.findAncestorOpInBlock(*user);
-          if (!first || top->isBeforeInBlock(first))
-            first = top;
+          Operation *top = topOf(user);
+          Operation *&slot = isBackwardLoc(top->getLoc()) ? entry.firstBackward : entry.first;
+          if (!slot || top->isBeforeInBlock(slot))
+            slot = top;
         }
-        if (!first)
-          return;
-        Operation *at = groupPoint(first);
-        OpBuilder b(at);
-        // Named after the parameter, placed in the module where it is issued, so that the
-        // report sees the group where it runs.
-        OnnxLocInfo where = readOnnxLoc(at->getLoc());
-        where.nodeName = p->getAttrOfType<StringAttr>("name").getValue().str();
-        Location loc = makeOnnxLoc(p->getContext(), where, 0);
-        FailureOr<Value> planned = materializeReshard(b, loc, stored, compute, *mesh);
-        if (failed(planned)) {
-          failedAny = true;
-          return;
-        }
-        Value gathered = *planned;
-        if (gathered == stored)
-          return;
-        // The chain's first op reads the stored value; every other user reads the gathered one.
-        Operation *firstOfChain = gathered.getDefiningOp();
-        while (firstOfChain->getOperand(0) != stored)
-          firstOfChain = firstOfChain->getOperand(0).getDefiningOp();
-        stored.replaceUsesWithIf(gathered, [&](OpOperand &use) {
-          return use.getOwner() != firstOfChain && !readsStored(use.getOwner());
-        });
-        // Gathers issued at one point form an FSDP group; sc-bucket-fsdp-gathers merges them.
-        if (auto g = dyn_cast<sc::AllGatherOp>(gathered.getDefiningOp()); g && g.getInput() == stored) {
-          auto [it, inserted] = groupIds.try_emplace(at, (int64_t)groupIds.size());
-          (void)inserted;
-          g->setAttr("sc.fsdp_group", b.getI64IntegerAttr(it->second));
-        }
+        if (entry.first || entry.firstBackward)
+          all.push_back(entry);
       });
+      // The first backward op that reads a parameter of each layer.
+      llvm::DenseMap<Operation *, Operation *> backwardPoint; // sc.layer -> top-level backward op
+      for (const Stored &e : all)
+        if (e.first && isa<sc::LayerOp>(e.first) && e.firstBackward) {
+          Operation *&slot = backwardPoint[e.first];
+          if (!slot || e.firstBackward->isBeforeInBlock(slot))
+            slot = e.firstBackward;
+        }
+      auto regathered = [&](const Stored &e) {
+        auto layer = e.first ? dyn_cast<sc::LayerOp>(e.first) : sc::LayerOp();
+        if (!layer || !e.firstBackward || reshard == "false")
+          return false;
+        return reshard == "true" || layer != layers.back();
+      };
+      for (Stored &e : all) {
+        auto storage = *getSharding(e.stored);
+        auto readsStored = readsStoredOf(storage);
+        bool again = regathered(e);
+        // The forward's gathers (all readers' when the backward keeps them), then the
+        // backward's.
+        if (e.first || !again)
+          if (failed(gather(e.param, e.stored, e.compute, groupPoint(e.first ? e.first : e.firstBackward), false,
+                            [&](OpOperand &use) {
+                              return !readsStored(use.getOwner()) &&
+                                     (!again || !isBackwardLoc(topOf(use.getOwner())->getLoc()));
+                            })))
+            return;
+        if (!again)
+          continue;
+        Operation *at = backwardPoint.lookup(e.first);
+        if (prefetch) {
+          auto next = std::next(llvm::find(layers, cast<sc::LayerOp>(e.first)));
+          if (next != layers.end())
+            if (Operation *earlier = backwardPoint.lookup(*next); earlier && earlier->isBeforeInBlock(at))
+              at = earlier;
+        }
+        if (failed(gather(e.param, e.stored, e.compute, at, true, [&](OpOperand &use) {
+              return !readsStored(use.getOwner()) && isBackwardLoc(topOf(use.getOwner())->getLoc());
+            })))
+          return;
+      }
     });
+  }
+
+  // The collectives from `stored` to `compute` issued before `at`, read by the uses `which`
+  // selects: one FSDP group per issue point (sc-bucket-fsdp-gathers merges it), named after
+  // the parameter and placed in the module where it is issued, so that the report sees the
+  // group where it runs (`backward`: with the backward's location).
+  LogicalResult gather(Operation *p, Value stored, const Sharding &compute, Operation *at, bool backward,
+                       llvm::function_ref<bool(OpOperand &)> which) {
+    OpBuilder b(at);
+    OnnxLocInfo where = readOnnxLoc(at->getLoc());
+    where.nodeName = p->getAttrOfType<StringAttr>("name").getValue().str();
+    Location loc = makeOnnxLoc(p->getContext(), where, 0);
+    if (backward)
+      loc = makeBackwardLoc(loc);
+    FailureOr<Value> planned = materializeReshard(b, loc, stored, compute, *mesh);
+    if (failed(planned)) {
+      failedAny = true;
+      return failure();
+    }
+    Value gathered = *planned;
+    if (gathered == stored)
+      return success();
+    // The chain's first op reads the stored value; the selected users read the gathered one.
+    Operation *firstOfChain = gathered.getDefiningOp();
+    while (firstOfChain->getOperand(0) != stored)
+      firstOfChain = firstOfChain->getOperand(0).getDefiningOp();
+    stored.replaceUsesWithIf(gathered, [&](OpOperand &use) { return use.getOwner() != firstOfChain && which(use); });
+    if (auto g = dyn_cast<sc::AllGatherOp>(gathered.getDefiningOp()); g && g.getInput() == stored) {
+      auto [it, inserted] = groupIds.try_emplace(at, (int64_t)groupIds.size());
+      (void)inserted;
+      g->setAttr("sc.fsdp_group", b.getI64IntegerAttr(it->second));
+    }
+    return success();
   }
   // The plan's layout constraints: each becomes the collectives from its operand's layout to
   // its own, at its place in the program, and goes.

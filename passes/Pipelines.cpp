@@ -33,6 +33,7 @@ void buildShardingPipeline(mlir::OpPassManager &pm) {
   pm.addPass(createScApplyPlan());
   pm.addPass(createScMixedPrecision(ScMixedPrecisionOptions{/*train=*/true}));
   pm.addPass(createScAutodiff());
+  pm.addPass(createScCheckpointActivations());
   pm.addPass(createScAddOptimizer());
   pm.nest<mlir::func::FuncOp>().addPass(createScGroupLayers());
   pm.addPass(createScMixedPrecision());
@@ -65,7 +66,7 @@ void registerAllShardcPasses() {
   mlir::PassPipelineRegistration<>("sc-compile", "the single-rank compile pipeline (raise, group layers, fuse, plan memory)",
                                    [](mlir::OpPassManager &pm) { buildCompilePipeline(pm, false); });
   mlir::PassPipelineRegistration<>(
-      "sc-shard", "add-loss (train mode), apply-plan, autodiff and add-optimizer (train mode), group-layers, mixed-precision, propagate-sharding, insert-reshards, partition, "
+      "sc-shard", "add-loss (train mode), apply-plan, autodiff, checkpoint-activations and add-optimizer (train mode), group-layers, mixed-precision, propagate-sharding, insert-reshards, partition, "
                   "bucket-fsdp-gathers",
       buildShardingPipeline);
 }

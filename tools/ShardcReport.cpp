@@ -22,8 +22,11 @@ namespace {
 // A step's loc is "<node> @ <module path>".
 int64_t layerOf(llvm::StringRef loc) {
   size_t at = loc.find(" @ ");
-  return at == llvm::StringRef::npos ? -1 : layerIndexOf(loc.substr(at + 3));
+  return at == llvm::StringRef::npos ? -1 : layerIndexOf(loc.substr(at + 3).split(' ').first);
 }
+
+// "backward" for the steps of a training step's backward (the emitter's " (backward)" suffix).
+const char *phaseOf(llvm::StringRef loc) { return loc.ends_with(" (backward)") ? "backward" : "forward"; }
 
 struct Collective {
   std::string kind, axes, dtype, loc;
@@ -116,7 +119,7 @@ int runReport(llvm::StringRef path, bool json) {
   if (json) {
     llvm::json::Array list;
     for (const Collective &c : collectives)
-      list.push_back(llvm::json::Object{{"phase", "forward"}, {"layer", c.layer}, {"kind", c.kind},
+      list.push_back(llvm::json::Object{{"phase", phaseOf(c.loc)}, {"layer", c.layer}, {"kind", c.kind},
                                         {"axes", c.axes}, {"group_size", c.groupSize}, {"dtype", c.dtype},
                                         {"bytes", (int64_t)c.bytes}, {"ring_wire_bytes", (int64_t)c.wireBytes},
                                         {"loc", c.loc}});
@@ -172,9 +175,9 @@ int runReport(llvm::StringRef path, bool json) {
   llvm::outs() << llvm::formatv("compute: {0:f3} GFLOP per step per rank ({1:f3} in GEMMs, {2:f3} in attention)\n",
                                 (gemmFlops + attentionFlops) / 1e9, gemmFlops / 1e9, attentionFlops / 1e9);
   for (const Collective &c : collectives)
-    llvm::outs() << llvm::formatv("  forward layer {0,3} {1,-15} axes {2,-20} {3,-5} {4,10} bytes  wire {5,10}  {6}\n",
+    llvm::outs() << llvm::formatv("  {7,-8} layer {0,3} {1,-15} axes {2,-20} {3,-5} {4,10} bytes  wire {5,10}  {6}\n",
                                   c.layer < 0 ? std::string("-") : std::to_string(c.layer), c.kind, c.axes, c.dtype,
-                                  c.bytes, c.wireBytes, c.loc);
+                                  c.bytes, c.wireBytes, c.loc, phaseOf(c.loc));
   return 0;
 }
 

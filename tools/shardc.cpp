@@ -9,6 +9,11 @@
 #include "shardc/Sharding/Sharding.h"
 #include "ShardcReport.h"
 
+namespace shardc::ckpt {
+// runtime/tools/ExportWeights.cpp (shardc_checkpoint): `shardc export-weights`, no MLIR.
+int exportWeightsMain(int argc, char **argv);
+} // namespace shardc::ckpt
+
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/MLIRContext.h"
@@ -83,6 +88,7 @@ int usage() {
                   "  compile  <model.onnx> -o <m.shardc> compile to an artifact for shardc-run\n"
                   "  verify   <model.onnx> --nproc N [--plan p.yaml] [--mesh ...]  sharded vs unsharded vs onnxruntime\n"
                   "  report   <m.shardc> [--json]        per-rank parameters, arena, every collective\n"
+                  "  export-weights <DIR> -o <out.safetensors>  a training checkpoint's parameters for Hugging Face\n"
                   "  plan     <model.onnx> [--plan p.yaml] [--mesh tp=2] [--print]  check the plan, print it\n"
                   "  --version\n"
                   "run 'shardc <command> --help' for options\n";
@@ -271,6 +277,11 @@ int runCompile(MLIRContext &ctx) {
         train.push_back(b.getNamedAttr("lr_scheduler", l));
       if (plan->maxGradNorm)
         train.push_back(b.getNamedAttr("max_grad_norm", b.getF64FloatAttr(*plan->maxGradNorm)));
+      train.push_back(b.getNamedAttr("reshard_after_forward",
+                                     b.getStringAttr(shardc::stringifyReshardAfterForward(plan->reshardAfterForward))));
+      if (plan->activationCheckpointing != shardc::Checkpointing::None)
+        train.push_back(b.getNamedAttr("activation_checkpointing",
+                                       b.getStringAttr(shardc::stringifyCheckpointing(plan->activationCheckpointing))));
       (**module)->setAttr("sc.train", b.getDictionaryAttr(train));
     }
     (**module)->setAttr("sc.mp_policy",
@@ -406,6 +417,8 @@ int main(int argc, char **argv) {
   }
   if (cmd == "--help" || cmd == "-h" || cmd == "help")
     return usage(), 0;
+  if (cmd == "export-weights") // reads a checkpoint only: no MLIR options (runtime/tools/ExportWeights.cpp)
+    return shardc::ckpt::exportWeightsMain(argc - 2, argv + 2);
   if (cmd == "report") {
     // report reads artifacts only: no MLIR options.
     bool json = false;

@@ -1,91 +1,192 @@
 #!/usr/bin/env python3
-"""Builds the GPU check bundle here (where LLVM is): for each cell, the artifact compiled
-with --relative-weights next to a copy of its model, deterministic inputs, and the outputs of
-the CPU backend and of onnxruntime. bench/gpu/run.sh runs the same artifacts on the GPU
-machine with --backend cuda and compares.
+"""Builds the GPU kit's bundle here, where LLVM is (the GPU machine has none): the artifacts
+the two device calls run, and what they need that ../shared cannot give them there.
 
-  .venv/bin/python bench/gpu/prepare.py --build build --out gpu-bundle
+  .venv/bin/python bench/gpu/prepare.py                 # gpu-bundle/: 12 cells + the small bench shape
+  .venv/bin/python bench/gpu/prepare.py --bench small,1b  # also the Llama-1B shape (writes ~5 GB here)
+
+gpu-bundle/ (carried to the device with `carry: ["gpu-bundle"]`, under 20 MiB):
+  cells.json                the check cells: model, artifact, ranks, precision
+  <model>/model.onnx        the model (artifacts are compiled with --relative-weights)
+  <model>/inputs.npz        deterministic inputs
+  <model>/<plan>.<mesh>.shardc
+  bench/<shape>.shardc      bench artifacts, bf16 policy (bench-plan.yaml); weights bound at
+                            random on the device (shardc-run --random-weights), so not carried
+  bench/<shape>.json        tokens, FLOPs per step and GEMM dtypes of each bench artifact
+  bench_torch.py            PyTorch's side of the benchmark (../shared/tools does not travel)
+  manifest.json             sizes, the shardc commit, when it was made
+
+References are not carried: the kit computes them on the device machine, with the CPU backend
+of the runtime it builds there and with onnxruntime (bench/gpu/cells.py).
 """
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 from shardc_verify import make_inputs  # noqa: E402
 
 PLANS = os.path.join(ROOT, "test", "e2e", "plans")
-# model, where it lives, plan, mesh, ranks (in-process ranks share the GPU): the unsharded
-# programs first, then every cell of the sharding matrix (test/e2e/matrix.txt).
-UNSHARDED = [
-    ("llama_tiny", "shared", "fp32", "tp=1", 1), ("llama_tiny", "shared", "bf16", "tp=1", 1),
-    ("llama_tiny", "shared", "bf16", "dp_shard=2", 2), ("qwen2_tiny", "shared", "bf16", "tp=1", 1),
-    ("gpt2_s", "generated", "fp32", "tp=1", 1), ("bert_m", "generated", "fp32", "tp=1", 1),
+SHARED = os.path.join(ROOT, "..", "shared")
+
+# At most 12 cells, each of which says something the others do not: the real exports
+# unsharded in fp32 and bf16, the tensor, sequence, context and data parallel paths, HSDP, a
+# vocabulary-parallel head, GELU/LayerNorm/fused QKV (GPT-2), an encoder (BERT: gather_elements,
+# expand), sliding-window attention (Mistral). Ranks are threads sharing the one GPU.
+# (model, plan, mesh, ranks)
+KIT_CELLS = [
+    ("llama_tiny", "fp32", "tp=1", 1),
+    ("llama_tiny", "bf16", "tp=1", 1),
+    ("llama_tiny", "fp32", "tp=2", 2),
+    ("llama_tiny", "fp32-sp", "tp=2", 2),
+    ("llama_tiny", "bf16", "tp=2,dp_shard=2", 4),
+    ("llama_tiny", "fp32", "cp=2,tp=2", 4),
+    ("qwen2_s", "fp32-vocab", "tp=2", 2),
+    ("gpt2_s", "fp32", "tp=1", 1),
+    ("gpt2_s", "fp32", "tp=2", 2),
+    ("bert_m", "fp32", "tp=1", 1),
+    ("mistral_s", "fp32", "cp=2,tp=2", 4),
+    ("llama_s_b4", "fp32", "dp_replicate=2,dp_shard=2", 4),
 ]
 
 
+
 def matrix_cells():
-    cells = []
+    """Every configuration the CPU matrix runs (test/e2e/matrix.txt), the unsharded programs and
+    the kit's cells, as (model, where, plan, mesh, ranks): what e2e.check_backend_cuda checks
+    for CUDA kernels, although the kit runs only KIT_CELLS on a GPU."""
+    cells = [("llama_tiny", "fp32", "tp=1", 1), ("llama_tiny", "bf16", "tp=1", 1), ("qwen2_tiny", "bf16", "tp=1", 1),
+             ("gpt2_s", "fp32", "tp=1", 1), ("bert_m", "fp32", "tp=1", 1)] + KIT_CELLS
     with open(os.path.join(ROOT, "test", "e2e", "matrix.txt")) as f:
         for line in f:
-            if not line.strip() or line.startswith("#"):
-                continue
-            model, mesh, ranks, plan = line.split()
-            cells.append((model, "shared" if model.endswith("_tiny") else "generated", plan, mesh, int(ranks)))
+            if line.strip() and not line.startswith("#"):
+                model, mesh, ranks, plan = line.split()
+                cells.append((model, plan, mesh, int(ranks)))
+    out = []
+    for model, plan, mesh, ranks in cells:
+        cell = (model, "shared" if model.endswith("_tiny") else "generated", plan, mesh, ranks)
+        if cell not in out:
+            out.append(cell)
+    return out
+
+
+CELLS = matrix_cells()
+
+# Bench shapes (test/e2e/gen_models.py arguments). small: the issue's small shape; 1b: the
+# Llama-1B shape of the training anchors; ci: a tiny shape that only exercises this path.
+BENCH_SHAPES = {
+    "small": "--vocab 32000 --hidden 512 --layers 8 --heads 8 --kv-heads 8 --intermediate 1536 --batch 8 --seq 512",
+    "1b": "--vocab 128256 --hidden 2048 --layers 16 --heads 32 --kv-heads 8 --intermediate 8192 --batch 4 --seq 2048",
+    "ci": "--vocab 512 --hidden 64 --layers 2 --heads 4 --kv-heads 2 --intermediate 128 --batch 2 --seq 32",
+}
+
+BUNDLE_LIMIT = 20 * 2**20
+
+
+def run(cmd, **kw):
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+    if p.returncode != 0:
+        sys.exit("$ " + " ".join(cmd) + "\n" + p.stdout)
+    return p.stdout
+
+
+def model_source(model, build):
+    if model.endswith("_tiny"):
+        return os.path.join(SHARED, "models", model + ".onnx")
+    return os.path.join(build, "test", "e2e", "models", model + ".onnx")
+
+
+def gemm_dtypes(shardc_run, art):
+    """{dtype: count} of the linear and matmul steps, read from the artifact's manifest."""
+    text = run([shardc_run, art, "--dump-manifest"])
+    buffers = re.findall(r"\{\s*name: \"[^\"]*\",\s*dtype: (\w+),", text.split("buffers: [", 1)[1])
+    counts = {}
+    for kind, first in re.findall(r"kind: (linear|matmul),\s*in: \[ (\d+)", text):
+        dt = buffers[int(first)].lower()
+        counts[dt] = counts.get(dt, 0) + 1
+    return counts
+
+
+def prepare_cells(args, shardc):
+    cells = []
+    for model, plan, mesh, ranks in KIT_CELLS:
+        mdir = os.path.join(args.out, model)
+        os.makedirs(mdir, exist_ok=True)
+        onnx_path = os.path.join(mdir, "model.onnx")
+        if not os.path.exists(onnx_path):
+            shutil.copy(model_source(model, args.build), onnx_path)
+            feeds = make_inputs(onnx.load(onnx_path, load_external_data=False), 1234)
+            np.savez(os.path.join(mdir, "inputs.npz"), **feeds)
+        name = f"{plan}.{mesh.replace('=', '').replace(',', '_')}"
+        art = os.path.join(mdir, name + ".shardc")
+        run([shardc, "compile", onnx_path, "-o", art, "--quiet", "--relative-weights",
+             f"--plan={os.path.join(PLANS, plan + '.yaml')}", f"--mesh={mesh}"])
+        cells.append({"model": model, "artifact": f"{model}/{name}.shardc", "inputs": f"{model}/inputs.npz",
+                      "onnx": f"{model}/model.onnx", "precision": "bf16" if plan.startswith("bf16") else "fp32",
+                      "ranks": ranks})
+    with open(os.path.join(args.out, "cells.json"), "w") as f:
+        json.dump(cells, f, indent=1)
     return cells
 
 
-CELLS = UNSHARDED + [c for c in matrix_cells() if c not in UNSHARDED]
-
-
-def run(cmd):
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if p.returncode != 0:
-        sys.exit("$ " + " ".join(cmd) + "\n" + p.stdout)
+def prepare_bench(args, shardc, shardc_run, py):
+    work, out = os.path.join(args.build, "bench-gpu"), os.path.join(args.out, "bench")
+    os.makedirs(work, exist_ok=True)
+    os.makedirs(out, exist_ok=True)
+    plan = os.path.join(ROOT, "bench", "gpu", "bench-plan.yaml")
+    for name in [s for s in args.bench.split(",") if s]:
+        if name not in BENCH_SHAPES:
+            sys.exit(f"--bench: unknown shape '{name}' (known: {', '.join(BENCH_SHAPES)})")
+        onnx_path = os.path.join(work, name + ".onnx")
+        if not os.path.exists(onnx_path):
+            print(f"[prepare] generating the {name} bench shape (weights in external data, not carried)", flush=True)
+            run([py, os.path.join(ROOT, "test", "e2e", "gen_models.py"), "--out", work, "--family", "llama",
+                 "--name", name, "--external-data"] + BENCH_SHAPES[name].split())
+        art = os.path.join(out, name + ".shardc")
+        run([shardc, "compile", onnx_path, "-o", art, "--quiet", f"--plan={plan}"])
+        m = onnx.load(onnx_path, load_external_data=False)
+        feeds = make_inputs(m, 1234)
+        np.savez(os.path.join(out, name + ".inputs.npz"), **feeds)
+        report = json.loads(run([shardc, "report", "--json", art]))
+        info = {"shape": name, "args": BENCH_SHAPES[name], "tokens": int(np.prod(next(iter(feeds.values())).shape)),
+                "flops": report["flops"]["total"], "gemm_dtypes": gemm_dtypes(shardc_run, art)}
+        with open(os.path.join(out, name + ".json"), "w") as f:
+            json.dump(info, f, indent=1)
+        print(f"[prepare] bench {name}: {info['tokens']} tokens per step, {info['flops'] / 1e9:.1f} GFLOP, "
+              f"GEMM dtypes {info['gemm_dtypes']}", flush=True)
+    shutil.copy(os.path.join(SHARED, "tools", "bench_torch.py"), os.path.join(args.out, "bench_torch.py"))
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--out", default=os.path.join(ROOT, "gpu-bundle"))
+    ap.add_argument("--bench", default="small", help="bench shapes, comma-separated: small, 1b, ci ('' for none)")
     args = ap.parse_args()
+    t0 = time.time()
     shardc, shardc_run = os.path.join(args.build, "bin", "shardc"), os.path.join(args.build, "bin", "shardc-run")
     shutil.rmtree(args.out, ignore_errors=True)
-    cells = []
-    for model, where, plan, mesh, ranks in CELLS:
-        src = (os.path.join(ROOT, "..", "shared", "models", model + ".onnx") if where == "shared"
-               else os.path.join(args.build, "test", "e2e", "models", model + ".onnx"))
-        mdir = os.path.join(args.out, model)
-        os.makedirs(mdir, exist_ok=True)
-        onnx_path = os.path.join(mdir, "model.onnx")
-        if not os.path.exists(onnx_path):
-            shutil.copy(src, onnx_path)
-            m = onnx.load(onnx_path)
-            feeds = make_inputs(onnx.load(onnx_path, load_external_data=False), 1234)
-            np.savez(os.path.join(mdir, "inputs.npz"), **feeds)
-            sess = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
-            names = [o.name for o in m.graph.output]
-            np.savez(os.path.join(mdir, "ort.npz"), **dict(zip(names, sess.run(names, feeds))))
-        name = f"{plan}.{mesh.replace('=', '').replace(',', '_')}"
-        art = os.path.join(mdir, name + ".shardc")
-        run([shardc, "compile", onnx_path, "-o", art, "--quiet", "--relative-weights",
-             f"--plan={os.path.join(PLANS, plan + '.yaml')}", f"--mesh={mesh}"])
-        run([shardc_run, art, "--inputs", os.path.join(mdir, "inputs.npz"), "--outputs",
-             os.path.join(mdir, name + ".cpu.npz"), "--threads", str(ranks)])
-        cells.append({"model": model, "artifact": f"{model}/{name}.shardc", "inputs": f"{model}/inputs.npz",
-                      "cpu": f"{model}/{name}.cpu.npz", "ort": f"{model}/ort.npz", "precision": plan,
-                      "ranks": ranks})
-    with open(os.path.join(args.out, "cells.json"), "w") as f:
-        json.dump(cells, f, indent=1)
+    os.makedirs(args.out)
+    cells = prepare_cells(args, shardc)
+    prepare_bench(args, shardc, shardc_run, sys.executable)
     size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(args.out) for f in fs)
-    print(f"wrote {len(cells)} cells to {args.out} ({size / 2**20:.1f} MiB)")
+    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    with open(os.path.join(args.out, "manifest.json"), "w") as f:
+        json.dump({"commit": commit, "made": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+                   "cells": len(cells), "bench": args.bench, "bytes": size}, f, indent=1)
+    print(f"wrote {len(cells)} cells and bench '{args.bench}' to {args.out}: {size / 2**20:.1f} MiB "
+          f"(limit {BUNDLE_LIMIT / 2**20:.0f} MiB) in {time.time() - t0:.0f} s")
+    if size > BUNDLE_LIMIT:
+        sys.exit(f"the bundle is {size / 2**20:.1f} MiB, over the kit's {BUNDLE_LIMIT / 2**20:.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -351,6 +351,9 @@ private:
       buf.file = b.file();
       buf.fileOffset = b.file_offset();
       buf.transform = b.transform() ? b.transform()->str() : "none";
+      if (b.tied())
+        for (const flatbuffers::String *t : *b.tied())
+          buf.tied.push_back(t->str());
       if (buf.file < 0 || buf.file >= static_cast<int64_t>(a_.weightFiles.size()))
         return fail(join(at, "file"), "weight file index " + std::to_string(buf.file) +
                                           " is out of range (the manifest has " +

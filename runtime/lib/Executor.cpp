@@ -545,6 +545,37 @@ std::string Executor::run(const std::vector<HostTensor> &inputs, std::vector<Hos
   outputs.clear();
   if (std::string err = copyInputs(inputs); !err.empty())
     return err;
+  if (std::string err = runSteps(nullptr); !err.empty())
+    return err;
+  return copyOutputs(outputs);
+}
+
+std::string Executor::runTimed(const std::vector<HostTensor> &inputs, std::vector<HostTensor> &outputs,
+                               int64_t count, std::vector<double> &ms) {
+  outputs.clear();
+  ms.clear();
+  // Untimed: the first run (binds, warms) and, on a backend that records graphs, the run that
+  // captures; the timed runs are then replays of the same graph. Profiled runs are never
+  // captured, so they need only the first. The inputs are copied in before every run (the
+  // arena may reuse their bytes once read), outside the timed part.
+  while (runs_ < (profiling_ ? 1u : 2u)) {
+    if (std::string err = copyInputs(inputs); !err.empty())
+      return err;
+    if (std::string err = runSteps(nullptr); !err.empty())
+      return err;
+  }
+  for (int64_t i = 0; i < count; ++i) {
+    double one = 0;
+    if (std::string err = copyInputs(inputs); !err.empty())
+      return err;
+    if (std::string err = runSteps(&one); !err.empty())
+      return err;
+    ms.push_back(one);
+  }
+  return copyOutputs(outputs);
+}
+
+std::string Executor::runSteps(double *timedMs) {
   if (profiling_ && !marksReady_) {
     if (std::string err = backend_.prepareMarks(steps_.size() + 1); !err.empty())
       return "profiling: " + err;
@@ -600,7 +631,7 @@ std::string Executor::run(const std::vector<HostTensor> &inputs, std::vector<Hos
         if (std::string err = backend_.mark(i + 1); !err.empty())
           return stepPrefix(i) + "profiling: " + err;
       if (stepMark_)
-        if (std::string err = stepMark_(i); !err.empty())
+        if (std::string err = stepMark_(i, twoStreams_ ? schedule_.stream[i] : 0); !err.empty())
           return stepPrefix(i) + err;
       if (afterStep_)
         afterStep_(i, steps_[i].collective ? std::vector<TensorView>{steps_[i].collectiveArgs.out} : steps_[i].args.out);
@@ -624,7 +655,8 @@ std::string Executor::run(const std::vector<HostTensor> &inputs, std::vector<Hos
   if (beginRun_)
     if (std::string err = beginRun_(capturable && backend_.replaysCapture()); !err.empty())
       return err;
-  std::string err = capturable ? backend_.runCaptured(steps) : steps();
+  auto launch = [&]() { return capturable ? backend_.runCaptured(steps) : steps(); };
+  std::string err = timedMs ? backend_.timeRun(launch, *timedMs) : launch();
   if (twoStreams_ && !err.empty())
     (void)backend_.useStream(0); // a failed step may have left the communication stream current
   if (!err.empty())
@@ -640,6 +672,11 @@ std::string Executor::run(const std::vector<HostTensor> &inputs, std::vector<Hos
       stepMsTotal_[i] += backend_.elapsedMs(i, i + 1);
     ++profiledRuns_;
   }
+  return "";
+}
+
+std::string Executor::copyOutputs(std::vector<HostTensor> &outputs) {
+  outputs.clear();
   for (const IoBinding &o : artifact_.outputs) {
     const BufferDesc &b = artifact_.buffers[static_cast<size_t>(o.buffer)];
     HostTensor t;

@@ -1,7 +1,9 @@
 // .npz reading (zip central directory, zip64, stored/deflated members, .npy headers) and
-// writing (stored members, deterministic timestamps) behind Npz.h. zlib does CRC32 and inflate.
+// writing (stored members, deterministic timestamps) behind Npz.h. zlib does CRC32 and inflate
+// where the build has it (SHARDC_HAVE_ZLIB); otherwise Inflate.cpp's own.
 #include "shardc/runtime/Npz.h"
 #include "FileIO.h"
+#include "Inflate.h"
 
 #include <cerrno>
 #include <cstdio>
@@ -9,7 +11,9 @@
 #include <fstream>
 #include <limits>
 #include <set>
+#ifdef SHARDC_HAVE_ZLIB
 #include <zlib.h>
+#endif
 
 namespace shardc::rt {
 
@@ -37,6 +41,7 @@ void appendLE(std::string &out, uint64_t v, int bytes) {
     out += static_cast<char>((v >> (8 * i)) & 0xff);
 }
 
+#ifdef SHARDC_HAVE_ZLIB
 uint32_t crc32Of(std::string_view bytes) {
   // zlib's crc32 takes uInt lengths; feed it in pieces so that > 4 GiB members work.
   uLong crc = crc32(0L, Z_NULL, 0);
@@ -66,6 +71,13 @@ bool inflateRaw(std::string_view in, size_t expected, std::string &out) {
   inflateEnd(&zs);
   return ok;
 }
+#else
+uint32_t crc32Of(std::string_view bytes) { return crc32Update(0, bytes.data(), bytes.size()); }
+
+bool inflateRaw(std::string_view in, size_t expected, std::string &out) {
+  return inflateRawBuiltin(in, expected, out).empty();
+}
+#endif
 
 struct DTypeCode {
   const char *descr;

@@ -73,17 +73,8 @@ std::string Session::run(const std::vector<HostTensor> &inputs, std::vector<Host
 }
 
 std::string Session::runTimed(const std::vector<HostTensor> &inputs, std::vector<HostTensor> &outputs,
-                              int64_t count, double &meanMs, double &bestMs) {
-  meanMs = bestMs = 0;
-  for (int64_t i = 0; i < count; ++i) {
-    auto t0 = std::chrono::steady_clock::now();
-    if (std::string err = executor_->run(inputs, outputs); !err.empty())
-      return err;
-    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    meanMs += ms / double(count);
-    bestMs = i == 0 ? ms : std::min(bestMs, ms);
-  }
-  return "";
+                              int64_t count, std::vector<double> &ms) {
+  return executor_->runTimed(inputs, outputs, count, ms);
 }
 
 std::string Session::streams() const {

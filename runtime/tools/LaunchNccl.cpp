@@ -217,12 +217,15 @@ int runNcclRank(const Options &o, bool underMpi) {
 #endif
   if (!ctx.agree)
     ctx.agree = [&](bool failed, int64_t &firstFailed) { return agreeOverNccl(*nccl, failed, firstFailed); };
-  // The watchdog's progress: a marker after each step, so that a stuck step is named.
+  // The watchdog's progress: a marker after each step, written by the stream the step ran on
+  // (the backend's current one: compute, or communication for collectives) into that stream's
+  // word, so that a stuck kernel is named as well as a stuck collective; graphs replay them.
   std::vector<std::string> stepNames;
   for (const Step &step : artifact.steps)
     stepNames.push_back(step.loc.empty() ? step.op : step.op + " @ " + step.loc);
-  ctx.stepMark = [&](size_t step) -> std::string {
-    (void)nccl->markStep(static_cast<int64_t>(step), stepNames[step]); // a failure stops NCCL: health()
+  ctx.stepMark = [&](size_t step, int stream) -> std::string {
+    // A failure stops NCCL: health() reports it.
+    (void)nccl->markStep(static_cast<int64_t>(step), stepNames[step], cuda->stream(), stream);
     return "";
   };
   ctx.beginRun = [&](bool replay) -> std::string {

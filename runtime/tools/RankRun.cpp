@@ -9,9 +9,34 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 
 namespace shardc::runcli {
+
+namespace {
+
+// "" when `later` holds `first`'s outputs bit for bit, else where they first differ.
+std::string firstDifference(const std::vector<HostTensor> &first, const std::vector<HostTensor> &later,
+                            const char *which) {
+  if (first.size() != later.size())
+    return std::string("--check-replay: ") + which + " gave " + std::to_string(later.size()) + " outputs, the first " +
+           std::to_string(first.size());
+  for (size_t i = 0; i < first.size(); ++i) {
+    const HostTensor &a = first[i], &b = later[i];
+    if (a.data == b.data)
+      continue;
+    size_t width = dtypeSize(a.dtype), n = std::min(a.data.size(), b.data.size()) / std::max<size_t>(width, 1);
+    size_t at = 0;
+    while (at < n && std::memcmp(a.data.data() + at * width, b.data.data() + at * width, width) == 0)
+      ++at;
+    return std::string("--check-replay: ") + which + "'s output '" + a.name + "' differs from the first run's at element " +
+           std::to_string(at) + " of " + std::to_string(n) + " (a graph replay must reproduce a run bit for bit)";
+  }
+  return "";
+}
+
+} // namespace
 
 std::string worldGroup(Communicator &comm, const CommGroup *&world) {
   std::vector<std::string> all;
@@ -97,7 +122,7 @@ RankRun runRank(const Options &o, const Artifact &artifact, const std::vector<Ho
     reportStep(say, stepsDone, o.steps == 1 ? result.outputs : outputs, result.figures);
     // --checkpoint-every K: the state after every K-th run (the last run's is saved below).
     if (err.empty() && o.checkpointEvery > 0 && (k + 1) % o.checkpointEvery == 0 && k + 1 < o.steps)
-      err = saveTrainState(o, artifact, *session, stepsDone);
+      err = saveTrainState(o, artifact, *session, stepsDone, rankIsProcess);
   }
   if (err.empty() && !o.data.empty()) {
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - loopStart).count();
@@ -107,6 +132,21 @@ RankRun runRank(const Options &o, const Artifact &artifact, const std::vector<Ho
     say.out(buf);
     std::fflush(stdout);
   }
+  // --check-replay: two more runs (a GPU records its graph in the first and replays it in the
+  // second) must give this rank the first run's outputs bit for bit.
+  if (err.empty() && o.checkReplay) {
+    if (std::any_of(artifact.buffers.begin(), artifact.buffers.end(),
+                    [](const BufferDesc &b) { return b.storage == Storage::State; }))
+      err = "--check-replay: the artifact has training state, so each run differs from the last";
+    for (int again = 0; err.empty() && again < 2; ++again) {
+      std::vector<HostTensor> later;
+      err = session->run(inputs, later);
+      ++stepsDone;
+      if (err.empty())
+        err = firstDifference(result.outputs, later, again == 0 ? "the second run" : "the third run");
+    }
+    result.replayed = session->backend().replaysCapture();
+  }
   // Profiled runs after the first: the --repeat runs, or one (only with --steps 1).
   if (o.profile)
     session->setProfiling(true);
@@ -114,13 +154,15 @@ RankRun runRank(const Options &o, const Artifact &artifact, const std::vector<Ho
     err = session->run(inputs, result.outputs);
     ++stepsDone;
   }
-  // Timed runs after the first (which binds, warms caches and compiles nothing new).
+  // Timed runs after the first (which binds, warms caches and compiles nothing new) and the
+  // graph capture, which runTimed adds untimed when it has not happened yet.
   if (err.empty() && o.repeat > 0) {
-    err = session->runTimed(inputs, result.outputs, o.repeat, result.meanMs, result.bestMs);
-    stepsDone += o.repeat;
+    uint64_t before = session->executor().runCount();
+    err = session->runTimed(inputs, result.outputs, o.repeat, result.timedMs);
+    stepsDone += static_cast<int64_t>(session->executor().runCount() - before);
   }
   if (err.empty() && !o.saveState.empty())
-    err = saveTrainState(o, artifact, *session, stepsDone);
+    err = saveTrainState(o, artifact, *session, stepsDone, rankIsProcess);
   if (!o.hooks->stopError.empty() && err == o.hooks->stopError) {
     result.stopped = true;
   } else if (!err.empty()) {

@@ -2,6 +2,7 @@
 //   RunOptions.cpp   the options and --help
 //   RunOutput.cpp    what ranks print: steps, the rank map, error lines, rank 0's results
 //   RankRun.cpp      one rank's run over the Session API, setup agreement between ranks
+//   TrainState.cpp   --steps and --data; CheckpointIo.cpp --save-state and --load-state
 //   LaunchThreads.cpp, LaunchMpi.cpp, LaunchNccl.cpp   the ways ranks are started
 //   RunMain.cpp      --comm resolution and the choice of a launch path
 #pragma once
@@ -36,6 +37,8 @@ struct Options {
   std::string model, inputs, outputs, launcher, backend = "cpu", comm = "auto";
   bool printSteps = false, verbose = false, version = false, help = false, allRanks = false;
   bool randomWeights = false, dumpManifest = false;
+  bool checkReplay = false; // --check-replay: two more runs must equal the first bit for bit
+  std::string checkBackend; // --check-backend B: CheckBackend.cpp
   int64_t nproc = 0, threads = 0, repeat = 0;
   int64_t steps = 1;                  // --steps: runs in order, a training loop
   std::string saveState, loadState;   // --save-state / --load-state DIR (TrainState.cpp)
@@ -58,6 +61,11 @@ std::string parseOptions(int argc, char **argv, Options &o);
 // --- DumpManifest.cpp ---
 // --dump-manifest: prints `path`'s manifest readably; the exit status.
 int dumpManifest(const std::string &path);
+
+// --- CheckBackend.cpp ---
+// --check-backend cuda: lists the steps of o.model the CUDA backend lacks a kernel for, without
+// a GPU; exit 0 (all covered), 1 (some missing) or 2 (no answer: no CUDA in this build).
+int checkBackend(const Options &o);
 
 // --- RunOutput.cpp ---
 void printSteps(const Artifact &a);
@@ -104,7 +112,8 @@ struct RankRun {
   bool stopped = false;     // a test hook took this rank away (RunHooks::stopError)
   std::vector<HostTensor> outputs;
   uint64_t arenaPeak = 0, weightBytes = 0;
-  double meanMs = 0, bestMs = 0; // --repeat
+  std::vector<double> timedMs;   // --repeat: each timed run
+  bool replayed = false;         // --check-replay: the backend replayed a recorded graph
   std::string streams;           // the two-stream schedule, described ("" on one stream)
   std::vector<double> stepMs;    // --profile: per step, mean over the profiled runs
   uint64_t profiledRuns = 0;
@@ -120,7 +129,7 @@ struct RankContext {
   std::function<std::string(bool failed, int64_t &firstFailed)> agree;
   // The watchdog's per-step marks (NCCL), kept through CUDA-graph capture and replay
   // (Executor::setStepMarks).
-  std::function<std::string(size_t step)> stepMark;
+  std::function<std::string(size_t step, int stream)> stepMark;
   std::function<std::string(bool replay)> beginRun;
 };
 
@@ -163,11 +172,15 @@ struct TokenStream {
 std::string openTokenStream(const Options &o, const Artifact &artifact, TokenStream &stream);
 // Run k's inputs: input_ids [B, S] (i64) from the file.
 std::string readTokenBatch(const TokenStream &stream, int64_t k, std::vector<HostTensor> &inputs);
-// --load-state: overwrites this rank's State buffers from DIR/rank<R>.npz after checking
-// DIR/state.json; `stepsDone` becomes the steps the state had run. --save-state: writes them
-// (and rank 0 writes state.json). "" or a one-line error.
+// --- CheckpointIo.cpp ---
+// --load-state: overwrites this rank's State buffers from the step DIR/manifest.json names (its
+// own rank file when the same artifact saved it, else resharded from the saved chunks);
+// `stepsDone` becomes the steps the state had run. --save-state: writes this rank's files into
+// a new step directory, meets the other ranks at a barrier, and rank 0 commits the step
+// (manifest.json) and prunes older ones. "" or a one-line error.
 std::string loadTrainState(const Options &o, const Artifact &artifact, Session &session, int64_t &stepsDone);
-std::string saveTrainState(const Options &o, const Artifact &artifact, Session &session, int64_t stepsDone);
+std::string saveTrainState(const Options &o, const Artifact &artifact, Session &session, int64_t stepsDone,
+                           bool rankIsProcess);
 
 // --- the launch paths ---
 // N ranks as threads of this process, meeting through a LocalWorld (LaunchThreads.cpp).

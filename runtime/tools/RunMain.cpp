@@ -95,6 +95,8 @@ int runMainUnchecked(int argc, char **argv, const RunHooks &hooks) {
   }
   if (o.dumpManifest)
     return dumpManifest(o.model);
+  if (!o.checkBackend.empty())
+    return checkBackend(o);
   if (hooks.check)
     if (std::string err = hooks.check(); !err.empty())
       return fail(err);

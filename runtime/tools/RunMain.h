@@ -2,6 +2,7 @@
 // (shardc-run.cpp) and for test drivers that add hooks (test/unit/shardc-run-testhooks.cpp).
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
 
@@ -22,6 +23,10 @@ struct RunHooks {
   // then fails without an error line of its own ("a rank was " + stopError when nothing else
   // explains the failure).
   std::string stopError;
+  // Called on every rank during each checkpoint save (--save-state, --checkpoint-every) after
+  // the rank wrote its files and before the ranks meet to commit them; a non-empty result
+  // fails the save on that rank (a process rank may also just exit).
+  std::function<std::string(int64_t rank, int64_t steps, bool rankIsProcess)> beforeCommit;
 };
 
 // Parses argv, runs, prints; returns the exit status. Every failure is one

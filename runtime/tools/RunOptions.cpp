@@ -9,18 +9,20 @@ namespace shardc::runcli {
 
 const char *const kUsage =
     "usage: shardc-run MODEL.shardc [--inputs IN.npz] [--outputs OUT.npz] [--print-steps]\n"
-    "                  [--dump-manifest]\n"
+    "                  [--dump-manifest] [--check-backend cuda]\n"
     "                  [--verbose] [--version] [--nproc N | --threads N] [--launcher L]\n"
     "                  [--collective-timeout DURATION] [--all-ranks] [--backend cpu|cuda]\n"
     "                  [--repeat N] [--random-weights] [--comm auto|local|mpi|nccl]\n"
     "                  [--steps N] [--data TOKENS.bin] [--losses-out LOSSES.json]\n"
-    "                  [--save-state DIR] [--load-state DIR]\n"
+    "                  [--save-state DIR] [--load-state DIR] [--check-replay]\n"
     "  --inputs IN.npz    one array per artifact input, named as the input (sharded inputs\n"
     "                     are given whole; each rank takes its chunk)\n"
     "  --outputs OUT.npz  where rank 0 writes the outputs (f16/bf16 are written as f32);\n"
     "                     without it, their names, dtypes and shapes are printed\n"
     "  --print-steps      print the step list before running\n"
     "  --dump-manifest    print the artifact's manifest (FlatBuffers, as text) and exit\n"
+    "  --check-backend cuda  list the steps (kind and dtypes), generated kernels and load\n"
+    "                     steps the CUDA backend lacks, without a GPU; exit 0 if none, else 1\n"
     "  --verbose          print arena, weight and step figures on stderr\n"
     "  --nproc N          run N ranks as processes: re-runs itself under mpirun -np N\n"
     "  --threads N        run N ranks as threads of this process (local communicator)\n"
@@ -44,12 +46,16 @@ const char *const kUsage =
     "                     rank 0 prints tokens/s after the runs (instead of --inputs)\n"
     "  --losses-out F     rank 0 writes {\"loss\": [...], \"grad_norm\": [...]} (the outputs\n"
     "                     present, one value per run) to F after the runs\n"
-    "  --save-state DIR   after the runs, write the state buffers (DIR/rank<R>.npz, f16/bf16\n"
-    "                     as f32) and DIR/state.json\n"
-    "  --load-state DIR   before the first run, read the state buffers --save-state wrote\n"
+    "  --save-state DIR   after the runs, save the state buffers as a checkpoint committed\n"
+    "                     across ranks (DIR/step-N/rank<R>.npz and .json, DIR/manifest.json)\n"
+    "  --load-state DIR   before the first run, read the checkpoint DIR/manifest.json names\n"
+    "                     (resharded when another mesh or artifact saved it)\n"
     "  --checkpoint-dir DIR, --resume DIR   the same as --save-state DIR, --load-state DIR\n"
     "  --checkpoint-every K   also save the state (--save-state) after every K-th run\n"
-    "  --repeat N         after the first run, N timed runs; rank 0 prints mean and best ms\n"
+    "  --repeat N         after the first run (and the one that records a GPU graph), N runs\n"
+    "                     timed alone; rank 0 prints their median, best and mean ms\n"
+    "  --check-replay     run twice more (on a GPU: the graph capture, then a replay) and\n"
+    "                     fail unless every output equals the first run's bit for bit\n"
     "  --profile          time every step of the runs after the first (not graph-captured);\n"
     "                     rank 0 prints its ten most expensive kernels\n"
     "  --random-weights   fill the weights with pseudo-random values instead of reading them\n"
@@ -135,6 +141,8 @@ std::string parseOptions(int argc, char **argv, Options &o) {
       if (err.empty() && o.backend == "cuda")
         err = "--backend cuda: this shardc-run was built without CUDA";
 #endif
+    } else if (is("--check-backend")) {
+      err = value("--check-backend", o.checkBackend, "a backend (cuda)");
     } else if (is("--comm")) {
       err = value("--comm", o.comm, "auto, local, mpi or nccl");
       if (err.empty() && o.comm != "auto" && o.comm != "local" && o.comm != "mpi" && o.comm != "nccl")
@@ -155,6 +163,8 @@ std::string parseOptions(int argc, char **argv, Options &o) {
       err = count("--checkpoint-every", o.checkpointEvery, "a step count");
     } else if (is("--repeat")) {
       err = count("--repeat", o.repeat);
+    } else if (arg == "--check-replay") {
+      o.checkReplay = true;
     } else if (arg == "--random-weights") {
       o.randomWeights = true;
     } else if (arg == "--all-ranks")
@@ -194,6 +204,9 @@ std::string parseOptions(int argc, char **argv, Options &o) {
   if (!o.data.empty() && (o.repeat || o.profile))
     return "--data feeds a training loop (--steps); --repeat and --profile time repeated runs of one "
            "step: give them without --data";
+  if (o.checkReplay && (o.steps > 1 || !o.data.empty() || o.repeat || o.profile))
+    return "--check-replay compares repeated runs of one step with the first: give it without "
+           "--steps, --data, --repeat and --profile";
   if (o.checkpointEvery && o.saveState.empty())
     return "--checkpoint-every saves the state: give the directory with --checkpoint-dir (or --save-state)";
   if (o.nproc && o.launcher == "threads")

@@ -5,6 +5,7 @@
 #include "shardc/runtime/Session.h"
 #include "shardc/runtime/StepProfile.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
 #include <variant>
@@ -122,9 +123,26 @@ int finishRank0(const Options &o, const Artifact &artifact, RankRun &run, const 
             std::to_string(artifact.blob.size()) + " bytes");
   if (o.verbose && !run.streams.empty())
     say.err(o.model + ": two streams: " + run.streams);
-  if (o.repeat > 0)
-    say.out("timing: " + std::to_string(o.repeat) + " runs after the first, mean " + std::to_string(run.meanMs) +
-            " ms, best " + std::to_string(run.bestMs) + " ms (" + o.backend + ", rank 0)");
+  if (o.checkReplay)
+    say.out(std::string("replay: the second and third runs equal the first bit for bit (") +
+            (run.replayed ? "the third replayed the graph the second recorded" : "no graph recorded: each run enqueued its steps") +
+            "; " + o.backend + ", rank 0)");
+  if (o.repeat > 0 && !run.timedMs.empty()) {
+    std::vector<double> ms = run.timedMs;
+    std::sort(ms.begin(), ms.end());
+    double mean = 0;
+    for (double m : ms)
+      mean += m / double(ms.size());
+    size_t n = ms.size();
+    double median = n % 2 ? ms[n / 2] : 0.5 * (ms[n / 2 - 1] + ms[n / 2]);
+    char buf[256];
+    std::snprintf(buf, sizeof buf,
+                  "timing: %zu runs timed alone (%s; the first run and the graph capture excluded), "
+                  "median %.4f ms, best %.4f ms, mean %.4f ms (%s, rank 0)",
+                  n, o.profile ? "profiled, steps timed one by one" : "graph replays where the backend records one",
+                  median, ms.front(), mean, o.backend.c_str());
+    say.out(buf);
+  }
   if (o.profile && run.profiledRuns > 0)
     say.out("profile: " + std::to_string(run.profiledRuns) + " run(s) after the first, every step timed alone (" +
             o.backend + ", rank 0); the ten most expensive kernels:\n" +

@@ -1,26 +1,17 @@
 // Training runs: --steps (per-run input slices, stacked outputs, the per-step line and
-// --losses-out), --data (input_ids from a token file), and the
-// training state's checkpoints (--save-state, --load-state): every rank's State buffers by
-// name in DIR/rank<R>.npz (f16/bf16 widened to f32, which is exact), rank 0's DIR/state.json
-// naming the artifact, the mesh and the steps run. Format: docs/cli.md.
+// --losses-out) and --data (input_ids from a token file). The training state's checkpoints
+// (--save-state, --load-state) are CheckpointIo.cpp's.
 #include "RunCli.h"
 
 #include "shardc/runtime/Npz.h"
 #include "shardc/runtime/Session.h"
 
 #include <algorithm>
-#include <cinttypes>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <map>
-#include <sstream>
-
-#include <cerrno>
-#include <fcntl.h>
-#include <unistd.h>
 
 namespace shardc::runcli {
 
@@ -40,80 +31,6 @@ bool isStacked(const HostTensor &t, int64_t steps, const std::vector<int64_t> &s
   return t.shape == stacked(steps, shape);
 }
 
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%016" PRIx64, v);
-  return buf;
-}
-
-std::string rankFile(const std::string &dir, int64_t rank) {
-  return (std::filesystem::path(dir) / ("rank" + std::to_string(rank) + ".npz")).string();
-}
-
-std::string stateJson(const std::string &dir) { return (std::filesystem::path(dir) / "state.json").string(); }
-
-// Replaces `path` by the file written at `tmp` as one step: the bytes are flushed to disk
-// (fsync), then renamed over it and the directory flushed, so a process killed while saving
-// leaves either the previous file or the new one, never a torn one.
-std::string commitFile(const std::string &tmp, const std::string &path) {
-  int fd = ::open(tmp.c_str(), O_RDONLY);
-  if (fd < 0 || ::fsync(fd) != 0) {
-    if (fd >= 0)
-      ::close(fd);
-    return tmp + ": cannot flush to disk: " + std::strerror(errno);
-  }
-  ::close(fd);
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec)
-    return path + ": cannot replace it: " + ec.message();
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  if (int d = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY); d >= 0) {
-    (void)::fsync(d);
-    ::close(d);
-  }
-  return "";
-}
-
-// The raw text of `key`'s value in the flat JSON object saveTrainState writes: a number, or a
-// string without its quotes; "" when absent.
-std::string jsonField(const std::string &text, const std::string &key) {
-  size_t at = text.find("\"" + key + "\":");
-  if (at == std::string::npos)
-    return "";
-  at += key.size() + 3;
-  while (at < text.size() && text[at] == ' ')
-    ++at;
-  if (at < text.size() && text[at] == '"') {
-    size_t end = text.find('"', at + 1);
-    return end == std::string::npos ? "" : text.substr(at + 1, end - at - 1);
-  }
-  size_t end = text.find_first_of(",}\n", at);
-  return text.substr(at, end == std::string::npos ? std::string::npos : end - at);
-}
-
-// `s` inside a JSON string (names are informational: only messages read them back).
-std::string jsonText(const std::string &s) {
-  std::string out;
-  for (char c : s)
-    if (c == '"' || c == '\\')
-      out += std::string("\\") + c;
-    else if (static_cast<unsigned char>(c) >= 0x20)
-      out += c;
-  return out;
-}
-
-// The State buffers, in manifest order.
-std::vector<const BufferDesc *> stateBuffers(const Artifact &a) {
-  std::vector<const BufferDesc *> out;
-  for (const BufferDesc &b : a.buffers)
-    if (b.storage == Storage::State)
-      out.push_back(&b);
-  return out;
-}
-
-// How a State buffer is saved: f16/bf16 as f32 (exact), every other dtype as itself.
-DType savedDType(DType t) { return t == DType::F16 || t == DType::BF16 ? DType::F32 : t; }
 
 } // namespace
 
@@ -305,104 +222,6 @@ std::string readTokenBatch(const TokenStream &stream, int64_t k, std::vector<Hos
   }
   inputs.clear();
   inputs.push_back(std::move(ids));
-  return "";
-}
-
-std::string saveTrainState(const Options &o, const Artifact &artifact, Session &session, int64_t stepsDone) {
-  std::error_code ec;
-  std::filesystem::create_directories(o.saveState, ec);
-  if (ec)
-    return "--save-state " + o.saveState + ": cannot create the directory: " + ec.message();
-  std::vector<HostTensor> tensors;
-  std::map<std::string, int> names;
-  for (const BufferDesc *b : stateBuffers(artifact)) {
-    if (b->name.empty() || names[b->name]++)
-      return "--save-state: the artifact's state buffer " + std::to_string(b->id) + " ('" + b->name +
-             "') has no name of its own to save it by";
-    HostTensor t{b->name, b->dtype, b->shape, {}};
-    if (std::string err = session.executor().readState(b->id, t.data); !err.empty())
-      return "--save-state: " + err;
-    tensors.push_back(widenToF32(t));
-  }
-  const std::string file = rankFile(o.saveState, session.rank());
-  if (std::string err = writeNpz(file + ".tmp", tensors); !err.empty())
-    return err;
-  if (std::string err = commitFile(file + ".tmp", file); !err.empty())
-    return "--save-state: " + err;
-  if (session.rank() != 0)
-    return "";
-  std::string axes;
-  for (const MeshAxis &axis : artifact.deviceMesh.axes())
-    axes += (axes.empty() ? "" : ", ") + std::string("[\"") + jsonText(axis.name) + "\", " + std::to_string(axis.size) + "]";
-  std::ostringstream json;
-  json << "{\n  \"format\": \"shardc-state-1\",\n"
-       << "  \"artifact\": \"" << jsonText(std::filesystem::path(artifact.path).filename().string()) << "\",\n"
-       << "  \"manifest_checksum\": \"" << hex(artifact.manifestChecksum) << "\",\n"
-       << "  \"world_size\": " << artifact.worldSize << ",\n"
-       << "  \"mesh\": \"" << jsonText(artifact.deviceMesh.describe()) << "\",\n"
-       << "  \"mesh_axes\": [" << axes << "],\n"
-       << "  \"steps\": " << stepsDone << "\n}\n";
-  const std::string tmp = stateJson(o.saveState) + ".tmp";
-  std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-  f << json.str();
-  f.close();
-  if (!f)
-    return tmp + ": cannot write";
-  if (std::string err = commitFile(tmp, stateJson(o.saveState)); !err.empty())
-    return "--save-state: " + err;
-  return "";
-}
-
-std::string loadTrainState(const Options &o, const Artifact &artifact, Session &session, int64_t &stepsDone) {
-  const std::string jsonPath = stateJson(o.loadState);
-  std::ifstream f(jsonPath, std::ios::binary);
-  if (!f)
-    return jsonPath + ": cannot open (--load-state takes a directory --save-state wrote)";
-  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  if (jsonField(text, "format") != "shardc-state-1")
-    return jsonPath + ": not a shardc-run state file (format \"shardc-state-1\" expected)";
-  std::string world = jsonField(text, "world_size");
-  if (world != std::to_string(artifact.worldSize))
-    return jsonPath + ": the state was saved by " + world + " ranks (mesh " + jsonField(text, "mesh") +
-           "), this artifact runs on " + std::to_string(artifact.worldSize) + " (mesh " +
-           artifact.deviceMesh.describe() + ")";
-  std::string checksum = jsonField(text, "manifest_checksum");
-  if (checksum != hex(artifact.manifestChecksum))
-    return jsonPath + ": the state was saved from another artifact ('" + jsonField(text, "artifact") +
-           "', manifest checksum " + checksum + "; " + artifact.path + ": " + hex(artifact.manifestChecksum) + ")";
-  stepsDone = std::strtoll(jsonField(text, "steps").c_str(), nullptr, 10);
-
-  const std::string npz = rankFile(o.loadState, session.rank());
-  std::vector<HostTensor> saved;
-  if (std::string err = readNpz(npz, saved); !err.empty())
-    return err;
-  std::vector<const BufferDesc *> buffers = stateBuffers(artifact);
-  for (const HostTensor &t : saved)
-    if (std::none_of(buffers.begin(), buffers.end(), [&](const BufferDesc *b) { return b->name == t.name; }))
-      return npz + ": '" + t.name + "' is not a state buffer of " + artifact.path;
-  for (const BufferDesc *b : buffers) {
-    auto it = std::find_if(saved.begin(), saved.end(), [&](const HostTensor &t) { return t.name == b->name; });
-    if (it == saved.end())
-      return npz + ": state '" + b->name + "' is missing (" + std::to_string(saved.size()) +
-             " arrays in the file, " + std::to_string(buffers.size()) + " state buffers in " + artifact.path + ")";
-    DType want = savedDType(b->dtype);
-    if (it->dtype != want || it->shape != b->shape)
-      return npz + ": state '" + b->name + "': the artifact's is " + typeText(b->dtype, b->shape) +
-             (want != b->dtype ? " (saved as f32)" : "") + ", the file's " + typeText(it->dtype, it->shape);
-    std::vector<uint8_t> bytes = it->data;
-    if (want != b->dtype) { // f32 back to f16/bf16: exact for values saved from them
-      size_t n = static_cast<size_t>(it->numel());
-      bytes.resize(n * 2);
-      for (size_t i = 0; i < n; ++i) {
-        float v;
-        std::memcpy(&v, it->data.data() + i * 4, 4);
-        uint16_t h = b->dtype == DType::BF16 ? f32ToBf16(v) : f32ToF16(v);
-        std::memcpy(bytes.data() + i * 2, &h, 2);
-      }
-    }
-    if (std::string err = session.executor().writeState(b->id, bytes.data(), bytes.size()); !err.empty())
-      return npz + ": " + err;
-  }
   return "";
 }
 

@@ -1,4 +1,4 @@
-// GPU micro-benchmarks of the CUDA backend's two heaviest kernels, for bench/gpu/run_bench.sh:
+// GPU micro-benchmarks of the CUDA backend's two heaviest kernels, for bench/gpu/kit2.sh:
 // the flash attention kernel on the shape of bench_torch.py's SDPA anchor (causal, batch 4,
 // 32 heads, sequence 2048, head dim 64, bf16) and a cuBLASLt bf16 GEMM of 8192^3 through the
 // backend's CublasLtGemm, each timed with CUDA events over repeated launches. Prints one JSON

@@ -2,8 +2,12 @@
 """shardc-run --profile on llama_tiny at tp=2 (CPU ranks): the table lists the ten most
 expensive kernels sorted by time, their shares add up to at most 100%, GEMMs and attention carry
 a rate, and the expected kernel kinds are there (linear, causal attention, the tp all-reduce,
-generated kernels)."""
+generated kernels). Then the timing and replay options on the same artifact: --repeat prints
+median, best and mean over exactly N runs and leaves the outputs equal to a plain run's;
+--check-replay passes on a deterministic run and fails, naming the output, when the third run
+differs (shardc-run-testhooks' SHARDC_TEST_PERTURB_RUN)."""
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -17,6 +21,7 @@ def main():
     ap.add_argument("--shardc-run", required=True)
     ap.add_argument("--model", required=True)
     ap.add_argument("--workdir", required=True)
+    ap.add_argument("--shardc-run-testhooks", required=True)
     a = ap.parse_args()
     art, inputs = f"{a.workdir}/profile.shardc", f"{a.workdir}/profile.inputs.npz"
     subprocess.run([a.shardc, "compile", a.model, "--mesh", "tp=2", "--quiet", "-o", art], check=True)
@@ -50,9 +55,35 @@ def main():
             problems.append(f"no {want!r} among the top kernels")
     if not re.search(r"\d+ kernels, [0-9.]+ ms per run in steps", out):
         problems.append("no summary line")
+    problems += check_timing_and_replay(a, art, inputs)
     for p in problems:
         print("FAIL", p)
     return 1 if problems else 0
+
+
+def check_timing_and_replay(a, art, inputs):
+    problems = []
+    plain, timed = f"{a.workdir}/profile.plain.npz", f"{a.workdir}/profile.timed.npz"
+    subprocess.run([a.shardc_run, art, "--threads", "2", "--inputs", inputs, "--outputs", plain],
+                   check=True, capture_output=True)
+    out = subprocess.run([a.shardc_run, art, "--threads", "2", "--repeat", "3", "--inputs", inputs, "--outputs", timed],
+                         check=True, capture_output=True, text=True).stdout
+    m = re.search(r"timing: (\d+) runs timed alone \(.*\), median ([0-9.]+) ms, best ([0-9.]+) ms, mean ([0-9.]+) ms", out)
+    if not m or int(m[1]) != 3 or not float(m[3]) <= float(m[2]):
+        problems.append(f"--repeat 3 timing line: {out!r}")
+    got, want = np.load(timed), np.load(plain)
+    if any(not np.array_equal(got[k], want[k]) for k in want.files):
+        problems.append("--repeat's outputs differ from a plain run's")
+    ok = subprocess.run([a.shardc_run, art, "--threads", "2", "--check-replay", "--inputs", inputs],
+                        capture_output=True, text=True)
+    if ok.returncode != 0 or "replay: the second and third runs equal the first bit for bit" not in ok.stdout:
+        problems.append(f"--check-replay on a deterministic run: exit {ok.returncode}: {ok.stdout + ok.stderr!r}")
+    bad = subprocess.run([a.shardc_run_testhooks, art, "--threads", "2", "--check-replay", "--inputs", inputs],
+                         capture_output=True, text=True, env={**os.environ, "SHARDC_TEST_PERTURB_RUN": "3"})
+    if bad.returncode == 0 or "the third run's output 'output' differs" not in bad.stderr:
+        problems.append(f"--check-replay with the third run perturbed: exit {bad.returncode}: {bad.stderr!r}")
+    print(out, ok.stdout, bad.stderr, sep="\n")
+    return problems
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ test/training/make_references.py (AdamW lr 1e-3, betas (0.9, 0.95), eps 1e-8, we
 clip_grad_norm_(1.0)), runs 3 steps with shardc-run --steps 3 on the references' three batches,
 and compares per step the loss and the pre-clip gradient norm (relative 1e-5) with PyTorch's
 fp64 run in test/training/references.npz. On one rank it also compares every parameter after
-the 3 steps (the state shardc-run --save-state writes): its norm and its 48 sampled elements,
+the 3 steps (the state shardc-run --save-state writes, in the step directory its manifest.json names): its norm and its 48 sampled elements,
 relative L2 3e-5 (the issue's tolerance; fp32 against fp64 differs by up to 6.7e-6 here).
 With --resume it runs 2 steps checkpointing after each (--checkpoint-dir, --checkpoint-every 1:
 the second save replaces the first), resumes from it in a new process (--resume) and runs the
@@ -132,7 +132,8 @@ for key, got in (("loss", out["loss"][:steps_compared]), ("grad_norm", out["grad
         failures.append(f"{key}: relative differences {rel} (tolerance {tol[key]:g})")
 
 if args.ranks == 1 and schedule is None:
-    state = np.load(wd / "state" / "rank0.npz")
+    committed = json.loads((wd / "state" / "manifest.json").read_text())["step_dir"]
+    state = np.load(wd / "state" / committed / "rank0.npz")
     worst, diff_sq, ref_sq = 0.0, 0.0, 0.0
     for param in meta["models"][args.name]["params"]:
         names = ["m." + a for a in param["aliases"] if "m." + a in state.files]

@@ -480,7 +480,7 @@ TEST(StallDetector, FiresOnceWhenTheOldestStepStops) {
   EXPECT_EQ(d.observe(1, t0 + 19500ms), std::nullopt); // exactly the timeout: not yet
   std::optional<std::string> report = d.observe(1, t0 + 19501ms);
   ASSERT_TRUE(report.has_value());
-  EXPECT_EQ(*report, "rank 2 stuck at step 4 (all_reduce @ m.down): not done after 10s "
+  EXPECT_EQ(*report, "rank 2 stuck at step 4 (all_reduce @ m.down) on the compute stream: not done after 10s "
                      "(last done: step 3; a peer rank may have died or be waiting elsewhere)");
   EXPECT_TRUE(d.fired());
   EXPECT_EQ(d.observe(1, t0 + 60s), std::nullopt); // reported once
@@ -492,7 +492,7 @@ TEST(StallDetector, FirstStepStuckSaysNoStepDone) {
   d.enqueued(1, 0, "all_gather", t0);
   std::optional<std::string> report = d.observe(0, t0 + 501ms);
   ASSERT_TRUE(report.has_value());
-  EXPECT_EQ(*report, "rank 0 stuck at step 0 (all_gather): not done after 500ms (no step done "
+  EXPECT_EQ(*report, "rank 0 stuck at step 0 (all_gather) on the compute stream: not done after 500ms (no step done "
                      "yet; a peer rank may have died or be waiting elsewhere)");
 }
 
@@ -526,8 +526,37 @@ TEST(StallDetector, RunsThatStartAgainFromMarkerOne) {
   EXPECT_EQ(d.observe(1, t0 + 4s), std::nullopt);
   std::optional<std::string> report = d.observe(1, t0 + 9001ms);
   ASSERT_TRUE(report.has_value());
-  EXPECT_EQ(*report, "rank 3 stuck at step 1 (step 1): not done after 5s (last done: step 0; a peer rank "
+  EXPECT_EQ(*report, "rank 3 stuck at step 1 (step 1) on the compute stream: not done after 5s (last done: step 0; a peer rank "
                      "may have died or be waiting elsewhere)");
+}
+
+// Two streams, one word each: the communication stream running ahead of a hung compute
+// kernel does not hide it, and a stall on either is named with its stream.
+TEST(StallDetector, EachStreamHasItsOwnWord) {
+  StallDetector d(1, 2s);
+  const Clock::time_point t0 = Clock::now();
+  d.enqueued(0, 1, 0, "linear @ m.q_proj", t0);
+  d.enqueued(1, 1, 1, "all_gather @ m.layers.1", t0);
+  d.enqueued(0, 2, 2, "attention @ m.attn", t0);
+  d.enqueued(1, 2, 3, "all_gather @ m.layers.2", t0);
+  // The communication stream finished both of its steps; compute is stuck in its first.
+  EXPECT_EQ(d.observe(StallDetector::Words{0, 2}, t0 + 1s), std::nullopt);
+  EXPECT_EQ(d.pending(), 2u);
+  std::optional<std::string> report = d.observe(StallDetector::Words{0, 2}, t0 + 2001ms);
+  ASSERT_TRUE(report.has_value());
+  EXPECT_EQ(*report, "rank 1 stuck at step 0 (linear @ m.q_proj) on the compute stream: not done after 2s "
+                     "(last done: step 3; a peer rank may have died or be waiting elsewhere)");
+
+  StallDetector c(0, 2s);
+  c.enqueued(0, 1, 0, "linear", t0);
+  c.enqueued(1, 1, 1, "reduce_scatter @ m.layers.0", t0);
+  c.enqueued(0, 2, 2, "linear", t0);
+  EXPECT_EQ(c.observe(StallDetector::Words{2, 0}, t0 + 1s), std::nullopt); // compute done, comm waits
+  report = c.observe(StallDetector::Words{2, 0}, t0 + 3s);
+  ASSERT_TRUE(report.has_value());
+  EXPECT_TRUE(report->find("stuck at step 1 (reduce_scatter @ m.layers.0) on the communication stream") !=
+              std::string::npos)
+      << *report;
 }
 
 TEST(StallDetector, SteadyProgressNeverFires) {
@@ -574,7 +603,7 @@ TEST(ProgressWatchdog, ReportsTheStuckStepAndCallsOnStall) {
   word = first; // step 6 finished, step 7 never does
   std::unique_lock<std::mutex> lock(mutex);
   ASSERT_TRUE(fired.wait_for(lock, 10s, [&] { return !reports.empty(); }));
-  EXPECT_TRUE(contains(reports[0], "rank 5 stuck at step 7 (all_reduce @ m.down): not done "
+  EXPECT_TRUE(contains(reports[0], "rank 5 stuck at step 7 (all_reduce @ m.down) on the compute stream: not done "
                                    "after 200ms (last done: step 6"))
       << reports[0];
   lock.unlock();

@@ -122,8 +122,8 @@ TEST_F(NcclGpu, WatchdogReportsAStreamThatStopped) {
     std::this_thread::sleep_for(50ms);
     health = comm->health();
   }
-  EXPECT_NE(health.find("rank 0 stuck at step 7 (all_reduce @ blocked): not done after 500ms "
-                        "(last done: step 0"),
+  EXPECT_NE(health.find("rank 0 stuck at step 7 (all_reduce @ blocked) on the communication stream: not "
+                        "done after 500ms (last done: step 0"),
             std::string::npos)
       << health;
   // Aborted: collectives now refuse to start, naming the report.
@@ -140,6 +140,40 @@ TEST_F(NcclGpu, WatchdogReportsAStreamThatStopped) {
   cudaFree(buf);
   cudaFreeHost(gateHost);
   cudaStreamDestroy(stream);
+}
+
+// The marks of compute steps go to the compute stream's own word: a compute kernel that never
+// ends is named although the communication stream keeps finishing its steps.
+TEST_F(NcclGpu, WatchdogNamesAStuckComputeStream) {
+  auto comm = make(500ms);
+  ASSERT_TRUE(comm);
+  cudaStream_t compute, communication;
+  ASSERT_EQ(cudaStreamCreate(&compute), cudaSuccess);
+  ASSERT_EQ(cudaStreamCreate(&communication), cudaSuccess);
+  comm->setStream(communication);
+  void *gateHost = nullptr, *gateDev = nullptr;
+  ASSERT_EQ(cudaHostAlloc(&gateHost, sizeof(uint32_t), cudaHostAllocMapped), cudaSuccess);
+  *static_cast<volatile uint32_t *>(gateHost) = 0;
+  ASSERT_EQ(cudaHostGetDevicePointer(&gateDev, gateHost, 0), cudaSuccess);
+  EXPECT_EQ(comm->markStep(0, "linear @ fine", compute, 0), "");
+  ASSERT_EQ(cuStreamWaitValue32(reinterpret_cast<CUstream>(compute), reinterpret_cast<CUdeviceptr>(gateDev), 1,
+                                CU_STREAM_WAIT_VALUE_GEQ),
+            CUDA_SUCCESS);
+  EXPECT_EQ(comm->markStep(1, "attention @ hung", compute, 0), "");
+  EXPECT_EQ(comm->markStep(2, "all_gather @ next layer", communication, 1), "");
+  std::string health;
+  for (int i = 0; i < 200 && health.empty(); ++i) {
+    std::this_thread::sleep_for(50ms);
+    health = comm->health();
+  }
+  EXPECT_NE(health.find("rank 0 stuck at step 1 (attention @ hung) on the compute stream"), std::string::npos)
+      << health;
+  *static_cast<volatile uint32_t *>(gateHost) = 1;
+  EXPECT_EQ(cudaStreamSynchronize(compute), cudaSuccess);
+  comm.reset();
+  cudaFreeHost(gateHost);
+  cudaStreamDestroy(compute);
+  cudaStreamDestroy(communication);
 }
 
 } // namespace

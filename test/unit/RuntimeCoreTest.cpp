@@ -963,7 +963,10 @@ TEST(Executor, StepMarksSurviveGraphReplay) {
   std::unique_ptr<Executor> ex;
   ASSERT_EQ(Executor::create(d->artifact, backend, ex), "");
   std::vector<std::string> calls;
-  ex->setStepMarks([&](size_t step) { calls.push_back("mark " + std::to_string(step)); return std::string(); },
+  ex->setStepMarks([&](size_t step, int stream) {
+                     calls.push_back("mark " + std::to_string(step) + (stream == 0 ? "" : " on stream " + std::to_string(stream)));
+                     return std::string();
+                   },
                    [&](bool replay) { calls.push_back(replay ? "replay" : "run"); return std::string(); });
   std::vector<HostTensor> outputs;
   auto x = makeTensor<float>("x", DType::F32, {2, 3}, {1, 2, 3, 4, 5, 6});
@@ -975,7 +978,7 @@ TEST(Executor, StepMarksSurviveGraphReplay) {
   // A mark's error stops the run, located at its step.
   ReplayingBackend fresh;
   ASSERT_EQ(Executor::create(d->artifact, fresh, ex), "");
-  ex->setStepMarks([](size_t step) { return step == 1 ? std::string("progress word failed") : std::string(); },
+  ex->setStepMarks([](size_t step, int) { return step == 1 ? std::string("progress word failed") : std::string(); },
                    [](bool) { return std::string(); });
   std::string err = ex->run({x}, outputs);
   EXPECT_NE(err.find("step 1 (matmul"), std::string::npos) << err;

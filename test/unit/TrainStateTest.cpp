@@ -13,8 +13,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <tuple>
 #include <functional>
 #include <sstream>
 
@@ -118,7 +121,7 @@ struct Ran {
   int status = 0;
   std::string out, err;
 };
-Ran shardcRun(std::vector<std::string> args) {
+Ran shardcRun(std::vector<std::string> args, const shardc::runcli::RunHooks &hooks = {}) {
   args.insert(args.begin(), "shardc-run");
   std::vector<char *> argv;
   for (std::string &a : args)
@@ -127,7 +130,7 @@ Ran shardcRun(std::vector<std::string> args) {
   testing::internal::CaptureStdout();
   testing::internal::CaptureStderr();
   Ran r;
-  r.status = shardc::runcli::runMain(static_cast<int>(args.size()), argv.data());
+  r.status = shardc::runcli::runMain(static_cast<int>(args.size()), argv.data(), hooks);
   std::fflush(stdout);
   std::fflush(stderr);
   r.out = testing::internal::GetCapturedStdout();
@@ -308,12 +311,13 @@ void resumeIsExact(int64_t tp) {
            "--outputs", dir.file("o1.npz")});
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(log + r.out, straightLog); // "step 3 loss ..." continues the numbering
-  for (int64_t k = 0; k < tp; ++k) {
-    std::string file = "/rank" + std::to_string(k) + ".npz";
-    EXPECT_EQ(fileBytes(dir.file("resumed") + file), fileBytes(dir.file("straight") + file)) << file;
-  }
-  EXPECT_EQ(fileBytes(dir.file("resumed/state.json")), fileBytes(dir.file("straight/state.json")));
-  EXPECT_NE(fileBytes(dir.file("ckpt/state.json")).find("\"steps\": 2"), std::string::npos);
+  for (int64_t k = 0; k < tp; ++k)
+    for (const char *ext : {".npz", ".json"}) {
+      std::string file = "/step-00000003/rank" + std::to_string(k) + ext;
+      EXPECT_EQ(fileBytes(dir.file("resumed") + file), fileBytes(dir.file("straight") + file)) << file;
+    }
+  EXPECT_EQ(fileBytes(dir.file("resumed/manifest.json")), fileBytes(dir.file("straight/manifest.json")));
+  EXPECT_NE(fileBytes(dir.file("ckpt/manifest.json")).find("\"step_dir\": \"step-00000002\""), std::string::npos);
   std::vector<HostTensor> o3, o1;
   ASSERT_EQ(readNpz(dir.file("o3.npz"), o3), "");
   ASSERT_EQ(readNpz(dir.file("o1.npz"), o1), "");
@@ -328,7 +332,9 @@ void resumeIsExact(int64_t tp) {
 TEST(TrainState, SaveLoadContinuesExactlyOneRank) { resumeIsExact(1); }
 TEST(TrainState, SaveLoadContinuesExactlyTwoThreads) { resumeIsExact(2); }
 
-TEST(TrainState, LoadStateRefusals) {
+// The same artifact loads rank by rank; another mesh or artifact is resharded from the saved
+// chunks of each logical tensor (v: the weight w0's split), as torch.distributed.checkpoint.
+TEST(TrainState, LoadReshardsOntoAnotherMesh) {
   TempDir dir;
   std::string model = writeTrainArtifact(dir, 1), model2 = writeTrainArtifact(dir, 2, "train2.shardc");
   std::string other = writeTrainArtifact(dir, 1, "other.shardc", "another producer");
@@ -336,39 +342,61 @@ TEST(TrainState, LoadStateRefusals) {
   std::string in = dir.file("in.npz"), ckpt = dir.file("ckpt"), ckpt2 = dir.file("ckpt2");
   ASSERT_EQ(shardcRun({model, "--inputs", in, "--save-state", ckpt}).status, 0);
   ASSERT_EQ(shardcRun({model2, "--threads", "2", "--inputs", in, "--save-state", ckpt2}).status, 0);
-  Artifact a1, a2, ao;
-  ASSERT_EQ(loadArtifact(model, a1), "");
-  ASSERT_EQ(loadArtifact(model2, a2), "");
-  ASSERT_EQ(loadArtifact(other, ao), "");
-  auto hex = [](uint64_t v) {
-    char buf[24];
-    std::snprintf(buf, sizeof buf, "0x%016llx", static_cast<unsigned long long>(v));
-    return std::string(buf);
-  };
+  // Saved on tp=2, loaded on one rank (and the reverse), or into another artifact: v = w0 + 2x.
+  for (auto [art, from, threads] : {std::tuple{model, ckpt2, "1"}, std::tuple{model2, ckpt, "2"},
+                                    std::tuple{other, ckpt, "1"}}) {
+    Ran r = shardcRun({art, "--threads", threads, "--inputs", in, "--load-state", from, "--outputs", dir.file("o.npz")});
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "step 2 loss 25\n") << art << " from " << from;
+    std::vector<HostTensor> out;
+    ASSERT_EQ(readNpz(dir.file("o.npz"), out), "");
+    EXPECT_EQ(values<float>(named(out, "v")), (std::vector<float>{2.5f, 2.75f, 8, 11.75f}));
+    EXPECT_EQ(values<int64_t>(named(out, "count")), std::vector<int64_t>{2});
+  }
+  // The rank files say where each chunk sits.
+  std::string meta = fileBytes(ckpt2 + "/step-00000001/rank1.json");
+  EXPECT_NE(meta.find(R"({"name": "v", "kind": "param", "dtype": "f32", "shape": [2], "global": "w0", )"
+                      R"("global_shape": [4], "offsets": [2], "sizes": [2], "transform": "none", "tied": []})"),
+            std::string::npos) << meta;
+  EXPECT_NE(meta.find(R"({"name": "m", "kind": "other", "dtype": "f32", "shape": [], "global": "m", )"
+                      R"("global_shape": [], "offsets": [], "sizes": []})"),
+            std::string::npos) << meta;
+}
 
-  Ran r = shardcRun({model, "--inputs", in, "--load-state", ckpt2});
+TEST(TrainState, LoadStateRefusals) {
+  TempDir dir;
+  std::string model = writeTrainArtifact(dir, 1);
+  // v without its init copy: a state whose place in a logical tensor is unknown.
+  std::string m = trainManifest(1);
+  const std::string init = R"("load_steps": [{"op": "copy", "in": [4], "out": [5], "attrs": {}, "loc": "init @ v"}])";
+  ASSERT_NE(m.find(init), std::string::npos);
+  std::string noInit = dir.file("noinit.shardc");
+  ASSERT_EQ(writeJsonArtifact(noInit, m.replace(m.find(init), init.size(), R"("load_steps": [])"), blob()), "");
+  ASSERT_EQ(writeNpz(dir.file("in.npz"), {f32("x", {4}, {1, 2, 3, 4})}), "");
+  std::string in = dir.file("in.npz"), ckpt = dir.file("ckpt");
+  ASSERT_EQ(shardcRun({model, "--inputs", in, "--save-state", ckpt}).status, 0);
+
+  Ran r = shardcRun({noInit, "--inputs", in, "--load-state", ckpt});
   EXPECT_EQ(r.status, 1);
-  EXPECT_EQ(r.err, "shardc-run: error: " + ckpt2 + "/state.json: the state was saved by 2 ranks (mesh tp=2), "
-                   "this artifact runs on 1 (mesh tp=1)");
-  r = shardcRun({other, "--inputs", in, "--load-state", ckpt});
-  EXPECT_EQ(r.err, "shardc-run: error: " + ckpt + "/state.json: the state was saved from another artifact "
-                   "('train.shardc', manifest checksum " + hex(a1.manifestChecksum) + "; " + other + ": " +
-                   hex(ao.manifestChecksum) + ")");
+  EXPECT_EQ(r.err, "shardc-run: error: " + ckpt + "/manifest.json: saved by 'train.shardc' on 1 ranks (mesh tp=1), "
+                   "loaded into " + noInit + " on 1 (mesh tp=1): state 'v' has no known place in a logical tensor, "
+                   "so it loads only into the artifact that saved it");
   r = shardcRun({model, "--inputs", in, "--load-state", dir.file("nowhere")});
   EXPECT_EQ(r.err, "shardc-run: error: " + dir.file("nowhere") +
-                       "/state.json: cannot open (--load-state takes a directory --save-state wrote)");
+                       "/manifest.json: cannot open (--load-state takes a directory --save-state wrote)");
 
   // Edit the saved arrays: drop one, change a shape, a dtype, add a stranger.
+  const std::string npzPath = ckpt + "/step-00000001/rank0.npz";
   std::vector<HostTensor> saved;
-  ASSERT_EQ(readNpz(ckpt + "/rank0.npz", saved), "");
+  ASSERT_EQ(readNpz(npzPath, saved), "");
   ASSERT_EQ(saved.size(), 3u);
   auto withEdit = [&](const std::function<void(std::vector<HostTensor> &)> &edit) {
     std::vector<HostTensor> t = saved;
     edit(t);
-    EXPECT_EQ(writeNpz(ckpt + "/rank0.npz", t), "");
+    EXPECT_EQ(writeNpz(npzPath, t), "");
     return shardcRun({model, "--inputs", in, "--load-state", ckpt}).err;
   };
-  std::string npz = "shardc-run: error: " + ckpt + "/rank0.npz: ";
+  std::string npz = "shardc-run: error: " + npzPath + ": ";
   EXPECT_EQ(withEdit([](std::vector<HostTensor> &t) { t.pop_back(); }),
             npz + "state 'm' is missing (2 arrays in the file, 3 state buffers in " + model + ")");
   EXPECT_EQ(withEdit([](std::vector<HostTensor> &t) { t[1] = f32("v", {5}, {1, 2, 3, 4, 5}); }),
@@ -384,6 +412,64 @@ TEST(TrainState, LoadStateRefusals) {
   r = shardcRun({model, "--inputs", in, "--load-state", ckpt, "--outputs", dir.file("o.npz")});
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.out, "step 2 loss 25\n");
+}
+
+// A rank that fails after writing its files and before the commit (the hook, as
+// SHARDC_TEST_DIE_IN_SAVE) leaves the previous step committed, and resuming from it
+// continues exactly; a save keeps the last two steps; a step number already committed is
+// saved beside it (step-N.1), never over it.
+TEST(TrainState, CommitIsAcrossRanks) {
+  TempDir dir;
+  std::string model = writeTrainArtifact(dir, 2);
+  ASSERT_EQ(writeNpz(dir.file("in4.npz"), {f32("x", {4, 4}, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16})}), "");
+  auto run = [&](std::vector<std::string> args, const shardc::runcli::RunHooks &hooks = {}) {
+    args.insert(args.begin(), {model, "--threads", "2", "--outputs", dir.file("o.npz")});
+    return shardcRun(args, hooks);
+  };
+  Ran straight = run({"--steps", "4", "--inputs", dir.file("in4.npz"), "--checkpoint-dir", dir.file("all"),
+                      "--checkpoint-every", "1"});
+  ASSERT_EQ(straight.status, 0) << straight.err;
+  std::vector<std::string> steps;
+  for (const auto &e : std::filesystem::directory_iterator(dir.file("all")))
+    steps.push_back(e.path().filename().string());
+  std::sort(steps.begin(), steps.end());
+  EXPECT_EQ(steps, (std::vector<std::string>{"manifest.json", "step-00000003", "step-00000004"}));
+
+  shardc::runcli::RunHooks hooks;
+  hooks.beforeCommit = [](int64_t rank, int64_t stepsDone, bool) -> std::string {
+    return rank == 1 && stepsDone == 2 ? "rank 1 dies in the save of step 2" : "";
+  };
+  Ran r = run({"--steps", "4", "--inputs", dir.file("in4.npz"), "--checkpoint-dir", dir.file("ckpt"),
+               "--checkpoint-every", "1"}, hooks);
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.err, "shardc-run: error: rank 1: " + model + ": rank 1 dies in the save of step 2");
+  EXPECT_NE(fileBytes(dir.file("ckpt/manifest.json")).find("\"step_dir\": \"step-00000001\""), std::string::npos);
+  EXPECT_TRUE(std::filesystem::exists(dir.file("ckpt/step-00000002/rank1.npz"))); // written, never committed
+  std::vector<std::string> lines;
+  std::istringstream log(straight.out);
+  for (std::string line; std::getline(log, line);)
+    lines.push_back(line);
+  ASSERT_GE(lines.size(), 4u);
+  // Resumed from step 1: steps 2..4 as the straight run's (x rows 2..4).
+  ASSERT_EQ(writeNpz(dir.file("in3.npz"), {f32("x", {3, 4}, {5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16})}), "");
+  r = run({"--steps", "3", "--inputs", dir.file("in3.npz"), "--resume", dir.file("ckpt"), "--checkpoint-dir",
+           dir.file("ckpt")});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, lines[1] + "\n" + lines[2] + "\n" + lines[3] + "\n");
+  EXPECT_EQ(fileBytes(dir.file("ckpt/step-00000004/rank0.npz")), fileBytes(dir.file("all/step-00000004/rank0.npz")));
+  EXPECT_FALSE(std::filesystem::exists(dir.file("ckpt/step-00000002"))); // pruned, as step 1
+
+  // Step 4 again, saved into `all`, whose committed step is step-00000004: beside it.
+  ASSERT_EQ(writeNpz(dir.file("in1.npz"), {f32("x", {4}, {13, 14, 15, 16})}), "");
+  ASSERT_EQ(writeNpz(dir.file("first3.npz"), {f32("x", {3, 4}, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12})}), "");
+  r = run({"--steps", "3", "--inputs", dir.file("first3.npz"), "--checkpoint-dir", dir.file("three")});
+  ASSERT_EQ(r.status, 0) << r.err;
+  r = run({"--inputs", dir.file("in1.npz"), "--resume", dir.file("three"), "--checkpoint-dir", dir.file("all")});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, lines[3] + "\n");
+  EXPECT_NE(fileBytes(dir.file("all/manifest.json")).find("\"step_dir\": \"step-00000004.1\""), std::string::npos);
+  EXPECT_EQ(fileBytes(dir.file("all/step-00000004.1/rank1.npz")), fileBytes(dir.file("all/step-00000004/rank1.npz")));
+  EXPECT_FALSE(std::filesystem::exists(dir.file("all/step-00000003")));
 }
 
 // --- --data: input_ids from a token file ---

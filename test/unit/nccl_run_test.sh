@@ -6,7 +6,7 @@
 #   torchrun   two processes with RANK/WORLD_SIZE/LOCAL_RANK/MASTER_ADDR/MASTER_PORT: the TCP
 #              rendezvous completes, then each rank fails with "no CUDA device"
 #   cpu        the collectives artifact on CPU ranks: --comm mpi, auto under mpirun, --threads
-# The no-GPU modes exit 77 (skipped) where a GPU is visible: there bench/gpu/run.sh runs NCCL.
+# The no-GPU modes exit 77 (skipped) where a GPU is visible: there bench/gpu/nccl_checks.sh (kit1.sh) runs NCCL.
 set -u
 mode=$1 run=$2 helper=$3 mpirun=$4
 dir=$(mktemp -d "${TMPDIR:-/tmp}/shardc-nccl-XXXXXX")

@@ -1,7 +1,8 @@
 // Test helper for the multi-process tests (test/unit/mpi_run_test.sh, nccl_run_test.sh,
-// bench/gpu/run.sh): writes the TP MLP artifact or the collectives-only artifact with their
+// bench/gpu/nccl_checks.sh): writes the TP MLP artifact or the collectives-only artifact with their
 // inputs and expected outputs, and compares output .npz files.
 #include "CollectivesArtifact.h"
+#include "ManifestJson.h"
 #include "TpMlpArtifact.h"
 
 #include "shardc/runtime/Npz.h"
@@ -26,6 +27,18 @@ int main(int argc, char **argv) {
       std::fprintf(stderr, "shardc-test-artifact: error: %s\n", err.c_str());
     return err.empty() ? 0 : 1;
   }
+  if (mode == "write-json" && argc == 4) { // an artifact from a JSON manifest (ManifestJson.h), no blob
+    std::FILE *f = std::fopen(argv[3], "rb");
+    std::string json;
+    for (int c; f && (c = std::fgetc(f)) != EOF;)
+      json += char(c);
+    std::string err = f ? writeJsonArtifact(argv[2], json, "") : std::string("cannot read ") + argv[3];
+    if (f)
+      std::fclose(f);
+    if (!err.empty())
+      std::fprintf(stderr, "shardc-test-artifact: error: %s\n", err.c_str());
+    return err.empty() ? 0 : 1;
+  }
   if (mode == "compare" && argc == 4) {
     std::vector<HostTensor> got, want;
     std::string err = readNpz(argv[2], got);
@@ -40,6 +53,7 @@ int main(int argc, char **argv) {
   }
   std::fprintf(stderr, "usage: shardc-test-artifact write DIR DP_SHARD TP\n"
                        "       shardc-test-artifact write-collectives DIR TP\n"
+                       "       shardc-test-artifact write-json OUT.shardc MANIFEST.json\n"
                        "       shardc-test-artifact compare GOT.npz WANT.npz\n");
   return 2;
 }

@@ -61,6 +61,7 @@ struct Buffer {
   // weight starts in it.
   SmallVector<int64_t> fileShape, fileStart;
   SmallVector<int64_t> fileRepeat; // [dim, block, times]: dim's blocks each repeated
+  std::vector<std::string> tied;    // further module paths of a tied parameter
 };
 
 // Records the shard spec of a sharded parameter or input on its buffer.
@@ -159,6 +160,8 @@ llvm::Expected<int64_t> Emitter::bufferFor(Value v) {
     b.file = fit->second;
     b.fileOffset = p.getOffset();
     b.transform = sc::stringifyParamTransform(p.getTransform()).str();
+    for (StringRef t : p.getTied().getAsValueRange<StringAttr>())
+      b.tied.push_back(t.str());
     int64_t globalBytes = b.bytes;
     if (auto g = p->getAttrOfType<DenseI64ArrayAttr>("sc.global_shape")) {
       recordShard(b, p, g.asArrayRef());
@@ -207,14 +210,22 @@ llvm::Expected<int64_t> Emitter::bufferFor(Value v) {
   return fail(def ? def : v.getParentBlock()->getParentOp(), "value has no buffer (used before definition?)");
 }
 
+// A step's location in the artifact: "<node> @ <module path>", and " (backward)" for the ops of
+// a training step's backward (sc-autodiff's locations), which `shardc report` and the
+// profiles tell apart.
+static std::string stepLoc(Location loc) {
+  OnnxLocInfo li = readOnnxLoc(loc);
+  return li.nodeName + (li.modulePath.empty() ? "" : " @ " + li.modulePath) +
+         (isBackwardLoc(loc) ? " (backward)" : "");
+}
+
 void Emitter::addStep(Operation *op, llvm::StringRef kind, ValueRange ins, ValueRange outs, rt::Attrs attrs,
                       OpCost cost) {
   if (pending)
     return;
   Step s;
   s.op = kind.str();
-  OnnxLocInfo li = readOnnxLoc(op->getLoc());
-  s.loc = li.nodeName + (li.modulePath.empty() ? "" : " @ " + li.modulePath);
+  s.loc = stepLoc(op->getLoc());
   for (Value v : ins) {
     auto id = bufferFor(v);
     if (!id) {
@@ -264,8 +275,7 @@ llvm::Error Emitter::emitOp(Operation *op) {
       return from.takeError();
     Step s;
     s.op = "copy";
-    OnnxLocInfo li = readOnnxLoc(op->getLoc());
-    s.loc = li.nodeName + (li.modulePath.empty() ? "" : " @ " + li.modulePath);
+    s.loc = stepLoc(op->getLoc());
     s.in = {*from};
     s.out = {*id};
     loadSteps.push_back(std::move(s));
@@ -449,6 +459,7 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
     auto name = fbb.CreateString(b.name);
     auto shape = longs(b.shape);
     flatbuffers::Offset<flatbuffers::String> transform;
+    flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>> tied;
     flatbuffers::Offset<flatbuffers::Vector<int64_t>> fileShape, fileStart, globalShape;
     flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<rt::fb::ShardDim>>> shard;
     rt::fb::Storage storage = rt::fb::Storage::Constant;
@@ -461,6 +472,8 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
     else if (b.storage == "weight") {
       storage = rt::fb::Storage::Weight;
       transform = fbb.CreateString(b.transform);
+      if (!b.tied.empty())
+        tied = fbb.CreateVectorOfStrings(b.tied);
       if (!b.fileShape.empty())
         fileShape = longs(b.fileShape);
       if (!b.fileStart.empty())
@@ -494,6 +507,8 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
                                 b.fileRepeat.empty() ? 0 : b.fileRepeat[2]);
       if (!b.fileRepeat.empty())
         bb.add_file_repeat(&repeat);
+      if (!tied.IsNull())
+        bb.add_tied(tied);
     } else
       bb.add_blob_offset(b.blobOffset);
     if (!shard.IsNull()) {

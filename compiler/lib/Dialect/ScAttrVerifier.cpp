@@ -184,6 +184,12 @@ LogicalResult verifyAttr(Operation *op, Scope scope, NamedAttribute named, Type 
         continue;
       if (a.getName() == "max_grad_norm") {
         ok &= isa<FloatAttr>(a.getValue());
+      } else if (a.getName() == "reshard_after_forward") {
+        auto s = dyn_cast<StringAttr>(a.getValue());
+        ok &= s && (s.getValue() == "true" || s.getValue() == "false" || s.getValue() == "auto");
+      } else if (a.getName() == "activation_checkpointing") {
+        auto s = dyn_cast<StringAttr>(a.getValue());
+        ok &= s && (s.getValue() == "full" || s.getValue() == "selective");
       } else if (a.getName() == "lr_scheduler") {
         auto l = dyn_cast<DictionaryAttr>(a.getValue());
         ok &= l && l.size() == 3 && l.getAs<IntegerAttr>("warmup_steps") && l.getAs<IntegerAttr>("total_steps") &&
@@ -199,7 +205,7 @@ LogicalResult verifyAttr(Operation *op, Scope scope, NamedAttribute named, Type 
     }
     return expect(ok, "{labels = \"input_ids\" | \"input\", optimizer = {lr, beta1, beta2, eps, weight_decay} "
                       "(optional), lr_scheduler = {warmup_steps, total_steps, min_lr} (optional), max_grad_norm = <float> "
-                      "(optional)}");
+                      "(optional), activation_checkpointing = \"full\" | \"selective\" (optional), reshard_after_forward = \"true\" | \"false\" | \"auto\" (optional)}");
   }
   if (name == "sc.source")
     return failed(only({Scope::Module})) ? failure() : expect(isa<StringAttr>(attr), "a string");

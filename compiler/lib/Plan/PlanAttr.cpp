@@ -56,8 +56,8 @@ std::string printPlanYaml(const Plan &plan, const std::map<std::string, TpStyle>
   os << "mp_policy: {param_dtype: " << stringifyDType(plan.mp.paramDtype)
      << ", reduce_dtype: " << stringifyDType(plan.mp.reduceDtype)
      << ", output_dtype: " << stringifyDType(plan.mp.outputDtype) << "}\n";
-  os << "reshard_after_forward: " << yamlBool(plan.reshardAfterForward) << "\n";
-  os << "activation_checkpointing: " << yamlBool(plan.activationCheckpointing) << "\n";
+  os << "reshard_after_forward: " << stringifyReshardAfterForward(plan.reshardAfterForward) << "\n";
+  os << "activation_checkpointing: " << stringifyCheckpointing(plan.activationCheckpointing) << "\n";
   os << "mode: " << stringifyMode(plan.mode) << "\n";
   if (plan.lossLabelsInput)
     os << "loss: {labels: input}\n";
@@ -124,8 +124,8 @@ DictionaryAttr planToAttr(MLIRContext *ctx, const Plan &plan) {
                                       b.getNamedAttr("reduce_dtype", b.getStringAttr(stringifyDType(plan.mp.reduceDtype))),
                                       b.getNamedAttr("output_dtype", b.getStringAttr(stringifyDType(plan.mp.outputDtype))),
                                   })),
-      b.getNamedAttr("reshard_after_forward", b.getBoolAttr(plan.reshardAfterForward)),
-      b.getNamedAttr("activation_checkpointing", b.getBoolAttr(plan.activationCheckpointing)),
+      b.getNamedAttr("reshard_after_forward", b.getStringAttr(stringifyReshardAfterForward(plan.reshardAfterForward))),
+      b.getNamedAttr("activation_checkpointing", b.getStringAttr(stringifyCheckpointing(plan.activationCheckpointing))),
       b.getNamedAttr("mode", b.getStringAttr(stringifyMode(plan.mode))),
       b.getNamedAttr("defer_fsdp_grad_sync", b.getBoolAttr(plan.deferFsdpGradSync)),
       b.getNamedAttr("enable_fsdp2_prefetch", b.getBoolAttr(plan.fsdpPrefetch)),
@@ -193,12 +193,24 @@ llvm::Expected<Plan> planFromAttr(DictionaryAttr attr) {
     return llvm::Error::success();
   };
   for (auto [key, field] : {std::pair<StringRef, bool *>{"sequence_parallel", &plan.sequenceParallel},
-                            {"reshard_after_forward", &plan.reshardAfterForward},
-                            {"activation_checkpointing", &plan.activationCheckpointing},
                             {"defer_fsdp_grad_sync", &plan.deferFsdpGradSync},
                             {"enable_fsdp2_prefetch", &plan.fsdpPrefetch}})
     if (auto e = getBool(key, *field))
       return std::move(e);
+  if (auto a = attr.get("reshard_after_forward")) {
+    auto s = dyn_cast<StringAttr>(a);
+    auto r = s ? parseReshardAfterForward(s.getValue()) : std::nullopt;
+    if (!r)
+      return bad("reshard_after_forward must be \"true\", \"false\" or \"auto\"");
+    plan.reshardAfterForward = *r;
+  }
+  if (auto a = attr.get("activation_checkpointing")) {
+    auto s = dyn_cast<StringAttr>(a);
+    auto c = s ? parseCheckpointing(s.getValue()) : std::nullopt;
+    if (!c)
+      return bad("activation_checkpointing must be \"false\", \"full\" or \"selective\"");
+    plan.activationCheckpointing = *c;
+  }
   if (auto mode = attr.getAs<StringAttr>("mode")) {
     auto m = parseMode(mode.getValue());
     if (!m)

@@ -48,6 +48,27 @@ std::optional<Mode> parseMode(StringRef s) {
 
 StringRef stringifyMode(Mode m) { return m == Mode::Train ? "train" : "inference"; }
 
+std::optional<ReshardAfterForward> parseReshardAfterForward(StringRef s) {
+  if (s == "auto" || s == "null")
+    return ReshardAfterForward::Auto;
+  if (s == "true")
+    return ReshardAfterForward::Always;
+  if (s == "false")
+    return ReshardAfterForward::Never;
+  return std::nullopt;
+}
+
+std::optional<Checkpointing> parseCheckpointing(StringRef s) {
+  if (s == "false" || s == "none")
+    return Checkpointing::None;
+  if (s == "true" || s == "full")
+    return Checkpointing::Full;
+  if (s == "selective")
+    return Checkpointing::Selective;
+  return std::nullopt;
+}
+
+
 llvm::Error checkAxisSize(StringRef axis, int64_t size) {
   if (size == -1 && axis != "dp_shard")
     return err("mesh axis " + axis + " is -1; only dp_shard may be -1 (inferred from the world size)");
@@ -71,3 +92,13 @@ std::string rejectedAxisMessage(StringRef axis) {
 }
 
 } // namespace shardc::plan
+
+namespace shardc {
+llvm::StringRef stringifyReshardAfterForward(ReshardAfterForward r) {
+  return r == ReshardAfterForward::Always ? "true" : r == ReshardAfterForward::Never ? "false" : "auto";
+}
+
+llvm::StringRef stringifyCheckpointing(Checkpointing c) {
+  return c == Checkpointing::Full ? "full" : c == Checkpointing::Selective ? "selective" : "false";
+}
+} // namespace shardc

@@ -28,6 +28,8 @@ std::string joinNames(llvm::ArrayRef<StringRef> names);
 std::optional<DType> parseDType(StringRef s);
 std::optional<Mode> parseMode(StringRef s);
 StringRef stringifyMode(Mode m);
+std::optional<Checkpointing> parseCheckpointing(StringRef s);
+std::optional<ReshardAfterForward> parseReshardAfterForward(StringRef s);
 
 // A mesh axis size as written: positive, or -1 for dp_shard.
 llvm::Error checkAxisSize(StringRef axis, int64_t size);

@@ -59,7 +59,9 @@ struct RawOptimizer {
 struct RawPlan {
   std::optional<RawMesh> mesh;
   std::optional<RawTpPlan> tpPlan, customTpPlan;
-  std::optional<bool> sequenceParallel, reshardAfterForward, activationCheckpointing, deferFsdpGradSync, prefetch,
+  std::optional<Checkpointing> activationCheckpointing;
+  std::optional<ReshardAfterForward> reshardAfterForward;
+  std::optional<bool> sequenceParallel, deferFsdpGradSync, prefetch,
       useHfTpPlan;
   std::optional<RawMp> mp;
   std::optional<Mode> mode;
@@ -152,6 +154,35 @@ template <> struct ScalarTraits<DType> {
     }
     auto *ctx = static_cast<ParseCtx *>(c);
     ctx->scratch = "unknown dtype '" + s.str() + "'" + didYouMean(s, {"bf16", "fp16", "fp32"}) + " (dtypes: bf16, fp16, fp32)";
+    return ctx->scratch;
+  }
+  static QuotingType mustQuote(StringRef) { return QuotingType::None; }
+};
+
+template <> struct ScalarTraits<ReshardAfterForward> {
+  static void output(const ReshardAfterForward &v, void *, raw_ostream &os) { os << stringifyReshardAfterForward(v); }
+  static StringRef input(StringRef s, void *c, ReshardAfterForward &v) {
+    if (auto r = parseReshardAfterForward(s)) {
+      v = *r;
+      return {};
+    }
+    auto *ctx = static_cast<ParseCtx *>(c);
+    ctx->scratch = "reshard_after_forward is true, false or auto (unset: every layer but the last), not '" + s.str() + "'";
+    return ctx->scratch;
+  }
+  static QuotingType mustQuote(StringRef) { return QuotingType::None; }
+};
+
+template <> struct ScalarTraits<Checkpointing> {
+  static void output(const Checkpointing &v, void *, raw_ostream &os) { os << stringifyCheckpointing(v); }
+  static StringRef input(StringRef s, void *c, Checkpointing &v) {
+    if (auto m = parseCheckpointing(s)) {
+      v = *m;
+      return {};
+    }
+    auto *ctx = static_cast<ParseCtx *>(c);
+    ctx->scratch = "activation_checkpointing is true, false, full or selective, not '" + s.str() + "'" +
+                   didYouMean(s, {"true", "false", "full", "selective"});
     return ctx->scratch;
   }
   static QuotingType mustQuote(StringRef) { return QuotingType::None; }
@@ -485,8 +516,8 @@ llvm::Expected<Plan> parsePlanText(StringRef text, StringRef name, std::optional
       return err(at("mp_policy.cast_forward_inputs") +
                  "cast_forward_inputs: false is not supported (inputs are always cast to param_dtype)");
   }
-  plan.reshardAfterForward = raw.reshardAfterForward.value_or(true);
-  plan.activationCheckpointing = raw.activationCheckpointing.value_or(false);
+  plan.reshardAfterForward = raw.reshardAfterForward.value_or(ReshardAfterForward::Auto);
+  plan.activationCheckpointing = raw.activationCheckpointing.value_or(Checkpointing::None);
   plan.mode = raw.mode.value_or(Mode::Inference);
   if (raw.loss && raw.loss->labels) {
     StringRef labels = *raw.loss->labels;

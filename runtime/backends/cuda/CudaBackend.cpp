@@ -19,16 +19,6 @@ thread_local ThreadContext context;
 
 std::string cudaText(cudaError_t rc) { return std::string(cudaGetErrorName(rc)) + ": " + cudaGetErrorString(rc); }
 
-std::string cacheDir() {
-  if (const char *d = std::getenv("SHARDC_CACHE_DIR"); d && *d)
-    return std::string(d) + "/kernels";
-  if (const char *x = std::getenv("XDG_CACHE_HOME"); x && *x)
-    return std::string(x) + "/shardc/kernels";
-  if (const char *h = std::getenv("HOME"); h && *h)
-    return std::string(h) + "/.cache/shardc/kernels";
-  return "";
-}
-
 // A generated kernel: elements -> a grid-stride loop over `count` elements; rows -> one
 // block per row.
 class CudaFusedKernel final : public rt::FusedKernel {
@@ -57,6 +47,16 @@ private:
 } // namespace
 
 const ThreadContext &threadContext() { return context; }
+
+std::string kernelCacheDir() {
+  if (const char *d = std::getenv("SHARDC_CACHE_DIR"); d && *d)
+    return std::string(d) + "/kernels";
+  if (const char *x = std::getenv("XDG_CACHE_HOME"); x && *x)
+    return std::string(x) + "/shardc/kernels";
+  if (const char *h = std::getenv("HOME"); h && *h)
+    return std::string(h) + "/.cache/shardc/kernels";
+  return "";
+}
 
 std::string CudaBackend::create(int device, std::unique_ptr<CudaBackend> &out) {
   int count = 0;
@@ -145,7 +145,33 @@ double CudaBackend::elapsedMs(size_t from, size_t to) const {
   return double(ms);
 }
 
+std::string CudaBackend::timeRun(const std::function<std::string()> &launch, double &ms) {
+  ms = 0;
+  for (cudaEvent_t &e : timing_)
+    if (!e)
+      if (cudaError_t rc = cudaEventCreate(&e); rc != cudaSuccess)
+        return "cudaEventCreate: " + cudaText(rc);
+  // Runs begin and end on the compute stream (the executor joins the communication stream
+  // back into it), so two events there bracket all of the run's work.
+  if (cudaError_t rc = cudaEventRecord(timing_[0], streams_[0]); rc != cudaSuccess)
+    return "cudaEventRecord: " + cudaText(rc);
+  if (std::string err = launch(); !err.empty())
+    return err;
+  if (cudaError_t rc = cudaEventRecord(timing_[1], streams_[0]); rc != cudaSuccess)
+    return "cudaEventRecord: " + cudaText(rc);
+  if (std::string err = synchronize(); !err.empty())
+    return err;
+  float elapsed = 0.0f;
+  if (cudaError_t rc = cudaEventElapsedTime(&elapsed, timing_[0], timing_[1]); rc != cudaSuccess)
+    return "cudaEventElapsedTime: " + cudaText(rc);
+  ms = double(elapsed);
+  return "";
+}
+
 CudaBackend::~CudaBackend() {
+  for (cudaEvent_t e : timing_)
+    if (e)
+      cudaEventDestroy(e);
   for (cudaEvent_t e : marks_)
     cudaEventDestroy(e);
   for (cudaEvent_t e : events_)
@@ -252,7 +278,7 @@ std::string CudaBackend::loadKernels(const rt::Artifact &artifact) {
   if (artifact.kernels.empty() || library_)
     return "";
   NvrtcResult compiled;
-  if (std::string err = compileWithNvrtc(artifact.kernelSource(), arch_, cacheDir(), compiled); !err.empty())
+  if (std::string err = compileWithNvrtc(artifact.kernelSource(), arch_, kernelCacheDir(), compiled); !err.empty())
     return err;
   if (cudaError_t rc = cudaLibraryLoadData(&library_, compiled.cubin.data(), nullptr, nullptr, 0, nullptr,
                                            nullptr, 0);

@@ -25,8 +25,12 @@ struct ThreadContext {
 };
 const ThreadContext &threadContext();
 
-// The library kernel for `op` ("linear", "matmul", "attention", "embedding", "copy"), or
-// nullptr (LibraryKernels.cu).
+// Where NVRTC's cubins are kept: $SHARDC_CACHE_DIR/kernels, $XDG_CACHE_HOME/shardc/kernels or
+// ~/.cache/shardc/kernels ("" when none of them is set).
+std::string kernelCacheDir();
+
+// The library kernel for `op`, or nullptr: the entry of CudaKernelTable.h's table, which
+// checks the step's operands against what the kernel takes before launching it.
 rt::KernelFn lookupCudaKernel(std::string_view op);
 
 class CudaBackend final : public rt::Backend {
@@ -55,6 +59,9 @@ public:
   // sequence that cannot be captured runs as it is, every time.
   std::string runCaptured(const std::function<std::string()> &steps) override;
   bool replaysCapture() const override { return graph_ != nullptr; }
+  // cudaEvents recorded on the compute stream right before and after `launch` (a graph
+  // replay when one was recorded), then waited for: the device time of the run alone.
+  std::string timeRun(const std::function<std::string()> &launch, double &ms) override;
 
   // Two streams: compute (0, made by create(), where captures begin and end) and
   // communication (1); library and generated kernels, copies and a device communicator's
@@ -87,6 +94,7 @@ private:
   bool captureFailed_ = false;
   void *cublasWorkspace_ = nullptr; // fixed, so that GEMMs can be captured
   std::vector<cudaEvent_t> marks_;  // step profiles
+  cudaEvent_t timing_[2] = {nullptr, nullptr}; // timeRun
   cudaStream_t streams_[2] = {nullptr, nullptr}; // compute, communication
   std::vector<cudaEvent_t> events_;
   std::map<std::string, std::unique_ptr<rt::FusedKernel>, std::less<>> fused_;

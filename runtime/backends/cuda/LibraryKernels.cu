@@ -1,11 +1,13 @@
 // The CUDA backend's library kernels: the ops no generated kernel covers (for the models
 // bench/gpu checks: linear, matmul, attention, embedding, gather, dynamic_slice, copy, cast,
 // split; and the training loss, token_loss, and the backward kernels token_loss_grad and
-// embedding_grad; no attention_grad). GEMMs go through cuBLAS (f32 accumulation);
+// embedding_grad; attention with lse and attention_grad are SharedKernels.cu's). GEMMs go
+// through cuBLAS (f32 accumulation);
 // 16-bit attention is the flash kernel (FlashAttention.h, tensor cores), other attention a
 // straightforward kernel (one block per query row, scores in shared memory); embedding and
 // copies are plain. All enqueue on the calling thread's backend stream.
 #include "CudaBackend.h"
+#include "LibraryKernels.h"
 #include "shardc/cuda/CublasLtGemm.h"
 #include "shardc/cuda/FlashAttention.h"
 
@@ -718,25 +720,23 @@ std::string copyKernel(const KernelArgs &a) {
 
 } // namespace
 
-rt::KernelFn lookupCudaKernel(std::string_view op) {
-  if (op == "linear") return linearKernel;
-  if (op == "matmul") return matmulKernel;
-  if (op == "attention") {
-    // The flash kernels' shared-memory limit is a host-side setting: made here, at load,
-    // rather than by the first launch, which may be inside a stream capture.
-    (void)cuda::prepareFlashAttention();
-    return attentionKernel;
-  }
-  if (op == "embedding") return embeddingKernel;
-  if (op == "copy") return copyKernel;
-  if (op == "cast") return castKernel;
-  if (op == "split") return splitKernel;
-  if (op == "dynamic_slice") return dynamicSliceKernel;
-  if (op == "gather") return gatherKernel;
-  if (op == "token_loss") return tokenLossKernel;
-  if (op == "token_loss_grad") return tokenLossGradKernel;
-  if (op == "embedding_grad") return embeddingGradKernel;
-  return nullptr;
-}
+// The entry points CudaKernelTable.cpp lists (LibraryKernels.h).
+namespace lib {
+std::string linearKernel(const KernelArgs &a) { return cuda::linearKernel(a); }
+std::string matmulKernel(const KernelArgs &a) { return cuda::matmulKernel(a); }
+std::string attentionKernel(const KernelArgs &a) { return cuda::attentionKernel(a); }
+std::string embeddingKernel(const KernelArgs &a) { return cuda::embeddingKernel(a); }
+std::string copyKernel(const KernelArgs &a) { return cuda::copyKernel(a); }
+std::string castKernel(const KernelArgs &a) { return cuda::castKernel(a); }
+std::string splitKernel(const KernelArgs &a) { return cuda::splitKernel(a); }
+std::string dynamicSliceKernel(const KernelArgs &a) { return cuda::dynamicSliceKernel(a); }
+std::string gatherKernel(const KernelArgs &a) { return cuda::gatherKernel(a); }
+std::string tokenLossKernel(const KernelArgs &a) { return cuda::tokenLossKernel(a); }
+std::string tokenLossGradKernel(const KernelArgs &a) { return cuda::tokenLossGradKernel(a); }
+std::string embeddingGradKernel(const KernelArgs &a) { return cuda::embeddingGradKernel(a); }
+// The flash kernels' shared-memory limit is a host-side setting: made when the table hands out
+// `attention`, at load, rather than by the first launch, which may be inside a stream capture.
+void prepareAttention() { (void)cuda::prepareFlashAttention(); }
+} // namespace lib
 
 } // namespace shardc::cuda

@@ -134,15 +134,22 @@ struct NcclCommunicator::State {
   std::atomic<bool> aborted{false};
   std::string failed;              // the first failure: later collectives refuse to start
   int32_t *barrierWord = nullptr;  // device word reduced by barrier()
-  uint32_t *progress = nullptr;    // host-mapped progress word
+  // Host-mapped progress words, one per lane (StallDetector: 0 the compute stream, 1 the
+  // communication stream).
+  uint32_t *progress = nullptr;
   CUdeviceptr progressDevice = 0;
   StreamWriteValue32 writeValue = nullptr; // the driver's cuStreamWriteValue32, if it has one
   GetErrorString errorString = nullptr;
   std::unique_ptr<ProgressWatchdog> watchdog;
-  std::vector<std::pair<int64_t, std::string>> runMarks; // this run's markStep calls, in order
-  // Host-function marks (no driver entry point), by marker - 1: kept for the process's life,
-  // since a captured graph replays the calls that name them.
-  std::vector<std::unique_ptr<HostMark>> hostMarks;
+  struct RunMark {
+    int64_t step;
+    std::string name;
+    int lane;
+  };
+  std::vector<RunMark> runMarks; // this run's markStep calls, in order
+  // Host-function marks (no driver entry point), by lane and marker - 1: kept for the
+  // process's life, since a captured graph replays the calls that name them.
+  std::vector<std::unique_ptr<HostMark>> hostMarks[StallDetector::kLanes];
 
   std::string fail(std::string err) {
     std::lock_guard<std::mutex> lock(mutex);
@@ -290,11 +297,12 @@ std::string NcclCommunicator::create(DeviceMesh mesh, const NcclBootstrap &boot,
     // The progress word lives in pinned host memory that the GPU writes through the mapping;
     // the watchdog thread reads it without any CUDA call.
     void *host = nullptr, *dev = nullptr;
-    if (cudaError_t c = cudaHostAlloc(&host, sizeof(uint32_t), cudaHostAllocMapped);
+    if (cudaError_t c = cudaHostAlloc(&host, sizeof(uint32_t) * StallDetector::kLanes, cudaHostAllocMapped);
         c != cudaSuccess)
       return who + "cudaHostAlloc of the progress word failed: " + cudaText(c);
     s.progress = static_cast<uint32_t *>(host);
-    *s.progress = 0;
+    for (int l = 0; l < StallDetector::kLanes; ++l)
+      s.progress[l] = 0;
     if (cudaError_t c = cudaHostGetDevicePointer(&dev, host, 0); c != cudaSuccess)
       return who + "cudaHostGetDevicePointer of the progress word failed: " + cudaText(c);
     s.progressDevice = reinterpret_cast<CUdeviceptr>(dev);
@@ -303,7 +311,12 @@ std::string NcclCommunicator::create(DeviceMesh mesh, const NcclBootstrap &boot,
     State *state = &s;
     s.watchdog = std::make_unique<ProgressWatchdog>(
         boot.rank, options.timeout,
-        [state] { return __atomic_load_n(state->progress, __ATOMIC_ACQUIRE); },
+        [state] {
+          StallDetector::Words words{};
+          for (int l = 0; l < StallDetector::kLanes; ++l)
+            words[static_cast<size_t>(l)] = __atomic_load_n(state->progress + l, __ATOMIC_ACQUIRE);
+          return words;
+        },
         [state](const std::string &report) {
           std::fprintf(stderr, "shardc-run: error: %s; aborting NCCL\n", report.c_str());
           std::fflush(stderr);
@@ -547,17 +560,21 @@ std::string NcclCommunicator::barrier(const CommGroup &g) {
   return state_->finish(comm, groupName, "barrier", rc, timeout());
 }
 
-std::string NcclCommunicator::markStep(int64_t step, std::string_view name) {
+std::string NcclCommunicator::markStep(int64_t step, std::string_view name, cudaStream_t stream, int lane) {
   State &s = *state_;
   if (!s.watchdog)
     return "";
+  if (!stream)
+    stream = s.stream;
+  lane = std::clamp(lane, 0, StallDetector::kLanes - 1);
   s.watchdog->setTimeout(timeout());
-  uint32_t marker = s.watchdog->enqueue(step, std::string(name));
-  s.runMarks.emplace_back(step, std::string(name));
+  uint32_t marker = s.watchdog->enqueue(step, std::string(name), lane);
+  s.runMarks.push_back({step, std::string(name), lane});
   std::string err;
+  uint32_t *word = s.progress + lane;
   if (s.writeValue) {
-    // A stream memory operation: no kernel, no host round trip.
-    CUresult rc = s.writeValue(reinterpret_cast<CUstream>(s.stream), s.progressDevice, marker,
+    // A stream memory operation: no kernel, no host round trip; captured into graphs.
+    CUresult rc = s.writeValue(reinterpret_cast<CUstream>(stream), s.progressDevice + sizeof(uint32_t) * lane, marker,
                                CU_STREAM_WRITE_VALUE_DEFAULT);
     if (rc != CUDA_SUCCESS) {
       const char *text = nullptr;
@@ -567,10 +584,10 @@ std::string NcclCommunicator::markStep(int64_t step, std::string_view name) {
             (text ? std::string(text) : "CUresult " + std::to_string(static_cast<int>(rc)));
     }
   } else {
-    while (s.hostMarks.size() < marker)
-      s.hostMarks.push_back(std::make_unique<HostMark>(HostMark{s.progress, uint32_t(s.hostMarks.size() + 1)}));
-    if (cudaError_t rc = cudaLaunchHostFunc(s.stream, writeHostMark, s.hostMarks[marker - 1].get());
-        rc != cudaSuccess)
+    auto &marks = s.hostMarks[lane];
+    while (marks.size() < marker)
+      marks.push_back(std::make_unique<HostMark>(HostMark{word, uint32_t(marks.size() + 1)}));
+    if (cudaError_t rc = cudaLaunchHostFunc(stream, writeHostMark, marks[marker - 1].get()); rc != cudaSuccess)
       err = "cudaLaunchHostFunc for the progress word failed: " + cudaText(rc);
   }
   if (!err.empty()) {
@@ -585,7 +602,8 @@ void NcclCommunicator::beginRun() {
   State &s = *state_;
   if (!s.watchdog)
     return;
-  __atomic_store_n(s.progress, 0u, __ATOMIC_RELEASE); // the stream is idle: the last run was waited for
+  for (int l = 0; l < StallDetector::kLanes; ++l) // the streams are idle: the last run was waited for
+    __atomic_store_n(s.progress + l, 0u, __ATOMIC_RELEASE);
   s.watchdog->beginRun();
   s.runMarks.clear();
 }
@@ -594,11 +612,12 @@ void NcclCommunicator::expectReplay() {
   State &s = *state_;
   if (!s.watchdog)
     return;
-  __atomic_store_n(s.progress, 0u, __ATOMIC_RELEASE);
+  for (int l = 0; l < StallDetector::kLanes; ++l)
+    __atomic_store_n(s.progress + l, 0u, __ATOMIC_RELEASE);
   s.watchdog->beginRun();
   s.watchdog->setTimeout(timeout());
-  for (const auto &[step, name] : s.runMarks)
-    (void)s.watchdog->enqueue(step, name); // the graph writes the same markers, 1, 2, ...
+  for (const State::RunMark &m : s.runMarks)
+    (void)s.watchdog->enqueue(m.step, m.name, m.lane); // the graph writes the same markers, 1, 2, ... per lane
 }
 
 std::string NcclCommunicator::watchdogReport() const {

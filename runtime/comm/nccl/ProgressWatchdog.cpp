@@ -7,33 +7,43 @@
 
 namespace shardc::rt {
 
-void StallDetector::enqueued(uint32_t marker, int64_t step, std::string name,
+void StallDetector::enqueued(int lane, uint32_t marker, int64_t step, std::string name,
                              Clock::time_point now) {
-  if (pending_.empty())
-    headSince_ = now; // an idle stream starts the clock only now
-  pending_.push_back({marker, step, std::move(name)});
+  Lane &l = lanes_[std::clamp(lane, 0, kLanes - 1)];
+  if (l.pending.empty())
+    l.headSince = now; // an idle stream starts the clock only now
+  l.pending.push_back({marker, step, std::move(name)});
 }
 
-std::optional<std::string> StallDetector::observe(uint32_t value, Clock::time_point now) {
-  // Wrap-safe "value has reached marker": the word only ever moves forward.
-  while (!pending_.empty() && static_cast<int32_t>(value - pending_.front().marker) >= 0) {
-    lastDone_ = pending_.front().step;
-    pending_.pop_front();
-    headSince_ = now;
+std::optional<std::string> StallDetector::observe(const Words &words, Clock::time_point now) {
+  const Step *stuck = nullptr;
+  int stuckLane = 0;
+  for (int lane = 0; lane < kLanes; ++lane) {
+    Lane &l = lanes_[lane];
+    l.lastWord = words[lane];
+    // Wrap-safe "the word has reached the marker": a lane's word only ever moves forward.
+    while (!l.pending.empty() && static_cast<int32_t>(words[lane] - l.pending.front().marker) >= 0) {
+      lastDone_ = std::max(lastDone_, l.pending.front().step);
+      l.pending.pop_front();
+      l.headSince = now;
+    }
+    if (!l.pending.empty() && now - l.headSince > timeout_ && (!stuck || l.pending.front().step < stuck->step)) {
+      stuck = &l.pending.front();
+      stuckLane = lane;
+    }
   }
-  if (fired_ || pending_.empty() || now - headSince_ <= timeout_)
+  if (fired_ || !stuck)
     return std::nullopt;
   fired_ = true;
-  const Step &s = pending_.front();
-  return "rank " + std::to_string(rank_) + " stuck at step " + std::to_string(s.step) + " (" +
-         s.name + "): not done after " + formatDuration(timeout_) + " (" +
-         (lastDone_ < 0 ? std::string("no step done yet")
-                        : "last done: step " + std::to_string(lastDone_)) +
+  return "rank " + std::to_string(rank_) + " stuck at step " + std::to_string(stuck->step) + " (" +
+         stuck->name + ") on the " + (stuckLane == 0 ? "compute" : "communication") + " stream: not done after " +
+         formatDuration(timeout_) + " (" +
+         (lastDone_ < 0 ? std::string("no step done yet") : "last done: step " + std::to_string(lastDone_)) +
          "; a peer rank may have died or be waiting elsewhere)";
 }
 
 ProgressWatchdog::ProgressWatchdog(int64_t rank, std::chrono::milliseconds timeout,
-                                   std::function<uint32_t()> read,
+                                   std::function<StallDetector::Words()> read,
                                    std::function<void(const std::string &)> onStall,
                                    std::function<std::string()> check)
     : read_(std::move(read)), onStall_(std::move(onStall)), check_(std::move(check)),
@@ -51,16 +61,17 @@ ProgressWatchdog::~ProgressWatchdog() {
   thread_.join();
 }
 
-uint32_t ProgressWatchdog::enqueue(int64_t step, std::string name) {
+uint32_t ProgressWatchdog::enqueue(int64_t step, std::string name, int lane) {
   std::lock_guard<std::mutex> lock(mutex_);
-  uint32_t marker = ++nextMarker_;
-  detector_.enqueued(marker, step, std::move(name), StallDetector::Clock::now());
+  lane = std::clamp(lane, 0, StallDetector::kLanes - 1);
+  uint32_t marker = ++nextMarker_[static_cast<size_t>(lane)];
+  detector_.enqueued(lane, marker, step, std::move(name), StallDetector::Clock::now());
   return marker;
 }
 
 void ProgressWatchdog::beginRun() {
   std::lock_guard<std::mutex> lock(mutex_);
-  nextMarker_ = 0;
+  nextMarker_ = {};
   detector_.reset();
 }
 

@@ -72,6 +72,18 @@ struct MixedPrecision {
 
 enum class Mode { Inference, Train };
 
+// `activation_checkpointing` (train): false; true or full (every layer's forward recomputed in
+// backward from its inputs); selective (GEMM and attention results kept, the rest recomputed).
+enum class Checkpointing { None, Full, Selective };
+llvm::StringRef stringifyCheckpointing(Checkpointing c); // "false", "full", "selective"
+
+// `reshard_after_forward` (train), FSDP2's: true frees each layer's gathered parameters after
+// its forward and gathers them again for its backward; false keeps them; unset (`auto`) does
+// so for every decoder layer but the last. The root group (embeddings, final norm, lm_head)
+// is never resharded, as FSDP2's root.
+enum class ReshardAfterForward { Auto, Always, Never };
+llvm::StringRef stringifyReshardAfterForward(ReshardAfterForward r); // "auto", "true", "false"
+
 enum class ModelFamily { Unknown, Llama /* Llama, Qwen2, Mistral */, GPT2, Bert };
 llvm::StringRef stringifyModelFamily(ModelFamily f);
 
@@ -85,8 +97,8 @@ struct Plan {
   bool tpAuto = false; // `tp_plan: auto`: the built-in plan of the detected family
   bool sequenceParallel = false;
   MixedPrecision mp;
-  bool reshardAfterForward = true;
-  bool activationCheckpointing = false;
+  ReshardAfterForward reshardAfterForward = ReshardAfterForward::Auto;
+  Checkpointing activationCheckpointing = Checkpointing::None;
   Mode mode = Mode::Inference;
   // `loss: {labels: input}` (train mode): the labels come from a graph input `labels` [B, S]
   // (ignore index -100) that shardc adds and shifts, instead of the shifted input ids.

@@ -139,6 +139,22 @@ def ScAutodiff : Pass<"sc-autodiff", "mlir::ModuleOp"> {
   }];
 }
 
+def ScCheckpointActivations : Pass<"sc-checkpoint-activations", "mlir::ModuleOp"> {
+  let summary = "activation checkpointing of a `mode: train` program: each layer's activations recomputed in backward";
+  let description = [{
+    Runs when `sc.train` has `activation_checkpointing` ("full" or "selective"), after
+    sc-autodiff, on the flat global program. For each layer (module path `<container>.N`,
+    the one definition sc-group-layers uses), the forward ops whose results the backward
+    reads are cloned right before the first backward op that reads one of them, recomputed
+    from the values kept: the layer's inputs and outputs, and in selective mode also the
+    results of its linear, matmul and attention ops and of the adds that read one (a residual
+    add after a rowwise projection, whose collective then runs once); the backward reads the
+    clones. The
+    clones carry the backward's locations. Remark: how many ops of how many layers are
+    recomputed.
+  }];
+}
+
 def ScAddOptimizer : Pass<"sc-add-optimizer", "mlir::ModuleOp"> {
   let summary = "the optimizer step of a `mode: train` plan with `optimizer:` (AdamW), after sc-autodiff";
   let description = [{

@@ -43,6 +43,7 @@ struct BufferDesc {
   int64_t file = 0;        // Weight: index into Artifact::weightFiles
   uint64_t fileOffset = 0; // Weight: byte offset in that file
   std::string transform;   // Weight: informational ("none", "transpose")
+  std::vector<std::string> tied; // Weight: further module paths of a tied parameter
   uint64_t blobOffset = 0; // Constant: byte offset in the blob
   uint64_t bytes = 0;      // product(shape) * dtypeSize(dtype), checked against overflow at load
   // Sharded buffers: `shape` is the rank's chunk of a tensor of `globalShape`. Unsharded

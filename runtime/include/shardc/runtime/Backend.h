@@ -79,6 +79,17 @@ public:
   [[nodiscard]] virtual std::string runCaptured(const std::function<std::string()> &steps) { return steps(); }
   // Whether the next runCaptured() replays a recorded graph without calling `steps`.
   virtual bool replaysCapture() const { return false; }
+  // Times `launch` (a run's steps, or the replay of their graph) alone and waits for its work:
+  // the host clock around it and synchronize() here; a GPU records events on its stream
+  // before and after the launch, so host-side overhead and earlier work are not counted.
+  [[nodiscard]] virtual std::string timeRun(const std::function<std::string()> &launch, double &ms) {
+    auto t0 = std::chrono::steady_clock::now();
+    std::string err = launch();
+    if (err.empty())
+      err = synchronize();
+    ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    return err;
+  }
 
   // Streams. A backend may run steps on more than one in-order stream (a GPU: one for compute,
   // one for communication, see StreamSchedule.h); useStream(s) sends the launches and copies

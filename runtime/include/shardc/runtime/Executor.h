@@ -54,7 +54,16 @@ public:
   // "step N (op @ loc): ". Not reentrant: one arena serves every run.
   [[nodiscard]] std::string run(const std::vector<HostTensor> &inputs,
                                 std::vector<HostTensor> &outputs);
+  // Timing (shardc-run --repeat): makes sure two runs happened (the first, and on a backend
+  // that records graphs the one that captures), then times `count` runs alone
+  // (Backend::timeRun: device events around a graph replay on a GPU; the inputs' copy before
+  // each run is not timed) and copies the outputs out once at the end. `ms` gets each timed
+  // run's milliseconds.
+  [[nodiscard]] std::string runTimed(const std::vector<HostTensor> &inputs, std::vector<HostTensor> &outputs,
+                                     int64_t count, std::vector<double> &ms);
 
+  // Runs so far (each advances a training state once).
+  uint64_t runCount() const { return runs_; }
   int64_t rank() const { return comm_->rank(); }
   Communicator &communicator() const { return *comm_; }
 
@@ -70,7 +79,9 @@ public:
   // graph captures replay with it); `beginRun(replay)` before every run's steps, `replay`
   // telling that a recorded graph will run them without calling `mark`. Unlike setAfterStep,
   // these leave runs capturable. Either returns "" or an error that stops the run.
-  void setStepMarks(std::function<std::string(size_t)> mark, std::function<std::string(bool replay)> beginRun) {
+  // `mark` also gets the stream the step was enqueued on (0 on a one-stream schedule), which is
+  // the backend's current stream while it is called.
+  void setStepMarks(std::function<std::string(size_t, int)> mark, std::function<std::string(bool replay)> beginRun) {
     stepMark_ = std::move(mark);
     beginRun_ = std::move(beginRun);
   }
@@ -132,6 +143,9 @@ private:
   // Checks the weight files, then allocates the arena and the weights and reads them in.
   std::string allocateStorage();
   std::string copyInputs(const std::vector<HostTensor> &inputs);
+  // One run of the steps on the inputs in the arena, waited for (timed when `timedMs`).
+  std::string runSteps(double *timedMs);
+  std::string copyOutputs(std::vector<HostTensor> &outputs);
   // Runs the load steps once, then drops the weights nothing else reads.
   std::string runLoadSteps();
   // Runs (or enqueues) one prepared step.
@@ -161,7 +175,7 @@ private:
   uint64_t runs_ = 0, lastRunBlocked_ = 0; // for Backend::runCaptured
   bool profiling_ = false, marksReady_ = false;
   bool twoStreams_ = false;
-  std::function<std::string(size_t)> stepMark_;
+  std::function<std::string(size_t, int)> stepMark_;
   std::function<std::string(bool)> beginRun_;
   StreamSchedule schedule_;
   std::vector<bool> recordAfter_; // steps another stream waits for

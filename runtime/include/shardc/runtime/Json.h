@@ -1,5 +1,5 @@
-// A small strict JSON reader and writer (RFC 8259, no extensions), used by the unit tests to
-// spell manifests readably (test/unit/ManifestJson.cpp); the runtime itself reads none.
+// A small strict JSON reader and writer (RFC 8259, no extensions): the unit tests spell
+// manifests with it (test/unit/ManifestJson.cpp); training checkpoints keep their metadata in it.
 #pragma once
 
 #include <cstdint>

@@ -55,9 +55,10 @@ public:
   // whole), `outputs` in manifest order. The first run binds and warms; later runs reuse the
   // arena (a device backend may replay them as one graph).
   [[nodiscard]] std::string run(const std::vector<HostTensor> &inputs, std::vector<HostTensor> &outputs);
-  // `count` more runs, each timed on the host: their mean and best wall time in ms.
+  // `count` more runs timed alone (Executor::runTimed: after the first run and the graph
+  // capture, inputs copied in once, outputs out once at the end): each run's ms.
   [[nodiscard]] std::string runTimed(const std::vector<HostTensor> &inputs, std::vector<HostTensor> &outputs,
-                                     int64_t count, double &meanMs, double &bestMs);
+                                     int64_t count, std::vector<double> &ms);
 
   // Step profiles (Executor::setProfiling): while on, every step of a run is timed alone.
   void setProfiling(bool on) { executor_->setProfiling(on); }

@@ -844,7 +844,8 @@ struct Buffer FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
     VT_SHARD = 24,
     VT_FILE_SHAPE = 26,
     VT_FILE_START = 28,
-    VT_FILE_REPEAT = 30
+    VT_FILE_REPEAT = 30,
+    VT_TIED = 32
   };
   const flatbuffers::String *name() const {
     return GetPointer<const flatbuffers::String *>(VT_NAME);
@@ -888,6 +889,9 @@ struct Buffer FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   const shardc::rt::fb::FileRepeat *file_repeat() const {
     return GetStruct<const shardc::rt::fb::FileRepeat *>(VT_FILE_REPEAT);
   }
+  const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>> *tied() const {
+    return GetPointer<const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>> *>(VT_TIED);
+  }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
            VerifyOffset(verifier, VT_NAME) &&
@@ -912,6 +916,9 @@ struct Buffer FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
            VerifyOffset(verifier, VT_FILE_START) &&
            verifier.VerifyVector(file_start()) &&
            VerifyField<shardc::rt::fb::FileRepeat>(verifier, VT_FILE_REPEAT, 8) &&
+           VerifyOffset(verifier, VT_TIED) &&
+           verifier.VerifyVector(tied()) &&
+           verifier.VerifyVectorOfStrings(tied()) &&
            verifier.EndTable();
   }
 };
@@ -962,6 +969,9 @@ struct BufferBuilder {
   void add_file_repeat(const shardc::rt::fb::FileRepeat *file_repeat) {
     fbb_.AddStruct(Buffer::VT_FILE_REPEAT, file_repeat);
   }
+  void add_tied(flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>> tied) {
+    fbb_.AddOffset(Buffer::VT_TIED, tied);
+  }
   explicit BufferBuilder(flatbuffers::FlatBufferBuilder &_fbb)
         : fbb_(_fbb) {
     start_ = fbb_.StartTable();
@@ -989,12 +999,14 @@ inline flatbuffers::Offset<Buffer> CreateBuffer(
     flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<shardc::rt::fb::ShardDim>>> shard = 0,
     flatbuffers::Offset<flatbuffers::Vector<int64_t>> file_shape = 0,
     flatbuffers::Offset<flatbuffers::Vector<int64_t>> file_start = 0,
-    const shardc::rt::fb::FileRepeat *file_repeat = nullptr) {
+    const shardc::rt::fb::FileRepeat *file_repeat = nullptr,
+    flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>> tied = 0) {
   BufferBuilder builder_(_fbb);
   builder_.add_blob_offset(blob_offset);
   builder_.add_file_offset(file_offset);
   builder_.add_file(file);
   builder_.add_offset(offset);
+  builder_.add_tied(tied);
   builder_.add_file_repeat(file_repeat);
   builder_.add_file_start(file_start);
   builder_.add_file_shape(file_shape);
@@ -1023,7 +1035,8 @@ inline flatbuffers::Offset<Buffer> CreateBufferDirect(
     const std::vector<flatbuffers::Offset<shardc::rt::fb::ShardDim>> *shard = nullptr,
     const std::vector<int64_t> *file_shape = nullptr,
     const std::vector<int64_t> *file_start = nullptr,
-    const shardc::rt::fb::FileRepeat *file_repeat = nullptr) {
+    const shardc::rt::fb::FileRepeat *file_repeat = nullptr,
+    const std::vector<flatbuffers::Offset<flatbuffers::String>> *tied = nullptr) {
   auto name__ = name ? _fbb.CreateString(name) : 0;
   auto shape__ = shape ? _fbb.CreateVector<int64_t>(*shape) : 0;
   auto transform__ = transform ? _fbb.CreateString(transform) : 0;
@@ -1031,6 +1044,7 @@ inline flatbuffers::Offset<Buffer> CreateBufferDirect(
   auto shard__ = shard ? _fbb.CreateVector<flatbuffers::Offset<shardc::rt::fb::ShardDim>>(*shard) : 0;
   auto file_shape__ = file_shape ? _fbb.CreateVector<int64_t>(*file_shape) : 0;
   auto file_start__ = file_start ? _fbb.CreateVector<int64_t>(*file_start) : 0;
+  auto tied__ = tied ? _fbb.CreateVector<flatbuffers::Offset<flatbuffers::String>>(*tied) : 0;
   return shardc::rt::fb::CreateBuffer(
       _fbb,
       name__,
@@ -1046,7 +1060,8 @@ inline flatbuffers::Offset<Buffer> CreateBufferDirect(
       shard__,
       file_shape__,
       file_start__,
-      file_repeat);
+      file_repeat,
+      tied__);
 }
 
 struct IoBinding FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
@@ -3341,7 +3356,8 @@ inline const flatbuffers::TypeTable *BufferTypeTable() {
     { flatbuffers::ET_SEQUENCE, 1, 2 },
     { flatbuffers::ET_LONG, 1, -1 },
     { flatbuffers::ET_LONG, 1, -1 },
-    { flatbuffers::ET_SEQUENCE, 0, 3 }
+    { flatbuffers::ET_SEQUENCE, 0, 3 },
+    { flatbuffers::ET_STRING, 1, -1 }
   };
   static const flatbuffers::TypeFunction type_refs[] = {
     shardc::rt::fb::DTypeTypeTable,
@@ -3363,10 +3379,11 @@ inline const flatbuffers::TypeTable *BufferTypeTable() {
     "shard",
     "file_shape",
     "file_start",
-    "file_repeat"
+    "file_repeat",
+    "tied"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_TABLE, 14, type_codes, type_refs, nullptr, nullptr, names
+    flatbuffers::ST_TABLE, 15, type_codes, type_refs, nullptr, nullptr, names
   };
   return &tt;
 }

@@ -72,7 +72,11 @@ public:
   // progress word when it gets there (cuStreamWriteValue32, fetched from the driver at run
   // time through cudart; a host function on the stream where the driver lacks it). When the oldest unfinished step waits longer than
   // timeout(), the watchdog prints "rank R stuck at step N (<name>) ..." and aborts.
-  [[nodiscard]] std::string markStep(int64_t step, std::string_view name);
+  // `stream` is the stream the step ran on (nullptr: the communicator's) and `lane` its
+  // progress word (0 for the compute stream, 1 for the communication stream), so that a hung
+  // compute kernel is named as well as a hung collective.
+  [[nodiscard]] std::string markStep(int64_t step, std::string_view name, cudaStream_t stream = nullptr,
+                                     int lane = 1);
   // Runs and CUDA graphs: before each run's steps, with the stream idle, beginRun() sets the
   // progress word back to 0 and the markers count from 1 again, so that the marks a graph
   // captured are right on every replay; expectReplay() does the same for a run that replays

@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""kit2.sh's figures: for each bench shape, shardc's forward over graph replays (median and
+best of --repeat) beside PyTorch's forward in each mode measured in the same call, and the
+kernel anchors beside PyTorch's GEMM and SDPA.
+
+  python3 bench/gpu/bench_report.py BENCH_DIR KIT_DIR
+BENCH_DIR holds <shape>.json (prepare.py: tokens, FLOPs, GEMM dtypes); KIT_DIR the logs
+(shardc-<shape>.txt, profile-<shape>.txt, torch-<shape>.jsonl, kernels.jsonl)."""
+import glob
+import json
+import os
+import re
+import sys
+
+
+def jsonl(path):
+    rows = []
+    if os.path.exists(path):
+        for line in open(path):
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                pass
+    return rows
+
+
+def main():
+    bench, kit = sys.argv[1], sys.argv[2]
+    torch_rows = []
+    for info_path in sorted(glob.glob(os.path.join(bench, "*.json"))):
+        info = json.load(open(info_path))
+        name = info["shape"]
+        text = open(os.path.join(kit, f"shardc-{name}.txt")).read() if os.path.exists(
+            os.path.join(kit, f"shardc-{name}.txt")) else ""
+        m = re.search(r"timing: (\d+) runs timed alone .*?median ([0-9.]+) ms, best ([0-9.]+) ms", text)
+        gemm = ", ".join(f"{n} {d}" for d, n in sorted(info["gemm_dtypes"].items())) or "none"
+        if not m:
+            err = [l for l in text.splitlines() if "error" in l]
+            print(f"shardc {name}: failed: {(err or text.splitlines()[-1:] or ['no output'])[-1][:200]}")
+            continue
+        runs, median, best = int(m[1]), float(m[2]), float(m[3])
+        tok_s = info["tokens"] / (median / 1e3)
+        print(f"shardc {name} forward: median {median:.3f} ms, best {best:.3f} ms over {runs} timed runs (graph replays on a GPU); "
+              f"{tok_s:,.0f} tok/s; {info['flops'] / (median / 1e3) / 1e12:.1f} TFLOP/s; GEMMs: {gemm}")
+        rows = jsonl(os.path.join(kit, f"torch-{name}.jsonl"))
+        torch_rows += rows
+        fwd = [r for r in rows if r.get("what") == f"llama_{name}_forward" and "tok_s" in r]
+        for r in fwd:
+            print(f"  pytorch {r['mode']:16s} forward {r['tok_s']:14,.0f} tok/s ({r['s'] * 1e3:.3f} ms)")
+        for r in rows:
+            if r.get("what") == f"llama_{name}_train_step" and "tok_s" in r:
+                print(f"  pytorch {r['mode']:16s} train step {r['tok_s']:11,.0f} tok/s (not compared: shardc's is forward)")
+            if "error" in r:
+                print(f"  pytorch {r.get('mode')}: {r['error'][:160]}")
+        if fwd:
+            top = max(fwd, key=lambda r: r["tok_s"])
+            print(f"shardc {name} forward / best PyTorch mode measured ({top['mode']}): {tok_s / top['tok_s']:.3f}")
+        else:
+            print(f"shardc {name}: no PyTorch forward measured in this call (see torch-{name}.err)")
+        prof = os.path.join(kit, f"profile-{name}.txt")
+        if os.path.exists(prof) and os.path.getsize(prof):
+            print(open(prof).read().rstrip())
+    ours = {r["what"]: r for r in jsonl(os.path.join(kit, "kernels.jsonl")) if "what" in r}
+    theirs = {}
+    for r in torch_rows:
+        theirs.setdefault(r.get("what"), r)
+    for mine, other, label in [("flash_fwd_causal_b4_h32_s2048_d64", "sdpa_fwd_causal_b4_h32_s2048_d64",
+                                "attention (causal, b4 h32 s2048 d64, bf16)"),
+                               ("cublaslt_gemm_bf16_8192", "gemm_bf16_8192", "bf16 GEMM 8192^3")]:
+        a, b = ours.get(mine, {}).get("tflops"), theirs.get(other, {}).get("tflops")
+        ratio = f"{a / b:.3f}" if a and b else "n/a"
+        print(f"{label}: shardc {a if a else 'n/a'} TFLOP/s, PyTorch {round(b, 2) if b else 'n/a'} TFLOP/s, ratio {ratio}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+// The CUDA backend's library kernels by entry point, for the table that dispatches them
+// (CudaKernelTable.cpp). Host declarations only: no CUDA header, so plain C++ includes it.
+#pragma once
+
+#include "shardc/runtime/Kernel.h"
+
+#include <string>
+
+namespace shardc::cuda::lib {
+
+// LibraryKernels.cu
+std::string linearKernel(const rt::KernelArgs &a);
+std::string matmulKernel(const rt::KernelArgs &a);
+std::string attentionKernel(const rt::KernelArgs &a);
+std::string embeddingKernel(const rt::KernelArgs &a);
+std::string copyKernel(const rt::KernelArgs &a);
+std::string castKernel(const rt::KernelArgs &a);
+std::string splitKernel(const rt::KernelArgs &a);
+std::string dynamicSliceKernel(const rt::KernelArgs &a);
+std::string gatherKernel(const rt::KernelArgs &a);
+std::string tokenLossKernel(const rt::KernelArgs &a);
+std::string tokenLossGradKernel(const rt::KernelArgs &a);
+std::string embeddingGradKernel(const rt::KernelArgs &a);
+
+// SharedKernels.cu (the SIMT kernels of shardc/kernels/IndexKernels.h)
+std::string sliceKernel(const rt::KernelArgs &a);
+std::string concatKernel(const rt::KernelArgs &a);
+std::string transposeKernel(const rt::KernelArgs &a);
+std::string expandKernel(const rt::KernelArgs &a);
+std::string reduceSumKernel(const rt::KernelArgs &a);
+std::string reduceMeanKernel(const rt::KernelArgs &a);
+std::string reduceMaxKernel(const rt::KernelArgs &a);
+// SharedKernels.cu (shardc/kernels/AttentionRows.h): attention that also writes lse (the
+// library attention otherwise), attention_grad.
+std::string attentionWithLseKernel(const rt::KernelArgs &a);
+std::string attentionGradKernel(const rt::KernelArgs &a);
+// SharedKernels.cu (ElementwiseKernels.h): what generated kernels normally absorb.
+std::string formulaKernel(const rt::KernelArgs &a);
+std::string rotaryKernel(const rt::KernelArgs &a);
+std::string rmsNormKernel(const rt::KernelArgs &a);
+std::string layerNormKernel(const rt::KernelArgs &a);
+std::string softmaxKernel(const rt::KernelArgs &a);
+std::string logSoftmaxKernel(const rt::KernelArgs &a);
+std::string siluMulKernel(const rt::KernelArgs &a);
+std::string powKernel(const rt::KernelArgs &a);
+std::string gemmKernel(const rt::KernelArgs &a);
+// SharedKernels.cu (SelectKernels.h): selections and comparisons of any dtype.
+std::string whereKernel(const rt::KernelArgs &a);
+std::string equalKernel(const rt::KernelArgs &a);
+std::string isnanKernel(const rt::KernelArgs &a);
+std::string gatherElementsKernel(const rt::KernelArgs &a);
+std::string triluKernel(const rt::KernelArgs &a);
+
+// Prepares the flash attention kernels' shared memory (host-side, before any capture).
+void prepareAttention();
+
+} // namespace shardc::cuda::lib
