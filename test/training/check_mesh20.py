@@ -9,10 +9,9 @@ shardc-run --steps 20 --data (128 tokens a step, so reads wrap around).
 
 With --reference-only it runs one rank and keeps what the mesh runs compare with in --reference
 (a directory: losses.json and the final parameters, params.npz). Otherwise it runs --mesh on
---ranks threads, consolidates every rank's saved parameter chunks (--save-state) into whole
-tensors by the layout the artifact's manifest records for each (`shardc-run --dump-manifest`:
-global_shape, shard dims and axes, file_start/file_shape of packed parts and padding), checks
-that replicas agree, and compares: per-step losses (absolute difference within --tol, 1e-5),
+--ranks threads, consolidates every rank's saved parameter chunks (--save-state: the committed
+checkpoint's rank<R>.npz, placed in their logical tensors by rank<R>.json), checks that
+replicas agree, and compares: per-step losses (absolute difference within --tol, 1e-5),
 grad norms (relative, --grad-norm-tol, 1e-4) and every parameter (max absolute difference, and relative L2
 within --param-tol, 1e-4). Why 1e-4 and not 3e-5: AdamW moves an element by about lr times the
 sign of its gradient while its moments are young, so an element whose gradient is at fp32's
@@ -24,7 +23,6 @@ embed_tokens that way, every other parameter and mesh within 1.6e-5 (docs/traini
 """
 import json
 import pathlib
-import re
 import shutil
 import sys
 
@@ -67,62 +65,36 @@ harness.run([args.shardc_run, artifact, "--steps", args.steps, "--data", wd / "t
              "--save-state", wd / "state", "--losses-out", wd / "losses.json"], timeout=600)
 
 
-def manifest_layouts(path):
-    """{weight buffer name: (global_shape, [(dim, axes)], file_shape, file_start)} and the mesh
-    [(axis, size)], from the text of --dump-manifest (one `key: value` per line)."""
-    text = harness.run([args.shardc_run, path, "--dump-manifest"])
-    mesh_axes = re.findall(r'name: "(\w+)",\s*size: (\d+)', text.split("buffers:")[0])
-    layouts = {}
-    buffers = re.split(r"\n  \w+: ", text.split("\n  buffers: ")[1])[0]  # up to the next top-level key
-    for block in buffers.split("\n  }, {"):
-        fields = dict(re.findall(r"^\s{4}(\w+): (.*?),?$", block, re.M))
-        if fields.get("storage") != "Weight":
-            continue
-        if "file_repeat" in block:
-            raise SystemExit(f"FAIL: {fields['name']}: file_repeat is not consolidated by this check")
-        ints = lambda s: [int(x) for x in re.findall(r"-?\d+", s)]  # noqa: E731
-        shape = ints(fields.get("global_shape", fields["shape"]))
-        shard = [(int(d), re.findall(r'"(\w+)"', a))
-                 for d, a in re.findall(r"dim: (\d+),\s*axes: \[([^\]]*)\]", block)]
-        layouts[json.loads(fields["name"])] = (shape, shard, ints(fields.get("file_shape", str(shape))),
-                                               ints(fields.get("file_start", "0 " * len(shape))))
-    return [(a, int(s)) for a, s in mesh_axes], layouts
-
-
-def consolidate(state_dir, path):
-    """Whole parameters from the ranks' chunks; each element's replicas must agree exactly."""
-    mesh_axes, layouts = manifest_layouts(path)
-    sizes = [s for _, s in mesh_axes]
-    world = int(np.prod(sizes))
-    chunks = [dict(np.load(pathlib.Path(state_dir) / f"rank{r}.npz")) for r in range(world)]
+def consolidate(state_dir):
+    """Whole parameters from the ranks' chunks of the committed checkpoint: each rank's
+    rank<R>.json places each of its buffers in its logical tensor (global name, global_shape,
+    offsets, sizes); every element's replicas must agree exactly."""
+    state_dir = pathlib.Path(state_dir)
+    top = json.loads((state_dir / "manifest.json").read_text())
+    step = state_dir / top["step_dir"]
     whole = {}
-    for name in chunks[0]:
-        if name not in layouts:
-            continue  # moments, the step count
-        shape, shard, file_shape, file_start = layouts[name]
-        full = np.full(shape, np.nan, np.float64)
-        for r in range(world):
-            coords = dict(zip([a for a, _ in mesh_axes], np.unravel_index(r, sizes)))
-            index = [slice(None)] * len(shape)
-            for dim, axes in shard:
-                n = int(np.prod([dict(mesh_axes)[a] for a in axes]))
-                k = int(np.ravel_multi_index([coords[a] for a in axes], [dict(mesh_axes)[a] for a in axes]))
-                step = shape[dim] // n
-                index[dim] = slice(k * step, (k + 1) * step)
-            part, have = chunks[r][name].astype(np.float64), full[tuple(index)]
+    for r in range(top["world_size"]):
+        chunks = np.load(step / f"rank{r}.npz")
+        for entry in json.loads((step / f"rank{r}.json").read_text())["states"]:
+            if entry["kind"] != "param":
+                continue  # moments, the step count
+            full = whole.setdefault(entry["global"], np.full(entry["global_shape"], np.nan, np.float64))
+            index = tuple(slice(o, o + n) for o, n in zip(entry["offsets"], entry["sizes"]))
+            part, have = chunks[entry["name"]].astype(np.float64).reshape(entry["sizes"]), full[index]
             seen = ~np.isnan(have)
-            if part.shape != have.shape or (seen & (have != part)).any():
-                raise SystemExit(f"FAIL: {name}: rank {r}'s chunk {part.shape} disagrees with another replica")
-            full[tuple(index)] = part
-        keep = tuple(slice(0, min(g, f - s)) for g, f, s in zip(shape, file_shape, file_start))
-        whole[name] = full[keep]  # without the padding of uneven shards
+            if (seen & (have != part)).any():
+                raise SystemExit(f"FAIL: {entry['global']}: rank {r}'s chunk disagrees with another replica")
+            full[index] = part
+    missing = [n for n, t in whole.items() if np.isnan(t).any()]
+    if missing:
+        raise SystemExit(f"FAIL: no rank holds part of {missing}")
     return whole
 
 
 out = wd / "result"
 out.mkdir()
 shutil.copy(wd / "losses.json", out / "losses.json")
-params = consolidate(wd / "state", artifact)
+params = consolidate(wd / "state")
 np.savez(out / "params.npz", **params)
 losses = json.loads((wd / "losses.json").read_text())
 label = f"llama_tiny_b4 {args.steps} steps mesh {mesh}{' sequence_parallel' if args.sp else ''}"

@@ -154,7 +154,8 @@ def compare(tensors, key, what, null_bound=None):
     return worst
 
 
-state = dict(np.load(wd / "state" / "rank0.npz"))
+step_dir = json.loads((wd / "state" / "manifest.json").read_text())["step_dir"]  # the committed checkpoint
+state = dict(np.load(wd / "state" / step_dir / "rank0.npz"))
 n_params = len(meta["models"][args.name]["params"])
 null_report = []
 # A noise-driven element moves by about lr * noise / eps a step (its gradient, ~5e-11 in fp32,
