@@ -152,6 +152,10 @@ LogicalResult applyContextParallel(func::FuncOp func, int64_t cp) {
         for (int64_t d = 0; d < t.getRank(); ++d)
           if (t.getDimSize(d) == seq)
             dims.push_back(d);
+        // The last dim pairs with the head dim of x: with S == head dim ([1, 1, 32, 32] at
+        // S = 32) the position dim is the other one.
+        if (dims.size() > 1 && dims.back() == t.getRank() - 1)
+          dims.pop_back();
         if (dims.size() != 1) {
           op->emitError() << "context parallel: cannot tell the position dim of the rotary table " << t;
           result = failure();

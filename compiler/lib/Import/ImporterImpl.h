@@ -210,6 +210,8 @@ private:
   // Initializers that a Linear's MatMul/Gemm uses as its weight (directly or through a
   // Transpose): parameters whatever their size, so raising sees an sc.param.
   llvm::StringSet<> linearWeights;
+  // Initializers the exporter marks trainable (classifyTrainable): sc.param however small.
+  llvm::StringSet<> exporterTrainable;
   llvm::DenseMap<Attribute, Value> constants; // dedup by content (attributes are uniqued)
   Block *entry = nullptr;
   llvm::MemoryBufferRef file;

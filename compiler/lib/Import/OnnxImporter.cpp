@@ -180,7 +180,10 @@ Value Importer::materializeInitializer(llvm::StringRef name) {
     }
   auto type = RankedTensorType::get(shape, *et);
   int64_t bytes = type.getNumElements() * byteWidth(*et);
-  bool param = looksLikeModuleParam(name) || bytes > opts.maxConstantBytes || linearWeights.contains(name);
+  // A small fold the exporter marks trainable (GPT-2's learned positions folded into
+  // `embedding_1` = wpe[arange(S)]) stays a parameter, so that it can train.
+  bool param = looksLikeModuleParam(name) || bytes > opts.maxConstantBytes || linearWeights.contains(name) ||
+               exporterTrainable.contains(name);
   if (!param) {
     auto data = tensorData(t, type);
     if (failed(data))
@@ -312,9 +315,11 @@ llvm::Expected<OwningOpRef<ModuleOp>> Importer::run(llvm::MemoryBufferRef bytes)
   const onnx::GraphProto &graph = model.graph();
   for (const auto &t : graph.initializer())
     initializers[t.name()] = &t;
-  if (opts.exporterTrainable)
-    for (const auto &e : classifyTrainable(graph).trainable)
+  for (const auto &e : classifyTrainable(graph).trainable) {
+    exporterTrainable.insert(e.getKey());
+    if (opts.exporterTrainable)
       opts.exporterTrainable->insert(e.getKey().str());
+  }
   {
     llvm::StringMap<std::string> transposeInput;
     for (const auto &node : graph.node())

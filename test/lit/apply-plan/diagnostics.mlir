@@ -67,13 +67,15 @@ module attributes {sc.mesh = [["cp", 2]]} {
 // -----
 
 module attributes {sc.mesh = [["cp", 2]]} {
-  func.func @cp_table_square(%q: tensor<1x1x8x8xf32>) -> tensor<1x1x8x8xf32> {
-    %cos = sc.constant dense<1.0> : tensor<8x8xf32>
-    %sin = sc.constant dense<0.0> : tensor<8x8xf32>
-    // expected-error @+1 {{context parallel: cannot tell the position dim of the rotary table 'tensor<8x8xf32>'}}
-    %r = sc.rotary %q, %cos, %sin : (tensor<1x1x8x8xf32>, tensor<8x8xf32>, tensor<8x8xf32>) -> tensor<1x1x8x8xf32>
-    %a = sc.attention %r, %r, %r {causal = true, scale = 0.5 : f32} : (tensor<1x1x8x8xf32>, tensor<1x1x8x8xf32>, tensor<1x1x8x8xf32>) -> tensor<1x1x8x8xf32>
-    return %a : tensor<1x1x8x8xf32>
+  // A square [S, D] table (S == head dim) is fine: the last dim pairs with the head dim. A
+  // table over heads, positions and head dims that are all 8 is not.
+  func.func @cp_table_ambiguous(%q: tensor<1x8x8x8xf32>) -> tensor<1x8x8x8xf32> {
+    %cos = sc.constant dense<1.0> : tensor<8x8x8xf32>
+    %sin = sc.constant dense<0.0> : tensor<8x8x8xf32>
+    // expected-error @+1 {{context parallel: cannot tell the position dim of the rotary table 'tensor<8x8x8xf32>'}}
+    %r = sc.rotary %q, %cos, %sin : (tensor<1x8x8x8xf32>, tensor<8x8x8xf32>, tensor<8x8x8xf32>) -> tensor<1x8x8x8xf32>
+    %a = sc.attention %r, %r, %r {causal = true, scale = 0.5 : f32} : (tensor<1x8x8x8xf32>, tensor<1x8x8x8xf32>, tensor<1x8x8x8xf32>) -> tensor<1x8x8x8xf32>
+    return %a : tensor<1x8x8x8xf32>
   }
 }
 

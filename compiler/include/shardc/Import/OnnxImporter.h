@@ -20,8 +20,9 @@ struct ImportOptions {
   // Initializers up to this many bytes that are not module parameters become sc.constant.
   int64_t maxConstantBytes = 64 * 1024;
   // When set, filled with the ONNX names of the initializers the exporter marks trainable
-  // (docs/training.md); the IR itself does not change. markTrainableParams (Plan.h) turns
-  // it into sc.trainable under `mode: train`.
+  // (docs/training.md); those initializers are imported as sc.param even when small (not
+  // sc.constant), with or without this pointer. markTrainableParams (Plan.h) turns the set
+  // into sc.trainable under `mode: train`.
   std::set<std::string> *exporterTrainable = nullptr;
 };
 
