@@ -81,14 +81,8 @@ SIMT_DEVICE void zeroElement(void *dst, int64_t d, int size) { // zero bytes are
   default: static_cast<uint64_t *>(dst)[d] = 0; break;
   }
 }
-SIMT_DEVICE int64_t offsetOf(int64_t n, int rank, const int64_t *shape, const int64_t *stride) {
-  int64_t at = 0;
-  for (int k = rank - 1; k >= 0; --k) {
-    at += (n % shape[k]) * stride[k];
-    n /= shape[k];
-  }
-  return at;
-}
+// Element n's offset over strides: IndexKernels.h's.
+using index_detail::offsetOf;
 } // namespace select_detail
 
 SIMT_DEVICE void selectElements(const SelectParams &p) {
