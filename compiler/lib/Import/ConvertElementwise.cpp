@@ -52,19 +52,23 @@ Converter floatOnly(llvm::StringRef op, Converter inner) {
   };
 }
 
-// ONNX Min/Max are variadic: one input is itself, two are the sc op; more are refused.
+// ONNX Min/Max are variadic: one input is itself, two are the sc op, more a chain of them
+// (broadcasting as they go).
 template <typename OpTy> Converter variadicPair(llvm::StringRef op) {
   return [op = op.str()](NodeCtx &n) -> LogicalResult {
-    if (n.inputs.size() > 2)
-      return n.im.fail(op + " with " + llvm::Twine(n.inputs.size()) +
-                       " inputs is not supported (at most 2)");
-    if (n.inputs.size() == 1) {
-      if (failed(needInputs(n, 1)))
-        return failure();
-      n.results.push_back(n.in(0));
-      return success();
+    if (failed(needInputs(n, unsigned(n.inputs.size()))))
+      return failure();
+    Value acc = n.in(0);
+    SmallVector<int64_t> shape(n.shape(0));
+    for (unsigned i = 1; i < n.inputs.size(); ++i) {
+      SmallVector<int64_t> next;
+      if (!broadcastShapes(shape, n.shape(i), next))
+        return n.im.fail(op + ": input shapes do not broadcast");
+      acc = n.im.build<OpTy>(n, n.tensor(next, n.elem(0)), acc, n.in(i));
+      shape = next;
     }
-    return binary<OpTy>()(n);
+    n.results.push_back(acc);
+    return success();
   };
 }
 
@@ -141,8 +145,8 @@ void registerElementwiseConverters(ConverterRegistry &r) {
   r.onOp("Ceil", 6, floatOnly("Ceil", unary<sc::CeilOp>()));
   r.onOp("Round", 11, floatOnly("Round", unary<sc::RoundOp>()));
   r.onOp("Sign", 9, floatOnly("Sign", unary<sc::SignOp>()));
-  r.onOp("Min", 8, floatOnly("Min", variadicPair<sc::MinOp>("Min")));
-  r.onOp("Max", 8, floatOnly("Max", variadicPair<sc::MaxOp>("Max")));
+  r.onOp("Min", 8, variadicPair<sc::MinOp>("Min"));
+  r.onOp("Max", 8, variadicPair<sc::MaxOp>("Max"));
   r.onOp("IsNaN", 9, unary<sc::IsNaNOp>(true));
   r.onOp("Gelu", 20, convertGelu);
   r.onOp("Cast", 6, convertCast);

@@ -127,15 +127,44 @@ template <bool log> LogicalResult convertSoftmax(NodeCtx &n) {
 LogicalResult convertLayerNorm(NodeCtx &n) {
   if (failed(needInputs(n, 2)))
     return failure();
-  if (n.node.output_size() > 1)
-    for (int i = 1; i < n.node.output_size(); ++i)
-      if (!n.node.output(i).empty())
-        return n.im.fail("LayerNormalization's Mean/InvStdDev outputs are not supported");
   int64_t rank = n.shape(0).size();
   int64_t axis = normAxis(n.intAttr("axis", -1), rank);
+  if (axis < 0 || axis >= rank)
+    return n.im.fail("LayerNormalization axis out of range");
   auto &b = n.im.builder;
+  float eps = n.floatAttr("epsilon", 1e-5f);
   n.results.push_back(sc::LayerNormOp::create(b, n.loc, n.type(0), n.in(0), n.in(1), n.in(2), b.getI64IntegerAttr(axis),
-                                              b.getF32FloatAttr(n.floatAttr("epsilon", 1e-5f))));
+                                              b.getF32FloatAttr(eps)));
+  bool stats = false;
+  for (int i = 1; i < n.node.output_size() && i < 3; ++i)
+    stats |= !n.node.output(i).empty();
+  if (!stats)
+    return success();
+  // The optional Mean and InvStdDev outputs (stash_type: f32), over the normalized dims
+  // [axis, rank) kept as 1: composed of existing ops, computed beside the normalization.
+  if (n.intAttr("stash_type", 1) != 1)
+    return n.im.fail("LayerNormalization's stash_type other than float is not supported");
+  Type f32 = b.getF32Type();
+  SmallVector<int64_t> statShape(n.shape(0));
+  SmallVector<int64_t> axes;
+  for (int64_t d = axis; d < rank; ++d) {
+    statShape[d] = 1;
+    axes.push_back(d);
+  }
+  Value x = n.in(0);
+  if (n.elem(0) != f32)
+    x = n.im.build<sc::CastOp>(n, n.tensor(n.shape(0), f32), x);
+  auto full = n.tensor(n.shape(0), f32), stat = n.tensor(statShape, f32);
+  auto axesAttr = b.getDenseI64ArrayAttr(axes);
+  Value mean = n.im.build<sc::ReduceMeanOp>(n, stat, x, axesAttr, b.getBoolAttr(true));
+  Value centered = n.im.build<sc::SubOp>(n, full, x, mean);
+  Value var = n.im.build<sc::ReduceMeanOp>(n, stat, n.im.build<sc::MulOp>(n, full, centered, centered), axesAttr,
+                                           b.getBoolAttr(true));
+  Value inv = n.im.build<sc::ReciprocalOp>(
+      n, stat, n.im.build<sc::SqrtOp>(n, stat, n.im.build<sc::AddOp>(n, stat, var, n.im.floatConst(eps, f32))));
+  n.results.push_back(mean);
+  if (n.node.output_size() > 2)
+    n.results.push_back(inv);
   return success();
 }
 

@@ -21,8 +21,9 @@ namespace {
 // integers as the row's `ints` column says: `wrap` computes in the unsigned type of the same
 // width (two's complement wrap-around instead of undefined overflow), `trunc` divides in the
 // signed type (C++ and onnxruntime truncate toward zero; zero divisors are rejected before
-// the loop, and MIN / -1 wraps instead of trapping).
-enum class Ints { none, wrap, trunc };
+// the loop, and MIN / -1 wraps instead of trapping), `exact` computes in the type itself (min,
+// max: nothing can overflow). Integers are i64, i32, i8 and u8.
+enum class Ints { none, wrap, trunc, exact };
 #define SC_FORMULA_ARGS_1 a
 #define SC_FORMULA_ARGS_2 a, b
 #define SC_FORMULA_FUNCTOR(name, arity, ints, ...)                                             \
@@ -40,7 +41,9 @@ SC_ELEMENTWISE_FORMULAS(SC_FORMULA_FUNCTOR)
 template <typename F> struct Apply {
   static constexpr bool kCheckZero = F::kInts == Ints::trunc;
   template <typename T> T operator()(T a) const {
-    if constexpr (std::is_integral_v<T>)
+    if constexpr (std::is_integral_v<T> && F::kInts == Ints::exact)
+      return F::apply(a);
+    else if constexpr (std::is_integral_v<T>)
       return T(F::apply(std::make_unsigned_t<T>(a)));
     else
       return F::apply(a);
@@ -48,8 +51,10 @@ template <typename F> struct Apply {
   template <typename T> T operator()(T a, T b) const {
     if constexpr (std::is_integral_v<T>) {
       using U = std::make_unsigned_t<T>;
-      if constexpr (F::kInts == Ints::trunc) {
-        if (b == -1)
+      if constexpr (F::kInts == Ints::exact) {
+        return F::apply(a, b);
+      } else if constexpr (F::kInts == Ints::trunc) {
+        if (std::is_signed_v<T> && b == T(-1))
           return T(U(0) - U(a));
         return F::apply(a, b);
       } else {
@@ -113,6 +118,20 @@ template <typename T> bool hasZero(const TensorView &t) {
   return false;
 }
 
+template <bool AllowInt, typename T, typename Op>
+std::string intBinary(const char *name, const TensorView &a, const TensorView &b, const TensorView &y, Op op) {
+  if constexpr (AllowInt) {
+    if constexpr (Op::kCheckZero) {
+      if (hasZero<T>(b))
+        return std::string(name) + ": integer division by zero";
+    }
+    binaryLoop<T>(a, b, y, op);
+    return "";
+  } else {
+    return unsupportedDType(name, y.dtype);
+  }
+}
+
 template <bool AllowInt, typename Op>
 std::string binaryKernel(const char *name, const KernelArgs &args, Op op) {
   if (auto e = expectArity(name, args, 2, 2, 1, 1); !e.empty())
@@ -125,20 +144,10 @@ std::string binaryKernel(const char *name, const KernelArgs &args, Op op) {
   switch (y.dtype) {
   case DType::F32: binaryLoop<float>(a, b, y, op); return "";
   case DType::F64: binaryLoop<double>(a, b, y, op); return "";
-  case DType::I64:
-  case DType::I32:
-    if constexpr (AllowInt) {
-      if constexpr (Op::kCheckZero) {
-        if (y.dtype == DType::I64 ? hasZero<int64_t>(b) : hasZero<int32_t>(b))
-          return std::string(name) + ": integer division by zero";
-      }
-      if (y.dtype == DType::I64)
-        binaryLoop<int64_t>(a, b, y, op);
-      else
-        binaryLoop<int32_t>(a, b, y, op);
-      return "";
-    }
-    break;
+  case DType::I64: return intBinary<AllowInt, int64_t>(name, a, b, y, op);
+  case DType::I32: return intBinary<AllowInt, int32_t>(name, a, b, y, op);
+  case DType::I8: return intBinary<AllowInt, int8_t>(name, a, b, y, op);
+  case DType::U8: return intBinary<AllowInt, uint8_t>(name, a, b, y, op);
   default: break;
   }
   return unsupportedDType(name, y.dtype);
@@ -174,6 +183,18 @@ std::string unaryKernel(const char *name, const KernelArgs &args, Fn fn) {
   case DType::I32:
     if constexpr (AllowInt) {
       unaryLoop<int32_t>(x, y, fn);
+      return "";
+    }
+    break;
+  case DType::I8:
+    if constexpr (AllowInt) {
+      unaryLoop<int8_t>(x, y, fn);
+      return "";
+    }
+    break;
+  case DType::U8:
+    if constexpr (AllowInt) {
+      unaryLoop<uint8_t>(x, y, fn);
       return "";
     }
     break;

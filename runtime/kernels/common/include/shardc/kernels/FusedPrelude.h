@@ -292,8 +292,8 @@ SC_FN void sc_store4_f16(unsigned short *p, const float v[4]) {
   X(ceil, 1, none, sc_ceil(a))                                                                \
   X(round, 1, none, sc_rint(a))                                                               \
   X(sign, 1, none, a > T(0) ? T(1) : a < T(0) ? T(-1) : a)                                    \
-  X(min, 2, none, (a != a || a < b) ? a : b)                                                  \
-  X(max, 2, none, (a != a || a > b) ? a : b)                                                  \
+  X(min, 2, exact, (a != a || a < b) ? a : b)                                                 \
+  X(max, 2, exact, (a != a || a > b) ? a : b)                                                 \
   X(silu, 1, none, a * sc_op_sigmoid(a))                                                      \
   X(silu_grad, 2, none, b * sc_op_sigmoid(a) * (T(1) + a * (T(1) - sc_op_sigmoid(a))))         \
   X(gelu_erf, 1, none, T(0.5) * a * (T(1) + sc_erf(a * T(0.70710678118654752440))))           \
