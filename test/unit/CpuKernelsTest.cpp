@@ -397,8 +397,20 @@ TEST(Elementwise, BinaryRejectsBadShapesAndDTypes) {
   EXPECT_EQ(runKernel("mul", {&a, &c}, {&wrongY}), "mul: output has shape 3x3, broadcast gives 2x3");
   Owned i = randomInts({2, 3}, 0, 3);
   EXPECT_EQ(runKernel("sub", {&a, &i}, {&y}), "sub: dtypes differ: a is f32, b is i64");
-  Owned p = randomInts({2, 3}, 0, 3), q = randomInts({2, 3}, 1, 3), r(DType::I64, {2, 3});
-  EXPECT_EQ(runKernel("pow", {&p, &q}, {&r}), "pow: unsupported dtype i64");
+  Owned p = randomInts({2, 3}, 0, 3), q = randomInts({2, 3}, 1, 3), r(DType::Bool, {2, 3});
+  EXPECT_EQ(runKernel("pow", {&p, &q}, {&r}), "pow: dtypes differ: a is i64, y is bool");
+}
+
+// An integer base is computed in f64 and converted back toward zero (ONNX allows it, as
+// onnxruntime does), with an exponent of another dtype too.
+TEST(Elementwise, PowOfIntegers) {
+  Owned a = tensorOf(DType::I32, {3}, {1, 2, 3}), b = tensorOf(DType::I32, {3}, {4, 5, 6}), y(DType::I32, {3});
+  EXPECT_RUNS("pow", {&a, &b}, {&y});
+  EXPECT_EQ(valuesOf(y), (std::vector<double>{1, 32, 729}));
+  Owned a64 = tensorOf(DType::I64, {3}, {2, 3, -2}), half = tensorOf(DType::F32, {1}, {1.5}), y64(DType::I64, {3});
+  EXPECT_RUNS("pow", {&a64, &half}, {&y64});
+  EXPECT_EQ(valuesOf(y64)[0], 2); // 2^1.5 = 2.83 -> 2
+  EXPECT_EQ(valuesOf(y64)[1], 5); // 3^1.5 = 5.20 -> 5
 }
 
 TEST(Elementwise, IntegerArithmeticTruncatesAndWraps) {

@@ -251,6 +251,21 @@ std::string powKernel(const KernelArgs &args) {
   if (auto e = expectArity("pow", args, 2, 2, 1, 1); !e.empty())
     return e;
   const TensorView &a = args.in[0], &b = args.in[1];
+  if ((a.dtype == DType::I64 || a.dtype == DType::I32) && args.out[0].dtype == a.dtype) {
+    // An integer base (ONNX allows it): computed in f64 and converted back toward zero, as
+    // onnxruntime does, with the exponent of any numeric dtype.
+    std::vector<double> a64(static_cast<size_t>(a.numel()) + 1), b64(static_cast<size_t>(b.numel()) + 1),
+        y64(static_cast<size_t>(args.out[0].numel()) + 1);
+    TensorView A{a64.data(), DType::F64, a.shape}, B{b64.data(), DType::F64, b.shape},
+        Y{y64.data(), DType::F64, args.out[0].shape};
+    castElements(a, A);
+    castElements(b, B);
+    KernelArgs wide{{A, B}, {Y}, args.attrs};
+    if (auto e = formulaKernel<Formula_pow>(wide); !e.empty())
+      return e;
+    castElements(Y, args.out[0]);
+    return "";
+  }
   if (b.dtype == a.dtype || !isFloat(a.dtype))
     return formulaKernel<Formula_pow>(args);
   std::vector<uint8_t> converted(static_cast<size_t>(b.numel()) * dtypeSize(a.dtype) + 1);
