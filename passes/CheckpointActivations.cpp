@@ -14,7 +14,7 @@
 
 #include "mlir/IR/IRMapping.h"
 #include "llvm/ADT/DenseSet.h"
-#include "llvm/ADT/MapVector.h"
+#include "llvm/ADT/StringMap.h"
 
 namespace shardc {
 #define GEN_PASS_DEF_SCCHECKPOINTACTIVATIONS
@@ -49,16 +49,22 @@ struct Checkpointer {
 
   LogicalResult run() {
     Block &body = func.getBody().front();
-    // Forward ops by layer, in program order.
-    llvm::MapVector<int64_t, SmallVector<Operation *>> byLayer;
+    // Forward ops by layer (its module path prefix, so an encoder's and a decoder's layer N
+    // stay apart), in program order.
+    llvm::StringMap<size_t> layerIndex;
+    SmallVector<SmallVector<Operation *>> byLayer;
     for (Operation &op : body.without_terminator()) {
       if (isBackwardLoc(op.getLoc()) || isSource(&op))
         continue;
-      int64_t layer = layerIndexOf(modulePathOf(op.getLoc()));
-      if (layer >= 0)
-        byLayer[layer].push_back(&op);
+      std::string layer = layerPathOf(modulePathOf(op.getLoc()));
+      if (layer.empty())
+        continue;
+      auto [it, inserted] = layerIndex.try_emplace(layer, byLayer.size());
+      if (inserted)
+        byLayer.emplace_back();
+      byLayer[it->second].push_back(&op);
     }
-    for (auto &[layer, ops] : byLayer)
+    for (SmallVector<Operation *> &ops : byLayer)
       checkpointLayer(body, ops);
     if (layers)
       emitRemark(func.getLoc()) << "activation checkpointing (" << (selective ? "selective" : "full") << "): "
