@@ -55,12 +55,7 @@ meta = json.loads(bytes(ref["meta_json"]).decode())
 hyper = meta["adamw"]
 p = args.name + "/"
 plan = wd / "plan.yaml"
-plan.write_text(
-    f"tp_plan: auto\nmp_policy: {{param_dtype: {args.param_dtype}, reduce_dtype: fp32, output_dtype: fp32}}\n"
-    "mode: train\n"
-    f"optimizer: {{name: adamw, lr: {hyper['lr']!r}, betas: [{hyper['betas'][0]!r}, {hyper['betas'][1]!r}], "
-    f"eps: {hyper['eps']!r}, weight_decay: {hyper['weight_decay']!r}}}\n"
-    f"max_grad_norm: {meta['max_grad_norm']!r}\n")
+plan.write_text(harness.adamw_plan(meta, args.param_dtype))
 schedule = None
 if args.lr_scheduler:
     w_, t_, m_ = args.lr_scheduler.split(",")

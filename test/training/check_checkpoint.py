@@ -48,14 +48,9 @@ if wd.exists():
 wd.mkdir(parents=True)
 ref = np.load(args.references)
 meta = json.loads(bytes(ref["meta_json"]).decode())
-hyper = meta["adamw"]
 p = args.name + "/"
 plan = wd / "plan.yaml"
-plan.write_text(
-    "tp_plan: auto\nmp_policy: {param_dtype: fp32, reduce_dtype: fp32, output_dtype: fp32}\nmode: train\n"
-    f"optimizer: {{name: adamw, lr: {hyper['lr']!r}, betas: [{hyper['betas'][0]!r}, {hyper['betas'][1]!r}], "
-    f"eps: {hyper['eps']!r}, weight_decay: {hyper['weight_decay']!r}}}\n"
-    f"max_grad_norm: {meta['max_grad_norm']!r}\n")
+plan.write_text(harness.adamw_plan(meta))
 if args.vocab:
     np.random.default_rng(11).integers(0, args.vocab, 200).astype("<i4").tofile(wd / "tokens.bin")
 else:

@@ -21,6 +21,17 @@ def arguments(doc):
     return ap
 
 
+def adamw_plan(meta, param_dtype="fp32"):
+    """The train plan of the references' AdamW runs (meta_json: their hyperparameters and
+    max_grad_norm), with `param_dtype` compute."""
+    hyper = meta["adamw"]
+    return (f"tp_plan: auto\nmp_policy: {{param_dtype: {param_dtype}, reduce_dtype: fp32, output_dtype: fp32}}\n"
+            "mode: train\n"
+            f"optimizer: {{name: adamw, lr: {hyper['lr']!r}, betas: [{hyper['betas'][0]!r}, {hyper['betas'][1]!r}], "
+            f"eps: {hyper['eps']!r}, weight_decay: {hyper['weight_decay']!r}}}\n"
+            f"max_grad_norm: {meta['max_grad_norm']!r}\n")
+
+
 def run(cmd, timeout=280):
     """Runs `cmd` (paths allowed); on failure prints FAIL with its output and exits 1. Returns stdout."""
     r = subprocess.run(list(map(str, cmd)), capture_output=True, text=True, timeout=timeout)

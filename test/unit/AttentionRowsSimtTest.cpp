@@ -6,6 +6,8 @@
 #include "shardc/kernels/Simt.h"
 #include "shardc/runtime/Kernel.h"
 
+#include "KernelTestTensor.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -58,13 +60,7 @@ Tensor zeros(DType dtype, std::vector<int64_t> shape) {
 }
 
 std::string runCpu(const char *op, std::vector<Tensor *> in, std::vector<Tensor *> out, const rt::Attrs &attrs) {
-  rt::KernelArgs args;
-  for (Tensor *t : in)
-    args.in.push_back(t->view());
-  for (Tensor *t : out)
-    args.out.push_back(t->view());
-  args.attrs = &attrs;
-  return rt::lookupCpuKernel(op)(args);
+  return test::runCpuKernel(op, in, out, attrs);
 }
 
 // |got - want| <= tol (|want| + the largest |want|): relative to the tensor's scale, since

@@ -4,7 +4,7 @@
 // attention with lse, attention_grad), those --no-fuse programs added (formula, rms_norm,
 // layer_norm, rotary, softmax, log_softmax), selections and gemm, and a few of the first ones.
 // Built wherever the CUDA backend is; registered only with -DSHARDC_ENABLE_GPU_TESTS=ON (the
-// GPU machines): without a GPU every case is skipped. CudaKernelTable.* needs no GPU and
+// GPU machines): without a GPU every case fails. CudaKernelTable.* needs no GPU and
 // always runs (unit.cuda_kernel_table). On the CPU the SIMT sources of these kernels are
 // checked by unit.simt.cuda_shared_kernels.
 #include "CudaBackend.h"
@@ -80,8 +80,8 @@ class CudaKernelsGpu : public ::testing::Test {
 protected:
   void SetUp() override {
     int count = 0;
-    if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0)
-      GTEST_SKIP() << "no GPU";
+    // Registered only where a GPU is expected: without one, fail as the other GPU tests do.
+    ASSERT_TRUE(cudaGetDeviceCount(&count) == cudaSuccess && count > 0) << "no CUDA device";
     ASSERT_EQ(cuda::CudaBackend::create(0, backend_), "");
   }
   // Runs `op` on the CPU and on the GPU (inputs copied over, outputs back) and compares each

@@ -7,6 +7,8 @@
 #include "shardc/kernels/Simt.h"
 #include "shardc/runtime/Kernel.h"
 
+#include "KernelTestTensor.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -21,12 +23,7 @@ using namespace shardc;
 namespace simt = shardc::simt;
 using rt::DType;
 
-struct Tensor {
-  DType dtype;
-  std::vector<int64_t> shape;
-  std::vector<uint8_t> bytes;
-  rt::TensorView view() { return {bytes.data(), dtype, shape}; }
-};
+using Tensor = test::ByteTensor;
 
 int64_t count(const std::vector<int64_t> &shape) {
   int64_t n = 1;
@@ -57,13 +54,7 @@ Tensor make(DType dtype, std::vector<int64_t> shape, unsigned seed, float lo = -
 kernels::ElemType elemType(DType d) { return d == DType::BF16 ? kernels::ElemType::BF16 : kernels::ElemType::F32; }
 
 std::string runCpu(const char *op, std::vector<Tensor *> in, std::vector<Tensor *> out, const rt::Attrs &attrs) {
-  rt::KernelArgs args;
-  for (Tensor *t : in)
-    args.in.push_back(t->view());
-  for (Tensor *t : out)
-    args.out.push_back(t->view());
-  args.attrs = &attrs;
-  return rt::lookupCpuKernel(op)(args);
+  return test::runCpuKernel(op, in, out, attrs);
 }
 
 // The backend's elementwise launch (SharedKernels.cu's elementwise()), on the emulator.

@@ -5,6 +5,8 @@
 #include "shardc/kernels/Simt.h"
 #include "shardc/runtime/Kernel.h"
 
+#include "KernelTestTensor.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -18,18 +20,7 @@ using namespace shardc;
 namespace simt = shardc::simt;
 using rt::DType;
 
-struct Tensor {
-  DType dtype;
-  std::vector<int64_t> shape;
-  std::vector<uint8_t> bytes;
-  rt::TensorView view() { return {bytes.data(), dtype, shape}; }
-  int64_t numel() const {
-    int64_t n = 1;
-    for (int64_t d : shape)
-      n *= d;
-    return n;
-  }
-};
+using Tensor = test::ByteTensor;
 
 Tensor make(DType dtype, std::vector<int64_t> shape, unsigned seed) {
   Tensor t{dtype, std::move(shape), {}};
@@ -55,13 +46,7 @@ Tensor zeros(DType dtype, std::vector<int64_t> shape) {
 }
 
 std::string runCpu(const char *op, std::vector<Tensor *> in, Tensor &out, const rt::Attrs &attrs) {
-  rt::KernelArgs args;
-  for (Tensor *t : in)
-    args.in.push_back(t->view());
-  args.out.push_back(out.view());
-  args.attrs = &attrs;
-  rt::KernelFn fn = rt::lookupCpuKernel(op);
-  return fn ? fn(args) : std::string("no CPU kernel ") + op;
+  return test::runCpuKernel<Tensor>(op, in, {&out}, attrs);
 }
 
 std::string runCopy(kernels::StridedCopyParams p, void *dst, const void *src) {

@@ -7,6 +7,8 @@
 #include "shardc/kernels/Simt.h"
 #include "shardc/runtime/Kernel.h"
 
+#include "KernelTestTensor.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -20,18 +22,7 @@ using namespace shardc;
 namespace simt = shardc::simt;
 using rt::DType;
 
-struct Tensor {
-  DType dtype;
-  std::vector<int64_t> shape;
-  std::vector<uint8_t> bytes;
-  rt::TensorView view() { return {bytes.data(), dtype, shape}; }
-  int64_t numel() const {
-    int64_t n = 1;
-    for (int64_t d : shape)
-      n *= d;
-    return n;
-  }
-};
+using Tensor = test::ByteTensor;
 
 // Values from a small set (so that equal finds equal pairs), NaNs and signed zeros among them.
 Tensor make(DType dtype, std::vector<int64_t> shape, unsigned seed, int64_t range = 4) {
@@ -59,12 +50,7 @@ Tensor make(DType dtype, std::vector<int64_t> shape, unsigned seed, int64_t rang
 }
 
 std::string runCpu(const char *op, std::vector<Tensor *> in, Tensor &out, const rt::Attrs &attrs) {
-  rt::KernelArgs args;
-  for (Tensor *t : in)
-    args.in.push_back(t->view());
-  args.out.push_back(out.view());
-  args.attrs = &attrs;
-  return rt::lookupCpuKernel(op)(args);
+  return test::runCpuKernel<Tensor>(op, in, {&out}, attrs);
 }
 
 template <typename Body> std::string launch(int64_t count, Body body) {
