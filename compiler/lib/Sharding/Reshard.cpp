@@ -179,11 +179,11 @@ const ReshardStepSpelling &spellingOf(ReshardStep::Kind kind) {
 Sharding applyReshardStep(const Sharding &s, const ReshardStep &m) {
   Sharding cur = s;
   switch (m.kind) {
-  case ReshardStep::AllReduce:
-    cur.partial.clear();
+  case ReshardStep::AllReduce: // over the step's axes; the others stay pending
+    llvm::erase_if(cur.partial, [&](const std::string &a) { return llvm::is_contained(m.axes, a); });
     break;
   case ReshardStep::ReduceScatter:
-    cur.partial.clear();
+    llvm::erase_if(cur.partial, [&](const std::string &a) { return llvm::is_contained(m.axes, a); });
     cur.dims[m.dim].append(m.axes.begin(), m.axes.end());
     break;
   case ReshardStep::AllToAll:
