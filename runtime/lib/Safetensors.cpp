@@ -117,6 +117,16 @@ std::string readHeader(const std::string &path, size_t file, Safetensors &out) {
   return "";
 }
 
+// A packed projection's part (`<w>.part1`: its slice of `<w>`, a view of the whole stored
+// tensor) is the parameter `<w>`.
+std::string withoutPart(const std::string &n) {
+  size_t dot = n.rfind(".part");
+  if (dot == std::string::npos || dot + 5 == n.size() ||
+      !std::all_of(n.begin() + long(dot + 5), n.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return n;
+  return n.substr(0, dot);
+}
+
 bool looksLikeParam(const std::string &n) {
   return n.find('.') != std::string::npos && n.rfind("val_", 0) != 0 && n.rfind("onnx::", 0) != 0 && n[0] != '/';
 }
@@ -254,8 +264,9 @@ std::string bindSafetensors(const Artifact &artifact, const Safetensors &ckpt, s
   for (const BufferDesc &b : artifact.buffers) {
     if (b.storage != Storage::Weight)
       continue;
-    std::vector<std::string> paths{b.name};
-    paths.insert(paths.end(), b.tied.begin(), b.tied.end());
+    std::vector<std::string> paths{withoutPart(b.name)};
+    for (const std::string &p : b.tied)
+      paths.push_back(withoutPart(p));
     const CheckpointTensor *t = nullptr;
     for (const std::string &p : paths)
       if (!t && looksLikeParam(p))
@@ -267,8 +278,8 @@ std::string bindSafetensors(const Artifact &artifact, const Safetensors &ckpt, s
     }
     std::string what = "weight " + names + " (module path " + modulePaths + ")";
     if (!t) {
-      if (looksLikeParam(b.name) && (endsWith(b.name, ".weight") || endsWith(b.name, ".bias")))
-        return what + " is not in " + baseName(ckpt.where) + "; nearest: " + nearest(ckpt, hfName(b.name));
+      if (looksLikeParam(paths[0]) && (endsWith(paths[0], ".weight") || endsWith(paths[0], ".bias")))
+        return what + " is not in " + baseName(ckpt.where) + "; nearest: " + nearest(ckpt, hfName(paths[0]));
       continue; // a folded constant: from the artifact's file
     }
     for (const std::string &p : paths)

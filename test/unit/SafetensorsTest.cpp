@@ -154,4 +154,11 @@ TEST(Safetensors, BindsByNameTiedAndTransposed) {
   err = bindSafetensors(a, ck, bound, notes);
   EXPECT_NE(err.find("weight 'proj.bias' (module path m.proj.bias) is not in "), std::string::npos) << err;
   EXPECT_NE(err.find("; nearest: 'proj.weight'"), std::string::npos) << err;
+  // A packed projection's part binds to the whole stored tensor, which its view indexes.
+  a.buffers[1].name = "m.proj.weight.part1";
+  a.buffers[1].shape = a.buffers[1].globalShape = {6, 2};
+  a.buffers[1].fileShape = {6, 4};
+  a.buffers[1].fileStart = {0, 2};
+  ASSERT_EQ(bindSafetensors(a, ck, bound, notes), "");
+  EXPECT_EQ(bound[1].tensor, ck.find("proj.weight"));
 }

@@ -52,7 +52,8 @@ struct BoundWeight {
 
 // Binds every Weight buffer of `artifact` whose module path (or one of its tied paths) is a
 // parameter name: the path without the export wrapper's prefix `m.` (when every such name has
-// it, as shardc export-weights). Buffers that are no module parameter (`val_12`, `onnx::`
+// it, as shardc export-weights) and without a packed part's `.part<i>` (the part is a view of
+// the whole stored tensor). Buffers that are no module parameter (`val_12`, `onnx::`
 // names, paths not ending in `.weight`/`.bias` that the checkpoint lacks) keep their artifact
 // file. `bound` gets one entry per buffer. Errors: a parameter the checkpoint lacks (with the
 // nearest names), a shape other than the buffer's stored tensor (transposed for `transform:
