@@ -162,23 +162,40 @@ std::string nearest(const Safetensors &ckpt, const std::string &want) {
   return s.empty() ? "(the checkpoint holds no tensor)" : s;
 }
 
-// Element i of `src` (dtype `from`) as `to` at element j of `dst`.
-void convertElement(const uint8_t *src, DType from, uint8_t *dst, DType to) {
-  double v = 0;
+// Loads element i of `src` (dtype `from`, a float type) as a double for `f(i, value)`.
+template <typename F> void forEachValue(const uint8_t *src, DType from, uint64_t n, F f) {
+  auto each = [&](size_t width, auto load) {
+    for (uint64_t i = 0; i < n; ++i)
+      f(i, load(src + i * width));
+  };
   switch (from) {
-  case DType::F32: { float f; std::memcpy(&f, src, 4); v = f; break; }
-  case DType::F64: std::memcpy(&v, src, 8); break;
-  case DType::BF16: { uint16_t h; std::memcpy(&h, src, 2); v = bf16ToF32(h); break; }
-  case DType::F16: { uint16_t h; std::memcpy(&h, src, 2); v = f16ToF32(h); break; }
+  case DType::F32: each(4, [](const uint8_t *p) { float x; std::memcpy(&x, p, 4); return double(x); }); break;
+  case DType::F64: each(8, [](const uint8_t *p) { double x; std::memcpy(&x, p, 8); return x; }); break;
+  case DType::BF16: each(2, [](const uint8_t *p) { uint16_t h; std::memcpy(&h, p, 2); return double(bf16ToF32(h)); }); break;
+  case DType::F16: each(2, [](const uint8_t *p) { uint16_t h; std::memcpy(&h, p, 2); return double(f16ToF32(h)); }); break;
   default: break;
   }
+}
+
+// n elements from `from` to `to` (both float types; round to nearest even).
+void convertRun(const uint8_t *src, DType from, uint8_t *dst, DType to, uint64_t n) {
   switch (to) {
-  case DType::F32: { float f = float(v); std::memcpy(dst, &f, 4); break; }
-  case DType::F64: std::memcpy(dst, &v, 8); break;
-  case DType::BF16: { uint16_t h = f32ToBf16(float(v)); std::memcpy(dst, &h, 2); break; }
-  case DType::F16: { uint16_t h = f32ToF16(float(v)); std::memcpy(dst, &h, 2); break; }
+  case DType::F32: forEachValue(src, from, n, [&](uint64_t i, double v) { float x = float(v); std::memcpy(dst + i * 4, &x, 4); }); break;
+  case DType::F64: forEachValue(src, from, n, [&](uint64_t i, double v) { std::memcpy(dst + i * 8, &v, 8); }); break;
+  case DType::BF16: forEachValue(src, from, n, [&](uint64_t i, double v) { uint16_t h = f32ToBf16(float(v)); std::memcpy(dst + i * 2, &h, 2); }); break;
+  case DType::F16: forEachValue(src, from, n, [&](uint64_t i, double v) { uint16_t h = f32ToF16(float(v)); std::memcpy(dst + i * 2, &h, 2); }); break;
   default: break;
   }
+}
+
+// dst [rows, cols] = the transpose of src [cols, rows], elements of N bytes, in cache tiles.
+template <size_t N> void transposeTiled(const uint8_t *src, uint8_t *dst, uint64_t rows, uint64_t cols) {
+  constexpr uint64_t kTile = 32;
+  for (uint64_t i0 = 0; i0 < rows; i0 += kTile)
+    for (uint64_t j0 = 0; j0 < cols; j0 += kTile)
+      for (uint64_t i = i0; i < std::min(i0 + kTile, rows); ++i)
+        for (uint64_t j = j0; j < std::min(j0 + kTile, cols); ++j)
+          std::memcpy(dst + (i * cols + j) * N, src + (j * rows + i) * N, N);
 }
 
 bool convertible(DType d) { return d == DType::F32 || d == DType::BF16 || d == DType::F16 || d == DType::F64; }
@@ -339,7 +356,7 @@ std::string readWeightChunk(int fd, uint64_t offset, DType stored, bool transpos
   uint64_t numel = 1;
   for (int64_t d : c.shape)
     numel *= static_cast<uint64_t>(d);
-  const size_t from = dtypeSize(stored), to = dtypeSize(dtype);
+  const size_t from = dtypeSize(stored);
   const bool direct = !transposed && stored == dtype;
   std::vector<uint8_t> staged(direct ? 0 : numel * from);
   uint8_t *into = direct ? dst : staged.data();
@@ -356,17 +373,23 @@ std::string readWeightChunk(int fd, uint64_t offset, DType stored, bool transpos
     forEachViewRun(c.fileShape, c.fileStart, c.start, c.shape, from, read);
   if (!err.empty() || direct)
     return err;
-  // Element (i, j) of the buffer's chunk is staged element (j, i) when transposed.
-  const uint64_t rows = transposed ? uint64_t(c.shape[1]) : 1, cols = transposed ? uint64_t(c.shape[0]) : numel;
-  for (uint64_t i = 0; i < rows; ++i)
-    for (uint64_t j = 0; j < cols; ++j) {
-      const uint8_t *s = staged.data() + (transposed ? j * rows + i : j) * from;
-      uint8_t *d = dst + (i * cols + j) * to;
-      if (stored == dtype)
-        std::memcpy(d, s, from);
-      else
-        convertElement(s, stored, d, dtype);
+  // Element (i, j) of the buffer's chunk is staged element (j, i) when transposed; then the
+  // dtype.
+  if (transposed) {
+    std::vector<uint8_t> flipped(stored == dtype ? 0 : staged.size());
+    uint8_t *t = stored == dtype ? dst : flipped.data();
+    const uint64_t rows = uint64_t(c.shape[1]), cols = uint64_t(c.shape[0]);
+    switch (from) {
+    case 1: transposeTiled<1>(staged.data(), t, rows, cols); break;
+    case 2: transposeTiled<2>(staged.data(), t, rows, cols); break;
+    case 4: transposeTiled<4>(staged.data(), t, rows, cols); break;
+    default: transposeTiled<8>(staged.data(), t, rows, cols); break;
     }
+    if (stored == dtype)
+      return "";
+    staged.swap(flipped);
+  }
+  convertRun(staged.data(), stored, dst, dtype, numel);
   return "";
 }
 
