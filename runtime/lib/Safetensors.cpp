@@ -29,7 +29,10 @@ std::string shapeText(const std::vector<int64_t> &shape) {
   return s + "]";
 }
 
-std::string baseName(const std::string &path) { return fs::path(path).filename().string(); }
+std::string baseName(const std::string &path) {
+  fs::path p(path);
+  return (p.has_filename() ? p.filename() : p.parent_path().filename()).string(); // "ckpt/" is "ckpt"
+}
 
 struct Fd {
   int fd = -1;
@@ -278,6 +281,7 @@ std::string bindSafetensors(const Artifact &artifact, const Safetensors &ckpt, s
   };
   std::set<std::string> used;
   std::set<std::pair<DType, DType>> conversions;
+  std::vector<std::string> kept; // weights that stay the artifact's
   for (const BufferDesc &b : artifact.buffers) {
     if (b.storage != Storage::Weight)
       continue;
@@ -297,6 +301,7 @@ std::string bindSafetensors(const Artifact &artifact, const Safetensors &ckpt, s
     if (!t) {
       if (looksLikeParam(paths[0]) && (endsWith(paths[0], ".weight") || endsWith(paths[0], ".bias")))
         return what + " is not in " + baseName(ckpt.where) + "; nearest: " + nearest(ckpt, hfName(paths[0]));
+      kept.push_back(b.name.empty() ? "buffer " + std::to_string(b.id) : b.name);
       continue; // a folded constant: from the artifact's file
     }
     for (const std::string &p : paths)
@@ -323,20 +328,24 @@ std::string bindSafetensors(const Artifact &artifact, const Safetensors &ckpt, s
   }
   for (const auto &[from, to] : conversions)
     notes.push_back(std::string("weights: converting ") + dtypeName(from) + " -> " + dtypeName(to));
+  auto listed = [](std::vector<std::string> names) {
+    std::sort(names.begin(), names.end());
+    std::string s;
+    for (size_t i = 0; i < names.size() && i < 8; ++i)
+      s += (i ? ", " : "") + names[i];
+    return names.size() > 8 ? s + " and " + std::to_string(names.size() - 8) + " more" : s;
+  };
+  if (!kept.empty())
+    notes.push_back("weights: " + std::to_string(kept.size()) + (kept.size() > 1 ? " weights are" : " weight is") +
+                    " no parameter of the checkpoint and keep" + (kept.size() > 1 ? "" : "s") +
+                    " the artifact's values: " + listed(kept));
   std::vector<std::string> unused;
   for (const CheckpointTensor &t : ckpt.tensors)
     if (!used.count(t.name))
       unused.push_back(t.name);
-  if (!unused.empty()) {
-    std::sort(unused.begin(), unused.end());
-    std::string line = "weights: " + std::to_string(unused.size()) + " tensor" + (unused.size() > 1 ? "s" : "") +
-                       " of " + baseName(ckpt.where) + " not used by the graph: ";
-    for (size_t i = 0; i < unused.size() && i < 8; ++i)
-      line += (i ? ", " : "") + unused[i];
-    if (unused.size() > 8)
-      line += " and " + std::to_string(unused.size() - 8) + " more";
-    notes.push_back(line);
-  }
+  if (!unused.empty())
+    notes.push_back("weights: " + std::to_string(unused.size()) + " tensor" + (unused.size() > 1 ? "s" : "") + " of " +
+                    baseName(ckpt.where) + " not used by the graph: " + listed(unused));
   return "";
 }
 
