@@ -134,8 +134,19 @@ struct Deriver {
                                                              int64_t parts) {
     int64_t n = lastDim(lin.getResult());
     Value x = lin.getResult();
-    while (x.hasOneUse() && isa<sc::ReshapeOp>(*x.getUsers().begin()))
-      x = x.getUsers().begin()->getResult(0);
+    // Reshapes (flattening the tokens, or [.., n] -> [.., heads, parts·head_dim]) and
+    // transposes that keep the features last, up to the ops that cut q, k and v.
+    bool perHead = false;
+    while (x.hasOneUse() && isa<sc::ReshapeOp, sc::TransposeOp>(*x.getUsers().begin())) {
+      Operation *u = *x.getUsers().begin();
+      if (auto t = dyn_cast<sc::TransposeOp>(u); t && t.getPerm().back() != (int64_t)t.getPerm().size() - 1)
+        break;
+      ArrayRef<int64_t> r = shapeOf(u->getResult(0));
+      if (isa<sc::ReshapeOp>(u) && lastDim(x) == n && r.size() >= 2 && r.back() == parts * headDim &&
+          r[r.size() - 2] == heads && heads * parts * headDim == n)
+        perHead = true;
+      x = u->getResult(0);
+    }
     ArrayRef<int64_t> shape = shapeOf(x);
     int64_t rank = shape.size();
     // The axis along which the users cut x (a split, or slices/gathers on one axis).
@@ -167,21 +178,21 @@ struct Deriver {
     }
     if (!axis)
       return {std::nullopt, "its output is not cut into q, k and v"};
-    if (*axis == rank - 1 && shape.back() == n) {
+    if (*axis == rank - 1 && shape.back() == n && !perHead) {
       if (evenSplit)
         return {TpStyle::PackedColwise,
                 llvm::formatv("split into {0} equal contiguous parts ([q; k; v]): each part split over tp", parts)};
       return {std::nullopt, "its contiguous parts have different sizes (grouped kv heads), which packed_colwise "
                             "(equal parts) cannot express yet"};
     }
-    if (*axis == rank - 1 && rank >= 2 && shape[rank - 2] == heads && shape.back() == parts * headDim)
+    if (*axis == rank - 1 && perHead && shape.back() == parts * headDim)
       return {TpStyle::Colwise, llvm::formatv("q, k and v interleaved per head ([{0} heads, {1}·head_dim]): a "
                                               "plain column split keeps whole heads with their q, k and v",
                                               heads, parts)};
     if (*axis == rank - 2 && shape.back() == headDim)
-      return {std::nullopt, llvm::formatv("multi-query layout ([{0} heads; {1} kv heads] of head_dim): the kv "
-                                          "part has fewer heads than tp needs and packed_colwise cannot repeat it",
-                                          heads, shape[rank - 2] - heads)};
+      return {std::nullopt, llvm::formatv("its heads are stacked as [{0} q heads; {1} k; {1} v] (multi-query): "
+                                          "packed_colwise cannot yet split that along the heads and repeat the kv "
+                                          "part", heads, (shape[rank - 2] - heads) / 2)};
     return {std::nullopt, "its q, k and v parts have a layout shardc does not recognise"};
   }
 
