@@ -130,8 +130,8 @@ struct Deriver {
 
   // The layout of a fused projection's output: how it is cut into q, k and v.
   // Returns the style and a reason, or nullopt with why it cannot be sharded.
-  std::pair<std::optional<TpStyle>, std::string> fusedLayout(sc::LinearOp lin, int64_t heads, int64_t headDim,
-                                                             int64_t parts) {
+  std::pair<std::optional<TpStyle>, std::string> fusedLayout(sc::LinearOp lin, int64_t heads, int64_t kvHeads,
+                                                             int64_t headDim, int64_t parts) {
     int64_t n = lastDim(lin.getResult());
     Value x = lin.getResult();
     // Reshapes (flattening the tokens, or [.., n] -> [.., heads, parts·head_dim]) and
@@ -179,11 +179,12 @@ struct Deriver {
     if (!axis)
       return {std::nullopt, "its output is not cut into q, k and v"};
     if (*axis == rank - 1 && shape.back() == n && !perHead) {
-      if (evenSplit)
-        return {TpStyle::PackedColwise,
-                llvm::formatv("split into {0} equal contiguous parts ([q; k; v]): each part split over tp", parts)};
-      return {std::nullopt, "its contiguous parts have different sizes (grouped kv heads), which packed_colwise "
-                            "(equal parts) cannot express yet"};
+      if (heads % tp != 0 || kvHeads % tp != 0)
+        return {std::nullopt, llvm::formatv("its [q; k; v] parts hold {0} and {1} heads, which do not divide over "
+                                            "tp {2} (packed_colwise cannot repeat kv heads)", heads, kvHeads, tp)};
+      return {TpStyle::PackedColwise,
+              llvm::formatv("cut into contiguous parts ([q; k; v], {0} {1}): each part split over tp", heads * headDim,
+                            evenSplit ? "features each" : "+ 2 x " + std::to_string(kvHeads * headDim) + " features")};
     }
     if (*axis == rank - 1 && perHead && shape.back() == parts * headDim)
       return {TpStyle::Colwise, llvm::formatv("q, k and v interleaved per head ([{0} heads, {1}·head_dim]): a "
@@ -237,7 +238,7 @@ struct Deriver {
         assign(lin[i], TpStyle::Colwise, why);
       }
     } else if (lin[0] == lin[1] && lin[1] == lin[2]) {
-      auto [style, why] = fusedLayout(lin[0], heads, headDim, 3);
+      auto [style, why] = fusedLayout(lin[0], heads, kvHeads, headDim, 3);
       std::string what = llvm::formatv("fused q/k/v projection of attention at {0}: ", at);
       assign(lin[0], style, what + (style ? why : "replicated because " + why));
       sharded = style.has_value();
