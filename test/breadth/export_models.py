@@ -10,7 +10,7 @@ never runs this; test/breadth/check_breadth.py reads the committed files with th
 Each model: hidden 64, 2 layers, 4 heads, vocab 128, random weights (seed 0, then 0.02·N(0,1)
 added everywhere so no value is a default), exported with torch.onnx.export(..., dynamo=True)
 at input_ids int64 [2, 16], a wrapper module `m` returning the logits. <name>.io.npz beside it
-holds input_ids and PyTorch's logits (fp32).
+holds input_ids and PyTorch's logits (fp32) as <name>__input_ids, <name>__logits.
   - phi3_tiny:    Phi3ForCausalLM: fused qkv_proj (sliced into q, k, v), fused gate_up_proj
                   (chunked into gate and up), GQA (4 heads, 2 kv heads), RMSNorm, RoPE.
   - gptneox_tiny: GPTNeoXForCausalLM: parallel residual, fused query_key_value with q, k, v
@@ -72,7 +72,8 @@ def export(name, out):
     prog = torch.onnx.export(m, (ids,), dynamo=True, input_names=["input_ids"], output_names=["logits"],
                              external_data=False)
     prog.save(path)
-    np.savez(os.path.join(out, name + ".io.npz"), input_ids=ids.numpy(), logits=ref)
+    # The keys tools/shardc_verify.py --reference reads: <model>__<input>, <model>__<output>.
+    np.savez(os.path.join(out, name + ".io.npz"), **{name + "__input_ids": ids.numpy(), name + "__logits": ref})
     print(f"exported {path}: {os.path.getsize(path)} bytes")
 
 
