@@ -414,8 +414,12 @@ std::vector<std::pair<std::string, TpStyle>> globsFor(const std::vector<std::pai
       for (size_t from = idx - 1; from + 1 > 0 && glob.empty(); --from)
         if (std::string g = join(comps, from, idx); good(g, style))
           glob = g;
-    // The shortest suffix naming it alone, of two components at least (`model.norm`).
-    for (size_t from = comps.size() - std::min<size_t>(comps.size(), 1); from-- > 0 && glob.empty();)
+    // The shortest suffix naming it alone, of two components at least (`model.norm`), from
+    // the layer container on (`layers.0.mlp.down_proj`).
+    size_t longest = comps.size() - std::min<size_t>(comps.size(), 1);
+    if (idx > 0 && idx < (long)comps.size())
+      longest = std::min<size_t>(longest, idx);
+    for (size_t from = longest; from-- > 0 && glob.empty();)
       if (std::string g = join(comps, from); good(g, style) &&
                                              llvm::count_if(modulePaths, [&](const std::string &p) {
                                                return globMatches(g, p);
