@@ -49,13 +49,13 @@ LogicalResult unpackColwise(sc::LinearOp lin, ArrayRef<std::string> tp, int64_t 
   auto cutType = cast<RankedTensorType>(cut.getType());
   int64_t n = outType.getShape().back(), last = cutType.getRank() - 1;
   if (cut.use_empty() || cutType.getShape().back() != n)
-    return lin.emitError() << path << " is packed_colwise but its output is not cut into parts along the features";
+    return lin.emitError() << path << " is packed_colwise but its output is not split into parts";
   SmallVector<Part> parts;
   SmallVector<Operation *> cutters;
   if (auto split = cut.hasOneUse() ? dyn_cast<sc::SplitOp>(*cut.getUsers().begin()) : sc::SplitOp()) {
     int64_t axis = split.getAxis() < 0 ? split.getAxis() + cutType.getRank() : split.getAxis();
     if (axis != last)
-      return lin.emitError() << path << " is packed_colwise but its output is not split along the features";
+      return lin.emitError() << path << " is packed_colwise but its output is not split evenly along the features";
     int64_t start = 0;
     for (Value r : split.getResults()) {
       int64_t size = cast<RankedTensorType>(r.getType()).getShape().back();
@@ -71,8 +71,8 @@ LogicalResult unpackColwise(sc::LinearOp lin, ArrayRef<std::string> tp, int64_t 
       for (int64_t d = 0; onFeatures && d < last; ++d)
         onFeatures = slice.getStarts()[d] == 0 && rt.getShape()[d] == cutType.getShape()[d];
       if (!onFeatures)
-        return lin.emitError() << path << " is packed_colwise but its output is not cut into parts along the "
-                               << "features (by one split, or by slices)";
+        return lin.emitError() << path << " is packed_colwise but its output is not split into parts (one split, "
+                               << "or slices of the features)";
       parts.push_back({slice.getStarts()[last], rt.getShape().back(), slice.getResult()});
       cutters.push_back(slice);
     }
@@ -88,7 +88,7 @@ LogicalResult unpackColwise(sc::LinearOp lin, ArrayRef<std::string> tp, int64_t 
   }
   for (const Part &p : parts)
     if (p.size % tpSize != 0)
-      return lin.emitError() << path << " (packed_colwise): a packed part has " << p.size
+      return lin.emitError() << path << " (packed_colwise): each packed part has " << p.size
                              << " features, which do not divide over tp = " << tpSize;
   OpBuilder b(lin->getContext()); // before every cutter: right after the value they cut
   b.setInsertionPointAfterValue(cut);
