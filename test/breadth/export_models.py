@@ -17,6 +17,9 @@ holds input_ids and PyTorch's logits (fp32) as <name>__input_ids, <name>__logits
                   interleaved per head, partial rotary (rotary_pct 0.25), LayerNorm, GELU MLP.
   - falcon_tiny:  FalconForCausalLM (new_decoder_architecture false, multi_query): one kv head
                   fused after the query heads, parallel attention, LayerNorm, GELU MLP.
+  - qwen3_tiny:   Qwen3ForCausalLM: q_norm and k_norm per head (RMSNorm over head_dim), GQA.
+  - olmo2_tiny:   Olmo2ForCausalLM: q_norm and k_norm over the whole projection (RMSNorm over
+                  heads·head_dim), norms after attention and MLP (post-norm residual).
 """
 import argparse
 import os
@@ -45,6 +48,13 @@ def config(name):
         return transformers.FalconForCausalLM, transformers.FalconConfig(
             new_decoder_architecture=False, multi_query=True, parallel_attn=True, bias=False,
             alibi=False, **c)
+    if name == "qwen3_tiny":
+        return transformers.Qwen3ForCausalLM, transformers.Qwen3Config(
+            intermediate_size=128, num_key_value_heads=2, head_dim=16, **common)
+    if name == "olmo2_tiny":
+        return transformers.Olmo2ForCausalLM, transformers.Olmo2Config(
+            intermediate_size=128, num_key_value_heads=4, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+            **common)
     raise SystemExit(f"unknown model {name}")
 
 
@@ -84,7 +94,7 @@ def main():
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     failed = []
-    for name in args.model or ["phi3_tiny", "gptneox_tiny", "falcon_tiny"]:
+    for name in args.model or ["phi3_tiny", "gptneox_tiny", "falcon_tiny", "qwen3_tiny", "olmo2_tiny"]:
         try:
             export(name, args.out)
         except Exception as e:  # noqa: BLE001  (report every model, then fail)

@@ -397,6 +397,55 @@ TEST_F(ChoosePlan, AutoPlanDerivedFromTheGraph) {
   EXPECT_FALSE(d.linears[7].style.has_value());
 }
 
+TEST_F(ChoosePlan, AutoAnchorsOnUnraisedAttention) {
+  // Attention the raising does not recognise (unscaled, with an additive bias, as a T5
+  // encoder's): softmax(q·kᵀ + bias)·v between the projections and the head merge.
+  constexpr const char *kUnraised = R"mlir(
+#q = loc("node_q"("enc.block.0.attn.q"("t.onnx":1:0)))
+#k = loc("node_k"("enc.block.0.attn.k"("t.onnx":2:0)))
+#v = loc("node_v"("enc.block.0.attn.v"("t.onnx":3:0)))
+#s = loc("node_s"("enc.block.0.attn"("t.onnx":4:0)))
+#o = loc("node_o"("enc.block.0.attn.o"("t.onnx":5:0)))
+func.func @main(%x: tensor<1x4x8xf32>) -> tensor<1x4x8xf32> {
+  %wq = sc.param "enc.block.0.attn.q.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "q", tied = [], transform = #sc.transform<none>} : tensor<8x8xf32>
+  %wk = sc.param "enc.block.0.attn.k.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "k", tied = [], transform = #sc.transform<none>} : tensor<8x8xf32>
+  %wv = sc.param "enc.block.0.attn.v.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "v", tied = [], transform = #sc.transform<none>} : tensor<8x8xf32>
+  %wo = sc.param "enc.block.0.attn.o.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "o", tied = [], transform = #sc.transform<none>} : tensor<8x8xf32>
+  %bias = sc.param "enc.block.0.attn.bias" {file = "w.bin", offset = 0 : i64, onnx_name = "b", tied = [], transform = #sc.transform<none>} : tensor<1x2x4x4xf32>
+  %q = sc.linear %x, %wq {transpose_weight = true} : (tensor<1x4x8xf32>, tensor<8x8xf32>) -> tensor<1x4x8xf32> loc(#q)
+  %k = sc.linear %x, %wk {transpose_weight = true} : (tensor<1x4x8xf32>, tensor<8x8xf32>) -> tensor<1x4x8xf32> loc(#k)
+  %v = sc.linear %x, %wv {transpose_weight = true} : (tensor<1x4x8xf32>, tensor<8x8xf32>) -> tensor<1x4x8xf32> loc(#v)
+  %q4 = sc.reshape %q : (tensor<1x4x8xf32>) -> tensor<1x4x2x4xf32>
+  %k4 = sc.reshape %k : (tensor<1x4x8xf32>) -> tensor<1x4x2x4xf32>
+  %v4 = sc.reshape %v : (tensor<1x4x8xf32>) -> tensor<1x4x2x4xf32>
+  %qt = sc.transpose %q4 {perm = array<i64: 0, 2, 1, 3>} : (tensor<1x4x2x4xf32>) -> tensor<1x2x4x4xf32>
+  %kt = sc.transpose %k4 {perm = array<i64: 0, 2, 3, 1>} : (tensor<1x4x2x4xf32>) -> tensor<1x2x4x4xf32>
+  %vt = sc.transpose %v4 {perm = array<i64: 0, 2, 1, 3>} : (tensor<1x4x2x4xf32>) -> tensor<1x2x4x4xf32>
+  %sc = sc.matmul %qt, %kt : (tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32> loc(#s)
+  %sb = sc.add %sc, %bias : (tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32> loc(#s)
+  %p = sc.softmax %sb {axis = -1 : i64} : (tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32> loc(#s)
+  %a = sc.matmul %p, %vt : (tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32> loc(#s)
+  %at = sc.transpose %a {perm = array<i64: 0, 2, 1, 3>} : (tensor<1x2x4x4xf32>) -> tensor<1x4x2x4xf32>
+  %am = sc.reshape %at : (tensor<1x4x2x4xf32>) -> tensor<1x4x8xf32>
+  %o = sc.linear %am, %wo {transpose_weight = true} : (tensor<1x4x8xf32>, tensor<8x8xf32>) -> tensor<1x4x8xf32> loc(#o)
+  return %o : tensor<1x4x8xf32>
+}
+)mlir";
+  auto m = mlir::parseSourceString<mlir::ModuleOp>(kUnraised, &ctx);
+  ASSERT_TRUE(m);
+  TpDerivation d;
+  auto plan = choosePlan(*m, "", "tp=2", std::nullopt, &d);
+  ASSERT_TRUE(static_cast<bool>(plan)) << llvm::toString(plan.takeError());
+  EXPECT_EQ(d.attentionBlocks, 1);
+  EXPECT_EQ(plan->resolved.at("enc.block.0.attn.q"), TpStyle::Colwise);
+  EXPECT_EQ(plan->resolved.at("enc.block.0.attn.k"), TpStyle::Colwise);
+  EXPECT_EQ(plan->resolved.at("enc.block.0.attn.v"), TpStyle::Colwise);
+  EXPECT_EQ(plan->resolved.at("enc.block.0.attn.o"), TpStyle::Rowwise);
+  ASSERT_EQ(d.linears.size(), 4u);
+  EXPECT_EQ(d.linears[2].reason, "v projection of the attention at enc.block.0.attn (not raised: softmax(q·kᵀ)·v "
+                                 "matched as dataflow)");
+}
+
 TEST_F(ChoosePlan, AutoWithoutPatternsIsAnErrorUnderTp) {
   constexpr const char *kNoPattern = R"mlir(
 func.func @main(%x: tensor<1x4x8xf32>) -> tensor<1x4x8xf32> {

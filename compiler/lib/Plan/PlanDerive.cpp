@@ -41,12 +41,12 @@ ArrayRef<int64_t> shapeOf(Value v) { return cast<RankedTensorType>(v.getType()).
 // the walk stops. Returns false when the walk meets an op it may not cross (or grows past a
 // bound): the anchor then does not come from linears alone.
 template <typename Through>
-bool walkBack(Value v, Through through, SmallVectorImpl<Reached> &out) {
+bool walkBack(Value v, Through through, SmallVectorImpl<Reached> &out, bool argsAreLeaves = false) {
   SmallVector<Operation *, 8> chain;
   llvm::SmallPtrSet<Operation *, 32> seen;
   int budget = 256;
   std::function<bool(Value)> rec = [&](Value x) -> bool {
-    if (isConstantLike(x))
+    if (isConstantLike(x) || (argsAreLeaves && isa<BlockArgument>(x)))
       return true;
     Operation *d = x.getDefiningOp();
     if (!d || --budget < 0)
@@ -267,6 +267,72 @@ struct Deriver {
     ++out.attentionBlocks;
   }
 
+  // Attention the raising did not recognise (no sc.attention): `o` reads merged heads
+  // ([.., S, H, D] -> [.., S, H·D]) of `matmul(probabilities, v)`, the probabilities a softmax
+  // of `matmul(q, kᵀ)` plus any bias or mask (a T5 encoder's is unscaled and carries a bias).
+  void unraisedAttention(sc::LinearOp o) {
+    Value x = o.getInput();
+    int64_t heads = 0, headDim = 0;
+    while (Operation *d = x.getDefiningOp()) {
+      if (auto r = dyn_cast<sc::ReshapeOp>(d)) {
+        ArrayRef<int64_t> in = shapeOf(r.getInput()), res = shapeOf(r.getResult());
+        if (!heads && in.size() >= 4 && res.size() + 1 == in.size() && res.back() == in[in.size() - 2] * in.back()) {
+          heads = in[in.size() - 2];
+          headDim = in.back();
+        }
+      } else if (!isa<sc::TransposeOp, sc::CastOp, sc::CopyOp>(d)) {
+        break;
+      }
+      x = d->getOperand(0);
+    }
+    auto pv = x.getDefiningOp<sc::MatMulOp>();
+    if (!pv || !heads)
+      return;
+    bool softmax = false;
+    auto through = [&](Operation *op, SmallVectorImpl<Value> &next) {
+      if (isa<sc::MatMulOp>(op)) {
+        next.append({op->getOperand(0), op->getOperand(1)});
+        return true;
+      }
+      if (isa<sc::SoftmaxOp>(op)) {
+        softmax = true;
+        next.push_back(op->getOperand(0));
+        return true;
+      }
+      return throughToAttention(op, next);
+    };
+    SmallVector<Reached> qk, v;
+    if (!walkBack(pv.getLhs(), through, qk, /*argsAreLeaves=*/true) || !softmax ||
+        !walkBack(pv.getRhs(), throughToAttention, v) || v.size() != 1 || qk.empty() || qk.size() > 2)
+      return;
+    SmallVector<sc::LinearOp, 3> lins;
+    for (Reached &r : llvm::concat<Reached>(qk, v))
+      if (!llvm::is_contained(lins, r.lin))
+        lins.push_back(r.lin);
+    if (llvm::any_of(lins, [&](sc::LinearOp l) { return l == o || assigned(l); }))
+      return;
+    std::string at = modulePathOf(pv->getLoc());
+    std::string what = llvm::formatv("of the attention at {0} (not raised: softmax(q·kᵀ)·v matched as dataflow)",
+                                     at.empty() ? "(no module path)" : at);
+    bool sharded = true;
+    if (lins.size() == 3) {
+      for (Reached &r : qk)
+        assign(r.lin, TpStyle::Colwise, "q/k projection " + what);
+      assign(v.front().lin, TpStyle::Colwise, "v projection " + what);
+    } else if (lins.size() == 1) {
+      auto [style, why] = fusedLayout(lins.front(), heads, heads, headDim, 3);
+      assign(lins.front(), style, "fused q/k/v projection " + what + ": " + (style ? why : "replicated because " + why));
+      sharded = style.has_value();
+    } else {
+      for (sc::LinearOp l : lins)
+        assign(l, std::nullopt, "projection " + what + " fusing two of q, k and v: replicated");
+      sharded = false;
+    }
+    assign(o, sharded ? std::optional<TpStyle>(TpStyle::Rowwise) : std::nullopt,
+           "output projection " + what + (sharded ? ": consumes the merged heads" : ": replicated, as its q/k/v are"));
+    ++out.attentionBlocks;
+  }
+
   // `down` is an MLP's last linear when its input comes, through activations and the gating
   // product only, from linears that read one value (gate and up, or one fused gate_up).
   void mlp(sc::LinearOp down) {
@@ -343,6 +409,9 @@ struct Deriver {
       else if (auto att = dyn_cast<sc::AttentionOp>(op))
         attention(att);
     });
+    for (sc::LinearOp lin : all)
+      if (!assigned(lin))
+        unraisedAttention(lin);
     for (sc::LinearOp lin : all)
       if (!assigned(lin))
         mlp(lin);
