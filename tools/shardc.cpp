@@ -197,8 +197,10 @@ int runImport(MLIRContext &ctx) {
 
 // tp_plan: auto is derived from the raised program (docs/plan.md): raising here, before the
 // plan is chosen, leaves the compile pipeline's own raising nothing to do.
-LogicalResult raiseModule(ModuleOp module) {
+LogicalResult raiseModule(ModuleOp module, TimingScope *timing = nullptr) {
   PassManager pm(module.getContext(), ModuleOp::getOperationName());
+  if (timing)
+    pm.enableTiming(*timing);
   shardc::buildRaisePipeline(pm);
   return pm.run(module);
 }
@@ -266,8 +268,10 @@ int runCompile(MLIRContext &ctx) {
   // (sc.mesh, sc.tp_styles, sc.plan) so every later stage is reproducible from the IR.
   if (!planPath.empty() || !meshSpec.empty()) {
     // tp_plan: auto reads the raised program; the pipeline's raising is then a no-op.
-    if (failed(raiseModule(**module)))
+    TimingScope raiseTimer = root.nest("raise (before the plan)");
+    if (failed(raiseModule(**module, &raiseTimer)))
       return error("compilation failed");
+    raiseTimer.stop();
     std::optional<int64_t> worldSize;
     if (nproc > 0)
       worldSize = nproc;
