@@ -77,6 +77,8 @@ std::string printPlanYaml(const Plan &plan, const std::map<std::string, TpStyle>
       os << "\n  - " << yamlQuote(g);
     os << "\n";
   }
+  if (plan.gradientAccumulationSteps != 1)
+    os << "gradient_accumulation_steps: " << plan.gradientAccumulationSteps << "\n";
   os << "defer_fsdp_grad_sync: " << yamlBool(plan.deferFsdpGradSync) << "\n";
   os << "enable_fsdp2_prefetch: " << yamlBool(plan.fsdpPrefetch) << "\n";
   if (!resolved.empty()) {
@@ -138,6 +140,8 @@ DictionaryAttr planToAttr(MLIRContext *ctx, const Plan &plan) {
     attrs.push_back(b.getNamedAttr("lr_scheduler", l));
   if (plan.maxGradNorm)
     attrs.push_back(b.getNamedAttr("max_grad_norm", b.getF64FloatAttr(*plan.maxGradNorm)));
+  if (plan.gradientAccumulationSteps != 1)
+    attrs.push_back(b.getNamedAttr("gradient_accumulation_steps", b.getI64IntegerAttr(plan.gradientAccumulationSteps)));
   if (!plan.trainableGlobs.empty())
     attrs.push_back(b.getNamedAttr("trainable", b.getStrArrayAttr(SmallVector<StringRef>(plan.trainableGlobs.begin(), plan.trainableGlobs.end()))));
   if (!plan.frozenGlobs.empty())
@@ -239,6 +243,8 @@ llvm::Expected<Plan> planFromAttr(DictionaryAttr attr) {
   }
   if (auto clip = attr.getAs<FloatAttr>("max_grad_norm"))
     plan.maxGradNorm = clip.getValueAsDouble();
+  if (auto g = attr.getAs<IntegerAttr>("gradient_accumulation_steps"))
+    plan.gradientAccumulationSteps = g.getInt();
   for (auto [key, out] : {std::pair{"trainable", &plan.trainableGlobs}, {"frozen", &plan.frozenGlobs}})
     if (auto globs = attr.getAs<ArrayAttr>(key))
       for (Attribute g : globs)

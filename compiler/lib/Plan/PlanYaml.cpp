@@ -69,6 +69,7 @@ struct RawPlan {
   std::optional<RawOptimizer> optimizer;
   std::optional<RawScheduler> lrScheduler;
   std::optional<double> maxGradNorm;
+  std::optional<int64_t> gradientAccumulationSteps;
   std::optional<std::vector<std::string>> trainable, frozen;
   std::optional<std::string> offloadPolicy;
   // NeMo FSDP2Manager sizes, aliases of the mesh axes.
@@ -95,6 +96,7 @@ const StringRef kTopKeys[] = {"mesh",
                               "optimizer",
                               "lr_scheduler",
                               "max_grad_norm",
+                              "gradient_accumulation_steps",
                               "trainable",
                               "frozen",
                               "defer_fsdp_grad_sync",
@@ -302,6 +304,7 @@ template <> struct MappingTraits<RawPlan> {
     io.mapOptional("optimizer", p.optimizer);
     io.mapOptional("lr_scheduler", p.lrScheduler);
     io.mapOptional("max_grad_norm", p.maxGradNorm);
+    io.mapOptional("gradient_accumulation_steps", p.gradientAccumulationSteps);
     io.mapOptional("trainable", p.trainable);
     io.mapOptional("frozen", p.frozen);
     io.mapOptional("defer_fsdp_grad_sync", p.deferFsdpGradSync);
@@ -581,7 +584,14 @@ llvm::Expected<Plan> parsePlanText(StringRef text, StringRef name, std::optional
         return err(at(key) + key + ": an empty glob");
     *out = **raw;
   }
-  plan.deferFsdpGradSync = raw.deferFsdpGradSync.value_or(false);
+  if (auto g = raw.gradientAccumulationSteps) {
+    if (plan.mode != Mode::Train)
+      return err(at("gradient_accumulation_steps") + "gradient_accumulation_steps: needs mode: train");
+    if (*g < 1)
+      return err(at("gradient_accumulation_steps") + "gradient_accumulation_steps: must be >= 1");
+    plan.gradientAccumulationSteps = *g;
+  }
+  plan.deferFsdpGradSync = raw.deferFsdpGradSync.value_or(true);
   plan.fsdpPrefetch = raw.prefetch.value_or(true);
   return plan;
 }
