@@ -17,6 +17,7 @@
 #include "llvm/ADT/BitVector.h"
 #include "llvm/ADT/DenseSet.h"
 
+#include <functional>
 #include <queue>
 
 namespace shardc {
@@ -44,8 +45,8 @@ int64_t accumulationSteps(ModuleOp module, bool *defer = nullptr) {
 // The micro-batch a location belongs to: its module path's `mb<j>` first component; -1 for
 // none.
 int64_t microbatchOf(Location loc) {
-  StringRef path = StringRef(modulePathOf(loc));
-  StringRef head = path.split('.').first;
+  std::string path = modulePathOf(loc);
+  StringRef head = StringRef(path).split('.').first;
   int64_t j;
   if (!head.consume_front("mb") || head.getAsInteger(10, j))
     return -1;
@@ -337,6 +338,57 @@ struct Scheduler {
   }
 };
 
+// sc-autodiff adds a parameter's gradient contributions in the order it meets them, the last
+// micro-batch's first: g_{g-1} + ... + g_0. Run forward and backward per micro-batch, that sum
+// would hold every micro-batch's contribution until the last one's. Each gradient output's tree
+// of adds (inner adds read once, no broadcast) is rebuilt as ((g_0 + g_1) + ...) in micro-batch
+// order, so one running sum is kept.
+void accumulateInOrder(func::FuncOp func) {
+  auto ret = cast<func::ReturnOp>(func.getBody().front().getTerminator());
+  for (unsigned i = 0; i < func.getNumResults(); ++i) {
+    if (!resultName(func, i).starts_with("grad."))
+      continue;
+    auto root = ret.getOperand(i).getDefiningOp<sc::AddOp>();
+    if (!root)
+      continue;
+    SmallVector<Value> leaves;
+    SmallVector<sc::AddOp> inner;
+    std::function<void(Value)> flatten = [&](Value v) {
+      auto add = v.getDefiningOp<sc::AddOp>();
+      bool tree = add && (add == root || add->hasOneUse()) && add.getLhs().getType() == add.getType() &&
+                  add.getRhs().getType() == add.getType();
+      if (!tree) {
+        leaves.push_back(v);
+        return;
+      }
+      inner.push_back(add);
+      flatten(add.getLhs());
+      flatten(add.getRhs());
+    };
+    flatten(root.getResult());
+    auto mbOf = [](Value v) {
+      Operation *def = v.getDefiningOp();
+      return def ? microbatchOf(def->getLoc()) : int64_t(-1);
+    };
+    llvm::stable_sort(leaves, [&](Value a, Value b) { return mbOf(a) < mbOf(b); });
+    OpBuilder b(ret);
+    Value sum = leaves.front();
+    for (auto [k, leaf] : llvm::enumerate(ArrayRef<Value>(leaves).drop_front())) {
+      Location at = makeBackwardLoc(leaf.getDefiningOp() ? leaf.getDefiningOp()->getLoc() : root.getLoc());
+      // A running sum that another micro-batch adds to is copied into a buffer of its own:
+      // otherwise sc-fuse-elementwise makes the whole chain one kernel at its end, which would
+      // hold every micro-batch's contribution until the last.
+      if (k > 0 && mbOf(leaf) != mbOf(leaves[k]))
+        sum = sc::CopyOp::create(b, at, sum.getType(), sum);
+      sum = sc::AddOp::create(b, at, root.getType(), sum, leaf);
+    }
+    ret.setOperand(i, sum);
+    for (sc::AddOp add : inner) // from the root down: each is read by none now
+      if (add->use_empty())
+        add->erase();
+  }
+}
+
 struct ScScheduleMicrobatchesPass : impl::ScScheduleMicrobatchesBase<ScScheduleMicrobatchesPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
@@ -347,6 +399,7 @@ struct ScScheduleMicrobatchesPass : impl::ScScheduleMicrobatchesBase<ScScheduleM
     module.walk([&](func::FuncOp func) {
       if (func.isExternal())
         return;
+      accumulateInOrder(func);
       Scheduler{func, g}.run();
       if (defer)
         return;
@@ -360,7 +413,8 @@ struct ScScheduleMicrobatchesPass : impl::ScScheduleMicrobatchesBase<ScScheduleM
       func.walk([&](sc::ShardingConstraintOp c) {
         if (!isBackwardLoc(c.getLoc()))
           return;
-        StringRef node = StringRef(readOnnxLoc(c.getLoc()).nodeName);
+        std::string name = readOnnxLoc(c.getLoc()).nodeName;
+        StringRef node(name);
         if (!node.consume_front(kGradSyncNode) || !node.consume_front("."))
           return;
         if (auto it = storage.find(node); it != storage.end())
