@@ -129,26 +129,15 @@ struct ScAddOptimizerPass : impl::ScAddOptimizerBase<ScAddOptimizerPass> {
     setSharding(count, Sharding::replicated(0));
     Value t = e.add(count, e.scalar(1.0));
 
-    // clip_grad_norm_: the global L2 norm (sums over shards become all-reductions), and the
-    // factor min(1, max_norm / (norm + 1e-6)).
-    Value sumsq;
-    for (auto &[p, g] : params)
-      sumsq = sumsq ? e.add(sumsq, e.sumOfSquares(g)) : e.sumOfSquares(g);
-    Value norm = e.sqrt(sumsq);
-    Value coef;
-    if (maxNorm)
-      coef = sc::MinOp::create(end, e.loc, f32, e.scalar(1.0), e.div(e.scalar(*maxNorm), e.add(norm, e.scalar(1e-6))));
-
-    // Bias corrections (PyTorch's: 1 - beta^t), the step size lr / bc1, and sqrt(bc2).
-    auto pow = [&](double base) { return sc::PowOp::create(end, e.loc, f32, e.scalar(base), t).getResult(); };
-    Value lr = schedule ? scheduledLr(e, t, o.lr, *schedule) : e.scalar(o.lr);
-    Value stepSize = e.div(lr, e.sub(e.scalar(1.0), pow(o.beta1)));
-    // Decoupled weight decay's factor 1 − lr·wd (a constant without a schedule).
-    Value keep = schedule ? e.sub(e.scalar(1.0), e.mul(lr, e.scalar(o.weightDecay)))
-                          : e.scalar(1.0 - o.lr * o.weightDecay);
-    Value bc2Sqrt = e.sqrt(e.sub(e.scalar(1.0), pow(o.beta2)));
-
-    SmallVector<std::pair<Value, Value>> assigns{{t, count}};
+    // Each parameter's master, moments and the layout-constrained gradient and master, first:
+    // the norm reads the gradients in the stored layout, so each gradient is reduce-scattered
+    // once (the update reads the same shard) and only the sums of squares are all-reduced, over
+    // the axes that shard that parameter (clip_grad_norm_ on DTensors).
+    struct Update {
+      Location at;
+      Value w, m, v, gs, ws;
+    };
+    SmallVector<Update> updates;
     for (auto &[p, grad] : params) {
       auto type = cast<RankedTensorType>(p.getType());
       if (!type.getElementType().isF32())
@@ -178,8 +167,32 @@ struct ScAddOptimizerPass : impl::ScAddOptimizerBase<ScAddOptimizerPass> {
       auto constrain = [&](Value x) -> Value {
         return sc::ShardingConstraintOp::create(end, at, x.getType(), x, end.getStrArrayAttr(axes), stored.toAttr(ctx));
       };
-      Builder u{end, at, f32};
-      Value gs = constrain(grad), ws = constrain(w);
+      updates.push_back({at, w, m, v, constrain(grad), constrain(w)});
+    }
+
+    // clip_grad_norm_: the global L2 norm (sums over shards become all-reductions), and the
+    // factor min(1, max_norm / (norm + 1e-6)).
+    Value sumsq;
+    for (const Update &up : updates)
+      sumsq = sumsq ? e.add(sumsq, e.sumOfSquares(up.gs)) : e.sumOfSquares(up.gs);
+    Value norm = e.sqrt(sumsq);
+    Value coef;
+    if (maxNorm)
+      coef = sc::MinOp::create(end, e.loc, f32, e.scalar(1.0), e.div(e.scalar(*maxNorm), e.add(norm, e.scalar(1e-6))));
+
+    // Bias corrections (PyTorch's: 1 - beta^t), the step size lr / bc1, and sqrt(bc2).
+    auto pow = [&](double base) { return sc::PowOp::create(end, e.loc, f32, e.scalar(base), t).getResult(); };
+    Value lr = schedule ? scheduledLr(e, t, o.lr, *schedule) : e.scalar(o.lr);
+    Value stepSize = e.div(lr, e.sub(e.scalar(1.0), pow(o.beta1)));
+    // Decoupled weight decay's factor 1 − lr·wd (a constant without a schedule).
+    Value keep = schedule ? e.sub(e.scalar(1.0), e.mul(lr, e.scalar(o.weightDecay)))
+                          : e.scalar(1.0 - o.lr * o.weightDecay);
+    Value bc2Sqrt = e.sqrt(e.sub(e.scalar(1.0), pow(o.beta2)));
+
+    SmallVector<std::pair<Value, Value>> assigns{{t, count}};
+    for (const Update &up : updates) {
+      Value w = up.w, m = up.m, v = up.v, gs = up.gs, ws = up.ws;
+      Builder u{end, up.at, f32};
       Value g = coef ? u.mul(gs, coef) : gs;
       Value m1 = u.add(u.mul(m, u.scalar(o.beta1)), u.mul(g, u.scalar(1.0 - o.beta1)));
       Value v1 = u.add(u.mul(v, u.scalar(o.beta2)), u.mul(u.mul(g, g), u.scalar(1.0 - o.beta2)));
