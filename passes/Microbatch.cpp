@@ -405,6 +405,11 @@ struct ScScheduleMicrobatchesPass : impl::ScScheduleMicrobatchesBase<ScScheduleM
         return;
       // The backward of each micro-batch's parameter constraint: to the storage layout, so
       // that micro-batch's gradient is reduce-scattered there and the shards add.
+      Type reduceType;
+      if (auto mp = module->getAttrOfType<DictionaryAttr>("sc.mp_policy"))
+        if (auto r = mp.getAs<StringAttr>("reduce_dtype"); r && r.getValue() != "fp32")
+          reduceType = r.getValue() == "bf16" ? Type(BFloat16Type::get(module.getContext()))
+                                              : Type(Float16Type::get(module.getContext()));
       llvm::StringMap<Attribute> storage;
       func.walk([&](sc::ParamOp p) {
         if (Attribute s = p->getAttr("sc.storage_sharding"))
@@ -417,8 +422,21 @@ struct ScScheduleMicrobatchesPass : impl::ScScheduleMicrobatchesBase<ScScheduleM
         StringRef node(name);
         if (!node.consume_front(kGradSyncNode) || !node.consume_front("."))
           return;
-        if (auto it = storage.find(node); it != storage.end())
-          c.setShardingAttr(cast<sc::ShardingAttr>(it->second));
+        auto it = storage.find(node);
+        if (it == storage.end())
+          return;
+        c.setShardingAttr(cast<sc::ShardingAttr>(it->second));
+        // In reduce_dtype: cast before the reduce-scatter, back to f32 after it.
+        auto type = cast<RankedTensorType>(c.getType());
+        if (!reduceType || !type.getElementType().isF32())
+          return;
+        OpBuilder b(c);
+        auto lowType = RankedTensorType::get(type.getShape(), reduceType);
+        Value low = sc::CastOp::create(b, c.getLoc(), lowType, c.getInput());
+        auto reduced = sc::ShardingConstraintOp::create(b, c.getLoc(), lowType, low, c.getAxes(), c.getSharding());
+        Value back = sc::CastOp::create(b, c.getLoc(), type, reduced);
+        c.getResult().replaceAllUsesWith(back);
+        c.erase();
       });
     });
   }

@@ -68,6 +68,7 @@ struct MixedPrecision {
   DType paramDtype = DType::BF16;  // compute and FSDP all-gather dtype
   DType reduceDtype = DType::FP32; // gradient reductions
   DType outputDtype = DType::BF16; // model outputs
+  DType masterDtype = DType::FP32; // train: master weights and AdamW moments (fp32 or bf16)
 };
 
 enum class Mode { Inference, Train };
