@@ -136,9 +136,10 @@ struct Unroller {
       if (failed(func.insertArgument(n, RankedTensorType::get(shape, type.getElementType()),
                                      func.getArgAttrDict(arg.getArgNumber()), arg.getLoc())))
         return failure();
-      Sharding s = getSharding(arg).value_or(Sharding::replicated(type.getRank()));
-      s.dims.insert(s.dims.begin(), SmallVector<std::string, 2>());
-      setSharding(func.getArgument(n), s);
+      if (std::optional<Sharding> s = getSharding(arg)) {
+        s->dims.insert(s->dims.begin(), SmallVector<std::string, 2>());
+        setSharding(func.getArgument(n), *s);
+      }
       newArgs.push_back(func.getArgument(n));
     }
 
