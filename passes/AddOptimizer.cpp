@@ -51,6 +51,8 @@ struct Builder {
 };
 
 struct ScAddOptimizerPass : impl::ScAddOptimizerBase<ScAddOptimizerPass> {
+  Type reduceType;
+  bool masterBf16 = false;
   void runOnOperation() override {
     ModuleOp module = getOperation();
     auto train = module->getAttrOfType<DictionaryAttr>("sc.train");
@@ -66,6 +68,18 @@ struct ScAddOptimizerPass : impl::ScAddOptimizerBase<ScAddOptimizerPass> {
     if (auto l = train.getAs<DictionaryAttr>("lr_scheduler"))
       schedule = Schedule{l.getAs<IntegerAttr>("warmup_steps").getInt(), l.getAs<IntegerAttr>("total_steps").getInt(),
                           l.getAs<FloatAttr>("min_lr").getValueAsDouble()};
+    // mp_policy.reduce_dtype: the dtype of the gradients' data-parallel reduction.
+    reduceType = Float32Type::get(&getContext());
+    if (auto mp = module->getAttrOfType<DictionaryAttr>("sc.mp_policy"))
+      if (auto r = mp.getAs<StringAttr>("reduce_dtype")) {
+        if (r.getValue() == "bf16")
+          reduceType = BFloat16Type::get(&getContext());
+        else if (r.getValue() == "fp16")
+          reduceType = Float16Type::get(&getContext());
+      }
+    // mp_policy.master_dtype: bf16 keeps the masters and moments in bf16 (the update in f32).
+    auto master = train.getAs<StringAttr>("master_dtype");
+    masterBf16 = master && master.getValue() == "bf16";
     module.walk([&](func::FuncOp func) {
       if (!func.isExternal() && failed(addOptimizer(func, adamw, maxNorm, schedule)))
         signalPassFailure();
@@ -142,14 +156,32 @@ struct ScAddOptimizerPass : impl::ScAddOptimizerBase<ScAddOptimizerPass> {
     for (auto &[p, grad] : params) {
       auto type = cast<RankedTensorType>(p.getType());
       if (!type.getElementType().isF32())
-        return p.emitOpError() << "sc-add-optimizer: AdamW keeps f32 parameters as state; " << p.getName() << " is "
-                               << type.getElementType();
+        return p.emitOpError() << "sc-add-optimizer: AdamW keeps f32 parameters (or their bf16 copies) as state; "
+                               << p.getName() << " is " << type.getElementType();
       top.setInsertionPointAfter(p);
       Location at = loc(("adamw " + p.getName()).str());
-      auto w = sc::StateOp::create(top, at, type, p.getResult(), p.getName());
-      p.getResult().replaceAllUsesExcept(w, w);
-      auto m = sc::StateOp::create(top, at, type, Value(), ("adamw.exp_avg." + p.getName()).str());
-      auto v = sc::StateOp::create(top, at, type, Value(), ("adamw.exp_avg_sq." + p.getName()).str());
+      // bf16 masters: the state starts as the weight cast to bf16 (at load); the forward's
+      // cast to param_dtype (bf16) becomes the state itself.
+      auto stateType = masterBf16 ? RankedTensorType::get(type.getShape(), BFloat16Type::get(ctx)) : type;
+      Value init = p.getResult();
+      if (masterBf16)
+        init = sc::CastOp::create(top, at, stateType, init);
+      auto w = sc::StateOp::create(top, at, stateType, init, p.getName());
+      if (masterBf16) {
+        for (Operation *user : llvm::to_vector(p->getUsers()))
+          if (auto c = dyn_cast<sc::CastOp>(user); c && c != init.getDefiningOp() && c.getType() == stateType) {
+            c.getResult().replaceAllUsesWith(w.getResult());
+            c->erase();
+          }
+        if (!p->hasOneUse())
+          return p.emitOpError() << "sc-add-optimizer: master_dtype bf16 needs every read of " << p.getName()
+                                 << " to be its cast to bf16 (param_dtype: bf16)";
+      } else {
+        p.getResult().replaceAllUsesExcept(w, w);
+      }
+      top.setInsertionPointAfter(w); // the erased cast may have been the insertion point
+      auto m = sc::StateOp::create(top, at, stateType, Value(), ("adamw.exp_avg." + p.getName()).str());
+      auto v = sc::StateOp::create(top, at, stateType, Value(), ("adamw.exp_avg_sq." + p.getName()).str());
       // FSDP2's layout: the state, its moments and the update live sharded as the parameter
       // is stored (sc-apply-plan's sc.storage_sharding: tp and the FSDP axes; the weights are
       // read already sharded, so the state's initial copy is local). The forward and backward
@@ -161,6 +193,8 @@ struct ScAddOptimizerPass : impl::ScAddOptimizerBase<ScAddOptimizerPass> {
       Sharding stored = Sharding::fromAttr(p->getAttr("sc.storage_sharding")).value_or(compute);
       p->removeAttr("sc.storage_sharding");
       setSharding(p.getResult(), stored);
+      if (masterBf16)
+        setSharding(init, stored);
       setSharding(w.getResult(), compute);
       w->setAttr("sc.storage_sharding", stored.toAttr(ctx));
       setSharding(m.getResult(), stored);
@@ -170,11 +204,20 @@ struct ScAddOptimizerPass : impl::ScAddOptimizerBase<ScAddOptimizerPass> {
       };
       // The gradient's constraint right after the gradient: its reduce-scatter runs in the
       // backward, where FSDP2 runs it (after the layer's backward), and the unsharded gradient
-      // dies there instead of living to the end of the step.
+      // dies there instead of living to the end of the step. It is reduced in reduce_dtype
+      // (FSDP2's): cast before the reduce-scatter (the Partial gradient flows through the
+      // cast), back to f32 after it.
       OpBuilder afterGrad(ctx);
       afterGrad.setInsertionPointAfterValue(grad);
-      Value gs = sc::ShardingConstraintOp::create(afterGrad, at, grad.getType(), grad, afterGrad.getStrArrayAttr(axes),
-                                                  stored.toAttr(ctx));
+      Value gs = grad;
+      auto gradType = cast<RankedTensorType>(grad.getType());
+      bool low = !reduceType.isF32() && gradType.getElementType().isF32();
+      if (low)
+        gs = sc::CastOp::create(afterGrad, at, RankedTensorType::get(gradType.getShape(), reduceType), gs);
+      gs = sc::ShardingConstraintOp::create(afterGrad, at, gs.getType(), gs, afterGrad.getStrArrayAttr(axes),
+                                            stored.toAttr(ctx));
+      if (low)
+        gs = sc::CastOp::create(afterGrad, at, gradType, gs);
       std::string shardAxes;
       for (auto &dimAxes : stored.dims)
         for (auto &a : dimAxes)
@@ -214,11 +257,19 @@ struct ScAddOptimizerPass : impl::ScAddOptimizerBase<ScAddOptimizerPass> {
     Value bc2Sqrt = e.sqrt(e.sub(e.scalar(1.0), pow(o.beta2)));
 
     for (const Update &up : updates) {
-      Value w = up.w, m = up.m, v = up.v, gs = up.gs, ws = up.ws;
       Builder u{end, up.at, f32};
+      // The update in f32 (bf16 masters and moments widened, the new values rounded back).
+      auto wideType = cast<RankedTensorType>(up.gs.getType());
+      auto wide = [&](Value x) -> Value {
+        return x.getType() == wideType ? x : sc::CastOp::create(end, up.at, wideType, x).getResult();
+      };
+      auto narrow = [&](Value x, Value state) -> Value {
+        return state.getType() == x.getType() ? x : sc::CastOp::create(end, up.at, state.getType(), x).getResult();
+      };
+      Value w = up.w, m = up.m, v = up.v, gs = up.gs, ws = wide(up.ws);
       Value g = coef ? u.mul(gs, coef) : gs;
-      Value m1 = u.add(u.mul(m, u.scalar(o.beta1)), u.mul(g, u.scalar(1.0 - o.beta1)));
-      Value v1 = u.add(u.mul(v, u.scalar(o.beta2)), u.mul(u.mul(g, g), u.scalar(1.0 - o.beta2)));
+      Value m1 = u.add(u.mul(wide(m), u.scalar(o.beta1)), u.mul(g, u.scalar(1.0 - o.beta1)));
+      Value v1 = u.add(u.mul(wide(v), u.scalar(o.beta2)), u.mul(u.mul(g, g), u.scalar(1.0 - o.beta2)));
       Value denom = u.add(u.div(u.sqrt(v1), bc2Sqrt), u.scalar(o.eps));
       Value decayed = u.mul(ws, keep);
       Value w1 = u.sub(decayed, u.mul(u.div(m1, denom), stepSize));
@@ -226,7 +277,7 @@ struct ScAddOptimizerPass : impl::ScAddOptimizerBase<ScAddOptimizerPass> {
       // them earlier; the norm reads gradients), so the new values are assigned at once and
       // die here: held until the end of the step they would be three more copies of the
       // masters in the arena.
-      for (auto [value, state] : {std::pair{w1, w}, {m1, m}, {v1, v}})
+      for (auto [value, state] : {std::pair{narrow(w1, w), w}, {narrow(m1, m), m}, {narrow(v1, v), v}})
         sc::AssignOp::create(end, value.getLoc(), value, state);
     }
     // The step count is read by every update's bias corrections: its assign comes last.

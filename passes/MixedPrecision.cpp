@@ -111,12 +111,8 @@ struct ScMixedPrecisionPass : impl::ScMixedPrecisionBase<ScMixedPrecisionPass> {
     if (param->isF32() || module->hasAttr("sc.train") != bool(train))
       return;
     Type low = *param;
-    if (train && name("reduce_dtype") != "fp32") {
-      module.emitError() << "sc-mixed-precision: mode: train reduces gradients in fp32 (they are cast back to the "
-                            "f32 parameters before their reduction); reduce_dtype: "
-                         << name("reduce_dtype") << " is not supported yet";
-      return signalPassFailure();
-    }
+    // A train program's reduce_dtype is sc-add-optimizer's: the gradients, cast back to the f32
+    // parameters here, are cast to it before their data-parallel reduction.
 
     module.walk([&](func::FuncOp func) {
       llvm::DenseSet<Value> kept = keptInF32(func);

@@ -32,7 +32,11 @@ void buildShardingPipeline(mlir::OpPassManager &pm) {
   pm.addPass(createScAddLoss());
   pm.addPass(createScApplyPlan());
   pm.addPass(createScMixedPrecision(ScMixedPrecisionOptions{/*train=*/true}));
+  // Gradient accumulation: the forward and loss once per micro-batch, differentiated together,
+  // then each micro-batch's backward moved right after its forward.
+  pm.addPass(createScUnrollMicrobatches());
   pm.addPass(createScAutodiff());
+  pm.addPass(createScScheduleMicrobatches());
   pm.addPass(createScCheckpointActivations());
   pm.addPass(createScAddOptimizer());
   pm.nest<mlir::func::FuncOp>().addPass(createScGroupLayers());
@@ -66,7 +70,7 @@ void registerAllShardcPasses() {
   mlir::PassPipelineRegistration<>("sc-compile", "the single-rank compile pipeline (raise, group layers, fuse, plan memory)",
                                    [](mlir::OpPassManager &pm) { buildCompilePipeline(pm, false); });
   mlir::PassPipelineRegistration<>(
-      "sc-shard", "add-loss (train mode), apply-plan, autodiff, checkpoint-activations and add-optimizer (train mode), group-layers, mixed-precision, propagate-sharding, insert-reshards, partition, "
+      "sc-shard", "add-loss (train mode), apply-plan, unroll-microbatches, autodiff, schedule-microbatches, checkpoint-activations and add-optimizer (train mode), group-layers, mixed-precision, propagate-sharding, insert-reshards, partition, "
                   "bucket-fsdp-gathers",
       buildShardingPipeline);
 }

@@ -304,6 +304,12 @@ int runCompile(MLIRContext &ctx) {
         train.push_back(b.getNamedAttr("lr_scheduler", l));
       if (plan->maxGradNorm)
         train.push_back(b.getNamedAttr("max_grad_norm", b.getF64FloatAttr(*plan->maxGradNorm)));
+      if (plan->gradientAccumulationSteps != 1) {
+        train.push_back(b.getNamedAttr("gradient_accumulation_steps", b.getI64IntegerAttr(plan->gradientAccumulationSteps)));
+        train.push_back(b.getNamedAttr("defer_fsdp_grad_sync", b.getBoolAttr(plan->deferFsdpGradSync)));
+      }
+      if (plan->mp.masterDtype != shardc::DType::FP32)
+        train.push_back(b.getNamedAttr("master_dtype", b.getStringAttr(shardc::stringifyDType(plan->mp.masterDtype))));
       train.push_back(b.getNamedAttr("reshard_after_forward",
                                      b.getStringAttr(shardc::stringifyReshardAfterForward(plan->reshardAfterForward))));
       if (plan->activationCheckpointing != shardc::Checkpointing::None)

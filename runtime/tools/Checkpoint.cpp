@@ -63,14 +63,22 @@ DType savedDType(DType t) { return t == DType::F16 || t == DType::BF16 ? DType::
 } // namespace
 
 std::vector<StateSlice> stateSlices(const Artifact &a, int64_t rank) {
-  // A parameter's state is initialised by a load step copying its weight buffer into it.
-  std::map<int64_t, const BufferDesc *> initOf;
-  for (const Step &s : a.loadSteps)
-    if (s.op == "copy" && s.in.size() == 1 && s.out.size() == 1) {
-      const BufferDesc &from = a.buffers[static_cast<size_t>(s.in[0])];
-      if (from.storage == Storage::Weight)
-        initOf[s.out[0]] = &from;
-    }
+  // A parameter's state is initialised by a load step copying its weight buffer into it, or
+  // (bf16 master weights) copying the weight's conversion: a load-time kernel from the weight
+  // alone to a buffer of its shape in another dtype.
+  std::map<int64_t, const BufferDesc *> initOf, convertedFrom;
+  for (const Step &s : a.loadSteps) {
+    if (s.in.size() != 1 || s.out.size() != 1)
+      continue;
+    const BufferDesc &from = a.buffers[static_cast<size_t>(s.in[0])];
+    const BufferDesc &to = a.buffers[static_cast<size_t>(s.out[0])];
+    if (s.op == "copy" && from.storage == Storage::Weight)
+      initOf[s.out[0]] = &from;
+    else if (s.op == "copy" && convertedFrom.count(s.in[0]))
+      initOf[s.out[0]] = convertedFrom[s.in[0]];
+    else if (s.op != "copy" && from.storage == Storage::Weight && from.shape == to.shape && from.dtype != to.dtype)
+      convertedFrom[s.out[0]] = &from;
+  }
   std::vector<StateSlice> out;
   std::map<std::string, size_t> params; // state name -> index in `out`
   for (const BufferDesc &b : a.buffers) {

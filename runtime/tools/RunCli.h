@@ -160,13 +160,19 @@ void reportStep(const RankOutput &say, int64_t step, const std::vector<HostTenso
 // a one-line error.
 std::string writeLossesJson(const std::string &path, const StepFigures &figures);
 // --data FILE: raw little-endian int32 token ids feeding the artifact's one input, an i64
-// [B, S] named input_ids (the global batch: every rank reads the same tokens). Run k of the
-// state (counted across --load-state) reads tokens [k*B*S, (k+1)*B*S) modulo the file's length.
+// [B, S] named input_ids (the global batch: every rank reads the same tokens), or [g, B, S]
+// under gradient_accumulation_steps g. Run k of the state (counted across --load-state) reads
+// the next g*B*S tokens, [k*g*B*S, (k+1)*g*B*S) modulo the file's length, in that order.
 struct TokenStream {
   std::string path, input;    // the file; the input's name
-  std::vector<int64_t> shape; // [B, S]
+  std::vector<int64_t> shape; // [B, S] or [g, B, S]
   int64_t fileTokens = 0;
-  int64_t batchTokens() const { return shape.size() == 2 ? shape[0] * shape[1] : 0; }
+  int64_t batchTokens() const {
+    int64_t n = shape.empty() ? 0 : 1;
+    for (int64_t d : shape)
+      n *= d;
+    return n;
+  }
 };
 // Checks the artifact's inputs and the file (its size: a non-zero multiple of 4); "" or a
 // one-line error.

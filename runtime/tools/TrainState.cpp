@@ -170,13 +170,17 @@ std::string openTokenStream(const Options &o, const Artifact &artifact, TokenStr
   const BufferDesc *in = artifact.inputs.size() == 1
                              ? &artifact.buffers[static_cast<size_t>(artifact.inputs[0].buffer)]
                              : nullptr;
-  if (!in || artifact.inputs[0].name != "input_ids" || in->dtype != DType::I64 || in->globalShape.size() != 2) {
+  // [B, S], or [g, B, S] with gradient_accumulation_steps g (micro-batch j: the step's tokens
+  // [j*B*S, (j+1)*B*S)).
+  if (!in || artifact.inputs[0].name != "input_ids" || in->dtype != DType::I64 ||
+      (in->globalShape.size() != 2 && in->globalShape.size() != 3)) {
     std::string have;
     for (const IoBinding &b : artifact.inputs) {
       const BufferDesc &d = artifact.buffers[static_cast<size_t>(b.buffer)];
       have += (have.empty() ? "" : ", ") + b.name + " " + typeText(d.dtype, d.globalShape);
     }
-    return "--data " + o.data + ": " + o.model + " needs exactly one input, an i64 [B, S] named input_ids; its "
+    return "--data " + o.data + ": " + o.model + " needs exactly one input, an i64 [B, S] (or [g, B, S]) named "
+           "input_ids; its "
            "inputs: " + (have.empty() ? std::string("none") : have);
   }
   stream.input = artifact.inputs[0].name;

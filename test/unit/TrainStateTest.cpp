@@ -654,10 +654,10 @@ TEST(TrainState, DataRefusals) {
   std::string other = writeDataArtifact(dir, 1, "tokens");
   r = shardcRun({other, "--data", ten});
   EXPECT_EQ(r.err, "shardc-run: error: --data " + ten + ": " + other +
-                       " needs exactly one input, an i64 [B, S] named input_ids; its inputs: tokens i64 2x3");
+                       " needs exactly one input, an i64 [B, S] (or [g, B, S]) named input_ids; its inputs: tokens i64 2x3");
   std::string train = writeTrainArtifact(dir, 1);
   r = shardcRun({train, "--data", ten});
   EXPECT_EQ(r.err, "shardc-run: error: --data " + ten + ": " + train +
-                       " needs exactly one input, an i64 [B, S] named input_ids; its inputs: x f32 4");
+                       " needs exactly one input, an i64 [B, S] (or [g, B, S]) named input_ids; its inputs: x f32 4");
   EXPECT_EQ(shardcRun({model, "--data"}).err, "shardc-run: error: --data needs a token file");
 }

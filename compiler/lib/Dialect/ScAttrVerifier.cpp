@@ -184,6 +184,14 @@ LogicalResult verifyAttr(Operation *op, Scope scope, NamedAttribute named, Type 
         continue;
       if (a.getName() == "max_grad_norm") {
         ok &= isa<FloatAttr>(a.getValue());
+      } else if (a.getName() == "gradient_accumulation_steps") {
+        auto g = dyn_cast<IntegerAttr>(a.getValue());
+        ok &= g && g.getInt() >= 1;
+      } else if (a.getName() == "defer_fsdp_grad_sync") {
+        ok &= isa<BoolAttr>(a.getValue());
+      } else if (a.getName() == "master_dtype") {
+        auto s = dyn_cast<StringAttr>(a.getValue());
+        ok &= s && (s.getValue() == "bf16" || s.getValue() == "fp32");
       } else if (a.getName() == "reshard_after_forward") {
         auto s = dyn_cast<StringAttr>(a.getValue());
         ok &= s && (s.getValue() == "true" || s.getValue() == "false" || s.getValue() == "auto");
@@ -205,7 +213,9 @@ LogicalResult verifyAttr(Operation *op, Scope scope, NamedAttribute named, Type 
     }
     return expect(ok, "{labels = \"input_ids\" | \"input\", optimizer = {lr, beta1, beta2, eps, weight_decay} "
                       "(optional), lr_scheduler = {warmup_steps, total_steps, min_lr} (optional), max_grad_norm = <float> "
-                      "(optional), activation_checkpointing = \"full\" | \"selective\" (optional), reshard_after_forward = \"true\" | \"false\" | \"auto\" (optional)}");
+                      "(optional), activation_checkpointing = \"full\" | \"selective\" (optional), reshard_after_forward = \"true\" | \"false\" | \"auto\" (optional), "
+                      "gradient_accumulation_steps = <int >= 1> (optional), defer_fsdp_grad_sync = <bool> (optional), "
+                      "master_dtype = \"bf16\" | \"fp32\" (optional)}");
   }
   if (name == "sc.source")
     return failed(only({Scope::Module})) ? failure() : expect(isa<StringAttr>(attr), "a string");

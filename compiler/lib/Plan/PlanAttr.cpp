@@ -55,7 +55,8 @@ std::string printPlanYaml(const Plan &plan, const std::map<std::string, TpStyle>
   os << "sequence_parallel: " << yamlBool(plan.sequenceParallel) << "\n";
   os << "mp_policy: {param_dtype: " << stringifyDType(plan.mp.paramDtype)
      << ", reduce_dtype: " << stringifyDType(plan.mp.reduceDtype)
-     << ", output_dtype: " << stringifyDType(plan.mp.outputDtype) << "}\n";
+     << ", output_dtype: " << stringifyDType(plan.mp.outputDtype)
+     << (plan.mp.masterDtype == DType::FP32 ? "" : ", master_dtype: " + stringifyDType(plan.mp.masterDtype).str()) << "}\n";
   os << "reshard_after_forward: " << stringifyReshardAfterForward(plan.reshardAfterForward) << "\n";
   os << "activation_checkpointing: " << stringifyCheckpointing(plan.activationCheckpointing) << "\n";
   os << "mode: " << stringifyMode(plan.mode) << "\n";
@@ -77,6 +78,8 @@ std::string printPlanYaml(const Plan &plan, const std::map<std::string, TpStyle>
       os << "\n  - " << yamlQuote(g);
     os << "\n";
   }
+  if (plan.gradientAccumulationSteps != 1)
+    os << "gradient_accumulation_steps: " << plan.gradientAccumulationSteps << "\n";
   os << "defer_fsdp_grad_sync: " << yamlBool(plan.deferFsdpGradSync) << "\n";
   os << "enable_fsdp2_prefetch: " << yamlBool(plan.fsdpPrefetch) << "\n";
   if (!resolved.empty()) {
@@ -138,6 +141,10 @@ DictionaryAttr planToAttr(MLIRContext *ctx, const Plan &plan) {
     attrs.push_back(b.getNamedAttr("lr_scheduler", l));
   if (plan.maxGradNorm)
     attrs.push_back(b.getNamedAttr("max_grad_norm", b.getF64FloatAttr(*plan.maxGradNorm)));
+  if (plan.gradientAccumulationSteps != 1)
+    attrs.push_back(b.getNamedAttr("gradient_accumulation_steps", b.getI64IntegerAttr(plan.gradientAccumulationSteps)));
+  if (plan.mp.masterDtype != DType::FP32)
+    attrs.push_back(b.getNamedAttr("master_dtype", b.getStringAttr(stringifyDType(plan.mp.masterDtype))));
   if (!plan.trainableGlobs.empty())
     attrs.push_back(b.getNamedAttr("trainable", b.getStrArrayAttr(SmallVector<StringRef>(plan.trainableGlobs.begin(), plan.trainableGlobs.end()))));
   if (!plan.frozenGlobs.empty())
@@ -239,6 +246,14 @@ llvm::Expected<Plan> planFromAttr(DictionaryAttr attr) {
   }
   if (auto clip = attr.getAs<FloatAttr>("max_grad_norm"))
     plan.maxGradNorm = clip.getValueAsDouble();
+  if (auto g = attr.getAs<IntegerAttr>("gradient_accumulation_steps"))
+    plan.gradientAccumulationSteps = g.getInt();
+  if (auto m = attr.getAs<StringAttr>("master_dtype")) {
+    auto d = parseDType(m.getValue());
+    if (!d)
+      return bad("master_dtype must be bf16 or fp32");
+    plan.mp.masterDtype = *d;
+  }
   for (auto [key, out] : {std::pair{"trainable", &plan.trainableGlobs}, {"frozen", &plan.frozenGlobs}})
     if (auto globs = attr.getAs<ArrayAttr>(key))
       for (Attribute g : globs)

@@ -32,7 +32,7 @@ struct RawMesh {
   std::optional<int64_t> dpReplicate, dpShard, cp, tp;
 };
 struct RawMp {
-  std::optional<DType> param, reduce, output;
+  std::optional<DType> param, reduce, output, master;
   std::optional<bool> castForwardInputs;
 };
 // `tp_plan`: a scalar (auto) or a map glob -> style.
@@ -69,6 +69,7 @@ struct RawPlan {
   std::optional<RawOptimizer> optimizer;
   std::optional<RawScheduler> lrScheduler;
   std::optional<double> maxGradNorm;
+  std::optional<int64_t> gradientAccumulationSteps;
   std::optional<std::vector<std::string>> trainable, frozen;
   std::optional<std::string> offloadPolicy;
   // NeMo FSDP2Manager sizes, aliases of the mesh axes.
@@ -95,6 +96,7 @@ const StringRef kTopKeys[] = {"mesh",
                               "optimizer",
                               "lr_scheduler",
                               "max_grad_norm",
+                              "gradient_accumulation_steps",
                               "trainable",
                               "frozen",
                               "defer_fsdp_grad_sync",
@@ -106,7 +108,7 @@ const StringRef kTopKeys[] = {"mesh",
                               "dp_size",
                               "cp_size",
                               "dp_replicate_size"};
-const StringRef kMpKeys[] = {"param_dtype", "reduce_dtype", "output_dtype", "cast_forward_inputs"};
+const StringRef kMpKeys[] = {"param_dtype", "reduce_dtype", "output_dtype", "master_dtype", "cast_forward_inputs"};
 
 void onYamlDiag(const llvm::SMDiagnostic &d, void *c) {
   auto *ctx = static_cast<ParseCtx *>(c);
@@ -221,6 +223,7 @@ template <> struct MappingTraits<RawMp> {
     io.mapOptional("param_dtype", m.param);
     io.mapOptional("reduce_dtype", m.reduce);
     io.mapOptional("output_dtype", m.output);
+    io.mapOptional("master_dtype", m.master);
     io.mapOptional("cast_forward_inputs", m.castForwardInputs);
     auto *ctx = static_cast<ParseCtx *>(io.getContext());
     ctx->knownKeys.assign(std::begin(kMpKeys), std::end(kMpKeys));
@@ -302,6 +305,7 @@ template <> struct MappingTraits<RawPlan> {
     io.mapOptional("optimizer", p.optimizer);
     io.mapOptional("lr_scheduler", p.lrScheduler);
     io.mapOptional("max_grad_norm", p.maxGradNorm);
+    io.mapOptional("gradient_accumulation_steps", p.gradientAccumulationSteps);
     io.mapOptional("trainable", p.trainable);
     io.mapOptional("frozen", p.frozen);
     io.mapOptional("defer_fsdp_grad_sync", p.deferFsdpGradSync);
@@ -511,6 +515,9 @@ llvm::Expected<Plan> parsePlanText(StringRef text, StringRef name, std::optional
     plan.mp.paramDtype = raw.mp->param.value_or(plan.mp.paramDtype);
     plan.mp.reduceDtype = raw.mp->reduce.value_or(plan.mp.reduceDtype);
     plan.mp.outputDtype = raw.mp->output.value_or(plan.mp.outputDtype);
+    plan.mp.masterDtype = raw.mp->master.value_or(plan.mp.masterDtype);
+    if (plan.mp.masterDtype == DType::FP16)
+      return err(at("mp_policy.master_dtype") + "master_dtype: fp32 or bf16");
     // FSDP2 casts floating inputs to param_dtype; shardc always does (the graph is typed).
     if (raw.mp->castForwardInputs && !*raw.mp->castForwardInputs)
       return err(at("mp_policy.cast_forward_inputs") +
@@ -581,7 +588,17 @@ llvm::Expected<Plan> parsePlanText(StringRef text, StringRef name, std::optional
         return err(at(key) + key + ": an empty glob");
     *out = **raw;
   }
-  plan.deferFsdpGradSync = raw.deferFsdpGradSync.value_or(false);
+  if (plan.mp.masterDtype == DType::BF16 && (plan.mode != Mode::Train || plan.mp.paramDtype != DType::BF16))
+    return err(at("mp_policy.master_dtype") +
+               "master_dtype: bf16 keeps bf16 master weights of a bf16 model: it needs mode: train and param_dtype: bf16");
+  if (auto g = raw.gradientAccumulationSteps) {
+    if (plan.mode != Mode::Train)
+      return err(at("gradient_accumulation_steps") + "gradient_accumulation_steps: needs mode: train");
+    if (*g < 1)
+      return err(at("gradient_accumulation_steps") + "gradient_accumulation_steps: must be >= 1");
+    plan.gradientAccumulationSteps = *g;
+  }
+  plan.deferFsdpGradSync = raw.deferFsdpGradSync.value_or(true);
   plan.fsdpPrefetch = raw.prefetch.value_or(true);
   return plan;
 }

@@ -68,6 +68,7 @@ struct MixedPrecision {
   DType paramDtype = DType::BF16;  // compute and FSDP all-gather dtype
   DType reduceDtype = DType::FP32; // gradient reductions
   DType outputDtype = DType::BF16; // model outputs
+  DType masterDtype = DType::FP32; // train: master weights and AdamW moments (fp32 or bf16)
 };
 
 enum class Mode { Inference, Train };
@@ -120,9 +121,13 @@ struct Plan {
   std::optional<LrScheduler> lrScheduler;
   // `max_grad_norm:` (with an optimizer): clip_grad_norm_ on the global gradient norm first.
   std::optional<double> maxGradNorm;
+  // `gradient_accumulation_steps:` (train mode): a step is g micro-batches of the export's
+  // [B, S], read as input_ids [g, B, S]; their gradients add before the optimizer.
+  int64_t gradientAccumulationSteps = 1;
   // NeMo FSDP2Config options: defer the gradient reduce-scatter to the last micro-batch
-  // (no effect without gradient accumulation) and prefetch the next layer's all-gather.
-  bool deferFsdpGradSync = false;
+  // (true, NeMo's default: one reduce-scatter of the summed gradient; false: one per
+  // micro-batch, the shards added) and prefetch the next layer's all-gather.
+  bool deferFsdpGradSync = true;
   bool fsdpPrefetch = true;
   // Module path -> style once resolved (resolveTpPlan), carried through sc.plan so that a
   // pass run on printed IR without locations still knows it. Empty until resolved.

@@ -120,6 +120,34 @@ def ScAddLoss : Pass<"sc-add-loss", "mlir::ModuleOp"> {
   }];
 }
 
+def ScUnrollMicrobatches : Pass<"sc-unroll-microbatches", "mlir::ModuleOp"> {
+  let summary = "gradient accumulation: the forward and loss cloned once per micro-batch";
+  let description = [{
+    Runs when `sc.train` has `gradient_accumulation_steps` g > 1, after sc-apply-plan and
+    sc-mixed-precision and before sc-autodiff (passes/Microbatch.cpp). Every input of rank >= 1
+    gets a leading dim g ([B, S] becomes [g, B, S], the data-parallel split moving to dim 1);
+    the ops that depend on the inputs are cloned once per micro-batch j, each reading slice j,
+    their module paths prefixed with `mb<j>.` (so each micro-batch's layers are layers of their
+    own). The loss becomes the sum of the micro-batches' summed cross-entropies divided by the
+    step's count of label tokens (counted from the labels, so no micro-batch's backward waits
+    for a later forward); the model's other outputs are dropped. With `defer_fsdp_grad_sync`
+    false each micro-batch reads each trainable parameter through a layout constraint whose
+    backward sc-schedule-microbatches points at the parameter's storage layout.
+  }];
+}
+
+def ScScheduleMicrobatches : Pass<"sc-schedule-microbatches", "mlir::ModuleOp"> {
+  let summary = "gradient accumulation: each micro-batch's backward right after its forward";
+  let description = [{
+    Runs after sc-autodiff when `sc.train` has `gradient_accumulation_steps` g > 1. Reorders
+    the flat program (a topological order by priority) as forward 0, backward 0, forward 1,
+    backward 1, ... so that a micro-batch's activations die before the next forward starts
+    and the memory plan reuses them. With `defer_fsdp_grad_sync` false, the backward of each
+    micro-batch's parameter constraint is set to the parameter's storage layout, so every
+    micro-batch's gradient is reduce-scattered to the shard and the shards are added.
+  }];
+}
+
 def ScAutodiff : Pass<"sc-autodiff", "mlir::ModuleOp"> {
   let summary = "reverse-mode autodiff of a `mode: train` program: the gradients of the loss";
   let description = [{
