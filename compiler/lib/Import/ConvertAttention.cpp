@@ -2,7 +2,8 @@
 // 4-D [B, H, S, D] or 3-D [B, S, H·D] inputs (q_num_heads, kv_num_heads), a bool or additive
 // attn_mask (padded with "masked" up to the keys' length), a KV cache (past_key/past_value,
 // concatenated before the new keys; present_key/present_value outputs), is_causal (upper-left
-// aligned without a cache, shifted by the cache's length with one), nonpad_kv_seqlen, softcap
+// aligned without a cache: sc.attention's flag; shifted by the cache's length with one: a
+// constant -inf triangle in the bias), nonpad_kv_seqlen, softcap
 // and the qk_matmul_output output.
 //
 // The plain forms become one sc.attention (GQA by head ratio, the mask additive). Softcap and the
@@ -105,7 +106,9 @@ LogicalResult convertAttention(NodeCtx &n) {
                                      n.im.floatConst(-kInf, et));
     bias = mask;
   }
-  if (causal && (past > 0 || bias || composed)) {
+  // Without a cache sc.attention's causal flag is the reference's triangle (upper-left
+  // aligned), mask or not; a cache shifts the triangle, and the composed form needs it as data.
+  if (causal && (past > 0 || composed)) {
     std::vector<double> tri(size_t(S * T), 0.0);
     for (int64_t i = 0; i < S; ++i)
       for (int64_t j = i + past + 1; j < T; ++j)
