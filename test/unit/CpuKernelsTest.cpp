@@ -309,7 +309,8 @@ const std::vector<std::string> kDocumentedOps = {
     "matmul", "linear", "gemm", "softmax", "log_softmax", "reduce_sum", "reduce_mean",
     "reduce_max", "transpose", "slice", "dynamic_slice", "concat", "split", "gather", "gather_elements", "expand",
     "trilu", "embedding", "rms_norm", "layer_norm", "rotary", "attention", "silu_mul", "token_loss",
-    "attention_grad", "embedding_grad", "token_loss_grad"};
+    "attention_grad", "embedding_grad", "token_loss_grad", "less", "less_equal", "cumsum", "arg_max",
+    "scatter_nd"};
 
 TEST(Registry, EveryDocumentedOpHasAKernel) {
   std::vector<std::string> names = cpuKernelNames();
@@ -1253,4 +1254,47 @@ TEST(TokenLoss, LabelOutOfRangeIsAnError) {
   Owned sum(DType::F32, {}), count(DType::F32, {});
   EXPECT_EQ(runKernel("token_loss", {&x, &labels}, {&sum, &count}),
             "token_loss: label 2 at position 0 is outside [0, 2) and is not the ignore index -100");
+}
+
+// ONNX comparisons, remainders, scans and index ops (IndexOps.cpp, Elementwise.cpp).
+TEST(IndexOps, CompareRemaindersAndLeakyRelu) {
+  Owned a = tensorOf(DType::F32, {4}, {1, 2, 3, std::nan("")}), b = tensorOf(DType::F32, {1}, {2});
+  Owned lt(DType::Bool, {4}), le(DType::Bool, {4});
+  EXPECT_RUNS("less", {&a, &b}, {&lt});
+  EXPECT_RUNS("less_equal", {&a, &b}, {&le});
+  EXPECT_EQ(valuesOf(lt), (std::vector<double>{1, 0, 0, 0}));
+  EXPECT_EQ(valuesOf(le), (std::vector<double>{1, 1, 0, 0}));
+  Owned x = tensorOf(DType::I64, {4}, {-7, 7, -7, 7}), y = tensorOf(DType::I64, {4}, {3, -3, -1, 3});
+  Owned mod(DType::I64, {4}), fmod(DType::I64, {4});
+  EXPECT_RUNS("mod", {&x, &y}, {&mod});
+  EXPECT_RUNS("fmod", {&x, &y}, {&fmod});
+  EXPECT_EQ(valuesOf(mod), (std::vector<double>{2, -2, 0, 1}));   // the divisor's sign
+  EXPECT_EQ(valuesOf(fmod), (std::vector<double>{-1, 1, 0, 1}));  // the dividend's sign
+  Owned zero = tensorOf(DType::I64, {1}, {0});
+  EXPECT_EQ(runKernel("mod", {&x, &zero}, {&mod}), "mod: integer division by zero");
+  Owned f = tensorOf(DType::F32, {3}, {-2, 0, 3}), alpha = tensorOf(DType::F32, {}, {0.5}), g(DType::F32, {3});
+  EXPECT_RUNS("leaky_relu", {&f, &alpha}, {&g});
+  EXPECT_EQ(valuesOf(g), (std::vector<double>{-1, 0, 3}));
+}
+
+TEST(IndexOps, CumsumArgMaxScatterNd) {
+  Owned x = tensorOf(DType::I32, {2, 3}, {1, 2, 3, 4, 5, 6}), y(DType::I32, {2, 3});
+  EXPECT_RUNS("cumsum", {&x}, {&y}, attrsOf({{"axis", int64_t{1}}}));
+  EXPECT_EQ(valuesOf(y), (std::vector<double>{1, 3, 6, 4, 9, 15}));
+  EXPECT_RUNS("cumsum", {&x}, {&y}, attrsOf({{"axis", int64_t{0}}, {"exclusive", true}, {"reverse", true}}));
+  EXPECT_EQ(valuesOf(y), (std::vector<double>{4, 5, 6, 0, 0, 0}));
+
+  Owned v = tensorOf(DType::F32, {2, 3}, {1, 3, 3, std::nan(""), 9, std::nan("")}), idx(DType::I64, {2});
+  EXPECT_RUNS("arg_max", {&v}, {&idx}, attrsOf({{"axis", int64_t{1}}, {"keepdims", false}}));
+  EXPECT_EQ(valuesOf(idx), (std::vector<double>{1, 0})); // the first of ties; the first NaN
+  EXPECT_RUNS("arg_max", {&v}, {&idx}, attrsOf({{"axis", int64_t{1}}, {"select_last_index", true}}));
+  EXPECT_EQ(valuesOf(idx)[0], 2);
+
+  Owned data = tensorOf(DType::F32, {3, 2}, {1, 1, 1, 1, 1, 1}), where = tensorOf(DType::I64, {2, 1}, {-1, 0});
+  Owned upd = tensorOf(DType::F32, {2, 2}, {5, 6, 7, 8}), out(DType::F32, {3, 2});
+  EXPECT_RUNS("scatter_nd", {&data, &where, &upd}, {&out}, attrsOf({{"reduction", std::string("add")}}));
+  EXPECT_EQ(valuesOf(out), (std::vector<double>{8, 9, 1, 1, 6, 7}));
+  Owned far = tensorOf(DType::I64, {2, 1}, {3, 0});
+  EXPECT_EQ(runKernel("scatter_nd", {&data, &far, &upd}, {&out}),
+            "scatter_nd: index 3 out of range for dim 0 of size 3");
 }

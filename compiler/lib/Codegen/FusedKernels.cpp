@@ -230,6 +230,8 @@ private:
     Operation *d = v.getDefiningOp();
     if (auto cat = dyn_cast<sc::ConcatOp>(d))
       return concatAt(cat, c);
+    if (isa<sc::ConstantOp>(d)) // a splat cloned into the kernel (a concat's padding): its literal
+      return names_.lookup(v);
     Value src = d->getOperand(0);
     ArrayRef<int64_t> srcShape = cast<RankedTensorType>(src.getType()).getShape();
     Coords u(srcShape.size());

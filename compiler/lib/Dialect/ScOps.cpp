@@ -346,12 +346,6 @@ LogicalResult RotaryOp::verify() {
   return success();
 }
 
-LogicalResult RotaryEmbeddingOp::verify() {
-  if (shapeOf(getInput()) != shapeOf(getResult()))
-    return emitOpError() << "result shape differs from the input shape";
-  return success();
-}
-
 LogicalResult AttentionOp::verify() {
   ArrayRef<int64_t> q = shapeOf(getQuery()), k = shapeOf(getKey()), v = shapeOf(getValue());
   if (q.size() != 4 || k.size() != 4 || v.size() != 4)
@@ -679,6 +673,49 @@ LogicalResult FusedOp::verify() {
   for (Type t : getResultTypes())
     if (cast<RankedTensorType>(t).getShape() != shape)
       return emitOpError() << "results differ in shape; a fused kernel computes one shape";
+  return success();
+}
+
+// ONNX comparisons, scans and index ops (ScOps.td); the formula ops among them are verified
+// by ElementwiseOpInterface.
+LogicalResult LessOp::verify() { return verifyBinary(*this, true, true); }
+LogicalResult LessEqualOp::verify() { return verifyBinary(*this, true, true); }
+
+LogicalResult CumSumOp::verify() {
+  if (failed(verifyAxis(*this, static_cast<int64_t>(getAxis()), shapeOf(getInput()).size())))
+    return failure();
+  if (getInput().getType() != getResult().getType())
+    return emitOpError() << "result type differs from the input type";
+  return success();
+}
+
+LogicalResult ArgMaxOp::verify() {
+  int64_t rank = shapeOf(getInput()).size(), axis = static_cast<int64_t>(getAxis());
+  if (failed(verifyAxis(*this, axis, rank)))
+    return failure();
+  if (!elemOf(getResult()).isInteger(64))
+    return emitOpError() << "result must be i64, got " << elemOf(getResult());
+  return verifyReduce(*this, getInput(), getResult(), {normAxis(axis, rank)}, getKeepdims());
+}
+
+LogicalResult ScatterNDOp::verify() {
+  ArrayRef<int64_t> data = shapeOf(getData()), idx = shapeOf(getIndices()), upd = shapeOf(getUpdates());
+  if (!elemOf(getIndices()).isInteger(64))
+    return emitOpError() << "indices must be i64, got " << elemOf(getIndices());
+  if (idx.empty() || idx.back() > int64_t(data.size()))
+    return emitOpError() << "indices " << shapeStr(idx) << " do not address data " << shapeStr(data);
+  SmallVector<int64_t> want(idx.drop_back());
+  llvm::append_range(want, data.drop_front(idx.back()));
+  if (upd != ArrayRef<int64_t>(want))
+    return emitOpError() << "updates shape " << shapeStr(upd) << " should be " << shapeStr(want);
+  if (failed(verifySameElement(*this, getData(), getUpdates(), "updates")) ||
+      failed(verifySameElement(*this, getData(), getResult(), "result")))
+    return failure();
+  if (shapeOf(getResult()) != data)
+    return emitOpError() << "result shape differs from the data shape";
+  StringRef r = getReduction();
+  if (r != "none" && r != "add" && r != "mul" && r != "max" && r != "min")
+    return emitOpError() << "reduction '" << r << "' is not none, add, mul, max or min";
   return success();
 }
 

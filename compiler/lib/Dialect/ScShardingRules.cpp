@@ -500,8 +500,20 @@ Rule TriluOp::getShardingRule() {
 }
 // Element-wise index lookups along an axis read arbitrary positions of the data: whole.
 Rule GatherElementsOp::getShardingRule() { return std::nullopt; }
-// ONNX RotaryEmbedding has no kernel (compile refuses it); it is not sharded.
-Rule RotaryEmbeddingOp::getShardingRule() { return std::nullopt; }
+// ONNX comparisons and index ops: comparisons broadcast; a scan keeps its axis whole, as
+// does ArgMax (a sharded axis would need the shards' maxima and their offsets); ScatterND
+// writes where its indices say: whole.
+Rule LessOp::getShardingRule() { return broadcastRule(*this); }
+Rule LessEqualOp::getShardingRule() { return broadcastRule(*this); }
+Rule CumSumOp::getShardingRule() {
+  int64_t axis = normAxis(static_cast<int64_t>(getAxis()), shapeOf(getInput()).size());
+  return passThroughExcept(*this, [&](int64_t d) { return d == axis; });
+}
+Rule ArgMaxOp::getShardingRule() {
+  int64_t axis = normAxis(static_cast<int64_t>(getAxis()), shapeOf(getInput()).size());
+  return reduceRule(*this, {axis}, getKeepdims(), /*shardReduced=*/false, "max");
+}
+Rule ScatterNDOp::getShardingRule() { return std::nullopt; }
 
 // Shape computations produce small host-side vectors, always whole.
 Rule ShapeOp::getShardingRule() { return std::nullopt; }

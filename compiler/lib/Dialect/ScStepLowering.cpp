@@ -256,6 +256,24 @@ LogicalResult TriluOp::lowerToStep(StepDesc &step) {
   return lowered(step, "trilu");
 }
 
+// ONNX scans and index ops.
+LogicalResult CumSumOp::lowerToStep(StepDesc &step) {
+  step.attrs.set("axis", axisOf(*this, getAxis()));
+  step.attrs.set("exclusive", getExclusive());
+  step.attrs.set("reverse", getReverse());
+  return lowered(step, "cumsum");
+}
+LogicalResult ArgMaxOp::lowerToStep(StepDesc &step) {
+  step.attrs.set("axis", axisOf(*this, getAxis()));
+  step.attrs.set("keepdims", getKeepdims());
+  step.attrs.set("select_last_index", getSelectLastIndex());
+  return lowered(step, "arg_max");
+}
+LogicalResult ScatterNDOp::lowerToStep(StepDesc &step) {
+  step.attrs.set("reduction", getReduction().str());
+  return lowered(step, "scatter_nd");
+}
+
 // The rank's index in a group: the executor writes it (at load).
 LogicalResult ProcessIndexOp::lowerToStep(StepDesc &step) {
   step.attrs.set("axes", strings(getAxes()));

@@ -1,6 +1,7 @@
 // Importer converters for the neural-network ops: MatMul, Gemm, reductions, Softmax,
-// LogSoftmax, LayerNormalization, RMSNormalization, Attention and RotaryEmbedding.
-#include "ImporterImpl.h"
+// LogSoftmax, LayerNormalization, RMSNormalization and RotaryEmbedding (Attention is
+// ConvertAttention.cpp's).
+#include "ComposeHelpers.h"
 
 #include "shardc/Dialect/ScDialect.h"
 #include "shardc/Dialect/ScShapes.h"
@@ -179,43 +180,68 @@ LogicalResult convertRmsNorm(NodeCtx &n) {
   return success();
 }
 
-LogicalResult convertAttention(NodeCtx &n) {
-  if (failed(needInputs(n, 3)))
-    return failure();
-  if (n.shape(0).size() != 4 || n.shape(1).size() != 4 || n.shape(2).size() != 4)
-    return n.im.fail("only the 4-D [batch, heads, seq, head_dim] form of Attention is supported");
-  if (n.in(4) || n.in(5) || n.node.output_size() > 1)
-    return n.im.fail("Attention with past key/value (KV cache) is not supported");
-  if (n.in(6))
-    return n.im.fail("Attention with nonpad_kv_seqlen (opset 24) is not supported");
-  if (n.floatAttr("softcap", 0.0f) != 0.0f)
-    return n.im.fail("Attention softcap is not supported");
-  if (n.intAttr("qk_matmul_output_mode", 0) != 0)
-    return n.im.fail("Attention qk_matmul_output_mode is not supported");
-  auto &b = n.im.builder;
-  float scale = n.floatAttr("scale", 1.0f / std::sqrt((float)n.shape(0)[3]));
-  Value mask = n.in(3);
-  if (mask && n.elem(3).isInteger(1)) {
-    // Boolean masks say where attention is allowed; as an additive mask that is 0 / -inf.
-    Value zero = n.im.floatConst(0.0, n.elem(0));
-    Value ninf = n.im.floatConst(-std::numeric_limits<double>::infinity(), n.elem(0));
-    mask = n.im.build<sc::WhereOp>(n, n.tensor(n.shape(3), n.elem(0)), mask, zero, ninf);
-  }
-  SmallVector<int64_t> out{n.shape(0)[0], n.shape(0)[1], n.shape(0)[2], n.shape(2)[3]};
-  n.results.push_back(sc::AttentionOp::create(b, n.loc, n.tensor(out, n.elem(0)), n.in(0), n.in(1), n.in(2), mask,
-                                              b.getF32FloatAttr(scale), b.getBoolAttr(n.intAttr("is_causal", 0)))
-                            .getResult());
-  return success();
-}
-
+// ONNX RotaryEmbedding (opset 23), composed of slices, multiplies and concatenations in X's
+// own layout ([B, H, S, D], or [B, S, H, D] for the 3-D form's [B, S, H·D]): the first
+// rotary_embedding_dim dims of each head are rotated, as halves or interleaved pairs, by the
+// cos/sin rows that position_ids select (or the [B, S, R/2] caches themselves); the rest pass.
 LogicalResult convertRotaryEmbedding(NodeCtx &n) {
   if (failed(needInputs(n, 3)))
     return failure();
-  auto &b = n.im.builder;
-  n.results.push_back(sc::RotaryEmbeddingOp::create(b, n.loc, n.type(0), n.in(0), n.in(1), n.in(2), n.in(3),
-                                                    b.getBoolAttr(n.intAttr("interleaved", 0)),
-                                                    b.getI64IntegerAttr(n.intAttr("rotary_embedding_dim", 0)),
-                                                    b.getI64IntegerAttr(n.intAttr("num_heads", 0))));
+  ArrayRef<int64_t> xs = n.shape(0);
+  Type et = n.elem(0);
+  if (n.elem(1) != et || n.elem(2) != et)
+    return n.im.fail("RotaryEmbedding caches must have X's element type");
+  if (!isa<FloatType>(et))
+    return n.im.fail("RotaryEmbedding takes float tensors");
+  Value x = n.in(0);
+  int64_t heads = n.intAttr("num_heads", 0), headAxis = 1;
+  if (xs.size() == 3) {
+    if (heads <= 0 || xs[2] % heads != 0)
+      return n.im.fail("RotaryEmbedding of a 3-D input needs num_heads dividing the hidden size");
+    x = reshapeTo(n, x, {xs[0], xs[1], heads, xs[2] / heads});
+    headAxis = 2;
+  } else if (xs.size() != 4) {
+    return n.im.fail("RotaryEmbedding takes a 3-D or 4-D input, got " + shapeStr(xs));
+  }
+  ArrayRef<int64_t> x4 = shapeOfValue(x);
+  const int64_t D = x4[3], R = n.intAttr("rotary_embedding_dim", 0) ? n.intAttr("rotary_embedding_dim", 0) : D;
+  if (R > D || R % 2 != 0)
+    return n.im.fail("RotaryEmbedding rotary_embedding_dim must be even and at most the head size");
+  const int64_t B = x4[0], S = headAxis == 1 ? x4[2] : x4[1], H = R / 2;
+  Value caches[2] = {n.in(1), n.in(2)};
+  for (Value &c : caches) {
+    if (Value pos = n.in(3)) {
+      if (typeOfValue(c).getRank() != 2 || shapeOfValue(c)[1] != H)
+        return n.im.fail("RotaryEmbedding caches must be [positions, rotary_dim / 2] with position_ids");
+      if (n.shape(3) != ArrayRef<int64_t>{B, S})
+        return n.im.fail("RotaryEmbedding position_ids must be [batch, sequence]");
+      c = n.im.build<sc::GatherOp>(n, n.tensor({B, S, H}, et), c, pos, n.im.builder.getI64IntegerAttr(0));
+    } else if (shapeOfValue(c) != ArrayRef<int64_t>{B, S, H}) {
+      return n.im.fail("RotaryEmbedding caches must be [batch, sequence, rotary_dim / 2] without position_ids");
+    }
+    c = reshapeTo(n, c, headAxis == 1 ? SmallVector<int64_t>{B, 1, S, H} : SmallVector<int64_t>{B, S, 1, H});
+  }
+  const bool interleaved = n.intAttr("interleaved", 0) != 0;
+  Value rot = R == D ? x : sliceAxis(n, x, 3, 0, R);
+  Value x1 = interleaved ? sliceAxis(n, rot, 3, 0, H, 2) : sliceAxis(n, rot, 3, 0, H);
+  Value x2 = interleaved ? sliceAxis(n, rot, 3, 1, H, 2) : sliceAxis(n, rot, 3, H, H);
+  auto half = n.tensor({x4[0], x4[1], x4[2], H}, et);
+  Value cos = caches[0], sin = caches[1];
+  Value real = n.im.build<sc::SubOp>(n, half, n.im.build<sc::MulOp>(n, half, x1, cos),
+                                     n.im.build<sc::MulOp>(n, half, x2, sin));
+  Value imag = n.im.build<sc::AddOp>(n, half, n.im.build<sc::MulOp>(n, half, x1, sin),
+                                     n.im.build<sc::MulOp>(n, half, x2, cos));
+  Value y;
+  if (interleaved) {
+    auto pair = n.tensor({x4[0], x4[1], x4[2], H, 1}, et);
+    Value r = reshapeTo(n, real, pair.getShape()), i = reshapeTo(n, imag, pair.getShape());
+    y = reshapeTo(n, concatAxis(n, {r, i}, 4), {x4[0], x4[1], x4[2], R});
+  } else {
+    y = concatAxis(n, {real, imag}, 3);
+  }
+  if (R != D)
+    y = concatAxis(n, {y, sliceAxis(n, x, 3, R, D - R)}, 3);
+  n.results.push_back(reshapeTo(n, y, xs));
   return success();
 }
 
@@ -229,7 +255,6 @@ void registerNNConverters(ConverterRegistry &r) {
   r.onOp("LayerNormalization", 17, convertLayerNorm);
   r.onOp("RMSNormalization", 23, convertRmsNorm);
   r.onOp("RotaryEmbedding", 23, convertRotaryEmbedding);
-  r.onOp("Attention", 23, convertAttention);
   // The reduction axes moved from an attribute to an input: ReduceSum in opset 13, the
   // others in 18. ReduceSum's attribute form (before 13) is below the importer's opsets.
   r.onOp("ReduceSum", 13, reduce<sc::ReduceSumOp>(ReduceAxes::Input));

@@ -41,6 +41,10 @@ const ConverterRegistry &converterRegistry() {
     registerShapeConverters(r);
     registerConstantConverters(r);
     registerNNConverters(r);
+    registerLogicConverters(r);
+    registerIndexConverters(r);
+    registerContractionConverters(r);
+    registerAttentionConverters(r);
     return r;
   }();
   return registry;

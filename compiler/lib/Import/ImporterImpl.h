@@ -152,6 +152,10 @@ void registerElementwiseConverters(ConverterRegistry &r); // ConvertElementwise.
 void registerShapeConverters(ConverterRegistry &r);       // ConvertShape.cpp
 void registerConstantConverters(ConverterRegistry &r);    // ConvertConstant.cpp
 void registerNNConverters(ConverterRegistry &r);          // ConvertNN.cpp
+void registerLogicConverters(ConverterRegistry &r);       // ConvertLogic.cpp
+void registerIndexConverters(ConverterRegistry &r);       // ConvertIndex.cpp
+void registerContractionConverters(ConverterRegistry &r); // ConvertContraction.cpp
+void registerAttentionConverters(ConverterRegistry &r);   // ConvertAttention.cpp
 
 // Helpers converters share (ConverterRegistry.cpp).
 LogicalResult needInputs(NodeCtx &n, unsigned count);

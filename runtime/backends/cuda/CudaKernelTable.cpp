@@ -10,6 +10,7 @@
 #include "shardc/kernels/ElementwiseKernels.h"
 #include "shardc/kernels/FlashAttention.h"
 #include "shardc/kernels/IndexKernels.h"
+#include "shardc/kernels/ScanKernels.h"
 #include "shardc/kernels/SelectKernels.h"
 
 #include <array>
@@ -379,6 +380,45 @@ std::string acceptsGemm(const KernelArgs &a) {
   return "";
 }
 
+std::string acceptsLess(const KernelArgs &a) {
+  return firstOf(sameDtype("less", "b", a.in[1], a.in[0]), dtypeIn("less", "y", a.out[0], bit(DType::Bool), "bool"),
+                 selectPlan("less", a));
+}
+std::string acceptsLessEqual(const KernelArgs &a) {
+  return firstOf(sameDtype("less_equal", "b", a.in[1], a.in[0]),
+                 dtypeIn("less_equal", "y", a.out[0], bit(DType::Bool), "bool"), selectPlan("less_equal", a));
+}
+// ONNX scans and index ops (ScanKernels.h): every dtype, one thread per line or slice element.
+std::string acceptsCumsum(const KernelArgs &a) {
+  if (std::string err = sameDtype("cumsum", "y", a.out[0], a.in[0]); !err.empty())
+    return err;
+  if (a.out[0].shape != a.in[0].shape)
+    return "cumsum: y must have x's shape";
+  kernels::AxisLinesParams p;
+  std::string err = kernels::planAxisLines(a.in[0].shape, a.attrs ? a.attrs->getInt("axis", 0) : 0, p);
+  return err.empty() ? "" : "cumsum: " + err;
+}
+std::string acceptsArgMax(const KernelArgs &a) {
+  if (std::string err = dtypeIn("arg_max", "y", a.out[0], bit(DType::I64), "i64"); !err.empty())
+    return err;
+  kernels::AxisLinesParams p;
+  std::string err = kernels::planAxisLines(a.in[0].shape, a.attrs ? a.attrs->getInt("axis", 0) : 0, p);
+  if (err.empty() && a.out[0].numel() != p.outer * p.inner)
+    err = "y must have one element per line";
+  return err.empty() ? "" : "arg_max: " + err;
+}
+std::string acceptsScatterNd(const KernelArgs &a) {
+  if (std::string err = firstOf(dtypeIn("scatter_nd", "the indices", a.in[1], bit(DType::I64), "i64"),
+                                sameDtype("scatter_nd", "updates", a.in[2], a.in[0]),
+                                sameDtype("scatter_nd", "y", a.out[0], a.in[0]));
+      !err.empty())
+    return err;
+  kernels::ScatterNdParams p;
+  std::string err = kernels::planScatterNd(a.in[0].shape, a.in[1].shape,
+                                           a.attrs ? a.attrs->getString("reduction", "none") : "none", p);
+  return err.empty() ? "" : "scatter_nd: " + err;
+}
+
 constexpr CudaKernelEntry kTable[] = {
     {"linear", lib::linearKernel, acceptsLinear, "f32 bf16 f16", 2, 3, 1, 1},
     {"matmul", lib::matmulKernel, acceptsMatmul, "f32 bf16 f16", 2, 2, 1, 1},
@@ -414,6 +454,11 @@ constexpr CudaKernelEntry kTable[] = {
     {"gather_elements", lib::gatherElementsKernel, acceptsGatherElements, "all, i64/i32 indices", 2, 2, 1, 1},
     {"trilu", lib::triluKernel, acceptsTrilu, "all", 1, 1, 1, 1},
     {"gemm", lib::gemmKernel, acceptsGemm, "f32", 2, 3, 1, 1},
+    {"less", lib::lessKernel, acceptsLess, "all, bool result", 2, 2, 1, 1},
+    {"less_equal", lib::lessEqualKernel, acceptsLessEqual, "all, bool result", 2, 2, 1, 1},
+    {"cumsum", lib::cumsumKernel, acceptsCumsum, "all", 1, 1, 1, 1},
+    {"arg_max", lib::argMaxKernel, acceptsArgMax, "all, i64 result", 1, 1, 1, 1},
+    {"scatter_nd", lib::scatterNdKernel, acceptsScatterNd, "all, i64 indices", 3, 3, 1, 1},
 };
 constexpr size_t kCount = sizeof(kTable) / sizeof(kTable[0]);
 

@@ -47,6 +47,11 @@ std::string gemmKernel(const rt::KernelArgs &a);
 // SharedKernels.cu (SelectKernels.h): selections and comparisons of any dtype.
 std::string whereKernel(const rt::KernelArgs &a);
 std::string equalKernel(const rt::KernelArgs &a);
+std::string lessKernel(const rt::KernelArgs &a);
+std::string lessEqualKernel(const rt::KernelArgs &a);
+std::string cumsumKernel(const rt::KernelArgs &a);
+std::string argMaxKernel(const rt::KernelArgs &a);
+std::string scatterNdKernel(const rt::KernelArgs &a);
 std::string isnanKernel(const rt::KernelArgs &a);
 std::string gatherElementsKernel(const rt::KernelArgs &a);
 std::string triluKernel(const rt::KernelArgs &a);

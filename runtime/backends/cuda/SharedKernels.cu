@@ -14,6 +14,7 @@
 #include "shardc/kernels/AttentionRows.h"
 #include "shardc/kernels/ElementwiseKernels.h"
 #include "shardc/kernels/IndexKernels.h"
+#include "shardc/kernels/ScanKernels.h"
 #include "shardc/kernels/SelectKernels.h"
 
 #include <cublas_v2.h>
@@ -67,6 +68,15 @@ __global__ void __launch_bounds__(kernels::kIndexThreads) gatherElementsGlobal(k
 }
 __global__ void __launch_bounds__(kernels::kIndexThreads) triluGlobal(kernels::TriluParams p) {
   kernels::triluElements(p);
+}
+__global__ void __launch_bounds__(kernels::kIndexThreads) cumsumGlobal(kernels::AxisLinesParams p) {
+  kernels::cumsumLines(p);
+}
+__global__ void __launch_bounds__(kernels::kIndexThreads) argMaxGlobal(kernels::AxisLinesParams p) {
+  kernels::argMaxLines(p);
+}
+__global__ void __launch_bounds__(kernels::kIndexThreads) scatterNdGlobal(kernels::ScatterNdParams p) {
+  kernels::scatterNdSlices(p);
 }
 
 static_assert(int(kernels::AnyType::Bool) == int(DType::Bool) && int(kernels::AnyType::I64) == int(DType::I64) &&
@@ -260,6 +270,49 @@ namespace lib {
 std::string whereKernel(const KernelArgs &a) { return select("where", a, kernels::SelectOp::Where); }
 std::string equalKernel(const KernelArgs &a) { return select("equal", a, kernels::SelectOp::Equal); }
 std::string isnanKernel(const KernelArgs &a) { return select("isnan", a, kernels::SelectOp::IsNan); }
+std::string lessKernel(const KernelArgs &a) { return select("less", a, kernels::SelectOp::Less); }
+std::string lessEqualKernel(const KernelArgs &a) { return select("less_equal", a, kernels::SelectOp::LessEqual); }
+
+// ONNX scans and index ops (ScanKernels.h).
+std::string cumsumKernel(const KernelArgs &a) {
+  kernels::AxisLinesParams p;
+  if (std::string err = kernels::planAxisLines(a.in[0].shape, a.attrs ? a.attrs->getInt("axis", 0) : 0, p);
+      !err.empty())
+    return "cumsum: " + err;
+  p.x = a.in[0].data;
+  p.y = a.out[0].data;
+  p.type = anyType(a.in[0].dtype);
+  p.exclusive = a.attrs && a.attrs->getBool("exclusive", false);
+  p.reverse = a.attrs && a.attrs->getBool("reverse", false);
+  return perElement("cumsum", cumsumGlobal, p, p.outer * p.inner);
+}
+std::string argMaxKernel(const KernelArgs &a) {
+  kernels::AxisLinesParams p;
+  if (std::string err = kernels::planAxisLines(a.in[0].shape, a.attrs ? a.attrs->getInt("axis", 0) : 0, p);
+      !err.empty())
+    return "arg_max: " + err;
+  p.x = a.in[0].data;
+  p.y = a.out[0].data;
+  p.type = anyType(a.in[0].dtype);
+  p.selectLast = a.attrs && a.attrs->getBool("select_last_index", false);
+  return perElement("arg_max", argMaxGlobal, p, p.outer * p.inner);
+}
+std::string scatterNdKernel(const KernelArgs &a) {
+  kernels::ScatterNdParams p;
+  if (std::string err = kernels::planScatterNd(a.in[0].shape, a.in[1].shape,
+                                               a.attrs ? a.attrs->getString("reduction", "none") : "none", p);
+      !err.empty())
+    return "scatter_nd: " + err;
+  if (a.out[0].data != a.in[0].data &&
+      cudaMemcpyAsync(a.out[0].data, a.in[0].data, a.out[0].bytes(), cudaMemcpyDeviceToDevice,
+                      threadContext().stream) != cudaSuccess)
+    return launched("scatter_nd");
+  p.indices = static_cast<const int64_t *>(a.in[1].data);
+  p.updates = a.in[2].data;
+  p.y = a.out[0].data;
+  p.type = anyType(a.in[0].dtype);
+  return perElement("scatter_nd", scatterNdGlobal, p, p.slice);
+}
 
 std::string gatherElementsKernel(const KernelArgs &a) {
   kernels::GatherElementsParams p;

@@ -30,11 +30,18 @@ std::vector<std::string> formulaKernelNames();
 std::string formulaStepKernel(const KernelArgs &args);
 std::string powKernel(const KernelArgs &args);
 std::string equalKernel(const KernelArgs &args);
+std::string lessKernel(const KernelArgs &args);      // a < b, bool result
+std::string lessEqualKernel(const KernelArgs &args); // a <= b, bool result
 std::string whereKernel(const KernelArgs &args);
 std::string isnanKernel(const KernelArgs &args);
 std::string castKernel(const KernelArgs &args);
 std::string copyKernel(const KernelArgs &args);
 std::string siluMulKernel(const KernelArgs &args);
+
+// IndexOps.cpp (every dtype; ONNX CumSum, ArgMax, ScatterND)
+std::string cumsumKernel(const KernelArgs &args);
+std::string argMaxKernel(const KernelArgs &args);
+std::string scatterNdKernel(const KernelArgs &args);
 
 // LinearAlgebra.cpp
 std::string matmulKernel(const KernelArgs &args);

@@ -21,9 +21,10 @@ namespace {
 // integers as the row's `ints` column says: `wrap` computes in the unsigned type of the same
 // width (two's complement wrap-around instead of undefined overflow), `trunc` divides in the
 // signed type (C++ and onnxruntime truncate toward zero; zero divisors are rejected before
-// the loop, and MIN / -1 wraps instead of trapping), `exact` computes in the type itself (min,
+// the loop, and MIN / -1 wraps instead of trapping), `mod` the remainder in the type (zero
+// divisors rejected, x % -1 is 0), `exact` computes in the type itself (min,
 // max: nothing can overflow). Integers are i64, i32, i8 and u8.
-enum class Ints { none, wrap, trunc, exact };
+enum class Ints { none, wrap, trunc, mod, exact };
 #define SC_FORMULA_ARGS_1 a
 #define SC_FORMULA_ARGS_2 a, b
 #define SC_FORMULA_FUNCTOR(name, arity, ints, ...)                                             \
@@ -39,7 +40,7 @@ SC_ELEMENTWISE_FORMULAS(SC_FORMULA_FUNCTOR)
 #undef SC_FORMULA_FUNCTOR
 
 template <typename F> struct Apply {
-  static constexpr bool kCheckZero = F::kInts == Ints::trunc;
+  static constexpr bool kCheckZero = F::kInts == Ints::trunc || F::kInts == Ints::mod;
   template <typename T> T operator()(T a) const {
     if constexpr (std::is_integral_v<T> && F::kInts == Ints::exact)
       return F::apply(a);
@@ -52,6 +53,10 @@ template <typename F> struct Apply {
     if constexpr (std::is_integral_v<T>) {
       using U = std::make_unsigned_t<T>;
       if constexpr (F::kInts == Ints::exact) {
+        return F::apply(a, b);
+      } else if constexpr (F::kInts == Ints::mod) {
+        if (std::is_signed_v<T> && b == T(-1))
+          return T(0); // MIN % -1 would trap
         return F::apply(a, b);
       } else if constexpr (F::kInts == Ints::trunc) {
         if (std::is_signed_v<T> && b == T(-1))
@@ -275,15 +280,17 @@ std::string powKernel(const KernelArgs &args) {
   return formulaKernel<Formula_pow>(sameDType);
 }
 
-std::string equalKernel(const KernelArgs &args) {
-  if (auto e = expectArity("equal", args, 2, 2, 1, 1); !e.empty())
+namespace {
+// y = a <cmp> b over decoded values (+0 == -0, NaN compares false), operands broadcast.
+template <typename Cmp> std::string compareKernel(const char *name, const KernelArgs &args, Cmp cmp) {
+  if (auto e = expectArity(name, args, 2, 2, 1, 1); !e.empty())
     return e;
   const TensorView &a = args.in[0], &b = args.in[1], &y = args.out[0];
-  if (auto e = expectSameDType("equal", {{"a", &a}, {"b", &b}}); !e.empty())
+  if (auto e = expectSameDType(name, {{"a", &a}, {"b", &b}}); !e.empty())
     return e;
   if (y.dtype != DType::Bool)
-    return "equal: output must be bool, not " + std::string(dtypeName(y.dtype));
-  if (auto e = checkBroadcast("equal", a, b, y); !e.empty())
+    return std::string(name) + ": output must be bool, not " + std::string(dtypeName(y.dtype));
+  if (auto e = checkBroadcast(name, a, b, y); !e.empty())
     return e;
   dispatchDType(a.dtype, [&](auto d) {
     using E = Elem<decltype(d)::value>;
@@ -291,17 +298,26 @@ std::string equalKernel(const KernelArgs &args) {
     const S *pa = a.as<S>();
     const S *pb = b.as<S>();
     uint8_t *py = y.as<uint8_t>();
-    // Compare decoded values so that +0 == -0 and NaN != NaN for every float dtype.
     forEachRow<3>(y.shape, {contiguousStrides(y.shape), broadcastStrides(a.shape, y.shape),
                             broadcastStrides(b.shape, y.shape)},
                   {0, 0, 0},
                   [&](const std::array<int64_t, 3> &off, int64_t n, const std::array<int64_t, 3> &st) {
                     for (int64_t i = 0; i < n; ++i)
-                      py[off[0] + i] =
-                          E::load(pa[off[1] + i * st[1]]) == E::load(pb[off[2] + i * st[2]]);
+                      py[off[0] + i] = cmp(E::load(pa[off[1] + i * st[1]]), E::load(pb[off[2] + i * st[2]]));
                   });
   });
   return "";
+}
+} // namespace
+
+std::string equalKernel(const KernelArgs &args) {
+  return compareKernel("equal", args, [](auto x, auto z) { return x == z; });
+}
+std::string lessKernel(const KernelArgs &args) {
+  return compareKernel("less", args, [](auto x, auto z) { return x < z; });
+}
+std::string lessEqualKernel(const KernelArgs &args) {
+  return compareKernel("less_equal", args, [](auto x, auto z) { return x <= z; });
 }
 
 std::string whereKernel(const KernelArgs &args) {

@@ -66,6 +66,11 @@ constexpr KernelEntry kKernels[] = {
     {"attention_grad", guarded<viaFloat32KeepF64<attentionGradKernel>>},
     {"embedding_grad", guarded<viaFloat32KeepF64<embeddingGradKernel>>},
     {"token_loss_grad", guarded<tokenLossGradKernel>}, // reads 16-bit logits in place
+    {"less", guarded<lessKernel>},                     // ONNX comparisons, scans, index ops
+    {"less_equal", guarded<lessEqualKernel>},
+    {"cumsum", guarded<cumsumKernel>},                 // IndexOps.cpp: every dtype
+    {"arg_max", guarded<argMaxKernel>},
+    {"scatter_nd", guarded<scatterNdKernel>},
 };
 
 } // namespace

@@ -187,10 +187,26 @@ func.func @rotary_odd(%x: tensor<4x7xf32>, %c: tensor<4x7xf32>) -> tensor<4x7xf3
 
 // -----
 
-func.func @rotary_embedding_shape(%x: tensor<4x8xf32>, %c: tensor<4x4xf32>) -> tensor<4x4xf32> {
-  // expected-error @below {{result shape differs from the input shape}}
-  %0 = sc.rotary_embedding %x, %c, %c : (tensor<4x8xf32>, tensor<4x4xf32>, tensor<4x4xf32>) -> tensor<4x4xf32>
-  return %0 : tensor<4x4xf32>
+func.func @scatter_nd_updates(%x: tensor<4x8xf32>, %i: tensor<2x1xi64>, %u: tensor<2x4xf32>) -> tensor<4x8xf32> {
+  // expected-error @below {{updates shape [2x4] should be [2x8]}}
+  %0 = sc.scatter_nd %x, %i, %u : (tensor<4x8xf32>, tensor<2x1xi64>, tensor<2x4xf32>) -> tensor<4x8xf32>
+  return %0 : tensor<4x8xf32>
+}
+
+// -----
+
+func.func @arg_max_type(%x: tensor<4x8xf32>) -> tensor<4xi32> {
+  // expected-error @below {{result must be i64, got 'i32'}}
+  %0 = sc.arg_max %x {axis = 1 : i64, keepdims = false} : (tensor<4x8xf32>) -> tensor<4xi32>
+  return %0 : tensor<4xi32>
+}
+
+// -----
+
+func.func @less_result(%x: tensor<4xf32>) -> tensor<4xf32> {
+  // expected-error @below {{result element type 'f32' should be 'i1'}}
+  %0 = sc.less %x, %x : (tensor<4xf32>, tensor<4xf32>) -> tensor<4xf32>
+  return %0 : tensor<4xf32>
 }
 
 // -----

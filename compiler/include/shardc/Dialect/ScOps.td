@@ -329,17 +329,6 @@ def Sc_AttentionGradOp : Sc_Op<"attention_grad", [], ["lowerToStep", "getCost"]>
   let assemblyFormat = "$query `,` $key `,` $value `,` $out `,` $lse `,` $dout (`mask` $mask^)? attr-dict `:` functional-type(operands, results)";
 }
 
-def Sc_RotaryEmbeddingOp : Sc_Op<"rotary_embedding"> {
-  let summary = "ONNX RotaryEmbedding (opset 23) with explicit position ids";
-  let arguments = (ins Sc_Tensor:$input, Sc_Tensor:$cos_cache, Sc_Tensor:$sin_cache,
-                   Optional<Sc_Tensor>:$position_ids,
-                   DefaultValuedAttr<BoolAttr, "false">:$interleaved,
-                   DefaultValuedAttr<I64Attr, "0">:$rotary_embedding_dim,
-                   DefaultValuedAttr<I64Attr, "0">:$num_heads);
-  let results = (outs Sc_Tensor:$result);
-  let assemblyFormat = "$input `,` $cos_cache `,` $sin_cache (`positions` $position_ids^)? attr-dict `:` functional-type(operands, results)";
-}
-
 //===----------------------------------------------------------------------===//
 // Reductions
 //===----------------------------------------------------------------------===//
@@ -459,6 +448,60 @@ def Sc_TriluOp : Sc_Op<"trilu", [], ["lowerToStep"]> {
   let arguments = (ins Sc_Tensor:$input, BoolAttr:$upper, DefaultValuedAttr<I64Attr, "0">:$k);
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
+}
+
+//===----------------------------------------------------------------------===//
+// ONNX comparisons, remainders, scans and index ops (Less, Mod, LeakyRelu, CumSum, ArgMax,
+// ScatterND). Greater/GreaterOrEqual are Less/LessOrEqual with swapped operands; And, Or,
+// Not, Xor, Clip, Tile, Pad, Einsum and Conv are composed of other sc ops at import.
+//===----------------------------------------------------------------------===//
+
+def Sc_LessOp : Sc_BinaryOp<"less"> {
+  let summary = "lhs < rhs (bool result; NaN compares false)";
+}
+def Sc_LessEqualOp : Sc_BinaryOp<"less_equal"> {
+  let summary = "lhs <= rhs (bool result; NaN compares false)";
+}
+def Sc_LeakyReluOp : Sc_BinaryFormulaOp<"leaky_relu"> {
+  let summary = "x < 0 ? x * alpha : x, for x (lhs) and alpha (rhs, a scalar constant)";
+}
+def Sc_ModOp : Sc_BinaryFormulaOp<"mod"> {
+  let summary = "remainder with the divisor's sign (ONNX Mod, fmod = 0; Python's %)";
+}
+def Sc_FmodOp : Sc_BinaryFormulaOp<"fmod"> {
+  let summary = "remainder with the dividend's sign (ONNX Mod, fmod = 1; C's fmod and %)";
+}
+def Sc_CumSumOp : Sc_Op<"cumsum", [], ["lowerToStep"]> {
+  let summary = "inclusive or exclusive prefix sums along `axis`, forward or reversed";
+  let arguments = (ins Sc_Tensor:$input, I64Attr:$axis,
+                   DefaultValuedAttr<BoolAttr, "false">:$exclusive,
+                   DefaultValuedAttr<BoolAttr, "false">:$reverse);
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
+}
+def Sc_ArgMaxOp : Sc_Op<"arg_max", [], ["lowerToStep"]> {
+  let summary = "i64 index of the largest element along `axis` (first or last of ties)";
+  let description = [{
+    A NaN is larger than any number (the first NaN wins, as in onnxruntime and numpy).
+    `keepdims` keeps the reduced dim as 1.
+  }];
+  let arguments = (ins Sc_Tensor:$input, I64Attr:$axis,
+                   DefaultValuedAttr<BoolAttr, "true">:$keepdims,
+                   DefaultValuedAttr<BoolAttr, "false">:$select_last_index);
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
+}
+def Sc_ScatterNDOp : Sc_Op<"scatter_nd", [], ["lowerToStep"]> {
+  let summary = "data with the slices that `indices` name replaced by (or combined with) updates";
+  let description = [{
+    ONNX ScatterND: indices [..., K] address slices data[i0, ..., iK-1]; updates have shape
+    indices.shape[:-1] + data.shape[K:]. `reduction` is none (later updates win), add, mul,
+    max or min. Negative indices count from the end.
+  }];
+  let arguments = (ins Sc_Tensor:$data, Sc_Tensor:$indices, Sc_Tensor:$updates,
+                   DefaultValuedAttr<StrAttr, "\"none\"">:$reduction);
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "$data `,` $indices `,` $updates attr-dict `:` functional-type(operands, results)";
 }
 
 //===----------------------------------------------------------------------===//

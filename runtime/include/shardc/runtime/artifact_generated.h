@@ -94,6 +94,15 @@ struct AllToAllAttrsBuilder;
 struct FusedAttrs;
 struct FusedAttrsBuilder;
 
+struct CumSumAttrs;
+struct CumSumAttrsBuilder;
+
+struct ArgMaxAttrs;
+struct ArgMaxAttrsBuilder;
+
+struct ScatterNDAttrs;
+struct ScatterNDAttrsBuilder;
+
 struct Step;
 struct StepBuilder;
 
@@ -151,6 +160,12 @@ inline const flatbuffers::TypeTable *ReduceScatterAttrsTypeTable();
 inline const flatbuffers::TypeTable *AllToAllAttrsTypeTable();
 
 inline const flatbuffers::TypeTable *FusedAttrsTypeTable();
+
+inline const flatbuffers::TypeTable *CumSumAttrsTypeTable();
+
+inline const flatbuffers::TypeTable *ArgMaxAttrsTypeTable();
+
+inline const flatbuffers::TypeTable *ScatterNDAttrsTypeTable();
 
 inline const flatbuffers::TypeTable *StepTypeTable();
 
@@ -287,11 +302,16 @@ enum class StepKind : uint16_t {
   attention_grad = 37,
   embedding_grad = 38,
   token_loss_grad = 39,
+  less = 40,
+  less_equal = 41,
+  cumsum = 42,
+  arg_max = 43,
+  scatter_nd = 44,
   MIN = copy,
-  MAX = token_loss_grad
+  MAX = scatter_nd
 };
 
-inline const StepKind (&EnumValuesStepKind())[40] {
+inline const StepKind (&EnumValuesStepKind())[45] {
   static const StepKind values[] = {
     StepKind::copy,
     StepKind::cast,
@@ -332,13 +352,18 @@ inline const StepKind (&EnumValuesStepKind())[40] {
     StepKind::token_loss,
     StepKind::attention_grad,
     StepKind::embedding_grad,
-    StepKind::token_loss_grad
+    StepKind::token_loss_grad,
+    StepKind::less,
+    StepKind::less_equal,
+    StepKind::cumsum,
+    StepKind::arg_max,
+    StepKind::scatter_nd
   };
   return values;
 }
 
 inline const char * const *EnumNamesStepKind() {
-  static const char * const names[41] = {
+  static const char * const names[46] = {
     "copy",
     "cast",
     "equal",
@@ -379,13 +404,18 @@ inline const char * const *EnumNamesStepKind() {
     "attention_grad",
     "embedding_grad",
     "token_loss_grad",
+    "less",
+    "less_equal",
+    "cumsum",
+    "arg_max",
+    "scatter_nd",
     nullptr
   };
   return names;
 }
 
 inline const char *EnumNameStepKind(StepKind e) {
-  if (flatbuffers::IsOutRange(e, StepKind::copy, StepKind::token_loss_grad)) return "";
+  if (flatbuffers::IsOutRange(e, StepKind::copy, StepKind::scatter_nd)) return "";
   const size_t index = static_cast<size_t>(e);
   return EnumNamesStepKind()[index];
 }
@@ -507,11 +537,14 @@ enum class StepAttrs : uint8_t {
   fused = 26,
   attention_grad = 27,
   embedding_grad = 28,
+  cumsum = 29,
+  arg_max = 30,
+  scatter_nd = 31,
   MIN = NONE,
-  MAX = embedding_grad
+  MAX = scatter_nd
 };
 
-inline const StepAttrs (&EnumValuesStepAttrs())[29] {
+inline const StepAttrs (&EnumValuesStepAttrs())[32] {
   static const StepAttrs values[] = {
     StepAttrs::NONE,
     StepAttrs::formula,
@@ -541,13 +574,16 @@ inline const StepAttrs (&EnumValuesStepAttrs())[29] {
     StepAttrs::process_index,
     StepAttrs::fused,
     StepAttrs::attention_grad,
-    StepAttrs::embedding_grad
+    StepAttrs::embedding_grad,
+    StepAttrs::cumsum,
+    StepAttrs::arg_max,
+    StepAttrs::scatter_nd
   };
   return values;
 }
 
 inline const char * const *EnumNamesStepAttrs() {
-  static const char * const names[30] = {
+  static const char * const names[33] = {
     "NONE",
     "formula",
     "gemm",
@@ -577,13 +613,16 @@ inline const char * const *EnumNamesStepAttrs() {
     "fused",
     "attention_grad",
     "embedding_grad",
+    "cumsum",
+    "arg_max",
+    "scatter_nd",
     nullptr
   };
   return names;
 }
 
 inline const char *EnumNameStepAttrs(StepAttrs e) {
-  if (flatbuffers::IsOutRange(e, StepAttrs::NONE, StepAttrs::embedding_grad)) return "";
+  if (flatbuffers::IsOutRange(e, StepAttrs::NONE, StepAttrs::scatter_nd)) return "";
   const size_t index = static_cast<size_t>(e);
   return EnumNamesStepAttrs()[index];
 }
@@ -2389,6 +2428,188 @@ inline flatbuffers::Offset<FusedAttrs> CreateFusedAttrsDirect(
       count);
 }
 
+struct CumSumAttrs FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
+  typedef CumSumAttrsBuilder Builder;
+  static const flatbuffers::TypeTable *MiniReflectTypeTable() {
+    return CumSumAttrsTypeTable();
+  }
+  enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
+    VT_AXIS = 4,
+    VT_EXCLUSIVE = 6,
+    VT_REVERSE = 8
+  };
+  int64_t axis() const {
+    return GetField<int64_t>(VT_AXIS, 0);
+  }
+  bool exclusive() const {
+    return GetField<uint8_t>(VT_EXCLUSIVE, 0) != 0;
+  }
+  bool reverse() const {
+    return GetField<uint8_t>(VT_REVERSE, 0) != 0;
+  }
+  bool Verify(flatbuffers::Verifier &verifier) const {
+    return VerifyTableStart(verifier) &&
+           VerifyField<int64_t>(verifier, VT_AXIS, 8) &&
+           VerifyField<uint8_t>(verifier, VT_EXCLUSIVE, 1) &&
+           VerifyField<uint8_t>(verifier, VT_REVERSE, 1) &&
+           verifier.EndTable();
+  }
+};
+
+struct CumSumAttrsBuilder {
+  typedef CumSumAttrs Table;
+  flatbuffers::FlatBufferBuilder &fbb_;
+  flatbuffers::uoffset_t start_;
+  void add_axis(int64_t axis) {
+    fbb_.AddElement<int64_t>(CumSumAttrs::VT_AXIS, axis, 0);
+  }
+  void add_exclusive(bool exclusive) {
+    fbb_.AddElement<uint8_t>(CumSumAttrs::VT_EXCLUSIVE, static_cast<uint8_t>(exclusive), 0);
+  }
+  void add_reverse(bool reverse) {
+    fbb_.AddElement<uint8_t>(CumSumAttrs::VT_REVERSE, static_cast<uint8_t>(reverse), 0);
+  }
+  explicit CumSumAttrsBuilder(flatbuffers::FlatBufferBuilder &_fbb)
+        : fbb_(_fbb) {
+    start_ = fbb_.StartTable();
+  }
+  flatbuffers::Offset<CumSumAttrs> Finish() {
+    const auto end = fbb_.EndTable(start_);
+    auto o = flatbuffers::Offset<CumSumAttrs>(end);
+    return o;
+  }
+};
+
+inline flatbuffers::Offset<CumSumAttrs> CreateCumSumAttrs(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    int64_t axis = 0,
+    bool exclusive = false,
+    bool reverse = false) {
+  CumSumAttrsBuilder builder_(_fbb);
+  builder_.add_axis(axis);
+  builder_.add_reverse(reverse);
+  builder_.add_exclusive(exclusive);
+  return builder_.Finish();
+}
+
+struct ArgMaxAttrs FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
+  typedef ArgMaxAttrsBuilder Builder;
+  static const flatbuffers::TypeTable *MiniReflectTypeTable() {
+    return ArgMaxAttrsTypeTable();
+  }
+  enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
+    VT_AXIS = 4,
+    VT_KEEPDIMS = 6,
+    VT_SELECT_LAST_INDEX = 8
+  };
+  int64_t axis() const {
+    return GetField<int64_t>(VT_AXIS, 0);
+  }
+  bool keepdims() const {
+    return GetField<uint8_t>(VT_KEEPDIMS, 0) != 0;
+  }
+  bool select_last_index() const {
+    return GetField<uint8_t>(VT_SELECT_LAST_INDEX, 0) != 0;
+  }
+  bool Verify(flatbuffers::Verifier &verifier) const {
+    return VerifyTableStart(verifier) &&
+           VerifyField<int64_t>(verifier, VT_AXIS, 8) &&
+           VerifyField<uint8_t>(verifier, VT_KEEPDIMS, 1) &&
+           VerifyField<uint8_t>(verifier, VT_SELECT_LAST_INDEX, 1) &&
+           verifier.EndTable();
+  }
+};
+
+struct ArgMaxAttrsBuilder {
+  typedef ArgMaxAttrs Table;
+  flatbuffers::FlatBufferBuilder &fbb_;
+  flatbuffers::uoffset_t start_;
+  void add_axis(int64_t axis) {
+    fbb_.AddElement<int64_t>(ArgMaxAttrs::VT_AXIS, axis, 0);
+  }
+  void add_keepdims(bool keepdims) {
+    fbb_.AddElement<uint8_t>(ArgMaxAttrs::VT_KEEPDIMS, static_cast<uint8_t>(keepdims), 0);
+  }
+  void add_select_last_index(bool select_last_index) {
+    fbb_.AddElement<uint8_t>(ArgMaxAttrs::VT_SELECT_LAST_INDEX, static_cast<uint8_t>(select_last_index), 0);
+  }
+  explicit ArgMaxAttrsBuilder(flatbuffers::FlatBufferBuilder &_fbb)
+        : fbb_(_fbb) {
+    start_ = fbb_.StartTable();
+  }
+  flatbuffers::Offset<ArgMaxAttrs> Finish() {
+    const auto end = fbb_.EndTable(start_);
+    auto o = flatbuffers::Offset<ArgMaxAttrs>(end);
+    return o;
+  }
+};
+
+inline flatbuffers::Offset<ArgMaxAttrs> CreateArgMaxAttrs(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    int64_t axis = 0,
+    bool keepdims = false,
+    bool select_last_index = false) {
+  ArgMaxAttrsBuilder builder_(_fbb);
+  builder_.add_axis(axis);
+  builder_.add_select_last_index(select_last_index);
+  builder_.add_keepdims(keepdims);
+  return builder_.Finish();
+}
+
+struct ScatterNDAttrs FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
+  typedef ScatterNDAttrsBuilder Builder;
+  static const flatbuffers::TypeTable *MiniReflectTypeTable() {
+    return ScatterNDAttrsTypeTable();
+  }
+  enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
+    VT_REDUCTION = 4
+  };
+  const flatbuffers::String *reduction() const {
+    return GetPointer<const flatbuffers::String *>(VT_REDUCTION);
+  }
+  bool Verify(flatbuffers::Verifier &verifier) const {
+    return VerifyTableStart(verifier) &&
+           VerifyOffset(verifier, VT_REDUCTION) &&
+           verifier.VerifyString(reduction()) &&
+           verifier.EndTable();
+  }
+};
+
+struct ScatterNDAttrsBuilder {
+  typedef ScatterNDAttrs Table;
+  flatbuffers::FlatBufferBuilder &fbb_;
+  flatbuffers::uoffset_t start_;
+  void add_reduction(flatbuffers::Offset<flatbuffers::String> reduction) {
+    fbb_.AddOffset(ScatterNDAttrs::VT_REDUCTION, reduction);
+  }
+  explicit ScatterNDAttrsBuilder(flatbuffers::FlatBufferBuilder &_fbb)
+        : fbb_(_fbb) {
+    start_ = fbb_.StartTable();
+  }
+  flatbuffers::Offset<ScatterNDAttrs> Finish() {
+    const auto end = fbb_.EndTable(start_);
+    auto o = flatbuffers::Offset<ScatterNDAttrs>(end);
+    return o;
+  }
+};
+
+inline flatbuffers::Offset<ScatterNDAttrs> CreateScatterNDAttrs(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    flatbuffers::Offset<flatbuffers::String> reduction = 0) {
+  ScatterNDAttrsBuilder builder_(_fbb);
+  builder_.add_reduction(reduction);
+  return builder_.Finish();
+}
+
+inline flatbuffers::Offset<ScatterNDAttrs> CreateScatterNDAttrsDirect(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    const char *reduction = nullptr) {
+  auto reduction__ = reduction ? _fbb.CreateString(reduction) : 0;
+  return shardc::rt::fb::CreateScatterNDAttrs(
+      _fbb,
+      reduction__);
+}
+
 struct Step FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   typedef StepBuilder Builder;
   static const flatbuffers::TypeTable *MiniReflectTypeTable() {
@@ -2502,6 +2723,15 @@ struct Step FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   }
   const shardc::rt::fb::EmbeddingGradAttrs *attrs_as_embedding_grad() const {
     return attrs_type() == shardc::rt::fb::StepAttrs::embedding_grad ? static_cast<const shardc::rt::fb::EmbeddingGradAttrs *>(attrs()) : nullptr;
+  }
+  const shardc::rt::fb::CumSumAttrs *attrs_as_cumsum() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::cumsum ? static_cast<const shardc::rt::fb::CumSumAttrs *>(attrs()) : nullptr;
+  }
+  const shardc::rt::fb::ArgMaxAttrs *attrs_as_arg_max() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::arg_max ? static_cast<const shardc::rt::fb::ArgMaxAttrs *>(attrs()) : nullptr;
+  }
+  const shardc::rt::fb::ScatterNDAttrs *attrs_as_scatter_nd() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::scatter_nd ? static_cast<const shardc::rt::fb::ScatterNDAttrs *>(attrs()) : nullptr;
   }
   const flatbuffers::String *loc() const {
     return GetPointer<const flatbuffers::String *>(VT_LOC);
@@ -2971,6 +3201,18 @@ inline bool VerifyStepAttrs(flatbuffers::Verifier &verifier, const void *obj, St
       auto ptr = reinterpret_cast<const shardc::rt::fb::EmbeddingGradAttrs *>(obj);
       return verifier.VerifyTable(ptr);
     }
+    case StepAttrs::cumsum: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::CumSumAttrs *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
+    case StepAttrs::arg_max: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::ArgMaxAttrs *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
+    case StepAttrs::scatter_nd: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::ScatterNDAttrs *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
     default: return true;
   }
 }
@@ -3084,6 +3326,11 @@ inline const flatbuffers::TypeTable *StepKindTypeTable() {
     { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 }
   };
   static const flatbuffers::TypeFunction type_refs[] = {
@@ -3129,10 +3376,15 @@ inline const flatbuffers::TypeTable *StepKindTypeTable() {
     "token_loss",
     "attention_grad",
     "embedding_grad",
-    "token_loss_grad"
+    "token_loss_grad",
+    "less",
+    "less_equal",
+    "cumsum",
+    "arg_max",
+    "scatter_nd"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_ENUM, 40, type_codes, type_refs, nullptr, nullptr, names
+    flatbuffers::ST_ENUM, 45, type_codes, type_refs, nullptr, nullptr, names
   };
   return &tt;
 }
@@ -3219,7 +3471,10 @@ inline const flatbuffers::TypeTable *StepAttrsTypeTable() {
     { flatbuffers::ET_SEQUENCE, 0, 15 },
     { flatbuffers::ET_SEQUENCE, 0, 16 },
     { flatbuffers::ET_SEQUENCE, 0, 6 },
-    { flatbuffers::ET_SEQUENCE, 0, 17 }
+    { flatbuffers::ET_SEQUENCE, 0, 17 },
+    { flatbuffers::ET_SEQUENCE, 0, 18 },
+    { flatbuffers::ET_SEQUENCE, 0, 19 },
+    { flatbuffers::ET_SEQUENCE, 0, 20 }
   };
   static const flatbuffers::TypeFunction type_refs[] = {
     shardc::rt::fb::FormulaAttrsTypeTable,
@@ -3239,7 +3494,10 @@ inline const flatbuffers::TypeTable *StepAttrsTypeTable() {
     shardc::rt::fb::AllToAllAttrsTypeTable,
     shardc::rt::fb::MeshAxesAttrsTypeTable,
     shardc::rt::fb::FusedAttrsTypeTable,
-    shardc::rt::fb::EmbeddingGradAttrsTypeTable
+    shardc::rt::fb::EmbeddingGradAttrsTypeTable,
+    shardc::rt::fb::CumSumAttrsTypeTable,
+    shardc::rt::fb::ArgMaxAttrsTypeTable,
+    shardc::rt::fb::ScatterNDAttrsTypeTable
   };
   static const char * const names[] = {
     "NONE",
@@ -3270,10 +3528,13 @@ inline const flatbuffers::TypeTable *StepAttrsTypeTable() {
     "process_index",
     "fused",
     "attention_grad",
-    "embedding_grad"
+    "embedding_grad",
+    "cumsum",
+    "arg_max",
+    "scatter_nd"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_UNION, 29, type_codes, type_refs, nullptr, nullptr, names
+    flatbuffers::ST_UNION, 32, type_codes, type_refs, nullptr, nullptr, names
   };
   return &tt;
 }
@@ -3718,6 +3979,53 @@ inline const flatbuffers::TypeTable *FusedAttrsTypeTable() {
   };
   static const flatbuffers::TypeTable tt = {
     flatbuffers::ST_TABLE, 3, type_codes, type_refs, nullptr, nullptr, names
+  };
+  return &tt;
+}
+
+inline const flatbuffers::TypeTable *CumSumAttrsTypeTable() {
+  static const flatbuffers::TypeCode type_codes[] = {
+    { flatbuffers::ET_LONG, 0, -1 },
+    { flatbuffers::ET_BOOL, 0, -1 },
+    { flatbuffers::ET_BOOL, 0, -1 }
+  };
+  static const char * const names[] = {
+    "axis",
+    "exclusive",
+    "reverse"
+  };
+  static const flatbuffers::TypeTable tt = {
+    flatbuffers::ST_TABLE, 3, type_codes, nullptr, nullptr, nullptr, names
+  };
+  return &tt;
+}
+
+inline const flatbuffers::TypeTable *ArgMaxAttrsTypeTable() {
+  static const flatbuffers::TypeCode type_codes[] = {
+    { flatbuffers::ET_LONG, 0, -1 },
+    { flatbuffers::ET_BOOL, 0, -1 },
+    { flatbuffers::ET_BOOL, 0, -1 }
+  };
+  static const char * const names[] = {
+    "axis",
+    "keepdims",
+    "select_last_index"
+  };
+  static const flatbuffers::TypeTable tt = {
+    flatbuffers::ST_TABLE, 3, type_codes, nullptr, nullptr, nullptr, names
+  };
+  return &tt;
+}
+
+inline const flatbuffers::TypeTable *ScatterNDAttrsTypeTable() {
+  static const flatbuffers::TypeCode type_codes[] = {
+    { flatbuffers::ET_STRING, 0, -1 }
+  };
+  static const char * const names[] = {
+    "reduction"
+  };
+  static const flatbuffers::TypeTable tt = {
+    flatbuffers::ST_TABLE, 1, type_codes, nullptr, nullptr, nullptr, names
   };
   return &tt;
 }

@@ -35,6 +35,8 @@ SC_FN float sc_fabs(float x) { return fabsf(x); }
 SC_FN float sc_floor(float x) { return floorf(x); }
 SC_FN float sc_ceil(float x) { return ceilf(x); }
 SC_FN float sc_rint(float x) { return rintf(x); } // halves to even
+SC_FN float sc_fmod(float a, float b) { return fmodf(a, b); }
+SC_FN double sc_fmod(double a, double b) { return fmod(a, b); }
 SC_FN double sc_sqrt_d(double x) { return sqrt(x); }
 SC_FN double sc_log_d(double x) { return log(x); }
 SC_FN double sc_exp(double x) { return exp(x); }
@@ -117,6 +119,8 @@ SC_FN float sc_fabs(float x) { return std::fabs(x); }
 SC_FN float sc_floor(float x) { return std::floor(x); }
 SC_FN float sc_ceil(float x) { return std::ceil(x); }
 SC_FN float sc_rint(float x) { return std::nearbyint(x); } // halves to even (default rounding)
+SC_FN float sc_fmod(float a, float b) { return std::fmod(a, b); }
+SC_FN double sc_fmod(double a, double b) { return std::fmod(a, b); }
 SC_FN double sc_sqrt_d(double x) { return std::sqrt(x); }
 SC_FN double sc_log_d(double x) { return std::log(x); }
 SC_FN double sc_exp(double x) { return std::exp(x); }
@@ -137,6 +141,15 @@ SC_FN double sc_rint(double x) { return std::nearbyint(x); }
 SC_FN double sc_row_sum(double v) { return v; }
 SC_FN float sc_row_max(float v) { return v; }
 #endif
+
+// ONNX Mod: `fmod` keeps the dividend's sign (C's fmod and %), `mod` the divisor's (Python's
+// %). Integers (CPU library kernels only; the caller rejects a zero divisor and takes b == -1
+// as 0) use the integer operator, floats the math library's fmod.
+template <typename T> SC_FN T sc_fmod(T a, T b) { return T(a % b); }
+template <typename T> SC_FN T sc_mod(T a, T b) {
+  T r = sc_fmod(a, b);
+  return (r != T(0) && ((r < T(0)) != (b < T(0)))) ? T(r + b) : r;
+}
 
 // bf16: the top half of an f32.
 SC_FN float sc_from_bf16(unsigned short h) { return sc_bits_to_f32((unsigned int)h << 16); }
@@ -266,7 +279,9 @@ SC_FN void sc_store4_f16(unsigned short *p, const float v[4]) {
 //   arity  1 (operand a) or 2 (operands a, b),
 //   ints   how integer tensors are computed: `none` (float only), `wrap` (in the unsigned type
 //          of the same width: two's complement wrap-around), `trunc` (signed division, the
-//          divisor checked for 0 and -1 by the caller),
+//          divisor checked for 0 and -1 by the caller), `mod` (a remainder in the signed
+//          type: the divisor checked for 0 by the caller, and b == -1 gives 0), `exact` (in the type
+//          itself: min, max),
 //   expr   the formula over a (and b) of type T: float in generated kernels, float or double in
 //          the CPU library kernels.
 // Adding a row defines the kernel everywhere; the sc op names it (ScOps.td).
@@ -293,6 +308,9 @@ SC_FN void sc_store4_f16(unsigned short *p, const float v[4]) {
   X(round, 1, none, sc_rint(a))                                                               \
   X(sign, 1, none, a > T(0) ? T(1) : a < T(0) ? T(-1) : a)                                    \
   X(min, 2, exact, (a != a || a < b) ? a : b)                                                 \
+  X(leaky_relu, 2, none, a < T(0) ? a * b : a)                                                \
+  X(mod, 2, mod, sc_mod(a, b))                                                                \
+  X(fmod, 2, mod, sc_fmod(a, b))                                                              \
   X(max, 2, exact, (a != a || a > b) ? a : b)                                                 \
   X(silu, 1, none, a * sc_op_sigmoid(a))                                                      \
   X(silu_grad, 2, none, b * sc_op_sigmoid(a) * (T(1) + a * (T(1) - sc_op_sigmoid(a))))         \

@@ -22,7 +22,7 @@ struct AnyOperand {
   int64_t stride[kIndexMaxRank] = {}; // element strides broadcast over the output's shape
 };
 
-enum class SelectOp : int { Where, Equal, IsNan };
+enum class SelectOp : int { Where, Equal, IsNan, Less, LessEqual };
 
 struct SelectParams {
   AnyOperand in[3]; // where: condition, a, b; equal: a, b; isnan: x
@@ -106,8 +106,13 @@ SIMT_DEVICE void selectElements(const SelectParams &p) {
     }
   } else {
     const int64_t b = offsetOf(n, p.rank, p.shape, p.in[1].stride);
-    out = isFloat(t) ? loadFloat(p.in[0].data, a, t) == loadFloat(p.in[1].data, b, t)
-                     : loadInt(p.in[0].data, a, t) == loadInt(p.in[1].data, b, t);
+    if (isFloat(t)) {
+      const double x = loadFloat(p.in[0].data, a, t), z = loadFloat(p.in[1].data, b, t);
+      out = p.op == SelectOp::Equal ? x == z : p.op == SelectOp::Less ? x < z : x <= z;
+    } else {
+      const int64_t x = loadInt(p.in[0].data, a, t), z = loadInt(p.in[1].data, b, t);
+      out = p.op == SelectOp::Equal ? x == z : p.op == SelectOp::Less ? x < z : x <= z;
+    }
   }
   static_cast<uint8_t *>(p.y)[n] = out ? 1 : 0;
 }

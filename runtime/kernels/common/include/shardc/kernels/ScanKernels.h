@@ -1,0 +1,205 @@
+// ONNX scans and index ops as SIMT kernels, one source for the CUDA backend (nvcc,
+// runtime/backends/cuda/SharedKernels.cu) and the CPU tests (the Simt.h emulator, against the
+// CPU backend's kernels, runtime/kernels/cpu/IndexOps.cpp): cumsum, arg_max and scatter_nd on
+// tensors of any dtype. One thread per line along the axis (cumsum, arg_max) or per element of
+// an update slice (scatter_nd, which walks the index tuples in order, so later updates win as
+// on the CPU). Floats are computed in double, integers in int64, as on the CPU.
+#pragma once
+
+#include "shardc/kernels/SelectKernels.h"
+
+namespace shardc::kernels {
+
+namespace scan_detail {
+using select_detail::isFloat;
+using select_detail::loadFloat;
+using select_detail::loadInt;
+SIMT_DEVICE void storeFloat(void *p, int64_t i, AnyType t, double v) {
+  switch (t) {
+  case AnyType::F32: static_cast<float *>(p)[i] = float(v); break;
+  case AnyType::F64: static_cast<double *>(p)[i] = v; break;
+  case AnyType::BF16: static_cast<unsigned short *>(p)[i] = sc_to_bf16(float(v)); break;
+  default: static_cast<unsigned short *>(p)[i] = sc_to_f16(float(v)); break;
+  }
+}
+SIMT_DEVICE void storeInt(void *p, int64_t i, AnyType t, int64_t v) {
+  switch (t) {
+  case AnyType::I64: static_cast<int64_t *>(p)[i] = v; break;
+  case AnyType::I32: static_cast<int32_t *>(p)[i] = int32_t(uint32_t(uint64_t(v))); break;
+  case AnyType::I8: static_cast<int8_t *>(p)[i] = int8_t(uint8_t(uint64_t(v))); break;
+  case AnyType::Bool: static_cast<uint8_t *>(p)[i] = v != 0; break;
+  default: static_cast<uint8_t *>(p)[i] = uint8_t(uint64_t(v)); break;
+  }
+}
+} // namespace scan_detail
+
+// Lines along an axis: outer x len x inner elements, one thread per (outer, inner).
+struct AxisLinesParams {
+  const void *x = nullptr;
+  void *y = nullptr;
+  AnyType type = AnyType::F32;
+  int64_t outer = 1, len = 1, inner = 1;
+  int exclusive = 0, reverse = 0, selectLast = 0; // cumsum: the first two; arg_max: the last
+};
+
+SIMT_DEVICE void cumsumLines(const AxisLinesParams &p) {
+  using namespace scan_detail;
+  const int64_t n = int64_t(simt::blockIdxX()) * simt::blockDimX() + simt::threadIdxX();
+  if (n >= p.outer * p.inner)
+    return;
+  const int64_t o = n / p.inner, i = n % p.inner;
+  double facc = 0.0;
+  uint64_t iacc = 0;
+  const bool fl = isFloat(p.type);
+  for (int64_t step = 0; step < p.len; ++step) {
+    const int64_t k = p.reverse ? p.len - 1 - step : step;
+    const int64_t at = (o * p.len + k) * p.inner + i;
+    if (fl) {
+      const double v = loadFloat(p.x, at, p.type);
+      if (!p.exclusive)
+        facc += v;
+      storeFloat(p.y, at, p.type, facc);
+      if (p.exclusive)
+        facc += v;
+    } else {
+      const uint64_t v = uint64_t(loadInt(p.x, at, p.type));
+      if (!p.exclusive)
+        iacc += v;
+      storeInt(p.y, at, p.type, int64_t(iacc));
+      if (p.exclusive)
+        iacc += v;
+    }
+  }
+}
+
+// y (i64, outer x inner) = the index of the largest element of each line; the first NaN wins.
+SIMT_DEVICE void argMaxLines(const AxisLinesParams &p) {
+  using namespace scan_detail;
+  const int64_t n = int64_t(simt::blockIdxX()) * simt::blockDimX() + simt::threadIdxX();
+  if (n >= p.outer * p.inner)
+    return;
+  const int64_t o = n / p.inner, i = n % p.inner, base = o * p.len * p.inner + i;
+  int64_t at = 0;
+  if (isFloat(p.type)) {
+    double best = loadFloat(p.x, base, p.type);
+    for (int64_t k = 1; k < p.len && best == best; ++k) {
+      const double v = loadFloat(p.x, base + k * p.inner, p.type);
+      if (v != v || v > best || (p.selectLast && v == best)) {
+        best = v;
+        at = k;
+      }
+    }
+  } else {
+    int64_t best = loadInt(p.x, base, p.type);
+    for (int64_t k = 1; k < p.len; ++k) {
+      const int64_t v = loadInt(p.x, base + k * p.inner, p.type);
+      if (v > best || (p.selectLast && v == best)) {
+        best = v;
+        at = k;
+      }
+    }
+  }
+  static_cast<int64_t *>(p.y)[n] = at;
+}
+
+enum class ScatterReduction : int { None, Add, Mul, Max, Min };
+
+// y (already a copy of data) gets updates[t, j] at slice offset(indices[t]) + j, tuple by tuple;
+// an index out of range is skipped (the CPU kernel reports it; a kernel on a stream cannot).
+struct ScatterNdParams {
+  const int64_t *indices = nullptr;
+  const void *updates = nullptr;
+  void *y = nullptr;
+  AnyType type = AnyType::F32;
+  int64_t tuples = 0, k = 0, slice = 1;
+  int64_t dims[kIndexMaxRank] = {};
+  ScatterReduction reduction = ScatterReduction::None;
+};
+
+SIMT_DEVICE void scatterNdSlices(const ScatterNdParams &p) {
+  using namespace scan_detail;
+  const int64_t j = int64_t(simt::blockIdxX()) * simt::blockDimX() + simt::threadIdxX();
+  if (j >= p.slice)
+    return;
+  const bool fl = isFloat(p.type);
+  for (int64_t t = 0; t < p.tuples; ++t) {
+    int64_t offset = 0;
+    bool inside = true;
+    for (int64_t d = 0; d < p.k; ++d) {
+      int64_t i = p.indices[t * p.k + d];
+      if (i < 0)
+        i += p.dims[d];
+      inside = inside && i >= 0 && i < p.dims[d];
+      offset = offset * p.dims[d] + i;
+    }
+    if (!inside)
+      continue;
+    const int64_t at = offset * p.slice + j, from = t * p.slice + j;
+    if (fl) {
+      const double u = loadFloat(p.updates, from, p.type), c = loadFloat(p.y, at, p.type);
+      const double v = p.reduction == ScatterReduction::Add   ? c + u
+                       : p.reduction == ScatterReduction::Mul ? c * u
+                       : p.reduction == ScatterReduction::Max ? (u > c ? u : c)
+                       : p.reduction == ScatterReduction::Min ? (u < c ? u : c)
+                                                              : u;
+      storeFloat(p.y, at, p.type, v);
+    } else {
+      const int64_t u = loadInt(p.updates, from, p.type), c = loadInt(p.y, at, p.type);
+      const int64_t v = p.reduction == ScatterReduction::Add   ? int64_t(uint64_t(c) + uint64_t(u))
+                        : p.reduction == ScatterReduction::Mul ? int64_t(uint64_t(c) * uint64_t(u))
+                        : p.reduction == ScatterReduction::Max ? (u > c ? u : c)
+                        : p.reduction == ScatterReduction::Min ? (u < c ? u : c)
+                                                               : u;
+      storeInt(p.y, at, p.type, v);
+    }
+  }
+}
+
+#if !defined(__CUDACC_RTC__)
+// ---- Plans (host code): "" or a one-line error.
+inline std::string planAxisLines(const std::vector<int64_t> &shape, int64_t axis, AxisLinesParams &p) {
+  const int64_t rank = int64_t(shape.size());
+  if (axis < 0)
+    axis += rank;
+  if (axis < 0 || axis >= rank)
+    return "axis out of range for rank " + std::to_string(rank);
+  p.outer = p.len = p.inner = 1;
+  for (int64_t d = 0; d < rank; ++d)
+    (d < axis ? p.outer : d == axis ? p.len : p.inner) *= shape[size_t(d)];
+  return "";
+}
+
+inline std::string planScatterNd(const std::vector<int64_t> &dataShape, const std::vector<int64_t> &indexShape,
+                                 const std::string &reduction, ScatterNdParams &p) {
+  if (indexShape.empty() || indexShape.back() > int64_t(dataShape.size()) || indexShape.back() > kIndexMaxRank)
+    return "indices must be [..., K] with K <= rank(data) and K <= " + std::to_string(kIndexMaxRank);
+  p.k = indexShape.back();
+  p.tuples = 1;
+  for (size_t d = 0; d + 1 < indexShape.size(); ++d)
+    p.tuples *= indexShape[d];
+  if (p.k == 0)
+    p.tuples = 0;
+  p.slice = 1;
+  for (size_t d = 0; d < dataShape.size(); ++d) {
+    if (int64_t(d) < p.k)
+      p.dims[d] = dataShape[d];
+    else
+      p.slice *= dataShape[d];
+  }
+  if (reduction == "none")
+    p.reduction = ScatterReduction::None;
+  else if (reduction == "add")
+    p.reduction = ScatterReduction::Add;
+  else if (reduction == "mul")
+    p.reduction = ScatterReduction::Mul;
+  else if (reduction == "max")
+    p.reduction = ScatterReduction::Max;
+  else if (reduction == "min")
+    p.reduction = ScatterReduction::Min;
+  else
+    return "reduction '" + reduction + "' is not none, add, mul, max or min";
+  return "";
+}
+#endif
+
+} // namespace shardc::kernels
