@@ -106,9 +106,9 @@ NAMES = ["mixtral_moe", "qwen2_moe", "deepseek_v3_moe", "mixtral_moe_skew"]
 def main():
     only = sys.argv[1:] or NAMES
     refs = {}
-    path = os.path.join(HERE, "references.npz")
-    if os.path.exists(path):
-        refs = dict(np.load(path))
+    refs_path = os.path.join(HERE, "references.npz")
+    if os.path.exists(refs_path):
+        refs = dict(np.load(refs_path))
     for i, name in enumerate(NAMES):
         if name not in only:
             continue
@@ -139,7 +139,7 @@ def main():
                 counts.append(np.bincount(idx.flatten().numpy(), minlength=4))
             refs[name + ".expert_counts"] = np.stack(counts)
             print("skew: tokens per expert per layer", np.stack(counts).tolist())
-    np.savez(path, **refs)
+    np.savez(refs_path, **refs)
 
 
 if __name__ == "__main__":
