@@ -38,6 +38,7 @@ SUPPORTED_OPS = [
     "Unsqueeze", "Squeeze", "Where", "IsNaN", "Equal", "Cast", "Constant", "ConstantOfShape",
     "Shape", "Range", "Trilu", "Cos", "Sin", "Relu", "Abs", "Floor", "Ceil", "Round", "Sign",
     "Min", "Max",
+    "TopK", "GatherND",
 ]
 
 # Tolerance floors for expected outputs stored in a narrow float type.

@@ -500,6 +500,15 @@ Rule TriluOp::getShardingRule() {
 }
 // Element-wise index lookups along an axis read arbitrary positions of the data: whole.
 Rule GatherElementsOp::getShardingRule() { return std::nullopt; }
+// TopK: the lines along the axis are independent; the axis stays whole.
+Rule TopKOp::getShardingRule() {
+  int64_t axis = normAxis(getAxis(), shapeOf(getInput()).size());
+  return passThroughExcept(*this, [&](int64_t d) { return d == axis; });
+}
+// GatherND reads arbitrary slices of its data: whole (the raised MoE ops replace it).
+Rule GatherNdOp::getShardingRule() { return std::nullopt; }
+// The grouped experts read any expert for any token: whole until expert parallelism.
+Rule MoeExpertsOp::getShardingRule() { return std::nullopt; }
 // ONNX RotaryEmbedding has no kernel (compile refuses it); it is not sharded.
 Rule RotaryEmbeddingOp::getShardingRule() { return std::nullopt; }
 

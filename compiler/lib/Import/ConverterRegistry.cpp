@@ -41,6 +41,7 @@ const ConverterRegistry &converterRegistry() {
     registerShapeConverters(r);
     registerConstantConverters(r);
     registerNNConverters(r);
+    registerMoeConverters(r);
     return r;
   }();
   return registry;

@@ -152,6 +152,7 @@ void registerElementwiseConverters(ConverterRegistry &r); // ConvertElementwise.
 void registerShapeConverters(ConverterRegistry &r);       // ConvertShape.cpp
 void registerConstantConverters(ConverterRegistry &r);    // ConvertConstant.cpp
 void registerNNConverters(ConverterRegistry &r);          // ConvertNN.cpp
+void registerMoeConverters(ConverterRegistry &r);         // ConvertMoe.cpp
 
 // Helpers converters share (ConverterRegistry.cpp).
 LogicalResult needInputs(NodeCtx &n, unsigned count);

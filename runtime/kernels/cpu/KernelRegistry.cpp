@@ -66,6 +66,9 @@ constexpr KernelEntry kKernels[] = {
     {"attention_grad", guarded<viaFloat32KeepF64<attentionGradKernel>>},
     {"embedding_grad", guarded<viaFloat32KeepF64<embeddingGradKernel>>},
     {"token_loss_grad", guarded<tokenLossGradKernel>}, // reads 16-bit logits in place
+    {"top_k", guarded<topKKernel>},
+    {"gather_nd", guarded<gatherNdKernel>},
+    {"moe_experts", guarded<viaFloat32<moeExpertsKernel>>},
 };
 
 } // namespace

@@ -94,6 +94,12 @@ struct AllToAllAttrsBuilder;
 struct FusedAttrs;
 struct FusedAttrsBuilder;
 
+struct TopKAttrs;
+struct TopKAttrsBuilder;
+
+struct GatherNdAttrs;
+struct GatherNdAttrsBuilder;
+
 struct Step;
 struct StepBuilder;
 
@@ -151,6 +157,10 @@ inline const flatbuffers::TypeTable *ReduceScatterAttrsTypeTable();
 inline const flatbuffers::TypeTable *AllToAllAttrsTypeTable();
 
 inline const flatbuffers::TypeTable *FusedAttrsTypeTable();
+
+inline const flatbuffers::TypeTable *TopKAttrsTypeTable();
+
+inline const flatbuffers::TypeTable *GatherNdAttrsTypeTable();
 
 inline const flatbuffers::TypeTable *StepTypeTable();
 
@@ -287,11 +297,14 @@ enum class StepKind : uint16_t {
   attention_grad = 37,
   embedding_grad = 38,
   token_loss_grad = 39,
+  top_k = 40,
+  gather_nd = 41,
+  moe_experts = 42,
   MIN = copy,
-  MAX = token_loss_grad
+  MAX = moe_experts
 };
 
-inline const StepKind (&EnumValuesStepKind())[40] {
+inline const StepKind (&EnumValuesStepKind())[43] {
   static const StepKind values[] = {
     StepKind::copy,
     StepKind::cast,
@@ -332,13 +345,16 @@ inline const StepKind (&EnumValuesStepKind())[40] {
     StepKind::token_loss,
     StepKind::attention_grad,
     StepKind::embedding_grad,
-    StepKind::token_loss_grad
+    StepKind::token_loss_grad,
+    StepKind::top_k,
+    StepKind::gather_nd,
+    StepKind::moe_experts
   };
   return values;
 }
 
 inline const char * const *EnumNamesStepKind() {
-  static const char * const names[41] = {
+  static const char * const names[44] = {
     "copy",
     "cast",
     "equal",
@@ -379,13 +395,16 @@ inline const char * const *EnumNamesStepKind() {
     "attention_grad",
     "embedding_grad",
     "token_loss_grad",
+    "top_k",
+    "gather_nd",
+    "moe_experts",
     nullptr
   };
   return names;
 }
 
 inline const char *EnumNameStepKind(StepKind e) {
-  if (flatbuffers::IsOutRange(e, StepKind::copy, StepKind::token_loss_grad)) return "";
+  if (flatbuffers::IsOutRange(e, StepKind::copy, StepKind::moe_experts)) return "";
   const size_t index = static_cast<size_t>(e);
   return EnumNamesStepKind()[index];
 }
@@ -507,11 +526,13 @@ enum class StepAttrs : uint8_t {
   fused = 26,
   attention_grad = 27,
   embedding_grad = 28,
+  top_k = 29,
+  gather_nd = 30,
   MIN = NONE,
-  MAX = embedding_grad
+  MAX = gather_nd
 };
 
-inline const StepAttrs (&EnumValuesStepAttrs())[29] {
+inline const StepAttrs (&EnumValuesStepAttrs())[31] {
   static const StepAttrs values[] = {
     StepAttrs::NONE,
     StepAttrs::formula,
@@ -541,13 +562,15 @@ inline const StepAttrs (&EnumValuesStepAttrs())[29] {
     StepAttrs::process_index,
     StepAttrs::fused,
     StepAttrs::attention_grad,
-    StepAttrs::embedding_grad
+    StepAttrs::embedding_grad,
+    StepAttrs::top_k,
+    StepAttrs::gather_nd
   };
   return values;
 }
 
 inline const char * const *EnumNamesStepAttrs() {
-  static const char * const names[30] = {
+  static const char * const names[32] = {
     "NONE",
     "formula",
     "gemm",
@@ -577,13 +600,15 @@ inline const char * const *EnumNamesStepAttrs() {
     "fused",
     "attention_grad",
     "embedding_grad",
+    "top_k",
+    "gather_nd",
     nullptr
   };
   return names;
 }
 
 inline const char *EnumNameStepAttrs(StepAttrs e) {
-  if (flatbuffers::IsOutRange(e, StepAttrs::NONE, StepAttrs::embedding_grad)) return "";
+  if (flatbuffers::IsOutRange(e, StepAttrs::NONE, StepAttrs::gather_nd)) return "";
   const size_t index = static_cast<size_t>(e);
   return EnumNamesStepAttrs()[index];
 }
@@ -2389,6 +2414,104 @@ inline flatbuffers::Offset<FusedAttrs> CreateFusedAttrsDirect(
       count);
 }
 
+struct TopKAttrs FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
+  typedef TopKAttrsBuilder Builder;
+  static const flatbuffers::TypeTable *MiniReflectTypeTable() {
+    return TopKAttrsTypeTable();
+  }
+  enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
+    VT_AXIS = 4,
+    VT_LARGEST = 6
+  };
+  int64_t axis() const {
+    return GetField<int64_t>(VT_AXIS, -1LL);
+  }
+  bool largest() const {
+    return GetField<uint8_t>(VT_LARGEST, 1) != 0;
+  }
+  bool Verify(flatbuffers::Verifier &verifier) const {
+    return VerifyTableStart(verifier) &&
+           VerifyField<int64_t>(verifier, VT_AXIS, 8) &&
+           VerifyField<uint8_t>(verifier, VT_LARGEST, 1) &&
+           verifier.EndTable();
+  }
+};
+
+struct TopKAttrsBuilder {
+  typedef TopKAttrs Table;
+  flatbuffers::FlatBufferBuilder &fbb_;
+  flatbuffers::uoffset_t start_;
+  void add_axis(int64_t axis) {
+    fbb_.AddElement<int64_t>(TopKAttrs::VT_AXIS, axis, -1LL);
+  }
+  void add_largest(bool largest) {
+    fbb_.AddElement<uint8_t>(TopKAttrs::VT_LARGEST, static_cast<uint8_t>(largest), 1);
+  }
+  explicit TopKAttrsBuilder(flatbuffers::FlatBufferBuilder &_fbb)
+        : fbb_(_fbb) {
+    start_ = fbb_.StartTable();
+  }
+  flatbuffers::Offset<TopKAttrs> Finish() {
+    const auto end = fbb_.EndTable(start_);
+    auto o = flatbuffers::Offset<TopKAttrs>(end);
+    return o;
+  }
+};
+
+inline flatbuffers::Offset<TopKAttrs> CreateTopKAttrs(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    int64_t axis = -1LL,
+    bool largest = true) {
+  TopKAttrsBuilder builder_(_fbb);
+  builder_.add_axis(axis);
+  builder_.add_largest(largest);
+  return builder_.Finish();
+}
+
+struct GatherNdAttrs FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
+  typedef GatherNdAttrsBuilder Builder;
+  static const flatbuffers::TypeTable *MiniReflectTypeTable() {
+    return GatherNdAttrsTypeTable();
+  }
+  enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
+    VT_BATCH_DIMS = 4
+  };
+  int64_t batch_dims() const {
+    return GetField<int64_t>(VT_BATCH_DIMS, 0);
+  }
+  bool Verify(flatbuffers::Verifier &verifier) const {
+    return VerifyTableStart(verifier) &&
+           VerifyField<int64_t>(verifier, VT_BATCH_DIMS, 8) &&
+           verifier.EndTable();
+  }
+};
+
+struct GatherNdAttrsBuilder {
+  typedef GatherNdAttrs Table;
+  flatbuffers::FlatBufferBuilder &fbb_;
+  flatbuffers::uoffset_t start_;
+  void add_batch_dims(int64_t batch_dims) {
+    fbb_.AddElement<int64_t>(GatherNdAttrs::VT_BATCH_DIMS, batch_dims, 0);
+  }
+  explicit GatherNdAttrsBuilder(flatbuffers::FlatBufferBuilder &_fbb)
+        : fbb_(_fbb) {
+    start_ = fbb_.StartTable();
+  }
+  flatbuffers::Offset<GatherNdAttrs> Finish() {
+    const auto end = fbb_.EndTable(start_);
+    auto o = flatbuffers::Offset<GatherNdAttrs>(end);
+    return o;
+  }
+};
+
+inline flatbuffers::Offset<GatherNdAttrs> CreateGatherNdAttrs(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    int64_t batch_dims = 0) {
+  GatherNdAttrsBuilder builder_(_fbb);
+  builder_.add_batch_dims(batch_dims);
+  return builder_.Finish();
+}
+
 struct Step FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   typedef StepBuilder Builder;
   static const flatbuffers::TypeTable *MiniReflectTypeTable() {
@@ -2502,6 +2625,12 @@ struct Step FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   }
   const shardc::rt::fb::EmbeddingGradAttrs *attrs_as_embedding_grad() const {
     return attrs_type() == shardc::rt::fb::StepAttrs::embedding_grad ? static_cast<const shardc::rt::fb::EmbeddingGradAttrs *>(attrs()) : nullptr;
+  }
+  const shardc::rt::fb::TopKAttrs *attrs_as_top_k() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::top_k ? static_cast<const shardc::rt::fb::TopKAttrs *>(attrs()) : nullptr;
+  }
+  const shardc::rt::fb::GatherNdAttrs *attrs_as_gather_nd() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::gather_nd ? static_cast<const shardc::rt::fb::GatherNdAttrs *>(attrs()) : nullptr;
   }
   const flatbuffers::String *loc() const {
     return GetPointer<const flatbuffers::String *>(VT_LOC);
@@ -2971,6 +3100,14 @@ inline bool VerifyStepAttrs(flatbuffers::Verifier &verifier, const void *obj, St
       auto ptr = reinterpret_cast<const shardc::rt::fb::EmbeddingGradAttrs *>(obj);
       return verifier.VerifyTable(ptr);
     }
+    case StepAttrs::top_k: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::TopKAttrs *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
+    case StepAttrs::gather_nd: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::GatherNdAttrs *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
     default: return true;
   }
 }
@@ -3084,6 +3221,9 @@ inline const flatbuffers::TypeTable *StepKindTypeTable() {
     { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 }
   };
   static const flatbuffers::TypeFunction type_refs[] = {
@@ -3129,10 +3269,13 @@ inline const flatbuffers::TypeTable *StepKindTypeTable() {
     "token_loss",
     "attention_grad",
     "embedding_grad",
-    "token_loss_grad"
+    "token_loss_grad",
+    "top_k",
+    "gather_nd",
+    "moe_experts"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_ENUM, 40, type_codes, type_refs, nullptr, nullptr, names
+    flatbuffers::ST_ENUM, 43, type_codes, type_refs, nullptr, nullptr, names
   };
   return &tt;
 }
@@ -3219,7 +3362,9 @@ inline const flatbuffers::TypeTable *StepAttrsTypeTable() {
     { flatbuffers::ET_SEQUENCE, 0, 15 },
     { flatbuffers::ET_SEQUENCE, 0, 16 },
     { flatbuffers::ET_SEQUENCE, 0, 6 },
-    { flatbuffers::ET_SEQUENCE, 0, 17 }
+    { flatbuffers::ET_SEQUENCE, 0, 17 },
+    { flatbuffers::ET_SEQUENCE, 0, 18 },
+    { flatbuffers::ET_SEQUENCE, 0, 19 }
   };
   static const flatbuffers::TypeFunction type_refs[] = {
     shardc::rt::fb::FormulaAttrsTypeTable,
@@ -3239,7 +3384,9 @@ inline const flatbuffers::TypeTable *StepAttrsTypeTable() {
     shardc::rt::fb::AllToAllAttrsTypeTable,
     shardc::rt::fb::MeshAxesAttrsTypeTable,
     shardc::rt::fb::FusedAttrsTypeTable,
-    shardc::rt::fb::EmbeddingGradAttrsTypeTable
+    shardc::rt::fb::EmbeddingGradAttrsTypeTable,
+    shardc::rt::fb::TopKAttrsTypeTable,
+    shardc::rt::fb::GatherNdAttrsTypeTable
   };
   static const char * const names[] = {
     "NONE",
@@ -3270,10 +3417,12 @@ inline const flatbuffers::TypeTable *StepAttrsTypeTable() {
     "process_index",
     "fused",
     "attention_grad",
-    "embedding_grad"
+    "embedding_grad",
+    "top_k",
+    "gather_nd"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_UNION, 29, type_codes, type_refs, nullptr, nullptr, names
+    flatbuffers::ST_UNION, 31, type_codes, type_refs, nullptr, nullptr, names
   };
   return &tt;
 }
@@ -3718,6 +3867,34 @@ inline const flatbuffers::TypeTable *FusedAttrsTypeTable() {
   };
   static const flatbuffers::TypeTable tt = {
     flatbuffers::ST_TABLE, 3, type_codes, type_refs, nullptr, nullptr, names
+  };
+  return &tt;
+}
+
+inline const flatbuffers::TypeTable *TopKAttrsTypeTable() {
+  static const flatbuffers::TypeCode type_codes[] = {
+    { flatbuffers::ET_LONG, 0, -1 },
+    { flatbuffers::ET_BOOL, 0, -1 }
+  };
+  static const char * const names[] = {
+    "axis",
+    "largest"
+  };
+  static const flatbuffers::TypeTable tt = {
+    flatbuffers::ST_TABLE, 2, type_codes, nullptr, nullptr, nullptr, names
+  };
+  return &tt;
+}
+
+inline const flatbuffers::TypeTable *GatherNdAttrsTypeTable() {
+  static const flatbuffers::TypeCode type_codes[] = {
+    { flatbuffers::ET_LONG, 0, -1 }
+  };
+  static const char * const names[] = {
+    "batch_dims"
+  };
+  static const flatbuffers::TypeTable tt = {
+    flatbuffers::ST_TABLE, 1, type_codes, nullptr, nullptr, nullptr, names
   };
   return &tt;
 }
