@@ -148,6 +148,7 @@ SHAPE_OPERANDS = {
     "Reshape": [1], "Expand": [1], "Slice": [1, 2, 3, 4], "Unsqueeze": [1], "Squeeze": [1],
     "Split": [1], "ReduceMean": [1], "ReduceSum": [1], "ReduceMax": [1], "Trilu": [1],
     "ConstantOfShape": [0], "Range": [0, 1, 2], "Tile": [1],
+    "TopK": [1],
 }
 
 
