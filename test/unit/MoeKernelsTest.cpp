@@ -59,7 +59,7 @@ void topKReference(const std::vector<float> &x, int64_t outer, int64_t n, int64_
   idx.assign(vals.size(), 0);
   for (int64_t o = 0; o < outer; ++o)
     for (int64_t in = 0; in < inner; ++in) {
-      std::vector<int64_t> order(size_t(n));
+      std::vector<int64_t> order(static_cast<size_t>(n));
       std::iota(order.begin(), order.end(), 0);
       auto at = [&](int64_t i) { return x[size_t((o * n + i) * inner + in)]; };
       std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
@@ -129,7 +129,7 @@ TEST(MoeKernels, GatherNdMatchesAReferenceAndTheSimtKernel) {
   for (const Case &c : {Case{{4, 3, 5}, {2, 3, 2}, {2, 3, 5}, 0, {0, 1, 3, 2, -1, 0, 2, 2, 1, -3, 0, 0}},
                         Case{{2, 4, 3}, {2, 3, 1}, {2, 3, 3}, 1, {3, 0, -1, 1, 1, 2}}}) {
     const int64_t dataN = c.data[0] * c.data[1] * c.data[2];
-    std::vector<float> data(size_t(dataN));
+    std::vector<float> data(static_cast<size_t>(dataN));
     std::iota(data.begin(), data.end(), 0.0f);
     Tensor dt = tensor(DType::F32, c.data, data), it = tensor(DType::I64, c.idx, c.ids), y = empty(DType::F32, c.y);
     rt::Attrs attrs;
@@ -177,16 +177,16 @@ TEST(MoeKernels, MoeExpertsMatchesADirectLoop) {
   for (bool skew : {false, true}) {
     std::vector<float> x = randomFloats(size_t(T * H), 1), gu = randomFloats(size_t(E * 2 * I * H), 2, 0.3f),
                        dn = randomFloats(size_t(E * H * I), 3, 0.3f), w = randomFloats(size_t(T * k), 4);
-    std::vector<int64_t> ids(size_t(T * k));
+    std::vector<int64_t> ids(static_cast<size_t>(T * k));
     for (int64_t t = 0; t < T; ++t) {
       ids[size_t(t * k)] = skew ? 0 : (t * 3) % E;
       ids[size_t(t * k + 1)] = skew ? 1 : (t * 3 + 1 + t % 2) % E;
     }
-    std::vector<double> want(size_t(T * H), 0.0);
+    std::vector<double> want(static_cast<size_t>(T * H), 0.0);
     for (int64_t t = 0; t < T; ++t)
       for (int64_t j = 0; j < k; ++j) {
         const int64_t e = ids[size_t(t * k + j)];
-        std::vector<double> h(size_t(I));
+        std::vector<double> h(static_cast<size_t>(I));
         for (int64_t c = 0; c < I; ++c) {
           double g = 0, u = 0;
           for (int64_t d = 0; d < H; ++d) {
