@@ -15,6 +15,7 @@ void buildRaisePipeline(mlir::OpPassManager &pm) {
   fn.addPass(createScRaiseActivations());
   fn.addPass(createScRaiseRotary());
   fn.addPass(createScRaiseAttention());
+  fn.addPass(createScRaiseMoe());
   fn.addPass(mlir::createCanonicalizerPass());
   fn.addPass(mlir::createCSEPass());
 }

@@ -42,6 +42,7 @@ SUPPORTED_OPS = [
     "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "And", "Or", "Not", "Xor", "Clip",
     "LeakyRelu", "Mod", "CastLike", "Dropout", "CumSum", "ArgMax", "ScatterND", "Tile", "Pad",
     "Einsum", "Conv",
+    "TopK", "GatherND",
 ]
 
 # The op families the summary reports a rate for (an op not listed is "other").
@@ -182,7 +183,7 @@ SHAPE_OPERANDS = {
     "Reshape": [1], "Expand": [1], "Slice": [1, 2, 3, 4], "Unsqueeze": [1], "Squeeze": [1],
     "Split": [1], "ReduceMean": [1], "ReduceSum": [1], "ReduceMax": [1], "Trilu": [1],
     "ConstantOfShape": [0], "Range": [0, 1, 2], "Tile": [1], "CumSum": [1], "Pad": [1, 3],
-    "Dropout": [1, 2],
+    "Dropout": [1, 2], "TopK": [1],
 }
 
 

@@ -523,6 +523,53 @@ LogicalResult GatherElementsOp::verify() {
   return success();
 }
 
+LogicalResult TopKOp::verify() {
+  ArrayRef<int64_t> in = shapeOf(getInput()), out = shapeOf(getValues());
+  if (failed(verifyAxis(*this, getAxis(), in.size())))
+    return failure();
+  int64_t axis = normAxis(getAxis(), in.size());
+  if (shapeOf(getIndices()) != out || !elemOf(getIndices()).isInteger(64) || elemOf(getValues()) != elemOf(getInput()))
+    return emitOpError() << "values must have the input's element type, indices i64 and the values' shape";
+  bool fits = out.size() == in.size() && out[axis] <= in[axis];
+  for (size_t d = 0; fits && d < in.size(); ++d)
+    fits = int64_t(d) == axis || out[d] == in[d];
+  if (!fits)
+    return emitOpError() << "result " << shapeStr(out) << " is not " << shapeStr(in) << " cut to k along axis " << axis;
+  return success();
+}
+
+LogicalResult GatherNdOp::verify() {
+  ArrayRef<int64_t> data = shapeOf(getData()), idx = shapeOf(getIndices());
+  int64_t b = getBatchDims();
+  if (!isa<IntegerType>(elemOf(getIndices())) || elemOf(getResult()) != elemOf(getData()))
+    return emitOpError() << "integer indices and a result of the data's element type expected";
+  if (idx.empty() || b < 0 || b >= int64_t(idx.size()) || idx.back() < 1 || b + idx.back() > int64_t(data.size()))
+    return emitOpError() << "indices " << shapeStr(idx) << " with batch_dims " << b << " do not fit data " << shapeStr(data);
+  SmallVector<int64_t> want(idx.drop_back());
+  llvm::append_range(want, data.drop_front(b + idx.back()));
+  if (shapeOf(getResult()) != ArrayRef<int64_t>(want) || data.take_front(b) != idx.take_front(b))
+    return emitOpError() << "result shape " << shapeStr(shapeOf(getResult())) << " should be " << shapeStr(want);
+  return success();
+}
+
+LogicalResult MoeExpertsOp::verify() {
+  ArrayRef<int64_t> x = shapeOf(getX()), ids = shapeOf(getIndices()), gu = shapeOf(getGateUp()), dn = shapeOf(getDown());
+  if (x.size() != 2 || ids.size() != 2 || gu.size() != 3 || dn.size() != 3)
+    return emitOpError() << "x [T, H], indices [T, k], gate_up [E, 2I, H], down [E, H, I] expected";
+  const int64_t T = x[0], H = x[1], k = ids[1], E = gu[0], I = dn[2];
+  if (ids[0] != T || shapeOf(getWeights()) != ids || gu[1] != 2 * I || gu[2] != H || dn[0] != E || dn[1] != H)
+    return emitOpError() << "shapes do not agree: x " << shapeStr(x) << ", indices " << shapeStr(ids) << ", gate_up "
+                         << shapeStr(gu) << ", down " << shapeStr(dn);
+  if (!elemOf(getIndices()).isInteger(64))
+    return emitOpError() << "indices must be i64";
+  if (shapeOf(getResult()) != x || shapeOf(getHidden()) != ArrayRef<int64_t>{T * k, I})
+    return emitOpError() << "result [T, H] and hidden [T*k, I] expected";
+  for (Value v : {getWeights(), getGateUp(), getDown(), getResult(), getHidden()})
+    if (elemOf(v) != elemOf(getX()))
+      return emitOpError() << "x, weights, gate_up, down and the results share one element type";
+  return success();
+}
+
 LogicalResult DynamicSliceOp::verify() {
   ArrayRef<int64_t> in = shapeOf(getInput()), out = shapeOf(getResult());
   if (failed(verifyAxis(*this, getAxis(), in.size())))

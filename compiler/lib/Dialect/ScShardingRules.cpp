@@ -514,6 +514,15 @@ Rule ArgMaxOp::getShardingRule() {
   return reduceRule(*this, {axis}, getKeepdims(), /*shardReduced=*/false, "max");
 }
 Rule ScatterNDOp::getShardingRule() { return std::nullopt; }
+// TopK: the lines along the axis are independent; the axis stays whole.
+Rule TopKOp::getShardingRule() {
+  int64_t axis = normAxis(getAxis(), shapeOf(getInput()).size());
+  return passThroughExcept(*this, [&](int64_t d) { return d == axis; });
+}
+// GatherND reads arbitrary slices of its data: whole (the raised MoE ops replace it).
+Rule GatherNdOp::getShardingRule() { return std::nullopt; }
+// The grouped experts read any expert for any token: whole until expert parallelism.
+Rule MoeExpertsOp::getShardingRule() { return std::nullopt; }
 
 // Shape computations produce small host-side vectors, always whole.
 Rule ShapeOp::getShardingRule() { return std::nullopt; }

@@ -246,6 +246,21 @@ LogicalResult GatherElementsOp::lowerToStep(StepDesc &step) {
   step.attrs.set("axis", axisOf(*this, getAxis()));
   return lowered(step, "gather_elements");
 }
+LogicalResult TopKOp::lowerToStep(StepDesc &step) {
+  step.attrs.set("axis", axisOf(*this, getAxis()));
+  step.attrs.set("largest", getLargest());
+  return lowered(step, "top_k");
+}
+LogicalResult GatherNdOp::lowerToStep(StepDesc &step) {
+  step.attrs.set("batch_dims", static_cast<int64_t>(getBatchDims()));
+  return lowered(step, "gather_nd");
+}
+// Each of the T·k rows runs a [2I, H] and an [H, I] matrix-vector product.
+OpCost MoeExpertsOp::getCost() {
+  ArrayRef<int64_t> ids = typeOf(getIndices()).getShape(), dn = typeOf(getDown()).getShape();
+  const uint64_t rows = uint64_t(ids[0] * ids[1]), H = uint64_t(dn[1]), I = uint64_t(dn[2]);
+  return {2 * rows * 3 * H * I, trafficOf(*this)};
+}
 LogicalResult DynamicSliceOp::lowerToStep(StepDesc &step) {
   step.attrs.set("axis", axisOf(*this, getAxis()));
   return lowered(step, "dynamic_slice");

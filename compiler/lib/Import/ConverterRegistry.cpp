@@ -45,6 +45,7 @@ const ConverterRegistry &converterRegistry() {
     registerIndexConverters(r);
     registerContractionConverters(r);
     registerAttentionConverters(r);
+    registerMoeConverters(r);
     return r;
   }();
   return registry;

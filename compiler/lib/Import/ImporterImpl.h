@@ -156,6 +156,7 @@ void registerLogicConverters(ConverterRegistry &r);       // ConvertLogic.cpp
 void registerIndexConverters(ConverterRegistry &r);       // ConvertIndex.cpp
 void registerContractionConverters(ConverterRegistry &r); // ConvertContraction.cpp
 void registerAttentionConverters(ConverterRegistry &r);   // ConvertAttention.cpp
+void registerMoeConverters(ConverterRegistry &r);         // ConvertMoe.cpp
 
 // Helpers converters share (ConverterRegistry.cpp).
 LogicalResult needInputs(NodeCtx &n, unsigned count);

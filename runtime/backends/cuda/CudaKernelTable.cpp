@@ -11,6 +11,7 @@
 #include "shardc/kernels/FlashAttention.h"
 #include "shardc/kernels/IndexKernels.h"
 #include "shardc/kernels/ScanKernels.h"
+#include "shardc/kernels/MoeKernels.h"
 #include "shardc/kernels/SelectKernels.h"
 
 #include <array>
@@ -354,6 +355,41 @@ std::string acceptsTrilu(const KernelArgs &a) {
     return "trilu: the CUDA kernel takes x of rank >= 2 and y of its shape";
   return "";
 }
+std::string acceptsTopK(const KernelArgs &a) {
+  if (std::string err = firstOf(sameDtype("top_k", "values", a.out[0], a.in[0]),
+                                dtypeIn("top_k", "indices", a.out[1], bit(DType::I64), "i64"));
+      !err.empty())
+    return err;
+  if (a.out[1].shape != a.out[0].shape)
+    return "top_k: indices must have the values' shape";
+  kernels::TopKParams p;
+  std::string err = kernels::planTopK(a.in[0].shape, a.out[0].shape, a.attrs ? a.attrs->getInt("axis", -1) : -1, p);
+  return err.empty() ? "" : "top_k: " + err;
+}
+std::string acceptsGatherNd(const KernelArgs &a) {
+  if (std::string err = firstOf(dtypeIn("gather_nd", "the indices", a.in[1], kIds, "i64, i32"),
+                                sameDtype("gather_nd", "y", a.out[0], a.in[0]));
+      !err.empty())
+    return err;
+  kernels::GatherNdParams p;
+  std::string err = kernels::planGatherNd(a.in[0].shape, a.in[1].shape, a.out[0].shape,
+                                          a.attrs ? a.attrs->getInt("batch_dims", 0) : 0,
+                                          int(rt::dtypeSize(a.in[0].dtype)), p);
+  return err.empty() ? "" : "gather_nd: " + err;
+}
+std::string acceptsMoeExperts(const KernelArgs &a) {
+  std::string err = dtypeIn("moe_experts", "indices", a.in[1], bit(DType::I64), "i64");
+  for (const TensorView *t : {&a.in[0], &a.in[2], &a.in[3], &a.in[4], &a.out[0], &a.out[1]})
+    if (err.empty())
+      err = dtypeIn("moe_experts", "an operand", *t, bit(DType::F32), "f32");
+  if (!err.empty())
+    return err;
+  kernels::MoeExpertsParams p;
+  err = kernels::planMoeExperts(a.in[0].shape, a.in[1].shape, a.in[2].shape, a.in[3].shape, a.in[4].shape, p);
+  if (err.empty() && (a.out[0].shape != a.in[0].shape || a.out[1].shape != std::vector<int64_t>{p.T * p.k, p.I}))
+    err = "y must be [T, H] and hidden [T*k, I]";
+  return err.empty() ? "" : "moe_experts: " + err;
+}
 
 std::string acceptsGemm(const KernelArgs &a) {
   std::string err;
@@ -459,6 +495,9 @@ constexpr CudaKernelEntry kTable[] = {
     {"cumsum", lib::cumsumKernel, acceptsCumsum, "all", 1, 1, 1, 1},
     {"arg_max", lib::argMaxKernel, acceptsArgMax, "all, i64 result", 1, 1, 1, 1},
     {"scatter_nd", lib::scatterNdKernel, acceptsScatterNd, "all, i64 indices", 3, 3, 1, 1},
+    {"top_k", lib::topKKernel, acceptsTopK, "all, i64 indices", 1, 1, 2, 2},
+    {"gather_nd", lib::gatherNdKernel, acceptsGatherNd, "all, i64/i32 indices", 2, 2, 1, 1},
+    {"moe_experts", lib::moeExpertsKernel, acceptsMoeExperts, "f32, i64 indices", 5, 5, 2, 2},
 };
 constexpr size_t kCount = sizeof(kTable) / sizeof(kTable[0]);
 

@@ -55,6 +55,10 @@ std::string scatterNdKernel(const rt::KernelArgs &a);
 std::string isnanKernel(const rt::KernelArgs &a);
 std::string gatherElementsKernel(const rt::KernelArgs &a);
 std::string triluKernel(const rt::KernelArgs &a);
+// SharedKernels.cu (MoeKernels.h): the routing ops of exported MoE graphs, any dtype.
+std::string topKKernel(const rt::KernelArgs &a);
+std::string gatherNdKernel(const rt::KernelArgs &a);
+std::string moeExpertsKernel(const rt::KernelArgs &a); // f32
 
 // Prepares the flash attention kernels' shared memory (host-side, before any capture).
 void prepareAttention();

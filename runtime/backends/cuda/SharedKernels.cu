@@ -15,6 +15,7 @@
 #include "shardc/kernels/ElementwiseKernels.h"
 #include "shardc/kernels/IndexKernels.h"
 #include "shardc/kernels/ScanKernels.h"
+#include "shardc/kernels/MoeKernels.h"
 #include "shardc/kernels/SelectKernels.h"
 
 #include <cublas_v2.h>
@@ -77,6 +78,15 @@ __global__ void __launch_bounds__(kernels::kIndexThreads) argMaxGlobal(kernels::
 }
 __global__ void __launch_bounds__(kernels::kIndexThreads) scatterNdGlobal(kernels::ScatterNdParams p) {
   kernels::scatterNdSlices(p);
+__global__ void __launch_bounds__(kernels::kIndexThreads) topKGlobal(kernels::TopKParams p) { kernels::topKLines(p); }
+__global__ void __launch_bounds__(kernels::kIndexThreads) gatherNdGlobal(kernels::GatherNdParams p) {
+  kernels::gatherNdElements(p);
+}
+__global__ void __launch_bounds__(kernels::kIndexThreads) moeHiddenGlobal(kernels::MoeExpertsParams p) {
+  kernels::moeHiddenElements(p);
+}
+__global__ void __launch_bounds__(kernels::kIndexThreads) moeCombineGlobal(kernels::MoeExpertsParams p) {
+  kernels::moeCombineElements(p);
 }
 
 static_assert(int(kernels::AnyType::Bool) == int(DType::Bool) && int(kernels::AnyType::I64) == int(DType::I64) &&
@@ -336,6 +346,53 @@ std::string triluKernel(const KernelArgs &a) {
   p.x = a.in[0].data;
   p.y = a.out[0].data;
   return perElement("trilu", triluGlobal, p, p.count);
+}
+
+// MoeKernels.h: top_k (one thread per line) and gather_nd (one per element).
+std::string topKKernel(const KernelArgs &a) {
+  kernels::TopKParams p;
+  if (std::string err = kernels::planTopK(a.in[0].shape, a.out[0].shape, a.attrs ? a.attrs->getInt("axis", -1) : -1, p);
+      !err.empty())
+    return "top_k: " + err;
+  p.x = a.in[0].data;
+  p.values = a.out[0].data;
+  p.indices = static_cast<int64_t *>(a.out[1].data);
+  p.type = anyType(a.in[0].dtype);
+  p.largest = a.attrs ? a.attrs->getBool("largest", true) : true;
+  return perElement("top_k", topKGlobal, p, p.lines);
+}
+
+std::string gatherNdKernel(const KernelArgs &a) {
+  kernels::GatherNdParams p;
+  if (std::string err = kernels::planGatherNd(a.in[0].shape, a.in[1].shape, a.out[0].shape,
+                                              a.attrs ? a.attrs->getInt("batch_dims", 0) : 0,
+                                              int(rt::dtypeSize(a.in[0].dtype)), p);
+      !err.empty())
+    return "gather_nd: " + err;
+  p.data = a.in[0].data;
+  p.indices = a.in[1].data;
+  p.indices64 = a.in[1].dtype == DType::I64;
+  p.y = a.out[0].data;
+  return perElement("gather_nd", gatherNdGlobal, p, p.count);
+}
+
+// moe_experts in f32: the hidden rows, then the weighted down projections summed per token.
+std::string moeExpertsKernel(const KernelArgs &a) {
+  kernels::MoeExpertsParams p;
+  if (std::string err = kernels::planMoeExperts(a.in[0].shape, a.in[1].shape, a.in[2].shape, a.in[3].shape,
+                                                a.in[4].shape, p);
+      !err.empty())
+    return "moe_experts: " + err;
+  p.x = static_cast<const float *>(a.in[0].data);
+  p.ids = static_cast<const int64_t *>(a.in[1].data);
+  p.weights = static_cast<const float *>(a.in[2].data);
+  p.gateUp = static_cast<const float *>(a.in[3].data);
+  p.down = static_cast<const float *>(a.in[4].data);
+  p.y = static_cast<float *>(a.out[0].data);
+  p.hidden = static_cast<float *>(a.out[1].data);
+  if (std::string err = perElement("moe_experts", moeHiddenGlobal, p, p.T * p.k * p.I); !err.empty())
+    return err;
+  return perElement("moe_experts", moeCombineGlobal, p, p.T * p.H);
 }
 
 std::string siluMulKernel(const KernelArgs &a) {

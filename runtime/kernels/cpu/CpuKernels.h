@@ -67,6 +67,11 @@ std::string expandKernel(const KernelArgs &args);
 std::string triluKernel(const KernelArgs &args);
 std::string embeddingKernel(const KernelArgs &args);
 
+// Moe.cpp: the routing ops of exported MoE graphs (every dtype)
+std::string topKKernel(const KernelArgs &args);
+std::string gatherNdKernel(const KernelArgs &args);
+std::string moeExpertsKernel(const KernelArgs &args); // f32
+
 // Normalization.cpp
 std::string rmsNormKernel(const KernelArgs &args);
 std::string layerNormKernel(const KernelArgs &args);

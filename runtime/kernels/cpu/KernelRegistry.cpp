@@ -71,6 +71,9 @@ constexpr KernelEntry kKernels[] = {
     {"cumsum", guarded<cumsumKernel>},                 // IndexOps.cpp: every dtype
     {"arg_max", guarded<argMaxKernel>},
     {"scatter_nd", guarded<scatterNdKernel>},
+    {"top_k", guarded<topKKernel>},
+    {"gather_nd", guarded<gatherNdKernel>},
+    {"moe_experts", guarded<viaFloat32<moeExpertsKernel>>},
 };
 
 } // namespace

@@ -434,6 +434,34 @@ def Sc_GatherElementsOp : Sc_Op<"gather_elements", [], ["lowerToStep"]> {
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$data `,` $indices attr-dict `:` functional-type(operands, results)";
 }
+// Mixture-of-experts routing as exporters write it (docs/moe.md).
+def Sc_TopKOp : Sc_Op<"top_k", [], ["lowerToStep"]> {
+  let summary = "the k largest (smallest) elements along an axis, sorted, with their i64 positions";
+  let description = [{
+    k is the results' extent along `axis`; ties go to the lower position (ONNX TopK's order).
+  }];
+  let arguments = (ins Sc_Tensor:$input, I64Attr:$axis, DefaultValuedAttr<BoolAttr, "true">:$largest);
+  let results = (outs Sc_Tensor:$values, Sc_Tensor:$indices);
+  let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
+}
+def Sc_GatherNdOp : Sc_Op<"gather_nd", [], ["lowerToStep"]> {
+  let summary = "ONNX GatherND: slices of `data` addressed by the indices' last dim";
+  let arguments = (ins Sc_Tensor:$data, Sc_Tensor:$indices, DefaultValuedAttr<I64Attr, "0">:$batch_dims);
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "$data `,` $indices attr-dict `:` functional-type(operands, results)";
+}
+def Sc_MoeExpertsOp : Sc_Op<"moe_experts", [], ["getCost"]> {
+  let summary = "grouped SwiGLU experts of a mixture-of-experts block (sc-raise-moe)";
+  let description = [{
+    y[t] = sum over j < k of weights[t, j] * down[e] (silu(gate_up[e][:I] x[t]) * gate_up[e][I:] x[t]),
+    e = indices[t, j]: x [T, H], indices [T, k] (i64), weights [T, k], gate_up [E, 2I, H] (gate rows
+    first), down [E, H, I]. `hidden` [T·k, I] is the activations' workspace (in expert order).
+    Dropless: the kernel sorts the T·k rows by expert and runs one GEMM pair per expert.
+  }];
+  let arguments = (ins Sc_Tensor:$x, Sc_Tensor:$indices, Sc_Tensor:$weights, Sc_Tensor:$gate_up, Sc_Tensor:$down);
+  let results = (outs Sc_Tensor:$result, Sc_Tensor:$hidden);
+  let assemblyFormat = "$x `,` $indices `,` $weights `,` $gate_up `,` $down attr-dict `:` functional-type(operands, results)";
+}
 def Sc_DynamicSliceOp : Sc_Op<"dynamic_slice", [], ["lowerToStep"]> {
   let summary = "the result's extent of `input` along `axis` from a start given at run time";
   let description = [{

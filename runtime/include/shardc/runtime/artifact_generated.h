@@ -103,6 +103,12 @@ struct ArgMaxAttrsBuilder;
 struct ScatterNDAttrs;
 struct ScatterNDAttrsBuilder;
 
+struct TopKAttrs;
+struct TopKAttrsBuilder;
+
+struct GatherNdAttrs;
+struct GatherNdAttrsBuilder;
+
 struct Step;
 struct StepBuilder;
 
@@ -166,6 +172,10 @@ inline const flatbuffers::TypeTable *CumSumAttrsTypeTable();
 inline const flatbuffers::TypeTable *ArgMaxAttrsTypeTable();
 
 inline const flatbuffers::TypeTable *ScatterNDAttrsTypeTable();
+
+inline const flatbuffers::TypeTable *TopKAttrsTypeTable();
+
+inline const flatbuffers::TypeTable *GatherNdAttrsTypeTable();
 
 inline const flatbuffers::TypeTable *StepTypeTable();
 
@@ -307,11 +317,14 @@ enum class StepKind : uint16_t {
   cumsum = 42,
   arg_max = 43,
   scatter_nd = 44,
+  top_k = 45,
+  gather_nd = 46,
+  moe_experts = 47,
   MIN = copy,
-  MAX = scatter_nd
+  MAX = moe_experts
 };
 
-inline const StepKind (&EnumValuesStepKind())[45] {
+inline const StepKind (&EnumValuesStepKind())[48] {
   static const StepKind values[] = {
     StepKind::copy,
     StepKind::cast,
@@ -357,13 +370,16 @@ inline const StepKind (&EnumValuesStepKind())[45] {
     StepKind::less_equal,
     StepKind::cumsum,
     StepKind::arg_max,
-    StepKind::scatter_nd
+    StepKind::scatter_nd,
+    StepKind::top_k,
+    StepKind::gather_nd,
+    StepKind::moe_experts
   };
   return values;
 }
 
 inline const char * const *EnumNamesStepKind() {
-  static const char * const names[46] = {
+  static const char * const names[49] = {
     "copy",
     "cast",
     "equal",
@@ -409,13 +425,16 @@ inline const char * const *EnumNamesStepKind() {
     "cumsum",
     "arg_max",
     "scatter_nd",
+    "top_k",
+    "gather_nd",
+    "moe_experts",
     nullptr
   };
   return names;
 }
 
 inline const char *EnumNameStepKind(StepKind e) {
-  if (flatbuffers::IsOutRange(e, StepKind::copy, StepKind::scatter_nd)) return "";
+  if (flatbuffers::IsOutRange(e, StepKind::copy, StepKind::moe_experts)) return "";
   const size_t index = static_cast<size_t>(e);
   return EnumNamesStepKind()[index];
 }
@@ -540,11 +559,13 @@ enum class StepAttrs : uint8_t {
   cumsum = 29,
   arg_max = 30,
   scatter_nd = 31,
+  top_k = 32,
+  gather_nd = 33,
   MIN = NONE,
-  MAX = scatter_nd
+  MAX = gather_nd
 };
 
-inline const StepAttrs (&EnumValuesStepAttrs())[32] {
+inline const StepAttrs (&EnumValuesStepAttrs())[34] {
   static const StepAttrs values[] = {
     StepAttrs::NONE,
     StepAttrs::formula,
@@ -577,13 +598,15 @@ inline const StepAttrs (&EnumValuesStepAttrs())[32] {
     StepAttrs::embedding_grad,
     StepAttrs::cumsum,
     StepAttrs::arg_max,
-    StepAttrs::scatter_nd
+    StepAttrs::scatter_nd,
+    StepAttrs::top_k,
+    StepAttrs::gather_nd
   };
   return values;
 }
 
 inline const char * const *EnumNamesStepAttrs() {
-  static const char * const names[33] = {
+  static const char * const names[35] = {
     "NONE",
     "formula",
     "gemm",
@@ -616,13 +639,15 @@ inline const char * const *EnumNamesStepAttrs() {
     "cumsum",
     "arg_max",
     "scatter_nd",
+    "top_k",
+    "gather_nd",
     nullptr
   };
   return names;
 }
 
 inline const char *EnumNameStepAttrs(StepAttrs e) {
-  if (flatbuffers::IsOutRange(e, StepAttrs::NONE, StepAttrs::scatter_nd)) return "";
+  if (flatbuffers::IsOutRange(e, StepAttrs::NONE, StepAttrs::gather_nd)) return "";
   const size_t index = static_cast<size_t>(e);
   return EnumNamesStepAttrs()[index];
 }
@@ -2610,6 +2635,104 @@ inline flatbuffers::Offset<ScatterNDAttrs> CreateScatterNDAttrsDirect(
       reduction__);
 }
 
+struct TopKAttrs FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
+  typedef TopKAttrsBuilder Builder;
+  static const flatbuffers::TypeTable *MiniReflectTypeTable() {
+    return TopKAttrsTypeTable();
+  }
+  enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
+    VT_AXIS = 4,
+    VT_LARGEST = 6
+  };
+  int64_t axis() const {
+    return GetField<int64_t>(VT_AXIS, -1LL);
+  }
+  bool largest() const {
+    return GetField<uint8_t>(VT_LARGEST, 1) != 0;
+  }
+  bool Verify(flatbuffers::Verifier &verifier) const {
+    return VerifyTableStart(verifier) &&
+           VerifyField<int64_t>(verifier, VT_AXIS, 8) &&
+           VerifyField<uint8_t>(verifier, VT_LARGEST, 1) &&
+           verifier.EndTable();
+  }
+};
+
+struct TopKAttrsBuilder {
+  typedef TopKAttrs Table;
+  flatbuffers::FlatBufferBuilder &fbb_;
+  flatbuffers::uoffset_t start_;
+  void add_axis(int64_t axis) {
+    fbb_.AddElement<int64_t>(TopKAttrs::VT_AXIS, axis, -1LL);
+  }
+  void add_largest(bool largest) {
+    fbb_.AddElement<uint8_t>(TopKAttrs::VT_LARGEST, static_cast<uint8_t>(largest), 1);
+  }
+  explicit TopKAttrsBuilder(flatbuffers::FlatBufferBuilder &_fbb)
+        : fbb_(_fbb) {
+    start_ = fbb_.StartTable();
+  }
+  flatbuffers::Offset<TopKAttrs> Finish() {
+    const auto end = fbb_.EndTable(start_);
+    auto o = flatbuffers::Offset<TopKAttrs>(end);
+    return o;
+  }
+};
+
+inline flatbuffers::Offset<TopKAttrs> CreateTopKAttrs(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    int64_t axis = -1LL,
+    bool largest = true) {
+  TopKAttrsBuilder builder_(_fbb);
+  builder_.add_axis(axis);
+  builder_.add_largest(largest);
+  return builder_.Finish();
+}
+
+struct GatherNdAttrs FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
+  typedef GatherNdAttrsBuilder Builder;
+  static const flatbuffers::TypeTable *MiniReflectTypeTable() {
+    return GatherNdAttrsTypeTable();
+  }
+  enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
+    VT_BATCH_DIMS = 4
+  };
+  int64_t batch_dims() const {
+    return GetField<int64_t>(VT_BATCH_DIMS, 0);
+  }
+  bool Verify(flatbuffers::Verifier &verifier) const {
+    return VerifyTableStart(verifier) &&
+           VerifyField<int64_t>(verifier, VT_BATCH_DIMS, 8) &&
+           verifier.EndTable();
+  }
+};
+
+struct GatherNdAttrsBuilder {
+  typedef GatherNdAttrs Table;
+  flatbuffers::FlatBufferBuilder &fbb_;
+  flatbuffers::uoffset_t start_;
+  void add_batch_dims(int64_t batch_dims) {
+    fbb_.AddElement<int64_t>(GatherNdAttrs::VT_BATCH_DIMS, batch_dims, 0);
+  }
+  explicit GatherNdAttrsBuilder(flatbuffers::FlatBufferBuilder &_fbb)
+        : fbb_(_fbb) {
+    start_ = fbb_.StartTable();
+  }
+  flatbuffers::Offset<GatherNdAttrs> Finish() {
+    const auto end = fbb_.EndTable(start_);
+    auto o = flatbuffers::Offset<GatherNdAttrs>(end);
+    return o;
+  }
+};
+
+inline flatbuffers::Offset<GatherNdAttrs> CreateGatherNdAttrs(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    int64_t batch_dims = 0) {
+  GatherNdAttrsBuilder builder_(_fbb);
+  builder_.add_batch_dims(batch_dims);
+  return builder_.Finish();
+}
+
 struct Step FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   typedef StepBuilder Builder;
   static const flatbuffers::TypeTable *MiniReflectTypeTable() {
@@ -2732,6 +2855,12 @@ struct Step FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   }
   const shardc::rt::fb::ScatterNDAttrs *attrs_as_scatter_nd() const {
     return attrs_type() == shardc::rt::fb::StepAttrs::scatter_nd ? static_cast<const shardc::rt::fb::ScatterNDAttrs *>(attrs()) : nullptr;
+  }
+  const shardc::rt::fb::TopKAttrs *attrs_as_top_k() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::top_k ? static_cast<const shardc::rt::fb::TopKAttrs *>(attrs()) : nullptr;
+  }
+  const shardc::rt::fb::GatherNdAttrs *attrs_as_gather_nd() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::gather_nd ? static_cast<const shardc::rt::fb::GatherNdAttrs *>(attrs()) : nullptr;
   }
   const flatbuffers::String *loc() const {
     return GetPointer<const flatbuffers::String *>(VT_LOC);
@@ -3213,6 +3342,14 @@ inline bool VerifyStepAttrs(flatbuffers::Verifier &verifier, const void *obj, St
       auto ptr = reinterpret_cast<const shardc::rt::fb::ScatterNDAttrs *>(obj);
       return verifier.VerifyTable(ptr);
     }
+    case StepAttrs::top_k: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::TopKAttrs *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
+    case StepAttrs::gather_nd: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::GatherNdAttrs *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
     default: return true;
   }
 }
@@ -3331,6 +3468,9 @@ inline const flatbuffers::TypeTable *StepKindTypeTable() {
     { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 }
   };
   static const flatbuffers::TypeFunction type_refs[] = {
@@ -3381,10 +3521,13 @@ inline const flatbuffers::TypeTable *StepKindTypeTable() {
     "less_equal",
     "cumsum",
     "arg_max",
-    "scatter_nd"
+    "scatter_nd",
+    "top_k",
+    "gather_nd",
+    "moe_experts"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_ENUM, 45, type_codes, type_refs, nullptr, nullptr, names
+    flatbuffers::ST_ENUM, 48, type_codes, type_refs, nullptr, nullptr, names
   };
   return &tt;
 }
@@ -3474,7 +3617,9 @@ inline const flatbuffers::TypeTable *StepAttrsTypeTable() {
     { flatbuffers::ET_SEQUENCE, 0, 17 },
     { flatbuffers::ET_SEQUENCE, 0, 18 },
     { flatbuffers::ET_SEQUENCE, 0, 19 },
-    { flatbuffers::ET_SEQUENCE, 0, 20 }
+    { flatbuffers::ET_SEQUENCE, 0, 20 },
+    { flatbuffers::ET_SEQUENCE, 0, 21 },
+    { flatbuffers::ET_SEQUENCE, 0, 22 }
   };
   static const flatbuffers::TypeFunction type_refs[] = {
     shardc::rt::fb::FormulaAttrsTypeTable,
@@ -3497,7 +3642,9 @@ inline const flatbuffers::TypeTable *StepAttrsTypeTable() {
     shardc::rt::fb::EmbeddingGradAttrsTypeTable,
     shardc::rt::fb::CumSumAttrsTypeTable,
     shardc::rt::fb::ArgMaxAttrsTypeTable,
-    shardc::rt::fb::ScatterNDAttrsTypeTable
+    shardc::rt::fb::ScatterNDAttrsTypeTable,
+    shardc::rt::fb::TopKAttrsTypeTable,
+    shardc::rt::fb::GatherNdAttrsTypeTable
   };
   static const char * const names[] = {
     "NONE",
@@ -3531,10 +3678,12 @@ inline const flatbuffers::TypeTable *StepAttrsTypeTable() {
     "embedding_grad",
     "cumsum",
     "arg_max",
-    "scatter_nd"
+    "scatter_nd",
+    "top_k",
+    "gather_nd"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_UNION, 32, type_codes, type_refs, nullptr, nullptr, names
+    flatbuffers::ST_UNION, 34, type_codes, type_refs, nullptr, nullptr, names
   };
   return &tt;
 }
@@ -4023,6 +4172,34 @@ inline const flatbuffers::TypeTable *ScatterNDAttrsTypeTable() {
   };
   static const char * const names[] = {
     "reduction"
+  };
+  static const flatbuffers::TypeTable tt = {
+    flatbuffers::ST_TABLE, 1, type_codes, nullptr, nullptr, nullptr, names
+  };
+  return &tt;
+}
+
+inline const flatbuffers::TypeTable *TopKAttrsTypeTable() {
+  static const flatbuffers::TypeCode type_codes[] = {
+    { flatbuffers::ET_LONG, 0, -1 },
+    { flatbuffers::ET_BOOL, 0, -1 }
+  };
+  static const char * const names[] = {
+    "axis",
+    "largest"
+  };
+  static const flatbuffers::TypeTable tt = {
+    flatbuffers::ST_TABLE, 2, type_codes, nullptr, nullptr, nullptr, names
+  };
+  return &tt;
+}
+
+inline const flatbuffers::TypeTable *GatherNdAttrsTypeTable() {
+  static const flatbuffers::TypeCode type_codes[] = {
+    { flatbuffers::ET_LONG, 0, -1 }
+  };
+  static const char * const names[] = {
+    "batch_dims"
   };
   static const flatbuffers::TypeTable tt = {
     flatbuffers::ST_TABLE, 1, type_codes, nullptr, nullptr, nullptr, names

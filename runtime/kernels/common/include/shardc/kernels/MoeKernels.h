@@ -1,0 +1,256 @@
+// The routing ops of mixture-of-experts graphs as exporters write them: top_k (ONNX TopK) and
+// gather_nd (ONNX GatherND, the experts' weight gather). One source for the CUDA backend (nvcc,
+// runtime/backends/cuda/SharedKernels.cu) and the CPU backend, which runs the same line and
+// element functions in a plain loop (runtime/kernels/cpu/Moe.cpp), so both compute the same bits.
+#pragma once
+
+#include "shardc/kernels/SelectKernels.h"
+
+#include <cstdint>
+
+namespace shardc::kernels {
+
+// top_k along one axis: each line (the axis' elements at one coordinate of the other dims) keeps
+// its k largest (smallest) elements in order, ties to the lower index (ONNX: sorted output, the
+// stable order), NaN above every number when largest (below when smallest), as onnxruntime.
+// values copy the elements' bytes; indices are i64 positions along the axis.
+struct TopKParams {
+  const void *x = nullptr;
+  void *values = nullptr;
+  int64_t *indices = nullptr;
+  AnyType type = AnyType::F32;
+  int64_t lines = 0, axisLen = 0, inner = 1, k = 0; // inner: the axis' element stride
+  int largest = 1;
+};
+
+namespace moe_detail {
+using namespace select_detail;
+// Is element a (at position ia) before element b (at ib) in the output order?
+SIMT_DEVICE bool before(const TopKParams &p, int64_t a, int64_t ia, int64_t b, int64_t ib) {
+  if (isFloat(p.type)) {
+    const double va = loadFloat(p.x, a, p.type), vb = loadFloat(p.x, b, p.type);
+    const bool na = va != va, nb = vb != vb;
+    if (na || nb)
+      return na && nb ? ia < ib : (p.largest ? na : nb);
+    if (va != vb)
+      return p.largest ? va > vb : va < vb;
+    return ia < ib;
+  }
+  int64_t va, vb;
+  if (p.type == AnyType::U8 || p.type == AnyType::Bool) {
+    va = static_cast<const uint8_t *>(p.x)[a];
+    vb = static_cast<const uint8_t *>(p.x)[b];
+  } else {
+    va = loadInt(p.x, a, p.type);
+    vb = loadInt(p.x, b, p.type);
+  }
+  if (va != vb)
+    return p.largest ? va > vb : va < vb;
+  return ia < ib;
+}
+} // namespace moe_detail
+
+// Line `line` of top_k: an insertion into the line's k output slots, scanning the axis once.
+SIMT_DEVICE void topKLine(const TopKParams &p, int64_t line) {
+  using namespace moe_detail;
+  const int64_t outer = line / p.inner, in = line % p.inner;
+  const int64_t xBase = outer * p.axisLen * p.inner + in, yBase = outer * p.k * p.inner + in;
+  int64_t *idx = p.indices + yBase;
+  int64_t filled = 0;
+  for (int64_t i = 0; i < p.axisLen; ++i) {
+    int64_t at = filled;
+    while (at > 0 && before(p, xBase + i * p.inner, i, xBase + idx[(at - 1) * p.inner] * p.inner, idx[(at - 1) * p.inner]))
+      --at;
+    if (at >= p.k)
+      continue;
+    const int64_t last = filled < p.k ? filled : p.k - 1;
+    for (int64_t j = last; j > at; --j)
+      idx[j * p.inner] = idx[(j - 1) * p.inner];
+    idx[at * p.inner] = i;
+    if (filled < p.k)
+      ++filled;
+  }
+  const int size = sizeOf(p.type);
+  for (int64_t j = 0; j < p.k; ++j)
+    copyElement(p.values, yBase + j * p.inner, p.x, xBase + idx[j * p.inner] * p.inner, size);
+}
+
+SIMT_DEVICE void topKLines(const TopKParams &p) {
+  const int64_t line = int64_t(simt::blockIdxX()) * simt::blockDimX() + simt::threadIdxX();
+  if (line < p.lines)
+    topKLine(p, line);
+}
+
+// gather_nd with `batch_dims` b: y[batch, j, s] = data[batch, indices[batch, j, 0..q), s] where
+// batch runs over the first b dims (shared by data and indices), j over the indices' further
+// dims but the last, q = the indices' last dim indexes data's dims b..b+q, s over the rest of
+// data's dims (the slice). Negative indices count from the end; an index out of range gives
+// zeros (the CPU kernel reports it first).
+struct GatherNdParams {
+  const void *data = nullptr, *indices = nullptr;
+  void *y = nullptr;
+  int indices64 = 1, elemSize = 4, q = 0;
+  int64_t count = 0, tuples = 0, slice = 1, dataBatch = 0; // tuples: j's extent per batch
+  int64_t dimSize[kIndexMaxRank] = {}, dimStride[kIndexMaxRank] = {};
+};
+
+SIMT_DEVICE void gatherNdElement(const GatherNdParams &p, int64_t n) {
+  using namespace select_detail;
+  const int64_t s = n % p.slice, row = n / p.slice, batch = row / p.tuples;
+  int64_t at = batch * p.dataBatch + s;
+  for (int t = 0; t < p.q; ++t) {
+    int64_t index = p.indices64 ? static_cast<const int64_t *>(p.indices)[row * p.q + t]
+                                : static_cast<const int32_t *>(p.indices)[row * p.q + t];
+    if (index < 0)
+      index += p.dimSize[t];
+    if (index < 0 || index >= p.dimSize[t]) {
+      zeroElement(p.y, n, p.elemSize);
+      return;
+    }
+    at += index * p.dimStride[t];
+  }
+  copyElement(p.y, n, p.data, at, p.elemSize);
+}
+
+SIMT_DEVICE void gatherNdElements(const GatherNdParams &p) {
+  const int64_t n = int64_t(simt::blockIdxX()) * simt::blockDimX() + simt::threadIdxX();
+  if (n < p.count)
+    gatherNdElement(p, n);
+}
+
+// moe_experts in f32 without a GEMM library, row by row (the CUDA backend's kernels; the CPU
+// runs grouped sgemms instead, runtime/kernels/cpu/Moe.cpp): moeHidden writes, per row r = t·k + j
+// and column c < I, hidden[r, c] = silu(gate_up[e][c]·x[t]) · gate_up[e][I + c]·x[t], e = ids[r];
+// moeCombine writes y[t, c] = sum over j of weights[r] · down[e][c]·hidden[r]. An expert id
+// outside [0, E) contributes zeros (the CPU kernel reports it).
+struct MoeExpertsParams {
+  const float *x = nullptr, *weights = nullptr, *gateUp = nullptr, *down = nullptr;
+  const int64_t *ids = nullptr;
+  float *hidden = nullptr, *y = nullptr;
+  int64_t T = 0, H = 0, k = 0, E = 0, I = 0;
+};
+
+SIMT_DEVICE void moeHiddenElement(const MoeExpertsParams &p, int64_t n) {
+  const int64_t r = n / p.I, c = n % p.I, e = p.ids[r];
+  if (e < 0 || e >= p.E) {
+    p.hidden[n] = 0.0f;
+    return;
+  }
+  const float *xt = p.x + (r / p.k) * p.H, *g = p.gateUp + (e * 2 * p.I + c) * p.H, *u = g + p.I * p.H;
+  float gate = 0.0f, up = 0.0f;
+  for (int64_t h = 0; h < p.H; ++h) {
+    gate += g[h] * xt[h];
+    up += u[h] * xt[h];
+  }
+  p.hidden[n] = gate / (1.0f + sc_exp(-gate)) * up;
+}
+
+SIMT_DEVICE void moeCombineElement(const MoeExpertsParams &p, int64_t n) {
+  const int64_t t = n / p.H, c = n % p.H;
+  float acc = 0.0f;
+  for (int64_t j = 0; j < p.k; ++j) {
+    const int64_t r = t * p.k + j, e = p.ids[r];
+    if (e < 0 || e >= p.E)
+      continue;
+    const float *d = p.down + (e * p.H + c) * p.I, *hr = p.hidden + r * p.I;
+    float dot = 0.0f;
+    for (int64_t i = 0; i < p.I; ++i)
+      dot += d[i] * hr[i];
+    acc += dot * p.weights[r];
+  }
+  p.y[n] = acc;
+}
+
+SIMT_DEVICE void moeHiddenElements(const MoeExpertsParams &p) {
+  const int64_t n = int64_t(simt::blockIdxX()) * simt::blockDimX() + simt::threadIdxX();
+  if (n < p.T * p.k * p.I)
+    moeHiddenElement(p, n);
+}
+SIMT_DEVICE void moeCombineElements(const MoeExpertsParams &p) {
+  const int64_t n = int64_t(simt::blockIdxX()) * simt::blockDimX() + simt::threadIdxX();
+  if (n < p.T * p.H)
+    moeCombineElement(p, n);
+}
+
+#if !defined(__CUDACC_RTC__)
+// ---- Plans (host code): "" or a one-line error.
+inline std::string planTopK(const std::vector<int64_t> &xShape, const std::vector<int64_t> &yShape, int64_t axis,
+                            TopKParams &p) {
+  const int64_t rank = int64_t(xShape.size());
+  if (axis < 0)
+    axis += rank;
+  if (axis < 0 || axis >= rank || int64_t(yShape.size()) != rank)
+    return "axis " + std::to_string(axis) + " or the outputs' rank does not fit x of rank " + std::to_string(rank);
+  p.lines = 1;
+  p.inner = 1;
+  for (int64_t d = 0; d < rank; ++d) {
+    if (d != axis && yShape[size_t(d)] != xShape[size_t(d)])
+      return "the outputs' dims off the axis must be x's";
+    if (d != axis)
+      p.lines *= xShape[size_t(d)];
+    if (d > axis)
+      p.inner *= xShape[size_t(d)];
+  }
+  p.axisLen = xShape[size_t(axis)];
+  p.k = yShape[size_t(axis)];
+  if (p.k > p.axisLen)
+    return "k " + std::to_string(p.k) + " exceeds the axis' " + std::to_string(p.axisLen) + " elements";
+  if (p.inner == 0)
+    p.lines = 0;
+  return "";
+}
+
+inline std::string planGatherNd(const std::vector<int64_t> &dataShape, const std::vector<int64_t> &indexShape,
+                                const std::vector<int64_t> &yShape, int64_t batchDims, int elemSize, GatherNdParams &p) {
+  const int64_t r = int64_t(dataShape.size()), m = int64_t(indexShape.size());
+  if (m < 1 || batchDims < 0 || batchDims >= m || batchDims >= r)
+    return "batch_dims " + std::to_string(batchDims) + " does not fit data of rank " + std::to_string(r) +
+           " and indices of rank " + std::to_string(m);
+  const int64_t q = indexShape.back();
+  if (q < 1 || batchDims + q > r || q > kIndexMaxRank)
+    return "the indices' last dim " + std::to_string(q) + " does not fit data of rank " + std::to_string(r);
+  std::vector<int64_t> want(indexShape.begin(), indexShape.end() - 1);
+  for (int64_t d = 0; d < batchDims; ++d)
+    if (indexShape[size_t(d)] != dataShape[size_t(d)])
+      return "the batch dims of data and indices differ";
+  want.insert(want.end(), dataShape.begin() + batchDims + q, dataShape.end());
+  if (want != yShape)
+    return "y's shape does not follow from data's and the indices'";
+  const std::vector<int64_t> dense = index_detail::denseStrides(dataShape);
+  p.q = int(q);
+  p.elemSize = elemSize;
+  p.slice = 1;
+  for (int64_t d = batchDims + q; d < r; ++d)
+    p.slice *= dataShape[size_t(d)];
+  int64_t batch = 1;
+  for (int64_t d = 0; d < batchDims; ++d)
+    batch *= dataShape[size_t(d)];
+  p.tuples = 1;
+  for (int64_t d = batchDims; d < m - 1; ++d)
+    p.tuples *= indexShape[size_t(d)];
+  p.dataBatch = batchDims > 0 ? dense[size_t(batchDims - 1)] : 0;
+  for (int64_t t = 0; t < q; ++t) {
+    p.dimSize[t] = dataShape[size_t(batchDims + t)];
+    p.dimStride[t] = dense[size_t(batchDims + t)];
+  }
+  p.count = batch * p.tuples * p.slice;
+  if (p.tuples == 0)
+    p.tuples = 1, p.count = 0;
+  if (p.slice == 0)
+    p.slice = 1, p.count = 0;
+  return "";
+}
+
+inline std::string planMoeExperts(const std::vector<int64_t> &x, const std::vector<int64_t> &ids,
+                                  const std::vector<int64_t> &weights, const std::vector<int64_t> &gateUp,
+                                  const std::vector<int64_t> &down, MoeExpertsParams &p) {
+  if (x.size() != 2 || ids.size() != 2 || gateUp.size() != 3 || down.size() != 3)
+    return "x [T, H], indices [T, k], gate_up [E, 2I, H], down [E, H, I] expected";
+  p.T = x[0], p.H = x[1], p.k = ids[1], p.E = gateUp[0], p.I = down[2];
+  if (ids[0] != p.T || weights != ids || gateUp[1] != 2 * p.I || gateUp[2] != p.H || down[0] != p.E || down[1] != p.H)
+    return "the operands' shapes do not agree";
+  return "";
+}
+#endif
+
+} // namespace shardc::kernels

@@ -1,0 +1,164 @@
+// The routing ops of exported mixture-of-experts graphs on the CPU: top_k (ONNX TopK) and
+// gather_nd (ONNX GatherND). They run the line and element functions of
+// shardc/kernels/MoeKernels.h, the source the CUDA backend launches, in a loop; every dtype.
+#include "CpuKernels.h"
+#include "KernelChecks.h"
+#include "Sgemm.h"
+
+#include "shardc/kernels/MoeKernels.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace shardc::rt::cpu {
+
+namespace {
+kernels::AnyType anyType(DType d) { return kernels::AnyType(int(d)); }
+static_assert(int(kernels::AnyType::Bool) == int(DType::Bool) && int(kernels::AnyType::I64) == int(DType::I64),
+              "kernels::AnyType follows rt::DType");
+} // namespace
+
+// top_k: x -> values (x's dtype), indices (i64); the axis' extent of the outputs is k.
+std::string topKKernel(const KernelArgs &args) {
+  if (auto e = expectArity("top_k", args, 1, 1, 2, 2); !e.empty())
+    return e;
+  const TensorView &x = args.in[0], &values = args.out[0], &indices = args.out[1];
+  if (auto e = expectSameDType("top_k", {{"x", &x}, {"values", &values}}); !e.empty())
+    return e;
+  if (indices.dtype != DType::I64)
+    return "top_k: indices must be i64, not " + std::string(dtypeName(indices.dtype));
+  if (indices.shape != values.shape)
+    return "top_k: values " + shapeString(values.shape) + " and indices " + shapeString(indices.shape) + " differ";
+  kernels::TopKParams p;
+  if (std::string err = kernels::planTopK(x.shape, values.shape, args.attrs ? args.attrs->getInt("axis", -1) : -1, p);
+      !err.empty())
+    return "top_k: " + err;
+  p.x = x.data;
+  p.values = values.data;
+  p.indices = indices.as<int64_t>();
+  p.type = anyType(x.dtype);
+  p.largest = args.attrs ? args.attrs->getBool("largest", true) : true;
+  for (int64_t line = 0; line < p.lines; ++line)
+    kernels::topKLine(p, line);
+  return "";
+}
+
+// gather_nd (ONNX GatherND, attribute batch_dims).
+std::string gatherNdKernel(const KernelArgs &args) {
+  if (auto e = expectArity("gather_nd", args, 2, 2, 1, 1); !e.empty())
+    return e;
+  const TensorView &data = args.in[0], &indices = args.in[1], &y = args.out[0];
+  if (indices.dtype != DType::I64 && indices.dtype != DType::I32)
+    return "gather_nd: indices must be i64 or i32, not " + std::string(dtypeName(indices.dtype));
+  if (auto e = expectSameDType("gather_nd", {{"data", &data}, {"y", &y}}); !e.empty())
+    return e;
+  kernels::GatherNdParams p;
+  if (std::string err = kernels::planGatherNd(data.shape, indices.shape, y.shape,
+                                              args.attrs ? args.attrs->getInt("batch_dims", 0) : 0,
+                                              int(dtypeSize(data.dtype)), p);
+      !err.empty())
+    return "gather_nd: " + err;
+  for (int64_t i = 0, n = indices.numel(); i < n; ++i) {
+    const int64_t index = indices.dtype == DType::I64 ? indices.as<int64_t>()[i] : indices.as<int32_t>()[i];
+    const int64_t size = p.dimSize[i % p.q];
+    if (index < -size || index >= size)
+      return "gather_nd: index " + std::to_string(index) + " out of range for a dim of size " + std::to_string(size);
+  }
+  p.data = data.data;
+  p.indices = indices.data;
+  p.indices64 = indices.dtype == DType::I64;
+  p.y = y.data;
+  for (int64_t n = 0; n < p.count; ++n)
+    kernels::gatherNdElement(p, n);
+  return "";
+}
+
+} // namespace shardc::rt::cpu
+
+namespace shardc::rt::cpu {
+
+// moe_experts: the grouped experts of a raised MoE block (sc.moe_experts, docs/moe.md), dropless.
+//   x [T, H], indices [T, k] (i64 expert ids), weights [T, k], gate_up [E, 2I, H] (gate rows
+//   first), down [E, H, I] -> y [T, H], hidden [T·k, I] (the activations, a workspace).
+// The T·k (token, choice) pairs are sorted by expert (a counting sort: counts, offsets, a stable
+// permutation); each expert's rows are gathered and run as two GEMMs (sgemm: OpenBLAS where
+// built) with silu(gate)·up between; the rows are scattered back scaled by their weights and
+// each token sums its k choices in order (the exported graph's order). f32 (16-bit via f32).
+std::string moeExpertsKernel(const KernelArgs &args) {
+  if (auto e = expectArity("moe_experts", args, 5, 5, 2, 2); !e.empty())
+    return e;
+  const TensorView &x = args.in[0], &ids = args.in[1], &w = args.in[2], &gu = args.in[3], &down = args.in[4];
+  const TensorView &y = args.out[0], &hidden = args.out[1];
+  if (auto e = expectSameDType("moe_experts", {{"x", &x}, {"weights", &w}, {"gate_up", &gu}, {"down", &down}, {"y", &y},
+                                               {"hidden", &hidden}});
+      !e.empty())
+    return e;
+  if (x.dtype != DType::F32)
+    return unsupportedDType("moe_experts", x.dtype);
+  if (ids.dtype != DType::I64)
+    return "moe_experts: indices must be i64";
+  if (x.rank() != 2 || ids.rank() != 2 || gu.rank() != 3 || down.rank() != 3)
+    return "moe_experts: x [T, H], indices [T, k], gate_up [E, 2I, H], down [E, H, I] expected";
+  const int64_t T = x.shape[0], H = x.shape[1], k = ids.shape[1], E = gu.shape[0], I = down.shape[2];
+  if (ids.shape[0] != T || w.shape != ids.shape || gu.shape != std::vector<int64_t>{E, 2 * I, H} ||
+      down.shape != std::vector<int64_t>{E, H, I})
+    return "moe_experts: shapes do not agree: x " + describe(x) + ", indices " + describe(ids) + ", gate_up " +
+           describe(gu) + ", down " + describe(down);
+  if (auto e = expectShape("moe_experts", "y", y, {T, H}); !e.empty())
+    return e;
+  if (auto e = expectShape("moe_experts", "hidden", hidden, {T * k, I}); !e.empty())
+    return e;
+  const int64_t *id = ids.as<int64_t>();
+  // Permute: rows of the pairs (t, j) grouped by expert, in token order within an expert.
+  std::vector<int64_t> start(size_t(E) + 1, 0), order(size_t(T * k));
+  for (int64_t r = 0; r < T * k; ++r) {
+    if (id[r] < 0 || id[r] >= E)
+      return "moe_experts: expert id " + std::to_string(id[r]) + " outside [0, " + std::to_string(E) + ")";
+    ++start[size_t(id[r]) + 1];
+  }
+  for (int64_t e = 0; e < E; ++e)
+    start[size_t(e) + 1] += start[size_t(e)];
+  {
+    std::vector<int64_t> fill(start.begin(), start.end() - 1);
+    for (int64_t r = 0; r < T * k; ++r)
+      order[size_t(fill[size_t(id[r])]++)] = r;
+  }
+  const float *xs = x.as<float>(), *ws = w.as<float>(), *gus = gu.as<float>(), *ds = down.as<float>();
+  float *h = hidden.as<float>(); // in expert order
+  std::vector<float> rows, gate, out(size_t(T * k * H));
+  for (int64_t e = 0; e < E; ++e) {
+    const int64_t n = start[size_t(e) + 1] - start[size_t(e)], first = start[size_t(e)];
+    if (n == 0)
+      continue;
+    rows.resize(size_t(n * H));
+    gate.resize(size_t(n * 2 * I));
+    for (int64_t i = 0; i < n; ++i)
+      std::copy_n(xs + (order[size_t(first + i)] / k) * H, H, rows.data() + i * H);
+    // gate_up rows: [n, H] x [2I, H]^T -> [n, 2I]
+    sgemm(false, true, n, 2 * I, H, 1.0f, rows.data(), H, gus + e * 2 * I * H, H, 0.0f, gate.data(), 2 * I);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t c = 0; c < I; ++c) {
+        const float g = gate[size_t(i * 2 * I + c)], u = gate[size_t(i * 2 * I + I + c)];
+        h[(first + i) * I + c] = g / (1.0f + std::exp(-g)) * u;
+      }
+    // down: [n, I] x [H, I]^T -> [n, H], into rows, then unpermuted with the weight
+    sgemm(false, true, n, H, I, 1.0f, h + first * I, I, ds + e * H * I, I, 0.0f, rows.data(), H);
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t r = order[size_t(first + i)];
+      for (int64_t c = 0; c < H; ++c)
+        out[size_t(r * H + c)] = rows[size_t(i * H + c)] * ws[r];
+    }
+  }
+  float *ys = y.as<float>();
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t c = 0; c < H; ++c) {
+      float acc = out[size_t(t * k * H + c)];
+      for (int64_t j = 1; j < k; ++j)
+        acc += out[size_t((t * k + j) * H + c)];
+      ys[t * H + c] = acc;
+    }
+  return "";
+}
+
+} // namespace shardc::rt::cpu

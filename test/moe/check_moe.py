@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""The exported MoE models of test/moe (export_models.py) compiled by shardc and run by
+shardc-run on one rank, against onnxruntime and PyTorch's logits (references.npz).
+
+  check_moe.py --shardc BIN --shardc-run BIN --model NAME --workdir DIR [--tol 1e-4]
+               [--compile-arg=ARG ...] [--expect-kind KIND ...] [--reject-kind KIND ...]
+
+Passes when the logits match onnxruntime's and PyTorch's within `tol` (max abs difference
+relative to 1 + max|reference|), and the artifact's manifest has (or lacks) the step kinds named.
+"""
+import argparse
+import os
+import subprocess
+import sys
+
+import numpy as np
+import onnxruntime as ort
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def run(cmd):
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if p.returncode != 0:
+        print("$ " + " ".join(cmd) + "\n" + p.stdout)
+        sys.exit(1)
+    return p.stdout
+
+
+def gap(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape:
+        return float("inf")
+    return float(np.max(np.abs(a - b)) / (1.0 + np.max(np.abs(b))))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--shardc", required=True)
+    ap.add_argument("--shardc-run", required=True)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--workdir", required=True)
+    ap.add_argument("--tol", type=float, default=1e-4)
+    ap.add_argument("--compile-arg", action="append", default=[])
+    ap.add_argument("--expect-kind", action="append", default=[])
+    ap.add_argument("--reject-kind", action="append", default=[])
+    args = ap.parse_args()
+    os.makedirs(args.workdir, exist_ok=True)
+    wd = lambda name: os.path.join(args.workdir, name)
+    model = os.path.join(HERE, args.model + ".onnx")
+    refs = np.load(os.path.join(HERE, "references.npz"))
+    ids = refs[args.model + ".input_ids"]
+    torch_logits = refs[args.model + ".logits"]
+    np.savez(wd("inputs.npz"), input_ids=ids)
+
+    run([args.shardc, "compile", model, "--quiet", "-o", wd("m.shardc")] + args.compile_arg)
+    run([args.shardc_run, wd("m.shardc"), "--inputs", wd("inputs.npz"), "--outputs", wd("out.npz")])
+    got = np.load(wd("out.npz"))["logits"]
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    want = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"]).run(["logits"], {"input_ids": ids})[0]
+
+    ok = True
+    for what, ref in (("onnxruntime", want), ("PyTorch", torch_logits)):
+        g = gap(got, ref)
+        good = g <= args.tol
+        ok &= good
+        print(f"{'PASS' if good else 'FAIL'} {args.model}: shardc vs {what}: {g:.2e} (tol {args.tol:.0e})")
+    print(f"     onnxruntime vs PyTorch: {gap(want, torch_logits):.2e}")
+
+    if args.expect_kind or args.reject_kind:
+        dump = run([args.shardc_run, wd("m.shardc"), "--dump-manifest"])
+        for kind in args.expect_kind:
+            has = f'"{kind}"' in dump or f"kind: {kind}" in dump or f" {kind} " in dump
+            ok &= has
+            print(f"{'PASS' if has else 'FAIL'} step kind {kind} is in the artifact")
+        for kind in args.reject_kind:
+            has = f'"{kind}"' in dump or f"kind: {kind}" in dump or f" {kind} " in dump
+            ok &= not has
+            print(f"{'PASS' if not has else 'FAIL'} step kind {kind} is not in the artifact")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

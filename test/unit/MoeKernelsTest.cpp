@@ -1,0 +1,237 @@
+// The routing and grouped-experts kernels of mixture-of-experts graphs
+// (shardc/kernels/MoeKernels.h): the CPU backend's top_k, gather_nd and moe_experts against
+// plain references, and the CUDA backend's SIMT kernels through the Simt.h emulator against the
+// CPU kernels (top_k, gather_nd bit for bit; moe_experts, a GEMM-free loop there, to rounding).
+#include "shardc/kernels/MoeKernels.h"
+#include "shardc/kernels/Simt.h"
+#include "shardc/runtime/Kernel.h"
+
+#include "KernelTestTensor.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <random>
+#include <vector>
+
+namespace {
+
+using namespace shardc;
+namespace simt = shardc::simt;
+using rt::DType;
+using Tensor = test::ByteTensor;
+
+template <typename T> Tensor tensor(DType dtype, std::vector<int64_t> shape, const std::vector<T> &values) {
+  Tensor t{dtype, std::move(shape), {}};
+  t.bytes.resize(values.size() * sizeof(T));
+  std::memcpy(t.bytes.data(), values.data(), t.bytes.size());
+  return t;
+}
+Tensor empty(DType dtype, std::vector<int64_t> shape) {
+  Tensor t{dtype, std::move(shape), {}};
+  t.bytes.assign(size_t(t.numel()) * rt::dtypeSize(dtype), 0xEE);
+  return t;
+}
+template <typename T> std::vector<T> values(const Tensor &t) {
+  std::vector<T> v(t.bytes.size() / sizeof(T));
+  std::memcpy(v.data(), t.bytes.data(), t.bytes.size());
+  return v;
+}
+std::vector<float> randomFloats(size_t n, unsigned seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (float &x : v)
+    x = d(rng);
+  return v;
+}
+template <typename Body> std::string launch(int64_t count, Body body) {
+  return simt::launch({int(kernels::indexBlocks(count)), 1, kernels::kIndexThreads}, body);
+}
+
+// top_k's reference: a stable sort of each line by value (NaN first when largest).
+void topKReference(const std::vector<float> &x, int64_t outer, int64_t n, int64_t inner, int64_t k, bool largest,
+                   std::vector<float> &vals, std::vector<int64_t> &idx) {
+  vals.assign(size_t(outer * k * inner), 0.0f);
+  idx.assign(vals.size(), 0);
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t in = 0; in < inner; ++in) {
+      std::vector<int64_t> order(static_cast<size_t>(n));
+      std::iota(order.begin(), order.end(), 0);
+      auto at = [&](int64_t i) { return x[size_t((o * n + i) * inner + in)]; };
+      std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+        const float va = at(a), vb = at(b);
+        if (std::isnan(va) || std::isnan(vb))
+          return !std::isnan(va) ? !largest : (std::isnan(vb) ? false : largest);
+        return largest ? va > vb : va < vb;
+      });
+      for (int64_t j = 0; j < k; ++j) {
+        idx[size_t((o * k + j) * inner + in)] = order[size_t(j)];
+        vals[size_t((o * k + j) * inner + in)] = at(order[size_t(j)]);
+      }
+    }
+}
+
+TEST(MoeKernels, TopKMatchesAStableSortAndTheSimtKernel) {
+  for (bool largest : {true, false})
+    for (auto [shape, axis] : {std::pair{std::vector<int64_t>{6, 9}, int64_t(1)}, {{3, 7, 5}, 1}, {{8, 4}, 0}}) {
+      std::vector<float> x = randomFloats(size_t(shape[0] * shape[1] * (shape.size() > 2 ? shape[2] : 1)), 7);
+      for (size_t i = 0; i < x.size(); i += 5)
+        x[i] = x[(i * 7) % x.size()] = 0.5f; // ties
+      x[3] = std::nanf("");
+      const int64_t n = shape[size_t(axis)], k = std::min<int64_t>(3, n);
+      int64_t outer = 1, inner = 1;
+      for (int64_t d = 0; d < int64_t(shape.size()); ++d) {
+        if (d < axis)
+          outer *= shape[size_t(d)];
+        if (d > axis)
+          inner *= shape[size_t(d)];
+      }
+      std::vector<int64_t> yShape = shape;
+      yShape[size_t(axis)] = k;
+      Tensor xt = tensor(DType::F32, shape, x), v = empty(DType::F32, yShape), i = empty(DType::I64, yShape);
+      rt::Attrs attrs;
+      attrs.set("axis", axis);
+      attrs.set("largest", largest);
+      ASSERT_EQ(test::runCpuKernel<Tensor>("top_k", {&xt}, {&v, &i}, attrs), "");
+      std::vector<float> wantV;
+      std::vector<int64_t> wantI;
+      topKReference(x, outer, n, inner, k, largest, wantV, wantI);
+      EXPECT_EQ(values<int64_t>(i), wantI) << "largest " << largest << " axis " << axis;
+      std::vector<float> gotV = values<float>(v);
+      for (size_t e = 0; e < gotV.size(); ++e)
+        EXPECT_TRUE(gotV[e] == wantV[e] || (std::isnan(gotV[e]) && std::isnan(wantV[e]))) << e;
+
+      kernels::TopKParams p;
+      ASSERT_EQ(kernels::planTopK(shape, yShape, axis, p), "");
+      Tensor sv = empty(DType::F32, yShape), si = empty(DType::I64, yShape);
+      p.x = xt.bytes.data();
+      p.values = sv.bytes.data();
+      p.indices = reinterpret_cast<int64_t *>(si.bytes.data());
+      p.largest = largest;
+      ASSERT_EQ(launch(p.lines, [&] { kernels::topKLines(p); }), "");
+      EXPECT_EQ(sv.bytes, v.bytes);
+      EXPECT_EQ(si.bytes, i.bytes);
+    }
+}
+
+TEST(MoeKernels, GatherNdMatchesAReferenceAndTheSimtKernel) {
+  // batch_dims 0: data [4, 3, 5], indices [2, 3, 2] -> y [2, 3, 5]; batch_dims 1: data [2, 4, 3],
+  // indices [2, 3, 1] -> y [2, 3, 3].
+  struct Case {
+    std::vector<int64_t> data, idx, y;
+    int64_t b;
+    std::vector<int64_t> ids;
+  };
+  for (const Case &c : {Case{{4, 3, 5}, {2, 3, 2}, {2, 3, 5}, 0, {0, 1, 3, 2, -1, 0, 2, 2, 1, -3, 0, 0}},
+                        Case{{2, 4, 3}, {2, 3, 1}, {2, 3, 3}, 1, {3, 0, -1, 1, 1, 2}}}) {
+    const int64_t dataN = c.data[0] * c.data[1] * c.data[2];
+    std::vector<float> data(static_cast<size_t>(dataN));
+    std::iota(data.begin(), data.end(), 0.0f);
+    Tensor dt = tensor(DType::F32, c.data, data), it = tensor(DType::I64, c.idx, c.ids), y = empty(DType::F32, c.y);
+    rt::Attrs attrs;
+    attrs.set("batch_dims", c.b);
+    ASSERT_EQ(test::runCpuKernel<Tensor>("gather_nd", {&dt, &it}, {&y}, attrs), "");
+    std::vector<float> want;
+    if (c.b == 0) {
+      for (size_t r = 0; r < 6; ++r) {
+        int64_t i0 = c.ids[2 * r], i1 = c.ids[2 * r + 1];
+        i0 += i0 < 0 ? 4 : 0;
+        i1 += i1 < 0 ? 3 : 0;
+        for (int64_t s = 0; s < 5; ++s)
+          want.push_back(data[size_t((i0 * 3 + i1) * 5 + s)]);
+      }
+    } else {
+      for (int64_t bb = 0; bb < 2; ++bb)
+        for (int64_t j = 0; j < 3; ++j) {
+          int64_t i0 = c.ids[size_t(bb * 3 + j)];
+          i0 += i0 < 0 ? 4 : 0;
+          for (int64_t s = 0; s < 3; ++s)
+            want.push_back(data[size_t((bb * 4 + i0) * 3 + s)]);
+        }
+    }
+    EXPECT_EQ(values<float>(y), want) << "batch_dims " << c.b;
+
+    kernels::GatherNdParams p;
+    ASSERT_EQ(kernels::planGatherNd(c.data, c.idx, c.y, c.b, 4, p), "");
+    Tensor sy = empty(DType::F32, c.y);
+    p.data = dt.bytes.data();
+    p.indices = it.bytes.data();
+    p.y = sy.bytes.data();
+    ASSERT_EQ(launch(p.count, [&] { kernels::gatherNdElements(p); }), "");
+    EXPECT_EQ(sy.bytes, y.bytes);
+  }
+  // An index out of range is the CPU kernel's error.
+  Tensor dt = tensor(DType::F32, {3, 2}, std::vector<float>(6, 1.0f)), it = tensor(DType::I64, {1, 1}, std::vector<int64_t>{3});
+  Tensor y = empty(DType::F32, {1, 2});
+  EXPECT_NE(test::runCpuKernel<Tensor>("gather_nd", {&dt, &it}, {&y}, rt::Attrs{}).find("out of range"), std::string::npos);
+}
+
+// moe_experts: the grouped CPU kernel and the SIMT kernels against a direct loop in double, on
+// balanced routing and on routing that sends every token to expert 0 (experts 2, 3 get none).
+TEST(MoeKernels, MoeExpertsMatchesADirectLoop) {
+  const int64_t T = 13, H = 16, I = 12, E = 4, k = 2;
+  for (bool skew : {false, true}) {
+    std::vector<float> x = randomFloats(size_t(T * H), 1), gu = randomFloats(size_t(E * 2 * I * H), 2, 0.3f),
+                       dn = randomFloats(size_t(E * H * I), 3, 0.3f), w = randomFloats(size_t(T * k), 4);
+    std::vector<int64_t> ids(static_cast<size_t>(T * k));
+    for (int64_t t = 0; t < T; ++t) {
+      ids[size_t(t * k)] = skew ? 0 : (t * 3) % E;
+      ids[size_t(t * k + 1)] = skew ? 1 : (t * 3 + 1 + t % 2) % E;
+    }
+    std::vector<double> want(static_cast<size_t>(T * H), 0.0);
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t j = 0; j < k; ++j) {
+        const int64_t e = ids[size_t(t * k + j)];
+        std::vector<double> h(static_cast<size_t>(I));
+        for (int64_t c = 0; c < I; ++c) {
+          double g = 0, u = 0;
+          for (int64_t d = 0; d < H; ++d) {
+            g += double(gu[size_t((e * 2 * I + c) * H + d)]) * x[size_t(t * H + d)];
+            u += double(gu[size_t((e * 2 * I + I + c) * H + d)]) * x[size_t(t * H + d)];
+          }
+          h[size_t(c)] = g / (1 + std::exp(-g)) * u;
+        }
+        for (int64_t d = 0; d < H; ++d) {
+          double acc = 0;
+          for (int64_t c = 0; c < I; ++c)
+            acc += double(dn[size_t((e * H + d) * I + c)]) * h[size_t(c)];
+          want[size_t(t * H + d)] += acc * w[size_t(t * k + j)];
+        }
+      }
+    Tensor xt = tensor(DType::F32, {T, H}, x), it = tensor(DType::I64, {T, k}, ids), wt = tensor(DType::F32, {T, k}, w),
+           gt = tensor(DType::F32, {E, 2 * I, H}, gu), dt = tensor(DType::F32, {E, H, I}, dn);
+    Tensor y = empty(DType::F32, {T, H}), hidden = empty(DType::F32, {T * k, I});
+    ASSERT_EQ(test::runCpuKernel<Tensor>("moe_experts", {&xt, &it, &wt, &gt, &dt}, {&y, &hidden}, rt::Attrs{}), "");
+    std::vector<float> got = values<float>(y);
+    for (size_t e = 0; e < got.size(); ++e)
+      ASSERT_NEAR(got[e], want[e], 1e-4 * (1 + std::fabs(want[e]))) << "skew " << skew << " element " << e;
+
+    kernels::MoeExpertsParams p;
+    ASSERT_EQ(kernels::planMoeExperts({T, H}, {T, k}, {T, k}, {E, 2 * I, H}, {E, H, I}, p), "");
+    Tensor sy = empty(DType::F32, {T, H}), sh = empty(DType::F32, {T * k, I});
+    p.x = reinterpret_cast<const float *>(xt.bytes.data());
+    p.ids = reinterpret_cast<const int64_t *>(it.bytes.data());
+    p.weights = reinterpret_cast<const float *>(wt.bytes.data());
+    p.gateUp = reinterpret_cast<const float *>(gt.bytes.data());
+    p.down = reinterpret_cast<const float *>(dt.bytes.data());
+    p.hidden = reinterpret_cast<float *>(sh.bytes.data());
+    p.y = reinterpret_cast<float *>(sy.bytes.data());
+    ASSERT_EQ(launch(T * k * I, [&] { kernels::moeHiddenElements(p); }), "");
+    ASSERT_EQ(launch(T * H, [&] { kernels::moeCombineElements(p); }), "");
+    std::vector<float> simtY = values<float>(sy);
+    for (size_t e = 0; e < simtY.size(); ++e)
+      ASSERT_NEAR(simtY[e], want[e], 1e-4 * (1 + std::fabs(want[e]))) << "SIMT, skew " << skew << " element " << e;
+  }
+  // An expert id outside [0, E) is the CPU kernel's error.
+  Tensor xt = tensor(DType::F32, {1, 2}, std::vector<float>{1, 2}), it = tensor(DType::I64, {1, 1}, std::vector<int64_t>{5});
+  Tensor wt = tensor(DType::F32, {1, 1}, std::vector<float>{1}), gt = tensor(DType::F32, {2, 2, 2}, std::vector<float>(8, 1));
+  Tensor dt = tensor(DType::F32, {2, 2, 1}, std::vector<float>(4, 1)), y = empty(DType::F32, {1, 2}), h = empty(DType::F32, {1, 1});
+  EXPECT_NE(test::runCpuKernel<Tensor>("moe_experts", {&xt, &it, &wt, &gt, &dt}, {&y, &h}, rt::Attrs{}).find("expert id 5"),
+            std::string::npos);
+}
+
+} // namespace
