@@ -233,7 +233,7 @@ struct Deriver {
       for (int i = 0; i < 3; ++i) {
         std::string why = llvm::formatv("{0} projection of attention at {1}", names[i], at);
         if (i > 0 && kvHeads < tp && tp % kvHeads == 0)
-          why += llvm::formatv(" ({0} kv heads < tp {1}: sc-apply-plan keeps its weight whole and repeats the heads)",
+          why += llvm::formatv(" ({0} kv head(s) < tp {1}: sc-apply-plan keeps its weight whole and repeats the heads)",
                                kvHeads, tp);
         assign(lin[i], TpStyle::Colwise, why);
       }
