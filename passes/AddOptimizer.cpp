@@ -150,6 +150,7 @@ struct ScAddOptimizerPass : impl::ScAddOptimizerBase<ScAddOptimizerPass> {
     struct Update {
       Location at;
       Value w, m, v, gs, ws;
+      std::string shardAxes; // the mesh axes of the stored layout, in dim order
     };
     SmallVector<Update> updates;
     for (auto &[p, grad] : params) {
@@ -201,24 +202,46 @@ struct ScAddOptimizerPass : impl::ScAddOptimizerBase<ScAddOptimizerPass> {
       auto constrain = [&](Value x) -> Value {
         return sc::ShardingConstraintOp::create(end, at, x.getType(), x, end.getStrArrayAttr(axes), stored.toAttr(ctx));
       };
-      // The gradient reduced in reduce_dtype (FSDP2's): cast before the reduce-scatter (the
-      // Partial gradient flows through the cast), back to f32 after it.
+      // The gradient's constraint right after the gradient: its reduce-scatter runs in the
+      // backward, where FSDP2 runs it (after the layer's backward), and the unsharded gradient
+      // dies there instead of living to the end of the step. It is reduced in reduce_dtype
+      // (FSDP2's): cast before the reduce-scatter (the Partial gradient flows through the
+      // cast), back to f32 after it.
+      OpBuilder afterGrad(ctx);
+      afterGrad.setInsertionPointAfterValue(grad);
       Value gs = grad;
       auto gradType = cast<RankedTensorType>(grad.getType());
       bool low = !reduceType.isF32() && gradType.getElementType().isF32();
       if (low)
-        gs = sc::CastOp::create(end, at, RankedTensorType::get(gradType.getShape(), reduceType), gs);
-      gs = constrain(gs);
+        gs = sc::CastOp::create(afterGrad, at, RankedTensorType::get(gradType.getShape(), reduceType), gs);
+      gs = sc::ShardingConstraintOp::create(afterGrad, at, gs.getType(), gs, afterGrad.getStrArrayAttr(axes),
+                                            stored.toAttr(ctx));
       if (low)
-        gs = sc::CastOp::create(end, at, gradType, gs);
-      updates.push_back({at, w, m, v, gs, constrain(w)});
+        gs = sc::CastOp::create(afterGrad, at, gradType, gs);
+      std::string shardAxes;
+      for (auto &dimAxes : stored.dims)
+        for (auto &a : dimAxes)
+          shardAxes += a + ",";
+      updates.push_back({at, w, m, v, gs, constrain(w), shardAxes});
     }
 
     // clip_grad_norm_: the global L2 norm (sums over shards become all-reductions), and the
     // factor min(1, max_norm / (norm + 1e-6)).
+    // The local sums are added per set of axes that shard the parameters (their Partial axes)
+    // before the groups are added: one all-reduce per set (tp and dp_shard, dp_shard alone, ...)
+    // instead of one per parameter.
+    SmallVector<std::pair<std::string, Value>> groupSums; // in order of first appearance
+    for (const Update &up : updates) {
+      Value sq = e.sumOfSquares(up.gs);
+      auto group = llvm::find_if(groupSums, [&](auto &g) { return g.first == up.shardAxes; });
+      if (group == groupSums.end())
+        groupSums.push_back({up.shardAxes, sq});
+      else
+        group->second = e.add(group->second, sq);
+    }
     Value sumsq;
-    for (const Update &up : updates)
-      sumsq = sumsq ? e.add(sumsq, e.sumOfSquares(up.gs)) : e.sumOfSquares(up.gs);
+    for (auto &[axesKey, group] : groupSums)
+      sumsq = sumsq ? e.add(sumsq, group) : group;
     Value norm = e.sqrt(sumsq);
     Value coef;
     if (maxNorm)
@@ -233,7 +256,6 @@ struct ScAddOptimizerPass : impl::ScAddOptimizerBase<ScAddOptimizerPass> {
                           : e.scalar(1.0 - o.lr * o.weightDecay);
     Value bc2Sqrt = e.sqrt(e.sub(e.scalar(1.0), pow(o.beta2)));
 
-    SmallVector<std::pair<Value, Value>> assigns{{t, count}};
     for (const Update &up : updates) {
       Builder u{end, up.at, f32};
       // The update in f32 (bf16 masters and moments widened, the new values rounded back).
@@ -251,11 +273,15 @@ struct ScAddOptimizerPass : impl::ScAddOptimizerBase<ScAddOptimizerPass> {
       Value denom = u.add(u.div(u.sqrt(v1), bc2Sqrt), u.scalar(o.eps));
       Value decayed = u.mul(ws, keep);
       Value w1 = u.sub(decayed, u.mul(u.div(m1, denom), stepSize));
-      assigns.append({{narrow(w1, w), w}, {narrow(m1, m), m}, {narrow(v1, v), v}});
+      // Nothing reads this parameter's states after its update (the forward and backward read
+      // them earlier; the norm reads gradients), so the new values are assigned at once and
+      // die here: held until the end of the step they would be three more copies of the
+      // masters in the arena.
+      for (auto [value, state] : {std::pair{narrow(w1, w), w}, {narrow(m1, m), m}, {narrow(v1, v), v}})
+        sc::AssignOp::create(end, value.getLoc(), value, state);
     }
-    // Every read of a state is done: the assigns come last.
-    for (auto &[value, state] : assigns)
-      sc::AssignOp::create(end, value.getLoc(), value, state);
+    // The step count is read by every update's bias corrections: its assign comes last.
+    sc::AssignOp::create(end, t.getLoc(), t, count);
 
     // The outputs: the gradients go (they are consumed here), the pre-clip norm and this
     // step's lr come.

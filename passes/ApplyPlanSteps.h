@@ -22,8 +22,9 @@ mlir::Value constrainLayout(mlir::OpBuilder &b, mlir::Location loc, mlir::Value 
 // outputs put back in order. Errors at the op that prevents it.
 mlir::LogicalResult applyContextParallel(mlir::func::FuncOp func, int64_t cp);
 
-// packed_colwise: `split(reshape?(linear(x, W, b)))` into equal parts becomes one colwise
-// linear per part over column blocks of W (and b), each sliced locally over `tp`.
+// packed_colwise: `reshape?(linear(x, W, b))` cut along its features into parts (one split,
+// or slices that tile the features; parts may differ in size) becomes one colwise linear per
+// part over column blocks of W (and b), each sliced locally over `tp`.
 mlir::LogicalResult unpackColwise(sc::LinearOp lin, llvm::ArrayRef<std::string> tp, int64_t tpSize);
 
 // kv heads fewer than tp (tp a multiple of them): each kv head repeated tp / kv_heads times

@@ -1,5 +1,5 @@
-// sc-apply-plan's packed_colwise step: a fused projection followed by an even split (GPT-2's
-// c_attn) becomes one colwise linear per packed part.
+// sc-apply-plan's packed_colwise step: a fused projection cut into parts along its features
+// (GPT-2's c_attn by a split, Phi-3's qkv_proj by slices) becomes one colwise linear per part.
 #include "ApplyPlanSteps.h"
 
 #include "shardc/Dialect/ScLocation.h"
@@ -11,51 +11,94 @@ namespace shardc {
 
 using namespace mlir;
 
-// A parameter that is block `index` of `count` along `dim` of `p`: a view of the same stored
-// bytes (sc.file_shape, sc.file_start), so that it can be sharded, and read, on its own.
-static sc::ParamOp partOf(OpBuilder &b, sc::ParamOp p, int64_t dim, int64_t index, int64_t count) {
+// A parameter that is rows (or columns) [start, start + size) along `dim` of `p`: a view of
+// the same stored bytes (sc.file_shape, sc.file_start), so that it can be sharded, and read,
+// on its own.
+static sc::ParamOp partOf(OpBuilder &b, sc::ParamOp p, int64_t dim, int64_t index, int64_t start, int64_t size) {
   auto t = cast<RankedTensorType>(p.getType());
-  SmallVector<int64_t> shape(t.getShape()), start(t.getRank(), 0);
-  shape[dim] = count;
-  start[dim] = index * count;
+  SmallVector<int64_t> shape(t.getShape()), first(t.getRank(), 0);
+  shape[dim] = size;
+  first[dim] = start;
   sc::ParamOp part = paramView(b, p, shape);
   part.setName((p.getName() + ".part" + llvm::Twine(index)).str());
-  part->setAttr("sc.file_start", b.getDenseI64ArrayAttr(start));
+  part->setAttr("sc.file_start", b.getDenseI64ArrayAttr(first));
   return part;
 }
 
-// packed_colwise: `split(reshape?(linear(x, W, b)))` into k equal parts along the last dim
-// becomes k linears over column blocks of W (and b), each block split over tp on its output
-// features. A parameter W (or b) becomes k parameters viewing its blocks, each stored split
-// over tp like a colwise weight; any other W is sliced and then split locally.
+namespace {
+// One packed part: features [start, start + size) of the projection, and the value (a split
+// result or a slice) that held them.
+struct Part {
+  int64_t start, size;
+  Value value;
+};
+} // namespace
+
+// packed_colwise: `reshape?(linear(x, W, b))` cut along its features into parts, by one
+// split (GPT-2's c_attn, equal or not) or by slices that tile the features (Phi-3's qkv_proj,
+// [q; k; v] of different sizes), becomes one linear per part over column blocks of W (and b),
+// each block split over tp on its output features. A parameter W (or b) becomes parameters
+// viewing its blocks, each stored split over tp like a colwise weight; any other W is sliced
+// and then split locally.
 LogicalResult unpackColwise(sc::LinearOp lin, ArrayRef<std::string> tp, int64_t tpSize) {
   std::string path = modulePathOf(lin->getLoc());
   Operation *user = lin->hasOneUse() ? *lin->getUsers().begin() : nullptr;
   auto reshape = dyn_cast_if_present<sc::ReshapeOp>(user);
-  if (reshape)
-    user = reshape->hasOneUse() ? *reshape->getUsers().begin() : nullptr;
-  auto split = dyn_cast_if_present<sc::SplitOp>(user);
+  Value cut = reshape ? reshape.getResult() : lin.getResult();
   auto outType = cast<RankedTensorType>(lin.getType());
-  int64_t n = outType.getShape().back();
-  if (!split)
+  auto cutType = cast<RankedTensorType>(cut.getType());
+  int64_t n = outType.getShape().back(), last = cutType.getRank() - 1;
+  if (cut.use_empty() || cutType.getShape().back() != n)
     return lin.emitError() << path << " is packed_colwise but its output is not split into parts";
-  auto splitIn = cast<RankedTensorType>(split.getInput().getType());
-  int64_t parts = split.getNumResults();
-  int64_t axis = (int64_t)split.getAxis() < 0 ? (int64_t)split.getAxis() + splitIn.getRank() : (int64_t)split.getAxis();
-  if (axis != splitIn.getRank() - 1 || splitIn.getShape().back() != n || n % parts != 0)
-    return lin.emitError() << path << " is packed_colwise but its output is not split evenly along the features";
-  int64_t part = n / parts;
-  if (part % tpSize != 0)
-    return lin.emitError() << path << " (packed_colwise): each packed part has " << part
-                           << " features, which do not divide over tp = " << tpSize;
-  OpBuilder b(split);
+  SmallVector<Part> parts;
+  SmallVector<Operation *> cutters;
+  if (auto split = cut.hasOneUse() ? dyn_cast<sc::SplitOp>(*cut.getUsers().begin()) : sc::SplitOp()) {
+    int64_t axis = split.getAxis() < 0 ? split.getAxis() + cutType.getRank() : split.getAxis();
+    if (axis != last)
+      return lin.emitError() << path << " is packed_colwise but its output is not split evenly along the features";
+    int64_t start = 0;
+    for (Value r : split.getResults()) {
+      int64_t size = cast<RankedTensorType>(r.getType()).getShape().back();
+      parts.push_back({start, size, r});
+      start += size;
+    }
+    cutters.push_back(split);
+  } else {
+    for (Operation *u : cut.getUsers()) {
+      auto slice = dyn_cast<sc::SliceOp>(u);
+      auto rt = slice ? cast<RankedTensorType>(slice.getType()) : RankedTensorType();
+      bool onFeatures = slice && llvm::all_of(slice.getSteps(), [](int64_t st) { return st == 1; });
+      for (int64_t d = 0; onFeatures && d < last; ++d)
+        onFeatures = slice.getStarts()[d] == 0 && rt.getShape()[d] == cutType.getShape()[d];
+      if (!onFeatures)
+        return lin.emitError() << path << " is packed_colwise but its output is not split into parts (one split, "
+                               << "or slices of the features)";
+      parts.push_back({slice.getStarts()[last], rt.getShape().back(), slice.getResult()});
+      cutters.push_back(slice);
+    }
+    llvm::sort(parts, [](const Part &a, const Part &b) { return a.start < b.start; });
+    int64_t next = 0;
+    for (const Part &p : parts) {
+      if (p.start != next)
+        return lin.emitError() << path << " is packed_colwise but its slices do not tile its " << n << " features";
+      next += p.size;
+    }
+    if (next != n)
+      return lin.emitError() << path << " is packed_colwise but its slices do not tile its " << n << " features";
+  }
+  for (const Part &p : parts)
+    if (p.size % tpSize != 0)
+      return lin.emitError() << path << " (packed_colwise): each packed part has " << p.size
+                             << " features, which do not divide over tp = " << tpSize;
+  OpBuilder b(lin->getContext()); // before every cutter: right after the value they cut
+  b.setInsertionPointAfterValue(cut);
   bool transposed = lin.getTransposeWeight();
   int64_t outDim = transposed ? 0 : 1;
-  auto sliceOf = [&](Value v, int64_t dim, int64_t index, int64_t count) -> Value {
+  auto sliceOf = [&](Value v, int64_t dim, int64_t index, int64_t start, int64_t size) -> Value {
     if (auto p = v.getDefiningOp<sc::ParamOp>()) {
       OpBuilder::InsertionGuard guard(b);
       b.setInsertionPoint(p);
-      sc::ParamOp part = partOf(b, p, dim, index, count);
+      sc::ParamOp part = partOf(b, p, dim, index, start, size);
       Sharding s = Sharding::replicated(cast<RankedTensorType>(part.getType()).getRank());
       s.dims[dim].assign(tp.begin(), tp.end());
       setSharding(part, s);
@@ -63,27 +106,28 @@ LogicalResult unpackColwise(sc::LinearOp lin, ArrayRef<std::string> tp, int64_t 
     }
     auto t = cast<RankedTensorType>(v.getType());
     SmallVector<int64_t> shape(t.getShape()), starts(t.getRank(), 0), steps(t.getRank(), 1);
-    shape[dim] = count;
-    starts[dim] = index * count;
+    shape[dim] = size;
+    starts[dim] = start;
     Value sliced = sc::SliceOp::create(b, lin.getLoc(), RankedTensorType::get(shape, t.getElementType()), v,
                                        b.getDenseI64ArrayAttr(starts), b.getDenseI64ArrayAttr(steps));
     return constrainLayout(b, lin.getLoc(), sliced, tp, dim);
   };
-  for (int64_t i = 0; i < parts; ++i) {
-    Value w = sliceOf(lin.getWeight(), outDim, i, part);
-    Value bias = lin.getBias() ? sliceOf(lin.getBias(), 0, i, part) : Value();
+  for (auto [i, part] : llvm::enumerate(parts)) {
+    Value w = sliceOf(lin.getWeight(), outDim, i, part.start, part.size);
+    Value bias = lin.getBias() ? sliceOf(lin.getBias(), 0, i, part.start, part.size) : Value();
     SmallVector<int64_t> yShape(outType.getShape());
-    yShape.back() = part;
+    yShape.back() = part.size;
     Value y = sc::LinearOp::create(b, lin.getLoc(), RankedTensorType::get(yShape, outType.getElementType()),
                                    lin.getInput(), w, bias, lin.getTransposeWeightAttr(), lin.getEpilogueAttr());
     if (reshape) {
-      SmallVector<int64_t> rShape(splitIn.getShape());
-      rShape.back() = part;
-      y = sc::ReshapeOp::create(b, reshape.getLoc(), RankedTensorType::get(rShape, splitIn.getElementType()), y);
+      SmallVector<int64_t> rShape(cutType.getShape());
+      rShape.back() = part.size;
+      y = sc::ReshapeOp::create(b, reshape.getLoc(), RankedTensorType::get(rShape, cutType.getElementType()), y);
     }
-    split.getResult(i).replaceAllUsesWith(y);
+    part.value.replaceAllUsesWith(y);
   }
-  split.erase();
+  for (Operation *c : cutters)
+    c->erase();
   if (reshape)
     reshape.erase();
   Value w = lin.getWeight(), bias = lin.getBias();

@@ -202,7 +202,8 @@ struct ScPropagateShardingPass : impl::ScPropagateShardingBase<ScPropagateShardi
 
     SmallVector<ShardingSource> operands, results;
     for (auto [i, v] : llvm::enumerate(op->getOperands()))
-      operands.push_back({operandShardings[i], priorityOf(v), isParamLike(v)});
+      operands.push_back({operandShardings[i], priorityOf(v), isParamLike(v),
+                          llvm::any_of(v.getUsers(), [&](Operation *u) { return u != op; })});
     for (Value r : op->getResults())
       results.push_back({shardingOf(r), has(r) ? priorityOf(r) : kNone, false});
     return decideShardings(*rule, operands, results, *mesh);

@@ -2,6 +2,7 @@
 // bytes, peak arena, and every collective with its phase, layer, axes, dtype and bytes — read
 // through the runtime's own artifact loader so the report describes exactly what runs.
 #include "ShardcReport.h"
+#include "ReportMemory.h"
 
 #include "shardc/Dialect/ScLocation.h"
 #include "shardc/comm/CollectiveKernels.h"
@@ -35,6 +36,53 @@ struct Collective {
   uint64_t wireBytes = 0; // bytes one rank sends with a ring algorithm
 };
 
+
+llvm::json::Object memoryJson(const MemoryBreakdown &m) {
+  llvm::json::Object o{{"weight_bytes", (int64_t)m.weightBytes},
+                       {"persistent_bytes", (int64_t)m.persistentBytes},
+                       {"arena_bytes", (int64_t)m.arenaBytes},
+                       {"live_peak_bytes", (int64_t)m.livePeakBytes},
+                       {"live_peak_step", m.livePeakStep}};
+  if (m.training)
+    o["fsdp_formula"] = llvm::json::Object{{"trainable_parameters", m.trainableParams},
+                                           {"masters", (int64_t)m.masterBytes},
+                                           {"gradients", (int64_t)m.gradientBytes},
+                                           {"reduce_dtype", m.reduceDtype},
+                                           {"optimizer_state", (int64_t)m.optimizerStateBytes},
+                                           {"largest_gathered_group", (int64_t)m.largestGatheredGroupBytes},
+                                           {"largest_gathered_group_layer", m.largestGatheredGroupLayer},
+                                           {"saved_gathered_parameters", (int64_t)m.savedGatheredBytes},
+                                           {"saved_activations", (int64_t)m.savedActivationBytes},
+                                           {"total", (int64_t)m.formulaBytes},
+                                           {"planned", (int64_t)(m.persistentBytes + m.arenaBytes)}};
+  return o;
+}
+
+void printMemory(llvm::raw_ostream &os, const MemoryBreakdown &m) {
+  auto mb = [](uint64_t b) { return llvm::formatv("{0:f2} MB", b / 1e6).str(); };
+  os << "memory per rank: persistent " << mb(m.persistentBytes) << " + arena " << mb(m.arenaBytes) << " = "
+     << mb(m.persistentBytes + m.arenaBytes) << " (arena live peak " << mb(m.livePeakBytes) << " at step "
+     << m.livePeakStep << (m.livePeakLoc.empty() ? "" : ", " + m.livePeakLoc) << "); weights read at load "
+     << mb(m.weightBytes) << "\n";
+  if (!m.largestAtPeak.empty()) {
+    os << "  largest at the peak:";
+    for (auto [i, l] : llvm::enumerate(m.largestAtPeak))
+      os << (i ? "," : "") << " " << mb(l.bytes) << " " << (l.name.empty() ? "(unnamed)" : l.name) << " from "
+         << (l.writer.empty() ? "an input" : l.writer);
+    os << "\n";
+  }
+  if (!m.training)
+    return;
+  os << "fsdp formula: masters " << mb(m.masterBytes) << " + gradients " << mb(m.gradientBytes) << " ("
+     << m.reduceDtype << ") + optimizer state " << mb(m.optimizerStateBytes) << " + largest gathered group "
+     << mb(m.largestGatheredGroupBytes)
+     << (m.largestGatheredGroupLayer >= 0 ? " (layer " + std::to_string(m.largestGatheredGroupLayer) + ")" : "")
+     << " + saved gathered parameters " << mb(m.savedGatheredBytes) << " + saved activations "
+     << mb(m.savedActivationBytes) << " = " << mb(m.formulaBytes) << "; planned "
+     << mb(m.persistentBytes + m.arenaBytes)
+     << llvm::formatv(" ({0:f2}x the formula)", m.formulaBytes ? double(m.persistentBytes + m.arenaBytes) / m.formulaBytes : 0.0)
+     << "\n";
+}
 
 } // namespace
 
@@ -116,6 +164,7 @@ int runReport(llvm::StringRef path, bool json) {
     totalWire += c.wireBytes;
     counts[c.kind]++;
   }
+  const MemoryBreakdown mem = analyzeMemory(art);
   if (json) {
     llvm::json::Array list;
     for (const Collective &c : collectives)
@@ -133,6 +182,7 @@ int runReport(llvm::StringRef path, bool json) {
                                                             {"arena_bytes", (int64_t)art.arenaBytes},
                                                             {"steps", (int64_t)art.steps.size()}}},
                             {"global_parameter_bytes", (int64_t)globalParamBytes},
+                            {"memory", memoryJson(mem)},
                             {"collectives", std::move(list)},
                             {"kernels", [&] {
                                llvm::json::Array perLayer, fusedPerLayer;
@@ -159,8 +209,9 @@ int runReport(llvm::StringRef path, bool json) {
                << " dp_shard=" << art.deviceMesh.axisSize("dp_shard") << " cp=" << art.deviceMesh.axisSize("cp")
                << " tp=" << art.deviceMesh.axisSize("tp") << ", world size " << art.worldSize << "\n"
                << "per rank: parameters " << paramBytes << " bytes (global " << globalParamBytes << "), arena "
-               << art.arenaBytes << " bytes, " << art.steps.size() << " steps\n"
-               << "collectives: " << collectives.size();
+               << art.arenaBytes << " bytes, " << art.steps.size() << " steps\n";
+  printMemory(llvm::outs(), mem);
+  llvm::outs() << "collectives: " << collectives.size();
   for (auto &[kind, n] : counts)
     llvm::outs() << ", " << n << " " << kind;
   llvm::outs() << "; payload " << totalBytes << " bytes, ring wire " << totalWire << " bytes per rank\n";

@@ -63,6 +63,9 @@ cl::opt<bool> noFuse("no-fuse", cl::desc("compile: run elementwise ops as librar
 cl::opt<std::string> planPath("plan", cl::desc("plan YAML (docs/plan.md); default: the auto plan"), cl::value_desc("file"), cl::cat(cat));
 cl::opt<std::string> meshSpec("mesh", cl::desc("mesh axes overriding the plan's: tp=2,dp_shard=2"), cl::value_desc("axis=n,..."), cl::cat(cat));
 cl::opt<bool> printPlan("print", cl::desc("plan: print the chosen plan as YAML"), cl::cat(cat));
+cl::opt<bool> explainPlan("explain", cl::desc("plan: with tp_plan: auto, also print every linear and norm with its "
+                                              "style and the reason for it (YAML comments)"),
+                          cl::cat(cat));
 cl::opt<int64_t> nproc("nproc", cl::desc("world size: infers dp_shard: -1 and checks the mesh (verify: the ranks, as threads)"),
                        cl::init(0), cl::cat(cat));
 // verify: the comparison's own options (plan, mesh and nproc are the compiler's above).
@@ -89,7 +92,7 @@ int usage() {
                   "  verify   <model.onnx> --nproc N [--plan p.yaml] [--mesh ...]  sharded vs unsharded vs onnxruntime\n"
                   "  report   <m.shardc> [--json]        per-rank parameters, arena, every collective\n"
                   "  export-weights <DIR> -o <out.safetensors>  a training checkpoint's parameters for Hugging Face\n"
-                  "  plan     <model.onnx> [--plan p.yaml] [--mesh tp=2] [--print]  check the plan, print it\n"
+                  "  plan     <model.onnx> [--plan p.yaml] [--mesh tp=2] [--print] [--explain]  check the plan, print it\n"
                   "  --version\n"
                   "run 'shardc <command> --help' for options\n";
   return 2;
@@ -192,6 +195,16 @@ int runImport(MLIRContext &ctx) {
   return 0;
 }
 
+// tp_plan: auto is derived from the raised program (docs/plan.md): raising here, before the
+// plan is chosen, leaves the compile pipeline's own raising nothing to do.
+LogicalResult raiseModule(ModuleOp module, TimingScope *timing = nullptr) {
+  PassManager pm(module.getContext(), ModuleOp::getOperationName());
+  if (timing)
+    pm.enableTiming(*timing);
+  shardc::buildRaisePipeline(pm);
+  return pm.run(module);
+}
+
 // The plan resolved for this model: errors, or a summary; --print writes it as YAML.
 int runPlan(MLIRContext &ctx) {
   auto module = importModel(ctx);
@@ -200,7 +213,12 @@ int runPlan(MLIRContext &ctx) {
   std::optional<int64_t> worldSize;
   if (nproc > 0)
     worldSize = nproc;
-  auto chosen = shardc::choosePlan(**module, planPath, meshSpec, worldSize);
+  // Derived on a raised copy: --emit-mlir writes the module as imported.
+  OwningOpRef<ModuleOp> raised = (**module).clone();
+  if (failed(raiseModule(*raised)))
+    return error("raising failed");
+  shardc::TpDerivation derivation;
+  auto chosen = shardc::choosePlan(*raised, planPath, meshSpec, worldSize, &derivation);
   if (!chosen)
     return error(llvm::toString(chosen.takeError()));
   // Printed from sc.plan as a pass reads it, so every run checks that attribute's round trip.
@@ -210,7 +228,11 @@ int runPlan(MLIRContext &ctx) {
     return error(llvm::toString(plan.takeError()));
   if (printPlan)
     llvm::outs() << shardc::printPlanYaml(*plan, plan->resolved);
-  else
+  if (explainPlan)
+    llvm::outs() << (derivation.linears.empty() && derivation.norms.empty()
+                         ? std::string("# tp_plan is not auto: nothing was derived\n")
+                         : shardc::printTpDerivation(derivation));
+  if (!printPlan && !explainPlan)
     llvm::outs() << "plan: mesh " << plan->mesh.str() << ", " << plan->resolved.size() << " modules tensor-parallel\n";
   if (!emitMlir.empty()) {
     std::error_code ec;
@@ -245,6 +267,11 @@ int runCompile(MLIRContext &ctx) {
   // A plan or a mesh makes the program sharded: the resolved plan is recorded on the module
   // (sc.mesh, sc.tp_styles, sc.plan) so every later stage is reproducible from the IR.
   if (!planPath.empty() || !meshSpec.empty()) {
+    // tp_plan: auto reads the raised program; the pipeline's raising is then a no-op.
+    TimingScope raiseTimer = root.nest("raise (before the plan)");
+    if (failed(raiseModule(**module, &raiseTimer)))
+      return error("compilation failed");
+    raiseTimer.stop();
     std::optional<int64_t> worldSize;
     if (nproc > 0)
       worldSize = nproc;

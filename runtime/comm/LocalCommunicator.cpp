@@ -2,6 +2,7 @@
 // the timeout and name exactly the members that did not arrive; a failed rank wakes everyone.
 #include "shardc/comm/LocalCommunicator.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace shardc::rt {
@@ -167,6 +168,42 @@ std::string LocalCommunicator::allToAll(const CommGroup &g, const void *in, void
                                     static_cast<size_t>(g.index) * bytes,
                                 bytes);
               });
+}
+
+std::string LocalCommunicator::allToAllV(const CommGroup &g, const void *in, const int64_t *sendCounts,
+                                         void *out, const int64_t *recvCounts, DType dtype) {
+  // Each member publishes its data and its send counts: member j's chunk for this rank starts
+  // after the chunks it sends to the members before it.
+  struct Published {
+    const uint8_t *data;
+    const int64_t *sendCounts;
+  } mine{static_cast<const uint8_t *>(in), sendCounts};
+  const size_t elem = dtypeSize(dtype), me = static_cast<size_t>(g.index);
+  size_t outBytes = 0;
+  for (int64_t j = 0; j < g.size(); ++j)
+    outBytes += static_cast<size_t>(recvCounts[j]) * elem;
+  std::string mismatch;
+  std::string err = meet(g, std::string("all_to_all_v of ") + dtypeName(dtype), &mine, out, outBytes,
+                         [&](const void *const *inputs, uint8_t *result) {
+                           size_t at = 0;
+                           for (int64_t j = 0; j < g.size(); ++j) {
+                             const auto *p = static_cast<const Published *>(inputs[j]);
+                             size_t offset = 0;
+                             for (size_t k = 0; k < me; ++k)
+                               offset += static_cast<size_t>(p->sendCounts[k]) * elem;
+                             if (p->sendCounts[me] != recvCounts[j] && mismatch.empty())
+                               mismatch = "all_to_all_v on group " + g.describe() + ": rank " +
+                                          std::to_string(g.ranks[size_t(j)]) + " sends " +
+                                          std::to_string(p->sendCounts[me]) + " elements to rank " +
+                                          std::to_string(rank()) + ", which expects " +
+                                          std::to_string(recvCounts[j]);
+                             size_t n = static_cast<size_t>(std::min(p->sendCounts[me], recvCounts[j])) * elem;
+                             if (n)
+                               std::memcpy(result + at, p->data + offset, n);
+                             at += static_cast<size_t>(recvCounts[j]) * elem;
+                           }
+                         });
+  return err.empty() ? mismatch : err;
 }
 
 std::string LocalCommunicator::barrier(const CommGroup &g) {

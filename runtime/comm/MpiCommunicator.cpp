@@ -321,6 +321,31 @@ std::string MpiCommunicator::allToAll(const CommGroup &g, const void *in, void *
   return "";
 }
 
+std::string MpiCommunicator::allToAllV(const CommGroup &g, const void *in, const int64_t *sendCounts,
+                                       void *out, const int64_t *recvCounts, DType dtype) {
+  const uint64_t elem = dtypeSize(dtype);
+  const size_t n = static_cast<size_t>(g.size());
+  std::vector<int> sendBytes(n), sendAt(n), recvBytes(n), recvAt(n);
+  uint64_t sent = 0, received = 0;
+  for (size_t j = 0; j < n; ++j) {
+    uint64_t s = static_cast<uint64_t>(sendCounts[j]) * elem, r = static_cast<uint64_t>(recvCounts[j]) * elem;
+    if (!fitsInt(sent + s) || !fitsInt(received + r))
+      return tooLarge(std::max(sent + s, received + r));
+    sendBytes[j] = static_cast<int>(s);
+    sendAt[j] = static_cast<int>(sent);
+    recvBytes[j] = static_cast<int>(r);
+    recvAt[j] = static_cast<int>(received);
+    sent += s;
+    received += r;
+  }
+  SHARDC_EXCHANGE(g);
+  int rc = MPI_Ialltoallv(in, sendBytes.data(), sendAt.data(), MPI_BYTE, out, recvBytes.data(), recvAt.data(),
+                          MPI_BYTE, comm, &request);
+  if (std::string err = exchange.wait(rc, request); !err.empty())
+    return state_->fail(err);
+  return "";
+}
+
 std::string MpiCommunicator::reduceScatter(const CommGroup &g, const void *in, void *out,
                                            int64_t count, DType dtype, ReduceOp op) {
   if (!isReducible(dtype))

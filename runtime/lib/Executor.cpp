@@ -1,30 +1,19 @@
 // The step-list executor behind Executor.h: kernel and collective resolution and validation
-// before any allocation, weight chunks bound with pread, input checks and chunking, and step
-// errors located by index and loc.
+// before any allocation, input checks and chunking, and step errors located by index and loc.
+// Weight binding (allocateStorage) is in ExecutorWeights.cpp.
 #include "shardc/runtime/Executor.h"
 
 #include "shardc/comm/CollectiveKernels.h"
 
-#include "FileIO.h"
 #include "shardc/comm/LocalCommunicator.h"
 
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 #include <exception>
-#include <fcntl.h>
-#include <map>
-#include <sys/stat.h>
-#include <tuple>
-#include <unistd.h>
 
 namespace shardc::rt {
 
 namespace {
-
-uint64_t alignUp(uint64_t v) {
-  return (v + MemoryBlock::kAlignment - 1) / MemoryBlock::kAlignment * MemoryBlock::kAlignment;
-}
 
 std::string quotedList(const std::vector<std::string> &names) {
   std::string s;
@@ -35,29 +24,6 @@ std::string quotedList(const std::vector<std::string> &names) {
 
 std::string typeString(DType dtype, const std::vector<int64_t> &shape) {
   return std::string(dtypeName(dtype)) + " " + shapeString(shape);
-}
-
-// ExecutorOptions::randomWeights: uniform values in [-0.05, 0.05) in the buffer's dtype
-// (integers stay zero), from a xorshift64* stream seeded per buffer and rank.
-void fillRandom(uint8_t *dst, const BufferDesc &b, uint64_t seed) {
-  uint64_t x = seed | 1;
-  auto next = [&x] {
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    return float(double((x * 0x2545f4914f6cdd1dull) >> 11) / double(1ull << 53) * 0.1 - 0.05);
-  };
-  int64_t n = b.bytes / std::max<size_t>(1, dtypeSize(b.dtype));
-  for (int64_t i = 0; i < n; ++i) {
-    float v = next();
-    switch (b.dtype) {
-    case DType::F32: std::memcpy(dst + i * 4, &v, 4); break;
-    case DType::BF16: { uint16_t h = f32ToBf16(v); std::memcpy(dst + i * 2, &h, 2); break; }
-    case DType::F16: { uint16_t h = f32ToF16(v); std::memcpy(dst + i * 2, &h, 2); break; }
-    case DType::F64: { double d = v; std::memcpy(dst + i * 8, &d, 8); break; }
-    default: return;
-    }
-  }
 }
 
 } // namespace
@@ -339,130 +305,6 @@ std::string Executor::prepareProcessIndex(const Step &step, PreparedStep &prepar
     return err;
   prepared.processIndex = true;
   prepared.rankIndex = artifact_.deviceMesh.groupIndex(comm_->rank(), axes);
-  return "";
-}
-
-std::string Executor::allocateStorage() {
-  // Open and check every weight file before allocating anything, so that a missing or
-  // replaced file is reported without first reserving gigabytes.
-  struct OpenFile {
-    int fd = -1;
-    ~OpenFile() {
-      if (fd >= 0)
-        ::close(fd);
-    }
-  };
-  std::vector<OpenFile> files(artifact_.weightFiles.size());
-  for (size_t f = 0; f < files.size() && !options_.randomWeights; ++f) {
-    std::string path = artifact_.resolveWeightPath(static_cast<int64_t>(f));
-    std::string where = "weight file '" + path + "' (weight_files[" + std::to_string(f) + "])";
-    files[f].fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (files[f].fd < 0)
-      return where + ": cannot open: " + std::strerror(errno);
-    struct stat st;
-    if (::fstat(files[f].fd, &st) != 0)
-      return where + ": cannot stat: " + std::strerror(errno);
-    uint64_t recorded = artifact_.weightFiles[f].size;
-    if (static_cast<uint64_t>(st.st_size) != recorded)
-      return where + " is " + std::to_string(st.st_size) + " bytes, the artifact recorded " +
-             std::to_string(recorded) + " (was it replaced after compiling?)";
-  }
-
-  // Buffers naming the same bytes (tied embeddings) share one copy; a sharded buffer names its
-  // chunk of the global tensor (an unsharded one has an empty start, global shape and shape).
-  // A viewed weight's chunk also names the stored tensor's shape and the view's start.
-  using Chunk = std::tuple<std::vector<int64_t>, std::vector<int64_t>, std::vector<int64_t>,
-                           std::vector<int64_t>, std::vector<int64_t>>; // global shape, start,
-                                                                      // shape, file shape, file start
-  using Range = std::tuple<int64_t, uint64_t, uint64_t, size_t, Chunk>; // file, offset, bytes
-  std::map<Range, uint64_t> placement; // range -> offset in weights_
-  auto rangeOf = [&](const BufferDesc &b) {
-    Chunk chunk;
-    bool split = b.sharded() || b.viewed();
-    if (split) {
-      std::vector<int64_t> start = chunkStart(b, artifact_.deviceMesh, comm_->rank()), fileStart = b.fileStart;
-      if (b.repeatTimes > 0) { // the chunk lies in one repeated block: shift it onto the stored one
-        if (fileStart.empty())
-          fileStart.assign(b.shape.size(), 0);
-        size_t d = size_t(b.repeatDim);
-        int64_t s = start[d], group = b.repeatBlock * b.repeatTimes;
-        fileStart[d] += (s / group) * b.repeatBlock + s % b.repeatBlock - s;
-      }
-      chunk = Chunk{b.globalShape, start, b.shape, b.viewed() ? b.fileShape : std::vector<int64_t>{}, fileStart};
-    }
-    return Range{b.file, b.fileOffset, b.bytes, split ? dtypeSize(b.dtype) : 0, chunk};
-  };
-  for (const BufferDesc &b : artifact_.buffers)
-    if (b.storage == Storage::Weight && b.repeatTimes > 0) {
-      int64_t s = chunkStart(b, artifact_.deviceMesh, comm_->rank())[size_t(b.repeatDim)];
-      if (s % b.repeatBlock + b.shape[size_t(b.repeatDim)] > b.repeatBlock)
-        return "weight '" + b.name + "': this rank's chunk of dim " + std::to_string(b.repeatDim) +
-               " spans two repeated blocks of " + std::to_string(b.repeatBlock);
-    }
-  uint64_t total = 0;
-  for (const BufferDesc &b : artifact_.buffers)
-    if (b.storage == Storage::Weight) {
-      auto inserted = placement.emplace(rangeOf(b), total);
-      if (inserted.second)
-        total = alignUp(total + b.bytes);
-    }
-
-  arena_ = backend_.allocate(artifact_.arenaBytes);
-  if (!arena_)
-    return "cannot allocate the " + std::to_string(artifact_.arenaBytes) + "-byte arena";
-  // Backend::allocate zero-fills (the CUDA backend memsets on its stream, before the load
-  // steps): State buffers no load step writes start at zero.
-  persistent_ = backend_.allocate(artifact_.persistentBytes);
-  if (!persistent_ && artifact_.persistentBytes)
-    return "cannot allocate the " + std::to_string(artifact_.persistentBytes) + "-byte persistent block";
-  weights_ = backend_.allocate(total);
-  if (!weights_)
-    return "cannot allocate " + std::to_string(total) + " bytes for the weights";
-
-  std::vector<uint8_t> staging; // one weight range on the host, for a device backend
-  if (options_.randomWeights)
-    for (const BufferDesc &b : artifact_.buffers) {
-      if (b.storage != Storage::Weight)
-        continue;
-      staging.assign(b.bytes, 0);
-      fillRandom(staging.data(), b, (b.fileOffset * 0x9e3779b97f4a7c15ull) ^ (uint64_t(comm_->rank()) << 48));
-      if (std::string e = backend_.copyIn(weights_.data() + placement.at(rangeOf(b)), staging.data(), b.bytes);
-          !e.empty())
-        return "random weights: " + e;
-    }
-  for (const auto &[range, offset] : placement) {
-    if (options_.randomWeights)
-      break;
-    const auto &[file, fileOffset, bytes, elemSize, chunk] = range;
-    int fd = files[static_cast<size_t>(file)].fd;
-    uint8_t *dst = weights_.data() + offset;
-    if (!backend_.hostAddressable()) {
-      staging.assign(bytes, 0);
-      dst = staging.data();
-    }
-    const auto &[globalShape, start, shape, fileShape, fileStart] = chunk;
-    std::string err;
-    auto read = [&](uint64_t at, uint64_t to, uint64_t n) {
-      if (err.empty())
-        if (std::string e = preadFully(fd, dst + to, n, fileOffset + at); !e.empty())
-          err = "reading " + std::to_string(n) + " bytes at offset " +
-                std::to_string(fileOffset + at) + " failed: " + e;
-    };
-    if (elemSize == 0) // unsharded: one run
-      read(0, 0, bytes);
-    else if (!fileShape.empty()) // a view: the rows inside the stored tensor; the rest stays zero
-      forEachViewRun(fileShape, fileStart, start, shape, elemSize, read);
-    else // one pread per contiguous run of the rank's chunk
-      forEachChunkRun(globalShape, start, shape, elemSize, read);
-    if (!err.empty())
-      return "weight file '" + artifact_.resolveWeightPath(file) + "': " + err;
-    if (!backend_.hostAddressable())
-      if (std::string e = backend_.copyIn(weights_.data() + offset, staging.data(), bytes); !e.empty())
-        return "weight file '" + artifact_.resolveWeightPath(file) + "': " + e;
-  }
-  for (const BufferDesc &b : artifact_.buffers)
-    if (b.storage == Storage::Weight)
-      views_[static_cast<size_t>(b.id)].data = weights_.data() + placement.at(rangeOf(b));
   return "";
 }
 

@@ -41,6 +41,7 @@ std::string Session::bind(const Artifact &artifact, Communicator &comm, const Se
     s->backend_ = s->ownBackend_.get();
   ExecutorOptions executorOptions;
   executorOptions.randomWeights = options.randomWeights;
+  executorOptions.weights = options.weights;
   if (std::string err = Executor::create(artifact, *s->backend_, comm, s->executor_, executorOptions);
       !err.empty())
     return err;

@@ -74,6 +74,7 @@ RankRun runRank(const Options &o, const Artifact &artifact, const std::vector<Ho
   options.backend = o.backend;
   options.device = ctx.device;
   options.randomWeights = o.randomWeights;
+  options.weights = o.weights;
   std::unique_ptr<Session> session;
   std::string err = Session::bind(artifact, comm, options, session, ctx.backend);
   if (!err.empty())
@@ -102,6 +103,8 @@ RankRun runRank(const Options &o, const Artifact &artifact, const std::vector<Ho
   // --steps: the runs in order, each with its inputs (slices of stacked ones, or --data's
   // batch); outputs stacked over the runs when there are several.
   RankOutput say(o, artifact.deviceMesh, comm.rank());
+  for (const std::string &note : session->weightNotes()) // --weights: conversions, unused tensors
+    say.err(note);
   TokenStream tokens;
   if (err.empty() && !o.data.empty())
     err = openTokenStream(o, artifact, tokens);

@@ -45,6 +45,7 @@ struct Options {
   int64_t checkpointEvery = 0;        // --checkpoint-every K: also save after every K-th run
   std::string data;                   // --data FILE: int32 token ids feeding input_ids
   std::string lossesOut;              // --losses-out FILE: rank 0's per-step figures as JSON
+  std::string weights;                // --weights FILE|DIR: a Hugging Face safetensors checkpoint
   bool profile = false;
   std::chrono::milliseconds timeout{300000};
   std::vector<std::string> forwarded; // the arguments a re-run under mpirun gets

@@ -15,6 +15,7 @@ const char *const kUsage =
     "                  [--repeat N] [--random-weights] [--comm auto|local|mpi|nccl]\n"
     "                  [--steps N] [--data TOKENS.bin] [--losses-out LOSSES.json]\n"
     "                  [--save-state DIR] [--load-state DIR] [--check-replay]\n"
+    "                  [--weights MODEL.safetensors|DIR]\n"
     "  --inputs IN.npz    one array per artifact input, named as the input (sharded inputs\n"
     "                     are given whole; each rank takes its chunk)\n"
     "  --outputs OUT.npz  where rank 0 writes the outputs (f16/bf16 are written as f32);\n"
@@ -59,6 +60,11 @@ const char *const kUsage =
     "                     fail unless every output equals the first run's bit for bit\n"
     "  --profile          time every step of the runs after the first (not graph-captured);\n"
     "                     rank 0 prints its ten most expensive kernels\n"
+    "  --weights W        read the parameters from a Hugging Face checkpoint instead of the\n"
+    "                     artifact's weight files: a .safetensors file, or a directory with\n"
+    "                     model.safetensors.index.json and its shards (or one file), bound by\n"
+    "                     parameter name (the module path without the export's 'm.'), each\n"
+    "                     rank reading its chunk; transposes and f32/bf16/f16 converted\n"
     "  --random-weights   fill the weights with pseudo-random values instead of reading them\n"
     "                     (benchmarks of shapes whose weights are not at hand)\n"
     "Under mpirun or srun (mpirun -np N shardc-run ...) each process is one rank; with\n"
@@ -162,6 +168,8 @@ std::string parseOptions(int argc, char **argv, Options &o) {
       err = value(is("--load-state") ? "--load-state" : "--resume", o.loadState, "a directory");
     } else if (is("--checkpoint-every")) {
       err = count("--checkpoint-every", o.checkpointEvery, "a step count");
+    } else if (is("--weights")) {
+      err = value("--weights", o.weights, "a .safetensors file or a directory");
     } else if (is("--repeat")) {
       err = count("--repeat", o.repeat);
     } else if (arg == "--check-replay") {
@@ -208,6 +216,8 @@ std::string parseOptions(int argc, char **argv, Options &o) {
   if (o.checkReplay && (o.steps > 1 || !o.data.empty() || o.repeat || o.profile))
     return "--check-replay compares repeated runs of one step with the first: give it without "
            "--steps, --data, --repeat and --profile";
+  if (o.randomWeights && !o.weights.empty())
+    return "give --weights or --random-weights, not both";
   if (o.checkpointEvery && o.saveState.empty())
     return "--checkpoint-every saves the state: give the directory with --checkpoint-dir (or --save-state)";
   if (o.nproc && o.launcher == "threads")

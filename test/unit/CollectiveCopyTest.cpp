@@ -210,6 +210,15 @@ public:
     size_t n = static_cast<size_t>(count) * dtypeSize(dtype) * static_cast<size_t>(g.size());
     return check(in, n, out, n) + inner_.allToAll(g, in, out, count, dtype);
   }
+  std::string allToAllV(const CommGroup &g, const void *in, const int64_t *sendCounts, void *out,
+                        const int64_t *recvCounts, DType dtype) override {
+    size_t sent = 0, received = 0;
+    for (int64_t j = 0; j < g.size(); ++j) {
+      sent += static_cast<size_t>(sendCounts[j]) * dtypeSize(dtype);
+      received += static_cast<size_t>(recvCounts[j]) * dtypeSize(dtype);
+    }
+    return check(in, sent, out, received) + inner_.allToAllV(g, in, sendCounts, out, recvCounts, dtype);
+  }
   std::string barrier(const CommGroup &g) override { return inner_.barrier(g); }
   void abort(const std::string &reason) override { inner_.abort(reason); }
   std::atomic<int> calls{0};

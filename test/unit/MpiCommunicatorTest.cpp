@@ -4,6 +4,7 @@
 #include "TpMlpArtifact.h"
 
 #include "ManifestJson.h"
+#include "AllToAllVCheck.h"
 #include "shardc/comm/MpiCommunicator.h"
 #include "shardc/runtime/Artifact.h"
 #include "shardc/runtime/Executor.h"
@@ -99,6 +100,16 @@ TEST(MpiCommunicator, GatherScatterAllToAllAndBarrier) {
       for (int64_t i = 0; i < count; ++i)
         EXPECT_EQ(exchanged[j * count + i], valueOf(g->ranks[j], g->index * count + i));
     ASSERT_EQ(comm->barrier(*g), "");
+  }
+}
+
+TEST(MpiCommunicator, AllToAllVExchangesChunksOfEachMembersSize) {
+  auto comm = communicator();
+  ASSERT_TRUE(comm);
+  for (const std::vector<std::string> &axes : kGroups) {
+    const CommGroup *g = nullptr;
+    ASSERT_EQ(comm->group(axes, g), "");
+    EXPECT_EQ(commtest::checkAllToAllV(*comm, *g), "");
   }
 }
 

@@ -1,6 +1,7 @@
 // Unit tests of multi-rank execution on the local communicator: mesh arithmetic, every
 // collective on 1-D and 2-D meshes against serial references, shard specs (weights, inputs),
 // an end-to-end TP artifact, and timeouts that name the missing rank and the step.
+#include "AllToAllVCheck.h"
 #include "TempDir.h"
 #include "DeviceSimBackend.h"
 #include "TpMlpArtifact.h"
@@ -225,6 +226,29 @@ TEST(LocalCommunicator, AllGatherReduceScatterAllToAllAndBarrier) {
 }
 
 // The step kinds on dims other than the outermost (pack and unpack around the collective).
+// Expert parallelism's dispatch: counts, then chunks of those sizes, on every group of a 2x3
+// mesh (zero-sized chunks included); a member that expects a different count gets an error
+// naming the sender.
+TEST(LocalCommunicator, AllToAllVExchangesChunksOfEachMembersSize) {
+  for (std::vector<std::string> axes : {std::vector<std::string>{"tp"}, {"dp_shard"}, {"dp_shard", "tp"}, {"tp", "dp_shard"}})
+    expectAllOk(onRanks(mesh2d(2, 3), [&](LocalCommunicator &comm) -> std::string {
+      const CommGroup *g = nullptr;
+      if (std::string err = comm.group(axes, g); !err.empty())
+        return err;
+      return commtest::checkAllToAllV(comm, *g);
+    }));
+  auto errors = onRanks(mesh2d(1, 2), [&](LocalCommunicator &comm) -> std::string {
+    const CommGroup *g = nullptr;
+    if (std::string err = comm.group({"tp"}, g); !err.empty())
+      return err;
+    std::vector<int64_t> send{1, 1}, recv{1, comm.rank() == 0 ? 2 : 1};
+    std::vector<float> in(2, 1.0f), out(3);
+    return comm.allToAllV(*g, in.data(), send.data(), out.data(), recv.data(), DType::F32);
+  });
+  EXPECT_EQ(errors[0], "all_to_all_v on group [tp] (ranks 0,1): rank 1 sends 1 elements to rank 0, which expects 2");
+  EXPECT_EQ(errors[1], "");
+}
+
 TEST(CollectiveKernels, StepsAlongInnerDims) {
   DeviceMesh mesh = mesh2d(1, 2);
   auto run = [&](const char *op, const Attrs &attrs, std::vector<int64_t> inShape,

@@ -223,39 +223,54 @@ const std::vector<std::string> kLlamaPaths = {
 
 TEST(PlanResolve, GlobMatchesNothing) {
   Plan p = parse("mesh: {tp: 2}\ntp_plan:\n  \"layers.*.self_atn.q_proj\": colwise\n");
-  EXPECT_EQ(errorOf(resolveTpPlan(p, kLlamaPaths, ModelFamily::Llama)),
+  EXPECT_EQ(errorOf(resolveTpPlan(p, kLlamaPaths)),
             "p.yaml:3:3: glob 'layers.*.self_atn.q_proj' matches no module; nearest: "
             "m.model.layers.0.self_attn.q_proj, m.model.layers.1.self_attn.q_proj, m.model.layers.0.self_attn.k_proj");
-  EXPECT_EQ(errorOf(resolveTpPlan(p, {}, ModelFamily::Unknown)),
+  EXPECT_EQ(errorOf(resolveTpPlan(p, {})),
             "p.yaml:3:3: glob 'layers.*.self_atn.q_proj' matches no module; nearest: (the model has no module paths)");
 }
 
 TEST(PlanResolve, Contradiction) {
   Plan p = parse("tp_plan:\n  \"layers.*.self_attn.q_proj\": colwise\n  \"q_proj\": rowwise\n");
-  EXPECT_EQ(errorOf(resolveTpPlan(p, kLlamaPaths, ModelFamily::Llama)),
+  EXPECT_EQ(errorOf(resolveTpPlan(p, kLlamaPaths)),
             "p.yaml:3:3: module 'm.model.layers.0.self_attn.q_proj' gets style colwise from glob "
             "'layers.*.self_attn.q_proj' and rowwise from glob 'q_proj'");
   // The same style twice is no contradiction.
   Plan same = parse("tp_plan:\n  \"layers.*.self_attn.q_proj\": colwise\n  \"q_proj\": colwise\n");
-  auto resolved = resolveTpPlan(same, kLlamaPaths, ModelFamily::Llama);
+  auto resolved = resolveTpPlan(same, kLlamaPaths);
   ASSERT_TRUE(static_cast<bool>(resolved)) << llvm::toString(resolved.takeError());
   EXPECT_EQ(resolved->size(), 2u);
 }
 
-TEST(PlanResolve, AutoNeedsAKnownFamily) {
+TEST(PlanResolve, AutoNotYetDerivedShardsNothing) {
+  // `auto` is derived by choosePlan from the raised module; resolved alone it is empty.
   Plan p = defaultPlan();
   p.mesh.axes[3].second = 2;
-  EXPECT_EQ(errorOf(resolveTpPlan(p, {"net.fc1", "net.fc2"}, ModelFamily::Unknown)),
-            "tp_plan: auto does not recognise this model (no module of Llama/Qwen2/Mistral self_attn.q_proj, GPT-2 "
-            "attn.c_attn or BERT attention.self.query); write tp_plan globs");
-  // Without tp the auto plan of an unknown model is empty, not an error.
-  auto none = resolveTpPlan(defaultPlan(), {"net.fc1"}, ModelFamily::Unknown);
+  auto none = resolveTpPlan(p, {"net.fc1", "net.fc2"});
   ASSERT_TRUE(static_cast<bool>(none));
   EXPECT_TRUE(none->empty());
-  EXPECT_EQ(detectModelFamily(kLlamaPaths), ModelFamily::Llama);
-  auto llama = resolveTpPlan(p, kLlamaPaths, ModelFamily::Llama);
-  ASSERT_TRUE(static_cast<bool>(llama));
-  EXPECT_EQ(llama->at("m.model.layers.1.mlp.down_proj"), TpStyle::Rowwise);
+}
+
+TEST(PlanResolve, GlobsForDerivedStyles) {
+  std::vector<std::string> paths = {"m.model.layers.0.self_attn.q_proj", "m.model.layers.1.self_attn.q_proj",
+                                    "m.model.layers.0.mlp.down_proj",    "m.model.layers.1.mlp.down_proj",
+                                    "m.model.norm",                      "m.model.layers.0.self_attn.q_norm"};
+  using Rules = std::vector<std::pair<std::string, TpStyle>>;
+  // Every layer agrees: one glob with `*` for the layer index; a module outside the layers
+  // gets the shortest suffix of two components or more that names it alone.
+  Rules all = {{"m.model.layers.0.self_attn.q_proj", TpStyle::Colwise},
+               {"m.model.layers.1.self_attn.q_proj", TpStyle::Colwise},
+               {"m.model.norm", TpStyle::SequenceParallel}};
+  EXPECT_EQ(globsFor(all, paths),
+            (Rules{{"layers.*.self_attn.q_proj", TpStyle::Colwise}, {"model.norm", TpStyle::SequenceParallel}}));
+  // Layers that disagree are named one by one.
+  Rules split = {{"m.model.layers.0.mlp.down_proj", TpStyle::Rowwise},
+                 {"m.model.layers.1.mlp.down_proj", TpStyle::Colwise}};
+  EXPECT_EQ(globsFor(split, paths), (Rules{{"layers.0.mlp.down_proj", TpStyle::Rowwise},
+                                           {"layers.1.mlp.down_proj", TpStyle::Colwise}}));
+  // One layer only: the glob would also take layer 1's module, so layer 0 is named.
+  Rules one = {{"m.model.layers.0.self_attn.q_proj", TpStyle::Colwise}};
+  EXPECT_EQ(globsFor(one, paths), (Rules{{"layers.0.self_attn.q_proj", TpStyle::Colwise}}));
 }
 
 TEST(PlanResolve, TiedParameters) {
@@ -282,15 +297,51 @@ TEST(PlanResolve, Globs) {
 
 //===-- choosePlan: what `shardc plan` does, on a module without weights -----===//
 
-// A Llama-shaped module of four parameters; the lm_head is tied to the embedding (as in
-// qwen2_tiny).
+// A raised Llama-shaped layer: attention (q, k, v, o) and a gated MLP (gate, up, down)
+// between a tied embedding and lm_head, hidden 8, 2 heads.
 constexpr const char *kTinyLlama = R"mlir(
-func.func @main() {
-  %0 = sc.param "m.model.embed_tokens.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "e", tied = [], transform = #sc.transform<none>} : tensor<16x8xf32>
-  %1 = sc.param "m.model.layers.0.self_attn.q_proj.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "q", tied = [], transform = #sc.transform<none>} : tensor<8x8xf32>
-  %2 = sc.param "m.model.layers.0.mlp.down_proj.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "d", tied = [], transform = #sc.transform<none>} : tensor<8x8xf32>
-  %3 = sc.param "m.lm_head.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "e", tied = ["m.model.embed_tokens.weight"], transform = #sc.transform<none>} : tensor<16x8xf32>
-  return
+#q = loc("node_q"("m.model.layers.0.self_attn.q_proj"("t.onnx":1:0)))
+#k = loc("node_k"("m.model.layers.0.self_attn.k_proj"("t.onnx":2:0)))
+#v = loc("node_v"("m.model.layers.0.self_attn.v_proj"("t.onnx":3:0)))
+#a = loc("node_sdpa"("m.model.layers.0.self_attn"("t.onnx":4:0)))
+#o = loc("node_o"("m.model.layers.0.self_attn.o_proj"("t.onnx":5:0)))
+#g = loc("node_g"("m.model.layers.0.mlp.gate_proj"("t.onnx":6:0)))
+#u = loc("node_u"("m.model.layers.0.mlp.up_proj"("t.onnx":7:0)))
+#d = loc("node_d"("m.model.layers.0.mlp.down_proj"("t.onnx":8:0)))
+#h = loc("node_h"("m.lm_head"("t.onnx":9:0)))
+func.func @main(%ids: tensor<1x4xi64>) -> tensor<1x4x16xf32> {
+  %e = sc.param "m.model.embed_tokens.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "e", tied = [], transform = #sc.transform<none>} : tensor<16x8xf32>
+  %wq = sc.param "m.model.layers.0.self_attn.q_proj.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "q", tied = [], transform = #sc.transform<none>} : tensor<8x8xf32>
+  %wk = sc.param "m.model.layers.0.self_attn.k_proj.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "k", tied = [], transform = #sc.transform<none>} : tensor<8x8xf32>
+  %wv = sc.param "m.model.layers.0.self_attn.v_proj.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "v", tied = [], transform = #sc.transform<none>} : tensor<8x8xf32>
+  %wo = sc.param "m.model.layers.0.self_attn.o_proj.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "o", tied = [], transform = #sc.transform<none>} : tensor<8x8xf32>
+  %wg = sc.param "m.model.layers.0.mlp.gate_proj.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "g", tied = [], transform = #sc.transform<none>} : tensor<16x8xf32>
+  %wu = sc.param "m.model.layers.0.mlp.up_proj.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "u", tied = [], transform = #sc.transform<none>} : tensor<16x8xf32>
+  %wd = sc.param "m.model.layers.0.mlp.down_proj.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "d", tied = [], transform = #sc.transform<none>} : tensor<8x16xf32>
+  %wh = sc.param "m.lm_head.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "e", tied = ["m.model.embed_tokens.weight"], transform = #sc.transform<none>} : tensor<16x8xf32>
+  %x = sc.embedding %e, %ids : (tensor<16x8xf32>, tensor<1x4xi64>) -> tensor<1x4x8xf32>
+  %q = sc.linear %x, %wq {transpose_weight = true} : (tensor<1x4x8xf32>, tensor<8x8xf32>) -> tensor<1x4x8xf32> loc(#q)
+  %k = sc.linear %x, %wk {transpose_weight = true} : (tensor<1x4x8xf32>, tensor<8x8xf32>) -> tensor<1x4x8xf32> loc(#k)
+  %v = sc.linear %x, %wv {transpose_weight = true} : (tensor<1x4x8xf32>, tensor<8x8xf32>) -> tensor<1x4x8xf32> loc(#v)
+  %q4 = sc.reshape %q : (tensor<1x4x8xf32>) -> tensor<1x4x2x4xf32>
+  %k4 = sc.reshape %k : (tensor<1x4x8xf32>) -> tensor<1x4x2x4xf32>
+  %v4 = sc.reshape %v : (tensor<1x4x8xf32>) -> tensor<1x4x2x4xf32>
+  %qt = sc.transpose %q4 {perm = array<i64: 0, 2, 1, 3>} : (tensor<1x4x2x4xf32>) -> tensor<1x2x4x4xf32>
+  %kt = sc.transpose %k4 {perm = array<i64: 0, 2, 1, 3>} : (tensor<1x4x2x4xf32>) -> tensor<1x2x4x4xf32>
+  %vt = sc.transpose %v4 {perm = array<i64: 0, 2, 1, 3>} : (tensor<1x4x2x4xf32>) -> tensor<1x2x4x4xf32>
+  %a = sc.attention %qt, %kt, %vt {causal = true, scale = 0.5 : f32} : (tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32> loc(#a)
+  %at = sc.transpose %a {perm = array<i64: 0, 2, 1, 3>} : (tensor<1x2x4x4xf32>) -> tensor<1x4x2x4xf32>
+  %am = sc.reshape %at : (tensor<1x4x2x4xf32>) -> tensor<1x4x8xf32>
+  %o = sc.linear %am, %wo {transpose_weight = true} : (tensor<1x4x8xf32>, tensor<8x8xf32>) -> tensor<1x4x8xf32> loc(#o)
+  %r = sc.add %x, %o : (tensor<1x4x8xf32>, tensor<1x4x8xf32>) -> tensor<1x4x8xf32>
+  %g = sc.linear %r, %wg {transpose_weight = true} : (tensor<1x4x8xf32>, tensor<16x8xf32>) -> tensor<1x4x16xf32> loc(#g)
+  %s = sc.silu %g : (tensor<1x4x16xf32>) -> tensor<1x4x16xf32>
+  %u = sc.linear %r, %wu {transpose_weight = true} : (tensor<1x4x8xf32>, tensor<16x8xf32>) -> tensor<1x4x16xf32> loc(#u)
+  %p = sc.mul %s, %u : (tensor<1x4x16xf32>, tensor<1x4x16xf32>) -> tensor<1x4x16xf32>
+  %d = sc.linear %p, %wd {transpose_weight = true} : (tensor<1x4x16xf32>, tensor<8x16xf32>) -> tensor<1x4x8xf32> loc(#d)
+  %y = sc.add %r, %d : (tensor<1x4x8xf32>, tensor<1x4x8xf32>) -> tensor<1x4x8xf32>
+  %l = sc.linear %y, %wh {transpose_weight = true} : (tensor<1x4x8xf32>, tensor<16x8xf32>) -> tensor<1x4x16xf32> loc(#h)
+  return %l : tensor<1x4x16xf32>
 }
 )mlir";
 
@@ -322,16 +373,95 @@ protected:
   std::vector<std::string> files;
 };
 
-TEST_F(ChoosePlan, AutoPlanOfTheFamily) {
+TEST_F(ChoosePlan, AutoPlanDerivedFromTheGraph) {
   ASSERT_TRUE(module);
-  EXPECT_EQ(collectModulePaths(*module),
-            (std::vector<std::string>{"m.lm_head", "m.model.embed_tokens", "m.model.layers.0.mlp.down_proj",
-                                      "m.model.layers.0.self_attn.q_proj"}));
-  auto plan = choosePlan(*module, "", "tp=2", std::nullopt);
+  TpDerivation d;
+  auto plan = choosePlan(*module, "", "tp=2", std::nullopt, &d);
   ASSERT_TRUE(static_cast<bool>(plan)) << llvm::toString(plan.takeError());
   EXPECT_FALSE(plan->tpAuto);
-  EXPECT_EQ(plan->resolved.at("m.model.layers.0.self_attn.q_proj"), TpStyle::Colwise);
-  EXPECT_EQ(plan->resolved.at("m.model.layers.0.mlp.down_proj"), TpStyle::Rowwise);
+  using Rules = std::vector<std::pair<std::string, TpStyle>>;
+  EXPECT_EQ(plan->tpPlan, (Rules{{"layers.*.self_attn.q_proj", TpStyle::Colwise},
+                                 {"layers.*.self_attn.k_proj", TpStyle::Colwise},
+                                 {"layers.*.self_attn.v_proj", TpStyle::Colwise},
+                                 {"layers.*.self_attn.o_proj", TpStyle::Rowwise},
+                                 {"layers.*.mlp.gate_proj", TpStyle::Colwise},
+                                 {"layers.*.mlp.up_proj", TpStyle::Colwise},
+                                 {"layers.*.mlp.down_proj", TpStyle::Rowwise}}));
+  EXPECT_EQ(plan->resolved.size(), 7u);
+  EXPECT_EQ(plan->resolved.count("m.lm_head"), 0u); // embeddings and lm_head stay whole
+  EXPECT_EQ(d.attentionBlocks, 1);
+  EXPECT_EQ(d.mlpBlocks, 1);
+  ASSERT_EQ(d.linears.size(), 8u);
+  EXPECT_EQ(d.linears[0].reason, "q projection of attention at m.model.layers.0.self_attn");
+  EXPECT_EQ(d.linears[6].reason, "second MLP linear: consumes the gated product");
+  EXPECT_FALSE(d.linears[7].style.has_value());
+}
+
+TEST_F(ChoosePlan, AutoAnchorsOnUnraisedAttention) {
+  // Attention the raising does not recognise (unscaled, with an additive bias, as a T5
+  // encoder's): softmax(q·kᵀ + bias)·v between the projections and the head merge.
+  constexpr const char *kUnraised = R"mlir(
+#q = loc("node_q"("enc.block.0.attn.q"("t.onnx":1:0)))
+#k = loc("node_k"("enc.block.0.attn.k"("t.onnx":2:0)))
+#v = loc("node_v"("enc.block.0.attn.v"("t.onnx":3:0)))
+#s = loc("node_s"("enc.block.0.attn"("t.onnx":4:0)))
+#o = loc("node_o"("enc.block.0.attn.o"("t.onnx":5:0)))
+func.func @main(%x: tensor<1x4x8xf32>) -> tensor<1x4x8xf32> {
+  %wq = sc.param "enc.block.0.attn.q.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "q", tied = [], transform = #sc.transform<none>} : tensor<8x8xf32>
+  %wk = sc.param "enc.block.0.attn.k.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "k", tied = [], transform = #sc.transform<none>} : tensor<8x8xf32>
+  %wv = sc.param "enc.block.0.attn.v.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "v", tied = [], transform = #sc.transform<none>} : tensor<8x8xf32>
+  %wo = sc.param "enc.block.0.attn.o.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "o", tied = [], transform = #sc.transform<none>} : tensor<8x8xf32>
+  %bias = sc.param "enc.block.0.attn.bias" {file = "w.bin", offset = 0 : i64, onnx_name = "b", tied = [], transform = #sc.transform<none>} : tensor<1x2x4x4xf32>
+  %q = sc.linear %x, %wq {transpose_weight = true} : (tensor<1x4x8xf32>, tensor<8x8xf32>) -> tensor<1x4x8xf32> loc(#q)
+  %k = sc.linear %x, %wk {transpose_weight = true} : (tensor<1x4x8xf32>, tensor<8x8xf32>) -> tensor<1x4x8xf32> loc(#k)
+  %v = sc.linear %x, %wv {transpose_weight = true} : (tensor<1x4x8xf32>, tensor<8x8xf32>) -> tensor<1x4x8xf32> loc(#v)
+  %q4 = sc.reshape %q : (tensor<1x4x8xf32>) -> tensor<1x4x2x4xf32>
+  %k4 = sc.reshape %k : (tensor<1x4x8xf32>) -> tensor<1x4x2x4xf32>
+  %v4 = sc.reshape %v : (tensor<1x4x8xf32>) -> tensor<1x4x2x4xf32>
+  %qt = sc.transpose %q4 {perm = array<i64: 0, 2, 1, 3>} : (tensor<1x4x2x4xf32>) -> tensor<1x2x4x4xf32>
+  %kt = sc.transpose %k4 {perm = array<i64: 0, 2, 3, 1>} : (tensor<1x4x2x4xf32>) -> tensor<1x2x4x4xf32>
+  %vt = sc.transpose %v4 {perm = array<i64: 0, 2, 1, 3>} : (tensor<1x4x2x4xf32>) -> tensor<1x2x4x4xf32>
+  %sc = sc.matmul %qt, %kt : (tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32> loc(#s)
+  %sb = sc.add %sc, %bias : (tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32> loc(#s)
+  %p = sc.softmax %sb {axis = -1 : i64} : (tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32> loc(#s)
+  %a = sc.matmul %p, %vt : (tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32> loc(#s)
+  %at = sc.transpose %a {perm = array<i64: 0, 2, 1, 3>} : (tensor<1x2x4x4xf32>) -> tensor<1x4x2x4xf32>
+  %am = sc.reshape %at : (tensor<1x4x2x4xf32>) -> tensor<1x4x8xf32>
+  %o = sc.linear %am, %wo {transpose_weight = true} : (tensor<1x4x8xf32>, tensor<8x8xf32>) -> tensor<1x4x8xf32> loc(#o)
+  return %o : tensor<1x4x8xf32>
+}
+)mlir";
+  auto m = mlir::parseSourceString<mlir::ModuleOp>(kUnraised, &ctx);
+  ASSERT_TRUE(m);
+  TpDerivation d;
+  auto plan = choosePlan(*m, "", "tp=2", std::nullopt, &d);
+  ASSERT_TRUE(static_cast<bool>(plan)) << llvm::toString(plan.takeError());
+  EXPECT_EQ(d.attentionBlocks, 1);
+  EXPECT_EQ(plan->resolved.at("enc.block.0.attn.q"), TpStyle::Colwise);
+  EXPECT_EQ(plan->resolved.at("enc.block.0.attn.k"), TpStyle::Colwise);
+  EXPECT_EQ(plan->resolved.at("enc.block.0.attn.v"), TpStyle::Colwise);
+  EXPECT_EQ(plan->resolved.at("enc.block.0.attn.o"), TpStyle::Rowwise);
+  ASSERT_EQ(d.linears.size(), 4u);
+  EXPECT_EQ(d.linears[2].reason, "v projection of the attention at enc.block.0.attn (not raised: softmax(q·kᵀ)·v "
+                                 "matched as dataflow)");
+}
+
+TEST_F(ChoosePlan, AutoWithoutPatternsIsAnErrorUnderTp) {
+  constexpr const char *kNoPattern = R"mlir(
+func.func @main(%x: tensor<1x4x8xf32>) -> tensor<1x4x8xf32> {
+  %w = sc.param "net.fc.weight" {file = "w.bin", offset = 0 : i64, onnx_name = "w", tied = [], transform = #sc.transform<none>} : tensor<8x8xf32>
+  %y = sc.linear %x, %w {transpose_weight = true} : (tensor<1x4x8xf32>, tensor<8x8xf32>) -> tensor<1x4x8xf32>
+  return %y : tensor<1x4x8xf32>
+}
+)mlir";
+  auto plain = mlir::parseSourceString<mlir::ModuleOp>(kNoPattern, &ctx);
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(errorOf(choosePlan(*plain, "", "tp=2", std::nullopt)).rfind("tp_plan: auto found no attention block", 0),
+            0u);
+  auto single = choosePlan(*plain, "", "dp_shard=2", std::nullopt); // tp = 1: nothing to shard, no error
+  ASSERT_TRUE(static_cast<bool>(single)) << llvm::toString(single.takeError());
+  EXPECT_TRUE(single->tpAuto);
+  EXPECT_TRUE(single->resolved.empty());
 }
 
 TEST_F(ChoosePlan, MeshErrorsNameTheirSource) {

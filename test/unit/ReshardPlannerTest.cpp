@@ -94,6 +94,21 @@ TEST(ReshardPlanner, PartialToShardOnAnotherAxisReducesThenSlices) {
             (V{"all_reduce[tp]", "shard_slice[dp_shard]@0"}));
 }
 
+TEST(ReshardPlanner, HsdpGradientReduceScattersThenAllReducesTheShard) {
+  // Partial over (dp_replicate, dp_shard), stored Shard(1: dp_shard): reduce-scatter over
+  // dp_shard (B/2 on the wire) and all-reduce the half over dp_replicate (B/2), not one
+  // all-reduce over both (1.5 B) and a slice.
+  MeshShape hsdp{{{"dp_replicate", 2}, {"dp_shard", 2}}};
+  EXPECT_EQ(plan(S({{}, {}}, {"dp_replicate", "dp_shard"}), S({{}, {"dp_shard"}}), hsdp, {4, 8}),
+            (V{"reduce_scatter[dp_shard]@1", "all_reduce[dp_replicate]"}));
+  // Wanted whole: one all-reduce over both stays cheapest.
+  EXPECT_EQ(plan(S({{}, {}}, {"dp_replicate", "dp_shard"}), S({{}, {}}), hsdp, {4, 8}),
+            V{"all_reduce[dp_replicate,dp_shard]"});
+  // Wanted still Partial over one of them: reduce over the other only.
+  EXPECT_EQ(plan(S({{}, {}}, {"dp_replicate", "dp_shard"}), S({{}, {}}, {"dp_shard"}), hsdp, {4, 8}),
+            V{"all_reduce[dp_replicate]"});
+}
+
 TEST(ReshardPlanner, ReplicateToShardIsALocalSlice) {
   EXPECT_EQ(plan(S({{}, {}}), S({{}, {"tp"}}), mesh1D(), {4, 8}), V{"shard_slice[tp]@1"});
   // Both axes of a 2-D mesh on one dim in one slice (no communication, one step).

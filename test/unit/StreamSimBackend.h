@@ -224,6 +224,12 @@ public:
   std::string allToAll(const CommGroup &g, const void *in, void *out, int64_t count, DType dtype) override {
     return queue(g, [=](const CommGroup &ig) { return inner_.allToAll(ig, in, out, count, dtype); });
   }
+  std::string allToAllV(const CommGroup &g, const void *in, const int64_t *sendCounts, void *out,
+                        const int64_t *recvCounts, DType dtype) override {
+    // The counts are copied: the queued collective runs after the caller's arrays are gone.
+    std::vector<int64_t> send(sendCounts, sendCounts + g.size()), recv(recvCounts, recvCounts + g.size());
+    return queue(g, [=](const CommGroup &ig) { return inner_.allToAllV(ig, in, send.data(), out, recv.data(), dtype); });
+  }
   std::string barrier(const CommGroup &g) override {
     return queue(g, [=](const CommGroup &ig) { return inner_.barrier(ig); });
   }

@@ -60,20 +60,6 @@ StringRef stringifyDType(DType d) {
 }
 
 
-StringRef stringifyModelFamily(ModelFamily f) {
-  switch (f) {
-  case ModelFamily::Llama:
-    return "llama";
-  case ModelFamily::GPT2:
-    return "gpt2";
-  case ModelFamily::Bert:
-    return "bert";
-  case ModelFamily::Unknown:
-    return "unknown";
-  }
-  return "unknown";
-}
-
 //===----------------------------------------------------------------------===//
 // Mesh
 //===----------------------------------------------------------------------===//

@@ -1,5 +1,5 @@
-// Module globs against the model's module paths, the model family and its built-in
-// tensor-parallel plan (tp_plan: auto), tied parameters, and choosePlan, which puts them together.
+// Module globs against the model's module paths, tied parameters, and choosePlan, which puts
+// them together with the derived plan of tp_plan: auto (PlanDerive.cpp).
 #include "shardc/Plan/Plan.h"
 
 #include "PlanInternal.h"
@@ -84,58 +84,6 @@ std::vector<std::string> collectModulePaths(ModuleOp module) {
   return {paths.begin(), paths.end()};
 }
 
-static bool anyEndsWith(llvm::ArrayRef<std::string> paths, StringRef suffix) {
-  return llvm::any_of(paths, [&](const std::string &p) { return globMatches(suffix, p); });
-}
-
-ModelFamily detectModelFamily(llvm::ArrayRef<std::string> paths) {
-  if (anyEndsWith(paths, "self_attn.q_proj") || anyEndsWith(paths, "mlp.gate_proj"))
-    return ModelFamily::Llama;
-  if (anyEndsWith(paths, "attn.c_attn") || anyEndsWith(paths, "mlp.c_fc"))
-    return ModelFamily::GPT2;
-  if (anyEndsWith(paths, "attention.self.query"))
-    return ModelFamily::Bert;
-  return ModelFamily::Unknown;
-}
-
-std::vector<std::pair<std::string, TpStyle>> autoTpPlan(ModelFamily family, bool sp) {
-  using S = TpStyle;
-  std::vector<std::pair<std::string, TpStyle>> r;
-  switch (family) {
-  case ModelFamily::Llama: // Hugging Face's base_model_tp_plan of Llama, Qwen2 and Mistral
-    r = {{"layers.*.self_attn.q_proj", S::Colwise}, {"layers.*.self_attn.k_proj", S::Colwise},
-         {"layers.*.self_attn.v_proj", S::Colwise}, {"layers.*.self_attn.o_proj", S::Rowwise},
-         {"layers.*.mlp.gate_proj", S::Colwise},    {"layers.*.mlp.up_proj", S::Colwise},
-         {"layers.*.mlp.down_proj", S::Rowwise}};
-    if (sp)
-      r.insert(r.end(), {{"layers.*.input_layernorm", S::SequenceParallel},
-                         {"layers.*.post_attention_layernorm", S::SequenceParallel},
-                         {"model.norm", S::SequenceParallel}});
-    break;
-  case ModelFamily::GPT2: // c_attn holds [q;k;v] in one Conv1D: each part is split
-    r = {{"h.*.attn.c_attn", S::PackedColwise},
-         {"h.*.attn.c_proj", S::Rowwise},
-         {"h.*.mlp.c_fc", S::Colwise},
-         {"h.*.mlp.c_proj", S::Rowwise}};
-    if (sp)
-      r.insert(r.end(), {{"h.*.ln_1", S::SequenceParallel}, {"h.*.ln_2", S::SequenceParallel},
-                         {"ln_f", S::SequenceParallel}});
-    break;
-  case ModelFamily::Bert:
-    r = {{"layer.*.attention.self.query", S::Colwise}, {"layer.*.attention.self.key", S::Colwise},
-         {"layer.*.attention.self.value", S::Colwise}, {"layer.*.attention.output.dense", S::Rowwise},
-         {"layer.*.intermediate.dense", S::Colwise},   {"layer.*.output.dense", S::Rowwise}};
-    if (sp) // the residual stream is sequence-sharded from the embeddings' norm on
-      r.insert(r.end(), {{"embeddings.LayerNorm", S::SequenceParallel},
-                         {"layer.*.attention.output.LayerNorm", S::SequenceParallel},
-                         {"layer.*.output.LayerNorm", S::SequenceParallel}});
-    break;
-  case ModelFamily::Unknown:
-    break;
-  }
-  return r;
-}
-
 // The paths most like a glob: each path's last components (as many as the glob has, with
 // the glob's '*' components copied over) compared by edit distance.
 static std::string nearestPaths(StringRef glob, llvm::ArrayRef<std::string> paths) {
@@ -161,14 +109,10 @@ static std::string nearestPaths(StringRef glob, llvm::ArrayRef<std::string> path
 }
 
 llvm::Expected<std::map<std::string, TpStyle>>
-resolveTpPlan(const Plan &plan, llvm::ArrayRef<std::string> modulePaths, ModelFamily family) {
-  std::vector<std::pair<std::string, TpStyle>> rules = plan.tpPlan;
-  if (plan.tpAuto) {
-    if (family == ModelFamily::Unknown && plan.mesh.size("tp") > 1)
-      return err("tp_plan: auto does not recognise this model (no module of Llama/Qwen2/Mistral "
-                 "self_attn.q_proj, GPT-2 attn.c_attn or BERT attention.self.query); write tp_plan globs");
-    rules = autoTpPlan(family, plan.sequenceParallel);
-  }
+resolveTpPlan(const Plan &plan, llvm::ArrayRef<std::string> modulePaths) {
+  std::vector<std::pair<std::string, TpStyle>> rules;
+  if (!plan.tpAuto)
+    rules = plan.tpPlan;
   auto locOf = [&](size_t i) {
     return !plan.tpAuto && i < plan.tpPlanLocs.size() && !plan.tpPlanLocs[i].empty() ? plan.tpPlanLocs[i] + ": "
                                                                                        : std::string();
@@ -187,8 +131,7 @@ resolveTpPlan(const Plan &plan, llvm::ArrayRef<std::string> modulePaths, ModelFa
                                  stringifyTpStyle(rule.second), rule.first)
                        .str());
     }
-    // Built-in globs may name modules a variant lacks; a user's glob must match.
-    if (!matched && !plan.tpAuto)
+    if (!matched)
       return err(locOf(i) + "glob '" + rule.first + "' matches no module; nearest: " +
                  nearestPaths(rule.first, modulePaths));
   }
@@ -237,7 +180,7 @@ llvm::Error checkTiedParams(const Plan &plan, ModuleOp module) {
 }
 
 llvm::Expected<Plan> choosePlan(ModuleOp module, StringRef planPath, StringRef meshSpec,
-                                std::optional<int64_t> worldSize) {
+                                std::optional<int64_t> worldSize, TpDerivation *derivation) {
   Plan plan = defaultPlan();
   if (!planPath.empty()) {
     // The mesh is checked against the world size after the override, not before.
@@ -254,15 +197,23 @@ llvm::Expected<Plan> choosePlan(ModuleOp module, StringRef planPath, StringRef m
     return err((where.empty() ? "" : where + ": ") + llvm::toString(std::move(e)));
   }
   std::vector<std::string> paths = collectModulePaths(module);
-  ModelFamily family = detectModelFamily(paths);
-  auto resolved = resolveTpPlan(plan, paths, family);
+  if (plan.tpAuto) {
+    TpDerivation d = deriveTpPlan(module, paths, plan.sequenceParallel, plan.mesh.size("tp"));
+    if (d.attentionBlocks + d.mlpBlocks == 0 && plan.mesh.size("tp") > 1)
+      return err("tp_plan: auto found no attention block (an sc.attention whose q, k and v come from linears) "
+                 "and no MLP (linear -> activation -> linear) in this model; write tp_plan globs "
+                 "(shardc plan --print --explain lists every linear)");
+    if (d.attentionBlocks + d.mlpBlocks > 0) {
+      plan.tpPlan = d.rules;
+      plan.tpPlanLocs.assign(plan.tpPlan.size(), "");
+      plan.tpAuto = false;
+    }
+    if (derivation)
+      *derivation = std::move(d);
+  }
+  auto resolved = resolveTpPlan(plan, paths);
   if (!resolved)
     return resolved.takeError();
-  if (plan.tpAuto && family != ModelFamily::Unknown) {
-    plan.tpPlan = autoTpPlan(family, plan.sequenceParallel);
-    plan.tpPlanLocs.assign(plan.tpPlan.size(), "");
-    plan.tpAuto = false;
-  }
   plan.resolved = std::move(*resolved);
   if (auto e = checkTiedParams(plan, module))
     return std::move(e);

@@ -144,6 +144,8 @@ ShardingDecision decideShardings(const ShardingRule &rule, ArrayRef<ShardingSour
     case PF::None:
       break;
     }
+    if (llvm::any_of(partialOperands, [&](unsigned i) { return operands[i].readElsewhere; }))
+      allowed = false;
     if (allowed && llvm::none_of(first.partial, [&](const std::string &a) { return used.contains(a); })) {
       flowing = first.partial;
       flowingKind = first.reduce;

@@ -107,16 +107,26 @@ struct ReshardPlanner {
       double here = localBytes(s);
       bool partialWrong = s.hasPartial() && (s.partial != want.partial || s.reduce != want.reduce);
       if (partialWrong) {
-        double g = (double)mesh.product(s.partial);
-        Sharding r = s;
-        r.partial.clear();
-        push(r, 2 * (g - 1) / g * here, {ReshardStep::AllReduce, s.partial});
-        for (size_t d = 0; d < s.dims.size(); ++d)
-          if (extendsToward(s.dims[d], s.partial, want.dims[d]) && divides(s, d, s.partial)) {
-            Sharding rs = r;
-            rs.dims[d].append(s.partial.begin(), s.partial.end());
-            push(rs, (g - 1) / g * here, {ReshardStep::ReduceScatter, s.partial, (int64_t)d});
-          }
+        // Reduce over any non-empty subset of the Partial axes, the rest staying pending: HSDP's
+        // gradient, Partial over dp_replicate and dp_shard and stored Shard(dp_shard), is
+        // reduce-scattered over dp_shard and its shard all-reduced over dp_replicate (1x its
+        // bytes on the wire, where one all-reduce over both costs 1.5x).
+        const size_t n = s.partial.size();
+        for (unsigned mask = 1; mask < (1u << n); ++mask) {
+          SmallVector<std::string, 2> over, rest;
+          for (size_t i = 0; i < n; ++i)
+            ((mask >> i) & 1 ? over : rest).push_back(s.partial[i]);
+          double g = (double)mesh.product(over);
+          Sharding r = s;
+          r.partial.assign(rest.begin(), rest.end());
+          push(r, 2 * (g - 1) / g * here, {ReshardStep::AllReduce, over});
+          for (size_t d = 0; d < s.dims.size(); ++d)
+            if (extendsToward(s.dims[d], over, want.dims[d]) && divides(s, d, over)) {
+              Sharding rs = r;
+              rs.dims[d].append(over.begin(), over.end());
+              push(rs, (g - 1) / g * here, {ReshardStep::ReduceScatter, over, (int64_t)d});
+            }
+        }
         continue; // a pending reduction is resolved before any dim moves
       }
       for (size_t d = 0; d < s.dims.size(); ++d) {
@@ -169,11 +179,11 @@ const ReshardStepSpelling &spellingOf(ReshardStep::Kind kind) {
 Sharding applyReshardStep(const Sharding &s, const ReshardStep &m) {
   Sharding cur = s;
   switch (m.kind) {
-  case ReshardStep::AllReduce:
-    cur.partial.clear();
+  case ReshardStep::AllReduce: // over the step's axes; the others stay pending
+    llvm::erase_if(cur.partial, [&](const std::string &a) { return llvm::is_contained(m.axes, a); });
     break;
   case ReshardStep::ReduceScatter:
-    cur.partial.clear();
+    llvm::erase_if(cur.partial, [&](const std::string &a) { return llvm::is_contained(m.axes, a); });
     cur.dims[m.dim].append(m.axes.begin(), m.axes.end());
     break;
   case ReshardStep::AllToAll:

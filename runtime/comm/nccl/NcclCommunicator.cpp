@@ -548,6 +548,31 @@ std::string NcclCommunicator::allToAll(const CommGroup &g, const void *in, void 
   return state_->finish(comm, groupName, "all_to_all", failedInside ? first : end, timeout());
 }
 
+std::string NcclCommunicator::allToAllV(const CommGroup &g, const void *in, const int64_t *sendCounts,
+                                        void *out, const int64_t *recvCounts, DType dtype) {
+  const int64_t count = 1; // the counts vary per member: SHARDC_NCCL_PREPARE's empty check is theirs
+  SHARDC_NCCL_PREPARE("all_to_all_v");
+  const size_t elem = dtypeSize(dtype);
+  const auto *src = static_cast<const uint8_t *>(in);
+  auto *dst = static_cast<uint8_t *>(out);
+  size_t sentAt = 0, recvAt = 0;
+  ncclResult_t first = ncclGroupStart();
+  for (size_t j = 0; j < members && (first == ncclSuccess || first == ncclInProgress); ++j) {
+    ncclResult_t rc = ncclSuccess;
+    if (sendCounts[j] > 0)
+      rc = ncclSend(src + sentAt, static_cast<size_t>(sendCounts[j]), type, static_cast<int>(j), comm, stream);
+    if ((rc == ncclSuccess || rc == ncclInProgress) && recvCounts[j] > 0)
+      rc = ncclRecv(dst + recvAt, static_cast<size_t>(recvCounts[j]), type, static_cast<int>(j), comm, stream);
+    if (rc != ncclSuccess && rc != ncclInProgress)
+      first = rc;
+    sentAt += static_cast<size_t>(sendCounts[j]) * elem;
+    recvAt += static_cast<size_t>(recvCounts[j]) * elem;
+  }
+  ncclResult_t end = ncclGroupEnd();
+  bool failedInside = first != ncclSuccess && first != ncclInProgress;
+  return state_->finish(comm, groupName, "all_to_all_v", failedInside ? first : end, timeout());
+}
+
 std::string NcclCommunicator::barrier(const CommGroup &g) {
   std::shared_lock<std::shared_mutex> inUse(state_->use);
   ncclComm_t comm = nullptr;

@@ -85,9 +85,6 @@ llvm::StringRef stringifyCheckpointing(Checkpointing c); // "false", "full", "se
 enum class ReshardAfterForward { Auto, Always, Never };
 llvm::StringRef stringifyReshardAfterForward(ReshardAfterForward r); // "auto", "true", "false"
 
-enum class ModelFamily { Unknown, Llama /* Llama, Qwen2, Mistral */, GPT2, Bert };
-llvm::StringRef stringifyModelFamily(ModelFamily f);
-
 struct Plan {
   Mesh mesh;
   // Glob -> style in file order (tpAuto false); see docs/plan.md for glob matching.
@@ -95,7 +92,7 @@ struct Plan {
   // "file:line:col" of each tpPlan entry ("" when not from a file), for located errors.
   std::vector<std::string> tpPlanLocs;
   std::string meshLoc; // "file:line:col" of `mesh:` (the file name alone when absent)
-  bool tpAuto = false; // `tp_plan: auto`: the built-in plan of the detected family
+  bool tpAuto = false; // `tp_plan: auto`: derived from the raised graph (deriveTpPlan)
   bool sequenceParallel = false;
   MixedPrecision mp;
   ReshardAfterForward reshardAfterForward = ReshardAfterForward::Auto;
@@ -161,20 +158,43 @@ llvm::Error resolveMesh(Mesh &mesh, std::optional<int64_t> worldSize);
 // Module paths of an imported model: from op locations (modulePathOf) and sc.param names
 // (the owning module of each parameter and of its tied names). Sorted, unique.
 std::vector<std::string> collectModulePaths(mlir::ModuleOp module);
-// The family whose module names appear in the paths (Unknown when none does).
-ModelFamily detectModelFamily(llvm::ArrayRef<std::string> modulePaths);
-// The built-in plan of a family (`tp_plan: auto`), norms included with sequence parallel.
-std::vector<std::pair<std::string, TpStyle>> autoTpPlan(ModelFamily family, bool sequenceParallel);
+
+// `tp_plan: auto`, derived from the structure of a raised module (docs/plan.md): anchored on
+// each sc.attention (q/k/v producers colwise, a fused projection packed or interleaved, the
+// output projection rowwise) and each MLP (first linear(s) colwise, last rowwise); norms on
+// the residual stream sequence_parallel when asked. Embeddings and lm_head stay whole.
+struct TpDerivation {
+  struct Entry {
+    std::string path;              // module path ("" when the op has none)
+    std::optional<TpStyle> style;  // none: not sharded
+    std::string reason;
+  };
+  std::vector<std::pair<std::string, TpStyle>> rules; // globs, `*` for the layer index
+  std::vector<Entry> linears;                         // every sc.linear, program order
+  std::vector<Entry> norms;                           // every sc.rms_norm / sc.layer_norm
+  std::vector<std::string> notes;                     // anchors that matched no pattern
+  int attentionBlocks = 0, mlpBlocks = 0;
+};
+// `raised` must have been through the raise pipeline (buildRaisePipeline); `tp` only words the
+// reasons (kv heads fewer than tp).
+TpDerivation deriveTpPlan(mlir::ModuleOp raised, llvm::ArrayRef<std::string> modulePaths, bool sequenceParallel,
+                          int64_t tp);
+// Module path -> style as globs: `container.*.rest` where every layer agrees and the glob
+// matches nothing else, else the shortest suffix naming the module alone, in input order.
+std::vector<std::pair<std::string, TpStyle>> globsFor(const std::vector<std::pair<std::string, TpStyle>> &styled,
+                                                      llvm::ArrayRef<std::string> modulePaths);
+// The rules, every linear and norm with its style and reason, as YAML comments.
+std::string printTpDerivation(const TpDerivation &d);
 
 // Whether a glob matches a module path: its components match the path's last components
 // ('*' is one whole component, or any run of characters inside one).
 bool globMatches(llvm::StringRef glob, llvm::StringRef modulePath);
 
-// Module path -> style for every module the plan shards. Errors: a glob of the file that
-// matches nothing (with the nearest paths), two globs giving one module different styles,
-// `auto` for a model of no known family while tp > 1.
-llvm::Expected<std::map<std::string, TpStyle>>
-resolveTpPlan(const Plan &plan, llvm::ArrayRef<std::string> modulePaths, ModelFamily family);
+// Module path -> style for every module the plan shards (nothing for an `auto` plan not yet
+// derived). Errors: a glob of the file that matches nothing (with the nearest paths), two
+// globs giving one module different styles.
+llvm::Expected<std::map<std::string, TpStyle>> resolveTpPlan(const Plan &plan,
+                                                             llvm::ArrayRef<std::string> modulePaths);
 
 // A tied parameter has one storage: the styles of the modules using it (plan.styleFor)
 // must shard it the same way. `param` names it in the message.
@@ -196,10 +216,12 @@ int64_t markTrainableParams(mlir::ModuleOp module, const Plan &plan,
 
 // What `shardc plan` does, for any driver: the plan file (or defaultPlan() when `planPath`
 // is empty), the `--mesh` override (when not empty), the mesh resolved against the world
-// size, `auto` expanded to the family's globs (tpAuto false afterwards when the family is
-// known), `resolved` filled for the model's module paths and tied parameters checked.
+// size, `auto` derived from the module (which must be raised; tpAuto false afterwards when
+// an attention or MLP was found; an error when none was and tp > 1; the derivation is copied
+// to `derivation` when given), `resolved` filled for the model's module paths and tied
+// parameters checked.
 llvm::Expected<Plan> choosePlan(mlir::ModuleOp module, llvm::StringRef planPath, llvm::StringRef meshSpec,
-                                std::optional<int64_t> worldSize);
+                                std::optional<int64_t> worldSize, TpDerivation *derivation = nullptr);
 
 // The plan as YAML that parsePlanText reads back; `resolved` (may be empty) is appended
 // as comments, one module per line.

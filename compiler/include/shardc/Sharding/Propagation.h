@@ -20,6 +20,10 @@ struct ShardingSource {
   Sharding sharding;
   int priority = kNone;
   bool param = false; // a parameter (or one cast to the compute dtype)
+  // An operand that other ops read too: its Partial does not flow into this op's result. It
+  // is reduced once, where it is made, and every reader shares that collective; flowing it into
+  // each reader would reduce it (or what each makes of it) once per reader.
+  bool readElsewhere = false;
 };
 
 struct ShardingDecision {

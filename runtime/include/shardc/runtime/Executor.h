@@ -30,6 +30,10 @@ struct ExecutorOptions {
   // deterministic pseudo-random values (uniform in [-0.05, 0.05), per rank and buffer) instead
   // of being read, and the weight files are neither opened nor checked.
   bool randomWeights = false;
+  // A Hugging Face checkpoint (a .safetensors file, or a directory of shards with
+  // model.safetensors.index.json): each Weight buffer whose module path is a parameter name is
+  // read from it instead of the artifact's weight file (Safetensors.h, bindSafetensors).
+  std::string weights;
 };
 
 class Executor {
@@ -110,6 +114,9 @@ public:
   // Bytes held for weights (ranges that several buffers share are held once).
   // (0 once the load steps made persistent copies of every weight the run reads.)
   uint64_t weightBytes() const { return weights_.size(); }
+  // Notes from binding ExecutorOptions::weights (dtype conversions, checkpoint tensors the
+  // graph does not use), one line each, for the caller to print once.
+  const std::vector<std::string> &weightNotes() const { return weightNotes_; }
   // Bytes of the persistent block the load steps wrote (parameters in param_dtype, ...).
   uint64_t persistentBytes() const { return artifact_.persistentBytes; }
 
@@ -140,7 +147,8 @@ private:
   std::string prepareSteps(uint64_t &scratchBytes);
   // A process_index step: checks it and records the rank's index (load steps only).
   std::string prepareProcessIndex(const Step &step, PreparedStep &prepared, bool atLoad);
-  // Checks the weight files, then allocates the arena and the weights and reads them in.
+  // Checks the weight files (and binds ExecutorOptions::weights), then allocates the arena and
+  // the weights and reads them in (ExecutorWeights.cpp).
   std::string allocateStorage();
   std::string copyInputs(const std::vector<HostTensor> &inputs);
   // One run of the steps on the inputs in the arena, waited for (timed when `timedMs`).
@@ -158,6 +166,7 @@ private:
   const Artifact &artifact_;
   Backend &backend_;
   ExecutorOptions options_;
+  std::vector<std::string> weightNotes_;
   Communicator *comm_;
   std::unique_ptr<Communicator> ownComm_; // the one-rank communicator of the first create()
   std::function<std::string(size_t)> beforeStep_;

@@ -32,6 +32,9 @@ struct SessionOptions {
   // Benchmarks of shapes whose weights are not at hand: every weight is filled with
   // deterministic pseudo-random values instead of being read (ExecutorOptions::randomWeights).
   bool randomWeights = false;
+  // A Hugging Face safetensors checkpoint (file or directory) to read the parameters from,
+  // bound by name (ExecutorOptions::weights).
+  std::string weights;
 };
 
 class Session {
@@ -70,6 +73,8 @@ public:
   // the two-stream schedule described ("" when the steps run on one stream).
   uint64_t arenaPeakBytes() const { return executor_->arenaPeakBytes(); }
   uint64_t weightBytes() const { return executor_->weightBytes(); }
+  // SessionOptions::weights: the binding's notes (conversions, unused tensors), one line each.
+  const std::vector<std::string> &weightNotes() const { return executor_->weightNotes(); }
   std::string streams() const;
 
   const Artifact &artifact() const { return *artifact_; }

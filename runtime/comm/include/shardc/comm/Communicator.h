@@ -71,6 +71,11 @@ public:
   //   allGather:     in: count; out: G*count, member j's input at chunk j.
   //   reduceScatter: in: G*count; out: count = chunk `index` of the reduction.
   //   allToAll:      in: G*count, chunk j goes to member j; out: G*count, chunk j from member j.
+  //   allToAllV:     chunks of different sizes (expert parallelism's token dispatch): in holds
+  //                  sendCounts[j] elements for member j, packed in group order; out receives
+  //                  recvCounts[j] elements from member j, packed in group order. recvCounts[j]
+  //                  must equal member j's sendCounts[index] (an allToAll of the counts tells
+  //                  every member what it receives); `out` must not alias `in`.
   // Each returns "" or a one-line error ("timed out after 10s on group [tp] (ranks 2,3): rank 3
   // did not arrive"); the caller adds which step it was.
   [[nodiscard]] virtual std::string allReduce(const CommGroup &g, const void *in, void *out,
@@ -81,6 +86,9 @@ public:
                                                   int64_t count, DType dtype, ReduceOp op) = 0;
   [[nodiscard]] virtual std::string allToAll(const CommGroup &g, const void *in, void *out,
                                              int64_t count, DType dtype) = 0;
+  [[nodiscard]] virtual std::string allToAllV(const CommGroup &g, const void *in,
+                                              const int64_t *sendCounts, void *out,
+                                              const int64_t *recvCounts, DType dtype) = 0;
   [[nodiscard]] virtual std::string barrier(const CommGroup &g) = 0;
 
   // Called after this rank failed (`reason` is its error): peers stop waiting for it. The

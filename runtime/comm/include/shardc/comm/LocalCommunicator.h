@@ -60,6 +60,8 @@ public:
                             DType dtype, ReduceOp op) override;
   std::string allToAll(const CommGroup &g, const void *in, void *out, int64_t count,
                        DType dtype) override;
+  std::string allToAllV(const CommGroup &g, const void *in, const int64_t *sendCounts, void *out,
+                        const int64_t *recvCounts, DType dtype) override;
   std::string barrier(const CommGroup &g) override;
   void abort(const std::string &reason) override { world_->abort(rank(), reason); }
 

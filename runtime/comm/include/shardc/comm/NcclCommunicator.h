@@ -62,6 +62,9 @@ public:
   // Grouped ncclSend/ncclRecv with every member (itself included).
   std::string allToAll(const CommGroup &g, const void *in, void *out, int64_t count,
                        DType dtype) override;
+  // Grouped ncclSend/ncclRecv of each member's own count (zero counts skipped).
+  std::string allToAllV(const CommGroup &g, const void *in, const int64_t *sendCounts, void *out,
+                        const int64_t *recvCounts, DType dtype) override;
   // Stream-ordered: work enqueued after it runs once every member's stream got there.
   std::string barrier(const CommGroup &g) override;
   // ncclCommAbort on every communicator; later collectives fail with `reason`. Peers are
