@@ -293,13 +293,16 @@ struct ScUnrollMicrobatchesPass : impl::ScUnrollMicrobatchesBase<ScUnrollMicroba
 struct Scheduler {
   func::FuncOp func;
   int64_t g;
+  // Ops that run as soon as they can within their priority (the gradient sums: each
+  // contribution is added, and dies, right after it is computed).
+  const llvm::DenseSet<Operation *> &eager;
 
   void run() {
     Block &entry = func.getBody().front();
     SmallVector<Operation *> ops;
     llvm::DenseMap<Operation *, unsigned> position;
     for (Operation &op : entry.without_terminator()) {
-      position[&op] = ops.size();
+      position[&op] = eager.contains(&op) ? 0 : ops.size() + 1;
       ops.push_back(&op);
     }
     // Priority 2j (forward of j), 2j + 1 (its backward); 2g: after everything.
@@ -347,7 +350,7 @@ struct Scheduler {
 // would hold every micro-batch's contribution until the last one's. Each gradient output's tree
 // of adds (inner adds read once, no broadcast) is rebuilt as ((g_0 + g_1) + ...) in micro-batch
 // order, so one running sum is kept.
-void accumulateInOrder(func::FuncOp func) {
+void accumulateInOrder(func::FuncOp func, llvm::DenseSet<Operation *> &eager) {
   auto ret = cast<func::ReturnOp>(func.getBody().front().getTerminator());
   for (unsigned i = 0; i < func.getNumResults(); ++i) {
     if (!resultName(func, i).starts_with("grad."))
@@ -392,14 +395,22 @@ void accumulateInOrder(func::FuncOp func) {
       return makeBackwardLoc(leaf.getDefiningOp() ? leaf.getDefiningOp()->getLoc() : root.getLoc());
     };
     Value sum = asSum(leaves.front(), locOf(leaves.front()));
+    if (sum != leaves.front())
+      eager.insert(sum.getDefiningOp());
     for (auto [k, leaf] : llvm::enumerate(ArrayRef<Value>(leaves).drop_front())) {
       Location at = locOf(leaf);
       // A running sum that another micro-batch adds to is copied into a buffer of its own:
       // otherwise sc-fuse-elementwise makes the whole chain one kernel at its end, which would
       // hold every micro-batch's contribution until the last.
-      if (k > 0 && mbOf(leaf) != mbOf(leaves[k]))
+      if (k > 0 && mbOf(leaf) != mbOf(leaves[k])) {
         sum = sc::CopyOp::create(b, at, sum.getType(), sum);
-      sum = sc::AddOp::create(b, at, sumType, sum, asSum(leaf, at));
+        eager.insert(sum.getDefiningOp());
+      }
+      Value term = asSum(leaf, at);
+      if (term != leaf)
+        eager.insert(term.getDefiningOp());
+      sum = sc::AddOp::create(b, at, sumType, sum, term);
+      eager.insert(sum.getDefiningOp());
     }
     ret.setOperand(i, sum);
     if (widen)
@@ -420,8 +431,9 @@ struct ScScheduleMicrobatchesPass : impl::ScScheduleMicrobatchesBase<ScScheduleM
     module.walk([&](func::FuncOp func) {
       if (func.isExternal())
         return;
-      accumulateInOrder(func);
-      Scheduler{func, g}.run();
+      llvm::DenseSet<Operation *> eager;
+      accumulateInOrder(func, eager);
+      Scheduler{func, g, eager}.run();
       if (defer)
         return;
       // The backward of each micro-batch's parameter constraint: to the storage layout, so
