@@ -239,9 +239,12 @@ struct Unroller {
     if (failed(func.eraseArguments(oldArgs)))
       return failure();
     // The micro-batches' own per-micro-batch quotients and unread counts go.
-    for (Operation &op : llvm::make_early_inc_range(llvm::reverse(entry.without_terminator())))
-      if (isOpTriviallyDead(&op) && !isa<sc::ParamOp>(op))
-        op.erase();
+    SmallVector<Operation *> all;
+    for (Operation &op : entry.without_terminator())
+      all.push_back(&op);
+    for (Operation *op : llvm::reverse(all))
+      if (isOpTriviallyDead(op) && !isa<sc::ParamOp>(op))
+        op->erase();
     return success();
   }
 
@@ -290,13 +293,16 @@ struct ScUnrollMicrobatchesPass : impl::ScUnrollMicrobatchesBase<ScUnrollMicroba
 struct Scheduler {
   func::FuncOp func;
   int64_t g;
+  // Ops that run as soon as they can within their priority (the gradient sums: each
+  // contribution is added, and dies, right after it is computed).
+  const llvm::DenseSet<Operation *> &eager;
 
   void run() {
     Block &entry = func.getBody().front();
     SmallVector<Operation *> ops;
     llvm::DenseMap<Operation *, unsigned> position;
     for (Operation &op : entry.without_terminator()) {
-      position[&op] = ops.size();
+      position[&op] = eager.contains(&op) ? 0 : ops.size() + 1;
       ops.push_back(&op);
     }
     // Priority 2j (forward of j), 2j + 1 (its backward); 2g: after everything.
@@ -344,12 +350,20 @@ struct Scheduler {
 // would hold every micro-batch's contribution until the last one's. Each gradient output's tree
 // of adds (inner adds read once, no broadcast) is rebuilt as ((g_0 + g_1) + ...) in micro-batch
 // order, so one running sum is kept.
-void accumulateInOrder(func::FuncOp func) {
+void accumulateInOrder(func::FuncOp func, llvm::DenseSet<Operation *> &eager) {
   auto ret = cast<func::ReturnOp>(func.getBody().front().getTerminator());
   for (unsigned i = 0; i < func.getNumResults(); ++i) {
     if (!resultName(func, i).starts_with("grad."))
       continue;
-    auto root = ret.getOperand(i).getDefiningOp<sc::AddOp>();
+    // With a low param_dtype the gradient output is cast(Σ bf16 contributions) to f32: the
+    // contributions are widened first and added in f32 (FSDP2 accumulates in the reduce dtype).
+    Value out = ret.getOperand(i);
+    auto widen = out.getDefiningOp<sc::CastOp>();
+    if (widen && widen->hasOneUse())
+      out = widen.getInput();
+    else
+      widen = nullptr;
+    auto root = out.getDefiningOp<sc::AddOp>();
     if (!root)
       continue;
     SmallVector<Value> leaves;
@@ -373,17 +387,34 @@ void accumulateInOrder(func::FuncOp func) {
     };
     llvm::stable_sort(leaves, [&](Value a, Value b) { return mbOf(a) < mbOf(b); });
     OpBuilder b(ret);
-    Value sum = leaves.front();
+    Type sumType = widen ? widen.getType() : root.getType();
+    auto asSum = [&](Value leaf, Location at) -> Value {
+      return widen ? sc::CastOp::create(b, at, sumType, leaf).getResult() : leaf;
+    };
+    auto locOf = [&](Value leaf) {
+      return makeBackwardLoc(leaf.getDefiningOp() ? leaf.getDefiningOp()->getLoc() : root.getLoc());
+    };
+    Value sum = asSum(leaves.front(), locOf(leaves.front()));
+    if (sum != leaves.front())
+      eager.insert(sum.getDefiningOp());
     for (auto [k, leaf] : llvm::enumerate(ArrayRef<Value>(leaves).drop_front())) {
-      Location at = makeBackwardLoc(leaf.getDefiningOp() ? leaf.getDefiningOp()->getLoc() : root.getLoc());
+      Location at = locOf(leaf);
       // A running sum that another micro-batch adds to is copied into a buffer of its own:
       // otherwise sc-fuse-elementwise makes the whole chain one kernel at its end, which would
       // hold every micro-batch's contribution until the last.
-      if (k > 0 && mbOf(leaf) != mbOf(leaves[k]))
+      if (k > 0 && mbOf(leaf) != mbOf(leaves[k])) {
         sum = sc::CopyOp::create(b, at, sum.getType(), sum);
-      sum = sc::AddOp::create(b, at, root.getType(), sum, leaf);
+        eager.insert(sum.getDefiningOp());
+      }
+      Value term = asSum(leaf, at);
+      if (term != leaf)
+        eager.insert(term.getDefiningOp());
+      sum = sc::AddOp::create(b, at, sumType, sum, term);
+      eager.insert(sum.getDefiningOp());
     }
     ret.setOperand(i, sum);
+    if (widen)
+      widen->erase();
     for (sc::AddOp add : inner) // from the root down: each is read by none now
       if (add->use_empty())
         add->erase();
@@ -400,8 +431,9 @@ struct ScScheduleMicrobatchesPass : impl::ScScheduleMicrobatchesBase<ScScheduleM
     module.walk([&](func::FuncOp func) {
       if (func.isExternal())
         return;
-      accumulateInOrder(func);
-      Scheduler{func, g}.run();
+      llvm::DenseSet<Operation *> eager;
+      accumulateInOrder(func, eager);
+      Scheduler{func, g, eager}.run();
       if (defer)
         return;
       // The backward of each micro-batch's parameter constraint: to the storage layout, so
