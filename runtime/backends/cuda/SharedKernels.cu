@@ -78,6 +78,7 @@ __global__ void __launch_bounds__(kernels::kIndexThreads) argMaxGlobal(kernels::
 }
 __global__ void __launch_bounds__(kernels::kIndexThreads) scatterNdGlobal(kernels::ScatterNdParams p) {
   kernels::scatterNdSlices(p);
+}
 __global__ void __launch_bounds__(kernels::kIndexThreads) topKGlobal(kernels::TopKParams p) { kernels::topKLines(p); }
 __global__ void __launch_bounds__(kernels::kIndexThreads) gatherNdGlobal(kernels::GatherNdParams p) {
   kernels::gatherNdElements(p);
