@@ -15,13 +15,6 @@ namespace shardc {
 
 namespace {
 
-bool isBackward(llvm::StringRef loc) { return loc.ends_with(" (backward)"); }
-
-int64_t layerOfLoc(llvm::StringRef loc) {
-  size_t at = loc.find(" @ ");
-  return at == llvm::StringRef::npos ? -1 : layerIndexOf(loc.substr(at + 3).split(' ').first);
-}
-
 bool hasAxis(const rt::Step &s, llvm::StringRef axis) {
   auto it = s.attrs.all().find("axes");
   if (it == s.attrs.all().end())
@@ -32,6 +25,13 @@ bool hasAxis(const rt::Step &s, llvm::StringRef axis) {
 }
 
 } // namespace
+
+bool isBackwardLoc(llvm::StringRef loc) { return loc.ends_with(" (backward)"); }
+
+int64_t layerOfStepLoc(llvm::StringRef loc) {
+  size_t at = loc.find(" @ ");
+  return at == llvm::StringRef::npos ? -1 : layerIndexOf(loc.substr(at + 3).split(' ').first);
+}
 
 MemoryBreakdown analyzeMemory(const rt::Artifact &art) {
   MemoryBreakdown m;
@@ -108,14 +108,14 @@ MemoryBreakdown analyzeMemory(const rt::Artifact &art) {
   int64_t boundary = n; // the first backward step
   for (int64_t i = 0; i < n; ++i) {
     const rt::Step &s = art.steps[i];
-    if (isBackward(s.loc)) {
+    if (isBackwardLoc(s.loc)) {
       boundary = std::min(boundary, i);
       if (s.op == "reduce_scatter" && hasAxis(s, "dp_shard") && !m.reduceDtype.size())
         m.reduceDtype = rt::dtypeName(art.buffers[s.in[0]].dtype);
       continue;
     }
     if (s.op == "all_gather" && hasAxis(s, "dp_shard")) {
-      gatheredPerLayer[layerOfLoc(s.loc)] += art.buffers[s.out[0]].bytes;
+      gatheredPerLayer[layerOfStepLoc(s.loc)] += art.buffers[s.out[0]].bytes;
       gathered[s.out[0]] = true;
     }
   }

@@ -4,6 +4,8 @@
 
 #include "shardc/runtime/Artifact.h"
 
+#include "llvm/ADT/StringRef.h"
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -37,5 +39,9 @@ struct MemoryBreakdown {
 };
 
 MemoryBreakdown analyzeMemory(const rt::Artifact &art);
+
+// A step's loc is "<node> @ <module path>", with " (backward)" for a training step's backward.
+int64_t layerOfStepLoc(llvm::StringRef loc); // the decoder/encoder layer, -1 outside layers
+bool isBackwardLoc(llvm::StringRef loc);
 
 } // namespace shardc

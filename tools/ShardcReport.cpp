@@ -19,15 +19,8 @@ namespace shardc {
 
 namespace {
 
-// The decoder/encoder layer a step belongs to, from its module path (-1: outside layers).
-// A step's loc is "<node> @ <module path>".
-int64_t layerOf(llvm::StringRef loc) {
-  size_t at = loc.find(" @ ");
-  return at == llvm::StringRef::npos ? -1 : layerIndexOf(loc.substr(at + 3).split(' ').first);
-}
-
-// "backward" for the steps of a training step's backward (the emitter's " (backward)" suffix).
-const char *phaseOf(llvm::StringRef loc) { return loc.ends_with(" (backward)") ? "backward" : "forward"; }
+int64_t layerOf(llvm::StringRef loc) { return layerOfStepLoc(loc); }
+const char *phaseOf(llvm::StringRef loc) { return isBackwardLoc(loc) ? "backward" : "forward"; }
 
 struct Collective {
   std::string kind, axes, dtype, loc;
