@@ -29,3 +29,29 @@ for i in 1 2 3; do
 done
 "$bin/shardc" compile "$big" -o "$work/llama_32l.shardc" --timing 2>&1 | tail -25
 ls -l "$work/llama_32l.shardc" | awk '{print "artifact bytes: " $5}'
+
+# A training step of a 32-layer Llama-style model (the issue's "compile time of a 32-layer
+# training step"): hidden 256 so that the weights stay small; every parameter trains (the
+# generated model carries no exporter metadata), AdamW, FSDP + TP on a 2 x 2 mesh.
+train="$work/llama_32l_256h.onnx"
+if [ ! -f "$train" ]; then
+  "$py" "$root/test/e2e/gen_models.py" --out "$work" --family llama --layers 32 --hidden 256 >/dev/null
+fi
+plan="$work/train32.yaml"
+cat > "$plan" <<'PLAN'
+mesh: {dp_shard: 2, tp: 2}
+tp_plan: auto
+mp_policy: {param_dtype: bf16, reduce_dtype: fp32}
+mode: train
+trainable: ['*']
+optimizer: {name: adamw, lr: 1.0e-3}
+max_grad_norm: 1.0
+activation_checkpointing: selective
+PLAN
+for i in 1 2; do
+  start=$(date +%s.%N)
+  "$bin/shardc" compile "$train" --plan "$plan" -o "$work/train32.shardc" --quiet
+  end=$(date +%s.%N)
+  echo "llama 32 layers, hidden 256, training step (AdamW, tp2 x dp_shard2): $(echo "$end - $start" | bc) s"
+done
+"$bin/shardc" compile "$train" --plan "$plan" -o "$work/train32.shardc" --timing 2>&1 | tail -25

@@ -4,6 +4,7 @@
 #include "shardc/Dialect/ScDialect.h"
 #include "shardc/Dialect/ScLocation.h"
 #include "shardc/Passes/Passes.h"
+#include "shardc/Sharding/Sharding.h"
 
 namespace shardc {
 #define GEN_PASS_DEF_SCADDLOSS
@@ -83,6 +84,37 @@ Value shiftLeft(OpBuilder &b, Location loc, Value ids) {
   return sc::ConcatOp::create(b, loc, t, ValueRange{next, pad}, b.getI64IntegerAttr(1));
 }
 
+std::pair<Value, Value> tokenLoss(OpBuilder &b, Location loc, Value logits, Value labels) {
+  auto scalar = RankedTensorType::get({}, b.getF32Type());
+  auto loss = sc::TokenLossOp::create(b, loc, TypeRange{scalar, scalar}, logits, labels);
+  return {loss.getSum(), loss.getCount()};
+}
+
+// The vocabulary-parallel form (sc.token_loss_stats in ScOps.td): the rows' maxima, read
+// without a gradient; each vocabulary slice's exponential sums and label logits; combined into
+// sc.token_loss's sum and count. Split over the vocabulary, three [B, S] vectors are reduced
+// across it (a max and two sums) and the logits stay where the lm_head made them.
+std::pair<Value, Value> vocabParallelLoss(OpBuilder &b, Location loc, Value logits, Value labels) {
+  auto lt = cast<RankedTensorType>(logits.getType());
+  Type elem = lt.getElementType();
+  auto maxType = RankedTensorType::get(lt.getShape().take_front(2), elem);
+  Value max = sc::ReduceMaxOp::create(b, loc, maxType, logits, b.getDenseI64ArrayAttr({2}), false);
+  max = sc::StopGradientOp::create(b, loc, maxType, max);
+  Type rowElem = elem.isF64() ? elem : b.getF32Type();
+  auto rowType = RankedTensorType::get(lt.getShape().take_front(2), rowElem);
+  auto stats = sc::TokenLossStatsOp::create(b, loc, TypeRange{rowType, rowType}, logits, labels, max, Value());
+  auto scalar = RankedTensorType::get({}, rowElem);
+  auto combined = sc::TokenLossCombineOp::create(b, loc, TypeRange{scalar, scalar}, stats.getSumexp(),
+                                                 stats.getPicked(), max, labels);
+  Value sum = combined.getSum(), count = combined.getCount();
+  if (!rowElem.isF32()) {
+    auto f32 = RankedTensorType::get({}, b.getF32Type());
+    sum = sc::CastOp::create(b, loc, f32, sum);
+    count = sc::CastOp::create(b, loc, f32, count);
+  }
+  return {sum, count};
+}
+
 struct ScAddLossPass : impl::ScAddLossBase<ScAddLossPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
@@ -91,6 +123,12 @@ struct ScAddLossPass : impl::ScAddLossBase<ScAddLossPass> {
       return;
     auto labelsFrom = train.getAs<StringAttr>("labels");
     bool labelsInput = labelsFrom && labelsFrom.getValue() == "input";
+    // loss_parallel: as the plan says, else on when the mesh has tp > 1.
+    bool lossParallel = false;
+    if (auto lp = train.getAs<BoolAttr>("loss_parallel"))
+      lossParallel = lp.getValue();
+    else if (auto mesh = MeshShape::fromModule(module))
+      lossParallel = mesh->size("tp") > 1;
     bool failed = false;
     module.walk([&](func::FuncOp func) {
       if (func.isExternal() || failed)
@@ -143,8 +181,17 @@ struct ScAddLossPass : impl::ScAddLossBase<ScAddLossPass> {
       }
       Value labels = shiftLeft(b, loc, unshifted);
       auto scalar = RankedTensorType::get({}, b.getF32Type());
-      auto loss = sc::TokenLossOp::create(b, loc, TypeRange{scalar, scalar}, logits, labels);
-      Value mean = sc::DivOp::create(b, loc, scalar, loss.getSum(), loss.getCount());
+      auto [sum, count] = lossParallel ? vocabParallelLoss(b, loc, logits, labels) : tokenLoss(b, loc, logits, labels);
+      Value mean = sc::DivOp::create(b, loc, scalar, sum, count);
+      // A training step (an optimizer) returns the loss alone: the model's outputs (the
+      // logits) would be gathered for nobody.
+      if (train.get("optimizer")) {
+        ret->eraseOperands(0, ret.getNumOperands());
+        if (mlir::failed(func.eraseResults(llvm::BitVector(func.getNumResults(), true)))) {
+          failed = true;
+          return;
+        }
+      }
       ret->insertOperands(ret.getNumOperands(), mean);
       auto attrs = b.getDictionaryAttr(b.getNamedAttr("sc.name", b.getStringAttr("loss")));
       if (mlir::failed(func.insertResult(func.getNumResults(), scalar, attrs)))

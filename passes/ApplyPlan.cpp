@@ -33,6 +33,19 @@ SmallVector<std::string, 2> activeAxes(const MeshShape &mesh, ArrayRef<StringRef
 }
 
 // The style the plan gives the module at `path` (sc.tp_styles: module path -> #sc.tp_style).
+// The logits of sc-add-loss's vocabulary-parallel loss: read by sc.token_loss_stats and by the
+// row max that it reads through sc.stop_gradient, nothing else (no graph output).
+bool readByVocabParallelLossOnly(Value logits) {
+  if (logits.use_empty())
+    return false;
+  return llvm::all_of(logits.getUsers(), [](Operation *user) {
+    if (isa<sc::TokenLossStatsOp>(user))
+      return true;
+    auto max = dyn_cast<sc::ReduceMaxOp>(user);
+    return max && llvm::all_of(max->getUsers(), [](Operation *u) { return isa<sc::StopGradientOp>(u); });
+  });
+}
+
 std::optional<sc::TpStyle> styleOf(DictionaryAttr styles, StringRef path) {
   if (auto st = styles ? styles.getAs<sc::TpStyleAttr>(path) : sc::TpStyleAttr())
     return st.getValue();
@@ -189,8 +202,10 @@ struct ScApplyPlanPass : impl::ScApplyPlanBase<ScApplyPlanPass> {
       if (col && lin.getBias())
         if (lin.getBias().getDefiningOp<sc::ParamOp>())
           seed(lin.getBias(), 0);
-      if (col && rep) {
-        // colwise_rep (Hugging Face's lm_head): the output is all-gathered to Replicate.
+      if (col && rep && !readByVocabParallelLossOnly(lin.getResult())) {
+        // colwise_rep (Hugging Face's lm_head): the output is all-gathered to Replicate,
+        // unless only sc-add-loss's vocabulary-parallel loss reads it (torchtitan's
+        // loss_parallel keeps the lm_head's output Shard(-1)).
         OpBuilder b(lin);
         b.setInsertionPointAfter(lin);
         Value whole = constrainLayout(b, lin.getLoc(), lin.getResult(), tp, -1);

@@ -54,8 +54,9 @@ struct Differentiator {
   void markActiveAndNeeded() {
     for (sc::ParamOp p : params)
       active.insert(p.getResult());
+    // sc.stop_gradient's result is a constant to the differentiation (torch's detach).
     for (Operation &op : func.getBody().front().without_terminator())
-      if (llvm::any_of(op.getOperands(), [&](Value v) { return active.contains(v); }))
+      if (!isa<sc::StopGradientOp>(op) && llvm::any_of(op.getOperands(), [&](Value v) { return active.contains(v); }))
         for (Value r : op.getResults())
           if (isFloatTensor(r))
             active.insert(r);

@@ -108,17 +108,31 @@ LogicalResult applyContextParallel(func::FuncOp func, int64_t cp) {
   // the logits they are compared with.
   OpBuilder::InsertPoint afterIndices = b.saveInsertionPoint();
   llvm::DenseSet<Operation *> labelOps;
-  SmallVector<sc::TokenLossOp> losses;
-  func.walk([&](sc::TokenLossOp loss) { losses.push_back(loss); });
-  for (sc::TokenLossOp loss : losses) {
-    SmallVector<Value> work{loss.getLabels()};
-    while (!work.empty())
-      if (Operation *def = work.pop_back_val().getDefiningOp(); def && labelOps.insert(def).second)
-        work.append(def->operand_begin(), def->operand_end());
-    b.setInsertionPoint(loss);
-    auto t = cast<RankedTensorType>(loss.getLabels().getType());
-    loss.getLabelsMutable().assign(
-        sc::GatherOp::create(b, loss.getLoc(), t, loss.getLabels(), indexConst(perm), b.getI64IntegerAttr(1)));
+  // The labels operand of each loss op (sc.token_loss, or the vocabulary-parallel loss's stats
+  // and combine, which read one labels value: it is permuted once).
+  SmallVector<OpOperand *> labelUses;
+  func.walk([&](Operation *op) {
+    if (auto l = dyn_cast<sc::TokenLossOp>(op))
+      labelUses.push_back(&l.getLabelsMutable());
+    else if (auto l = dyn_cast<sc::TokenLossStatsOp>(op))
+      labelUses.push_back(&l.getLabelsMutable());
+    else if (auto l = dyn_cast<sc::TokenLossCombineOp>(op))
+      labelUses.push_back(&l.getLabelsMutable());
+  });
+  llvm::DenseMap<Value, Value> permutedLabels;
+  for (OpOperand *use : labelUses) {
+    Value labels = use->get();
+    Value &permuted = permutedLabels[labels];
+    if (!permuted) {
+      SmallVector<Value> work{labels};
+      while (!work.empty())
+        if (Operation *def = work.pop_back_val().getDefiningOp(); def && labelOps.insert(def).second)
+          work.append(def->operand_begin(), def->operand_end());
+      b.setInsertionPoint(use->getOwner());
+      permuted = sc::GatherOp::create(b, use->getOwner()->getLoc(), labels.getType(), labels, indexConst(perm),
+                                      b.getI64IntegerAttr(1));
+    }
+    use->set(permuted);
   }
   b.restoreInsertionPoint(afterIndices);
   // Inputs with a sequence dim (token ids, padding masks) are permuted on entry.

@@ -82,6 +82,16 @@ StringRef resultName(func::FuncOp func, unsigned i) {
   return n ? n.getValue() : StringRef();
 }
 
+// The op whose sum and count sc-add-loss divides (sc.token_loss, or sc.token_loss_combine of
+// the vocabulary-parallel form), with its labels; null when the loss is not sum / count.
+std::pair<Operation *, Value> lossOp(sc::DivOp div) {
+  if (auto l = div.getLhs().getDefiningOp<sc::TokenLossOp>(); l && div.getRhs() == l.getCount())
+    return {l, l.getLabels()};
+  if (auto l = div.getLhs().getDefiningOp<sc::TokenLossCombineOp>(); l && div.getRhs() == l.getCount())
+    return {l, l.getLabels()};
+  return {};
+}
+
 struct Unroller {
   func::FuncOp func;
   int64_t g;
@@ -97,10 +107,10 @@ struct Unroller {
       if (resultName(func, i) == "loss")
         lossAt = i;
     auto lossDiv = lossAt < 0 ? sc::DivOp() : ret.getOperand(lossAt).getDefiningOp<sc::DivOp>();
-    auto tokenLoss = lossDiv ? lossDiv.getLhs().getDefiningOp<sc::TokenLossOp>() : sc::TokenLossOp();
-    if (!tokenLoss || lossDiv.getRhs() != tokenLoss.getCount())
+    auto [tokenLoss, labelsOf] = lossDiv ? lossOp(lossDiv) : std::pair<Operation *, Value>{};
+    if (!tokenLoss)
       return func.emitError() << "sc-unroll-microbatches: gradient_accumulation_steps needs the loss of "
-                                 "sc-add-loss (sum / count of one sc.token_loss)";
+                                 "sc-add-loss (sum / count of one sc.token_loss or sc.token_loss_combine)";
 
     // The batch inputs (rank >= 1: the data-parallel split is on their dim 0) and what
     // depends on them: the per-micro-batch ops.
@@ -208,9 +218,9 @@ struct Unroller {
         if (hasFloatResult(op))
           copy->setLoc(inMicrobatch(op->getLoc(), j));
       }
-      auto tl = cast<sc::TokenLossOp>(map.lookup(tokenLoss.getSum()).getDefiningOp());
-      sums.push_back(tl.getSum());
-      counts.push_back(countLabels(b, lossLoc, tl.getLabels()));
+      Operation *tl = map.lookup(tokenLoss->getResult(0)).getDefiningOp();
+      sums.push_back(tl->getResult(0));
+      counts.push_back(countLabels(b, lossLoc, map.lookupOrDefault(labelsOf)));
     }
     Value sum = sums.front(), count = counts.front();
     for (int64_t j = 1; j < g; ++j) {

@@ -38,9 +38,9 @@ llvm::DenseSet<Value> keptInF32(func::FuncOp func) {
   llvm::DenseSet<Value> kept;
   SmallVector<Value> work;
   func.walk([&](Operation *op) {
-    // The loss (sc.token_loss's sum and count and what is computed from them alone) stays
-    // f32, and is returned in f32 whatever output_dtype says.
-    if (isa<sc::TokenLossOp>(op)) {
+    // The loss (sc.token_loss's sum and count, the vocabulary-parallel loss's row statistics,
+    // and what is computed from them alone) stays f32, and is returned in f32 whatever output_dtype says.
+    if (isa<sc::TokenLossOp, sc::TokenLossStatsOp>(op)) {
       SmallVector<Value> down(op->getResults());
       while (!down.empty()) {
         Value v = down.pop_back_val();

@@ -100,6 +100,26 @@ void lowerRankDependentOps(func::FuncOp func, const MeshShape &mesh) {
       e->setAttr("sc.operand_shardings", ArrayAttr::get(e.getContext(), list));
     }
   });
+  // The vocabulary-parallel loss: a vocabulary-split logits slice starts at this rank's chunk.
+  auto giveVocabStart = [&](Operation *op, Value logits, Value present, MutableOperandRange start) {
+    auto s = getSharding(logits);
+    if (present || !s || s->dims.size() != 3 || s->dims[2].empty())
+      return;
+    SmallVector<std::string> axes(s->dims[2].begin(), s->dims[2].end());
+    auto type = cast<RankedTensorType>(logits.getType());
+    start.assign(values.chunkStart(axes, type.getDimSize(2)));
+    if (auto operands = op->getAttrOfType<ArrayAttr>("sc.operand_shardings")) {
+      SmallVector<Attribute> list(operands.begin(), operands.end());
+      list.push_back(Sharding::replicated(0).toAttr(op->getContext()));
+      op->setAttr("sc.operand_shardings", ArrayAttr::get(op->getContext(), list));
+    }
+  };
+  func.walk([&](sc::TokenLossStatsOp op) {
+    giveVocabStart(op, op.getLogits(), op.getVocabStart(), op.getVocabStartMutable());
+  });
+  func.walk([&](sc::TokenLossStatsGradOp op) {
+    giveVocabStart(op, op.getLogits(), op.getVocabStart(), op.getVocabStartMutable());
+  });
 }
 
 struct ScPartitionPass : impl::ScPartitionBase<ScPartitionPass> {

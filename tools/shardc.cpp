@@ -304,6 +304,8 @@ int runCompile(MLIRContext &ctx) {
         train.push_back(b.getNamedAttr("lr_scheduler", l));
       if (plan->maxGradNorm)
         train.push_back(b.getNamedAttr("max_grad_norm", b.getF64FloatAttr(*plan->maxGradNorm)));
+      if (plan->lossParallel)
+        train.push_back(b.getNamedAttr("loss_parallel", b.getBoolAttr(*plan->lossParallel)));
       if (plan->gradientAccumulationSteps != 1) {
         train.push_back(b.getNamedAttr("gradient_accumulation_steps", b.getI64IntegerAttr(plan->gradientAccumulationSteps)));
         train.push_back(b.getNamedAttr("defer_fsdp_grad_sync", b.getBoolAttr(plan->deferFsdpGradSync)));

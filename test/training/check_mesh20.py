@@ -4,7 +4,8 @@ same final parameters. The model is test/training/models/llama_tiny_b4.onnx (lla
 at a global batch of 4 x 32, so that HSDP 2x2 has a row per data-parallel rank), its parameters
 filled from ../shared/models/llama_tiny.onnx by fill_weights.py. Plan: AdamW (lr 1e-3, betas
 (0.9, 0.95), eps 1e-8, weight decay 0.1), max_grad_norm 1.0, fp32; `--sp` adds
-sequence_parallel. Data: references_10step.npz's 300-token stream as tokens.bin, read by
+sequence_parallel; `--lm-head colwise_rep` writes the auto plan out with lm_head colwise_rep (under
+tp the vocabulary-parallel loss then runs on logits split over tp). Data: references_10step.npz's 300-token stream as tokens.bin, read by
 shardc-run --steps 20 --data (128 tokens a step, so reads wrap around).
 
 With --reference-only it runs one rank and keeps what the mesh runs compare with in --reference
@@ -37,6 +38,8 @@ ap.add_argument("--weights", required=True, help="the export holding the paramet
 ap.add_argument("--reference", required=True, help="directory of the one-rank run's results")
 ap.add_argument("--reference-only", action="store_true")
 ap.add_argument("--sp", action="store_true", help="sequence_parallel: true")
+ap.add_argument("--lm-head", choices=["colwise_rep"], help="the auto plan's styles written out, with lm_head in this "
+                "style (the vocabulary-parallel loss: loss_parallel is on under tp)")
 ap.add_argument("--steps", type=int, default=20)
 ap.add_argument("--tol", type=float, default=1e-5, help="losses (absolute)")
 ap.add_argument("--grad-norm-tol", type=float, default=1e-4, help="grad norms (relative)")
@@ -53,7 +56,14 @@ meta = json.loads(bytes(np.load(args.references)["meta_json"]).decode())
 hyper = meta["adamw"]
 np.load(args.references)["tokens"].astype("<i4").tofile(wd / "tokens.bin")
 plan = wd / "plan.yaml"
-plan.write_text("tp_plan: auto\nmp_policy: {param_dtype: fp32, reduce_dtype: fp32, output_dtype: fp32}\n"
+LLAMA_STYLES = {"self_attn.q_proj": "colwise", "self_attn.k_proj": "colwise", "self_attn.v_proj": "colwise",
+                "self_attn.o_proj": "rowwise", "mlp.gate_proj": "colwise", "mlp.up_proj": "colwise",
+                "mlp.down_proj": "rowwise"}
+tp_plan = "tp_plan: auto\n"
+if args.lm_head:
+    tp_plan = "tp_plan:\n" + "".join(f'  "layers.*.{m}": {s}\n' for m, s in LLAMA_STYLES.items()) + \
+        f'  "lm_head": {args.lm_head}\n'
+plan.write_text(tp_plan + "mp_policy: {param_dtype: fp32, reduce_dtype: fp32, output_dtype: fp32}\n"
                 f"sequence_parallel: {'true' if args.sp else 'false'}\nmode: train\n"
                 f"optimizer: {{name: adamw, lr: {hyper['lr']!r}, betas: [{hyper['betas'][0]!r}, "
                 f"{hyper['betas'][1]!r}], eps: {hyper['eps']!r}, weight_decay: {hyper['weight_decay']!r}}}\n"
@@ -61,6 +71,21 @@ plan.write_text("tp_plan: auto\nmp_policy: {param_dtype: fp32, reduce_dtype: fp3
 mesh, ranks = ("dp_replicate=1,dp_shard=1,cp=1,tp=1", 1) if args.reference_only else (args.mesh, args.ranks)
 artifact = wd / "train.shardc"
 harness.run([args.shardc, "compile", model, "--plan", plan, "--mesh", mesh, "-o", artifact, "--quiet"])
+if args.lm_head and "tp=" in mesh:
+    # The vocabulary-parallel loss: nothing gathered over tp in the forward (the logits stay
+    # split), the row max and the two row sums all-reduced over tp instead.
+    import subprocess
+    report = json.loads(subprocess.run([args.shardc, "report", "--json", str(artifact)], check=True,
+                                       capture_output=True, text=True).stdout)
+    fwd_tp = [c for c in report["collectives"] if c["phase"] == "forward" and c["axes"] == "tp"]
+    gathers = [c for c in fwd_tp if c["kind"] == "all_gather"]
+    axes = dict((k, int(v)) for k, v in (a.split("=") for a in mesh.split(",")))
+    row_bytes = 4 // (axes.get("dp_shard", 1) * axes.get("dp_replicate", 1)) * 32 * 4  # local [B, S] f32
+    rows = [c for c in fwd_tp if c["kind"] == "all_reduce" and c["bytes"] == row_bytes]
+    print(f"forward over tp: {len(gathers)} all-gathers, {len(rows)} all-reduces of one row statistic")
+    if gathers or len(rows) != 3:
+        print(f"FAIL: the loss is not vocabulary-parallel: {gathers[:1]} {len(rows)} row all-reduces")
+        sys.exit(1)
 harness.run([args.shardc_run, artifact, "--steps", args.steps, "--data", wd / "tokens.bin", "--threads", ranks,
              "--save-state", wd / "state", "--losses-out", wd / "losses.json"], timeout=600)
 
@@ -97,7 +122,8 @@ shutil.copy(wd / "losses.json", out / "losses.json")
 params = consolidate(wd / "state")
 np.savez(out / "params.npz", **params)
 losses = json.loads((wd / "losses.json").read_text())
-label = f"llama_tiny_b4 {args.steps} steps mesh {mesh}{' sequence_parallel' if args.sp else ''}"
+label = (f"llama_tiny_b4 {args.steps} steps mesh {mesh}{' sequence_parallel' if args.sp else ''}"
+         f"{' lm_head ' + args.lm_head if args.lm_head else ''}")
 if args.reference_only:
     ref_dir = pathlib.Path(args.reference)
     if ref_dir.exists():

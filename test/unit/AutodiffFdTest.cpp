@@ -10,7 +10,7 @@
 // appends the backward; a small host interpreter evaluates the program op by op: each op's
 // artifact step (StepOpInterface) with the runtime's CPU kernel, through evaluateOnHost as
 // import-time folding does, except for the kinds whose CPU kernels compute in f32 only
-// (linear, matmul, rms_norm, rotary, attention): those have f64 references here, checked
+// (linear, matmul, log_softmax, rms_norm, rotary, attention): those have f64 references here, checked
 // against the f32 kernels on the way. Each grad.<param> output is compared, element by
 // element, with (L(p + h) − L(p − h)) / 2h of the forward's f64 loss (before the cast).
 #include "shardc/Dialect/ScDialect.h"
@@ -274,10 +274,30 @@ private:
       const Values *bias = l.getBias() ? &values[l.getBias()] : nullptr;
       y = refLinear(values[l.getInput()], values[l.getWeight()], bias, numel(xs) / k, k, n, t);
     } else if (auto mm = mlir::dyn_cast<sc::MatMulOp>(op)) {
-      const std::vector<int64_t> as = shapeOf(mm.getLhs()), bs = shapeOf(mm.getRhs());
-      if (as.size() != 2 || bs.size() != 2)
+      const std::vector<int64_t> as = shapeOf(mm.getLhs()), bs = shapeOf(mm.getRhs()), ys = shapeOf(mm.getResult());
+      if (as.size() < 2 || bs.size() < 2)
         return std::nullopt;
-      y = refLinear(values[mm.getLhs()], values[mm.getRhs()], nullptr, as[0], as[1], bs[1], false);
+      // Batched, the batch dims broadcast: each output matrix from its operands' matrices.
+      const int64_t m = as[as.size() - 2], k = as.back(), n = bs.back();
+      const std::vector<int64_t> batch(ys.begin(), ys.end() - 2), ab(as.begin(), as.end() - 2),
+          bb(bs.begin(), bs.end() - 2);
+      const Values &a = values[mm.getLhs()], &b = values[mm.getRhs()];
+      Values out;
+      for (int64_t i = 0; i < numel(batch); ++i) {
+        const int64_t ai = broadcastIndex(i, batch, ab), bi = broadcastIndex(i, batch, bb);
+        Values am(a.begin() + ai * m * k, a.begin() + (ai + 1) * m * k), bm(b.begin() + bi * k * n, b.begin() + (bi + 1) * k * n);
+        Values part = refLinear(am, bm, nullptr, m, k, n, false);
+        out.insert(out.end(), part.begin(), part.end());
+      }
+      y = out;
+    } else if (auto ls = mlir::dyn_cast<sc::LogSoftmaxOp>(op)) {
+      const std::vector<int64_t> xs = shapeOf(ls.getInput());
+      const int64_t a = int64_t(ls.getAxis());
+      if (a != -1 && a != int64_t(xs.size()) - 1)
+        return std::nullopt;
+      y = refSoftmax(values[ls.getInput()], xs.back());
+      for (double &v : *y)
+        v = std::log(v);
     } else if (auto r = mlir::dyn_cast<sc::RmsNormOp>(op)) {
       const std::vector<int64_t> xs = shapeOf(r.getInput());
       const int64_t a = int64_t(r.getAxis()); // an I64Attr reads back as uint64_t
@@ -571,6 +591,118 @@ TEST_F(AutodiffFd, ReduceSumAndMean) {
 
 TEST_F(AutodiffFd, Softmax) {
   check({{"x", {2, 3, 5}, -2.0, 2.0}}, "    %y = sc.softmax %p0 : (tensor<2x3x5xf64>) -> tensor<2x3x5xf64>\n", {2, 3, 5});
+}
+
+// sc-add-loss's vocabulary-parallel loss: the row max through sc.stop_gradient, the slice's
+// statistics, the combine; one row's label is the ignore index -100.
+TEST_F(AutodiffFd, VocabParallelTokenLoss) {
+  check({{"logits", {2, 3, 5}, -3.0, 3.0}},
+        "    %labels = sc.constant dense<[[1, -100, 4], [0, 2, 3]]> : tensor<2x3xi64>\n"
+        "    %mx = sc.reduce_max %p0 {axes = array<i64: 2>, keepdims = false} : (tensor<2x3x5xf64>) -> tensor<2x3xf64>\n"
+        "    %m = sc.stop_gradient %mx : (tensor<2x3xf64>) -> tensor<2x3xf64>\n"
+        "    %se, %pk = sc.token_loss_stats %p0, %labels, %m : (tensor<2x3x5xf64>, tensor<2x3xi64>, tensor<2x3xf64>) -> "
+        "(tensor<2x3xf64>, tensor<2x3xf64>)\n"
+        "    %sum, %count = sc.token_loss_combine %se, %pk, %m, %labels : (tensor<2x3xf64>, tensor<2x3xf64>, "
+        "tensor<2x3xf64>, tensor<2x3xi64>) -> (tensor<f64>, tensor<f64>)\n"
+        "    %mean = sc.div %sum, %count : (tensor<f64>, tensor<f64>) -> tensor<f64>\n"
+        "    %y = sc.reshape %mean : (tensor<f64>) -> tensor<1xf64>\n",
+        {1});
+}
+
+// One rank's slice of a vocabulary of 8: columns [3, 8) (vocab_start 3), labels inside and
+// outside it; shifts that are not the row maxima (the statistics' gradient holds any shift fixed).
+TEST_F(AutodiffFd, TokenLossStatsOfAVocabularySlice) {
+  check({{"logits", {2, 2, 5}, -2.0, 2.0}},
+        "    %labels = sc.constant dense<[[3, 1], [7, -100]]> : tensor<2x2xi64>\n"
+        "    %start = sc.constant dense<3> : tensor<i64>\n"
+        "    %m = sc.constant dense<[[0.5, -0.25], [1.0, 0.0]]> : tensor<2x2xf64>\n"
+        "    %se, %pk = sc.token_loss_stats %p0, %labels, %m vocab_from %start : (tensor<2x2x5xf64>, tensor<2x2xi64>, "
+        "tensor<2x2xf64>, tensor<i64>) -> (tensor<2x2xf64>, tensor<2x2xf64>)\n"
+        "    %y = sc.concat %se, %pk {axis = 1 : i64} : (tensor<2x2xf64>, tensor<2x2xf64>) -> tensor<2x4xf64>\n",
+        {2, 4});
+}
+
+// The VJP rules of the elementwise math ops of exported graphs.
+TEST_F(AutodiffFd, ExpTanhSigmoidErfCosSin) {
+  const std::string t = "(tensor<2x3xf64>) -> tensor<2x3xf64>\n";
+  const std::string b = "(tensor<2x3xf64>, tensor<2x3xf64>) -> tensor<2x3xf64>\n";
+  check({{"x", {2, 3}, -1.5, 1.5}},
+        "    %a = sc.exp %p0 : " + t + "    %b = sc.tanh %p0 : " + t + "    %c = sc.sigmoid %p0 : " + t +
+            "    %d = sc.erf %p0 : " + t + "    %e = sc.cos %p0 : " + t + "    %f = sc.sin %p0 : " + t +
+            "    %ab = sc.mul %a, %b : " + b + "    %cd = sc.add %c, %d : " + b + "    %ef = sc.mul %e, %f : " + b +
+            "    %s = sc.add %ab, %cd : " + b + "    %y = sc.add %s, %ef : " + b,
+        {2, 3});
+}
+TEST_F(AutodiffFd, LogSqrtReciprocal) {
+  const std::string t = "(tensor<2x3xf64>) -> tensor<2x3xf64>\n";
+  const std::string b = "(tensor<2x3xf64>, tensor<2x3xf64>) -> tensor<2x3xf64>\n";
+  check({{"x", {2, 3}, 0.5, 2.0}},
+        "    %a = sc.log %p0 : " + t + "    %b = sc.sqrt %p0 : " + t + "    %c = sc.reciprocal %p0 : " + t +
+            "    %ab = sc.mul %a, %b : " + b + "    %y = sc.add %ab, %c : " + b,
+        {2, 3});
+}
+TEST_F(AutodiffFd, ReluAbsLeakyRelu) {
+  const std::string t = "(tensor<2x4xf64>) -> tensor<2x4xf64>\n";
+  const std::string b = "(tensor<2x4xf64>, tensor<2x4xf64>) -> tensor<2x4xf64>\n";
+  check({{"x", {2, 4}, -2.0, 2.0}},
+        "    %alpha = sc.constant dense<0.2> : tensor<f64>\n"
+        "    %a = sc.relu %p0 : " + t + "    %b = sc.abs %p0 : " + t +
+            "    %c = sc.leaky_relu %p0, %alpha : (tensor<2x4xf64>, tensor<f64>) -> tensor<2x4xf64>\n"
+            "    %ab = sc.mul %a, %b : " + b + "    %y = sc.add %ab, %c : " + b,
+        {2, 4});
+}
+TEST_F(AutodiffFd, MinMaxBroadcasting) {
+  check({{"a", {2, 3}}, {"b", {3}}},
+        "    %lo = sc.min %p0, %p1 : (tensor<2x3xf64>, tensor<3xf64>) -> tensor<2x3xf64>\n"
+        "    %hi = sc.max %p1, %p0 : (tensor<3xf64>, tensor<2x3xf64>) -> tensor<2x3xf64>\n"
+        "    %y = sc.concat %lo, %hi {axis = 0 : i64} : (tensor<2x3xf64>, tensor<2x3xf64>) -> tensor<4x3xf64>\n",
+        {4, 3});
+}
+TEST_F(AutodiffFd, PowBaseAndExponent) {
+  check({{"x", {2, 3}, 0.5, 2.0}, {"e", {3}, -1.0, 2.0}},
+        "    %two = sc.constant dense<2> : tensor<i64>\n"
+        "    %a = sc.pow %p0, %p1 : (tensor<2x3xf64>, tensor<3xf64>) -> tensor<2x3xf64>\n"
+        "    %b = sc.pow %p0, %two : (tensor<2x3xf64>, tensor<i64>) -> tensor<2x3xf64>\n"
+        "    %y = sc.mul %a, %b : (tensor<2x3xf64>, tensor<2x3xf64>) -> tensor<2x3xf64>\n",
+        {2, 3});
+}
+TEST_F(AutodiffFd, WhereBroadcasting) {
+  check({{"a", {2, 3}}, {"b", {3}}},
+        "    %c = sc.constant dense<[[true, false, true], [false, false, true]]> : tensor<2x3xi1>\n"
+        "    %y = sc.where %c, %p0, %p1 : (tensor<2x3xi1>, tensor<2x3xf64>, tensor<3xf64>) -> tensor<2x3xf64>\n",
+        {2, 3});
+}
+TEST_F(AutodiffFd, LogSoftmax) {
+  check({{"x", {2, 5}, -2.0, 2.0}}, "    %y = sc.log_softmax %p0 : (tensor<2x5xf64>) -> tensor<2x5xf64>\n", {2, 5});
+}
+// Two activations multiplied (an unraised attention's q·kᵀ), the rhs broadcast over the batch.
+TEST_F(AutodiffFd, MatMulBatchedBroadcast) {
+  check({{"a", {2, 3, 4}}, {"b", {4, 5}}},
+        "    %y = sc.matmul %p0, %p1 : (tensor<2x3x4xf64>, tensor<4x5xf64>) -> tensor<2x3x5xf64>\n", {2, 3, 5});
+}
+TEST_F(AutodiffFd, MatMulBothBatched) {
+  check({{"a", {2, 3, 4}}, {"b", {2, 4, 2}}},
+        "    %y = sc.matmul %p0, %p1 : (tensor<2x3x4xf64>, tensor<2x4x2xf64>) -> tensor<2x3x2xf64>\n", {2, 3, 2});
+}
+// gather on a middle axis with a repeated index, and the last position (-1) of a sequence.
+TEST_F(AutodiffFd, GatherMiddleAxisAndLastToken) {
+  check({{"x", {2, 4, 3}}},
+        "    %i = sc.constant dense<[[0, 2], [2, 3]]> : tensor<2x2xi64>\n"
+        "    %last = sc.constant dense<-1> : tensor<i64>\n"
+        "    %g = sc.gather %p0, %i {axis = 1 : i64} : (tensor<2x4x3xf64>, tensor<2x2xi64>) -> tensor<2x2x2x3xf64>\n"
+        "    %l = sc.gather %p0, %last {axis = 1 : i64} : (tensor<2x4x3xf64>, tensor<i64>) -> tensor<2x3xf64>\n"
+        "    %gf = sc.reshape %g : (tensor<2x2x2x3xf64>) -> tensor<24xf64>\n"
+        "    %lf = sc.reshape %l : (tensor<2x3xf64>) -> tensor<6xf64>\n"
+        "    %y = sc.concat %gf, %lf {axis = 0 : i64} : (tensor<24xf64>, tensor<6xf64>) -> tensor<30xf64>\n",
+        {30});
+}
+TEST_F(AutodiffFd, UnsqueezeSqueezeExpand) {
+  check({{"x", {3}}},
+        "    %u = sc.unsqueeze %p0 {axes = array<i64: 0>} : (tensor<3xf64>) -> tensor<1x3xf64>\n"
+        "    %e = sc.expand %u : (tensor<1x3xf64>) -> tensor<2x3xf64>\n"
+        "    %s = sc.squeeze %u {axes = array<i64: 0>} : (tensor<1x3xf64>) -> tensor<3xf64>\n"
+        "    %y = sc.mul %e, %s : (tensor<2x3xf64>, tensor<3xf64>) -> tensor<2x3xf64>\n",
+        {2, 3});
 }
 
 TEST_F(AutodiffFd, LayerNormWithBias) {

@@ -614,6 +614,68 @@ TEST(TokenLossGrad, MatchesFiniteDifferencesOfTheLoss) {
   }
 }
 
+// --- the vocabulary-parallel loss (LossStats.cpp) -----------------------------------------
+
+// token_loss_stats over two vocabulary slices (vocab_start 0 and 4) adds up to the whole rows;
+// token_loss_combine of the sums equals token_loss; token_loss_stats_grad with the combine's
+// VJP (dsumexp = dsum / sumexp, dpicked = -dsum on counted rows) equals token_loss_grad, slice
+// by slice.
+TEST(VocabParallelLoss, SlicesAddUpToTokenLossAndItsGradient) {
+  const int64_t B = 2, S = 3, V = 8, H = V / 2;
+  const std::vector<int64_t> labels = {3, -100, 0, 7, 4, 5};
+  const Values x = roundedTo(DType::F32, randomValues(B * S * V, -3, 3));
+  Owned lab(DType::I64, {B, S});
+  for (size_t r = 0; r < labels.size(); ++r)
+    lab.view.as<int64_t>()[r] = labels[r];
+  Values rowMax(B * S), half[2];
+  for (int64_t r = 0; r < B * S; ++r)
+    rowMax[r] = *std::max_element(x.begin() + r * V, x.begin() + (r + 1) * V);
+  for (int h = 0; h < 2; ++h)
+    for (int64_t r = 0; r < B * S; ++r)
+      half[h].insert(half[h].end(), x.begin() + r * V + h * H, x.begin() + r * V + (h + 1) * H);
+  Owned max = tensor(DType::F32, {B, S}, rowMax);
+  Values sumexp(B * S, 0.0), picked(B * S, 0.0);
+  for (int h = 0; h < 2; ++h) {
+    Owned slice = tensor(DType::F32, {B, S, H}, half[h]), start = tensor(DType::I64, {}, {double(h * H)});
+    Owned se(DType::F32, {B, S}), pk(DType::F32, {B, S});
+    ASSERT_EQ(runKernel("token_loss_stats", {&slice, &lab, &max, &start}, {&se, &pk}), "");
+    for (int64_t r = 0; r < B * S; ++r) {
+      sumexp[r] += load(se, r);
+      picked[r] += load(pk, r);
+    }
+  }
+  Owned se = tensor(DType::F32, {B, S}, sumexp), pk = tensor(DType::F32, {B, S}, picked);
+  Owned sum(DType::F32, {}), count(DType::F32, {});
+  ASSERT_EQ(runKernel("token_loss_combine", {&se, &pk, &max, &lab}, {&sum, &count}), "");
+  EXPECT_NEAR(load(sum, 0), tokenLossReference(x, labels, V), 1e-5);
+  EXPECT_EQ(load(count, 0), 5.0);
+
+  const double dsum = 0.8;
+  Values dsumexp(B * S), dpicked(B * S);
+  for (int64_t r = 0; r < B * S; ++r) {
+    const bool counted = labels[r] != -100;
+    dsumexp[r] = counted ? dsum / sumexp[r] : 0.0;
+    dpicked[r] = counted ? -dsum : 0.0;
+  }
+  Owned whole = tensor(DType::F32, {B, S, V}, x), ds = tensor(DType::F32, {}, {dsum}), want(DType::F32, {B, S, V});
+  ASSERT_EQ(runKernel("token_loss_grad", {&whole, &lab, &ds}, {&want}), "");
+  Owned dse = tensor(DType::F32, {B, S}, dsumexp), dpk = tensor(DType::F32, {B, S}, dpicked);
+  for (int h = 0; h < 2; ++h) {
+    Owned slice = tensor(DType::F32, {B, S, H}, half[h]), start = tensor(DType::I64, {}, {double(h * H)});
+    Owned d(DType::F32, {B, S, H});
+    ASSERT_EQ(runKernel("token_loss_stats_grad", {&slice, &lab, &max, &dse, &dpk, &start}, {&d}), "");
+    for (int64_t r = 0; r < B * S; ++r)
+      for (int64_t j = 0; j < H; ++j)
+        EXPECT_NEAR(load(d, r * H + j), load(want, r * V + h * H + j), 1e-6) << "row " << r << " column " << h * H + j;
+  }
+  // One-line errors: a max of another dtype, a vocab_start that is not one i64.
+  Owned maxBf16 = tensor(DType::BF16, {B, S}, rowMax), badStart = tensor(DType::F32, {}, {0});
+  EXPECT_EQ(runKernel("token_loss_stats", {&whole, &lab, &maxBf16}, {&se, &pk}),
+            "token_loss_stats: max must have the logits' dtype, got bf16 2x3");
+  EXPECT_EQ(runKernel("token_loss_stats", {&whole, &lab, &max, &badStart}, {&se, &pk}),
+            "token_loss_stats: vocab_start must be one i64, got f32 scalar");
+}
+
 // --- errors --------------------------------------------------------------------------------
 
 TEST(GradKernelErrors, OneLineErrorsNotCrashes) {

@@ -187,7 +187,7 @@ LogicalResult verifyAttr(Operation *op, Scope scope, NamedAttribute named, Type 
       } else if (a.getName() == "gradient_accumulation_steps") {
         auto g = dyn_cast<IntegerAttr>(a.getValue());
         ok &= g && g.getInt() >= 1;
-      } else if (a.getName() == "defer_fsdp_grad_sync") {
+      } else if (a.getName() == "defer_fsdp_grad_sync" || a.getName() == "loss_parallel") {
         ok &= isa<BoolAttr>(a.getValue());
       } else if (a.getName() == "master_dtype") {
         auto s = dyn_cast<StringAttr>(a.getValue());
@@ -215,7 +215,7 @@ LogicalResult verifyAttr(Operation *op, Scope scope, NamedAttribute named, Type 
                       "(optional), lr_scheduler = {warmup_steps, total_steps, min_lr} (optional), max_grad_norm = <float> "
                       "(optional), activation_checkpointing = \"full\" | \"selective\" (optional), reshard_after_forward = \"true\" | \"false\" | \"auto\" (optional), "
                       "gradient_accumulation_steps = <int >= 1> (optional), defer_fsdp_grad_sync = <bool> (optional), "
-                      "master_dtype = \"bf16\" | \"fp32\" (optional)}");
+                      "master_dtype = \"bf16\" | \"fp32\" (optional), loss_parallel = <bool> (optional)}");
   }
   if (name == "sc.source")
     return failed(only({Scope::Module})) ? failure() : expect(isa<StringAttr>(attr), "a string");

@@ -76,6 +76,23 @@ LogicalResult TokenLossGradOp::verify() {
   return sameType(*this, getResult(), getLogits(), "result");
 }
 
+LogicalResult TokenLossStatsGradOp::verify() {
+  ArrayRef<int64_t> x = shapeOf(getLogits());
+  if (x.size() != 3 || !isa<FloatType>(elemOf(getLogits())))
+    return emitOpError() << "logits must be float [B, S, V], got " << getLogits().getType();
+  Type rowElem = elemOf(getLogits()).isF64() ? elemOf(getLogits()) : Float32Type::get(getContext());
+  for (Value r : {getDsumexp(), getDpicked()})
+    if (shapeOf(r) != x.take_front(2) || elemOf(r) != rowElem)
+      return emitOpError() << "dsumexp and dpicked must be " << rowElem << " [B, S] of the logits, got " << r.getType();
+  if (shapeOf(getMax()) != x.take_front(2) || elemOf(getMax()) != elemOf(getLogits()))
+    return emitOpError() << "max must be [B, S] in the logits' type, got " << getMax().getType();
+  if (shapeOf(getLabels()) != x.take_front(2) || !elemOf(getLabels()).isInteger(64))
+    return emitOpError() << "labels must be i64 [B, S] of the logits, got " << getLabels().getType();
+  if (Value start = getVocabStart(); start && (!shapeOf(start).empty() || !elemOf(start).isInteger(64)))
+    return emitOpError() << "vocab_start must be an i64 scalar, got " << start.getType();
+  return sameType(*this, getResult(), getLogits(), "result");
+}
+
 LogicalResult StateOp::verify() {
   if (getInit() && getInit().getType() != getResult().getType())
     return emitOpError() << "init " << getInit().getType() << " must have the state's type " << getResult().getType();

@@ -305,6 +305,49 @@ LogicalResult TokenLossOp::verify() {
   return success();
 }
 
+// The vocabulary-parallel loss: [B, S] rows of statistics (f32; f64 for f64 logits), the
+// rows' maxima in the logits' type (a maximum is exact in any float type), i64 labels.
+static Type lossRowType(Type logitsElem) {
+  return logitsElem.isF64() ? logitsElem : Float32Type::get(logitsElem.getContext());
+}
+static LogicalResult verifyLossRows(Operation *op, ArrayRef<int64_t> bs, Type rowElem, ArrayRef<Value> rows,
+                                    Value max, Value labels) {
+  for (Value r : rows)
+    if (shapeOf(r) != bs || elemOf(r) != rowElem)
+      return op->emitOpError() << "row statistics must be " << rowElem << " " << shapeStr(bs) << ", got " << r.getType();
+  if (shapeOf(max) != bs || !isa<FloatType>(elemOf(max)))
+    return op->emitOpError() << "max must be float " << shapeStr(bs) << ", got " << max.getType();
+  if (shapeOf(labels) != bs || !elemOf(labels).isInteger(64))
+    return op->emitOpError() << "labels must be i64 " << shapeStr(bs) << ", got " << labels.getType();
+  return success();
+}
+LogicalResult StopGradientOp::verify() { return success(); } // AllTypesMatch (ScOps.td)
+LogicalResult TokenLossStatsOp::verify() {
+  ArrayRef<int64_t> x = shapeOf(getLogits());
+  if (x.size() != 3 || !isa<FloatType>(elemOf(getLogits())))
+    return emitOpError() << "logits must be float [B, S, V], got " << getLogits().getType();
+  if (elemOf(getMax()) != elemOf(getLogits()))
+    return emitOpError() << "max must have the logits' type " << elemOf(getLogits()) << ", got " << elemOf(getMax());
+  if (failed(verifyLossRows(*this, x.take_front(2), lossRowType(elemOf(getLogits())), {getSumexp(), getPicked()},
+                            getMax(), getLabels())))
+    return failure();
+  if (Value start = getVocabStart(); start && (!shapeOf(start).empty() || !elemOf(start).isInteger(64)))
+    return emitOpError() << "vocab_start must be an i64 scalar, got " << start.getType();
+  return success();
+}
+LogicalResult TokenLossCombineOp::verify() {
+  ArrayRef<int64_t> bs = shapeOf(getSumexp());
+  Type rowElem = elemOf(getSumexp());
+  if (bs.size() != 2 || (!rowElem.isF32() && !rowElem.isF64()))
+    return emitOpError() << "sumexp must be f32 (or f64) [B, S], got " << getSumexp().getType();
+  if (failed(verifyLossRows(*this, bs, rowElem, {getPicked()}, getMax(), getLabels())))
+    return failure();
+  for (Value r : {getSum(), getCount()})
+    if (!shapeOf(r).empty() || elemOf(r) != rowElem)
+      return emitOpError() << "sum and count must be scalars of the rows' type, got " << r.getType();
+  return success();
+}
+
 LogicalResult SoftmaxOp::verify() {
   if (shapeOf(getInput()) != shapeOf(getResult()))
     return emitOpError() << "result shape differs from the input shape";

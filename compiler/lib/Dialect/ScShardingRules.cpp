@@ -157,18 +157,19 @@ std::optional<ShardingRule> matmulRule(sc::MatMulOp op) {
 
 // The factors of attention and of its backward: batch, kv heads x group (sharding the
 // kv-head factor keeps each query head with the kv head it reads, GQA), query sequence (split
-// for context parallelism in the forward only: a backward where dk and dv sum over the query
-// shards is not written yet), head dims and key length (whole).
+// for context parallelism: the keys and values are gathered; in the backward dq stays split and
+// dk, dv are sums over the query shards, Partial until reduce-scattered back over cp), head
+// dims and key length (whole).
 struct AttentionFactors {
   ShardingRule r;
   Dims q, k, v, out, rows, scores;
-  AttentionFactors(Value query, Value key, Value value, bool splitQueries) {
+  AttentionFactors(Value query, Value key, Value value, bool backward) {
     ArrayRef<int64_t> qs = shapeOf(query), ks = shapeOf(key), vs = shapeOf(value);
     int b = r.addFactor(qs[0]), hkv = r.addFactor(ks[1]);
     SmallVector<int, 2> heads{hkv};
     if (qs[1] / ks[1] > 1)
       heads.push_back(r.addFactor(qs[1] / ks[1], false));
-    int s = r.addFactor(qs[2], splitQueries), d = r.addFactor(qs[3], false), t = r.addFactor(ks[2], false),
+    int s = r.addFactor(qs[2], true, backward), d = r.addFactor(qs[3], false), t = r.addFactor(ks[2], false),
         dv = r.addFactor(vs[3], false);
     q = {{b}, heads, {s}, {d}};
     k = {{b}, {hkv}, {t}, {d}};
@@ -195,7 +196,7 @@ SmallVector<int64_t> scoreShape(Value query, Value key) {
 }
 
 ShardingRule attentionRule(sc::AttentionOp op) {
-  AttentionFactors f(op.getQuery(), op.getKey(), op.getValue(), /*splitQueries=*/true);
+  AttentionFactors f(op.getQuery(), op.getKey(), op.getValue(), /*backward=*/false);
   f.r.operands = {f.q, f.k, f.v};
   if (Value mask = op.getMask())
     f.r.operands.push_back(f.mask(mask, scoreShape(op.getQuery(), op.getKey())));
@@ -206,7 +207,7 @@ ShardingRule attentionRule(sc::AttentionOp op) {
 }
 
 ShardingRule attentionGradRule(sc::AttentionGradOp op) {
-  AttentionFactors f(op.getQuery(), op.getKey(), op.getValue(), /*splitQueries=*/false);
+  AttentionFactors f(op.getQuery(), op.getKey(), op.getValue(), /*backward=*/true);
   f.r.operands = {f.q, f.k, f.v, f.out, f.rows, f.out};
   if (Value mask = op.getMask())
     f.r.operands.push_back(f.mask(mask, scoreShape(op.getQuery(), op.getKey())));
@@ -387,6 +388,43 @@ Rule TokenLossOp::getShardingRule() {
   r.operands.push_back({{b}, {s}});
   r.results.push_back({});
   r.results.push_back({});
+  r.reductionKind = "sum";
+  return r;
+}
+// The vocabulary-parallel loss: the vocabulary is a reduction of the row statistics (split,
+// both are Partial(sum): each rank's slice adds its exponentials and, where it holds the label,
+// the label's logit); batch and sequence pass through, and are reductions of the combined sum
+// and count like sc.token_loss's.
+Rule StopGradientOp::getShardingRule() { return withFlow(broadcastRule(*this), PF::Unary); }
+Rule TokenLossStatsOp::getShardingRule() {
+  ShardingRule r;
+  ArrayRef<int64_t> x = shapeOf(getLogits());
+  int b = r.addFactor(x[0]), s = r.addFactor(x[1]), v = r.addFactor(x[2], true, true);
+  r.operands = {Dims{{b}, {s}, {v}}, Dims{{b}, {s}}, Dims{{b}, {s}}};
+  if (getVocabStart())
+    r.operands.push_back(Dims{});
+  r.results = {Dims{{b}, {s}}, Dims{{b}, {s}}};
+  r.reductionKind = "sum";
+  return r;
+}
+Rule TokenLossStatsGradOp::getShardingRule() {
+  ShardingRule r;
+  ArrayRef<int64_t> x = shapeOf(getLogits());
+  int b = r.addFactor(x[0]), s = r.addFactor(x[1]), v = r.addFactor(x[2]);
+  Dims row{{b}, {s}};
+  r.operands = {Dims{{b}, {s}, {v}}, row, row, row, row};
+  if (getVocabStart())
+    r.operands.push_back(Dims{});
+  r.results = {Dims{{b}, {s}, {v}}};
+  return r;
+}
+Rule TokenLossCombineOp::getShardingRule() {
+  ShardingRule r;
+  ArrayRef<int64_t> x = shapeOf(getSumexp());
+  int b = r.addFactor(x[0], true, true), s = r.addFactor(x[1], true, true);
+  Dims row{{b}, {s}};
+  r.operands = {row, row, row, row};
+  r.results = {Dims{}, Dims{}};
   r.reductionKind = "sum";
   return r;
 }

@@ -205,6 +205,15 @@ OpCost TokenLossOp::getCost() {
   return {4 * logits, trafficOf(*this)};
 }
 
+// The vocabulary-parallel loss: per logit an exponential and an addition (stats), an
+// exponential and a multiply-add (its gradient); combine is per row. sc.stop_gradient is a copy.
+OpCost TokenLossStatsOp::getCost() { return {3 * uint64_t(typeOf(getLogits()).getNumElements()), trafficOf(*this)}; }
+OpCost TokenLossStatsGradOp::getCost() {
+  return {4 * uint64_t(typeOf(getLogits()).getNumElements()), trafficOf(*this)};
+}
+OpCost TokenLossCombineOp::getCost() { return {4 * uint64_t(typeOf(getSumexp()).getNumElements()), trafficOf(*this)}; }
+LogicalResult StopGradientOp::lowerToStep(StepDesc &step) { return lowered(step, "copy"); }
+
 // Reductions.
 template <typename R> static LogicalResult lowerReduce(R op, StepDesc &step, StringRef kind) {
   step.attrs.set("axes", ints(op.getAxes()));

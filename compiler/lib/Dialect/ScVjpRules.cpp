@@ -168,6 +168,203 @@ LogicalResult CastOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool>,
   return success();
 }
 
+// Unary math: g times the derivative, written with the op's result where that is cheaper.
+LogicalResult ExpOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool>, SmallVectorImpl<Value> &og) {
+  og[0] = MulOp::create(b, getLoc(), typeOf(getInput()), onlyGrad(rg), getResult());
+  return success();
+}
+LogicalResult LogOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool>, SmallVectorImpl<Value> &og) {
+  og[0] = DivOp::create(b, getLoc(), typeOf(getInput()), onlyGrad(rg), getInput());
+  return success();
+}
+// sqrt'(x) = 1 / (2·sqrt(x)).
+LogicalResult SqrtOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool>, SmallVectorImpl<Value> &og) {
+  Location loc = getLoc();
+  RankedTensorType t = typeOf(getInput());
+  Value half = MulOp::create(b, loc, t, onlyGrad(rg), scalar(b, loc, getInput(), 0.5));
+  og[0] = DivOp::create(b, loc, t, half, getResult());
+  return success();
+}
+// (1/x)' = −1/x² = −y².
+LogicalResult ReciprocalOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool>, SmallVectorImpl<Value> &og) {
+  Location loc = getLoc();
+  RankedTensorType t = typeOf(getInput());
+  Value y2 = MulOp::create(b, loc, t, getResult(), getResult());
+  og[0] = NegOp::create(b, loc, t, MulOp::create(b, loc, t, onlyGrad(rg), y2));
+  return success();
+}
+// tanh' = 1 − y².
+LogicalResult TanhOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool>, SmallVectorImpl<Value> &og) {
+  Location loc = getLoc();
+  RankedTensorType t = typeOf(getInput());
+  Value y2 = MulOp::create(b, loc, t, getResult(), getResult());
+  og[0] = MulOp::create(b, loc, t, onlyGrad(rg), SubOp::create(b, loc, t, scalar(b, loc, getInput(), 1.0), y2));
+  return success();
+}
+// σ' = y·(1 − y).
+LogicalResult SigmoidOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool>, SmallVectorImpl<Value> &og) {
+  Location loc = getLoc();
+  RankedTensorType t = typeOf(getInput());
+  Value oneMinus = SubOp::create(b, loc, t, scalar(b, loc, getInput(), 1.0), getResult());
+  og[0] = MulOp::create(b, loc, t, onlyGrad(rg), MulOp::create(b, loc, t, getResult(), oneMinus));
+  return success();
+}
+// erf'(x) = 2/√π · exp(−x²).
+LogicalResult ErfOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool>, SmallVectorImpl<Value> &og) {
+  Location loc = getLoc();
+  Value x = getInput();
+  RankedTensorType t = typeOf(x);
+  Value e = ExpOp::create(b, loc, t, NegOp::create(b, loc, t, MulOp::create(b, loc, t, x, x)));
+  Value d = MulOp::create(b, loc, t, e, scalar(b, loc, x, 1.1283791670955126)); // 2/√π
+  og[0] = MulOp::create(b, loc, t, onlyGrad(rg), d);
+  return success();
+}
+LogicalResult CosOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool>, SmallVectorImpl<Value> &og) {
+  Location loc = getLoc();
+  RankedTensorType t = typeOf(getInput());
+  Value s = SinOp::create(b, loc, t, getInput());
+  og[0] = NegOp::create(b, loc, t, MulOp::create(b, loc, t, onlyGrad(rg), s));
+  return success();
+}
+LogicalResult SinOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool>, SmallVectorImpl<Value> &og) {
+  Location loc = getLoc();
+  RankedTensorType t = typeOf(getInput());
+  og[0] = MulOp::create(b, loc, t, onlyGrad(rg), CosOp::create(b, loc, t, getInput()));
+  return success();
+}
+// The bool mask `lhs < rhs` (sc.less), broadcast numpy-style.
+static Value lessMask(OpBuilder &b, Location loc, Value lhs, Value rhs, ArrayRef<int64_t> shape) {
+  return LessOp::create(b, loc, RankedTensorType::get(shape, b.getI1Type()), lhs, rhs);
+}
+// relu'(x) = [x > 0] (0 at 0, as PyTorch).
+LogicalResult ReluOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool>, SmallVectorImpl<Value> &og) {
+  Location loc = getLoc();
+  Value x = getInput();
+  RankedTensorType t = typeOf(x);
+  Value zero = scalar(b, loc, x, 0.0);
+  og[0] = WhereOp::create(b, loc, t, lessMask(b, loc, zero, x, t.getShape()), onlyGrad(rg), zero);
+  return success();
+}
+// leaky_relu'(x) = 1 where x > 0, else alpha (PyTorch's choice at 0); alpha is a constant.
+LogicalResult LeakyReluOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool> wanted, SmallVectorImpl<Value> &og) {
+  if (wanted[1])
+    return emitOpError() << "differentiates x only; its slope alpha must be a constant";
+  Location loc = getLoc();
+  Value x = getLhs(), g = onlyGrad(rg);
+  RankedTensorType t = typeOf(x);
+  Value scaled = MulOp::create(b, loc, t, g, getRhs());
+  og[0] = WhereOp::create(b, loc, t, lessMask(b, loc, scalar(b, loc, x, 0.0), x, t.getShape()), g, scaled);
+  return success();
+}
+// |x|' = sign(x) (0 at 0).
+LogicalResult AbsOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool>, SmallVectorImpl<Value> &og) {
+  Location loc = getLoc();
+  RankedTensorType t = typeOf(getInput());
+  og[0] = MulOp::create(b, loc, t, onlyGrad(rg), SignOp::create(b, loc, t, getInput()));
+  return success();
+}
+// min and max: the gradient goes to the chosen operand, halved on ties (as PyTorch's
+// minimum/maximum), then summed back over broadcast dims.
+static void minMaxVjp(OpBuilder &b, Location loc, Value lhs, Value rhs, Value g, bool isMax, ArrayRef<bool> wanted,
+                      SmallVectorImpl<Value> &og) {
+  RankedTensorType t = typeOf(g);
+  Value zero = scalar(b, loc, g, 0.0);
+  Value half = MulOp::create(b, loc, t, g, scalar(b, loc, g, 0.5));
+  Value tie = EqualOp::create(b, loc, RankedTensorType::get(t.getShape(), b.getI1Type()), lhs, rhs);
+  // lhs wins where lhs > rhs (max) or lhs < rhs (min).
+  Value lhsWins = isMax ? lessMask(b, loc, rhs, lhs, t.getShape()) : lessMask(b, loc, lhs, rhs, t.getShape());
+  Value rhsWins = isMax ? lessMask(b, loc, lhs, rhs, t.getShape()) : lessMask(b, loc, rhs, lhs, t.getShape());
+  for (auto [i, wins, operand] : {std::tuple{0, lhsWins, lhs}, std::tuple{1, rhsWins, rhs}}) {
+    if (!wanted[i])
+      continue;
+    Value onTies = WhereOp::create(b, loc, t, tie, half, zero);
+    og[i] = unbroadcast(b, loc, WhereOp::create(b, loc, t, wins, g, onTies), typeOf(operand));
+  }
+}
+LogicalResult MinOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool> wanted, SmallVectorImpl<Value> &og) {
+  minMaxVjp(b, getLoc(), getLhs(), getRhs(), onlyGrad(rg), false, wanted, og);
+  return success();
+}
+LogicalResult MaxOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool> wanted, SmallVectorImpl<Value> &og) {
+  minMaxVjp(b, getLoc(), getLhs(), getRhs(), onlyGrad(rg), true, wanted, og);
+  return success();
+}
+// y = x^e: dx = g·e·x^(e−1), de = g·y·log(x) (an exponent of another type is cast first).
+LogicalResult PowOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool> wanted, SmallVectorImpl<Value> &og) {
+  Location loc = getLoc();
+  Value x = getLhs(), g = onlyGrad(rg);
+  RankedTensorType t = typeOf(g);
+  Value e = getRhs();
+  if (typeOf(e).getElementType() != t.getElementType())
+    e = CastOp::create(b, loc, withShape(x, typeOf(e).getShape()), e);
+  if (wanted[0]) {
+    Value em1 = SubOp::create(b, loc, typeOf(e), e, scalar(b, loc, x, 1.0));
+    Value d = MulOp::create(b, loc, t, e, PowOp::create(b, loc, t, x, em1));
+    og[0] = unbroadcast(b, loc, MulOp::create(b, loc, t, g, d), typeOf(x));
+  }
+  if (wanted[1]) {
+    Value d = MulOp::create(b, loc, t, getResult(), LogOp::create(b, loc, typeOf(x), x));
+    og[1] = unbroadcast(b, loc, MulOp::create(b, loc, t, g, d), typeOf(getRhs()));
+  }
+  return success();
+}
+// where(c, a, b): g goes to a where c holds, to b elsewhere.
+LogicalResult WhereOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool> wanted, SmallVectorImpl<Value> &og) {
+  Location loc = getLoc();
+  Value g = onlyGrad(rg), zero = scalar(b, loc, g, 0.0);
+  RankedTensorType t = typeOf(g);
+  if (wanted[1])
+    og[1] = unbroadcast(b, loc, WhereOp::create(b, loc, t, getCondition(), g, zero), typeOf(getLhs()));
+  if (wanted[2])
+    og[2] = unbroadcast(b, loc, WhereOp::create(b, loc, t, getCondition(), zero, g), typeOf(getRhs()));
+  return success();
+}
+// log_softmax: dx = g − softmax(x)·Σ g over the axis, softmax(x) = exp(y).
+LogicalResult LogSoftmaxOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool>, SmallVectorImpl<Value> &og) {
+  Value g = onlyGrad(rg), y = getResult();
+  Location loc = getLoc();
+  RankedTensorType t = typeOf(y);
+  int64_t axis = normAxis(getAxis(), t.getRank());
+  SmallVector<int64_t> rowShape(t.getShape());
+  rowShape[axis] = 1;
+  Value sum = ReduceSumOp::create(b, loc, withShape(y, rowShape), g, b.getDenseI64ArrayAttr({axis}), true);
+  og[0] = SubOp::create(b, loc, t, g, MulOp::create(b, loc, t, ExpOp::create(b, loc, t, y), sum));
+  return success();
+}
+
+// y = a·b (numpy matmul, batch dims broadcast): da = g·bᵀ, db = aᵀ·g over the last two dims,
+// summed back over the batch dims an operand was broadcast along.
+static Value swapLastTwo(OpBuilder &b, Location loc, Value x) {
+  RankedTensorType t = typeOf(x);
+  const int64_t r = t.getRank();
+  SmallVector<int64_t> perm(r), shape(t.getShape());
+  std::iota(perm.begin(), perm.end(), 0);
+  std::swap(perm[r - 1], perm[r - 2]);
+  std::swap(shape[r - 1], shape[r - 2]);
+  return TransposeOp::create(b, loc, withShape(x, shape), x, b.getDenseI64ArrayAttr(perm));
+}
+LogicalResult MatMulOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool> wanted, SmallVectorImpl<Value> &og) {
+  Value lhs = getLhs(), rhs = getRhs(), g = onlyGrad(rg);
+  if (typeOf(lhs).getRank() < 2 || typeOf(rhs).getRank() < 2)
+    return emitOpError() << "has a vector operand; its VJP is written for operands of rank >= 2";
+  Location loc = getLoc();
+  ArrayRef<int64_t> gs = typeOf(g).getShape();
+  const int64_t r = gs.size();
+  if (wanted[0]) {
+    SmallVector<int64_t> shape(gs);
+    shape[r - 1] = typeOf(lhs).getShape().back();
+    Value da = MatMulOp::create(b, loc, withShape(g, shape), g, swapLastTwo(b, loc, rhs));
+    og[0] = unbroadcast(b, loc, da, typeOf(lhs));
+  }
+  if (wanted[1]) {
+    SmallVector<int64_t> shape(gs);
+    shape[r - 2] = typeOf(rhs).getShape()[typeOf(rhs).getRank() - 2];
+    Value db = MatMulOp::create(b, loc, withShape(g, shape), swapLastTwo(b, loc, lhs), g);
+    og[1] = unbroadcast(b, loc, db, typeOf(rhs));
+  }
+  return success();
+}
+
 // Data movement: the inverse movement.
 LogicalResult ReshapeOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool>, SmallVectorImpl<Value> &og) {
   og[0] = ReshapeOp::create(b, getLoc(), typeOf(getInput()), onlyGrad(rg));
@@ -179,6 +376,90 @@ LogicalResult TransposeOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<b
   for (auto [i, p] : llvm::enumerate(perm))
     inverse[p] = int64_t(i);
   og[0] = TransposeOp::create(b, getLoc(), typeOf(getInput()), onlyGrad(rg), b.getDenseI64ArrayAttr(inverse));
+  return success();
+}
+
+LogicalResult UnsqueezeOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool>, SmallVectorImpl<Value> &og) {
+  og[0] = ReshapeOp::create(b, getLoc(), typeOf(getInput()), onlyGrad(rg));
+  return success();
+}
+LogicalResult SqueezeOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool>, SmallVectorImpl<Value> &og) {
+  og[0] = ReshapeOp::create(b, getLoc(), typeOf(getInput()), onlyGrad(rg));
+  return success();
+}
+LogicalResult CopyOp::buildVjp(OpBuilder &, ArrayRef<Value> rg, ArrayRef<bool>, SmallVectorImpl<Value> &og) {
+  og[0] = onlyGrad(rg);
+  return success();
+}
+LogicalResult ExpandOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool>, SmallVectorImpl<Value> &og) {
+  og[0] = unbroadcast(b, getLoc(), onlyGrad(rg), typeOf(getInput()));
+  return success();
+}
+// gather(data, indices, axis): the gathered rows' gradients added back into a zeroed data,
+// which is sc.embedding_grad once the axis is the leading dim and the rest is flattened:
+// dy (outer + idx + inner) is moved to idx + inner + outer, scattered into [n, inner·outer]
+// and moved back.
+LogicalResult GatherOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool> wanted, SmallVectorImpl<Value> &og) {
+  if (!wanted[0])
+    return success();
+  Location loc = getLoc();
+  RankedTensorType dt = typeOf(getData());
+  ArrayRef<int64_t> data = dt.getShape();
+  const int64_t rank = dt.getRank(), axis = normAxis(getAxis(), rank);
+  const int64_t idxRank = typeOf(getIndices()).getRank();
+  Value g = onlyGrad(rg);
+  // dy's dims: [0, axis) outer, then idxRank index dims, then the inner dims.
+  SmallVector<int64_t> perm;
+  for (int64_t i = 0; i < idxRank + (rank - 1 - axis); ++i)
+    perm.push_back(axis + i);
+  for (int64_t i = 0; i < axis; ++i)
+    perm.push_back(i);
+  ArrayRef<int64_t> gs = typeOf(g).getShape();
+  SmallVector<int64_t> moved;
+  for (int64_t p : perm)
+    moved.push_back(gs[p]);
+  if (axis != 0)
+    g = TransposeOp::create(b, loc, withShape(g, moved), g, b.getDenseI64ArrayAttr(perm));
+  int64_t width = 1;
+  for (int64_t i = 0; i < rank; ++i)
+    if (i != axis)
+      width *= data[i];
+  SmallVector<int64_t> rows(typeOf(getIndices()).getShape());
+  rows.push_back(width);
+  Value dy = ReshapeOp::create(b, loc, withShape(g, rows), g);
+  // Constant indices counted from the end (x[:, -1]) are wrapped here; embedding_grad reads
+  // indices in [0, n).
+  Value indices = getIndices();
+  if (auto c = indices.getDefiningOp<ConstantOp>()) {
+    if (auto dense = dyn_cast<DenseIntElementsAttr>(c.getValue())) {
+      SmallVector<APInt> wrapped;
+      bool negative = false;
+      for (APInt v : dense.getValues<APInt>()) {
+        negative |= v.isNegative();
+        wrapped.push_back(v.isNegative() ? v + APInt(v.getBitWidth(), uint64_t(data[axis])) : v);
+      }
+      if (negative)
+        indices = ConstantOp::create(b, loc, typeOf(indices), DenseIntElementsAttr::get(typeOf(indices), wrapped));
+    }
+  }
+  Value table = EmbeddingGradOp::create(b, loc, withShape(g, {data[axis], width}), indices, dy, Value(),
+                                        IntegerAttr(), IntegerAttr());
+  // [n, inner..., outer...] back to the data's order.
+  SmallVector<int64_t> tableShape{data[axis]};
+  for (int64_t i = axis + 1; i < rank; ++i)
+    tableShape.push_back(data[i]);
+  for (int64_t i = 0; i < axis; ++i)
+    tableShape.push_back(data[i]);
+  Value t = ReshapeOp::create(b, loc, withShape(g, tableShape), table);
+  if (axis == 0) {
+    og[0] = t;
+    return success();
+  }
+  // Position of data dim d in tableShape: axis -> 0, d > axis -> d - axis, d < axis -> rank - axis + d.
+  SmallVector<int64_t> back;
+  for (int64_t d = 0; d < rank; ++d)
+    back.push_back(d == axis ? 0 : d > axis ? d - axis : rank - axis + d);
+  og[0] = TransposeOp::create(b, loc, dt, t, b.getDenseI64ArrayAttr(back));
   return success();
 }
 
@@ -432,6 +713,56 @@ LogicalResult EmbeddingOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<b
 LogicalResult TokenLossOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool> wanted, SmallVectorImpl<Value> &og) {
   if (wanted[0] && rg[0])
     og[0] = TokenLossGradOp::create(b, getLoc(), typeOf(getLogits()), getLogits(), getLabels(), rg[0]);
+  return success();
+}
+
+// The vocabulary-parallel loss (sc-add-loss). The rows' maxima reach both ops through
+// sc.stop_gradient (whose result sc-autodiff never differentiates), so no gradient is asked
+// of them; a rule asked for one refuses.
+static LogicalResult maxNeedsNoGradient(Operation *op, bool wanted) {
+  if (!wanted)
+    return success();
+  return op->emitOpError() << "cannot differentiate its row maxima: read them through sc.stop_gradient (the "
+                              "loss does not depend on the shift of its log-sum-exp)";
+}
+LogicalResult TokenLossStatsOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool> wanted,
+                                         SmallVectorImpl<Value> &og) {
+  if (failed(maxNeedsNoGradient(*this, wanted[2])))
+    return failure();
+  if (!wanted[0])
+    return success();
+  Location loc = getLoc();
+  RankedTensorType rowT = typeOf(getMax());
+  auto zeros = [&]() { return ConstantOp::create(b, loc, rowT, DenseElementsAttr::get(rowT, b.getZeroAttr(rowT.getElementType()))); };
+  Value dsumexp = rg[0] ? rg[0] : zeros(), dpicked = rg[1] ? rg[1] : zeros();
+  og[0] = TokenLossStatsGradOp::create(b, loc, typeOf(getLogits()), getLogits(), getLabels(), getMax(), dsumexp,
+                                       dpicked, getVocabStart());
+  return success();
+}
+// sum = Σ_counted log(sumexp) + max − picked: d sumexp = dsum / sumexp, d picked = −dsum on
+// the counted rows (label ≠ −100), zero on the others.
+LogicalResult TokenLossCombineOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool> wanted,
+                                           SmallVectorImpl<Value> &og) {
+  if (failed(maxNeedsNoGradient(*this, wanted[2])))
+    return failure();
+  if (!rg[0] || !(wanted[0] || wanted[1]))
+    return success();
+  Location loc = getLoc();
+  RankedTensorType rowT = typeOf(getSumexp()), labelsT = typeOf(getLabels());
+  auto minus100 = ConstantOp::create(b, loc, RankedTensorType::get({}, labelsT.getElementType()),
+                                     DenseElementsAttr::get(RankedTensorType::get({}, labelsT.getElementType()),
+                                                            b.getIntegerAttr(labelsT.getElementType(), -100)));
+  Value ignored = EqualOp::create(b, loc, RankedTensorType::get(rowT.getShape(), b.getI1Type()), getLabels(), minus100);
+  Value zero = scalar(b, loc, getSumexp(), 0.0);
+  Value dsum = rg[0];
+  if (typeOf(dsum).getElementType() != rowT.getElementType())
+    dsum = CastOp::create(b, loc, RankedTensorType::get({}, rowT.getElementType()), dsum);
+  if (wanted[0])
+    og[0] = WhereOp::create(b, loc, rowT, ignored, zero, DivOp::create(b, loc, rowT, dsum, getSumexp()));
+  if (wanted[1]) {
+    Value minusDsum = NegOp::create(b, loc, typeOf(dsum), dsum);
+    og[1] = WhereOp::create(b, loc, rowT, ignored, zero, minusDsum);
+  }
   return success();
 }
 

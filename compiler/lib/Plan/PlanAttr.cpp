@@ -62,6 +62,8 @@ std::string printPlanYaml(const Plan &plan, const std::map<std::string, TpStyle>
   os << "mode: " << stringifyMode(plan.mode) << "\n";
   if (plan.lossLabelsInput)
     os << "loss: {labels: input}\n";
+  if (plan.lossParallel)
+    os << "loss_parallel: " << yamlBool(*plan.lossParallel) << "\n";
   if (const auto &o = plan.optimizer)
     os << "optimizer: {name: adamw, lr: " << o->lr << ", betas: [" << o->beta1 << ", " << o->beta2
        << "], eps: " << o->eps << ", weight_decay: " << o->weightDecay << "}\n";
@@ -135,6 +137,8 @@ DictionaryAttr planToAttr(MLIRContext *ctx, const Plan &plan) {
   };
   if (plan.lossLabelsInput)
     attrs.push_back(b.getNamedAttr("loss_labels", b.getStringAttr("input")));
+  if (plan.lossParallel)
+    attrs.push_back(b.getNamedAttr("loss_parallel", b.getBoolAttr(*plan.lossParallel)));
   if (DictionaryAttr o = optimizerAttr(b, plan))
     attrs.push_back(b.getNamedAttr("optimizer", o));
   if (DictionaryAttr l = lrSchedulerAttr(b, plan))
@@ -226,6 +230,12 @@ llvm::Expected<Plan> planFromAttr(DictionaryAttr attr) {
   }
   if (auto labels = attr.getAs<StringAttr>("loss_labels"))
     plan.lossLabelsInput = labels.getValue() == "input";
+  if (auto lp = attr.get("loss_parallel")) {
+    auto b = dyn_cast<BoolAttr>(lp);
+    if (!b)
+      return bad("loss_parallel must be a bool");
+    plan.lossParallel = b.getValue();
+  }
   if (auto o = attr.getAs<DictionaryAttr>("optimizer")) {
     Plan::AdamW adamw;
     for (auto [key, field] : {std::pair<StringRef, double *>{"lr", &adamw.lr}, {"beta1", &adamw.beta1},

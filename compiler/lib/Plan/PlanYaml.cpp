@@ -62,7 +62,7 @@ struct RawPlan {
   std::optional<Checkpointing> activationCheckpointing;
   std::optional<ReshardAfterForward> reshardAfterForward;
   std::optional<bool> sequenceParallel, deferFsdpGradSync, prefetch,
-      useHfTpPlan;
+      useHfTpPlan, lossParallel;
   std::optional<RawMp> mp;
   std::optional<Mode> mode;
   std::optional<RawLoss> loss;
@@ -93,6 +93,7 @@ const StringRef kTopKeys[] = {"mesh",
                               "activation_checkpointing",
                               "mode",
                               "loss",
+                              "loss_parallel",
                               "optimizer",
                               "lr_scheduler",
                               "max_grad_norm",
@@ -302,6 +303,7 @@ template <> struct MappingTraits<RawPlan> {
     io.mapOptional("activation_checkpointing", p.activationCheckpointing);
     io.mapOptional("mode", p.mode);
     io.mapOptional("loss", p.loss);
+    io.mapOptional("loss_parallel", p.lossParallel);
     io.mapOptional("optimizer", p.optimizer);
     io.mapOptional("lr_scheduler", p.lrScheduler);
     io.mapOptional("max_grad_norm", p.maxGradNorm);
@@ -600,6 +602,11 @@ llvm::Expected<Plan> parsePlanText(StringRef text, StringRef name, std::optional
   }
   plan.deferFsdpGradSync = raw.deferFsdpGradSync.value_or(true);
   plan.fsdpPrefetch = raw.prefetch.value_or(true);
+  if (raw.lossParallel) {
+    if (plan.mode != Mode::Train)
+      return err(at("loss_parallel") + "loss_parallel: needs mode: train (it shards the training loss)");
+    plan.lossParallel = raw.lossParallel;
+  }
   return plan;
 }
 

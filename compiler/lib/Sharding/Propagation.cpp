@@ -153,12 +153,15 @@ ShardingDecision decideShardings(const ShardingRule &rule, ArrayRef<ShardingSour
     }
   }
 
-  // 3. Results: projected factors, plus Partial from sharded reduction factors.
-  SmallVector<std::string, 2> reduced;
-  for (auto [f, factor] : llvm::enumerate(rule.factors))
-    if (factor.reduction && !factorAxes[f].empty())
-      reduced.append(factorAxes[f].begin(), factorAxes[f].end());
+  // 3. Results: projected factors, plus Partial from the sharded reduction factors the result
+  // does not have (a result indexed by such a factor is split along it, as attention_grad's
+  // dq by the query sequence while dk and dv sum over it).
   for (unsigned i = 0; i < results.size(); ++i) {
+    SmallVector<std::string, 2> reduced;
+    for (auto [f, factor] : llvm::enumerate(rule.factors))
+      if (factor.reduction && !factorAxes[f].empty() &&
+          llvm::none_of(rule.results[i], [&, f = int(f)](const SmallVector<int, 2> &dim) { return llvm::is_contained(dim, f); }))
+        reduced.append(factorAxes[f].begin(), factorAxes[f].end());
     Sharding s = project(rule, rule.results[i], factorAxes);
     s.partial = flowing;
     s.reduce = flowingKind;

@@ -455,6 +455,58 @@ std::string acceptsScatterNd(const KernelArgs &a) {
   return err.empty() ? "" : "scatter_nd: " + err;
 }
 
+// The vocabulary-parallel loss: logits [B, S, V] (in[0]), i64 labels and max in the logits'
+// dtype [B, S]; the row operands `rows` f32 (f64 for f64 logits); an optional i64 vocab_start.
+std::string acceptsLossRows(std::string_view op, const KernelArgs &a, std::initializer_list<const TensorView *> rows,
+                            size_t startAt) {
+  const TensorView &x = a.in[0];
+  if (x.rank() != 3)
+    return std::string(op) + ": logits must be [B, S, V]";
+  const std::vector<int64_t> bs{x.shape[0], x.shape[1]};
+  const DType rowType = x.dtype == DType::F64 ? DType::F64 : DType::F32;
+  if (std::string err = firstOf(dtypeIn(op, "the logits", x, kFloats | bit(DType::F64), "f32, bf16, f16, f64"),
+                                dtypeIn(op, "labels", a.in[1], bit(DType::I64), "i64"),
+                                sameDtype(op, "max", a.in[2], x));
+      !err.empty())
+    return err;
+  if (a.in[1].shape != bs || a.in[2].shape != bs)
+    return std::string(op) + ": labels and max must be [B, S] of the logits";
+  for (const TensorView *t : rows)
+    if (t->shape != bs || t->dtype != rowType)
+      return std::string(op) + ": the row statistics must be [B, S] in f32 (f64 for f64 logits)";
+  if (a.in.size() > startAt && (a.in[startAt].dtype != DType::I64 || a.in[startAt].numel() != 1))
+    return std::string(op) + ": vocab_start must be one i64";
+  return "";
+}
+std::string acceptsTokenLossStats(const KernelArgs &a) {
+  return acceptsLossRows("token_loss_stats", a, {&a.out[0], &a.out[1]}, 3);
+}
+std::string acceptsTokenLossStatsGrad(const KernelArgs &a) {
+  if (std::string err = acceptsLossRows("token_loss_stats_grad", a, {&a.in[3], &a.in[4]}, 5); !err.empty())
+    return err;
+  if (a.out[0].shape != a.in[0].shape)
+    return "token_loss_stats_grad: dlogits must have the logits' shape";
+  return sameDtype("token_loss_stats_grad", "dlogits", a.out[0], a.in[0]);
+}
+std::string acceptsTokenLossCombine(const KernelArgs &a) {
+  const TensorView &sumexp = a.in[0];
+  if (sumexp.rank() != 2 || (sumexp.dtype != DType::F32 && sumexp.dtype != DType::F64))
+    return "token_loss_combine: sumexp must be f32 or f64 [B, S]";
+  if (std::string err = firstOf(sameDtype("token_loss_combine", "picked", a.in[1], sumexp),
+                                dtypeIn("token_loss_combine", "max", a.in[2], kFloats | bit(DType::F64), "float"),
+                                dtypeIn("token_loss_combine", "labels", a.in[3], bit(DType::I64), "i64"),
+                                sameDtype("token_loss_combine", "sum", a.out[0], sumexp),
+                                sameDtype("token_loss_combine", "count", a.out[1], sumexp));
+      !err.empty())
+    return err;
+  for (int i = 1; i < 4; ++i)
+    if (a.in[i].shape != sumexp.shape)
+      return "token_loss_combine: picked, max and labels must have sumexp's shape";
+  if (a.out[0].numel() != 1 || a.out[1].numel() != 1)
+    return "token_loss_combine: sum and count are scalars";
+  return "";
+}
+
 constexpr CudaKernelEntry kTable[] = {
     {"linear", lib::linearKernel, acceptsLinear, "f32 bf16 f16", 2, 3, 1, 1},
     {"matmul", lib::matmulKernel, acceptsMatmul, "f32 bf16 f16", 2, 2, 1, 1},
@@ -468,6 +520,9 @@ constexpr CudaKernelEntry kTable[] = {
     {"gather", lib::gatherKernel, acceptsGather, "all, i64/i32 indices", 2, 2, 1, 1},
     {"token_loss", lib::tokenLossKernel, acceptsTokenLoss, "f32 bf16 f16", 2, 2, 2, 2},
     {"token_loss_grad", lib::tokenLossGradKernel, acceptsTokenLossGrad, "f32 bf16 f16", 3, 3, 1, 1},
+    {"token_loss_stats", lib::tokenLossStatsKernel, acceptsTokenLossStats, "f32 bf16 f16 f64", 3, 4, 2, 2},
+    {"token_loss_stats_grad", lib::tokenLossStatsGradKernel, acceptsTokenLossStatsGrad, "f32 bf16 f16 f64", 5, 6, 1, 1},
+    {"token_loss_combine", lib::tokenLossCombineKernel, acceptsTokenLossCombine, "f32 f64", 4, 4, 2, 2},
     {"embedding_grad", lib::embeddingGradKernel, acceptsEmbeddingGrad, "f32 bf16 f16", 2, 3, 1, 1},
     {"slice", lib::sliceKernel, acceptsSlice, "all", 1, 1, 1, 1},
     {"concat", lib::concatKernel, acceptsConcat, "all", 1, 4096, 1, 1},

@@ -59,6 +59,10 @@ std::string triluKernel(const rt::KernelArgs &a);
 std::string topKKernel(const rt::KernelArgs &a);
 std::string gatherNdKernel(const rt::KernelArgs &a);
 std::string moeExpertsKernel(const rt::KernelArgs &a); // f32
+// SharedKernels.cu (LossKernels.h): the vocabulary-parallel loss, f32 bf16 f16 f64 logits.
+std::string tokenLossStatsKernel(const rt::KernelArgs &a);
+std::string tokenLossStatsGradKernel(const rt::KernelArgs &a);
+std::string tokenLossCombineKernel(const rt::KernelArgs &a);
 
 // Prepares the flash attention kernels' shared memory (host-side, before any capture).
 void prepareAttention();

@@ -14,6 +14,7 @@
 #include "shardc/kernels/AttentionRows.h"
 #include "shardc/kernels/ElementwiseKernels.h"
 #include "shardc/kernels/IndexKernels.h"
+#include "shardc/kernels/LossKernels.h"
 #include "shardc/kernels/ScanKernels.h"
 #include "shardc/kernels/MoeKernels.h"
 #include "shardc/kernels/SelectKernels.h"
@@ -88,6 +89,15 @@ __global__ void __launch_bounds__(kernels::kIndexThreads) moeHiddenGlobal(kernel
 }
 __global__ void __launch_bounds__(kernels::kIndexThreads) moeCombineGlobal(kernels::MoeExpertsParams p) {
   kernels::moeCombineElements(p);
+}
+__global__ void __launch_bounds__(kernels::kIndexThreads) tokenLossStatsGlobal(kernels::TokenLossStatsParams p) {
+  kernels::tokenLossStatsRows(p);
+}
+__global__ void __launch_bounds__(kernels::kIndexThreads) tokenLossStatsGradGlobal(kernels::TokenLossStatsParams p) {
+  kernels::tokenLossStatsGradElements(p);
+}
+__global__ void __launch_bounds__(kernels::kIndexThreads) tokenLossCombineGlobal(kernels::TokenLossCombineParams p) {
+  kernels::tokenLossCombineThread(p);
 }
 
 static_assert(int(kernels::AnyType::Bool) == int(DType::Bool) && int(kernels::AnyType::I64) == int(DType::I64) &&
@@ -375,6 +385,47 @@ std::string gatherNdKernel(const KernelArgs &a) {
   p.indices64 = a.in[1].dtype == DType::I64;
   p.y = a.out[0].data;
   return perElement("gather_nd", gatherNdGlobal, p, p.count);
+}
+
+// LossKernels.h: the vocabulary-parallel loss. Operand checks are the table's
+// (acceptsTokenLoss* in CudaKernelTable.cpp); stats is one thread per row, its gradient one per
+// logit, combine one thread.
+kernels::TokenLossStatsParams tokenLossRows(const KernelArgs &a, size_t startAt) {
+  kernels::TokenLossStatsParams p;
+  p.logits = a.in[0].data;
+  p.type = anyType(a.in[0].dtype);
+  p.labels = static_cast<const int64_t *>(a.in[1].data);
+  p.max = a.in[2].data;
+  p.vocabStart = a.in.size() > startAt ? static_cast<const int64_t *>(a.in[startAt].data) : nullptr;
+  p.rows = a.in[0].shape[0] * a.in[0].shape[1];
+  p.vocab = a.in[0].shape[2];
+  return p;
+}
+std::string tokenLossStatsKernel(const KernelArgs &a) {
+  kernels::TokenLossStatsParams p = tokenLossRows(a, 3);
+  p.sumexp = a.out[0].data;
+  p.picked = a.out[1].data;
+  return perElement("token_loss_stats", tokenLossStatsGlobal, p, p.rows);
+}
+std::string tokenLossStatsGradKernel(const KernelArgs &a) {
+  kernels::TokenLossStatsParams p = tokenLossRows(a, 5);
+  p.dsumexp = a.in[3].data;
+  p.dpicked = a.in[4].data;
+  p.dlogits = a.out[0].data;
+  return perElement("token_loss_stats_grad", tokenLossStatsGradGlobal, p, p.rows * p.vocab);
+}
+std::string tokenLossCombineKernel(const KernelArgs &a) {
+  kernels::TokenLossCombineParams p;
+  p.sumexp = a.in[0].data;
+  p.picked = a.in[1].data;
+  p.max = a.in[2].data;
+  p.rowType = anyType(a.in[0].dtype);
+  p.maxType = anyType(a.in[2].dtype);
+  p.labels = static_cast<const int64_t *>(a.in[3].data);
+  p.sum = a.out[0].data;
+  p.count = a.out[1].data;
+  p.rows = a.in[0].numel();
+  return perElement("token_loss_combine", tokenLossCombineGlobal, p, 1);
 }
 
 // moe_experts in f32: the hidden rows, then the weighted down projections summed per token.

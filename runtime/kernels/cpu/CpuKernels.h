@@ -79,6 +79,12 @@ std::string layerNormKernel(const KernelArgs &args);
 // TokenLoss.cpp: the summed token cross-entropy and label count (f32, bf16, f16 logits)
 std::string tokenLossKernel(const KernelArgs &args);
 
+// LossStats.cpp: the vocabulary-parallel loss (row statistics, their gradient, the combine;
+// f32, bf16, f16 or f64 logits)
+std::string tokenLossStatsKernel(const KernelArgs &args);
+std::string tokenLossStatsGradKernel(const KernelArgs &args);
+std::string tokenLossCombineKernel(const KernelArgs &args);
+
 // Gradients.cpp: backward kernels of training (attention_grad and embedding_grad in f32 and
 // f64; token_loss_grad reads f32, bf16 or f16 logits in place)
 std::string attentionGradKernel(const KernelArgs &args);

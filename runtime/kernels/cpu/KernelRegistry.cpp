@@ -66,6 +66,9 @@ constexpr KernelEntry kKernels[] = {
     {"attention_grad", guarded<viaFloat32KeepF64<attentionGradKernel>>},
     {"embedding_grad", guarded<viaFloat32KeepF64<embeddingGradKernel>>},
     {"token_loss_grad", guarded<tokenLossGradKernel>}, // reads 16-bit logits in place
+    {"token_loss_stats", guarded<tokenLossStatsKernel>}, // LossStats.cpp: vocabulary-parallel loss
+    {"token_loss_stats_grad", guarded<tokenLossStatsGradKernel>},
+    {"token_loss_combine", guarded<tokenLossCombineKernel>},
     {"less", guarded<lessKernel>},                     // ONNX comparisons, scans, index ops
     {"less_equal", guarded<lessEqualKernel>},
     {"cumsum", guarded<cumsumKernel>},                 // IndexOps.cpp: every dtype

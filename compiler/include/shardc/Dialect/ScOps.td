@@ -122,19 +122,19 @@ def Sc_AddOp : Sc_BinaryFormulaOp<"add", "AllOperands", [Sc_HasVjp]>;
 def Sc_SubOp : Sc_BinaryFormulaOp<"sub", "AllOperands", [Sc_HasVjp]>;
 def Sc_MulOp : Sc_BinaryFormulaOp<"mul", "OneOperand", [Sc_HasVjp]>;
 def Sc_DivOp : Sc_BinaryFormulaOp<"div", "FirstOperand", [Sc_HasVjp]>;
-def Sc_PowOp : Sc_BinaryOp<"pow", [DeclareOpInterfaceMethods<Sc_ElementwiseOpInterface,
+def Sc_PowOp : Sc_BinaryOp<"pow", [Sc_HasVjp, DeclareOpInterfaceMethods<Sc_ElementwiseOpInterface,
                                                                 ["hasUniformOperandTypes"]>]> {
   let summary = "ONNX Pow (the exponent may have its own numeric type)";
 }
-def Sc_MinOp : Sc_BinaryFormulaOp<"min"> {
+def Sc_MinOp : Sc_BinaryFormulaOp<"min", "None", [Sc_HasVjp]> {
   let summary = "elementwise minimum of two tensors (ONNX Min of two inputs); NaN propagates";
 }
-def Sc_MaxOp : Sc_BinaryFormulaOp<"max"> {
+def Sc_MaxOp : Sc_BinaryFormulaOp<"max", "None", [Sc_HasVjp]> {
   let summary = "elementwise maximum of two tensors (ONNX Max of two inputs); NaN propagates";
 }
 def Sc_EqualOp : Sc_BinaryOp<"equal">;
 
-def Sc_WhereOp : Sc_Op<"where"> {
+def Sc_WhereOp : Sc_Op<"where", [Sc_HasVjp]> {
   let arguments = (ins Sc_Tensor:$condition, Sc_Tensor:$lhs, Sc_Tensor:$rhs);
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$condition `,` $lhs `,` $rhs attr-dict `:` functional-type(operands, results)";
@@ -147,20 +147,20 @@ class Sc_UnaryOp<string mnemonic, list<Trait> traits = [], list<string> stepMeth
   let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
 }
 def Sc_NegOp : Sc_UnaryFormulaOp<"neg", "Unary", [Sc_HasVjp]>;
-def Sc_SqrtOp : Sc_UnaryFormulaOp<"sqrt">;
-def Sc_ReciprocalOp : Sc_UnaryFormulaOp<"reciprocal">;
-def Sc_ExpOp : Sc_UnaryFormulaOp<"exp">;
-def Sc_LogOp : Sc_UnaryFormulaOp<"log">;
-def Sc_TanhOp : Sc_UnaryFormulaOp<"tanh">;
-def Sc_SigmoidOp : Sc_UnaryFormulaOp<"sigmoid">;
-def Sc_ErfOp : Sc_UnaryFormulaOp<"erf">;
-def Sc_CosOp : Sc_UnaryFormulaOp<"cos">;
-def Sc_SinOp : Sc_UnaryFormulaOp<"sin">;
-def Sc_ReluOp : Sc_UnaryFormulaOp<"relu"> {
+def Sc_SqrtOp : Sc_UnaryFormulaOp<"sqrt", "None", [Sc_HasVjp]>;
+def Sc_ReciprocalOp : Sc_UnaryFormulaOp<"reciprocal", "None", [Sc_HasVjp]>;
+def Sc_ExpOp : Sc_UnaryFormulaOp<"exp", "None", [Sc_HasVjp]>;
+def Sc_LogOp : Sc_UnaryFormulaOp<"log", "None", [Sc_HasVjp]>;
+def Sc_TanhOp : Sc_UnaryFormulaOp<"tanh", "None", [Sc_HasVjp]>;
+def Sc_SigmoidOp : Sc_UnaryFormulaOp<"sigmoid", "None", [Sc_HasVjp]>;
+def Sc_ErfOp : Sc_UnaryFormulaOp<"erf", "None", [Sc_HasVjp]>;
+def Sc_CosOp : Sc_UnaryFormulaOp<"cos", "None", [Sc_HasVjp]>;
+def Sc_SinOp : Sc_UnaryFormulaOp<"sin", "None", [Sc_HasVjp]>;
+def Sc_ReluOp : Sc_UnaryFormulaOp<"relu", "None", [Sc_HasVjp]> {
   let summary = "max(x, 0); NaN stays NaN";
 }
 // Float only (their rows' integer column is `none`: the CPU kernel refuses integer tensors).
-def Sc_AbsOp : Sc_UnaryFormulaOp<"abs">;
+def Sc_AbsOp : Sc_UnaryFormulaOp<"abs", "None", [Sc_HasVjp]>;
 def Sc_FloorOp : Sc_UnaryFormulaOp<"floor">;
 def Sc_CeilOp : Sc_UnaryFormulaOp<"ceil">;
 def Sc_RoundOp : Sc_UnaryFormulaOp<"round"> {
@@ -196,7 +196,7 @@ def Sc_GeluOp : Sc_Op<"gelu", [DeclareOpInterfaceMethods<Sc_ElementwiseOpInterfa
 // Contractions and normalisations
 //===----------------------------------------------------------------------===//
 
-def Sc_MatMulOp : Sc_Op<"matmul", [], ["getCost"]> {
+def Sc_MatMulOp : Sc_Op<"matmul", [Sc_HasVjp], ["getCost"]> {
   let summary = "ONNX MatMul (batched, broadcasting batch dims)";
   let arguments = (ins Sc_Tensor:$lhs, Sc_Tensor:$rhs);
   let results = (outs Sc_Tensor:$result);
@@ -264,7 +264,7 @@ def Sc_SoftmaxOp : Sc_Op<"softmax", [Sc_HasVjp], ["lowerToStep"]> {
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
 }
-def Sc_LogSoftmaxOp : Sc_Op<"log_softmax", [], ["lowerToStep"]> {
+def Sc_LogSoftmaxOp : Sc_Op<"log_softmax", [Sc_HasVjp], ["lowerToStep"]> {
   let arguments = (ins Sc_Tensor:$input, DefaultValuedAttr<I64Attr, "-1">:$axis);
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
@@ -363,6 +363,70 @@ def Sc_TokenLossGradOp : Sc_Op<"token_loss_grad", [], ["getCost"]> {
   let assemblyFormat = "$logits `,` $labels `,` $dsum attr-dict `:` functional-type(operands, results)";
 }
 
+// The vocabulary-parallel loss (Megatron's vocab-parallel cross-entropy, torchtitan's
+// loss_parallel): sc-add-loss writes it instead of sc.token_loss when the logits come out of a
+// colwise lm_head split over the vocabulary, as
+//   %max = sc.reduce_max %logits {axes = [2], keepdims = false}   (Partial(max) over tp)
+//   %m = sc.stop_gradient %max
+//   %sumexp, %picked = sc.token_loss_stats %logits, %labels, %m  (both Partial(sum) over tp)
+//   %sum, %count = sc.token_loss_combine %sumexp, %picked, %m, %labels
+// so that what crosses the vocabulary split is three [B, S] vectors, never the logits.
+def Sc_StopGradientOp : Sc_UnaryOp<"stop_gradient", [AllTypesMatch<["input", "result"]>], ["lowerToStep"]> {
+  let summary = "the identity, through which sc-autodiff sends no gradient";
+  let description = [{
+    The value is a constant to the differentiation (torch's `detach`): sc-autodiff never
+    marks its result as depending on a trainable parameter, so ops reading it get no request
+    for its gradient. sc-add-loss reads the row maxima of the vocabulary-parallel loss through
+    it: the loss does not depend on the shift of its log-sum-exp. The step is a `copy`.
+  }];
+}
+
+def Sc_TokenLossStatsOp : Sc_Op<"token_loss_stats", [Sc_HasVjp], ["getCost"]> {
+  let summary = "per-row exponential sums and label logits of a vocabulary slice of the logits";
+  let description = [{
+    For logits [B, S, V] (a slice of the vocabulary, columns [vocab_start, vocab_start + V)
+    of the whole, vocab_start 0 when absent), labels [B, S] (i64, shifted) and the rows'
+    maxima `max` [B, S] (f32, over the whole vocabulary), `sumexp[b, s]` = Σ_v exp(logits[b,
+    s, v] − max[b, s]) and `picked[b, s]` = logits[b, s, label − vocab_start] when the label
+    falls in the slice, else 0 (also for label −100). Both f32, computed in f32 (f64 for f64
+    logits). Summed over the slices they are the whole rows' values: the vocabulary dim is a
+    reduction (sharded, both results are Partial(sum)). `max` must not need a gradient (read
+    it through sc.stop_gradient): the VJP is sc.token_loss_stats_grad.
+  }];
+  let arguments = (ins Sc_Tensor:$logits, Sc_Tensor:$labels, Sc_Tensor:$max, Optional<Sc_Tensor>:$vocab_start);
+  let results = (outs Sc_Tensor:$sumexp, Sc_Tensor:$picked);
+  let assemblyFormat = "$logits `,` $labels `,` $max (`vocab_from` $vocab_start^)? attr-dict `:` functional-type(operands, results)";
+}
+
+def Sc_TokenLossStatsGradOp : Sc_Op<"token_loss_stats_grad", [], ["getCost"]> {
+  let summary = "the VJP of sc.token_loss_stats in its logits";
+  let description = [{
+    dlogits[b, s, v] = dsumexp[b, s] · exp(logits[b, s, v] − max[b, s]) + dpicked[b, s] ·
+    [v + vocab_start == labels[b, s]], in the logits' type. Every dim may be split (the
+    vocabulary with `vocab_start`, which sc-partition adds as for sc.token_loss_stats).
+  }];
+  let arguments = (ins Sc_Tensor:$logits, Sc_Tensor:$labels, Sc_Tensor:$max, Sc_Tensor:$dsumexp,
+                   Sc_Tensor:$dpicked, Optional<Sc_Tensor>:$vocab_start);
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "$logits `,` $labels `,` $max `,` $dsumexp `,` $dpicked (`vocab_from` $vocab_start^)? attr-dict `:` functional-type(operands, results)";
+}
+
+def Sc_TokenLossCombineOp : Sc_Op<"token_loss_combine", [Sc_HasVjp], ["getCost"]> {
+  let summary = "sc.token_loss's sum and count from the rows' statistics";
+  let description = [{
+    For sumexp and picked (f32, or f64, [B, S]), max ([B, S], the logits' type) and labels
+    (i64 [B, S]): `sum` = Σ over the rows
+    whose label is not −100 of log(sumexp) + max − picked (each row's log-sum-exp minus its
+    label's logit), `count` the number of those rows; f32 scalars (f64 inputs are summed in
+    f64). Batch and sequence are reductions, as for sc.token_loss. Its VJP is composed of
+    elementwise ops: d sumexp = dsum / sumexp and d picked = −dsum on the counted rows, zero
+    elsewhere; `max` must not need a gradient.
+  }];
+  let arguments = (ins Sc_Tensor:$sumexp, Sc_Tensor:$picked, Sc_Tensor:$max, Sc_Tensor:$labels);
+  let results = (outs Sc_Tensor:$sum, Sc_Tensor:$count);
+  let assemblyFormat = "$sumexp `,` $picked `,` $max `,` $labels attr-dict `:` functional-type(operands, results)";
+}
+
 class Sc_ReduceOp<string mnemonic, list<Trait> traits = []> : Sc_Op<mnemonic, traits, ["lowerToStep"]> {
   let arguments = (ins Sc_Tensor:$input, DenseI64ArrayAttr:$axes,
                    DefaultValuedAttr<BoolAttr, "true">:$keepdims);
@@ -380,17 +444,17 @@ def Sc_ReduceMaxOp : Sc_ReduceOp<"reduce_max">;
 def Sc_ReshapeOp : Sc_UnaryOp<"reshape", [Sc_HasVjp], ["lowerToStep"]> {
   let summary = "reshape to the result type (the shape operand folded at import)";
 }
-def Sc_UnsqueezeOp : Sc_Op<"unsqueeze", [], ["lowerToStep"]> {
+def Sc_UnsqueezeOp : Sc_Op<"unsqueeze", [Sc_HasVjp], ["lowerToStep"]> {
   let arguments = (ins Sc_Tensor:$input, DenseI64ArrayAttr:$axes);
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
 }
-def Sc_SqueezeOp : Sc_Op<"squeeze", [], ["lowerToStep"]> {
+def Sc_SqueezeOp : Sc_Op<"squeeze", [Sc_HasVjp], ["lowerToStep"]> {
   let arguments = (ins Sc_Tensor:$input, DenseI64ArrayAttr:$axes);
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
 }
-def Sc_CopyOp : Sc_UnaryOp<"copy", [AllTypesMatch<["input", "result"]>], ["getCost"]> {
+def Sc_CopyOp : Sc_UnaryOp<"copy", [AllTypesMatch<["input", "result"]>, Sc_HasVjp], ["getCost"]> {
   let summary = "a copy of a value into a buffer of its own in the arena";
   let description = [{
     sc-materialize-outputs returns a copy of each graph output that is a parameter, a
@@ -399,7 +463,7 @@ def Sc_CopyOp : Sc_UnaryOp<"copy", [AllTypesMatch<["input", "result"]>], ["getCo
     the model's work), as it was when the emitter added the copy itself.
   }];
 }
-def Sc_ExpandOp : Sc_UnaryOp<"expand"> {
+def Sc_ExpandOp : Sc_UnaryOp<"expand", [Sc_HasVjp]> {
   let summary = "broadcast to the result type (the shape operand folded at import)";
 }
 def Sc_TransposeOp : Sc_Op<"transpose", [Sc_HasVjp], ["lowerToStep"]> {
@@ -424,7 +488,7 @@ def Sc_SplitOp : Sc_Op<"split", [Sc_HasVjp], ["lowerToStep"]> {
   let results = (outs Variadic<Sc_Tensor>:$results);
   let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
 }
-def Sc_GatherOp : Sc_Op<"gather", [], ["lowerToStep"]> {
+def Sc_GatherOp : Sc_Op<"gather", [Sc_HasVjp], ["lowerToStep"]> {
   let arguments = (ins Sc_Tensor:$data, Sc_Tensor:$indices, I64Attr:$axis);
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$data `,` $indices attr-dict `:` functional-type(operands, results)";
@@ -490,7 +554,7 @@ def Sc_LessOp : Sc_BinaryOp<"less"> {
 def Sc_LessEqualOp : Sc_BinaryOp<"less_equal"> {
   let summary = "lhs <= rhs (bool result; NaN compares false)";
 }
-def Sc_LeakyReluOp : Sc_BinaryFormulaOp<"leaky_relu"> {
+def Sc_LeakyReluOp : Sc_BinaryFormulaOp<"leaky_relu", "None", [Sc_HasVjp]> {
   let summary = "x < 0 ? x * alpha : x, for x (lhs) and alpha (rhs, a scalar constant)";
 }
 def Sc_ModOp : Sc_BinaryFormulaOp<"mod"> {

@@ -101,6 +101,10 @@ struct Plan {
   // `loss: {labels: input}` (train mode): the labels come from a graph input `labels` [B, S]
   // (ignore index -100) that shardc adds and shifts, instead of the shifted input ids.
   bool lossLabelsInput = false;
+  // `loss_parallel:` (train mode; torchtitan's loss_parallel): the cross-entropy runs on the
+  // vocabulary-split logits of a colwise lm_head, which are never gathered (sc-add-loss's
+  // vocabulary-parallel form). Unset: on when tp > 1.
+  std::optional<bool> lossParallel;
   // `trainable:` / `frozen:` (train mode): globs over parameter names and module paths that
   // override the exporter's trainable set; frozen wins when both match (docs/plan.md).
   std::vector<std::string> trainableGlobs, frozenGlobs;

@@ -320,11 +320,14 @@ enum class StepKind : uint16_t {
   top_k = 45,
   gather_nd = 46,
   moe_experts = 47,
+  token_loss_stats = 48,
+  token_loss_stats_grad = 49,
+  token_loss_combine = 50,
   MIN = copy,
-  MAX = moe_experts
+  MAX = token_loss_combine
 };
 
-inline const StepKind (&EnumValuesStepKind())[48] {
+inline const StepKind (&EnumValuesStepKind())[51] {
   static const StepKind values[] = {
     StepKind::copy,
     StepKind::cast,
@@ -373,13 +376,16 @@ inline const StepKind (&EnumValuesStepKind())[48] {
     StepKind::scatter_nd,
     StepKind::top_k,
     StepKind::gather_nd,
-    StepKind::moe_experts
+    StepKind::moe_experts,
+    StepKind::token_loss_stats,
+    StepKind::token_loss_stats_grad,
+    StepKind::token_loss_combine
   };
   return values;
 }
 
 inline const char * const *EnumNamesStepKind() {
-  static const char * const names[49] = {
+  static const char * const names[52] = {
     "copy",
     "cast",
     "equal",
@@ -428,13 +434,16 @@ inline const char * const *EnumNamesStepKind() {
     "top_k",
     "gather_nd",
     "moe_experts",
+    "token_loss_stats",
+    "token_loss_stats_grad",
+    "token_loss_combine",
     nullptr
   };
   return names;
 }
 
 inline const char *EnumNameStepKind(StepKind e) {
-  if (flatbuffers::IsOutRange(e, StepKind::copy, StepKind::moe_experts)) return "";
+  if (flatbuffers::IsOutRange(e, StepKind::copy, StepKind::token_loss_combine)) return "";
   const size_t index = static_cast<size_t>(e);
   return EnumNamesStepKind()[index];
 }
@@ -3471,6 +3480,9 @@ inline const flatbuffers::TypeTable *StepKindTypeTable() {
     { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 }
   };
   static const flatbuffers::TypeFunction type_refs[] = {
@@ -3524,10 +3536,13 @@ inline const flatbuffers::TypeTable *StepKindTypeTable() {
     "scatter_nd",
     "top_k",
     "gather_nd",
-    "moe_experts"
+    "moe_experts",
+    "token_loss_stats",
+    "token_loss_stats_grad",
+    "token_loss_combine"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_ENUM, 48, type_codes, type_refs, nullptr, nullptr, names
+    flatbuffers::ST_ENUM, 51, type_codes, type_refs, nullptr, nullptr, names
   };
   return &tt;
 }
