@@ -26,7 +26,7 @@ import torch
 import transformers
 
 VOCAB = 128
-SHAPES = [(2, 64), (3, 48)]
+SHAPES = [(2, 64), (3, 48), (4, 32)]
 
 
 def config(name):

@@ -397,7 +397,7 @@ llvm::Expected<OwningOpRef<ModuleOp>> Importer::run(llvm::MemoryBufferRef bytes)
       std::string list;
       for (const std::string &n : names)
         list += (list.empty() ? "" : ", ") + n;
-      return makeError(path + ": --shapes names dim '" + kv.first + "', which no input has (symbolic dims: " +
+      return makeError(path + ": --shapes names dim '" + kv.first + "', which no input has (symbolic dims --input-shape leaves: " +
                        (list.empty() ? std::string("none") : list) + ")");
     }
 
