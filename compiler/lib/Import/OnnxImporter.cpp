@@ -373,9 +373,9 @@ llvm::Expected<OwningOpRef<ModuleOp>> Importer::run(llvm::MemoryBufferRef bytes)
         auto named = d.dim_param().empty() ? opts.dimBindings.end() : opts.dimBindings.find(d.dim_param());
         if (named == opts.dimBindings.end())
           return makeError(path + ": input '" + vi.name() + "' has symbolic dim '" +
-                           (d.dim_param().empty() ? std::string("?") : d.dim_param()) + "'; bind it with " +
-                           (d.dim_param().empty() ? std::string() : "--shapes " + d.dim_param() + "=<n> or ") +
-                           "--input-shape " + vi.name() + "=<dims separated by x>");
+                           (d.dim_param().empty() ? std::string("?") : d.dim_param()) + "'; bind it with --input-shape " +
+                           vi.name() + "=<dims separated by x>" +
+                           (d.dim_param().empty() ? std::string() : " or --shapes " + d.dim_param() + "=<n>"));
         usedDims.insert(named->first);
         shape.push_back(named->second);
       }
