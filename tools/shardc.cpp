@@ -33,6 +33,7 @@ int exportWeightsMain(int argc, char **argv);
 #include "llvm/Support/raw_ostream.h"
 
 #include <chrono>
+#include <functional>
 #include <set>
 #include <cstdlib>
 
@@ -256,6 +257,97 @@ int runPlan(MLIRContext &ctx) {
   return 0;
 }
 
+// One program of compile: import (binding `dims`, one --shapes set, when given), the plan
+// and the pass pipeline; its progress lines and timers are compile's.
+FailureOr<OwningOpRef<ModuleOp>> compileProgram(MLIRContext &ctx, const shardc::DimBindings *dims, TimingScope &root,
+                                                const std::function<void(const llvm::Twine &)> &progress) {
+  progress("importing " + inputFile);
+  TimingScope importTimer = root.nest("import");
+  auto module = importModel(ctx, dims);
+  importTimer.stop();
+  if (failed(module))
+    return failure();
+  // Anchored on builtin.module so that --dump-pass-pipeline replays in shardc-opt as
+  // --pass-pipeline='<printed pipeline>'.
+  // A plan or a mesh makes the program sharded: the resolved plan is recorded on the module
+  // (sc.mesh, sc.tp_styles, sc.plan) so every later stage is reproducible from the IR.
+  if (!planPath.empty() || !meshSpec.empty()) {
+    // tp_plan: auto reads the raised program; the pipeline's raising is then a no-op.
+    TimingScope raiseTimer = root.nest("raise (before the plan)");
+    if (failed(raiseModule(**module, &raiseTimer)))
+      return error("compilation failed"), failure();
+    raiseTimer.stop();
+    std::optional<int64_t> worldSize;
+    if (nproc > 0)
+      worldSize = nproc;
+    auto plan = shardc::choosePlan(**module, planPath, meshSpec, worldSize);
+    if (!plan)
+      return error(llvm::toString(plan.takeError())), failure();
+    shardc::MeshShape mesh;
+    mesh.axes = plan->mesh.axes;
+    Builder b(&ctx);
+    SmallVector<NamedAttribute> styles;
+    for (auto &[path, style] : plan->resolved)
+      styles.push_back(b.getNamedAttr(
+          path, shardc::sc::TpStyleAttr::get(&ctx, style)));
+    (**module)->setAttr("sc.mesh", mesh.toAttr(&ctx));
+    (**module)->setAttr("sc.tp_styles", b.getDictionaryAttr(styles));
+    if (plan->fsdpPrefetch)
+      (**module)->setAttr("sc.fsdp_prefetch", b.getUnitAttr());
+    if (plan->sequenceParallel)
+      (**module)->setAttr("sc.sequence_parallel", b.getUnitAttr());
+    // mode: train: sc-add-loss appends the loss (docs/training.md).
+    // mode: train: sc.trainable on the sc.params that train (docs/training.md).
+    if (plan->mode == shardc::Mode::Train)
+      shardc::markTrainableParams(**module, *plan, exporterTrainable);
+    if (plan->mode == shardc::Mode::Train) {
+      SmallVector<NamedAttribute> train{
+          b.getNamedAttr("labels", b.getStringAttr(plan->lossLabelsInput ? "input" : "input_ids"))};
+      if (DictionaryAttr o = shardc::optimizerAttr(b, *plan))
+        train.push_back(b.getNamedAttr("optimizer", o));
+      if (DictionaryAttr l = shardc::lrSchedulerAttr(b, *plan))
+        train.push_back(b.getNamedAttr("lr_scheduler", l));
+      if (plan->maxGradNorm)
+        train.push_back(b.getNamedAttr("max_grad_norm", b.getF64FloatAttr(*plan->maxGradNorm)));
+      if (plan->gradientAccumulationSteps != 1) {
+        train.push_back(b.getNamedAttr("gradient_accumulation_steps", b.getI64IntegerAttr(plan->gradientAccumulationSteps)));
+        train.push_back(b.getNamedAttr("defer_fsdp_grad_sync", b.getBoolAttr(plan->deferFsdpGradSync)));
+      }
+      if (plan->mp.masterDtype != shardc::DType::FP32)
+        train.push_back(b.getNamedAttr("master_dtype", b.getStringAttr(shardc::stringifyDType(plan->mp.masterDtype))));
+      train.push_back(b.getNamedAttr("reshard_after_forward",
+                                     b.getStringAttr(shardc::stringifyReshardAfterForward(plan->reshardAfterForward))));
+      if (plan->activationCheckpointing != shardc::Checkpointing::None)
+        train.push_back(b.getNamedAttr("activation_checkpointing",
+                                       b.getStringAttr(shardc::stringifyCheckpointing(plan->activationCheckpointing))));
+      (**module)->setAttr("sc.train", b.getDictionaryAttr(train));
+    }
+    (**module)->setAttr("sc.mp_policy",
+                        b.getDictionaryAttr({b.getNamedAttr("param_dtype", b.getStringAttr(shardc::stringifyDType(plan->mp.paramDtype))),
+                                             b.getNamedAttr("reduce_dtype", b.getStringAttr(shardc::stringifyDType(plan->mp.reduceDtype))),
+                                             b.getNamedAttr("output_dtype", b.getStringAttr(shardc::stringifyDType(plan->mp.outputDtype)))}));
+    progress("plan: mesh " + plan->mesh.str() + ", " + std::to_string(plan->resolved.size()) +
+             " modules tensor-parallel, param_dtype " + shardc::stringifyDType(plan->mp.paramDtype).str() +
+             ", output_dtype " + shardc::stringifyDType(plan->mp.outputDtype).str());
+  }
+  PassManager pm(&ctx, ModuleOp::getOperationName());
+  if (failed(applyPassManagerCLOptions(pm)))
+    return error("invalid pass manager options"), failure();
+  pm.enableTiming(root);
+  shardc::buildCompilePipeline(pm, /*sharded=*/(**module)->hasAttr("sc.mesh"), /*fuse=*/!noFuse);
+  if (reportUnraised)
+    pm.nest<func::FuncOp>().addPass(shardc::createScReportUnraised());
+  if (dumpPipeline) {
+    llvm::errs() << "pass pipeline: ";
+    pm.printAsTextualPipeline(llvm::errs());
+    llvm::errs() << "\n";
+  }
+  progress("running passes");
+  if (failed(pm.run(**module)))
+    return error("compilation failed"), failure();
+  return std::move(*module);
+}
+
 int runCompile(MLIRContext &ctx) {
   if (outputFile.empty())
     return error("compile needs -o <file.shardc>");
@@ -263,108 +355,20 @@ int runCompile(MLIRContext &ctx) {
   tm.setEnabled(timing);
   TimingScope root = tm.getRootScope();
   auto t0 = std::chrono::steady_clock::now();
-  auto progress = [&](const llvm::Twine &msg) {
+  std::function<void(const llvm::Twine &)> progress = [&](const llvm::Twine &msg) {
     if (!quiet)
       llvm::errs() << llvm::format("[shardc %6.2fs] ", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count())
                    << msg << "\n";
   };
   // One program per --shapes set (or one, bound by --input-shape alone).
-  auto compileSet = [&](const shardc::DimBindings *dims) -> FailureOr<OwningOpRef<ModuleOp>> {
-    progress("importing " + inputFile);
-    TimingScope importTimer = root.nest("import");
-    auto module = importModel(ctx, dims);
-    importTimer.stop();
-    if (failed(module))
-      return failure();
-    // Anchored on builtin.module so that --dump-pass-pipeline replays in shardc-opt as
-    // --pass-pipeline='<printed pipeline>'.
-    // A plan or a mesh makes the program sharded: the resolved plan is recorded on the module
-    // (sc.mesh, sc.tp_styles, sc.plan) so every later stage is reproducible from the IR.
-    if (!planPath.empty() || !meshSpec.empty()) {
-      // tp_plan: auto reads the raised program; the pipeline's raising is then a no-op.
-      TimingScope raiseTimer = root.nest("raise (before the plan)");
-      if (failed(raiseModule(**module, &raiseTimer)))
-        return error("compilation failed"), failure();
-      raiseTimer.stop();
-      std::optional<int64_t> worldSize;
-      if (nproc > 0)
-        worldSize = nproc;
-      auto plan = shardc::choosePlan(**module, planPath, meshSpec, worldSize);
-      if (!plan)
-        return error(llvm::toString(plan.takeError())), failure();
-      shardc::MeshShape mesh;
-      mesh.axes = plan->mesh.axes;
-      Builder b(&ctx);
-      SmallVector<NamedAttribute> styles;
-      for (auto &[path, style] : plan->resolved)
-        styles.push_back(b.getNamedAttr(
-            path, shardc::sc::TpStyleAttr::get(&ctx, style)));
-      (**module)->setAttr("sc.mesh", mesh.toAttr(&ctx));
-      (**module)->setAttr("sc.tp_styles", b.getDictionaryAttr(styles));
-      if (plan->fsdpPrefetch)
-        (**module)->setAttr("sc.fsdp_prefetch", b.getUnitAttr());
-      if (plan->sequenceParallel)
-        (**module)->setAttr("sc.sequence_parallel", b.getUnitAttr());
-      // mode: train: sc-add-loss appends the loss (docs/training.md).
-      // mode: train: sc.trainable on the sc.params that train (docs/training.md).
-      if (plan->mode == shardc::Mode::Train)
-        shardc::markTrainableParams(**module, *plan, exporterTrainable);
-      if (plan->mode == shardc::Mode::Train) {
-        SmallVector<NamedAttribute> train{
-            b.getNamedAttr("labels", b.getStringAttr(plan->lossLabelsInput ? "input" : "input_ids"))};
-        if (DictionaryAttr o = shardc::optimizerAttr(b, *plan))
-          train.push_back(b.getNamedAttr("optimizer", o));
-        if (DictionaryAttr l = shardc::lrSchedulerAttr(b, *plan))
-          train.push_back(b.getNamedAttr("lr_scheduler", l));
-        if (plan->maxGradNorm)
-          train.push_back(b.getNamedAttr("max_grad_norm", b.getF64FloatAttr(*plan->maxGradNorm)));
-        if (plan->gradientAccumulationSteps != 1) {
-          train.push_back(b.getNamedAttr("gradient_accumulation_steps", b.getI64IntegerAttr(plan->gradientAccumulationSteps)));
-          train.push_back(b.getNamedAttr("defer_fsdp_grad_sync", b.getBoolAttr(plan->deferFsdpGradSync)));
-        }
-        if (plan->mp.masterDtype != shardc::DType::FP32)
-          train.push_back(b.getNamedAttr("master_dtype", b.getStringAttr(shardc::stringifyDType(plan->mp.masterDtype))));
-        train.push_back(b.getNamedAttr("reshard_after_forward",
-                                       b.getStringAttr(shardc::stringifyReshardAfterForward(plan->reshardAfterForward))));
-        if (plan->activationCheckpointing != shardc::Checkpointing::None)
-          train.push_back(b.getNamedAttr("activation_checkpointing",
-                                         b.getStringAttr(shardc::stringifyCheckpointing(plan->activationCheckpointing))));
-        (**module)->setAttr("sc.train", b.getDictionaryAttr(train));
-      }
-      (**module)->setAttr("sc.mp_policy",
-                          b.getDictionaryAttr({b.getNamedAttr("param_dtype", b.getStringAttr(shardc::stringifyDType(plan->mp.paramDtype))),
-                                               b.getNamedAttr("reduce_dtype", b.getStringAttr(shardc::stringifyDType(plan->mp.reduceDtype))),
-                                               b.getNamedAttr("output_dtype", b.getStringAttr(shardc::stringifyDType(plan->mp.outputDtype)))}));
-      progress("plan: mesh " + plan->mesh.str() + ", " + std::to_string(plan->resolved.size()) +
-               " modules tensor-parallel, param_dtype " + shardc::stringifyDType(plan->mp.paramDtype).str() +
-               ", output_dtype " + shardc::stringifyDType(plan->mp.outputDtype).str());
-    }
-    PassManager pm(&ctx, ModuleOp::getOperationName());
-    if (failed(applyPassManagerCLOptions(pm)))
-      return error("invalid pass manager options"), failure();
-    pm.enableTiming(root);
-    shardc::buildCompilePipeline(pm, /*sharded=*/(**module)->hasAttr("sc.mesh"), /*fuse=*/!noFuse);
-    if (reportUnraised)
-      pm.nest<func::FuncOp>().addPass(shardc::createScReportUnraised());
-    if (dumpPipeline) {
-      llvm::errs() << "pass pipeline: ";
-      pm.printAsTextualPipeline(llvm::errs());
-      llvm::errs() << "\n";
-    }
-    progress("running passes");
-    if (failed(pm.run(**module)))
-      return error("compilation failed"), failure();
-    return std::move(*module);
-  };
-  std::vector<OwningOpRef<ModuleOp>> modules;
+  std::vector<FailureOr<OwningOpRef<ModuleOp>>> modules;
   for (size_t i = 0; i < std::max<size_t>(1, shapeSets.size()); ++i) {
     const shardc::DimBindings *dims = shapeSets.empty() ? nullptr : &shapeSets[i];
     if (shapeSets.size() > 1)
       progress(llvm::formatv("shapes {0} (set {1} of {2})", shardc::formatDimBindings(*dims), i + 1, shapeSets.size()));
-    auto compiled = compileSet(dims);
-    if (failed(compiled))
+    modules.push_back(compileProgram(ctx, dims, root, progress));
+    if (failed(modules.back()))
       return 1;
-    modules.push_back(std::move(*compiled));
   }
   auto &module = modules.front();
   if (!emitMlir.empty()) {
@@ -386,14 +390,14 @@ int runCompile(MLIRContext &ctx) {
     shardc::EmitOptions nested = emitOptions;
     nested.shapes = shardc::formatDimBindings(shapeSets[i]);
     shardc::EmitStats nestedStats;
-    auto program = shardc::emitProgram(*modules[i], outputFile, nestedStats, nested);
+    auto program = shardc::emitProgram(**modules[i], outputFile, nestedStats, nested);
     if (!program)
       return error(llvm::toString(program.takeError()));
     emitOptions.programs.push_back(std::move(*program));
   }
   if (!shapeSets.empty())
     emitOptions.shapes = shardc::formatDimBindings(shapeSets.front());
-  if (auto err = shardc::emitArtifact(*module, outputFile, stats, emitOptions))
+  if (auto err = shardc::emitArtifact(**module, outputFile, stats, emitOptions))
     return error(llvm::toString(std::move(err)));
   emitTimer.stop();
   if (!kernelSourceFile.empty()) {
