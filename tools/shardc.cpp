@@ -33,6 +33,7 @@ int exportWeightsMain(int argc, char **argv);
 #include "llvm/Support/raw_ostream.h"
 
 #include <chrono>
+#include <functional>
 #include <set>
 #include <cstdlib>
 
@@ -46,6 +47,9 @@ cl::OptionCategory cat("shardc options");
 cl::opt<std::string> inputFile(cl::Positional, cl::desc("<model.onnx>"), cl::cat(cat));
 cl::opt<std::string> outputFile("o", cl::desc("output artifact (compile)"), cl::value_desc("file"), cl::cat(cat));
 cl::list<std::string> inputShapes("input-shape", cl::desc("bind symbolic input dims: name=2x64"), cl::cat(cat));
+cl::opt<std::string> shapesSpec("shapes", cl::desc("bind symbolic dims by name, one program per ';'-separated set "
+                                                   "(compile, verify): 'batch=2,seq=64;batch=3,seq=48'"),
+                                cl::value_desc("sets"), cl::cat(cat));
 cl::opt<bool> dumpPipeline("dump-pass-pipeline", cl::desc("print the pass pipeline (replayable with shardc-opt)"), cl::cat(cat));
 cl::opt<bool> timing("timing", cl::desc("print the time of each step and pass"), cl::cat(cat));
 cl::opt<bool> reportUnraised("report-unraised", cl::desc("list primitive ops left after raising"), cl::cat(cat));
@@ -106,9 +110,16 @@ int error(const llvm::Twine &msg) {
 // The ONNX names of the initializers the exporter marks trainable (filled by importModel).
 std::set<std::string> exporterTrainable;
 
-FailureOr<OwningOpRef<ModuleOp>> importModel(MLIRContext &ctx) {
+// The --shapes sets (none: one program, bound by --input-shape alone).
+std::vector<shardc::DimBindings> shapeSets;
+
+FailureOr<OwningOpRef<ModuleOp>> importModel(MLIRContext &ctx, const shardc::DimBindings *dims = nullptr) {
   ImportOptions opts;
   opts.exporterTrainable = &exporterTrainable;
+  if (dims)
+    opts.dimBindings = *dims;
+  else if (shapeSets.size() == 1)
+    opts.dimBindings = shapeSets.front();
   for (const std::string &spec : inputShapes) {
     std::string err;
     if (!shardc::parseInputShapeSpec(spec, opts, err)) {
@@ -144,6 +155,8 @@ int runInspect(MLIRContext &ctx) {
   llvm::outs() << *summary;
   // Parameters as the importer names them (anonymous folded weights get module paths).
   ImportOptions opts;
+  if (!shapeSets.empty())
+    opts.dimBindings = shapeSets.front();
   for (const std::string &spec : inputShapes) {
     std::string err;
     if (!shardc::parseInputShapeSpec(spec, opts, err))
@@ -244,24 +257,16 @@ int runPlan(MLIRContext &ctx) {
   return 0;
 }
 
-int runCompile(MLIRContext &ctx) {
-  if (outputFile.empty())
-    return error("compile needs -o <file.shardc>");
-  DefaultTimingManager tm;
-  tm.setEnabled(timing);
-  TimingScope root = tm.getRootScope();
-  auto t0 = std::chrono::steady_clock::now();
-  auto progress = [&](const llvm::Twine &msg) {
-    if (!quiet)
-      llvm::errs() << llvm::format("[shardc %6.2fs] ", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count())
-                   << msg << "\n";
-  };
+// One program of compile: import (binding `dims`, one --shapes set, when given), the plan
+// and the pass pipeline; its progress lines and timers are compile's.
+FailureOr<OwningOpRef<ModuleOp>> compileProgram(MLIRContext &ctx, const shardc::DimBindings *dims, TimingScope &root,
+                                                const std::function<void(const llvm::Twine &)> &progress) {
   progress("importing " + inputFile);
   TimingScope importTimer = root.nest("import");
-  auto module = importModel(ctx);
+  auto module = importModel(ctx, dims);
   importTimer.stop();
   if (failed(module))
-    return 1;
+    return failure();
   // Anchored on builtin.module so that --dump-pass-pipeline replays in shardc-opt as
   // --pass-pipeline='<printed pipeline>'.
   // A plan or a mesh makes the program sharded: the resolved plan is recorded on the module
@@ -270,14 +275,14 @@ int runCompile(MLIRContext &ctx) {
     // tp_plan: auto reads the raised program; the pipeline's raising is then a no-op.
     TimingScope raiseTimer = root.nest("raise (before the plan)");
     if (failed(raiseModule(**module, &raiseTimer)))
-      return error("compilation failed");
+      return error("compilation failed"), failure();
     raiseTimer.stop();
     std::optional<int64_t> worldSize;
     if (nproc > 0)
       worldSize = nproc;
     auto plan = shardc::choosePlan(**module, planPath, meshSpec, worldSize);
     if (!plan)
-      return error(llvm::toString(plan.takeError()));
+      return error(llvm::toString(plan.takeError())), failure();
     shardc::MeshShape mesh;
     mesh.axes = plan->mesh.axes;
     Builder b(&ctx);
@@ -329,7 +334,7 @@ int runCompile(MLIRContext &ctx) {
   }
   PassManager pm(&ctx, ModuleOp::getOperationName());
   if (failed(applyPassManagerCLOptions(pm)))
-    return error("invalid pass manager options");
+    return error("invalid pass manager options"), failure();
   pm.enableTiming(root);
   shardc::buildCompilePipeline(pm, /*sharded=*/(**module)->hasAttr("sc.mesh"), /*fuse=*/!noFuse);
   if (reportUnraised)
@@ -341,7 +346,33 @@ int runCompile(MLIRContext &ctx) {
   }
   progress("running passes");
   if (failed(pm.run(**module)))
-    return error("compilation failed");
+    return error("compilation failed"), failure();
+  return std::move(*module);
+}
+
+int runCompile(MLIRContext &ctx) {
+  if (outputFile.empty())
+    return error("compile needs -o <file.shardc>");
+  DefaultTimingManager tm;
+  tm.setEnabled(timing);
+  TimingScope root = tm.getRootScope();
+  auto t0 = std::chrono::steady_clock::now();
+  std::function<void(const llvm::Twine &)> progress = [&](const llvm::Twine &msg) {
+    if (!quiet)
+      llvm::errs() << llvm::format("[shardc %6.2fs] ", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count())
+                   << msg << "\n";
+  };
+  // One program per --shapes set (or one, bound by --input-shape alone).
+  std::vector<FailureOr<OwningOpRef<ModuleOp>>> modules;
+  for (size_t i = 0; i < std::max<size_t>(1, shapeSets.size()); ++i) {
+    const shardc::DimBindings *dims = shapeSets.empty() ? nullptr : &shapeSets[i];
+    if (shapeSets.size() > 1)
+      progress(llvm::formatv("shapes {0} (set {1} of {2})", shardc::formatDimBindings(*dims), i + 1, shapeSets.size()));
+    modules.push_back(compileProgram(ctx, dims, root, progress));
+    if (failed(modules.back()))
+      return 1;
+  }
+  auto &module = modules.front();
   if (!emitMlir.empty()) {
     std::error_code ec;
     llvm::raw_fd_ostream os(emitMlir, ec);
@@ -356,6 +387,18 @@ int runCompile(MLIRContext &ctx) {
   shardc::EmitStats stats;
   shardc::EmitOptions emitOptions;
   emitOptions.relativeWeights = relativeWeights;
+  // Several sets: the first set's program is the manifest, the others nested in it.
+  for (size_t i = 1; i < modules.size(); ++i) {
+    shardc::EmitOptions nested = emitOptions;
+    nested.shapes = shardc::formatDimBindings(shapeSets[i]);
+    shardc::EmitStats nestedStats;
+    auto program = shardc::emitProgram(**modules[i], outputFile, nestedStats, nested);
+    if (!program)
+      return error(llvm::toString(program.takeError()));
+    emitOptions.programs.push_back(std::move(*program));
+  }
+  if (!shapeSets.empty())
+    emitOptions.shapes = shardc::formatDimBindings(shapeSets.front());
   if (auto err = shardc::emitArtifact(**module, outputFile, stats, emitOptions))
     return error(llvm::toString(std::move(err)));
   emitTimer.stop();
@@ -380,7 +423,7 @@ int runCompile(MLIRContext &ctx) {
 // `cmake --install` puts it there); this maps the documented options onto it.
 int runVerify(const char *argv0) {
   if (inputFile.empty() || nproc < 1)
-    return error("usage: shardc verify m.onnx --nproc N [--plan p.yaml] [--mesh tp=2] [--inputs x.npz] "
+    return error("usage: shardc verify m.onnx --nproc N [--plan p.yaml] [--mesh tp=2] [--shapes b=2,s=64;...] [--inputs x.npz] "
                  "[--atol 1e-4] [--rtol 0] [--seed 1234] [--workdir DIR] [--keep] [--bisect]");
   std::string self = llvm::sys::fs::getMainExecutable(argv0, (void *)&runVerify);
   llvm::StringRef binDir = llvm::sys::path::parent_path(self);
@@ -428,13 +471,31 @@ int runVerify(const char *argv0) {
     args.push_back("--inputs=" + verifyInputs);
   if (verifyBisect)
     args.push_back("--bisect");
-  std::vector<llvm::StringRef> refs(args.begin(), args.end());
-  std::string msg;
-  int rc = llvm::sys::ExecuteAndWait(args[0], refs, std::nullopt, {}, 0, 0, &msg);
+  for (const std::string &spec : inputShapes)
+    args.push_back("--input-shape=" + spec);
+  // --shapes: one comparison per set, each in its own subdirectory of the work directory.
+  int rc = 0;
+  for (size_t i = 0; i < std::max<size_t>(1, shapeSets.size()); ++i) {
+    std::vector<std::string> run = args;
+    if (!shapeSets.empty()) {
+      std::string set = shardc::formatDimBindings(shapeSets[i]);
+      llvm::SmallString<256> sub(workdir);
+      llvm::sys::path::append(sub, "shapes" + std::to_string(i));
+      *(std::find(run.begin(), run.end(), "--workdir") + 1) = std::string(sub);
+      run.push_back("--shapes=" + set);
+      llvm::errs() << "shardc: verify: shapes " << set << "\n";
+    }
+    std::vector<llvm::StringRef> refs(run.begin(), run.end());
+    std::string msg;
+    int one = llvm::sys::ExecuteAndWait(run[0], refs, std::nullopt, {}, 0, 0, &msg);
+    if (one < 0) {
+      rc = error("verify: cannot run " + run[0] + ": " + msg);
+      break;
+    }
+    rc = rc ? rc : one;
+  }
   if (removeWorkdir)
     (void)llvm::sys::fs::remove_directories(workdir);
-  if (rc < 0)
-    return error("verify: cannot run " + args[0] + ": " + msg);
   return rc;
 }
 
@@ -484,6 +545,14 @@ int main(int argc, char **argv) {
     cl::HideUnrelatedOptions(cat);
   if (!cl::ParseCommandLineOptions(args.size(), args.data(), overview, &llvm::errs()))
     return 2;
+  if (!shapesSpec.empty()) {
+    std::string err;
+    if (!shardc::parseShapesSpec(shapesSpec, shapeSets, err))
+      return error(err);
+    if (shapeSets.size() > 1 && cmd != "compile" && cmd != "verify")
+      return error(cmd + ": --shapes gives " + std::to_string(shapeSets.size()) +
+                   " sets; only compile and verify take several (one program each)");
+  }
   if (cmd == "verify")
     return runVerify(argv[0]); // the comparison runs in Python: no MLIR context here
   if (inputFile.empty())

@@ -46,13 +46,23 @@ NP_OF_ONNX = {
 }
 
 
+# Symbolic dims bound as shardc binds them: --input-shape name=2x64 per input, then --shapes
+# batch=2,seq=64 by dim name (set by main()).
+INPUT_SHAPES, DIM_BINDINGS = {}, {}
+
+
 def static_shape(vi):
+    if vi.name in INPUT_SHAPES:
+        return INPUT_SHAPES[vi.name]
     dims = []
     for d in vi.type.tensor_type.shape.dim:
-        if not d.HasField("dim_value"):
+        if d.HasField("dim_value"):
+            dims.append(d.dim_value)
+        elif d.dim_param in DIM_BINDINGS:
+            dims.append(DIM_BINDINGS[d.dim_param])
+        else:
             fail_setup(f"input {vi.name!r} has a symbolic dim {d.dim_param!r}; "
-                       "shardc compiles static shapes only")
-        dims.append(d.dim_value)
+                       "bind it with --shapes or --input-shape")
     return dims
 
 
@@ -258,7 +268,20 @@ def main():
                     help="when sharded and unsharded differ, find the first diverging module")
     ap.add_argument("--unsharded-compile-arg", action="append", default=[],
                     help="extra argument for the unsharded compile (e.g. the same plan at mesh 1)")
+    ap.add_argument("--shapes", default="",
+                    help="one set of symbolic-dim bindings, batch=2,seq=64 (also passed to both compiles)")
+    ap.add_argument("--input-shape", action="append", default=[],
+                    help="name=2x64: an input's shape (repeatable; also passed to both compiles)")
     args = ap.parse_args()
+    for item in filter(None, args.shapes.split(",")):
+        k, _, v = item.partition("=")
+        DIM_BINDINGS[k.strip()] = int(v)
+    for spec in args.input_shape:
+        k, _, v = spec.partition("=")
+        INPUT_SHAPES[k] = [int(x) for x in v.split("x")]
+    binds = ([f"--shapes={args.shapes}"] if args.shapes else []) + [f"--input-shape={s}" for s in args.input_shape]
+    args.compile_arg += binds
+    args.unsharded_compile_arg += binds
 
     if bool(args.reference) != bool(args.ref_prefix):
         fail_setup("--reference and --ref-prefix go together")

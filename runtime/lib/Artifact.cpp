@@ -504,9 +504,64 @@ private:
   }
 };
 
-// Verifies both checksums and the manifest's structure, then converts and validates it into
-// `out`, which already holds the path and the blob.
-std::string decodeArtifact(std::string_view manifest, const ArtifactHeader &h, Artifact &out) {
+std::string allocateBlob(uint64_t bytes, const std::string &where, Artifact &out);
+
+// An input binding's global shape (the verifier has checked the structure; ids are checked
+// here, and again by the converter for the program it converts).
+std::vector<std::pair<std::string, std::vector<int64_t>>> inputShapes(const fb::Manifest &m) {
+  std::vector<std::pair<std::string, std::vector<int64_t>>> out;
+  for (const fb::IoBinding *in : *m.inputs()) {
+    std::vector<int64_t> shape;
+    if (in->buffer() >= 0 && in->buffer() < static_cast<int64_t>(m.buffers()->size())) {
+      const fb::Buffer *b = m.buffers()->Get(static_cast<flatbuffers::uoffset_t>(in->buffer()));
+      const auto *dims = b->global_shape() ? b->global_shape() : b->shape();
+      shape.assign(dims->begin(), dims->end());
+    }
+    out.push_back({in->name()->str(), std::move(shape)});
+  }
+  return out;
+}
+
+// Several shape sets: lists every program in out.programs and, for a nested one, replaces
+// out.blob with that program's range of the blob.
+std::string selectProgram(const fb::Manifest &root, const std::string &where, int64_t program, Artifact &out) {
+  size_t nested = root.programs() ? root.programs()->size() : 0;
+  if (program < 0 || program > static_cast<int64_t>(nested))
+    return where + "program " + std::to_string(program) + " does not exist (the artifact has " +
+           std::to_string(nested + 1) + ")";
+  out.program = program;
+  if (nested == 0)
+    return "";
+  out.programs.push_back({root.shapes() ? root.shapes()->str() : std::string(), inputShapes(root)});
+  for (size_t i = 0; i < nested; ++i) {
+    const fb::Program *p = root.programs()->Get(static_cast<flatbuffers::uoffset_t>(i));
+    const fb::Manifest *m = p->manifest_nested_root();
+    std::string at = where + "programs[" + std::to_string(i) + "]: ";
+    if (!fb::ManifestBufferHasIdentifier(p->manifest()->data()))
+      return at + "the nested manifest lacks the identifier \"" + std::string(fb::ManifestIdentifier()) + "\"";
+    if (m->programs() && m->programs()->size())
+      return at + "a nested manifest has programs of its own";
+    if (p->blob_offset() % MemoryBlock::kAlignment != 0 || p->blob_offset() > out.blob.size() ||
+        p->blob_bytes() > out.blob.size() - p->blob_offset())
+      return at + "blob range [" + std::to_string(p->blob_offset()) + ", " +
+             std::to_string(p->blob_offset() + p->blob_bytes()) + ") is unaligned or lies beyond the blob (" +
+             std::to_string(out.blob.size()) + " bytes)";
+    out.programs.push_back({p->shapes()->str(), inputShapes(*m)});
+  }
+  if (program == 0)
+    return "";
+  const fb::Program *p = root.programs()->Get(static_cast<flatbuffers::uoffset_t>(program - 1));
+  MemoryBlock whole = std::move(out.blob);
+  if (std::string err = allocateBlob(p->blob_bytes(), where, out); !err.empty())
+    return err;
+  if (p->blob_bytes())
+    std::memcpy(out.blob.data(), whole.data() + p->blob_offset(), p->blob_bytes());
+  return "";
+}
+
+// Verifies both checksums and the manifest's structure, then converts and validates it (or
+// its nested `program`) into `out`, which already holds the path and the blob.
+std::string decodeArtifact(std::string_view manifest, const ArtifactHeader &h, Artifact &out, int64_t program) {
   const std::string where = out.path + ": ";
   if (fnv1a64(manifest.data(), manifest.size()) != h.manifestChecksum)
     return where + "checksum mismatch in manifest (file corrupt or truncated)";
@@ -521,8 +576,12 @@ std::string decodeArtifact(std::string_view manifest, const ArtifactHeader &h, A
            std::string(fb::ManifestIdentifier()) + "\" missing)";
   if (!fb::VerifyManifestBuffer(verifier))
     return where + "manifest: the FlatBuffers verifier rejects it (file corrupt)";
-  if (std::string err = ManifestConverter(out).convert(*fb::GetManifest(data), out.blob.size()); !err.empty())
-    return where + "manifest: " + err;
+  const fb::Manifest *root = fb::GetManifest(data);
+  if (std::string err = selectProgram(*root, where, program, out); !err.empty())
+    return err;
+  const fb::Manifest *m = program == 0 ? root : root->programs()->Get(static_cast<flatbuffers::uoffset_t>(program - 1))->manifest_nested_root();
+  if (std::string err = ManifestConverter(out).convert(*m, out.blob.size()); !err.empty())
+    return where + (program ? "programs[" + std::to_string(program - 1) + "].manifest: " : "manifest: ") + err;
   out.manifestChecksum = h.manifestChecksum;
   return "";
 }
@@ -537,7 +596,7 @@ std::string allocateBlob(uint64_t bytes, const std::string &where, Artifact &out
 
 } // namespace
 
-std::string parseArtifact(std::string_view bytes, const std::string &path, Artifact &out) {
+std::string parseArtifact(std::string_view bytes, const std::string &path, Artifact &out, int64_t program) {
   out = Artifact();
   out.path = path;
   const std::string where = path + ": ";
@@ -547,10 +606,10 @@ std::string parseArtifact(std::string_view bytes, const std::string &path, Artif
   if (std::string err = allocateBlob(h.blobBytes, where, out); !err.empty())
     return err;
   std::memcpy(out.blob.data(), bytes.data() + kArtifactHeaderBytes + h.manifestBytes, h.blobBytes);
-  return decodeArtifact(bytes.substr(kArtifactHeaderBytes, h.manifestBytes), h, out);
+  return decodeArtifact(bytes.substr(kArtifactHeaderBytes, h.manifestBytes), h, out, program);
 }
 
-std::string loadArtifact(const std::string &path, Artifact &out) {
+std::string loadArtifact(const std::string &path, Artifact &out, int64_t program) {
   out = Artifact();
   out.path = path;
   const std::string where = path + ": ";
@@ -583,11 +642,43 @@ std::string loadArtifact(const std::string &path, Artifact &out) {
                                      kArtifactHeaderBytes + h.manifestBytes);
         !err.empty())
       return where + "read failed: " + err;
-    return decodeArtifact(manifest, h, out);
+    return decodeArtifact(manifest, h, out, program);
   };
   std::string err = loadFrom();
   ::close(fd);
   return err;
+}
+
+int64_t matchProgram(const Artifact &a,
+                     const std::vector<std::pair<std::string, std::vector<int64_t>>> &inputs,
+                     std::string &error) {
+  if (a.programs.empty())
+    return 0;
+  auto sorted = [](std::vector<std::pair<std::string, std::vector<int64_t>>> v) {
+    std::sort(v.begin(), v.end());
+    return v;
+  };
+  auto want = sorted(inputs);
+  for (size_t i = 0; i < a.programs.size(); ++i)
+    if (sorted(a.programs[i].inputs) == want)
+      return static_cast<int64_t>(i);
+  auto shapeText = [](const std::vector<int64_t> &s) {
+    std::string t;
+    for (size_t d = 0; d < s.size(); ++d)
+      t += (d ? "x" : "") + std::to_string(s[d]);
+    return t;
+  };
+  error = "the inputs (";
+  for (size_t i = 0; i < inputs.size(); ++i)
+    error += (i ? ", " : "") + inputs[i].first + " " + shapeText(inputs[i].second);
+  error += ") match none of the artifact's shape sets: ";
+  for (size_t i = 0; i < a.programs.size(); ++i) {
+    error += (i ? "; " : "") + a.programs[i].shapes + " (";
+    for (size_t k = 0; k < a.programs[i].inputs.size(); ++k)
+      error += (k ? ", " : "") + a.programs[i].inputs[k].first + " " + shapeText(a.programs[i].inputs[k].second);
+    error += ")";
+  }
+  return -1;
 }
 
 std::string encodeArtifact(std::string_view manifest, std::string_view blob) {

@@ -52,7 +52,7 @@ std::string Session::bind(const Artifact &artifact, Communicator &comm, const Se
 std::string Session::open(const std::string &path, const SessionOptions &options, std::unique_ptr<Session> &out) {
   out.reset();
   auto artifact = std::make_unique<Artifact>();
-  if (std::string err = loadArtifact(path, *artifact); !err.empty())
+  if (std::string err = loadArtifact(path, *artifact, options.program); !err.empty())
     return err;
   if (artifact->worldSize != 1)
     return path + ": the artifact is compiled for " + std::to_string(artifact->worldSize) + " ranks (mesh " +

@@ -34,9 +34,23 @@ int dumpManifest(const std::string &path) {
   std::printf("// %s: format %u, %llu-byte manifest, %llu-byte blob\n", path.c_str(), h.version,
               static_cast<unsigned long long>(h.manifestBytes), static_cast<unsigned long long>(h.blobBytes));
   // One field a line, indented; vectors on one line.
-  flatbuffers::ToStringVisitor text("\n", /*quotes=*/false, "  ", /*vdelimited=*/false);
-  flatbuffers::IterateFlatBuffer(data, fb::ManifestTypeTable(), &text);
-  std::printf("%s\n", text.s.c_str());
+  auto dump = [](const uint8_t *manifest) {
+    flatbuffers::ToStringVisitor text("\n", /*quotes=*/false, "  ", /*vdelimited=*/false);
+    flatbuffers::IterateFlatBuffer(manifest, fb::ManifestTypeTable(), &text);
+    // A nested program's manifest bytes are shown decoded after this one.
+    std::string s = text.s;
+    for (size_t at = s.find("manifest: ["); at != std::string::npos; at = s.find("manifest: [", at + 1))
+      s.replace(at, s.find(']', at) + 1 - at, "manifest: <nested, below>");
+    return s;
+  };
+  std::printf("%s\n", dump(data).c_str());
+  const fb::Manifest *root = fb::GetManifest(data);
+  for (size_t i = 0; root->programs() && i < root->programs()->size(); ++i) {
+    const fb::Program *p = root->programs()->Get(static_cast<flatbuffers::uoffset_t>(i));
+    std::printf("// programs[%zu]: shapes %s, %u-byte manifest, blob [%llu, %llu)\n%s\n", i, p->shapes()->c_str(),
+                p->manifest()->size(), static_cast<unsigned long long>(p->blob_offset()),
+                static_cast<unsigned long long>(p->blob_offset() + p->blob_bytes()), dump(p->manifest()->data()).c_str());
+  }
   return 0;
 }
 

@@ -183,6 +183,22 @@ RankRun runRank(const Options &o, const Artifact &artifact, const std::vector<Ho
 std::string loadShared(const Options &o, Artifact &artifact, std::vector<HostTensor> &inputs) {
   if (std::string err = loadArtifact(o.model, artifact); !err.empty())
     return err;
+  // Several shape sets: the program whose inputs have the given inputs' shapes.
+  if (artifact.programs.size() > 1 && !o.inputs.empty() && o.steps <= 1 && o.data.empty()) {
+    std::vector<HostTensor> given;
+    if (std::string err = readNpz(o.inputs, given); !err.empty())
+      return err;
+    std::vector<std::pair<std::string, std::vector<int64_t>>> shapes;
+    for (const HostTensor &t : given)
+      shapes.push_back({t.name, t.shape});
+    std::string err;
+    int64_t program = matchProgram(artifact, shapes, err);
+    if (program < 0)
+      return o.inputs + ": " + err;
+    if (program != 0)
+      if (std::string e = loadArtifact(o.model, artifact, program); !e.empty())
+        return e;
+  }
   // Read the inputs (or check the token file) before binding weights: a wrong input file
   // should fail fast.
   if (!o.data.empty()) {

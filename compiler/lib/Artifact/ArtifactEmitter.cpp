@@ -116,6 +116,10 @@ private:
   // Generated fused kernels, in first-use order, each once.
   std::vector<FusedKernelSource> kernels;
   llvm::StringSet<> kernelNames;
+
+public:
+  std::string manifestBytes; // the finished manifest; `blob` is the finished blob
+  const std::string &blobBytes() const { return blob; }
 };
 
 llvm::Expected<int64_t> Emitter::newBuffer(Value v, llvm::StringRef storage, llvm::StringRef name) {
@@ -561,24 +565,27 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
   auto fbSteps = writeSteps(steps);
   if (!fbSteps)
     return fbSteps.takeError();
+  // Several shape sets: the other sets' programs, nested, their blobs after this one's.
+  flatbuffers::Offset<flatbuffers::String> fbShapes;
+  flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<rt::fb::Program>>> fbPrograms;
+  if (!options.shapes.empty())
+    fbShapes = fbb.CreateString(options.shapes);
+  if (!options.programs.empty()) {
+    std::vector<flatbuffers::Offset<rt::fb::Program>> programs;
+    for (const ProgramBytes &p : options.programs) {
+      BlobRange r = appendBlob(p.blob);
+      auto nested = fbb.CreateVector(reinterpret_cast<const uint8_t *>(p.manifest.data()), p.manifest.size());
+      programs.push_back(rt::fb::CreateProgram(fbb, fbb.CreateString(p.shapes), nested, r.offset, r.bytes));
+    }
+    fbPrograms = fbb.CreateVector(programs);
+  }
   auto root = rt::fb::CreateManifest(
       fbb, rt::kArtifactFormatVersion, fbb.CreateString("shardc " SHARDC_VERSION),
       fbb.CreateString(source ? source.str() : std::string()), fbb.CreateVector(meshAxes), mesh.worldSize(),
       fbb.CreateVector(files), *arenaBytes, *persistentBytes, fbb.CreateVector(fbBuffers), bindings(inputs),
-      bindings(outputs), fbKernels, fbLoadSteps, *fbSteps);
+      bindings(outputs), fbKernels, fbLoadSteps, *fbSteps, fbShapes, fbPrograms);
   rt::fb::FinishManifestBuffer(fbb, root);
-  std::string_view manifest(reinterpret_cast<const char *>(fbb.GetBufferPointer()), fbb.GetSize());
-
-  std::error_code ec;
-  llvm::raw_fd_ostream out(outPath, ec, llvm::sys::fs::OF_None);
-  if (ec)
-    return llvm::createStringError(ec, "cannot write %s: %s", outPath.str().c_str(), ec.message().c_str());
-  out << rt::encodeArtifactHeader(manifest, blob);
-  out.write(manifest.data(), manifest.size());
-  out.write(blob.data(), blob.size());
-  out.close();
-  if (out.has_error())
-    return llvm::createStringError(out.error(), "cannot write %s", outPath.str().c_str());
+  manifestBytes.assign(reinterpret_cast<const char *>(fbb.GetBufferPointer()), fbb.GetSize());
 
   stats.steps = numSteps;
   stats.buffers = buffers.size();
@@ -593,10 +600,34 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
 
 } // namespace
 
-llvm::Error emitArtifact(ModuleOp module, llvm::StringRef outPath, EmitStats &stats, const EmitOptions &options) {
+llvm::Expected<ProgramBytes> emitProgram(ModuleOp module, llvm::StringRef outPath, EmitStats &stats,
+                                         const EmitOptions &options) {
   Emitter e;
   e.options = options;
-  return e.run(module, outPath, stats);
+  if (auto err = e.run(module, outPath, stats))
+    return std::move(err);
+  ProgramBytes p;
+  p.shapes = options.shapes;
+  p.manifest = std::move(e.manifestBytes);
+  p.blob = e.blobBytes();
+  return p;
+}
+
+llvm::Error emitArtifact(ModuleOp module, llvm::StringRef outPath, EmitStats &stats, const EmitOptions &options) {
+  auto p = emitProgram(module, outPath, stats, options);
+  if (!p)
+    return p.takeError();
+  std::error_code ec;
+  llvm::raw_fd_ostream out(outPath, ec, llvm::sys::fs::OF_None);
+  if (ec)
+    return llvm::createStringError(ec, "cannot write %s: %s", outPath.str().c_str(), ec.message().c_str());
+  out << rt::encodeArtifactHeader(p->manifest, p->blob);
+  out.write(p->manifest.data(), p->manifest.size());
+  out.write(p->blob.data(), p->blob.size());
+  out.close();
+  if (out.has_error())
+    return llvm::createStringError(out.error(), "cannot write %s", outPath.str().c_str());
+  return llvm::Error::success();
 }
 
 } // namespace shardc

@@ -339,7 +339,7 @@ llvm::Expected<OwningOpRef<ModuleOp>> Importer::run(llvm::MemoryBufferRef bytes)
   // Function signature: graph inputs that are not initializers.
   SmallVector<Type> argTypes;
   SmallVector<std::string> argNames;
-  llvm::StringSet<> boundInputs;
+  llvm::StringSet<> boundInputs, usedDims;
   for (const auto &vi : graph.input()) {
     if (initializers.count(vi.name()))
       continue;
@@ -366,11 +366,18 @@ llvm::Expected<OwningOpRef<ModuleOp>> Importer::run(llvm::MemoryBufferRef bytes)
       }
     } else {
       for (const auto &d : dims) {
-        if (!d.has_dim_value())
+        if (d.has_dim_value()) {
+          shape.push_back(d.dim_value());
+          continue;
+        }
+        auto named = d.dim_param().empty() ? opts.dimBindings.end() : opts.dimBindings.find(d.dim_param());
+        if (named == opts.dimBindings.end())
           return makeError(path + ": input '" + vi.name() + "' has symbolic dim '" +
                            (d.dim_param().empty() ? std::string("?") : d.dim_param()) + "'; bind it with --input-shape " +
-                           vi.name() + "=<dims separated by x>");
-        shape.push_back(d.dim_value());
+                           vi.name() + "=<dims separated by x>" +
+                           (d.dim_param().empty() ? std::string() : " or --shapes " + d.dim_param() + "=<n>"));
+        usedDims.insert(named->first);
+        shape.push_back(named->second);
       }
     }
     argTypes.push_back(RankedTensorType::get(shape, *et));
@@ -379,6 +386,20 @@ llvm::Expected<OwningOpRef<ModuleOp>> Importer::run(llvm::MemoryBufferRef bytes)
   for (const auto &kv : opts.inputShapes)
     if (!boundInputs.contains(kv.first))
       return makeError(path + ": --input-shape names '" + kv.first + "', which is not a graph input");
+  for (const auto &kv : opts.dimBindings)
+    if (!usedDims.contains(kv.first)) {
+      std::set<std::string> names; // the symbolic dims of the inputs --input-shape leaves
+      for (const auto &vi : graph.input())
+        if (!initializers.count(vi.name()) && !opts.inputShapes.count(vi.name()) && vi.type().has_tensor_type())
+          for (const auto &d : vi.type().tensor_type().shape().dim())
+            if (!d.has_dim_value() && !d.dim_param().empty())
+              names.insert(d.dim_param());
+      std::string list;
+      for (const std::string &n : names)
+        list += (list.empty() ? "" : ", ") + n;
+      return makeError(path + ": --shapes names dim '" + kv.first + "', which no input has (symbolic dims --input-shape leaves: " +
+                       (list.empty() ? std::string("none") : list) + ")");
+    }
 
   OwningOpRef<ModuleOp> module = ModuleOp::create(FileLineColLoc::get(&ctx, path, 0, 0));
   (*module)->setAttr("sc.source", builder.getStringAttr(llvm::sys::path::filename(path)));
@@ -509,6 +530,49 @@ bool parseInputShapeSpec(llvm::StringRef spec, ImportOptions &options, std::stri
   }
   options.inputShapes[name.str()] = shape;
   return true;
+}
+
+bool parseShapesSpec(llvm::StringRef spec, std::vector<DimBindings> &sets, std::string &error) {
+  SmallVector<StringRef> parts;
+  spec.split(parts, ';', -1, /*KeepEmpty=*/false);
+  if (parts.empty()) {
+    error = "--shapes expects NAME=N,...;NAME=N,... (e.g. 'batch=2,seq=64;batch=3,seq=48'), got '" + spec.str() + "'";
+    return false;
+  }
+  for (StringRef part : parts) {
+    DimBindings set;
+    SmallVector<StringRef> items;
+    part.split(items, ',', -1, /*KeepEmpty=*/false);
+    for (StringRef item : items) {
+      auto [name, value] = item.trim().split('=');
+      int64_t n;
+      if (name.empty() || value.getAsInteger(10, n) || n <= 0) {
+        error = "--shapes: '" + item.trim().str() + "' is not NAME=N with a positive N (in '" + part.str() + "')";
+        return false;
+      }
+      if (!set.emplace(name.trim().str(), n).second) {
+        error = "--shapes: dim '" + name.trim().str() + "' is bound twice in '" + part.str() + "'";
+        return false;
+      }
+    }
+    if (set.empty()) {
+      error = "--shapes: empty set in '" + spec.str() + "'";
+      return false;
+    }
+    if (llvm::is_contained(sets, set)) {
+      error = "--shapes: the set '" + formatDimBindings(set) + "' is given twice";
+      return false;
+    }
+    sets.push_back(std::move(set));
+  }
+  return true;
+}
+
+std::string formatDimBindings(const DimBindings &set) {
+  std::string s;
+  for (const auto &[name, n] : set)
+    s += (s.empty() ? "" : ",") + name + "=" + std::to_string(n);
+  return s;
 }
 
 } // namespace shardc

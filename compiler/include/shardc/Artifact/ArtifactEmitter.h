@@ -7,6 +7,7 @@
 #include "shardc/runtime/ArtifactFormat.h"
 
 #include <string>
+#include <vector>
 
 namespace shardc {
 
@@ -25,11 +26,26 @@ struct EmitStats {
   std::string kernelSource; // their module source (prelude and kernels), "" without any
 };
 
+// One program's finished manifest and blob, in memory (a nested program of a several-shapes
+// artifact).
+struct ProgramBytes {
+  std::string shapes; // the --shapes set it was compiled for
+  std::string manifest, blob;
+};
+
 struct EmitOptions {
   // Weight files in the artifact's directory (or below it) are recorded relative to it, so
   // the directory can be moved or copied to another machine as a whole; others stay absolute.
   bool relativeWeights = false;
+  // Several shape sets (`--shapes`, docs/artifact-format.md#several-programs): this program's
+  // set, and the other sets' programs (emitProgram), nested in the manifest.
+  std::string shapes;
+  std::vector<ProgramBytes> programs;
 };
+
+// The artifact's manifest and blob without writing them (`outPath` anchors relative weights).
+llvm::Expected<ProgramBytes> emitProgram(mlir::ModuleOp module, llvm::StringRef outPath, EmitStats &stats,
+                                         const EmitOptions &options = {});
 
 // Writes the artifact to `outPath`. Errors name the op's ONNX node and module path.
 llvm::Error emitArtifact(mlir::ModuleOp module, llvm::StringRef outPath, EmitStats &stats,

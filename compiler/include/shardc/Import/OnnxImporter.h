@@ -17,6 +17,9 @@ namespace shardc {
 struct ImportOptions {
   // `--input-shape name=2x64`: binds the symbolic dims of a graph input.
   std::map<std::string, std::vector<int64_t>> inputShapes;
+  // `--shapes batch=2,seq=64`: binds symbolic dims by their name (the ONNX dim_param) in
+  // every input that --input-shape does not bind; a name no input uses is an error.
+  std::map<std::string, int64_t> dimBindings;
   // Initializers up to this many bytes that are not module parameters become sc.constant.
   int64_t maxConstantBytes = 64 * 1024;
   // When set, filled with the ONNX names of the initializers the exporter marks trainable
@@ -38,6 +41,15 @@ importOnnxBuffer(mlir::MLIRContext &ctx, llvm::MemoryBufferRef bytes, llvm::Stri
 
 // Parses "name=2x64" into options; false with a message on a malformed spec.
 bool parseInputShapeSpec(llvm::StringRef spec, ImportOptions &options, std::string &error);
+
+// A set of symbolic-dim bindings, one program of `--shapes` (ordered by name).
+using DimBindings = std::map<std::string, int64_t>;
+
+// Parses "batch=2,seq=64;batch=3,seq=48" into one set per ';'-separated part; false with a
+// message on a malformed spec (a dim twice in one set, two equal sets, a non-positive value).
+bool parseShapesSpec(llvm::StringRef spec, std::vector<DimBindings> &sets, std::string &error);
+// "batch=2,seq=64": a set as --shapes writes it (names in order).
+std::string formatDimBindings(const DimBindings &set);
 
 // A human-readable summary for `shardc inspect`: IR/opset, inputs and outputs (with
 // symbolic dims), module paths, op counts and unsupported ops with their first node (an op

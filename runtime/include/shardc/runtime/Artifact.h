@@ -177,8 +177,19 @@ struct KernelModule {
   bool empty() const { return sourceBytes == 0; }
 };
 
+// One program of an artifact compiled for several shape sets (`shardc compile --shapes`):
+// its set and its inputs' global shapes, which select it (matchProgram).
+struct ProgramInfo {
+  std::string shapes; // "batch=2,seq=64"
+  std::vector<std::pair<std::string, std::vector<int64_t>>> inputs;
+};
+
 struct Artifact {
   std::string path; // the file it was loaded from, for messages and for weight paths
+  // Several shape sets: every program of the file ([0] the manifest's own, then its nested
+  // ones), and the one this Artifact holds (loadArtifact's `program`). Empty: one program.
+  std::vector<ProgramInfo> programs;
+  int64_t program = 0;
   std::string producer, source;
   // The header's manifest checksum: the artifact's identity (shardc-run's saved state).
   uint64_t manifestChecksum = 0;
@@ -210,10 +221,16 @@ struct Artifact {
 // step operands), so that binding and execution never index out of range. Kernel
 // availability is the backend's business (Executor::create checks it before allocating).
 // Returns "" or a one-line error that starts with the file name.
-[[nodiscard]] std::string loadArtifact(const std::string &path, Artifact &out);
+// `program` picks one program of a several-shapes artifact (an index into out.programs).
+[[nodiscard]] std::string loadArtifact(const std::string &path, Artifact &out, int64_t program = 0);
 // The same for bytes already in memory; `path` names them in errors and anchors weight paths.
 [[nodiscard]] std::string parseArtifact(std::string_view bytes, const std::string &path,
-                                        Artifact &out);
+                                        Artifact &out, int64_t program = 0);
+// The program of `a` (loaded with any `program`) whose inputs have exactly these names and
+// shapes; -1 and a one-line `error` listing the sets when none has.
+int64_t matchProgram(const Artifact &a,
+                     const std::vector<std::pair<std::string, std::vector<int64_t>>> &inputs,
+                     std::string &error);
 
 // The artifact file's bytes: header (magic, version, lengths, checksums), manifest (a
 // finished FlatBuffer of runtime/schema/artifact.fbs), blob.

@@ -35,6 +35,9 @@ struct SessionOptions {
   // A Hugging Face safetensors checkpoint (file or directory) to read the parameters from,
   // bound by name (ExecutorOptions::weights).
   std::string weights;
+  // An artifact of several shape sets (`shardc compile --shapes`): which program open()
+  // loads (an index into Artifact::programs; matchProgram finds it from input shapes).
+  int64_t program = 0;
 };
 
 class Session {

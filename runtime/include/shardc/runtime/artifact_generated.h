@@ -112,6 +112,9 @@ struct GatherNdAttrsBuilder;
 struct Step;
 struct StepBuilder;
 
+struct Program;
+struct ProgramBuilder;
+
 struct Manifest;
 struct ManifestBuilder;
 
@@ -178,6 +181,8 @@ inline const flatbuffers::TypeTable *TopKAttrsTypeTable();
 inline const flatbuffers::TypeTable *GatherNdAttrsTypeTable();
 
 inline const flatbuffers::TypeTable *StepTypeTable();
+
+inline const flatbuffers::TypeTable *ProgramTypeTable();
 
 inline const flatbuffers::TypeTable *ManifestTypeTable();
 
@@ -2984,6 +2989,104 @@ inline flatbuffers::Offset<Step> CreateStepDirect(
       bytes);
 }
 
+struct Program FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
+  typedef ProgramBuilder Builder;
+  static const flatbuffers::TypeTable *MiniReflectTypeTable() {
+    return ProgramTypeTable();
+  }
+  enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
+    VT_SHAPES = 4,
+    VT_MANIFEST = 6,
+    VT_BLOB_OFFSET = 8,
+    VT_BLOB_BYTES = 10
+  };
+  const flatbuffers::String *shapes() const {
+    return GetPointer<const flatbuffers::String *>(VT_SHAPES);
+  }
+  const flatbuffers::Vector<uint8_t> *manifest() const {
+    return GetPointer<const flatbuffers::Vector<uint8_t> *>(VT_MANIFEST);
+  }
+  const shardc::rt::fb::Manifest *manifest_nested_root() const {
+    return flatbuffers::GetRoot<shardc::rt::fb::Manifest>(manifest()->Data());
+  }
+  uint64_t blob_offset() const {
+    return GetField<uint64_t>(VT_BLOB_OFFSET, 0);
+  }
+  uint64_t blob_bytes() const {
+    return GetField<uint64_t>(VT_BLOB_BYTES, 0);
+  }
+  bool Verify(flatbuffers::Verifier &verifier) const {
+    return VerifyTableStart(verifier) &&
+           VerifyOffsetRequired(verifier, VT_SHAPES) &&
+           verifier.VerifyString(shapes()) &&
+           VerifyOffsetRequired(verifier, VT_MANIFEST) &&
+           verifier.VerifyVector(manifest()) &&
+           verifier.VerifyNestedFlatBuffer<shardc::rt::fb::Manifest>(manifest(), nullptr) &&
+           VerifyField<uint64_t>(verifier, VT_BLOB_OFFSET, 8) &&
+           VerifyField<uint64_t>(verifier, VT_BLOB_BYTES, 8) &&
+           verifier.EndTable();
+  }
+};
+
+struct ProgramBuilder {
+  typedef Program Table;
+  flatbuffers::FlatBufferBuilder &fbb_;
+  flatbuffers::uoffset_t start_;
+  void add_shapes(flatbuffers::Offset<flatbuffers::String> shapes) {
+    fbb_.AddOffset(Program::VT_SHAPES, shapes);
+  }
+  void add_manifest(flatbuffers::Offset<flatbuffers::Vector<uint8_t>> manifest) {
+    fbb_.AddOffset(Program::VT_MANIFEST, manifest);
+  }
+  void add_blob_offset(uint64_t blob_offset) {
+    fbb_.AddElement<uint64_t>(Program::VT_BLOB_OFFSET, blob_offset, 0);
+  }
+  void add_blob_bytes(uint64_t blob_bytes) {
+    fbb_.AddElement<uint64_t>(Program::VT_BLOB_BYTES, blob_bytes, 0);
+  }
+  explicit ProgramBuilder(flatbuffers::FlatBufferBuilder &_fbb)
+        : fbb_(_fbb) {
+    start_ = fbb_.StartTable();
+  }
+  flatbuffers::Offset<Program> Finish() {
+    const auto end = fbb_.EndTable(start_);
+    auto o = flatbuffers::Offset<Program>(end);
+    fbb_.Required(o, Program::VT_SHAPES);
+    fbb_.Required(o, Program::VT_MANIFEST);
+    return o;
+  }
+};
+
+inline flatbuffers::Offset<Program> CreateProgram(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    flatbuffers::Offset<flatbuffers::String> shapes = 0,
+    flatbuffers::Offset<flatbuffers::Vector<uint8_t>> manifest = 0,
+    uint64_t blob_offset = 0,
+    uint64_t blob_bytes = 0) {
+  ProgramBuilder builder_(_fbb);
+  builder_.add_blob_bytes(blob_bytes);
+  builder_.add_blob_offset(blob_offset);
+  builder_.add_manifest(manifest);
+  builder_.add_shapes(shapes);
+  return builder_.Finish();
+}
+
+inline flatbuffers::Offset<Program> CreateProgramDirect(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    const char *shapes = nullptr,
+    const std::vector<uint8_t> *manifest = nullptr,
+    uint64_t blob_offset = 0,
+    uint64_t blob_bytes = 0) {
+  auto shapes__ = shapes ? _fbb.CreateString(shapes) : 0;
+  auto manifest__ = manifest ? _fbb.CreateVector<uint8_t>(*manifest) : 0;
+  return shardc::rt::fb::CreateProgram(
+      _fbb,
+      shapes__,
+      manifest__,
+      blob_offset,
+      blob_bytes);
+}
+
 struct Manifest FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   typedef ManifestBuilder Builder;
   static const flatbuffers::TypeTable *MiniReflectTypeTable() {
@@ -3003,7 +3106,9 @@ struct Manifest FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
     VT_OUTPUTS = 24,
     VT_KERNELS = 26,
     VT_LOAD_STEPS = 28,
-    VT_STEPS = 30
+    VT_STEPS = 30,
+    VT_SHAPES = 32,
+    VT_PROGRAMS = 34
   };
   uint32_t format_version() const {
     return GetField<uint32_t>(VT_FORMAT_VERSION, 0);
@@ -3047,6 +3152,12 @@ struct Manifest FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   const flatbuffers::Vector<flatbuffers::Offset<shardc::rt::fb::Step>> *steps() const {
     return GetPointer<const flatbuffers::Vector<flatbuffers::Offset<shardc::rt::fb::Step>> *>(VT_STEPS);
   }
+  const flatbuffers::String *shapes() const {
+    return GetPointer<const flatbuffers::String *>(VT_SHAPES);
+  }
+  const flatbuffers::Vector<flatbuffers::Offset<shardc::rt::fb::Program>> *programs() const {
+    return GetPointer<const flatbuffers::Vector<flatbuffers::Offset<shardc::rt::fb::Program>> *>(VT_PROGRAMS);
+  }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
            VerifyField<uint32_t>(verifier, VT_FORMAT_VERSION, 4) &&
@@ -3080,6 +3191,11 @@ struct Manifest FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
            VerifyOffsetRequired(verifier, VT_STEPS) &&
            verifier.VerifyVector(steps()) &&
            verifier.VerifyVectorOfTables(steps()) &&
+           VerifyOffset(verifier, VT_SHAPES) &&
+           verifier.VerifyString(shapes()) &&
+           VerifyOffset(verifier, VT_PROGRAMS) &&
+           verifier.VerifyVector(programs()) &&
+           verifier.VerifyVectorOfTables(programs()) &&
            verifier.EndTable();
   }
 };
@@ -3130,6 +3246,12 @@ struct ManifestBuilder {
   void add_steps(flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<shardc::rt::fb::Step>>> steps) {
     fbb_.AddOffset(Manifest::VT_STEPS, steps);
   }
+  void add_shapes(flatbuffers::Offset<flatbuffers::String> shapes) {
+    fbb_.AddOffset(Manifest::VT_SHAPES, shapes);
+  }
+  void add_programs(flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<shardc::rt::fb::Program>>> programs) {
+    fbb_.AddOffset(Manifest::VT_PROGRAMS, programs);
+  }
   explicit ManifestBuilder(flatbuffers::FlatBufferBuilder &_fbb)
         : fbb_(_fbb) {
     start_ = fbb_.StartTable();
@@ -3160,11 +3282,15 @@ inline flatbuffers::Offset<Manifest> CreateManifest(
     flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<shardc::rt::fb::IoBinding>>> outputs = 0,
     flatbuffers::Offset<shardc::rt::fb::Kernels> kernels = 0,
     flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<shardc::rt::fb::Step>>> load_steps = 0,
-    flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<shardc::rt::fb::Step>>> steps = 0) {
+    flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<shardc::rt::fb::Step>>> steps = 0,
+    flatbuffers::Offset<flatbuffers::String> shapes = 0,
+    flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<shardc::rt::fb::Program>>> programs = 0) {
   ManifestBuilder builder_(_fbb);
   builder_.add_persistent_bytes(persistent_bytes);
   builder_.add_arena_bytes(arena_bytes);
   builder_.add_world_size(world_size);
+  builder_.add_programs(programs);
+  builder_.add_shapes(shapes);
   builder_.add_steps(steps);
   builder_.add_load_steps(load_steps);
   builder_.add_kernels(kernels);
@@ -3194,7 +3320,9 @@ inline flatbuffers::Offset<Manifest> CreateManifestDirect(
     const std::vector<flatbuffers::Offset<shardc::rt::fb::IoBinding>> *outputs = nullptr,
     flatbuffers::Offset<shardc::rt::fb::Kernels> kernels = 0,
     const std::vector<flatbuffers::Offset<shardc::rt::fb::Step>> *load_steps = nullptr,
-    const std::vector<flatbuffers::Offset<shardc::rt::fb::Step>> *steps = nullptr) {
+    const std::vector<flatbuffers::Offset<shardc::rt::fb::Step>> *steps = nullptr,
+    const char *shapes = nullptr,
+    const std::vector<flatbuffers::Offset<shardc::rt::fb::Program>> *programs = nullptr) {
   auto producer__ = producer ? _fbb.CreateString(producer) : 0;
   auto source__ = source ? _fbb.CreateString(source) : 0;
   auto mesh__ = mesh ? _fbb.CreateVector<flatbuffers::Offset<shardc::rt::fb::MeshAxis>>(*mesh) : 0;
@@ -3204,6 +3332,8 @@ inline flatbuffers::Offset<Manifest> CreateManifestDirect(
   auto outputs__ = outputs ? _fbb.CreateVector<flatbuffers::Offset<shardc::rt::fb::IoBinding>>(*outputs) : 0;
   auto load_steps__ = load_steps ? _fbb.CreateVector<flatbuffers::Offset<shardc::rt::fb::Step>>(*load_steps) : 0;
   auto steps__ = steps ? _fbb.CreateVector<flatbuffers::Offset<shardc::rt::fb::Step>>(*steps) : 0;
+  auto shapes__ = shapes ? _fbb.CreateString(shapes) : 0;
+  auto programs__ = programs ? _fbb.CreateVector<flatbuffers::Offset<shardc::rt::fb::Program>>(*programs) : 0;
   return shardc::rt::fb::CreateManifest(
       _fbb,
       format_version,
@@ -3219,7 +3349,9 @@ inline flatbuffers::Offset<Manifest> CreateManifestDirect(
       outputs__,
       kernels,
       load_steps__,
-      steps__);
+      steps__,
+      shapes__,
+      programs__);
 }
 
 inline bool VerifyStepAttrs(flatbuffers::Verifier &verifier, const void *obj, StepAttrs type) {
@@ -4253,6 +4385,25 @@ inline const flatbuffers::TypeTable *StepTypeTable() {
   return &tt;
 }
 
+inline const flatbuffers::TypeTable *ProgramTypeTable() {
+  static const flatbuffers::TypeCode type_codes[] = {
+    { flatbuffers::ET_STRING, 0, -1 },
+    { flatbuffers::ET_UCHAR, 1, -1 },
+    { flatbuffers::ET_ULONG, 0, -1 },
+    { flatbuffers::ET_ULONG, 0, -1 }
+  };
+  static const char * const names[] = {
+    "shapes",
+    "manifest",
+    "blob_offset",
+    "blob_bytes"
+  };
+  static const flatbuffers::TypeTable tt = {
+    flatbuffers::ST_TABLE, 4, type_codes, nullptr, nullptr, nullptr, names
+  };
+  return &tt;
+}
+
 inline const flatbuffers::TypeTable *ManifestTypeTable() {
   static const flatbuffers::TypeCode type_codes[] = {
     { flatbuffers::ET_UINT, 0, -1 },
@@ -4268,7 +4419,9 @@ inline const flatbuffers::TypeTable *ManifestTypeTable() {
     { flatbuffers::ET_SEQUENCE, 1, 3 },
     { flatbuffers::ET_SEQUENCE, 0, 4 },
     { flatbuffers::ET_SEQUENCE, 1, 5 },
-    { flatbuffers::ET_SEQUENCE, 1, 5 }
+    { flatbuffers::ET_SEQUENCE, 1, 5 },
+    { flatbuffers::ET_STRING, 0, -1 },
+    { flatbuffers::ET_SEQUENCE, 1, 6 }
   };
   static const flatbuffers::TypeFunction type_refs[] = {
     shardc::rt::fb::MeshAxisTypeTable,
@@ -4276,7 +4429,8 @@ inline const flatbuffers::TypeTable *ManifestTypeTable() {
     shardc::rt::fb::BufferTypeTable,
     shardc::rt::fb::IoBindingTypeTable,
     shardc::rt::fb::KernelsTypeTable,
-    shardc::rt::fb::StepTypeTable
+    shardc::rt::fb::StepTypeTable,
+    shardc::rt::fb::ProgramTypeTable
   };
   static const char * const names[] = {
     "format_version",
@@ -4292,10 +4446,12 @@ inline const flatbuffers::TypeTable *ManifestTypeTable() {
     "outputs",
     "kernels",
     "load_steps",
-    "steps"
+    "steps",
+    "shapes",
+    "programs"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_TABLE, 14, type_codes, type_refs, nullptr, nullptr, names
+    flatbuffers::ST_TABLE, 16, type_codes, type_refs, nullptr, nullptr, names
   };
   return &tt;
 }
