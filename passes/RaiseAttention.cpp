@@ -1,5 +1,7 @@
 // ScRaiseAttention: the exporter's decomposed scaled dot-product attention (scaled q and kᵀ,
-// MatMul, mask Add, Softmax, IsNaN/Where guard, MatMul with v) becomes sc.attention.
+// MatMul, mask Add, Softmax, IsNaN/Where guard, MatMul with v) becomes sc.attention; kᵀ as
+// the dynamo exporter spells it or as the TorchScript exporter does (one transpose of the
+// [B, T, H, D] projection).
 // GQA's repeat_kv is looked through so k and v keep their Hkv heads; a constant causal mask
 // becomes `causal` and is dropped.
 #include "PatternMatchers.h"
@@ -74,11 +76,17 @@ Value stripRepeatKv(Value v) {
 // kᵀ as [B, H, D, T]: transpose(k, [0, 1, 3, 2]) or reshape(transpose(reshape(k) to
 // [B*H, T, D], [0, 2, 1])) where k is [B, H, T, D] or repeat_kv's 5-D [B, Hkv, n, T, D].
 // Returns k (repeat_kv stripped) or null.
-Value keyOfTransposed(Value kT) {
+// `kBthd` is set instead when kᵀ is transpose(k', [0, 2, 3, 1]) of k' laid out [B, T, H, D]
+// straight from the projection (the TorchScript exporter's spelling); the caller makes k.
+Value keyOfTransposed(Value kT, Value *kBthd = nullptr) {
   auto t = match::tensorTypeOf(kT);
   if (!t || t.getRank() != 4)
     return {};
   if (auto tr = kT.getDefiningOp<sc::TransposeOp>()) {
+    if (kBthd && tr.getPerm() == ArrayRef<int64_t>{0, 2, 3, 1}) {
+      *kBthd = tr.getInput();
+      return {};
+    }
     if (tr.getPerm() != ArrayRef<int64_t>{0, 1, 3, 2})
       return {};
     return stripRepeatKv(tr.getInput());
@@ -228,13 +236,24 @@ struct DecomposedSdpaToAttention : OpRewritePattern<sc::MatMulOp> {
       return fail("no q kᵀ matmul");
     parts.q = stripScalarMul(qk.getLhs(), parts.scale);
     Value kT = stripScalarMul(qk.getRhs(), parts.scale);
-    parts.k = keyOfTransposed(kT);
+    Value kBthd;
+    parts.k = keyOfTransposed(kT, &kBthd);
     parts.v = stripRepeatKv(op.getRhs());
-    if (!parts.k)
+    if (!parts.k && !kBthd)
       return fail("kᵀ is not a transpose of k");
 
-    auto qt = match::tensorTypeOf(parts.q), kt = match::tensorTypeOf(parts.k),
-         vt = match::tensorTypeOf(parts.v);
+    RankedTensorType kt;
+    if (kBthd) {
+      // k = transpose(k', [0, 2, 1, 3]): [B, T, H, D] -> [B, H, T, D], made only on a match.
+      auto kp = match::tensorTypeOf(kBthd);
+      if (!kp || kp.getRank() != 4)
+        return fail("kᵀ's source is not 4-D");
+      kt = RankedTensorType::get({kp.getDimSize(0), kp.getDimSize(2), kp.getDimSize(1), kp.getDimSize(3)},
+                                 kp.getElementType());
+    } else {
+      kt = match::tensorTypeOf(parts.k);
+    }
+    auto qt = match::tensorTypeOf(parts.q), vt = match::tensorTypeOf(parts.v);
     if (qt.getRank() != 4 || kt.getRank() != 4 || vt.getRank() != 4)
       return fail("q, k, v are not 4-D");
     if (qt.getElementType() != kt.getElementType() || kt.getElementType() != vt.getElementType() ||
@@ -257,6 +276,8 @@ struct DecomposedSdpaToAttention : OpRewritePattern<sc::MatMulOp> {
         parts.mask = Value();
       }
     }
+    if (kBthd)
+      parts.k = sc::TransposeOp::create(rewriter, qk.getLoc(), kt, kBthd, rewriter.getDenseI64ArrayAttr({0, 2, 1, 3}));
     rewriter.replaceOpWithNewOp<sc::AttentionOp>(
         op, op.getType(), parts.q, parts.k, parts.v, parts.mask,
         rewriter.getF32FloatAttr(static_cast<float>(parts.scale)), rewriter.getBoolAttr(parts.causal));

@@ -125,3 +125,40 @@ func.func @guard_wrong_value_unchanged(%q: tensor<1x2x4x16xf32>, %k: tensor<1x2x
   %o = sc.matmul %g, %v : (tensor<1x2x4x4xf32>, tensor<1x2x4x16xf32>) -> tensor<1x2x4x16xf32>
   return %o : tensor<1x2x4x16xf32>
 }
+
+// -----
+
+// The TorchScript exporter's spelling (dynamo=False, e.g. published sentence-transformers
+// files): kᵀ is one transpose [0, 2, 3, 1] of the [B, T, H, D] projection, q and kᵀ each
+// scaled by d^-0.25, a padding mask added. k becomes transpose(k', [0, 2, 1, 3]).
+// CHECK-LABEL: func @torchscript_key_bthd
+// CHECK-SAME: (%[[Q:.*]]: tensor<2x2x4x16xf32>, %[[KP:.*]]: tensor<2x4x2x16xf32>, %[[V:.*]]: tensor<2x2x4x16xf32>, %[[M:.*]]: tensor<2x1x4x4xf32>)
+// CHECK: %[[K:.*]] = sc.transpose %[[KP]] {perm = array<i64: 0, 2, 1, 3>} : (tensor<2x4x2x16xf32>) -> tensor<2x2x4x16xf32>
+// CHECK: sc.attention %[[Q]], %[[K]], %[[V]] mask %[[M]] {scale = 2.500000e-01 : f32}
+// CHECK-NOT: sc.softmax
+func.func @torchscript_key_bthd(%q: tensor<2x2x4x16xf32>, %kp: tensor<2x4x2x16xf32>, %v: tensor<2x2x4x16xf32>, %mask: tensor<2x1x4x4xf32>) -> tensor<2x2x4x16xf32> {
+  %s = sc.constant dense<0.5> : tensor<f32>
+  %kt = sc.transpose %kp {perm = array<i64: 0, 2, 3, 1>} : (tensor<2x4x2x16xf32>) -> tensor<2x2x16x4xf32>
+  %qs = sc.mul %q, %s : (tensor<2x2x4x16xf32>, tensor<f32>) -> tensor<2x2x4x16xf32>
+  %ks = sc.mul %kt, %s : (tensor<2x2x16x4xf32>, tensor<f32>) -> tensor<2x2x16x4xf32>
+  %sc = sc.matmul %qs, %ks : (tensor<2x2x4x16xf32>, tensor<2x2x16x4xf32>) -> tensor<2x2x4x4xf32>
+  %m = sc.add %sc, %mask : (tensor<2x2x4x4xf32>, tensor<2x1x4x4xf32>) -> tensor<2x2x4x4xf32>
+  %p = sc.softmax %m {axis = 3 : i64} : (tensor<2x2x4x4xf32>) -> tensor<2x2x4x4xf32>
+  %o = sc.matmul %p, %v : (tensor<2x2x4x4xf32>, tensor<2x2x4x16xf32>) -> tensor<2x2x4x16xf32>
+  return %o : tensor<2x2x4x16xf32>
+}
+
+// -----
+
+// A transpose with another permutation ([0, 3, 2, 1] of a [B, T, D, H] value) is not kᵀ of
+// a projection: left alone.
+// CHECK-LABEL: func @torchscript_key_other_perm
+// CHECK-NOT: sc.attention
+// CHECK: sc.softmax
+func.func @torchscript_key_other_perm(%q: tensor<2x2x4x16xf32>, %kp: tensor<2x4x16x2xf32>, %v: tensor<2x2x4x16xf32>) -> tensor<2x2x4x16xf32> {
+  %kt = sc.transpose %kp {perm = array<i64: 0, 3, 2, 1>} : (tensor<2x4x16x2xf32>) -> tensor<2x2x16x4xf32>
+  %sc = sc.matmul %q, %kt : (tensor<2x2x4x16xf32>, tensor<2x2x16x4xf32>) -> tensor<2x2x4x4xf32>
+  %p = sc.softmax %sc {axis = 3 : i64} : (tensor<2x2x4x4xf32>) -> tensor<2x2x4x4xf32>
+  %o = sc.matmul %p, %v : (tensor<2x2x4x4xf32>, tensor<2x2x4x16xf32>) -> tensor<2x2x4x16xf32>
+  return %o : tensor<2x2x4x16xf32>
+}
