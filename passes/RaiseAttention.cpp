@@ -3,7 +3,7 @@
 // the dynamo exporter spells it or as the TorchScript exporter does (one transpose of the
 // [B, T, H, D] projection).
 // GQA's repeat_kv is looked through so k and v keep their Hkv heads; a constant causal mask
-// becomes `causal` and is dropped.
+// becomes `causal` and is dropped, and so is a constant all-zero mask.
 #include "PatternMatchers.h"
 #include "shardc/Passes/Passes.h"
 
@@ -274,6 +274,8 @@ struct DecomposedSdpaToAttention : OpRewritePattern<sc::MatMulOp> {
       if (isCausalMask(parts.mask)) {
         parts.causal = true;
         parts.mask = Value();
+      } else if (match::isSplatFloat(parts.mask, 0.0)) {
+        parts.mask = Value(); // an all-zero mask (ViT's, without attention_mask) masks nothing
       }
     }
     if (kBthd)

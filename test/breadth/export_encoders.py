@@ -22,6 +22,15 @@ Weights: seed 0, then 0.02·N(0,1) added to every parameter (so no value is a de
                    as torch.export Dims.
   Inputs of both: input_ids, attention_mask (rows 16, 11 and 6 tokens long: real padding),
   token_type_ids (a second segment in each row), int64 [3, 16].
+  - bert_cls:      BertForSequenceClassification (3 labels; classifier weight ×50 so the logits
+                   are of order 1): segment embeddings, pooler (dense + tanh over [CLS]),
+                   classifier. dynamo=True at the inputs above; output logits [3, 3].
+  - vit_cls:       ViTForImageClassification (image 32, patch 8, 3 channels, 5 labels): patch
+                   Conv, [CLS] token concatenated, position embeddings. dynamo=True at
+                   pixel_values [2, 3, 32, 32]; outputs logits [2, 5], last_hidden_state
+                   [2, 17, 64].
+  - t5_enc:        T5EncoderModel (relative position bias, unscaled attention, RMS norm, ReLU
+                   MLP), dynamo=True; see T5_NOTE.
 """
 import argparse
 import os
@@ -114,9 +123,88 @@ def export_st(name, out, dynamo):
     print(f"exported {path}: {os.path.getsize(path)} bytes")
 
 
+class BertClassifier(torch.nn.Module):
+    """BertForSequenceClassification (pooler: dense + tanh over [CLS]; classifier linear)."""
+
+    def __init__(self):
+        super().__init__()
+        self.m = transformers.BertForSequenceClassification(bert_config(num_labels=3))
+
+    def forward(self, input_ids, attention_mask, token_type_ids):
+        return self.m(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
+
+
+def export_static(name, out, module, inputs, out_names):
+    """dynamo=True at the inputs' shapes (opset 18)."""
+    with torch.no_grad():
+        outs = module(*inputs.values())
+    if isinstance(outs, torch.Tensor):
+        outs = (outs,)
+    path = os.path.join(out, name + ".onnx")
+    prog = torch.onnx.export(module, tuple(inputs.values()), dynamo=True, input_names=list(inputs),
+                             output_names=out_names, external_data=False)
+    prog.save(path)
+    save_io(out, name, inputs, dict(zip(out_names, outs)))
+    print(f"exported {path}: {os.path.getsize(path)} bytes")
+
+
+def export_bert_cls(out):
+    torch.manual_seed(0)
+    m = BertClassifier().eval()
+    perturb(m)
+    with torch.no_grad():  # logits of order 1, so that 1e-4 is a tight tolerance
+        m.m.classifier.weight.mul_(50.0)
+    ids, mask, tt = text_inputs()
+    export_static("bert_cls", out, m, dict(input_ids=ids, attention_mask=mask, token_type_ids=tt), ["logits"])
+
+
+class VitClassifier(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        cfg = transformers.ViTConfig(image_size=32, patch_size=8, num_channels=3, hidden_size=64,
+                                     num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+                                     num_labels=5)
+        self.m = transformers.ViTForImageClassification(cfg)
+
+    def forward(self, pixel_values):
+        o = self.m(pixel_values=pixel_values, output_hidden_states=True)
+        return o.logits, o.hidden_states[-1]
+
+
+def export_vit(out):
+    torch.manual_seed(0)
+    m = VitClassifier().eval()
+    perturb(m)
+    px = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    export_static("vit_cls", out, m, dict(pixel_values=px), ["logits", "last_hidden_state"])
+
+
+class T5Encoder(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        cfg = transformers.T5Config(vocab_size=VOCAB, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4,
+                                    relative_attention_num_buckets=32, relative_attention_max_distance=64,
+                                    feed_forward_proj="relu", use_cache=False)
+        self.m = transformers.T5EncoderModel(cfg)
+
+    def forward(self, input_ids, attention_mask):
+        return self.m(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+
+def export_t5(out):
+    torch.manual_seed(0)
+    m = T5Encoder().eval()
+    perturb(m)
+    ids, mask, _ = text_inputs()
+    export_static("t5_enc", out, m, dict(input_ids=ids, attention_mask=mask), ["last_hidden_state"])
+
+
 EXPORTS = {
     "st_minilm_ts": lambda out: export_st("st_minilm_ts", out, dynamo=False),
     "st_minilm_dyn": lambda out: export_st("st_minilm_dyn", out, dynamo=True),
+    "bert_cls": export_bert_cls,
+    "vit_cls": export_vit,
+    "t5_enc": export_t5,
 }
 
 

@@ -162,3 +162,22 @@ func.func @torchscript_key_other_perm(%q: tensor<2x2x4x16xf32>, %kp: tensor<2x4x
   %o = sc.matmul %p, %v : (tensor<2x2x4x4xf32>, tensor<2x2x4x16xf32>) -> tensor<2x2x4x16xf32>
   return %o : tensor<2x2x4x16xf32>
 }
+
+// -----
+
+// A constant all-zero mask (ViT's, exported without attention_mask) masks nothing: dropped.
+// CHECK-LABEL: func @zero_mask_dropped
+// CHECK: sc.attention %{{.*}}, %{{.*}}, %{{.*}} {scale = 2.500000e-01 : f32} :
+// CHECK-NOT: mask
+func.func @zero_mask_dropped(%q: tensor<2x2x4x16xf32>, %k: tensor<2x2x4x16xf32>, %v: tensor<2x2x4x16xf32>) -> tensor<2x2x4x16xf32> {
+  %s = sc.constant dense<0.5> : tensor<f32>
+  %zero = sc.constant dense<0.0> : tensor<2x1x4x4xf32>
+  %kt = sc.transpose %k {perm = array<i64: 0, 1, 3, 2>} : (tensor<2x2x4x16xf32>) -> tensor<2x2x16x4xf32>
+  %qs = sc.mul %q, %s : (tensor<2x2x4x16xf32>, tensor<f32>) -> tensor<2x2x4x16xf32>
+  %ks = sc.mul %kt, %s : (tensor<2x2x16x4xf32>, tensor<f32>) -> tensor<2x2x16x4xf32>
+  %sc = sc.matmul %qs, %ks : (tensor<2x2x4x16xf32>, tensor<2x2x16x4xf32>) -> tensor<2x2x4x4xf32>
+  %m = sc.add %sc, %zero : (tensor<2x2x4x4xf32>, tensor<2x1x4x4xf32>) -> tensor<2x2x4x4xf32>
+  %p = sc.softmax %m {axis = 3 : i64} : (tensor<2x2x4x4xf32>) -> tensor<2x2x4x4xf32>
+  %o = sc.matmul %p, %v : (tensor<2x2x4x4xf32>, tensor<2x2x4x16xf32>) -> tensor<2x2x4x16xf32>
+  return %o : tensor<2x2x4x16xf32>
+}
