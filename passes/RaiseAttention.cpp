@@ -1,5 +1,6 @@
 // ScRaiseAttention: the exporter's decomposed scaled dot-product attention (scaled q and kᵀ,
-// MatMul, mask Add, Softmax, IsNaN/Where guard, MatMul with v) becomes sc.attention; kᵀ as
+// MatMul, mask Add, Softmax, an IsNaN or all-masked-row guard, MatMul with v) becomes
+// sc.attention; kᵀ as
 // the dynamo exporter spells it or as the TorchScript exporter does (one transpose of the
 // [B, T, H, D] projection).
 // GQA's repeat_kv is looked through so k and v keep their Hkv heads; a constant causal mask
@@ -198,11 +199,54 @@ struct DecomposedSdpaToAttention : OpRewritePattern<sc::MatMulOp> {
     auto where = p.getDefiningOp<sc::WhereOp>();
     if (!where)
       return p;
+    if (isAllMaskedRowGuard(where))
+      return where.getRhs();
     auto isnan = where.getCondition().getDefiningOp<sc::IsNaNOp>();
     if (!isnan || isnan.getInput() != where.getRhs() || !match::isSplatFloat(where.getLhs(), 0.0) ||
         where.getType() != where.getRhs().getType())
       return {};
     return where.getRhs();
+  }
+
+  static std::optional<bool> splatBool(Value v) {
+    auto e = match::constantElements(v);
+    if (!e || !e.isSplat() || !e.getElementType().isInteger(1))
+      return std::nullopt;
+    return e.getSplatValue<bool>();
+  }
+
+  // not(c) spelled where(c, false, true): returns c, or null.
+  static Value notOf(Value v) {
+    auto w = v ? v.getDefiningOp<sc::WhereOp>() : sc::WhereOp();
+    if (!w)
+      return {};
+    auto t = splatBool(w.getLhs()), f = splatBool(w.getRhs());
+    if (!t || !f || *t || !*f)
+      return {};
+    return w.getCondition();
+  }
+
+  // The decomposed SDPA's other guard (torch's newer decomposition):
+  // where(not(any(not(S == -inf), last axis)), 0, softmax(S)), `any` spelled
+  // cast(reduce_max(cast(x to an integer), last axis) to bool). Like the IsNaN guard it only
+  // zeroes rows whose every score is masked out, which sc.attention leaves to its kernel.
+  static bool isAllMaskedRowGuard(sc::WhereOp where) {
+    auto softmax = where.getRhs().getDefiningOp<sc::SoftmaxOp>();
+    if (!softmax || !match::isSplatFloat(where.getLhs(), 0.0) || where.getType() != where.getRhs().getType())
+      return false;
+    Value scores = softmax.getInput();
+    auto toBool = notOf(where.getCondition()) ? notOf(where.getCondition()).getDefiningOp<sc::CastOp>() : sc::CastOp();
+    auto rmax = toBool ? toBool.getInput().getDefiningOp<sc::ReduceMaxOp>() : sc::ReduceMaxOp();
+    int64_t rank = match::tensorTypeOf(scores).getRank();
+    if (!rmax || rmax.getAxes() != ArrayRef<int64_t>{rank - 1} || !rmax.getKeepdims())
+      return false;
+    auto toInt = rmax.getInput().getDefiningOp<sc::CastOp>();
+    auto eq = toInt ? notOf(toInt.getInput()) : Value();
+    auto equal = eq ? eq.getDefiningOp<sc::EqualOp>() : sc::EqualOp();
+    if (!equal || equal.getLhs() != scores)
+      return false;
+    auto c = match::splatFloat(equal.getRhs());
+    return c && std::isinf(*c) && *c < 0;
   }
 
   LogicalResult matchAndRewrite(sc::MatMulOp op, PatternRewriter &rewriter) const override {

@@ -29,8 +29,10 @@ Weights: seed 0, then 0.02·N(0,1) added to every parameter (so no value is a de
                    Conv, [CLS] token concatenated, position embeddings. dynamo=True at
                    pixel_values [2, 3, 32, 32]; outputs logits [2, 5], last_hidden_state
                    [2, 17, 64].
-  - t5_enc:        T5EncoderModel (relative position bias, unscaled attention, RMS norm, ReLU
-                   MLP), dynamo=True; see T5_NOTE.
+  - t5_enc, t5_ts: T5EncoderModel (relative position bias, unscaled attention, RMS norm, ReLU
+                   MLP) at input_ids and attention_mask above; t5_enc through the dynamo
+                   exporter from an ExportedProgram (the module itself does not export: T5_NOTE),
+                   t5_ts through the TorchScript exporter (opset 17). Output last_hidden_state.
 """
 import argparse
 import os
@@ -191,12 +193,37 @@ class T5Encoder(torch.nn.Module):
         return self.m(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
 
+T5_NOTE = """torch.onnx.export(T5EncoderModel, dynamo=True) straight from the module fails in
+torch 2.15 / transformers 5.25 while the exporter runs its decompositions:
+  ValueError: Cannot view a tensor with shape torch.Size([3, 16, 4, 16]) and strides
+  (1024, 16, 256, 1) as a tensor with shape (3, 16, 64)!
+  (aten.view.default of T5Attention's transposed attention output)
+Exporting the ExportedProgram instead works: torch.export.export(m, strict=False), then
+ep.run_decompositions() (PyTorch's default table), then torch.onnx.export(ep, dynamo=True).
+The TorchScript exporter (dynamo=False, opset 17) works too: its relative-position buckets
+(Abs of int64, Less, Log, Min, Where) fold at import once the shapes are static."""
+
+
 def export_t5(out):
+    """t5_enc: the ExportedProgram route (T5_NOTE); t5_ts: the TorchScript exporter."""
     torch.manual_seed(0)
     m = T5Encoder().eval()
     perturb(m)
     ids, mask, _ = text_inputs()
-    export_static("t5_enc", out, m, dict(input_ids=ids, attention_mask=mask), ["last_hidden_state"])
+    with torch.no_grad():
+        ref = m(ids, mask)
+    ins, outs = dict(input_ids=ids, attention_mask=mask), dict(last_hidden_state=ref)
+    ep = torch.export.export(m, (ids, mask), strict=False).run_decompositions()
+    path = os.path.join(out, "t5_enc.onnx")
+    prog = torch.onnx.export(ep, dynamo=True, input_names=list(ins), output_names=list(outs), external_data=False)
+    prog.save(path)
+    save_io(out, "t5_enc", ins, outs)
+    print(f"exported {path}: {os.path.getsize(path)} bytes")
+    path = os.path.join(out, "t5_ts.onnx")
+    torch.onnx.export(m, (ids, mask), path, dynamo=False, opset_version=17, input_names=list(ins),
+                      output_names=list(outs))
+    save_io(out, "t5_ts", ins, outs)
+    print(f"exported {path}: {os.path.getsize(path)} bytes")
 
 
 EXPORTS = {
