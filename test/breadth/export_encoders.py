@@ -20,7 +20,10 @@ Weights: seed 0, then 0.02·N(0,1) added to every parameter (so no value is a de
                    and output. Compile with --input-shape (the test binds 3x16).
   - st_minilm_dyn: the same module exported with dynamo=True (opset 18), batch and sequence
                    as torch.export Dims.
-  Inputs of both: input_ids, attention_mask (rows 16, 11 and 6 tokens long: real padding),
+  - st_minilm_eager_ts: st_minilm_ts with BERT's eager attention (scores divided by √d, the
+                   mask (1 - m)·finfo.min), as transformers wrote it when the published
+                   sentence-transformers files were exported.
+  Inputs of all three: input_ids, attention_mask (rows 16, 11 and 6 tokens long: real padding),
   token_type_ids (a second segment in each row), int64 [3, 16].
   - bert_cls:      BertForSequenceClassification (3 labels; classifier weight ×50 so the logits
                    are of order 1): segment embeddings, pooler (dense + tanh over [CLS]),
@@ -77,9 +80,9 @@ def bert_config(**kw):
 class SentenceEmbedder(torch.nn.Module):
     """BertModel + sentence-transformers' Pooling(mean) + Normalize."""
 
-    def __init__(self):
+    def __init__(self, attn="sdpa"):
         super().__init__()
-        self.bert = transformers.BertModel(bert_config(), add_pooling_layer=False)
+        self.bert = transformers.BertModel(bert_config(attn_implementation=attn), add_pooling_layer=False)
 
     def forward(self, input_ids, attention_mask, token_type_ids):
         tok = self.bert(input_ids=input_ids, attention_mask=attention_mask,
@@ -96,9 +99,9 @@ def save_io(out, name, inputs, outputs):
              **{f"{name}__{k}": v.detach().numpy() for k, v in list(inputs.items()) + list(outputs.items())})
 
 
-def export_st(name, out, dynamo):
+def export_st(name, out, dynamo, attn="sdpa"):
     torch.manual_seed(0)
-    m = SentenceEmbedder().eval()
+    m = SentenceEmbedder(attn).eval()
     perturb(m)
     ids, mask, tt = text_inputs()
     with torch.no_grad():
@@ -229,6 +232,7 @@ def export_t5(out):
 EXPORTS = {
     "st_minilm_ts": lambda out: export_st("st_minilm_ts", out, dynamo=False),
     "st_minilm_dyn": lambda out: export_st("st_minilm_dyn", out, dynamo=True),
+    "st_minilm_eager_ts": lambda out: export_st("st_minilm_eager_ts", out, dynamo=False, attn="eager"),
     "bert_cls": export_bert_cls,
     "vit_cls": export_vit,
     "t5_enc": export_t5,
