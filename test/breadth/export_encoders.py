@@ -17,17 +17,17 @@ Weights: seed 0, then 0.02·N(0,1) added to every parameter (so no value is a de
                    and token_count (the mask's row sums, int64 [B]). Exported the way published
                    sentence-transformers ONNX files were: the TorchScript exporter
                    (dynamo=False), opset 17, dynamic axes batch and sequence on every input
-                   and output. Compile with --input-shape (the test binds 3x16).
+                   and output. Compile with --input-shape (the test binds 4x16).
   - st_minilm_dyn: the same module exported with dynamo=True (opset 18), batch and sequence
                    as torch.export Dims.
   - st_minilm_eager_ts: st_minilm_ts with BERT's eager attention (scores divided by √d, the
                    mask (1 - m)·finfo.min), as transformers wrote it when the published
                    sentence-transformers files were exported.
-  Inputs of all three: input_ids, attention_mask (rows 16, 11 and 6 tokens long: real padding),
-  token_type_ids (a second segment in each row), int64 [3, 16].
+  Inputs of all three: input_ids, attention_mask (rows 16, 11, 6 and 3 tokens long: real padding),
+  token_type_ids (a second segment in each row), int64 [4, 16].
   - bert_cls:      BertForSequenceClassification (3 labels; classifier weight ×50 so the logits
                    are of order 1): segment embeddings, pooler (dense + tanh over [CLS]),
-                   classifier. dynamo=True at the inputs above; output logits [3, 3].
+                   classifier. dynamo=True at the inputs above; output logits [4, 3].
   - vit_cls:       ViTForImageClassification (image 32, patch 8, 3 channels, 5 labels): patch
                    Conv, [CLS] token concatenated, position embeddings. dynamo=True at
                    pixel_values [2, 3, 32, 32]; outputs logits [2, 5], last_hidden_state
@@ -46,7 +46,7 @@ import torch
 import transformers
 
 VOCAB = 128
-B, S = 3, 16
+B, S = 4, 16
 
 
 def perturb(m):
@@ -61,7 +61,7 @@ def text_inputs():
     starting mid-row), int64 [B, S]."""
     g = torch.Generator().manual_seed(1)
     ids = torch.randint(3, VOCAB, (B, S), generator=g)
-    lengths = [S, 11, 6]
+    lengths = [S, 11, 6, 3]
     mask = torch.zeros(B, S, dtype=torch.int64)
     tt = torch.zeros(B, S, dtype=torch.int64)
     for b, n in enumerate(lengths):
