@@ -1,7 +1,10 @@
 // ScRaiseAttention: the exporter's decomposed scaled dot-product attention (scaled q and kᵀ,
-// MatMul, mask Add, Softmax, IsNaN/Where guard, MatMul with v) becomes sc.attention.
+// MatMul, mask Add, Softmax, an IsNaN or all-masked-row guard, MatMul with v) becomes
+// sc.attention; kᵀ as
+// the dynamo exporter spells it or as the TorchScript exporter does (one transpose of the
+// [B, T, H, D] projection).
 // GQA's repeat_kv is looked through so k and v keep their Hkv heads; a constant causal mask
-// becomes `causal` and is dropped.
+// becomes `causal` and is dropped, and so is a constant all-zero mask.
 #include "PatternMatchers.h"
 #include "shardc/Passes/Passes.h"
 
@@ -74,11 +77,17 @@ Value stripRepeatKv(Value v) {
 // kᵀ as [B, H, D, T]: transpose(k, [0, 1, 3, 2]) or reshape(transpose(reshape(k) to
 // [B*H, T, D], [0, 2, 1])) where k is [B, H, T, D] or repeat_kv's 5-D [B, Hkv, n, T, D].
 // Returns k (repeat_kv stripped) or null.
-Value keyOfTransposed(Value kT) {
+// `kBthd` is set instead when kᵀ is transpose(k', [0, 2, 3, 1]) of k' laid out [B, T, H, D]
+// straight from the projection (the TorchScript exporter's spelling); the caller makes k.
+Value keyOfTransposed(Value kT, Value *kBthd = nullptr) {
   auto t = match::tensorTypeOf(kT);
   if (!t || t.getRank() != 4)
     return {};
   if (auto tr = kT.getDefiningOp<sc::TransposeOp>()) {
+    if (kBthd && tr.getPerm() == ArrayRef<int64_t>{0, 2, 3, 1}) {
+      *kBthd = tr.getInput();
+      return {};
+    }
     if (tr.getPerm() != ArrayRef<int64_t>{0, 1, 3, 2})
       return {};
     return stripRepeatKv(tr.getInput());
@@ -190,11 +199,54 @@ struct DecomposedSdpaToAttention : OpRewritePattern<sc::MatMulOp> {
     auto where = p.getDefiningOp<sc::WhereOp>();
     if (!where)
       return p;
+    if (isAllMaskedRowGuard(where))
+      return where.getRhs();
     auto isnan = where.getCondition().getDefiningOp<sc::IsNaNOp>();
     if (!isnan || isnan.getInput() != where.getRhs() || !match::isSplatFloat(where.getLhs(), 0.0) ||
         where.getType() != where.getRhs().getType())
       return {};
     return where.getRhs();
+  }
+
+  static std::optional<bool> splatBool(Value v) {
+    auto e = match::constantElements(v);
+    if (!e || !e.isSplat() || !e.getElementType().isInteger(1))
+      return std::nullopt;
+    return e.getSplatValue<bool>();
+  }
+
+  // not(c) spelled where(c, false, true): returns c, or null.
+  static Value notOf(Value v) {
+    auto w = v ? v.getDefiningOp<sc::WhereOp>() : sc::WhereOp();
+    if (!w)
+      return {};
+    auto t = splatBool(w.getLhs()), f = splatBool(w.getRhs());
+    if (!t || !f || *t || !*f)
+      return {};
+    return w.getCondition();
+  }
+
+  // The decomposed SDPA's other guard (torch's newer decomposition):
+  // where(not(any(not(S == -inf), last axis)), 0, softmax(S)), `any` spelled
+  // cast(reduce_max(cast(x to an integer), last axis) to bool). Like the IsNaN guard it only
+  // zeroes rows whose every score is masked out, which sc.attention leaves to its kernel.
+  static bool isAllMaskedRowGuard(sc::WhereOp where) {
+    auto softmax = where.getRhs().getDefiningOp<sc::SoftmaxOp>();
+    if (!softmax || !match::isSplatFloat(where.getLhs(), 0.0) || where.getType() != where.getRhs().getType())
+      return false;
+    Value scores = softmax.getInput();
+    auto toBool = notOf(where.getCondition()) ? notOf(where.getCondition()).getDefiningOp<sc::CastOp>() : sc::CastOp();
+    auto rmax = toBool ? toBool.getInput().getDefiningOp<sc::ReduceMaxOp>() : sc::ReduceMaxOp();
+    int64_t rank = match::tensorTypeOf(scores).getRank();
+    if (!rmax || rmax.getAxes() != ArrayRef<int64_t>{rank - 1} || !rmax.getKeepdims())
+      return false;
+    auto toInt = rmax.getInput().getDefiningOp<sc::CastOp>();
+    auto eq = toInt ? notOf(toInt.getInput()) : Value();
+    auto equal = eq ? eq.getDefiningOp<sc::EqualOp>() : sc::EqualOp();
+    if (!equal || equal.getLhs() != scores)
+      return false;
+    auto c = match::splatFloat(equal.getRhs());
+    return c && std::isinf(*c) && *c < 0;
   }
 
   LogicalResult matchAndRewrite(sc::MatMulOp op, PatternRewriter &rewriter) const override {
@@ -228,13 +280,24 @@ struct DecomposedSdpaToAttention : OpRewritePattern<sc::MatMulOp> {
       return fail("no q kᵀ matmul");
     parts.q = stripScalarMul(qk.getLhs(), parts.scale);
     Value kT = stripScalarMul(qk.getRhs(), parts.scale);
-    parts.k = keyOfTransposed(kT);
+    Value kBthd;
+    parts.k = keyOfTransposed(kT, &kBthd);
     parts.v = stripRepeatKv(op.getRhs());
-    if (!parts.k)
+    if (!parts.k && !kBthd)
       return fail("kᵀ is not a transpose of k");
 
-    auto qt = match::tensorTypeOf(parts.q), kt = match::tensorTypeOf(parts.k),
-         vt = match::tensorTypeOf(parts.v);
+    RankedTensorType kt;
+    if (kBthd) {
+      // k = transpose(k', [0, 2, 1, 3]): [B, T, H, D] -> [B, H, T, D], made only on a match.
+      auto kp = match::tensorTypeOf(kBthd);
+      if (!kp || kp.getRank() != 4)
+        return fail("kᵀ's source is not 4-D");
+      kt = RankedTensorType::get({kp.getDimSize(0), kp.getDimSize(2), kp.getDimSize(1), kp.getDimSize(3)},
+                                 kp.getElementType());
+    } else {
+      kt = match::tensorTypeOf(parts.k);
+    }
+    auto qt = match::tensorTypeOf(parts.q), vt = match::tensorTypeOf(parts.v);
     if (qt.getRank() != 4 || kt.getRank() != 4 || vt.getRank() != 4)
       return fail("q, k, v are not 4-D");
     if (qt.getElementType() != kt.getElementType() || kt.getElementType() != vt.getElementType() ||
@@ -255,8 +318,12 @@ struct DecomposedSdpaToAttention : OpRewritePattern<sc::MatMulOp> {
       if (isCausalMask(parts.mask)) {
         parts.causal = true;
         parts.mask = Value();
+      } else if (match::isSplatFloat(parts.mask, 0.0)) {
+        parts.mask = Value(); // an all-zero mask (ViT's, without attention_mask) masks nothing
       }
     }
+    if (kBthd)
+      parts.k = sc::TransposeOp::create(rewriter, qk.getLoc(), kt, kBthd, rewriter.getDenseI64ArrayAttr({0, 2, 1, 3}));
     rewriter.replaceOpWithNewOp<sc::AttentionOp>(
         op, op.getType(), parts.q, parts.k, parts.v, parts.mask,
         rewriter.getF32FloatAttr(static_cast<float>(parts.scale)), rewriter.getBoolAttr(parts.causal));

@@ -51,18 +51,23 @@ NP_OF_ONNX = {
 INPUT_SHAPES, DIM_BINDINGS = {}, {}
 
 
-def static_shape(vi):
+def static_shape(vi, given=None):
+    """The input's shape: --input-shape, else its dims with symbolic ones bound by --shapes, else
+    taken from `given` (the shape of the array --inputs or --reference supplies for it)."""
     if vi.name in INPUT_SHAPES:
         return INPUT_SHAPES[vi.name]
     dims = []
-    for d in vi.type.tensor_type.shape.dim:
+    tdims = vi.type.tensor_type.shape.dim
+    for i, d in enumerate(tdims):
         if d.HasField("dim_value"):
             dims.append(d.dim_value)
         elif d.dim_param in DIM_BINDINGS:
             dims.append(DIM_BINDINGS[d.dim_param])
+        elif given is not None and len(given) == len(tdims):
+            dims.append(int(given[i]))
         else:
-            fail_setup(f"input {vi.name!r} has a symbolic dim {d.dim_param!r}; "
-                       "bind it with --shapes or --input-shape")
+            fail_setup(f"input {vi.name!r} has a symbolic dim {d.dim_param!r}; bind it with --shapes or "
+                       "--input-shape, or give the input in --inputs or --reference")
     return dims
 
 
@@ -79,9 +84,10 @@ def gather_tables(model):
     return rows
 
 
-def make_inputs(model, seed):
+def make_inputs(model, seed, given_shapes=None):
     """Deterministic inputs by role: ids within their table, masks with right padding (row b
-    loses b*S/(2B) trailing positions, so rows differ and none is fully masked)."""
+    loses b*S/(2B) trailing positions, so rows differ and none is fully masked).
+    `given_shapes` (name -> shape) sizes the symbolic dims of inputs supplied elsewhere."""
     rng = np.random.default_rng(seed)
     tables = gather_tables(model)
     init_names = {t.name for t in model.graph.initializer}
@@ -94,7 +100,7 @@ def make_inputs(model, seed):
             fail_setup(f"input {vi.name!r} has element type "
                        f"{onnx.TensorProto.DataType.Name(et)} this harness cannot make")
         dtype = NP_OF_ONNX[et]
-        shape = static_shape(vi)
+        shape = static_shape(vi, (given_shapes or {}).get(vi.name))
         lname = vi.name.lower()
         if "mask" in lname:
             a = np.ones(shape, dtype=dtype)
@@ -139,7 +145,11 @@ def run_cmd(cmd, log_path, timeout):
 
 def compare(got, want, atol, rtol):
     """Max abs error, its index, and whether every element is within atol + rtol*|want|.
-    NaN/inf must match exactly; a NaN against a number counts as an infinite error."""
+    NaN/inf must match exactly; a NaN against a number counts as an infinite error. Integer
+    and boolean outputs must be equal (no tolerance)."""
+    if all(np.issubdtype(np.asarray(x).dtype, np.integer) or np.asarray(x).dtype == np.bool_
+           for x in (got, want)):
+        atol, rtol = 0.0, 0.0
     g = np.asarray(got, dtype=np.float64)
     w = np.asarray(want, dtype=np.float64)
     if g.shape != w.shape:
@@ -295,7 +305,15 @@ def main():
     label = os.path.basename(args.model)
 
     model = onnx.load(args.model, load_external_data=False)
-    feeds = make_inputs(model, args.seed)
+    given_shapes = {}
+    if args.inputs:
+        with np.load(args.inputs) as z:
+            given_shapes.update({k: z[k].shape for k in z.files})
+    if args.reference:
+        with np.load(args.reference) as z:
+            prefix = f"{args.ref_prefix}__"
+            given_shapes.update({k[len(prefix):]: z[k].shape for k in z.files if k.startswith(prefix)})
+    feeds = make_inputs(model, args.seed, given_shapes)
     if args.inputs:
         given = np.load(args.inputs)
         for name in feeds:

@@ -52,6 +52,31 @@ Converter floatOnly(llvm::StringRef op, Converter inner) {
   };
 }
 
+// Abs: sc.abs on floats (its formula row is float only); on signed integers max(x, 0 - x),
+// which the integer Max and Sub compute (T5's relative-position buckets, as the TorchScript
+// exporter writes them); on unsigned integers the input itself.
+LogicalResult convertAbs(NodeCtx &n) {
+  if (failed(needInputs(n, 1)))
+    return failure();
+  Type et = n.elem(0);
+  if (isa<FloatType>(et)) {
+    n.results.push_back(n.im.build<sc::AbsOp>(n, n.type(0), n.in(0)));
+    return success();
+  }
+  auto it = dyn_cast<IntegerType>(et);
+  if (!it || it.getWidth() == 1)
+    return n.im.fail("Abs of bool tensors is not supported");
+  if (it.isUnsigned()) {
+    n.results.push_back(n.in(0));
+    return success();
+  }
+  auto scalar = RankedTensorType::get({}, et);
+  Value zero = n.im.constant(DenseElementsAttr::get(scalar, APInt(it.getWidth(), 0)));
+  Value neg = n.im.build<sc::SubOp>(n, n.type(0), zero, n.in(0));
+  n.results.push_back(n.im.build<sc::MaxOp>(n, n.type(0), n.in(0), neg));
+  return success();
+}
+
 // ONNX Min/Max are variadic: one input is itself, two are the sc op, more a chain of them
 // (broadcasting as they go).
 template <typename OpTy> Converter variadicPair(llvm::StringRef op) {
@@ -140,7 +165,7 @@ void registerElementwiseConverters(ConverterRegistry &r) {
   r.onOp("Cos", 7, unary<sc::CosOp>());
   r.onOp("Sin", 7, unary<sc::SinOp>());
   r.onOp("Relu", 6, unary<sc::ReluOp>());
-  r.onOp("Abs", 6, floatOnly("Abs", unary<sc::AbsOp>()));
+  r.onOp("Abs", 6, convertAbs);
   r.onOp("Floor", 6, floatOnly("Floor", unary<sc::FloorOp>()));
   r.onOp("Ceil", 6, floatOnly("Ceil", unary<sc::CeilOp>()));
   r.onOp("Round", 11, floatOnly("Round", unary<sc::RoundOp>()));

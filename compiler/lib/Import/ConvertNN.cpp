@@ -1,6 +1,6 @@
-// Importer converters for the neural-network ops: MatMul, Gemm, reductions, Softmax,
-// LogSoftmax, LayerNormalization, RMSNormalization and RotaryEmbedding (Attention is
-// ConvertAttention.cpp's).
+// Importer converters for the neural-network ops: MatMul, Gemm, reductions (ReduceL2 composed
+// of a multiply, a sum and a square root), Softmax, LogSoftmax, LayerNormalization,
+// RMSNormalization and RotaryEmbedding (Attention is ConvertAttention.cpp's).
 #include "ComposeHelpers.h"
 
 #include "shardc/Dialect/ScDialect.h"
@@ -57,54 +57,92 @@ LogicalResult convertGemm(NodeCtx &n) {
 // noop_with_empty_axes (which came with the input form) says to pass the input through.
 enum class ReduceAxes { Attribute, Input };
 
+// The reduced axes (sorted, unique) and the result shape of a reduction node; `passThrough`
+// when an empty axis list with noop_with_empty_axes makes the node its input.
+struct ReduceForm {
+  SmallVector<int64_t> axes, out;
+  bool keep = true, passThrough = false;
+};
+
+FailureOr<ReduceForm> reduceForm(NodeCtx &n, ReduceAxes from) {
+  if (failed(needInputs(n, 1)))
+    return failure();
+  int64_t rank = n.shape(0).size();
+  ReduceForm f;
+  llvm::StringRef op(n.node.op_type());
+  if (from == ReduceAxes::Input) {
+    if (n.attr("axes"))
+      return n.im.fail(op + " takes its axes as an input at opset " + llvm::Twine(n.im.opset) +
+                       ", not as an attribute");
+    if (n.in(1)) {
+      auto a = constOperand(n, 1, "reduction axes");
+      if (failed(a)) return failure();
+      f.axes = *a;
+    }
+  } else {
+    if (n.in(1))
+      return n.im.fail(op + " takes its axes as an attribute at opset " + llvm::Twine(n.im.opset) +
+                       ", not as an input");
+    if (auto a = n.intsAttr("axes"))
+      f.axes = *a;
+  }
+  if (f.axes.empty()) {
+    if (n.intAttr("noop_with_empty_axes", 0)) {
+      f.passThrough = true;
+      return f;
+    }
+    for (int64_t i = 0; i < rank; ++i) f.axes.push_back(i);
+  }
+  for (int64_t &a : f.axes) {
+    a = normAxis(a, rank);
+    if (a < 0 || a >= rank)
+      return n.im.fail("reduction axis out of range");
+  }
+  llvm::sort(f.axes);
+  f.axes.erase(std::unique(f.axes.begin(), f.axes.end()), f.axes.end());
+  f.keep = n.intAttr("keepdims", 1);
+  for (int64_t i = 0; i < rank; ++i) {
+    if (llvm::is_contained(f.axes, i)) {
+      if (f.keep) f.out.push_back(1);
+    } else {
+      f.out.push_back(n.shape(0)[i]);
+    }
+  }
+  return f;
+}
+
 template <typename OpTy> Converter reduce(ReduceAxes from) {
   return [from](NodeCtx &n) -> LogicalResult {
-    if (failed(needInputs(n, 1)))
+    auto f = reduceForm(n, from);
+    if (failed(f))
       return failure();
-    int64_t rank = n.shape(0).size();
-    SmallVector<int64_t> axes;
-    llvm::StringRef op(n.node.op_type());
-    if (from == ReduceAxes::Input) {
-      if (n.attr("axes"))
-        return n.im.fail(op + " takes its axes as an input at opset " + llvm::Twine(n.im.opset) +
-                         ", not as an attribute");
-      if (n.in(1)) {
-        auto a = constOperand(n, 1, "reduction axes");
-        if (failed(a)) return failure();
-        axes = *a;
-      }
-    } else {
-      if (n.in(1))
-        return n.im.fail(op + " takes its axes as an attribute at opset " + llvm::Twine(n.im.opset) +
-                         ", not as an input");
-      if (auto a = n.intsAttr("axes"))
-        axes = *a;
-    }
-    if (axes.empty()) {
-      if (n.intAttr("noop_with_empty_axes", 0)) {
-        n.results.push_back(n.in(0));
-        return success();
-      }
-      for (int64_t i = 0; i < rank; ++i) axes.push_back(i);
-    }
-    for (int64_t &a : axes) {
-      a = normAxis(a, rank);
-      if (a < 0 || a >= rank)
-        return n.im.fail("reduction axis out of range");
-    }
-    llvm::sort(axes);
-    axes.erase(std::unique(axes.begin(), axes.end()), axes.end());
-    bool keep = n.intAttr("keepdims", 1);
-    SmallVector<int64_t> out;
-    for (int64_t i = 0; i < rank; ++i) {
-      if (llvm::is_contained(axes, i)) {
-        if (keep) out.push_back(1);
-      } else {
-        out.push_back(n.shape(0)[i]);
-      }
+    if (f->passThrough) {
+      n.results.push_back(n.in(0));
+      return success();
     }
     auto &b = n.im.builder;
-    n.results.push_back(n.im.build<OpTy>(n, n.tensor(out, n.elem(0)), n.in(0), b.getDenseI64ArrayAttr(axes), b.getBoolAttr(keep)));
+    n.results.push_back(n.im.build<OpTy>(n, n.tensor(f->out, n.elem(0)), n.in(0), b.getDenseI64ArrayAttr(f->axes),
+                                         b.getBoolAttr(f->keep)));
+    return success();
+  };
+}
+
+// ReduceL2 = sqrt(ReduceSum(x * x)) (torch's vector_norm / F.normalize export to it). An empty
+// axis list with noop_with_empty_axes passes the input through, as ONNX's reference does.
+Converter reduceL2(ReduceAxes from) {
+  return [from](NodeCtx &n) -> LogicalResult {
+    auto f = reduceForm(n, from);
+    if (failed(f))
+      return failure();
+    if (f->passThrough) {
+      n.results.push_back(n.in(0));
+      return success();
+    }
+    auto &b = n.im.builder;
+    Value sq = n.im.build<sc::MulOp>(n, n.type(0), n.in(0), n.in(0));
+    auto outTy = n.tensor(f->out, n.elem(0));
+    Value sum = n.im.build<sc::ReduceSumOp>(n, outTy, sq, b.getDenseI64ArrayAttr(f->axes), b.getBoolAttr(f->keep));
+    n.results.push_back(n.im.build<sc::SqrtOp>(n, outTy, sum));
     return success();
   };
 }
@@ -262,6 +300,8 @@ void registerNNConverters(ConverterRegistry &r) {
   r.onOp("ReduceMean", 18, reduce<sc::ReduceMeanOp>(ReduceAxes::Input));
   r.onOp("ReduceMax", 1, reduce<sc::ReduceMaxOp>(ReduceAxes::Attribute));
   r.onOp("ReduceMax", 18, reduce<sc::ReduceMaxOp>(ReduceAxes::Input));
+  r.onOp("ReduceL2", 13, reduceL2(ReduceAxes::Attribute));
+  r.onOp("ReduceL2", 18, reduceL2(ReduceAxes::Input));
 }
 
 } // namespace shardc::importer

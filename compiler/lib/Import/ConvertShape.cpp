@@ -1,6 +1,6 @@
 // Importer converters for ONNX ops that move data without arithmetic: Reshape, Transpose,
-// Slice, Concat, Split, Gather, GatherElements, Expand, Squeeze, Unsqueeze and Trilu. Shape
-// operands must be constants; they become attributes.
+// Slice, Concat, Split, Gather, GatherElements, Expand, Squeeze, Unsqueeze, Trilu and
+// Flatten. Shape operands must be constants; they become attributes.
 #include "ImporterImpl.h"
 
 #include "shardc/Dialect/ScDialect.h"
@@ -49,6 +49,23 @@ LogicalResult convertReshape(NodeCtx &n) {
   for (int64_t d : out) outTotal *= d;
   if (outTotal != total)
     return n.im.fail("cannot reshape " + shapeStr(in) + " to " + shapeStr(out));
+  n.results.push_back(n.im.build<sc::ReshapeOp>(n, n.tensor(out, n.elem(0)), n.in(0)));
+  return success();
+}
+
+// Flatten: the dims before `axis` into one, the rest into another (a reshape).
+LogicalResult convertFlatten(NodeCtx &n) {
+  if (failed(needInputs(n, 1)))
+    return failure();
+  ArrayRef<int64_t> in = n.shape(0);
+  int64_t rank = in.size();
+  int64_t axis = n.intAttr("axis", 1);
+  if (axis < 0) axis += rank;
+  if (axis < 0 || axis > rank)
+    return n.im.fail("Flatten axis out of range for rank " + llvm::Twine(rank));
+  int64_t outer = 1, inner = 1;
+  for (int64_t i = 0; i < rank; ++i) (i < axis ? outer : inner) *= in[i];
+  SmallVector<int64_t> out{outer, inner};
   n.results.push_back(n.im.build<sc::ReshapeOp>(n, n.tensor(out, n.elem(0)), n.in(0)));
   return success();
 }
@@ -345,6 +362,7 @@ void registerShapeConverters(ConverterRegistry &r) {
   r.onOp("Unsqueeze", 13, convertUnsqueeze);
   r.onOp("Squeeze", 13, convertSqueeze);
   r.onOp("Trilu", 14, convertTrilu);
+  r.onOp("Flatten", 13, convertFlatten); // negative axis since 11, bf16 since 13
 }
 
 } // namespace shardc::importer

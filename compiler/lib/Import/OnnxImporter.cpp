@@ -334,6 +334,14 @@ llvm::Expected<OwningOpRef<ModuleOp>> Importer::run(llvm::MemoryBufferRef bytes)
       auto t = transposeInput.find(node.input(1));
       linearWeights.insert(t == transposeInput.end() ? node.input(1) : t->second);
     }
+    // The TorchScript exporter (dynamo=False, e.g. published sentence-transformers files)
+    // records no module classes; it folds each nn.Linear's transposed weight into an
+    // initializer named `onnx::MatMul_<n>`. Those are weights too, however small.
+    for (const auto &node : graph.node())
+      if (node.op_type() == "MatMul" && node.input_size() == 2 &&
+          llvm::StringRef(node.input(1)).starts_with("onnx::MatMul_") && initializers.count(node.input(1)) &&
+          initializers[node.input(1)]->dims_size() == 2)
+        linearWeights.insert(node.input(1));
   }
 
   // Function signature: graph inputs that are not initializers.

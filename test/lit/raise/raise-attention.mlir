@@ -125,3 +125,113 @@ func.func @guard_wrong_value_unchanged(%q: tensor<1x2x4x16xf32>, %k: tensor<1x2x
   %o = sc.matmul %g, %v : (tensor<1x2x4x4xf32>, tensor<1x2x4x16xf32>) -> tensor<1x2x4x16xf32>
   return %o : tensor<1x2x4x16xf32>
 }
+
+// -----
+
+// The TorchScript exporter's spelling (dynamo=False, e.g. published sentence-transformers
+// files): kᵀ is one transpose [0, 2, 3, 1] of the [B, T, H, D] projection, q and kᵀ each
+// scaled by d^-0.25, a padding mask added. k becomes transpose(k', [0, 2, 1, 3]).
+// CHECK-LABEL: func @torchscript_key_bthd
+// CHECK-SAME: (%[[Q:.*]]: tensor<2x2x4x16xf32>, %[[KP:.*]]: tensor<2x4x2x16xf32>, %[[V:.*]]: tensor<2x2x4x16xf32>, %[[M:.*]]: tensor<2x1x4x4xf32>)
+// CHECK: %[[K:.*]] = sc.transpose %[[KP]] {perm = array<i64: 0, 2, 1, 3>} : (tensor<2x4x2x16xf32>) -> tensor<2x2x4x16xf32>
+// CHECK: sc.attention %[[Q]], %[[K]], %[[V]] mask %[[M]] {scale = 2.500000e-01 : f32}
+// CHECK-NOT: sc.softmax
+func.func @torchscript_key_bthd(%q: tensor<2x2x4x16xf32>, %kp: tensor<2x4x2x16xf32>, %v: tensor<2x2x4x16xf32>, %mask: tensor<2x1x4x4xf32>) -> tensor<2x2x4x16xf32> {
+  %s = sc.constant dense<0.5> : tensor<f32>
+  %kt = sc.transpose %kp {perm = array<i64: 0, 2, 3, 1>} : (tensor<2x4x2x16xf32>) -> tensor<2x2x16x4xf32>
+  %qs = sc.mul %q, %s : (tensor<2x2x4x16xf32>, tensor<f32>) -> tensor<2x2x4x16xf32>
+  %ks = sc.mul %kt, %s : (tensor<2x2x16x4xf32>, tensor<f32>) -> tensor<2x2x16x4xf32>
+  %sc = sc.matmul %qs, %ks : (tensor<2x2x4x16xf32>, tensor<2x2x16x4xf32>) -> tensor<2x2x4x4xf32>
+  %m = sc.add %sc, %mask : (tensor<2x2x4x4xf32>, tensor<2x1x4x4xf32>) -> tensor<2x2x4x4xf32>
+  %p = sc.softmax %m {axis = 3 : i64} : (tensor<2x2x4x4xf32>) -> tensor<2x2x4x4xf32>
+  %o = sc.matmul %p, %v : (tensor<2x2x4x4xf32>, tensor<2x2x4x16xf32>) -> tensor<2x2x4x16xf32>
+  return %o : tensor<2x2x4x16xf32>
+}
+
+// -----
+
+// A transpose with another permutation ([0, 3, 2, 1] of a [B, T, D, H] value) is not kᵀ of
+// a projection: left alone.
+// CHECK-LABEL: func @torchscript_key_other_perm
+// CHECK-NOT: sc.attention
+// CHECK: sc.softmax
+func.func @torchscript_key_other_perm(%q: tensor<2x2x4x16xf32>, %kp: tensor<2x4x16x2xf32>, %v: tensor<2x2x4x16xf32>) -> tensor<2x2x4x16xf32> {
+  %kt = sc.transpose %kp {perm = array<i64: 0, 3, 2, 1>} : (tensor<2x4x16x2xf32>) -> tensor<2x2x16x4xf32>
+  %sc = sc.matmul %q, %kt : (tensor<2x2x4x16xf32>, tensor<2x2x16x4xf32>) -> tensor<2x2x4x4xf32>
+  %p = sc.softmax %sc {axis = 3 : i64} : (tensor<2x2x4x4xf32>) -> tensor<2x2x4x4xf32>
+  %o = sc.matmul %p, %v : (tensor<2x2x4x4xf32>, tensor<2x2x4x16xf32>) -> tensor<2x2x4x16xf32>
+  return %o : tensor<2x2x4x16xf32>
+}
+
+// -----
+
+// A constant all-zero mask (ViT's, exported without attention_mask) masks nothing: dropped.
+// CHECK-LABEL: func @zero_mask_dropped
+// CHECK: sc.attention %{{.*}}, %{{.*}}, %{{.*}} {scale = 2.500000e-01 : f32} :
+// CHECK-NOT: mask
+func.func @zero_mask_dropped(%q: tensor<2x2x4x16xf32>, %k: tensor<2x2x4x16xf32>, %v: tensor<2x2x4x16xf32>) -> tensor<2x2x4x16xf32> {
+  %s = sc.constant dense<0.5> : tensor<f32>
+  %zero = sc.constant dense<0.0> : tensor<2x1x4x4xf32>
+  %kt = sc.transpose %k {perm = array<i64: 0, 1, 3, 2>} : (tensor<2x2x4x16xf32>) -> tensor<2x2x16x4xf32>
+  %qs = sc.mul %q, %s : (tensor<2x2x4x16xf32>, tensor<f32>) -> tensor<2x2x4x16xf32>
+  %ks = sc.mul %kt, %s : (tensor<2x2x16x4xf32>, tensor<f32>) -> tensor<2x2x16x4xf32>
+  %sc = sc.matmul %qs, %ks : (tensor<2x2x4x16xf32>, tensor<2x2x16x4xf32>) -> tensor<2x2x4x4xf32>
+  %m = sc.add %sc, %zero : (tensor<2x2x4x4xf32>, tensor<2x1x4x4xf32>) -> tensor<2x2x4x4xf32>
+  %p = sc.softmax %m {axis = 3 : i64} : (tensor<2x2x4x4xf32>) -> tensor<2x2x4x4xf32>
+  %o = sc.matmul %p, %v : (tensor<2x2x4x4xf32>, tensor<2x2x4x16xf32>) -> tensor<2x2x4x16xf32>
+  return %o : tensor<2x2x4x16xf32>
+}
+
+// -----
+
+// T5 as torch's newer SDPA decomposition writes it: no scale, the position bias in the mask
+// (per head), and the all-masked-row guard where(not(any(not(S == -inf))), 0, softmax(S)),
+// `any` a reduce_max over an integer cast. Raised with scale 1 and the mask kept.
+// CHECK-LABEL: func @all_masked_row_guard
+// CHECK-SAME: %[[M:[a-z0-9]+]]: tensor<2x2x4x4xf32>
+// CHECK: sc.attention %{{.*}}, %{{.*}}, %{{.*}} mask %[[M]] {scale = 1.000000e+00 : f32}
+// CHECK-NOT: sc.softmax
+// CHECK-NOT: sc.reduce_max
+func.func @all_masked_row_guard(%q: tensor<2x2x4x16xf32>, %k: tensor<2x2x4x16xf32>, %v: tensor<2x2x4x16xf32>, %mask: tensor<2x2x4x4xf32>) -> tensor<2x2x4x16xf32> {
+  %ninf = sc.constant dense<0xFF800000> : tensor<f32>
+  %f = sc.constant dense<false> : tensor<i1>
+  %t = sc.constant dense<true> : tensor<i1>
+  %zero = sc.constant dense<0.0> : tensor<2x2x4x4xf32>
+  %kt = sc.transpose %k {perm = array<i64: 0, 1, 3, 2>} : (tensor<2x2x4x16xf32>) -> tensor<2x2x16x4xf32>
+  %sc = sc.matmul %q, %kt : (tensor<2x2x4x16xf32>, tensor<2x2x16x4xf32>) -> tensor<2x2x4x4xf32>
+  %s = sc.add %sc, %mask : (tensor<2x2x4x4xf32>, tensor<2x2x4x4xf32>) -> tensor<2x2x4x4xf32>
+  %p = sc.softmax %s {axis = 3 : i64} : (tensor<2x2x4x4xf32>) -> tensor<2x2x4x4xf32>
+  %eq = sc.equal %s, %ninf : (tensor<2x2x4x4xf32>, tensor<f32>) -> tensor<2x2x4x4xi1>
+  %ne = sc.where %eq, %f, %t : (tensor<2x2x4x4xi1>, tensor<i1>, tensor<i1>) -> tensor<2x2x4x4xi1>
+  %ni = sc.cast %ne : (tensor<2x2x4x4xi1>) -> tensor<2x2x4x4xi64>
+  %any = sc.reduce_max %ni {axes = array<i64: 3>} : (tensor<2x2x4x4xi64>) -> tensor<2x2x4x1xi64>
+  %anyb = sc.cast %any : (tensor<2x2x4x1xi64>) -> tensor<2x2x4x1xi1>
+  %none = sc.where %anyb, %f, %t : (tensor<2x2x4x1xi1>, tensor<i1>, tensor<i1>) -> tensor<2x2x4x1xi1>
+  %g = sc.where %none, %zero, %p : (tensor<2x2x4x1xi1>, tensor<2x2x4x4xf32>, tensor<2x2x4x4xf32>) -> tensor<2x2x4x4xf32>
+  %o = sc.matmul %g, %v : (tensor<2x2x4x4xf32>, tensor<2x2x4x16xf32>) -> tensor<2x2x4x16xf32>
+  return %o : tensor<2x2x4x16xf32>
+}
+
+// -----
+
+// The same guard comparing with +inf is not the all-masked-row guard: left alone.
+// CHECK-LABEL: func @all_masked_row_guard_wrong_constant
+// CHECK-NOT: sc.attention
+func.func @all_masked_row_guard_wrong_constant(%q: tensor<2x2x4x16xf32>, %k: tensor<2x2x4x16xf32>, %v: tensor<2x2x4x16xf32>) -> tensor<2x2x4x16xf32> {
+  %pinf = sc.constant dense<0x7F800000> : tensor<f32>
+  %f = sc.constant dense<false> : tensor<i1>
+  %t = sc.constant dense<true> : tensor<i1>
+  %zero = sc.constant dense<0.0> : tensor<2x2x4x4xf32>
+  %kt = sc.transpose %k {perm = array<i64: 0, 1, 3, 2>} : (tensor<2x2x4x16xf32>) -> tensor<2x2x16x4xf32>
+  %s = sc.matmul %q, %kt : (tensor<2x2x4x16xf32>, tensor<2x2x16x4xf32>) -> tensor<2x2x4x4xf32>
+  %p = sc.softmax %s {axis = 3 : i64} : (tensor<2x2x4x4xf32>) -> tensor<2x2x4x4xf32>
+  %eq = sc.equal %s, %pinf : (tensor<2x2x4x4xf32>, tensor<f32>) -> tensor<2x2x4x4xi1>
+  %ne = sc.where %eq, %f, %t : (tensor<2x2x4x4xi1>, tensor<i1>, tensor<i1>) -> tensor<2x2x4x4xi1>
+  %ni = sc.cast %ne : (tensor<2x2x4x4xi1>) -> tensor<2x2x4x4xi64>
+  %any = sc.reduce_max %ni {axes = array<i64: 3>} : (tensor<2x2x4x4xi64>) -> tensor<2x2x4x1xi64>
+  %anyb = sc.cast %any : (tensor<2x2x4x1xi64>) -> tensor<2x2x4x1xi1>
+  %none = sc.where %anyb, %f, %t : (tensor<2x2x4x1xi1>, tensor<i1>, tensor<i1>) -> tensor<2x2x4x1xi1>
+  %g = sc.where %none, %zero, %p : (tensor<2x2x4x1xi1>, tensor<2x2x4x4xf32>, tensor<2x2x4x4xf32>) -> tensor<2x2x4x4xf32>
+  %o = sc.matmul %g, %v : (tensor<2x2x4x4xf32>, tensor<2x2x4x16xf32>) -> tensor<2x2x4x16xf32>
+  return %o : tensor<2x2x4x16xf32>
+}

@@ -121,6 +121,11 @@ def abs_int64():
     return model(nodes, [tensor("x", [2], TensorProto.INT64)], [tensor("y", [2], TensorProto.INT64)], [])
 
 
+def floor_int64():
+    nodes = [helper.make_node("Floor", ["x"], ["y"], name="node_floor")]
+    return model(nodes, [tensor("x", [2], TensorProto.INT64)], [tensor("y", [2], TensorProto.INT64)], [])
+
+
 def embedding_padding_idx():
     # nn.Embedding(32, 8, padding_idx=0): the exporter records the aten.embedding call with its
     # third argument in the Gather's fx_node metadata; without one, no padding index.
@@ -146,7 +151,8 @@ def embedding_padding_idx():
 KINDS = {f.__name__: f for f in (linear_and_shapes, embedding_tied, embedding_padding_idx, unsupported_op, old_opset,
                                   missing_external_data, symbolic_dim, op_too_new,
                                   reduce_mean_attr_axes(17), reduce_mean_attr_axes(18),
-                                  reduce_mean_input_axes, min_three_inputs, abs_int64)}
+                                  reduce_mean_input_axes, min_three_inputs, abs_int64,
+                                  floor_int64)}
 
 if __name__ == "__main__":
     kind, out = sys.argv[1], sys.argv[2]

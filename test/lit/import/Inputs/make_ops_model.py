@@ -91,7 +91,17 @@ def conv_padded():
                  [tensor("x", [1, 2, 4, 4])], [tensor("out", [1, 2, 4, 4])], [w], opset=18)
 
 
-KINDS = {f.__name__: f for f in (compare_logic, compare_folds, clip_leaky_mod, mod_float_without_fmod,
+def flatten_reduce_l2():
+    nodes = [node("Flatten", ["x"], ["f"], axis=2), node("ReduceL2", ["f", "axes"], ["n"], keepdims=0)]
+    return model(nodes, [tensor("x", [2, 3, 4, 5])], [tensor("n", [6])], [const("axes", [1])], opset=18)
+
+
+def reduce_l2_attribute():
+    return model([node("ReduceL2", ["x"], ["n"], axes=[-1])], [tensor("x", [2, 3])], [tensor("n", [2, 1])], [],
+                 opset=17)
+
+
+KINDS = {f.__name__: f for f in (flatten_reduce_l2, reduce_l2_attribute, compare_logic, compare_folds, clip_leaky_mod, mod_float_without_fmod,
                                   dropout_training, scan_index, tile_pad, einsum_attention, einsum_diagonal,
                                   conv_patches, conv_padded)}
 
