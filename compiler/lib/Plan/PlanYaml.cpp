@@ -598,7 +598,8 @@ llvm::Expected<Plan> parsePlanText(StringRef text, StringRef name, std::optional
       return err(at("gradient_accumulation_steps") + "gradient_accumulation_steps: must be >= 1");
     plan.gradientAccumulationSteps = *g;
   }
-  if (raw.offloadPolicy && *raw.offloadPolicy != "none") {
+  // YAML's null (null, ~) reaches the string as its spelling: no offload, as `none`.
+  if (raw.offloadPolicy && !llvm::is_contained({"none", "null", "Null", "NULL", "~", ""}, *raw.offloadPolicy)) {
     if (*raw.offloadPolicy != "cpu")
       return err(at("offload_policy") + "offload_policy is cpu (FSDP2's CPUOffloadPolicy) or null, not '" +
                  *raw.offloadPolicy + "'");
