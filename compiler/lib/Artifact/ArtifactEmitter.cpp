@@ -320,13 +320,17 @@ llvm::Error Emitter::emitOp(Operation *op) {
     StepDesc step;
     if (failed(s.lowerToStep(step)))
       return fail(op, "op '" + op->getName().getStringRef() + "' cannot be lowered to a step");
-    // CPU offload: a copy between the memories (sc-offload), on the copy stream.
+    // CPU offload: a copy between the memories (sc-offload), on the copy stream; the
+    // executor runs it through the backend (no kernel).
+    bool offloadCopy = false;
     for (StringRef space : {"host", "device"})
       if (sc::isCopyTo(op, space)) {
         step.kind = ("copy_to_" + space).str();
         step.attrs.set("stream", std::string("copy"));
+        offloadCopy = true;
       }
-    if (!rt::lookupCpuKernel(step.kind) && !rt::lookupCollectiveKernel(step.kind) && step.kind != rt::kProcessIndexStep)
+    if (!offloadCopy && !rt::lookupCpuKernel(step.kind) && !rt::lookupCollectiveKernel(step.kind) &&
+        step.kind != rt::kProcessIndexStep)
       return fail(op, "op '" + op->getName().getStringRef() + "' has no kernel in the CPU backend yet");
     addStep(op, step.kind, op->getOperands(), op->getResults(), std::move(step.attrs), s.getCost());
     handled = true;

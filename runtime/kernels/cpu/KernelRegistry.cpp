@@ -19,17 +19,6 @@ std::string attentionAnyKernel(const KernelArgs &args) {
   return cpu::flashAttentionSimtKernel(args);
 }
 
-// CPU offload's copies between device and host memory: the executor runs them through the
-// backend (Backend::copyToHost/copyToDevice); on the CPU both memories are host memory and the
-// copy is copy's memmove (errors named after the step).
-template <const char *Name> std::string offloadCopyKernel(const KernelArgs &args) {
-  std::string err = cpu::copyKernel(args);
-  if (err.rfind("copy:", 0) == 0)
-    err = std::string(Name) + err.substr(4);
-  return err;
-}
-constexpr char kCopyToHost[] = "copy_to_host", kCopyToDevice[] = "copy_to_device";
-
 struct KernelEntry {
   const char *op;
   KernelFn fn;
@@ -85,8 +74,6 @@ constexpr KernelEntry kKernels[] = {
     {"top_k", guarded<topKKernel>},
     {"gather_nd", guarded<gatherNdKernel>},
     {"moe_experts", guarded<viaFloat32<moeExpertsKernel>>},
-    {"copy_to_host", guarded<offloadCopyKernel<kCopyToHost>>}, // CPU offload (ExecutorHost.cpp)
-    {"copy_to_device", guarded<offloadCopyKernel<kCopyToDevice>>},
 };
 
 } // namespace
