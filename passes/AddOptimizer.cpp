@@ -4,6 +4,7 @@
 // assigning each state its updated value: one run is one training step, as
 // torch.optim.AdamW.step() after clip_grad_norm_.
 #include "shardc/Dialect/ScDialect.h"
+#include "shardc/Dialect/ScOffload.h"
 #include "shardc/Dialect/ScLocation.h"
 #include "shardc/Passes/Passes.h"
 #include "shardc/Sharding/Sharding.h"
@@ -53,6 +54,7 @@ struct Builder {
 struct ScAddOptimizerPass : impl::ScAddOptimizerBase<ScAddOptimizerPass> {
   Type reduceType;
   bool masterBf16 = false;
+  bool offload = false; // offload_policy: cpu
   void runOnOperation() override {
     ModuleOp module = getOperation();
     auto train = module->getAttrOfType<DictionaryAttr>("sc.train");
@@ -80,6 +82,8 @@ struct ScAddOptimizerPass : impl::ScAddOptimizerBase<ScAddOptimizerPass> {
     // mp_policy.master_dtype: bf16 keeps the masters and moments in bf16 (the update in f32).
     auto master = train.getAs<StringAttr>("master_dtype");
     masterBf16 = master && master.getValue() == "bf16";
+    auto policy = train.getAs<StringAttr>("offload_policy");
+    offload = policy && policy.getValue() == "cpu";
     module.walk([&](func::FuncOp func) {
       if (!func.isExternal() && failed(addOptimizer(func, adamw, maxNorm, schedule)))
         signalPassFailure();
@@ -105,7 +109,12 @@ struct ScAddOptimizerPass : impl::ScAddOptimizerBase<ScAddOptimizerPass> {
                              std::optional<Schedule> schedule) {
     Block &entry = func.getBody().front();
     auto ret = cast<func::ReturnOp>(entry.getTerminator());
-    // The gradients sc-autodiff returned, by parameter name.
+    // CPU offload: every op this pass adds runs on the host (sc.host, placed by sc-offload)
+    // but the gradient's cast to reduce_dtype and its layout constraint (the reduce-scatter
+    // stays on the device), a bf16 master's load-time cast and the constants.
+    llvm::DenseSet<Operation *> existing, deviceSide;
+    if (offload)
+      func.walk([&](Operation *op) { existing.insert(op); });
     llvm::StringMap<unsigned> gradAt;
     llvm::BitVector gradResults(func.getNumResults());
     for (unsigned i = 0; i < func.getNumResults(); ++i)
@@ -164,13 +173,16 @@ struct ScAddOptimizerPass : impl::ScAddOptimizerBase<ScAddOptimizerPass> {
       // cast to param_dtype (bf16) becomes the state itself.
       auto stateType = masterBf16 ? RankedTensorType::get(type.getShape(), BFloat16Type::get(ctx)) : type;
       Value init = p.getResult();
-      if (masterBf16)
+      if (masterBf16) {
         init = sc::CastOp::create(top, at, stateType, init);
+        deviceSide.insert(init.getDefiningOp());
+      }
       auto w = sc::StateOp::create(top, at, stateType, init, p.getName());
       if (masterBf16) {
         for (Operation *user : llvm::to_vector(p->getUsers()))
           if (auto c = dyn_cast<sc::CastOp>(user); c && c != init.getDefiningOp() && c.getType() == stateType) {
             c.getResult().replaceAllUsesWith(w.getResult());
+            existing.erase(c); // its address may be reused by an op made below
             c->erase();
           }
         if (!p->hasOneUse())
@@ -212,10 +224,13 @@ struct ScAddOptimizerPass : impl::ScAddOptimizerBase<ScAddOptimizerPass> {
       Value gs = grad;
       auto gradType = cast<RankedTensorType>(grad.getType());
       bool low = !reduceType.isF32() && gradType.getElementType().isF32();
-      if (low)
+      if (low) {
         gs = sc::CastOp::create(afterGrad, at, RankedTensorType::get(gradType.getShape(), reduceType), gs);
+        deviceSide.insert(gs.getDefiningOp());
+      }
       gs = sc::ShardingConstraintOp::create(afterGrad, at, gs.getType(), gs, afterGrad.getStrArrayAttr(axes),
                                             stored.toAttr(ctx));
+      deviceSide.insert(gs.getDefiningOp());
       if (low)
         gs = sc::CastOp::create(afterGrad, at, gradType, gs);
       std::string shardAxes;
@@ -283,6 +298,11 @@ struct ScAddOptimizerPass : impl::ScAddOptimizerBase<ScAddOptimizerPass> {
     // The step count is read by every update's bias corrections: its assign comes last.
     sc::AssignOp::create(end, t.getLoc(), t, count);
 
+    if (offload)
+      func.walk([&](Operation *op) {
+        if (!existing.contains(op) && !deviceSide.contains(op) && !isa<sc::ConstantOp, func::ReturnOp>(op))
+          op->setAttr(sc::kHostAttr, UnitAttr::get(ctx));
+      });
     // The outputs: the gradients go (they are consumed here), the pre-clip norm and this
     // step's lr come.
     ret->eraseOperands(gradResults);

@@ -1,6 +1,7 @@
 // sc-fuse-elementwise: elementwise ops grouped into sc.fused regions, each compiled into one
 // generated kernel (lib/Codegen/FusedKernels.cpp) for the CPU and for CUDA.
 #include "shardc/Dialect/ScDialect.h"
+#include "shardc/Dialect/ScOffload.h"
 #include "shardc/Dialect/ScShapes.h"
 #include "shardc/Passes/Passes.h"
 
@@ -111,6 +112,9 @@ struct ScFuseElementwisePass : impl::ScFuseElementwiseBase<ScFuseElementwisePass
           Operation *p = v.getDefiningOp();
           if (!p || p->getBlock() != &block || grouped.contains(p) || !isFusible(p) || (isRowOp(p) && hasRowOp))
             continue;
+          // CPU offload: host ops (sc.host) and device ops never share a kernel.
+          if (sc::isHostOp(p) != sc::isHostOp(&op))
+            continue;
           // What an index op or rotary's input reads must be a view; views are read inside
           // the group only, at any shape an index op takes or that broadcasts to the group's.
           bool needsView = isIndexOp(x) || (isRotary(x) && k == 0);
@@ -166,6 +170,8 @@ struct ScFuseElementwisePass : impl::ScFuseElementwiseBase<ScFuseElementwisePass
       outputTypes.push_back(v.getType());
     OpBuilder b(root);
     auto fused = sc::FusedOp::create(b, root->getLoc(), outputTypes, inputs.getArrayRef());
+    if (sc::isHostOp(root))
+      fused->setAttr(sc::kHostAttr, b.getUnitAttr());
     Block *body = new Block();
     fused.getBody().push_back(body);
     IRMapping map;

@@ -1,6 +1,7 @@
 // sc-hoist-load-steps: marks `sc.at_load` the steps that compute from weights, constants and
 // load-time sources alone, so the runtime runs them once at load (see Passes.td).
 #include "shardc/Dialect/ScDialect.h"
+#include "shardc/Dialect/ScOffload.h"
 #include "shardc/Passes/Passes.h"
 #include "shardc/comm/CollectiveKernels.h"
 
@@ -44,6 +45,9 @@ struct ScHoistLoadStepsPass : impl::ScHoistLoadStepsBase<ScHoistLoadStepsPass> {
       return false;
     std::optional<std::string> kind = sc::stepKindOf(op);
     if (!kind || rt::communicatesBetweenRanks(*kind))
+      return false;
+    // CPU offload: host steps and the copies between the memories run every step.
+    if (sc::isHostOp(op) || op->hasAttr(sc::kCopyToAttr))
       return false;
     if (op->getNumOperands() == 0)
       return op->hasTrait<sc::LoadTimeSource>();

@@ -1,5 +1,6 @@
 // The named pipelines of shardc (raise, compile) and the registration of every pass with
 // shardc-opt, so that `shardc compile --dump-pass-pipeline` output replays in shardc-opt.
+#include "shardc/Passes/Offload.h"
 #include "shardc/Passes/Passes.h"
 
 #include "mlir/Pass/PassRegistry.h"
@@ -46,6 +47,8 @@ void buildShardingPipeline(mlir::OpPassManager &pm) {
   pm.addPass(createScInsertReshards());
   pm.addPass(createScPartition());
   pm.nest<mlir::func::FuncOp>().addPass(createScBucketFsdpGathers());
+  // offload_policy: cpu: the optimizer on the host, copies between the memories.
+  pm.addPass(createScOffloadPass());
 }
 
 void buildCompilePipeline(mlir::OpPassManager &pm, bool sharded, bool fuse) {
@@ -66,13 +69,14 @@ void buildCompilePipeline(mlir::OpPassManager &pm, bool sharded, bool fuse) {
 
 void registerAllShardcPasses() {
   registerShardcPasses();
+  mlir::registerPass([] { return createScOffloadPass(); });
   mlir::PassPipelineRegistration<>("sc-raise", "raise exporter patterns to semantic sc ops",
                                    buildRaisePipeline);
   mlir::PassPipelineRegistration<>("sc-compile", "the single-rank compile pipeline (raise, group layers, fuse, plan memory)",
                                    [](mlir::OpPassManager &pm) { buildCompilePipeline(pm, false); });
   mlir::PassPipelineRegistration<>(
       "sc-shard", "add-loss (train mode), apply-plan, unroll-microbatches, autodiff, schedule-microbatches, checkpoint-activations and add-optimizer (train mode), group-layers, mixed-precision, propagate-sharding, insert-reshards, partition, "
-                  "bucket-fsdp-gathers",
+                  "bucket-fsdp-gathers, offload (train mode)",
       buildShardingPipeline);
 }
 

@@ -3,6 +3,7 @@
 // emitter (see Passes.td).
 #include "shardc/Artifact/MemoryPlan.h"
 #include "shardc/Dialect/ScDialect.h"
+#include "shardc/Dialect/ScOffload.h"
 #include "shardc/Passes/Passes.h"
 
 #include "llvm/ADT/DenseMap.h"
@@ -23,6 +24,7 @@ struct ScPlanMemoryPass : impl::ScPlanMemoryBase<ScPlanMemoryPass> {
   struct Lifetime {
     Value value;
     int64_t bytes = 0, first = -1, last = -1;
+    bool host = false; // CPU offload: in the host arena (a host op's or copy_to_host's result)
   };
 
   void runOnOperation() override {
@@ -60,15 +62,17 @@ struct ScPlanMemoryPass : impl::ScPlanMemoryBase<ScPlanMemoryPass> {
       arenaIndex[arg] = arena.size();
       arena.push_back({arg, *bytes, -1, -1});
     }
-    int64_t step = 0, persistentBytes = 0;
+    int64_t step = 0, persistentBytes = 0, hostPersistentBytes = 0;
     Builder b(module.getContext());
-    // Training state (sc.state) first in the persistent block: it outlives every run.
+    // Training state (sc.state) first in the persistent block: it outlives every run. CPU
+    // offload's host states (sc.host) go to the host persistent block instead.
     for (auto st : entry.getOps<sc::StateOp>()) {
       auto bytes = bytesOf(st.getResult(), st);
       if (failed(bytes))
         return failure();
-      st->setAttr(sc::kPersistentOffsetsAttr, b.getDenseI64ArrayAttr({persistentBytes}));
-      persistentBytes += (*bytes + kAlignment - 1) / kAlignment * kAlignment;
+      int64_t &block = sc::isHostOp(st) ? hostPersistentBytes : persistentBytes;
+      st->setAttr(sc::kPersistentOffsetsAttr, b.getDenseI64ArrayAttr({block}));
+      block += (*bytes + kAlignment - 1) / kAlignment * kAlignment;
     }
     LogicalResult walked = sc::forEachStep(entry, [&](Operation *op) -> LogicalResult {
       for (Value v : op->getOperands()) {
@@ -95,7 +99,7 @@ struct ScPlanMemoryPass : impl::ScPlanMemoryBase<ScPlanMemoryPass> {
           if (failed(bytes))
             return failure();
           arenaIndex[r] = arena.size();
-          arena.push_back({r, *bytes, step, step});
+          arena.push_back({r, *bytes, step, step, sc::isHostValue(r)});
         }
       }
       ++step;
@@ -114,14 +118,23 @@ struct ScPlanMemoryPass : impl::ScPlanMemoryBase<ScPlanMemoryPass> {
                                   "load-time result); run sc-materialize-outputs before sc-hoist-load-steps";
       arena[it->second].last = kToTheEnd;
     }
-    std::vector<BufferLifetime> lifetimes;
-    for (const Lifetime &l : arena)
-      lifetimes.push_back({l.bytes, l.first, l.last == kToTheEnd ? step : std::max(l.last, l.first)});
-    MemoryPlan plan = planMemory(lifetimes, kAlignment);
+    // The device arena and (CPU offload) the host arena, planned apart.
+    std::vector<BufferLifetime> lifetimes[2];
+    std::vector<size_t> which[2];
+    for (auto [i, l] : llvm::enumerate(arena)) {
+      lifetimes[l.host].push_back({l.bytes, l.first, l.last == kToTheEnd ? step : std::max(l.last, l.first)});
+      which[l.host].push_back(i);
+    }
+    MemoryPlan plan = planMemory(lifetimes[0], kAlignment);
+    MemoryPlan hostPlan = planMemory(lifetimes[1], kAlignment);
+    std::vector<int64_t> arenaOffsets(arena.size());
+    for (int h = 0; h < 2; ++h)
+      for (auto [k, i] : llvm::enumerate(which[h]))
+        arenaOffsets[i] = (h ? hostPlan : plan).offsets[k];
 
     // Record: per argument, per op (its results in order), and the module's totals.
     llvm::DenseMap<Operation *, SmallVector<int64_t>> offsets;
-    for (auto [l, offset] : llvm::zip(arena, plan.offsets)) {
+    for (auto [l, offset] : llvm::zip(arena, arenaOffsets)) {
       if (auto arg = dyn_cast<BlockArgument>(l.value))
         func.setArgAttr(arg.getArgNumber(), sc::kArenaOffsetAttr, b.getI64IntegerAttr(offset));
       else
@@ -132,6 +145,10 @@ struct ScPlanMemoryPass : impl::ScPlanMemoryBase<ScPlanMemoryPass> {
     module->setAttr(sc::kArenaBytesAttr, b.getI64IntegerAttr(plan.arenaBytes));
     module->setAttr(sc::kNaiveArenaBytesAttr, b.getI64IntegerAttr(plan.naiveBytes));
     module->setAttr(sc::kPersistentBytesAttr, b.getI64IntegerAttr(persistentBytes));
+    if (hostPersistentBytes || !lifetimes[1].empty()) {
+      module->setAttr(sc::kHostArenaBytesAttr, b.getI64IntegerAttr(hostPlan.arenaBytes));
+      module->setAttr(sc::kHostPersistentBytesAttr, b.getI64IntegerAttr(hostPersistentBytes));
+    }
     return success();
   }
 };

@@ -37,12 +37,15 @@ MemoryBreakdown analyzeMemory(const rt::Artifact &art) {
   MemoryBreakdown m;
   m.arenaBytes = art.arenaBytes;
   m.persistentBytes = art.persistentBytes;
+  m.hostPersistentBytes = art.hostPersistentBytes;
+  m.hostArenaBytes = art.hostArenaBytes;
   uint64_t masterElements = 0;
   for (const rt::BufferDesc &b : art.buffers) {
     if (b.storage == rt::Storage::Weight)
       m.weightBytes += b.bytes;
     if (b.storage != rt::Storage::State)
       continue;
+    m.offload |= b.host;
     llvm::StringRef name(b.name);
     if (name.starts_with("adamw.")) {
       m.optimizerStateBytes += b.bytes;
@@ -71,7 +74,8 @@ MemoryBreakdown analyzeMemory(const rt::Artifact &art) {
     first[io.buffer] = 0;
   for (const rt::IoBinding &io : art.outputs)
     last[io.buffer] = n;
-  auto isArena = [&](int64_t id) { return art.buffers[id].storage == rt::Storage::Arena; };
+  // The device arena (CPU offload's host arena is reported apart).
+  auto isArena = [&](int64_t id) { return art.buffers[id].storage == rt::Storage::Arena && !art.buffers[id].host; };
 
   // Live bytes per step (a difference array), and its peak: the least arena any packing needs.
   std::vector<int64_t> delta(n + 2, 0);
@@ -136,6 +140,10 @@ MemoryBreakdown analyzeMemory(const rt::Artifact &art) {
   m.gradientBytes = masterElements * (m.reduceDtype == "f32" ? 4 : 2);
   m.formulaBytes = m.masterBytes + m.gradientBytes + m.optimizerStateBytes + m.largestGatheredGroupBytes +
                    m.savedGatheredBytes + m.savedActivationBytes;
+  if (m.offload) { // FSDP2's CPUOffloadPolicy: the masters, gradients and optimizer state are the host's
+    m.offloadedBytes = m.masterBytes + m.gradientBytes + m.optimizerStateBytes;
+    m.formulaBytes -= m.offloadedBytes;
+  }
   return m;
 }
 

@@ -35,7 +35,14 @@ struct MemoryBreakdown {
   int64_t largestGatheredGroupLayer = -1;
   uint64_t savedGatheredBytes = 0;   // gathered parameters the forward keeps for the backward
   uint64_t savedActivationBytes = 0; // other forward values the backward reads
-  uint64_t formulaBytes = 0;         // the sum of the terms above (masters .. saved)
+  uint64_t formulaBytes = 0;         // the sum of the terms above (masters .. saved); with
+                                     // CPU offload the device's terms only (gathered, saved)
+  // CPU offload (offload_policy: cpu): the host memory the artifact plans beside the device's
+  // (the figures above are then the device's), and the formula's terms that moved there.
+  bool offload = false;
+  uint64_t hostPersistentBytes = 0; // host states: masters, moments, step count
+  uint64_t hostArenaBytes = 0;      // gradient shards and the update's temporaries
+  uint64_t offloadedBytes = 0;      // masters + gradients + optimizer state
 };
 
 MemoryBreakdown analyzeMemory(const rt::Artifact &art);

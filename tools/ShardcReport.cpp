@@ -48,6 +48,10 @@ llvm::json::Object memoryJson(const MemoryBreakdown &m) {
                                            {"saved_activations", (int64_t)m.savedActivationBytes},
                                            {"total", (int64_t)m.formulaBytes},
                                            {"planned", (int64_t)(m.persistentBytes + m.arenaBytes)}};
+  if (m.offload)
+    o["host"] = llvm::json::Object{{"persistent_bytes", (int64_t)m.hostPersistentBytes},
+                                   {"arena_bytes", (int64_t)m.hostArenaBytes},
+                                   {"offloaded_formula_terms", (int64_t)m.offloadedBytes}};
   return o;
 }
 
@@ -64,8 +68,21 @@ void printMemory(llvm::raw_ostream &os, const MemoryBreakdown &m) {
          << (l.writer.empty() ? "an input" : l.writer);
     os << "\n";
   }
+  if (m.offload)
+    os << "host memory per rank (cpu offload): persistent " << mb(m.hostPersistentBytes) << " + arena "
+       << mb(m.hostArenaBytes) << " = " << mb(m.hostPersistentBytes + m.hostArenaBytes)
+       << " (masters, gradient shards, optimizer state; the figures above are the device's)\n";
   if (!m.training)
     return;
+  if (m.offload) {
+    os << "fsdp formula (device, cpu offload): largest gathered group " << mb(m.largestGatheredGroupBytes)
+       << (m.largestGatheredGroupLayer >= 0 ? " (layer " + std::to_string(m.largestGatheredGroupLayer) + ")" : "")
+       << " + saved gathered parameters " << mb(m.savedGatheredBytes) << " + saved activations "
+       << mb(m.savedActivationBytes) << " = " << mb(m.formulaBytes) << "; planned " << mb(m.persistentBytes + m.arenaBytes)
+       << "\n  offloaded to the host: masters " << mb(m.masterBytes) << " + gradients " << mb(m.gradientBytes) << " ("
+       << m.reduceDtype << ") + optimizer state " << mb(m.optimizerStateBytes) << " = " << mb(m.offloadedBytes) << "\n";
+    return;
+  }
   os << "fsdp formula: masters " << mb(m.masterBytes) << " + gradients " << mb(m.gradientBytes) << " ("
      << m.reduceDtype << ") + optimizer state " << mb(m.optimizerStateBytes) << " + largest gathered group "
      << mb(m.largestGatheredGroupBytes)

@@ -315,6 +315,8 @@ FailureOr<OwningOpRef<ModuleOp>> compileProgram(MLIRContext &ctx, const shardc::
         train.push_back(b.getNamedAttr("gradient_accumulation_steps", b.getI64IntegerAttr(plan->gradientAccumulationSteps)));
         train.push_back(b.getNamedAttr("defer_fsdp_grad_sync", b.getBoolAttr(plan->deferFsdpGradSync)));
       }
+      if (plan->cpuOffload)
+        train.push_back(b.getNamedAttr("offload_policy", b.getStringAttr("cpu")));
       if (plan->mp.masterDtype != shardc::DType::FP32)
         train.push_back(b.getNamedAttr("master_dtype", b.getStringAttr(shardc::stringifyDType(plan->mp.masterDtype))));
       train.push_back(b.getNamedAttr("reshard_after_forward",
@@ -413,6 +415,10 @@ int runCompile(MLIRContext &ctx) {
                          outputFile, stats.steps, stats.loadSteps, stats.persistentBytes, stats.buffers, stats.arenaBytes,
                          stats.naiveArenaBytes, stats.weightBytes, stats.constantBytes, stats.fusedKernels)
                .str());
+  if (stats.hostArenaBytes || stats.hostPersistentBytes)
+    progress(llvm::formatv("cpu offload: host persistent {0} bytes, host arena {1} bytes", stats.hostPersistentBytes,
+                           stats.hostArenaBytes)
+                 .str());
   return 0;
 }
 

@@ -122,6 +122,8 @@ private:
       return fail("world_size", std::to_string(a_.worldSize) + " is not the product of the mesh axes");
     a_.arenaBytes = m.arena_bytes();
     a_.persistentBytes = m.persistent_bytes();
+    a_.hostArenaBytes = m.host_arena_bytes();
+    a_.hostPersistentBytes = m.host_persistent_bytes();
     return convertWeightFiles(m) && convertBuffers(m) && convertBindings(m.inputs(), "inputs", a_.inputs) &&
            convertBindings(m.outputs(), "outputs", a_.outputs) && convertKernels(m) &&
            convertSteps(m.load_steps(), "load_steps", true, a_.loadSteps) &&
@@ -336,6 +338,15 @@ private:
 
   bool convertStorage(const fb::Buffer &b, const std::string &at, BufferDesc &buf) {
     buf.offset = b.offset();
+    buf.host = b.space() == fb::MemorySpace::Host;
+    if (buf.host && b.storage() != fb::Storage::Arena && b.storage() != fb::Storage::State)
+      return fail(join(at, "space"), "only arena and state buffers live in host memory");
+    if (buf.host) {
+      bool arena = b.storage() == fb::Storage::Arena;
+      buf.storage = arena ? Storage::Arena : Storage::State;
+      return arena ? blockOffset(at, buf, a_.hostArenaBytes, "host_arena_bytes")
+                   : blockOffset(at, buf, a_.hostPersistentBytes, "host_persistent_bytes");
+    }
     switch (b.storage()) {
     case fb::Storage::Arena:
       buf.storage = Storage::Arena;
@@ -400,7 +411,7 @@ private:
       if (!bufferId(binding.buffer, join(at, "buffer")))
         return false;
       const BufferDesc &buf = a_.buffers[static_cast<size_t>(binding.buffer)];
-      if (buf.storage != Storage::Arena)
+      if (buf.storage != Storage::Arena || buf.host)
         return fail(join(at, "buffer"), "buffer " + std::to_string(binding.buffer) + " is not an arena buffer");
       if (key == "outputs" && buf.sharded())
         return fail(join(at, "buffer"), "buffer " + std::to_string(binding.buffer) +
@@ -465,6 +476,34 @@ private:
     return true;
   }
 
+  // CPU offload: a host step reads host and constant buffers and writes host buffers;
+  // copy_to_host reads a device buffer and writes a host one, copy_to_device the reverse;
+  // every other step stays in device memory.
+  std::string checkSpaces(const Step &step, bool load) const {
+    bool toHost = step.op == "copy_to_host", toDevice = step.op == "copy_to_device";
+    if (step.host && (toHost || toDevice || load))
+      return "is a host step, which a copy or a load step cannot be";
+    if ((toHost || toDevice) && (step.in.size() != 1 || step.out.size() != 1))
+      return "copies one buffer";
+    auto space = [&](int64_t id, bool out) -> int { // 1 host, 0 device, -1 either (a constant)
+      const BufferDesc &b = a_.buffers[static_cast<size_t>(id)];
+      if (!out && b.storage == Storage::Constant)
+        return -1;
+      return b.host ? 1 : 0;
+    };
+    for (int64_t id : step.in) {
+      int s = space(id, false), want = toHost ? 0 : toDevice ? 1 : step.host ? 1 : 0;
+      if (s >= 0 && s != want)
+        return "reads buffer " + std::to_string(id) + " in " + (s ? "host" : "device") + " memory";
+    }
+    for (int64_t id : step.out) {
+      int want = toHost ? 1 : toDevice ? 0 : step.host ? 1 : 0;
+      if (space(id, true) != want)
+        return "writes buffer " + std::to_string(id) + " in " + (want ? "device" : "host") + " memory";
+    }
+    return "";
+  }
+
   // `steps` write arena and state buffers; `load_steps` read only weights, constants,
   // persistent and state buffers, and write persistent and state buffers.
   bool convertSteps(const flatbuffers::Vector<flatbuffers::Offset<fb::Step>> *steps, const std::string &key,
@@ -480,8 +519,11 @@ private:
       step.loc = str(s.loc());
       step.flops = s.flops();
       step.bytes = s.bytes();
+      step.host = s.host();
       if (!bufferIds(s.in(), join(at, "in"), step.in) || !bufferIds(s.out(), join(at, "out"), step.out))
         return false;
+      if (std::string err = checkSpaces(step, load); !err.empty())
+        return fail(at, "step '" + step.op + "' " + err);
       for (size_t k = 0; k < step.out.size(); ++k) {
         Storage st = a_.buffers[static_cast<size_t>(step.out[k])].storage;
         if (st != Storage::State && st != (load ? Storage::Persistent : Storage::Arena))

@@ -65,10 +65,14 @@ std::string Executor::create(const Artifact &artifact, Backend &backend, Communi
   // Everything that can be checked is checked before the arena and weights are allocated.
   if (std::string err = backend.loadKernels(artifact); !err.empty())
     return err;
+  if (std::string err = ex->prepareHostKernels(); !err.empty())
+    return err;
   uint64_t scratchBytes = 0;
   if (std::string err = ex->prepareSteps(scratchBytes); !err.empty())
     return err;
   if (std::string err = ex->allocateStorage(); !err.empty())
+    return err;
+  if (std::string err = ex->allocateHostStorage(); !err.empty())
     return err;
   // Collectives pack in device memory when the communicator takes device pointers (NCCL).
   bool deviceCollectives = !backend.hostAddressable() && comm.takesDevicePointers();
@@ -79,7 +83,9 @@ std::string Executor::create(const Artifact &artifact, Backend &backend, Communi
   // recorded offsets.
   for (const BufferDesc &b : artifact.buffers) {
     TensorView &view = ex->views_[static_cast<size_t>(b.id)];
-    if (b.storage == Storage::Arena) {
+    if (b.host) {
+      view.data = ex->hostBufferData(b);
+    } else if (b.storage == Storage::Arena) {
       view.data = ex->arena_.data() + b.offset;
       ex->arenaPeakBytes_ = std::max(ex->arenaPeakBytes_, b.offset + b.bytes);
     } else if (b.storage == Storage::Persistent || b.storage == Storage::State) {
@@ -114,7 +120,7 @@ std::string Executor::create(const Artifact &artifact, Backend &backend, Communi
     PreparedStep &prepared = load ? ex->loadSteps_[k] : ex->steps_[k];
     KernelArgs &args = prepared.args;
     for (int64_t id : step.in)
-      args.in.push_back(ex->views_[static_cast<size_t>(id)]);
+      args.in.push_back(prepared.host ? ex->hostStepView(id) : ex->views_[static_cast<size_t>(id)]);
     for (int64_t id : step.out)
       args.out.push_back(ex->views_[static_cast<size_t>(id)]);
     args.attrs = &step.attrs;
@@ -236,6 +242,12 @@ std::string Executor::prepareSteps(uint64_t &scratchBytes) {
   };
   for (size_t i = 0; i < total; ++i) {
     auto [step, prepared] = at(i);
+    std::string hostErr;
+    if (prepareHostStep(step, prepared, hostErr)) {
+      if (!hostErr.empty())
+        return prefix(i) + hostErr;
+      continue;
+    }
     prepared.collective = lookupCollectiveKernel(step.op);
     if (step.op == "fused") {
       std::string name = step.attrs.getString("kernel");
@@ -548,6 +560,11 @@ std::string Executor::readState(int64_t id, std::vector<uint8_t> &bytes) {
   if (std::string err = backend_.synchronize(); !err.empty())
     return "state '" + b->name + "': " + err;
   bytes.resize(b->bytes);
+  if (b->host) { // CPU offload: host memory
+    if (b->bytes)
+      std::memcpy(bytes.data(), hostBufferData(*b), b->bytes);
+    return "";
+  }
   if (std::string err = backend_.copyOut(bytes.data(), persistent_.data() + b->offset, b->bytes); !err.empty())
     return "state '" + b->name + "': " + err;
   return "";
@@ -560,6 +577,11 @@ std::string Executor::writeState(int64_t id, const void *data, size_t bytes) {
   if (bytes != b->bytes)
     return "state '" + b->name + "': " + std::to_string(bytes) + " bytes given, the buffer has " +
            std::to_string(b->bytes);
+  if (b->host) { // CPU offload: host memory (no copy is in flight between runs)
+    if (bytes)
+      std::memcpy(hostBufferData(*b), data, bytes);
+    return "";
+  }
   if (std::string err = backend_.copyIn(persistent_.data() + b->offset, data, bytes); !err.empty())
     return "state '" + b->name + "': " + err;
   if (std::string err = backend_.synchronize(); !err.empty())
@@ -577,6 +599,8 @@ std::vector<double> Executor::stepMilliseconds() const {
 std::string Executor::runStep(const PreparedStep &step) {
   if (step.processIndex) // the same on every backend: one i64 through the backend's copy
     return backend_.copyIn(step.args.out[0].data, &step.rankIndex, sizeof(int64_t));
+  if (step.host || step.copy)
+    return runHostStep(step);
   if (step.fused)
     return step.fused->run(step.fusedArgs.data(), step.fusedLaunch, step.fusedCount);
   if (!step.collective)

@@ -72,11 +72,13 @@ std::vector<StateSlice> stateSlices(const Artifact &a, int64_t rank) {
       continue;
     const BufferDesc &from = a.buffers[static_cast<size_t>(s.in[0])];
     const BufferDesc &to = a.buffers[static_cast<size_t>(s.out[0])];
-    if (s.op == "copy" && from.storage == Storage::Weight)
+    // CPU offload: a host state's initial copy is `copy_to_host`.
+    bool copy = s.op == "copy" || s.op == "copy_to_host";
+    if (copy && from.storage == Storage::Weight)
       initOf[s.out[0]] = &from;
-    else if (s.op == "copy" && convertedFrom.count(s.in[0]))
+    else if (copy && convertedFrom.count(s.in[0]))
       initOf[s.out[0]] = convertedFrom[s.in[0]];
-    else if (s.op != "copy" && from.storage == Storage::Weight && from.shape == to.shape && from.dtype != to.dtype)
+    else if (!copy && from.storage == Storage::Weight && from.shape == to.shape && from.dtype != to.dtype)
       convertedFrom[s.out[0]] = &from;
   }
   std::vector<StateSlice> out;

@@ -17,6 +17,8 @@ TEST(ManifestSchema, EveryKernelIsAStepKind) {
     names.push_back(c);
   names.push_back("fused");
   names.emplace_back(kProcessIndexStep); // the executor's own step
+  for (const char *copy : {"copy_to_host", "copy_to_device"}) // CPU offload: through the backend
+    names.emplace_back(copy);
   for (const std::string &name : names) {
     std::optional<fb::StepKind> kind = stepKindByName(name);
     ASSERT_TRUE(kind.has_value()) << name << " is missing from enum StepKind in artifact.fbs";

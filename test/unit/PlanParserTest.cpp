@@ -129,9 +129,26 @@ TEST(PlanParse, UseHfTpPlan) {
 
 TEST(PlanParse, Offload) {
   EXPECT_EQ(parseError("offload_policy: {pin_memory: true}\n"),
-            "p.yaml:1:1: CPU offload (offload_policy) is not supported; remove it or set it to null");
+            "p.yaml:1:1: offload_policy is cpu (FSDP2's CPUOffloadPolicy) or null");
+  EXPECT_EQ(parseError("offload_policy: gpu\n"),
+            "p.yaml:1:1: offload_policy is cpu (FSDP2's CPUOffloadPolicy) or null, not 'gpu'");
+  EXPECT_EQ(parseError("offload_policy: cpu\n"),
+            "p.yaml:1:1: offload_policy: cpu needs mode: train and an optimizer (it keeps the masters, gradients "
+            "and optimizer state in host memory)");
+  EXPECT_EQ(parseError("mode: train\noffload_policy: cpu\n"),
+            "p.yaml:2:1: offload_policy: cpu needs mode: train and an optimizer (it keeps the masters, gradients "
+            "and optimizer state in host memory)");
   EXPECT_EQ(parse("offload_policy: null\n").mesh.worldSize(), 1);
   EXPECT_EQ(parse("offload_policy: ~\n").mesh.worldSize(), 1);
+  EXPECT_FALSE(parse("offload_policy: null\n").cpuOffload);
+  Plan p = parse("mode: train\noptimizer: {name: adamw}\noffload_policy: cpu\n");
+  EXPECT_TRUE(p.cpuOffload);
+  // The key survives the plan's printing and its IR attribute.
+  EXPECT_TRUE(parse(printPlanYaml(p, {})).cpuOffload);
+  mlir::MLIRContext ctx;
+  auto back = planFromAttr(planToAttr(&ctx, p));
+  ASSERT_TRUE(bool(back));
+  EXPECT_TRUE(back->cpuOffload);
 }
 
 TEST(PlanParse, OneDocument) {

@@ -6,6 +6,7 @@
 
 #include "shardc/Codegen/FusedKernels.h"
 #include "shardc/Dialect/ScDialect.h"
+#include "shardc/Dialect/ScOffload.h"
 #include "shardc/Dialect/ScLocation.h"
 #include "shardc/Sharding/Sharding.h"
 #include "shardc/comm/CollectiveKernels.h"
@@ -54,6 +55,7 @@ struct Buffer {
   // constant
   int64_t blobOffset = 0;
   int64_t arenaOffset = 0; // arena and persistent: from sc-plan-memory
+  bool host = false;       // arena and state: in host memory (CPU offload)
   // Sharded weights and inputs: this rank's chunk of a tensor of globalShape.
   SmallVector<int64_t> globalShape;
   SmallVector<std::pair<int64_t, SmallVector<std::string, 2>>> shard; // (dim, axes)
@@ -87,6 +89,7 @@ struct Step {
   SmallVector<int64_t> in, out;
   rt::Attrs attrs;
   OpCost cost; // the op's (StepOpInterface::getCost), recorded for reports and profiles
+  bool host = false; // runs on the host (CPU offload's sc.host)
 };
 
 class Emitter {
@@ -230,6 +233,7 @@ void Emitter::addStep(Operation *op, llvm::StringRef kind, ValueRange ins, Value
   Step s;
   s.op = kind.str();
   s.loc = stepLoc(op->getLoc());
+  s.host = sc::isHostOp(op);
   for (Value v : ins) {
     auto id = bufferFor(v);
     if (!id) {
@@ -253,6 +257,7 @@ void Emitter::addStep(Operation *op, llvm::StringRef kind, ValueRange ins, Value
     }
     s.out.push_back(*id);
     buffers[*id].arenaOffset = offset;
+    buffers[*id].host = !atLoad && sc::isHostValue(v);
   }
   s.attrs = std::move(attrs);
   s.cost = cost;
@@ -272,13 +277,17 @@ llvm::Error Emitter::emitOp(Operation *op) {
     if (!id)
       return id.takeError();
     buffers[*id].arenaOffset = offsets[0];
+    buffers[*id].host = sc::isHostOp(st);
     if (!st.getInit())
       return llvm::Error::success();
     auto from = bufferFor(st.getInit());
     if (!from)
       return from.takeError();
     Step s;
-    s.op = "copy";
+    // A host state (CPU offload) gets its initial value from the device's weight.
+    s.op = buffers[*id].host ? "copy_to_host" : "copy";
+    if (buffers[*id].host)
+      s.attrs.set("stream", std::string("copy"));
     s.loc = stepLoc(op->getLoc());
     s.in = {*from};
     s.out = {*id};
@@ -315,7 +324,17 @@ llvm::Error Emitter::emitOp(Operation *op) {
     StepDesc step;
     if (failed(s.lowerToStep(step)))
       return fail(op, "op '" + op->getName().getStringRef() + "' cannot be lowered to a step");
-    if (!rt::lookupCpuKernel(step.kind) && !rt::lookupCollectiveKernel(step.kind) && step.kind != rt::kProcessIndexStep)
+    // CPU offload: a copy between the memories (sc-offload), on the copy stream; the
+    // executor runs it through the backend (no kernel).
+    bool offloadCopy = false;
+    for (StringRef space : {"host", "device"})
+      if (sc::isCopyTo(op, space)) {
+        step.kind = ("copy_to_" + space).str();
+        step.attrs.set("stream", std::string("copy"));
+        offloadCopy = true;
+      }
+    if (!offloadCopy && !rt::lookupCpuKernel(step.kind) && !rt::lookupCollectiveKernel(step.kind) &&
+        step.kind != rt::kProcessIndexStep)
       return fail(op, "op '" + op->getName().getStringRef() + "' has no kernel in the CPU backend yet");
     addStep(op, step.kind, op->getOperands(), op->getResults(), std::move(step.attrs), s.getCost());
     handled = true;
@@ -497,6 +516,8 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
     bb.add_dtype(rt::toSchema(*dtype));
     bb.add_shape(shape);
     bb.add_storage(storage);
+    if (b.host)
+      bb.add_space(rt::fb::MemorySpace::Host);
     if (b.storage == "arena" || b.storage == "persistent" || b.storage == "state")
       bb.add_offset(b.arenaOffset);
     else if (b.storage == "weight") {
@@ -551,7 +572,7 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
         return llvm::createStringError(llvm::inconvertibleErrorCode(), "step '%s' (%s): %s", s.op.c_str(),
                                        s.loc.c_str(), err.c_str());
       out.push_back(rt::fb::CreateStep(fbb, *kind, longs(s.in), longs(s.out), attrsType, attrs,
-                                       fbb.CreateString(s.loc), s.cost.flops, s.cost.bytes));
+                                       fbb.CreateString(s.loc), s.cost.flops, s.cost.bytes, s.host));
     }
     return fbb.CreateVector(out);
   };
@@ -583,7 +604,8 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
       fbb, rt::kArtifactFormatVersion, fbb.CreateString("shardc " SHARDC_VERSION),
       fbb.CreateString(source ? source.str() : std::string()), fbb.CreateVector(meshAxes), mesh.worldSize(),
       fbb.CreateVector(files), *arenaBytes, *persistentBytes, fbb.CreateVector(fbBuffers), bindings(inputs),
-      bindings(outputs), fbKernels, fbLoadSteps, *fbSteps, fbShapes, fbPrograms);
+      bindings(outputs), fbKernels, fbLoadSteps, *fbSteps, fbShapes, fbPrograms,
+      planned(sc::kHostArenaBytesAttr).value_or(0), planned(sc::kHostPersistentBytesAttr).value_or(0));
   rt::fb::FinishManifestBuffer(fbb, root);
   manifestBytes.assign(reinterpret_cast<const char *>(fbb.GetBufferPointer()), fbb.GetSize());
 
@@ -591,6 +613,8 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
   stats.buffers = buffers.size();
   stats.arenaBytes = *arenaBytes;
   stats.naiveArenaBytes = *naiveBytes;
+  stats.hostArenaBytes = planned(sc::kHostArenaBytesAttr).value_or(0);
+  stats.hostPersistentBytes = planned(sc::kHostPersistentBytesAttr).value_or(0);
   stats.constantBytes = blob.size();
   for (const Buffer &b : buffers)
     if (b.storage == "weight")

@@ -3,6 +3,7 @@
 // hold. An unknown `sc.*` name is an error, so a misspelt or stale attribute cannot be
 // silently ignored by the pass that should have read it.
 #include "shardc/Dialect/ScDialect.h"
+#include "shardc/Dialect/ScOffload.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "llvm/ADT/StringSwitch.h"
@@ -192,6 +193,9 @@ LogicalResult verifyAttr(Operation *op, Scope scope, NamedAttribute named, Type 
       } else if (a.getName() == "master_dtype") {
         auto s = dyn_cast<StringAttr>(a.getValue());
         ok &= s && (s.getValue() == "bf16" || s.getValue() == "fp32");
+      } else if (a.getName() == "offload_policy") {
+        auto s = dyn_cast<StringAttr>(a.getValue());
+        ok &= s && s.getValue() == "cpu";
       } else if (a.getName() == "reshard_after_forward") {
         auto s = dyn_cast<StringAttr>(a.getValue());
         ok &= s && (s.getValue() == "true" || s.getValue() == "false" || s.getValue() == "auto");
@@ -215,11 +219,12 @@ LogicalResult verifyAttr(Operation *op, Scope scope, NamedAttribute named, Type 
                       "(optional), lr_scheduler = {warmup_steps, total_steps, min_lr} (optional), max_grad_norm = <float> "
                       "(optional), activation_checkpointing = \"full\" | \"selective\" (optional), reshard_after_forward = \"true\" | \"false\" | \"auto\" (optional), "
                       "gradient_accumulation_steps = <int >= 1> (optional), defer_fsdp_grad_sync = <bool> (optional), "
-                      "master_dtype = \"bf16\" | \"fp32\" (optional), loss_parallel = <bool> (optional)}");
+                      "master_dtype = \"bf16\" | \"fp32\" (optional), loss_parallel = <bool> (optional), offload_policy = \"cpu\" (optional)}");
   }
   if (name == "sc.source")
     return failed(only({Scope::Module})) ? failure() : expect(isa<StringAttr>(attr), "a string");
-  if (name == kArenaBytesAttr || name == kNaiveArenaBytesAttr || name == kPersistentBytesAttr)
+  if (name == kArenaBytesAttr || name == kNaiveArenaBytesAttr || name == kPersistentBytesAttr ||
+      name == kHostArenaBytesAttr || name == kHostPersistentBytesAttr)
     return failed(only({Scope::Module})) ? failure()
                                          : expect(isa<IntegerAttr>(attr) && cast<IntegerAttr>(attr).getInt() >= 0,
                                                   "a non-negative integer");
@@ -259,6 +264,18 @@ LogicalResult verifyAttr(Operation *op, Scope scope, NamedAttribute named, Type 
     if (!isa<ParamOp>(op))
       return op->emitError() << "'sc.trainable' is only valid on sc.param";
     return success();
+  }
+
+  // CPU offload: the op runs on the host; a copy between the memories (ScOffload.h).
+  if (name == kHostAttr)
+    return failed(only({Scope::Op})) ? failure() : expect(isa<UnitAttr>(attr), "a unit attribute");
+  if (name == kCopyToAttr) {
+    if (failed(only({Scope::Op})))
+      return failure();
+    if (!isa<CopyOp>(op))
+      return op->emitError() << "'" << name << "' is only valid on sc.copy";
+    auto s = dyn_cast<StringAttr>(attr);
+    return expect(s && (s.getValue() == "host" || s.getValue() == "device"), "\"host\" or \"device\"");
   }
 
   // Load steps and the memory plan (ScStorage.h).

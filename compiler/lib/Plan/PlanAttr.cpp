@@ -84,6 +84,8 @@ std::string printPlanYaml(const Plan &plan, const std::map<std::string, TpStyle>
     os << "gradient_accumulation_steps: " << plan.gradientAccumulationSteps << "\n";
   os << "defer_fsdp_grad_sync: " << yamlBool(plan.deferFsdpGradSync) << "\n";
   os << "enable_fsdp2_prefetch: " << yamlBool(plan.fsdpPrefetch) << "\n";
+  if (plan.cpuOffload)
+    os << "offload_policy: cpu\n";
   if (!resolved.empty()) {
     os << "# resolved: " << resolved.size() << " modules\n";
     for (const auto &[path, style] : resolved)
@@ -149,6 +151,8 @@ DictionaryAttr planToAttr(MLIRContext *ctx, const Plan &plan) {
     attrs.push_back(b.getNamedAttr("gradient_accumulation_steps", b.getI64IntegerAttr(plan.gradientAccumulationSteps)));
   if (plan.mp.masterDtype != DType::FP32)
     attrs.push_back(b.getNamedAttr("master_dtype", b.getStringAttr(stringifyDType(plan.mp.masterDtype))));
+  if (plan.cpuOffload)
+    attrs.push_back(b.getNamedAttr("offload_policy", b.getStringAttr("cpu")));
   if (!plan.trainableGlobs.empty())
     attrs.push_back(b.getNamedAttr("trainable", b.getStrArrayAttr(SmallVector<StringRef>(plan.trainableGlobs.begin(), plan.trainableGlobs.end()))));
   if (!plan.frozenGlobs.empty())
@@ -258,6 +262,12 @@ llvm::Expected<Plan> planFromAttr(DictionaryAttr attr) {
     plan.maxGradNorm = clip.getValueAsDouble();
   if (auto g = attr.getAs<IntegerAttr>("gradient_accumulation_steps"))
     plan.gradientAccumulationSteps = g.getInt();
+  if (auto o = attr.get("offload_policy")) {
+    auto s = dyn_cast<StringAttr>(o);
+    if (!s || s.getValue() != "cpu")
+      return bad("offload_policy must be \"cpu\"");
+    plan.cpuOffload = true;
+  }
   if (auto m = attr.getAs<StringAttr>("master_dtype")) {
     auto d = parseDType(m.getValue());
     if (!d)

@@ -408,8 +408,8 @@ KeyLocs prePass(StringRef text, StringRef name) {
           e.skip();
         }
     } else if (key == "offload_policy") {
-      if (!isNullScalar(v) && out.error.empty())
-        out.error = out.loc[key] + ": CPU offload (offload_policy) is not supported; remove it or set it to null";
+      if (!isNullScalar(v) && !llvm::isa<llvm::yaml::ScalarNode>(v) && out.error.empty())
+        out.error = out.loc[key] + ": offload_policy is cpu (FSDP2's CPUOffloadPolicy) or null";
     }
     v->skip();
   }
@@ -599,6 +599,16 @@ llvm::Expected<Plan> parsePlanText(StringRef text, StringRef name, std::optional
     if (*g < 1)
       return err(at("gradient_accumulation_steps") + "gradient_accumulation_steps: must be >= 1");
     plan.gradientAccumulationSteps = *g;
+  }
+  // YAML's null (null, ~) reaches the string as its spelling: no offload, as `none`.
+  if (raw.offloadPolicy && !llvm::is_contained({"none", "null", "Null", "NULL", "~", ""}, *raw.offloadPolicy)) {
+    if (*raw.offloadPolicy != "cpu")
+      return err(at("offload_policy") + "offload_policy is cpu (FSDP2's CPUOffloadPolicy) or null, not '" +
+                 *raw.offloadPolicy + "'");
+    if (plan.mode != Mode::Train || !plan.optimizer)
+      return err(at("offload_policy") + "offload_policy: cpu needs mode: train and an optimizer (it keeps the "
+                                        "masters, gradients and optimizer state in host memory)");
+    plan.cpuOffload = true;
   }
   plan.deferFsdpGradSync = raw.deferFsdpGradSync.value_or(true);
   plan.fsdpPrefetch = raw.prefetch.value_or(true);

@@ -169,6 +169,7 @@ std::string CudaBackend::timeRun(const std::function<std::string()> &launch, dou
 }
 
 CudaBackend::~CudaBackend() {
+  releaseCopyStream();
   for (cudaEvent_t e : timing_)
     if (e)
       cudaEventDestroy(e);

@@ -84,6 +84,11 @@ public:
   // The stream this backend enqueues on now (useStream; the compute stream outside steps).
   cudaStream_t stream() const { return threadContext().stream; }
   const std::string &arch() const { return arch_; } // "sm_90"
+  // CPU offload (CudaOffload.cpp): pinned host memory, copies on a copy stream of their own.
+  rt::MemoryBlock allocatePinnedHost(size_t bytes) override;
+  std::string copyToHost(void *host, const void *device, size_t bytes) override;
+  std::string copyToDevice(void *device, const void *host, size_t bytes) override;
+  std::string waitCopies() override;
 
 private:
   CudaBackend() = default;
@@ -97,6 +102,10 @@ private:
   cudaEvent_t timing_[2] = {nullptr, nullptr}; // timeRun
   cudaStream_t streams_[2] = {nullptr, nullptr}; // compute, communication
   std::vector<cudaEvent_t> events_;
+  cudaStream_t copyStream_ = nullptr;                     // CPU offload's copies
+  cudaEvent_t copyReady_ = nullptr, copyDone_ = nullptr;  // ordering them with the steps
+  std::string copyOnCopyStream(void *dst, const void *src, size_t bytes, bool toHost);
+  void releaseCopyStream();
   std::map<std::string, std::unique_ptr<rt::FusedKernel>, std::less<>> fused_;
 };
 

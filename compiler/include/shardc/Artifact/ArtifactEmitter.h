@@ -23,6 +23,7 @@ struct EmitStats {
   int64_t fusedKernels = 0; // distinct generated kernels
   int64_t loadSteps = 0;       // run once at load (weights and constants only)
   int64_t persistentBytes = 0; // what they write
+  int64_t hostArenaBytes = 0, hostPersistentBytes = 0; // CPU offload's host memory
   std::string kernelSource; // their module source (prelude and kernels), "" without any
 };
 

@@ -133,6 +133,10 @@ struct Plan {
   // micro-batch, the shards added) and prefetch the next layer's all-gather.
   bool deferFsdpGradSync = true;
   bool fsdpPrefetch = true;
+  // `offload_policy: cpu` (train mode, with an optimizer), FSDP2's CPUOffloadPolicy: masters,
+  // reduced gradient shards and optimizer state in host memory, the optimizer step on the host
+  // (sc-offload, docs/training.md#cpu-offload).
+  bool cpuOffload = false;
   // Module path -> style once resolved (resolveTpPlan), carried through sc.plan so that a
   // pass run on printed IR without locations still knows it. Empty until resolved.
   std::map<std::string, TpStyle> resolved;

@@ -45,6 +45,8 @@ struct BufferDesc {
   std::string transform;   // Weight: informational ("none", "transpose")
   std::vector<std::string> tied; // Weight: further module paths of a tied parameter
   uint64_t blobOffset = 0; // Constant: byte offset in the blob
+  // Arena and State: in host memory (CPU offload): the host arena / host persistent block.
+  bool host = false;
   uint64_t bytes = 0;      // product(shape) * dtypeSize(dtype), checked against overflow at load
   // Sharded buffers: `shape` is the rank's chunk of a tensor of `globalShape`. Unsharded
   // ones have globalShape == shape and an empty `shard`.
@@ -163,6 +165,9 @@ struct Step {
   // The op's cost as the compiler defined it (StepOpInterface::getCost): floating-point
   // operations and bytes read plus written per run; 0 when not recorded.
   uint64_t flops = 0, bytes = 0;
+  // Runs on the host with the CPU kernels, on host buffers, whatever the backend (CPU
+  // offload's optimizer step).
+  bool host = false;
 };
 
 // Generated fused kernels: one source for every backend (the CUDA backend compiles it with
@@ -198,6 +203,8 @@ struct Artifact {
   std::vector<WeightFile> weightFiles;
   uint64_t arenaBytes = 0;
   uint64_t persistentBytes = 0; // the block the load steps write
+  // CPU offload: the host arena and the host persistent block (host State buffers).
+  uint64_t hostArenaBytes = 0, hostPersistentBytes = 0;
   std::vector<BufferDesc> buffers; // buffers[i].id == i
   std::vector<IoBinding> inputs, outputs;
   std::vector<Step> steps;

@@ -71,6 +71,27 @@ public:
                   widthBytes);
     return "";
   }
+  // CPU offload (ExecutorHost.cpp). Host memory for the executor's host arena and host
+  // persistent block: page-locked on a GPU (cudaHostAlloc), so that the copies are
+  // asynchronous; zero-filled, 64-byte aligned; empty when it cannot be had.
+  virtual MemoryBlock allocatePinnedHost(size_t bytes) { return MemoryBlock::allocateHost(bytes); }
+  // The copy steps: device memory to host memory and back, in order with the steps. A GPU
+  // enqueues them on a copy stream of their own, which waits for the compute stream's work
+  // so far; the compute stream waits for a copy to the device before its next step.
+  [[nodiscard]] virtual std::string copyToHost(void *host, const void *device, size_t bytes) {
+    if (bytes)
+      std::memcpy(host, device, bytes);
+    return "";
+  }
+  [[nodiscard]] virtual std::string copyToDevice(void *device, const void *host, size_t bytes) {
+    if (bytes)
+      std::memcpy(device, host, bytes);
+    return "";
+  }
+  // Blocks the host until the copies enqueued so far are done (before a host step reads what
+  // they wrote or overwrites what they read).
+  [[nodiscard]] virtual std::string waitCopies() { return ""; }
+
   // Waits for everything enqueued so far.
   [[nodiscard]] virtual std::string synchronize() { return ""; }
   // Runs a step sequence that enqueues the same work every time (fixed buffers, no host

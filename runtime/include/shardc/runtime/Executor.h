@@ -25,6 +25,11 @@ namespace shardc::rt {
 // i64 2x65". Needs no executor, so callers can check before binding weights.
 [[nodiscard]] std::string checkInputs(const Artifact &artifact, const std::vector<HostTensor> &inputs);
 
+// CPU offload's copies between device and host memory (the executor runs them through the
+// backend: ExecutorHost.cpp).
+inline constexpr std::string_view kCopyToHostStep = "copy_to_host";
+inline constexpr std::string_view kCopyToDeviceStep = "copy_to_device";
+
 struct ExecutorOptions {
   // Benchmarks of shapes whose weights are not at hand: every weight is filled with
   // deterministic pseudo-random values (uniform in [-0.05, 0.05), per rank and buffer) instead
@@ -119,6 +124,9 @@ public:
   const std::vector<std::string> &weightNotes() const { return weightNotes_; }
   // Bytes of the persistent block the load steps wrote (parameters in param_dtype, ...).
   uint64_t persistentBytes() const { return artifact_.persistentBytes; }
+  // CPU offload: bytes of the host persistent block (host training state) and host arena.
+  uint64_t hostPersistentBytes() const { return artifact_.hostPersistentBytes; }
+  uint64_t hostArenaBytes() const { return artifact_.hostArenaBytes; }
 
   // Training state: this rank's bytes of State buffer `id` (its local shape), copied out of or
   // into the persistent block through the backend's copyOut/copyIn. Call between runs (after
@@ -139,6 +147,8 @@ private:
     uint64_t scratchBytes = 0; // of the shared collective scratch this collective packs through
     bool processIndex = false; // kProcessIndexStep: writes `rankIndex` to its output
     int64_t rankIndex = 0;
+    int copy = 0;      // CPU offload: 1 copy_to_host, 2 copy_to_device (through the backend)
+    bool host = false; // CPU offload: a host step (CPU kernels on host buffers)
   };
 
   Executor(const Artifact &artifact, Backend &backend, Communicator &comm)
@@ -162,6 +172,17 @@ private:
   std::string stageIn(void *device, const void *host, size_t bytes);
   std::vector<uint8_t> collectiveIn_, collectiveOut_; // a host collective's staged data
   std::string stepPrefix(size_t index) const;
+  // CPU offload (ExecutorHost.cpp): host kernels, host storage, host and copy steps.
+  bool hasHostSteps() const;
+  std::string prepareHostKernels();
+  bool prepareHostStep(const Step &step, PreparedStep &prepared, std::string &err);
+  std::string allocateHostStorage();
+  uint8_t *hostBufferData(const BufferDesc &b) const;
+  TensorView hostStepView(int64_t id) const;
+  std::string runHostStep(const PreparedStep &step);
+  Backend *hostKernels_ = nullptr;               // the CPU kernels of host steps
+  std::unique_ptr<CpuBackend> ownHostKernels_;   // on a non-CPU backend
+  MemoryBlock hostArena_, hostPersistent_;       // host memory (pinned on CUDA)
 
   const Artifact &artifact_;
   Backend &backend_;

@@ -109,6 +109,9 @@ struct TopKAttrsBuilder;
 struct GatherNdAttrs;
 struct GatherNdAttrsBuilder;
 
+struct OffloadCopyAttrs;
+struct OffloadCopyAttrsBuilder;
+
 struct Step;
 struct StepBuilder;
 
@@ -179,6 +182,8 @@ inline const flatbuffers::TypeTable *ScatterNDAttrsTypeTable();
 inline const flatbuffers::TypeTable *TopKAttrsTypeTable();
 
 inline const flatbuffers::TypeTable *GatherNdAttrsTypeTable();
+
+inline const flatbuffers::TypeTable *OffloadCopyAttrsTypeTable();
 
 inline const flatbuffers::TypeTable *StepTypeTable();
 
@@ -328,11 +333,13 @@ enum class StepKind : uint16_t {
   token_loss_stats = 48,
   token_loss_stats_grad = 49,
   token_loss_combine = 50,
+  copy_to_host = 51,
+  copy_to_device = 52,
   MIN = copy,
-  MAX = token_loss_combine
+  MAX = copy_to_device
 };
 
-inline const StepKind (&EnumValuesStepKind())[51] {
+inline const StepKind (&EnumValuesStepKind())[53] {
   static const StepKind values[] = {
     StepKind::copy,
     StepKind::cast,
@@ -384,13 +391,15 @@ inline const StepKind (&EnumValuesStepKind())[51] {
     StepKind::moe_experts,
     StepKind::token_loss_stats,
     StepKind::token_loss_stats_grad,
-    StepKind::token_loss_combine
+    StepKind::token_loss_combine,
+    StepKind::copy_to_host,
+    StepKind::copy_to_device
   };
   return values;
 }
 
 inline const char * const *EnumNamesStepKind() {
-  static const char * const names[52] = {
+  static const char * const names[54] = {
     "copy",
     "cast",
     "equal",
@@ -442,15 +451,47 @@ inline const char * const *EnumNamesStepKind() {
     "token_loss_stats",
     "token_loss_stats_grad",
     "token_loss_combine",
+    "copy_to_host",
+    "copy_to_device",
     nullptr
   };
   return names;
 }
 
 inline const char *EnumNameStepKind(StepKind e) {
-  if (flatbuffers::IsOutRange(e, StepKind::copy, StepKind::token_loss_combine)) return "";
+  if (flatbuffers::IsOutRange(e, StepKind::copy, StepKind::copy_to_device)) return "";
   const size_t index = static_cast<size_t>(e);
   return EnumNamesStepKind()[index];
+}
+
+enum class MemorySpace : uint8_t {
+  Device = 0,
+  Host = 1,
+  MIN = Device,
+  MAX = Host
+};
+
+inline const MemorySpace (&EnumValuesMemorySpace())[2] {
+  static const MemorySpace values[] = {
+    MemorySpace::Device,
+    MemorySpace::Host
+  };
+  return values;
+}
+
+inline const char * const *EnumNamesMemorySpace() {
+  static const char * const names[3] = {
+    "Device",
+    "Host",
+    nullptr
+  };
+  return names;
+}
+
+inline const char *EnumNameMemorySpace(MemorySpace e) {
+  if (flatbuffers::IsOutRange(e, MemorySpace::Device, MemorySpace::Host)) return "";
+  const size_t index = static_cast<size_t>(e);
+  return EnumNamesMemorySpace()[index];
 }
 
 enum class LinearEpilogue : uint8_t {
@@ -575,11 +616,13 @@ enum class StepAttrs : uint8_t {
   scatter_nd = 31,
   top_k = 32,
   gather_nd = 33,
+  copy_to_host = 34,
+  copy_to_device = 35,
   MIN = NONE,
-  MAX = gather_nd
+  MAX = copy_to_device
 };
 
-inline const StepAttrs (&EnumValuesStepAttrs())[34] {
+inline const StepAttrs (&EnumValuesStepAttrs())[36] {
   static const StepAttrs values[] = {
     StepAttrs::NONE,
     StepAttrs::formula,
@@ -614,13 +657,15 @@ inline const StepAttrs (&EnumValuesStepAttrs())[34] {
     StepAttrs::arg_max,
     StepAttrs::scatter_nd,
     StepAttrs::top_k,
-    StepAttrs::gather_nd
+    StepAttrs::gather_nd,
+    StepAttrs::copy_to_host,
+    StepAttrs::copy_to_device
   };
   return values;
 }
 
 inline const char * const *EnumNamesStepAttrs() {
-  static const char * const names[35] = {
+  static const char * const names[37] = {
     "NONE",
     "formula",
     "gemm",
@@ -655,13 +700,15 @@ inline const char * const *EnumNamesStepAttrs() {
     "scatter_nd",
     "top_k",
     "gather_nd",
+    "copy_to_host",
+    "copy_to_device",
     nullptr
   };
   return names;
 }
 
 inline const char *EnumNameStepAttrs(StepAttrs e) {
-  if (flatbuffers::IsOutRange(e, StepAttrs::NONE, StepAttrs::gather_nd)) return "";
+  if (flatbuffers::IsOutRange(e, StepAttrs::NONE, StepAttrs::copy_to_device)) return "";
   const size_t index = static_cast<size_t>(e);
   return EnumNamesStepAttrs()[index];
 }
@@ -923,7 +970,8 @@ struct Buffer FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
     VT_FILE_SHAPE = 26,
     VT_FILE_START = 28,
     VT_FILE_REPEAT = 30,
-    VT_TIED = 32
+    VT_TIED = 32,
+    VT_SPACE = 34
   };
   const flatbuffers::String *name() const {
     return GetPointer<const flatbuffers::String *>(VT_NAME);
@@ -970,6 +1018,9 @@ struct Buffer FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>> *tied() const {
     return GetPointer<const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>> *>(VT_TIED);
   }
+  shardc::rt::fb::MemorySpace space() const {
+    return static_cast<shardc::rt::fb::MemorySpace>(GetField<uint8_t>(VT_SPACE, 0));
+  }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
            VerifyOffset(verifier, VT_NAME) &&
@@ -997,6 +1048,7 @@ struct Buffer FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
            VerifyOffset(verifier, VT_TIED) &&
            verifier.VerifyVector(tied()) &&
            verifier.VerifyVectorOfStrings(tied()) &&
+           VerifyField<uint8_t>(verifier, VT_SPACE, 1) &&
            verifier.EndTable();
   }
 };
@@ -1050,6 +1102,9 @@ struct BufferBuilder {
   void add_tied(flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>> tied) {
     fbb_.AddOffset(Buffer::VT_TIED, tied);
   }
+  void add_space(shardc::rt::fb::MemorySpace space) {
+    fbb_.AddElement<uint8_t>(Buffer::VT_SPACE, static_cast<uint8_t>(space), 0);
+  }
   explicit BufferBuilder(flatbuffers::FlatBufferBuilder &_fbb)
         : fbb_(_fbb) {
     start_ = fbb_.StartTable();
@@ -1078,7 +1133,8 @@ inline flatbuffers::Offset<Buffer> CreateBuffer(
     flatbuffers::Offset<flatbuffers::Vector<int64_t>> file_shape = 0,
     flatbuffers::Offset<flatbuffers::Vector<int64_t>> file_start = 0,
     const shardc::rt::fb::FileRepeat *file_repeat = nullptr,
-    flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>> tied = 0) {
+    flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>> tied = 0,
+    shardc::rt::fb::MemorySpace space = shardc::rt::fb::MemorySpace::Device) {
   BufferBuilder builder_(_fbb);
   builder_.add_blob_offset(blob_offset);
   builder_.add_file_offset(file_offset);
@@ -1093,6 +1149,7 @@ inline flatbuffers::Offset<Buffer> CreateBuffer(
   builder_.add_transform(transform);
   builder_.add_shape(shape);
   builder_.add_name(name);
+  builder_.add_space(space);
   builder_.add_storage(storage);
   builder_.add_dtype(dtype);
   return builder_.Finish();
@@ -1114,7 +1171,8 @@ inline flatbuffers::Offset<Buffer> CreateBufferDirect(
     const std::vector<int64_t> *file_shape = nullptr,
     const std::vector<int64_t> *file_start = nullptr,
     const shardc::rt::fb::FileRepeat *file_repeat = nullptr,
-    const std::vector<flatbuffers::Offset<flatbuffers::String>> *tied = nullptr) {
+    const std::vector<flatbuffers::Offset<flatbuffers::String>> *tied = nullptr,
+    shardc::rt::fb::MemorySpace space = shardc::rt::fb::MemorySpace::Device) {
   auto name__ = name ? _fbb.CreateString(name) : 0;
   auto shape__ = shape ? _fbb.CreateVector<int64_t>(*shape) : 0;
   auto transform__ = transform ? _fbb.CreateString(transform) : 0;
@@ -1139,7 +1197,8 @@ inline flatbuffers::Offset<Buffer> CreateBufferDirect(
       file_shape__,
       file_start__,
       file_repeat,
-      tied__);
+      tied__,
+      space);
 }
 
 struct IoBinding FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
@@ -2747,6 +2806,60 @@ inline flatbuffers::Offset<GatherNdAttrs> CreateGatherNdAttrs(
   return builder_.Finish();
 }
 
+struct OffloadCopyAttrs FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
+  typedef OffloadCopyAttrsBuilder Builder;
+  static const flatbuffers::TypeTable *MiniReflectTypeTable() {
+    return OffloadCopyAttrsTypeTable();
+  }
+  enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
+    VT_STREAM = 4
+  };
+  const flatbuffers::String *stream() const {
+    return GetPointer<const flatbuffers::String *>(VT_STREAM);
+  }
+  bool Verify(flatbuffers::Verifier &verifier) const {
+    return VerifyTableStart(verifier) &&
+           VerifyOffset(verifier, VT_STREAM) &&
+           verifier.VerifyString(stream()) &&
+           verifier.EndTable();
+  }
+};
+
+struct OffloadCopyAttrsBuilder {
+  typedef OffloadCopyAttrs Table;
+  flatbuffers::FlatBufferBuilder &fbb_;
+  flatbuffers::uoffset_t start_;
+  void add_stream(flatbuffers::Offset<flatbuffers::String> stream) {
+    fbb_.AddOffset(OffloadCopyAttrs::VT_STREAM, stream);
+  }
+  explicit OffloadCopyAttrsBuilder(flatbuffers::FlatBufferBuilder &_fbb)
+        : fbb_(_fbb) {
+    start_ = fbb_.StartTable();
+  }
+  flatbuffers::Offset<OffloadCopyAttrs> Finish() {
+    const auto end = fbb_.EndTable(start_);
+    auto o = flatbuffers::Offset<OffloadCopyAttrs>(end);
+    return o;
+  }
+};
+
+inline flatbuffers::Offset<OffloadCopyAttrs> CreateOffloadCopyAttrs(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    flatbuffers::Offset<flatbuffers::String> stream = 0) {
+  OffloadCopyAttrsBuilder builder_(_fbb);
+  builder_.add_stream(stream);
+  return builder_.Finish();
+}
+
+inline flatbuffers::Offset<OffloadCopyAttrs> CreateOffloadCopyAttrsDirect(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    const char *stream = nullptr) {
+  auto stream__ = stream ? _fbb.CreateString(stream) : 0;
+  return shardc::rt::fb::CreateOffloadCopyAttrs(
+      _fbb,
+      stream__);
+}
+
 struct Step FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   typedef StepBuilder Builder;
   static const flatbuffers::TypeTable *MiniReflectTypeTable() {
@@ -2760,7 +2873,8 @@ struct Step FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
     VT_ATTRS = 12,
     VT_LOC = 14,
     VT_FLOPS = 16,
-    VT_BYTES = 18
+    VT_BYTES = 18,
+    VT_HOST = 20
   };
   shardc::rt::fb::StepKind kind() const {
     return static_cast<shardc::rt::fb::StepKind>(GetField<uint16_t>(VT_KIND, 0));
@@ -2876,6 +2990,12 @@ struct Step FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   const shardc::rt::fb::GatherNdAttrs *attrs_as_gather_nd() const {
     return attrs_type() == shardc::rt::fb::StepAttrs::gather_nd ? static_cast<const shardc::rt::fb::GatherNdAttrs *>(attrs()) : nullptr;
   }
+  const shardc::rt::fb::OffloadCopyAttrs *attrs_as_copy_to_host() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::copy_to_host ? static_cast<const shardc::rt::fb::OffloadCopyAttrs *>(attrs()) : nullptr;
+  }
+  const shardc::rt::fb::OffloadCopyAttrs *attrs_as_copy_to_device() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::copy_to_device ? static_cast<const shardc::rt::fb::OffloadCopyAttrs *>(attrs()) : nullptr;
+  }
   const flatbuffers::String *loc() const {
     return GetPointer<const flatbuffers::String *>(VT_LOC);
   }
@@ -2884,6 +3004,9 @@ struct Step FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   }
   uint64_t bytes() const {
     return GetField<uint64_t>(VT_BYTES, 0);
+  }
+  bool host() const {
+    return GetField<uint8_t>(VT_HOST, 0) != 0;
   }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
@@ -2899,6 +3022,7 @@ struct Step FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
            verifier.VerifyString(loc()) &&
            VerifyField<uint64_t>(verifier, VT_FLOPS, 8) &&
            VerifyField<uint64_t>(verifier, VT_BYTES, 8) &&
+           VerifyField<uint8_t>(verifier, VT_HOST, 1) &&
            verifier.EndTable();
   }
 };
@@ -2931,6 +3055,9 @@ struct StepBuilder {
   void add_bytes(uint64_t bytes) {
     fbb_.AddElement<uint64_t>(Step::VT_BYTES, bytes, 0);
   }
+  void add_host(bool host) {
+    fbb_.AddElement<uint8_t>(Step::VT_HOST, static_cast<uint8_t>(host), 0);
+  }
   explicit StepBuilder(flatbuffers::FlatBufferBuilder &_fbb)
         : fbb_(_fbb) {
     start_ = fbb_.StartTable();
@@ -2951,7 +3078,8 @@ inline flatbuffers::Offset<Step> CreateStep(
     flatbuffers::Offset<void> attrs = 0,
     flatbuffers::Offset<flatbuffers::String> loc = 0,
     uint64_t flops = 0,
-    uint64_t bytes = 0) {
+    uint64_t bytes = 0,
+    bool host = false) {
   StepBuilder builder_(_fbb);
   builder_.add_bytes(bytes);
   builder_.add_flops(flops);
@@ -2960,6 +3088,7 @@ inline flatbuffers::Offset<Step> CreateStep(
   builder_.add_out(out);
   builder_.add_in(in);
   builder_.add_kind(kind);
+  builder_.add_host(host);
   builder_.add_attrs_type(attrs_type);
   return builder_.Finish();
 }
@@ -2973,7 +3102,8 @@ inline flatbuffers::Offset<Step> CreateStepDirect(
     flatbuffers::Offset<void> attrs = 0,
     const char *loc = nullptr,
     uint64_t flops = 0,
-    uint64_t bytes = 0) {
+    uint64_t bytes = 0,
+    bool host = false) {
   auto in__ = in ? _fbb.CreateVector<int64_t>(*in) : 0;
   auto out__ = out ? _fbb.CreateVector<int64_t>(*out) : 0;
   auto loc__ = loc ? _fbb.CreateString(loc) : 0;
@@ -2986,7 +3116,8 @@ inline flatbuffers::Offset<Step> CreateStepDirect(
       attrs,
       loc__,
       flops,
-      bytes);
+      bytes,
+      host);
 }
 
 struct Program FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
@@ -3108,7 +3239,9 @@ struct Manifest FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
     VT_LOAD_STEPS = 28,
     VT_STEPS = 30,
     VT_SHAPES = 32,
-    VT_PROGRAMS = 34
+    VT_PROGRAMS = 34,
+    VT_HOST_ARENA_BYTES = 36,
+    VT_HOST_PERSISTENT_BYTES = 38
   };
   uint32_t format_version() const {
     return GetField<uint32_t>(VT_FORMAT_VERSION, 0);
@@ -3158,6 +3291,12 @@ struct Manifest FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   const flatbuffers::Vector<flatbuffers::Offset<shardc::rt::fb::Program>> *programs() const {
     return GetPointer<const flatbuffers::Vector<flatbuffers::Offset<shardc::rt::fb::Program>> *>(VT_PROGRAMS);
   }
+  uint64_t host_arena_bytes() const {
+    return GetField<uint64_t>(VT_HOST_ARENA_BYTES, 0);
+  }
+  uint64_t host_persistent_bytes() const {
+    return GetField<uint64_t>(VT_HOST_PERSISTENT_BYTES, 0);
+  }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
            VerifyField<uint32_t>(verifier, VT_FORMAT_VERSION, 4) &&
@@ -3196,6 +3335,8 @@ struct Manifest FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
            VerifyOffset(verifier, VT_PROGRAMS) &&
            verifier.VerifyVector(programs()) &&
            verifier.VerifyVectorOfTables(programs()) &&
+           VerifyField<uint64_t>(verifier, VT_HOST_ARENA_BYTES, 8) &&
+           VerifyField<uint64_t>(verifier, VT_HOST_PERSISTENT_BYTES, 8) &&
            verifier.EndTable();
   }
 };
@@ -3252,6 +3393,12 @@ struct ManifestBuilder {
   void add_programs(flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<shardc::rt::fb::Program>>> programs) {
     fbb_.AddOffset(Manifest::VT_PROGRAMS, programs);
   }
+  void add_host_arena_bytes(uint64_t host_arena_bytes) {
+    fbb_.AddElement<uint64_t>(Manifest::VT_HOST_ARENA_BYTES, host_arena_bytes, 0);
+  }
+  void add_host_persistent_bytes(uint64_t host_persistent_bytes) {
+    fbb_.AddElement<uint64_t>(Manifest::VT_HOST_PERSISTENT_BYTES, host_persistent_bytes, 0);
+  }
   explicit ManifestBuilder(flatbuffers::FlatBufferBuilder &_fbb)
         : fbb_(_fbb) {
     start_ = fbb_.StartTable();
@@ -3284,8 +3431,12 @@ inline flatbuffers::Offset<Manifest> CreateManifest(
     flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<shardc::rt::fb::Step>>> load_steps = 0,
     flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<shardc::rt::fb::Step>>> steps = 0,
     flatbuffers::Offset<flatbuffers::String> shapes = 0,
-    flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<shardc::rt::fb::Program>>> programs = 0) {
+    flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<shardc::rt::fb::Program>>> programs = 0,
+    uint64_t host_arena_bytes = 0,
+    uint64_t host_persistent_bytes = 0) {
   ManifestBuilder builder_(_fbb);
+  builder_.add_host_persistent_bytes(host_persistent_bytes);
+  builder_.add_host_arena_bytes(host_arena_bytes);
   builder_.add_persistent_bytes(persistent_bytes);
   builder_.add_arena_bytes(arena_bytes);
   builder_.add_world_size(world_size);
@@ -3322,7 +3473,9 @@ inline flatbuffers::Offset<Manifest> CreateManifestDirect(
     const std::vector<flatbuffers::Offset<shardc::rt::fb::Step>> *load_steps = nullptr,
     const std::vector<flatbuffers::Offset<shardc::rt::fb::Step>> *steps = nullptr,
     const char *shapes = nullptr,
-    const std::vector<flatbuffers::Offset<shardc::rt::fb::Program>> *programs = nullptr) {
+    const std::vector<flatbuffers::Offset<shardc::rt::fb::Program>> *programs = nullptr,
+    uint64_t host_arena_bytes = 0,
+    uint64_t host_persistent_bytes = 0) {
   auto producer__ = producer ? _fbb.CreateString(producer) : 0;
   auto source__ = source ? _fbb.CreateString(source) : 0;
   auto mesh__ = mesh ? _fbb.CreateVector<flatbuffers::Offset<shardc::rt::fb::MeshAxis>>(*mesh) : 0;
@@ -3351,7 +3504,9 @@ inline flatbuffers::Offset<Manifest> CreateManifestDirect(
       load_steps__,
       steps__,
       shapes__,
-      programs__);
+      programs__,
+      host_arena_bytes,
+      host_persistent_bytes);
 }
 
 inline bool VerifyStepAttrs(flatbuffers::Verifier &verifier, const void *obj, StepAttrs type) {
@@ -3491,6 +3646,14 @@ inline bool VerifyStepAttrs(flatbuffers::Verifier &verifier, const void *obj, St
       auto ptr = reinterpret_cast<const shardc::rt::fb::GatherNdAttrs *>(obj);
       return verifier.VerifyTable(ptr);
     }
+    case StepAttrs::copy_to_host: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::OffloadCopyAttrs *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
+    case StepAttrs::copy_to_device: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::OffloadCopyAttrs *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
     default: return true;
   }
 }
@@ -3615,6 +3778,8 @@ inline const flatbuffers::TypeTable *StepKindTypeTable() {
     { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 }
   };
   static const flatbuffers::TypeFunction type_refs[] = {
@@ -3671,10 +3836,30 @@ inline const flatbuffers::TypeTable *StepKindTypeTable() {
     "moe_experts",
     "token_loss_stats",
     "token_loss_stats_grad",
-    "token_loss_combine"
+    "token_loss_combine",
+    "copy_to_host",
+    "copy_to_device"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_ENUM, 51, type_codes, type_refs, nullptr, nullptr, names
+    flatbuffers::ST_ENUM, 53, type_codes, type_refs, nullptr, nullptr, names
+  };
+  return &tt;
+}
+
+inline const flatbuffers::TypeTable *MemorySpaceTypeTable() {
+  static const flatbuffers::TypeCode type_codes[] = {
+    { flatbuffers::ET_UCHAR, 0, 0 },
+    { flatbuffers::ET_UCHAR, 0, 0 }
+  };
+  static const flatbuffers::TypeFunction type_refs[] = {
+    shardc::rt::fb::MemorySpaceTypeTable
+  };
+  static const char * const names[] = {
+    "Device",
+    "Host"
+  };
+  static const flatbuffers::TypeTable tt = {
+    flatbuffers::ST_ENUM, 2, type_codes, type_refs, nullptr, nullptr, names
   };
   return &tt;
 }
@@ -3766,7 +3951,9 @@ inline const flatbuffers::TypeTable *StepAttrsTypeTable() {
     { flatbuffers::ET_SEQUENCE, 0, 19 },
     { flatbuffers::ET_SEQUENCE, 0, 20 },
     { flatbuffers::ET_SEQUENCE, 0, 21 },
-    { flatbuffers::ET_SEQUENCE, 0, 22 }
+    { flatbuffers::ET_SEQUENCE, 0, 22 },
+    { flatbuffers::ET_SEQUENCE, 0, 23 },
+    { flatbuffers::ET_SEQUENCE, 0, 23 }
   };
   static const flatbuffers::TypeFunction type_refs[] = {
     shardc::rt::fb::FormulaAttrsTypeTable,
@@ -3791,7 +3978,8 @@ inline const flatbuffers::TypeTable *StepAttrsTypeTable() {
     shardc::rt::fb::ArgMaxAttrsTypeTable,
     shardc::rt::fb::ScatterNDAttrsTypeTable,
     shardc::rt::fb::TopKAttrsTypeTable,
-    shardc::rt::fb::GatherNdAttrsTypeTable
+    shardc::rt::fb::GatherNdAttrsTypeTable,
+    shardc::rt::fb::OffloadCopyAttrsTypeTable
   };
   static const char * const names[] = {
     "NONE",
@@ -3827,10 +4015,12 @@ inline const flatbuffers::TypeTable *StepAttrsTypeTable() {
     "arg_max",
     "scatter_nd",
     "top_k",
-    "gather_nd"
+    "gather_nd",
+    "copy_to_host",
+    "copy_to_device"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_UNION, 34, type_codes, type_refs, nullptr, nullptr, names
+    flatbuffers::ST_UNION, 36, type_codes, type_refs, nullptr, nullptr, names
   };
   return &tt;
 }
@@ -3914,13 +4104,15 @@ inline const flatbuffers::TypeTable *BufferTypeTable() {
     { flatbuffers::ET_LONG, 1, -1 },
     { flatbuffers::ET_LONG, 1, -1 },
     { flatbuffers::ET_SEQUENCE, 0, 3 },
-    { flatbuffers::ET_STRING, 1, -1 }
+    { flatbuffers::ET_STRING, 1, -1 },
+    { flatbuffers::ET_UCHAR, 0, 4 }
   };
   static const flatbuffers::TypeFunction type_refs[] = {
     shardc::rt::fb::DTypeTypeTable,
     shardc::rt::fb::StorageTypeTable,
     shardc::rt::fb::ShardDimTypeTable,
-    shardc::rt::fb::FileRepeatTypeTable
+    shardc::rt::fb::FileRepeatTypeTable,
+    shardc::rt::fb::MemorySpaceTypeTable
   };
   static const char * const names[] = {
     "name",
@@ -3937,10 +4129,11 @@ inline const flatbuffers::TypeTable *BufferTypeTable() {
     "file_shape",
     "file_start",
     "file_repeat",
-    "tied"
+    "tied",
+    "space"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_TABLE, 15, type_codes, type_refs, nullptr, nullptr, names
+    flatbuffers::ST_TABLE, 16, type_codes, type_refs, nullptr, nullptr, names
   };
   return &tt;
 }
@@ -4354,6 +4547,19 @@ inline const flatbuffers::TypeTable *GatherNdAttrsTypeTable() {
   return &tt;
 }
 
+inline const flatbuffers::TypeTable *OffloadCopyAttrsTypeTable() {
+  static const flatbuffers::TypeCode type_codes[] = {
+    { flatbuffers::ET_STRING, 0, -1 }
+  };
+  static const char * const names[] = {
+    "stream"
+  };
+  static const flatbuffers::TypeTable tt = {
+    flatbuffers::ST_TABLE, 1, type_codes, nullptr, nullptr, nullptr, names
+  };
+  return &tt;
+}
+
 inline const flatbuffers::TypeTable *StepTypeTable() {
   static const flatbuffers::TypeCode type_codes[] = {
     { flatbuffers::ET_USHORT, 0, 0 },
@@ -4363,7 +4569,8 @@ inline const flatbuffers::TypeTable *StepTypeTable() {
     { flatbuffers::ET_SEQUENCE, 0, 1 },
     { flatbuffers::ET_STRING, 0, -1 },
     { flatbuffers::ET_ULONG, 0, -1 },
-    { flatbuffers::ET_ULONG, 0, -1 }
+    { flatbuffers::ET_ULONG, 0, -1 },
+    { flatbuffers::ET_BOOL, 0, -1 }
   };
   static const flatbuffers::TypeFunction type_refs[] = {
     shardc::rt::fb::StepKindTypeTable,
@@ -4377,10 +4584,11 @@ inline const flatbuffers::TypeTable *StepTypeTable() {
     "attrs",
     "loc",
     "flops",
-    "bytes"
+    "bytes",
+    "host"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_TABLE, 8, type_codes, type_refs, nullptr, nullptr, names
+    flatbuffers::ST_TABLE, 9, type_codes, type_refs, nullptr, nullptr, names
   };
   return &tt;
 }
@@ -4421,7 +4629,9 @@ inline const flatbuffers::TypeTable *ManifestTypeTable() {
     { flatbuffers::ET_SEQUENCE, 1, 5 },
     { flatbuffers::ET_SEQUENCE, 1, 5 },
     { flatbuffers::ET_STRING, 0, -1 },
-    { flatbuffers::ET_SEQUENCE, 1, 6 }
+    { flatbuffers::ET_SEQUENCE, 1, 6 },
+    { flatbuffers::ET_ULONG, 0, -1 },
+    { flatbuffers::ET_ULONG, 0, -1 }
   };
   static const flatbuffers::TypeFunction type_refs[] = {
     shardc::rt::fb::MeshAxisTypeTable,
@@ -4448,10 +4658,12 @@ inline const flatbuffers::TypeTable *ManifestTypeTable() {
     "load_steps",
     "steps",
     "shapes",
-    "programs"
+    "programs",
+    "host_arena_bytes",
+    "host_persistent_bytes"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_TABLE, 16, type_codes, type_refs, nullptr, nullptr, names
+    flatbuffers::ST_TABLE, 18, type_codes, type_refs, nullptr, nullptr, names
   };
   return &tt;
 }
