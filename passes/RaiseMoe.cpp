@@ -169,6 +169,17 @@ std::optional<bool> splatBool(Value v) {
   return e.getSplatValue<bool>();
 }
 
+// A float constant whose every element is `want` (stored as a splat or not).
+bool allFloat(Value v, double want) {
+  auto e = match::constantElements(v);
+  if (!e || !isa<FloatType>(e.getElementType()))
+    return false;
+  for (const APFloat &f : e.getValues<APFloat>())
+    if (f.convertToDouble() != want)
+      return false;
+  return true;
+}
+
 // top_k along the last axis of a rank-r value, largest first: the op, or null.
 sc::TopKOp topKLast(Value v, size_t rank) {
   auto tk = v.getDefiningOp<sc::TopKOp>();
@@ -198,8 +209,7 @@ bool groupMask(Value mask, Value choice, RouterMatch &m) {
     return false;
   auto scatter = throughViews(expand.getInput()).getDefiningOp<sc::ScatterElementsOp>();
   if (!scatter || shapeOf(scatter.getResult()) != ArrayRef<int64_t>{tge[0], tge[1]} || scatter.getReduction() != "none" ||
-      axisOf(scatter.getAxis(), 2) != 1 || !match::isSplatFloat(scatter.getData(), 0.0) ||
-      !match::isSplatFloat(scatter.getUpdates(), 1.0))
+      axisOf(scatter.getAxis(), 2) != 1 || !allFloat(scatter.getData(), 0.0) || !allFloat(scatter.getUpdates(), 1.0))
     return false;
   auto groupTop = topKLast(scatter.getIndices(), 2);
   if (!groupTop || scatter.getIndices() != groupTop.getIndices())

@@ -69,7 +69,7 @@ void routerReference(const RouterCase &c, const std::vector<float> &logits, cons
   ids.assign(size_t(T * k), 0);
   weights.assign(size_t(T * k), 0.0);
   for (int64_t t = 0; t < T; ++t) {
-    std::vector<double> s(size_t(E)), choice(size_t(E));
+    std::vector<double> s(static_cast<size_t>(E)), choice(static_cast<size_t>(E));
     double m = -INFINITY, sum = 0.0;
     for (int64_t e = 0; e < E; ++e)
       m = std::max(m, double(logits[size_t(t * E + e)]));
@@ -81,23 +81,23 @@ void routerReference(const RouterCase &c, const std::vector<float> &logits, cons
       choice[size_t(e)] = s[size_t(e)] + (c.bias ? double(bias[size_t(e)]) : 0.0);
     }
     const int64_t size = E / c.nGroup;
-    std::vector<double> groupScore(size_t(c.nGroup));
+    std::vector<double> groupScore(static_cast<size_t>(c.nGroup));
     for (int64_t g = 0; g < c.nGroup; ++g) {
       std::vector<double> in(choice.begin() + g * size, choice.begin() + (g + 1) * size);
       std::sort(in.begin(), in.end(), std::greater<double>());
       groupScore[size_t(g)] = std::accumulate(in.begin(), in.begin() + c.groupK, 0.0);
     }
-    std::vector<int64_t> order(size_t(c.nGroup));
+    std::vector<int64_t> order(static_cast<size_t>(c.nGroup));
     std::iota(order.begin(), order.end(), 0);
     std::stable_sort(order.begin(), order.end(),
                      [&](int64_t a, int64_t b) { return groupScore[size_t(a)] > groupScore[size_t(b)]; });
-    std::vector<bool> kept(size_t(c.nGroup), false);
+    std::vector<bool> kept(static_cast<size_t>(c.nGroup), false);
     for (int64_t n = 0; n < c.topkGroup; ++n)
       kept[size_t(order[size_t(n)])] = true;
     for (int64_t e = 0; e < E; ++e)
       if (!kept[size_t(e / size)])
         choice[size_t(e)] = -INFINITY;
-    std::vector<int64_t> experts(size_t(E));
+    std::vector<int64_t> experts(static_cast<size_t>(E));
     std::iota(experts.begin(), experts.end(), 0);
     std::stable_sort(experts.begin(), experts.end(),
                      [&](int64_t a, int64_t b) { return choice[size_t(a)] > choice[size_t(b)]; });
@@ -185,7 +185,7 @@ TEST(MoeRouter, GegluExpertsMatchADirectLoop) {
   const int64_t T = 9, H = 8, I = 6, E = 3, k = 2;
   const std::vector<float> x = randomFloats(size_t(T * H), 11), gu = randomFloats(size_t(E * 2 * I * H), 12, 0.4f),
                            dn = randomFloats(size_t(E * H * I), 13, 0.4f), w = randomFloats(size_t(T * k), 14);
-  std::vector<int64_t> ids(size_t(T * k));
+  std::vector<int64_t> ids(static_cast<size_t>(T * k));
   for (int64_t r = 0; r < T * k; ++r)
     ids[size_t(r)] = (r * 5 + r / 3) % E;
   for (const char *act : {"gelu_tanh", "gelu_erf", "silu"}) {
@@ -196,10 +196,10 @@ TEST(MoeRouter, GegluExpertsMatchADirectLoop) {
         return 0.5 * g * (1 + std::erf(g / std::sqrt(2.0)));
       return g / (1 + std::exp(-g));
     };
-    std::vector<double> want(size_t(T * H), 0.0);
+    std::vector<double> want(static_cast<size_t>(T * H), 0.0);
     for (int64_t r = 0; r < T * k; ++r) {
       const int64_t t = r / k, e = ids[size_t(r)];
-      std::vector<double> h(size_t(I));
+      std::vector<double> h(static_cast<size_t>(I));
       for (int64_t c = 0; c < I; ++c) {
         double g = 0, u = 0;
         for (int64_t d = 0; d < H; ++d) {
@@ -255,12 +255,12 @@ TEST(MoeRouter, ScatterElementsMatchesARowMajorLoop) {
       for (DType dtype : {DType::F32, DType::I64}) {
         std::mt19937 rng(unsigned(axis * 7 + 1));
         const int64_t len = dataShape[size_t(axis)], n = 3 * 2 * 4;
-        std::vector<int64_t> idx(size_t(n));
+        std::vector<int64_t> idx(static_cast<size_t>(n));
         for (int64_t &i : idx)
           i = int64_t(rng() % uint32_t(2 * len)) - len; // negatives wrap
         const std::vector<float> df = randomFloats(60, 31), uf = randomFloats(size_t(n), 32);
         std::vector<double> want(df.begin(), df.end());
-        std::vector<int64_t> di(60), ui(size_t(n));
+        std::vector<int64_t> di(60), ui(static_cast<size_t>(n));
         for (size_t i = 0; i < di.size(); ++i)
           di[i] = int64_t(rng() % 9) - 4;
         for (size_t i = 0; i < ui.size(); ++i)
