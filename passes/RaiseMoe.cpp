@@ -330,7 +330,7 @@ struct RouterToMoeRouter : OpRewritePattern<sc::MoeExpertsOp> {
       return rewriter.notifyMatchFailure(op, "the router's groups do not fit the kernel");
     rewriter.setInsertionPoint(op);
     auto router = sc::MoeRouterOp::create(
-        rewriter, op.getLoc(), TypeRange{ids.getType(), op.getWeights().getType()}, m.logits, m.bias,
+        rewriter, top.getLoc(), TypeRange{ids.getType(), op.getWeights().getType()}, m.logits, m.bias,
         rewriter.getStringAttr(m.sigmoid ? "sigmoid" : "softmax"), rewriter.getI64IntegerAttr(m.nGroup),
         rewriter.getI64IntegerAttr(m.topkGroup), rewriter.getI64IntegerAttr(m.groupK), rewriter.getBoolAttr(m.normalize),
         rewriter.getF64FloatAttr(m.eps), rewriter.getF64FloatAttr(m.scale));

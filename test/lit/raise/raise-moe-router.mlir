@@ -38,7 +38,7 @@ func.func @qwen2(%l: tensor<4x8xf32>, %x: tensor<4x16xf32>, %gu: tensor<8x12x16x
 // CHECK-LABEL: func @deepseek
 // CHECK-SAME: (%[[L:[^:]*]]: tensor<4x8xf32>
 // CHECK: %[[B:.*]] = sc.constant dense<{{.*}}> : tensor<8xf32>
-// CHECK: %[[I:.*]], %[[W:.*]] = sc.moe_router %[[L]], %[[B]] {n_group = 2 : i64, norm_epsilon = 9.9999999{{[0-9]*}}e-21 : f64, normalize = true, scale = 2.5{{0*}}e+00 : f64, scoring = "sigmoid", topk_group = 1 : i64} : (tensor<4x8xf32>, tensor<8xf32>) -> (tensor<4x2xi64>, tensor<4x2xf32>)
+// CHECK: %[[I:.*]], %[[W:.*]] = sc.moe_router %[[L]], %[[B]] {n_group = 2 : i64, norm_epsilon = 9.99999968{{[0-9]*}}E-21 : f64, normalize = true, scale = 2.500000e+00 : f64, scoring = "sigmoid"} : (tensor<4x8xf32>, tensor<8xf32>) -> (tensor<4x2xi64>, tensor<4x2xf32>)
 // CHECK: sc.moe_experts %{{.*}}, %[[I]], %[[W]],
 // CHECK-NOT: sc.top_k
 // CHECK-NOT: sc.scatter_elements
