@@ -43,7 +43,7 @@ SUPPORTED_OPS = [
     "LeakyRelu", "Mod", "CastLike", "Dropout", "CumSum", "ArgMax", "ScatterND", "Tile", "Pad",
     "Einsum", "Conv",
     "TopK", "GatherND",
-    "Flatten", "ReduceL2",
+    "Flatten", "ReduceL2", "ScatterElements", "ArgMin",
 ]
 
 # The op families the summary reports a rate for (an op not listed is "other").
@@ -54,9 +54,9 @@ OP_FAMILIES = {
                     "Cast", "CastLike", "Dropout"],
     "comparison and logic": ["Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "And",
                              "Or", "Not", "Xor", "Where"],
-    "reduction and scan": ["ReduceMean", "ReduceSum", "ReduceMax", "ReduceL2", "ArgMax", "CumSum"],
+    "reduction and scan": ["ReduceMean", "ReduceSum", "ReduceMax", "ReduceL2", "ArgMax", "ArgMin", "CumSum"],
     "shape and data movement": ["Reshape", "Transpose", "Slice", "Split", "Concat", "Gather",
-                                "GatherElements", "ScatterND", "Expand", "Unsqueeze", "Squeeze",
+                                "GatherElements", "ScatterND", "ScatterElements", "Expand", "Unsqueeze", "Squeeze",
                                 "Tile", "Pad", "Trilu", "Constant", "ConstantOfShape", "Shape",
                                 "Range", "Flatten"],
     "contraction": ["MatMul", "Gemm", "Einsum", "Conv"],

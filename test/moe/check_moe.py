@@ -4,9 +4,12 @@ shardc-run on one rank, against onnxruntime and PyTorch's logits (references.npz
 
   check_moe.py --shardc BIN --shardc-run BIN --model NAME --workdir DIR [--tol 1e-4]
                [--compile-arg=ARG ...] [--expect-kind KIND ...] [--reject-kind KIND ...]
+               [--unraised-tol TOL]
 
 Passes when the logits match onnxruntime's and PyTorch's within `tol` (max abs difference
 relative to 1 + max|reference|), and the artifact's manifest has (or lacks) the step kinds named.
+With --unraised-tol, the model is also compiled as exported (SHARDC_NO_RAISE_MOE=1) and both
+artifacts' logits must agree within TOL (the raising changes only fp32 rounding).
 """
 import argparse
 import os
@@ -44,6 +47,7 @@ def main():
     ap.add_argument("--compile-arg", action="append", default=[])
     ap.add_argument("--expect-kind", action="append", default=[])
     ap.add_argument("--reject-kind", action="append", default=[])
+    ap.add_argument("--unraised-tol", type=float)
     args = ap.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
     wd = lambda name: os.path.join(args.workdir, name)
@@ -67,6 +71,20 @@ def main():
         ok &= good
         print(f"{'PASS' if good else 'FAIL'} {args.model}: shardc vs {what}: {g:.2e} (tol {args.tol:.0e})")
     print(f"     onnxruntime vs PyTorch: {gap(want, torch_logits):.2e}")
+
+    if args.unraised_tol is not None:
+        env = dict(os.environ, SHARDC_NO_RAISE_MOE="1")
+        for cmd in ([args.shardc, "compile", model, "--quiet", "-o", wd("unraised.shardc")] + args.compile_arg,
+                    [args.shardc_run, wd("unraised.shardc"), "--inputs", wd("inputs.npz"), "--outputs",
+                     wd("unraised.npz")]):
+            p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+            if p.returncode != 0:
+                print("$ SHARDC_NO_RAISE_MOE=1 " + " ".join(cmd) + "\n" + p.stdout)
+                return 1
+        g = gap(got, np.load(wd("unraised.npz"))["logits"])
+        good = g <= args.unraised_tol
+        ok &= good
+        print(f"{'PASS' if good else 'FAIL'} {args.model}: raised vs exported form: {g:.2e} (tol {args.unraised_tol:.0e})")
 
     if args.expect_kind or args.reject_kind:
         dump = run([args.shardc_run, wd("m.shardc"), "--dump-manifest"])

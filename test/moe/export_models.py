@@ -20,6 +20,8 @@ every token gathers its k experts' stacked weights with GatherND and runs a batc
     own MLA attention exports slice_scatter as ScatterND, which shardc does not import yet.
   - mixtral_moe_skew.onnx: mixtral_moe with a constant channel 0 in every token embedding and
     router row 0 reading it, so every token picks expert 0 (and one other).
+  - mixtral_moe_geglu.onnx: mixtral_moe with GeGLU experts (hidden_act "gelu_pytorch_tanh":
+    gelu_tanh(gate) * up), which transformers' experts honour.
 All: hidden 64, 2 layers, vocab 128, k = 2, input_ids int64 [2, 16].
 references.npz holds, per model, `<name>.input_ids` and `<name>.logits` (PyTorch, fp32).
 """
@@ -40,6 +42,9 @@ def config(name):
     common = dict(vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=2, num_attention_heads=4,
                   num_key_value_heads=2, max_position_embeddings=64, use_cache=False,
                   tie_word_embeddings=False, num_experts_per_tok=2)
+    if name == "mixtral_moe_geglu":
+        return transformers.MixtralForCausalLM, transformers.MixtralConfig(
+            intermediate_size=96, num_local_experts=4, hidden_act="gelu_pytorch_tanh", **common)
     if name.startswith("mixtral"):
         return transformers.MixtralForCausalLM, transformers.MixtralConfig(
             intermediate_size=96, num_local_experts=4, **common)
@@ -80,6 +85,13 @@ def build(name, seed):
         dcfg._experts_implementation = "batched_mm"
         m.model.layers[0].mlp = ds.DeepseekV3MLP(dcfg)
         m.model.layers[1].mlp = ds.DeepseekV3MoE(dcfg)
+        # The modules made here skip transformers' weight init: their expert stacks are
+        # torch.empty (uninitialised memory, NaN at times). Initialise them as _init_weights would.
+        init_gen = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for layer in m.model.layers:
+                for prm in layer.mlp.parameters():
+                    prm.copy_(0.02 * torch.randn(prm.shape, generator=init_gen))
         m.eval()
     m.set_experts_implementation("batched_mm")
     gen = torch.Generator().manual_seed(seed)
@@ -100,7 +112,7 @@ def build(name, seed):
     return Wrap(m)
 
 
-NAMES = ["mixtral_moe", "qwen2_moe", "deepseek_v3_moe", "mixtral_moe_skew"]
+NAMES = ["mixtral_moe", "qwen2_moe", "deepseek_v3_moe", "mixtral_moe_skew", "mixtral_moe_geglu"]
 
 
 def main():

@@ -311,7 +311,7 @@ const std::vector<std::string> kDocumentedOps = {
     "trilu", "embedding", "rms_norm", "layer_norm", "rotary", "attention", "silu_mul", "token_loss",
     "attention_grad", "embedding_grad", "token_loss_grad", "less", "less_equal", "cumsum", "arg_max",
     "scatter_nd", "top_k", "gather_nd", "moe_experts", "token_loss_stats", "token_loss_stats_grad",
-    "token_loss_combine"};
+    "token_loss_combine", "arg_min", "scatter_elements", "moe_router"};
 
 TEST(Registry, EveryDocumentedOpHasAKernel) {
   std::vector<std::string> names = cpuKernelNames();

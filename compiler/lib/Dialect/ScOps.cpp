@@ -610,6 +610,8 @@ LogicalResult MoeExpertsOp::verify() {
   for (Value v : {getWeights(), getGateUp(), getDown(), getResult(), getHidden()})
     if (elemOf(v) != elemOf(getX()))
       return emitOpError() << "x, weights, gate_up, down and the results share one element type";
+  if (getActivation() != "silu" && getActivation() != "gelu_tanh" && getActivation() != "gelu_erf")
+    return emitOpError() << "activation '" << getActivation() << "' is not silu, gelu_tanh or gelu_erf";
   return success();
 }
 

@@ -552,6 +552,11 @@ Rule ArgMaxOp::getShardingRule() {
   return reduceRule(*this, {axis}, getKeepdims(), /*shardReduced=*/false, "max");
 }
 Rule ScatterNDOp::getShardingRule() { return std::nullopt; }
+Rule ArgMinOp::getShardingRule() {
+  int64_t axis = normAxis(static_cast<int64_t>(getAxis()), shapeOf(getInput()).size());
+  return reduceRule(*this, {axis}, getKeepdims(), /*shardReduced=*/false, "min");
+}
+Rule ScatterElementsOp::getShardingRule() { return std::nullopt; }
 // TopK: the lines along the axis are independent; the axis stays whole.
 Rule TopKOp::getShardingRule() {
   int64_t axis = normAxis(getAxis(), shapeOf(getInput()).size());
@@ -561,6 +566,19 @@ Rule TopKOp::getShardingRule() {
 Rule GatherNdOp::getShardingRule() { return std::nullopt; }
 // The grouped experts read any expert for any token: whole until expert parallelism.
 Rule MoeExpertsOp::getShardingRule() { return std::nullopt; }
+// The router: each token's choice is its own (the tokens pass through); the experts and the
+// k choices stay whole.
+Rule MoeRouterOp::getShardingRule() {
+  ShardingRule r;
+  ArrayRef<int64_t> logits = shapeOf(getLogits()), ids = shapeOf(getIndices());
+  const int tokens = r.addFactor(logits[0]);
+  r.operands.push_back({{tokens}, {r.addFactor(logits[1], false)}});
+  if (getBias())
+    r.operands.push_back({{r.addFactor(logits[1], false)}});
+  for (int i = 0; i < 2; ++i)
+    r.results.push_back({{tokens}, {r.addFactor(ids[1], false)}});
+  return r;
+}
 
 // Shape computations produce small host-side vectors, always whole.
 Rule ShapeOp::getShardingRule() { return std::nullopt; }

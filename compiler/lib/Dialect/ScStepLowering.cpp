@@ -264,6 +264,10 @@ LogicalResult GatherNdOp::lowerToStep(StepDesc &step) {
   step.attrs.set("batch_dims", static_cast<int64_t>(getBatchDims()));
   return lowered(step, "gather_nd");
 }
+LogicalResult MoeExpertsOp::lowerToStep(StepDesc &step) {
+  step.attrs.set("activation", getActivation().str());
+  return lowered(step, "moe_experts");
+}
 // Each of the T·k rows runs a [2I, H] and an [H, I] matrix-vector product.
 OpCost MoeExpertsOp::getCost() {
   ArrayRef<int64_t> ids = typeOf(getIndices()).getShape(), dn = typeOf(getDown()).getShape();
@@ -297,6 +301,29 @@ LogicalResult ScatterNDOp::lowerToStep(StepDesc &step) {
   step.attrs.set("reduction", getReduction().str());
   return lowered(step, "scatter_nd");
 }
+LogicalResult ArgMinOp::lowerToStep(StepDesc &step) {
+  step.attrs.set("axis", axisOf(*this, getAxis()));
+  step.attrs.set("keepdims", getKeepdims());
+  step.attrs.set("select_last_index", getSelectLastIndex());
+  return lowered(step, "arg_min");
+}
+LogicalResult ScatterElementsOp::lowerToStep(StepDesc &step) {
+  step.attrs.set("axis", axisOf(*this, getAxis()));
+  step.attrs.set("reduction", getReduction().str());
+  return lowered(step, "scatter_elements");
+}
+// The router: one step; its cost is a handful of operations per score (memory-bound).
+LogicalResult MoeRouterOp::lowerToStep(StepDesc &step) {
+  step.attrs.set("scoring", getScoring().str());
+  step.attrs.set("n_group", static_cast<int64_t>(getNGroup()));
+  step.attrs.set("topk_group", static_cast<int64_t>(getTopkGroup()));
+  step.attrs.set("group_k", static_cast<int64_t>(getGroupK()));
+  step.attrs.set("normalize", getNormalize());
+  step.attrs.set("norm_epsilon", getNormEpsilon().convertToDouble());
+  step.attrs.set("scale", getScale().convertToDouble());
+  return lowered(step, "moe_router");
+}
+OpCost MoeRouterOp::getCost() { return {0, trafficOf(*this)}; }
 
 // The rank's index in a group: the executor writes it (at load).
 LogicalResult ProcessIndexOp::lowerToStep(StepDesc &step) {

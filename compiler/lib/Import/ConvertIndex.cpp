@@ -1,5 +1,5 @@
-// Importer converters for ONNX scans, index ops and padding: CumSum, ArgMax and ScatterND (sc
-// ops with kernels of their own), Tile (unsqueeze, expand, reshape) and Pad (slices and
+// Importer converters for ONNX scans, index ops and padding: CumSum, ArgMax, ArgMin, ScatterND
+// and ScatterElements (sc ops with kernels of their own), Tile (unsqueeze, expand, reshape) and Pad (slices and
 // concatenations: constant, edge, reflect and wrap modes).
 #include "ComposeHelpers.h"
 
@@ -35,14 +35,17 @@ LogicalResult convertCumSum(NodeCtx &n) {
   return success();
 }
 
-LogicalResult convertArgMax(NodeCtx &n) {
+// ArgMax and ArgMin (OpTy: sc::ArgMaxOp or sc::ArgMinOp).
+template <typename OpTy>
+LogicalResult convertArgExtremum(NodeCtx &n) {
   if (failed(needInputs(n, 1)))
     return failure();
+  const char *name = std::is_same_v<OpTy, sc::ArgMaxOp> ? "ArgMax" : "ArgMin";
   int64_t rank = n.shape(0).size(), raw = n.intAttr("axis", 0), axis = normAxis(raw, rank);
   if (axis < 0 || axis >= rank)
-    return n.im.fail("ArgMax axis " + llvm::Twine(raw) + " out of range for rank " + llvm::Twine(rank));
+    return n.im.fail(llvm::Twine(name) + " axis " + llvm::Twine(raw) + " out of range for rank " + llvm::Twine(rank));
   if (n.shape(0)[axis] == 0)
-    return n.im.fail("ArgMax over an empty axis");
+    return n.im.fail(llvm::Twine(name) + " over an empty axis");
   bool keep = n.intAttr("keepdims", 1) != 0;
   SmallVector<int64_t> out;
   for (int64_t d = 0; d < rank; ++d)
@@ -51,9 +54,8 @@ LogicalResult convertArgMax(NodeCtx &n) {
     else if (keep)
       out.push_back(1);
   auto &b = n.im.builder;
-  n.results.push_back(n.im.build<sc::ArgMaxOp>(n, n.tensor(out, b.getI64Type()), n.in(0),
-                                               b.getI64IntegerAttr(axis), b.getBoolAttr(keep),
-                                               b.getBoolAttr(n.intAttr("select_last_index", 0))));
+  n.results.push_back(n.im.build<OpTy>(n, n.tensor(out, b.getI64Type()), n.in(0), b.getI64IntegerAttr(axis),
+                                       b.getBoolAttr(keep), b.getBoolAttr(n.intAttr("select_last_index", 0))));
   return success();
 }
 
@@ -74,6 +76,34 @@ LogicalResult convertScatterND(NodeCtx &n) {
     return n.im.fail("ScatterND reduction '" + reduction + "' is not supported");
   n.results.push_back(n.im.build<sc::ScatterNDOp>(n, n.type(0), n.in(0), n.in(1), n.in(2),
                                                   n.im.builder.getStringAttr(reduction)));
+  return success();
+}
+
+// ScatterElements (aten.scatter): i32 indices are widened to i64.
+LogicalResult convertScatterElements(NodeCtx &n) {
+  if (failed(needInputs(n, 3)))
+    return failure();
+  ArrayRef<int64_t> data = n.shape(0), idx = n.shape(1);
+  const int64_t rank = data.size(), raw = n.intAttr("axis", 0), axis = normAxis(raw, rank);
+  if (axis < 0 || axis >= rank)
+    return n.im.fail("ScatterElements axis " + llvm::Twine(raw) + " out of range for rank " + llvm::Twine(rank));
+  if (!n.elem(1).isInteger(64) && !n.elem(1).isInteger(32))
+    return n.im.fail("ScatterElements indices must be int32 or int64");
+  bool fits = int64_t(idx.size()) == rank && n.shape(2) == idx && n.elem(2) == n.elem(0);
+  for (int64_t d = 0; fits && d < rank; ++d)
+    fits = idx[d] <= data[d];
+  if (!fits)
+    return n.im.fail("ScatterElements indices " + shapeStr(idx) + " and updates must share a shape within data " +
+                     shapeStr(data) + ", updates of the data's type");
+  std::string reduction = n.strAttr("reduction", "none");
+  if (reduction != "none" && reduction != "add" && reduction != "mul" && reduction != "max" && reduction != "min")
+    return n.im.fail("ScatterElements reduction '" + reduction + "' is not supported");
+  auto &b = n.im.builder;
+  Value ids = n.in(1);
+  if (!n.elem(1).isInteger(64))
+    ids = n.im.build<sc::CastOp>(n, n.tensor(idx, b.getI64Type()), ids);
+  n.results.push_back(n.im.build<sc::ScatterElementsOp>(n, n.type(0), n.in(0), ids, n.in(2), b.getI64IntegerAttr(axis),
+                                                        b.getStringAttr(reduction)));
   return success();
 }
 
@@ -206,11 +236,14 @@ LogicalResult convertPad(NodeCtx &n) {
 } // namespace
 
 void registerIndexConverters(ConverterRegistry &r) {
-  // Since-versions: CumSum's introduction (11), ArgMax's select_last_index (12), ScatterND's
-  // (11; `reduction` is read when present: add/mul from 16, max/min from 18), Tile's repeats
+  // Since-versions: CumSum's introduction (11), ArgMax's and ArgMin's select_last_index (12),
+  // ScatterND's and ScatterElements' (11; `reduction` is read when present: add/mul from 16,
+  // max/min from 18), Tile's repeats
   // input (6), Pad's inputs (11), its axes input (18) and wrap mode (19).
   r.onOp("CumSum", 11, convertCumSum);
-  r.onOp("ArgMax", 12, convertArgMax);
+  r.onOp("ArgMax", 12, convertArgExtremum<sc::ArgMaxOp>);
+  r.onOp("ArgMin", 12, convertArgExtremum<sc::ArgMinOp>);
+  r.onOp("ScatterElements", 11, convertScatterElements);
   r.onOp("ScatterND", 11, convertScatterND);
   r.onOp("Tile", 6, convertTile);
   r.onOp("Pad", 11, convertPad);

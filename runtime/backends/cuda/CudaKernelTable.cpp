@@ -386,9 +386,30 @@ std::string acceptsMoeExperts(const KernelArgs &a) {
     return err;
   kernels::MoeExpertsParams p;
   err = kernels::planMoeExperts(a.in[0].shape, a.in[1].shape, a.in[2].shape, a.in[3].shape, a.in[4].shape, p);
+  if (err.empty())
+    err = kernels::moeActivationOf(a.attrs ? a.attrs->getString("activation", "silu") : "silu", p.activation);
   if (err.empty() && (a.out[0].shape != a.in[0].shape || a.out[1].shape != std::vector<int64_t>{p.T * p.k, p.I}))
     err = "y must be [T, H] and hidden [T*k, I]";
   return err.empty() ? "" : "moe_experts: " + err;
+}
+std::string acceptsMoeRouter(const KernelArgs &a) {
+  if (std::string err = firstOf(dtypeIn("moe_router", "the logits", a.in[0], kFloats, "f32 bf16 f16"),
+                                dtypeIn("moe_router", "indices", a.out[0], bit(DType::I64), "i64"),
+                                sameDtype("moe_router", "weights", a.out[1], a.in[0]));
+      !err.empty())
+    return err;
+  if (a.in.size() > 1)
+    if (std::string err = sameDtype("moe_router", "bias", a.in[1], a.in[0]); !err.empty())
+      return err;
+  const std::string scoring = a.attrs ? a.attrs->getString("scoring", "softmax") : "softmax";
+  if (scoring != "softmax" && scoring != "sigmoid")
+    return "moe_router: scoring '" + scoring + "' is not softmax or sigmoid";
+  kernels::MoeRouterParams p;
+  std::string err = kernels::planMoeRouter(a.in[0].shape, a.in.size() > 1 ? &a.in[1].shape : nullptr, a.out[0].shape,
+                                           a.out[1].shape, a.attrs ? a.attrs->getInt("n_group", 1) : 1,
+                                           a.attrs ? a.attrs->getInt("topk_group", 1) : 1,
+                                           a.attrs ? a.attrs->getInt("group_k", 2) : 2, p);
+  return err.empty() ? "" : "moe_router: " + err;
 }
 
 std::string acceptsGemm(const KernelArgs &a) {
@@ -434,14 +455,30 @@ std::string acceptsCumsum(const KernelArgs &a) {
   std::string err = kernels::planAxisLines(a.in[0].shape, a.attrs ? a.attrs->getInt("axis", 0) : 0, p);
   return err.empty() ? "" : "cumsum: " + err;
 }
-std::string acceptsArgMax(const KernelArgs &a) {
-  if (std::string err = dtypeIn("arg_max", "y", a.out[0], bit(DType::I64), "i64"); !err.empty())
+std::string acceptsArgExtremum(const char *name, const KernelArgs &a) {
+  if (std::string err = dtypeIn(name, "y", a.out[0], bit(DType::I64), "i64"); !err.empty())
     return err;
   kernels::AxisLinesParams p;
   std::string err = kernels::planAxisLines(a.in[0].shape, a.attrs ? a.attrs->getInt("axis", 0) : 0, p);
   if (err.empty() && a.out[0].numel() != p.outer * p.inner)
     err = "y must have one element per line";
-  return err.empty() ? "" : "arg_max: " + err;
+  return err.empty() ? "" : name + (": " + err);
+}
+std::string acceptsArgMax(const KernelArgs &a) { return acceptsArgExtremum("arg_max", a); }
+std::string acceptsArgMin(const KernelArgs &a) { return acceptsArgExtremum("arg_min", a); }
+std::string acceptsScatterElements(const KernelArgs &a) {
+  if (std::string err = firstOf(dtypeIn("scatter_elements", "the indices", a.in[1], bit(DType::I64), "i64"),
+                                sameDtype("scatter_elements", "updates", a.in[2], a.in[0]),
+                                sameDtype("scatter_elements", "y", a.out[0], a.in[0]));
+      !err.empty())
+    return err;
+  if (a.out[0].shape != a.in[0].shape)
+    return "scatter_elements: y must have the data's shape";
+  kernels::ScatterElementsParams p;
+  std::string err = kernels::planScatterElements(a.in[0].shape, a.in[1].shape, a.in[2].shape,
+                                                 a.attrs ? a.attrs->getInt("axis", 0) : 0,
+                                                 a.attrs ? a.attrs->getString("reduction", "none") : "none", p);
+  return err.empty() ? "" : "scatter_elements: " + err;
 }
 std::string acceptsScatterNd(const KernelArgs &a) {
   if (std::string err = firstOf(dtypeIn("scatter_nd", "the indices", a.in[1], bit(DType::I64), "i64"),
@@ -553,6 +590,9 @@ constexpr CudaKernelEntry kTable[] = {
     {"top_k", lib::topKKernel, acceptsTopK, "all, i64 indices", 1, 1, 2, 2},
     {"gather_nd", lib::gatherNdKernel, acceptsGatherNd, "all, i64/i32 indices", 2, 2, 1, 1},
     {"moe_experts", lib::moeExpertsKernel, acceptsMoeExperts, "f32, i64 indices", 5, 5, 2, 2},
+    {"arg_min", lib::argMinKernel, acceptsArgMin, "all, i64 result", 1, 1, 1, 1},
+    {"scatter_elements", lib::scatterElementsKernel, acceptsScatterElements, "all, i64 indices", 3, 3, 1, 1},
+    {"moe_router", lib::moeRouterKernel, acceptsMoeRouter, "f32 bf16 f16, i64 indices", 1, 2, 2, 2},
 };
 constexpr size_t kCount = sizeof(kTable) / sizeof(kTable[0]);
 

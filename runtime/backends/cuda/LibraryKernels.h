@@ -51,6 +51,8 @@ std::string lessKernel(const rt::KernelArgs &a);
 std::string lessEqualKernel(const rt::KernelArgs &a);
 std::string cumsumKernel(const rt::KernelArgs &a);
 std::string argMaxKernel(const rt::KernelArgs &a);
+std::string argMinKernel(const rt::KernelArgs &a);
+std::string scatterElementsKernel(const rt::KernelArgs &a);
 std::string scatterNdKernel(const rt::KernelArgs &a);
 std::string isnanKernel(const rt::KernelArgs &a);
 std::string gatherElementsKernel(const rt::KernelArgs &a);
@@ -63,6 +65,7 @@ std::string moeExpertsKernel(const rt::KernelArgs &a); // f32
 std::string tokenLossStatsKernel(const rt::KernelArgs &a);
 std::string tokenLossStatsGradKernel(const rt::KernelArgs &a);
 std::string tokenLossCombineKernel(const rt::KernelArgs &a);
+std::string moeRouterKernel(const rt::KernelArgs &a);  // f32 bf16 f16
 
 // Prepares the flash attention kernels' shared memory (host-side, before any capture).
 void prepareAttention();

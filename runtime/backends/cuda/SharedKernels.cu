@@ -80,6 +80,9 @@ __global__ void __launch_bounds__(kernels::kIndexThreads) argMaxGlobal(kernels::
 __global__ void __launch_bounds__(kernels::kIndexThreads) scatterNdGlobal(kernels::ScatterNdParams p) {
   kernels::scatterNdSlices(p);
 }
+__global__ void __launch_bounds__(kernels::kIndexThreads) scatterElementsGlobal(kernels::ScatterElementsParams p) {
+  kernels::scatterElementsLines(p);
+}
 __global__ void __launch_bounds__(kernels::kIndexThreads) topKGlobal(kernels::TopKParams p) { kernels::topKLines(p); }
 __global__ void __launch_bounds__(kernels::kIndexThreads) gatherNdGlobal(kernels::GatherNdParams p) {
   kernels::gatherNdElements(p);
@@ -98,6 +101,9 @@ __global__ void __launch_bounds__(kernels::kIndexThreads) tokenLossStatsGradGlob
 }
 __global__ void __launch_bounds__(kernels::kIndexThreads) tokenLossCombineGlobal(kernels::TokenLossCombineParams p) {
   kernels::tokenLossCombineThread(p);
+}
+__global__ void __launch_bounds__(kernels::kIndexThreads) moeRouterGlobal(kernels::MoeRouterParams p) {
+  kernels::moeRouterTokens(p);
 }
 
 static_assert(int(kernels::AnyType::Bool) == int(DType::Bool) && int(kernels::AnyType::I64) == int(DType::I64) &&
@@ -307,16 +313,39 @@ std::string cumsumKernel(const KernelArgs &a) {
   p.reverse = a.attrs && a.attrs->getBool("reverse", false);
   return perElement("cumsum", cumsumGlobal, p, p.outer * p.inner);
 }
-std::string argMaxKernel(const KernelArgs &a) {
+namespace {
+// arg_max, or arg_min where `minimum` (ScanKernels.h's argMaxLines serves both).
+std::string argExtremum(const char *name, const KernelArgs &a, bool minimum) {
   kernels::AxisLinesParams p;
   if (std::string err = kernels::planAxisLines(a.in[0].shape, a.attrs ? a.attrs->getInt("axis", 0) : 0, p);
       !err.empty())
-    return "arg_max: " + err;
+    return name + (": " + err);
   p.x = a.in[0].data;
   p.y = a.out[0].data;
   p.type = anyType(a.in[0].dtype);
   p.selectLast = a.attrs && a.attrs->getBool("select_last_index", false);
-  return perElement("arg_max", argMaxGlobal, p, p.outer * p.inner);
+  p.minimum = minimum;
+  return perElement(name, argMaxGlobal, p, p.outer * p.inner);
+}
+} // namespace
+std::string argMaxKernel(const KernelArgs &a) { return argExtremum("arg_max", a, false); }
+std::string argMinKernel(const KernelArgs &a) { return argExtremum("arg_min", a, true); }
+std::string scatterElementsKernel(const KernelArgs &a) {
+  kernels::ScatterElementsParams p;
+  if (std::string err = kernels::planScatterElements(a.in[0].shape, a.in[1].shape, a.in[2].shape,
+                                                     a.attrs ? a.attrs->getInt("axis", 0) : 0,
+                                                     a.attrs ? a.attrs->getString("reduction", "none") : "none", p);
+      !err.empty())
+    return "scatter_elements: " + err;
+  if (a.out[0].data != a.in[0].data &&
+      cudaMemcpyAsync(a.out[0].data, a.in[0].data, a.out[0].bytes(), cudaMemcpyDeviceToDevice,
+                      threadContext().stream) != cudaSuccess)
+    return launched("scatter_elements");
+  p.indices = static_cast<const int64_t *>(a.in[1].data);
+  p.updates = a.in[2].data;
+  p.y = a.out[0].data;
+  p.type = anyType(a.in[0].dtype);
+  return perElement("scatter_elements", scatterElementsGlobal, p, p.lines);
 }
 std::string scatterNdKernel(const KernelArgs &a) {
   kernels::ScatterNdParams p;
@@ -435,6 +464,10 @@ std::string moeExpertsKernel(const KernelArgs &a) {
                                                 a.in[4].shape, p);
       !err.empty())
     return "moe_experts: " + err;
+  if (std::string err = kernels::moeActivationOf(a.attrs ? a.attrs->getString("activation", "silu") : "silu",
+                                                 p.activation);
+      !err.empty())
+    return "moe_experts: " + err;
   p.x = static_cast<const float *>(a.in[0].data);
   p.ids = static_cast<const int64_t *>(a.in[1].data);
   p.weights = static_cast<const float *>(a.in[2].data);
@@ -445,6 +478,26 @@ std::string moeExpertsKernel(const KernelArgs &a) {
   if (std::string err = perElement("moe_experts", moeHiddenGlobal, p, p.T * p.k * p.I); !err.empty())
     return err;
   return perElement("moe_experts", moeCombineGlobal, p, p.T * p.H);
+}
+std::string moeRouterKernel(const KernelArgs &a) {
+  kernels::MoeRouterParams p;
+  const bool hasBias = a.in.size() > 1;
+  if (std::string err = kernels::planMoeRouter(a.in[0].shape, hasBias ? &a.in[1].shape : nullptr, a.out[0].shape,
+                                               a.out[1].shape, a.attrs ? a.attrs->getInt("n_group", 1) : 1,
+                                               a.attrs ? a.attrs->getInt("topk_group", 1) : 1,
+                                               a.attrs ? a.attrs->getInt("group_k", 2) : 2, p);
+      !err.empty())
+    return "moe_router: " + err;
+  p.logits = a.in[0].data;
+  p.bias = hasBias ? a.in[1].data : nullptr;
+  p.indices = static_cast<int64_t *>(a.out[0].data);
+  p.weights = a.out[1].data;
+  p.type = anyType(a.in[0].dtype);
+  p.sigmoid = a.attrs && a.attrs->getString("scoring", "softmax") == "sigmoid";
+  p.normalize = a.attrs && a.attrs->getBool("normalize", false);
+  p.normEpsilon = float(a.attrs ? a.attrs->getFloat("norm_epsilon", 0.0) : 0.0);
+  p.scale = float(a.attrs ? a.attrs->getFloat("scale", 1.0) : 1.0);
+  return perElement("moe_router", moeRouterGlobal, p, p.T);
 }
 
 std::string siluMulKernel(const KernelArgs &a) {

@@ -38,9 +38,11 @@ std::string castKernel(const KernelArgs &args);
 std::string copyKernel(const KernelArgs &args);
 std::string siluMulKernel(const KernelArgs &args);
 
-// IndexOps.cpp (every dtype; ONNX CumSum, ArgMax, ScatterND)
+// IndexOps.cpp (every dtype; ONNX CumSum, ArgMax, ArgMin, ScatterND, ScatterElements)
 std::string cumsumKernel(const KernelArgs &args);
 std::string argMaxKernel(const KernelArgs &args);
+std::string argMinKernel(const KernelArgs &args);
+std::string scatterElementsKernel(const KernelArgs &args);
 std::string scatterNdKernel(const KernelArgs &args);
 
 // LinearAlgebra.cpp
@@ -71,6 +73,7 @@ std::string embeddingKernel(const KernelArgs &args);
 std::string topKKernel(const KernelArgs &args);
 std::string gatherNdKernel(const KernelArgs &args);
 std::string moeExpertsKernel(const KernelArgs &args); // f32
+std::string moeRouterKernel(const KernelArgs &args);  // f32 bf16 f16
 
 // Normalization.cpp
 std::string rmsNormKernel(const KernelArgs &args);

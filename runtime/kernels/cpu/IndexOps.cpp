@@ -1,10 +1,13 @@
-// ONNX scans and index ops on the CPU: cumsum (prefix sums along an axis), arg_max (the index
-// of the largest element along an axis) and scatter_nd (slices of data replaced by, or
-// combined with, updates). Every dtype: floats are read as double (16-bit floats decoded) and
+// ONNX scans and index ops on the CPU: cumsum (prefix sums along an axis), arg_max and arg_min
+// (the index of the largest or smallest element along an axis), scatter_nd (slices of data
+// replaced by, or combined with, updates) and scatter_elements (elements along an axis, run by
+// the SIMT line function of shardc/kernels/ScanKernels.h). Every dtype: floats are read as double (16-bit floats decoded) and
 // written back in their type, integers as int64.
 #include "CpuKernels.h"
 #include "DTypeDispatch.h"
 #include "KernelChecks.h"
+
+#include "shardc/kernels/ScanKernels.h"
 
 #include <cmath>
 #include <cstring>
@@ -80,22 +83,24 @@ std::string cumsumKernel(const KernelArgs &args) {
   return "";
 }
 
-std::string argMaxKernel(const KernelArgs &args) {
-  if (auto e = expectArity("arg_max", args, 1, 1, 1, 1); !e.empty())
+namespace {
+// arg_max, or arg_min where `minimum`: the first NaN wins either way (numpy's rule).
+std::string argExtremum(const char *name, const KernelArgs &args, bool minimum) {
+  if (auto e = expectArity(name, args, 1, 1, 1, 1); !e.empty())
     return e;
   const TensorView &x = args.in[0], &y = args.out[0];
   if (y.dtype != DType::I64)
-    return "arg_max: output must be i64, not " + std::string(dtypeName(y.dtype));
+    return std::string(name) + ": output must be i64, not " + std::string(dtypeName(y.dtype));
   const int64_t rawAxis = args.attrs ? args.attrs->getInt("axis", 0) : 0;
   auto axis = normalizeAxis(rawAxis, x.rank());
   if (!axis)
-    return badAxis("arg_max", rawAxis, x.rank());
+    return badAxis(name, rawAxis, x.rank());
   const AxisSplit s = splitAt(x.shape, *axis);
   if (y.numel() != s.outer * s.inner)
-    return "arg_max: output has " + std::to_string(y.numel()) + " elements, not " +
+    return std::string(name) + ": output has " + std::to_string(y.numel()) + " elements, not " +
            std::to_string(s.outer * s.inner);
   if (s.len == 0)
-    return "arg_max: the axis is empty";
+    return std::string(name) + ": the axis is empty";
   const bool last = args.attrs && args.attrs->getBool("select_last_index", false);
   int64_t *py = y.as<int64_t>();
   dispatchDType(x.dtype, [&](auto d) {
@@ -110,12 +115,12 @@ std::string argMaxKernel(const KernelArgs &args) {
           const auto v = E::load(px[(o * s.len + k) * s.inner + i]);
           if constexpr (std::is_floating_point_v<decltype(v)>) {
             if (std::isnan(best))
-              break; // the first NaN is the largest
-            if (std::isnan(v) || v > best || (last && v == best)) {
+              break; // the first NaN wins
+            if (std::isnan(v) || (minimum ? v < best : v > best) || (last && v == best)) {
               best = v;
               at = k;
             }
-          } else if (v > best || (last && v == best)) {
+          } else if ((minimum ? v < best : v > best) || (last && v == best)) {
             best = v;
             at = k;
           }
@@ -125,6 +130,10 @@ std::string argMaxKernel(const KernelArgs &args) {
   });
   return "";
 }
+} // namespace
+
+std::string argMaxKernel(const KernelArgs &args) { return argExtremum("arg_max", args, false); }
+std::string argMinKernel(const KernelArgs &args) { return argExtremum("arg_min", args, true); }
 
 std::string scatterNdKernel(const KernelArgs &args) {
   if (auto e = expectArity("scatter_nd", args, 3, 3, 1, 1); !e.empty())
@@ -188,6 +197,40 @@ std::string scatterNdKernel(const KernelArgs &args) {
     }
   });
   return error;
+}
+
+// scatter_elements: the line function of ScanKernels.h (the CUDA kernel's source) in a loop,
+// after the indices are checked (the CUDA kernel skips an index out of range).
+std::string scatterElementsKernel(const KernelArgs &args) {
+  if (auto e = expectArity("scatter_elements", args, 3, 3, 1, 1); !e.empty())
+    return e;
+  const TensorView &data = args.in[0], &idx = args.in[1], &upd = args.in[2], &y = args.out[0];
+  if (auto e = expectSameDType("scatter_elements", {{"data", &data}, {"updates", &upd}, {"y", &y}}); !e.empty())
+    return e;
+  if (auto e = expectShape("scatter_elements", "y", y, data.shape); !e.empty())
+    return e;
+  if (idx.dtype != DType::I64)
+    return "scatter_elements: indices must be i64, got " + describe(idx);
+  kernels::ScatterElementsParams p;
+  if (std::string err = kernels::planScatterElements(data.shape, idx.shape, upd.shape,
+                                                     args.attrs ? args.attrs->getInt("axis", 0) : 0,
+                                                     args.attrs ? args.attrs->getString("reduction", "none") : "none", p);
+      !err.empty())
+    return "scatter_elements: " + err;
+  const int64_t *pi = idx.as<int64_t>();
+  for (int64_t i = 0, n = idx.numel(); i < n; ++i)
+    if (pi[i] < -p.axisLen || pi[i] >= p.axisLen)
+      return "scatter_elements: index " + std::to_string(pi[i]) + " out of range for an axis of " +
+             std::to_string(p.axisLen);
+  if (data.data != y.data)
+    std::memmove(y.data, data.data, y.bytes());
+  p.indices = pi;
+  p.updates = upd.data;
+  p.y = y.data;
+  p.type = kernels::AnyType(int(data.dtype));
+  for (int64_t line = 0; line < p.lines; ++line)
+    kernels::scatterElementsLine(p, line);
+  return "";
 }
 
 } // namespace shardc::rt::cpu

@@ -73,10 +73,13 @@ constexpr KernelEntry kKernels[] = {
     {"less_equal", guarded<lessEqualKernel>},
     {"cumsum", guarded<cumsumKernel>},                 // IndexOps.cpp: every dtype
     {"arg_max", guarded<argMaxKernel>},
+    {"arg_min", guarded<argMinKernel>},
+    {"scatter_elements", guarded<scatterElementsKernel>},
     {"scatter_nd", guarded<scatterNdKernel>},
     {"top_k", guarded<topKKernel>},
     {"gather_nd", guarded<gatherNdKernel>},
     {"moe_experts", guarded<viaFloat32<moeExpertsKernel>>},
+    {"moe_router", guarded<moeRouterKernel>},
 };
 
 } // namespace

@@ -1,5 +1,5 @@
-// The routing ops of exported mixture-of-experts graphs on the CPU: top_k (ONNX TopK) and
-// gather_nd (ONNX GatherND). They run the line and element functions of
+// The routing ops of exported mixture-of-experts graphs on the CPU: top_k (ONNX TopK),
+// gather_nd (ONNX GatherND) and the raised router, moe_router. They run the line and element functions of
 // shardc/kernels/MoeKernels.h, the source the CUDA backend launches, in a loop; every dtype.
 #include "CpuKernels.h"
 #include "KernelChecks.h"
@@ -74,6 +74,45 @@ std::string gatherNdKernel(const KernelArgs &args) {
   return "";
 }
 
+// moe_router: logits [T, E] (and the score bias [E]) -> indices [T, k] (i64), weights [T, k];
+// f32, bf16, f16 (all operands one dtype).
+std::string moeRouterKernel(const KernelArgs &args) {
+  if (auto e = expectArity("moe_router", args, 1, 2, 2, 2); !e.empty())
+    return e;
+  const TensorView &logits = args.in[0], &ids = args.out[0], &w = args.out[1];
+  const TensorView *bias = args.in.size() > 1 ? &args.in[1] : nullptr;
+  if (auto e = expectSameDType("moe_router", {{"logits", &logits}, {"weights", &w}}); !e.empty())
+    return e;
+  if (bias && bias->dtype != logits.dtype)
+    return "moe_router: the bias must have the logits' dtype";
+  if (logits.dtype != DType::F32 && logits.dtype != DType::BF16 && logits.dtype != DType::F16)
+    return unsupportedDType("moe_router", logits.dtype);
+  if (ids.dtype != DType::I64)
+    return "moe_router: indices must be i64";
+  kernels::MoeRouterParams p;
+  const std::string scoring = args.attrs ? args.attrs->getString("scoring", "softmax") : "softmax";
+  if (scoring != "softmax" && scoring != "sigmoid")
+    return "moe_router: scoring '" + scoring + "' is not softmax or sigmoid";
+  if (std::string err = kernels::planMoeRouter(logits.shape, bias ? &bias->shape : nullptr, ids.shape, w.shape,
+                                               args.attrs ? args.attrs->getInt("n_group", 1) : 1,
+                                               args.attrs ? args.attrs->getInt("topk_group", 1) : 1,
+                                               args.attrs ? args.attrs->getInt("group_k", 2) : 2, p);
+      !err.empty())
+    return "moe_router: " + err;
+  p.logits = logits.data;
+  p.bias = bias ? bias->data : nullptr;
+  p.indices = ids.as<int64_t>();
+  p.weights = w.data;
+  p.type = anyType(logits.dtype);
+  p.sigmoid = scoring == "sigmoid";
+  p.normalize = args.attrs && args.attrs->getBool("normalize", false);
+  p.normEpsilon = float(args.attrs ? args.attrs->getFloat("norm_epsilon", 0.0) : 0.0);
+  p.scale = float(args.attrs ? args.attrs->getFloat("scale", 1.0) : 1.0);
+  for (int64_t t = 0; t < p.T; ++t)
+    kernels::moeRouterToken(p, t);
+  return "";
+}
+
 } // namespace shardc::rt::cpu
 
 namespace shardc::rt::cpu {
@@ -83,8 +122,9 @@ namespace shardc::rt::cpu {
 //   first), down [E, H, I] -> y [T, H], hidden [T·k, I] (the activations, a workspace).
 // The T·k (token, choice) pairs are sorted by expert (a counting sort: counts, offsets, a stable
 // permutation); each expert's rows are gathered and run as two GEMMs (sgemm: OpenBLAS where
-// built) with silu(gate)·up between; the rows are scattered back scaled by their weights and
-// each token sums its k choices in order (the exported graph's order). f32 (16-bit via f32).
+// built) with act(gate)·up between (attribute `activation`: silu for SwiGLU, gelu_tanh or
+// gelu_erf for GeGLU); the rows are scattered back scaled by their weights and each token sums
+// its k choices in order (the exported graph's order). f32 (16-bit via f32).
 std::string moeExpertsKernel(const KernelArgs &args) {
   if (auto e = expectArity("moe_experts", args, 5, 5, 2, 2); !e.empty())
     return e;
@@ -109,6 +149,10 @@ std::string moeExpertsKernel(const KernelArgs &args) {
     return e;
   if (auto e = expectShape("moe_experts", "hidden", hidden, {T * k, I}); !e.empty())
     return e;
+  kernels::MoeActivation act;
+  if (std::string err = kernels::moeActivationOf(args.attrs ? args.attrs->getString("activation", "silu") : "silu", act);
+      !err.empty())
+    return "moe_experts: " + err;
   const int64_t *id = ids.as<int64_t>();
   // Permute: rows of the pairs (t, j) grouped by expert, in token order within an expert.
   std::vector<int64_t> start(size_t(E) + 1, 0), order(size_t(T * k));
@@ -140,7 +184,7 @@ std::string moeExpertsKernel(const KernelArgs &args) {
     for (int64_t i = 0; i < n; ++i)
       for (int64_t c = 0; c < I; ++c) {
         const float g = gate[size_t(i * 2 * I + c)], u = gate[size_t(i * 2 * I + I + c)];
-        h[(first + i) * I + c] = g / (1.0f + std::exp(-g)) * u;
+        h[(first + i) * I + c] = kernels::moeActivate(act, g) * u;
       }
     // down: [n, I] x [H, I]^T -> [n, H], into rows, then unpermuted with the weight
     sgemm(false, true, n, H, I, 1.0f, h + first * I, I, ds + e * H * I, I, 0.0f, rows.data(), H);

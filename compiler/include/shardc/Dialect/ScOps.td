@@ -514,17 +514,37 @@ def Sc_GatherNdOp : Sc_Op<"gather_nd", [], ["lowerToStep"]> {
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$data `,` $indices attr-dict `:` functional-type(operands, results)";
 }
-def Sc_MoeExpertsOp : Sc_Op<"moe_experts", [], ["getCost"]> {
-  let summary = "grouped SwiGLU experts of a mixture-of-experts block (sc-raise-moe)";
+def Sc_MoeExpertsOp : Sc_Op<"moe_experts", [], ["getCost", "lowerToStep"]> {
+  let summary = "grouped SwiGLU or GeGLU experts of a mixture-of-experts block (sc-raise-moe)";
   let description = [{
-    y[t] = sum over j < k of weights[t, j] * down[e] (silu(gate_up[e][:I] x[t]) * gate_up[e][I:] x[t]),
+    y[t] = sum over j < k of weights[t, j] * down[e] (act(gate_up[e][:I] x[t]) * gate_up[e][I:] x[t]),
+    act = `activation`: silu (SwiGLU), gelu_tanh or gelu_erf (GeGLU),
     e = indices[t, j]: x [T, H], indices [T, k] (i64), weights [T, k], gate_up [E, 2I, H] (gate rows
     first), down [E, H, I]. `hidden` [T·k, I] is the activations' workspace (in expert order).
     Dropless: the kernel sorts the T·k rows by expert and runs one GEMM pair per expert.
   }];
-  let arguments = (ins Sc_Tensor:$x, Sc_Tensor:$indices, Sc_Tensor:$weights, Sc_Tensor:$gate_up, Sc_Tensor:$down);
+  let arguments = (ins Sc_Tensor:$x, Sc_Tensor:$indices, Sc_Tensor:$weights, Sc_Tensor:$gate_up, Sc_Tensor:$down,
+                   DefaultValuedAttr<StrAttr, "\"silu\"">:$activation);
   let results = (outs Sc_Tensor:$result, Sc_Tensor:$hidden);
   let assemblyFormat = "$x `,` $indices `,` $weights `,` $gate_up `,` $down attr-dict `:` functional-type(operands, results)";
+}
+def Sc_MoeRouterOp : Sc_Op<"moe_router", [], ["lowerToStep", "getCost"]> {
+  let summary = "the router of a mixture-of-experts block: expert choices and combine weights (sc-raise-moe)";
+  let description = [{
+    From the router linear's logits [T, E]: scores = softmax(logits) or sigmoid(logits)
+    (`scoring`); the choice reads scores + bias (the optional score bias [E], a frozen buffer:
+    DeepSeek-V3's e_score_correction_bias); with `n_group` > 1 the E experts are n_group groups,
+    each scored by the sum of its `group_k` largest choice scores, and only the `topk_group` best
+    groups stay eligible; indices [T, k] (i64) are the k largest eligible choice scores, sorted,
+    ties to the lower expert. weights [T, k] are the unbiased scores of the chosen experts, divided
+    by their sum (+ `norm_epsilon`) when `normalize`, times `scale` (the routed scaling factor).
+  }];
+  let arguments = (ins Sc_Tensor:$logits, Optional<Sc_Tensor>:$bias, StrAttr:$scoring,
+                   DefaultValuedAttr<I64Attr, "1">:$n_group, DefaultValuedAttr<I64Attr, "1">:$topk_group,
+                   DefaultValuedAttr<I64Attr, "2">:$group_k, DefaultValuedAttr<BoolAttr, "false">:$normalize,
+                   DefaultValuedAttr<F64Attr, "0.0">:$norm_epsilon, DefaultValuedAttr<F64Attr, "1.0">:$scale);
+  let results = (outs Sc_Tensor:$indices, Sc_Tensor:$weights);
+  let assemblyFormat = "$logits (`,` $bias^)? attr-dict `:` functional-type(operands, results)";
 }
 def Sc_DynamicSliceOp : Sc_Op<"dynamic_slice", [], ["lowerToStep"]> {
   let summary = "the result's extent of `input` along `axis` from a start given at run time";
@@ -583,6 +603,17 @@ def Sc_ArgMaxOp : Sc_Op<"arg_max", [], ["lowerToStep"]> {
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
 }
+def Sc_ArgMinOp : Sc_Op<"arg_min", [], ["lowerToStep"]> {
+  let summary = "i64 index of the smallest element along `axis` (first or last of ties)";
+  let description = [{
+    sc.arg_max's mirror: a NaN is smaller than any number (the first NaN wins, as in numpy).
+  }];
+  let arguments = (ins Sc_Tensor:$input, I64Attr:$axis,
+                   DefaultValuedAttr<BoolAttr, "true">:$keepdims,
+                   DefaultValuedAttr<BoolAttr, "false">:$select_last_index);
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
+}
 def Sc_ScatterNDOp : Sc_Op<"scatter_nd", [], ["lowerToStep"]> {
   let summary = "data with the slices that `indices` name replaced by (or combined with) updates";
   let description = [{
@@ -591,6 +622,20 @@ def Sc_ScatterNDOp : Sc_Op<"scatter_nd", [], ["lowerToStep"]> {
     max or min. Negative indices count from the end.
   }];
   let arguments = (ins Sc_Tensor:$data, Sc_Tensor:$indices, Sc_Tensor:$updates,
+                   DefaultValuedAttr<StrAttr, "\"none\"">:$reduction);
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "$data `,` $indices `,` $updates attr-dict `:` functional-type(operands, results)";
+}
+
+def Sc_ScatterElementsOp : Sc_Op<"scatter_elements", [], ["lowerToStep"]> {
+  let summary = "data with the elements that `indices` name along `axis` replaced by (or combined with) updates";
+  let description = [{
+    ONNX ScatterElements: for every position p of indices (and updates, of the same shape, no
+    larger than data in any dim), result[p with p[axis] = indices[p]] = updates[p], in row-major
+    order (later updates win); `reduction` none, add, mul, max or min combines instead.
+    Negative indices count from the end; indices are i64.
+  }];
+  let arguments = (ins Sc_Tensor:$data, Sc_Tensor:$indices, Sc_Tensor:$updates, I64Attr:$axis,
                    DefaultValuedAttr<StrAttr, "\"none\"">:$reduction);
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$data `,` $indices `,` $updates attr-dict `:` functional-type(operands, results)";

@@ -33,14 +33,16 @@ def ScRaiseRotary : Pass<"sc-raise-rotary", "mlir::func::FuncOp"> {
 }
 
 def ScRaiseMoe : Pass<"sc-raise-moe", "mlir::func::FuncOp"> {
-  let summary = "the GatherND + batched MatMul experts of an exported MoE block -> sc.moe_experts";
+  let summary = "the experts and router of an exported MoE block -> sc.moe_experts, sc.moe_router";
   let description = [{
     Matches what PyTorch's exporter writes for transformers' "batched_mm" experts: each of the
     T·k (token, choice) rows gathers its expert's stacked gate_up [E, 2I, H] and down [E, H, I]
     weights (GatherND on the router's TopK indices), multiplies them with the repeated token
-    and silu(gate)·up, scales by its routing weight, and the k choices of a token are summed.
-    The whole chain becomes one sc.moe_experts (dropless grouped GEMMs); the router and any
-    shared experts stay as they are. docs/moe.md.
+    and silu(gate)·up (or gelu(gate)·up), scales by its routing weight, and the k choices of a
+    token are summed. The whole chain becomes one sc.moe_experts (dropless grouped GEMMs). The
+    router feeding it (softmax or sigmoid of the router logits, an optional frozen score bias,
+    DeepSeek's group-limited selection, TopK, renormalisation, scaling) becomes one
+    sc.moe_router; shared experts stay as they are. docs/moe.md.
   }];
 }
 

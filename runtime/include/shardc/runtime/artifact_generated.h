@@ -112,6 +112,15 @@ struct GatherNdAttrsBuilder;
 struct OffloadCopyAttrs;
 struct OffloadCopyAttrsBuilder;
 
+struct ScatterElementsAttrs;
+struct ScatterElementsAttrsBuilder;
+
+struct MoeExpertsAttrs;
+struct MoeExpertsAttrsBuilder;
+
+struct MoeRouterAttrs;
+struct MoeRouterAttrsBuilder;
+
 struct Step;
 struct StepBuilder;
 
@@ -184,6 +193,12 @@ inline const flatbuffers::TypeTable *TopKAttrsTypeTable();
 inline const flatbuffers::TypeTable *GatherNdAttrsTypeTable();
 
 inline const flatbuffers::TypeTable *OffloadCopyAttrsTypeTable();
+
+inline const flatbuffers::TypeTable *ScatterElementsAttrsTypeTable();
+
+inline const flatbuffers::TypeTable *MoeExpertsAttrsTypeTable();
+
+inline const flatbuffers::TypeTable *MoeRouterAttrsTypeTable();
 
 inline const flatbuffers::TypeTable *StepTypeTable();
 
@@ -335,11 +350,14 @@ enum class StepKind : uint16_t {
   token_loss_combine = 50,
   copy_to_host = 51,
   copy_to_device = 52,
+  arg_min = 53,
+  scatter_elements = 54,
+  moe_router = 55,
   MIN = copy,
-  MAX = copy_to_device
+  MAX = moe_router
 };
 
-inline const StepKind (&EnumValuesStepKind())[53] {
+inline const StepKind (&EnumValuesStepKind())[56] {
   static const StepKind values[] = {
     StepKind::copy,
     StepKind::cast,
@@ -393,13 +411,16 @@ inline const StepKind (&EnumValuesStepKind())[53] {
     StepKind::token_loss_stats_grad,
     StepKind::token_loss_combine,
     StepKind::copy_to_host,
-    StepKind::copy_to_device
+    StepKind::copy_to_device,
+    StepKind::arg_min,
+    StepKind::scatter_elements,
+    StepKind::moe_router
   };
   return values;
 }
 
 inline const char * const *EnumNamesStepKind() {
-  static const char * const names[54] = {
+  static const char * const names[57] = {
     "copy",
     "cast",
     "equal",
@@ -453,13 +474,16 @@ inline const char * const *EnumNamesStepKind() {
     "token_loss_combine",
     "copy_to_host",
     "copy_to_device",
+    "arg_min",
+    "scatter_elements",
+    "moe_router",
     nullptr
   };
   return names;
 }
 
 inline const char *EnumNameStepKind(StepKind e) {
-  if (flatbuffers::IsOutRange(e, StepKind::copy, StepKind::copy_to_device)) return "";
+  if (flatbuffers::IsOutRange(e, StepKind::copy, StepKind::moe_router)) return "";
   const size_t index = static_cast<size_t>(e);
   return EnumNamesStepKind()[index];
 }
@@ -618,11 +642,15 @@ enum class StepAttrs : uint8_t {
   gather_nd = 33,
   copy_to_host = 34,
   copy_to_device = 35,
+  arg_min = 36,
+  scatter_elements = 37,
+  moe_router = 38,
+  moe_experts = 39,
   MIN = NONE,
-  MAX = copy_to_device
+  MAX = moe_experts
 };
 
-inline const StepAttrs (&EnumValuesStepAttrs())[36] {
+inline const StepAttrs (&EnumValuesStepAttrs())[40] {
   static const StepAttrs values[] = {
     StepAttrs::NONE,
     StepAttrs::formula,
@@ -659,13 +687,17 @@ inline const StepAttrs (&EnumValuesStepAttrs())[36] {
     StepAttrs::top_k,
     StepAttrs::gather_nd,
     StepAttrs::copy_to_host,
-    StepAttrs::copy_to_device
+    StepAttrs::copy_to_device,
+    StepAttrs::arg_min,
+    StepAttrs::scatter_elements,
+    StepAttrs::moe_router,
+    StepAttrs::moe_experts
   };
   return values;
 }
 
 inline const char * const *EnumNamesStepAttrs() {
-  static const char * const names[37] = {
+  static const char * const names[41] = {
     "NONE",
     "formula",
     "gemm",
@@ -702,13 +734,17 @@ inline const char * const *EnumNamesStepAttrs() {
     "gather_nd",
     "copy_to_host",
     "copy_to_device",
+    "arg_min",
+    "scatter_elements",
+    "moe_router",
+    "moe_experts",
     nullptr
   };
   return names;
 }
 
 inline const char *EnumNameStepAttrs(StepAttrs e) {
-  if (flatbuffers::IsOutRange(e, StepAttrs::NONE, StepAttrs::copy_to_device)) return "";
+  if (flatbuffers::IsOutRange(e, StepAttrs::NONE, StepAttrs::moe_experts)) return "";
   const size_t index = static_cast<size_t>(e);
   return EnumNamesStepAttrs()[index];
 }
@@ -2860,6 +2896,252 @@ inline flatbuffers::Offset<OffloadCopyAttrs> CreateOffloadCopyAttrsDirect(
       stream__);
 }
 
+struct ScatterElementsAttrs FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
+  typedef ScatterElementsAttrsBuilder Builder;
+  static const flatbuffers::TypeTable *MiniReflectTypeTable() {
+    return ScatterElementsAttrsTypeTable();
+  }
+  enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
+    VT_AXIS = 4,
+    VT_REDUCTION = 6
+  };
+  int64_t axis() const {
+    return GetField<int64_t>(VT_AXIS, 0);
+  }
+  const flatbuffers::String *reduction() const {
+    return GetPointer<const flatbuffers::String *>(VT_REDUCTION);
+  }
+  bool Verify(flatbuffers::Verifier &verifier) const {
+    return VerifyTableStart(verifier) &&
+           VerifyField<int64_t>(verifier, VT_AXIS, 8) &&
+           VerifyOffset(verifier, VT_REDUCTION) &&
+           verifier.VerifyString(reduction()) &&
+           verifier.EndTable();
+  }
+};
+
+struct ScatterElementsAttrsBuilder {
+  typedef ScatterElementsAttrs Table;
+  flatbuffers::FlatBufferBuilder &fbb_;
+  flatbuffers::uoffset_t start_;
+  void add_axis(int64_t axis) {
+    fbb_.AddElement<int64_t>(ScatterElementsAttrs::VT_AXIS, axis, 0);
+  }
+  void add_reduction(flatbuffers::Offset<flatbuffers::String> reduction) {
+    fbb_.AddOffset(ScatterElementsAttrs::VT_REDUCTION, reduction);
+  }
+  explicit ScatterElementsAttrsBuilder(flatbuffers::FlatBufferBuilder &_fbb)
+        : fbb_(_fbb) {
+    start_ = fbb_.StartTable();
+  }
+  flatbuffers::Offset<ScatterElementsAttrs> Finish() {
+    const auto end = fbb_.EndTable(start_);
+    auto o = flatbuffers::Offset<ScatterElementsAttrs>(end);
+    return o;
+  }
+};
+
+inline flatbuffers::Offset<ScatterElementsAttrs> CreateScatterElementsAttrs(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    int64_t axis = 0,
+    flatbuffers::Offset<flatbuffers::String> reduction = 0) {
+  ScatterElementsAttrsBuilder builder_(_fbb);
+  builder_.add_axis(axis);
+  builder_.add_reduction(reduction);
+  return builder_.Finish();
+}
+
+inline flatbuffers::Offset<ScatterElementsAttrs> CreateScatterElementsAttrsDirect(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    int64_t axis = 0,
+    const char *reduction = nullptr) {
+  auto reduction__ = reduction ? _fbb.CreateString(reduction) : 0;
+  return shardc::rt::fb::CreateScatterElementsAttrs(
+      _fbb,
+      axis,
+      reduction__);
+}
+
+struct MoeExpertsAttrs FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
+  typedef MoeExpertsAttrsBuilder Builder;
+  static const flatbuffers::TypeTable *MiniReflectTypeTable() {
+    return MoeExpertsAttrsTypeTable();
+  }
+  enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
+    VT_ACTIVATION = 4
+  };
+  const flatbuffers::String *activation() const {
+    return GetPointer<const flatbuffers::String *>(VT_ACTIVATION);
+  }
+  bool Verify(flatbuffers::Verifier &verifier) const {
+    return VerifyTableStart(verifier) &&
+           VerifyOffset(verifier, VT_ACTIVATION) &&
+           verifier.VerifyString(activation()) &&
+           verifier.EndTable();
+  }
+};
+
+struct MoeExpertsAttrsBuilder {
+  typedef MoeExpertsAttrs Table;
+  flatbuffers::FlatBufferBuilder &fbb_;
+  flatbuffers::uoffset_t start_;
+  void add_activation(flatbuffers::Offset<flatbuffers::String> activation) {
+    fbb_.AddOffset(MoeExpertsAttrs::VT_ACTIVATION, activation);
+  }
+  explicit MoeExpertsAttrsBuilder(flatbuffers::FlatBufferBuilder &_fbb)
+        : fbb_(_fbb) {
+    start_ = fbb_.StartTable();
+  }
+  flatbuffers::Offset<MoeExpertsAttrs> Finish() {
+    const auto end = fbb_.EndTable(start_);
+    auto o = flatbuffers::Offset<MoeExpertsAttrs>(end);
+    return o;
+  }
+};
+
+inline flatbuffers::Offset<MoeExpertsAttrs> CreateMoeExpertsAttrs(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    flatbuffers::Offset<flatbuffers::String> activation = 0) {
+  MoeExpertsAttrsBuilder builder_(_fbb);
+  builder_.add_activation(activation);
+  return builder_.Finish();
+}
+
+inline flatbuffers::Offset<MoeExpertsAttrs> CreateMoeExpertsAttrsDirect(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    const char *activation = nullptr) {
+  auto activation__ = activation ? _fbb.CreateString(activation) : 0;
+  return shardc::rt::fb::CreateMoeExpertsAttrs(
+      _fbb,
+      activation__);
+}
+
+struct MoeRouterAttrs FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
+  typedef MoeRouterAttrsBuilder Builder;
+  static const flatbuffers::TypeTable *MiniReflectTypeTable() {
+    return MoeRouterAttrsTypeTable();
+  }
+  enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
+    VT_SCORING = 4,
+    VT_N_GROUP = 6,
+    VT_TOPK_GROUP = 8,
+    VT_GROUP_K = 10,
+    VT_NORMALIZE = 12,
+    VT_NORM_EPSILON = 14,
+    VT_SCALE = 16
+  };
+  const flatbuffers::String *scoring() const {
+    return GetPointer<const flatbuffers::String *>(VT_SCORING);
+  }
+  int64_t n_group() const {
+    return GetField<int64_t>(VT_N_GROUP, 1LL);
+  }
+  int64_t topk_group() const {
+    return GetField<int64_t>(VT_TOPK_GROUP, 1LL);
+  }
+  int64_t group_k() const {
+    return GetField<int64_t>(VT_GROUP_K, 2LL);
+  }
+  bool normalize() const {
+    return GetField<uint8_t>(VT_NORMALIZE, 0) != 0;
+  }
+  double norm_epsilon() const {
+    return GetField<double>(VT_NORM_EPSILON, 0.0);
+  }
+  double scale() const {
+    return GetField<double>(VT_SCALE, 1.0);
+  }
+  bool Verify(flatbuffers::Verifier &verifier) const {
+    return VerifyTableStart(verifier) &&
+           VerifyOffset(verifier, VT_SCORING) &&
+           verifier.VerifyString(scoring()) &&
+           VerifyField<int64_t>(verifier, VT_N_GROUP, 8) &&
+           VerifyField<int64_t>(verifier, VT_TOPK_GROUP, 8) &&
+           VerifyField<int64_t>(verifier, VT_GROUP_K, 8) &&
+           VerifyField<uint8_t>(verifier, VT_NORMALIZE, 1) &&
+           VerifyField<double>(verifier, VT_NORM_EPSILON, 8) &&
+           VerifyField<double>(verifier, VT_SCALE, 8) &&
+           verifier.EndTable();
+  }
+};
+
+struct MoeRouterAttrsBuilder {
+  typedef MoeRouterAttrs Table;
+  flatbuffers::FlatBufferBuilder &fbb_;
+  flatbuffers::uoffset_t start_;
+  void add_scoring(flatbuffers::Offset<flatbuffers::String> scoring) {
+    fbb_.AddOffset(MoeRouterAttrs::VT_SCORING, scoring);
+  }
+  void add_n_group(int64_t n_group) {
+    fbb_.AddElement<int64_t>(MoeRouterAttrs::VT_N_GROUP, n_group, 1LL);
+  }
+  void add_topk_group(int64_t topk_group) {
+    fbb_.AddElement<int64_t>(MoeRouterAttrs::VT_TOPK_GROUP, topk_group, 1LL);
+  }
+  void add_group_k(int64_t group_k) {
+    fbb_.AddElement<int64_t>(MoeRouterAttrs::VT_GROUP_K, group_k, 2LL);
+  }
+  void add_normalize(bool normalize) {
+    fbb_.AddElement<uint8_t>(MoeRouterAttrs::VT_NORMALIZE, static_cast<uint8_t>(normalize), 0);
+  }
+  void add_norm_epsilon(double norm_epsilon) {
+    fbb_.AddElement<double>(MoeRouterAttrs::VT_NORM_EPSILON, norm_epsilon, 0.0);
+  }
+  void add_scale(double scale) {
+    fbb_.AddElement<double>(MoeRouterAttrs::VT_SCALE, scale, 1.0);
+  }
+  explicit MoeRouterAttrsBuilder(flatbuffers::FlatBufferBuilder &_fbb)
+        : fbb_(_fbb) {
+    start_ = fbb_.StartTable();
+  }
+  flatbuffers::Offset<MoeRouterAttrs> Finish() {
+    const auto end = fbb_.EndTable(start_);
+    auto o = flatbuffers::Offset<MoeRouterAttrs>(end);
+    return o;
+  }
+};
+
+inline flatbuffers::Offset<MoeRouterAttrs> CreateMoeRouterAttrs(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    flatbuffers::Offset<flatbuffers::String> scoring = 0,
+    int64_t n_group = 1LL,
+    int64_t topk_group = 1LL,
+    int64_t group_k = 2LL,
+    bool normalize = false,
+    double norm_epsilon = 0.0,
+    double scale = 1.0) {
+  MoeRouterAttrsBuilder builder_(_fbb);
+  builder_.add_scale(scale);
+  builder_.add_norm_epsilon(norm_epsilon);
+  builder_.add_group_k(group_k);
+  builder_.add_topk_group(topk_group);
+  builder_.add_n_group(n_group);
+  builder_.add_scoring(scoring);
+  builder_.add_normalize(normalize);
+  return builder_.Finish();
+}
+
+inline flatbuffers::Offset<MoeRouterAttrs> CreateMoeRouterAttrsDirect(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    const char *scoring = nullptr,
+    int64_t n_group = 1LL,
+    int64_t topk_group = 1LL,
+    int64_t group_k = 2LL,
+    bool normalize = false,
+    double norm_epsilon = 0.0,
+    double scale = 1.0) {
+  auto scoring__ = scoring ? _fbb.CreateString(scoring) : 0;
+  return shardc::rt::fb::CreateMoeRouterAttrs(
+      _fbb,
+      scoring__,
+      n_group,
+      topk_group,
+      group_k,
+      normalize,
+      norm_epsilon,
+      scale);
+}
+
 struct Step FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   typedef StepBuilder Builder;
   static const flatbuffers::TypeTable *MiniReflectTypeTable() {
@@ -2995,6 +3277,18 @@ struct Step FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   }
   const shardc::rt::fb::OffloadCopyAttrs *attrs_as_copy_to_device() const {
     return attrs_type() == shardc::rt::fb::StepAttrs::copy_to_device ? static_cast<const shardc::rt::fb::OffloadCopyAttrs *>(attrs()) : nullptr;
+  }
+  const shardc::rt::fb::ArgMaxAttrs *attrs_as_arg_min() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::arg_min ? static_cast<const shardc::rt::fb::ArgMaxAttrs *>(attrs()) : nullptr;
+  }
+  const shardc::rt::fb::ScatterElementsAttrs *attrs_as_scatter_elements() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::scatter_elements ? static_cast<const shardc::rt::fb::ScatterElementsAttrs *>(attrs()) : nullptr;
+  }
+  const shardc::rt::fb::MoeRouterAttrs *attrs_as_moe_router() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::moe_router ? static_cast<const shardc::rt::fb::MoeRouterAttrs *>(attrs()) : nullptr;
+  }
+  const shardc::rt::fb::MoeExpertsAttrs *attrs_as_moe_experts() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::moe_experts ? static_cast<const shardc::rt::fb::MoeExpertsAttrs *>(attrs()) : nullptr;
   }
   const flatbuffers::String *loc() const {
     return GetPointer<const flatbuffers::String *>(VT_LOC);
@@ -3654,6 +3948,22 @@ inline bool VerifyStepAttrs(flatbuffers::Verifier &verifier, const void *obj, St
       auto ptr = reinterpret_cast<const shardc::rt::fb::OffloadCopyAttrs *>(obj);
       return verifier.VerifyTable(ptr);
     }
+    case StepAttrs::arg_min: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::ArgMaxAttrs *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
+    case StepAttrs::scatter_elements: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::ScatterElementsAttrs *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
+    case StepAttrs::moe_router: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::MoeRouterAttrs *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
+    case StepAttrs::moe_experts: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::MoeExpertsAttrs *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
     default: return true;
   }
 }
@@ -3780,6 +4090,9 @@ inline const flatbuffers::TypeTable *StepKindTypeTable() {
     { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 }
   };
   static const flatbuffers::TypeFunction type_refs[] = {
@@ -3838,10 +4151,13 @@ inline const flatbuffers::TypeTable *StepKindTypeTable() {
     "token_loss_stats_grad",
     "token_loss_combine",
     "copy_to_host",
-    "copy_to_device"
+    "copy_to_device",
+    "arg_min",
+    "scatter_elements",
+    "moe_router"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_ENUM, 53, type_codes, type_refs, nullptr, nullptr, names
+    flatbuffers::ST_ENUM, 56, type_codes, type_refs, nullptr, nullptr, names
   };
   return &tt;
 }
@@ -3953,7 +4269,11 @@ inline const flatbuffers::TypeTable *StepAttrsTypeTable() {
     { flatbuffers::ET_SEQUENCE, 0, 21 },
     { flatbuffers::ET_SEQUENCE, 0, 22 },
     { flatbuffers::ET_SEQUENCE, 0, 23 },
-    { flatbuffers::ET_SEQUENCE, 0, 23 }
+    { flatbuffers::ET_SEQUENCE, 0, 23 },
+    { flatbuffers::ET_SEQUENCE, 0, 19 },
+    { flatbuffers::ET_SEQUENCE, 0, 24 },
+    { flatbuffers::ET_SEQUENCE, 0, 25 },
+    { flatbuffers::ET_SEQUENCE, 0, 26 }
   };
   static const flatbuffers::TypeFunction type_refs[] = {
     shardc::rt::fb::FormulaAttrsTypeTable,
@@ -3979,7 +4299,10 @@ inline const flatbuffers::TypeTable *StepAttrsTypeTable() {
     shardc::rt::fb::ScatterNDAttrsTypeTable,
     shardc::rt::fb::TopKAttrsTypeTable,
     shardc::rt::fb::GatherNdAttrsTypeTable,
-    shardc::rt::fb::OffloadCopyAttrsTypeTable
+    shardc::rt::fb::OffloadCopyAttrsTypeTable,
+    shardc::rt::fb::ScatterElementsAttrsTypeTable,
+    shardc::rt::fb::MoeRouterAttrsTypeTable,
+    shardc::rt::fb::MoeExpertsAttrsTypeTable
   };
   static const char * const names[] = {
     "NONE",
@@ -4017,10 +4340,14 @@ inline const flatbuffers::TypeTable *StepAttrsTypeTable() {
     "top_k",
     "gather_nd",
     "copy_to_host",
-    "copy_to_device"
+    "copy_to_device",
+    "arg_min",
+    "scatter_elements",
+    "moe_router",
+    "moe_experts"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_UNION, 36, type_codes, type_refs, nullptr, nullptr, names
+    flatbuffers::ST_UNION, 40, type_codes, type_refs, nullptr, nullptr, names
   };
   return &tt;
 }
@@ -4556,6 +4883,59 @@ inline const flatbuffers::TypeTable *OffloadCopyAttrsTypeTable() {
   };
   static const flatbuffers::TypeTable tt = {
     flatbuffers::ST_TABLE, 1, type_codes, nullptr, nullptr, nullptr, names
+  };
+  return &tt;
+}
+
+inline const flatbuffers::TypeTable *ScatterElementsAttrsTypeTable() {
+  static const flatbuffers::TypeCode type_codes[] = {
+    { flatbuffers::ET_LONG, 0, -1 },
+    { flatbuffers::ET_STRING, 0, -1 }
+  };
+  static const char * const names[] = {
+    "axis",
+    "reduction"
+  };
+  static const flatbuffers::TypeTable tt = {
+    flatbuffers::ST_TABLE, 2, type_codes, nullptr, nullptr, nullptr, names
+  };
+  return &tt;
+}
+
+inline const flatbuffers::TypeTable *MoeExpertsAttrsTypeTable() {
+  static const flatbuffers::TypeCode type_codes[] = {
+    { flatbuffers::ET_STRING, 0, -1 }
+  };
+  static const char * const names[] = {
+    "activation"
+  };
+  static const flatbuffers::TypeTable tt = {
+    flatbuffers::ST_TABLE, 1, type_codes, nullptr, nullptr, nullptr, names
+  };
+  return &tt;
+}
+
+inline const flatbuffers::TypeTable *MoeRouterAttrsTypeTable() {
+  static const flatbuffers::TypeCode type_codes[] = {
+    { flatbuffers::ET_STRING, 0, -1 },
+    { flatbuffers::ET_LONG, 0, -1 },
+    { flatbuffers::ET_LONG, 0, -1 },
+    { flatbuffers::ET_LONG, 0, -1 },
+    { flatbuffers::ET_BOOL, 0, -1 },
+    { flatbuffers::ET_DOUBLE, 0, -1 },
+    { flatbuffers::ET_DOUBLE, 0, -1 }
+  };
+  static const char * const names[] = {
+    "scoring",
+    "n_group",
+    "topk_group",
+    "group_k",
+    "normalize",
+    "norm_epsilon",
+    "scale"
+  };
+  static const flatbuffers::TypeTable tt = {
+    flatbuffers::ST_TABLE, 7, type_codes, nullptr, nullptr, nullptr, names
   };
   return &tt;
 }

@@ -120,15 +120,24 @@ SIMT_DEVICE void gatherNdElements(const GatherNdParams &p) {
 
 // moe_experts in f32 without a GEMM library, row by row (the CUDA backend's kernels; the CPU
 // runs grouped sgemms instead, runtime/kernels/cpu/Moe.cpp): moeHidden writes, per row r = t·k + j
-// and column c < I, hidden[r, c] = silu(gate_up[e][c]·x[t]) · gate_up[e][I + c]·x[t], e = ids[r];
+// and column c < I, hidden[r, c] = act(gate_up[e][c]·x[t]) · gate_up[e][I + c]·x[t], e = ids[r];
 // moeCombine writes y[t, c] = sum over j of weights[r] · down[e][c]·hidden[r]. An expert id
 // outside [0, E) contributes zeros (the CPU kernel reports it).
+enum class MoeActivation : int { Silu, GeluTanh, GeluErf };
 struct MoeExpertsParams {
   const float *x = nullptr, *weights = nullptr, *gateUp = nullptr, *down = nullptr;
   const int64_t *ids = nullptr;
   float *hidden = nullptr, *y = nullptr;
   int64_t T = 0, H = 0, k = 0, E = 0, I = 0;
+  MoeActivation activation = MoeActivation::Silu;
 };
+
+// The experts' gate activation (the formulas of FusedPrelude.h): SwiGLU's silu, GeGLU's gelu.
+SIMT_DEVICE float moeActivate(MoeActivation a, float g) {
+  return a == MoeActivation::GeluTanh  ? sc_op_gelu_tanh<float>(g)
+         : a == MoeActivation::GeluErf ? sc_op_gelu_erf<float>(g)
+                                       : g / (1.0f + sc_exp(-g));
+}
 
 SIMT_DEVICE void moeHiddenElement(const MoeExpertsParams &p, int64_t n) {
   const int64_t r = n / p.I, c = n % p.I, e = p.ids[r];
@@ -142,7 +151,7 @@ SIMT_DEVICE void moeHiddenElement(const MoeExpertsParams &p, int64_t n) {
     gate += g[h] * xt[h];
     up += u[h] * xt[h];
   }
-  p.hidden[n] = gate / (1.0f + sc_exp(-gate)) * up;
+  p.hidden[n] = moeActivate(p.activation, gate) * up;
 }
 
 SIMT_DEVICE void moeCombineElement(const MoeExpertsParams &p, int64_t n) {
@@ -170,6 +179,136 @@ SIMT_DEVICE void moeCombineElements(const MoeExpertsParams &p) {
   const int64_t n = int64_t(simt::blockIdxX()) * simt::blockDimX() + simt::threadIdxX();
   if (n < p.T * p.H)
     moeCombineElement(p, n);
+}
+
+// moe_router (sc.moe_router, docs/moe.md), one token per thread: from the logits [T, E],
+// scores = softmax or sigmoid; the choice reads scores + bias; with nGroup > 1 each group is
+// scored by the sum of its groupK largest choice scores and only the topkGroup best groups stay
+// eligible (the others read -inf); indices [T, k] are the k largest eligible choice scores (ties
+// to the lower expert, NaN first, as top_k); weights are the unbiased scores of the chosen,
+// divided by their sum + normEpsilon when `normalize`, times `scale`. f32 arithmetic (the
+// scores as the unraised graph's f32 kernels compute them); 16-bit logits read as f32.
+constexpr int kRouterMaxGroups = 64, kRouterMaxGroupK = 8;
+struct MoeRouterParams {
+  const void *logits = nullptr, *bias = nullptr; // bias: null when none
+  int64_t *indices = nullptr;
+  void *weights = nullptr;
+  AnyType type = AnyType::F32; // logits, bias and weights
+  int64_t T = 0, E = 0, k = 0, nGroup = 1, topkGroup = 1, groupK = 2;
+  int sigmoid = 0, normalize = 0;
+  float normEpsilon = 0.0f, scale = 1.0f;
+};
+
+namespace moe_detail {
+struct RouterRow {
+  const MoeRouterParams &p;
+  int64_t t;
+  float maxLogit, invSum;
+  uint64_t groups; // eligible groups (a bit each)
+  SIMT_DEVICE float logit(int64_t e) const { return float(loadFloat(p.logits, t * p.E + e, p.type)); }
+  SIMT_DEVICE float score(int64_t e) const {
+    const float l = logit(e);
+    return p.sigmoid ? 1.0f / (1.0f + sc_exp(-l)) : sc_exp(l - maxLogit) * invSum;
+  }
+  SIMT_DEVICE float choice(int64_t e) const {
+    return p.bias ? score(e) + float(loadFloat(p.bias, e, p.type)) : score(e);
+  }
+  SIMT_DEVICE float eligible(int64_t e) const {
+    return (groups >> (e / (p.E / p.nGroup))) & 1 ? choice(e) : -__builtin_huge_valf();
+  }
+};
+// a before b in top-k order: larger first, NaN above every number, ties to the lower index.
+SIMT_DEVICE bool routerBefore(float va, int64_t ia, float vb, int64_t ib) {
+  const bool na = va != va, nb = vb != vb;
+  if (na || nb)
+    return na && nb ? ia < ib : na;
+  return va != vb ? va > vb : ia < ib;
+}
+} // namespace moe_detail
+
+SIMT_DEVICE void moeRouterToken(const MoeRouterParams &p, int64_t t) {
+  using namespace moe_detail;
+  RouterRow row{p, t, 0.0f, 1.0f, ~uint64_t(0)};
+  if (!p.sigmoid) {
+    float m = -__builtin_huge_valf();
+    for (int64_t e = 0; e < p.E; ++e)
+      m = row.logit(e) > m ? row.logit(e) : m;
+    double sum = 0.0;
+    for (int64_t e = 0; e < p.E; ++e)
+      sum += sc_exp(row.logit(e) - m);
+    row.maxLogit = m;
+    row.invSum = float(1.0 / sum);
+  }
+  if (p.nGroup > 1) {
+    // Each group's score: the sum of its groupK largest choice scores (in descending order).
+    const int64_t size = p.E / p.nGroup;
+    float groupScore[kRouterMaxGroups];
+    for (int64_t g = 0; g < p.nGroup; ++g) {
+      float best[kRouterMaxGroupK];
+      int64_t at[kRouterMaxGroupK], filled = 0;
+      for (int64_t i = 0; i < size; ++i) {
+        const int64_t e = g * size + i;
+        const float v = row.choice(e);
+        int64_t pos = filled;
+        while (pos > 0 && routerBefore(v, e, best[pos - 1], at[pos - 1]))
+          --pos;
+        if (pos >= p.groupK)
+          continue;
+        for (int64_t j = (filled < p.groupK ? filled : p.groupK - 1); j > pos; --j)
+          best[j] = best[j - 1], at[j] = at[j - 1];
+        best[pos] = v, at[pos] = e;
+        filled += filled < p.groupK;
+      }
+      float sum = 0.0f;
+      for (int64_t j = 0; j < filled; ++j)
+        sum += best[j];
+      groupScore[g] = sum;
+    }
+    // The topkGroup best groups (ties to the lower group).
+    row.groups = 0;
+    for (int64_t n = 0; n < p.topkGroup; ++n) {
+      int64_t pick = -1;
+      for (int64_t g = 0; g < p.nGroup; ++g)
+        if (!((row.groups >> g) & 1) && (pick < 0 || routerBefore(groupScore[g], g, groupScore[pick], pick)))
+          pick = g;
+      row.groups |= uint64_t(1) << pick;
+    }
+  }
+  // The k largest eligible choice scores, by insertion into the output slots.
+  int64_t *idx = p.indices + t * p.k, filled = 0;
+  for (int64_t e = 0; e < p.E; ++e) {
+    const float v = row.eligible(e);
+    int64_t pos = filled;
+    while (pos > 0 && routerBefore(v, e, row.eligible(idx[pos - 1]), idx[pos - 1]))
+      --pos;
+    if (pos >= p.k)
+      continue;
+    for (int64_t j = (filled < p.k ? filled : p.k - 1); j > pos; --j)
+      idx[j] = idx[j - 1];
+    idx[pos] = e;
+    filled += filled < p.k;
+  }
+  float sum = 0.0f;
+  for (int64_t j = 0; j < p.k; ++j)
+    sum += row.score(idx[j]);
+  const float denom = sum + p.normEpsilon;
+  for (int64_t j = 0; j < p.k; ++j) {
+    float w = row.score(idx[j]);
+    if (p.normalize)
+      w = w / denom;
+    w = w * p.scale;
+    const int64_t at = t * p.k + j;
+    if (p.type == AnyType::F32)
+      static_cast<float *>(p.weights)[at] = w;
+    else
+      static_cast<unsigned short *>(p.weights)[at] = p.type == AnyType::BF16 ? sc_to_bf16(w) : sc_to_f16(w);
+  }
+}
+
+SIMT_DEVICE void moeRouterTokens(const MoeRouterParams &p) {
+  const int64_t t = int64_t(simt::blockIdxX()) * simt::blockDimX() + simt::threadIdxX();
+  if (t < p.T)
+    moeRouterToken(p, t);
 }
 
 #if !defined(__CUDACC_RTC__)
@@ -241,6 +380,18 @@ inline std::string planGatherNd(const std::vector<int64_t> &dataShape, const std
   return "";
 }
 
+inline std::string moeActivationOf(const std::string &name, MoeActivation &a) {
+  if (name == "silu")
+    a = MoeActivation::Silu;
+  else if (name == "gelu_tanh")
+    a = MoeActivation::GeluTanh;
+  else if (name == "gelu_erf")
+    a = MoeActivation::GeluErf;
+  else
+    return "activation '" + name + "' is not silu, gelu_tanh or gelu_erf";
+  return "";
+}
+
 inline std::string planMoeExperts(const std::vector<int64_t> &x, const std::vector<int64_t> &ids,
                                   const std::vector<int64_t> &weights, const std::vector<int64_t> &gateUp,
                                   const std::vector<int64_t> &down, MoeExpertsParams &p) {
@@ -249,6 +400,22 @@ inline std::string planMoeExperts(const std::vector<int64_t> &x, const std::vect
   p.T = x[0], p.H = x[1], p.k = ids[1], p.E = gateUp[0], p.I = down[2];
   if (ids[0] != p.T || weights != ids || gateUp[1] != 2 * p.I || gateUp[2] != p.H || down[0] != p.E || down[1] != p.H)
     return "the operands' shapes do not agree";
+  return "";
+}
+inline std::string planMoeRouter(const std::vector<int64_t> &logits, const std::vector<int64_t> *bias,
+                                 const std::vector<int64_t> &ids, const std::vector<int64_t> &weights, int64_t nGroup,
+                                 int64_t topkGroup, int64_t groupK, MoeRouterParams &p) {
+  if (logits.size() != 2 || ids.size() != 2 || ids[0] != logits[0] || weights != ids || ids[1] < 1 ||
+      ids[1] > logits[1] || (bias && *bias != std::vector<int64_t>{logits[1]}))
+    return "logits [T, E], bias [E], indices and weights [T, k] with 1 <= k <= E expected";
+  p.T = logits[0], p.E = logits[1], p.k = ids[1];
+  if (nGroup < 1 || nGroup > kRouterMaxGroups || p.E % nGroup != 0 || topkGroup < 1 || topkGroup > nGroup ||
+      groupK < 1 || groupK > kRouterMaxGroupK || groupK > p.E / nGroup || topkGroup * (p.E / nGroup) < p.k)
+    return "n_group " + std::to_string(nGroup) + " (at most " + std::to_string(kRouterMaxGroups) + "), topk_group " +
+           std::to_string(topkGroup) + " and group_k " + std::to_string(groupK) + " (at most " +
+           std::to_string(kRouterMaxGroupK) + ") do not fit " + std::to_string(p.E) + " experts and k " +
+           std::to_string(p.k);
+  p.nGroup = nGroup, p.topkGroup = topkGroup, p.groupK = groupK;
   return "";
 }
 #endif

@@ -40,6 +40,7 @@ struct AxisLinesParams {
   AnyType type = AnyType::F32;
   int64_t outer = 1, len = 1, inner = 1;
   int exclusive = 0, reverse = 0, selectLast = 0; // cumsum: the first two; arg_max: the last
+  int minimum = 0;                                  // arg_max: the smallest instead (arg_min)
 };
 
 SIMT_DEVICE void cumsumLines(const AxisLinesParams &p) {
@@ -72,7 +73,8 @@ SIMT_DEVICE void cumsumLines(const AxisLinesParams &p) {
   }
 }
 
-// y (i64, outer x inner) = the index of the largest element of each line; the first NaN wins.
+// y (i64, outer x inner) = the index of the largest (minimum: smallest) element of each line;
+// the first NaN wins either way.
 SIMT_DEVICE void argMaxLines(const AxisLinesParams &p) {
   using namespace scan_detail;
   const int64_t n = int64_t(simt::blockIdxX()) * simt::blockDimX() + simt::threadIdxX();
@@ -84,7 +86,7 @@ SIMT_DEVICE void argMaxLines(const AxisLinesParams &p) {
     double best = loadFloat(p.x, base, p.type);
     for (int64_t k = 1; k < p.len && best == best; ++k) {
       const double v = loadFloat(p.x, base + k * p.inner, p.type);
-      if (v != v || v > best || (p.selectLast && v == best)) {
+      if (v != v || (p.minimum ? v < best : v > best) || (p.selectLast && v == best)) {
         best = v;
         at = k;
       }
@@ -93,7 +95,7 @@ SIMT_DEVICE void argMaxLines(const AxisLinesParams &p) {
     int64_t best = loadInt(p.x, base, p.type);
     for (int64_t k = 1; k < p.len; ++k) {
       const int64_t v = loadInt(p.x, base + k * p.inner, p.type);
-      if (v > best || (p.selectLast && v == best)) {
+      if ((p.minimum ? v < best : v > best) || (p.selectLast && v == best)) {
         best = v;
         at = k;
       }
@@ -155,6 +157,71 @@ SIMT_DEVICE void scatterNdSlices(const ScatterNdParams &p) {
   }
 }
 
+// scatter_elements along an axis: y (already a copy of data) gets updates[p] at p with p[axis]
+// replaced by indices[p] (i64; negative from the end; out of range skipped, as scatter_nd). One
+// thread per line of the indices along the axis, walking it in order: two updates of one element
+// lie on one line, so later ones win (or combine in order) as in a row-major loop.
+struct ScatterElementsParams {
+  const int64_t *indices = nullptr;
+  const void *updates = nullptr;
+  void *y = nullptr;
+  AnyType type = AnyType::F32;
+  int rank = 0, axis = 0;
+  int64_t lines = 0, axisLen = 0; // axisLen: data's extent along the axis
+  int64_t idxDims[kIndexMaxRank] = {}, dataStrides[kIndexMaxRank] = {};
+  ScatterReduction reduction = ScatterReduction::None;
+};
+
+SIMT_DEVICE void scatterElementsLine(const ScatterElementsParams &p, int64_t line) {
+  using namespace scan_detail;
+  // The line's coordinates off the axis (row-major over the indices' other dims).
+  int64_t rest = line, base = 0, idxBase = 0, idxStride = 1, axisIdxStride = 1;
+  for (int d = p.rank - 1; d >= 0; --d) {
+    if (d == p.axis) {
+      axisIdxStride = idxStride;
+    } else {
+      const int64_t c = rest % p.idxDims[d];
+      rest /= p.idxDims[d];
+      base += c * p.dataStrides[d];
+      idxBase += c * idxStride;
+    }
+    idxStride *= p.idxDims[d];
+  }
+  const bool fl = isFloat(p.type);
+  for (int64_t j = 0; j < p.idxDims[p.axis]; ++j) {
+    const int64_t from = idxBase + j * axisIdxStride;
+    int64_t i = p.indices[from];
+    if (i < 0)
+      i += p.axisLen;
+    if (i < 0 || i >= p.axisLen)
+      continue;
+    const int64_t at = base + i * p.dataStrides[p.axis];
+    if (fl) {
+      const double u = loadFloat(p.updates, from, p.type), c = loadFloat(p.y, at, p.type);
+      const double v = p.reduction == ScatterReduction::Add   ? c + u
+                       : p.reduction == ScatterReduction::Mul ? c * u
+                       : p.reduction == ScatterReduction::Max ? (u > c ? u : c)
+                       : p.reduction == ScatterReduction::Min ? (u < c ? u : c)
+                                                              : u;
+      storeFloat(p.y, at, p.type, v);
+    } else {
+      const int64_t u = loadInt(p.updates, from, p.type), c = loadInt(p.y, at, p.type);
+      const int64_t v = p.reduction == ScatterReduction::Add   ? int64_t(uint64_t(c) + uint64_t(u))
+                        : p.reduction == ScatterReduction::Mul ? int64_t(uint64_t(c) * uint64_t(u))
+                        : p.reduction == ScatterReduction::Max ? (u > c ? u : c)
+                        : p.reduction == ScatterReduction::Min ? (u < c ? u : c)
+                                                               : u;
+      storeInt(p.y, at, p.type, v);
+    }
+  }
+}
+
+SIMT_DEVICE void scatterElementsLines(const ScatterElementsParams &p) {
+  const int64_t line = int64_t(simt::blockIdxX()) * simt::blockDimX() + simt::threadIdxX();
+  if (line < p.lines)
+    scatterElementsLine(p, line);
+}
+
 #if !defined(__CUDACC_RTC__)
 // ---- Plans (host code): "" or a one-line error.
 inline std::string planAxisLines(const std::vector<int64_t> &shape, int64_t axis, AxisLinesParams &p) {
@@ -167,6 +234,51 @@ inline std::string planAxisLines(const std::vector<int64_t> &shape, int64_t axis
   for (int64_t d = 0; d < rank; ++d)
     (d < axis ? p.outer : d == axis ? p.len : p.inner) *= shape[size_t(d)];
   return "";
+}
+
+inline std::string scatterReductionOf(const std::string &reduction, ScatterReduction &r) {
+  if (reduction == "none")
+    r = ScatterReduction::None;
+  else if (reduction == "add")
+    r = ScatterReduction::Add;
+  else if (reduction == "mul")
+    r = ScatterReduction::Mul;
+  else if (reduction == "max")
+    r = ScatterReduction::Max;
+  else if (reduction == "min")
+    r = ScatterReduction::Min;
+  else
+    return "reduction '" + reduction + "' is not none, add, mul, max or min";
+  return "";
+}
+
+inline std::string planScatterElements(const std::vector<int64_t> &dataShape, const std::vector<int64_t> &indexShape,
+                                       const std::vector<int64_t> &updateShape, int64_t axis,
+                                       const std::string &reduction, ScatterElementsParams &p) {
+  const int64_t rank = int64_t(dataShape.size());
+  if (axis < 0)
+    axis += rank;
+  if (axis < 0 || axis >= rank || rank > kIndexMaxRank)
+    return "axis out of range for rank " + std::to_string(rank) + " (at most " + std::to_string(kIndexMaxRank) + ")";
+  if (int64_t(indexShape.size()) != rank || updateShape != indexShape)
+    return "indices and updates must share one shape of the data's rank";
+  p.rank = int(rank);
+  p.axis = int(axis);
+  p.axisLen = dataShape[size_t(axis)];
+  p.lines = 1;
+  int64_t stride = 1;
+  for (int64_t d = rank - 1; d >= 0; --d) {
+    if (indexShape[size_t(d)] > dataShape[size_t(d)])
+      return "indices are larger than the data in dim " + std::to_string(d);
+    p.idxDims[d] = indexShape[size_t(d)];
+    p.dataStrides[d] = stride;
+    stride *= dataShape[size_t(d)];
+    if (d != axis)
+      p.lines *= indexShape[size_t(d)];
+  }
+  if (indexShape[size_t(axis)] == 0)
+    p.lines = 0;
+  return scatterReductionOf(reduction, p.reduction);
 }
 
 inline std::string planScatterNd(const std::vector<int64_t> &dataShape, const std::vector<int64_t> &indexShape,
