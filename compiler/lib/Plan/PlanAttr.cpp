@@ -39,6 +39,8 @@ std::string printPlanYaml(const Plan &plan, const std::map<std::string, TpStyle>
   os << "mesh: {";
   for (auto [i, a] : llvm::enumerate(plan.mesh.axes))
     os << (i ? ", " : "") << a.first << ": " << a.second;
+  if (plan.mesh.ep != 1)
+    os << ", ep: " << plan.mesh.ep;
   os << "}";
   if (plan.mesh.isResolved())
     os << "   # world size " << plan.mesh.worldSize();
@@ -121,6 +123,7 @@ DictionaryAttr planToAttr(MLIRContext *ctx, const Plan &plan) {
   SmallVector<NamedAttribute> attrs{
       b.getNamedAttr("mesh_axes", b.getArrayAttr(axisNames)),
       b.getNamedAttr("mesh_shape", b.getDenseI64ArrayAttr(shape)),
+      b.getNamedAttr("ep", b.getI64IntegerAttr(plan.mesh.ep)),
       b.getNamedAttr("sequence_parallel", b.getBoolAttr(plan.sequenceParallel)),
       b.getNamedAttr("mp_policy", b.getDictionaryAttr({
                                       b.getNamedAttr("param_dtype", b.getStringAttr(stringifyDType(plan.mp.paramDtype))),
@@ -188,6 +191,11 @@ llvm::Expected<Plan> planFromAttr(DictionaryAttr attr) {
   if (mesh.axes.size() != std::size(kAxisNames) ||
       !llvm::all_of(llvm::enumerate(mesh.axes), [](auto a) { return a.value().first == kAxisNames[a.index()]; }))
     return bad("mesh_axes must be [dp_replicate, dp_shard, cp, tp]");
+  if (auto ep = attr.getAs<IntegerAttr>("ep")) {
+    if (ep.getInt() < 1)
+      return bad("ep must be positive");
+    mesh.ep = ep.getInt();
+  }
   plan.mesh = mesh;
 
   auto getBool = [&](StringRef key, bool &out) -> llvm::Error {
