@@ -280,6 +280,7 @@ int runCompile(MLIRContext &ctx) {
       return error(llvm::toString(plan.takeError()));
     shardc::MeshShape mesh;
     mesh.axes = plan->mesh.axes;
+    mesh.ep = plan->mesh.ep;
     Builder b(&ctx);
     SmallVector<NamedAttribute> styles;
     for (auto &[path, style] : plan->resolved)

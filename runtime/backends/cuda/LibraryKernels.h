@@ -59,6 +59,10 @@ std::string triluKernel(const rt::KernelArgs &a);
 std::string topKKernel(const rt::KernelArgs &a);
 std::string gatherNdKernel(const rt::KernelArgs &a);
 std::string moeExpertsKernel(const rt::KernelArgs &a); // f32
+// Expert parallelism: permute (any dtype, i64 ids), grouped GEMM and unpermute (f32).
+std::string moePermuteKernel(const rt::KernelArgs &a);
+std::string moeGroupedGemmKernel(const rt::KernelArgs &a);
+std::string moeUnpermuteKernel(const rt::KernelArgs &a);
 
 // Prepares the flash attention kernels' shared memory (host-side, before any capture).
 void prepareAttention();

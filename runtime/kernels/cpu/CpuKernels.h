@@ -71,6 +71,10 @@ std::string embeddingKernel(const KernelArgs &args);
 std::string topKKernel(const KernelArgs &args);
 std::string gatherNdKernel(const KernelArgs &args);
 std::string moeExpertsKernel(const KernelArgs &args); // f32
+// Expert parallelism's local steps (MoeEp.cpp): permute any dtype, the others f32.
+std::string moePermuteKernel(const KernelArgs &args);
+std::string moeGroupedGemmKernel(const KernelArgs &args);
+std::string moeUnpermuteKernel(const KernelArgs &args);
 
 // Normalization.cpp
 std::string rmsNormKernel(const KernelArgs &args);

@@ -74,6 +74,9 @@ constexpr KernelEntry kKernels[] = {
     {"top_k", guarded<topKKernel>},
     {"gather_nd", guarded<gatherNdKernel>},
     {"moe_experts", guarded<viaFloat32<moeExpertsKernel>>},
+    {"moe_permute", guarded<moePermuteKernel>},
+    {"moe_grouped_gemm", guarded<viaFloat32<moeGroupedGemmKernel>>},
+    {"moe_unpermute", guarded<viaFloat32<moeUnpermuteKernel>>},
 };
 
 } // namespace

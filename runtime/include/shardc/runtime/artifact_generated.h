@@ -320,11 +320,16 @@ enum class StepKind : uint16_t {
   top_k = 45,
   gather_nd = 46,
   moe_experts = 47,
+  moe_permute = 48,
+  moe_grouped_gemm = 49,
+  moe_unpermute = 50,
+  moe_dispatch = 51,
+  moe_combine = 52,
   MIN = copy,
-  MAX = moe_experts
+  MAX = moe_combine
 };
 
-inline const StepKind (&EnumValuesStepKind())[48] {
+inline const StepKind (&EnumValuesStepKind())[53] {
   static const StepKind values[] = {
     StepKind::copy,
     StepKind::cast,
@@ -373,13 +378,18 @@ inline const StepKind (&EnumValuesStepKind())[48] {
     StepKind::scatter_nd,
     StepKind::top_k,
     StepKind::gather_nd,
-    StepKind::moe_experts
+    StepKind::moe_experts,
+    StepKind::moe_permute,
+    StepKind::moe_grouped_gemm,
+    StepKind::moe_unpermute,
+    StepKind::moe_dispatch,
+    StepKind::moe_combine
   };
   return values;
 }
 
 inline const char * const *EnumNamesStepKind() {
-  static const char * const names[49] = {
+  static const char * const names[54] = {
     "copy",
     "cast",
     "equal",
@@ -428,13 +438,18 @@ inline const char * const *EnumNamesStepKind() {
     "top_k",
     "gather_nd",
     "moe_experts",
+    "moe_permute",
+    "moe_grouped_gemm",
+    "moe_unpermute",
+    "moe_dispatch",
+    "moe_combine",
     nullptr
   };
   return names;
 }
 
 inline const char *EnumNameStepKind(StepKind e) {
-  if (flatbuffers::IsOutRange(e, StepKind::copy, StepKind::moe_experts)) return "";
+  if (flatbuffers::IsOutRange(e, StepKind::copy, StepKind::moe_combine)) return "";
   const size_t index = static_cast<size_t>(e);
   return EnumNamesStepKind()[index];
 }
@@ -561,11 +576,13 @@ enum class StepAttrs : uint8_t {
   scatter_nd = 31,
   top_k = 32,
   gather_nd = 33,
+  moe_dispatch = 34,
+  moe_combine = 35,
   MIN = NONE,
-  MAX = gather_nd
+  MAX = moe_combine
 };
 
-inline const StepAttrs (&EnumValuesStepAttrs())[34] {
+inline const StepAttrs (&EnumValuesStepAttrs())[36] {
   static const StepAttrs values[] = {
     StepAttrs::NONE,
     StepAttrs::formula,
@@ -600,13 +617,15 @@ inline const StepAttrs (&EnumValuesStepAttrs())[34] {
     StepAttrs::arg_max,
     StepAttrs::scatter_nd,
     StepAttrs::top_k,
-    StepAttrs::gather_nd
+    StepAttrs::gather_nd,
+    StepAttrs::moe_dispatch,
+    StepAttrs::moe_combine
   };
   return values;
 }
 
 inline const char * const *EnumNamesStepAttrs() {
-  static const char * const names[35] = {
+  static const char * const names[37] = {
     "NONE",
     "formula",
     "gemm",
@@ -641,13 +660,15 @@ inline const char * const *EnumNamesStepAttrs() {
     "scatter_nd",
     "top_k",
     "gather_nd",
+    "moe_dispatch",
+    "moe_combine",
     nullptr
   };
   return names;
 }
 
 inline const char *EnumNameStepAttrs(StepAttrs e) {
-  if (flatbuffers::IsOutRange(e, StepAttrs::NONE, StepAttrs::gather_nd)) return "";
+  if (flatbuffers::IsOutRange(e, StepAttrs::NONE, StepAttrs::moe_combine)) return "";
   const size_t index = static_cast<size_t>(e);
   return EnumNamesStepAttrs()[index];
 }
@@ -694,7 +715,8 @@ struct MeshAxis FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   }
   enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
     VT_NAME = 4,
-    VT_SIZE = 6
+    VT_SIZE = 6,
+    VT_SUB = 8
   };
   const flatbuffers::String *name() const {
     return GetPointer<const flatbuffers::String *>(VT_NAME);
@@ -702,11 +724,15 @@ struct MeshAxis FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   int64_t size() const {
     return GetField<int64_t>(VT_SIZE, 1LL);
   }
+  bool sub() const {
+    return GetField<uint8_t>(VT_SUB, 0) != 0;
+  }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
            VerifyOffsetRequired(verifier, VT_NAME) &&
            verifier.VerifyString(name()) &&
            VerifyField<int64_t>(verifier, VT_SIZE, 8) &&
+           VerifyField<uint8_t>(verifier, VT_SUB, 1) &&
            verifier.EndTable();
   }
 };
@@ -720,6 +746,9 @@ struct MeshAxisBuilder {
   }
   void add_size(int64_t size) {
     fbb_.AddElement<int64_t>(MeshAxis::VT_SIZE, size, 1LL);
+  }
+  void add_sub(bool sub) {
+    fbb_.AddElement<uint8_t>(MeshAxis::VT_SUB, static_cast<uint8_t>(sub), 0);
   }
   explicit MeshAxisBuilder(flatbuffers::FlatBufferBuilder &_fbb)
         : fbb_(_fbb) {
@@ -736,22 +765,26 @@ struct MeshAxisBuilder {
 inline flatbuffers::Offset<MeshAxis> CreateMeshAxis(
     flatbuffers::FlatBufferBuilder &_fbb,
     flatbuffers::Offset<flatbuffers::String> name = 0,
-    int64_t size = 1LL) {
+    int64_t size = 1LL,
+    bool sub = false) {
   MeshAxisBuilder builder_(_fbb);
   builder_.add_size(size);
   builder_.add_name(name);
+  builder_.add_sub(sub);
   return builder_.Finish();
 }
 
 inline flatbuffers::Offset<MeshAxis> CreateMeshAxisDirect(
     flatbuffers::FlatBufferBuilder &_fbb,
     const char *name = nullptr,
-    int64_t size = 1LL) {
+    int64_t size = 1LL,
+    bool sub = false) {
   auto name__ = name ? _fbb.CreateString(name) : 0;
   return shardc::rt::fb::CreateMeshAxis(
       _fbb,
       name__,
-      size);
+      size,
+      sub);
 }
 
 struct WeightFile FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
@@ -2862,6 +2895,12 @@ struct Step FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   const shardc::rt::fb::GatherNdAttrs *attrs_as_gather_nd() const {
     return attrs_type() == shardc::rt::fb::StepAttrs::gather_nd ? static_cast<const shardc::rt::fb::GatherNdAttrs *>(attrs()) : nullptr;
   }
+  const shardc::rt::fb::MeshAxesAttrs *attrs_as_moe_dispatch() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::moe_dispatch ? static_cast<const shardc::rt::fb::MeshAxesAttrs *>(attrs()) : nullptr;
+  }
+  const shardc::rt::fb::MeshAxesAttrs *attrs_as_moe_combine() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::moe_combine ? static_cast<const shardc::rt::fb::MeshAxesAttrs *>(attrs()) : nullptr;
+  }
   const flatbuffers::String *loc() const {
     return GetPointer<const flatbuffers::String *>(VT_LOC);
   }
@@ -3350,6 +3389,14 @@ inline bool VerifyStepAttrs(flatbuffers::Verifier &verifier, const void *obj, St
       auto ptr = reinterpret_cast<const shardc::rt::fb::GatherNdAttrs *>(obj);
       return verifier.VerifyTable(ptr);
     }
+    case StepAttrs::moe_dispatch: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::MeshAxesAttrs *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
+    case StepAttrs::moe_combine: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::MeshAxesAttrs *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
     default: return true;
   }
 }
@@ -3471,6 +3518,11 @@ inline const flatbuffers::TypeTable *StepKindTypeTable() {
     { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 }
   };
   static const flatbuffers::TypeFunction type_refs[] = {
@@ -3524,10 +3576,15 @@ inline const flatbuffers::TypeTable *StepKindTypeTable() {
     "scatter_nd",
     "top_k",
     "gather_nd",
-    "moe_experts"
+    "moe_experts",
+    "moe_permute",
+    "moe_grouped_gemm",
+    "moe_unpermute",
+    "moe_dispatch",
+    "moe_combine"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_ENUM, 48, type_codes, type_refs, nullptr, nullptr, names
+    flatbuffers::ST_ENUM, 53, type_codes, type_refs, nullptr, nullptr, names
   };
   return &tt;
 }
@@ -3619,7 +3676,9 @@ inline const flatbuffers::TypeTable *StepAttrsTypeTable() {
     { flatbuffers::ET_SEQUENCE, 0, 19 },
     { flatbuffers::ET_SEQUENCE, 0, 20 },
     { flatbuffers::ET_SEQUENCE, 0, 21 },
-    { flatbuffers::ET_SEQUENCE, 0, 22 }
+    { flatbuffers::ET_SEQUENCE, 0, 22 },
+    { flatbuffers::ET_SEQUENCE, 0, 15 },
+    { flatbuffers::ET_SEQUENCE, 0, 15 }
   };
   static const flatbuffers::TypeFunction type_refs[] = {
     shardc::rt::fb::FormulaAttrsTypeTable,
@@ -3680,10 +3739,12 @@ inline const flatbuffers::TypeTable *StepAttrsTypeTable() {
     "arg_max",
     "scatter_nd",
     "top_k",
-    "gather_nd"
+    "gather_nd",
+    "moe_dispatch",
+    "moe_combine"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_UNION, 34, type_codes, type_refs, nullptr, nullptr, names
+    flatbuffers::ST_UNION, 36, type_codes, type_refs, nullptr, nullptr, names
   };
   return &tt;
 }
@@ -3691,14 +3752,16 @@ inline const flatbuffers::TypeTable *StepAttrsTypeTable() {
 inline const flatbuffers::TypeTable *MeshAxisTypeTable() {
   static const flatbuffers::TypeCode type_codes[] = {
     { flatbuffers::ET_STRING, 0, -1 },
-    { flatbuffers::ET_LONG, 0, -1 }
+    { flatbuffers::ET_LONG, 0, -1 },
+    { flatbuffers::ET_BOOL, 0, -1 }
   };
   static const char * const names[] = {
     "name",
-    "size"
+    "size",
+    "sub"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_TABLE, 2, type_codes, nullptr, nullptr, nullptr, names
+    flatbuffers::ST_TABLE, 3, type_codes, nullptr, nullptr, nullptr, names
   };
   return &tt;
 }
