@@ -17,9 +17,6 @@ class Backend;
 
 struct CollectiveArgs {
   TensorView in, out;
-  // Every operand and result (in == ins[0], out == outs[0]): the expert-parallel steps
-  // moe_dispatch and moe_combine read counts beside their rows.
-  std::vector<TensorView> ins, outs;
   const Attrs *attrs = nullptr;
   Communicator *comm = nullptr;
   const CommGroup *group = nullptr;
@@ -27,6 +24,9 @@ struct CollectiveArgs {
   // Moves the packed chunks (Backend::copy2D): the backend owning `in`, `out` and `scratch`.
   // nullptr: they are host memory, copied with memcpy.
   Backend *copier = nullptr;
+  // Every operand and result (in == ins[0], out == outs[0]): the expert-parallel steps
+  // moe_dispatch and moe_combine read counts beside their rows.
+  std::vector<TensorView> ins, outs;
 };
 
 struct CollectiveKernel {
