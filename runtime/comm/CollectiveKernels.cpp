@@ -330,8 +330,11 @@ std::string runMoeCombine(const CollectiveArgs &a) {
   return a.comm->allToAllV(*a.group, out.data, sendElems.data(), rows.data, recvElems.data(), out.dtype);
 }
 
-// The balanced figure: the (G-1)/G of the rows that leave the rank.
-uint64_t moeWire(uint64_t in, uint64_t, int64_t g) { return g > 1 ? uint64_t(double(g - 1) / double(g) * double(in)) : 0; }
+// The balanced figure: the (G-1)/G of the rows that leave the rank (dispatch: its input rows;
+// combine: as many as it gets back, its output; its input is the worst-case buffer).
+uint64_t moeWire(uint64_t rows, int64_t g) { return g > 1 ? uint64_t(double(g - 1) / double(g) * double(rows)) : 0; }
+uint64_t moeDispatchWire(uint64_t in, uint64_t, int64_t g) { return moeWire(in, g); }
+uint64_t moeCombineWire(uint64_t, uint64_t out, int64_t g) { return moeWire(out, g); }
 
 // Ring traffic per rank: a reduce-scatter or an all-gather sends (G-1)/G of the full buffer,
 // an all-reduce both, an all-to-all the (G-1)/G of its input that leaves the rank.
@@ -345,8 +348,8 @@ const CollectiveKernel kKernels[] = {
     {"all_gather", checkAllGather, runAllGather, allGatherWire},
     {"reduce_scatter", checkReduceScatter, runReduceScatter, inputShareWire},
     {"all_to_all", checkAllToAll, runAllToAll, inputShareWire},
-    {"moe_dispatch", checkMoeDispatch, runMoeDispatch, moeWire, 2, 2},
-    {"moe_combine", checkMoeCombine, runMoeCombine, moeWire, 3, 1},
+    {"moe_dispatch", checkMoeDispatch, runMoeDispatch, moeDispatchWire, 2, 2},
+    {"moe_combine", checkMoeCombine, runMoeCombine, moeCombineWire, 3, 1},
 };
 
 } // namespace

@@ -310,7 +310,7 @@ const std::vector<std::string> kDocumentedOps = {
     "reduce_max", "transpose", "slice", "dynamic_slice", "concat", "split", "gather", "gather_elements", "expand",
     "trilu", "embedding", "rms_norm", "layer_norm", "rotary", "attention", "silu_mul", "token_loss",
     "attention_grad", "embedding_grad", "token_loss_grad", "less", "less_equal", "cumsum", "arg_max",
-    "scatter_nd", "top_k", "gather_nd", "moe_experts"};
+    "scatter_nd", "top_k", "gather_nd", "moe_experts", "moe_permute", "moe_grouped_gemm", "moe_unpermute"};
 
 TEST(Registry, EveryDocumentedOpHasAKernel) {
   std::vector<std::string> names = cpuKernelNames();

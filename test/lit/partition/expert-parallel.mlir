@@ -15,8 +15,8 @@
 // CHECK: %[[OUT:.*]], %{{.*}} = sc.moe_grouped_gemm %[[RECV]], %[[RC]], %[[GUA]], %[[DNA]] : (tensor<8x8xf32>, tensor<4xi64>, tensor<2x12x8xf32>, tensor<2x8x6xf32>) -> (tensor<8x8xf32>, tensor<8x6xf32>)
 // CHECK: %[[BACK:.*]] = sc.moe_combine %[[OUT]], %[[RC]], %[[COUNTS]] {axes = ["ep"]} : (tensor<8x8xf32>, tensor<4xi64>, tensor<4xi64>) -> tensor<4x8xf32>
 // CHECK: %[[Y:.*]] = sc.moe_unpermute %[[BACK]], %[[SLOTS]], %{{.*}} : (tensor<4x8xf32>, tensor<4xi64>, tensor<2x2xf32>) -> tensor<2x8xf32>
+// CHECK: sc.all_gather %[[Y]] {axes = ["dp_shard"], dim = 0 : i64
 // CHECK-NOT: sc.moe_experts
-// CHECK: return %[[Y]]
 module attributes {sc.mesh = [["dp_replicate", 1], ["dp_shard", 4], ["cp", 1], ["tp", 1], ["ep_shard", 2, "sub"], ["ep", 2, "sub"]]} {
   func.func @experts(%x: tensor<8x8xf32>, %ids: tensor<8x2xi64>, %w: tensor<8x2xf32>) -> tensor<8x8xf32> {
     %gu = sc.param "gate_up" {file = "w.bin", offset = 0 : i64, onnx_name = "gu", tied = [], transform = #sc.transform<none>} : tensor<4x12x8xf32>
