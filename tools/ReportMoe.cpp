@@ -12,7 +12,13 @@ std::optional<MoeSummary> analyzeMoe(const rt::Artifact &art) {
   MoeSummary m;
   m.ep = art.deviceMesh.axisSize("ep");
   m.epShard = art.deviceMesh.axisSize("ep_shard");
+  bool any = false;
   for (const rt::Step &s : art.steps) {
+    // The expert weights each rank multiplies by: whole (moe_experts) or its ep share.
+    if ((s.op == "moe_experts" && s.in.size() == 5) || (s.op == "moe_grouped_gemm" && s.in.size() == 4)) {
+      any = true;
+      m.expertComputeBytes += art.buffers[size_t(s.in[s.in.size() - 2])].bytes + art.buffers[size_t(s.in.back())].bytes;
+    }
     if (s.op != "moe_dispatch" || s.in.size() != 2 || s.out.size() != 2)
       continue;
     const rt::BufferDesc &rows = art.buffers[size_t(s.in[0])], &recv = art.buffers[size_t(s.out[0])],
@@ -27,7 +33,7 @@ std::optional<MoeSummary> analyzeMoe(const rt::Artifact &art) {
     m.experts = counts.shape.empty() ? 0 : counts.shape[0];
     m.localExperts = m.experts / std::max<int64_t>(1, m.ep);
   }
-  if (m.layers == 0)
+  if (!any)
     return std::nullopt;
   for (const rt::BufferDesc &b : art.buffers) {
     if (b.storage != rt::Storage::Weight)
@@ -44,6 +50,11 @@ std::optional<MoeSummary> analyzeMoe(const rt::Artifact &art) {
 }
 
 void printMoe(llvm::raw_ostream &os, const MoeSummary &m) {
+  os << llvm::formatv("moe: expert weights computed with {0} bytes per rank per step (all MoE layers, after the "
+                      "FSDP gathers)\n",
+                      m.expertComputeBytes);
+  if (m.layers == 0)
+    return;
   os << llvm::formatv("moe: ep={0} ep_shard={1}, {2} expert-parallel layers, {3} of {4} experts per rank; expert "
                       "parameters {5} bytes per rank (of {6})\n",
                       m.ep, m.epShard, m.layers, m.localExperts, m.experts, m.expertParamBytes, m.expertParamGlobal);
@@ -62,6 +73,7 @@ llvm::json::Object moeJson(const MoeSummary &m) {
                             {"local_experts", m.localExperts},
                             {"expert_parameter_bytes", (int64_t)m.expertParamBytes},
                             {"expert_parameter_global_bytes", (int64_t)m.expertParamGlobal},
+                            {"expert_compute_bytes", (int64_t)m.expertComputeBytes},
                             {"rows_per_layer", m.rowsPerLayer},
                             {"dispatch_bytes", (int64_t)m.sendBytes},
                             {"balanced_wire_bytes", (int64_t)m.balancedWireBytes},
