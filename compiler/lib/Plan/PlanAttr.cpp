@@ -123,7 +123,6 @@ DictionaryAttr planToAttr(MLIRContext *ctx, const Plan &plan) {
   SmallVector<NamedAttribute> attrs{
       b.getNamedAttr("mesh_axes", b.getArrayAttr(axisNames)),
       b.getNamedAttr("mesh_shape", b.getDenseI64ArrayAttr(shape)),
-      b.getNamedAttr("ep", b.getI64IntegerAttr(plan.mesh.ep)),
       b.getNamedAttr("sequence_parallel", b.getBoolAttr(plan.sequenceParallel)),
       b.getNamedAttr("mp_policy", b.getDictionaryAttr({
                                       b.getNamedAttr("param_dtype", b.getStringAttr(stringifyDType(plan.mp.paramDtype))),
@@ -136,6 +135,8 @@ DictionaryAttr planToAttr(MLIRContext *ctx, const Plan &plan) {
       b.getNamedAttr("defer_fsdp_grad_sync", b.getBoolAttr(plan.deferFsdpGradSync)),
       b.getNamedAttr("enable_fsdp2_prefetch", b.getBoolAttr(plan.fsdpPrefetch)),
   };
+  if (plan.mesh.ep != 1) // expert parallelism: the sub-axis of dp_shard x cp (absent: 1)
+    attrs.push_back(b.getNamedAttr("ep", b.getI64IntegerAttr(plan.mesh.ep)));
   if (plan.lossLabelsInput)
     attrs.push_back(b.getNamedAttr("loss_labels", b.getStringAttr("input")));
   if (DictionaryAttr o = optimizerAttr(b, plan))
