@@ -258,6 +258,11 @@ struct ScApplyPlanPass : impl::ScApplyPlanBase<ScApplyPlanPass> {
         return signalPassFailure();
     }
 
+    // Expert parallelism: the expert weights split over ep (and stored over ep_shard).
+    llvm::SmallPtrSet<Operation *, 8> expertParams;
+    if (mlir::failed(seedExpertParallel(module, *mesh, expertParams)))
+      return signalPassFailure();
+
     // FSDP: parameter storage is additionally split over dp_shard (x cp) on PyTorch's dim 0,
     // as the innermost axis so that an all-gather over it rebuilds the compute chunk (the
     // order DTensor's strided shard expresses).
@@ -270,7 +275,7 @@ struct ScApplyPlanPass : impl::ScApplyPlanBase<ScApplyPlanPass> {
     module.walk([&](sc::ParamOp p) { params.push_back(p); });
     for (sc::ParamOp p : params) {
       auto type = cast<RankedTensorType>(p.getType());
-      if (type.getRank() == 0)
+      if (type.getRank() == 0 || expertParams.contains(p))
         continue;
       Sharding compute = getSharding(p).value_or(Sharding::replicated(type.getRank()));
       int64_t dim = p.getTransform() == sc::ParamTransform::Transpose ? 1 : 0;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "shardc/Dialect/ScDialect.h"
+#include "shardc/Sharding/Sharding.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "llvm/ADT/SmallPtrSet.h"
@@ -43,5 +44,15 @@ sc::ParamOp paramView(mlir::OpBuilder &b, sc::ParamOp p, llvm::ArrayRef<int64_t>
 // tensor (the linear's output is trimmed after it), other users read a slice. Returns the
 // padded parameter, which replaces `p`.
 sc::ParamOp padParameter(sc::ParamOp p, int64_t dim, int64_t size);
+
+// Expert parallelism (ExpertParallel.cpp). With mesh.ep > 1, the stacked expert weights of
+// every sc.moe_experts are split on their expert dim over `ep` (compute) and stored split on
+// dim 1 over `ep_shard` too (FSDP); they are added to `expertParams`, which the generic FSDP
+// split then leaves alone. Errors at an op whose experts do not divide over ep.
+mlir::LogicalResult seedExpertParallel(mlir::ModuleOp module, const MeshShape &mesh,
+                                       llvm::SmallPtrSetImpl<mlir::Operation *> &expertParams);
+// sc-partition's part: each sc.moe_experts whose experts arrive split over `ep` becomes
+// moe_permute, moe_dispatch, moe_grouped_gemm, moe_combine and moe_unpermute on local shapes.
+mlir::LogicalResult expandExpertParallel(mlir::ModuleOp module, const MeshShape &mesh);
 
 } // namespace shardc

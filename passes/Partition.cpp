@@ -6,6 +6,7 @@
 #include "shardc/Passes/Passes.h"
 #include "mlir/IR/Verifier.h"
 #include "shardc/Sharding/Sharding.h"
+#include "ApplyPlanSteps.h"
 
 #include <map>
 
@@ -173,6 +174,9 @@ struct ScPartitionPass : impl::ScPartitionBase<ScPartitionPass> {
       if (!func.getBody().empty())
         lowerRankDependentOps(func, *mesh);
     });
+    // Expert parallelism: experts split over ep become dispatch, local experts, combine.
+    if (mlir::failed(expandExpertParallel(getOperation(), *mesh)))
+      return signalPassFailure();
     // The per-rank program must still verify: a rule that let a dim shard inconsistently
     // shows up here rather than at run time.
     if (mlir::failed(verify(getOperation())))

@@ -3,6 +3,7 @@
 // through the runtime's own artifact loader so the report describes exactly what runs.
 #include "ShardcReport.h"
 #include "ReportMemory.h"
+#include "ReportMoe.h"
 
 #include "shardc/Dialect/ScLocation.h"
 #include "shardc/comm/CollectiveKernels.h"
@@ -175,6 +176,7 @@ int runReport(llvm::StringRef path, bool json) {
     counts[c.kind]++;
   }
   const MemoryBreakdown mem = analyzeMemory(art);
+  const std::optional<MoeSummary> moe = analyzeMoe(art);
   if (json) {
     llvm::json::Array list;
     for (const Collective &c : collectives)
@@ -209,6 +211,7 @@ int runReport(llvm::StringRef path, bool json) {
                             {"flops", llvm::json::Object{{"gemm", (int64_t)gemmFlops},
                                                          {"attention", (int64_t)attentionFlops},
                                                          {"total", (int64_t)(gemmFlops + attentionFlops)}}},
+                            {"moe", moe ? llvm::json::Value(moeJson(*moe)) : llvm::json::Value(nullptr)},
                             {"collective_bytes", (int64_t)totalBytes},
                             {"ring_wire_bytes", (int64_t)totalWire}};
     llvm::outs() << llvm::formatv("{0:2}", llvm::json::Value(std::move(root))) << "\n";
@@ -217,10 +220,14 @@ int runReport(llvm::StringRef path, bool json) {
   llvm::outs() << "artifact: " << path << " (" << art.source << ")\n"
                << "mesh: dp_replicate=" << art.deviceMesh.axisSize("dp_replicate")
                << " dp_shard=" << art.deviceMesh.axisSize("dp_shard") << " cp=" << art.deviceMesh.axisSize("cp")
-               << " tp=" << art.deviceMesh.axisSize("tp") << ", world size " << art.worldSize << "\n"
+               << " tp=" << art.deviceMesh.axisSize("tp")
+               << (art.deviceMesh.expertParallel() > 1 ? " ep=" + std::to_string(art.deviceMesh.expertParallel()) : "")
+               << ", world size " << art.worldSize << "\n"
                << "per rank: parameters " << paramBytes << " bytes (global " << globalParamBytes << "), arena "
                << art.arenaBytes << " bytes, " << art.steps.size() << " steps\n";
   printMemory(llvm::outs(), mem);
+  if (moe)
+    printMoe(llvm::outs(), *moe);
   llvm::outs() << "collectives: " << collectives.size();
   for (auto &[kind, n] : counts)
     llvm::outs() << ", " << n << " " << kind;

@@ -285,6 +285,7 @@ FailureOr<OwningOpRef<ModuleOp>> compileProgram(MLIRContext &ctx, const shardc::
       return error(llvm::toString(plan.takeError())), failure();
     shardc::MeshShape mesh;
     mesh.axes = plan->mesh.axes;
+    mesh.ep = plan->mesh.ep;
     Builder b(&ctx);
     SmallVector<NamedAttribute> styles;
     for (auto &[path, style] : plan->resolved)

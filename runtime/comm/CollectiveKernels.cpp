@@ -5,7 +5,10 @@
 
 #include "shardc/runtime/Backend.h"
 
+#include <algorithm>
 #include <cstring>
+#include <map>
+#include <mutex>
 
 namespace shardc::rt {
 
@@ -217,6 +220,122 @@ std::string runAllToAll(const CollectiveArgs &a) {
   return "";
 }
 
+// --- moe_dispatch, moe_combine (expert parallelism, docs/moe.md) -------------------------
+// Member g of the group holds experts [g·El, (g+1)·El) of E = G·El. moe_dispatch: rows [N, H]
+// grouped by expert with counts [E] -> recv [R, H] (by source, then local expert) and
+// recv_counts [E] (laid out [source][local expert]); moe_combine sends each received row back.
+
+std::mutex gMoeMutex;
+std::map<int64_t, MoeTraffic> gMoeTraffic; // world rank -> its traffic
+
+std::string checkMoeRows(const char *op, const TensorView &in, const TensorView &out) {
+  std::string err = sameDType(in, out);
+  if (err.empty() && (in.rank() != 2 || out.rank() != 2 || in.shape[1] != out.shape[1]))
+    err = std::string(op) + ": rows [N, H] -> [M, H] expected, not " + typeString(in) + " -> " + typeString(out);
+  return err;
+}
+std::string checkMoeDispatch(const TensorView &in, const TensorView &out, const Attrs &, int64_t, uint64_t &scratch) {
+  scratch = 0;
+  return checkMoeRows("moe_dispatch", in, out);
+}
+std::string checkMoeCombine(const TensorView &in, const TensorView &out, const Attrs &, int64_t, uint64_t &scratch) {
+  scratch = 0;
+  return checkMoeRows("moe_combine", in, out);
+}
+
+// The i64 counts of `t` on the host (through the backend when it holds device memory).
+std::string hostCounts(const CollectiveArgs &a, const TensorView &t, std::vector<int64_t> &out) {
+  if (t.dtype != DType::I64 || t.rank() != 1)
+    return "counts must be an i64 vector, not " + typeString(t);
+  out.resize(size_t(t.numel()));
+  if (a.copier && !a.copier->hostAddressable())
+    return a.copier->copyOut(out.data(), t.data, t.bytes());
+  std::memcpy(out.data(), t.data, t.bytes());
+  return "";
+}
+
+// Per member of the group: the elements of the rows of its experts' counts (rows x H).
+std::string memberElements(const std::vector<int64_t> &counts, int64_t g, int64_t H, int64_t maxRows,
+                           std::vector<int64_t> &elems) {
+  if (counts.size() % size_t(g) != 0)
+    return std::to_string(counts.size()) + " experts do not divide over a group of " + std::to_string(g);
+  const size_t per = counts.size() / size_t(g);
+  elems.assign(size_t(g), 0);
+  int64_t rows = 0;
+  for (size_t i = 0; i < counts.size(); ++i) {
+    if (counts[i] < 0)
+      return "a negative count";
+    elems[i / per] += counts[i] * H;
+    rows += counts[i];
+  }
+  if (rows > maxRows)
+    return std::to_string(rows) + " rows exceed the buffer's " + std::to_string(maxRows);
+  return "";
+}
+
+std::string runMoeDispatch(const CollectiveArgs &a) {
+  if (a.ins.size() != 2 || a.outs.size() != 2)
+    return "moe_dispatch: rows, counts -> recv, recv_counts expected";
+  const TensorView &rows = a.ins[0], &counts = a.ins[1], &recv = a.outs[0], &recvCounts = a.outs[1];
+  const int64_t g = a.group->size(), H = rows.shape[1];
+  if (counts.numel() % g != 0 || recvCounts.shape != counts.shape || recvCounts.dtype != DType::I64)
+    return "moe_dispatch: counts " + typeString(counts) + " and recv_counts " + typeString(recvCounts) +
+           " must be i64 [E] with E a multiple of the group's " + std::to_string(g);
+  if (std::string err = a.comm->allToAll(*a.group, counts.data, recvCounts.data, counts.numel() / g, DType::I64);
+      !err.empty())
+    return err;
+  std::vector<int64_t> sent, got, sendElems, recvElems;
+  std::string err = hostCounts(a, counts, sent);
+  if (err.empty())
+    err = hostCounts(a, recvCounts, got);
+  if (err.empty())
+    err = memberElements(sent, g, H, rows.shape[0], sendElems);
+  if (err.empty())
+    err = memberElements(got, g, H, recv.shape[0], recvElems);
+  if (!err.empty())
+    return "moe_dispatch: " + err;
+  const int64_t self = a.group->index, local = int64_t(got.size()) / g;
+  uint64_t rowsOut = 0;
+  for (int64_t j = 0; j < g; ++j)
+    if (j != self)
+      rowsOut += uint64_t(sendElems[size_t(j)] / std::max<int64_t>(1, H));
+  {
+    std::lock_guard<std::mutex> lock(gMoeMutex);
+    MoeTraffic &t = gMoeTraffic[a.comm->rank()];
+    t.rows += rowsOut;
+    t.bytes += rowsOut * uint64_t(H) * dtypeSize(rows.dtype);
+    ++t.dispatches;
+    t.rowsPerLocalExpert.resize(size_t(local), 0);
+    for (size_t i = 0; i < got.size(); ++i)
+      t.rowsPerLocalExpert[i % size_t(local)] += got[i];
+  }
+  return a.comm->allToAllV(*a.group, rows.data, sendElems.data(), recv.data, recvElems.data(), rows.dtype);
+}
+
+std::string runMoeCombine(const CollectiveArgs &a) {
+  if (a.ins.size() != 3 || a.outs.size() != 1)
+    return "moe_combine: out, recv_counts, counts -> rows expected";
+  const TensorView &out = a.ins[0], &rows = a.outs[0];
+  const int64_t g = a.group->size(), H = out.shape[1];
+  std::vector<int64_t> back, mine, sendElems, recvElems;
+  std::string err = hostCounts(a, a.ins[1], back);
+  if (err.empty())
+    err = hostCounts(a, a.ins[2], mine);
+  if (err.empty())
+    err = memberElements(back, g, H, out.shape[0], sendElems);
+  if (err.empty())
+    err = memberElements(mine, g, H, rows.shape[0], recvElems);
+  if (!err.empty())
+    return "moe_combine: " + err;
+  return a.comm->allToAllV(*a.group, out.data, sendElems.data(), rows.data, recvElems.data(), out.dtype);
+}
+
+// The balanced figure: the (G-1)/G of the rows that leave the rank (dispatch: its input rows;
+// combine: as many as it gets back, its output; its input is the worst-case buffer).
+uint64_t moeWire(uint64_t rows, int64_t g) { return g > 1 ? uint64_t(double(g - 1) / double(g) * double(rows)) : 0; }
+uint64_t moeDispatchWire(uint64_t in, uint64_t, int64_t g) { return moeWire(in, g); }
+uint64_t moeCombineWire(uint64_t, uint64_t out, int64_t g) { return moeWire(out, g); }
+
 // Ring traffic per rank: a reduce-scatter or an all-gather sends (G-1)/G of the full buffer,
 // an all-reduce both, an all-to-all the (G-1)/G of its input that leaves the rank.
 double ringShare(int64_t groupSize) { return groupSize > 1 ? double(groupSize - 1) / double(groupSize) : 0.0; }
@@ -229,6 +348,8 @@ const CollectiveKernel kKernels[] = {
     {"all_gather", checkAllGather, runAllGather, allGatherWire},
     {"reduce_scatter", checkReduceScatter, runReduceScatter, inputShareWire},
     {"all_to_all", checkAllToAll, runAllToAll, inputShareWire},
+    {"moe_dispatch", checkMoeDispatch, runMoeDispatch, moeDispatchWire, 2, 2},
+    {"moe_combine", checkMoeCombine, runMoeCombine, moeCombineWire, 3, 1},
 };
 
 } // namespace
@@ -242,6 +363,12 @@ const CollectiveKernel *lookupCollectiveKernel(std::string_view op) {
     if (op == k.op)
       return &k;
   return nullptr;
+}
+
+MoeTraffic moeTraffic(int64_t rank) {
+  std::lock_guard<std::mutex> lock(gMoeMutex);
+  auto it = gMoeTraffic.find(rank);
+  return it == gMoeTraffic.end() ? MoeTraffic() : it->second;
 }
 
 std::vector<std::string> collectiveKernelNames() {

@@ -11,6 +11,45 @@ int64_t DeviceMesh::worldSize() const {
   return n;
 }
 
+std::string DeviceMesh::setExpertParallel(int64_t ep) {
+  const int64_t fsdp = axisSize("dp_shard") * axisSize("cp");
+  if (ep < 1 || fsdp % ep != 0)
+    return "ep = " + std::to_string(ep) + " does not divide dp_shard*cp = " + std::to_string(fsdp);
+  ep_ = ep;
+  refined_.clear();
+  if (ep == 1)
+    return "";
+  bool placed = false;
+  for (const MeshAxis &a : axes_) {
+    if (a.name != "dp_shard" && a.name != "cp") {
+      refined_.push_back(a);
+    } else if (!placed) {
+      refined_.push_back({"ep_shard", fsdp / ep});
+      refined_.push_back({"ep", ep});
+      placed = true;
+    }
+  }
+  if (!placed)
+    return "ep needs a dp_shard axis";
+  return "";
+}
+
+bool DeviceMesh::usesSubAxes(const std::vector<std::string> &names) const {
+  if (ep_ <= 1)
+    return false;
+  for (const std::string &n : names)
+    if (n == "ep" || n == "ep_shard")
+      return true;
+  return false;
+}
+
+int64_t DeviceMesh::axisSize(std::string_view name) const {
+  if (ep_ > 1 && (name == "ep" || name == "ep_shard"))
+    return name == "ep" ? ep_ : axisSize("dp_shard") * axisSize("cp") / ep_;
+  int i = axisIndex(name);
+  return i < 0 ? 1 : axes_[static_cast<size_t>(i)].size;
+}
+
 int DeviceMesh::axisIndex(std::string_view name) const {
   for (size_t i = 0; i < axes_.size(); ++i)
     if (axes_[i].name == name)
@@ -19,6 +58,12 @@ int DeviceMesh::axisIndex(std::string_view name) const {
 }
 
 std::string DeviceMesh::checkAxes(const std::vector<std::string> &names) const {
+  if (usesSubAxes(names)) {
+    for (const std::string &n : names)
+      if (n == "dp_shard" || n == "cp")
+        return "mesh axis '" + n + "' cannot be grouped with the ep sub-axes that split it";
+    return refined().checkAxes(names);
+  }
   for (size_t i = 0; i < names.size(); ++i) {
     if (axisIndex(names[i]) < 0) {
       std::string known;
@@ -51,6 +96,8 @@ int64_t DeviceMesh::rankOf(const std::vector<int64_t> &coords) const {
 }
 
 int64_t DeviceMesh::groupSize(const std::vector<std::string> &names) const {
+  if (usesSubAxes(names))
+    return refined().groupSize(names);
   int64_t n = 1;
   for (const std::string &name : names)
     n *= axes_[static_cast<size_t>(axisIndex(name))].size;
@@ -59,6 +106,8 @@ int64_t DeviceMesh::groupSize(const std::vector<std::string> &names) const {
 
 std::vector<int64_t> DeviceMesh::groupRanks(int64_t rank,
                                             const std::vector<std::string> &names) const {
+  if (usesSubAxes(names))
+    return refined().groupRanks(rank, names);
   std::vector<int64_t> base = coords(rank);
   int64_t n = groupSize(names);
   std::vector<int64_t> ranks;
@@ -77,6 +126,8 @@ std::vector<int64_t> DeviceMesh::groupRanks(int64_t rank,
 }
 
 int64_t DeviceMesh::groupIndex(int64_t rank, const std::vector<std::string> &names) const {
+  if (usesSubAxes(names))
+    return refined().groupIndex(rank, names);
   std::vector<int64_t> c = coords(rank);
   int64_t index = 0;
   for (const std::string &name : names) {
@@ -99,6 +150,8 @@ std::string DeviceMesh::describe() const {
   std::string s;
   for (const MeshAxis &a : axes_)
     s += (s.empty() ? "" : " ") + a.name + "=" + std::to_string(a.size);
+  if (ep_ > 1)
+    s += " (ep=" + std::to_string(ep_) + " ep_shard=" + std::to_string(axisSize("ep_shard")) + ")";
   return s;
 }
 

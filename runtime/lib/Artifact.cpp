@@ -133,11 +133,18 @@ private:
   // `mesh`: (name, size) pairs, outermost first; none: one rank.
   bool convertMesh(const fb::Manifest &m) {
     std::vector<MeshAxis> axes;
-    int64_t product = 1;
+    int64_t product = 1, ep = 1;
     for (size_t i = 0; i < count(m.mesh()); ++i) {
       std::string at = index("mesh", i);
       const fb::MeshAxis *ax = m.mesh()->Get(static_cast<flatbuffers::uoffset_t>(i));
       MeshAxis axis{ax->name()->str(), ax->size()};
+      if (ax->sub()) { // expert parallelism's sub-axes of dp_shard x cp
+        if (axis.name != "ep" && axis.name != "ep_shard")
+          return fail(at, "only ep and ep_shard are sub-axes, not '" + axis.name + "'");
+        if (axis.name == "ep")
+          ep = axis.size;
+        continue;
+      }
       if (axis.name.empty())
         return fail(at, "empty axis name");
       if (axis.size < 1 || axis.size > kMaxWorld)
@@ -152,6 +159,8 @@ private:
       axes.push_back(std::move(axis));
     }
     a_.deviceMesh = DeviceMesh(std::move(axes));
+    if (std::string err = a_.deviceMesh.setExpertParallel(ep); !err.empty())
+      return fail("mesh", err);
     return true;
   }
 

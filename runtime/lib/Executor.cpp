@@ -133,6 +133,8 @@ std::string Executor::create(const Artifact &artifact, Backend &backend, Communi
     if (prepared.collective) {
       prepared.collectiveArgs.in = args.in[0];
       prepared.collectiveArgs.out = args.out[0];
+      prepared.collectiveArgs.ins = args.in;
+      prepared.collectiveArgs.outs = args.out;
       prepared.collectiveArgs.attrs = &step.attrs;
       prepared.collectiveArgs.comm = &comm;
       prepared.collectiveArgs.scratch = ex->scratch_.data();
@@ -272,9 +274,13 @@ std::string Executor::prepareSteps(uint64_t &scratchBytes) {
     }
     if (i < loadSteps_.size())
       return prefix(i) + "a collective cannot run at load";
-    if (step.in.size() != 1 || step.out.size() != 1)
-      return prefix(i) + "a collective step takes one input and one output, not " +
-             std::to_string(step.in.size()) + " and " + std::to_string(step.out.size());
+    const int wantIn = prepared.collective->inputs, wantOut = prepared.collective->outputs;
+    if (step.in.size() != size_t(wantIn) || step.out.size() != size_t(wantOut))
+      return prefix(i) +
+             (wantIn == 1 && wantOut == 1 ? std::string("a collective step takes one input and one output")
+                                          : step.op + " takes " + std::to_string(wantIn) + " inputs and " +
+                                                std::to_string(wantOut) + " outputs") +
+             ", not " + std::to_string(step.in.size()) + " and " + std::to_string(step.out.size());
     std::string err;
     axesOf[i] = collectiveAxes(step.attrs, err);
     if (err.empty())
@@ -488,7 +494,7 @@ std::string Executor::runSteps(double *timedMs) {
         if (std::string err = stepMark_(i, twoStreams_ ? schedule_.stream[i] : 0); !err.empty())
           return stepPrefix(i) + err;
       if (afterStep_)
-        afterStep_(i, steps_[i].collective ? std::vector<TensorView>{steps_[i].collectiveArgs.out} : steps_[i].args.out);
+        afterStep_(i, steps_[i].collective ? steps_[i].collectiveArgs.outs : steps_[i].args.out);
     }
     // The compute stream (where outputs are read and captures end) takes the communication
     // stream's work in.
@@ -610,6 +616,8 @@ std::string Executor::runStep(const PreparedStep &step) {
   // A host communicator on device memory: the input comes to the host, the collective runs
   // there, the output goes back. The host waits for the device here (counted).
   const CollectiveArgs &args = step.collectiveArgs;
+  if (args.ins.size() != 1 || args.outs.size() != 1)
+    return "a host communicator on device memory runs only one-input collectives (use NCCL)";
   ++hostBlockingInSteps_;
   if (std::string err = backend_.synchronize(); !err.empty())
     return err;
@@ -620,6 +628,8 @@ std::string Executor::runStep(const PreparedStep &step) {
   CollectiveArgs host = args;
   host.in.data = collectiveIn_.data();
   host.out.data = collectiveOut_.data();
+  host.ins = {host.in};
+  host.outs = {host.out};
   host.copier = nullptr; // host memory: memcpy
   if (std::string err = step.collective->run(host); !err.empty())
     return err;

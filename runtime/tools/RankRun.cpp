@@ -3,6 +3,7 @@
 // then --save-state), and collect outputs and figures. The launch paths call it once per rank.
 #include "RunCli.h"
 
+#include "shardc/comm/CollectiveKernels.h"
 #include "shardc/runtime/Npz.h"
 #include "shardc/runtime/Session.h"
 
@@ -135,7 +136,17 @@ RankRun runRank(const Options &o, const Artifact &artifact, const std::vector<Ho
     say.out(buf);
     std::fflush(stdout);
   }
-  // --check-replay: two more runs (a GPU records its graph in the first and replays it in the
+  // Expert parallelism: what this rank's dispatches moved (measured, all runs so far).
+  if (err.empty())
+    if (shardc::rt::MoeTraffic t = shardc::rt::moeTraffic(comm.rank()); t.dispatches > 0) {
+      std::string experts;
+      for (int64_t n : t.rowsPerLocalExpert)
+        experts += (experts.empty() ? "" : " ") + std::to_string(n);
+      say.out("moe: " + std::to_string(t.rows) + " rows (" + std::to_string(t.bytes) + " bytes) sent to other ep ranks in " +
+              std::to_string(t.dispatches) + " dispatches (the combine returns them); rows per local expert: " +
+              experts);
+    }
+    // --check-replay: two more runs (a GPU records its graph in the first and replays it in the
   // second) must give this rank the first run's outputs bit for bit.
   if (err.empty() && o.checkReplay) {
     if (std::any_of(artifact.buffers.begin(), artifact.buffers.end(),

@@ -3,13 +3,16 @@
 shardc-run on one rank, against onnxruntime and PyTorch's logits (references.npz).
 
   check_moe.py --shardc BIN --shardc-run BIN --model NAME --workdir DIR [--tol 1e-4]
-               [--compile-arg=ARG ...] [--expect-kind KIND ...] [--reject-kind KIND ...]
-               [--unraised-tol TOL]
+               [--compile-arg=ARG ...] [--run-arg=ARG ...] [--against-unsharded] [--unraised-tol TOL]
+               [--expect-kind KIND ...] [--reject-kind KIND ...] [--expect-output TEXT ...]
 
 Passes when the logits match onnxruntime's and PyTorch's within `tol` (max abs difference
 relative to 1 + max|reference|), and the artifact's manifest has (or lacks) the step kinds named.
 With --unraised-tol, the model is also compiled as exported (SHARDC_NO_RAISE_MOE=1) and both
 artifacts' logits must agree within TOL (the raising changes only fp32 rounding).
+Sharded runs (expert parallelism: --compile-arg=--mesh=dp_shard=2,ep=2 --run-arg=--threads
+--run-arg=2) also compare with the unsharded program (--against-unsharded) and may require
+text in shardc-run's output (--expect-output).
 """
 import argparse
 import os
@@ -45,6 +48,9 @@ def main():
     ap.add_argument("--workdir", required=True)
     ap.add_argument("--tol", type=float, default=1e-4)
     ap.add_argument("--compile-arg", action="append", default=[])
+    ap.add_argument("--run-arg", action="append", default=[])
+    ap.add_argument("--against-unsharded", action="store_true")
+    ap.add_argument("--expect-output", action="append", default=[])
     ap.add_argument("--expect-kind", action="append", default=[])
     ap.add_argument("--reject-kind", action="append", default=[])
     ap.add_argument("--unraised-tol", type=float)
@@ -58,14 +64,20 @@ def main():
     np.savez(wd("inputs.npz"), input_ids=ids)
 
     run([args.shardc, "compile", model, "--quiet", "-o", wd("m.shardc")] + args.compile_arg)
-    run([args.shardc_run, wd("m.shardc"), "--inputs", wd("inputs.npz"), "--outputs", wd("out.npz")])
+    log = run([args.shardc_run, wd("m.shardc"), "--inputs", wd("inputs.npz"), "--outputs", wd("out.npz")] +
+              args.run_arg)
     got = np.load(wd("out.npz"))["logits"]
+    refs_to_check = []
+    if args.against_unsharded:
+        run([args.shardc, "compile", model, "--quiet", "-o", wd("u.shardc")])
+        run([args.shardc_run, wd("u.shardc"), "--inputs", wd("inputs.npz"), "--outputs", wd("u.npz")])
+        refs_to_check.append(("the unsharded program", np.load(wd("u.npz"))["logits"]))
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     want = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"]).run(["logits"], {"input_ids": ids})[0]
 
     ok = True
-    for what, ref in (("onnxruntime", want), ("PyTorch", torch_logits)):
+    for what, ref in refs_to_check + [("onnxruntime", want), ("PyTorch", torch_logits)]:
         g = gap(got, ref)
         good = g <= args.tol
         ok &= good
@@ -85,6 +97,13 @@ def main():
         good = g <= args.unraised_tol
         ok &= good
         print(f"{'PASS' if good else 'FAIL'} {args.model}: raised vs exported form: {g:.2e} (tol {args.unraised_tol:.0e})")
+    for text in args.expect_output:
+        has = text in log
+        ok &= has
+        print(f"{'PASS' if has else 'FAIL'} shardc-run printed '{text}'")
+    for line in log.splitlines():
+        if "moe" in line:
+            print("     " + line)
 
     if args.expect_kind or args.reject_kind:
         dump = run([args.shardc_run, wd("m.shardc"), "--dump-manifest"])

@@ -22,7 +22,10 @@ every token gathers its k experts' stacked weights with GatherND and runs a batc
     router row 0 reading it, so every token picks expert 0 (and one other).
   - mixtral_moe_geglu.onnx: mixtral_moe with GeGLU experts (hidden_act "gelu_pytorch_tanh":
     gelu_tanh(gate) * up), which transformers' experts honour.
-All: hidden 64, 2 layers, vocab 128, k = 2, input_ids int64 [2, 16].
+  - mixtral_moe_b4.onnx, qwen2_moe_b4.onnx: mixtral_moe and qwen2_moe (the same weights) with a
+    batch of 4, for expert parallelism over dp_shard = 4 (the batch splits over the data-parallel
+    ranks).
+All: hidden 64, 2 layers, vocab 128, k = 2, input_ids int64 [2, 16] ([4, 16] for the _b4 ones).
 references.npz holds, per model, `<name>.input_ids` and `<name>.logits` (PyTorch, fp32).
 """
 import collections
@@ -38,7 +41,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 B, S, VOCAB, HIDDEN = 2, 16, 128, 64
 
 
+def base_name(name):
+    return name[:-3] if name.endswith("_b4") else name
+
+
 def config(name):
+    name = base_name(name)
     common = dict(vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=2, num_attention_heads=4,
                   num_key_value_heads=2, max_position_embeddings=64, use_cache=False,
                   tie_word_embeddings=False, num_experts_per_tok=2)
@@ -112,7 +120,8 @@ def build(name, seed):
     return Wrap(m)
 
 
-NAMES = ["mixtral_moe", "qwen2_moe", "deepseek_v3_moe", "mixtral_moe_skew", "mixtral_moe_geglu"]
+NAMES = ["mixtral_moe", "qwen2_moe", "deepseek_v3_moe", "mixtral_moe_skew", "mixtral_moe_geglu", "mixtral_moe_b4",
+         "qwen2_moe_b4"]
 
 
 def main():
@@ -125,8 +134,9 @@ def main():
         if name not in only:
             continue
         ids_gen = torch.Generator().manual_seed(1 + i)
-        w = build(name, seed=10 + (i if not name.endswith("_skew") else 0))
-        ids = torch.randint(0, VOCAB, (B, S), generator=ids_gen)
+        base = base_name(name)
+        w = build(base, seed=10 + (NAMES.index(base) if not base.endswith("_skew") else 0))
+        ids = torch.randint(0, VOCAB, (4 if name.endswith("_b4") else B, S), generator=ids_gen)
         with torch.no_grad():
             logits = w(ids).float().numpy()
         path = os.path.join(HERE, name + ".onnx")

@@ -234,4 +234,55 @@ TEST(MoeKernels, MoeExpertsMatchesADirectLoop) {
             std::string::npos);
 }
 
+// Expert parallelism's local steps on one rank (a group of one: the received rows are the
+// permuted rows): moe_permute, moe_grouped_gemm (CPU and SIMT) and moe_unpermute give
+// moe_experts' result, on balanced and on skewed routing (experts without rows).
+TEST(MoeKernels, ExpertParallelStepsMatchMoeExperts) {
+  const int64_t T = 11, H = 8, I = 6, E = 4, k = 2, N = T * k;
+  for (bool skew : {false, true}) {
+    std::vector<float> x = randomFloats(size_t(T * H), 5), gu = randomFloats(size_t(E * 2 * I * H), 6, 0.3f),
+                       dn = randomFloats(size_t(E * H * I), 7, 0.3f), w = randomFloats(size_t(N), 8);
+    std::vector<int64_t> ids(static_cast<size_t>(N));
+    for (int64_t t = 0; t < T; ++t) {
+      ids[size_t(t * k)] = skew ? 0 : (t * 3) % E;
+      ids[size_t(t * k + 1)] = skew ? 1 : (t * 3 + 1 + t % 2) % E;
+    }
+    Tensor xt = tensor(DType::F32, {T, H}, x), it = tensor(DType::I64, {T, k}, ids), wt = tensor(DType::F32, {T, k}, w),
+           gt = tensor(DType::F32, {E, 2 * I, H}, gu), dt = tensor(DType::F32, {E, H, I}, dn);
+    Tensor y = empty(DType::F32, {T, H}), hidden = empty(DType::F32, {N, I});
+    ASSERT_EQ(test::runCpuKernel<Tensor>("moe_experts", {&xt, &it, &wt, &gt, &dt}, {&y, &hidden}, rt::Attrs{}), "");
+    Tensor rows = empty(DType::F32, {N, H}), counts = empty(DType::I64, {E}), rowOf = empty(DType::I64, {N});
+    ASSERT_EQ(test::runCpuKernel<Tensor>("moe_permute", {&xt, &it}, {&rows, &counts, &rowOf}, rt::Attrs{}), "");
+    std::vector<int64_t> cnt = values<int64_t>(counts);
+    EXPECT_EQ(std::accumulate(cnt.begin(), cnt.end(), int64_t(0)), N);
+    Tensor out = empty(DType::F32, {N, H}), eh = empty(DType::F32, {N, I}), ey = empty(DType::F32, {T, H});
+    ASSERT_EQ(test::runCpuKernel<Tensor>("moe_grouped_gemm", {&rows, &counts, &gt, &dt}, {&out, &eh}, rt::Attrs{}), "");
+    ASSERT_EQ(test::runCpuKernel<Tensor>("moe_unpermute", {&out, &rowOf, &wt}, {&ey}, rt::Attrs{}), "");
+    std::vector<float> want = values<float>(y), got = values<float>(ey);
+    for (size_t e = 0; e < got.size(); ++e)
+      ASSERT_NEAR(got[e], want[e], 1e-5 * (1 + std::fabs(want[e]))) << "skew " << skew << " element " << e;
+
+    // The SIMT kernels (the CUDA backend's) on the same rows.
+    kernels::MoeEpParams p;
+    Tensor so = empty(DType::F32, {N, H}), sh = empty(DType::F32, {N, I}), sy = empty(DType::F32, {T, H});
+    p.recv = reinterpret_cast<const float *>(rows.bytes.data());
+    p.recvCounts = reinterpret_cast<const int64_t *>(counts.bytes.data());
+    p.gateUp = reinterpret_cast<const float *>(gt.bytes.data());
+    p.down = reinterpret_cast<const float *>(dt.bytes.data());
+    p.out = reinterpret_cast<float *>(so.bytes.data());
+    p.hidden = reinterpret_cast<float *>(sh.bytes.data());
+    p.back = p.out;
+    p.rowOfC = reinterpret_cast<const int64_t *>(rowOf.bytes.data());
+    p.weights = reinterpret_cast<const float *>(wt.bytes.data());
+    p.y = reinterpret_cast<float *>(sy.bytes.data());
+    p.T = T, p.H = H, p.k = k, p.I = I, p.R = N, p.segments = E, p.localExperts = E;
+    ASSERT_EQ(launch(N * I, [&] { kernels::moeEpHiddenElements(p); }), "");
+    ASSERT_EQ(launch(N * H, [&] { kernels::moeEpOutElements(p); }), "");
+    ASSERT_EQ(launch(T * H, [&] { kernels::moeUnpermuteElements(p); }), "");
+    std::vector<float> simtY = values<float>(sy);
+    for (size_t e = 0; e < simtY.size(); ++e)
+      ASSERT_NEAR(simtY[e], want[e], 1e-4 * (1 + std::fabs(want[e]))) << "SIMT, skew " << skew << " element " << e;
+  }
+}
+
 } // namespace

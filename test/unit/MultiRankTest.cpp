@@ -293,6 +293,77 @@ TEST(CollectiveKernels, StepsAlongInnerDims) {
   EXPECT_EQ(exchanged[1], (std::vector<float>{1, 3, 101, 103}));
 }
 
+// Expert parallelism's sub-axes: ep is the inner factor of dp_shard x cp, ep_shard the outer.
+TEST(DeviceMesh, ExpertParallelSubAxes) {
+  DeviceMesh m = mesh2d(4, 2); // rank = dp_shard * 2 + tp
+  EXPECT_EQ(m.setExpertParallel(3), "ep = 3 does not divide dp_shard*cp = 4");
+  EXPECT_EQ(m.checkAxes({"ep"}), "unknown mesh axis 'ep' (the mesh has dp_replicate, dp_shard, cp, tp)");
+  ASSERT_EQ(m.setExpertParallel(2), "");
+  EXPECT_EQ(m.worldSize(), 8);
+  EXPECT_EQ(m.axisSize("ep"), 2);
+  EXPECT_EQ(m.axisSize("ep_shard"), 2);
+  EXPECT_EQ(m.groupRanks(1, {"ep"}), (std::vector<int64_t>{1, 3}));
+  EXPECT_EQ(m.groupRanks(5, {"ep"}), (std::vector<int64_t>{5, 7}));
+  EXPECT_EQ(m.groupRanks(1, {"ep_shard"}), (std::vector<int64_t>{1, 5}));
+  EXPECT_EQ(m.groupIndex(7, {"ep"}), 1);
+  EXPECT_EQ(m.groupIndex(7, {"ep_shard"}), 1);
+  EXPECT_EQ(m.groupRanks(2, {"ep_shard", "ep"}), (std::vector<int64_t>{0, 2, 4, 6}));
+  EXPECT_EQ(m.groupSize({"ep", "tp"}), 4);
+  EXPECT_EQ(m.checkAxes({"ep", "dp_shard"}), "mesh axis 'dp_shard' cannot be grouped with the ep sub-axes that split it");
+  EXPECT_EQ(m.checkAxes({"ep", "tp"}), "");
+}
+
+// moe_dispatch sends each rank's rows to the ranks of their experts (counts first), and
+// moe_combine brings them back: dispatch then combine of the received rows is the identity.
+TEST(CollectiveKernels, MoeDispatchAndCombine) {
+  DeviceMesh mesh = mesh2d(2, 1);
+  ASSERT_EQ(mesh.setExpertParallel(2), "");
+  // 3 rows of H = 2 per rank, E = 4 experts (2 per rank): rank 0 routes 1 row to expert 0 and 2
+  // to expert 2, rank 1 one row each to experts 1, 2, 3.
+  const std::vector<std::vector<int64_t>> counts{{1, 0, 2, 0}, {0, 1, 1, 1}};
+  std::vector<std::vector<float>> recvs(2), backs(2);
+  std::vector<std::vector<int64_t>> recvCounts(2);
+  expectAllOk(onRanks(mesh, [&](LocalCommunicator &comm) -> std::string {
+    const CommGroup *g = nullptr;
+    if (std::string err = comm.group({"ep"}, g); !err.empty())
+      return err;
+    const size_t r = size_t(comm.rank());
+    std::vector<float> rows(6);
+    for (size_t i = 0; i < rows.size(); ++i)
+      rows[i] = float(r * 100 + i);
+    std::vector<int64_t> cnt = counts[r];
+    recvs[r].assign(12, -1.0f);
+    recvCounts[r].assign(4, -1);
+    backs[r].assign(6, -1.0f);
+    TensorView rowsV{rows.data(), DType::F32, {3, 2}}, cntV{cnt.data(), DType::I64, {4}};
+    TensorView recvV{recvs[r].data(), DType::F32, {6, 2}}, rcV{recvCounts[r].data(), DType::I64, {4}};
+    TensorView backV{backs[r].data(), DType::F32, {3, 2}};
+    Attrs attrs;
+    attrs.set("axes", std::vector<std::string>{"ep"});
+    const CollectiveKernel *d = lookupCollectiveKernel("moe_dispatch"), *c = lookupCollectiveKernel("moe_combine");
+    if (!d || !c || d->inputs != 2 || d->outputs != 2 || c->inputs != 3 || c->outputs != 1)
+      return "moe_dispatch / moe_combine missing from the collective table";
+    CollectiveArgs da{rowsV, recvV, &attrs, &comm, g, nullptr};
+    da.ins = {rowsV, cntV};
+    da.outs = {recvV, rcV};
+    if (std::string err = d->run(da); !err.empty())
+      return err;
+    CollectiveArgs ca{recvV, backV, &attrs, &comm, g, nullptr};
+    ca.ins = {recvV, rcV, cntV};
+    ca.outs = {backV};
+    return c->run(ca);
+  }));
+  EXPECT_EQ(recvCounts[0], (std::vector<int64_t>{1, 0, 0, 1})); // [source][local expert]
+  EXPECT_EQ(recvCounts[1], (std::vector<int64_t>{2, 0, 1, 1}));
+  EXPECT_EQ(std::vector<float>(recvs[0].begin(), recvs[0].begin() + 4), (std::vector<float>{0, 1, 100, 101}));
+  EXPECT_EQ(std::vector<float>(recvs[1].begin(), recvs[1].begin() + 8),
+            (std::vector<float>{2, 3, 4, 5, 102, 103, 104, 105}));
+  EXPECT_EQ(backs[0], (std::vector<float>{0, 1, 2, 3, 4, 5}));
+  EXPECT_EQ(backs[1], (std::vector<float>{100, 101, 102, 103, 104, 105}));
+  EXPECT_EQ(moeTraffic(0).rowsPerLocalExpert, (std::vector<int64_t>{1, 1}));
+  EXPECT_EQ(moeTraffic(1).rows, 1u); // rank 1 keeps its experts 2 and 3 rows, sends 1
+}
+
 TEST(LocalCommunicator, TimeoutNamesTheMissingRank) {
   auto start = std::chrono::steady_clock::now();
   auto errors = onRanks(

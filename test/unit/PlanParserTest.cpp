@@ -65,8 +65,37 @@ TEST(PlanParse, UnknownKeys) {
 TEST(PlanParse, UnsupportedParallelisms) {
   EXPECT_EQ(parseError("mesh: {dp_shard: 2, pp: 2, tp: 2}\n"), "p.yaml:1:21: pipeline parallelism (pp) is not supported yet");
   EXPECT_EQ(parseError("pp_size: 2\n"), "p.yaml:1:1: pipeline parallelism (pp) is not supported yet");
-  EXPECT_EQ(parseError("mesh: {ep: 2}\n"), "p.yaml:1:8: expert parallelism (ep) is not supported yet");
+  EXPECT_EQ(parseError("mesh: {etp: 2}\n"), "p.yaml:1:8: expert parallelism (etp) is not supported yet");
   EXPECT_EQ(parseError("mesh: {moe: 2}\n"), "p.yaml:1:8: expert parallelism (moe) is not supported yet");
+}
+
+// Expert parallelism: `ep` (or NeMo's ep_size) is carved out of dp_shard x cp.
+TEST(PlanParse, ExpertParallel) {
+  auto plan = parsePlanText("mesh: {dp_shard: 4, tp: 2, ep: 2}\n", "p.yaml");
+  ASSERT_TRUE(static_cast<bool>(plan)) << llvm::toString(plan.takeError());
+  EXPECT_EQ(plan->mesh.ep, 2);
+  EXPECT_EQ(plan->mesh.worldSize(), 8);
+  EXPECT_EQ(plan->mesh.size("ep"), 2);
+  EXPECT_EQ(plan->mesh.size("ep_shard"), 2);
+  EXPECT_EQ(plan->mesh.str(), "dp_replicate=1,dp_shard=4,cp=1,tp=2,ep=2");
+  auto nemo = parsePlanText("dp_size: 2\ncp_size: 2\nep_size: 4\n", "p.yaml", 4);
+  ASSERT_TRUE(static_cast<bool>(nemo)) << llvm::toString(nemo.takeError());
+  EXPECT_EQ(nemo->mesh.size("ep"), 4);
+  EXPECT_EQ(nemo->mesh.size("ep_shard"), 1);
+  EXPECT_EQ(parseError("mesh: {dp_shard: 4, ep: 3}\n"),
+            "p.yaml:1:1: ep = 3 does not divide dp_shard*cp = 4 (the expert-parallel ranks are carved out of "
+            "dp_shard x cp)");
+  EXPECT_EQ(parseError("mesh: {ep: 2}\nep_size: 2\n"), "p.yaml:2:1: ep_size and mesh.ep both given; keep one");
+  EXPECT_EQ(parseError("mesh: {ep: 0}\n"), "p.yaml:1:8: mesh axis ep has size 0; sizes are positive");
+  // The sc.plan attribute and the printed YAML keep it.
+  mlir::MLIRContext ctx;
+  auto back = planFromAttr(planToAttr(&ctx, *plan));
+  ASSERT_TRUE(static_cast<bool>(back)) << llvm::toString(back.takeError());
+  EXPECT_EQ(back->mesh.ep, 2);
+  EXPECT_NE(printPlanYaml(*plan, {}).find("tp: 2, ep: 2}"), std::string::npos);
+  Plan p = defaultPlan();
+  ASSERT_FALSE(static_cast<bool>(applyMeshOverride(p, "dp_shard=4,ep=2")));
+  EXPECT_EQ(p.mesh.ep, 2);
 }
 
 //===-- values -------------------------------------------------------------===//
@@ -200,7 +229,7 @@ TEST(PlanMesh, Override) {
   Plan p = defaultPlan();
   EXPECT_EQ(errorOf(applyMeshOverride(p, "")), "--mesh: empty; expected e.g. tp=2,dp_shard=2");
   EXPECT_EQ(errorOf(applyMeshOverride(p, "tp=2,pp=2")), "--mesh: pipeline parallelism (pp) is not supported yet");
-  EXPECT_EQ(errorOf(applyMeshOverride(p, "ep=2")), "--mesh: expert parallelism (ep) is not supported yet");
+  EXPECT_EQ(errorOf(applyMeshOverride(p, "ep=0")), "--mesh: 'ep=0' is not ep=<positive integer>");
   EXPECT_EQ(errorOf(applyMeshOverride(p, "tpp=2")),
             "--mesh: unknown mesh axis 'tpp'; did you mean 'tp'? (axes: dp_replicate, dp_shard, cp, tp)");
   EXPECT_EQ(errorOf(applyMeshOverride(p, "tp=two")), "--mesh: 'tp=two' is not axis=integer");

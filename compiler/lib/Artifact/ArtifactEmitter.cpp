@@ -470,6 +470,9 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
   std::vector<flatbuffers::Offset<rt::fb::MeshAxis>> meshAxes;
   for (auto &[name, size] : mesh.axes)
     meshAxes.push_back(rt::fb::CreateMeshAxis(fbb, fbb.CreateString(name), size));
+  if (mesh.ep > 1) // expert parallelism's sub-axes of dp_shard x cp
+    for (llvm::StringRef sub : {"ep_shard", "ep"})
+      meshAxes.push_back(rt::fb::CreateMeshAxis(fbb, fbb.CreateString(sub.str()), mesh.size(sub), /*sub=*/true));
   std::vector<flatbuffers::Offset<rt::fb::WeightFile>> files;
   for (auto &[p, size] : weightFiles)
     files.push_back(rt::fb::CreateWeightFile(fbb, fbb.CreateString(recordedPath(p)), size));

@@ -74,14 +74,18 @@ LogicalResult verifyShardings(Operation *op, StringRef name, Attribute attr, Typ
 LogicalResult verifyMesh(Operation *op, StringRef name, Attribute attr) {
   auto arr = dyn_cast<ArrayAttr>(attr);
   auto bad = [&] {
-    return op->emitError() << "'" << name << "' expects [[\"axis\", size >= 1], ...], got " << attr;
+    return op->emitError() << "'" << name << "' expects [[\"axis\", size >= 1], ...] (and [\"ep\" or "
+                           << "\"ep_shard\", size, \"sub\"] sub-axes), got " << attr;
   };
   if (!arr)
     return bad();
   for (Attribute a : arr) {
     auto pair = dyn_cast<ArrayAttr>(a);
-    if (!pair || pair.size() != 2 || !isa<StringAttr>(pair[0]) || !isa<IntegerAttr>(pair[1]) ||
+    if (!pair || pair.size() < 2 || pair.size() > 3 || !isa<StringAttr>(pair[0]) || !isa<IntegerAttr>(pair[1]) ||
         cast<IntegerAttr>(pair[1]).getInt() < 1)
+      return bad();
+    if (pair.size() == 3 && (!isa<StringAttr>(pair[2]) || cast<StringAttr>(pair[2]).getValue() != "sub" ||
+                             (cast<StringAttr>(pair[0]).getValue() != "ep" && cast<StringAttr>(pair[0]).getValue() != "ep_shard")))
       return bad();
   }
   return success();

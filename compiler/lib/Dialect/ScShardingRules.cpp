@@ -564,8 +564,6 @@ Rule TopKOp::getShardingRule() {
 }
 // GatherND reads arbitrary slices of its data: whole (the raised MoE ops replace it).
 Rule GatherNdOp::getShardingRule() { return std::nullopt; }
-// The grouped experts read any expert for any token: whole until expert parallelism.
-Rule MoeExpertsOp::getShardingRule() { return std::nullopt; }
 // The router: each token's choice is its own (the tokens pass through); the experts and the
 // k choices stay whole.
 Rule MoeRouterOp::getShardingRule() {
@@ -579,6 +577,26 @@ Rule MoeRouterOp::getShardingRule() {
     r.results.push_back({{tokens}, {r.addFactor(ids[1], false)}});
   return r;
 }
+// The grouped experts: tokens are independent (x, indices, weights, the result and the
+// workspace's rows split together). The expert dim of the weights may be split only over the
+// `ep` sub-axis (sc-apply-plan seeds it, sc-partition then expands the op into dispatch, local
+// experts and combine); the weights' other dims stay whole.
+Rule MoeExpertsOp::getShardingRule() {
+  ArrayRef<int64_t> ids = shapeOf(getIndices()), gu = shapeOf(getGateUp()), dn = shapeOf(getDown());
+  ShardingRule r;
+  int t = r.addFactor(ids[0]), k = r.addFactor(ids[1], /*shardable=*/false);
+  int h = r.addFactor(dn[1], false), e = r.addFactor(gu[0]), i2 = r.addFactor(gu[1], false);
+  int i = r.addFactor(dn[2], false);
+  r.operands = {{{t}, {h}}, {{t}, {k}}, {{t}, {k}}, {{e}, {i2}, {h}}, {{e}, {h}, {i}}};
+  r.results = {{{t}, {h}}, {{t, k}, {i}}};
+  return r;
+}
+// Expert parallelism's steps exist on the partitioned program only.
+Rule MoePermuteOp::getShardingRule() { return std::nullopt; }
+Rule MoeDispatchOp::getShardingRule() { return std::nullopt; }
+Rule MoeGroupedGemmOp::getShardingRule() { return std::nullopt; }
+Rule MoeCombineOp::getShardingRule() { return std::nullopt; }
+Rule MoeUnpermuteOp::getShardingRule() { return std::nullopt; }
 
 // Shape computations produce small host-side vectors, always whole.
 Rule ShapeOp::getShardingRule() { return std::nullopt; }

@@ -274,6 +274,30 @@ OpCost MoeExpertsOp::getCost() {
   const uint64_t rows = uint64_t(ids[0] * ids[1]), H = uint64_t(dn[1]), I = uint64_t(dn[2]);
   return {2 * rows * 3 * H * I, trafficOf(*this)};
 }
+// Expert parallelism (sc-partition's expansion of sc.moe_experts over ep).
+LogicalResult MoePermuteOp::lowerToStep(StepDesc &step) { return lowered(step, "moe_permute"); }
+OpCost MoePermuteOp::getCost() { return {0, trafficOf(*this)}; }
+LogicalResult MoeDispatchOp::lowerToStep(StepDesc &step) {
+  step.attrs.set("axes", strings(getAxes()));
+  return lowered(step, "moe_dispatch");
+}
+OpCost MoeDispatchOp::getCost() { return {0, trafficOf(*this)}; }
+// Each of the R rows (the worst case) runs a [2I, H] and an [H, I] product.
+LogicalResult MoeGroupedGemmOp::lowerToStep(StepDesc &step) { return lowered(step, "moe_grouped_gemm"); }
+OpCost MoeGroupedGemmOp::getCost() {
+  ArrayRef<int64_t> dn = typeOf(getDown()).getShape();
+  const uint64_t rows = uint64_t(typeOf(getRecv()).getDimSize(0)), H = uint64_t(dn[1]), I = uint64_t(dn[2]);
+  return {2 * rows * 3 * H * I, trafficOf(*this)};
+}
+LogicalResult MoeCombineOp::lowerToStep(StepDesc &step) {
+  step.attrs.set("axes", strings(getAxes()));
+  return lowered(step, "moe_combine");
+}
+OpCost MoeCombineOp::getCost() { return {0, trafficOf(*this)}; }
+LogicalResult MoeUnpermuteOp::lowerToStep(StepDesc &step) { return lowered(step, "moe_unpermute"); }
+OpCost MoeUnpermuteOp::getCost() {
+  return {2 * uint64_t(typeOf(getRows()).getNumElements()), trafficOf(*this)};
+}
 LogicalResult DynamicSliceOp::lowerToStep(StepDesc &step) {
   step.attrs.set("axis", axisOf(*this, getAxis()));
   return lowered(step, "dynamic_slice");

@@ -65,6 +65,10 @@ StringRef stringifyDType(DType d) {
 //===----------------------------------------------------------------------===//
 
 int64_t Mesh::size(StringRef axis) const {
+  if (axis == "ep")
+    return ep;
+  if (axis == "ep_shard")
+    return size("dp_shard") * size("cp") / std::max<int64_t>(1, ep);
   for (const auto &[name, size] : axes)
     if (name == axis)
       return size;
@@ -85,6 +89,8 @@ std::string Mesh::str() const {
   std::string s;
   for (const auto &[name, size] : axes)
     s += (s.empty() ? "" : ",") + name + "=" + std::to_string(size);
+  if (ep != 1)
+    s += ",ep=" + std::to_string(ep);
   return s;
 }
 
@@ -108,6 +114,13 @@ llvm::Error resolveMesh(Mesh &mesh, std::optional<int64_t> worldSize) {
                      .str());
     setAxis(mesh, "dp_shard", *worldSize / others);
   }
+  if (mesh.ep < 1 || mesh.ep > kMaxAxisSize)
+    return err(llvm::formatv("mesh axis ep has size {0}; sizes are positive", mesh.ep).str());
+  if (int64_t fsdp = mesh.size("dp_shard") * mesh.size("cp"); fsdp > 0 && fsdp % mesh.ep != 0)
+    return err(llvm::formatv("ep = {0} does not divide dp_shard*cp = {1} (the expert-parallel ranks are "
+                             "carved out of dp_shard x cp)",
+                             mesh.ep, fsdp)
+                   .str());
   if (worldSize && mesh.worldSize() != *worldSize)
     return err(llvm::formatv("mesh {0} has {1} devices but the world size is {2}", mesh.str(), mesh.worldSize(),
                              *worldSize)
@@ -127,6 +140,13 @@ llvm::Error applyMeshOverride(Plan &plan, StringRef spec) {
     value = value.trim();
     if (std::string r = rejectedAxisMessage(name); !r.empty())
       return err("--mesh: " + r);
+    if (name == "ep") {
+      int64_t size;
+      if (value.empty() || value.getAsInteger(10, size) || size < 1 || size > kMaxAxisSize)
+        return err("--mesh: '" + item + "' is not ep=<positive integer>");
+      plan.mesh.ep = size;
+      continue;
+    }
     if (!llvm::is_contained(kAxisNames, name))
       return err("--mesh: unknown mesh axis '" + name + "'" + didYouMean(name, kAxisNames) + " (axes: " +
                  joinNames(kAxisNames) + ")");

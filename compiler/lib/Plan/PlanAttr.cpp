@@ -39,6 +39,8 @@ std::string printPlanYaml(const Plan &plan, const std::map<std::string, TpStyle>
   os << "mesh: {";
   for (auto [i, a] : llvm::enumerate(plan.mesh.axes))
     os << (i ? ", " : "") << a.first << ": " << a.second;
+  if (plan.mesh.ep != 1)
+    os << ", ep: " << plan.mesh.ep;
   os << "}";
   if (plan.mesh.isResolved())
     os << "   # world size " << plan.mesh.worldSize();
@@ -137,6 +139,8 @@ DictionaryAttr planToAttr(MLIRContext *ctx, const Plan &plan) {
       b.getNamedAttr("defer_fsdp_grad_sync", b.getBoolAttr(plan.deferFsdpGradSync)),
       b.getNamedAttr("enable_fsdp2_prefetch", b.getBoolAttr(plan.fsdpPrefetch)),
   };
+  if (plan.mesh.ep != 1) // expert parallelism: the sub-axis of dp_shard x cp (absent: 1)
+    attrs.push_back(b.getNamedAttr("ep", b.getI64IntegerAttr(plan.mesh.ep)));
   if (plan.lossLabelsInput)
     attrs.push_back(b.getNamedAttr("loss_labels", b.getStringAttr("input")));
   if (plan.lossParallel)
@@ -196,6 +200,11 @@ llvm::Expected<Plan> planFromAttr(DictionaryAttr attr) {
   if (mesh.axes.size() != std::size(kAxisNames) ||
       !llvm::all_of(llvm::enumerate(mesh.axes), [](auto a) { return a.value().first == kAxisNames[a.index()]; }))
     return bad("mesh_axes must be [dp_replicate, dp_shard, cp, tp]");
+  if (auto ep = attr.getAs<IntegerAttr>("ep")) {
+    if (ep.getInt() < 1)
+      return bad("ep must be positive");
+    mesh.ep = ep.getInt();
+  }
   plan.mesh = mesh;
 
   auto getBool = [&](StringRef key, bool &out) -> llvm::Error {

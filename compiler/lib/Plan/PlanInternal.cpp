@@ -86,7 +86,7 @@ void setAxis(Mesh &mesh, StringRef axis, int64_t size) {
 std::string rejectedAxisMessage(StringRef axis) {
   if (axis == "pp" || axis == "pp_size")
     return "pipeline parallelism (pp) is not supported yet";
-  if (axis == "ep" || axis == "ep_size" || axis == "etp" || axis == "expert" || axis == "moe")
+  if (axis == "etp" || axis == "expert" || axis == "moe")
     return "expert parallelism (" + axis.str() + ") is not supported yet";
   return "";
 }

@@ -29,7 +29,7 @@ namespace {
 using TpEntries = std::vector<std::pair<std::string, TpStyle>>;
 
 struct RawMesh {
-  std::optional<int64_t> dpReplicate, dpShard, cp, tp;
+  std::optional<int64_t> dpReplicate, dpShard, cp, tp, ep;
 };
 struct RawMp {
   std::optional<DType> param, reduce, output, master;
@@ -73,7 +73,7 @@ struct RawPlan {
   std::optional<std::vector<std::string>> trainable, frozen;
   std::optional<std::string> offloadPolicy;
   // NeMo FSDP2Manager sizes, aliases of the mesh axes.
-  std::optional<int64_t> tpSize, dpSize, cpSize, dpReplicateSize;
+  std::optional<int64_t> tpSize, dpSize, cpSize, dpReplicateSize, epSize;
 };
 
 // Shared by the mapping traits (as the YAML I/O context) and the diagnostic handler:
@@ -108,7 +108,8 @@ const StringRef kTopKeys[] = {"mesh",
                               "tp_size",
                               "dp_size",
                               "cp_size",
-                              "dp_replicate_size"};
+                              "dp_replicate_size",
+                              "ep_size"};
 const StringRef kMpKeys[] = {"param_dtype", "reduce_dtype", "output_dtype", "master_dtype", "cast_forward_inputs"};
 
 void onYamlDiag(const llvm::SMDiagnostic &d, void *c) {
@@ -213,8 +214,10 @@ template <> struct MappingTraits<RawMesh> {
     io.mapOptional("dp_shard", m.dpShard);
     io.mapOptional("cp", m.cp);
     io.mapOptional("tp", m.tp);
+    io.mapOptional("ep", m.ep);
     auto *ctx = static_cast<ParseCtx *>(io.getContext());
     ctx->knownKeys.assign(std::begin(kAxisNames), std::end(kAxisNames));
+    ctx->knownKeys.push_back("ep");
     ctx->where = "mesh";
   }
 };
@@ -316,6 +319,7 @@ template <> struct MappingTraits<RawPlan> {
     io.mapOptional("custom_tp_plan", p.customTpPlan);
     io.mapOptional("use_hf_tp_plan", p.useHfTpPlan);
     io.mapOptional("tp_size", p.tpSize);
+    io.mapOptional("ep_size", p.epSize);
     io.mapOptional("dp_size", p.dpSize);
     io.mapOptional("cp_size", p.cpSize);
     io.mapOptional("dp_replicate_size", p.dpReplicateSize);
@@ -483,6 +487,15 @@ llvm::Expected<Plan> parsePlanText(StringRef text, StringRef name, std::optional
     if (auto e = checkAxisSize(s.axis, *v))
       return err(at(key) + llvm::toString(std::move(e)));
     setAxis(plan.mesh, s.axis, *v);
+  }
+  // ep: the inner factor of dp_shard x cp (resolveMesh checks that it divides).
+  if (m.ep && raw.epSize)
+    return err(at("ep_size") + "ep_size and mesh.ep both given; keep one");
+  if (std::optional<int64_t> ep = m.ep ? m.ep : raw.epSize) {
+    StringRef key = m.ep ? "mesh.ep" : "ep_size";
+    if (*ep < 1 || *ep > kMaxAxisSize)
+      return err(at(key) + llvm::formatv("mesh axis ep has size {0}; sizes are positive", *ep).str());
+    plan.mesh.ep = *ep;
   }
   plan.meshLoc = locs.loc.count("mesh") ? locs.loc["mesh"] : name.str();
   if (worldSize || plan.mesh.isResolved())

@@ -14,6 +14,10 @@ using namespace mlir;
 namespace shardc {
 
 int64_t MeshShape::size(llvm::StringRef axis) const {
+  if (ep > 1 && axis == "ep")
+    return ep;
+  if (ep > 1 && axis == "ep_shard")
+    return size("dp_shard") * size("cp") / ep;
   for (auto &[name, n] : axes)
     if (name == axis)
       return n;
@@ -39,6 +43,10 @@ ArrayAttr MeshShape::toAttr(MLIRContext *ctx) const {
   SmallVector<Attribute> entries;
   for (auto &[name, n] : axes)
     entries.push_back(b.getArrayAttr({b.getStringAttr(name), b.getI64IntegerAttr(n)}));
+  if (ep > 1)
+    for (StringRef sub : {"ep_shard", "ep"})
+      entries.push_back(
+          b.getArrayAttr({b.getStringAttr(sub), b.getI64IntegerAttr(size(sub)), b.getStringAttr("sub")}));
   return b.getArrayAttr(entries);
 }
 
@@ -49,12 +57,20 @@ std::optional<MeshShape> MeshShape::fromModule(Operation *module) {
   MeshShape mesh;
   for (Attribute a : attr) {
     auto pair = dyn_cast<ArrayAttr>(a);
-    if (!pair || pair.size() != 2)
+    if (!pair || pair.size() < 2 || pair.size() > 3)
       return std::nullopt;
     auto name = dyn_cast<StringAttr>(pair[0]);
     auto size = dyn_cast<IntegerAttr>(pair[1]);
     if (!name || !size || size.getInt() < 1)
       return std::nullopt;
+    if (pair.size() == 3) { // a sub-axis of dp_shard x cp (expert parallelism)
+      auto tag = dyn_cast<StringAttr>(pair[2]);
+      if (!tag || tag.getValue() != "sub" || (name.getValue() != "ep" && name.getValue() != "ep_shard"))
+        return std::nullopt;
+      if (name.getValue() == "ep")
+        mesh.ep = size.getInt();
+      continue;
+    }
     mesh.axes.push_back({name.str(), size.getInt()});
   }
   return mesh;

@@ -412,6 +412,49 @@ std::string acceptsMoeRouter(const KernelArgs &a) {
   return err.empty() ? "" : "moe_router: " + err;
 }
 
+// Expert parallelism's local steps (docs/moe.md).
+std::string acceptsMoePermute(const KernelArgs &a) {
+  std::string err = firstOf(dtypeIn("moe_permute", "indices", a.in[1], bit(DType::I64), "i64"),
+                            dtypeIn("moe_permute", "counts", a.out[1], bit(DType::I64), "i64"),
+                            dtypeIn("moe_permute", "row_of", a.out[2], bit(DType::I64), "i64"),
+                            sameDtype("moe_permute", "rows", a.out[0], a.in[0]));
+  if (!err.empty())
+    return err;
+  const auto &x = a.in[0].shape, &ids = a.in[1].shape;
+  if (x.size() != 2 || ids.size() != 2 || ids[0] != x[0] || a.out[1].shape.size() != 1 ||
+      a.out[0].shape != std::vector<int64_t>{x[0] * ids[1], x[1]} || a.out[2].shape != std::vector<int64_t>{x[0] * ids[1]})
+    return "moe_permute: x [T, H], indices [T, k] -> rows [T*k, H], counts [E], row_of [T*k] expected";
+  return "";
+}
+std::string acceptsMoeGroupedGemm(const KernelArgs &a) {
+  std::string err = dtypeIn("moe_grouped_gemm", "recv_counts", a.in[1], bit(DType::I64), "i64");
+  for (const TensorView *t : {&a.in[0], &a.in[2], &a.in[3], &a.out[0], &a.out[1]})
+    if (err.empty())
+      err = dtypeIn("moe_grouped_gemm", "an operand", *t, bit(DType::F32), "f32");
+  if (!err.empty())
+    return err;
+  const auto &recv = a.in[0].shape, &gu = a.in[2].shape, &dn = a.in[3].shape;
+  if (recv.size() != 2 || gu.size() != 3 || dn.size() != 3 || gu[0] != dn[0] || gu[1] != 2 * dn[2] || gu[2] != recv[1] ||
+      dn[1] != recv[1] || a.in[1].shape.size() != 1 || gu[0] == 0 || a.in[1].shape[0] % gu[0] != 0 ||
+      a.out[0].shape != recv || a.out[1].shape != std::vector<int64_t>{recv[0], dn[2]})
+    return "moe_grouped_gemm: recv [R, H], recv_counts [G*El], gate_up [El, 2I, H], down [El, H, I] -> out [R, H], "
+           "hidden [R, I] expected";
+  return "";
+}
+std::string acceptsMoeUnpermute(const KernelArgs &a) {
+  std::string err = dtypeIn("moe_unpermute", "row_of", a.in[1], bit(DType::I64), "i64");
+  for (const TensorView *t : {&a.in[0], &a.in[2], &a.out[0]})
+    if (err.empty())
+      err = dtypeIn("moe_unpermute", "an operand", *t, bit(DType::F32), "f32");
+  if (!err.empty())
+    return err;
+  const auto &rows = a.in[0].shape, &w = a.in[2].shape;
+  if (rows.size() != 2 || w.size() != 2 || rows[0] != w[0] * w[1] || a.in[1].shape != std::vector<int64_t>{rows[0]} ||
+      a.out[0].shape != std::vector<int64_t>{w[0], rows[1]})
+    return "moe_unpermute: rows [T*k, H], row_of [T*k], weights [T, k] -> y [T, H] expected";
+  return "";
+}
+
 std::string acceptsGemm(const KernelArgs &a) {
   std::string err;
   for (const TensorView *t : {&a.in[0], &a.in[1], &a.out[0]})
@@ -593,6 +636,11 @@ constexpr CudaKernelEntry kTable[] = {
     {"arg_min", lib::argMinKernel, acceptsArgMin, "all, i64 result", 1, 1, 1, 1},
     {"scatter_elements", lib::scatterElementsKernel, acceptsScatterElements, "all, i64 indices", 3, 3, 1, 1},
     {"moe_router", lib::moeRouterKernel, acceptsMoeRouter, "f32 bf16 f16, i64 indices", 1, 2, 2, 2},
+}
+
+    {"moe_permute", lib::moePermuteKernel, acceptsMoePermute, "all, i64 indices", 2, 2, 3, 3},
+    {"moe_grouped_gemm", lib::moeGroupedGemmKernel, acceptsMoeGroupedGemm, "f32, i64 counts", 4, 4, 2, 2},
+    {"moe_unpermute", lib::moeUnpermuteKernel, acceptsMoeUnpermute, "f32, i64 rows", 3, 3, 1, 1},
 };
 constexpr size_t kCount = sizeof(kTable) / sizeof(kTable[0]);
 

@@ -66,6 +66,10 @@ std::string tokenLossStatsKernel(const rt::KernelArgs &a);
 std::string tokenLossStatsGradKernel(const rt::KernelArgs &a);
 std::string tokenLossCombineKernel(const rt::KernelArgs &a);
 std::string moeRouterKernel(const rt::KernelArgs &a);  // f32 bf16 f16
+// Expert parallelism: permute (any dtype, i64 ids), grouped GEMM and unpermute (f32).
+std::string moePermuteKernel(const rt::KernelArgs &a);
+std::string moeGroupedGemmKernel(const rt::KernelArgs &a);
+std::string moeUnpermuteKernel(const rt::KernelArgs &a);
 
 // Prepares the flash attention kernels' shared memory (host-side, before any capture).
 void prepareAttention();

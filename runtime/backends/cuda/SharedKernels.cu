@@ -106,6 +106,21 @@ __global__ void __launch_bounds__(kernels::kIndexThreads) moeRouterGlobal(kernel
   kernels::moeRouterTokens(p);
 }
 
+// Expert parallelism: the counting sort in one thread, then the elements.
+__global__ void moePermutePlanGlobal(kernels::MoeEpParams p) { kernels::moePermutePlan(p); }
+__global__ void __launch_bounds__(kernels::kIndexThreads) moePermuteGlobal(kernels::MoeEpParams p) {
+  kernels::moePermuteElements(p);
+}
+__global__ void __launch_bounds__(kernels::kIndexThreads) moeEpHiddenGlobal(kernels::MoeEpParams p) {
+  kernels::moeEpHiddenElements(p);
+}
+__global__ void __launch_bounds__(kernels::kIndexThreads) moeEpOutGlobal(kernels::MoeEpParams p) {
+  kernels::moeEpOutElements(p);
+}
+__global__ void __launch_bounds__(kernels::kIndexThreads) moeUnpermuteGlobal(kernels::MoeEpParams p) {
+  kernels::moeUnpermuteElements(p);
+}
+
 static_assert(int(kernels::AnyType::Bool) == int(DType::Bool) && int(kernels::AnyType::I64) == int(DType::I64) &&
                   int(kernels::AnyType::BF16) == int(DType::BF16),
               "kernels::AnyType follows rt::DType");
@@ -498,6 +513,49 @@ std::string moeRouterKernel(const KernelArgs &a) {
   p.normEpsilon = float(a.attrs ? a.attrs->getFloat("norm_epsilon", 0.0) : 0.0);
   p.scale = float(a.attrs ? a.attrs->getFloat("scale", 1.0) : 1.0);
   return perElement("moe_router", moeRouterGlobal, p, p.T);
+}
+
+// Expert parallelism's local steps (shapes checked by the table's accepts functions). An
+// expert id outside [0, E) gets no row here (the CPU kernel reports it).
+std::string moePermuteKernel(const KernelArgs &a) {
+  kernels::MoeEpParams p;
+  p.x = a.in[0].data;
+  p.ids = static_cast<const int64_t *>(a.in[1].data);
+  p.rows = a.out[0].data;
+  p.counts = static_cast<int64_t *>(a.out[1].data);
+  p.rowOf = static_cast<int64_t *>(a.out[2].data);
+  p.rowOfC = p.rowOf;
+  p.T = a.in[0].shape[0], p.H = a.in[0].shape[1], p.k = a.in[1].shape[1], p.E = a.out[1].shape[0];
+  p.elemSize = int(rt::dtypeSize(a.in[0].dtype));
+  moePermutePlanGlobal<<<1, 1, 0, threadContext().stream>>>(p);
+  if (std::string err = launched("moe_permute"); !err.empty())
+    return err;
+  return perElement("moe_permute", moePermuteGlobal, p, p.T * p.k * p.H);
+}
+
+std::string moeGroupedGemmKernel(const KernelArgs &a) {
+  kernels::MoeEpParams p;
+  p.recv = static_cast<const float *>(a.in[0].data);
+  p.recvCounts = static_cast<const int64_t *>(a.in[1].data);
+  p.gateUp = static_cast<const float *>(a.in[2].data);
+  p.down = static_cast<const float *>(a.in[3].data);
+  p.out = static_cast<float *>(a.out[0].data);
+  p.hidden = static_cast<float *>(a.out[1].data);
+  p.R = a.in[0].shape[0], p.H = a.in[0].shape[1], p.I = a.in[3].shape[2];
+  p.segments = a.in[1].shape[0], p.localExperts = a.in[2].shape[0];
+  if (std::string err = perElement("moe_grouped_gemm", moeEpHiddenGlobal, p, p.R * p.I); !err.empty())
+    return err;
+  return perElement("moe_grouped_gemm", moeEpOutGlobal, p, p.R * p.H);
+}
+
+std::string moeUnpermuteKernel(const KernelArgs &a) {
+  kernels::MoeEpParams p;
+  p.back = static_cast<const float *>(a.in[0].data);
+  p.rowOfC = static_cast<const int64_t *>(a.in[1].data);
+  p.weights = static_cast<const float *>(a.in[2].data);
+  p.y = static_cast<float *>(a.out[0].data);
+  p.T = a.in[2].shape[0], p.k = a.in[2].shape[1], p.H = a.in[0].shape[1];
+  return perElement("moe_unpermute", moeUnpermuteGlobal, p, p.T * p.H);
 }
 
 std::string siluMulKernel(const KernelArgs &a) {

@@ -74,6 +74,10 @@ std::string topKKernel(const KernelArgs &args);
 std::string gatherNdKernel(const KernelArgs &args);
 std::string moeExpertsKernel(const KernelArgs &args); // f32
 std::string moeRouterKernel(const KernelArgs &args);  // f32 bf16 f16
+// Expert parallelism's local steps (MoeEp.cpp): permute any dtype, the others f32.
+std::string moePermuteKernel(const KernelArgs &args);
+std::string moeGroupedGemmKernel(const KernelArgs &args);
+std::string moeUnpermuteKernel(const KernelArgs &args);
 
 // Normalization.cpp
 std::string rmsNormKernel(const KernelArgs &args);

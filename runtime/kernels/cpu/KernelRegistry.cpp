@@ -80,6 +80,9 @@ constexpr KernelEntry kKernels[] = {
     {"gather_nd", guarded<gatherNdKernel>},
     {"moe_experts", guarded<viaFloat32<moeExpertsKernel>>},
     {"moe_router", guarded<moeRouterKernel>},
+    {"moe_permute", guarded<moePermuteKernel>},
+    {"moe_grouped_gemm", guarded<viaFloat32<moeGroupedGemmKernel>>},
+    {"moe_unpermute", guarded<viaFloat32<moeUnpermuteKernel>>},
 };
 
 } // namespace

@@ -546,6 +546,61 @@ def Sc_MoeRouterOp : Sc_Op<"moe_router", [], ["lowerToStep", "getCost"]> {
   let results = (outs Sc_Tensor:$indices, Sc_Tensor:$weights);
   let assemblyFormat = "$logits (`,` $bias^)? attr-dict `:` functional-type(operands, results)";
 }
+
+// Expert parallelism (docs/moe.md): sc-partition expands an sc.moe_experts whose expert
+// weights are split over the `ep` sub-axis into these five ops, on local shapes. The rows
+// cross the ep group in expert order; R = ep·T·k rows is the worst case a rank can receive.
+def Sc_MoePermuteOp : Sc_Op<"moe_permute", [], ["lowerToStep", "getCost"]> {
+  let summary = "the T·k (token, choice) rows grouped by expert, with counts (expert parallelism)";
+  let description = [{
+    rows [T·k, H] holds x[t] for every (t, j), grouped by expert indices[t, j] in token order
+    (a counting sort); counts [E] (i64) the rows per expert; slots [T·k] (i64) the t·k + j each
+    row came from. E is `num_experts`, the experts of every rank.
+  }];
+  let arguments = (ins Sc_Tensor:$x, Sc_Tensor:$indices, I64Attr:$num_experts);
+  let results = (outs Sc_Tensor:$rows, Sc_Tensor:$counts, Sc_Tensor:$slots);
+  let assemblyFormat = "$x `,` $indices attr-dict `:` functional-type(operands, results)";
+}
+def Sc_MoeDispatchOp : Sc_Op<"moe_dispatch", [], ["lowerToStep", "getCost"]> {
+  let summary = "all-to-all of the permuted rows to their experts' ranks over `axes` (expert parallelism)";
+  let description = [{
+    Member g of the group holds experts [g·E/G, (g+1)·E/G). First the counts [E] travel (an
+    all-to-all of E/G per member), giving recv_counts [E] laid out [source member][local
+    expert]; then each member's rows (all-to-all-v). recv [R, H]: the rows received, by source
+    then local expert; the rows past their total are not written.
+  }];
+  let arguments = (ins Sc_Tensor:$rows, Sc_Tensor:$counts, StrArrayAttr:$axes);
+  let results = (outs Sc_Tensor:$recv, Sc_Tensor:$recv_counts);
+  let assemblyFormat = "$rows `,` $counts attr-dict `:` functional-type(operands, results)";
+}
+def Sc_MoeGroupedGemmOp : Sc_Op<"moe_grouped_gemm", [], ["lowerToStep", "getCost"]> {
+  let summary = "the local experts' SwiGLU MLPs over the received rows (expert parallelism)";
+  let description = [{
+    recv [R, H] as sc.moe_dispatch lays it out (recv_counts [G·E_l]: source-major), gate_up
+    [E_l, 2I, H], down [E_l, H, I]: out[r] = down[e] (silu(gate_up[e][:I] recv[r]) ·
+    gate_up[e][I:] recv[r]) for each received row r of local expert e, in recv's order;
+    hidden [R, I] the activations' workspace.
+  }];
+  let arguments = (ins Sc_Tensor:$recv, Sc_Tensor:$recv_counts, Sc_Tensor:$gate_up, Sc_Tensor:$down);
+  let results = (outs Sc_Tensor:$out, Sc_Tensor:$hidden);
+  let assemblyFormat = "$recv `,` $recv_counts `,` $gate_up `,` $down attr-dict `:` functional-type(operands, results)";
+}
+def Sc_MoeCombineOp : Sc_Op<"moe_combine", [], ["lowerToStep", "getCost"]> {
+  let summary = "the reverse all-to-all-v: each expert output row back to its token's rank";
+  let description = [{
+    out [R, H] as sc.moe_grouped_gemm wrote it, recv_counts and counts as sc.moe_dispatch used
+    them: result [T·k, H] in sc.moe_permute's row order.
+  }];
+  let arguments = (ins Sc_Tensor:$out, Sc_Tensor:$recv_counts, Sc_Tensor:$counts, StrArrayAttr:$axes);
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "$out `,` $recv_counts `,` $counts attr-dict `:` functional-type(operands, results)";
+}
+def Sc_MoeUnpermuteOp : Sc_Op<"moe_unpermute", [], ["lowerToStep", "getCost"]> {
+  let summary = "y[t] = sum over j < k of weights[t, j] · rows[the row of slot t·k + j] (in j order)";
+  let arguments = (ins Sc_Tensor:$rows, Sc_Tensor:$slots, Sc_Tensor:$weights);
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "$rows `,` $slots `,` $weights attr-dict `:` functional-type(operands, results)";
+}
 def Sc_DynamicSliceOp : Sc_Op<"dynamic_slice", [], ["lowerToStep"]> {
   let summary = "the result's extent of `input` along `axis` from a start given at run time";
   let description = [{

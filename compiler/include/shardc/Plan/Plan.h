@@ -29,12 +29,16 @@ namespace shardc {
 // resolveMesh() infers it from the world size.
 struct Mesh {
   std::vector<std::pair<std::string, int64_t>> axes{{"dp_replicate", 1}, {"dp_shard", 1}, {"cp", 1}, {"tp", 1}};
-  // Size of a named axis; 1 for a name that is not an axis.
+  // Expert parallelism (`ep`, NeMo's ep_size): not an axis of its own but the inner factor of
+  // dp_shard x cp (torchtitan's carving); the outer factor is `ep_shard`. The world size does
+  // not change. 1: no expert parallelism.
+  int64_t ep = 1;
+  // Size of a named axis (`ep` and `ep_shard` included); 1 for a name that is not an axis.
   int64_t size(llvm::StringRef axis) const;
   // Product of the axis sizes (-1 while dp_shard is still -1).
   int64_t worldSize() const;
   bool isResolved() const { return worldSize() > 0; }
-  // "dp_replicate=1,dp_shard=2,cp=1,tp=2" (the --mesh syntax).
+  // "dp_replicate=1,dp_shard=2,cp=1,tp=2" (the --mesh syntax), ",ep=2" appended when ep > 1.
   std::string str() const;
 };
 

@@ -18,9 +18,12 @@ class ShardingAttr;
 } // namespace sc
 
 // The mesh as recorded on the module (`sc.mesh = [["dp_replicate", 1], ..., ["tp", 2]]`),
-// outermost axis first.
+// outermost axis first. Expert parallelism adds two sub-axes that split dp_shard x cp (its
+// flattened index, ep the inner factor) without changing the world size, recorded as
+// `["ep_shard", n, "sub"], ["ep", ep, "sub"]` entries: shardings may name them like axes.
 struct MeshShape {
-  std::vector<std::pair<std::string, int64_t>> axes;
+  std::vector<std::pair<std::string, int64_t>> axes; // the physical axes (their product: the world)
+  int64_t ep = 1;                                    // > 1: the sub-axes ep and ep_shard exist
   int64_t size(llvm::StringRef axis) const;
   int64_t product(llvm::ArrayRef<std::string> axisNames) const;
   int64_t worldSize() const;

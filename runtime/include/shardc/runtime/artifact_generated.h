@@ -353,11 +353,16 @@ enum class StepKind : uint16_t {
   arg_min = 53,
   scatter_elements = 54,
   moe_router = 55,
+  moe_permute = 56,
+  moe_grouped_gemm = 57,
+  moe_unpermute = 58,
+  moe_dispatch = 59,
+  moe_combine = 60,
   MIN = copy,
-  MAX = moe_router
+  MAX = moe_combine
 };
 
-inline const StepKind (&EnumValuesStepKind())[56] {
+inline const StepKind (&EnumValuesStepKind())[61] {
   static const StepKind values[] = {
     StepKind::copy,
     StepKind::cast,
@@ -414,13 +419,18 @@ inline const StepKind (&EnumValuesStepKind())[56] {
     StepKind::copy_to_device,
     StepKind::arg_min,
     StepKind::scatter_elements,
-    StepKind::moe_router
+    StepKind::moe_router,
+    StepKind::moe_permute,
+    StepKind::moe_grouped_gemm,
+    StepKind::moe_unpermute,
+    StepKind::moe_dispatch,
+    StepKind::moe_combine
   };
   return values;
 }
 
 inline const char * const *EnumNamesStepKind() {
-  static const char * const names[57] = {
+  static const char * const names[62] = {
     "copy",
     "cast",
     "equal",
@@ -477,13 +487,18 @@ inline const char * const *EnumNamesStepKind() {
     "arg_min",
     "scatter_elements",
     "moe_router",
+    "moe_permute",
+    "moe_grouped_gemm",
+    "moe_unpermute",
+    "moe_dispatch",
+    "moe_combine",
     nullptr
   };
   return names;
 }
 
 inline const char *EnumNameStepKind(StepKind e) {
-  if (flatbuffers::IsOutRange(e, StepKind::copy, StepKind::moe_router)) return "";
+  if (flatbuffers::IsOutRange(e, StepKind::copy, StepKind::moe_combine)) return "";
   const size_t index = static_cast<size_t>(e);
   return EnumNamesStepKind()[index];
 }
@@ -646,11 +661,13 @@ enum class StepAttrs : uint8_t {
   scatter_elements = 37,
   moe_router = 38,
   moe_experts = 39,
+  moe_dispatch = 40,
+  moe_combine = 41,
   MIN = NONE,
-  MAX = moe_experts
+  MAX = moe_combine
 };
 
-inline const StepAttrs (&EnumValuesStepAttrs())[40] {
+inline const StepAttrs (&EnumValuesStepAttrs())[42] {
   static const StepAttrs values[] = {
     StepAttrs::NONE,
     StepAttrs::formula,
@@ -691,13 +708,15 @@ inline const StepAttrs (&EnumValuesStepAttrs())[40] {
     StepAttrs::arg_min,
     StepAttrs::scatter_elements,
     StepAttrs::moe_router,
-    StepAttrs::moe_experts
+    StepAttrs::moe_experts,
+    StepAttrs::moe_dispatch,
+    StepAttrs::moe_combine
   };
   return values;
 }
 
 inline const char * const *EnumNamesStepAttrs() {
-  static const char * const names[41] = {
+  static const char * const names[43] = {
     "NONE",
     "formula",
     "gemm",
@@ -738,13 +757,15 @@ inline const char * const *EnumNamesStepAttrs() {
     "scatter_elements",
     "moe_router",
     "moe_experts",
+    "moe_dispatch",
+    "moe_combine",
     nullptr
   };
   return names;
 }
 
 inline const char *EnumNameStepAttrs(StepAttrs e) {
-  if (flatbuffers::IsOutRange(e, StepAttrs::NONE, StepAttrs::moe_experts)) return "";
+  if (flatbuffers::IsOutRange(e, StepAttrs::NONE, StepAttrs::moe_combine)) return "";
   const size_t index = static_cast<size_t>(e);
   return EnumNamesStepAttrs()[index];
 }
@@ -791,7 +812,8 @@ struct MeshAxis FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   }
   enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
     VT_NAME = 4,
-    VT_SIZE = 6
+    VT_SIZE = 6,
+    VT_SUB = 8
   };
   const flatbuffers::String *name() const {
     return GetPointer<const flatbuffers::String *>(VT_NAME);
@@ -799,11 +821,15 @@ struct MeshAxis FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   int64_t size() const {
     return GetField<int64_t>(VT_SIZE, 1LL);
   }
+  bool sub() const {
+    return GetField<uint8_t>(VT_SUB, 0) != 0;
+  }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
            VerifyOffsetRequired(verifier, VT_NAME) &&
            verifier.VerifyString(name()) &&
            VerifyField<int64_t>(verifier, VT_SIZE, 8) &&
+           VerifyField<uint8_t>(verifier, VT_SUB, 1) &&
            verifier.EndTable();
   }
 };
@@ -817,6 +843,9 @@ struct MeshAxisBuilder {
   }
   void add_size(int64_t size) {
     fbb_.AddElement<int64_t>(MeshAxis::VT_SIZE, size, 1LL);
+  }
+  void add_sub(bool sub) {
+    fbb_.AddElement<uint8_t>(MeshAxis::VT_SUB, static_cast<uint8_t>(sub), 0);
   }
   explicit MeshAxisBuilder(flatbuffers::FlatBufferBuilder &_fbb)
         : fbb_(_fbb) {
@@ -833,22 +862,26 @@ struct MeshAxisBuilder {
 inline flatbuffers::Offset<MeshAxis> CreateMeshAxis(
     flatbuffers::FlatBufferBuilder &_fbb,
     flatbuffers::Offset<flatbuffers::String> name = 0,
-    int64_t size = 1LL) {
+    int64_t size = 1LL,
+    bool sub = false) {
   MeshAxisBuilder builder_(_fbb);
   builder_.add_size(size);
   builder_.add_name(name);
+  builder_.add_sub(sub);
   return builder_.Finish();
 }
 
 inline flatbuffers::Offset<MeshAxis> CreateMeshAxisDirect(
     flatbuffers::FlatBufferBuilder &_fbb,
     const char *name = nullptr,
-    int64_t size = 1LL) {
+    int64_t size = 1LL,
+    bool sub = false) {
   auto name__ = name ? _fbb.CreateString(name) : 0;
   return shardc::rt::fb::CreateMeshAxis(
       _fbb,
       name__,
-      size);
+      size,
+      sub);
 }
 
 struct WeightFile FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
@@ -3290,6 +3323,12 @@ struct Step FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   const shardc::rt::fb::MoeExpertsAttrs *attrs_as_moe_experts() const {
     return attrs_type() == shardc::rt::fb::StepAttrs::moe_experts ? static_cast<const shardc::rt::fb::MoeExpertsAttrs *>(attrs()) : nullptr;
   }
+  const shardc::rt::fb::MeshAxesAttrs *attrs_as_moe_dispatch() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::moe_dispatch ? static_cast<const shardc::rt::fb::MeshAxesAttrs *>(attrs()) : nullptr;
+  }
+  const shardc::rt::fb::MeshAxesAttrs *attrs_as_moe_combine() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::moe_combine ? static_cast<const shardc::rt::fb::MeshAxesAttrs *>(attrs()) : nullptr;
+  }
   const flatbuffers::String *loc() const {
     return GetPointer<const flatbuffers::String *>(VT_LOC);
   }
@@ -3964,6 +4003,14 @@ inline bool VerifyStepAttrs(flatbuffers::Verifier &verifier, const void *obj, St
       auto ptr = reinterpret_cast<const shardc::rt::fb::MoeExpertsAttrs *>(obj);
       return verifier.VerifyTable(ptr);
     }
+    case StepAttrs::moe_dispatch: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::MeshAxesAttrs *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
+    case StepAttrs::moe_combine: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::MeshAxesAttrs *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
     default: return true;
   }
 }
@@ -4093,6 +4140,11 @@ inline const flatbuffers::TypeTable *StepKindTypeTable() {
     { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 }
   };
   static const flatbuffers::TypeFunction type_refs[] = {
@@ -4154,10 +4206,15 @@ inline const flatbuffers::TypeTable *StepKindTypeTable() {
     "copy_to_device",
     "arg_min",
     "scatter_elements",
-    "moe_router"
+    "moe_router",
+    "moe_permute",
+    "moe_grouped_gemm",
+    "moe_unpermute",
+    "moe_dispatch",
+    "moe_combine"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_ENUM, 56, type_codes, type_refs, nullptr, nullptr, names
+    flatbuffers::ST_ENUM, 61, type_codes, type_refs, nullptr, nullptr, names
   };
   return &tt;
 }
@@ -4273,7 +4330,9 @@ inline const flatbuffers::TypeTable *StepAttrsTypeTable() {
     { flatbuffers::ET_SEQUENCE, 0, 19 },
     { flatbuffers::ET_SEQUENCE, 0, 24 },
     { flatbuffers::ET_SEQUENCE, 0, 25 },
-    { flatbuffers::ET_SEQUENCE, 0, 26 }
+    { flatbuffers::ET_SEQUENCE, 0, 26 },
+    { flatbuffers::ET_SEQUENCE, 0, 15 },
+    { flatbuffers::ET_SEQUENCE, 0, 15 }
   };
   static const flatbuffers::TypeFunction type_refs[] = {
     shardc::rt::fb::FormulaAttrsTypeTable,
@@ -4344,10 +4403,12 @@ inline const flatbuffers::TypeTable *StepAttrsTypeTable() {
     "arg_min",
     "scatter_elements",
     "moe_router",
-    "moe_experts"
+    "moe_experts",
+    "moe_dispatch",
+    "moe_combine"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_UNION, 40, type_codes, type_refs, nullptr, nullptr, names
+    flatbuffers::ST_UNION, 42, type_codes, type_refs, nullptr, nullptr, names
   };
   return &tt;
 }
@@ -4355,14 +4416,16 @@ inline const flatbuffers::TypeTable *StepAttrsTypeTable() {
 inline const flatbuffers::TypeTable *MeshAxisTypeTable() {
   static const flatbuffers::TypeCode type_codes[] = {
     { flatbuffers::ET_STRING, 0, -1 },
-    { flatbuffers::ET_LONG, 0, -1 }
+    { flatbuffers::ET_LONG, 0, -1 },
+    { flatbuffers::ET_BOOL, 0, -1 }
   };
   static const char * const names[] = {
     "name",
-    "size"
+    "size",
+    "sub"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_TABLE, 2, type_codes, nullptr, nullptr, nullptr, names
+    flatbuffers::ST_TABLE, 3, type_codes, nullptr, nullptr, nullptr, names
   };
   return &tt;
 }

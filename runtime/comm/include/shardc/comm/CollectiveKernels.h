@@ -24,6 +24,9 @@ struct CollectiveArgs {
   // Moves the packed chunks (Backend::copy2D): the backend owning `in`, `out` and `scratch`.
   // nullptr: they are host memory, copied with memcpy.
   Backend *copier = nullptr;
+  // Every operand and result (in == ins[0], out == outs[0]): the expert-parallel steps
+  // moe_dispatch and moe_combine read counts beside their rows.
+  std::vector<TensorView> ins, outs;
 };
 
 struct CollectiveKernel {
@@ -36,6 +39,7 @@ struct CollectiveKernel {
   // The bytes each rank puts on the wire in a ring over `groupSize` ranks, given the step's
   // input and output bytes (`shardc report`'s figure).
   uint64_t (*wireBytes)(uint64_t inBytes, uint64_t outBytes, int64_t groupSize);
+  int inputs = 1, outputs = 1; // the step's operand and result counts
 };
 
 // The collective kernel for `op`, or nullptr when `op` is not a collective step.
@@ -45,6 +49,16 @@ const CollectiveKernel *lookupCollectiveKernel(std::string_view op);
 // sc-hoist-load-steps and `shardc report` ask this.
 bool communicatesBetweenRanks(std::string_view op);
 std::vector<std::string> collectiveKernelNames();
+
+// Expert parallelism's measured traffic of world rank `rank` since the process started: the
+// token rows its moe_dispatch steps sent to other members of their group and their bytes (the
+// combine sends the same rows back), and the rows each of its local experts received (all
+// layers summed). shardc-run prints them.
+struct MoeTraffic {
+  uint64_t rows = 0, bytes = 0, dispatches = 0;
+  std::vector<int64_t> rowsPerLocalExpert;
+};
+MoeTraffic moeTraffic(int64_t rank);
 
 // A collective step's `axes` attribute: a list of mesh axis names (a single string is
 // accepted as a one-axis list). Sets `error` when the attribute is missing or not strings.

@@ -19,16 +19,18 @@ class DeviceMesh {
 public:
   DeviceMesh() = default; // one rank, no axes
   explicit DeviceMesh(std::vector<MeshAxis> axes) : axes_(std::move(axes)) {}
+  // Expert parallelism: the sub-axes `ep` (size ep, the inner factor of the flattened
+  // dp_shard x cp index) and `ep_shard` (the outer factor) become usable in groups and shard
+  // specs. "" or a one-line error (ep must divide dp_shard·cp).
+  std::string setExpertParallel(int64_t ep);
+  int64_t expertParallel() const { return ep_; }
 
   const std::vector<MeshAxis> &axes() const { return axes_; }
   int64_t worldSize() const;
   // Position of `name` in axes(), or -1.
   int axisIndex(std::string_view name) const;
-  // The size of axis `name`; 1 when the mesh has no such axis.
-  int64_t axisSize(std::string_view name) const {
-    int i = axisIndex(name);
-    return i < 0 ? 1 : axes_[static_cast<size_t>(i)].size;
-  }
+  // The size of axis `name` (the ep sub-axes included); 1 when the mesh has no such axis.
+  int64_t axisSize(std::string_view name) const;
   // "" when every name is an axis of this mesh and none repeats; else a one-line error.
   std::string checkAxes(const std::vector<std::string> &names) const;
 
@@ -48,11 +50,17 @@ public:
   // "dp_replicate=1 dp_shard=2 cp=1 tp=2".
   std::string describe() const;
 
-  bool operator==(const DeviceMesh &o) const { return axes_ == o.axes_; }
+  bool operator==(const DeviceMesh &o) const { return axes_ == o.axes_ && ep_ == o.ep_; }
   bool operator!=(const DeviceMesh &o) const { return !(*this == o); }
 
 private:
   std::vector<MeshAxis> axes_;
+  int64_t ep_ = 1;
+  // With ep: the mesh with dp_shard and cp replaced by ep_shard, ep (the same rank numbering:
+  // row-major over the flattened index), used for groups that name a sub-axis.
+  std::vector<MeshAxis> refined_;
+  bool usesSubAxes(const std::vector<std::string> &names) const;
+  DeviceMesh refined() const { return DeviceMesh(refined_); }
 };
 
 // "[tp]", "[dp_shard, tp]".

@@ -311,6 +311,124 @@ SIMT_DEVICE void moeRouterTokens(const MoeRouterParams &p) {
     moeRouterToken(p, t);
 }
 
+// Expert parallelism (docs/moe.md): the local steps around the dispatch and combine
+// all-to-alls. One thread of moePermutePlan sorts the N = T·k (token, choice) pairs by expert
+// (a counting sort: counts[E], then rowOf[t·k + j], the pair's row, grouped by expert in
+// token order); moePermuteElement copies x[t] to its rows (any dtype, by bytes);
+// moeEpHiddenElement and moeEpOutElement run the local experts over the received rows in f32
+// (each row's expert found from recv_counts, laid out [source][local expert]; the rows past the
+// received total are zero); moeUnpermuteElement sums each token's k weighted rows in j order.
+struct MoeEpParams {
+  const void *x = nullptr;
+  void *rows = nullptr;
+  const int64_t *ids = nullptr, *recvCounts = nullptr, *rowOfC = nullptr;
+  int64_t *counts = nullptr, *rowOf = nullptr;
+  const float *recv = nullptr, *gateUp = nullptr, *down = nullptr, *back = nullptr, *weights = nullptr;
+  float *hidden = nullptr, *out = nullptr, *y = nullptr;
+  int64_t T = 0, H = 0, k = 0, E = 0, I = 0, R = 0, segments = 0, localExperts = 1;
+  int elemSize = 4;
+  int bad = 0; // moePermutePlan: an expert id outside [0, E) was seen (its pair gets row -1)
+};
+
+SIMT_DEVICE void moePermutePlan(MoeEpParams &p) {
+  const int64_t N = p.T * p.k;
+  for (int64_t e = 0; e < p.E; ++e)
+    p.counts[e] = 0;
+  for (int64_t s = 0; s < N; ++s) {
+    if (p.ids[s] < 0 || p.ids[s] >= p.E)
+      p.bad = 1;
+    else
+      ++p.counts[p.ids[s]];
+  }
+  // rowOf doubles as the running fill: each expert's first row, then one more per pair.
+  int64_t start = 0;
+  for (int64_t e = 0; e < p.E; ++e) {
+    const int64_t n = p.counts[e];
+    p.counts[e] = start; // temporarily the expert's next free row
+    start += n;
+  }
+  for (int64_t s = 0; s < N; ++s)
+    p.rowOf[s] = p.ids[s] < 0 || p.ids[s] >= p.E ? -1 : p.counts[p.ids[s]]++;
+  // counts[e] is now the end of expert e's rows: back to counts.
+  for (int64_t e = p.E - 1; e > 0; --e)
+    p.counts[e] -= p.counts[e - 1];
+}
+
+SIMT_DEVICE void moePermuteElement(const MoeEpParams &p, int64_t n) {
+  const int64_t s = n / p.H, c = n % p.H, row = p.rowOfC[s];
+  if (row >= 0)
+    select_detail::copyElement(p.rows, row * p.H + c, p.x, (s / p.k) * p.H + c, p.elemSize);
+}
+
+// The local expert of received row r (-1 past the received rows).
+SIMT_DEVICE int64_t moeEpExpertOf(const MoeEpParams &p, int64_t r) {
+  int64_t end = 0;
+  for (int64_t g = 0; g < p.segments; ++g) {
+    end += p.recvCounts[g];
+    if (r < end)
+      return g % p.localExperts;
+  }
+  return -1;
+}
+
+SIMT_DEVICE void moeEpHiddenElement(const MoeEpParams &p, int64_t n) {
+  const int64_t r = n / p.I, c = n % p.I, e = moeEpExpertOf(p, r);
+  if (e < 0) {
+    p.hidden[n] = 0.0f;
+    return;
+  }
+  const float *xr = p.recv + r * p.H, *g = p.gateUp + (e * 2 * p.I + c) * p.H, *u = g + p.I * p.H;
+  float gate = 0.0f, up = 0.0f;
+  for (int64_t h = 0; h < p.H; ++h) {
+    gate += g[h] * xr[h];
+    up += u[h] * xr[h];
+  }
+  p.hidden[n] = gate / (1.0f + sc_exp(-gate)) * up;
+}
+
+SIMT_DEVICE void moeEpOutElement(const MoeEpParams &p, int64_t n) {
+  const int64_t r = n / p.H, c = n % p.H, e = moeEpExpertOf(p, r);
+  float dot = 0.0f;
+  if (e >= 0) {
+    const float *d = p.down + (e * p.H + c) * p.I, *hr = p.hidden + r * p.I;
+    for (int64_t i = 0; i < p.I; ++i)
+      dot += d[i] * hr[i];
+  }
+  p.out[n] = dot;
+}
+
+SIMT_DEVICE void moeUnpermuteElement(const MoeEpParams &p, int64_t n) {
+  const int64_t t = n / p.H, c = n % p.H;
+  float acc = 0.0f;
+  for (int64_t j = 0; j < p.k; ++j) {
+    const int64_t row = p.rowOfC[t * p.k + j];
+    const float v = row < 0 ? 0.0f : p.back[row * p.H + c] * p.weights[t * p.k + j];
+    acc = j == 0 ? v : acc + v;
+  }
+  p.y[n] = acc;
+}
+
+SIMT_DEVICE void moePermuteElements(const MoeEpParams &p) {
+  const int64_t n = int64_t(simt::blockIdxX()) * simt::blockDimX() + simt::threadIdxX();
+  if (n < p.T * p.k * p.H)
+    moePermuteElement(p, n);
+}
+SIMT_DEVICE void moeEpHiddenElements(const MoeEpParams &p) {
+  const int64_t n = int64_t(simt::blockIdxX()) * simt::blockDimX() + simt::threadIdxX();
+  if (n < p.R * p.I)
+    moeEpHiddenElement(p, n);
+}
+SIMT_DEVICE void moeEpOutElements(const MoeEpParams &p) {
+  const int64_t n = int64_t(simt::blockIdxX()) * simt::blockDimX() + simt::threadIdxX();
+  if (n < p.R * p.H)
+    moeEpOutElement(p, n);
+}
+SIMT_DEVICE void moeUnpermuteElements(const MoeEpParams &p) {
+  const int64_t n = int64_t(simt::blockIdxX()) * simt::blockDimX() + simt::threadIdxX();
+  if (n < p.T * p.H)
+    moeUnpermuteElement(p, n);
+}
+
 #if !defined(__CUDACC_RTC__)
 // ---- Plans (host code): "" or a one-line error.
 inline std::string planTopK(const std::vector<int64_t> &xShape, const std::vector<int64_t> &yShape, int64_t axis,
