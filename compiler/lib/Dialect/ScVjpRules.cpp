@@ -104,6 +104,15 @@ struct NormRows {
   }
 };
 
+// v summed over one axis (an I64Attr, negative from the end), the dim kept (softmax rows).
+Value sumOverAxis(OpBuilder &b, Location loc, Value v, uint64_t rawAxis) {
+  RankedTensorType t = typeOf(v);
+  int64_t axis = normAxis(rawAxis, t.getRank());
+  SmallVector<int64_t> rowShape(t.getShape());
+  rowShape[axis] = 1;
+  return ReduceSumOp::create(b, loc, withShape(v, rowShape), v, b.getDenseI64ArrayAttr({axis}), true);
+}
+
 // A rule for an op whose only result gradient is `g` (the common case).
 Value onlyGrad(ArrayRef<Value> resultGrads) { return resultGrads.empty() ? Value() : resultGrads[0]; }
 
@@ -324,10 +333,7 @@ LogicalResult LogSoftmaxOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<
   Value g = onlyGrad(rg), y = getResult();
   Location loc = getLoc();
   RankedTensorType t = typeOf(y);
-  int64_t axis = normAxis(getAxis(), t.getRank());
-  SmallVector<int64_t> rowShape(t.getShape());
-  rowShape[axis] = 1;
-  Value sum = ReduceSumOp::create(b, loc, withShape(y, rowShape), g, b.getDenseI64ArrayAttr({axis}), true);
+  Value sum = sumOverAxis(b, loc, g, getAxis());
   og[0] = SubOp::create(b, loc, t, g, MulOp::create(b, loc, t, ExpOp::create(b, loc, t, y), sum));
   return success();
 }
@@ -589,11 +595,7 @@ LogicalResult SoftmaxOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<boo
   Value g = onlyGrad(rg), y = getResult();
   Location loc = getLoc();
   RankedTensorType t = typeOf(y);
-  int64_t axis = normAxis(getAxis(), t.getRank());
-  SmallVector<int64_t> rowShape(t.getShape());
-  rowShape[axis] = 1;
-  Value dot = ReduceSumOp::create(b, loc, withShape(y, rowShape), MulOp::create(b, loc, t, g, y),
-                                  b.getDenseI64ArrayAttr({axis}), true);
+  Value dot = sumOverAxis(b, loc, MulOp::create(b, loc, t, g, y), getAxis());
   og[0] = MulOp::create(b, loc, t, y, SubOp::create(b, loc, t, g, dot));
   return success();
 }

@@ -636,8 +636,6 @@ constexpr CudaKernelEntry kTable[] = {
     {"arg_min", lib::argMinKernel, acceptsArgMin, "all, i64 result", 1, 1, 1, 1},
     {"scatter_elements", lib::scatterElementsKernel, acceptsScatterElements, "all, i64 indices", 3, 3, 1, 1},
     {"moe_router", lib::moeRouterKernel, acceptsMoeRouter, "f32 bf16 f16, i64 indices", 1, 2, 2, 2},
-}
-
     {"moe_permute", lib::moePermuteKernel, acceptsMoePermute, "all, i64 indices", 2, 2, 3, 3},
     {"moe_grouped_gemm", lib::moeGroupedGemmKernel, acceptsMoeGroupedGemm, "f32, i64 counts", 4, 4, 2, 2},
     {"moe_unpermute", lib::moeUnpermuteKernel, acceptsMoeUnpermute, "f32, i64 rows", 3, 3, 1, 1},

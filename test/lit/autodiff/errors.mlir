@@ -49,12 +49,12 @@ module attributes {sc.train = {labels = "input_ids"}} {
 
 // -----
 
-// sc.exp has no rule; it is on the path from the loss to m.a.
+// sc.cumsum has no rule; it is on the path from the loss to m.a.
 module attributes {sc.train = {labels = "input_ids"}} {
   func.func @no_rule(%x: tensor<2x4xf32> {sc.name = "x"}) -> (tensor<f32> {sc.name = "loss"}) {
     %a = sc.param "m.a" {file = "w.bin", offset = 0 : i64, onnx_name = "p", tied = [], transform = #sc.transform<none>, sc.trainable} : tensor<2x4xf32>
-    // expected-error @below {{'sc.exp' op has no VJP rule, so sc-autodiff cannot differentiate the loss through it}}
-    %e = sc.exp %a : (tensor<2x4xf32>) -> tensor<2x4xf32>
+    // expected-error @below {{'sc.cumsum' op has no VJP rule, so sc-autodiff cannot differentiate the loss through it}}
+    %e = sc.cumsum %a {axis = 1 : i64} : (tensor<2x4xf32>) -> tensor<2x4xf32>
     %y = sc.mul %e, %x : (tensor<2x4xf32>, tensor<2x4xf32>) -> tensor<2x4xf32>
     %f = sc.reshape %y : (tensor<2x4xf32>) -> tensor<1x8xf32>
     %c = sc.constant dense<1.0> : tensor<8x1xf32>

@@ -106,6 +106,30 @@ SIMT_DEVICE void argMaxLines(const AxisLinesParams &p) {
 
 enum class ScatterReduction : int { None, Add, Mul, Max, Min };
 
+// y[at] = updates[from], or combined with it by `red` (floats in double, integers in int64,
+// wrapping): the element update of scatter_nd and scatter_elements.
+SIMT_DEVICE void scatterUpdate(void *y, int64_t at, const void *updates, int64_t from, AnyType type, bool fl,
+                               ScatterReduction red) {
+  using namespace scan_detail;
+  if (fl) {
+    const double u = loadFloat(updates, from, type), c = loadFloat(y, at, type);
+    const double v = red == ScatterReduction::Add   ? c + u
+                     : red == ScatterReduction::Mul ? c * u
+                     : red == ScatterReduction::Max ? (u > c ? u : c)
+                     : red == ScatterReduction::Min ? (u < c ? u : c)
+                                                    : u;
+    storeFloat(y, at, type, v);
+  } else {
+    const int64_t u = loadInt(updates, from, type), c = loadInt(y, at, type);
+    const int64_t v = red == ScatterReduction::Add   ? int64_t(uint64_t(c) + uint64_t(u))
+                      : red == ScatterReduction::Mul ? int64_t(uint64_t(c) * uint64_t(u))
+                      : red == ScatterReduction::Max ? (u > c ? u : c)
+                      : red == ScatterReduction::Min ? (u < c ? u : c)
+                                                     : u;
+    storeInt(y, at, type, v);
+  }
+}
+
 // y (already a copy of data) gets updates[t, j] at slice offset(indices[t]) + j, tuple by tuple;
 // an index out of range is skipped (the CPU kernel reports it; a kernel on a stream cannot).
 struct ScatterNdParams {
@@ -137,23 +161,7 @@ SIMT_DEVICE void scatterNdSlices(const ScatterNdParams &p) {
     if (!inside)
       continue;
     const int64_t at = offset * p.slice + j, from = t * p.slice + j;
-    if (fl) {
-      const double u = loadFloat(p.updates, from, p.type), c = loadFloat(p.y, at, p.type);
-      const double v = p.reduction == ScatterReduction::Add   ? c + u
-                       : p.reduction == ScatterReduction::Mul ? c * u
-                       : p.reduction == ScatterReduction::Max ? (u > c ? u : c)
-                       : p.reduction == ScatterReduction::Min ? (u < c ? u : c)
-                                                              : u;
-      storeFloat(p.y, at, p.type, v);
-    } else {
-      const int64_t u = loadInt(p.updates, from, p.type), c = loadInt(p.y, at, p.type);
-      const int64_t v = p.reduction == ScatterReduction::Add   ? int64_t(uint64_t(c) + uint64_t(u))
-                        : p.reduction == ScatterReduction::Mul ? int64_t(uint64_t(c) * uint64_t(u))
-                        : p.reduction == ScatterReduction::Max ? (u > c ? u : c)
-                        : p.reduction == ScatterReduction::Min ? (u < c ? u : c)
-                                                               : u;
-      storeInt(p.y, at, p.type, v);
-    }
+    scatterUpdate(p.y, at, p.updates, from, p.type, fl, p.reduction);
   }
 }
 
@@ -196,23 +204,7 @@ SIMT_DEVICE void scatterElementsLine(const ScatterElementsParams &p, int64_t lin
     if (i < 0 || i >= p.axisLen)
       continue;
     const int64_t at = base + i * p.dataStrides[p.axis];
-    if (fl) {
-      const double u = loadFloat(p.updates, from, p.type), c = loadFloat(p.y, at, p.type);
-      const double v = p.reduction == ScatterReduction::Add   ? c + u
-                       : p.reduction == ScatterReduction::Mul ? c * u
-                       : p.reduction == ScatterReduction::Max ? (u > c ? u : c)
-                       : p.reduction == ScatterReduction::Min ? (u < c ? u : c)
-                                                              : u;
-      storeFloat(p.y, at, p.type, v);
-    } else {
-      const int64_t u = loadInt(p.updates, from, p.type), c = loadInt(p.y, at, p.type);
-      const int64_t v = p.reduction == ScatterReduction::Add   ? int64_t(uint64_t(c) + uint64_t(u))
-                        : p.reduction == ScatterReduction::Mul ? int64_t(uint64_t(c) * uint64_t(u))
-                        : p.reduction == ScatterReduction::Max ? (u > c ? u : c)
-                        : p.reduction == ScatterReduction::Min ? (u < c ? u : c)
-                                                               : u;
-      storeInt(p.y, at, p.type, v);
-    }
+    scatterUpdate(p.y, at, p.updates, from, p.type, fl, p.reduction);
   }
 }
 
