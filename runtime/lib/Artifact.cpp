@@ -588,6 +588,9 @@ std::string selectProgram(const fb::Manifest &root, const std::string &where, in
     const fb::Program *p = root.programs()->Get(static_cast<flatbuffers::uoffset_t>(i));
     const fb::Manifest *m = p->manifest_nested_root();
     std::string at = where + "programs[" + std::to_string(i) + "]: ";
+    // Read in place: its i64 vectors need the alignment the writer gives it.
+    if (reinterpret_cast<uintptr_t>(p->manifest()->data()) % alignof(int64_t) != 0)
+      return at + "the nested manifest is not 8-byte aligned (a writer that does not align nested buffers)";
     if (!fb::ManifestBufferHasIdentifier(p->manifest()->data()))
       return at + "the nested manifest lacks the identifier \"" + std::string(fb::ManifestIdentifier()) + "\"";
     if (m->programs() && m->programs()->size())

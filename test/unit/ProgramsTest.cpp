@@ -54,11 +54,12 @@ std::string programManifest(int64_t rows, const std::string &shapes, const std::
   flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<fb::Program>>> programs;
   if (!nested.empty()) {
     std::vector<flatbuffers::Offset<fb::Program>> list;
-    for (const NestedSpec &p : nested)
-      list.push_back(fb::CreateProgram(
-          b, b.CreateString(p.shapes),
-          b.CreateVector(reinterpret_cast<const uint8_t *>(p.manifest.data()), p.manifest.size()), p.blobOffset,
-          p.blobBytes));
+    for (const NestedSpec &p : nested) {
+      auto shapes = b.CreateString(p.shapes);
+      b.ForceVectorAlignment(p.manifest.size(), sizeof(uint8_t), 16); // as the emitter aligns them
+      auto bytes = b.CreateVector(reinterpret_cast<const uint8_t *>(p.manifest.data()), p.manifest.size());
+      list.push_back(fb::CreateProgram(b, shapes, bytes, p.blobOffset, p.blobBytes));
+    }
     programs = b.CreateVector(list);
   }
   auto m = fb::CreateManifest(b, kArtifactFormatVersion, 0, 0, 0, 1, 0, 2 * slot, 0, b.CreateVector(buffers), inputs,

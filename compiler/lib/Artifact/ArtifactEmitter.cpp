@@ -598,6 +598,8 @@ llvm::Error Emitter::run(ModuleOp module, llvm::StringRef outPath, EmitStats &st
     std::vector<flatbuffers::Offset<rt::fb::Program>> programs;
     for (const ProgramBytes &p : options.programs) {
       BlobRange r = appendBlob(p.blob);
+      // The nested manifest is read in place: align it for its largest scalar (i64 shapes).
+      fbb.ForceVectorAlignment(p.manifest.size(), sizeof(uint8_t), 16);
       auto nested = fbb.CreateVector(reinterpret_cast<const uint8_t *>(p.manifest.data()), p.manifest.size());
       programs.push_back(rt::fb::CreateProgram(fbb, fbb.CreateString(p.shapes), nested, r.offset, r.bytes));
     }
