@@ -6,6 +6,8 @@
 #include "shardc/Passes/Passes.h"
 #include "shardc/Sharding/Sharding.h"
 
+#include <numeric>
+
 namespace shardc {
 #define GEN_PASS_DEF_SCADDLOSS
 #include "shardc/Passes/Passes.h.inc"
@@ -115,6 +117,56 @@ std::pair<Value, Value> vocabParallelLoss(OpBuilder &b, Location loc, Value logi
   return {sum, count};
 }
 
+// Hugging Face's load_balancing_loss_func over every raised router (Mixtral, Qwen2-MoE): the
+// routers' logits [T, E] stand for its concatenated gate logits, so with N the tokens of all
+// routers together, C_e the (token, choice) pairs routed to expert e and P_e the sum of the
+// softmax scores of e, aux = E · Σ_e (C_e / N)(P_e / N). The counts come from the integer
+// choices (no gradient); the sums over the tokens are Partial when the batch is split and
+// reduced like any other, so the statistics are global (over dp and cp). The router's own
+// choice is the top-k that Hugging Face recomputes (softmax routers without a bias or groups).
+FailureOr<Value> routerAuxLoss(OpBuilder &b, Location loc, func::FuncOp func) {
+  SmallVector<sc::MoeRouterOp> routers;
+  func.walk([&](sc::MoeRouterOp r) { routers.push_back(r); });
+  if (routers.empty()) {
+    func.emitError() << "sc-add-loss: router_aux_loss_coef needs a mixture-of-experts router, and sc-raise-moe "
+                        "raised none in this graph";
+    return failure();
+  }
+  auto f32 = b.getF32Type();
+  auto scalar = RankedTensorType::get({}, f32);
+  const int64_t E = cast<RankedTensorType>(routers.front().getLogits().getType()).getDimSize(1);
+  Value counts, probs;
+  int64_t tokens = 0;
+  for (sc::MoeRouterOp r : routers) {
+    auto lt = cast<RankedTensorType>(r.getLogits().getType());
+    auto it = cast<RankedTensorType>(r.getIndices().getType());
+    if (lt.getDimSize(1) != E || !lt.getElementType().isF32()) {
+      r.emitError() << "sc-add-loss: router_aux_loss_coef needs f32 routers of one expert count (" << E << " first)";
+      return failure();
+    }
+    const int64_t T = lt.getDimSize(0), k = it.getDimSize(1);
+    tokens += T;
+    auto vecT = RankedTensorType::get({E}, f32);
+    Value scores = sc::SoftmaxOp::create(b, loc, lt, r.getLogits(), b.getI64IntegerAttr(-1));
+    Value p = sc::ReduceSumOp::create(b, loc, vecT, scores, b.getDenseI64ArrayAttr({0}), false);
+    auto iotaT = RankedTensorType::get({E}, b.getI64Type());
+    SmallVector<int64_t> iota(E);
+    std::iota(iota.begin(), iota.end(), 0);
+    Value experts = sc::ConstantOp::create(b, loc, iotaT, DenseIntElementsAttr::get(iotaT, ArrayRef<int64_t>(iota)));
+    Value ids = sc::ReshapeOp::create(b, loc, RankedTensorType::get({T, k, 1}, b.getI64Type()), r.getIndices());
+    Value hit = sc::EqualOp::create(b, loc, RankedTensorType::get({T, k, E}, b.getI1Type()), ids, experts);
+    Value ones = sc::CastOp::create(b, loc, RankedTensorType::get({T, k, E}, f32), hit);
+    Value c = sc::ReduceSumOp::create(b, loc, vecT, ones, b.getDenseI64ArrayAttr({0, 1}), false);
+    counts = counts ? sc::AddOp::create(b, loc, vecT, counts, c).getResult() : c;
+    probs = probs ? sc::AddOp::create(b, loc, vecT, probs, p).getResult() : p;
+  }
+  Value dot = sc::ReduceSumOp::create(b, loc, scalar, sc::MulOp::create(b, loc, counts.getType(), counts, probs),
+                                      b.getDenseI64ArrayAttr({0}), false);
+  const double n = double(tokens);
+  Value factor = sc::ConstantOp::create(b, loc, scalar, DenseElementsAttr::get(scalar, b.getF32FloatAttr(float(E / (n * n)))));
+  return sc::MulOp::create(b, loc, scalar, dot, factor).getResult();
+}
+
 struct ScAddLossPass : impl::ScAddLossBase<ScAddLossPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
@@ -152,10 +204,11 @@ struct ScAddLossPass : impl::ScAddLossBase<ScAddLossPass> {
       }
       // The names the pass adds must be free (the runtime binds inputs and outputs by name).
       for (unsigned i = 0; i < func.getNumResults(); ++i)
-        if (nameOf(func, i, true) == "loss") {
-          func.emitError() << "sc-add-loss: the graph already has an output named loss";
-          failed = true;
-        }
+        for (StringRef name : {"loss", "aux"})
+          if (nameOf(func, i, true) == name && (name == "loss" || train.get("router_aux_loss_coef"))) {
+            func.emitError() << "sc-add-loss: the graph already has an output named " << name;
+            failed = true;
+          }
       for (unsigned i = 0; labelsInput && i < func.getNumArguments(); ++i)
         if (nameOf(func, i, false) == "labels") {
           func.emitError() << "sc-add-loss: loss: {labels: input} adds an input named labels, and the graph "
@@ -183,6 +236,25 @@ struct ScAddLossPass : impl::ScAddLossBase<ScAddLossPass> {
       auto scalar = RankedTensorType::get({}, b.getF32Type());
       auto [sum, count] = lossParallel ? vocabParallelLoss(b, loc, logits, labels) : tokenLoss(b, loc, logits, labels);
       Value mean = sc::DivOp::create(b, loc, scalar, sum, count);
+      // router_aux_loss_coef: loss = cross-entropy + coef · aux, and aux an output of its own.
+      Value aux;
+      if (auto coef = train.getAs<FloatAttr>("router_aux_loss_coef")) {
+        if (train.get("gradient_accumulation_steps")) {
+          func.emitError() << "sc-add-loss: router_aux_loss_coef with gradient_accumulation_steps is not supported "
+                              "yet (the auxiliary loss is a product of statistics over the whole step)";
+          failed = true;
+          return;
+        }
+        FailureOr<Value> a = routerAuxLoss(b, loc, func);
+        if (mlir::failed(a)) {
+          failed = true;
+          return;
+        }
+        aux = *a;
+        Value c = sc::ConstantOp::create(b, loc, scalar,
+                                         DenseElementsAttr::get(scalar, b.getF32FloatAttr(float(coef.getValueAsDouble()))));
+        mean = sc::AddOp::create(b, loc, scalar, mean, sc::MulOp::create(b, loc, scalar, c, aux));
+      }
       // A training step (an optimizer) returns the loss alone: the model's outputs (the
       // logits) would be gathered for nobody.
       if (train.get("optimizer")) {
@@ -196,6 +268,12 @@ struct ScAddLossPass : impl::ScAddLossBase<ScAddLossPass> {
       auto attrs = b.getDictionaryAttr(b.getNamedAttr("sc.name", b.getStringAttr("loss")));
       if (mlir::failed(func.insertResult(func.getNumResults(), scalar, attrs)))
         failed = true;
+      if (aux) {
+        ret->insertOperands(ret.getNumOperands(), aux);
+        auto auxAttrs = b.getDictionaryAttr(b.getNamedAttr("sc.name", b.getStringAttr("aux")));
+        if (mlir::failed(func.insertResult(func.getNumResults(), scalar, auxAttrs)))
+          failed = true;
+      }
     });
     if (failed)
       signalPassFailure();

@@ -141,6 +141,8 @@ struct ScAddOptimizerPass : impl::ScAddOptimizerBase<ScAddOptimizerPass> {
     SmallVector<StringRef> axes;
     for (auto &[name, size] : mesh->axes)
       axes.push_back(name);
+    if (mesh->ep > 1) // expert parallelism's sub-axes of dp_shard x cp, where expert stacks are stored
+      axes.append({"ep_shard", "ep"});
     auto loc = [&](StringRef what) { return makeBackwardLoc(NameLoc::get(StringAttr::get(ctx, what))); };
     auto f32 = RankedTensorType::get({}, Float32Type::get(ctx));
     OpBuilder top(ctx), end(ret);

@@ -101,7 +101,7 @@ std::string agreeOnSetup(Communicator &comm, bool failed, int64_t &firstFailed);
 // The per-step figures of a training loop: the f32 scalar outputs loss, grad_norm and lr of
 // each run, in order (an array stays empty when the artifact has no such output).
 struct StepFigures {
-  std::vector<double> loss, gradNorm, lr;
+  std::vector<double> loss, aux, gradNorm, lr;
 };
 
 // What one rank does once the artifact and inputs are loaded: bind its chunks, agree with the
@@ -154,7 +154,7 @@ std::vector<HostTensor> stepInputs(const Artifact &artifact, const std::vector<H
 void stackOutputs(std::vector<HostTensor> &stacked, const std::vector<HostTensor> &outputs, int64_t steps,
                   int64_t k);
 // Adds a run's loss, grad_norm and lr (the f32 scalar outputs of those names present) to
-// `figures` and, when it has a loss, prints "step K loss X[ grad_norm G][ lr L]" (%.9g).
+// `figures` and, when it has a loss, prints "step K loss X[ aux A][ grad_norm G][ lr L]" (%.9g).
 void reportStep(const RankOutput &say, int64_t step, const std::vector<HostTensor> &outputs, StepFigures &figures);
 // --losses-out: {"loss": [...], "grad_norm": [...], "lr": [...]} (the arrays present); "" or
 // a one-line error.

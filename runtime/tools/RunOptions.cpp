@@ -40,7 +40,7 @@ const char *const kUsage =
     "                     an input given as [N, *shape] feeds run k its slice k, one of the\n"
     "                     input's shape feeds every run; outputs are stacked as [N, *shape]\n"
     "                     (N > 1); with an f32 scalar output `loss`, rank 0 prints per run\n"
-    "                     `step K loss X[ grad_norm G][ lr L]` (the outputs present)\n"
+    "                     `step K loss X[ aux A][ grad_norm G][ lr L]` (the outputs present)\n"
     "  --data TOKENS.bin  raw little-endian int32 token ids feeding the artifact's one input,\n"
     "                     i64 [B, S] input_ids: run k (counted across --load-state) reads\n"
     "                     tokens [k*B*S, (k+1)*B*S), wrapping around at the end of the file\n"

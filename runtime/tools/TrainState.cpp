@@ -123,11 +123,13 @@ std::string number(double v) {
 } // namespace
 
 void reportStep(const RankOutput &say, int64_t step, const std::vector<HostTensor> &outputs, StepFigures &figures) {
-  double loss = 0, gradNorm = 0, lr = 0;
+  double loss = 0, aux = 0, gradNorm = 0, lr = 0;
   bool hasLoss = scalarOutput(outputs, "loss", loss), hasNorm = scalarOutput(outputs, "grad_norm", gradNorm),
-       hasLr = scalarOutput(outputs, "lr", lr);
+       hasLr = scalarOutput(outputs, "lr", lr), hasAux = scalarOutput(outputs, "aux", aux);
   if (hasLoss)
     figures.loss.push_back(loss);
+  if (hasAux)
+    figures.aux.push_back(aux);
   if (hasNorm)
     figures.gradNorm.push_back(gradNorm);
   if (hasLr)
@@ -135,6 +137,8 @@ void reportStep(const RankOutput &say, int64_t step, const std::vector<HostTenso
   if (!hasLoss)
     return;
   std::string line = "step " + std::to_string(step) + " loss " + number(loss);
+  if (hasAux)
+    line += " aux " + number(aux);
   if (hasNorm)
     line += " grad_norm " + number(gradNorm);
   if (hasLr)
@@ -146,6 +150,7 @@ void reportStep(const RankOutput &say, int64_t step, const std::vector<HostTenso
 std::string writeLossesJson(const std::string &path, const StepFigures &figures) {
   std::string json;
   for (const auto &[key, values] : {std::pair<const char *, const std::vector<double> *>{"loss", &figures.loss},
+                                    {"aux", &figures.aux},
                                     {"grad_norm", &figures.gradNorm},
                                     {"lr", &figures.lr}}) {
     if (values->empty())

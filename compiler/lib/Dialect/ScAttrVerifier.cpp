@@ -187,7 +187,7 @@ LogicalResult verifyAttr(Operation *op, Scope scope, NamedAttribute named, Type 
     for (NamedAttribute a : ok ? dict.getValue() : ArrayRef<NamedAttribute>()) {
       if (a.getName() == "labels")
         continue;
-      if (a.getName() == "max_grad_norm") {
+      if (a.getName() == "max_grad_norm" || a.getName() == "router_aux_loss_coef") {
         ok &= isa<FloatAttr>(a.getValue());
       } else if (a.getName() == "gradient_accumulation_steps") {
         auto g = dyn_cast<IntegerAttr>(a.getValue());
@@ -223,7 +223,8 @@ LogicalResult verifyAttr(Operation *op, Scope scope, NamedAttribute named, Type 
                       "(optional), lr_scheduler = {warmup_steps, total_steps, min_lr} (optional), max_grad_norm = <float> "
                       "(optional), activation_checkpointing = \"full\" | \"selective\" (optional), reshard_after_forward = \"true\" | \"false\" | \"auto\" (optional), "
                       "gradient_accumulation_steps = <int >= 1> (optional), defer_fsdp_grad_sync = <bool> (optional), "
-                      "master_dtype = \"bf16\" | \"fp32\" (optional), loss_parallel = <bool> (optional), offload_policy = \"cpu\" (optional)}");
+                      "master_dtype = \"bf16\" | \"fp32\" (optional), loss_parallel = <bool> (optional), offload_policy = \"cpu\" (optional), "
+                      "router_aux_loss_coef = <float> (optional)}");
   }
   if (name == "sc.source")
     return failed(only({Scope::Module})) ? failure() : expect(isa<StringAttr>(attr), "a string");

@@ -66,6 +66,8 @@ std::string printPlanYaml(const Plan &plan, const std::map<std::string, TpStyle>
     os << "loss: {labels: input}\n";
   if (plan.lossParallel)
     os << "loss_parallel: " << yamlBool(*plan.lossParallel) << "\n";
+  if (plan.routerAuxLossCoef)
+    os << "router_aux_loss_coef: " << *plan.routerAuxLossCoef << "\n";
   if (const auto &o = plan.optimizer)
     os << "optimizer: {name: adamw, lr: " << o->lr << ", betas: [" << o->beta1 << ", " << o->beta2
        << "], eps: " << o->eps << ", weight_decay: " << o->weightDecay << "}\n";
@@ -145,6 +147,8 @@ DictionaryAttr planToAttr(MLIRContext *ctx, const Plan &plan) {
     attrs.push_back(b.getNamedAttr("loss_labels", b.getStringAttr("input")));
   if (plan.lossParallel)
     attrs.push_back(b.getNamedAttr("loss_parallel", b.getBoolAttr(*plan.lossParallel)));
+  if (plan.routerAuxLossCoef)
+    attrs.push_back(b.getNamedAttr("router_aux_loss_coef", b.getF64FloatAttr(*plan.routerAuxLossCoef)));
   if (DictionaryAttr o = optimizerAttr(b, plan))
     attrs.push_back(b.getNamedAttr("optimizer", o));
   if (DictionaryAttr l = lrSchedulerAttr(b, plan))
@@ -267,6 +271,8 @@ llvm::Expected<Plan> planFromAttr(DictionaryAttr attr) {
       return bad("lr_scheduler needs warmup_steps, total_steps (integers) and min_lr (float)");
     plan.lrScheduler = Plan::LrScheduler{w.getInt(), t.getInt(), m.getValueAsDouble()};
   }
+  if (auto coef = attr.getAs<FloatAttr>("router_aux_loss_coef"))
+    plan.routerAuxLossCoef = coef.getValueAsDouble();
   if (auto clip = attr.getAs<FloatAttr>("max_grad_norm"))
     plan.maxGradNorm = clip.getValueAsDouble();
   if (auto g = attr.getAs<IntegerAttr>("gradient_accumulation_steps"))

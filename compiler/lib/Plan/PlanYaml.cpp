@@ -68,7 +68,7 @@ struct RawPlan {
   std::optional<RawLoss> loss;
   std::optional<RawOptimizer> optimizer;
   std::optional<RawScheduler> lrScheduler;
-  std::optional<double> maxGradNorm;
+  std::optional<double> maxGradNorm, routerAuxLossCoef;
   std::optional<int64_t> gradientAccumulationSteps;
   std::optional<std::vector<std::string>> trainable, frozen;
   std::optional<std::string> offloadPolicy;
@@ -94,6 +94,7 @@ const StringRef kTopKeys[] = {"mesh",
                               "mode",
                               "loss",
                               "loss_parallel",
+                              "router_aux_loss_coef",
                               "optimizer",
                               "lr_scheduler",
                               "max_grad_norm",
@@ -307,6 +308,7 @@ template <> struct MappingTraits<RawPlan> {
     io.mapOptional("mode", p.mode);
     io.mapOptional("loss", p.loss);
     io.mapOptional("loss_parallel", p.lossParallel);
+    io.mapOptional("router_aux_loss_coef", p.routerAuxLossCoef);
     io.mapOptional("optimizer", p.optimizer);
     io.mapOptional("lr_scheduler", p.lrScheduler);
     io.mapOptional("max_grad_norm", p.maxGradNorm);
@@ -629,6 +631,13 @@ llvm::Expected<Plan> parsePlanText(StringRef text, StringRef name, std::optional
     if (plan.mode != Mode::Train)
       return err(at("loss_parallel") + "loss_parallel: needs mode: train (it shards the training loss)");
     plan.lossParallel = raw.lossParallel;
+  }
+  if (raw.routerAuxLossCoef) {
+    if (plan.mode != Mode::Train)
+      return err(at("router_aux_loss_coef") + "router_aux_loss_coef: needs mode: train (it adds to the training loss)");
+    if (!(*raw.routerAuxLossCoef >= 0))
+      return err(at("router_aux_loss_coef") + "router_aux_loss_coef: must be >= 0");
+    plan.routerAuxLossCoef = *raw.routerAuxLossCoef;
   }
   return plan;
 }

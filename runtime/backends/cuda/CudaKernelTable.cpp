@@ -11,6 +11,7 @@
 #include "shardc/kernels/FlashAttention.h"
 #include "shardc/kernels/IndexKernels.h"
 #include "shardc/kernels/ScanKernels.h"
+#include "shardc/kernels/MoeGradKernels.h"
 #include "shardc/kernels/MoeKernels.h"
 #include "shardc/kernels/SelectKernels.h"
 
@@ -412,6 +413,42 @@ std::string acceptsMoeRouter(const KernelArgs &a) {
   return err.empty() ? "" : "moe_router: " + err;
 }
 
+// The MoE backward (MoeGradKernels.h).
+std::string acceptsMoeExpertsGrad(const KernelArgs &a) {
+  std::string err = dtypeIn("moe_experts_grad", "indices", a.in[1], bit(DType::I64), "i64");
+  for (const TensorView *t : {&a.in[0], &a.in[2], &a.in[3], &a.in[4], &a.in[5], &a.out[0], &a.out[1], &a.out[2],
+                              &a.out[3], &a.out[4]})
+    if (err.empty())
+      err = dtypeIn("moe_experts_grad", "an operand", *t, bit(DType::F32), "f32");
+  if (!err.empty())
+    return err;
+  kernels::MoeExpertsGradParams p;
+  err = kernels::planMoeExpertsGrad(a.in[0].shape, a.in[1].shape, a.in[2].shape, a.in[3].shape, a.in[4].shape,
+                                    a.in[5].shape, p);
+  kernels::MoeActivation act;
+  if (err.empty())
+    err = kernels::moeActivationOf(a.attrs ? a.attrs->getString("activation", "silu") : "silu", act);
+  if (err.empty() && (a.out[0].shape != a.in[0].shape || a.out[1].shape != a.in[2].shape ||
+                      a.out[2].shape != a.in[3].shape || a.out[3].shape != a.in[4].shape ||
+                      a.out[4].shape != std::vector<int64_t>{p.T * p.k, 3 * p.I}))
+    err = "dx, dweights, dgate_up and ddown must have their primals' shapes and work [T*k, 3I]";
+  return err.empty() ? "" : "moe_experts_grad: " + err;
+}
+std::string acceptsMoeRouterGrad(const KernelArgs &a) {
+  std::string err = dtypeIn("moe_router_grad", "indices", a.in[1], bit(DType::I64), "i64");
+  for (const TensorView *t : {&a.in[0], &a.in[2], &a.out[0]})
+    if (err.empty())
+      err = dtypeIn("moe_router_grad", "an operand", *t, bit(DType::F32), "f32");
+  if (!err.empty())
+    return err;
+  const std::string scoring = a.attrs ? a.attrs->getString("scoring", "softmax") : "softmax";
+  if (scoring != "softmax" && scoring != "sigmoid")
+    return "moe_router_grad: scoring '" + scoring + "' is not softmax or sigmoid";
+  kernels::MoeRouterGradParams p;
+  err = kernels::planMoeRouterGrad(a.in[0].shape, a.in[1].shape, a.in[2].shape, a.out[0].shape, p);
+  return err.empty() ? "" : "moe_router_grad: " + err;
+}
+
 // Expert parallelism's local steps (docs/moe.md).
 std::string acceptsMoePermute(const KernelArgs &a) {
   std::string err = firstOf(dtypeIn("moe_permute", "indices", a.in[1], bit(DType::I64), "i64"),
@@ -639,6 +676,8 @@ constexpr CudaKernelEntry kTable[] = {
     {"moe_permute", lib::moePermuteKernel, acceptsMoePermute, "all, i64 indices", 2, 2, 3, 3},
     {"moe_grouped_gemm", lib::moeGroupedGemmKernel, acceptsMoeGroupedGemm, "f32, i64 counts", 4, 4, 2, 2},
     {"moe_unpermute", lib::moeUnpermuteKernel, acceptsMoeUnpermute, "f32, i64 rows", 3, 3, 1, 1},
+    {"moe_experts_grad", lib::moeExpertsGradKernel, acceptsMoeExpertsGrad, "f32, i64 indices", 6, 6, 5, 5},
+    {"moe_router_grad", lib::moeRouterGradKernel, acceptsMoeRouterGrad, "f32, i64 indices", 3, 3, 1, 1},
 };
 constexpr size_t kCount = sizeof(kTable) / sizeof(kTable[0]);
 

@@ -70,6 +70,9 @@ std::string moeRouterKernel(const rt::KernelArgs &a);  // f32 bf16 f16
 std::string moePermuteKernel(const rt::KernelArgs &a);
 std::string moeGroupedGemmKernel(const rt::KernelArgs &a);
 std::string moeUnpermuteKernel(const rt::KernelArgs &a);
+// The MoE backward (MoeGradKernels.h), f32.
+std::string moeExpertsGradKernel(const rt::KernelArgs &a);
+std::string moeRouterGradKernel(const rt::KernelArgs &a);
 
 // Prepares the flash attention kernels' shared memory (host-side, before any capture).
 void prepareAttention();

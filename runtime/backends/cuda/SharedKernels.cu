@@ -16,6 +16,7 @@
 #include "shardc/kernels/IndexKernels.h"
 #include "shardc/kernels/LossKernels.h"
 #include "shardc/kernels/ScanKernels.h"
+#include "shardc/kernels/MoeGradKernels.h"
 #include "shardc/kernels/MoeKernels.h"
 #include "shardc/kernels/SelectKernels.h"
 
@@ -108,6 +109,19 @@ __global__ void __launch_bounds__(kernels::kIndexThreads) moeRouterGlobal(kernel
 
 // Expert parallelism: the counting sort in one thread, then the elements.
 __global__ void moePermutePlanGlobal(kernels::MoeEpParams p) { kernels::moePermutePlan(p); }
+#define SHARDC_MOE_GRAD_GLOBAL(fn)                                                                      \
+  __global__ void __launch_bounds__(kernels::kIndexThreads) fn##Global(kernels::MoeExpertsGradParams p) { \
+    kernels::fn##s(p);                                                                                 \
+  }
+SHARDC_MOE_GRAD_GLOBAL(moeGradRowElement)
+SHARDC_MOE_GRAD_GLOBAL(moeGradWeightsElement)
+SHARDC_MOE_GRAD_GLOBAL(moeGradXElement)
+SHARDC_MOE_GRAD_GLOBAL(moeGradGateUpElement)
+SHARDC_MOE_GRAD_GLOBAL(moeGradDownElement)
+#undef SHARDC_MOE_GRAD_GLOBAL
+__global__ void __launch_bounds__(kernels::kIndexThreads) moeRouterGradGlobal(kernels::MoeRouterGradParams p) {
+  kernels::moeRouterGradTokens(p);
+}
 __global__ void __launch_bounds__(kernels::kIndexThreads) moePermuteGlobal(kernels::MoeEpParams p) {
   kernels::moePermuteElements(p);
 }
@@ -556,6 +570,56 @@ std::string moeUnpermuteKernel(const KernelArgs &a) {
   p.y = static_cast<float *>(a.out[0].data);
   p.T = a.in[2].shape[0], p.k = a.in[2].shape[1], p.H = a.in[0].shape[1];
   return perElement("moe_unpermute", moeUnpermuteGlobal, p, p.T * p.H);
+}
+
+// The MoE backward in f32 (MoeGradKernels.h): the rows' [dg; du] and h into the workspace,
+// then dweights, dx and the two expert-weight gradients, each element summing its own terms.
+std::string moeExpertsGradKernel(const KernelArgs &a) {
+  kernels::MoeExpertsGradParams p;
+  if (std::string err = kernels::planMoeExpertsGrad(a.in[0].shape, a.in[1].shape, a.in[2].shape, a.in[3].shape,
+                                                    a.in[4].shape, a.in[5].shape, p);
+      !err.empty())
+    return "moe_experts_grad: " + err;
+  if (std::string err = kernels::moeActivationOf(a.attrs ? a.attrs->getString("activation", "silu") : "silu",
+                                                 p.activation);
+      !err.empty())
+    return "moe_experts_grad: " + err;
+  p.x = static_cast<const float *>(a.in[0].data);
+  p.ids = static_cast<const int64_t *>(a.in[1].data);
+  p.weights = static_cast<const float *>(a.in[2].data);
+  p.gateUp = static_cast<const float *>(a.in[3].data);
+  p.down = static_cast<const float *>(a.in[4].data);
+  p.dy = static_cast<const float *>(a.in[5].data);
+  p.dx = static_cast<float *>(a.out[0].data);
+  p.dweights = static_cast<float *>(a.out[1].data);
+  p.dgateUp = static_cast<float *>(a.out[2].data);
+  p.ddown = static_cast<float *>(a.out[3].data);
+  p.work = static_cast<float *>(a.out[4].data);
+  std::string err = perElement("moe_experts_grad", moeGradRowElementGlobal, p, p.T * p.k * p.I);
+  if (err.empty())
+    err = perElement("moe_experts_grad", moeGradWeightsElementGlobal, p, p.T * p.k);
+  if (err.empty())
+    err = perElement("moe_experts_grad", moeGradXElementGlobal, p, p.T * p.H);
+  if (err.empty())
+    err = perElement("moe_experts_grad", moeGradGateUpElementGlobal, p, p.E * 2 * p.I * p.H);
+  if (err.empty())
+    err = perElement("moe_experts_grad", moeGradDownElementGlobal, p, p.E * p.H * p.I);
+  return err;
+}
+std::string moeRouterGradKernel(const KernelArgs &a) {
+  kernels::MoeRouterGradParams p;
+  if (std::string err = kernels::planMoeRouterGrad(a.in[0].shape, a.in[1].shape, a.in[2].shape, a.out[0].shape, p);
+      !err.empty())
+    return "moe_router_grad: " + err;
+  p.logits = static_cast<const float *>(a.in[0].data);
+  p.ids = static_cast<const int64_t *>(a.in[1].data);
+  p.dweights = static_cast<const float *>(a.in[2].data);
+  p.dlogits = static_cast<float *>(a.out[0].data);
+  p.sigmoid = a.attrs && a.attrs->getString("scoring", "softmax") == "sigmoid";
+  p.normalize = a.attrs && a.attrs->getBool("normalize", false);
+  p.normEpsilon = float(a.attrs ? a.attrs->getFloat("norm_epsilon", 0.0) : 0.0);
+  p.scale = float(a.attrs ? a.attrs->getFloat("scale", 1.0) : 1.0);
+  return perElement("moe_router_grad", moeRouterGradGlobal, p, p.T);
 }
 
 std::string siluMulKernel(const KernelArgs &a) {

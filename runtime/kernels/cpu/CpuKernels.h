@@ -78,6 +78,9 @@ std::string moeRouterKernel(const KernelArgs &args);  // f32 bf16 f16
 std::string moePermuteKernel(const KernelArgs &args);
 std::string moeGroupedGemmKernel(const KernelArgs &args);
 std::string moeUnpermuteKernel(const KernelArgs &args);
+// MoeGrad.cpp: the backward of the raised MoE ops (f32).
+std::string moeExpertsGradKernel(const KernelArgs &args);
+std::string moeRouterGradKernel(const KernelArgs &args);
 
 // Normalization.cpp
 std::string rmsNormKernel(const KernelArgs &args);

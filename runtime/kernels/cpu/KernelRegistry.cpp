@@ -83,6 +83,8 @@ constexpr KernelEntry kKernels[] = {
     {"moe_permute", guarded<moePermuteKernel>},
     {"moe_grouped_gemm", guarded<viaFloat32<moeGroupedGemmKernel>>},
     {"moe_unpermute", guarded<viaFloat32<moeUnpermuteKernel>>},
+    {"moe_experts_grad", guarded<viaFloat32<moeExpertsGradKernel>>},
+    {"moe_router_grad", guarded<viaFloat32<moeRouterGradKernel>>},
 };
 
 } // namespace

@@ -514,7 +514,7 @@ def Sc_GatherNdOp : Sc_Op<"gather_nd", [], ["lowerToStep"]> {
   let results = (outs Sc_Tensor:$result);
   let assemblyFormat = "$data `,` $indices attr-dict `:` functional-type(operands, results)";
 }
-def Sc_MoeExpertsOp : Sc_Op<"moe_experts", [], ["getCost", "lowerToStep"]> {
+def Sc_MoeExpertsOp : Sc_Op<"moe_experts", [Sc_HasVjp], ["getCost", "lowerToStep"]> {
   let summary = "grouped SwiGLU or GeGLU experts of a mixture-of-experts block (sc-raise-moe)";
   let description = [{
     y[t] = sum over j < k of weights[t, j] * down[e] (act(gate_up[e][:I] x[t]) * gate_up[e][I:] x[t]),
@@ -528,7 +528,7 @@ def Sc_MoeExpertsOp : Sc_Op<"moe_experts", [], ["getCost", "lowerToStep"]> {
   let results = (outs Sc_Tensor:$result, Sc_Tensor:$hidden);
   let assemblyFormat = "$x `,` $indices `,` $weights `,` $gate_up `,` $down attr-dict `:` functional-type(operands, results)";
 }
-def Sc_MoeRouterOp : Sc_Op<"moe_router", [], ["lowerToStep", "getCost"]> {
+def Sc_MoeRouterOp : Sc_Op<"moe_router", [Sc_HasVjp], ["lowerToStep", "getCost"]> {
   let summary = "the router of a mixture-of-experts block: expert choices and combine weights (sc-raise-moe)";
   let description = [{
     From the router linear's logits [T, E]: scores = softmax(logits) or sigmoid(logits)
@@ -545,6 +545,39 @@ def Sc_MoeRouterOp : Sc_Op<"moe_router", [], ["lowerToStep", "getCost"]> {
                    DefaultValuedAttr<F64Attr, "0.0">:$norm_epsilon, DefaultValuedAttr<F64Attr, "1.0">:$scale);
   let results = (outs Sc_Tensor:$indices, Sc_Tensor:$weights);
   let assemblyFormat = "$logits (`,` $bias^)? attr-dict `:` functional-type(operands, results)";
+}
+
+// The backward of the MoE ops (their VJP rules, lib/Dialect/ScMoeTraining.cpp).
+def Sc_MoeExpertsGradOp : Sc_Op<"moe_experts_grad", [], ["getCost", "lowerToStep"]> {
+  let summary = "the VJP of sc.moe_experts: gradients of x, the combine weights and both expert stacks";
+  let description = [{
+    Operands as sc.moe_experts's plus dy [T, H]. Each (token, choice) row r = t·k + j of
+    expert e recomputes g = gate_up[e][:I] x[t], u = gate_up[e][I:] x[t], h = act(g)·u and
+    o = down[e] h; then dweights[r] = dy[t]·o, dh = weights[r] · down[e]ᵀ dy[t],
+    dg = dh·u·act'(g), du = dh·act(g); ddown[e] += weights[r] dy[t] ⊗ h, dgate_up[e] +=
+    [dg; du] ⊗ x[t], dx[t] += gate_up[e]ᵀ [dg; du]. `work` [T·k, 3I] is the workspace
+    ([dg; du] and h per row). The expert gradients sum over the tokens.
+  }];
+  let arguments = (ins Sc_Tensor:$x, Sc_Tensor:$indices, Sc_Tensor:$weights, Sc_Tensor:$gate_up, Sc_Tensor:$down,
+                   Sc_Tensor:$dy, DefaultValuedAttr<StrAttr, "\"silu\"">:$activation);
+  let results = (outs Sc_Tensor:$dx, Sc_Tensor:$dweights, Sc_Tensor:$dgate_up, Sc_Tensor:$ddown, Sc_Tensor:$work);
+  let assemblyFormat = "$x `,` $indices `,` $weights `,` $gate_up `,` $down `,` $dy attr-dict `:` functional-type(operands, results)";
+}
+def Sc_MoeRouterGradOp : Sc_Op<"moe_router_grad", [], ["getCost", "lowerToStep"]> {
+  let summary = "the VJP of sc.moe_router in its logits (the choices held fixed)";
+  let description = [{
+    logits [T, E], indices [T, k] (the router's choice), dweights [T, k]; attributes as the
+    router's. With s = softmax or sigmoid of the logits, s_j = s[indices[t, j]] and, when
+    `normalize`, S = Σ_j s_j + norm_epsilon: ds_j = scale·(dweights_j / S − Σ_i dweights_i s_i / S²)
+    (scale·dweights_j without normalisation) on the chosen experts, zero elsewhere; then
+    dlogits = s ⊙ (ds − Σ ds ⊙ s) (softmax) or ds ⊙ s ⊙ (1 − s) (sigmoid). The score bias and
+    the group-limited selection only choose, so they get no gradient.
+  }];
+  let arguments = (ins Sc_Tensor:$logits, Sc_Tensor:$indices, Sc_Tensor:$dweights, StrAttr:$scoring,
+                   DefaultValuedAttr<BoolAttr, "false">:$normalize, DefaultValuedAttr<F64Attr, "0.0">:$norm_epsilon,
+                   DefaultValuedAttr<F64Attr, "1.0">:$scale);
+  let results = (outs Sc_Tensor:$result);
+  let assemblyFormat = "$logits `,` $indices `,` $dweights attr-dict `:` functional-type(operands, results)";
 }
 
 // Expert parallelism (docs/moe.md): sc-partition expands an sc.moe_experts whose expert

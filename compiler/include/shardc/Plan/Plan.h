@@ -109,6 +109,10 @@ struct Plan {
   // vocabulary-split logits of a colwise lm_head, which are never gathered (sc-add-loss's
   // vocabulary-parallel form). Unset: on when tp > 1.
   std::optional<bool> lossParallel;
+  // `router_aux_loss_coef:` (train mode, a model with raised MoE routers): Hugging Face's
+  // load-balancing auxiliary loss over all routers on global statistics, times this
+  // coefficient, added to the loss (docs/moe.md#training). Unset: no auxiliary loss.
+  std::optional<double> routerAuxLossCoef;
   // `trainable:` / `frozen:` (train mode): globs over parameter names and module paths that
   // override the exporter's trainable set; frozen wins when both match (docs/plan.md).
   std::vector<std::string> trainableGlobs, frozenGlobs;

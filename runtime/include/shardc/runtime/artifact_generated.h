@@ -358,11 +358,13 @@ enum class StepKind : uint16_t {
   moe_unpermute = 58,
   moe_dispatch = 59,
   moe_combine = 60,
+  moe_experts_grad = 61,
+  moe_router_grad = 62,
   MIN = copy,
-  MAX = moe_combine
+  MAX = moe_router_grad
 };
 
-inline const StepKind (&EnumValuesStepKind())[61] {
+inline const StepKind (&EnumValuesStepKind())[63] {
   static const StepKind values[] = {
     StepKind::copy,
     StepKind::cast,
@@ -424,13 +426,15 @@ inline const StepKind (&EnumValuesStepKind())[61] {
     StepKind::moe_grouped_gemm,
     StepKind::moe_unpermute,
     StepKind::moe_dispatch,
-    StepKind::moe_combine
+    StepKind::moe_combine,
+    StepKind::moe_experts_grad,
+    StepKind::moe_router_grad
   };
   return values;
 }
 
 inline const char * const *EnumNamesStepKind() {
-  static const char * const names[62] = {
+  static const char * const names[64] = {
     "copy",
     "cast",
     "equal",
@@ -492,13 +496,15 @@ inline const char * const *EnumNamesStepKind() {
     "moe_unpermute",
     "moe_dispatch",
     "moe_combine",
+    "moe_experts_grad",
+    "moe_router_grad",
     nullptr
   };
   return names;
 }
 
 inline const char *EnumNameStepKind(StepKind e) {
-  if (flatbuffers::IsOutRange(e, StepKind::copy, StepKind::moe_combine)) return "";
+  if (flatbuffers::IsOutRange(e, StepKind::copy, StepKind::moe_router_grad)) return "";
   const size_t index = static_cast<size_t>(e);
   return EnumNamesStepKind()[index];
 }
@@ -663,11 +669,13 @@ enum class StepAttrs : uint8_t {
   moe_experts = 39,
   moe_dispatch = 40,
   moe_combine = 41,
+  moe_experts_grad = 42,
+  moe_router_grad = 43,
   MIN = NONE,
-  MAX = moe_combine
+  MAX = moe_router_grad
 };
 
-inline const StepAttrs (&EnumValuesStepAttrs())[42] {
+inline const StepAttrs (&EnumValuesStepAttrs())[44] {
   static const StepAttrs values[] = {
     StepAttrs::NONE,
     StepAttrs::formula,
@@ -710,13 +718,15 @@ inline const StepAttrs (&EnumValuesStepAttrs())[42] {
     StepAttrs::moe_router,
     StepAttrs::moe_experts,
     StepAttrs::moe_dispatch,
-    StepAttrs::moe_combine
+    StepAttrs::moe_combine,
+    StepAttrs::moe_experts_grad,
+    StepAttrs::moe_router_grad
   };
   return values;
 }
 
 inline const char * const *EnumNamesStepAttrs() {
-  static const char * const names[43] = {
+  static const char * const names[45] = {
     "NONE",
     "formula",
     "gemm",
@@ -759,13 +769,15 @@ inline const char * const *EnumNamesStepAttrs() {
     "moe_experts",
     "moe_dispatch",
     "moe_combine",
+    "moe_experts_grad",
+    "moe_router_grad",
     nullptr
   };
   return names;
 }
 
 inline const char *EnumNameStepAttrs(StepAttrs e) {
-  if (flatbuffers::IsOutRange(e, StepAttrs::NONE, StepAttrs::moe_combine)) return "";
+  if (flatbuffers::IsOutRange(e, StepAttrs::NONE, StepAttrs::moe_router_grad)) return "";
   const size_t index = static_cast<size_t>(e);
   return EnumNamesStepAttrs()[index];
 }
@@ -3329,6 +3341,12 @@ struct Step FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   const shardc::rt::fb::MeshAxesAttrs *attrs_as_moe_combine() const {
     return attrs_type() == shardc::rt::fb::StepAttrs::moe_combine ? static_cast<const shardc::rt::fb::MeshAxesAttrs *>(attrs()) : nullptr;
   }
+  const shardc::rt::fb::MoeExpertsAttrs *attrs_as_moe_experts_grad() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::moe_experts_grad ? static_cast<const shardc::rt::fb::MoeExpertsAttrs *>(attrs()) : nullptr;
+  }
+  const shardc::rt::fb::MoeRouterAttrs *attrs_as_moe_router_grad() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::moe_router_grad ? static_cast<const shardc::rt::fb::MoeRouterAttrs *>(attrs()) : nullptr;
+  }
   const flatbuffers::String *loc() const {
     return GetPointer<const flatbuffers::String *>(VT_LOC);
   }
@@ -4011,6 +4029,14 @@ inline bool VerifyStepAttrs(flatbuffers::Verifier &verifier, const void *obj, St
       auto ptr = reinterpret_cast<const shardc::rt::fb::MeshAxesAttrs *>(obj);
       return verifier.VerifyTable(ptr);
     }
+    case StepAttrs::moe_experts_grad: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::MoeExpertsAttrs *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
+    case StepAttrs::moe_router_grad: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::MoeRouterAttrs *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
     default: return true;
   }
 }
@@ -4145,6 +4171,8 @@ inline const flatbuffers::TypeTable *StepKindTypeTable() {
     { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 }
   };
   static const flatbuffers::TypeFunction type_refs[] = {
@@ -4211,10 +4239,12 @@ inline const flatbuffers::TypeTable *StepKindTypeTable() {
     "moe_grouped_gemm",
     "moe_unpermute",
     "moe_dispatch",
-    "moe_combine"
+    "moe_combine",
+    "moe_experts_grad",
+    "moe_router_grad"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_ENUM, 61, type_codes, type_refs, nullptr, nullptr, names
+    flatbuffers::ST_ENUM, 63, type_codes, type_refs, nullptr, nullptr, names
   };
   return &tt;
 }
@@ -4332,7 +4362,9 @@ inline const flatbuffers::TypeTable *StepAttrsTypeTable() {
     { flatbuffers::ET_SEQUENCE, 0, 25 },
     { flatbuffers::ET_SEQUENCE, 0, 26 },
     { flatbuffers::ET_SEQUENCE, 0, 15 },
-    { flatbuffers::ET_SEQUENCE, 0, 15 }
+    { flatbuffers::ET_SEQUENCE, 0, 15 },
+    { flatbuffers::ET_SEQUENCE, 0, 26 },
+    { flatbuffers::ET_SEQUENCE, 0, 25 }
   };
   static const flatbuffers::TypeFunction type_refs[] = {
     shardc::rt::fb::FormulaAttrsTypeTable,
@@ -4405,10 +4437,12 @@ inline const flatbuffers::TypeTable *StepAttrsTypeTable() {
     "moe_router",
     "moe_experts",
     "moe_dispatch",
-    "moe_combine"
+    "moe_combine",
+    "moe_experts_grad",
+    "moe_router_grad"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_UNION, 42, type_codes, type_refs, nullptr, nullptr, names
+    flatbuffers::ST_UNION, 44, type_codes, type_refs, nullptr, nullptr, names
   };
   return &tt;
 }

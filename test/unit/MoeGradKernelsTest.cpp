@@ -1,0 +1,223 @@
+// The backward of the raised MoE ops (shardc/kernels/MoeGradKernels.h, runtime/kernels/cpu/
+// MoeGrad.cpp) against central finite differences of an f64 forward: moe_experts_grad's CPU
+// kernel (grouped sgemms) and its SIMT element functions (the CUDA backend's source, run
+// through the Simt.h emulator), SwiGLU and GeGLU, with an expert that gets no row; and
+// moe_router_grad (softmax with and without renormalisation, sigmoid with renormalisation and
+// a routed scaling factor), whose CPU kernel runs the SIMT source.
+#include "shardc/kernels/MoeGradKernels.h"
+#include "shardc/kernels/Simt.h"
+#include "shardc/runtime/Kernel.h"
+
+#include "KernelTestTensor.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <random>
+#include <vector>
+
+namespace {
+
+using namespace shardc;
+namespace simt = shardc::simt;
+using rt::DType;
+using Tensor = test::ByteTensor;
+
+template <typename T> Tensor tensor(DType dtype, std::vector<int64_t> shape, const std::vector<T> &values) {
+  Tensor t{dtype, std::move(shape), {}};
+  t.bytes.resize(values.size() * sizeof(T));
+  std::memcpy(t.bytes.data(), values.data(), t.bytes.size());
+  return t;
+}
+Tensor empty(DType dtype, std::vector<int64_t> shape) {
+  Tensor t{dtype, std::move(shape), {}};
+  t.bytes.assign(size_t(t.numel()) * rt::dtypeSize(dtype), 0xEE);
+  return t;
+}
+std::vector<float> floats(const Tensor &t) {
+  std::vector<float> v(t.bytes.size() / sizeof(float));
+  std::memcpy(v.data(), t.bytes.data(), t.bytes.size());
+  return v;
+}
+std::vector<float> randomFloats(size_t n, unsigned seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (float &x : v)
+    x = d(rng);
+  return v;
+}
+template <typename Body> std::string launch(int64_t count, Body body) {
+  return simt::launch({int(kernels::indexBlocks(count)), 1, kernels::kIndexThreads}, body);
+}
+
+// d/dθ of a scalar f64 function of the f32 values `v`, by central differences, per element.
+std::vector<double> centralDifferences(std::vector<float> &v, const std::function<double()> &f) {
+  std::vector<double> out(v.size());
+  for (size_t i = 0; i < v.size(); ++i) {
+    const float keep = v[i];
+    const double h = 1e-3 * (1.0 + std::fabs(keep));
+    v[i] = float(keep + h);
+    const double up = f(), hUp = double(v[i]) - keep;
+    v[i] = float(keep - h);
+    const double down = f(), hDown = keep - double(v[i]);
+    v[i] = keep;
+    out[i] = (up - down) / (hUp + hDown);
+  }
+  return out;
+}
+
+void expectClose(const std::vector<float> &got, const std::vector<double> &want, const char *what, double tol) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  double scale = 0;
+  for (double w : want)
+    scale = std::max(scale, std::fabs(w));
+  for (size_t i = 0; i < got.size(); ++i)
+    ASSERT_NEAR(got[i], want[i], tol * (1 + scale)) << what << " element " << i;
+}
+
+double activate(int act, double g) {
+  if (act == 0)
+    return g / (1 + std::exp(-g));
+  const double c = 0.79788456080286535588;
+  return 0.5 * g * (1 + std::tanh(c * (g + 0.044715 * g * g * g)));
+}
+
+TEST(MoeGradKernels, ExpertsGradMatchesFiniteDifferences) {
+  const int64_t T = 7, H = 6, I = 5, E = 4, k = 2;
+  for (int act : {0, 1}) {
+    std::vector<float> x = randomFloats(size_t(T * H), 11), gu = randomFloats(size_t(E * 2 * I * H), 12, 0.4f),
+                       dn = randomFloats(size_t(E * H * I), 13, 0.4f), w = randomFloats(size_t(T * k), 14),
+                       dy = randomFloats(size_t(T * H), 15);
+    std::vector<int64_t> ids(size_t(T * k));
+    for (int64_t t = 0; t < T; ++t) { // expert 3 gets no row
+      ids[size_t(t * k)] = t % 3;
+      ids[size_t(t * k + 1)] = (t + 1 + t % 2) % 3;
+    }
+    // L = Σ_t,h dy[t, h] · y[t, h] in f64.
+    auto loss = [&]() {
+      double L = 0;
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t j = 0; j < k; ++j) {
+          const int64_t r = t * k + j, e = ids[size_t(r)];
+          std::vector<double> hv(static_cast<size_t>(I));
+          for (int64_t c = 0; c < I; ++c) {
+            double g = 0, u = 0;
+            for (int64_t d = 0; d < H; ++d) {
+              g += double(gu[size_t((e * 2 * I + c) * H + d)]) * x[size_t(t * H + d)];
+              u += double(gu[size_t((e * 2 * I + I + c) * H + d)]) * x[size_t(t * H + d)];
+            }
+            hv[size_t(c)] = activate(act, g) * u;
+          }
+          for (int64_t d = 0; d < H; ++d) {
+            double o = 0;
+            for (int64_t c = 0; c < I; ++c)
+              o += double(dn[size_t((e * H + d) * I + c)]) * hv[size_t(c)];
+            L += double(dy[size_t(t * H + d)]) * double(w[size_t(r)]) * o;
+          }
+        }
+      return L;
+    };
+    const std::vector<double> fx = centralDifferences(x, loss), fw = centralDifferences(w, loss),
+                              fgu = centralDifferences(gu, loss), fdn = centralDifferences(dn, loss);
+
+    rt::Attrs attrs;
+    attrs.set("activation", std::string(act ? "gelu_tanh" : "silu"));
+    Tensor xt = tensor(DType::F32, {T, H}, x), it = tensor(DType::I64, {T, k}, ids), wt = tensor(DType::F32, {T, k}, w),
+           gt = tensor(DType::F32, {E, 2 * I, H}, gu), dt = tensor(DType::F32, {E, H, I}, dn),
+           yt = tensor(DType::F32, {T, H}, dy);
+    Tensor dx = empty(DType::F32, {T, H}), dw = empty(DType::F32, {T, k}), dgu = empty(DType::F32, {E, 2 * I, H}),
+           ddn = empty(DType::F32, {E, H, I}), work = empty(DType::F32, {T * k, 3 * I});
+    ASSERT_EQ(test::runCpuKernel<Tensor>("moe_experts_grad", {&xt, &it, &wt, &gt, &dt, &yt},
+                                         {&dx, &dw, &dgu, &ddn, &work}, attrs),
+              "");
+    const double tol = 2e-3;
+    expectClose(floats(dx), fx, "CPU dx", tol);
+    expectClose(floats(dw), fw, "CPU dweights", tol);
+    expectClose(floats(dgu), fgu, "CPU dgate_up", tol);
+    expectClose(floats(ddn), fdn, "CPU ddown", tol);
+
+    kernels::MoeExpertsGradParams p;
+    ASSERT_EQ(kernels::planMoeExpertsGrad({T, H}, {T, k}, {T, k}, {E, 2 * I, H}, {E, H, I}, {T, H}, p), "");
+    p.activation = act ? kernels::MoeActivation::GeluTanh : kernels::MoeActivation::Silu;
+    Tensor sdx = empty(DType::F32, {T, H}), sdw = empty(DType::F32, {T, k}), sdgu = empty(DType::F32, {E, 2 * I, H}),
+           sddn = empty(DType::F32, {E, H, I}), swork = empty(DType::F32, {T * k, 3 * I});
+    p.x = reinterpret_cast<const float *>(xt.bytes.data());
+    p.ids = reinterpret_cast<const int64_t *>(it.bytes.data());
+    p.weights = reinterpret_cast<const float *>(wt.bytes.data());
+    p.gateUp = reinterpret_cast<const float *>(gt.bytes.data());
+    p.down = reinterpret_cast<const float *>(dt.bytes.data());
+    p.dy = reinterpret_cast<const float *>(yt.bytes.data());
+    p.dx = reinterpret_cast<float *>(sdx.bytes.data());
+    p.dweights = reinterpret_cast<float *>(sdw.bytes.data());
+    p.dgateUp = reinterpret_cast<float *>(sdgu.bytes.data());
+    p.ddown = reinterpret_cast<float *>(sddn.bytes.data());
+    p.work = reinterpret_cast<float *>(swork.bytes.data());
+    ASSERT_EQ(launch(T * k * I, [&] { kernels::moeGradRowElements(p); }), "");
+    ASSERT_EQ(launch(T * k, [&] { kernels::moeGradWeightsElements(p); }), "");
+    ASSERT_EQ(launch(T * H, [&] { kernels::moeGradXElements(p); }), "");
+    ASSERT_EQ(launch(E * 2 * I * H, [&] { kernels::moeGradGateUpElements(p); }), "");
+    ASSERT_EQ(launch(E * H * I, [&] { kernels::moeGradDownElements(p); }), "");
+    expectClose(floats(sdx), fx, "SIMT dx", tol);
+    expectClose(floats(sdw), fw, "SIMT dweights", tol);
+    expectClose(floats(sdgu), fgu, "SIMT dgate_up", tol);
+    expectClose(floats(sddn), fdn, "SIMT ddown", tol);
+    // Expert 3 got no row: its gradients are exact zeros on both paths.
+    for (const Tensor *t : {&dgu, &sdgu})
+      for (int64_t n = 3 * 2 * I * H; n < E * 2 * I * H; ++n)
+        ASSERT_EQ(floats(*t)[size_t(n)], 0.0f);
+  }
+}
+
+TEST(MoeGradKernels, RouterGradMatchesFiniteDifferences) {
+  const int64_t T = 5, E = 6, k = 2;
+  struct Case {
+    bool sigmoid, normalize;
+    double eps, scale;
+  };
+  for (Case c : {Case{false, true, 1e-20, 1.0}, Case{false, false, 0.0, 1.0}, Case{true, true, 1e-20, 2.5}}) {
+    std::vector<float> logits = randomFloats(size_t(T * E), 21), dw = randomFloats(size_t(T * k), 22);
+    std::vector<int64_t> ids(size_t(T * k));
+    for (int64_t t = 0; t < T; ++t) {
+      ids[size_t(t * k)] = (2 * t) % E;
+      ids[size_t(t * k + 1)] = (2 * t + 3) % E;
+    }
+    auto loss = [&]() {
+      double L = 0;
+      for (int64_t t = 0; t < T; ++t) {
+        std::vector<double> s(static_cast<size_t>(E));
+        double m = -1e300, z = 0;
+        for (int64_t e = 0; e < E; ++e)
+          m = std::max(m, double(logits[size_t(t * E + e)]));
+        for (int64_t e = 0; e < E; ++e)
+          z += std::exp(double(logits[size_t(t * E + e)]) - m);
+        for (int64_t e = 0; e < E; ++e) {
+          const double l = logits[size_t(t * E + e)];
+          s[size_t(e)] = c.sigmoid ? 1 / (1 + std::exp(-l)) : std::exp(l - m) / z;
+        }
+        double S = c.eps;
+        for (int64_t j = 0; j < k; ++j)
+          S += s[size_t(ids[size_t(t * k + j)])];
+        for (int64_t j = 0; j < k; ++j) {
+          const double wj = s[size_t(ids[size_t(t * k + j)])] * c.scale / (c.normalize ? S : 1.0);
+          L += wj * dw[size_t(t * k + j)];
+        }
+      }
+      return L;
+    };
+    const std::vector<double> want = centralDifferences(logits, loss);
+    rt::Attrs attrs;
+    attrs.set("scoring", std::string(c.sigmoid ? "sigmoid" : "softmax"));
+    attrs.set("normalize", c.normalize);
+    attrs.set("norm_epsilon", c.eps);
+    attrs.set("scale", c.scale);
+    Tensor lt = tensor(DType::F32, {T, E}, logits), it = tensor(DType::I64, {T, k}, ids),
+           dwt = tensor(DType::F32, {T, k}, dw), out = empty(DType::F32, {T, E});
+    ASSERT_EQ(test::runCpuKernel<Tensor>("moe_router_grad", {&lt, &it, &dwt}, {&out}, attrs), "");
+    expectClose(floats(out), want, c.sigmoid ? "sigmoid" : c.normalize ? "softmax, renormalised" : "softmax", 2e-3);
+  }
+}
+
+} // namespace
