@@ -48,7 +48,10 @@ sc::ParamOp padParameter(sc::ParamOp p, int64_t dim, int64_t size);
 // Expert parallelism (ExpertParallel.cpp). With mesh.ep > 1, the stacked expert weights of
 // every sc.moe_experts are split on their expert dim over `ep` (compute) and stored split on
 // dim 1 over `ep_shard` too (FSDP); they are added to `expertParams`, which the generic FSDP
-// split then leaves alone. Errors at an op whose experts do not divide over ep.
+// split then leaves alone. Errors at an op whose experts do not divide over ep. With tp > 1:
+// the 1/tp token split (constraints on the op's tokens), or, with the module's sc.expert_tp,
+// each expert's MLP split on I over tp (gate and up as views of the fused stack, concatenated
+// under sc.expert_halves; down split on I) (docs/moe.md, "Tensor parallelism").
 mlir::LogicalResult seedExpertParallel(mlir::ModuleOp module, const MeshShape &mesh,
                                        llvm::SmallPtrSetImpl<mlir::Operation *> &expertParams);
 // sc-partition's part: each sc.moe_experts whose experts arrive split over `ep` becomes

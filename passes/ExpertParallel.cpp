@@ -6,6 +6,7 @@
 #include "ApplyPlanSteps.h"
 
 #include "shardc/Dialect/ScDialect.h"
+#include "shardc/Dialect/ScLocation.h"
 #include "shardc/Sharding/Sharding.h"
 
 #include "mlir/IR/Builders.h"
@@ -15,45 +16,140 @@ namespace shardc {
 
 using namespace mlir;
 
+namespace {
+// A view of rows [start, start + size) along `dim` of the stored parameter `p` (sc.file_shape,
+// sc.file_start: the same bytes), named `<p>.part<index>` as sc-apply-plan's other parts are.
+sc::ParamOp expertPart(OpBuilder &b, sc::ParamOp p, int64_t dim, int64_t index, int64_t start, int64_t size) {
+  auto t = cast<RankedTensorType>(p.getType());
+  SmallVector<int64_t> shape(t.getShape()), first(t.getRank(), 0);
+  shape[dim] = size;
+  first[dim] = start;
+  sc::ParamOp part = paramView(b, p, shape);
+  part.setName((p.getName() + ".part" + llvm::Twine(index)).str());
+  part->setAttr("sc.file_start", b.getDenseI64ArrayAttr(first));
+  return part;
+}
+
+// The sharding of one stacked expert weight: its expert dim over ep (when ep > 1), its I dim
+// over tp (expert TP), and, stored, one more dim over ep_shard (FSDP) when it divides.
+void shardExpertWeight(sc::ParamOp p, const MeshShape &mesh, int64_t iDim, bool expertTp, int64_t fsdpDim,
+                       llvm::SmallPtrSetImpl<Operation *> &expertParams) {
+  auto type = cast<RankedTensorType>(p.getType());
+  Sharding compute = Sharding::replicated(3);
+  if (mesh.ep > 1)
+    compute.dims[0] = {"ep"};
+  if (expertTp)
+    compute.dims[iDim] = {"tp"};
+  setSharding(p, compute);
+  if (mesh.ep <= 1)
+    return; // FSDP over dp_shard x cp on dim 0 as for any parameter (sc-apply-plan)
+  Sharding storage = compute;
+  const int64_t epShard = mesh.size("ep_shard");
+  if (epShard > 1 && type.getDimSize(fsdpDim) % epShard == 0)
+    storage.dims[fsdpDim] = {"ep_shard"};
+  p->setAttr("sc.storage_sharding", storage.toAttr(p.getContext()));
+  expertParams.insert(p);
+}
+} // namespace
+
 LogicalResult seedExpertParallel(ModuleOp module, const MeshShape &mesh,
                                  llvm::SmallPtrSetImpl<Operation *> &expertParams) {
-  if (mesh.ep <= 1)
+  const int64_t ep = mesh.ep, tp = mesh.size("tp");
+  const bool expertTp = tp > 1 && module->hasAttr("sc.expert_tp");
+  const bool sequenceParallel = module->hasAttr("sc.sequence_parallel");
+  if (ep <= 1 && tp <= 1)
     return success();
-  const int64_t ep = mesh.ep, epShard = mesh.size("ep_shard");
+  const int64_t dp = mesh.product({"dp_replicate", "dp_shard", "cp"});
   bool failed = false;
-  module.walk([&](sc::MoeExpertsOp op) {
-    if (op.getActivation() != "silu") {
+  SmallVector<sc::MoeExpertsOp> ops;
+  module.walk([&](sc::MoeExpertsOp op) { ops.push_back(op); });
+  for (sc::MoeExpertsOp op : ops) {
+    std::string path = modulePathOf(op->getLoc());
+    std::string at = "sc.moe_experts" + (path.empty() ? std::string() : " at " + path);
+    if (ep > 1 && op.getActivation() != "silu") {
       op.emitError() << "expert parallelism runs SwiGLU experts only; these use " << op.getActivation()
                      << " (run the model without ep)";
       failed = true;
-      return;
+      continue;
     }
-    for (Value w : {op.getGateUp(), op.getDown()}) {
-      auto p = w.getDefiningOp<sc::ParamOp>();
-      if (!p || p.getTransform() == sc::ParamTransform::Transpose) {
-        op.emitError() << "expert parallelism needs the stacked expert weights to be parameters as stored";
+    auto gu = op.getGateUp().getDefiningOp<sc::ParamOp>(), dn = op.getDown().getDefiningOp<sc::ParamOp>();
+    auto guType = cast<RankedTensorType>(op.getGateUp().getType());
+    auto dnType = cast<RankedTensorType>(op.getDown().getType());
+    const int64_t E = dnType.getDimSize(0), I = dnType.getDimSize(2), H = dnType.getDimSize(1);
+    if (ep > 1 || expertTp) {
+      bool stored = true;
+      for (sc::ParamOp p : {gu, dn})
+        stored &= p && p.getTransform() != sc::ParamTransform::Transpose &&
+                  (!expertTp || !p->hasAttr("sc.file_shape"));
+      if (!stored) {
+        op.emitError() << (ep > 1 ? "expert parallelism" : "expert tensor parallelism")
+                       << " needs the stacked expert weights to be parameters as stored";
         failed = true;
-        return;
-      }
-      auto type = cast<RankedTensorType>(p.getType());
-      if (type.getDimSize(0) % ep != 0) {
-        op.emitError() << type.getDimSize(0) << " experts do not divide over ep = " << ep;
-        failed = true;
-        return;
-      }
-      if (expertParams.contains(p))
         continue;
-      Sharding compute = Sharding::replicated(3);
-      compute.dims[0] = {"ep"};
-      Sharding storage = compute;
-      // FSDP over the rest of dp_shard x cp: dim 1 (dim 0 is the experts'), when it divides.
-      if (epShard > 1 && type.getDimSize(1) % epShard == 0)
-        storage.dims[1] = {"ep_shard"};
-      setSharding(p, compute);
-      p->setAttr("sc.storage_sharding", storage.toAttr(p.getContext()));
-      expertParams.insert(p);
+      }
+      if (E % ep != 0) {
+        op.emitError() << E << " experts do not divide over ep = " << ep;
+        failed = true;
+        continue;
+      }
     }
-  });
+    if (expertTp) {
+      // Each expert's MLP colwise/rowwise over tp: the gate and up halves of the fused stack
+      // [E, 2I, H] each split on I (two views of the stored stack, concatenated again: the
+      // concat's rule lets each half keep its split), down [E, H, I] split on I. The result
+      // is Partial over tp (the rule's I is a reduction factor); sc-insert-reshards reduces it.
+      if (I % tp != 0) {
+        op.emitError() << at << ": expert_tp splits the experts' intermediate size " << I
+                       << ", which does not divide over tp = " << tp;
+        failed = true;
+        continue;
+      }
+      if (expertParams.contains(dn)) {
+        op.emitError() << at << ": expert_tp needs each sc.moe_experts to have its own expert weights";
+        failed = true;
+        continue;
+      }
+      OpBuilder b(gu);
+      b.setInsertionPointAfter(gu);
+      sc::ParamOp gate = expertPart(b, gu, 1, 0, 0, I), up = expertPart(b, gu, 1, 1, I, I);
+      for (sc::ParamOp p : {gate, up})
+        shardExpertWeight(p, mesh, /*iDim=*/1, true, /*fsdpDim=*/2, expertParams);
+      shardExpertWeight(dn, mesh, /*iDim=*/2, true, /*fsdpDim=*/1, expertParams);
+      b.setInsertionPoint(op);
+      auto both = sc::ConcatOp::create(b, op.getLoc(), guType, ValueRange{gate, up}, b.getI64IntegerAttr(1));
+      both->setAttr("sc.expert_halves", b.getUnitAttr());
+      op.getGateUpMutable().assign(both.getResult());
+      if (gu->use_empty())
+        gu.erase();
+      continue;
+    }
+    if (ep > 1)
+      for (sc::ParamOp p : {gu, dn})
+        if (!expertParams.contains(p))
+          shardExpertWeight(p, mesh, 0, false, /*fsdpDim=*/1, expertParams);
+    if (tp <= 1)
+      continue;
+    // The 1/tp token split: the tokens arrive replicated over tp (unless sequence parallel
+    // already splits them); each tp rank routes and computes a contiguous 1/tp of them, and
+    // the result is gathered back over tp (with sequence parallel it stays split).
+    const int64_t T = cast<RankedTensorType>(op.getX().getType()).getDimSize(0);
+    if (T % (dp * tp) != 0) {
+      op.emitError() << at << ": the 1/tp token split needs the tokens of each data-parallel rank (" << T
+                     << " tokens over " << dp << " ranks) to divide over tp = " << tp
+                     << " (or expert_tp: true, which keeps every token on every tp rank)";
+      failed = true;
+      continue;
+    }
+    OpBuilder b(op);
+    SmallVector<std::string> tpAxes{"tp"};
+    for (unsigned i = 0; i < 3; ++i)
+      op->setOperand(i, constrainLayout(b, op.getLoc(), op->getOperand(i), tpAxes, 0));
+    if (!sequenceParallel) {
+      b.setInsertionPointAfter(op);
+      Value whole = constrainLayout(b, op.getLoc(), op.getResult(), tpAxes, -1);
+      op.getResult().replaceAllUsesExcept(whole, whole.getDefiningOp());
+    }
+  }
   return failure(failed);
 }
 

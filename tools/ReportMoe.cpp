@@ -1,5 +1,5 @@
-// `shardc report`'s MoE lines: read from the artifact's moe_dispatch steps and its weight
-// buffers split over the ep sub-axis (docs/moe.md, "Report and run figures").
+// `shardc report`'s MoE lines: read from the artifact's moe steps (the rows each rank routes,
+// the tp mode), its moe_dispatch steps and its expert weight buffers (docs/moe.md, "Report and run figures").
 #include "ReportMoe.h"
 
 #include "llvm/Support/FormatVariadic.h"
@@ -12,12 +12,27 @@ std::optional<MoeSummary> analyzeMoe(const rt::Artifact &art) {
   MoeSummary m;
   m.ep = art.deviceMesh.axisSize("ep");
   m.epShard = art.deviceMesh.axisSize("ep_shard");
+  m.tp = art.deviceMesh.axisSize("tp");
   bool any = false;
+  int64_t experts = 0, hidden = 0;
   for (const rt::Step &s : art.steps) {
     // The expert weights each rank multiplies by: whole (moe_experts) or its ep share.
     if ((s.op == "moe_experts" && s.in.size() == 5) || (s.op == "moe_grouped_gemm" && s.in.size() == 4)) {
       any = true;
-      m.expertComputeBytes += art.buffers[size_t(s.in[s.in.size() - 2])].bytes + art.buffers[size_t(s.in.back())].bytes;
+      const rt::BufferDesc &down = art.buffers[size_t(s.in.back())];
+      m.expertComputeBytes += art.buffers[size_t(s.in[s.in.size() - 2])].bytes + down.bytes;
+      if (down.shape.size() == 3)
+        hidden = down.shape[1];
+      if (s.op == "moe_experts" && down.shape.size() == 3)
+        experts = down.shape[0];
+    }
+    // The (token, choice) rows a rank routes: the indices [T, k] of moe_experts or moe_permute.
+    if ((s.op == "moe_experts" || s.op == "moe_permute") && s.in.size() >= 2) {
+      const rt::BufferDesc &ids = art.buffers[size_t(s.in[1])];
+      if (ids.shape.size() == 2) {
+        m.tokensRouted = ids.shape[0];
+        m.rowsRouted = ids.shape[0] * ids.shape[1];
+      }
     }
     if (s.op != "moe_dispatch" || s.in.size() != 2 || s.out.size() != 2)
       continue;
@@ -32,18 +47,26 @@ std::optional<MoeSummary> analyzeMoe(const rt::Artifact &art) {
     m.rowsPerLayer = rows.shape.empty() ? 0 : rows.shape[0];
     m.experts = counts.shape.empty() ? 0 : counts.shape[0];
     m.localExperts = m.experts / std::max<int64_t>(1, m.ep);
+    experts = m.experts;
   }
   if (!any)
     return std::nullopt;
+  // The stored expert weights: split over ep, or stacks [E, ., .] of the experts with the
+  // hidden size as one of the other dims (without ep: gate_up, its expert_tp halves, down).
+  auto has = [](const rt::BufferDesc &b, const char *axis) {
+    return std::any_of(b.shard.begin(), b.shard.end(), [&](const rt::ShardDim &d) {
+      return std::find(d.axes.begin(), d.axes.end(), axis) != d.axes.end();
+    });
+  };
   for (const rt::BufferDesc &b : art.buffers) {
     if (b.storage != rt::Storage::Weight)
       continue;
-    bool expert = std::any_of(b.shard.begin(), b.shard.end(), [](const rt::ShardDim &d) {
-      return std::find(d.axes.begin(), d.axes.end(), "ep") != d.axes.end();
-    });
-    if (expert) {
+    const std::vector<int64_t> &g = b.globalShape.empty() ? b.shape : b.globalShape;
+    bool stack = g.size() == 3 && experts > 0 && g[0] == experts && (g[1] == hidden || g[2] == hidden);
+    if (has(b, "ep") || stack) {
       m.expertParamBytes += b.bytes;
       m.expertParamGlobal += b.globalBytes ? b.globalBytes : b.bytes;
+      m.expertTp |= has(b, "tp");
     }
   }
   return m;
@@ -53,6 +76,11 @@ void printMoe(llvm::raw_ostream &os, const MoeSummary &m) {
   os << llvm::formatv("moe: expert weights computed with {0} bytes per rank per step (all MoE layers, after the "
                       "FSDP gathers)\n",
                       m.expertComputeBytes);
+  const char *tpMode = m.tp <= 1 ? "" : m.expertTp ? ", expert TP (each expert's MLP split over tp, every token on every tp rank)"
+                                                   : ", 1/tp token split (each tp rank routes 1/tp of its tokens)";
+  os << llvm::formatv("moe: tp={0}{1}; per rank per layer {2} tokens, {3} (token, choice) rows routed; expert parameters "
+                      "{4} bytes per rank (of {5})\n",
+                      m.tp, tpMode, m.tokensRouted, m.rowsRouted, m.expertParamBytes, m.expertParamGlobal);
   if (m.layers == 0)
     return;
   os << llvm::formatv("moe: ep={0} ep_shard={1}, {2} expert-parallel layers, {3} of {4} experts per rank; expert "
@@ -77,7 +105,11 @@ llvm::json::Object moeJson(const MoeSummary &m) {
                             {"rows_per_layer", m.rowsPerLayer},
                             {"dispatch_bytes", (int64_t)m.sendBytes},
                             {"balanced_wire_bytes", (int64_t)m.balancedWireBytes},
-                            {"receive_buffer_bytes", (int64_t)m.receiveBufferBytes}};
+                            {"receive_buffer_bytes", (int64_t)m.receiveBufferBytes},
+                            {"tp", m.tp},
+                            {"tp_mode", m.tp <= 1 ? "none" : m.expertTp ? "expert_tp" : "token_split"},
+                            {"tokens_routed", m.tokensRouted},
+                            {"rows_routed", m.rowsRouted}};
 }
 
 } // namespace shardc

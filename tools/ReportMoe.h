@@ -21,6 +21,11 @@ struct MoeSummary {
   uint64_t balancedWireBytes = 0;   // dispatch + combine, (ep-1)/ep of the rows leaving a rank
   uint64_t receiveBufferBytes = 0;  // the worst-case receive buffers, ep·T·k rows per layer
   int64_t rowsPerLayer = 0, localExperts = 0, experts = 0;
+  // With tp > 1: the 1/tp token split (each tp rank routes its share of the tokens) or expert
+  // tensor parallelism (expert weights split over tp, every token on every tp rank).
+  int64_t tp = 1;
+  bool expertTp = false;
+  int64_t tokensRouted = 0, rowsRouted = 0; // per rank per MoE layer: T and T·k
 };
 
 // nullopt when the artifact has no MoE step (moe_experts, or expert parallelism's).

@@ -297,6 +297,8 @@ FailureOr<OwningOpRef<ModuleOp>> compileProgram(MLIRContext &ctx, const shardc::
       (**module)->setAttr("sc.fsdp_prefetch", b.getUnitAttr());
     if (plan->sequenceParallel)
       (**module)->setAttr("sc.sequence_parallel", b.getUnitAttr());
+    if (plan->expertTp)
+      (**module)->setAttr("sc.expert_tp", b.getUnitAttr());
     // mode: train: sc-add-loss appends the loss (docs/training.md).
     // mode: train: sc.trainable on the sc.params that train (docs/training.md).
     if (plan->mode == shardc::Mode::Train)

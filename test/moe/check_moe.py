@@ -5,6 +5,7 @@ shardc-run on one rank, against onnxruntime and PyTorch's logits (references.npz
   check_moe.py --shardc BIN --shardc-run BIN --model NAME --workdir DIR [--tol 1e-4]
                [--compile-arg=ARG ...] [--run-arg=ARG ...] [--against-unsharded] [--unraised-tol TOL]
                [--expect-kind KIND ...] [--reject-kind KIND ...] [--expect-output TEXT ...]
+               [--tp-mode none|token_split|expert_tp --rows-fraction N]
 
 Passes when the logits match onnxruntime's and PyTorch's within `tol` (max abs difference
 relative to 1 + max|reference|), and the artifact's manifest has (or lacks) the step kinds named.
@@ -12,9 +13,13 @@ With --unraised-tol, the model is also compiled as exported (SHARDC_NO_RAISE_MOE
 artifacts' logits must agree within TOL (the raising changes only fp32 rounding).
 Sharded runs (expert parallelism: --compile-arg=--mesh=dp_shard=2,ep=2 --run-arg=--threads
 --run-arg=2) also compare with the unsharded program (--against-unsharded) and may require
-text in shardc-run's output (--expect-output).
+text in shardc-run's output (--expect-output). With --tp-mode, `shardc report --json` must name
+that tp mode for the sharded artifact, and with --rows-fraction N (needs --against-unsharded) the
+(token, choice) rows each rank routes per layer must be the unsharded program's divided by N
+(the 1/tp token split halves them at tp = 2; expert TP does not).
 """
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -54,6 +59,8 @@ def main():
     ap.add_argument("--expect-kind", action="append", default=[])
     ap.add_argument("--reject-kind", action="append", default=[])
     ap.add_argument("--unraised-tol", type=float)
+    ap.add_argument("--tp-mode", choices=["none", "token_split", "expert_tp"])
+    ap.add_argument("--rows-fraction", type=int)
     args = ap.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
     wd = lambda name: os.path.join(args.workdir, name)
@@ -104,6 +111,20 @@ def main():
     for line in log.splitlines():
         if "moe" in line:
             print("     " + line)
+
+    if args.tp_mode or args.rows_fraction:
+        report = lambda a: json.loads(run([args.shardc, "report", wd(a), "--json"]))["moe"]
+        got_moe = report("m.shardc")
+        if args.tp_mode:
+            good = got_moe["tp_mode"] == args.tp_mode
+            ok &= good
+            print(f"{'PASS' if good else 'FAIL'} report: tp mode {got_moe['tp_mode']} (want {args.tp_mode})")
+        if args.rows_fraction:
+            whole = report("u.shardc")["rows_routed"]
+            good = got_moe["rows_routed"] * args.rows_fraction == whole
+            ok &= good
+            print(f"{'PASS' if good else 'FAIL'} report: {got_moe['rows_routed']} rows routed per rank per layer, "
+                  f"the unsharded program's {whole} / {args.rows_fraction}")
 
     if args.expect_kind or args.reject_kind:
         dump = run([args.shardc_run, wd("m.shardc"), "--dump-manifest"])

@@ -65,7 +65,9 @@ TEST(PlanParse, UnknownKeys) {
 TEST(PlanParse, UnsupportedParallelisms) {
   EXPECT_EQ(parseError("mesh: {dp_shard: 2, pp: 2, tp: 2}\n"), "p.yaml:1:21: pipeline parallelism (pp) is not supported yet");
   EXPECT_EQ(parseError("pp_size: 2\n"), "p.yaml:1:1: pipeline parallelism (pp) is not supported yet");
-  EXPECT_EQ(parseError("mesh: {etp: 2}\n"), "p.yaml:1:8: expert parallelism (etp) is not supported yet");
+  EXPECT_EQ(parseError("mesh: {etp: 2}\n"),
+            "p.yaml:1:8: expert tensor parallelism is not a mesh axis (etp): it splits the experts over tp with "
+            "expert_tp: true");
   EXPECT_EQ(parseError("mesh: {moe: 2}\n"), "p.yaml:1:8: expert parallelism (moe) is not supported yet");
 }
 
@@ -96,6 +98,19 @@ TEST(PlanParse, ExpertParallel) {
   Plan p = defaultPlan();
   ASSERT_FALSE(static_cast<bool>(applyMeshOverride(p, "dp_shard=4,ep=2")));
   EXPECT_EQ(p.mesh.ep, 2);
+}
+
+TEST(PlanParse, ExpertTp) {
+  EXPECT_FALSE(parse("mesh: {tp: 2}\n").expertTp);
+  Plan p = parse("mesh: {tp: 2}\nexpert_tp: true\n");
+  EXPECT_TRUE(p.expertTp);
+  EXPECT_NE(printPlanYaml(p, {}).find("expert_tp: true"), std::string::npos);
+  EXPECT_TRUE(parse(printPlanYaml(p, {})).expertTp);
+  mlir::MLIRContext ctx;
+  auto back = planFromAttr(planToAttr(&ctx, p));
+  ASSERT_TRUE(static_cast<bool>(back)) << llvm::toString(back.takeError());
+  EXPECT_TRUE(back->expertTp);
+  EXPECT_EQ(parseError("expert_tp: 3\n").find("p.yaml:1:12:"), 0u);
 }
 
 //===-- values -------------------------------------------------------------===//

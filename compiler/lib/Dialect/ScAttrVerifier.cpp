@@ -176,7 +176,7 @@ LogicalResult verifyAttr(Operation *op, Scope scope, NamedAttribute named, Type 
     return failed(only({Scope::Module})) ? failure() : verifyMpPolicy(op, name, attr);
   if (name == "sc.plan")
     return failed(only({Scope::Module})) ? failure() : expect(isa<DictionaryAttr>(attr), "a dictionary");
-  if (name == "sc.fsdp_prefetch" || name == "sc.sequence_parallel")
+  if (name == "sc.fsdp_prefetch" || name == "sc.sequence_parallel" || name == "sc.expert_tp")
     return failed(only({Scope::Module})) ? failure() : expect(isa<UnitAttr>(attr), "a unit attribute");
   if (name == "sc.train") {
     if (failed(only({Scope::Module})))
@@ -260,6 +260,14 @@ LogicalResult verifyAttr(Operation *op, Scope scope, NamedAttribute named, Type 
     return failed(only({Scope::Op})) ? failure() : expect(isa<DenseI64ArrayAttr>(attr), "an array<i64: ...>");
   if (name == "sc.fsdp_group")
     return failed(only({Scope::Op})) ? failure() : expect(isa<IntegerAttr>(attr), "an integer");
+  // expert_tp: the gate and up halves of a fused expert stack, each split on I (docs/moe.md).
+  if (name == "sc.expert_halves") {
+    if (failed(only({Scope::Op})) || failed(expect(isa<UnitAttr>(attr), "a unit attribute")))
+      return failure();
+    if (!isa<ConcatOp>(op))
+      return op->emitError() << "'sc.expert_halves' is only valid on sc.concat";
+    return success();
+  }
   if (name == "sc.replicate_operands")
     return failed(only({Scope::Op})) ? failure() : expect(isa<UnitAttr>(attr), "a unit attribute");
   // mode: train: the sc.param is a trainable parameter (docs/training.md).

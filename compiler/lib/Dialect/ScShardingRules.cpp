@@ -525,6 +525,10 @@ Rule SliceOp::getShardingRule() {
 }
 Rule ConcatOp::getShardingRule() {
   int64_t axis = normAxis(getAxis(), shapeOf(getResult()).size());
+  // expert_tp's gate and up halves (sc.expert_halves, docs/moe.md): the axis of the result
+  // split over some axes means each half split over them, so the halves' splits pass through.
+  if ((*this)->hasAttr("sc.expert_halves"))
+    return passThroughExcept(*this, [](int64_t) { return false; });
   return passThroughExcept(*this, [&](int64_t d) { return d == axis; });
 }
 Rule SplitOp::getShardingRule() {
@@ -580,13 +584,19 @@ Rule MoeRouterOp::getShardingRule() {
 // The grouped experts: tokens are independent (x, indices, weights, the result and the
 // workspace's rows split together). The expert dim of the weights may be split only over the
 // `ep` sub-axis (sc-apply-plan seeds it, sc-partition then expands the op into dispatch, local
-// experts and combine); the weights' other dims stay whole.
+// experts and combine). The intermediate size I is split only under expert_tp, where gate_up
+// is the concat of its gate and up halves (sc.expert_halves: a split of its 2I dim is a split
+// of each half on I): then each rank computes its part of every expert's MLP and the result
+// is Partial (I is a reduction factor). The other dims of the weights stay whole.
 Rule MoeExpertsOp::getShardingRule() {
   ArrayRef<int64_t> ids = shapeOf(getIndices()), gu = shapeOf(getGateUp()), dn = shapeOf(getDown());
+  auto halves = getGateUp().getDefiningOp<ConcatOp>();
+  bool expertTp = halves && halves->hasAttr("sc.expert_halves");
   ShardingRule r;
   int t = r.addFactor(ids[0]), k = r.addFactor(ids[1], /*shardable=*/false);
-  int h = r.addFactor(dn[1], false), e = r.addFactor(gu[0]), i2 = r.addFactor(gu[1], false);
-  int i = r.addFactor(dn[2], false);
+  int h = r.addFactor(dn[1], false), e = r.addFactor(gu[0]);
+  int i = r.addFactor(dn[2], /*shardable=*/expertTp, /*reduction=*/expertTp);
+  int i2 = expertTp ? i : r.addFactor(gu[1], false);
   r.operands = {{{t}, {h}}, {{t}, {k}}, {{t}, {k}}, {{e}, {i2}, {h}}, {{e}, {h}, {i}}};
   r.results = {{{t}, {h}}, {{t, k}, {i}}};
   return r;

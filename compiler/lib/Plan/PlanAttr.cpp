@@ -55,6 +55,8 @@ std::string printPlanYaml(const Plan &plan, const std::map<std::string, TpStyle>
       os << "  " << yamlQuote(glob) << ": " << stringifyTpStyle(style) << "\n";
   }
   os << "sequence_parallel: " << yamlBool(plan.sequenceParallel) << "\n";
+  if (plan.expertTp)
+    os << "expert_tp: true\n";
   os << "mp_policy: {param_dtype: " << stringifyDType(plan.mp.paramDtype)
      << ", reduce_dtype: " << stringifyDType(plan.mp.reduceDtype)
      << ", output_dtype: " << stringifyDType(plan.mp.outputDtype)
@@ -143,6 +145,8 @@ DictionaryAttr planToAttr(MLIRContext *ctx, const Plan &plan) {
   };
   if (plan.mesh.ep != 1) // expert parallelism: the sub-axis of dp_shard x cp (absent: 1)
     attrs.push_back(b.getNamedAttr("ep", b.getI64IntegerAttr(plan.mesh.ep)));
+  if (plan.expertTp)
+    attrs.push_back(b.getNamedAttr("expert_tp", b.getBoolAttr(true)));
   if (plan.lossLabelsInput)
     attrs.push_back(b.getNamedAttr("loss_labels", b.getStringAttr("input")));
   if (plan.lossParallel)
@@ -221,6 +225,7 @@ llvm::Expected<Plan> planFromAttr(DictionaryAttr attr) {
     return llvm::Error::success();
   };
   for (auto [key, field] : {std::pair<StringRef, bool *>{"sequence_parallel", &plan.sequenceParallel},
+                            {"expert_tp", &plan.expertTp},
                             {"defer_fsdp_grad_sync", &plan.deferFsdpGradSync},
                             {"enable_fsdp2_prefetch", &plan.fsdpPrefetch}})
     if (auto e = getBool(key, *field))

@@ -86,7 +86,9 @@ void setAxis(Mesh &mesh, StringRef axis, int64_t size) {
 std::string rejectedAxisMessage(StringRef axis) {
   if (axis == "pp" || axis == "pp_size")
     return "pipeline parallelism (pp) is not supported yet";
-  if (axis == "etp" || axis == "expert" || axis == "moe")
+  if (axis == "etp")
+    return "expert tensor parallelism is not a mesh axis (etp): it splits the experts over tp with expert_tp: true";
+  if (axis == "expert" || axis == "moe")
     return "expert parallelism (" + axis.str() + ") is not supported yet";
   return "";
 }

@@ -62,7 +62,7 @@ struct RawPlan {
   std::optional<Checkpointing> activationCheckpointing;
   std::optional<ReshardAfterForward> reshardAfterForward;
   std::optional<bool> sequenceParallel, deferFsdpGradSync, prefetch,
-      useHfTpPlan, lossParallel;
+      useHfTpPlan, lossParallel, expertTp;
   std::optional<RawMp> mp;
   std::optional<Mode> mode;
   std::optional<RawLoss> loss;
@@ -88,6 +88,7 @@ struct ParseCtx {
 const StringRef kTopKeys[] = {"mesh",
                               "tp_plan",
                               "sequence_parallel",
+                              "expert_tp",
                               "mp_policy",
                               "reshard_after_forward",
                               "activation_checkpointing",
@@ -302,6 +303,7 @@ template <> struct MappingTraits<RawPlan> {
     io.mapOptional("mesh", p.mesh);
     io.mapOptional("tp_plan", p.tpPlan);
     io.mapOptional("sequence_parallel", p.sequenceParallel);
+    io.mapOptional("expert_tp", p.expertTp);
     io.mapOptional("mp_policy", p.mp);
     io.mapOptional("reshard_after_forward", p.reshardAfterForward);
     io.mapOptional("activation_checkpointing", p.activationCheckpointing);
@@ -528,6 +530,7 @@ llvm::Expected<Plan> parsePlanText(StringRef text, StringRef name, std::optional
   }
 
   plan.sequenceParallel = raw.sequenceParallel.value_or(false);
+  plan.expertTp = raw.expertTp.value_or(false);
   if (raw.mp) {
     plan.mp.paramDtype = raw.mp->param.value_or(plan.mp.paramDtype);
     plan.mp.reduceDtype = raw.mp->reduce.value_or(plan.mp.reduceDtype);

@@ -98,6 +98,10 @@ struct Plan {
   std::string meshLoc; // "file:line:col" of `mesh:` (the file name alone when absent)
   bool tpAuto = false; // `tp_plan: auto`: derived from the raised graph (deriveTpPlan)
   bool sequenceParallel = false;
+  // `expert_tp:` (docs/moe.md): with tp > 1, each expert's MLP is split over tp (gate and up
+  // on I, down on I; the output reduced over tp) instead of each tp rank taking 1/tp of the
+  // tokens.
+  bool expertTp = false;
   MixedPrecision mp;
   ReshardAfterForward reshardAfterForward = ReshardAfterForward::Auto;
   Checkpointing activationCheckpointing = Checkpointing::None;
