@@ -41,6 +41,7 @@ void buildShardingPipeline(mlir::OpPassManager &pm) {
   pm.addPass(createScScheduleMicrobatches());
   pm.addPass(createScCheckpointActivations());
   pm.addPass(createScAddOptimizer());
+  pm.addPass(createScUpdateRouterBias());
   pm.nest<mlir::func::FuncOp>().addPass(createScGroupLayers());
   pm.addPass(createScMixedPrecision());
   pm.addPass(createScPropagateSharding());
@@ -75,7 +76,7 @@ void registerAllShardcPasses() {
   mlir::PassPipelineRegistration<>("sc-compile", "the single-rank compile pipeline (raise, group layers, fuse, plan memory)",
                                    [](mlir::OpPassManager &pm) { buildCompilePipeline(pm, false); });
   mlir::PassPipelineRegistration<>(
-      "sc-shard", "add-loss (train mode), apply-plan, unroll-microbatches, autodiff, schedule-microbatches, checkpoint-activations and add-optimizer (train mode), group-layers, mixed-precision, propagate-sharding, insert-reshards, partition, "
+      "sc-shard", "add-loss (train mode), apply-plan, unroll-microbatches, autodiff, schedule-microbatches, checkpoint-activations, add-optimizer and update-router-bias (train mode), group-layers, mixed-precision, propagate-sharding, insert-reshards, partition, "
                   "bucket-fsdp-gathers, offload (train mode)",
       buildShardingPipeline);
 }

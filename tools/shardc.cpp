@@ -316,6 +316,8 @@ FailureOr<OwningOpRef<ModuleOp>> compileProgram(MLIRContext &ctx, const shardc::
         train.push_back(b.getNamedAttr("loss_parallel", b.getBoolAttr(*plan->lossParallel)));
       if (plan->routerAuxLossCoef)
         train.push_back(b.getNamedAttr("router_aux_loss_coef", b.getF64FloatAttr(*plan->routerAuxLossCoef)));
+      if (plan->routerBiasUpdateSpeed)
+        train.push_back(b.getNamedAttr("router_bias_update_speed", b.getF64FloatAttr(*plan->routerBiasUpdateSpeed)));
       if (plan->gradientAccumulationSteps != 1) {
         train.push_back(b.getNamedAttr("gradient_accumulation_steps", b.getI64IntegerAttr(plan->gradientAccumulationSteps)));
         train.push_back(b.getNamedAttr("defer_fsdp_grad_sync", b.getBoolAttr(plan->deferFsdpGradSync)));

@@ -17,6 +17,11 @@ the causal-LM cross-entropy (mean over the shifted labels) plus router_aux_loss_
 times the model's aux_loss (output_router_logits=True: load_balancing_loss_func over all
 layers' router logits). Data: a stream of 80 tokens; step k (from 0) reads tokens
 [32k, 32k + 32) modulo 80 as input_ids [2, 16] (steps 3, 5, 8 and 10, counted from 1, wrap).
+deepseek_v3_moe (sigmoid router with a score bias, groups, no auxiliary loss) trains with
+DeepSeek-V3's auxiliary-loss-free balancing instead: after every step each
+e_score_correction_bias moves by d - mean(d), d = 1e-3 * sign(mean(c) - c), c the (token,
+choice) pairs of each expert in the step (torchtitan's load_balance_coeff); its biases after
+step 10 are recorded too.
 It records per step the loss, the aux loss and the pre-clip global gradient norm, every
 parameter's gradient at step 1 and every parameter after step 10 (float32: whole up to 8192
 elements, else the norm and 1088 sampled elements).
@@ -45,13 +50,19 @@ ADAM = dict(lr=1e-3, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1)
 MAX_GRAD_NORM = 1.0
 AUX_COEF = 0.02
 FULL_NUMEL = 8192  # whole tensors up to this size, samples above
-MODELS = {"mixtral_moe": 10, "qwen2_moe": 11}  # export_models.py's seeds: 10 + NAMES.index
+MODELS = {"mixtral_moe": 10, "qwen2_moe": 11, "deepseek_v3_moe": 12}  # export_models.py's seeds: 10 + NAMES.index
+BIAS_SPEED = 1e-3  # deepseek_v3_moe: auxiliary-loss-free balancing (router_bias_update_speed)
 
 
 def model_of(name, dtype):
     m = em.build(name, MODELS[name]).m.to(dtype)
     m.router_aux_loss_coef = AUX_COEF
     return m
+
+
+def routers(model):
+    """DeepSeek-V3's routers (the modules with e_score_correction_bias), in layer order."""
+    return [(n, mod) for n, mod in model.named_modules() if hasattr(mod, "e_score_correction_bias")]
 
 
 def onnx_table(name, model):
@@ -82,26 +93,49 @@ def batches(stream):
             for k in range(STEPS)]
 
 
-def train(name, dtype, data):
+def train(name, dtype, data, bias_speed=None):
+    """With bias_speed (DeepSeek-V3, no auxiliary loss), torchtitan's load_balance_coeff update
+    of every e_score_correction_bias after each step: d = speed * sign(mean(c) - c) centred,
+    c the (token, choice) pairs each expert got in the step."""
     model = model_of(name, dtype)
     model.train()  # no dropout in these configs, no router jitter
     params = [p for _, p in model.named_parameters()]
     opt = torch.optim.AdamW(params, foreach=False, **ADAM)
-    out = dict(loss=[], aux=[], grad_norm=[])
+    out = dict(loss=[], aux=[], grad_norm=[], choices=[])
+    chosen = {}
+    hooks = [mod.register_forward_hook(lambda m_, a, o, n=n: chosen.__setitem__(n, o[2].detach().clone()))
+             for n, mod in routers(model)]
     for k in range(STEPS):
         opt.zero_grad()
         x = torch.from_numpy(data[k])
-        r = model(input_ids=x, output_router_logits=True, use_cache=False)
-        loss = mr.causal_lm_loss(r.logits, x) + AUX_COEF * r.aux_loss
+        if bias_speed is None:
+            r = model(input_ids=x, output_router_logits=True, use_cache=False)
+            loss = mr.causal_lm_loss(r.logits, x) + AUX_COEF * r.aux_loss
+        else:
+            r = model(input_ids=x, use_cache=False)
+            loss = mr.causal_lm_loss(r.logits, x)
         loss.backward()
         if k == 0:
             out["grads1"] = {n: p.grad.detach().double().numpy().copy() for n, p in model.named_parameters()}
         gn = torch.nn.utils.clip_grad_norm_(params, MAX_GRAD_NORM)
         opt.step()
+        if bias_speed is not None:
+            with torch.no_grad():
+                for n, mod in routers(model):
+                    b = mod.e_score_correction_bias
+                    c = torch.bincount(chosen[n].reshape(-1), minlength=b.numel()).to(b.dtype)
+                    d = bias_speed * torch.sign(c.mean() - c)
+                    b.add_(d - d.mean())
+        out["choices"].append({n: chosen[n].numpy().copy() for n in chosen})
         out["loss"].append(loss.item())
-        out["aux"].append(r.aux_loss.item())
+        if bias_speed is None:
+            out["aux"].append(r.aux_loss.item())
         out["grad_norm"].append(float(gn))
+    for h in hooks:
+        h.remove()
     out["final"] = {n: p.detach().double().numpy().copy() for n, p in model.named_parameters()}
+    out["buffers"] = {n + ".e_score_correction_bias": mod.e_score_correction_bias.detach().double().numpy().copy()
+                      for n, mod in routers(model)}
     return out
 
 
@@ -148,11 +182,24 @@ def main():
         fwd = float(np.abs(got - refs[name + ".logits"]).max())
         assert fwd < 1e-6, (name, fwd, "the rebuilt model is not the exported one")
         table = onnx_table(name, m32)
-        r64, r32 = train(name, torch.float64, data), train(name, torch.float32, data)
+        speed = BIAS_SPEED if name == "deepseek_v3_moe" else None
+        r64, r32 = train(name, torch.float64, data, speed), train(name, torch.float32, data, speed)
         p = name + "/"
         for tag, r in (("fp64", r64), ("fp32", r32)):
-            for key in ("loss", "aux", "grad_norm"):
+            for key in ("loss", "aux", "grad_norm") if speed is None else ("loss", "grad_norm"):
                 npz[f"{p}clip/{key}_{tag}"] = np.array(r[key], np.float64)
+        buffers = []
+        if speed is not None:
+            # The biases after 10 steps, and how many choices they changed (against a run without
+            # the update) in the last step: the update must matter for the test to mean anything.
+            still = train(name, torch.float64, data, 0.0)
+            changed = sum(int((np.sort(r64["choices"][-1][n], -1) != np.sort(still["choices"][-1][n], -1)).any(-1).sum())
+                          for n in r64["choices"][-1])
+            for n, v in r64["buffers"].items():
+                npz[f"{p}clip/final_buffer/{n}"] = v.astype(np.float32)
+                buffers.append({"name": n, "state": "router_bias.m." + n})
+            meta["router_bias_update_speed"] = speed
+            print(f"{name}: the bias update changed the choices of {changed} tokens in step 10")
         gaps = {"forward_fp32": fwd,
                 "loss_abs": float(np.abs(np.subtract(r32["loss"], r64["loss"])).max()),
                 "grad_norm_rel": float(np.max(np.abs(np.subtract(r32["grad_norm"], r64["grad_norm"]))
@@ -163,7 +210,7 @@ def main():
             n = e["name"]
             for key, value in ((f"{p}grad1/{n}/", r64["grads1"][n]), (f"{p}clip/final/{n}/", r64["final"][n])):
                 record(npz, key, value, e, 1000 * len(npz) + i)
-        meta["models"][name] = {"params": table, "fp32_vs_fp64": gaps, "onnx": name + ".onnx"}
+        meta["models"][name] = {"params": table, "fp32_vs_fp64": gaps, "onnx": name + ".onnx", "buffers": buffers}
         print(f"{name}: {len(table)} parameters; fp64 losses {np.round(r64['loss'], 6).tolist()}")
         print(f"{name}: fp64 aux {np.round(r64['aux'], 6).tolist()}")
         print(f"{name}: fp64 grad norms {np.round(r64['grad_norm'], 6).tolist()}")

@@ -25,7 +25,9 @@ relative; docs/training.md has shardc's figures).
 With --aux (a mixture of experts, test/moe/train_references.npz made by
 test/moe/make_train_references.py) the plan adds the references' router_aux_loss_coef and the
 aux loss of every step is compared as the loss is; --steps-only stops after the per-step
-figures (a sharded mesh, whose saved state is per rank).
+figures (a sharded mesh, whose saved state is per rank); --bias-update adds the references'
+router_bias_update_speed (DeepSeek-V3's auxiliary-loss-free balancing) and compares the router
+biases after the last step within 1e-6.
     check_pytorch10.py --shardc B --shardc-run R --model M.onnx --name gpt2_tiny --workdir W [--noclip]
 """
 import json
@@ -46,6 +48,9 @@ ap.add_argument("--param-tol", type=float, default=3e-5, help="relative L2 of pa
 ap.add_argument("--aux", action="store_true",
                 help="a mixture of experts (test/moe/train_references.npz): the plan adds the references' "
                      "router_aux_loss_coef, and the aux loss of every step is compared like the loss")
+ap.add_argument("--bias-update", action="store_true",
+                help="DeepSeek-V3's auxiliary-loss-free balancing: the plan adds the references' "
+                     "router_bias_update_speed, and the router biases after the last step are compared")
 ap.add_argument("--steps-only", action="store_true",
                 help="compare the per-step figures only (a sharded mesh: the saved state is per rank)")
 args = ap.parse_args()
@@ -63,10 +68,11 @@ p = f"{args.name}/"
 base = "tp_plan: auto\nmp_policy: {param_dtype: fp32, reduce_dtype: fp32, output_dtype: fp32}\nmode: train\n"
 if args.aux:
     base += f"router_aux_loss_coef: {meta['router_aux_loss_coef']!r}\n"
+bias_update = f"router_bias_update_speed: {meta['router_bias_update_speed']!r}\n" if args.bias_update else ""
 plan = wd / "plan.yaml"
 plan.write_text(base + f"optimizer: {{name: adamw, lr: {hyper['lr']!r}, betas: [{hyper['betas'][0]!r}, "
                 f"{hyper['betas'][1]!r}], eps: {hyper['eps']!r}, weight_decay: {hyper['weight_decay']!r}}}\n" +
-                ("" if args.noclip else f"max_grad_norm: {meta['max_grad_norm']!r}\n"))
+                ("" if args.noclip else f"max_grad_norm: {meta['max_grad_norm']!r}\n") + bias_update)
 ref["tokens"].astype("<i4").tofile(wd / "tokens.bin")
 threads = ["--threads", str(args.ranks)]
 artifact = wd / "train.shardc"
@@ -180,6 +186,14 @@ null_report = []
 # own fp32 run: 1.7e-5). Bound 1e-4 (Adam's worst case on pure noise would be ~2 lr a step).
 NULL_BOUND = 1e-4
 worst = compare(state, f"{run}/final", f"after {steps} steps", null_bound=NULL_BOUND)
+for buf in meta["models"][args.name].get("buffers", []) if args.bias_update else []:
+    # A router's score bias (state router_bias.<name>): it moves by about ±speed a step, so a
+    # choice counted differently shows as a difference of that size.
+    got, want = state.get(buf["state"]), ref[f"{p}{run}/final_buffer/{buf['name']}"]
+    dev = float(np.abs(np.asarray(got, np.float64) - want).max()) if got is not None else float("inf")
+    print(f"{label}: {buf['name']} after {steps} steps, max |difference| {dev:.2e} (tolerance 1e-6)")
+    if not dev <= 1e-6:
+        failures.append(f"router bias {buf['name']}: " + ("not in the saved state" if got is None else f"{dev:.2e}"))
 print(f"{label}: {n_params} parameters after {steps} steps, worst relative L2 {worst:.2e} (tolerance {TOL_PARAM:g})"
       + "".join(f"\n    zero-gradient elements (left out above) of {r} (bound {NULL_BOUND:g})"
                 for r in null_report))

@@ -187,7 +187,8 @@ LogicalResult verifyAttr(Operation *op, Scope scope, NamedAttribute named, Type 
     for (NamedAttribute a : ok ? dict.getValue() : ArrayRef<NamedAttribute>()) {
       if (a.getName() == "labels")
         continue;
-      if (a.getName() == "max_grad_norm" || a.getName() == "router_aux_loss_coef") {
+      if (a.getName() == "max_grad_norm" || a.getName() == "router_aux_loss_coef" ||
+          a.getName() == "router_bias_update_speed") {
         ok &= isa<FloatAttr>(a.getValue());
       } else if (a.getName() == "gradient_accumulation_steps") {
         auto g = dyn_cast<IntegerAttr>(a.getValue());
@@ -224,7 +225,7 @@ LogicalResult verifyAttr(Operation *op, Scope scope, NamedAttribute named, Type 
                       "(optional), activation_checkpointing = \"full\" | \"selective\" (optional), reshard_after_forward = \"true\" | \"false\" | \"auto\" (optional), "
                       "gradient_accumulation_steps = <int >= 1> (optional), defer_fsdp_grad_sync = <bool> (optional), "
                       "master_dtype = \"bf16\" | \"fp32\" (optional), loss_parallel = <bool> (optional), offload_policy = \"cpu\" (optional), "
-                      "router_aux_loss_coef = <float> (optional)}");
+                      "router_aux_loss_coef = <float> (optional), router_bias_update_speed = <float> (optional)}");
   }
   if (name == "sc.source")
     return failed(only({Scope::Module})) ? failure() : expect(isa<StringAttr>(attr), "a string");

@@ -70,6 +70,8 @@ std::string printPlanYaml(const Plan &plan, const std::map<std::string, TpStyle>
     os << "loss_parallel: " << yamlBool(*plan.lossParallel) << "\n";
   if (plan.routerAuxLossCoef)
     os << "router_aux_loss_coef: " << *plan.routerAuxLossCoef << "\n";
+  if (plan.routerBiasUpdateSpeed)
+    os << "router_bias_update_speed: " << *plan.routerBiasUpdateSpeed << "\n";
   if (const auto &o = plan.optimizer)
     os << "optimizer: {name: adamw, lr: " << o->lr << ", betas: [" << o->beta1 << ", " << o->beta2
        << "], eps: " << o->eps << ", weight_decay: " << o->weightDecay << "}\n";
@@ -153,6 +155,8 @@ DictionaryAttr planToAttr(MLIRContext *ctx, const Plan &plan) {
     attrs.push_back(b.getNamedAttr("loss_parallel", b.getBoolAttr(*plan.lossParallel)));
   if (plan.routerAuxLossCoef)
     attrs.push_back(b.getNamedAttr("router_aux_loss_coef", b.getF64FloatAttr(*plan.routerAuxLossCoef)));
+  if (plan.routerBiasUpdateSpeed)
+    attrs.push_back(b.getNamedAttr("router_bias_update_speed", b.getF64FloatAttr(*plan.routerBiasUpdateSpeed)));
   if (DictionaryAttr o = optimizerAttr(b, plan))
     attrs.push_back(b.getNamedAttr("optimizer", o));
   if (DictionaryAttr l = lrSchedulerAttr(b, plan))
@@ -278,6 +282,8 @@ llvm::Expected<Plan> planFromAttr(DictionaryAttr attr) {
   }
   if (auto coef = attr.getAs<FloatAttr>("router_aux_loss_coef"))
     plan.routerAuxLossCoef = coef.getValueAsDouble();
+  if (auto speed = attr.getAs<FloatAttr>("router_bias_update_speed"))
+    plan.routerBiasUpdateSpeed = speed.getValueAsDouble();
   if (auto clip = attr.getAs<FloatAttr>("max_grad_norm"))
     plan.maxGradNorm = clip.getValueAsDouble();
   if (auto g = attr.getAs<IntegerAttr>("gradient_accumulation_steps"))

@@ -68,7 +68,7 @@ struct RawPlan {
   std::optional<RawLoss> loss;
   std::optional<RawOptimizer> optimizer;
   std::optional<RawScheduler> lrScheduler;
-  std::optional<double> maxGradNorm, routerAuxLossCoef;
+  std::optional<double> maxGradNorm, routerAuxLossCoef, routerBiasUpdateSpeed;
   std::optional<int64_t> gradientAccumulationSteps;
   std::optional<std::vector<std::string>> trainable, frozen;
   std::optional<std::string> offloadPolicy;
@@ -96,6 +96,7 @@ const StringRef kTopKeys[] = {"mesh",
                               "loss",
                               "loss_parallel",
                               "router_aux_loss_coef",
+                              "router_bias_update_speed",
                               "optimizer",
                               "lr_scheduler",
                               "max_grad_norm",
@@ -311,6 +312,7 @@ template <> struct MappingTraits<RawPlan> {
     io.mapOptional("loss", p.loss);
     io.mapOptional("loss_parallel", p.lossParallel);
     io.mapOptional("router_aux_loss_coef", p.routerAuxLossCoef);
+    io.mapOptional("router_bias_update_speed", p.routerBiasUpdateSpeed);
     io.mapOptional("optimizer", p.optimizer);
     io.mapOptional("lr_scheduler", p.lrScheduler);
     io.mapOptional("max_grad_norm", p.maxGradNorm);
@@ -641,6 +643,14 @@ llvm::Expected<Plan> parsePlanText(StringRef text, StringRef name, std::optional
     if (!(*raw.routerAuxLossCoef >= 0))
       return err(at("router_aux_loss_coef") + "router_aux_loss_coef: must be >= 0");
     plan.routerAuxLossCoef = *raw.routerAuxLossCoef;
+  }
+  if (raw.routerBiasUpdateSpeed) {
+    if (plan.mode != Mode::Train || !plan.optimizer)
+      return err(at("router_bias_update_speed") + "router_bias_update_speed: needs mode: train and an optimizer (the "
+                                                  "biases move once a step)");
+    if (!(*raw.routerBiasUpdateSpeed > 0))
+      return err(at("router_bias_update_speed") + "router_bias_update_speed: must be > 0");
+    plan.routerBiasUpdateSpeed = *raw.routerBiasUpdateSpeed;
   }
   return plan;
 }

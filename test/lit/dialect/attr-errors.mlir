@@ -148,7 +148,7 @@ module attributes {sc.mesh = [["dp_shard", 2], ["tp", 2]], sc.tp_styles = {"m.x"
 
 // -----
 
-// expected-error @below {{'sc.train' expects {labels = "input_ids" | "input", optimizer = {lr, beta1, beta2, eps, weight_decay} (optional), lr_scheduler = {warmup_steps, total_steps, min_lr} (optional), max_grad_norm = <float> (optional), activation_checkpointing = "full" | "selective" (optional), reshard_after_forward = "true" | "false" | "auto" (optional), gradient_accumulation_steps = <int >= 1> (optional), defer_fsdp_grad_sync = <bool> (optional), master_dtype = "bf16" | "fp32" (optional), loss_parallel = <bool> (optional), offload_policy = "cpu" (optional), router_aux_loss_coef = <float> (optional)}, got {labels = "targets"}}}
+// expected-error @below {{'sc.train' expects {labels = "input_ids" | "input", optimizer = {lr, beta1, beta2, eps, weight_decay} (optional), lr_scheduler = {warmup_steps, total_steps, min_lr} (optional), max_grad_norm = <float> (optional), activation_checkpointing = "full" | "selective" (optional), reshard_after_forward = "true" | "false" | "auto" (optional), gradient_accumulation_steps = <int >= 1> (optional), defer_fsdp_grad_sync = <bool> (optional), master_dtype = "bf16" | "fp32" (optional), loss_parallel = <bool> (optional), offload_policy = "cpu" (optional), router_aux_loss_coef = <float> (optional), router_bias_update_speed = <float> (optional)}, got {labels = "targets"}}}
 module attributes {sc.train = {labels = "targets"}} {
 }
 

@@ -117,6 +117,10 @@ struct Plan {
   // load-balancing auxiliary loss over all routers on global statistics, times this
   // coefficient, added to the loss (docs/moe.md#training). Unset: no auxiliary loss.
   std::optional<double> routerAuxLossCoef;
+  // `router_bias_update_speed:` (train mode, routers with a score bias: DeepSeek-V3): the
+  // auxiliary-loss-free load balancing, each score bias moved by ±γ towards balance after
+  // every step (sc-update-router-bias, docs/moe.md#training).
+  std::optional<double> routerBiasUpdateSpeed;
   // `trainable:` / `frozen:` (train mode): globs over parameter names and module paths that
   // override the exporter's trainable set; frozen wins when both match (docs/plan.md).
   std::vector<std::string> trainableGlobs, frozenGlobs;

@@ -214,6 +214,19 @@ def ScAddOptimizer : Pass<"sc-add-optimizer", "mlir::ModuleOp"> {
   }];
 }
 
+def ScUpdateRouterBias : Pass<"sc-update-router-bias", "mlir::ModuleOp"> {
+  let summary = "DeepSeek-V3's auxiliary-loss-free load balancing: the routers' score biases as state, updated each step";
+  let description = [{
+    Runs when `sc.train` has `router_bias_update_speed` γ (after sc-add-optimizer). Each
+    router's score bias (a frozen sc.param: e_score_correction_bias) becomes
+    `sc.state "router_bias.<name>" init %param`; after the step it takes
+    bias + d − mean(d), d = γ·sign(mean(c) − c), c the (token, choice) pairs each expert got
+    over the step (all micro-batches; reduced over the data-parallel ranks by propagation),
+    as torchtitan's load_balance_coeff. Errors: no optimizer, no router with a score bias, a
+    trainable or non-f32 bias.
+  }];
+}
+
 def ScApplyPlan : Pass<"sc-apply-plan", "mlir::ModuleOp"> {
   let summary = "seeds shardings from the mesh and tensor-parallel styles recorded on the module";
   let description = [{
