@@ -18,6 +18,17 @@ namespace {
 
 using namespace mlir;
 
+// The micro-batch of a location (sc-unroll-microbatches: the `mb<j>` head of its module path);
+// -1 outside the micro-batches.
+int64_t microbatchOf(Location loc) {
+  std::string path = modulePathOf(loc);
+  StringRef head = StringRef(path).split('.').first;
+  int64_t j;
+  if (!head.consume_front("mb") || head.getAsInteger(10, j))
+    return -1;
+  return j;
+}
+
 Sharding shardingOf(Value v) {
   if (auto s = getSharding(v))
     return *s;
@@ -78,6 +89,11 @@ struct ScInsertReshardsPass : impl::ScInsertReshardsBase<ScInsertReshardsPass> {
   // every layer but the last; "false" (and programs without a backward) keep the forward's
   // copies for the backward. The root group (parameters first read outside the layers) is
   // never gathered again.
+  // Under gradient accumulation (sc-unroll-microbatches) each micro-batch gathers its own
+  // copies, as FSDP2 gathers again in each micro-batch's forward and backward: a parameter's
+  // readers are split by micro-batch (the `mb<j>` head of their module path) and each part is
+  // gathered as above on its own, the layers and "the last layer" being the micro-batch's.
+  // So gathered copies never live from one micro-batch into the next.
   void gatherStoredParams() {
     ModuleOp module = getOperation();
     bool prefetch = module->hasAttr("sc.fsdp_prefetch");
@@ -88,13 +104,21 @@ struct ScInsertReshardsPass : impl::ScInsertReshardsBase<ScInsertReshardsPass> {
     module.walk([&](func::FuncOp func) {
       Block &body = func.getBody().front();
       SmallVector<sc::LayerOp> layers(body.getOps<sc::LayerOp>());
-      // Where the gathers of a parameter first read by top-level op `first` are issued.
+      // The last layer of each micro-batch (-1: no micro-batches).
+      llvm::DenseMap<int64_t, Operation *> lastLayer;
+      for (sc::LayerOp l : layers)
+        lastLayer[microbatchOf(l->getLoc())] = l;
+      auto sameMicrobatch = [](Operation *a, Operation *b) {
+        return microbatchOf(a->getLoc()) == microbatchOf(b->getLoc());
+      };
+      // Where the gathers of a parameter first read by top-level op `first` are issued (a
+      // prefetch stays inside the micro-batch).
       auto groupPoint = [&](Operation *first) -> Operation * {
         auto layer = dyn_cast<sc::LayerOp>(first);
         if (!layer)
           return first;
         auto it = llvm::find(layers, layer);
-        if (prefetch && it != layers.begin())
+        if (prefetch && it != layers.begin() && sameMicrobatch(*std::prev(it), layer))
           --it;
         return *it;
       };
@@ -105,9 +129,10 @@ struct ScInsertReshardsPass : impl::ScInsertReshardsBase<ScInsertReshardsPass> {
         Operation *param;
         Value stored;
         Sharding compute;
+        llvm::DenseSet<Operation *> readers;                   // this entry's (one micro-batch's)
         Operation *first = nullptr, *firstBackward = nullptr; // top-level readers
       };
-      SmallVector<Stored> all;
+      std::vector<Stored> all;
       auto readsStoredOf = [](const Sharding &storage) {
         // Readers of the stored layout itself: the assign of a state's update, and the
         // update's own read of the state (a constraint to the stored layout).
@@ -139,18 +164,27 @@ struct ScInsertReshardsPass : impl::ScInsertReshardsBase<ScInsertReshardsPass> {
           }
         if (stored.use_empty())
           return;
-        Stored entry{p, stored, compute};
         auto readsStored = readsStoredOf(*storage);
+        // One entry per micro-batch, in the order of the micro-batches' first readers.
+        llvm::MapVector<int64_t, Stored> parts;
         for (Operation *user : stored.getUsers()) {
           if (readsStored(user))
             continue;
           Operation *top = topOf(user);
+          auto [it, inserted] = parts.try_emplace(microbatchOf(top->getLoc()));
+          Stored &entry = it->second;
+          if (inserted) {
+            entry.param = p;
+            entry.stored = stored;
+            entry.compute = compute;
+          }
+          entry.readers.insert(user);
           Operation *&slot = isBackwardLoc(top->getLoc()) ? entry.firstBackward : entry.first;
           if (!slot || top->isBeforeInBlock(slot))
             slot = top;
         }
-        if (entry.first || entry.firstBackward)
-          all.push_back(entry);
+        for (auto &part : parts)
+          all.push_back(std::move(part.second));
       });
       // The first backward op that reads a parameter of each layer.
       llvm::DenseMap<Operation *, Operation *> backwardPoint; // sc.layer -> top-level backward op
@@ -164,19 +198,17 @@ struct ScInsertReshardsPass : impl::ScInsertReshardsBase<ScInsertReshardsPass> {
         auto layer = e.first ? dyn_cast<sc::LayerOp>(e.first) : sc::LayerOp();
         if (!layer || !e.firstBackward || reshard == "false")
           return false;
-        return reshard == "true" || layer != layers.back();
+        return reshard == "true" || layer != lastLayer.lookup(microbatchOf(layer->getLoc()));
       };
       for (Stored &e : all) {
-        auto storage = *getSharding(e.stored);
-        auto readsStored = readsStoredOf(storage);
         bool again = regathered(e);
-        // The forward's gathers (all readers' when the backward keeps them), then the
-        // backward's.
+        // The forward's gathers (all of the entry's readers when the backward keeps them), then
+        // the backward's.
+        auto backwardUse = [&](OpOperand &use) { return isBackwardLoc(topOf(use.getOwner())->getLoc()); };
         if (e.first || !again)
           if (failed(gather(e.param, e.stored, e.compute, groupPoint(e.first ? e.first : e.firstBackward), false,
                             [&](OpOperand &use) {
-                              return !readsStored(use.getOwner()) &&
-                                     (!again || !isBackwardLoc(topOf(use.getOwner())->getLoc()));
+                              return e.readers.contains(use.getOwner()) && (!again || !backwardUse(use));
                             })))
             return;
         if (!again)
@@ -184,12 +216,12 @@ struct ScInsertReshardsPass : impl::ScInsertReshardsBase<ScInsertReshardsPass> {
         Operation *at = backwardPoint.lookup(e.first);
         if (prefetch) {
           auto next = std::next(llvm::find(layers, cast<sc::LayerOp>(e.first)));
-          if (next != layers.end())
+          if (next != layers.end() && sameMicrobatch(*next, e.first))
             if (Operation *earlier = backwardPoint.lookup(*next); earlier && earlier->isBeforeInBlock(at))
               at = earlier;
         }
         if (failed(gather(e.param, e.stored, e.compute, at, true, [&](OpOperand &use) {
-              return !readsStored(use.getOwner()) && isBackwardLoc(topOf(use.getOwner())->getLoc());
+              return e.readers.contains(use.getOwner()) && backwardUse(use);
             })))
           return;
       }

@@ -310,27 +310,30 @@ struct Scheduler {
   void run() {
     Block &entry = func.getBody().front();
     SmallVector<Operation *> ops;
-    llvm::DenseMap<Operation *, unsigned> position;
+    // Position in the program (0 for the eager ops), then the index: ties never fall to the
+    // ops' addresses, so the order (and the memory plan) is the same from compile to compile.
+    llvm::DenseMap<Operation *, std::pair<unsigned, unsigned>> position;
     for (Operation &op : entry.without_terminator()) {
-      position[&op] = eager.contains(&op) ? 0 : ops.size() + 1;
+      unsigned index = ops.size() + 1;
+      position[&op] = {eager.contains(&op) ? 0 : index, index};
       ops.push_back(&op);
     }
-    // Priority 2j (forward of j), 2j + 1 (its backward); 2g: after everything.
+    // Priority 2j (forward of j), 2j + 1 (its backward); 2g: after everything. An op that an
+    // earlier priority reads takes that priority: the step's label count reads every
+    // micro-batch's slice of the inputs, and every backward reads the count, so the last
+    // micro-batch's input slice must not wait for the earlier micro-batches' forwards (it would
+    // hold backward 0 until forward g-1 has run, and every activation with it).
     llvm::DenseMap<Operation *, int64_t> key;
     for (Operation *op : llvm::reverse(ops)) {
       int64_t j = microbatchOf(op->getLoc());
-      if (j >= 0) {
-        key[op] = 2 * j + (isBackwardLoc(op->getLoc()) ? 1 : 0);
-        continue;
-      }
-      int64_t k = 2 * g;
+      int64_t k = j >= 0 ? 2 * j + (isBackwardLoc(op->getLoc()) ? 1 : 0) : 2 * g;
       for (Operation *user : op->getUsers())
         if (auto it = key.find(user); it != key.end())
           k = std::min(k, it->second);
       key[op] = k;
     }
     llvm::DenseMap<Operation *, unsigned> waiting;
-    using Item = std::tuple<int64_t, unsigned, Operation *>;
+    using Item = std::tuple<int64_t, std::pair<unsigned, unsigned>, Operation *>;
     std::priority_queue<Item, std::vector<Item>, std::greater<Item>> ready;
     for (Operation *op : ops) {
       llvm::SmallPtrSet<Operation *, 4> deps;
@@ -458,13 +461,16 @@ struct ScScheduleMicrobatchesPass : impl::ScScheduleMicrobatchesBase<ScScheduleM
         if (Attribute s = p->getAttr("sc.storage_sharding"))
           storage[p.getName()] = s;
       });
+      SmallVector<sc::ShardingConstraintOp> forwardAliases;
       func.walk([&](sc::ShardingConstraintOp c) {
-        if (!isBackwardLoc(c.getLoc()))
-          return;
         std::string name = readOnnxLoc(c.getLoc()).nodeName;
         StringRef node(name);
         if (!node.consume_front(kGradSyncNode) || !node.consume_front("."))
           return;
+        if (!isBackwardLoc(c.getLoc())) {
+          forwardAliases.push_back(c);
+          return;
+        }
         auto it = storage.find(node);
         if (it == storage.end())
           return;
@@ -481,6 +487,14 @@ struct ScScheduleMicrobatchesPass : impl::ScScheduleMicrobatchesBase<ScScheduleM
         c.getResult().replaceAllUsesWith(back);
         c.erase();
       });
+      // The forward constraints move nothing (the parameter's compute layout) and have done
+      // their part (the backward's constraints above): the micro-batch's ops read the parameter
+      // itself, so sc-insert-reshards gathers it per micro-batch as reshard_after_forward says
+      // (through the constraint, the backward would read the forward's gathered copies).
+      for (sc::ShardingConstraintOp c : forwardAliases) {
+        c.getResult().replaceAllUsesWith(c.getInput());
+        c.erase();
+      }
     });
   }
 };

@@ -69,7 +69,8 @@ private:
 };
 
 // Lowers the local slices (sc.shard_slice: this rank's chunk along a dim) to dynamic_slice
-// from the chunk's start, and gives a vocabulary-split embedding its first row.
+// from the chunk's start, and gives a vocabulary-split embedding (and embedding gradient) its
+// first row.
 void lowerRankDependentOps(func::FuncOp func, const MeshShape &mesh) {
   RankValues values(func, mesh);
   SmallVector<sc::ShardSliceOp> slices;
@@ -80,6 +81,20 @@ void lowerRankDependentOps(func::FuncOp func, const MeshShape &mesh) {
     SmallVector<std::string> axes(s.getAxes().getAsValueRange<StringAttr>());
     Value start = values.chunkStart(axes, type.getDimSize(dim));
     OpBuilder b(s);
+    // This rank's rows of an embedding gradient (a vocabulary-split table): computed alone,
+    // the ids outside them skipped, instead of the whole table's gradient and a slice.
+    if (auto grad = s.getInput().getDefiningOp<sc::EmbeddingGradOp>();
+        grad && dim == 0 && !grad.getRowStart() && grad->hasOneUse()) {
+      auto local = sc::EmbeddingGradOp::create(b, grad.getLoc(), type, grad.getIds(), grad.getDy(), start,
+                                               b.getI64IntegerAttr(grad.getType().getDimSize(0)),
+                                               grad.getPaddingIdxAttr());
+      if (auto sharding = s->getAttr("sc.sharding"))
+        local->setAttr("sc.sharding", sharding);
+      s.replaceAllUsesWith(local.getResult());
+      s.erase();
+      grad.erase();
+      continue;
+    }
     auto slice = sc::DynamicSliceOp::create(b, s.getLoc(), type, s.getInput(), start, b.getI64IntegerAttr(dim));
     if (auto sharding = s->getAttr("sc.sharding"))
       slice->setAttr("sc.sharding", sharding);
@@ -95,6 +110,21 @@ void lowerRankDependentOps(func::FuncOp func, const MeshShape &mesh) {
     e.getRowStartMutable().assign(values.chunkStart(axes, table.getDimSize(0)));
     e.setVocabSize(table.getDimSize(0) * mesh.product(axes));
     // The recorded operand shardings name the new operand too (a scalar, whole).
+    if (auto operands = e->getAttrOfType<ArrayAttr>("sc.operand_shardings")) {
+      SmallVector<Attribute> list(operands.begin(), operands.end());
+      list.push_back(Sharding::replicated(0).toAttr(e.getContext()));
+      e->setAttr("sc.operand_shardings", ArrayAttr::get(e.getContext(), list));
+    }
+  });
+  // Its gradient: a vocabulary-split result holds this rank's rows (ids elsewhere add nothing).
+  func.walk([&](sc::EmbeddingGradOp e) {
+    auto table = cast<RankedTensorType>(e.getType());
+    auto s = getSharding(e.getResult());
+    if (e.getRowStart() || !s || s->dims.empty() || s->dims[0].empty())
+      return;
+    SmallVector<std::string> axes(s->dims[0].begin(), s->dims[0].end());
+    e.getRowStartMutable().assign(values.chunkStart(axes, table.getDimSize(0)));
+    e.setVocabSize(table.getDimSize(0) * mesh.product(axes));
     if (auto operands = e->getAttrOfType<ArrayAttr>("sc.operand_shardings")) {
       SmallVector<Attribute> list(operands.begin(), operands.end());
       list.push_back(Sharding::replicated(0).toAttr(e.getContext()));

@@ -107,8 +107,10 @@ int error(const llvm::Twine &msg) {
   return 1;
 }
 
-// The ONNX names of the initializers the exporter marks trainable (filled by importModel).
+// The ONNX names of the initializers the exporter marks trainable (filled by importModel), and
+// those of them folded with constants (ONNX name -> parameter name).
 std::set<std::string> exporterTrainable;
+std::map<std::string, std::string> foldedWithConstants;
 
 // The --shapes sets (none: one program, bound by --input-shape alone).
 std::vector<shardc::DimBindings> shapeSets;
@@ -116,6 +118,7 @@ std::vector<shardc::DimBindings> shapeSets;
 FailureOr<OwningOpRef<ModuleOp>> importModel(MLIRContext &ctx, const shardc::DimBindings *dims = nullptr) {
   ImportOptions opts;
   opts.exporterTrainable = &exporterTrainable;
+  opts.foldedWithConstants = &foldedWithConstants;
   if (dims)
     opts.dimBindings = *dims;
   else if (shapeSets.size() == 1)
@@ -301,8 +304,18 @@ FailureOr<OwningOpRef<ModuleOp>> compileProgram(MLIRContext &ctx, const shardc::
       (**module)->setAttr("sc.expert_tp", b.getUnitAttr());
     // mode: train: sc-add-loss appends the loss (docs/training.md).
     // mode: train: sc.trainable on the sc.params that train (docs/training.md).
-    if (plan->mode == shardc::Mode::Train)
+    if (plan->mode == shardc::Mode::Train) {
       shardc::markTrainableParams(**module, *plan, exporterTrainable);
+      // A trainable parameter the exporter stored folded with constants (Gemma's norm weight
+      // as 1 + w): the graph does not say how, so the stored value is what trains.
+      (**module).walk([&](shardc::sc::ParamOp p) {
+        auto folded = foldedWithConstants.find(p.getOnnxName().str());
+        if (p->hasAttr("sc.trainable") && folded != foldedWithConstants.end())
+          p.emitRemark() << "trainable parameter " << folded->second
+                         << " is stored folded with constants (Gemma's 1 + w?): it trains as the stored value ('"
+                         << folded->first << "')";
+      });
+    }
     if (plan->mode == shardc::Mode::Train) {
       SmallVector<NamedAttribute> train{
           b.getNamedAttr("labels", b.getStringAttr(plan->lossLabelsInput ? "input" : "input_ids"))};

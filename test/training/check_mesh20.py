@@ -40,6 +40,9 @@ ap.add_argument("--reference-only", action="store_true")
 ap.add_argument("--sp", action="store_true", help="sequence_parallel: true")
 ap.add_argument("--lm-head", choices=["colwise_rep"], help="the auto plan's styles written out, with lm_head in this "
                 "style (the vocabulary-parallel loss: loss_parallel is on under tp)")
+ap.add_argument("--embed", choices=["embedding_rowwise"], help="the auto plan's styles written out, with embed_tokens "
+                "in this style (the table split over tp on the vocabulary rows; its gradient computed as the "
+                "local rows only)")
 ap.add_argument("--steps", type=int, default=20)
 ap.add_argument("--tol", type=float, default=1e-5, help="losses (absolute)")
 ap.add_argument("--grad-norm-tol", type=float, default=1e-4, help="grad norms (relative)")
@@ -60,9 +63,10 @@ LLAMA_STYLES = {"self_attn.q_proj": "colwise", "self_attn.k_proj": "colwise", "s
                 "self_attn.o_proj": "rowwise", "mlp.gate_proj": "colwise", "mlp.up_proj": "colwise",
                 "mlp.down_proj": "rowwise"}
 tp_plan = "tp_plan: auto\n"
-if args.lm_head:
+if args.lm_head or args.embed:
     tp_plan = "tp_plan:\n" + "".join(f'  "layers.*.{m}": {s}\n' for m, s in LLAMA_STYLES.items()) + \
-        f'  "lm_head": {args.lm_head}\n'
+        (f'  "lm_head": {args.lm_head}\n' if args.lm_head else "") + \
+        (f'  "embed_tokens": {args.embed}\n' if args.embed else "")
 plan.write_text(tp_plan + "mp_policy: {param_dtype: fp32, reduce_dtype: fp32, output_dtype: fp32}\n"
                 f"sequence_parallel: {'true' if args.sp else 'false'}\nmode: train\n"
                 f"optimizer: {{name: adamw, lr: {hyper['lr']!r}, betas: [{hyper['betas'][0]!r}, "
@@ -70,7 +74,31 @@ plan.write_text(tp_plan + "mp_policy: {param_dtype: fp32, reduce_dtype: fp32, ou
                 f"max_grad_norm: {meta['max_grad_norm']!r}\n")
 mesh, ranks = ("dp_replicate=1,dp_shard=1,cp=1,tp=1", 1) if args.reference_only else (args.mesh, args.ranks)
 artifact = wd / "train.shardc"
-harness.run([args.shardc, "compile", model, "--plan", plan, "--mesh", mesh, "-o", artifact, "--quiet"])
+harness.run([args.shardc, "compile", model, "--plan", plan, "--mesh", mesh, "-o", artifact, "--quiet"] +
+            (["--emit-mlir", wd / "train.mlir"] if args.embed else []))
+if args.embed and "tp=" in mesh:
+    # The vocabulary-parallel embedding's gradient: each rank computes its [V/tp, H] rows only
+    # (sc.embedding_grad with rows_from, a [V/tp, H] result), no tp collective carries it, and
+    # under FSDP its reduce-scatter moves the tp shard (V/tp x H f32), not the whole table.
+    import re
+    import subprocess
+    axes = dict((k, int(v)) for k, v in (a.split("=") for a in mesh.split(",")))
+    import onnx
+    V, H = next(list(t.dims) for t in onnx.load(str(model), load_external_data=False).graph.initializer
+                if t.name.endswith("embed_tokens.weight"))
+    grads = re.findall(r"sc\.embedding_grad [^\n]*-> tensor<(\d+)x(\d+)x?\w*>", (wd / "train.mlir").read_text())
+    rows_from = "rows_from" in "".join(l for l in (wd / "train.mlir").read_text().splitlines() if "sc.embedding_grad" in l)
+    report = json.loads(subprocess.run([args.shardc, "report", "--json", str(artifact)], check=True,
+                                       capture_output=True, text=True).stdout)
+    embed = [c for c in report["collectives"] if c["phase"] == "backward" and "embed_tokens" in c["loc"]]
+    shard_bytes = V // axes["tp"] * H * 4
+    print(f"embedding gradient: {len(grads)} sc.embedding_grad of {[f'{a}x{b}' for a, b in grads]} "
+          f"(rows_from: {rows_from}); backward collectives of embed_tokens: "
+          f"{[(c['kind'], c['axes'], c['bytes']) for c in embed]}")
+    bad = [c for c in embed if "tp" in c["axes"].split(",") or c["bytes"] != shard_bytes]
+    if not grads or any((int(a), int(b)) != (V // axes["tp"], H) for a, b in grads) or not rows_from or bad:
+        print(f"FAIL: the embedding gradient is not the local [{V // axes['tp']}, {H}] rows: {grads} {bad}")
+        sys.exit(1)
 if args.lm_head and "tp=" in mesh:
     # The vocabulary-parallel loss: nothing gathered over tp in the forward (the logits stay
     # split), the row max and the two row sums all-reduced over tp instead.
@@ -123,7 +151,7 @@ params = consolidate(wd / "state")
 np.savez(out / "params.npz", **params)
 losses = json.loads((wd / "losses.json").read_text())
 label = (f"llama_tiny_b4 {args.steps} steps mesh {mesh}{' sequence_parallel' if args.sp else ''}"
-         f"{' lm_head ' + args.lm_head if args.lm_head else ''}")
+         f"{' lm_head ' + args.lm_head if args.lm_head else ''}{' embed_tokens ' + args.embed if args.embed else ''}")
 if args.reference_only:
     ref_dir = pathlib.Path(args.reference)
     if ref_dir.exists():

@@ -510,6 +510,33 @@ TEST(EmbeddingGrad, RowStartSkipsOtherRanksRows) {
   checkEmbeddingGradient(ids, 3, 2, &start, 10, 8, "row_start, padding_idx outside the rows");
 }
 
+TEST(EmbeddingGrad, VocabularySlicesAreTheSlicesOfTheWhole) {
+  // Two ranks of a vocabulary-split table (embedding_rowwise at tp2): rows [0, 5) and [5, 10),
+  // each computed from every id (the ids of the other slice skipped, padding_idx 7 included),
+  // are exactly the whole table's gradient's rows.
+  Owned ids = tensor(DType::I64, {3, 4}, {0, 4, 9, 5, 6, 6, 3, 7, 4, 8, 5, 1});
+  const int64_t hidden = 3;
+  Owned dy = tensor(DType::F32, {3, 4, hidden}, randomValues(3 * 4 * hidden));
+  for (int64_t padding : {int64_t(-1), int64_t(7)}) {
+    Attrs whole, part;
+    part.set("vocab_size", int64_t(10));
+    if (padding != -1) {
+      whole.set("padding_idx", padding);
+      part.set("padding_idx", padding);
+    }
+    Owned all(DType::F32, {10, hidden});
+    ASSERT_EQ(runKernel("embedding_grad", {&ids, &dy}, {&all}, whole), "");
+    const Values expected = valuesOf(all);
+    for (int64_t start : {int64_t(0), int64_t(5)}) {
+      Owned first = tensor(DType::I64, {}, {double(start)}), slice(DType::F32, {5, hidden});
+      ASSERT_EQ(runKernel("embedding_grad", {&ids, &dy, &first}, {&slice}, part), "");
+      const Values got = valuesOf(slice);
+      for (int64_t i = 0; i < 5 * hidden; ++i)
+        EXPECT_EQ(got[i], expected[start * hidden + i]) << "rows from " << start << ", element " << i;
+    }
+  }
+}
+
 TEST(EmbeddingGrad, SixteenBitAccumulatesInFloat32) {
   // 300 repeats of one id: a bf16 accumulator would stall; f32 then rounding once does not.
   Values idValues(300, 1.0);

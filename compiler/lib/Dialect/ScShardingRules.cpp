@@ -430,13 +430,14 @@ Rule TokenLossCombineOp::getShardingRule() {
 }
 // Backward ops (sc-autodiff). The embedding's gradient sums over the ids: sharding their dims
 // (the batch) leaves a Partial(sum) table gradient, which the reshard planner reduces (FSDP's
-// gradient reduce-scatter). The vocabulary rows stay whole (a vocabulary-split gradient needs
-// sc-partition's row_start, not written yet).
+// gradient reduce-scatter). The vocabulary rows may be split (a vocabulary-split table,
+// embedding_rowwise): each rank then computes only its rows from every id, skipping the ids
+// outside them (sc-partition gives the op its row_start), with no communication.
 Rule AttentionGradOp::getShardingRule() { return attentionGradRule(*this); }
 Rule EmbeddingGradOp::getShardingRule() {
   ShardingRule r;
   ArrayRef<int64_t> t = shapeOf(getResult()), ids = shapeOf(getIds());
-  int v = r.addFactor(t[0], false), h = r.addFactor(t[1]);
+  int v = r.addFactor(t[0]), h = r.addFactor(t[1]);
   Dims idd, dy;
   for (int64_t d : ids) {
     int f = r.addFactor(d, true, true);

@@ -705,9 +705,26 @@ LogicalResult AttentionOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<b
 LogicalResult EmbeddingOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool> wanted, SmallVectorImpl<Value> &og) {
   if (getRowStart())
     return emitOpError() << "is vocabulary-split already; sc-autodiff runs on the global program";
-  if (wanted[0])
-    og[0] = EmbeddingGradOp::create(b, getLoc(), typeOf(getTable()), getIds(), onlyGrad(rg), Value(),
-                                    IntegerAttr(), getPaddingIdxAttr());
+  if (!wanted[0])
+    return success();
+  Value grad = EmbeddingGradOp::create(b, getLoc(), typeOf(getTable()), getIds(), onlyGrad(rg), Value(),
+                                       IntegerAttr(), getPaddingIdxAttr());
+  // A vocabulary-split table (embedding_rowwise, or a tied colwise lm_head: sc-apply-plan splits
+  // its rows): its gradient is asked for split the same way, over those axes only (the batch's
+  // Partial flows through), so it is sliced before any data-parallel reduction, and
+  // sc-partition makes the slice of the embedding gradient compute only this rank's rows.
+  Value table = getTable();
+  if (auto c = table.getDefiningOp<CastOp>())
+    table = c.getInput();
+  Operation *def = table.getDefiningOp();
+  auto attrs = def ? def->getAttrOfType<ArrayAttr>("sc.sharding") : ArrayAttr();
+  auto split = attrs && attrs.size() == 1 ? dyn_cast<ShardingAttr>(attrs[0]) : ShardingAttr();
+  if (split && split.getDims().size() == 2 && !split.getDims()[0].empty()) {
+    ArrayAttr axes = split.getDims()[0];
+    auto rows = ShardingAttr::get(getContext(), {axes, b.getArrayAttr({})}, {}, {});
+    grad = ShardingConstraintOp::create(b, getLoc(), grad.getType(), grad, axes, rows);
+  }
+  og[0] = grad;
   return success();
 }
 

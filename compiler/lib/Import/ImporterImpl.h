@@ -63,6 +63,10 @@ struct TrainableInfo {
   llvm::StringSet<> trainable;           // initializer names
   std::vector<std::string> frozenBuffers; // BUFFER names that initializers hold or fold from
   int64_t frozenInitializers = 0;         // initializers that hold or fold from a BUFFER
+  // Trainable folds whose value is not a layout transform of their parameter: the fold read
+  // other values too (constants: Gemma's norm weight stored as 1 + w), and is not named after a
+  // layout op. Initializer name -> the parameter it folds from. They train as the stored value.
+  std::map<std::string, std::string> foldedWithConstants;
 };
 TrainableInfo classifyTrainable(const onnx::GraphProto &graph);
 

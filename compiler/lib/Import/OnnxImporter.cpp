@@ -315,11 +315,14 @@ llvm::Expected<OwningOpRef<ModuleOp>> Importer::run(llvm::MemoryBufferRef bytes)
   const onnx::GraphProto &graph = model.graph();
   for (const auto &t : graph.initializer())
     initializers[t.name()] = &t;
-  for (const auto &e : classifyTrainable(graph).trainable) {
+  TrainableInfo trainable = classifyTrainable(graph);
+  for (const auto &e : trainable.trainable) {
     exporterTrainable.insert(e.getKey());
     if (opts.exporterTrainable)
       opts.exporterTrainable->insert(e.getKey().str());
   }
+  if (opts.foldedWithConstants)
+    opts.foldedWithConstants->insert(trainable.foldedWithConstants.begin(), trainable.foldedWithConstants.end());
   {
     llvm::StringMap<std::string> transposeInput;
     for (const auto &node : graph.node())

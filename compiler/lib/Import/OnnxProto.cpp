@@ -195,6 +195,18 @@ bool looksLikeModuleParam(llvm::StringRef name) {
          !name.starts_with("/");
 }
 
+// The exporter names a folded aten op's output after the op (`add_4`, `view_3`): those of the
+// ops that only lay out or select the parameter's elements (GPT-2's learned positions,
+// `embedding_1` = wpe[arange(S)], read constant indices but hold wpe's own rows).
+static bool isLayoutFoldName(llvm::StringRef name) {
+  llvm::StringRef op = name.rtrim("0123456789");
+  op.consume_back("_");
+  return llvm::is_contained({"view", "reshape", "_reshape_alias", "_unsafe_view", "unsqueeze", "squeeze", "flatten",
+                             "permute", "transpose", "t", "_to_copy", "clone", "contiguous", "alias", "detach",
+                             "embedding", "slice", "select", "index", "narrow", "expand"},
+                            op);
+}
+
 TrainableInfo classifyTrainable(const onnx::GraphProto &graph) {
   constexpr llvm::StringLiteral kKind = "pkg.torch.export.graph_signature.InputSpec.kind";
   constexpr llvm::StringLiteral kFolded = "pkg.onnxscript.optimizer.folded_from";
@@ -244,19 +256,30 @@ TrainableInfo classifyTrainable(const onnx::GraphProto &graph) {
     auto f = foldedFrom.find(t.name());
     if (f == foldedFrom.end())
       continue;
-    bool param = false, buffer = false;
+    bool param = false, buffer = false, other = false;
+    std::string paramName;
     for (const std::string &src : parsePyList(f->second)) {
       auto sk = kindOf.find(src);
-      if (sk == kindOf.end())
+      if (sk == kindOf.end()) {
+        other = true;
         continue;
+      }
+      if (sk->second == "PARAMETER" && !param)
+        paramName = src;
       param |= sk->second == "PARAMETER";
       if (sk->second == "BUFFER") {
         buffer = true;
         noteBuffer(src);
       }
     }
-    if (param && !buffer)
+    if (param && !buffer) {
       info.trainable.insert(t.name());
+      // A transpose or cast folds the parameter alone (its permutation or dtype is an
+      // attribute); a reshape reads a shape constant too, but its output is named after the
+      // aten view/reshape. Any other fold that read more than parameters mixed in constants.
+      if (other && !isLayoutFoldName(t.name()))
+        info.foldedWithConstants[t.name()] = paramName;
+    }
     info.frozenInitializers += buffer;
   }
   return info;

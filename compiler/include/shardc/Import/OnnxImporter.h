@@ -27,6 +27,10 @@ struct ImportOptions {
   // sc.constant), with or without this pointer. markTrainableParams (Plan.h) turns the set
   // into sc.trainable under `mode: train`.
   std::set<std::string> *exporterTrainable = nullptr;
+  // When set, filled with the trainable initializers folded with constants (ONNX name -> the
+  // parameter named by its `folded_from`; Gemma's norm weights stored as 1 + w): they train
+  // as the stored value, and shardc compile says so in a remark under `mode: train`.
+  std::map<std::string, std::string> *foldedWithConstants = nullptr;
 };
 
 // Errors are one line: "<file>: node '<name>' (<module path>): <what is wrong>".
