@@ -178,22 +178,39 @@ struct Deriver {
     }
     if (!axis)
       return {std::nullopt, "its output is not cut into q, k and v"};
+    // The q part splits over tp by heads; a kv part of fewer heads than tp (tp a multiple of
+    // them) is repeated in its weight once unpacked, so each rank holds the kv head its q heads
+    // read (sc-apply-plan's kv-head replication).
+    auto kvNote = [&]() -> std::string {
+      if (kvHeads % tp == 0)
+        return "";
+      return llvm::formatv("; its {0} kv head(s) < tp {1}: each repeated {2} times in its part of the weight",
+                           kvHeads, tp, tp / kvHeads);
+    };
+    bool divides = heads % tp == 0 && (kvHeads % tp == 0 || tp % kvHeads == 0);
     if (*axis == rank - 1 && shape.back() == n && !perHead) {
-      if (heads % tp != 0 || kvHeads % tp != 0)
+      if (!divides)
         return {std::nullopt, llvm::formatv("its [q; k; v] parts hold {0} and {1} heads, which do not divide over "
-                                            "tp {2} (packed_colwise cannot repeat kv heads)", heads, kvHeads, tp)};
+                                            "tp {2} (nor the kv heads tp)", heads, kvHeads, tp)};
       return {TpStyle::PackedColwise,
-              llvm::formatv("cut into contiguous parts ([q; k; v], {0} {1}): each part split over tp", heads * headDim,
-                            evenSplit ? "features each" : "+ 2 x " + std::to_string(kvHeads * headDim) + " features")};
+              llvm::formatv("cut into contiguous parts ([q; k; v], {0} {1}): each part split over tp{2}",
+                            heads * headDim,
+                            evenSplit ? "features each" : "+ 2 x " + std::to_string(kvHeads * headDim) + " features",
+                            kvNote())};
     }
     if (*axis == rank - 1 && perHead && shape.back() == parts * headDim)
       return {TpStyle::Colwise, llvm::formatv("q, k and v interleaved per head ([{0} heads, {1}·head_dim]): a "
                                               "plain column split keeps whole heads with their q, k and v",
                                               heads, parts)};
-    if (*axis == rank - 2 && shape.back() == headDim)
-      return {std::nullopt, llvm::formatv("its heads are stacked as [{0} q heads; {1} k; {1} v] (multi-query): "
-                                          "packed_colwise cannot yet split that along the heads and repeat the kv "
-                                          "part", heads, (shape[rank - 2] - heads) / 2)};
+    if (*axis == rank - 2 && shape.back() == headDim && shape[rank - 2] == heads + 2 * kvHeads &&
+        shape[rank - 2] * headDim == n) {
+      if (!divides)
+        return {std::nullopt, llvm::formatv("its heads are stacked as [{0} q heads; {1} k; {1} v], which do not "
+                                            "divide over tp {2} (nor the kv heads tp)", heads, kvHeads, tp)};
+      return {TpStyle::PackedColwise,
+              llvm::formatv("its heads are stacked as [{0} q heads; {1} k; {1} v] (multi-query): cut along the heads "
+                            "into its parts, each split over tp{2}", heads, kvHeads, kvNote())};
+    }
     return {std::nullopt, "its q, k and v parts have a layout shardc does not recognise"};
   }
 
