@@ -116,6 +116,22 @@ bool isActivation(Operation *op) {
   return isa<sc::MulOp>(op) && !isConstantLike(op->getOperand(0)) && !isConstantLike(op->getOperand(1));
 }
 
+bool allDigits(StringRef s) { return !s.empty() && llvm::all_of(s, [](char c) { return c >= '0' && c <= '9'; }); }
+
+// The machine a head's decision assumes (one node of current accelerators): a collective's
+// fixed latency, its bus bandwidth, and dense GEMM throughput.
+constexpr double kCollectiveLatencyUs = 10, kBusBytesPerUs = 100e3, kGemmFlopsPerUs = 100e6;
+
+std::string typeString(Value v) {
+  auto t = cast<RankedTensorType>(v.getType());
+  std::string s = "[";
+  for (auto [i, d] : llvm::enumerate(t.getShape()))
+    s += (i ? ", " : "") + std::to_string(d);
+  llvm::raw_string_ostream os(s);
+  os << "] " << t.getElementType();
+  return os.str();
+}
+
 struct Deriver {
   ModuleOp module;
   bool sp;
@@ -350,6 +366,34 @@ struct Deriver {
     ++out.attentionBlocks;
   }
 
+  // An MLP outside the repeated layers (BERT's pooler and classifier on the pooled [batch,
+  // hidden] vector) is sharded only where that pays: tp saves (1 - 1/tp) of its GEMM FLOPs
+  // (StepOpInterface::getCost) and costs one all-reduce of its output. Returns whether to
+  // shard, and the figures; nothing for an MLP inside the layers (always sharded, as the
+  // hand-written plans do).
+  std::optional<std::pair<bool, std::string>> headByCost(ArrayRef<Reached> firsts, sc::LinearOp down) {
+    std::string path = modulePathOf(down->getLoc());
+    llvm::SmallVector<StringRef> comps;
+    StringRef(path).split(comps, '.');
+    if (tp <= 1 || llvm::any_of(comps, allDigits))
+      return std::nullopt;
+    uint64_t flops = down.getCost().flops;
+    for (const Reached &r : firsts)
+      flops += sc::LinearOp(r.lin).getCost().flops;
+    auto out = cast<RankedTensorType>(down.getType());
+    double bytes = double(out.getNumElements()) * out.getElementType().getIntOrFloatBitWidth() / 8;
+    double saved = double(flops) * (1.0 - 1.0 / double(tp)) / kGemmFlopsPerUs;
+    double paid = kCollectiveLatencyUs + bytes * 2.0 * double(tp - 1) / double(tp) / kBusBytesPerUs;
+    bool shard = saved > paid;
+    return std::make_pair(
+        shard, llvm::formatv("head outside the layers, {0} by cost: tp {1} saves ~{2:f3} us of its {3} GEMM FLOPs "
+                             "(at 100 TFLOP/s) {4} the ~{5:f3} us all-reduce of its {6} output (10 us + "
+                             "2(tp-1)/tp x {7} bytes at 100 GB/s)",
+                             shard ? "sharded" : "replicated", tp, saved, flops, shard ? "over" : "under", paid,
+                             typeString(down.getResult()), (uint64_t)bytes)
+                   .str());
+  }
+
   // `down` is an MLP's last linear when its input comes, through activations and the gating
   // product only, from linears that read one value (gate and up, or one fused gate_up).
   void mlp(sc::LinearOp down) {
@@ -366,6 +410,14 @@ struct Deriver {
     if (!activated)
       return;
     std::string at = modulePathOf(down->getLoc());
+    auto head = headByCost(firsts, down);
+    if (head && !head->first) {
+      for (Reached &r : firsts)
+        assign(r.lin, std::nullopt, llvm::formatv("first linear of the MLP ending at {0}: {1}", at, head->second));
+      assign(down, std::nullopt, "second MLP linear: " + head->second);
+      ++out.mlpBlocks;
+      return;
+    }
     std::optional<TpStyle> downStyle = TpStyle::Rowwise;
     bool gated = firsts.size() > 1;
     for (Reached &r : firsts) {
@@ -400,6 +452,10 @@ struct Deriver {
     assign(down, downStyle,
            downStyle ? llvm::formatv("second MLP linear: consumes the {0}", gated ? "gated product" : "activation").str()
                      : std::string("second MLP linear: replicated, as its first linear is"));
+    if (head && downStyle)
+      for (sc::LinearOp lin : llvm::concat<sc::LinearOp>(llvm::map_range(firsts, [](Reached &r) { return r.lin; }),
+                                                         llvm::ArrayRef<sc::LinearOp>(down)))
+        linears[lin].second += " (" + head->second + ")";
     ++out.mlpBlocks;
   }
 
@@ -459,8 +515,6 @@ struct Deriver {
       out.norms.push_back({modulePathOf(n->getLoc()), norms[n].first, norms[n].second});
   }
 };
-
-bool allDigits(StringRef s) { return !s.empty() && llvm::all_of(s, [](char c) { return c >= '0' && c <= '9'; }); }
 
 std::string join(ArrayRef<StringRef> comps, size_t from, std::optional<size_t> star = std::nullopt) {
   std::string s;
