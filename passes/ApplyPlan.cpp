@@ -95,8 +95,8 @@ struct ScApplyPlanPass : impl::ScApplyPlanBase<ScApplyPlanPass> {
     // Heads split over tp: query heads must divide; kv heads must divide, or be fewer than
     // tp and divide it (then they are replicated, each rank taking the one it needs).
     llvm::SmallPtrSet<Operation *, 8> kvReplicated;
+    SmallVector<sc::AttentionOp> fewKv;
     if (!tp.empty()) {
-      SmallVector<sc::AttentionOp> fewKv;
       module.walk([&](sc::AttentionOp att) {
         int64_t q = cast<RankedTensorType>(att.getQuery().getType()).getDimSize(1);
         int64_t k = cast<RankedTensorType>(att.getKey().getType()).getDimSize(1);
@@ -112,8 +112,6 @@ struct ScApplyPlanPass : impl::ScApplyPlanBase<ScApplyPlanPass> {
           fewKv.push_back(att);
         }
       });
-      for (sc::AttentionOp att : fewKv)
-        (void)replicateKvHeads(att, tpSize, kvReplicated);
     }
 
     // packed_colwise first: a fused projection (GPT-2's c_attn) becomes one linear per
@@ -130,6 +128,10 @@ struct ScApplyPlanPass : impl::ScApplyPlanBase<ScApplyPlanPass> {
       if (failed)
         return signalPassFailure();
     }
+    // Then the kv heads (after the unpacking, so that a packed projection's kv part is a
+    // projection of its own whose weight can repeat the heads).
+    for (sc::AttentionOp att : fewKv)
+      (void)replicateKvHeads(att, tpSize, kvReplicated);
 
     // embedding_rowwise (vocabulary parallel): the table's rows are split over tp.
     if (!tp.empty() && styles)

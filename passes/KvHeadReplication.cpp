@@ -1,8 +1,9 @@
 // kv heads fewer than tp (GQA with tp > num_key_value_heads, as Megatron handles it): each
 // kv head is repeated tp / kv_heads times so that the tp split of the heads hands each rank
 // the kv head its query heads read. Where the key and value come straight from their
-// projections (the exporter's Llama/Qwen2/Mistral graphs), the repeat is in the projections'
-// weights: a view of the stored bytes, so each rank stores and computes its kv head only.
+// projections (the exporter's Llama/Qwen2/Mistral graphs, or the parts of a packed
+// projection once unpacked: Phi-3's qkv_proj, Falcon's multi-query query_key_value), the
+// repeat is in the projections' weights: a view of the stored bytes, so each rank stores and computes its kv head only.
 // Otherwise the projections are replicated and the heads repeated right before the
 // attention (a local slice, no communication).
 #include "ApplyPlanSteps.h"
@@ -114,6 +115,10 @@ sc::ParamOp repeatedParam(OpBuilder &b, sc::ParamOp p, int64_t dim, int64_t bloc
   SmallVector<int64_t> shape(t.getShape());
   shape[dim] *= times;
   sc::ParamOp q = paramView(b, p, shape);
+  // A part of a packed projection (PackedColwise.cpp) already views a larger stored tensor
+  // from its sc.file_start: the repeat is of that view, the stored tensor stays the file's.
+  if (auto fileShape = p->getAttrOfType<DenseI64ArrayAttr>("sc.file_shape"))
+    q->setAttr("sc.file_shape", fileShape);
   q->setAttr("sc.file_repeat", b.getDenseI64ArrayAttr({dim, block, times}));
   return q;
 }
@@ -157,8 +162,9 @@ LogicalResult replicateKvHeads(sc::AttentionOp att, int64_t tpSize, llvm::SmallP
     if (keys && values && keys->lin != values->lin) {
       repeatInWeights(*keys, kv, rep);
       repeatInWeights(*values, kv, rep);
+      std::string kPath = modulePathOf(keys->lin->getLoc()), vPath = modulePathOf(values->lin->getLoc());
       att.emitRemark() << "kv heads (" << kv << ") fewer than tp (" << tpSize << "): each kv head of "
-                       << modulePathOf(keys->lin->getLoc()) << " and " << modulePathOf(values->lin->getLoc())
+                       << (kPath == vPath ? "the k and v parts of " + kPath : kPath + " and " + vPath)
                        << " is repeated " << rep << " times in its weight, so that every rank stores and "
                        << "computes the one its query heads read";
       return success();

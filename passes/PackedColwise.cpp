@@ -1,5 +1,8 @@
 // sc-apply-plan's packed_colwise step: a fused projection cut into parts along its features
-// (GPT-2's c_attn by a split, Phi-3's qkv_proj by slices) becomes one colwise linear per part.
+// (GPT-2's c_attn by a split, Phi-3's qkv_proj by slices, Falcon's multi-query
+// query_key_value by a split along its heads) becomes one colwise linear per part. A kv part
+// with fewer heads than tp is then a projection of its own, which sc-apply-plan's kv-head
+// replication repeats in its weight (KvHeadReplication.cpp).
 #include "ApplyPlanSteps.h"
 
 #include "shardc/Dialect/ScLocation.h"
@@ -36,7 +39,8 @@ struct Part {
 
 // packed_colwise: `reshape?(linear(x, W, b))` cut along its features into parts, by one
 // split (GPT-2's c_attn, equal or not) or by slices that tile the features (Phi-3's qkv_proj,
-// [q; k; v] of different sizes), becomes one linear per part over column blocks of W (and b),
+// [q; k; v] of different sizes), along the last axis or along an axis of the reshaped
+// features (Falcon's [.., 4 q heads + 1 k + 1 v, head_dim] split along the heads), becomes one linear per part over column blocks of W (and b),
 // each block split over tp on its output features. A parameter W (or b) becomes parameters
 // viewing its blocks, each stored split over tp like a colwise weight; any other W is sliced
 // and then split locally.
@@ -47,18 +51,22 @@ LogicalResult unpackColwise(sc::LinearOp lin, ArrayRef<std::string> tp, int64_t 
   Value cut = reshape ? reshape.getResult() : lin.getResult();
   auto outType = cast<RankedTensorType>(lin.getType());
   auto cutType = cast<RankedTensorType>(cut.getType());
-  int64_t n = outType.getShape().back(), last = cutType.getRank() - 1;
-  if (cut.use_empty() || cutType.getShape().back() != n)
+  ArrayRef<int64_t> cutShape = cutType.getShape();
+  int64_t n = outType.getShape().back(), rank = cutType.getRank();
+  // The axis the cutters cut (a split's, or the one dim each slice narrows). The features
+  // are the dims from it on (Falcon's [.., q heads + 2, head_dim] cut along the heads: a
+  // unit of the axis is one head of head_dim features), so a part of `k` units along it is
+  // `k · unit` contiguous features of the projection.
+  if (cut.use_empty())
     return lin.emitError() << path << " is packed_colwise but its output is not split into parts";
   SmallVector<Part> parts;
   SmallVector<Operation *> cutters;
+  int64_t axis = -1;
   if (auto split = cut.hasOneUse() ? dyn_cast<sc::SplitOp>(*cut.getUsers().begin()) : sc::SplitOp()) {
-    int64_t axis = split.getAxis() < 0 ? split.getAxis() + cutType.getRank() : split.getAxis();
-    if (axis != last)
-      return lin.emitError() << path << " is packed_colwise but its output is not split evenly along the features";
+    axis = split.getAxis() < 0 ? split.getAxis() + rank : split.getAxis();
     int64_t start = 0;
     for (Value r : split.getResults()) {
-      int64_t size = cast<RankedTensorType>(r.getType()).getShape().back();
+      int64_t size = cast<RankedTensorType>(r.getType()).getDimSize(axis);
       parts.push_back({start, size, r});
       start += size;
     }
@@ -67,13 +75,18 @@ LogicalResult unpackColwise(sc::LinearOp lin, ArrayRef<std::string> tp, int64_t 
     for (Operation *u : cut.getUsers()) {
       auto slice = dyn_cast<sc::SliceOp>(u);
       auto rt = slice ? cast<RankedTensorType>(slice.getType()) : RankedTensorType();
-      bool onFeatures = slice && llvm::all_of(slice.getSteps(), [](int64_t st) { return st == 1; });
-      for (int64_t d = 0; onFeatures && d < last; ++d)
-        onFeatures = slice.getStarts()[d] == 0 && rt.getShape()[d] == cutType.getShape()[d];
-      if (!onFeatures)
+      bool oneAxis = slice && llvm::all_of(slice.getSteps(), [](int64_t st) { return st == 1; });
+      int64_t a = -1;
+      for (int64_t d = 0; oneAxis && d < rank; ++d)
+        if (slice.getStarts()[d] != 0 || rt.getShape()[d] != cutShape[d]) {
+          oneAxis = a < 0 && (axis < 0 || axis == d);
+          a = d;
+        }
+      if (!oneAxis || a < 0)
         return lin.emitError() << path << " is packed_colwise but its output is not split into parts (one split, "
-                               << "or slices of the features)";
-      parts.push_back({slice.getStarts()[last], rt.getShape().back(), slice.getResult()});
+                               << "or slices along one axis of the features)";
+      axis = a;
+      parts.push_back({slice.getStarts()[a], rt.getShape()[a], slice.getResult()});
       cutters.push_back(slice);
     }
     llvm::sort(parts, [](const Part &a, const Part &b) { return a.start < b.start; });
@@ -83,8 +96,17 @@ LogicalResult unpackColwise(sc::LinearOp lin, ArrayRef<std::string> tp, int64_t 
         return lin.emitError() << path << " is packed_colwise but its slices do not tile its " << n << " features";
       next += p.size;
     }
-    if (next != n)
+    if (next != cutShape[axis])
       return lin.emitError() << path << " is packed_colwise but its slices do not tile its " << n << " features";
+  }
+  int64_t unit = 1;
+  for (int64_t d = axis + 1; d < rank; ++d)
+    unit *= cutShape[d];
+  if (unit * cutShape[axis] != n)
+    return lin.emitError() << path << " is packed_colwise but its output is not split evenly along the features";
+  for (Part &p : parts) {
+    p.start *= unit;
+    p.size *= unit;
   }
   for (const Part &p : parts)
     if (p.size % tpSize != 0)
@@ -120,8 +142,8 @@ LogicalResult unpackColwise(sc::LinearOp lin, ArrayRef<std::string> tp, int64_t 
     Value y = sc::LinearOp::create(b, lin.getLoc(), RankedTensorType::get(yShape, outType.getElementType()),
                                    lin.getInput(), w, bias, lin.getTransposeWeightAttr(), lin.getEpilogueAttr());
     if (reshape) {
-      SmallVector<int64_t> rShape(cutType.getShape());
-      rShape.back() = part.size;
+      SmallVector<int64_t> rShape(cutShape);
+      rShape[axis] = part.size / unit;
       y = sc::ReshapeOp::create(b, reshape.getLoc(), RankedTensorType::get(rShape, cutType.getElementType()), y);
     }
     part.value.replaceAllUsesWith(y);

@@ -5,8 +5,11 @@
 // operands and the rule imply; backward sweeps refine an unseeded operand that only one op
 // reads to the sharding that op wants, when its producer can compute it that way. Sweeps
 // repeat until nothing changes; then each op records the operand shardings it needs, for
-// sc-insert-reshards.
+// sc-insert-reshards. Sums of Partial values that the program's order would reduce one by
+// one (a parallel residual block's attention and MLP) are reassociated to be reduced once,
+// and the fixpoint runs again on the rewritten function.
 #include "shardc/Dialect/ScDialect.h"
+#include "shardc/Dialect/ScShapes.h"
 #include "shardc/Passes/Passes.h"
 #include "shardc/Sharding/Propagation.h"
 #include "shardc/Sharding/Sharding.h"
@@ -99,10 +102,106 @@ struct ScPropagateShardingPass : impl::ScPropagateShardingBase<ScPropagateShardi
       if (auto s = getSharding(v))
         current[v] = *s;
     propagate(func);
+    if (reassociatePartialSums(func)) {
+      // Again on the rewritten function, from the seeds (nothing was written back yet).
+      current.clear();
+      priority.clear();
+      fixed.clear();
+      values.assign(func.getArguments().begin(), func.getArguments().end());
+      func.walk([&](Operation *op) {
+        if (op != func.getOperation())
+          values.append(op->result_begin(), op->result_end());
+      });
+      for (Value v : values)
+        if (auto s = getSharding(v))
+          current[v] = *s;
+      propagate(func);
+    }
+    recordAll(func);
     for (Value v : values)
       if (auto it = current.find(v); it != current.end())
         setSharding(v, it->second);
     current.clear();
+  }
+
+  // Parallel residual blocks (GPT-NeoX, Falcon: x + attn(ln1(x)) + mlp(ln2(x))) add two
+  // rowwise outputs, each Partial over tp, to the residual: in the exporter's order, (x + a)
+  // + m, or with a bias added after each rowwise matmul, every Partial meets a whole value
+  // and is reduced on its own. A tree of one-use adds whose current order reduces two or more
+  // Partial leaves (one-use, summed over the same axes) becomes (Partials summed) + (the rest
+  // summed), so the Partials are reduced once (Megatron's order; an all-reduce, or with
+  // sequence parallelism a reduce-scatter onto the sequence-sharded residual). Returns
+  // whether anything changed.
+  bool reassociatePartialSums(func::FuncOp func) {
+    auto partialOf = [&](Value v) -> const Sharding * {
+      auto it = current.find(v);
+      return it != current.end() && it->second.hasPartial() && it->second.reduce == "sum" ? &it->second : nullptr;
+    };
+    auto innerAdd = [](Value v, Block *block) {
+      auto add = v.getDefiningOp<sc::AddOp>();
+      return add && v.hasOneUse() && add->getBlock() == block ? add : sc::AddOp();
+    };
+    SmallVector<sc::AddOp> roots;
+    func.walk([&](sc::AddOp add) {
+      Value r = add.getResult();
+      if (!(r.hasOneUse() && isa<sc::AddOp>(*r.getUsers().begin()) && (*r.getUsers().begin())->getBlock() == add->getBlock()))
+        roots.push_back(add);
+    });
+    bool any = false;
+    for (sc::AddOp root : roots) {
+      SmallVector<Value> leaves;
+      SmallVector<sc::AddOp> tree{root};
+      for (size_t i = 0; i < tree.size(); ++i)
+        for (Value v : tree[i]->getOperands()) {
+          if (sc::AddOp inner = innerAdd(v, root->getBlock()))
+            tree.push_back(inner);
+          else
+            leaves.push_back(v);
+        }
+      SmallVector<Value> partial, rest;
+      for (Value v : leaves)
+        (partialOf(v) && v.hasOneUse() && v.getType() == root.getType() ? partial : rest).push_back(v);
+      if (partial.size() < 2 || rest.empty() ||
+          llvm::any_of(partial, [&](Value v) { return partialOf(v)->partial != partialOf(partial[0])->partial; }))
+        continue;
+      int reductions = 0; // adds where a Partial operand meets a whole value
+      for (sc::AddOp add : tree)
+        reductions += !partialOf(add.getResult()) && llvm::any_of(add->getOperands(), partialOf);
+      if (reductions < 2)
+        continue;
+      OpBuilder b(root);
+      auto sum = [&](ArrayRef<Value> vs) {
+        Value acc = vs.front();
+        for (Value v : vs.drop_front()) {
+          auto t = cast<RankedTensorType>(acc.getType());
+          SmallVector<int64_t> shape;
+          (void)sc::broadcastShapes(t.getShape(), cast<RankedTensorType>(v.getType()).getShape(), shape);
+          acc = sc::AddOp::create(b, root.getLoc(), RankedTensorType::get(shape, t.getElementType()), acc, v);
+        }
+        return acc;
+      };
+      Value partials = sum(partial), others = sum(rest);
+      auto top = sc::AddOp::create(b, root.getLoc(), root.getType(), partials, others);
+      root.getResult().replaceAllUsesWith(top.getResult());
+      for (sc::AddOp add : tree) // users first: the tree was collected from the root down
+        add->erase();
+      any = true;
+    }
+    return any;
+  }
+
+  // Each op records the operand shardings it needs (sc-insert-reshards reads a constraint's
+  // operand and result shardings; a layer has no operands).
+  void recordAll(func::FuncOp func) {
+    func.walk([&](Operation *op) {
+      if (op == func.getOperation() || op->getNumResults() == 0 ||
+          isa<sc::ParamOp, sc::ConstantOp, sc::StateOp, sc::ShardingConstraintOp, sc::LayerOp>(op))
+        return;
+      Decision d = decide(op);
+      record(op, d.operands);
+      if (explain)
+        explainOp(op, d);
+    });
   }
 
   void propagate(func::FuncOp func) {
@@ -151,16 +250,6 @@ struct ScPropagateShardingPass : impl::ScPropagateShardingBase<ScPropagateShardi
       func.emitWarning() << "sc-propagate-sharding: no fixpoint after " << kMaxSweeps
                          << " sweeps; the last shardings are used";
 
-    for (Operation *op : ruled) {
-      Decision d = decide(op);
-      // sc-insert-reshards reads a constraint's operand and result shardings; a layer has no
-      // operands.
-      if (isa<sc::ShardingConstraintOp, sc::LayerOp>(op))
-        continue;
-      record(op, d.operands);
-      if (explain)
-        explainOp(op, d);
-    }
   }
 
   // The factor shardings of `op` from its operands and results, best source first, and what

@@ -239,9 +239,14 @@ private:
       buf.repeatDim = r->dim();
       buf.repeatBlock = r->block();
       buf.repeatTimes = r->times();
-      if (buf.repeatDim < 0 || buf.repeatDim >= int64_t(rank) || buf.repeatBlock < 1 || buf.repeatTimes < 1 ||
-          buf.fileShape[size_t(buf.repeatDim)] % buf.repeatBlock != 0 ||
-          buf.fileShape[size_t(buf.repeatDim)] * buf.repeatTimes != buf.globalShape[size_t(buf.repeatDim)])
+      // The repeated extent is the stored dim, or with file_start a part of it from there (a
+      // packed projection's kv part).
+      size_t d = size_t(buf.repeatDim);
+      bool bad = buf.repeatDim < 0 || d >= rank || buf.repeatBlock < 1 || buf.repeatTimes < 1 ||
+                 buf.globalShape[d] % buf.repeatTimes != 0;
+      int64_t extent = bad ? 0 : buf.globalShape[d] / buf.repeatTimes;
+      if (bad || extent % buf.repeatBlock != 0 ||
+          (buf.fileStart.empty() ? extent != buf.fileShape[d] : buf.fileStart[d] + extent > buf.fileShape[d]))
         return fail(join(at, "file_repeat"), "does not describe global dim " + std::to_string(buf.repeatDim) +
                                                  " as repeated blocks of the stored one");
     }

@@ -5,7 +5,10 @@ colwise and rowwise (the rest replicated). A model whose attention stops being r
 runs correctly replicated, so the e2e.encoders numbers alone would not notice.
 
   check_encoder_plan.py --shardc BIN --model M.onnx --expect attention=2,mlp=2,colwise=8,rowwise=4,replicated=0
-                        [--shardc-arg=--input-shape=input_ids=3x16 ...]
+                        [--mesh tp=4] [--shardc-arg=--input-shape=input_ids=3x16 ...]
+
+The decoders of test/breadth/export_models.py use it too (packed_colwise counted as its own
+style), so that a fused projection falling back to replicated fails a test.
 """
 import argparse
 import re
@@ -17,11 +20,12 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--shardc", required=True)
     ap.add_argument("--model", required=True)
-    ap.add_argument("--expect", required=True, help="attention=N,mlp=N,colwise=N,rowwise=N,replicated=N")
+    ap.add_argument("--expect", required=True, help="attention=N,mlp=N,colwise=N,rowwise=N,replicated=N[,packed_colwise=N]")
+    ap.add_argument("--mesh", default="tp=2")
     ap.add_argument("--shardc-arg", action="append", default=[])
     args = ap.parse_args()
     want = {k: int(v) for k, v in (kv.split("=") for kv in args.expect.split(","))}
-    cmd = [args.shardc, "plan", args.model, "--explain", "--mesh", "tp=2"] + args.shardc_arg
+    cmd = [args.shardc, "plan", args.model, "--explain", "--mesh", args.mesh] + args.shardc_arg
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
     if p.returncode != 0:
         print(f"FAIL: {' '.join(cmd)} exited {p.returncode}:\n{p.stdout}")

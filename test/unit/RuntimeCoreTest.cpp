@@ -227,6 +227,24 @@ TEST(Artifact, FileRepeatIsChecked) {
   EXPECT_EQ(withRepeat(1, 2), "");
   EXPECT_EQ(withRepeat(1, 3), "m.shardc: manifest: buffers[3].file_repeat: does not describe global dim 1 as "
                               "repeated blocks of the stored one");
+  // With file_start the repeat is of a part of the stored dim (a packed projection's kv part):
+  // column 1 of a stored [3, 2], twice; the part must lie inside the stored dim.
+  auto partRepeat = [](int64_t times) {
+    JsonValue m;
+    EXPECT_EQ(parseJson(kManifest, m), "");
+    JsonValue &w = bufferAt(m, 3); // f32 [3, 2]
+    JsonValue spec;
+    EXPECT_EQ(parseJson(R"({"file_shape": [3, 2], "file_start": [0, 1], "file_repeat": {"dim": 1, "block": 1, )"
+                        R"("times": )" + std::to_string(times) + "}}",
+                        spec),
+              "");
+    for (const auto &kv : spec.asObject())
+      w.asObject().push_back(kv);
+    return loadError(encodeJsonArtifact(writeJson(m), validBlob()));
+  };
+  EXPECT_EQ(partRepeat(2), "");
+  EXPECT_EQ(partRepeat(1), "m.shardc: manifest: buffers[3].file_repeat: does not describe global dim 1 as "
+                           "repeated blocks of the stored one");
 }
 
 // One part of a packed projection: the global tensor is columns [4, 6) of a stored [2, 6];

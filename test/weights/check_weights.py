@@ -21,6 +21,7 @@ With --train: the round trip: 2 AdamW steps of a train artifact started from the
 onnxruntime on the export with the exported parameters.
     check_weights.py --shardc B --shardc-run R --model M.onnx --workdir W
                      [--mesh 1:1 --mesh tp=2:2 ...] [--tied lm_head.weight=model.embed_tokens.weight] [--train]
+                     [--vocab 128]
 """
 import argparse
 import ast
@@ -46,6 +47,7 @@ ap.add_argument("--tied", default="", help="HF_NAME=KEPT_NAME: the tied weight a
 ap.add_argument("--train", action="store_true")
 ap.add_argument("--nproc", action="store_true", help="run the sharded checkpoint's multi-rank runs as processes (mpirun)")
 ap.add_argument("--tol", type=float, default=2e-4)
+ap.add_argument("--vocab", type=int, default=256, help="token ids are drawn below this")
 args = ap.parse_args()
 
 wd = pathlib.Path(args.workdir)
@@ -127,7 +129,7 @@ def ort_logits(path, ids):
 
 
 shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
-ids = np.random.default_rng(3).integers(0, 256, shape).astype(np.int64)
+ids = np.random.default_rng(3).integers(0, args.vocab, shape).astype(np.int64)
 np.savez(wd / "in.npz", input_ids=ids)
 tensors = hf_tensors(perturbed)
 extra = {"score.weight": np.ones((3, 4), np.float32)}
@@ -161,7 +163,7 @@ def run_weights(artifact, ranks, weights, ok=True, processes=False):
         out.unlink()
     cmd = [args.shardc_run, artifact, "--inputs", wd / "in.npz", "--outputs", out, "--weights", weights]
     r = run(cmd + ([("--nproc" if processes else "--threads"), str(ranks)] if ranks > 1 else []), ok)
-    return r, (np.load(out)["output"] if r.returncode == 0 else None)
+    return r, (np.load(out)[model.graph.output[0].name] if r.returncode == 0 else None)
 
 
 for cell in args.mesh or ["1:1"]:

@@ -244,7 +244,15 @@ void Importer::attributeParams(NodeCtx &n) {
   if (n.module.path.empty())
     return;
   llvm::StringRef cls(n.module.cls);
-  bool isLinear = cls.ends_with(".Linear") || cls.ends_with("Conv1D");
+  // nn.Linear, and subclasses named after it (Falcon's FalconLinear).
+  bool isLinear = cls.ends_with("Linear") || cls.ends_with("Conv1D");
+  // The TorchScript exporter records no module classes: its nn.Linear is a MatMul (named
+  // `/encoder/layer.0/attention/self/query/MatMul`, the module path) of the transposed weight
+  // folded into `onnx::MatMul_<n>`, which then takes the module's name, so that a Hugging Face
+  // checkpoint binds to it (shardc-run --weights).
+  if (cls.empty() && n.node.op_type() == "MatMul" && n.node.input_size() == 2 &&
+      llvm::StringRef(n.node.input(1)).starts_with("onnx::MatMul_"))
+    isLinear = true;
   bool isEmbedding = cls.ends_with(".Embedding");
   llvm::StringRef opType(n.node.op_type());
   auto record = [&](sc::ParamOp p, sc::ParamTransform transform) {
@@ -332,7 +340,7 @@ llvm::Expected<OwningOpRef<ModuleOp>> Importer::run(llvm::MemoryBufferRef bytes)
       ModuleInfo module = moduleOf(node);
       llvm::StringRef cls(module.cls);
       if ((node.op_type() != "MatMul" && node.op_type() != "Gemm") || node.input_size() < 2 ||
-          !(cls.ends_with(".Linear") || cls.ends_with("Conv1D")))
+          !(cls.ends_with("Linear") || cls.ends_with("Conv1D")))
         continue;
       auto t = transposeInput.find(node.input(1));
       linearWeights.insert(t == transposeInput.end() ? node.input(1) : t->second);

@@ -116,6 +116,22 @@ bool isActivation(Operation *op) {
   return isa<sc::MulOp>(op) && !isConstantLike(op->getOperand(0)) && !isConstantLike(op->getOperand(1));
 }
 
+bool allDigits(StringRef s) { return !s.empty() && llvm::all_of(s, [](char c) { return c >= '0' && c <= '9'; }); }
+
+// The machine a head's decision assumes (one node of current accelerators): a collective's
+// fixed latency, its bus bandwidth, and dense GEMM throughput.
+constexpr double kCollectiveLatencyUs = 10, kBusBytesPerUs = 100e3, kGemmFlopsPerUs = 100e6;
+
+std::string typeString(Value v) {
+  auto t = cast<RankedTensorType>(v.getType());
+  std::string s = "[";
+  for (auto [i, d] : llvm::enumerate(t.getShape()))
+    s += (i ? ", " : "") + std::to_string(d);
+  llvm::raw_string_ostream os(s);
+  os << "] " << t.getElementType();
+  return os.str();
+}
+
 struct Deriver {
   ModuleOp module;
   bool sp;
@@ -178,22 +194,39 @@ struct Deriver {
     }
     if (!axis)
       return {std::nullopt, "its output is not cut into q, k and v"};
+    // The q part splits over tp by heads; a kv part of fewer heads than tp (tp a multiple of
+    // them) is repeated in its weight once unpacked, so each rank holds the kv head its q heads
+    // read (sc-apply-plan's kv-head replication).
+    auto kvNote = [&]() -> std::string {
+      if (kvHeads % tp == 0)
+        return "";
+      return llvm::formatv("; its {0} kv head(s) < tp {1}: each repeated {2} times in its part of the weight",
+                           kvHeads, tp, tp / kvHeads);
+    };
+    bool divides = heads % tp == 0 && (kvHeads % tp == 0 || tp % kvHeads == 0);
     if (*axis == rank - 1 && shape.back() == n && !perHead) {
-      if (heads % tp != 0 || kvHeads % tp != 0)
+      if (!divides)
         return {std::nullopt, llvm::formatv("its [q; k; v] parts hold {0} and {1} heads, which do not divide over "
-                                            "tp {2} (packed_colwise cannot repeat kv heads)", heads, kvHeads, tp)};
+                                            "tp {2} (nor the kv heads tp)", heads, kvHeads, tp)};
       return {TpStyle::PackedColwise,
-              llvm::formatv("cut into contiguous parts ([q; k; v], {0} {1}): each part split over tp", heads * headDim,
-                            evenSplit ? "features each" : "+ 2 x " + std::to_string(kvHeads * headDim) + " features")};
+              llvm::formatv("cut into contiguous parts ([q; k; v], {0} {1}): each part split over tp{2}",
+                            heads * headDim,
+                            evenSplit ? "features each" : "+ 2 x " + std::to_string(kvHeads * headDim) + " features",
+                            kvNote())};
     }
     if (*axis == rank - 1 && perHead && shape.back() == parts * headDim)
       return {TpStyle::Colwise, llvm::formatv("q, k and v interleaved per head ([{0} heads, {1}·head_dim]): a "
                                               "plain column split keeps whole heads with their q, k and v",
                                               heads, parts)};
-    if (*axis == rank - 2 && shape.back() == headDim)
-      return {std::nullopt, llvm::formatv("its heads are stacked as [{0} q heads; {1} k; {1} v] (multi-query): "
-                                          "packed_colwise cannot yet split that along the heads and repeat the kv "
-                                          "part", heads, (shape[rank - 2] - heads) / 2)};
+    if (*axis == rank - 2 && shape.back() == headDim && shape[rank - 2] == heads + 2 * kvHeads &&
+        shape[rank - 2] * headDim == n) {
+      if (!divides)
+        return {std::nullopt, llvm::formatv("its heads are stacked as [{0} q heads; {1} k; {1} v], which do not "
+                                            "divide over tp {2} (nor the kv heads tp)", heads, kvHeads, tp)};
+      return {TpStyle::PackedColwise,
+              llvm::formatv("its heads are stacked as [{0} q heads; {1} k; {1} v] (multi-query): cut along the heads "
+                            "into its parts, each split over tp{2}", heads, kvHeads, kvNote())};
+    }
     return {std::nullopt, "its q, k and v parts have a layout shardc does not recognise"};
   }
 
@@ -333,6 +366,34 @@ struct Deriver {
     ++out.attentionBlocks;
   }
 
+  // An MLP outside the repeated layers (BERT's pooler and classifier on the pooled [batch,
+  // hidden] vector) is sharded only where that pays: tp saves (1 - 1/tp) of its GEMM FLOPs
+  // (StepOpInterface::getCost) and costs one all-reduce of its output. Returns whether to
+  // shard, and the figures; nothing for an MLP inside the layers (always sharded, as the
+  // hand-written plans do).
+  std::optional<std::pair<bool, std::string>> headByCost(ArrayRef<Reached> firsts, sc::LinearOp down) {
+    std::string path = modulePathOf(down->getLoc());
+    llvm::SmallVector<StringRef> comps;
+    StringRef(path).split(comps, '.');
+    if (tp <= 1 || llvm::any_of(comps, allDigits))
+      return std::nullopt;
+    uint64_t flops = down.getCost().flops;
+    for (const Reached &r : firsts)
+      flops += sc::LinearOp(r.lin).getCost().flops;
+    auto out = cast<RankedTensorType>(down.getType());
+    double bytes = double(out.getNumElements()) * out.getElementType().getIntOrFloatBitWidth() / 8;
+    double saved = double(flops) * (1.0 - 1.0 / double(tp)) / kGemmFlopsPerUs;
+    double paid = kCollectiveLatencyUs + bytes * 2.0 * double(tp - 1) / double(tp) / kBusBytesPerUs;
+    bool shard = saved > paid;
+    return std::make_pair(
+        shard, llvm::formatv("head outside the layers, {0} by cost: tp {1} saves ~{2:f3} us of its {3} GEMM FLOPs "
+                             "(at 100 TFLOP/s) {4} the ~{5:f3} us all-reduce of its {6} output (10 us + "
+                             "2(tp-1)/tp x {7} bytes at 100 GB/s)",
+                             shard ? "sharded" : "replicated", tp, saved, flops, shard ? "over" : "under", paid,
+                             typeString(down.getResult()), (uint64_t)bytes)
+                   .str());
+  }
+
   // `down` is an MLP's last linear when its input comes, through activations and the gating
   // product only, from linears that read one value (gate and up, or one fused gate_up).
   void mlp(sc::LinearOp down) {
@@ -349,6 +410,14 @@ struct Deriver {
     if (!activated)
       return;
     std::string at = modulePathOf(down->getLoc());
+    auto head = headByCost(firsts, down);
+    if (head && !head->first) {
+      for (Reached &r : firsts)
+        assign(r.lin, std::nullopt, llvm::formatv("first linear of the MLP ending at {0}: {1}", at, head->second));
+      assign(down, std::nullopt, "second MLP linear: " + head->second);
+      ++out.mlpBlocks;
+      return;
+    }
     std::optional<TpStyle> downStyle = TpStyle::Rowwise;
     bool gated = firsts.size() > 1;
     for (Reached &r : firsts) {
@@ -383,6 +452,10 @@ struct Deriver {
     assign(down, downStyle,
            downStyle ? llvm::formatv("second MLP linear: consumes the {0}", gated ? "gated product" : "activation").str()
                      : std::string("second MLP linear: replicated, as its first linear is"));
+    if (head && downStyle)
+      for (sc::LinearOp lin : llvm::concat<sc::LinearOp>(llvm::map_range(firsts, [](Reached &r) { return r.lin; }),
+                                                         llvm::ArrayRef<sc::LinearOp>(down)))
+        linears[lin].second += " (" + head->second + ")";
     ++out.mlpBlocks;
   }
 
@@ -442,8 +515,6 @@ struct Deriver {
       out.norms.push_back({modulePathOf(n->getLoc()), norms[n].first, norms[n].second});
   }
 };
-
-bool allDigits(StringRef s) { return !s.empty() && llvm::all_of(s, [](char c) { return c >= '0' && c <= '9'; }); }
 
 std::string join(ArrayRef<StringRef> comps, size_t from, std::optional<size_t> star = std::nullopt) {
   std::string s;

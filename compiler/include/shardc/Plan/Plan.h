@@ -199,8 +199,8 @@ struct TpDerivation {
   std::vector<std::string> notes;                     // anchors that matched no pattern
   int attentionBlocks = 0, mlpBlocks = 0;
 };
-// `raised` must have been through the raise pipeline (buildRaisePipeline); `tp` only words the
-// reasons (kv heads fewer than tp).
+// `raised` must have been through the raise pipeline (buildRaisePipeline); `tp` words the
+// reasons (kv heads fewer than tp) and decides the heads outside the layers by cost.
 TpDerivation deriveTpPlan(mlir::ModuleOp raised, llvm::ArrayRef<std::string> modulePaths, bool sequenceParallel,
                           int64_t tp);
 // Module path -> style as globs: `container.*.rest` where every layer agrees and the glob
