@@ -107,6 +107,34 @@ OpCost MoeExpertsGradOp::getCost() {
   return {2 * rows * 9 * H * I, trafficOf(*this)};
 }
 
+// ---- sc.moe_grouped_gemm_grad (expert parallelism's backward, passes/ExpertParallel.cpp)
+
+LogicalResult MoeGroupedGemmGradOp::verify() {
+  ArrayRef<int64_t> x = shapeOf(getRecvX()), gu = shapeOf(getGateUp()), dn = shapeOf(getDown());
+  if (x.size() != 2 || shapeOf(getRecvDy()) != x || shapeOf(getRecvW()) != ArrayRef<int64_t>{x[0], 1} ||
+      shapeOf(getRecvCounts()).size() != 1 || gu.size() != 3 || dn.size() != 3 || gu[0] != dn[0] ||
+      gu[1] != 2 * dn[2] || gu[2] != x[1] || dn[1] != x[1])
+    return emitOpError() << "recv_x and recv_dy [R, H], recv_w [R, 1], recv_counts [G*E], gate_up [E, 2I, H], "
+                            "down [E, H, I] expected";
+  if (shapeOf(getDx()) != x || shapeOf(getDweights()) != shapeOf(getRecvW()) ||
+      getDgateUp().getType() != getGateUp().getType() || getDdown().getType() != getDown().getType() ||
+      shapeOf(getWork()) != ArrayRef<int64_t>{x[0], 3 * dn[2]})
+    return emitOpError() << "dx [R, H], dweights [R, 1], the stacks' gradients and work [R, 3I] expected";
+  return success();
+}
+std::optional<ShardingRule> MoeGroupedGemmGradOp::getShardingRule() { return std::nullopt; }
+LogicalResult MoeGroupedGemmGradOp::lowerToStep(StepDesc &step) {
+  step.attrs.set("activation", getActivation().str());
+  step.kind = "moe_grouped_gemm_grad";
+  return success();
+}
+// As sc.moe_experts_grad's, over the R received rows.
+OpCost MoeGroupedGemmGradOp::getCost() {
+  ArrayRef<int64_t> dn = shapeOf(getDown());
+  const uint64_t rows = uint64_t(shapeOf(getRecvX())[0]), H = uint64_t(dn[1]), I = uint64_t(dn[2]);
+  return {2 * rows * 9 * H * I, trafficOf(*this)};
+}
+
 // ---- sc.moe_router_grad
 
 LogicalResult MoeRouterGradOp::verify() {
