@@ -79,13 +79,14 @@ LogicalResult MoeExpertsGradOp::verify() {
 
 // Tokens are independent rows of x, the choices, dy, dx and the workspace; the expert
 // gradients sum over them, so splitting the tokens (data parallelism) leaves them Partial,
-// reduced as any weight gradient. The expert dim stays whole (the backward has no expert-
-// parallel expansion: under ep its operands are gathered, docs/moe.md#training).
+// reduced as any weight gradient. The expert dim may split as the forward's does (over ep:
+// sc-partition then expands the op into the dispatch, passes/ExpertParallel.cpp, and the
+// expert gradients are Partial only over the ranks that share an expert, docs/moe.md#training).
 std::optional<ShardingRule> MoeExpertsGradOp::getShardingRule() {
   ArrayRef<int64_t> ids = shapeOf(getIndices()), gu = shapeOf(getGateUp()), dn = shapeOf(getDown());
   ShardingRule r;
   int t = r.addFactor(ids[0], true, /*reduction=*/true), k = r.addFactor(ids[1], false);
-  int h = r.addFactor(dn[1], false), e = r.addFactor(gu[0], false), i2 = r.addFactor(gu[1], false);
+  int h = r.addFactor(dn[1], false), e = r.addFactor(gu[0]), i2 = r.addFactor(gu[1], false);
   int i = r.addFactor(dn[2], false), i3 = r.addFactor(3 * dn[2], false);
   Dims rows{{t}, {h}}, choice{{t}, {k}}, gateUp{{e}, {i2}, {h}}, down{{e}, {h}, {i}};
   r.operands = {rows, choice, choice, gateUp, down, rows};
