@@ -217,7 +217,8 @@ LogicalResult expandExpertParallel(ModuleOp module, const MeshShape &mesh) {
     auto split = [](const std::optional<Sharding> &s) { return s && !s->dims[0].empty(); };
     if (!split(gu) && !split(dn))
       continue;
-    if (mesh.ep <= 1 || gu->dims[0] != SmallVector<std::string, 2>{"ep"} || !split(dn) || dn->dims[0] != gu->dims[0])
+    if (mesh.ep <= 1 || !split(gu) || !split(dn) || gu->dims[0] != SmallVector<std::string, 2>{"ep"} ||
+        dn->dims[0] != gu->dims[0])
       return op.emitError() << "the experts of sc.moe_experts_grad may be split over the ep sub-axis only";
     if (!op.getWork().use_empty())
       return op.emitError() << "expert parallelism: the backward's workspace (work) must have no users";
@@ -262,7 +263,8 @@ LogicalResult expandExpertParallel(ModuleOp module, const MeshShape &mesh) {
     // dx sums each token's k rows in j order; dweights[t, j] is its pair's row (weights 1).
     auto ones = [&](int64_t rows, int64_t cols) -> Value {
       auto t = tensorOf({rows, cols}, elem);
-      return sc::ConstantOp::create(b, loc, t, DenseElementsAttr::get(t, b.getFloatAttr(elem, 1.0)));
+      Attribute one = b.getFloatAttr(elem, 1.0);
+      return sc::ConstantOp::create(b, loc, t, DenseElementsAttr::get(t, one));
     };
     auto dxTok = sc::MoeUnpermuteOp::create(b, loc, op.getDx().getType(), dxRows, px.getSlots(), ones(T, k));
     auto dwPairs = sc::MoeUnpermuteOp::create(b, loc, tensorOf({N, 1}, elem), dwRows, px.getSlots(), ones(N, 1));

@@ -245,7 +245,7 @@ TEST(MoeGradKernels, GroupedGemmGradMatchesExpertsGrad) {
                                        attrs),
             "");
   // The dispatched layout: rowOf[t·k + j] is the pair's received row.
-  std::vector<int64_t> counts(size_t(G * E), 0), rowOf(size_t(N));
+  std::vector<int64_t> counts(static_cast<size_t>(G * E), 0), rowOf(static_cast<size_t>(N));
   std::vector<float> rx(size_t(R * H), -7.0f), rdy(size_t(R * H), -7.0f), rw(size_t(R), -7.0f);
   int64_t row = 0;
   for (int64_t g = 0; g < G; ++g)

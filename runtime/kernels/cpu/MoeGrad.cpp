@@ -105,8 +105,6 @@ std::string moeGradRows(const float *xs, const int64_t *id, const float *ws, con
     }
   return "";
 }
-
-}
 } // namespace
 
 // moe_experts_grad: x [T, H], indices [T, k], weights [T, k], gate_up [E, 2I, H], down [E, H, I],
