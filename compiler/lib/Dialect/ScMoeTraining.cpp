@@ -3,6 +3,7 @@
 // (sc.moe_experts_grad, sc.moe_router_grad): shape verification, sharding rule, step and cost.
 // The kernels are runtime/kernels/cpu/MoeGrad.cpp and shardc/kernels/MoeGradKernels.h.
 #include "shardc/Dialect/ScDialect.h"
+#include "shardc/Sharding/Sharding.h"
 
 using namespace mlir;
 
@@ -24,6 +25,18 @@ uint64_t trafficOf(Operation *op) {
   llvm::for_each(op->getOperands(), add);
   llvm::for_each(op->getResults(), add);
   return bytes;
+}
+
+// Whether sc-apply-plan split these stacked experts over ep (passes/ExpertParallel.cpp: the
+// parameter, or the first of the two expert_tp halves, carries the ep split on its expert dim).
+bool splitOverEp(Value stack) {
+  Operation *def = stack.getDefiningOp();
+  if (auto halves = dyn_cast_or_null<ConcatOp>(def); halves && halves->hasAttr("sc.expert_halves"))
+    def = halves.getInputs()[0].getDefiningOp();
+  if (!isa_and_present<ParamOp>(def))
+    return false;
+  std::optional<Sharding> s = getSharding(def->getResult(0));
+  return s && !s->dims.empty() && llvm::is_contained(s->dims[0], "ep");
 }
 
 } // namespace
@@ -79,14 +92,15 @@ LogicalResult MoeExpertsGradOp::verify() {
 
 // Tokens are independent rows of x, the choices, dy, dx and the workspace; the expert
 // gradients sum over them, so splitting the tokens (data parallelism) leaves them Partial,
-// reduced as any weight gradient. The expert dim may split as the forward's does (over ep:
-// sc-partition then expands the op into the dispatch, passes/ExpertParallel.cpp, and the
-// expert gradients are Partial only over the ranks that share an expert, docs/moe.md#training).
+// reduced as any weight gradient. The expert dim splits only where the forward's experts are
+// split over ep (sc-partition then expands the op into the dispatch, passes/ExpertParallel.cpp,
+// and the expert gradients are Partial only over the ranks that share an expert,
+// docs/moe.md#training); elsewhere it stays whole.
 std::optional<ShardingRule> MoeExpertsGradOp::getShardingRule() {
   ArrayRef<int64_t> ids = shapeOf(getIndices()), gu = shapeOf(getGateUp()), dn = shapeOf(getDown());
   ShardingRule r;
   int t = r.addFactor(ids[0], true, /*reduction=*/true), k = r.addFactor(ids[1], false);
-  int h = r.addFactor(dn[1], false), e = r.addFactor(gu[0]), i2 = r.addFactor(gu[1], false);
+  int h = r.addFactor(dn[1], false), e = r.addFactor(gu[0], splitOverEp(getGateUp())), i2 = r.addFactor(gu[1], false);
   int i = r.addFactor(dn[2], false), i3 = r.addFactor(3 * dn[2], false);
   Dims rows{{t}, {h}}, choice{{t}, {k}}, gateUp{{e}, {i2}, {h}}, down{{e}, {h}, {i}};
   r.operands = {rows, choice, choice, gateUp, down, rows};
