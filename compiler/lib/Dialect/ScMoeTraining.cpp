@@ -28,14 +28,12 @@ uint64_t trafficOf(Operation *op) {
 }
 
 // Whether sc-apply-plan split these stacked experts over ep (passes/ExpertParallel.cpp: the
-// parameter, or the first of the two expert_tp halves, carries the ep split on its expert dim).
+// parameter or its training state, or the first of the two expert_tp halves, carries the ep
+// split on its expert dim).
 bool splitOverEp(Value stack) {
-  Operation *def = stack.getDefiningOp();
-  if (auto halves = dyn_cast_or_null<ConcatOp>(def); halves && halves->hasAttr("sc.expert_halves"))
-    def = halves.getInputs()[0].getDefiningOp();
-  if (!isa_and_present<ParamOp>(def))
-    return false;
-  std::optional<Sharding> s = getSharding(def->getResult(0));
+  if (auto halves = stack.getDefiningOp<ConcatOp>(); halves && halves->hasAttr("sc.expert_halves"))
+    stack = halves.getInputs()[0];
+  std::optional<Sharding> s = getSharding(stack);
   return s && !s->dims.empty() && llvm::is_contained(s->dims[0], "ep");
 }
 
