@@ -2,7 +2,9 @@
 // sc.moe_experts over the `ep` sub-axis of dp_shard x cp (and stores them FSDP-split over
 // `ep_shard`); sc-partition then expands each such op, on local shapes, into permute,
 // dispatch (all-to-all over ep), the local experts' grouped GEMMs, combine (the reverse
-// all-to-all) and the weighted unpermute.
+// all-to-all) and the weighted unpermute; and each sc.moe_experts_grad of such experts into
+// the same dispatch of x's rows, dy's rows and the weights, the local experts' backward
+// (sc.moe_grouped_gemm_grad) and the combine of the rows' dx and dweights.
 #include "ApplyPlanSteps.h"
 
 #include "shardc/Dialect/ScDialect.h"
@@ -202,6 +204,75 @@ LogicalResult expandExpertParallel(ModuleOp module, const MeshShape &mesh) {
     auto y = sc::MoeUnpermuteOp::create(b, loc, op.getResult().getType(), combine.getResult(), permute.getSlots(),
                                         op.getWeights());
     op.getResult().replaceAllUsesWith(y.getResult());
+    op.erase();
+  }
+  // The backward of each such op (docs/moe.md#training): x's rows, dy's rows and the combine
+  // weights cross the ep group as the forward's rows did (the same permutation and counts),
+  // the local experts' backward runs over the received rows, and the rows' dx and dweights come
+  // back with the reverse all-to-all. The expert gradients stay local (split over ep).
+  SmallVector<sc::MoeExpertsGradOp> grads;
+  module.walk([&](sc::MoeExpertsGradOp op) { grads.push_back(op); });
+  for (sc::MoeExpertsGradOp op : grads) {
+    std::optional<Sharding> gu = operandSharding(op, 3), dn = operandSharding(op, 4);
+    auto split = [](const std::optional<Sharding> &s) { return s && !s->dims[0].empty(); };
+    if (!split(gu) && !split(dn))
+      continue;
+    if (mesh.ep <= 1 || !split(gu) || !split(dn) || gu->dims[0] != SmallVector<std::string, 2>{"ep"} ||
+        dn->dims[0] != gu->dims[0])
+      return op.emitError() << "the experts of sc.moe_experts_grad may be split over the ep sub-axis only";
+    if (!op.getWork().use_empty())
+      return op.emitError() << "expert parallelism: the backward's workspace (work) must have no users";
+    const int64_t G = mesh.ep;
+    auto xt = cast<RankedTensorType>(op.getX().getType());
+    auto ids = cast<RankedTensorType>(op.getIndices().getType());
+    auto dnt = cast<RankedTensorType>(op.getDown().getType());
+    const int64_t T = xt.getDimSize(0), H = xt.getDimSize(1), k = ids.getDimSize(1);
+    const int64_t E = dnt.getDimSize(0) * G, I = dnt.getDimSize(2), N = T * k, R = G * N;
+    Type elem = xt.getElementType(), i64 = IntegerType::get(op.getContext(), 64);
+    OpBuilder b(op);
+    Location loc = op.getLoc();
+    ArrayAttr axesAttr = b.getStrArrayAttr({"ep"});
+    // The weights travel as one-column rows: [T·k, 1] permuted by the flattened choices
+    // ([T·k, 1]) is the same counting sort as x's rows (pairs in t·k + j order within an expert).
+    Value flatIds = sc::ReshapeOp::create(b, loc, tensorOf({N, 1}, i64), op.getIndices());
+    Value flatW = sc::ReshapeOp::create(b, loc, tensorOf({N, 1}, elem), op.getWeights());
+    auto permute = [&](Value v, Value choices, int64_t width) {
+      return sc::MoePermuteOp::create(
+          b, loc, TypeRange{tensorOf({N, width}, elem), tensorOf({E}, i64), tensorOf({N}, i64)}, v, choices,
+          b.getI64IntegerAttr(E));
+    };
+    auto px = permute(op.getX(), op.getIndices(), H), pdy = permute(op.getDy(), op.getIndices(), H),
+         pw = permute(flatW, flatIds, 1);
+    auto dispatch = [&](Value rows, int64_t width) {
+      return sc::MoeDispatchOp::create(b, loc, TypeRange{tensorOf({R, width}, elem), tensorOf({E}, i64)}, rows,
+                                       px.getCounts(), axesAttr);
+    };
+    auto dx = dispatch(px.getRows(), H), ddy = dispatch(pdy.getRows(), H), dw = dispatch(pw.getRows(), 1);
+    auto grad = sc::MoeGroupedGemmGradOp::create(
+        b, loc,
+        TypeRange{tensorOf({R, H}, elem), tensorOf({R, 1}, elem), op.getGateUp().getType(), op.getDown().getType(),
+                  tensorOf({R, 3 * I}, elem)},
+        dx.getRecv(), ddy.getRecv(), dw.getRecv(), dx.getRecvCounts(), op.getGateUp(), op.getDown(),
+        op.getActivationAttr());
+    auto combine = [&](Value rows, int64_t width) {
+      return sc::MoeCombineOp::create(b, loc, tensorOf({N, width}, elem), rows, dx.getRecvCounts(), px.getCounts(),
+                                      axesAttr)
+          .getResult();
+    };
+    Value dxRows = combine(grad.getDx(), H), dwRows = combine(grad.getDweights(), 1);
+    // dx sums each token's k rows in j order; dweights[t, j] is its pair's row (weights 1).
+    auto ones = [&](int64_t rows, int64_t cols) -> Value {
+      auto t = tensorOf({rows, cols}, elem);
+      Attribute one = b.getFloatAttr(elem, 1.0);
+      return sc::ConstantOp::create(b, loc, t, DenseElementsAttr::get(t, one));
+    };
+    auto dxTok = sc::MoeUnpermuteOp::create(b, loc, op.getDx().getType(), dxRows, px.getSlots(), ones(T, k));
+    auto dwPairs = sc::MoeUnpermuteOp::create(b, loc, tensorOf({N, 1}, elem), dwRows, px.getSlots(), ones(N, 1));
+    Value dweights = sc::ReshapeOp::create(b, loc, op.getDweights().getType(), dwPairs.getResult());
+    op.getDx().replaceAllUsesWith(dxTok.getResult());
+    op.getDweights().replaceAllUsesWith(dweights);
+    op.getDgateUp().replaceAllUsesWith(grad.getDgateUp());
+    op.getDdown().replaceAllUsesWith(grad.getDdown());
     op.erase();
   }
   return success();

@@ -1,6 +1,7 @@
 // `shardc report`'s MoE lines: read from the artifact's moe steps (the rows each rank routes,
 // the tp mode), its moe_dispatch steps and its expert weight buffers (docs/moe.md, "Report and run figures").
 #include "ReportMoe.h"
+#include "ReportMemory.h"
 
 #include "llvm/Support/FormatVariadic.h"
 
@@ -16,6 +17,9 @@ std::optional<MoeSummary> analyzeMoe(const rt::Artifact &art) {
   bool any = false;
   int64_t experts = 0, hidden = 0;
   for (const rt::Step &s : art.steps) {
+    // The training backward's dispatches (expert parallelism's backward) repeat the forward's layers.
+    if (isBackwardLoc(s.loc))
+      continue;
     // The expert weights each rank multiplies by: whole (moe_experts) or its ep share.
     if ((s.op == "moe_experts" && s.in.size() == 5) || (s.op == "moe_grouped_gemm" && s.in.size() == 4)) {
       any = true;

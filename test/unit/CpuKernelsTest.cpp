@@ -312,7 +312,7 @@ const std::vector<std::string> kDocumentedOps = {
     "attention_grad", "embedding_grad", "token_loss_grad", "less", "less_equal", "cumsum", "arg_max",
     "scatter_nd", "top_k", "gather_nd", "moe_experts", "token_loss_stats", "token_loss_stats_grad",
     "token_loss_combine", "arg_min", "scatter_elements", "moe_router", "moe_permute", "moe_grouped_gemm",
-    "moe_unpermute", "moe_experts_grad", "moe_router_grad"};
+    "moe_unpermute", "moe_experts_grad", "moe_router_grad", "moe_grouped_gemm_grad"};
 
 TEST(Registry, EveryDocumentedOpHasAKernel) {
   std::vector<std::string> names = cpuKernelNames();

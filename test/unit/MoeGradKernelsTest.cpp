@@ -220,4 +220,100 @@ TEST(MoeGradKernels, RouterGradMatchesFiniteDifferences) {
   }
 }
 
+
+
+// Expert parallelism's backward (moe_grouped_gemm_grad) against moe_experts_grad on one rank:
+// the (token, choice) rows laid out as sc.moe_dispatch delivers them from two sources (tokens
+// [0, T/2) and [T/2, T)), source-major then by expert, with three unwritten rows past the
+// total. Its per-row dx summed per token and its per-row dweights must be moe_experts_grad's dx
+// and dweights; its expert gradients (summed over both sources' segments) must be the same;
+// the rows past the total are zero. CPU kernel and SIMT element functions.
+TEST(MoeGradKernels, GroupedGemmGradMatchesExpertsGrad) {
+  const int64_t T = 6, H = 4, I = 3, E = 4, k = 2, G = 2, N = T * k, R = N + 3;
+  const std::vector<int64_t> ids{0, 2, 1, 2, 3, 0, 2, 1, 0, 2, 2, 3};
+  std::vector<float> x = randomFloats(size_t(T * H), 21), w = randomFloats(size_t(T * k), 22),
+                     gu = randomFloats(size_t(E * 2 * I * H), 23, 0.5f), dn = randomFloats(size_t(E * H * I), 24, 0.5f),
+                     dy = randomFloats(size_t(T * H), 25);
+  rt::Attrs attrs;
+  attrs.set("activation", std::string("silu"));
+  Tensor xt = tensor(DType::F32, {T, H}, x), it = tensor(DType::I64, {T, k}, ids), wt = tensor(DType::F32, {T, k}, w),
+         gt = tensor(DType::F32, {E, 2 * I, H}, gu), dt = tensor(DType::F32, {E, H, I}, dn),
+         yt = tensor(DType::F32, {T, H}, dy);
+  Tensor dx = empty(DType::F32, {T, H}), dw = empty(DType::F32, {T, k}), dgu = empty(DType::F32, {E, 2 * I, H}),
+         ddn = empty(DType::F32, {E, H, I}), work = empty(DType::F32, {N, 3 * I});
+  ASSERT_EQ(test::runCpuKernel<Tensor>("moe_experts_grad", {&xt, &it, &wt, &gt, &dt, &yt}, {&dx, &dw, &dgu, &ddn, &work},
+                                       attrs),
+            "");
+  // The dispatched layout: rowOf[t·k + j] is the pair's received row.
+  std::vector<int64_t> counts(static_cast<size_t>(G * E), 0), rowOf(static_cast<size_t>(N));
+  std::vector<float> rx(size_t(R * H), -7.0f), rdy(size_t(R * H), -7.0f), rw(size_t(R), -7.0f);
+  int64_t row = 0;
+  for (int64_t g = 0; g < G; ++g)
+    for (int64_t e = 0; e < E; ++e)
+      for (int64_t s = 0; s < N; ++s) {
+        const int64_t t = s / k;
+        if ((t < T / 2 ? 0 : 1) != g || ids[size_t(s)] != e)
+          continue;
+        ++counts[size_t(g * E + e)];
+        rowOf[size_t(s)] = row;
+        std::copy_n(x.begin() + t * H, H, rx.begin() + row * H);
+        std::copy_n(dy.begin() + t * H, H, rdy.begin() + row * H);
+        rw[size_t(row)] = w[size_t(s)];
+        ++row;
+      }
+  Tensor rxt = tensor(DType::F32, {R, H}, rx), ryt = tensor(DType::F32, {R, H}, rdy), rwt = tensor(DType::F32, {R, 1}, rw),
+         ct = tensor(DType::I64, {G * E}, counts);
+  auto check = [&](const char *what, const Tensor &gdx, const Tensor &gdw, const Tensor &gdgu, const Tensor &gddn) {
+    SCOPED_TRACE(what);
+    const std::vector<float> rowsDx = floats(gdx), rowsDw = floats(gdw), refDx = floats(dx), refDw = floats(dw);
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t c = 0; c < H; ++c) {
+        float acc = 0.0f;
+        for (int64_t j = 0; j < k; ++j)
+          acc += rowsDx[size_t(rowOf[size_t(t * k + j)] * H + c)];
+        EXPECT_NEAR(acc, refDx[size_t(t * H + c)], 1e-5) << "dx[" << t << ", " << c << "]";
+      }
+    for (int64_t s = 0; s < N; ++s)
+      EXPECT_NEAR(rowsDw[size_t(rowOf[size_t(s)])], refDw[size_t(s)], 1e-5) << "dweights " << s;
+    for (int64_t r = N; r < R; ++r) {
+      EXPECT_EQ(rowsDw[size_t(r)], 0.0f);
+      for (int64_t c = 0; c < H; ++c)
+        EXPECT_EQ(rowsDx[size_t(r * H + c)], 0.0f);
+    }
+    const std::vector<float> a = floats(gdgu), b = floats(dgu), c = floats(gddn), d = floats(ddn);
+    for (size_t n = 0; n < a.size(); ++n)
+      EXPECT_NEAR(a[n], b[n], 1e-5) << "dgate_up " << n;
+    for (size_t n = 0; n < c.size(); ++n)
+      EXPECT_NEAR(c[n], d[n], 1e-5) << "ddown " << n;
+  };
+  Tensor gdx = empty(DType::F32, {R, H}), gdw = empty(DType::F32, {R, 1}), gdgu = empty(DType::F32, {E, 2 * I, H}),
+         gddn = empty(DType::F32, {E, H, I}), gwork = empty(DType::F32, {R, 3 * I});
+  ASSERT_EQ(test::runCpuKernel<Tensor>("moe_grouped_gemm_grad", {&rxt, &ryt, &rwt, &ct, &gt, &dt},
+                                       {&gdx, &gdw, &gdgu, &gddn, &gwork}, attrs),
+            "");
+  check("CPU", gdx, gdw, gdgu, gddn);
+
+  kernels::MoeExpertsGradParams p;
+  ASSERT_EQ(kernels::planMoeGroupedGemmGrad({R, H}, {R, H}, {R, 1}, {G * E}, {E, 2 * I, H}, {E, H, I}, p), "");
+  Tensor sdx = empty(DType::F32, {R, H}), sdw = empty(DType::F32, {R, 1}), sdgu = empty(DType::F32, {E, 2 * I, H}),
+         sddn = empty(DType::F32, {E, H, I}), swork = empty(DType::F32, {R, 3 * I});
+  p.x = reinterpret_cast<const float *>(rxt.bytes.data());
+  p.dy = reinterpret_cast<const float *>(ryt.bytes.data());
+  p.weights = reinterpret_cast<const float *>(rwt.bytes.data());
+  p.recvCounts = reinterpret_cast<const int64_t *>(ct.bytes.data());
+  p.gateUp = reinterpret_cast<const float *>(gt.bytes.data());
+  p.down = reinterpret_cast<const float *>(dt.bytes.data());
+  p.dx = reinterpret_cast<float *>(sdx.bytes.data());
+  p.dweights = reinterpret_cast<float *>(sdw.bytes.data());
+  p.dgateUp = reinterpret_cast<float *>(sdgu.bytes.data());
+  p.ddown = reinterpret_cast<float *>(sddn.bytes.data());
+  p.work = reinterpret_cast<float *>(swork.bytes.data());
+  ASSERT_EQ(launch(R * I, [&] { kernels::moeGradRowElements(p); }), "");
+  ASSERT_EQ(launch(R, [&] { kernels::moeGradWeightsElements(p); }), "");
+  ASSERT_EQ(launch(R * H, [&] { kernels::moeGradXElements(p); }), "");
+  ASSERT_EQ(launch(E * 2 * I * H, [&] { kernels::moeGradGateUpElements(p); }), "");
+  ASSERT_EQ(launch(E * H * I, [&] { kernels::moeGradDownElements(p); }), "");
+  check("SIMT", sdx, sdw, sdgu, sddn);
+}
+
 } // namespace

@@ -3,6 +3,7 @@
 // (sc.moe_experts_grad, sc.moe_router_grad): shape verification, sharding rule, step and cost.
 // The kernels are runtime/kernels/cpu/MoeGrad.cpp and shardc/kernels/MoeGradKernels.h.
 #include "shardc/Dialect/ScDialect.h"
+#include "shardc/Sharding/Sharding.h"
 
 using namespace mlir;
 
@@ -24,6 +25,16 @@ uint64_t trafficOf(Operation *op) {
   llvm::for_each(op->getOperands(), add);
   llvm::for_each(op->getResults(), add);
   return bytes;
+}
+
+// Whether sc-apply-plan split these stacked experts over ep (passes/ExpertParallel.cpp: the
+// parameter or its training state, or the first of the two expert_tp halves, carries the ep
+// split on its expert dim).
+bool splitOverEp(Value stack) {
+  if (auto halves = stack.getDefiningOp<ConcatOp>(); halves && halves->hasAttr("sc.expert_halves"))
+    stack = halves.getInputs()[0];
+  std::optional<Sharding> s = getSharding(stack);
+  return s && !s->dims.empty() && llvm::is_contained(s->dims[0], "ep");
 }
 
 } // namespace
@@ -79,13 +90,15 @@ LogicalResult MoeExpertsGradOp::verify() {
 
 // Tokens are independent rows of x, the choices, dy, dx and the workspace; the expert
 // gradients sum over them, so splitting the tokens (data parallelism) leaves them Partial,
-// reduced as any weight gradient. The expert dim stays whole (the backward has no expert-
-// parallel expansion: under ep its operands are gathered, docs/moe.md#training).
+// reduced as any weight gradient. The expert dim splits only where the forward's experts are
+// split over ep (sc-partition then expands the op into the dispatch, passes/ExpertParallel.cpp,
+// and the expert gradients are Partial only over the ranks that share an expert,
+// docs/moe.md#training); elsewhere it stays whole.
 std::optional<ShardingRule> MoeExpertsGradOp::getShardingRule() {
   ArrayRef<int64_t> ids = shapeOf(getIndices()), gu = shapeOf(getGateUp()), dn = shapeOf(getDown());
   ShardingRule r;
   int t = r.addFactor(ids[0], true, /*reduction=*/true), k = r.addFactor(ids[1], false);
-  int h = r.addFactor(dn[1], false), e = r.addFactor(gu[0], false), i2 = r.addFactor(gu[1], false);
+  int h = r.addFactor(dn[1], false), e = r.addFactor(gu[0], splitOverEp(getGateUp())), i2 = r.addFactor(gu[1], false);
   int i = r.addFactor(dn[2], false), i3 = r.addFactor(3 * dn[2], false);
   Dims rows{{t}, {h}}, choice{{t}, {k}}, gateUp{{e}, {i2}, {h}}, down{{e}, {h}, {i}};
   r.operands = {rows, choice, choice, gateUp, down, rows};
@@ -104,6 +117,34 @@ LogicalResult MoeExpertsGradOp::lowerToStep(StepDesc &step) {
 OpCost MoeExpertsGradOp::getCost() {
   ArrayRef<int64_t> ids = shapeOf(getIndices()), dn = shapeOf(getDown());
   const uint64_t rows = uint64_t(ids[0] * ids[1]), H = uint64_t(dn[1]), I = uint64_t(dn[2]);
+  return {2 * rows * 9 * H * I, trafficOf(*this)};
+}
+
+// ---- sc.moe_grouped_gemm_grad (expert parallelism's backward, passes/ExpertParallel.cpp)
+
+LogicalResult MoeGroupedGemmGradOp::verify() {
+  ArrayRef<int64_t> x = shapeOf(getRecvX()), gu = shapeOf(getGateUp()), dn = shapeOf(getDown());
+  if (x.size() != 2 || shapeOf(getRecvDy()) != x || shapeOf(getRecvW()) != ArrayRef<int64_t>{x[0], 1} ||
+      shapeOf(getRecvCounts()).size() != 1 || gu.size() != 3 || dn.size() != 3 || gu[0] != dn[0] ||
+      gu[1] != 2 * dn[2] || gu[2] != x[1] || dn[1] != x[1])
+    return emitOpError() << "recv_x and recv_dy [R, H], recv_w [R, 1], recv_counts [G*E], gate_up [E, 2I, H], "
+                            "down [E, H, I] expected";
+  if (shapeOf(getDx()) != x || shapeOf(getDweights()) != shapeOf(getRecvW()) ||
+      getDgateUp().getType() != getGateUp().getType() || getDdown().getType() != getDown().getType() ||
+      shapeOf(getWork()) != ArrayRef<int64_t>{x[0], 3 * dn[2]})
+    return emitOpError() << "dx [R, H], dweights [R, 1], the stacks' gradients and work [R, 3I] expected";
+  return success();
+}
+std::optional<ShardingRule> MoeGroupedGemmGradOp::getShardingRule() { return std::nullopt; }
+LogicalResult MoeGroupedGemmGradOp::lowerToStep(StepDesc &step) {
+  step.attrs.set("activation", getActivation().str());
+  step.kind = "moe_grouped_gemm_grad";
+  return success();
+}
+// As sc.moe_experts_grad's, over the R received rows.
+OpCost MoeGroupedGemmGradOp::getCost() {
+  ArrayRef<int64_t> dn = shapeOf(getDown());
+  const uint64_t rows = uint64_t(shapeOf(getRecvX())[0]), H = uint64_t(dn[1]), I = uint64_t(dn[2]);
   return {2 * rows * 9 * H * I, trafficOf(*this)};
 }
 

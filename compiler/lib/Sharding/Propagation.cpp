@@ -163,6 +163,18 @@ ShardingDecision decideShardings(const ShardingRule &rule, ArrayRef<ShardingSour
           llvm::none_of(rule.results[i], [&, f = int(f)](const SmallVector<int, 2> &dim) { return llvm::is_contained(dim, f); }))
         reduced.append(factorAxes[f].begin(), factorAxes[f].end());
     Sharding s = project(rule, rule.results[i], factorAxes);
+    // Expert parallelism (docs/moe.md#training): a result split over the ep sub-axis of
+    // dp_shard x cp already sums its ep group's tokens; it is Partial only over ep_shard.
+    if (!reduced.empty() && llvm::any_of(s.dims, [](const auto &d) { return llvm::is_contained(d, "ep"); })) {
+      bool carved = false;
+      llvm::erase_if(reduced, [&](const std::string &a) {
+        bool sub = a == "dp_shard" || a == "cp";
+        carved |= sub;
+        return sub;
+      });
+      if (carved && mesh.size("ep_shard") > 1)
+        reduced.push_back("ep_shard");
+    }
     s.partial = flowing;
     s.reduce = flowingKind;
     if (!reduced.empty()) {

@@ -434,6 +434,26 @@ std::string acceptsMoeExpertsGrad(const KernelArgs &a) {
     err = "dx, dweights, dgate_up and ddown must have their primals' shapes and work [T*k, 3I]";
   return err.empty() ? "" : "moe_experts_grad: " + err;
 }
+std::string acceptsMoeGroupedGemmGrad(const KernelArgs &a) {
+  std::string err = dtypeIn("moe_grouped_gemm_grad", "recv_counts", a.in[3], bit(DType::I64), "i64");
+  for (const TensorView *t : {&a.in[0], &a.in[1], &a.in[2], &a.in[4], &a.in[5], &a.out[0], &a.out[1], &a.out[2],
+                              &a.out[3], &a.out[4]})
+    if (err.empty())
+      err = dtypeIn("moe_grouped_gemm_grad", "an operand", *t, bit(DType::F32), "f32");
+  if (!err.empty())
+    return err;
+  kernels::MoeExpertsGradParams p;
+  err = kernels::planMoeGroupedGemmGrad(a.in[0].shape, a.in[1].shape, a.in[2].shape, a.in[3].shape, a.in[4].shape,
+                                        a.in[5].shape, p);
+  kernels::MoeActivation act;
+  if (err.empty())
+    err = kernels::moeActivationOf(a.attrs ? a.attrs->getString("activation", "silu") : "silu", act);
+  if (err.empty() && (a.out[0].shape != a.in[0].shape || a.out[1].shape != a.in[2].shape ||
+                      a.out[2].shape != a.in[4].shape || a.out[3].shape != a.in[5].shape ||
+                      a.out[4].shape != std::vector<int64_t>{p.T, 3 * p.I}))
+    err = "dx, dweights, dgate_up and ddown must have the shapes of recv_x, recv_w and the stacks, work [R, 3I]";
+  return err.empty() ? "" : "moe_grouped_gemm_grad: " + err;
+}
 std::string acceptsMoeRouterGrad(const KernelArgs &a) {
   std::string err = dtypeIn("moe_router_grad", "indices", a.in[1], bit(DType::I64), "i64");
   for (const TensorView *t : {&a.in[0], &a.in[2], &a.out[0]})
@@ -678,6 +698,8 @@ constexpr CudaKernelEntry kTable[] = {
     {"moe_unpermute", lib::moeUnpermuteKernel, acceptsMoeUnpermute, "f32, i64 rows", 3, 3, 1, 1},
     {"moe_experts_grad", lib::moeExpertsGradKernel, acceptsMoeExpertsGrad, "f32, i64 indices", 6, 6, 5, 5},
     {"moe_router_grad", lib::moeRouterGradKernel, acceptsMoeRouterGrad, "f32, i64 indices", 3, 3, 1, 1},
+    {"moe_grouped_gemm_grad", lib::moeGroupedGemmGradKernel, acceptsMoeGroupedGemmGrad, "f32, i64 counts", 6, 6, 5,
+     5},
 };
 constexpr size_t kCount = sizeof(kTable) / sizeof(kTable[0]);
 

@@ -72,6 +72,7 @@ std::string moeGroupedGemmKernel(const rt::KernelArgs &a);
 std::string moeUnpermuteKernel(const rt::KernelArgs &a);
 // The MoE backward (MoeGradKernels.h), f32.
 std::string moeExpertsGradKernel(const rt::KernelArgs &a);
+std::string moeGroupedGemmGradKernel(const rt::KernelArgs &a);
 std::string moeRouterGradKernel(const rt::KernelArgs &a);
 
 // Prepares the flash attention kernels' shared memory (host-side, before any capture).

@@ -572,8 +572,21 @@ std::string moeUnpermuteKernel(const KernelArgs &a) {
   return perElement("moe_unpermute", moeUnpermuteGlobal, p, p.T * p.H);
 }
 
-// The MoE backward in f32 (MoeGradKernels.h): the rows' [dg; du] and h into the workspace,
-// then dweights, dx and the two expert-weight gradients, each element summing its own terms.
+// The five element passes of the MoE backward over p's rows: the rows' [dg; du] and h into the
+// workspace, then dweights, dx and the two expert-weight gradients, each element summing its own terms.
+static std::string launchMoeGrad(const char *name, const kernels::MoeExpertsGradParams &p) {
+  std::string err = perElement(name, moeGradRowElementGlobal, p, p.T * p.k * p.I);
+  if (err.empty())
+    err = perElement(name, moeGradWeightsElementGlobal, p, p.T * p.k);
+  if (err.empty())
+    err = perElement(name, moeGradXElementGlobal, p, p.T * p.H);
+  if (err.empty())
+    err = perElement(name, moeGradGateUpElementGlobal, p, p.E * 2 * p.I * p.H);
+  if (err.empty())
+    err = perElement(name, moeGradDownElementGlobal, p, p.E * p.H * p.I);
+  return err;
+}
+// The MoE backward in f32 (MoeGradKernels.h).
 std::string moeExpertsGradKernel(const KernelArgs &a) {
   kernels::MoeExpertsGradParams p;
   if (std::string err = kernels::planMoeExpertsGrad(a.in[0].shape, a.in[1].shape, a.in[2].shape, a.in[3].shape,
@@ -595,16 +608,32 @@ std::string moeExpertsGradKernel(const KernelArgs &a) {
   p.dgateUp = static_cast<float *>(a.out[2].data);
   p.ddown = static_cast<float *>(a.out[3].data);
   p.work = static_cast<float *>(a.out[4].data);
-  std::string err = perElement("moe_experts_grad", moeGradRowElementGlobal, p, p.T * p.k * p.I);
-  if (err.empty())
-    err = perElement("moe_experts_grad", moeGradWeightsElementGlobal, p, p.T * p.k);
-  if (err.empty())
-    err = perElement("moe_experts_grad", moeGradXElementGlobal, p, p.T * p.H);
-  if (err.empty())
-    err = perElement("moe_experts_grad", moeGradGateUpElementGlobal, p, p.E * 2 * p.I * p.H);
-  if (err.empty())
-    err = perElement("moe_experts_grad", moeGradDownElementGlobal, p, p.E * p.H * p.I);
-  return err;
+  return launchMoeGrad("moe_experts_grad", p);
+}
+// Expert parallelism's backward: the received rows (k = 1), each row's local expert from
+// recv_counts (MoeGradKernels.h's moeGradExpertOf).
+std::string moeGroupedGemmGradKernel(const KernelArgs &a) {
+  kernels::MoeExpertsGradParams p;
+  if (std::string err = kernels::planMoeGroupedGemmGrad(a.in[0].shape, a.in[1].shape, a.in[2].shape, a.in[3].shape,
+                                                        a.in[4].shape, a.in[5].shape, p);
+      !err.empty())
+    return "moe_grouped_gemm_grad: " + err;
+  if (std::string err = kernels::moeActivationOf(a.attrs ? a.attrs->getString("activation", "silu") : "silu",
+                                                 p.activation);
+      !err.empty())
+    return "moe_grouped_gemm_grad: " + err;
+  p.x = static_cast<const float *>(a.in[0].data);
+  p.dy = static_cast<const float *>(a.in[1].data);
+  p.weights = static_cast<const float *>(a.in[2].data);
+  p.recvCounts = static_cast<const int64_t *>(a.in[3].data);
+  p.gateUp = static_cast<const float *>(a.in[4].data);
+  p.down = static_cast<const float *>(a.in[5].data);
+  p.dx = static_cast<float *>(a.out[0].data);
+  p.dweights = static_cast<float *>(a.out[1].data);
+  p.dgateUp = static_cast<float *>(a.out[2].data);
+  p.ddown = static_cast<float *>(a.out[3].data);
+  p.work = static_cast<float *>(a.out[4].data);
+  return launchMoeGrad("moe_grouped_gemm_grad", p);
 }
 std::string moeRouterGradKernel(const KernelArgs &a) {
   kernels::MoeRouterGradParams p;

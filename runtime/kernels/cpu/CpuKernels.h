@@ -80,6 +80,7 @@ std::string moeGroupedGemmKernel(const KernelArgs &args);
 std::string moeUnpermuteKernel(const KernelArgs &args);
 // MoeGrad.cpp: the backward of the raised MoE ops (f32).
 std::string moeExpertsGradKernel(const KernelArgs &args);
+std::string moeGroupedGemmGradKernel(const KernelArgs &args);
 std::string moeRouterGradKernel(const KernelArgs &args);
 
 // Normalization.cpp

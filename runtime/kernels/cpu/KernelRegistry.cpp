@@ -84,6 +84,7 @@ constexpr KernelEntry kKernels[] = {
     {"moe_grouped_gemm", guarded<viaFloat32<moeGroupedGemmKernel>>},
     {"moe_unpermute", guarded<viaFloat32<moeUnpermuteKernel>>},
     {"moe_experts_grad", guarded<viaFloat32<moeExpertsGradKernel>>},
+    {"moe_grouped_gemm_grad", guarded<viaFloat32<moeGroupedGemmGradKernel>>},
     {"moe_router_grad", guarded<viaFloat32<moeRouterGradKernel>>},
 };
 

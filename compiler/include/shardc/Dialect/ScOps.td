@@ -563,6 +563,21 @@ def Sc_MoeExpertsGradOp : Sc_Op<"moe_experts_grad", [], ["getCost", "lowerToStep
   let results = (outs Sc_Tensor:$dx, Sc_Tensor:$dweights, Sc_Tensor:$dgate_up, Sc_Tensor:$ddown, Sc_Tensor:$work);
   let assemblyFormat = "$x `,` $indices `,` $weights `,` $gate_up `,` $down `,` $dy attr-dict `:` functional-type(operands, results)";
 }
+def Sc_MoeGroupedGemmGradOp : Sc_Op<"moe_grouped_gemm_grad", [], ["getCost", "lowerToStep"]> {
+  let summary = "the local experts' backward over the dispatched rows (expert parallelism)";
+  let description = [{
+    sc-partition's expansion of an sc.moe_experts_grad whose experts are split over ep: the rows
+    of x, dy and the combine weights as sc.moe_dispatch delivered them (recv_x, recv_dy [R, H],
+    recv_w [R, 1]; recv_counts [G·E_l] source-major), the local stacks gate_up [E_l, 2I, H] and
+    down [E_l, H, I]. sc.moe_experts_grad's formulas per received row r of local expert e (k = 1):
+    dx [R, H] and dweights [R, 1] per row, dgate_up and ddown summed over the received rows,
+    work [R, 3I]. Rows past the received total are zero.
+  }];
+  let arguments = (ins Sc_Tensor:$recv_x, Sc_Tensor:$recv_dy, Sc_Tensor:$recv_w, Sc_Tensor:$recv_counts,
+                   Sc_Tensor:$gate_up, Sc_Tensor:$down, DefaultValuedAttr<StrAttr, "\"silu\"">:$activation);
+  let results = (outs Sc_Tensor:$dx, Sc_Tensor:$dweights, Sc_Tensor:$dgate_up, Sc_Tensor:$ddown, Sc_Tensor:$work);
+  let assemblyFormat = "$recv_x `,` $recv_dy `,` $recv_w `,` $recv_counts `,` $gate_up `,` $down attr-dict `:` functional-type(operands, results)";
+}
 def Sc_MoeRouterGradOp : Sc_Op<"moe_router_grad", [], ["getCost", "lowerToStep"]> {
   let summary = "the VJP of sc.moe_router in its logits (the choices held fixed)";
   let description = [{

@@ -360,11 +360,12 @@ enum class StepKind : uint16_t {
   moe_combine = 60,
   moe_experts_grad = 61,
   moe_router_grad = 62,
+  moe_grouped_gemm_grad = 63,
   MIN = copy,
-  MAX = moe_router_grad
+  MAX = moe_grouped_gemm_grad
 };
 
-inline const StepKind (&EnumValuesStepKind())[63] {
+inline const StepKind (&EnumValuesStepKind())[64] {
   static const StepKind values[] = {
     StepKind::copy,
     StepKind::cast,
@@ -428,13 +429,14 @@ inline const StepKind (&EnumValuesStepKind())[63] {
     StepKind::moe_dispatch,
     StepKind::moe_combine,
     StepKind::moe_experts_grad,
-    StepKind::moe_router_grad
+    StepKind::moe_router_grad,
+    StepKind::moe_grouped_gemm_grad
   };
   return values;
 }
 
 inline const char * const *EnumNamesStepKind() {
-  static const char * const names[64] = {
+  static const char * const names[65] = {
     "copy",
     "cast",
     "equal",
@@ -498,13 +500,14 @@ inline const char * const *EnumNamesStepKind() {
     "moe_combine",
     "moe_experts_grad",
     "moe_router_grad",
+    "moe_grouped_gemm_grad",
     nullptr
   };
   return names;
 }
 
 inline const char *EnumNameStepKind(StepKind e) {
-  if (flatbuffers::IsOutRange(e, StepKind::copy, StepKind::moe_router_grad)) return "";
+  if (flatbuffers::IsOutRange(e, StepKind::copy, StepKind::moe_grouped_gemm_grad)) return "";
   const size_t index = static_cast<size_t>(e);
   return EnumNamesStepKind()[index];
 }
@@ -671,11 +674,12 @@ enum class StepAttrs : uint8_t {
   moe_combine = 41,
   moe_experts_grad = 42,
   moe_router_grad = 43,
+  moe_grouped_gemm_grad = 44,
   MIN = NONE,
-  MAX = moe_router_grad
+  MAX = moe_grouped_gemm_grad
 };
 
-inline const StepAttrs (&EnumValuesStepAttrs())[44] {
+inline const StepAttrs (&EnumValuesStepAttrs())[45] {
   static const StepAttrs values[] = {
     StepAttrs::NONE,
     StepAttrs::formula,
@@ -720,13 +724,14 @@ inline const StepAttrs (&EnumValuesStepAttrs())[44] {
     StepAttrs::moe_dispatch,
     StepAttrs::moe_combine,
     StepAttrs::moe_experts_grad,
-    StepAttrs::moe_router_grad
+    StepAttrs::moe_router_grad,
+    StepAttrs::moe_grouped_gemm_grad
   };
   return values;
 }
 
 inline const char * const *EnumNamesStepAttrs() {
-  static const char * const names[45] = {
+  static const char * const names[46] = {
     "NONE",
     "formula",
     "gemm",
@@ -771,13 +776,14 @@ inline const char * const *EnumNamesStepAttrs() {
     "moe_combine",
     "moe_experts_grad",
     "moe_router_grad",
+    "moe_grouped_gemm_grad",
     nullptr
   };
   return names;
 }
 
 inline const char *EnumNameStepAttrs(StepAttrs e) {
-  if (flatbuffers::IsOutRange(e, StepAttrs::NONE, StepAttrs::moe_router_grad)) return "";
+  if (flatbuffers::IsOutRange(e, StepAttrs::NONE, StepAttrs::moe_grouped_gemm_grad)) return "";
   const size_t index = static_cast<size_t>(e);
   return EnumNamesStepAttrs()[index];
 }
@@ -3347,6 +3353,9 @@ struct Step FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   const shardc::rt::fb::MoeRouterAttrs *attrs_as_moe_router_grad() const {
     return attrs_type() == shardc::rt::fb::StepAttrs::moe_router_grad ? static_cast<const shardc::rt::fb::MoeRouterAttrs *>(attrs()) : nullptr;
   }
+  const shardc::rt::fb::MoeExpertsAttrs *attrs_as_moe_grouped_gemm_grad() const {
+    return attrs_type() == shardc::rt::fb::StepAttrs::moe_grouped_gemm_grad ? static_cast<const shardc::rt::fb::MoeExpertsAttrs *>(attrs()) : nullptr;
+  }
   const flatbuffers::String *loc() const {
     return GetPointer<const flatbuffers::String *>(VT_LOC);
   }
@@ -4037,6 +4046,10 @@ inline bool VerifyStepAttrs(flatbuffers::Verifier &verifier, const void *obj, St
       auto ptr = reinterpret_cast<const shardc::rt::fb::MoeRouterAttrs *>(obj);
       return verifier.VerifyTable(ptr);
     }
+    case StepAttrs::moe_grouped_gemm_grad: {
+      auto ptr = reinterpret_cast<const shardc::rt::fb::MoeExpertsAttrs *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
     default: return true;
   }
 }
@@ -4173,6 +4186,7 @@ inline const flatbuffers::TypeTable *StepKindTypeTable() {
     { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 },
+    { flatbuffers::ET_USHORT, 0, 0 },
     { flatbuffers::ET_USHORT, 0, 0 }
   };
   static const flatbuffers::TypeFunction type_refs[] = {
@@ -4241,10 +4255,11 @@ inline const flatbuffers::TypeTable *StepKindTypeTable() {
     "moe_dispatch",
     "moe_combine",
     "moe_experts_grad",
-    "moe_router_grad"
+    "moe_router_grad",
+    "moe_grouped_gemm_grad"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_ENUM, 63, type_codes, type_refs, nullptr, nullptr, names
+    flatbuffers::ST_ENUM, 64, type_codes, type_refs, nullptr, nullptr, names
   };
   return &tt;
 }
@@ -4364,7 +4379,8 @@ inline const flatbuffers::TypeTable *StepAttrsTypeTable() {
     { flatbuffers::ET_SEQUENCE, 0, 15 },
     { flatbuffers::ET_SEQUENCE, 0, 15 },
     { flatbuffers::ET_SEQUENCE, 0, 26 },
-    { flatbuffers::ET_SEQUENCE, 0, 25 }
+    { flatbuffers::ET_SEQUENCE, 0, 25 },
+    { flatbuffers::ET_SEQUENCE, 0, 26 }
   };
   static const flatbuffers::TypeFunction type_refs[] = {
     shardc::rt::fb::FormulaAttrsTypeTable,
@@ -4439,10 +4455,11 @@ inline const flatbuffers::TypeTable *StepAttrsTypeTable() {
     "moe_dispatch",
     "moe_combine",
     "moe_experts_grad",
-    "moe_router_grad"
+    "moe_router_grad",
+    "moe_grouped_gemm_grad"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_UNION, 44, type_codes, type_refs, nullptr, nullptr, names
+    flatbuffers::ST_UNION, 45, type_codes, type_refs, nullptr, nullptr, names
   };
   return &tt;
 }

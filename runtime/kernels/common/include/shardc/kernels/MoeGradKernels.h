@@ -28,11 +28,29 @@ struct MoeExpertsGradParams {
   float *dx = nullptr, *dweights = nullptr, *dgateUp = nullptr, *ddown = nullptr, *work = nullptr;
   int64_t T = 0, H = 0, k = 0, E = 0, I = 0;
   MoeActivation activation = MoeActivation::Silu;
+  // moe_grouped_gemm_grad (expert parallelism): no ids; the rows (k = 1) are the received ones,
+  // laid out by recvCounts [segments] (source-major, local expert s % E); rows past the
+  // received total belong to no expert.
+  const int64_t *recvCounts = nullptr;
+  int64_t segments = 0;
 };
+
+// The expert of row r: ids[r], or from the received counts (-1 past the total).
+SIMT_DEVICE int64_t moeGradExpertOf(const MoeExpertsGradParams &p, int64_t r) {
+  if (!p.recvCounts)
+    return p.ids[r];
+  int64_t first = 0;
+  for (int64_t s = 0; s < p.segments; ++s) {
+    first += p.recvCounts[s];
+    if (r < first)
+      return s % p.E;
+  }
+  return -1;
+}
 
 // 1. n over T·k·I: row r, column c: recompute g, u; dh = weights[r] · Σ_h dy[t, h] down[e][h, c].
 SIMT_DEVICE void moeGradRowElement(const MoeExpertsGradParams &p, int64_t n) {
-  const int64_t r = n / p.I, c = n % p.I, e = p.ids[r];
+  const int64_t r = n / p.I, c = n % p.I, e = moeGradExpertOf(p, r);
   float *w = p.work + r * 3 * p.I;
   if (e < 0 || e >= p.E) {
     w[c] = w[p.I + c] = w[2 * p.I + c] = 0.0f;
@@ -56,7 +74,7 @@ SIMT_DEVICE void moeGradRowElement(const MoeExpertsGradParams &p, int64_t n) {
 
 // 2. n over T·k: dweights[r] = dy[t] · down[e] h_r.
 SIMT_DEVICE void moeGradWeightsElement(const MoeExpertsGradParams &p, int64_t r) {
-  const int64_t e = p.ids[r], t = r / p.k;
+  const int64_t e = moeGradExpertOf(p, r), t = r / p.k;
   if (e < 0 || e >= p.E) {
     p.dweights[r] = 0.0f;
     return;
@@ -78,7 +96,7 @@ SIMT_DEVICE void moeGradXElement(const MoeExpertsGradParams &p, int64_t n) {
   const int64_t t = n / p.H, h = n % p.H;
   float acc = 0.0f;
   for (int64_t j = 0; j < p.k; ++j) {
-    const int64_t r = t * p.k + j, e = p.ids[r];
+    const int64_t r = t * p.k + j, e = moeGradExpertOf(p, r);
     if (e < 0 || e >= p.E)
       continue;
     const float *wr = p.work + r * 3 * p.I, *gu = p.gateUp + e * 2 * p.I * p.H + h;
@@ -94,7 +112,7 @@ SIMT_DEVICE void moeGradGateUpElement(const MoeExpertsGradParams &p, int64_t n) 
   const int64_t e = n / (2 * p.I * p.H), c = (n / p.H) % (2 * p.I), h = n % p.H;
   float acc = 0.0f;
   for (int64_t r = 0; r < p.T * p.k; ++r)
-    if (p.ids[r] == e)
+    if (moeGradExpertOf(p, r) == e)
       acc += p.work[r * 3 * p.I + c] * p.x[(r / p.k) * p.H + h];
   p.dgateUp[n] = acc;
 }
@@ -104,7 +122,7 @@ SIMT_DEVICE void moeGradDownElement(const MoeExpertsGradParams &p, int64_t n) {
   const int64_t e = n / (p.H * p.I), h = (n / p.I) % p.H, c = n % p.I;
   float acc = 0.0f;
   for (int64_t r = 0; r < p.T * p.k; ++r)
-    if (p.ids[r] == e)
+    if (moeGradExpertOf(p, r) == e)
       acc += p.weights[r] * p.dy[(r / p.k) * p.H + h] * p.work[r * 3 * p.I + 2 * p.I + c];
   p.ddown[n] = acc;
 }
@@ -189,6 +207,20 @@ inline std::string planMoeExpertsGrad(const std::vector<int64_t> &x, const std::
   if (dy != x)
     return "dy must have x's shape";
   p.T = f.T, p.H = f.H, p.k = f.k, p.E = f.E, p.I = f.I;
+  return "";
+}
+// moe_grouped_gemm_grad: recv_x and recv_dy [R, H], recv_w [R, 1], recv_counts [G·El], gate_up
+// [El, 2I, H], down [El, H, I]: T = R rows, k = 1, E = El local experts (recvCounts set by the caller).
+inline std::string planMoeGroupedGemmGrad(const std::vector<int64_t> &x, const std::vector<int64_t> &dy,
+                                          const std::vector<int64_t> &w, const std::vector<int64_t> &counts,
+                                          const std::vector<int64_t> &gateUp, const std::vector<int64_t> &down,
+                                          MoeExpertsGradParams &p) {
+  if (x.size() != 2 || dy != x || w != std::vector<int64_t>{x[0], 1} || counts.size() != 1 || gateUp.size() != 3 ||
+      down.size() != 3 || gateUp[0] < 1 || down[0] != gateUp[0] || counts[0] % gateUp[0] != 0 ||
+      gateUp[1] != 2 * down[2] || gateUp[2] != x[1] || down[1] != x[1])
+    return "recv_x and recv_dy [R, H], recv_w [R, 1], recv_counts [G*El], gate_up [El, 2I, H], down [El, H, I] "
+           "expected";
+  p.T = x[0], p.k = 1, p.H = x[1], p.E = gateUp[0], p.I = down[2], p.segments = counts[0];
   return "";
 }
 inline std::string planMoeRouterGrad(const std::vector<int64_t> &logits, const std::vector<int64_t> &ids,
