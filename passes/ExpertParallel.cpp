@@ -52,11 +52,34 @@ void shardExpertWeight(sc::ParamOp p, const MeshShape &mesh, int64_t iDim, bool 
   p->setAttr("sc.storage_sharding", storage.toAttr(p.getContext()));
   expertParams.insert(p);
 }
+// Under cp the tokens reach an sc.moe_experts replicated over cp: the block flattens [B, S, H]
+// to [B·S, H], and the split of the minor S dim does not survive that (its chunks are not
+// contiguous in B·S), so the flattened tokens are gathered. ep is carved from dp_shard x cp,
+// and the dispatch needs the token sets of an ep group's ranks to be disjoint (in the backward
+// each local expert sums the rows of every source rank: ranks holding the same tokens would
+// count them twice). So each cp rank takes a contiguous 1/cp of the tokens (x, the indices and
+// the weights constrained to dim 0 split over cp: a local slice), and the result is gathered
+// back over cp after the block (as the 1/tp token split).
+LogicalResult splitTokensOverCp(sc::MoeExpertsOp op, StringRef at, const MeshShape &mesh) {
+  const int64_t cp = mesh.size("cp"), dp = mesh.product({"dp_replicate", "dp_shard", "cp"});
+  const int64_t T = cast<RankedTensorType>(op.getX().getType()).getDimSize(0);
+  if (T % dp != 0)
+    return op.emitError() << at << ": expert parallelism over cp = " << cp << " splits the tokens over the "
+                          << "data-parallel ranks, and " << T << " tokens do not divide over " << dp << " ranks";
+  OpBuilder b(op);
+  SmallVector<std::string> cpAxes{"cp"};
+  for (unsigned i = 0; i < 3; ++i)
+    op->setOperand(i, constrainLayout(b, op.getLoc(), op->getOperand(i), cpAxes, 0));
+  b.setInsertionPointAfter(op);
+  Value whole = constrainLayout(b, op.getLoc(), op.getResult(), cpAxes, -1);
+  op.getResult().replaceAllUsesExcept(whole, whole.getDefiningOp());
+  return success();
+}
 } // namespace
 
 LogicalResult seedExpertParallel(ModuleOp module, const MeshShape &mesh,
                                  llvm::SmallPtrSetImpl<Operation *> &expertParams) {
-  const int64_t ep = mesh.ep, tp = mesh.size("tp");
+  const int64_t ep = mesh.ep, tp = mesh.size("tp"), cp = mesh.size("cp");
   const bool expertTp = tp > 1 && module->hasAttr("sc.expert_tp");
   const bool sequenceParallel = module->hasAttr("sc.sequence_parallel");
   if (ep <= 1 && tp <= 1)
@@ -123,12 +146,16 @@ LogicalResult seedExpertParallel(ModuleOp module, const MeshShape &mesh,
       op.getGateUpMutable().assign(both.getResult());
       if (gu->use_empty())
         gu.erase();
+      if (ep > 1 && cp > 1 && mlir::failed(splitTokensOverCp(op, at, mesh)))
+        failed = true;
       continue;
     }
     if (ep > 1)
       for (sc::ParamOp p : {gu, dn})
         if (!expertParams.contains(p))
           shardExpertWeight(p, mesh, 0, false, /*fsdpDim=*/1, expertParams);
+    if (ep > 1 && cp > 1 && mlir::failed(splitTokensOverCp(op, at, mesh)))
+      failed = true;
     if (tp <= 1)
       continue;
     // The 1/tp token split: the tokens arrive replicated over tp (unless sequence parallel
@@ -222,6 +249,14 @@ LogicalResult expandExpertParallel(ModuleOp module, const MeshShape &mesh) {
       return op.emitError() << "the experts of sc.moe_experts_grad may be split over the ep sub-axis only";
     if (!op.getWork().use_empty())
       return op.emitError() << "expert parallelism: the backward's workspace (work) must have no users";
+    // Each local expert sums the rows of every rank of its ep group: their tokens must differ,
+    // so x must be split over every axis that ep is carved from (sc-apply-plan splits it).
+    std::optional<Sharding> xs = operandSharding(op, 0);
+    for (StringRef axis : {"dp_shard", "cp"})
+      if (mesh.size(axis) > 1 && (!xs || xs->dims.empty() || !llvm::is_contained(xs->dims[0], axis)))
+        return op.emitError() << "the expert-parallel backward needs the tokens split over " << axis
+                              << " (ep is carved from dp_shard x cp; ranks of an ep group holding the same "
+                                 "tokens would add their expert gradients twice)";
     const int64_t G = mesh.ep;
     auto xt = cast<RankedTensorType>(op.getX().getType());
     auto ids = cast<RankedTensorType>(op.getIndices().getType());

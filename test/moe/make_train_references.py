@@ -25,6 +25,16 @@ step 10 are recorded too.
 It records per step the loss, the aux loss and the pre-clip global gradient norm, every
 parameter's gradient at step 1 and every parameter after step 10 (float32: whole up to 8192
 elements, else the norm and 1088 sampled elements).
+STEP_RUNS add per-step figures only (the sharded tests' --steps-only) of the same models on the
+same stream, a step reading g*B*S tokens: mixtral_moe_b4 and qwen2_moe_b4 at batch 4 (the _b4
+exports, for dp_shard = 4), and mixtral_moe_accum2, two micro-batches of [2, 16] a step
+(gradient_accumulation_steps 2; the same 64 tokens a step as mixtral_moe_b4): one forward and
+backward per micro-batch, each adding its cross-entropy sum over the step's label count and
+router_aux_loss_coef times its own aux loss / g (the step's aux: the micro-batches' mean).
+With names of MODELS or STEP_RUNS as arguments it recomputes only those and keeps the file's
+other arrays as they are (the _b4 and _accum2 entries were added that way, with torch
+2.15.0+cu132 and transformers 5.25.0: a rerun of the others on this machine differed from the
+committed ones by up to 6e-6 relative in the final parameters).
 """
 import json
 import os
@@ -51,6 +61,13 @@ MAX_GRAD_NORM = 1.0
 AUX_COEF = 0.02
 FULL_NUMEL = 8192  # whole tensors up to this size, samples above
 MODELS = {"mixtral_moe": 10, "qwen2_moe": 11, "deepseek_v3_moe": 12}  # export_models.py's seeds: 10 + NAMES.index
+# Per-step references only (the sharded tests' --steps-only), each of a model above on the same
+# stream read g*B*S tokens a step: "batch" the export's B, "micro" g micro-batches of [B, S].
+# _b4: batch 4 (the _b4 exports, for dp_shard = 4); _accum2: two micro-batches of [2, 16] on the
+# same 64 tokens a step as _b4 (gradient_accumulation_steps 2: the aux loss per micro-batch).
+STEP_RUNS = {"mixtral_moe_b4": dict(model="mixtral_moe", onnx="mixtral_moe_b4", batch=4, micro=1),
+             "qwen2_moe_b4": dict(model="qwen2_moe", onnx="qwen2_moe_b4", batch=4, micro=1),
+             "mixtral_moe_accum2": dict(model="mixtral_moe", onnx="mixtral_moe", batch=2, micro=2)}
 BIAS_SPEED = 1e-3  # deepseek_v3_moe: auxiliary-loss-free balancing (router_bias_update_speed)
 
 
@@ -66,7 +83,8 @@ def routers(model):
 
 
 def onnx_table(name, model):
-    """Every parameter's ONNX initializer, found by value (as stored, or its last two dims swapped)."""
+    """Every parameter's ONNX initializer (of test/moe/<name>.onnx), found by value (as stored, or
+    its last two dims swapped)."""
     inits = {t.name: onnx.numpy_helper.to_array(t) for t in onnx.load(os.path.join(HERE, name + ".onnx")).graph.initializer}
     aliases = {}
     for n, p in model.named_parameters(remove_duplicate=False):
@@ -88,13 +106,20 @@ def onnx_table(name, model):
     return table
 
 
-def batches(stream):
-    return [stream[(k * B * S + np.arange(B * S)) % len(stream)].reshape(B, S).astype(np.int64)
+def batches(stream, batch=B, micro=1):
+    """Step k's tokens: [k*n, (k+1)*n) of the stream modulo its length, n = micro*batch*S, as
+    [micro, batch, S] (micro-batch j the step's tokens [j*batch*S, (j+1)*batch*S))."""
+    n = micro * batch * S
+    return [stream[(k * n + np.arange(n)) % len(stream)].reshape(micro, batch, S).astype(np.int64)
             for k in range(STEPS)]
 
 
 def train(name, dtype, data, bias_speed=None):
-    """With bias_speed (DeepSeek-V3, no auxiliary loss), torchtitan's load_balance_coeff update
+    """data: each step's [g, B, S] tokens, g micro-batches. With g > 1 each micro-batch runs its
+    own forward and backward (the gradients add): its loss is its summed cross-entropy over the
+    step's label count (NeMo's num_label_tokens) plus coef * aux / g, aux its own
+    load-balancing loss (Megatron scales each micro-batch's aux loss by 1/g too); the step's aux
+    is the micro-batches' mean. With bias_speed (DeepSeek-V3, no auxiliary loss), torchtitan's load_balance_coeff update
     of every e_score_correction_bias after each step: d = speed * sign(mean(c) - c) centred,
     c the (token, choice) pairs each expert got in the step."""
     model = model_of(name, dtype)
@@ -107,14 +132,20 @@ def train(name, dtype, data, bias_speed=None):
              for n, mod in routers(model)]
     for k in range(STEPS):
         opt.zero_grad()
-        x = torch.from_numpy(data[k])
-        if bias_speed is None:
-            r = model(input_ids=x, output_router_logits=True, use_cache=False)
-            loss = mr.causal_lm_loss(r.logits, x) + AUX_COEF * r.aux_loss
-        else:
-            r = model(input_ids=x, use_cache=False)
-            loss = mr.causal_lm_loss(r.logits, x)
-        loss.backward()
+        g = data[k].shape[0]
+        loss, aux = 0.0, 0.0
+        for j in range(g):
+            x = torch.from_numpy(data[k][j])
+            if bias_speed is None:
+                r = model(input_ids=x, output_router_logits=True, use_cache=False)
+                ce = mr.causal_lm_loss(r.logits, x) / g  # equal label counts: the sum over the step's count
+                mb = ce + AUX_COEF * r.aux_loss / g
+                aux += r.aux_loss.item() / g
+            else:
+                r = model(input_ids=x, use_cache=False)
+                mb = mr.causal_lm_loss(r.logits, x) / g
+            mb.backward()
+            loss += mb.item()
         if k == 0:
             out["grads1"] = {n: p.grad.detach().double().numpy().copy() for n, p in model.named_parameters()}
         gn = torch.nn.utils.clip_grad_norm_(params, MAX_GRAD_NORM)
@@ -127,9 +158,9 @@ def train(name, dtype, data, bias_speed=None):
                     d = bias_speed * torch.sign(c.mean() - c)
                     b.add_(d - d.mean())
         out["choices"].append({n: chosen[n].numpy().copy() for n in chosen})
-        out["loss"].append(loss.item())
+        out["loss"].append(loss)
         if bias_speed is None:
-            out["aux"].append(r.aux_loss.item())
+            out["aux"].append(aux)
         out["grad_norm"].append(float(gn))
     for h in hooks:
         h.remove()
@@ -170,12 +201,24 @@ def main():
     refs = np.load(os.path.join(HERE, "references.npz"))
     stream = np.random.default_rng(4321).integers(0, em.VOCAB, STREAM_LEN).astype(np.int32)
     data = batches(stream)
-    npz = {"tokens": stream, "input_ids": np.stack(data)}
+    npz = {"tokens": stream, "input_ids": np.stack(data)[:, 0]}
     meta = {"torch": torch.__version__, "transformers": transformers.__version__,
             "adamw": dict(ADAM, betas=list(ADAM["betas"])), "max_grad_norm": MAX_GRAD_NORM,
             "router_aux_loss_coef": AUX_COEF, "steps": STEPS, "batch": [B, S], "stream_len": STREAM_LEN,
             "models": {}}
+    out = os.path.join(HERE, "train_references.npz")
+    only = sys.argv[1:]  # names of MODELS or STEP_RUNS: recompute these, keep the file's others
+    if only:
+        assert all(n in MODELS or n in STEP_RUNS for n in only), only
+        kept = np.load(out)
+        meta = json.loads(bytes(kept["meta_json"]).decode())
+        npz = {k: kept[k] for k in kept.files if k != "meta_json" and k.split("/")[0] not in only}
+        meta["models"] = {n: v for n, v in meta["models"].items() if n not in only}
+        meta.setdefault("added_with", {})[",".join(only)] = {"torch": torch.__version__,
+                                                             "transformers": transformers.__version__}
     for name in MODELS:
+        if only and name not in only:
+            continue
         m32 = model_of(name, torch.float32).eval()
         with torch.no_grad():
             got = m32(input_ids=torch.from_numpy(refs[name + ".input_ids"]), use_cache=False).logits.numpy()
@@ -215,8 +258,32 @@ def main():
         print(f"{name}: fp64 aux {np.round(r64['aux'], 6).tolist()}")
         print(f"{name}: fp64 grad norms {np.round(r64['grad_norm'], 6).tolist()}")
         print(f"{name}: fp32 vs fp64 {json.dumps(gaps)}")
+    for run, spec in STEP_RUNS.items():
+        if only and run not in only:
+            continue
+        name, shape = spec["model"], [spec["micro"], spec["batch"], S]
+        m32 = model_of(name, torch.float32).eval()
+        with torch.no_grad():
+            got = m32(input_ids=torch.from_numpy(refs[spec["onnx"] + ".input_ids"]), use_cache=False).logits.numpy()
+        fwd = float(np.abs(got - refs[spec["onnx"] + ".logits"]).max())
+        assert fwd < 1e-6, (run, fwd, "the rebuilt model is not the exported one")
+        run_data = batches(stream, spec["batch"], spec["micro"])
+        r64, r32 = train(name, torch.float64, run_data), train(name, torch.float32, run_data)
+        for tag, r in (("fp64", r64), ("fp32", r32)):
+            for key in ("loss", "aux", "grad_norm"):
+                npz[f"{run}/clip/{key}_{tag}"] = np.array(r[key], np.float64)
+        gaps = {"forward_fp32": fwd,
+                "loss_abs": float(np.abs(np.subtract(r32["loss"], r64["loss"])).max()),
+                "grad_norm_rel": float(np.max(np.abs(np.subtract(r32["grad_norm"], r64["grad_norm"]))
+                                              / np.array(r64["grad_norm"])))}
+        meta["models"][run] = {"params": onnx_table(spec["onnx"], m32), "fp32_vs_fp64": gaps,
+                               "onnx": spec["onnx"] + ".onnx", "buffers": [], "steps_only": True,
+                               "micro_batches": shape}
+        print(f"{run}: [g, B, S] {shape}; fp64 losses {np.round(r64['loss'], 6).tolist()}")
+        print(f"{run}: fp64 aux {np.round(r64['aux'], 6).tolist()}")
+        print(f"{run}: fp64 grad norms {np.round(r64['grad_norm'], 6).tolist()}")
+        print(f"{run}: fp32 vs fp64 {json.dumps(gaps)}")
     npz["meta_json"] = np.frombuffer(json.dumps(meta, indent=1).encode(), dtype=np.uint8)
-    out = os.path.join(HERE, "train_references.npz")
     np.savez_compressed(out, **npz)
     print(out, os.path.getsize(out), "bytes,", len(npz), "arrays")
 
