@@ -2,8 +2,9 @@
 // static global program:
 //   sc-unroll-microbatches (before sc-autodiff) clones the forward and the loss once per
 //     micro-batch, each on its slice of inputs that gain a leading dim g, and makes the loss
-//     the step's summed cross-entropy over the step's count of label tokens, so that the
-//     gradients of the g copies add up in sc-autodiff;
+//     the step's summed cross-entropy over the step's count of label tokens (plus coef times
+//     the mean of the micro-batches' MoE auxiliary losses), so that the gradients of the g
+//     copies add up in sc-autodiff;
 //   sc-schedule-microbatches (after sc-autodiff) orders the program forward 0, backward 0,
 //     forward 1, ... so that micro-batches reuse activation memory, and, with
 //     defer_fsdp_grad_sync false, reduce-scatters each micro-batch's gradient to the shard.
@@ -106,7 +107,27 @@ struct Unroller {
     for (unsigned i = 0; i < func.getNumResults(); ++i)
       if (resultName(func, i) == "loss")
         lossAt = i;
-    auto lossDiv = lossAt < 0 ? sc::DivOp() : ret.getOperand(lossAt).getDefiningOp<sc::DivOp>();
+    // With router_aux_loss_coef sc-add-loss built loss = sum / count + c · aux, aux a result
+    // of its own: each micro-batch computes its own aux (its routers' statistics, as Hugging
+    // Face computes it per forward), and the step's aux is their mean (each micro-batch's aux
+    // scaled by 1/g as its cross-entropy is by its share of the labels; Megatron's scaling).
+    int64_t auxAt = -1;
+    for (unsigned i = 0; i < func.getNumResults(); ++i)
+      if (resultName(func, i) == "aux")
+        auxAt = i;
+    Value lossValue = lossAt < 0 ? Value() : ret.getOperand(lossAt);
+    SmallVector<Operation *> auxTerm; // the loss's add and the coefficient's mul
+    Value auxCoef;
+    if (auxAt >= 0 && lossValue) {
+      auto add = lossValue.getDefiningOp<sc::AddOp>();
+      auto mul = add ? add.getRhs().getDefiningOp<sc::MulOp>() : sc::MulOp();
+      if (!mul || mul.getRhs() != ret.getOperand(auxAt))
+        return func.emitError() << "sc-unroll-microbatches: expected sc-add-loss's loss + coef · aux";
+      auxTerm = {add, mul};
+      auxCoef = mul.getLhs();
+      lossValue = add.getLhs();
+    }
+    auto lossDiv = lossValue ? lossValue.getDefiningOp<sc::DivOp>() : sc::DivOp();
     auto [tokenLoss, labelsOf] = lossDiv ? lossOp(lossDiv) : std::pair<Operation *, Value>{};
     if (!tokenLoss)
       return func.emitError() << "sc-unroll-microbatches: gradient_accumulation_steps needs the loss of "
@@ -159,7 +180,7 @@ struct Unroller {
     auto f32 = RankedTensorType::get({}, Float32Type::get(ctx));
     OpBuilder b(ret);
     Location lossLoc = lossDiv.getLoc();
-    SmallVector<Value> sums, counts;
+    SmallVector<Value> sums, counts, auxes;
     // Trainable parameters, for the per-micro-batch constraints of defer_fsdp_grad_sync false.
     SmallVector<sc::ParamOp> trainable;
     for (auto p : entry.getOps<sc::ParamOp>())
@@ -200,7 +221,7 @@ struct Unroller {
             aliasBefore[first].push_back(p);
         }
       for (Operation *op : cloned) {
-        if (op == lossDiv.getOperation())
+        if (op == lossDiv.getOperation() || llvm::is_contained(auxTerm, op))
           continue;
         if (auto it = aliasBefore.find(op); it != aliasBefore.end())
           for (sc::ParamOp p : it->second) {
@@ -221,6 +242,8 @@ struct Unroller {
       Operation *tl = map.lookup(tokenLoss->getResult(0)).getDefiningOp();
       sums.push_back(tl->getResult(0));
       counts.push_back(countLabels(b, lossLoc, map.lookupOrDefault(labelsOf)));
+      if (auxAt >= 0)
+        auxes.push_back(map.lookup(ret.getOperand(auxAt)));
     }
     Value sum = sums.front(), count = counts.front();
     for (int64_t j = 1; j < g; ++j) {
@@ -228,13 +251,25 @@ struct Unroller {
       count = sc::AddOp::create(b, lossLoc, f32, count, counts[j]);
     }
     Value loss = sc::DivOp::create(b, lossLoc, f32, sum, count);
+    Value auxMean;
+    if (auxAt >= 0) {
+      Location auxLoc = auxTerm.front()->getLoc();
+      Value total = auxes.front();
+      for (int64_t j = 1; j < g; ++j)
+        total = sc::AddOp::create(b, auxLoc, f32, total, auxes[j]);
+      Value inv = sc::ConstantOp::create(b, auxLoc, f32, DenseElementsAttr::get(f32, b.getF32FloatAttr(1.0f / float(g))));
+      auxMean = sc::MulOp::create(b, auxLoc, f32, total, inv);
+      loss = sc::AddOp::create(b, auxLoc, f32, loss, sc::MulOp::create(b, auxLoc, f32, auxCoef, auxMean));
+    }
 
     // The outputs: the loss; the model's other outputs (g micro-batches' logits) go.
     llvm::BitVector drop(func.getNumResults());
     for (unsigned i = 0; i < func.getNumResults(); ++i)
-      if (int64_t(i) != lossAt && perBatch.contains(ret.getOperand(i)))
+      if (int64_t(i) != lossAt && int64_t(i) != auxAt && perBatch.contains(ret.getOperand(i)))
         drop.set(i);
     ret.setOperand(lossAt, loss);
+    if (auxAt >= 0)
+      ret.setOperand(auxAt, auxMean);
     ret->eraseOperands(drop);
     if (failed(func.eraseResults(drop)))
       return failure();

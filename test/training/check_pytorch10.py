@@ -24,7 +24,8 @@ trajectory (PyTorch's own fp32 run ends 4.6e-5 from fp64 in embed_tokens, its gr
 relative; docs/training.md has shardc's figures).
 With --aux (a mixture of experts, test/moe/train_references.npz made by
 test/moe/make_train_references.py) the plan adds the references' router_aux_loss_coef and the
-aux loss of every step is compared as the loss is; --steps-only stops after the per-step
+aux loss of every step is compared as the loss is (with --accum g, gradient_accumulation_steps g:
+the references' _accum<g> entries, the aux loss per micro-batch); --steps-only stops after the per-step
 figures (a sharded mesh, whose saved state is per rank); --bias-update adds the references'
 router_bias_update_speed (DeepSeek-V3's auxiliary-loss-free balancing) and compares the router
 biases after the last step within 1e-6.
@@ -56,10 +57,13 @@ ap.add_argument("--param-dtype", default="fp32", choices=["fp32", "bf16"],
                      "compared with PyTorch's fp64 run within --step-tol / --norm-tol and printed beside PyTorch's "
                      "own bf16 run (references_bf16.npz); implies --steps-only")
 ap.add_argument("--norm-tol", type=float, default=None, help="grad norm tolerance (relative; default --step-tol)")
+ap.add_argument("--accum", type=int, default=1,
+                help="gradient_accumulation_steps g (a step reads g micro-batches of the export's batch); "
+                     "implies --steps-only")
 ap.add_argument("--steps-only", action="store_true",
                 help="compare the per-step figures only (a sharded mesh: the saved state is per rank)")
 args = ap.parse_args()
-if args.param_dtype == "bf16":
+if args.param_dtype == "bf16" or args.accum > 1:
     args.steps_only = True
 TOL_STEP, TOL_PARAM = args.step_tol, args.param_tol
 
@@ -76,6 +80,8 @@ base = (f"tp_plan: auto\nmp_policy: {{param_dtype: {args.param_dtype}, reduce_dt
         "mode: train\n")
 if args.aux:
     base += f"router_aux_loss_coef: {meta['router_aux_loss_coef']!r}\n"
+if args.accum > 1:
+    base += f"gradient_accumulation_steps: {args.accum}\n"
 bias_update = f"router_bias_update_speed: {meta['router_bias_update_speed']!r}\n" if args.bias_update else ""
 plan = wd / "plan.yaml"
 plan.write_text(base + f"optimizer: {{name: adamw, lr: {hyper['lr']!r}, betas: [{hyper['betas'][0]!r}, "
