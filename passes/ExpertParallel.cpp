@@ -84,14 +84,6 @@ LogicalResult seedExpertParallel(ModuleOp module, const MeshShape &mesh,
   const bool sequenceParallel = module->hasAttr("sc.sequence_parallel");
   if (ep <= 1 && tp <= 1)
     return success();
-  // expert_tp's backward is not expressed yet: sc.moe_experts_grad's rule keeps I whole, so the
-  // halves would be gathered by a plain all-gather of the concat's 2I dim, which interleaves
-  // the ranks' [gate_r; up_r] parts (the forward is right, every gradient came out wrong).
-  if (expertTp && module->hasAttr("sc.train")) {
-    module.emitError() << "expert_tp: true is not supported with mode: train yet (its backward is not "
-                          "expressed); train with the 1/tp token split (expert_tp: false)";
-    return failure();
-  }
   const int64_t dp = mesh.product({"dp_replicate", "dp_shard", "cp"});
   bool failed = false;
   SmallVector<sc::MoeExpertsOp> ops;

@@ -25,7 +25,8 @@ relative; docs/training.md has shardc's figures).
 With --aux (a mixture of experts, test/moe/train_references.npz made by
 test/moe/make_train_references.py) the plan adds the references' router_aux_loss_coef and the
 aux loss of every step is compared as the loss is (with --accum g, gradient_accumulation_steps g:
-the references' _accum<g> entries, the aux loss per micro-batch); --steps-only stops after the per-step
+the references' _accum<g> entries, the aux loss per micro-batch; --expert-tp adds expert_tp: true);
+--steps-only stops after the per-step
 figures (a sharded mesh, whose saved state is per rank); --bias-update adds the references'
 router_bias_update_speed (DeepSeek-V3's auxiliary-loss-free balancing) and compares the router
 biases after the last step within 1e-6.
@@ -57,6 +58,8 @@ ap.add_argument("--param-dtype", default="fp32", choices=["fp32", "bf16"],
                      "compared with PyTorch's fp64 run within --step-tol / --norm-tol and printed beside PyTorch's "
                      "own bf16 run (references_bf16.npz); implies --steps-only")
 ap.add_argument("--norm-tol", type=float, default=None, help="grad norm tolerance (relative; default --step-tol)")
+ap.add_argument("--expert-tp", action="store_true",
+                help="expert_tp: true (each expert's MLP split over tp, docs/moe.md)")
 ap.add_argument("--accum", type=int, default=1,
                 help="gradient_accumulation_steps g (a step reads g micro-batches of the export's batch); "
                      "implies --steps-only")
@@ -82,6 +85,8 @@ if args.aux:
     base += f"router_aux_loss_coef: {meta['router_aux_loss_coef']!r}\n"
 if args.accum > 1:
     base += f"gradient_accumulation_steps: {args.accum}\n"
+if args.expert_tp:
+    base += "expert_tp: true\n"
 bias_update = f"router_bias_update_speed: {meta['router_bias_update_speed']!r}\n" if args.bias_update else ""
 plan = wd / "plan.yaml"
 plan.write_text(base + f"optimizer: {{name: adamw, lr: {hyper['lr']!r}, betas: [{hyper['betas'][0]!r}, "

@@ -261,12 +261,14 @@ LogicalResult verifyAttr(Operation *op, Scope scope, NamedAttribute named, Type 
     return failed(only({Scope::Op})) ? failure() : expect(isa<DenseI64ArrayAttr>(attr), "an array<i64: ...>");
   if (name == "sc.fsdp_group")
     return failed(only({Scope::Op})) ? failure() : expect(isa<IntegerAttr>(attr), "an integer");
-  // expert_tp: the gate and up halves of a fused expert stack, each split on I (docs/moe.md).
+  // expert_tp: the gate and up halves of a fused expert stack, each split on I (docs/moe.md):
+  // their concat, and in the backward the split of its gradient and the sc.moe_experts_grad
+  // that reads the concat (through a layer's results, where its rule cannot see it).
   if (name == "sc.expert_halves") {
     if (failed(only({Scope::Op})) || failed(expect(isa<UnitAttr>(attr), "a unit attribute")))
       return failure();
-    if (!isa<ConcatOp>(op))
-      return op->emitError() << "'sc.expert_halves' is only valid on sc.concat";
+    if (!isa<ConcatOp, SplitOp, MoeExpertsGradOp>(op))
+      return op->emitError() << "'sc.expert_halves' is only valid on sc.concat, sc.split and sc.moe_experts_grad";
     return success();
   }
   if (name == "sc.replicate_operands")

@@ -53,6 +53,9 @@ LogicalResult MoeExpertsOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<
   auto grad = MoeExpertsGradOp::create(
       b, getLoc(), TypeRange{getX().getType(), getWeights().getType(), getGateUp().getType(), getDown().getType(), work},
       getX(), getIndices(), getWeights(), getGateUp(), getDown(), rg[0], getActivationAttr());
+  // expert_tp: gate_up is the concat of its halves, each split on I (its sharding rule).
+  if (auto halves = getGateUp().getDefiningOp<ConcatOp>(); halves && halves->hasAttr("sc.expert_halves"))
+    grad->setAttr("sc.expert_halves", b.getUnitAttr());
   for (unsigned i : {0u, 2u, 3u, 4u})
     if (wanted[i])
       og[i] = grad.getResult(i == 0 ? 0 : i - 1);
@@ -96,10 +99,15 @@ LogicalResult MoeExpertsGradOp::verify() {
 // docs/moe.md#training); elsewhere it stays whole.
 std::optional<ShardingRule> MoeExpertsGradOp::getShardingRule() {
   ArrayRef<int64_t> ids = shapeOf(getIndices()), gu = shapeOf(getGateUp()), dn = shapeOf(getDown());
+  // expert_tp (gate_up the concat of its halves, docs/moe.md): I splits as in the forward;
+  // the gradients of x and of the weights sum over it (Partial), the expert gradients and the
+  // workspace keep the split (the halves' layout in gate_up's 2I dim).
+  const bool expertTp = (*this)->hasAttr("sc.expert_halves");
   ShardingRule r;
   int t = r.addFactor(ids[0], true, /*reduction=*/true), k = r.addFactor(ids[1], false);
-  int h = r.addFactor(dn[1], false), e = r.addFactor(gu[0], splitOverEp(getGateUp())), i2 = r.addFactor(gu[1], false);
-  int i = r.addFactor(dn[2], false), i3 = r.addFactor(3 * dn[2], false);
+  int h = r.addFactor(dn[1], false), e = r.addFactor(gu[0], splitOverEp(getGateUp()) || splitOverEp(getDown()));
+  int i = r.addFactor(dn[2], expertTp, /*reduction=*/expertTp);
+  int i2 = expertTp ? i : r.addFactor(gu[1], false), i3 = expertTp ? i : r.addFactor(3 * dn[2], false);
   Dims rows{{t}, {h}}, choice{{t}, {k}}, gateUp{{e}, {i2}, {h}}, down{{e}, {h}, {i}};
   r.operands = {rows, choice, choice, gateUp, down, rows};
   r.results = {rows, choice, gateUp, down, {{t, k}, {i3}}};

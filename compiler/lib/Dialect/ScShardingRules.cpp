@@ -534,6 +534,10 @@ Rule ConcatOp::getShardingRule() {
 }
 Rule SplitOp::getShardingRule() {
   int64_t axis = normAxis(getAxis(), shapeOf(getInput()).size());
+  // The backward of expert_tp's halves concat: the axis split means each half split, and the
+  // local split of [gate_r; up_r] gives each half's part.
+  if ((*this)->hasAttr("sc.expert_halves"))
+    return passThroughExcept(*this, [](int64_t) { return false; });
   return passThroughExcept(*this, [&](int64_t d) { return d == axis; });
 }
 Rule TriluOp::getShardingRule() {

@@ -502,6 +502,19 @@ LogicalResult SliceOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool>
 LogicalResult ConcatOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool> wanted, SmallVectorImpl<Value> &og) {
   Value g = onlyGrad(rg);
   const int64_t rank = typeOf(g).getRank(), axis = normAxis(getAxis(), rank);
+  // expert_tp's gate and up halves (docs/moe.md): a split of the gradient keeps the halves'
+  // layout (each half split on I), where slices of a split axis would gather it first.
+  if ((*this)->hasAttr("sc.expert_halves")) {
+    SmallVector<Type> types;
+    for (Value v : getInputs())
+      types.push_back(v.getType());
+    auto split = SplitOp::create(b, getLoc(), types, g, getAxisAttr());
+    split->setAttr("sc.expert_halves", b.getUnitAttr());
+    for (auto [i, r] : llvm::enumerate(split.getResults()))
+      if (wanted[i])
+        og[i] = r;
+    return success();
+  }
   SmallVector<int64_t> starts(rank, 0), ones(rank, 1);
   for (auto [i, v] : llvm::enumerate(getInputs())) {
     if (wanted[i])

@@ -94,17 +94,3 @@ module attributes {sc.expert_tp, sc.mesh = [["dp_replicate", 1], ["dp_shard", 1]
     return %y : tensor<8x8xf32>
   }
 }
-
-// -----
-
-// Expert TP in training is refused (its backward is not expressed: a plain gather of the halves'
-// concat would interleave the ranks' gate and up parts).
-// expected-error @below {{expert_tp: true is not supported with mode: train yet (its backward is not expressed); train with the 1/tp token split (expert_tp: false)}}
-module attributes {sc.expert_tp, sc.train = {labels = "input_ids"}, sc.mesh = [["dp_replicate", 1], ["dp_shard", 1], ["cp", 1], ["tp", 2]]} {
-  func.func @train(%x: tensor<8x8xf32>, %ids: tensor<8x2xi64>, %w: tensor<8x2xf32>) -> tensor<8x8xf32> {
-    %gu = sc.param "gate_up" {file = "w.bin", offset = 0 : i64, onnx_name = "gu", tied = [], transform = #sc.transform<none>} : tensor<4x12x8xf32>
-    %dn = sc.param "down" {file = "w.bin", offset = 1536 : i64, onnx_name = "dn", tied = [], transform = #sc.transform<none>} : tensor<4x8x6xf32>
-    %y, %h = sc.moe_experts %x, %ids, %w, %gu, %dn : (tensor<8x8xf32>, tensor<8x2xi64>, tensor<8x2xf32>, tensor<4x12x8xf32>, tensor<4x8x6xf32>) -> (tensor<8x8xf32>, tensor<16x6xf32>)
-    return %y : tensor<8x8xf32>
-  }
-}
