@@ -505,10 +505,7 @@ LogicalResult ConcatOp::buildVjp(OpBuilder &b, ArrayRef<Value> rg, ArrayRef<bool
   // expert_tp's gate and up halves (docs/moe.md): a split of the gradient keeps the halves'
   // layout (each half split on I), where slices of a split axis would gather it first.
   if ((*this)->hasAttr("sc.expert_halves")) {
-    SmallVector<Type> types;
-    for (Value v : getInputs())
-      types.push_back(v.getType());
-    auto split = SplitOp::create(b, getLoc(), types, g, getAxisAttr());
+    auto split = SplitOp::create(b, getLoc(), getInputs().getTypes(), g, getAxisAttr());
     split->setAttr("sc.expert_halves", b.getUnitAttr());
     for (auto [i, r] : llvm::enumerate(split.getResults()))
       if (wanted[i])
