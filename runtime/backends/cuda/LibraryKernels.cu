@@ -163,6 +163,26 @@ std::string linearKernel(const KernelArgs &a) {
   return gemm("linear", transW, M, N, K, x.data, 0, w.data, 0, y.data, 0, 1, x.dtype, beta);
 }
 
+// C [M, N] = A [M, K] · B^T with B stored [N, K] (one expert's weights), f32: the MoE loops of
+// GEMMs (MoeKernels.cu), through linear's path (cuBLASLt; cuBLAS with SHARDC_GEMM=cublas).
+std::string expertGemm(const char *op, int64_t M, int64_t N, int64_t K, const float *A, const float *B, float *C) {
+  if (M == 0)
+    return "";
+  if (useCublas())
+    return gemm(op, true, M, N, K, A, 0, B, 0, C, 0, 1, DType::F32, 0.0f);
+  kernels::GemmProblem problem;
+  kernels::GemmPlan plan;
+  std::string err = kernels::linearProblem({M, K}, {N, K}, true, kernels::GemmEpilogue::None, DType::F32, problem);
+  if (err.empty())
+    err = kernels::planGemm(problem, plan);
+  CublasLtGemm *lt = nullptr;
+  if (err.empty())
+    err = ltGemm(lt);
+  if (err.empty())
+    err = lt->run(plan, A, B, nullptr, nullptr, C, threadContext().stream);
+  return err.empty() ? "" : std::string(op) + ": " + err;
+}
+
 // matmul through cuBLASLt: any numpy batch broadcast, as one strided-batched GEMM per launch
 // offset (matmulProblems, tested on the CPU).
 std::string matmulLt(const KernelArgs &a) {
@@ -734,6 +754,9 @@ std::string gatherKernel(const KernelArgs &a) { return cuda::gatherKernel(a); }
 std::string tokenLossKernel(const KernelArgs &a) { return cuda::tokenLossKernel(a); }
 std::string tokenLossGradKernel(const KernelArgs &a) { return cuda::tokenLossGradKernel(a); }
 std::string embeddingGradKernel(const KernelArgs &a) { return cuda::embeddingGradKernel(a); }
+std::string expertGemm(const char *op, int64_t M, int64_t N, int64_t K, const float *A, const float *B, float *C) {
+  return cuda::expertGemm(op, M, N, K, A, B, C);
+}
 // The flash kernels' shared-memory limit is a host-side setting: made when the table hands out
 // `attention`, at load, rather than by the first launch, which may be inside a stream capture.
 void prepareAttention() { (void)cuda::prepareFlashAttention(); }

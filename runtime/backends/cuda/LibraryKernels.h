@@ -21,6 +21,9 @@ std::string gatherKernel(const rt::KernelArgs &a);
 std::string tokenLossKernel(const rt::KernelArgs &a);
 std::string tokenLossGradKernel(const rt::KernelArgs &a);
 std::string embeddingGradKernel(const rt::KernelArgs &a);
+// C [M, N] = A [M, K] · B^T, B stored [N, K], f32 device pointers, on the thread's stream:
+// one GEMM of the MoE steps' loops (MoeKernels.cu), through linear's path (cuBLASLt).
+std::string expertGemm(const char *op, int64_t M, int64_t N, int64_t K, const float *A, const float *B, float *C);
 
 // SharedKernels.cu (the SIMT kernels of shardc/kernels/IndexKernels.h)
 std::string sliceKernel(const rt::KernelArgs &a);
@@ -60,12 +63,15 @@ std::string triluKernel(const rt::KernelArgs &a);
 // SharedKernels.cu (MoeKernels.h): the routing ops of exported MoE graphs, any dtype.
 std::string topKKernel(const rt::KernelArgs &a);
 std::string gatherNdKernel(const rt::KernelArgs &a);
-std::string moeExpertsKernel(const rt::KernelArgs &a); // f32
 // SharedKernels.cu (LossKernels.h): the vocabulary-parallel loss, f32 bf16 f16 f64 logits.
 std::string tokenLossStatsKernel(const rt::KernelArgs &a);
 std::string tokenLossStatsGradKernel(const rt::KernelArgs &a);
 std::string tokenLossCombineKernel(const rt::KernelArgs &a);
+// MoeKernels.cu: the raised MoE steps (MoeKernels.h, MoeGradKernels.h). moe_experts and
+// moe_grouped_gemm run loops of cuBLASLt GEMMs over the expert groups, reading the group sizes
+// on the host (noteHostWait); the rest are SIMT kernels.
 std::string moeRouterKernel(const rt::KernelArgs &a);  // f32 bf16 f16
+std::string moeExpertsKernel(const rt::KernelArgs &a); // f32
 // Expert parallelism: permute (any dtype, i64 ids), grouped GEMM and unpermute (f32).
 std::string moePermuteKernel(const rt::KernelArgs &a);
 std::string moeGroupedGemmKernel(const rt::KernelArgs &a);
