@@ -72,15 +72,15 @@ std::string cudaSequenceMoeExperts(const std::vector<float> &x, const std::vecto
                                    kernels::MoeActivation act, std::vector<float> &y) {
   const int64_t N = T * k;
   std::vector<int64_t> counts(static_cast<size_t>(E)), rowOf(static_cast<size_t>(N));
-  kernels::MoeEpParams p;
-  p.ids = ids.data(), p.counts = counts.data(), p.rowOf = rowOf.data(), p.T = T, p.k = k, p.E = E;
-  kernels::moePermutePlan(p);
-  if (p.bad)
-    return "bad expert id";
   std::vector<kernels::MoeGemmGroup> groups;
   int64_t total = 0;
-  if (std::string err = kernels::planMoeGemmGroups(counts.data(), E, E, N, groups, total); !err.empty())
-    return err;
+  bool unrouted = false;
+  if (std::string err = kernels::planMoeRowGroups(ids.data(), T, k, E, rowOf.data(), counts.data(), groups, total,
+                                                  unrouted);
+      !err.empty() || unrouted)
+    return err.empty() ? "bad expert id" : err;
+  kernels::MoeEpParams p;
+  p.T = T, p.k = k;
   std::vector<float> rows(size_t(N * H)), gate(size_t(N * 2 * I)), hidden(size_t(N * I)), back(size_t(N * H));
   y.assign(size_t(T * H), 0.0f);
   p.x = x.data(), p.rows = rows.data(), p.rowOfC = rowOf.data(), p.H = H;

@@ -4,6 +4,7 @@
 
 #include "shardc/runtime/Kernel.h"
 
+#include <cstdint>
 #include <string>
 
 namespace shardc::cuda::lib {
@@ -21,9 +22,10 @@ std::string gatherKernel(const rt::KernelArgs &a);
 std::string tokenLossKernel(const rt::KernelArgs &a);
 std::string tokenLossGradKernel(const rt::KernelArgs &a);
 std::string embeddingGradKernel(const rt::KernelArgs &a);
-// C [M, N] = A [M, K] · B^T, B stored [N, K], f32 device pointers, on the thread's stream:
-// one GEMM of the MoE steps' loops (MoeKernels.cu), through linear's path (cuBLASLt).
-std::string expertGemm(const char *op, int64_t M, int64_t N, int64_t K, const float *A, const float *B, float *C);
+// C [M, N] = op(A) · op(B), row-major f32 device pointers with leading dims, on the thread's
+// stream: one GEMM of the MoE steps' groups (MoeKernels.cu), through linear's path (cuBLASLt).
+std::string groupGemm(const char *op, bool transA, bool transB, int64_t M, int64_t N, int64_t K, const float *A,
+                      int64_t lda, const float *B, int64_t ldb, float *C, int64_t ldc);
 
 // SharedKernels.cu (the SIMT kernels of shardc/kernels/IndexKernels.h)
 std::string sliceKernel(const rt::KernelArgs &a);

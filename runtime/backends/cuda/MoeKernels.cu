@@ -43,14 +43,14 @@ __global__ void __launch_bounds__(kernels::kIndexThreads) moeUnpermuteGlobal(ker
   kernels::moeUnpermuteElements(p);
 }
 #define SHARDC_MOE_GRAD_GLOBAL(fn)                                                                      \
-  __global__ void __launch_bounds__(kernels::kIndexThreads) fn##Global(kernels::MoeExpertsGradParams p) { \
+  __global__ void __launch_bounds__(kernels::kIndexThreads) fn##Global(kernels::MoeGradSeqParams p) { \
     kernels::fn##s(p);                                                                                 \
   }
-SHARDC_MOE_GRAD_GLOBAL(moeGradRowElement)
+SHARDC_MOE_GRAD_GLOBAL(moeGradGatherElement)
+SHARDC_MOE_GRAD_GLOBAL(moeGradHiddenElement)
+SHARDC_MOE_GRAD_GLOBAL(moeGradGluElement)
 SHARDC_MOE_GRAD_GLOBAL(moeGradWeightsElement)
 SHARDC_MOE_GRAD_GLOBAL(moeGradXElement)
-SHARDC_MOE_GRAD_GLOBAL(moeGradGateUpElement)
-SHARDC_MOE_GRAD_GLOBAL(moeGradDownElement)
 #undef SHARDC_MOE_GRAD_GLOBAL
 __global__ void __launch_bounds__(kernels::kIndexThreads) moeRouterGradGlobal(kernels::MoeRouterGradParams p) {
   kernels::moeRouterGradTokens(p);
@@ -122,8 +122,8 @@ std::string runExpertGroups(const char *op, const std::vector<kernels::MoeGemmGr
                             const float *rows, const float *gateUp, const float *down, int64_t H, int64_t I,
                             kernels::MoeActivation act, float *gate, float *hidden, float *out) {
   for (const kernels::MoeGemmGroup &g : groups)
-    if (std::string err = lib::expertGemm(op, g.rows, 2 * I, H, rows + g.firstRow * H, gateUp + g.expert * 2 * I * H,
-                                          gate + g.firstRow * 2 * I);
+    if (std::string err = lib::groupGemm(op, false, true, g.rows, 2 * I, H, rows + g.firstRow * H, H,
+                                         gateUp + g.expert * 2 * I * H, H, gate + g.firstRow * 2 * I, 2 * I);
         !err.empty())
       return err;
   kernels::MoeGluParams glu;
@@ -131,11 +131,68 @@ std::string runExpertGroups(const char *op, const std::vector<kernels::MoeGemmGr
   if (std::string err = perElement(op, moeGluGlobal, glu, total * I); !err.empty())
     return err;
   for (const kernels::MoeGemmGroup &g : groups)
-    if (std::string err = lib::expertGemm(op, g.rows, H, I, hidden + g.firstRow * I, down + g.expert * H * I,
-                                          out + g.firstRow * H);
+    if (std::string err = lib::groupGemm(op, false, true, g.rows, H, I, hidden + g.firstRow * I, I,
+                                         down + g.expert * H * I, I, out + g.firstRow * H, H);
         !err.empty())
       return err;
   return "";
+}
+
+// The MoE backward (f32): MoeGradKernels.h's runMoeGradSequence with cuBLASLt GEMMs over the
+// expert groups and the element steps as launches. `ids` [T·k] on the host (-1: a row of no
+// expert, allowed with allowNone): the pairs are sorted there and their rows copied over.
+std::string moeGradOnDevice(const char *op, const KernelArgs &a, const float *x, const float *dy, const float *w,
+                            const int64_t *ids, int64_t T, int64_t k, int64_t E, int64_t H, int64_t I,
+                            bool allowNone, kernels::MoeActivation act, const float *gateUp, const float *down,
+                            char *host) {
+  const int64_t N = T * k;
+  auto *rowOf = reinterpret_cast<int64_t *>(host) + N, *counts = rowOf + N;
+  std::vector<kernels::MoeGemmGroup> groups;
+  int64_t total = 0;
+  bool unrouted = false;
+  if (std::string e = kernels::planMoeRowGroups(ids, T, k, E, rowOf, counts, groups, total, unrouted); !e.empty())
+    return std::string(op) + ": " + e;
+  if (unrouted && !allowNone)
+    return std::string(op) + ": an expert id outside [0, " + std::to_string(E) + ")";
+  // Scratch: rows, dyw, o, dxRows [total, H], gate [total, 2I], dh [total, I], then rowOf.
+  const size_t rowsBytes = aligned(size_t(total * H) * 4), gateBytes = aligned(size_t(total * 2 * I) * 4),
+               dhBytes = aligned(size_t(total * I) * 4);
+  char *dev = nullptr;
+  if (std::string e = deviceScratch(op, 4 * rowsBytes + gateBytes + dhBytes + size_t(N) * 8, dev); !e.empty())
+    return e;
+  kernels::MoeGradSeqParams p;
+  p.rows = reinterpret_cast<float *>(dev), p.dyw = reinterpret_cast<float *>(dev + rowsBytes);
+  p.o = reinterpret_cast<float *>(dev + 2 * rowsBytes), p.dxRows = reinterpret_cast<float *>(dev + 3 * rowsBytes);
+  p.gate = reinterpret_cast<float *>(dev + 4 * rowsBytes);
+  p.dh = reinterpret_cast<float *>(dev + 4 * rowsBytes + gateBytes);
+  auto *rowOfDev = reinterpret_cast<int64_t *>(dev + 4 * rowsBytes + gateBytes + dhBytes);
+  cudaStream_t s = threadContext().stream;
+  if (cudaError_t rc = cudaMemcpyAsync(rowOfDev, rowOf, size_t(N) * 8, cudaMemcpyHostToDevice, s); rc != cudaSuccess)
+    return cudaText(op, "copying the rows' order", rc);
+  p.x = x, p.dy = dy, p.weights = w, p.rowOf = rowOfDev;
+  p.work = static_cast<float *>(a.out[4].data), p.dweights = static_cast<float *>(a.out[1].data);
+  p.dx = static_cast<float *>(a.out[0].data);
+  p.T = T, p.H = H, p.k = k, p.I = I, p.total = total, p.activation = act;
+  auto gemm = [op](bool ta, bool tb, int64_t M, int64_t Nn, int64_t K, const float *A, int64_t lda, const float *B,
+                   int64_t ldb, float *C, int64_t ldc) {
+    return lib::groupGemm(op, ta, tb, M, Nn, K, A, lda, B, ldb, C, ldc);
+  };
+  auto run = [op, &p](kernels::MoeGradStep step, int64_t count) {
+    switch (step) {
+    case kernels::MoeGradStep::Gather: return perElement(op, moeGradGatherElementGlobal, p, count);
+    case kernels::MoeGradStep::Hidden: return perElement(op, moeGradHiddenElementGlobal, p, count);
+    case kernels::MoeGradStep::Glu: return perElement(op, moeGradGluElementGlobal, p, count);
+    case kernels::MoeGradStep::Weights: return perElement(op, moeGradWeightsElementGlobal, p, count);
+    case kernels::MoeGradStep::X: return perElement(op, moeGradXElementGlobal, p, count);
+    }
+    return std::string(op) + ": unknown step";
+  };
+  auto zero = [op, s](float *ptr, int64_t count) {
+    cudaError_t rc = count > 0 ? cudaMemsetAsync(ptr, 0, size_t(count) * 4, s) : cudaSuccess;
+    return rc == cudaSuccess ? std::string() : cudaText(op, "zeroing", rc);
+  };
+  return kernels::runMoeGradSequence(groups, p, gateUp, down, E, static_cast<float *>(a.out[2].data),
+                                     static_cast<float *>(a.out[3].data), gemm, run, zero);
 }
 
 } // namespace
@@ -168,15 +225,14 @@ std::string moeExpertsKernel(const KernelArgs &a) {
   auto *rowOfDev = reinterpret_cast<int64_t *>(dev + 2 * rowBytes + aligned(size_t(N * 2 * I) * 4));
   if (std::string e = readOnHost(op, ids, a.in[1].data, idBytes); !e.empty())
     return e;
-  kernels::MoeEpParams pp;
-  pp.ids = ids, pp.counts = counts, pp.rowOf = rowOf, pp.T = p.T, pp.k = p.k, pp.E = p.E;
-  kernels::moePermutePlan(pp); // on the host
-  if (pp.bad)
-    return std::string(op) + ": an expert id outside [0, " + std::to_string(p.E) + ")";
-  std::vector<kernels::MoeGemmGroup> groups;
+  std::vector<kernels::MoeGemmGroup> groups; // the pairs sorted by expert, on the host
   int64_t total = 0;
-  if (std::string e = kernels::planMoeGemmGroups(counts, p.E, p.E, N, groups, total); !e.empty())
+  bool unrouted = false;
+  if (std::string e = kernels::planMoeRowGroups(ids, p.T, p.k, p.E, rowOf, counts, groups, total, unrouted);
+      !e.empty())
     return std::string(op) + ": " + e;
+  if (unrouted)
+    return std::string(op) + ": an expert id outside [0, " + std::to_string(p.E) + ")";
   cudaStream_t s = threadContext().stream;
   if (cudaError_t rc = cudaMemcpyAsync(rowOfDev, rowOf, idBytes, cudaMemcpyHostToDevice, s); rc != cudaSuccess)
     return cudaText(op, "copying the rows' order", rc);
@@ -274,68 +330,52 @@ std::string moeUnpermuteKernel(const KernelArgs &a) {
   return perElement("moe_unpermute", moeUnpermuteGlobal, p, p.T * p.H);
 }
 
-// The five element passes of the MoE backward over p's rows: the rows' [dg; du] and h into the
-// workspace, then dweights, dx and the two expert-weight gradients, each element summing its own terms.
-static std::string launchMoeGrad(const char *name, const kernels::MoeExpertsGradParams &p) {
-  std::string err = perElement(name, moeGradRowElementGlobal, p, p.T * p.k * p.I);
-  if (err.empty())
-    err = perElement(name, moeGradWeightsElementGlobal, p, p.T * p.k);
-  if (err.empty())
-    err = perElement(name, moeGradXElementGlobal, p, p.T * p.H);
-  if (err.empty())
-    err = perElement(name, moeGradGateUpElementGlobal, p, p.E * 2 * p.I * p.H);
-  if (err.empty())
-    err = perElement(name, moeGradDownElementGlobal, p, p.E * p.H * p.I);
-  return err;
-}
-// The MoE backward in f32 (MoeGradKernels.h).
+
 std::string moeExpertsGradKernel(const KernelArgs &a) {
+  const char *op = "moe_experts_grad";
   kernels::MoeExpertsGradParams p;
-  if (std::string err = kernels::planMoeExpertsGrad(a.in[0].shape, a.in[1].shape, a.in[2].shape, a.in[3].shape,
-                                                    a.in[4].shape, a.in[5].shape, p);
-      !err.empty())
-    return "moe_experts_grad: " + err;
-  if (std::string err = kernels::moeActivationOf(a.attrs ? a.attrs->getString("activation", "silu") : "silu",
-                                                 p.activation);
-      !err.empty())
-    return "moe_experts_grad: " + err;
-  p.x = static_cast<const float *>(a.in[0].data);
-  p.ids = static_cast<const int64_t *>(a.in[1].data);
-  p.weights = static_cast<const float *>(a.in[2].data);
-  p.gateUp = static_cast<const float *>(a.in[3].data);
-  p.down = static_cast<const float *>(a.in[4].data);
-  p.dy = static_cast<const float *>(a.in[5].data);
-  p.dx = static_cast<float *>(a.out[0].data);
-  p.dweights = static_cast<float *>(a.out[1].data);
-  p.dgateUp = static_cast<float *>(a.out[2].data);
-  p.ddown = static_cast<float *>(a.out[3].data);
-  p.work = static_cast<float *>(a.out[4].data);
-  return launchMoeGrad("moe_experts_grad", p);
+  std::string err = kernels::planMoeExpertsGrad(a.in[0].shape, a.in[1].shape, a.in[2].shape, a.in[3].shape,
+                                                a.in[4].shape, a.in[5].shape, p);
+  if (err.empty())
+    err = kernels::moeActivationOf(a.attrs ? a.attrs->getString("activation", "silu") : "silu", p.activation);
+  if (!err.empty())
+    return std::string(op) + ": " + err;
+  const int64_t N = p.T * p.k;
+  char *host = nullptr;
+  if (std::string e = hostScratch(op, size_t(2 * N + p.E) * 8, host); !e.empty())
+    return e;
+  if (std::string e = readOnHost(op, host, a.in[1].data, size_t(N) * 8); !e.empty())
+    return e;
+  return moeGradOnDevice(op, a, static_cast<const float *>(a.in[0].data), static_cast<const float *>(a.in[5].data),
+                         static_cast<const float *>(a.in[2].data), reinterpret_cast<const int64_t *>(host), p.T, p.k,
+                         p.E, p.H, p.I, false, p.activation, static_cast<const float *>(a.in[3].data),
+                         static_cast<const float *>(a.in[4].data), host);
 }
 // Expert parallelism's backward: the received rows (k = 1), each row's local expert from
-// recv_counts (MoeGradKernels.h's moeGradExpertOf).
+// recv_counts (moeReceivedRowExperts, on the host).
 std::string moeGroupedGemmGradKernel(const KernelArgs &a) {
+  const char *op = "moe_grouped_gemm_grad";
   kernels::MoeExpertsGradParams p;
-  if (std::string err = kernels::planMoeGroupedGemmGrad(a.in[0].shape, a.in[1].shape, a.in[2].shape, a.in[3].shape,
-                                                        a.in[4].shape, a.in[5].shape, p);
-      !err.empty())
-    return "moe_grouped_gemm_grad: " + err;
-  if (std::string err = kernels::moeActivationOf(a.attrs ? a.attrs->getString("activation", "silu") : "silu",
-                                                 p.activation);
-      !err.empty())
-    return "moe_grouped_gemm_grad: " + err;
-  p.x = static_cast<const float *>(a.in[0].data);
-  p.dy = static_cast<const float *>(a.in[1].data);
-  p.weights = static_cast<const float *>(a.in[2].data);
-  p.recvCounts = static_cast<const int64_t *>(a.in[3].data);
-  p.gateUp = static_cast<const float *>(a.in[4].data);
-  p.down = static_cast<const float *>(a.in[5].data);
-  p.dx = static_cast<float *>(a.out[0].data);
-  p.dweights = static_cast<float *>(a.out[1].data);
-  p.dgateUp = static_cast<float *>(a.out[2].data);
-  p.ddown = static_cast<float *>(a.out[3].data);
-  p.work = static_cast<float *>(a.out[4].data);
-  return launchMoeGrad("moe_grouped_gemm_grad", p);
+  std::string err = kernels::planMoeGroupedGemmGrad(a.in[0].shape, a.in[1].shape, a.in[2].shape, a.in[3].shape,
+                                                    a.in[4].shape, a.in[5].shape, p);
+  if (err.empty())
+    err = kernels::moeActivationOf(a.attrs ? a.attrs->getString("activation", "silu") : "silu", p.activation);
+  if (!err.empty())
+    return std::string(op) + ": " + err;
+  const int64_t R = p.T;
+  char *host = nullptr;
+  if (std::string e = hostScratch(op, size_t(2 * R + p.E + p.segments) * 8, host); !e.empty())
+    return e;
+  auto *counts = reinterpret_cast<int64_t *>(host) + 2 * R + p.E;
+  if (std::string e = readOnHost(op, counts, a.in[3].data, size_t(p.segments) * 8); !e.empty())
+    return e;
+  std::vector<int64_t> ids;
+  if (std::string e = kernels::moeReceivedRowExperts(counts, p.segments, p.E, R, ids); !e.empty())
+    return std::string(op) + ": " + e;
+  return moeGradOnDevice(op, a, static_cast<const float *>(a.in[0].data), static_cast<const float *>(a.in[1].data),
+                         static_cast<const float *>(a.in[2].data), ids.data(), R, 1, p.E, p.H, p.I, true,
+                         p.activation, static_cast<const float *>(a.in[4].data),
+                         static_cast<const float *>(a.in[5].data), host);
 }
 std::string moeRouterGradKernel(const KernelArgs &a) {
   kernels::MoeRouterGradParams p;

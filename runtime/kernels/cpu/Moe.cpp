@@ -150,7 +150,7 @@ std::string moeExpertsKernel(const KernelArgs &args) {
     return e;
   if (auto e = expectShape("moe_experts", "hidden", hidden, {T * k, I}); !e.empty())
     return e;
-  kernels::MoeActivation act;
+  kernels::MoeActivation act = kernels::MoeActivation::Silu;
   if (std::string err = kernels::moeActivationOf(args.attrs ? args.attrs->getString("activation", "silu") : "silu", act);
       !err.empty())
     return "moe_experts: " + err;
@@ -160,16 +160,16 @@ std::string moeExpertsKernel(const KernelArgs &args) {
       return "moe_experts: expert id " + std::to_string(id[r]) + " outside [0, " + std::to_string(E) + ")";
   std::vector<int64_t> counts(static_cast<size_t>(E)), rowOf(static_cast<size_t>(N));
   std::vector<float> rows(size_t(N * H)), gate(size_t(N * 2 * I)), back(size_t(N * H));
-  kernels::MoeEpParams pp;
-  pp.x = x.data, pp.rows = rows.data(), pp.ids = id, pp.counts = counts.data(), pp.rowOf = rowOf.data();
-  pp.rowOfC = rowOf.data(), pp.T = T, pp.H = H, pp.k = k, pp.E = E;
-  kernels::moePermutePlan(pp);
-  for (int64_t n = 0; n < N * H; ++n)
-    kernels::moePermuteElement(pp, n);
   std::vector<kernels::MoeGemmGroup> groups;
   int64_t total = 0;
-  if (std::string err = kernels::planMoeGemmGroups(counts.data(), E, E, N, groups, total); !err.empty())
+  bool unrouted = false;
+  if (std::string err = kernels::planMoeRowGroups(id, T, k, E, rowOf.data(), counts.data(), groups, total, unrouted);
+      !err.empty())
     return "moe_experts: " + err;
+  kernels::MoeEpParams pp;
+  pp.x = x.data, pp.rows = rows.data(), pp.rowOfC = rowOf.data(), pp.T = T, pp.H = H, pp.k = k;
+  for (int64_t n = 0; n < N * H; ++n)
+    kernels::moePermuteElement(pp, n);
   const float *gus = gu.as<float>(), *ds = down.as<float>();
   for (const kernels::MoeGemmGroup &g : groups) // gate_up rows: [n, H] x [2I, H]^T -> [n, 2I]
     sgemm(false, true, g.rows, 2 * I, H, 1.0f, rows.data() + g.firstRow * H, H, gus + g.expert * 2 * I * H, H, 0.0f,

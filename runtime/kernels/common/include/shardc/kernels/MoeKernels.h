@@ -452,6 +452,19 @@ inline std::string planMoeGemmGroups(const int64_t *counts, int64_t segments, in
   return "";
 }
 
+// The grouped layout of T·k (token, choice) pairs by their expert ids (moePermutePlan: rowOf
+// [T·k] and counts [E] in the caller's memory; an id outside [0, E) gives row -1 and sets
+// `unrouted`) and its GEMM groups, one per expert with rows.
+inline std::string planMoeRowGroups(const int64_t *ids, int64_t T, int64_t k, int64_t E, int64_t *rowOf,
+                                    int64_t *counts, std::vector<MoeGemmGroup> &groups, int64_t &total,
+                                    bool &unrouted) {
+  MoeEpParams order;
+  order.ids = ids, order.counts = counts, order.rowOf = rowOf, order.T = T, order.k = k, order.E = E;
+  moePermutePlan(order);
+  unrouted = order.bad != 0;
+  return planMoeGemmGroups(counts, E, E, T * k, groups, total);
+}
+
 inline std::string moeActivationOf(const std::string &name, MoeActivation &a) {
   if (name == "silu")
     a = MoeActivation::Silu;
