@@ -170,17 +170,13 @@ std::string moeExpertsKernel(const KernelArgs &args) {
   pp.x = x.data, pp.rows = rows.data(), pp.rowOfC = rowOf.data(), pp.T = T, pp.H = H, pp.k = k;
   for (int64_t n = 0; n < N * H; ++n)
     kernels::moePermuteElement(pp, n);
-  const float *gus = gu.as<float>(), *ds = down.as<float>();
-  for (const kernels::MoeGemmGroup &g : groups) // gate_up rows: [n, H] x [2I, H]^T -> [n, 2I]
-    sgemm(false, true, g.rows, 2 * I, H, 1.0f, rows.data() + g.firstRow * H, H, gus + g.expert * 2 * I * H, H, 0.0f,
-          gate.data() + g.firstRow * 2 * I, 2 * I);
   kernels::MoeGluParams glu; // hidden in expert order
-  glu.gate = gate.data(), glu.hidden = hidden.as<float>(), glu.rows = N, glu.I = I, glu.activation = act;
-  for (int64_t n = 0; n < N * I; ++n)
-    kernels::moeGluElement(glu, n);
-  for (const kernels::MoeGemmGroup &g : groups) // down: [n, I] x [H, I]^T -> [n, H]
-    sgemm(false, true, g.rows, H, I, 1.0f, glu.hidden + g.firstRow * I, I, ds + g.expert * H * I, I, 0.0f,
-          back.data() + g.firstRow * H, H);
+  glu.gate = gate.data(), glu.hidden = hidden.as<float>(), glu.rows = total, glu.I = I, glu.activation = act;
+  if (std::string err = kernels::runMoeExpertGroups(groups, total, rows.data(), gu.as<float>(), down.as<float>(), H, I,
+                                                    gate.data(), glu.hidden, back.data(), cpuExpertGemm,
+                                                    [&glu](int64_t rowsDone) { return cpuGlu(glu, rowsDone); });
+      !err.empty())
+    return "moe_experts: " + err;
   pp.back = back.data(), pp.weights = w.as<float>(), pp.y = y.as<float>();
   for (int64_t n = 0; n < T * H; ++n)
     kernels::moeUnpermuteElement(pp, n);

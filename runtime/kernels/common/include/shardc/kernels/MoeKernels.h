@@ -465,6 +465,27 @@ inline std::string planMoeRowGroups(const int64_t *ids, int64_t T, int64_t k, in
   return planMoeGemmGroups(counts, E, E, T * k, groups, total);
 }
 
+// The experts over grouped rows [total, H] (moe_experts after the permute, moe_grouped_gemm on
+// the received rows), as both backends run them: per group gate = rows · gate_up[e]^T into
+// gate [total, 2I], then glu(total) (moeGluElement over total·I into hidden [total, I]), then per
+// group out = hidden · down[e]^T into out [total, H]. gemm(M, N, K, A, B, C) is C [M, N] = A [M, K]
+// · B^T with B stored [N, K], packed row-major f32 (CPU: sgemm; CUDA: cuBLASLt).
+template <typename Gemm, typename Glu>
+std::string runMoeExpertGroups(const std::vector<MoeGemmGroup> &groups, int64_t total, const float *rows,
+                               const float *gateUp, const float *down, int64_t H, int64_t I, float *gate,
+                               float *hidden, float *out, Gemm &&gemm, Glu &&glu) {
+  std::string err;
+  for (const MoeGemmGroup &g : groups)
+    if (err.empty())
+      err = gemm(g.rows, 2 * I, H, rows + g.firstRow * H, gateUp + g.expert * 2 * I * H, gate + g.firstRow * 2 * I);
+  if (err.empty())
+    err = glu(total);
+  for (const MoeGemmGroup &g : groups)
+    if (err.empty())
+      err = gemm(g.rows, H, I, hidden + g.firstRow * I, down + g.expert * H * I, out + g.firstRow * H);
+  return err;
+}
+
 inline std::string moeActivationOf(const std::string &name, MoeActivation &a) {
   if (name == "silu")
     a = MoeActivation::Silu;
