@@ -54,8 +54,16 @@ template <typename Body> std::string launch(int64_t count, Body body) {
   return simt::launch({int(kernels::indexBlocks(count)), 1, kernels::kIndexThreads}, body);
 }
 
+// The GLU as the CUDA backend launches it, through the emulator.
+auto emulatedGlu(kernels::MoeGluParams &glu) {
+  return [&glu](int64_t rows) {
+    glu.rows = rows;
+    return launch(rows * glu.I, [&] { kernels::moeGluElements(glu); });
+  };
+}
+
 // C [M, N] = A [M, K] · B^T, B stored [N, K]: what MoeKernels.cu asks cuBLASLt for.
-void gemmBt(int64_t M, int64_t N, int64_t K, const float *A, const float *B, float *C) {
+std::string gemmBt(int64_t M, int64_t N, int64_t K, const float *A, const float *B, float *C) {
   for (int64_t m = 0; m < M; ++m)
     for (int64_t n = 0; n < N; ++n) {
       float acc = 0.0f;
@@ -63,6 +71,7 @@ void gemmBt(int64_t M, int64_t N, int64_t K, const float *A, const float *B, flo
         acc += A[m * K + q] * B[n * K + q];
       C[m * N + n] = acc;
     }
+  return "";
 }
 
 // moe_experts in the CUDA backend's sequence (MoeKernels.cu), the device steps emulated.
@@ -86,15 +95,12 @@ std::string cudaSequenceMoeExperts(const std::vector<float> &x, const std::vecto
   p.x = x.data(), p.rows = rows.data(), p.rowOfC = rowOf.data(), p.H = H;
   if (std::string err = launch(N * H, [&] { kernels::moePermuteElements(p); }); !err.empty())
     return err;
-  for (const kernels::MoeGemmGroup &g : groups)
-    gemmBt(g.rows, 2 * I, H, rows.data() + g.firstRow * H, gu.data() + g.expert * 2 * I * H,
-           gate.data() + g.firstRow * 2 * I);
   kernels::MoeGluParams glu;
   glu.gate = gate.data(), glu.hidden = hidden.data(), glu.rows = total, glu.I = I, glu.activation = act;
-  if (std::string err = launch(total * I, [&] { kernels::moeGluElements(glu); }); !err.empty())
+  if (std::string err = kernels::runMoeExpertGroups(groups, total, rows.data(), gu.data(), dn.data(), H, I, gate.data(),
+                                                    hidden.data(), back.data(), gemmBt, emulatedGlu(glu));
+      !err.empty())
     return err;
-  for (const kernels::MoeGemmGroup &g : groups)
-    gemmBt(g.rows, H, I, hidden.data() + g.firstRow * I, dn.data() + g.expert * H * I, back.data() + g.firstRow * H);
   p.back = back.data(), p.weights = w.data(), p.y = y.data();
   return launch(T * H, [&] { kernels::moeUnpermuteElements(p); });
 }
@@ -306,13 +312,11 @@ TEST(MoeKernels, ExpertParallelStepsMatchMoeExperts) {
     EXPECT_EQ(total, N);
     const float *rs = reinterpret_cast<const float *>(rows.bytes.data());
     std::vector<float> gate(size_t(N * 2 * I)), hid(size_t(N * I)), back(size_t(N * H)), sy(size_t(T * H));
-    for (const kernels::MoeGemmGroup &g : groups)
-      gemmBt(g.rows, 2 * I, H, rs + g.firstRow * H, gu.data() + g.expert * 2 * I * H, gate.data() + g.firstRow * 2 * I);
     kernels::MoeGluParams glu;
     glu.gate = gate.data(), glu.hidden = hid.data(), glu.rows = total, glu.I = I;
-    ASSERT_EQ(launch(total * I, [&] { kernels::moeGluElements(glu); }), "");
-    for (const kernels::MoeGemmGroup &g : groups)
-      gemmBt(g.rows, H, I, hid.data() + g.firstRow * I, dn.data() + g.expert * H * I, back.data() + g.firstRow * H);
+    ASSERT_EQ(kernels::runMoeExpertGroups(groups, total, rs, gu.data(), dn.data(), H, I, gate.data(), hid.data(),
+                                          back.data(), gemmBt, emulatedGlu(glu)),
+              "");
     kernels::MoeEpParams p;
     p.back = back.data();
     p.rowOfC = reinterpret_cast<const int64_t *>(rowOf.bytes.data());

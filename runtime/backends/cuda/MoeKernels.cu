@@ -116,26 +116,21 @@ std::string readOnHost(const char *op, void *host, const void *device, size_t by
 }
 size_t aligned(size_t bytes) { return (bytes + 255) & ~size_t(255); }
 
-// The experts over `groups` of `rows` [total, H]: gate = rows·gate_up[e]^T per group, hidden =
-// GLU(gate), out = hidden·down[e]^T per group.
+// The experts over grouped rows (MoeKernels.h's runMoeExpertGroups): cuBLASLt GEMMs and the
+// GLU as a launch.
 std::string runExpertGroups(const char *op, const std::vector<kernels::MoeGemmGroup> &groups, int64_t total,
                             const float *rows, const float *gateUp, const float *down, int64_t H, int64_t I,
                             kernels::MoeActivation act, float *gate, float *hidden, float *out) {
-  for (const kernels::MoeGemmGroup &g : groups)
-    if (std::string err = lib::groupGemm(op, false, true, g.rows, 2 * I, H, rows + g.firstRow * H, H,
-                                         gateUp + g.expert * 2 * I * H, H, gate + g.firstRow * 2 * I, 2 * I);
-        !err.empty())
-      return err;
   kernels::MoeGluParams glu;
-  glu.gate = gate, glu.hidden = hidden, glu.rows = total, glu.I = I, glu.activation = act;
-  if (std::string err = perElement(op, moeGluGlobal, glu, total * I); !err.empty())
-    return err;
-  for (const kernels::MoeGemmGroup &g : groups)
-    if (std::string err = lib::groupGemm(op, false, true, g.rows, H, I, hidden + g.firstRow * I, I,
-                                         down + g.expert * H * I, I, out + g.firstRow * H, H);
-        !err.empty())
-      return err;
-  return "";
+  glu.gate = gate, glu.hidden = hidden, glu.I = I, glu.activation = act;
+  auto gemm = [op](int64_t M, int64_t N, int64_t K, const float *A, const float *B, float *C) {
+    return lib::groupGemm(op, false, true, M, N, K, A, K, B, K, C, N);
+  };
+  auto runGlu = [op, &glu](int64_t rows) {
+    glu.rows = rows;
+    return perElement(op, moeGluGlobal, glu, rows * glu.I);
+  };
+  return kernels::runMoeExpertGroups(groups, total, rows, gateUp, down, H, I, gate, hidden, out, gemm, runGlu);
 }
 
 // The MoE backward (f32): MoeGradKernels.h's runMoeGradSequence with cuBLASLt GEMMs over the

@@ -3,6 +3,7 @@
 // shardc/kernels/MoeKernels.h, the source the CUDA backend launches, in a loop; every dtype.
 #include "CpuKernels.h"
 #include "KernelChecks.h"
+#include "MoeCpu.h"
 #include "Sgemm.h"
 
 #include "shardc/kernels/MoeKernels.h"
@@ -174,7 +175,7 @@ std::string moeExpertsKernel(const KernelArgs &args) {
   glu.gate = gate.data(), glu.hidden = hidden.as<float>(), glu.rows = total, glu.I = I, glu.activation = act;
   if (std::string err = kernels::runMoeExpertGroups(groups, total, rows.data(), gu.as<float>(), down.as<float>(), H, I,
                                                     gate.data(), glu.hidden, back.data(), cpuExpertGemm,
-                                                    [&glu](int64_t rowsDone) { return cpuGlu(glu, rowsDone); });
+                                                    [&glu](int64_t n) { return cpuGlu(glu, n); });
       !err.empty())
     return "moe_experts: " + err;
   pp.back = back.data(), pp.weights = w.as<float>(), pp.y = y.as<float>();

@@ -5,7 +5,7 @@
 // of planMoeGemmGroups, as the CUDA backend runs them with cuBLASLt).
 #include "CpuKernels.h"
 #include "KernelChecks.h"
-#include "Sgemm.h"
+#include "MoeCpu.h"
 
 #include "shardc/kernels/MoeKernels.h"
 
@@ -83,16 +83,12 @@ std::string moeGroupedGemmKernel(const KernelArgs &args) {
   const float *xs = recv.as<float>(), *gus = gu.as<float>(), *ds = down.as<float>();
   float *h = hidden.as<float>(), *ys = out.as<float>();
   std::vector<float> gate(size_t(total * 2 * I));
-  for (const kernels::MoeGemmGroup &g : groups)
-    sgemm(false, true, g.rows, 2 * I, H, 1.0f, xs + g.firstRow * H, H, gus + g.expert * 2 * I * H, H, 0.0f,
-          gate.data() + g.firstRow * 2 * I, 2 * I);
   kernels::MoeGluParams glu; // SwiGLU (expert parallelism runs SwiGLU experts only)
   glu.gate = gate.data(), glu.hidden = h, glu.rows = total, glu.I = I;
-  for (int64_t n = 0; n < total * I; ++n)
-    kernels::moeGluElement(glu, n);
-  for (const kernels::MoeGemmGroup &g : groups)
-    sgemm(false, true, g.rows, H, I, 1.0f, h + g.firstRow * I, I, ds + g.expert * H * I, I, 0.0f, ys + g.firstRow * H,
-          H);
+  if (std::string err = kernels::runMoeExpertGroups(groups, total, xs, gus, ds, H, I, gate.data(), h, ys, cpuExpertGemm,
+                                                    [&glu](int64_t rows) { return cpuGlu(glu, rows); });
+      !err.empty())
+    return "moe_grouped_gemm: " + err;
   std::fill(h + total * I, h + R * I, 0.0f);
   std::fill(ys + total * H, ys + R * H, 0.0f);
   return "";
