@@ -17,7 +17,7 @@ namespace shardc::runcli {
 
 namespace {
 
-// --data: the runs left out of the `timed steps` line (binding and first-use compilation, and
+// --data: the runs left out of the `timed steps` line (the first run's first-use work, and
 // the run that records a GPU graph), as Executor::runTimed leaves them out of --repeat.
 constexpr size_t kUntimedSteps = 2;
 
@@ -141,7 +141,7 @@ RankRun runRank(const Options &o, const Artifact &artifact, const std::vector<Ho
     std::snprintf(buf, sizeof buf, "tokens/s: %.1f",
                   static_cast<double>(tokens.batchTokens() * o.steps) / std::max(seconds, 1e-9));
     say.out(buf);
-    // The runs after the first two (the first binds and compiles, e.g. NVRTC and cuBLASLt's
+    // The runs after the first two (the first does the first-use work, such as cuBLASLt's
     // algorithm choice; a GPU records its graph in the second): what a long run sustains.
     if (stepMs.size() > kUntimedSteps) {
       std::vector<double> timed(stepMs.begin() + kUntimedSteps, stepMs.end());
