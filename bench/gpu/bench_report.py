@@ -33,6 +33,9 @@ def jsonl(path):
 
 
 PEAK_TFLOPS = 989.0  # H100 SXM, dense bf16 (bench_torch.py's mfu_vs_989)
+# Issue 11's anchors for the 1b training step, measured on an H100 by bench_torch.py (tok/s):
+# printed beside this call's ratios, never instead of them.
+ANCHORS_1B = {"eager": 45.0e3, "compile": 56.2e3}
 
 
 def train_flops(info):
@@ -75,6 +78,9 @@ def report_train(train, kit):
             print(f"shardc {name} train step / torch.compile: {ratio:.3f} (target 1.0: {'met' if ratio >= 1.0 else 'not met'})")
         else:
             print(f"shardc {name} train step: no torch.compile training step measured in this call (see torch-{name}.err)")
+        if name == "1b":
+            print("  the issue's H100 anchors (not this call): " + ", ".join(
+                f"{mode} {tok / 1e3:.1f}k tok/s, shardc / {mode} {tok_s / tok:.3f}" for mode, tok in ANCHORS_1B.items()))
 
 
 def main():
