@@ -3,7 +3,7 @@
 the two device calls run, and what they need that ../shared cannot give them there.
 
   .venv/bin/python bench/gpu/prepare.py                 # gpu-bundle/: 12 cells + the small bench shape
-  .venv/bin/python bench/gpu/prepare.py --bench small,1b  # also the Llama-1B shape (writes ~6 GB here)
+  .venv/bin/python bench/gpu/prepare.py --bench small,1b  # also the Llama-1B shape (writes 7.1 GB here)
   (--train SHAPES: the training-step shapes, by default those of --bench)
 
 gpu-bundle/ (carried to the device with `carry: ["gpu-bundle"]`, under 20 MiB):
