@@ -3,7 +3,8 @@
 the two device calls run, and what they need that ../shared cannot give them there.
 
   .venv/bin/python bench/gpu/prepare.py                 # gpu-bundle/: 12 cells + the small bench shape
-  .venv/bin/python bench/gpu/prepare.py --bench small,1b  # also the Llama-1B shape (writes ~5 GB here)
+  .venv/bin/python bench/gpu/prepare.py --bench small,1b  # also the Llama-1B shape (writes 7.1 GB here)
+  (--train SHAPES: the training-step shapes, by default those of --bench)
 
 gpu-bundle/ (carried to the device with `carry: ["gpu-bundle"]`, under 20 MiB):
   cells.json                the check cells: model, artifact, ranks, precision
@@ -13,6 +14,10 @@ gpu-bundle/ (carried to the device with `carry: ["gpu-bundle"]`, under 20 MiB):
   bench/<shape>.shardc      bench artifacts, bf16 policy (bench-plan.yaml); weights bound at
                             random on the device (shardc-run --random-weights), so not carried
   bench/<shape>.json        tokens, FLOPs per step and GEMM dtypes of each bench artifact
+  train/<shape>.shardc      training-step artifacts (train-plan.yaml: bf16 compute, fp32 masters,
+                            AdamW), random weights bound at load as above
+  train/<shape>.tokens.bin  8 batches of random token ids (raw int32, shardc-run --data)
+  train/<shape>.json        parameters, tokens per step, the FLOPs formula's terms, compile time
   bench_torch.py            PyTorch's side of the benchmark (../shared/tools does not travel)
   manifest.json             sizes, the shardc commit, when it was made
 
@@ -90,6 +95,15 @@ BENCH_SHAPES = {
 }
 
 BUNDLE_LIMIT = 20 * 2**20
+TRAIN_PLAN = os.path.join(ROOT, "bench", "gpu", "train-plan.yaml")
+TRAIN_BATCHES = 8  # distinct batches in <shape>.tokens.bin; later steps wrap around
+
+
+def llama_params(d):
+    """The generated Llama's parameters (untied embedding and lm_head, no biases)."""
+    h, kv = d["--hidden"], d["--hidden"] // d["--heads"] * d["--kv-heads"]
+    layer = 2 * h * h + 2 * h * kv + 3 * h * d["--intermediate"] + 2 * h
+    return d["--layers"] * layer + 2 * d["--vocab"] * h + h
 
 
 def run(cmd, **kw):
@@ -116,6 +130,15 @@ def gemm_dtypes(shardc_run, art):
     return counts
 
 
+def trained_params(shardc_run, art):
+    """Elements of the parameters the artifact trains: its AdamW first moments (one rank)."""
+    text = run([shardc_run, art, "--dump-manifest"])
+    total = 0
+    for shape in re.findall(r'name: "adamw\.exp_avg\.[^"]*",\s*dtype: \w+,\s*shape: \[([^\]]*)\]', text):
+        total += int(np.prod([int(x) for x in shape.replace(",", " ").split()], dtype=np.int64))
+    return total
+
+
 def prepare_cells(args, shardc):
     cells = []
     for model, plan, mesh, ranks in KIT_CELLS:
@@ -138,19 +161,33 @@ def prepare_cells(args, shardc):
     return cells
 
 
-def prepare_bench(args, shardc, shardc_run, py):
-    work, out = os.path.join(args.build, "bench-gpu"), os.path.join(args.out, "bench")
+def shapes(arg, flag):
+    names = [s for s in arg.split(",") if s]
+    for name in names:
+        if name not in BENCH_SHAPES:
+            sys.exit(f"{flag}: unknown shape '{name}' (known: {', '.join(BENCH_SHAPES)})")
+    return names
+
+
+def bench_model(args, name, py):
+    """The shape's generated model (build/bench-gpu/<name>.onnx, weights in external data that
+    are never carried), made once and shared by the forward and training artifacts."""
+    work = os.path.join(args.build, "bench-gpu")
     os.makedirs(work, exist_ok=True)
+    onnx_path = os.path.join(work, name + ".onnx")
+    if not os.path.exists(onnx_path):
+        print(f"[prepare] generating the {name} bench shape (weights in external data, not carried)", flush=True)
+        run([py, os.path.join(ROOT, "test", "e2e", "gen_models.py"), "--out", work, "--family", "llama",
+             "--name", name, "--external-data"] + BENCH_SHAPES[name].split())
+    return onnx_path
+
+
+def prepare_bench(args, shardc, shardc_run, py):
+    out = os.path.join(args.out, "bench")
     os.makedirs(out, exist_ok=True)
     plan = os.path.join(ROOT, "bench", "gpu", "bench-plan.yaml")
-    for name in [s for s in args.bench.split(",") if s]:
-        if name not in BENCH_SHAPES:
-            sys.exit(f"--bench: unknown shape '{name}' (known: {', '.join(BENCH_SHAPES)})")
-        onnx_path = os.path.join(work, name + ".onnx")
-        if not os.path.exists(onnx_path):
-            print(f"[prepare] generating the {name} bench shape (weights in external data, not carried)", flush=True)
-            run([py, os.path.join(ROOT, "test", "e2e", "gen_models.py"), "--out", work, "--family", "llama",
-                 "--name", name, "--external-data"] + BENCH_SHAPES[name].split())
+    for name in shapes(args.bench, "--bench"):
+        onnx_path = bench_model(args, name, py)
         art = os.path.join(out, name + ".shardc")
         run([shardc, "compile", onnx_path, "-o", art, "--quiet", f"--plan={plan}"])
         m = onnx.load(onnx_path, load_external_data=False)
@@ -163,6 +200,43 @@ def prepare_bench(args, shardc, shardc_run, py):
             json.dump(info, f, indent=1)
         print(f"[prepare] bench {name}: {info['tokens']} tokens per step, {info['flops'] / 1e9:.1f} GFLOP, "
               f"GEMM dtypes {info['gemm_dtypes']}", flush=True)
+
+
+def prepare_train(args, shardc, shardc_run, py):
+    """The training-step artifacts (train-plan.yaml on the shape's model, every parameter
+    trainable), a token file of TRAIN_BATCHES batches, and <shape>.json: what the kit's
+    figures need (parameters, the FLOPs formula's terms)."""
+    out = os.path.join(args.out, "train")
+    os.makedirs(out, exist_ok=True)
+    for name in shapes(args.train, "--train"):
+        onnx_path = bench_model(args, name, py)
+        art = os.path.join(out, name + ".shardc")
+        t0 = time.time()
+        run([shardc, "compile", onnx_path, "-o", art, "--quiet", f"--plan={TRAIN_PLAN}"])
+        seconds = time.time() - t0
+        dims = dict(zip(BENCH_SHAPES[name].split()[0::2], map(int, BENCH_SHAPES[name].split()[1::2])))
+        batch, seq = dims["--batch"], dims["--seq"]
+        rng = np.random.default_rng(1234)
+        rng.integers(0, dims["--vocab"], TRAIN_BATCHES * batch * seq, dtype=np.int64).astype("<i4").tofile(
+            os.path.join(out, name + ".tokens.bin"))
+        params = trained_params(shardc_run, art)
+        report = json.loads(run([shardc, "report", "--json", art]))
+        info = {"shape": name, "args": BENCH_SHAPES[name], "tokens": batch * seq, "batch": batch, "seq": seq,
+                "layers": dims["--layers"], "hidden": dims["--hidden"], "vocab": dims["--vocab"],
+                "params": params, "embedding_params": dims["--vocab"] * dims["--hidden"],
+                "flops_counted": report["flops"]["total"], "gemm_dtypes": gemm_dtypes(shardc_run, art),
+                "compile_seconds": round(seconds, 1), "artifact_bytes": os.path.getsize(art)}
+        if params != llama_params(dims):
+            sys.exit(f"{art}: {params} parameters train, the Llama formula gives {llama_params(dims)} "
+                     f"(train-plan.yaml's trainable globs must name every parameter)")
+        with open(os.path.join(out, name + ".json"), "w") as f:
+            json.dump(info, f, indent=1)
+        print(f"[prepare] train {name}: {params / 1e6:.1f} M parameters, {info['tokens']} tokens per step, "
+              f"compiled in {seconds:.0f} s, {info['artifact_bytes'] / 2**20:.1f} MiB, "
+              f"GEMM dtypes {info['gemm_dtypes']}", flush=True)
+
+
+def copy_torch_bench(args):
     shutil.copy(os.path.join(SHARED, "tools", "bench_torch.py"), os.path.join(args.out, "bench_torch.py"))
 
 
@@ -171,19 +245,24 @@ def main():
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--out", default=os.path.join(ROOT, "gpu-bundle"))
     ap.add_argument("--bench", default="small", help="bench shapes, comma-separated: small, 1b, ci ('' for none)")
+    ap.add_argument("--train", help="training-step shapes, the same names (default: those of --bench)")
     args = ap.parse_args()
+    if args.train is None:
+        args.train = args.bench
     t0 = time.time()
     shardc, shardc_run = os.path.join(args.build, "bin", "shardc"), os.path.join(args.build, "bin", "shardc-run")
     shutil.rmtree(args.out, ignore_errors=True)
     os.makedirs(args.out)
     cells = prepare_cells(args, shardc)
     prepare_bench(args, shardc, shardc_run, sys.executable)
+    prepare_train(args, shardc, shardc_run, sys.executable)
+    copy_torch_bench(args)
     size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(args.out) for f in fs)
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     with open(os.path.join(args.out, "manifest.json"), "w") as f:
         json.dump({"commit": commit, "made": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-                   "cells": len(cells), "bench": args.bench, "bytes": size}, f, indent=1)
-    print(f"wrote {len(cells)} cells and bench '{args.bench}' to {args.out}: {size / 2**20:.1f} MiB "
+                   "cells": len(cells), "bench": args.bench, "train": args.train, "bytes": size}, f, indent=1)
+    print(f"wrote {len(cells)} cells, bench '{args.bench}' and train '{args.train}' to {args.out}: {size / 2**20:.1f} MiB "
           f"(limit {BUNDLE_LIMIT / 2**20:.0f} MiB) in {time.time() - t0:.0f} s")
     if size > BUNDLE_LIMIT:
         sys.exit(f"the bundle is {size / 2**20:.1f} MiB, over the kit's {BUNDLE_LIMIT / 2**20:.0f} MiB")

@@ -443,6 +443,7 @@ std::string Executor::runSteps(double *timedMs) {
   }
   auto steps = [this]() -> std::string {
     hostBlockingInSteps_ = 0;
+    const uint64_t kernelWaits = backend_.kernelHostWaits();
     // Two streams: the communication stream starts behind what the compute stream has
     // (the inputs' copies); each step goes to its stream after its wait. A profiled run
     // serialises the streams (each step waits for the one before it), so that each step's
@@ -506,6 +507,7 @@ std::string Executor::runSteps(double *timedMs) {
       if (std::string err = backend_.useStream(0); !err.empty())
         return "two streams: " + err;
     }
+    hostBlockingInSteps_ += backend_.kernelHostWaits() - kernelWaits;
     return "";
   };
   // A device backend may record the steps once as a graph and replay it: only when the last

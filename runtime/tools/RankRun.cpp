@@ -17,6 +17,10 @@ namespace shardc::runcli {
 
 namespace {
 
+// --data: the runs left out of the `timed steps` line (the first run's first-use work, and
+// the run that records a GPU graph), as Executor::runTimed leaves them out of --repeat.
+constexpr size_t kUntimedSteps = 2;
+
 // "" when `later` holds `first`'s outputs bit for bit, else where they first differ.
 std::string firstDifference(const std::vector<HostTensor> &first, const std::vector<HostTensor> &later,
                             const char *which) {
@@ -110,8 +114,10 @@ RankRun runRank(const Options &o, const Artifact &artifact, const std::vector<Ho
   if (err.empty() && !o.data.empty())
     err = openTokenStream(o, artifact, tokens);
   std::vector<HostTensor> outputs, stepIn;
+  std::vector<double> stepMs; // --data: each run's wall time (the run ends synchronized)
   auto loopStart = std::chrono::steady_clock::now();
   for (int64_t k = 0; err.empty() && k < o.steps; ++k) {
+    auto stepStart = std::chrono::steady_clock::now();
     if (!o.data.empty())
       err = readTokenBatch(tokens, stepsDone, stepIn); // the data position continues a loaded state
     else if (o.steps > 1)
@@ -120,6 +126,7 @@ RankRun runRank(const Options &o, const Artifact &artifact, const std::vector<Ho
       err = session->run(o.data.empty() && o.steps == 1 ? inputs : stepIn, o.steps == 1 ? result.outputs : outputs);
     if (!err.empty())
       break;
+    stepMs.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - stepStart).count());
     ++stepsDone;
     if (o.steps > 1)
       stackOutputs(result.outputs, outputs, o.steps, k);
@@ -134,6 +141,24 @@ RankRun runRank(const Options &o, const Artifact &artifact, const std::vector<Ho
     std::snprintf(buf, sizeof buf, "tokens/s: %.1f",
                   static_cast<double>(tokens.batchTokens() * o.steps) / std::max(seconds, 1e-9));
     say.out(buf);
+    // The runs after the first two (the first does the first-use work, such as cuBLASLt's
+    // algorithm choice; a GPU records its graph in the second): what a long run sustains.
+    if (stepMs.size() > kUntimedSteps) {
+      std::vector<double> timed(stepMs.begin() + kUntimedSteps, stepMs.end());
+      double sum = 0;
+      for (double ms : timed)
+        sum += ms;
+      double mean = sum / double(timed.size());
+      std::sort(timed.begin(), timed.end());
+      size_t n = timed.size();
+      double median = n % 2 ? timed[n / 2] : (timed[n / 2 - 1] + timed[n / 2]) / 2;
+      char line[256];
+      std::snprintf(line, sizeof line,
+                    "timed steps: %zu (runs %zu to %zu), mean %.3f ms, median %.3f ms, best %.3f ms: %.1f tokens/s",
+                    timed.size(), kUntimedSteps + 1, stepMs.size(), mean, median, timed.front(),
+                    static_cast<double>(tokens.batchTokens()) / (mean / 1e3));
+      say.out(line);
+    }
     std::fflush(stdout);
   }
   // Expert parallelism: what this rank's dispatches moved (measured, all runs so far).

@@ -2,7 +2,8 @@
 // entry's predicate, then the launch), against the CPU backend's kernels on the same inputs:
 // the kinds the training programs added (slice, concat, transpose, expand, reduce_*,
 // attention with lse, attention_grad), those --no-fuse programs added (formula, rms_norm,
-// layer_norm, rotary, softmax, log_softmax), selections and gemm, and a few of the first ones.
+// layer_norm, rotary, softmax, log_softmax), selections and gemm, the MoE steps' loops of
+// cuBLASLt GEMMs (moe_experts, moe_grouped_gemm), and a few of the first ones.
 // Built wherever the CUDA backend is; registered only with -DSHARDC_ENABLE_GPU_TESTS=ON (the
 // GPU machines): without a GPU every case fails. CudaKernelTable.* needs no GPU and
 // always runs (unit.cuda_kernel_table). On the CPU the SIMT sources of these kernels are
@@ -213,6 +214,35 @@ TEST_F(CudaKernelsGpu, SelectionsAndGemmMatchCpu) {
   gemm.set("alpha", 0.5);
   compare("gemm", {make(DType::F32, {64, 96}, 35), make(DType::F32, {80, 96}, 36), make(DType::F32, {80}, 37)},
           {make(DType::F32, {64, 80}, 0, false)}, gemm, 1e-5);
+}
+
+// The MoE steps of MoeKernels.cu: the loops of cuBLASLt GEMMs over expert groups (an expert
+// without rows, rows past the received ones) and the SIMT kernels around them; the host reads
+// the group sizes, which the backend counts (so such a run is not captured).
+TEST_F(CudaKernelsGpu, MoeGemmLoopsMatchCpu) {
+  const int64_t T = 40, H = 64, I = 96, E = 4, k = 2;
+  Host ids{DType::I64, {T, k}, std::vector<uint8_t>(size_t(T * k) * 8)};
+  for (int64_t r = 0; r < T * k; ++r) {
+    const int64_t e = (r * 3 + r / 5) % 3; // expert 3 gets no rows
+    std::memcpy(&ids.bytes[size_t(r) * 8], &e, 8);
+  }
+  const uint64_t waits = backend_->kernelHostWaits();
+  for (const char *act : {"silu", "gelu_tanh"}) {
+    rt::Attrs attrs;
+    attrs.set("activation", std::string(act));
+    compare("moe_experts",
+            {make(DType::F32, {T, H}, 40), ids, make(DType::F32, {T, k}, 41), make(DType::F32, {E, 2 * I, H}, 42),
+             make(DType::F32, {E, H, I}, 43)},
+            {make(DType::F32, {T, H}, 0, false), make(DType::F32, {T * k, I}, 0, false)}, attrs, 1e-5);
+  }
+  EXPECT_GT(backend_->kernelHostWaits(), waits);
+  // Two sources x two local experts: 5, 0, 7 and 3 rows of 20 (the last 5 rows zero).
+  Host counts{DType::I64, {4}, std::vector<uint8_t>(32)};
+  const int64_t c[4] = {5, 0, 7, 3};
+  std::memcpy(counts.bytes.data(), c, 32);
+  compare("moe_grouped_gemm",
+          {make(DType::F32, {20, H}, 44), counts, make(DType::F32, {2, 2 * I, H}, 45), make(DType::F32, {2, H, I}, 46)},
+          {make(DType::F32, {20, H}, 0, false), make(DType::F32, {20, I}, 0, false)}, rt::Attrs(), 1e-5);
 }
 
 TEST_F(CudaKernelsGpu, FirstKindsMatchCpu) {

@@ -1,7 +1,8 @@
 // The backward of the raised MoE ops (shardc/kernels/MoeGradKernels.h, runtime/kernels/cpu/
 // MoeGrad.cpp) against central finite differences of an f64 forward: moe_experts_grad's CPU
-// kernel (grouped sgemms) and its SIMT element functions (the CUDA backend's source, run
-// through the Simt.h emulator), SwiGLU and GeGLU, with an expert that gets no row; and
+// kernel (runMoeGradSequence with sgemm) and the CUDA backend's sequence (MoeKernels.cu: the
+// host's sort and groups, the element steps through the Simt.h emulator, a plain GEMM in
+// cuBLASLt's place), SwiGLU and GeGLU, with an expert that gets no row; and
 // moe_router_grad (softmax with and without renormalisation, sigmoid with renormalisation and
 // a routed scaling factor), whose CPU kernel runs the SIMT source.
 #include "shardc/kernels/MoeGradKernels.h"
@@ -51,6 +52,64 @@ std::vector<float> randomFloats(size_t n, unsigned seed, float scale = 1.0f) {
 }
 template <typename Body> std::string launch(int64_t count, Body body) {
   return simt::launch({int(kernels::indexBlocks(count)), 1, kernels::kIndexThreads}, body);
+}
+
+// C = op(A) · op(B), row-major with leading dims: what MoeKernels.cu asks cuBLASLt for.
+std::string plainGemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
+                      int64_t ldb, float *C, int64_t ldc) {
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < N; ++n) {
+      float acc = 0.0f;
+      for (int64_t q = 0; q < K; ++q)
+        acc += (ta ? A[q * lda + m] : A[m * lda + q]) * (tb ? B[n * ldb + q] : B[q * ldb + n]);
+      C[m * ldc + n] = acc;
+    }
+  return "";
+}
+
+// The MoE backward in the CUDA backend's sequence (MoeKernels.cu's moeGradOnDevice), the device
+// steps emulated: ids [T·k] (-1: a row of no expert), outputs as the step's.
+struct GradOut {
+  std::vector<float> dx, dw, dgu, ddn, work;
+};
+std::string cudaSequenceGrad(const std::vector<int64_t> &ids, int64_t T, int64_t k, int64_t E, int64_t H, int64_t I,
+                             kernels::MoeActivation act, const std::vector<float> &x, const std::vector<float> &dy,
+                             const std::vector<float> &w, const std::vector<float> &gu, const std::vector<float> &dn,
+                             GradOut &out) {
+  const int64_t N = T * k;
+  std::vector<int64_t> counts(static_cast<size_t>(E)), rowOf(static_cast<size_t>(N));
+  std::vector<kernels::MoeGemmGroup> groups;
+  int64_t total = 0;
+  bool unrouted = false; // the received rows past the total have no expert
+  if (std::string err = kernels::planMoeRowGroups(ids.data(), T, k, E, rowOf.data(), counts.data(), groups, total,
+                                                  unrouted);
+      !err.empty())
+    return err;
+  std::vector<float> rows(size_t(total * H)), dyw(size_t(total * H)), gate(size_t(total * 2 * I)),
+      o(size_t(total * H)), dh(size_t(total * I)), dxRows(size_t(total * H));
+  out.dx.assign(size_t(T * H), -7.0f), out.dw.assign(size_t(N), -7.0f), out.dgu.assign(size_t(E * 2 * I * H), -7.0f);
+  out.ddn.assign(size_t(E * H * I), -7.0f), out.work.assign(size_t(N * 3 * I), -7.0f);
+  kernels::MoeGradSeqParams p;
+  p.x = x.data(), p.dy = dy.data(), p.weights = w.data(), p.rowOf = rowOf.data(), p.rows = rows.data();
+  p.dyw = dyw.data(), p.gate = gate.data(), p.o = o.data(), p.dh = dh.data(), p.dxRows = dxRows.data();
+  p.work = out.work.data(), p.dweights = out.dw.data(), p.dx = out.dx.data();
+  p.T = T, p.H = H, p.k = k, p.I = I, p.total = total, p.activation = act;
+  auto run = [&p](kernels::MoeGradStep step, int64_t count) {
+    switch (step) {
+    case kernels::MoeGradStep::Gather: return launch(count, [&] { kernels::moeGradGatherElements(p); });
+    case kernels::MoeGradStep::Hidden: return launch(count, [&] { kernels::moeGradHiddenElements(p); });
+    case kernels::MoeGradStep::Glu: return launch(count, [&] { kernels::moeGradGluElements(p); });
+    case kernels::MoeGradStep::Weights: return launch(count, [&] { kernels::moeGradWeightsElements(p); });
+    case kernels::MoeGradStep::X: return launch(count, [&] { kernels::moeGradXElements(p); });
+    }
+    return std::string("unknown step");
+  };
+  auto zero = [](float *ptr, int64_t count) {
+    std::fill_n(ptr, count, 0.0f);
+    return std::string();
+  };
+  return kernels::runMoeGradSequence(groups, p, gu.data(), dn.data(), E, out.dgu.data(), out.ddn.data(), plainGemm,
+                                     run, zero);
 }
 
 // d/dθ of a scalar f64 function of the f32 values `v`, by central differences, per element.
@@ -139,35 +198,18 @@ TEST(MoeGradKernels, ExpertsGradMatchesFiniteDifferences) {
     expectClose(floats(dgu), fgu, "CPU dgate_up", tol);
     expectClose(floats(ddn), fdn, "CPU ddown", tol);
 
-    kernels::MoeExpertsGradParams p;
-    ASSERT_EQ(kernels::planMoeExpertsGrad({T, H}, {T, k}, {T, k}, {E, 2 * I, H}, {E, H, I}, {T, H}, p), "");
-    p.activation = act ? kernels::MoeActivation::GeluTanh : kernels::MoeActivation::Silu;
-    Tensor sdx = empty(DType::F32, {T, H}), sdw = empty(DType::F32, {T, k}), sdgu = empty(DType::F32, {E, 2 * I, H}),
-           sddn = empty(DType::F32, {E, H, I}), swork = empty(DType::F32, {T * k, 3 * I});
-    p.x = reinterpret_cast<const float *>(xt.bytes.data());
-    p.ids = reinterpret_cast<const int64_t *>(it.bytes.data());
-    p.weights = reinterpret_cast<const float *>(wt.bytes.data());
-    p.gateUp = reinterpret_cast<const float *>(gt.bytes.data());
-    p.down = reinterpret_cast<const float *>(dt.bytes.data());
-    p.dy = reinterpret_cast<const float *>(yt.bytes.data());
-    p.dx = reinterpret_cast<float *>(sdx.bytes.data());
-    p.dweights = reinterpret_cast<float *>(sdw.bytes.data());
-    p.dgateUp = reinterpret_cast<float *>(sdgu.bytes.data());
-    p.ddown = reinterpret_cast<float *>(sddn.bytes.data());
-    p.work = reinterpret_cast<float *>(swork.bytes.data());
-    ASSERT_EQ(launch(T * k * I, [&] { kernels::moeGradRowElements(p); }), "");
-    ASSERT_EQ(launch(T * k, [&] { kernels::moeGradWeightsElements(p); }), "");
-    ASSERT_EQ(launch(T * H, [&] { kernels::moeGradXElements(p); }), "");
-    ASSERT_EQ(launch(E * 2 * I * H, [&] { kernels::moeGradGateUpElements(p); }), "");
-    ASSERT_EQ(launch(E * H * I, [&] { kernels::moeGradDownElements(p); }), "");
-    expectClose(floats(sdx), fx, "SIMT dx", tol);
-    expectClose(floats(sdw), fw, "SIMT dweights", tol);
-    expectClose(floats(sdgu), fgu, "SIMT dgate_up", tol);
-    expectClose(floats(sddn), fdn, "SIMT ddown", tol);
+    GradOut seq;
+    ASSERT_EQ(cudaSequenceGrad(ids, T, k, E, H, I, act ? kernels::MoeActivation::GeluTanh : kernels::MoeActivation::Silu,
+                               x, dy, w, gu, dn, seq),
+              "");
+    expectClose(seq.dx, fx, "CUDA sequence dx", tol);
+    expectClose(seq.dw, fw, "CUDA sequence dweights", tol);
+    expectClose(seq.dgu, fgu, "CUDA sequence dgate_up", tol);
+    expectClose(seq.ddn, fdn, "CUDA sequence ddown", tol);
     // Expert 3 got no row: its gradients are exact zeros on both paths.
-    for (const Tensor *t : {&dgu, &sdgu})
+    for (const std::vector<float> &g : {floats(dgu), seq.dgu})
       for (int64_t n = 3 * 2 * I * H; n < E * 2 * I * H; ++n)
-        ASSERT_EQ(floats(*t)[size_t(n)], 0.0f);
+        ASSERT_EQ(g[size_t(n)], 0.0f);
   }
 }
 
@@ -293,27 +335,18 @@ TEST(MoeGradKernels, GroupedGemmGradMatchesExpertsGrad) {
             "");
   check("CPU", gdx, gdw, gdgu, gddn);
 
-  kernels::MoeExpertsGradParams p;
-  ASSERT_EQ(kernels::planMoeGroupedGemmGrad({R, H}, {R, H}, {R, 1}, {G * E}, {E, 2 * I, H}, {E, H, I}, p), "");
-  Tensor sdx = empty(DType::F32, {R, H}), sdw = empty(DType::F32, {R, 1}), sdgu = empty(DType::F32, {E, 2 * I, H}),
-         sddn = empty(DType::F32, {E, H, I}), swork = empty(DType::F32, {R, 3 * I});
-  p.x = reinterpret_cast<const float *>(rxt.bytes.data());
-  p.dy = reinterpret_cast<const float *>(ryt.bytes.data());
-  p.weights = reinterpret_cast<const float *>(rwt.bytes.data());
-  p.recvCounts = reinterpret_cast<const int64_t *>(ct.bytes.data());
-  p.gateUp = reinterpret_cast<const float *>(gt.bytes.data());
-  p.down = reinterpret_cast<const float *>(dt.bytes.data());
-  p.dx = reinterpret_cast<float *>(sdx.bytes.data());
-  p.dweights = reinterpret_cast<float *>(sdw.bytes.data());
-  p.dgateUp = reinterpret_cast<float *>(sdgu.bytes.data());
-  p.ddown = reinterpret_cast<float *>(sddn.bytes.data());
-  p.work = reinterpret_cast<float *>(swork.bytes.data());
-  ASSERT_EQ(launch(R * I, [&] { kernels::moeGradRowElements(p); }), "");
-  ASSERT_EQ(launch(R, [&] { kernels::moeGradWeightsElements(p); }), "");
-  ASSERT_EQ(launch(R * H, [&] { kernels::moeGradXElements(p); }), "");
-  ASSERT_EQ(launch(E * 2 * I * H, [&] { kernels::moeGradGateUpElements(p); }), "");
-  ASSERT_EQ(launch(E * H * I, [&] { kernels::moeGradDownElements(p); }), "");
-  check("SIMT", sdx, sdw, sdgu, sddn);
+
+  // The CUDA backend's sequence: each received row's expert from the counts, on the host.
+  std::vector<int64_t> rowExperts;
+  ASSERT_EQ(kernels::moeReceivedRowExperts(counts.data(), G * E, E, R, rowExperts), "");
+  GradOut seq;
+  ASSERT_EQ(cudaSequenceGrad(rowExperts, R, 1, E, H, I, kernels::MoeActivation::Silu, rx, rdy, rw, gu, dn, seq), "");
+  check("CUDA sequence", tensor(DType::F32, {R, H}, seq.dx), tensor(DType::F32, {R, 1}, seq.dw),
+        tensor(DType::F32, {E, 2 * I, H}, seq.dgu), tensor(DType::F32, {E, H, I}, seq.ddn));
+  const std::vector<float> cpuWork = floats(gwork); // the same layout as the CPU kernel's, to rounding
+  ASSERT_EQ(seq.work.size(), cpuWork.size());
+  for (size_t n = 0; n < cpuWork.size(); ++n)
+    EXPECT_NEAR(seq.work[n], cpuWork[n], 1e-5 * (1 + std::fabs(cpuWork[n]))) << "work " << n;
 }
 
 } // namespace

@@ -1,7 +1,9 @@
 // The routing and grouped-experts kernels of mixture-of-experts graphs
 // (shardc/kernels/MoeKernels.h): the CPU backend's top_k, gather_nd and moe_experts against
 // plain references, and the CUDA backend's SIMT kernels through the Simt.h emulator against the
-// CPU kernels (top_k, gather_nd bit for bit; moe_experts, a GEMM-free loop there, to rounding).
+// CPU kernels (top_k, gather_nd bit for bit); moe_experts and the expert-parallel steps as the
+// CUDA backend sequences them (runtime/backends/cuda/MoeKernels.cu: the host's counting sort and
+// GEMM groups, the emulated permute, GLU and unpermute kernels, a plain GEMM for cuBLASLt's).
 #include "shardc/kernels/MoeKernels.h"
 #include "shardc/kernels/Simt.h"
 #include "shardc/runtime/Kernel.h"
@@ -50,6 +52,57 @@ std::vector<float> randomFloats(size_t n, unsigned seed, float scale = 1.0f) {
 }
 template <typename Body> std::string launch(int64_t count, Body body) {
   return simt::launch({int(kernels::indexBlocks(count)), 1, kernels::kIndexThreads}, body);
+}
+
+// The GLU as the CUDA backend launches it, through the emulator.
+auto emulatedGlu(kernels::MoeGluParams &glu) {
+  return [&glu](int64_t rows) {
+    glu.rows = rows;
+    return launch(rows * glu.I, [&] { kernels::moeGluElements(glu); });
+  };
+}
+
+// C [M, N] = A [M, K] · B^T, B stored [N, K]: what MoeKernels.cu asks cuBLASLt for.
+std::string gemmBt(int64_t M, int64_t N, int64_t K, const float *A, const float *B, float *C) {
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < N; ++n) {
+      float acc = 0.0f;
+      for (int64_t q = 0; q < K; ++q)
+        acc += A[m * K + q] * B[n * K + q];
+      C[m * N + n] = acc;
+    }
+  return "";
+}
+
+// moe_experts in the CUDA backend's sequence (MoeKernels.cu), the device steps emulated.
+std::string cudaSequenceMoeExperts(const std::vector<float> &x, const std::vector<int64_t> &ids,
+                                   const std::vector<float> &w, const std::vector<float> &gu,
+                                   const std::vector<float> &dn, int64_t T, int64_t H, int64_t I, int64_t E, int64_t k,
+                                   kernels::MoeActivation act, std::vector<float> &y) {
+  const int64_t N = T * k;
+  std::vector<int64_t> counts(static_cast<size_t>(E)), rowOf(static_cast<size_t>(N));
+  std::vector<kernels::MoeGemmGroup> groups;
+  int64_t total = 0;
+  bool unrouted = false;
+  if (std::string err = kernels::planMoeRowGroups(ids.data(), T, k, E, rowOf.data(), counts.data(), groups, total,
+                                                  unrouted);
+      !err.empty() || unrouted)
+    return err.empty() ? "bad expert id" : err;
+  kernels::MoeEpParams p;
+  p.T = T, p.k = k;
+  std::vector<float> rows(size_t(N * H)), gate(size_t(N * 2 * I)), hidden(size_t(N * I)), back(size_t(N * H));
+  y.assign(size_t(T * H), 0.0f);
+  p.x = x.data(), p.rows = rows.data(), p.rowOfC = rowOf.data(), p.H = H;
+  if (std::string err = launch(N * H, [&] { kernels::moePermuteElements(p); }); !err.empty())
+    return err;
+  kernels::MoeGluParams glu;
+  glu.gate = gate.data(), glu.hidden = hidden.data(), glu.rows = total, glu.I = I, glu.activation = act;
+  if (std::string err = kernels::runMoeExpertGroups(groups, total, rows.data(), gu.data(), dn.data(), H, I, gate.data(),
+                                                    hidden.data(), back.data(), gemmBt, emulatedGlu(glu));
+      !err.empty())
+    return err;
+  p.back = back.data(), p.weights = w.data(), p.y = y.data();
+  return launch(T * H, [&] { kernels::moeUnpermuteElements(p); });
 }
 
 // top_k's reference: a stable sort of each line by value (NaN first when largest).
@@ -210,19 +263,8 @@ TEST(MoeKernels, MoeExpertsMatchesADirectLoop) {
     for (size_t e = 0; e < got.size(); ++e)
       ASSERT_NEAR(got[e], want[e], 1e-4 * (1 + std::fabs(want[e]))) << "skew " << skew << " element " << e;
 
-    kernels::MoeExpertsParams p;
-    ASSERT_EQ(kernels::planMoeExperts({T, H}, {T, k}, {T, k}, {E, 2 * I, H}, {E, H, I}, p), "");
-    Tensor sy = empty(DType::F32, {T, H}), sh = empty(DType::F32, {T * k, I});
-    p.x = reinterpret_cast<const float *>(xt.bytes.data());
-    p.ids = reinterpret_cast<const int64_t *>(it.bytes.data());
-    p.weights = reinterpret_cast<const float *>(wt.bytes.data());
-    p.gateUp = reinterpret_cast<const float *>(gt.bytes.data());
-    p.down = reinterpret_cast<const float *>(dt.bytes.data());
-    p.hidden = reinterpret_cast<float *>(sh.bytes.data());
-    p.y = reinterpret_cast<float *>(sy.bytes.data());
-    ASSERT_EQ(launch(T * k * I, [&] { kernels::moeHiddenElements(p); }), "");
-    ASSERT_EQ(launch(T * H, [&] { kernels::moeCombineElements(p); }), "");
-    std::vector<float> simtY = values<float>(sy);
+    std::vector<float> simtY;
+    ASSERT_EQ(cudaSequenceMoeExperts(x, ids, w, gu, dn, T, H, I, E, k, kernels::MoeActivation::Silu, simtY), "");
     for (size_t e = 0; e < simtY.size(); ++e)
       ASSERT_NEAR(simtY[e], want[e], 1e-4 * (1 + std::fabs(want[e]))) << "SIMT, skew " << skew << " element " << e;
   }
@@ -262,27 +304,54 @@ TEST(MoeKernels, ExpertParallelStepsMatchMoeExperts) {
     for (size_t e = 0; e < got.size(); ++e)
       ASSERT_NEAR(got[e], want[e], 1e-5 * (1 + std::fabs(want[e]))) << "skew " << skew << " element " << e;
 
-    // The SIMT kernels (the CUDA backend's) on the same rows.
+    // The CUDA backend's sequence for moe_grouped_gemm on the same rows: the GEMM groups of the
+    // received counts (one source here), the emulated GLU, then the emulated unpermute.
+    std::vector<kernels::MoeGemmGroup> groups;
+    int64_t total = 0;
+    ASSERT_EQ(kernels::planMoeGemmGroups(cnt.data(), E, E, N, groups, total), "");
+    EXPECT_EQ(total, N);
+    const float *rs = reinterpret_cast<const float *>(rows.bytes.data());
+    std::vector<float> gate(size_t(N * 2 * I)), hid(size_t(N * I)), back(size_t(N * H)), sy(size_t(T * H));
+    kernels::MoeGluParams glu;
+    glu.gate = gate.data(), glu.hidden = hid.data(), glu.rows = total, glu.I = I;
+    ASSERT_EQ(kernels::runMoeExpertGroups(groups, total, rs, gu.data(), dn.data(), H, I, gate.data(), hid.data(),
+                                          back.data(), gemmBt, emulatedGlu(glu)),
+              "");
     kernels::MoeEpParams p;
-    Tensor so = empty(DType::F32, {N, H}), sh = empty(DType::F32, {N, I}), sy = empty(DType::F32, {T, H});
-    p.recv = reinterpret_cast<const float *>(rows.bytes.data());
-    p.recvCounts = reinterpret_cast<const int64_t *>(counts.bytes.data());
-    p.gateUp = reinterpret_cast<const float *>(gt.bytes.data());
-    p.down = reinterpret_cast<const float *>(dt.bytes.data());
-    p.out = reinterpret_cast<float *>(so.bytes.data());
-    p.hidden = reinterpret_cast<float *>(sh.bytes.data());
-    p.back = p.out;
+    p.back = back.data();
     p.rowOfC = reinterpret_cast<const int64_t *>(rowOf.bytes.data());
-    p.weights = reinterpret_cast<const float *>(wt.bytes.data());
-    p.y = reinterpret_cast<float *>(sy.bytes.data());
-    p.T = T, p.H = H, p.k = k, p.I = I, p.R = N, p.segments = E, p.localExperts = E;
-    ASSERT_EQ(launch(N * I, [&] { kernels::moeEpHiddenElements(p); }), "");
-    ASSERT_EQ(launch(N * H, [&] { kernels::moeEpOutElements(p); }), "");
+    p.weights = w.data();
+    p.y = sy.data();
+    p.T = T, p.H = H, p.k = k;
     ASSERT_EQ(launch(T * H, [&] { kernels::moeUnpermuteElements(p); }), "");
-    std::vector<float> simtY = values<float>(sy);
+    const std::vector<float> &simtY = sy;
     for (size_t e = 0; e < simtY.size(); ++e)
       ASSERT_NEAR(simtY[e], want[e], 1e-4 * (1 + std::fabs(want[e]))) << "SIMT, skew " << skew << " element " << e;
   }
+}
+
+// The GEMM groups of row counts: empty segments left out, local experts by segment modulo the
+// experts, counts that are negative or overrun the rows refused.
+TEST(MoeKernels, GemmGroupsOfRowCounts) {
+  std::vector<kernels::MoeGemmGroup> groups;
+  int64_t total = -1;
+  const std::vector<int64_t> counts{3, 0, 2, 1, 0, 4}; // [source 0: experts 0..2][source 1: experts 0..2]
+  ASSERT_EQ(kernels::planMoeGemmGroups(counts.data(), 6, 3, 10, groups, total), "");
+  EXPECT_EQ(total, 10);
+  ASSERT_EQ(groups.size(), 4u);
+  const int64_t want[4][3] = {{0, 0, 3}, {2, 3, 2}, {0, 5, 1}, {2, 6, 4}};
+  for (size_t g = 0; g < groups.size(); ++g) {
+    EXPECT_EQ(groups[g].expert, want[g][0]) << g;
+    EXPECT_EQ(groups[g].firstRow, want[g][1]) << g;
+    EXPECT_EQ(groups[g].rows, want[g][2]) << g;
+  }
+  EXPECT_NE(kernels::planMoeGemmGroups(counts.data(), 6, 3, 9, groups, total).find("exceed the 9 rows"),
+            std::string::npos);
+  const std::vector<int64_t> negative{2, -1};
+  EXPECT_NE(kernels::planMoeGemmGroups(negative.data(), 2, 2, 9, groups, total).find("segment 1: -1"),
+            std::string::npos);
+  EXPECT_NE(kernels::planMoeGemmGroups(counts.data(), 5, 3, 10, groups, total).find("not whole groups"),
+            std::string::npos);
 }
 
 } // namespace

@@ -47,6 +47,7 @@ private:
 } // namespace
 
 const ThreadContext &threadContext() { return context; }
+void noteHostWait() { ++context.hostWaits; }
 
 std::string kernelCacheDir() {
   if (const char *d = std::getenv("SHARDC_CACHE_DIR"); d && *d)

@@ -22,8 +22,12 @@ struct ThreadContext {
   cudaStream_t stream = nullptr;
   void *cublas = nullptr; // cublasHandle_t
   int smCount = 1;
+  uint64_t hostWaits = 0; // library kernels that waited for the device on the host (noteHostWait)
 };
 const ThreadContext &threadContext();
+// A library kernel waited for the device on the host (it read device values, such as the MoE
+// steps' expert counts): the run is not captured as a graph (Backend::kernelHostWaits).
+void noteHostWait();
 
 // Where NVRTC's cubins are kept: $SHARDC_CACHE_DIR/kernels, $XDG_CACHE_HOME/shardc/kernels or
 // ~/.cache/shardc/kernels ("" when none of them is set).
@@ -59,6 +63,7 @@ public:
   // sequence that cannot be captured runs as it is, every time.
   std::string runCaptured(const std::function<std::string()> &steps) override;
   bool replaysCapture() const override { return graph_ != nullptr; }
+  uint64_t kernelHostWaits() const override { return threadContext().hostWaits; }
   // cudaEvents recorded on the compute stream right before and after `launch` (a graph
   // replay when one was recorded), then waited for: the device time of the run alone.
   std::string timeRun(const std::function<std::string()> &launch, double &ms) override;

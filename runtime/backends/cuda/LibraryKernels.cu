@@ -163,6 +163,34 @@ std::string linearKernel(const KernelArgs &a) {
   return gemm("linear", transW, M, N, K, x.data, 0, w.data, 0, y.data, 0, 1, x.dtype, beta);
 }
 
+// C [M, N] = op(A) · op(B), row-major f32 with leading dims (A [M, K] or, transposed, [K, M];
+// B [K, N] or [N, K]): the MoE steps' GEMM groups (MoeKernels.cu), through linear's path
+// (cuBLASLt; cuBLAS with SHARDC_GEMM=cublas).
+std::string groupGemm(const char *op, bool transA, bool transB, int64_t M, int64_t N, int64_t K, const float *A,
+                      int64_t lda, const float *B, int64_t ldb, float *C, int64_t ldc) {
+  if (M == 0 || N == 0)
+    return "";
+  if (useCublas()) { // column-major: C^T = op(B)^T · op(A)^T
+    const float alpha = 1.0f, beta = 0.0f;
+    cublasStatus_t st = cublasGemmEx(static_cast<cublasHandle_t>(threadContext().cublas),
+                                     transB ? CUBLAS_OP_T : CUBLAS_OP_N, transA ? CUBLAS_OP_T : CUBLAS_OP_N, int(N),
+                                     int(M), int(K), &alpha, B, CUDA_R_32F, int(ldb), A, CUDA_R_32F, int(lda), &beta,
+                                     C, CUDA_R_32F, int(ldc), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    return st == CUBLAS_STATUS_SUCCESS ? "" : std::string(op) + ": cuBLAS " + cublasGetStatusString(st);
+  }
+  kernels::GemmProblem problem;
+  problem.M = M, problem.N = N, problem.K = K, problem.transposeA = transA, problem.transposeB = transB;
+  problem.lda = lda, problem.ldb = ldb, problem.ldc = ldc;
+  kernels::GemmPlan plan;
+  std::string err = kernels::planGemm(problem, plan);
+  CublasLtGemm *lt = nullptr;
+  if (err.empty())
+    err = ltGemm(lt);
+  if (err.empty())
+    err = lt->run(plan, A, B, nullptr, nullptr, C, threadContext().stream);
+  return err.empty() ? "" : std::string(op) + ": " + err;
+}
+
 // matmul through cuBLASLt: any numpy batch broadcast, as one strided-batched GEMM per launch
 // offset (matmulProblems, tested on the CPU).
 std::string matmulLt(const KernelArgs &a) {
@@ -734,6 +762,10 @@ std::string gatherKernel(const KernelArgs &a) { return cuda::gatherKernel(a); }
 std::string tokenLossKernel(const KernelArgs &a) { return cuda::tokenLossKernel(a); }
 std::string tokenLossGradKernel(const KernelArgs &a) { return cuda::tokenLossGradKernel(a); }
 std::string embeddingGradKernel(const KernelArgs &a) { return cuda::embeddingGradKernel(a); }
+std::string groupGemm(const char *op, bool transA, bool transB, int64_t M, int64_t N, int64_t K, const float *A,
+                      int64_t lda, const float *B, int64_t ldb, float *C, int64_t ldc) {
+  return cuda::groupGemm(op, transA, transB, M, N, K, A, lda, B, ldb, C, ldc);
+}
 // The flash kernels' shared-memory limit is a host-side setting: made when the table hands out
 // `attention`, at load, rather than by the first launch, which may be inside a stream capture.
 void prepareAttention() { (void)cuda::prepareFlashAttention(); }

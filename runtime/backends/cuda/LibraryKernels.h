@@ -4,6 +4,7 @@
 
 #include "shardc/runtime/Kernel.h"
 
+#include <cstdint>
 #include <string>
 
 namespace shardc::cuda::lib {
@@ -21,6 +22,10 @@ std::string gatherKernel(const rt::KernelArgs &a);
 std::string tokenLossKernel(const rt::KernelArgs &a);
 std::string tokenLossGradKernel(const rt::KernelArgs &a);
 std::string embeddingGradKernel(const rt::KernelArgs &a);
+// C [M, N] = op(A) · op(B), row-major f32 device pointers with leading dims, on the thread's
+// stream: one GEMM of the MoE steps' groups (MoeKernels.cu), through linear's path (cuBLASLt).
+std::string groupGemm(const char *op, bool transA, bool transB, int64_t M, int64_t N, int64_t K, const float *A,
+                      int64_t lda, const float *B, int64_t ldb, float *C, int64_t ldc);
 
 // SharedKernels.cu (the SIMT kernels of shardc/kernels/IndexKernels.h)
 std::string sliceKernel(const rt::KernelArgs &a);
@@ -60,12 +65,15 @@ std::string triluKernel(const rt::KernelArgs &a);
 // SharedKernels.cu (MoeKernels.h): the routing ops of exported MoE graphs, any dtype.
 std::string topKKernel(const rt::KernelArgs &a);
 std::string gatherNdKernel(const rt::KernelArgs &a);
-std::string moeExpertsKernel(const rt::KernelArgs &a); // f32
 // SharedKernels.cu (LossKernels.h): the vocabulary-parallel loss, f32 bf16 f16 f64 logits.
 std::string tokenLossStatsKernel(const rt::KernelArgs &a);
 std::string tokenLossStatsGradKernel(const rt::KernelArgs &a);
 std::string tokenLossCombineKernel(const rt::KernelArgs &a);
+// MoeKernels.cu: the raised MoE steps (MoeKernels.h, MoeGradKernels.h). moe_experts and
+// moe_grouped_gemm run loops of cuBLASLt GEMMs over the expert groups, reading the group sizes
+// on the host (noteHostWait); the rest are SIMT kernels.
 std::string moeRouterKernel(const rt::KernelArgs &a);  // f32 bf16 f16
+std::string moeExpertsKernel(const rt::KernelArgs &a); // f32
 // Expert parallelism: permute (any dtype, i64 ids), grouped GEMM and unpermute (f32).
 std::string moePermuteKernel(const rt::KernelArgs &a);
 std::string moeGroupedGemmKernel(const rt::KernelArgs &a);

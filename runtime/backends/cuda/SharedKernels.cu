@@ -11,12 +11,12 @@
 // CudaKernelTable.cpp's.
 #include "CudaBackend.h"
 #include "LibraryKernels.h"
+#include "SimtLaunch.cuh"
 #include "shardc/kernels/AttentionRows.h"
 #include "shardc/kernels/ElementwiseKernels.h"
 #include "shardc/kernels/IndexKernels.h"
 #include "shardc/kernels/LossKernels.h"
 #include "shardc/kernels/ScanKernels.h"
-#include "shardc/kernels/MoeGradKernels.h"
 #include "shardc/kernels/MoeKernels.h"
 #include "shardc/kernels/SelectKernels.h"
 
@@ -31,6 +31,9 @@ namespace {
 
 using rt::DType;
 using rt::KernelArgs;
+using simt_launch::anyType;
+using simt_launch::launched;
+using simt_launch::perElement;
 
 __global__ void __launch_bounds__(kernels::kIndexThreads) stridedCopyKernel(kernels::StridedCopyParams p) {
   kernels::stridedCopy(p);
@@ -88,12 +91,6 @@ __global__ void __launch_bounds__(kernels::kIndexThreads) topKGlobal(kernels::To
 __global__ void __launch_bounds__(kernels::kIndexThreads) gatherNdGlobal(kernels::GatherNdParams p) {
   kernels::gatherNdElements(p);
 }
-__global__ void __launch_bounds__(kernels::kIndexThreads) moeHiddenGlobal(kernels::MoeExpertsParams p) {
-  kernels::moeHiddenElements(p);
-}
-__global__ void __launch_bounds__(kernels::kIndexThreads) moeCombineGlobal(kernels::MoeExpertsParams p) {
-  kernels::moeCombineElements(p);
-}
 __global__ void __launch_bounds__(kernels::kIndexThreads) tokenLossStatsGlobal(kernels::TokenLossStatsParams p) {
   kernels::tokenLossStatsRows(p);
 }
@@ -103,51 +100,12 @@ __global__ void __launch_bounds__(kernels::kIndexThreads) tokenLossStatsGradGlob
 __global__ void __launch_bounds__(kernels::kIndexThreads) tokenLossCombineGlobal(kernels::TokenLossCombineParams p) {
   kernels::tokenLossCombineThread(p);
 }
-__global__ void __launch_bounds__(kernels::kIndexThreads) moeRouterGlobal(kernels::MoeRouterParams p) {
-  kernels::moeRouterTokens(p);
-}
 
-// Expert parallelism: the counting sort in one thread, then the elements.
-__global__ void moePermutePlanGlobal(kernels::MoeEpParams p) { kernels::moePermutePlan(p); }
-#define SHARDC_MOE_GRAD_GLOBAL(fn)                                                                      \
-  __global__ void __launch_bounds__(kernels::kIndexThreads) fn##Global(kernels::MoeExpertsGradParams p) { \
-    kernels::fn##s(p);                                                                                 \
-  }
-SHARDC_MOE_GRAD_GLOBAL(moeGradRowElement)
-SHARDC_MOE_GRAD_GLOBAL(moeGradWeightsElement)
-SHARDC_MOE_GRAD_GLOBAL(moeGradXElement)
-SHARDC_MOE_GRAD_GLOBAL(moeGradGateUpElement)
-SHARDC_MOE_GRAD_GLOBAL(moeGradDownElement)
-#undef SHARDC_MOE_GRAD_GLOBAL
-__global__ void __launch_bounds__(kernels::kIndexThreads) moeRouterGradGlobal(kernels::MoeRouterGradParams p) {
-  kernels::moeRouterGradTokens(p);
-}
-__global__ void __launch_bounds__(kernels::kIndexThreads) moePermuteGlobal(kernels::MoeEpParams p) {
-  kernels::moePermuteElements(p);
-}
-__global__ void __launch_bounds__(kernels::kIndexThreads) moeEpHiddenGlobal(kernels::MoeEpParams p) {
-  kernels::moeEpHiddenElements(p);
-}
-__global__ void __launch_bounds__(kernels::kIndexThreads) moeEpOutGlobal(kernels::MoeEpParams p) {
-  kernels::moeEpOutElements(p);
-}
-__global__ void __launch_bounds__(kernels::kIndexThreads) moeUnpermuteGlobal(kernels::MoeEpParams p) {
-  kernels::moeUnpermuteElements(p);
-}
-
-static_assert(int(kernels::AnyType::Bool) == int(DType::Bool) && int(kernels::AnyType::I64) == int(DType::I64) &&
-                  int(kernels::AnyType::BF16) == int(DType::BF16),
-              "kernels::AnyType follows rt::DType");
-kernels::AnyType anyType(DType d) { return kernels::AnyType(int(d)); }
 
 kernels::ElemType elemType(DType d) {
   return d == DType::BF16 ? kernels::ElemType::BF16 : d == DType::F16 ? kernels::ElemType::F16 : kernels::ElemType::F32;
 }
 
-std::string launched(const char *op) {
-  cudaError_t rc = cudaGetLastError();
-  return rc == cudaSuccess ? "" : std::string(op) + ": " + cudaGetErrorName(rc) + ": " + cudaGetErrorString(rc);
-}
 
 std::string copy(const char *op, const std::string &planned, kernels::StridedCopyParams &p, void *dst,
                  const void *src) {
@@ -290,17 +248,6 @@ std::string softmax(const char *op, const KernelArgs &a, bool logarithm) {
   return launched(op);
 }
 
-// One element per thread over `count` elements; "" or the launch's error.
-template <typename Params, typename Kernel>
-std::string perElement(const char *op, Kernel kernel, const Params &p, int64_t count) {
-  if (count == 0)
-    return "";
-  const int64_t blocks = kernels::indexBlocks(count);
-  if (blocks > int64_t(0x7fffffff))
-    return std::string(op) + ": " + std::to_string(count) + " elements exceed one launch";
-  kernel<<<unsigned(blocks), kernels::kIndexThreads, 0, threadContext().stream>>>(p);
-  return launched(op);
-}
 
 std::string select(const char *op, const KernelArgs &a, kernels::SelectOp which) {
   kernels::SelectParams p;
@@ -484,171 +431,6 @@ std::string tokenLossCombineKernel(const KernelArgs &a) {
   p.count = a.out[1].data;
   p.rows = a.in[0].numel();
   return perElement("token_loss_combine", tokenLossCombineGlobal, p, 1);
-}
-
-// moe_experts in f32: the hidden rows, then the weighted down projections summed per token.
-std::string moeExpertsKernel(const KernelArgs &a) {
-  kernels::MoeExpertsParams p;
-  if (std::string err = kernels::planMoeExperts(a.in[0].shape, a.in[1].shape, a.in[2].shape, a.in[3].shape,
-                                                a.in[4].shape, p);
-      !err.empty())
-    return "moe_experts: " + err;
-  if (std::string err = kernels::moeActivationOf(a.attrs ? a.attrs->getString("activation", "silu") : "silu",
-                                                 p.activation);
-      !err.empty())
-    return "moe_experts: " + err;
-  p.x = static_cast<const float *>(a.in[0].data);
-  p.ids = static_cast<const int64_t *>(a.in[1].data);
-  p.weights = static_cast<const float *>(a.in[2].data);
-  p.gateUp = static_cast<const float *>(a.in[3].data);
-  p.down = static_cast<const float *>(a.in[4].data);
-  p.y = static_cast<float *>(a.out[0].data);
-  p.hidden = static_cast<float *>(a.out[1].data);
-  if (std::string err = perElement("moe_experts", moeHiddenGlobal, p, p.T * p.k * p.I); !err.empty())
-    return err;
-  return perElement("moe_experts", moeCombineGlobal, p, p.T * p.H);
-}
-std::string moeRouterKernel(const KernelArgs &a) {
-  kernels::MoeRouterParams p;
-  const bool hasBias = a.in.size() > 1;
-  if (std::string err = kernels::planMoeRouter(a.in[0].shape, hasBias ? &a.in[1].shape : nullptr, a.out[0].shape,
-                                               a.out[1].shape, a.attrs ? a.attrs->getInt("n_group", 1) : 1,
-                                               a.attrs ? a.attrs->getInt("topk_group", 1) : 1,
-                                               a.attrs ? a.attrs->getInt("group_k", 2) : 2, p);
-      !err.empty())
-    return "moe_router: " + err;
-  p.logits = a.in[0].data;
-  p.bias = hasBias ? a.in[1].data : nullptr;
-  p.indices = static_cast<int64_t *>(a.out[0].data);
-  p.weights = a.out[1].data;
-  p.type = anyType(a.in[0].dtype);
-  p.sigmoid = a.attrs && a.attrs->getString("scoring", "softmax") == "sigmoid";
-  p.normalize = a.attrs && a.attrs->getBool("normalize", false);
-  p.normEpsilon = float(a.attrs ? a.attrs->getFloat("norm_epsilon", 0.0) : 0.0);
-  p.scale = float(a.attrs ? a.attrs->getFloat("scale", 1.0) : 1.0);
-  return perElement("moe_router", moeRouterGlobal, p, p.T);
-}
-
-// Expert parallelism's local steps (shapes checked by the table's accepts functions). An
-// expert id outside [0, E) gets no row here (the CPU kernel reports it).
-std::string moePermuteKernel(const KernelArgs &a) {
-  kernels::MoeEpParams p;
-  p.x = a.in[0].data;
-  p.ids = static_cast<const int64_t *>(a.in[1].data);
-  p.rows = a.out[0].data;
-  p.counts = static_cast<int64_t *>(a.out[1].data);
-  p.rowOf = static_cast<int64_t *>(a.out[2].data);
-  p.rowOfC = p.rowOf;
-  p.T = a.in[0].shape[0], p.H = a.in[0].shape[1], p.k = a.in[1].shape[1], p.E = a.out[1].shape[0];
-  p.elemSize = int(rt::dtypeSize(a.in[0].dtype));
-  moePermutePlanGlobal<<<1, 1, 0, threadContext().stream>>>(p);
-  if (std::string err = launched("moe_permute"); !err.empty())
-    return err;
-  return perElement("moe_permute", moePermuteGlobal, p, p.T * p.k * p.H);
-}
-
-std::string moeGroupedGemmKernel(const KernelArgs &a) {
-  kernels::MoeEpParams p;
-  p.recv = static_cast<const float *>(a.in[0].data);
-  p.recvCounts = static_cast<const int64_t *>(a.in[1].data);
-  p.gateUp = static_cast<const float *>(a.in[2].data);
-  p.down = static_cast<const float *>(a.in[3].data);
-  p.out = static_cast<float *>(a.out[0].data);
-  p.hidden = static_cast<float *>(a.out[1].data);
-  p.R = a.in[0].shape[0], p.H = a.in[0].shape[1], p.I = a.in[3].shape[2];
-  p.segments = a.in[1].shape[0], p.localExperts = a.in[2].shape[0];
-  if (std::string err = perElement("moe_grouped_gemm", moeEpHiddenGlobal, p, p.R * p.I); !err.empty())
-    return err;
-  return perElement("moe_grouped_gemm", moeEpOutGlobal, p, p.R * p.H);
-}
-
-std::string moeUnpermuteKernel(const KernelArgs &a) {
-  kernels::MoeEpParams p;
-  p.back = static_cast<const float *>(a.in[0].data);
-  p.rowOfC = static_cast<const int64_t *>(a.in[1].data);
-  p.weights = static_cast<const float *>(a.in[2].data);
-  p.y = static_cast<float *>(a.out[0].data);
-  p.T = a.in[2].shape[0], p.k = a.in[2].shape[1], p.H = a.in[0].shape[1];
-  return perElement("moe_unpermute", moeUnpermuteGlobal, p, p.T * p.H);
-}
-
-// The five element passes of the MoE backward over p's rows: the rows' [dg; du] and h into the
-// workspace, then dweights, dx and the two expert-weight gradients, each element summing its own terms.
-static std::string launchMoeGrad(const char *name, const kernels::MoeExpertsGradParams &p) {
-  std::string err = perElement(name, moeGradRowElementGlobal, p, p.T * p.k * p.I);
-  if (err.empty())
-    err = perElement(name, moeGradWeightsElementGlobal, p, p.T * p.k);
-  if (err.empty())
-    err = perElement(name, moeGradXElementGlobal, p, p.T * p.H);
-  if (err.empty())
-    err = perElement(name, moeGradGateUpElementGlobal, p, p.E * 2 * p.I * p.H);
-  if (err.empty())
-    err = perElement(name, moeGradDownElementGlobal, p, p.E * p.H * p.I);
-  return err;
-}
-// The MoE backward in f32 (MoeGradKernels.h).
-std::string moeExpertsGradKernel(const KernelArgs &a) {
-  kernels::MoeExpertsGradParams p;
-  if (std::string err = kernels::planMoeExpertsGrad(a.in[0].shape, a.in[1].shape, a.in[2].shape, a.in[3].shape,
-                                                    a.in[4].shape, a.in[5].shape, p);
-      !err.empty())
-    return "moe_experts_grad: " + err;
-  if (std::string err = kernels::moeActivationOf(a.attrs ? a.attrs->getString("activation", "silu") : "silu",
-                                                 p.activation);
-      !err.empty())
-    return "moe_experts_grad: " + err;
-  p.x = static_cast<const float *>(a.in[0].data);
-  p.ids = static_cast<const int64_t *>(a.in[1].data);
-  p.weights = static_cast<const float *>(a.in[2].data);
-  p.gateUp = static_cast<const float *>(a.in[3].data);
-  p.down = static_cast<const float *>(a.in[4].data);
-  p.dy = static_cast<const float *>(a.in[5].data);
-  p.dx = static_cast<float *>(a.out[0].data);
-  p.dweights = static_cast<float *>(a.out[1].data);
-  p.dgateUp = static_cast<float *>(a.out[2].data);
-  p.ddown = static_cast<float *>(a.out[3].data);
-  p.work = static_cast<float *>(a.out[4].data);
-  return launchMoeGrad("moe_experts_grad", p);
-}
-// Expert parallelism's backward: the received rows (k = 1), each row's local expert from
-// recv_counts (MoeGradKernels.h's moeGradExpertOf).
-std::string moeGroupedGemmGradKernel(const KernelArgs &a) {
-  kernels::MoeExpertsGradParams p;
-  if (std::string err = kernels::planMoeGroupedGemmGrad(a.in[0].shape, a.in[1].shape, a.in[2].shape, a.in[3].shape,
-                                                        a.in[4].shape, a.in[5].shape, p);
-      !err.empty())
-    return "moe_grouped_gemm_grad: " + err;
-  if (std::string err = kernels::moeActivationOf(a.attrs ? a.attrs->getString("activation", "silu") : "silu",
-                                                 p.activation);
-      !err.empty())
-    return "moe_grouped_gemm_grad: " + err;
-  p.x = static_cast<const float *>(a.in[0].data);
-  p.dy = static_cast<const float *>(a.in[1].data);
-  p.weights = static_cast<const float *>(a.in[2].data);
-  p.recvCounts = static_cast<const int64_t *>(a.in[3].data);
-  p.gateUp = static_cast<const float *>(a.in[4].data);
-  p.down = static_cast<const float *>(a.in[5].data);
-  p.dx = static_cast<float *>(a.out[0].data);
-  p.dweights = static_cast<float *>(a.out[1].data);
-  p.dgateUp = static_cast<float *>(a.out[2].data);
-  p.ddown = static_cast<float *>(a.out[3].data);
-  p.work = static_cast<float *>(a.out[4].data);
-  return launchMoeGrad("moe_grouped_gemm_grad", p);
-}
-std::string moeRouterGradKernel(const KernelArgs &a) {
-  kernels::MoeRouterGradParams p;
-  if (std::string err = kernels::planMoeRouterGrad(a.in[0].shape, a.in[1].shape, a.in[2].shape, a.out[0].shape, p);
-      !err.empty())
-    return "moe_router_grad: " + err;
-  p.logits = static_cast<const float *>(a.in[0].data);
-  p.ids = static_cast<const int64_t *>(a.in[1].data);
-  p.dweights = static_cast<const float *>(a.in[2].data);
-  p.dlogits = static_cast<float *>(a.out[0].data);
-  p.sigmoid = a.attrs && a.attrs->getString("scoring", "softmax") == "sigmoid";
-  p.normalize = a.attrs && a.attrs->getBool("normalize", false);
-  p.normEpsilon = float(a.attrs ? a.attrs->getFloat("norm_epsilon", 0.0) : 0.0);
-  p.scale = float(a.attrs ? a.attrs->getFloat("scale", 1.0) : 1.0);
-  return perElement("moe_router_grad", moeRouterGradGlobal, p, p.T);
 }
 
 std::string siluMulKernel(const KernelArgs &a) {

@@ -3,6 +3,7 @@
 // shardc/kernels/MoeKernels.h, the source the CUDA backend launches, in a loop; every dtype.
 #include "CpuKernels.h"
 #include "KernelChecks.h"
+#include "MoeCpu.h"
 #include "Sgemm.h"
 
 #include "shardc/kernels/MoeKernels.h"
@@ -120,11 +121,12 @@ namespace shardc::rt::cpu {
 // moe_experts: the grouped experts of a raised MoE block (sc.moe_experts, docs/moe.md), dropless.
 //   x [T, H], indices [T, k] (i64 expert ids), weights [T, k], gate_up [E, 2I, H] (gate rows
 //   first), down [E, H, I] -> y [T, H], hidden [T·k, I] (the activations, a workspace).
-// The T·k (token, choice) pairs are sorted by expert (a counting sort: counts, offsets, a stable
-// permutation); each expert's rows are gathered and run as two GEMMs (sgemm: OpenBLAS where
-// built) with act(gate)·up between (attribute `activation`: silu for SwiGLU, gelu_tanh or
-// gelu_erf for GeGLU); the rows are scattered back scaled by their weights and each token sums
-// its k choices in order (the exported graph's order). f32 (16-bit via f32).
+// The loop of GEMMs of MoeKernels.h, as the CUDA backend runs it with cuBLASLt: the T·k (token,
+// choice) pairs sorted by expert (moePermutePlan), each expert group's rows run as two GEMMs
+// (sgemm: OpenBLAS where built) with act(gate)·up between (moeGluElement; attribute
+// `activation`: silu for SwiGLU, gelu_tanh or gelu_erf for GeGLU), then each token sums its k
+// rows scaled by their weights in choice order (moeUnpermuteElement, the exported graph's
+// order). f32 (16-bit via f32).
 std::string moeExpertsKernel(const KernelArgs &args) {
   if (auto e = expectArity("moe_experts", args, 5, 5, 2, 2); !e.empty())
     return e;
@@ -149,59 +151,36 @@ std::string moeExpertsKernel(const KernelArgs &args) {
     return e;
   if (auto e = expectShape("moe_experts", "hidden", hidden, {T * k, I}); !e.empty())
     return e;
-  kernels::MoeActivation act;
+  kernels::MoeActivation act = kernels::MoeActivation::Silu;
   if (std::string err = kernels::moeActivationOf(args.attrs ? args.attrs->getString("activation", "silu") : "silu", act);
       !err.empty())
     return "moe_experts: " + err;
-  const int64_t *id = ids.as<int64_t>();
-  // Permute: rows of the pairs (t, j) grouped by expert, in token order within an expert.
-  std::vector<int64_t> start(size_t(E) + 1, 0), order(size_t(T * k));
-  for (int64_t r = 0; r < T * k; ++r) {
+  const int64_t N = T * k, *id = ids.as<int64_t>();
+  for (int64_t r = 0; r < N; ++r)
     if (id[r] < 0 || id[r] >= E)
       return "moe_experts: expert id " + std::to_string(id[r]) + " outside [0, " + std::to_string(E) + ")";
-    ++start[size_t(id[r]) + 1];
-  }
-  for (int64_t e = 0; e < E; ++e)
-    start[size_t(e) + 1] += start[size_t(e)];
-  {
-    std::vector<int64_t> fill(start.begin(), start.end() - 1);
-    for (int64_t r = 0; r < T * k; ++r)
-      order[size_t(fill[size_t(id[r])]++)] = r;
-  }
-  const float *xs = x.as<float>(), *ws = w.as<float>(), *gus = gu.as<float>(), *ds = down.as<float>();
-  float *h = hidden.as<float>(); // in expert order
-  std::vector<float> rows, gate, out(size_t(T * k * H));
-  for (int64_t e = 0; e < E; ++e) {
-    const int64_t n = start[size_t(e) + 1] - start[size_t(e)], first = start[size_t(e)];
-    if (n == 0)
-      continue;
-    rows.resize(size_t(n * H));
-    gate.resize(size_t(n * 2 * I));
-    for (int64_t i = 0; i < n; ++i)
-      std::copy_n(xs + (order[size_t(first + i)] / k) * H, H, rows.data() + i * H);
-    // gate_up rows: [n, H] x [2I, H]^T -> [n, 2I]
-    sgemm(false, true, n, 2 * I, H, 1.0f, rows.data(), H, gus + e * 2 * I * H, H, 0.0f, gate.data(), 2 * I);
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t c = 0; c < I; ++c) {
-        const float g = gate[size_t(i * 2 * I + c)], u = gate[size_t(i * 2 * I + I + c)];
-        h[(first + i) * I + c] = kernels::moeActivate(act, g) * u;
-      }
-    // down: [n, I] x [H, I]^T -> [n, H], into rows, then unpermuted with the weight
-    sgemm(false, true, n, H, I, 1.0f, h + first * I, I, ds + e * H * I, I, 0.0f, rows.data(), H);
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t r = order[size_t(first + i)];
-      for (int64_t c = 0; c < H; ++c)
-        out[size_t(r * H + c)] = rows[size_t(i * H + c)] * ws[r];
-    }
-  }
-  float *ys = y.as<float>();
-  for (int64_t t = 0; t < T; ++t)
-    for (int64_t c = 0; c < H; ++c) {
-      float acc = out[size_t(t * k * H + c)];
-      for (int64_t j = 1; j < k; ++j)
-        acc += out[size_t((t * k + j) * H + c)];
-      ys[t * H + c] = acc;
-    }
+  std::vector<int64_t> counts(static_cast<size_t>(E)), rowOf(static_cast<size_t>(N));
+  std::vector<float> rows(size_t(N * H)), gate(size_t(N * 2 * I)), back(size_t(N * H));
+  std::vector<kernels::MoeGemmGroup> groups;
+  int64_t total = 0;
+  bool unrouted = false;
+  if (std::string err = kernels::planMoeRowGroups(id, T, k, E, rowOf.data(), counts.data(), groups, total, unrouted);
+      !err.empty())
+    return "moe_experts: " + err;
+  kernels::MoeEpParams pp;
+  pp.x = x.data, pp.rows = rows.data(), pp.rowOfC = rowOf.data(), pp.T = T, pp.H = H, pp.k = k;
+  for (int64_t n = 0; n < N * H; ++n)
+    kernels::moePermuteElement(pp, n);
+  kernels::MoeGluParams glu; // hidden in expert order
+  glu.gate = gate.data(), glu.hidden = hidden.as<float>(), glu.rows = total, glu.I = I, glu.activation = act;
+  if (std::string err = kernels::runMoeExpertGroups(groups, total, rows.data(), gu.as<float>(), down.as<float>(), H, I,
+                                                    gate.data(), glu.hidden, back.data(), cpuExpertGemm,
+                                                    [&glu](int64_t n) { return cpuGlu(glu, n); });
+      !err.empty())
+    return "moe_experts: " + err;
+  pp.back = back.data(), pp.weights = w.as<float>(), pp.y = y.as<float>();
+  for (int64_t n = 0; n < T * H; ++n)
+    kernels::moeUnpermuteElement(pp, n);
   return "";
 }
 

@@ -1,16 +1,18 @@
 // Expert parallelism's local steps on the CPU (docs/moe.md): moe_permute, moe_grouped_gemm and
 // moe_unpermute around the moe_dispatch / moe_combine collectives. Permute and unpermute run
 // the element functions of shardc/kernels/MoeKernels.h (the source the CUDA backend launches);
-// the grouped GEMM runs two sgemms per received (source, local expert) segment.
+// the grouped GEMM runs two sgemms per received (source, local expert) segment (the GEMM groups
+// of planMoeGemmGroups, as the CUDA backend runs them with cuBLASLt).
 #include "CpuKernels.h"
 #include "KernelChecks.h"
-#include "Sgemm.h"
+#include "MoeCpu.h"
 
 #include "shardc/kernels/MoeKernels.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 namespace shardc::rt::cpu {
 
@@ -73,29 +75,22 @@ std::string moeGroupedGemmKernel(const KernelArgs &args) {
     return e;
   if (auto e = expectShape("moe_grouped_gemm", "hidden", hidden, {R, I}); !e.empty())
     return e;
-  const int64_t *cnt = counts.as<int64_t>();
+  std::vector<kernels::MoeGemmGroup> groups;
+  int64_t total = 0;
+  if (std::string err = kernels::planMoeGemmGroups(counts.as<int64_t>(), counts.shape[0], El, R, groups, total);
+      !err.empty())
+    return "moe_grouped_gemm: " + err;
   const float *xs = recv.as<float>(), *gus = gu.as<float>(), *ds = down.as<float>();
   float *h = hidden.as<float>(), *ys = out.as<float>();
-  std::vector<float> gate;
-  int64_t first = 0;
-  for (int64_t s = 0; s < counts.shape[0]; ++s) {
-    const int64_t n = cnt[s], e = s % El;
-    if (n < 0 || first + n > R)
-      return "moe_grouped_gemm: the received counts exceed the " + std::to_string(R) + " rows";
-    if (n == 0)
-      continue;
-    gate.resize(size_t(n * 2 * I));
-    sgemm(false, true, n, 2 * I, H, 1.0f, xs + first * H, H, gus + e * 2 * I * H, H, 0.0f, gate.data(), 2 * I);
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t c = 0; c < I; ++c) {
-        const float g = gate[size_t(i * 2 * I + c)], u = gate[size_t(i * 2 * I + I + c)];
-        h[(first + i) * I + c] = g / (1.0f + std::exp(-g)) * u;
-      }
-    sgemm(false, true, n, H, I, 1.0f, h + first * I, I, ds + e * H * I, I, 0.0f, ys + first * H, H);
-    first += n;
-  }
-  std::fill(h + first * I, h + R * I, 0.0f);
-  std::fill(ys + first * H, ys + R * H, 0.0f);
+  std::vector<float> gate(size_t(total * 2 * I));
+  kernels::MoeGluParams glu; // SwiGLU (expert parallelism runs SwiGLU experts only)
+  glu.gate = gate.data(), glu.hidden = h, glu.rows = total, glu.I = I;
+  if (std::string err = kernels::runMoeExpertGroups(groups, total, xs, gus, ds, H, I, gate.data(), h, ys, cpuExpertGemm,
+                                                    [&glu](int64_t rows) { return cpuGlu(glu, rows); });
+      !err.empty())
+    return "moe_grouped_gemm: " + err;
+  std::fill(h + total * I, h + R * I, 0.0f);
+  std::fill(ys + total * H, ys + R * H, 0.0f);
   return "";
 }
 

@@ -1,8 +1,7 @@
 // The backward of the raised mixture-of-experts ops on the CPU (docs/moe.md#training).
-// moe_experts_grad runs as grouped sgemms, the forward's layout (runtime/kernels/cpu/Moe.cpp):
-// the (token, choice) rows sorted by expert, per expert the recomputed gate/up GEMM, then the
-// GEMMs of the backward; moe_router_grad runs the shared SIMT source per token
-// (shardc/kernels/MoeGradKernels.h, which the CUDA backend launches).
+// moe_experts_grad runs MoeGradKernels.h's runMoeGradSequence (the forward's grouped layout,
+// sgemms per expert group, the shared element steps in loops), the sequence the CUDA backend
+// runs with cuBLASLt; moe_router_grad runs the shared SIMT source per token.
 #include "CpuKernels.h"
 #include "KernelChecks.h"
 #include "Sgemm.h"
@@ -15,96 +14,55 @@
 namespace shardc::rt::cpu {
 
 namespace {
-// The grouped backward over T·k rows of expert id[r] (r = t·k + j); with allowNone, a row whose
-// id is outside [0, E) belongs to no expert (its dweights and dx terms are zero).
+// The grouped backward over T·k rows of expert id[r] (r = t·k + j): runMoeGradSequence with
+// sgemm and loops; with allowNone, a row whose id is outside [0, E) belongs to no expert (its
+// dweights and dx terms are zero).
 std::string moeGradRows(const float *xs, const int64_t *id, const float *ws, const float *gus, const float *ds,
                         const float *dys, int64_t T, int64_t k, int64_t H, int64_t E, int64_t I,
                         kernels::MoeActivation act, bool allowNone, float *dxs, float *dwOut, float *dguOut,
                         float *ddOut, float *wk) {
-  // The rows grouped by expert, in token order within an expert (the forward's permutation).
-  std::vector<int64_t> start(size_t(E) + 1, 0), order(size_t(T * k));
-  for (int64_t r = 0; r < T * k; ++r) {
-    if (id[r] < 0 || id[r] >= E) {
-      if (!allowNone)
+  const int64_t N = T * k;
+  std::vector<int64_t> counts(static_cast<size_t>(E)), rowOf(static_cast<size_t>(N));
+  std::vector<kernels::MoeGemmGroup> groups; // the forward's layout: rows grouped by expert
+  int64_t total = 0;
+  bool unrouted = false;
+  if (std::string err = kernels::planMoeRowGroups(id, T, k, E, rowOf.data(), counts.data(), groups, total, unrouted);
+      !err.empty())
+    return err;
+  if (unrouted && !allowNone)
+    for (int64_t r = 0; r < N; ++r)
+      if (id[r] < 0 || id[r] >= E)
         return "expert id " + std::to_string(id[r]) + " outside [0, " + std::to_string(E) + ")";
-      continue;
-    }
-    ++start[size_t(id[r]) + 1];
-  }
-  for (int64_t e = 0; e < E; ++e)
-    start[size_t(e) + 1] += start[size_t(e)];
-  {
-    std::vector<int64_t> fill(start.begin(), start.end() - 1);
-    for (int64_t r = 0; r < T * k; ++r)
-      if (id[r] >= 0 && id[r] < E)
-        order[size_t(fill[size_t(id[r])]++)] = r;
-      else
-        dwOut[r] = 0.0f;
-  }
-  // work, in expert order: per row [dg; du] (2I) then h (I); the rows of no expert last, zero.
-  std::fill(wk + start[size_t(E)] * 3 * I, wk + T * k * 3 * I, 0.0f);
-  std::vector<float> rows, dyw, gate, o, dh, dxRows(size_t(T * k * H), 0.0f);
-  for (int64_t e = 0; e < E; ++e) {
-    const int64_t n = start[size_t(e) + 1] - start[size_t(e)], first = start[size_t(e)];
-    float *dguE = dguOut + e * 2 * I * H, *ddE = ddOut + e * H * I;
-    if (n == 0) {
-      std::fill_n(dguE, 2 * I * H, 0.0f);
-      std::fill_n(ddE, H * I, 0.0f);
-      continue;
-    }
-    rows.resize(size_t(n * H));
-    dyw.resize(size_t(n * H));
-    gate.resize(size_t(n * 2 * I));
-    o.resize(size_t(n * H));
-    dh.resize(size_t(n * I));
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t r = order[size_t(first + i)], t = r / k;
-      std::copy_n(xs + t * H, H, rows.data() + i * H);
-      for (int64_t c = 0; c < H; ++c)
-        dyw[size_t(i * H + c)] = ws[r] * dys[t * H + c];
-    }
-    float *wkE = wk + first * 3 * I;
-    // Recompute: [n, H] x [2I, H]^T -> [n, 2I]; h = act(g)·u into work's last I columns.
-    sgemm(false, true, n, 2 * I, H, 1.0f, rows.data(), H, gus + e * 2 * I * H, H, 0.0f, gate.data(), 2 * I);
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t c = 0; c < I; ++c)
-        wkE[i * 3 * I + 2 * I + c] =
-            kernels::moeActivate(act, gate[size_t(i * 2 * I + c)]) * gate[size_t(i * 2 * I + I + c)];
-    // o = h down^T [n, H]: dweights[r] = dy[t]·o (unweighted dy).
-    sgemm(false, true, n, H, I, 1.0f, wkE + 2 * I, 3 * I, ds + e * H * I, I, 0.0f, o.data(), H);
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t r = order[size_t(first + i)], t = r / k;
-      float acc = 0.0f;
-      for (int64_t c = 0; c < H; ++c)
-        acc += dys[t * H + c] * o[size_t(i * H + c)];
-      dwOut[r] = acc;
-    }
-    // ddown[e] = dyw^T h: [H, n] x [n, I].
-    sgemm(true, false, H, I, n, 1.0f, dyw.data(), H, wkE + 2 * I, 3 * I, 0.0f, ddE, I);
-    // dh = dyw down[e]: [n, H] x [H, I] -> [n, I]; then [dg; du].
-    sgemm(false, false, n, I, H, 1.0f, dyw.data(), H, ds + e * H * I, I, 0.0f, dh.data(), I);
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t c = 0; c < I; ++c) {
-        const float g = gate[size_t(i * 2 * I + c)], u = gate[size_t(i * 2 * I + I + c)], d = dh[size_t(i * I + c)];
-        wkE[i * 3 * I + c] = d * u * kernels::moeActivateGrad(act, g);
-        wkE[i * 3 * I + I + c] = d * kernels::moeActivate(act, g);
+  std::vector<float> rows(size_t(total * H)), dyw(size_t(total * H)), gate(size_t(total * 2 * I)),
+      o(size_t(total * H)), dh(size_t(total * I)), dxRows(size_t(total * H));
+  kernels::MoeGradSeqParams p;
+  p.x = xs, p.dy = dys, p.weights = ws, p.rowOf = rowOf.data(), p.rows = rows.data(), p.dyw = dyw.data();
+  p.gate = gate.data(), p.o = o.data(), p.dh = dh.data(), p.dxRows = dxRows.data();
+  p.work = wk, p.dweights = dwOut, p.dx = dxs, p.T = T, p.H = H, p.k = k, p.I = I, p.total = total;
+  p.activation = act;
+  auto gemm = [](bool ta, bool tb, int64_t M, int64_t Nn, int64_t K, const float *A, int64_t lda, const float *B,
+                 int64_t ldb, float *C, int64_t ldc) {
+    sgemm(ta, tb, M, Nn, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
+    return std::string();
+  };
+  auto run = [&p](kernels::MoeGradStep step, int64_t count) {
+    for (int64_t n = 0; n < count; ++n)
+      switch (step) {
+      case kernels::MoeGradStep::Gather: kernels::moeGradGatherElement(p, n); break;
+      case kernels::MoeGradStep::Hidden: kernels::moeGradHiddenElement(p, n); break;
+      case kernels::MoeGradStep::Glu: kernels::moeGradGluElement(p, n); break;
+      case kernels::MoeGradStep::Weights: kernels::moeGradWeightsElement(p, n); break;
+      case kernels::MoeGradStep::X: kernels::moeGradXElement(p, n); break;
       }
-    // dgate_up[e] = [dg; du]^T x: [2I, n] x [n, H]; the rows' dx = [dg; du] gate_up[e]: [n, 2I] x [2I, H].
-    sgemm(true, false, 2 * I, H, n, 1.0f, wkE, 3 * I, rows.data(), H, 0.0f, dguE, H);
-    sgemm(false, false, n, H, 2 * I, 1.0f, wkE, 3 * I, gus + e * 2 * I * H, H, 0.0f, rows.data(), H);
-    for (int64_t i = 0; i < n; ++i)
-      std::copy_n(rows.data() + i * H, H, dxRows.data() + order[size_t(first + i)] * H);
-  }
-  // Each token sums its k rows in j order.
-  for (int64_t t = 0; t < T; ++t)
-    for (int64_t c = 0; c < H; ++c) {
-      float acc = dxRows[size_t(t * k * H + c)];
-      for (int64_t j = 1; j < k; ++j)
-        acc += dxRows[size_t((t * k + j) * H + c)];
-      dxs[t * H + c] = acc;
-    }
-  return "";
+    return std::string();
+  };
+  auto zero = [](float *ptr, int64_t count) {
+    std::fill_n(ptr, count, 0.0f);
+    return std::string();
+  };
+  return kernels::runMoeGradSequence(groups, p, gus, ds, E, dguOut, ddOut, gemm, run, zero);
 }
+
 } // namespace
 
 // moe_experts_grad: x [T, H], indices [T, k], weights [T, k], gate_up [E, 2I, H], down [E, H, I],
@@ -137,7 +95,7 @@ std::string moeExpertsGradKernel(const KernelArgs &args) {
                                    {"work", &work, {T * k, 3 * I}}})
     if (auto e = expectShape("moe_experts_grad", name, *view, shape); !e.empty())
       return e;
-  kernels::MoeActivation act;
+  kernels::MoeActivation act = kernels::MoeActivation::Silu;
   if (std::string err = kernels::moeActivationOf(args.attrs ? args.attrs->getString("activation", "silu") : "silu", act);
       !err.empty())
     return "moe_experts_grad: " + err;
@@ -182,20 +140,13 @@ std::string moeGroupedGemmGradKernel(const KernelArgs &args) {
                                    {"work", &work, {R, 3 * I}}})
     if (auto e = expectShape("moe_grouped_gemm_grad", name, *view, shape); !e.empty())
       return e;
-  kernels::MoeActivation act;
+  kernels::MoeActivation act = kernels::MoeActivation::Silu;
   if (std::string err = kernels::moeActivationOf(args.attrs ? args.attrs->getString("activation", "silu") : "silu", act);
       !err.empty())
     return "moe_grouped_gemm_grad: " + err;
-  // Each received row's local expert (-1 past the total).
-  const int64_t *cnt = counts.as<int64_t>();
-  std::vector<int64_t> id(size_t(R), -1);
-  int64_t first = 0;
-  for (int64_t s = 0; s < p.segments; ++s) {
-    if (cnt[s] < 0 || first + cnt[s] > R)
-      return "moe_grouped_gemm_grad: the received counts exceed the " + std::to_string(R) + " rows";
-    std::fill_n(id.begin() + first, cnt[s], s % El);
-    first += cnt[s];
-  }
+  std::vector<int64_t> id;
+  if (std::string err = kernels::moeReceivedRowExperts(counts.as<int64_t>(), p.segments, El, R, id); !err.empty())
+    return "moe_grouped_gemm_grad: " + err;
   return moeGradRows(x.as<float>(), id.data(), w.as<float>(), gu.as<float>(), down.as<float>(), dy.as<float>(), R, 1,
                      H, El, I, act, true, dx.as<float>(), dw.as<float>(), dgu.as<float>(), ddown.as<float>(),
                      work.as<float>());

@@ -100,6 +100,10 @@ public:
   [[nodiscard]] virtual std::string runCaptured(const std::function<std::string()> &steps) { return steps(); }
   // Whether the next runCaptured() replays a recorded graph without calling `steps`.
   virtual bool replaysCapture() const { return false; }
+  // How many times this thread's kernels have waited for the device on the host so far (a
+  // kernel that reads device values, such as the MoE steps' expert counts). A run during which
+  // the count grows is not captured: its work depends on what the host read.
+  virtual uint64_t kernelHostWaits() const { return 0; }
   // Times `launch` (a run's steps, or the replay of their graph) alone and waits for its work:
   // the host clock around it and synchronize() here; a GPU records events on its stream
   // before and after the launch, so host-side overhead and earlier work are not counted.

@@ -1,8 +1,7 @@
 // The backward of the raised mixture-of-experts ops (sc.moe_experts_grad, sc.moe_router_grad;
-// docs/moe.md#training). One source for the CUDA backend (runtime/backends/cuda/SharedKernels.cu
-// launches the element functions) and the CPU: the CPU runs moe_experts_grad as grouped sgemms
-// (runtime/kernels/cpu/MoeGrad.cpp) and these element functions only in the unit tests, which
-// check both against finite differences; moe_router_grad runs this source on both.
+// docs/moe.md#training). One source for the CUDA backend (runtime/backends/cuda/MoeKernels.cu)
+// and the CPU (runtime/kernels/cpu/MoeGrad.cpp): the experts' backward is one sequence of GEMM
+// groups and element steps (runMoeGradSequence), moe_router_grad one thread per token.
 #pragma once
 
 #include "shardc/kernels/MoeKernels.h"
@@ -18,126 +17,85 @@ SIMT_DEVICE float moeActivateGrad(MoeActivation a, float g) {
                                        : sc_op_silu_grad<float>(g, 1.0f);
 }
 
-// moe_experts_grad in f32, element by element (x [T, H], ids [T, k], weights [T, k], gate_up
-// [E, 2I, H], down [E, H, I], dy [T, H]). work [T·k, 3I] holds per row r = t·k + j the gate and
-// up gradients [dg; du] (2I) and the activation h (I). An expert id outside [0, E) contributes
-// nothing (the CPU kernel reports it).
+// The shapes of moe_experts_grad (x [T, H], ids [T, k], weights [T, k], gate_up [E, 2I, H],
+// down [E, H, I], dy [T, H]) and of moe_grouped_gemm_grad (the received rows: T = R, k = 1,
+// E local experts, `segments` received counts, source-major).
 struct MoeExpertsGradParams {
-  const float *x = nullptr, *weights = nullptr, *gateUp = nullptr, *down = nullptr, *dy = nullptr;
-  const int64_t *ids = nullptr;
-  float *dx = nullptr, *dweights = nullptr, *dgateUp = nullptr, *ddown = nullptr, *work = nullptr;
-  int64_t T = 0, H = 0, k = 0, E = 0, I = 0;
+  int64_t T = 0, H = 0, k = 0, E = 0, I = 0, segments = 0;
   MoeActivation activation = MoeActivation::Silu;
-  // moe_grouped_gemm_grad (expert parallelism): no ids; the rows (k = 1) are the received ones,
-  // laid out by recvCounts [segments] (source-major, local expert s % E); rows past the
-  // received total belong to no expert.
-  const int64_t *recvCounts = nullptr;
-  int64_t segments = 0;
 };
 
-// The expert of row r: ids[r], or from the received counts (-1 past the total).
-SIMT_DEVICE int64_t moeGradExpertOf(const MoeExpertsGradParams &p, int64_t r) {
-  if (!p.recvCounts)
-    return p.ids[r];
-  int64_t first = 0;
-  for (int64_t s = 0; s < p.segments; ++s) {
-    first += p.recvCounts[s];
-    if (r < first)
-      return s % p.E;
-  }
-  return -1;
-}
+// The MoE backward as both backends run it (runMoeGradSequence below): the forward's grouped
+// layout (the T·k pairs sorted by expert, rowOf[s] the row of pair s, -1 for a pair of no
+// expert; one GEMM group per expert), the GEMMs of the recomputed gate/up and of the backward
+// per group, and these element steps between them, each over `total` grouped rows or the
+// pairs. work [T·k, 3I] holds each row's [dg; du] (2I) and activation h (I).
+struct MoeGradSeqParams {
+  const float *x = nullptr, *dy = nullptr, *weights = nullptr; // [T, H], [T, H], [T·k]
+  const int64_t *rowOf = nullptr;                              // [T·k]
+  float *rows = nullptr, *dyw = nullptr;                       // [total, H]: x[t] and weights·dy[t] by row
+  const float *gate = nullptr;                                 // [total, 2I]: the recomputed g, u
+  const float *o = nullptr;                                    // [total, H]: h · down[e]^T
+  const float *dh = nullptr;                                   // [total, I]: dyw · down[e]
+  const float *dxRows = nullptr;                               // [total, H]: [dg; du] · gate_up[e]
+  float *work = nullptr, *dweights = nullptr, *dx = nullptr;   // [T·k, 3I], [T·k], [T, H]
+  int64_t T = 0, H = 0, k = 0, I = 0, total = 0;
+  MoeActivation activation = MoeActivation::Silu;
+};
 
-// 1. n over T·k·I: row r, column c: recompute g, u; dh = weights[r] · Σ_h dy[t, h] down[e][h, c].
-SIMT_DEVICE void moeGradRowElement(const MoeExpertsGradParams &p, int64_t n) {
-  const int64_t r = n / p.I, c = n % p.I, e = moeGradExpertOf(p, r);
-  float *w = p.work + r * 3 * p.I;
-  if (e < 0 || e >= p.E) {
-    w[c] = w[p.I + c] = w[2 * p.I + c] = 0.0f;
-    return;
+// n over T·k·H: pair s's row of x and of weights[s]·dy[t].
+SIMT_DEVICE void moeGradGatherElement(const MoeGradSeqParams &p, int64_t n) {
+  const int64_t s = n / p.H, c = n % p.H, row = p.rowOf[s], from = (s / p.k) * p.H + c;
+  if (row >= 0) {
+    p.rows[row * p.H + c] = p.x[from];
+    p.dyw[row * p.H + c] = p.weights[s] * p.dy[from];
   }
-  const int64_t t = r / p.k;
-  const float *xt = p.x + t * p.H, *g = p.gateUp + (e * 2 * p.I + c) * p.H, *u = g + p.I * p.H;
-  const float *dyt = p.dy + t * p.H, *d = p.down + e * p.H * p.I + c;
-  float gate = 0.0f, up = 0.0f, dh = 0.0f;
-  for (int64_t h = 0; h < p.H; ++h) {
-    gate += g[h] * xt[h];
-    up += u[h] * xt[h];
-    dh += dyt[h] * d[h * p.I];
-  }
-  dh *= p.weights[r];
-  const float a = moeActivate(p.activation, gate);
-  w[c] = dh * up * moeActivateGrad(p.activation, gate);
-  w[p.I + c] = dh * a;
-  w[2 * p.I + c] = a * up;
 }
-
-// 2. n over T·k: dweights[r] = dy[t] · down[e] h_r.
-SIMT_DEVICE void moeGradWeightsElement(const MoeExpertsGradParams &p, int64_t r) {
-  const int64_t e = moeGradExpertOf(p, r), t = r / p.k;
-  if (e < 0 || e >= p.E) {
-    p.dweights[r] = 0.0f;
-    return;
-  }
-  const float *hr = p.work + r * 3 * p.I + 2 * p.I, *dyt = p.dy + t * p.H;
+// n over total·I: h = act(g)·u into work's last I columns.
+SIMT_DEVICE void moeGradHiddenElement(const MoeGradSeqParams &p, int64_t n) {
+  const int64_t i = n / p.I, c = n % p.I;
+  const float *g = p.gate + i * 2 * p.I;
+  p.work[i * 3 * p.I + 2 * p.I + c] = moeActivate(p.activation, g[c]) * g[p.I + c];
+}
+// n over total·I: dg = dh·u·act'(g), du = dh·act(g) into work's first 2I columns.
+SIMT_DEVICE void moeGradGluElement(const MoeGradSeqParams &p, int64_t n) {
+  const int64_t i = n / p.I, c = n % p.I;
+  const float g = p.gate[i * 2 * p.I + c], u = p.gate[i * 2 * p.I + p.I + c], d = p.dh[n];
+  p.work[i * 3 * p.I + c] = d * u * moeActivateGrad(p.activation, g);
+  p.work[i * 3 * p.I + p.I + c] = d * moeActivate(p.activation, g);
+}
+// s over T·k: dweights[s] = dy[t] · o[row] (the unweighted dy; 0 for a pair of no expert).
+SIMT_DEVICE void moeGradWeightsElement(const MoeGradSeqParams &p, int64_t s) {
+  const int64_t row = p.rowOf[s];
   float acc = 0.0f;
-  for (int64_t h = 0; h < p.H; ++h) {
-    const float *d = p.down + (e * p.H + h) * p.I;
-    float o = 0.0f;
-    for (int64_t i = 0; i < p.I; ++i)
-      o += d[i] * hr[i];
-    acc += dyt[h] * o;
-  }
-  p.dweights[r] = acc;
+  if (row >= 0)
+    for (int64_t c = 0; c < p.H; ++c)
+      acc += p.dy[(s / p.k) * p.H + c] * p.o[row * p.H + c];
+  p.dweights[s] = acc;
 }
-
-// 3. n over T·H: dx[t, h] = Σ_j Σ_c [dg; du]_r[c] gate_up[e][c, h], in j order.
-SIMT_DEVICE void moeGradXElement(const MoeExpertsGradParams &p, int64_t n) {
-  const int64_t t = n / p.H, h = n % p.H;
+// n over T·H: dx[t, c] = the sum of its k rows' dx in choice order.
+SIMT_DEVICE void moeGradXElement(const MoeGradSeqParams &p, int64_t n) {
+  const int64_t t = n / p.H, c = n % p.H;
   float acc = 0.0f;
   for (int64_t j = 0; j < p.k; ++j) {
-    const int64_t r = t * p.k + j, e = moeGradExpertOf(p, r);
-    if (e < 0 || e >= p.E)
-      continue;
-    const float *wr = p.work + r * 3 * p.I, *gu = p.gateUp + e * 2 * p.I * p.H + h;
-    for (int64_t c = 0; c < 2 * p.I; ++c)
-      acc += wr[c] * gu[c * p.H];
+    const int64_t row = p.rowOf[t * p.k + j];
+    const float v = row < 0 ? 0.0f : p.dxRows[row * p.H + c];
+    acc = j == 0 ? v : acc + v;
   }
   p.dx[n] = acc;
 }
 
-// 4. n over E·2I·H: dgate_up[e][c, h] = Σ over the rows r of expert e (in row order) of
-// [dg; du]_r[c] x[t, h].
-SIMT_DEVICE void moeGradGateUpElement(const MoeExpertsGradParams &p, int64_t n) {
-  const int64_t e = n / (2 * p.I * p.H), c = (n / p.H) % (2 * p.I), h = n % p.H;
-  float acc = 0.0f;
-  for (int64_t r = 0; r < p.T * p.k; ++r)
-    if (moeGradExpertOf(p, r) == e)
-      acc += p.work[r * 3 * p.I + c] * p.x[(r / p.k) * p.H + h];
-  p.dgateUp[n] = acc;
-}
-
-// 5. n over E·H·I: ddown[e][h, c] = Σ over the rows r of expert e of weights[r] dy[t, h] h_r[c].
-SIMT_DEVICE void moeGradDownElement(const MoeExpertsGradParams &p, int64_t n) {
-  const int64_t e = n / (p.H * p.I), h = (n / p.I) % p.H, c = n % p.I;
-  float acc = 0.0f;
-  for (int64_t r = 0; r < p.T * p.k; ++r)
-    if (moeGradExpertOf(p, r) == e)
-      acc += p.weights[r] * p.dy[(r / p.k) * p.H + h] * p.work[r * 3 * p.I + 2 * p.I + c];
-  p.ddown[n] = acc;
-}
-
 #define SHARDC_MOE_GRAD_GRID(fn, count)                                                 \
-  SIMT_DEVICE void fn##s(const MoeExpertsGradParams &p) {                               \
+  SIMT_DEVICE void fn##s(const MoeGradSeqParams &p) {                                   \
     const int64_t n = int64_t(simt::blockIdxX()) * simt::blockDimX() + simt::threadIdxX(); \
     if (n < (count))                                                                     \
       fn(p, n);                                                                          \
   }
-SHARDC_MOE_GRAD_GRID(moeGradRowElement, p.T * p.k * p.I)
+SHARDC_MOE_GRAD_GRID(moeGradGatherElement, p.T * p.k * p.H)
+SHARDC_MOE_GRAD_GRID(moeGradHiddenElement, p.total * p.I)
+SHARDC_MOE_GRAD_GRID(moeGradGluElement, p.total * p.I)
 SHARDC_MOE_GRAD_GRID(moeGradWeightsElement, p.T * p.k)
 SHARDC_MOE_GRAD_GRID(moeGradXElement, p.T * p.H)
-SHARDC_MOE_GRAD_GRID(moeGradGateUpElement, p.E * 2 * p.I * p.H)
-SHARDC_MOE_GRAD_GRID(moeGradDownElement, p.E * p.H * p.I)
 #undef SHARDC_MOE_GRAD_GRID
 
 // moe_router_grad, one token per thread (f32 logits [T, E], ids and dweights [T, k], dlogits
@@ -223,6 +181,89 @@ inline std::string planMoeGroupedGemmGrad(const std::vector<int64_t> &x, const s
   p.T = x[0], p.k = 1, p.H = x[1], p.E = gateUp[0], p.I = down[2], p.segments = counts[0];
   return "";
 }
+// moe_grouped_gemm_grad's rows as pairs of moe_experts_grad (k = 1): each received row's local
+// expert from the counts [segments] (source-major: segment s holds expert s % El), -1 for the
+// rows past the received total. "" or why not.
+inline std::string moeReceivedRowExperts(const int64_t *counts, int64_t segments, int64_t El, int64_t R,
+                                         std::vector<int64_t> &ids) {
+  ids.assign(size_t(R), -1);
+  int64_t first = 0;
+  for (int64_t s = 0; s < segments; ++s) {
+    if (counts[s] < 0 || counts[s] > R - first)
+      return "the received counts exceed the " + std::to_string(R) + " rows";
+    for (int64_t r = first; r < first + counts[s]; ++r)
+      ids[size_t(r)] = s % El;
+    first += counts[s];
+  }
+  return "";
+}
+
+// The element steps of runMoeGradSequence, for a backend's `run(step, count)`.
+enum class MoeGradStep { Gather, Hidden, Glu, Weights, X };
+
+// The backward of the experts over the grouped rows (one group per expert, from
+// planMoeGemmGroups over the per-expert counts): p's rows, dyw, gate, o, dh and dxRows point at
+// the backend's scratch ([total, ·]); p.rowOf at the pairs' rows. The backend supplies
+//   gemm(transA, transB, M, N, K, A, lda, B, ldb, C, ldc): C = op(A) · op(B), row-major f32,
+//   run(step, count): one element step over `count` elements,
+//   zero(ptr, count): count floats set to 0;
+// both backends run this one sequence (CPU: sgemm and loops, runtime/kernels/cpu/MoeGrad.cpp;
+// CUDA: cuBLASLt and launches, runtime/backends/cuda/MoeKernels.cu).
+template <typename Gemm, typename Run, typename Zero>
+std::string runMoeGradSequence(const std::vector<MoeGemmGroup> &groups, const MoeGradSeqParams &p,
+                               const float *gateUp, const float *down, int64_t E, float *dgateUp, float *ddown,
+                               Gemm &&gemm, Run &&run, Zero &&zero) {
+  const int64_t H = p.H, I = p.I;
+  float *gate = const_cast<float *>(p.gate), *o = const_cast<float *>(p.o), *dh = const_cast<float *>(p.dh);
+  float *dxRows = const_cast<float *>(p.dxRows), *work = p.work;
+  std::string err = run(MoeGradStep::Gather, p.T * p.k * H);
+  for (const MoeGemmGroup &g : groups) // the recomputed [g, u]: rows · gate_up[e]^T
+    if (err.empty())
+      err = gemm(false, true, g.rows, 2 * I, H, p.rows + g.firstRow * H, H, gateUp + g.expert * 2 * I * H, H,
+                 gate + g.firstRow * 2 * I, 2 * I);
+  if (err.empty())
+    err = run(MoeGradStep::Hidden, p.total * I);
+  for (const MoeGemmGroup &g : groups) // o = h · down[e]^T, for dweights
+    if (err.empty())
+      err = gemm(false, true, g.rows, H, I, work + g.firstRow * 3 * I + 2 * I, 3 * I, down + g.expert * H * I, I,
+                 o + g.firstRow * H, H);
+  if (err.empty())
+    err = run(MoeGradStep::Weights, p.T * p.k);
+  for (const MoeGemmGroup &g : groups) { // ddown[e] = dyw^T · h; dh = dyw · down[e]
+    if (err.empty())
+      err = gemm(true, false, H, I, g.rows, p.dyw + g.firstRow * H, H, work + g.firstRow * 3 * I + 2 * I, 3 * I,
+                 ddown + g.expert * H * I, I);
+    if (err.empty())
+      err = gemm(false, false, g.rows, I, H, p.dyw + g.firstRow * H, H, down + g.expert * H * I, I,
+                 dh + g.firstRow * I, I);
+  }
+  if (err.empty())
+    err = run(MoeGradStep::Glu, p.total * I);
+  for (const MoeGemmGroup &g : groups) { // dgate_up[e] = [dg; du]^T · rows; the rows' dx = [dg; du] · gate_up[e]
+    if (err.empty())
+      err = gemm(true, false, 2 * I, H, g.rows, work + g.firstRow * 3 * I, 3 * I, p.rows + g.firstRow * H, H,
+                 dgateUp + g.expert * 2 * I * H, H);
+    if (err.empty())
+      err = gemm(false, false, g.rows, H, 2 * I, work + g.firstRow * 3 * I, 3 * I, gateUp + g.expert * 2 * I * H, H,
+                 dxRows + g.firstRow * H, H);
+  }
+  if (err.empty())
+    err = run(MoeGradStep::X, p.T * H);
+  // The experts without rows get zero gradients; work's rows past the grouped ones are zero.
+  std::vector<char> has(size_t(E), 0);
+  for (const MoeGemmGroup &g : groups)
+    has[size_t(g.expert)] = 1;
+  for (int64_t e = 0; e < E && err.empty(); ++e)
+    if (!has[size_t(e)]) {
+      err = zero(dgateUp + e * 2 * I * H, 2 * I * H);
+      if (err.empty())
+        err = zero(ddown + e * H * I, H * I);
+    }
+  if (err.empty())
+    err = zero(work + p.total * 3 * I, (p.T * p.k - p.total) * 3 * I);
+  return err;
+}
+
 inline std::string planMoeRouterGrad(const std::vector<int64_t> &logits, const std::vector<int64_t> &ids,
                                      const std::vector<int64_t> &dweights, const std::vector<int64_t> &dlogits,
                                      MoeRouterGradParams &p) {

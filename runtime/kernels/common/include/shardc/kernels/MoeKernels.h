@@ -118,16 +118,14 @@ SIMT_DEVICE void gatherNdElements(const GatherNdParams &p) {
     gatherNdElement(p, n);
 }
 
-// moe_experts in f32 without a GEMM library, row by row (the CUDA backend's kernels; the CPU
-// runs grouped sgemms instead, runtime/kernels/cpu/Moe.cpp): moeHidden writes, per row r = t·k + j
-// and column c < I, hidden[r, c] = act(gate_up[e][c]·x[t]) · gate_up[e][I + c]·x[t], e = ids[r];
-// moeCombine writes y[t, c] = sum over j of weights[r] · down[e][c]·hidden[r]. An expert id
-// outside [0, E) contributes zeros (the CPU kernel reports it).
+// moe_experts (sc.moe_experts, docs/moe.md) runs as a loop of GEMMs on both backends (CPU:
+// sgemm, runtime/kernels/cpu/Moe.cpp; CUDA: cuBLASLt, runtime/backends/cuda/MoeKernels.cu): the
+// (token, choice) pairs sorted by expert (moePermutePlan below), per expert group
+// (planMoeGemmGroups) gate_up = rows·gate_up[e]^T, the GLU (moeGluElement), hidden·down[e]^T,
+// then each token sums its k rows scaled by their weights (moeUnpermuteElement). The step's
+// shapes (planMoeExperts): x [T, H], indices and weights [T, k], gate_up [E, 2I, H], down [E, H, I].
 enum class MoeActivation : int { Silu, GeluTanh, GeluErf };
 struct MoeExpertsParams {
-  const float *x = nullptr, *weights = nullptr, *gateUp = nullptr, *down = nullptr;
-  const int64_t *ids = nullptr;
-  float *hidden = nullptr, *y = nullptr;
   int64_t T = 0, H = 0, k = 0, E = 0, I = 0;
   MoeActivation activation = MoeActivation::Silu;
 };
@@ -139,46 +137,22 @@ SIMT_DEVICE float moeActivate(MoeActivation a, float g) {
                                        : g / (1.0f + sc_exp(-g));
 }
 
-SIMT_DEVICE void moeHiddenElement(const MoeExpertsParams &p, int64_t n) {
-  const int64_t r = n / p.I, c = n % p.I, e = p.ids[r];
-  if (e < 0 || e >= p.E) {
-    p.hidden[n] = 0.0f;
-    return;
-  }
-  const float *xt = p.x + (r / p.k) * p.H, *g = p.gateUp + (e * 2 * p.I + c) * p.H, *u = g + p.I * p.H;
-  float gate = 0.0f, up = 0.0f;
-  for (int64_t h = 0; h < p.H; ++h) {
-    gate += g[h] * xt[h];
-    up += u[h] * xt[h];
-  }
-  p.hidden[n] = moeActivate(p.activation, gate) * up;
+// The GLU between the two GEMMs, one element per thread: gate [rows, 2I] holds each row's gate
+// columns then its up columns; hidden[r, c] = act(gate[r, c]) · gate[r, I + c].
+struct MoeGluParams {
+  const float *gate = nullptr;
+  float *hidden = nullptr;
+  int64_t rows = 0, I = 0;
+  MoeActivation activation = MoeActivation::Silu;
+};
+SIMT_DEVICE void moeGluElement(const MoeGluParams &p, int64_t n) {
+  const int64_t r = n / p.I, c = n % p.I;
+  p.hidden[n] = moeActivate(p.activation, p.gate[r * 2 * p.I + c]) * p.gate[r * 2 * p.I + p.I + c];
 }
-
-SIMT_DEVICE void moeCombineElement(const MoeExpertsParams &p, int64_t n) {
-  const int64_t t = n / p.H, c = n % p.H;
-  float acc = 0.0f;
-  for (int64_t j = 0; j < p.k; ++j) {
-    const int64_t r = t * p.k + j, e = p.ids[r];
-    if (e < 0 || e >= p.E)
-      continue;
-    const float *d = p.down + (e * p.H + c) * p.I, *hr = p.hidden + r * p.I;
-    float dot = 0.0f;
-    for (int64_t i = 0; i < p.I; ++i)
-      dot += d[i] * hr[i];
-    acc += dot * p.weights[r];
-  }
-  p.y[n] = acc;
-}
-
-SIMT_DEVICE void moeHiddenElements(const MoeExpertsParams &p) {
+SIMT_DEVICE void moeGluElements(const MoeGluParams &p) {
   const int64_t n = int64_t(simt::blockIdxX()) * simt::blockDimX() + simt::threadIdxX();
-  if (n < p.T * p.k * p.I)
-    moeHiddenElement(p, n);
-}
-SIMT_DEVICE void moeCombineElements(const MoeExpertsParams &p) {
-  const int64_t n = int64_t(simt::blockIdxX()) * simt::blockDimX() + simt::threadIdxX();
-  if (n < p.T * p.H)
-    moeCombineElement(p, n);
+  if (n < p.rows * p.I)
+    moeGluElement(p, n);
 }
 
 // moe_router (sc.moe_router, docs/moe.md), one token per thread: from the logits [T, E],
@@ -314,23 +288,23 @@ SIMT_DEVICE void moeRouterTokens(const MoeRouterParams &p) {
 // Expert parallelism (docs/moe.md): the local steps around the dispatch and combine
 // all-to-alls. One thread of moePermutePlan sorts the N = T·k (token, choice) pairs by expert
 // (a counting sort: counts[E], then rowOf[t·k + j], the pair's row, grouped by expert in
-// token order); moePermuteElement copies x[t] to its rows (any dtype, by bytes);
-// moeEpHiddenElement and moeEpOutElement run the local experts over the received rows in f32
-// (each row's expert found from recv_counts, laid out [source][local expert]; the rows past the
-// received total are zero); moeUnpermuteElement sums each token's k weighted rows in j order.
+// token order; host and device code: the CUDA backend runs it on the host); moePermuteElement
+// copies x[t] to its rows (any dtype, by bytes); the local experts run over the received rows
+// (laid out [source][local expert] by recv_counts) as the GEMM groups of planMoeGemmGroups;
+// moeUnpermuteElement sums each token's k weighted rows in j order.
 struct MoeEpParams {
   const void *x = nullptr;
   void *rows = nullptr;
-  const int64_t *ids = nullptr, *recvCounts = nullptr, *rowOfC = nullptr;
+  const int64_t *ids = nullptr, *rowOfC = nullptr;
   int64_t *counts = nullptr, *rowOf = nullptr;
-  const float *recv = nullptr, *gateUp = nullptr, *down = nullptr, *back = nullptr, *weights = nullptr;
-  float *hidden = nullptr, *out = nullptr, *y = nullptr;
-  int64_t T = 0, H = 0, k = 0, E = 0, I = 0, R = 0, segments = 0, localExperts = 1;
+  const float *back = nullptr, *weights = nullptr;
+  float *y = nullptr;
+  int64_t T = 0, H = 0, k = 0, E = 0;
   int elemSize = 4;
   int bad = 0; // moePermutePlan: an expert id outside [0, E) was seen (its pair gets row -1)
 };
 
-SIMT_DEVICE void moePermutePlan(MoeEpParams &p) {
+SIMT_HOST_DEVICE void moePermutePlan(MoeEpParams &p) {
   const int64_t N = p.T * p.k;
   for (int64_t e = 0; e < p.E; ++e)
     p.counts[e] = 0;
@@ -360,43 +334,6 @@ SIMT_DEVICE void moePermuteElement(const MoeEpParams &p, int64_t n) {
     select_detail::copyElement(p.rows, row * p.H + c, p.x, (s / p.k) * p.H + c, p.elemSize);
 }
 
-// The local expert of received row r (-1 past the received rows).
-SIMT_DEVICE int64_t moeEpExpertOf(const MoeEpParams &p, int64_t r) {
-  int64_t end = 0;
-  for (int64_t g = 0; g < p.segments; ++g) {
-    end += p.recvCounts[g];
-    if (r < end)
-      return g % p.localExperts;
-  }
-  return -1;
-}
-
-SIMT_DEVICE void moeEpHiddenElement(const MoeEpParams &p, int64_t n) {
-  const int64_t r = n / p.I, c = n % p.I, e = moeEpExpertOf(p, r);
-  if (e < 0) {
-    p.hidden[n] = 0.0f;
-    return;
-  }
-  const float *xr = p.recv + r * p.H, *g = p.gateUp + (e * 2 * p.I + c) * p.H, *u = g + p.I * p.H;
-  float gate = 0.0f, up = 0.0f;
-  for (int64_t h = 0; h < p.H; ++h) {
-    gate += g[h] * xr[h];
-    up += u[h] * xr[h];
-  }
-  p.hidden[n] = gate / (1.0f + sc_exp(-gate)) * up;
-}
-
-SIMT_DEVICE void moeEpOutElement(const MoeEpParams &p, int64_t n) {
-  const int64_t r = n / p.H, c = n % p.H, e = moeEpExpertOf(p, r);
-  float dot = 0.0f;
-  if (e >= 0) {
-    const float *d = p.down + (e * p.H + c) * p.I, *hr = p.hidden + r * p.I;
-    for (int64_t i = 0; i < p.I; ++i)
-      dot += d[i] * hr[i];
-  }
-  p.out[n] = dot;
-}
-
 SIMT_DEVICE void moeUnpermuteElement(const MoeEpParams &p, int64_t n) {
   const int64_t t = n / p.H, c = n % p.H;
   float acc = 0.0f;
@@ -412,16 +349,6 @@ SIMT_DEVICE void moePermuteElements(const MoeEpParams &p) {
   const int64_t n = int64_t(simt::blockIdxX()) * simt::blockDimX() + simt::threadIdxX();
   if (n < p.T * p.k * p.H)
     moePermuteElement(p, n);
-}
-SIMT_DEVICE void moeEpHiddenElements(const MoeEpParams &p) {
-  const int64_t n = int64_t(simt::blockIdxX()) * simt::blockDimX() + simt::threadIdxX();
-  if (n < p.R * p.I)
-    moeEpHiddenElement(p, n);
-}
-SIMT_DEVICE void moeEpOutElements(const MoeEpParams &p) {
-  const int64_t n = int64_t(simt::blockIdxX()) * simt::blockDimX() + simt::threadIdxX();
-  if (n < p.R * p.H)
-    moeEpOutElement(p, n);
 }
 SIMT_DEVICE void moeUnpermuteElements(const MoeEpParams &p) {
   const int64_t n = int64_t(simt::blockIdxX()) * simt::blockDimX() + simt::threadIdxX();
@@ -496,6 +423,67 @@ inline std::string planGatherNd(const std::vector<int64_t> &dataShape, const std
   if (p.slice == 0)
     p.slice = 1, p.count = 0;
   return "";
+}
+
+// One GEMM group of the MoE loops of GEMMs: `rows` consecutive rows from `firstRow`, all of
+// local expert `expert`.
+struct MoeGemmGroup {
+  int64_t expert = 0, firstRow = 0, rows = 0;
+};
+// The groups of the row counts `counts` [segments], segment s holding rows of local expert
+// s % localExperts in segment order (moe_experts: one segment per expert; moe_grouped_gemm:
+// [source][local expert]); empty segments are left out, `total` is the rows covered. "" or why
+// not: a negative count, or more than maxRows rows.
+inline std::string planMoeGemmGroups(const int64_t *counts, int64_t segments, int64_t localExperts, int64_t maxRows,
+                                     std::vector<MoeGemmGroup> &groups, int64_t &total) {
+  groups.clear();
+  total = 0;
+  if (localExperts < 1 || segments % localExperts != 0)
+    return std::to_string(segments) + " row counts are not whole groups of " + std::to_string(localExperts) +
+           " local experts";
+  for (int64_t s = 0; s < segments; ++s) {
+    if (counts[s] < 0 || counts[s] > maxRows - total)
+      return "the row counts (segment " + std::to_string(s) + ": " + std::to_string(counts[s]) + ") exceed the " +
+             std::to_string(maxRows) + " rows";
+    if (counts[s] > 0)
+      groups.push_back({s % localExperts, total, counts[s]});
+    total += counts[s];
+  }
+  return "";
+}
+
+// The grouped layout of T·k (token, choice) pairs by their expert ids (moePermutePlan: rowOf
+// [T·k] and counts [E] in the caller's memory; an id outside [0, E) gives row -1 and sets
+// `unrouted`) and its GEMM groups, one per expert with rows.
+inline std::string planMoeRowGroups(const int64_t *ids, int64_t T, int64_t k, int64_t E, int64_t *rowOf,
+                                    int64_t *counts, std::vector<MoeGemmGroup> &groups, int64_t &total,
+                                    bool &unrouted) {
+  MoeEpParams order;
+  order.ids = ids, order.counts = counts, order.rowOf = rowOf, order.T = T, order.k = k, order.E = E;
+  moePermutePlan(order);
+  unrouted = order.bad != 0;
+  return planMoeGemmGroups(counts, E, E, T * k, groups, total);
+}
+
+// The experts over grouped rows [total, H] (moe_experts after the permute, moe_grouped_gemm on
+// the received rows), as both backends run them: per group gate = rows · gate_up[e]^T into
+// gate [total, 2I], then glu(total) (moeGluElement over total·I into hidden [total, I]), then per
+// group out = hidden · down[e]^T into out [total, H]. gemm(M, N, K, A, B, C) is C [M, N] = A [M, K]
+// · B^T with B stored [N, K], packed row-major f32 (CPU: sgemm; CUDA: cuBLASLt).
+template <typename Gemm, typename Glu>
+std::string runMoeExpertGroups(const std::vector<MoeGemmGroup> &groups, int64_t total, const float *rows,
+                               const float *gateUp, const float *down, int64_t H, int64_t I, float *gate,
+                               float *hidden, float *out, Gemm &&gemm, Glu &&glu) {
+  std::string err;
+  for (const MoeGemmGroup &g : groups)
+    if (err.empty())
+      err = gemm(g.rows, 2 * I, H, rows + g.firstRow * H, gateUp + g.expert * 2 * I * H, gate + g.firstRow * 2 * I);
+  if (err.empty())
+    err = glu(total);
+  for (const MoeGemmGroup &g : groups)
+    if (err.empty())
+      err = gemm(g.rows, H, I, hidden + g.firstRow * I, down + g.expert * H * I, out + g.firstRow * H);
+  return err;
 }
 
 inline std::string moeActivationOf(const std::string &name, MoeActivation &a) {
