@@ -25,13 +25,14 @@ using namespace mlir;
 class RankValues {
 public:
   RankValues(func::FuncOp func, const MeshShape &mesh)
-      : b(OpBuilder::atBlockBegin(&func.getBody().front())), mesh(mesh) {}
+      : b(func.getContext()), block(&func.getBody().front()), mesh(mesh) {}
 
   Value chunkStart(ArrayRef<std::string> axes, int64_t chunk) {
     std::string key = join(axes);
     Value &start = starts[{key, chunk}];
     if (start)
       return start;
+    atTop();
     int64_t group = mesh.product(axes);
     SmallVector<int64_t> table;
     for (int64_t i = 0; i < group; ++i)
@@ -39,7 +40,11 @@ public:
     auto tableType = RankedTensorType::get({group}, b.getI64Type());
     Location loc = named("chunk_start[" + key + "] x " + std::to_string(chunk));
     Value t = sc::ConstantOp::create(b, loc, tableType, DenseIntElementsAttr::get(tableType, ArrayRef<int64_t>(table)));
-    start = sc::GatherOp::create(b, loc, scalar(), t, processIndex(axes), b.getI64IntegerAttr(0));
+    last = t.getDefiningOp();
+    Value index = processIndex(axes);
+    atTop();
+    start = sc::GatherOp::create(b, loc, scalar(), t, index, b.getI64IntegerAttr(0));
+    last = start.getDefiningOp();
     return start;
   }
 
@@ -48,10 +53,21 @@ private:
     std::string key = join(axes);
     Value &index = indices[key];
     if (!index) {
+      atTop();
       SmallVector<StringRef> names(axes.begin(), axes.end());
       index = sc::ProcessIndexOp::create(b, named("process_index[" + key + "]"), scalar(), b.getStrArrayAttr(names));
+      last = index.getDefiningOp();
     }
     return index;
+  }
+  // The top of the function, after what this made already. Set anew before each use: an
+  // insertion point kept across uses would name the op that followed, which the callers may
+  // erase (a shard_slice at the top of the function), and the next insertion would crash.
+  void atTop() {
+    if (last)
+      b.setInsertionPointAfter(last);
+    else
+      b.setInsertionPointToStart(block);
   }
   RankedTensorType scalar() { return RankedTensorType::get({}, b.getI64Type()); }
   Location named(const std::string &name) { return NameLoc::get(b.getStringAttr(name)); }
@@ -62,7 +78,9 @@ private:
     return s;
   }
 
-  OpBuilder b; // at the top of the function, after what it made already
+  OpBuilder b;
+  Block *block;
+  Operation *last = nullptr; // the last op made
   const MeshShape &mesh;
   llvm::StringMap<Value> indices;
   std::map<std::pair<std::string, int64_t>, Value> starts;
