@@ -471,6 +471,10 @@ struct Deriver {
     });
   }
 
+  static unsigned normsReading(Value v) {
+    return unsigned(llvm::count_if(v.getUsers(), [](Operation *u) { return isNorm(u); }));
+  }
+
   void run() {
     SmallVector<sc::LinearOp> all;
     SmallVector<Operation *> allNorms;
@@ -493,6 +497,9 @@ struct Deriver {
         continue;
       if (fromShardedRegion(n->getOperand(0)))
         norms[n] = {std::nullopt, "norm inside a tensor-parallel region: replicated"};
+      else if (sp && normsReading(n->getOperand(0)) > 1)
+        norms[n] = {TpStyle::SequenceParallel, "norm on the residual stream beside another norm of it (a "
+                                               "parallel-residual block): the residual is gathered once for both"};
       else if (sp)
         norms[n] = {TpStyle::SequenceParallel, "norm on the residual stream: sequence-parallel"};
       else
