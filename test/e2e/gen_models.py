@@ -13,6 +13,10 @@ No torch here, so the graphs are written with onnx.helper, imitating what
   additive mask, Softmax, IsNaN/Where guard, MatMul with V.
 * Every node carries `namespace`, `pkg.torch.onnx.name_scopes`,
   `pkg.torch.onnx.class_hierarchy` (and `pkg.torch.onnx.fx_node`) giving its module path.
+* The graph's metadata_props key `pkg.torch.export.ExportedProgram.graph_signature` lists every
+  parameter (`p_model_norm_weight: PARAMETER target='model.norm.weight'`), the folded Linear
+  weights and both names of a tied weight included, then the buffers, user inputs and outputs:
+  the importer learns from it which folds (`val_N`) are trainable parameters.
 
 Usage:
   gen_models.py --out DIR [--family F] [--list]
@@ -128,6 +132,7 @@ class ExportGraph:
         self._val = 0
         self._fx_count = {}
         self._small_consts = {}
+        self.signature = []  # the export's graph signature, one InputSpec/OutputSpec a line
 
     # -- naming --------------------------------------------------------------------------------
     def _next_val(self):
@@ -154,12 +159,22 @@ class ExportGraph:
             self.scopes.pop()
 
     # -- values --------------------------------------------------------------------------------
+    def declare(self, name, kind="PARAMETER"):
+        """A line of the graph signature for a parameter or buffer given by its full name
+        (`p_model_norm_weight: PARAMETER target='model.norm.weight'`); returns its FX name.
+        A parameter whose value the graph holds only folded (a transposed Linear weight) or
+        under another name (the other name of a tied weight) is known only from this line."""
+        fx_name = ("p_" if kind == "PARAMETER" else "b_") + name.replace(".", "_")
+        extra = " persistent=False" if kind == "BUFFER" else ""
+        self.signature.append(f"{fx_name}: {kind} target='{name}'{extra}")
+        return fx_name
+
     def param(self, rel_name, array):
         """A parameter kept under its state-dict name (norm weights, biases, embeddings)."""
         name = self.path(rel_name)
         t = numpy_helper.from_array(np.ascontiguousarray(array), name)
         self.initializers.append(t)
-        fx_name = "p_" + name.replace(".", "_")
+        fx_name = self.declare(name)
         self.init_value_info.append((name, t.data_type, list(t.dims), [
             ("pkg.torch.export.graph_signature.InputSpec.kind", "PARAMETER"),
             ("pkg.torch.export.graph_signature.InputSpec.persistent", "None"),
@@ -222,6 +237,7 @@ class ExportGraph:
         return outputs[0] if len(outputs) == 1 else outputs
 
     def add_input(self, name, elem_type, shape):
+        self.signature.append(f"{name}: USER_INPUT")
         vi = helper.make_tensor_value_info(name, elem_type, shape)
         for k, v in (("pkg.torch.export.graph_signature.InputSpec.kind", "USER_INPUT"),
                      ("pkg.torch.export.graph_signature.InputSpec.persistent", "None"),
@@ -235,12 +251,22 @@ class ExportGraph:
         """Renames the last node's output to the user-facing name (the exporter's output_names)."""
         producer = next(n for n in reversed(self.nodes) if value in n.output)
         producer.output[list(producer.output).index(value)] = new_name
+        self.signature.append(f"# outputs\n{value}: USER_OUTPUT")
         vi = helper.make_tensor_value_info(new_name, elem_type, shape)
         for k, v in (("pkg.torch.export.graph_signature.OutputSpec.kind", "USER_OUTPUT"),
                      ("pkg.torch.onnx.original_node_name", value)):
             e = vi.metadata_props.add()
             e.key, e.value = k, v
         self.outputs.append(vi)
+
+    def signature_text(self):
+        """The graph signature as the exporter prints it: parameters, buffers and user
+        inputs under `# inputs` (in that order, as torch.export lists them), then `# outputs`."""
+        rank = {"PARAMETER": 0, "BUFFER": 1, "USER_INPUT": 2}
+        inputs = [s for s in self.signature if not s.startswith("# outputs")]
+        inputs.sort(key=lambda s: rank[s.split(": ", 1)[1].split(" ")[0]])  # stable
+        outputs = [s for s in self.signature if s.startswith("# outputs")]
+        return "\n# inputs\n" + "\n".join(inputs) + "\n\n" + "\n".join(outputs) + "\n"
 
     def model(self):
         """The ModelProto. Hands the initializers over (protobuf copies them into the graph),
@@ -249,6 +275,11 @@ class ExportGraph:
         graph = helper.make_graph(self.nodes, "main_graph", self.inputs, self.outputs,
                                   initializer=inits)
         del inits
+        for key, value in (("pkg.torch.export.ExportedProgram.graph_signature",
+                            self.signature_text()),
+                           ("pkg.torch.export.ExportedProgram.range_constraints", "{}")):
+            entry = graph.metadata_props.add()
+            entry.key, entry.value = key, value
         m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name="pytorch", producer_version="2.11.0")
         m.ir_version = IR_VERSION
@@ -302,6 +333,7 @@ def linear(g, w, x, rel, out_f, in_f, bias=False):
     """nn.Linear as the dynamo exporter writes it: MatMul with the folded transposed weight,
     then Add of the named bias (the Add then carries the `linear` FX name)."""
     weight_name = g.path(rel + ".weight")
+    g.declare(weight_name)
     wt = g.folded(w.linear(weight_name, out_f, in_f).T, [weight_name])
     with g.module(rel, "torch.nn.modules.linear.Linear"):
         fx = g.fx("linear")
@@ -489,8 +521,11 @@ def build_llama(cfg, weights, wrap=False):
     rope_src = ["_to_copy", "arange", "cat_1", "expand_2", "matmul", "transpose", "unsqueeze",
                 g.path("model.rotary_emb.inv_freq")]
 
-    # A tied model keeps the weight under lm_head's name (as the Qwen2 export does).
+    # A tied model keeps the weight under lm_head's name (as the Qwen2 export does); the
+    # signature names it twice, embed_tokens first.
     embed_rel = "lm_head.weight" if tied else "model.embed_tokens.weight"
+    if tied:
+        g.declare(g.path("model.embed_tokens.weight"))
     embed = g.param(embed_rel, w.embedding(g.path(embed_rel), V, H))
     with g.module("model", f"{hf}.{prefix}Model"):
         with g.module("model.embed_tokens", "torch.nn.modules.sparse.Embedding"):
@@ -549,6 +584,8 @@ def build_llama(cfg, weights, wrap=False):
                 fx = g.fx("add")
                 x = g.op("Add", [x, m], fx, "aten.add.Tensor")
         x = rms_norm(g, w, x, "model.norm", f"{hf}.{prefix}RMSNorm", H, eps)
+    for buf in ("inv_freq", "original_inv_freq"):
+        g.declare(g.path(f"model.rotary_emb.{buf}"), "BUFFER")
     if tied:
         with g.module("lm_head", "torch.nn.modules.linear.Linear"):
             fx = g.fx("linear")
@@ -615,6 +652,7 @@ def build_gpt2(cfg, weights, wrap=False):
                 fx = g.fx("add")
                 x = g.op("Add", [x, f], fx, "aten.add.Tensor")
         x = layer_norm(g, w, x, "transformer.ln_f", H, eps)
+    g.declare(g.path("lm_head.weight"))  # tied: wte's second name
     with g.module("lm_head", "torch.nn.modules.linear.Linear"):
         # Tied: the very initializer the Gather reads, transposed in the graph.
         fx = g.fx("linear")
@@ -684,6 +722,8 @@ def build_bert(cfg, weights, wrap=False):
             fx = g.fx("embedding")
             x = g.op("Gather", [wt, ids], fx, "aten.embedding.default", axis=0)
         # token_type_ids default to the registered zeros buffer, folded to a constant.
+        for buf in ("position_ids", "token_type_ids"):
+            g.declare(g.path(f"{E}.{buf}"), "BUFFER")
         tt_ids = g.folded(np.zeros((B, S), np.int64), ["expand", "slice", "token_type_ids"])
         with g.module(f"{E}.token_type_embeddings", "torch.nn.modules.sparse.Embedding"):
             tt = g.param(f"{E}.token_type_embeddings.weight",
