@@ -232,7 +232,7 @@ def prepare_train(args, shardc, shardc_run, py):
                 "compile_seconds": round(seconds, 1), "artifact_bytes": os.path.getsize(art)}
         if params != llama_params(dims):
             sys.exit(f"{art}: {params} parameters train, the Llama formula gives {llama_params(dims)} "
-                     f"(train-plan.yaml's trainable globs must name every parameter)")
+                     f"(the generated model's graph signature must declare every parameter)")
         with open(os.path.join(out, name + ".json"), "w") as f:
             json.dump(info, f, indent=1)
         print(f"[prepare] train {name}: {params / 1e6:.1f} M parameters, {info['tokens']} tokens per step, "
