@@ -162,6 +162,7 @@ struct ScAddOptimizerPass : impl::ScAddOptimizerBase<ScAddOptimizerPass> {
       Location at;
       Value w, m, v, gs, ws;
       std::string shardAxes; // the mesh axes of the stored layout, in dim order
+      int64_t copies;        // a view repeating each stored block (sc.file_repeat): its count
     };
     SmallVector<Update> updates;
     for (auto &[p, grad] : params) {
@@ -239,7 +240,9 @@ struct ScAddOptimizerPass : impl::ScAddOptimizerBase<ScAddOptimizerPass> {
       for (auto &dimAxes : stored.dims)
         for (auto &a : dimAxes)
           shardAxes += a + ",";
-      updates.push_back({at, w, m, v, gs, constrain(w), shardAxes});
+      auto repeat = p->getAttrOfType<DenseI64ArrayAttr>("sc.file_repeat");
+      int64_t copies = repeat && repeat.size() == 3 ? repeat[2] : 1;
+      updates.push_back({at, w, m, v, gs, constrain(w), shardAxes, copies});
     }
 
     // clip_grad_norm_: the global L2 norm (sums over shards become all-reductions), and the
@@ -250,6 +253,10 @@ struct ScAddOptimizerPass : impl::ScAddOptimizerBase<ScAddOptimizerPass> {
     SmallVector<std::pair<std::string, Value>> groupSums; // in order of first appearance
     for (const Update &up : updates) {
       Value sq = e.sumOfSquares(up.gs);
+      // Each copy of a repeated view holds the stored block's whole gradient (sc-autodiff):
+      // the norm counts the block once.
+      if (up.copies > 1)
+        sq = e.mul(sq, e.scalar(1.0 / double(up.copies)));
       auto group = llvm::find_if(groupSums, [&](auto &g) { return g.first == up.shardAxes; });
       if (group == groupSums.end())
         groupSums.push_back({up.shardAxes, sq});

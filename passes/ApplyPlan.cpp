@@ -52,6 +52,37 @@ std::optional<sc::TpStyle> styleOf(DictionaryAttr styles, StringRef path) {
   return std::nullopt;
 }
 
+// Sequence parallel, a parallel-residual block with a norm per branch (GPT-NeoX: the attention's
+// input_layernorm and the MLP's post_attention_layernorm both read the residual): each norm's
+// output would be all-gathered over tp before its colwise projection. Gathering the residual
+// once and running the norms on the whole sequence (they are cheap) moves half the bytes. Only
+// where two or more norms read one value and every user of their outputs is a colwise linear
+// (which wants its input whole anyway).
+void gatherSharedNormInputs(ModuleOp module, DictionaryAttr styles, ArrayRef<std::string> tp) {
+  llvm::MapVector<Value, SmallVector<Operation *, 2>> normsOf;
+  module.walk([&](Operation *op) {
+    if (isa<sc::RmsNormOp, sc::LayerNormOp>(op))
+      normsOf[op->getOperand(0)].push_back(op);
+  });
+  auto feedsColwiseOnly = [&](Operation *norm) {
+    return !norm->getResult(0).use_empty() && llvm::all_of(norm->getResult(0).getUsers(), [&](Operation *u) {
+      auto lin = dyn_cast<sc::LinearOp>(u);
+      std::optional<sc::TpStyle> style = lin ? styleOf(styles, modulePathOf(lin->getLoc())) : std::nullopt;
+      return style && (*style == sc::TpStyle::Colwise || *style == sc::TpStyle::PackedColwise);
+    });
+  };
+  for (auto &[x, norms] : normsOf) {
+    auto type = dyn_cast<RankedTensorType>(x.getType());
+    if (norms.size() < 2 || !type || type.getRank() < 3 || !llvm::all_of(norms, feedsColwiseOnly))
+      continue;
+    OpBuilder b(module.getContext());
+    b.setInsertionPointAfterValue(x);
+    Value whole = constrainLayout(b, norms.front()->getLoc(), x, tp, -1);
+    for (Operation *n : norms)
+      n->setOperand(0, whole);
+  }
+}
+
 struct ScApplyPlanPass : impl::ScApplyPlanBase<ScApplyPlanPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
@@ -258,6 +289,7 @@ struct ScApplyPlanPass : impl::ScApplyPlanBase<ScApplyPlanPass> {
       });
       if (failed)
         return signalPassFailure();
+      gatherSharedNormInputs(module, styles, tp);
     }
 
     // Expert parallelism: the expert weights split over ep (and stored over ep_shard).

@@ -180,9 +180,56 @@ struct Differentiator {
     return out;
   }
 
+  // A view that repeats blocks of the stored parameter (sc.file_repeat {dim, block, times}:
+  // kv heads fewer than tp, KvHeadReplication.cpp) is `times` copies of each block: the stored
+  // block's gradient is the sum of its copies'. With an optimizer every copy gets that sum (so
+  // the copies, one per rank, take the same step and stay equal); returned to the user, the
+  // gradient has the stored parameter's shape.
+  Value sumRepeats(OpBuilder &b, sc::ParamOp p, Value g, bool keepCopies) {
+    auto r = p->getAttrOfType<DenseI64ArrayAttr>("sc.file_repeat");
+    if (!r || r.size() != 3)
+      return g;
+    int64_t dim = r[0], block = r[1], times = r[2];
+    auto type = cast<RankedTensorType>(g.getType());
+    ArrayRef<int64_t> shape = type.getShape();
+    Type elt = type.getElementType();
+    int64_t blocks = shape[dim] / (block * times);
+    SmallVector<int64_t> split(shape.take_front(dim)), summed, stored(shape);
+    split.append({blocks, times, block});
+    split.append(shape.begin() + dim + 1, shape.end());
+    summed = split;
+    summed[dim + 1] = 1;
+    stored[dim] = blocks * block;
+    Location loc = makeBackwardLoc(p.getLoc());
+    Value v = sc::ReshapeOp::create(b, loc, RankedTensorType::get(split, elt), g);
+    v = sc::ReduceSumOp::create(b, loc, RankedTensorType::get(summed, elt), v, b.getDenseI64ArrayAttr({dim + 1}), true);
+    if (!keepCopies)
+      return sc::ReshapeOp::create(b, loc, RankedTensorType::get(stored, elt), v);
+    v = sc::ExpandOp::create(b, loc, RankedTensorType::get(split, elt), v);
+    return sc::ReshapeOp::create(b, loc, type, v);
+  }
+
+  // Uneven shards (PaddedShards.cpp): a parameter padded with zeros past its stored shape
+  // (sc.file_shape, no start or repeat) returns the gradient of the stored part only.
+  Value trimPadding(OpBuilder &b, sc::ParamOp p, Value g) {
+    auto fileShape = p->getAttrOfType<DenseI64ArrayAttr>("sc.file_shape");
+    auto type = cast<RankedTensorType>(g.getType());
+    if (!fileShape || p->hasAttr("sc.file_start") || p->hasAttr("sc.file_repeat") ||
+        fileShape.asArrayRef() == type.getShape() || int64_t(fileShape.size()) != type.getRank())
+      return g;
+    for (auto [f, s] : llvm::zip(fileShape.asArrayRef(), type.getShape()))
+      if (f > s)
+        return g;
+    SmallVector<int64_t> zeros(type.getRank(), 0), ones(type.getRank(), 1);
+    return sc::SliceOp::create(b, makeBackwardLoc(p.getLoc()), RankedTensorType::get(fileShape, type.getElementType()),
+                               g, b.getDenseI64ArrayAttr(zeros), b.getDenseI64ArrayAttr(ones));
+  }
+
   // One output `grad.<parameter>` per trainable parameter, in the stored layout; a parameter
   // the loss does not read gets zeros.
   LogicalResult returnGradients(OpBuilder &b) {
+    auto train = func->getParentOfType<ModuleOp>()->getAttrOfType<DictionaryAttr>("sc.train");
+    bool optimizer = train && train.get("optimizer");
     SmallVector<std::pair<std::string, Value>> outputs;
     for (sc::ParamOp p : params) {
       Value g = grads.lookup(p.getResult());
@@ -190,13 +237,15 @@ struct Differentiator {
       if (!g)
         g = sc::ConstantOp::create(b, makeBackwardLoc(p.getLoc()), type,
                                    DenseElementsAttr::get(type, b.getFloatAttr(type.getElementType(), 0.0)));
+      g = sumRepeats(b, p, g, optimizer);
+      if (!optimizer)
+        g = trimPadding(b, p, g);
       outputs.push_back({p.getName().str(), g});
     }
     // Returned to the user (no optimizer consumes them), the gradients of a packed projection's
     // parts (sc-apply-plan's packed_colwise: `<name>.part<i>`, views of one stored weight) are
     // concatenated back into the parameter's gradient.
-    auto train = func->getParentOfType<ModuleOp>()->getAttrOfType<DictionaryAttr>("sc.train");
-    if (!train || !train.get("optimizer"))
+    if (!optimizer)
       outputs = joinPackedParts(b, outputs);
     for (auto &[param, g] : outputs) {
       std::string name = "grad." + param;

@@ -183,6 +183,12 @@ LogicalResult applyContextParallel(func::FuncOp func, int64_t cp) {
       if (e.getIds().getDefiningOp<sc::ConstantOp>() && ids.getRank() >= 1 && ids.getDimSize(ids.getRank() - 1) == seq)
         permuteOperand(op, 1, ids.getRank() - 1);
     } else if (auto att = dyn_cast<sc::AttentionOp>(op)) {
+      if (att->hasAttr("sc.window")) {
+        // A sliding window's mask is exact on its own (causal included): permuted below like
+        // any fixed mask; the upper-left causal flag and the band would not hold in the new order.
+        att->removeAttr("sc.window");
+        att.setCausal(false);
+      }
       if (Value mask = att.getMask(); mask && !att.getCausal() && !dependsOnArguments(mask)) {
         // A mask fixed at export time (a constant or parameter) is in the original order:
         // permute its query and key dims like everything else.

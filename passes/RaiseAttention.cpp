@@ -4,7 +4,10 @@
 // the dynamo exporter spells it or as the TorchScript exporter does (one transpose of the
 // [B, T, H, D] projection).
 // GQA's repeat_kv is looked through so k and v keep their Hkv heads; a constant causal mask
-// becomes `causal` and is dropped, and so is a constant all-zero mask.
+// becomes `causal` and is dropped, and so is a constant all-zero mask. A constant sliding-window
+// mask (the w newest keys up to the query) sets `causal` and `sc.window = w` and is kept: the
+// mask stays exact for whatever ignores the window, and the kernels that read it skip the keys
+// outside the band.
 #include "PatternMatchers.h"
 #include "shardc/Passes/Passes.h"
 
@@ -122,43 +125,50 @@ Value keyOfTransposed(Value kT, Value *kBthd = nullptr) {
   return {};
 }
 
-// Whether `at(idx)` over a [.., S, S] tensor is 0 on and below the diagonal and masked out
-// above it, for every leading (batch, head) index.
-template <typename At> bool causalPattern(int64_t n, int64_t len, At at) {
+// The band of a mask `at(idx)` over [.., S, S]: w when it is 0 where i - w < j <= i (the w
+// newest keys up to the query, the diagonal included) and masked out elsewhere, for every
+// leading (batch, head) index; w = S is the causal triangle, w < S a sliding window. nullopt
+// for any other mask.
+template <typename At> std::optional<int64_t> causalBand(int64_t n, int64_t len, At at) {
+  int64_t w = 0; // the open keys of the last query row
+  for (int64_t j = 0; j < len; ++j)
+    w += at((len - 1) * len + j) == 0.0;
+  if (w == 0)
+    return std::nullopt;
   for (int64_t idx = 0; idx < n; ++idx) {
     int64_t j = idx % len, i = (idx / len) % len;
     double v = at(idx);
-    if (j <= i ? v != 0.0 : !(v <= kMaskedOut))
-      return false;
+    if (j <= i && i - j < w ? v != 0.0 : !(v <= kMaskedOut))
+      return std::nullopt;
   }
-  return true;
+  return w;
 }
 
-// A constant additive causal mask: a folded constant, or (for long sequences, where the
-// exporter's folded mask is larger than constants are kept) an f32 parameter whose bytes are
-// read from its file here, once.
-bool isCausalMask(Value mask) {
+// The band of a constant additive causal or sliding-window mask: a folded constant, or (for
+// long sequences, where the exporter's folded mask is larger than constants are kept) an f32
+// parameter whose bytes are read from its file here, once.
+std::optional<int64_t> maskBand(Value mask) {
   auto t = match::tensorTypeOf(mask);
   if (!t || t.getRank() < 2)
-    return false;
+    return std::nullopt;
   int64_t s = t.getDimSize(t.getRank() - 2), len = t.getDimSize(t.getRank() - 1);
   if (s != len || s < 2)
-    return false;
+    return std::nullopt;
   int64_t n = t.getNumElements();
   if (auto elems = match::constantElements(mask)) {
     if (!isa<FloatType>(elems.getElementType()) || elems.isSplat())
-      return false;
+      return std::nullopt;
     auto values = elems.getValues<APFloat>();
-    return causalPattern(n, len, [&](int64_t idx) { return values[idx].convertToDouble(); });
+    return causalBand(n, len, [&](int64_t idx) { return values[idx].convertToDouble(); });
   }
   auto param = mask.getDefiningOp<sc::ParamOp>();
   if (!param || !t.getElementType().isF32())
-    return false;
+    return std::nullopt;
   auto bytes = llvm::MemoryBuffer::getFileSlice(param.getFile(), n * 4, param.getOffset(), /*IsVolatile=*/false);
   if (!bytes || (*bytes)->getBufferSize() != uint64_t(n) * 4)
-    return false;
+    return std::nullopt;
   const char *data = (*bytes)->getBufferStart();
-  return causalPattern(n, len, [&](int64_t idx) {
+  return causalBand(n, len, [&](int64_t idx) {
     float v;
     std::memcpy(&v, data + idx * 4, 4);
     return double(v);
@@ -188,6 +198,7 @@ struct AttentionParts {
   Value q, k, v, mask;
   double scale = 1.0;
   bool causal = false;
+  int64_t window = 0; // a sliding window's width (the mask kept beside it), 0 for none
 };
 
 // matmul(P, v) where P = [where(isnan(S), 0, S) | S], S = softmax(scores, last axis),
@@ -315,18 +326,23 @@ struct DecomposedSdpaToAttention : OpRewritePattern<sc::MatMulOp> {
       auto mt = match::tensorTypeOf(parts.mask);
       if (mt.getElementType() != qt.getElementType())
         return fail("mask element type differs");
-      if (isCausalMask(parts.mask)) {
+      if (auto band = maskBand(parts.mask)) {
         parts.causal = true;
-        parts.mask = Value();
+        if (*band >= mt.getDimSize(mt.getRank() - 1))
+          parts.mask = Value(); // the causal triangle
+        else
+          parts.window = *band; // a sliding window: the mask stays exact, `sc.window` a hint
       } else if (match::isSplatFloat(parts.mask, 0.0)) {
         parts.mask = Value(); // an all-zero mask (ViT's, without attention_mask) masks nothing
       }
     }
     if (kBthd)
       parts.k = sc::TransposeOp::create(rewriter, qk.getLoc(), kt, kBthd, rewriter.getDenseI64ArrayAttr({0, 2, 1, 3}));
-    rewriter.replaceOpWithNewOp<sc::AttentionOp>(
+    auto att = rewriter.replaceOpWithNewOp<sc::AttentionOp>(
         op, op.getType(), parts.q, parts.k, parts.v, parts.mask,
         rewriter.getF32FloatAttr(static_cast<float>(parts.scale)), rewriter.getBoolAttr(parts.causal));
+    if (parts.window)
+      att->setAttr("sc.window", rewriter.getI64IntegerAttr(parts.window));
     return success();
   }
 };

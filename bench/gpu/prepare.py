@@ -46,7 +46,8 @@ SHARED = os.path.join(ROOT, "..", "shared")
 # At most 12 cells, each of which says something the others do not: the real exports
 # unsharded in fp32 and bf16, the tensor, sequence, context and data parallel paths, HSDP, a
 # vocabulary-parallel head, GELU/LayerNorm/fused QKV (GPT-2), an encoder (BERT: gather_elements,
-# expand), sliding-window attention (Mistral). Ranks are threads sharing the one GPU.
+# expand), sliding-window attention (Mistral), a mixture of experts (Mixtral: the router and the
+# experts' loop of cuBLASLt GEMMs, run uncaptured). Ranks are threads sharing the one GPU.
 # (model, plan, mesh, ranks)
 KIT_CELLS = [
     ("llama_tiny", "fp32", "tp=1", 1),
@@ -56,7 +57,7 @@ KIT_CELLS = [
     ("llama_tiny", "bf16", "tp=2,dp_shard=2", 4),
     ("llama_tiny", "fp32", "cp=2,tp=2", 4),
     ("qwen2_s", "fp32-vocab", "tp=2", 2),
-    ("gpt2_s", "fp32", "tp=1", 1),
+    ("mixtral_moe", "fp32", "tp=1", 1),
     ("gpt2_s", "fp32", "tp=2", 2),
     ("bert_m", "fp32", "tp=1", 1),
     ("mistral_s", "fp32", "cp=2,tp=2", 4),
@@ -78,7 +79,8 @@ def matrix_cells():
                 cells.append((model, plan, mesh, int(ranks)))
     out = []
     for model, plan, mesh, ranks in cells:
-        cell = (model, "shared" if model.endswith("_tiny") else "generated", plan, mesh, ranks)
+        where = "shared" if model.endswith("_tiny") else "moe" if model.endswith("_moe") else "generated"
+        cell = (model, where, plan, mesh, ranks)
         if cell not in out:
             out.append(cell)
     return out
@@ -116,6 +118,8 @@ def run(cmd, **kw):
 def model_source(model, build):
     if model.endswith("_tiny"):
         return os.path.join(SHARED, "models", model + ".onnx")
+    if model.endswith("_moe"):
+        return os.path.join(ROOT, "test", "moe", model + ".onnx")
     return os.path.join(build, "test", "e2e", "models", model + ".onnx")
 
 
@@ -228,7 +232,7 @@ def prepare_train(args, shardc, shardc_run, py):
                 "compile_seconds": round(seconds, 1), "artifact_bytes": os.path.getsize(art)}
         if params != llama_params(dims):
             sys.exit(f"{art}: {params} parameters train, the Llama formula gives {llama_params(dims)} "
-                     f"(train-plan.yaml's trainable globs must name every parameter)")
+                     f"(the generated model's graph signature must declare every parameter)")
         with open(os.path.join(out, name + ".json"), "w") as f:
             json.dump(info, f, indent=1)
         print(f"[prepare] train {name}: {params / 1e6:.1f} M parameters, {info['tokens']} tokens per step, "

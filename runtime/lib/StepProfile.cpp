@@ -41,6 +41,8 @@ std::string kernelKey(const Artifact &artifact, const Step &step) {
     key += " -> " + shapeText(buffer(step.out[0]).shape);
   if (step.op == "attention" && step.attrs.getBool("causal", false))
     key += " causal";
+  if (step.op == "attention" && step.attrs.getInt("window", 0) > 0)
+    key += " window " + std::to_string(step.attrs.getInt("window", 0));
   return key;
 }
 

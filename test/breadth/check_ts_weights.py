@@ -3,12 +3,16 @@
 nn.Linear weights are initializers named `onnx::MatMul_<n>` that carry no Hugging Face name; the
 importer names each after the module path in its MatMul node's name
 (`/bert/encoder/layer.0/attention/self/query/MatMul` -> bert.encoder.layer.0.attention.self.query
-.weight, stored transposed). This writes a safetensors checkpoint of *perturbed* parameters under
+.weight, stored transposed), less the leading scopes that the other parameters' names lack (a
+published sentence-transformers file, test/breadth/published/: node `/model/model.0/auto_model/
+...`, bias `model.0.auto_model....bias`, so the weight is `model.0.auto_model....weight`). Without
+--reference the inputs are made from the --input-shape bindings as tools/shardc_verify.py makes
+them. This writes a safetensors checkpoint of *perturbed* parameters under
 those names (PyTorch's [out, in] for the MatMul weights), runs shardc-run --weights unsharded and
 at tp=2, and compares every float output with onnxruntime on the export with the same perturbed
 initializers (2e-4), while the artifact's own weights must differ by far more. numpy and onnx only.
 
-  check_ts_weights.py --shardc B --shardc-run R --model M.onnx --reference M.io.npz --ref-prefix P
+  check_ts_weights.py --shardc B --shardc-run R --model M.onnx [--reference M.io.npz --ref-prefix P]
                       --workdir W [--input-shape name=4x16 ...]
 """
 import argparse
@@ -24,11 +28,32 @@ import onnx
 import onnxruntime as ort
 from onnx import numpy_helper
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tools"))
+import shardc_verify  # noqa: E402  (make_inputs: the harness's inputs by role)
+
+
+def scope_drop(model, named):
+    """How many leading scopes of the MatMul node names the parameter names lack (the importer's
+    torchScriptScopeDrop): the count that makes the most node paths own a named parameter."""
+    owners = {".".join(n.split(".")[:k]) for n in named for k in range(1, n.count(".") + 1)}
+    best, best_count = 0, 0
+    for drop in range(4):
+        count = 0
+        for node in model.graph.node:
+            parts = node.name[1:].split("/") if node.name.startswith("/") and not node.metadata_props else []
+            if len(parts) >= drop + 2:
+                count += ".".join(parts[drop:-1]) in owners
+        if count > best_count:
+            best, best_count = drop, count
+    return best
+
 
 def main():
     ap = argparse.ArgumentParser()
-    for a in ("--shardc", "--shardc-run", "--model", "--reference", "--ref-prefix", "--workdir"):
+    for a in ("--shardc", "--shardc-run", "--model", "--workdir"):
         ap.add_argument(a, required=True)
+    ap.add_argument("--reference")
+    ap.add_argument("--ref-prefix", default="")
     ap.add_argument("--input-shape", action="append", default=[])
     ap.add_argument("--tol", type=float, default=2e-4)
     args = ap.parse_args()
@@ -44,15 +69,17 @@ def main():
     for node in model.graph.node:
         for i in node.input:
             readers.setdefault(i, []).append(node)
+    named = [t.name for t in model.graph.initializer if "." in t.name and not t.name.startswith(("onnx::", "/"))]
+    drop = scope_drop(model, named)
     for t in model.graph.initializer:
         if t.data_type != onnx.TensorProto.FLOAT:
             continue
-        if "." in t.name and not t.name.startswith(("onnx::", "/")):
+        if t.name in named:
             params[t.name] = (t.name, False)
         elif t.name.startswith("onnx::MatMul_") and len(t.dims) == 2:
             users = readers.get(t.name, [])
             if len(users) == 1 and users[0].op_type == "MatMul" and users[0].name.startswith("/"):
-                path = ".".join(users[0].name[1:].split("/")[:-1])
+                path = ".".join(users[0].name[1:].split("/")[drop:-1])
                 params[t.name] = (path + ".weight", True)
     matmuls = sum(1 for n in params if n.startswith("onnx::"))
     if matmuls == 0:
@@ -81,10 +108,14 @@ def main():
             t.CopyFrom(numpy_helper.from_array(perturbed[t.name], t.name))
     onnx.save(model, str(wd / "perturbed.onnx"))
 
-    ref = np.load(args.reference)
-    pre = args.ref_prefix + "__"
-    inputs = [i.name for i in model.graph.input if i.name not in params and pre + i.name in ref]
-    feeds = {n: ref[pre + n] for n in inputs}
+    if args.reference:
+        ref = np.load(args.reference)
+        pre = args.ref_prefix + "__"
+        inputs = [i.name for i in model.graph.input if i.name not in params and pre + i.name in ref]
+        feeds = {n: ref[pre + n] for n in inputs}
+    else:
+        given = {k: [int(d) for d in v.split("x")] for k, v in (s.split("=", 1) for s in args.input_shape)}
+        feeds = shardc_verify.make_inputs(model, 1234, given)
     np.savez(wd / "in.npz", **feeds)
     sess = ort.InferenceSession(str(wd / "perturbed.onnx"), providers=["CPUExecutionProvider"])
     want = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))

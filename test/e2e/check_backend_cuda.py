@@ -25,10 +25,12 @@ from prepare import CELLS, PLANS  # noqa: E402  (the matrix's and the kit's cell
 
 TRAIN_PLAN = ("tp_plan: auto\nmp_policy: {{param_dtype: {dtype}, reduce_dtype: fp32, output_dtype: fp32}}\n"
               "mode: train\noptimizer: {{name: adamw, lr: 0.001}}\nmax_grad_norm: 1.0\n")
-# (model, where, param dtype, mesh): test/training's programs (check_adamw, check_sharded_grads).
+# (model, where, param dtype, mesh): test/training's programs (check_adamw, check_sharded_grads) and
+# MoE training (test/moe: the expert backward, and with ep the dispatch in the backward).
 TRAIN = [("llama_tiny", "shared", "fp32", "tp=2"), ("qwen2_tiny", "shared", "fp32", "tp=2,dp_shard=2,cp=2"),
          ("llama_tiny", "shared", "bf16", "tp=2,dp_shard=2,cp=2"), ("gpt2_s", "generated", "fp32", "tp=2"),
-         ("mistral_s", "generated", "fp32", "tp=2,dp_shard=2")]
+         ("mistral_s", "generated", "fp32", "tp=2,dp_shard=2"), ("mixtral_moe", "moe", "fp32", "tp=1"),
+         ("mixtral_moe", "moe", "fp32", "dp_shard=2,ep=2")]
 # (model, where, plan, mesh): e2e.fused.*'s programs compiled with --no-fuse.
 NO_FUSE = [("llama_tiny", "shared", "fp32", "tp=1"), ("llama_tiny", "shared", "bf16", "tp=2"),
            ("qwen2_tiny", "shared", "bf16", "tp=1"), ("gpt2_s", "generated", "fp32", "tp=1"),
@@ -48,6 +50,8 @@ def main():
     os.makedirs(args.workdir, exist_ok=True)
 
     def source(model, where):
+        if where == "moe":  # test/moe's exports
+            return os.path.join(ROOT, "test", "moe", model + ".onnx")
         return (os.path.join(args.shared, "models", model + ".onnx") if where == "shared"
                 else os.path.join(args.models, model + ".onnx"))
 

@@ -3,12 +3,14 @@
 # onnx.checker and runs in onnxruntime, and the Llama/Qwen2 generators rebuild the shared exports.
 """Self-test of the e2e model generator (needs no shardc).
 
-1. Every model in --models (or freshly generated) passes onnx.checker (full check) and gives
-   finite outputs in onnxruntime.
+1. Every model in --models (or freshly generated) passes onnx.checker (full check), gives
+   finite outputs in onnxruntime, and its graph signature declares every parameter a
+   PARAMETER: the named float initializers and the sources of the folded Linear weights.
 2. Faithfulness against the real exports in --shared: the generator, configured like
    llama_tiny / qwen2_tiny and fed their weights, must produce the same node sequence (op
    types, attributes, module paths and classes in metadata), the same per-layer op counts, the
-   same named parameters, and onnxruntime outputs equal to PyTorch's reference_io.npz.
+   same named parameters, the same graph-signature lines (order aside), and onnxruntime
+   outputs equal to PyTorch's reference_io.npz.
 """
 import argparse
 import collections
@@ -61,6 +63,7 @@ def check_runs(path):
     missing = [n.name for n in m.graph.node if not keys <= {p.key for p in n.metadata_props}]
     if missing:
         problems.append(f"{len(missing)} nodes lack module metadata, e.g. {missing[0]}")
+    problems += check_signature(m)
     sess = session(path)
     feeds = shardc_verify.make_inputs(m, seed=0)
     for o, meta in zip(sess.run(None, feeds), sess.get_outputs()):
@@ -69,6 +72,41 @@ def check_runs(path):
         elif float(np.std(o)) < 1e-3:
             problems.append(f"output {meta.name} nearly constant (std {np.std(o):.2e})")
     return problems
+
+
+SIGNATURE = "pkg.torch.export.ExportedProgram.graph_signature"
+
+
+def signature_lines(model):
+    """The graph signature's lines (`p_x: PARAMETER target='x'`, ...), or None."""
+    for p in model.graph.metadata_props:
+        if p.key == SIGNATURE:
+            return [line for line in p.value.splitlines() if line and not line.startswith("#")]
+    return None
+
+
+def check_signature(model):
+    """Every parameter the model holds is declared a PARAMETER in the graph signature (the
+    importer trains exactly those): named float initializers, and the one source of a fold
+    from a single `...weight` (a transposed Linear weight)."""
+    lines = signature_lines(model)
+    if lines is None:
+        return [f"no graph metadata {SIGNATURE}"]
+    declared = {line.split("target='", 1)[1].split("'", 1)[0]
+                for line in lines if ": PARAMETER target='" in line}
+    want = {t.name for t in model.graph.initializer
+            if t.data_type == onnx.TensorProto.FLOAT and not t.name.startswith(("val_", "unsqueeze"))}
+    for vi in model.graph.value_info:
+        for p in vi.metadata_props:
+            if p.key == "pkg.onnxscript.optimizer.folded_from":
+                src = ast.literal_eval(p.value)
+                if len(src) == 1 and src[0].endswith(".weight"):
+                    want.add(src[0])
+    missing = sorted(want - declared)
+    if missing:
+        return [f"{len(missing)} parameters not declared PARAMETER in the graph signature, "
+                f"e.g. {missing[0]}"]
+    return []
 
 
 def node_signature(n):
@@ -146,6 +184,13 @@ def check_faithful(name, shared_dir, workdir):
     if named(real) != named(mine):
         problems.append(f"named parameters differ: only export {set(named(real)) - set(named(mine))}, "
                         f"only mine {set(named(mine)) - set(named(real))}")
+
+    rl, ml = signature_lines(real), signature_lines(mine) or []
+    if sorted(rl) != sorted(ml):
+        problems.append(f"graph signatures differ: only export {sorted(set(rl) - set(ml))[:3]}, "
+                        f"only mine {sorted(set(ml) - set(rl))[:3]}")
+    else:
+        print(f"  {name}: graph signature: the export's {len(rl)} lines")
 
     ref = np.load(os.path.join(shared_dir, "models", "reference_io.npz"))
     ids, want = ref[name + "__input_ids"], ref[name + "__output"]

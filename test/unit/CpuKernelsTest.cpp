@@ -1167,6 +1167,29 @@ TEST(Attention, MatchesReferenceAcrossShapesMasksAndCausal) {
   }
 }
 
+// A sliding window (sc.window, causal): query i sees keys i - w < j <= i. With the exact banded
+// mask beside it (as sc-raise-attention leaves it) the result is the mask's; with an all-zero
+// mask the window alone must exclude the older keys, so the kernel does read it. Windows
+// narrower and wider than the 64-row query block, GQA, S = T = 150.
+TEST(Attention, SlidingWindowSkipsKeysBeforeTheBand) {
+  const int64_t S = 150, D = 8;
+  Owned q = randomTensor({1, 4, S, D}), k = randomTensor({1, 2, S, D}), v = randomTensor({1, 2, S, D});
+  for (int64_t w : {1, 20, 70, 149}) {
+    Owned band(DType::F32, {S, S}), zero(DType::F32, {S, S}), y(DType::F32, {1, 4, S, D});
+    for (int64_t i = 0; i < S; ++i)
+      for (int64_t j = 0; j < S; ++j) {
+        band.as<float>()[i * S + j] = j <= i && i - j < w ? 0.0f : -3.4e38f;
+        zero.as<float>()[i * S + j] = 0.0f;
+      }
+    const std::vector<double> want = attentionReference(q, k, v, &band, 0.3, false);
+    Attrs attrs = attrsOf({{"scale", 0.3}, {"causal", true}, {"window", w}});
+    EXPECT_RUNS("attention", {&q, &k, &v, &band}, {&y}, attrs);
+    expectNear(valuesOf(y), want, 1e-5, ("band w=" + std::to_string(w)).c_str());
+    EXPECT_RUNS("attention", {&q, &k, &v, &zero}, {&y}, attrs);
+    expectNear(valuesOf(y), want, 1e-5, ("window alone w=" + std::to_string(w)).c_str());
+  }
+}
+
 TEST(Attention, GqaEqualsExplicitlyExpandedHeads) {
   const int64_t B = 2, Hq = 6, Hkv = 2, S = 5, T = 7, D = 8;
   Owned q = randomTensor({B, Hq, S, D}), k = randomTensor({B, Hkv, T, D}), v = randomTensor({B, Hkv, T, D});

@@ -68,7 +68,8 @@ TEST(PlanParse, UnsupportedParallelisms) {
   EXPECT_EQ(parseError("mesh: {etp: 2}\n"),
             "p.yaml:1:8: expert tensor parallelism is not a mesh axis (etp): it splits the experts over tp with "
             "expert_tp: true");
-  EXPECT_EQ(parseError("mesh: {moe: 2}\n"), "p.yaml:1:8: expert parallelism (moe) is not supported yet");
+  EXPECT_EQ(parseError("mesh: {moe: 2}\n"),
+            "p.yaml:1:8: expert parallelism is the mesh axis ep (carved out of dp_shard x cp), not moe");
 }
 
 // Expert parallelism: `ep` (or NeMo's ep_size) is carved out of dp_shard x cp.
@@ -332,6 +333,16 @@ TEST(PlanResolve, GlobsForDerivedStyles) {
   // One layer only: the glob would also take layer 1's module, so layer 0 is named.
   Rules one = {{"m.model.layers.0.self_attn.q_proj", TpStyle::Colwise}};
   EXPECT_EQ(globsFor(one, paths), (Rules{{"layers.0.self_attn.q_proj", TpStyle::Colwise}}));
+  // Two numeric components (a sentence-transformers export: the Sequential's index, then the
+  // layer's): the `*` goes where it covers every layer, not on the Sequential's index.
+  std::vector<std::string> st = {"model.model.0.auto_model.encoder.layer.0.attention.self.query",
+                                 "model.model.0.auto_model.encoder.layer.1.attention.self.query",
+                                 "model.model.0.auto_model.encoder.layer.0.output.dense",
+                                 "model.model.0.auto_model.encoder.layer.1.output.dense"};
+  Rules stRules = {{st[0], TpStyle::Colwise}, {st[1], TpStyle::Colwise}, {st[2], TpStyle::Rowwise},
+                   {st[3], TpStyle::Rowwise}};
+  EXPECT_EQ(globsFor(stRules, st), (Rules{{"layer.*.attention.self.query", TpStyle::Colwise},
+                                          {"layer.*.output.dense", TpStyle::Rowwise}}));
 }
 
 TEST(PlanResolve, TiedParameters) {

@@ -549,8 +549,14 @@ std::string stepLines(int64_t first, const std::vector<std::vector<int64_t>> &ba
   return out;
 }
 
-// Drops the last line, which must be "tokens/s: R" with R > 0.
-std::string withoutRate(const std::string &out) {
+// Drops the rate lines at the end: "tokens/s: R" with R > 0, then, after three or more runs,
+// "timed steps: N (runs 3 to M), mean ...: R tokens/s" (docs/cli.md, --data).
+std::string withoutRate(std::string out) {
+  if (size_t timed = out.rfind("timed steps: "); timed != std::string::npos && (timed == 0 || out[timed - 1] == '\n')) {
+    EXPECT_EQ(out.find('\n', timed), out.size() - 1) << out;
+    EXPECT_NE(out.find(" tokens/s", timed), std::string::npos) << out;
+    out = out.substr(0, timed);
+  }
   size_t at = out.rfind("tokens/s: ");
   EXPECT_NE(at, std::string::npos) << out;
   if (at == std::string::npos)

@@ -259,6 +259,19 @@ LogicalResult verifyAttr(Operation *op, Scope scope, NamedAttribute named, Type 
   // Ops: parameter file views, FSDP groups, propagation hints.
   if (name == "sc.file_shape" || name == "sc.file_start" || name == "sc.file_repeat")
     return failed(only({Scope::Op})) ? failure() : expect(isa<DenseI64ArrayAttr>(attr), "an array<i64: ...>");
+  // A sliding window (sc-raise-attention): the attention's exact mask is its operand; this
+  // width of the band of keys i - w < j <= i lets the kernels skip the keys outside it.
+  if (name == "sc.window") {
+    if (failed(only({Scope::Op})))
+      return failure();
+    auto w = dyn_cast<IntegerAttr>(attr);
+    if (!w || w.getInt() < 1)
+      return op->emitError() << "'sc.window' must be a positive integer";
+    auto att = dyn_cast<AttentionOp>(op);
+    if (!att || !att.getCausal() || !att.getMask())
+      return op->emitError() << "'sc.window' is only valid on a causal sc.attention with a mask";
+    return success();
+  }
   if (name == "sc.fsdp_group")
     return failed(only({Scope::Op})) ? failure() : expect(isa<IntegerAttr>(attr), "an integer");
   // expert_tp: the gate and up halves of a fused expert stack, each split on I (docs/moe.md):

@@ -142,10 +142,13 @@ LogicalResult RmsNormOp::lowerToStep(StepDesc &step) {
 }
 
 // Attention: 2 (D + Dv) FLOPs per query-key pair scored; a causal step scores the pairs on
-// and below the upper-left diagonal (row i sees min(i + 1, T) keys).
+// and below the upper-left diagonal (row i sees min(i + 1, T) keys), with a sliding window
+// (`sc.window` = w, sc-raise-attention) only the w newest of them.
 LogicalResult AttentionOp::lowerToStep(StepDesc &step) {
   step.attrs.set("scale", getScale().convertToDouble());
   step.attrs.set("causal", getCausal());
+  if (auto w = (*this)->getAttrOfType<IntegerAttr>("sc.window"))
+    step.attrs.set("window", w.getInt());
   return lowered(step, "attention");
 }
 OpCost AttentionOp::getCost() {
@@ -156,7 +159,11 @@ OpCost AttentionOp::getCost() {
     return c;
   const int64_t S = q[2], T = k[2];
   uint64_t pairs = uint64_t(S) * uint64_t(T);
-  if (getCausal()) {
+  if (auto w = (*this)->getAttrOfType<IntegerAttr>("sc.window"); w && getCausal()) {
+    pairs = 0;
+    for (int64_t i = 0; i < S; ++i)
+      pairs += uint64_t(std::max<int64_t>(0, std::min<int64_t>(i + 1, T) - std::max<int64_t>(0, i + 1 - w.getInt())));
+  } else if (getCausal()) {
     const int64_t full = std::min(S, T);
     pairs = uint64_t(full) * uint64_t(full + 1) / 2 + uint64_t(S - full) * uint64_t(T);
   }

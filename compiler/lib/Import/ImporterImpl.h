@@ -45,11 +45,16 @@ std::string shapeStr(ArrayRef<int64_t> s);
 inline int64_t normAxis(int64_t a, int64_t rank) { return a < 0 ? a + rank : a; }
 
 // The deepest module path and class of a node, from the dynamo exporter's metadata_props or
-// a TorchScript-style node name ("/blocks.0/attn/MatMul").
+// a TorchScript-style node name ("/blocks.0/attn/MatMul"), less its first `scopeDrop` scopes.
 struct ModuleInfo {
   std::string path, cls;
 };
-ModuleInfo moduleOf(const onnx::NodeProto &node);
+ModuleInfo moduleOf(const onnx::NodeProto &node, unsigned scopeDrop = 0);
+// How many leading scopes of the TorchScript-style node names the parameter names lack (0 for
+// most exports; 1 for a published sentence-transformers file whose nodes are
+// `/model/model.0/auto_model/...` and parameters `model.0.auto_model....`): the count that
+// makes the most node paths name a module of the initializers, the smallest on a tie.
+unsigned torchScriptScopeDrop(const onnx::GraphProto &graph);
 // The padding index of an embedding as the exporter recorded its aten.embedding call in the
 // node's `pkg.torch.onnx.fx_node` metadata (a third argument), if any.
 std::optional<int64_t> embeddingPaddingIdx(const onnx::NodeProto &node);

@@ -321,6 +321,7 @@ llvm::Expected<OwningOpRef<ModuleOp>> Importer::run(llvm::MemoryBufferRef bytes)
   locateRawData(reinterpret_cast<const uint8_t *>(file.getBufferStart()), file.getBufferSize(), rawOffsets);
 
   const onnx::GraphProto &graph = model.graph();
+  const unsigned scopeDrop = torchScriptScopeDrop(graph);
   for (const auto &t : graph.initializer())
     initializers[t.name()] = &t;
   TrainableInfo trainable = classifyTrainable(graph);
@@ -337,7 +338,7 @@ llvm::Expected<OwningOpRef<ModuleOp>> Importer::run(llvm::MemoryBufferRef bytes)
       if (node.op_type() == "Transpose" && node.input_size() == 1 && node.output_size() == 1)
         transposeInput[node.output(0)] = node.input(0);
     for (const auto &node : graph.node()) {
-      ModuleInfo module = moduleOf(node);
+      ModuleInfo module = moduleOf(node, scopeDrop);
       llvm::StringRef cls(module.cls);
       if ((node.op_type() != "MatMul" && node.op_type() != "Gemm") || node.input_size() < 2 ||
           !(cls.ends_with("Linear") || cls.ends_with("Conv1D")))
@@ -434,7 +435,7 @@ llvm::Expected<OwningOpRef<ModuleOp>> Importer::run(llvm::MemoryBufferRef bytes)
   const ConverterRegistry &registry = converterRegistry();
   std::string fileName = llvm::sys::path::filename(path).str();
   for (auto [index, node] : llvm::enumerate(graph.node())) {
-    ModuleInfo mod = moduleOf(node);
+    ModuleInfo mod = moduleOf(node, scopeDrop);
     Location loc = makeOnnxLoc(&ctx, {fileName, node.name(), mod.path}, index + 1);
     auto where = [&]() {
       std::string s = path + ": node '" + node.name() + "' (" + node.op_type();

@@ -87,9 +87,10 @@ llvm::Expected<std::string> summarizeOnnxFile(llvm::StringRef path) {
     if (o.domain().empty() || o.domain() == "ai.onnx")
       opset = o.version();
   const ConverterRegistry &registry = converterRegistry();
+  const unsigned scopeDrop = torchScriptScopeDrop(g);
   for (const auto &n : g.node()) {
     opCounts[n.op_type()]++;
-    ModuleInfo mi = moduleOf(n);
+    ModuleInfo mi = moduleOf(n, scopeDrop);
     if (!mi.path.empty())
       pathCounts[mi.path]++;
     bool defaultDomain = n.domain().empty() || n.domain() == "ai.onnx";

@@ -4,6 +4,8 @@
 
 #include "llvm/ADT/StringExtras.h"
 
+#include <set>
+
 namespace shardc::importer {
 
 namespace {
@@ -165,7 +167,7 @@ std::optional<int64_t> embeddingPaddingIdx(const onnx::NodeProto &node) {
   return std::nullopt;
 }
 
-ModuleInfo moduleOf(const onnx::NodeProto &node) {
+ModuleInfo moduleOf(const onnx::NodeProto &node, unsigned scopeDrop) {
   ModuleInfo info;
   for (const auto &kv : node.metadata_props()) {
     if (kv.key() == "pkg.torch.onnx.name_scopes") {
@@ -184,10 +186,47 @@ ModuleInfo moduleOf(const onnx::NodeProto &node) {
     llvm::StringRef(node.name()).drop_front().split(parts, '/');
     if (parts.size() >= 2) {
       parts.pop_back();
+      if (parts.size() > scopeDrop)
+        parts.erase(parts.begin(), parts.begin() + scopeDrop);
       info.path = llvm::join(parts, ".");
     }
   }
   return info;
+}
+
+unsigned torchScriptScopeDrop(const onnx::GraphProto &graph) {
+  // Every module path that owns an initializer, at any depth (`a.b.c.weight`: a, a.b, a.b.c).
+  std::set<std::string> owners;
+  for (const auto &t : graph.initializer()) {
+    if (!looksLikeModuleParam(t.name()))
+      continue;
+    llvm::StringRef name(t.name());
+    for (size_t dot = name.find('.'); dot != llvm::StringRef::npos; dot = name.find('.', dot + 1))
+      owners.insert(name.take_front(dot).str());
+  }
+  if (owners.empty())
+    return 0;
+  unsigned best = 0;
+  size_t bestCount = 0;
+  for (unsigned drop = 0; drop <= 3; ++drop) {
+    size_t count = 0;
+    for (const auto &node : graph.node()) {
+      llvm::StringRef name(node.name());
+      if (!name.starts_with("/") || node.metadata_props_size() > 0)
+        continue;
+      llvm::SmallVector<llvm::StringRef> parts;
+      name.drop_front().split(parts, '/');
+      if (parts.size() < drop + 2)
+        continue;
+      parts.pop_back();
+      count += owners.count(llvm::join(llvm::ArrayRef(parts).drop_front(drop), "."));
+    }
+    if (count > bestCount) {
+      best = drop;
+      bestCount = count;
+    }
+  }
+  return best;
 }
 
 bool looksLikeModuleParam(llvm::StringRef name) {

@@ -471,6 +471,10 @@ struct Deriver {
     });
   }
 
+  static unsigned normsReading(Value v) {
+    return unsigned(llvm::count_if(v.getUsers(), [](Operation *u) { return isNorm(u); }));
+  }
+
   void run() {
     SmallVector<sc::LinearOp> all;
     SmallVector<Operation *> allNorms;
@@ -493,6 +497,9 @@ struct Deriver {
         continue;
       if (fromShardedRegion(n->getOperand(0)))
         norms[n] = {std::nullopt, "norm inside a tensor-parallel region: replicated"};
+      else if (sp && normsReading(n->getOperand(0)) > 1)
+        norms[n] = {TpStyle::SequenceParallel, "norm on the residual stream beside another norm of it (a "
+                                               "parallel-residual block): the residual is gathered once for both"};
       else if (sp)
         norms[n] = {TpStyle::SequenceParallel, "norm on the residual stream: sequence-parallel"};
       else
@@ -550,10 +557,23 @@ std::vector<std::pair<std::string, TpStyle>> globsFor(const std::vector<std::pai
     StringRef(path).split(comps, '.');
     std::string glob;
     auto idx = llvm::find_if(comps, allDigits) - comps.begin();
-    if (idx > 0 && idx < (long)comps.size()) // the layer index as `*`, from its container on
-      for (size_t from = idx - 1; from + 1 > 0 && glob.empty(); --from)
-        if (std::string g = join(comps, from, idx); good(g, style))
-          glob = g;
+    // The layer index as `*`, from its container on. Of several numeric components (a
+    // sentence-transformers export's `model.0.auto_model.encoder.layer.3...`: the Sequential's
+    // index, then the layer's) the one whose glob covers the most paths; the first on a tie.
+    size_t bestCover = 0;
+    for (size_t star = idx; star < comps.size(); ++star) {
+      if (star == 0 || !allDigits(comps[star]))
+        continue;
+      for (size_t from = star - 1; from + 1 > 0; --from)
+        if (std::string g = join(comps, from, star); good(g, style)) {
+          size_t cover = llvm::count_if(styled, [&](const auto &ps) { return globMatches(g, ps.first); });
+          if (cover > bestCover) {
+            bestCover = cover;
+            glob = g;
+          }
+          break;
+        }
+    }
     // The shortest suffix naming it alone, of two components at least (`model.norm`), from
     // the layer container on (`layers.0.mlp.down_proj`).
     size_t longest = comps.size() - std::min<size_t>(comps.size(), 1);

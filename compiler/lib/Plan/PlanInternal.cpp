@@ -89,7 +89,7 @@ std::string rejectedAxisMessage(StringRef axis) {
   if (axis == "etp")
     return "expert tensor parallelism is not a mesh axis (etp): it splits the experts over tp with expert_tp: true";
   if (axis == "expert" || axis == "moe")
-    return "expert parallelism (" + axis.str() + ") is not supported yet";
+    return "expert parallelism is the mesh axis ep (carved out of dp_shard x cp), not " + axis.str();
   return "";
 }
 

@@ -118,6 +118,9 @@ std::string attentionKernel(const KernelArgs &args) {
       args.attrs && args.attrs->has("scale") ? args.attrs->getFloat("scale")
                                               : 1.0 / std::sqrt(static_cast<double>(sh.D)));
   const bool causal = args.attrs && args.attrs->getBool("causal", false);
+  // A sliding window (causal only): query i sees keys i - window < j <= i. The mask, which
+  // masks the rest too, is still applied; the window only spares the keys before the band.
+  const int64_t window = causal && args.attrs ? args.attrs->getInt("window", 0) : 0;
   const std::vector<int64_t> maskStrides =
       mask ? broadcastStrides(mask->shape, {sh.B, sh.Hq, sh.S, sh.T}) : std::vector<int64_t>(4, 0);
   const float negInf = -std::numeric_limits<float>::infinity();
@@ -137,15 +140,17 @@ std::string attentionKernel(const KernelArgs &args) {
       for (int64_t s0 = 0; s0 < sh.S; s0 += kQueryBlock) {
         const int64_t rows = std::min(kQueryBlock, sh.S - s0);
         // Causal (upper-left aligned): query i sees keys j <= i, so this block needs only
-        // the first s0 + rows keys.
-        const int64_t keys = causal ? std::min(sh.T, s0 + rows) : sh.T;
-        sgemm(false, true, rows, keys, sh.D, scale, qh + s0 * sh.D, sh.D, kh, sh.D, 0.0f,
+        // the first s0 + rows keys; with a window, none before s0 - window + 1. Scores column
+        // c is key lo + c.
+        const int64_t lo = window > 0 ? std::min(sh.T, std::max<int64_t>(0, s0 - window + 1)) : 0;
+        const int64_t keys = (causal ? std::min(sh.T, s0 + rows) : sh.T) - lo;
+        sgemm(false, true, rows, keys, sh.D, scale, qh + s0 * sh.D, sh.D, kh + lo * sh.D, sh.D, 0.0f,
               scores.data(), keys);
         for (int64_t r = 0; r < rows; ++r) {
           const int64_t i = s0 + r;
           float *row = scores.data() + r * keys;
           if (mask) {
-            const int64_t base = b * maskStrides[0] + h * maskStrides[1] + i * maskStrides[2];
+            const int64_t base = b * maskStrides[0] + h * maskStrides[1] + i * maskStrides[2] + lo * maskStrides[3];
             if (mask->dtype == DType::Bool) {
               const uint8_t *m = mask->as<uint8_t>() + base;
               for (int64_t j = 0; j < keys; ++j)
@@ -158,7 +163,10 @@ std::string attentionKernel(const KernelArgs &args) {
             }
           }
           if (causal)
-            for (int64_t j = i + 1; j < keys; ++j)
+            for (int64_t j = std::max<int64_t>(0, i + 1 - lo); j < keys; ++j)
+              row[j] = negInf;
+          if (window > 0)
+            for (int64_t j = 0; j < std::min(keys, i - window + 1 - lo); ++j)
               row[j] = negInf;
           float maxScore = negInf;
           for (int64_t j = 0; j < keys; ++j)
@@ -181,7 +189,7 @@ std::string attentionKernel(const KernelArgs &args) {
           for (int64_t j = 0; j < keys; ++j)
             row[j] *= inv;
         }
-        sgemm(false, false, rows, sh.Dv, keys, 1.0f, scores.data(), keys, vh, sh.Dv, 0.0f,
+        sgemm(false, false, rows, sh.Dv, keys, 1.0f, scores.data(), keys, vh + lo * sh.Dv, sh.Dv, 0.0f,
               yh + s0 * sh.Dv, sh.Dv);
       }
     }

@@ -184,3 +184,28 @@ func.func @trainable_ok() -> tensor<4xf32> {
   %0 = sc.param "w" {file = "w.bin", offset = 0 : i64, onnx_name = "w", sc.trainable, tied = [], transform = #sc.transform<none>} : tensor<4xf32>
   return %0 : tensor<4xf32>
 }
+
+// -----
+
+// sc.window (a sliding window, sc-raise-attention) is a positive width on a causal
+// sc.attention that keeps its mask.
+func.func @window_without_mask(%q: tensor<1x1x4x8xf32>) -> tensor<1x1x4x8xf32> {
+  // expected-error @below {{'sc.window' is only valid on a causal sc.attention with a mask}}
+  %0 = sc.attention %q, %q, %q {causal = true, sc.window = 2 : i64, scale = 0.5 : f32} : (tensor<1x1x4x8xf32>, tensor<1x1x4x8xf32>, tensor<1x1x4x8xf32>) -> tensor<1x1x4x8xf32>
+  return %0 : tensor<1x1x4x8xf32>
+}
+
+// -----
+
+func.func @window_not_positive(%q: tensor<1x1x4x8xf32>, %m: tensor<4x4xf32>) -> tensor<1x1x4x8xf32> {
+  // expected-error @below {{'sc.window' must be a positive integer}}
+  %0 = sc.attention %q, %q, %q mask %m {causal = true, sc.window = 0 : i64, scale = 0.5 : f32} : (tensor<1x1x4x8xf32>, tensor<1x1x4x8xf32>, tensor<1x1x4x8xf32>, tensor<4x4xf32>) -> tensor<1x1x4x8xf32>
+  return %0 : tensor<1x1x4x8xf32>
+}
+
+// -----
+
+func.func @window_ok(%q: tensor<1x1x4x8xf32>, %m: tensor<4x4xf32>) -> tensor<1x1x4x8xf32> {
+  %0 = sc.attention %q, %q, %q mask %m {causal = true, sc.window = 2 : i64, scale = 0.5 : f32} : (tensor<1x1x4x8xf32>, tensor<1x1x4x8xf32>, tensor<1x1x4x8xf32>, tensor<4x4xf32>) -> tensor<1x1x4x8xf32>
+  return %0 : tensor<1x1x4x8xf32>
+}

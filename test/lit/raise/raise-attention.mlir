@@ -235,3 +235,40 @@ func.func @all_masked_row_guard_wrong_constant(%q: tensor<2x2x4x16xf32>, %k: ten
   %o = sc.matmul %g, %v : (tensor<2x2x4x4xf32>, tensor<2x2x4x16xf32>) -> tensor<2x2x4x16xf32>
   return %o : tensor<2x2x4x16xf32>
 }
+
+// -----
+
+// A sliding-window mask (Mistral's, window 2: query i sees keys i - 1 and i) sets `causal` and
+// `sc.window = 2` and stays the mask operand (exact for whatever ignores the window).
+// CHECK-LABEL: func @sliding_window_mask
+// CHECK: %[[MASK:.*]] = sc.constant
+// CHECK: sc.attention %{{.*}}, %{{.*}}, %{{.*}} mask %[[MASK]] {causal = true, sc.window = 2 : i64, scale = 2.500000e-01 : f32}
+func.func @sliding_window_mask(%q: tensor<1x2x4x16xf32>, %k: tensor<1x2x4x16xf32>, %v: tensor<1x2x4x16xf32>) -> tensor<1x2x4x16xf32> {
+  %d = sc.constant dense<4.0> : tensor<f32>
+  %mask = sc.constant dense<[[[[0.0, -3.40282347E+38, -3.40282347E+38, -3.40282347E+38], [0.0, 0.0, -3.40282347E+38, -3.40282347E+38], [-3.40282347E+38, 0.0, 0.0, -3.40282347E+38], [-3.40282347E+38, -3.40282347E+38, 0.0, 0.0]]]]> : tensor<1x1x4x4xf32>
+  %kt = sc.transpose %k {perm = array<i64: 0, 1, 3, 2>} : (tensor<1x2x4x16xf32>) -> tensor<1x2x16x4xf32>
+  %sc = sc.matmul %q, %kt : (tensor<1x2x4x16xf32>, tensor<1x2x16x4xf32>) -> tensor<1x2x4x4xf32>
+  %sd = sc.div %sc, %d : (tensor<1x2x4x4xf32>, tensor<f32>) -> tensor<1x2x4x4xf32>
+  %m = sc.add %sd, %mask : (tensor<1x2x4x4xf32>, tensor<1x1x4x4xf32>) -> tensor<1x2x4x4xf32>
+  %p = sc.softmax %m {axis = -1 : i64} : (tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
+  %o = sc.matmul %p, %v : (tensor<1x2x4x4xf32>, tensor<1x2x4x16xf32>) -> tensor<1x2x4x16xf32>
+  return %o : tensor<1x2x4x16xf32>
+}
+
+// -----
+
+// A band that is not anchored on the diagonal (query i sees keys i - 1 only) is no window:
+// the mask stays, not causal.
+// CHECK-LABEL: func @off_diagonal_band_kept
+// CHECK: sc.attention %{{.*}}, %{{.*}}, %{{.*}} mask %{{.*}} {scale = 2.500000e-01 : f32}
+func.func @off_diagonal_band_kept(%q: tensor<1x2x3x16xf32>, %k: tensor<1x2x3x16xf32>, %v: tensor<1x2x3x16xf32>) -> tensor<1x2x3x16xf32> {
+  %d = sc.constant dense<4.0> : tensor<f32>
+  %mask = sc.constant dense<[[[[-3.40282347E+38, -3.40282347E+38, -3.40282347E+38], [0.0, -3.40282347E+38, -3.40282347E+38], [-3.40282347E+38, 0.0, -3.40282347E+38]]]]> : tensor<1x1x3x3xf32>
+  %kt = sc.transpose %k {perm = array<i64: 0, 1, 3, 2>} : (tensor<1x2x3x16xf32>) -> tensor<1x2x16x3xf32>
+  %sc = sc.matmul %q, %kt : (tensor<1x2x3x16xf32>, tensor<1x2x16x3xf32>) -> tensor<1x2x3x3xf32>
+  %sd = sc.div %sc, %d : (tensor<1x2x3x3xf32>, tensor<f32>) -> tensor<1x2x3x3xf32>
+  %m = sc.add %sd, %mask : (tensor<1x2x3x3xf32>, tensor<1x1x3x3xf32>) -> tensor<1x2x3x3xf32>
+  %p = sc.softmax %m {axis = -1 : i64} : (tensor<1x2x3x3xf32>) -> tensor<1x2x3x3xf32>
+  %o = sc.matmul %p, %v : (tensor<1x2x3x3xf32>, tensor<1x2x3x16xf32>) -> tensor<1x2x3x16xf32>
+  return %o : tensor<1x2x3x16xf32>
+}

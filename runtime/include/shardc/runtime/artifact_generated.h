@@ -1899,7 +1899,8 @@ struct AttentionAttrs FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   }
   enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
     VT_SCALE = 4,
-    VT_CAUSAL = 6
+    VT_CAUSAL = 6,
+    VT_WINDOW = 8
   };
   double scale() const {
     return GetField<double>(VT_SCALE, 0.0);
@@ -1907,10 +1908,14 @@ struct AttentionAttrs FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   bool causal() const {
     return GetField<uint8_t>(VT_CAUSAL, 0) != 0;
   }
+  int64_t window() const {
+    return GetField<int64_t>(VT_WINDOW, 0);
+  }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
            VerifyField<double>(verifier, VT_SCALE, 8) &&
            VerifyField<uint8_t>(verifier, VT_CAUSAL, 1) &&
+           VerifyField<int64_t>(verifier, VT_WINDOW, 8) &&
            verifier.EndTable();
   }
 };
@@ -1924,6 +1929,9 @@ struct AttentionAttrsBuilder {
   }
   void add_causal(bool causal) {
     fbb_.AddElement<uint8_t>(AttentionAttrs::VT_CAUSAL, static_cast<uint8_t>(causal), 0);
+  }
+  void add_window(int64_t window) {
+    fbb_.AddElement<int64_t>(AttentionAttrs::VT_WINDOW, window, 0);
   }
   explicit AttentionAttrsBuilder(flatbuffers::FlatBufferBuilder &_fbb)
         : fbb_(_fbb) {
@@ -1939,8 +1947,10 @@ struct AttentionAttrsBuilder {
 inline flatbuffers::Offset<AttentionAttrs> CreateAttentionAttrs(
     flatbuffers::FlatBufferBuilder &_fbb,
     double scale = 0.0,
-    bool causal = false) {
+    bool causal = false,
+    int64_t window = 0) {
   AttentionAttrsBuilder builder_(_fbb);
+  builder_.add_window(window);
   builder_.add_scale(scale);
   builder_.add_causal(causal);
   return builder_.Finish();
@@ -4740,14 +4750,16 @@ inline const flatbuffers::TypeTable *NormAttrsTypeTable() {
 inline const flatbuffers::TypeTable *AttentionAttrsTypeTable() {
   static const flatbuffers::TypeCode type_codes[] = {
     { flatbuffers::ET_DOUBLE, 0, -1 },
-    { flatbuffers::ET_BOOL, 0, -1 }
+    { flatbuffers::ET_BOOL, 0, -1 },
+    { flatbuffers::ET_LONG, 0, -1 }
   };
   static const char * const names[] = {
     "scale",
-    "causal"
+    "causal",
+    "window"
   };
   static const flatbuffers::TypeTable tt = {
-    flatbuffers::ST_TABLE, 2, type_codes, nullptr, nullptr, nullptr, names
+    flatbuffers::ST_TABLE, 3, type_codes, nullptr, nullptr, nullptr, names
   };
   return &tt;
 }
