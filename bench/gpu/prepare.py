@@ -179,8 +179,11 @@ def bench_model(args, name, py):
     work = os.path.join(args.build, "bench-gpu")
     os.makedirs(work, exist_ok=True)
     onnx_path = os.path.join(work, name + ".onnx")
-    if not os.path.exists(onnx_path):
-        print(f"[prepare] generating the {name} bench shape (weights in external data, not carried)", flush=True)
+    generator = [os.path.join(ROOT, "test", "e2e", f) for f in ("gen_models.py", "export_graph.py")]
+    stale = os.path.exists(onnx_path) and max(map(os.path.getmtime, generator)) > os.path.getmtime(onnx_path)
+    if not os.path.exists(onnx_path) or stale:
+        print(f"[prepare] generating the {name} bench shape (weights in external data, not carried)"
+              + (": the generator changed since the last one" if stale else ""), flush=True)
         run([py, os.path.join(ROOT, "test", "e2e", "gen_models.py"), "--out", work, "--family", "llama",
              "--name", name, "--external-data"] + BENCH_SHAPES[name].split())
     return onnx_path
