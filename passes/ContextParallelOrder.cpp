@@ -144,17 +144,25 @@ LogicalResult applyContextParallel(func::FuncOp func, int64_t cp) {
     arg.replaceUsesWithIf(g, [&](OpOperand &use) { return use.getOwner() != g && !labelOps.contains(use.getOwner()); });
   }
   LogicalResult result = success();
+  // A positional operand (rotary tables, learned position ids) in the permuted order: a constant
+  // permuted at compile time; a value the program computes (a dynamic-shape export's tables,
+  // cos/sin of its position ids) gathered along `dim` after it is computed, once per value.
+  llvm::DenseMap<std::pair<Value, int64_t>, Value> gathered;
   auto permuteOperand = [&](Operation *user, unsigned operand, int64_t dim) {
-    auto c = user->getOperand(operand).getDefiningOp<sc::ConstantOp>();
-    auto dense = c ? dyn_cast<DenseElementsAttr>(c.getValue()) : nullptr;
-    if (!dense) {
-      user->emitError() << "context parallel: operand " << operand << " depends on positions but is not a constant";
-      result = failure();
+    Value v = user->getOperand(operand);
+    auto c = v.getDefiningOp<sc::ConstantOp>();
+    if (auto dense = c ? dyn_cast<DenseElementsAttr>(c.getValue()) : nullptr) {
+      b.setInsertionPoint(user);
+      auto permuted = sc::ConstantOp::create(b, c.getLoc(), c.getType(), permuteConstant(dense, dim, perm));
+      user->setOperand(operand, permuted);
       return;
     }
-    b.setInsertionPoint(user);
-    auto permuted = sc::ConstantOp::create(b, c.getLoc(), c.getType(), permuteConstant(dense, dim, perm));
-    user->setOperand(operand, permuted);
+    Value &g = gathered[{v, dim}];
+    if (!g) {
+      b.setInsertionPointAfterValue(v);
+      g = sc::GatherOp::create(b, user->getLoc(), v.getType(), v, indexConst(perm), b.getI64IntegerAttr(dim));
+    }
+    user->setOperand(operand, g);
   };
   func.walk([&](Operation *op) {
     if (auto r = dyn_cast<sc::RotaryOp>(op)) {
