@@ -325,7 +325,7 @@ std::string moeUnpermuteKernel(const KernelArgs &a) {
   return perElement("moe_unpermute", moeUnpermuteGlobal, p, p.T * p.H);
 }
 
-
+// moe_experts_grad (f32): the expert ids read on the host, then moeGradOnDevice.
 std::string moeExpertsGradKernel(const KernelArgs &a) {
   const char *op = "moe_experts_grad";
   kernels::MoeExpertsGradParams p;
