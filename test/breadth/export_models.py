@@ -20,6 +20,10 @@ holds input_ids and PyTorch's logits (fp32) as <name>__input_ids, <name>__logits
   - qwen3_tiny:   Qwen3ForCausalLM: q_norm and k_norm per head (RMSNorm over head_dim), GQA.
   - olmo2_tiny:   Olmo2ForCausalLM: q_norm and k_norm over the whole projection (RMSNorm over
                   heads·head_dim), norms after attention and MLP (post-norm residual).
+  - opt_tiny:     OPTForCausalLM: separate q/k/v/out_proj with biases, ReLU MLP (fc1, fc2,
+                  ffn_dim 128), learned positions (OPT's offset of 2: the table has 66 rows,
+                  positions come from a cumsum of the attention mask, here all ones),
+                  pre-LayerNorm (do_layer_norm_before), a final LayerNorm, tied lm_head.
 """
 import argparse
 import os
@@ -30,6 +34,7 @@ import torch
 import transformers
 
 VOCAB, B, S = 128, 2, 16
+MODELS = ["phi3_tiny", "gptneox_tiny", "falcon_tiny", "qwen3_tiny", "olmo2_tiny", "opt_tiny"]
 
 
 def config(name):
@@ -55,6 +60,12 @@ def config(name):
         return transformers.Olmo2ForCausalLM, transformers.Olmo2Config(
             intermediate_size=128, num_key_value_heads=4, pad_token_id=0, bos_token_id=1, eos_token_id=2,
             **common)
+    if name == "opt_tiny":
+        c = dict(common, tie_word_embeddings=True)
+        return transformers.OPTForCausalLM, transformers.OPTConfig(
+            ffn_dim=128, word_embed_proj_dim=64, do_layer_norm_before=True, activation_function="relu",
+            enable_bias=True, dropout=0.0, attention_dropout=0.0, pad_token_id=1, bos_token_id=2,
+            eos_token_id=2, **c)
     raise SystemExit(f"unknown model {name}")
 
 
@@ -94,7 +105,7 @@ def main():
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     failed = []
-    for name in args.model or ["phi3_tiny", "gptneox_tiny", "falcon_tiny", "qwen3_tiny", "olmo2_tiny"]:
+    for name in args.model or MODELS:
         try:
             export(name, args.out)
         except Exception as e:  # noqa: BLE001  (report every model, then fail)
