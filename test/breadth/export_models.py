@@ -6,7 +6,7 @@ Needs torch + transformers + onnx + onnxscript (not in the repository's venv). M
     /work/venv-torch/bin/python test/breadth/export_models.py --out test/breadth/models
 (torch 2.15.0, transformers 5.25.0, onnxscript 0.7.2 when the committed files were made). The
 test command never runs this; the e2e.breadth.* tests (test/e2e/CMakeLists.txt: unsharded,
-tp2 fp32 / fp32-sp / bf16, tp2_dp_shard2 fp32) read the committed files with the repo's venv.
+tp2 fp32 / fp32-sp / bf16, tp2_dp_shard2 fp32 / bf16) read the committed files with the repo's venv.
 Gemma, the seventh decoder of those tests, is test/training/export_gemma_tiny.py's export.
 
 Each model: hidden 64, 2 layers, 4 heads, vocab 128, random weights (seed 0, then 0.02·N(0,1)
