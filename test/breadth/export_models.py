@@ -5,7 +5,7 @@ differently, for the structural `tp_plan: auto` (docs/plan.md).
 Needs torch + transformers + onnx + onnxscript (not in the repository's venv). Made with:
     /work/venv-torch/bin/python test/breadth/export_models.py --out test/breadth/models
 (torch 2.15.0, transformers 5.25.0, onnxscript 0.7.2 when the committed files were made). The
-test command never runs this; the e2e.breadth.* tests (test/e2e/CMakeLists.txt: unsharded,
+test command never runs this; the e2e.breadth.* tests (test/e2e/breadth.cmake: unsharded,
 tp2 fp32 / fp32-sp / bf16, tp2_dp_shard2 fp32 / bf16) read the committed files with the repo's venv.
 Gemma, the seventh decoder of those tests, is test/training/export_gemma_tiny.py's export.
 
