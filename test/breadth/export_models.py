@@ -4,8 +4,10 @@ differently, for the structural `tp_plan: auto` (docs/plan.md).
 
 Needs torch + transformers + onnx + onnxscript (not in the repository's venv). Made with:
     /work/venv-torch/bin/python test/breadth/export_models.py --out test/breadth/models
-(torch 2.15.0, transformers 5.25.0 when the committed files were made). The test command
-never runs this; test/breadth/check_breadth.py reads the committed files with the repo's venv.
+(torch 2.15.0, transformers 5.25.0, onnxscript 0.7.2 when the committed files were made). The
+test command never runs this; the e2e.breadth.* tests (test/e2e/breadth.cmake: unsharded,
+tp2 fp32 / fp32-sp / bf16, tp2_dp_shard2 fp32 / bf16) read the committed files with the repo's venv.
+Gemma, the seventh decoder of those tests, is test/training/export_gemma_tiny.py's export.
 
 Each model: hidden 64, 2 layers, 4 heads, vocab 128, random weights (seed 0, then 0.02·N(0,1)
 added everywhere so no value is a default), exported with torch.onnx.export(..., dynamo=True)
@@ -20,6 +22,12 @@ holds input_ids and PyTorch's logits (fp32) as <name>__input_ids, <name>__logits
   - qwen3_tiny:   Qwen3ForCausalLM: q_norm and k_norm per head (RMSNorm over head_dim), GQA.
   - olmo2_tiny:   Olmo2ForCausalLM: q_norm and k_norm over the whole projection (RMSNorm over
                   heads·head_dim), norms after attention and MLP (post-norm residual).
+  - opt_tiny:     OPTForCausalLM: separate q/k/v/out_proj with biases, ReLU MLP (fc1, fc2,
+                  ffn_dim 128), learned positions (OPT's offset of 2 on a cumsum of the
+                  all-ones mask: the exporter folds the lookup into a constant [2, 16, 64]
+                  `embedding_1` added to the token embeddings, sliced by batch under
+                  dp_shard), pre-LayerNorm (do_layer_norm_before), a final LayerNorm,
+                  tied lm_head (the token Gather reads m.lm_head.weight).
 """
 import argparse
 import os
@@ -30,6 +38,7 @@ import torch
 import transformers
 
 VOCAB, B, S = 128, 2, 16
+MODELS = ["phi3_tiny", "gptneox_tiny", "falcon_tiny", "qwen3_tiny", "olmo2_tiny", "opt_tiny"]
 
 
 def config(name):
@@ -55,6 +64,12 @@ def config(name):
         return transformers.Olmo2ForCausalLM, transformers.Olmo2Config(
             intermediate_size=128, num_key_value_heads=4, pad_token_id=0, bos_token_id=1, eos_token_id=2,
             **common)
+    if name == "opt_tiny":
+        c = dict(common, tie_word_embeddings=True)
+        return transformers.OPTForCausalLM, transformers.OPTConfig(
+            ffn_dim=128, word_embed_proj_dim=64, do_layer_norm_before=True, activation_function="relu",
+            enable_bias=True, dropout=0.0, attention_dropout=0.0, pad_token_id=1, bos_token_id=2,
+            eos_token_id=2, **c)
     raise SystemExit(f"unknown model {name}")
 
 
@@ -94,7 +109,7 @@ def main():
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     failed = []
-    for name in args.model or ["phi3_tiny", "gptneox_tiny", "falcon_tiny", "qwen3_tiny", "olmo2_tiny"]:
+    for name in args.model or MODELS:
         try:
             export(name, args.out)
         except Exception as e:  # noqa: BLE001  (report every model, then fail)
