@@ -146,7 +146,8 @@ LogicalResult applyContextParallel(func::FuncOp func, int64_t cp) {
   LogicalResult result = success();
   // A positional operand (rotary tables, learned position ids) in the permuted order: a constant
   // permuted at compile time; a value the program computes (a dynamic-shape export's tables,
-  // cos/sin of its position ids) gathered along `dim` after it is computed, once per value.
+  // cos/sin of its position ids) or takes as an input gathered along `dim` once it exists, once
+  // per value.
   llvm::DenseMap<std::pair<Value, int64_t>, Value> gathered;
   auto permuteOperand = [&](Operation *user, unsigned operand, int64_t dim) {
     Value v = user->getOperand(operand);
@@ -159,7 +160,10 @@ LogicalResult applyContextParallel(func::FuncOp func, int64_t cp) {
     }
     Value &g = gathered[{v, dim}];
     if (!g) {
-      b.setInsertionPointAfterValue(v);
+      if (isa<BlockArgument>(v)) // a table given as an input: after the index constants
+        b.restoreInsertionPoint(afterIndices);
+      else
+        b.setInsertionPointAfterValue(v);
       g = sc::GatherOp::create(b, user->getLoc(), v.getType(), v, indexConst(perm), b.getI64IntegerAttr(dim));
     }
     user->setOperand(operand, g);

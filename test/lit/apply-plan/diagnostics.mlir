@@ -52,17 +52,6 @@ module attributes {sc.mesh = [["cp", 2]]} {
   }
 }
 
-// -----
-
-module attributes {sc.mesh = [["cp", 2]]} {
-  func.func @cp_table_not_constant(%q: tensor<1x1x8x4xf32>, %cos: tensor<8x4xf32>) -> tensor<1x1x8x4xf32> {
-    %sin = sc.constant dense<0.0> : tensor<8x4xf32>
-    // expected-error @+1 {{context parallel: operand 1 depends on positions but is not a constant}}
-    %r = sc.rotary %q, %cos, %sin : (tensor<1x1x8x4xf32>, tensor<8x4xf32>, tensor<8x4xf32>) -> tensor<1x1x8x4xf32>
-    %a = sc.attention %r, %r, %r {causal = true, scale = 0.5 : f32} : (tensor<1x1x8x4xf32>, tensor<1x1x8x4xf32>, tensor<1x1x8x4xf32>) -> tensor<1x1x8x4xf32>
-    return %a : tensor<1x1x8x4xf32>
-  }
-}
 
 // -----
 
