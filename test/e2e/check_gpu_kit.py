@@ -4,7 +4,8 @@ GPU does not fail on something that could be checked here.
 
 1. bench/gpu/prepare.py --bench ci builds the bundle (12 cells, the tiny bench shape); it
    fails by itself over 20 MiB. The tree that travels with it to the device (tracked and
-   untracked files git does not ignore, plus the bundle) must stay within 48 MiB.
+   untracked files git does not ignore, plus the bundle) must stay within 56 MiB (a device call
+   carries 64 MiB; the rest is headroom for the 1b shape's artifacts and the tree's growth).
 2. bench/gpu/cells.py with the CPU backend standing in for CUDA: every cell passes (three runs
    bit-identical, against the CPU reference and onnxruntime).
 3. The bench path: the tiny bf16 artifact timed with --repeat over random weights, and
@@ -26,7 +27,7 @@ import subprocess
 import sys
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-TRAVEL_LIMIT = 48 * 2**20
+TRAVEL_LIMIT = 56 * 2**20
 
 
 def tree_bytes():
@@ -92,7 +93,7 @@ def main():
     print(f"travels: tree {tree / 2**20:.1f} MiB + bundle {size / 2**20:.1f} MiB = {(tree + size) / 2**20:.1f} MiB "
           f"(limit {TRAVEL_LIMIT / 2**20:.0f} MiB)")
     if tree + size > TRAVEL_LIMIT:
-        problems.append(f"the tree that travels is {(tree + size) / 2**20:.1f} MiB, over 48 MiB")
+        problems.append(f"the tree that travels is {(tree + size) / 2**20:.1f} MiB, over {TRAVEL_LIMIT / 2**20:.0f} MiB")
 
     shardc_run = os.path.join(a.build, "bin", "shardc-run")
     p = subprocess.run([py, os.path.join(ROOT, "bench/gpu/cells.py"), "--bundle", bundle, "--shardc-run", shardc_run,
