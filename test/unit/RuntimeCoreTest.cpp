@@ -953,6 +953,49 @@ TEST(Executor, ProfilesEveryStepOfUncapturedRuns) {
   EXPECT_EQ(clock.captured, 1);
 }
 
+// A backend whose matmul kernel waits for the device on the host (as the CUDA MoE steps read
+// their group sizes): Backend::kernelHostWaits grows during every run, so no run is offered
+// for capture, and hostBlockingCallsInSteps counts the wait.
+uint64_t waitingKernelCalls = 0;
+std::string waitingMatmul(const KernelArgs &args) {
+  ++waitingKernelCalls;
+  return lookupCpuKernel("matmul")(args);
+}
+class KernelWaitBackend final : public Backend {
+public:
+  const char *name() const override { return "kernel-wait"; }
+  KernelFn lookupKernel(std::string_view op) const override {
+    return op == "matmul" ? waitingMatmul : lookupCpuKernel(op);
+  }
+  MemoryBlock allocate(size_t bytes) override { return MemoryBlock::allocateHost(bytes); }
+  std::string loadKernels(const Artifact &) override { return ""; }
+  const FusedKernel *lookupFused(std::string_view) const override { return nullptr; }
+  std::string runCaptured(const std::function<std::string()> &steps) override {
+    ++captured;
+    return steps();
+  }
+  uint64_t kernelHostWaits() const override { return waitingKernelCalls; }
+  int captured = 0;
+};
+
+TEST(Executor, KernelHostWaitsKeepRunsUncaptured) {
+  auto d = artifactOnDisk(kManifest);
+  KernelWaitBackend backend;
+  std::unique_ptr<Executor> ex;
+  ASSERT_EQ(Executor::create(d->artifact, backend, ex), "");
+  std::vector<HostTensor> outputs;
+  auto x = makeTensor<float>("x", DType::F32, {2, 3}, {1, 2, 3, 4, 5, 6});
+  const uint64_t before = waitingKernelCalls;
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(ex->run({x}, outputs), "");
+    EXPECT_EQ(ex->hostBlockingCallsInSteps(), 1u) << "run " << i;
+  }
+  EXPECT_EQ(waitingKernelCalls - before, 3u);
+  EXPECT_EQ(backend.captured, 0) << "a run whose kernels waited on the host is never captured";
+  EXPECT_EQ(valuesOf<float>(outputs[0]), (std::vector<float>{11 + 66 + 165, 22 + 88 + 198,
+                                                             44 + 165 + 330, 88 + 220 + 396}));
+}
+
 // A backend that records the first captured run and from then on "replays" it without
 // calling the steps, as CUDA graphs do.
 class ReplayingBackend final : public Backend {
