@@ -119,3 +119,21 @@ foreach(spec "head_s;mlp=1,colwise=0,rowwise=0,replicated=2" "head_l;mlp=1,colwi
                    --model ${E2E_WORK}/breadth/${head}.onnx --expect attention=0,${expect})
   set_tests_properties(e2e.breadth.${head}.plan PROPERTIES LABELS "e2e;shard" TIMEOUT 120 FIXTURES_REQUIRED breadth_heads)
 endforeach()
+
+# A batch-shaped constant under data parallelism (test/breadth/check_batch_constant.py): OPT's
+# exporter folds the learned-position lookup into `embedding_1` [B, S, H], whose rows are equal
+# in the export; a copy with the rows made to differ runs at dp_shard 2 and tp 2 x dp_shard 2
+# against onnxruntime and the unsharded program, so a rank that took the wrong row fails.
+foreach(spec "dp_shard2;dp_shard=2;2" "tp2_dp_shard2;tp=2,dp_shard=2;4")
+  list(GET spec 0 label)
+  list(GET spec 1 mesh)
+  list(GET spec 2 ranks)
+  add_test(NAME e2e.breadth.opt_tiny.batch_constant.${label}
+           COMMAND ${SHARDC_PYTHON} ${CMAKE_SOURCE_DIR}/test/breadth/check_batch_constant.py
+                   --model ${BREADTH_MODELS}/opt_tiny.onnx --constant embedding_1
+                   --workdir ${E2E_WORK}/breadth/batch_constant.${label} -- ${RUN_E2E} --against-unsharded
+                   --compile-arg=--plan=${E2E_SRC}/plans/fp32.yaml --compile-arg=--mesh=${mesh} --compile-arg=--quiet
+                   --run-arg=--threads --run-arg=${ranks})
+  set_tests_properties(e2e.breadth.opt_tiny.batch_constant.${label} PROPERTIES LABELS "e2e;shard" TIMEOUT 300
+                       ENVIRONMENT "${E2E_ENV}")
+endforeach()
