@@ -5,8 +5,8 @@
 #include "shardc/Dialect/ScLocation.h"
 #include "shardc/Passes/Passes.h"
 #include "shardc/Sharding/Sharding.h"
+#include "MoeRouting.h"
 
-#include <numeric>
 
 namespace shardc {
 #define GEN_PASS_DEF_SCADDLOSS
@@ -139,24 +139,15 @@ FailureOr<Value> routerAuxLoss(OpBuilder &b, Location loc, func::FuncOp func) {
   int64_t tokens = 0;
   for (sc::MoeRouterOp r : routers) {
     auto lt = cast<RankedTensorType>(r.getLogits().getType());
-    auto it = cast<RankedTensorType>(r.getIndices().getType());
     if (lt.getDimSize(1) != E || !lt.getElementType().isF32()) {
       r.emitError() << "sc-add-loss: router_aux_loss_coef needs f32 routers of one expert count (" << E << " first)";
       return failure();
     }
-    const int64_t T = lt.getDimSize(0), k = it.getDimSize(1);
-    tokens += T;
+    tokens += lt.getDimSize(0);
     auto vecT = RankedTensorType::get({E}, f32);
     Value scores = sc::SoftmaxOp::create(b, loc, lt, r.getLogits(), b.getI64IntegerAttr(-1));
     Value p = sc::ReduceSumOp::create(b, loc, vecT, scores, b.getDenseI64ArrayAttr({0}), false);
-    auto iotaT = RankedTensorType::get({E}, b.getI64Type());
-    SmallVector<int64_t> iota(E);
-    std::iota(iota.begin(), iota.end(), 0);
-    Value experts = sc::ConstantOp::create(b, loc, iotaT, DenseIntElementsAttr::get(iotaT, ArrayRef<int64_t>(iota)));
-    Value ids = sc::ReshapeOp::create(b, loc, RankedTensorType::get({T, k, 1}, b.getI64Type()), r.getIndices());
-    Value hit = sc::EqualOp::create(b, loc, RankedTensorType::get({T, k, E}, b.getI1Type()), ids, experts);
-    Value ones = sc::CastOp::create(b, loc, RankedTensorType::get({T, k, E}, f32), hit);
-    Value c = sc::ReduceSumOp::create(b, loc, vecT, ones, b.getDenseI64ArrayAttr({0, 1}), false);
+    Value c = expertCounts(b, loc, r);
     counts = counts ? sc::AddOp::create(b, loc, vecT, counts, c).getResult() : c;
     probs = probs ? sc::AddOp::create(b, loc, vecT, probs, p).getResult() : p;
   }

@@ -18,17 +18,6 @@ namespace {
 
 using namespace mlir;
 
-// The micro-batch of a location (sc-unroll-microbatches: the `mb<j>` head of its module path);
-// -1 outside the micro-batches.
-int64_t microbatchOf(Location loc) {
-  std::string path = modulePathOf(loc);
-  StringRef head = StringRef(path).split('.').first;
-  int64_t j;
-  if (!head.consume_front("mb") || head.getAsInteger(10, j))
-    return -1;
-  return j;
-}
-
 Sharding shardingOf(Value v) {
   if (auto s = getSharding(v))
     return *s;

@@ -43,17 +43,6 @@ int64_t accumulationSteps(ModuleOp module, bool *defer = nullptr) {
   return g ? g.getInt() : 1;
 }
 
-// The micro-batch a location belongs to: its module path's `mb<j>` first component; -1 for
-// none.
-int64_t microbatchOf(Location loc) {
-  std::string path = modulePathOf(loc);
-  StringRef head = StringRef(path).split('.').first;
-  int64_t j;
-  if (!head.consume_front("mb") || head.getAsInteger(10, j))
-    return -1;
-  return j;
-}
-
 Location inMicrobatch(Location loc, int64_t j) {
   OnnxLocInfo info = readOnnxLoc(loc);
   std::string prefix = "mb" + std::to_string(j);

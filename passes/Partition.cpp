@@ -119,36 +119,26 @@ void lowerRankDependentOps(func::FuncOp func, const MeshShape &mesh) {
     s.replaceAllUsesWith(slice.getResult());
     s.erase();
   }
-  func.walk([&](sc::EmbeddingOp e) {
-    auto table = cast<RankedTensorType>(e.getTable().getType());
-    auto s = getSharding(e.getTable());
+  // An embedding (or its gradient) whose table is split on the vocabulary holds this rank's rows:
+  // the row start of its chunk as a new operand, the whole vocabulary's size as an attribute.
+  auto setRowStart = [&](auto e, Value table) {
+    auto type = cast<RankedTensorType>(table.getType());
+    auto s = getSharding(table);
     if (e.getRowStart() || !s || s->dims.empty() || s->dims[0].empty())
       return;
     SmallVector<std::string> axes(s->dims[0].begin(), s->dims[0].end());
-    e.getRowStartMutable().assign(values.chunkStart(axes, table.getDimSize(0)));
-    e.setVocabSize(table.getDimSize(0) * mesh.product(axes));
+    e.getRowStartMutable().assign(values.chunkStart(axes, type.getDimSize(0)));
+    e.setVocabSize(type.getDimSize(0) * mesh.product(axes));
     // The recorded operand shardings name the new operand too (a scalar, whole).
-    if (auto operands = e->getAttrOfType<ArrayAttr>("sc.operand_shardings")) {
+    if (auto operands = e->template getAttrOfType<ArrayAttr>("sc.operand_shardings")) {
       SmallVector<Attribute> list(operands.begin(), operands.end());
       list.push_back(Sharding::replicated(0).toAttr(e.getContext()));
       e->setAttr("sc.operand_shardings", ArrayAttr::get(e.getContext(), list));
     }
-  });
+  };
+  func.walk([&](sc::EmbeddingOp e) { setRowStart(e, e.getTable()); });
   // Its gradient: a vocabulary-split result holds this rank's rows (ids elsewhere add nothing).
-  func.walk([&](sc::EmbeddingGradOp e) {
-    auto table = cast<RankedTensorType>(e.getType());
-    auto s = getSharding(e.getResult());
-    if (e.getRowStart() || !s || s->dims.empty() || s->dims[0].empty())
-      return;
-    SmallVector<std::string> axes(s->dims[0].begin(), s->dims[0].end());
-    e.getRowStartMutable().assign(values.chunkStart(axes, table.getDimSize(0)));
-    e.setVocabSize(table.getDimSize(0) * mesh.product(axes));
-    if (auto operands = e->getAttrOfType<ArrayAttr>("sc.operand_shardings")) {
-      SmallVector<Attribute> list(operands.begin(), operands.end());
-      list.push_back(Sharding::replicated(0).toAttr(e.getContext()));
-      e->setAttr("sc.operand_shardings", ArrayAttr::get(e.getContext(), list));
-    }
-  });
+  func.walk([&](sc::EmbeddingGradOp e) { setRowStart(e, e.getResult()); });
   // The vocabulary-parallel loss: a vocabulary-split logits slice starts at this rank's chunk.
   auto giveVocabStart = [&](Operation *op, Value logits, Value present, MutableOperandRange start) {
     auto s = getSharding(logits);

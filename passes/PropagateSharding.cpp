@@ -92,33 +92,30 @@ struct ScPropagateShardingPass : impl::ScPropagateShardingBase<ScPropagateShardi
   }
 
   void propagateFunction(func::FuncOp func) {
-    current.clear();
-    SmallVector<Value> values(func.getArguments());
-    func.walk([&](Operation *op) {
-      if (op != func.getOperation())
-        values.append(op->result_begin(), op->result_end());
-    });
-    for (Value v : values)
-      if (auto s = getSharding(v))
-        current[v] = *s;
-    propagate(func);
-    if (reassociatePartialSums(func)) {
-      // Again on the rewritten function, from the seeds (nothing was written back yet).
-      current.clear();
-      priority.clear();
-      fixed.clear();
-      values.assign(func.getArguments().begin(), func.getArguments().end());
+    auto allValues = [&] {
+      SmallVector<Value> values(func.getArguments());
       func.walk([&](Operation *op) {
         if (op != func.getOperation())
           values.append(op->result_begin(), op->result_end());
       });
-      for (Value v : values)
+      return values;
+    };
+    // From the seeds: every value's sharding as the plan set it.
+    auto propagateFromSeeds = [&] {
+      current.clear();
+      priority.clear();
+      fixed.clear();
+      for (Value v : allValues())
         if (auto s = getSharding(v))
           current[v] = *s;
       propagate(func);
-    }
+    };
+    propagateFromSeeds();
+    // Again on the rewritten function (nothing was written back yet).
+    if (reassociatePartialSums(func))
+      propagateFromSeeds();
     recordAll(func);
-    for (Value v : values)
+    for (Value v : allValues())
       if (auto it = current.find(v); it != current.end())
         setSharding(v, it->second);
     current.clear();

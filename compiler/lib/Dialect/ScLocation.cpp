@@ -50,6 +50,15 @@ std::string describeLoc(Location loc) {
 
 std::string modulePathOf(Location loc) { return readOnnxLoc(loc).modulePath; }
 
+int64_t microbatchOf(Location loc) {
+  std::string path = modulePathOf(loc);
+  llvm::StringRef head = llvm::StringRef(path).split('.').first;
+  int64_t j;
+  if (!head.consume_front("mb") || head.getAsInteger(10, j))
+    return -1;
+  return j;
+}
+
 Location makeBackwardLoc(Location forward) {
   if (isBackwardLoc(forward))
     return forward;

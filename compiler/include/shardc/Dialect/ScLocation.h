@@ -35,4 +35,8 @@ bool isBackwardLoc(mlir::Location loc);
 std::string layerPathOf(llvm::StringRef modulePath);
 int64_t layerIndexOf(llvm::StringRef modulePath);
 
+// The micro-batch a location belongs to (sc-unroll-microbatches puts `mb<j>` at the head of the
+// module path of micro-batch j's ops); -1 outside the micro-batches.
+int64_t microbatchOf(mlir::Location loc);
+
 } // namespace shardc
